@@ -1,0 +1,106 @@
+// The compiler's public contract: what the CLI and the language server call.
+//
+// The compiler does no IO. Sources come through a `CompilerHost` supplied by
+// the caller (the CLI and the language server use `NodeHost` from
+// `node-host.ts`, the only module here allowed to touch the file system; tests
+// use an in-memory host). `compile` never throws on bad input: every problem
+// becomes a diagnostic, and a plan is returned only when there are no errors.
+
+import type { Diagnostic, SourceFile, Span } from '@mcl/language';
+import type { Plan, BackendName } from '@mcl/plan';
+
+export interface CompilerHost {
+  /**
+   * Text of a workspace file by workspace-relative path (forward slashes, no `..`),
+   * or undefined when it does not exist.
+   */
+  readFile(path: string): string | undefined;
+  /** Text of a standard library module by module path (`http` for `std.http`), or undefined. */
+  readStdlib(modulePath: string): string | undefined;
+}
+
+export interface CompileOptions {
+  /** Workspace-relative paths of the entry files. Imports are resolved from the workspace root. */
+  entries: string[];
+  /** Target name (a `target` declaration) overriding the `deploy` statement's. */
+  target?: string;
+  /** Root system overriding the `deploy` statement's. */
+  system?: string;
+  /** Instance ids to leave out of the plan (and of checks that need them), as `-exclude` in Terraform. */
+  exclude?: string[];
+  /** Version string written into the plan. */
+  mclcVersion: string;
+  /** When false, stop after checking (no plan is built). Default true. */
+  emitPlan?: boolean;
+  /** Cache of parsed files from an earlier compile, reused when a file's text is unchanged (the language server). */
+  cache?: ParseCache;
+}
+
+export interface ParseCache {
+  get(path: string, text: string): SourceFile | undefined;
+  set(path: string, text: string, file: SourceFile): void;
+}
+
+export type SymbolKind =
+  | 'module'
+  | 'type'
+  | 'field'
+  | 'variant'
+  | 'enum-member'
+  | 'protocol'
+  | 'operation'
+  | 'component'
+  | 'system'
+  | 'param'
+  | 'port'
+  | 'instance'
+  | 'export'
+  | 'image'
+  | 'label'
+  | 'target';
+
+/** A declared thing. `id` is stable within one compile: `<file>#<kind>:<dotted path>`. */
+export interface SymbolInfo {
+  id: string;
+  kind: SymbolKind;
+  name: string;
+  /** Qualified name for display, e.g. `std.http.Request` or `Shop.app`. */
+  qualifiedName: string;
+  file: string;
+  /** Span of the name at the declaration. */
+  nameSpan: Span;
+  /** Span of the whole declaration. */
+  span: Span;
+  /** One-line signature for hovers, e.g. `provide api: std.http.Http`. */
+  detail: string;
+  doc?: string;
+  /** The containing symbol's id (a port's component, a field's type). */
+  container?: string;
+}
+
+/** One use of a name in source and the symbol it resolves to. */
+export interface Reference {
+  file: string;
+  span: Span;
+  symbol: string;
+}
+
+export interface Program {
+  /** Parsed files by path, including stdlib modules (`std:<module>`). */
+  files: Map<string, SourceFile>;
+  /** File texts by path, for rendering code frames. */
+  texts: Map<string, string>;
+  symbols: Map<string, SymbolInfo>;
+  /** Every resolved reference, including each declaration's own name. */
+  references: Reference[];
+}
+
+export interface CompileResult {
+  program: Program;
+  /** Sorted with `sortDiagnostics`. */
+  diagnostics: Diagnostic[];
+  /** Present when there are no errors and `emitPlan` is not false. */
+  plan?: Plan;
+}
+
+export type { BackendName };

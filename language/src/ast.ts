@@ -1,0 +1,751 @@
+// The abstract syntax tree of a `.mcl` source file.
+//
+// Every node carries a `span` of UTF-16 offsets into the file's text (the
+// diagnostics layer converts them to byte offsets, lines and columns). The tree
+// is produced even for broken input: a node the parser could not complete is
+// still present with whatever it recognised, and fields that were missing hold
+// a `Missing` placeholder instead of being omitted, so later stages never have
+// to guess whether a field was absent in the source or lost to an error.
+//
+// The tree is plain data (no classes, no parent pointers) so that it can be
+// serialised to golden files and shared between the compiler, the language
+// server and the formatter.
+
+export interface Span {
+  /** UTF-16 offset of the first character. */
+  start: number;
+  /** UTF-16 offset just past the last character. */
+  end: number;
+}
+
+export interface NodeBase {
+  span: Span;
+}
+
+/** A name as written in source. `name` is "" when the parser recovered from a missing name. */
+export interface Ident extends NodeBase {
+  kind: 'Ident';
+  name: string;
+}
+
+/** `a.b.C`: a module path followed by a declaration name, or a plain name when `parts.length === 1`. */
+export interface QualifiedName extends NodeBase {
+  kind: 'QualifiedName';
+  parts: Ident[];
+}
+
+export interface Comment {
+  /** `//` line comment, `/* *\/` block comment, or `///` doc comment. */
+  kind: 'line' | 'block' | 'doc';
+  /** The full text including the comment markers. */
+  text: string;
+  span: Span;
+}
+
+// ---------------------------------------------------------------------------
+// Files and imports
+
+export interface SourceFile extends NodeBase {
+  kind: 'SourceFile';
+  /** Workspace-relative path with forward slashes, or `std:<module>` for the standard library. */
+  path: string;
+  imports: ImportDecl[];
+  decls: Decl[];
+  /** Every comment in the file in source order; doc comments are also attached to declarations. */
+  comments: Comment[];
+}
+
+/**
+ * `import std.http.{Http, Request as Req}` or `import shop.types.*`.
+ * `module` holds the dotted module path (`std.http`); `items` is `'*'` for a glob import.
+ */
+export interface ImportDecl extends NodeBase {
+  kind: 'Import';
+  module: QualifiedName;
+  items: ImportItem[] | '*';
+}
+
+export interface ImportItem extends NodeBase {
+  kind: 'ImportItem';
+  name: Ident;
+  alias?: Ident;
+}
+
+export type Decl =
+  | TypeDecl
+  | ProtocolDecl
+  | ComponentDecl
+  | SystemDecl
+  | ImageDecl
+  | LabelsDecl
+  | TargetDecl
+  | DeployDecl;
+
+interface DeclBase extends NodeBase {
+  /** Text of the `///` doc comments directly above the declaration, markers stripped, lines joined by "\n". */
+  doc?: string;
+}
+
+// ---------------------------------------------------------------------------
+// Message types
+
+/** `type Name = <type>` */
+export interface TypeDecl extends DeclBase {
+  kind: 'TypeDecl';
+  name: Ident;
+  type: TypeExpr;
+}
+
+export type TypeExpr =
+  | PrimitiveType
+  | NamedType
+  | ListType
+  | MapType
+  | RecordType
+  | EnumType
+  | UnionType
+  | MissingType;
+
+export type PrimitiveName = 'bool' | 'int' | 'float' | 'string' | 'bytes';
+
+/** `int`, `int(0..100)`, `string(max 64, pattern "^[a-z]+$")`, `bytes(max 1MiB)` */
+export interface PrimitiveType extends NodeBase {
+  kind: 'PrimitiveType';
+  name: PrimitiveName;
+  constraints: Constraint[];
+}
+
+/** A reference to a declared type: `Request`, `std.http.Request`. */
+export interface NamedType extends NodeBase {
+  kind: 'NamedType';
+  name: QualifiedName;
+}
+
+/** `list<T>` with optional constraints, e.g. `list<Item>(max 100)` */
+export interface ListType extends NodeBase {
+  kind: 'ListType';
+  element: TypeExpr;
+  constraints: Constraint[];
+}
+
+/** `map<K, V>` with optional constraints, e.g. `map<string(max 64), string>(max 32)` */
+export interface MapType extends NodeBase {
+  kind: 'MapType';
+  key: TypeExpr;
+  value: TypeExpr;
+  constraints: Constraint[];
+}
+
+/** `{ name: string  age?: int(0..200) }` (fields separated by newlines, `,` or `;`) */
+export interface RecordType extends NodeBase {
+  kind: 'RecordType';
+  fields: Field[];
+}
+
+export interface Field extends NodeBase {
+  kind: 'Field';
+  doc?: string;
+  name: Ident;
+  optional: boolean;
+  type: TypeExpr;
+}
+
+/** `enum { GET, POST, PUT }` */
+export interface EnumType extends NodeBase {
+  kind: 'EnumType';
+  members: Ident[];
+}
+
+/** `union { ok: Result, err: Error, empty }` (a tagged union; a variant may carry no payload) */
+export interface UnionType extends NodeBase {
+  kind: 'UnionType';
+  variants: Variant[];
+}
+
+export interface Variant extends NodeBase {
+  kind: 'Variant';
+  name: Ident;
+  type?: TypeExpr;
+}
+
+/** Stands where a type was required but the parser found none. */
+export interface MissingType extends NodeBase {
+  kind: 'MissingType';
+}
+
+/**
+ * Constraints inside `( ... )` after a primitive, list or map type.
+ * For `string`, `bytes`, `list` and `map` a range or max/min bounds the length
+ * (bytes for strings and bytes, items for lists and maps); for `int` and `float` it bounds the value.
+ */
+export type Constraint = RangeConstraint | BoundConstraint | PatternConstraint;
+
+/** `0..100`, `1..`, `..64`, `1KiB..1MiB` */
+export interface RangeConstraint extends NodeBase {
+  kind: 'Range';
+  min?: NumberLike;
+  max?: NumberLike;
+}
+
+/** `max 64`, `min 1`, `max 1MiB` */
+export interface BoundConstraint extends NodeBase {
+  kind: 'Bound';
+  bound: 'min' | 'max';
+  value: NumberLike;
+}
+
+/** `pattern "^[a-z]+$"` (ECMAScript regular expression syntax, matched against the whole value) */
+export interface PatternConstraint extends NodeBase {
+  kind: 'Pattern';
+  pattern: StringLiteral;
+}
+
+// ---------------------------------------------------------------------------
+// Expressions (parameter values, settings, properties)
+
+export type Expr =
+  | IntLiteral
+  | FloatLiteral
+  | StringLiteral
+  | BoolLiteral
+  | SizeLiteral
+  | RateLiteral
+  | DurationLiteral
+  | ListExpr
+  | MapExpr
+  | RefExpr
+  | MissingExpr;
+
+export type NumberLike = IntLiteral | FloatLiteral | SizeLiteral | MissingExpr;
+
+/** `42`, `-1`, `0x10` (value kept as written and as a number; integers are safe integers or flagged by the checker) */
+export interface IntLiteral extends NodeBase {
+  kind: 'Int';
+  raw: string;
+  value: number;
+}
+
+export interface FloatLiteral extends NodeBase {
+  kind: 'Float';
+  raw: string;
+  value: number;
+}
+
+/** `"text"` with escapes `\" \\ \n \t \u{...}`, or `"""multi-line"""` (no escapes). `value` is the decoded text. */
+export interface StringLiteral extends NodeBase {
+  kind: 'String';
+  raw: string;
+  value: string;
+}
+
+export interface BoolLiteral extends NodeBase {
+  kind: 'Bool';
+  value: boolean;
+}
+
+export type SizeUnit = 'B' | 'KiB' | 'MiB' | 'GiB' | 'TiB';
+
+/** `64KiB`, `256MiB`, `512B`; `bytes` is the value in bytes. */
+export interface SizeLiteral extends NodeBase {
+  kind: 'Size';
+  raw: string;
+  amount: number;
+  unit: SizeUnit;
+  bytes: number;
+}
+
+export type RateUnit = 's' | 'min' | 'h';
+
+/** `500/s`, `30/min`, `1000/h`; `perSecond` is the normalised rate. */
+export interface RateLiteral extends NodeBase {
+  kind: 'Rate';
+  raw: string;
+  count: number;
+  per: RateUnit;
+  perSecond: number;
+}
+
+export type DurationUnit = 'ms' | 's' | 'min' | 'h';
+
+/** `200ms`, `2s`, `5min`, `1h`; `ms` is the value in milliseconds. */
+export interface DurationLiteral extends NodeBase {
+  kind: 'Duration';
+  raw: string;
+  amount: number;
+  unit: DurationUnit;
+  ms: number;
+}
+
+/** `[a, b, c]` */
+export interface ListExpr extends NodeBase {
+  kind: 'List';
+  items: Expr[];
+}
+
+/** `{ "key": value, other: value }` (keys are strings or bare identifiers) */
+export interface MapExpr extends NodeBase {
+  kind: 'Map';
+  entries: MapEntry[];
+}
+
+export interface MapEntry extends NodeBase {
+  kind: 'MapEntry';
+  key: StringLiteral | Ident;
+  value: Expr;
+}
+
+/** A name used as a value: an enum member (`GET`, `Method.GET`), an image, a backend name (`kvm`). */
+export interface RefExpr extends NodeBase {
+  kind: 'Ref';
+  name: QualifiedName;
+}
+
+export interface MissingExpr extends NodeBase {
+  kind: 'MissingExpr';
+}
+
+// ---------------------------------------------------------------------------
+// Protocols
+
+/**
+ * ```
+ * protocol Sql {
+ *   call query(Query) -> Rows
+ *   send log(Line)          // one-way, requirer -> provider
+ *   notify changed(Notice)  // one-way, provider -> requirer
+ *   order (query | exec)*   // optional: allowed sequences of operations, from the requirer's view
+ * }
+ * ```
+ */
+export interface ProtocolDecl extends DeclBase {
+  kind: 'ProtocolDecl';
+  name: Ident;
+  ops: Operation[];
+  order?: OrderExpr;
+}
+
+export type OperationKind = 'call' | 'send' | 'notify';
+
+export interface Operation extends NodeBase {
+  kind: 'Operation';
+  doc?: string;
+  opKind: OperationKind;
+  name: Ident;
+  /** The message type; omitted means an empty record `{}`. */
+  input?: TypeExpr;
+  /** Only for `call`: the response type; omitted means an empty record. */
+  output?: TypeExpr;
+}
+
+/** A regular expression over operation names. */
+export type OrderExpr = OrderSeq | OrderAlt | OrderRepeat | OrderOp;
+
+export interface OrderSeq extends NodeBase {
+  kind: 'OrderSeq';
+  items: OrderExpr[];
+}
+
+export interface OrderAlt extends NodeBase {
+  kind: 'OrderAlt';
+  options: OrderExpr[];
+}
+
+export interface OrderRepeat extends NodeBase {
+  kind: 'OrderRepeat';
+  expr: OrderExpr;
+  op: '*' | '+' | '?';
+}
+
+export interface OrderOp extends NodeBase {
+  kind: 'OrderOp';
+  name: Ident;
+}
+
+// ---------------------------------------------------------------------------
+// Components
+
+/**
+ * ```
+ * component Db {
+ *   image busybox
+ *   memory 256MiB
+ *   vcpus 1
+ *   label secret
+ *   param max_conn: int(1..1000) = 100
+ *   provide sql: Sql
+ *   require log: Logs optional
+ *   expose http: Http on tcp 8080       // sugar: provide + expose
+ *   replicas 2 | per session [pool 4] [max 64] | single
+ *   restart always | on-failure [max 5] | never
+ *   declassifies secret -> internal
+ *   program { script "db.sh"  env { MODE = "ro" } }
+ * }
+ * ```
+ */
+export interface ComponentDecl extends DeclBase {
+  kind: 'ComponentDecl';
+  name: Ident;
+  members: ComponentMember[];
+}
+
+export type ComponentMember =
+  | ImageMember
+  | MemoryMember
+  | VcpusMember
+  | LabelMember
+  | DeclassifyMember
+  | ParamDecl
+  | PortDecl
+  | InstancesMember
+  | RestartMember
+  | ProgramMember;
+
+/** `image busybox` */
+export interface ImageMember extends NodeBase {
+  kind: 'ImageMember';
+  image: QualifiedName;
+}
+
+/** `memory 256MiB` */
+export interface MemoryMember extends NodeBase {
+  kind: 'MemoryMember';
+  value: SizeLiteral | MissingExpr;
+}
+
+/** `vcpus 2` */
+export interface VcpusMember extends NodeBase {
+  kind: 'VcpusMember';
+  value: IntLiteral | MissingExpr;
+}
+
+/** `label secret` */
+export interface LabelMember extends NodeBase {
+  kind: 'LabelMember';
+  label: Ident;
+}
+
+/** `declassifies secret -> internal` */
+export interface DeclassifyMember extends NodeBase {
+  kind: 'DeclassifyMember';
+  from: Ident;
+  to: Ident;
+}
+
+/** `param name: type [= default] [sensitive]` */
+export interface ParamDecl extends NodeBase {
+  kind: 'ParamDecl';
+  doc?: string;
+  name: Ident;
+  type: TypeExpr;
+  default?: Expr;
+  sensitive: boolean;
+}
+
+/**
+ * `provide api: Http`, `require db: Sql [optional]`, or `expose http: Http on tcp 8080`
+ * (which is `provide` plus an exposure of that port on a host TCP port).
+ */
+export interface PortDecl extends NodeBase {
+  kind: 'PortDecl';
+  doc?: string;
+  direction: 'provide' | 'require';
+  name: Ident;
+  protocol: QualifiedName;
+  optional: boolean;
+  expose?: ExposeSpec;
+}
+
+export interface ExposeSpec extends NodeBase {
+  kind: 'ExposeSpec';
+  transport: 'tcp';
+  port: IntLiteral | MissingExpr;
+}
+
+/**
+ * `single` (the default), `replicas 3`, or `per session [pool 2] [max 64]`
+ * (a fresh fork of the template for every session on a provided port, as Potemkin's flash cloning).
+ */
+export interface InstancesMember extends NodeBase {
+  kind: 'InstancesMember';
+  mode: 'single' | 'replicas' | 'per_session';
+  count?: IntLiteral | MissingExpr;
+  pool?: IntLiteral | MissingExpr;
+  max?: IntLiteral | MissingExpr;
+}
+
+/** `restart always`, `restart on-failure [max 5]`, `restart never` */
+export interface RestartMember extends NodeBase {
+  kind: 'RestartMember';
+  policy: 'always' | 'on_failure' | 'never';
+  maxRetries?: IntLiteral | MissingExpr;
+}
+
+/**
+ * ```
+ * program {
+ *   script "web.sh"                 // a workspace file (relative to this .mcl file), run by /bin/sh
+ *   exec ["/bin/httpd", "-f"]       // or an argv to execute
+ *   file "/etc/app.conf" = "..."    // a file placed in the guest, inline text
+ *   file "/srv/index.html" from "www/index.html"  // ... or copied from the workspace
+ *   env { GREETING = "hello" }
+ * }
+ * ```
+ * Parameters reach the program as environment variables `MCL_PARAM_<NAME>` (upper-cased).
+ */
+export interface ProgramMember extends NodeBase {
+  kind: 'ProgramMember';
+  entries: ProgramEntry[];
+}
+
+export type ProgramEntry = ScriptEntry | ExecEntry | FileEntry | EnvEntry;
+
+export interface ScriptEntry extends NodeBase {
+  kind: 'ScriptEntry';
+  path: StringLiteral;
+}
+
+export interface ExecEntry extends NodeBase {
+  kind: 'ExecEntry';
+  argv: ListExpr;
+}
+
+export interface FileEntry extends NodeBase {
+  kind: 'FileEntry';
+  guestPath: StringLiteral;
+  /** `= "inline text"` or `from "workspace/path"` */
+  source: { kind: 'inline'; text: StringLiteral } | { kind: 'workspace'; path: StringLiteral };
+}
+
+export interface EnvEntry extends NodeBase {
+  kind: 'EnvEntry';
+  vars: MapExpr;
+}
+
+// ---------------------------------------------------------------------------
+// Systems
+
+/**
+ * ```
+ * system Shop {
+ *   db = Db
+ *   app = App { replicas 2; max_conn = 50 }
+ *   web = Web
+ *   connect web.app -> app.api { rate 500/s burst 50; max_message 64KiB; timeout 2s; allow request; max_inflight 8 }
+ *   expose web.http on tcp 8080
+ *   export api = web.http
+ *   policy { ... }
+ * }
+ * ```
+ * A system can be instantiated inside another system like a component; its
+ * `export`ed ports are its ports there.
+ */
+export interface SystemDecl extends DeclBase {
+  kind: 'SystemDecl';
+  name: Ident;
+  members: SystemMember[];
+}
+
+export type SystemMember = InstanceDecl | ConnectDecl | ExposeDecl | ExportDecl | PolicyBlock;
+
+/** `name = Component` or `name = Component { settings and parameter overrides }` */
+export interface InstanceDecl extends NodeBase {
+  kind: 'InstanceDecl';
+  doc?: string;
+  name: Ident;
+  component: QualifiedName;
+  settings: InstanceSetting[];
+}
+
+export type InstanceSetting =
+  | ParamOverride
+  | InstancesMember
+  | RestartMember
+  | MemoryMember
+  | VcpusMember
+  | LabelMember;
+
+/** `max_conn = 50` inside an instance's braces */
+export interface ParamOverride extends NodeBase {
+  kind: 'ParamOverride';
+  name: Ident;
+  value: Expr;
+}
+
+/** `instance.port` */
+export interface PortRef extends NodeBase {
+  kind: 'PortRef';
+  instance: Ident;
+  port: Ident;
+}
+
+/** `connect a.req -> b.prov { attrs }`: from a `require` port to a `provide` port. */
+export interface ConnectDecl extends NodeBase {
+  kind: 'ConnectDecl';
+  from: PortRef;
+  to: PortRef;
+  attrs: ChannelAttr[];
+}
+
+export type ChannelAttr = RateAttr | MaxMessageAttr | TimeoutAttr | AllowAttr | MaxInflightAttr;
+
+/** `rate 500/s [burst 50]` */
+export interface RateAttr extends NodeBase {
+  kind: 'RateAttr';
+  rate: RateLiteral | MissingExpr;
+  burst?: IntLiteral | MissingExpr;
+}
+
+/** `max_message 64KiB` */
+export interface MaxMessageAttr extends NodeBase {
+  kind: 'MaxMessageAttr';
+  size: SizeLiteral | MissingExpr;
+}
+
+/** `timeout 2s` */
+export interface TimeoutAttr extends NodeBase {
+  kind: 'TimeoutAttr';
+  duration: DurationLiteral | MissingExpr;
+}
+
+/** `allow query, exec`: the subset of the protocol's operations this channel carries. */
+export interface AllowAttr extends NodeBase {
+  kind: 'AllowAttr';
+  ops: Ident[];
+}
+
+/** `max_inflight 8`: outstanding calls at most. */
+export interface MaxInflightAttr extends NodeBase {
+  kind: 'MaxInflightAttr';
+  count: IntLiteral | MissingExpr;
+}
+
+/** `expose web.http on tcp 8080` */
+export interface ExposeDecl extends NodeBase {
+  kind: 'ExposeDecl';
+  port: PortRef;
+  spec: ExposeSpec;
+}
+
+/** `export api = web.http`: makes an inner port a port of the system. */
+export interface ExportDecl extends NodeBase {
+  kind: 'ExportDecl';
+  name: Ident;
+  port: PortRef;
+}
+
+/** `policy { rules }` */
+export interface PolicyBlock extends NodeBase {
+  kind: 'PolicyBlock';
+  rules: PolicyRule[];
+}
+
+export type PolicyRule =
+  | OnlyRule
+  | NoPathRule
+  | ExposedOnlyRule
+  | NoFlowRule
+  | BudgetRule;
+
+/**
+ * `db only from app, admin`: every channel into `db` comes from one of the listed instances.
+ * `db only through app`: every path into `db` (from any other instance or from outside) passes through one of them.
+ */
+export interface OnlyRule extends NodeBase {
+  kind: 'OnlyRule';
+  target: Ident;
+  mode: 'from' | 'through';
+  sources: Ident[];
+}
+
+/** `no path web -> db`: no chain of channels leads from `web` to `db`. `outside` names the exposures. */
+export interface NoPathRule extends NodeBase {
+  kind: 'NoPathRule';
+  from: Ident;
+  to: Ident;
+}
+
+/** `exposed only [web.http]` (or `exposed only []`): the allow-list of exposures. */
+export interface ExposedOnlyRule extends NodeBase {
+  kind: 'ExposedOnlyRule';
+  ports: PortRef[];
+}
+
+/** `no flow secret -> web`: no data labelled `secret` (after declassification) reaches instance `web`. */
+export interface NoFlowRule extends NodeBase {
+  kind: 'NoFlowRule';
+  label: Ident;
+  to: Ident;
+}
+
+/** `budget memory 1GiB` / `budget vcpus 4`: this system's committed resources stay within the budget. */
+export interface BudgetRule extends NodeBase {
+  kind: 'BudgetRule';
+  resource: 'memory' | 'vcpus';
+  value: SizeLiteral | IntLiteral | MissingExpr;
+}
+
+// ---------------------------------------------------------------------------
+// Images, labels, targets, deploy
+
+/**
+ * `image busybox { base "busybox-static"  kernel "debian-cloud"  modules ["virtio_console"] }`:
+ * a base image a backend builds. Properties are checked by the compiler against the known keys.
+ */
+export interface ImageDecl extends DeclBase {
+  kind: 'ImageDecl';
+  name: Ident;
+  props: Property[];
+}
+
+/** `key value` inside image and target blocks. */
+export interface Property extends NodeBase {
+  kind: 'Property';
+  key: Ident;
+  value: Expr;
+}
+
+/** `labels { public < internal < secret; public < org_a }`: chains of the information-flow order. */
+export interface LabelsDecl extends DeclBase {
+  kind: 'LabelsDecl';
+  chains: Ident[][];
+}
+
+/** `target local { backend kvm  memory 8GiB  vcpus 2  overcommit 4 }` */
+export interface TargetDecl extends DeclBase {
+  kind: 'TargetDecl';
+  name: Ident;
+  props: Property[];
+}
+
+/** `deploy Shop to local`: the root system of a plan and its default target. */
+export interface DeployDecl extends DeclBase {
+  kind: 'DeployDecl';
+  system: QualifiedName;
+  target?: Ident;
+}
+
+/** Every node kind, for exhaustive visitors. */
+export type Node =
+  | SourceFile
+  | ImportDecl
+  | ImportItem
+  | Decl
+  | TypeExpr
+  | Field
+  | Variant
+  | Constraint
+  | Expr
+  | MapEntry
+  | Operation
+  | OrderExpr
+  | ComponentMember
+  | ExposeSpec
+  | ProgramEntry
+  | SystemMember
+  | InstanceSetting
+  | PortRef
+  | ChannelAttr
+  | PolicyRule
+  | Property
+  | Ident
+  | QualifiedName;

@@ -1,0 +1,3 @@
+export * from './ast';
+export * from './diagnostics';
+export * from './text';

@@ -1,0 +1,286 @@
+// The deployment plan: the contract between the compiler and the backends.
+//
+// A plan is a self-describing JSON document. It is deterministic (the same
+// sources give a byte-identical plan), versioned by `format_version`
+// (major.minor: a minor bump only adds optional fields; a reader rejects an
+// unknown major), and carries digests of what it was computed from, so a
+// backend can refuse a plan that no longer matches its state.
+//
+// Backends and the broker depend on this package only, never on the language.
+// The JSON Schema in spec/plan.schema.json describes the same shape and a test
+// keeps the two in step.
+//
+// Naming: JSON fields use snake_case, as in Terraform's machine-readable output.
+
+export const PLAN_FORMAT_VERSION = '1.0';
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export type BackendName = 'kvm' | 'xen';
+
+export interface Plan {
+  format_version: string;
+  /** Version of mclc that produced the plan. */
+  mclc_version: string;
+  /** Qualified name of the root system, e.g. `Shop` or `shop.Shop` for a system in module `shop`. */
+  system: string;
+  target: PlanTarget;
+  /** sha256 digests: of the sources (all files read, in path order), of the checked invariants, and of the plan body. */
+  digests: PlanDigests;
+  /** Every source file the plan was computed from, sorted by path. */
+  sources: PlanSource[];
+  /** Base images the backend must build (kernel + initramfs), sorted by name. */
+  images: PlanImage[];
+  /** One template per distinct (image, memory, vcpus, device layout), sorted by id. */
+  templates: PlanTemplate[];
+  /** Logical instances, sorted by id. A replicated instance is one entry with `replicas > 1`. */
+  instances: PlanInstance[];
+  /** Channels between a `require` port and a `provide` port, sorted by id. */
+  channels: PlanChannel[];
+  /** Host TCP ports relayed into provided ports, sorted by host port. */
+  exposures: PlanExposure[];
+  /** Compiled message schemas, by qualified type name (sorted keys). */
+  schemas: Record<string, MessageSchema>;
+  /** Result of every static check, sorted by id. */
+  checks: PlanCheck[];
+  /** Static resource estimate for the target host. */
+  resources: PlanResources;
+  /**
+   * The deployment state the plan was computed against (`mclc plan --state`), or null.
+   * `apply` refuses the plan when the state's lineage or serial has changed since.
+   */
+  prior_state: { lineage: string; serial: number } | null;
+}
+
+export interface PlanTarget {
+  name: string;
+  backend: BackendName;
+  /** Host capacity the plan was checked against. */
+  memory_bytes: number;
+  vcpus: number;
+  /** vCPU overcommit factor allowed (committed vcpus <= vcpus * overcommit). */
+  vcpu_overcommit: number;
+}
+
+export interface PlanDigests {
+  /** sha256 over the sorted (path, content) pairs of `sources`. */
+  sources: string;
+  /** sha256 over the canonical JSON of `checks` and of every channel's `invariants`. */
+  invariants: string;
+  /** sha256 over the canonical JSON of the plan with `digests.plan` set to "". */
+  plan: string;
+}
+
+export interface PlanSource {
+  /** Workspace-relative path, or `std:<module>`. */
+  path: string;
+  sha256: string;
+}
+
+export interface PlanImage {
+  name: string;
+  /** What the initramfs is built from; `busybox-static` is the only base today. */
+  base: 'busybox-static';
+  /** Kernel selector: `debian-cloud` (the distribution's cloud kernel) or an absolute path on the host. */
+  kernel: string;
+  /** Kernel modules the initramfs loads, in load order. */
+  modules: string[];
+  /** Extra files baked into the image (rare: most programs come per instance). */
+  files: PlanFile[];
+  /** sha256 of this entry's canonical JSON: the build cache key. */
+  digest: string;
+}
+
+export interface PlanTemplate {
+  /** Stable id derived from the fields below, e.g. `busybox-256m-1c-4p`. */
+  id: string;
+  image: string;
+  memory_bytes: number;
+  vcpus: number;
+  /** Number of virtio-serial ports every clone of this template gets (the device layout must match exactly across a fork). */
+  port_slots: number;
+  /** How many instances fork from it (for the memory estimate). */
+  instance_count: number;
+}
+
+export type InstanceMode = 'single' | 'replicas' | 'per_session';
+
+export interface PlanInstance {
+  /** Dotted path from the root system, e.g. `app` or `shop.app` for nested systems. */
+  id: string;
+  /** Qualified name of the component it instantiates. */
+  component: string;
+  template: string;
+  memory_bytes: number;
+  vcpus: number;
+  mode: InstanceMode;
+  /** Number of clones for `replicas`; 1 for `single`; the warm pool size for `per_session`. */
+  replicas: number;
+  /** For `per_session`: the most concurrent sessions (and clones). */
+  max_sessions?: number;
+  restart: { policy: 'always' | 'on_failure' | 'never'; max_retries: number };
+  /** Information-flow label, if any. */
+  label?: string;
+  /** Labels this instance may declassify: data with `from` leaves it as `to`. */
+  declassifies: { from: string; to: string }[];
+  /** Resolved parameter values (defaults applied, overrides merged). Sensitive values are included here and redacted in `redacted`. */
+  params: Record<string, JsonValue>;
+  /** Names of parameters marked `sensitive`; their values are never printed by the CLI. */
+  sensitive_params: string[];
+  program: PlanProgram;
+  /** Ports in declaration order; `slot` is the virtio-serial port index (0 is the control port, so slots start at 1). */
+  ports: PlanPort[];
+  /** sha256 of this entry's canonical JSON without `digest`; a change means the instance must be replaced. */
+  digest: string;
+}
+
+export interface PlanProgram {
+  /** argv to execute in the guest. A `script` becomes `["/bin/sh", "/mcl/program/<name>"]`. */
+  argv: string[];
+  env: Record<string, string>;
+  files: PlanFile[];
+}
+
+export interface PlanFile {
+  /** Absolute path in the guest. */
+  path: string;
+  /** File content, UTF-8 text. */
+  content: string;
+  /** Octal permission string such as "0755". */
+  mode: string;
+}
+
+export interface PlanPort {
+  name: string;
+  direction: 'provide' | 'require';
+  /** Qualified protocol name. */
+  protocol: string;
+  slot: number;
+  /** Channels on this port (a provide port may serve several; a require port has at most one). */
+  channels: string[];
+  /** Host TCP port if this provided port is exposed. */
+  exposed_on?: number;
+}
+
+export interface PlanEndpoint {
+  instance: string;
+  port: string;
+}
+
+export interface PlanChannel {
+  /** `<from.instance>.<from.port>-><to.instance>.<to.port>` */
+  id: string;
+  /** The requiring side (sends requests). */
+  from: PlanEndpoint;
+  /** The providing side (serves requests). */
+  to: PlanEndpoint;
+  protocol: string;
+  /** The operations this channel carries, after `allow` filtering, sorted by name. */
+  ops: PlanOperation[];
+  invariants: ChannelInvariants;
+}
+
+export interface PlanOperation {
+  name: string;
+  kind: 'call' | 'send' | 'notify';
+  /** Schema name (key of `plan.schemas`) of the message from the sender. */
+  input: string;
+  /** For `call`: schema name of the response. */
+  output?: string;
+}
+
+export interface ChannelInvariants {
+  /** Largest frame payload in bytes (the encoded message body), default 1 MiB. */
+  max_message_bytes: number;
+  /** Token bucket on frames from the requiring side; null when unlimited. */
+  rate: { per_second: number; burst: number } | null;
+  /** A call with no response within this time is failed by the broker; default 30 s. */
+  timeout_ms: number;
+  /** Outstanding calls at most, default 64. */
+  max_inflight: number;
+  /**
+   * Allowed order of operations as a DFA over operation names (from the requiring side's view),
+   * or null when any order is allowed. State 0 is the start state.
+   */
+  order: OrderAutomaton | null;
+}
+
+export interface OrderAutomaton {
+  /** transitions[state][op] = next state */
+  transitions: Record<string, number>[];
+  accepting: number[];
+}
+
+export interface PlanExposure {
+  host_port: number;
+  transport: 'tcp';
+  instance: string;
+  port: string;
+  protocol: string;
+}
+
+export type CheckStatus = 'pass' | 'fail' | 'warn';
+
+export interface PlanCheck {
+  /** Stable id such as `reach:db-only-from:app` or `flow:lattice`. */
+  id: string;
+  kind: 'reachability' | 'exposure' | 'flow' | 'resources' | 'call-cycles' | 'wiring' | 'capability';
+  status: CheckStatus;
+  /** One line a person can read. */
+  summary: string;
+  /** For a failure: the chain of instances and channels that breaks the invariant. */
+  counterexample?: { instance?: string; channel?: string; note?: string }[];
+}
+
+export interface PlanResources {
+  /** Sum of template memory (each counted once: the shared, copy-on-write base). */
+  template_memory_bytes: number;
+  /** Estimated private memory of all clones (dirty pages; see spec/policy.md). */
+  estimated_private_bytes: number;
+  /** template + estimated private: what the check compares with the host. */
+  estimated_total_bytes: number;
+  /** Every clone fully dirtied: the worst case, reported beside the estimate. */
+  worst_case_bytes: number;
+  committed_vcpus: number;
+}
+
+// ---------------------------------------------------------------------------
+// Message schemas, compiled from `.mcl` types for the broker to check frames.
+// Messages travel as JSON; `bytes` values are base64 strings and their size
+// bounds apply to the decoded length.
+
+export type MessageSchema =
+  | { kind: 'bool' }
+  | { kind: 'int'; min?: number; max?: number }
+  | { kind: 'float'; min?: number; max?: number }
+  | { kind: 'string'; min_len?: number; max_len?: number; pattern?: string }
+  | { kind: 'bytes'; min_len?: number; max_len?: number }
+  | { kind: 'list'; element: MessageSchema; min_items?: number; max_items?: number }
+  | { kind: 'map'; key: MessageSchema; value: MessageSchema; min_entries?: number; max_entries?: number }
+  | { kind: 'record'; fields: { name: string; optional: boolean; type: MessageSchema }[] }
+  | { kind: 'enum'; members: string[] }
+  | { kind: 'union'; variants: { name: string; type?: MessageSchema }[] }
+  | { kind: 'ref'; name: string };
+
+// ---------------------------------------------------------------------------
+// Deployment state, written by a backend after apply.
+
+export const STATE_FORMAT_VERSION = '1.0';
+
+export interface DeploymentState {
+  format_version: string;
+  /** UUID fixed at the first apply of a deployment. */
+  lineage: string;
+  /** Incremented by every apply or destroy that changed something. */
+  serial: number;
+  backend: BackendName;
+  /** Digest of the plan last applied (digests.plan), or null after destroy. */
+  plan_digest: string | null;
+  system: string | null;
+  /** The applied plan's instances, channels and exposures, for diffing the next plan. */
+  instances: PlanInstance[];
+  channels: PlanChannel[];
+  exposures: PlanExposure[];
+  /** Backend-private data (process ids, paths); never read by the compiler. */
+  backend_data?: JsonValue;
+}

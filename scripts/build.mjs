@@ -1,0 +1,57 @@
+// Builds the shipped artifacts with esbuild: the `mclc` CLI, the language
+// server, the Prettier plugin and the VS Code extension. Sources stay
+// TypeScript; tests run them directly through Vitest, and only programs that
+// Node or VS Code load by path are bundled here. An entry whose source does
+// not exist yet is skipped with a note, so a partial tree still builds.
+
+import { build } from 'esbuild';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+// ESM bundles that pull in CommonJS dependencies need `require`, `__filename`
+// and `__dirname`, which ESM does not define.
+const esmShim = [
+  "import { createRequire as __mclCreateRequire } from 'node:module';",
+  "import { fileURLToPath as __mclFileURLToPath } from 'node:url';",
+  "import { dirname as __mclDirname } from 'node:path';",
+  'const require = __mclCreateRequire(import.meta.url);',
+  'const __filename = __mclFileURLToPath(import.meta.url);',
+  'const __dirname = __mclDirname(__filename);',
+].join('\n');
+
+const entries = [
+  { src: 'cli/src/main.ts', out: 'cli/dist/mclc.mjs', format: 'esm', banner: '#!/usr/bin/env node\n' + esmShim },
+  { src: 'lsp/src/server.ts', out: 'lsp/dist/server.cjs', format: 'cjs' },
+  { src: 'prettier-plugin/src/index.ts', out: 'prettier-plugin/dist/index.mjs', format: 'esm', external: ['prettier'], banner: esmShim },
+  { src: 'vscode-extension/src/extension.ts', out: 'vscode-extension/dist/extension.cjs', format: 'cjs', external: ['vscode'] },
+  // The extension ships its own copy of the server so the .vsix is self-contained.
+  { src: 'lsp/src/server.ts', out: 'vscode-extension/dist/server.cjs', format: 'cjs' },
+];
+
+const started = Date.now();
+for (const e of entries) {
+  if (!existsSync(join(root, e.src))) {
+    console.log(`build: skipping ${e.out} (${e.src} does not exist yet)`);
+    continue;
+  }
+  mkdirSync(dirname(join(root, e.out)), { recursive: true });
+  await build({
+    entryPoints: [join(root, e.src)],
+    outfile: join(root, e.out),
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: e.format,
+    sourcemap: 'linked',
+    external: e.external ?? [],
+    banner: e.banner ? { js: e.banner } : undefined,
+    logLevel: 'warning',
+    legalComments: 'none',
+  });
+  console.log(`build: ${e.out}`);
+}
+writeFileSync(join(root, 'node_modules', '.mcl-build-stamp'), String(Date.now()));
+console.log(`build: done in ${Date.now() - started} ms`);
