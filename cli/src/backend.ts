@@ -1,0 +1,296 @@
+// The interface between `mclc` and a deployment backend.
+//
+// The lifecycle commands (`apply`, `destroy`, `status`, `logs`, `doctor`, and
+// the hidden `__supervise`) delegate to a backend module. The CLI loads it
+// lazily with `import('@mcl/backend-kvm')`, so every other command works even
+// when the backend is missing or broken. The module must export the functions
+// of `BackendModule` below as named exports (backends/kvm/src/index.ts).
+//
+// A backend implements this file exactly; it may import the types with
+// `import type { ... } from '@mcl/cli/backend'` (type-only, so there is no
+// runtime dependency from the backend on the CLI).
+//
+// Division of work:
+// - The CLI parses options, validates the plan file with `validatePlan` before
+//   calling `apply`, renders events and reports for people (or prints them as
+//   JSON), redacts sensitive parameters, and maps failures to exit codes.
+// - The backend owns the state file (reading under the lock, writing
+//   atomically), refuses stale plans, and never writes to stdout or stderr
+//   itself: everything it wants a person to see goes through `onEvent` (apply,
+//   destroy) or the returned report. The supervisor process is the exception;
+//   it runs detached and writes where it likes.
+//
+// Failures: a backend signals an expected failure by throwing (or rejecting
+// with) an Error that has a string `kind` from `BackendErrorKind` and an
+// optional `hint`. The CLI maps the kind to an exit code and prints the
+// message and hint without a stack trace. Anything else thrown is treated as a
+// bug ("internal error", exit code 5 with a bug-report hint).
+
+import type { DeploymentState, JsonValue, Plan } from '@mcl/plan';
+
+// ---------------------------------------------------------------------------
+// Options shared by every lifecycle command.
+
+export interface BackendOptions {
+  /** Absolute path of the workspace root (`--root`, default the current directory). */
+  workspace: string;
+  /** Absolute path of the state file (`--state`, default `<workspace>/.mcl/state.json`). */
+  stateFile: string;
+  /** How long to wait for the state lock held by another process before failing with kind `locked` (`--lock-timeout`, default 0: fail at once). */
+  lockTimeoutMs: number;
+  /**
+   * How the supervisor process is started: `spawn(command[0], [...command.slice(1), '__supervise', dir], { detached: true })`.
+   * The CLI passes `[process.execPath, <absolute path of the running mclc.mjs>]`
+   * (or, when run from source, `[process.execPath, '--import', 'tsx', <main.ts>]`).
+   */
+  supervisorCommand: string[];
+  /** Aborted on SIGINT/SIGTERM; a backend stops at the next safe point and leaves a consistent state. */
+  signal: AbortSignal;
+  /** True when `MCL_IN_AUTOMATION` or `CI` is set: never prompt or wait for a person. */
+  automation: boolean;
+}
+
+// ---------------------------------------------------------------------------
+// apply
+
+export interface ApplyOptions extends BackendOptions {
+  /** Replace these instance ids even when their digest is unchanged (`--replace ID`, repeatable). */
+  replace: string[];
+  /** Per-command wall-clock bound for waiting on a guest to become ready, in ms (`--ready-timeout`, default 60 000). */
+  readyTimeoutMs: number;
+}
+
+export interface ApplyResult {
+  /** The state written at the end of the apply. */
+  state: DeploymentState;
+  /** Instance ids by what was done to them (sorted). */
+  created: string[];
+  replaced: string[];
+  deleted: string[];
+  unchanged: string[];
+  /** Host TCP ports now listening for exposures. */
+  exposures: { host_port: number; instance: string; port: string }[];
+  /** Accelerator the guests run on, e.g. `kvm` or `tcg`, and why when it is not the preferred one. */
+  accelerator: { name: string; note?: string };
+  elapsed_ms: number;
+}
+
+// ---------------------------------------------------------------------------
+// Progress events (apply, destroy). With `--json` the CLI prints each event as
+// one JSON line on stdout (adding nothing but `"@timestamp"`); otherwise it
+// prints `message` on stderr, prefixed with the instance/channel when set.
+
+export type BackendEventType =
+  /** A step of the algorithm started or finished (`phase` says which, e.g. `lock`, `images`, `templates`, `supervisor`, `instances`, `channels`, `exposures`, `state`). */
+  | 'phase'
+  | 'image'
+  | 'template'
+  | 'instance'
+  | 'channel'
+  | 'exposure'
+  /** Something a person should notice but that does not stop the command (e.g. falling back to TCG). */
+  | 'warning'
+  /** Free-form detail, shown only with `--verbose`. */
+  | 'debug';
+
+export interface BackendEvent {
+  type: BackendEventType;
+  /** One line a person can read, without a trailing newline. */
+  message: string;
+  /** What happened to the subject: `start`, `done`, `cached`, `built`, `booted`, `create`, `replace`, `delete`, `keep`, `ready`, `failed`, `wired`, `listening`, `removed`, ... */
+  action?: string;
+  phase?: string;
+  image?: string;
+  template?: string;
+  instance?: string;
+  /** Clone index within a replicated or per-session instance. */
+  clone?: number;
+  channel?: string;
+  host_port?: number;
+  elapsed_ms?: number;
+  /** Anything else worth recording in the JSON stream. */
+  data?: JsonValue;
+}
+
+export type EventSink = (event: BackendEvent) => void;
+
+// ---------------------------------------------------------------------------
+// destroy
+
+export interface DestroyResult {
+  /** Instance ids that were running and are now stopped (sorted). */
+  destroyed: string[];
+  /** The state written (serial + 1, no instances), or null when there was no deployment. */
+  state: DeploymentState | null;
+  elapsed_ms: number;
+}
+
+// ---------------------------------------------------------------------------
+// status
+
+export type CloneState = 'starting' | 'running' | 'paused' | 'restarting' | 'crashed' | 'stopped';
+
+export interface CloneStatus {
+  index: number;
+  state: CloneState;
+  pid?: number;
+  /** Times this clone was restarted by the restart policy. */
+  restarts: number;
+  uptime_ms?: number;
+  /** From /proc/<pid>/smaps_rollup. */
+  rss_bytes?: number;
+  pss_bytes?: number;
+  private_bytes?: number;
+  /** User + system CPU time from /proc/<pid>/stat. */
+  cpu_ms?: number;
+  /** Session id for a per-session clone. */
+  session?: string;
+  /** Last exit, e.g. "exit code 1" or "killed by SIGKILL". */
+  last_exit?: string;
+}
+
+export interface InstanceStatus {
+  id: string;
+  component: string;
+  mode: 'single' | 'replicas' | 'per_session';
+  /** `healthy`: every wanted clone running; `degraded`: some are not; `failed`: none is and restarts are exhausted. */
+  health: 'healthy' | 'degraded' | 'failed' | 'stopped';
+  label?: string;
+  clones: CloneStatus[];
+}
+
+export interface ViolationRecord {
+  /** ISO 8601 time. */
+  time: string;
+  /** The broker's violation kind, e.g. `schema`, `size`, `rate`, `order`, `direction`, `unwired`. */
+  kind: string;
+  detail: string;
+  instance?: string;
+  clone?: number;
+}
+
+export interface ChannelStatus {
+  id: string;
+  protocol: string;
+  /** Frames and bytes relayed, per direction. */
+  frames_forward: number;
+  frames_backward: number;
+  bytes_forward: number;
+  bytes_backward: number;
+  /** Frames denied by the broker, in total. */
+  violations: number;
+  /** The most recent violations (at most 20), newest last. */
+  recent_violations: ViolationRecord[];
+}
+
+export interface ExposureStatus {
+  host_port: number;
+  instance: string;
+  port: string;
+  listening: boolean;
+  connections_total: number;
+  connections_open: number;
+}
+
+export interface StatusReport {
+  /** False when there is no state or the state has no instances; the other fields are then empty. */
+  deployed: boolean;
+  system: string | null;
+  lineage: string | null;
+  serial: number | null;
+  plan_digest: string | null;
+  supervisor: { running: boolean; pid?: number; uptime_ms?: number };
+  accelerator?: { name: string; note?: string };
+  instances: InstanceStatus[];
+  channels: ChannelStatus[];
+  exposures: ExposureStatus[];
+  /** Violations not tied to a channel (a write to a port that is not wired). */
+  unwired_violations: ViolationRecord[];
+  /** Totals over all clones. */
+  totals: { clones: number; rss_bytes: number; pss_bytes: number; private_bytes: number };
+}
+
+// ---------------------------------------------------------------------------
+// logs
+
+export interface LogsOptions extends BackendOptions {
+  /** Keep printing new output until aborted (`--follow`). */
+  follow: boolean;
+  /** Print only the last N lines first (`--tail N`); undefined means everything kept. */
+  tail?: number;
+  /** Only this clone of a replicated instance (`--clone N`); undefined means all, interleaved. */
+  clone?: number;
+}
+
+export interface LogLine {
+  instance: string;
+  clone: number;
+  /** `console`: the guest kernel console; `program`: the component program's stdout/stderr. */
+  stream: 'console' | 'program';
+  /** ISO 8601 time, when known. */
+  time?: string;
+  text: string;
+}
+
+export type LogSink = (line: LogLine) => void;
+
+// ---------------------------------------------------------------------------
+// doctor
+
+export interface DoctorCheck {
+  /** Stable id, e.g. `qemu`, `kvm`, `kernel`, `busybox`, `shm`, `state`. */
+  id: string;
+  status: 'ok' | 'warn' | 'fail';
+  summary: string;
+  /** How to fix a warn/fail. */
+  hint?: string;
+}
+
+export interface DoctorReport {
+  checks: DoctorCheck[];
+}
+
+// ---------------------------------------------------------------------------
+// Failures
+
+export type BackendErrorKind =
+  /** The backend could not do what was asked (QEMU failed, a guest never became ready...): exit code 5. */
+  | 'failure'
+  /** The plan's prior_state does not match the state's lineage/serial, or the plan was made for another backend: exit code 6. */
+  | 'stale'
+  /** Another process holds the state lock past `lockTimeoutMs`: exit code 6. The message names the holder (pid, since). */
+  | 'locked'
+  /** Bad request: an unknown instance for `logs`, an unknown `--replace` id: exit code 1. */
+  | 'usage';
+
+export interface BackendError extends Error {
+  kind: BackendErrorKind;
+  hint?: string;
+}
+
+const ERROR_KINDS: readonly string[] = ['failure', 'stale', 'locked', 'usage'];
+
+/** True for an expected backend failure (see `BackendError`), whatever class it was built with. */
+export function isBackendError(e: unknown): e is BackendError {
+  return e instanceof Error && typeof (e as { kind?: unknown }).kind === 'string' && ERROR_KINDS.includes((e as { kind: string }).kind);
+}
+
+// ---------------------------------------------------------------------------
+// The module
+
+export interface BackendModule {
+  /** Converges the deployment to `plan`. The CLI has already validated the plan file and checked `plan.target.backend`. */
+  apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink): Promise<ApplyResult>;
+  /** Stops everything of the deployment in `opts.workspace` and writes the emptied state. A no-op (not an error) when nothing is deployed. */
+  destroy(opts: BackendOptions, onEvent: EventSink): Promise<DestroyResult>;
+  /** A snapshot of the running deployment. Does not take the state lock for writing. */
+  status(opts: BackendOptions): Promise<StatusReport>;
+  /** Delivers the instance's logs to `onLine`; with `follow`, resolves when `opts.signal` is aborted. Unknown instance: a `usage` error. */
+  logs(instanceId: string, opts: LogsOptions, onLine: LogSink): Promise<void>;
+  /** Checks the host: QEMU, accelerator, kernel, busybox, /dev/shm, ... */
+  doctor(): Promise<DoctorReport>;
+  /** Entry of the hidden `mclc __supervise DIR` command; resolves when the supervisor exits. */
+  runSupervisor(dir: string): Promise<void>;
+}
+
+export const BACKEND_FUNCTIONS = ['apply', 'destroy', 'status', 'logs', 'doctor', 'runSupervisor'] as const;
