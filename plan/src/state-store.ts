@@ -1,0 +1,355 @@
+// The deployment state store: <workspace>/.mcl/state.json, guarded by a lock file.
+//
+// Backends call this module; the compiler never does (it reads a state only
+// through `mclc plan --state`, as data). Two guarantees matter here:
+//
+// * A crash at any moment leaves either the old or the new state on disk,
+//   never a torn file: the new content goes to a temporary file in the same
+//   directory, is fsynced, renamed over the old file, and the directory is
+//   fsynced so the rename itself survives a power loss.
+// * At most one live process changes a deployment at a time. The lock file is
+//   created exclusively (a fully written temporary file is hard-linked to the
+//   lock path, which fails when the lock exists: the same guarantee as
+//   O_EXCL, but a reader can never see a half-written lock). It names its
+//   holder by pid and process start time, so a lock left by a process that
+//   died (or whose pid was reused) is recognised as stale and taken over.
+
+import { randomUUID } from 'node:crypto';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { STATE_FORMAT_VERSION, type BackendName, type DeploymentState } from './types';
+
+export const STATE_DIR = '.mcl';
+export const STATE_FILE = 'state.json';
+export const LOCK_FILE = 'state.lock';
+
+/** Why a state operation failed; the CLI maps these to exit-code classes. */
+export type StateErrorCode = 'locked' | 'corrupt' | 'unsupported-version' | 'io';
+
+export class StateError extends Error {
+  readonly code: StateErrorCode;
+  readonly hint: string;
+  constructor(code: StateErrorCode, message: string, hint: string) {
+    super(message);
+    this.name = 'StateError';
+    this.code = code;
+    this.hint = hint;
+  }
+}
+
+/** Who holds a lock, as written into the lock file. */
+export interface LockHolder {
+  pid: number;
+  /** Start time of the process in clock ticks since boot (/proc/<pid>/stat field 22), or null where /proc is missing. */
+  start_time: number | null;
+  /** Kernel boot id, so a lock from before a reboot is never mistaken for a live one. */
+  boot_id: string | null;
+  host: string;
+  /** What the holder is doing, e.g. `apply`. */
+  operation: string;
+  acquired_at: string;
+}
+
+export function stateDir(workspace: string): string {
+  return join(workspace, STATE_DIR);
+}
+
+export function statePath(workspace: string): string {
+  return join(workspace, STATE_DIR, STATE_FILE);
+}
+
+export function lockPath(workspace: string): string {
+  return join(workspace, STATE_DIR, LOCK_FILE);
+}
+
+/** An empty state for a new deployment, with a fresh lineage. */
+export function emptyState(backend: BackendName, lineage: string = randomUUID()): DeploymentState {
+  return {
+    format_version: STATE_FORMAT_VERSION,
+    lineage,
+    serial: 0,
+    backend,
+    plan_digest: null,
+    system: null,
+    instances: [],
+    channels: [],
+    exposures: [],
+  };
+}
+
+/**
+ * Reads the state, or returns null when the deployment was never applied.
+ * A file that does not parse or has an unknown major version is an error, not
+ * a missing state: silently starting over would orphan running guests.
+ */
+export function readState(workspace: string): DeploymentState | null {
+  const path = statePath(workspace);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new StateError('io', `cannot read ${path}: ${(e as Error).message}`, 'check the permissions of the .mcl directory');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new StateError('corrupt', `${path} is not valid JSON: ${(e as Error).message}`, 'restore the file from a backup or remove it after destroying the guests by hand');
+  }
+  const s = value as Partial<DeploymentState>;
+  if (typeof s !== 'object' || s === null || typeof s.lineage !== 'string' || typeof s.serial !== 'number' || typeof s.format_version !== 'string') {
+    throw new StateError('corrupt', `${path} is not a deployment state (lineage, serial or format_version missing)`, 'restore the file from a backup');
+  }
+  const major = s.format_version.split('.')[0];
+  if (major !== STATE_FORMAT_VERSION.split('.')[0]) {
+    throw new StateError('unsupported-version', `${path} has state format ${s.format_version}; this mclc reads ${STATE_FORMAT_VERSION}`, 'use the mclc version that wrote this state');
+  }
+  return s as DeploymentState;
+}
+
+/** Writes `content` to `path` atomically and durably (temporary file, fsync, rename, fsync of the directory). */
+export function writeFileAtomic(dir: string, name: string, content: string): void {
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `.${name}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    const buf = Buffer.from(content, 'utf8');
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, join(dir, name));
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // The temporary file is already gone; nothing to clean.
+    }
+    throw e;
+  }
+  fsyncDir(dir);
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes the state atomically. Callers hold the lock. */
+export function writeState(workspace: string, state: DeploymentState): void {
+  writeFileAtomic(stateDir(workspace), STATE_FILE, JSON.stringify(state, null, 2) + '\n');
+}
+
+// ---------------------------------------------------------------------------
+// Process identity, shared with the backends (they record guest pids the same way).
+
+/** Start time of a process in clock ticks since boot, or null when it does not exist (or /proc is unavailable). */
+export function processStartTime(pid: number): number | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // The command name (field 2) is in parentheses and may itself contain spaces
+  // or parentheses, so fields are counted from the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state); field 22 (starttime) is rest[19].
+  const v = Number(rest[19]);
+  return Number.isFinite(v) ? v : null;
+}
+
+let cachedBootId: string | null | undefined;
+export function bootId(): string | null {
+  if (cachedBootId === undefined) {
+    try {
+      cachedBootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      cachedBootId = null;
+    }
+  }
+  return cachedBootId;
+}
+
+/** True when a process with this pid exists and (where known) started at `startTime`, so a reused pid is not mistaken for it. */
+export function processAlive(pid: number, startTime: number | null): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    // EPERM means the process exists but belongs to someone else.
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (startTime === null) return true;
+  const actual = processStartTime(pid);
+  // A zombie still has its stat entry; it is dead for our purposes only once reaped, which is fine.
+  return actual === null ? true : actual === startTime;
+}
+
+// ---------------------------------------------------------------------------
+// Locking
+
+export interface LockOptions {
+  /** What the holder does, shown to anyone who waits (`apply`, `destroy`). */
+  operation: string;
+  /** How long to wait for a live holder, in ms; 0 fails at once. Default 0. */
+  timeoutMs?: number;
+  /** Poll interval while waiting, in ms. Default 100. */
+  pollMs?: number;
+  /** Called once when the lock is busy and we start waiting. */
+  onWait?: (holder: LockHolder) => void;
+}
+
+export interface StateLock {
+  readonly path: string;
+  readonly holder: LockHolder;
+  /** Removes the lock file if it is still ours. Safe to call twice. */
+  release(): void;
+}
+
+export function describeHolder(h: LockHolder): string {
+  return `pid ${h.pid} on ${h.host} (${h.operation} since ${h.acquired_at})`;
+}
+
+function readHolder(path: string): LockHolder | null | 'missing' {
+  try {
+    const v = JSON.parse(readFileSync(path, 'utf8')) as LockHolder;
+    return typeof v.pid === 'number' ? v : null;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    return null;
+  }
+}
+
+function holderIsLive(h: LockHolder): boolean {
+  // A lock from another host (a shared file system) cannot be checked; it is treated as live.
+  if (h.host !== hostname()) return true;
+  if (h.boot_id !== null && bootId() !== null && h.boot_id !== bootId()) return false;
+  return processAlive(h.pid, h.start_time);
+}
+
+function sameHolder(a: LockHolder | null | 'missing', b: LockHolder | null): boolean {
+  if (a === 'missing') return false;
+  if (a === null || b === null) return a === b;
+  return a.pid === b.pid && a.start_time === b.start_time && a.acquired_at === b.acquired_at;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Takes the deployment lock, waiting up to `timeoutMs` for a live holder and
+ * taking over a stale one. Throws StateError('locked') naming the holder when
+ * the wait times out.
+ */
+export async function acquireLock(workspace: string, opts: LockOptions): Promise<StateLock> {
+  const dir = stateDir(workspace);
+  mkdirSync(dir, { recursive: true });
+  const path = lockPath(workspace);
+  const me: LockHolder = {
+    pid: process.pid,
+    start_time: processStartTime(process.pid),
+    boot_id: bootId(),
+    host: hostname(),
+    operation: opts.operation,
+    acquired_at: new Date().toISOString(),
+  };
+  const deadline = Date.now() + (opts.timeoutMs ?? 0);
+  let waited = false;
+  for (;;) {
+    if (tryLink(dir, path, me)) {
+      let released = false;
+      return {
+        path,
+        holder: me,
+        release() {
+          if (released) return;
+          released = true;
+          if (sameHolder(readHolder(path), me)) {
+            try {
+              unlinkSync(path);
+            } catch {
+              // Already removed (for example by a destroy of the whole .mcl directory).
+            }
+          }
+        },
+      };
+    }
+    const holder = readHolder(path);
+    if (holder === 'missing') continue; // Released between our attempt and the read: try again at once.
+    if (holder === null || !holderIsLive(holder)) {
+      takeOverStale(dir, path, holder);
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      throw new StateError(
+        'locked',
+        `the deployment state ${path} is locked by ${describeHolder(holder)}`,
+        opts.timeoutMs
+          ? `waited ${opts.timeoutMs} ms; wait for that process to finish or raise --lock-timeout`
+          : 'wait for that process to finish, or pass --lock-timeout to wait for it',
+      );
+    }
+    if (!waited) {
+      waited = true;
+      opts.onWait?.(holder);
+    }
+    await sleep(Math.min(opts.pollMs ?? 100, Math.max(1, deadline - Date.now())));
+  }
+}
+
+function tryLink(dir: string, path: string, me: LockHolder): boolean {
+  const tmp = join(dir, `.lock.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeSync(fd, JSON.stringify(me) + '\n');
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    linkSync(tmp, path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw new StateError('io', `cannot create the lock ${path}: ${(e as Error).message}`, 'check the permissions of the .mcl directory');
+  } finally {
+    unlinkSync(tmp);
+  }
+}
+
+/**
+ * Removes a stale lock. The lock is first renamed to a name only we use, so
+ * of two processes that both judged it stale only one removes it; if what we
+ * renamed turns out to be a fresh lock taken in between, it is linked back.
+ */
+function takeOverStale(dir: string, path: string, judged: LockHolder | null): void {
+  const aside = join(dir, `.lock.stale.${process.pid}.${randomUUID().slice(0, 8)}`);
+  try {
+    renameSync(path, aside);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  const moved = readHolder(aside);
+  if (!sameHolder(moved, judged) && moved !== 'missing' && moved !== null && holderIsLive(moved)) {
+    try {
+      linkSync(aside, path);
+    } catch {
+      // Someone else took the lock meanwhile; the holder we displaced will see its lock gone on release.
+    }
+  }
+  try {
+    unlinkSync(aside);
+  } catch {
+    // Nothing left to clean.
+  }
+}
