@@ -17,7 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { STATE_FORMAT_VERSION, type BackendName, type DeploymentState } from './types';
 
 export const STATE_DIR = '.mcl';
@@ -59,8 +59,9 @@ export function statePath(workspace: string): string {
   return join(workspace, STATE_DIR, STATE_FILE);
 }
 
-export function lockPath(workspace: string): string {
-  return join(workspace, STATE_DIR, LOCK_FILE);
+/** The lock file guarding a state file: `<state file>.lock` beside it (`.mcl/state.lock` for the default path). */
+export function lockPath(stateFile: string): string {
+  return stateFile.replace(/\.json$/, '') + '.lock';
 }
 
 /** An empty state for a new deployment, with a fresh lineage. */
@@ -83,8 +84,8 @@ export function emptyState(backend: BackendName, lineage: string = randomUUID())
  * A file that does not parse or has an unknown major version is an error, not
  * a missing state: silently starting over would orphan running guests.
  */
-export function readState(workspace: string): DeploymentState | null {
-  const path = statePath(workspace);
+export function readState(stateFile: string): DeploymentState | null {
+  const path = stateFile;
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -145,8 +146,8 @@ function fsyncDir(dir: string): void {
 }
 
 /** Writes the state atomically. Callers hold the lock. */
-export function writeState(workspace: string, state: DeploymentState): void {
-  writeFileAtomic(stateDir(workspace), STATE_FILE, JSON.stringify(state, null, 2) + '\n');
+export function writeState(stateFile: string, state: DeploymentState): void {
+  writeFileAtomic(dirname(stateFile), basename(stateFile), JSON.stringify(state, null, 2) + '\n');
 }
 
 // ---------------------------------------------------------------------------
@@ -246,14 +247,14 @@ function sameHolder(a: LockHolder | null | 'missing', b: LockHolder | null): boo
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * Takes the deployment lock, waiting up to `timeoutMs` for a live holder and
+ * Takes the lock of a state file, waiting up to `timeoutMs` for a live holder and
  * taking over a stale one. Throws StateError('locked') naming the holder when
  * the wait times out.
  */
-export async function acquireLock(workspace: string, opts: LockOptions): Promise<StateLock> {
-  const dir = stateDir(workspace);
+export async function acquireLock(stateFile: string, opts: LockOptions): Promise<StateLock> {
+  const dir = dirname(stateFile);
   mkdirSync(dir, { recursive: true });
-  const path = lockPath(workspace);
+  const path = lockPath(stateFile);
   const me: LockHolder = {
     pid: process.pid,
     start_time: processStartTime(process.pid),

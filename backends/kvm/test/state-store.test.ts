@@ -24,12 +24,12 @@ afterEach(() => rmSync(ws, { recursive: true, force: true }));
 
 describe('state file', () => {
   it('reads null before the first apply and round-trips a written state', () => {
-    expect(readState(ws)).toBeNull();
+    expect(readState(statePath(ws))).toBeNull();
     const s = emptyState('kvm');
     s.serial = 3;
     s.system = 'Shop';
-    writeState(ws, s);
-    expect(readState(ws)).toEqual(s);
+    writeState(statePath(ws), s);
+    expect(readState(statePath(ws))).toEqual(s);
     // No temporary files are left next to the state.
     expect(readdirSync(join(ws, '.mcl')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
@@ -45,14 +45,14 @@ describe('state file', () => {
   it('rejects a torn or foreign file instead of starting over', () => {
     mkdirSync(join(ws, '.mcl'));
     writeFileSync(statePath(ws), '{"lineage": "x", "ser');
-    expect(() => readState(ws)).toThrowError(StateError);
+    expect(() => readState(statePath(ws))).toThrowError(StateError);
     try {
-      readState(ws);
+      readState(statePath(ws));
     } catch (e) {
       expect((e as StateError).code).toBe('corrupt');
     }
     writeFileSync(statePath(ws), JSON.stringify({ ...emptyState('kvm'), format_version: '9.0' }));
-    expect(() => readState(ws)).toThrow(/state format 9.0/);
+    expect(() => readState(statePath(ws))).toThrow(/state format 9.0/);
   });
 });
 
@@ -73,28 +73,28 @@ function deadPid(): number {
 
 describe('lock', () => {
   it('fails at once with the holder named when held and no timeout is given', async () => {
-    const a = await acquireLock(ws, { operation: 'apply' });
-    await expect(acquireLock(ws, { operation: 'destroy' })).rejects.toThrow(new RegExp(`locked by pid ${process.pid} on .*apply since`));
+    const a = await acquireLock(statePath(ws), { operation: 'apply' });
+    await expect(acquireLock(statePath(ws), { operation: 'destroy' })).rejects.toThrow(new RegExp(`locked by pid ${process.pid} on .*apply since`));
     a.release();
-    const b = await acquireLock(ws, { operation: 'destroy' });
+    const b = await acquireLock(statePath(ws), { operation: 'destroy' });
     b.release();
-    expect(existsSync(lockPath(ws))).toBe(false);
+    expect(existsSync(lockPath(statePath(ws)))).toBe(false);
   });
 
   it('waits for a live holder up to the timeout', async () => {
-    const a = await acquireLock(ws, { operation: 'apply' });
+    const a = await acquireLock(statePath(ws), { operation: 'apply' });
     let waitedFor = -1;
     const started = Date.now();
     setTimeout(() => a.release(), 150);
-    const b = await acquireLock(ws, { operation: 'apply', timeoutMs: 5000, pollMs: 20, onWait: (h) => (waitedFor = h.pid) });
+    const b = await acquireLock(statePath(ws), { operation: 'apply', timeoutMs: 5000, pollMs: 20, onWait: (h) => (waitedFor = h.pid) });
     expect(waitedFor).toBe(process.pid);
     expect(Date.now() - started).toBeGreaterThanOrEqual(100);
     b.release();
   });
 
   it('gives up after the timeout with a hint', async () => {
-    const a = await acquireLock(ws, { operation: 'apply' });
-    const err = await acquireLock(ws, { operation: 'apply', timeoutMs: 120, pollMs: 20 }).catch((e) => e);
+    const a = await acquireLock(statePath(ws), { operation: 'apply' });
+    const err = await acquireLock(statePath(ws), { operation: 'apply', timeoutMs: 120, pollMs: 20 }).catch((e) => e);
     expect(err).toBeInstanceOf(StateError);
     expect(err.code).toBe('locked');
     expect(err.hint).toMatch(/waited 120 ms/);
@@ -105,23 +105,23 @@ describe('lock', () => {
     mkdirSync(join(ws, '.mcl'));
     const pid = deadPid();
     writeFileSync(
-      lockPath(ws),
+      lockPath(statePath(ws)),
       JSON.stringify({ pid, start_time: 1, boot_id: bootId(), host: hostname(), operation: 'apply', acquired_at: 'then' }),
     );
-    const l = await acquireLock(ws, { operation: 'apply' });
-    expect(JSON.parse(readFileSync(lockPath(ws), 'utf8')).pid).toBe(process.pid);
+    const l = await acquireLock(ws + '/.mcl/state.json', { operation: 'apply' });
+    expect(JSON.parse(readFileSync(lockPath(statePath(ws)), 'utf8')).pid).toBe(process.pid);
     l.release();
   });
 
   it('takes over a lock from before a reboot and an unreadable lock', async () => {
     mkdirSync(join(ws, '.mcl'));
     writeFileSync(
-      lockPath(ws),
+      lockPath(statePath(ws)),
       JSON.stringify({ pid: process.pid, start_time: processStartTime(process.pid), boot_id: 'another-boot', host: hostname(), operation: 'apply', acquired_at: 'then' }),
     );
-    (await acquireLock(ws, { operation: 'apply' })).release();
-    writeFileSync(lockPath(ws), 'garbage');
-    (await acquireLock(ws, { operation: 'apply' })).release();
+    (await acquireLock(statePath(ws), { operation: 'apply' })).release();
+    writeFileSync(lockPath(statePath(ws)), 'garbage');
+    (await acquireLock(statePath(ws), { operation: 'apply' })).release();
   });
 
   it('lets exactly one of several processes hold the lock at a time', () => {
@@ -131,7 +131,7 @@ describe('lock', () => {
       import { readFileSync, writeFileSync } from 'node:fs';
       const ws = process.argv[2];
       for (let i = 0; i < 20; i++) {
-        const l = await acquireLock(ws, { operation: 'apply', timeoutMs: 20000, pollMs: 2 });
+        const l = await acquireLock(ws + '/.mcl/state.json', { operation: 'apply', timeoutMs: 20000, pollMs: 2 });
         const n = Number(readFileSync(ws + '/count', 'utf8'));
         writeFileSync(ws + '/count', String(n + 1));
         l.release();
