@@ -1,0 +1,369 @@
+// The Prettier printer for `.mcl`.
+//
+// Layout rules, chosen so that formatting is idempotent and diffs stay small:
+// - Top-level imports stay together; every other declaration is separated by
+//   one blank line.
+// - Declaration bodies (component, system, protocol, policy, labels, image,
+//   target) always put one member per line.
+// - Small inner blocks (records, enums, unions, instance settings, channel
+//   attributes, program blocks, lists, maps) stay on one line when they fit,
+//   with `,` or `;` separators, and otherwise break to one item per line with
+//   no separators (the language makes separators optional in blocks).
+// - One blank line between members is kept where the author left one.
+// - Literals are printed as written (`1_000`, `0x1f`, `64KiB`, raw strings).
+// Comments are attached by Prettier's own algorithm (leading, trailing and
+// dangling); `///` doc comments are printed as comments, never from the
+// `doc` fields, so they cannot be duplicated.
+
+import { doc, util, type AstPath, type Doc, type ParserOptions, type Printer } from 'prettier';
+import type * as A from '@mcl/language';
+
+const { group, indent, line, softline, hardline, join, ifBreak } = doc.builders;
+
+type AnyNode = A.Node | A.SourceFile;
+type Opts = ParserOptions<AnyNode>;
+type Print = (path: AstPath<any>) => Doc;
+
+/** Keys that never hold child nodes (or hold comments, which Prettier handles separately). */
+const NON_CHILD_KEYS = new Set(['span', 'doc', 'comments', 'kind', 'raw', 'name', 'value', 'path']);
+
+export function getVisitorKeys(node: any): string[] {
+  const keys: string[] = [];
+  for (const key of Object.keys(node)) {
+    if (key === 'span' || key === 'doc' || key === 'comments') continue;
+    const v = node[key];
+    if (v && typeof v === 'object') {
+      if (Array.isArray(v)) {
+        // `labels` chains are arrays of arrays; everything else is a flat node list.
+        if (v.length > 0 && v.every((x) => x && typeof x === 'object' && !Array.isArray(x) && 'kind' in x)) keys.push(key);
+      } else if ('kind' in v) {
+        keys.push(key);
+      }
+    }
+  }
+  // `name` may be an Ident node (declarations) or a string (primitive types); keep only node-valued keys.
+  return keys.filter((k) => !(NON_CHILD_KEYS.has(k) && typeof node[k] !== 'object'));
+}
+
+function isComment(node: any): boolean {
+  return node && (node.kind === 'line' || node.kind === 'block' || node.kind === 'doc') && typeof node.text === 'string';
+}
+
+export const printer: Printer<AnyNode> = {
+  print: printNode as any,
+  getVisitorKeys,
+  canAttachComment(node: any) {
+    return !!node && typeof node.kind === 'string' && !!node.span && !isComment(node) && node.kind !== 'SourceFile';
+  },
+  isBlockComment(node: any) {
+    return node?.kind === 'block';
+  },
+  printComment(path) {
+    const c = path.node as unknown as A.Comment;
+    if (c.kind === 'block') return c.text;
+    return c.text.replace(/[ \t]+$/, '');
+  },
+};
+
+function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
+  const node = path.node;
+  switch (node.kind as string) {
+    case 'SourceFile':
+      return printSourceFile(path, options, print);
+    case 'Ident':
+      return node.name;
+    case 'QualifiedName':
+      return join('.', path.map(print, 'parts'));
+    case 'Import': {
+      const mod = path.call(print, 'module');
+      if (node.items === '*') return ['import ', mod, '.*'];
+      return group(['import ', mod, '.{', indent([softline, join([',', line], path.map(print, 'items'))]), softline, '}']);
+    }
+    case 'ImportItem':
+      return node.alias ? [path.call(print, 'name'), ' as ', path.call(print, 'alias')] : path.call(print, 'name');
+
+    // Declarations
+    case 'TypeDecl':
+      return ['type ', path.call(print, 'name'), ' = ', path.call(print, 'type')];
+    case 'ProtocolDecl': {
+      const body = itemsWithBlankLines(path, options, print, 'ops');
+      if (node.order) body.push(...(node.ops.length ? [hardline] : []), ['order ', path.call(print, 'order')]);
+      return ['protocol ', path.call(print, 'name'), ' ', hardBlock(path, options, body)];
+    }
+    case 'ComponentDecl':
+      return ['component ', path.call(print, 'name'), ' ', hardBlock(path, options, itemsWithBlankLines(path, options, print, 'members'))];
+    case 'SystemDecl':
+      return ['system ', path.call(print, 'name'), ' ', hardBlock(path, options, itemsWithBlankLines(path, options, print, 'members'))];
+    case 'ImageDecl':
+      return ['image ', path.call(print, 'name'), ' ', hardBlock(path, options, itemsWithBlankLines(path, options, print, 'props'))];
+    case 'TargetDecl':
+      return ['target ', path.call(print, 'name'), ' ', hardBlock(path, options, itemsWithBlankLines(path, options, print, 'props'))];
+    case 'LabelsDecl': {
+      const chains = (node as A.LabelsDecl).chains.map((chain) => join(' < ', chain.map((id) => id.name)));
+      return ['labels ', hardBlock(path, options, join(hardline, chains))];
+    }
+    case 'DeployDecl':
+      return node.target ? ['deploy ', path.call(print, 'system'), ' to ', path.call(print, 'target')] : ['deploy ', path.call(print, 'system')];
+    case 'Property':
+      return [path.call(print, 'key'), ' ', path.call(print, 'value')];
+
+    // Types
+    case 'PrimitiveType':
+      return [node.name, printConstraints(path, print)];
+    case 'NamedType':
+      return path.call(print, 'name');
+    case 'ListType':
+      return ['list<', path.call(print, 'element'), '>', printConstraints(path, print)];
+    case 'MapType':
+      return ['map<', path.call(print, 'key'), ', ', path.call(print, 'value'), '>', printConstraints(path, print)];
+    case 'RecordType':
+      return softBlock(path, options, path.map(print, 'fields'), ',');
+    case 'Field':
+      return [path.call(print, 'name'), node.optional ? '?' : '', ': ', path.call(print, 'type')];
+    case 'EnumType':
+      return ['enum ', softBlock(path, options, path.map(print, 'members'), ',')];
+    case 'UnionType':
+      return ['union ', softBlock(path, options, path.map(print, 'variants'), ',')];
+    case 'Variant':
+      return node.type ? [path.call(print, 'name'), ': ', path.call(print, 'type')] : path.call(print, 'name');
+    case 'MissingType':
+    case 'MissingExpr':
+      return '';
+    case 'Range':
+      return [node.min ? path.call(print, 'min') : '', '..', node.max ? path.call(print, 'max') : ''];
+    case 'Bound':
+      return [node.bound, ' ', path.call(print, 'value')];
+    case 'Pattern':
+      return ['pattern ', path.call(print, 'pattern')];
+
+    // Expressions
+    case 'Int':
+    case 'Float':
+    case 'String':
+    case 'Size':
+    case 'Rate':
+    case 'Duration':
+      return node.raw;
+    case 'Bool':
+      return node.value ? 'true' : 'false';
+    case 'List':
+      return group(['[', indent([softline, join([',', line], path.map(print, 'items'))]), softline, ']']);
+    case 'Map':
+      if (node.entries.length === 0) return '{}';
+      return group(['{', indent([line, join([',', line], path.map(print, 'entries'))]), line, '}']);
+    case 'MapEntry':
+      return [path.call(print, 'key'), ': ', path.call(print, 'value')];
+    case 'Ref':
+      return path.call(print, 'name');
+
+    // Protocols
+    case 'Operation': {
+      const parts: Doc[] = [node.opKind, ' ', path.call(print, 'name'), '(', node.input ? path.call(print, 'input') : '', ')'];
+      if (node.opKind === 'call' && node.output) parts.push(' -> ', path.call(print, 'output'));
+      return parts;
+    }
+    case 'OrderSeq':
+      return join(' ', path.map((p) => wrapOrder(p, print, 'seq'), 'items'));
+    case 'OrderAlt':
+      return join(' | ', path.map((p) => wrapOrder(p, print, 'alt'), 'options'));
+    case 'OrderRepeat':
+      return [wrapOrder(path as AstPath<any>, print, 'repeat', 'expr'), node.op];
+    case 'OrderOp':
+      return path.call(print, 'name');
+
+    // Component members
+    case 'ImageMember':
+      return ['image ', path.call(print, 'image')];
+    case 'MemoryMember':
+      return ['memory ', path.call(print, 'value')];
+    case 'VcpusMember':
+      return ['vcpus ', path.call(print, 'value')];
+    case 'LabelMember':
+      return ['label ', path.call(print, 'label')];
+    case 'DeclassifyMember':
+      return ['declassifies ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
+    case 'ParamDecl': {
+      const parts: Doc[] = ['param ', path.call(print, 'name'), ': ', path.call(print, 'type')];
+      if (node.default) parts.push(' = ', path.call(print, 'default'));
+      if (node.sensitive) parts.push(' sensitive');
+      return parts;
+    }
+    case 'PortDecl': {
+      const head = node.expose ? 'expose' : node.direction;
+      const parts: Doc[] = [head, ' ', path.call(print, 'name'), ': ', path.call(print, 'protocol')];
+      if (node.optional) parts.push(' optional');
+      if (node.expose) parts.push(' ', path.call(print, 'expose'));
+      return parts;
+    }
+    case 'ExposeSpec':
+      return ['on ', node.transport, ' ', path.call(print, 'port')];
+    case 'InstancesMember': {
+      if (node.mode === 'single') return 'single';
+      if (node.mode === 'replicas') return ['replicas ', node.count ? path.call(print, 'count') : ''];
+      const parts: Doc[] = ['per session'];
+      if (node.pool) parts.push(' pool ', path.call(print, 'pool'));
+      if (node.max) parts.push(' max ', path.call(print, 'max'));
+      return parts;
+    }
+    case 'RestartMember': {
+      const policy = node.policy === 'on_failure' ? 'on-failure' : node.policy;
+      return node.maxRetries ? ['restart ', policy, ' max ', path.call(print, 'maxRetries')] : ['restart ', policy];
+    }
+    case 'ProgramMember':
+      return ['program ', softBlock(path, options, path.map(print, 'entries'), ';')];
+    case 'ScriptEntry':
+      return ['script ', path.call(print, 'path')];
+    case 'ExecEntry':
+      return ['exec ', path.call(print, 'argv')];
+    case 'FileEntry':
+      return node.source.kind === 'inline'
+        ? ['file ', path.call(print, 'guestPath'), ' = ', path.call(print, 'source', 'text')]
+        : ['file ', path.call(print, 'guestPath'), ' from ', path.call(print, 'source', 'path')];
+    case 'EnvEntry':
+      return ['env ', printEnv(path, options, print)];
+
+    // System members
+    case 'InstanceDecl': {
+      const head: Doc[] = [path.call(print, 'name'), ' = ', path.call(print, 'component')];
+      if (node.settings.length === 0 && !hasDangling(node)) return head;
+      return [head, ' ', softBlock(path, options, path.map(print, 'settings'), ';')];
+    }
+    case 'ParamOverride':
+      return [path.call(print, 'name'), ' = ', path.call(print, 'value')];
+    case 'PortRef':
+      return [path.call(print, 'instance'), '.', path.call(print, 'port')];
+    case 'ConnectDecl': {
+      const head: Doc[] = ['connect ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
+      if (node.attrs.length === 0 && !hasDangling(node)) return head;
+      return [head, ' ', softBlock(path, options, path.map(print, 'attrs'), ';')];
+    }
+    case 'RateAttr':
+      return node.burst ? ['rate ', path.call(print, 'rate'), ' burst ', path.call(print, 'burst')] : ['rate ', path.call(print, 'rate')];
+    case 'MaxMessageAttr':
+      return ['max_message ', path.call(print, 'size')];
+    case 'TimeoutAttr':
+      return ['timeout ', path.call(print, 'duration')];
+    case 'AllowAttr':
+      return ['allow ', join(', ', path.map(print, 'ops'))];
+    case 'MaxInflightAttr':
+      return ['max_inflight ', path.call(print, 'count')];
+    case 'ExposeDecl':
+      return ['expose ', path.call(print, 'port'), ' ', path.call(print, 'spec')];
+    case 'ExportDecl':
+      return ['export ', path.call(print, 'name'), ' = ', path.call(print, 'port')];
+    case 'PolicyBlock':
+      return ['policy ', hardBlock(path, options, itemsWithBlankLines(path, options, print, 'rules'))];
+    case 'OnlyRule':
+      return [path.call(print, 'target'), ' only ', node.mode, ' ', join(', ', path.map(print, 'sources'))];
+    case 'NoPathRule':
+      return ['no path ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
+    case 'ExposedOnlyRule':
+      return ['exposed only ', group(['[', indent([softline, join([',', line], path.map(print, 'ports'))]), softline, ']'])];
+    case 'NoFlowRule':
+      return ['no flow ', path.call(print, 'label'), ' -> ', path.call(print, 'to')];
+    case 'BudgetRule':
+      return ['budget ', node.resource, ' ', path.call(print, 'value')];
+    default:
+      // An unknown node kind means the printer and the AST are out of step; fail loudly in tests.
+      throw new Error(`mcl printer: unknown node kind ${String(node.kind)}`);
+  }
+}
+
+function printSourceFile(path: AstPath<any>, options: Opts, print: Print): Doc {
+  const file = path.node as A.SourceFile;
+  const parts: Doc[] = [];
+  const imports = path.map(print, 'imports');
+  if (imports.length) parts.push(join(hardline, imports));
+  const decls = path.map(print, 'decls');
+  if (decls.length) {
+    if (parts.length) parts.push(hardline, hardline);
+    parts.push(join([hardline, hardline], decls));
+  }
+  const dangling = printDangling(path, options);
+  if (dangling) parts.push(parts.length ? [hardline, hardline, dangling] : dangling);
+  if (file.imports.length === 0 && file.decls.length === 0 && !dangling) return '';
+  return [...parts, hardline];
+}
+
+/** Members of a declaration body, one per line, keeping single blank lines the author left. */
+function itemsWithBlankLines(path: AstPath<any>, options: Opts, print: Print, key: string): Doc[] {
+  const out: Doc[] = [];
+  const items: any[] = path.node[key];
+  path.each((p, i) => {
+    out.push(print(p));
+    if (i < items.length - 1) {
+      out.push(hardline);
+      if (util.isNextLineEmpty(options.originalText, endOfNodeWithComments(items[i]))) out.push(hardline);
+    }
+  }, key);
+  return out;
+}
+
+/** End offset of a node including comments Prettier attached after it on the same line. */
+function endOfNodeWithComments(node: any): number {
+  let end = node.span.end;
+  for (const c of node.comments ?? []) if (c.trailing && c.span.end > end) end = c.span.end;
+  return end;
+}
+
+/** `{ ... }` that always breaks: one member per line. */
+function hardBlock(path: AstPath<any>, options: Opts, body: Doc | Doc[]): Doc {
+  const dangling = printDangling(path, options);
+  const content: Doc[] = Array.isArray(body) ? body : [body];
+  const empty = content.length === 0 || (content.length === 1 && content[0] === '');
+  if (empty && !dangling) return '{}';
+  const inner: Doc[] = empty ? [dangling!] : dangling ? [...content, hardline, dangling] : content;
+  return ['{', indent([hardline, ...inner]), hardline, '}'];
+}
+
+/** `{ a, b }` on one line when it fits, else one item per line without separators. */
+function softBlock(path: AstPath<any>, options: Opts, items: Doc[], sep: ',' | ';'): Doc {
+  const dangling = printDangling(path, options);
+  if (items.length === 0 && !dangling) return '{}';
+  const inner: Doc[] = [join([ifBreak('', sep), line], items)];
+  if (dangling) inner.push(items.length ? hardline : '', dangling);
+  return group(['{', indent([line, ...inner]), line, '}']);
+}
+
+/** Environment maps print like program blocks: `KEY = "value"` entries. */
+function printEnv(path: AstPath<any>, options: Opts, print: Print): Doc {
+  const entries = path.call(
+    (p: AstPath<any>) => p.map((e: AstPath<any>) => [e.call(print, 'key'), ' = ', e.call(print, 'value')], 'entries'),
+    'vars',
+  ) as Doc[];
+  return path.call((p) => softBlock(p, options, entries, ';'), 'vars');
+}
+
+function printConstraints(path: AstPath<any>, print: Print): Doc {
+  const node = path.node;
+  if (!node.constraints || node.constraints.length === 0) return '';
+  return group(['(', indent([softline, join([',', line], path.map(print, 'constraints'))]), softline, ')']);
+}
+
+/** Parenthesises an order sub-expression where precedence requires it. */
+function wrapOrder(path: AstPath<any>, print: Print, context: 'seq' | 'alt' | 'repeat', key?: string): Doc {
+  const child = key ? path.node[key] : path.node;
+  const printed = key ? path.call(print, key) : print(path);
+  const needs =
+    (context === 'seq' && child.kind === 'OrderAlt') ||
+    (context === 'repeat' && (child.kind === 'OrderAlt' || child.kind === 'OrderSeq' || child.kind === 'OrderRepeat'));
+  return needs ? ['(', printed, ')'] : printed;
+}
+
+function hasDangling(node: any): boolean {
+  return (node.comments ?? []).some((c: any) => !c.leading && !c.trailing);
+}
+
+/** Prints comments attached to a node as dangling (inside an empty or trailing part of a block). */
+function printDangling(path: AstPath<any>, options: Opts): Doc | null {
+  const node = path.node;
+  const comments = (node.comments ?? []).filter((c: any) => !c.leading && !c.trailing);
+  if (comments.length === 0) return null;
+  const printed: Doc[] = [];
+  for (const c of comments) {
+    c.printed = true;
+    printed.push(c.kind === 'block' ? c.text : c.text.replace(/[ \t]+$/, ''));
+  }
+  void options;
+  return [join(hardline, printed), comments.some((c: any) => c.kind !== 'block') ? doc.builders.breakParent : ''];
+}
