@@ -1,1 +1,4 @@
 export * from './types';
+export * from './canonical';
+export * from './validate';
+export * from './diff';

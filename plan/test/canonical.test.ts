@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalJson, prettyJson, CanonicalJsonError } from '../src/canonical';
+
+describe('canonical JSON', () => {
+  it('sorts keys at every level and leaves out undefined properties', () => {
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: undefined } })).toBe('{"a":{"d":[3,{"y":2,"z":1}]},"b":1}');
+  });
+
+  it('sorts keys by UTF-16 code units, not by locale', () => {
+    expect(canonicalJson({ b: 0, B: 0, é: 0, a: 0, _: 0 })).toBe('{"B":0,"_":0,"a":0,"b":0,"é":0}');
+  });
+
+  it('prints numbers in their shortest round-trip form', () => {
+    expect(canonicalJson([1.0, -0, 1e21, 0.1, 1_000_000, 2.5e-7])).toBe('[1,0,1e+21,0.1,1000000,2.5e-7]');
+  });
+
+  it('escapes strings as JSON does', () => {
+    expect(canonicalJson({ s: 'a"\n\u0001😀' })).toBe('{"s":"a\\"\\n\\u0001😀"}');
+  });
+
+  it('writes the pretty form with two spaces and a trailing newline', () => {
+    expect(prettyJson({ b: [1, 2], a: {}, c: [] })).toBe('{\n  "a": {},\n  "b": [\n    1,\n    2\n  ],\n  "c": []\n}\n');
+  });
+
+  it('gives the same bytes whatever the insertion order', () => {
+    const x = { one: 1, two: { x: 1, y: [true, null] } };
+    const y = { two: { y: [true, null], x: 1 }, one: 1 };
+    expect(prettyJson(x)).toBe(prettyJson(y));
+    expect(JSON.parse(prettyJson(x))).toEqual(x);
+  });
+
+  it('refuses values JSON cannot represent', () => {
+    expect(() => canonicalJson({ a: [NaN] })).toThrow(CanonicalJsonError);
+    expect(() => canonicalJson({ a: [NaN] })).toThrow('$.a[0]');
+    expect(() => canonicalJson({ f: () => 1 })).toThrow('function');
+  });
+});

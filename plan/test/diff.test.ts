@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { diffPlan } from '../src/diff';
+import { channel, instance, stateOf, webstackPlan } from './fixtures';
+
+describe('diffPlan', () => {
+  it('creates everything when nothing is deployed', () => {
+    const d = diffPlan(null, webstackPlan());
+    expect(d.instances.map((i) => [i.id, i.action])).toEqual([
+      ['app', 'create'],
+      ['db', 'create'],
+      ['web', 'create'],
+    ]);
+    expect(d.summary).toBe('Plan: 3 to add, 0 to replace, 0 to destroy.');
+    expect(d.has_changes).toBe(true);
+    expect(d.security.channels_added.map((c) => c.id)).toEqual(['app.db->db.kv', 'web.backend->app.api']);
+    expect(d.security.exposures_added).toEqual([{ host_port: 8080, instance: 'web', port: 'http', protocol: 'std.http.Http' }]);
+    expect(d.security.unchanged).toBe(false);
+  });
+
+  it('reports no changes against the state the plan was applied to', () => {
+    const plan = webstackPlan();
+    const d = diffPlan(stateOf(plan), plan);
+    expect(d.has_changes).toBe(false);
+    expect(d.counts).toEqual({ create: 0, update: 0, replace: 0, delete: 0, no_op: 3 });
+    expect(d.summary).toBe('No changes. The deployment matches the plan.');
+    expect(d.security.unchanged).toBe(true);
+  });
+
+  it('replaces an instance whose digest changed and names the fields, not the values', () => {
+    const plan = webstackPlan();
+    const state = stateOf(plan);
+    plan.instances[1].params.password = 'correct horse';
+    plan.instances[1].memory_bytes = 536870912;
+    plan.instances[1].digest = '9'.repeat(64);
+    const d = diffPlan(state, plan);
+    const db = d.instances.find((i) => i.id === 'db')!;
+    expect(db.action).toBe('replace');
+    expect(db.changed_fields).toEqual(['memory_bytes', 'params.password']);
+    expect(db.reasons).toEqual(['memory_bytes changed', 'params.password changed']);
+    expect(JSON.stringify(d)).not.toContain('correct horse');
+    expect(d.summary).toBe('Plan: 0 to add, 1 to replace, 0 to destroy.');
+  });
+
+  it('replaces on a digest change alone and updates in place on a replica change', () => {
+    const plan = webstackPlan();
+    const state = stateOf(plan);
+    plan.instances[0].digest = '8'.repeat(64);
+    plan.instances[2].replicas = 5;
+    plan.instances[2].digest = '7'.repeat(64);
+    const d = diffPlan(state, plan);
+    expect(d.instances.map((i) => [i.id, i.action, i.reasons])).toEqual([
+      ['app', 'replace', ['digest changed']],
+      ['db', 'no-op', []],
+      ['web', 'update', ['replicas changed']],
+    ]);
+    expect(d.summary).toBe('Plan: 0 to add, 1 to change, 1 to replace, 0 to destroy.');
+  });
+
+  it('deletes what the plan no longer has and reports the posture change', () => {
+    const plan = webstackPlan();
+    const state = stateOf(plan);
+    state.instances.push(instance('cache', { label: 'internal' }));
+    state.channels.push(channel('app', 'cache', 'cache', 'kv', 'shop.Kv'));
+    plan.exposures = [{ host_port: 8443, transport: 'tcp', instance: 'web', port: 'http', protocol: 'std.http.Http' }];
+    plan.instances[0].label = 'secret';
+    plan.instances[0].declassifies = [{ from: 'secret', to: 'internal' }];
+    plan.channels[0].invariants.rate = null;
+    const d = diffPlan(state, plan);
+    expect(d.instances.find((i) => i.id === 'cache')!.action).toBe('delete');
+    expect(d.summary).toBe('Plan: 0 to add, 1 to replace, 1 to destroy; 1 channel to change.');
+    // app changed fields but kept its digest in this hand-made plan: it is still reported.
+    expect(d.instances.find((i) => i.id === 'app')!.action).toBe('replace');
+    expect(d.security.channels_removed.map((c) => c.id)).toEqual(['app.cache->cache.kv']);
+    expect(d.security.channels_changed).toEqual([{ id: 'app.db->db.kv', fields: ['rate'], loosened: true }]);
+    expect(d.security.exposures_added.map((e) => e.host_port)).toEqual([8443]);
+    expect(d.security.exposures_removed.map((e) => e.host_port)).toEqual([8080]);
+    expect(d.security.labels_changed).toEqual([{ instance: 'app', before: 'internal', after: 'secret' }]);
+    expect(d.security.declassifications_changed).toEqual([{ instance: 'app', added: [{ from: 'secret', to: 'internal' }], removed: [] }]);
+  });
+
+  it('counts a tightened invariant as a change that does not loosen', () => {
+    const plan = webstackPlan();
+    const state = stateOf(plan);
+    plan.channels[1].invariants.max_message_bytes = 1024;
+    const d = diffPlan(state, plan);
+    expect(d.security.channels_changed).toEqual([{ id: 'web.backend->app.api', fields: ['max_message_bytes'], loosened: false }]);
+    expect(d.has_changes).toBe(true);
+    expect(d.summary).toBe('Plan: 0 to add, 0 to replace, 0 to destroy; 1 channel to change.');
+  });
+});
