@@ -1,0 +1,75 @@
+// What the supervisor needs from the VM substrate and from the broker.
+//
+// The supervisor's logic (ordering, reconcile, restart policy, sessions) is
+// written against these two narrow interfaces, so unit tests drive it with
+// fakes and the real implementations (QEMU clones in ../vm, the broker in
+// @mcl/broker) are plugged in by `runSupervisor`.
+
+import type { Plan, PlanInstance } from '@mcl/plan';
+import type { ChannelCounters, ExposureInfo, Violation } from '@mcl/broker';
+import type { EventSink } from './events';
+
+export interface CloneRequest {
+  instance: PlanInstance;
+  /** Clone index within the instance (0 for a single instance). */
+  index: number;
+  /** A directory of this clone's own for sockets, pid file and logs; it exists and is empty. */
+  dir: string;
+  /** The fork must be ready (guest agent answered, program started) within this time. */
+  readyTimeoutMs: number;
+  /** Leave the clone paused after the fork (a warm clone for a future session). */
+  paused?: boolean;
+}
+
+export interface ExitInfo {
+  /** QEMU's exit code, or null when it was killed by a signal. */
+  code: number | null;
+  signal: string | null;
+  /** The guest program's exit status when the guest reported it before powering off. */
+  program_code?: number;
+}
+
+export interface CloneHandle {
+  readonly pid: number;
+  /** Process start time in clock ticks since boot, recorded to tell a reused pid apart. */
+  readonly startTime: number | null;
+  /** Host unix socket of every data port, by port name (the broker connects to them). */
+  readonly portSockets: Readonly<Record<string, string>>;
+  /** File the guest console (and the program's output, when the guest routes it there) is written to. */
+  readonly consoleLog: string;
+  /** File of the program's own output, when the substrate separates it from the console. */
+  readonly programLog?: string;
+  /** Settles when the QEMU process has exited, for whatever reason. */
+  readonly exited: Promise<ExitInfo>;
+  /** Resumes a clone forked with `paused`. */
+  resume(): Promise<void>;
+  /** Stops the clone (gracefully if quick, else by SIGKILL) and resolves once the process is gone. */
+  stop(): Promise<void>;
+}
+
+export interface GuestRuntime {
+  /** The accelerator the guests run on, with the reason when it is not the preferred one. */
+  accelerator(): Promise<{ name: string; note?: string }>;
+  /** Builds (or finds cached) the images and boots and saves the templates with these ids. */
+  prepare(plan: Plan, templateIds: readonly string[], onEvent: EventSink): Promise<void>;
+  /** Forks a clone of the instance's template and starts its program. */
+  fork(req: CloneRequest): Promise<CloneHandle>;
+}
+
+/** The subset of @mcl/broker's Broker the supervisor uses. */
+export interface BrokerLike {
+  attachPort(instance: string, clone: number, port: string, target: string): void;
+  detachClone(instance: string, clone: number): void;
+  listenExposures(): Promise<ExposureInfo[] | void>;
+  counters(): ChannelCounters[];
+  violations(): Violation[];
+  close(): Promise<void>;
+}
+
+export interface BrokerHooks {
+  onSessionOpen(instanceId: string): Promise<number>;
+  onSessionClose(instanceId: string, clone: number): Promise<void>;
+  onViolation(v: Violation): void;
+}
+
+export type BrokerFactory = (plan: Plan, hooks: BrokerHooks) => BrokerLike;

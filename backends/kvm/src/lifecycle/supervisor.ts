@@ -1,0 +1,514 @@
+// The supervisor's logic: it owns the clones of one deployment and the broker
+// that wires them, converges them to a plan, restarts crashed guests by their
+// restart policy, and forks per-session clones on the broker's request.
+//
+// It runs in a long-lived process of its own (`runSupervisor`), so guests keep
+// running after `mclc apply` returns. Everything here talks to QEMU and the
+// broker only through `GuestRuntime` and `BrokerLike`, which tests fake.
+//
+// Reconciling is idempotent: `apply` compares the plan with what runs in this
+// process (not with the state file), so a second apply after an interrupted
+// one simply finishes the work. Applies are serialised.
+
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Plan, PlanInstance } from '@mcl/plan';
+import type { Violation } from '@mcl/broker';
+import { diffInstances, startLayers, stopLayers, type InstanceDiff } from './diff';
+import { BackendFailure } from './errors';
+import type { BackendEvent, ChannelStatus, CloneState, EventSink, ExposureStatus, InstanceStatus, ViolationRecord } from './events';
+import { processCpuMs, processMemory } from './procfs';
+import type { BrokerFactory, BrokerLike, CloneHandle, ExitInfo, GuestRuntime } from './runtime';
+
+export interface SupervisorOptions {
+  runtime: GuestRuntime;
+  brokerFactory: BrokerFactory;
+  /** Runtime directory of the deployment; each clone gets `<runDir>/clones/<instance>.<index>/`. */
+  runDir: string;
+  /** Called after every change of the set of running processes (the caller persists it). */
+  onProcessesChanged?: (procs: ProcessRecord[]) => void;
+  /** First restart delay in ms; doubles per consecutive restart up to `maxBackoffMs`. Default 250. */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** A clone that ran this long resets its backoff. Default 30 000. */
+  stableAfterMs?: number;
+  /** Diagnostics of the supervisor itself. */
+  log?: (line: string) => void;
+}
+
+/** One QEMU process, as recorded in the runtime file and the state's backend_data. */
+export interface ProcessRecord {
+  instance: string;
+  clone: number;
+  pid: number;
+  start_time: number | null;
+  dir: string;
+}
+
+export interface ApplyRequest {
+  replace: string[];
+  readyTimeoutMs: number;
+}
+
+export interface ApplySummary extends InstanceDiff {
+  accelerator: { name: string; note?: string };
+  exposures: { host_port: number; instance: string; port: string }[];
+  processes: ProcessRecord[];
+}
+
+interface Clone {
+  index: number;
+  state: CloneState;
+  handle?: CloneHandle;
+  dir: string;
+  restarts: number;
+  /** Consecutive restarts without a stable run, for the backoff. */
+  streak: number;
+  startedAt?: number;
+  lastExit?: string;
+  session?: boolean;
+  /** Set when we stop the clone ourselves, so its exit is not a crash. */
+  stopping: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+interface Instance {
+  plan: PlanInstance;
+  clones: Map<number, Clone>;
+  nextIndex: number;
+  /** Warm (paused) clones of a per-session instance. */
+  warm: number[];
+  readyTimeoutMs: number;
+}
+
+const MAX_RECENT = 20;
+
+export class Supervisor {
+  private readonly o: Required<Pick<SupervisorOptions, 'backoffMs' | 'maxBackoffMs' | 'stableAfterMs'>> & SupervisorOptions;
+  private readonly instances = new Map<string, Instance>();
+  private plan: Plan | null = null;
+  private broker: BrokerLike | null = null;
+  private brokerKey = '';
+  private exposures: { host_port: number; instance: string; port: string }[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+  private accel: { name: string; note?: string } | null = null;
+  private closed = false;
+  private readonly unwired: ViolationRecord[] = [];
+  private readonly recentByChannel = new Map<string, ViolationRecord[]>();
+
+  constructor(opts: SupervisorOptions) {
+    this.o = { backoffMs: 250, maxBackoffMs: 10_000, stableAfterMs: 30_000, ...opts };
+  }
+
+  /** The applied plan's digest, or null before the first apply. */
+  get planDigest(): string | null {
+    return this.plan?.digests.plan ?? null;
+  }
+
+  /** Converges to `plan`. Concurrent calls run one after the other. */
+  apply(plan: Plan, req: ApplyRequest, emit: EventSink): Promise<ApplySummary> {
+    const run = this.queue.then(() => this.doApply(plan, req, emit));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Stops every clone and the broker. */
+  destroy(emit: EventSink): Promise<string[]> {
+    const run = this.queue.then(() => this.doDestroy(emit));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async doApply(plan: Plan, req: ApplyRequest, emit: EventSink): Promise<ApplySummary> {
+    if (this.closed) throw new BackendFailure('failure', 'the supervisor is shutting down', 'run apply again');
+    const running = new Map([...this.instances].map(([id, i]) => [id, i.plan.digest]));
+    const diff = diffInstances(running, plan.instances, req.replace);
+    if (diff.unknown.length > 0) {
+      throw new BackendFailure('usage', `--replace names instances that are not in the plan: ${diff.unknown.join(', ')}`, 'use instance ids as shown by `mclc show`');
+    }
+    const { unknown: _unknown, ...d } = diff;
+    const started = Date.now();
+    emit({ type: 'phase', phase: 'accelerator', action: 'start', message: 'probing the accelerator' });
+    this.accel ??= await this.o.runtime.accelerator();
+    if (this.accel.note) emit({ type: 'warning', message: this.accel.note, data: { accelerator: this.accel.name } });
+    emit({ type: 'phase', phase: 'accelerator', action: 'done', message: `guests run on ${this.accel.name}` });
+
+    for (const id of d.keep) emit({ type: 'instance', instance: id, action: 'keep', message: 'unchanged, left running' });
+
+    // Images and templates for what will be forked. Templates already booted are cached by the runtime.
+    const byId = new Map(plan.instances.map((i) => [i.id, i]));
+    const toStart = [...d.create, ...d.replace];
+    const templates = [...new Set(toStart.map((id) => byId.get(id)!.template))].sort();
+    if (templates.length > 0) {
+      emit({ type: 'phase', phase: 'templates', action: 'start', message: `preparing ${templates.length} template(s)` });
+      await this.o.runtime.prepare(plan, templates, emit);
+      emit({ type: 'phase', phase: 'templates', action: 'done', message: 'templates ready' });
+    }
+
+    // Stop what goes away or is replaced: requirers before their providers.
+    const oldChannels = this.plan?.channels ?? [];
+    for (const layer of stopLayers([...d.delete, ...d.replace], oldChannels)) {
+      await Promise.all(
+        layer.map(async (id) => {
+          const action = d.delete.includes(id) ? 'delete' : 'replace';
+          emit({ type: 'instance', instance: id, action, message: action === 'delete' ? 'removed from the plan: stopping' : 'changed: stopping the old clones' });
+          await this.stopInstance(id);
+        }),
+      );
+    }
+
+    // A new broker when the wiring changed; kept clones are attached to it again.
+    const key = brokerKey(plan);
+    const newBroker = this.broker === null || key !== this.brokerKey;
+    if (newBroker) {
+      if (this.broker) await this.broker.close();
+      this.broker = this.o.brokerFactory(plan, {
+        onSessionOpen: (id) => this.openSession(id),
+        onSessionClose: (id, clone) => this.closeSession(id, clone),
+        onViolation: (v) => this.recordViolation(v),
+      });
+      this.brokerKey = key;
+    }
+    this.plan = plan;
+    for (const id of d.keep) {
+      const inst = this.instances.get(id)!;
+      inst.plan = byId.get(id)!;
+      if (newBroker) for (const c of inst.clones.values()) if (c.handle) this.attach(id, c);
+    }
+
+    // Start new and replaced instances: providers before requirers.
+    emit({ type: 'phase', phase: 'instances', action: 'start', message: `starting ${toStart.length} instance(s)` });
+    for (const layer of startLayers(toStart, plan.channels)) {
+      await Promise.all(layer.map((id) => this.startInstance(byId.get(id)!, req.readyTimeoutMs, emit, d.create.includes(id) ? 'create' : 'replace')));
+    }
+    emit({ type: 'phase', phase: 'instances', action: 'done', message: 'instances ready' });
+
+    if (newBroker) {
+      emit({ type: 'phase', phase: 'exposures', action: 'start', message: `opening ${plan.exposures.length} exposure(s)` });
+      await this.broker!.listenExposures();
+      this.exposures = plan.exposures.map((e) => ({ host_port: e.host_port, instance: e.instance, port: e.port }));
+      for (const e of this.exposures) {
+        emit({ type: 'exposure', action: 'listening', host_port: e.host_port, instance: e.instance, message: `127.0.0.1:${e.host_port} -> ${e.instance}.${e.port}` });
+      }
+      for (const c of plan.channels) emit({ type: 'channel', action: 'wired', channel: c.id, message: `${c.protocol} (${c.ops.map((o) => o.name).join(', ')})` });
+    }
+    this.changed();
+    emit({ type: 'phase', phase: 'apply', action: 'done', elapsed_ms: Date.now() - started, message: 'converged' });
+    return { ...d, accelerator: this.accel, exposures: this.exposures, processes: this.processes() };
+  }
+
+  private async doDestroy(emit: EventSink): Promise<string[]> {
+    const ids = [...this.instances.keys()].sort();
+    for (const layer of stopLayers(ids, this.plan?.channels ?? [])) {
+      await Promise.all(
+        layer.map(async (id) => {
+          emit({ type: 'instance', instance: id, action: 'delete', message: 'stopping' });
+          await this.stopInstance(id);
+        }),
+      );
+    }
+    if (this.broker) await this.broker.close();
+    this.broker = null;
+    this.brokerKey = '';
+    this.plan = null;
+    this.exposures = [];
+    this.changed();
+    return ids;
+  }
+
+  /** Stops everything for good (the supervisor is exiting). */
+  async shutdown(): Promise<void> {
+    await this.destroy(() => undefined).catch(() => undefined);
+    this.closed = true;
+  }
+
+  // -------------------------------------------------------------------------
+  // Instances and clones
+
+  private async startInstance(p: PlanInstance, readyTimeoutMs: number, emit: EventSink, action: 'create' | 'replace'): Promise<void> {
+    const inst: Instance = { plan: p, clones: new Map(), nextIndex: 0, warm: [], readyTimeoutMs };
+    this.instances.set(p.id, inst);
+    emit({ type: 'instance', instance: p.id, action, message: action === 'create' ? 'creating' : 'replacing' });
+    // A per-session instance starts only its warm pool; sessions fork the rest.
+    const count = p.mode === 'per_session' ? p.replicas : Math.max(1, p.replicas);
+    const t0 = Date.now();
+    const results = await Promise.allSettled(
+      Array.from({ length: count }, async () => {
+        const c = this.newClone(inst);
+        await this.forkClone(inst, c, p.mode === 'per_session');
+        emit({ type: 'instance', instance: p.id, clone: c.index, action: 'ready', elapsed_ms: Date.now() - t0, message: `clone ${c.index} ${p.mode === 'per_session' ? 'warm (paused)' : 'ready'} (pid ${c.handle?.pid})` });
+        if (p.mode === 'per_session') inst.warm.push(c.index);
+      }),
+    );
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length > 0) {
+      // Nothing half-started is kept: the next apply creates the instance afresh.
+      await this.stopInstance(p.id);
+      const why = String((failed[0].reason as Error)?.message ?? failed[0].reason);
+      emit({ type: 'instance', instance: p.id, action: 'failed', message: why });
+      throw new BackendFailure('failure', `instance ${p.id} did not start: ${why}`, `see \`mclc logs ${p.id}\` for the guest console`);
+    }
+  }
+
+  private newClone(inst: Instance): Clone {
+    const index = inst.nextIndex++;
+    const c: Clone = { index, state: 'starting', dir: join(this.o.runDir, 'clones', `${inst.plan.id}.${index}`), restarts: 0, streak: 0, stopping: false };
+    inst.clones.set(index, c);
+    return c;
+  }
+
+  private async forkClone(inst: Instance, c: Clone, paused: boolean): Promise<void> {
+    rmSync(c.dir, { recursive: true, force: true });
+    mkdirSync(c.dir, { recursive: true });
+    c.state = 'starting';
+    c.stopping = false;
+    let handle: CloneHandle;
+    try {
+      handle = await this.o.runtime.fork({ instance: inst.plan, index: c.index, dir: c.dir, readyTimeoutMs: inst.readyTimeoutMs, paused });
+    } catch (e) {
+      c.state = 'crashed';
+      c.lastExit = `fork failed: ${(e as Error).message}`;
+      throw e;
+    }
+    c.handle = handle;
+    c.startedAt = Date.now();
+    c.state = paused ? 'paused' : 'running';
+    handle.exited.then((info) => this.onExit(inst, c, handle, info));
+    if (!paused) this.attach(inst.plan.id, c);
+    this.changed();
+  }
+
+  private attach(id: string, c: Clone): void {
+    if (!this.broker || !c.handle) return;
+    // Only ports the current plan declares: a kept clone never gains ports, and a port the plan dropped stays dark.
+    const declared = new Set(this.instances.get(id)?.plan.ports.map((p) => p.name) ?? []);
+    for (const [port, path] of Object.entries(c.handle.portSockets)) if (declared.has(port)) this.broker.attachPort(id, c.index, port, path);
+  }
+
+  private async stopClone(inst: Instance, c: Clone): Promise<void> {
+    c.stopping = true;
+    if (c.timer) clearTimeout(c.timer);
+    this.broker?.detachClone(inst.plan.id, c.index);
+    if (c.handle) await c.handle.stop();
+    c.state = 'stopped';
+    inst.clones.delete(c.index);
+    rmSync(c.dir, { recursive: true, force: true });
+  }
+
+  private async stopInstance(id: string): Promise<void> {
+    const inst = this.instances.get(id);
+    if (!inst) return;
+    await Promise.all([...inst.clones.values()].map((c) => this.stopClone(inst, c)));
+    this.instances.delete(id);
+    this.changed();
+  }
+
+  /** A clone's QEMU exited. Unless we stopped it, apply the restart policy. */
+  private onExit(inst: Instance, c: Clone, handle: CloneHandle, info: ExitInfo): void {
+    if (c.handle !== handle || c.stopping || this.instances.get(inst.plan.id) !== inst) return;
+    c.lastExit = describeExit(info);
+    c.handle = undefined;
+    c.state = 'crashed';
+    this.broker?.detachClone(inst.plan.id, c.index);
+    this.changed();
+    const ranFor = Date.now() - (c.startedAt ?? Date.now());
+    if (ranFor >= this.o.stableAfterMs) c.streak = 0;
+    if (c.session) {
+      // A session clone that dies ends its session; the broker notices the closed ports.
+      inst.clones.delete(c.index);
+      return;
+    }
+    const { policy, max_retries } = inst.plan.restart;
+    const failure = info.signal !== null || (info.code !== null && info.code !== 0) || (info.program_code !== undefined && info.program_code !== 0);
+    const allowed =
+      policy === 'always' ? max_retries <= 0 || c.restarts < max_retries : policy === 'on_failure' ? failure && c.restarts < max_retries : false;
+    this.o.log?.(`${inst.plan.id}[${c.index}] exited (${c.lastExit}); restart ${allowed ? 'scheduled' : 'not allowed'} by policy ${policy}`);
+    if (!allowed) return;
+    const delay = Math.min(this.o.backoffMs * 2 ** c.streak, this.o.maxBackoffMs);
+    c.state = 'restarting';
+    c.timer = setTimeout(() => {
+      c.timer = undefined;
+      if (c.stopping || this.instances.get(inst.plan.id) !== inst) return;
+      c.restarts++;
+      c.streak++;
+      this.forkClone(inst, c, false).catch((e) => {
+        this.o.log?.(`${inst.plan.id}[${c.index}] restart failed: ${(e as Error).message}`);
+        // A failed fork counts as another crash and is retried by the same policy.
+        this.onExit(inst, c, c.handle as CloneHandle, { code: 1, signal: null });
+      });
+    }, delay);
+  }
+
+  // -------------------------------------------------------------------------
+  // Sessions (broker hooks)
+
+  private async openSession(id: string): Promise<number> {
+    const inst = this.instances.get(id);
+    if (!inst) throw new Error(`no instance ${id}`);
+    const max = inst.plan.max_sessions ?? Infinity;
+    const active = [...inst.clones.values()].filter((c) => c.session).length;
+    if (active >= max) throw new Error(`${id} has reached its limit of ${max} sessions`);
+    let c: Clone;
+    const warm = inst.warm.shift();
+    if (warm !== undefined && inst.clones.get(warm)?.handle) {
+      c = inst.clones.get(warm)!;
+      await c.handle!.resume();
+      c.state = 'running';
+      this.attach(id, c);
+    } else {
+      c = this.newClone(inst);
+      await this.forkClone(inst, c, false);
+    }
+    c.session = true;
+    this.changed();
+    // Top the warm pool up again in the background.
+    this.refillPool(inst);
+    return c.index;
+  }
+
+  private async closeSession(id: string, index: number): Promise<void> {
+    const inst = this.instances.get(id);
+    const c = inst?.clones.get(index);
+    if (!inst || !c) return;
+    await this.stopClone(inst, c);
+    this.changed();
+  }
+
+  private refillPool(inst: Instance): void {
+    const missing = inst.plan.replicas - inst.warm.length;
+    for (let i = 0; i < missing; i++) {
+      const c = this.newClone(inst);
+      this.forkClone(inst, c, true)
+        .then(() => {
+          if (this.instances.get(inst.plan.id) === inst) inst.warm.push(c.index);
+        })
+        .catch((e) => {
+          inst.clones.delete(c.index);
+          this.o.log?.(`${inst.plan.id}: warm clone failed: ${(e as Error).message}`);
+        });
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Reporting
+
+  private recordViolation(v: Violation): void {
+    const rec: ViolationRecord = { time: new Date(v.time).toISOString(), kind: v.kind, detail: v.detail, instance: v.instance, clone: v.clone };
+    const list = v.channel === null ? this.unwired : (this.recentByChannel.get(v.channel) ?? []);
+    list.push(rec);
+    if (list.length > MAX_RECENT) list.shift();
+    if (v.channel !== null) this.recentByChannel.set(v.channel, list);
+  }
+
+  processes(): ProcessRecord[] {
+    const out: ProcessRecord[] = [];
+    for (const [id, inst] of [...this.instances].sort(([a], [b]) => a.localeCompare(b))) {
+      for (const c of inst.clones.values()) {
+        if (c.handle) out.push({ instance: id, clone: c.index, pid: c.handle.pid, start_time: c.handle.startTime, dir: c.dir });
+      }
+    }
+    return out;
+  }
+
+  private changed(): void {
+    this.o.onProcessesChanged?.(this.processes());
+  }
+
+  /** Log files of an instance's clones, for `mclc logs`. */
+  logFiles(id: string): { clone: number; console: string; program?: string }[] | undefined {
+    const inst = this.instances.get(id);
+    if (!inst) return undefined;
+    return [...inst.clones.values()]
+      .sort((a, b) => a.index - b.index)
+      .map((c) => ({ clone: c.index, console: c.handle?.consoleLog ?? join(c.dir, 'console.log'), program: c.handle?.programLog }));
+  }
+
+  instanceStatus(): InstanceStatus[] {
+    const now = Date.now();
+    return [...this.instances.values()]
+      .sort((a, b) => a.plan.id.localeCompare(b.plan.id))
+      .map((inst) => {
+        const clones = [...inst.clones.values()]
+          .sort((a, b) => a.index - b.index)
+          .map((c) => {
+            const pid = c.handle?.pid;
+            const mem = pid ? processMemory(pid) : undefined;
+            const cpu = pid ? processCpuMs(pid) : undefined;
+            return {
+              index: c.index,
+              state: c.state,
+              ...(pid !== undefined ? { pid } : {}),
+              restarts: c.restarts,
+              ...(c.startedAt && c.handle ? { uptime_ms: now - c.startedAt } : {}),
+              ...(mem ?? {}),
+              ...(cpu !== undefined ? { cpu_ms: cpu } : {}),
+              ...(c.session ? { session: String(c.index) } : {}),
+              ...(c.lastExit ? { last_exit: c.lastExit } : {}),
+            };
+          });
+        const wanted = inst.plan.mode === 'per_session' ? inst.plan.replicas : Math.max(1, inst.plan.replicas);
+        const up = clones.filter((c) => c.state === 'running' || c.state === 'paused').length;
+        const restarting = clones.some((c) => c.state === 'restarting' || c.state === 'starting');
+        const health: InstanceStatus['health'] =
+          up >= wanted ? 'healthy' : up === 0 && !restarting && wanted > 0 ? 'failed' : 'degraded';
+        return {
+          id: inst.plan.id,
+          component: inst.plan.component,
+          mode: inst.plan.mode,
+          health,
+          ...(inst.plan.label ? { label: inst.plan.label } : {}),
+          clones,
+        };
+      });
+  }
+
+  channelStatus(): ChannelStatus[] {
+    if (!this.plan || !this.broker) return [];
+    const counters = new Map(this.broker.counters().map((c) => [c.channel, c]));
+    const ids = [...new Set([...this.plan.channels.map((c) => c.id), ...counters.keys()])].sort();
+    const protocols = new Map(this.plan.channels.map((c) => [c.id, c.protocol]));
+    for (const e of this.plan.exposures) protocols.set(`tcp:${e.host_port}->${e.instance}.${e.port}`, e.protocol);
+    return ids.map((id) => {
+      const k = counters.get(id);
+      return {
+        id,
+        protocol: protocols.get(id) ?? '',
+        frames_forward: k?.frames_to_provider ?? 0,
+        frames_backward: k?.frames_to_requirer ?? 0,
+        bytes_forward: k?.bytes_to_provider ?? 0,
+        bytes_backward: k?.bytes_to_requirer ?? 0,
+        violations: k?.violations_total ?? 0,
+        recent_violations: this.recentByChannel.get(id) ?? [],
+      };
+    });
+  }
+
+  exposureStatus(): ExposureStatus[] {
+    const counters = new Map((this.broker?.counters() ?? []).map((c) => [c.channel, c]));
+    return this.exposures.map((e) => {
+      const k = counters.get(`tcp:${e.host_port}->${e.instance}.${e.port}`);
+      return { ...e, listening: this.broker !== null, connections_total: k?.calls ?? 0, connections_open: 0 };
+    });
+  }
+
+  unwiredViolations(): ViolationRecord[] {
+    return [...this.unwired];
+  }
+
+  accelerator(): { name: string; note?: string } | undefined {
+    return this.accel ?? undefined;
+  }
+}
+
+/** What the broker is built from: when it is unchanged, the broker (and its counters) is kept. */
+function brokerKey(plan: Plan): string {
+  return JSON.stringify([plan.channels, plan.exposures, plan.schemas, plan.instances.map((i) => [i.id, i.mode, i.ports, i.max_sessions ?? null])]);
+}
+
+export function describeExit(info: ExitInfo): string {
+  if (info.signal) return `killed by ${info.signal}`;
+  if (info.program_code !== undefined) return `program exited with code ${info.program_code}`;
+  return `exit code ${info.code}`;
+}
+
+export type { BackendEvent };

@@ -1,0 +1,235 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { diffInstances, startLayers, stopLayers } from '../src/lifecycle/diff';
+import { Supervisor } from '../src/lifecycle/supervisor';
+import type { BackendEvent } from '../src/lifecycle/events';
+import { chan, FakeBroker, FakeRuntime, inst, plan } from './fixtures/fakes';
+import { parseSmapsRollup, parseStatCpuMs } from '../src/lifecycle/procfs';
+
+const webstackChannels = [
+  chan('web', 'auth', 'auth', 'auth'),
+  chan('web', 'handler', 'handler', 'api'),
+  chan('handler', 'app', 'app', 'orders'),
+  chan('app', 'db', 'db', 'kv'),
+  chan('app', 'audit', 'audit', 'logs'),
+  chan('auth', 'audit', 'audit', 'logs'),
+];
+const ids = ['web', 'auth', 'handler', 'app', 'db', 'audit'];
+
+describe('diff and order', () => {
+  it('classifies instances by digest and rejects unknown --replace ids', () => {
+    const running = new Map([
+      ['a', 'd-a'],
+      ['b', 'old'],
+      ['gone', 'x'],
+      ['c', 'd-c'],
+    ]);
+    const d = diffInstances(running, [inst('a'), inst('b'), inst('c'), inst('new')], ['c', 'nope']);
+    expect(d).toEqual({ create: ['new'], replace: ['b', 'c'], delete: ['gone'], keep: ['a'], unknown: ['nope'] });
+  });
+
+  it('starts providers before requirers', () => {
+    expect(startLayers(ids, webstackChannels)).toEqual([['audit', 'db'], ['app', 'auth'], ['handler'], ['web']]);
+    expect(stopLayers(ids, webstackChannels)).toEqual([['web'], ['handler'], ['app', 'auth'], ['audit', 'db']]);
+  });
+
+  it('orders only the instances given, and breaks a cycle deterministically', () => {
+    expect(startLayers(['web', 'db'], webstackChannels)).toEqual([['db', 'web']]);
+    const cyc = [chan('a', 'x', 'b', 'y'), chan('b', 'x', 'a', 'y'), chan('c', 'x', 'a', 'z'), chan('a', 'w', 'd', 'v')];
+    expect(startLayers(['a', 'b', 'c', 'd'], cyc)).toEqual([['d'], ['a', 'b'], ['c']]);
+  });
+});
+
+describe('procfs parsing', () => {
+  it('reads smaps_rollup and stat figures', () => {
+    const m = parseSmapsRollup('Rss:              76000 kB\nPss:              47000 kB\nPrivate_Clean:     1000 kB\nPrivate_Dirty:    20000 kB\n');
+    expect(m).toEqual({ rss_bytes: 76000 * 1024, pss_bytes: 47000 * 1024, private_bytes: 21000 * 1024 });
+    const stat = '1234 (qemu-system (x)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 999 0 0';
+    expect(parseStatCpuMs(stat)).toBe(3000);
+  });
+});
+
+describe('supervisor', () => {
+  let dir: string;
+  let rt: FakeRuntime;
+  let sup: Supervisor;
+  let events: BackendEvent[];
+  const emit = (e: BackendEvent) => events.push(e);
+  const req = { replace: [], readyTimeoutMs: 1000 };
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mcl-sup-'));
+    rt = new FakeRuntime();
+    FakeBroker.all = [];
+    events = [];
+    sup = new Supervisor({ runtime: rt, brokerFactory: (p, h) => new FakeBroker(p, h), runDir: dir, backoffMs: 5, maxBackoffMs: 20 });
+  });
+  afterEach(async () => {
+    await sup.shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const webstack = (over: Record<string, Partial<ReturnType<typeof inst>>> = {}, digest = 'p1') =>
+    plan(ids.map((id) => inst(id, over[id] ?? {})), webstackChannels, digest);
+
+  it('forks in dependency order, wires every port and opens exposures last', async () => {
+    const r = await sup.apply(webstack({ handler: { replicas: 2, mode: 'replicas' } }), req, emit);
+    expect(r.create).toEqual(['app', 'audit', 'auth', 'db', 'handler', 'web']);
+    const order = rt.log.map((l) => l.split(' ')[1].split('.')[0]);
+    const pos = (id: string) => order.indexOf(id);
+    expect(pos('db')).toBeLessThan(pos('app'));
+    expect(pos('app')).toBeLessThan(pos('handler'));
+    expect(pos('handler')).toBeLessThan(pos('web'));
+    expect(pos('auth')).toBeLessThan(pos('web'));
+    expect(rt.live('handler')).toHaveLength(2);
+    const b = FakeBroker.all[0];
+    expect(b.listening).toBe(true);
+    expect([...b.attached.keys()]).toContain('handler.1.app');
+    expect([...b.attached.keys()]).toContain('db.0.kv');
+    expect(r.processes).toHaveLength(7);
+    expect(events.find((e) => e.type === 'warning')?.message).toMatch(/TCG/);
+  });
+
+  it('replaces only changed instances and leaves the others running', async () => {
+    await sup.apply(webstack(), req, emit);
+    const before = new Map(rt.live().map((c) => [c.req.instance.id, c.pid]));
+    rt.log.length = 0;
+    const r = await sup.apply(webstack({ app: { digest: 'd-app-2' } }, 'p2'), req, emit);
+    expect(r.replace).toEqual(['app']);
+    expect(r.keep).toEqual(['audit', 'auth', 'db', 'handler', 'web']);
+    expect(rt.log).toEqual(['stop app.0', 'fork app.0']);
+    for (const id of r.keep) expect(rt.live(id)[0].pid).toBe(before.get(id));
+    expect(rt.live('app')[0].pid).not.toBe(before.get('app'));
+    // Same wiring: the broker (and its counters) is kept.
+    expect(FakeBroker.all).toHaveLength(1);
+    // Only the changed instance's template was prepared.
+    expect(rt.prepared.at(-1)).toEqual(['busybox-128m-1c-4p']);
+  });
+
+  it('applying the same plan twice changes nothing', async () => {
+    await sup.apply(webstack(), req, emit);
+    rt.log.length = 0;
+    const r = await sup.apply(webstack(), req, emit);
+    expect(r.keep).toHaveLength(6);
+    expect(rt.log).toEqual([]);
+  });
+
+  it('removes instances dropped from the plan, requirers first, and rebuilds the broker when wiring changes', async () => {
+    await sup.apply(webstack(), req, emit);
+    rt.log.length = 0;
+    const small = plan([inst('app'), inst('db')], [chan('app', 'db', 'db', 'kv')], 'p3');
+    const r = await sup.apply(small, req, emit);
+    expect(r.delete).toEqual(['audit', 'auth', 'handler', 'web']);
+    expect(rt.log.indexOf('stop web.0')).toBeLessThan(rt.log.indexOf('stop handler.0'));
+    expect(rt.log.indexOf('stop web.0')).toBeLessThan(rt.log.indexOf('stop auth.0'));
+    expect(rt.log.indexOf('stop auth.0')).toBeLessThan(rt.log.indexOf('stop audit.0'));
+    expect(FakeBroker.all).toHaveLength(2);
+    expect(FakeBroker.all[0].closed).toBe(true);
+    // Kept clones are attached to the new broker.
+    expect([...FakeBroker.all[1].attached.keys()].sort()).toEqual(['app.0.db', 'db.0.kv']);
+  });
+
+  it('--replace forces a replacement and unknown ids are a usage error', async () => {
+    await sup.apply(webstack(), req, emit);
+    const r = await sup.apply(webstack(), { ...req, replace: ['db'] }, emit);
+    expect(r.replace).toEqual(['db']);
+    await expect(sup.apply(webstack(), { ...req, replace: ['nope'] }, emit)).rejects.toMatchObject({ kind: 'usage' });
+  });
+
+  it('restarts a killed guest by policy while the others keep running', async () => {
+    await sup.apply(webstack({ db: { restart: { policy: 'on_failure', max_retries: 2 } }, audit: { restart: { policy: 'never', max_retries: 0 } } }), req, emit);
+    const web = rt.live('web')[0];
+    const db0 = rt.live('db')[0];
+    db0.crash();
+    await until(() => rt.live('db').length === 1);
+    expect(rt.live('db')[0].pid).not.toBe(db0.pid);
+    expect(web.alive).toBe(true);
+    // The restarted clone is wired again.
+    expect(FakeBroker.all[0].attached.get('db.0.kv')).toBeDefined();
+    let st = sup.instanceStatus().find((i) => i.id === 'db')!;
+    expect(st.clones[0].restarts).toBe(1);
+    expect(st.clones[0].last_exit).toBe('killed by SIGKILL');
+    // on_failure: a clean exit is not restarted.
+    rt.live('db')[0].crash({ code: 0, signal: null });
+    await sleep(50);
+    expect(rt.live('db')).toHaveLength(0);
+    st = sup.instanceStatus().find((i) => i.id === 'db')!;
+    expect(st.health).toBe('failed');
+    // never: not restarted.
+    rt.live('audit')[0].crash();
+    await sleep(50);
+    expect(rt.live('audit')).toHaveLength(0);
+  });
+
+  it('gives up after max retries', async () => {
+    await sup.apply(webstack({ db: { restart: { policy: 'on_failure', max_retries: 2 } } }), req, emit);
+    for (let i = 0; i < 3; i++) {
+      await until(() => rt.live('db').length === 1);
+      rt.live('db')[0].crash({ code: 1, signal: null });
+      await sleep(1);
+    }
+    await sleep(80);
+    expect(rt.live('db')).toHaveLength(0);
+    expect(sup.instanceStatus().find((i) => i.id === 'db')!.clones[0].restarts).toBe(2);
+  });
+
+  it('a second apply queued behind an interrupted one converges', async () => {
+    rt.forkDelayMs = 5;
+    const p = webstack();
+    const first = sup.apply(p, req, emit);
+    const second = sup.apply(p, req, emit);
+    await first;
+    const r2 = await second;
+    expect(r2.keep).toHaveLength(6);
+    expect(rt.live()).toHaveLength(6);
+  });
+
+  it('a failed fork fails the apply with the instance named', async () => {
+    rt.failFork = (r) => r.instance.id === 'app';
+    await expect(sup.apply(webstack(), req, emit)).rejects.toMatchObject({ kind: 'failure', message: /instance app did not start/ });
+    // The next apply retries what is missing and leaves the rest.
+    rt.failFork = null;
+    const r = await sup.apply(webstack(), req, emit);
+    expect(rt.live()).toHaveLength(6);
+    expect(r.keep).toContain('db');
+  });
+
+  it('forks a clone per session from a warm pool and disposes it on close', async () => {
+    const p = plan([inst('trap', { mode: 'per_session', replicas: 2, max_sessions: 3, restart: { policy: 'never', max_retries: 0 } }), inst('rec')], [chan('trap', 'recorder', 'rec', 'logs')]);
+    await sup.apply(p, req, emit);
+    expect(rt.live('trap')).toHaveLength(2);
+    expect(rt.live('trap').every((c) => c.paused)).toBe(true);
+    const hooks = FakeBroker.all[0].hooks;
+    const s1 = await hooks.onSessionOpen('trap');
+    const clone = rt.live('trap').find((c) => c.req.index === s1)!;
+    expect(clone.paused).toBe(false);
+    expect(FakeBroker.all[0].attached.get(`trap.${s1}.recorder`)).toBeDefined();
+    await until(() => rt.live('trap').filter((c) => c.paused).length === 2);
+    await hooks.onSessionOpen('trap');
+    await hooks.onSessionOpen('trap');
+    await expect(hooks.onSessionOpen('trap')).rejects.toThrow(/limit of 3 sessions/);
+    await hooks.onSessionClose('trap', s1);
+    expect(clone.alive).toBe(false);
+    expect(FakeBroker.all[0].attached.get(`trap.${s1}.recorder`)).toBeUndefined();
+  });
+
+  it('destroy stops everything', async () => {
+    await sup.apply(webstack(), req, emit);
+    const ids2 = await sup.destroy(emit);
+    expect(ids2).toEqual(['app', 'audit', 'auth', 'db', 'handler', 'web']);
+    expect(rt.live()).toHaveLength(0);
+    expect(FakeBroker.all[0].closed).toBe(true);
+    expect(sup.processes()).toEqual([]);
+  });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(cond: () => boolean, ms = 2000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await sleep(2);
+  }
+}
