@@ -1,0 +1,1444 @@
+// The channel broker: relays line-JSON frames between the ports a plan wires
+// together and refuses every frame that breaks a channel's invariants.
+//
+// Design:
+// - One PortConn per attached (instance, clone, port). It owns the stream, a
+//   bounded line splitter, and for a provide port the table of calls forwarded
+//   to it (broker-assigned ids, so requesters never see each other's ids).
+// - One ChannelRt per plan channel and per exposure: compiled operations,
+//   token bucket, outstanding calls in deadline order (a channel has one
+//   timeout, so insertion order is deadline order and one timer per channel
+//   suffices), counters.
+// - A Requester is whatever sends calls on a channel: a guest's require port,
+//   a TCP client of a line-JSON exposure, or an HTTP connection. A call's
+//   answer goes back through `respond`, so routing a reply never depends on
+//   the kind of requester.
+// - Nothing is shared between channels but the event loop: a refused frame is
+//   dropped after cheap checks, and backpressure pauses only the socket that
+//   sends to a full destination.
+
+import { EventEmitter } from 'node:events';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createConnection, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ChannelInvariants, OrderAutomaton, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
+import { compileSchemas, type CompiledSchemas, type Validator } from './schema';
+import { LineSplitter, TokenBucket } from './lines';
+import {
+  exposureId,
+  HTTP_MAX_BODY,
+  HTTP_OPS,
+  HTTP_SCHEMAS,
+  isHttpProtocol,
+  readBody,
+  toRequestMessage,
+  writeBrokerError,
+  writeResponseMessage,
+} from './http';
+import type {
+  BrokerLogEntry,
+  BrokerOptions,
+  ChannelCounters,
+  ExposureInfo,
+  PortStatus,
+  PortTarget,
+  Violation,
+  ViolationKind,
+} from './types';
+
+/** Bytes a frame line may hold beyond `max_message_bytes` for its envelope (`t`, `op`, `id`). */
+export const ENVELOPE_ALLOWANCE = 1024;
+/** Line limit on a port that has no channel: everything on it is refused anyway. */
+const UNWIRED_LINE_LIMIT = 64 * 1024;
+/** Above this many bytes queued to a destination, the sending socket is paused until the destination drains. */
+const HIGH_WATER = 256 * 1024;
+/** Above this many bytes queued to a peer, notices to it (denied, notify) are dropped rather than queued. */
+const DROP_WATER = 4 * 1024 * 1024;
+const LATENCY_SAMPLES = 1024;
+/** Longest error text a provider may send; longer ones are cut. */
+const MAX_ERROR_TEXT = 1024;
+
+export const DEFAULT_INVARIANTS: ChannelInvariants = {
+  max_message_bytes: 1024 * 1024,
+  rate: null,
+  timeout_ms: 30_000,
+  max_inflight: 64,
+  order: null,
+};
+
+interface OpRt {
+  name: string;
+  kind: PlanOperation['kind'];
+  input: Validator;
+  output: Validator | null;
+  /** JSON-encoded op name, ready to splice into frames. */
+  json: string;
+}
+
+class Counters {
+  frames_to_provider = 0;
+  frames_to_requirer = 0;
+  bytes_to_provider = 0;
+  bytes_to_requirer = 0;
+  calls = 0;
+  replies = 0;
+  errors = 0;
+  timeouts = 0;
+  late_replies = 0;
+  violations: Partial<Record<ViolationKind, number>> = {};
+  violations_total = 0;
+  private lat = new Float64Array(LATENCY_SAMPLES);
+  private latN = 0;
+  private latMax = 0;
+
+  latency(ms: number): void {
+    this.lat[this.latN % LATENCY_SAMPLES] = ms;
+    this.latN++;
+    if (ms > this.latMax) this.latMax = ms;
+  }
+
+  snapshot(channel: string): ChannelCounters {
+    const n = Math.min(this.latN, LATENCY_SAMPLES);
+    const s = Array.from(this.lat.subarray(0, n)).sort((a, b) => a - b);
+    const pick = (q: number) => (n === 0 ? 0 : round3(s[Math.min(n - 1, Math.floor(q * n))]));
+    return {
+      channel,
+      frames_to_provider: this.frames_to_provider,
+      frames_to_requirer: this.frames_to_requirer,
+      bytes_to_provider: this.bytes_to_provider,
+      bytes_to_requirer: this.bytes_to_requirer,
+      calls: this.calls,
+      replies: this.replies,
+      errors: this.errors,
+      timeouts: this.timeouts,
+      late_replies: this.late_replies,
+      violations: { ...this.violations },
+      violations_total: this.violations_total,
+      latency_ms: { p50: pick(0.5), p99: pick(0.99), max: round3(this.latMax), samples: this.latN },
+    };
+  }
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/** A call forwarded to a provider and not yet answered. */
+interface Pending {
+  /** The id the provider sees. */
+  pid: number;
+  channel: ChannelRt;
+  op: OpRt;
+  provider: PortConn;
+  requester: Requester;
+  deadline: number;
+  sentAt: number;
+  respond: (answer: Answer) => void;
+}
+
+type Answer = { ok: true; body: unknown; bodyJson: string } | { ok: false; error: string; kind: 'error' | 'timeout' | 'unavailable' | 'denied' };
+
+interface ChannelRt {
+  id: string;
+  plan: PlanChannel | null;
+  exposure: PlanExposure | null;
+  provider: InstanceRt;
+  providerPort: string;
+  /** The requiring instance, or null for an exposure. */
+  requirer: InstanceRt | null;
+  ops: Map<string, OpRt>;
+  inv: ChannelInvariants;
+  bucket: TokenBucket | null;
+  order: OrderAutomaton | null;
+  pending: Set<Pending>;
+  timer: NodeJS.Timeout | null;
+  counters: Counters;
+  requesters: Set<Requester>;
+  lineLimit: number;
+}
+
+interface Session {
+  id: number;
+  instance: InstanceRt;
+  clone: number | null;
+  opening: Promise<number | null> | null;
+  /** Actions waiting for the session's clone. */
+  waiters: ((clone: number | null) => void)[];
+  closed: boolean;
+  /** Whether onSessionClose must be called (the hook gave this session its clone). */
+  owned: boolean;
+}
+
+/** Whatever sends calls and sends on a channel. */
+interface Requester {
+  name: string;
+  clone: number;
+  port: string;
+  channel: ChannelRt;
+  session: Session | null;
+  orderState: number;
+  alive: boolean;
+  /** Writes a frame line to the requester (stream requesters only). */
+  write: ((line: string, droppable: boolean) => boolean) | null;
+  /** The socket to pause when the destination is full. */
+  pausable: Duplex | null;
+  /** Whether the session is the whole connection (exposures) rather than opened by frames. */
+  connectionSession: boolean;
+}
+
+interface InstanceRt {
+  plan: PlanInstance;
+  ports: Map<string, PlanPort>;
+  clones: Map<number, Map<string, PortConn>>;
+  rr: number;
+  sessions: Set<Session>;
+  /** Clones bound to a session: not used for other traffic. */
+  sessionClones: Set<number>;
+}
+
+class PortConn {
+  stream: Duplex | null = null;
+  attached = true;
+  splitter: LineSplitter;
+  reconnectTimer: NodeJS.Timeout | null = null;
+  reconnectDelay: number;
+  /** Provide port: calls forwarded to it, by provider id. */
+  pending = new Map<number, Pending>();
+  /** Provide port: ids recently failed by timeout, so a late reply is not taken for an attack. */
+  expired = new Set<number>();
+  nextId = 1;
+  /** Require port: the requester this port is. */
+  requester: Requester | null = null;
+  /** Sockets paused because this port's stream is full. */
+  pausedSources = new Set<Duplex>();
+  connectWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly instance: InstanceRt,
+    readonly clone: number,
+    readonly port: PlanPort,
+    /** Provide port: its channels (and exposure); require port: its channel, if wired. */
+    readonly channels: ChannelRt[],
+    readonly target: PortTarget,
+    lineLimit: number,
+    onLine: (conn: PortConn, line: string, bytes: number) => void,
+    onOversize: (conn: PortConn, bytes: number) => void,
+    baseDelay: number,
+  ) {
+    this.reconnectDelay = baseDelay;
+    this.splitter = new LineSplitter(lineLimit, {
+      line: (text, bytes) => onLine(this, text, bytes),
+      oversize: (bytes) => onOversize(this, bytes),
+    });
+  }
+
+  get key(): string {
+    return `${this.instance.plan.id}[${this.clone}].${this.port.name}`;
+  }
+}
+
+/**
+ * The broker of one deployment.
+ *
+ * Socket roles: for a `string` target the VM side listens (QEMU
+ * `-chardev socket,path=P,server=on,wait=off`) and the broker connects, and
+ * reconnects with backoff while the port stays attached. A `Duplex` target is
+ * used as it is and not reconnected.
+ */
+export class Broker extends EventEmitter {
+  readonly plan: Plan;
+  private readonly opts: BrokerOptions;
+  private readonly schemas: CompiledSchemas;
+  private readonly instances = new Map<string, InstanceRt>();
+  private readonly channels = new Map<string, ChannelRt>();
+  /** Channels by `<instance>.<port>` of their requiring end. */
+  private readonly byRequirePort = new Map<string, ChannelRt>();
+  /** Channels (and exposures) by `<instance>.<port>` of their providing end. */
+  private readonly byProvidePort = new Map<string, ChannelRt[]>();
+  private readonly exposureChannels = new Map<number, ChannelRt>();
+  /** Counters of violations on ports with no channel, by `<instance>.<port>`. */
+  private readonly portCounters = new Map<string, Counters>();
+  private readonly recent: Violation[] = [];
+  private recentStart = 0;
+  private readonly logBudget = new Map<string, { windowStart: number; count: number; suppressed: number }>();
+  private readonly servers: (HttpServer | TcpServer)[] = [];
+  private readonly tcpSockets = new Set<Socket>();
+  private nextSession = 1;
+  private closed = false;
+
+  constructor(plan: Plan, options: BrokerOptions = {}) {
+    super();
+    this.plan = plan;
+    this.opts = options;
+    // The HTTP schemas are a fallback for plans that do not carry them; the plan's own win.
+    this.schemas = compileSchemas({ ...HTTP_SCHEMAS, ...plan.schemas });
+    for (const p of this.schemas.problems) this.log({ level: 'error', message: `schema: ${p}` });
+
+    for (const inst of plan.instances) {
+      this.instances.set(inst.id, {
+        plan: inst,
+        ports: new Map(inst.ports.map((p) => [p.name, p])),
+        clones: new Map(),
+        rr: 0,
+        sessions: new Set(),
+        sessionClones: new Set(),
+      });
+    }
+    for (const ch of plan.channels) {
+      const provider = this.instances.get(ch.to.instance);
+      const requirer = this.instances.get(ch.from.instance);
+      if (!provider || !requirer) {
+        this.log({ level: 'error', message: `channel ${ch.id} names an instance that is not in the plan; it carries nothing`, channel: ch.id });
+        continue;
+      }
+      const rt = this.makeChannel(ch.id, ch, null, provider, ch.to.port, requirer, ch.ops, ch.invariants);
+      this.channels.set(ch.id, rt);
+      this.byRequirePort.set(`${ch.from.instance}.${ch.from.port}`, rt);
+      pushMap(this.byProvidePort, `${ch.to.instance}.${ch.to.port}`, rt);
+    }
+    for (const ex of plan.exposures) {
+      const provider = this.instances.get(ex.instance);
+      if (!provider) {
+        this.log({ level: 'error', message: `exposure on ${ex.host_port} names instance ${ex.instance}, which is not in the plan` });
+        continue;
+      }
+      const ops = this.exposureOps(ex);
+      const id = exposureId(ex);
+      const rt = this.makeChannel(id, null, ex, provider, ex.port, null, ops, exposureInvariants(ex));
+      this.channels.set(id, rt);
+      this.exposureChannels.set(ex.host_port, rt);
+      pushMap(this.byProvidePort, `${ex.instance}.${ex.port}`, rt);
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Public API
+
+  /**
+   * Attaches the host end of one data port of one clone.
+   *
+   * Frames from the port are checked against its channel (a port with no
+   * channel in the plan has every frame refused). Call it again for the same
+   * (instance, clone, port) to replace the target. Resolves true once the
+   * stream is connected, false if the port is detached (or the broker closed)
+   * before that. Throws when the instance or port is not in the plan.
+   */
+  attachPort(instanceId: string, cloneIndex: number, portName: string, target: PortTarget): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    const inst = this.instances.get(instanceId);
+    if (!inst) throw new Error(`attachPort: instance ${JSON.stringify(instanceId)} is not in the plan`);
+    const port = inst.ports.get(portName);
+    if (!port) {
+      const known = [...inst.ports.keys()].join(', ') || 'none';
+      throw new Error(`attachPort: instance ${instanceId} has no port ${JSON.stringify(portName)} (ports: ${known})`);
+    }
+    this.detachPort(instanceId, cloneIndex, portName);
+    const key = `${instanceId}.${portName}`;
+    let channels: ChannelRt[];
+    let lineLimit: number;
+    if (port.direction === 'require') {
+      const ch = this.byRequirePort.get(key);
+      channels = ch ? [ch] : [];
+      lineLimit = ch ? ch.lineLimit : UNWIRED_LINE_LIMIT;
+    } else {
+      channels = this.byProvidePort.get(key) ?? [];
+      lineLimit = channels.length ? Math.max(...channels.map((c) => c.lineLimit)) : UNWIRED_LINE_LIMIT;
+    }
+    const conn = new PortConn(
+      inst,
+      cloneIndex,
+      port,
+      channels,
+      target,
+      lineLimit,
+      (c, line, bytes) => this.onLine(c, line, bytes),
+      (c, bytes) => this.onOversize(c, bytes),
+      this.opts.reconnectDelayMs ?? 50,
+    );
+    if (port.direction === 'require' && channels.length === 1) {
+      conn.requester = {
+        name: instanceId,
+        clone: cloneIndex,
+        port: portName,
+        channel: channels[0],
+        session: null,
+        orderState: 0,
+        alive: true,
+        write: (line, droppable) => this.writeTo(conn, line, droppable),
+        pausable: null,
+        connectionSession: false,
+      };
+      channels[0].requesters.add(conn.requester);
+    }
+    let clone = inst.clones.get(cloneIndex);
+    if (!clone) {
+      clone = new Map();
+      inst.clones.set(cloneIndex, clone);
+    }
+    clone.set(portName, conn);
+    const connected = new Promise<boolean>((resolve) => {
+      conn.connectWaiters.push(() => resolve(conn.attached && conn.stream !== null));
+    });
+    if (typeof target === 'string') this.connect(conn);
+    else this.useStream(conn, target);
+    return connected;
+  }
+
+  /** Detaches one port of one clone: its stream is closed and calls waiting on it fail. */
+  detachPort(instanceId: string, cloneIndex: number, portName: string): void {
+    const inst = this.instances.get(instanceId);
+    const conn = inst?.clones.get(cloneIndex)?.get(portName);
+    if (!inst || !conn) return;
+    inst.clones.get(cloneIndex)!.delete(portName);
+    if (inst.clones.get(cloneIndex)!.size === 0) inst.clones.delete(cloneIndex);
+    conn.attached = false;
+    if (conn.reconnectTimer) clearTimeout(conn.reconnectTimer);
+    conn.reconnectTimer = null;
+    const stream = conn.stream;
+    this.dropStream(conn, 'the port was detached');
+    stream?.destroy();
+    for (const w of conn.connectWaiters.splice(0)) w();
+    if (conn.requester) {
+      conn.requester.alive = false;
+      conn.requester.channel.requesters.delete(conn.requester);
+      if (conn.requester.session) this.endSession(conn.requester.session);
+    }
+  }
+
+  /**
+   * Detaches every port of a clone (it died, or was replaced or disposed).
+   * Calls it was serving fail at once with an error to their requesters; a
+   * session bound to it ends (onSessionClose is called for it).
+   */
+  detachClone(instanceId: string, cloneIndex: number): void {
+    const inst = this.instances.get(instanceId);
+    const clone = inst?.clones.get(cloneIndex);
+    if (!inst) return;
+    if (clone) for (const port of [...clone.keys()]) this.detachPort(instanceId, cloneIndex, port);
+    for (const s of [...inst.sessions]) if (s.clone === cloneIndex) this.endSession(s);
+  }
+
+  /** Clone indexes with at least one port attached. */
+  clones(instanceId: string): number[] {
+    return [...(this.instances.get(instanceId)?.clones.keys() ?? [])].sort((a, b) => a - b);
+  }
+
+  /** Every attached port, with whether its stream is connected. */
+  ports(): PortStatus[] {
+    const out: PortStatus[] = [];
+    for (const inst of this.instances.values()) {
+      for (const [clone, ports] of inst.clones) {
+        for (const conn of ports.values()) {
+          let pending = conn.pending.size;
+          if (conn.requester) for (const c of conn.requester.channel.pending) if (c.requester === conn.requester) pending++;
+          out.push({ instance: inst.plan.id, clone, port: conn.port.name, connected: conn.stream !== null, pending });
+        }
+      }
+    }
+    return out.sort((a, b) => (a.instance + a.port).localeCompare(b.instance + b.port) || a.clone - b.clone);
+  }
+
+  /**
+   * Opens a host TCP listener for every exposure of the plan (127.0.0.1 unless
+   * `exposureHost` says otherwise). A port whose protocol is std.http.Http
+   * speaks HTTP/1.1; any other speaks line-JSON frames, one session per TCP
+   * connection. Rejects if a port cannot be bound (the listeners already opened stay open; close() closes them).
+   */
+  async listenExposures(): Promise<ExposureInfo[]> {
+    const host = this.opts.exposureHost ?? '127.0.0.1';
+    const out: ExposureInfo[] = [];
+    for (const ex of this.plan.exposures) {
+      const ch = this.exposureChannels.get(ex.host_port);
+      if (!ch) continue;
+      const http = isHttpProtocol(ex.protocol);
+      const server = http ? this.httpServer(ch) : this.frameServer(ch);
+      this.servers.push(server);
+      const want = this.opts.mapHostPort ? this.opts.mapHostPort(ex.host_port) : ex.host_port;
+      await new Promise<void>((resolve, reject) => {
+        const onError = (e: Error) => reject(new Error(`cannot listen on ${host}:${want} for exposure ${ch.id}: ${e.message}`));
+        server.once('error', onError);
+        server.listen(want, host, () => {
+          server.off('error', onError);
+          resolve();
+        });
+      });
+      const addr = server.address();
+      const bound = typeof addr === 'object' && addr ? addr.port : want;
+      this.log({ level: 'info', message: `exposure ${ch.id} listening on ${host}:${bound} (${http ? 'http' : 'frames'})`, channel: ch.id });
+      out.push({ id: ch.id, host_port: ex.host_port, bound_port: bound, address: host, instance: ex.instance, port: ex.port, mode: http ? 'http' : 'frames' });
+    }
+    return out;
+  }
+
+  /** Counters of every channel and exposure (sorted by id), then of unwired ports (`port:<instance>.<port>`). */
+  counters(): ChannelCounters[] {
+    const out = [...this.channels.values()].map((c) => c.counters.snapshot(c.id)).sort((a, b) => a.channel.localeCompare(b.channel));
+    const ports = [...this.portCounters.entries()].sort((a, b) => a[0].localeCompare(b[0]));
+    for (const [k, c] of ports) out.push(c.snapshot(`port:${k}`));
+    return out;
+  }
+
+  /** The most recent violations, oldest first. */
+  violations(): Violation[] {
+    return [...this.recent.slice(this.recentStart), ...this.recent.slice(0, this.recentStart)];
+  }
+
+  /** Closes every stream and listener and fails outstanding calls. Sessions still open are ended (onSessionClose is called). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const waits = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const s of this.tcpSockets) s.destroy();
+    for (const s of this.servers) if ('closeAllConnections' in s) (s as HttpServer).closeAllConnections();
+    for (const inst of this.instances.values()) {
+      for (const clone of [...inst.clones.keys()]) this.detachClone(inst.plan.id, clone);
+      for (const s of [...inst.sessions]) this.endSession(s);
+    }
+    for (const ch of this.channels.values()) {
+      if (ch.timer) clearTimeout(ch.timer);
+      ch.timer = null;
+    }
+    await Promise.all(waits);
+  }
+
+  // -------------------------------------------------------------------------
+  // Setup helpers
+
+  private makeChannel(
+    id: string,
+    plan: PlanChannel | null,
+    exposure: PlanExposure | null,
+    provider: InstanceRt,
+    providerPort: string,
+    requirer: InstanceRt | null,
+    ops: PlanOperation[],
+    inv: ChannelInvariants,
+  ): ChannelRt {
+    const opMap = new Map<string, OpRt>();
+    for (const op of ops) {
+      opMap.set(op.name, {
+        name: op.name,
+        kind: op.kind,
+        input: this.schemas.get(op.input),
+        output: op.kind === 'call' && op.output ? this.schemas.get(op.output) : null,
+        json: JSON.stringify(op.name),
+      });
+    }
+    return {
+      id,
+      plan,
+      exposure,
+      provider,
+      providerPort,
+      requirer,
+      ops: opMap,
+      inv,
+      bucket: inv.rate ? new TokenBucket(inv.rate.per_second, Math.max(1, inv.rate.burst)) : null,
+      order: inv.order,
+      pending: new Set(),
+      timer: null,
+      counters: new Counters(),
+      requesters: new Set(),
+      lineLimit: inv.max_message_bytes + ENVELOPE_ALLOWANCE,
+    };
+  }
+
+  /** The operations of an exposed port: from the plan when it says, else from a channel of the same protocol, else std.http.Http's. */
+  private exposureOps(ex: PlanExposure): PlanOperation[] {
+    const declared = (ex as PlanExposure & { ops?: PlanOperation[] }).ops;
+    if (Array.isArray(declared)) return declared;
+    const same = this.plan.channels.find((c) => c.protocol === ex.protocol && c.to.instance === ex.instance && c.to.port === ex.port)
+      ?? this.plan.channels.find((c) => c.protocol === ex.protocol);
+    if (same) return same.ops;
+    if (isHttpProtocol(ex.protocol)) return HTTP_OPS;
+    this.log({
+      level: 'warn',
+      message: `exposure ${exposureId(ex)}: the plan does not say which operations protocol ${ex.protocol} has, so every frame on it is refused`,
+    });
+    return [];
+  }
+
+  // -------------------------------------------------------------------------
+  // Streams
+
+  private connect(conn: PortConn): void {
+    if (!conn.attached || this.closed) return;
+    const sock = createConnection(conn.target as string);
+    let opened = false;
+    sock.once('connect', () => {
+      opened = true;
+      if (!conn.attached || this.closed) {
+        sock.destroy();
+        return;
+      }
+      conn.reconnectDelay = this.opts.reconnectDelayMs ?? 50;
+      this.useStream(conn, sock);
+    });
+    sock.on('error', () => {
+      // Connection refused or reset: the close handler below retries.
+    });
+    sock.once('close', () => {
+      if (!opened) this.scheduleReconnect(conn);
+    });
+  }
+
+  private scheduleReconnect(conn: PortConn): void {
+    if (!conn.attached || this.closed || conn.reconnectTimer) return;
+    const delay = conn.reconnectDelay;
+    conn.reconnectDelay = Math.min(2000, delay * 2);
+    conn.reconnectTimer = setTimeout(() => {
+      conn.reconnectTimer = null;
+      this.connect(conn);
+    }, delay);
+    conn.reconnectTimer.unref?.();
+  }
+
+  private useStream(conn: PortConn, stream: Duplex): void {
+    conn.stream = stream;
+    conn.splitter.reset();
+    if (conn.requester) {
+      conn.requester.pausable = stream;
+      conn.requester.orderState = 0;
+    }
+    stream.on('data', (chunk: Buffer | string) => {
+      if (conn.stream !== stream) return;
+      conn.splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    });
+    stream.on('drain', () => {
+      for (const s of conn.pausedSources) s.resume();
+      conn.pausedSources.clear();
+    });
+    stream.on('error', () => {
+      // Reported through close.
+    });
+    stream.once('close', () => {
+      if (conn.stream !== stream) return;
+      this.dropStream(conn, 'the port disconnected');
+      this.emit('disconnected', { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
+      if (typeof conn.target === 'string') this.scheduleReconnect(conn);
+    });
+    this.emit('connected', { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
+    this.log({ level: 'debug', message: `port ${conn.key} connected`, instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
+    for (const w of conn.connectWaiters.splice(0)) w();
+  }
+
+  /** Forgets a port's stream; calls it was serving fail now rather than at their timeout. */
+  private dropStream(conn: PortConn, why: string): void {
+    conn.stream = null;
+    conn.splitter.reset();
+    for (const s of conn.pausedSources) s.resume();
+    conn.pausedSources.clear();
+    for (const p of [...conn.pending.values()]) {
+      this.settle(p);
+      p.channel.counters.errors++;
+      p.respond({ ok: false, error: `the provider ${conn.instance.plan.id} went away (${why})`, kind: 'unavailable' });
+    }
+    conn.pending.clear();
+  }
+
+  /** Writes a line to a port; false when it was dropped (no stream, or a droppable notice to a full peer). */
+  private writeTo(conn: PortConn, line: string, droppable: boolean): boolean {
+    const s = conn.stream;
+    if (!s || s.destroyed) return false;
+    if (droppable && s.writableLength > DROP_WATER) return false;
+    s.write(line);
+    return true;
+  }
+
+  /** Pauses `source` until `dest` drains, when `dest` holds too much. */
+  private backpressure(dest: PortConn, source: Duplex | null): void {
+    if (!source || !dest.stream) return;
+    if (dest.stream.writableLength > HIGH_WATER && !dest.pausedSources.has(source)) {
+      source.pause();
+      dest.pausedSources.add(source);
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Frames from guests
+
+  private onOversize(conn: PortConn, bytes: number): void {
+    const ch = conn.channels.length === 1 ? conn.channels[0] : null;
+    this.violation(conn.instance.plan.id, conn.clone, conn.port.name, ch, conn, 'oversize',
+      `a line of more than ${conn.splitter.limit} bytes (${bytes} seen); the rest of the line is discarded`, null);
+  }
+
+  private onLine(conn: PortConn, line: string, bytes: number): void {
+    const inst = conn.instance.plan.id;
+    let frame: unknown;
+    try {
+      frame = JSON.parse(line);
+    } catch {
+      const ch = conn.channels.length === 1 ? conn.channels[0] : null;
+      this.violation(inst, conn.clone, conn.port.name, ch, conn, 'malformed', `not JSON: ${snippet(line)}`, null);
+      return;
+    }
+    if (conn.port.direction === 'require') {
+      const req = conn.requester;
+      if (!req) {
+        this.violation(inst, conn.clone, conn.port.name, null, conn, 'unwired',
+          `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, frameId(frame));
+        return;
+      }
+      this.fromRequester(req, frame, bytes, conn);
+    } else {
+      this.fromProvider(conn, frame, bytes);
+    }
+  }
+
+  /** A frame from a requiring side (a guest's require port or a line-JSON exposure client). */
+  private fromRequester(req: Requester, frame: unknown, bytes: number, conn: PortConn | null): void {
+    const ch = req.channel;
+    const env = envelope(frame);
+    if (typeof env === 'string') {
+      this.violation(req.name, req.clone, req.port, ch, conn, 'malformed', env, frameId(frame), req);
+      return;
+    }
+    const { t } = env;
+    if (t === 'reply' || t === 'error' || t === 'notify') {
+      this.violation(req.name, req.clone, req.port, ch, conn, 'direction', `a ${t} frame comes only from the providing side (${ch.provider.plan.id}.${ch.providerPort})`, env.id, req);
+      return;
+    }
+    if (t === 'open' || t === 'close') {
+      this.sessionFrame(req, t, env.id);
+      return;
+    }
+    // t is call or send.
+    if (ch.bucket && !ch.bucket.take()) {
+      this.violation(req.name, req.clone, req.port, ch, conn, 'rate',
+        `over the channel's rate of ${ch.inv.rate!.per_second}/s (burst ${ch.inv.rate!.burst})`, env.id, req);
+      return;
+    }
+    const op = ch.ops.get(env.op!);
+    if (!op) {
+      const known = [...ch.ops.keys()].join(', ') || 'none';
+      this.violation(req.name, req.clone, req.port, ch, conn, 'unknown_op', `operation ${JSON.stringify(env.op)} is not carried by this channel (allowed: ${known})`, env.id, req);
+      return;
+    }
+    if (op.kind !== t) {
+      const why = op.kind === 'notify' ? `${op.name} is a notify: only the provider sends it` : `${op.name} is a ${op.kind}: use {"t":"${op.kind}"}`;
+      this.violation(req.name, req.clone, req.port, ch, op.kind === 'notify' ? conn : conn, op.kind === 'notify' ? 'direction' : 'unknown_op', why, env.id, req);
+      return;
+    }
+    const err = op.input(env.body);
+    if (err !== undefined) {
+      this.violation(req.name, req.clone, req.port, ch, conn, 'schema', `${op.name}: ${prefixBody(err)}`, env.id, req);
+      return;
+    }
+    const bodyJson = JSON.stringify(env.body);
+    if (bodyJson.length > ch.inv.max_message_bytes && Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
+      this.violation(req.name, req.clone, req.port, ch, conn, 'oversize', `body of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, env.id, req);
+      return;
+    }
+    if (ch.order) {
+      const next = ch.order.transitions[req.orderState]?.[op.name];
+      if (next === undefined) {
+        const allowed = Object.keys(ch.order.transitions[req.orderState] ?? {}).join(', ') || 'nothing';
+        this.violation(req.name, req.clone, req.port, ch, conn, 'order', `${op.name} is not allowed here by the protocol order (next may be: ${allowed})`, env.id, req);
+        return;
+      }
+      req.orderState = next;
+    }
+    if (t === 'call') {
+      if (ch.pending.size >= ch.inv.max_inflight) {
+        this.violation(req.name, req.clone, req.port, ch, conn, 'inflight', `${ch.pending.size} calls outstanding, the channel's max_inflight is ${ch.inv.max_inflight}`, env.id, req);
+        return;
+      }
+      const origId = env.id!;
+      const reqRef = req;
+      this.forwardCall(req, op, bodyJson, (answer) => {
+        if (!reqRef.alive || !reqRef.write) return;
+        if (reqRef.write(answerFrame(origId, answer), false)) ch.counters.frames_to_requirer++;
+      });
+    } else {
+      this.forwardSend(req, op, bodyJson);
+    }
+    void bytes;
+  }
+
+  /** Explicit session frames: `{"t":"open"}` and `{"t":"close"}`. */
+  private sessionFrame(req: Requester, t: 'open' | 'close', id: number | string | undefined): void {
+    const idPart = id === undefined ? '' : `,"id":${JSON.stringify(id)}`;
+    if (t === 'close') {
+      if (req.session) this.endSession(req.session);
+      req.session = null;
+      req.orderState = 0;
+      req.write?.(`{"t":"closed"${idPart}}\n`, true);
+      return;
+    }
+    if (req.session) this.endSession(req.session);
+    req.orderState = 0;
+    const s = this.openSession(req, 'open frame');
+    if (!s) return;
+    this.whenSession(s, (clone) => {
+      if (clone === null) req.write?.(`{"t":"error"${idPart},"error":"no clone of ${req.channel.provider.plan.id} could be given to this session"}\n`, true);
+      else req.write?.(`{"t":"opened"${idPart},"session":${s.id}}\n`, true);
+    });
+  }
+
+  /** A frame from a provide port. */
+  private fromProvider(conn: PortConn, frame: unknown, bytes: number): void {
+    const inst = conn.instance.plan.id;
+    const env = envelope(frame);
+    const only = conn.channels.length === 1 ? conn.channels[0] : null;
+    if (typeof env === 'string') {
+      this.violation(inst, conn.clone, conn.port.name, only, conn, 'malformed', env, frameId(frame));
+      return;
+    }
+    if (conn.channels.length === 0) {
+      this.violation(inst, conn.clone, conn.port.name, null, conn, 'unwired', `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, env.id);
+      return;
+    }
+    const { t } = env;
+    if (t === 'call' || t === 'send' || t === 'open' || t === 'close') {
+      this.violation(inst, conn.clone, conn.port.name, only, conn, 'direction', `a ${t} frame comes only from the requiring side; ${conn.port.name} is a provide port`, env.id);
+      return;
+    }
+    if (t === 'notify') {
+      this.notify(conn, env.op!, env.body);
+      return;
+    }
+    // reply or error
+    const pid = typeof env.id === 'number' ? env.id : NaN;
+    const p = conn.pending.get(pid);
+    if (!p) {
+      if (conn.expired.has(pid)) {
+        conn.expired.delete(pid);
+        if (only) only.counters.late_replies++;
+        else for (const c of conn.channels) { c.counters.late_replies++; break; }
+        return;
+      }
+      this.violation(inst, conn.clone, conn.port.name, only, conn, 'unsolicited', `${t} with id ${JSON.stringify(env.id)} answers no outstanding call`, env.id);
+      return;
+    }
+    const ch = p.channel;
+    if (t === 'error') {
+      this.settle(p);
+      ch.counters.errors++;
+      ch.counters.latency(performance.now() - p.sentAt);
+      p.respond({ ok: false, error: env.error!, kind: 'error' });
+      return;
+    }
+    const err = p.op.output ? p.op.output(env.body) : undefined;
+    if (err !== undefined) {
+      this.settle(p);
+      this.violation(inst, conn.clone, conn.port.name, ch, conn, 'schema', `reply to ${p.op.name}: ${prefixBody(err)}`, env.id);
+      ch.counters.errors++;
+      p.respond({ ok: false, error: `the provider's reply was refused: ${prefixBody(err)}`, kind: 'denied' });
+      return;
+    }
+    const bodyJson = JSON.stringify(env.body);
+    if (bodyJson.length > ch.inv.max_message_bytes && Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
+      this.settle(p);
+      this.violation(inst, conn.clone, conn.port.name, ch, conn, 'oversize', `reply of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, env.id);
+      ch.counters.errors++;
+      p.respond({ ok: false, error: `the provider's reply was refused: it is larger than ${ch.inv.max_message_bytes} bytes`, kind: 'denied' });
+      return;
+    }
+    this.settle(p);
+    ch.counters.replies++;
+    ch.counters.latency(performance.now() - p.sentAt);
+    ch.counters.bytes_to_requirer += bytes + 1;
+    p.respond({ ok: true, body: env.body, bodyJson });
+  }
+
+  /** A notify from a provider goes to the requesters of every channel on that port that carries it. */
+  private notify(conn: PortConn, opName: string, body: unknown): void {
+    const inst = conn.instance.plan.id;
+    let carried = false;
+    let bodyJson: string | null = null;
+    for (const ch of conn.channels) {
+      const op = ch.ops.get(opName);
+      if (!op) continue;
+      if (op.kind !== 'notify') {
+        this.violation(inst, conn.clone, conn.port.name, ch, conn, 'direction', `${opName} is a ${op.kind}: only the requiring side sends it`, undefined);
+        return;
+      }
+      carried = true;
+      const err = op.input(body);
+      if (err !== undefined) {
+        this.violation(inst, conn.clone, conn.port.name, ch, conn, 'schema', `${opName}: ${prefixBody(err)}`, undefined);
+        return;
+      }
+      if (bodyJson === null) bodyJson = JSON.stringify(body);
+      if (Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
+        this.violation(inst, conn.clone, conn.port.name, ch, conn, 'oversize', `notify of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, undefined);
+        continue;
+      }
+      const line = `{"t":"notify","op":${op.json},"body":${bodyJson}}\n`;
+      const perSession = ch.provider.plan.mode === 'per_session';
+      for (const r of ch.requesters) {
+        if (!r.alive || !r.write) continue;
+        // A session-bound clone speaks only to its session; other providers speak to every requester.
+        if (perSession && r.session?.clone !== conn.clone) continue;
+        if (ch.provider.sessionClones.has(conn.clone) && r.session?.clone !== conn.clone) continue;
+        if (r.write(line, true)) {
+          ch.counters.frames_to_requirer++;
+          ch.counters.bytes_to_requirer += line.length;
+        }
+      }
+    }
+    if (!carried) {
+      const only = conn.channels.length === 1 ? conn.channels[0] : null;
+      this.violation(inst, conn.clone, conn.port.name, only, conn, 'unknown_op', `notify ${JSON.stringify(opName)} is not carried by any channel of this port`, undefined);
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Routing
+
+  /** Sends a checked call to a provider clone; `respond` gets exactly one answer. */
+  private forwardCall(req: Requester, op: OpRt, bodyJson: string, respond: (a: Answer) => void): void {
+    const ch = req.channel;
+    ch.counters.calls++;
+    this.withProvider(req, (conn, reason) => {
+      if (!conn) {
+        ch.counters.errors++;
+        respond({ ok: false, error: reason, kind: 'unavailable' });
+        return;
+      }
+      const pid = conn.nextId++;
+      const now = performance.now();
+      const p: Pending = { pid, channel: ch, op, provider: conn, requester: req, deadline: now + ch.inv.timeout_ms, sentAt: now, respond };
+      const line = `{"t":"call","op":${op.json},"id":${pid},"body":${bodyJson}}\n`;
+      if (!this.writeTo(conn, line, false)) {
+        ch.counters.errors++;
+        respond({ ok: false, error: `the provider ${conn.instance.plan.id} is not connected`, kind: 'unavailable' });
+        return;
+      }
+      conn.pending.set(pid, p);
+      ch.pending.add(p);
+      if (!ch.timer) this.armTimer(ch);
+      ch.counters.frames_to_provider++;
+      ch.counters.bytes_to_provider += line.length;
+      this.backpressure(conn, req.pausable);
+    });
+  }
+
+  private forwardSend(req: Requester, op: OpRt, bodyJson: string): void {
+    const ch = req.channel;
+    this.withProvider(req, (conn, reason) => {
+      if (!conn) {
+        this.log({ level: 'debug', message: `send ${op.name} on ${ch.id} dropped: ${reason}`, channel: ch.id });
+        return;
+      }
+      const line = `{"t":"send","op":${op.json},"body":${bodyJson}}\n`;
+      if (this.writeTo(conn, line, false)) {
+        ch.counters.frames_to_provider++;
+        ch.counters.bytes_to_provider += line.length;
+        this.backpressure(conn, req.pausable);
+      }
+    });
+  }
+
+  /**
+   * Finds the provider port for a requester's next frame: its session's clone,
+   * else (per_session providers) a new session, else round-robin over the
+   * connected clones not bound to a session. Calls `use` synchronously when no
+   * session has to be opened.
+   */
+  private withProvider(req: Requester, use: (conn: PortConn | null, reason: string) => void): void {
+    const ch = req.channel;
+    const inst = ch.provider;
+    const perSession = inst.plan.mode === 'per_session' && this.opts.onSessionOpen !== undefined;
+    // A guest's session that ended (its clone died, or max_sessions refused it) gives way to a new one;
+    // an exposure connection's session is the connection, so it stays ended.
+    if (req.session?.closed && !req.session.opening && !req.connectionSession) req.session = null;
+    if (!req.session && perSession) this.openSession(req, 'first call');
+    const s = req.session;
+    if (s) {
+      if (s.clone === null && s.opening) {
+        this.whenSession(s, () => this.useSessionClone(req, s, use));
+        return;
+      }
+      this.useSessionClone(req, s, use);
+      return;
+    }
+    use(...this.pickClone(inst, ch.providerPort));
+  }
+
+  private useSessionClone(req: Requester, s: Session, use: (conn: PortConn | null, reason: string) => void): void {
+    const inst = req.channel.provider;
+    if (s.closed || s.clone === null) {
+      use(null, `no clone of ${inst.plan.id} is available for this session`);
+      return;
+    }
+    const conn = inst.clones.get(s.clone)?.get(req.channel.providerPort);
+    if (!conn || !conn.stream) {
+      if (s.owned) {
+        use(null, `the session's clone ${inst.plan.id}[${s.clone}] is gone`);
+        return;
+      }
+      // A sticky (non-owned) session re-picks when its clone went away.
+      const [c, why] = this.pickClone(inst, req.channel.providerPort);
+      if (c) s.clone = c.clone;
+      use(c, why);
+      return;
+    }
+    use(conn, '');
+  }
+
+  private pickClone(inst: InstanceRt, port: string): [PortConn | null, string] {
+    const candidates: PortConn[] = [];
+    for (const [idx, ports] of inst.clones) {
+      if (inst.sessionClones.has(idx)) continue;
+      const c = ports.get(port);
+      if (c && c.stream) candidates.push(c);
+    }
+    if (candidates.length === 0) return [null, `no clone of ${inst.plan.id} is attached and connected on port ${port}`];
+    if (candidates.length === 1) return [candidates[0], ''];
+    candidates.sort((a, b) => a.clone - b.clone);
+    const c = candidates[inst.rr % candidates.length];
+    inst.rr = (inst.rr + 1) % 1_000_000_007;
+    return [c, ''];
+  }
+
+  // -------------------------------------------------------------------------
+  // Sessions
+
+  /**
+   * Starts a session for a requester. For per_session providers with a hook
+   * the hook gives the session its own clone; otherwise the session sticks to
+   * a clone picked now (replicas) and re-picks if that clone goes away.
+   */
+  private openSession(req: Requester, via: string): Session | null {
+    const inst = req.channel.provider;
+    const s: Session = { id: this.nextSession++, instance: inst, clone: null, opening: null, waiters: [], closed: false, owned: false };
+    const hook = this.opts.onSessionOpen;
+    if (inst.plan.mode === 'per_session' && hook) {
+      const max = inst.plan.max_sessions;
+      const live = [...inst.sessions].filter((x) => !x.closed).length;
+      if (max !== undefined && live >= max) {
+        this.violation(req.name, req.clone, req.port, req.channel, null, 'sessions', `${inst.plan.id} already has ${live} sessions, its max_sessions`, undefined, req);
+        s.closed = true;
+        req.session = s;
+        return s;
+      }
+      inst.sessions.add(s);
+      req.session = s;
+      s.opening = (async () => {
+        let idx: number;
+        try {
+          idx = await hook(inst.plan.id);
+        } catch (e) {
+          this.log({ level: 'error', message: `session for ${inst.plan.id} refused: ${(e as Error).message}`, instance: inst.plan.id });
+          return null;
+        }
+        s.owned = true;
+        s.clone = idx;
+        inst.sessionClones.add(idx);
+        if (s.closed) {
+          // The requester left while the clone was being made.
+          this.releaseSession(s);
+          return null;
+        }
+        const ok = await this.waitConnected(inst, idx, req.channel.providerPort, this.opts.sessionConnectTimeoutMs ?? 30_000);
+        if (!ok) this.log({ level: 'warn', message: `session clone ${inst.plan.id}[${idx}] did not connect port ${req.channel.providerPort} in time`, instance: inst.plan.id, clone: idx });
+        this.emit('session-open', { instance: inst.plan.id, clone: idx, session: s.id, via });
+        this.log({ level: 'info', message: `session ${s.id} of ${inst.plan.id} opened on clone ${idx} (${via})`, instance: inst.plan.id, clone: idx });
+        return idx;
+      })();
+      void s.opening.then((idx) => {
+        s.opening = null;
+        if (idx === null) s.closed = true;
+        for (const w of s.waiters.splice(0)) w(s.closed ? null : idx);
+      });
+      return s;
+    }
+    // Sticky session over replicas or a single instance.
+    const [conn] = this.pickClone(inst, req.channel.providerPort);
+    s.clone = conn ? conn.clone : null;
+    inst.sessions.add(s);
+    req.session = s;
+    return s;
+  }
+
+  private whenSession(s: Session, fn: (clone: number | null) => void): void {
+    if (s.opening) s.waiters.push(fn);
+    else fn(s.closed ? null : s.clone);
+  }
+
+  private endSession(s: Session): void {
+    if (s.closed && !s.opening) {
+      s.instance.sessions.delete(s);
+      return;
+    }
+    s.closed = true;
+    if (s.opening) return; // Released when the hook resolves.
+    this.releaseSession(s);
+  }
+
+  private releaseSession(s: Session): void {
+    const inst = s.instance;
+    inst.sessions.delete(s);
+    if (!s.owned || s.clone === null) return;
+    const idx = s.clone;
+    s.owned = false;
+    inst.sessionClones.delete(idx);
+    // Fail what is still outstanding on that clone: its answers would have nowhere to go.
+    const ports = inst.clones.get(idx);
+    if (ports) for (const conn of ports.values()) this.failPending(conn, 'the session ended');
+    this.emit('session-close', { instance: inst.plan.id, clone: idx, session: s.id });
+    this.log({ level: 'info', message: `session ${s.id} of ${inst.plan.id} on clone ${idx} closed`, instance: inst.plan.id, clone: idx });
+    const hook = this.opts.onSessionClose;
+    if (hook) {
+      Promise.resolve()
+        .then(() => hook(inst.plan.id, idx))
+        .catch((e) => this.log({ level: 'error', message: `onSessionClose(${inst.plan.id}, ${idx}) failed: ${(e as Error).message}`, instance: inst.plan.id, clone: idx }));
+    }
+  }
+
+  private failPending(conn: PortConn, why: string): void {
+    for (const p of [...conn.pending.values()]) {
+      this.settle(p);
+      p.channel.counters.errors++;
+      p.respond({ ok: false, error: why, kind: 'unavailable' });
+    }
+  }
+
+  private waitConnected(inst: InstanceRt, clone: number, port: string, ms: number): Promise<boolean> {
+    const conn = inst.clones.get(clone)?.get(port);
+    if (conn?.stream) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const onConnected = (e: { instance: string; clone: number; port: string }) => {
+        if (e.instance === inst.plan.id && e.clone === clone && e.port === port) done(true);
+      };
+      const timer = setTimeout(() => done(false), ms);
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.off('connected', onConnected);
+        resolve(ok);
+      };
+      this.on('connected', onConnected);
+    });
+  }
+
+  // -------------------------------------------------------------------------
+  // Timeouts
+
+  /** Removes a call from the outstanding tables (it was answered, failed or timed out). */
+  private settle(p: Pending): void {
+    p.provider.pending.delete(p.pid);
+    p.channel.pending.delete(p);
+  }
+
+  private armTimer(ch: ChannelRt): void {
+    const first = ch.pending.values().next();
+    if (first.done) return;
+    const wait = Math.max(0, first.value.deadline - performance.now());
+    ch.timer = setTimeout(() => this.expire(ch), wait + 1);
+    ch.timer.unref?.();
+  }
+
+  private expire(ch: ChannelRt): void {
+    ch.timer = null;
+    const now = performance.now();
+    for (const p of ch.pending) {
+      if (p.deadline > now) break;
+      this.settle(p);
+      ch.counters.timeouts++;
+      ch.counters.errors++;
+      const exp = p.provider.expired;
+      exp.add(p.pid);
+      if (exp.size > 4096) exp.delete(exp.values().next().value as number);
+      p.respond({ ok: false, error: `timeout: ${p.op.name} got no reply within ${ch.inv.timeout_ms} ms`, kind: 'timeout' });
+    }
+    if (ch.pending.size > 0) this.armTimer(ch);
+  }
+
+  // -------------------------------------------------------------------------
+  // Exposures
+
+  private newTcpRequester(ch: ChannelRt, sock: Socket, name: string): Requester {
+    return {
+      name,
+      clone: 0,
+      port: ch.providerPort,
+      channel: ch,
+      session: null,
+      orderState: 0,
+      alive: true,
+      write: (line, droppable) => {
+        if (sock.destroyed) return false;
+        if (droppable && sock.writableLength > DROP_WATER) return false;
+        sock.write(line);
+        return true;
+      },
+      pausable: sock,
+      connectionSession: true,
+    };
+  }
+
+  private frameServer(ch: ChannelRt): TcpServer {
+    return createTcpServer((sock) => {
+      this.tcpSockets.add(sock);
+      const name = `tcp:${ch.exposure!.host_port}`;
+      const req = this.newTcpRequester(ch, sock, name);
+      ch.requesters.add(req);
+      this.openSession(req, `tcp ${sock.remoteAddress}:${sock.remotePort}`);
+      const splitter = new LineSplitter(ch.lineLimit, {
+        line: (text, bytes) => {
+          let frame: unknown;
+          try {
+            frame = JSON.parse(text);
+          } catch {
+            this.violation(name, 0, ch.providerPort, ch, null, 'malformed', `not JSON: ${snippet(text)}`, null, req);
+            return;
+          }
+          const env = envelope(frame);
+          if (typeof env !== 'string' && (env.t === 'open' || env.t === 'close')) {
+            // The connection is the session: open/close frames are acknowledged and change nothing.
+            req.write!(`{"t":"${env.t === 'open' ? 'opened' : 'closed'}"${env.id === undefined ? '' : `,"id":${JSON.stringify(env.id)}`}}\n`, true);
+            return;
+          }
+          this.fromRequester(req, frame, bytes, null);
+        },
+        oversize: (bytes) => this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `a line of more than ${ch.lineLimit} bytes (${bytes} seen); the rest is discarded`, null, req),
+      });
+      sock.on('data', (chunk: Buffer) => splitter.push(chunk));
+      sock.on('error', () => {});
+      sock.once('close', () => {
+        this.tcpSockets.delete(sock);
+        req.alive = false;
+        ch.requesters.delete(req);
+        if (req.session) this.endSession(req.session);
+      });
+    });
+  }
+
+  private httpServer(ch: ChannelRt): HttpServer {
+    const op = ch.ops.get('request');
+    const server = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, async (hreq, hres) => {
+      const sock = hreq.socket;
+      let req = httpRequesters.get(sock);
+      if (!req) {
+        req = this.newTcpRequester(ch, sock, `tcp:${ch.exposure!.host_port}`);
+        req.write = null;
+        req.pausable = null;
+        httpRequesters.set(sock, req);
+        ch.requesters.add(req);
+        this.openSession(req, `http ${sock.remoteAddress}:${sock.remotePort}`);
+        const r = req;
+        sock.once('close', () => {
+          r.alive = false;
+          ch.requesters.delete(r);
+          if (r.session) this.endSession(r.session);
+        });
+      }
+      const r = req;
+      const name = r.name;
+      if (!op || op.kind !== 'call') {
+        writeBrokerError(hres, 502, `the exposed port ${ch.providerPort} does not carry a request call`);
+        return;
+      }
+      const body = await readBody(hreq, HTTP_MAX_BODY);
+      if (body === null) {
+        this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `HTTP request body over ${HTTP_MAX_BODY} bytes`, undefined, r);
+        writeBrokerError(hres, 413, `request body over ${HTTP_MAX_BODY} bytes`);
+        return;
+      }
+      if (ch.bucket && !ch.bucket.take()) {
+        this.violation(name, 0, ch.providerPort, ch, null, 'rate', `over the exposure's rate`, undefined, r);
+        writeBrokerError(hres, 429, 'too many requests');
+        return;
+      }
+      const msg = toRequestMessage(hreq, body);
+      const err = op.input(msg);
+      if (err !== undefined) {
+        this.violation(name, 0, ch.providerPort, ch, null, 'schema', `request: ${prefixBody(err)}`, undefined, r);
+        writeBrokerError(hres, 400, `request refused: ${prefixBody(err)}`);
+        return;
+      }
+      const bodyJson = JSON.stringify(msg);
+      if (Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
+        this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `request of ${Buffer.byteLength(bodyJson)} bytes is over ${ch.inv.max_message_bytes}`, undefined, r);
+        writeBrokerError(hres, 413, `request over ${ch.inv.max_message_bytes} bytes`);
+        return;
+      }
+      if (ch.pending.size >= ch.inv.max_inflight) {
+        this.violation(name, 0, ch.providerPort, ch, null, 'inflight', `${ch.pending.size} requests outstanding`, undefined, r);
+        writeBrokerError(hres, 503, 'too many requests in flight');
+        return;
+      }
+      this.forwardCall(r, op, bodyJson, (answer) => {
+        if (hres.writableEnded || hres.destroyed) return;
+        if (answer.ok) {
+          if (!writeResponseMessage(hres, answer.body as { status: number; headers: Record<string, string>; body?: string })) {
+            writeBrokerError(hres, 502, 'the provider answered with headers HTTP cannot carry');
+          } else ch.counters.frames_to_requirer++;
+          return;
+        }
+        const status = answer.kind === 'timeout' ? 504 : answer.kind === 'denied' ? 502 : 502;
+        writeBrokerError(hres, status, answer.error);
+      });
+    });
+    const httpRequesters = new WeakMap<Socket, Requester>();
+    server.on('connection', (sock: Socket) => {
+      this.tcpSockets.add(sock);
+      sock.once('close', () => this.tcpSockets.delete(sock));
+    });
+    server.on('clientError', (_e, sock) => {
+      this.violation(`tcp:${ch.exposure!.host_port}`, 0, ch.providerPort, ch, null, 'malformed', 'not a valid HTTP/1.1 request', undefined);
+      if (sock.writable) sock.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      else sock.destroy();
+    });
+    return server;
+  }
+
+  // -------------------------------------------------------------------------
+  // Violations and logging
+
+  private violation(
+    instance: string,
+    clone: number,
+    port: string,
+    ch: ChannelRt | null,
+    conn: PortConn | null,
+    kind: ViolationKind,
+    detail: string,
+    id: number | string | null | undefined,
+    requester?: Requester,
+  ): void {
+    const v: Violation = { time: Date.now(), instance, clone, port, channel: ch ? ch.id : null, kind, detail };
+    let counters: Counters;
+    if (ch) counters = ch.counters;
+    else {
+      const key = `${instance}.${port}`;
+      counters = this.portCounters.get(key) ?? new Counters();
+      this.portCounters.set(key, counters);
+    }
+    counters.violations[kind] = (counters.violations[kind] ?? 0) + 1;
+    counters.violations_total++;
+    const max = this.opts.violationHistory ?? 1000;
+    if (this.recent.length < max) this.recent.push(v);
+    else {
+      this.recent[this.recentStart] = v;
+      this.recentStart = (this.recentStart + 1) % max;
+    }
+    // Tell the sender why, unless it is not reading (then the notice is dropped).
+    const idPart = id === undefined || id === null ? '' : `,"id":${JSON.stringify(id)}`;
+    const notice = `{"t":"denied"${idPart},"kind":"${kind}","reason":${JSON.stringify(detail)}}\n`;
+    if (requester?.write) requester.write(notice, true);
+    else if (conn) this.writeTo(conn, notice, true);
+    this.emit('violation', v);
+    this.logViolation(v);
+  }
+
+  /** Logs violations with at most 10 lines per second per (channel, kind); the rest are summarised. */
+  private logViolation(v: Violation): void {
+    if (!this.opts.log && this.listenerCount('log') === 0) return;
+    const key = `${v.channel ?? v.instance + '.' + v.port}\u0000${v.kind}`;
+    const now = Date.now();
+    let b = this.logBudget.get(key);
+    if (!b) {
+      b = { windowStart: now, count: 0, suppressed: 0 };
+      this.logBudget.set(key, b);
+    }
+    if (now - b.windowStart >= 1000) {
+      if (b.suppressed > 0) {
+        this.log({ level: 'warn', message: `${b.suppressed} more ${v.kind} violations on ${v.channel ?? v.instance + '.' + v.port} were not logged`, instance: v.instance, channel: v.channel ?? undefined });
+      }
+      b.windowStart = now;
+      b.count = 0;
+      b.suppressed = 0;
+    }
+    if (b.count >= 10) {
+      b.suppressed++;
+      return;
+    }
+    b.count++;
+    this.log({
+      level: 'warn',
+      message: `denied ${v.kind} from ${v.instance}[${v.clone}].${v.port}${v.channel ? ` on ${v.channel}` : ''}: ${v.detail}`,
+      instance: v.instance,
+      clone: v.clone,
+      port: v.port,
+      channel: v.channel ?? undefined,
+    });
+  }
+
+  private log(e: BrokerLogEntry): void {
+    this.opts.log?.(e);
+    if (this.listenerCount('log') > 0) this.emit('log', e);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Frame envelopes
+
+interface Envelope {
+  t: 'call' | 'send' | 'reply' | 'error' | 'notify' | 'open' | 'close';
+  op?: string;
+  id?: number | string;
+  body?: unknown;
+  error?: string;
+}
+
+const ENVELOPE_KEYS: Record<Envelope['t'], { need: string[]; may: string[] }> = {
+  call: { need: ['op', 'id', 'body'], may: [] },
+  send: { need: ['op', 'body'], may: [] },
+  reply: { need: ['id', 'body'], may: [] },
+  error: { need: ['id', 'error'], may: [] },
+  notify: { need: ['op', 'body'], may: [] },
+  open: { need: [], may: ['id'] },
+  close: { need: [], may: ['id'] },
+};
+
+/** Checks a frame's envelope; returns what is wrong as a string. */
+function envelope(frame: unknown): Envelope | string {
+  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) return 'a frame is a JSON object such as {"t":"call","op":"...","id":1,"body":{...}}';
+  const f = frame as Record<string, unknown>;
+  const t = f.t;
+  if (typeof t !== 'string' || !Object.prototype.hasOwnProperty.call(ENVELOPE_KEYS, t)) {
+    return `unknown frame type ${JSON.stringify(t)} (expected call, send, reply, error, notify, open or close)`;
+  }
+  const spec = ENVELOPE_KEYS[t as Envelope['t']];
+  for (const k of spec.need) if (!(k in f)) return `a ${t} frame needs "${k}"`;
+  for (const k in f) {
+    if (k !== 't' && !spec.need.includes(k) && !spec.may.includes(k)) return `a ${t} frame has no field "${k}"`;
+  }
+  if ('op' in f && (typeof f.op !== 'string' || f.op.length === 0 || f.op.length > 128)) return `"op" must be an operation name`;
+  if ('id' in f) {
+    const id = f.id;
+    const okNum = typeof id === 'number' && Number.isSafeInteger(id) && id >= 0;
+    const okStr = typeof id === 'string' && id.length > 0 && id.length <= 64;
+    if (!okNum && !okStr) return `"id" must be a non-negative integer or a string of at most 64 characters`;
+  }
+  if (t === 'error') {
+    if (typeof f.error !== 'string') return `"error" must be a string`;
+    if (f.error.length > MAX_ERROR_TEXT) f.error = f.error.slice(0, MAX_ERROR_TEXT);
+  }
+  return f as unknown as Envelope;
+}
+
+function frameId(frame: unknown): number | string | undefined {
+  if (typeof frame !== 'object' || frame === null) return undefined;
+  const id = (frame as Record<string, unknown>).id;
+  if ((typeof id === 'number' && Number.isSafeInteger(id)) || (typeof id === 'string' && id.length <= 64)) return id;
+  return undefined;
+}
+
+function answerFrame(id: number | string, a: Answer): string {
+  const idJson = typeof id === 'number' ? String(id) : JSON.stringify(id);
+  if (a.ok) return `{"t":"reply","id":${idJson},"body":${a.bodyJson}}\n`;
+  return `{"t":"error","id":${idJson},"error":${JSON.stringify(a.error)}}\n`;
+}
+
+function prefixBody(err: string): string {
+  return err.startsWith(':') || err.startsWith('[') ? `body${err}` : `body.${err}`;
+}
+
+function snippet(s: string): string {
+  return s.length > 60 ? JSON.stringify(s.slice(0, 60)) + '...' : JSON.stringify(s);
+}
+
+function exposureInvariants(ex: PlanExposure): ChannelInvariants {
+  const declared = (ex as PlanExposure & { invariants?: ChannelInvariants }).invariants;
+  return declared ?? DEFAULT_INVARIANTS;
+}
+
+function pushMap<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const a = m.get(k);
+  if (a) a.push(v);
+  else m.set(k, [v]);
+}
