@@ -1,0 +1,246 @@
+// Builds: turning the workspace into diagnostics and a checked Program.
+//
+// A document moves through two states. It is *parsed* as soon as it changes
+// (cheap, one file, needed by document symbols, folding and formatting), and
+// *checked* once a whole-workspace compile that includes its text has
+// finished (needed by everything that resolves names). Requests ask for the
+// state they need and wait for nothing more.
+//
+// Every edit bumps a generation counter. A build starts after a short quiet
+// period (debouncing keystrokes), runs in steps that yield to the event loop,
+// and abandons itself at the next step once a newer edit has arrived, so a
+// burst of typing costs one build, not one per keystroke. A request that needs
+// checked results skips the quiet period and starts the build at once.
+
+import type { CompileResult, ParseCache, Program } from '@mcl/compiler';
+import { compile } from '@mcl/compiler';
+import type { Diagnostic, SourceFile } from '@mcl/language';
+import { LineIndex, parse } from '@mcl/language';
+import type { CancellationToken } from 'vscode-languageserver';
+import { ReferenceIndex } from './index-refs';
+import type { Workspace } from './workspace';
+
+export const MCLC_VERSION = '0.1.0';
+
+/** The result of parsing one document at one version. */
+export interface ParsedDocument {
+  file: string;
+  text: string;
+  ast: SourceFile;
+  diagnostics: Diagnostic[];
+  lines: LineIndex;
+}
+
+/** A whole-workspace compile and the lookups built over it. */
+export interface Snapshot {
+  generation: number;
+  result: CompileResult;
+  program: Program;
+  refs: ReferenceIndex;
+  /** Milliseconds the compile took. */
+  compileMs: number;
+  lines(file: string): LineIndex | undefined;
+  text(file: string): string | undefined;
+}
+
+export interface AnalyzerOptions {
+  debounceMs: number;
+  /** Builds a plan too (slower, but reports the checks that only run while planning). */
+  emitPlan: boolean;
+  onSnapshot(snapshot: Snapshot, previous: Snapshot | undefined): void;
+  log(message: string): void;
+}
+
+/** Thrown to a waiting request when its cancellation token fires. */
+export class RequestCancelled extends Error {}
+
+/**
+ * Parses kept between builds. The compiler asks for a file by path and text
+ * and reuses the tree when the text is unchanged; the syntax diagnostics of
+ * that parse are kept beside it so nothing is lost on a cache hit.
+ */
+export class DocumentCache implements ParseCache {
+  private readonly entries = new Map<string, { text: string; file: SourceFile; diagnostics?: Diagnostic[] }>();
+
+  get(path: string, text: string): SourceFile | undefined {
+    const e = this.entries.get(path);
+    return e && e.text === text ? e.file : undefined;
+  }
+
+  set(path: string, text: string, file: SourceFile): void {
+    this.entries.set(path, { text, file });
+  }
+
+  /** Parses (or reuses) a document, keeping its syntax diagnostics. */
+  parse(path: string, text: string): { file: SourceFile; diagnostics: Diagnostic[] } {
+    const e = this.entries.get(path);
+    if (e && e.text === text && e.diagnostics) return { file: e.file, diagnostics: e.diagnostics };
+    const r = parse(text, path);
+    this.entries.set(path, { text, file: r.file, diagnostics: r.diagnostics });
+    return r;
+  }
+
+  delete(path: string): void {
+    this.entries.delete(path);
+  }
+}
+
+export class Analyzer {
+  readonly cache = new DocumentCache();
+  private generation = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private inflight: { generation: number; done: Promise<void> } | undefined;
+  private snapshot: Snapshot | undefined;
+  private waiters: { generation: number; resolve: (s: Snapshot) => void }[] = [];
+  private readonly parsed = new Map<string, ParsedDocument>();
+  /** Count of builds started and abandoned, for tests and the benchmark. */
+  readonly stats = { builds: 0, abandoned: 0, lastCompileMs: 0 };
+
+  constructor(
+    private readonly workspace: Workspace,
+    private readonly options: AnalyzerOptions,
+  ) {}
+
+  /** Something the build reads changed: schedule a build after the quiet period. */
+  invalidate(): void {
+    this.generation++;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.build();
+    }, this.options.debounceMs);
+  }
+
+  /** The current document parsed (no waiting: parsing one file is fast). */
+  parsedDocument(file: string): ParsedDocument | undefined {
+    const text = this.workspace.text(file);
+    if (text === undefined) return undefined;
+    const known = this.parsed.get(file);
+    if (known && known.text === text) return known;
+    const r = this.cache.parse(file, text);
+    const doc: ParsedDocument = { file, text, ast: r.file, diagnostics: r.diagnostics, lines: new LineIndex(text) };
+    this.parsed.set(file, doc);
+    return doc;
+  }
+
+  forget(file: string): void {
+    this.parsed.delete(file);
+  }
+
+  /** The newest snapshot, even if edits have happened since (for work that tolerates staleness). */
+  latest(): Snapshot | undefined {
+    return this.snapshot;
+  }
+
+  /** A snapshot that includes every edit made so far; starts the build now if it is still waiting. */
+  async checked(token?: CancellationToken): Promise<Snapshot> {
+    const wanted = this.generation;
+    if (this.snapshot && this.snapshot.generation >= wanted) return this.snapshot;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      void this.build();
+    } else if (!this.inflight) void this.build();
+    return new Promise<Snapshot>((resolve, reject) => {
+      const waiter = { generation: wanted, resolve };
+      this.waiters.push(waiter);
+      token?.onCancellationRequested(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new RequestCancelled());
+      });
+    });
+  }
+
+  /** Runs a build for the current generation unless one is already running for it. */
+  build(): Promise<void> {
+    const generation = this.generation;
+    if (this.inflight && this.inflight.generation === generation) return this.inflight.done;
+    const done = this.runBuild(generation).finally(() => {
+      if (this.inflight?.done === done) this.inflight = undefined;
+    });
+    this.inflight = { generation, done };
+    return done;
+  }
+
+  private async runBuild(generation: number): Promise<void> {
+    this.stats.builds++;
+    // Step 1: parse the open documents, one per turn of the event loop, so a
+    // newer edit can abandon the build before the expensive part.
+    for (const file of this.workspace.openFiles()) {
+      await yieldToEventLoop();
+      if (generation !== this.generation) return this.abandon();
+      this.parsedDocument(file);
+    }
+    await yieldToEventLoop();
+    if (generation !== this.generation) return this.abandon();
+
+    // Step 2: the whole-workspace compile. It is synchronous; unchanged files
+    // come from the parse cache.
+    const started = performance.now();
+    let result: CompileResult;
+    try {
+      result = compile(this.workspace.host, {
+        entries: this.workspace.entries(),
+        mclcVersion: MCLC_VERSION,
+        emitPlan: this.options.emitPlan,
+        cache: this.cache,
+      });
+    } catch (e) {
+      // The compiler promises not to throw; if it does, keep serving the last
+      // good snapshot rather than leaving requests waiting forever.
+      this.options.log(`mcl: the compiler failed unexpectedly: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      result = this.snapshot?.result ?? emptyResult();
+    }
+    const compileMs = performance.now() - started;
+    this.stats.lastCompileMs = compileMs;
+    const snapshot = makeSnapshot(generation, result, compileMs);
+    const previous = this.snapshot;
+    if (!previous || previous.generation <= generation) this.snapshot = snapshot;
+    this.options.onSnapshot(snapshot, previous);
+    const ready = this.waiters.filter((w) => w.generation <= generation);
+    this.waiters = this.waiters.filter((w) => w.generation > generation);
+    for (const w of ready) w.resolve(snapshot);
+    // An edit that arrived while compiling has its own build scheduled by
+    // `invalidate`; a waiter for it is served when that build finishes.
+    if (this.waiters.length > 0 && !this.timer && generation !== this.generation) void this.build();
+  }
+
+  private abandon(): void {
+    this.stats.abandoned++;
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+  }
+}
+
+function makeSnapshot(generation: number, result: CompileResult, compileMs: number): Snapshot {
+  const program = result.program;
+  const lineCache = new Map<string, LineIndex>();
+  return {
+    generation,
+    result,
+    program,
+    refs: new ReferenceIndex(program),
+    compileMs,
+    text: (file) => program.texts.get(file),
+    lines(file) {
+      let li = lineCache.get(file);
+      if (!li) {
+        const text = program.texts.get(file);
+        if (text === undefined) return undefined;
+        li = new LineIndex(text);
+        lineCache.set(file, li);
+      }
+      return li;
+    },
+  };
+}
+
+function emptyResult(): CompileResult {
+  return { program: { files: new Map(), texts: new Map(), symbols: new Map(), references: [] }, diagnostics: [] };
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -1,0 +1,52 @@
+// Conversions between compiler values (spans in UTF-16 offsets, file names)
+// and LSP values (ranges in line/character, URIs).
+
+import type { Diagnostic as McDiagnostic, Fix, LineIndex, Span } from '@mcl/language';
+import {
+  DiagnosticSeverity,
+  DiagnosticTag,
+  type Diagnostic,
+  type DiagnosticRelatedInformation,
+  type Range,
+} from 'vscode-languageserver';
+import type { PathMapper } from './paths';
+
+export function toRange(lines: LineIndex, span: Span): Range {
+  return { start: lines.lspPosition(span.start), end: lines.lspPosition(span.end) };
+}
+
+export function toSpan(lines: LineIndex, range: Range): Span {
+  return { start: lines.offsetAt(range.start), end: lines.offsetAt(range.end) };
+}
+
+/** What a code action needs to rebuild the fixes of a diagnostic sent earlier. */
+export interface DiagnosticData {
+  fixes: Fix[];
+}
+
+export function toLspDiagnostic(
+  d: McDiagnostic,
+  linesOf: (file: string) => LineIndex | undefined,
+  paths: PathMapper,
+): Diagnostic | undefined {
+  const lines = linesOf(d.file);
+  if (!lines) return undefined;
+  const related: DiagnosticRelatedInformation[] = [];
+  for (const r of d.related ?? []) {
+    const rl = linesOf(r.file);
+    if (!rl) continue;
+    related.push({ location: { uri: paths.toUri(r.file), range: toRange(rl, r.span) }, message: r.message });
+  }
+  const out: Diagnostic = {
+    range: toRange(lines, d.span),
+    severity: d.severity === 'error' ? DiagnosticSeverity.Error : d.severity === 'warning' ? DiagnosticSeverity.Warning : DiagnosticSeverity.Information,
+    code: d.code,
+    source: 'mcl',
+    message: d.hint ? `${d.message}\nHint: ${d.hint}` : d.message,
+  };
+  if (related.length > 0) out.relatedInformation = related;
+  if (d.fixes && d.fixes.length > 0) out.data = { fixes: d.fixes } satisfies DiagnosticData;
+  // Unused things are shown faded rather than underlined.
+  if (d.severity !== 'error' && /\bunused\b|\bnever used\b/i.test(d.message)) out.tags = [DiagnosticTag.Unnecessary];
+  return out;
+}

@@ -1,0 +1,502 @@
+// Context-aware completion. The context (which block the cursor is in, what
+// the statement so far looks like) is read from the raw text around the
+// cursor, because the text being typed is usually not valid yet; the
+// candidates (types, components, ports, operations) come from the checked
+// Program, so names are resolved exactly as the compiler resolves them.
+
+import type { SymbolInfo } from '@mcl/compiler';
+import type { InstanceDecl, SystemDecl } from '@mcl/language';
+import { CompletionItemKind, InsertTextFormat, type CompletionItem, type CompletionList, type Position } from 'vscode-languageserver';
+import type { Snapshot } from '../analysis';
+import { nodesAt } from '../ast-util';
+import { instanceTarget, operationsOf, portsOf, protocolOf } from '../model';
+import { PathMapper } from '../paths';
+import type { ServerContext } from '../service';
+
+export const COMPLETION_TRIGGERS = ['.', ':', ' ', '='];
+
+type Block =
+  | 'top'
+  | 'component'
+  | 'system'
+  | 'protocol'
+  | 'record'
+  | 'enum'
+  | 'channel'
+  | 'instance'
+  | 'policy'
+  | 'program'
+  | 'image'
+  | 'target'
+  | 'labels'
+  | 'import'
+  | 'other';
+
+interface Tok {
+  text: string;
+  start: number;
+  end: number;
+  kind: 'ident' | 'punct' | 'string' | 'number';
+}
+
+/** A minimal scanner: identifiers, numbers, strings and punctuation; comments skipped. */
+export function scan(text: string, limit: number): Tok[] {
+  const out: Tok[] = [];
+  let i = 0;
+  while (i < limit) {
+    const ch = text[i];
+    if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r') {
+      i++;
+    } else if (ch === '/' && text[i + 1] === '/') {
+      while (i < limit && text[i] !== '\n') i++;
+    } else if (ch === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2);
+      i = end < 0 ? limit : end + 2;
+    } else if (ch === '"') {
+      const start = i;
+      if (text.startsWith('"""', i)) {
+        const end = text.indexOf('"""', i + 3);
+        i = end < 0 ? limit : end + 3;
+      } else {
+        i++;
+        while (i < limit && text[i] !== '"' && text[i] !== '\n') i += text[i] === '\\' ? 2 : 1;
+        i++;
+      }
+      out.push({ text: text.slice(start, Math.min(i, limit)), start, end: Math.min(i, limit), kind: 'string' });
+    } else if (/[A-Za-z_]/.test(ch)) {
+      const start = i;
+      while (i < limit && /[A-Za-z0-9_-]/.test(text[i])) {
+        // `-` belongs to a word only inside `on-failure`.
+        if (text[i] === '-' && text.slice(start, i) !== 'on') break;
+        i++;
+      }
+      out.push({ text: text.slice(start, i), start, end: i, kind: 'ident' });
+    } else if (/[0-9]/.test(ch)) {
+      const start = i;
+      while (i < limit && /[0-9A-Za-z_./]/.test(text[i]) && !(text[i] === '.' && text[i + 1] === '.')) i++;
+      out.push({ text: text.slice(start, i), start, end: i, kind: 'number' });
+    } else if (ch === '-' && text[i + 1] === '>') {
+      out.push({ text: '->', start: i, end: i + 2, kind: 'punct' });
+      i += 2;
+    } else if (ch === '.' && text[i + 1] === '.') {
+      out.push({ text: '..', start: i, end: i + 2, kind: 'punct' });
+      i += 2;
+    } else {
+      out.push({ text: ch, start: i, end: i + 1, kind: 'punct' });
+      i++;
+    }
+  }
+  return out;
+}
+
+interface Frame {
+  block: Block;
+  /** Tokens of the current statement inside this block. */
+  stmt: Tok[];
+  /** The tokens that opened the block (`connect a.b -> c.d`), for channel blocks. */
+  opener: Tok[];
+}
+
+/** The stack of blocks enclosing the end of `toks`, innermost last. */
+function blockStack(toks: Tok[]): Frame[] {
+  const stack: Frame[] = [{ block: 'top', stmt: [], opener: [] }];
+  for (const t of toks) {
+    const top = stack[stack.length - 1];
+    if (t.text === '{') {
+      const block = classify(top, top.stmt);
+      stack.push({ block, stmt: [], opener: top.stmt.slice() });
+    } else if (t.text === '}') {
+      if (stack.length > 1) stack.pop();
+      stack[stack.length - 1].stmt = [];
+    } else if (t.text === ';' || (t.text === ',' && !['import', 'other'].includes(top.block) && !inBrackets(top.stmt))) {
+      top.stmt = [];
+    } else if (startsStatement(top.block, t, top.stmt)) {
+      top.stmt = [t];
+    } else {
+      top.stmt.push(t);
+    }
+  }
+  return stack;
+}
+
+function inBrackets(stmt: Tok[]): boolean {
+  let depth = 0;
+  for (const t of stmt) {
+    if (t.text === '[' || t.text === '(') depth++;
+    else if (t.text === ']' || t.text === ')') depth--;
+  }
+  return depth > 0;
+}
+
+const TOP_KEYWORDS = ['import', 'type', 'protocol', 'component', 'system', 'image', 'labels', 'target', 'deploy'];
+const COMPONENT_KEYWORDS = ['image', 'memory', 'vcpus', 'label', 'declassifies', 'param', 'provide', 'require', 'expose', 'replicas', 'per', 'single', 'restart', 'program'];
+const SYSTEM_KEYWORDS = ['connect', 'expose', 'export', 'policy'];
+const CHANNEL_KEYWORDS = ['rate', 'max_message', 'timeout', 'allow', 'max_inflight'];
+const PROGRAM_KEYWORDS = ['script', 'exec', 'file', 'env'];
+const PROTOCOL_KEYWORDS = ['call', 'send', 'notify', 'order'];
+const INSTANCE_KEYWORDS = ['replicas', 'per', 'single', 'restart', 'memory', 'vcpus', 'label'];
+const POLICY_KEYWORDS = ['no', 'exposed', 'budget'];
+const IMAGE_KEYWORDS = ['base', 'kernel', 'modules'];
+const TARGET_KEYWORDS = ['backend', 'memory', 'vcpus', 'overcommit'];
+const PRIMITIVES = ['bool', 'int', 'float', 'string', 'bytes', 'list', 'map', 'enum', 'union'];
+
+/** Statements in blocks without separators start at a keyword that can only begin one. */
+function startsStatement(block: Block, t: Tok, stmt: Tok[]): boolean {
+  if (t.kind !== 'ident' || stmt.length === 0) return false;
+  const prev = stmt[stmt.length - 1];
+  // A word right after `.`, `:`, `=`, `->` or a keyword argument position continues the statement.
+  if (['.', ':', '=', '->', '(', ',', '[', '<'].includes(prev.text)) return false;
+  const starters: Partial<Record<Block, string[]>> = {
+    top: TOP_KEYWORDS,
+    component: COMPONENT_KEYWORDS.filter((k) => k !== 'single' && k !== 'per'),
+    system: SYSTEM_KEYWORDS,
+    channel: CHANNEL_KEYWORDS,
+    program: PROGRAM_KEYWORDS,
+    protocol: PROTOCOL_KEYWORDS,
+  };
+  return starters[block]?.includes(t.text) ?? false;
+}
+
+function classify(parent: Frame, stmt: Tok[]): Block {
+  const words = stmt.map((t) => t.text);
+  const last = words[words.length - 1];
+  if (last === '.' && words[0] === 'import') return 'import';
+  if (last === 'program') return 'program';
+  if (last === 'env') return 'other';
+  if (last === 'policy') return 'policy';
+  if (last === 'enum' || last === 'union') return 'enum';
+  if (last === 'labels') return 'labels';
+  if (words[0] === 'connect') return 'channel';
+  if (last === ':') return 'record';
+  if (parent.block === 'top') {
+    const kw = words[0];
+    if (kw === 'component') return 'component';
+    if (kw === 'system') return 'system';
+    if (kw === 'protocol') return 'protocol';
+    if (kw === 'image') return 'image';
+    if (kw === 'target') return 'target';
+    if (kw === 'type' && last === '=') return 'record';
+  }
+  if (parent.block === 'system' && words.length >= 3 && words[1] === '=') return 'instance';
+  if (parent.block === 'record' && last === ':') return 'record';
+  return 'other';
+}
+
+function kw(label: string, detail?: string): CompletionItem {
+  return { label, kind: CompletionItemKind.Keyword, detail };
+}
+
+function symbolItem(sym: SymbolInfo, kind: CompletionItemKind, sortPrefix = '1'): CompletionItem {
+  return {
+    label: sym.name,
+    kind,
+    detail: sym.detail || sym.qualifiedName,
+    documentation: sym.doc,
+    sortText: sortPrefix + sym.name,
+  };
+}
+
+/** Top-level symbols of one kind that the file can name without qualification. */
+function visible(s: Snapshot, file: string, kinds: string[]): SymbolInfo[] {
+  const out = new Map<string, SymbolInfo>();
+  // What the file declares itself and what it references anywhere (its imports) are visible;
+  // the prelude's declarations are visible everywhere.
+  for (const d of s.refs.declarationsIn(file)) if (!d.container && kinds.includes(d.kind)) out.set(d.name, d);
+  for (const d of s.refs.declarationsIn('std:prelude')) if (!d.container && kinds.includes(d.kind) && !out.has(d.name)) out.set(d.name, d);
+  const ast = s.program.files.get(file);
+  for (const imp of ast?.imports ?? []) {
+    for (const item of imp.items === '*' ? [] : imp.items) {
+      const sym = s.refs.resolveSpan(file, item.name.span);
+      if (sym && kinds.includes(sym.kind)) out.set(item.alias?.name ?? sym.name, { ...sym, name: item.alias?.name ?? sym.name });
+    }
+    if (imp.items === '*') {
+      const modFile = moduleFile(s, imp.module.parts.map((p) => p.name).join('.'));
+      for (const d of modFile ? s.refs.declarationsIn(modFile) : []) if (!d.container && kinds.includes(d.kind)) out.set(d.name, d);
+    }
+  }
+  return [...out.values()];
+}
+
+/** The compiler file name of a module path, when the Program loaded it. */
+function moduleFile(s: Snapshot, modulePath: string): string | undefined {
+  for (const f of s.program.files.keys()) if (PathMapper.modulePath(f) === modulePath) return f;
+  return undefined;
+}
+
+/** The system declaration around an offset, and its instance of a given name. */
+function findInstance(s: Snapshot, file: string, offset: number, name: string): InstanceDecl | undefined {
+  const ast = s.program.files.get(file);
+  if (!ast) return undefined;
+  const path = nodesAt(ast, offset);
+  const systems = path.filter((n): n is SystemDecl => n.kind === 'SystemDecl');
+  const candidates = systems.length > 0 ? systems : ast.decls.filter((d): d is SystemDecl => d.kind === 'SystemDecl');
+  for (const sys of candidates.reverse()) {
+    const inst = sys.members.find((m): m is InstanceDecl => m.kind === 'InstanceDecl' && m.name.name === name);
+    if (inst) return inst;
+  }
+  return undefined;
+}
+
+function instanceNames(s: Snapshot, file: string, offset: number): CompletionItem[] {
+  const ast = s.program.files.get(file);
+  if (!ast) return [];
+  const sys = nodesAt(ast, offset).find((n): n is SystemDecl => n.kind === 'SystemDecl');
+  if (!sys) return [];
+  return sys.members
+    .filter((m): m is InstanceDecl => m.kind === 'InstanceDecl' && m.name.name !== '')
+    .map((m) => ({ label: m.name.name, kind: CompletionItemKind.Variable, detail: m.component.parts.map((p) => p.name).join('.') }));
+}
+
+function portItems(s: Snapshot, file: string, offset: number, instanceName: string, want?: 'provide' | 'require'): CompletionItem[] {
+  const inst = findInstance(s, file, offset, instanceName);
+  if (!inst) return [];
+  const target = instanceTarget(s, file, inst);
+  if (!target) return [];
+  return portsOf(s, target)
+    .filter((p) => !want || p.kind === 'export' || p.detail.includes(want) || (want === 'provide' && p.detail.startsWith('expose')))
+    .map((p) => symbolItem(p, CompletionItemKind.Interface));
+}
+
+export function completion(s: Snapshot, _c: ServerContext, file: string, position: Position): CompletionList | null {
+  const lines = s.lines(file);
+  const text = s.text(file);
+  if (!lines || text === undefined) return null;
+  const offset = lines.offsetAt(position);
+  // The word being typed is replaced by the completion; context is what precedes it.
+  let wordStart = offset;
+  while (wordStart > 0 && /[A-Za-z0-9_]/.test(text[wordStart - 1])) wordStart--;
+  const toks = scan(text, wordStart);
+  const stack = blockStack(toks);
+  const frame = stack[stack.length - 1];
+  const stmt = frame.stmt;
+  const words = stmt.map((t) => t.text);
+  const prev = words[words.length - 1];
+  const items = (list: CompletionItem[]): CompletionList => ({ isIncomplete: false, items: list });
+
+  // Inside a string or a comment nothing is offered.
+  const lineText = lines.lineText(position.line).slice(0, position.character);
+  if (/\/\//.test(lineText.replace(/"[^"]*"/g, '""')) || (lineText.split('"').length - 1) % 2 === 1) return items([]);
+
+  // `instance.` -> the instance's ports (connect, expose, export, exposed only [...]).
+  if (prev === '.' && frame.block !== 'import' && words[0] !== 'import') {
+    const qualifier = words[words.length - 2];
+    if (['system', 'policy'].includes(frame.block) && qualifier) {
+      const want = words[0] === 'connect' ? (words.includes('->') ? 'provide' : 'require') : words[0] === 'expose' ? 'provide' : undefined;
+      return items(portItems(s, file, offset, qualifier, want));
+    }
+    // A qualified name `std.http.` or `shop.types.`: the module's declarations.
+    const modulePath = qualifiedBefore(words);
+    const mf = moduleFile(s, modulePath);
+    if (mf) return items(s.refs.declarationsIn(mf).filter((d) => !d.container).map((d) => symbolItem(d, CompletionItemKind.Reference)));
+    return items(moduleItems(s, modulePath));
+  }
+
+  // Imports: module paths, then the names a module declares.
+  if (words[0] === 'import' || frame.block === 'import') {
+    if (frame.block === 'import') {
+      const opener = frame.opener.map((t) => t.text);
+      const mf = moduleFile(s, qualifiedBefore(opener.slice(0, -1).concat([])).replace(/^import\.?/, ''));
+      return items(mf ? s.refs.declarationsIn(mf).filter((d) => !d.container).map((d) => symbolItem(d, CompletionItemKind.Reference)) : []);
+    }
+    const path = prev === '.' ? qualifiedBefore(words.slice(1)) : '';
+    return items(moduleItems(s, path));
+  }
+
+  switch (frame.block) {
+    case 'channel': {
+      if (words[0] === 'allow') {
+        const opener = frame.opener.map((t) => t.text);
+        const arrow = opener.indexOf('->');
+        const toInst = opener[arrow + 1];
+        const toPort = opener[arrow + 3];
+        const inst = toInst ? findInstance(s, file, offset, toInst) : undefined;
+        const target = inst ? instanceTarget(s, file, inst) : undefined;
+        const port = target ? portsOf(s, target).find((p) => p.name === toPort) : undefined;
+        const protocol = port ? protocolOf(s, port) : undefined;
+        const already = new Set(words.slice(1));
+        return items(protocol ? operationsOf(s, protocol).filter((o) => !already.has(o.name)).map((o) => symbolItem(o, CompletionItemKind.Method)) : []);
+      }
+      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items(CHANNEL_KEYWORDS.map((k) => kw(k, 'channel attribute')));
+      return items([]);
+    }
+    case 'system': {
+      if (words[0] === 'connect') {
+        if (stmt.length === 1 || prev === '->') return items(instanceNames(s, file, offset));
+        return items([]);
+      }
+      if ((words[0] === 'expose' || words[0] === 'export') && (stmt.length === 1 || prev === '=')) return items(instanceNames(s, file, offset));
+      if (stmt.length === 2 && prev === '=') {
+        return items(visible(s, file, ['component', 'system']).map((d) => symbolItem(d, d.kind === 'system' ? CompletionItemKind.Module : CompletionItemKind.Class)));
+      }
+      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items([...SYSTEM_KEYWORDS.map((k) => kw(k)), ...snippetItems('system')]);
+      return items([]);
+    }
+    case 'instance': {
+      if (stmt.length === 0 || isFreshLine(text, wordStart)) {
+        const opener = frame.opener;
+        const inst = findInstance(s, file, offset, opener[0]?.text ?? '');
+        const target = inst ? instanceTarget(s, file, inst) : undefined;
+        const params = target ? s.refs.children(target.id).filter((c) => c.kind === 'param').map((p) => symbolItem(p, CompletionItemKind.Property, '0')) : [];
+        return items([...params, ...INSTANCE_KEYWORDS.map((k) => kw(k))]);
+      }
+      return items(valueItems(words));
+    }
+    case 'component': {
+      if (['provide', 'require', 'expose'].includes(words[0]) && prev === ':') {
+        return items(visible(s, file, ['protocol']).map((d) => symbolItem(d, CompletionItemKind.Interface)));
+      }
+      if (words[0] === 'param' && (prev === ':' || prev === '<' || prev === ',')) return items(typeItems(s, file));
+      if (words[0] === 'image' && stmt.length === 1) return items(visible(s, file, ['image']).map((d) => symbolItem(d, CompletionItemKind.File)));
+      if ((words[0] === 'label' && stmt.length === 1) || (words[0] === 'declassifies' && (stmt.length === 1 || prev === '->'))) {
+        return items(labelItems(s));
+      }
+      if (words[0] === 'restart' && stmt.length === 1) return items(['always', 'on-failure', 'never'].map((k) => kw(k)));
+      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items([...COMPONENT_KEYWORDS.map((k) => kw(k)), ...snippetItems('component')]);
+      return items(valueItems(words));
+    }
+    case 'protocol': {
+      if (words[0] === 'order') {
+        const ops = protocolOpsAround(s, file, offset);
+        return items(ops.map((o) => symbolItem(o, CompletionItemKind.Method)));
+      }
+      if (prev === '(' || prev === '->' || prev === '<' || prev === ',') return items(typeItems(s, file));
+      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items(PROTOCOL_KEYWORDS.map((k) => kw(k)));
+      return items([]);
+    }
+    case 'record':
+    case 'enum':
+      if (prev === ':' || prev === '<' || prev === ',' || prev === '=') return items(typeItems(s, file));
+      return items([]);
+    case 'policy': {
+      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items([...instanceNames(s, file, offset), ...POLICY_KEYWORDS.map((k) => kw(k))]);
+      if (words[0] === 'no' && stmt.length === 1) return items([kw('path'), kw('flow')]);
+      if (words[0] === 'no' && words[1] === 'flow' && stmt.length === 2) return items(labelItems(s));
+      if ((words[0] === 'no' && (prev === '->' || (words[1] === 'path' && stmt.length === 2))) || prev === 'from' || prev === 'through' || prev === ',') {
+        return items([...instanceNames(s, file, offset), ...(words[1] === 'path' ? [kw('outside')] : [])]);
+      }
+      if (stmt.length === 1) return items([kw('only')]);
+      if (prev === 'only' && words[0] !== 'exposed') return items([kw('from'), kw('through')]);
+      if (words[0] === 'exposed' && stmt.length === 1) return items([kw('only')]);
+      if (words[0] === 'budget' && stmt.length === 1) return items([kw('memory'), kw('vcpus')]);
+      if (words[0] === 'exposed' && (prev === '[' || prev === ',')) return items(instanceNames(s, file, offset));
+      return items([]);
+    }
+    case 'program':
+      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items(PROGRAM_KEYWORDS.map((k) => kw(k)));
+      return items([]);
+    case 'image':
+      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items(IMAGE_KEYWORDS.map((k) => kw(k)));
+      return items([]);
+    case 'target':
+      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items(TARGET_KEYWORDS.map((k) => kw(k)));
+      if (words[0] === 'backend') return items([kw('kvm'), kw('xen')]);
+      return items([]);
+    case 'labels':
+      return items(labelItems(s));
+    case 'top': {
+      if (words[0] === 'deploy') {
+        if (stmt.length === 1) return items(visible(s, file, ['system']).map((d) => symbolItem(d, CompletionItemKind.Module)));
+        if (prev !== 'to' && stmt.length >= 2 && words[words.length - 2] !== '.') return items([kw('to')]);
+        if (prev === 'to') return items(visible(s, file, ['target']).map((d) => symbolItem(d, CompletionItemKind.Constant)));
+      }
+      if (words[0] === 'type' && (prev === '=' || prev === '<' || prev === ',')) return items(typeItems(s, file));
+      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items([...TOP_KEYWORDS.map((k) => kw(k)), ...snippetItems('top')]);
+      return items([]);
+    }
+    default:
+      return items([]);
+  }
+}
+
+/** True when only whitespace precedes `offset` on its line (a new statement in a block without separators). */
+function isFreshLine(text: string, offset: number): boolean {
+  for (let i = offset - 1; i >= 0; i--) {
+    const ch = text[i];
+    if (ch === '\n') return true;
+    if (ch !== ' ' && ch !== '\t' && ch !== '\r') return false;
+  }
+  return true;
+}
+
+/** `a . b . c .` -> `a.b.c` (the dotted path that ends just before the trailing dot). */
+function qualifiedBefore(words: string[]): string {
+  const parts: string[] = [];
+  let i = words.length - 1;
+  if (words[i] === '.') i--;
+  while (i >= 0 && /^[A-Za-z_]/.test(words[i])) {
+    parts.unshift(words[i]);
+    if (words[i - 1] !== '.') break;
+    i -= 2;
+  }
+  return parts.join('.');
+}
+
+/** Module path segments that continue `prefix` (`std.` -> `http`, `kv`, ...). */
+function moduleItems(s: Snapshot, prefix: string): CompletionItem[] {
+  const seen = new Set<string>();
+  const out: CompletionItem[] = [];
+  const known = new Set<string>([...s.program.files.keys()].map((f) => PathMapper.modulePath(f)));
+  // The stdlib modules are always importable, even when nothing loaded them yet.
+  for (const m of ['std.http', 'std.kv', 'std.log', 'std.sql', 'std.blob']) known.add(m);
+  for (const m of known) {
+    if (m === 'std.prelude') continue;
+    const rest = prefix ? (m.startsWith(prefix + '.') ? m.slice(prefix.length + 1) : undefined) : m;
+    if (rest === undefined) continue;
+    const seg = rest.split('.')[0];
+    if (seen.has(seg)) continue;
+    seen.add(seg);
+    out.push({ label: seg, kind: CompletionItemKind.Module, detail: prefix ? `${prefix}.${seg}` : seg });
+  }
+  return out;
+}
+
+function typeItems(s: Snapshot, file: string): CompletionItem[] {
+  return [
+    ...visible(s, file, ['type']).map((d) => symbolItem(d, CompletionItemKind.Struct, '0')),
+    ...PRIMITIVES.map((p) => ({ ...kw(p, 'built-in type'), sortText: '1' + p })),
+  ];
+}
+
+function labelItems(s: Snapshot): CompletionItem[] {
+  const seen = new Set<string>();
+  const out: CompletionItem[] = [];
+  for (const sym of s.program.symbols.values()) {
+    if (sym.kind !== 'label' || seen.has(sym.name)) continue;
+    seen.add(sym.name);
+    out.push(symbolItem(sym, CompletionItemKind.EnumMember));
+  }
+  return out;
+}
+
+function valueItems(words: string[]): CompletionItem[] {
+  if (words[0] === 'restart' && words.length === 1) return ['always', 'on-failure', 'never'].map((k) => kw(k));
+  if (words[0] === 'per' && words.length === 1) return [kw('session')];
+  return [];
+}
+
+function protocolOpsAround(s: Snapshot, file: string, offset: number): SymbolInfo[] {
+  const ast = s.program.files.get(file);
+  const decl = ast ? nodesAt(ast, offset).find((n) => n.kind === 'ProtocolDecl') : undefined;
+  if (!decl || decl.kind !== 'ProtocolDecl') return [];
+  const sym = s.refs.resolveSpan(file, decl.name.span);
+  return sym ? operationsOf(s, sym) : [];
+}
+
+function snippet(label: string, body: string, detail: string): CompletionItem {
+  return { label, kind: CompletionItemKind.Snippet, insertText: body, insertTextFormat: InsertTextFormat.Snippet, detail, sortText: '9' + label };
+}
+
+function snippetItems(block: 'top' | 'component' | 'system'): CompletionItem[] {
+  switch (block) {
+    case 'top':
+      return [
+        snippet('component …', 'component ${1:Name} {\n\tmemory ${2:128MiB}\n\tprovide ${3:api}: ${4:Http}\n\t$0\n}', 'a component declaration'),
+        snippet('system …', 'system ${1:Name} {\n\t${2:a} = ${3:Component}\n\t$0\n}', 'a system declaration'),
+        snippet('protocol …', 'protocol ${1:Name} {\n\tcall ${2:op}(${3:Input}) -> ${4:Output}\n}', 'a protocol declaration'),
+      ];
+    case 'component':
+      return [snippet('program …', 'program {\n\tscript "${1:guest/run.sh}"\n}', 'the guest program')];
+    case 'system':
+      return [snippet('connect …', 'connect ${1:a}.${2:port} -> ${3:b}.${4:port}', 'wire a required port to a provided port')];
+  }
+}

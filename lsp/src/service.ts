@@ -1,0 +1,268 @@
+// The language service: wires the LSP connection to the workspace model, the
+// build scheduler and the feature modules. `server.ts` creates a stdio
+// connection and calls `startServer`; tests can drive the same code.
+
+import { fileURLToPath } from 'node:url';
+import {
+  DidChangeWatchedFilesNotification,
+  FileChangeType,
+  ResponseError,
+  LSPErrorCodes,
+  TextDocumentSyncKind,
+  TextDocuments,
+  type CancellationToken,
+  type Connection,
+  type InitializeParams,
+  type InitializeResult,
+} from 'vscode-languageserver';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import { Analyzer, RequestCancelled, type Snapshot } from './analysis';
+import { toLspDiagnostic } from './convert';
+import { codeActions } from './features/code-actions';
+import { completion, COMPLETION_TRIGGERS } from './features/completion';
+import { definition } from './features/definition';
+import { formatDocument } from './features/formatting';
+import { documentSymbols, workspaceSymbols } from './features/symbols';
+import { foldingRanges } from './features/folding';
+import { hover } from './features/hover';
+import { inlayHints } from './features/inlay-hints';
+import { prepareRename, references, rename } from './features/references';
+import { semanticTokens, SEMANTIC_LEGEND } from './features/semantic-tokens';
+import { createBaseHost } from './host';
+import { findStdlibDir, PathMapper } from './paths';
+import { Workspace } from './workspace';
+
+/** Settings a client may pass in `initializationOptions`. */
+export interface ServerOptions {
+  /** Folder of the standard library (`prelude.mcl`, `http.mcl`, ...). */
+  stdlibPath?: string;
+  /** Quiet period after an edit before the workspace is rebuilt, in ms. */
+  debounceMs?: number;
+  /** Also build the plan on every edit (shows checks that run only while planning). */
+  emitPlan?: boolean;
+}
+
+export interface ServerContext {
+  workspace: Workspace;
+  analyzer: Analyzer;
+  paths: PathMapper;
+}
+
+/**
+ * Serves one connection. `bundleDir` is the folder of the running server, used
+ * to find the standard library shipped beside it.
+ */
+export function startServer(connection: Connection, bundleDir: string): void {
+  const documents = new TextDocuments(TextDocument);
+  let ctx: ServerContext | undefined;
+  /** Files that currently show diagnostics in the client, so stale ones can be cleared. */
+  let published = new Set<string>();
+
+  connection.onInitialize((params: InitializeParams): InitializeResult => {
+    const options = (params.initializationOptions ?? {}) as ServerOptions;
+    const rootUri = params.workspaceFolders?.[0]?.uri ?? params.rootUri ?? undefined;
+    const root = rootUri ? fileURLToPath(rootUri) : (params.rootPath ?? process.cwd());
+    const stdlib = findStdlibDir(options.stdlibPath, bundleDir);
+    if (!stdlib) {
+      connection.console.error(
+        'mcl: the standard library folder was not found; set `mcl.stdlibPath` or MCL_STDLIB. Imports of std modules will fail.',
+      );
+    }
+    const paths = new PathMapper(root, stdlib ?? `${root}/.mcl-missing-stdlib`);
+    const workspace = new Workspace(paths, createBaseHost(paths));
+    workspace.scan();
+    const analyzer = new Analyzer(workspace, {
+      debounceMs: options.debounceMs ?? 50,
+      emitPlan: options.emitPlan ?? false,
+      log: (m) => connection.console.error(m),
+      onSnapshot: (s) => publishDiagnostics(s),
+    });
+    ctx = { workspace, analyzer, paths };
+    const watchDynamic = params.capabilities.workspace?.didChangeWatchedFiles?.dynamicRegistration === true;
+    workspace.cacheDisk = watchDynamic;
+
+    connection.onInitialized(() => {
+      if (watchDynamic) {
+        void connection.client.register(DidChangeWatchedFilesNotification.type, {
+          watchers: [{ globPattern: '**/*.mcl' }],
+        });
+      }
+      // The first build reports problems in every workspace file, open or not.
+      analyzer.invalidate();
+    });
+
+    return {
+      capabilities: {
+        textDocumentSync: { openClose: true, change: TextDocumentSyncKind.Incremental, save: { includeText: false } },
+        hoverProvider: true,
+        definitionProvider: true,
+        referencesProvider: true,
+        renameProvider: { prepareProvider: true },
+        completionProvider: { triggerCharacters: COMPLETION_TRIGGERS, resolveProvider: false },
+        documentSymbolProvider: true,
+        workspaceSymbolProvider: true,
+        foldingRangeProvider: true,
+        documentFormattingProvider: true,
+        codeActionProvider: { codeActionKinds: ['quickfix'] },
+        inlayHintProvider: true,
+        semanticTokensProvider: { legend: SEMANTIC_LEGEND, full: true, range: false },
+      },
+      serverInfo: { name: 'mcl-lsp', version: '0.1.0' },
+    };
+  });
+
+  function need(): ServerContext {
+    if (!ctx) throw new ResponseError(-32002, 'the server is not initialized');
+    return ctx;
+  }
+
+  function publishDiagnostics(s: Snapshot): void {
+    const c = need();
+    const byFile = new Map<string, ReturnType<typeof toLspDiagnostic>[]>();
+    for (const d of s.result.diagnostics) {
+      const lsp = toLspDiagnostic(d, (f) => s.lines(f) ?? linesFromWorkspace(c, f), c.paths);
+      if (!lsp) continue;
+      const list = byFile.get(d.file);
+      if (list) list.push(lsp);
+      else byFile.set(d.file, [lsp]);
+    }
+    const now = new Set<string>();
+    for (const [file, diags] of byFile) {
+      now.add(file);
+      void connection.sendDiagnostics({ uri: c.paths.toUri(file), diagnostics: diags.filter((d) => d !== undefined) });
+    }
+    for (const file of published) {
+      if (!now.has(file)) void connection.sendDiagnostics({ uri: c.paths.toUri(file), diagnostics: [] });
+    }
+    published = now;
+  }
+
+  // Document sync: the TextDocuments manager applies incremental edits; the
+  // workspace sees the new text at once and a build is scheduled.
+  documents.onDidOpen((e) => track(e.document));
+  documents.onDidChangeContent((e) => track(e.document));
+  documents.onDidClose((e) => {
+    const c = need();
+    const file = c.paths.fromUri(e.document.uri);
+    if (!file) return;
+    c.workspace.close(file);
+    c.analyzer.forget(file);
+    c.analyzer.invalidate();
+  });
+  function track(doc: TextDocument): void {
+    const c = need();
+    const file = c.paths.fromUri(doc.uri);
+    if (!file) return;
+    c.workspace.setOpen(file, doc);
+    c.analyzer.invalidate();
+  }
+
+  connection.onDidChangeWatchedFiles((params) => {
+    const c = need();
+    for (const change of params.changes) {
+      const file = c.paths.fromUri(change.uri);
+      if (!file) continue;
+      const kind = change.type === FileChangeType.Created ? 'created' : change.type === FileChangeType.Deleted ? 'deleted' : 'changed';
+      c.workspace.fileChanged(file, kind);
+    }
+    c.analyzer.invalidate();
+  });
+
+  /**
+   * Runs a request that needs a checked snapshot; a cancelled request answers
+   * with the protocol's RequestCancelled error instead of stale results.
+   */
+  async function withChecked<T>(token: CancellationToken, run: (s: Snapshot, c: ServerContext) => T): Promise<T> {
+    const c = need();
+    try {
+      const s = await c.analyzer.checked(token);
+      if (token.isCancellationRequested) throw new RequestCancelled();
+      return run(s, c);
+    } catch (e) {
+      if (e instanceof RequestCancelled) throw new ResponseError(LSPErrorCodes.RequestCancelled, 'cancelled');
+      throw e;
+    }
+  }
+
+  function fileOf(uri: string): string | undefined {
+    return need().paths.fromUri(uri);
+  }
+
+  connection.onHover((p, token) => {
+    const file = fileOf(p.textDocument.uri);
+    return file ? withChecked(token, (s, c) => hover(s, c, file, p.position)) : null;
+  });
+  connection.onDefinition((p, token) => {
+    const file = fileOf(p.textDocument.uri);
+    return file ? withChecked(token, (s, c) => definition(s, c, file, p.position)) : null;
+  });
+  connection.onReferences((p, token) => {
+    const file = fileOf(p.textDocument.uri);
+    return file ? withChecked(token, (s, c) => references(s, c, file, p.position, p.context.includeDeclaration)) : null;
+  });
+  connection.onPrepareRename((p, token) => {
+    const file = fileOf(p.textDocument.uri);
+    return file ? withChecked(token, (s, c) => prepareRename(s, c, file, p.position)) : null;
+  });
+  connection.onRenameRequest((p, token) => {
+    const file = fileOf(p.textDocument.uri);
+    return file ? withChecked(token, (s, c) => rename(s, c, file, p.position, p.newName)) : null;
+  });
+  connection.onCompletion((p, token) => {
+    const file = fileOf(p.textDocument.uri);
+    return file ? withChecked(token, (s, c) => completion(s, c, file, p.position)) : null;
+  });
+  connection.onDocumentSymbol((p) => {
+    const c = need();
+    const file = fileOf(p.textDocument.uri);
+    const doc = file ? c.analyzer.parsedDocument(file) : undefined;
+    return doc ? documentSymbols(doc) : null;
+  });
+  connection.onWorkspaceSymbol((p, token) => withChecked(token, (s, c) => workspaceSymbols(s, c, p.query)));
+  connection.onFoldingRanges((p) => {
+    const c = need();
+    const file = fileOf(p.textDocument.uri);
+    const doc = file ? c.analyzer.parsedDocument(file) : undefined;
+    return doc ? foldingRanges(doc) : null;
+  });
+  connection.onDocumentFormatting(async (p) => {
+    const c = need();
+    const file = fileOf(p.textDocument.uri);
+    const doc = file ? c.analyzer.parsedDocument(file) : undefined;
+    if (!doc) return null;
+    try {
+      return await formatDocument(doc, p.options);
+    } catch (e) {
+      // Formatting refuses text with syntax errors; the diagnostics already say where.
+      connection.console.log(`mcl: not formatted: ${e instanceof Error ? e.message : String(e)}`);
+      return null;
+    }
+  });
+  connection.onCodeAction((p, token) => {
+    const file = fileOf(p.textDocument.uri);
+    return file ? withChecked(token, (s, c) => codeActions(s, c, file, p)) : null;
+  });
+  connection.languages.inlayHint.on((p, token) => {
+    const file = fileOf(p.textDocument.uri);
+    return file ? withChecked(token, (s, c) => inlayHints(s, c, file, p.range)) : null;
+  });
+  connection.languages.semanticTokens.on((p, token) => {
+    const file = fileOf(p.textDocument.uri);
+    if (!file) return { data: [] };
+    return withChecked(token, (s, c) => semanticTokens(s, c, file));
+  });
+
+  // Custom requests the VS Code extension and the benchmark use.
+  connection.onRequest('mcl/stats', () => {
+    const c = need();
+    return { ...c.analyzer.stats, memory: process.memoryUsage() };
+  });
+
+  connection.onShutdown(() => ctx?.analyzer.dispose());
+  documents.listen(connection);
+}
+
+function linesFromWorkspace(c: ServerContext, file: string) {
+  return c.analyzer.parsedDocument(file)?.lines;
+}
+
