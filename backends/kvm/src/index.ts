@@ -1,0 +1,13 @@
+// @mcl/backend-kvm: deploys a plan as copy-on-write QEMU clones whose channels
+// all pass through the broker. The lifecycle commands implement the CLI's
+// BackendModule (cli/src/backend.ts); the VM substrate is in ./vm and ./image.
+
+export { apply, destroy, status, logs } from './lifecycle/commands';
+export { doctor } from './lifecycle/doctor';
+export { BackendFailure } from './lifecycle/errors';
+import { runSupervisor as run } from './lifecycle/supervise';
+
+/** Entry of the hidden `mclc __supervise DIR` command: the per-deployment supervisor process. */
+export function runSupervisor(dir: string): Promise<void> {
+  return run(dir);
+}

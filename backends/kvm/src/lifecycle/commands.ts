@@ -1,0 +1,310 @@
+// The lifecycle commands as the CLI calls them (cli/src/backend.ts): apply,
+// destroy, status, logs, doctor. They run in the `mclc` process, hold the
+// state lock while they change the deployment, and talk to the deployment's
+// supervisor over its control socket.
+
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { STATE_FORMAT_VERSION, type DeploymentState, type JsonValue, type Plan } from '@mcl/plan';
+import { acquireLock, describeHolder, emptyState, readState, StateError, writeState, type StateLock } from '../../../../plan/src/state-store';
+import { callControl } from './control';
+import { BackendFailure } from './errors';
+import type {
+  ApplyOptions,
+  ApplyResult,
+  BackendOptions,
+  DestroyResult,
+  EventSink,
+  InstanceStatus,
+  LogSink,
+  LogsOptions,
+  StatusReport,
+} from './events';
+import { killRecorded, LOG_FILE, runDirFor, SOCKET, supervisorAlive } from './supervise';
+import type { ApplySummary, ProcessRecord } from './supervisor';
+
+/** What the KVM backend keeps in the state's backend_data. */
+export interface KvmBackendData {
+  run_dir: string;
+  supervisor: { pid: number; start_time: number | null } | null;
+  processes: ProcessRecord[];
+  accelerator: { name: string; note?: string } | null;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function lock(opts: BackendOptions, operation: string, onEvent: EventSink): Promise<StateLock> {
+  try {
+    return await acquireLock(opts.stateFile, {
+      operation,
+      timeoutMs: opts.lockTimeoutMs,
+      onWait: (h) => onEvent({ type: 'phase', phase: 'lock', action: 'wait', message: `waiting for the state lock held by ${describeHolder(h)}` }),
+    });
+  } catch (e) {
+    throw toBackendError(e);
+  }
+}
+
+function toBackendError(e: unknown): unknown {
+  if (e instanceof StateError) return new BackendFailure(e.code === 'locked' ? 'locked' : 'failure', e.message, e.hint);
+  return e;
+}
+
+function loadState(stateFile: string): DeploymentState | null {
+  try {
+    return readState(stateFile);
+  } catch (e) {
+    throw toBackendError(e);
+  }
+}
+
+function backendData(state: DeploymentState | null): KvmBackendData | null {
+  const d = state?.backend_data as unknown as KvmBackendData | undefined;
+  return d && typeof d === 'object' && typeof d.run_dir === 'string' ? d : null;
+}
+
+async function ping(dir: string): Promise<boolean> {
+  if (!existsSync(join(dir, SOCKET))) return false;
+  try {
+    await callControl(join(dir, SOCKET), { op: 'ping' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Returns once a supervisor answers on the deployment's socket, starting one when none runs. */
+export async function ensureSupervisor(dir: string, command: string[], onEvent: EventSink, timeoutMs = 15_000): Promise<void> {
+  if (await ping(dir)) return;
+  const deadline = Date.now() + timeoutMs;
+  if (!supervisorAlive(dir)) {
+    onEvent({ type: 'phase', phase: 'supervisor', action: 'start', message: 'starting the supervisor' });
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(dir, { recursive: true });
+    const out = openSync(join(dir, LOG_FILE), 'a');
+    const child = spawn(command[0], [...command.slice(1), '__supervise', dir], { detached: true, stdio: ['ignore', out, out] });
+    closeSync(out);
+    child.unref();
+  }
+  while (Date.now() < deadline) {
+    await sleep(100);
+    if (await ping(dir)) {
+      onEvent({ type: 'phase', phase: 'supervisor', action: 'done', message: 'supervisor running' });
+      return;
+    }
+  }
+  throw new BackendFailure('failure', `the supervisor did not answer on ${join(dir, SOCKET)} within ${timeoutMs} ms`, `see ${join(dir, LOG_FILE)}`);
+}
+
+export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink): Promise<ApplyResult> {
+  const started = Date.now();
+  onEvent({ type: 'phase', phase: 'lock', action: 'start', message: 'taking the state lock' });
+  const l = await lock(opts, 'apply', onEvent);
+  try {
+    const prior = loadState(opts.stateFile);
+    if (plan.prior_state) {
+      const now = prior ? { lineage: prior.lineage, serial: prior.serial } : null;
+      if (!now || now.lineage !== plan.prior_state.lineage || now.serial !== plan.prior_state.serial) {
+        throw new BackendFailure(
+          'stale',
+          `the plan was made against state ${plan.prior_state.lineage} serial ${plan.prior_state.serial}, but the state is ${now ? `${now.lineage} serial ${now.serial}` : 'absent'}`,
+          'run `mclc plan --state` again and apply the new plan',
+        );
+      }
+    }
+    if (prior && prior.backend !== 'kvm') {
+      throw new BackendFailure('stale', `the state belongs to the ${prior.backend} backend`, 'destroy that deployment first or use another --state');
+    }
+    const dir = backendData(prior)?.run_dir ?? runDirFor(opts.stateFile);
+    if (opts.signal.aborted) throw new BackendFailure('failure', 'interrupted before anything changed');
+    await ensureSupervisor(dir, opts.supervisorCommand, onEvent);
+    const r = await callControl<ApplySummary>(
+      join(dir, SOCKET),
+      { op: 'apply', plan, replace: opts.replace, readyTimeoutMs: opts.readyTimeoutMs },
+      onEvent,
+      opts.signal,
+    );
+    onEvent({ type: 'phase', phase: 'state', action: 'start', message: 'writing the state' });
+    const base = prior ?? emptyState('kvm');
+    const changed = base.plan_digest !== plan.digests.plan || r.create.length + r.replace.length + r.delete.length > 0;
+    const sup = supervisorAlive(dir);
+    const data: KvmBackendData = {
+      run_dir: dir,
+      supervisor: sup ? { pid: sup.pid, start_time: sup.start_time } : null,
+      processes: r.processes,
+      accelerator: r.accelerator,
+    };
+    const state: DeploymentState = {
+      format_version: STATE_FORMAT_VERSION,
+      lineage: base.lineage,
+      serial: changed || !prior ? base.serial + 1 : base.serial,
+      backend: 'kvm',
+      plan_digest: plan.digests.plan,
+      system: plan.system,
+      instances: plan.instances,
+      channels: plan.channels,
+      exposures: plan.exposures,
+      backend_data: data as unknown as JsonValue,
+    };
+    writeState(opts.stateFile, state);
+    onEvent({ type: 'phase', phase: 'state', action: 'done', message: `state serial ${state.serial}` });
+    return {
+      state,
+      created: r.create,
+      replaced: r.replace,
+      deleted: r.delete,
+      unchanged: r.keep,
+      exposures: r.exposures,
+      accelerator: r.accelerator,
+      elapsed_ms: Date.now() - started,
+    };
+  } finally {
+    l.release();
+  }
+}
+
+export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise<DestroyResult> {
+  const started = Date.now();
+  const l = await lock(opts, 'destroy', onEvent);
+  try {
+    const prior = loadState(opts.stateFile);
+    const data = backendData(prior);
+    const dir = data?.run_dir ?? runDirFor(opts.stateFile);
+    let destroyed: string[] = [];
+    if (await ping(dir)) {
+      destroyed = await callControl<string[]>(join(dir, SOCKET), { op: 'destroy' }, onEvent, opts.signal);
+      // The supervisor exits right after answering; wait so its files can go.
+      for (let i = 0; i < 50 && supervisorAlive(dir); i++) await sleep(100);
+    } else if (data || existsSync(dir)) {
+      const killed = killRecorded(dir, data?.processes ?? []);
+      if (killed.length) onEvent({ type: 'warning', message: `the supervisor did not answer; killed ${killed.length} process(es) directly` });
+      destroyed = [...new Set((prior?.instances ?? []).map((i) => i.id))].sort();
+    }
+    if (supervisorAlive(dir)) killRecorded(dir, data?.processes ?? []);
+    rmSync(dir, { recursive: true, force: true });
+    if (!prior) return { destroyed, state: null, elapsed_ms: Date.now() - started };
+    const state: DeploymentState = {
+      ...emptyState('kvm', prior.lineage),
+      serial: prior.serial + 1,
+    };
+    writeState(opts.stateFile, state);
+    for (const id of destroyed) onEvent({ type: 'instance', instance: id, action: 'removed', message: 'destroyed' });
+    return { destroyed, state, elapsed_ms: Date.now() - started };
+  } finally {
+    l.release();
+  }
+}
+
+interface SupervisorStatus {
+  pid: number;
+  uptime_ms: number;
+  plan_digest: string | null;
+  accelerator?: { name: string; note?: string };
+  instances: InstanceStatus[];
+  channels: StatusReport['channels'];
+  exposures: StatusReport['exposures'];
+  unwired_violations: StatusReport['unwired_violations'];
+}
+
+export async function status(opts: BackendOptions): Promise<StatusReport> {
+  const st = loadState(opts.stateFile);
+  const data = backendData(st);
+  const dir = data?.run_dir ?? runDirFor(opts.stateFile);
+  let live: SupervisorStatus | null = null;
+  if (await ping(dir)) {
+    try {
+      live = await callControl<SupervisorStatus>(join(dir, SOCKET), { op: 'status' });
+    } catch {
+      live = null;
+    }
+  }
+  const instances: InstanceStatus[] =
+    live?.instances ??
+    (st?.instances ?? []).map((i) => ({ id: i.id, component: i.component, mode: i.mode, health: 'stopped' as const, ...(i.label ? { label: i.label } : {}), clones: [] }));
+  const totals = { clones: 0, rss_bytes: 0, pss_bytes: 0, private_bytes: 0 };
+  for (const i of instances) {
+    for (const c of i.clones) {
+      if (c.pid === undefined) continue;
+      totals.clones++;
+      totals.rss_bytes += c.rss_bytes ?? 0;
+      totals.pss_bytes += c.pss_bytes ?? 0;
+      totals.private_bytes += c.private_bytes ?? 0;
+    }
+  }
+  const accelerator = live?.accelerator ?? data?.accelerator ?? undefined;
+  return {
+    deployed: !!st && st.instances.length > 0,
+    system: st?.system ?? null,
+    lineage: st?.lineage ?? null,
+    serial: st?.serial ?? null,
+    plan_digest: st?.plan_digest ?? null,
+    supervisor: live ? { running: true, pid: live.pid, uptime_ms: live.uptime_ms } : { running: false },
+    ...(accelerator ? { accelerator } : {}),
+    instances,
+    channels: live?.channels ?? [],
+    exposures: live?.exposures ?? (st?.exposures ?? []).map((e) => ({ host_port: e.host_port, instance: e.instance, port: e.port, listening: false, connections_total: 0, connections_open: 0 })),
+    unwired_violations: live?.unwired_violations ?? [],
+    totals,
+  };
+}
+
+export async function logs(instanceId: string, opts: LogsOptions, onLine: LogSink): Promise<void> {
+  const st = loadState(opts.stateFile);
+  if (!st || !st.instances.some((i) => i.id === instanceId)) {
+    throw new BackendFailure('usage', `no instance ${instanceId} in the deployment`, `instances: ${(st?.instances ?? []).map((i) => i.id).join(', ') || 'none (nothing is deployed)'}`);
+  }
+  const dir = backendData(st)?.run_dir ?? runDirFor(opts.stateFile);
+  const clonesDir = join(dir, 'clones');
+  const files = (): { clone: number; path: string }[] => {
+    if (!existsSync(clonesDir)) return [];
+    return readdirSync(clonesDir)
+      .filter((d) => d.startsWith(instanceId + '.') && /^\d+$/.test(d.slice(instanceId.length + 1)))
+      .map((d) => ({ clone: Number(d.slice(instanceId.length + 1)), path: join(clonesDir, d, 'console.log') }))
+      .filter((f) => opts.clone === undefined || f.clone === opts.clone)
+      .sort((a, b) => a.clone - b.clone);
+  };
+  const offsets = new Map<string, number>();
+  const partial = new Map<string, string>();
+  const drain = (f: { clone: number; path: string }, first: boolean) => {
+    let size: number;
+    try {
+      size = statSync(f.path).size;
+    } catch {
+      return;
+    }
+    let off = offsets.get(f.path) ?? 0;
+    if (size < off) off = 0; // The clone was restarted and its log began anew.
+    if (size === off) return;
+    const fd = openSync(f.path, 'r');
+    const buf = Buffer.alloc(size - off);
+    readSync(fd, buf, 0, buf.length, off);
+    closeSync(fd);
+    offsets.set(f.path, size);
+    const text = (partial.get(f.path) ?? '') + buf.toString('utf8');
+    const lines = text.split('\n');
+    partial.set(f.path, lines.pop() ?? '');
+    const shown = first && opts.tail !== undefined ? lines.slice(-opts.tail) : lines;
+    for (const line of shown) onLine({ instance: instanceId, clone: f.clone, stream: 'console', text: line.replace(/\r$/, '') });
+  };
+  for (const f of files()) drain(f, true);
+  if (!opts.follow) {
+    for (const f of files()) {
+      const rest = partial.get(f.path);
+      if (rest) onLine({ instance: instanceId, clone: f.clone, stream: 'console', text: rest });
+    }
+    return;
+  }
+  while (!opts.signal.aborted) {
+    await sleep(250);
+    for (const f of files()) drain(f, !offsets.has(f.path));
+  }
+}
+
+export function readLogFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}

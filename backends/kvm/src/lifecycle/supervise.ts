@@ -1,0 +1,251 @@
+// The supervisor process (`mclc __supervise DIR`): one per deployment, started
+// detached by `apply`, owning the QEMU processes and the broker.
+//
+// Node has no parent-death signal, so QEMU processes outlive a supervisor
+// that is killed. Every process is therefore recorded twice: QEMU writes its
+// own pid file into the clone's directory as it starts, and the supervisor
+// keeps `processes.json` (pid and start time) up to date. A supervisor that
+// starts kills whatever an earlier one left behind before doing anything
+// else, so no orphan survives a crash and the next apply starts clean.
+
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import type { Server } from 'node:net';
+import type { Plan } from '@mcl/plan';
+import { processAlive, processStartTime, writeFileAtomic } from '../../../../plan/src/state-store';
+import { BackendFailure } from './errors';
+import { serveControl, type ControlRequest } from './control';
+import { Supervisor, type ProcessRecord } from './supervisor';
+import type { BrokerFactory, GuestRuntime } from './runtime';
+
+export const SOCKET = 'supervisor.sock';
+export const PID_FILE = 'supervisor.json';
+export const PROCESSES_FILE = 'processes.json';
+export const LOG_FILE = 'supervisor.log';
+
+export interface SupervisorIdentity {
+  pid: number;
+  start_time: number | null;
+  started_at: string;
+}
+
+/**
+ * The runtime directory of the deployment whose state is `stateFile`:
+ * `<state dir>/run`, unless that path is too long for the unix sockets inside
+ * it (108 bytes on Linux), in which case a short directory under the system
+ * temporary directory, named by a hash of the state path.
+ */
+export function runDirFor(stateFile: string): string {
+  const local = join(dirname(stateFile), 'run');
+  // The longest socket inside is `<run>/clones/<instance>.<n>/p<slot>.sock`; leave room for ids.
+  if (local.length <= 48) return local;
+  const h = createHash('sha256').update(stateFile).digest('hex').slice(0, 16);
+  return join('/tmp', `mcl-${process.getuid?.() ?? 0}`, h);
+}
+
+export function readSupervisorIdentity(dir: string): SupervisorIdentity | null {
+  try {
+    return JSON.parse(readFileSync(join(dir, PID_FILE), 'utf8')) as SupervisorIdentity;
+  } catch {
+    return null;
+  }
+}
+
+export function supervisorAlive(dir: string): SupervisorIdentity | null {
+  const id = readSupervisorIdentity(dir);
+  return id && processAlive(id.pid, id.start_time) ? id : null;
+}
+
+/** True when the pid is alive with that start time and looks like QEMU (a pid file alone could name a reused pid). */
+function isOurQemu(pid: number, startTime: number | null): boolean {
+  if (!processAlive(pid, startTime)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('qemu');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Kills every QEMU process an earlier supervisor of this directory left
+ * behind: those in processes.json and those whose pid file is in a clone
+ * directory. Returns the pids killed.
+ */
+export function reapOrphans(dir: string): number[] {
+  const killed: number[] = [];
+  const candidates: { pid: number; start_time: number | null }[] = [];
+  try {
+    candidates.push(...(JSON.parse(readFileSync(join(dir, PROCESSES_FILE), 'utf8')) as ProcessRecord[]));
+  } catch {
+    // No record: nothing ran, or it was never written.
+  }
+  const clones = join(dir, 'clones');
+  if (existsSync(clones)) {
+    for (const d of readdirSync(clones)) {
+      try {
+        const pid = Number(readFileSync(join(clones, d, 'qemu.pid'), 'utf8').trim());
+        if (pid > 0) candidates.push({ pid, start_time: null });
+      } catch {
+        // The clone never got as far as starting QEMU.
+      }
+    }
+  }
+  for (const c of candidates) {
+    if (killed.includes(c.pid) || !isOurQemu(c.pid, c.start_time)) continue;
+    try {
+      process.kill(c.pid, 'SIGKILL');
+      killed.push(c.pid);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return killed;
+}
+
+export interface RunSupervisorOptions {
+  runtime?: GuestRuntime;
+  brokerFactory?: BrokerFactory;
+  /** Exit the process when done (the CLI entry); tests keep it. Default true. */
+  exitProcess?: boolean;
+}
+
+export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const logPath = join(dir, LOG_FILE);
+  const log = (s: string) => {
+    try {
+      appendFileSync(logPath, `${new Date().toISOString()} ${s}\n`);
+    } catch {
+      // Logging must never take the supervisor down.
+    }
+  };
+  const other = supervisorAlive(dir);
+  if (other && other.pid !== process.pid) {
+    log(`another supervisor (pid ${other.pid}) owns ${dir}; exiting`);
+    return;
+  }
+  const me: SupervisorIdentity = { pid: process.pid, start_time: processStartTime(process.pid), started_at: new Date().toISOString() };
+  writeFileAtomic(dir, PID_FILE, JSON.stringify(me) + '\n');
+  const reaped = reapOrphans(dir);
+  if (reaped.length) log(`killed ${reaped.length} QEMU process(es) left by an earlier supervisor: ${reaped.join(', ')}`);
+  rmSync(join(dir, 'clones'), { recursive: true, force: true });
+  writeFileAtomic(dir, PROCESSES_FILE, '[]\n');
+
+  const runtime = opts.runtime ?? new (await import('./vm-runtime')).VmRuntime();
+  const brokerFactory = opts.brokerFactory ?? (await defaultBrokerFactory(log));
+  const sup = new Supervisor({
+    runtime,
+    brokerFactory,
+    runDir: dir,
+    log,
+    onProcessesChanged: (procs) => writeFileAtomic(dir, PROCESSES_FILE, JSON.stringify(procs, null, 1) + '\n'),
+  });
+
+  const sockPath = join(dir, SOCKET);
+  try {
+    unlinkSync(sockPath);
+  } catch {
+    // No stale socket.
+  }
+  let server: Server;
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => (finish = r));
+  const stop = async (why: string) => {
+    log(`stopping: ${why}`);
+    server.close();
+    await sup.shutdown();
+    try {
+      unlinkSync(join(dir, PID_FILE));
+    } catch {
+      // Already gone.
+    }
+    finish();
+  };
+  const startedAt = Date.now();
+  server = serveControl(
+    sockPath,
+    async (req: ControlRequest, emit) => {
+      switch (req.op) {
+        case 'ping':
+          return { pid: process.pid, uptime_ms: Date.now() - startedAt };
+        case 'apply':
+          return sup.apply(req.plan as Plan, { replace: req.replace, readyTimeoutMs: req.readyTimeoutMs }, emit);
+        case 'destroy': {
+          const ids = await sup.destroy(emit);
+          // Exit once the answer is on its way.
+          setTimeout(() => void stop('destroyed'), 50);
+          return ids;
+        }
+        case 'status':
+          return {
+            pid: process.pid,
+            uptime_ms: Date.now() - startedAt,
+            plan_digest: sup.planDigest,
+            accelerator: sup.accelerator(),
+            instances: sup.instanceStatus(),
+            channels: sup.channelStatus(),
+            exposures: sup.exposureStatus(),
+            unwired_violations: sup.unwiredViolations(),
+          };
+        case 'logs': {
+          const files = sup.logFiles(req.instance);
+          if (!files) throw new BackendFailure('usage', `instance ${req.instance} is not running`, 'see `mclc status` for the instances');
+          return files;
+        }
+        default:
+          throw new BackendFailure('failure', `unknown control request ${(req as { op: string }).op}`);
+      }
+    },
+    log,
+  );
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  log(`supervisor ${process.pid} listening on ${sockPath}`);
+  await finished;
+  if (opts.exitProcess !== false) setTimeout(() => process.exit(0), 100).unref();
+}
+
+async function defaultBrokerFactory(log: (s: string) => void): Promise<BrokerFactory> {
+  const { Broker } = await import('@mcl/broker');
+  return (plan, hooks) => {
+    const b = new Broker(plan, {
+      log: (e) => {
+        if (e.level !== 'debug') log(`broker ${e.level}: ${e.message}`);
+      },
+      onSessionOpen: hooks.onSessionOpen,
+      onSessionClose: hooks.onSessionClose,
+    });
+    b.on('violation', hooks.onViolation);
+    return b;
+  };
+}
+
+/** Used by destroy when the supervisor cannot be reached: stop its recorded processes directly. */
+export function killRecorded(dir: string, procs: { pid: number; start_time: number | null }[]): number[] {
+  const killed: number[] = [];
+  const sup = supervisorAlive(dir);
+  if (sup) {
+    try {
+      process.kill(sup.pid, 'SIGKILL');
+      killed.push(sup.pid);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  for (const p of procs) {
+    if (!isOurQemu(p.pid, p.start_time)) continue;
+    try {
+      process.kill(p.pid, 'SIGKILL');
+      killed.push(p.pid);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  killed.push(...reapOrphans(dir));
+  return killed;
+}
+
+export function writeJson(path: string, v: unknown): void {
+  writeFileSync(path, JSON.stringify(v, null, 2) + '\n');
+}

@@ -1,0 +1,158 @@
+// The real GuestRuntime: images, templates and copy-on-write clones from the
+// VM substrate (../vm). Each clone gets its sockets, pid file and console log
+// in the directory the supervisor gives it, so a later supervisor can find and
+// reap it by its pid file.
+
+import { join } from 'node:path';
+import type { Plan, PlanInstance } from '@mcl/plan';
+import { processStartTime } from '../../../../plan/src/state-store';
+import { buildImage, ensureTemplate, forkClone, probeAccelerator } from '../vm/index';
+import type { AccelName, BuiltImage, Clone, Template } from '../vm/index';
+import type { EventSink } from './events';
+import type { CloneHandle, CloneRequest, ExitInfo, GuestRuntime } from './runtime';
+
+export interface VmRuntimeOptions {
+  cacheDir?: string;
+  /** Bound for a template's cold boot; default 120 s (TCG on a busy host is slow). */
+  bootTimeoutMs?: number;
+}
+
+export class VmRuntime implements GuestRuntime {
+  private accel: AccelName | null = null;
+  private readonly images = new Map<string, Promise<BuiltImage>>();
+  private readonly templates = new Map<string, Template>();
+  private plan: Plan | null = null;
+
+  constructor(private readonly opts: VmRuntimeOptions = {}) {}
+
+  async accelerator(): Promise<{ name: string; note?: string }> {
+    const p = await probeAccelerator({ cacheDir: this.opts.cacheDir });
+    this.accel = p.accel;
+    return p.accel === 'kvm' ? { name: 'kvm' } : { name: 'tcg', note: p.reason };
+  }
+
+  async prepare(plan: Plan, templateIds: readonly string[], emit: EventSink): Promise<void> {
+    this.plan = plan;
+    for (const id of templateIds) {
+      const t = plan.templates.find((x) => x.id === id);
+      if (!t) throw new Error(`the plan has no template ${id}`);
+      const key = templateKey(plan, id);
+      if (this.templates.has(key)) continue;
+      const img = plan.images.find((i) => i.name === t.image);
+      if (!img) throw new Error(`the plan has no image ${t.image} (used by template ${id})`);
+      let built = this.images.get(img.digest);
+      if (!built) {
+        emit({ type: 'image', image: img.name, action: 'start', message: `building image ${img.name}` });
+        built = buildImage({ name: img.name, kernel: img.kernel, modules: img.modules, files: img.files }, { cacheDir: this.opts.cacheDir });
+        this.images.set(img.digest, built);
+        built.catch(() => this.images.delete(img.digest));
+      }
+      const image = await built;
+      emit({ type: 'image', image: img.name, action: image.cached ? 'cached' : 'built', elapsed_ms: image.elapsedMs, message: `image ${img.name} ${image.cached ? 'cached' : `built in ${image.elapsedMs} ms`}` });
+      emit({ type: 'template', template: id, action: 'start', message: `template ${id}` });
+      const tpl = await ensureTemplate(
+        { id, image, memoryBytes: t.memory_bytes, vcpus: t.vcpus, portSlots: t.port_slots, ...(this.accel ? { accel: this.accel } : {}) },
+        { cacheDir: this.opts.cacheDir, bootTimeoutMs: this.opts.bootTimeoutMs ?? 120_000 },
+      );
+      this.templates.set(key, tpl);
+      emit({
+        type: 'template',
+        template: id,
+        action: tpl.cached ? 'cached' : 'booted',
+        elapsed_ms: tpl.bootMs,
+        message: tpl.cached ? `template ${id} cached` : `template ${id} booted in ${tpl.bootMs} ms and saved in ${tpl.saveMs} ms`,
+      });
+    }
+  }
+
+  async fork(req: CloneRequest): Promise<CloneHandle> {
+    const plan = this.plan;
+    if (!plan) throw new Error('fork before prepare');
+    let tpl = this.templates.get(templateKey(plan, req.instance.template));
+    if (!tpl) {
+      await this.prepare(plan, [req.instance.template], () => undefined);
+      tpl = this.templates.get(templateKey(plan, req.instance.template))!;
+    }
+    const slots = Math.max(0, ...req.instance.ports.map((p) => p.slot));
+    const dataPortSockets: (string | null)[] = Array.from({ length: slots }, () => null);
+    const portSockets: Record<string, string> = {};
+    for (const p of req.instance.ports) {
+      const path = join(req.dir, `p${p.slot}.sock`);
+      dataPortSockets[p.slot - 1] = path;
+      portSockets[p.name] = path;
+    }
+    const consoleLog = join(req.dir, 'console.log');
+    const clone = await forkClone(tpl, {
+      name: `${req.instance.id}#${req.index}`,
+      controlSocket: join(req.dir, 'ctl.sock'),
+      qmpSocket: join(req.dir, 'qmp.sock'),
+      dataPortSockets,
+      logFile: consoleLog,
+      pidFile: join(req.dir, 'qemu.pid'),
+      readyTimeoutMs: req.readyTimeoutMs,
+      paused: !!req.paused,
+    });
+    const identify = () =>
+      clone.sendIdentity(
+        { instanceId: req.instance.id, clone: req.index, ports: req.instance.ports.map((p) => ({ name: p.name, slot: p.slot })), program: programFor(req.instance) },
+        req.readyTimeoutMs,
+      );
+    try {
+      if (!req.paused) await identify();
+    } catch (e) {
+      await clone.kill();
+      throw e;
+    }
+    return new VmClone(clone, portSockets, consoleLog, identify);
+  }
+}
+
+/** Template files are shared by id; two plans may use the same id for the same spec. */
+function templateKey(plan: Plan, id: string): string {
+  const t = plan.templates.find((x) => x.id === id);
+  const img = plan.images.find((i) => i.name === t?.image);
+  return `${id}:${img?.digest ?? ''}`;
+}
+
+/**
+ * The program with the instance's parameters in its environment, so a guest
+ * script reads `$MCL_PARAM_<name>` (JSON for non-string values). The plan's
+ * own env wins on a clash.
+ */
+export function programFor(inst: PlanInstance): PlanInstance['program'] {
+  const env: Record<string, string> = { MCL_INSTANCE: inst.id };
+  for (const [k, v] of Object.entries(inst.params)) env[`MCL_PARAM_${k.toUpperCase()}`] = typeof v === 'string' ? v : JSON.stringify(v);
+  return { ...inst.program, env: { ...env, ...inst.program.env } };
+}
+
+class VmClone implements CloneHandle {
+  readonly pid: number;
+  readonly startTime: number | null;
+  readonly exited: Promise<ExitInfo>;
+  private programCode: number | undefined;
+
+  constructor(
+    private readonly clone: Clone,
+    readonly portSockets: Record<string, string>,
+    readonly consoleLog: string,
+    private readonly identify: () => Promise<unknown>,
+  ) {
+    this.pid = clone.pid;
+    this.startTime = processStartTime(clone.pid);
+    // The program ending ends the clone: its exit status drives the restart policy.
+    clone.control.on('exit', (e: { status: number }) => {
+      this.programCode = e.status;
+      void clone.kill();
+    });
+    this.exited = clone.exited.then((x) => ({ code: x.code, signal: x.signal, ...(this.programCode !== undefined ? { program_code: this.programCode } : {}) }));
+  }
+
+  async resume(): Promise<void> {
+    await this.clone.resume();
+    await this.identify();
+  }
+
+  async stop(): Promise<void> {
+    await this.clone.kill();
+  }
+}
