@@ -1,0 +1,387 @@
+// Information flow: the label order, the propagation of labels along
+// channels, the `flow:lattice` check and the `no flow L -> x` rules.
+//
+// The propagation is the least fixed point of a monotone dataflow problem,
+// computed as a breadth-first search over (instance, label) states: the state
+// (u, l) means "u holds data labelled l". An instance holds its own label and
+// every label it receives; what it forwards is what it holds after its
+// declassifications. Because a declassification maps each label to exactly
+// one label, the fixed point over label sets equals reachability in this
+// product graph, and the search tree gives a shortest witness path for every
+// label that reaches an instance.
+
+import type { Ident, NoFlowRule } from '@mcl/language';
+import {
+  addCheck,
+  describePath,
+  exposureNote,
+  instanceRef,
+  relatedFor,
+  report,
+  type Context,
+  type Counterexample,
+} from './context';
+import { buildGraph, compareStrings, type EdgeSpec, type Graph } from './graph';
+import { OUTSIDE, suggest } from './names';
+import { resolveOrReport } from './reach';
+import type { ScopedRule } from './types';
+
+export interface LabelOrderInfo {
+  labels: string[];
+  index: Map<string, number>;
+  /** leq[a * L + b] = 1 when a <= b (reflexive, transitive). */
+  leq: Uint8Array;
+  /** The least label, when the order has one. */
+  bottom: number | undefined;
+}
+
+export function buildLabelOrder(ctx: Context): LabelOrderInfo {
+  const order = ctx.input.labels ?? { labels: [], edges: [], declaredAt: {} };
+  const names = new Set<string>(order.labels ?? []);
+  for (const [a, b] of order.edges ?? []) {
+    names.add(a);
+    names.add(b);
+  }
+  const labels = [...names].sort(compareStrings);
+  const index = new Map(labels.map((l, i) => [l, i]));
+  const L = labels.length;
+  const adj: number[][] = labels.map(() => []);
+  for (const [a, b] of order.edges ?? []) adj[index.get(a)!].push(index.get(b)!);
+  for (const list of adj) list.sort((x, y) => x - y);
+  const leq = new Uint8Array(L * L);
+  for (let a = 0; a < L; a++) {
+    leq[a * L + a] = 1;
+    const stack = [a];
+    while (stack.length > 0) {
+      const u = stack.pop()!;
+      for (const v of adj[u]) {
+        if (leq[a * L + v]) continue;
+        leq[a * L + v] = 1;
+        stack.push(v);
+      }
+    }
+  }
+  let bottom: number | undefined;
+  for (let b = 0; b < L && bottom === undefined; b++) {
+    let least = true;
+    for (let x = 0; x < L && least; x++) if (!leq[b * L + x]) least = false;
+    if (least) bottom = b;
+  }
+  checkLabelCycles(ctx, labels, adj);
+  return { labels, index, leq, bottom };
+}
+
+/** Reports every cycle of the declared order (`a < b < a`) at the declaration of its first label. */
+function checkLabelCycles(ctx: Context, labels: string[], adj: number[][]): void {
+  const L = labels.length;
+  const seen = new Uint8Array(L);
+  const cycles: string[][] = [];
+  for (let s = 0; s < L; s++) {
+    if (seen[s]) continue;
+    // Shortest cycle through s, by breadth-first search back to s.
+    const parent = new Int32Array(L).fill(-1);
+    const queue = [s];
+    let found = -1;
+    for (let h = 0; h < queue.length && found === -1; h++) {
+      const u = queue[h];
+      for (const v of adj[u]) {
+        if (v === s) {
+          found = u;
+          break;
+        }
+        if (parent[v] !== -1) continue;
+        parent[v] = u;
+        queue.push(v);
+      }
+    }
+    if (found === -1) continue;
+    const chain: number[] = [];
+    for (let v = found; v !== s; v = parent[v]) chain.push(v);
+    chain.push(s);
+    chain.reverse();
+    for (const v of chain) seen[v] = 1;
+    cycles.push([...chain.map((v) => labels[v]), labels[s]]);
+  }
+  const declaredAt = ctx.input.labels?.declaredAt ?? {};
+  for (const cycle of cycles) {
+    const at = declaredAt[cycle[0]] ?? ctx.input.origins?.target ?? { file: '', span: { start: 0, end: 0 } };
+    report(ctx, {
+      code: 'MCL0506',
+      message: `The label order has a cycle: ${cycle.join(' < ')}; labels on a cycle would all be equal.`,
+      file: at.file,
+      span: at.span,
+      hint: 'Remove one of the `<` steps so that the labels form a partial order.',
+      related: cycle.slice(1, -1).flatMap((l) => {
+        const ref = declaredAt[l];
+        return ref ? [{ file: ref.file, span: ref.span, message: `label \`${l}\`` }] : [];
+      }),
+    });
+  }
+  addCheck(ctx, {
+    id: 'flow:labels',
+    kind: 'flow',
+    status: cycles.length === 0 ? 'pass' : 'fail',
+    summary:
+      cycles.length === 0
+        ? `The ${labels.length} label${labels.length === 1 ? '' : 's'} form a partial order.`
+        : `The label order has ${cycles.length} cycle${cycles.length === 1 ? '' : 's'}: ${cycles.map((c) => c.join(' < ')).join('; ')}.`,
+    counterexample: cycles.length === 0 ? undefined : cycles[0].map((l) => ({ note: `label ${l}` })),
+  });
+}
+
+export interface FlowResult {
+  order: LabelOrderInfo;
+  /** Label of each instance for checking what it receives, or -1 when it is unconstrained. */
+  own: Int32Array;
+  /** decl[v * L + l]: the label data labelled l leaves v with. */
+  decl: Int32Array;
+  held: Uint8Array;
+  initial: Uint8Array;
+  recv: Uint8Array;
+  parentState: Int32Array;
+  parentEdge: Int32Array;
+  flow: Graph;
+}
+
+export function propagate(ctx: Context, order: LabelOrderInfo): FlowResult {
+  const g = ctx.graph;
+  const n = g.n;
+  const L = order.labels.length;
+  const own = new Int32Array(n).fill(-1);
+  const decl = new Int32Array(n * L);
+  for (let v = 0; v < n; v++) {
+    const inst = ctx.instances[v];
+    // An unlabelled instance is the least label when there is one; a label
+    // missing from the order was reported by name resolution and leaves the
+    // instance unconstrained rather than guessing.
+    if (inst.label === undefined) own[v] = order.bottom ?? -1;
+    else own[v] = order.index.get(inst.label) ?? -1;
+    for (let l = 0; l < L; l++) decl[v * L + l] = l;
+    const applied = new Uint8Array(L);
+    for (const d of inst.declassifies ?? []) {
+      const from = order.index.get(d.from);
+      const to = order.index.get(d.to);
+      if (from === undefined || to === undefined || applied[from]) continue;
+      applied[from] = 1;
+      decl[v * L + from] = to;
+    }
+  }
+  const edges: EdgeSpec[] = [];
+  ctx.channels.forEach((c, k) => {
+    const a = g.index.get(c.from.instance);
+    const b = g.index.get(c.to.instance);
+    if (a === undefined || b === undefined) return;
+    const kinds = new Set((c.ops ?? []).map((o) => o.kind));
+    if (kinds.has('call') || kinds.has('send')) edges.push({ from: a, to: b, edge: k });
+    if (kinds.has('call') || kinds.has('notify')) edges.push({ from: b, to: a, edge: k });
+  });
+  const flow = buildGraph(g.ids, g.index, edges);
+  const S = n * L;
+  const held = new Uint8Array(S);
+  const initial = new Uint8Array(S);
+  const recv = new Uint8Array(S);
+  const parentState = new Int32Array(S).fill(-1);
+  const parentEdge = new Int32Array(S).fill(-1);
+  const queue = new Int32Array(S);
+  let head = 0;
+  let tail = 0;
+  for (let v = 0; v < n; v++) {
+    const inst = ctx.instances[v];
+    // Unconstrained instances produce no labelled data of their own.
+    const l = inst.label === undefined ? (order.bottom ?? -1) : (order.index.get(inst.label) ?? -1);
+    if (l < 0) continue;
+    const s = v * L + l;
+    held[s] = initial[s] = 1;
+    queue[tail++] = s;
+  }
+  while (head < tail) {
+    const s = queue[head++];
+    const u = (s / L) | 0;
+    const out = decl[s];
+    for (let i = flow.start[u]; i < flow.start[u + 1]; i++) {
+      const t = flow.to[i] * L + out;
+      if (recv[t]) continue;
+      recv[t] = 1;
+      parentState[t] = s;
+      parentEdge[t] = flow.edge[i];
+      if (held[t]) continue;
+      held[t] = 1;
+      queue[tail++] = t;
+    }
+  }
+  return { order, own, decl, held, initial, recv, parentState, parentEdge, flow };
+}
+
+/**
+ * The witness of a held state: the chain of channels from the instance whose
+ * own data it is, with the label carried at every step.
+ */
+function witness(ctx: Context, f: FlowResult, state: number): Counterexample {
+  const L = f.order.labels.length;
+  const rev: { channel: number; from: number; to: number; label: number }[] = [];
+  let s = state;
+  // Walk back through the deliveries that first brought each label, until
+  // reaching an instance's own label. Every state that is not an own label was
+  // discovered by a delivery from a state discovered earlier, so this ends.
+  while (!f.initial[s]) {
+    const p = f.parentState[s];
+    if (p < 0) break;
+    rev.push({ channel: f.parentEdge[s], from: (p / L) | 0, to: (s / L) | 0, label: s % L });
+    s = p;
+  }
+  rev.reverse();
+  const labels = f.order.labels;
+  const origin = (s / L) | 0;
+  const steps: Counterexample = [{ instance: ctx.graph.ids[origin], note: `its own data is labelled ${labels[s % L]}` }];
+  let carried = s % L;
+  for (const r of rev) {
+    const c = ctx.channels[r.channel];
+    const forward = c.from.instance === ctx.graph.ids[r.from];
+    const relabel = carried !== r.label ? `, declassified from ${labels[carried]} by ${ctx.graph.ids[r.from]}` : '';
+    steps.push({
+      channel: c.id,
+      note: `carries ${labels[r.label]}${forward ? '' : ' back to the requiring side'}${relabel}`,
+    });
+    steps.push({ instance: ctx.graph.ids[r.to] });
+    carried = r.label;
+  }
+  return steps;
+}
+
+/** Witness of a received state: the delivery itself must be part of the path even when the state is also the instance's own label. */
+function receivedWitness(ctx: Context, f: FlowResult, state: number): Counterexample {
+  const L = f.order.labels.length;
+  const p = f.parentState[state];
+  if (p < 0) return witness(ctx, f, state);
+  const before = witness(ctx, f, p);
+  const c = ctx.channels[f.parentEdge[state]];
+  const from = (p / L) | 0;
+  const forward = c.from.instance === ctx.graph.ids[from];
+  const labels = f.order.labels;
+  const relabel = p % L !== state % L ? `, declassified from ${labels[p % L]} by ${ctx.graph.ids[from]}` : '';
+  return [
+    ...before,
+    { channel: c.id, note: `carries ${labels[state % L]}${forward ? '' : ' back to the requiring side'}${relabel}` },
+    { instance: ctx.graph.ids[(state / L) | 0] },
+  ];
+}
+
+export function checkLattice(ctx: Context, f: FlowResult): void {
+  const L = f.order.labels.length;
+  const labels = f.order.labels;
+  const bottomName = f.order.bottom !== undefined ? labels[f.order.bottom] : undefined;
+  let first: Counterexample | undefined;
+  let violations = 0;
+  let flows = 0;
+  for (let v = 0; v < ctx.graph.n; v++) {
+    const lv = f.own[v];
+    for (let l = 0; l < L; l++) if (f.recv[v * L + l]) flows++;
+    if (lv < 0) continue;
+    let bad = -1;
+    for (let l = 0; l < L && bad < 0; l++) if (f.recv[v * L + l] && !f.order.leq[l * L + lv]) bad = l;
+    if (bad < 0) continue;
+    violations++;
+    const steps = receivedWitness(ctx, f, v * L + bad);
+    const id = ctx.graph.ids[v];
+    const labelled = ctx.instances[v].label === undefined ? `unlabelled (so ${bottomName})` : `labelled ${labels[lv]}`;
+    steps[steps.length - 1] = { instance: id, note: labelled };
+    first ??= steps;
+    const ref = instanceRef(ctx, id, true);
+    report(ctx, {
+      code: 'MCL0507',
+      message: `Data labelled \`${labels[bad]}\` reaches \`${id}\`, which is ${labelled}: ${describePath(steps)}.`,
+      file: ref.file,
+      span: ref.span,
+      hint: `Label \`${id}\` \`${labels[bad]}\` or higher, remove a channel on the path, or route the data through a component that declassifies \`${labels[bad]}\`.`,
+      related: relatedFor(ctx, steps),
+    });
+  }
+  addCheck(ctx, {
+    id: 'flow:lattice',
+    kind: 'flow',
+    status: violations === 0 ? 'pass' : 'fail',
+    summary:
+      violations === 0
+        ? `Every labelled flow (${flows} instance-label pair${flows === 1 ? '' : 's'}) goes up the label order or through a declassifier.`
+        : `${violations} instance${violations === 1 ? ' receives' : 's receive'} data labelled above their own label.`,
+    counterexample: first,
+  });
+}
+
+export function checkNoFlow(ctx: Context, sr: ScopedRule, rule: NoFlowRule, f: FlowResult): void {
+  const targetName = rule.to.name === OUTSIDE ? OUTSIDE : sr.scope === '' ? rule.to.name : `${sr.scope}.${rule.to.name}`;
+  const id = `flow:no-flow:${rule.label.name}->${targetName}`;
+  const ruleText = `\`no flow ${rule.label.name} -> ${rule.to.name}\``;
+  const L = f.order.labels.length;
+  const label = resolveLabel(ctx, sr, rule.label, f);
+  const target = resolveOrReport(ctx, sr, rule.to, true);
+  if (label === undefined || !target) {
+    addCheck(ctx, { id, kind: 'flow', status: 'fail', summary: `Rule ${ruleText} could not be checked: it names something that does not exist.` });
+    return;
+  }
+  const labels = f.order.labels;
+  let steps: Counterexample | undefined;
+  if (target.isOutside) {
+    for (const x of ctx.exposures) {
+      const v = ctx.graph.index.get(x.instance);
+      if (v === undefined) continue;
+      for (let l = 0; l < L && !steps; l++) {
+        const s = v * L + l;
+        if (!f.held[s] || !f.order.leq[label * L + f.decl[s]]) continue;
+        steps = [...witness(ctx, f, s), { note: `leaves as ${labels[f.decl[s]]} through tcp ${x.host_port} (${exposureNote(x)})` }];
+      }
+      if (steps) break;
+    }
+  } else {
+    for (const v of target.nodes) {
+      for (let l = 0; l < L && !steps; l++) {
+        const s = v * L + l;
+        if (f.recv[s] && f.order.leq[label * L + l]) steps = receivedWitness(ctx, f, s);
+      }
+      if (steps) break;
+    }
+  }
+  if (!steps) {
+    addCheck(ctx, {
+      id,
+      kind: 'flow',
+      status: 'pass',
+      summary: `No data labelled \`${labels[label]}\` or above reaches \`${target.id}\`.`,
+    });
+    return;
+  }
+  addCheck(ctx, {
+    id,
+    kind: 'flow',
+    status: 'fail',
+    summary: `Data labelled \`${labels[label]}\` or above reaches \`${target.id}\`: ${describePath(steps)}.`,
+    counterexample: steps,
+  });
+  report(ctx, {
+    code: 'MCL0508',
+    message: `${ruleText} is violated: ${describePath(steps)}.`,
+    file: sr.file,
+    span: rule.span,
+    hint: `Remove a channel on the path, restrict it with \`allow\` to operations that do not carry data back, or declassify \`${labels[label]}\` on the way.`,
+    related: relatedFor(ctx, steps),
+  });
+}
+
+function resolveLabel(ctx: Context, sr: ScopedRule, ident: Ident, f: FlowResult): number | undefined {
+  const l = f.order.index.get(ident.name);
+  if (l !== undefined) return l;
+  if (ident.name === '') return undefined;
+  const close = suggest(ident.name, f.order.labels);
+  report(ctx, {
+    code: 'MCL0516',
+    message: `\`${ident.name}\` is not a declared label.`,
+    file: sr.file,
+    span: ident.span,
+    hint:
+      close.length > 0
+        ? `Did you mean ${close.map((c) => `\`${c}\``).join(', ')}?`
+        : `Declare it in a \`labels { ... }\` block, or use one of ${f.order.labels.map((c) => `\`${c}\``).join(', ') || 'the declared labels'}.`,
+    fixes: close.map((c) => ({ title: `Change to \`${c}\``, edits: [{ file: sr.file, span: ident.span, newText: c }] })),
+  });
+  return undefined;
+}
