@@ -1,0 +1,382 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { Broker } from '../src/index';
+import { FakePort, kvHandler, tempDir, testPlan } from './helpers';
+import type { Violation } from '../src/types';
+
+let dir: string;
+let cleanup: () => void;
+let broker: Broker;
+const ports: FakePort[] = [];
+
+async function fake(instance: string, clone: number, port: string): Promise<FakePort> {
+  const p = await FakePort.listen(join(dir, `${instance}.${clone}.${port}.sock`));
+  ports.push(p);
+  void broker.attachPort(instance, clone, port, p.path);
+  await p.connected();
+  return p;
+}
+
+function counter(id: string) {
+  const c = broker.counters().find((x) => x.channel === id);
+  if (!c) throw new Error(`no counters for ${id}`);
+  return c;
+}
+
+beforeEach(() => {
+  ({ dir, cleanup } = tempDir());
+  broker = new Broker(testPlan(), { reconnectDelayMs: 10 });
+});
+
+afterEach(async () => {
+  await broker.close();
+  for (const p of ports.splice(0)) await p.close();
+  cleanup();
+});
+
+describe('relaying', () => {
+  it('relays a call and its reply, rewriting ids so requesters never see each other', async () => {
+    const db = await fake('db', 0, 'kv');
+    const client = await fake('client', 0, 'kv');
+    const flood = await fake('flood', 0, 'kv');
+    client.send({ t: 'call', op: 'put', id: 7, body: { key: 'a', value: 'x' } });
+    flood.send({ t: 'call', op: 'get', id: 7, body: { key: 'a' } });
+    const a = await db.next();
+    const b = await db.next();
+    // Calls from two sockets may arrive in either order; tell them apart by operation.
+    const [c1, c2] = a.op === 'put' ? [a, b] : [b, a];
+    expect(c1.t).toBe('call');
+    expect(c2.op).toBe('get');
+    expect(c1.id).not.toBe(c2.id);
+    // Answer in the opposite order: each reply must reach its own requester with its own id.
+    db.send({ t: 'reply', id: c2.id, body: { miss: null } });
+    db.send({ t: 'reply', id: c1.id, body: { ok: true } });
+    expect(await client.next()).toEqual({ t: 'reply', id: 7, body: { ok: true } });
+    expect(await flood.next()).toEqual({ t: 'reply', id: 7, body: { miss: null } });
+    const c = counter('client.kv->db.kv');
+    expect(c.calls).toBe(1);
+    expect(c.replies).toBe(1);
+    expect(c.violations_total).toBe(0);
+    expect(c.latency_ms.samples).toBe(1);
+  });
+
+  it('relays one-way sends and delivers provider notifications to every requester of the port', async () => {
+    const db = await fake('db', 0, 'kv');
+    const client = await fake('client', 0, 'kv');
+    const flood = await fake('flood', 0, 'kv');
+    client.send({ t: 'send', op: 'log', body: { message: 'hi' } });
+    expect(await db.next()).toEqual({ t: 'send', op: 'log', body: { message: 'hi' } });
+    db.send({ t: 'notify', op: 'changed', body: { key: 'k' } });
+    expect(await client.next()).toEqual({ t: 'notify', op: 'changed', body: { key: 'k' } });
+    expect(await flood.next()).toEqual({ t: 'notify', op: 'changed', body: { key: 'k' } });
+  });
+
+  it('answers an error when no clone of the provider is attached', async () => {
+    const client = await fake('client', 0, 'kv');
+    client.send({ t: 'call', op: 'get', id: 1, body: { key: 'a' } });
+    const r = await client.next();
+    expect(r.t).toBe('error');
+    expect(r.id).toBe(1);
+    expect(String(r.error)).toMatch(/no clone of db/);
+  });
+
+  it('reconnects to a restarted clone and fails calls that the dead one held', async () => {
+    const db = await fake('db', 0, 'kv');
+    const client = await fake('client', 0, 'kv');
+    client.send({ t: 'call', op: 'get', id: 1, body: { key: 'a' } });
+    await db.next();
+    db.dropConnection();
+    const r = await client.next();
+    expect(r).toMatchObject({ t: 'error', id: 1 });
+    expect(String(r.error)).toMatch(/went away/);
+    await db.connected();
+    db.handler = kvHandler();
+    client.send({ t: 'call', op: 'get', id: 2, body: { key: 'a' } });
+    expect(await client.next()).toEqual({ t: 'reply', id: 2, body: { miss: null } });
+  });
+});
+
+describe('enforcement', () => {
+  it('denies and counts every kind of hostile frame while the good channel keeps working', async () => {
+    const db = await fake('db', 0, 'kv');
+    db.handler = kvHandler();
+    const client = await fake('client', 0, 'kv');
+    const flood = await fake('flood', 0, 'kv');
+    const seen: Violation[] = [];
+    broker.on('violation', (v: Violation) => seen.push(v));
+
+    const expectDenied = async (kind: string, id?: number) => {
+      const d = await flood.next();
+      expect(d.t).toBe('denied');
+      expect(d.kind).toBe(kind);
+      if (id !== undefined) expect(d.id).toBe(id);
+      expect(typeof d.reason).toBe('string');
+    };
+    flood.raw('this is not json\n');
+    await expectDenied('malformed');
+    flood.send({ t: 'call', op: 'get', id: 1, body: { key: 42 } });
+    await expectDenied('schema', 1);
+    flood.send({ t: 'call', op: 'get', id: 2, body: { key: 'a', extra: 1 } });
+    await expectDenied('schema', 2);
+    flood.send({ t: 'call', op: 'drop_tables', id: 3, body: {} });
+    await expectDenied('unknown_op', 3);
+    flood.send({ t: 'reply', id: 4, body: { ok: true } });
+    await expectDenied('direction', 4);
+    // The burst of 5 is spent by now; wait for the bucket to refill a little before the next checks.
+    await new Promise((r) => setTimeout(r, 300));
+    flood.send({ t: 'call', op: 'put', id: 5, body: { key: 'a', value: 'x'.repeat(1500) } });
+    await expectDenied('oversize', 5);
+    flood.raw('{"t":"call","op":"get","id":6,"body":{"key":"' + 'a'.repeat(5000) + '"}}\n');
+    await expectDenied('oversize');
+    // Megabytes without a newline: cut off at the limit, the rest discarded, then the next line works.
+    const junk = Buffer.alloc(256 * 1024, 0x61);
+    for (let i = 0; i < 12; i++) flood.raw(junk);
+    await expectDenied('oversize');
+    flood.raw('\n');
+    await new Promise((r) => setTimeout(r, 300));
+    flood.send({ t: 'call', op: 'get', id: 8, body: { key: 'a' } });
+    expect(await flood.next()).toEqual({ t: 'reply', id: 8, body: { miss: null } });
+
+    // Flooding: the token bucket (20/s, burst 5) refuses the excess.
+    for (let i = 0; i < 50; i++) flood.send({ t: 'send', op: 'log', body: { message: `m${i}` } });
+    // Meanwhile the well-behaved channel answers.
+    client.send({ t: 'call', op: 'put', id: 1, body: { key: 'k', value: 'v' } });
+    expect(await client.next()).toEqual({ t: 'reply', id: 1, body: { ok: true } });
+    await new Promise((r) => setTimeout(r, 100));
+
+    // The provider side: a reply that answers no call, a call from the provider, a bad reply, a bad notify.
+    db.send({ t: 'reply', id: 999, body: { ok: true } });
+    db.send({ t: 'call', op: 'get', id: 1, body: { key: 'a' } });
+    db.send({ t: 'notify', op: 'changed', body: { key: 'UPPER' } });
+    await new Promise((r) => setTimeout(r, 100));
+
+    const fc = counter('flood.kv->db.kv');
+    expect(fc.violations.malformed).toBe(1);
+    expect(fc.violations.schema).toBe(2);
+    expect(fc.violations.unknown_op).toBe(1);
+    expect(fc.violations.direction).toBe(1);
+    expect(fc.violations.oversize).toBe(3);
+    expect(fc.violations.rate).toBeGreaterThanOrEqual(40);
+    const kinds = new Set(seen.map((v) => v.kind));
+    for (const k of ['malformed', 'schema', 'unknown_op', 'direction', 'oversize', 'rate', 'unsolicited']) expect(kinds.has(k as never)).toBe(true);
+    const fromDb = seen.filter((v) => v.instance === 'db');
+    expect(fromDb.map((v) => v.kind).sort()).toEqual(['direction', 'schema', 'unsolicited']);
+    expect(broker.violations().length).toBe(seen.length);
+    // The well-behaved requester caused nothing; the bad notify counts on the first channel that carries it.
+    expect(seen.filter((v) => v.instance === 'client')).toEqual([]);
+    expect(counter('client.kv->db.kv').violations).toEqual({ schema: 1 });
+  });
+
+  it('refuses everything on a port that has no channel (default deny)', async () => {
+    await fake('db', 0, 'kv');
+    const loose = await fake('client', 0, 'loose');
+    loose.send({ t: 'call', op: 'get', id: 1, body: { key: 'a' } });
+    const d = await loose.next();
+    expect(d).toMatchObject({ t: 'denied', id: 1, kind: 'unwired' });
+    const c = broker.counters().find((x) => x.channel === 'port:client.loose');
+    expect(c?.violations.unwired).toBe(1);
+  });
+
+  it('fails a call with a timeout error and counts the late reply without calling it an attack', async () => {
+    const db = await fake('db', 0, 'kv');
+    const client = await fake('client', 0, 'kv');
+    const t0 = Date.now();
+    client.send({ t: 'call', op: 'get', id: 'q1', body: { key: 'a' } });
+    const call = await db.next();
+    const r = await client.next(3000);
+    expect(r.t).toBe('error');
+    expect(r.id).toBe('q1');
+    expect(String(r.error)).toMatch(/timeout/);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    db.send({ t: 'reply', id: call.id, body: { miss: null } });
+    await new Promise((r) => setTimeout(r, 50));
+    const c = counter('client.kv->db.kv');
+    expect(c.timeouts).toBe(1);
+    expect(c.late_replies).toBe(1);
+    expect(c.violations_total).toBe(0);
+    expect(await client.silent(50)).toBe(true);
+  });
+
+  it('limits outstanding calls to max_inflight', async () => {
+    const db = await fake('db', 0, 'kv');
+    const client = await fake('client', 0, 'kv');
+    for (let i = 1; i <= 5; i++) client.send({ t: 'call', op: 'get', id: i, body: { key: 'a' } });
+    const d = await client.next();
+    expect(d).toMatchObject({ t: 'denied', id: 5, kind: 'inflight' });
+    const calls = [await db.next(), await db.next(), await db.next(), await db.next()];
+    for (const c of calls) db.send({ t: 'reply', id: c.id, body: { miss: null } });
+    const ids = [];
+    for (let i = 0; i < 4; i++) ids.push((await client.next()).id);
+    expect(ids).toEqual([1, 2, 3, 4]);
+  });
+
+  it('enforces the protocol order automaton', async () => {
+    const api = await fake('ordered', 0, 'api');
+    api.handler = (f) => ({ t: 'reply', id: f.id, body: f.op === 'query' ? { miss: null } : { ok: true } });
+    const sess = await fake('client', 0, 'sess');
+    sess.send({ t: 'call', op: 'query', id: 1, body: { key: 'a' } });
+    expect(await sess.next()).toMatchObject({ t: 'denied', id: 1, kind: 'order' });
+    for (const [i, op] of (['login', 'query', 'query', 'logout'] as const).entries()) {
+      sess.send({ t: 'call', op, id: 10 + i, body: { key: 'a' } });
+      expect(await sess.next()).toMatchObject({ t: 'reply', id: 10 + i });
+    }
+    sess.send({ t: 'call', op: 'query', id: 20, body: { key: 'a' } });
+    expect(await sess.next()).toMatchObject({ t: 'denied', id: 20, kind: 'order' });
+    // A new session starts the automaton again.
+    sess.send({ t: 'close' });
+    expect(await sess.next()).toEqual({ t: 'closed' });
+    sess.send({ t: 'call', op: 'login', id: 21, body: { key: 'a' } });
+    expect(await sess.next()).toMatchObject({ t: 'reply', id: 21 });
+  });
+});
+
+describe('replicas and sessions', () => {
+  it('spreads calls round-robin over the attached replicas', async () => {
+    const reps = [];
+    for (let i = 0; i < 3; i++) {
+      const p = await fake('rep', i, 'kv');
+      p.handler = kvHandler(new Map([['k', 'v']]), `r${i}`);
+      reps.push(p);
+    }
+    const client = await fake('client', 0, 'rep');
+    const got: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      client.send({ t: 'call', op: 'get', id: i, body: { key: 'k' } });
+      const r = await client.next();
+      got.push(((r.body as { hit: { value: string } }).hit.value));
+    }
+    expect(got).toEqual(['r0:v', 'r1:v', 'r2:v', 'r0:v', 'r1:v', 'r2:v']);
+    // A replica that goes away is skipped.
+    broker.detachClone('rep', 1);
+    const after: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      client.send({ t: 'call', op: 'get', id: i, body: { key: 'k' } });
+      after.push(((await client.next()).body as { hit: { value: string } }).hit.value);
+    }
+    expect(new Set(after)).toEqual(new Set(['r0:v', 'r2:v']));
+  });
+
+  it('opens a per-session clone through the hook and disposes it on close', async () => {
+    await broker.close();
+    const opened: number[] = [];
+    const closed: number[] = [];
+    let next = 0;
+    broker = new Broker(testPlan(), {
+      reconnectDelayMs: 10,
+      onSessionOpen: async (instance) => {
+        expect(instance).toBe('ps');
+        const idx = next++;
+        const p = await FakePort.listen(join(dir, `ps.${idx}.sock`));
+        ports.push(p);
+        p.handler = kvHandler(new Map([['k', 'v']]), `s${idx}`);
+        void broker.attachPort('ps', idx, 'kv', p.path);
+        opened.push(idx);
+        return idx;
+      },
+      onSessionClose: (instance, idx) => {
+        closed.push(idx);
+        broker.detachClone(instance, idx);
+      },
+    });
+    const client = await fake('client', 0, 'ps');
+    // The first call opens a session implicitly.
+    client.send({ t: 'call', op: 'get', id: 1, body: { key: 'k' } });
+    expect(await client.next()).toEqual({ t: 'reply', id: 1, body: { hit: { key: 'k', value: 's0:v' } } });
+    client.send({ t: 'call', op: 'get', id: 2, body: { key: 'k' } });
+    expect(await client.next()).toEqual({ t: 'reply', id: 2, body: { hit: { key: 'k', value: 's0:v' } } });
+    expect(opened).toEqual([0]);
+    client.send({ t: 'close', id: 3 });
+    expect(await client.next()).toEqual({ t: 'closed', id: 3 });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(closed).toEqual([0]);
+    client.send({ t: 'open', id: 4 });
+    expect(await client.next()).toMatchObject({ t: 'opened', id: 4 });
+    client.send({ t: 'call', op: 'get', id: 5, body: { key: 'k' } });
+    expect(await client.next()).toEqual({ t: 'reply', id: 5, body: { hit: { key: 'k', value: 's1:v' } } });
+    // Ending the requester's port ends its session.
+    broker.detachClone('client', 0);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(closed).toEqual([0, 1]);
+  });
+
+  it('refuses sessions beyond max_sessions', async () => {
+    await broker.close();
+    let next = 0;
+    broker = new Broker(testPlan(), {
+      onSessionOpen: async () => {
+        const idx = next++;
+        const p = await FakePort.listen(join(dir, `ps.${idx}.sock`));
+        ports.push(p);
+        p.handler = kvHandler();
+        void broker.attachPort('ps', idx, 'kv', p.path);
+        return idx;
+      },
+    });
+    const bound = (await broker.listenExposures()).length;
+    expect(bound).toBeGreaterThan(0);
+    await broker.close();
+    // Three TCP clients of a per-session exposure would need three clones; the plan allows two.
+    const plan = testPlan();
+    plan.exposures.push({ host_port: 18082, transport: 'tcp', instance: 'ps', port: 'kv', protocol: 't.Kv' });
+    plan.exposures = plan.exposures.filter((e) => e.host_port === 18082);
+    next = 0;
+    broker = new Broker(plan, {
+      mapHostPort: () => 0,
+      onSessionOpen: async () => {
+        const idx = next++;
+        const p = await FakePort.listen(join(dir, `ps2.${idx}.sock`));
+        ports.push(p);
+        p.handler = kvHandler();
+        void broker.attachPort('ps', idx, 'kv', p.path);
+        return idx;
+      },
+    });
+    const [ex] = await broker.listenExposures();
+    const socks = [];
+    const replies: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const s = connect(ex.bound_port, '127.0.0.1');
+      socks.push(s);
+      s.setEncoding('utf8');
+      const got = new Promise<string>((resolve) => s.on('data', (d: string) => resolve(d)));
+      await new Promise((r) => s.once('connect', r));
+      await new Promise((r) => setTimeout(r, 30));
+      s.write(JSON.stringify({ t: 'call', op: 'get', id: i, body: { key: 'k' } }) + '\n');
+      replies.push(await got);
+    }
+    for (const s of socks) s.destroy();
+    expect(replies[0]).toMatch(/"t":"reply"/);
+    expect(replies[1]).toMatch(/"t":"reply"/);
+    expect(replies[2]).toMatch(/"kind":"sessions"/);
+    expect(next).toBe(2);
+  });
+});
+
+describe('exposures', () => {
+  it('relays line-JSON frames from a TCP client to a provided port', async () => {
+    await broker.close();
+    broker = new Broker(testPlan(), { mapHostPort: () => 0 });
+    const db = await fake('db', 0, 'kv');
+    db.handler = kvHandler(new Map([['k', 'v']]));
+    const ex = (await broker.listenExposures()).find((e) => e.mode === 'frames')!;
+    expect(ex.id).toBe('tcp:18081->db.kv');
+    const s = connect(ex.bound_port, '127.0.0.1');
+    s.setEncoding('utf8');
+    const lines: string[] = [];
+    let buf = '';
+    s.on('data', (d: string) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        lines.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    });
+    s.write('{"t":"call","op":"get","id":1,"body":{"key":"k"}}\n{"t":"call","op":"nope","id":2,"body":{}}\n');
+    await new Promise((r) => setTimeout(r, 200));
+    s.destroy();
+    expect(lines).toContain('{"t":"reply","id":1,"body":{"hit":{"key":"k","value":"v"}}}');
+    expect(lines.some((l) => l.includes('"kind":"unknown_op"'))).toBe(true);
+  });
+});

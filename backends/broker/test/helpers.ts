@@ -1,0 +1,274 @@
+// Test fixtures: a small plan and fake guest ports.
+//
+// A FakePort plays the VM side of one virtio-serial port: it listens on a unix
+// socket (as QEMU's `server=on,wait=off` chardev does) and the broker connects
+// to it.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChannelInvariants, MessageSchema, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
+
+export function tempDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'mcl-broker-'));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export const KV_OPS: PlanOperation[] = [
+  { name: 'changed', kind: 'notify', input: 't.Changed' },
+  { name: 'get', kind: 'call', input: 't.Lookup', output: 't.Found' },
+  { name: 'log', kind: 'send', input: 't.Line' },
+  { name: 'put', kind: 'call', input: 't.Entry', output: 't.Ack' },
+];
+
+export const SESSION_OPS: PlanOperation[] = [
+  { name: 'login', kind: 'call', input: 't.Lookup', output: 't.Ack' },
+  { name: 'logout', kind: 'call', input: 't.Lookup', output: 't.Ack' },
+  { name: 'query', kind: 'call', input: 't.Lookup', output: 't.Found' },
+];
+
+export const SCHEMAS: Record<string, MessageSchema> = {
+  't.Key': { kind: 'string', min_len: 1, max_len: 64, pattern: '[a-z0-9]+' },
+  't.Lookup': { kind: 'record', fields: [{ name: 'key', optional: false, type: { kind: 'ref', name: 't.Key' } }] },
+  't.Entry': {
+    kind: 'record',
+    fields: [
+      { name: 'key', optional: false, type: { kind: 'ref', name: 't.Key' } },
+      { name: 'value', optional: false, type: { kind: 'string', max_len: 4096 } },
+    ],
+  },
+  't.Found': {
+    kind: 'union',
+    variants: [
+      { name: 'hit', type: { kind: 'ref', name: 't.Entry' } },
+      { name: 'miss' },
+    ],
+  },
+  't.Ack': { kind: 'record', fields: [{ name: 'ok', optional: false, type: { kind: 'bool' } }] },
+  't.Line': { kind: 'record', fields: [{ name: 'message', optional: false, type: { kind: 'string', max_len: 256 } }] },
+  't.Changed': { kind: 'record', fields: [{ name: 'key', optional: false, type: { kind: 'ref', name: 't.Key' } }] },
+};
+
+function port(name: string, direction: 'provide' | 'require', protocol: string, slot: number, channels: string[], exposed_on?: number): PlanPort {
+  const p: PlanPort = { name, direction, protocol, slot, channels };
+  if (exposed_on !== undefined) p.exposed_on = exposed_on;
+  return p;
+}
+
+function instance(id: string, mode: PlanInstance['mode'], replicas: number, ports: PlanPort[], max_sessions?: number): PlanInstance {
+  const i: PlanInstance = {
+    id,
+    component: `t.${id}`,
+    template: 'busybox-128m-1c-4p',
+    memory_bytes: 128 << 20,
+    vcpus: 1,
+    mode,
+    replicas,
+    restart: { policy: 'always', max_retries: 0 },
+    declassifies: [],
+    params: {},
+    sensitive_params: [],
+    program: { argv: ['/bin/sh'], env: {}, files: [] },
+    ports,
+    digest: 'x',
+  };
+  if (max_sessions !== undefined) i.max_sessions = max_sessions;
+  return i;
+}
+
+export function inv(over: Partial<ChannelInvariants> = {}): ChannelInvariants {
+  return { max_message_bytes: 1024, rate: null, timeout_ms: 2000, max_inflight: 8, order: null, ...over };
+}
+
+function channel(from: string, fromPort: string, to: string, toPort: string, protocol: string, ops: PlanOperation[], invariants: ChannelInvariants): PlanChannel {
+  return { id: `${from}.${fromPort}->${to}.${toPort}`, from: { instance: from, port: fromPort }, to: { instance: to, port: toPort }, protocol, ops, invariants };
+}
+
+/**
+ * The test system:
+ * - client.kv -> db.kv (Kv: get, put, log, changed), 1 KiB, timeout 300 ms, max_inflight 4
+ * - flood.kv -> db.kv, rate 20/s burst 5
+ * - client.sess -> ordered.api (login (query)* logout)
+ * - client.rep -> rep.kv (replicas 3)
+ * - client.ps -> ps.kv (per_session, max 2)
+ * - client.loose: a require port with no channel
+ * - web.http exposed on 18080 (std.http.Http), db.kv exposed on 18081 (frames)
+ */
+export function testPlan(): Plan {
+  const order = {
+    transitions: [{ login: 1 }, { query: 1, logout: 2 }, {}],
+    accepting: [0, 2],
+  };
+  const channels = [
+    channel('client', 'kv', 'db', 'kv', 't.Kv', KV_OPS, inv({ timeout_ms: 300, max_inflight: 4 })),
+    channel('flood', 'kv', 'db', 'kv', 't.Kv', KV_OPS, inv({ rate: { per_second: 20, burst: 5 } })),
+    channel('client', 'sess', 'ordered', 'api', 't.Session', SESSION_OPS, inv({ order })),
+    channel('client', 'rep', 'rep', 'kv', 't.Kv', KV_OPS, inv()),
+    channel('client', 'ps', 'ps', 'kv', 't.Kv', KV_OPS, inv()),
+  ].sort((a, b) => a.id.localeCompare(b.id));
+  const chOf = (inst: string, p: string) => channels.filter((c) => (c.from.instance === inst && c.from.port === p) || (c.to.instance === inst && c.to.port === p)).map((c) => c.id);
+  const instances = [
+    instance('client', 'single', 1, [
+      port('kv', 'require', 't.Kv', 1, chOf('client', 'kv')),
+      port('sess', 'require', 't.Session', 2, chOf('client', 'sess')),
+      port('rep', 'require', 't.Kv', 3, chOf('client', 'rep')),
+      port('ps', 'require', 't.Kv', 4, chOf('client', 'ps')),
+      port('loose', 'require', 't.Kv', 5, []),
+    ]),
+    instance('flood', 'single', 1, [port('kv', 'require', 't.Kv', 1, chOf('flood', 'kv'))]),
+    instance('db', 'single', 1, [port('kv', 'provide', 't.Kv', 1, chOf('db', 'kv'), 18081)]),
+    instance('ordered', 'single', 1, [port('api', 'provide', 't.Session', 1, chOf('ordered', 'api'))]),
+    instance('rep', 'replicas', 3, [port('kv', 'provide', 't.Kv', 1, chOf('rep', 'kv'))]),
+    instance('ps', 'per_session', 1, [port('kv', 'provide', 't.Kv', 1, chOf('ps', 'kv'))], 2),
+    instance('web', 'single', 1, [port('http', 'provide', 'std.http.Http', 1, [], 18080)]),
+  ].sort((a, b) => a.id.localeCompare(b.id));
+  const exposures: PlanExposure[] = [
+    { host_port: 18080, transport: 'tcp', instance: 'web', port: 'http', protocol: 'std.http.Http' },
+    { host_port: 18081, transport: 'tcp', instance: 'db', port: 'kv', protocol: 't.Kv' },
+  ];
+  return {
+    format_version: '1.0',
+    mclc_version: '0.1.0',
+    system: 't.Test',
+    target: { name: 'local', backend: 'kvm', memory_bytes: 4 << 30, vcpus: 2, vcpu_overcommit: 4 },
+    digests: { sources: '', invariants: '', plan: '' },
+    sources: [],
+    images: [],
+    templates: [],
+    instances,
+    channels,
+    exposures,
+    schemas: SCHEMAS,
+    checks: [],
+    resources: { template_memory_bytes: 0, estimated_private_bytes: 0, estimated_total_bytes: 0, worst_case_bytes: 0, committed_vcpus: 0 },
+    prior_state: null,
+  };
+}
+
+/** The VM side of one port: listens on a unix socket and exchanges lines with the broker. */
+export class FakePort {
+  readonly path: string;
+  private server: Server;
+  socket: Socket | null = null;
+  private buf = '';
+  private queue: string[] = [];
+  private waiters: ((line: string) => void)[] = [];
+  private connWaiters: (() => void)[] = [];
+  /** When set, answers every call frame itself. */
+  handler: ((frame: Record<string, unknown>) => unknown) | null = null;
+
+  private constructor(path: string) {
+    this.path = path;
+    this.server = createServer((s) => {
+      this.socket?.destroy();
+      this.socket = s;
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => this.onData(d));
+      s.on('error', () => {});
+      for (const w of this.connWaiters.splice(0)) w();
+    });
+  }
+
+  static async listen(path: string): Promise<FakePort> {
+    const p = new FakePort(path);
+    await new Promise<void>((resolve) => p.server.listen(path, resolve));
+    return p;
+  }
+
+  private onData(d: string): void {
+    this.buf += d;
+    let nl: number;
+    while ((nl = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, nl);
+      this.buf = this.buf.slice(nl + 1);
+      if (this.handler) {
+        const f = JSON.parse(line) as Record<string, unknown>;
+        if (f.t === 'call') {
+          const out = this.handler(f);
+          if (out !== undefined) this.send(out);
+          continue;
+        }
+      }
+      const w = this.waiters.shift();
+      if (w) w(line);
+      else this.queue.push(line);
+    }
+  }
+
+  connected(): Promise<void> {
+    if (this.socket) return Promise.resolve();
+    return new Promise((resolve) => this.connWaiters.push(resolve));
+  }
+
+  send(frame: unknown): void {
+    this.raw(JSON.stringify(frame) + '\n');
+  }
+
+  raw(text: string | Buffer): void {
+    if (!this.socket) throw new Error(`no broker connection on ${this.path}`);
+    this.socket.write(text);
+  }
+
+  /** The next line from the broker, parsed. */
+  async next(timeoutMs = 2000): Promise<Record<string, unknown>> {
+    const line = await this.nextLine(timeoutMs);
+    return JSON.parse(line) as Record<string, unknown>;
+  }
+
+  nextLine(timeoutMs = 2000): Promise<string> {
+    const q = this.queue.shift();
+    if (q !== undefined) return Promise.resolve(q);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(new Error(`no line from the broker on ${this.path} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const w = (line: string) => {
+        clearTimeout(t);
+        resolve(line);
+      };
+      this.waiters.push(w);
+    });
+  }
+
+  /** Whether nothing arrives within `ms`. */
+  async silent(ms = 100): Promise<boolean> {
+    if (this.queue.length) return false;
+    try {
+      await this.nextLine(ms).then((l) => this.queue.unshift(l));
+      return false;
+    } catch {
+      return true;
+    }
+  }
+
+  /** Drops the current broker connection (a clone that died). */
+  dropConnection(): void {
+    this.socket?.destroy();
+    this.socket = null;
+  }
+
+  async close(): Promise<void> {
+    this.socket?.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** A kv provider: `get` answers miss or the value put before. */
+export function kvHandler(store = new Map<string, string>(), tag?: string): (f: Record<string, unknown>) => unknown {
+  return (f) => {
+    const body = f.body as Record<string, string>;
+    if (f.op === 'put') {
+      store.set(body.key, body.value);
+      return { t: 'reply', id: f.id, body: { ok: true } };
+    }
+    if (f.op === 'get') {
+      const v = store.get(body.key);
+      const found = v === undefined ? { miss: null } : { hit: { key: body.key, value: tag ? `${tag}:${v}` : v } };
+      return { t: 'reply', id: f.id, body: found };
+    }
+    return { t: 'reply', id: f.id, body: { ok: true } };
+  };
+}

@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest';
+import { base64DecodedLength, compileSchema, compileSchemas, utf8Length } from '../src/schema';
+import { LineSplitter, TokenBucket } from '../src/lines';
+
+describe('message schemas', () => {
+  it('checks ints and floats with bounds', () => {
+    const v = compileSchema({ kind: 'int', min: 1, max: 100 });
+    expect(v(5)).toBeUndefined();
+    expect(v(0)).toMatch(/below the minimum 1/);
+    expect(v(101)).toMatch(/above the maximum 100/);
+    expect(v(1.5)).toMatch(/expected an integer/);
+    expect(v('5')).toMatch(/expected an integer/);
+    const f = compileSchema({ kind: 'float', max: 2 });
+    expect(f(1.5)).toBeUndefined();
+    expect(f(3)).toMatch(/above/);
+    expect(f(null)).toMatch(/expected a number/);
+  });
+
+  it('measures strings in UTF-8 bytes and anchors patterns', () => {
+    const v = compileSchema({ kind: 'string', min_len: 1, max_len: 4, pattern: '[a-zé]+' });
+    expect(v('abcd')).toBeUndefined();
+    expect(v('')).toMatch(/shorter than the minimum 1/);
+    expect(v('ééé')).toMatch(/6 bytes is longer than the maximum 4/);
+    // Anchored: a match inside the value is not enough.
+    expect(v('ab1')).toMatch(/does not match/);
+    expect(utf8Length('a\u00e9\u20ac\u{1F600}')).toBe(1 + 2 + 3 + 4);
+  });
+
+  it('decodes base64 lengths for bytes', () => {
+    expect(base64DecodedLength('aGVsbG8=')).toBe(5);
+    expect(base64DecodedLength('aGVsbG8')).toBe(5);
+    expect(base64DecodedLength('aGk*')).toBe(-1);
+    const v = compileSchema({ kind: 'bytes', max_len: 4 });
+    expect(v('aGVsbA==')).toBeUndefined();
+    expect(v('aGVsbG8=')).toMatch(/5 bytes is longer than the maximum 4/);
+    expect(v('not base64!')).toMatch(/not valid base64/);
+  });
+
+  it('checks lists and maps, with typed map keys', () => {
+    const l = compileSchema({ kind: 'list', element: { kind: 'int', max: 9 }, max_items: 3 });
+    expect(l([1, 2, 3])).toBeUndefined();
+    expect(l([1, 2, 3, 4])).toMatch(/4 items, more than the maximum 3/);
+    expect(l([1, 20])).toBe('[1]: 20 is above the maximum 9');
+    const m = compileSchema({ kind: 'map', key: { kind: 'int', min: 0 }, value: { kind: 'string' }, max_entries: 2 });
+    expect(m({ '1': 'a', '2': 'b' })).toBeUndefined();
+    expect(m({ x: 'a' })).toMatch(/not a number/);
+    expect(m({ '-1': 'a' })).toMatch(/below the minimum 0/);
+    expect(m({ '1': 'a', '2': 'b', '3': 'c' })).toMatch(/3 entries/);
+    expect(m([])).toMatch(/expected a map/);
+  });
+
+  it('closes records and accepts absent or null optional fields', () => {
+    const r = compileSchema({
+      kind: 'record',
+      fields: [
+        { name: 'a', optional: false, type: { kind: 'int' } },
+        { name: 'b', optional: true, type: { kind: 'string' } },
+      ],
+    });
+    expect(r({ a: 1 })).toBeUndefined();
+    expect(r({ a: 1, b: null })).toBeUndefined();
+    expect(r({ a: 1, b: 'x' })).toBeUndefined();
+    expect(r({ b: 'x' })).toBe('a: required field is missing');
+    expect(r({ a: 1, c: 2 })).toBe('c: unknown field (records are closed)');
+    expect(r({ a: 'x' })).toBe('a: expected an integer, got "x"');
+    expect(r({ a: 1, b: 2 })).toMatch(/^b: expected a string/);
+  });
+
+  it('encodes unions as one-key objects and payload-less variants also as strings', () => {
+    const u = compileSchema({ kind: 'union', variants: [{ name: 'hit', type: { kind: 'int' } }, { name: 'miss' }] });
+    expect(u({ hit: 3 })).toBeUndefined();
+    expect(u({ miss: null })).toBeUndefined();
+    expect(u('miss')).toBeUndefined();
+    expect(u('hit')).toMatch(/carries a value/);
+    expect(u({ hit: 'x' })).toMatch(/^hit: expected an integer/);
+    expect(u({ hit: 1, miss: null })).toMatch(/exactly one key/);
+    expect(u({ other: 1 })).toMatch(/not a variant/);
+    expect(u({ miss: 1 })).toMatch(/carries no value/);
+    const e = compileSchema({ kind: 'enum', members: ['GET', 'POST'] });
+    expect(e('GET')).toBeUndefined();
+    expect(e('TRACE')).toMatch(/not one of GET, POST/);
+  });
+
+  it('resolves recursive references and reports dangling ones', () => {
+    const schemas = compileSchemas({
+      Tree: {
+        kind: 'record',
+        fields: [
+          { name: 'v', optional: false, type: { kind: 'int' } },
+          { name: 'kids', optional: true, type: { kind: 'list', element: { kind: 'ref', name: 'Tree' } } },
+        ],
+      },
+      Bad: { kind: 'ref', name: 'Nowhere' },
+    });
+    const t = schemas.get('Tree');
+    expect(t({ v: 1, kids: [{ v: 2 }, { v: 3, kids: [] }] })).toBeUndefined();
+    expect(t({ v: 1, kids: [{ v: 2 }, { v: 'x' }] })).toBe('kids[1].v: expected an integer, got "x"');
+    expect(schemas.problems.join('\n')).toMatch(/Nowhere/);
+    expect(schemas.get('Bad')({})).toMatch(/not in the plan/);
+    expect(schemas.get('Unknown')({})).toMatch(/not in the plan/);
+  });
+
+  it('refuses every value of a type whose pattern does not compile', () => {
+    const schemas = compileSchemas({ S: { kind: 'string', pattern: '(' } });
+    expect(schemas.problems[0]).toMatch(/does not compile/);
+    expect(schemas.get('S')('x')).toMatch(/does not compile/);
+  });
+});
+
+describe('line splitter', () => {
+  function collect(limit: number) {
+    const lines: string[] = [];
+    const over: number[] = [];
+    const s = new LineSplitter(limit, { line: (t) => lines.push(t), oversize: (n) => over.push(n) });
+    return { s, lines, over };
+  }
+
+  it('splits lines across chunks and drops blank lines and CR', () => {
+    const { s, lines } = collect(100);
+    s.push(Buffer.from('ab'));
+    s.push(Buffer.from('c\r\n\nde'));
+    s.push(Buffer.from('f\n'));
+    expect(lines).toEqual(['abc', 'def']);
+  });
+
+  it('cuts off a line without newline at the limit and discards the rest', () => {
+    const { s, lines, over } = collect(10);
+    for (let i = 0; i < 100; i++) s.push(Buffer.alloc(1000, 0x61));
+    expect(over.length).toBe(1);
+    expect(s.pending).toBe(0);
+    s.push(Buffer.from('tail\nok\n'));
+    expect(lines).toEqual(['ok']);
+    s.push(Buffer.from('12345678901\n'));
+    expect(over.length).toBe(2);
+  });
+
+  it('keeps multi-byte characters split across chunks', () => {
+    const { s, lines } = collect(100);
+    const b = Buffer.from('é€\n');
+    s.push(b.subarray(0, 1));
+    s.push(b.subarray(1, 4));
+    s.push(b.subarray(4));
+    expect(lines).toEqual(['é€']);
+  });
+});
+
+describe('token bucket', () => {
+  it('allows the burst then refills at the rate', () => {
+    const b = new TokenBucket(10, 3, 0);
+    expect([b.take(0), b.take(0), b.take(0), b.take(0)]).toEqual([true, true, true, false]);
+    expect(b.take(50)).toBe(false);
+    expect(b.take(100)).toBe(true);
+    expect(b.take(10_000)).toBe(true);
+  });
+});
