@@ -1,0 +1,187 @@
+#!/bin/sh
+# The mcl guest agent (busybox sh). Installed as /usr/sbin/mcl-agent and run by
+# busybox init (see /etc/inittab in the image):
+#   mcl-agent setup   once at boot: mounts, kernel modules
+#   mcl-agent serve   serves the control port (respawned by init if it dies)
+#
+# The control protocol is line based; spec/guest.md is its reference. Values
+# that can hold arbitrary bytes arrive base64-encoded. The agent starts the
+# program it is given and reports its exit; it never restarts it (the host's
+# restart policy decides that).
+
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+
+log() { echo "mcl-agent: $*" >/dev/console; }
+
+setup() {
+  mount -t devtmpfs devtmpfs /dev 2>/dev/null
+  mount -t proc proc /proc
+  mount -t sysfs sysfs /sys
+  mount -t tmpfs -o mode=1777 tmpfs /tmp
+  mount -t tmpfs -o mode=755 tmpfs /run
+  mkdir -p /dev/pts /dev/mcl /run/mcl
+  mount -t devpts devpts /dev/pts 2>/dev/null
+  while read -r m; do
+    [ -n "$m" ] || continue
+    insmod "/lib/mcl-modules/$m.ko" 2>/dev/null || log "insmod $m failed"
+  done </etc/mcl/modules
+  hostname mcl-template
+  ifconfig lo 127.0.0.1 up 2>/dev/null
+}
+
+# Prints the /dev node of the virtio-serial port named $1, fails when there is none.
+port_dev() {
+  for p in /sys/class/virtio-ports/*; do
+    [ -r "$p/name" ] || continue
+    read -r n <"$p/name" || true
+    if [ "$n" = "$1" ]; then
+      echo "/dev/${p##*/}"
+      return 0
+    fi
+  done
+  return 1
+}
+
+dec() { printf '%s' "$1" | base64 -d; }
+enc() { printf '%s' "$1" | base64 | tr -d '\n'; }
+say() { echo "$*" >&3; }
+
+# Remembers the first failure of an identity; reported on commit/start.
+fail() {
+  log "$1"
+  [ -n "$err" ] || err=$1
+}
+
+link_port() {
+  case "$2" in
+    '' | */* | .*) fail "bad port name $2"; return ;;
+  esac
+  if dev=$(port_dev "slot$1"); then
+    ln -sf "$dev" "/dev/mcl/$2"
+  else
+    fail "no virtio-serial port for slot $1 ($2)"
+  fi
+}
+
+write_file() {
+  f=$(dec "$1")
+  case "$f" in
+    /*) ;;
+    *) fail "file path $f is not absolute"; return ;;
+  esac
+  mkdir -p "${f%/*}" 2>/dev/null
+  if printf '%s' "$3" | base64 -d >"$f"; then
+    chmod "$2" "$f" || fail "chmod $2 $f failed"
+  else
+    fail "cannot write $f"
+  fi
+}
+
+# start N ARGV...: runs the program in the background with stdin from
+# /dev/null, output on the console, and the control port closed (a program
+# must not be able to speak for the agent); reports `exit PID STATUS` when it ends.
+start_program() {
+  n=$1
+  shift
+  if [ -n "$err" ]; then
+    say "error $n $(enc "$err")"
+    err=
+    return
+  fi
+  if [ $# -eq 0 ]; then
+    say "error $n $(enc 'no program argv')"
+    return
+  fi
+  rm -f /run/mcl/program.pid
+  (
+    cd / || exit 1
+    "$@" </dev/null 3>&- &
+    p=$!
+    echo "$p" >/run/mcl/program.pid.tmp && mv /run/mcl/program.pid.tmp /run/mcl/program.pid
+    wait "$p"
+    echo "exit $p $?" >&3
+  ) &
+  i=0
+  while [ ! -s /run/mcl/program.pid ] && [ $i -lt 500 ]; do
+    sleep 0.01
+    i=$((i + 1))
+  done
+  read -r pid </run/mcl/program.pid || pid=0
+  say "started $n $pid"
+}
+
+serve() {
+  ctl=
+  i=0
+  until ctl=$(port_dev control) && [ -e "$ctl" ]; do
+    i=$((i + 1))
+    if [ $i -gt 1000 ]; then
+      log "no virtio-serial port named control; is virtio_console loaded?"
+      sleep 5
+      exit 1
+    fi
+    sleep 0.01
+  done
+  exec 3<>"$ctl"
+  log "control port $ctl"
+  say "ready boot"
+  err=
+  set --
+  while :; do
+    cmd=
+    if ! IFS=' ' read -r cmd a b c <&3; then
+      # End of file: no host is connected to the control port (for example a
+      # fresh clone before the host attached). Poll until one is.
+      if [ -z "$cmd" ]; then
+        sleep 0.05
+        continue
+      fi
+    fi
+    case "$cmd" in
+      hello) say "ready $a" ;;
+      ping) say "pong $a" ;;
+      reset) set -- ; err= ;;
+      instance)
+        MCL_INSTANCE=$(dec "$a")
+        MCL_CLONE=$b
+        export MCL_INSTANCE MCL_CLONE
+        ;;
+      hostname) hostname "$(dec "$a")" || fail "cannot set hostname" ;;
+      seed)
+        # Mixed into the kernel's input pool; also kept for programs that want their own.
+        printf '%s' "$a" | base64 -d >/dev/urandom || fail "cannot write /dev/urandom"
+        (umask 077 && printf '%s' "$a" | base64 -d >/run/mcl/seed)
+        ;;
+      port) link_port "$a" "$b" ;;
+      file) write_file "$a" "$b" "$c" ;;
+      env)
+        kv=$(dec "$a")
+        case "$kv" in
+          [A-Za-z_]*=*) export "$kv" ;;
+          *) fail "bad environment entry" ;;
+        esac
+        ;;
+      arg) set -- "$@" "$(dec "$a")" ;;
+      commit)
+        if [ -n "$err" ]; then say "error $a $(enc "$err")"; err=; else say "committed $a"; fi
+        ;;
+      start) start_program "$a" "$@" ;;
+      info)
+        h=$(hostname)
+        r=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+        s=$(sha256sum /run/mcl/seed 2>/dev/null | cut -c1-16)
+        say "info $a $(enc "$h") $r ${s:--}"
+        ;;
+      poweroff) poweroff -f ;;
+      '') ;;
+      *) say "error $a $(enc "unknown command $cmd")" ;;
+    esac
+  done
+}
+
+case "$1" in
+  setup) setup ;;
+  serve) serve ;;
+  *) echo "usage: mcl-agent setup|serve" >&2; exit 2 ;;
+esac

@@ -1,0 +1,136 @@
+// Copy-on-write clones of a template.
+//
+// A clone is a QEMU process with the template's exact machine and device
+// layout whose RAM is a private (MAP_PRIVATE) mapping of the template's RAM
+// file and whose device state streams in from the template's state file
+// (`-incoming` with x-ignore-shared). Pages are copied only when the clone
+// writes them, so idle clones share almost all guest memory.
+//
+// After the state is loaded QEMU continues the guest, which wakes up inside
+// the agent's read loop. The host connects to the control port and repeats a
+// nonce'd hello until the agent answers (see ControlChannel.handshake).
+
+import { readFile, unlink } from 'node:fs/promises';
+import { execa } from 'execa';
+import { ControlChannel } from './control';
+import { readMemory } from './memory';
+import { qemuArgs, requireQemu } from './qemu';
+import { QmpClient } from './qmp';
+import { layoutOf } from './template';
+import type { Clone, CloneExit, CloneOptions, GuestIdentity, Template } from './types';
+
+export class CloneError extends Error {
+  constructor(message: string, readonly hint?: string) {
+    super(message);
+    this.name = 'CloneError';
+  }
+}
+
+/**
+ * Starts a clone of `template` and resolves once its agent answered on the
+ * control port. On failure the QEMU process is killed and the promise rejects
+ * with the tail of QEMU's stderr and the console log.
+ */
+export async function forkClone(template: Template, options: CloneOptions): Promise<Clone> {
+  const qemu = requireQemu();
+  if (options.dataPortSockets.length > template.spec.portSlots) {
+    throw new CloneError(
+      `clone ${options.name}: ${options.dataPortSockets.length} data port sockets but template ${template.id} has ${template.spec.portSlots} slots`,
+      'use a template with enough port slots',
+    );
+  }
+  const qmpSocket = options.qmpSocket ?? `${options.controlSocket}.qmp`;
+  // Stale sockets from a previous process at the same path would make QEMU fail to listen.
+  for (const p of [options.controlSocket, qmpSocket, ...options.dataPortSockets]) if (p) await unlink(p).catch(() => undefined);
+  const args = qemuArgs(layoutOf(template), {
+    name: options.name,
+    shareMemory: false,
+    controlSocket: options.controlSocket,
+    dataPortSockets: options.dataPortSockets,
+    logFile: options.logFile,
+    qmpSocket,
+    pidFile: options.pidFile,
+    incomingStatePath: template.statePath,
+    paused: options.paused,
+  });
+  const start = Date.now();
+  const proc = execa(qemu, args, { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => {
+    if (stderr.length < 16_384) stderr += d.toString();
+  });
+  let exit: CloneExit | null = null;
+  const exited: Promise<CloneExit> = proc.then((r) => {
+    exit = { code: r.exitCode ?? null, signal: r.signal ?? null };
+    return exit;
+  });
+  const pid = proc.pid;
+  if (pid === undefined) {
+    await exited;
+    throw new CloneError(`clone ${options.name}: QEMU did not start: ${stderr.trim()}`, 'run `mclc doctor`');
+  }
+  const failure = async (what: string) => {
+    const log = await readFile(options.logFile, 'utf8').catch(() => '');
+    const detail = (stderr + log).split('\n').filter(Boolean).slice(-10).join('\n');
+    return new CloneError(`clone ${options.name}: ${what}${detail ? `\n${detail}` : ''}`, `see ${options.logFile}`);
+  };
+  const died = exited.then(async (e) => {
+    throw await failure(`QEMU exited while starting (${e.signal ?? `exit code ${e.code}`})`);
+  });
+  died.catch(() => undefined);
+
+  let qmp: QmpClient | null = null;
+  let control: ControlChannel | null = null;
+  const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
+  try {
+    [qmp, control] = await Promise.race([
+      Promise.all([
+        QmpClient.connect(qmpSocket, { timeoutMs: readyTimeoutMs, signal: options.signal }),
+        ControlChannel.connect(options.controlSocket, readyTimeoutMs, options.signal),
+      ]),
+      died,
+    ]);
+    if (!options.paused) await Promise.race([control.handshake(Math.max(1_000, readyTimeoutMs - (Date.now() - start))), died]);
+  } catch (err) {
+    qmp?.close();
+    control?.close();
+    proc.kill('SIGKILL');
+    await exited;
+    throw err instanceof CloneError ? err : await failure((err as Error).message);
+  }
+  const readyMs = Date.now() - start;
+  const q = qmp;
+  const c = control;
+  exited.then(() => {
+    q.close();
+    c.close();
+  });
+
+  const clone: Clone = {
+    name: options.name,
+    pid,
+    template,
+    qmp: q,
+    control: c,
+    readyMs,
+    sendIdentity: (identity: GuestIdentity, timeoutMs?: number) => c.sendIdentity(identity, timeoutMs),
+    async resume() {
+      // A paused clone is still loading or waiting in `inmigrate`/`prelaunch`; `cont` once loading completed.
+      for (;;) {
+        const st = await q.execute<{ status: string }>('query-status');
+        if (st.status !== 'inmigrate') break;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      await q.execute('cont');
+      await c.handshake(readyTimeoutMs);
+    },
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (exit) return exit;
+      proc.kill(signal);
+      return exited;
+    },
+    exited,
+    memory: () => readMemory(pid),
+  };
+  return clone;
+}

@@ -1,0 +1,89 @@
+// Doctor data: what the substrate needs on this host and whether it is there.
+
+import { constants, existsSync } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { execa } from 'execa';
+import { findBusybox, resolveKernel } from '../image/index';
+import { probeAccelerator } from './accel';
+import { cacheDir, findQemu, freeBytes, shmDir } from './paths';
+import { qemuVersion } from './qemu';
+import type { AccelProbe, CacheOptions, DoctorCheck, DoctorReport } from './types';
+
+const INSTALL = 'run backends/kvm/scripts/install-deps.sh (as root)';
+
+/** Gathers the report; never throws (a failing probe becomes a failed check). */
+export async function doctor(options: CacheOptions & { probe?: boolean } = {}): Promise<DoctorReport> {
+  const checks: DoctorCheck[] = [];
+  const qemuPath = findQemu();
+  const version = await qemuVersion().catch(() => null);
+  checks.push(
+    qemuPath && version
+      ? { name: 'qemu', ok: true, detail: `${qemuPath} ${version}` }
+      : { name: 'qemu', ok: false, detail: 'qemu-system-x86_64 not found', hint: INSTALL },
+  );
+
+  let kernel: { path: string | null; release: string | null } = { path: null, release: null };
+  try {
+    const k = await resolveKernel('debian-cloud');
+    kernel = { path: k.path, release: k.release };
+    checks.push({ name: 'kernel', ok: true, detail: `${k.path} (${k.release})` });
+  } catch (err) {
+    checks.push({ name: 'kernel', ok: false, detail: (err as Error).message, hint: INSTALL });
+  }
+  if (kernel.release) {
+    const dep = `/lib/modules/${kernel.release}/modules.dep`;
+    checks.push(existsSync(dep) ? { name: 'modules', ok: true, detail: dep } : { name: 'modules', ok: false, detail: `${dep} missing`, hint: INSTALL });
+  }
+
+  let busybox: { path: string | null; version: string | null } = { path: null, version: null };
+  try {
+    const p = await findBusybox();
+    const r = await execa(p, [], { reject: false });
+    busybox = { path: p, version: /BusyBox v([^\s]+)/.exec(r.stdout)?.[1] ?? null };
+    checks.push({ name: 'busybox', ok: true, detail: `${p} ${busybox.version ?? ''}`.trim() });
+  } catch (err) {
+    checks.push({ name: 'busybox', ok: false, detail: (err as Error).message, hint: INSTALL });
+  }
+
+  const devicePresent = existsSync('/dev/kvm');
+  const accessible = devicePresent && (await access('/dev/kvm', constants.R_OK | constants.W_OK).then(() => true, () => false));
+  checks.push({
+    name: 'kvm-device',
+    ok: accessible,
+    detail: devicePresent ? (accessible ? '/dev/kvm is accessible' : '/dev/kvm is not accessible') : '/dev/kvm does not exist',
+    hint: accessible ? undefined : 'guests run under TCG emulation (slower); enable KVM or add the user to the kvm group',
+  });
+
+  let accelerator: AccelProbe | null = null;
+  if (options.probe !== false && qemuPath && kernel.path) {
+    try {
+      accelerator = await probeAccelerator(options);
+      checks.push({ name: 'accelerator', ok: true, detail: `${accelerator.accel}: ${accelerator.reason}` });
+    } catch (err) {
+      checks.push({ name: 'accelerator', ok: false, detail: `probe failed: ${(err as Error).message}` });
+    }
+  }
+
+  const vhostVsock = existsSync('/dev/vhost-vsock');
+  checks.push({ name: 'vhost-vsock', ok: true, detail: vhostVsock ? 'available (not needed: ports use virtio-serial)' : 'not available (not needed: ports use virtio-serial)' });
+
+  const shm = shmDir();
+  const free = freeBytes(shm);
+  checks.push(
+    free !== null
+      ? { name: 'shm', ok: free > 256 * 1024 * 1024, detail: `${shm}: ${Math.round(free / 1048576)} MiB free for template RAM`, hint: free > 256 * 1024 * 1024 ? undefined : 'set MCL_SHM_DIR to a larger tmpfs' }
+      : { name: 'shm', ok: false, detail: `${shm} is not readable`, hint: 'set MCL_SHM_DIR to a tmpfs directory' },
+  );
+
+  return {
+    qemu: { path: qemuPath, version },
+    kernel,
+    busybox,
+    kvm: { devicePresent, accessible },
+    accelerator,
+    vhostVsock,
+    cacheDir: cacheDir(options),
+    shmDir: shm,
+    checks,
+  };
+}

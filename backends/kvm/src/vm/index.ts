@@ -1,0 +1,86 @@
+// The VM substrate of the KVM backend: images, templates, copy-on-write
+// clones, the guest control channel, QMP, the accelerator probe, memory
+// accounting and doctor data.
+//
+// Typical use by the lifecycle code:
+//
+//   const image = await buildImage(plan.images[0]);                 // cached by content
+//   const tpl = await ensureTemplate({ id, image, memoryBytes, vcpus, portSlots }); // cached on disk
+//   const clone = await forkClone(tpl, {
+//     name: 'shop.app#0',
+//     controlSocket: '/run/.../app-0.ctl',
+//     dataPortSockets: ['/run/.../app-0.p1', '/run/.../app-0.p2'],   // slot 1, slot 2
+//     logFile: '/run/.../app-0.log',
+//   });                                                             // resolves once the agent answered
+//   await clone.sendIdentity({ instanceId: 'shop.app', clone: 0, ports, program });
+//   clone.control.on('exit', ({ status }) => ...);                  // the program ended
+//   clone.exited.then(...);                                         // QEMU ended
+//   await clone.kill();
+//
+// Socket roles: QEMU listens on every port socket (`server=on,wait=off`); the
+// broker connects to data ports as a client and may reconnect at any time (for
+// example after a clone was replaced at the same path). Until a client is
+// connected, guest writes to the port block and reads see end-of-file.
+// Inside the guest each data port appears as /dev/mcl/<port name> once the
+// identity was sent; spec/guest.md documents the control protocol.
+
+export type {
+  AccelName,
+  AccelProbe,
+  BuildImageOptions,
+  BuiltImage,
+  CacheOptions,
+  Clone,
+  CloneExit,
+  CloneOptions,
+  DoctorCheck,
+  DoctorReport,
+  GuestIdentity,
+  ImageSpec,
+  MachineType,
+  MemoryUsage,
+  Template,
+  TemplateOptions,
+  TemplateSpec,
+} from './types';
+
+/** QMP client (JSON over a unix socket): commands matched by id, events, timeouts. */
+export { QmpClient, QmpError, connectUnix, type QmpEvent, type QmpConnectOptions } from './qmp';
+
+/** Host end of the control port: handshake, ping, identity, program exit events. */
+export { ControlChannel, ControlError, type ProgramExit } from './control';
+
+/**
+ * Builds (or takes from the cache) the reproducible initramfs of an image:
+ * busybox-static, the virtio modules, the guest agent, the broker's guest tools.
+ * Building twice gives identical bytes; the second build is a cache hit.
+ */
+export { buildImage, resolveKernel } from '../image/index';
+
+/**
+ * `ensureTemplate(spec, options)`: returns the cached template for the spec or
+ * cold-boots one, waits for the agent, stops it and saves its device state.
+ * `removeTemplate(template)` deletes its files (no clone may be running).
+ */
+export { ensureTemplate, removeTemplate, listTemplates } from './template';
+
+/**
+ * `forkClone(template, options)`: starts a copy-on-write clone of the template
+ * and resolves once its agent answered the control handshake (retried).
+ */
+export { forkClone } from './clone';
+
+/**
+ * `probeAccelerator()`: a short KVM boot with a timeout; `tcg` with a reason
+ * when KVM is missing or hangs. Cached per host boot.
+ */
+export { probeAccelerator } from './accel';
+
+/** `readMemory(pid)`: RSS, PSS, private and shared bytes from /proc/<pid>/smaps_rollup. */
+export { readMemory, readCpuMs } from './memory';
+
+/** `doctor()`: QEMU, kernel, busybox, /dev/kvm, accelerator, vhost-vsock, cache and shm directories. */
+export { doctor } from './doctor';
+
+/** Cache and runtime directories (`$MCL_CACHE_DIR`, `$MCL_SHM_DIR`). */
+export { cacheDir, shmDir, findQemu } from './paths';

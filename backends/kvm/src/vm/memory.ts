@@ -1,0 +1,34 @@
+// Memory and CPU accounting of QEMU processes, from /proc.
+
+import { readFile } from 'node:fs/promises';
+import type { MemoryUsage } from './types';
+
+/** Parses the text of /proc/<pid>/smaps_rollup (values are in kB). */
+export function parseSmapsRollup(text: string): MemoryUsage {
+  const kb = (key: string): number => {
+    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text);
+    return m ? Number(m[1]) * 1024 : 0;
+  };
+  return {
+    rss: kb('Rss'),
+    pss: kb('Pss'),
+    private: kb('Private_Clean') + kb('Private_Dirty'),
+    shared: kb('Shared_Clean') + kb('Shared_Dirty'),
+    swap: kb('Swap'),
+  };
+}
+
+/** RSS, PSS, private and shared bytes of a process; rejects when the process is gone. */
+export async function readMemory(pid: number): Promise<MemoryUsage> {
+  return parseSmapsRollup(await readFile(`/proc/${pid}/smaps_rollup`, 'utf8'));
+}
+
+/** User + system CPU time of a process in ms (from /proc/<pid>/stat, clock ticks assumed 100/s). */
+export async function readCpuMs(pid: number): Promise<number> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // The command name is in parentheses and may contain spaces; fields follow the last ')'.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return (utime + stime) * 10;
+}
