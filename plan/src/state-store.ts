@@ -190,10 +190,17 @@ export function processAlive(pid: number, startTime: number | null): boolean {
     // EPERM means the process exists but belongs to someone else.
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  if (startTime === null) return true;
-  const actual = processStartTime(pid);
-  // A zombie still has its stat entry; it is dead for our purposes only once reaped, which is fine.
-  return actual === null ? true : actual === startTime;
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return true; // No /proc: trust the signal probe.
+  }
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // A zombie (or a dead task) has exited; only its parent has not reaped it yet.
+  // Orphans reparented to an init that does not reap stay zombies for good.
+  if (rest[0] === 'Z' || rest[0] === 'X') return false;
+  return startTime === null || Number(rest[19]) === startTime;
 }
 
 // ---------------------------------------------------------------------------
