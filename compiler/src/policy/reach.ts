@@ -155,9 +155,10 @@ function checkOnlyFrom(
 }
 
 /**
- * The entry points of the graph: the instances of source strongly connected
- * components (nothing outside their component leads into them, so they act on
- * their own initiative). Computed once per run.
+ * The entry instances of the graph: the instances of source strongly
+ * connected components (no channel from another component and no exposure
+ * leads into them, so they act on their own initiative). Together with
+ * `outside` they are where paths start. Computed once per run.
  */
 const rootsCache = new WeakMap<Context, number[]>();
 export function entryInstances(ctx: Context): number[] {
@@ -166,6 +167,8 @@ export function entryInstances(ctx: Context): number[] {
   const g = ctx.graph;
   const { comp, count } = stronglyConnected(g, g.n);
   const entered = new Uint8Array(count);
+  // Exposed instances are entered from outside, which is searched from anyway.
+  for (let i = g.start[g.n]; i < g.start[g.n + 1]; i++) entered[comp[g.to[i]]] = 1;
   for (let u = 0; u < g.n; u++) {
     for (let i = g.start[u]; i < g.start[u + 1]; i++) {
       const v = g.to[i];
@@ -311,7 +314,8 @@ export function checkExposedOnly(ctx: Context, sr: ScopedRule, rule: ExposedOnly
     exact.has(exposureKey(x.instance, x.port)) || below.some((b) => x.instance.startsWith(b.prefix) && x.port === b.port);
   const extra = inRule.filter((x) => !allowed(x));
   const listText = `[${rule.ports.map((p) => `${p.instance.name}.${p.port.name}`).join(', ')}]`;
-  for (const x of extra) {
+  // With an unresolved entry the list is not what the author meant, so only the entry itself is reported.
+  for (const x of unresolved ? [] : extra) {
     const steps: Counterexample = [{ note: exposureNote(x) }, { instance: x.instance }];
     report(ctx, {
       code: 'MCL0504',
