@@ -14,10 +14,31 @@ import { readFile, unlink } from 'node:fs/promises';
 import { execa } from 'execa';
 import { ControlChannel } from './control';
 import { readMemory } from './memory';
-import { qemuArgs, requireQemu } from './qemu';
+import { qemuArgs, requireQemu, shQuote } from './qemu';
 import { QmpClient } from './qmp';
 import { layoutOf } from './template';
 import type { Clone, CloneExit, CloneOptions, GuestIdentity, Template } from './types';
+
+/**
+ * Loads the template's device state into a QEMU started with `-incoming
+ * defer`. The template was stopped when saved, so the clone stays paused after
+ * loading; `cont` runs it unless the caller asked for a paused clone.
+ */
+async function loadState(qmp: QmpClient, statePath: string, run: boolean, timeoutMs: number): Promise<void> {
+  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+  await qmp.execute('migrate-incoming', { uri: `exec:cat ${shQuote(statePath)}` });
+  // QEMU 7.2 emits no MIGRATION event for the end of an incoming migration: poll (it takes a few ms).
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const st = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+    if (st.status === 'completed') break;
+    if (st.status === 'failed' || st.status === 'cancelled' || Date.now() > deadline) {
+      throw new CloneError(`loading the template state failed: ${st['error-desc'] ?? st.status}`, 'rebuild the template (its files may be damaged)');
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  if (run) await qmp.execute('cont');
+}
 
 export class CloneError extends Error {
   constructor(message: string, readonly hint?: string) {
@@ -90,6 +111,7 @@ export async function forkClone(template: Template, options: CloneOptions): Prom
       ]),
       died,
     ]);
+    await Promise.race([loadState(qmp, template.statePath, !options.paused, readyTimeoutMs), died]);
     if (!options.paused) await Promise.race([control.handshake(Math.max(1_000, readyTimeoutMs - (Date.now() - start))), died]);
   } catch (err) {
     qmp?.close();
@@ -115,12 +137,6 @@ export async function forkClone(template: Template, options: CloneOptions): Prom
     readyMs,
     sendIdentity: (identity: GuestIdentity, timeoutMs?: number) => c.sendIdentity(identity, timeoutMs),
     async resume() {
-      // A paused clone is still loading or waiting in `inmigrate`/`prelaunch`; `cont` once loading completed.
-      for (;;) {
-        const st = await q.execute<{ status: string }>('query-status');
-        if (st.status !== 'inmigrate') break;
-        await new Promise((r) => setTimeout(r, 2));
-      }
       await q.execute('cont');
       await c.handshake(readyTimeoutMs);
     },

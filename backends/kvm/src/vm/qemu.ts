@@ -29,7 +29,7 @@ export interface QemuInstanceArgs {
   logFile: string;
   qmpSocket: string;
   pidFile?: string;
-  /** Device state file to load (a clone). */
+  /** Device state file the caller will load over QMP (a clone): adds `-incoming defer`. */
   incomingStatePath?: string;
   /** Stay paused after loading the state. */
   paused?: boolean;
@@ -76,8 +76,9 @@ export function qemuArgs(layout: QemuLayout, inst: QemuInstanceArgs): string[] {
   args.push('-qmp', `unix:${opt(inst.qmpSocket)},server=on,wait=off`);
   if (inst.pidFile) args.push('-pidfile', inst.pidFile);
   if (inst.incomingStatePath) {
-    // Set on the command line so the state can stream in at once; RAM stays in the shared file.
-    args.push('-global', 'migration.x-ignore-shared=on', '-incoming', `exec:cat ${shQuote(inst.incomingStatePath)}`);
+    // The state is loaded over QMP (migrate-incoming) after x-ignore-shared is set: QEMU 7.2 has no
+    // command-line property for that capability. -S keeps a clone paused after loading.
+    args.push('-incoming', 'defer');
     if (inst.paused) args.push('-S');
   }
   return args;
