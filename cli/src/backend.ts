@@ -272,7 +272,8 @@ const ERROR_KINDS: readonly string[] = ['failure', 'stale', 'locked', 'usage'];
 
 /** True for an expected backend failure (see `BackendError`), whatever class it was built with. */
 export function isBackendError(e: unknown): e is BackendError {
-  return e instanceof Error && typeof (e as { kind?: unknown }).kind === 'string' && ERROR_KINDS.includes((e as { kind: string }).kind);
+  const kind = e instanceof Error ? (e as unknown as { kind?: unknown }).kind : undefined;
+  return typeof kind === 'string' && ERROR_KINDS.includes(kind);
 }
 
 // ---------------------------------------------------------------------------

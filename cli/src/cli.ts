@@ -1,0 +1,212 @@
+// The `mclc` command line: option parsing, help with examples, and the
+// top-level handler that turns every failure into a message and an exit code.
+// Expected failures (CliError) print their message and hint; anything else is
+// a bug in mclc and prints "internal error" with a bug-report hint.
+
+import { Command, CommanderError, Option } from 'commander';
+import type { Context } from './context';
+import { CliError, EXIT_CODE_HELP, ExitCode, type ExitCodeValue } from './exit';
+import { MCLC_VERSION } from './version';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function examples(...lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
+}
+
+/** Options shared by commands that compile sources. */
+function sourceOptions(cmd: Command): Command {
+  return cmd
+    .option('--root <dir>', 'workspace root that module paths resolve from (default: the common directory of the paths)')
+    .option('--target <name>', 'target to plan for, overriding the `deploy` statement')
+    .option('--system <name>', 'root system, overriding the `deploy` statement');
+}
+
+function lifecycleOptions(cmd: Command): Command {
+  return cmd
+    .option('--root <dir>', 'workspace whose deployment to act on (default: the nearest directory with a .mcl/ at or above the current one)')
+    .option('--state <file>', 'state file (default: <root>/.mcl/state.json)')
+    .option('--lock-timeout <duration>', 'wait this long for a state lock held by another process (e.g. 30s)', '0s');
+}
+
+export async function run(argv: string[], ctx: Context): Promise<number> {
+  let result: ExitCodeValue = ExitCode.Ok;
+  const set = (p: Promise<ExitCodeValue>) => p.then((c) => void (result = c));
+
+  const program = new Command('mclc')
+    .description('Compile, check, plan and deploy MacroComponents: components isolated in copy-on-write micro-VMs.')
+    .version(MCLC_VERSION, '-V, --version', 'print the version of mclc')
+    .helpOption('-h, --help', 'show help for a command')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => ctx.out(s), writeErr: (s) => ctx.err(s), outputError: (s, write) => write(s) })
+    .addHelpText(
+      'after',
+      examples(
+        'mclc validate examples/webstack',
+        'mclc plan examples/webstack --out shop.plan',
+        'mclc apply shop.plan --root examples/webstack',
+        'mclc status --root examples/webstack',
+      ) +
+        '\nEnvironment:\n  MCL_STDLIB         directory of the standard library (default: the stdlib/ shipped with mclc)\n' +
+        '  MCL_IN_AUTOMATION  or CI: no colours and no prompts\n  NO_COLOR           no colours\n\n' +
+        EXIT_CODE_HELP +
+        '\n',
+    );
+
+  sourceOptions(
+    program
+      .command('validate')
+      .summary('check sources: syntax, types, wiring and policies')
+      .description('Check .mcl sources (files, or directories searched for .mcl files) without building a plan.')
+      .argument('[paths...]', '.mcl files or directories (default: the current directory)'),
+  )
+    .option('--json', 'print diagnostics as JSON (same as --format json)')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json', 'sarif']).default('text'))
+    .addHelpText(
+      'after',
+      examples('mclc validate', 'mclc validate examples/webstack --json', 'mclc validate . --format sarif > mcl.sarif') +
+        '\nExit codes: 0 valid, 1 invalid source, 3 only policy violations (MCL05xx).\n',
+    )
+    .action(async (paths: string[], o) => set(import('./commands/compile-commands').then((m) => m.validateCommand(ctx, paths, o))));
+
+  sourceOptions(
+    program
+      .command('plan')
+      .summary('compute the deployment plan and what it would change')
+      .description('Compile the sources into a deployment plan, compare it with the deployed state and print the changes.')
+      .argument('[paths...]', '.mcl files or directories (default: the current directory)'),
+  )
+    .option('--out <file>', 'write the plan (canonical JSON) to this file for `mclc apply`')
+    .option('--state <file>', 'deployment state to compare with (default: <root>/.mcl/state.json when it exists)')
+    .option('--json', 'print a machine-readable document instead of the human summary')
+    .option('--detailed-exitcode', 'exit with 2 when the plan has changes, 0 when it has none')
+    .option('--exclude <id>', 'leave this instance out of the plan (repeatable)', collect, [])
+    .addHelpText(
+      'after',
+      examples(
+        'mclc plan examples/webstack',
+        'mclc plan examples/webstack --out shop.plan',
+        'mclc plan . --detailed-exitcode --json > changes.json',
+        'mclc plan . --target big-host --exclude web',
+      ) + '\nExit codes: 0 success (no changes with --detailed-exitcode), 1 invalid source, 2 changes pending (--detailed-exitcode), 3 policy violated.\n',
+    )
+    .action(async (paths: string[], o) => set(import('./commands/compile-commands').then((m) => m.planCommand(ctx, paths, o))));
+
+  program
+    .command('show')
+    .summary('print a saved plan')
+    .description('Validate a plan file and print its instances, channels, exposures, checks and resources.')
+    .argument('<planfile>', 'a file written by `mclc plan --out`')
+    .option('--json', 'print the plan as canonical JSON (sensitive parameters redacted)')
+    .addHelpText('after', examples('mclc show shop.plan', 'mclc show shop.plan --json | jq .instances'))
+    .action(async (file: string, o) => set(import('./commands/compile-commands').then((m) => m.showCommand(ctx, file, o))));
+
+  sourceOptions(
+    program
+      .command('graph')
+      .summary('draw the wiring graph (DOT or SVG)')
+      .description('Draw instances, channels and exposures as a Graphviz graph; SVG is rendered locally.')
+      .argument('[paths...]', '.mcl files or directories (default: the current directory)'),
+  )
+    .addOption(new Option('--format <format>', 'output format').choices(['dot', 'svg']).default('dot'))
+    .option('--out <file>', 'write to this file instead of standard output')
+    .option('--exclude <id>', 'leave this instance out (repeatable)', collect, [])
+    .addHelpText('after', examples('mclc graph examples/webstack | dot -Tpng > shop.png', 'mclc graph examples/webstack --format svg --out shop.svg'))
+    .action(async (paths: string[], o) => set(import('./commands/compile-commands').then((m) => m.graphCommand(ctx, paths, o))));
+
+  program
+    .command('fmt')
+    .summary('format .mcl files')
+    .description('Format .mcl files in place, or with --check list the files that are not formatted.')
+    .argument('[paths...]', '.mcl files or directories (default: the current directory)')
+    .option('--check', 'do not write; list unformatted files and exit with 4 if there are any')
+    .addHelpText('after', examples('mclc fmt', 'mclc fmt --check stdlib examples') + '\nExit codes: 0 formatted, 1 a file does not parse, 4 unformatted (--check).\n')
+    .action(async (paths: string[], o) => set(import('./commands/fmt').then((m) => m.fmtCommand(ctx, paths, o))));
+
+  lifecycleOptions(
+    program
+      .command('apply')
+      .summary('bring the deployment to a saved plan')
+      .description('Apply a plan written by `mclc plan --out`: build images, fork instances, wire channels. Only changed instances are replaced.')
+      .argument('<planfile>', 'a file written by `mclc plan --out`'),
+  )
+    .option('--json', 'print progress as JSON lines (one event per line) on standard output')
+    .option('--replace <id>', 'replace this instance even if it did not change (repeatable)', collect, [])
+    .option('--ready-timeout <duration>', 'how long to wait for a guest to become ready', '60s')
+    .option('-v, --verbose', 'print debug events')
+    .addHelpText(
+      'after',
+      examples('mclc plan examples/webstack --out shop.plan && mclc apply shop.plan --root examples/webstack', 'mclc apply shop.plan --json > events.jsonl') +
+        '\nExit codes: 0 applied, 1 invalid plan file, 5 backend failure, 6 stale plan or state locked.\n',
+    )
+    .action(async (file: string, o) => set(import('./commands/lifecycle').then((m) => m.applyCommand(ctx, file, o))));
+
+  lifecycleOptions(program.command('destroy').summary('stop every instance of the deployment').description('Stop every instance, remove runtime files and record an empty state.'))
+    .option('--json', 'print progress as JSON lines on standard output')
+    .option('-v, --verbose', 'print debug events')
+    .addHelpText('after', examples('mclc destroy', 'mclc destroy --root examples/webstack'))
+    .action(async (o) => set(import('./commands/lifecycle').then((m) => m.destroyCommand(ctx, o))));
+
+  lifecycleOptions(program.command('status').summary('show the running deployment').description('Instances, clones, health, memory, CPU, channel counters and violations.'))
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', examples('mclc status', 'mclc status --json | jq ".channels[] | {id, violations}"'))
+    .action(async (o) => set(import('./commands/lifecycle').then((m) => m.statusCommand(ctx, o))));
+
+  lifecycleOptions(
+    program
+      .command('logs')
+      .summary("print an instance's console and program output")
+      .description("Print the guest console and the program output of an instance's clones.")
+      .argument('<instance>', 'instance id, e.g. `app` or `shop.app`'),
+  )
+    .option('-f, --follow', 'keep printing new output until interrupted')
+    .option('--tail <n>', 'print only the last N lines first')
+    .option('--clone <n>', 'only this clone of a replicated instance')
+    .option('--json', 'print one JSON object per line')
+    .addHelpText('after', examples('mclc logs app', 'mclc logs web --clone 1 --follow'))
+    .action(async (id: string, o) => set(import('./commands/lifecycle').then((m) => m.logsCommand(ctx, id, o))));
+
+  program
+    .command('doctor')
+    .summary('check what this host can run')
+    .description('Check QEMU, the accelerator (KVM or TCG), the guest kernel, busybox and shared memory.')
+    .option('--json', 'print the checks as JSON')
+    .addHelpText('after', examples('mclc doctor'))
+    .action(async (o) => set(import('./commands/lifecycle').then((m) => m.doctorCommand(ctx, o))));
+
+  // The supervisor a deployment runs in, started by `apply` as a detached process; not for people.
+  program
+    .command('__supervise', { hidden: true })
+    .argument('<dir>')
+    .action(async (dir: string) => set(import('./commands/lifecycle').then((m) => m.superviseCommand(dir))));
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return result;
+  } catch (e) {
+    return handleError(e, ctx);
+  }
+}
+
+export function handleError(e: unknown, ctx: Context): number {
+  const s = ctx.errStyle;
+  if (e instanceof CommanderError) {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return ExitCode.Ok;
+    // Commander has already printed the message; add a pointer to the help.
+    ctx.err(`Run \`mclc --help\` for usage.\n`);
+    return ExitCode.Invalid;
+  }
+  if (e instanceof CliError) {
+    ctx.err(`${s.red(s.bold('error'))}: ${e.message}\n`);
+    if (e.hint) ctx.err(`  ${s.green('hint')}: ${e.hint}\n`);
+    return e.code;
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  ctx.err(
+    `${s.red(s.bold('internal error'))}: ${err.message}\n` +
+      `  This is a bug in mclc ${MCLC_VERSION}. Please report it with the command you ran and the output below.\n` +
+      (err.stack ? s.dim(err.stack.split('\n').slice(1, 8).join('\n')) + '\n' : ''),
+  );
+  return ExitCode.Internal;
+}

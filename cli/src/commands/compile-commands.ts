@@ -1,0 +1,171 @@
+// The commands that compile sources: validate, plan, graph; and show, which
+// reads a plan file.
+
+import { relative, resolve } from 'node:path';
+import { diffPlan, prettyJson, type Plan } from '@mcl/plan';
+import type { Diagnostic } from '@mcl/language';
+import { compileWorkspace, exitCodeFor, knownDiagnosticCodes, type CompileOutcome } from '../compile';
+import type { Context } from '../context';
+import { CliError, ExitCode, type ExitCodeValue } from '../exit';
+import { writeAtomic } from '../files';
+import { dotToSvg, planToDot } from '../graph/dot';
+import { renderDiagnostics } from '../render/codeframe';
+import { diagnosticsDocument } from '../render/json';
+import { sarifDocument } from '../render/sarif';
+import { computePlanDigest, defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
+import { renderChanges, renderChecks, renderPlan, renderResources } from '../plan-render';
+import { redactPlan } from '../redact';
+import { MCLC_VERSION } from '../version';
+import { absoluteSourcePath, findRepoRoot, resolveWorkspace, toPosix, type Workspace } from '../workspace';
+
+export const PLAN_JSON_FORMAT_VERSION = '1.0';
+
+interface SourceOptions {
+  root?: string;
+  target?: string;
+  system?: string;
+}
+
+function displayPathFor(ctx: Context, out: CompileOutcome, ws: Workspace) {
+  return (file: string) => relative(ctx.cwd, absoluteSourcePath(file, ws.root, out.stdlib)) || file;
+}
+
+function printDiagnostics(ctx: Context, diags: readonly Diagnostic[], out: CompileOutcome, ws: Workspace, countAlways: boolean): void {
+  if (!diags.length && !countAlways) return;
+  ctx.err(
+    renderDiagnostics(diags, {
+      texts: out.texts,
+      displayPath: displayPathFor(ctx, out, ws),
+      style: ctx.errStyle,
+      fileCount: ws.entries.length,
+    }),
+  );
+}
+
+export async function validateCommand(ctx: Context, paths: string[], o: SourceOptions & { json?: boolean; format?: string }): Promise<ExitCodeValue> {
+  const format = o.json ? 'json' : (o.format ?? 'text');
+  if (!['text', 'json', 'sarif'].includes(format)) {
+    throw new CliError(`unknown --format ${JSON.stringify(format)}`, ExitCode.Invalid, 'Use --format text, json or sarif.');
+  }
+  const ws = resolveWorkspace(paths, { root: o.root, cwd: ctx.cwd });
+  const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, emitPlan: false });
+  if (format === 'text') printDiagnostics(ctx, out.diagnostics, out, ws, true);
+  else if (format === 'json') ctx.out(JSON.stringify(diagnosticsDocument(out.diagnostics, { texts: out.texts }), null, 2) + '\n');
+  else {
+    const repo = findRepoRoot(ws.root) ?? ctx.cwd;
+    const artifactPath = (file: string) => toPosix(relative(repo, absoluteSourcePath(file, ws.root, out.stdlib)));
+    const doc = sarifDocument(out.diagnostics, { texts: out.texts, artifactPath, rules: knownDiagnosticCodes(), toolVersion: MCLC_VERSION });
+    ctx.out(JSON.stringify(doc, null, 2) + '\n');
+  }
+  return exitCodeFor(out.diagnostics);
+}
+
+export interface PlanOptions extends SourceOptions {
+  out?: string;
+  state?: string;
+  json?: boolean;
+  detailedExitcode?: boolean;
+  exclude?: string[];
+}
+
+export async function planCommand(ctx: Context, paths: string[], o: PlanOptions): Promise<ExitCodeValue> {
+  const ws = resolveWorkspace(paths, { root: o.root, cwd: ctx.cwd });
+  const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true });
+  const code = exitCodeFor(out.diagnostics);
+  const diagDoc = () => diagnosticsDocument(out.diagnostics, { texts: out.texts });
+  if (!o.json) printDiagnostics(ctx, out.diagnostics, out, ws, false);
+  if (code !== ExitCode.Ok || !out.plan) {
+    if (o.json) ctx.out(JSON.stringify({ format_version: PLAN_JSON_FORMAT_VERSION, valid: false, ...countsOf(diagDoc()), diagnostics: diagDoc().diagnostics }, null, 2) + '\n');
+    if (code === ExitCode.Ok) throw new Error('the compiler reported no errors but returned no plan');
+    return code;
+  }
+
+  const statePath = o.state ? resolve(ctx.cwd, o.state) : defaultStatePath(ws.root);
+  const state = readStateFile(statePath, ctx.cwd, o.state !== undefined);
+  const plan: Plan = { ...out.plan, prior_state: state ? { lineage: state.lineage, serial: state.serial } : null };
+  plan.digests = { ...plan.digests, plan: '' };
+  plan.digests.plan = computePlanDigest(plan);
+  const changes = diffPlan(state ?? null, plan);
+
+  let planFile: string | null = null;
+  if (o.out) {
+    planFile = resolve(ctx.cwd, o.out);
+    writeAtomic(planFile, prettyJson(plan), ctx.cwd);
+  }
+  const shownPlanFile = planFile ? relative(ctx.cwd, planFile) || planFile : null;
+  const shownState = state ? relative(ctx.cwd, statePath) || statePath : null;
+
+  if (o.json) {
+    const shown = redactPlan(plan);
+    const d = diagDoc();
+    ctx.out(
+      JSON.stringify(
+        {
+          format_version: PLAN_JSON_FORMAT_VERSION,
+          valid: true,
+          ...countsOf(d),
+          system: plan.system,
+          target: plan.target,
+          plan_file: shownPlanFile,
+          plan_digest: plan.digests.plan,
+          state_file: shownState,
+          prior_state: plan.prior_state,
+          summary: changes.summary,
+          has_changes: changes.has_changes,
+          changes,
+          checks: shown.checks,
+          resources: shown.resources,
+          diagnostics: d.diagnostics,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
+  } else {
+    const s = ctx.outStyle;
+    const lines: string[] = [];
+    lines.push(`${s.bold('Plan for')} ${plan.system} ${s.dim('on target')} ${plan.target.name} (${plan.target.backend})`);
+    lines.push(s.dim(state ? `compared with the deployment in ${shownState} (serial ${state.serial})` : 'nothing is deployed yet'));
+    lines.push('');
+    const body = renderChanges(changes, s);
+    if (body.length) lines.push(...body, '');
+    lines.push(...renderChecks(plan.checks, s), ...renderResources(plan, s), '');
+    lines.push(s.bold(changes.summary));
+    if (shownPlanFile) {
+      const rootArg = relative(ctx.cwd, ws.root) ? ` --root ${relative(ctx.cwd, ws.root)}` : '';
+      lines.push(`Saved the plan to ${shownPlanFile}. Apply it with: mclc apply ${shownPlanFile}${rootArg}`);
+    }
+    ctx.out(lines.join('\n') + '\n');
+  }
+  if (o.detailedExitcode && changes.has_changes) return ExitCode.Changes;
+  return ExitCode.Ok;
+}
+
+function countsOf(d: { error_count: number; warning_count: number }) {
+  return { error_count: d.error_count, warning_count: d.warning_count };
+}
+
+export async function showCommand(ctx: Context, planFile: string, o: { json?: boolean }): Promise<ExitCodeValue> {
+  const path = resolve(ctx.cwd, planFile);
+  const plan = readPlanFile(path, ctx.cwd);
+  const digestOk = computePlanDigest(plan) === plan.digests.plan;
+  if (!digestOk) ctx.err(`${ctx.errStyle.yellow('warning')}: the plan digest does not match its contents; the file was changed after planning\n`);
+  const shown = redactPlan(plan);
+  ctx.out(o.json ? prettyJson(shown) : renderPlan(shown, ctx.outStyle));
+  return ExitCode.Ok;
+}
+
+export async function graphCommand(ctx: Context, paths: string[], o: SourceOptions & { format?: string; out?: string; exclude?: string[] }): Promise<ExitCodeValue> {
+  const format = o.format ?? 'dot';
+  if (format !== 'dot' && format !== 'svg') throw new CliError(`unknown --format ${JSON.stringify(format)}`, ExitCode.Invalid, 'Use --format dot or svg.');
+  const ws = resolveWorkspace(paths, { root: o.root, cwd: ctx.cwd });
+  const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true });
+  printDiagnostics(ctx, out.diagnostics, out, ws, false);
+  const code = exitCodeFor(out.diagnostics);
+  if (code !== ExitCode.Ok || !out.plan) return code === ExitCode.Ok ? ExitCode.Internal : code;
+  const dot = planToDot(out.plan);
+  const text = format === 'svg' ? await dotToSvg(dot) : dot;
+  if (o.out) writeAtomic(resolve(ctx.cwd, o.out), text, ctx.cwd);
+  else ctx.out(text);
+  return ExitCode.Ok;
+}

@@ -1,0 +1,71 @@
+// `mclc fmt`: formats .mcl files in place with the Prettier plugin, or with
+// --check lists the files that are not formatted (exit code 4). The plugin is
+// loaded only when this command runs, so the rest of the CLI works without it.
+
+import { join, relative } from 'node:path';
+import type { Context } from '../context';
+import { CliError, ExitCode, type ExitCodeValue } from '../exit';
+import { readText, writeAtomic } from '../files';
+import { resolveWorkspace } from '../workspace';
+
+interface Formatter {
+  formatMcl(text: string, opts: { filepath?: string }): Promise<string>;
+}
+
+async function loadFormatter(): Promise<Formatter> {
+  let mod: Partial<Formatter>;
+  try {
+    mod = (await import('@mcl/prettier-plugin')) as Partial<Formatter>;
+  } catch (e) {
+    throw new CliError(
+      `the formatter is not available: @mcl/prettier-plugin could not be loaded (${(e as Error).message.split('\n')[0]})`,
+      ExitCode.Invalid,
+      'Install the workspace dependencies (`npm ci`) and rebuild (`npm run build`).',
+    );
+  }
+  if (typeof mod.formatMcl !== 'function') {
+    throw new CliError('the formatter is not available: @mcl/prettier-plugin does not export formatMcl', ExitCode.Invalid);
+  }
+  return mod as Formatter;
+}
+
+export async function fmtCommand(ctx: Context, paths: string[], o: { check?: boolean }): Promise<ExitCodeValue> {
+  const ws = resolveWorkspace(paths, { cwd: ctx.cwd });
+  const formatter = await loadFormatter();
+  const s = ctx.errStyle;
+  let unformatted = 0;
+  let changed = 0;
+  let failed = 0;
+  for (const entry of ws.entries) {
+    const abs = join(ws.root, entry);
+    const shown = relative(ctx.cwd, abs) || abs;
+    const text = readText(abs, ctx.cwd);
+    let formatted: string;
+    try {
+      formatted = await formatter.formatMcl(text, { filepath: abs });
+    } catch (e) {
+      failed++;
+      const err = e as Error & { loc?: { start: { line: number; column: number } } };
+      const at = err.loc ? `:${err.loc.start.line}:${err.loc.start.column}` : '';
+      ctx.err(`${shown}${at}: ${s.red('error')}: cannot format: ${err.message.split('\n')[0]}\n`);
+      continue;
+    }
+    if (formatted === text) continue;
+    if (o.check) {
+      unformatted++;
+      ctx.out(`${shown}\n`);
+    } else {
+      writeAtomic(abs, formatted, ctx.cwd);
+      changed++;
+      ctx.out(`${shown}\n`);
+    }
+  }
+  const total = ws.entries.length;
+  if (o.check) {
+    ctx.err(unformatted ? `${unformatted} of ${total} files are not formatted; run \`mclc fmt\` to format them.\n` : `All ${total} files are formatted.\n`);
+  } else {
+    ctx.err(`Formatted ${changed} of ${total} files.\n`);
+  }
+  if (failed) return ExitCode.Invalid;
+  return unformatted ? ExitCode.Unformatted : ExitCode.Ok;
+}

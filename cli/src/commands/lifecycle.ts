@@ -1,0 +1,314 @@
+// The lifecycle commands (apply, destroy, status, logs, doctor, and the hidden
+// __supervise) delegate to the backend behind cli/src/backend.ts. The backend
+// module is imported only when one of them runs, so compiling, planning and
+// formatting work even where the backend is missing or broken.
+
+import { resolve, relative } from 'node:path';
+import { diffPlan } from '@mcl/plan';
+import {
+  BACKEND_FUNCTIONS,
+  isBackendError,
+  type BackendEvent,
+  type BackendModule,
+  type BackendOptions,
+  type LogLine,
+  type StatusReport,
+} from '../backend';
+import type { Context } from '../context';
+import { CliError, ExitCode, type ExitCodeValue } from '../exit';
+import { formatBytes, plural } from '../io';
+import { computePlanDigest, defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
+import { lifecycleRoot } from '../workspace';
+
+export interface LifecycleOptions {
+  root?: string;
+  state?: string;
+  lockTimeout?: string;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+/** Loads the backend module, checking that it has every function of the interface. */
+export async function loadBackend(): Promise<BackendModule> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import('@mcl/backend-kvm')) as Record<string, unknown>;
+  } catch (e) {
+    throw new CliError(
+      `the KVM backend could not be loaded: ${(e as Error).message.split('\n')[0]}`,
+      ExitCode.BackendFailure,
+      'Install the workspace dependencies (`npm ci`) and rebuild (`npm run build`).',
+    );
+  }
+  const missing = BACKEND_FUNCTIONS.filter((f) => typeof mod[f] !== 'function');
+  if (missing.length) {
+    throw new CliError(`the KVM backend in this build is incomplete: it does not provide ${missing.join(', ')}`, ExitCode.BackendFailure);
+  }
+  return mod as unknown as BackendModule;
+}
+
+/** Parses `500ms`, `30s`, `2min`, `1h` or a bare number of seconds into milliseconds. */
+export function parseDuration(text: string, option: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|min|m|h)?$/.exec(text.trim());
+  if (!m) throw new CliError(`${option} ${JSON.stringify(text)} is not a duration`, ExitCode.Invalid, 'Write it like 500ms, 30s, 2min or 1h.');
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'h' ? 3_600_000 : 60_000;
+  return Math.round(n * factor);
+}
+
+/** The command that starts the supervisor: this very program, however it was started. */
+export function supervisorCommand(): string[] {
+  return [process.execPath, ...process.execArgv, resolve(process.argv[1] ?? '')];
+}
+
+/** An AbortSignal fired by the first SIGINT or SIGTERM; a second one exits at once. */
+export function interruptSignal(ctx: Context): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130);
+    ctx.err(`\nmclc: ${sig} received; stopping at the next safe point (press Ctrl-C again to quit at once)\n`);
+    controller.abort(new Error(`interrupted by ${sig}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+function backendOptions(ctx: Context, o: LifecycleOptions, signal: AbortSignal): BackendOptions {
+  const workspace = lifecycleRoot(o.root, ctx.cwd);
+  return {
+    workspace,
+    stateFile: o.state ? resolve(ctx.cwd, o.state) : defaultStatePath(workspace),
+    lockTimeoutMs: o.lockTimeout ? parseDuration(o.lockTimeout, '--lock-timeout') : 0,
+    supervisorCommand: supervisorCommand(),
+    signal,
+    automation: ctx.automation,
+  };
+}
+
+const EXIT_FOR_KIND = { failure: ExitCode.BackendFailure, stale: ExitCode.StaleOrLocked, locked: ExitCode.StaleOrLocked, usage: ExitCode.Invalid } as const;
+
+/** Runs a backend call, turning its failures into exit codes and messages. */
+async function guarded(ctx: Context, json: boolean, body: () => Promise<ExitCodeValue>): Promise<ExitCodeValue> {
+  try {
+    return await body();
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    if (isBackendError(e)) {
+      if (json) ctx.out(JSON.stringify({ type: 'error', kind: e.kind, message: e.message, hint: e.hint ?? null }) + '\n');
+      throw new CliError(e.message, EXIT_FOR_KIND[e.kind], e.hint);
+    }
+    // Anything else from the backend is still a backend failure, not a crash of mclc.
+    const err = e as Error;
+    if (json) ctx.out(JSON.stringify({ type: 'error', kind: 'failure', message: String(err?.message ?? err) }) + '\n');
+    const detail = ctx.env.MCL_DEBUG && err?.stack ? `\n${err.stack}` : '';
+    throw new CliError(
+      `the backend failed: ${err?.message ?? String(e)}${detail}`,
+      ExitCode.BackendFailure,
+      'Run `mclc doctor` to check the host; set MCL_DEBUG=1 for details.',
+    );
+  }
+}
+
+function eventPrinter(ctx: Context, o: LifecycleOptions): (ev: BackendEvent) => void {
+  const s = ctx.errStyle;
+  return (ev) => {
+    if (o.json) {
+      ctx.out(JSON.stringify({ '@timestamp': new Date().toISOString(), ...ev }) + '\n');
+      return;
+    }
+    if (ev.type === 'debug' && !o.verbose) return;
+    const subject = ev.instance
+      ? `${ev.instance}${ev.clone !== undefined ? `#${ev.clone}` : ''}`
+      : (ev.channel ?? ev.template ?? ev.image ?? (ev.host_port !== undefined ? `tcp ${ev.host_port}` : undefined));
+    const prefix = subject ? `${s.bold(subject)}: ` : '';
+    const text = ev.type === 'warning' ? `${s.yellow('warning')}: ${ev.message}` : ev.type === 'phase' ? s.dim(ev.message) : ev.message;
+    ctx.err(`${prefix}${text}\n`);
+  };
+}
+
+export async function applyCommand(
+  ctx: Context,
+  planFile: string,
+  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string },
+): Promise<ExitCodeValue> {
+  const plan = readPlanFile(resolve(ctx.cwd, planFile), ctx.cwd);
+  if (computePlanDigest(plan) !== plan.digests.plan) {
+    throw new CliError(
+      `${planFile}: the plan digest does not match its contents; the file was changed after planning`,
+      ExitCode.Invalid,
+      'Plan again with `mclc plan --out FILE`; plan files must not be edited.',
+    );
+  }
+  if (plan.target.backend !== 'kvm') {
+    throw new CliError(`the plan targets the ${plan.target.backend} backend, which this mclc cannot apply`, ExitCode.Invalid, 'Plan for a target with `backend kvm`.');
+  }
+  const backend = await loadBackend();
+  const interrupt = interruptSignal(ctx);
+  try {
+    const opts = backendOptions(ctx, o, interrupt.signal);
+    if (!o.json) {
+      const state = readStateFile(opts.stateFile, ctx.cwd, false);
+      const changes = diffPlan(state ?? null, plan);
+      ctx.err(`Applying ${plan.system} to ${relative(ctx.cwd, opts.workspace) || '.'}: ${changes.summary}\n`);
+    }
+    return await guarded(ctx, !!o.json, async () => {
+      const result = await backend.apply(
+        plan,
+        { ...opts, replace: o.replace ?? [], readyTimeoutMs: o.readyTimeout ? parseDuration(o.readyTimeout, '--ready-timeout') : 60_000 },
+        eventPrinter(ctx, o),
+      );
+      if (o.json) {
+        ctx.out(JSON.stringify({ '@timestamp': new Date().toISOString(), type: 'result', ...result, state: { lineage: result.state.lineage, serial: result.state.serial } }) + '\n');
+      } else {
+        const s = ctx.outStyle;
+        const lines = [
+          s.green(s.bold('Apply complete:')) +
+            ` ${result.created.length} created, ${result.replaced.length} replaced, ${result.deleted.length} destroyed, ${result.unchanged.length} unchanged` +
+            ` in ${(result.elapsed_ms / 1000).toFixed(1)}s (accelerator ${result.accelerator.name}).`,
+        ];
+        if (result.accelerator.note) lines.push(`  ${result.accelerator.note}`);
+        for (const e of result.exposures) lines.push(`  exposed: tcp ${e.host_port} -> ${e.instance}.${e.port}`);
+        lines.push(`  state serial ${result.state.serial}; see \`mclc status\`.`);
+        ctx.out(lines.join('\n') + '\n');
+      }
+      return ExitCode.Ok;
+    });
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+export async function destroyCommand(ctx: Context, o: LifecycleOptions): Promise<ExitCodeValue> {
+  const backend = await loadBackend();
+  const interrupt = interruptSignal(ctx);
+  try {
+    const opts = backendOptions(ctx, o, interrupt.signal);
+    return await guarded(ctx, !!o.json, async () => {
+      const result = await backend.destroy(opts, eventPrinter(ctx, o));
+      if (o.json) ctx.out(JSON.stringify({ '@timestamp': new Date().toISOString(), type: 'result', ...result, state: result.state && { lineage: result.state.lineage, serial: result.state.serial } }) + '\n');
+      else if (result.state === null && result.destroyed.length === 0) ctx.out('Nothing is deployed; nothing to destroy.\n');
+      else ctx.out(`${ctx.outStyle.bold('Destroy complete:')} ${plural(result.destroyed.length, 'instance')} stopped in ${(result.elapsed_ms / 1000).toFixed(1)}s.\n`);
+      return ExitCode.Ok;
+    });
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+export function renderStatus(r: StatusReport, ctx: Context): string {
+  const s = ctx.outStyle;
+  if (!r.deployed) return 'Nothing is deployed.\n';
+  const lines: string[] = [];
+  const sup = r.supervisor.running ? s.green(`running (pid ${r.supervisor.pid ?? '?'})`) : s.red('not running');
+  lines.push(`${s.bold(r.system ?? '?')}  serial ${r.serial}  supervisor ${sup}${r.accelerator ? `  accelerator ${r.accelerator.name}` : ''}`);
+  if (r.accelerator?.note) lines.push(s.dim(`  ${r.accelerator.note}`));
+  lines.push('', s.bold('Instances:'));
+  for (const i of r.instances) {
+    const health = i.health === 'healthy' ? s.green(i.health) : i.health === 'degraded' ? s.yellow(i.health) : s.red(i.health);
+    lines.push(`  ${s.bold(i.id)} (${i.component}, ${i.mode}${i.label ? `, ${i.label}` : ''}) ${health}`);
+    for (const c of i.clones) {
+      const mem = c.rss_bytes !== undefined ? ` rss ${formatBytes(c.rss_bytes)} pss ${formatBytes(c.pss_bytes ?? 0)} private ${formatBytes(c.private_bytes ?? 0)}` : '';
+      const cpu = c.cpu_ms !== undefined ? ` cpu ${(c.cpu_ms / 1000).toFixed(2)}s` : '';
+      const extra = [c.restarts ? `${plural(c.restarts, 'restart')}` : '', c.session ? `session ${c.session}` : '', c.last_exit ? `last exit: ${c.last_exit}` : '']
+        .filter(Boolean)
+        .join(', ');
+      lines.push(`    #${c.index} ${c.state}${c.pid ? ` pid ${c.pid}` : ''}${mem}${cpu}${extra ? `  (${extra})` : ''}`);
+    }
+  }
+  lines.push('', s.bold('Channels:'));
+  for (const c of r.channels) {
+    const v = c.violations ? s.red(`${plural(c.violations, 'violation')}`) : '0 violations';
+    lines.push(`  ${c.id} (${c.protocol}): ${c.frames_forward}/${c.frames_backward} frames, ${formatBytes(c.bytes_forward)}/${formatBytes(c.bytes_backward)}, ${v}`);
+    for (const x of c.recent_violations) lines.push(s.red(`    ${x.time} ${x.kind}: ${x.detail}`));
+  }
+  if (r.unwired_violations.length) {
+    lines.push('', s.bold('Denied writes to unwired ports:'));
+    for (const x of r.unwired_violations) lines.push(s.red(`  ${x.time} ${x.instance ?? '?'}${x.clone !== undefined ? `#${x.clone}` : ''} ${x.kind}: ${x.detail}`));
+  }
+  if (r.exposures.length) {
+    lines.push('', s.bold('Exposures:'));
+    for (const e of r.exposures) {
+      lines.push(`  tcp ${e.host_port} -> ${e.instance}.${e.port}: ${e.listening ? 'listening' : s.red('not listening')}, ${e.connections_open} open, ${e.connections_total} total`);
+    }
+  }
+  const t = r.totals;
+  lines.push('', `${plural(t.clones, 'clone')}: rss ${formatBytes(t.rss_bytes)}, pss ${formatBytes(t.pss_bytes)}, private ${formatBytes(t.private_bytes)}`);
+  return lines.join('\n') + '\n';
+}
+
+export async function statusCommand(ctx: Context, o: LifecycleOptions): Promise<ExitCodeValue> {
+  const backend = await loadBackend();
+  const interrupt = interruptSignal(ctx);
+  try {
+    const opts = backendOptions(ctx, o, interrupt.signal);
+    return await guarded(ctx, !!o.json, async () => {
+      const report = await backend.status(opts);
+      ctx.out(o.json ? JSON.stringify({ format_version: '1.0', ...report }, null, 2) + '\n' : renderStatus(report, ctx));
+      return ExitCode.Ok;
+    });
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+export async function logsCommand(
+  ctx: Context,
+  instance: string,
+  o: LifecycleOptions & { follow?: boolean; tail?: string; clone?: string },
+): Promise<ExitCodeValue> {
+  const intOpt = (v: string | undefined, name: string) => {
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v)) throw new CliError(`${name} ${JSON.stringify(v)} is not a non-negative integer`);
+    return Number(v);
+  };
+  const tail = intOpt(o.tail, '--tail');
+  const clone = intOpt(o.clone, '--clone');
+  const backend = await loadBackend();
+  const interrupt = interruptSignal(ctx);
+  try {
+    const opts = backendOptions(ctx, o, interrupt.signal);
+    return await guarded(ctx, !!o.json, async () => {
+      const s = ctx.outStyle;
+      await backend.logs(instance, { ...opts, follow: !!o.follow, tail, clone }, (line: LogLine) => {
+        if (o.json) ctx.out(JSON.stringify(line) + '\n');
+        else ctx.out(`${s.dim(`${line.instance}#${line.clone} ${line.stream === 'console' ? 'console' : 'program'} |`)} ${line.text.replace(/\n$/, '')}\n`);
+      });
+      return ExitCode.Ok;
+    });
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+export async function doctorCommand(ctx: Context, o: { json?: boolean }): Promise<ExitCodeValue> {
+  const backend = await loadBackend();
+  return guarded(ctx, !!o.json, async () => {
+    const report = await backend.doctor();
+    const failed = report.checks.some((c) => c.status === 'fail');
+    if (o.json) ctx.out(JSON.stringify({ format_version: '1.0', ok: !failed, ...report }, null, 2) + '\n');
+    else {
+      const s = ctx.outStyle;
+      const lines = report.checks.map((c) => {
+        const mark = c.status === 'ok' ? s.green('ok  ') : c.status === 'warn' ? s.yellow('warn') : s.red('FAIL');
+        return `${mark} ${c.id}: ${c.summary}${c.hint && c.status !== 'ok' ? `\n       hint: ${c.hint}` : ''}`;
+      });
+      lines.push('', failed ? s.red('This host cannot run deployments until the failures above are fixed.') : s.green('This host can run deployments.'));
+      ctx.out(lines.join('\n') + '\n');
+    }
+    return failed ? ExitCode.BackendFailure : ExitCode.Ok;
+  });
+}
+
+export async function superviseCommand(dir: string): Promise<ExitCodeValue> {
+  const backend = await loadBackend();
+  await backend.runSupervisor(resolve(dir));
+  return ExitCode.Ok;
+}

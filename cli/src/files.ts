@@ -1,0 +1,30 @@
+// Small file helpers for the CLI: reading with a clear error, and writing
+// atomically so an interrupted command never leaves half a plan behind.
+
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, relative, basename, join } from 'node:path';
+import { CliError, ExitCode } from './exit';
+
+export function readText(path: string, cwd: string, what = 'file'): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const shown = relative(cwd, path) || path;
+    if (code === 'ENOENT') throw new CliError(`${shown}: no such ${what}`, ExitCode.Invalid);
+    if (code === 'EISDIR') throw new CliError(`${shown} is a directory, not a ${what}`, ExitCode.Invalid);
+    throw new CliError(`cannot read ${shown}: ${code ?? (e as Error).message}`, ExitCode.Invalid);
+  }
+}
+
+export function writeAtomic(path: string, text: string, cwd: string): void {
+  const shown = relative(cwd, path) || path;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+    writeFileSync(tmp, text);
+    renameSync(tmp, path);
+  } catch (e) {
+    throw new CliError(`cannot write ${shown}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, ExitCode.Invalid);
+  }
+}
