@@ -1,0 +1,187 @@
+// The VM substrate on real QEMU (TCG on hosts without working KVM): a
+// template, copy-on-write clones, the control protocol and data ports.
+//
+// One template is shared by every test (and cached across runs in
+// $MCL_CACHE_DIR or <tmp>/mcl-vm-test-cache).
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildImage, connectUnix, ensureTemplate, forkClone, type Clone, type Template } from '../../src/vm/index';
+
+const cacheDir = process.env.MCL_CACHE_DIR ?? path.join(os.tmpdir(), 'mcl-vm-test-cache');
+let template: Template;
+let run: string;
+const clones: Clone[] = [];
+
+/** A guest program that echoes every line of its port back with a prefix (a port can be opened once). */
+const ECHO = 'exec 3<>/dev/mcl/echo; while read -r l <&3; do echo "echo:$l" >&3; done';
+
+/** Line reader over a unix socket. */
+function lines(sock: net.Socket) {
+  let buf = '';
+  const waiting: ((l: string) => void)[] = [];
+  const queue: string[] = [];
+  sock.setEncoding('utf8');
+  sock.on('data', (d: string) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const l = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      const w = waiting.shift();
+      if (w) w(l);
+      else queue.push(l);
+    }
+  });
+  return {
+    next(timeoutMs = 10_000): Promise<string> {
+      const q = queue.shift();
+      if (q !== undefined) return Promise.resolve(q);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('no line from the data port')), timeoutMs);
+        waiting.push((l) => {
+          clearTimeout(t);
+          resolve(l);
+        });
+      });
+    },
+  };
+}
+
+async function startEchoClone(i: number): Promise<{ clone: Clone; data: net.Socket; read: ReturnType<typeof lines> }> {
+  const clone = await forkClone(template, {
+    name: `echo#${i}`,
+    controlSocket: path.join(run, `c${i}.ctl`),
+    dataPortSockets: [path.join(run, `c${i}.p1`)],
+    logFile: path.join(run, `c${i}.log`),
+  });
+  clones.push(clone);
+  // Connect the data port before the program starts: a guest reading a port with no host gets end-of-file.
+  const data = await connectUnix(path.join(run, `c${i}.p1`), 5_000);
+  const read = lines(data);
+  await clone.sendIdentity({
+    instanceId: 'echo',
+    clone: i,
+    ports: [{ name: 'echo', slot: 1 }],
+    program: { argv: ['/bin/sh', '-c', ECHO], env: {}, files: [] },
+  });
+  return { clone, data, read };
+}
+
+async function info(clone: Clone): Promise<{ hostname: string; random: string; seed: string }> {
+  const n = String(Math.floor(Math.random() * 1e9));
+  const reply = clone.control.waitFor((w) => w[0] === 'info' && w[1] === n, 10_000, 'info');
+  clone.control.send(`info ${n}`);
+  const w = await reply;
+  return { hostname: Buffer.from(w[2], 'base64').toString(), random: w[3], seed: w[4] };
+}
+
+beforeAll(async () => {
+  run = await mkdtemp(path.join(os.tmpdir(), 'mcl-vmt-'));
+  const image = await buildImage({ name: 'busybox', kernel: 'debian-cloud', modules: ['virtio_console'], files: [] }, { cacheDir });
+  template = await ensureTemplate({ id: 'test-128m-1c-2p', image, memoryBytes: 128 * 1024 * 1024, vcpus: 1, portSlots: 2 }, { cacheDir });
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(clones.map((c) => c.kill()));
+  if (run) await rm(run, { recursive: true, force: true });
+});
+
+describe('templates', () => {
+  it('are cached on disk by their inputs', async () => {
+    const again = await ensureTemplate(template.spec, { cacheDir });
+    expect(again.cached).toBe(true);
+    expect(again.key).toBe(template.key);
+    expect(again.statePath).toBe(template.statePath);
+  });
+});
+
+describe('clones', () => {
+  const echo: Awaited<ReturnType<typeof startEchoClone>>[] = [];
+
+  it('forks 8 clones that answer on the control port and echo on a data port', async () => {
+    for (let i = 0; i < 8; i++) echo.push(await startEchoClone(i));
+    for (const [i, e] of echo.entries()) {
+      expect(await e.clone.control.ping()).toBeGreaterThanOrEqual(0);
+      e.data.write(`hello-${i}\n`);
+      expect(await e.read.next()).toBe(`echo:hello-${i}`);
+    }
+    // Clones are much faster to start than the template's cold boot.
+    const slowest = Math.max(...echo.map((e) => e.clone.readyMs));
+    if (!template.cached) expect(slowest).toBeLessThan(template.bootMs);
+  }, 120_000);
+
+  it('gives every clone its own identity (hostname, seed)', async () => {
+    const infos = await Promise.all(echo.map((e) => info(e.clone)));
+    expect(infos.map((x) => x.hostname)).toEqual(echo.map((_, i) => (i === 0 ? 'echo' : `echo-${i}`)));
+    expect(new Set(infos.map((x) => x.seed)).size).toBe(echo.length);
+    expect(infos.every((x) => x.seed !== '-')).toBe(true);
+  });
+
+  it('keeps the other clones answering when one is killed', async () => {
+    const victim = echo[3];
+    const exit = await victim.clone.kill();
+    expect(exit.signal).toBe('SIGKILL');
+    expect(await victim.clone.exited).toEqual(exit);
+    for (const [i, e] of echo.entries()) {
+      if (i === 3) continue;
+      await e.clone.control.ping();
+      e.data.write(`again-${i}\n`);
+      expect(await e.read.next()).toBe(`again-${i}`.replace(/^/, 'echo:'));
+    }
+  }, 60_000);
+
+  it('reports the program exit status and writes the program files', async () => {
+    const clone = await forkClone(template, {
+      name: 'exit#0',
+      controlSocket: path.join(run, 'x.ctl'),
+      dataPortSockets: [],
+      logFile: path.join(run, 'x.log'),
+    });
+    clones.push(clone);
+    const exited = new Promise<{ status: number }>((r) => clone.control.once('exit', r));
+    const { programPid } = await clone.sendIdentity({
+      instanceId: 'exit',
+      ports: [],
+      program: {
+        argv: ['/bin/sh', '/mcl/program/main.sh', 'arg with spaces'],
+        env: { GREETING: 'hi there' },
+        files: [{ path: '/mcl/program/main.sh', mode: '0755', content: '[ "$1" = "arg with spaces" ] && [ "$GREETING" = "hi there" ] && exit 7\nexit 1\n' }],
+      },
+    });
+    expect(programPid).toBeGreaterThan(1);
+    expect((await exited).status).toBe(7);
+  }, 60_000);
+
+  it('starts paused for a warm pool and resumes on demand', async () => {
+    const clone = await forkClone(template, {
+      name: 'pool#0',
+      controlSocket: path.join(run, 'w.ctl'),
+      dataPortSockets: [],
+      logFile: path.join(run, 'w.log'),
+      paused: true,
+    });
+    clones.push(clone);
+    expect((await clone.qmp.execute<{ status: string }>('query-status')).status).toBe('paused');
+    await clone.resume();
+    expect((await clone.qmp.execute<{ status: string }>('query-status')).status).toBe('running');
+    await clone.control.ping();
+  }, 60_000);
+
+  it('rejects an identity the agent cannot apply', async () => {
+    const e = echo[0];
+    await expect(
+      e.clone.sendIdentity({ instanceId: 'echo', ports: [{ name: 'nope', slot: 2 + 5 }], program: undefined }),
+    ).rejects.toThrow(/no virtio-serial port for slot 7/);
+  });
+
+  it('measures clone memory from smaps_rollup', async () => {
+    const m = await echo[0].clone.memory();
+    expect(m.rss).toBeGreaterThan(10 * 1024 * 1024);
+    expect(m.pss).toBeLessThanOrEqual(m.rss);
+    expect(m.private + m.shared).toBeLessThanOrEqual(m.rss + 4096);
+  });
+});
