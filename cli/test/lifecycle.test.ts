@@ -1,0 +1,244 @@
+// The lifecycle commands against a fake backend module: option passing,
+// event and result output, and the mapping of backend failures to exit codes.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { prettyJson } from '@mcl/plan';
+import type { ApplyOptions, BackendEvent, BackendOptions, StatusReport } from '../src/backend';
+import { run } from '../src/cli';
+import { computePlanDigest } from '../src/plan-file';
+import { webstackPlan, stateOf } from '../../plan/test/fixtures';
+import { captureContext } from './helpers';
+
+const calls: { fn: string; args: unknown[] }[] = [];
+let behaviour: 'ok' | 'stale' | 'locked' | 'failure' | 'usage' | 'crash' = 'ok';
+
+function fail(): void {
+  if (behaviour === 'ok') return;
+  if (behaviour === 'crash') throw new TypeError('cannot read properties of undefined');
+  throw Object.assign(new Error(`fake ${behaviour}`), { kind: behaviour, hint: `hint for ${behaviour}` });
+}
+
+const status: StatusReport = {
+  deployed: true,
+  system: 'WebStack',
+  lineage: 'L',
+  serial: 4,
+  plan_digest: 'd',
+  supervisor: { running: true, pid: 4242 },
+  accelerator: { name: 'tcg', note: 'KVM does not boot guests here' },
+  instances: [
+    {
+      id: 'app',
+      component: 'App',
+      mode: 'single',
+      health: 'healthy',
+      clones: [{ index: 0, state: 'running', pid: 77, restarts: 1, rss_bytes: 78643200, pss_bytes: 49283072, private_bytes: 10485760, cpu_ms: 1500 }],
+    },
+  ],
+  channels: [
+    {
+      id: 'web.backend->app.api',
+      protocol: 'shop.Api',
+      frames_forward: 10,
+      frames_backward: 9,
+      bytes_forward: 2048,
+      bytes_backward: 4096,
+      violations: 1,
+      recent_violations: [{ time: '2026-01-01T00:00:00Z', kind: 'size', detail: 'frame of 2 MiB exceeds 1 MiB' }],
+    },
+  ],
+  exposures: [{ host_port: 8080, instance: 'web', port: 'http', listening: true, connections_total: 3, connections_open: 0 }],
+  unwired_violations: [{ time: '2026-01-01T00:00:01Z', kind: 'unwired', detail: 'write to port slot 5', instance: 'db', clone: 0 }],
+  totals: { clones: 1, rss_bytes: 78643200, pss_bytes: 49283072, private_bytes: 10485760 },
+};
+
+vi.mock('@mcl/backend-kvm', () => ({
+  async apply(plan: unknown, opts: ApplyOptions, onEvent: (e: BackendEvent) => void) {
+    calls.push({ fn: 'apply', args: [plan, opts] });
+    onEvent({ type: 'phase', phase: 'instances', action: 'start', message: 'starting instances' });
+    onEvent({ type: 'instance', instance: 'web', clone: 1, action: 'ready', message: 'ready in 70 ms' });
+    onEvent({ type: 'debug', message: 'qmp says hi' });
+    fail();
+    const s = stateOf(plan as never, 1);
+    return { state: s, created: ['app', 'db', 'web'], replaced: [], deleted: [], unchanged: [], exposures: [{ host_port: 8080, instance: 'web', port: 'http' }], accelerator: { name: 'tcg' }, elapsed_ms: 4200 };
+  },
+  async destroy(opts: BackendOptions) {
+    calls.push({ fn: 'destroy', args: [opts] });
+    fail();
+    return { destroyed: ['app'], state: null, elapsed_ms: 10 };
+  },
+  async status(opts: BackendOptions) {
+    calls.push({ fn: 'status', args: [opts] });
+    fail();
+    return status;
+  },
+  async logs(id: string, opts: unknown, onLine: (l: unknown) => void) {
+    calls.push({ fn: 'logs', args: [id, opts] });
+    if (id !== 'app') throw Object.assign(new Error(`no instance "${id}" in the deployment`), { kind: 'usage' });
+    onLine({ instance: 'app', clone: 0, stream: 'program', text: 'listening\n' });
+  },
+  async doctor() {
+    fail();
+    return { checks: [{ id: 'qemu', status: 'ok', summary: 'QEMU 7.2' }, { id: 'kvm', status: 'warn', summary: 'KVM hangs', hint: 'TCG is used' }] };
+  },
+  async runSupervisor() {},
+}));
+
+const dir = mkdtempSync(join(tmpdir(), 'mclc-lifecycle-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function planFile(mutate?: (p: ReturnType<typeof webstackPlan>) => void): string {
+  const plan = webstackPlan();
+  mutate?.(plan);
+  plan.digests.plan = computePlanDigest(plan);
+  const path = join(dir, `p${Math.random().toString(36).slice(2)}.plan`);
+  writeFileSync(path, prettyJson(plan));
+  return path;
+}
+
+beforeEach(() => {
+  calls.length = 0;
+  behaviour = 'ok';
+});
+
+describe('apply', () => {
+  it('passes the plan and options, prints events on stderr and the result on stdout', async () => {
+    const ctx = captureContext(dir);
+    const code = await run(['apply', planFile(), '--root', dir, '--lock-timeout', '2s', '--replace', 'db'], ctx);
+    expect(code).toBe(0);
+    const opts = calls[0].args[1] as ApplyOptions;
+    expect(opts.workspace).toBe(dir);
+    expect(opts.stateFile).toBe(join(dir, '.mcl', 'state.json'));
+    expect(opts.lockTimeoutMs).toBe(2000);
+    expect(opts.replace).toEqual(['db']);
+    expect(opts.readyTimeoutMs).toBe(60000);
+    expect(opts.supervisorCommand[0]).toBe(process.execPath);
+    expect(ctx.stderr).toContain('Applying WebStack to .: Plan: 3 to add, 0 to replace, 0 to destroy.');
+    expect(ctx.stderr).toContain('web#1: ready in 70 ms');
+    expect(ctx.stderr).not.toContain('qmp says hi');
+    expect(ctx.stdout).toContain('Apply complete: 3 created, 0 replaced, 0 destroyed, 0 unchanged in 4.2s (accelerator tcg).');
+    expect(ctx.stdout).toContain('exposed: tcp 8080 -> web.http');
+  });
+
+  it('prints only JSON lines on stdout with --json', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['apply', planFile(), '--root', dir, '--json'], ctx)).toBe(0);
+    const lines = ctx.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.type)).toEqual(['phase', 'instance', 'debug', 'result']);
+    expect(lines[3]).toMatchObject({ created: ['app', 'db', 'web'], state: { serial: 1 } });
+    expect(JSON.stringify(lines)).not.toContain('hunter2');
+  });
+
+  it.each([
+    ['stale', 6],
+    ['locked', 6],
+    ['failure', 5],
+    ['usage', 1],
+    ['crash', 5],
+  ] as const)('maps a %s failure to exit code %i without a stack trace', async (kind, exit) => {
+    behaviour = kind;
+    const ctx = captureContext(dir);
+    expect(await run(['apply', planFile(), '--root', dir], ctx)).toBe(exit);
+    expect(ctx.stderr).toMatch(/error: (fake|the backend failed)/);
+    expect(ctx.stderr).not.toMatch(/\n\s+at /);
+    if (kind !== 'crash') expect(ctx.stderr).toContain(`hint: hint for ${kind}`);
+  });
+
+  it('refuses a plan file that was edited after planning', async () => {
+    const path = planFile();
+    const text = (await import('node:fs')).readFileSync(path, 'utf8').replace('"replicas": 2', '"replicas": 9');
+    writeFileSync(path, text);
+    const ctx = captureContext(dir);
+    expect(await run(['apply', path, '--root', dir], ctx)).toBe(1);
+    expect(ctx.stderr).toContain('the plan digest does not match its contents');
+    expect(calls).toEqual([]);
+  });
+
+  it('refuses an invalid or missing plan file with exit code 1', async () => {
+    const bad = join(dir, 'bad.plan');
+    writeFileSync(bad, JSON.stringify({ format_version: '9.0' }));
+    const ctx = captureContext(dir);
+    expect(await run(['apply', bad], ctx)).toBe(1);
+    expect(ctx.stderr).toContain('plan format_version 9.0 is not supported');
+    const ctx2 = captureContext(dir);
+    expect(await run(['apply', join(dir, 'nope.plan')], ctx2)).toBe(1);
+    expect(ctx2.stderr).toContain('nope.plan: no such plan file');
+  });
+
+  it('rejects a bad duration as a usage error', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['apply', planFile(), '--lock-timeout', 'soon'], ctx)).toBe(1);
+    expect(ctx.stderr).toContain('--lock-timeout "soon" is not a duration');
+  });
+});
+
+describe('status, logs, destroy, doctor', () => {
+  it('renders the status report with memory, counters and violations', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['status', '--root', dir], ctx)).toBe(0);
+    expect(ctx.stdout).toContain('WebStack  serial 4  supervisor running (pid 4242)  accelerator tcg');
+    expect(ctx.stdout).toContain('#0 running pid 77 rss 75MiB pss 47MiB private 10MiB cpu 1.50s  (1 restart)');
+    expect(ctx.stdout).toContain('web.backend->app.api (shop.Api): 10/9 frames, 2KiB/4KiB, 1 violation');
+    expect(ctx.stdout).toContain('size: frame of 2 MiB exceeds 1 MiB');
+    expect(ctx.stdout).toContain('db#0 unwired: write to port slot 5');
+  });
+
+  it('prints the status as JSON', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['status', '--json', '--root', dir], ctx)).toBe(0);
+    expect(JSON.parse(ctx.stdout)).toMatchObject({ format_version: '1.0', deployed: true, serial: 4 });
+  });
+
+  it('prints logs and reports an unknown instance as a usage error', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['logs', 'app', '--tail', '5', '--root', dir], ctx)).toBe(0);
+    expect(ctx.stdout).toBe('app#0 program | listening\n');
+    expect((calls[0].args[1] as { tail: number }).tail).toBe(5);
+    const ctx2 = captureContext(dir);
+    expect(await run(['logs', 'ghost', '--root', dir], ctx2)).toBe(1);
+    expect(ctx2.stderr).toContain('no instance "ghost" in the deployment');
+  });
+
+  it('destroys and reports', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['destroy', '--root', dir], ctx)).toBe(0);
+    expect(ctx.stdout).toContain('Destroy complete: 1 instance stopped');
+  });
+
+  it('runs doctor and fails with 5 when the backend does', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['doctor'], ctx)).toBe(0);
+    expect(ctx.stdout).toContain('warn kvm: KVM hangs\n       hint: TCG is used');
+    behaviour = 'failure';
+    expect(await run(['doctor'], captureContext(dir))).toBe(5);
+  });
+});
+
+describe('usage errors', () => {
+  it('exits with 1 on an unknown command or option', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['aply'], ctx)).toBe(1);
+    expect(ctx.stderr).toContain("unknown command 'aply'");
+    expect(ctx.stderr).toContain('(Did you mean apply?)');
+    expect(await run(['status', '--bogus'], captureContext(dir))).toBe(1);
+  });
+
+  it('prints help with examples and exit codes', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['--help'], ctx)).toBe(0);
+    expect(ctx.stdout).toContain('Examples:');
+    expect(ctx.stdout).toContain('6   stale plan or state locked');
+    const ctx2 = captureContext(dir);
+    expect(await run(['plan', '--help'], ctx2)).toBe(0);
+    expect(ctx2.stdout).toContain('mclc plan examples/webstack --out shop.plan');
+  });
+
+  it('prints the version', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['--version'], ctx)).toBe(0);
+    expect(ctx.stdout).toBe('0.1.0\n');
+  });
+});
