@@ -15,7 +15,7 @@
 import type { CompileResult, ParseCache, Program } from '@mcl/compiler';
 import { compile } from '@mcl/compiler';
 import type { Diagnostic, SourceFile } from '@mcl/language';
-import { LineIndex, parse } from '@mcl/language';
+import { LineIndex, parse, sortDiagnostics, STAGE_PREFIX } from '@mcl/language';
 import type { CancellationToken } from 'vscode-languageserver';
 import { ReferenceIndex } from './index-refs';
 import type { Workspace } from './workspace';
@@ -83,7 +83,31 @@ export class DocumentCache implements ParseCache {
   delete(path: string): void {
     this.entries.delete(path);
   }
+
+  /**
+   * The compiler reports syntax diagnostics only when it parses a file
+   * itself; on a cache hit it has none to report. After each compile this
+   * records the syntax diagnostics of files the compiler parsed and returns
+   * the diagnostics with those of cached files added back.
+   */
+  completeSyntaxDiagnostics(result: CompileResult): Diagnostic[] {
+    const reported = new Set<string>();
+    for (const d of result.diagnostics) if (d.code.startsWith(SYNTAX_PREFIX)) reported.add(d.file);
+    const added: Diagnostic[] = [];
+    for (const file of result.program.files.keys()) {
+      const e = this.entries.get(file);
+      if (!e) continue;
+      if (!e.diagnostics) {
+        e.diagnostics = result.diagnostics.filter((d) => d.file === file && d.code.startsWith(SYNTAX_PREFIX));
+      } else if (!reported.has(file)) {
+        added.push(...e.diagnostics);
+      }
+    }
+    return added.length === 0 ? result.diagnostics : sortDiagnostics([...result.diagnostics, ...added]);
+  }
 }
+
+const SYNTAX_PREFIX = STAGE_PREFIX.syntax;
 
 export class Analyzer {
   readonly cache = new DocumentCache();
@@ -191,6 +215,7 @@ export class Analyzer {
       this.options.log(`mcl: the compiler failed unexpectedly: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       result = this.snapshot?.result ?? emptyResult();
     }
+    result = { ...result, diagnostics: this.cache.completeSyntaxDiagnostics(result) };
     const compileMs = performance.now() - started;
     this.stats.lastCompileMs = compileMs;
     const snapshot = makeSnapshot(generation, result, compileMs);

@@ -16,7 +16,10 @@ import {
   type InitializeResult,
 } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { Analyzer, RequestCancelled, type Snapshot } from './analysis';
+import { compile } from '@mcl/compiler';
+import { LineIndex } from '@mcl/language';
+import { prettyJson } from '@mcl/plan';
+import { Analyzer, MCLC_VERSION, RequestCancelled, type Snapshot } from './analysis';
 import { toLspDiagnostic } from './convert';
 import { codeActions } from './features/code-actions';
 import { completion, COMPLETION_TRIGGERS } from './features/completion';
@@ -256,6 +259,26 @@ export function startServer(connection: Connection, bundleDir: string): void {
   connection.onRequest('mcl/stats', () => {
     const c = need();
     return { ...c.analyzer.stats, memory: process.memoryUsage() };
+  });
+
+  // The plan of one file (its module and what it imports), for "MCL: Show Plan".
+  connection.onRequest('mcl/plan', (p: { uri: string }) => {
+    const c = need();
+    const file = c.paths.fromUri(p.uri);
+    if (!file || file.startsWith('std:')) return { errors: [{ message: 'not a workspace .mcl file', file: p.uri, line: 1 }] };
+    const result = compile(c.workspace.host, { entries: [file], mclcVersion: MCLC_VERSION, emitPlan: true, cache: c.analyzer.cache });
+    // Files served from the parse cache have their syntax errors added back,
+    // so a broken file never yields a plan.
+    const diagnostics = c.analyzer.cache.completeSyntaxDiagnostics(result);
+    const hasErrors = diagnostics.some((d) => d.severity === 'error');
+    const errors = diagnostics
+      .filter((d) => d.severity === 'error')
+      .map((d) => {
+        const text = result.program.texts.get(d.file);
+        const line = text === undefined ? 1 : new LineIndex(text).position(d.span.start).line;
+        return { message: d.message, file: d.file, line, code: d.code };
+      });
+    return { plan: result.plan && !hasErrors ? prettyJson(result.plan) : undefined, errors };
   });
 
   connection.onShutdown(() => ctx?.analyzer.dispose());

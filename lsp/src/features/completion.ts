@@ -37,15 +37,23 @@ interface Tok {
   start: number;
   end: number;
   kind: 'ident' | 'punct' | 'string' | 'number';
+  /** A line break separates this token from the previous one. */
+  nl: boolean;
 }
 
 /** A minimal scanner: identifiers, numbers, strings and punctuation; comments skipped. */
 export function scan(text: string, limit: number): Tok[] {
   const out: Tok[] = [];
   let i = 0;
+  let nl = false;
+  const push = (t: Omit<Tok, 'nl'>): void => {
+    out.push({ ...t, nl });
+    nl = false;
+  };
   while (i < limit) {
     const ch = text[i];
     if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r') {
+      if (ch === '\n') nl = true;
       i++;
     } else if (ch === '/' && text[i + 1] === '/') {
       while (i < limit && text[i] !== '\n') i++;
@@ -62,7 +70,7 @@ export function scan(text: string, limit: number): Tok[] {
         while (i < limit && text[i] !== '"' && text[i] !== '\n') i += text[i] === '\\' ? 2 : 1;
         i++;
       }
-      out.push({ text: text.slice(start, Math.min(i, limit)), start, end: Math.min(i, limit), kind: 'string' });
+      push({ text: text.slice(start, Math.min(i, limit)), start, end: Math.min(i, limit), kind: 'string' });
     } else if (/[A-Za-z_]/.test(ch)) {
       const start = i;
       while (i < limit && /[A-Za-z0-9_-]/.test(text[i])) {
@@ -70,19 +78,19 @@ export function scan(text: string, limit: number): Tok[] {
         if (text[i] === '-' && text.slice(start, i) !== 'on') break;
         i++;
       }
-      out.push({ text: text.slice(start, i), start, end: i, kind: 'ident' });
+      push({ text: text.slice(start, i), start, end: i, kind: 'ident' });
     } else if (/[0-9]/.test(ch)) {
       const start = i;
       while (i < limit && /[0-9A-Za-z_./]/.test(text[i]) && !(text[i] === '.' && text[i + 1] === '.')) i++;
-      out.push({ text: text.slice(start, i), start, end: i, kind: 'number' });
+      push({ text: text.slice(start, i), start, end: i, kind: 'number' });
     } else if (ch === '-' && text[i + 1] === '>') {
-      out.push({ text: '->', start: i, end: i + 2, kind: 'punct' });
+      push({ text: '->', start: i, end: i + 2, kind: 'punct' });
       i += 2;
     } else if (ch === '.' && text[i + 1] === '.') {
-      out.push({ text: '..', start: i, end: i + 2, kind: 'punct' });
+      push({ text: '..', start: i, end: i + 2, kind: 'punct' });
       i += 2;
     } else {
-      out.push({ text: ch, start: i, end: i + 1, kind: 'punct' });
+      push({ text: ch, start: i, end: i + 1, kind: 'punct' });
       i++;
     }
   }
@@ -110,13 +118,18 @@ function blockStack(toks: Tok[]): Frame[] {
       stack[stack.length - 1].stmt = [];
     } else if (t.text === ';' || (t.text === ',' && !['import', 'other'].includes(top.block) && !inBrackets(top.stmt))) {
       top.stmt = [];
-    } else if (startsStatement(top.block, t, top.stmt)) {
+    } else if (startsStatement(top.block, t, top.stmt) || (t.nl && top.stmt.length > 0 && !continues(top.stmt[top.stmt.length - 1]))) {
       top.stmt = [t];
     } else {
       top.stmt.push(t);
     }
   }
   return stack;
+}
+
+/** Tokens after which a statement goes on past a line break. */
+function continues(prev: Tok): boolean {
+  return ['.', '->', ',', '=', ':', '(', '[', '<', '|', '..'].includes(prev.text);
 }
 
 function inBrackets(stmt: Tok[]): boolean {
@@ -268,7 +281,10 @@ export function completion(s: Snapshot, _c: ServerContext, file: string, positio
   const toks = scan(text, wordStart);
   const stack = blockStack(toks);
   const frame = stack[stack.length - 1];
-  const stmt = frame.stmt;
+  // A word typed at the start of a line begins a new statement unless the
+  // previous line ends in the middle of one (`connect a.x ->`).
+  const lastTok = frame.stmt[frame.stmt.length - 1];
+  const stmt = lastTok && isFreshLine(text, wordStart) && !continues(lastTok) ? [] : frame.stmt;
   const words = stmt.map((t) => t.text);
   const prev = words[words.length - 1];
   const items = (list: CompletionItem[]): CompletionList => ({ isIncomplete: false, items: list });
@@ -316,7 +332,7 @@ export function completion(s: Snapshot, _c: ServerContext, file: string, positio
         const already = new Set(words.slice(1));
         return items(protocol ? operationsOf(s, protocol).filter((o) => !already.has(o.name)).map((o) => symbolItem(o, CompletionItemKind.Method)) : []);
       }
-      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items(CHANNEL_KEYWORDS.map((k) => kw(k, 'channel attribute')));
+      if (stmt.length === 0) return items(CHANNEL_KEYWORDS.map((k) => kw(k, 'channel attribute')));
       return items([]);
     }
     case 'system': {
@@ -328,11 +344,11 @@ export function completion(s: Snapshot, _c: ServerContext, file: string, positio
       if (stmt.length === 2 && prev === '=') {
         return items(visible(s, file, ['component', 'system']).map((d) => symbolItem(d, d.kind === 'system' ? CompletionItemKind.Module : CompletionItemKind.Class)));
       }
-      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items([...SYSTEM_KEYWORDS.map((k) => kw(k)), ...snippetItems('system')]);
+      if (stmt.length === 0) return items([...SYSTEM_KEYWORDS.map((k) => kw(k)), ...snippetItems('system')]);
       return items([]);
     }
     case 'instance': {
-      if (stmt.length === 0 || isFreshLine(text, wordStart)) {
+      if (stmt.length === 0) {
         const opener = frame.opener;
         const inst = findInstance(s, file, offset, opener[0]?.text ?? '');
         const target = inst ? instanceTarget(s, file, inst) : undefined;
@@ -351,7 +367,7 @@ export function completion(s: Snapshot, _c: ServerContext, file: string, positio
         return items(labelItems(s));
       }
       if (words[0] === 'restart' && stmt.length === 1) return items(['always', 'on-failure', 'never'].map((k) => kw(k)));
-      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items([...COMPONENT_KEYWORDS.map((k) => kw(k)), ...snippetItems('component')]);
+      if (stmt.length === 0) return items([...COMPONENT_KEYWORDS.map((k) => kw(k)), ...snippetItems('component')]);
       return items(valueItems(words));
     }
     case 'protocol': {
@@ -360,7 +376,7 @@ export function completion(s: Snapshot, _c: ServerContext, file: string, positio
         return items(ops.map((o) => symbolItem(o, CompletionItemKind.Method)));
       }
       if (prev === '(' || prev === '->' || prev === '<' || prev === ',') return items(typeItems(s, file));
-      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items(PROTOCOL_KEYWORDS.map((k) => kw(k)));
+      if (stmt.length === 0) return items(PROTOCOL_KEYWORDS.map((k) => kw(k)));
       return items([]);
     }
     case 'record':
@@ -368,7 +384,7 @@ export function completion(s: Snapshot, _c: ServerContext, file: string, positio
       if (prev === ':' || prev === '<' || prev === ',' || prev === '=') return items(typeItems(s, file));
       return items([]);
     case 'policy': {
-      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items([...instanceNames(s, file, offset), ...POLICY_KEYWORDS.map((k) => kw(k))]);
+      if (stmt.length === 0) return items([...instanceNames(s, file, offset), ...POLICY_KEYWORDS.map((k) => kw(k))]);
       if (words[0] === 'no' && stmt.length === 1) return items([kw('path'), kw('flow')]);
       if (words[0] === 'no' && words[1] === 'flow' && stmt.length === 2) return items(labelItems(s));
       if ((words[0] === 'no' && (prev === '->' || (words[1] === 'path' && stmt.length === 2))) || prev === 'from' || prev === 'through' || prev === ',') {
@@ -382,13 +398,13 @@ export function completion(s: Snapshot, _c: ServerContext, file: string, positio
       return items([]);
     }
     case 'program':
-      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items(PROGRAM_KEYWORDS.map((k) => kw(k)));
+      if (stmt.length === 0) return items(PROGRAM_KEYWORDS.map((k) => kw(k)));
       return items([]);
     case 'image':
-      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items(IMAGE_KEYWORDS.map((k) => kw(k)));
+      if (stmt.length === 0) return items(IMAGE_KEYWORDS.map((k) => kw(k)));
       return items([]);
     case 'target':
-      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items(TARGET_KEYWORDS.map((k) => kw(k)));
+      if (stmt.length === 0) return items(TARGET_KEYWORDS.map((k) => kw(k)));
       if (words[0] === 'backend') return items([kw('kvm'), kw('xen')]);
       return items([]);
     case 'labels':
@@ -400,7 +416,7 @@ export function completion(s: Snapshot, _c: ServerContext, file: string, positio
         if (prev === 'to') return items(visible(s, file, ['target']).map((d) => symbolItem(d, CompletionItemKind.Constant)));
       }
       if (words[0] === 'type' && (prev === '=' || prev === '<' || prev === ',')) return items(typeItems(s, file));
-      if (stmt.length === 0 || isFreshLine(text, wordStart)) return items([...TOP_KEYWORDS.map((k) => kw(k)), ...snippetItems('top')]);
+      if (stmt.length === 0) return items([...TOP_KEYWORDS.map((k) => kw(k)), ...snippetItems('top')]);
       return items([]);
     }
     default:

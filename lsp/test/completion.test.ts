@@ -1,0 +1,90 @@
+// Context-aware completion: keywords by block, types, components, the ports
+// of an instance after `instance.`, and protocol operations after `allow`.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CompletionItem, CompletionList } from 'vscode-languageserver-protocol';
+import { parseFixture, positionAt, startClient, type Client } from './harness';
+import { SHOP_FILES } from './fixtures';
+
+let client: Client;
+beforeAll(async () => {
+  client = await startClient(SHOP_FILES);
+});
+afterAll(() => client.close());
+
+/** Opens (or replaces) `edit.mcl` with the fixture and asks for completion at each cursor. */
+async function complete(marked: string, cursor = 0): Promise<string[]> {
+  const f = parseFixture(marked);
+  client.open('edit.mcl', f.text);
+  const r = (await client.conn.sendRequest('textDocument/completion', {
+    textDocument: { uri: client.uri('edit.mcl') },
+    position: positionAt(f.text, f.cursors[cursor]),
+  })) as CompletionList | CompletionItem[] | null;
+  const items = Array.isArray(r) ? r : (r?.items ?? []);
+  return items.map((i) => i.label);
+}
+
+const HEADER = `import std.http.{Http}
+import std.kv.{Kv}
+import shop.types.{Orders, Order}
+component A { require orders: Orders  require store: Kv  param level: int = 1 }
+component B { provide orders: Orders  provide api: Http }
+component S { provide kv: Kv }
+`;
+
+describe('completion', () => {
+  it('offers top-level keywords at the start of a declaration', async () => {
+    const labels = await complete(`${HEADER}\n$0`);
+    expect(labels).toEqual(expect.arrayContaining(['component', 'system', 'protocol', 'type', 'import', 'deploy']));
+    expect(labels).not.toContain('memory');
+  });
+
+  it('offers component member keywords inside a component', async () => {
+    const labels = await complete(`${HEADER}\ncomponent C {\n  mem$0\n}`);
+    expect(labels).toEqual(expect.arrayContaining(['memory', 'provide', 'require', 'param', 'restart', 'program']));
+    expect(labels).not.toContain('connect');
+  });
+
+  it('offers the ports of an instance after `instance.`', async () => {
+    const labels = await complete(`${HEADER}\nsystem Sys {\n  a = A\n  b = B\n  connect a.$0\n}`);
+    expect(labels.sort()).toEqual(['orders', 'store']);
+  });
+
+  it('offers provided ports on the right of `->`', async () => {
+    const labels = await complete(`${HEADER}\nsystem Sys {\n  a = A\n  b = B\n  connect a.orders -> b.$0\n}`);
+    expect(labels.sort()).toEqual(['api', 'orders']);
+  });
+
+  it('offers protocol operations after `allow`', async () => {
+    const labels = await complete(`${HEADER}\nsystem Sys {\n  a = A\n  b = B\n  connect a.orders -> b.orders { allow $0 }\n}`);
+    expect(labels.sort()).toEqual(['cancel', 'place']);
+  });
+
+  it('offers components after `name =` in a system', async () => {
+    const labels = await complete(`${HEADER}\nsystem Sys {\n  a = $0\n}`);
+    expect(labels).toEqual(expect.arrayContaining(['A', 'B', 'S']));
+    expect(labels).not.toContain('Orders');
+  });
+
+  it('offers protocols after `provide name:`', async () => {
+    const labels = await complete(`${HEADER}\ncomponent C {\n  provide p: $0\n}`);
+    expect(labels).toEqual(expect.arrayContaining(['Http', 'Kv', 'Orders']));
+    expect(labels).not.toContain('Order');
+  });
+
+  it('offers types and primitives after `param name:`', async () => {
+    const labels = await complete(`${HEADER}\ncomponent C {\n  param p: $0\n}`);
+    expect(labels).toEqual(expect.arrayContaining(['Order', 'int', 'string', 'list']));
+    expect(labels).not.toContain('Orders');
+  });
+
+  it('offers parameters and settings inside instance braces', async () => {
+    const labels = await complete(`${HEADER}\nsystem Sys {\n  a = A { $0 }\n}`);
+    expect(labels).toEqual(expect.arrayContaining(['level', 'replicas', 'restart']));
+  });
+
+  it('offers standard library modules after `import std.`', async () => {
+    const labels = await complete(`import std.$0`);
+    expect(labels).toEqual(expect.arrayContaining(['http', 'kv', 'sql', 'log', 'blob']));
+  });
+});
