@@ -670,7 +670,16 @@ export class Broker extends EventEmitter {
       frame = JSON.parse(line);
     } catch {
       const ch = conn.channels.length === 1 ? conn.channels[0] : null;
-      this.violation(inst, conn.clone, conn.port.name, ch, conn, 'malformed', `not JSON: ${snippet(line)}`, null);
+      // A provider's broken reply usually still names the call it answers: fail that call now
+      // rather than leave its requester waiting for the timeout.
+      const m = conn.port.direction === 'provide' ? /"id":\s*(\d+)/.exec(line) : null;
+      const p = m ? conn.pending.get(Number(m[1])) : undefined;
+      this.violation(inst, conn.clone, conn.port.name, p ? p.channel : ch, conn, 'malformed', `not JSON: ${snippet(line)}`, p ? p.pid : null);
+      if (p) {
+        this.settle(p);
+        p.channel.counters.errors++;
+        p.respond({ ok: false, error: `the provider's reply to ${p.op.name} was refused: it is not JSON`, kind: 'denied' });
+      }
       return;
     }
     if (conn.port.direction === 'require') {

@@ -39,7 +39,7 @@ export const HTTP_SCHEMAS: Record<string, MessageSchema> = {
     kind: 'record',
     fields: [
       { name: 'method', optional: false, type: { kind: 'ref', name: 'std.http.Method' } },
-      { name: 'path', optional: false, type: { kind: 'string', min_len: 1, max_len: 8192, pattern: '^/' } },
+      { name: 'path', optional: false, type: { kind: 'string', min_len: 1, max_len: 8192, pattern: '/.*' } },
       { name: 'headers', optional: false, type: { kind: 'ref', name: 'std.http.Headers' } },
       { name: 'body', optional: true, type: { kind: 'string', max_len: 1048576 } },
     ],

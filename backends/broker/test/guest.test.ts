@@ -1,0 +1,179 @@
+// The guest helper (guest/mcl-msg) run by busybox sh on the host, against the
+// broker. A pair of FIFOs stands in for each virtio-serial device: the helper
+// reads `<port>.in` and writes `<port>.out`; the test holds both FIFOs open
+// read-write (so neither side sees end-of-file when the other closes) and
+// attaches them to the broker as one duplex stream.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, openSync, writeFileSync, existsSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { join, resolve } from 'node:path';
+import { Duplex } from 'node:stream';
+import { Broker } from '../src/index';
+import { FakePort, tempDir, testPlan } from './helpers';
+
+const BUSYBOX = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p));
+const HELPER = resolve(__dirname, '../guest/mcl-msg');
+
+let dir: string;
+let cleanup: () => void;
+let broker: Broker;
+let bin: string;
+const sockets: Socket[] = [];
+const fakes: FakePort[] = [];
+const children: ReturnType<typeof spawn>[] = [];
+
+/** Makes `<devDir>/<port>.in|.out` and returns the broker's side of them. */
+function fifoPort(devDir: string, port: string): Duplex {
+  mkdirSync(devDir, { recursive: true });
+  const base = join(devDir, port);
+  execFileSync('mkfifo', [`${base}.in`, `${base}.out`]);
+  const toGuest = new Socket({ fd: openSync(`${base}.in`, 'r+'), readable: false, writable: true });
+  const fromGuest = new Socket({ fd: openSync(`${base}.out`, 'r+'), readable: true, writable: false });
+  sockets.push(toGuest, fromGuest);
+  return Duplex.from({ readable: fromGuest, writable: toGuest });
+}
+
+function env(devDir: string): NodeJS.ProcessEnv {
+  return { PATH: bin, MCL_DEV_DIR: devDir, MCL_TIMEOUT: '5', TMPDIR: dir, STORE: join(dir, 'store') };
+}
+
+function run(devDir: string, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const c = spawn(join(bin, 'mcl-msg'), args, { env: env(devDir) });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d) => (stdout += d));
+    c.stderr.on('data', (d) => (stderr += d));
+    c.on('close', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+const KV_HANDLER = `
+body=$(cat)
+key=$(mcl-msg field "$body" key) || { echo "no key in $body" >&2; exit 1; }
+case $MCL_OP in
+put)
+  [ "$key" = forbidden ] && { echo "key $key is reserved" >&2; exit 1; }
+  mkdir -p "$STORE"
+  mcl-msg field "$body" value > "$STORE/$key"
+  mcl-msg notify kv changed "{\\"key\\":\\"$key\\"}"
+  echo '{"ok":true}'
+  ;;
+get)
+  [ "$key" = garbage ] && { echo 'not json'; exit 0; }
+  if [ -f "$STORE/$key" ]; then
+    printf '{"hit":{"key":"%s","value":%s}}\\n' "$key" "$(mcl-msg str "$(cat "$STORE/$key")")"
+  else
+    echo '{"miss":null}'
+  fi
+  ;;
+esac
+`;
+
+describe.skipIf(!BUSYBOX)('mcl-msg under busybox sh', () => {
+  let dbDev: string;
+  let clientDev: string;
+  let flood: FakePort;
+
+  beforeAll(async () => {
+    ({ dir, cleanup } = tempDir());
+    bin = join(dir, 'bin');
+    mkdirSync(bin);
+    // Only busybox applets on PATH, as in the guest image.
+    execFileSync(BUSYBOX!, ['--install', '-s', bin]);
+    writeFileSync(join(bin, 'mcl-msg'), `#!${BUSYBOX} sh\nexec ${BUSYBOX} sh ${HELPER} "$@"\n`, { mode: 0o755 });
+    writeFileSync(join(dir, 'kv.sh'), KV_HANDLER);
+    broker = new Broker(testPlan());
+    dbDev = join(dir, 'db');
+    clientDev = join(dir, 'client');
+    void broker.attachPort('db', 0, 'kv', fifoPort(dbDev, 'kv'));
+    void broker.attachPort('client', 0, 'kv', fifoPort(clientDev, 'kv'));
+    void broker.attachPort('client', 0, 'loose', fifoPort(clientDev, 'loose'));
+    flood = await FakePort.listen(join(dir, 'flood.sock'));
+    fakes.push(flood);
+    void broker.attachPort('flood', 0, 'kv', flood.path);
+    await flood.connected();
+    const server = spawn(join(bin, 'mcl-msg'), ['serve', 'kv', join(dir, 'kv.sh')], { env: env(dbDev), stdio: ['ignore', 'ignore', 'pipe'] });
+    children.push(server);
+  });
+
+  afterAll(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    await broker.close();
+    for (const s of sockets) s.destroy();
+    for (const f of fakes) await f.close();
+    cleanup();
+  });
+
+  it('serves calls with a shell handler and calls them from another guest', async () => {
+    let r = await run(clientDev, 'call', 'kv', 'get', '{"key":"a"}');
+    expect(r).toMatchObject({ code: 0, stdout: '{"miss":null}\n' });
+    r = await run(clientDev, 'call', 'kv', 'put', '{"key":"a","value":"he said \\"hi\\""}');
+    expect(r).toMatchObject({ code: 0, stdout: '{"ok":true}\n' });
+    r = await run(clientDev, 'call', 'kv', 'get', '{"key":"a"}');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ hit: { key: 'a', value: 'he said "hi"' } });
+  });
+
+  it('delivers a notification sent from inside a handler to the other requesters', async () => {
+    const r = await run(clientDev, 'call', 'kv', 'put', '{"key":"b","value":"1"}');
+    expect(r.code).toBe(0);
+    // Earlier puts notified too; the one for b must come.
+    let n = await flood.next();
+    while ((n.body as { key: string }).key !== 'b') n = await flood.next();
+    expect(n).toEqual({ t: 'notify', op: 'changed', body: { key: 'b' } });
+  });
+
+  it('reports a provider error with exit code 1 and the handler stderr', async () => {
+    const r = await run(clientDev, 'call', 'kv', 'put', '{"key":"forbidden","value":"x"}');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/key forbidden is reserved/);
+  });
+
+  it('reports a denied call with exit code 2 and the reason', async () => {
+    let r = await run(clientDev, 'call', 'kv', 'get', '{"key":42}');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/denied: get: body.key: expected a string/);
+    r = await run(clientDev, 'call', 'kv', 'drop', '{}');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/not carried by this channel/);
+    r = await run(clientDev, 'call', 'loose', 'get', '{"key":"a"}');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/has no channel/);
+    const kinds = broker.violations().filter((v) => v.instance === 'client').map((v) => v.kind);
+    expect(kinds).toEqual(['schema', 'unknown_op', 'unwired']);
+  });
+
+  it('sends one-way messages and refuses names that are not operations', async () => {
+    const r = await run(clientDev, 'send', 'kv', 'log', '{"message":"hello"}');
+    expect(r.code).toBe(0);
+    const bad = await run(clientDev, 'send', 'kv', 'x"y', '{}');
+    expect(bad.code).toBe(4);
+    expect(bad.stderr).toMatch(/is not a name/);
+    const none = await run(clientDev, 'call', 'nosuchport', 'get', '{}');
+    expect(none.code).toBe(4);
+    expect(none.stderr).toMatch(/no port nosuchport/);
+  });
+
+  it('turns a handler reply that is not JSON into an error for the caller at once', async () => {
+    const t0 = Date.now();
+    const r = await run(clientDev, 'call', 'kv', 'get', '{"key":"garbage"}');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/reply to get was refused: it is not JSON/);
+    // Well before the channel's 300 ms timeout.
+    expect(Date.now() - t0).toBeLessThan(280);
+    expect(broker.violations().some((v) => v.instance === 'db' && v.kind === 'malformed')).toBe(true);
+  });
+
+  it('extracts fields and escapes strings for handlers', () => {
+    const f = (json: string, name: string) => spawnSync(join(bin, 'mcl-msg'), ['field', json, name], { env: env(clientDev), encoding: 'utf8' });
+    expect(f('{"x": "y"}', 'x').stdout).toBe('y\n');
+    expect(f('{"a":{"n":-12.5,"b":true}}', 'n').stdout).toBe('-12.5\n');
+    expect(f('{"s":"a\\"b\\\\"}', 's').stdout).toBe('a"b\\\n');
+    expect(f('{"a":1}', 'missing').status).toBe(1);
+    const s = spawnSync(join(bin, 'mcl-msg'), ['str', 'tab\tquote" back\\'], { env: env(clientDev), encoding: 'utf8' });
+    expect(JSON.parse(s.stdout)).toBe('tab quote" back\\');
+  });
+});
