@@ -1,0 +1,88 @@
+// compile(): the pipeline from sources to a checked plan.
+//
+//   load & resolve modules -> types and protocols -> components, images,
+//   targets -> systems and wiring -> root and target selection -> elaborate
+//   -> backend capabilities -> plan body -> policy checks -> plan.
+//
+// Every stage reports into one diagnostics list and carries on with what it
+// could resolve, so one compile reports as many independent problems as
+// possible. A plan is returned only when nothing reported an error.
+
+import { hasErrors, sortDiagnostics, type Diagnostic } from '@mcl/language';
+import type { CompileOptions, CompileResult, CompilerHost, Program } from './api';
+import { makeDiag } from './codes';
+import { Components, collectLabels } from './compose/components';
+import { elaborate } from './compose/elaborate';
+import { Systems } from './compose/systems';
+import { Ctx } from './context';
+import { checkPolicies } from './policy/index';
+import { PlanBuilder, labelOrder } from './plan/build';
+import { Loader, reportImportCycles } from './resolve/load';
+import { bindImports, declareModules } from './resolve/scope';
+import { checkCapabilities, select } from './target/select';
+import { Protocols } from './types/protocols';
+import { Types } from './types/types';
+
+export function compile(host: CompilerHost, options: CompileOptions): CompileResult {
+  const ctx = new Ctx(host);
+  try {
+    return run(ctx, options);
+  } catch (e) {
+    // A bug in the compiler must not take the editor or the CLI down with it.
+    const message = e instanceof Error ? e.message : String(e);
+    const stack = e instanceof Error && e.stack ? e.stack.split('\n').slice(1, 4).map((s) => s.trim()).join(' | ') : '';
+    const diag: Diagnostic = makeDiag('MCL0799', `internal compiler error: ${message}`, options.entries[0] ?? '', { start: 0, end: 0 }, {
+      hint: `please report this with the sources that caused it${stack ? ` (${stack})` : ''}`,
+    });
+    return { program: safeProgram(ctx.program), diagnostics: sortDiagnostics([...ctx.diagnostics, diag]) };
+  }
+}
+
+function safeProgram(p: Program): Program {
+  return p;
+}
+
+function run(ctx: Ctx, options: CompileOptions): CompileResult {
+  const loader = new Loader(ctx, options.cache);
+  loader.loadAll(options.entries);
+  reportImportCycles(ctx);
+  declareModules(ctx);
+  bindImports(ctx, loader);
+
+  const types = new Types(ctx);
+  const protocols = new Protocols(ctx, types);
+  types.checkAll();
+  protocols.checkAll();
+  const labels = collectLabels(ctx);
+  const components = new Components(ctx, types, protocols, labels);
+  components.checkAll();
+  const systems = new Systems(ctx, types, components);
+  systems.checkAll();
+
+  const sel = select(ctx, options, systems, components);
+  const result = (): CompileResult => ({ program: ctx.program, diagnostics: sortDiagnostics(ctx.diagnostics) });
+  if (!sel.root || !sel.target) return result();
+
+  const root = sel.root;
+  const anchor = sel.origin ?? { file: root.entry.module.file, span: root.entry.decl.name.span };
+  const builder = new PlanBuilder(ctx, types, components);
+  const flat = builder.exclude(elaborate(root), options.exclude, anchor);
+  checkCapabilities(ctx, sel.target, flat);
+  const body = builder.body(flat, sel.target);
+  if (hasErrors(ctx.diagnostics)) return result();
+
+  const policy = checkPolicies({
+    target: body.target,
+    templates: body.templates,
+    instances: body.instances,
+    channels: body.channels,
+    exposures: body.exposures,
+    rules: flat.rules,
+    labels: labelOrder(labels),
+    origins: body.origins,
+  });
+  ctx.addDiagnostics(policy.diagnostics);
+  if (hasErrors(ctx.diagnostics) || options.emitPlan === false) return result();
+  const plan = builder.assemble(body, root.entry.qname, policy, options);
+  return { ...result(), plan };
+}

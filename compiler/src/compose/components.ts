@@ -1,0 +1,480 @@
+// Components, images, targets and labels: the declarations a system is built
+// from. Each is checked once, whatever the number of instances.
+
+import type {
+  ComponentDecl,
+  Expr,
+  Ident,
+  ImageDecl,
+  InstancesMember,
+  ParamDecl,
+  PortDecl,
+  ProgramMember,
+  Property,
+  RestartMember,
+  Span,
+  TargetDecl,
+} from '@mcl/language';
+import type { BackendName, JsonValue } from '@mcl/plan';
+import { Ctx, related, type DeclEntry, type Module } from '../context';
+import { qnameText } from '../resolve/load';
+import { lookupPlain, resolveRef } from '../resolve/scope';
+import type { ProtocolInfo, Protocols } from '../types/protocols';
+import { typeText, type RType, type Types } from '../types/types';
+import { didYouMean } from '../util/suggest';
+
+export const DEFAULT_MEMORY = 128 * 1024 * 1024;
+export const DEFAULT_VCPUS = 1;
+export const DEFAULT_POOL = 1;
+export const DEFAULT_MAX_SESSIONS = 16;
+export const DEFAULT_ON_FAILURE_RETRIES = 5;
+export const MAX_REPLICAS = 1024;
+
+export interface ParamInfo {
+  name: string;
+  decl: ParamDecl;
+  type: RType;
+  /** The default as JSON; undefined when there is none or it did not check. */
+  default?: JsonValue;
+  hasDefault: boolean;
+  sensitive: boolean;
+  symbol: string;
+}
+
+export interface PortInfo {
+  name: string;
+  direction: 'provide' | 'require';
+  protocol?: ProtocolInfo;
+  optional: boolean;
+  expose?: { port: number; span: Span };
+  decl: PortDecl;
+  symbol: string;
+  /** virtio-serial slot: 1 + declaration index (slot 0 is the control port). */
+  slot: number;
+}
+
+export interface ModeInfo {
+  mode: 'single' | 'replicas' | 'per_session';
+  replicas: number;
+  max_sessions?: number;
+}
+
+export interface RestartInfo {
+  policy: 'always' | 'on_failure' | 'never';
+  max_retries: number;
+}
+
+export interface ComponentInfo {
+  entry: DeclEntry;
+  image?: DeclEntry;
+  memory: number;
+  vcpus: number;
+  label?: string;
+  labelSpan?: Span;
+  declassifies: { from: string; to: string }[];
+  params: Map<string, ParamInfo>;
+  ports: PortInfo[];
+  portByName: Map<string, PortInfo>;
+  mode: ModeInfo;
+  restart: RestartInfo;
+  program?: ProgramMember;
+}
+
+export interface ImageInfo {
+  entry: DeclEntry;
+  base: 'busybox-static';
+  kernel: string;
+  modules: string[];
+}
+
+export interface TargetInfo {
+  entry: DeclEntry;
+  backend: BackendName;
+  memory_bytes: number;
+  vcpus: number;
+  vcpu_overcommit: number;
+}
+
+export interface LabelInfo {
+  labels: Set<string>;
+  edges: [string, string][];
+  declaredAt: Map<string, { file: string; span: Span; symbol: string }>;
+}
+
+/** Collects the label order from every `labels` declaration (prelude first, then by file). */
+export function collectLabels(ctx: Ctx): LabelInfo {
+  const info: LabelInfo = { labels: new Set(), edges: [], declaredAt: new Map() };
+  const mods = [...ctx.modules.values()].sort((a, b) => (a.path === 'std.prelude' ? -1 : b.path === 'std.prelude' ? 1 : a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+  const edgeSet = new Set<string>();
+  for (const m of mods) {
+    for (const d of m.ast.decls) {
+      if (d.kind !== 'LabelsDecl') continue;
+      for (const chain of d.chains) {
+        let prev: string | undefined;
+        for (const id of chain) {
+          if (!id.name) continue;
+          if (!info.declaredAt.has(id.name)) {
+            const symbol = ctx.declare('label', m.file, id.name, id, id.span, id.name, `label ${id.name}`, d.doc);
+            info.declaredAt.set(id.name, { file: m.file, span: id.span, symbol });
+            info.labels.add(id.name);
+          } else ctx.reference(m.file, id.span, info.declaredAt.get(id.name)!.symbol);
+          if (prev !== undefined && prev !== id.name) {
+            const k = `${prev}<${id.name}`;
+            if (!edgeSet.has(k)) {
+              edgeSet.add(k);
+              info.edges.push([prev, id.name]);
+            }
+          }
+          prev = id.name;
+        }
+      }
+    }
+  }
+  return info;
+}
+
+/** Resolves a label use; reports an unknown label with a suggestion. */
+export function useLabel(ctx: Ctx, labels: LabelInfo, m: Module, id: Ident): string | undefined {
+  if (!id.name) return undefined;
+  const at = labels.declaredAt.get(id.name);
+  if (!at) {
+    ctx.report('MCL0210', `unknown label \`${id.name}\``, m.file, id.span, {
+      hint: didYouMean(id.name, labels.labels) ?? `declare it: \`labels { public < ${id.name} }\``,
+    });
+    return undefined;
+  }
+  ctx.reference(m.file, id.span, at.symbol);
+  return id.name;
+}
+
+function intOf(ctx: Ctx, m: Module, v: Expr | undefined, what: string, min: number, max: number): number | undefined {
+  if (!v || v.kind === 'MissingExpr') return undefined;
+  if (v.kind !== 'Int') {
+    ctx.report('MCL0412', `${what} must be a whole number`, m.file, v.span, { hint: `write a number from ${min} to ${max}` });
+    return undefined;
+  }
+  if (v.value < min || v.value > max || !Number.isSafeInteger(v.value)) {
+    ctx.report('MCL0412', `${what} must be between ${min} and ${max}, not ${v.raw}`, m.file, v.span, { hint: `write a number from ${min} to ${max}` });
+    return undefined;
+  }
+  return v.value;
+}
+
+export function memoryOf(ctx: Ctx, m: Module, v: Expr): number | undefined {
+  if (v.kind === 'MissingExpr') return undefined;
+  if (v.kind !== 'Size') {
+    ctx.report('MCL0412', 'memory must be a size such as `256MiB`', m.file, v.span, { hint: 'write a size with a unit: `128MiB`, `1GiB`' });
+    return undefined;
+  }
+  if (v.bytes < 16 * 1024 * 1024 || v.bytes % (1024 * 1024) !== 0) {
+    ctx.report('MCL0412', `memory must be a whole number of MiB and at least 16MiB, not ${v.raw}`, m.file, v.span, { hint: 'write e.g. `128MiB`' });
+    return undefined;
+  }
+  return v.bytes;
+}
+
+export function vcpusOf(ctx: Ctx, m: Module, v: Expr): number | undefined {
+  return intOf(ctx, m, v, 'vcpus', 1, 64);
+}
+
+export function modeOf(ctx: Ctx, m: Module, im: InstancesMember): ModeInfo | undefined {
+  switch (im.mode) {
+    case 'single':
+      return { mode: 'single', replicas: 1 };
+    case 'replicas': {
+      const n = intOf(ctx, m, im.count, 'replicas', 1, MAX_REPLICAS);
+      return n === undefined ? undefined : { mode: 'replicas', replicas: n };
+    }
+    case 'per_session': {
+      const pool = im.pool ? intOf(ctx, m, im.pool, 'the warm pool', 0, MAX_REPLICAS) : DEFAULT_POOL;
+      const max = im.max ? intOf(ctx, m, im.max, 'the session limit', 1, MAX_REPLICAS) : DEFAULT_MAX_SESSIONS;
+      if (pool === undefined || max === undefined) return undefined;
+      if (pool > max) {
+        ctx.report('MCL0412', `the warm pool (${pool}) is larger than the session limit (${max})`, m.file, im.span, { hint: `lower the pool or raise \`max\` to at least ${pool}` });
+        return undefined;
+      }
+      return { mode: 'per_session', replicas: pool, max_sessions: max };
+    }
+  }
+}
+
+export function restartOf(ctx: Ctx, m: Module, r: RestartMember): RestartInfo | undefined {
+  if (r.policy === 'on_failure') {
+    const n = r.maxRetries ? intOf(ctx, m, r.maxRetries, 'the retry limit', 0, 1_000_000) : DEFAULT_ON_FAILURE_RETRIES;
+    return n === undefined ? undefined : { policy: 'on_failure', max_retries: n };
+  }
+  if (r.maxRetries && r.maxRetries.kind !== 'MissingExpr') {
+    ctx.report('MCL0412', `\`max\` applies only to \`restart on-failure\``, m.file, r.maxRetries.span, { hint: 'remove it, or write `restart on-failure max N`' });
+  }
+  return { policy: r.policy, max_retries: 0 };
+}
+
+export class Components {
+  private readonly infos = new Map<DeclEntry, ComponentInfo>();
+  private readonly images = new Map<DeclEntry, ImageInfo>();
+  private readonly targets = new Map<DeclEntry, TargetInfo | undefined>();
+
+  constructor(
+    private readonly ctx: Ctx,
+    private readonly types: Types,
+    private readonly protocols: Protocols,
+    readonly labels: LabelInfo,
+  ) {}
+
+  checkAll(): void {
+    for (const m of this.ctx.modules.values()) {
+      for (const e of m.decls.values()) {
+        if (e.kind === 'component') this.component(e);
+        else if (e.kind === 'image') this.image(e);
+        else if (e.kind === 'target') this.target(e);
+      }
+    }
+  }
+
+  /** Reports duplicate `memory`, `image`, ... members; returns true when this one is a repeat. */
+  private once(seen: Map<string, Span>, key: string, span: Span, m: Module, what: string): boolean {
+    const prev = seen.get(key);
+    if (prev) {
+      this.ctx.report('MCL0414', `${what} is set twice`, m.file, span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
+      return true;
+    }
+    seen.set(key, span);
+    return false;
+  }
+
+  component(e: DeclEntry): ComponentInfo {
+    let info = this.infos.get(e);
+    if (info) return info;
+    const d = e.decl as ComponentDecl;
+    const m = e.module;
+    info = {
+      entry: e,
+      memory: DEFAULT_MEMORY,
+      vcpus: DEFAULT_VCPUS,
+      declassifies: [],
+      params: new Map(),
+      ports: [],
+      portByName: new Map(),
+      mode: { mode: 'single', replicas: 1 },
+      restart: { policy: 'never', max_retries: 0 },
+    };
+    this.infos.set(e, info);
+    const seen = new Map<string, Span>();
+    const names = new Map<string, Span>();
+    let imageSet = false;
+    for (const mem of d.members) {
+      switch (mem.kind) {
+        case 'ImageMember': {
+          if (this.once(seen, 'image', mem.span, m, '`image`')) break;
+          imageSet = true;
+          info.image = resolveRef(this.ctx, m, mem.image, ['image'], 'image');
+          break;
+        }
+        case 'MemoryMember': {
+          if (this.once(seen, 'memory', mem.span, m, '`memory`')) break;
+          const v = memoryOf(this.ctx, m, mem.value);
+          if (v !== undefined) info.memory = v;
+          break;
+        }
+        case 'VcpusMember': {
+          if (this.once(seen, 'vcpus', mem.span, m, '`vcpus`')) break;
+          const v = vcpusOf(this.ctx, m, mem.value);
+          if (v !== undefined) info.vcpus = v;
+          break;
+        }
+        case 'LabelMember': {
+          if (this.once(seen, 'label', mem.span, m, '`label`')) break;
+          info.label = useLabel(this.ctx, this.labels, m, mem.label);
+          info.labelSpan = mem.span;
+          break;
+        }
+        case 'DeclassifyMember': {
+          const from = useLabel(this.ctx, this.labels, m, mem.from);
+          const to = useLabel(this.ctx, this.labels, m, mem.to);
+          if (from && to) {
+            if (from === to) {
+              this.ctx.report('MCL0418', `declassifying \`${from}\` to itself does nothing`, m.file, mem.span, { hint: 'remove the line, or name a lower label' });
+            } else info.declassifies.push({ from, to });
+          }
+          break;
+        }
+        case 'ParamDecl': {
+          const name = mem.name.name;
+          if (!name) break;
+          if (info.params.has(name)) {
+            this.ctx.report('MCL0316', `parameter \`${name}\` is declared twice`, m.file, mem.name.span, {
+              hint: 'remove or rename one of them',
+              related: [related(m.file, info.params.get(name)!.decl.name.span, 'first declared here')],
+            });
+            break;
+          }
+          const symbol = this.ctx.declare('param', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, `param ${name}: ${typeText(mem.type, m)}${mem.sensitive ? ' sensitive' : ''}`, mem.doc, e.symbol);
+          const type = this.types.check(mem.type, m, { path: `${e.name}.${name}`, container: symbol, qname: `${e.qname}.${name}` });
+          const p: ParamInfo = { name, decl: mem, type, hasDefault: !!mem.default && mem.default.kind !== 'MissingExpr', sensitive: mem.sensitive, symbol };
+          if (mem.default && mem.default.kind !== 'MissingExpr') {
+            const v = this.types.value(mem.default, type, m, `the default of \`${name}\``);
+            if (v !== undefined) p.default = v;
+          }
+          info.params.set(name, p);
+          break;
+        }
+        case 'PortDecl': {
+          const name = mem.name.name;
+          if (!name) break;
+          const prev = names.get(name);
+          if (prev) {
+            this.ctx.report('MCL0411', `port \`${name}\` is declared twice in \`${e.name}\``, m.file, mem.name.span, {
+              hint: 'rename one of the ports',
+              related: [related(m.file, prev, 'first declared here')],
+            });
+            break;
+          }
+          names.set(name, mem.name.span);
+          const pe = resolveRef(this.ctx, m, mem.protocol, ['protocol'], 'protocol');
+          const dirWord = mem.expose ? 'expose' : mem.direction;
+          const symbol = this.ctx.declare('port', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, `${dirWord} ${name}: ${pe ? pe.qname : qnameText(mem.protocol)}${mem.optional ? ' optional' : ''}`, mem.doc, e.symbol);
+          const port: PortInfo = {
+            name,
+            direction: mem.direction,
+            protocol: pe ? this.protocols.get(pe) : undefined,
+            optional: mem.optional,
+            decl: mem,
+            symbol,
+            slot: info.ports.length + 1,
+          };
+          if (mem.expose) {
+            const hp = hostPort(this.ctx, m, mem.expose.port);
+            if (mem.direction === 'require') {
+              this.ctx.report('MCL0408', `required port \`${name}\` cannot be exposed`, m.file, mem.expose.span, { hint: 'only provided ports serve outside clients; use `provide` or remove the exposure' });
+            } else if (hp !== undefined) port.expose = { port: hp, span: mem.expose.span };
+          }
+          if (mem.optional && mem.direction === 'provide') {
+            this.ctx.report('MCL0412', '`optional` applies only to required ports', m.file, mem.span, { hint: 'remove `optional`' });
+          }
+          info.ports.push(port);
+          info.portByName.set(name, port);
+          break;
+        }
+        case 'InstancesMember': {
+          if (this.once(seen, 'instances', mem.span, m, 'the instance mode')) break;
+          const v = modeOf(this.ctx, m, mem);
+          if (v) info.mode = v;
+          break;
+        }
+        case 'RestartMember': {
+          if (this.once(seen, 'restart', mem.span, m, '`restart`')) break;
+          const v = restartOf(this.ctx, m, mem);
+          if (v) info.restart = v;
+          break;
+        }
+        case 'ProgramMember': {
+          if (this.once(seen, 'program', mem.span, m, '`program`')) break;
+          info.program = mem;
+          break;
+        }
+      }
+    }
+    if (!imageSet) {
+      const r = lookupPlain(m, 'busybox');
+      if (r.ok && r.entry.kind === 'image') info.image = r.entry;
+    }
+    return info;
+  }
+
+  image(e: DeclEntry): ImageInfo {
+    let info = this.images.get(e);
+    if (info) return info;
+    const d = e.decl as ImageDecl;
+    const m = e.module;
+    info = { entry: e, base: 'busybox-static', kernel: 'debian-cloud', modules: [] };
+    this.images.set(e, info);
+    const seen = new Map<string, Span>();
+    for (const p of d.props) {
+      const key = p.key.name;
+      if (!key) continue;
+      if (this.once(seen, key, p.span, m, `\`${key}\``)) continue;
+      const bad = (msg: string, hint: string) => this.ctx.report('MCL0415', msg, m.file, p.value.span, { hint });
+      switch (key) {
+        case 'base':
+          if (p.value.kind !== 'String' || p.value.value !== 'busybox-static') bad('the only image base is "busybox-static"', 'write `base "busybox-static"`');
+          break;
+        case 'kernel':
+          if (p.value.kind !== 'String' || !(p.value.value === 'debian-cloud' || p.value.value.startsWith('/'))) bad('`kernel` is "debian-cloud" or an absolute path on the host', 'write `kernel "debian-cloud"`');
+          else info.kernel = p.value.value;
+          break;
+        case 'modules':
+          if (p.value.kind !== 'List' || p.value.items.some((x) => x.kind !== 'String' || !/^[A-Za-z0-9_-]+$/.test(x.value))) bad('`modules` is a list of kernel module names', 'write `modules ["virtio_console"]`');
+          else info.modules = p.value.items.map((x) => (x.kind === 'String' ? x.value : ''));
+          break;
+        default:
+          this.ctx.report('MCL0415', `unknown image property \`${key}\``, m.file, p.key.span, { hint: didYouMean(key, ['base', 'kernel', 'modules']) ?? 'images have `base`, `kernel` and `modules`' });
+      }
+    }
+    return info;
+  }
+
+  target(e: DeclEntry): TargetInfo | undefined {
+    if (this.targets.has(e)) return this.targets.get(e);
+    const d = e.decl as TargetDecl;
+    const m = e.module;
+    const info: TargetInfo = { entry: e, backend: 'kvm', memory_bytes: 0, vcpus: 0, vcpu_overcommit: 1 };
+    let ok = true;
+    const seen = new Map<string, Span>();
+    const props = new Map<string, Property>();
+    for (const p of d.props) {
+      const key = p.key.name;
+      if (!key) continue;
+      if (this.once(seen, key, p.span, m, `\`${key}\``)) continue;
+      props.set(key, p);
+      const bad = (msg: string, hint: string) => {
+        ok = false;
+        this.ctx.report('MCL0603', msg, m.file, p.value.span, { hint });
+      };
+      const v = p.value;
+      switch (key) {
+        case 'backend': {
+          const name = v.kind === 'Ref' ? qnameText(v.name) : v.kind === 'String' ? v.value : '';
+          if (name === 'kvm' || name === 'xen') info.backend = name;
+          else bad(`unknown backend \`${name || exprKind(v)}\``, didYouMean(name, ['kvm', 'xen']) ?? 'the backends are `kvm` and `xen`');
+          break;
+        }
+        case 'memory':
+          if (v.kind !== 'Size' || v.bytes <= 0) bad('`memory` must be a size such as `8GiB`', 'write the host memory available to guests, e.g. `memory 8GiB`');
+          else info.memory_bytes = v.bytes;
+          break;
+        case 'vcpus':
+          if (v.kind !== 'Int' || v.value < 1 || !Number.isSafeInteger(v.value)) bad('`vcpus` must be a whole number of at least 1', 'write e.g. `vcpus 4`');
+          else info.vcpus = v.value;
+          break;
+        case 'overcommit':
+          if ((v.kind !== 'Int' && v.kind !== 'Float') || !(v.value >= 1)) bad('`overcommit` must be a number of at least 1', 'write e.g. `overcommit 4`');
+          else info.vcpu_overcommit = v.value;
+          break;
+        default:
+          ok = false;
+          this.ctx.report('MCL0603', `unknown target property \`${key}\``, m.file, p.key.span, { hint: didYouMean(key, ['backend', 'memory', 'vcpus', 'overcommit']) ?? 'targets have `backend`, `memory`, `vcpus` and `overcommit`' });
+      }
+    }
+    for (const req of ['memory', 'vcpus']) {
+      if (!props.has(req)) {
+        ok = false;
+        this.ctx.report('MCL0603', `target \`${e.name}\` does not say its ${req}`, m.file, d.name.span, { hint: req === 'memory' ? 'add `memory 8GiB` (the host memory guests may use)' : 'add `vcpus 4`' });
+      }
+    }
+    this.targets.set(e, ok ? info : undefined);
+    return ok ? info : undefined;
+  }
+}
+
+function exprKind(e: Expr): string {
+  return e.kind === 'MissingExpr' ? 'nothing' : e.kind.toLowerCase();
+}
+
+export function hostPort(ctx: Ctx, m: Module, v: Expr): number | undefined {
+  if (v.kind === 'MissingExpr') return undefined;
+  if (v.kind !== 'Int' || v.value < 1 || v.value > 65535) {
+    ctx.report('MCL0417', `host port must be between 1 and 65535${v.kind === 'Int' ? `, not ${v.raw}` : ''}`, m.file, v.span, { hint: 'write a TCP port number such as `8080`' });
+    return undefined;
+  }
+  return v.value;
+}

@@ -1,0 +1,567 @@
+// Systems: instances, exports, wiring, exposures and policy blocks, checked
+// once per declaration; then `elaborate` flattens the root system into
+// instances with dotted ids and channels between component ports.
+
+import type {
+  ChannelAttr,
+  ConnectDecl,
+  ExportDecl,
+  InstanceDecl,
+  PolicyRule,
+  PortRef,
+  Span,
+  SystemDecl,
+} from '@mcl/language';
+import type { ChannelInvariants, JsonValue } from '@mcl/plan';
+import { Ctx, related, textOf, type DeclEntry, type Module } from '../context';
+import { resolveRef } from '../resolve/scope';
+import type { ProtocolInfo } from '../types/protocols';
+import type { Types } from '../types/types';
+import { didYouMean } from '../util/suggest';
+import {
+  hostPort,
+  memoryOf,
+  modeOf,
+  restartOf,
+  useLabel,
+  vcpusOf,
+  type ComponentInfo,
+  type Components,
+  type ModeInfo,
+  type PortInfo,
+  type RestartInfo,
+} from './components';
+
+export const DEFAULT_MAX_MESSAGE = 1024 * 1024;
+export const DEFAULT_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_INFLIGHT = 64;
+
+/** A port as seen from the system that holds the instance: a component's port or a nested system's export. */
+export interface SysPort {
+  name: string;
+  direction: 'provide' | 'require';
+  protocol?: ProtocolInfo;
+  optional: boolean;
+  symbol: string;
+}
+
+export interface InstInfo {
+  name: string;
+  decl: InstanceDecl;
+  symbol: string;
+  comp?: ComponentInfo;
+  sys?: SystemInfo;
+  // Resolved settings (component instances only).
+  memory: number;
+  vcpus: number;
+  mode: ModeInfo;
+  restart: RestartInfo;
+  label?: string;
+  labelSpan?: Span;
+  params: Record<string, JsonValue>;
+}
+
+export interface ExportInfo extends SysPort {
+  decl: ExportDecl;
+  inst: InstInfo;
+  port: string;
+}
+
+export interface ConnInfo {
+  decl: ConnectDecl;
+  from: { inst: InstInfo; port: string };
+  to: { inst: InstInfo; port: string };
+  protocol: ProtocolInfo;
+  invariants: Omit<ChannelInvariants, 'order'>;
+  /** Operations the channel carries when `allow` restricts them. */
+  allow?: string[];
+}
+
+export interface ExposeInfo {
+  inst: InstInfo;
+  port: string;
+  hostPort: number;
+  span: Span;
+}
+
+export interface SystemInfo {
+  entry: DeclEntry;
+  instances: Map<string, InstInfo>;
+  exports: Map<string, ExportInfo>;
+  connects: ConnInfo[];
+  exposes: ExposeInfo[];
+  rules: PolicyRule[];
+  /** Systems this one instantiates (for root detection). */
+  uses: Set<DeclEntry>;
+}
+
+export function portOf(inst: InstInfo, name: string): SysPort | undefined {
+  if (inst.comp) {
+    const p = inst.comp.portByName.get(name);
+    return p && { name: p.name, direction: p.direction, protocol: p.protocol, optional: p.optional, symbol: p.symbol };
+  }
+  return inst.sys?.exports.get(name);
+}
+
+function portNames(inst: InstInfo): string[] {
+  if (inst.comp) return inst.comp.ports.map((p) => p.name);
+  return inst.sys ? [...inst.sys.exports.keys()] : [];
+}
+
+export class Systems {
+  private readonly infos = new Map<DeclEntry, SystemInfo | undefined>();
+  private readonly stack: DeclEntry[] = [];
+
+  constructor(
+    private readonly ctx: Ctx,
+    private readonly types: Types,
+    private readonly components: Components,
+  ) {}
+
+  checkAll(): void {
+    for (const m of this.ctx.modules.values()) for (const e of m.decls.values()) if (e.kind === 'system') this.get(e);
+  }
+
+  /** All checked systems. */
+  all(): SystemInfo[] {
+    return [...this.infos.values()].filter((x): x is SystemInfo => !!x);
+  }
+
+  /** Checks a system declaration (once); undefined while it is being checked (recursion). */
+  get(e: DeclEntry, at?: { m: Module; span: Span }): SystemInfo | undefined {
+    if (this.infos.has(e)) return this.infos.get(e);
+    const idx = this.stack.indexOf(e);
+    if (idx >= 0) {
+      const cyc = [...this.stack.slice(idx), e].map((x) => x.name).join(' -> ');
+      if (at) {
+        this.ctx.report('MCL0410', `system \`${e.name}\` contains itself: ${cyc}`, at.m.file, at.span, {
+          hint: 'a system cannot be an instance of itself, directly or through other systems; remove this instance',
+        });
+      }
+      return undefined;
+    }
+    this.stack.push(e);
+    const info = this.check(e);
+    this.stack.pop();
+    this.infos.set(e, info);
+    return info;
+  }
+
+  private check(e: DeclEntry): SystemInfo {
+    const d = e.decl as SystemDecl;
+    const m = e.module;
+    const info: SystemInfo = { entry: e, instances: new Map(), exports: new Map(), connects: [], exposes: [], rules: [], uses: new Set() };
+    const members = new Map<string, Span>();
+
+    // Instances first: every other member refers to them.
+    for (const mem of d.members) {
+      if (mem.kind !== 'InstanceDecl') continue;
+      const name = mem.name.name;
+      if (!name) continue;
+      const prev = members.get(name);
+      if (prev) {
+        this.ctx.report('MCL0411', `instance \`${name}\` is declared twice in \`${e.name}\``, m.file, mem.name.span, {
+          hint: 'rename one of the instances',
+          related: [related(m.file, prev, 'first declared here')],
+        });
+        continue;
+      }
+      members.set(name, mem.name.span);
+      const target = resolveRef(this.ctx, m, mem.component, ['component', 'system'], 'component or system');
+      const symbol = this.ctx.declare('instance', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, `${name} = ${target ? target.qname : textOf(m, mem.component.span)}`, mem.doc, e.symbol);
+      const inst: InstInfo = {
+        name,
+        decl: mem,
+        symbol,
+        memory: 0,
+        vcpus: 0,
+        mode: { mode: 'single', replicas: 1 },
+        restart: { policy: 'never', max_retries: 0 },
+        params: {},
+      };
+      if (target?.kind === 'component') {
+        inst.comp = this.components.component(target);
+        this.settings(inst, m);
+      } else if (target?.kind === 'system') {
+        info.uses.add(target);
+        inst.sys = this.get(target, { m, span: mem.component.span });
+        for (const s of mem.settings) {
+          this.ctx.report('MCL0413', `\`${name}\` is a system: settings and parameters apply to component instances`, m.file, s.span, {
+            hint: `set them on the instances inside \`${target.name}\``,
+          });
+        }
+      }
+      info.instances.set(name, inst);
+    }
+
+    const resolveEnd = (ref: PortRef): { inst: InstInfo; port: SysPort } | undefined => {
+      const iname = ref.instance.name;
+      const pname = ref.port.name;
+      if (!iname || !pname) return undefined;
+      const inst = info.instances.get(iname);
+      if (!inst) {
+        this.ctx.report('MCL0401', `\`${e.name}\` has no instance \`${iname}\``, m.file, ref.instance.span, {
+          hint: didYouMean(iname, info.instances.keys()) ?? `declare it: \`${iname} = SomeComponent\``,
+        });
+        return undefined;
+      }
+      this.ctx.reference(m.file, ref.instance.span, inst.symbol);
+      if (!inst.comp && !inst.sys) return undefined;
+      const port = portOf(inst, pname);
+      if (!port) {
+        const owner = inst.comp ? inst.comp.entry.name : inst.sys!.entry.name;
+        this.ctx.report('MCL0402', `\`${iname}\` (\`${owner}\`) has no port \`${pname}\``, m.file, ref.port.span, {
+          hint: didYouMean(pname, portNames(inst)) ?? `its ports are ${portNames(inst).map((n) => `\`${n}\``).join(', ') || 'none'}${inst.sys ? ' (a system has only the ports it exports)' : ''}`,
+        });
+        return undefined;
+      }
+      this.ctx.reference(m.file, ref.port.span, port.symbol);
+      return { inst, port };
+    };
+
+    // Exports.
+    for (const mem of d.members) {
+      if (mem.kind !== 'ExportDecl') continue;
+      const name = mem.name.name;
+      if (!name) continue;
+      const end = resolveEnd(mem.port);
+      const prev = info.exports.get(name);
+      if (prev) {
+        this.ctx.report('MCL0411', `\`${e.name}\` exports \`${name}\` twice`, m.file, mem.name.span, {
+          hint: 'rename one of the exports',
+          related: [related(m.file, prev.decl.name.span, 'first exported here')],
+        });
+        continue;
+      }
+      if (!end) continue;
+      const symbol = this.ctx.declare('export', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, `export ${name} = ${mem.port.instance.name}.${mem.port.port.name} (${end.port.direction} ${end.port.protocol?.entry.qname ?? '?'})`, undefined, e.symbol);
+      info.exports.set(name, { name, direction: end.port.direction, protocol: end.port.protocol, optional: end.port.optional, symbol, decl: mem, inst: end.inst, port: end.port.name });
+    }
+
+    // Connections.
+    const wired = new Map<string, ConnectDecl>();
+    for (const mem of d.members) {
+      if (mem.kind !== 'ConnectDecl') continue;
+      const from = resolveEnd(mem.from);
+      const to = resolveEnd(mem.to);
+      const attrs = this.attrs(mem, m, from?.port.protocol ?? to?.port.protocol);
+      if (!from || !to) continue;
+      const fromText = `${mem.from.instance.name}.${mem.from.port.name}`;
+      const toText = `${mem.to.instance.name}.${mem.to.port.name}`;
+      if (from.port.direction !== 'require' || to.port.direction !== 'provide') {
+        if (from.port.direction === 'provide' && to.port.direction === 'require') {
+          const fixed = `connect ${toText} -> ${fromText}`;
+          this.ctx.report('MCL0403', `\`connect\` goes from a required port to a provided port, but \`${fromText}\` is provided and \`${toText}\` is required`, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
+            hint: `swapped? write \`${fixed}\``,
+            fixes: [{
+              title: `Swap to \`${fixed}\``,
+              edits: [
+                { file: m.file, span: mem.from.span, newText: textOf(m, mem.to.span) },
+                { file: m.file, span: mem.to.span, newText: textOf(m, mem.from.span) },
+              ],
+            }],
+          });
+        } else if (from.port.direction === 'provide') {
+          this.ctx.report('MCL0403', `\`${fromText}\` is a provided port: a connection starts at a required port`, m.file, mem.from.span, {
+            hint: `connect a port that \`require\`s ${from.port.protocol ? `\`${from.port.protocol.entry.name}\`` : 'the protocol'} to \`${fromText}\` instead`,
+          });
+        } else {
+          this.ctx.report('MCL0403', `\`${toText}\` is a required port: a connection ends at a provided port`, m.file, mem.to.span, {
+            hint: `connect \`${fromText}\` to a port that \`provide\`s ${to.port.protocol ? `\`${to.port.protocol.entry.name}\`` : 'the protocol'}`,
+          });
+        }
+        continue;
+      }
+      const fp = from.port.protocol;
+      const tp = to.port.protocol;
+      if (fp && tp && fp !== tp) {
+        this.ctx.report('MCL0404', `protocol mismatch: \`${fromText}\` requires \`${fp.entry.qname}\` but \`${toText}\` provides \`${tp.entry.qname}\``, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
+          hint: `connect \`${fromText}\` to a port that provides \`${fp.entry.name}\`, or change one of the ports' protocols`,
+          related: [
+            related(fp.entry.module.file, fp.entry.decl.name.span, `\`${fp.entry.qname}\` is declared here`),
+            related(tp.entry.module.file, tp.entry.decl.name.span, `\`${tp.entry.qname}\` is declared here`),
+          ],
+        });
+        continue;
+      }
+      const key = `${from.inst.name}.${from.port.name}`;
+      const first = wired.get(key);
+      if (first) {
+        this.ctx.report('MCL0405', `\`${key}\` is already connected: a required port has exactly one channel`, m.file, mem.from.span, {
+          hint: 'remove one of the connections, or declare another required port for the second provider',
+          related: [related(m.file, first.span, 'first connected here')],
+        });
+        continue;
+      }
+      wired.set(key, mem);
+      if (!fp || !attrs) continue;
+      info.connects.push({ decl: mem, from: { inst: from.inst, port: from.port.name }, to: { inst: to.inst, port: to.port.name }, protocol: fp, invariants: attrs.invariants, allow: attrs.allow });
+    }
+
+    // Exposures declared in the system.
+    for (const mem of d.members) {
+      if (mem.kind !== 'ExposeDecl') continue;
+      const end = resolveEnd(mem.port);
+      const hp = hostPort(this.ctx, m, mem.spec.port);
+      if (!end) continue;
+      if (end.port.direction === 'require') {
+        this.ctx.report('MCL0408', `\`${mem.port.instance.name}.${mem.port.port.name}\` is a required port and cannot be exposed`, m.file, mem.port.span, {
+          hint: 'only provided ports serve outside clients; expose a port declared with `provide`',
+        });
+        continue;
+      }
+      if (hp !== undefined) info.exposes.push({ inst: end.inst, port: end.port.name, hostPort: hp, span: mem.span });
+    }
+
+    // Policy rules are checked by the policy checker; here they only feed references for the editor.
+    for (const mem of d.members) {
+      if (mem.kind !== 'PolicyBlock') continue;
+      for (const r of mem.rules) {
+        info.rules.push(r);
+        this.ruleReferences(r, info, m);
+      }
+    }
+
+    // Exported required ports are wired by the enclosing system; wiring them here as well is a second channel.
+    const exported = new Set<string>();
+    for (const ex of info.exports.values()) {
+      const key = `${ex.inst.name}.${ex.port}`;
+      exported.add(key);
+      if (ex.direction === 'require' && wired.has(key)) {
+        this.ctx.report('MCL0405', `\`${key}\` is connected inside \`${e.name}\` and also exported as \`${ex.name}\``, m.file, ex.decl.port.span, {
+          hint: 'a required port has exactly one channel: remove the export or the inner connection',
+          related: [related(m.file, wired.get(key)!.span, 'connected here')],
+        });
+      }
+    }
+
+    // Required ports nobody wired.
+    for (const inst of info.instances.values()) {
+      if (!inst.comp && !inst.sys) continue;
+      const ports: SysPort[] = inst.comp
+        ? inst.comp.ports.map((p) => ({ name: p.name, direction: p.direction, protocol: p.protocol, optional: p.optional, symbol: p.symbol }))
+        : [...(inst.sys?.exports.values() ?? [])];
+      for (const p of ports) {
+        if (p.direction !== 'require' || p.optional) continue;
+        const key = `${inst.name}.${p.name}`;
+        if (wired.has(key) || exported.has(key)) continue;
+        this.unwired(info, d, m, inst, p);
+      }
+    }
+    return info;
+  }
+
+  private unwired(info: SystemInfo, d: SystemDecl, m: Module, inst: InstInfo, p: SysPort): void {
+    const key = `${inst.name}.${p.name}`;
+    const candidates: string[] = [];
+    if (p.protocol) {
+      for (const other of info.instances.values()) {
+        if (other === inst) continue;
+        const ports = other.comp ? other.comp.ports : [...(other.sys?.exports.values() ?? [])];
+        for (const q of ports as (PortInfo | ExportInfo)[]) {
+          if (q.direction === 'provide' && q.protocol === p.protocol) candidates.push(`${other.name}.${q.name}`);
+        }
+      }
+    }
+    const proto = p.protocol ? `\`${p.protocol.entry.qname}\`` : 'a protocol';
+    const fixes = [];
+    let hint: string;
+    if (candidates.length === 1) {
+      const last = d.members[d.members.length - 1];
+      const lineStart = m.text.lastIndexOf('\n', inst.decl.span.start - 1) + 1;
+      const indent = /^[ \t]*/.exec(m.text.slice(lineStart, inst.decl.span.start))?.[0] ?? '  ';
+      const line = `connect ${key} -> ${candidates[0]}`;
+      fixes.push({ title: `Connect \`${key}\` to \`${candidates[0]}\``, edits: [{ file: m.file, span: { start: last.span.end, end: last.span.end }, newText: `\n${indent}${line}` }] });
+      hint = `add \`${line}\``;
+    } else if (candidates.length > 1) {
+      hint = `connect it to one of ${candidates.map((c) => `\`${c}\``).join(', ')}, or declare the port \`optional\``;
+    } else {
+      hint = `add an instance that provides ${proto} and connect it, or declare the port \`optional\``;
+    }
+    this.ctx.report('MCL0406', `\`${key}\` requires ${proto} but nothing is connected to it`, m.file, inst.decl.name.span, { hint, fixes });
+  }
+
+  private ruleReferences(r: PolicyRule, info: SystemInfo, m: Module): void {
+    const inst = (id: { name: string; span: Span }) => {
+      const i = info.instances.get(id.name);
+      if (i) this.ctx.reference(m.file, id.span, i.symbol);
+      return i;
+    };
+    switch (r.kind) {
+      case 'OnlyRule':
+        inst(r.target);
+        r.sources.forEach(inst);
+        break;
+      case 'NoPathRule':
+        inst(r.from);
+        inst(r.to);
+        break;
+      case 'NoFlowRule': {
+        inst(r.to);
+        const l = this.components.labels.declaredAt.get(r.label.name);
+        if (l) this.ctx.reference(m.file, r.label.span, l.symbol);
+        break;
+      }
+      case 'ExposedOnlyRule':
+        for (const p of r.ports) {
+          const i = inst(p.instance);
+          const port = i && portOf(i, p.port.name);
+          if (port) this.ctx.reference(m.file, p.port.span, port.symbol);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Resolves an instance's settings and parameter overrides against its component. */
+  private settings(inst: InstInfo, m: Module): void {
+    const comp = inst.comp!;
+    inst.memory = comp.memory;
+    inst.vcpus = comp.vcpus;
+    inst.mode = comp.mode;
+    inst.restart = comp.restart;
+    inst.label = comp.label;
+    inst.labelSpan = comp.labelSpan;
+    const seen = new Map<string, Span>();
+    const once = (key: string, span: Span, what: string) => {
+      const prev = seen.get(key);
+      if (prev) {
+        this.ctx.report('MCL0414', `${what} is set twice for \`${inst.name}\``, m.file, span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
+        return false;
+      }
+      seen.set(key, span);
+      return true;
+    };
+    const given = new Set<string>();
+    for (const s of inst.decl.settings) {
+      switch (s.kind) {
+        case 'ParamOverride': {
+          const name = s.name.name;
+          if (!name || !once(`param:${name}`, s.span, `\`${name}\``)) break;
+          const p = comp.params.get(name);
+          if (!p) {
+            this.ctx.report('MCL0314', `\`${comp.entry.name}\` has no parameter \`${name}\``, m.file, s.name.span, {
+              hint: didYouMean(name, comp.params.keys()) ?? (comp.params.size ? `its parameters are ${[...comp.params.keys()].map((n) => `\`${n}\``).join(', ')}` : `\`${comp.entry.name}\` declares no parameters`),
+            });
+            break;
+          }
+          given.add(name);
+          this.ctx.reference(m.file, s.name.span, p.symbol);
+          const v = this.types.value(s.value, p.type, m, `\`${name}\``);
+          if (v !== undefined) inst.params[name] = v;
+          break;
+        }
+        case 'InstancesMember': {
+          if (!once('instances', s.span, 'the instance mode')) break;
+          const v = modeOf(this.ctx, m, s);
+          if (v) inst.mode = v;
+          break;
+        }
+        case 'RestartMember': {
+          if (!once('restart', s.span, '`restart`')) break;
+          const v = restartOf(this.ctx, m, s);
+          if (v) inst.restart = v;
+          break;
+        }
+        case 'MemoryMember': {
+          if (!once('memory', s.span, '`memory`')) break;
+          const v = memoryOf(this.ctx, m, s.value);
+          if (v !== undefined) inst.memory = v;
+          break;
+        }
+        case 'VcpusMember': {
+          if (!once('vcpus', s.span, '`vcpus`')) break;
+          const v = vcpusOf(this.ctx, m, s.value);
+          if (v !== undefined) inst.vcpus = v;
+          break;
+        }
+        case 'LabelMember': {
+          if (!once('label', s.span, '`label`')) break;
+          inst.label = useLabel(this.ctx, this.components.labels, m, s.label);
+          inst.labelSpan = s.span;
+          break;
+        }
+      }
+    }
+    for (const p of comp.params.values()) {
+      if (given.has(p.name)) continue;
+      if (p.default !== undefined) inst.params[p.name] = p.default;
+      else if (!p.hasDefault) {
+        this.ctx.report('MCL0315', `\`${inst.name}\` does not set the required parameter \`${p.name}\` of \`${comp.entry.name}\``, m.file, inst.decl.name.span, {
+          hint: `set it: \`${inst.name} = ${comp.entry.name} { ${p.name} = ... }\`, or give the parameter a default`,
+          related: [related(comp.entry.module.file, p.decl.name.span, 'declared here')],
+        });
+      }
+    }
+  }
+
+  /** Channel attributes with defaults applied; undefined when one is invalid. */
+  private attrs(c: ConnectDecl, m: Module, protocol: ProtocolInfo | undefined): { invariants: Omit<ChannelInvariants, 'order'>; allow?: string[] } | undefined {
+    const inv: Omit<ChannelInvariants, 'order'> = { max_message_bytes: DEFAULT_MAX_MESSAGE, rate: null, timeout_ms: DEFAULT_TIMEOUT_MS, max_inflight: DEFAULT_MAX_INFLIGHT };
+    let allow: string[] | undefined;
+    let ok = true;
+    const seen = new Map<string, Span>();
+    const bad = (span: Span, msg: string, hint: string) => {
+      ok = false;
+      this.ctx.report('MCL0416', msg, m.file, span, { hint });
+    };
+    for (const a of c.attrs as ChannelAttr[]) {
+      const prev = seen.get(a.kind);
+      if (prev) {
+        this.ctx.report('MCL0414', 'this channel attribute is set twice', m.file, a.span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
+        ok = false;
+        continue;
+      }
+      seen.set(a.kind, a.span);
+      switch (a.kind) {
+        case 'RateAttr': {
+          if (a.rate.kind === 'MissingExpr') { ok = false; break; }
+          if (!(a.rate.perSecond > 0)) { bad(a.rate.span, 'a rate must be above zero', 'write e.g. `rate 100/s`, or leave the rate out for no limit'); break; }
+          let burst = Math.max(1, Math.ceil(a.rate.perSecond));
+          if (a.burst && a.burst.kind !== 'MissingExpr') {
+            if (a.burst.kind !== 'Int' || a.burst.value < 1 || !Number.isSafeInteger(a.burst.value)) { bad(a.burst.span, 'a burst must be a whole number of at least 1', 'write e.g. `burst 50`'); break; }
+            burst = a.burst.value;
+          }
+          inv.rate = { per_second: a.rate.perSecond, burst };
+          break;
+        }
+        case 'MaxMessageAttr':
+          if (a.size.kind === 'MissingExpr') { ok = false; break; }
+          if (a.size.bytes < 1 || a.size.bytes > 64 * 1024 * 1024) { bad(a.size.span, '`max_message` must be between 1B and 64MiB', 'write e.g. `max_message 64KiB`'); break; }
+          inv.max_message_bytes = a.size.bytes;
+          break;
+        case 'TimeoutAttr':
+          if (a.duration.kind === 'MissingExpr') { ok = false; break; }
+          if (!(a.duration.ms >= 1) || !Number.isSafeInteger(a.duration.ms)) { bad(a.duration.span, 'a timeout must be at least 1ms', 'write e.g. `timeout 2s`'); break; }
+          inv.timeout_ms = a.duration.ms;
+          break;
+        case 'MaxInflightAttr':
+          if (a.count.kind === 'MissingExpr') { ok = false; break; }
+          if (a.count.kind !== 'Int' || a.count.value < 1 || a.count.value > 65536) { bad(a.count.span, '`max_inflight` must be between 1 and 65536', 'write e.g. `max_inflight 8`'); break; }
+          inv.max_inflight = a.count.value;
+          break;
+        case 'AllowAttr': {
+          const ops = new Set<string>();
+          for (const id of a.ops) {
+            if (!id.name) continue;
+            if (!protocol) { ops.add(id.name); continue; }
+            const op = protocol.ops.get(id.name);
+            if (!op) {
+              ok = false;
+              this.ctx.report('MCL0407', `\`${id.name}\` is not an operation of \`${protocol.entry.qname}\``, m.file, id.span, {
+                hint: didYouMean(id.name, protocol.ops.keys()) ?? `its operations are ${[...protocol.ops.keys()].map((n) => `\`${n}\``).join(', ') || 'none'}`,
+              });
+              continue;
+            }
+            this.ctx.reference(m.file, id.span, op.symbol);
+            ops.add(id.name);
+          }
+          allow = [...ops].sort();
+          break;
+        }
+      }
+    }
+    return ok ? { invariants: inv, allow } : undefined;
+  }
+}

@@ -1,0 +1,122 @@
+// Shared state of one compilation: the host, the diagnostics sink, the
+// Program being built for the language server (symbols and references), and
+// the loaded modules. Each stage reads and extends it; nothing here does IO
+// except through the host.
+
+import type { Decl, Diagnostic, Ident, SourceFile, Span } from '@mcl/language';
+import type { CompilerHost, Program, SymbolInfo, SymbolKind } from './api';
+import { makeDiag, type DiagExtra } from './codes';
+
+export type DeclKind = 'type' | 'protocol' | 'component' | 'system' | 'image' | 'target';
+
+export interface DeclEntry {
+  kind: DeclKind;
+  name: string;
+  /** Module path + "." + name, e.g. `std.http.Request`. */
+  qname: string;
+  decl: Decl & { name: Ident };
+  module: Module;
+  symbol: string;
+}
+
+export interface ImportBinding {
+  entry: DeclEntry;
+  span: Span;
+}
+
+export interface Module {
+  /** Dotted module path: `webstack`, `shop.types`, `std.http`. */
+  path: string;
+  /** Program file key: workspace-relative path or `std:<module>`. */
+  file: string;
+  ast: SourceFile;
+  text: string;
+  isStd: boolean;
+  isEntry: boolean;
+  /** Local declarations by name (the first one wins when duplicated). */
+  decls: Map<string, DeclEntry>;
+  /** Names bound by `import m.{A, B as C}`. */
+  explicit: Map<string, ImportBinding>;
+  /** Modules imported with `import m.*`. */
+  globs: Module[];
+  /** Module paths named by imports, in source order (for cycle detection). */
+  importEdges: { target: string; span: Span }[];
+  symbol: string;
+}
+
+export class Ctx {
+  readonly diagnostics: Diagnostic[] = [];
+  private readonly seen = new Set<string>();
+  readonly program: Program = { files: new Map(), texts: new Map(), symbols: new Map(), references: [] };
+  /** Loaded modules by module path. */
+  readonly modules = new Map<string, Module>();
+  /** Loaded modules by file key. */
+  readonly byFile = new Map<string, Module>();
+  /** Extra files read for programs: path -> text (for the plan's `sources`). */
+  readonly programFiles = new Map<string, string>();
+
+  constructor(readonly host: CompilerHost) {}
+
+  /** Reports a diagnostic once (systems instantiated several times would otherwise repeat themselves). */
+  report(code: string, message: string, file: string, span: Span, extra?: DiagExtra): void {
+    const key = `${code}\u0000${file}\u0000${span.start}\u0000${span.end}\u0000${message}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.diagnostics.push(makeDiag(code, message, file, span, extra));
+  }
+
+  addDiagnostics(ds: readonly Diagnostic[]): void {
+    for (const d of ds) {
+      const key = `${d.code}\u0000${d.file}\u0000${d.span.start}\u0000${d.span.end}\u0000${d.message}`;
+      if (this.seen.has(key)) continue;
+      this.seen.add(key);
+      this.diagnostics.push(d);
+    }
+  }
+
+  /** Declares a symbol (first declaration of an id wins) and records the declaration's own name as a reference. */
+  declare(
+    kind: SymbolKind,
+    file: string,
+    path: string,
+    name: Ident,
+    span: Span,
+    qualifiedName: string,
+    detail: string,
+    doc?: string,
+    container?: string,
+  ): string {
+    const id = `${file}#${kind}:${path}`;
+    if (!this.program.symbols.has(id)) {
+      const info: SymbolInfo = {
+        id,
+        kind,
+        name: name.name,
+        qualifiedName,
+        file,
+        nameSpan: { start: name.span.start, end: name.span.end },
+        span: { start: span.start, end: span.end },
+        detail,
+      };
+      if (doc !== undefined) info.doc = doc;
+      if (container !== undefined) info.container = container;
+      this.program.symbols.set(id, info);
+    }
+    this.reference(file, name.span, id);
+    return id;
+  }
+
+  reference(file: string, span: Span, symbol: string): void {
+    if (span.end <= span.start) return;
+    this.program.references.push({ file, span: { start: span.start, end: span.end }, symbol });
+  }
+}
+
+export function related(file: string, span: Span, message: string) {
+  return { file, span: { start: span.start, end: span.end }, message };
+}
+
+/** Text of a node in its file, for messages and fixes. */
+export function textOf(m: Module, span: Span): string {
+  return m.text.slice(span.start, span.end);
+}

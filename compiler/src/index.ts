@@ -1,0 +1,12 @@
+// @mcl/compiler: compile() and its contract types. This entry point is pure
+// (no IO, no Node built-ins) so it can run in the editor; the file-system host
+// lives in `@mcl/compiler/node-host` (src/node-host.ts).
+
+export * from './api';
+export { compile } from './compile';
+export { COMPILER_CODES, codeInfo } from './codes';
+export { CAPABILITIES, type BackendCapabilities } from './target/capabilities';
+export { canonicalJson } from './util/canonical';
+export { sha256Hex } from './util/sha256';
+export { compileOrder } from './plan/dfa';
+export { planDigest } from './plan/digest';

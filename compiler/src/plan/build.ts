@@ -1,0 +1,359 @@
+// Building the plan from the elaborated system: templates, instances,
+// channels, exposures and message schemas; then the policy checker's checks
+// and resource estimate, the digests, and canonical ordering everywhere so
+// the same sources give byte-identical plans.
+
+import type { Span } from '@mcl/language';
+import {
+  PLAN_FORMAT_VERSION,
+  type JsonValue,
+  type MessageSchema,
+  type Plan,
+  type PlanChannel,
+  type PlanExposure,
+  type PlanImage,
+  type PlanInstance,
+  type PlanOperation,
+  type PlanTarget,
+  type PlanTemplate,
+} from '@mcl/plan';
+import type { CompileOptions } from '../api';
+import { Ctx, related, type DeclEntry } from '../context';
+import type { ComponentInfo, Components, LabelInfo, TargetInfo } from '../compose/components';
+import type { Flat, FlatChannel, FlatInstance } from '../compose/elaborate';
+import type { PolicyInput, PolicyResult, SourceRef } from '../policy/types';
+import type { ProtocolInfo } from '../types/protocols';
+import type { Types } from '../types/types';
+import { canonicalJson } from '../util/canonical';
+import { sha256Hex } from '../util/sha256';
+import { compileOrder } from './dfa';
+import { buildProgram, type ProgramSpec } from './program';
+
+const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+export function memoryTag(bytes: number): string {
+  const GiB = 1024 * 1024 * 1024;
+  const MiB = 1024 * 1024;
+  if (bytes % GiB === 0) return `${bytes / GiB}g`;
+  if (bytes % MiB === 0) return `${bytes / MiB}m`;
+  return `${bytes}b`;
+}
+
+/** `MCL_PARAM_<NAME>` value: strings as they are, everything else as canonical JSON. */
+export function paramEnv(v: JsonValue): string {
+  return typeof v === 'string' ? v : canonicalJson(v);
+}
+
+export interface Body {
+  target: PlanTarget;
+  images: PlanImage[];
+  templates: PlanTemplate[];
+  instances: PlanInstance[];
+  channels: PlanChannel[];
+  exposures: PlanExposure[];
+  schemas: Record<string, MessageSchema>;
+  origins: PolicyInput['origins'];
+}
+
+export class PlanBuilder {
+  private readonly programs = new Map<ComponentInfo, ProgramSpec>();
+  private readonly orders = new Map<string, PlanChannel['invariants']['order']>();
+
+  constructor(
+    private readonly ctx: Ctx,
+    private readonly types: Types,
+    private readonly components: Components,
+  ) {}
+
+  /** Applies `options.exclude`: drops instances (an id or a nested system's prefix) and the channels touching them. */
+  exclude(flat: Flat, exclude: readonly string[] | undefined, anchor: SourceRef): Flat {
+    if (!exclude || exclude.length === 0) return flat;
+    const ids = new Set(flat.instances.map((i) => i.id));
+    const gone = (id: string) => exclude.some((x) => id === x || id.startsWith(x + '.'));
+    for (const x of [...exclude].sort()) {
+      if (!flat.instances.some((i) => i.id === x || i.id.startsWith(x + '.'))) {
+        this.ctx.report('MCL0704', `there is no instance \`${x}\` to exclude`, anchor.file, anchor.span, {
+          hint: `instance ids are dotted paths from the root system, e.g. ${[...ids].sort().slice(0, 3).map((i) => `\`${i}\``).join(', ')}`,
+        });
+      }
+    }
+    const channels = flat.channels.filter((c) => {
+      if (!gone(c.from.instance) && !gone(c.to.instance)) return true;
+      this.ctx.report('MCL0705', `channel \`${c.id}\` is left out because it touches an excluded instance`, c.module.file, c.conn.decl.span, {
+        hint: 'the instance on its other side loses this connection in the plan',
+      });
+      return false;
+    });
+    return {
+      instances: flat.instances.filter((i) => !gone(i.id)),
+      channels,
+      exposures: flat.exposures.filter((x) => !gone(x.instance)),
+      rules: flat.rules,
+    };
+  }
+
+  private program(c: ComponentInfo): ProgramSpec {
+    let p = this.programs.get(c);
+    if (!p) {
+      p = buildProgram(this.ctx, c.entry.module, c.program);
+      this.programs.set(c, p);
+    }
+    return p;
+  }
+
+  private order(proto: ProtocolInfo, ops: string[]): PlanChannel['invariants']['order'] {
+    if (!proto.order) return null;
+    const key = `${proto.entry.qname}\u0000${ops.join(',')}`;
+    let o = this.orders.get(key);
+    if (o === undefined) {
+      o = compileOrder(proto.order, ops) ?? null;
+      this.orders.set(key, o);
+    }
+    return o;
+  }
+
+  body(flat: Flat, target: TargetInfo): Body {
+    const ctx = this.ctx;
+    const origins: PolicyInput['origins'] = { instances: {}, channels: {}, exposures: {}, labels: {} };
+    origins.target = { file: target.entry.module.file, span: target.entry.decl.name.span };
+    const planTarget: PlanTarget = {
+      name: target.entry.name,
+      backend: target.backend,
+      memory_bytes: target.memory_bytes,
+      vcpus: target.vcpus,
+      vcpu_overcommit: target.vcpu_overcommit,
+    };
+
+    // Images.
+    const images = new Map<string, { entry: DeclEntry; image: PlanImage }>();
+    const imageOf = (fi: FlatInstance): string | undefined => {
+      const e = fi.comp.image;
+      if (!e) {
+        ctx.report('MCL0412', `\`${fi.comp.entry.name}\` has no image`, fi.comp.entry.module.file, fi.comp.entry.decl.name.span, {
+          hint: 'add `image busybox` (the prelude declares it) or declare an image',
+        });
+        return undefined;
+      }
+      const name = e.name;
+      const have = images.get(name);
+      if (have && have.entry !== e) {
+        ctx.report('MCL0706', `two different images are named \`${name}\`: \`${have.entry.qname}\` and \`${e.qname}\``, e.module.file, e.decl.name.span, {
+          hint: 'rename one of them: images are identified by name on the host',
+          related: [related(have.entry.module.file, have.entry.decl.name.span, 'the other image')],
+        });
+        return name;
+      }
+      if (!have) {
+        const info = this.components.image(e);
+        const img: Omit<PlanImage, 'digest'> = { name, base: info.base, kernel: info.kernel, modules: info.modules, files: [] };
+        images.set(name, { entry: e, image: { ...img, digest: sha256Hex(canonicalJson(img)) } });
+      }
+      return name;
+    };
+
+    // Channels first: ports list their channel ids.
+    const portChannels = new Map<string, string[]>();
+    const addPortChannel = (inst: string, port: string, id: string) => {
+      const k = `${inst}\u0000${port}`;
+      const l = portChannels.get(k);
+      if (l) l.push(id);
+      else portChannels.set(k, [id]);
+    };
+    const channels: PlanChannel[] = [];
+    const channelIds = new Set<string>();
+    const protocolsUsed = new Set<ProtocolInfo>();
+    for (const fc of flat.channels) {
+      if (channelIds.has(fc.id)) continue;
+      channelIds.add(fc.id);
+      channels.push(this.channel(fc, protocolsUsed));
+      origins.channels[fc.id] = { file: fc.module.file, span: fc.conn.decl.span };
+      addPortChannel(fc.from.instance, fc.from.port, fc.id);
+      addPortChannel(fc.to.instance, fc.to.port, fc.id);
+    }
+    channels.sort((a, b) => byString(a.id, b.id));
+
+    // Exposures.
+    const exposures: PlanExposure[] = [];
+    const hostPorts = new Map<number, { file: string; span: Span }>();
+    const exposedOn = new Map<string, number>();
+    for (const x of flat.exposures) {
+      const prev = hostPorts.get(x.hostPort);
+      if (prev) {
+        ctx.report('MCL0409', `host port ${x.hostPort} is exposed twice`, x.file, x.span, {
+          hint: 'give each exposure its own host port',
+          related: [related(prev.file, prev.span, 'first exposed here')],
+        });
+        continue;
+      }
+      hostPorts.set(x.hostPort, { file: x.file, span: x.span });
+      const k = `${x.instance}\u0000${x.port.name}`;
+      if (exposedOn.has(k)) {
+        ctx.report('MCL0409', `\`${x.instance}.${x.port.name}\` is exposed on two host ports`, x.file, x.span, { hint: 'expose a port once' });
+        continue;
+      }
+      exposedOn.set(k, x.hostPort);
+      exposures.push({ host_port: x.hostPort, transport: 'tcp', instance: x.instance, port: x.port.name, protocol: x.port.protocol?.entry.qname ?? '' });
+      origins.exposures[String(x.hostPort)] = { file: x.file, span: x.span };
+    }
+    exposures.sort((a, b) => a.host_port - b.host_port);
+
+    // Templates: one per (image, memory, vcpus); port slots cover the instance with the most ports.
+    const tmpl = new Map<string, { image: string; memory: number; vcpus: number; slots: number; count: number }>();
+    const instTemplateKey = new Map<FlatInstance, string>();
+    for (const fi of flat.instances) {
+      const image = imageOf(fi);
+      if (image === undefined) continue;
+      const key = `${image}\u0000${fi.inst.memory}\u0000${fi.inst.vcpus}`;
+      instTemplateKey.set(fi, key);
+      const t = tmpl.get(key);
+      const slots = fi.comp.ports.length + 1;
+      if (t) {
+        t.slots = Math.max(t.slots, slots);
+        t.count++;
+      } else tmpl.set(key, { image, memory: fi.inst.memory, vcpus: fi.inst.vcpus, slots, count: 1 });
+    }
+    const templateId = new Map<string, string>();
+    const templates: PlanTemplate[] = [];
+    for (const [key, t] of tmpl) {
+      const id = `${t.image}-${memoryTag(t.memory)}-${t.vcpus}c-${t.slots}p`;
+      templateId.set(key, id);
+      templates.push({ id, image: t.image, memory_bytes: t.memory, vcpus: t.vcpus, port_slots: t.slots, instance_count: t.count });
+    }
+    templates.sort((a, b) => byString(a.id, b.id));
+
+    // Instances.
+    const instances: PlanInstance[] = [];
+    for (const fi of flat.instances) {
+      const { inst, comp } = fi;
+      const prog = this.program(comp);
+      const env: Record<string, string> = { ...prog.env };
+      const params: Record<string, JsonValue> = {};
+      for (const name of Object.keys(inst.params).sort()) {
+        params[name] = inst.params[name];
+        env[`MCL_PARAM_${name.toUpperCase()}`] = paramEnv(inst.params[name]);
+      }
+      const pi: Omit<PlanInstance, 'digest'> = {
+        id: fi.id,
+        component: comp.entry.qname,
+        template: templateId.get(instTemplateKey.get(fi) ?? '') ?? '',
+        memory_bytes: inst.memory,
+        vcpus: inst.vcpus,
+        mode: inst.mode.mode,
+        replicas: inst.mode.replicas,
+        ...(inst.mode.max_sessions !== undefined ? { max_sessions: inst.mode.max_sessions } : {}),
+        restart: { policy: inst.restart.policy, max_retries: inst.restart.max_retries },
+        ...(inst.label !== undefined ? { label: inst.label } : {}),
+        declassifies: comp.declassifies.map((d) => ({ from: d.from, to: d.to })),
+        params,
+        sensitive_params: [...comp.params.values()].filter((p) => p.sensitive).map((p) => p.name).sort(),
+        program: { argv: [...prog.argv], env, files: prog.files.map((f) => ({ ...f })).sort((a, b) => byString(a.path, b.path)) },
+        ports: comp.ports.map((p) => {
+          const exp = exposedOn.get(`${fi.id}\u0000${p.name}`);
+          return {
+            name: p.name,
+            direction: p.direction,
+            protocol: p.protocol?.entry.qname ?? '',
+            slot: p.slot,
+            channels: (portChannels.get(`${fi.id}\u0000${p.name}`) ?? []).sort(byString),
+            ...(exp !== undefined ? { exposed_on: exp } : {}),
+          };
+        }),
+      };
+      instances.push({ ...pi, digest: sha256Hex(canonicalJson(pi)) });
+      origins.instances[fi.id] = { file: fi.module.file, span: inst.decl.span };
+      if (inst.labelSpan) {
+        const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
+        origins.labels[fi.id] = { file: labelFile, span: inst.labelSpan };
+      }
+    }
+    instances.sort((a, b) => byString(a.id, b.id));
+
+    // Schemas of every operation the channels carry, and the named types they refer to.
+    const schemas: Record<string, MessageSchema> = {};
+    const pending = new Set<DeclEntry>();
+    for (const p of protocolsUsed) {
+      for (const [name, s] of p.inline) schemas[name] = s;
+      for (const r of p.refs) pending.add(r);
+    }
+    const done = new Set<DeclEntry>();
+    while (pending.size) {
+      const [e] = pending;
+      pending.delete(e);
+      if (done.has(e)) continue;
+      done.add(e);
+      const refs = new Set<DeclEntry>();
+      schemas[e.qname] = this.types.schema(this.types.body(e), refs);
+      for (const r of refs) if (!done.has(r)) pending.add(r);
+    }
+    const sortedSchemas: Record<string, MessageSchema> = {};
+    for (const k of Object.keys(schemas).sort()) sortedSchemas[k] = schemas[k];
+
+    return {
+      target: planTarget,
+      images: [...images.values()].map((x) => x.image).sort((a, b) => byString(a.name, b.name)),
+      templates,
+      instances,
+      channels,
+      exposures,
+      schemas: sortedSchemas,
+      origins,
+    };
+  }
+
+  private channel(fc: FlatChannel, used: Set<ProtocolInfo>): PlanChannel {
+    const proto = fc.conn.protocol;
+    used.add(proto);
+    const allowed = fc.conn.allow ? new Set(fc.conn.allow) : undefined;
+    const ops: PlanOperation[] = [...proto.ops.values()]
+      .filter((o) => !allowed || allowed.has(o.name))
+      .map((o) => ({ name: o.name, kind: o.kind, input: o.input, ...(o.output !== undefined ? { output: o.output } : {}) }))
+      .sort((a, b) => byString(a.name, b.name));
+    return {
+      id: fc.id,
+      from: { instance: fc.from.instance, port: fc.from.port },
+      to: { instance: fc.to.instance, port: fc.to.port },
+      protocol: proto.entry.qname,
+      ops,
+      invariants: { ...fc.conn.invariants, rate: fc.conn.invariants.rate ? { ...fc.conn.invariants.rate } : null, order: this.order(proto, ops.map((o) => o.name)) },
+    };
+  }
+
+  /** Assembles the final plan with digests. */
+  assemble(body: Body, rootQname: string, policy: PolicyResult, options: CompileOptions): Plan {
+    const sources = [...this.ctx.program.texts.entries(), ...this.ctx.programFiles.entries()]
+      .map(([path, text]) => ({ path, sha256: sha256Hex(text) }))
+      .sort((a, b) => byString(a.path, b.path));
+    const uniqueSources = sources.filter((s, i) => i === 0 || sources[i - 1].path !== s.path);
+    const checks = [...policy.checks].sort((a, b) => byString(a.id, b.id));
+    const plan: Plan = {
+      format_version: PLAN_FORMAT_VERSION,
+      mclc_version: options.mclcVersion,
+      system: rootQname,
+      target: body.target,
+      digests: { sources: '', invariants: '', plan: '' },
+      sources: uniqueSources,
+      images: body.images,
+      templates: body.templates,
+      instances: body.instances,
+      channels: body.channels,
+      exposures: body.exposures,
+      schemas: body.schemas,
+      checks,
+      resources: policy.resources,
+      prior_state: null,
+    };
+    plan.digests.sources = sha256Hex(canonicalJson(uniqueSources.map((s) => [s.path, s.sha256])));
+    plan.digests.invariants = sha256Hex(canonicalJson({ checks, channels: body.channels.map((c) => [c.id, c.invariants]) }));
+    plan.digests.plan = sha256Hex(canonicalJson(plan));
+    return plan;
+  }
+}
+
+export function labelOrder(labels: LabelInfo): PolicyInput['labels'] {
+  const declaredAt: Record<string, SourceRef> = {};
+  for (const name of [...labels.labels].sort()) {
+    const at = labels.declaredAt.get(name)!;
+    declaredAt[name] = { file: at.file, span: at.span };
+  }
+  return { labels: [...labels.labels].sort(), edges: labels.edges.map(([a, b]) => [a, b] as [string, string]), declaredAt };
+}

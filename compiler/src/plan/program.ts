@@ -1,0 +1,163 @@
+// A component's guest program: `script` (a workspace file run by /bin/sh),
+// `exec` (an argv), files placed in the guest, and environment variables.
+// Workspace files are read through the host, relative to the directory of the
+// .mcl file that declares the component, and never from outside the workspace.
+
+import type { Expr, ProgramMember } from '@mcl/language';
+import type { PlanFile } from '@mcl/plan';
+import { Ctx, related, type Module } from '../context';
+import { joinRelative } from '../resolve/load';
+
+export interface ProgramSpec {
+  argv: string[];
+  env: Record<string, string>;
+  files: PlanFile[];
+}
+
+export const PROGRAM_DIR = '/mcl/program';
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function dirOf(file: string): string {
+  const i = file.lastIndexOf('/');
+  return i < 0 ? '' : file.slice(0, i);
+}
+
+function readWorkspace(ctx: Ctx, m: Module, rel: string, span: { start: number; end: number }): { path: string; text: string } | undefined {
+  if (m.isStd) {
+    ctx.report('MCL0701', `a standard library component cannot read the workspace file \`${rel}\``, m.file, span, { hint: 'give the program inline with `file "/path" = "..."`' });
+    return undefined;
+  }
+  const path = joinRelative(dirOf(m.file), rel);
+  if (path === undefined) {
+    ctx.report('MCL0701', `\`${rel}\` is outside the workspace`, m.file, span, {
+      hint: 'programs may only use files inside the workspace; copy the file into it and give a path relative to this .mcl file',
+    });
+    return undefined;
+  }
+  let text: string | undefined;
+  try {
+    text = ctx.host.readFile(path);
+  } catch {
+    text = undefined;
+  }
+  if (text === undefined) {
+    ctx.report('MCL0702', `program file \`${rel}\` does not exist (looked for \`${path}\`)`, m.file, span, {
+      hint: 'paths are relative to the directory of this .mcl file',
+    });
+    return undefined;
+  }
+  ctx.programFiles.set(path, text);
+  return { path, text };
+}
+
+function envValue(e: Expr): string | undefined {
+  switch (e.kind) {
+    case 'String':
+      return e.value;
+    case 'Int':
+    case 'Float':
+      return String(e.value);
+    case 'Bool':
+      return e.value ? 'true' : 'false';
+    case 'Size':
+      return String(e.bytes);
+    case 'Duration':
+      return String(e.ms);
+    default:
+      return undefined;
+  }
+}
+
+/** Builds a component's program (without parameters); reports problems and returns what it could build. */
+export function buildProgram(ctx: Ctx, m: Module, p: ProgramMember | undefined): ProgramSpec {
+  const spec: ProgramSpec = { argv: [], env: {}, files: [] };
+  if (!p) return spec;
+  let argvFrom: { start: number; end: number } | undefined;
+  const guestPaths = new Map<string, { start: number; end: number }>();
+  const addFile = (path: string, content: string, mode: string, span: { start: number; end: number }) => {
+    const prev = guestPaths.get(path);
+    if (prev) {
+      ctx.report('MCL0703', `the guest file \`${path}\` is given twice`, m.file, span, { hint: 'remove one of them', related: [related(m.file, prev, 'first given here')] });
+      return;
+    }
+    guestPaths.set(path, span);
+    spec.files.push({ path, content, mode });
+  };
+  for (const entry of p.entries) {
+    switch (entry.kind) {
+      case 'ScriptEntry':
+      case 'ExecEntry': {
+        if (argvFrom) {
+          ctx.report('MCL0703', 'a program has one `script` or one `exec`', m.file, entry.span, { hint: 'keep one of them', related: [related(m.file, argvFrom, 'the program is already given here')] });
+          break;
+        }
+        argvFrom = entry.span;
+        if (entry.kind === 'ScriptEntry') {
+          const rel = entry.path.value;
+          const f = readWorkspace(ctx, m, rel, entry.path.span);
+          if (!f) break;
+          const base = f.path.slice(f.path.lastIndexOf('/') + 1);
+          const guest = `${PROGRAM_DIR}/${base}`;
+          spec.argv = ['/bin/sh', guest];
+          addFile(guest, f.text, '0755', entry.path.span);
+        } else {
+          const argv: string[] = [];
+          for (const item of entry.argv.items) {
+            if (item.kind !== 'String') {
+              ctx.report('MCL0703', '`exec` takes a list of strings', m.file, item.span, { hint: 'quote each argument: `exec ["/bin/app", "--flag"]`' });
+              continue;
+            }
+            argv.push(item.value);
+          }
+          if (argv.length === 0) {
+            ctx.report('MCL0703', '`exec` needs at least the program to run', m.file, entry.argv.span, { hint: 'write e.g. `exec ["/bin/httpd", "-f"]`' });
+          } else if (!argv[0].startsWith('/')) {
+            ctx.report('MCL0703', `the program \`${argv[0]}\` must be an absolute path in the guest`, m.file, entry.argv.items[0].span, { hint: `write \`/bin/${argv[0]}\` or wherever it lives in the image` });
+          }
+          spec.argv = argv;
+        }
+        break;
+      }
+      case 'FileEntry': {
+        const gp = entry.guestPath.value;
+        if (!gp.startsWith('/') || gp.split('/').some((s) => s === '..') || gp.includes('\0')) {
+          ctx.report('MCL0703', `guest file path \`${gp}\` must be absolute and must not contain \`..\``, m.file, entry.guestPath.span, { hint: 'write e.g. `file "/etc/app.conf" = "..."`' });
+          break;
+        }
+        if (entry.source.kind === 'inline') {
+          addFile(gp, entry.source.text.value, '0644', entry.span);
+        } else {
+          const f = readWorkspace(ctx, m, entry.source.path.value, entry.source.path.span);
+          if (f) addFile(gp, f.text, '0644', entry.span);
+        }
+        break;
+      }
+      case 'EnvEntry': {
+        for (const en of entry.vars.entries) {
+          const key = en.key.kind === 'String' ? en.key.value : en.key.name;
+          if (!ENV_NAME.test(key)) {
+            ctx.report('MCL0703', `\`${key}\` is not a valid environment variable name`, m.file, en.key.span, { hint: 'use letters, digits and `_`, not starting with a digit' });
+            continue;
+          }
+          if (key.startsWith('MCL_')) {
+            ctx.report('MCL0703', `\`${key}\` is reserved: \`MCL_\` variables are set by mcl`, m.file, en.key.span, { hint: 'parameters reach the program as `MCL_PARAM_<NAME>` already; choose another name' });
+            continue;
+          }
+          if (key in spec.env) {
+            ctx.report('MCL0703', `environment variable \`${key}\` is set twice`, m.file, en.key.span, { hint: 'keep one of them' });
+            continue;
+          }
+          const v = envValue(en.value);
+          if (v === undefined) {
+            if (en.value.kind !== 'MissingExpr') ctx.report('MCL0703', `environment variable \`${key}\` must be a string, number or boolean`, m.file, en.value.span, { hint: 'quote the value' });
+            continue;
+          }
+          spec.env[key] = v;
+        }
+        break;
+      }
+    }
+  }
+  return spec;
+}

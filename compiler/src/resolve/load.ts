@@ -1,0 +1,270 @@
+// Loading modules: the entry files, the implicit prelude, every imported
+// module and every module named by a qualified reference (`std.http.Request`
+// loads `std.http` without an import). Module paths map to files:
+// `a.b` is `a/b.mcl` under the workspace root and `std.x` is the standard
+// library's `x`. A path that could leave the workspace is refused before the
+// host is asked for it.
+
+import { parse, type QualifiedName, type SourceFile, type Span } from '@mcl/language';
+import type { ParseCache } from '../api';
+import { Ctx, related, type Module } from '../context';
+import { didYouMean } from '../util/suggest';
+
+/** Standard library modules shipped with mcl (the host cannot list directories, so suggestions use this). */
+export const KNOWN_STD_MODULES = ['blob', 'http', 'kv', 'log', 'prelude', 'sql'];
+
+export const PRELUDE = 'std.prelude';
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Workspace-relative file path of a workspace module path, or undefined when the module path is not valid. */
+export function moduleFile(modulePath: string): string | undefined {
+  const parts = modulePath.split('.');
+  if (parts.length === 0 || parts.some((p) => !IDENT.test(p))) return undefined;
+  if (parts[0] === 'std') return parts.length > 1 ? `std:${parts.slice(1).join('.')}` : undefined;
+  return parts.join('/') + '.mcl';
+}
+
+/** Module path of a workspace file (`a/b.mcl` -> `a.b`), or undefined when the file name cannot be a module. */
+export function modulePathOfFile(file: string): string | undefined {
+  if (!file.endsWith('.mcl')) return undefined;
+  const parts = file.slice(0, -4).split('/');
+  if (parts.some((p) => !IDENT.test(p))) return undefined;
+  return parts.join('.');
+}
+
+/** True when a workspace-relative path stays inside the workspace (no `..`, not absolute, no drive or NUL). */
+export function isSafeRelativePath(p: string): boolean {
+  if (p === '' || p.includes('\0') || p.includes('\\')) return false;
+  if (p.startsWith('/') || /^[A-Za-z]:/.test(p)) return false;
+  return !p.split('/').some((s) => s === '..');
+}
+
+/** Joins a path relative to a directory and normalises `.` and `..`; returns undefined when it climbs above the root. */
+export function joinRelative(dir: string, rel: string): string | undefined {
+  if (rel.startsWith('/') || /^[A-Za-z]:/.test(rel) || rel.includes('\0') || rel.includes('\\')) return undefined;
+  const out = dir === '' ? [] : dir.split('/');
+  for (const seg of rel.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') {
+      if (out.length === 0) return undefined;
+      out.pop();
+    } else out.push(seg);
+  }
+  return out.length ? out.join('/') : undefined;
+}
+
+export function qnameText(q: QualifiedName): string {
+  return q.parts.map((p) => p.name).join('.');
+}
+
+/** Which stage reads a qualified name as `module.Name`: type, protocol, image, component and system references. */
+const QUALIFIED_PARENTS = new Set(['NamedType', 'PortDecl', 'ImageMember', 'InstanceDecl', 'DeployDecl']);
+
+/** Module paths named by qualified references in a file (explicit stack: input may nest deeply). */
+function qualifiedModuleRefs(file: SourceFile): string[] {
+  const out = new Set<string>();
+  const stack: unknown[] = [...file.decls];
+  while (stack.length) {
+    const node = stack.pop();
+    if (!node || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      for (const x of node) stack.push(x);
+      continue;
+    }
+    const n = node as Record<string, unknown>;
+    if (typeof n.kind === 'string' && QUALIFIED_PARENTS.has(n.kind)) {
+      const q = (n.kind === 'NamedType' ? n.name : n.kind === 'PortDecl' ? n.protocol : n.kind === 'ImageMember' ? n.image : n.kind === 'InstanceDecl' ? n.component : n.system) as QualifiedName | undefined;
+      if (q && q.parts && q.parts.length >= 2) out.add(q.parts.slice(0, -1).map((p) => p.name).join('.'));
+    }
+    for (const k in n) {
+      if (k === 'span' || k === 'doc') continue;
+      const v = n[k];
+      if (v && typeof v === 'object') stack.push(v);
+    }
+  }
+  return [...out];
+}
+
+export class Loader {
+  private readonly failed = new Set<string>();
+
+  constructor(
+    private readonly ctx: Ctx,
+    private readonly cache: ParseCache | undefined,
+  ) {}
+
+  private parseText(file: string, text: string): SourceFile {
+    const cached = this.cache?.get(file, text);
+    if (cached) return cached;
+    const r = parse(text, file);
+    this.ctx.addDiagnostics(r.diagnostics);
+    this.cache?.set(file, text, r.file);
+    return r.file;
+  }
+
+  private addModule(path: string, file: string, text: string, isStd: boolean, isEntry: boolean): Module {
+    const ast = this.parseText(file, text);
+    const m: Module = {
+      path,
+      file,
+      ast,
+      text,
+      isStd,
+      isEntry,
+      decls: new Map(),
+      explicit: new Map(),
+      globs: [],
+      importEdges: [],
+      symbol: `${file}#module:${path}`,
+    };
+    this.ctx.modules.set(path, m);
+    this.ctx.byFile.set(file, m);
+    this.ctx.program.files.set(file, ast);
+    this.ctx.program.texts.set(file, text);
+    this.ctx.program.symbols.set(m.symbol, {
+      id: m.symbol,
+      kind: 'module',
+      name: path.split('.').pop() ?? path,
+      qualifiedName: path,
+      file,
+      nameSpan: { start: 0, end: 0 },
+      span: { start: 0, end: text.length },
+      detail: `module ${path}`,
+    });
+    return m;
+  }
+
+  /** Loads a module by path if it exists (memoised, including failures). Never reports. */
+  load(modulePath: string): Module | undefined {
+    const existing = this.ctx.modules.get(modulePath);
+    if (existing) return existing;
+    if (this.failed.has(modulePath)) return undefined;
+    const file = moduleFile(modulePath);
+    let text: string | undefined;
+    if (file !== undefined) {
+      try {
+        text = file.startsWith('std:') ? this.ctx.host.readStdlib(file.slice(4)) : this.ctx.host.readFile(file);
+      } catch {
+        text = undefined;
+      }
+    }
+    if (file === undefined || text === undefined) {
+      this.failed.add(modulePath);
+      return undefined;
+    }
+    return this.addModule(modulePath, file, text, file.startsWith('std:'), false);
+  }
+
+  loadEntry(path: string): Module | undefined {
+    const norm = path.replace(/^\.\//, '');
+    const span: Span = { start: 0, end: 0 };
+    if (!isSafeRelativePath(norm)) {
+      this.ctx.report('MCL0207', `entry \`${path}\` is outside the workspace`, norm, span, {
+        hint: 'give a path relative to the workspace root, without `..`',
+      });
+      return undefined;
+    }
+    const modulePath = modulePathOfFile(norm);
+    if (modulePath === undefined) {
+      this.ctx.report('MCL0207', `\`${path}\` cannot be a module: file names must be identifiers ending in \`.mcl\``, norm, span, {
+        hint: 'rename the file so every path segment is a letter or `_` followed by letters, digits or `_`',
+      });
+      return undefined;
+    }
+    const existing = this.ctx.modules.get(modulePath);
+    if (existing) {
+      existing.isEntry = true;
+      return existing;
+    }
+    let text: string | undefined;
+    try {
+      text = this.ctx.host.readFile(norm);
+    } catch {
+      text = undefined;
+    }
+    if (text === undefined) {
+      this.ctx.report('MCL0211', `entry file \`${path}\` does not exist`, norm, span, {
+        hint: 'check the path; it is relative to the workspace root',
+      });
+      return undefined;
+    }
+    return this.addModule(modulePath, norm, text, false, true);
+  }
+
+  /** Loads the entries, the prelude and, transitively, every module they name. */
+  loadAll(entries: readonly string[]): void {
+    const queue: Module[] = [];
+    const prelude = this.load(PRELUDE);
+    if (prelude) queue.push(prelude);
+    for (const e of [...entries].sort()) {
+      const m = this.loadEntry(e);
+      if (m) queue.push(m);
+    }
+    const visited = new Set<string>();
+    for (let i = 0; i < queue.length; i++) {
+      const m = queue[i];
+      if (visited.has(m.path)) continue;
+      visited.add(m.path);
+      const targets: string[] = [];
+      for (const imp of m.ast.imports) {
+        const mp = qnameText(imp.module);
+        if (!mp || imp.module.parts.some((p) => p.name === '')) continue;
+        m.importEdges.push({ target: mp, span: imp.module.span });
+        targets.push(mp);
+      }
+      targets.push(...qualifiedModuleRefs(m.ast));
+      for (const t of targets) {
+        const dep = this.load(t);
+        if (dep && !visited.has(dep.path)) queue.push(dep);
+      }
+    }
+  }
+
+  /** Suggestion text for an unknown module path. */
+  suggestModule(path: string): string | undefined {
+    const names = new Set<string>(this.ctx.modules.keys());
+    for (const s of KNOWN_STD_MODULES) names.add(`std.${s}`);
+    return didYouMean(path, names);
+  }
+}
+
+/** Reports every import cycle once, at the import that closes it, with the cycle path. */
+export function reportImportCycles(ctx: Ctx): void {
+  const modules = [...ctx.modules.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const state = new Map<string, 0 | 1 | 2>();
+  for (const root of modules) {
+    if (state.get(root.path)) continue;
+    // Iterative DFS over explicit imports; `stack` holds the current path.
+    const stack: { m: Module; i: number }[] = [{ m: root, i: 0 }];
+    state.set(root.path, 1);
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      if (top.i >= top.m.importEdges.length) {
+        state.set(top.m.path, 2);
+        stack.pop();
+        continue;
+      }
+      const edge = top.m.importEdges[top.i++];
+      const dep = ctx.modules.get(edge.target);
+      if (!dep) continue;
+      const st = state.get(dep.path) ?? 0;
+      if (st === 0) {
+        state.set(dep.path, 1);
+        stack.push({ m: dep, i: 0 });
+      } else if (st === 1) {
+        const from = stack.findIndex((f) => f.m.path === dep.path);
+        const cyc = stack.slice(from).map((f) => f.m);
+        const pathText = [...cyc.map((m) => m.path), dep.path].join(' -> ');
+        const rel = cyc.slice(0, -1).map((m, k) => {
+          const e = m.importEdges.find((x) => x.target === cyc[k + 1].path)!;
+          return related(m.file, e.span, `\`${m.path}\` imports \`${cyc[k + 1].path}\``);
+        });
+        ctx.report('MCL0206', `import cycle: ${pathText}`, top.m.file, edge.span, {
+          hint: 'move the declarations both modules need into a third module that imports neither',
+          related: rel,
+        });
+      }
+    }
+  }
+}

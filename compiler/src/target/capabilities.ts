@@ -1,0 +1,57 @@
+// What each backend can realise. The compiler reports MCL0601 when a plan
+// needs something its target's backend cannot do, instead of letting the
+// backend fail half-way through an apply.
+//
+// KVM (backends/kvm): templates are cold-booted QEMU guests whose RAM lives in
+// a memory-backend-file; clones restore from it copy-on-write, so replicas and
+// per-session forks (one fresh clone per accepted connection) are both cheap.
+// Ports are virtio-serial ports of one virtio-serial device, whose default
+// limit is 31 ports; slot 0 is the control port.
+//
+// Xen: VM forking (xc_memshr_fork) needs HVM guests on hardware with HAP
+// (EPT/NPT), and there is no Xen backend in this repository yet: the planned
+// one forks replicas at apply time but has no session-accepting relay, so it
+// cannot give every connection its own fork. Ports would be vchan or PV
+// console channels; the same 31-slot layout keeps templates portable.
+
+import type { BackendName } from '@mcl/plan';
+
+export interface BackendCapabilities {
+  /** `per session` instances: a fresh fork per session. */
+  perSession: boolean;
+  /** `replicas N` with N > 1. */
+  replicas: boolean;
+  /** Host TCP ports relayed into provided ports. */
+  exposures: boolean;
+  /** Ports per guest including the control port. */
+  maxPortSlots: number;
+  /** vCPUs of one guest. */
+  maxVcpus: number;
+  /** A kernel given as an absolute host path (instead of the distribution's cloud kernel). */
+  customKernel: boolean;
+  /** Why the backend lacks a capability, for hints. */
+  notes: Partial<Record<'perSession' | 'replicas' | 'exposures' | 'customKernel', string>>;
+}
+
+export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
+  kvm: {
+    perSession: true,
+    replicas: true,
+    exposures: true,
+    maxPortSlots: 31,
+    maxVcpus: 64,
+    customKernel: true,
+    notes: {},
+  },
+  xen: {
+    perSession: false,
+    replicas: true,
+    exposures: true,
+    maxPortSlots: 31,
+    maxVcpus: 64,
+    customKernel: true,
+    notes: {
+      perSession: 'the xen backend forks replicas at apply time but cannot fork a fresh guest per session',
+    },
+  },
+};

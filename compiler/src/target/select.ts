@@ -1,0 +1,157 @@
+// Choosing what to plan: the root system and the target, from `deploy`
+// declarations in the entry files, the compile options, or the defaults (the
+// only system no other system uses, and the prelude's `local` target).
+
+import type { DeployDecl, QualifiedName, Span } from '@mcl/language';
+import type { CompileOptions } from '../api';
+import { Ctx, related, type DeclEntry, type Module } from '../context';
+import type { Components, TargetInfo } from '../compose/components';
+import type { SystemInfo, Systems } from '../compose/systems';
+import { resolveRef, lookupPlain } from '../resolve/scope';
+import { didYouMean } from '../util/suggest';
+import type { Flat } from '../compose/elaborate';
+import { CAPABILITIES } from './capabilities';
+
+export interface Selection {
+  root?: SystemInfo;
+  target?: TargetInfo;
+  /** Where the choice came from, for diagnostics. */
+  origin?: { file: string; span: Span };
+}
+
+function qn(name: string, span: Span): QualifiedName {
+  return { kind: 'QualifiedName', span, parts: name.split('.').map((p) => ({ kind: 'Ident', name: p, span })) };
+}
+
+/** Finds a declaration named on the command line: `Name` or `module.path.Name`. */
+function byOption(ctx: Ctx, entries: Module[], name: string, kind: 'system' | 'target'): DeclEntry | undefined {
+  const dot = name.lastIndexOf('.');
+  if (dot > 0) {
+    const e = ctx.modules.get(name.slice(0, dot))?.decls.get(name.slice(dot + 1));
+    return e?.kind === kind ? e : undefined;
+  }
+  for (const m of entries) {
+    const r = lookupPlain(m, name);
+    if (r.ok && r.entry.kind === kind) return r.entry;
+  }
+  const all = [...ctx.modules.values()].flatMap((m) => [...m.decls.values()]).filter((e) => e.kind === kind && e.name === name);
+  return all.length === 1 ? all[0] : undefined;
+}
+
+export function select(ctx: Ctx, options: CompileOptions, systems: Systems, components: Components): Selection {
+  const entries = [...ctx.modules.values()].filter((m) => m.isEntry).sort((a, b) => (a.file < b.file ? -1 : 1));
+  const anchor = entries[0] ? { file: entries[0].file, span: { start: 0, end: 0 } } : { file: options.entries[0] ?? '', span: { start: 0, end: 0 } };
+  const deploys: { d: DeployDecl; m: Module }[] = [];
+  for (const m of entries) for (const d of m.ast.decls) if (d.kind === 'DeployDecl') deploys.push({ d, m });
+  for (const extra of deploys.slice(1)) {
+    ctx.report('MCL0605', 'there is more than one `deploy` declaration', extra.m.file, extra.d.span, {
+      hint: 'keep one, or choose with `--system` and `--target`',
+      related: [related(deploys[0].m.file, deploys[0].d.span, 'first deploy declaration')],
+    });
+  }
+  const deploy = deploys[0];
+  const sel: Selection = {};
+
+  // The root system.
+  let sysEntry: DeclEntry | undefined;
+  const allSystems = [...ctx.modules.values()].filter((m) => !m.isStd).flatMap((m) => [...m.decls.values()]).filter((e) => e.kind === 'system');
+  if (options.system) {
+    sysEntry = byOption(ctx, entries, options.system, 'system');
+    if (!sysEntry) {
+      ctx.report('MCL0604', `no system \`${options.system}\``, anchor.file, anchor.span, {
+        hint: didYouMean(options.system, allSystems.flatMap((e) => [e.name, e.qname])) ?? `the systems are ${allSystems.map((e) => `\`${e.qname}\``).join(', ') || 'none'}`,
+      });
+      return sel;
+    }
+    sel.origin = anchor;
+  } else if (deploy) {
+    if (deploy.d.system.parts.some((p) => !p.name)) return sel;
+    sysEntry = resolveRef(ctx, deploy.m, deploy.d.system, ['system'], 'system');
+    if (!sysEntry) return sel;
+    sel.origin = { file: deploy.m.file, span: deploy.d.span };
+  } else {
+    const used = new Set<DeclEntry>();
+    for (const s of systems.all()) for (const u of s.uses) used.add(u);
+    const roots = allSystems.filter((e) => !used.has(e)).sort((a, b) => (a.qname < b.qname ? -1 : 1));
+    if (roots.length === 0) {
+      if (options.emitPlan !== false) {
+        ctx.report('MCL0606', 'no system to plan: the sources declare none', anchor.file, anchor.span, {
+          hint: 'declare a `system` that instantiates your components to get a plan',
+        });
+      }
+      return sel;
+    }
+    if (roots.length > 1) {
+      ctx.report('MCL0604', `which system should be deployed? ${roots.map((e) => `\`${e.qname}\``).join(', ')} are all root systems`, roots[0].module.file, roots[0].decl.name.span, {
+        hint: `add \`deploy ${roots[0].name}\` to the entry file, or pass --system`,
+        related: roots.slice(1).map((e) => related(e.module.file, e.decl.name.span, `\`${e.qname}\` is also a root system`)),
+      });
+      return sel;
+    }
+    sysEntry = roots[0];
+    sel.origin = { file: sysEntry.module.file, span: sysEntry.decl.name.span };
+  }
+  sel.root = systems.get(sysEntry);
+
+  // The target.
+  let tEntry: DeclEntry | undefined;
+  if (options.target) {
+    tEntry = byOption(ctx, entries, options.target, 'target');
+    if (!tEntry) {
+      const targets = [...ctx.modules.values()].flatMap((m) => [...m.decls.values()]).filter((e) => e.kind === 'target');
+      ctx.report('MCL0602', `no target \`${options.target}\``, anchor.file, anchor.span, {
+        hint: didYouMean(options.target, targets.map((e) => e.name)) ?? `the targets are ${targets.map((e) => `\`${e.name}\``).join(', ') || 'none'}`,
+      });
+      return sel;
+    }
+  } else if (deploy?.d.target && deploy.d.target.name) {
+    tEntry = resolveRef(ctx, deploy.m, qn(deploy.d.target.name, deploy.d.target.span), ['target'], 'target');
+    if (!tEntry) return sel;
+  } else {
+    const m = deploy?.m ?? entries[0];
+    const r = m ? lookupPlain(m, 'local') : { ok: false as const };
+    if (r.ok && r.entry.kind === 'target') tEntry = r.entry;
+    else {
+      ctx.report('MCL0602', 'no target to plan for: there is no `deploy ... to T` and no `local` target', anchor.file, anchor.span, {
+        hint: 'declare a target and write `deploy System to target_name`',
+      });
+      return sel;
+    }
+  }
+  sel.target = components.target(tEntry);
+  return sel;
+}
+
+/** Reports what the target's backend cannot realise. */
+export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): void {
+  const caps = CAPABILITIES[target.backend];
+  const tname = target.entry.name;
+  const rel = [related(target.entry.module.file, target.entry.decl.name.span, `target \`${tname}\` uses backend \`${target.backend}\``)];
+  for (const fi of flat.instances) {
+    const { inst, comp } = fi;
+    const at = inst.decl.name.span;
+    if (inst.mode.mode === 'per_session' && !caps.perSession) {
+      ctx.report('MCL0601', `backend \`${target.backend}\` cannot give \`${fi.id}\` a fresh fork per session`, fi.module.file, at, {
+        hint: `${caps.notes.perSession ?? 'the backend lacks per-session forks'}; use \`replicas N\` or a target with backend \`kvm\``,
+        related: rel,
+      });
+    }
+    if (inst.mode.mode === 'replicas' && inst.mode.replicas > 1 && !caps.replicas) {
+      ctx.report('MCL0601', `backend \`${target.backend}\` cannot run replicas of \`${fi.id}\``, fi.module.file, at, { hint: 'use a single instance or another backend', related: rel });
+    }
+    if (comp.ports.length + 1 > caps.maxPortSlots) {
+      ctx.report('MCL0601', `\`${comp.entry.name}\` has ${comp.ports.length} ports, more than backend \`${target.backend}\` can give one guest (${caps.maxPortSlots - 1})`, comp.entry.module.file, comp.entry.decl.name.span, {
+        hint: 'split the component, or group operations into fewer protocols',
+        related: rel,
+      });
+    }
+    if (inst.vcpus > caps.maxVcpus) {
+      ctx.report('MCL0601', `\`${fi.id}\` asks for ${inst.vcpus} vCPUs, more than backend \`${target.backend}\` gives one guest (${caps.maxVcpus})`, fi.module.file, at, { hint: `use at most ${caps.maxVcpus}`, related: rel });
+    }
+  }
+  if (!caps.exposures) {
+    for (const x of flat.exposures) {
+      ctx.report('MCL0601', `backend \`${target.backend}\` cannot expose host ports`, x.file, x.span, { hint: 'remove the exposure or use backend `kvm`', related: rel });
+    }
+  }
+}

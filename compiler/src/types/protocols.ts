@@ -1,0 +1,119 @@
+// Protocols: operations with their message types, and the optional `order`
+// over operation names.
+
+import type { Operation, OrderExpr, ProtocolDecl, TypeExpr } from '@mcl/language';
+import type { MessageSchema } from '@mcl/plan';
+import { Ctx, related, type DeclEntry, type Module } from '../context';
+import { compileOrder } from '../plan/dfa';
+import { didYouMean } from '../util/suggest';
+import { Types, type RType } from './types';
+
+export interface OpInfo {
+  name: string;
+  kind: 'call' | 'send' | 'notify';
+  /** Schema name of the message from the sender. */
+  input: string;
+  /** Schema name of the response (calls only). */
+  output?: string;
+  symbol: string;
+  decl: Operation;
+}
+
+export interface ProtocolInfo {
+  entry: DeclEntry;
+  ops: Map<string, OpInfo>;
+  order?: OrderExpr;
+  /** Schemas of anonymous message types, by their synthetic names (`<protocol>.<op>.input`). */
+  inline: Map<string, MessageSchema>;
+  /** Named types the operations' schemas refer to. */
+  refs: Set<DeclEntry>;
+}
+
+export class Protocols {
+  private readonly infos = new Map<DeclEntry, ProtocolInfo>();
+
+  constructor(
+    private readonly ctx: Ctx,
+    private readonly types: Types,
+  ) {}
+
+  checkAll(): void {
+    for (const m of this.ctx.modules.values()) for (const e of m.decls.values()) if (e.kind === 'protocol') this.get(e);
+  }
+
+  get(e: DeclEntry): ProtocolInfo {
+    let info = this.infos.get(e);
+    if (info) return info;
+    const d = e.decl as ProtocolDecl;
+    const m = e.module;
+    info = { entry: e, ops: new Map(), inline: new Map(), refs: new Set() };
+    this.infos.set(e, info);
+    for (const op of d.ops) {
+      const name = op.name.name;
+      if (!name) continue;
+      const prev = info.ops.get(name);
+      if (prev) {
+        this.ctx.report('MCL0309', `operation \`${name}\` is declared twice in protocol \`${e.name}\``, m.file, op.name.span, {
+          hint: 'rename or remove one of them',
+          related: [related(m.file, prev.decl.name.span, 'first declared here')],
+        });
+        continue;
+      }
+      const sig = m.text.slice(op.span.start, op.span.end).replace(/\s+/g, ' ');
+      const symbol = this.ctx.declare('operation', m.file, `${e.name}.${name}`, op.name, op.span, `${e.qname}.${name}`, sig.length > 100 ? sig.slice(0, 97) + '...' : sig, op.doc, e.symbol);
+      const input = this.message(info, op.input, m, `${name}.input`, symbol);
+      const out: OpInfo = { name, kind: op.opKind, input, symbol, decl: op };
+      if (op.opKind === 'call') out.output = this.message(info, op.output, m, `${name}.output`, symbol);
+      info.ops.set(name, out);
+    }
+    if (d.order) {
+      let ok = true;
+      const stack: OrderExpr[] = [d.order];
+      while (stack.length) {
+        const x = stack.pop()!;
+        if (x.kind === 'OrderOp') {
+          const op = info.ops.get(x.name.name);
+          if (op) this.ctx.reference(m.file, x.name.span, op.symbol);
+          else if (x.name.name) {
+            ok = false;
+            this.ctx.report('MCL0310', `\`order\` names \`${x.name.name}\`, which is not an operation of \`${e.name}\``, m.file, x.name.span, {
+              hint: didYouMean(x.name.name, info.ops.keys()) ?? `the operations are ${[...info.ops.keys()].map((n) => `\`${n}\``).join(', ') || 'none'}`,
+            });
+          }
+        } else if (x.kind === 'OrderSeq') stack.push(...x.items);
+        else if (x.kind === 'OrderAlt') stack.push(...x.options);
+        else if (x.kind === 'OrderRepeat') stack.push(x.expr);
+      }
+      if (ok) {
+        const dfa = compileOrder(d.order, [...info.ops.keys()]);
+        if (!dfa) {
+          this.ctx.report('MCL0320', `the order of \`${e.name}\` is too complex to check`, m.file, d.order.span, { hint: 'simplify the expression' });
+        } else if (dfa.accepting.length === 0) {
+          this.ctx.report('MCL0320', `the order of \`${e.name}\` accepts no sequence of operations`, m.file, d.order.span, { hint: 'check the expression' });
+        } else info.order = d.order;
+      }
+    }
+    return info;
+  }
+
+  /** Schema name of an operation's message; anonymous types get `<protocol>.<op>.input|output`. */
+  private message(info: ProtocolInfo, t: TypeExpr | undefined, m: Module, suffix: string, opSymbol: string): string {
+    const e = info.entry;
+    if (t && t.kind === 'NamedType') {
+      const r = this.types.check(t, m);
+      if (r.k === 'named') {
+        info.refs.add(r.entry);
+        return r.entry.qname;
+      }
+      return this.inlineSchema(info, r, suffix);
+    }
+    const r: RType = t ? this.types.check(t, m, { path: `${e.name}.${suffix}`, container: opSymbol, qname: `${e.qname}.${suffix}` }) : { k: 'record', fields: [] };
+    return this.inlineSchema(info, r, suffix);
+  }
+
+  private inlineSchema(info: ProtocolInfo, r: RType, suffix: string): string {
+    const name = `${info.entry.qname}.${suffix}`;
+    info.inline.set(name, this.types.schema(r, info.refs));
+    return name;
+  }
+}
