@@ -27,7 +27,7 @@ export interface CompileOutcome extends CompileResult {
 
 export function compileWorkspace(req: CompileRequest): CompileOutcome {
   const stdlib = stdlibDir();
-  const host = new NodeHost(req.workspace.root, stdlib);
+  const host = new NodeHost({ root: req.workspace.root, stdlib });
   const result = compile(host, {
     entries: req.workspace.entries,
     target: req.target,

@@ -2,7 +2,9 @@
 // --check lists the files that are not formatted (exit code 4). The plugin is
 // loaded only when this command runs, so the rest of the CLI works without it.
 
+import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { readText, writeAtomic } from '../files';
@@ -12,10 +14,25 @@ interface Formatter {
   formatMcl(text: string, opts: { filepath?: string }): Promise<string>;
 }
 
+/**
+ * The plugin is never bundled into mclc (Prettier does not survive being
+ * bundled into an ESM file with the CommonJS shims): the bundled CLI loads the
+ * plugin's own bundle beside it in the distribution, and the CLI run from
+ * source loads the package. The specifier is computed so the bundler leaves
+ * the import alone.
+ */
+async function importPlugin(): Promise<unknown> {
+  const here = import.meta.url;
+  const dist = new URL('../../prettier-plugin/dist/index.mjs', here);
+  if (here.endsWith('.mjs') && existsSync(fileURLToPath(dist))) return import(dist.href);
+  const specifier = ['@mcl', 'prettier-plugin'].join('/');
+  return import(specifier);
+}
+
 async function loadFormatter(): Promise<Formatter> {
   let mod: Partial<Formatter>;
   try {
-    mod = (await import('@mcl/prettier-plugin')) as Partial<Formatter>;
+    mod = (await importPlugin()) as Partial<Formatter>;
   } catch (e) {
     throw new CliError(
       `the formatter is not available: @mcl/prettier-plugin could not be loaded (${(e as Error).message.split('\n')[0]})`,
