@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChannelInvariants, MessageSchema, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
+import type { ChannelInvariants, MessageSchema, OrderAutomaton, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
 
 export function tempDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'mcl-broker-'));
@@ -96,7 +96,7 @@ function channel(from: string, fromPort: string, to: string, toPort: string, pro
  * - web.http exposed on 18080 (std.http.Http), db.kv exposed on 18081 (frames)
  */
 export function testPlan(): Plan {
-  const order = {
+  const order: OrderAutomaton = {
     transitions: [{ login: 1 }, { query: 1, logout: 2 }, {}],
     accepting: [0, 2],
   };
