@@ -1,0 +1,521 @@
+// The hand-written lexer. It produces Chevrotain `IToken` objects for the
+// parser, the comments of the file (for the formatter) and lexical diagnostics.
+// Chevrotain's regular-expression lexer is several times slower than a
+// character loop for this token set, and lexing is a large share of parse time.
+//
+// The lexer never fails: an invalid character is reported and skipped, an
+// unterminated string or comment ends at the end of the line or file, and a
+// number with an unknown unit becomes the literal the unit most likely meant.
+
+import type { IToken, TokenType } from 'chevrotain';
+import type { Comment, DurationUnit, RateUnit, SizeUnit, Span } from './ast';
+import { SyntaxCodes } from './codes';
+import type { Diagnostic, DiagnosticInfo, Fix } from './diagnostics';
+import * as T from './tokens';
+
+/** Decoded value of a literal token. */
+export type LiteralPayload =
+  | { kind: 'int'; value: number }
+  | { kind: 'float'; value: number }
+  | { kind: 'string'; value: string }
+  | { kind: 'size'; amount: number; unit: SizeUnit; bytes: number }
+  | { kind: 'duration'; amount: number; unit: DurationUnit; ms: number }
+  | { kind: 'rate'; count: number; per: RateUnit; perSecond: number };
+
+/** A token as the parser sees it: a Chevrotain token plus the decoded literal and the attached doc comment. */
+export class Token implements IToken {
+  tokenTypeIdx: number;
+  startLine = NaN;
+  startColumn = NaN;
+  endLine = NaN;
+  endColumn = NaN;
+  /** Text of the `///` comments directly before this token, markers stripped, joined by "\n". */
+  doc: string | undefined = undefined;
+  payload: LiteralPayload | undefined = undefined;
+  constructor(
+    public tokenType: TokenType,
+    public image: string,
+    public startOffset: number,
+    /** Inclusive, as Chevrotain expects. */
+    public endOffset: number,
+  ) {
+    this.tokenTypeIdx = tokenType.tokenTypeIdx!;
+  }
+}
+
+export interface LexResult {
+  tokens: Token[];
+  comments: Comment[];
+  diagnostics: Diagnostic[];
+}
+
+const SIZE_FACTORS: Record<SizeUnit, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
+const DURATION_FACTORS: Record<DurationUnit, number> = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 };
+const RATE_SECONDS: Record<RateUnit, number> = { s: 1, min: 60, h: 3600 };
+
+/** Units people write by habit, mapped to the unit mcl spells that way. */
+const UNIT_SUGGESTIONS: Record<string, { unit: string; note?: string }> = {
+  b: { unit: 'B' }, byte: { unit: 'B' }, bytes: { unit: 'B' },
+  K: { unit: 'KiB' }, k: { unit: 'KiB' }, KB: { unit: 'KiB' }, kB: { unit: 'KiB' }, kb: { unit: 'KiB' }, Kb: { unit: 'KiB' },
+  KIB: { unit: 'KiB' }, kib: { unit: 'KiB' }, Ki: { unit: 'KiB' },
+  M: { unit: 'MiB' }, MB: { unit: 'MiB' }, mb: { unit: 'MiB' }, Mb: { unit: 'MiB' }, MIB: { unit: 'MiB' }, mib: { unit: 'MiB' }, Mi: { unit: 'MiB' },
+  G: { unit: 'GiB' }, g: { unit: 'GiB' }, GB: { unit: 'GiB' }, gb: { unit: 'GiB' }, Gb: { unit: 'GiB' }, GIB: { unit: 'GiB' }, gib: { unit: 'GiB' }, Gi: { unit: 'GiB' },
+  T: { unit: 'TiB' }, TB: { unit: 'TiB' }, tb: { unit: 'TiB' }, TIB: { unit: 'TiB' }, tib: { unit: 'TiB' }, Ti: { unit: 'TiB' },
+  sec: { unit: 's' }, secs: { unit: 's' }, second: { unit: 's' }, seconds: { unit: 's' }, S: { unit: 's' },
+  msec: { unit: 'ms' }, msecs: { unit: 'ms' }, millis: { unit: 'ms' }, MS: { unit: 'ms' },
+  m: { unit: 'min', note: 'write `min` for minutes or `MiB` for mebibytes' },
+  mins: { unit: 'min' }, minute: { unit: 'min' }, minutes: { unit: 'min' },
+  hr: { unit: 'h' }, hrs: { unit: 'h' }, hour: { unit: 'h' }, hours: { unit: 'h' }, H: { unit: 'h' },
+};
+
+const SIZE_UNITS = new Set<string>(['B', 'KiB', 'MiB', 'GiB', 'TiB']);
+const DURATION_UNITS = new Set<string>(['ms', 's', 'min', 'h']);
+const RATE_UNITS = new Set<string>(['s', 'min', 'h']);
+
+function isIdentStart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
+}
+function isIdentPart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || (c >= 48 && c <= 57);
+}
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+function isLetter(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
+}
+function isHexDigit(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
+}
+
+const PUNCT: (TokenType | undefined)[] = [];
+PUNCT[123] = T.LBrace;
+PUNCT[125] = T.RBrace;
+PUNCT[40] = T.LParen;
+PUNCT[41] = T.RParen;
+PUNCT[91] = T.LBracket;
+PUNCT[93] = T.RBracket;
+PUNCT[60] = T.Lt;
+PUNCT[62] = T.Gt;
+PUNCT[44] = T.Comma;
+PUNCT[59] = T.Semi;
+PUNCT[58] = T.Colon;
+PUNCT[61] = T.Eq;
+PUNCT[124] = T.Pipe;
+PUNCT[42] = T.Star;
+PUNCT[43] = T.Plus;
+PUNCT[63] = T.Question;
+
+/** Lexes a whole file. `path` is only used to label diagnostics. */
+export function lex(text: string, path: string): LexResult {
+  const tokens: Token[] = [];
+  const comments: Comment[] = [];
+  const diagnostics: Diagnostic[] = [];
+  const n = text.length;
+  let i = 0;
+  let pendingDoc: string[] | undefined;
+  let badStart = -1;
+
+  function report(info: DiagnosticInfo, start: number, end: number, message: string, hint?: string, fixes?: Fix[]): void {
+    const d: Diagnostic = { code: info.code, severity: info.severity, message, file: path, span: { start, end } };
+    if (hint) d.hint = hint;
+    if (fixes) d.fixes = fixes;
+    diagnostics.push(d);
+  }
+
+  function push(type: TokenType, start: number, end: number): Token {
+    const tok = new Token(type, text.slice(start, end), start, end - 1);
+    if (pendingDoc !== undefined) {
+      tok.doc = pendingDoc.join('\n');
+      pendingDoc = undefined;
+    }
+    tokens.push(tok);
+    return tok;
+  }
+
+  function flushBad(end: number): void {
+    if (badStart < 0) return;
+    const s = text.slice(badStart, end);
+    const first = s.codePointAt(0)!;
+    let hint = 'remove it';
+    if (first === 39 || first === 96) hint = 'strings are written in double quotes: "text"';
+    else if (first === 35) hint = 'comments start with `//`';
+    else if (first === 45) hint = 'a `-` only appears in `->`, `on-failure` and negative numbers';
+    else if (first === 47) hint = 'comments start with `//`; a rate is written `500/s` with no spaces';
+    else if (first > 127) hint = 'names use ASCII letters, digits and `_`; other characters belong in strings';
+    const shown = s.length > 12 ? s.slice(0, 12) + '…' : s;
+    report(
+      SyntaxCodes.InvalidCharacter,
+      badStart,
+      end,
+      s.length === 1 || [...s].length === 1 ? `invalid character ${describeChar(s)}` : `invalid characters ${JSON.stringify(shown)}`,
+      hint,
+    );
+    badStart = -1;
+  }
+
+  if (text.charCodeAt(0) === 0xfeff) i = 1;
+
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    // Whitespace.
+    if (c === 32 || c === 10 || c === 9 || c === 13 || c === 12 || c === 11) {
+      if (badStart >= 0) flushBad(i);
+      i++;
+      continue;
+    }
+    if (isIdentStart(c)) {
+      if (badStart >= 0) flushBad(i);
+      const start = i;
+      i++;
+      while (i < n && isIdentPart(text.charCodeAt(i))) i++;
+      const word = text.slice(start, i);
+      if (word === 'on' && text.startsWith('-failure', i) && !(i + 8 < n && isIdentPart(text.charCodeAt(i + 8)))) {
+        i += 8;
+        push(T.OnFailure, start, i);
+        continue;
+      }
+      push(T.KEYWORDS.get(word) ?? T.Name, start, i);
+      continue;
+    }
+    if (isDigit(c) || (c === 45 && isDigit(text.charCodeAt(i + 1)))) {
+      if (badStart >= 0) flushBad(i);
+      i = lexNumber(i);
+      continue;
+    }
+    if (c === 34) {
+      if (badStart >= 0) flushBad(i);
+      i = text.startsWith('"""', i) ? lexRawString(i) : lexString(i);
+      continue;
+    }
+    if (c === 47) {
+      const c2 = text.charCodeAt(i + 1);
+      if (c2 === 47) {
+        if (badStart >= 0) flushBad(i);
+        const start = i;
+        while (i < n && text.charCodeAt(i) !== 10 && text.charCodeAt(i) !== 13) i++;
+        const body = text.slice(start, i);
+        const isDoc = body.startsWith('///') && !body.startsWith('////');
+        comments.push({ kind: isDoc ? 'doc' : 'line', text: body, span: { start, end: i } });
+        if (isDoc) {
+          let line = body.slice(3);
+          if (line.charCodeAt(0) === 32) line = line.slice(1);
+          (pendingDoc ??= []).push(line);
+        }
+        continue;
+      }
+      if (c2 === 42) {
+        if (badStart >= 0) flushBad(i);
+        const start = i;
+        const close = text.indexOf('*/', i + 2);
+        if (close < 0) {
+          i = n;
+          report(
+            SyntaxCodes.UnterminatedComment,
+            start,
+            start + 2,
+            'this block comment is never closed',
+            'end the comment with `*/` (block comments do not nest)',
+          );
+        } else i = close + 2;
+        comments.push({ kind: 'block', text: text.slice(start, i), span: { start, end: i } });
+        continue;
+      }
+    }
+    const p = c < 128 ? PUNCT[c] : undefined;
+    if (p !== undefined) {
+      if (badStart >= 0) flushBad(i);
+      push(p, i, i + 1);
+      i++;
+      continue;
+    }
+    if (c === 46) {
+      if (badStart >= 0) flushBad(i);
+      if (text.charCodeAt(i + 1) === 46) {
+        push(T.DotDot, i, i + 2);
+        i += 2;
+      } else {
+        push(T.Dot, i, i + 1);
+        i++;
+      }
+      continue;
+    }
+    if (c === 45 && text.charCodeAt(i + 1) === 62) {
+      if (badStart >= 0) flushBad(i);
+      push(T.Arrow, i, i + 2);
+      i += 2;
+      continue;
+    }
+    // Anything else is invalid; a run of invalid characters is reported once.
+    if (badStart < 0) badStart = i;
+    i += c >= 0xd800 && c <= 0xdbff && i + 1 < n ? 2 : 1;
+  }
+  if (badStart >= 0) flushBad(n);
+  return { tokens, comments, diagnostics };
+
+  function lexNumber(start: number): number {
+    let j = start;
+    if (text.charCodeAt(j) === 45) j++;
+    let isFloat = false;
+    let malformed: string | undefined;
+    let value: number;
+    if (text.charCodeAt(j) === 48 && (text.charCodeAt(j + 1) === 120 || text.charCodeAt(j + 1) === 88)) {
+      j += 2;
+      const ds = j;
+      while (j < n && (isHexDigit(text.charCodeAt(j)) || text.charCodeAt(j) === 95)) j++;
+      const digits = text.slice(ds, j);
+      if (!/[0-9a-fA-F]/.test(digits)) malformed = 'a hexadecimal number needs at least one digit after `0x`';
+      else if (/^_|_$|__/.test(digits)) malformed = 'underscores in a number go between digits';
+      value = parseInt(digits.replace(/_/g, '') || '0', 16);
+      if (text.charCodeAt(start) === 45) value = -value;
+    } else {
+      const ds = j;
+      while (j < n && (isDigit(text.charCodeAt(j)) || text.charCodeAt(j) === 95)) j++;
+      if (text.charCodeAt(j) === 46 && isDigit(text.charCodeAt(j + 1))) {
+        isFloat = true;
+        j++;
+        while (j < n && (isDigit(text.charCodeAt(j)) || text.charCodeAt(j) === 95)) j++;
+      }
+      const e = text.charCodeAt(j);
+      if (e === 101 || e === 69) {
+        const s = text.charCodeAt(j + 1);
+        if (isDigit(s) || ((s === 43 || s === 45) && isDigit(text.charCodeAt(j + 2)))) {
+          isFloat = true;
+          j += s === 43 || s === 45 ? 2 : 1;
+          while (j < n && isDigit(text.charCodeAt(j))) j++;
+        }
+      }
+      const digits = text.slice(ds, j);
+      if (digits.indexOf('_') >= 0) {
+        if (/(^|[^0-9])_|_($|[^0-9])/.test(digits)) malformed = 'underscores in a number go between digits';
+      }
+      value = Number(text.slice(start, j).replace(/_/g, ''));
+    }
+    const numberEnd = j;
+    // A unit attached to the number: `64KiB`, `2s`, `500/s`.
+    let unit: string | undefined;
+    let isRate = false;
+    if (isLetter(text.charCodeAt(j))) {
+      const us = j;
+      while (j < n && isLetter(text.charCodeAt(j))) j++;
+      unit = text.slice(us, j);
+    } else if (text.charCodeAt(j) === 47 && isLetter(text.charCodeAt(j + 1))) {
+      isRate = true;
+      const us = j + 1;
+      j = us;
+      while (j < n && isLetter(text.charCodeAt(j))) j++;
+      unit = text.slice(us, j);
+    }
+    // Letters or digits glued to the unit (`64KiB2`, `10s_x`) make the whole run one malformed literal.
+    while (j < n && isIdentPart(text.charCodeAt(j))) {
+      j++;
+      malformed ??= 'a number and its unit must be followed by a space or punctuation';
+    }
+    const end = j;
+    if (malformed) report(SyntaxCodes.MalformedNumber, start, end, `malformed number \`${text.slice(start, end)}\`: ${malformed}`, 'write the number as digits, e.g. `1_000` or `0x1f`, followed directly by a unit if it has one');
+
+    if (unit === undefined) {
+      if (isFloat) {
+        const tok = push(T.FloatLit, start, end);
+        if (!Number.isFinite(value)) report(SyntaxCodes.NumberOutOfRange, start, end, `the number \`${tok.image}\` is too large`, 'use a smaller number');
+        tok.payload = { kind: 'float', value };
+      } else {
+        const tok = push(T.IntLit, start, end);
+        checkSafe(tok, value);
+        tok.payload = { kind: 'int', value };
+      }
+      return end;
+    }
+
+    const unitStart = isRate ? numberEnd + 1 : numberEnd;
+    const unitEnd = unitStart + unit.length;
+    let resolved = unit;
+    const known = isRate ? RATE_UNITS.has(unit) : SIZE_UNITS.has(unit) || DURATION_UNITS.has(unit);
+    if (!known) {
+      const s = UNIT_SUGGESTIONS[unit];
+      const fits = s && (isRate ? RATE_UNITS.has(s.unit) : true);
+      const raw = text.slice(start, end);
+      const units = isRate ? 'per-second `s`, per-minute `min`, per-hour `h`' : 'sizes `B KiB MiB GiB TiB`, durations `ms s min h`';
+      if (fits) {
+        resolved = s.unit;
+        const fix: Fix = {
+          title: `Replace \`${unit}\` with \`${s.unit}\``,
+          edits: [{ file: path, span: { start: unitStart, end: unitEnd }, newText: s.unit }],
+        };
+        report(
+          SyntaxCodes.UnknownUnit,
+          start,
+          end,
+          `unknown unit \`${unit}\` in \`${raw}\``,
+          s.note ?? `write \`${text.slice(start, numberEnd)}${isRate ? '/' : ''}${s.unit}\`${SIZE_UNITS.has(s.unit) ? ' (sizes are binary: 1KiB is 1024 bytes)' : ''}`,
+          [fix],
+        );
+      } else {
+        report(SyntaxCodes.UnknownUnit, start, end, `unknown unit \`${unit}\` in \`${raw}\``, `the units are ${units}`);
+        const tok = push(isFloat ? T.FloatLit : T.IntLit, start, end);
+        tok.payload = isFloat ? { kind: 'float', value } : { kind: 'int', value };
+        return end;
+      }
+    }
+    if (isFloat || !Number.isFinite(value)) {
+      report(
+        SyntaxCodes.MalformedNumber,
+        start,
+        end,
+        `\`${text.slice(start, end)}\` has a fractional amount, but sizes, durations and rates are whole numbers`,
+        'use a smaller unit, e.g. `1536MiB` instead of `1.5GiB`',
+      );
+      value = Math.round(value);
+      if (!Number.isFinite(value)) value = 0;
+    }
+    if (isRate) {
+      const per = resolved as RateUnit;
+      const tok = push(T.RateLit, start, end);
+      checkSafe(tok, value);
+      tok.payload = { kind: 'rate', count: value, per, perSecond: value / RATE_SECONDS[per] };
+    } else if (SIZE_UNITS.has(resolved)) {
+      const u = resolved as SizeUnit;
+      const tok = push(T.SizeLit, start, end);
+      const bytes = value * SIZE_FACTORS[u];
+      checkSafe(tok, bytes);
+      tok.payload = { kind: 'size', amount: value, unit: u, bytes };
+    } else {
+      const u = resolved as DurationUnit;
+      const tok = push(T.DurationLit, start, end);
+      const ms = value * DURATION_FACTORS[u];
+      checkSafe(tok, ms);
+      tok.payload = { kind: 'duration', amount: value, unit: u, ms };
+    }
+    return end;
+  }
+
+  function checkSafe(tok: Token, value: number): void {
+    if (!Number.isSafeInteger(value)) {
+      report(
+        SyntaxCodes.NumberOutOfRange,
+        tok.startOffset,
+        tok.endOffset + 1,
+        `\`${tok.image}\` is outside the range of exact integers (±9007199254740991)`,
+        'use a smaller value or a larger unit',
+      );
+    }
+  }
+
+  function lexString(start: number): number {
+    let j = start + 1;
+    let value = '';
+    let chunk = j;
+    let terminated = false;
+    while (j < n) {
+      const c = text.charCodeAt(j);
+      if (c === 34) {
+        terminated = true;
+        break;
+      }
+      if (c === 10 || c === 13) break;
+      if (c === 92) {
+        value += text.slice(chunk, j);
+        const e = text.charCodeAt(j + 1);
+        let len = 2;
+        switch (e) {
+          case 110: value += '\n'; break;
+          case 116: value += '\t'; break;
+          case 114: value += '\r'; break;
+          case 48: value += '\0'; break;
+          case 34: value += '"'; break;
+          case 92: value += '\\'; break;
+          case 117: {
+            // \u{1F600}
+            const m = /^\{([0-9a-fA-F]{1,6})\}/.exec(text.slice(j + 2, j + 11));
+            const cp = m ? parseInt(m[1], 16) : NaN;
+            if (m && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff)) {
+              value += String.fromCodePoint(cp);
+              len = 2 + m[0].length;
+            } else {
+              report(SyntaxCodes.InvalidEscape, j, j + 2 + (m ? m[0].length : 0), 'invalid unicode escape', 'write a code point in hexadecimal between braces, e.g. `\\u{1F600}`');
+            }
+            break;
+          }
+          default: {
+            if (j + 1 >= n || e === 10 || e === 13) {
+              len = 1;
+              break;
+            }
+            const shown = String.fromCodePoint(text.codePointAt(j + 1)!);
+            report(
+              SyntaxCodes.InvalidEscape,
+              j,
+              j + 1 + shown.length,
+              `invalid escape \`\\${shown}\` in a string`,
+              'the escapes are \\" \\\\ \\n \\t \\r \\0 and \\u{...}; use a raw string """...""" for text with many backslashes',
+            );
+            value += shown;
+            len = 1 + shown.length;
+          }
+        }
+        j += len;
+        chunk = j;
+        continue;
+      }
+      j++;
+    }
+    value += text.slice(chunk, j);
+    if (terminated) j++;
+    else
+      report(
+        SyntaxCodes.UnterminatedString,
+        start,
+        j,
+        'this string is never closed',
+        'end it with `"` on the same line, or use a raw string """...""" for text that spans lines',
+      );
+    const tok = push(T.StringLit, start, j);
+    tok.payload = { kind: 'string', value };
+    return j;
+  }
+
+  function lexRawString(start: number): number {
+    const close = text.indexOf('"""', start + 3);
+    const end = close < 0 ? n : close + 3;
+    if (close < 0)
+      report(SyntaxCodes.UnterminatedString, start, start + 3, 'this raw string is never closed', 'end it with `"""`');
+    let value = text.slice(start + 3, close < 0 ? n : close);
+    // A raw string that starts on a new line does not include that first line break.
+    if (value.startsWith('\r\n')) value = value.slice(2);
+    else if (value.startsWith('\n')) value = value.slice(1);
+    const tok = push(T.StringLit, start, end);
+    tok.payload = { kind: 'string', value };
+    return end;
+  }
+}
+
+function describeChar(s: string): string {
+  const cp = s.codePointAt(0)!;
+  if (cp < 32 || cp === 127) return `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+  return `\`${s}\``;
+}
+
+/** Describes a token for messages: `` `}` ``, `the name \`foo\``, `the end of the file`. */
+export function describeToken(tok: IToken | undefined): string {
+  if (!tok || tok.tokenType === undefined || tok.tokenType.name === 'EOF' || Number.isNaN(tok.startOffset)) return 'the end of the file';
+  const info = T.tokenInfo(tok.tokenType);
+  const img = tok.image.length > 24 ? tok.image.slice(0, 24) + '…' : tok.image;
+  if (!info) return `\`${img}\``;
+  switch (info.kind) {
+    case 'identifier':
+      return `the name \`${img}\``;
+    case 'string':
+      return `the string ${img}`;
+    case 'int':
+    case 'float':
+      return `the number \`${img}\``;
+    case 'size':
+    case 'duration':
+    case 'rate':
+      return `the ${info.kind} \`${img}\``;
+    default:
+      return `\`${img}\``;
+  }
+}
+
+export type { Span };

@@ -1,0 +1,146 @@
+// `parse(text, path)`: the entry point of the syntax layer. It never throws and
+// always returns a tree; every problem is a diagnostic.
+
+import type { IRecognitionException, IToken } from 'chevrotain';
+import type { SourceFile } from './ast';
+import { SyntaxCodes } from './codes';
+import type { Diagnostic } from './diagnostics';
+import { describeToken, lex, type Token } from './lexer';
+import { EXPECTATIONS, McParser } from './parser';
+
+export interface ParseResult {
+  file: SourceFile;
+  diagnostics: Diagnostic[];
+}
+
+/** Syntax diagnostics beyond this many in one file are summarised in one note. */
+export const MAX_SYNTAX_DIAGNOSTICS = 1000;
+
+let shared: McParser | undefined;
+
+/** The parser is built once (grammar analysis is costly) and reused for every file. */
+function parser(): McParser {
+  shared ??= new McParser();
+  return shared;
+}
+
+export function parse(text: string, path: string): ParseResult {
+  const lexed = lex(text, path);
+  const p = parser();
+  p.begin(lexed.tokens, path);
+  let result: ReturnType<McParser['sourceFile']> | undefined;
+  const diagnostics: Diagnostic[] = [...lexed.diagnostics];
+  try {
+    result = p.sourceFile();
+  } catch (e) {
+    // The grammar is written not to throw; if it ever does, the file still gets a tree and a diagnostic.
+    diagnostics.push({
+      code: SyntaxCodes.UnexpectedToken.code,
+      severity: 'error',
+      message: `the parser stopped unexpectedly: ${e instanceof Error ? e.message : String(e)}`,
+      file: path,
+      span: { start: 0, end: 0 },
+      hint: 'this is a bug in mcl; please report it with this file',
+    });
+  }
+  diagnostics.push(...convertErrors(p.errors, lexed.tokens, text, path));
+  diagnostics.push(...p.diags);
+  // Free the token vector: the shared parser would otherwise keep the last file alive.
+  p.input = [];
+
+  const file: SourceFile = {
+    kind: 'SourceFile',
+    path,
+    imports: result?.imports ?? [],
+    decls: result?.decls ?? [],
+    comments: lexed.comments,
+    span: { start: 0, end: text.length },
+  };
+  return { file, diagnostics: finish(diagnostics, path) };
+}
+
+/** Turns Chevrotain's recognition exceptions into diagnostics with a sentence, a span and a hint. */
+function convertErrors(errors: IRecognitionException[], tokens: Token[], text: string, path: string): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const e of errors) {
+    if (e.name === 'NotAllInputParsedException') {
+      // The top-level rule accepts every token, so this only follows another error; it adds nothing.
+      continue;
+    }
+    const tok = e.token;
+    const span = tokenSpan(tok, text);
+    const expected = e.message;
+    const prev = (e as IRecognitionException & { previousToken?: IToken }).previousToken;
+    const after = prev && !Number.isNaN(prev.startOffset) && prev.tokenType?.name !== 'EOF' && prev.image ? ` after \`${clip(prev.image)}\`` : '';
+    const d: Diagnostic = {
+      code: SyntaxCodes.ExpectedToken.code,
+      severity: 'error',
+      message: `expected ${expected}${after}, found ${describeToken(tok)}`,
+      file: path,
+      span,
+    };
+    const hint = EXPECTATIONS[expected] ?? hintFor(expected);
+    if (hint) d.hint = hint;
+    const closer = /^`([}\])>])`/.exec(expected);
+    if (closer && e.name === 'MismatchedTokenException') {
+      // A missing closing bracket is the one case where inserting the token is almost always right.
+      const at = prev && !Number.isNaN(prev.endOffset!) ? prev.endOffset! + 1 : span.start;
+      d.fixes = [{ title: `Insert \`${closer[1]}\``, edits: [{ file: path, span: { start: at, end: at }, newText: closer[1] } ] }];
+    }
+    out.push(d);
+  }
+  void tokens;
+  return out;
+}
+
+function hintFor(expected: string): string | undefined {
+  if (expected.startsWith('`}`')) return 'every `{` needs a matching `}`';
+  if (expected.startsWith('`)`')) return 'every `(` needs a matching `)`';
+  if (expected.startsWith('`]`')) return 'every `[` needs a matching `]`';
+  if (expected.startsWith('a name') || expected.includes(' name')) return 'names start with a letter or `_` and may not be reserved words such as `type` or `system`';
+  if (expected.startsWith('`')) return `insert ${expected.split(' ')[0]} here`;
+  return undefined;
+}
+
+function clip(s: string): string {
+  return s.length > 24 ? s.slice(0, 24) + '…' : s;
+}
+
+function tokenSpan(tok: IToken | undefined, text: string): { start: number; end: number } {
+  if (!tok || Number.isNaN(tok.startOffset) || tok.tokenType?.name === 'EOF') return { start: text.length, end: text.length };
+  return { start: tok.startOffset, end: tok.endOffset! + 1 };
+}
+
+/**
+ * Sorts, removes the second report of the same offending token (a failed rule
+ * and the recovery that follows it often both notice it), and caps the count.
+ */
+function finish(diags: Diagnostic[], path: string): Diagnostic[] {
+  diags.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);
+  const out: Diagnostic[] = [];
+  let lastErrorStart = -1;
+  for (const d of diags) {
+    if (d.severity === 'error' && d.span.start === lastErrorStart && isParserCode(d.code)) continue;
+    if (d.severity === 'error' && isParserCode(d.code)) lastErrorStart = d.span.start;
+    out.push(d);
+  }
+  if (out.length > MAX_SYNTAX_DIAGNOSTICS) {
+    const rest = out.length - MAX_SYNTAX_DIAGNOSTICS;
+    const last = out[MAX_SYNTAX_DIAGNOSTICS - 1];
+    out.length = MAX_SYNTAX_DIAGNOSTICS;
+    out.push({
+      code: SyntaxCodes.TooManyErrors.code,
+      severity: SyntaxCodes.TooManyErrors.severity,
+      message: `${rest} more syntax problems in this file are not shown`,
+      file: path,
+      span: { start: last.span.end, end: last.span.end },
+      hint: 'fix the problems above first; is this really an .mcl file?',
+    });
+  }
+  return out;
+}
+
+const PARSER_CODES = new Set([SyntaxCodes.ExpectedToken.code, SyntaxCodes.UnexpectedToken.code, SyntaxCodes.MissingComma.code]);
+function isParserCode(code: string): boolean {
+  return PARSER_CODES.has(code);
+}

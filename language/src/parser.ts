@@ -1,0 +1,1724 @@
+// The grammar of `.mcl`, as a Chevrotain embedded-actions parser that builds
+// the AST of ast.ts directly (no concrete syntax tree in between).
+//
+// Recovery works on three levels:
+//  1. Chevrotain's in-rule recovery inserts or deletes a single token
+//     (`memory 64MiB vcpus 1 }` missing a `{`, a stray `,`).
+//  2. Every rule registers the node it is building as soon as it starts. When a
+//     rule fails, Chevrotain resynchronises and calls the rule's recovery
+//     function, which returns that partial node with `Missing*` placeholders in
+//     the required fields that were never reached.
+//  3. Every block has an alternative that swallows tokens which cannot start a
+//     member of that block (the `Stray*` token categories), reports them once,
+//     and lets the block continue at the next member.
+//
+// Rules read the results of sub-rules only through helpers that tolerate the
+// grammar-recording phase, in which Chevrotain runs every rule once with dummy
+// tokens and placeholder sub-rule results.
+
+import { EmbeddedActionsParser, EOF, type IParserErrorMessageProvider, type IToken, type TokenType } from 'chevrotain';
+import type * as A from './ast';
+import { SyntaxCodes } from './codes';
+import type { Diagnostic, DiagnosticInfo, Fix } from './diagnostics';
+import { describeToken, type LiteralPayload, type Token } from './lexer';
+import * as T from './tokens';
+
+const { K } = T;
+
+/** Rule nesting beyond which nested types, values and order expressions are cut off and reported. */
+export const MAX_NESTING = 120;
+
+// Placeholders for required fields a failed rule never reached. `fixMissing`
+// replaces them with `Missing*` nodes (or empty names) positioned where the
+// parser stopped.
+const M_IDENT = Object.freeze({ kind: 'Ident', name: '', span: { start: -1, end: -1 } }) as unknown as A.Ident;
+const M_QNAME = Object.freeze({ kind: 'QualifiedName', parts: [], span: { start: -1, end: -1 } }) as unknown as A.QualifiedName;
+const M_TYPE = Object.freeze({ kind: 'MissingType', span: { start: -1, end: -1 } }) as unknown as A.MissingType;
+const M_EXPR = Object.freeze({ kind: 'MissingExpr', span: { start: -1, end: -1 } }) as unknown as A.MissingExpr;
+const M_STRING = Object.freeze({ kind: 'String', raw: '', value: '', span: { start: -1, end: -1 } }) as unknown as A.StringLiteral;
+const M_LIST = Object.freeze({ kind: 'List', items: [], span: { start: -1, end: -1 } }) as unknown as A.ListExpr;
+const M_MAP = Object.freeze({ kind: 'Map', entries: [], span: { start: -1, end: -1 } }) as unknown as A.MapExpr;
+const M_PORTREF = Object.freeze({ kind: 'PortRef', span: { start: -1, end: -1 } }) as unknown as A.PortRef;
+const M_EXPOSE = Object.freeze({ kind: 'ExposeSpec', span: { start: -1, end: -1 } }) as unknown as A.ExposeSpec;
+
+function placeholderFor(v: unknown, pos: number): unknown {
+  const span = { start: pos, end: pos };
+  switch (v) {
+    case M_IDENT:
+      return { kind: 'Ident', name: '', span };
+    case M_QNAME:
+      return { kind: 'QualifiedName', parts: [{ kind: 'Ident', name: '', span: { start: pos, end: pos } }], span };
+    case M_TYPE:
+      return { kind: 'MissingType', span };
+    case M_EXPR:
+      return { kind: 'MissingExpr', span };
+    case M_STRING:
+      return { kind: 'String', raw: '', value: '', span };
+    case M_LIST:
+      return { kind: 'List', items: [], span };
+    case M_MAP:
+      return { kind: 'Map', entries: [], span };
+    case M_PORTREF:
+      return {
+        kind: 'PortRef',
+        instance: { kind: 'Ident', name: '', span: { start: pos, end: pos } },
+        port: { kind: 'Ident', name: '', span: { start: pos, end: pos } },
+        span,
+      };
+    case M_EXPOSE:
+      return { kind: 'ExposeSpec', transport: 'tcp', port: { kind: 'MissingExpr', span: { start: pos, end: pos } }, span };
+    default:
+      return undefined;
+  }
+}
+
+function fixMissing(node: Record<string, unknown>, pos: number): void {
+  for (const key in node) {
+    const v = node[key];
+    if (v === null || typeof v !== 'object') continue;
+    const p = placeholderFor(v, pos);
+    if (p !== undefined) node[key] = p;
+    else if (key === 'source') fixMissing(v as Record<string, unknown>, pos);
+  }
+}
+
+/** What the parser expects at a point, phrased for messages, with the hint shown when it is missing. */
+export const EXPECTATIONS: Record<string, string> = {
+  'a declaration': 'a file contains imports and `type`, `protocol`, `component`, `system`, `image`, `labels`, `target` and `deploy` declarations',
+  'a component member': 'component members are `image`, `memory`, `vcpus`, `label`, `declassifies`, `param`, `provide`, `require`, `expose`, `single`, `replicas`, `per session`, `restart` and `program`',
+  'a system member': 'system members are instances (`name = Component`), `connect`, `expose`, `export` and `policy`',
+  'a channel attribute': 'channel attributes are `rate`, `max_message`, `timeout`, `allow` and `max_inflight`',
+  'a program entry': 'program entries are `script`, `exec`, `file` and `env`',
+  'an operation': 'operations are `call name(Input) -> Output`, `send name(Input)` and `notify name(Input)`, plus one optional `order`',
+  'a policy rule': 'policy rules are `x only from a, b`, `x only through a`, `no path a -> b`, `no flow label -> x`, `exposed only [a.p]` and `budget memory 1GiB`',
+  'an instance setting': 'instance settings are parameter overrides (`name = value`), `single`, `replicas`, `per session`, `restart`, `memory`, `vcpus` and `label`',
+  'a field': 'a field is `name: Type` or `name?: Type`',
+  'an enum member': 'enum members are names separated by `,`',
+  'a union variant': 'a variant is `name: Type`, or just `name` when it carries nothing',
+  'a property': 'a property is a name followed by a value, e.g. `memory 4GiB`',
+  'a label chain': 'a chain orders labels from least to most confidential, e.g. `public < internal < secret`',
+  'a type': 'a type is `bool`, `int`, `float`, `string`, `bytes`, `list<T>`, `map<K, V>`, `{ fields }`, `enum { ... }`, `union { ... }` or a type name',
+  'a value': 'a value is a number, string, `true`/`false`, a size (`64KiB`), duration (`2s`), rate (`500/s`), `[list]`, `{ map }` or a name',
+  'a constraint': 'constraints are ranges `0..100`, bounds `max 64` / `min 1`, and `pattern "regex"`',
+  'a size such as `256MiB`': 'sizes are written with a unit attached: `512B`, `64KiB`, `256MiB`, `2GiB`',
+  'an integer': 'write a whole number such as `2`',
+  'a duration such as `2s`': 'durations are written with a unit attached: `200ms`, `2s`, `5min`, `1h`',
+  'a rate such as `500/s`': 'rates are written `count/unit`: `500/s`, `30/min`, `1000/h`',
+  'a string': 'strings are written in double quotes',
+  '`always`, `on-failure` or `never`': 'write `restart always`, `restart on-failure max 5` or `restart never`',
+  '`tcp`': 'only TCP exposures exist: `on tcp 8080`',
+  '`session`': 'write `per session`, optionally followed by `pool N` and `max N`',
+  '`.{...}` or `.*` after the module path': 'write `import std.http.{Http, Request}` or `import std.http.*`',
+  '`memory` or `vcpus`': 'write `budget memory 1GiB` or `budget vcpus 4`',
+  '`from` or `through`': 'write `db only from app, admin` or `db only through app`',
+  '`only`': 'policy rules that start with an instance name read `db only from app` or `db only through app`',
+  '`path` or `flow`': 'write `no path a -> b` or `no flow secret -> web`',
+  '`=` or `from` after the guest path': 'write `file "/etc/app.conf" = "text"` or `file "/srv/index.html" from "www/index.html"`',
+};
+
+/** Chevrotain's error messages are replaced by descriptions of what was expected; parse.ts composes the sentence. */
+export const errorMessageProvider: IParserErrorMessageProvider = {
+  buildMismatchTokenMessage({ expected }) {
+    return describeExpected(expected);
+  },
+  buildNotAllInputParsedMessage() {
+    return 'the end of the file';
+  },
+  buildNoViableAltMessage({ expectedPathsPerAlt, customUserDescription }) {
+    if (customUserDescription) return customUserDescription;
+    const firsts = new Set<string>();
+    for (const alt of expectedPathsPerAlt) for (const path of alt) if (path[0]) firsts.add(describeExpected(path[0]));
+    return oneOf([...firsts]);
+  },
+  buildEarlyExitMessage({ expectedIterationPaths, customUserDescription }) {
+    if (customUserDescription) return customUserDescription;
+    const firsts = new Set<string>();
+    for (const path of expectedIterationPaths) if (path[0]) firsts.add(describeExpected(path[0]));
+    return oneOf([...firsts]);
+  },
+};
+
+function oneOf(items: string[]): string {
+  if (items.length <= 1) return items[0] ?? 'something else';
+  return items.slice(0, -1).join(', ') + ' or ' + items[items.length - 1];
+}
+
+export function describeExpected(type: TokenType): string {
+  if (type === T.Identifier) return 'a name';
+  const info = T.tokenInfo(type);
+  if (!info) return type.name;
+  switch (info.kind) {
+    case 'keyword':
+    case 'contextualKeyword':
+    case 'punctuation':
+    case 'operator':
+    case 'bool':
+      return '`' + info.text + '`';
+    default:
+      return info.text;
+  }
+}
+
+type Partial = { span: A.Span } & Record<string, unknown>;
+
+export class McParser extends EmbeddedActionsParser {
+  /** Diagnostics reported by grammar actions (literal kinds, nesting, strays). */
+  diags: Diagnostic[] = [];
+  path = '';
+  private partials: (Partial | undefined)[] = [];
+  /** Offset of the last token reported as stray, so one bad token is reported once. */
+  private lastStrayReport = -1;
+  private seenDecl = false;
+
+  constructor() {
+    super(T.allTokenTypes, {
+      recoveryEnabled: true,
+      maxLookahead: 3,
+      errorMessageProvider,
+      skipValidations: false,
+    });
+    // Recovery policy. Chevrotain's default resynchronisation picks one follow
+    // token type for the whole rule stack, which with token categories often
+    // unwinds to the declaration and loses everything after the error. Here a
+    // failing rule instead stops where it is, returning its partial node, as
+    // soon as the next token can follow it; the enclosing block's stray
+    // alternative then deals with whatever cannot continue. At the end of the
+    // input every rule stops, and inserting whatever is expected (`}` and
+    // friends) is always accepted, so no declaration is lost.
+    const self = this as unknown as {
+      canRecoverWithSingleTokenInsertion(this: McParser, expected: TokenType, follows: TokenType[]): boolean;
+      isInCurrentRuleReSyncSet(this: McParser, type: TokenType): boolean;
+      findReSyncTokenType(this: McParser): TokenType;
+      getCurrFollowKey(): unknown;
+      getFollowSetFromFollowKey(key: unknown): TokenType[];
+    };
+    const canInsert = self.canRecoverWithSingleTokenInsertion;
+    self.canRecoverWithSingleTokenInsertion = function (expected, follows) {
+      return this.LA(1).tokenType === EOF || canInsert.call(this, expected, follows);
+    };
+    self.findReSyncTokenType = function () {
+      return this.LA(1).tokenType;
+    };
+    self.isInCurrentRuleReSyncSet = function () {
+      const next = this.LA(1);
+      if (next.tokenType === EOF) return true;
+      const s = this as unknown as typeof self;
+      const follows = s.getFollowSetFromFollowKey(s.getCurrFollowKey());
+      for (const t of follows) if (this.tokenMatches(next, t)) return true;
+      return false;
+    };
+    this.performSelfAnalysis();
+  }
+
+  /** Prepares the parser for a new file. */
+  begin(tokens: IToken[], path: string): void {
+    this.input = tokens;
+    this.diags = [];
+    this.path = path;
+    this.partials = [];
+    this.lastStrayReport = -1;
+    this.seenDecl = false;
+  }
+
+  // -------------------------------------------------------------------------
+  // Helpers
+
+  private get depth(): number {
+    return (this as unknown as { RULE_STACK: number[] }).RULE_STACK.length;
+  }
+
+  private skipToken(): void {
+    (this as unknown as { SKIP_TOKEN(): IToken }).SKIP_TOKEN();
+  }
+
+  /** Offset just past the last consumed token. */
+  private endPos(): number {
+    const t = this.LA(0);
+    const e = t.endOffset;
+    return e === undefined || Number.isNaN(e) || e < 0 ? (Number.isNaN(t.startOffset) ? 0 : Math.max(0, t.startOffset)) : e + 1;
+  }
+
+  /** Offset of the next token (or the end of the last one at the end of the input). */
+  private startPos(): number {
+    const t = this.LA(1);
+    return Number.isNaN(t.startOffset) ? this.endPos() : t.startOffset;
+  }
+
+  /** Registers the node a rule is building so that recovery can return it. */
+  private open<N extends object>(node: N): N {
+    this.partials[this.depth - 1] = node as unknown as Partial;
+    return node;
+  }
+
+  private done<N extends { span: A.Span }>(node: N): N {
+    const end = this.endPos();
+    node.span.end = end < node.span.start ? node.span.start : end;
+    return node;
+  }
+
+  /** The recovery value of every rule: the partial node, completed with placeholders. */
+  private recovered = (): unknown => {
+    const i = this.depth - 1;
+    const node = this.partials[i];
+    this.partials[i] = undefined;
+    if (!node) return undefined;
+    const pos = this.endPos();
+    if (node.kind === 'MissingType' || node.kind === 'MissingExpr' || (node.kind === 'Ident' && node.name === '')) {
+      node.span.start = pos;
+      node.span.end = pos;
+      return node;
+    }
+    fixMissing(node, pos);
+    if (pos > node.span.start) node.span.end = pos;
+    else node.span.end = node.span.start;
+    return node;
+  };
+
+  private rule<F extends (...args: any[]) => any>(name: string, impl: F) {
+    const wrapped = ((...args: unknown[]) => {
+      // Forget the partial node of a previous rule at this depth, so recovery never returns a stale node.
+      this.partials[this.depth - 1] = undefined;
+      return impl(...args);
+    }) as F;
+    return this.RULE(name, wrapped, { recoveryValueFunc: this.recovered as () => ReturnType<F> });
+  }
+
+  private report(info: DiagnosticInfo, span: A.Span, message: string, hint?: string, fixes?: Fix[]): void {
+    if (this.RECORDING_PHASE) return;
+    const d: Diagnostic = { code: info.code, severity: info.severity, message, file: this.path, span };
+    if (hint) d.hint = hint;
+    if (fixes) d.fixes = fixes;
+    this.diags.push(d);
+  }
+
+  private docOf(): string | undefined {
+    return (this.LA(1) as Token).doc;
+  }
+
+  private mkIdent(tok: IToken): A.Ident {
+    if (tok.isInsertedInRecovery || Number.isNaN(tok.startOffset)) {
+      const p = this.endPos();
+      return { kind: 'Ident', name: '', span: { start: p, end: p } };
+    }
+    return { kind: 'Ident', name: tok.image, span: { start: tok.startOffset, end: tok.endOffset! + 1 } };
+  }
+
+  private tokSpan(tok: IToken): A.Span {
+    if (tok.isInsertedInRecovery || Number.isNaN(tok.startOffset)) {
+      const p = this.endPos();
+      return { start: p, end: p };
+    }
+    return { start: tok.startOffset, end: tok.endOffset! + 1 };
+  }
+
+  /**
+   * Consumes a run of tokens that cannot start a member of the current block,
+   * keeping brackets balanced and stopping at declaration keywords, and
+   * reports the run once.
+   */
+  private stray(first: IToken, category: TokenType, what: string): void {
+    if (this.RECORDING_PHASE) return;
+    const start = first.startOffset;
+    let end = first.endOffset! + 1;
+    let depth = opens(first) ? 1 : 0;
+    for (;;) {
+      const t = this.LA(1);
+      if (t.tokenType === undefined || t.tokenType.name === 'EOF') break;
+      if (T.DECL_START_WORDS.has(t.image) && !(t.tokenType === K.image && category === T.StrayComponent)) break;
+      if (depth === 0 && !this.tokenMatches(t, category)) break;
+      if (opens(t)) depth++;
+      else if (closes(t)) {
+        if (depth === 0) break;
+        depth--;
+      }
+      end = t.endOffset! + 1;
+      this.skipToken();
+    }
+    if (this.lastStrayReport === start) return;
+    this.lastStrayReport = start;
+    this.report(
+      SyntaxCodes.UnexpectedToken,
+      { start, end },
+      `expected ${what}, found ${describeToken(first)}`,
+      EXPECTATIONS[what],
+    );
+  }
+
+  tokenMatches(t: IToken, type: TokenType): boolean {
+    return t.tokenTypeIdx === type.tokenTypeIdx || (type.categoryMatchesMap?.[t.tokenTypeIdx!] ?? false);
+  }
+
+  /**
+   * Cuts off a construct nested beyond MAX_NESTING: reports it and skips to the
+   * end of the innermost enclosing bracket, so that the stack stays bounded.
+   */
+  private tooDeep(): boolean {
+    if (this.RECORDING_PHASE || this.depth < MAX_NESTING) return false;
+    const start = this.startPos();
+    let depth = 0;
+    for (;;) {
+      const t = this.LA(1);
+      if (t.tokenType === undefined || t.tokenType.name === 'EOF') break;
+      if (depth === 0 && (t.tokenType === T.Comma || t.tokenType === T.Semi)) break;
+      if (opens(t) || t.tokenType === T.Lt) depth++;
+      else if (closes(t) || t.tokenType === T.Gt) {
+        if (depth === 0) break;
+        depth--;
+      }
+      this.skipToken();
+    }
+    const end = Math.max(start, this.endPos());
+    this.report(
+      SyntaxCodes.NestingTooDeep,
+      { start, end },
+      `nesting is too deep here (more than ${MAX_NESTING} levels of rules)`,
+      'flatten the structure, e.g. by naming an inner type with `type Name = ...`',
+    );
+    return true;
+  }
+
+  /** Builds a literal expression from a literal token. */
+  private literalFrom(tok: IToken): A.Expr {
+    const span = this.tokSpan(tok);
+    const p = (tok as Token).payload as LiteralPayload | undefined;
+    if (tok.isInsertedInRecovery || p === undefined) {
+      if (tok.tokenType === K.true || tok.tokenType === K.false) return { kind: 'Bool', value: tok.tokenType === K.true, span };
+      return { kind: 'MissingExpr', span };
+    }
+    const raw = tok.image;
+    switch (p.kind) {
+      case 'int':
+        return { kind: 'Int', raw, value: p.value, span };
+      case 'float':
+        return { kind: 'Float', raw, value: p.value, span };
+      case 'string':
+        return { kind: 'String', raw, value: p.value, span };
+      case 'size':
+        return { kind: 'Size', raw, amount: p.amount, unit: p.unit, bytes: p.bytes, span };
+      case 'duration':
+        return { kind: 'Duration', raw, amount: p.amount, unit: p.unit, ms: p.ms, span };
+      case 'rate':
+        return { kind: 'Rate', raw, count: p.count, per: p.per, perSecond: p.perSecond, span };
+    }
+  }
+
+  /** Checks that a value has the literal kind a setting needs; a wrong kind becomes a MissingExpr with a diagnostic. */
+  private expectKind<K extends A.Expr['kind']>(
+    e: A.Expr,
+    kinds: K[],
+    what: string,
+    setting: string,
+  ): Extract<A.Expr, { kind: K }> | A.MissingExpr {
+    if (this.RECORDING_PHASE || !e || typeof e !== 'object' || !('kind' in e)) return e as A.MissingExpr;
+    if ((kinds as string[]).includes(e.kind) || e.kind === 'MissingExpr') return e as Extract<A.Expr, { kind: K }>;
+    let hint = EXPECTATIONS[what];
+    let fixes: Fix[] | undefined;
+    if (e.kind === 'Int' && (kinds as string[]).includes('Size')) {
+      hint = `add a unit, e.g. \`${e.raw}MiB\``;
+      fixes = [{ title: `Write \`${e.raw}MiB\``, edits: [{ file: this.path, span: e.span, newText: e.raw + 'MiB' }] }];
+    } else if (e.kind === 'Int' && (kinds as string[]).includes('Duration')) {
+      hint = `add a unit, e.g. \`${e.raw}s\``;
+      fixes = [{ title: `Write \`${e.raw}s\``, edits: [{ file: this.path, span: e.span, newText: e.raw + 's' }] }];
+    } else if (e.kind === 'Int' && (kinds as string[]).includes('Rate')) {
+      hint = `add a unit, e.g. \`${e.raw}/s\``;
+      fixes = [{ title: `Write \`${e.raw}/s\``, edits: [{ file: this.path, span: e.span, newText: e.raw + '/s' }] }];
+    }
+    this.report(SyntaxCodes.WrongLiteralKind, e.span, `\`${setting}\` takes ${what}, found ${describeExpr(e)}`, hint, fixes);
+    return { kind: 'MissingExpr', span: e.span };
+  }
+
+  private sep(): void {
+    this.OR9([{ ALT: () => this.CONSUME9(T.Semi) }, { ALT: () => this.CONSUME9(T.Comma) }]);
+  }
+
+  // -------------------------------------------------------------------------
+  // Names
+
+  ident = this.rule('ident', (what?: string): A.Ident => {
+    const node = this.open<A.Ident>({ kind: 'Ident', name: '', span: { start: this.startPos(), end: this.startPos() } });
+    const tok = this.CONSUME(T.Identifier, { ERR_MSG: what ?? 'a name' });
+    if (this.RECORDING_PHASE) return node;
+    return this.mkIdent(tok);
+  });
+
+  qualifiedName = this.rule('qualifiedName', (what?: string): A.QualifiedName => {
+    const node = this.open<A.QualifiedName>({ kind: 'QualifiedName', parts: [], span: { start: this.startPos(), end: 0 } });
+    node.parts.push(this.SUBRULE(this.ident, { ARGS: [what] }));
+    this.MANY(() => {
+      this.CONSUME(T.Dot);
+      node.parts.push(this.SUBRULE2(this.ident, { ARGS: ['a name after `.`'] }));
+    });
+    return this.done(node);
+  });
+
+  portRef = this.rule('portRef', (): A.PortRef => {
+    const node = this.open<A.PortRef>({ kind: 'PortRef', instance: M_IDENT, port: M_IDENT, span: { start: this.startPos(), end: 0 } });
+    node.instance = this.SUBRULE(this.ident, { ARGS: ['an instance name'] });
+    this.CONSUME(T.Dot, { ERR_MSG: '`.` and a port name (`instance.port`)' });
+    node.port = this.SUBRULE2(this.ident, { ARGS: ['a port name'] });
+    return this.done(node);
+  });
+
+  // -------------------------------------------------------------------------
+  // File
+
+  sourceFile = this.rule('sourceFile', (): { imports: A.ImportDecl[]; decls: A.Decl[] } => {
+    const imports: A.ImportDecl[] = [];
+    const decls: A.Decl[] = [];
+    this.open({ imports, decls, span: { start: 0, end: 0 } });
+    const add = (d: A.Decl | undefined) => {
+      if (d && !this.RECORDING_PHASE) {
+        decls.push(d);
+        this.seenDecl = true;
+      }
+    };
+    this.MANY(() => {
+      this.OR([
+        {
+          ALT: () => {
+            const imp = this.SUBRULE(this.importDecl);
+            if (imp && !this.RECORDING_PHASE) {
+              if (this.seenDecl)
+                this.report(
+                  SyntaxCodes.ImportAfterDeclaration,
+                  imp.span,
+                  'imports belong before the declarations of a file',
+                  'move this import to the top of the file',
+                );
+              imports.push(imp);
+            }
+          },
+        },
+        { ALT: () => add(this.SUBRULE(this.typeDecl)) },
+        { ALT: () => add(this.SUBRULE(this.protocolDecl)) },
+        { ALT: () => add(this.SUBRULE(this.componentDecl)) },
+        { ALT: () => add(this.SUBRULE(this.systemDecl)) },
+        { ALT: () => add(this.SUBRULE(this.imageDecl)) },
+        { ALT: () => add(this.SUBRULE(this.labelsDecl)) },
+        { ALT: () => add(this.SUBRULE(this.targetDecl)) },
+        { ALT: () => add(this.SUBRULE(this.deployDecl)) },
+        { ALT: () => this.sep() },
+        // A stray `}` at the top level is reported like any other stray token.
+        { ALT: () => this.stray(this.CONSUME(T.RBrace), T.StrayTop, 'a declaration') },
+        { ALT: () => this.stray(this.CONSUME(T.StrayTop), T.StrayTop, 'a declaration') },
+      ]);
+    });
+    return { imports, decls };
+  });
+
+  importDecl = this.rule('importDecl', (): A.ImportDecl => {
+    const start = this.startPos();
+    this.CONSUME(K.import);
+    const modStart = this.startPos();
+    const module: A.QualifiedName = { kind: 'QualifiedName', parts: [], span: { start: modStart, end: modStart } };
+    const node = this.open<A.ImportDecl>({ kind: 'Import', module, items: [], span: { start, end: 0 } });
+    module.parts.push(this.SUBRULE(this.ident, { ARGS: ['a module path'] }));
+    module.span.end = this.endPos();
+    this.MANY(() => {
+      this.CONSUME(T.Dot);
+      module.parts.push(this.SUBRULE2(this.ident, { ARGS: ['a module name after `.`'] }));
+      module.span.end = this.endPos();
+    });
+    let hasItems = false;
+    this.OPTION(() => {
+      this.CONSUME2(T.Dot);
+      hasItems = true;
+      this.OR([
+        { ALT: () => (node.items = this.SUBRULE(this.importItems) ?? []) },
+        { ALT: () => (this.CONSUME(T.Star), (node.items = '*')) },
+      ]);
+    });
+    if (!hasItems && !this.RECORDING_PHASE) {
+      // `import a.b.C` names a single declaration: accept it as `import a.b.{C}` and say how to write it.
+      if (module.parts.length >= 2) {
+        const last = module.parts.pop()!;
+        module.span.end = module.parts[module.parts.length - 1].span.end;
+        node.items = [{ kind: 'ImportItem', name: last, span: last.span }];
+        this.report(
+          SyntaxCodes.MissingImportItems,
+          { start, end: this.endPos() },
+          `an import lists what it takes from the module in braces`,
+          `write \`import ${module.parts.map((p) => p.name).join('.')}.{${last.name}}\``,
+          [
+            {
+              title: `Write \`.{${last.name}}\``,
+              edits: [{ file: this.path, span: last.span, newText: `{${last.name}}` }],
+            },
+          ],
+        );
+      } else
+        this.report(
+          SyntaxCodes.MissingImportItems,
+          { start, end: this.endPos() },
+          'an import lists what it takes from the module: `.{Name, ...}` or `.*`',
+          EXPECTATIONS['`.{...}` or `.*` after the module path'],
+        );
+    }
+    return this.done(node);
+  });
+
+  importItems = this.rule('importItems', (): A.ImportItem[] => {
+    const items: A.ImportItem[] = [];
+    this.CONSUME(T.LBrace);
+    let needComma = false;
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => (this.CONSUME(T.Comma), (needComma = false)) },
+        {
+          ALT: () => {
+            const at = this.LA(1);
+            const prev = this.LA(0);
+            const item = this.SUBRULE(this.importItem);
+            if (needComma) this.missingComma(at, prev, 'import items');
+            items.push(item);
+            needComma = true;
+          },
+        },
+      ]);
+    });
+    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the import list' });
+    return items;
+  });
+
+  private missingComma(at: IToken, prev: IToken, what: string): void {
+    if (this.RECORDING_PHASE) return;
+    const prevEnd = this.tokSpan(prev).end;
+    this.report(
+      SyntaxCodes.MissingComma,
+      this.tokSpan(at),
+      `expected \`,\` between ${what}, found ${describeToken(at)}`,
+      `separate ${what} with commas`,
+      [{ title: 'Insert `,`', edits: [{ file: this.path, span: { start: prevEnd, end: prevEnd }, newText: ',' }] }],
+    );
+  }
+
+  importItem = this.rule('importItem', (): A.ImportItem => {
+    const node = this.open<A.ImportItem>({ kind: 'ImportItem', name: M_IDENT, span: { start: this.startPos(), end: 0 } });
+    node.name = this.SUBRULE(this.ident, { ARGS: ['a declaration name to import'] });
+    this.OPTION(() => {
+      this.CONSUME(K.as);
+      node.alias = this.SUBRULE2(this.ident, { ARGS: ['a new name after `as`'] });
+    });
+    return this.done(node);
+  });
+
+  // -------------------------------------------------------------------------
+  // Types
+
+  typeDecl = this.rule('typeDecl', (): A.TypeDecl => {
+    const doc = this.docOf();
+    const node = this.open<A.TypeDecl>({ kind: 'TypeDecl', name: M_IDENT, type: M_TYPE, span: { start: this.startPos(), end: 0 } });
+    if (doc !== undefined) node.doc = doc;
+    this.CONSUME(K.type);
+    node.name = this.SUBRULE(this.ident, { ARGS: ['a type name'] });
+    this.CONSUME(T.Eq, { ERR_MSG: '`=` and the type' });
+    node.type = this.SUBRULE(this.typeExpr);
+    return this.done(node);
+  });
+
+  typeExpr = this.rule('typeExpr', (): A.TypeExpr => {
+    const start = this.startPos();
+    const missing = this.open<A.MissingType>({ kind: 'MissingType', span: { start, end: start } });
+    if (this.tooDeep()) return missing;
+    return this.OR({ DEF: [
+        { ALT: () => this.SUBRULE(this.primitiveType) },
+        { ALT: () => this.SUBRULE(this.listType) },
+        { ALT: () => this.SUBRULE(this.mapType) },
+        { ALT: () => this.SUBRULE(this.recordType) },
+        { ALT: () => this.SUBRULE(this.enumType) },
+        { ALT: () => this.SUBRULE(this.unionType) },
+        {
+          ALT: () => {
+            const name = this.SUBRULE(this.qualifiedName, { ARGS: ['a type'] });
+            return { kind: 'NamedType' as const, name, span: { start, end: this.endPos() } };
+          },
+        },
+      ], ERR_MSG: 'a type' });
+  });
+
+  primitiveType = this.rule('primitiveType', (): A.PrimitiveType => {
+    const node = this.open<A.PrimitiveType>({ kind: 'PrimitiveType', name: 'int', constraints: [], span: { start: this.startPos(), end: 0 } });
+    const tok = this.OR([
+      { ALT: () => this.CONSUME(K.bool) },
+      { ALT: () => this.CONSUME(K.int) },
+      { ALT: () => this.CONSUME(K.float) },
+      { ALT: () => this.CONSUME(K.string) },
+      { ALT: () => this.CONSUME(K.bytes) },
+    ]);
+    node.name = tok.image as A.PrimitiveName;
+    this.OPTION(() => (node.constraints = this.SUBRULE(this.constraints) ?? []));
+    return this.done(node);
+  });
+
+  listType = this.rule('listType', (): A.ListType => {
+    const node = this.open<A.ListType>({ kind: 'ListType', element: M_TYPE, constraints: [], span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.list);
+    this.CONSUME(T.Lt, { ERR_MSG: '`<` and the element type (`list<T>`)' });
+    node.element = this.SUBRULE(this.typeExpr);
+    this.CONSUME(T.Gt, { ERR_MSG: '`>` to close `list<...>`' });
+    this.OPTION(() => (node.constraints = this.SUBRULE(this.constraints) ?? []));
+    return this.done(node);
+  });
+
+  mapType = this.rule('mapType', (): A.MapType => {
+    const node = this.open<A.MapType>({ kind: 'MapType', key: M_TYPE, value: M_TYPE, constraints: [], span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.map);
+    this.CONSUME(T.Lt, { ERR_MSG: '`<` and the key and value types (`map<K, V>`)' });
+    node.key = this.SUBRULE(this.typeExpr);
+    this.CONSUME(T.Comma, { ERR_MSG: '`,` and the value type (`map<K, V>`)' });
+    node.value = this.SUBRULE2(this.typeExpr);
+    this.CONSUME(T.Gt, { ERR_MSG: '`>` to close `map<...>`' });
+    this.OPTION(() => (node.constraints = this.SUBRULE(this.constraints) ?? []));
+    return this.done(node);
+  });
+
+  constraints = this.rule('constraints', (): A.Constraint[] => {
+    const list: A.Constraint[] = [];
+    this.CONSUME(T.LParen);
+    let needComma = false;
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => (this.CONSUME(T.Comma), (needComma = false)) },
+        {
+          ALT: () => {
+            const at = this.LA(1);
+            const prev = this.LA(0);
+            const c = this.SUBRULE(this.constraint);
+            if (needComma) this.missingComma(at, prev, 'constraints');
+            if (c) list.push(c);
+            needComma = true;
+          },
+        },
+      ]);
+    });
+    this.CONSUME(T.RParen, { ERR_MSG: '`)` to close the constraints' });
+    return list;
+  });
+
+  constraint = this.rule('constraint', (): A.Constraint => {
+    const start = this.startPos();
+    const node = this.open<A.RangeConstraint>({ kind: 'Range', span: { start, end: start } });
+    return this.OR({ DEF: [
+        {
+          ALT: () => {
+            const tok = this.OR2([{ ALT: () => this.CONSUME(K.max) }, { ALT: () => this.CONSUME(K.min) }]);
+            const value = this.SUBRULE(this.numberLike);
+            return this.done<A.BoundConstraint>({ kind: 'Bound', bound: tok.image as 'min' | 'max', value, span: { start, end: 0 } });
+          },
+        },
+        {
+          ALT: () => {
+            this.CONSUME(K.pattern);
+            const tok = this.CONSUME(T.StringLit, { ERR_MSG: 'a regular expression in a string' });
+            const pattern = this.literalFrom(tok);
+            return this.done<A.PatternConstraint>({
+              kind: 'Pattern',
+              pattern: pattern.kind === 'String' ? pattern : { ...M_STRING, span: pattern.span },
+              span: { start, end: 0 },
+            });
+          },
+        },
+        {
+          ALT: () => {
+            node.min = this.SUBRULE2(this.numberLike);
+            let isRange = false;
+            this.OPTION(() => {
+              this.CONSUME(T.DotDot);
+              isRange = true;
+              this.OPTION2(() => (node.max = this.SUBRULE3(this.numberLike)));
+            });
+            this.done(node);
+            if (!isRange && !this.RECORDING_PHASE) {
+              const raw = (node.min as { raw?: string }).raw ?? '';
+              this.report(
+                SyntaxCodes.InvalidConstraint,
+                node.span,
+                `a single number is not a constraint`,
+                `write \`max ${raw}\` for an upper bound, \`${raw}..${raw}\` for an exact value, or \`${raw}..\` for a lower bound`,
+                [{ title: `Write \`max ${raw}\``, edits: [{ file: this.path, span: node.span, newText: `max ${raw}` }] }],
+              );
+              node.max = node.min;
+            }
+            return node;
+          },
+        },
+        {
+          ALT: () => {
+            this.CONSUME2(T.DotDot);
+            node.max = this.SUBRULE4(this.numberLike);
+            return this.done(node);
+          },
+        },
+      ], ERR_MSG: 'a constraint' });
+  });
+
+  numberLike = this.rule('numberLike', (): A.NumberLike => {
+    const start = this.startPos();
+    this.open<A.MissingExpr>({ kind: 'MissingExpr', span: { start, end: start } });
+    const tok = this.OR({ DEF: [{ ALT: () => this.CONSUME(T.IntLit) }, { ALT: () => this.CONSUME(T.FloatLit) }, { ALT: () => this.CONSUME(T.SizeLit) }], ERR_MSG: 'a number or size' });
+    return this.literalFrom(tok) as A.NumberLike;
+  });
+
+  recordType = this.rule('recordType', (): A.RecordType => {
+    const node = this.open<A.RecordType>({ kind: 'RecordType', fields: [], span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(T.LBrace);
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => node.fields.push(this.SUBRULE(this.field)) },
+        { ALT: () => this.sep() },
+        { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a field') },
+      ]);
+    });
+    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the record' });
+    return this.done(node);
+  });
+
+  field = this.rule('field', (): A.Field => {
+    const doc = this.docOf();
+    const node = this.open<A.Field>({ kind: 'Field', name: M_IDENT, optional: false, type: M_TYPE, span: { start: this.startPos(), end: 0 } });
+    if (doc !== undefined) node.doc = doc;
+    node.name = this.SUBRULE(this.ident, { ARGS: ['a field name'] });
+    this.OPTION(() => (this.CONSUME(T.Question), (node.optional = true)));
+    this.CONSUME(T.Colon, { ERR_MSG: '`:` and the field type' });
+    node.type = this.SUBRULE(this.typeExpr);
+    return this.done(node);
+  });
+
+  enumType = this.rule('enumType', (): A.EnumType => {
+    const node = this.open<A.EnumType>({ kind: 'EnumType', members: [], span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.enum);
+    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the enum members' });
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => node.members.push(this.SUBRULE(this.ident, { ARGS: ['an enum member'] })) },
+        { ALT: () => this.sep() },
+        { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'an enum member') },
+      ]);
+    });
+    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the enum' });
+    return this.done(node);
+  });
+
+  unionType = this.rule('unionType', (): A.UnionType => {
+    const node = this.open<A.UnionType>({ kind: 'UnionType', variants: [], span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.union);
+    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the union variants' });
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => node.variants.push(this.SUBRULE(this.variant)) },
+        { ALT: () => this.sep() },
+        { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a union variant') },
+      ]);
+    });
+    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the union' });
+    return this.done(node);
+  });
+
+  variant = this.rule('variant', (): A.Variant => {
+    const node = this.open<A.Variant>({ kind: 'Variant', name: M_IDENT, span: { start: this.startPos(), end: 0 } });
+    node.name = this.SUBRULE(this.ident, { ARGS: ['a variant name'] });
+    this.OPTION(() => {
+      this.CONSUME(T.Colon);
+      node.type = this.SUBRULE(this.typeExpr);
+    });
+    return this.done(node);
+  });
+
+  // -------------------------------------------------------------------------
+  // Values
+
+  expr = this.rule('expr', (what?: string): A.Expr => {
+    const start = this.startPos();
+    const missing = this.open<A.MissingExpr>({ kind: 'MissingExpr', span: { start, end: start } });
+    if (this.tooDeep()) return missing;
+    return this.OR({ DEF: [
+        { ALT: () => this.SUBRULE(this.literal) },
+        { ALT: () => this.SUBRULE(this.listExpr) },
+        { ALT: () => this.SUBRULE(this.mapExpr) },
+        {
+          ALT: () => {
+            const name = this.SUBRULE(this.qualifiedName);
+            return { kind: 'Ref' as const, name, span: { start, end: this.endPos() } };
+          },
+        },
+      ], ERR_MSG: what ?? 'a value' });
+  });
+
+  /** A single literal token (no lists, maps or names): used where a setting takes a number, size, duration or rate. */
+  literal = this.rule('literal', (what?: string): A.Expr => {
+    const start = this.startPos();
+    this.open<A.MissingExpr>({ kind: 'MissingExpr', span: { start, end: start } });
+    const tok = this.OR({ DEF: [
+        { ALT: () => this.CONSUME(T.IntLit) },
+        { ALT: () => this.CONSUME(T.FloatLit) },
+        { ALT: () => this.CONSUME(T.StringLit) },
+        { ALT: () => this.CONSUME(T.SizeLit) },
+        { ALT: () => this.CONSUME(T.DurationLit) },
+        { ALT: () => this.CONSUME(T.RateLit) },
+        { ALT: () => this.CONSUME(K.true) },
+        { ALT: () => this.CONSUME(K.false) },
+      ], ERR_MSG: what ?? 'a value' });
+    return this.literalFrom(tok);
+  });
+
+  listExpr = this.rule('listExpr', (): A.ListExpr => {
+    const node = this.open<A.ListExpr>({ kind: 'List', items: [], span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(T.LBracket);
+    let needComma = false;
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => (this.CONSUME(T.Comma), (needComma = false)) },
+        {
+          ALT: () => {
+            const at = this.LA(1);
+            const prev = this.LA(0);
+            const item = this.SUBRULE(this.expr);
+            if (needComma) this.missingComma(at, prev, 'list items');
+            node.items.push(item);
+            needComma = true;
+          },
+        },
+      ]);
+    });
+    this.CONSUME(T.RBracket, { ERR_MSG: '`]` to close the list' });
+    return this.done(node);
+  });
+
+  mapExpr = this.rule('mapExpr', (): A.MapExpr => {
+    const node = this.open<A.MapExpr>({ kind: 'Map', entries: [], span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(T.LBrace);
+    let needComma = false;
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => (this.CONSUME(T.Comma), (needComma = false)) },
+        {
+          ALT: () => {
+            const at = this.LA(1);
+            const prev = this.LA(0);
+            const entry = this.SUBRULE(this.mapEntry);
+            if (needComma) this.missingComma(at, prev, 'map entries');
+            node.entries.push(entry);
+            needComma = true;
+          },
+        },
+      ]);
+    });
+    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the map' });
+    return this.done(node);
+  });
+
+  mapEntry = this.rule('mapEntry', (): A.MapEntry => {
+    const node = this.open<A.MapEntry>({ kind: 'MapEntry', key: M_IDENT, value: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    this.OR([
+      { ALT: () => (node.key = this.literalFrom(this.CONSUME(T.StringLit)) as A.StringLiteral) },
+      { ALT: () => (node.key = this.SUBRULE(this.ident, { ARGS: ['a key'] })) },
+    ]);
+    this.OR2({ DEF: [{ ALT: () => this.CONSUME(T.Colon) }, { ALT: () => this.CONSUME(T.Eq) }], ERR_MSG: '`:` or `=` and the value' });
+    node.value = this.SUBRULE(this.expr);
+    return this.done(node);
+  });
+
+  // -------------------------------------------------------------------------
+  // Protocols
+
+  protocolDecl = this.rule('protocolDecl', (): A.ProtocolDecl => {
+    const doc = this.docOf();
+    const node = this.open<A.ProtocolDecl>({ kind: 'ProtocolDecl', name: M_IDENT, ops: [], span: { start: this.startPos(), end: 0 } });
+    if (doc !== undefined) node.doc = doc;
+    this.CONSUME(K.protocol);
+    node.name = this.SUBRULE(this.ident, { ARGS: ['a protocol name'] });
+    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the operations' });
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => node.ops.push(this.SUBRULE(this.operation)) },
+        {
+          ALT: () => {
+            const kw = this.CONSUME(K.order);
+            const order = this.SUBRULE(this.orderAlt);
+            if (this.RECORDING_PHASE) return;
+            if (node.order)
+              this.report(
+                SyntaxCodes.DuplicateOrder,
+                { start: kw.startOffset, end: this.endPos() },
+                'a protocol has at most one `order` clause',
+                'combine the orders into one expression, e.g. with `|`',
+              );
+            else node.order = order;
+          },
+        },
+        { ALT: () => this.sep() },
+        { ALT: () => this.stray(this.CONSUME(T.StrayProtocol), T.StrayProtocol, 'an operation') },
+      ]);
+    });
+    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the protocol' });
+    return this.done(node);
+  });
+
+  operation = this.rule('operation', (): A.Operation => {
+    const doc = this.docOf();
+    const node = this.open<A.Operation>({ kind: 'Operation', opKind: 'call', name: M_IDENT, span: { start: this.startPos(), end: 0 } });
+    if (doc !== undefined) node.doc = doc;
+    const kw = this.OR([
+      { ALT: () => this.CONSUME(K.call) },
+      { ALT: () => this.CONSUME(K.send) },
+      { ALT: () => this.CONSUME(K.notify) },
+    ]);
+    node.opKind = kw.image as A.OperationKind;
+    node.name = this.SUBRULE(this.ident, { ARGS: ['an operation name'] });
+    this.OPTION(() => {
+      this.CONSUME(T.LParen);
+      this.OPTION2(() => (node.input = this.SUBRULE(this.typeExpr)));
+      this.CONSUME(T.RParen, { ERR_MSG: '`)` after the message type' });
+    });
+    this.OPTION3(() => {
+      const arrow = this.CONSUME(T.Arrow);
+      const start = arrow.startOffset;
+      node.output = this.SUBRULE2(this.typeExpr);
+      if (!this.RECORDING_PHASE && node.opKind !== 'call') {
+        this.report(
+          SyntaxCodes.ResponseOnOneWay,
+          { start, end: this.endPos() },
+          `\`${node.opKind}\` operations are one-way and have no response type`,
+          'use `call` for an operation that answers, or remove `-> ...`',
+        );
+        delete node.output;
+      }
+    });
+    return this.done(node);
+  });
+
+  orderAlt = this.rule('orderAlt', (): A.OrderExpr => {
+    const start = this.startPos();
+    const node = this.open<A.OrderAlt>({ kind: 'OrderAlt', options: [], span: { start, end: 0 } });
+    node.options.push(this.SUBRULE(this.orderSeq));
+    this.MANY(() => {
+      this.CONSUME(T.Pipe);
+      node.options.push(this.SUBRULE2(this.orderSeq));
+    });
+    if (node.options.length === 1) return node.options[0];
+    return this.done(node);
+  });
+
+  orderSeq = this.rule('orderSeq', (): A.OrderExpr => {
+    const start = this.startPos();
+    const node = this.open<A.OrderSeq>({ kind: 'OrderSeq', items: [], span: { start, end: 0 } });
+    node.items.push(this.SUBRULE(this.orderPostfix));
+    // An operation keyword ends the expression: `order` is usually followed by more operations.
+    this.MANY({
+      GATE: () => !isOpKeyword(this.LA(1)),
+      DEF: () => node.items.push(this.SUBRULE2(this.orderPostfix)),
+    });
+    if (node.items.length === 1) return node.items[0];
+    return this.done(node);
+  });
+
+  orderPostfix = this.rule('orderPostfix', (): A.OrderExpr => {
+    const start = this.startPos();
+    this.open<A.OrderOp>({ kind: 'OrderOp', name: M_IDENT, span: { start, end: start } });
+    let expr = this.SUBRULE(this.orderAtom);
+    this.MANY(() => {
+      const op = this.OR([
+        { ALT: () => this.CONSUME(T.Star) },
+        { ALT: () => this.CONSUME(T.Plus) },
+        { ALT: () => this.CONSUME(T.Question) },
+      ]);
+      expr = { kind: 'OrderRepeat', expr, op: op.image as '*' | '+' | '?', span: { start, end: this.endPos() } };
+    });
+    return expr;
+  });
+
+  orderAtom = this.rule('orderAtom', (): A.OrderExpr => {
+    const start = this.startPos();
+    const node = this.open<A.OrderOp>({ kind: 'OrderOp', name: M_IDENT, span: { start, end: start } });
+    if (this.tooDeep()) return this.done(node);
+    return this.OR({
+      DEF: [
+        {
+          ALT: () => {
+            node.name = this.SUBRULE(this.ident, { ARGS: ['an operation name'] });
+            return this.done(node);
+          },
+        },
+        {
+          ALT: () => {
+            this.CONSUME(T.LParen);
+            const inner = this.SUBRULE(this.orderAlt);
+            this.CONSUME(T.RParen, { ERR_MSG: '`)` to close the group' });
+            return inner;
+          },
+        },
+      ],
+      ERR_MSG: 'an operation name or `(`',
+    });
+  });
+
+  // -------------------------------------------------------------------------
+  // Components
+
+  componentDecl = this.rule('componentDecl', (): A.ComponentDecl => {
+    const doc = this.docOf();
+    const node = this.open<A.ComponentDecl>({ kind: 'ComponentDecl', name: M_IDENT, members: [], span: { start: this.startPos(), end: 0 } });
+    if (doc !== undefined) node.doc = doc;
+    this.CONSUME(K.component);
+    node.name = this.SUBRULE(this.ident, { ARGS: ['a component name'] });
+    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the component members' });
+    const add = (m: A.ComponentMember | undefined) => {
+      if (m && !this.RECORDING_PHASE) node.members.push(m);
+    };
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => add(this.SUBRULE(this.imageMember)) },
+        { ALT: () => add(this.SUBRULE(this.memoryMember)) },
+        { ALT: () => add(this.SUBRULE(this.vcpusMember)) },
+        { ALT: () => add(this.SUBRULE(this.labelMember)) },
+        { ALT: () => add(this.SUBRULE(this.declassifyMember)) },
+        { ALT: () => add(this.SUBRULE(this.paramDecl)) },
+        { ALT: () => add(this.SUBRULE(this.portDecl)) },
+        { ALT: () => add(this.SUBRULE(this.instancesMember)) },
+        { ALT: () => add(this.SUBRULE(this.restartMember)) },
+        { ALT: () => add(this.SUBRULE(this.programMember)) },
+        { ALT: () => this.sep() },
+        { ALT: () => this.stray(this.CONSUME(T.StrayComponent), T.StrayComponent, 'a component member') },
+      ]);
+    });
+    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the component' });
+    return this.done(node);
+  });
+
+  imageMember = this.rule('imageMember', (): A.ImageMember => {
+    const node = this.open<A.ImageMember>({ kind: 'ImageMember', image: M_QNAME, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.image);
+    node.image = this.SUBRULE(this.qualifiedName, { ARGS: ['an image name'] });
+    return this.done(node);
+  });
+
+  memoryMember = this.rule('memoryMember', (): A.MemoryMember => {
+    const node = this.open<A.MemoryMember>({ kind: 'MemoryMember', value: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.memory);
+    const v = this.SUBRULE(this.literal, { ARGS: ['a size such as `256MiB`'] });
+    node.value = this.expectKind(v, ['Size'], 'a size such as `256MiB`', 'memory');
+    return this.done(node);
+  });
+
+  vcpusMember = this.rule('vcpusMember', (): A.VcpusMember => {
+    const node = this.open<A.VcpusMember>({ kind: 'VcpusMember', value: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.vcpus);
+    const v = this.SUBRULE(this.literal, { ARGS: ['an integer'] });
+    node.value = this.expectKind(v, ['Int'], 'an integer', 'vcpus');
+    return this.done(node);
+  });
+
+  labelMember = this.rule('labelMember', (): A.LabelMember => {
+    const node = this.open<A.LabelMember>({ kind: 'LabelMember', label: M_IDENT, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.label);
+    node.label = this.SUBRULE(this.ident, { ARGS: ['a label name'] });
+    return this.done(node);
+  });
+
+  declassifyMember = this.rule('declassifyMember', (): A.DeclassifyMember => {
+    const node = this.open<A.DeclassifyMember>({ kind: 'DeclassifyMember', from: M_IDENT, to: M_IDENT, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.declassifies);
+    node.from = this.SUBRULE(this.ident, { ARGS: ['a label name'] });
+    this.CONSUME(T.Arrow, { ERR_MSG: '`->` and the label it declassifies to' });
+    node.to = this.SUBRULE2(this.ident, { ARGS: ['a label name'] });
+    return this.done(node);
+  });
+
+  paramDecl = this.rule('paramDecl', (): A.ParamDecl => {
+    const doc = this.docOf();
+    const node = this.open<A.ParamDecl>({ kind: 'ParamDecl', name: M_IDENT, type: M_TYPE, sensitive: false, span: { start: this.startPos(), end: 0 } });
+    if (doc !== undefined) node.doc = doc;
+    this.CONSUME(K.param);
+    node.name = this.SUBRULE(this.ident, { ARGS: ['a parameter name'] });
+    this.CONSUME(T.Colon, { ERR_MSG: '`:` and the parameter type' });
+    node.type = this.SUBRULE(this.typeExpr);
+    this.OPTION(() => {
+      this.CONSUME(T.Eq);
+      node.default = this.SUBRULE(this.expr, { ARGS: ['a default value'] });
+    });
+    this.OPTION2(() => (this.CONSUME(K.sensitive), (node.sensitive = true)));
+    return this.done(node);
+  });
+
+  portDecl = this.rule('portDecl', (): A.PortDecl => {
+    const doc = this.docOf();
+    const node = this.open<A.PortDecl>({
+      kind: 'PortDecl',
+      direction: 'provide',
+      name: M_IDENT,
+      protocol: M_QNAME,
+      optional: false,
+      span: { start: this.startPos(), end: 0 },
+    });
+    if (doc !== undefined) node.doc = doc;
+    const kw = this.OR([
+      { ALT: () => this.CONSUME(K.provide) },
+      { ALT: () => this.CONSUME(K.require) },
+      { ALT: () => this.CONSUME(K.expose) },
+    ]);
+    const isExpose = kw.tokenType === K.expose;
+    node.direction = kw.tokenType === K.require ? 'require' : 'provide';
+    if (isExpose) node.expose = M_EXPOSE;
+    node.name = this.SUBRULE(this.ident, { ARGS: ['a port name'] });
+    this.CONSUME(T.Colon, { ERR_MSG: '`:` and the protocol of the port' });
+    node.protocol = this.SUBRULE(this.qualifiedName, { ARGS: ['a protocol name'] });
+    this.OPTION(() => (this.CONSUME(K.optional), (node.optional = true)));
+    // `expose name: P on tcp N` requires the exposure; on `provide` it is accepted too.
+    this.OPTION2(() => (node.expose = this.SUBRULE(this.exposeSpec)));
+    if (isExpose && node.expose === M_EXPOSE && !this.RECORDING_PHASE) {
+      const p = this.endPos();
+      this.report(
+        SyntaxCodes.ExpectedToken,
+        { start: p, end: p },
+        'expected `on tcp <port>` after an exposed port',
+        'write `expose http: Http on tcp 8080`',
+      );
+      node.expose = placeholderFor(M_EXPOSE, p) as A.ExposeSpec;
+    }
+    return this.done(node);
+  });
+
+  exposeSpec = this.rule('exposeSpec', (): A.ExposeSpec => {
+    const node = this.open<A.ExposeSpec>({ kind: 'ExposeSpec', transport: 'tcp', port: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.on);
+    this.CONSUME(K.tcp, { ERR_MSG: '`tcp`' });
+    const v = this.SUBRULE(this.literal, { ARGS: ['a TCP port number'] });
+    node.port = this.expectKind(v, ['Int'], 'an integer', 'on tcp');
+    return this.done(node);
+  });
+
+  instancesMember = this.rule('instancesMember', (): A.InstancesMember => {
+    const node = this.open<A.InstancesMember>({ kind: 'InstancesMember', mode: 'single', span: { start: this.startPos(), end: 0 } });
+    this.OR([
+      { ALT: () => this.CONSUME(K.single) },
+      {
+        ALT: () => {
+          this.CONSUME(K.replicas);
+          node.mode = 'replicas';
+          node.count = M_EXPR;
+          const v = this.SUBRULE(this.literal, { ARGS: ['the number of replicas'] });
+          node.count = this.expectKind(v, ['Int'], 'an integer', 'replicas');
+        },
+      },
+      {
+        ALT: () => {
+          this.CONSUME(K.per);
+          node.mode = 'per_session';
+          this.CONSUME(K.session, { ERR_MSG: '`session`' });
+          this.MANY(() => {
+            this.OR2([
+              {
+                ALT: () => {
+                  this.CONSUME(K.pool);
+                  node.pool = M_EXPR;
+                  const v = this.SUBRULE2(this.literal, { ARGS: ['the number of warm clones'] });
+                  node.pool = this.expectKind(v, ['Int'], 'an integer', 'pool');
+                },
+              },
+              {
+                ALT: () => {
+                  this.CONSUME(K.max);
+                  node.max = M_EXPR;
+                  const v = this.SUBRULE3(this.literal, { ARGS: ['the maximum number of sessions'] });
+                  node.max = this.expectKind(v, ['Int'], 'an integer', 'max');
+                },
+              },
+            ]);
+          });
+        },
+      },
+    ]);
+    return this.done(node);
+  });
+
+  restartMember = this.rule('restartMember', (): A.RestartMember => {
+    const node = this.open<A.RestartMember>({ kind: 'RestartMember', policy: 'always', span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.restart);
+    this.OR({ DEF: [
+        { ALT: () => this.CONSUME(K.always) },
+        { ALT: () => (this.CONSUME(K.never), (node.policy = 'never')) },
+        {
+          ALT: () => {
+            this.CONSUME(T.OnFailure);
+            node.policy = 'on_failure';
+            this.OPTION(() => {
+              this.CONSUME(K.max);
+              node.maxRetries = M_EXPR;
+              const v = this.SUBRULE(this.literal, { ARGS: ['the number of restarts'] });
+              node.maxRetries = this.expectKind(v, ['Int'], 'an integer', 'max');
+            });
+          },
+        },
+      ], ERR_MSG: '`always`, `on-failure` or `never`' });
+    return this.done(node);
+  });
+
+  programMember = this.rule('programMember', (): A.ProgramMember => {
+    const node = this.open<A.ProgramMember>({ kind: 'ProgramMember', entries: [], span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.program);
+    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the program entries' });
+    const add = (e: A.ProgramEntry | undefined) => {
+      if (e && !this.RECORDING_PHASE) node.entries.push(e);
+    };
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => add(this.SUBRULE(this.scriptEntry)) },
+        { ALT: () => add(this.SUBRULE(this.execEntry)) },
+        { ALT: () => add(this.SUBRULE(this.fileEntry)) },
+        { ALT: () => add(this.SUBRULE(this.envEntry)) },
+        { ALT: () => this.sep() },
+        { ALT: () => this.stray(this.CONSUME(T.StrayProgram), T.StrayProgram, 'a program entry') },
+      ]);
+    });
+    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the program' });
+    return this.done(node);
+  });
+
+  private stringArg(tok: IToken): A.StringLiteral {
+    const e = this.literalFrom(tok);
+    return e.kind === 'String' ? e : ({ kind: 'String', raw: '', value: '', span: e.span } as A.StringLiteral);
+  }
+
+  scriptEntry = this.rule('scriptEntry', (): A.ScriptEntry => {
+    const node = this.open<A.ScriptEntry>({ kind: 'ScriptEntry', path: M_STRING, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.script);
+    node.path = this.stringArg(this.CONSUME(T.StringLit, { ERR_MSG: 'the script path as a string' }));
+    return this.done(node);
+  });
+
+  execEntry = this.rule('execEntry', (): A.ExecEntry => {
+    const node = this.open<A.ExecEntry>({ kind: 'ExecEntry', argv: M_LIST, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.exec);
+    node.argv = this.SUBRULE(this.listExpr);
+    return this.done(node);
+  });
+
+  fileEntry = this.rule('fileEntry', (): A.FileEntry => {
+    const node = this.open<A.FileEntry>({
+      kind: 'FileEntry',
+      guestPath: M_STRING,
+      source: { kind: 'inline', text: M_STRING },
+      span: { start: this.startPos(), end: 0 },
+    });
+    this.CONSUME(K.file);
+    node.guestPath = this.stringArg(this.CONSUME(T.StringLit, { ERR_MSG: 'the guest path as a string' }));
+    this.OR({ DEF: [
+        {
+          ALT: () => {
+            this.CONSUME(T.Eq);
+            node.source = { kind: 'inline', text: this.stringArg(this.CONSUME2(T.StringLit, { ERR_MSG: 'the file contents as a string' })) };
+          },
+        },
+        {
+          ALT: () => {
+            this.CONSUME(K.from);
+            node.source = { kind: 'workspace', path: this.stringArg(this.CONSUME3(T.StringLit, { ERR_MSG: 'a workspace path as a string' })) };
+          },
+        },
+      ], ERR_MSG: '`=` or `from` after the guest path' });
+    return this.done(node);
+  });
+
+  envEntry = this.rule('envEntry', (): A.EnvEntry => {
+    const node = this.open<A.EnvEntry>({ kind: 'EnvEntry', vars: M_MAP, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.env);
+    node.vars = this.SUBRULE(this.mapExpr);
+    return this.done(node);
+  });
+
+  // -------------------------------------------------------------------------
+  // Systems
+
+  systemDecl = this.rule('systemDecl', (): A.SystemDecl => {
+    const doc = this.docOf();
+    const node = this.open<A.SystemDecl>({ kind: 'SystemDecl', name: M_IDENT, members: [], span: { start: this.startPos(), end: 0 } });
+    if (doc !== undefined) node.doc = doc;
+    this.CONSUME(K.system);
+    node.name = this.SUBRULE(this.ident, { ARGS: ['a system name'] });
+    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the system members' });
+    const add = (m: A.SystemMember | undefined) => {
+      if (m && !this.RECORDING_PHASE) node.members.push(m);
+    };
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => add(this.SUBRULE(this.instanceDecl)) },
+        { ALT: () => add(this.SUBRULE(this.connectDecl)) },
+        { ALT: () => add(this.SUBRULE(this.exposeDecl)) },
+        { ALT: () => add(this.SUBRULE(this.exportDecl)) },
+        { ALT: () => add(this.SUBRULE(this.policyBlock)) },
+        { ALT: () => this.sep() },
+        { ALT: () => this.stray(this.CONSUME(T.StraySystem), T.StraySystem, 'a system member') },
+      ]);
+    });
+    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the system' });
+    return this.done(node);
+  });
+
+  instanceDecl = this.rule('instanceDecl', (): A.InstanceDecl => {
+    const doc = this.docOf();
+    const node = this.open<A.InstanceDecl>({
+      kind: 'InstanceDecl',
+      name: M_IDENT,
+      component: M_QNAME,
+      settings: [],
+      span: { start: this.startPos(), end: 0 },
+    });
+    if (doc !== undefined) node.doc = doc;
+    node.name = this.SUBRULE(this.ident, { ARGS: ['an instance name'] });
+    this.CONSUME(T.Eq, { ERR_MSG: '`=` and the component to instantiate' });
+    node.component = this.SUBRULE(this.qualifiedName, { ARGS: ['a component or system name'] });
+    this.OPTION(() => {
+      this.CONSUME(T.LBrace);
+      const add = (s: A.InstanceSetting | undefined) => {
+        if (s && !this.RECORDING_PHASE) node.settings.push(s);
+      };
+      this.MANY(() => {
+        this.OR([
+          { ALT: () => add(this.SUBRULE(this.paramOverride)) },
+          { ALT: () => add(this.SUBRULE(this.instancesMember)) },
+          { ALT: () => add(this.SUBRULE(this.restartMember)) },
+          { ALT: () => add(this.SUBRULE(this.memoryMember)) },
+          { ALT: () => add(this.SUBRULE(this.vcpusMember)) },
+          { ALT: () => add(this.SUBRULE(this.labelMember)) },
+          { ALT: () => this.sep() },
+          { ALT: () => this.stray(this.CONSUME(T.StraySettings), T.StraySettings, 'an instance setting') },
+        ]);
+      });
+      this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the instance settings' });
+    });
+    return this.done(node);
+  });
+
+  paramOverride = this.rule('paramOverride', (): A.ParamOverride => {
+    const node = this.open<A.ParamOverride>({ kind: 'ParamOverride', name: M_IDENT, value: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    node.name = this.SUBRULE(this.ident, { ARGS: ['a parameter name'] });
+    this.CONSUME(T.Eq, { ERR_MSG: '`=` and the parameter value' });
+    node.value = this.SUBRULE(this.expr);
+    return this.done(node);
+  });
+
+  connectDecl = this.rule('connectDecl', (): A.ConnectDecl => {
+    const node = this.open<A.ConnectDecl>({ kind: 'ConnectDecl', from: M_PORTREF, to: M_PORTREF, attrs: [], span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.connect);
+    node.from = this.SUBRULE(this.portRef);
+    this.CONSUME(T.Arrow, { ERR_MSG: '`->` and the providing port' });
+    node.to = this.SUBRULE2(this.portRef);
+    this.OPTION(() => {
+      this.CONSUME(T.LBrace);
+      const add = (a: A.ChannelAttr | undefined) => {
+        if (a && !this.RECORDING_PHASE) node.attrs.push(a);
+      };
+      this.MANY(() => {
+        this.OR([
+          { ALT: () => add(this.SUBRULE(this.rateAttr)) },
+          { ALT: () => add(this.SUBRULE(this.maxMessageAttr)) },
+          { ALT: () => add(this.SUBRULE(this.timeoutAttr)) },
+          { ALT: () => add(this.SUBRULE(this.allowAttr)) },
+          { ALT: () => add(this.SUBRULE(this.maxInflightAttr)) },
+          { ALT: () => this.sep() },
+          { ALT: () => this.stray(this.CONSUME(T.StrayAttr), T.StrayAttr, 'a channel attribute') },
+        ]);
+      });
+      this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the channel attributes' });
+    });
+    return this.done(node);
+  });
+
+  rateAttr = this.rule('rateAttr', (): A.RateAttr => {
+    const node = this.open<A.RateAttr>({ kind: 'RateAttr', rate: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.rate);
+    const v = this.SUBRULE(this.literal, { ARGS: ['a rate such as `500/s`'] });
+    node.rate = this.expectKind(v, ['Rate'], 'a rate such as `500/s`', 'rate');
+    this.OPTION(() => {
+      this.CONSUME(K.burst);
+      node.burst = M_EXPR;
+      const b = this.SUBRULE2(this.literal, { ARGS: ['an integer'] });
+      node.burst = this.expectKind(b, ['Int'], 'an integer', 'burst');
+    });
+    return this.done(node);
+  });
+
+  maxMessageAttr = this.rule('maxMessageAttr', (): A.MaxMessageAttr => {
+    const node = this.open<A.MaxMessageAttr>({ kind: 'MaxMessageAttr', size: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.max_message);
+    const v = this.SUBRULE(this.literal, { ARGS: ['a size such as `256MiB`'] });
+    node.size = this.expectKind(v, ['Size'], 'a size such as `256MiB`', 'max_message');
+    return this.done(node);
+  });
+
+  timeoutAttr = this.rule('timeoutAttr', (): A.TimeoutAttr => {
+    const node = this.open<A.TimeoutAttr>({ kind: 'TimeoutAttr', duration: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.timeout);
+    const v = this.SUBRULE(this.literal, { ARGS: ['a duration such as `2s`'] });
+    node.duration = this.expectKind(v, ['Duration'], 'a duration such as `2s`', 'timeout');
+    return this.done(node);
+  });
+
+  allowAttr = this.rule('allowAttr', (): A.AllowAttr => {
+    const node = this.open<A.AllowAttr>({ kind: 'AllowAttr', ops: [], span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.allow);
+    node.ops.push(this.SUBRULE(this.ident, { ARGS: ['an operation name'] }));
+    this.MANY(() => {
+      this.CONSUME(T.Comma);
+      node.ops.push(this.SUBRULE2(this.ident, { ARGS: ['an operation name'] }));
+    });
+    return this.done(node);
+  });
+
+  maxInflightAttr = this.rule('maxInflightAttr', (): A.MaxInflightAttr => {
+    const node = this.open<A.MaxInflightAttr>({ kind: 'MaxInflightAttr', count: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.max_inflight);
+    const v = this.SUBRULE(this.literal, { ARGS: ['an integer'] });
+    node.count = this.expectKind(v, ['Int'], 'an integer', 'max_inflight');
+    return this.done(node);
+  });
+
+  exposeDecl = this.rule('exposeDecl', (): A.ExposeDecl => {
+    const node = this.open<A.ExposeDecl>({ kind: 'ExposeDecl', port: M_PORTREF, spec: M_EXPOSE, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.expose);
+    node.port = this.SUBRULE(this.portRef);
+    node.spec = this.SUBRULE(this.exposeSpec);
+    return this.done(node);
+  });
+
+  exportDecl = this.rule('exportDecl', (): A.ExportDecl => {
+    const node = this.open<A.ExportDecl>({ kind: 'ExportDecl', name: M_IDENT, port: M_PORTREF, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.export);
+    node.name = this.SUBRULE(this.ident, { ARGS: ['the name of the exported port'] });
+    this.CONSUME(T.Eq, { ERR_MSG: '`=` and the inner port (`instance.port`)' });
+    node.port = this.SUBRULE(this.portRef);
+    return this.done(node);
+  });
+
+  policyBlock = this.rule('policyBlock', (): A.PolicyBlock => {
+    const node = this.open<A.PolicyBlock>({ kind: 'PolicyBlock', rules: [], span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.policy);
+    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the policy rules' });
+    const add = (r: A.PolicyRule | undefined) => {
+      if (r && !this.RECORDING_PHASE) node.rules.push(r);
+    };
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => add(this.SUBRULE(this.noRule)) },
+        { ALT: () => add(this.SUBRULE(this.exposedOnlyRule)) },
+        { ALT: () => add(this.SUBRULE(this.budgetRule)) },
+        { ALT: () => add(this.SUBRULE(this.onlyRule)) },
+        { ALT: () => this.sep() },
+        { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a policy rule') },
+      ]);
+    });
+    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the policy' });
+    return this.done(node);
+  });
+
+  onlyRule = this.rule('onlyRule', (): A.OnlyRule => {
+    const node = this.open<A.OnlyRule>({ kind: 'OnlyRule', target: M_IDENT, mode: 'from', sources: [], span: { start: this.startPos(), end: 0 } });
+    node.target = this.SUBRULE(this.ident, { ARGS: ['an instance name'] });
+    this.CONSUME(K.only, { ERR_MSG: '`only`' });
+    this.OR({ DEF: [{ ALT: () => this.CONSUME(K.from) }, { ALT: () => (this.CONSUME(K.through), (node.mode = 'through')) }], ERR_MSG: '`from` or `through`' });
+    node.sources.push(this.SUBRULE2(this.ident, { ARGS: ['an instance name'] }));
+    this.MANY(() => {
+      this.CONSUME(T.Comma);
+      node.sources.push(this.SUBRULE3(this.ident, { ARGS: ['an instance name'] }));
+    });
+    return this.done(node);
+  });
+
+  noRule = this.rule('noRule', (): A.NoPathRule | A.NoFlowRule => {
+    const start = this.startPos();
+    const node = this.open<A.NoPathRule>({ kind: 'NoPathRule', from: M_IDENT, to: M_IDENT, span: { start, end: 0 } });
+    this.CONSUME(K.no);
+    return this.OR({ DEF: [
+        {
+          ALT: () => {
+            this.CONSUME(K.path);
+            node.from = this.SUBRULE(this.ident, { ARGS: ['an instance name (or `outside`)'] });
+            this.CONSUME(T.Arrow, { ERR_MSG: '`->` and the destination instance' });
+            node.to = this.SUBRULE2(this.ident, { ARGS: ['an instance name'] });
+            return this.done(node);
+          },
+        },
+        {
+          ALT: () => {
+            this.CONSUME(K.flow);
+            const flow = this.open<A.NoFlowRule>({ kind: 'NoFlowRule', label: M_IDENT, to: M_IDENT, span: { start, end: 0 } });
+            flow.label = this.SUBRULE3(this.ident, { ARGS: ['a label name'] });
+            this.CONSUME2(T.Arrow, { ERR_MSG: '`->` and the instance the label must not reach' });
+            flow.to = this.SUBRULE4(this.ident, { ARGS: ['an instance name'] });
+            return this.done(flow);
+          },
+        },
+      ], ERR_MSG: '`path` or `flow`' });
+  });
+
+  exposedOnlyRule = this.rule('exposedOnlyRule', (): A.ExposedOnlyRule => {
+    const node = this.open<A.ExposedOnlyRule>({ kind: 'ExposedOnlyRule', ports: [], span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.exposed);
+    this.CONSUME(K.only);
+    this.CONSUME(T.LBracket, { ERR_MSG: '`[` and the allowed exposures' });
+    let needComma = false;
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => (this.CONSUME(T.Comma), (needComma = false)) },
+        {
+          ALT: () => {
+            const at = this.LA(1);
+            const prev = this.LA(0);
+            const p = this.SUBRULE(this.portRef);
+            if (needComma) this.missingComma(at, prev, 'exposures');
+            node.ports.push(p);
+            needComma = true;
+          },
+        },
+      ]);
+    });
+    this.CONSUME(T.RBracket, { ERR_MSG: '`]` to close the list of exposures' });
+    return this.done(node);
+  });
+
+  budgetRule = this.rule('budgetRule', (): A.BudgetRule => {
+    const node = this.open<A.BudgetRule>({ kind: 'BudgetRule', resource: 'memory', value: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    this.CONSUME(K.budget);
+    this.OR({ DEF: [
+        {
+          ALT: () => {
+            this.CONSUME(K.memory);
+            const v = this.SUBRULE(this.literal, { ARGS: ['a size such as `256MiB`'] });
+            node.value = this.expectKind(v, ['Size'], 'a size such as `256MiB`', 'budget memory');
+          },
+        },
+        {
+          ALT: () => {
+            this.CONSUME(K.vcpus);
+            node.resource = 'vcpus';
+            const v = this.SUBRULE2(this.literal, { ARGS: ['an integer'] });
+            node.value = this.expectKind(v, ['Int'], 'an integer', 'budget vcpus');
+          },
+        },
+      ], ERR_MSG: '`memory` or `vcpus`' });
+    return this.done(node);
+  });
+
+  // -------------------------------------------------------------------------
+  // Images, labels, targets, deploy
+
+  imageDecl = this.rule('imageDecl', (): A.ImageDecl => {
+    const doc = this.docOf();
+    const node = this.open<A.ImageDecl>({ kind: 'ImageDecl', name: M_IDENT, props: [], span: { start: this.startPos(), end: 0 } });
+    if (doc !== undefined) node.doc = doc;
+    this.CONSUME(K.image);
+    node.name = this.SUBRULE(this.ident, { ARGS: ['an image name'] });
+    node.props = this.SUBRULE(this.propertyBlock) ?? [];
+    return this.done(node);
+  });
+
+  targetDecl = this.rule('targetDecl', (): A.TargetDecl => {
+    const doc = this.docOf();
+    const node = this.open<A.TargetDecl>({ kind: 'TargetDecl', name: M_IDENT, props: [], span: { start: this.startPos(), end: 0 } });
+    if (doc !== undefined) node.doc = doc;
+    this.CONSUME(K.target);
+    node.name = this.SUBRULE(this.ident, { ARGS: ['a target name'] });
+    node.props = this.SUBRULE(this.propertyBlock) ?? [];
+    return this.done(node);
+  });
+
+  propertyBlock = this.rule('propertyBlock', (): A.Property[] => {
+    const props: A.Property[] = [];
+    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the properties' });
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => props.push(this.SUBRULE(this.property)) },
+        { ALT: () => this.sep() },
+        { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a property') },
+      ]);
+    });
+    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the block' });
+    return props;
+  });
+
+  property = this.rule('property', (): A.Property => {
+    const node = this.open<A.Property>({ kind: 'Property', key: M_IDENT, value: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    node.key = this.SUBRULE(this.ident, { ARGS: ['a property name'] });
+    node.value = this.SUBRULE(this.expr, { ARGS: ['a value for the property'] });
+    return this.done(node);
+  });
+
+  labelsDecl = this.rule('labelsDecl', (): A.LabelsDecl => {
+    const doc = this.docOf();
+    const node = this.open<A.LabelsDecl>({ kind: 'LabelsDecl', chains: [], span: { start: this.startPos(), end: 0 } });
+    if (doc !== undefined) node.doc = doc;
+    this.CONSUME(K.labels);
+    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the label order' });
+    this.MANY(() => {
+      this.OR([
+        {
+          ALT: () => {
+            const chain: A.Ident[] = [this.SUBRULE(this.ident, { ARGS: ['a label name'] })];
+            this.MANY2(() => {
+              this.CONSUME(T.Lt);
+              chain.push(this.SUBRULE2(this.ident, { ARGS: ['a label name after `<`'] }));
+            });
+            node.chains.push(chain);
+          },
+        },
+        { ALT: () => this.sep() },
+        { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a label chain') },
+      ]);
+    });
+    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the labels' });
+    return this.done(node);
+  });
+
+  deployDecl = this.rule('deployDecl', (): A.DeployDecl => {
+    const doc = this.docOf();
+    const node = this.open<A.DeployDecl>({ kind: 'DeployDecl', system: M_QNAME, span: { start: this.startPos(), end: 0 } });
+    if (doc !== undefined) node.doc = doc;
+    this.CONSUME(K.deploy);
+    node.system = this.SUBRULE(this.qualifiedName, { ARGS: ['the name of the system to deploy'] });
+    this.OPTION(() => {
+      this.CONSUME(K.to);
+      node.target = this.SUBRULE(this.ident, { ARGS: ['a target name'] });
+    });
+    return this.done(node);
+  });
+}
+
+function opens(t: IToken): boolean {
+  const ty = t.tokenType;
+  return ty === T.LBrace || ty === T.LParen || ty === T.LBracket;
+}
+function closes(t: IToken): boolean {
+  const ty = t.tokenType;
+  return ty === T.RBrace || ty === T.RParen || ty === T.RBracket;
+}
+function isOpKeyword(t: IToken): boolean {
+  const ty = t.tokenType;
+  return ty === K.call || ty === K.send || ty === K.notify || ty === K.order;
+}
+
+function describeExpr(e: A.Expr): string {
+  switch (e.kind) {
+    case 'Int':
+      return `the integer \`${e.raw}\``;
+    case 'Float':
+      return `the number \`${e.raw}\``;
+    case 'String':
+      return `the string ${e.raw}`;
+    case 'Bool':
+      return `\`${e.value}\``;
+    case 'Size':
+      return `the size \`${e.raw}\``;
+    case 'Duration':
+      return `the duration \`${e.raw}\``;
+    case 'Rate':
+      return `the rate \`${e.raw}\``;
+    case 'List':
+      return 'a list';
+    case 'Map':
+      return 'a map';
+    case 'Ref':
+      return `the name \`${e.name.parts.map((p) => p.name).join('.')}\``;
+    case 'MissingExpr':
+      return 'nothing';
+  }
+}
