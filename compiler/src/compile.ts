@@ -42,6 +42,27 @@ function safeProgram(p: Program): Program {
   return p;
 }
 
+/**
+ * Drops diagnostics of later stages that start inside a syntax error's span:
+ * they describe the parser's recovery (a name it had to guess, a value it
+ * could not read), not a second mistake.
+ */
+function withoutCascades(ds: Diagnostic[]): Diagnostic[] {
+  const syntax = new Map<string, { start: number; end: number }[]>();
+  for (const d of ds) {
+    if (!d.code.startsWith('MCL01')) continue;
+    let l = syntax.get(d.file);
+    if (!l) syntax.set(d.file, (l = []));
+    l.push(d.span);
+  }
+  if (syntax.size === 0) return ds;
+  return ds.filter((d) => {
+    if (d.code.startsWith('MCL01')) return true;
+    const l = syntax.get(d.file);
+    return !l || !l.some((s) => d.span.start >= s.start && d.span.start < Math.max(s.end, s.start + 1));
+  });
+}
+
 function run(ctx: Ctx, options: CompileOptions): CompileResult {
   const loader = new Loader(ctx, options.cache);
   loader.loadAll(options.entries);
@@ -60,7 +81,7 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
   systems.checkAll();
 
   const sel = select(ctx, options, systems, components);
-  const result = (): CompileResult => ({ program: ctx.program, diagnostics: sortDiagnostics(ctx.diagnostics) });
+  const result = (): CompileResult => ({ program: ctx.program, diagnostics: sortDiagnostics(withoutCascades(ctx.diagnostics)) });
   if (!sel.root || !sel.target) return result();
 
   const root = sel.root;

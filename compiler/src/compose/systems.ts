@@ -240,10 +240,13 @@ export class Systems {
 
     // Connections.
     const wired = new Map<string, ConnectDecl>();
+    // Required ports named by a connection that failed a check: already reported, so not "unwired" as well.
+    const attempted = new Set<string>();
     for (const mem of d.members) {
       if (mem.kind !== 'ConnectDecl') continue;
       const from = resolveEnd(mem.from);
       const to = resolveEnd(mem.to);
+      for (const end of [from, to]) if (end && end.port.direction === 'require') attempted.add(`${end.inst.name}.${end.port.name}`);
       const attrs = this.attrs(mem, m, from?.port.protocol ?? to?.port.protocol);
       if (!from || !to) continue;
       const fromText = `${mem.from.instance.name}.${mem.from.port.name}`;
@@ -344,7 +347,7 @@ export class Systems {
       for (const p of ports) {
         if (p.direction !== 'require' || p.optional) continue;
         const key = `${inst.name}.${p.name}`;
-        if (wired.has(key) || exported.has(key)) continue;
+        if (wired.has(key) || exported.has(key) || attempted.has(key)) continue;
         this.unwired(info, d, m, inst, p);
       }
     }

@@ -74,7 +74,7 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
     for (const s of systems.all()) for (const u of s.uses) used.add(u);
     const roots = allSystems.filter((e) => !used.has(e)).sort((a, b) => (a.qname < b.qname ? -1 : 1));
     if (roots.length === 0) {
-      if (options.emitPlan !== false) {
+      if (options.emitPlan !== false && !ctx.diagnostics.some((d) => d.severity === 'error')) {
         ctx.report('MCL0606', 'no system to plan: the sources declare none', anchor.file, anchor.span, {
           hint: 'declare a `system` that instantiates your components to get a plan',
         });

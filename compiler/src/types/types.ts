@@ -540,9 +540,9 @@ export class Types {
 
   private inRange(n: number, d: { min?: number; max?: number }, e: Expr, m: Module, what: string, measure: string): boolean {
     if ((d.min !== undefined && n < d.min) || (d.max !== undefined && n > d.max)) {
-      const range = `${d.min ?? ''}..${d.max ?? ''}`;
-      this.ctx.report('MCL0312', `${what} has ${measure} ${n}, outside ${range}`, m.file, e.span, {
-        hint: `use a ${measure} in ${range}`,
+      const range = d.min === undefined ? `at most ${d.max}` : d.max === undefined ? `at least ${d.min}` : `in ${d.min}..${d.max}`;
+      this.ctx.report('MCL0312', `${what} has ${measure} ${n}; it must be ${range}`, m.file, e.span, {
+        hint: `use a ${measure} ${range}`,
       });
       return false;
     }
