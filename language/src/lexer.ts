@@ -25,10 +25,6 @@ export type LiteralPayload =
 /** A token as the parser sees it: a Chevrotain token plus the decoded literal and the attached doc comment. */
 export class Token implements IToken {
   tokenTypeIdx: number;
-  startLine = NaN;
-  startColumn = NaN;
-  endLine = NaN;
-  endColumn = NaN;
   /** Text of the `///` comments directly before this token, markers stripped, joined by "\n". */
   doc: string | undefined = undefined;
   payload: LiteralPayload | undefined = undefined;
@@ -305,6 +301,20 @@ export function lex(text: string, path: string): LexResult {
       j = us;
       while (j < n && isLetter(text.charCodeAt(j))) j++;
       unit = text.slice(us, j);
+    } else if (text.charCodeAt(j) === 47 && text.charCodeAt(j + 1) !== 47 && text.charCodeAt(j + 1) !== 42) {
+      // `500/` with the unit forgotten: report it here rather than as a stray `/`.
+      j++;
+      report(
+        SyntaxCodes.UnknownUnit,
+        start,
+        j,
+        `the rate \`${text.slice(start, j)}\` is missing its unit`,
+        `write \`${text.slice(start, j)}s\`, \`${text.slice(start, j)}min\` or \`${text.slice(start, j)}h\``,
+        [{ title: 'Per second', edits: [{ file: path, span: { start: j, end: j }, newText: 's' }] }],
+      );
+      const tok = push(T.RateLit, start, j);
+      tok.payload = { kind: 'rate', count: value, per: 's', perSecond: value };
+      return j;
     }
     // Letters or digits glued to the unit (`64KiB2`, `10s_x`) make the whole run one malformed literal.
     while (j < n && isIdentPart(text.charCodeAt(j))) {

@@ -427,9 +427,73 @@ export class McParser extends EmbeddedActionsParser {
     return { kind: 'MissingExpr', span: e.span };
   }
 
+  private sepAlts = [{ ALT: () => this.CONSUME9(T.Semi) }, { ALT: () => this.CONSUME9(T.Comma) }];
+
   private sep(): void {
-    this.OR9([{ ALT: () => this.CONSUME9(T.Semi) }, { ALT: () => this.CONSUME9(T.Comma) }]);
+    this.OR9(this.sepAlts);
   }
+
+
+  // Alternatives of the block repetitions, built once: Chevrotain would otherwise
+  // allocate every closure and array on each iteration.
+  private membersAlts0 = [
+    { ALT: () => this.SUBRULE(this.imageMember) },
+    { ALT: () => this.SUBRULE(this.memoryMember) },
+    { ALT: () => this.SUBRULE(this.vcpusMember) },
+    { ALT: () => this.SUBRULE(this.labelMember) },
+    { ALT: () => this.SUBRULE(this.declassifyMember) },
+    { ALT: () => this.SUBRULE(this.paramDecl) },
+    { ALT: () => this.SUBRULE(this.portDecl) },
+    { ALT: () => this.SUBRULE(this.instancesMember) },
+    { ALT: () => this.SUBRULE(this.restartMember) },
+    { ALT: () => this.SUBRULE(this.programMember) },
+    { ALT: () => this.sep() },
+    { ALT: () => this.stray(this.CONSUME(T.StrayComponent), T.StrayComponent, 'a component member') },
+  ];
+  private entriesAlts1 = [
+    { ALT: () => this.SUBRULE(this.scriptEntry) },
+    { ALT: () => this.SUBRULE(this.execEntry) },
+    { ALT: () => this.SUBRULE(this.fileEntry) },
+    { ALT: () => this.SUBRULE(this.envEntry) },
+    { ALT: () => this.sep() },
+    { ALT: () => this.stray(this.CONSUME(T.StrayProgram), T.StrayProgram, 'a program entry') },
+  ];
+  private membersAlts2 = [
+    { ALT: () => this.SUBRULE(this.instanceDecl) },
+    { ALT: () => this.SUBRULE(this.connectDecl) },
+    { ALT: () => this.SUBRULE(this.exposeDecl) },
+    { ALT: () => this.SUBRULE(this.exportDecl) },
+    { ALT: () => this.SUBRULE(this.policyBlock) },
+    { ALT: () => this.sep() },
+    { ALT: () => this.stray(this.CONSUME(T.StraySystem), T.StraySystem, 'a system member') },
+  ];
+  private settingsAlts3 = [
+    { ALT: () => this.SUBRULE(this.paramOverride) },
+    { ALT: () => this.SUBRULE(this.instancesMember) },
+    { ALT: () => this.SUBRULE(this.restartMember) },
+    { ALT: () => this.SUBRULE(this.memoryMember) },
+    { ALT: () => this.SUBRULE(this.vcpusMember) },
+    { ALT: () => this.SUBRULE(this.labelMember) },
+    { ALT: () => this.sep() },
+    { ALT: () => this.stray(this.CONSUME(T.StraySettings), T.StraySettings, 'an instance setting') },
+  ];
+  private attrsAlts4 = [
+    { ALT: () => this.SUBRULE(this.rateAttr) },
+    { ALT: () => this.SUBRULE(this.maxMessageAttr) },
+    { ALT: () => this.SUBRULE(this.timeoutAttr) },
+    { ALT: () => this.SUBRULE(this.allowAttr) },
+    { ALT: () => this.SUBRULE(this.maxInflightAttr) },
+    { ALT: () => this.sep() },
+    { ALT: () => this.stray(this.CONSUME(T.StrayAttr), T.StrayAttr, 'a channel attribute') },
+  ];
+  private rulesAlts5 = [
+    { ALT: () => this.SUBRULE(this.noRule) },
+    { ALT: () => this.SUBRULE(this.exposedOnlyRule) },
+    { ALT: () => this.SUBRULE(this.budgetRule) },
+    { ALT: () => this.SUBRULE(this.onlyRule) },
+    { ALT: () => this.sep() },
+    { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a policy rule') },
+  ];
 
   // -------------------------------------------------------------------------
   // Names
@@ -616,35 +680,41 @@ export class McParser extends EmbeddedActionsParser {
     return this.done(node);
   });
 
+  private typeAlts = [
+    { ALT: () => this.SUBRULE(this.primitiveType) },
+    { ALT: () => this.SUBRULE(this.listType) },
+    { ALT: () => this.SUBRULE(this.mapType) },
+    { ALT: () => this.SUBRULE(this.recordType) },
+    { ALT: () => this.SUBRULE(this.enumType) },
+    { ALT: () => this.SUBRULE(this.unionType) },
+    {
+      ALT: (): A.NamedType => {
+        const start = this.startPos();
+        const name = this.SUBRULE(this.qualifiedName, { ARGS: ['a type'] });
+        return { kind: 'NamedType', name, span: { start, end: this.endPos() } };
+      },
+    },
+  ];
+  private typeOr = { DEF: this.typeAlts, ERR_MSG: 'a type' };
+
   typeExpr = this.rule('typeExpr', (): A.TypeExpr => {
     const start = this.startPos();
     const missing = this.open<A.MissingType>({ kind: 'MissingType', span: { start, end: start } });
     if (this.tooDeep()) return missing;
-    return this.OR({ DEF: [
-        { ALT: () => this.SUBRULE(this.primitiveType) },
-        { ALT: () => this.SUBRULE(this.listType) },
-        { ALT: () => this.SUBRULE(this.mapType) },
-        { ALT: () => this.SUBRULE(this.recordType) },
-        { ALT: () => this.SUBRULE(this.enumType) },
-        { ALT: () => this.SUBRULE(this.unionType) },
-        {
-          ALT: () => {
-            const name = this.SUBRULE(this.qualifiedName, { ARGS: ['a type'] });
-            return { kind: 'NamedType' as const, name, span: { start, end: this.endPos() } };
-          },
-        },
-      ], ERR_MSG: 'a type' });
+    return this.OR(this.typeOr) as A.TypeExpr;
   });
+
+  private primitiveAlts = [
+    { ALT: () => this.CONSUME(K.bool) },
+    { ALT: () => this.CONSUME(K.int) },
+    { ALT: () => this.CONSUME(K.float) },
+    { ALT: () => this.CONSUME(K.string) },
+    { ALT: () => this.CONSUME(K.bytes) },
+  ];
 
   primitiveType = this.rule('primitiveType', (): A.PrimitiveType => {
     const node = this.open<A.PrimitiveType>({ kind: 'PrimitiveType', name: 'int', constraints: [], span: { start: this.startPos(), end: 0 } });
-    const tok = this.OR([
-      { ALT: () => this.CONSUME(K.bool) },
-      { ALT: () => this.CONSUME(K.int) },
-      { ALT: () => this.CONSUME(K.float) },
-      { ALT: () => this.CONSUME(K.string) },
-      { ALT: () => this.CONSUME(K.bytes) },
-    ]);
+    const tok = this.OR(this.primitiveAlts);
     node.name = tok.image as A.PrimitiveName;
     this.OPTION(() => (node.constraints = this.SUBRULE(this.constraints) ?? []));
     return this.done(node);
@@ -752,22 +822,30 @@ export class McParser extends EmbeddedActionsParser {
       ], ERR_MSG: 'a constraint' });
   });
 
+  private numberOr = {
+    DEF: [{ ALT: () => this.CONSUME(T.IntLit) }, { ALT: () => this.CONSUME(T.FloatLit) }, { ALT: () => this.CONSUME(T.SizeLit) }],
+    ERR_MSG: 'a number or size',
+  };
+
   numberLike = this.rule('numberLike', (): A.NumberLike => {
     const start = this.startPos();
     this.open<A.MissingExpr>({ kind: 'MissingExpr', span: { start, end: start } });
-    const tok = this.OR({ DEF: [{ ALT: () => this.CONSUME(T.IntLit) }, { ALT: () => this.CONSUME(T.FloatLit) }, { ALT: () => this.CONSUME(T.SizeLit) }], ERR_MSG: 'a number or size' });
+    const tok = this.OR(this.numberOr);
     return this.literalFrom(tok) as A.NumberLike;
   });
+
+  private fieldAlts = [
+    { ALT: () => this.SUBRULE(this.field) },
+    { ALT: () => this.sep() },
+    { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a field') },
+  ];
 
   recordType = this.rule('recordType', (): A.RecordType => {
     const node = this.open<A.RecordType>({ kind: 'RecordType', fields: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(T.LBrace);
     this.MANY(() => {
-      this.OR([
-        { ALT: () => node.fields.push(this.SUBRULE(this.field)) },
-        { ALT: () => this.sep() },
-        { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a field') },
-      ]);
+      const f = this.OR(this.fieldAlts) as A.Field | undefined;
+      if (f && !this.RECORDING_PHASE) node.fields.push(f);
     });
     this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the record' });
     return this.done(node);
@@ -827,37 +905,42 @@ export class McParser extends EmbeddedActionsParser {
   // -------------------------------------------------------------------------
   // Values
 
+  private exprAlts = [
+    { ALT: () => this.SUBRULE(this.literal) },
+    { ALT: () => this.SUBRULE(this.listExpr) },
+    { ALT: () => this.SUBRULE(this.mapExpr) },
+    {
+      ALT: (): A.RefExpr => {
+        const start = this.startPos();
+        const name = this.SUBRULE(this.qualifiedName);
+        return { kind: 'Ref', name, span: { start, end: this.endPos() } };
+      },
+    },
+  ];
+
   expr = this.rule('expr', (what?: string): A.Expr => {
     const start = this.startPos();
     const missing = this.open<A.MissingExpr>({ kind: 'MissingExpr', span: { start, end: start } });
     if (this.tooDeep()) return missing;
-    return this.OR({ DEF: [
-        { ALT: () => this.SUBRULE(this.literal) },
-        { ALT: () => this.SUBRULE(this.listExpr) },
-        { ALT: () => this.SUBRULE(this.mapExpr) },
-        {
-          ALT: () => {
-            const name = this.SUBRULE(this.qualifiedName);
-            return { kind: 'Ref' as const, name, span: { start, end: this.endPos() } };
-          },
-        },
-      ], ERR_MSG: what ?? 'a value' });
+    return this.OR({ DEF: this.exprAlts, ERR_MSG: what ?? 'a value' }) as A.Expr;
   });
+
+  private literalAlts = [
+    { ALT: () => this.CONSUME(T.IntLit) },
+    { ALT: () => this.CONSUME(T.FloatLit) },
+    { ALT: () => this.CONSUME(T.StringLit) },
+    { ALT: () => this.CONSUME(T.SizeLit) },
+    { ALT: () => this.CONSUME(T.DurationLit) },
+    { ALT: () => this.CONSUME(T.RateLit) },
+    { ALT: () => this.CONSUME(K.true) },
+    { ALT: () => this.CONSUME(K.false) },
+  ];
 
   /** A single literal token (no lists, maps or names): used where a setting takes a number, size, duration or rate. */
   literal = this.rule('literal', (what?: string): A.Expr => {
     const start = this.startPos();
     this.open<A.MissingExpr>({ kind: 'MissingExpr', span: { start, end: start } });
-    const tok = this.OR({ DEF: [
-        { ALT: () => this.CONSUME(T.IntLit) },
-        { ALT: () => this.CONSUME(T.FloatLit) },
-        { ALT: () => this.CONSUME(T.StringLit) },
-        { ALT: () => this.CONSUME(T.SizeLit) },
-        { ALT: () => this.CONSUME(T.DurationLit) },
-        { ALT: () => this.CONSUME(T.RateLit) },
-        { ALT: () => this.CONSUME(K.true) },
-        { ALT: () => this.CONSUME(K.false) },
-      ], ERR_MSG: what ?? 'a value' });
+    const tok = this.OR({ DEF: this.literalAlts, ERR_MSG: what ?? 'a value' });
     return this.literalFrom(tok);
   });
 
@@ -1062,24 +1145,9 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(K.component);
     node.name = this.SUBRULE(this.ident, { ARGS: ['a component name'] });
     this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the component members' });
-    const add = (m: A.ComponentMember | undefined) => {
-      if (m && !this.RECORDING_PHASE) node.members.push(m);
-    };
     this.MANY(() => {
-      this.OR([
-        { ALT: () => add(this.SUBRULE(this.imageMember)) },
-        { ALT: () => add(this.SUBRULE(this.memoryMember)) },
-        { ALT: () => add(this.SUBRULE(this.vcpusMember)) },
-        { ALT: () => add(this.SUBRULE(this.labelMember)) },
-        { ALT: () => add(this.SUBRULE(this.declassifyMember)) },
-        { ALT: () => add(this.SUBRULE(this.paramDecl)) },
-        { ALT: () => add(this.SUBRULE(this.portDecl)) },
-        { ALT: () => add(this.SUBRULE(this.instancesMember)) },
-        { ALT: () => add(this.SUBRULE(this.restartMember)) },
-        { ALT: () => add(this.SUBRULE(this.programMember)) },
-        { ALT: () => this.sep() },
-        { ALT: () => this.stray(this.CONSUME(T.StrayComponent), T.StrayComponent, 'a component member') },
-      ]);
+      const m = this.OR(this.membersAlts0) as A.ComponentMember | undefined;
+      if (m && !this.RECORDING_PHASE) node.members.push(m);
     });
     this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the component' });
     return this.done(node);
@@ -1257,18 +1325,9 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.ProgramMember>({ kind: 'ProgramMember', entries: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.program);
     this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the program entries' });
-    const add = (e: A.ProgramEntry | undefined) => {
-      if (e && !this.RECORDING_PHASE) node.entries.push(e);
-    };
     this.MANY(() => {
-      this.OR([
-        { ALT: () => add(this.SUBRULE(this.scriptEntry)) },
-        { ALT: () => add(this.SUBRULE(this.execEntry)) },
-        { ALT: () => add(this.SUBRULE(this.fileEntry)) },
-        { ALT: () => add(this.SUBRULE(this.envEntry)) },
-        { ALT: () => this.sep() },
-        { ALT: () => this.stray(this.CONSUME(T.StrayProgram), T.StrayProgram, 'a program entry') },
-      ]);
+      const e = this.OR(this.entriesAlts1) as A.ProgramEntry | undefined;
+      if (e && !this.RECORDING_PHASE) node.entries.push(e);
     });
     this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the program' });
     return this.done(node);
@@ -1336,19 +1395,9 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(K.system);
     node.name = this.SUBRULE(this.ident, { ARGS: ['a system name'] });
     this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the system members' });
-    const add = (m: A.SystemMember | undefined) => {
-      if (m && !this.RECORDING_PHASE) node.members.push(m);
-    };
     this.MANY(() => {
-      this.OR([
-        { ALT: () => add(this.SUBRULE(this.instanceDecl)) },
-        { ALT: () => add(this.SUBRULE(this.connectDecl)) },
-        { ALT: () => add(this.SUBRULE(this.exposeDecl)) },
-        { ALT: () => add(this.SUBRULE(this.exportDecl)) },
-        { ALT: () => add(this.SUBRULE(this.policyBlock)) },
-        { ALT: () => this.sep() },
-        { ALT: () => this.stray(this.CONSUME(T.StraySystem), T.StraySystem, 'a system member') },
-      ]);
+      const m = this.OR(this.membersAlts2) as A.SystemMember | undefined;
+      if (m && !this.RECORDING_PHASE) node.members.push(m);
     });
     this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the system' });
     return this.done(node);
@@ -1369,20 +1418,9 @@ export class McParser extends EmbeddedActionsParser {
     node.component = this.SUBRULE(this.qualifiedName, { ARGS: ['a component or system name'] });
     this.OPTION(() => {
       this.CONSUME(T.LBrace);
-      const add = (s: A.InstanceSetting | undefined) => {
-        if (s && !this.RECORDING_PHASE) node.settings.push(s);
-      };
       this.MANY(() => {
-        this.OR([
-          { ALT: () => add(this.SUBRULE(this.paramOverride)) },
-          { ALT: () => add(this.SUBRULE(this.instancesMember)) },
-          { ALT: () => add(this.SUBRULE(this.restartMember)) },
-          { ALT: () => add(this.SUBRULE(this.memoryMember)) },
-          { ALT: () => add(this.SUBRULE(this.vcpusMember)) },
-          { ALT: () => add(this.SUBRULE(this.labelMember)) },
-          { ALT: () => this.sep() },
-          { ALT: () => this.stray(this.CONSUME(T.StraySettings), T.StraySettings, 'an instance setting') },
-        ]);
+        const s = this.OR(this.settingsAlts3) as A.InstanceSetting | undefined;
+        if (s && !this.RECORDING_PHASE) node.settings.push(s);
       });
       this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the instance settings' });
     });
@@ -1405,19 +1443,9 @@ export class McParser extends EmbeddedActionsParser {
     node.to = this.SUBRULE2(this.portRef);
     this.OPTION(() => {
       this.CONSUME(T.LBrace);
-      const add = (a: A.ChannelAttr | undefined) => {
-        if (a && !this.RECORDING_PHASE) node.attrs.push(a);
-      };
       this.MANY(() => {
-        this.OR([
-          { ALT: () => add(this.SUBRULE(this.rateAttr)) },
-          { ALT: () => add(this.SUBRULE(this.maxMessageAttr)) },
-          { ALT: () => add(this.SUBRULE(this.timeoutAttr)) },
-          { ALT: () => add(this.SUBRULE(this.allowAttr)) },
-          { ALT: () => add(this.SUBRULE(this.maxInflightAttr)) },
-          { ALT: () => this.sep() },
-          { ALT: () => this.stray(this.CONSUME(T.StrayAttr), T.StrayAttr, 'a channel attribute') },
-        ]);
+        const a = this.OR(this.attrsAlts4) as A.ChannelAttr | undefined;
+        if (a && !this.RECORDING_PHASE) node.attrs.push(a);
       });
       this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the channel attributes' });
     });
@@ -1494,18 +1522,9 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.PolicyBlock>({ kind: 'PolicyBlock', rules: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.policy);
     this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the policy rules' });
-    const add = (r: A.PolicyRule | undefined) => {
-      if (r && !this.RECORDING_PHASE) node.rules.push(r);
-    };
     this.MANY(() => {
-      this.OR([
-        { ALT: () => add(this.SUBRULE(this.noRule)) },
-        { ALT: () => add(this.SUBRULE(this.exposedOnlyRule)) },
-        { ALT: () => add(this.SUBRULE(this.budgetRule)) },
-        { ALT: () => add(this.SUBRULE(this.onlyRule)) },
-        { ALT: () => this.sep() },
-        { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a policy rule') },
-      ]);
+      const r = this.OR(this.rulesAlts5) as A.PolicyRule | undefined;
+      if (r && !this.RECORDING_PHASE) node.rules.push(r);
     });
     this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the policy' });
     return this.done(node);
