@@ -265,6 +265,8 @@ export class Broker extends EventEmitter {
   private readonly tcpSockets = new Set<Socket>();
   private nextSession = 1;
   private closed = false;
+  private batching = false;
+  private readonly corked: Duplex[] = [];
 
   constructor(plan: Plan, options: BrokerOptions = {}) {
     super();
@@ -602,7 +604,7 @@ export class Broker extends EventEmitter {
     }
     stream.on('data', (chunk: Buffer | string) => {
       if (conn.stream !== stream) return;
-      conn.splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      this.batch(() => conn.splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
     });
     stream.on('drain', () => {
       for (const s of conn.pausedSources) s.resume();
@@ -636,12 +638,42 @@ export class Broker extends EventEmitter {
     conn.pending.clear();
   }
 
+  /**
+   * Runs `fn` (the processing of one received chunk) with the streams it writes
+   * to corked, so that the frames of one chunk leave in one write per destination
+   * rather than one system call per frame.
+   */
+  private batch(fn: () => void): void {
+    if (this.batching) {
+      fn();
+      return;
+    }
+    this.batching = true;
+    try {
+      fn();
+    } finally {
+      this.batching = false;
+      const corked = this.corked;
+      for (let i = 0; i < corked.length; i++) corked[i].uncork();
+      corked.length = 0;
+    }
+  }
+
+  /** Writes through `s`, corking it for the rest of the current batch. */
+  private write(s: Duplex, line: string): void {
+    if (this.batching && s.writableCorked === 0) {
+      s.cork();
+      this.corked.push(s);
+    }
+    s.write(line);
+  }
+
   /** Writes a line to a port; false when it was dropped (no stream, or a droppable notice to a full peer). */
   private writeTo(conn: PortConn, line: string, droppable: boolean): boolean {
     const s = conn.stream;
     if (!s || s.destroyed) return false;
     if (droppable && s.writableLength > DROP_WATER) return false;
-    s.write(line);
+    this.write(s, line);
     return true;
   }
 
@@ -1170,7 +1202,7 @@ export class Broker extends EventEmitter {
       write: (line, droppable) => {
         if (sock.destroyed) return false;
         if (droppable && sock.writableLength > DROP_WATER) return false;
-        sock.write(line);
+        this.write(sock, line);
         return true;
       },
       pausable: sock,
@@ -1204,7 +1236,7 @@ export class Broker extends EventEmitter {
         },
         oversize: (bytes) => this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `a line of more than ${ch.lineLimit} bytes (${bytes} seen); the rest is discarded`, null, req),
       });
-      sock.on('data', (chunk: Buffer) => splitter.push(chunk));
+      sock.on('data', (chunk: Buffer) => this.batch(() => splitter.push(chunk)));
       sock.on('error', () => {});
       sock.once('close', () => {
         this.tcpSockets.delete(sock);
