@@ -46,8 +46,7 @@ probe() {
   n=0
   while [ $n -lt 3 ] && IFS= read -r -t 3 R <&4; do
     n=$((n + 1))
-    out="$out$(printf '%s' "$R" | sed -n 's/.*"kind":"\([a-z_]*\)","reason":"\(.*\)"}$/denied (\1): \2/p')
-"
+    out="$out$(printf '%s' "$R" | sed -n 's/.*"kind":"\([a-z_]*\)","reason":"\(.*\)"}$/denied (\1): \2/p'); "
   done
   # A good call still goes through afterwards.
   call 4 check '{"token":"none"}'

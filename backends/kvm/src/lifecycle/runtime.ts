@@ -61,6 +61,12 @@ export interface BrokerLike {
   attachPort(instance: string, clone: number, port: string, target: string): void;
   detachClone(instance: string, clone: number): void;
   listenExposures(): Promise<ExposureInfo[] | void>;
+  /**
+   * Resolves once the broker's connection to each of these ports is up (the
+   * broker connects asynchronously after `attachPort`), or after `timeoutMs`.
+   * Without it, a request that arrives right after apply could find no clone.
+   */
+  whenConnected?(instance: string, clone: number, ports: readonly string[], timeoutMs: number): Promise<boolean>;
   counters(): ChannelCounters[];
   violations(): Violation[];
   close(): Promise<void>;

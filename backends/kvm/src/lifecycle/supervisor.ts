@@ -173,7 +173,7 @@ export class Supervisor {
     for (const id of d.keep) {
       const inst = this.instances.get(id)!;
       inst.plan = byId.get(id)!;
-      if (newBroker) for (const c of inst.clones.values()) if (c.handle) this.attach(id, c);
+      if (newBroker) await Promise.all([...inst.clones.values()].filter((c) => c.handle && c.state !== 'paused').map((c) => this.attach(id, c)));
     }
 
     // Start new and replaced instances: providers before requirers.
@@ -274,15 +274,21 @@ export class Supervisor {
     c.startedAt = Date.now();
     c.state = paused ? 'paused' : 'running';
     handle.exited.then((info) => this.onExit(inst, c, handle, info));
-    if (!paused) this.attach(inst.plan.id, c);
     this.changed();
+    if (!paused) await this.attach(inst.plan.id, c);
   }
 
-  private attach(id: string, c: Clone): void {
+  /** Attaches a clone's ports to the broker and waits until the broker is connected to them. */
+  private async attach(id: string, c: Clone): Promise<void> {
     if (!this.broker || !c.handle) return;
     // Only ports the current plan declares: a kept clone never gains ports, and a port the plan dropped stays dark.
     const declared = new Set(this.instances.get(id)?.plan.ports.map((p) => p.name) ?? []);
-    for (const [port, path] of Object.entries(c.handle.portSockets)) if (declared.has(port)) this.broker.attachPort(id, c.index, port, path);
+    const ports = Object.keys(c.handle.portSockets).filter((p) => declared.has(p));
+    for (const port of ports) this.broker.attachPort(id, c.index, port, c.handle.portSockets[port]);
+    if (this.broker.whenConnected && ports.length > 0) {
+      const ok = await this.broker.whenConnected(id, c.index, ports, 10_000);
+      if (!ok) this.o.log?.(`${id}[${c.index}]: the broker is not connected to every port after 10 s; it keeps retrying`);
+    }
   }
 
   private async stopClone(inst: Instance, c: Clone): Promise<void> {
@@ -354,7 +360,7 @@ export class Supervisor {
       c = inst.clones.get(warm)!;
       await c.handle!.resume();
       c.state = 'running';
-      this.attach(id, c);
+      await this.attach(id, c);
     } else {
       c = this.newClone(inst);
       await this.forkClone(inst, c, false);

@@ -1,0 +1,140 @@
+// The webstack example on real QEMU guests (TCG where KVM does not work):
+// apply, an HTTP round trip web -> auth -> handler -> app -> db and back,
+// refused frames counted while good ones pass, a killed guest restarted,
+// a source change replacing only what changed, SIGKILL of apply, destroy.
+
+import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Plan } from '@mcl/plan';
+import { apply, destroy, logs, status } from '../src/lifecycle/commands';
+import { runDirFor } from '../src/lifecycle/supervise';
+import { readState } from '../../../plan/src/state-store';
+import { planOf as compilePlan, repoRoot, withHostPorts, withWholePathPattern } from './fixtures/plans';
+
+const planOf = (root: string, entry: string) => withWholePathPattern(compilePlan(root, entry));
+import { http, lifecycleOptions, qemuPidsUnder, sleep, until } from './fixtures/vm';
+
+const PORT = 18080 + (process.pid % 1000);
+let ws: string;
+let runDir: string;
+let plan: Plan;
+const opts = () => lifecycleOptions(ws);
+const auth = { authorization: 'Bearer demo-token' };
+
+function pidsOf(s: Awaited<ReturnType<typeof status>>): Record<string, number[]> {
+  return Object.fromEntries(s.instances.map((i) => [i.id, i.clones.map((c) => c.pid ?? -1)]));
+}
+
+beforeAll(async () => {
+  ws = mkdtempSync(join(tmpdir(), 'mcl-web-'));
+  cpSync(join(repoRoot, 'examples/webstack'), ws, { recursive: true });
+  runDir = runDirFor(join(ws, '.mcl', 'state.json'));
+  plan = withHostPorts(planOf(ws, 'webstack.mcl'), () => PORT);
+  const r = await apply(plan, opts(), () => undefined);
+  expect(r.created).toEqual(['app', 'audit', 'auth', 'db', 'handler', 'web']);
+}, 300_000);
+
+afterAll(async () => {
+  const d = await destroy(opts(), () => undefined).catch((e) => e);
+  expect(qemuPidsUnder(runDir)).toEqual([]);
+  rmSync(ws, { recursive: true, force: true });
+  return d;
+}, 120_000);
+
+describe('webstack on QEMU', () => {
+  it('serves an HTTP request through web, auth, handler, app and db with real data', async () => {
+    expect((await http(PORT, '/')).body).toMatch(/mcl webstack/);
+    const placed = await http(PORT, '/orders?item=book&quantity=2', { method: 'POST', headers: auth });
+    expect(placed).toEqual({ status: 201, body: '{"id":"1"}\n' });
+    const again = await http(PORT, '/orders?item=pen&quantity=3', { method: 'POST', headers: auth });
+    expect(again.body).toBe('{"id":"2"}\n');
+    const got = await http(PORT, '/orders/1', { headers: auth });
+    expect(got).toEqual({ status: 200, body: '{"user":"alice","item":"book","quantity":2}\n' });
+    expect((await http(PORT, '/orders/9', { headers: auth })).status).toBe(404);
+    // The app's limit (max_quantity = 5 in the system) is enforced by the app itself.
+    const tooMany = await http(PORT, '/orders?item=book&quantity=7', { method: 'POST', headers: auth });
+    expect(tooMany.status).toBe(422);
+    expect((await http(PORT, '/orders/1')).status).toBe(401);
+    const lines: string[] = [];
+    await logs('audit', { ...opts(), follow: false }, (l) => lines.push(l.text));
+    expect(lines.join('\n')).toMatch(/order 1 placed by alice: 2 x book/);
+  }, 120_000);
+
+  it('refuses malformed, oversized and unknown frames, counts them in status, and keeps the channel working', async () => {
+    const r = await http(PORT, '/probe');
+    expect(r.body).toMatch(/denied \(malformed\)/);
+    expect(r.body).toMatch(/denied \(schema\).*longer than the maximum 256/);
+    expect(r.body).toMatch(/denied \(unknown_op\)/);
+    expect(r.body).toMatch(/then a good call: .*"body":"anonymous"/);
+    const s = await status(opts());
+    const ch = s.channels.find((c) => c.id === 'web.auth->auth.auth')!;
+    expect(ch.violations).toBeGreaterThanOrEqual(3);
+    expect(ch.recent_violations.map((v) => v.kind)).toEqual(expect.arrayContaining(['malformed', 'schema', 'unknown_op']));
+    expect(ch.frames_forward).toBeGreaterThan(0);
+    expect(s.totals.clones).toBe(7);
+    expect(s.totals.pss_bytes).toBeGreaterThan(0);
+    expect(s.totals.pss_bytes).toBeLessThan(s.totals.rss_bytes);
+  }, 60_000);
+
+  it('restarts a killed guest by its policy while the others keep running', async () => {
+    const before = pidsOf(await status(opts()));
+    process.kill(before.db[0], 'SIGKILL');
+    const s = await until('db restarted', async () => {
+      const st = await status(opts());
+      const db = st.instances.find((i) => i.id === 'db')!;
+      return db.clones[0]?.state === 'running' && db.clones[0].pid !== before.db[0] ? st : undefined;
+    });
+    const db = s.instances.find((i) => i.id === 'db')!.clones[0];
+    expect(db.restarts).toBe(1);
+    expect(db.last_exit).toBe('killed by SIGKILL');
+    const after = pidsOf(s);
+    for (const id of ['web', 'auth', 'handler', 'app', 'audit']) expect(after[id]).toEqual(before[id]);
+    // The new db is empty (state lived in the old guest's memory) but serves again.
+    const placed = await until('an order placed after the restart', async () => {
+      const r = await http(PORT, '/orders?item=mug&quantity=1', { method: 'POST', headers: auth });
+      return r.status === 201 ? r : undefined;
+    });
+    expect(placed.body).toBe('{"id":"1"}\n');
+  }, 120_000);
+
+  it('after a source change replaces only the changed instance', async () => {
+    const before = pidsOf(await status(opts()));
+    const src = join(ws, 'webstack.mcl');
+    writeFileSync(src, readFileSync(src, 'utf8').replace('app = App { max_quantity = 5 }', 'app = App { max_quantity = 8 }'));
+    const next = withHostPorts(planOf(ws, 'webstack.mcl'), () => PORT);
+    const r = await apply(next, opts(), () => undefined);
+    expect(r.replaced).toEqual(['app']);
+    expect(r.unchanged).toEqual(['audit', 'auth', 'db', 'handler', 'web']);
+    const after = pidsOf(await status(opts()));
+    expect(after.app).not.toEqual(before.app);
+    for (const id of r.unchanged) expect(after[id]).toEqual(before[id]);
+    const ok = await http(PORT, '/orders?item=book&quantity=7', { method: 'POST', headers: auth });
+    expect(ok.status).toBe(201);
+    plan = next;
+  }, 180_000);
+
+  it('SIGKILL of apply midway, then apply again, converges with no orphan QEMU', async () => {
+    // Replace two instances in a child apply and kill it while it forks.
+    const planFile = join(ws, 'next.plan');
+    const src = join(ws, 'webstack.mcl');
+    writeFileSync(src, readFileSync(src, 'utf8').replace('"mcl webstack"', '"mcl webstack v2"').replace('max_keys: int(1..100000) = 1000', 'max_keys: int(1..100000) = 2000'));
+    const next = withHostPorts(planOf(ws, 'webstack.mcl'), () => PORT);
+    writeFileSync(planFile, JSON.stringify(next));
+    const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'fixtures/apply-entry.ts'), planFile, opts().stateFile, JSON.stringify(opts().supervisorCommand)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    await new Promise<void>((res) => child.stderr.on('data', (d: Buffer) => d.toString().includes('"action":"replace"') && res()));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    const r = await apply(next, opts(), () => undefined);
+    expect([...r.replaced, ...r.unchanged].sort()).toEqual(['app', 'audit', 'auth', 'db', 'handler', 'web']);
+    await sleep(500);
+    const st = readState(opts().stateFile)!;
+    const recorded = (st.backend_data as { processes: { pid: number }[] }).processes.map((p) => p.pid).sort();
+    expect(qemuPidsUnder(runDir).sort()).toEqual(recorded);
+    expect((await http(PORT, '/')).body).toMatch(/mcl webstack v2/);
+  }, 240_000);
+});
