@@ -3,3 +3,6 @@ export * from './diagnostics';
 export * from './text';
 export { parse, type ParseResult, MAX_SYNTAX_DIAGNOSTICS } from './parse';
 export { SyntaxCodes, syntaxDiagnosticInfos, type SyntaxCodeName } from './codes';
+export { tokenize, type LexicalToken } from './lexer';
+export { walk, nodeAt, childrenOf, forEachChild, type Visitor } from './visit';
+export { RESERVED_WORDS, CONTEXTUAL_KEYWORDS, type TokenKind } from './tokens';

@@ -529,3 +529,31 @@ export function describeToken(tok: IToken | undefined): string {
 }
 
 export type { Span };
+
+/** A token for editors: its kind, span and text. Comments are included, in source order. */
+export interface LexicalToken {
+  kind: T.TokenKind | 'comment' | 'docComment';
+  span: Span;
+  text: string;
+}
+
+/**
+ * Tokenises a file for editors (semantic tokens, bracket matching). Contextual
+ * keywords are reported as `contextualKeyword`; whether one is used as a name
+ * is known only to the parser (an `Ident` node covers it then).
+ */
+export function tokenize(text: string): LexicalToken[] {
+  const { tokens, comments } = lex(text, '');
+  const out: LexicalToken[] = [];
+  let c = 0;
+  for (const tok of tokens) {
+    while (c < comments.length && comments[c].span.start < tok.startOffset) pushComment(comments[c++]);
+    out.push({ kind: T.tokenInfo(tok.tokenType)?.kind ?? 'identifier', span: { start: tok.startOffset, end: tok.endOffset + 1 }, text: tok.image });
+  }
+  while (c < comments.length) pushComment(comments[c++]);
+  return out;
+
+  function pushComment(cm: Comment): void {
+    out.push({ kind: cm.kind === 'doc' ? 'docComment' : 'comment', span: cm.span, text: cm.text });
+  }
+}
