@@ -141,7 +141,12 @@ export class Supervisor {
     const templates = [...new Set(toStart.map((id) => byId.get(id)!.template))].sort();
     if (templates.length > 0) {
       emit({ type: 'phase', phase: 'templates', action: 'start', message: `preparing ${templates.length} template(s)` });
-      await this.o.runtime.prepare(plan, templates, emit);
+      try {
+        await this.o.runtime.prepare(plan, templates, emit);
+      } catch (e) {
+        if (e instanceof BackendFailure) throw e;
+        throw new BackendFailure('failure', `preparing the images and templates failed: ${(e as Error).message}`, 'run `mclc doctor` to check QEMU, the kernel and busybox');
+      }
       emit({ type: 'phase', phase: 'templates', action: 'done', message: 'templates ready' });
     }
 
