@@ -134,7 +134,10 @@ export function startServer(connection: Connection, bundleDir: string): void {
       now.add(file);
       void connection.sendDiagnostics({ uri: c.paths.toUri(file), diagnostics: diags.filter((d) => d !== undefined) });
     }
-    for (const file of published) {
+    // Files that were showing problems are cleared, and every open document
+    // hears about each build even when it is clean, so the client knows its
+    // diagnostics are current.
+    for (const file of new Set([...published, ...c.workspace.openFiles()])) {
       if (!now.has(file)) void connection.sendDiagnostics({ uri: c.paths.toUri(file), diagnostics: [] });
     }
     published = now;

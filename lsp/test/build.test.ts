@@ -5,7 +5,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Hover } from 'vscode-languageserver-protocol';
-import { positionAt, startClient, type Client } from './harness';
+import { msg, positionAt, startClient, type Client } from './harness';
 import { at, MAIN, SHOP_FILES } from './fixtures';
 
 let client: Client | undefined;
@@ -29,8 +29,8 @@ describe('build scheduling', () => {
       client.change('main.mcl', MAIN.replace('require db: Kv', `require db: Kv${i}`));
       await new Promise((r) => setTimeout(r, 2));
     }
-    const final = await client.waitForDiagnostics('main.mcl', (ds) => ds.some((d) => /Kv39/.test(d.message)));
-    expect(final.some((d) => /Kv38/.test(d.message))).toBe(false);
+    const final = await client.waitForDiagnostics('main.mcl', (ds) => ds.some((d) => /Kv39/.test(msg(d))));
+    expect(final.some((d) => /Kv38/.test(msg(d)))).toBe(false);
     const after = (await client.conn.sendRequest('mcl/stats')) as Stats;
     expect(after.builds - before.builds).toBeLessThan(20);
   });
@@ -56,7 +56,7 @@ describe('plan request', () => {
     const r = (await client.conn.sendRequest('mcl/plan', { uri: client.uri('main.mcl') })) as { plan?: string; errors: unknown[] };
     expect(r.errors).toEqual([]);
     const plan = JSON.parse(r.plan!);
-    expect(plan.system).toBe('Shop');
+    expect(plan.system).toBe('main.Shop');
     expect(plan.instances.map((i: { id: string }) => i.id)).toEqual(['app', 'db', 'web']);
   });
 

@@ -106,7 +106,8 @@ describe('inlay hints', () => {
     const byLine = new Map(hints.map((h) => [h.position.line, String(h.label)]));
     expect(byLine.get(26)).toBe('×3 · 128MiB each');
     expect(byLine.get(27)).toBe('greeting = "hi"');
-    expect(hints.find((h) => h.position.line === 26)!.position.character).toBe(at(MAIN, 'web = Web', 9) - at(MAIN, 'web = Web'));
+    // Right after the component name of `  web = Web`.
+    expect(hints.find((h) => h.position.line === 26)!.position.character).toBe(at(MAIN, 'web = Web', 9) - at(MAIN, 'web = Web') + 2);
   });
 });
 

@@ -126,6 +126,11 @@ export function rangeOf(text: string, span: { start: number; end: number }): Ran
   return { start: positionAt(text, span.start), end: positionAt(text, span.end) };
 }
 
+/** The text of a diagnostic's message (LSP 3.18 also allows markup). */
+export function msg(d: Diagnostic): string {
+  return typeof d.message === 'string' ? d.message : d.message.value;
+}
+
 export function makeWorkspace(files: Record<string, string>): string {
   const root = mkdtempSync(join(tmpdir(), 'mcl-lsp-'));
   for (const [path, text] of Object.entries(files)) {

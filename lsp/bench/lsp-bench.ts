@@ -1,0 +1,172 @@
+// Language server benchmark. Generates a workspace of about 5,000 lines,
+// starts the bundled server over stdio, and measures:
+//   - edit latency: from `didChange` to the diagnostics of that file being
+//     published (each edit alternately breaks and fixes a reference, so every
+//     build publishes for the edited file), with the default debounce;
+//   - completion and hover latency with no edit pending;
+//   - the server's memory after the runs.
+// Usage: npm run bench:lsp [-- --lines 5000 --edits 60 --debounce 50]
+
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createProtocolConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-languageserver-protocol/node';
+import { ensureServerBuilt, SERVER, STDLIB } from '../test/harness';
+
+const args = process.argv.slice(2);
+const arg = (name: string, def: number): number => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const TARGET_LINES = arg('lines', 5000);
+const EDITS = arg('edits', 60);
+const DEBOUNCE = arg('debounce', 50);
+const SAMPLES = arg('samples', 60);
+
+/** One module: message types, a protocol, components and a system wiring them (about 100 lines). */
+function moduleText(m: number): string {
+  const lines: string[] = [];
+  lines.push(`import std.kv.{Kv}`, `import std.log.{Logs}`, '');
+  lines.push(`/// Request of module ${m}.`, `type Req${m} = {`, `  id: string(1..64)`, `  count: int(0..1000)`, `  tags: list<string(max 32)>(max 16)`, `}`, '');
+  lines.push(`type Resp${m} = union {`, `  ok: Req${m}`, `  missing`, `}`, '');
+  lines.push(`protocol Api${m} {`, `  /// Looks a thing up.`, `  call get(Req${m}) -> Resp${m}`, `  send note(Req${m})`, `}`, '');
+  for (let c = 0; c < 4; c++) {
+    lines.push(
+      `/// Component ${c} of module ${m}.`,
+      `component C${m}_${c} {`,
+      `  memory 64MiB`,
+      `  provide api: Api${m}`,
+      c > 0 ? `  require next: Api${m}` : `  require store: Kv`,
+      `  require log: Logs optional`,
+      `  param level: int(0..10) = ${c}`,
+      `  param name: string(max 32) = "c${c}"`,
+      c === 2 ? `  replicas 2` : `  restart on-failure max 3`,
+      `  program { script "run.sh" }`,
+      `}`,
+      '',
+    );
+  }
+  lines.push(`component Store${m} {`, `  memory 64MiB`, `  provide kv: Kv`, `}`, '');
+  lines.push(`system Sys${m} {`);
+  for (let c = 0; c < 4; c++) lines.push(`  c${c} = C${m}_${c} { level = ${(c + 1) % 10} }`);
+  lines.push(`  store = Store${m}`);
+  lines.push(`  connect c0.store -> store.kv { rate 100/s; timeout 2s }`);
+  for (let c = 1; c < 4; c++) lines.push(`  connect c${c}.next -> c${c - 1}.api { allow get; max_message 4KiB }`);
+  lines.push(`  export api = c3.api`);
+  lines.push(`  policy {`, `    store only from c0`, `  }`, `}`, '');
+  return lines.join('\n');
+}
+
+function generate(root: string): { files: string[]; lines: number; editFile: string } {
+  const files: string[] = [];
+  let lines = 0;
+  let m = 0;
+  while (lines < TARGET_LINES - 20) {
+    const text = moduleText(m);
+    const path = `mods/m${m}.mcl`;
+    mkdirSync(join(root, 'mods'), { recursive: true });
+    writeFileSync(join(root, path), text);
+    files.push(path);
+    lines += text.split('\n').length;
+    m++;
+  }
+  const main = [`system Main {`, ...files.map((_, i) => `  s${i} = mods.m${i}.Sys${i}`), `}`, '', `deploy Main`, ''].join('\n');
+  writeFileSync(join(root, 'main.mcl'), main);
+  files.push('main.mcl');
+  lines += main.split('\n').length;
+  return { files, lines, editFile: files[Math.floor(files.length / 2)] };
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+async function main(): Promise<void> {
+  await ensureServerBuilt();
+  const root = mkdtempSync(join(tmpdir(), 'mcl-lsp-bench-'));
+  const ws = generate(root);
+  const proc = spawn(process.execPath, [SERVER, '--stdio'], { cwd: root, env: { ...process.env, MCL_STDLIB: STDLIB } });
+  const conn = createProtocolConnection(new StreamMessageReader(proc.stdout), new StreamMessageWriter(proc.stdin));
+  const waiting = new Map<string, (count: number) => void>();
+  conn.onNotification('textDocument/publishDiagnostics', (p: { uri: string; diagnostics: unknown[] }) => {
+    const w = waiting.get(p.uri);
+    if (w) {
+      waiting.delete(p.uri);
+      w(p.diagnostics.length);
+    }
+  });
+  conn.onNotification('window/logMessage', () => undefined);
+  conn.listen();
+  const uri = (p: string) => pathToFileURL(join(root, p)).href;
+  const nextDiagnostics = (u: string) => new Promise<number>((resolve) => waiting.set(u, resolve));
+
+  const t0 = performance.now();
+  await conn.sendRequest('initialize', { processId: process.pid, rootUri: pathToFileURL(root).href, capabilities: {}, initializationOptions: { debounceMs: DEBOUNCE, stdlibPath: STDLIB } });
+  await conn.sendNotification('initialized', {});
+  const editUri = uri(ws.editFile);
+  const { readFileSync } = await import('node:fs');
+  const original = readFileSync(join(root, ws.editFile), 'utf8');
+  const broken = original.replace('provide kv: Kv', 'provide kv: Kvx');
+  // The first build: the broken text makes the edited file publish.
+  const first = nextDiagnostics(editUri);
+  await conn.sendNotification('textDocument/didOpen', { textDocument: { uri: editUri, languageId: 'mcl', version: 1, text: broken } });
+  await first;
+  const firstBuild = performance.now() - t0;
+
+  const editMs: number[] = [];
+  for (let i = 0; i < EDITS; i++) {
+    const text = i % 2 === 0 ? original : broken;
+    const wait = nextDiagnostics(editUri);
+    const start = performance.now();
+    await conn.sendNotification('textDocument/didChange', { textDocument: { uri: editUri, version: i + 2 }, contentChanges: [{ text }] });
+    await wait;
+    editMs.push(performance.now() - start);
+  }
+  // Leave the file valid for the request measurements.
+  const settle = nextDiagnostics(editUri);
+  await conn.sendNotification('textDocument/didChange', { textDocument: { uri: editUri, version: EDITS + 10 }, contentChanges: [{ text: original }] });
+  await Promise.race([settle, new Promise((r) => setTimeout(r, 1000))]);
+
+  const lines = original.split('\n');
+  const sysLine = lines.findIndex((l) => l.startsWith('system '));
+  const connectLine = lines.findIndex((l) => l.includes('connect c1.next'));
+  const completionMs: number[] = [];
+  const hoverMs: number[] = [];
+  let completionItems = 0;
+  let hoverOk = 0;
+  for (let i = 0; i < SAMPLES; i++) {
+    let start = performance.now();
+    const c = (await conn.sendRequest('textDocument/completion', { textDocument: { uri: editUri }, position: { line: sysLine + 1, character: 2 } })) as { items: unknown[] } | null;
+    completionMs.push(performance.now() - start);
+    completionItems = c?.items.length ?? 0;
+    start = performance.now();
+    const h = await conn.sendRequest('textDocument/hover', { textDocument: { uri: editUri }, position: { line: connectLine, character: 26 } });
+    hoverMs.push(performance.now() - start);
+    if (h) hoverOk++;
+  }
+  const stats = (await conn.sendRequest('mcl/stats')) as { builds: number; abandoned: number; lastCompileMs: number; memory: NodeJS.MemoryUsage };
+  await conn.sendRequest('shutdown');
+  await conn.sendNotification('exit');
+  conn.dispose();
+  proc.kill();
+  rmSync(root, { recursive: true, force: true });
+
+  const row = (name: string, xs: number[], target: string) =>
+    `| ${name.padEnd(34)} | ${pct(xs, 50).toFixed(1).padStart(7)} | ${pct(xs, 95).toFixed(1).padStart(7)} | ${Math.max(...xs).toFixed(1).padStart(7)} | ${target.padEnd(8)} |`;
+  console.log(`workspace: ${ws.files.length} files, ${ws.lines} lines; debounce ${DEBOUNCE} ms; ${EDITS} edits, ${SAMPLES} samples per request`);
+  console.log(`first build (initialize -> first diagnostics): ${firstBuild.toFixed(0)} ms; last compile ${stats.lastCompileMs.toFixed(1)} ms; builds ${stats.builds}, abandoned ${stats.abandoned}`);
+  console.log(`| ${'measure (ms)'.padEnd(34)} | ${'p50'.padStart(7)} | ${'p95'.padStart(7)} | ${'max'.padStart(7)} | target   |`);
+  console.log(`|${'-'.repeat(36)}|${'-'.repeat(9)}|${'-'.repeat(9)}|${'-'.repeat(9)}|----------|`);
+  console.log(row('didChange -> diagnostics published', editMs, '<= 100'));
+  console.log(row(`completion (${completionItems} items)`, completionMs, '<= 50'));
+  console.log(row(`hover (${hoverOk}/${SAMPLES} answered)`, hoverMs, '<= 50'));
+  console.log(`server memory: rss ${(stats.memory.rss / 2 ** 20).toFixed(0)} MiB, heap used ${(stats.memory.heapUsed / 2 ** 20).toFixed(0)} MiB`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
