@@ -21,7 +21,7 @@ export function inAutomation(env: NodeJS.ProcessEnv = process.env): boolean {
 }
 
 export function colorEnabled(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
-  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return true;
+  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '' && env.FORCE_COLOR !== '0') return true;
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
   if (inAutomation(env)) return false;
   return stream.isTTY === true;
