@@ -55,6 +55,10 @@ const HIGH_WATER = 256 * 1024;
 /** Above this many bytes queued to a peer, notices to it (denied, notify) are dropped rather than queued. */
 const DROP_WATER = 4 * 1024 * 1024;
 const LATENCY_SAMPLES = 1024;
+/** Violations within PENALTY_WINDOW_MS after which a sender's socket is paused for PENALTY_PAUSE_MS. */
+const PENALTY_VIOLATIONS = 64;
+const PENALTY_WINDOW_MS = 100;
+const PENALTY_PAUSE_MS = 50;
 /** Longest error text a provider may send; longer ones are cut. */
 const MAX_ERROR_TEXT = 1024;
 
@@ -266,6 +270,7 @@ export class Broker extends EventEmitter {
   private nextSession = 1;
   private closed = false;
   private batching = false;
+  private readonly penalties = new WeakMap<Duplex, { start: number; count: number; paused: boolean }>();
   private readonly corked: Duplex[] = [];
 
   constructor(plan: Plan, options: BrokerOptions = {}) {
@@ -607,7 +612,7 @@ export class Broker extends EventEmitter {
       this.batch(() => conn.splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
     });
     stream.on('drain', () => {
-      for (const s of conn.pausedSources) s.resume();
+      for (const s of conn.pausedSources) if (!this.penalties.get(s)?.paused) s.resume();
       conn.pausedSources.clear();
     });
     stream.on('error', () => {
@@ -1361,8 +1366,40 @@ export class Broker extends EventEmitter {
     const notice = `{"t":"denied"${idPart},"kind":"${kind}","reason":${JSON.stringify(detail)}}\n`;
     if (requester?.write) requester.write(notice, true);
     else if (conn) this.writeTo(conn, notice, true);
+    this.penalise(requester?.pausable ?? conn?.stream ?? null);
     this.emit('violation', v);
     this.logViolation(v);
+  }
+
+  /**
+   * A sender that keeps breaking the rules is read more slowly: after
+   * PENALTY_VIOLATIONS violations within PENALTY_WINDOW_MS its socket is paused
+   * for PENALTY_PAUSE_MS. This bounds the broker time a hostile peer can take
+   * from the other channels; only its own (already failing) traffic waits.
+   */
+  private penalise(stream: Duplex | null): void {
+    if (!stream) return;
+    const now = performance.now();
+    let p = this.penalties.get(stream);
+    if (!p) {
+      p = { start: now, count: 0, paused: false };
+      this.penalties.set(stream, p);
+    }
+    if (now - p.start > PENALTY_WINDOW_MS) {
+      p.start = now;
+      p.count = 0;
+    }
+    p.count++;
+    if (p.count < PENALTY_VIOLATIONS || p.paused) return;
+    p.paused = true;
+    p.count = 0;
+    stream.pause();
+    const state = p;
+    const t = setTimeout(() => {
+      state.paused = false;
+      if (!stream.destroyed) stream.resume();
+    }, PENALTY_PAUSE_MS);
+    t.unref?.();
   }
 
   /** Logs violations with at most 10 lines per second per (channel, kind); the rest are summarised. */

@@ -231,6 +231,73 @@ describe('enforcement', () => {
   });
 });
 
+describe('isolation', () => {
+  it('keeps a good channel answering with bounded latency while a hostile peer floods junk and does not read', async () => {
+    // A long timeout on the good channel: the assertion on latency below says what is acceptable.
+    await broker.close();
+    const plan = testPlan();
+    plan.channels.find((c) => c.id === 'client.kv->db.kv')!.invariants.timeout_ms = 10_000;
+    broker = new Broker(plan, { reconnectDelayMs: 10 });
+    const db = await fake('db', 0, 'kv');
+    db.handler = kvHandler();
+    const client = await fake('client', 0, 'kv');
+    const flood = await fake('flood', 0, 'kv');
+    // The hostile peer never reads what the broker tells it.
+    flood.socket!.pause();
+    const rtts = async (n: number, minMs = 0) => {
+      const out: number[] = [];
+      const until = performance.now() + minMs;
+      for (let i = 0; i < n || performance.now() < until; i++) {
+        const t0 = performance.now();
+        client.send({ t: 'call', op: 'get', id: i, body: { key: 'a' } });
+        const r = await client.next();
+        expect(r).toMatchObject({ t: 'reply', id: i });
+        out.push(performance.now() - t0);
+      }
+      return out.sort((a, b) => a - b);
+    };
+    const quiet = await rtts(50);
+    let flooding = true;
+    const junk = [
+      'not json at all\n',
+      '{"t":"call","op":"get","id":1,"body":{"key":"a"}}\n',
+      '{"t":"send","op":"log","body":{"message":"x"}}\n',
+      '{"t":"call","op":"nope","id":2,"body":{}}\n',
+      'x'.repeat(3000) + '\n',
+    ].join('');
+    let sent = 0;
+    const pump = () => {
+      if (!flooding) return;
+      // Keep a bounded amount queued so the test process itself stays responsive.
+      if (flood.socket!.writableLength < 1 << 20) {
+        for (let i = 0; i < 50; i++) flood.raw(junk);
+        sent += 50 * junk.length;
+      }
+      setImmediate(pump);
+    };
+    pump();
+    await new Promise((r) => setTimeout(r, 100));
+    const t1 = performance.now();
+    const loud = await rtts(50, 600);
+    flooding = false;
+    const seconds = (performance.now() - t1) / 1000 + 0.2;
+    const fc = counter('flood.kv->db.kv');
+    expect(sent).toBeGreaterThan(1 << 20);
+    // The hostile socket is read in bursts (it is paused for a while after every 64 violations), and every
+    // kind of junk in each burst is refused and counted.
+    expect(fc.violations_total).toBeGreaterThan(300);
+    for (const k of ['malformed', 'oversize', 'rate'] as const) expect(fc.violations[k] ?? 0).toBeGreaterThan(20);
+    // Nothing from the flood got through beyond its token bucket (burst 5 + 20/s).
+    expect(fc.frames_to_provider).toBeLessThanOrEqual(5 + Math.ceil(20 * seconds) + 1);
+    expect(counter('client.kv->db.kv').violations_total).toBe(0);
+    const p99 = loud[Math.floor(loud.length * 0.99)];
+    const p50 = loud[Math.floor(loud.length * 0.5)];
+    console.log(`quiet max ${quiet[quiet.length - 1].toFixed(2)} ms, flooded (${loud.length} calls) p50 ${p50.toFixed(2)} p99 ${p99.toFixed(2)} ms, ${(sent / 1e6).toFixed(1)} MB of junk in ${seconds.toFixed(2)} s, ${fc.violations_total} violations`);
+    // Generous: this machine is shared; the point is that the good channel is not starved.
+    expect(p99).toBeLessThan(Math.max(250, quiet[quiet.length - 1] * 20));
+  });
+});
+
 describe('replicas and sessions', () => {
   it('spreads calls round-robin over the attached replicas', async () => {
     const reps = [];
