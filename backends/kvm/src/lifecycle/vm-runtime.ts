@@ -94,7 +94,7 @@ export class VmRuntime implements GuestRuntime {
     });
     const identify = () =>
       clone.sendIdentity(
-        { instanceId: req.instance.id, clone: req.index, ports: req.instance.ports.map((p) => ({ name: p.name, slot: p.slot })), program: programFor(req.instance) },
+        { instanceId: req.instance.id, clone: req.index, ports: req.instance.ports.map((p) => ({ name: p.name, slot: p.slot })), program: programFor(req.instance, req.index) },
         req.readyTimeoutMs,
       );
     try {
@@ -116,11 +116,12 @@ function templateKey(plan: Plan, id: string): string {
 
 /**
  * The program with the instance's parameters in its environment, so a guest
- * script reads `$MCL_PARAM_<name>` (JSON for non-string values). The plan's
+ * script reads `$MCL_PARAM_<name>` (JSON for non-string values), and its
+ * instance id and clone index in `$MCL_INSTANCE` and `$MCL_CLONE`. The plan's
  * own env wins on a clash.
  */
-export function programFor(inst: PlanInstance): PlanInstance['program'] {
-  const env: Record<string, string> = { MCL_INSTANCE: inst.id };
+export function programFor(inst: PlanInstance, clone = 0): PlanInstance['program'] {
+  const env: Record<string, string> = { MCL_INSTANCE: inst.id, MCL_CLONE: String(clone) };
   for (const [k, v] of Object.entries(inst.params)) env[`MCL_PARAM_${k.toUpperCase()}`] = typeof v === 'string' ? v : JSON.stringify(v);
   return { ...inst.program, env: { ...env, ...inst.program.env } };
 }
