@@ -20,6 +20,13 @@ export interface Context {
   /** Exposures in host-port order. */
   exposures: PlanExposure[];
   graph: Graph;
+  /** Node of each channel's requiring and providing instance (by channel index), -1 when not in the plan. */
+  channelFrom: Int32Array;
+  channelTo: Int32Array;
+  /** Operation kinds of each channel: bit 1 call, 2 send, 4 notify. */
+  channelKinds: Uint8Array;
+  /** Node of each exposure's instance, -1 when not in the plan. */
+  exposureTo: Int32Array;
   checks: PlanCheck[];
   diagnostics: Diagnostic[];
 }
@@ -30,13 +37,35 @@ export function createContext(input: PolicyInput): Context {
   const byId = new Map<string, PlanInstance>();
   for (const inst of input.instances ?? []) if (!byId.has(inst.id)) byId.set(inst.id, inst);
   const instances = ids.map((id) => byId.get(id)!);
-  const channels = [...(input.channels ?? [])].sort((a, b) => compareStrings(a.id, b.id));
+  const given = input.channels ?? [];
+  let channels = given;
+  for (let i = 1; i < given.length; i++) {
+    if (!(given[i - 1].id < given[i].id)) {
+      channels = [...given].sort((a, b) => compareStrings(a.id, b.id));
+      break;
+    }
+  }
   const exposures = [...(input.exposures ?? [])].sort(
     (a, b) => a.host_port - b.host_port || compareStrings(a.instance, b.instance) || compareStrings(a.port, b.port),
   );
-  const graph = channelGraph(ids, index, channels, exposures);
-  return { input, instances, channels, exposures, graph, checks: [], diagnostics: [] };
+  const channelFrom = new Int32Array(channels.length);
+  const channelTo = new Int32Array(channels.length);
+  const channelKinds = new Uint8Array(channels.length);
+  channels.forEach((c, k) => {
+    channelFrom[k] = index.get(c.from.instance) ?? -1;
+    channelTo[k] = index.get(c.to.instance) ?? -1;
+    let kinds = 0;
+    for (const op of c.ops ?? []) kinds |= op.kind === 'call' ? KIND_CALL : op.kind === 'send' ? KIND_SEND : op.kind === 'notify' ? KIND_NOTIFY : 0;
+    channelKinds[k] = kinds;
+  });
+  const exposureTo = new Int32Array(exposures.map((x) => index.get(x.instance) ?? -1));
+  const graph = channelGraph(ids, index, channelFrom, channelTo, exposureTo);
+  return { input, instances, channels, exposures, graph, channelFrom, channelTo, channelKinds, exposureTo, checks: [], diagnostics: [] };
 }
+
+export const KIND_CALL = 1;
+export const KIND_SEND = 2;
+export const KIND_NOTIFY = 4;
 
 export function exposureNote(x: PlanExposure): string {
   return `outside, through tcp ${x.host_port} -> ${x.instance}.${x.port}`;

@@ -3,7 +3,7 @@
 // for the response of the next. Each cycle is reported once, as the shortest
 // cycle through the smallest instance id of its strongly connected component.
 
-import { addCheck, channelRef, describePath, pathSteps, relatedFor, report, type Context, type Counterexample } from './context';
+import { addCheck, channelRef, KIND_CALL, describePath, pathSteps, relatedFor, report, type Context, type Counterexample } from './context';
 import { channelGraph, shortestPath, stronglyConnected } from './graph';
 
 /** Cycles reported one by one at most; the summary still counts them all. */
@@ -11,7 +11,7 @@ const MAX_REPORTED = 50;
 
 export function checkCallCycles(ctx: Context): void {
   const g = ctx.graph;
-  const calls = channelGraph(g.ids, g.index, ctx.channels, [], (c) => (c.ops ?? []).some((o) => o.kind === 'call'));
+  const calls = channelGraph(g.ids, g.index, ctx.channelFrom, ctx.channelTo, new Int32Array(0), (k) => (ctx.channelKinds[k] & KIND_CALL) !== 0);
   const { comp, count } = stronglyConnected(calls, g.n);
   const size = new Int32Array(count);
   const smallest = new Int32Array(count).fill(-1);

@@ -16,12 +16,15 @@ import {
   describePath,
   exposureNote,
   instanceRef,
+  KIND_CALL,
+  KIND_NOTIFY,
+  KIND_SEND,
   relatedFor,
   report,
   type Context,
   type Counterexample,
 } from './context';
-import { buildGraph, compareStrings, type EdgeSpec, type Graph } from './graph';
+import { buildGraph, compareStrings, EdgeList, type Graph } from './graph';
 import { OUTSIDE, suggest } from './names';
 import { resolveOrReport } from './reach';
 import type { ScopedRule } from './types';
@@ -166,15 +169,16 @@ export function propagate(ctx: Context, order: LabelOrderInfo): FlowResult {
       decl[v * L + from] = to;
     }
   }
-  const edges: EdgeSpec[] = [];
-  ctx.channels.forEach((c, k) => {
-    const a = g.index.get(c.from.instance);
-    const b = g.index.get(c.to.instance);
-    if (a === undefined || b === undefined) return;
-    const kinds = new Set((c.ops ?? []).map((o) => o.kind));
-    if (kinds.has('call') || kinds.has('send')) edges.push({ from: a, to: b, edge: k });
-    if (kinds.has('call') || kinds.has('notify')) edges.push({ from: b, to: a, edge: k });
-  });
+  const edges = new EdgeList();
+  for (let k = 0; k < ctx.channels.length; k++) {
+    const a = ctx.channelFrom[k];
+    const b = ctx.channelTo[k];
+    if (a < 0 || b < 0) continue;
+    const kinds = ctx.channelKinds[k];
+    // Requests (call, send) carry data to the provider; responses (call) and notifications back.
+    if (kinds & (KIND_CALL | KIND_SEND)) edges.push(a, b, k);
+    if (kinds & (KIND_CALL | KIND_NOTIFY)) edges.push(b, a, k);
+  }
   const flow = buildGraph(g.ids, g.index, edges);
   const S = n * L;
   const held = new Uint8Array(S);

@@ -8,7 +8,7 @@
 // channel index (>= 0) into the sorted channel list, or an exposure index k
 // encoded as -(k + 1).
 
-import type { PlanChannel, PlanExposure, PlanInstance } from '@mcl/plan';
+import type { PlanInstance } from '@mcl/plan';
 
 export interface Graph {
   /** Number of instances; node `n` is `outside`. */
@@ -25,38 +25,83 @@ export function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+function isSorted(xs: readonly string[]): boolean {
+  for (let i = 1; i < xs.length; i++) if (!(xs[i - 1] < xs[i])) return false;
+  return true;
+}
+
+/** Sorts in code-unit order, skipping the sort when the list already is (plans list everything sorted). */
+export function sortedStrings(xs: string[]): string[] {
+  return isSorted(xs) ? xs : [...new Set(xs)].sort(compareStrings);
+}
+
 /** Instance ids sorted in code-unit order and their node numbers. */
 export function indexInstances(instances: readonly PlanInstance[]): { ids: string[]; index: Map<string, number> } {
-  const ids = [...new Set(instances.map((i) => i.id))].sort(compareStrings);
+  const ids = sortedStrings(instances.map((i) => i.id));
   const index = new Map<string, number>();
   ids.forEach((id, i) => index.set(id, i));
   return { ids, index };
 }
 
-export interface EdgeSpec {
-  from: number;
-  to: number;
-  /** Channel index, or -(exposure index + 1). */
-  edge: number;
+/** A growable list of edges in parallel typed arrays. */
+export class EdgeList {
+  from = new Int32Array(16);
+  to = new Int32Array(16);
+  edge = new Int32Array(16);
+  length = 0;
+
+  /** `edge` is a channel index, or -(exposure index + 1). */
+  push(from: number, to: number, edge: number): void {
+    if (this.length === this.from.length) {
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.from = grow(this.from);
+      this.to = grow(this.to);
+      this.edge = grow(this.edge);
+    }
+    this.from[this.length] = from;
+    this.to[this.length] = to;
+    this.edge[this.length++] = edge;
+  }
 }
 
 /**
  * Builds the CSR graph from an edge list. Out-edges of a node are ordered by
  * target node, then by edge label, so that every traversal is deterministic.
  */
-export function buildGraph(ids: string[], index: Map<string, number>, edges: EdgeSpec[]): Graph {
+export function buildGraph(ids: string[], index: Map<string, number>, edges: EdgeList): Graph {
   const n = ids.length;
   const nodes = n + 1;
+  const m = edges.length;
   const start = new Int32Array(nodes + 1);
-  for (const e of edges) start[e.from + 1]++;
+  for (let k = 0; k < m; k++) start[edges.from[k] + 1]++;
   for (let v = 0; v < nodes; v++) start[v + 1] += start[v];
-  const sorted = [...edges].sort((a, b) => a.from - b.from || a.to - b.to || a.edge - b.edge);
-  const to = new Int32Array(sorted.length);
-  const edge = new Int32Array(sorted.length);
-  sorted.forEach((e, i) => {
-    to[i] = e.to;
-    edge[i] = e.edge;
-  });
+  const fill = start.slice(0, nodes);
+  const to = new Int32Array(m);
+  const edge = new Int32Array(m);
+  for (let k = 0; k < m; k++) {
+    const at = fill[edges.from[k]]++;
+    to[at] = edges.to[k];
+    edge[at] = edges.edge[k];
+  }
+  // Out-degrees are small, so an insertion sort per node beats sorting the whole edge list.
+  for (let v = 0; v < nodes; v++) {
+    for (let i = start[v] + 1; i < start[v + 1]; i++) {
+      const t = to[i];
+      const l = edge[i];
+      let j = i - 1;
+      while (j >= start[v] && (to[j] > t || (to[j] === t && edge[j] > l))) {
+        to[j + 1] = to[j];
+        edge[j + 1] = edge[j];
+        j--;
+      }
+      to[j + 1] = t;
+      edge[j + 1] = l;
+    }
+  }
   return { n, ids, index, start, to, edge };
 }
 
@@ -86,13 +131,9 @@ export interface BfsOptions {
  */
 export function shortestPath(g: Graph, sources: readonly number[], opts: BfsOptions): Path | undefined {
   const nodes = g.n + 1;
-  const dist = new Int32Array(nodes).fill(-1);
-  const parent = new Int32Array(nodes);
-  const parentEdge = new Int32Array(nodes);
-  // A node can be queued twice (once as a source, once when reached), so the
-  // queue holds up to 2 * nodes entries and records the level of each entry.
-  const queue = new Int32Array(2 * nodes);
-  const level = new Int32Array(2 * nodes);
+  const w = workspace(nodes, sources.length);
+  const { seen, dist, parent, parentEdge, queue, level } = w;
+  const stamp = w.stamp;
   let head = 0;
   let tail = 0;
   for (const s of sources) {
@@ -105,7 +146,8 @@ export function shortestPath(g: Graph, sources: readonly number[], opts: BfsOpti
     const d = level[head++];
     for (let i = g.start[u]; i < g.start[u + 1]; i++) {
       const v = g.to[i];
-      if (dist[v] !== -1 || (blocked && blocked[v])) continue;
+      if (seen[v] === stamp || (blocked && blocked[v])) continue;
+      seen[v] = stamp;
       dist[v] = d + 1;
       parent[v] = u;
       parentEdge[v] = g.edge[i];
@@ -115,6 +157,45 @@ export function shortestPath(g: Graph, sources: readonly number[], opts: BfsOpti
     }
   }
   return undefined;
+}
+
+/**
+ * Buffers of the breadth-first search, reused across searches: a checker run
+ * makes one search per rule, and allocating them each time on graphs of tens
+ * of thousands of nodes dominated the run time through garbage collection.
+ * `seen[v] === stamp` marks the nodes of the current search, so nothing needs
+ * clearing between searches. Searches never nest, so one set suffices.
+ */
+interface Workspace {
+  stamp: number;
+  seen: Int32Array;
+  dist: Int32Array;
+  parent: Int32Array;
+  parentEdge: Int32Array;
+  queue: Int32Array;
+  level: Int32Array;
+}
+
+let shared: Workspace | undefined;
+
+function workspace(nodes: number, sources: number): Workspace {
+  // A node is queued at most once when reached plus once per occurrence in `sources`.
+  const queueSize = nodes + sources;
+  if (!shared || shared.seen.length < nodes || shared.queue.length < queueSize || shared.stamp >= 0x7ffffff0) {
+    const size = Math.max(nodes, shared?.seen.length ?? 0);
+    const qsize = Math.max(queueSize, size * 2);
+    shared = {
+      stamp: 0,
+      seen: new Int32Array(size),
+      dist: new Int32Array(size),
+      parent: new Int32Array(size),
+      parentEdge: new Int32Array(size),
+      queue: new Int32Array(qsize),
+      level: new Int32Array(qsize),
+    };
+  }
+  shared.stamp++;
+  return shared;
 }
 
 function rebuild(target: number, dist: Int32Array, parent: Int32Array, parentEdge: Int32Array): Path {
@@ -192,25 +273,27 @@ export function stronglyConnected(g: Graph, nodes: number): { comp: Int32Array; 
   return { comp, count };
 }
 
-/** Builds the graph of instances joined by channels (and `outside` by exposures). */
+/**
+ * Builds the graph of instances joined by channels (and `outside` by
+ * exposures) from the endpoint nodes of each channel and exposure (-1 for an
+ * endpoint that is not in the plan; such edges are left out).
+ */
 export function channelGraph(
   ids: string[],
   index: Map<string, number>,
-  channels: readonly PlanChannel[],
-  exposures: readonly PlanExposure[],
-  keep: (c: PlanChannel) => boolean = () => true,
+  channelFrom: Int32Array,
+  channelTo: Int32Array,
+  exposureTo: Int32Array,
+  keep: (channel: number) => boolean = () => true,
 ): Graph {
-  const edges: EdgeSpec[] = [];
-  channels.forEach((c, k) => {
-    const from = index.get(c.from.instance);
-    const to = index.get(c.to.instance);
-    if (from === undefined || to === undefined || !keep(c)) return;
-    edges.push({ from, to, edge: k });
-  });
-  exposures.forEach((x, k) => {
-    const to = index.get(x.instance);
-    if (to === undefined) return;
-    edges.push({ from: ids.length, to, edge: -(k + 1) });
-  });
+  const edges = new EdgeList();
+  for (let k = 0; k < channelFrom.length; k++) {
+    if (channelFrom[k] < 0 || channelTo[k] < 0 || !keep(k)) continue;
+    edges.push(channelFrom[k], channelTo[k], k);
+  }
+  for (let k = 0; k < exposureTo.length; k++) {
+    if (exposureTo[k] < 0) continue;
+    edges.push(ids.length, exposureTo[k], -(k + 1));
+  }
   return buildGraph(ids, index, edges);
 }

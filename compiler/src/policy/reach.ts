@@ -104,21 +104,21 @@ function checkOnlyFrom(
   let violations = 0;
   // Channels in id order, then exposures in host-port order: the first one is the check's counterexample.
   const offending: { steps: Counterexample; what: string; from: string }[] = [];
-  ctx.channels.forEach((c) => {
-    const from = g.index.get(c.from.instance);
-    const to = g.index.get(c.to.instance);
-    if (from === undefined || to === undefined) return;
-    if (!inTarget[to] || inTarget[from] || allowed[from]) return;
+  for (let k = 0; k < ctx.channels.length; k++) {
+    const from = ctx.channelFrom[k];
+    const to = ctx.channelTo[k];
+    if (from < 0 || to < 0 || !inTarget[to] || inTarget[from] || allowed[from]) continue;
+    const c = ctx.channels[k];
     offending.push({
       steps: [{ instance: c.from.instance }, { channel: c.id }, { instance: c.to.instance }],
       what: `channel \`${c.id}\` comes from \`${c.from.instance}\``,
       from: c.from.instance,
     });
-  });
+  }
   if (!allowed[g.n]) {
-    for (const x of ctx.exposures) {
-      const to = g.index.get(x.instance);
-      if (to === undefined || !inTarget[to]) continue;
+    for (const [k, x] of ctx.exposures.entries()) {
+      const to = ctx.exposureTo[k];
+      if (to < 0 || !inTarget[to]) continue;
       offending.push({
         steps: [{ note: exposureNote(x) }, { instance: x.instance }],
         what: `\`${x.instance}.${x.port}\` is exposed on tcp ${x.host_port}, so it accepts connections from outside`,
@@ -368,19 +368,13 @@ export function checkExposedOnly(ctx: Context, sr: ScopedRule, rule: ExposedOnly
 /** The `wiring` summary: what the graph looks like, so the plan records that it was checked. */
 export function wiringSummary(ctx: Context): void {
   const g = ctx.graph;
-  const skipped = ctx.channels.filter((c) => !g.index.has(c.from.instance) || !g.index.has(c.to.instance));
+  const skipped = ctx.channels.filter((_, k) => ctx.channelFrom[k] < 0 || ctx.channelTo[k] < 0);
   const degree = new Uint8Array(g.n);
-  for (const c of ctx.channels) {
-    const a = g.index.get(c.from.instance);
-    const b = g.index.get(c.to.instance);
-    if (a === undefined || b === undefined) continue;
-    degree[a] = 1;
-    degree[b] = 1;
+  for (let k = 0; k < ctx.channels.length; k++) {
+    if (ctx.channelFrom[k] >= 0) degree[ctx.channelFrom[k]] = 1;
+    if (ctx.channelTo[k] >= 0) degree[ctx.channelTo[k]] = 1;
   }
-  for (const x of ctx.exposures) {
-    const a = g.index.get(x.instance);
-    if (a !== undefined) degree[a] = 1;
-  }
+  for (const v of ctx.exposureTo) if (v >= 0) degree[v] = 1;
   let isolated = 0;
   for (let v = 0; v < g.n; v++) if (!degree[v]) isolated++;
   const base =
