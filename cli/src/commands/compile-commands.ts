@@ -1,7 +1,7 @@
 // The commands that compile sources: validate, plan, graph; and show, which
 // reads a plan file.
 
-import { relative, resolve } from 'node:path';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { diffPlan, prettyJson, type Plan } from '@mcl/plan';
 import type { Diagnostic } from '@mcl/language';
 import { compileWorkspace, exitCodeFor, knownDiagnosticCodes, type CompileOutcome } from '../compile';
@@ -92,8 +92,8 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
     planFile = resolve(ctx.cwd, o.out);
     writeAtomic(planFile, prettyJson(plan), ctx.cwd);
   }
-  const shownPlanFile = planFile ? relative(ctx.cwd, planFile) || planFile : null;
-  const shownState = state ? relative(ctx.cwd, statePath) || statePath : null;
+  const shownPlanFile = planFile ? shownPath(ctx, planFile) : null;
+  const shownState = state ? shownPath(ctx, statePath) : null;
 
   if (o.json) {
     const shown = redactPlan(plan);
@@ -132,13 +132,19 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
     lines.push(...renderChecks(plan.checks, s), ...renderResources(plan, s), '');
     lines.push(s.bold(changes.summary));
     if (shownPlanFile) {
-      const rootArg = relative(ctx.cwd, ws.root) ? ` --root ${relative(ctx.cwd, ws.root)}` : '';
+      const rootArg = relative(ctx.cwd, ws.root) ? ` --root ${shownPath(ctx, ws.root)}` : '';
       lines.push(`Saved the plan to ${shownPlanFile}. Apply it with: mclc apply ${shownPlanFile}${rootArg}`);
     }
     ctx.out(lines.join('\n') + '\n');
   }
   if (o.detailedExitcode && changes.has_changes) return ExitCode.Changes;
   return ExitCode.Ok;
+}
+
+/** A path as people should read it: relative to the current directory when it is below it, else absolute. */
+function shownPath(ctx: Context, abs: string): string {
+  const rel = relative(ctx.cwd, abs);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : abs;
 }
 
 function countsOf(d: { error_count: number; warning_count: number }) {
@@ -162,7 +168,8 @@ export async function graphCommand(ctx: Context, paths: string[], o: SourceOptio
   const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true });
   printDiagnostics(ctx, out.diagnostics, out, ws, false);
   const code = exitCodeFor(out.diagnostics);
-  if (code !== ExitCode.Ok || !out.plan) return code === ExitCode.Ok ? ExitCode.Internal : code;
+  if (code !== ExitCode.Ok) return code;
+  if (!out.plan) throw new Error('the compiler reported no errors but returned no plan');
   const dot = planToDot(out.plan);
   const text = format === 'svg' ? await dotToSvg(dot) : dot;
   if (o.out) writeAtomic(resolve(ctx.cwd, o.out), text, ctx.cwd);
