@@ -63,7 +63,7 @@ export async function forkClone(template: Template, options: CloneOptions): Prom
   const qmpSocket = options.qmpSocket ?? `${options.controlSocket}.qmp`;
   // Stale sockets from a previous process at the same path would make QEMU fail to listen.
   for (const p of [options.controlSocket, qmpSocket, ...options.dataPortSockets]) if (p) await unlink(p).catch(() => undefined);
-  const args = qemuArgs(layoutOf(template), {
+  const args = qemuArgs(layoutOf(template, true), {
     name: options.name,
     shareMemory: false,
     controlSocket: options.controlSocket,

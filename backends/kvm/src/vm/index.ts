@@ -76,8 +76,8 @@ export { forkClone } from './clone';
  */
 export { probeAccelerator } from './accel';
 
-/** `readMemory(pid)`: RSS, PSS, private and shared bytes from /proc/<pid>/smaps_rollup. */
-export { readMemory, readCpuMs } from './memory';
+/** `readMemory(pid)`: RSS, PSS, private and shared bytes from /proc/<pid>/smaps_rollup; `readMappingPrivate(pid, template.memPath)`: guest pages a clone copied on write. */
+export { readMemory, readCpuMs, readMappingPrivate } from './memory';
 
 /** `doctor()`: QEMU, kernel, busybox, /dev/kvm, accelerator, vhost-vsock, cache and shm directories. */
 export { doctor } from './doctor';

@@ -32,3 +32,18 @@ export async function readCpuMs(pid: number): Promise<number> {
   const stime = Number(fields[12]);
   return (utime + stime) * 10;
 }
+
+/**
+ * Private bytes (clean + dirty) of the mappings of `file` in a process: for a
+ * clone and its template RAM file, the guest pages it copied on write.
+ */
+export async function readMappingPrivate(pid: number, file: string): Promise<number> {
+  const text = await readFile(`/proc/${pid}/smaps`, 'utf8');
+  let total = 0;
+  for (const block of text.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+    const header = block.slice(0, block.indexOf('\n'));
+    if (!header.endsWith(` ${file}`) && !header.endsWith(` ${file} (deleted)`)) continue;
+    for (const m of block.matchAll(/^Private_(?:Clean|Dirty):\s+(\d+) kB/gm)) total += Number(m[1]) * 1024;
+  }
+  return total;
+}

@@ -52,7 +52,10 @@ export function qemuArgs(layout: QemuLayout, inst: QemuInstanceArgs): string[] {
   const mem = `${Math.round(layout.memoryBytes / (1024 * 1024))}M`;
   const args: string[] = ['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-name', opt(inst.name)];
   const machineOpts = layout.machine === 'microvm' ? ',x-option-roms=off,isa-serial=on,rtc=on' : '';
-  args.push('-machine', `${layout.machine},accel=${layout.accel},memory-backend=mem${machineOpts}`);
+  args.push('-machine', `${layout.machine},memory-backend=mem${machineOpts}`);
+  // TCG's translation cache defaults to 1 GiB of address space; a bound keeps what an idle clone touches small.
+  const tb = process.env.MCL_TCG_TB_MIB;
+  args.push('-accel', layout.accel === 'tcg' ? `tcg${tb ? `,tb-size=${Number(tb)}` : ''}` : 'kvm');
   // TCG: `max` exposes RDRAND/RDSEED, which the guest uses to seed its RNG. KVM: the default model, since
   // `-cpu host` aborted on some hosts.
   if (layout.accel === 'tcg') args.push('-cpu', 'max');
