@@ -91,6 +91,7 @@ describe.skipIf(!BUSYBOX)('mcl-msg under busybox sh', () => {
     void broker.attachPort('db', 0, 'kv', fifoPort(dbDev, 'kv'));
     void broker.attachPort('client', 0, 'kv', fifoPort(clientDev, 'kv'));
     void broker.attachPort('client', 0, 'loose', fifoPort(clientDev, 'loose'));
+    void broker.attachPort('client', 0, 'rep', fifoPort(clientDev, 'rep'));
     flood = await FakePort.listen(join(dir, 'flood.sock'));
     fakes.push(flood);
     void broker.attachPort('flood', 0, 'kv', flood.path);
@@ -165,6 +166,25 @@ describe.skipIf(!BUSYBOX)('mcl-msg under busybox sh', () => {
     // Well before the channel's 300 ms timeout.
     expect(Date.now() - t0).toBeLessThan(280);
     expect(broker.violations().some((v) => v.instance === 'db' && v.kind === 'malformed')).toBe(true);
+  });
+
+  it('gives up with exit code 3 when no answer comes within MCL_TIMEOUT', async () => {
+    // A replica that takes calls and never answers; the channel's own timeout (2 s) is longer than MCL_TIMEOUT.
+    const silent = await FakePort.listen(join(dir, 'rep.sock'));
+    fakes.push(silent);
+    void broker.attachPort('rep', 0, 'kv', silent.path);
+    await silent.connected();
+    const t0 = Date.now();
+    const r = await new Promise<{ code: number | null; stderr: string }>((done) => {
+      const c = spawn(join(bin, 'mcl-msg'), ['call', 'rep', 'get', '{"key":"a"}'], { env: { ...env(clientDev), MCL_TIMEOUT: '1' } });
+      let stderr = '';
+      c.stderr.on('data', (d) => (stderr += d));
+      c.on('close', (code) => done({ code, stderr }));
+    });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/no answer within 1 s/);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect((await silent.next()).op).toBe('get');
   });
 
   it('extracts fields and escapes strings for handlers', () => {
