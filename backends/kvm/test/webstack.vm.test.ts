@@ -116,6 +116,26 @@ describe('webstack on QEMU', () => {
     plan = next;
   }, 180_000);
 
+  it('two concurrent applies: the second fails naming the holder, or waits for it', async () => {
+    let locked = false;
+    const first = apply(plan, { ...opts(), replace: ['db'] }, (e) => {
+      if (e.type === 'instance' && e.action === 'replace') locked = true;
+    });
+    await until('the first apply to be under way', () => locked);
+    const err = await apply(plan, opts(), () => undefined).catch((e) => e);
+    expect(err).toMatchObject({ kind: 'locked' });
+    expect(err.message).toMatch(/locked by pid \d+ on .* \(apply since /);
+    let waited = false;
+    const second = await apply(plan, { ...opts(), lockTimeoutMs: 120_000 }, (e) => {
+      if (e.phase === 'lock' && e.action === 'wait') waited = true;
+    });
+    const r1 = await first;
+    expect(r1.replaced).toEqual(['db']);
+    expect(second.unchanged).toHaveLength(6);
+    expect(waited).toBe(true);
+    expect(second.state.serial).toBe(r1.state.serial);
+  }, 180_000);
+
   it('SIGKILL of apply midway, then apply again, converges with no orphan QEMU', async () => {
     // Replace two instances in a child apply and kill it while it forks.
     const planFile = join(ws, 'next.plan');
