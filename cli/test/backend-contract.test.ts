@@ -1,0 +1,15 @@
+// The KVM backend implements the interface mclc calls (cli/src/backend.ts).
+// The assignment below is checked by the type checker (`npm run typecheck`);
+// the test checks the same at run time.
+
+import * as kvm from '@mcl/backend-kvm';
+import { describe, expect, it } from 'vitest';
+import { BACKEND_FUNCTIONS, type BackendModule } from '../src/backend';
+
+const implementation: BackendModule = kvm;
+
+describe('the backend contract', () => {
+  it('is implemented by @mcl/backend-kvm', () => {
+    for (const f of BACKEND_FUNCTIONS) expect(typeof implementation[f], f).toBe('function');
+  });
+});

@@ -1,0 +1,56 @@
+// Property tests: validation never throws, whatever it is given, and what it
+// accepts survives a canonical round trip unchanged.
+
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { canonicalJson, prettyJson } from '../src/canonical';
+import { diffPlan } from '../src/diff';
+import { validatePlan, validateState } from '../src/validate';
+import { stateOf, webstackPlan } from './fixtures';
+
+/** Replaces the value at a random path of a JSON tree with another value. */
+function mutate(tree: unknown, choices: number[], replacement: unknown): unknown {
+  if (choices.length === 0 || tree === null || typeof tree !== 'object') return replacement;
+  const [c, ...rest] = choices;
+  if (Array.isArray(tree)) {
+    if (tree.length === 0) return replacement;
+    const copy = [...tree];
+    const i = c % copy.length;
+    copy[i] = mutate(copy[i], rest, replacement);
+    return copy;
+  }
+  const keys = Object.keys(tree);
+  if (keys.length === 0) return replacement;
+  const k = keys[c % keys.length];
+  return { ...(tree as Record<string, unknown>), [k]: mutate((tree as Record<string, unknown>)[k], rest, replacement) };
+}
+
+describe('properties', () => {
+  it('validatePlan and validateState never throw on arbitrary values', () => {
+    fc.assert(
+      fc.property(fc.anything(), (v) => {
+        const r = validatePlan(v);
+        expect(r.plan === undefined).toBe(r.errors.length > 0);
+        validateState(v);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('validatePlan never throws on mutated plans, and an accepted plan round-trips through canonical JSON', () => {
+    const base = webstackPlan();
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 8 }), fc.jsonValue(), (path, replacement) => {
+        const doc = mutate(base, path, replacement);
+        const r = validatePlan(doc);
+        if (r.plan) {
+          expect(JSON.parse(prettyJson(r.plan))).toEqual(JSON.parse(canonicalJson(r.plan)));
+          // A valid plan can always be diffed, against nothing and against itself.
+          expect(diffPlan(null, r.plan).counts.create).toBe(r.plan.instances.length);
+          expect(diffPlan(stateOf(r.plan), r.plan).has_changes).toBe(false);
+        }
+      }),
+      { numRuns: 1500 },
+    );
+  });
+});
