@@ -27,7 +27,7 @@ function parser(): McParser {
 export function parse(text: string, path: string): ParseResult {
   const lexed = lex(text, path);
   const p = parser();
-  p.begin(lexed.tokens, path);
+  p.begin(lexed.tokens, path, text);
   let result: ReturnType<McParser['sourceFile']> | undefined;
   const diagnostics: Diagnostic[] = [...lexed.diagnostics];
   try {
@@ -98,6 +98,7 @@ function hintFor(expected: string): string | undefined {
   if (expected.startsWith('`)`')) return 'every `(` needs a matching `)`';
   if (expected.startsWith('`]`')) return 'every `[` needs a matching `]`';
   if (expected.startsWith('a name') || expected.includes(' name')) return 'names start with a letter or `_` and may not be reserved words such as `type` or `system`';
+  if (expected.includes('string')) return 'strings are written in double quotes: "text"';
   if (expected.startsWith('`')) return `insert ${expected.split(' ')[0]} here`;
   return undefined;
 }

@@ -113,7 +113,7 @@ export const EXPECTATIONS: Record<string, string> = {
   '`from` or `through`': 'write `db only from app, admin` or `db only through app`',
   '`only`': 'policy rules that start with an instance name read `db only from app` or `db only through app`',
   '`path` or `flow`': 'write `no path a -> b` or `no flow secret -> web`',
-  '`=` or `from` after the guest path': 'write `file "/etc/app.conf" = "text"` or `file "/srv/index.html" from "www/index.html"`',
+  '`=` or `from`': 'write `file "/etc/app.conf" = "text"` or `file "/srv/index.html" from "www/index.html"`',
 };
 
 /** Chevrotain's error messages are replaced by descriptions of what was expected; parse.ts composes the sentence. */
@@ -165,6 +165,7 @@ export class McParser extends EmbeddedActionsParser {
   /** Diagnostics reported by grammar actions (literal kinds, nesting, strays). */
   diags: Diagnostic[] = [];
   path = '';
+  private text = '';
   private partials: (Partial | undefined)[] = [];
   /** Offset of the last token reported as stray, so one bad token is reported once. */
   private lastStrayReport = -1;
@@ -189,12 +190,19 @@ export class McParser extends EmbeddedActionsParser {
       canRecoverWithSingleTokenInsertion(this: McParser, expected: TokenType, follows: TokenType[]): boolean;
       isInCurrentRuleReSyncSet(this: McParser, type: TokenType): boolean;
       findReSyncTokenType(this: McParser): TokenType;
+      canRecoverWithSingleTokenDeletion(this: McParser, expected: TokenType): boolean;
       getCurrFollowKey(): unknown;
       getFollowSetFromFollowKey(key: unknown): TokenType[];
     };
     const canInsert = self.canRecoverWithSingleTokenInsertion;
     self.canRecoverWithSingleTokenInsertion = function (expected, follows) {
       return this.LA(1).tokenType === EOF || canInsert.call(this, expected, follows);
+    };
+    // Deleting a bracket or a declaration keyword to make the next token fit throws the
+    // structure of the file away (`connect a.x -> { rate ...` would read `rate` as an instance).
+    const canDelete = self.canRecoverWithSingleTokenDeletion;
+    self.canRecoverWithSingleTokenDeletion = function (expected) {
+      return !NEVER_DELETED.has(this.LA(1).tokenType) && canDelete.call(this, expected);
     };
     self.findReSyncTokenType = function () {
       return this.LA(1).tokenType;
@@ -211,8 +219,9 @@ export class McParser extends EmbeddedActionsParser {
   }
 
   /** Prepares the parser for a new file. */
-  begin(tokens: IToken[], path: string): void {
+  begin(tokens: IToken[], path: string, text: string): void {
     this.input = tokens;
+    this.text = text;
     this.diags = [];
     this.path = path;
     this.partials = [];
@@ -263,6 +272,7 @@ export class McParser extends EmbeddedActionsParser {
     this.partials[i] = undefined;
     if (!node) return undefined;
     const pos = this.endPos();
+    if (LINE_RULES.has((this as unknown as { getCurrRuleFullName(): string }).getCurrRuleFullName())) this.skipRestOfLine();
     if (node.kind === 'MissingType' || node.kind === 'MissingExpr' || (node.kind === 'Ident' && node.name === '')) {
       node.span.start = pos;
       node.span.end = pos;
@@ -273,6 +283,30 @@ export class McParser extends EmbeddedActionsParser {
     else node.span.end = node.span.start;
     return node;
   };
+
+  /**
+   * After a member failed, the rest of its line is almost always part of the
+   * same mistake (`expose a.web on udp 53`); skipping it avoids a cascade of
+   * follow-up errors. Bracketed groups are skipped whole.
+   */
+  private skipRestOfLine(): void {
+    let depth = 0;
+    for (;;) {
+      const prev = this.LA(0);
+      const t = this.LA(1);
+      if (t.tokenType === EOF || Number.isNaN(t.startOffset)) return;
+      if (depth === 0) {
+        const from = Number.isNaN(prev.startOffset) || prev.endOffset === undefined || prev.endOffset < 0 ? t.startOffset : prev.endOffset + 1;
+        if (hasNewline(this.text, from, t.startOffset)) return;
+        if (t.tokenType === T.Semi || t.tokenType === T.Comma) return;
+        if (closes(t)) return;
+        if (T.DECL_START_WORDS.has(t.image)) return;
+      }
+      if (opens(t)) depth++;
+      else if (closes(t)) depth--;
+      this.skipToken();
+    }
+  }
 
   private rule<F extends (...args: any[]) => any>(name: string, impl: F) {
     const wrapped = ((...args: unknown[]) => {
@@ -467,16 +501,23 @@ export class McParser extends EmbeddedActionsParser {
     { ALT: () => this.sep() },
     { ALT: () => this.stray(this.CONSUME(T.StraySystem), T.StraySystem, 'a system member') },
   ];
-  private settingsAlts3 = [
-    { ALT: () => this.SUBRULE(this.paramOverride) },
-    { ALT: () => this.SUBRULE(this.instancesMember) },
-    { ALT: () => this.SUBRULE(this.restartMember) },
-    { ALT: () => this.SUBRULE(this.memoryMember) },
-    { ALT: () => this.SUBRULE(this.vcpusMember) },
-    { ALT: () => this.SUBRULE(this.labelMember) },
-    { ALT: () => this.sep() },
-    { ALT: () => this.stray(this.CONSUME(T.StraySettings), T.StraySettings, 'an instance setting') },
-  ];
+  // Instance settings and policy rules are told apart by their second or third
+  // token; the gates decide on those tokens directly so that a rule that is
+  // wrong after its first word still goes to the rule it was meant to be and
+  // gets a precise message (`a only b` -> "expected `from` or `through`").
+  private settingsAlts3 = {
+    MAX_LOOKAHEAD: 1,
+    DEF: [
+      { GATE: () => this.LA(2).tokenType !== T.Eq, ALT: () => this.SUBRULE(this.instancesMember) },
+      { GATE: () => this.LA(2).tokenType !== T.Eq, ALT: () => this.SUBRULE(this.restartMember) },
+      { GATE: () => this.LA(2).tokenType !== T.Eq, ALT: () => this.SUBRULE(this.memoryMember) },
+      { GATE: () => this.LA(2).tokenType !== T.Eq, ALT: () => this.SUBRULE(this.vcpusMember) },
+      { GATE: () => this.LA(2).tokenType !== T.Eq, ALT: () => this.SUBRULE(this.labelMember) },
+      { ALT: () => this.SUBRULE(this.paramOverride) },
+      { ALT: () => this.sep() },
+      { ALT: () => this.stray(this.CONSUME(T.StraySettings), T.StraySettings, 'an instance setting') },
+    ],
+  };
   private attrsAlts4 = [
     { ALT: () => this.SUBRULE(this.rateAttr) },
     { ALT: () => this.SUBRULE(this.maxMessageAttr) },
@@ -486,14 +527,26 @@ export class McParser extends EmbeddedActionsParser {
     { ALT: () => this.sep() },
     { ALT: () => this.stray(this.CONSUME(T.StrayAttr), T.StrayAttr, 'a channel attribute') },
   ];
-  private rulesAlts5 = [
-    { ALT: () => this.SUBRULE(this.noRule) },
-    { ALT: () => this.SUBRULE(this.exposedOnlyRule) },
-    { ALT: () => this.SUBRULE(this.budgetRule) },
-    { ALT: () => this.SUBRULE(this.onlyRule) },
-    { ALT: () => this.sep() },
-    { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a policy rule') },
-  ];
+  private rulesAlts5 = {
+    MAX_LOOKAHEAD: 1,
+    DEF: [
+      {
+        GATE: () => this.LA(2).tokenType !== K.only,
+        ALT: () => this.SUBRULE(this.noRule),
+      },
+      {
+        GATE: () => this.LA(3).tokenType !== K.from && this.LA(3).tokenType !== K.through,
+        ALT: () => this.SUBRULE(this.exposedOnlyRule),
+      },
+      {
+        GATE: () => this.LA(2).tokenType !== K.only,
+        ALT: () => this.SUBRULE(this.budgetRule),
+      },
+      { ALT: () => this.SUBRULE(this.onlyRule) },
+      { ALT: () => this.sep() },
+      { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a policy rule') },
+    ],
+  };
 
   // -------------------------------------------------------------------------
   // Names
@@ -1374,7 +1427,7 @@ export class McParser extends EmbeddedActionsParser {
             node.source = { kind: 'workspace', path: this.stringArg(this.CONSUME3(T.StringLit, { ERR_MSG: 'a workspace path as a string' })) };
           },
         },
-      ], ERR_MSG: '`=` or `from` after the guest path' });
+      ], ERR_MSG: '`=` or `from`' });
     return this.done(node);
   });
 
@@ -1523,7 +1576,7 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(K.policy);
     this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the policy rules' });
     this.MANY(() => {
-      const r = this.OR(this.rulesAlts5) as A.PolicyRule | undefined;
+      const r = this.OR(this.rulesAlts5 as never) as A.PolicyRule | undefined;
       if (r && !this.RECORDING_PHASE) node.rules.push(r);
     });
     this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the policy' });
@@ -1700,6 +1753,30 @@ export class McParser extends EmbeddedActionsParser {
     });
     return this.done(node);
   });
+}
+
+const NEVER_DELETED = new Set<TokenType>([
+  T.LBrace, T.RBrace, T.LParen, T.RParen, T.LBracket, T.RBracket,
+  K.import, K.type, K.protocol, K.component, K.system, K.image, K.labels, K.target, K.deploy,
+  K.connect, K.expose, K.export, K.policy, K.param, K.provide, K.require,
+]);
+
+/** Rules of one member or declaration: after one of them fails, the rest of its line is skipped. */
+const LINE_RULES = new Set([
+  'importDecl', 'typeDecl', 'deployDecl', 'field', 'variant', 'operation',
+  'imageMember', 'memoryMember', 'vcpusMember', 'labelMember', 'declassifyMember', 'paramDecl', 'portDecl',
+  'instancesMember', 'restartMember', 'scriptEntry', 'execEntry', 'fileEntry', 'envEntry',
+  'instanceDecl', 'connectDecl', 'exposeDecl', 'exportDecl', 'paramOverride',
+  'rateAttr', 'maxMessageAttr', 'timeoutAttr', 'allowAttr', 'maxInflightAttr',
+  'onlyRule', 'noRule', 'exposedOnlyRule', 'budgetRule', 'property',
+]);
+
+function hasNewline(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10 || c === 13) return true;
+  }
+  return false;
 }
 
 function opens(t: IToken): boolean {
