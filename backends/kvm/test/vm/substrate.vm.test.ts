@@ -119,7 +119,26 @@ describe('clones', () => {
     expect(infos.map((x) => x.hostname)).toEqual(echo.map((_, i) => (i === 0 ? 'echo' : `echo-${i}`)));
     expect(new Set(infos.map((x) => x.seed)).size).toBe(echo.length);
     expect(infos.every((x) => x.seed !== '-')).toBe(true);
+    // Without the seed every clone would continue the template's RNG state and read the same bytes.
+    expect(new Set(infos.map((x) => x.random)).size).toBe(echo.length);
   });
+
+  it('forks clones concurrently and every one completes the handshake', async () => {
+    const many = await Promise.all(
+      [0, 1, 2, 3].map((i) =>
+        forkClone(template, {
+          name: `par#${i}`,
+          controlSocket: path.join(run, `par${i}.ctl`),
+          dataPortSockets: [],
+          logFile: path.join(run, `par${i}.log`),
+          readyTimeoutMs: 60_000,
+        }),
+      ),
+    );
+    clones.push(...many);
+    await Promise.all(many.map((c) => c.control.ping()));
+    await Promise.all(many.map((c) => c.kill()));
+  }, 90_000);
 
   it('keeps the other clones answering when one is killed', async () => {
     const victim = echo[3];
