@@ -226,7 +226,7 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
     case 'InstanceDecl': {
       const head: Doc[] = [path.call(print, 'name'), ' = ', path.call(print, 'component')];
       if (node.settings.length === 0 && !hasDangling(node)) return head;
-      return [head, ' ', softBlock(path, options, path.map(print, 'settings'), ';')];
+      return [head, ' ', softBlock(path, options, path.map(print, 'settings'), ';', node.component.span.end)];
     }
     case 'ParamOverride':
       return [path.call(print, 'name'), ' = ', path.call(print, 'value')];
@@ -235,7 +235,7 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
     case 'ConnectDecl': {
       const head: Doc[] = ['connect ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
       if (node.attrs.length === 0 && !hasDangling(node)) return head;
-      return [head, ' ', softBlock(path, options, path.map(print, 'attrs'), ';')];
+      return [head, ' ', softBlock(path, options, path.map(print, 'attrs'), ';', node.to.span.end)];
     }
     case 'RateAttr':
       return node.burst ? ['rate ', path.call(print, 'rate'), ' burst ', path.call(print, 'burst')] : ['rate ', path.call(print, 'rate')];
@@ -316,13 +316,32 @@ function hardBlock(path: AstPath<any>, options: Opts, body: Doc | Doc[]): Doc {
   return ['{', indent([hardline, ...inner]), hardline, '}'];
 }
 
-/** `{ a, b }` on one line when it fits, else one item per line without separators. */
-function softBlock(path: AstPath<any>, options: Opts, items: Doc[], sep: ',' | ';'): Doc {
+/**
+ * `{ a, b }` on one line when it fits, else one item per line without
+ * separators. As Prettier does for object literals, a block whose author put a
+ * line break right after `{` stays broken, so a record written one field per
+ * line keeps that shape; this choice is stable, so formatting stays idempotent.
+ */
+function softBlock(path: AstPath<any>, options: Opts, items: Doc[], sep: ',' | ';', searchFrom?: number): Doc {
   const dangling = printDangling(path, options);
   if (items.length === 0 && !dangling) return '{}';
   const inner: Doc[] = [join([ifBreak('', sep), line], items)];
   if (dangling) inner.push(items.length ? hardline : '', dangling);
-  return group(['{', indent([line, ...inner]), line, '}']);
+  const shouldBreak = brokenAfterBrace(options.originalText, searchFrom ?? path.node.span.start);
+  return group(['{', indent([line, ...inner]), line, '}'], { shouldBreak });
+}
+
+/** True when the first `{` at or after `from` is followed by a line break before any other text. */
+function brokenAfterBrace(text: string, from: number): boolean {
+  const brace = text.indexOf('{', from);
+  if (brace < 0) return false;
+  for (let i = brace + 1; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\n' || c === '\r') return true;
+    if (c === ' ' || c === '\t') continue;
+    return false;
+  }
+  return false;
 }
 
 /** Environment maps print like program blocks: `KEY = "value"` entries. */
@@ -331,7 +350,7 @@ function printEnv(path: AstPath<any>, options: Opts, print: Print): Doc {
     (p: AstPath<any>) => p.map((e: AstPath<any>) => [e.call(print, 'key'), ' = ', e.call(print, 'value')], 'entries'),
     'vars',
   ) as Doc[];
-  return path.call((p) => softBlock(p, options, entries, ';'), 'vars');
+  return path.call((p) => softBlock(p, options, entries, ','), 'vars');
 }
 
 function printConstraints(path: AstPath<any>, print: Print): Doc {
