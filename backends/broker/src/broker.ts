@@ -270,6 +270,7 @@ export class Broker extends EventEmitter {
   private nextSession = 1;
   private closed = false;
   private batching = false;
+  private listening: Promise<ExposureInfo[]> | null = null;
   private readonly penalties = new WeakMap<Duplex, { start: number; count: number; paused: boolean }>();
   private readonly corked: Duplex[] = [];
 
@@ -451,7 +452,13 @@ export class Broker extends EventEmitter {
    * speaks HTTP/1.1; any other speaks line-JSON frames, one session per TCP
    * connection. Rejects if a port cannot be bound (the listeners already opened stay open; close() closes them).
    */
-  async listenExposures(): Promise<ExposureInfo[]> {
+  listenExposures(): Promise<ExposureInfo[]> {
+    // Listening twice would bind every port twice: a second call gets the first one's result.
+    this.listening ??= this.listenAll();
+    return this.listening;
+  }
+
+  private async listenAll(): Promise<ExposureInfo[]> {
     const host = this.opts.exposureHost ?? '127.0.0.1';
     const out: ExposureInfo[] = [];
     for (const ex of this.plan.exposures) {
@@ -554,9 +561,11 @@ export class Broker extends EventEmitter {
   private exposureOps(ex: PlanExposure): PlanOperation[] {
     const declared = (ex as PlanExposure & { ops?: PlanOperation[] }).ops;
     if (Array.isArray(declared)) return declared;
-    const same = this.plan.channels.find((c) => c.protocol === ex.protocol && c.to.instance === ex.instance && c.to.port === ex.port)
-      ?? this.plan.channels.find((c) => c.protocol === ex.protocol);
-    if (same) return same.ops;
+    // Channels carry their ops after `allow` filtering: the union over every channel of the protocol is
+    // the closest the plan comes to the whole protocol.
+    const union = new Map<string, PlanOperation>();
+    for (const c of this.plan.channels) if (c.protocol === ex.protocol) for (const op of c.ops) union.set(op.name, op);
+    if (union.size > 0) return [...union.values()].sort((a, b) => a.name.localeCompare(b.name));
     if (isHttpProtocol(ex.protocol)) return HTTP_OPS;
     this.log({
       level: 'warn',
@@ -994,6 +1003,11 @@ export class Broker extends EventEmitter {
     const s = req.session;
     if (s) {
       if (s.clone === null && s.opening) {
+        // Frames wait, in order, for the session's clone; as many as calls may be in flight.
+        if (s.waiters.length >= ch.inv.max_inflight) {
+          use(null, `${s.waiters.length} frames are already waiting for the session's clone of ${inst.plan.id}`);
+          return;
+        }
         this.whenSession(s, () => this.useSessionClone(req, s, use));
         return;
       }
@@ -1005,23 +1019,23 @@ export class Broker extends EventEmitter {
 
   private useSessionClone(req: Requester, s: Session, use: (conn: PortConn | null, reason: string) => void): void {
     const inst = req.channel.provider;
-    if (s.closed || s.clone === null) {
+    if (s.closed) {
       use(null, `no clone of ${inst.plan.id} is available for this session`);
       return;
     }
-    const conn = inst.clones.get(s.clone)?.get(req.channel.providerPort);
-    if (!conn || !conn.stream) {
-      if (s.owned) {
-        use(null, `the session's clone ${inst.plan.id}[${s.clone}] is gone`);
-        return;
-      }
-      // A sticky (non-owned) session re-picks when its clone went away.
-      const [c, why] = this.pickClone(inst, req.channel.providerPort);
-      if (c) s.clone = c.clone;
-      use(c, why);
+    const conn = s.clone === null ? undefined : inst.clones.get(s.clone)?.get(req.channel.providerPort);
+    if (conn?.stream) {
+      use(conn, '');
       return;
     }
-    use(conn, '');
+    if (s.owned) {
+      use(null, `the session's clone ${inst.plan.id}[${s.clone}] is gone`);
+      return;
+    }
+    // A sticky session (not given its own clone) picks again when it has none or its clone went away.
+    const [c, why] = this.pickClone(inst, req.channel.providerPort);
+    if (c) s.clone = c.clone;
+    use(c, why);
   }
 
   private pickClone(inst: InstanceRt, port: string): [PortConn | null, string] {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Broker } from '../src/index';
@@ -11,9 +11,9 @@ let broker: Broker;
 let port: number;
 const fakes: FakePort[] = [];
 
-function httpCall(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+function httpCall(method: string, path: string, body?: string, headers: Record<string, string> = {}, agent: Agent | false = false): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
-    const r = request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
+    const r = request({ host: '127.0.0.1', port, method, path, headers, agent }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString('utf8') }));
@@ -83,6 +83,18 @@ describe('HTTP exposure', () => {
     const c = broker.counters().find((x) => x.channel === 'tcp:18080->web.http')!;
     expect(c.timeouts).toBe(1);
     expect(c.violations.schema).toBe(1);
+  });
+
+  it('serves a kept-alive connection once a clone attaches after it was opened', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    let r = await httpCall('GET', '/', undefined, {}, agent);
+    expect(r.status).toBe(502);
+    const w = await web();
+    w.handler = (f) => ({ t: 'reply', id: f.id, body: { status: 200, headers: {}, body: 'late but here' } });
+    r = await httpCall('GET', '/', undefined, {}, agent);
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('late but here');
+    agent.destroy();
   });
 
   it('answers 502 when the provider replies with something that is not a Response', async () => {
