@@ -68,7 +68,7 @@ export async function resolveKernel(selector: string): Promise<{ path: string; r
     const names = existsSync(boot) ? readdirSync(boot).filter((n) => /^vmlinuz-.*-cloud-amd64$/.test(n)) : [];
     if (names.length === 0) {
       throw Object.assign(new Error(`no Debian cloud kernel (vmlinuz-*-cloud-amd64) in ${boot}`), {
-        hint: 'install it: apt-get install linux-image-cloud-amd64 (backends/kvm/scripts/install-deps.sh)',
+        kind: 'failure' as const, hint: 'install it: apt-get install linux-image-cloud-amd64 (backends/kvm/scripts/install-deps.sh)',
       });
     }
     names.sort((a, b) => compareRelease(a.slice(8), b.slice(8)));
@@ -78,12 +78,12 @@ export async function resolveKernel(selector: string): Promise<{ path: string; r
   }
   if (!path.isAbsolute(selector)) {
     throw Object.assign(new Error(`kernel ${JSON.stringify(selector)} is neither "debian-cloud" nor an absolute path`), {
-      hint: 'write kernel "debian-cloud" or an absolute path to a bzImage in the image declaration',
+      kind: 'failure' as const, hint: 'write kernel "debian-cloud" or an absolute path to a bzImage in the image declaration',
     });
   }
-  if (!existsSync(selector)) throw Object.assign(new Error(`kernel ${selector} does not exist`), { hint: 'check the path in the image declaration' });
+  if (!existsSync(selector)) throw Object.assign(new Error(`kernel ${selector} does not exist`), { kind: 'failure' as const, hint: 'check the path in the image declaration' });
   const release = await kernelRelease(selector);
-  if (!release) throw Object.assign(new Error(`${selector} is not an x86 bzImage (no HdrS setup header)`), { hint: 'point kernel at a vmlinuz file' });
+  if (!release) throw Object.assign(new Error(`${selector} is not an x86 bzImage (no HdrS setup header)`), { kind: 'failure' as const, hint: 'point kernel at a vmlinuz file' });
   return { path: selector, release };
 }
 
@@ -149,7 +149,7 @@ export async function findBusybox(): Promise<string> {
     if (!head.includes(Buffer.from('ld-linux'))) return c;
   }
   throw Object.assign(new Error('no static busybox found (a dynamically linked one cannot run in the guest)'), {
-    hint: 'install it: apt-get install busybox-static',
+    kind: 'failure' as const, hint: 'install it: apt-get install busybox-static',
   });
 }
 
@@ -190,14 +190,14 @@ async function imageEntries(
   const wanted = [...BASE_MODULES, ...spec.modules];
   const depText = await readFile(path.join(modDir, 'modules.dep'), 'utf8').catch(() => {
     throw Object.assign(new Error(`no modules.dep for kernel ${release} in ${modDir}`), {
-      hint: 'install the modules of the kernel (the linux-image package provides /lib/modules/<release>)',
+      kind: 'failure' as const, hint: 'install the modules of the kernel (the linux-image package provides /lib/modules/<release>)',
     });
   });
   const builtinText = await readFile(path.join(modDir, 'modules.builtin'), 'utf8').catch(() => '');
   const { order, missing } = resolveModules(wanted, depText, builtinText);
   if (missing.length > 0) {
     throw Object.assign(new Error(`kernel ${release} has no module(s) ${missing.join(', ')}`), {
-      hint: `check the module names in the image declaration against ${modDir}/modules.dep`,
+      kind: 'failure' as const, hint: `check the module names in the image declaration against ${modDir}/modules.dep`,
     });
   }
   for (const m of order) {
@@ -213,7 +213,7 @@ async function imageEntries(
     }
   }
   for (const f of spec.files) {
-    if (!path.isAbsolute(f.path)) throw Object.assign(new Error(`image file ${f.path} is not an absolute path`), { hint: 'guest paths start with /' });
+    if (!path.isAbsolute(f.path)) throw Object.assign(new Error(`image file ${f.path} is not an absolute path`), { kind: 'failure' as const, hint: 'guest paths start with /' });
     entries.push({ kind: 'file', path: f.path, mode: parseInt(f.mode, 8), data: Buffer.from(f.content, 'utf8') });
   }
   return { entries, modules: order.map((m) => m.name) };

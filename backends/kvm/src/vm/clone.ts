@@ -41,6 +41,8 @@ async function loadState(qmp: QmpClient, statePath: string, run: boolean, timeou
 }
 
 export class CloneError extends Error {
+  /** The CLI's error kind: an expected failure, shown without a stack trace. */
+  readonly kind = 'failure' as const;
   constructor(message: string, readonly hint?: string) {
     super(message);
     this.name = 'CloneError';

@@ -24,6 +24,8 @@ export interface ProgramExit {
 }
 
 export class ControlError extends Error {
+  /** The CLI's error kind: an expected failure, shown without a stack trace. */
+  readonly kind = 'failure' as const;
   constructor(message: string, readonly hint?: string) {
     super(message);
     this.name = 'ControlError';

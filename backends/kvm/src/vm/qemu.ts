@@ -104,7 +104,7 @@ export function requireQemu(): string {
   const q = findQemu();
   if (!q) {
     throw Object.assign(new Error('qemu-system-x86_64 not found'), {
-      hint: 'install it: apt-get install qemu-system-x86 (backends/kvm/scripts/install-deps.sh)',
+      kind: 'failure' as const, hint: 'install it: apt-get install qemu-system-x86 (backends/kvm/scripts/install-deps.sh)',
     });
   }
   return q;

@@ -102,7 +102,7 @@ async function withLock<T>(file: string, timeoutMs: number, fn: () => Promise<T>
       }
       if (Date.now() > deadline) {
         throw Object.assign(new Error(`template lock ${file} is held by process ${holder}`), {
-          hint: 'another mcl process is building the same template; wait for it or kill it',
+          kind: 'failure' as const, hint: 'another mcl process is building the same template; wait for it or kill it',
         });
       }
       await new Promise((r) => setTimeout(r, 200));
@@ -181,12 +181,12 @@ function tail(text: string, lines = 15): string {
 export async function ensureTemplate(spec: TemplateSpec, options: TemplateOptions = {}): Promise<Template> {
   if (spec.portSlots < 0 || !Number.isInteger(spec.portSlots) || spec.portSlots > 30) {
     throw Object.assign(new Error(`template ${spec.id}: ${spec.portSlots} port slots is out of range 0..30`), {
-      hint: 'a virtio-serial device has at most 31 ports, one of which is the control port',
+      kind: 'failure' as const, hint: 'a virtio-serial device has at most 31 ports, one of which is the control port',
     });
   }
   if (spec.memoryBytes < 64 * 1024 * 1024 || spec.memoryBytes % (1024 * 1024) !== 0) {
     throw Object.assign(new Error(`template ${spec.id}: memory ${spec.memoryBytes} bytes must be a whole number of MiB, at least 64 MiB`), {
-      hint: 'declare memory such as 128MiB',
+      kind: 'failure' as const, hint: 'declare memory such as 128MiB',
     });
   }
   const accel = spec.accel ?? (await probeAccelerator(options)).accel;
@@ -221,7 +221,7 @@ async function bootTemplate(
   const free = freeBytes(shm);
   if (free !== null && free < spec.memoryBytes) {
     throw Object.assign(new Error(`${shm} has ${free} bytes free, the template needs ${spec.memoryBytes}`), {
-      hint: 'free space on it or point MCL_SHM_DIR at a larger tmpfs',
+      kind: 'failure' as const, hint: 'free space on it or point MCL_SHM_DIR at a larger tmpfs',
     });
   }
   // A fresh RAM file name each time: clones of an older build may still map the old one.
@@ -263,7 +263,7 @@ async function bootTemplate(
   const failure = async (what: string) => {
     const log = await readFile(logFile, 'utf8').catch(() => '');
     return Object.assign(new Error(`template ${spec.id}: ${what}\n${tail(stderr + log)}`), {
-      hint: `see ${logFile}`,
+      kind: 'failure' as const, hint: `see ${logFile}`,
     });
   };
   try {
