@@ -84,6 +84,10 @@ describe('semantic tokens', () => {
     expect(find(7, 'Http')!.mods & 2).toBe(2); // defaultLibrary
     expect(find(17, 'param')?.type).toBe('keyword');
     expect(find(4, '/// The front end.')?.type).toBe('comment');
+    expect(find(4, '/// The front end.')!.mods & 8).toBe(8); // documentation
+    expect(find(7, '8080')?.type).toBe('number');
+    expect(find(18, '"hi"')?.type).toBe('string');
+    expect(find(6, 'memory')?.type).toBe('keyword');
   });
 });
 
@@ -132,5 +136,51 @@ describe('code actions', () => {
       text = text.slice(0, offset(e.range.start)) + e.newText + text.slice(offset(e.range.end));
     }
     expect(text).toContain('connect app.db -> db.sql');
+  });
+});
+
+describe('more quick fixes', () => {
+  it('wires an unwired required port to the only provider', async () => {
+    const text = `import std.kv.{Kv}\ncomponent App { require store: Kv }\ncomponent Store { provide kv: Kv }\nsystem Shop {\n  app = App\n  store = Store\n}\n`;
+    client.open('unwired.mcl', text);
+    const diags = await client.waitForDiagnostics('unwired.mcl', (ds) => ds.some((d) => d.data));
+    const withFix = diags.find((d) => d.data)!;
+    const actions = (await client.conn.sendRequest('textDocument/codeAction', {
+      ...doc('unwired.mcl'),
+      range: withFix.range,
+      context: { diagnostics: [withFix] },
+    })) as CodeAction[];
+    const edits = actions[0].edit!.changes![client.uri('unwired.mcl')];
+    expect(edits.map((e) => e.newText).join('')).toMatch(/connect app\.store -> store\.kv/);
+  });
+
+  it('imports an unknown name from the standard library module that declares it', async () => {
+    const text = `/// A web front.\ncomponent Front {\n  provide api: Http\n}\n`;
+    client.open('noimport.mcl', text);
+    const diags = await client.waitForDiagnostics('noimport.mcl', (ds) => ds.some((d) => d.code === 'MCL0203'));
+    const unknown = diags.find((d) => d.code === 'MCL0203')!;
+    const actions = (await client.conn.sendRequest('textDocument/codeAction', {
+      ...doc('noimport.mcl'),
+      range: unknown.range,
+      context: { diagnostics: [unknown] },
+    })) as CodeAction[];
+    const imp = actions.find((a) => a.title === 'Import `Http` from `std.http`');
+    expect(imp, JSON.stringify(actions.map((a) => a.title))).toBeDefined();
+    const [edit] = imp!.edit!.changes![client.uri('noimport.mcl')];
+    expect(edit).toEqual({ range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } }, newText: 'import std.http.{Http}\n\n' });
+  });
+
+  it('extends an existing import list of the same module', async () => {
+    const text = `import std.http.{Request}\ncomponent Front {\n  provide api: Http\n}\n`;
+    client.open('partial.mcl', text);
+    const diags = await client.waitForDiagnostics('partial.mcl', (ds) => ds.some((d) => d.code === 'MCL0203'));
+    const unknown = diags.find((d) => d.code === 'MCL0203')!;
+    const actions = (await client.conn.sendRequest('textDocument/codeAction', {
+      ...doc('partial.mcl'),
+      range: unknown.range,
+      context: { diagnostics: [unknown] },
+    })) as CodeAction[];
+    const [edit] = actions.find((a) => a.title.startsWith('Import `Http`'))!.edit!.changes![client.uri('partial.mcl')];
+    expect(edit).toEqual({ range: { start: { line: 0, character: 24 }, end: { line: 0, character: 24 } }, newText: ', Http' });
   });
 });

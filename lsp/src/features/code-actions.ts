@@ -1,15 +1,17 @@
 // Quick fixes: the compiler attaches machine-applicable fixes to diagnostics
 // (swap the ends of a backwards `connect`, wire an unwired required port, add
 // a missing import). They travel to the editor in the diagnostic's `data`
-// and come back here to become code actions.
+// and come back here to become code actions. An unknown name also gets
+// "import it from ..." actions computed here (import-fix.ts).
 
 import type { Fix } from '@mcl/language';
-import { CodeActionKind, type CodeAction, type CodeActionParams, type TextEdit } from 'vscode-languageserver';
+import { CodeActionKind, type CodeAction, type CodeActionParams, type Diagnostic, type TextEdit } from 'vscode-languageserver';
 import type { Snapshot } from '../analysis';
 import { toRange, type DiagnosticData } from '../convert';
 import type { ServerContext } from '../service';
+import { importEdit, isUnknownName, modulesDeclaring } from './import-fix';
 
-export function codeActions(s: Snapshot, c: ServerContext, _file: string, params: CodeActionParams): CodeAction[] {
+export function codeActions(s: Snapshot, c: ServerContext, file: string, params: CodeActionParams): CodeAction[] {
   const only = params.context.only;
   if (only && !only.some((k) => CodeActionKind.QuickFix.startsWith(k))) return [];
   const out: CodeAction[] = [];
@@ -20,6 +22,30 @@ export function codeActions(s: Snapshot, c: ServerContext, _file: string, params
       if (!edit) continue;
       out.push({ title: fix.title, kind: CodeActionKind.QuickFix, diagnostics: [diagnostic], isPreferred: data!.fixes.length === 1, edit });
     }
+    if (isUnknownName(diagnostic)) out.push(...importActions(s, c, file, diagnostic));
+  }
+  return out;
+}
+
+/** "Import `X` from `m`" for each module that declares the unknown name `X`. */
+function importActions(s: Snapshot, c: ServerContext, file: string, diagnostic: Diagnostic): CodeAction[] {
+  const lines = s.lines(file);
+  const text = s.text(file);
+  if (!lines || text === undefined) return [];
+  const written = text.slice(lines.offsetAt(diagnostic.range.start), lines.offsetAt(diagnostic.range.end));
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(written)) return [];
+  const modules = modulesDeclaring(s, c, written, file);
+  const out: CodeAction[] = [];
+  for (const module of modules) {
+    const edit = importEdit(s, file, module, written);
+    if (!edit) continue;
+    out.push({
+      title: `Import \`${written}\` from \`${module}\``,
+      kind: CodeActionKind.QuickFix,
+      diagnostics: [diagnostic],
+      isPreferred: modules.length === 1,
+      edit: { changes: { [c.paths.toUri(file)]: [edit] } },
+    });
   }
   return out;
 }

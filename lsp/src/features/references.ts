@@ -8,17 +8,14 @@
 // with a declaration already visible where the symbol is declared or used.
 
 import type { SymbolInfo } from '@mcl/compiler';
+import { RESERVED_WORDS as LANGUAGE_RESERVED_WORDS } from '@mcl/language';
 import { ResponseError, ErrorCodes, type Location, type Position, type Range, type TextEdit, type WorkspaceEdit } from 'vscode-languageserver';
 import type { Snapshot } from '../analysis';
 import { toRange } from '../convert';
 import { moduleOf } from '../model';
 import type { ServerContext } from '../service';
 
-export const RESERVED_WORDS = new Set([
-  'import', 'type', 'protocol', 'component', 'system', 'image', 'labels', 'target', 'deploy', 'enum', 'union',
-  'list', 'map', 'bool', 'int', 'float', 'string', 'bytes', 'true', 'false', 'connect', 'export', 'policy',
-  'param', 'provide', 'require', 'expose',
-]);
+export const RESERVED_WORDS: ReadonlySet<string> = new Set(LANGUAGE_RESERVED_WORDS);
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -1,8 +1,8 @@
 // Semantic tokens: every resolved name coloured by what it names (a port
 // named `log` is a port, not a keyword), declarations and standard library
-// names marked with modifiers, and comments, with `///` doc comments marked as
-// documentation. Keywords, literals and punctuation are left to the TextMate
-// grammar, except contextual keywords, which the lexer reports.
+// names marked with modifiers; keywords, literals, operators and comments
+// from the language's tokenizer, with `///` doc comments marked as
+// documentation.
 
 import type { SymbolKind as McSymbolKind } from '@mcl/compiler';
 import type { SemanticTokens, SemanticTokensLegend } from 'vscode-languageserver';
@@ -65,8 +65,7 @@ interface RawToken {
 export function semanticTokens(s: Snapshot, _c: ServerContext, file: string): SemanticTokens {
   const text = s.text(file);
   const lines = s.lines(file);
-  const ast = s.program.files.get(file);
-  if (text === undefined || !lines || !ast) return { data: [] };
+  if (text === undefined || !lines) return { data: [] };
   const raw: RawToken[] = [];
   const covered = new Set<number>();
 
@@ -79,11 +78,31 @@ export function semanticTokens(s: Snapshot, _c: ServerContext, file: string): Se
     const mods = sym.file.startsWith('std:') ? MOD.defaultLibrary : 0;
     pushName(raw, covered, text, ref.span, KIND_TO_TYPE[sym.kind], mods);
   }
-  for (const c of ast.comments) {
-    raw.push({ start: c.span.start, end: c.span.end, type: typeIndex('comment'), mods: c.kind === 'doc' ? MOD.documentation : 0 });
-  }
   for (const t of lexicalTokens(text)) {
-    if (t.kind === 'keyword' && !covered.has(t.start)) raw.push({ start: t.start, end: t.end, type: typeIndex('keyword'), mods: 0 });
+    switch (t.kind) {
+      case 'comment':
+      case 'docComment':
+        raw.push({ start: t.start, end: t.end, type: typeIndex('comment'), mods: t.kind === 'docComment' ? MOD.documentation : 0 });
+        break;
+      case 'keyword':
+        raw.push({ start: t.start, end: t.end, type: typeIndex('keyword'), mods: 0 });
+        break;
+      case 'contextualKeyword':
+        // A contextual keyword used as a name is already covered by that name.
+        if (!covered.has(t.start)) raw.push({ start: t.start, end: t.end, type: typeIndex('keyword'), mods: 0 });
+        break;
+      case 'string':
+        raw.push({ start: t.start, end: t.end, type: typeIndex('string'), mods: 0 });
+        break;
+      case 'number':
+        raw.push({ start: t.start, end: t.end, type: typeIndex('number'), mods: 0 });
+        break;
+      case 'operator':
+        raw.push({ start: t.start, end: t.end, type: typeIndex('operator'), mods: 0 });
+        break;
+      default:
+        break;
+    }
   }
 
   raw.sort((a, b) => a.start - b.start || b.end - a.end);
