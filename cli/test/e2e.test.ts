@@ -268,6 +268,19 @@ describe('fmt', () => {
     expect((await mclc(['fmt', '--check', ws])).code).toBe(0);
   });
 
+  it('says so when the formatter is missing, and the other commands still work', async () => {
+    // A copy of the bundle with no plugin bundle beside it and no node_modules above it.
+    const lonely = join(tmp, 'lonely/dist');
+    mkdirSync(lonely, { recursive: true });
+    cpSync(bundle, join(lonely, 'mclc.mjs'));
+    const r = await execa('node', [join(lonely, 'mclc.mjs'), 'fmt', '--check', join(fixtures, 'shop')], { reject: false, cwd: tmp });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('error: the formatter is not available');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const v = await execa('node', [join(lonely, 'mclc.mjs'), '--version'], { reject: false, cwd: tmp });
+    expect(v.stdout).toBe('0.1.0');
+  });
+
   it('reports a file that does not parse with exit 1', async () => {
     const r = await mclc(['fmt', '--check', 'broken/syntax.mcl']);
     expect(r.code).toBe(1);

@@ -86,6 +86,14 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
   plan.digests = { ...plan.digests, plan: '' };
   plan.digests.plan = computePlanDigest(plan);
   const changes = diffPlan(state ?? null, plan);
+  const stateWarnings: string[] = [];
+  if (state?.system && state.system !== plan.system && state.instances.length) {
+    stateWarnings.push(`the deployment runs system ${state.system}; this plan replaces it with ${plan.system}`);
+  }
+  if (state && state.backend !== plan.target.backend) {
+    stateWarnings.push(`the deployment was made by the ${state.backend} backend; this plan targets ${plan.target.backend}`);
+  }
+  if (!o.json) for (const w of stateWarnings) ctx.err(`${ctx.errStyle.yellow('warning')}: ${w}\n`);
 
   let planFile: string | null = null;
   if (o.out) {
@@ -109,6 +117,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
           plan_file: shownPlanFile,
           plan_digest: plan.digests.plan,
           state_file: shownState,
+          state_warnings: stateWarnings,
           prior_state: plan.prior_state,
           summary: changes.summary,
           has_changes: changes.has_changes,
