@@ -103,7 +103,21 @@ export class DocumentCache implements ParseCache {
         added.push(...e.diagnostics);
       }
     }
-    return added.length === 0 ? result.diagnostics : sortDiagnostics([...result.diagnostics, ...added]);
+    if (added.length === 0) return result.diagnostics;
+    // As the compiler does with the syntax errors it finds itself, later
+    // diagnostics that start inside a syntax error describe the parser's
+    // recovery, not a second mistake, and are dropped.
+    const spans = new Map<string, { start: number; end: number }[]>();
+    for (const d of added) {
+      const l = spans.get(d.file);
+      if (l) l.push(d.span);
+      else spans.set(d.file, [d.span]);
+    }
+    const kept = result.diagnostics.filter((d) => {
+      const l = d.code.startsWith(SYNTAX_PREFIX) ? undefined : spans.get(d.file);
+      return !l || !l.some((sp) => d.span.start >= sp.start && d.span.start < Math.max(sp.end, sp.start + 1));
+    });
+    return sortDiagnostics([...kept, ...added]);
   }
 }
 

@@ -1,0 +1,92 @@
+// The build scheduler in-process, where timing can be controlled exactly: a
+// newer edit abandons a build at its next step, waiting requests get the
+// newest snapshot, and a cancelled request stops waiting.
+
+import { describe, expect, it } from 'vitest';
+import { CancellationTokenSource } from 'vscode-languageserver';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import { Analyzer, RequestCancelled, type Snapshot } from '../src/analysis';
+import { PathMapper } from '../src/paths';
+import { Workspace } from '../src/workspace';
+import { STDLIB } from './harness';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+function setup(debounceMs = 5): { analyzer: Analyzer; workspace: Workspace; snapshots: Snapshot[] } {
+  const disk: Record<string, string> = {};
+  const workspace = new Workspace(new PathMapper('/nonexistent-root', STDLIB), {
+    readFile: (p) => disk[p],
+    readStdlib: (m) => {
+      try {
+        return readFileSync(join(STDLIB, `${m}.mcl`), 'utf8');
+      } catch {
+        return undefined;
+      }
+    },
+  });
+  const snapshots: Snapshot[] = [];
+  const analyzer = new Analyzer(workspace, { debounceMs, emitPlan: false, log: () => undefined, onSnapshot: (s) => snapshots.push(s) });
+  for (let i = 0; i < 5; i++) {
+    const text = `component C${i} { memory 64MiB }\n`;
+    workspace.setOpen(`m${i}.mcl`, TextDocument.create(`file:///m${i}.mcl`, 'mcl', 1, text));
+  }
+  return { analyzer, workspace, snapshots };
+}
+
+describe('analyzer', () => {
+  it('abandons a build when a newer edit arrives, and serves the newer state', async () => {
+    const { analyzer, workspace, snapshots } = setup();
+    analyzer.invalidate();
+    const first = analyzer.build();
+    // The edit arrives while the first build is parsing (it yields between files).
+    workspace.setOpen('m0.mcl', TextDocument.create('file:///m0.mcl', 'mcl', 2, 'component Renamed { memory 64MiB }\n'));
+    analyzer.invalidate();
+    await first;
+    expect(analyzer.stats.abandoned).toBe(1);
+    expect(snapshots).toHaveLength(0);
+    const s = await analyzer.checked();
+    expect(snapshots).toHaveLength(1);
+    expect([...s.program.symbols.values()].some((x) => x.name === 'Renamed')).toBe(true);
+    expect([...s.program.symbols.values()].some((x) => x.name === 'C0')).toBe(false);
+    analyzer.dispose();
+  });
+
+  it('answers a waiting request with a snapshot of the latest generation', async () => {
+    const { analyzer, workspace } = setup(10_000);
+    analyzer.invalidate();
+    const waiting = analyzer.checked();
+    workspace.setOpen('m1.mcl', TextDocument.create('file:///m1.mcl', 'mcl', 2, 'component Later { memory 64MiB }\n'));
+    analyzer.invalidate();
+    const later = analyzer.checked();
+    const [a, b] = await Promise.all([waiting, later]);
+    // Both waiters are served, the second with the edit included; the long debounce was skipped.
+    expect([...b.program.symbols.values()].some((x) => x.name === 'Later')).toBe(true);
+    expect(a.generation).toBeLessThanOrEqual(b.generation);
+    analyzer.dispose();
+  });
+
+  it('stops waiting when the request is cancelled', async () => {
+    const { analyzer } = setup(10_000);
+    analyzer.invalidate();
+    const source = new CancellationTokenSource();
+    const waiting = analyzer.checked(source.token);
+    source.cancel();
+    await expect(waiting).rejects.toBeInstanceOf(RequestCancelled);
+    analyzer.dispose();
+  });
+
+  it('keeps the syntax diagnostics of a file served from the parse cache', async () => {
+    const { analyzer, workspace } = setup();
+    workspace.setOpen('bad.mcl', TextDocument.create('file:///bad.mcl', 'mcl', 1, 'component Bad {\n  memory\n}\n'));
+    analyzer.invalidate();
+    const s1 = await analyzer.checked();
+    const syntax1 = s1.result.diagnostics.filter((d) => d.file === 'bad.mcl' && d.code.startsWith('MCL01'));
+    expect(syntax1.length).toBeGreaterThan(0);
+    workspace.setOpen('m2.mcl', TextDocument.create('file:///m2.mcl', 'mcl', 2, 'component C2b { memory 64MiB }\n'));
+    analyzer.invalidate();
+    const s2 = await analyzer.checked();
+    expect(s2.generation).toBeGreaterThan(s1.generation);
+    expect(s2.result.diagnostics.filter((d) => d.file === 'bad.mcl' && d.code.startsWith('MCL01'))).toEqual(syntax1);
+    analyzer.dispose();
+  });
+});
