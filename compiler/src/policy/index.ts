@@ -52,7 +52,8 @@ function run(input: PolicyInput): PolicyResult {
   const flowResult = (): FlowResult => (flow ??= propagate(ctx, order));
   checkLattice(ctx, flowResult());
   for (const sr of input.rules ?? []) {
-    const rule = sr.rule;
+    const rule = sr?.rule;
+    if (!rule || typeof rule !== 'object') continue;
     switch (rule.kind) {
       case 'OnlyRule':
         checkOnly(ctx, sr, rule);

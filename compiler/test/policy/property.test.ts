@@ -199,6 +199,27 @@ describe('policy checker on random graphs', () => {
         }
         const violates = received.some((set, i) => [...set].some((l) => !leq(l, own(i))));
         expect(statusOf(result, 'flow:lattice')).toBe(violates ? 'fail' : 'pass');
+
+        // `no flow L -> x`: no instance of x receives L or anything above it.
+        const flowIds = new Map<string, number>();
+        for (const sr of b.input.rules) {
+          if (sr.rule.kind !== 'NoFlowRule') continue;
+          const base = `flow:no-flow:${sr.rule.label.name}->${sr.rule.to.name}`;
+          const n = (flowIds.get(base) ?? 0) + 1;
+          flowIds.set(base, n);
+          const id = n === 1 ? base : `${base}#${n}`;
+          const label = sr.rule.label.name;
+          let expected: string;
+          if (sr.rule.to.name === 'outside') {
+            const held = (i: number) => [own(i), ...received[i]];
+            expected = sys.exposures.some((v) => held(v).some((l) => leq(label, decl(v, l)))) ? 'fail' : 'pass';
+          } else {
+            const target = members(count, sr.rule.to.name);
+            expected =
+              target.length === 0 ? 'fail' : target.some((v) => [...received[v]].some((l) => leq(label, l))) ? 'fail' : 'pass';
+          }
+          expect(statusOf(result, id)).toBe(expected);
+        }
       }),
       { numRuns: 1000 },
     );
