@@ -359,12 +359,11 @@ export class McParser extends EmbeddedActionsParser {
       const t = this.LA(1);
       if (t.tokenType === undefined || t.tokenType.name === 'EOF') break;
       if (T.DECL_START_WORDS.has(t.image) && !(t.tokenType === K.image && category === T.StrayComponent)) break;
-      if (depth === 0 && !this.tokenMatches(t, category)) break;
+      // At the top level a stray `}` belongs to the run too; inside a block it ends the block.
+      const fits = this.tokenMatches(t, category) || (category === T.StrayTop && t.tokenType === T.RBrace);
+      if (depth === 0 && !fits) break;
       if (opens(t)) depth++;
-      else if (closes(t)) {
-        if (depth === 0) break;
-        depth--;
-      }
+      else if (closes(t) && depth > 0) depth--;
       end = t.endOffset! + 1;
       this.skipToken();
     }
@@ -1166,7 +1165,10 @@ export class McParser extends EmbeddedActionsParser {
   orderAtom = this.rule('orderAtom', (): A.OrderExpr => {
     const start = this.startPos();
     const node = this.open<A.OrderOp>({ kind: 'OrderOp', name: M_IDENT, span: { start, end: start } });
-    if (this.tooDeep()) return this.done(node);
+    if (this.tooDeep()) {
+      fixMissing(node as unknown as Record<string, unknown>, this.endPos());
+      return this.done(node);
+    }
     return this.OR({
       DEF: [
         {

@@ -1,0 +1,24 @@
+// Shared helpers for the language tests.
+
+import { LineIndex, type Diagnostic } from '../src/index';
+
+/** Renders diagnostics as `file:line:col code message` lines, the format of the golden files. */
+export function renderDiagnostics(text: string, diagnostics: readonly Diagnostic[]): string {
+  const index = new LineIndex(text);
+  return diagnostics
+    .map((d) => {
+      const p = index.position(d.span.start);
+      return `${d.file}:${p.line}:${p.column} ${d.code} ${d.message}${d.hint ? `\n    hint: ${d.hint}` : ''}`;
+    })
+    .join('\n');
+}
+
+/** True when the tree still holds one of the parser's internal placeholders, which must never escape. */
+export function hasInternalPlaceholder(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (Object.isFrozen(value)) return true;
+  if (Array.isArray(value)) return value.some(hasInternalPlaceholder);
+  const span = (value as { span?: { start: number } }).span;
+  if (span && span.start < 0) return true;
+  return Object.values(value).some(hasInternalPlaceholder);
+}
