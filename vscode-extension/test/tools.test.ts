@@ -1,13 +1,16 @@
 // The extension's VS Code-independent helpers: locating the server and the
 // CLI, running `mclc graph`, and the graph webview page.
 
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findCli, graphHtml, graphSvg, resolveServerPath } from '../src/tools';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcl-ext-'));
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cliBundle = join(repo, 'cli', 'dist', 'mclc.mjs');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('extension helpers', () => {
@@ -49,6 +52,17 @@ process.stdout.write('<?xml version="1.0"?>\\n<svg xmlns="http://www.w3.org/2000
     expect(r.error).toMatch(/no root system/);
     const missing = await graphSvg({ command: join(dir, 'does-not-exist'), args: [] }, 'x.mcl', dir);
     expect(missing.error).toMatch(/mcl\.cliPath/);
+  });
+
+  // The CLI bundle comes from `npm run build` (which `npm test` runs first).
+  it.skipIf(!existsSync(cliBundle))('draws the webstack example with the real CLI found in the checkout', async () => {
+    const cli = findCli('', [repo]);
+    expect(cli.args).toEqual([cliBundle]);
+    const r = await graphSvg(cli, join(repo, 'examples', 'webstack', 'webstack.mcl'), repo);
+    expect(r.error).toBeUndefined();
+    expect(r.svg).toMatch(/^<svg/);
+    expect(r.svg).toContain('auth');
+    expect(graphHtml(r.svg!, 'Graph')).toContain('<svg');
   });
 
   it('builds a webview page without scripts', () => {
