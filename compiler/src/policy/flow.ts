@@ -126,7 +126,9 @@ function checkLabelCycles(ctx: Context, labels: string[], adj: number[][]): void
     status: cycles.length === 0 ? 'pass' : 'fail',
     summary:
       cycles.length === 0
-        ? `The ${labels.length} label${labels.length === 1 ? '' : 's'} form a partial order.`
+        ? labels.length === 0
+          ? 'No labels are declared: information flow is not constrained.'
+          : `The ${labels.length} label${labels.length === 1 ? '' : 's'} form a partial order.`
         : `The label order has ${cycles.length} cycle${cycles.length === 1 ? '' : 's'}: ${cycles.map((c) => c.join(' < ')).join('; ')}.`,
     counterexample: cycles.length === 0 ? undefined : cycles[0].map((l) => ({ note: `label ${l}` })),
   });
