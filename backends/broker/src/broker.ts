@@ -18,7 +18,7 @@
 //   sends to a full destination.
 
 import { EventEmitter } from 'node:events';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createConnection, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ChannelInvariants, OrderAutomaton, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
@@ -359,7 +359,7 @@ export class Broker extends EventEmitter {
       channels,
       target,
       lineLimit,
-      (c, line, bytes) => this.onLine(c, line, bytes),
+      (c, line, bytes) => this.guard(`frame from ${c.key}`, () => this.onLine(c, line, bytes)),
       (c, bytes) => this.onOversize(c, bytes),
       this.opts.reconnectDelayMs ?? 50,
     );
@@ -1237,7 +1237,7 @@ export class Broker extends EventEmitter {
       ch.requesters.add(req);
       this.openSession(req, `tcp ${sock.remoteAddress}:${sock.remotePort}`);
       const splitter = new LineSplitter(ch.lineLimit, {
-        line: (text, bytes) => {
+        line: (text, bytes) => this.guard(`frame from ${name}`, () => {
           let frame: unknown;
           try {
             frame = JSON.parse(text);
@@ -1252,7 +1252,7 @@ export class Broker extends EventEmitter {
             return;
           }
           this.fromRequester(req, frame, bytes, null);
-        },
+        }),
         oversize: (bytes) => this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `a line of more than ${ch.lineLimit} bytes (${bytes} seen); the rest is discarded`, null, req),
       });
       sock.on('data', (chunk: Buffer) => this.batch(() => splitter.push(chunk)));
@@ -1268,7 +1268,13 @@ export class Broker extends EventEmitter {
 
   private httpServer(ch: ChannelRt): HttpServer {
     const op = ch.ops.get('request');
-    const server = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, async (hreq, hres) => {
+    const server = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, (hreq, hres) => {
+      handle(hreq, hres).catch((e: unknown) => {
+        this.log({ level: 'error', message: `internal error on exposure ${ch.id}: ${(e as Error)?.stack ?? String(e)}`, channel: ch.id });
+        writeBrokerError(hres, 500, 'internal broker error');
+      });
+    });
+    const handle = async (hreq: IncomingMessage, hres: ServerResponse): Promise<void> => {
       const sock = hreq.socket;
       let req = httpRequesters.get(sock);
       if (!req) {
@@ -1328,10 +1334,9 @@ export class Broker extends EventEmitter {
           } else ch.counters.frames_to_requirer++;
           return;
         }
-        const status = answer.kind === 'timeout' ? 504 : answer.kind === 'denied' ? 502 : 502;
-        writeBrokerError(hres, status, answer.error);
+        writeBrokerError(hres, answer.kind === 'timeout' ? 504 : 502, answer.error);
       });
-    });
+    };
     const httpRequesters = new WeakMap<Socket, Requester>();
     server.on('connection', (sock: Socket) => {
       this.tcpSockets.add(sock);
@@ -1414,6 +1419,18 @@ export class Broker extends EventEmitter {
       if (!stream.destroyed) stream.resume();
     }, PENALTY_PAUSE_MS);
     t.unref?.();
+  }
+
+  /**
+   * Runs the handling of one frame so that a bug in it costs that frame, not
+   * the supervisor process that hosts the broker and every guest's channels.
+   */
+  private guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.log({ level: 'error', message: `internal error handling ${what}: ${(e as Error)?.stack ?? String(e)}` });
+    }
   }
 
   /** Logs violations with at most 10 lines per second per (channel, kind); the rest are summarised. */
