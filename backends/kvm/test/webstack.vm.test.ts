@@ -58,6 +58,9 @@ describe('webstack on QEMU', () => {
     const tooMany = await http(PORT, '/orders?item=book&quantity=7', { method: 'POST', headers: auth });
     expect(tooMany.status).toBe(422);
     expect((await http(PORT, '/orders/1')).status).toBe(401);
+    // The caller's name is set by web from the token; a client cannot claim one.
+    const spoof = await http(PORT, '/orders/1', { headers: { ...auth, 'x-mcl-user': 'mallory' } });
+    expect(spoof.status).toBe(400);
     const lines: string[] = [];
     await logs('audit', { ...opts(), follow: false }, (l) => lines.push(l.text));
     expect(lines.join('\n')).toMatch(/order 1 placed by alice: 2 x book/);

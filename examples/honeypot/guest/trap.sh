@@ -8,6 +8,16 @@
 PERSONA="${MCL_PARAM_PERSONA:-Apache/2.4.41 (Ubuntu)}"
 exec 3<>/dev/mcl/http 4<>/dev/mcl/recorder
 
+str() {
+  _p="\"$1\":\""
+  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%\"*} ;; *) V="" ;; esac
+}
+num() {
+  _p="\"$1\":"
+  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%[!0-9]*} ;; *) V="" ;; esac
+}
+esc() { V=${1//\\/\\\\}; V=${V//\"/\\\"}; }
+
 next() {
   while :; do
     if IFS= read -r LINE <&3; then return 0; fi
@@ -15,24 +25,23 @@ next() {
   done
 }
 
-esc() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\r\n'; }
-
 respond() {
-  printf '{"t":"reply","id":%s,"body":{"status":%s,"headers":{"server":"%s","content-type":"text/html"},"body":"%s\\n"}}\n' \
-    "$1" "$2" "$(esc "$PERSONA")" "$(esc "$3")" >&3
+  esc "$3"
+  printf '{"t":"reply","id":%s,"body":{"status":%s,"headers":{"server":"%s","content-type":"text/html"},"body":"%s\\n"}}\n' "$1" "$2" "$PERSONA" "$V" >&3
 }
 
 record() {
-  printf '{"t":"send","op":"line","body":{"level":"warn","message":"%s","fields":{"clone":"%s"}}}\n' "$(esc "$1")" "${MCL_CLONE:-?}" >&4
+  esc "$1"
+  printf '{"t":"send","op":"line","body":{"level":"warn","message":"%s","fields":{"clone":"%s"}}}\n' "$V" "${MCL_CLONE:-?}" >&4
 }
 
 echo "trap: up as $PERSONA"
 while next; do
-  id=$(printf '%s' "$LINE" | sed -n 's/^{"t":"call","op":"request","id":\([0-9]*\),"body":.*/\1/p')
-  [ -n "$id" ] || continue
-  method=$(printf '%s' "$LINE" | sed -n 's/.*"method":"\([A-Z]*\)".*/\1/p')
-  path=$(printf '%s' "$LINE" | sed -n 's/.*"path":"\([^"]*\)".*/\1/p')
-  agent=$(printf '%s' "$LINE" | sed -n 's/.*"user-agent":"\([^"]*\)".*/\1/p')
+  case "$LINE" in '{"t":"call","op":"request",'*) ;; *) continue ;; esac
+  num id "$LINE"; id=$V
+  str method "$LINE"; method=$V
+  str path "$LINE"; path=$V
+  str user-agent "$LINE"; agent=$V
   record "$method $path from $agent"
   case "$method $path" in
     "POST /upload"*)

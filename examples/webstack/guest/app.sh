@@ -6,6 +6,15 @@ MAX="${MCL_PARAM_MAX_QUANTITY:-10}"
 exec 3<>/dev/mcl/orders 4<>/dev/mcl/db 5<>/dev/mcl/audit
 SEQ=0
 
+str() {
+  _p="\"$1\":\""
+  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%\"*} ;; *) V="" ;; esac
+}
+num() {
+  _p="\"$1\":"
+  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%[!0-9]*} ;; *) V="" ;; esac
+}
+
 next() {
   while :; do
     if IFS= read -r LINE <&3; then return 0; fi
@@ -13,15 +22,13 @@ next() {
   done
 }
 
-# db OP BODY: one call to the database; its reply line ends up in R.
+# db OP BODY: one call to the database; its answer (reply, error or denied) ends up in R.
 db() {
   SEQ=$((SEQ + 1))
   printf '{"t":"call","op":"%s","id":%d,"body":%s}\n' "$1" "$SEQ" "$2" >&4
   while :; do
     if ! IFS= read -r R <&4; then sleep 0.1; continue; fi
-    case "$R" in
-      *"\"id\":$SEQ,"* | *"\"id\":$SEQ}"*) return 0 ;;
-    esac
+    case "$R" in *"\"id\":$SEQ,"* | *"\"id\":$SEQ}"*) return 0 ;; esac
   done
 }
 
@@ -29,23 +36,22 @@ audit() {
   printf '{"t":"send","op":"line","body":{"level":"info","message":"%s"}}\n' "$1" >&5
 }
 
-echo "app: orders up to $MAX per line"
+echo "app: at most $MAX of an item per order"
 while next; do
-  op=$(printf '%s' "$LINE" | sed -n 's/^{"t":"call","op":"\([a-z_]*\)","id":[0-9]*,"body":.*/\1/p')
-  id=$(printf '%s' "$LINE" | sed -n 's/^{"t":"call","op":"[a-z_]*","id":\([0-9]*\),"body":.*/\1/p')
-  [ -n "$id" ] || continue
+  case "$LINE" in '{"t":"call",'*) ;; *) continue ;; esac
+  str op "$LINE"; op=$V
+  num id "$LINE"; id=$V
   case "$op" in
     place)
-      user=$(printf '%s' "$LINE" | sed -n 's/.*"user":"\([^"]*\)".*/\1/p')
-      item=$(printf '%s' "$LINE" | sed -n 's/.*"item":"\([^"]*\)".*/\1/p')
-      qty=$(printf '%s' "$LINE" | sed -n 's/.*"quantity":\([0-9]*\).*/\1/p')
+      str user "$LINE"; user=$V
+      str item "$LINE"; item=$V
+      num quantity "$LINE"; qty=${V:-0}
       if [ "$qty" -gt "$MAX" ]; then
         printf '{"t":"error","id":%s,"error":"quantity %s is over the limit of %s"}\n' "$id" "$qty" "$MAX" >&3
         continue
       fi
       db get '{"key":"seq"}'
-      n=$(printf '%s' "$R" | sed -n 's/.*"value":"\([0-9]*\)".*/\1/p')
-      n=$(( ${n:-0} + 1 ))
+      str value "$R"; n=$(( ${V:-0} + 1 ))
       db put "{\"key\":\"seq\",\"value\":\"$n\"}"
       db put "{\"key\":\"order:$n\",\"value\":\"$user|$item|$qty\"}"
       case "$R" in
@@ -57,13 +63,12 @@ while next; do
       esac
       ;;
     lookup)
-      ref=$(printf '%s' "$LINE" | sed -n 's/.*"body":{"id":"\([0-9]*\)".*/\1/p')
+      body=${LINE#*\"body\":}
+      str id "$body"; ref=$V
       db get "{\"key\":\"order:$ref\"}"
-      v=$(printf '%s' "$R" | sed -n 's/.*"value":"\([^"]*\)".*/\1/p')
-      if [ -n "$v" ]; then
-        IFS='|' read -r u i q <<EOT
-$v
-EOT
+      str value "$R"
+      if [ -n "$V" ]; then
+        u=${V%%|*}; rest=${V#*|}; i=${rest%%|*}; q=${rest#*|}
         printf '{"t":"reply","id":%s,"body":{"found":{"user":"%s","item":"%s","quantity":%s}}}\n' "$id" "$u" "$i" "$q" >&3
       else
         printf '{"t":"reply","id":%s,"body":"missing"}\n' "$id" >&3

@@ -1,9 +1,18 @@
 #!/bin/sh
-# Checks bearer tokens (protocol Auth) against the `tokens` parameter and
-# records every check with the audit collector.
+# Checks bearer tokens (protocol Auth) against the `tokens` parameter (a JSON
+# map from token to user) and records every check with the audit collector.
 
 TOKENS="${MCL_PARAM_TOKENS:-{\}}"
 exec 3<>/dev/mcl/auth 4<>/dev/mcl/audit
+
+str() {
+  _p="\"$1\":\""
+  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%\"*} ;; *) V="" ;; esac
+}
+num() {
+  _p="\"$1\":"
+  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%[!0-9]*} ;; *) V="" ;; esac
+}
 
 next() {
   while :; do
@@ -16,14 +25,17 @@ audit() {
   printf '{"t":"send","op":"line","body":{"level":"%s","message":"%s"}}\n' "$1" "$2" >&4
 }
 
-echo "auth: $(printf '%s' "$TOKENS" | grep -o '":"' | wc -l) token(s) loaded"
+echo "auth: ready"
 while next; do
-  id=$(printf '%s' "$LINE" | sed -n 's/^{"t":"call","op":"check","id":\([0-9]*\),"body":.*/\1/p')
-  [ -n "$id" ] || continue
-  # Only plain token characters take part in the lookup, so a token cannot inject a pattern.
-  token=$(printf '%s' "$LINE" | sed -n 's/.*"token":"\([A-Za-z0-9._~+-]*\)".*/\1/p')
+  case "$LINE" in '{"t":"call","op":"check",'*) ;; *) continue ;; esac
+  num id "$LINE"; id=$V
+  str token "$LINE"; token=$V
   user=""
-  [ -n "$token" ] && user=$(printf '%s' "$TOKENS" | sed -n "s/.*\"$token\":\"\([a-z][a-z0-9_-]*\)\".*/\1/p")
+  # Only plain token characters take part in the lookup, so a token cannot inject a pattern.
+  case "$token" in
+    '' | *[!A-Za-z0-9._~+-]*) ;;
+    *) str "$token" "$TOKENS"; user=$V ;;
+  esac
   if [ -n "$user" ]; then
     printf '{"t":"reply","id":%s,"body":{"user":"%s"}}\n' "$id" "$user" >&3
     audit info "token accepted for $user"

@@ -7,6 +7,19 @@
 exec 3<>/dev/mcl/api 4<>/dev/mcl/app
 SEQ=0
 
+str() {
+  _p="\"$1\":\""
+  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%\"*} ;; *) V="" ;; esac
+}
+num() {
+  _p="\"$1\":"
+  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%[!0-9]*} ;; *) V="" ;; esac
+}
+# query NAME PATH: V is the value of NAME in the query string (letters, digits and '-').
+query() {
+  case "$2" in *[?\&]"$1="*) V=${2#*[?\&]"$1="}; V=${V%%[!A-Za-z0-9-]*} ;; *) V="" ;; esac
+}
+
 next() {
   while :; do
     if IFS= read -r LINE <&3; then return 0; fi
@@ -14,52 +27,49 @@ next() {
   done
 }
 
-# app OP BODY: one call to the application; its reply line ends up in R.
+# app OP BODY: one call to the application; its answer ends up in R.
 app() {
   SEQ=$((SEQ + 1))
   printf '{"t":"call","op":"%s","id":%d,"body":%s}\n' "$1" "$SEQ" "$2" >&4
   while :; do
     if ! IFS= read -r R <&4; then sleep 0.1; continue; fi
-    case "$R" in
-      *"\"id\":$SEQ,"* | *"\"id\":$SEQ}"*) return 0 ;;
-    esac
+    case "$R" in *"\"id\":$SEQ,"* | *"\"id\":$SEQ}"*) return 0 ;; esac
   done
 }
 
-# respond ID STATUS TEXT: an HTTP response whose body is TEXT (JSON-escaped here).
+# respond ID STATUS JSON: an HTTP response whose body is the JSON text given.
 respond() {
-  body=$(printf '%s' "$3" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\r\n')
-  printf '{"t":"reply","id":%s,"body":{"status":%s,"headers":{"content-type":"application/json"},"body":"%s\\n"}}\n' "$1" "$2" "$body" >&3
+  _b=${3//\\/\\\\}; _b=${_b//\"/\\\"}
+  printf '{"t":"reply","id":%s,"body":{"status":%s,"headers":{"content-type":"application/json"},"body":"%s\\n"}}\n' "$1" "$2" "$_b" >&3
 }
 
-param() { printf '%s' "$1" | sed -n "s/.*[?&]$2=\([A-Za-z0-9-]*\).*/\1/p"; }
-
-echo "handler ${MCL_INSTANCE:-}: ready"
+echo "handler ${MCL_INSTANCE:-} #${MCL_CLONE:-0}: ready"
 while next; do
-  id=$(printf '%s' "$LINE" | sed -n 's/^{"t":"call","op":"request","id":\([0-9]*\),"body":.*/\1/p')
-  [ -n "$id" ] || continue
-  method=$(printf '%s' "$LINE" | sed -n 's/.*"method":"\([A-Z]*\)".*/\1/p')
-  path=$(printf '%s' "$LINE" | sed -n 's/.*"path":"\([^"]*\)".*/\1/p')
-  user=$(printf '%s' "$LINE" | sed -n 's/.*"x-mcl-user":"\([^"]*\)".*/\1/p')
+  case "$LINE" in '{"t":"call","op":"request",'*) ;; *) continue ;; esac
+  num id "$LINE"; id=$V
+  str method "$LINE"; method=$V
+  str path "$LINE"; path=$V
+  str x-mcl-user "$LINE"; user=$V
   case "$method $path" in
     "GET /orders/"*)
       ref=${path#/orders/}
       case "$ref" in '' | *[!0-9]*) respond "$id" 400 '{"error":"an order id is a number"}'; continue ;; esac
       app lookup "{\"id\":\"$ref\"}"
       case "$R" in
-        *'"found":'*) respond "$id" 200 "$(printf '%s' "$R" | sed 's/.*"found":\({[^}]*}\).*/\1/')" ;;
+        *'"found":'*) found=${R#*\"found\":}; respond "$id" 200 "${found%%\}*}}" ;;
         *'"t":"reply"'*) respond "$id" 404 "{\"error\":\"no order $ref\"}" ;;
-        *) respond "$id" 502 "{\"error\":\"the application failed\"}" ;;
+        *) respond "$id" 502 '{"error":"the application failed"}' ;;
       esac
       ;;
     "POST /orders"*)
-      item=$(param "$path" item)
-      qty=$(param "$path" quantity)
-      app place "{\"user\":\"$user\",\"item\":\"$item\",\"quantity\":${qty:-0}}"
+      query item "$path"; item=$V
+      query quantity "$path"; qty=${V:-0}
+      case "$qty" in *[!0-9]*) qty=0 ;; esac
+      app place "{\"user\":\"$user\",\"item\":\"$item\",\"quantity\":$qty}"
       case "$R" in
-        *'"t":"reply"'*) respond "$id" 201 "$(printf '%s' "$R" | sed 's/.*"body":\({[^}]*}\).*/\1/')" ;;
-        *'"t":"error"'*) respond "$id" 422 "{\"error\":\"$(printf '%s' "$R" | sed -n 's/.*"error":"\([^"]*\)".*/\1/p')\"}" ;;
-        *'"t":"denied"'*) respond "$id" 400 "{\"error\":\"$(printf '%s' "$R" | sed -n 's/.*"reason":"\([^"]*\)".*/\1/p')\"}" ;;
+        *'"t":"reply"'*) b=${R#*\"body\":}; respond "$id" 201 "${b%\}}" ;;
+        *'"t":"error"'*) str error "$R"; respond "$id" 422 "{\"error\":\"$V\"}" ;;
+        *'"t":"denied"'*) str reason "$R"; respond "$id" 400 "{\"error\":\"$V\"}" ;;
         *) respond "$id" 502 '{"error":"the application failed"}' ;;
       esac
       ;;

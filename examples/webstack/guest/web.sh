@@ -12,6 +12,15 @@ BANNER="${MCL_PARAM_BANNER:-mcl webstack}"
 exec 3<>/dev/mcl/http 4<>/dev/mcl/auth 5<>/dev/mcl/handler
 SEQ=0
 
+str() {
+  _p="\"$1\":\""
+  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%\"*} ;; *) V="" ;; esac
+}
+num() {
+  _p="\"$1\":"
+  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%[!0-9]*} ;; *) V="" ;; esac
+}
+
 next() {
   while :; do
     if IFS= read -r LINE <&3; then return 0; fi
@@ -25,16 +34,16 @@ call() {
   printf '{"t":"call","op":"%s","id":%d,"body":%s}\n' "$2" "$SEQ" "$3" >&"$1"
   while :; do
     if ! IFS= read -r R <&"$1"; then sleep 0.1; continue; fi
-    case "$R" in
-      *"\"id\":$SEQ,"* | *"\"id\":$SEQ}"*) return 0 ;;
-    esac
+    case "$R" in *"\"id\":$SEQ,"* | *"\"id\":$SEQ}"*) return 0 ;; esac
   done
 }
 
-esc() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\r\n'; }
+# esc TEXT: V is TEXT escaped for a JSON string.
+esc() { V=${1//\\/\\\\}; V=${V//\"/\\\"}; }
 
 respond() {
-  printf '{"t":"reply","id":%s,"body":{"status":%s,"headers":{"content-type":"text/plain"},"body":"%s\\n"}}\n' "$1" "$2" "$(esc "$3")" >&3
+  esc "$3"
+  printf '{"t":"reply","id":%s,"body":{"status":%s,"headers":{"content-type":"text/plain"},"body":"%s\\n"}}\n' "$1" "$2" "$V" >&3
 }
 
 probe() {
@@ -46,36 +55,42 @@ probe() {
   n=0
   while [ $n -lt 3 ] && IFS= read -r -t 3 R <&4; do
     n=$((n + 1))
-    out="$out$(printf '%s' "$R" | sed -n 's/.*"kind":"\([a-z_]*\)","reason":"\(.*\)"}$/denied (\1): \2/p'); "
+    str kind "$R"; kind=$V
+    reason=${R#*\"reason\":\"}; reason=${reason%\"\}}
+    out="${out}denied ($kind): ${reason//\\\"/\"}; "
   done
   # A good call still goes through afterwards.
   call 4 check '{"token":"none"}'
-  out="${out}then a good call: $R"
-  respond "$1" 200 "$out"
+  respond "$1" 200 "${out}then a good call: $R"
 }
 
 echo "web: $BANNER"
 while next; do
-  id=$(printf '%s' "$LINE" | sed -n 's/^{"t":"call","op":"request","id":\([0-9]*\),"body":.*/\1/p')
-  [ -n "$id" ] || continue
-  path=$(printf '%s' "$LINE" | sed -n 's/.*"path":"\([^"]*\)".*/\1/p')
+  case "$LINE" in '{"t":"call","op":"request",'*) ;; *) continue ;; esac
+  num id "$LINE"; id=$V
+  str path "$LINE"; path=$V
   case "$path" in
     /) respond "$id" 200 "$BANNER: POST /orders?item=book&quantity=2 and GET /orders/1 with the header 'Authorization: Bearer demo-token'"; continue ;;
     /probe) probe "$id"; continue ;;
   esac
-  token=$(printf '%s' "$LINE" | sed -n 's/.*"authorization":"Bearer \([^"]*\)".*/\1/p')
-  call 4 check "{\"token\":\"$(esc "$token" | cut -c1-256)\"}"
-  user=$(printf '%s' "$R" | sed -n 's/.*"body":{"user":"\([^"]*\)"}.*/\1/p')
+  str authorization "$LINE"; token=${V#Bearer }
+  case "$token" in *[!A-Za-z0-9._~+-]*) token="" ;; esac
+  call 4 check "{\"token\":\"$token\"}"
+  case "$R" in *'"body":{"user":"'*) str user "$R"; user=$V ;; *) user="" ;; esac
   if [ -z "$user" ]; then
     respond "$id" 401 "who are you? send 'Authorization: Bearer <token>'"
     continue
   fi
   # Forward the request with the caller's name; a client cannot set that header itself.
-  req=$(printf '%s' "$LINE" | sed 's/^{"t":"call","op":"request","id":[0-9]*,"body":\(.*\)}$/\1/; s/,"x-mcl-user":"[^"]*"//g; s/"x-mcl-user":"[^"]*",\{0,1\}//g')
-  req=$(printf '%s' "$req" | sed "s/\"headers\":{}/\"headers\":{\"x-mcl-user\":\"$user\"}/; t; s/\"headers\":{/\"headers\":{\"x-mcl-user\":\"$user\",/")
+  req=${LINE#*\"body\":}; req=${req%\}}
+  case "$req" in *'"x-mcl-user"'*) respond "$id" 400 "the x-mcl-user header is reserved"; continue ;; esac
+  case "$req" in
+    *'"headers":{}'*) req="${req%%\"headers\":\{\}*}\"headers\":{\"x-mcl-user\":\"$user\"}${req#*\"headers\":\{\}}" ;;
+    *) req="${req%%\"headers\":\{*}\"headers\":{\"x-mcl-user\":\"$user\",${req#*\"headers\":\{}" ;;
+  esac
   call 5 request "$req"
   case "$R" in
-    *'"t":"reply"'*) printf '{"t":"reply","id":%s,"body":%s\n' "$id" "$(printf '%s' "$R" | sed 's/^{"t":"reply","id":[0-9]*,"body":\(.*\)$/\1/')" >&3 ;;
+    *'"t":"reply"'*) printf '{"t":"reply","id":%s,"body":%s\n' "$id" "${R#*\"body\":}" >&3 ;;
     *) respond "$id" 502 "the handler failed: $R" ;;
   esac
 done
