@@ -298,6 +298,43 @@ describe('isolation', () => {
   });
 });
 
+describe('backpressure', () => {
+  it('stops reading a requester while its provider does not read, then delivers everything', async () => {
+    const rep = await fake('rep', 0, 'kv');
+    const client = await fake('client', 0, 'rep');
+    // The provider stops reading: what the broker writes to it piles up in the broker's socket.
+    rep.socket!.pause();
+    const line = JSON.stringify({ t: 'send', op: 'log', body: { message: 'm'.repeat(200) } }) + '\n';
+    const n = 40_000;
+    const chunk = line.repeat(1000);
+    for (let i = 0; i < n / 1000; i++) client.raw(chunk);
+    await new Promise((r) => setTimeout(r, 300));
+    // The broker paused the requester: most of the 9 MB still waits on the requester's side.
+    const c = counter('client.rep->rep.kv');
+    expect(c.frames_to_provider).toBeLessThan(n);
+    expect(client.socket!.writableLength).toBeGreaterThan(0);
+    // Once the provider reads again, every frame arrives, in order and whole.
+    let got = 0;
+    let bad = 0;
+    let buf = '';
+    rep.socket!.removeAllListeners('data');
+    rep.socket!.on('data', (d: string) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        if (buf.slice(0, i + 1) === line) got++;
+        else bad++;
+        buf = buf.slice(i + 1);
+      }
+    });
+    rep.socket!.resume();
+    const t0 = Date.now();
+    while (got + bad < n && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+    expect({ got, bad }).toEqual({ got: n, bad: 0 });
+    expect(counter('client.rep->rep.kv').violations_total).toBe(0);
+  });
+});
+
 describe('replicas and sessions', () => {
   it('spreads calls round-robin over the attached replicas', async () => {
     const reps = [];
