@@ -7,7 +7,7 @@ import { canonicalJson } from '@mcl/plan';
 import { formatBytes, plainStyle, plural, type Styler } from './io';
 
 const SYMBOL: Record<string, string> = { create: '+', update: '~', replace: '-/+', delete: '-', 'no-op': ' ' };
-const VERB: Record<string, string> = { create: 'create', update: 'update in place', replace: 'replace', delete: 'destroy', 'no-op': 'unchanged' };
+const VERB: Record<string, string> = { create: 'create', update: 'rewire in place', replace: 'replace', delete: 'destroy', 'no-op': 'unchanged' };
 
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);

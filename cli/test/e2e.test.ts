@@ -186,9 +186,9 @@ describe('plan and show', () => {
     writeFileSync(statePath, JSON.stringify(older));
     const changed = await mclc(['plan', 'shop', '--state', statePath, '--detailed-exitcode']);
     expect(changed.code).toBe(2);
-    expect(changed.stdout).toMatch(/~\s+store\s+shop\.Store\s+update in place \(replicas changed\)/);
+    expect(changed.stdout).toMatch(/-\/\+ store\s+shop\.Store\s+replace \(replicas changed\)/);
     expect(changed.stdout).toMatch(/-\s+legacy\s+shop\.Greet\s+destroy/);
-    expect(changed.stdout).toContain('Plan: 0 to add, 1 to change, 0 to replace, 1 to destroy.');
+    expect(changed.stdout).toContain('Plan: 0 to add, 1 to replace, 1 to destroy.');
   });
 
   it('reads the state under the workspace by default and refuses a corrupt one', async () => {

@@ -1,10 +1,12 @@
 // What applying a plan would change, computed from the deployment state.
 //
-// An instance is replaced when its digest changes (its VM must be forked
-// again); when only fields that a running deployment can adopt in place
-// differ (replica count, session bound, restart policy) the change is an
-// update. Reasons name the fields that changed, never their values, so they
-// can be printed even when a sensitive parameter changed.
+// An instance is replaced when its digest changes: the digest covers every
+// field of the instance, and a backend forks a changed instance again rather
+// than patching a running guest. An instance with the same digest is updated
+// in place when only the broker's side of it changes (the operations or
+// invariants of a channel on one of its ports); otherwise it is left alone.
+// Reasons name the fields that changed, never their values, so they can be
+// printed even when a sensitive parameter changed.
 //
 // Besides resources, the diff reports the change in security posture: the
 // channels and exposures that appear or disappear, channel invariants that
@@ -83,9 +85,6 @@ export interface PlanChanges {
   summary: string;
 }
 
-/** Fields a running deployment adopts without forking the instance again. */
-const IN_PLACE_FIELDS = new Set(['replicas', 'max_sessions', 'restart']);
-
 const byId = <T extends { id: string }>(xs: readonly T[]) => new Map(xs.map((x) => [x.id, x]));
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -109,16 +108,16 @@ export function changedInstanceFields(before: PlanInstance, after: PlanInstance)
   return out;
 }
 
-function instanceChange(before: PlanInstance | undefined, after: PlanInstance | undefined): InstanceChange {
+function instanceChange(before: PlanInstance | undefined, after: PlanInstance | undefined, rewired: string[]): InstanceChange {
   if (!before) return { id: after!.id, component: after!.component, action: 'create', changed_fields: [], reasons: ['not in the deployment'] };
   if (!after) return { id: before.id, component: before.component, action: 'delete', changed_fields: [], reasons: ['not in the plan'] };
   const fields = changedInstanceFields(before, after);
-  const digestChanged = before.digest !== after.digest;
-  if (fields.length === 0 && !digestChanged) return { id: after.id, component: after.component, action: 'no-op', changed_fields: [], reasons: [] };
-  const reasons = fields.map((f) => `${f} changed`);
-  if (fields.length === 0) reasons.push('digest changed');
-  const inPlace = fields.length > 0 && fields.every((f) => IN_PLACE_FIELDS.has(f));
-  return { id: after.id, component: after.component, action: inPlace ? 'update' : 'replace', changed_fields: fields, reasons };
+  if (fields.length > 0 || before.digest !== after.digest) {
+    const reasons = fields.length ? fields.map((f) => `${f} changed`) : ['digest changed'];
+    return { id: after.id, component: after.component, action: 'replace', changed_fields: fields, reasons };
+  }
+  if (rewired.length) return { id: after.id, component: after.component, action: 'update', changed_fields: [], reasons: rewired };
+  return { id: after.id, component: after.component, action: 'no-op', changed_fields: [], reasons: [] };
 }
 
 const channelChange = (c: PlanChannel): ChannelChange => ({
@@ -165,9 +164,6 @@ export function diffPlan(state: DeploymentState | null, plan: Plan): PlanChanges
   const before = byId(state?.instances ?? []);
   const after = byId(plan.instances);
   const ids = [...new Set([...before.keys(), ...after.keys()])].sort(cmp);
-  const instances = ids.map((id) => instanceChange(before.get(id), after.get(id)));
-  const counts = { create: 0, update: 0, replace: 0, delete: 0, no_op: 0 };
-  for (const c of instances) counts[c.action === 'no-op' ? 'no_op' : c.action]++;
 
   // Channels: an id names both endpoints, so the same id with other ops is a changed channel.
   const chBefore = byId(state?.channels ?? []);
@@ -189,6 +185,18 @@ export function diffPlan(state: DeploymentState | null, plan: Plan): PlanChanges
     }
   }
   for (const c of state?.channels ?? []) if (!chAfter.has(c.id)) channels_removed.push(channelChange(c));
+
+  // Instances: a changed channel updates both of its ends in place.
+  const rewired = new Map<string, string[]>();
+  for (const c of channels_changed) {
+    const ch = chAfter.get(c.id)!;
+    for (const end of new Set([ch.from.instance, ch.to.instance])) {
+      rewired.set(end, [...(rewired.get(end) ?? []), `channel ${c.id}: ${c.fields.join(', ')} changed`]);
+    }
+  }
+  const instances = ids.map((id) => instanceChange(before.get(id), after.get(id), rewired.get(id) ?? []));
+  const counts = { create: 0, update: 0, replace: 0, delete: 0, no_op: 0 };
+  for (const c of instances) counts[c.action === 'no-op' ? 'no_op' : c.action]++;
 
   const expKey = (e: PlanExposure) => `${e.host_port}|${e.instance}|${e.port}|${e.protocol}`;
   const expBefore = new Map((state?.exposures ?? []).map((e) => [expKey(e), e]));
@@ -233,15 +241,13 @@ export function diffPlan(state: DeploymentState | null, plan: Plan): PlanChanges
     !declassifications_changed.length;
 
   const has_changes = counts.create + counts.update + counts.replace + counts.delete > 0 || !security.unchanged;
-  return { instances, counts, has_changes, security, summary: summaryLine(counts, has_changes, security.channels_changed.length) };
+  return { instances, counts, has_changes, security, summary: summaryLine(counts, has_changes) };
 }
 
-function summaryLine(c: PlanChanges['counts'], hasChanges: boolean, channelsChanged: number): string {
+function summaryLine(c: PlanChanges['counts'], hasChanges: boolean): string {
   if (!hasChanges) return 'No changes. The deployment matches the plan.';
   const parts = [`${c.create} to add`];
   if (c.update) parts.push(`${c.update} to change`);
   parts.push(`${c.replace} to replace`, `${c.delete} to destroy`);
-  // Channel invariants live in the broker, not in any instance, so they are counted apart.
-  const channels = channelsChanged ? `; ${channelsChanged} channel${channelsChanged === 1 ? '' : 's'} to change` : '';
-  return `Plan: ${parts.join(', ')}${channels}.`;
+  return `Plan: ${parts.join(', ')}.`;
 }

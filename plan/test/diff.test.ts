@@ -41,7 +41,7 @@ describe('diffPlan', () => {
     expect(d.summary).toBe('Plan: 0 to add, 1 to replace, 0 to destroy.');
   });
 
-  it('replaces on a digest change alone and updates in place on a replica change', () => {
+  it('replaces on a digest change alone, and on a replica change', () => {
     const plan = webstackPlan();
     const state = stateOf(plan);
     plan.instances[0].digest = '8'.repeat(64);
@@ -51,9 +51,9 @@ describe('diffPlan', () => {
     expect(d.instances.map((i) => [i.id, i.action, i.reasons])).toEqual([
       ['app', 'replace', ['digest changed']],
       ['db', 'no-op', []],
-      ['web', 'update', ['replicas changed']],
+      ['web', 'replace', ['replicas changed']],
     ]);
-    expect(d.summary).toBe('Plan: 0 to add, 1 to change, 1 to replace, 0 to destroy.');
+    expect(d.summary).toBe('Plan: 0 to add, 2 to replace, 0 to destroy.');
   });
 
   it('deletes what the plan no longer has and reports the posture change', () => {
@@ -67,7 +67,9 @@ describe('diffPlan', () => {
     plan.channels[0].invariants.rate = null;
     const d = diffPlan(state, plan);
     expect(d.instances.find((i) => i.id === 'cache')!.action).toBe('delete');
-    expect(d.summary).toBe('Plan: 0 to add, 1 to replace, 1 to destroy; 1 channel to change.');
+    expect(d.summary).toBe('Plan: 0 to add, 1 to change, 1 to replace, 1 to destroy.');
+    // db keeps running: only the broker's side of its channel changes.
+    expect(d.instances.find((i) => i.id === 'db')).toMatchObject({ action: 'update', reasons: ['channel app.db->db.kv: rate changed'] });
     // app changed fields but kept its digest in this hand-made plan: it is still reported.
     expect(d.instances.find((i) => i.id === 'app')!.action).toBe('replace');
     expect(d.security.channels_removed.map((c) => c.id)).toEqual(['app.cache->cache.kv']);
@@ -78,13 +80,18 @@ describe('diffPlan', () => {
     expect(d.security.declassifications_changed).toEqual([{ instance: 'app', added: [{ from: 'secret', to: 'internal' }], removed: [] }]);
   });
 
-  it('counts a tightened invariant as a change that does not loosen', () => {
+  it('updates both ends of a channel whose invariants tightened, without calling it a loosening', () => {
     const plan = webstackPlan();
     const state = stateOf(plan);
     plan.channels[1].invariants.max_message_bytes = 1024;
     const d = diffPlan(state, plan);
     expect(d.security.channels_changed).toEqual([{ id: 'web.backend->app.api', fields: ['max_message_bytes'], loosened: false }]);
     expect(d.has_changes).toBe(true);
-    expect(d.summary).toBe('Plan: 0 to add, 0 to replace, 0 to destroy; 1 channel to change.');
+    expect(d.summary).toBe('Plan: 0 to add, 2 to change, 0 to replace, 0 to destroy.');
+    expect(d.instances.map((i) => [i.id, i.action])).toEqual([
+      ['app', 'update'],
+      ['db', 'no-op'],
+      ['web', 'update'],
+    ]);
   });
 });
