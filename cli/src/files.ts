@@ -1,4 +1,4 @@
-// Small file helpers for the CLI: reading with a clear error, and writing
+// Small file utilities for the CLI: reading with a clear error, and writing
 // atomically so an interrupted command never leaves half a plan behind.
 
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';

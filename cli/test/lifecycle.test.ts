@@ -10,7 +10,7 @@ import type { ApplyOptions, BackendEvent, BackendOptions, StatusReport } from '.
 import { run } from '../src/cli';
 import { computePlanDigest } from '../src/plan-file';
 import { webstackPlan, stateOf } from '../../plan/test/fixtures';
-import { captureContext } from './helpers';
+import { captureContext } from './capture';
 
 const calls: { fn: string; args: unknown[] }[] = [];
 let behaviour: 'ok' | 'stale' | 'locked' | 'failure' | 'usage' | 'crash' = 'ok';
