@@ -825,8 +825,9 @@ export class Broker extends EventEmitter {
     req.orderState = 0;
     const s = this.openSession(req, 'open frame');
     if (!s) return;
-    this.whenSession(s, (clone) => {
-      if (clone === null) req.write?.(`{"t":"error"${idPart},"error":"no clone of ${req.channel.provider.plan.id} could be given to this session"}\n`, true);
+    this.whenSession(s, () => {
+      // A sticky session without a clone yet is fine (its calls pick one); a refused or failed one is not.
+      if (s.closed) req.write?.(`{"t":"error"${idPart},"error":"no clone of ${req.channel.provider.plan.id} could be given to this session"}\n`, true);
       else req.write?.(`{"t":"opened"${idPart},"session":${s.id}}\n`, true);
     });
   }

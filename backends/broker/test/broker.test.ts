@@ -359,6 +359,17 @@ describe('replicas and sessions', () => {
       after.push(((await client.next()).body as { hit: { value: string } }).hit.value);
     }
     expect(new Set(after)).toEqual(new Set(['r0:v', 'r2:v']));
+    // An explicit session sticks to one replica until it is closed.
+    client.send({ t: 'open', id: 'o' });
+    expect(await client.next()).toMatchObject({ t: 'opened', id: 'o' });
+    const sticky: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      client.send({ t: 'call', op: 'get', id: i, body: { key: 'k' } });
+      sticky.push(((await client.next()).body as { hit: { value: string } }).hit.value);
+    }
+    expect(new Set(sticky).size).toBe(1);
+    client.send({ t: 'close' });
+    expect(await client.next()).toEqual({ t: 'closed' });
   });
 
   it('opens a per-session clone through the hook and disposes it on close', async () => {
