@@ -34,7 +34,13 @@ bold=$(tput bold 2>/dev/null || true)
 plain=$(tput sgr0 2>/dev/null || true)
 step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 run() { printf '%s$ %s%s\n' "$bold" "$*" "$plain"; "$@"; }
-mclc() { node "$repo/cli/bin/mclc.mjs" "$@"; }
+# mclc from its TypeScript sources (the same code as the bundle in cli/dist);
+# MCL_DEMO_BUNDLE=1 runs the bundle built in step 2 instead.
+if [ "${MCL_DEMO_BUNDLE:-0}" = 1 ]; then
+  mclc() { node "$repo/cli/bin/mclc.mjs" "$@"; }
+else
+  mclc() { node --import tsx "$repo/cli/src/main.ts" "$@"; }
+fi
 
 step "1. Host packages (QEMU, busybox-static, the Debian cloud kernel)"
 if ! bash backends/kvm/scripts/install-deps.sh; then
@@ -80,5 +86,5 @@ step "7. What the audit collector saw"
 run mclc logs audit --root "$ws" --tail 10
 
 if [ "$keep" = 1 ]; then
-  printf '\nThe deployment keeps running: try `curl http://127.0.0.1:%s/`, `node cli/bin/mclc.mjs status --root %s`,\nand stop it with `node cli/bin/mclc.mjs destroy --root %s`.\n' "$port" "$ws" "$ws"
+  printf '\nThe deployment keeps running: try `curl http://127.0.0.1:%s/`, `node --import tsx cli/src/main.ts status --root %s`,\nand stop it with `node --import tsx cli/src/main.ts destroy --root %s`.\n' "$port" "$ws" "$ws"
 fi

@@ -101,6 +101,11 @@ describe('webstack on QEMU', () => {
       return r.status === 201 ? r : undefined;
     });
     expect(placed.body).toBe('{"id":"1"}\n');
+    // `logs` shows the run before the restart too.
+    const lines: string[] = [];
+    await logs('db', { ...opts(), follow: false }, (l) => lines.push(l.text));
+    expect(lines).toContain('--- before the last restart ---');
+    expect(lines.filter((l) => l.startsWith('db: serving'))).toHaveLength(2);
   }, 120_000);
 
   it('after a source change replaces only the changed instance', async () => {

@@ -287,6 +287,16 @@ export async function logs(instanceId: string, opts: LogsOptions, onLine: LogSin
     const shown = first && opts.tail !== undefined ? lines.slice(-opts.tail) : lines;
     for (const line of shown) onLine({ instance: instanceId, clone: f.clone, stream: 'console', text: line.replace(/\r$/, '') });
   };
+  // The run before the last restart of each clone, if any, comes first.
+  for (const f of files()) {
+    const prev = f.path + '.1';
+    if (!existsSync(prev)) continue;
+    const lines = readLogFile(prev).split('\n').filter((l, i, a) => l !== '' || i < a.length - 1);
+    const shown = opts.tail !== undefined ? lines.slice(-opts.tail) : lines;
+    if (shown.length) onLine({ instance: instanceId, clone: f.clone, stream: 'console', text: '--- before the last restart ---' });
+    for (const text of shown) onLine({ instance: instanceId, clone: f.clone, stream: 'console', text: text.replace(/\r$/, '') });
+    if (shown.length) onLine({ instance: instanceId, clone: f.clone, stream: 'console', text: '--- after the last restart ---' });
+  }
   for (const f of files()) drain(f, true);
   if (!opts.follow) {
     for (const f of files()) {

@@ -10,7 +10,7 @@
 // process (not with the state file), so a second apply after an interrupted
 // one simply finishes the work. Applies are serialised.
 
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Plan, PlanInstance } from '@mcl/plan';
 import type { Violation } from '@mcl/broker';
@@ -263,8 +263,12 @@ export class Supervisor {
   }
 
   private async forkClone(inst: Instance, c: Clone, paused: boolean): Promise<void> {
+    // A restart keeps the previous run's console (why it died) as console.log.1; everything else starts afresh.
+    const log = join(c.dir, 'console.log');
+    const keep = existsSync(log) ? readFileSync(log) : null;
     rmSync(c.dir, { recursive: true, force: true });
     mkdirSync(c.dir, { recursive: true });
+    if (keep) writeFileSync(join(c.dir, 'console.log.1'), keep);
     c.state = 'starting';
     c.stopping = false;
     let handle: CloneHandle;
