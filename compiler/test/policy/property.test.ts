@@ -99,6 +99,12 @@ describe('policy checker on random graphs', () => {
         const result = checkPolicies(b.input);
         const count = sys.count;
         const adj = adjacency(sys);
+        const reachCache = new Map<number, Set<number>>();
+        const reachFrom = (i: number): Set<number> => {
+          let r = reachCache.get(i);
+          if (!r) reachCache.set(i, (r = reach(adj, [i])));
+          return r;
+        };
         const ids = result.checks.map((c) => c.id);
         expect(ids).toEqual([...ids].sort());
         expect(new Set(ids).size).toBe(ids.length);
@@ -158,8 +164,8 @@ describe('policy checker on random graphs', () => {
               const entries = NAMES.slice(0, count)
                 .map((_, i) => i)
                 .filter((i) => {
-                  const fromI = reach(adj, [i]);
-                  const scc = new Set([i, ...[...fromI].filter((j) => j >= 0 && reach(adj, [j]).has(i))]);
+                  const fromI = reachFrom(i);
+                  const scc = new Set([i, ...[...fromI].filter((j) => j >= 0 && reachFrom(j).has(i))]);
                   return [...adj.entries()].every(([u, vs]) => vs.every((v) => !scc.has(v) || scc.has(u)));
                 });
               const starts = [-1, ...entries].filter((s) => !allowed.has(s) && !inTarget.has(s));
