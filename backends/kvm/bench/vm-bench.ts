@@ -56,6 +56,17 @@ async function coldGuest(template: Template, dir: string, name: string, incoming
   args[i] = `memory-backend-ram,id=mem,size=${MEMORY / 1048576}M`;
   const start = Date.now();
   const proc = execa(requireQemu(), args, { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'inherit' });
+  try {
+    return await bootGuest(proc, dir, name, start, incoming);
+  } catch (err) {
+    proc.kill('SIGKILL');
+    const r = await proc;
+    const log = await readFile(path.join(dir, `${name}.log`), 'utf8').catch(() => '');
+    throw new Error(`guest ${name} (${r.signal ?? `exit ${r.exitCode}`}): ${(err as Error).message}\n${log.split('\n').slice(-12).join('\n')}`);
+  }
+}
+
+async function bootGuest(proc: ResultPromise, dir: string, name: string, start: number, incoming?: string): Promise<Guest> {
   const qmp = await QmpClient.connect(path.join(dir, `${name}.qmp`), { timeoutMs: 30_000 });
   const control = await ControlChannel.connect(path.join(dir, `${name}.ctl`), 30_000);
   if (incoming) {

@@ -127,17 +127,26 @@ serve() {
   log "control port $ctl"
   say "ready boot"
   err=
+  idle=0
   set --
   while :; do
     cmd=
     if ! IFS=' ' read -r cmd a b c <&3; then
-      # End of file: no host is connected to the control port (for example a
-      # fresh clone before the host attached). Poll until one is.
+      # End of file: no host is connected to the control port (a fresh clone
+      # before the host attached, or the host went away). Poll until one is:
+      # quickly at first, since a fresh clone's host attaches within
+      # milliseconds, then backing off so an abandoned guest stays idle.
       if [ -z "$cmd" ]; then
-        sleep 0.05
+        case $idle in
+          0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9) sleep 0.05 ;;
+          1?) sleep 0.2 ;;
+          *) sleep 1 ;;
+        esac
+        idle=$((idle + 1))
         continue
       fi
     fi
+    idle=0
     case "$cmd" in
       hello) say "ready $a" ;;
       ping) say "pong $a" ;;

@@ -6,7 +6,7 @@ import path from 'node:path';
 
 /** The cache directory: `options.cacheDir`, else `$MCL_CACHE_DIR`, else `~/.cache/mcl`. */
 export function cacheDir(options: { cacheDir?: string } = {}): string {
-  return path.resolve(options.cacheDir ?? process.env.MCL_CACHE_DIR ?? path.join(homedir(), '.cache', 'mcl'));
+  return path.resolve(options.cacheDir || process.env.MCL_CACHE_DIR || path.join(homedir(), '.cache', 'mcl'));
 }
 
 /**
@@ -15,7 +15,7 @@ export function cacheDir(options: { cacheDir?: string } = {}): string {
  * a host reboot empties it, which invalidates the templates (they are rebuilt).
  */
 export function shmDir(): string {
-  return path.resolve(process.env.MCL_SHM_DIR ?? '/dev/shm');
+  return path.resolve(process.env.MCL_SHM_DIR || '/dev/shm');
 }
 
 /** Free bytes in a directory's file system, or null when it cannot be read. */

@@ -35,8 +35,13 @@ export interface QemuInstanceArgs {
   paused?: boolean;
 }
 
-/** Kernel command line: quiet (serial output is slow under TCG), busybox init, no reboot loops. */
-export const KERNEL_CMDLINE = 'console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/sbin/init tsc=reliable';
+/**
+ * Kernel command line: quiet (serial output is slow under TCG), busybox init,
+ * no reboot loops. `no_timer_check` skips the IO-APIC timer test, which panics
+ * ("IO-APIC + timer doesn't work") when an emulated guest is starved of CPU on
+ * a loaded host.
+ */
+export const KERNEL_CMDLINE = 'console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/sbin/init tsc=reliable no_timer_check';
 
 /** QEMU's `exec:` migration runs `/bin/sh -c`: quote a path for it. */
 export function shQuote(s: string): string {

@@ -204,7 +204,14 @@ export async function ensureTemplate(spec: TemplateSpec, options: TemplateOption
       const t = await readValid(dir, spec);
       if (t) return t;
     }
-    return bootTemplate(spec, key, accel, machine, dir, options);
+    // One retry: an emulated guest on a starved host can fail its cold boot once (a timer check, a
+    // stalled device) and succeed the next time; a second failure is reported.
+    try {
+      return await bootTemplate(spec, key, accel, machine, dir, options);
+    } catch (err) {
+      if (options.signal?.aborted) throw err;
+      return bootTemplate(spec, key, accel, machine, dir, options);
+    }
   });
 }
 
@@ -272,10 +279,12 @@ async function bootTemplate(
     });
     died.catch(() => undefined);
     control = await Promise.race([ControlChannel.connect(path.join(run, 'ctl'), 10_000, options.signal), died]);
-    qmp = await Promise.race([QmpClient.connect(path.join(run, 'qmp'), { timeoutMs: 10_000 }), died]);
     const ctl = control;
-    // The agent says `ready boot` when it starts serving; the handshake then proves the read loop runs.
+    // The agent says `ready boot` when it starts serving (its write blocks until we are connected, so the
+    // line cannot be missed once the waiter is registered); the handshake then proves the read loop runs.
     const boot = ctl.waitFor((w) => w[0] === 'ready' && w[1] === 'boot', timeoutMs, 'boot');
+    boot.catch(() => undefined);
+    qmp = await Promise.race([QmpClient.connect(path.join(run, 'qmp'), { timeoutMs: 10_000 }), died]);
     await Promise.race([boot, died]);
     await Promise.race([ctl.handshake(10_000), died]);
     const bootMs = Date.now() - start;

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildImage } from '../../src/vm/index';
+import { buildImage, doctor, probeAccelerator } from '../../src/vm/index';
 
 const dirs: string[] = [];
 const fresh = async () => {
@@ -53,5 +53,26 @@ describe('buildImage', () => {
 
   it('explains an unknown module', async () => {
     await expect(buildImage({ ...spec, modules: ['no_such_module'] }, { cacheDir: await fresh() })).rejects.toThrow(/no module\(s\) no_such_module/);
+  });
+});
+
+describe('host checks', () => {
+  it('probes the accelerator once per boot and explains the choice', async () => {
+    const dir = await fresh();
+    const first = await probeAccelerator({ cacheDir: dir });
+    expect(['kvm', 'tcg']).toContain(first.accel);
+    expect(first.reason.length).toBeGreaterThan(10);
+    expect(first.cached).toBe(false);
+    const again = await probeAccelerator({ cacheDir: dir });
+    expect(again).toEqual({ ...first, cached: true });
+  }, 30_000);
+
+  it('doctor reports QEMU, the kernel and busybox', async () => {
+    const r = await doctor({ probe: false });
+    expect(r.qemu.version).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(r.kernel.path).toMatch(/vmlinuz/);
+    expect(r.busybox.path).toBeTruthy();
+    expect(r.checks.find((c) => c.name === 'qemu')?.ok).toBe(true);
+    expect(r.checks.every((c) => c.ok || c.hint)).toBe(true);
   });
 });
