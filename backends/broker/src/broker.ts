@@ -1088,11 +1088,7 @@ export class Broker extends EventEmitter {
         s.owned = true;
         s.clone = idx;
         inst.sessionClones.add(idx);
-        if (s.closed) {
-          // The requester left while the clone was being made.
-          this.releaseSession(s);
-          return null;
-        }
+        if (s.closed) return idx; // The requester left while the clone was being made; released below.
         const ok = await this.waitConnected(inst, idx, req.channel.providerPort, this.opts.sessionConnectTimeoutMs ?? 30_000);
         if (!ok) this.log({ level: 'warn', message: `session clone ${inst.plan.id}[${idx}] did not connect port ${req.channel.providerPort} in time`, instance: inst.plan.id, clone: idx });
         this.emit('session-open', { instance: inst.plan.id, clone: idx, session: s.id, via });
@@ -1102,6 +1098,8 @@ export class Broker extends EventEmitter {
       void s.opening.then((idx) => {
         s.opening = null;
         if (idx === null) s.closed = true;
+        // The requester may have left while the clone was being made or connected: give the clone back.
+        if (s.closed) this.releaseSession(s);
         for (const w of s.waiters.splice(0)) w(s.closed ? null : idx);
       });
       return s;

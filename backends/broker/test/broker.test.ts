@@ -415,6 +415,25 @@ describe('replicas and sessions', () => {
     expect(closed).toEqual([0, 1]);
   });
 
+  it('gives back a session clone whose requester left while it was being made', async () => {
+    await broker.close();
+    const closed: number[] = [];
+    let finish: (idx: number) => void = () => {};
+    broker = new Broker(testPlan(), {
+      onSessionOpen: () => new Promise<number>((r) => (finish = r)),
+      onSessionClose: (_i, idx) => {
+        closed.push(idx);
+      },
+    });
+    const client = await fake('client', 0, 'ps');
+    client.send({ t: 'call', op: 'get', id: 1, body: { key: 'k' } });
+    await new Promise((r) => setTimeout(r, 20));
+    broker.detachClone('client', 0);
+    finish(7);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(closed).toEqual([7]);
+  });
+
   it('refuses sessions beyond max_sessions', async () => {
     await broker.close();
     let next = 0;
