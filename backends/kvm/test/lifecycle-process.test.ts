@@ -132,6 +132,22 @@ describe('lifecycle across processes', () => {
     expect(fakeQemuPids().filter((p) => now.includes(p))).toHaveLength(4);
   }, 60_000);
 
+  it('destroy without a supervisor kills the recorded guests itself; status then says stopped', async () => {
+    await apply(thePlan(), opts(), () => undefined);
+    const data = readState(stateFile)!.backend_data as { run_dir: string; processes: { pid: number }[] };
+    process.kill(supervisorAlive(data.run_dir)!.pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 100));
+    const s = await status(opts());
+    expect(s.supervisor.running).toBe(false);
+    expect(s.instances.every((i) => i.health === 'stopped')).toBe(true);
+    const warnings: string[] = [];
+    const d = await destroy(opts(), (e) => e.type === 'warning' && warnings.push(e.message));
+    expect(d.destroyed).toEqual(['app', 'db', 'handler', 'web']);
+    expect(warnings.join()).toMatch(/killed 4 process\(es\) directly/);
+    for (const p of data.processes) expect(isZombieOrGone(p.pid)).toBe(true);
+    expect(existsSync(data.run_dir)).toBe(false);
+  }, 60_000);
+
   it('SIGKILL of apply midway, then apply again, converges with no orphans and an intact state', async () => {
     const planFile = join(ws, 'plan.json');
     writeFileSync(planFile, JSON.stringify(thePlan()));

@@ -72,7 +72,7 @@ function isOurQemu(pid: number, startTime: number | null): boolean {
  * behind: those in processes.json and those whose pid file is in a clone
  * directory. Returns the pids killed.
  */
-export function reapOrphans(dir: string): number[] {
+export function reapOrphans(dir: string, alreadyKilled: readonly number[] = []): number[] {
   const killed: number[] = [];
   const candidates: { pid: number; start_time: number | null }[] = [];
   try {
@@ -92,7 +92,7 @@ export function reapOrphans(dir: string): number[] {
     }
   }
   for (const c of candidates) {
-    if (killed.includes(c.pid) || !isOurQemu(c.pid, c.start_time)) continue;
+    if (killed.includes(c.pid) || alreadyKilled.includes(c.pid) || !isOurQemu(c.pid, c.start_time)) continue;
     try {
       process.kill(c.pid, 'SIGKILL');
       killed.push(c.pid);
@@ -266,7 +266,7 @@ export function killRecorded(dir: string, procs: { pid: number; start_time: numb
       // Gone meanwhile.
     }
   }
-  killed.push(...reapOrphans(dir));
+  killed.push(...reapOrphans(dir, killed));
   return killed;
 }
 
