@@ -629,12 +629,11 @@ export class McParser extends EmbeddedActionsParser {
     const module: A.QualifiedName = { kind: 'QualifiedName', parts: [], span: { start: modStart, end: modStart } };
     const node = this.open<A.ImportDecl>({ kind: 'Import', module, items: [], span: { start, end: 0 } });
     module.parts.push(this.SUBRULE(this.ident, { ARGS: ['a module path'] }));
-    module.span.end = this.endPos();
     this.MANY(() => {
       this.CONSUME(T.Dot);
       module.parts.push(this.SUBRULE2(this.ident, { ARGS: ['a module name after `.`'] }));
-      module.span.end = this.endPos();
     });
+    if (!this.RECORDING_PHASE) module.span = { start: module.parts[0].span.start, end: module.parts[module.parts.length - 1].span.end };
     let hasItems = false;
     this.OPTION(() => {
       this.CONSUME2(T.Dot);
