@@ -735,14 +735,14 @@ export class Broker extends EventEmitter {
           `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, frameId(frame));
         return;
       }
-      this.fromRequester(req, frame, bytes, conn);
+      this.fromRequester(req, frame, conn);
     } else {
       this.fromProvider(conn, frame, bytes);
     }
   }
 
   /** A frame from a requiring side (a guest's require port or a line-JSON exposure client). */
-  private fromRequester(req: Requester, frame: unknown, bytes: number, conn: PortConn | null): void {
+  private fromRequester(req: Requester, frame: unknown, conn: PortConn | null): void {
     const ch = req.channel;
     const env = envelope(frame);
     if (typeof env === 'string') {
@@ -772,7 +772,7 @@ export class Broker extends EventEmitter {
     }
     if (op.kind !== t) {
       const why = op.kind === 'notify' ? `${op.name} is a notify: only the provider sends it` : `${op.name} is a ${op.kind}: use {"t":"${op.kind}"}`;
-      this.violation(req.name, req.clone, req.port, ch, op.kind === 'notify' ? conn : conn, op.kind === 'notify' ? 'direction' : 'unknown_op', why, env.id, req);
+      this.violation(req.name, req.clone, req.port, ch, conn, op.kind === 'notify' ? 'direction' : 'unknown_op', why, env.id, req);
       return;
     }
     const err = op.input(env.body);
@@ -785,6 +785,11 @@ export class Broker extends EventEmitter {
       this.violation(req.name, req.clone, req.port, ch, conn, 'oversize', `body of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, env.id, req);
       return;
     }
+    if (t === 'call' && ch.pending.size >= ch.inv.max_inflight) {
+      this.violation(req.name, req.clone, req.port, ch, conn, 'inflight', `${ch.pending.size} calls outstanding, the channel's max_inflight is ${ch.inv.max_inflight}`, env.id, req);
+      return;
+    }
+    // Last, so that a frame refused for another reason does not move the protocol state.
     if (ch.order) {
       const next = ch.order.transitions[req.orderState]?.[op.name];
       if (next === undefined) {
@@ -795,10 +800,6 @@ export class Broker extends EventEmitter {
       req.orderState = next;
     }
     if (t === 'call') {
-      if (ch.pending.size >= ch.inv.max_inflight) {
-        this.violation(req.name, req.clone, req.port, ch, conn, 'inflight', `${ch.pending.size} calls outstanding, the channel's max_inflight is ${ch.inv.max_inflight}`, env.id, req);
-        return;
-      }
       const origId = env.id!;
       const reqRef = req;
       this.forwardCall(req, op, bodyJson, (answer) => {
@@ -808,7 +809,6 @@ export class Broker extends EventEmitter {
     } else {
       this.forwardSend(req, op, bodyJson);
     }
-    void bytes;
   }
 
   /** Explicit session frames: `{"t":"open"}` and `{"t":"close"}`. */
@@ -1250,7 +1250,7 @@ export class Broker extends EventEmitter {
             req.write!(`{"t":"${env.t === 'open' ? 'opened' : 'closed'}"${env.id === undefined ? '' : `,"id":${JSON.stringify(env.id)}`}}\n`, true);
             return;
           }
-          this.fromRequester(req, frame, bytes, null);
+          this.fromRequester(req, frame, null);
         }),
         oversize: (bytes) => this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `a line of more than ${ch.lineLimit} bytes (${bytes} seen); the rest is discarded`, null, req),
       });
