@@ -176,6 +176,37 @@ describe('lifecycle across processes', () => {
     for (const p of procs) expect(isZombieOrGone(p)).toBe(true);
   }, 60_000);
 
+  it('SIGKILL of apply at several points converges every time with no orphans', async () => {
+    const planFile = join(ws, 'plan.json');
+    process.env.MCL_TEST_FORK_DELAY_MS = '150';
+    try {
+      let digest = 0;
+      for (const delay of [30, 250, 700, 1300]) {
+        // Each round changes one instance, so there is always work in flight when the kill lands.
+        const p = thePlan({ app: `app-${++digest}` }, `p-${digest}`);
+        writeFileSync(planFile, JSON.stringify(p));
+        const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'fixtures/apply-entry.ts'), planFile, stateFile, JSON.stringify(supervisorCommand)], { stdio: 'ignore' });
+        await new Promise((r) => setTimeout(r, delay));
+        child.kill('SIGKILL');
+        await new Promise((r) => child.on('exit', r));
+        const r = await apply(p, opts(), () => undefined);
+        expect([...r.created, ...r.replaced, ...r.unchanged].sort()).toEqual(['app', 'db', 'handler', 'web']);
+        const st = readState(stateFile)!;
+        expect(st.plan_digest).toBe(`p-${digest}`);
+        const recorded = (st.backend_data as { processes: { pid: number }[] }).processes.map((x) => x.pid).sort();
+        await new Promise((res) => setTimeout(res, 50));
+        // Only this file starts fake guests, so every one alive belongs to this deployment.
+        const live = fakeQemuPids();
+        expect(recorded).toHaveLength(4);
+        for (const pid of recorded) expect(live).toContain(pid);
+        // Every fake guest of this deployment is a recorded one: nothing orphaned.
+        expect(live.filter((pid) => !recorded.includes(pid))).toEqual([]);
+      }
+    } finally {
+      delete process.env.MCL_TEST_FORK_DELAY_MS;
+    }
+  }, 120_000);
+
   it('two concurrent applies: the second waits for the lock or fails naming the holder', async () => {
     const planFile = join(ws, 'plan.json');
     writeFileSync(planFile, JSON.stringify(thePlan()));
