@@ -7,31 +7,104 @@
 // the same bytes, which is what makes plan digests reproducible.
 
 export class CanonicalJsonError extends Error {
-  constructor(
-    message: string,
-    readonly path: string,
-  ) {
-    super(`${message} at ${path}`);
+  /** JSON path of the offending value, e.g. `$.a[0]`; built only when an error happens. */
+  path = '';
+
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+
+  /** Adds the segment of an enclosing array or object as the error travels up. */
+  within(segment: string): this {
+    this.path = segment + this.path;
+    this.message = `${this.reason} at $${this.path}`;
+    return this;
   }
 }
 
 /** Compact canonical JSON (no whitespace): the form digests are computed over. */
 export function canonicalJson(value: unknown): string {
-  return write(value, '$', null, '');
+  const sorted = sortedCopy(value);
+  return sorted === UNSORTABLE ? write(value, null, '') : JSON.stringify(sorted);
 }
 
 /** Canonical JSON indented by two spaces, with a trailing newline: the form written to files. */
 export function prettyJson(value: unknown): string {
-  return write(value, '$', '  ', '') + '\n';
+  const sorted = sortedCopy(value);
+  return (sorted === UNSORTABLE ? write(value, '  ', '') : JSON.stringify(sorted, null, 2)) + '\n';
 }
 
-function write(value: unknown, path: string, indent: string | null, current: string): string {
+const UNSORTABLE = Symbol('unsortable');
+const INDEX_KEY = /^(0|[1-9][0-9]*)$/;
+
+/**
+ * A copy of the value whose objects have their keys inserted in sorted order,
+ * so that the engine's JSON.stringify (an order of magnitude faster than
+ * writing the text here) produces the canonical form. Engines put keys that
+ * look like array indices first whatever the insertion order, so a value with
+ * such a key is written by the slower writer below instead (UNSORTABLE).
+ * Values with no JSON form throw, with their path.
+ */
+function sortedCopy(value: unknown): unknown {
+  try {
+    return copy(value);
+  } catch (e) {
+    if (e === UNSORTABLE) return UNSORTABLE;
+    throw e;
+  }
+}
+
+function copy(value: unknown): unknown {
+  if (value === null) return null;
+  switch (typeof value) {
+    case 'boolean':
+    case 'string':
+      return value;
+    case 'number':
+      if (!Number.isFinite(value)) throw new CanonicalJsonError(`${value} has no JSON form`).within('');
+      return value;
+    case 'object': {
+      if (Array.isArray(value)) {
+        const out = new Array(value.length);
+        for (let i = 0; i < value.length; i++) {
+          try {
+            out[i] = value[i] === undefined ? null : copy(value[i]);
+          } catch (e) {
+            throw e instanceof CanonicalJsonError ? e.within(`[${i}]`) : e;
+          }
+        }
+        return out;
+      }
+      const obj = value as Record<string, unknown>;
+      if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') throw UNSORTABLE;
+      const keys = Object.keys(obj).sort();
+      // No prototype, so a key named `__proto__` is an ordinary property.
+      const out: Record<string, unknown> = Object.create(null);
+      for (const k of keys) {
+        const c = k.charCodeAt(0);
+        if (c >= 48 && c <= 57 && INDEX_KEY.test(k)) throw UNSORTABLE;
+        const v = obj[k];
+        if (v === undefined) continue;
+        try {
+          out[k] = copy(v);
+        } catch (e) {
+          throw e instanceof CanonicalJsonError ? e.within(`.${k}`) : e;
+        }
+      }
+      return out;
+    }
+    default:
+      throw new CanonicalJsonError(`a ${typeof value} has no JSON form`).within('');
+  }
+}
+
+function write(value: unknown, indent: string | null, current: string): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'boolean':
       return value ? 'true' : 'false';
     case 'number':
-      if (!Number.isFinite(value)) throw new CanonicalJsonError(`${value} has no JSON form`, path);
+      if (!Number.isFinite(value)) throw new CanonicalJsonError(`${value} has no JSON form`).within('');
       return Object.is(value, -0) ? '0' : String(value);
     case 'string':
       return JSON.stringify(value);
@@ -43,18 +116,35 @@ function write(value: unknown, path: string, indent: string | null, current: str
       const colon = indent === null ? ':' : ': ';
       if (Array.isArray(value)) {
         if (value.length === 0) return '[]';
-        const items = value.map((v, i) => (v === undefined ? 'null' : write(v, `${path}[${i}]`, indent, inner)));
-        return '[' + open + items.join(sep) + close + ']';
+        let out = '[' + open;
+        for (let i = 0; i < value.length; i++) {
+          if (i) out += sep;
+          try {
+            out += value[i] === undefined ? 'null' : write(value[i], indent, inner);
+          } catch (e) {
+            throw e instanceof CanonicalJsonError ? e.within(`[${i}]`) : e;
+          }
+        }
+        return out + close + ']';
       }
       const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj)
-        .filter((k) => obj[k] !== undefined)
-        .sort();
-      if (keys.length === 0) return '{}';
-      const parts = keys.map((k) => JSON.stringify(k) + colon + write(obj[k], `${path}.${k}`, indent, inner));
-      return '{' + open + parts.join(sep) + close + '}';
+      const keys = Object.keys(obj).sort();
+      let out = '';
+      let first = true;
+      for (const k of keys) {
+        const v = obj[k];
+        if (v === undefined) continue;
+        out += (first ? '{' + open : sep) + JSON.stringify(k) + colon;
+        first = false;
+        try {
+          out += write(v, indent, inner);
+        } catch (e) {
+          throw e instanceof CanonicalJsonError ? e.within(`.${k}`) : e;
+        }
+      }
+      return first ? '{}' : out + close + '}';
     }
     default:
-      throw new CanonicalJsonError(`a ${typeof value} has no JSON form`, path);
+      throw new CanonicalJsonError(`a ${typeof value} has no JSON form`).within('');
   }
 }

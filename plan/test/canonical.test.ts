@@ -29,6 +29,17 @@ describe('canonical JSON', () => {
     expect(JSON.parse(prettyJson(x))).toEqual(x);
   });
 
+  it('sorts keys that look like array indices with the others', () => {
+    const v = { b: 1, '10': 2, '9': 3, a: { '1': true, x: null } };
+    expect(canonicalJson(v)).toBe('{"10":2,"9":3,"a":{"1":true,"x":null},"b":1}');
+    expect(prettyJson(v)).toBe('{\n  "10": 2,\n  "9": 3,\n  "a": {\n    "1": true,\n    "x": null\n  },\n  "b": 1\n}\n');
+  });
+
+  it('keeps a key named __proto__', () => {
+    const v = JSON.parse('{"b":1,"__proto__":{"x":1}}');
+    expect(canonicalJson(v)).toBe('{"__proto__":{"x":1},"b":1}');
+  });
+
   it('refuses values JSON cannot represent', () => {
     expect(() => canonicalJson({ a: [NaN] })).toThrow(CanonicalJsonError);
     expect(() => canonicalJson({ a: [NaN] })).toThrow('$.a[0]');

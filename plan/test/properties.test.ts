@@ -25,7 +25,42 @@ function mutate(tree: unknown, choices: number[], replacement: unknown): unknown
   return { ...(tree as Record<string, unknown>), [k]: mutate((tree as Record<string, unknown>)[k], rest, replacement) };
 }
 
+/** The same value with every object's keys inserted in reverse order. */
+function reversedKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(reversedKeys);
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(Object.keys(v).reverse().map((k) => [k, reversedKeys((v as Record<string, unknown>)[k])]));
+  }
+  return v;
+}
+
+/** An independent, obviously correct (and slow) canonical writer to compare with. */
+function reference(v: unknown): string {
+  if (Array.isArray(v)) return '[' + v.map(reference).join(',') + ']';
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o).filter((k) => o[k] !== undefined);
+    keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return '{' + keys.map((k) => JSON.stringify(k) + ':' + reference(o[k])).join(',') + '}';
+  }
+  return typeof v === 'number' && Object.is(v, -0) ? '0' : JSON.stringify(v);
+}
+
 describe('properties', () => {
+  it('canonical JSON matches a reference writer, ignores key order, and parses back to the value', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const text = canonicalJson(v);
+        expect(canonicalJson(reversedKeys(v))).toBe(text);
+        expect(prettyJson(reversedKeys(v))).toBe(prettyJson(v));
+        expect(JSON.parse(prettyJson(v))).toEqual(JSON.parse(text));
+        expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(v)));
+        expect(text).toBe(reference(v));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
   it('validatePlan and validateState never throw on arbitrary values', () => {
     fc.assert(
       fc.property(fc.anything(), (v) => {
