@@ -17,6 +17,13 @@ export interface CompilerHost {
   readFile(path: string): string | undefined;
   /** Text of a standard library module by module path (`http` for `std.http`), or undefined. */
   readStdlib(modulePath: string): string | undefined;
+  /**
+   * Optional: hex SHA-256 of a string's UTF-8 bytes. Hosts that have a native
+   * implementation (NodeHost uses node:crypto) make digests of large plans
+   * several times faster; without it the compiler uses its own pure-JS one.
+   * It must be exactly SHA-256, or plans stop being reproducible across hosts.
+   */
+  sha256?(text: string): string;
 }
 
 export interface CompileOptions {

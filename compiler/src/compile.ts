@@ -23,6 +23,12 @@ import { checkCapabilities, select } from './target/select';
 import { Protocols } from './types/protocols';
 import { Types } from './types/types';
 
+/** Called at the end of each stage with its name (the benchmark's breakdown); unset in normal use. */
+let phaseHook: ((phase: string) => void) | undefined;
+export function setPhaseHook(hook: ((phase: string) => void) | undefined): void {
+  phaseHook = hook;
+}
+
 export function compile(host: CompilerHost, options: CompileOptions): CompileResult {
   const ctx = new Ctx(host);
   try {
@@ -66,19 +72,23 @@ function withoutCascades(ds: Diagnostic[]): Diagnostic[] {
 function run(ctx: Ctx, options: CompileOptions): CompileResult {
   const loader = new Loader(ctx, options.cache);
   loader.loadAll(options.entries);
+  phaseHook?.('load+parse');
   reportImportCycles(ctx);
   declareModules(ctx);
   bindImports(ctx, loader);
+  phaseHook?.('resolve');
 
   const types = new Types(ctx);
   const protocols = new Protocols(ctx, types);
   types.checkAll();
   protocols.checkAll();
+  phaseHook?.('types');
   const labels = collectLabels(ctx);
   const components = new Components(ctx, types, protocols, labels);
   components.checkAll();
   const systems = new Systems(ctx, types, components);
   systems.checkAll();
+  phaseHook?.('compose');
 
   const sel = select(ctx, options, systems, components);
   const result = (): CompileResult => ({ program: ctx.program, diagnostics: sortDiagnostics(withoutCascades(ctx.diagnostics)) });
@@ -89,7 +99,9 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
   const builder = new PlanBuilder(ctx, types, components);
   const flat = builder.exclude(elaborate(root), options.exclude, anchor);
   checkCapabilities(ctx, sel.target, flat);
-  const body = builder.body(flat, sel.target);
+  phaseHook?.('select+elaborate');
+  const body = builder.body(flat, sel.target, options.emitPlan !== false);
+  phaseHook?.('plan body');
   if (hasErrors(ctx.diagnostics)) return result();
 
   const policy = checkPolicies({
@@ -103,7 +115,9 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
     origins: body.origins,
   });
   ctx.addDiagnostics(policy.diagnostics);
+  phaseHook?.('policy');
   if (hasErrors(ctx.diagnostics) || options.emitPlan === false) return result();
   const plan = builder.assemble(body, root.entry.qname, policy, options);
+  phaseHook?.('assemble+digests');
   return { ...result(), plan };
 }

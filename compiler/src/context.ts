@@ -6,6 +6,7 @@
 import type { Decl, Diagnostic, Ident, SourceFile, Span } from '@mcl/language';
 import type { CompilerHost, Program, SymbolInfo, SymbolKind } from './api';
 import { makeDiag, type DiagExtra } from './codes';
+import { sha256Hex } from './util/sha256';
 
 export type DeclKind = 'type' | 'protocol' | 'component' | 'system' | 'image' | 'target';
 
@@ -55,7 +56,13 @@ export class Ctx {
   /** Extra files read for programs: path -> text (for the plan's `sources`). */
   readonly programFiles = new Map<string, string>();
 
-  constructor(readonly host: CompilerHost) {}
+  /** Hex SHA-256 of a text: the host's native implementation when it offers one. */
+  readonly sha256: (text: string) => string;
+
+  constructor(readonly host: CompilerHost) {
+    const native = host.sha256;
+    this.sha256 = native ? (t) => native.call(host, t) : sha256Hex;
+  }
 
   /** Reports a diagnostic once (systems instantiated several times would otherwise repeat themselves). */
   report(code: string, message: string, file: string, span: Span, extra?: DiagExtra): void {
@@ -108,7 +115,8 @@ export class Ctx {
 
   reference(file: string, span: Span, symbol: string): void {
     if (span.end <= span.start) return;
-    this.program.references.push({ file, span: { start: span.start, end: span.end }, symbol });
+    // Spans are shared with the (immutable) syntax tree rather than copied: there is one per name use.
+    this.program.references.push({ file, span, symbol });
   }
 }
 

@@ -1,12 +1,13 @@
 // NodeHost: the file-system CompilerHost used by the CLI and the language
 // server. It is the only module of @mcl/compiler that touches node:fs and
-// node:path, and it is not exported from the package index (which must stay
+// node:path (and node:crypto, for a native SHA-256), and it is not exported from the package index (which must stay
 // IO-free for the editor); import it as `@mcl/compiler/node-host`.
 //
 // Every path is resolved against the workspace root and refused when it would
 // leave it, including through symbolic links, so a hostile module path or
 // program file cannot read the rest of the machine.
 
+import { createHash } from 'node:crypto';
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { CompilerHost } from './api';
@@ -59,6 +60,11 @@ export class NodeHost implements CompilerHost {
     const abs = this.resolvePath(path);
     if (!abs) return undefined;
     return this.read(abs, this.rootReal());
+  }
+
+  /** Native SHA-256 (the compiler's own pure-JS digest is the fallback for hosts without one). */
+  sha256(text: string): string {
+    return createHash('sha256').update(text, 'utf8').digest('hex');
   }
 
   readStdlib(modulePath: string): string | undefined {

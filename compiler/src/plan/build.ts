@@ -25,7 +25,6 @@ import type { PolicyInput, PolicyResult, SourceRef } from '../policy/types';
 import type { ProtocolInfo } from '../types/protocols';
 import type { Types } from '../types/types';
 import { canonicalJson } from '../util/canonical';
-import { sha256Hex } from '../util/sha256';
 import { compileOrder } from './dfa';
 import { buildProgram, type ProgramSpec } from './program';
 
@@ -112,7 +111,8 @@ export class PlanBuilder {
     return o;
   }
 
-  body(flat: Flat, target: TargetInfo): Body {
+  /** Builds the plan body; `digests` false leaves instance digests empty (checking only: nobody reads them). */
+  body(flat: Flat, target: TargetInfo, digests = true): Body {
     const ctx = this.ctx;
     const origins: PolicyInput['origins'] = { instances: {}, channels: {}, exposures: {}, labels: {} };
     origins.target = { file: target.entry.module.file, span: target.entry.decl.name.span };
@@ -146,7 +146,7 @@ export class PlanBuilder {
       if (!have) {
         const info = this.components.image(e);
         const img: Omit<PlanImage, 'digest'> = { name, base: info.base, kernel: info.kernel, modules: info.modules, files: [] };
-        images.set(name, { entry: e, image: { ...img, digest: sha256Hex(canonicalJson(img)) } });
+        images.set(name, { entry: e, image: { ...img, digest: this.ctx.sha256(canonicalJson(img)) } });
       }
       return name;
     };
@@ -259,7 +259,7 @@ export class PlanBuilder {
           };
         }),
       };
-      instances.push({ ...pi, digest: sha256Hex(canonicalJson(pi)) });
+      instances.push({ ...pi, digest: digests ? this.ctx.sha256(canonicalJson(pi)) : '' });
       origins.instances[fi.id] = { file: fi.module.file, span: inst.decl.span };
       if (inst.labelSpan) {
         const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
@@ -321,7 +321,7 @@ export class PlanBuilder {
   /** Assembles the final plan with digests. */
   assemble(body: Body, rootQname: string, policy: PolicyResult, options: CompileOptions): Plan {
     const sources = [...this.ctx.program.texts.entries(), ...this.ctx.programFiles.entries()]
-      .map(([path, text]) => ({ path, sha256: sha256Hex(text) }))
+      .map(([path, text]) => ({ path, sha256: this.ctx.sha256(text) }))
       .sort((a, b) => byString(a.path, b.path));
     const uniqueSources = sources.filter((s, i) => i === 0 || sources[i - 1].path !== s.path);
     const checks = [...policy.checks].sort((a, b) => byString(a.id, b.id));
@@ -342,9 +342,9 @@ export class PlanBuilder {
       resources: policy.resources,
       prior_state: null,
     };
-    plan.digests.sources = sha256Hex(canonicalJson(uniqueSources.map((s) => [s.path, s.sha256])));
-    plan.digests.invariants = sha256Hex(canonicalJson({ checks, channels: body.channels.map((c) => [c.id, c.invariants]) }));
-    plan.digests.plan = sha256Hex(canonicalJson(plan));
+    plan.digests.sources = this.ctx.sha256(canonicalJson(uniqueSources.map((s) => [s.path, s.sha256])));
+    plan.digests.invariants = this.ctx.sha256(canonicalJson({ checks, channels: body.channels.map((c) => [c.id, c.invariants]) }));
+    plan.digests.plan = this.ctx.sha256(canonicalJson(plan));
     return plan;
   }
 }

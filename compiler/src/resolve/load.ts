@@ -5,7 +5,7 @@
 // library's `x`. A path that could leave the workspace is refused before the
 // host is asked for it.
 
-import { parse, type QualifiedName, type SourceFile, type Span } from '@mcl/language';
+import { parse, type QualifiedName, type SourceFile, type Span, type TypeExpr } from '@mcl/language';
 import type { ParseCache } from '../api';
 import { Ctx, related, type Module } from '../context';
 import { didYouMean } from '../util/suggest';
@@ -58,29 +58,60 @@ export function qnameText(q: QualifiedName): string {
   return q.parts.map((p) => p.name).join('.');
 }
 
-/** Which stage reads a qualified name as `module.Name`: type, protocol, image, component and system references. */
-const QUALIFIED_PARENTS = new Set(['NamedType', 'PortDecl', 'ImageMember', 'InstanceDecl', 'DeployDecl']);
-
-/** Module paths named by qualified references in a file (explicit stack: input may nest deeply). */
+/** Module paths named by qualified references (`std.http.Request`) in a file's declarations. */
 function qualifiedModuleRefs(file: SourceFile): string[] {
   const out = new Set<string>();
-  const stack: unknown[] = [...file.decls];
-  while (stack.length) {
-    const node = stack.pop();
-    if (!node || typeof node !== 'object') continue;
-    if (Array.isArray(node)) {
-      for (const x of node) stack.push(x);
-      continue;
+  const add = (q: QualifiedName | undefined) => {
+    if (q && q.parts && q.parts.length >= 2) out.add(q.parts.slice(0, -1).map((p) => p.name).join('.'));
+  };
+  // Type expressions nest; an explicit stack keeps hostile nesting from overflowing the call stack.
+  const types: (TypeExpr | undefined)[] = [];
+  for (const d of file.decls) {
+    switch (d.kind) {
+      case 'TypeDecl':
+        types.push(d.type);
+        break;
+      case 'ProtocolDecl':
+        for (const op of d.ops) types.push(op.input, op.output);
+        break;
+      case 'ComponentDecl':
+        for (const m of d.members) {
+          if (m.kind === 'ImageMember') add(m.image);
+          else if (m.kind === 'PortDecl') add(m.protocol);
+          else if (m.kind === 'ParamDecl') types.push(m.type);
+        }
+        break;
+      case 'SystemDecl':
+        for (const m of d.members) if (m.kind === 'InstanceDecl') add(m.component);
+        break;
+      case 'DeployDecl':
+        add(d.system);
+        break;
+      default:
+        break;
     }
-    const n = node as Record<string, unknown>;
-    if (typeof n.kind === 'string' && QUALIFIED_PARENTS.has(n.kind)) {
-      const q = (n.kind === 'NamedType' ? n.name : n.kind === 'PortDecl' ? n.protocol : n.kind === 'ImageMember' ? n.image : n.kind === 'InstanceDecl' ? n.component : n.system) as QualifiedName | undefined;
-      if (q && q.parts && q.parts.length >= 2) out.add(q.parts.slice(0, -1).map((p) => p.name).join('.'));
-    }
-    for (const k in n) {
-      if (k === 'span' || k === 'doc') continue;
-      const v = n[k];
-      if (v && typeof v === 'object') stack.push(v);
+  }
+  while (types.length) {
+    const t = types.pop();
+    if (!t) continue;
+    switch (t.kind) {
+      case 'NamedType':
+        add(t.name);
+        break;
+      case 'ListType':
+        types.push(t.element);
+        break;
+      case 'MapType':
+        types.push(t.key, t.value);
+        break;
+      case 'RecordType':
+        for (const f of t.fields) types.push(f.type);
+        break;
+      case 'UnionType':
+        for (const v of t.variants) types.push(v.type);
+        break;
+      default:
+        break;
     }
   }
   return [...out];

@@ -2,12 +2,12 @@
 // declarations in the entry files, the compile options, or the defaults (the
 // only system no other system uses, and the prelude's `local` target).
 
-import type { DeployDecl, QualifiedName, Span } from '@mcl/language';
+import type { DeployDecl, Span } from '@mcl/language';
 import type { CompileOptions } from '../api';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
 import type { Components, TargetInfo } from '../compose/components';
 import type { SystemInfo, Systems } from '../compose/systems';
-import { resolveRef, lookupPlain } from '../resolve/scope';
+import { resolveRef, lookupPlain, visibleNames } from '../resolve/scope';
 import { didYouMean } from '../util/suggest';
 import type { Flat } from '../compose/elaborate';
 import { CAPABILITIES } from './capabilities';
@@ -17,10 +17,6 @@ export interface Selection {
   target?: TargetInfo;
   /** Where the choice came from, for diagnostics. */
   origin?: { file: string; span: Span };
-}
-
-function qn(name: string, span: Span): QualifiedName {
-  return { kind: 'QualifiedName', span, parts: name.split('.').map((p) => ({ kind: 'Ident', name: p, span })) };
 }
 
 /** Finds a declaration named on the command line: `Name` or `module.path.Name`. */
@@ -105,8 +101,16 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
       return sel;
     }
   } else if (deploy?.d.target && deploy.d.target.name) {
-    tEntry = resolveRef(ctx, deploy.m, qn(deploy.d.target.name, deploy.d.target.span), ['target'], 'target');
-    if (!tEntry) return sel;
+    const t = deploy.d.target;
+    const r = lookupPlain(deploy.m, t.name);
+    if (!r.ok || r.entry.kind !== 'target') {
+      ctx.report('MCL0602', `no target \`${t.name}\``, deploy.m.file, t.span, {
+        hint: didYouMean(t.name, visibleNames(deploy.m, 'target')) ?? `declare it: \`target ${t.name} { backend kvm  memory 4GiB  vcpus 2 }\``,
+      });
+      return sel;
+    }
+    tEntry = r.entry;
+    ctx.reference(deploy.m.file, t.span, tEntry.symbol);
   } else {
     const m = deploy?.m ?? entries[0];
     const r = m ? lookupPlain(m, 'local') : { ok: false as const };

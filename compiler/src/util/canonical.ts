@@ -1,55 +1,30 @@
 // Canonical JSON as digests are computed: object keys sorted by UTF-16 code
 // units (JavaScript's default sort, as RFC 8785), no whitespace, numbers in
 // ECMAScript's shortest round-trip form, `undefined` properties left out.
-// This is the same form as `canonicalJson` of @mcl/plan; the compiler keeps
-// its own copy because it must not throw (a non-finite number becomes null
-// here, which the planner never produces).
+// This is the same form as `canonicalJson` of @mcl/plan (a test checks they
+// agree byte for byte); the compiler keeps its own copy because it must not
+// throw, and builds it with the native serializer for speed: the replacer
+// only reorders keys, and JSON.stringify already prints -0 as 0, drops
+// undefined properties and turns non-finite numbers into null.
 
-export function canonicalJson(value: unknown): string {
-  const out: string[] = [];
-  write(value, out);
-  return out.join('');
+function sortKeys(this: unknown, _key: string, value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj);
+  let sorted = true;
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1] > keys[i]) {
+      sorted = false;
+      break;
+    }
+  }
+  if (sorted) return value;
+  keys.sort();
+  const out: Record<string, unknown> = {};
+  for (const k of keys) out[k] = obj[k];
+  return out;
 }
 
-function write(value: unknown, out: string[]): void {
-  if (value === null || value === undefined) {
-    out.push('null');
-    return;
-  }
-  switch (typeof value) {
-    case 'boolean':
-      out.push(value ? 'true' : 'false');
-      return;
-    case 'number':
-      out.push(!Number.isFinite(value) ? 'null' : Object.is(value, -0) ? '0' : String(value));
-      return;
-    case 'string':
-      out.push(JSON.stringify(value));
-      return;
-    case 'object': {
-      if (Array.isArray(value)) {
-        out.push('[');
-        for (let i = 0; i < value.length; i++) {
-          if (i) out.push(',');
-          write(value[i], out);
-        }
-        out.push(']');
-        return;
-      }
-      const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj)
-        .filter((k) => obj[k] !== undefined)
-        .sort();
-      out.push('{');
-      for (let i = 0; i < keys.length; i++) {
-        if (i) out.push(',');
-        out.push(JSON.stringify(keys[i]), ':');
-        write(obj[keys[i]], out);
-      }
-      out.push('}');
-      return;
-    }
-    default:
-      out.push('null');
-  }
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, sortKeys) ?? 'null';
 }

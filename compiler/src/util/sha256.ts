@@ -1,8 +1,10 @@
 // SHA-256 in plain TypeScript (FIPS 180-4). The compiler must run unchanged in
-// the editor and in the browser, so it cannot use node:crypto; plans are small
-// enough that a straightforward implementation is fast enough (see bench).
+// the editor and in the browser, so it cannot use node:crypto. The round
+// function keeps the working variables in locals (not typed-array slots) and
+// reads message words straight from the input, which is what makes a JS
+// implementation fast enough for plans of thousands of instances (see bench).
 
-const K = new Uint32Array([
+const K = new Int32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
   0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
   0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
@@ -14,6 +16,7 @@ const K = new Uint32Array([
 ]);
 
 const encoder = new TextEncoder();
+const W = new Int32Array(64);
 
 /** Hex SHA-256 of a string's UTF-8 encoding. */
 export function sha256Hex(text: string): string {
@@ -21,63 +24,62 @@ export function sha256Hex(text: string): string {
 }
 
 export function sha256Bytes(data: Uint8Array): string {
-  const h = new Uint32Array([
-    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-  ]);
-  const w = new Uint32Array(64);
   const len = data.length;
-  // Padding: 0x80, zeros, then the bit length as a 64-bit big-endian number.
+  // The message plus 0x80, zero padding and the 64-bit big-endian bit length, in whole 64-byte blocks.
   const total = ((len + 9 + 63) >> 6) << 6;
-  const tail = new Uint8Array(total - (len & ~63));
-  tail.set(data.subarray(len & ~63));
-  tail[len & 63] = 0x80;
+  const buf = new Uint8Array(total);
+  buf.set(data);
+  buf[len] = 0x80;
   const bits = len * 8;
-  const dv = new DataView(tail.buffer);
-  dv.setUint32(tail.length - 8, Math.floor(bits / 0x100000000));
-  dv.setUint32(tail.length - 4, bits >>> 0);
+  const hi = Math.floor(bits / 0x100000000);
+  const lo = bits >>> 0;
+  buf[total - 8] = hi >>> 24;
+  buf[total - 7] = hi >>> 16;
+  buf[total - 6] = hi >>> 8;
+  buf[total - 5] = hi;
+  buf[total - 4] = lo >>> 24;
+  buf[total - 3] = lo >>> 16;
+  buf[total - 2] = lo >>> 8;
+  buf[total - 1] = lo;
 
-  const fullBlocks = len >> 6;
-  for (let b = 0; b < total >> 6; b++) {
-    let src: Uint8Array;
-    let off: number;
-    if (b < fullBlocks) {
-      src = data;
-      off = b << 6;
-    } else {
-      src = tail;
-      off = (b - fullBlocks) << 6;
-    }
+  let h0 = 0x6a09e667 | 0, h1 = 0xbb67ae85 | 0, h2 = 0x3c6ef372 | 0, h3 = 0xa54ff53a | 0;
+  let h4 = 0x510e527f | 0, h5 = 0x9b05688c | 0, h6 = 0x1f83d9ab | 0, h7 = 0x5be0cd19 | 0;
+  const w = W;
+  for (let off = 0; off < total; off += 64) {
     for (let i = 0; i < 16; i++) {
-      const j = off + i * 4;
-      w[i] = (src[j] << 24) | (src[j + 1] << 16) | (src[j + 2] << 8) | src[j + 3];
+      const j = off + (i << 2);
+      w[i] = (buf[j] << 24) | (buf[j + 1] << 16) | (buf[j + 2] << 8) | buf[j + 3];
     }
     for (let i = 16; i < 64; i++) {
-      const a = w[i - 15];
-      const c = w[i - 2];
-      const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
-      const s1 = ((c >>> 17) | (c << 15)) ^ ((c >>> 19) | (c << 13)) ^ (c >>> 10);
+      const x = w[i - 15];
+      const y = w[i - 2];
+      const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+      const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
       w[i] = (w[i - 16] + s0 + w[i - 7] + s1) | 0;
     }
-    let a = h[0], bb = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    let a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, h = h7;
     for (let i = 0; i < 64; i++) {
       const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
       const ch = (e & f) ^ (~e & g);
-      const t1 = (hh + S1 + ch + K[i] + w[i]) | 0;
+      const t1 = (h + S1 + ch + K[i] + w[i]) | 0;
       const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
-      const maj = (a & bb) ^ (a & c) ^ (bb & c);
+      const maj = (a & b) ^ (a & c) ^ (b & c);
       const t2 = (S0 + maj) | 0;
-      hh = g;
+      h = g;
       g = f;
       f = e;
       e = (d + t1) | 0;
       d = c;
-      c = bb;
-      bb = a;
+      c = b;
+      b = a;
       a = (t1 + t2) | 0;
     }
-    h[0] += a; h[1] += bb; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+    h0 = (h0 + a) | 0; h1 = (h1 + b) | 0; h2 = (h2 + c) | 0; h3 = (h3 + d) | 0;
+    h4 = (h4 + e) | 0; h5 = (h5 + f) | 0; h6 = (h6 + g) | 0; h7 = (h7 + h) | 0;
   }
-  let out = '';
-  for (let i = 0; i < 8; i++) out += h[i].toString(16).padStart(8, '0');
-  return out;
+  return hex(h0) + hex(h1) + hex(h2) + hex(h3) + hex(h4) + hex(h5) + hex(h6) + hex(h7);
+}
+
+function hex(x: number): string {
+  return (x >>> 0).toString(16).padStart(8, '0');
 }

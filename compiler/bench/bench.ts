@@ -1,0 +1,127 @@
+// `npm run bench`: parse, check and plan times for generated workspaces of
+// 1,000 and 10,000 components, peak RSS, and parse throughput relative to
+// JSON.parse of a JSON document of the same size, measured in the same run.
+//
+// Usage: npm run bench [-- components...]   (default: 1000 10000)
+
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from '@mcl/language';
+import { compile, type CompilerHost } from '../src/index';
+import { setPhaseHook } from '../src/compile';
+import { generateWorkspace } from './generate';
+
+const stdDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'stdlib');
+const std = new Map(readdirSync(stdDir).filter((f) => f.endsWith('.mcl')).map((f) => [f.slice(0, -4), readFileSync(join(stdDir, f), 'utf8')]));
+
+/** An in-memory host with a native SHA-256, as NodeHost (which the CLI and the language server use) has. */
+function host(files: Record<string, string>): CompilerHost {
+  return {
+    readFile: (p) => files[p],
+    readStdlib: (m) => std.get(m.split('.').join('/')),
+    sha256: (t) => createHash('sha256').update(t, 'utf8').digest('hex'),
+  };
+}
+
+function ms(t: number): string {
+  return `${t.toFixed(0)} ms`;
+}
+
+/** A JSON document of about `bytes` characters, shaped like configuration data. */
+function jsonOfSize(bytes: number): string {
+  const items: unknown[] = [];
+  let size = 2;
+  for (let i = 0; size < bytes; i++) {
+    const item = { id: `component-${i}`, memory: 67108864, vcpus: 1, label: 'internal', params: { threshold: i, name: `stage-${i}` }, ports: [{ name: 'input', direction: 'provide' }, { name: 'output', direction: 'require', optional: i % 2 === 0 }] };
+    size += JSON.stringify(item).length + 1;
+    items.push(item);
+  }
+  return JSON.stringify(items);
+}
+
+/**
+ * Best of n runs, in wall-clock milliseconds and in CPU milliseconds of this
+ * process (user + system). On a shared, loaded machine the CPU figure is the
+ * steadier one; GC helper threads can make it exceed the wall-clock time.
+ */
+function best(n: number, f: () => void): number {
+  let b = Infinity;
+  let cpu = Infinity;
+  for (let i = 0; i < n; i++) {
+    const c = process.cpuUsage();
+    const t = performance.now();
+    f();
+    b = Math.min(b, performance.now() - t);
+    const d = process.cpuUsage(c);
+    cpu = Math.min(cpu, (d.user + d.system) / 1000);
+  }
+  lastCpu = cpu;
+  return b;
+}
+let lastCpu = 0;
+
+const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+if (!process.env.MCL_BENCH_CHILD) {
+  // One process per size, so peak RSS is that size's alone.
+  for (const n of sizes.length ? sizes : [1000, 10000]) {
+    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], String(n)], { stdio: 'inherit', env: { ...process.env, MCL_BENCH_CHILD: '1' } });
+    if (r.status !== 0) process.exit(r.status ?? 1);
+  }
+  process.exit(0);
+}
+for (const n of sizes) {
+  const ws = generateWorkspace(n);
+  const texts = Object.entries(ws.files);
+  console.log(`\n${n} components: ${texts.length} files, ${ws.lines} lines, ${(ws.bytes / 1e6).toFixed(2)} MB`);
+
+  // Warm up the parser and the compiler once (JIT), then measure.
+  compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench', emitPlan: false });
+
+  const parseMs = best(3, () => {
+    for (const [p, t] of texts) parse(t, p);
+  });
+  const parseCpu = lastCpu;
+  const json = jsonOfSize(ws.bytes);
+  const jsonMs = best(3, () => JSON.parse(json));
+  const jsonCpu = lastCpu;
+
+  let diagnostics = 0;
+  const checkMs = best(3, () => {
+    const r = compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench', emitPlan: false });
+    diagnostics = r.diagnostics.length;
+  });
+  const checkCpu = lastCpu;
+  let instances = 0;
+  let channels = 0;
+  let planBytes = 0;
+  const fullMs = best(3, () => {
+    const r = compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench' });
+    if (!r.plan) throw new Error(`no plan: ${r.diagnostics.slice(0, 3).map((d) => `${d.code} ${d.message}`).join('; ')}`);
+    instances = r.plan.instances.length;
+    channels = r.plan.channels.length;
+    planBytes = JSON.stringify(r.plan).length;
+  });
+  const fullCpu = lastCpu;
+  // One more full compile with a per-stage CPU breakdown.
+  const phases: string[] = [];
+  let mark = process.cpuUsage();
+  setPhaseHook((phase) => {
+    const d = process.cpuUsage(mark);
+    phases.push(`${phase} ${((d.user + d.system) / 1000).toFixed(0)}`);
+    mark = process.cpuUsage();
+  });
+  compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench' });
+  setPhaseHook(undefined);
+  const rss = process.resourceUsage().maxRSS * 1024;
+  const both = (wall: number, cpu: number) => `${ms(wall).padStart(8)} wall ${ms(cpu).padStart(8)} cpu`;
+  console.log(`  parse only      ${both(parseMs, parseCpu)}  (${(ws.bytes / 1e6 / (parseMs / 1000)).toFixed(1)} MB/s wall)`);
+  console.log(`  JSON.parse      ${both(jsonMs, jsonCpu)}  for ${(json.length / 1e6).toFixed(2)} MB; parse throughput = ${((jsonMs / parseMs) * 100).toFixed(1)}% of JSON.parse (wall), ${((jsonCpu / parseCpu) * 100).toFixed(1)}% (cpu)`);
+  console.log(`  check (no plan) ${both(checkMs, checkCpu)}  (parse + resolve + types + compose + policy; ${diagnostics} diagnostics)`);
+  console.log(`  plan            ${both(Math.max(0, fullMs - checkMs), Math.max(0, fullCpu - checkCpu))}  (digests, canonical JSON: ${instances} instances, ${channels} channels, ${(planBytes / 1e6).toFixed(2)} MB plan)`);
+  console.log(`  full compile    ${both(fullMs, fullCpu)}`);
+  console.log(`  stages (cpu ms)  ${phases.join(', ')}`);
+  console.log(`  peak RSS          ${(rss / 1024 / 1024).toFixed(0)} MiB (whole process, 3 runs of each phase)`);
+}

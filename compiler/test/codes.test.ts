@@ -1,0 +1,190 @@
+// One focused case per diagnostic code of the compiler core: each source
+// triggers the code, and the test checks where it points and (for some) the
+// hint or fix. A final test checks that every registered code has a case.
+
+import { describe, expect, test } from 'vitest';
+import type { CompileOptions } from '../src/api';
+import { COMPILER_CODES } from '../src/index';
+import { compileText } from './helpers';
+
+interface Case {
+  code: string;
+  main?: string;
+  files?: Record<string, string>;
+  opts?: Partial<CompileOptions>;
+  /** Text the diagnostic's span must cover in main.mcl (or the file named by `file`). */
+  at?: string;
+  file?: string;
+  hint?: RegExp;
+  message?: RegExp;
+  fix?: string;
+}
+
+const KV = 'import std.kv.{Kv}\n';
+const comp = (body: string) => `component C {\n${body}\n}\n`;
+
+const CASES: Case[] = [
+  { code: 'MCL0201', main: 'import std.htp.{Http}\n', at: 'std.htp', hint: /std\.http/ },
+  { code: 'MCL0202', main: 'import std.kv.{Kvv}\n', at: 'Kvv', hint: /`Kv`/ },
+  { code: 'MCL0203', main: 'type A = { b: Bee }\ntype Be = int\n', at: 'Bee', hint: /`Be`/ },
+  {
+    code: 'MCL0204',
+    main: 'import a.*\nimport b.*\ntype T = { x: X }\n',
+    files: { 'a.mcl': 'type X = int\n', 'b.mcl': 'type X = string\n' },
+    at: 'X',
+    message: /ambiguous/,
+  },
+  { code: 'MCL0205', main: 'type A = int\ntype A = string\n', at: 'A', message: /declared twice/ },
+  { code: 'MCL0206', main: 'import main.{A}\ntype A = int\n', at: 'main', message: /main -> main/ },
+  { code: 'MCL0207', opts: { entries: ['../outside.mcl'] }, main: '', message: /outside the workspace/ },
+  { code: 'MCL0208', main: KV + 'type T = { k: Kv }\n', at: 'Kv', message: /is a protocol, not a type/ },
+  { code: 'MCL0209', main: 'import std.kv.{Kv}\nprotocol Kv { send x() }\n', at: 'Kv', message: /conflicts/ },
+  { code: 'MCL0210', main: comp('label secrte'), at: 'secrte', hint: /`secret`/ },
+  { code: 'MCL0211', opts: { entries: ['nope.mcl'] }, main: '', message: /does not exist/ },
+  { code: 'MCL0301', main: 'type T = bool(max 3)\n', at: 'max 3' },
+  { code: 'MCL0302', main: 'type T = int(10..1)\n', at: '10..1', hint: /1\.\.10/ },
+  { code: 'MCL0303', main: 'type T = string(max 1.5)\n', at: '1.5' },
+  { code: 'MCL0304', main: 'type T = string(pattern "(")\n', at: '"("' },
+  { code: 'MCL0305', main: 'type T = { a: int, a: string }\n', message: /field `a`/ },
+  { code: 'MCL0306', main: 'type T = union { a, a }\n', message: /variant `a`/ },
+  { code: 'MCL0307', main: 'type T = enum { a, a }\n', message: /member `a`/ },
+  { code: 'MCL0308', main: 'type T = { next: T }\n', at: 'T', hint: /optional/ },
+  { code: 'MCL0309', main: 'protocol P { send a()\n send a() }\n', message: /operation `a`/ },
+  { code: 'MCL0310', main: 'protocol P { send open()\n send close()\n order open clos }\n', at: 'clos', hint: /`close`/ },
+  { code: 'MCL0311', main: comp('param n: int = "x"'), at: '"x"' },
+  { code: 'MCL0312', main: comp('param n: int(1..5) = 9'), at: '9', message: /in 1\.\.5/ },
+  { code: 'MCL0313', main: 'type M = enum { fast, safe }\n' + comp('param m: M = fsat'), at: 'fsat', hint: /`fast`/ },
+  { code: 'MCL0314', main: comp('param size: int = 1') + 'system S { c = C { sise = 2 } }\n', at: 'sise', hint: /`size`/ },
+  { code: 'MCL0315', main: comp('param size: int') + 'system S { c = C }\n', at: 'c', message: /required parameter `size`/ },
+  { code: 'MCL0316', main: comp('param a: int = 1\nparam a: int = 2'), message: /parameter `a`/ },
+  { code: 'MCL0317', main: 'type T = string(max 3, max 4)\n', at: 'max 4' },
+  { code: 'MCL0318', main: 'type T = enum { }\n', message: /at least one member/ },
+  { code: 'MCL0319', main: 'type T = map<int, string>\n', at: 'int' },
+  // (a|b)* a (a|b){12}: the classic regular expression whose deterministic automaton needs 2^13 states.
+  { code: 'MCL0320', main: `protocol P { send a()\n send b()\n order (a | b)* a ${'(a | b) '.repeat(12)} }\n`, message: /too complex/ },
+  { code: 'MCL0401', main: KV + comp('require k: Kv') + 'system S { c = C\n connect c.k -> dd.kv }\n', at: 'dd' },
+  { code: 'MCL0402', main: KV + comp('require k: Kv') + 'component D { provide kv: Kv }\nsystem S { c = C\n d = D\n connect c.k -> d.kw }\n', at: 'kw', hint: /`kv`/ },
+  {
+    code: 'MCL0403',
+    main: KV + comp('require k: Kv') + 'component D { provide kv: Kv }\nsystem S { c = C\n d = D\n connect d.kv -> c.k }\n',
+    hint: /swapped\? write `connect c\.k -> d\.kv`/,
+    fix: 'connect c.k -> d.kv',
+  },
+  {
+    code: 'MCL0404',
+    main: KV + 'import std.log.{Logs}\n' + comp('require k: Kv') + 'component D { provide l: Logs }\nsystem S { c = C\n d = D\n connect c.k -> d.l }\n',
+    message: /requires `std\.kv\.Kv` but `d\.l` provides `std\.log\.Logs`/,
+  },
+  {
+    code: 'MCL0405',
+    main: KV + comp('require k: Kv') + 'component D { provide kv: Kv }\nsystem S { c = C\n d = D\n e = D\n connect c.k -> d.kv\n connect c.k -> e.kv }\n',
+    message: /already connected/,
+  },
+  {
+    code: 'MCL0406',
+    main: KV + comp('require k: Kv') + 'component D { provide kv: Kv }\nsystem S {\n  c = C\n  d = D\n}\n',
+    at: 'c',
+    fix: 'connect c.k -> d.kv',
+  },
+  { code: 'MCL0407', main: KV + comp('require k: Kv') + 'component D { provide kv: Kv }\nsystem S { c = C\n d = D\n connect c.k -> d.kv { allow gett } }\n', at: 'gett', hint: /`get`/ },
+  { code: 'MCL0408', main: KV + comp('require k: Kv optional') + 'system S { c = C\n expose c.k on tcp 8080 }\n', at: 'c.k' },
+  {
+    code: 'MCL0409',
+    main: 'import std.http.{Http}\ncomponent W { expose a: Http on tcp 8080\n expose b: Http on tcp 8080 }\nsystem S { w = W }\n',
+    message: /host port 8080 is exposed twice/,
+  },
+  { code: 'MCL0410', main: 'system S { s = S }\n', message: /contains itself: S -> S/ },
+  { code: 'MCL0411', main: 'system S { a = C\n a = C }\n' + comp(''), message: /instance `a` is declared twice/ },
+  { code: 'MCL0412', main: comp('vcpus 0'), at: '0' },
+  { code: 'MCL0413', main: 'system Inner { }\nsystem S { i = Inner { replicas 2 } }\n', at: 'replicas 2' },
+  { code: 'MCL0414', main: comp('memory 128MiB\nmemory 256MiB'), at: 'memory 256MiB' },
+  { code: 'MCL0415', main: 'image img { colour "red" }\n', at: 'colour' },
+  { code: 'MCL0416', main: KV + comp('require k: Kv') + 'component D { provide kv: Kv }\nsystem S { c = C\n d = D\n connect c.k -> d.kv { max_inflight 0 } }\n', at: '0' },
+  { code: 'MCL0417', main: 'import std.http.{Http}\ncomponent W { expose a: Http on tcp 70000 }\n', at: '70000' },
+  { code: 'MCL0418', main: comp('declassifies secret -> secret'), message: /itself/ },
+  {
+    code: 'MCL0601',
+    main: 'import std.http.{Http}\ncomponent T { expose h: Http on tcp 8081\n per session max 8 }\nsystem S { t = T }\ntarget x { backend xen\n memory 8GiB\n vcpus 4 }\ndeploy S to x\n',
+    at: 't',
+    message: /backend `xen`/,
+  },
+  { code: 'MCL0602', main: comp('') + 'system S { c = C }\ndeploy S to nowhere\n', at: 'nowhere' },
+  { code: 'MCL0603', main: 'target t { backend kvm\n memory 1GiB\n vcpus 1\n colour 3 }\n', at: 'colour' },
+  { code: 'MCL0604', main: comp('') + 'system A { c = C }\nsystem B { c = C }\n', message: /which system/ },
+  { code: 'MCL0605', main: comp('') + 'system A { c = C }\ndeploy A\ndeploy A\n', message: /more than one/ },
+  { code: 'MCL0606', main: 'type T = int\n', message: /no system/ },
+  { code: 'MCL0701', main: 'component C { program { script "../x.sh" } }\nsystem S { c = C }\n', at: '"../x.sh"' },
+  { code: 'MCL0702', main: 'component C { program { script "x.sh" } }\nsystem S { c = C }\n', at: '"x.sh"' },
+  { code: 'MCL0703', main: 'component C { program { exec ["/bin/a"]\n exec ["/bin/b"] } }\nsystem S { c = C }\n', message: /one `script` or one `exec`/ },
+  { code: 'MCL0704', main: comp('') + 'system S { c = C }\n', opts: { exclude: ['nope'] }, message: /no instance `nope`/ },
+  {
+    code: 'MCL0705',
+    main: KV + comp('require k: Kv') + 'component D { provide kv: Kv }\nsystem S { c = C\n d = D\n connect c.k -> d.kv }\n',
+    opts: { exclude: ['d'] },
+    message: /channel `c\.k->d\.kv` is left out/,
+  },
+  {
+    code: 'MCL0706',
+    main: 'import other.{C}\nimage busybox { base "busybox-static" }\ncomponent D { image busybox }\nsystem S { c = C\n d = D }\n',
+    files: { 'other.mcl': 'image busybox { kernel "debian-cloud" }\ncomponent C { image busybox }\n' },
+    message: /two different images/,
+  },
+  {
+    code: 'MCL0799',
+    // A parse cache that throws stands for any bug inside the pipeline: compile must turn it into a diagnostic.
+    opts: {
+      cache: {
+        get: () => {
+          throw new Error('boom');
+        },
+        set: () => {},
+      },
+    },
+    main: 'type T = int\n',
+    message: /internal compiler error: boom/,
+  },
+];
+
+describe('diagnostic codes', () => {
+  for (const c of CASES) {
+    test(`${c.code}`, () => {
+      const main = c.main ?? '';
+      const r = compileText(main, c.files ?? {}, c.opts ?? {});
+      const d = r.diagnostics.find((x) => x.code === c.code);
+      expect(d, `expected ${c.code}, got:\n${r.diagnostics.map((x) => `${x.code} ${x.message}`).join('\n')}`).toBeDefined();
+      if (!d) return;
+      if (c.message) expect(d.message).toMatch(c.message);
+      if (c.hint) expect(d.hint ?? '').toMatch(c.hint);
+      if (c.at) {
+        const text = r.program.texts.get(d.file) ?? '';
+        expect(text.slice(d.span.start, d.span.end)).toBe(c.at);
+      }
+      if (c.fix) {
+        expect(d.fixes?.length).toBeGreaterThan(0);
+        const text = r.program.texts.get(d.file) ?? '';
+        const edits = [...d.fixes![0].edits].sort((a, b) => b.span.start - a.span.start);
+        let fixed = text;
+        for (const e of edits) fixed = fixed.slice(0, e.span.start) + e.newText + fixed.slice(e.span.end);
+        expect(fixed).toContain(c.fix);
+        // The fixed source compiles without that diagnostic.
+        const again = compileText(fixed, c.files ?? {}, c.opts ?? {});
+        expect(again.diagnostics.filter((x) => x.severity === 'error').map((x) => x.code)).toEqual([]);
+      }
+    });
+  }
+
+  test('every registered code has a case', () => {
+    const covered = new Set(CASES.map((c) => c.code));
+    expect(COMPILER_CODES.map((c) => c.code).filter((c) => !covered.has(c))).toEqual([]);
+  });
+
+  test('codes are unique, in the compiler ranges, with titles', () => {
+    const seen = new Set<string>();
+    for (const c of COMPILER_CODES) {
+      expect(seen.has(c.code)).toBe(false);
+      seen.add(c.code);
+      expect(c.code).toMatch(/^MCL0[23467]\d\d$/);
+      expect(c.title.length).toBeGreaterThan(3);
+    }
+  });
+});

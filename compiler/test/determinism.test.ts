@@ -1,0 +1,111 @@
+// The same sources give byte-identical plans: compiling twice, listing the
+// entries in another order, or handing the host its files in another order
+// changes nothing. Also checks the digests are what spec/plan.md says.
+
+import { describe, expect, test } from 'vitest';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { canonicalJson as planCanonical } from '@mcl/plan';
+import { compile, canonicalJson, planDigest } from '../src/index';
+import { MemoryHost, readTree, REPO } from './helpers';
+
+const files = readTree(join(REPO, 'examples', 'webstack'));
+
+const MULTI: Record<string, string> = {
+  'shop/types.mcl': 'type Item = { name: string(1..64), qty: int(1..10) }\nprotocol Store { call put(Item) -> {}\n call get({ name: string }) -> Item\n order (put | get)* }\n',
+  'shop/parts.mcl': 'import shop.types.*\ncomponent Db { provide store: Store\n param size: int = 3 }\ncomponent App { require store: Store\n replicas 2 }\n',
+  'main.mcl': 'import shop.parts.{Db, App}\nsystem Inner { db = Db { size = 4 }\n export store = db.store }\nsystem Main { inner = Inner\n app = App\n connect app.store -> inner.store { rate 30/min } }\n',
+};
+
+function shuffled<T>(xs: T[], seed: number): T[] {
+  const out = [...xs];
+  let s = seed;
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    const j = s % (i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+describe('determinism', () => {
+  test('compiling twice gives identical bytes', () => {
+    const a = compile(new MemoryHost(files), { entries: ['webstack.mcl'], mclcVersion: 'x' });
+    const b = compile(new MemoryHost(files), { entries: ['webstack.mcl'], mclcVersion: 'x' });
+    expect(a.plan).toBeDefined();
+    expect(canonicalJson(a.plan)).toBe(canonicalJson(b.plan));
+  });
+
+  test('entry and file order do not matter', () => {
+    const entries = Object.keys(MULTI);
+    const base = compile(new MemoryHost(MULTI), { entries, mclcVersion: 'x' });
+    expect(base.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    expect(base.plan).toBeDefined();
+    for (let seed = 1; seed <= 6; seed++) {
+      const order = shuffled(entries, seed);
+      const permuted: Record<string, string> = {};
+      for (const k of shuffled(entries, seed + 100)) permuted[k] = MULTI[k];
+      const r = compile(new MemoryHost(permuted), { entries: order, mclcVersion: 'x' });
+      expect(canonicalJson(r.plan)).toBe(canonicalJson(base.plan));
+    }
+  });
+
+  test('nested systems get dotted ids and channels through exports', () => {
+    const r = compile(new MemoryHost(MULTI), { entries: ['main.mcl'], mclcVersion: 'x' });
+    const plan = r.plan!;
+    expect(plan.instances.map((i) => i.id)).toEqual(['app', 'inner.db']);
+    expect(plan.channels.map((c) => c.id)).toEqual(['app.store->inner.db.store']);
+    const ch = plan.channels[0];
+    expect(ch.invariants.rate).toEqual({ per_second: 0.5, burst: 1 });
+    expect(ch.invariants.order).toEqual({ transitions: [{ get: 0, put: 0 }], accepting: [0] });
+    expect(plan.instances[1].params).toEqual({ size: 4 });
+    expect(plan.instances[1].program.env).toEqual({ MCL_PARAM_SIZE: '4' });
+    expect(plan.schemas['shop.types.Store.get.input']).toEqual({ kind: 'record', fields: [{ name: 'name', optional: false, type: { kind: 'string' } }] });
+    expect(plan.schemas['shop.types.Item']).toBeDefined();
+    expect(plan.templates).toEqual([{ id: 'busybox-128m-1c-2p', image: 'busybox', memory_bytes: 128 * 1024 * 1024, vcpus: 1, port_slots: 2, instance_count: 2 }]);
+  });
+
+  test('digests follow spec/plan.md', () => {
+    const r = compile(new MemoryHost(files), { entries: ['webstack.mcl'], mclcVersion: 'x' });
+    const plan = r.plan!;
+    const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+    for (const s of plan.sources) {
+      const text = s.path.startsWith('std:') ? r.program.texts.get(s.path)! : files[s.path];
+      expect(s.sha256).toBe(sha(text));
+    }
+    expect(plan.digests.sources).toBe(sha(planCanonical(plan.sources.map((s) => [s.path, s.sha256]))));
+    expect(plan.digests.invariants).toBe(sha(planCanonical({ checks: plan.checks, channels: plan.channels.map((c) => [c.id, c.invariants]) })));
+    expect(plan.digests.plan).toBe(sha(planCanonical({ ...plan, digests: { ...plan.digests, plan: '' } })));
+    expect(planDigest(plan)).toBe(plan.digests.plan);
+    for (const i of plan.instances) {
+      const { digest, ...rest } = i;
+      expect(digest).toBe(sha(planCanonical(rest)));
+    }
+    // The compiler's canonical form is byte-for-byte the plan package's.
+    expect(canonicalJson(plan)).toBe(planCanonical(plan));
+  });
+
+  test('a changed program file changes the instance digest and the sources digest only where it should', () => {
+    const a = compile(new MemoryHost(files), { entries: ['webstack.mcl'], mclcVersion: 'x' }).plan!;
+    const b = compile(new MemoryHost({ ...files, 'guest/db.sh': files['guest/db.sh'] + '\n# changed\n' }), { entries: ['webstack.mcl'], mclcVersion: 'x' }).plan!;
+    const digests = (p: typeof a) => Object.fromEntries(p.instances.map((i) => [i.id, i.digest]));
+    const da = digests(a);
+    const db = digests(b);
+    expect(Object.keys(da).filter((k) => da[k] !== db[k])).toEqual(['db']);
+    expect(a.digests.sources).not.toBe(b.digests.sources);
+    expect(a.digests.invariants).toBe(b.digests.invariants);
+  });
+
+  test('exclude drops instances and the channels touching them', () => {
+    const r = compile(new MemoryHost(files), { entries: ['webstack.mcl'], mclcVersion: 'x', exclude: ['audit'] });
+    expect(r.plan!.instances.map((i) => i.id)).not.toContain('audit');
+    expect(r.plan!.channels.some((c) => c.to.instance === 'audit')).toBe(false);
+    expect(r.diagnostics.filter((d) => d.code === 'MCL0705')).toHaveLength(2);
+  });
+
+  test('emitPlan false checks without building a plan', () => {
+    const r = compile(new MemoryHost(files), { entries: ['webstack.mcl'], mclcVersion: 'x', emitPlan: false });
+    expect(r.plan).toBeUndefined();
+    expect(r.diagnostics).toEqual([]);
+  });
+});
