@@ -35,7 +35,9 @@ async function main(): Promise<void> {
   await ensureServerBuilt();
   const root = mkdtempSync(join(tmpdir(), 'mcl-lsp-bench-'));
   const ws = generateWorkspace(root, TARGET_LINES);
-  const proc = spawn(process.execPath, [SERVER, '--stdio'], { cwd: root, env: { ...process.env, MCL_STDLIB: STDLIB } });
+  // MCL_BENCH_NODE_ARGS passes flags to the server's Node (e.g. `--cpu-prof`).
+  const nodeArgs = (process.env.MCL_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, SERVER, '--stdio'], { cwd: root, env: { ...process.env, MCL_STDLIB: STDLIB } });
   const conn = createProtocolConnection(new StreamMessageReader(proc.stdout), new StreamMessageWriter(proc.stdin));
   const waiting = new Map<string, (count: number) => void>();
   conn.onNotification('textDocument/publishDiagnostics', (p: { uri: string; diagnostics: unknown[] }) => {
@@ -97,6 +99,14 @@ async function main(): Promise<void> {
   const stats = (await conn.sendRequest('mcl/stats')) as { builds: number; abandoned: number; lastCompileMs: number; compileMs: number[]; compileCpuMs: number[]; memory: NodeJS.MemoryUsage };
   await conn.sendRequest('shutdown');
   await conn.sendNotification('exit');
+  // Let the server exit by itself (a profile is written on exit), then make sure.
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, 5000);
+    proc.on('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
   conn.dispose();
   proc.kill();
   rmSync(root, { recursive: true, force: true });

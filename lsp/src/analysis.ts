@@ -2,9 +2,13 @@
 //
 // A document moves through two states. It is *parsed* as soon as it changes
 // (cheap, one file, needed by document symbols, folding and formatting), and
-// *checked* once a whole-workspace compile that includes its text has
-// finished (needed by everything that resolves names). Requests ask for the
-// state they need and wait for nothing more.
+// *checked* once a build that includes its text has finished (needed by
+// everything that resolves names). Requests ask for the state they need and
+// wait for nothing more.
+//
+// A build groups the workspace into projects (projects.ts), compiles each
+// project whose sources changed from its own root, and merges the results
+// into one snapshot with workspace-relative file names.
 //
 // Every edit bumps a generation counter. A build starts after a short quiet
 // period (debouncing keystrokes), runs in steps that yield to the event loop,
@@ -12,12 +16,14 @@
 // burst of typing costs one build, not one per keystroke. A request that needs
 // checked results skips the quiet period and starts the build at once.
 
-import type { CompileResult, ParseCache, Program } from '@mcl/compiler';
+import type { CompileResult, CompilerHost, ParseCache, Program } from '@mcl/compiler';
 import { compile } from '@mcl/compiler';
 import type { Diagnostic, SourceFile } from '@mcl/language';
 import { LineIndex, parse, sortDiagnostics, STAGE_PREFIX } from '@mcl/language';
 import type { CancellationToken } from 'vscode-languageserver';
 import { ReferenceIndex } from './index-refs';
+import { groupProjects, ModuleRefCache, type Project } from './projects';
+import { mergeResults, rebaseFile, rebaseResult, unbaseFile } from './rebase';
 import type { Workspace } from './workspace';
 
 export const MCLC_VERSION = '0.1.0';
@@ -36,7 +42,7 @@ export interface Snapshot {
   generation: number;
   result: CompileResult;
   program: Program;
-  refs: ReferenceIndex;
+  readonly refs: ReferenceIndex;
   /** Milliseconds the compile took. */
   compileMs: number;
   lines(file: string): LineIndex | undefined;
@@ -49,6 +55,13 @@ export interface AnalyzerOptions {
   emitPlan: boolean;
   onSnapshot(snapshot: Snapshot, previous: Snapshot | undefined): void;
   log(message: string): void;
+}
+
+/** A compiled project, the texts it read (to tell when it is stale) and its result in workspace-relative names. */
+export interface ProjectBuild {
+  project: Project;
+  reads: Map<string, string | undefined>;
+  result: CompileResult;
 }
 
 /** Thrown to a waiting request when its cancellation token fires. */
@@ -132,7 +145,10 @@ export class Analyzer {
   private waiters: { generation: number; resolve: (s: Snapshot) => void }[] = [];
   private readonly parsed = new Map<string, ParsedDocument>();
   /** Count of builds started and abandoned, for tests and the benchmark. */
-  readonly stats = { builds: 0, abandoned: 0, lastCompileMs: 0, compileMs: [] as number[], compileCpuMs: [] as number[] };
+  readonly stats = { builds: 0, abandoned: 0, projectCompiles: 0, lastCompileMs: 0, compileMs: [] as number[], compileCpuMs: [] as number[] };
+  private readonly moduleRefs = new ModuleRefCache();
+  private projectBuilds = new Map<string, ProjectBuild>();
+  private lastProjects: Project[] = [];
   private lastEdit = 0;
 
   constructor(
@@ -223,25 +239,31 @@ export class Analyzer {
     await yieldToEventLoop();
     if (generation !== this.generation) return this.abandon();
 
-    // Step 2: the whole-workspace compile. It is synchronous; unchanged files
-    // come from the parse cache.
+    // Step 2: group the workspace into projects (parsing files not seen yet).
     const started = performance.now();
     const cpuStarted = process.cpuUsage();
-    let result: CompileResult;
-    try {
-      result = compile(this.workspace.host, {
-        entries: this.workspace.entries(),
-        mclcVersion: MCLC_VERSION,
-        emitPlan: this.options.emitPlan,
-        cache: this.cache,
-      });
-    } catch (e) {
-      // The compiler promises not to throw; if it does, keep serving the last
-      // good snapshot rather than leaving requests waiting forever.
-      this.options.log(`mcl: the compiler failed unexpectedly: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-      result = this.snapshot?.result ?? emptyResult();
+    const projects = this.projects();
+    this.lastProjects = projects;
+
+    // Step 3: compile each project whose sources changed since its last
+    // compile, yielding between projects. Each compile is synchronous;
+    // unchanged files come from the parse cache.
+    const results: CompileResult[] = [];
+    const fresh = new Map<string, ProjectBuild>();
+    for (const project of projects) {
+      const key = `${project.root}\u0000${project.files.join('\u0000')}`;
+      let built = this.projectBuilds.get(key);
+      if (!built || !this.unchanged(built)) {
+        await yieldToEventLoop();
+        if (generation !== this.generation) return this.abandon();
+        built = this.compileProject(project, { emitPlan: this.options.emitPlan });
+        this.stats.projectCompiles++;
+      }
+      fresh.set(key, built);
+      results.push(built.result);
     }
-    result = { ...result, diagnostics: this.cache.completeSyntaxDiagnostics(result) };
+    this.projectBuilds = fresh;
+    const result = mergeResults(results);
     const compileMs = performance.now() - started;
     this.stats.lastCompileMs = compileMs;
     const cpu = process.cpuUsage(cpuStarted);
@@ -263,6 +285,73 @@ export class Analyzer {
     if (this.waiters.length > 0 && !this.timer && generation !== this.generation) void this.build();
   }
 
+  /** The projects of the workspace as of now (see projects.ts). */
+  projects(): Project[] {
+    const refsOf = (file: string): string[] | undefined => {
+      const text = this.workspace.text(file);
+      if (text === undefined) return undefined;
+      return this.moduleRefs.refs(file, text, this.cache.parse(file, text).file);
+    };
+    return groupProjects(this.workspace.entries(), refsOf);
+  }
+
+  /** The project a file belongs to in the last build (a stdlib file or unknown file: undefined). */
+  projectOf(file: string): Project | undefined {
+    return this.lastProjects.find((p) => p.files.includes(file));
+  }
+
+  /**
+   * Compiles one project from its root. File names in the result are
+   * workspace-relative again, and the syntax diagnostics of files served from
+   * the parse cache are added back.
+   */
+  compileProject(project: Project, options: { emitPlan: boolean; entries?: string[] }): ProjectBuild {
+    const reads = new Map<string, string | undefined>();
+    const root = project.root;
+    const host: CompilerHost = {
+      readFile: (path) => {
+        // The compiler asks with clean relative paths; anything else would leave the project.
+        if (path.startsWith('/') || path.split('/').some((seg) => seg === '..' || seg === '')) return undefined;
+        const file = rebaseFile(root, path);
+        const text = this.workspace.text(file);
+        reads.set(file, text);
+        return text;
+      },
+      readStdlib: (module) => {
+        const text = this.workspace.text('std:' + module);
+        reads.set('std:' + module, text);
+        return text;
+      },
+    };
+    const cache: ParseCache = {
+      get: (path, text) => this.cache.get(rebaseFile(root, path), text),
+      set: (path, text, file) => this.cache.set(rebaseFile(root, path), text, file),
+    };
+    let result: CompileResult;
+    try {
+      result = compile(host, {
+        entries: (options.entries ?? project.files).map((f) => unbaseFile(root, f) ?? f),
+        mclcVersion: MCLC_VERSION,
+        emitPlan: options.emitPlan,
+        cache,
+      });
+    } catch (e) {
+      // The compiler promises not to throw; if it does, the project shows no
+      // results rather than leaving requests waiting forever.
+      this.options.log(`mcl: the compiler failed unexpectedly: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      result = emptyResult();
+    }
+    result = rebaseResult(root, result);
+    result = { ...result, diagnostics: this.cache.completeSyntaxDiagnostics(result) };
+    return { project, reads, result };
+  }
+
+  /** True when every file a project build read still has the same text. */
+  private unchanged(built: ProjectBuild): boolean {
+    for (const [file, text] of built.reads) if (this.workspace.text(file) !== text) return false;
+    return true;
+  }
+
   private abandon(): void {
     this.stats.abandoned++;
   }
@@ -275,11 +364,17 @@ export class Analyzer {
 function makeSnapshot(generation: number, result: CompileResult, compileMs: number): Snapshot {
   const program = result.program;
   const lineCache = new Map<string, LineIndex>();
+  // The index is built on the first request that needs it: a build whose
+  // snapshot only publishes diagnostics (superseded before anyone asks) never pays for it.
+  let refs: ReferenceIndex | undefined;
   return {
     generation,
     result,
     program,
-    refs: new ReferenceIndex(program),
+    get refs() {
+      refs ??= new ReferenceIndex(program);
+      return refs;
+    },
     compileMs,
     text: (file) => program.texts.get(file),
     lines(file) {

@@ -16,10 +16,9 @@ import {
   type InitializeResult,
 } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { compile } from '@mcl/compiler';
 import { LineIndex } from '@mcl/language';
 import { prettyJson } from '@mcl/plan';
-import { Analyzer, MCLC_VERSION, RequestCancelled, type Snapshot } from './analysis';
+import { Analyzer, RequestCancelled, type Snapshot } from './analysis';
 import { toLspDiagnostic } from './convert';
 import { codeActions } from './features/code-actions';
 import { completion, COMPLETION_TRIGGERS } from './features/completion';
@@ -269,10 +268,11 @@ export function startServer(connection: Connection, bundleDir: string): void {
     const c = need();
     const file = c.paths.fromUri(p.uri);
     if (!file || file.startsWith('std:')) return { errors: [{ message: 'not a workspace .mcl file', file: p.uri, line: 1 }] };
-    const result = compile(c.workspace.host, { entries: [file], mclcVersion: MCLC_VERSION, emitPlan: true, cache: c.analyzer.cache });
-    // Files served from the parse cache have their syntax errors added back,
-    // so a broken file never yields a plan.
-    const diagnostics = c.analyzer.cache.completeSyntaxDiagnostics(result);
+    // The file's project, compiled from the project's root with the file as
+    // the only entry, as `mclc plan FILE` would from that root.
+    const project = c.analyzer.projectOf(file) ?? c.analyzer.projects().find((p) => p.files.includes(file)) ?? { root: '', files: [file] };
+    const { result } = c.analyzer.compileProject(project, { emitPlan: true, entries: [file] });
+    const diagnostics = result.diagnostics;
     const hasErrors = diagnostics.some((d) => d.severity === 'error');
     const errors = diagnostics
       .filter((d) => d.severity === 'error')

@@ -2,7 +2,7 @@
 // editor, and a compiler host in which an open document's unsaved text wins
 // over the file on disk.
 
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { CompilerHost } from '@mcl/compiler';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
@@ -46,7 +46,7 @@ export class Workspace {
         if (e.name.startsWith('.')) continue;
         const full = join(dir, e.name);
         if (e.isDirectory()) {
-          if (SKIPPED_DIRS.has(e.name) || this.paths.isStdlibPath(full)) continue;
+          if (SKIPPED_DIRS.has(e.name) || this.paths.isStdlibPath(full) || isStdlibCopy(full)) continue;
           walk(full, depth + 1);
         } else if (e.isFile() && e.name.endsWith('.mcl')) {
           found.push(relative(this.paths.root, full).split(sep).join('/'));
@@ -110,4 +110,13 @@ export class Workspace {
     readFile: (path: string) => this.text(path),
     readStdlib: (modulePath: string) => this.text('std:' + modulePath),
   };
+}
+
+/**
+ * A folder holding a copy of the standard library (the packaged extension's
+ * `stdlib/`, a vendored copy) is not part of the workspace: its files are
+ * `std.` modules, not workspace modules.
+ */
+function isStdlibCopy(dir: string): boolean {
+  return existsSync(join(dir, 'prelude.mcl'));
 }
