@@ -27,9 +27,9 @@ const TEMPLATE_FORMAT = 1;
 /**
  * Default machine type: `pc`. `microvm` (virtio-mmio, no PCI) is selectable
  * with `$MCL_MACHINE=microvm`, but with the Debian cloud kernel under TCG it
- * stalls at boot (the kernel cannot calibrate the TSC without PIT/HPET and
- * never reaches init; measured with QEMU 7.2), and the cloud kernel lacks
- * CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES. `q35` is accepted but not measured.
+ * stalls at boot: without kvmclock or HPET the kernel has no clock source
+ * and never reaches init (QEMU 7.2; see spec/guest.md). `q35` is accepted but
+ * not measured.
  */
 export function defaultMachine(): MachineType {
   const m = process.env.MCL_MACHINE;

@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildImage, connectUnix, ensureTemplate, forkClone, type Clone, type Template } from '../../src/vm/index';
+import { buildImage, connectUnix, ControlChannel, ensureTemplate, forkClone, type Clone, type Template } from '../../src/vm/index';
 
 const cacheDir = process.env.MCL_CACHE_DIR ?? path.join(os.tmpdir(), 'mcl-vm-test-cache');
 let template: Template;
@@ -188,6 +188,23 @@ describe('clones', () => {
     await clone.resume();
     expect((await clone.qmp.execute<{ status: string }>('query-status')).status).toBe('running');
     await clone.control.ping();
+  }, 60_000);
+
+  it('answers a new control connection after the old one went away', async () => {
+    const e = echo[1];
+    e.clone.control.close();
+    // The guest now sees end-of-file and backs off its polling; the new host retries hello until it answers.
+    await new Promise((r) => setTimeout(r, 2_500));
+    const again = await ControlChannel.connect(path.join(run, 'c1.ctl'), 5_000);
+    try {
+      expect(await again.handshake(20_000)).toBeGreaterThanOrEqual(0);
+      await again.ping();
+    } finally {
+      again.close();
+    }
+    // The program kept running meanwhile.
+    e.data.write('still-there\n');
+    expect(await e.read.next()).toBe('echo:still-there');
   }, 60_000);
 
   it('rejects an identity the agent cannot apply', async () => {
