@@ -8,7 +8,8 @@
 // window of calls in flight for throughput, and one at a time for latency.
 //
 // Run: npm run bench:broker   (or: node scripts/run-ts.mjs backends/broker/bench/broker-bench.ts)
-// Options: --seconds N (per throughput run, default 3), --calls N (latency samples, default 3000).
+// Options: --seconds N (per throughput run, default 2), --calls N (latency samples, default 2000),
+// --repeats N (runs of each configuration, default 3; the table shows medians).
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
@@ -23,8 +24,10 @@ const opt = (name: string, def: number) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : def;
 };
-const SECONDS = opt('seconds', 3);
-const CALLS = opt('calls', 3000);
+const SECONDS = opt('seconds', 2);
+const CALLS = opt('calls', 2000);
+/** Runs of each configuration, interleaved, so that a burst of load from elsewhere does not favour one path. */
+const REPEATS = opt('repeats', 3);
 
 const PEERS = `
 const { workerData, parentPort } = require('node:worker_threads');
@@ -145,6 +148,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mcl-broker-bench-'));
   const rows: Run[] = [];
   try {
+    for (let rep = 0; rep < REPEATS; rep++)
     for (const payload of [100, 4096]) {
       for (const mode of ['relay', 'broker'] as const) {
         const reqPath = join(dir, `${mode}-${payload}-req.sock`);
@@ -189,18 +193,30 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
 
+  // Medians over the repeats, per (payload, mode).
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const all = rows.splice(0);
+  const spread = new Map<string, [number, number]>();
+  for (const payload of [100, 4096]) {
+    for (const mode of ['relay', 'broker']) {
+      const rs = all.filter((r) => r.payload === payload && r.mode === mode);
+      const per = rs.map((r) => r.perSec);
+      spread.set(`${mode}${payload}`, [Math.min(...per), Math.max(...per)]);
+      rows.push({ mode, payload, perSec: median(per), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)) });
+    }
+  }
   const f = (x: number, d = 1) => x.toFixed(d);
-  console.log(`broker vs plain relay: calls (call + reply) through one channel; window 64 for throughput (${SECONDS} s), 1 for latency (${CALLS} calls)`);
+  console.log(`broker vs plain relay: calls (call + reply) through one channel; window 64 for throughput (${SECONDS} s), 1 for latency (${CALLS} calls); medians of ${REPEATS} interleaved runs`);
   console.log('');
-  console.log('| body  | path   | calls/s | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms |');
-  console.log('|-------|--------|---------|---------|------------|------------|----------|--------------|--------------|');
+  console.log('| body  | path   | calls/s | (min-max)       | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms |');
+  console.log('|-------|--------|---------|-----------------|---------|------------|------------|----------|--------------|--------------|');
   for (const r of rows) {
     const base = rows.find((x) => x.mode === 'relay' && x.payload === r.payload)!;
     const ratio = r.perSec / base.perSec;
     const added50 = r.mode === 'relay' ? '-' : f(r.p50 - base.p50, 3);
     const added99 = r.mode === 'relay' ? '-' : f(r.p99 - base.p99, 3);
     console.log(
-      `| ${String(r.payload + 'B').padEnd(5)} | ${r.mode.padEnd(6)} | ${f(r.perSec, 0).padStart(7)} | ${f(r.perSec * 2, 0).padStart(7)} | ${f(r.p50, 3).padStart(10)} | ${f(r.p99, 3).padStart(10)} | ${(f(ratio * 100, 0) + '%').padStart(8)} | ${added50.padStart(12)} | ${added99.padStart(12)} |`,
+      `| ${String(r.payload + 'B').padEnd(5)} | ${r.mode.padEnd(6)} | ${f(r.perSec, 0).padStart(7)} | ${spread.get(r.mode + r.payload)!.map((x) => f(x, 0)).join('-').padEnd(15)} | ${f(r.perSec * 2, 0).padStart(7)} | ${f(r.p50, 3).padStart(10)} | ${f(r.p99, 3).padStart(10)} | ${(f(ratio * 100, 0) + '%').padStart(8)} | ${added50.padStart(12)} | ${added99.padStart(12)} |`,
     );
   }
   const worst = Math.min(...rows.filter((r) => r.mode === 'broker').map((r) => r.perSec / rows.find((x) => x.mode === 'relay' && x.payload === r.payload)!.perSec));
