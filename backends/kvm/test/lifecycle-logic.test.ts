@@ -215,6 +215,17 @@ describe('supervisor', () => {
     expect(FakeBroker.all[0].attached.get(`trap.${s1}.recorder`)).toBeUndefined();
   });
 
+  it('replaces a warm clone that died with a fresh warm one', async () => {
+    const p = plan([inst('trap', { mode: 'per_session', replicas: 2, max_sessions: 3 }), inst('rec')], [chan('trap', 'recorder', 'rec', 'logs')]);
+    await sup.apply(p, req, emit);
+    const [w0] = rt.live('trap');
+    w0.crash();
+    await until(() => rt.live('trap').length === 2 && !rt.live('trap').includes(w0));
+    expect(rt.live('trap').every((c) => c.paused)).toBe(true);
+    const s = sup.instanceStatus().find((i) => i.id === 'trap')!;
+    expect(s.clones.map((c) => c.state)).toEqual(['paused', 'paused']);
+  });
+
   it('destroy stops everything', async () => {
     await sup.apply(webstack(), req, emit);
     const ids2 = await sup.destroy(emit);

@@ -8,7 +8,7 @@
 // starts kills whatever an earlier one left behind before doing anything
 // else, so no orphan survives a crash and the next apply starts clean.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Server } from 'node:net';
@@ -23,6 +23,8 @@ export const SOCKET = 'supervisor.sock';
 export const PID_FILE = 'supervisor.json';
 export const PROCESSES_FILE = 'processes.json';
 export const LOG_FILE = 'supervisor.log';
+/** Above this size the supervisor's log is moved to supervisor.log.1 and begun anew. */
+const MAX_LOG_BYTES = 16 * 1024 * 1024;
 
 export interface SupervisorIdentity {
   pid: number;
@@ -113,8 +115,11 @@ export interface RunSupervisorOptions {
 export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const logPath = join(dir, LOG_FILE);
+  let logged = 0;
   const log = (s: string) => {
     try {
+      // A flooding guest makes the broker report every refused frame: keep the log bounded.
+      if (++logged % 1000 === 0 && statSync(logPath).size > MAX_LOG_BYTES) renameSync(logPath, `${logPath}.1`);
       appendFileSync(logPath, `${new Date().toISOString()} ${s}\n`);
     } catch {
       // Logging must never take the supervisor down.

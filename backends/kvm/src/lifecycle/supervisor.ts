@@ -333,6 +333,13 @@ export class Supervisor {
       inst.clones.delete(c.index);
       return;
     }
+    if (inst.plan.mode === 'per_session') {
+      // A warm clone that died is replaced by a fresh warm one, not restarted in place.
+      inst.clones.delete(c.index);
+      inst.warm = inst.warm.filter((i) => i !== c.index);
+      this.refillPool(inst);
+      return;
+    }
     const { policy, max_retries } = inst.plan.restart;
     const failure = info.signal !== null || (info.code !== null && info.code !== 0) || (info.program_code !== undefined && info.program_code !== 0);
     const allowed =
