@@ -1,0 +1,160 @@
+// Unit tests of the small pure pieces: SHA-256 against node:crypto, the order
+// automaton against a brute-force matcher, edit-distance suggestions, paths.
+
+import { describe, expect, test } from 'vitest';
+import fc from 'fast-check';
+import { createHash } from 'node:crypto';
+import type { OrderExpr } from '@mcl/language';
+import { sha256Hex } from '../src/util/sha256';
+import { compileOrder } from '../src/plan/dfa';
+import { didYouMean, editDistance } from '../src/util/suggest';
+import { isSafeRelativePath, joinRelative, moduleFile, modulePathOfFile } from '../src/resolve/load';
+import { canonicalJson } from '../src/util/canonical';
+import { canonicalJson as planCanonical } from '@mcl/plan';
+
+const S = { start: 0, end: 0 };
+const op = (name: string): OrderExpr => ({ kind: 'OrderOp', name: { kind: 'Ident', name, span: S }, span: S });
+const seq = (...items: OrderExpr[]): OrderExpr => ({ kind: 'OrderSeq', items, span: S });
+const alt = (...options: OrderExpr[]): OrderExpr => ({ kind: 'OrderAlt', options, span: S });
+const rep = (expr: OrderExpr, o: '*' | '+' | '?'): OrderExpr => ({ kind: 'OrderRepeat', expr, op: o, span: S });
+
+/** Does the expression match the whole word? (backtracking reference semantics) */
+function matches(e: OrderExpr, word: string[]): boolean {
+  const ends = (x: OrderExpr, i: number): Set<number> => {
+    switch (x.kind) {
+      case 'OrderOp':
+        return new Set(word[i] === x.name.name ? [i + 1] : []);
+      case 'OrderSeq': {
+        let cur = new Set([i]);
+        for (const it of x.items) {
+          const next = new Set<number>();
+          for (const j of cur) for (const k of ends(it, j)) next.add(k);
+          cur = next;
+        }
+        return cur;
+      }
+      case 'OrderAlt': {
+        const out = new Set<number>();
+        for (const o of x.options) for (const k of ends(o, i)) out.add(k);
+        return out;
+      }
+      case 'OrderRepeat': {
+        const out = new Set<number>(x.op === '+' ? [] : [i]);
+        let frontier = new Set([i]);
+        const seen = new Set<number>();
+        for (let n = 0; n <= word.length && frontier.size; n++) {
+          const next = new Set<number>();
+          for (const j of frontier) for (const k of ends(x.expr, j)) if (!seen.has(k)) { next.add(k); }
+          for (const k of next) { out.add(k); seen.add(k); }
+          if (x.op === '?') break;
+          frontier = next;
+        }
+        return out;
+      }
+    }
+  };
+  return ends(e, 0).has(word.length);
+}
+
+function run(dfa: NonNullable<ReturnType<typeof compileOrder>>, word: string[]): boolean {
+  let s = 0;
+  for (const w of word) {
+    const t = dfa.transitions[s]?.[w];
+    if (t === undefined) return false;
+    s = t;
+  }
+  return dfa.accepting.includes(s);
+}
+
+describe('sha256', () => {
+  test('known vectors and random texts agree with node:crypto', () => {
+    expect(sha256Hex('')).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    expect(sha256Hex('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 300 }), (s) => {
+        expect(sha256Hex(s)).toBe(createHash('sha256').update(s, 'utf8').digest('hex'));
+      }),
+      { numRuns: 300 },
+    );
+    for (const n of [55, 56, 63, 64, 65, 119, 120, 1000]) {
+      const s = 'x'.repeat(n);
+      expect(sha256Hex(s)).toBe(createHash('sha256').update(s).digest('hex'));
+    }
+  });
+});
+
+describe('canonical JSON', () => {
+  test('agrees with @mcl/plan byte for byte', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        expect(canonicalJson(v)).toBe(planCanonical(v));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('order automaton', () => {
+  test('blob order: open write* close, repeated', () => {
+    const e = rep(seq(op('open'), rep(op('write'), '*'), op('close')), '*');
+    const dfa = compileOrder(e, ['open', 'write', 'close'])!;
+    expect(dfa).toEqual({ transitions: [{ open: 1 }, { close: 0, write: 1 }], accepting: [0] });
+  });
+
+  test('operations removed by `allow` lose their transitions', () => {
+    const e = rep(alt(op('a'), op('b')), '*');
+    expect(compileOrder(e, ['a'])).toEqual({ transitions: [{ a: 0 }], accepting: [0] });
+  });
+
+  const ops = ['a', 'b', 'c'];
+  const exprArb: fc.Arbitrary<OrderExpr> = fc.letrec<{ e: OrderExpr }>((tie) => ({
+    e: fc.oneof(
+      { depthSize: 'small', withCrossShrink: true },
+      fc.constantFrom(...ops).map(op),
+      fc.array(tie('e'), { minLength: 1, maxLength: 3 }).map((xs) => seq(...xs)),
+      fc.array(tie('e'), { minLength: 1, maxLength: 3 }).map((xs) => alt(...xs)),
+      fc.tuple(tie('e'), fc.constantFrom<'*' | '+' | '?'>('*', '+', '?')).map(([x, o]) => rep(x, o)),
+    ),
+  })).e;
+
+  test('the automaton accepts exactly the words the expression matches', () => {
+    fc.assert(
+      fc.property(exprArb, fc.array(fc.array(fc.constantFrom(...ops), { maxLength: 5 }), { minLength: 1, maxLength: 12 }), (e, words) => {
+        const dfa = compileOrder(e, ops);
+        if (!dfa) return;
+        for (const w of words) expect(run(dfa, w)).toBe(matches(e, w));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  test('equal languages give identical automata', () => {
+    const x = compileOrder(rep(alt(op('a'), op('b')), '*'), ops);
+    const y = compileOrder(rep(seq(rep(op('a'), '*'), rep(op('b'), '*')), '*'), ops);
+    expect(x).toEqual(y);
+  });
+});
+
+describe('suggestions and paths', () => {
+  test('edit distance and did-you-mean', () => {
+    expect(editDistance('strng', 'string')).toBe(1);
+    expect(editDistance('ab', 'ba')).toBe(1);
+    expect(didYouMean('Adress', ['Address', 'User'])).toBe('did you mean `Address`?');
+    expect(didYouMean('zzz', ['Address'])).toBeUndefined();
+  });
+
+  test('module paths map to files and never escape', () => {
+    expect(moduleFile('a.b')).toBe('a/b.mcl');
+    expect(moduleFile('std.http')).toBe('std:http');
+    expect(moduleFile('a..b')).toBeUndefined();
+    expect(moduleFile('a.b-c')).toBeUndefined();
+    expect(modulePathOfFile('shop/types.mcl')).toBe('shop.types');
+    expect(modulePathOfFile('../x.mcl')).toBeUndefined();
+    expect(isSafeRelativePath('a/../b')).toBe(false);
+    expect(isSafeRelativePath('/etc/passwd')).toBe(false);
+    expect(isSafeRelativePath('C:/x')).toBe(false);
+    expect(joinRelative('a/b', '../c.sh')).toBe('a/c.sh');
+    expect(joinRelative('a', '../../c.sh')).toBeUndefined();
+    expect(joinRelative('', 'x\0y')).toBeUndefined();
+  });
+});
