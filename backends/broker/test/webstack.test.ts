@@ -1,10 +1,11 @@
-// The broker on the compiler's plan of examples/webstack (its golden file), with
-// fake guests: the plan's schemas compile, the exposure speaks HTTP, and the
-// channels' allow lists, sizes and types are enforced as declared in webstack.mcl.
+// The broker on the compiler's plans of the examples (their golden files), with
+// fake guests: the plan's schemas compile, the exposure speaks HTTP, the
+// channels' allow lists, sizes and types are enforced as declared, and the
+// honeypot gives every HTTP connection a clone of its own.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { join, resolve } from 'node:path';
 import type { Plan } from '@mcl/plan';
 import { Broker } from '../src/index';
@@ -12,6 +13,20 @@ import type { BrokerLogEntry } from '../src/types';
 import { FakePort, tempDir } from './helpers';
 
 const PLAN = resolve(__dirname, '../../../examples/webstack/webstack.plan.json');
+const HONEYPOT = resolve(__dirname, '../../../examples/honeypot/honeypot.plan.json');
+
+function get(port: number, path: string, agent: Agent | false = false): Promise<{ status: number; body: string }> {
+  return new Promise((done, fail) => {
+    const r = request({ host: '127.0.0.1', port, path, agent }, (m) => {
+      let b = '';
+      m.setEncoding('utf8');
+      m.on('data', (d: string) => (b += d));
+      m.on('end', () => done({ status: m.statusCode ?? 0, body: b }));
+    });
+    r.on('error', fail);
+    r.end();
+  });
+}
 
 describe.skipIf(!existsSync(PLAN))('webstack plan', () => {
   let broker: Broker;
@@ -90,5 +105,52 @@ describe.skipIf(!existsSync(PLAN))('webstack plan', () => {
     expect(String(r.error)).toMatch(/does not match the pattern/);
     // The handlers cannot call the token store: handler has no port wired to it.
     expect(() => broker.attachPort('handler', 0, 'auth', join(dir, 'x.sock'))).toThrow(/has no port "auth"/);
+  });
+});
+
+describe.skipIf(!existsSync(HONEYPOT))('honeypot plan', () => {
+  it('forks a clone per HTTP connection and gives it back when the connection closes', async () => {
+    const { dir, cleanup } = tempDir();
+    const plan = JSON.parse(readFileSync(HONEYPOT, 'utf8')) as Plan;
+    const opened: number[] = [];
+    const closed: number[] = [];
+    const traps: FakePort[] = [];
+    let next = 0;
+    const broker: Broker = new Broker(plan, {
+      mapHostPort: () => 0,
+      onSessionOpen: async (instance) => {
+        expect(instance).toBe('trap');
+        const idx = next++;
+        const f = await FakePort.listen(join(dir, `trap.${idx}.sock`));
+        f.handler = (fr) => ({ t: 'reply', id: fr.id, body: { status: 200, headers: { server: 'Apache' }, body: `clone ${idx} saw ${(fr.body as { path: string }).path}` } });
+        traps.push(f);
+        void broker.attachPort('trap', idx, 'http', f.path);
+        opened.push(idx);
+        return idx;
+      },
+      onSessionClose: (instance, idx) => {
+        closed.push(idx);
+        broker.detachClone(instance, idx);
+      },
+    });
+    try {
+      const [ex] = await broker.listenExposures();
+      const a = new Agent({ keepAlive: true, maxSockets: 1 });
+      const b = new Agent({ keepAlive: true, maxSockets: 1 });
+      expect(await get(ex.bound_port, '/admin', a)).toEqual({ status: 200, body: 'clone 0 saw /admin' });
+      expect(await get(ex.bound_port, '/etc/passwd', b)).toEqual({ status: 200, body: 'clone 1 saw /etc/passwd' });
+      // The same connection keeps its clone.
+      expect(await get(ex.bound_port, '/again', a)).toEqual({ status: 200, body: 'clone 0 saw /again' });
+      a.destroy();
+      b.destroy();
+      const t0 = Date.now();
+      while (closed.length < 2 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+      expect(opened).toEqual([0, 1]);
+      expect(closed.sort()).toEqual([0, 1]);
+    } finally {
+      await broker.close();
+      for (const f of traps) await f.close();
+      cleanup();
+    }
   });
 });
