@@ -191,6 +191,11 @@ describe.skipIf(!BUSYBOX)('mcl-msg under busybox sh', () => {
     expect((await silent.next()).op).toBe('get');
   });
 
+  it('opens and closes a session', async () => {
+    expect(await run(clientDev, 'open', 'rep')).toMatchObject({ code: 0, stderr: '' });
+    expect(await run(clientDev, 'close', 'rep')).toMatchObject({ code: 0, stderr: '' });
+  });
+
   it('extracts fields and escapes strings for handlers', () => {
     const f = (json: string, name: string) => spawnSync(join(bin, 'mcl-msg'), ['field', json, name], { env: env(clientDev), encoding: 'utf8' });
     expect(f('{"x": "y"}', 'x').stdout).toBe('y\n');
