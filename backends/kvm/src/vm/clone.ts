@@ -10,6 +10,7 @@
 // the agent's read loop. The host connects to the control port and repeats a
 // nonce'd hello until the agent answers (see ControlChannel.handshake).
 
+import { existsSync } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
 import { execa } from 'execa';
 import { ControlChannel } from './control';
@@ -60,6 +61,12 @@ export async function forkClone(template: Template, options: CloneOptions): Prom
     throw new CloneError(
       `clone ${options.name}: ${options.dataPortSockets.length} data port sockets but template ${template.id} has ${template.spec.portSlots} slots`,
       'use a template with enough port slots',
+    );
+  }
+  if (!existsSync(template.memPath) || !existsSync(template.statePath)) {
+    throw new CloneError(
+      `clone ${options.name}: the files of template ${template.id} are gone (${template.memPath})`,
+      'the template was pruned or the host rebooted: call ensureTemplate again for a fresh one',
     );
   }
   const qmpSocket = options.qmpSocket ?? `${options.controlSocket}.qmp`;

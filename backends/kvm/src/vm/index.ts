@@ -61,8 +61,10 @@ export { buildImage, resolveKernel } from '../image/index';
  * `ensureTemplate(spec, options)`: returns the cached template for the spec or
  * cold-boots one, waits for the agent, stops it and saves its device state.
  * `removeTemplate(template)` deletes its files (no clone may be running).
+ * `pruneTemplates()` deletes superseded builds no running clone maps (also run
+ * after every template build, since template RAM occupies tmpfs).
  */
-export { ensureTemplate, removeTemplate, listTemplates } from './template';
+export { ensureTemplate, removeTemplate, listTemplates, pruneTemplates } from './template';
 
 /**
  * `forkClone(template, options)`: starts a copy-on-write clone of the template

@@ -322,6 +322,8 @@ async function bootTemplate(
     await rename(path.join(dir, 'template.json.tmp'), path.join(dir, 'template.json'));
     // The previous RAM file is unlinked; clones still mapping it keep their pages.
     if (oldMeta && oldMeta.mem_path !== memPath) await unlink(oldMeta.mem_path).catch(() => undefined);
+    // Older builds of this template id (another image or QEMU) no clone maps any more are garbage now.
+    await pruneTemplates(options).catch(() => undefined);
     return templateFromMeta(spec, dir, meta, false);
   } catch (err) {
     await unlink(memPath).catch(() => undefined);
@@ -339,6 +341,47 @@ async function bootTemplate(
 export async function removeTemplate(template: Template): Promise<void> {
   await unlink(template.memPath).catch(() => undefined);
   await rm(template.dir, { recursive: true, force: true });
+}
+
+/** True when some process maps `file` (a clone of the template is running). */
+async function isMapped(file: string): Promise<boolean> {
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const maps = await readFile(`/proc/${pid}/maps`, 'utf8').catch(() => '');
+    if (maps.includes(file)) return true;
+  }
+  return false;
+}
+
+/**
+ * Deletes cached templates that nothing can use any more: those whose RAM file
+ * is gone, and older builds of a template id that has a newer build, unless a
+ * running process (a clone) still maps their RAM file. Template RAM lives on
+ * tmpfs, so stale builds would otherwise hold host memory until a reboot.
+ * Returns the directories removed.
+ */
+export async function pruneTemplates(options: { cacheDir?: string } = {}): Promise<string[]> {
+  const root = path.join(cacheDir(options), 'templates');
+  const metas: { dir: string; meta: TemplateMeta }[] = [];
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    const dir = path.join(root, name);
+    const meta = await readFile(path.join(dir, 'template.json'), 'utf8').then((t) => JSON.parse(t) as TemplateMeta, () => null);
+    if (meta) metas.push({ dir, meta });
+  }
+  const newest = new Map<string, string>();
+  for (const { meta } of metas) {
+    const cur = newest.get(meta.id);
+    if (!cur || meta.created_at > cur) newest.set(meta.id, meta.created_at);
+  }
+  const removed: string[] = [];
+  for (const { dir, meta } of metas) {
+    const stale = !existsSync(meta.mem_path) || meta.created_at < (newest.get(meta.id) ?? '');
+    if (!stale || existsSync(path.join(dir, 'lock')) || (existsSync(meta.mem_path) && (await isMapped(meta.mem_path)))) continue;
+    await unlink(meta.mem_path).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
 }
 
 /** Cached templates (their metadata), for `doctor`, cleanup and status. */

@@ -68,3 +68,32 @@ describe('qemuArgs', () => {
     expect(c.join(' ')).toContain('null,id=p2');
   });
 });
+
+describe('pruneTemplates', () => {
+  it('removes superseded and broken builds and keeps the newest', async () => {
+    const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
+    const { existsSync } = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { pruneTemplates } = await import('../../src/vm/template');
+    const cache = await mkdtemp(path.join(os.tmpdir(), 'mcl-prune-'));
+    const make = async (name: string, id: string, created: string, withMem: boolean) => {
+      const dir = path.join(cache, 'templates', name);
+      await mkdir(dir, { recursive: true });
+      const mem = path.join(cache, `${name}.mem`);
+      if (withMem) await writeFile(mem, 'x');
+      await writeFile(path.join(dir, 'template.json'), JSON.stringify({ format: 1, id, key: name, mem_path: mem, created_at: created }));
+      return { dir, mem };
+    };
+    const old = await make('old', 'a', '2026-01-01T00:00:00Z', true);
+    const cur = await make('new', 'a', '2026-02-01T00:00:00Z', true);
+    const broken = await make('broken', 'b', '2026-02-01T00:00:00Z', false);
+    const other = await make('other', 'c', '2025-01-01T00:00:00Z', true);
+    const removed = await pruneTemplates({ cacheDir: cache });
+    expect(removed.sort()).toEqual([broken.dir, old.dir].sort());
+    expect(existsSync(old.mem)).toBe(false);
+    expect(existsSync(cur.dir) && existsSync(cur.mem)).toBe(true);
+    expect(existsSync(other.dir)).toBe(true);
+    await rm(cache, { recursive: true, force: true });
+  });
+});
