@@ -58,15 +58,15 @@ export interface GuestRuntime {
 
 /** The subset of @mcl/broker's Broker the supervisor uses. */
 export interface BrokerLike {
-  attachPort(instance: string, clone: number, port: string, target: string): void;
+  /**
+   * Attaches one data port of a clone. The broker connects asynchronously; the
+   * promise, when there is one, settles true once the connection is up (false
+   * when the port was detached first). Without waiting for it, a request that
+   * arrives right after apply could find no clone.
+   */
+  attachPort(instance: string, clone: number, port: string, target: string): void | Promise<boolean>;
   detachClone(instance: string, clone: number): void;
   listenExposures(): Promise<ExposureInfo[] | void>;
-  /**
-   * Resolves once the broker's connection to each of these ports is up (the
-   * broker connects asynchronously after `attachPort`), or after `timeoutMs`.
-   * Without it, a request that arrives right after apply could find no clone.
-   */
-  whenConnected?(instance: string, clone: number, ports: readonly string[], timeoutMs: number): Promise<boolean>;
   counters(): ChannelCounters[];
   violations(): Violation[];
   close(): Promise<void>;

@@ -222,31 +222,7 @@ async function defaultBrokerFactory(log: (s: string) => void): Promise<BrokerFac
       onSessionClose: hooks.onSessionClose,
     });
     b.on('violation', hooks.onViolation);
-    // Which ports are connected, so the supervisor can wait for a new clone's ports.
-    const up = new Set<string>();
-    const waiters = new Set<() => void>();
-    b.on('connected', (e: { instance: string; clone: number; port: string }) => {
-      up.add(`${e.instance}\0${e.clone}\0${e.port}`);
-      for (const w of [...waiters]) w();
-    });
-    b.on('disconnected', (e: { instance: string; clone: number; port: string }) => up.delete(`${e.instance}\0${e.clone}\0${e.port}`));
-    const whenConnected = (instance: string, clone: number, ports: readonly string[], timeoutMs: number) =>
-      new Promise<boolean>((resolve) => {
-        const check = () => {
-          if (ports.every((p) => up.has(`${instance}\0${clone}\0${p}`))) {
-            finish(true);
-          }
-        };
-        const timer = setTimeout(() => finish(false), timeoutMs);
-        const finish = (v: boolean) => {
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve(v);
-        };
-        waiters.add(check);
-        check();
-      });
-    return Object.assign(b, { whenConnected });
+    return b;
   };
 }
 

@@ -82,6 +82,8 @@ interface Instance {
 }
 
 const MAX_RECENT = 20;
+/** How long apply waits for the broker to connect to a new clone's ports. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export class Supervisor {
   private readonly o: Required<Pick<SupervisorOptions, 'backoffMs' | 'maxBackoffMs' | 'stableAfterMs'>> & SupervisorOptions;
@@ -293,11 +295,12 @@ export class Supervisor {
     // Only ports the current plan declares: a kept clone never gains ports, and a port the plan dropped stays dark.
     const declared = new Set(this.instances.get(id)?.plan.ports.map((p) => p.name) ?? []);
     const ports = Object.keys(c.handle.portSockets).filter((p) => declared.has(p));
-    for (const port of ports) this.broker.attachPort(id, c.index, port, c.handle.portSockets[port]);
-    if (this.broker.whenConnected && ports.length > 0) {
-      const ok = await this.broker.whenConnected(id, c.index, ports, 10_000);
-      if (!ok) this.o.log?.(`${id}[${c.index}]: the broker is not connected to every port after 10 s; it keeps retrying`);
-    }
+    const connected = ports.map((port) => this.broker!.attachPort(id, c.index, port, c.handle!.portSockets[port]));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean[]>((r) => (timer = setTimeout(() => r([false]), CONNECT_TIMEOUT_MS)));
+    const ok = await Promise.race([Promise.all(connected.map((p) => p ?? true)), timeout]);
+    clearTimeout(timer);
+    if (!ok.every(Boolean)) this.o.log?.(`${id}[${c.index}]: the broker is not connected to every port after ${CONNECT_TIMEOUT_MS} ms; it keeps retrying`);
   }
 
   private async stopClone(inst: Instance, c: Clone): Promise<void> {
