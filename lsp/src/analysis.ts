@@ -229,6 +229,15 @@ export class Analyzer {
 
   private async runBuild(generation: number): Promise<void> {
     this.stats.builds++;
+    this.workspace.buildReads = new Map();
+    try {
+      await this.runBuildSteps(generation);
+    } finally {
+      this.workspace.buildReads = undefined;
+    }
+  }
+
+  private async runBuildSteps(generation: number): Promise<void> {
     // Step 1: parse the open documents, one per turn of the event loop, so a
     // newer edit can abandon the build before the expensive part.
     for (const file of this.workspace.openFiles()) {
@@ -292,7 +301,10 @@ export class Analyzer {
       if (text === undefined) return undefined;
       return this.moduleRefs.refs(file, text, this.cache.parse(file, text).file);
     };
-    return groupProjects(this.workspace.entries(), refsOf);
+    // A file that vanished without the client telling us is left out rather
+    // than reported as a missing entry.
+    const files = this.workspace.entries().filter((f) => this.workspace.text(f) !== undefined);
+    return groupProjects(files, refsOf);
   }
 
   /** The project a file belongs to in the last build (a stdlib file or unknown file: undefined). */

@@ -25,6 +25,11 @@ export class Workspace {
    */
   private readonly diskCache = new Map<string, string | undefined>();
   cacheDisk = false;
+  /**
+   * Disk reads during one build, so a build reads each file once even when the
+   * disk is not cached between builds. Set by the analyzer around a build.
+   */
+  buildReads: Map<string, string | undefined> | undefined;
 
   constructor(
     readonly paths: PathMapper,
@@ -100,8 +105,10 @@ export class Workspace {
     const doc = this.open.get(file);
     if (doc) return doc.getText();
     if (this.cacheDisk && this.diskCache.has(file)) return this.diskCache.get(file);
+    if (this.buildReads?.has(file)) return this.buildReads.get(file);
     const text = file.startsWith('std:') ? this.base.readStdlib(file.slice(4)) : this.base.readFile(file);
     if (this.cacheDisk) this.diskCache.set(file, text);
+    else this.buildReads?.set(file, text);
     return text;
   }
 
