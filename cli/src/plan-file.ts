@@ -3,10 +3,10 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { canonicalJson, validatePlan, validateState, type DeploymentState, type Plan } from '@mcl/plan';
 import { CliError, ExitCode } from './exit';
-import { readText } from './files';
+import { displayPath, readText } from './files';
 
 /** sha256 over the canonical JSON of the plan with `digests.plan` set to "" (see plan/src/types.ts). */
 export function computePlanDigest(plan: Plan): string {
@@ -16,7 +16,7 @@ export function computePlanDigest(plan: Plan): string {
 
 export function readPlanFile(path: string, cwd: string): Plan {
   const text = readText(path, cwd, 'plan file');
-  const shown = relative(cwd, path) || path;
+  const shown = displayPath(cwd, path);
   const { plan, errors } = validatePlan(text);
   if (!plan) {
     const lines = errors.slice(0, 10).map((e) => `  ${e.path}: ${e.message}`);
@@ -38,14 +38,14 @@ export function defaultStatePath(root: string): string {
 /** Reads the state with a plain JSON read (the backend owns writing it); undefined when the file does not exist. */
 export function readStateFile(path: string, cwd: string, required: boolean): DeploymentState | undefined {
   if (!existsSync(path)) {
-    if (required) throw new CliError(`${relative(cwd, path) || path}: no such state file`, ExitCode.Invalid);
+    if (required) throw new CliError(`${displayPath(cwd, path)}: no such state file`, ExitCode.Invalid);
     return undefined;
   }
   const text = readText(path, cwd, 'state file');
   const { state, errors } = validateState(text);
   if (!state) {
     throw new CliError(
-      `${relative(cwd, path) || path} is not a valid deployment state:\n${errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}`,
+      `${displayPath(cwd, path)} is not a valid deployment state:\n${errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}`,
       ExitCode.Invalid,
       'The state is written by `mclc apply` and `mclc destroy`; restore it from its backup or remove it if nothing is deployed.',
     );

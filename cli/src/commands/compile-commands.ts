@@ -1,13 +1,13 @@
 // The commands that compile sources: validate, plan, graph; and show, which
 // reads a plan file.
 
-import { isAbsolute, relative, resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { diffPlan, prettyJson, type Plan } from '@mcl/plan';
 import type { Diagnostic } from '@mcl/language';
 import { compileWorkspace, exitCodeFor, knownDiagnosticCodes, type CompileOutcome } from '../compile';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
-import { writeAtomic } from '../files';
+import { displayPath, writeAtomic } from '../files';
 import { dotToSvg, planToDot } from '../graph/dot';
 import { renderDiagnostics } from '../render/codeframe';
 import { diagnosticsDocument } from '../render/json';
@@ -150,10 +150,8 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
   return ExitCode.Ok;
 }
 
-/** A path as people should read it: relative to the current directory when it is below it, else absolute. */
 function shownPath(ctx: Context, abs: string): string {
-  const rel = relative(ctx.cwd, abs);
-  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : abs;
+  return displayPath(ctx.cwd, abs);
 }
 
 function countsOf(d: { error_count: number; warning_count: number }) {

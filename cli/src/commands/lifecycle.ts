@@ -3,7 +3,7 @@
 // module is imported only when one of them runs, so compiling, planning and
 // formatting work even where the backend is missing or broken.
 
-import { resolve, relative } from 'node:path';
+import { resolve } from 'node:path';
 import { diffPlan } from '@mcl/plan';
 import {
   BACKEND_FUNCTIONS,
@@ -17,6 +17,7 @@ import {
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { formatBytes, plural } from '../io';
+import { displayPath } from '../files';
 import { computePlanDigest, defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
 import { lifecycleRoot } from '../workspace';
 
@@ -157,7 +158,7 @@ export async function applyCommand(
     if (!o.json) {
       const state = readStateFile(opts.stateFile, ctx.cwd, false);
       const changes = diffPlan(state ?? null, plan);
-      ctx.err(`Applying ${plan.system} to ${relative(ctx.cwd, opts.workspace) || '.'}: ${changes.summary}\n`);
+      ctx.err(`Applying ${plan.system} to ${displayPath(ctx.cwd, opts.workspace)}: ${changes.summary}\n`);
     }
     return await guarded(ctx, !!o.json, async () => {
       const result = await backend.apply(
