@@ -13,7 +13,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { buildImage, ControlChannel, ensureTemplate, forkClone, probeAccelerator, QmpClient, readMappingPrivate, readMemory, type Clone, type Template } from '../src/vm/index';
+import { buildImage, ControlChannel, ensureTemplate, forkClone, probeAccelerator, QmpClient, readCpuMs, readMappingPrivate, readMemory, type Clone, type Template } from '../src/vm/index';
 import { qemuArgs, requireQemu, shQuote } from '../src/vm/qemu';
 import { layoutOf } from '../src/vm/template';
 
@@ -149,6 +149,11 @@ async function main() {
     }
     await Promise.all(clones.map((c) => c.control.ping(30_000)));
     await new Promise((r) => setTimeout(r, 3_000));
+    const cpu0 = await Promise.all(clones.map((c) => readCpuMs(c.pid)));
+    const window = Date.now();
+    await new Promise((r) => setTimeout(r, 5_000));
+    const cpu1 = await Promise.all(clones.map((c) => readCpuMs(c.pid)));
+    const idleCpu = (100 * cpu1.reduce((s, x, i) => s + x - cpu0[i], 0)) / (Date.now() - window) / N_CLONES;
     const mem = await Promise.all(clones.map((c) => c.memory()));
     const cow = await Promise.all(clones.map((c) => readMappingPrivate(c.pid, template.memPath)));
     const tmpfsBytes = Number((await execa('du', ['-B1', template.memPath])).stdout.split('\t')[0]);
@@ -166,6 +171,7 @@ async function main() {
 
     rows.push([`private memory per idle clone (median, guest RAM ${mib(MEMORY)} MiB)`, `${mib(median(clonePrivate))} MiB (${((100 * median(clonePrivate)) / MEMORY).toFixed(1)}% of guest RAM)`]);
     rows.push([`  of which guest RAM copied on write (median)`, `${mib(median(cow))} MiB (${((100 * median(cow)) / MEMORY).toFixed(1)}% of guest RAM; the rest is QEMU itself)`]);
+    rows.push([`CPU per idle clone (mean over 5 s)`, `${idleCpu.toFixed(1)}% of one core`]);
     rows.push([`RSS per idle clone (median)`, `${mib(median(mem.map((m) => m.rss)))} MiB`]);
     rows.push([`total host memory, ${N_CLONES} clones (sum of PSS)`, `${mib(clonePss)} MiB (template RAM file holds ${mib(tmpfsBytes)} MiB on tmpfs)`]);
     rows.push([`PSS per cold-booted guest (${N_COLD} booted in parallel)`, `${mib(coldPerGuest)} MiB`]);

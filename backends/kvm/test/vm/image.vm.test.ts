@@ -5,6 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import { existsSync, readdirSync } from 'node:fs';
+import { BROKER_GUEST_DIR } from '../../src/image/index';
 import { buildImage, doctor, probeAccelerator } from '../../src/vm/index';
 
 const dirs: string[] = [];
@@ -41,6 +43,8 @@ describe('buildImage', () => {
     for (const p of ['usr/sbin/mcl-agent', 'etc/inittab', 'bin/busybox', 'sbin/init', 'lib/mcl-modules/virtio_console.ko', 'etc/motd']) {
       expect(cpio).toContain(p + '\0');
     }
+    // Every file of the broker's guest folder lands in /usr/bin.
+    for (const f of existsSync(BROKER_GUEST_DIR) ? readdirSync(BROKER_GUEST_DIR) : []) expect(cpio).toContain(`usr/bin/${f}\0`);
   });
 
   it('changes the key when an input changes', async () => {
