@@ -25,6 +25,100 @@ import * as T from './tokens';
 
 const { K } = T;
 
+// Option objects of DSL calls, allocated once instead of on every call.
+const O0 = { ARGS: ['a name after `.`'] as [string] };
+const O1 = { ARGS: ['an instance name'] as [string] };
+const O2 = { ARGS: ['a port name'] as [string] };
+const O3 = { ARGS: ['a module path'] as [string] };
+const O4 = { ARGS: ['a module name after `.`'] as [string] };
+const O5 = { ARGS: ['a declaration name to import'] as [string] };
+const O6 = { ARGS: ['a new name after `as`'] as [string] };
+const O7 = { ARGS: ['a type name'] as [string] };
+const O8 = { ARGS: ['a type'] as [string] };
+const O9 = { ARGS: ['a field name'] as [string] };
+const O10 = { ARGS: ['an enum member'] as [string] };
+const O11 = { ARGS: ['a variant name'] as [string] };
+const O12 = { ARGS: ['a key'] as [string] };
+const O13 = { ARGS: ['a protocol name'] as [string] };
+const O14 = { ARGS: ['an operation name'] as [string] };
+const O15 = { ARGS: ['a component name'] as [string] };
+const O16 = { ARGS: ['an image name'] as [string] };
+const O17 = { ARGS: ['a size such as `256MiB`'] as [string] };
+const O18 = { ARGS: ['an integer'] as [string] };
+const O19 = { ARGS: ['a label name'] as [string] };
+const O20 = { ARGS: ['a parameter name'] as [string] };
+const O21 = { ARGS: ['a default value'] as [string] };
+const O22 = { ARGS: ['a TCP port number'] as [string] };
+const O23 = { ARGS: ['the number of replicas'] as [string] };
+const O24 = { ARGS: ['the number of warm clones'] as [string] };
+const O25 = { ARGS: ['the maximum number of sessions'] as [string] };
+const O26 = { ARGS: ['the number of restarts'] as [string] };
+const O27 = { ARGS: ['a system name'] as [string] };
+const O28 = { ARGS: ['a component or system name'] as [string] };
+const O29 = { ARGS: ['a rate such as `500/s`'] as [string] };
+const O30 = { ARGS: ['a duration such as `2s`'] as [string] };
+const O31 = { ARGS: ['the name of the exported port'] as [string] };
+const O32 = { ARGS: ['an instance name (or `outside`)'] as [string] };
+const O33 = { ARGS: ['a target name'] as [string] };
+const O34 = { ARGS: ['a property name'] as [string] };
+const O35 = { ARGS: ['a value for the property'] as [string] };
+const O36 = { ARGS: ['a label name after `<`'] as [string] };
+const O37 = { ARGS: ['the name of the system to deploy'] as [string] };
+const O38 = { ERR_MSG: '`.` and a port name (`instance.port`)' };
+const O39 = { ERR_MSG: '`}` to close the import list' };
+const O40 = { ERR_MSG: '`=` and the type' };
+const O41 = { ERR_MSG: '`<` and the element type (`list<T>`)' };
+const O42 = { ERR_MSG: '`>` to close `list<...>`' };
+const O43 = { ERR_MSG: '`<` and the key and value types (`map<K, V>`)' };
+const O44 = { ERR_MSG: '`,` and the value type (`map<K, V>`)' };
+const O45 = { ERR_MSG: '`>` to close `map<...>`' };
+const O46 = { ERR_MSG: '`)` to close the constraints' };
+const O47 = { ERR_MSG: 'a regular expression in a string' };
+const O48 = { ERR_MSG: '`}` to close the record' };
+const O49 = { ERR_MSG: '`:` and the field type' };
+const O50 = { ERR_MSG: '`{` and the enum members' };
+const O51 = { ERR_MSG: '`}` to close the enum' };
+const O52 = { ERR_MSG: '`{` and the union variants' };
+const O53 = { ERR_MSG: '`}` to close the union' };
+const O54 = { ERR_MSG: '`]` to close the list' };
+const O55 = { ERR_MSG: '`}` to close the map' };
+const O56 = { ERR_MSG: '`{` and the operations' };
+const O57 = { ERR_MSG: '`}` to close the protocol' };
+const O58 = { ERR_MSG: '`)` after the message type' };
+const O59 = { ERR_MSG: '`)` to close the group' };
+const O60 = { ERR_MSG: '`{` and the component members' };
+const O61 = { ERR_MSG: '`}` to close the component' };
+const O62 = { ERR_MSG: '`->` and the label it declassifies to' };
+const O63 = { ERR_MSG: '`:` and the parameter type' };
+const O64 = { ERR_MSG: '`:` and the protocol of the port' };
+const O65 = { ERR_MSG: '`tcp`' };
+const O66 = { ERR_MSG: '`session`' };
+const O67 = { ERR_MSG: '`{` and the program entries' };
+const O68 = { ERR_MSG: '`}` to close the program' };
+const O69 = { ERR_MSG: 'the script path as a string' };
+const O70 = { ERR_MSG: 'the guest path as a string' };
+const O71 = { ERR_MSG: 'the file contents as a string' };
+const O72 = { ERR_MSG: 'a workspace path as a string' };
+const O73 = { ERR_MSG: '`{` and the system members' };
+const O74 = { ERR_MSG: '`}` to close the system' };
+const O75 = { ERR_MSG: '`=` and the component to instantiate' };
+const O76 = { ERR_MSG: '`}` to close the instance settings' };
+const O77 = { ERR_MSG: '`=` and the parameter value' };
+const O78 = { ERR_MSG: '`->` and the providing port' };
+const O79 = { ERR_MSG: '`}` to close the channel attributes' };
+const O80 = { ERR_MSG: '`=` and the inner port (`instance.port`)' };
+const O81 = { ERR_MSG: '`{` and the policy rules' };
+const O82 = { ERR_MSG: '`}` to close the policy' };
+const O83 = { ERR_MSG: '`only`' };
+const O84 = { ERR_MSG: '`->` and the destination instance' };
+const O85 = { ERR_MSG: '`->` and the instance the label must not reach' };
+const O86 = { ERR_MSG: '`[` and the allowed exposures' };
+const O87 = { ERR_MSG: '`]` to close the list of exposures' };
+const O88 = { ERR_MSG: '`{` and the properties' };
+const O89 = { ERR_MSG: '`}` to close the block' };
+const O90 = { ERR_MSG: '`{` and the label order' };
+const O91 = { ERR_MSG: '`}` to close the labels' };
+
 /** Rule nesting beyond which nested types, values and order expressions are cut off and reported. */
 export const MAX_NESTING = 120;
 
@@ -308,13 +402,38 @@ export class McParser extends EmbeddedActionsParser {
     }
   }
 
-  private rule<F extends (...args: any[]) => any>(name: string, impl: F) {
-    const wrapped = ((...args: unknown[]) => {
-      // Forget the partial node of a previous rule at this depth, so recovery never returns a stale node.
-      this.partials[this.depth - 1] = undefined;
-      return impl(...args);
-    }) as F;
-    return this.RULE(name, wrapped, { recoveryValueFunc: this.recovered as () => ReturnType<F> });
+  /**
+   * Defines a rule. Rules that build a node register it with `open` before
+   * they can fail, and recover to it; rules that return a single token's node
+   * or a list name what they recover to instead, so that nothing is allocated
+   * for recovery on the path without errors.
+   */
+  private rule<F extends (...args: any[]) => any>(name: string, impl: F, missing?: 'Ident' | 'MissingType' | 'MissingExpr' | 'list') {
+    const recoveryValueFunc = missing === undefined ? this.recovered : () => this.recoveredMissing(missing);
+    return this.RULE(name, impl, { recoveryValueFunc: recoveryValueFunc as () => ReturnType<F> });
+  }
+
+  private recoveredMissing(kind: 'Ident' | 'MissingType' | 'MissingExpr' | 'list'): unknown {
+    if (kind === 'list') return [];
+    const pos = this.endPos();
+    return kind === 'Ident' ? { kind, name: '', span: { start: pos, end: pos } } : { kind, span: { start: pos, end: pos } };
+  }
+
+  private consumeMsgs = new Map<string, { ERR_MSG: string }>();
+  private consumeMsg(what: string): { ERR_MSG: string } {
+    let o = this.consumeMsgs.get(what);
+    if (!o) this.consumeMsgs.set(what, (o = { ERR_MSG: what }));
+    return o;
+  }
+
+  private orMsgs = new Map<unknown, Map<string, object>>();
+  /** An OR option object with a custom message, built once per alternatives and message. */
+  private orMsg<T>(alts: T, what: string): { DEF: T; ERR_MSG: string } {
+    let m = this.orMsgs.get(alts);
+    if (!m) this.orMsgs.set(alts, (m = new Map()));
+    let o = m.get(what);
+    if (!o) m.set(what, (o = { DEF: alts, ERR_MSG: what }));
+    return o as { DEF: T; ERR_MSG: string };
   }
 
   private report(info: DiagnosticInfo, span: A.Span, message: string, hint?: string, fixes?: Fix[]): void {
@@ -550,28 +669,30 @@ export class McParser extends EmbeddedActionsParser {
   // -------------------------------------------------------------------------
   // Names
 
-  ident = this.rule('ident', (what?: string): A.Ident => {
-    const node = this.open<A.Ident>({ kind: 'Ident', name: '', span: { start: this.startPos(), end: this.startPos() } });
-    const tok = this.CONSUME(T.Identifier, { ERR_MSG: what ?? 'a name' });
-    if (this.RECORDING_PHASE) return node;
-    return this.mkIdent(tok);
-  });
+  ident = this.rule(
+    'ident',
+    (what?: string): A.Ident => {
+      const tok = this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name'));
+      return this.mkIdent(tok);
+    },
+    'Ident',
+  );
 
   qualifiedName = this.rule('qualifiedName', (what?: string): A.QualifiedName => {
     const node = this.open<A.QualifiedName>({ kind: 'QualifiedName', parts: [], span: { start: this.startPos(), end: 0 } });
     node.parts.push(this.SUBRULE(this.ident, { ARGS: [what] }));
     this.MANY(() => {
       this.CONSUME(T.Dot);
-      node.parts.push(this.SUBRULE2(this.ident, { ARGS: ['a name after `.`'] }));
+      node.parts.push(this.SUBRULE2(this.ident, O0));
     });
     return this.done(node);
   });
 
   portRef = this.rule('portRef', (): A.PortRef => {
     const node = this.open<A.PortRef>({ kind: 'PortRef', instance: M_IDENT, port: M_IDENT, span: { start: this.startPos(), end: 0 } });
-    node.instance = this.SUBRULE(this.ident, { ARGS: ['an instance name'] });
-    this.CONSUME(T.Dot, { ERR_MSG: '`.` and a port name (`instance.port`)' });
-    node.port = this.SUBRULE2(this.ident, { ARGS: ['a port name'] });
+    node.instance = this.SUBRULE(this.ident, O1);
+    this.CONSUME(T.Dot, O38);
+    node.port = this.SUBRULE2(this.ident, O2);
     return this.done(node);
   });
 
@@ -628,10 +749,10 @@ export class McParser extends EmbeddedActionsParser {
     const modStart = this.startPos();
     const module: A.QualifiedName = { kind: 'QualifiedName', parts: [], span: { start: modStart, end: modStart } };
     const node = this.open<A.ImportDecl>({ kind: 'Import', module, items: [], span: { start, end: 0 } });
-    module.parts.push(this.SUBRULE(this.ident, { ARGS: ['a module path'] }));
+    module.parts.push(this.SUBRULE(this.ident, O3));
     this.MANY(() => {
       this.CONSUME(T.Dot);
-      module.parts.push(this.SUBRULE2(this.ident, { ARGS: ['a module name after `.`'] }));
+      module.parts.push(this.SUBRULE2(this.ident, O4));
     });
     if (!this.RECORDING_PHASE) module.span = { start: module.parts[0].span.start, end: module.parts[module.parts.length - 1].span.end };
     let hasItems = false;
@@ -691,9 +812,9 @@ export class McParser extends EmbeddedActionsParser {
         },
       ]);
     });
-    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the import list' });
+    this.CONSUME(T.RBrace, O39);
     return items;
-  });
+  }, 'list');
 
   private missingComma(at: IToken, prev: IToken, what: string): void {
     if (this.RECORDING_PHASE) return;
@@ -709,10 +830,10 @@ export class McParser extends EmbeddedActionsParser {
 
   importItem = this.rule('importItem', (): A.ImportItem => {
     const node = this.open<A.ImportItem>({ kind: 'ImportItem', name: M_IDENT, span: { start: this.startPos(), end: 0 } });
-    node.name = this.SUBRULE(this.ident, { ARGS: ['a declaration name to import'] });
+    node.name = this.SUBRULE(this.ident, O5);
     this.OPTION(() => {
       this.CONSUME(K.as);
-      node.alias = this.SUBRULE2(this.ident, { ARGS: ['a new name after `as`'] });
+      node.alias = this.SUBRULE2(this.ident, O6);
     });
     return this.done(node);
   });
@@ -725,8 +846,8 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.TypeDecl>({ kind: 'TypeDecl', name: M_IDENT, type: M_TYPE, span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.type);
-    node.name = this.SUBRULE(this.ident, { ARGS: ['a type name'] });
-    this.CONSUME(T.Eq, { ERR_MSG: '`=` and the type' });
+    node.name = this.SUBRULE(this.ident, O7);
+    this.CONSUME(T.Eq, O40);
     node.type = this.SUBRULE(this.typeExpr);
     return this.done(node);
   });
@@ -741,19 +862,21 @@ export class McParser extends EmbeddedActionsParser {
     {
       ALT: (): A.NamedType => {
         const start = this.startPos();
-        const name = this.SUBRULE(this.qualifiedName, { ARGS: ['a type'] });
+        const name = this.SUBRULE(this.qualifiedName, O8);
         return { kind: 'NamedType', name, span: { start, end: this.endPos() } };
       },
     },
   ];
   private typeOr = { DEF: this.typeAlts, ERR_MSG: 'a type' };
 
-  typeExpr = this.rule('typeExpr', (): A.TypeExpr => {
-    const start = this.startPos();
-    const missing = this.open<A.MissingType>({ kind: 'MissingType', span: { start, end: start } });
-    if (this.tooDeep()) return missing;
-    return this.OR(this.typeOr) as A.TypeExpr;
-  });
+  typeExpr = this.rule(
+    'typeExpr',
+    (): A.TypeExpr => {
+      if (this.tooDeep()) return { kind: 'MissingType', span: { start: this.endPos(), end: this.endPos() } };
+      return this.OR(this.typeOr) as A.TypeExpr;
+    },
+    'MissingType',
+  );
 
   private primitiveAlts = [
     { ALT: () => this.CONSUME(K.bool) },
@@ -774,9 +897,9 @@ export class McParser extends EmbeddedActionsParser {
   listType = this.rule('listType', (): A.ListType => {
     const node = this.open<A.ListType>({ kind: 'ListType', element: M_TYPE, constraints: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.list);
-    this.CONSUME(T.Lt, { ERR_MSG: '`<` and the element type (`list<T>`)' });
+    this.CONSUME(T.Lt, O41);
     node.element = this.SUBRULE(this.typeExpr);
-    this.CONSUME(T.Gt, { ERR_MSG: '`>` to close `list<...>`' });
+    this.CONSUME(T.Gt, O42);
     this.OPTION(() => (node.constraints = this.SUBRULE(this.constraints) ?? []));
     return this.done(node);
   });
@@ -784,11 +907,11 @@ export class McParser extends EmbeddedActionsParser {
   mapType = this.rule('mapType', (): A.MapType => {
     const node = this.open<A.MapType>({ kind: 'MapType', key: M_TYPE, value: M_TYPE, constraints: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.map);
-    this.CONSUME(T.Lt, { ERR_MSG: '`<` and the key and value types (`map<K, V>`)' });
+    this.CONSUME(T.Lt, O43);
     node.key = this.SUBRULE(this.typeExpr);
-    this.CONSUME(T.Comma, { ERR_MSG: '`,` and the value type (`map<K, V>`)' });
+    this.CONSUME(T.Comma, O44);
     node.value = this.SUBRULE2(this.typeExpr);
-    this.CONSUME(T.Gt, { ERR_MSG: '`>` to close `map<...>`' });
+    this.CONSUME(T.Gt, O45);
     this.OPTION(() => (node.constraints = this.SUBRULE(this.constraints) ?? []));
     return this.done(node);
   });
@@ -812,9 +935,9 @@ export class McParser extends EmbeddedActionsParser {
         },
       ]);
     });
-    this.CONSUME(T.RParen, { ERR_MSG: '`)` to close the constraints' });
+    this.CONSUME(T.RParen, O46);
     return list;
-  });
+  }, 'list');
 
   constraint = this.rule('constraint', (): A.Constraint => {
     const start = this.startPos();
@@ -830,7 +953,7 @@ export class McParser extends EmbeddedActionsParser {
         {
           ALT: () => {
             this.CONSUME(K.pattern);
-            const tok = this.CONSUME(T.StringLit, { ERR_MSG: 'a regular expression in a string' });
+            const tok = this.CONSUME(T.StringLit, O47);
             const pattern = this.literalFrom(tok);
             return this.done<A.PatternConstraint>({
               kind: 'Pattern',
@@ -878,12 +1001,14 @@ export class McParser extends EmbeddedActionsParser {
     ERR_MSG: 'a number or size',
   };
 
-  numberLike = this.rule('numberLike', (): A.NumberLike => {
-    const start = this.startPos();
-    this.open<A.MissingExpr>({ kind: 'MissingExpr', span: { start, end: start } });
-    const tok = this.OR(this.numberOr);
-    return this.literalFrom(tok) as A.NumberLike;
-  });
+  numberLike = this.rule(
+    'numberLike',
+    (): A.NumberLike => {
+      const tok = this.OR(this.numberOr);
+      return this.literalFrom(tok) as A.NumberLike;
+    },
+    'MissingExpr',
+  );
 
   private fieldAlts = [
     { ALT: () => this.SUBRULE(this.field) },
@@ -898,7 +1023,7 @@ export class McParser extends EmbeddedActionsParser {
       const f = this.OR(this.fieldAlts) as A.Field | undefined;
       if (f && !this.RECORDING_PHASE) node.fields.push(f);
     });
-    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the record' });
+    this.CONSUME(T.RBrace, O48);
     return this.done(node);
   });
 
@@ -906,9 +1031,9 @@ export class McParser extends EmbeddedActionsParser {
     const doc = this.docOf();
     const node = this.open<A.Field>({ kind: 'Field', name: M_IDENT, optional: false, type: M_TYPE, span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
-    node.name = this.SUBRULE(this.ident, { ARGS: ['a field name'] });
+    node.name = this.SUBRULE(this.ident, O9);
     this.OPTION(() => (this.CONSUME(T.Question), (node.optional = true)));
-    this.CONSUME(T.Colon, { ERR_MSG: '`:` and the field type' });
+    this.CONSUME(T.Colon, O49);
     node.type = this.SUBRULE(this.typeExpr);
     return this.done(node);
   });
@@ -916,22 +1041,22 @@ export class McParser extends EmbeddedActionsParser {
   enumType = this.rule('enumType', (): A.EnumType => {
     const node = this.open<A.EnumType>({ kind: 'EnumType', members: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.enum);
-    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the enum members' });
+    this.CONSUME(T.LBrace, O50);
     this.MANY(() => {
       this.OR([
-        { ALT: () => node.members.push(this.SUBRULE(this.ident, { ARGS: ['an enum member'] })) },
+        { ALT: () => node.members.push(this.SUBRULE(this.ident, O10)) },
         { ALT: () => this.sep() },
         { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'an enum member') },
       ]);
     });
-    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the enum' });
+    this.CONSUME(T.RBrace, O51);
     return this.done(node);
   });
 
   unionType = this.rule('unionType', (): A.UnionType => {
     const node = this.open<A.UnionType>({ kind: 'UnionType', variants: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.union);
-    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the union variants' });
+    this.CONSUME(T.LBrace, O52);
     this.MANY(() => {
       this.OR([
         { ALT: () => node.variants.push(this.SUBRULE(this.variant)) },
@@ -939,13 +1064,13 @@ export class McParser extends EmbeddedActionsParser {
         { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a union variant') },
       ]);
     });
-    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the union' });
+    this.CONSUME(T.RBrace, O53);
     return this.done(node);
   });
 
   variant = this.rule('variant', (): A.Variant => {
     const node = this.open<A.Variant>({ kind: 'Variant', name: M_IDENT, span: { start: this.startPos(), end: 0 } });
-    node.name = this.SUBRULE(this.ident, { ARGS: ['a variant name'] });
+    node.name = this.SUBRULE(this.ident, O11);
     this.OPTION(() => {
       this.CONSUME(T.Colon);
       node.type = this.SUBRULE(this.typeExpr);
@@ -969,12 +1094,14 @@ export class McParser extends EmbeddedActionsParser {
     },
   ];
 
-  expr = this.rule('expr', (what?: string): A.Expr => {
-    const start = this.startPos();
-    const missing = this.open<A.MissingExpr>({ kind: 'MissingExpr', span: { start, end: start } });
-    if (this.tooDeep()) return missing;
-    return this.OR({ DEF: this.exprAlts, ERR_MSG: what ?? 'a value' }) as A.Expr;
-  });
+  expr = this.rule(
+    'expr',
+    (what?: string): A.Expr => {
+      if (this.tooDeep()) return { kind: 'MissingExpr', span: { start: this.endPos(), end: this.endPos() } };
+      return this.OR(this.orMsg(this.exprAlts, what ?? 'a value')) as A.Expr;
+    },
+    'MissingExpr',
+  );
 
   private literalAlts = [
     { ALT: () => this.CONSUME(T.IntLit) },
@@ -988,12 +1115,14 @@ export class McParser extends EmbeddedActionsParser {
   ];
 
   /** A single literal token (no lists, maps or names): used where a setting takes a number, size, duration or rate. */
-  literal = this.rule('literal', (what?: string): A.Expr => {
-    const start = this.startPos();
-    this.open<A.MissingExpr>({ kind: 'MissingExpr', span: { start, end: start } });
-    const tok = this.OR({ DEF: this.literalAlts, ERR_MSG: what ?? 'a value' });
-    return this.literalFrom(tok);
-  });
+  literal = this.rule(
+    'literal',
+    (what?: string): A.Expr => {
+      const tok = this.OR(this.orMsg(this.literalAlts, what ?? 'a value')) as IToken;
+      return this.literalFrom(tok);
+    },
+    'MissingExpr',
+  );
 
   listExpr = this.rule('listExpr', (): A.ListExpr => {
     const node = this.open<A.ListExpr>({ kind: 'List', items: [], span: { start: this.startPos(), end: 0 } });
@@ -1014,7 +1143,7 @@ export class McParser extends EmbeddedActionsParser {
         },
       ]);
     });
-    this.CONSUME(T.RBracket, { ERR_MSG: '`]` to close the list' });
+    this.CONSUME(T.RBracket, O54);
     return this.done(node);
   });
 
@@ -1037,7 +1166,7 @@ export class McParser extends EmbeddedActionsParser {
         },
       ]);
     });
-    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the map' });
+    this.CONSUME(T.RBrace, O55);
     return this.done(node);
   });
 
@@ -1045,7 +1174,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.MapEntry>({ kind: 'MapEntry', key: M_IDENT, value: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.OR([
       { ALT: () => (node.key = this.literalFrom(this.CONSUME(T.StringLit)) as A.StringLiteral) },
-      { ALT: () => (node.key = this.SUBRULE(this.ident, { ARGS: ['a key'] })) },
+      { ALT: () => (node.key = this.SUBRULE(this.ident, O12)) },
     ]);
     this.OR2({ DEF: [{ ALT: () => this.CONSUME(T.Colon) }, { ALT: () => this.CONSUME(T.Eq) }], ERR_MSG: '`:` or `=` and the value' });
     node.value = this.SUBRULE(this.expr);
@@ -1060,8 +1189,8 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.ProtocolDecl>({ kind: 'ProtocolDecl', name: M_IDENT, ops: [], span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.protocol);
-    node.name = this.SUBRULE(this.ident, { ARGS: ['a protocol name'] });
-    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the operations' });
+    node.name = this.SUBRULE(this.ident, O13);
+    this.CONSUME(T.LBrace, O56);
     this.MANY(() => {
       this.OR([
         { ALT: () => node.ops.push(this.SUBRULE(this.operation)) },
@@ -1084,7 +1213,7 @@ export class McParser extends EmbeddedActionsParser {
         { ALT: () => this.stray(this.CONSUME(T.StrayProtocol), T.StrayProtocol, 'an operation') },
       ]);
     });
-    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the protocol' });
+    this.CONSUME(T.RBrace, O57);
     return this.done(node);
   });
 
@@ -1098,11 +1227,11 @@ export class McParser extends EmbeddedActionsParser {
       { ALT: () => this.CONSUME(K.notify) },
     ]);
     node.opKind = kw.image as A.OperationKind;
-    node.name = this.SUBRULE(this.ident, { ARGS: ['an operation name'] });
+    node.name = this.SUBRULE(this.ident, O14);
     this.OPTION(() => {
       this.CONSUME(T.LParen);
       this.OPTION2(() => (node.input = this.SUBRULE(this.typeExpr)));
-      this.CONSUME(T.RParen, { ERR_MSG: '`)` after the message type' });
+      this.CONSUME(T.RParen, O58);
     });
     this.OPTION3(() => {
       const arrow = this.CONSUME(T.Arrow);
@@ -1172,7 +1301,7 @@ export class McParser extends EmbeddedActionsParser {
       DEF: [
         {
           ALT: () => {
-            node.name = this.SUBRULE(this.ident, { ARGS: ['an operation name'] });
+            node.name = this.SUBRULE(this.ident, O14);
             return this.done(node);
           },
         },
@@ -1180,7 +1309,7 @@ export class McParser extends EmbeddedActionsParser {
           ALT: () => {
             this.CONSUME(T.LParen);
             const inner = this.SUBRULE(this.orderAlt);
-            this.CONSUME(T.RParen, { ERR_MSG: '`)` to close the group' });
+            this.CONSUME(T.RParen, O59);
             return inner;
           },
         },
@@ -1197,27 +1326,27 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.ComponentDecl>({ kind: 'ComponentDecl', name: M_IDENT, members: [], span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.component);
-    node.name = this.SUBRULE(this.ident, { ARGS: ['a component name'] });
-    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the component members' });
+    node.name = this.SUBRULE(this.ident, O15);
+    this.CONSUME(T.LBrace, O60);
     this.MANY(() => {
       const m = this.OR(this.membersAlts0) as A.ComponentMember | undefined;
       if (m && !this.RECORDING_PHASE) node.members.push(m);
     });
-    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the component' });
+    this.CONSUME(T.RBrace, O61);
     return this.done(node);
   });
 
   imageMember = this.rule('imageMember', (): A.ImageMember => {
     const node = this.open<A.ImageMember>({ kind: 'ImageMember', image: M_QNAME, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.image);
-    node.image = this.SUBRULE(this.qualifiedName, { ARGS: ['an image name'] });
+    node.image = this.SUBRULE(this.qualifiedName, O16);
     return this.done(node);
   });
 
   memoryMember = this.rule('memoryMember', (): A.MemoryMember => {
     const node = this.open<A.MemoryMember>({ kind: 'MemoryMember', value: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.memory);
-    const v = this.SUBRULE(this.literal, { ARGS: ['a size such as `256MiB`'] });
+    const v = this.SUBRULE(this.literal, O17);
     node.value = this.expectKind(v, ['Size'], 'a size such as `256MiB`', 'memory');
     return this.done(node);
   });
@@ -1225,7 +1354,7 @@ export class McParser extends EmbeddedActionsParser {
   vcpusMember = this.rule('vcpusMember', (): A.VcpusMember => {
     const node = this.open<A.VcpusMember>({ kind: 'VcpusMember', value: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.vcpus);
-    const v = this.SUBRULE(this.literal, { ARGS: ['an integer'] });
+    const v = this.SUBRULE(this.literal, O18);
     node.value = this.expectKind(v, ['Int'], 'an integer', 'vcpus');
     return this.done(node);
   });
@@ -1233,16 +1362,16 @@ export class McParser extends EmbeddedActionsParser {
   labelMember = this.rule('labelMember', (): A.LabelMember => {
     const node = this.open<A.LabelMember>({ kind: 'LabelMember', label: M_IDENT, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.label);
-    node.label = this.SUBRULE(this.ident, { ARGS: ['a label name'] });
+    node.label = this.SUBRULE(this.ident, O19);
     return this.done(node);
   });
 
   declassifyMember = this.rule('declassifyMember', (): A.DeclassifyMember => {
     const node = this.open<A.DeclassifyMember>({ kind: 'DeclassifyMember', from: M_IDENT, to: M_IDENT, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.declassifies);
-    node.from = this.SUBRULE(this.ident, { ARGS: ['a label name'] });
-    this.CONSUME(T.Arrow, { ERR_MSG: '`->` and the label it declassifies to' });
-    node.to = this.SUBRULE2(this.ident, { ARGS: ['a label name'] });
+    node.from = this.SUBRULE(this.ident, O19);
+    this.CONSUME(T.Arrow, O62);
+    node.to = this.SUBRULE2(this.ident, O19);
     return this.done(node);
   });
 
@@ -1251,12 +1380,12 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.ParamDecl>({ kind: 'ParamDecl', name: M_IDENT, type: M_TYPE, sensitive: false, span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.param);
-    node.name = this.SUBRULE(this.ident, { ARGS: ['a parameter name'] });
-    this.CONSUME(T.Colon, { ERR_MSG: '`:` and the parameter type' });
+    node.name = this.SUBRULE(this.ident, O20);
+    this.CONSUME(T.Colon, O63);
     node.type = this.SUBRULE(this.typeExpr);
     this.OPTION(() => {
       this.CONSUME(T.Eq);
-      node.default = this.SUBRULE(this.expr, { ARGS: ['a default value'] });
+      node.default = this.SUBRULE(this.expr, O21);
     });
     this.OPTION2(() => (this.CONSUME(K.sensitive), (node.sensitive = true)));
     return this.done(node);
@@ -1281,9 +1410,9 @@ export class McParser extends EmbeddedActionsParser {
     const isExpose = kw.tokenType === K.expose;
     node.direction = kw.tokenType === K.require ? 'require' : 'provide';
     if (isExpose) node.expose = M_EXPOSE;
-    node.name = this.SUBRULE(this.ident, { ARGS: ['a port name'] });
-    this.CONSUME(T.Colon, { ERR_MSG: '`:` and the protocol of the port' });
-    node.protocol = this.SUBRULE(this.qualifiedName, { ARGS: ['a protocol name'] });
+    node.name = this.SUBRULE(this.ident, O2);
+    this.CONSUME(T.Colon, O64);
+    node.protocol = this.SUBRULE(this.qualifiedName, O13);
     this.OPTION(() => (this.CONSUME(K.optional), (node.optional = true)));
     // `expose name: P on tcp N` requires the exposure; on `provide` it is accepted too.
     this.OPTION2(() => (node.expose = this.SUBRULE(this.exposeSpec)));
@@ -1303,8 +1432,8 @@ export class McParser extends EmbeddedActionsParser {
   exposeSpec = this.rule('exposeSpec', (): A.ExposeSpec => {
     const node = this.open<A.ExposeSpec>({ kind: 'ExposeSpec', transport: 'tcp', port: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.on);
-    this.CONSUME(K.tcp, { ERR_MSG: '`tcp`' });
-    const v = this.SUBRULE(this.literal, { ARGS: ['a TCP port number'] });
+    this.CONSUME(K.tcp, O65);
+    const v = this.SUBRULE(this.literal, O22);
     node.port = this.expectKind(v, ['Int'], 'an integer', 'on tcp');
     return this.done(node);
   });
@@ -1318,7 +1447,7 @@ export class McParser extends EmbeddedActionsParser {
           this.CONSUME(K.replicas);
           node.mode = 'replicas';
           node.count = M_EXPR;
-          const v = this.SUBRULE(this.literal, { ARGS: ['the number of replicas'] });
+          const v = this.SUBRULE(this.literal, O23);
           node.count = this.expectKind(v, ['Int'], 'an integer', 'replicas');
         },
       },
@@ -1326,14 +1455,14 @@ export class McParser extends EmbeddedActionsParser {
         ALT: () => {
           this.CONSUME(K.per);
           node.mode = 'per_session';
-          this.CONSUME(K.session, { ERR_MSG: '`session`' });
+          this.CONSUME(K.session, O66);
           this.MANY(() => {
             this.OR2([
               {
                 ALT: () => {
                   this.CONSUME(K.pool);
                   node.pool = M_EXPR;
-                  const v = this.SUBRULE2(this.literal, { ARGS: ['the number of warm clones'] });
+                  const v = this.SUBRULE2(this.literal, O24);
                   node.pool = this.expectKind(v, ['Int'], 'an integer', 'pool');
                 },
               },
@@ -1341,7 +1470,7 @@ export class McParser extends EmbeddedActionsParser {
                 ALT: () => {
                   this.CONSUME(K.max);
                   node.max = M_EXPR;
-                  const v = this.SUBRULE3(this.literal, { ARGS: ['the maximum number of sessions'] });
+                  const v = this.SUBRULE3(this.literal, O25);
                   node.max = this.expectKind(v, ['Int'], 'an integer', 'max');
                 },
               },
@@ -1366,7 +1495,7 @@ export class McParser extends EmbeddedActionsParser {
             this.OPTION(() => {
               this.CONSUME(K.max);
               node.maxRetries = M_EXPR;
-              const v = this.SUBRULE(this.literal, { ARGS: ['the number of restarts'] });
+              const v = this.SUBRULE(this.literal, O26);
               node.maxRetries = this.expectKind(v, ['Int'], 'an integer', 'max');
             });
           },
@@ -1378,12 +1507,12 @@ export class McParser extends EmbeddedActionsParser {
   programMember = this.rule('programMember', (): A.ProgramMember => {
     const node = this.open<A.ProgramMember>({ kind: 'ProgramMember', entries: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.program);
-    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the program entries' });
+    this.CONSUME(T.LBrace, O67);
     this.MANY(() => {
       const e = this.OR(this.entriesAlts1) as A.ProgramEntry | undefined;
       if (e && !this.RECORDING_PHASE) node.entries.push(e);
     });
-    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the program' });
+    this.CONSUME(T.RBrace, O68);
     return this.done(node);
   });
 
@@ -1395,7 +1524,7 @@ export class McParser extends EmbeddedActionsParser {
   scriptEntry = this.rule('scriptEntry', (): A.ScriptEntry => {
     const node = this.open<A.ScriptEntry>({ kind: 'ScriptEntry', path: M_STRING, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.script);
-    node.path = this.stringArg(this.CONSUME(T.StringLit, { ERR_MSG: 'the script path as a string' }));
+    node.path = this.stringArg(this.CONSUME(T.StringLit, O69));
     return this.done(node);
   });
 
@@ -1414,18 +1543,18 @@ export class McParser extends EmbeddedActionsParser {
       span: { start: this.startPos(), end: 0 },
     });
     this.CONSUME(K.file);
-    node.guestPath = this.stringArg(this.CONSUME(T.StringLit, { ERR_MSG: 'the guest path as a string' }));
+    node.guestPath = this.stringArg(this.CONSUME(T.StringLit, O70));
     this.OR({ DEF: [
         {
           ALT: () => {
             this.CONSUME(T.Eq);
-            node.source = { kind: 'inline', text: this.stringArg(this.CONSUME2(T.StringLit, { ERR_MSG: 'the file contents as a string' })) };
+            node.source = { kind: 'inline', text: this.stringArg(this.CONSUME2(T.StringLit, O71)) };
           },
         },
         {
           ALT: () => {
             this.CONSUME(K.from);
-            node.source = { kind: 'workspace', path: this.stringArg(this.CONSUME3(T.StringLit, { ERR_MSG: 'a workspace path as a string' })) };
+            node.source = { kind: 'workspace', path: this.stringArg(this.CONSUME3(T.StringLit, O72)) };
           },
         },
       ], ERR_MSG: '`=` or `from`' });
@@ -1447,13 +1576,13 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.SystemDecl>({ kind: 'SystemDecl', name: M_IDENT, members: [], span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.system);
-    node.name = this.SUBRULE(this.ident, { ARGS: ['a system name'] });
-    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the system members' });
+    node.name = this.SUBRULE(this.ident, O27);
+    this.CONSUME(T.LBrace, O73);
     this.MANY(() => {
       const m = this.OR(this.membersAlts2) as A.SystemMember | undefined;
       if (m && !this.RECORDING_PHASE) node.members.push(m);
     });
-    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the system' });
+    this.CONSUME(T.RBrace, O74);
     return this.done(node);
   });
 
@@ -1467,24 +1596,24 @@ export class McParser extends EmbeddedActionsParser {
       span: { start: this.startPos(), end: 0 },
     });
     if (doc !== undefined) node.doc = doc;
-    node.name = this.SUBRULE(this.ident, { ARGS: ['an instance name'] });
-    this.CONSUME(T.Eq, { ERR_MSG: '`=` and the component to instantiate' });
-    node.component = this.SUBRULE(this.qualifiedName, { ARGS: ['a component or system name'] });
+    node.name = this.SUBRULE(this.ident, O1);
+    this.CONSUME(T.Eq, O75);
+    node.component = this.SUBRULE(this.qualifiedName, O28);
     this.OPTION(() => {
       this.CONSUME(T.LBrace);
       this.MANY(() => {
         const s = this.OR(this.settingsAlts3) as A.InstanceSetting | undefined;
         if (s && !this.RECORDING_PHASE) node.settings.push(s);
       });
-      this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the instance settings' });
+      this.CONSUME(T.RBrace, O76);
     });
     return this.done(node);
   });
 
   paramOverride = this.rule('paramOverride', (): A.ParamOverride => {
     const node = this.open<A.ParamOverride>({ kind: 'ParamOverride', name: M_IDENT, value: M_EXPR, span: { start: this.startPos(), end: 0 } });
-    node.name = this.SUBRULE(this.ident, { ARGS: ['a parameter name'] });
-    this.CONSUME(T.Eq, { ERR_MSG: '`=` and the parameter value' });
+    node.name = this.SUBRULE(this.ident, O20);
+    this.CONSUME(T.Eq, O77);
     node.value = this.SUBRULE(this.expr);
     return this.done(node);
   });
@@ -1493,7 +1622,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.ConnectDecl>({ kind: 'ConnectDecl', from: M_PORTREF, to: M_PORTREF, attrs: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.connect);
     node.from = this.SUBRULE(this.portRef);
-    this.CONSUME(T.Arrow, { ERR_MSG: '`->` and the providing port' });
+    this.CONSUME(T.Arrow, O78);
     node.to = this.SUBRULE2(this.portRef);
     this.OPTION(() => {
       this.CONSUME(T.LBrace);
@@ -1501,7 +1630,7 @@ export class McParser extends EmbeddedActionsParser {
         const a = this.OR(this.attrsAlts4) as A.ChannelAttr | undefined;
         if (a && !this.RECORDING_PHASE) node.attrs.push(a);
       });
-      this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the channel attributes' });
+      this.CONSUME(T.RBrace, O79);
     });
     return this.done(node);
   });
@@ -1509,12 +1638,12 @@ export class McParser extends EmbeddedActionsParser {
   rateAttr = this.rule('rateAttr', (): A.RateAttr => {
     const node = this.open<A.RateAttr>({ kind: 'RateAttr', rate: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.rate);
-    const v = this.SUBRULE(this.literal, { ARGS: ['a rate such as `500/s`'] });
+    const v = this.SUBRULE(this.literal, O29);
     node.rate = this.expectKind(v, ['Rate'], 'a rate such as `500/s`', 'rate');
     this.OPTION(() => {
       this.CONSUME(K.burst);
       node.burst = M_EXPR;
-      const b = this.SUBRULE2(this.literal, { ARGS: ['an integer'] });
+      const b = this.SUBRULE2(this.literal, O18);
       node.burst = this.expectKind(b, ['Int'], 'an integer', 'burst');
     });
     return this.done(node);
@@ -1523,7 +1652,7 @@ export class McParser extends EmbeddedActionsParser {
   maxMessageAttr = this.rule('maxMessageAttr', (): A.MaxMessageAttr => {
     const node = this.open<A.MaxMessageAttr>({ kind: 'MaxMessageAttr', size: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.max_message);
-    const v = this.SUBRULE(this.literal, { ARGS: ['a size such as `256MiB`'] });
+    const v = this.SUBRULE(this.literal, O17);
     node.size = this.expectKind(v, ['Size'], 'a size such as `256MiB`', 'max_message');
     return this.done(node);
   });
@@ -1531,7 +1660,7 @@ export class McParser extends EmbeddedActionsParser {
   timeoutAttr = this.rule('timeoutAttr', (): A.TimeoutAttr => {
     const node = this.open<A.TimeoutAttr>({ kind: 'TimeoutAttr', duration: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.timeout);
-    const v = this.SUBRULE(this.literal, { ARGS: ['a duration such as `2s`'] });
+    const v = this.SUBRULE(this.literal, O30);
     node.duration = this.expectKind(v, ['Duration'], 'a duration such as `2s`', 'timeout');
     return this.done(node);
   });
@@ -1539,10 +1668,10 @@ export class McParser extends EmbeddedActionsParser {
   allowAttr = this.rule('allowAttr', (): A.AllowAttr => {
     const node = this.open<A.AllowAttr>({ kind: 'AllowAttr', ops: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.allow);
-    node.ops.push(this.SUBRULE(this.ident, { ARGS: ['an operation name'] }));
+    node.ops.push(this.SUBRULE(this.ident, O14));
     this.MANY(() => {
       this.CONSUME(T.Comma);
-      node.ops.push(this.SUBRULE2(this.ident, { ARGS: ['an operation name'] }));
+      node.ops.push(this.SUBRULE2(this.ident, O14));
     });
     return this.done(node);
   });
@@ -1550,7 +1679,7 @@ export class McParser extends EmbeddedActionsParser {
   maxInflightAttr = this.rule('maxInflightAttr', (): A.MaxInflightAttr => {
     const node = this.open<A.MaxInflightAttr>({ kind: 'MaxInflightAttr', count: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.max_inflight);
-    const v = this.SUBRULE(this.literal, { ARGS: ['an integer'] });
+    const v = this.SUBRULE(this.literal, O18);
     node.count = this.expectKind(v, ['Int'], 'an integer', 'max_inflight');
     return this.done(node);
   });
@@ -1566,8 +1695,8 @@ export class McParser extends EmbeddedActionsParser {
   exportDecl = this.rule('exportDecl', (): A.ExportDecl => {
     const node = this.open<A.ExportDecl>({ kind: 'ExportDecl', name: M_IDENT, port: M_PORTREF, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.export);
-    node.name = this.SUBRULE(this.ident, { ARGS: ['the name of the exported port'] });
-    this.CONSUME(T.Eq, { ERR_MSG: '`=` and the inner port (`instance.port`)' });
+    node.name = this.SUBRULE(this.ident, O31);
+    this.CONSUME(T.Eq, O80);
     node.port = this.SUBRULE(this.portRef);
     return this.done(node);
   });
@@ -1575,24 +1704,24 @@ export class McParser extends EmbeddedActionsParser {
   policyBlock = this.rule('policyBlock', (): A.PolicyBlock => {
     const node = this.open<A.PolicyBlock>({ kind: 'PolicyBlock', rules: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.policy);
-    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the policy rules' });
+    this.CONSUME(T.LBrace, O81);
     this.MANY(() => {
       const r = this.OR(this.rulesAlts5 as never) as A.PolicyRule | undefined;
       if (r && !this.RECORDING_PHASE) node.rules.push(r);
     });
-    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the policy' });
+    this.CONSUME(T.RBrace, O82);
     return this.done(node);
   });
 
   onlyRule = this.rule('onlyRule', (): A.OnlyRule => {
     const node = this.open<A.OnlyRule>({ kind: 'OnlyRule', target: M_IDENT, mode: 'from', sources: [], span: { start: this.startPos(), end: 0 } });
-    node.target = this.SUBRULE(this.ident, { ARGS: ['an instance name'] });
-    this.CONSUME(K.only, { ERR_MSG: '`only`' });
+    node.target = this.SUBRULE(this.ident, O1);
+    this.CONSUME(K.only, O83);
     this.OR({ DEF: [{ ALT: () => this.CONSUME(K.from) }, { ALT: () => (this.CONSUME(K.through), (node.mode = 'through')) }], ERR_MSG: '`from` or `through`' });
-    node.sources.push(this.SUBRULE2(this.ident, { ARGS: ['an instance name'] }));
+    node.sources.push(this.SUBRULE2(this.ident, O1));
     this.MANY(() => {
       this.CONSUME(T.Comma);
-      node.sources.push(this.SUBRULE3(this.ident, { ARGS: ['an instance name'] }));
+      node.sources.push(this.SUBRULE3(this.ident, O1));
     });
     return this.done(node);
   });
@@ -1605,9 +1734,9 @@ export class McParser extends EmbeddedActionsParser {
         {
           ALT: () => {
             this.CONSUME(K.path);
-            node.from = this.SUBRULE(this.ident, { ARGS: ['an instance name (or `outside`)'] });
-            this.CONSUME(T.Arrow, { ERR_MSG: '`->` and the destination instance' });
-            node.to = this.SUBRULE2(this.ident, { ARGS: ['an instance name'] });
+            node.from = this.SUBRULE(this.ident, O32);
+            this.CONSUME(T.Arrow, O84);
+            node.to = this.SUBRULE2(this.ident, O1);
             return this.done(node);
           },
         },
@@ -1615,9 +1744,9 @@ export class McParser extends EmbeddedActionsParser {
           ALT: () => {
             this.CONSUME(K.flow);
             const flow = this.open<A.NoFlowRule>({ kind: 'NoFlowRule', label: M_IDENT, to: M_IDENT, span: { start, end: 0 } });
-            flow.label = this.SUBRULE3(this.ident, { ARGS: ['a label name'] });
-            this.CONSUME2(T.Arrow, { ERR_MSG: '`->` and the instance the label must not reach' });
-            flow.to = this.SUBRULE4(this.ident, { ARGS: ['an instance name'] });
+            flow.label = this.SUBRULE3(this.ident, O19);
+            this.CONSUME2(T.Arrow, O85);
+            flow.to = this.SUBRULE4(this.ident, O1);
             return this.done(flow);
           },
         },
@@ -1628,7 +1757,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.ExposedOnlyRule>({ kind: 'ExposedOnlyRule', ports: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.exposed);
     this.CONSUME(K.only);
-    this.CONSUME(T.LBracket, { ERR_MSG: '`[` and the allowed exposures' });
+    this.CONSUME(T.LBracket, O86);
     let needComma = false;
     this.MANY(() => {
       this.OR([
@@ -1645,7 +1774,7 @@ export class McParser extends EmbeddedActionsParser {
         },
       ]);
     });
-    this.CONSUME(T.RBracket, { ERR_MSG: '`]` to close the list of exposures' });
+    this.CONSUME(T.RBracket, O87);
     return this.done(node);
   });
 
@@ -1656,7 +1785,7 @@ export class McParser extends EmbeddedActionsParser {
         {
           ALT: () => {
             this.CONSUME(K.memory);
-            const v = this.SUBRULE(this.literal, { ARGS: ['a size such as `256MiB`'] });
+            const v = this.SUBRULE(this.literal, O17);
             node.value = this.expectKind(v, ['Size'], 'a size such as `256MiB`', 'budget memory');
           },
         },
@@ -1664,7 +1793,7 @@ export class McParser extends EmbeddedActionsParser {
           ALT: () => {
             this.CONSUME(K.vcpus);
             node.resource = 'vcpus';
-            const v = this.SUBRULE2(this.literal, { ARGS: ['an integer'] });
+            const v = this.SUBRULE2(this.literal, O18);
             node.value = this.expectKind(v, ['Int'], 'an integer', 'budget vcpus');
           },
         },
@@ -1680,7 +1809,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.ImageDecl>({ kind: 'ImageDecl', name: M_IDENT, props: [], span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.image);
-    node.name = this.SUBRULE(this.ident, { ARGS: ['an image name'] });
+    node.name = this.SUBRULE(this.ident, O16);
     node.props = this.SUBRULE(this.propertyBlock) ?? [];
     return this.done(node);
   });
@@ -1690,14 +1819,14 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.TargetDecl>({ kind: 'TargetDecl', name: M_IDENT, props: [], span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.target);
-    node.name = this.SUBRULE(this.ident, { ARGS: ['a target name'] });
+    node.name = this.SUBRULE(this.ident, O33);
     node.props = this.SUBRULE(this.propertyBlock) ?? [];
     return this.done(node);
   });
 
   propertyBlock = this.rule('propertyBlock', (): A.Property[] => {
     const props: A.Property[] = [];
-    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the properties' });
+    this.CONSUME(T.LBrace, O88);
     this.MANY(() => {
       this.OR([
         { ALT: () => props.push(this.SUBRULE(this.property)) },
@@ -1705,14 +1834,14 @@ export class McParser extends EmbeddedActionsParser {
         { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a property') },
       ]);
     });
-    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the block' });
+    this.CONSUME(T.RBrace, O89);
     return props;
-  });
+  }, 'list');
 
   property = this.rule('property', (): A.Property => {
     const node = this.open<A.Property>({ kind: 'Property', key: M_IDENT, value: M_EXPR, span: { start: this.startPos(), end: 0 } });
-    node.key = this.SUBRULE(this.ident, { ARGS: ['a property name'] });
-    node.value = this.SUBRULE(this.expr, { ARGS: ['a value for the property'] });
+    node.key = this.SUBRULE(this.ident, O34);
+    node.value = this.SUBRULE(this.expr, O35);
     return this.done(node);
   });
 
@@ -1721,15 +1850,15 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.LabelsDecl>({ kind: 'LabelsDecl', chains: [], span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.labels);
-    this.CONSUME(T.LBrace, { ERR_MSG: '`{` and the label order' });
+    this.CONSUME(T.LBrace, O90);
     this.MANY(() => {
       this.OR([
         {
           ALT: () => {
-            const chain: A.Ident[] = [this.SUBRULE(this.ident, { ARGS: ['a label name'] })];
+            const chain: A.Ident[] = [this.SUBRULE(this.ident, O19)];
             this.MANY2(() => {
               this.CONSUME(T.Lt);
-              chain.push(this.SUBRULE2(this.ident, { ARGS: ['a label name after `<`'] }));
+              chain.push(this.SUBRULE2(this.ident, O36));
             });
             node.chains.push(chain);
           },
@@ -1738,7 +1867,7 @@ export class McParser extends EmbeddedActionsParser {
         { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a label chain') },
       ]);
     });
-    this.CONSUME(T.RBrace, { ERR_MSG: '`}` to close the labels' });
+    this.CONSUME(T.RBrace, O91);
     return this.done(node);
   });
 
@@ -1747,10 +1876,10 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.DeployDecl>({ kind: 'DeployDecl', system: M_QNAME, span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.deploy);
-    node.system = this.SUBRULE(this.qualifiedName, { ARGS: ['the name of the system to deploy'] });
+    node.system = this.SUBRULE(this.qualifiedName, O37);
     this.OPTION(() => {
       this.CONSUME(K.to);
-      node.target = this.SUBRULE(this.ident, { ARGS: ['a target name'] });
+      node.target = this.SUBRULE(this.ident, O33);
     });
     return this.done(node);
   });
