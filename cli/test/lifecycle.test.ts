@@ -121,6 +121,16 @@ describe('apply', () => {
     expect(ctx.stderr).not.toContain('qmp says hi');
     expect(ctx.stdout).toContain('Apply complete: 3 created, 0 replaced, 0 destroyed, 0 unchanged in 4.2s (accelerator tcg).');
     expect(ctx.stdout).toContain('exposed: tcp 8080 -> web.http');
+    // The fixture's source file is not in the workspace.
+    expect(ctx.stderr).toContain("warning: none of the plan's sources (webstack.mcl) is under .;");
+  });
+
+  it('does not warn when the workspace holds the plan\'s sources', async () => {
+    writeFileSync(join(dir, 'webstack.mcl'), '');
+    const ctx = captureContext(dir);
+    expect(await run(['apply', planFile()], ctx)).toBe(0);
+    expect(ctx.stderr).not.toContain('warning: none of');
+    rmSync(join(dir, 'webstack.mcl'));
   });
 
   it('prints only JSON lines on stdout with --json', async () => {

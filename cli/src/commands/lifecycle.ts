@@ -3,7 +3,8 @@
 // module is imported only when one of them runs, so compiling, planning and
 // formatting work even where the backend is missing or broken.
 
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { diffPlan } from '@mcl/plan';
 import {
   BACKEND_FUNCTIONS,
@@ -155,6 +156,14 @@ export async function applyCommand(
   const interrupt = interruptSignal(ctx);
   try {
     const opts = backendOptions(ctx, o, interrupt.signal);
+    // The deployment's state lives in the workspace; a plan applied from elsewhere starts a second deployment.
+    const sources = plan.sources.filter((src) => !src.path.startsWith('std:'));
+    if (sources.length && !sources.some((src) => existsSync(join(opts.workspace, src.path)))) {
+      ctx.err(
+        `${ctx.errStyle.yellow('warning')}: none of the plan's sources (${sources[0].path}${sources.length > 1 ? ', ...' : ''}) is under ${displayPath(ctx.cwd, opts.workspace)}; ` +
+          `the deployment and its state are kept there. Pass --root with the workspace the plan was made from.\n`,
+      );
+    }
     if (!o.json) {
       const state = readStateFile(opts.stateFile, ctx.cwd, false);
       const changes = diffPlan(state ?? null, plan);
