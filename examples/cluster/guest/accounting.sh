@@ -1,13 +1,19 @@
 #!/bin/sh
 # The operator's view of the cluster: usage lines from the jobs of every
 # organisation, printed (`mclc logs accounting`) and kept in /tmp/usage.log.
+#
+# `mcl-msg serve` (the broker's guest helper) runs this script again with
+# --line for every usage line, the message body on stdin.
 
-exec 3<>/dev/mcl/usage
+if [ "$1" = --line ]; then
+  IFS= read -r body
+  msg=${body#*\"message\":\"}; msg=${msg%%\"*}
+  org=${body#*\"org\":\"}; org=${org%%\"*}
+  cpu=${body#*\"cpu_seconds\":\"}; cpu=${cpu%%\"*}
+  echo "[$org] $msg (cpu ${cpu}s)" >>/tmp/usage.log
+  echo "accounting: [$org] $msg (cpu ${cpu}s)" >&2
+  exit 0
+fi
+
 echo "accounting: collecting usage"
-while :; do
-  if ! IFS= read -r LINE <&3; then sleep 0.2; continue; fi
-  msg=$(printf '%s' "$LINE" | sed -n 's/.*"message":"\([^"]*\)".*/\1/p')
-  org=$(printf '%s' "$LINE" | sed -n 's/.*"org":"\([^"]*\)".*/\1/p')
-  cpu=$(printf '%s' "$LINE" | sed -n 's/.*"cpu_seconds":"\([0-9]*\)".*/\1/p')
-  [ -n "$msg" ] && echo "accounting: [$org] $msg (cpu ${cpu}s)" | tee -a /tmp/usage.log
-done
+exec mcl-msg serve usage /bin/sh "$0" --line

@@ -2,18 +2,18 @@
 # Stores what the traps saw: one line per request, printed to the console
 # (`mclc logs recorder`) and kept in /tmp/seen.log. It only accepts log lines;
 # the broker refuses anything else on its port.
+#
+# `mcl-msg serve` (the broker's guest helper) runs this script again with
+# --line for every line the traps send, the message body on stdin.
 
-str() {
-  _p="\"$1\":\""
-  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%\"*} ;; *) V="" ;; esac
-}
+if [ "$1" = --line ]; then
+  IFS= read -r body
+  msg=${body#*\"message\":\"}; msg=${msg%%\"*}
+  echo "$msg" >>/tmp/seen.log
+  # A send's reply is discarded, so the line goes to the console through stderr.
+  echo "recorder: $msg" >&2
+  exit 0
+fi
 
-exec 3<>/dev/mcl/logs 5>>/tmp/seen.log
 echo "recorder: listening"
-while :; do
-  if ! IFS= read -r LINE <&3; then sleep 0.2; continue; fi
-  str message "$LINE"
-  [ -n "$V" ] || continue
-  echo "recorder: $V"
-  echo "$V" >&5
-done
+exec mcl-msg serve logs /bin/sh "$0" --line

@@ -1,18 +1,19 @@
 #!/bin/sh
 # Collects audit lines (std.log.Logs) from the components that handle secrets
 # and prints them, so `mclc logs audit` shows them.
+#
+# The broker's guest helper does the framing: `mcl-msg serve` runs this script
+# again with --line for every line sent, the message body on stdin. Collecting
+# is off every request's path, so the fork per line costs nothing that waits.
 
-str() {
-  _p="\"$1\":\""
-  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%\"*} ;; *) V="" ;; esac
-}
+if [ "$1" = --line ]; then
+  IFS= read -r body
+  level=${body#*\"level\":\"}; level=${level%%\"*}
+  msg=${body#*\"message\":\"}; msg=${msg%%\"*}
+  # A send's reply is discarded, so the line goes to the console through stderr.
+  echo "audit: [$level] $msg" >&2
+  exit 0
+fi
 
-exec 3<>/dev/mcl/logs
 echo "audit: collecting on /dev/mcl/logs"
-while :; do
-  if ! IFS= read -r LINE <&3; then sleep 0.2; continue; fi
-  # {"t":"send","op":"line","body":{"level":"info","message":"..."}}
-  str level "$LINE"; level=$V
-  str message "$LINE"; msg=$V
-  [ -n "$level" ] && echo "audit: [$level] $msg"
-done
+exec mcl-msg serve logs /bin/sh "$0" --line
