@@ -93,10 +93,6 @@ export class DocumentCache implements ParseCache {
     return r;
   }
 
-  delete(path: string): void {
-    this.entries.delete(path);
-  }
-
   /**
    * The compiler reports syntax diagnostics only when it parses a file
    * itself; on a cache hit it has none to report. After each compile this
@@ -190,11 +186,6 @@ export class Analyzer {
 
   forget(file: string): void {
     this.parsed.delete(file);
-  }
-
-  /** The newest snapshot, even if edits have happened since (for work that tolerates staleness). */
-  latest(): Snapshot | undefined {
-    return this.snapshot;
   }
 
   /** A snapshot that includes every edit made so far; starts the build now if it is still waiting. */

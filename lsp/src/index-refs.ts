@@ -89,10 +89,6 @@ export class ReferenceIndex {
     return this.byContainer.get(containerId) ?? [];
   }
 
-  topLevel(): SymbolInfo[] {
-    return this.byContainer.get('') ?? [];
-  }
-
   /** The symbol a span in a file refers to (a QualifiedName's last part, usually). */
   resolveSpan(file: string, span: { start: number; end: number }): SymbolInfo | undefined {
     const r = this.at(file, Math.max(span.start, span.end - 1));

@@ -38,6 +38,14 @@ describe('hover', () => {
     expect(text).toContain('256MiB');
   });
 
+  it('lists what a module declares on its import', async () => {
+    const h = await hoverAt(at(MAIN, 'std.http', 5));
+    const text = (h?.contents as { value: string }).value;
+    expect(text).toContain('module std.http');
+    expect(text).toContain('protocol `Http`');
+    expect(text).toContain('type `Request`');
+  });
+
   it('shows a parameter with its doc comment', async () => {
     const h = await hoverAt(at(MAIN, 'max_quantity = 5', 2));
     const text = (h?.contents as { value: string }).value;

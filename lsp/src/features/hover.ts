@@ -80,6 +80,15 @@ export function describe(s: Snapshot, sym: SymbolInfo): string {
       }
       break;
     }
+    case 'module': {
+      // A module lists what it declares.
+      const decls = s.refs
+        .declarationsIn(sym.file)
+        .filter((d) => !d.container && d.kind !== 'module')
+        .sort((a, b) => a.nameSpan.start - b.nameSpan.start);
+      if (decls.length > 0) extra.push('Declares:\n' + decls.slice(0, 30).map((d) => `- ${d.kind} \`${d.name}\``).join('\n'));
+      break;
+    }
     default:
       break;
   }
