@@ -23,8 +23,9 @@
 // Failures: a backend signals an expected failure by throwing (or rejecting
 // with) an Error that has a string `kind` from `BackendErrorKind` and an
 // optional `hint`. The CLI maps the kind to an exit code and prints the
-// message and hint without a stack trace. Anything else thrown is treated as a
-// bug ("internal error", exit code 5 with a bug-report hint).
+// message and hint without a stack trace. Anything else thrown is reported as
+// "the backend failed: <message>" with exit code 5 (its stack only with
+// MCL_DEBUG=1).
 
 import type { DeploymentState, JsonValue, Plan } from '@mcl/plan';
 
