@@ -17,7 +17,7 @@ import { http, lifecycleOptions, until } from '../fixtures/vm';
 const i = process.argv.indexOf('--requests');
 const REQUESTS = i >= 0 ? Number(process.argv[i + 1]) : 50;
 const PORT = 28080 + (process.pid % 1000);
-const ws = mkdtempSync(join(tmpdir(), 'mcl-bench-'));
+const ws = mkdtempSync(join(tmpdir(), 'mcl-lifecycle-bench-'));
 cpSync(join(repoRoot, 'examples/webstack'), ws, { recursive: true });
 const opts = lifecycleOptions(ws);
 const plan = () => withHostPorts(withWholePathPattern(planOf(ws, 'webstack.mcl')), () => PORT);
