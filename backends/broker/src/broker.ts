@@ -59,6 +59,8 @@ const LATENCY_SAMPLES = 1024;
 const PENALTY_VIOLATIONS = 64;
 const PENALTY_WINDOW_MS = 100;
 const PENALTY_PAUSE_MS = 50;
+/** Longest violation detail kept and sent back in a `denied` frame. */
+const MAX_DETAIL = 400;
 /** Longest error text a provider may send; longer ones are cut. */
 const MAX_ERROR_TEXT = 1024;
 
@@ -1363,6 +1365,8 @@ export class Broker extends EventEmitter {
     id: number | string | null | undefined,
     requester?: Requester,
   ): void {
+    // Details quote what the peer sent (field names, map keys): keep them short, since they are stored and echoed.
+    if (detail.length > MAX_DETAIL) detail = detail.slice(0, MAX_DETAIL) + '...';
     const v: Violation = { time: Date.now(), instance, clone, port, channel: ch ? ch.id : null, kind, detail };
     let counters: Counters;
     if (ch) counters = ch.counters;
@@ -1498,7 +1502,8 @@ function envelope(frame: unknown): Envelope | string {
   const f = frame as Record<string, unknown>;
   const t = f.t;
   if (typeof t !== 'string' || !Object.prototype.hasOwnProperty.call(ENVELOPE_KEYS, t)) {
-    return `unknown frame type ${JSON.stringify(t)} (expected call, send, reply, error, notify, open or close)`;
+    const shown = typeof t === 'string' ? JSON.stringify(t.slice(0, 32)) : t === undefined ? 'none' : typeof t;
+    return `unknown frame type ${shown} (expected call, send, reply, error, notify, open or close)`;
   }
   const spec = ENVELOPE_KEYS[t as Envelope['t']];
   for (const k of spec.need) if (!(k in f)) return `a ${t} frame needs "${k}"`;

@@ -42,6 +42,11 @@ function describe(v: unknown): string {
   return String(v);
 }
 
+/** A peer-chosen name (field, map key) as it appears in a message: quoted, and cut when long. */
+function quoteName(k: string): string {
+  return JSON.stringify(k.length > 64 ? k.slice(0, 64) + '...' : k);
+}
+
 function prefix(name: string, err: string): string {
   // Join path segments so that `a.b[3]: ...` reads naturally.
   if (err.startsWith('[') || err.startsWith(':')) return name + err;
@@ -197,9 +202,9 @@ export function compileSchemas(schemas: Record<string, MessageSchema>): Compiled
             if (!hasOwn.call(v, k)) continue;
             n++;
             const ke = keyV(k);
-            if (ke !== undefined) return `[${JSON.stringify(k)}] (key)${ke}`;
+            if (ke !== undefined) return `[${quoteName(k)}] (key)${ke}`;
             const ve = valV((v as Record<string, unknown>)[k]);
-            if (ve !== undefined) return prefix(`[${JSON.stringify(k)}]`, ve);
+            if (ve !== undefined) return prefix(`[${quoteName(k)}]`, ve);
           }
           if (min_entries !== undefined && n < min_entries) return `: ${n} entries, fewer than the minimum ${min_entries}`;
           if (max_entries !== undefined && n > max_entries) return `: ${n} entries, more than the maximum ${max_entries}`;
@@ -229,7 +234,7 @@ export function compileSchemas(schemas: Record<string, MessageSchema>): Compiled
           let total = 0;
           for (const k in o) if (hasOwn.call(o, k)) total++;
           if (total !== present) {
-            for (const k in o) if (hasOwn.call(o, k) && !known.has(k)) return `${k}: unknown field (records are closed)`;
+            for (const k in o) if (hasOwn.call(o, k) && !known.has(k)) return `${k.length > 64 ? quoteName(k) : k}: unknown field (records are closed)`;
           }
           return undefined;
         };
@@ -259,7 +264,7 @@ export function compileSchemas(schemas: Record<string, MessageSchema>): Compiled
             name = k;
           }
           if (name === undefined) return `: a union value has exactly one key, the variant name`;
-          if (!variants.has(name)) return `: ${JSON.stringify(name)} is not a variant (${names})`;
+          if (!variants.has(name)) return `: ${quoteName(name)} is not a variant (${names})`;
           const pv = variants.get(name);
           const payload = (v as Record<string, unknown>)[name];
           if (pv === null) return payload === null ? undefined : prefix(name, `: variant ${name} carries no value: write {"${name}": null}`);
@@ -283,7 +288,7 @@ export function compileSchemas(schemas: Record<string, MessageSchema>): Compiled
     if (target?.kind === 'int' || target?.kind === 'float') {
       return (k) => {
         const n = k.trim() === '' ? NaN : Number(k);
-        return Number.isNaN(n) ? `: ${JSON.stringify(k)} is not a number` : inner(n);
+        return Number.isNaN(n) ? `: ${quoteName(k)} is not a number` : inner(n);
       };
     }
     if (target?.kind === 'bool') return (k) => (k === 'true' || k === 'false' ? undefined : `: expected true or false`);

@@ -153,3 +153,13 @@ describe('token bucket', () => {
     expect(b.take(10_000)).toBe(true);
   });
 });
+
+describe('messages about hostile values', () => {
+  it('keep peer-chosen names short', () => {
+    const r = compileSchema({ kind: 'record', fields: [] });
+    const err = r({ ['k'.repeat(100_000)]: 1 })!;
+    expect(err.length).toBeLessThan(200);
+    const m = compileSchema({ kind: 'map', key: { kind: 'string', max_len: 4 }, value: { kind: 'int' } });
+    expect(m({ ['x'.repeat(100_000)]: 1 })!.length).toBeLessThan(300);
+  });
+});
