@@ -16,7 +16,9 @@ import { elaborate } from './compose/elaborate';
 import { Systems } from './compose/systems';
 import { Ctx } from './context';
 import { checkPolicies } from './policy/index';
-import { PlanBuilder, labelOrder } from './plan/build';
+import { PlanBuilder, labelOrder, type Body } from './plan/build';
+import type { PolicyResult } from './policy/types';
+import type { SystemInfo } from './compose/systems';
 import { Loader, reportImportCycles } from './resolve/load';
 import { bindImports, declareModules } from './resolve/scope';
 import { checkCapabilities, select } from './target/select';
@@ -92,31 +94,36 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
 
   const sel = select(ctx, options, systems, components);
   const result = (): CompileResult => ({ program: ctx.program, diagnostics: sortDiagnostics(withoutCascades(ctx.diagnostics)) });
-  if (!sel.root || !sel.target) return result();
+  if (!sel.target || (!sel.root && !sel.roots)) return result();
 
-  const root = sel.root;
-  const anchor = sel.origin ?? { file: root.entry.module.file, span: root.entry.decl.name.span };
   const builder = new PlanBuilder(ctx, types, components);
-  const flat = builder.exclude(elaborate(root), options.exclude, anchor);
-  checkCapabilities(ctx, sel.target, flat);
-  phaseHook?.('select+elaborate');
-  const body = builder.body(flat, sel.target, options.emitPlan !== false);
-  phaseHook?.('plan body');
-  if (hasErrors(ctx.diagnostics)) return result();
-
-  const policy = checkPolicies({
-    target: body.target,
-    templates: body.templates,
-    instances: body.instances,
-    channels: body.channels,
-    exposures: body.exposures,
-    rules: flat.rules,
-    labels: labelOrder(labels),
-    origins: body.origins,
-  });
-  ctx.addDiagnostics(policy.diagnostics);
-  phaseHook?.('policy');
-  if (hasErrors(ctx.diagnostics) || options.emitPlan === false) return result();
+  // Checking several root systems (an editor workspace without `deploy`): each is elaborated and
+  // policy-checked on its own; a plan needs exactly one root.
+  const roots = sel.root ? [sel.root] : sel.roots!;
+  let planned: { root: SystemInfo; body: Body; policy: PolicyResult } | undefined;
+  for (const root of roots) {
+    const anchor = sel.origin ?? { file: root.entry.module.file, span: root.entry.decl.name.span };
+    const flat = builder.exclude(elaborate(root), options.exclude, anchor);
+    checkCapabilities(ctx, sel.target, flat);
+    const body = builder.body(flat, sel.target, options.emitPlan !== false);
+    phaseHook?.('plan body');
+    if (hasErrors(ctx.diagnostics)) continue;
+    const policy = checkPolicies({
+      target: body.target,
+      templates: body.templates,
+      instances: body.instances,
+      channels: body.channels,
+      exposures: body.exposures,
+      rules: flat.rules,
+      labels: labelOrder(labels),
+      origins: body.origins,
+    });
+    ctx.addDiagnostics(policy.diagnostics);
+    phaseHook?.('policy');
+    planned = { root, body, policy };
+  }
+  if (!sel.root || !planned || hasErrors(ctx.diagnostics) || options.emitPlan === false) return result();
+  const { root, body, policy } = planned;
   const plan = builder.assemble(body, root.entry.qname, policy, options);
   phaseHook?.('assemble+digests');
   return { ...result(), plan };

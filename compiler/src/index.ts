@@ -10,3 +10,4 @@ export { canonicalJson } from './util/canonical';
 export { sha256Hex } from './util/sha256';
 export { compileOrder } from './plan/dfa';
 export { planDigest } from './plan/digest';
+export { POLICY_CODES, checkPolicies, type PolicyInput, type PolicyResult } from './policy/index';

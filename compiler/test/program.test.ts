@@ -113,3 +113,21 @@ describe('program symbols and references', () => {
     expect(again.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   });
 });
+
+describe('checking a workspace with several root systems', () => {
+  const SRC2 = `import std.http.{Http}
+component W { expose http: Http on tcp 8080 }
+system A { w = W }
+system B { w = W
+  policy { exposed only [] } }
+`;
+  test('without a plan, every root is checked and none is an error to choose', () => {
+    const r = compileText(SRC2, {}, { emitPlan: false });
+    expect(r.diagnostics.map((d) => d.code)).toEqual(['MCL0504']);
+    expect(r.plan).toBeUndefined();
+  });
+  test('a plan needs one root', () => {
+    const r = compileText(SRC2);
+    expect(r.diagnostics.map((d) => d.code)).toEqual(['MCL0604']);
+  });
+});

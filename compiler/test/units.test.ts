@@ -74,7 +74,7 @@ describe('sha256', () => {
       fc.property(fc.string({ unit: 'grapheme', maxLength: 300 }), (s) => {
         expect(sha256Hex(s)).toBe(createHash('sha256').update(s, 'utf8').digest('hex'));
       }),
-      { numRuns: 300 },
+      { numRuns: 300, seed: 1 },
     );
     for (const n of [55, 56, 63, 64, 65, 119, 120, 1000]) {
       const s = 'x'.repeat(n);
@@ -85,11 +85,12 @@ describe('sha256', () => {
 
 describe('canonical JSON', () => {
   test('agrees with @mcl/plan byte for byte', () => {
+    expect(canonicalJson(JSON.parse('{"__proto__":"","":false,"1":1}'))).toBe('{"":false,"1":1,"__proto__":""}');
     fc.assert(
       fc.property(fc.jsonValue(), (v) => {
         expect(canonicalJson(v)).toBe(planCanonical(v));
       }),
-      { numRuns: 300 },
+      { numRuns: 500, seed: 7 },
     );
   });
 });
@@ -124,7 +125,7 @@ describe('order automaton', () => {
         if (!dfa) return;
         for (const w of words) expect(run(dfa, w)).toBe(matches(e, w));
       }),
-      { numRuns: 400 },
+      { numRuns: 400, seed: 3 },
     );
   });
 

@@ -14,6 +14,8 @@ import { CAPABILITIES } from './capabilities';
 
 export interface Selection {
   root?: SystemInfo;
+  /** When only checking a workspace with several root systems: all of them (each is checked, none is planned). */
+  roots?: SystemInfo[];
   target?: TargetInfo;
   /** Where the choice came from, for diagnostics. */
   origin?: { file: string; span: Span };
@@ -39,8 +41,12 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
   const anchor = entries[0] ? { file: entries[0].file, span: { start: 0, end: 0 } } : { file: options.entries[0] ?? '', span: { start: 0, end: 0 } };
   const deploys: { d: DeployDecl; m: Module }[] = [];
   for (const m of entries) for (const d of m.ast.decls) if (d.kind === 'DeployDecl') deploys.push({ d, m });
+  // When only checking (the editor passes every file of the workspace as an entry), several deploy
+  // statements or root systems are normal: they are warnings then, and the first one is checked.
+  const checking = options.emitPlan === false;
   for (const extra of deploys.slice(1)) {
     ctx.report('MCL0605', 'there is more than one `deploy` declaration', extra.m.file, extra.d.span, {
+      severity: checking ? 'warning' : undefined,
       hint: 'keep one, or choose with `--system` and `--target`',
       related: [related(deploys[0].m.file, deploys[0].d.span, 'first deploy declaration')],
     });
@@ -78,16 +84,20 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
       return sel;
     }
     if (roots.length > 1) {
-      ctx.report('MCL0604', `which system should be deployed? ${roots.map((e) => `\`${e.qname}\``).join(', ')} are all root systems`, roots[0].module.file, roots[0].decl.name.span, {
-        hint: `add \`deploy ${roots[0].name}\` to the entry file, or pass --system`,
-        related: roots.slice(1).map((e) => related(e.module.file, e.decl.name.span, `\`${e.qname}\` is also a root system`)),
-      });
-      return sel;
+      if (!checking) {
+        ctx.report('MCL0604', `which system should be deployed? ${roots.map((e) => `\`${e.qname}\``).join(', ')} are all root systems`, roots[0].module.file, roots[0].decl.name.span, {
+          hint: `add \`deploy ${roots[0].name}\` to the entry file, or pass --system`,
+          related: roots.slice(1).map((e) => related(e.module.file, e.decl.name.span, `\`${e.qname}\` is also a root system`)),
+        });
+        return sel;
+      }
+      sel.roots = roots.map((e) => systems.get(e)).filter((x): x is SystemInfo => !!x);
+    } else {
+      sysEntry = roots[0];
+      sel.origin = { file: sysEntry.module.file, span: sysEntry.decl.name.span };
     }
-    sysEntry = roots[0];
-    sel.origin = { file: sysEntry.module.file, span: sysEntry.decl.name.span };
   }
-  sel.root = systems.get(sysEntry);
+  if (sysEntry) sel.root = systems.get(sysEntry);
 
   // The target.
   let tEntry: DeclEntry | undefined;

@@ -468,7 +468,7 @@ export class Types {
       case 'map': {
         if (e.kind !== 'Map') return wrong('a map `{ "key": value }`');
         if (!this.inRange(e.entries.length, d, e, m, what, 'number of entries')) return undefined;
-        const out: Record<string, JsonValue> = {};
+        const out: Record<string, JsonValue> = Object.create(null); // user keys such as `__proto__` stay data
         let ok = true;
         const keyT = this.deref(d.key);
         for (const en of e.entries) {
@@ -488,7 +488,7 @@ export class Types {
       }
       case 'record': {
         if (e.kind !== 'Map') return wrong('a record `{ field: value }`');
-        const out: Record<string, JsonValue> = {};
+        const out: Record<string, JsonValue> = Object.create(null); // user keys such as `__proto__` stay data
         let ok = true;
         const byName = new Map(d.fields.map((f) => [f.name, f]));
         for (const en of e.entries) {
@@ -531,7 +531,7 @@ export class Types {
         }
         if (!v.type) return wrong(`\`${key}\` alone (the variant carries no value)`);
         const val = this.value(en.value, v.type, m, `variant \`${key}\` of ${what}`, depth + 1);
-        return val === undefined ? undefined : { [key]: val };
+        return val === undefined ? undefined : Object.assign(Object.create(null), { [key]: val });
       }
       default:
         return undefined;

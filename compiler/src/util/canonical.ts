@@ -24,7 +24,8 @@ function sortKeys(this: unknown, _key: string, value: unknown): unknown {
   }
   if (sorted) return value;
   keys.sort();
-  const out: Record<string, unknown> = {};
+  // A null prototype keeps a `__proto__` key an ordinary property.
+  const out: Record<string, unknown> = Object.create(null);
   for (const k of keys) out[k] = obj[k];
   return out;
 }
