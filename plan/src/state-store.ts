@@ -197,7 +197,7 @@ export function processAlive(pid: number, startTime: number | null): boolean {
     return true; // No /proc: trust the signal probe.
   }
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // A zombie (or a dead task) has exited; only its parent has not reaped it yet.
+  // A zombie (or a process that is being torn down) has exited; only its parent has not reaped it yet.
   // Orphans reparented to an init that does not reap stay zombies for good.
   if (rest[0] === 'Z' || rest[0] === 'X') return false;
   return startTime === null || Number(rest[19]) === startTime;

@@ -2,7 +2,7 @@
 # The operator's view of the cluster: usage lines from the jobs of every
 # organisation, printed (`mclc logs accounting`) and kept in /tmp/usage.log.
 #
-# `mcl-msg serve` (the broker's guest helper) runs this script again with
+# `mcl-msg serve` (the broker's guest tool) runs this script again with
 # --line for every usage line, the message body on stdin.
 
 if [ "$1" = --line ]; then

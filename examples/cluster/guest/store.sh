@@ -2,7 +2,7 @@
 # An organisation's private result store (std.kv.Kv), kept in the guest's own
 # memory. Only its organisation's jobs are wired to it. Frames are taken apart
 # with the shell's own pattern expansion: under emulation every fork of a
-# helper such as sed costs tens of milliseconds.
+# tool such as sed costs tens of milliseconds.
 
 PORT=/dev/mcl/kv
 STORE=/tmp/kv

@@ -3,7 +3,7 @@
 # (`mclc logs recorder`) and kept in /tmp/seen.log. It only accepts log lines;
 # the broker refuses anything else on its port.
 #
-# `mcl-msg serve` (the broker's guest helper) runs this script again with
+# `mcl-msg serve` (the broker's guest tool) runs this script again with
 # --line for every line the traps send, the message body on stdin.
 
 if [ "$1" = --line ]; then

@@ -2,7 +2,7 @@
 # Collects audit lines (std.log.Logs) from the components that handle secrets
 # and prints them, so `mclc logs audit` shows them.
 #
-# The broker's guest helper does the framing: `mcl-msg serve` runs this script
+# The broker's guest tool does the framing: `mcl-msg serve` runs this script
 # again with --line for every line sent, the message body on stdin. Collecting
 # is off every request's path, so the fork per line costs nothing that waits.
 

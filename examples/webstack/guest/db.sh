@@ -5,7 +5,7 @@
 # and checks every frame we answer against the channel's schema, so this
 # script only ever sees well-formed calls it may serve. Frames are taken apart
 # with the shell's own pattern expansion: under emulation every fork of a
-# helper such as sed costs tens of milliseconds.
+# tool such as sed costs tens of milliseconds.
 
 PORT=/dev/mcl/kv
 STORE=/tmp/kv

@@ -15,7 +15,7 @@ export interface CloneRequest {
   index: number;
   /** A directory of this clone's own for sockets, pid file and logs; it exists and is empty. */
   dir: string;
-  /** The fork must be ready (guest agent answered, program started) within this time. */
+  /** The fork must be ready (the control port answered, the program started) within this time. */
   readyTimeoutMs: number;
   /** Leave the clone paused after the fork (a warm clone for a future session). */
   paused?: boolean;
