@@ -782,7 +782,11 @@ export class Broker extends EventEmitter {
       this.violation(req.name, req.clone, req.port, ch, conn, 'schema', `${op.name}: ${prefixBody(err)}`, env.id, req);
       return;
     }
-    const bodyJson = JSON.stringify(env.body);
+    const bodyJson = encode(env.body);
+    if (bodyJson === null) {
+      this.violation(req.name, req.clone, req.port, ch, conn, 'schema', `${op.name}: the body is nested too deeply`, env.id, req);
+      return;
+    }
     if (bodyJson.length > ch.inv.max_message_bytes && Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
       this.violation(req.name, req.clone, req.port, ch, conn, 'oversize', `body of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, env.id, req);
       return;
@@ -885,7 +889,14 @@ export class Broker extends EventEmitter {
       p.respond({ ok: false, error: `the provider's reply was refused: ${prefixBody(err)}`, kind: 'denied' });
       return;
     }
-    const bodyJson = JSON.stringify(env.body);
+    const bodyJson = encode(env.body);
+    if (bodyJson === null) {
+      this.settle(p);
+      this.violation(inst, conn.clone, conn.port.name, ch, conn, 'schema', `reply to ${p.op.name}: the body is nested too deeply`, env.id);
+      ch.counters.errors++;
+      p.respond({ ok: false, error: `the provider's reply was refused: it is nested too deeply`, kind: 'denied' });
+      return;
+    }
     if (bodyJson.length > ch.inv.max_message_bytes && Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
       this.settle(p);
       this.violation(inst, conn.clone, conn.port.name, ch, conn, 'oversize', `reply of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, env.id);
@@ -918,7 +929,8 @@ export class Broker extends EventEmitter {
         this.violation(inst, conn.clone, conn.port.name, ch, conn, 'schema', `${opName}: ${prefixBody(err)}`, undefined);
         return;
       }
-      if (bodyJson === null) bodyJson = JSON.stringify(body);
+      if (bodyJson === null) bodyJson = encode(body);
+      if (bodyJson === null) return;
       if (Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
         this.violation(inst, conn.clone, conn.port.name, ch, conn, 'oversize', `notify of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, undefined);
         continue;
@@ -1522,6 +1534,15 @@ function envelope(frame: unknown): Envelope | string {
     if (f.error.length > MAX_ERROR_TEXT) f.error = f.error.slice(0, MAX_ERROR_TEXT);
   }
   return f as unknown as Envelope;
+}
+
+/** JSON text of a checked body, or null when it is nested too deeply to encode. */
+function encode(body: unknown): string | null {
+  try {
+    return JSON.stringify(body);
+  } catch {
+    return null;
+  }
 }
 
 function frameId(frame: unknown): number | string | undefined {

@@ -309,8 +309,15 @@ export function compileSchemas(schemas: Record<string, MessageSchema>): Compiled
   return {
     get(name: string): Validator {
       const v = named.get(name);
-      if (v) return v;
-      return () => `type ${name} is not in the plan's schemas`;
+      if (!v) return () => `type ${name} is not in the plan's schemas`;
+      // Recursive types recurse as deep as the value: a value nested deeper than the stack allows is refused, not a crash.
+      return (value) => {
+        try {
+          return v(value);
+        } catch {
+          return ': the value is nested too deeply';
+        }
+      };
     },
     problems,
   };

@@ -163,3 +163,15 @@ describe('messages about hostile values', () => {
     expect(m({ ['x'.repeat(100_000)]: 1 })!.length).toBeLessThan(300);
   });
 });
+
+describe('deeply nested values', () => {
+  it('are refused by recursive types instead of overflowing the stack', () => {
+    const schemas = compileSchemas({
+      Tree: { kind: 'record', fields: [{ name: 'kids', optional: true, type: { kind: 'list', element: { kind: 'ref', name: 'Tree' } } }] },
+    });
+    let v: Record<string, unknown> = {};
+    for (let i = 0; i < 200_000; i++) v = { kids: [v] };
+    expect(schemas.get('Tree')(v)).toMatch(/nested too deeply/);
+    expect(schemas.get('Tree')({ kids: [{ kids: [] }] })).toBeUndefined();
+  });
+});
