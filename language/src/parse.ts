@@ -30,6 +30,11 @@ export function parse(text: string, path: string): ParseResult {
   p.begin(lexed.tokens, path, text);
   let result: ReturnType<McParser['sourceFile']> | undefined;
   const diagnostics: Diagnostic[] = [...lexed.diagnostics];
+  // Chevrotain signals every syntax error with an exception; capturing a stack
+  // trace for each one is most of the cost of parsing a broken file, and the
+  // traces are never shown.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     result = p.sourceFile();
   } catch (e) {
@@ -42,6 +47,8 @@ export function parse(text: string, path: string): ParseResult {
       span: { start: 0, end: 0 },
       hint: 'this is a bug in mcl; please report it with this file',
     });
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
   }
   diagnostics.push(...convertErrors(p.errors, lexed.tokens, text, path));
   diagnostics.push(...p.diags);

@@ -285,6 +285,7 @@ export class McParser extends EmbeddedActionsParser {
       isInCurrentRuleReSyncSet(this: McParser, type: TokenType): boolean;
       findReSyncTokenType(this: McParser): TokenType;
       canRecoverWithSingleTokenDeletion(this: McParser, expected: TokenType): boolean;
+      getFollowsForInRuleRecovery(this: McParser, type: TokenType, idx: number): TokenType[];
       getCurrFollowKey(): unknown;
       getFollowSetFromFollowKey(key: unknown): TokenType[];
     };
@@ -294,6 +295,22 @@ export class McParser extends EmbeddedActionsParser {
     };
     // Deleting a bracket or a declaration keyword to make the next token fit throws the
     // structure of the file away (`connect a.x -> { rate ...` would read `rate` as an instance).
+    // The tokens that may follow a terminal depend only on the rule path and the
+    // terminal; Chevrotain walks the grammar for them on every error, which made
+    // broken files an order of magnitude slower to parse than valid ones.
+    const followsOf = self.getFollowsForInRuleRecovery;
+    const followCache = new Map<string, TokenType[]>();
+    self.getFollowsForInRuleRecovery = function (type, idx) {
+      const s = this as unknown as { RULE_STACK: number[]; RULE_OCCURRENCE_STACK: number[] };
+      const key = `${s.RULE_STACK.join(',')}|${s.RULE_OCCURRENCE_STACK.join(',')}|${type.tokenTypeIdx}|${idx}`;
+      let follows = followCache.get(key);
+      if (follows === undefined) {
+        follows = followsOf.call(this, type, idx);
+        if (followCache.size > 20_000) followCache.clear();
+        followCache.set(key, follows);
+      }
+      return follows;
+    };
     const canDelete = self.canRecoverWithSingleTokenDeletion;
     self.canRecoverWithSingleTokenDeletion = function (expected) {
       return !NEVER_DELETED.has(this.LA(1).tokenType) && canDelete.call(this, expected);
