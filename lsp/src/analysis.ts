@@ -223,6 +223,15 @@ export class Analyzer {
     this.workspace.buildReads = new Map();
     try {
       await this.runBuildSteps(generation);
+    } catch (e) {
+      // A failure here is a bug in the server, not in the user's sources.
+      // It is logged, and waiting requests get the last good snapshot (or an
+      // empty one) instead of hanging; the next edit tries again.
+      this.options.log(`mcl: the build failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      const fallback = this.snapshot ?? makeSnapshot(generation, emptyResult(), 0);
+      const ready = this.waiters.filter((w) => w.generation <= generation);
+      this.waiters = this.waiters.filter((w) => w.generation > generation);
+      for (const w of ready) w.resolve(fallback);
     } finally {
       this.workspace.buildReads = undefined;
     }

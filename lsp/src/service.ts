@@ -63,7 +63,13 @@ export function startServer(connection: Connection, bundleDir: string): void {
   connection.onInitialize((params: InitializeParams): InitializeResult => {
     const options = (params.initializationOptions ?? {}) as ServerOptions;
     const rootUri = params.workspaceFolders?.[0]?.uri ?? params.rootUri ?? undefined;
-    const root = rootUri ? fileURLToPath(rootUri) : (params.rootPath ?? process.cwd());
+    let root = params.rootPath ?? process.cwd();
+    try {
+      if (rootUri) root = fileURLToPath(rootUri);
+    } catch {
+      // Only `file:` workspaces can be read from disk; others get the working directory.
+      connection.console.error(`mcl: the workspace ${rootUri} is not a local folder; using ${root}`);
+    }
     const stdlib = findStdlibDir(options.stdlibPath, bundleDir);
     if (!stdlib) {
       connection.console.error(
