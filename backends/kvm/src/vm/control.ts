@@ -148,8 +148,9 @@ export class ControlChannel extends EventEmitter {
   async sendIdentity(identity: GuestIdentity, timeoutMs = 20_000): Promise<{ programPid: number | null }> {
     const n = String(++this.seq);
     const clone = identity.clone ?? 0;
-    const hostname =
-      identity.hostname ?? identity.instanceId.replace(/[^A-Za-z0-9-]/g, '-') + (clone > 0 ? `-${clone}` : '');
+    // A hostname is at most 64 bytes; keep the clone suffix when the instance id is long.
+    const suffix = clone > 0 ? `-${clone}` : '';
+    const hostname = identity.hostname ?? identity.instanceId.replace(/[^A-Za-z0-9-]/g, '-').slice(0, 63 - suffix.length) + suffix;
     const seed = identity.seed ?? randomBytes(64);
     const lines: string[] = ['reset', `instance ${b64(identity.instanceId)} ${clone}`, `hostname ${b64(hostname)}`, `seed ${seed.toString('base64')}`];
     for (const p of identity.ports) {

@@ -23,6 +23,12 @@
 // connected, guest writes to the port block and reads see end-of-file.
 // Inside the guest each data port appears as /dev/mcl/<port name> once the
 // identity was sent; spec/guest.md documents the control protocol.
+//
+// Process ownership: QEMU processes are children of the calling process and
+// are killed when it exits normally or on a signal it can handle. After an
+// uncatchable end (SIGKILL) they keep running; pass `pidFile` to forkClone and
+// reconcile from it (with the process start time) when the owner restarts.
+// Socket paths must fit a unix socket address (107 bytes).
 
 export type {
   AccelName,
