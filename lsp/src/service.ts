@@ -28,7 +28,7 @@ import { documentSymbols, workspaceSymbols } from './features/symbols';
 import { foldingRanges } from './features/folding';
 import { hover } from './features/hover';
 import { inlayHints } from './features/inlay-hints';
-import { prepareRename, references, rename } from './features/references';
+import { documentHighlights, prepareRename, references, rename } from './features/references';
 import { semanticTokens, SEMANTIC_LEGEND } from './features/semantic-tokens';
 import { createBaseHost } from './host';
 import { findStdlibDir, PathMapper } from './paths';
@@ -105,6 +105,7 @@ export function startServer(connection: Connection, bundleDir: string): void {
         hoverProvider: true,
         definitionProvider: true,
         referencesProvider: true,
+        documentHighlightProvider: true,
         renameProvider: { prepareProvider: true },
         completionProvider: { triggerCharacters: COMPLETION_TRIGGERS, resolveProvider: false },
         documentSymbolProvider: true,
@@ -210,6 +211,10 @@ export function startServer(connection: Connection, bundleDir: string): void {
   connection.onReferences((p, token) => {
     const file = fileOf(p.textDocument.uri);
     return file ? withChecked(token, (s, c) => references(s, c, file, p.position, p.context.includeDeclaration)) : null;
+  });
+  connection.onDocumentHighlight((p, token) => {
+    const file = fileOf(p.textDocument.uri);
+    return file ? withChecked(token, (s, c) => documentHighlights(s, c, file, p.position)) : null;
   });
   connection.onPrepareRename((p, token) => {
     const file = fileOf(p.textDocument.uri);

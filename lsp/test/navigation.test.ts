@@ -105,3 +105,37 @@ describe('references', () => {
     expect(locs.map((l) => l.range.start.line).sort((a, b) => a - b)).toEqual([30, 32]);
   });
 });
+
+describe('document highlight', () => {
+  it('marks the declaration and every use of an instance in the file', async () => {
+    const hl = (await client.conn.sendRequest('textDocument/documentHighlight', {
+      textDocument: { uri: client.uri('main.mcl') },
+      position: positionAt(MAIN, at(MAIN, 'db = Db', 0)),
+    })) as { range: { start: { line: number } }; kind: number }[];
+    expect(hl.map((h) => `${h.range.start.line}:${h.kind}`).sort()).toEqual(['28:3', '30:2', '32:2']);
+  });
+});
+
+describe('incremental edits', () => {
+  it('applies ranged changes and answers against the edited text', async () => {
+    // Rename the instance `web` to `front` in its declaration only, with a ranged change.
+    const line = 26;
+    await client.conn.sendNotification('textDocument/didChange', {
+      textDocument: { uri: client.uri('main.mcl'), version: 50 },
+      contentChanges: [{ range: { start: { line, character: 2 }, end: { line, character: 5 } }, text: 'front' }],
+    });
+    const ds = await client.waitForDiagnostics('main.mcl', (d) => d.some((x) => /web/.test(typeof x.message === 'string' ? x.message : x.message.value)));
+    expect(ds.some((d) => d.severity === 1)).toBe(true);
+    const h = (await client.conn.sendRequest('textDocument/hover', {
+      textDocument: { uri: client.uri('main.mcl') },
+      position: { line, character: 4 },
+    })) as Hover;
+    expect((h.contents as { value: string }).value).toContain('front');
+    // Put it back.
+    await client.conn.sendNotification('textDocument/didChange', {
+      textDocument: { uri: client.uri('main.mcl'), version: 51 },
+      contentChanges: [{ range: { start: { line, character: 2 }, end: { line, character: 7 } }, text: 'web' }],
+    });
+    await client.waitForDiagnostics('main.mcl', (d) => d.every((x) => x.severity !== 1));
+  });
+});

@@ -9,7 +9,7 @@
 
 import type { SymbolInfo } from '@mcl/compiler';
 import { RESERVED_WORDS as LANGUAGE_RESERVED_WORDS } from '@mcl/language';
-import { ResponseError, ErrorCodes, type Location, type Position, type Range, type TextEdit, type WorkspaceEdit } from 'vscode-languageserver';
+import { DocumentHighlightKind, ResponseError, ErrorCodes, type DocumentHighlight, type Location, type Position, type Range, type TextEdit, type WorkspaceEdit } from 'vscode-languageserver';
 import type { Snapshot } from '../analysis';
 import { toRange } from '../convert';
 import { moduleOf } from '../model';
@@ -39,6 +39,27 @@ export function references(s: Snapshot, c: ServerContext, file: string, position
   for (const r of s.refs.references(sym.id)) {
     if (isDeclaration(sym, r)) continue;
     push(r.file, r.span);
+  }
+  return out;
+}
+
+/** Every use of the symbol under the cursor in the same file; the declaration is marked as a write. */
+export function documentHighlights(s: Snapshot, _c: ServerContext, file: string, position: Position): DocumentHighlight[] | null {
+  const lines = s.lines(file);
+  if (!lines) return null;
+  const hit = s.refs.symbolAt(file, lines.offsetAt(position));
+  if (!hit) return null;
+  const sym = hit.symbol;
+  const out: DocumentHighlight[] = [];
+  const seen = new Set<number>();
+  if (sym.file === file) {
+    out.push({ range: toRange(lines, sym.nameSpan), kind: DocumentHighlightKind.Write });
+    seen.add(sym.nameSpan.start);
+  }
+  for (const r of s.refs.inFile(file)) {
+    if (r.symbol !== sym.id || seen.has(r.span.start)) continue;
+    seen.add(r.span.start);
+    out.push({ range: toRange(lines, r.span), kind: DocumentHighlightKind.Read });
   }
   return out;
 }
