@@ -266,7 +266,7 @@ function portItems(s: Snapshot, file: string, offset: number, instanceName: stri
   const target = instanceTarget(s, file, inst);
   if (!target) return [];
   return portsOf(s, target)
-    .filter((p) => !want || p.kind === 'export' || p.detail.includes(want) || (want === 'provide' && p.detail.startsWith('expose')))
+    .filter((p) => !want || p.kind === 'export' || p.detail.startsWith(want) || (want === 'provide' && p.detail.startsWith('expose')))
     .map((p) => symbolItem(p, CompletionItemKind.Interface));
 }
 
