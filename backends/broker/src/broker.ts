@@ -59,6 +59,8 @@ const LATENCY_SAMPLES = 1024;
 const PENALTY_VIOLATIONS = 64;
 const PENALTY_WINDOW_MS = 100;
 const PENALTY_PAUSE_MS = 50;
+/** Connections one exposure accepts at once; more are closed on arrival. */
+const MAX_CONNECTIONS = 1024;
 /** Longest violation detail kept and sent back in a `denied` frame. */
 const MAX_DETAIL = 400;
 /** Longest error text a provider may send; longer ones are cut. */
@@ -468,6 +470,8 @@ export class Broker extends EventEmitter {
       if (!ch) continue;
       const http = isHttpProtocol(ex.protocol);
       const server = http ? this.httpServer(ch) : this.frameServer(ch);
+      // Each connection holds a requester (and maybe a session): bound how many one exposure keeps.
+      server.maxConnections = MAX_CONNECTIONS;
       this.servers.push(server);
       const want = this.opts.mapHostPort ? this.opts.mapHostPort(ex.host_port) : ex.host_port;
       await new Promise<void>((resolve, reject) => {
