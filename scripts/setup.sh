@@ -16,5 +16,9 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
-npm ci --no-audit --no-fund
+# `npm install` rather than `npm ci`: the registry these machines reach serves
+# only the Linux builds of rollup's optional per-platform packages, so the
+# lockfile cannot list the others and `npm ci` rejects it as out of sync.
+# `npm install` installs the locked versions all the same.
+npm install --no-audit --no-fund
 npm run build
