@@ -25,44 +25,48 @@ import * as T from './tokens';
 
 const { K } = T;
 
+// Messages for a missing name, one per place a name is expected.
+const N0 = { ERR_MSG: 'a name after `.`' };
+const N1 = { ERR_MSG: 'an instance name' };
+const N2 = { ERR_MSG: 'a port name' };
+const N3 = { ERR_MSG: 'a module path' };
+const N4 = { ERR_MSG: 'a module name after `.`' };
+const N5 = { ERR_MSG: 'a declaration name to import' };
+const N6 = { ERR_MSG: 'a new name after `as`' };
+const N7 = { ERR_MSG: 'a type name' };
+const N8 = { ERR_MSG: 'a field name' };
+const N9 = { ERR_MSG: 'an enum member' };
+const N10 = { ERR_MSG: 'a variant name' };
+const N11 = { ERR_MSG: 'a key' };
+const N12 = { ERR_MSG: 'a protocol name' };
+const N13 = { ERR_MSG: 'an operation name' };
+const N14 = { ERR_MSG: 'a component name' };
+const N15 = { ERR_MSG: 'a label name' };
+const N16 = { ERR_MSG: 'a parameter name' };
+const N17 = { ERR_MSG: 'a system name' };
+const N18 = { ERR_MSG: 'the name of the exported port' };
+const N19 = { ERR_MSG: 'an instance name (or `outside`)' };
+const N20 = { ERR_MSG: 'an image name' };
+const N21 = { ERR_MSG: 'a target name' };
+const N22 = { ERR_MSG: 'a property name' };
+const N23 = { ERR_MSG: 'a label name after `<`' };
+
 // Option objects of DSL calls, allocated once instead of on every call.
-const O0 = { ARGS: ['a name after `.`'] as [string] };
-const O1 = { ARGS: ['an instance name'] as [string] };
-const O2 = { ARGS: ['a port name'] as [string] };
-const O3 = { ARGS: ['a module path'] as [string] };
-const O4 = { ARGS: ['a module name after `.`'] as [string] };
-const O5 = { ARGS: ['a declaration name to import'] as [string] };
-const O6 = { ARGS: ['a new name after `as`'] as [string] };
-const O7 = { ARGS: ['a type name'] as [string] };
 const O8 = { ARGS: ['a type'] as [string] };
-const O9 = { ARGS: ['a field name'] as [string] };
-const O10 = { ARGS: ['an enum member'] as [string] };
-const O11 = { ARGS: ['a variant name'] as [string] };
-const O12 = { ARGS: ['a key'] as [string] };
 const O13 = { ARGS: ['a protocol name'] as [string] };
-const O14 = { ARGS: ['an operation name'] as [string] };
-const O15 = { ARGS: ['a component name'] as [string] };
 const O16 = { ARGS: ['an image name'] as [string] };
 const O17 = { ARGS: ['a size such as `256MiB`'] as [string] };
 const O18 = { ARGS: ['an integer'] as [string] };
-const O19 = { ARGS: ['a label name'] as [string] };
-const O20 = { ARGS: ['a parameter name'] as [string] };
 const O21 = { ARGS: ['a default value'] as [string] };
 const O22 = { ARGS: ['a TCP port number'] as [string] };
 const O23 = { ARGS: ['the number of replicas'] as [string] };
 const O24 = { ARGS: ['the number of warm clones'] as [string] };
 const O25 = { ARGS: ['the maximum number of sessions'] as [string] };
 const O26 = { ARGS: ['the number of restarts'] as [string] };
-const O27 = { ARGS: ['a system name'] as [string] };
 const O28 = { ARGS: ['a component or system name'] as [string] };
 const O29 = { ARGS: ['a rate such as `500/s`'] as [string] };
 const O30 = { ARGS: ['a duration such as `2s`'] as [string] };
-const O31 = { ARGS: ['the name of the exported port'] as [string] };
-const O32 = { ARGS: ['an instance name (or `outside`)'] as [string] };
-const O33 = { ARGS: ['a target name'] as [string] };
-const O34 = { ARGS: ['a property name'] as [string] };
 const O35 = { ARGS: ['a value for the property'] as [string] };
-const O36 = { ARGS: ['a label name after `<`'] as [string] };
 const O37 = { ARGS: ['the name of the system to deploy'] as [string] };
 const O38 = { ERR_MSG: '`.` and a port name (`instance.port`)' };
 const O39 = { ERR_MSG: '`}` to close the import list' };
@@ -697,19 +701,19 @@ export class McParser extends EmbeddedActionsParser {
 
   qualifiedName = this.rule('qualifiedName', (what?: string): A.QualifiedName => {
     const node = this.open<A.QualifiedName>({ kind: 'QualifiedName', parts: [], span: { start: this.startPos(), end: 0 } });
-    node.parts.push(this.SUBRULE(this.ident, { ARGS: [what] }));
+    node.parts.push(this.mkIdent(this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name'))));
     this.MANY(() => {
       this.CONSUME(T.Dot);
-      node.parts.push(this.SUBRULE2(this.ident, O0));
+      node.parts.push(this.mkIdent(this.CONSUME2(T.Identifier, N0)));
     });
     return this.done(node);
   });
 
   portRef = this.rule('portRef', (): A.PortRef => {
     const node = this.open<A.PortRef>({ kind: 'PortRef', instance: M_IDENT, port: M_IDENT, span: { start: this.startPos(), end: 0 } });
-    node.instance = this.SUBRULE(this.ident, O1);
+    node.instance = this.mkIdent(this.CONSUME(T.Identifier, N1));
     this.CONSUME(T.Dot, O38);
-    node.port = this.SUBRULE2(this.ident, O2);
+    node.port = this.mkIdent(this.CONSUME2(T.Identifier, N2));
     return this.done(node);
   });
 
@@ -766,10 +770,10 @@ export class McParser extends EmbeddedActionsParser {
     const modStart = this.startPos();
     const module: A.QualifiedName = { kind: 'QualifiedName', parts: [], span: { start: modStart, end: modStart } };
     const node = this.open<A.ImportDecl>({ kind: 'Import', module, items: [], span: { start, end: 0 } });
-    module.parts.push(this.SUBRULE(this.ident, O3));
+    module.parts.push(this.mkIdent(this.CONSUME(T.Identifier, N3)));
     this.MANY(() => {
       this.CONSUME(T.Dot);
-      module.parts.push(this.SUBRULE2(this.ident, O4));
+      module.parts.push(this.mkIdent(this.CONSUME2(T.Identifier, N4)));
     });
     if (!this.RECORDING_PHASE) module.span = { start: module.parts[0].span.start, end: module.parts[module.parts.length - 1].span.end };
     let hasItems = false;
@@ -847,10 +851,10 @@ export class McParser extends EmbeddedActionsParser {
 
   importItem = this.rule('importItem', (): A.ImportItem => {
     const node = this.open<A.ImportItem>({ kind: 'ImportItem', name: M_IDENT, span: { start: this.startPos(), end: 0 } });
-    node.name = this.SUBRULE(this.ident, O5);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N5));
     this.OPTION(() => {
       this.CONSUME(K.as);
-      node.alias = this.SUBRULE2(this.ident, O6);
+      node.alias = this.mkIdent(this.CONSUME2(T.Identifier, N6));
     });
     return this.done(node);
   });
@@ -863,7 +867,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.TypeDecl>({ kind: 'TypeDecl', name: M_IDENT, type: M_TYPE, span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.type);
-    node.name = this.SUBRULE(this.ident, O7);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N7));
     this.CONSUME(T.Eq, O40);
     node.type = this.SUBRULE(this.typeExpr);
     return this.done(node);
@@ -1048,7 +1052,7 @@ export class McParser extends EmbeddedActionsParser {
     const doc = this.docOf();
     const node = this.open<A.Field>({ kind: 'Field', name: M_IDENT, optional: false, type: M_TYPE, span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
-    node.name = this.SUBRULE(this.ident, O9);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N8));
     this.OPTION(() => (this.CONSUME(T.Question), (node.optional = true)));
     this.CONSUME(T.Colon, O49);
     node.type = this.SUBRULE(this.typeExpr);
@@ -1061,7 +1065,7 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(T.LBrace, O50);
     this.MANY(() => {
       this.OR([
-        { ALT: () => node.members.push(this.SUBRULE(this.ident, O10)) },
+        { ALT: () => node.members.push(this.mkIdent(this.CONSUME(T.Identifier, N9))) },
         { ALT: () => this.sep() },
         { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'an enum member') },
       ]);
@@ -1087,7 +1091,7 @@ export class McParser extends EmbeddedActionsParser {
 
   variant = this.rule('variant', (): A.Variant => {
     const node = this.open<A.Variant>({ kind: 'Variant', name: M_IDENT, span: { start: this.startPos(), end: 0 } });
-    node.name = this.SUBRULE(this.ident, O11);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N10));
     this.OPTION(() => {
       this.CONSUME(T.Colon);
       node.type = this.SUBRULE(this.typeExpr);
@@ -1191,7 +1195,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.MapEntry>({ kind: 'MapEntry', key: M_IDENT, value: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.OR([
       { ALT: () => (node.key = this.literalFrom(this.CONSUME(T.StringLit)) as A.StringLiteral) },
-      { ALT: () => (node.key = this.SUBRULE(this.ident, O12)) },
+      { ALT: () => (node.key = this.mkIdent(this.CONSUME(T.Identifier, N11))) },
     ]);
     this.OR2({ DEF: [{ ALT: () => this.CONSUME(T.Colon) }, { ALT: () => this.CONSUME(T.Eq) }], ERR_MSG: '`:` or `=` and the value' });
     node.value = this.SUBRULE(this.expr);
@@ -1206,7 +1210,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.ProtocolDecl>({ kind: 'ProtocolDecl', name: M_IDENT, ops: [], span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.protocol);
-    node.name = this.SUBRULE(this.ident, O13);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N12));
     this.CONSUME(T.LBrace, O56);
     this.MANY(() => {
       this.OR([
@@ -1244,7 +1248,7 @@ export class McParser extends EmbeddedActionsParser {
       { ALT: () => this.CONSUME(K.notify) },
     ]);
     node.opKind = kw.image as A.OperationKind;
-    node.name = this.SUBRULE(this.ident, O14);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N13));
     this.OPTION(() => {
       this.CONSUME(T.LParen);
       this.OPTION2(() => (node.input = this.SUBRULE(this.typeExpr)));
@@ -1318,7 +1322,7 @@ export class McParser extends EmbeddedActionsParser {
       DEF: [
         {
           ALT: () => {
-            node.name = this.SUBRULE(this.ident, O14);
+            node.name = this.mkIdent(this.CONSUME(T.Identifier, N13));
             return this.done(node);
           },
         },
@@ -1343,7 +1347,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.ComponentDecl>({ kind: 'ComponentDecl', name: M_IDENT, members: [], span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.component);
-    node.name = this.SUBRULE(this.ident, O15);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N14));
     this.CONSUME(T.LBrace, O60);
     this.MANY(() => {
       const m = this.OR(this.membersAlts0) as A.ComponentMember | undefined;
@@ -1379,16 +1383,16 @@ export class McParser extends EmbeddedActionsParser {
   labelMember = this.rule('labelMember', (): A.LabelMember => {
     const node = this.open<A.LabelMember>({ kind: 'LabelMember', label: M_IDENT, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.label);
-    node.label = this.SUBRULE(this.ident, O19);
+    node.label = this.mkIdent(this.CONSUME(T.Identifier, N15));
     return this.done(node);
   });
 
   declassifyMember = this.rule('declassifyMember', (): A.DeclassifyMember => {
     const node = this.open<A.DeclassifyMember>({ kind: 'DeclassifyMember', from: M_IDENT, to: M_IDENT, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.declassifies);
-    node.from = this.SUBRULE(this.ident, O19);
+    node.from = this.mkIdent(this.CONSUME(T.Identifier, N15));
     this.CONSUME(T.Arrow, O62);
-    node.to = this.SUBRULE2(this.ident, O19);
+    node.to = this.mkIdent(this.CONSUME2(T.Identifier, N15));
     return this.done(node);
   });
 
@@ -1397,7 +1401,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.ParamDecl>({ kind: 'ParamDecl', name: M_IDENT, type: M_TYPE, sensitive: false, span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.param);
-    node.name = this.SUBRULE(this.ident, O20);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N16));
     this.CONSUME(T.Colon, O63);
     node.type = this.SUBRULE(this.typeExpr);
     this.OPTION(() => {
@@ -1427,7 +1431,7 @@ export class McParser extends EmbeddedActionsParser {
     const isExpose = kw.tokenType === K.expose;
     node.direction = kw.tokenType === K.require ? 'require' : 'provide';
     if (isExpose) node.expose = M_EXPOSE;
-    node.name = this.SUBRULE(this.ident, O2);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N2));
     this.CONSUME(T.Colon, O64);
     node.protocol = this.SUBRULE(this.qualifiedName, O13);
     this.OPTION(() => (this.CONSUME(K.optional), (node.optional = true)));
@@ -1593,7 +1597,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.SystemDecl>({ kind: 'SystemDecl', name: M_IDENT, members: [], span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.system);
-    node.name = this.SUBRULE(this.ident, O27);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N17));
     this.CONSUME(T.LBrace, O73);
     this.MANY(() => {
       const m = this.OR(this.membersAlts2) as A.SystemMember | undefined;
@@ -1613,7 +1617,7 @@ export class McParser extends EmbeddedActionsParser {
       span: { start: this.startPos(), end: 0 },
     });
     if (doc !== undefined) node.doc = doc;
-    node.name = this.SUBRULE(this.ident, O1);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N1));
     this.CONSUME(T.Eq, O75);
     node.component = this.SUBRULE(this.qualifiedName, O28);
     this.OPTION(() => {
@@ -1629,7 +1633,7 @@ export class McParser extends EmbeddedActionsParser {
 
   paramOverride = this.rule('paramOverride', (): A.ParamOverride => {
     const node = this.open<A.ParamOverride>({ kind: 'ParamOverride', name: M_IDENT, value: M_EXPR, span: { start: this.startPos(), end: 0 } });
-    node.name = this.SUBRULE(this.ident, O20);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N16));
     this.CONSUME(T.Eq, O77);
     node.value = this.SUBRULE(this.expr);
     return this.done(node);
@@ -1685,10 +1689,10 @@ export class McParser extends EmbeddedActionsParser {
   allowAttr = this.rule('allowAttr', (): A.AllowAttr => {
     const node = this.open<A.AllowAttr>({ kind: 'AllowAttr', ops: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.allow);
-    node.ops.push(this.SUBRULE(this.ident, O14));
+    node.ops.push(this.mkIdent(this.CONSUME(T.Identifier, N13)));
     this.MANY(() => {
       this.CONSUME(T.Comma);
-      node.ops.push(this.SUBRULE2(this.ident, O14));
+      node.ops.push(this.mkIdent(this.CONSUME2(T.Identifier, N13)));
     });
     return this.done(node);
   });
@@ -1712,7 +1716,7 @@ export class McParser extends EmbeddedActionsParser {
   exportDecl = this.rule('exportDecl', (): A.ExportDecl => {
     const node = this.open<A.ExportDecl>({ kind: 'ExportDecl', name: M_IDENT, port: M_PORTREF, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.export);
-    node.name = this.SUBRULE(this.ident, O31);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N18));
     this.CONSUME(T.Eq, O80);
     node.port = this.SUBRULE(this.portRef);
     return this.done(node);
@@ -1732,13 +1736,13 @@ export class McParser extends EmbeddedActionsParser {
 
   onlyRule = this.rule('onlyRule', (): A.OnlyRule => {
     const node = this.open<A.OnlyRule>({ kind: 'OnlyRule', target: M_IDENT, mode: 'from', sources: [], span: { start: this.startPos(), end: 0 } });
-    node.target = this.SUBRULE(this.ident, O1);
+    node.target = this.mkIdent(this.CONSUME(T.Identifier, N1));
     this.CONSUME(K.only, O83);
     this.OR({ DEF: [{ ALT: () => this.CONSUME(K.from) }, { ALT: () => (this.CONSUME(K.through), (node.mode = 'through')) }], ERR_MSG: '`from` or `through`' });
-    node.sources.push(this.SUBRULE2(this.ident, O1));
+    node.sources.push(this.mkIdent(this.CONSUME2(T.Identifier, N1)));
     this.MANY(() => {
       this.CONSUME(T.Comma);
-      node.sources.push(this.SUBRULE3(this.ident, O1));
+      node.sources.push(this.mkIdent(this.CONSUME3(T.Identifier, N1)));
     });
     return this.done(node);
   });
@@ -1751,9 +1755,9 @@ export class McParser extends EmbeddedActionsParser {
         {
           ALT: () => {
             this.CONSUME(K.path);
-            node.from = this.SUBRULE(this.ident, O32);
+            node.from = this.mkIdent(this.CONSUME(T.Identifier, N19));
             this.CONSUME(T.Arrow, O84);
-            node.to = this.SUBRULE2(this.ident, O1);
+            node.to = this.mkIdent(this.CONSUME2(T.Identifier, N1));
             return this.done(node);
           },
         },
@@ -1761,9 +1765,9 @@ export class McParser extends EmbeddedActionsParser {
           ALT: () => {
             this.CONSUME(K.flow);
             const flow = this.open<A.NoFlowRule>({ kind: 'NoFlowRule', label: M_IDENT, to: M_IDENT, span: { start, end: 0 } });
-            flow.label = this.SUBRULE3(this.ident, O19);
+            flow.label = this.mkIdent(this.CONSUME3(T.Identifier, N15));
             this.CONSUME2(T.Arrow, O85);
-            flow.to = this.SUBRULE4(this.ident, O1);
+            flow.to = this.mkIdent(this.CONSUME4(T.Identifier, N1));
             return this.done(flow);
           },
         },
@@ -1826,7 +1830,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.ImageDecl>({ kind: 'ImageDecl', name: M_IDENT, props: [], span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.image);
-    node.name = this.SUBRULE(this.ident, O16);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N20));
     node.props = this.SUBRULE(this.propertyBlock) ?? [];
     return this.done(node);
   });
@@ -1836,7 +1840,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.TargetDecl>({ kind: 'TargetDecl', name: M_IDENT, props: [], span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     this.CONSUME(K.target);
-    node.name = this.SUBRULE(this.ident, O33);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, N21));
     node.props = this.SUBRULE(this.propertyBlock) ?? [];
     return this.done(node);
   });
@@ -1857,7 +1861,7 @@ export class McParser extends EmbeddedActionsParser {
 
   property = this.rule('property', (): A.Property => {
     const node = this.open<A.Property>({ kind: 'Property', key: M_IDENT, value: M_EXPR, span: { start: this.startPos(), end: 0 } });
-    node.key = this.SUBRULE(this.ident, O34);
+    node.key = this.mkIdent(this.CONSUME(T.Identifier, N22));
     node.value = this.SUBRULE(this.expr, O35);
     return this.done(node);
   });
@@ -1872,10 +1876,10 @@ export class McParser extends EmbeddedActionsParser {
       this.OR([
         {
           ALT: () => {
-            const chain: A.Ident[] = [this.SUBRULE(this.ident, O19)];
+            const chain: A.Ident[] = [this.mkIdent(this.CONSUME(T.Identifier, N15))];
             this.MANY2(() => {
               this.CONSUME(T.Lt);
-              chain.push(this.SUBRULE2(this.ident, O36));
+              chain.push(this.mkIdent(this.CONSUME2(T.Identifier, N23)));
             });
             node.chains.push(chain);
           },
@@ -1896,7 +1900,7 @@ export class McParser extends EmbeddedActionsParser {
     node.system = this.SUBRULE(this.qualifiedName, O37);
     this.OPTION(() => {
       this.CONSUME(K.to);
-      node.target = this.SUBRULE(this.ident, O33);
+      node.target = this.mkIdent(this.CONSUME(T.Identifier, N21));
     });
     return this.done(node);
   });
