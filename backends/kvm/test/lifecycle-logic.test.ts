@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { diffInstances, startLayers, stopLayers } from '../src/lifecycle/diff';
-import { Supervisor } from '../src/lifecycle/supervisor';
+import { cloneDirBase, Supervisor } from '../src/lifecycle/supervisor';
 import type { BackendEvent } from '../src/lifecycle/events';
 import { chan, FakeBroker, FakeRuntime, inst, plan } from './fixtures/fakes';
 import { parseSmapsRollup, parseStatCpuMs } from '../src/lifecycle/procfs';
@@ -39,6 +39,17 @@ describe('diff and order', () => {
     expect(startLayers(['web', 'db'], webstackChannels)).toEqual([['db', 'web']]);
     const cyc = [chan('a', 'x', 'b', 'y'), chan('b', 'x', 'a', 'y'), chan('c', 'x', 'a', 'z'), chan('a', 'w', 'd', 'v')];
     expect(startLayers(['a', 'b', 'c', 'd'], cyc)).toEqual([['d'], ['a', 'b'], ['c']]);
+  });
+});
+
+describe('clone directories', () => {
+  it('keep short ids and shorten long ones so socket paths fit', () => {
+    expect(cloneDirBase('shop.app')).toBe('shop.app');
+    const long = 'organisation.department.team.service.worker';
+    const b = cloneDirBase(long);
+    expect(b.length).toBeLessThanOrEqual(29);
+    expect(b.startsWith('organisation.departm~')).toBe(true);
+    expect(cloneDirBase(long + 'x')).not.toBe(b);
   });
 });
 

@@ -22,7 +22,7 @@ import type {
   StatusReport,
 } from './events';
 import { killRecorded, LOG_FILE, runDirFor, SOCKET, supervisorAlive } from './supervise';
-import type { ApplySummary, ProcessRecord } from './supervisor';
+import { cloneDirBase, type ApplySummary, type ProcessRecord } from './supervisor';
 
 /** What the KVM backend keeps in the state's backend_data. */
 export interface KvmBackendData {
@@ -256,11 +256,12 @@ export async function logs(instanceId: string, opts: LogsOptions, onLine: LogSin
   }
   const dir = backendData(st)?.run_dir ?? runDirFor(opts.stateFile);
   const clonesDir = join(dir, 'clones');
+  const base = cloneDirBase(instanceId);
   const files = (): { clone: number; path: string }[] => {
     if (!existsSync(clonesDir)) return [];
     return readdirSync(clonesDir)
-      .filter((d) => d.startsWith(instanceId + '.') && /^\d+$/.test(d.slice(instanceId.length + 1)))
-      .map((d) => ({ clone: Number(d.slice(instanceId.length + 1)), path: join(clonesDir, d, 'console.log') }))
+      .filter((d) => d.startsWith(base + '.') && /^\d+$/.test(d.slice(base.length + 1)))
+      .map((d) => ({ clone: Number(d.slice(base.length + 1)), path: join(clonesDir, d, 'console.log') }))
       .filter((f) => opts.clone === undefined || f.clone === opts.clone)
       .sort((a, b) => a.clone - b.clone);
   };

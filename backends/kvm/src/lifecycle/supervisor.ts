@@ -11,6 +11,7 @@
 // one simply finishes the work. Applies are serialised.
 
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Plan, PlanInstance } from '@mcl/plan';
 import type { Violation } from '@mcl/broker';
@@ -259,7 +260,7 @@ export class Supervisor {
 
   private newClone(inst: Instance): Clone {
     const index = inst.nextIndex++;
-    const c: Clone = { index, state: 'starting', dir: join(this.o.runDir, 'clones', `${inst.plan.id}.${index}`), restarts: 0, streak: 0, stopping: false };
+    const c: Clone = { index, state: 'starting', dir: join(this.o.runDir, 'clones', `${cloneDirBase(inst.plan.id)}.${index}`), restarts: 0, streak: 0, stopping: false };
     inst.clones.set(index, c);
     return c;
   }
@@ -528,6 +529,16 @@ export class Supervisor {
 /** What the broker is built from: when it is unchanged, the broker (and its counters) is kept. */
 function brokerKey(plan: Plan): string {
   return JSON.stringify([plan.channels, plan.exposures, plan.schemas, plan.instances.map((i) => [i.id, i.mode, i.ports, i.max_sessions ?? null])]);
+}
+
+/**
+ * The directory name of an instance's clones (before `.<index>`): the id
+ * itself, or for a long id a prefix and a hash, so that the unix sockets
+ * inside stay under the 108-byte limit of a socket path.
+ */
+export function cloneDirBase(id: string): string {
+  if (id.length <= 32) return id;
+  return `${id.slice(0, 20)}~${createHash('sha256').update(id).digest('hex').slice(0, 8)}`;
 }
 
 export function describeExit(info: ExitInfo): string {
