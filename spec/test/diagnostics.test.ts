@@ -11,8 +11,8 @@ import { describe, expect, test } from 'vitest';
 import { compile, COMPILER_CODES, type CompileResult, type CompilerHost } from '@mcl/compiler';
 import { LineIndex, SyntaxCodes, syntaxDiagnosticInfos, type Diagnostic, type DiagnosticInfo, type Span } from '@mcl/language';
 import type { PlanTarget } from '@mcl/plan';
-import { checkPolicies, POLICY_CODES, type PolicyInput } from '../../compiler/src/policy/index';
-import { exitCodeFor } from '../../cli/src/compile';
+import { checkPolicies, POLICY_CODES, type PolicyInput } from '@mcl/compiler';
+import { exitCodeFor, knownDiagnosticCodes } from '../../cli/src/compile';
 import { REPO, readDiagnosticsDoc, type Section } from './doc';
 import { compileExample, MemoryHost } from './examples';
 
@@ -334,9 +334,15 @@ describe('the examples of spec/diagnostics.md report their codes', () => {
   });
 });
 
-describe('exit codes', () => {
+describe('the CLI', () => {
+  // The SARIF rule table of `mclc validate --format sarif` is built from these.
+  test('knows every registered code with its title and severity', () => {
+    const known = knownDiagnosticCodes().map((i) => `${i.code} ${i.severity} ${i.title}`);
+    expect(known).toEqual(ALL.map((i) => `${i.code} ${i.severity} ${i.title}`).sort());
+  });
+
   // spec/cli.md: 3 when every error is an MCL05xx, 1 for any other error.
-  test('each checked example exits with the code its stage documents', () => {
+  test('each checked example exits with the code its section documents', () => {
     const problems: string[] = [];
     for (const s of doc.sections) {
       const m = /\*\*Exit code:\*\* (\d+)/.exec(s.body);
