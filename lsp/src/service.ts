@@ -11,6 +11,7 @@ import {
   TextDocumentSyncKind,
   TextDocuments,
   type CancellationToken,
+  type Diagnostic,
   type Connection,
   type InitializeParams,
   type InitializeResult,
@@ -57,8 +58,8 @@ export interface ServerContext {
 export function startServer(connection: Connection, bundleDir: string): void {
   const documents = new TextDocuments(TextDocument);
   let ctx: ServerContext | undefined;
-  /** Files that currently show diagnostics in the client, so stale ones can be cleared. */
-  let published = new Set<string>();
+  /** Files that currently show diagnostics in the client, with what was sent, so stale ones can be cleared. */
+  let published = new Map<string, string>();
 
   connection.onInitialize((params: InitializeParams): InitializeResult => {
     const options = (params.initializationOptions ?? {}) as ServerOptions;
@@ -127,7 +128,7 @@ export function startServer(connection: Connection, bundleDir: string): void {
 
   function publishDiagnostics(s: Snapshot): void {
     const c = need();
-    const byFile = new Map<string, ReturnType<typeof toLspDiagnostic>[]>();
+    const byFile = new Map<string, Diagnostic[]>();
     for (const d of s.result.diagnostics) {
       const lsp = toLspDiagnostic(d, (f) => s.lines(f) ?? linesFromWorkspace(c, f), c.paths);
       if (!lsp) continue;
@@ -135,16 +136,17 @@ export function startServer(connection: Connection, bundleDir: string): void {
       if (list) list.push(lsp);
       else byFile.set(d.file, [lsp]);
     }
-    const now = new Set<string>();
-    for (const [file, diags] of byFile) {
-      now.add(file);
-      void connection.sendDiagnostics({ uri: c.paths.toUri(file), diagnostics: diags.filter((d) => d !== undefined) });
-    }
-    // Files that were showing problems are cleared, and every open document
-    // hears about each build even when it is clean, so the client knows its
-    // diagnostics are current.
-    for (const file of new Set([...published, ...c.workspace.openFiles()])) {
-      if (!now.has(file)) void connection.sendDiagnostics({ uri: c.paths.toUri(file), diagnostics: [] });
+    // Every open document hears about each build, even when nothing changed,
+    // so the client knows its diagnostics are current; other files are sent
+    // only when their diagnostics changed (a file that was showing problems
+    // and has none left is sent an empty list).
+    const open = new Set(c.workspace.openFiles());
+    const now = new Map<string, string>();
+    for (const file of new Set([...byFile.keys(), ...published.keys(), ...open])) {
+      const diagnostics = byFile.get(file) ?? [];
+      const key = JSON.stringify(diagnostics);
+      if (diagnostics.length > 0) now.set(file, key);
+      if (open.has(file) || published.get(file) !== key) void connection.sendDiagnostics({ uri: c.paths.toUri(file), diagnostics });
     }
     published = now;
   }
