@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Hover, Location } from 'vscode-languageserver-protocol';
 import { positionAt, startClient, STDLIB, type Client } from './harness';
 import { at, MAIN, SHOP_FILES, TYPES } from './fixtures';
@@ -72,6 +73,14 @@ describe('definition', () => {
     })) as Location[];
     expect(locs).toHaveLength(1);
     expect(locs[0].uri).toBe(pathToFileURL(join(STDLIB, 'http.mcl')).href);
+    // Inside the stdlib file, names resolve too.
+    const http = readFileSync(join(STDLIB, 'http.mcl'), 'utf8');
+    const h = (await client.conn.sendRequest('textDocument/hover', {
+      textDocument: { uri: locs[0].uri },
+      position: positionAt(http, http.indexOf('call request(Request)') + 15),
+    })) as Hover;
+    expect((h.contents as { value: string }).value).toContain('type Request = {');
+    expect((h.contents as { value: string }).value).toContain('in `std.http`');
   });
 
   it('goes from a port reference in a connect to the port declaration', async () => {
