@@ -41,7 +41,7 @@ export interface ServerOptions {
   stdlibPath?: string;
   /** Quiet period after an edit before the workspace is rebuilt, in ms. */
   debounceMs?: number;
-  /** Also build the plan on every edit (shows checks that run only while planning). */
+  /** Also assemble the plan on every edit (policies are checked either way; this reports problems found only while assembling it). */
   emitPlan?: boolean;
 }
 
