@@ -25,9 +25,25 @@ import { writeCpio, type CpioEntry } from './cpio';
 const IMAGE_FORMAT = 1;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The repository root: the nearest ancestor of this module holding
+ * backends/kvm/guest/agent.sh. This module runs both from its source file
+ * (backends/kvm/src/image/) and bundled into the CLI (cli/dist/), so a fixed
+ * relative path would be right in only one of the two. MCL_HOME overrides it
+ * for installs that keep the guest files elsewhere.
+ */
+function findRepoRoot(): string {
+  if (process.env.MCL_HOME) return path.resolve(process.env.MCL_HOME);
+  for (let dir = here; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'backends', 'kvm', 'guest', 'agent.sh'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(here, '../../../..');
+  }
+}
+const repoRoot = findRepoRoot();
 /** backends/kvm/guest/ (the agent) and backends/broker/guest/ (the broker's guest tools). */
-export const GUEST_DIR = path.resolve(here, '../../guest');
-export const BROKER_GUEST_DIR = path.resolve(here, '../../../broker/guest');
+export const GUEST_DIR = path.join(repoRoot, 'backends', 'kvm', 'guest');
+export const BROKER_GUEST_DIR = path.join(repoRoot, 'backends', 'broker', 'guest');
 
 /** Modules every image loads: the virtio transports (PCI for pc/q35, MMIO for microvm) and the console driver. */
 export const BASE_MODULES = ['virtio_pci', 'virtio_mmio', 'virtio_console'];
