@@ -138,8 +138,9 @@ serve() {
       # milliseconds, then backing off so an abandoned guest stays idle.
       if [ -z "$cmd" ]; then
         case $idle in
-          0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9) sleep 0.05 ;;
-          1?) sleep 0.2 ;;
+          ? | 1?) sleep 0.01 ;;
+          2?) sleep 0.05 ;;
+          3?) sleep 0.2 ;;
           *) sleep 1 ;;
         esac
         idle=$((idle + 1))

@@ -111,6 +111,7 @@ export async function forkClone(template: Template, options: CloneOptions): Prom
 
   let qmp: QmpClient | null = null;
   let control: ControlChannel | null = null;
+  const phases = { connectMs: 0, loadMs: 0, handshakeMs: 0 };
   const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
   try {
     [qmp, control] = await Promise.race([
@@ -120,7 +121,9 @@ export async function forkClone(template: Template, options: CloneOptions): Prom
       ]),
       died,
     ]);
+    phases.connectMs = Date.now() - start;
     await Promise.race([loadState(qmp, template.statePath, !options.paused, readyTimeoutMs), died]);
+    phases.loadMs = Date.now() - start - phases.connectMs;
     if (!options.paused) await Promise.race([control.handshake(Math.max(1_000, readyTimeoutMs - (Date.now() - start))), died]);
   } catch (err) {
     qmp?.close();
@@ -130,6 +133,7 @@ export async function forkClone(template: Template, options: CloneOptions): Prom
     throw err instanceof CloneError ? err : await failure((err as Error).message);
   }
   const readyMs = Date.now() - start;
+  phases.handshakeMs = readyMs - phases.connectMs - phases.loadMs;
   const q = qmp;
   const c = control;
   exited.then(() => {
@@ -144,6 +148,7 @@ export async function forkClone(template: Template, options: CloneOptions): Prom
     qmp: q,
     control: c,
     readyMs,
+    phases,
     sendIdentity: (identity: GuestIdentity, timeoutMs?: number) => c.sendIdentity(identity, timeoutMs),
     async resume() {
       await q.execute('cont');

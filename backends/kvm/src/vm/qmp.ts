@@ -211,7 +211,7 @@ export async function connectUnix(path: string, timeoutMs: number, signal?: Abor
         throw new Error(`cannot connect to ${path} within ${timeoutMs} ms: ${(err as Error).message}`);
       }
       await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 50);
+      delay = Math.min(delay * 2, 10);
     }
   }
 }

@@ -196,6 +196,8 @@ export interface Clone {
   control: ControlChannel;
   /** Time from spawn to the guest answering on the control port, ms. */
   readyMs: number;
+  /** Where readyMs went: QEMU start until QMP and control connected, state load (+ cont), control handshake. */
+  phases: { connectMs: number; loadMs: number; handshakeMs: number };
   /** Sends the identity, waits until the agent applied it and (if any) started the program. */
   sendIdentity(identity: GuestIdentity, timeoutMs?: number): Promise<{ programPid: number | null }>;
   /** Continues a clone started with `paused: true`. */
