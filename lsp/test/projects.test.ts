@@ -87,6 +87,24 @@ describe('projects in the server', () => {
     expect(new Set(locs.map((l) => l.uri))).toEqual(new Set([client.uri('examples/b/lib.mcl'), client.uri('examples/b/app.mcl')]));
   });
 
+  it('completes module paths relative to the project root', async () => {
+    const complete = async (text: string, offset: number): Promise<string[]> => {
+      client.change('examples/a/app.mcl', text);
+      const r = (await client.conn.sendRequest('textDocument/completion', {
+        textDocument: { uri: client.uri('examples/a/app.mcl') },
+        position: positionAt(text, offset),
+      })) as { items: { label: string }[] };
+      return r.items.map((i) => i.label);
+    };
+    const modules = await complete('import \n' + APP('A'), 7);
+    expect(modules).toContain('lib');
+    expect(modules).toContain('std');
+    expect(modules).not.toContain('examples');
+    const names = await complete(APP('A').replace('{Store}', '{Store, }'), 'import lib.{Store, '.length);
+    expect(names).toContain('Store');
+    client.change('examples/a/app.mcl', APP('A'));
+  });
+
   it('reports a project error against the right file after an edit', async () => {
     client.change('examples/a/app.mcl', APP('A').replace('import lib.{Store}', 'import lib.{Stor}'));
     const ds = await client.waitForDiagnostics('examples/a/app.mcl', (d) => d.some((x) => x.severity === 1));

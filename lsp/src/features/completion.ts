@@ -11,6 +11,7 @@ import type { Snapshot } from '../analysis';
 import { nodesAt } from '../ast-util';
 import { instanceTarget, operationsOf, portsOf, protocolOf } from '../model';
 import { PathMapper } from '../paths';
+import { unbaseFile } from '../rebase';
 import type { ServerContext } from '../service';
 
 export const COMPLETION_TRIGGERS = ['.', ':', ' ', '='];
@@ -223,16 +224,23 @@ function visible(s: Snapshot, file: string, kinds: string[]): SymbolInfo[] {
       if (sym && kinds.includes(sym.kind)) out.set(item.alias?.name ?? sym.name, { ...sym, name: item.alias?.name ?? sym.name });
     }
     if (imp.items === '*') {
-      const modFile = moduleFile(s, imp.module.parts.map((p) => p.name).join('.'));
-      for (const d of modFile ? s.refs.declarationsIn(modFile) : []) if (!d.container && kinds.includes(d.kind)) out.set(d.name, d);
+      // The compiler resolved the module path of the import; its symbol names the module's file.
+      const mod = s.refs.resolveSpan(file, imp.module.span);
+      for (const d of mod?.kind === 'module' ? s.refs.declarationsIn(mod.file) : []) if (!d.container && kinds.includes(d.kind)) out.set(d.name, d);
     }
   }
   return [...out.values()];
 }
 
-/** The compiler file name of a module path, when the Program loaded it. */
-function moduleFile(s: Snapshot, modulePath: string): string | undefined {
-  for (const f of s.program.files.keys()) if (PathMapper.modulePath(f) === modulePath) return f;
+/** The module path of a loaded file as seen from a project root, or undefined when the file is outside it. */
+function modulePathFrom(root: string, file: string): string | undefined {
+  const rel = unbaseFile(root, file);
+  return rel === undefined ? undefined : PathMapper.modulePath(rel);
+}
+
+/** The file of a module path as seen from a project root, when the Program loaded it. */
+function moduleFile(s: Snapshot, modulePath: string, root: string): string | undefined {
+  for (const f of s.program.files.keys()) if (modulePathFrom(root, f) === modulePath) return f;
   return undefined;
 }
 
@@ -270,7 +278,9 @@ function portItems(s: Snapshot, file: string, offset: number, instanceName: stri
     .map((p) => symbolItem(p, CompletionItemKind.Interface));
 }
 
-export function completion(s: Snapshot, _c: ServerContext, file: string, position: Position): CompletionList | null {
+export function completion(s: Snapshot, c: ServerContext, file: string, position: Position): CompletionList | null {
+  // Module paths are relative to the root of the file's project.
+  const root = c.analyzer.projectOf(file)?.root ?? '';
   const lines = s.lines(file);
   const text = s.text(file);
   if (!lines || text === undefined) return null;
@@ -302,20 +312,20 @@ export function completion(s: Snapshot, _c: ServerContext, file: string, positio
     }
     // A qualified name `std.http.` or `shop.types.`: the module's declarations.
     const modulePath = qualifiedBefore(words);
-    const mf = moduleFile(s, modulePath);
+    const mf = moduleFile(s, modulePath, root);
     if (mf) return items(s.refs.declarationsIn(mf).filter((d) => !d.container).map((d) => symbolItem(d, CompletionItemKind.Reference)));
-    return items(moduleItems(s, modulePath));
+    return items(moduleItems(s, modulePath, root));
   }
 
   // Imports: module paths, then the names a module declares.
   if (words[0] === 'import' || frame.block === 'import') {
     if (frame.block === 'import') {
       const opener = frame.opener.map((t) => t.text);
-      const mf = moduleFile(s, qualifiedBefore(opener.slice(0, -1).concat([])).replace(/^import\.?/, ''));
+      const mf = moduleFile(s, qualifiedBefore(opener.slice(0, -1)).replace(/^import\.?/, ''), root);
       return items(mf ? s.refs.declarationsIn(mf).filter((d) => !d.container).map((d) => symbolItem(d, CompletionItemKind.Reference)) : []);
     }
     const path = prev === '.' ? qualifiedBefore(words.slice(1)) : '';
-    return items(moduleItems(s, path));
+    return items(moduleItems(s, path, root));
   }
 
   switch (frame.block) {
@@ -448,10 +458,14 @@ function qualifiedBefore(words: string[]): string {
 }
 
 /** Module path segments that continue `prefix` (`std.` -> `http`, `kv`, ...). */
-function moduleItems(s: Snapshot, prefix: string): CompletionItem[] {
+function moduleItems(s: Snapshot, prefix: string, root: string): CompletionItem[] {
   const seen = new Set<string>();
   const out: CompletionItem[] = [];
-  const known = new Set<string>([...s.program.files.keys()].map((f) => PathMapper.modulePath(f)));
+  const known = new Set<string>();
+  for (const f of s.program.files.keys()) {
+    const m = modulePathFrom(root, f);
+    if (m !== undefined) known.add(m);
+  }
   // The stdlib modules are always importable, even when nothing loaded them yet.
   for (const m of ['std.http', 'std.kv', 'std.log', 'std.sql', 'std.blob']) known.add(m);
   for (const m of known) {
