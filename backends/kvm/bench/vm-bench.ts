@@ -111,9 +111,11 @@ async function main() {
 
     // Forks to ready, one at a time.
     const forkTimes: number[] = [];
+    const phases: Clone['phases'][] = [];
     for (let i = 0; i < N_FORKS; i++) {
       const c = await forkClone(template, { name: `f${i}`, controlSocket: path.join(dir, `f${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `f${i}.log`) });
       forkTimes.push(c.readyMs);
+      phases.push(c.phases);
       await c.kill();
     }
 
@@ -138,6 +140,10 @@ async function main() {
 
     rows.push(['cold boot to ready (median of 3)', `${median(coldTimes)} ms`]);
     rows.push([`fork to ready (median / p90 of ${N_FORKS})`, `${median(forkTimes)} / ${p90(forkTimes)} ms`]);
+    rows.push([
+      '  QEMU start / state load + cont / handshake (medians)',
+      `${median(phases.map((p) => p.connectMs))} / ${median(phases.map((p) => p.loadMs))} / ${median(phases.map((p) => p.handshakeMs))} ms`,
+    ]);
     rows.push(['fork speed-up over cold boot', `${(median(coldTimes) / median(forkTimes)).toFixed(1)}x`]);
     rows.push([`full-RAM snapshot restore to ready (median of 5, state ${mib(fullSize)} MiB)`, `${median(restoreTimes)} ms`]);
     rows.push(['template device state', `${mib((await stat(template.statePath)).size)} MiB`]);
