@@ -4,7 +4,7 @@
 // compiler sources, and every example in the document reports the code it is
 // written for (with the message and hint the document quotes).
 
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, test } from 'vitest';
@@ -13,7 +13,7 @@ import { LineIndex, SyntaxCodes, syntaxDiagnosticInfos, type Diagnostic, type Di
 import type { PlanTarget } from '@mcl/plan';
 import { checkPolicies, POLICY_CODES, type PolicyInput } from '@mcl/compiler';
 import { exitCodeFor, knownDiagnosticCodes } from '../../cli/src/compile';
-import { REPO, readDiagnosticsDoc, type Section } from './doc';
+import { DOC_PATH, REPO, readDiagnosticsDoc, rewriteQuotedOutput, type Section } from './doc';
 import { compileExample, MemoryHost } from './examples';
 
 const REGISTRIES: { name: string; file: string; infos: readonly DiagnosticInfo[] }[] = [
@@ -23,6 +23,15 @@ const REGISTRIES: { name: string; file: string; infos: readonly DiagnosticInfo[]
 ];
 const ALL: DiagnosticInfo[] = REGISTRIES.flatMap((r) => [...r.infos]);
 const BY_CODE = new Map(ALL.map((i) => [i.code, i]));
+
+// UPDATE_GOLDEN=1 rewrites the quoted output of every checked example from the
+// compiler's current messages (review the diff: the prose may need updating too).
+if (process.env.UPDATE_GOLDEN) {
+  const text = readFileSync(DOC_PATH, 'utf8');
+  const updated = rewriteQuotedOutput(text, (section, example) => quote(compileExample(section, example), example.code));
+  if (updated !== text) writeFileSync(DOC_PATH, updated);
+}
+
 const doc = readDiagnosticsDoc();
 const SECTIONS = new Map(doc.sections.map((s) => [s.code, s]));
 
@@ -231,6 +240,20 @@ function matches(r: CompileResult, q: Quoted): boolean {
     const p = new LineIndex(r.program.texts.get(d.file) ?? '').position(d.span.start);
     return p.line === q.line && p.column === q.column;
   });
+}
+
+/** The diagnostics of the section's own code, as the document quotes them. */
+function quote(r: CompileResult, code: string): string {
+  return r.diagnostics
+    .filter((d) => d.code === code)
+    .map((d) => {
+      const p = new LineIndex(r.program.texts.get(d.file) ?? '').position(d.span.start);
+      const lines = [`${d.file}:${p.line}:${p.column}: ${d.severity} ${d.code}: ${d.message}`];
+      if (d.hint) lines.push(`  hint: ${d.hint}`);
+      for (const f of d.fixes ?? []) lines.push(`  fix: ${f.title}`);
+      return lines.join('\n');
+    })
+    .join('\n');
 }
 
 const GiB = 1024 * 1024 * 1024;

@@ -118,3 +118,36 @@ export function parseDiagnosticsDoc(text: string): DiagnosticsDoc {
 export function readDiagnosticsDoc(): DiagnosticsDoc {
   return parseDiagnosticsDoc(readFileSync(DOC_PATH, 'utf8'));
 }
+
+/**
+ * Replaces the quoted output (the first ```text block after each checked
+ * example, inside the example's section) with `render(section, example)`.
+ * Used to regenerate the quotes with UPDATE_GOLDEN=1 after messages change.
+ */
+export function rewriteQuotedOutput(text: string, render: (section: Section, example: Example) => string): string {
+  const { sections } = parseDiagnosticsDoc(text);
+  const byLine = new Map<number, { section: Section; example: Example }>();
+  for (const section of sections) for (const example of section.examples) if (example.checked) byLine.set(example.line, { section, example });
+  const lines = text.split('\n');
+  const out: string[] = [];
+  let pending: { section: Section; example: Example } | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (HEADING.test(line) || OTHER_HEADING.test(line)) pending = undefined;
+    if (line.startsWith('```')) {
+      const start = i;
+      const block = [line];
+      for (i++; i < lines.length && !lines[i].startsWith('```'); i++) block.push(lines[i]);
+      if (i < lines.length) block.push(lines[i]);
+      const found = byLine.get(start + 1);
+      if (found) pending = found;
+      if (line === '```text' && pending) {
+        out.push('```text', ...render(pending.section, pending.example).replace(/\n$/, '').split('\n'), '```');
+        pending = undefined;
+      } else out.push(...block);
+      continue;
+    }
+    out.push(line);
+  }
+  return out.join('\n');
+}
