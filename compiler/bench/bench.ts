@@ -12,7 +12,13 @@ import { fileURLToPath } from 'node:url';
 import { parse } from '@mcl/language';
 import { compile, type CompilerHost } from '../src/index';
 import { setPhaseHook } from '../src/compile';
-import { generateWorkspace } from './generate';
+import { generateWorkspace, type Workspace } from './generate';
+import { generateWorkspace as generateLanguageWorkspace } from '../../language/bench/generate';
+
+function languageWorkspace(n: number): Workspace {
+  const g = generateLanguageWorkspace({ components: n, files: Math.max(1, Math.round(n / 50)) });
+  return { files: Object.fromEntries(g.files.map((f) => [f.path, f.text])), entry: g.main, lines: g.lines, bytes: g.bytes };
+}
 
 const stdDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'stdlib');
 const std = new Map(readdirSync(stdDir).filter((f) => f.endsWith('.mcl')).map((f) => [f.slice(0, -4), readFileSync(join(stdDir, f), 'utf8')]));
@@ -66,16 +72,19 @@ let lastCpu = 0;
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 if (!process.env.MCL_BENCH_CHILD) {
   // One process per size, so peak RSS is that size's alone.
-  for (const n of sizes.length ? sizes : [1000, 10000]) {
-    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], String(n)], { stdio: 'inherit', env: { ...process.env, MCL_BENCH_CHILD: '1' } });
+  // The compiler's own generator at both sizes, then the parser's generator (language/bench/generate.ts,
+  // other shapes: more types and policies per file) at the larger size as a cross-check.
+  const runs: [number, string][] = sizes.length ? sizes.map((n) => [n, 'compiler']) : [[1000, 'compiler'], [10000, 'compiler'], [10000, 'language']];
+  for (const [n, gen] of runs) {
+    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], String(n)], { stdio: 'inherit', env: { ...process.env, MCL_BENCH_CHILD: '1', MCL_BENCH_GEN: gen } });
     if (r.status !== 0) process.exit(r.status ?? 1);
   }
   process.exit(0);
 }
 for (const n of sizes) {
-  const ws = generateWorkspace(n);
+  const ws = process.env.MCL_BENCH_GEN === 'language' ? languageWorkspace(n) : generateWorkspace(n);
   const texts = Object.entries(ws.files);
-  console.log(`\n${n} components: ${texts.length} files, ${ws.lines} lines, ${(ws.bytes / 1e6).toFixed(2)} MB`);
+  console.log(`\n${n} components (${process.env.MCL_BENCH_GEN === 'language' ? 'language/bench/generate.ts' : 'compiler/bench/generate.ts'}): ${texts.length} files, ${ws.lines} lines, ${(ws.bytes / 1e6).toFixed(2)} MB`);
 
   // Warm up the parser and the compiler once (JIT), then measure.
   compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench', emitPlan: false });

@@ -81,6 +81,9 @@ describe('determinism', () => {
       const { digest, ...rest } = i;
       expect(digest).toBe(sha(planCanonical(rest)));
     }
+    // The spliced canonical form used for the plan digest is the plain one.
+    const withEmpty = { ...plan, digests: { ...plan.digests, plan: '' } };
+    expect(sha(planCanonical(withEmpty))).toBe(plan.digests.plan);
     // The compiler's canonical form is byte-for-byte the plan package's.
     expect(canonicalJson(plan)).toBe(planCanonical(plan));
   });

@@ -44,6 +44,8 @@ export function paramEnv(v: JsonValue): string {
 }
 
 export interface Body {
+  /** Canonical JSON of each instance (with its digest), by id: reused for the plan digest. */
+  instanceJson: Map<string, string>;
   target: PlanTarget;
   images: PlanImage[];
   templates: PlanTemplate[];
@@ -55,7 +57,7 @@ export interface Body {
 }
 
 export class PlanBuilder {
-  private readonly programs = new Map<ComponentInfo, ProgramSpec>();
+  private readonly programs = new Map<ComponentInfo, ProgramSpec & { sensitive: string[] }>();
   private readonly orders = new Map<string, PlanChannel['invariants']['order']>();
 
   constructor(
@@ -91,10 +93,13 @@ export class PlanBuilder {
     };
   }
 
-  private program(c: ComponentInfo): ProgramSpec {
+  /** A component's program (files sorted by guest path) and sensitive parameter names, built once per component. */
+  private program(c: ComponentInfo): ProgramSpec & { sensitive: string[] } {
     let p = this.programs.get(c);
     if (!p) {
-      p = buildProgram(this.ctx, c.entry.module, c.program);
+      const built = buildProgram(this.ctx, c.entry.module, c.program);
+      built.files.sort((a, b) => byString(a.path, b.path));
+      p = { ...built, sensitive: [...c.params.values()].filter((x) => x.sensitive).map((x) => x.name).sort() };
       this.programs.set(c, p);
     }
     return p;
@@ -223,6 +228,7 @@ export class PlanBuilder {
 
     // Instances.
     const instances: PlanInstance[] = [];
+    const instanceJson = new Map<string, string>();
     for (const fi of flat.instances) {
       const { inst, comp } = fi;
       const prog = this.program(comp);
@@ -245,8 +251,8 @@ export class PlanBuilder {
         ...(inst.label !== undefined ? { label: inst.label } : {}),
         declassifies: comp.declassifies.map((d) => ({ from: d.from, to: d.to })),
         params,
-        sensitive_params: [...comp.params.values()].filter((p) => p.sensitive).map((p) => p.name).sort(),
-        program: { argv: [...prog.argv], env, files: prog.files.map((f) => ({ ...f })).sort((a, b) => byString(a.path, b.path)) },
+        sensitive_params: [...prog.sensitive],
+        program: { argv: [...prog.argv], env, files: prog.files.map((f) => ({ ...f })) },
         ports: comp.ports.map((p) => {
           const exp = exposedOn.get(`${fi.id}\u0000${p.name}`);
           return {
@@ -259,7 +265,12 @@ export class PlanBuilder {
           };
         }),
       };
-      instances.push({ ...pi, digest: digests ? this.ctx.sha256(canonicalJson(pi)) : '' });
+      if (digests) {
+        const json = canonicalJson(pi);
+        const digest = this.ctx.sha256(json);
+        instances.push({ ...pi, digest });
+        instanceJson.set(fi.id, withDigest(json, digest));
+      } else instances.push({ ...pi, digest: '' });
       origins.instances[fi.id] = { file: fi.module.file, span: inst.decl.span };
       if (inst.labelSpan) {
         const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
@@ -293,6 +304,7 @@ export class PlanBuilder {
       images: [...images.values()].map((x) => x.image).sort((a, b) => byString(a.name, b.name)),
       templates,
       instances,
+      instanceJson,
       channels,
       exposures,
       schemas: sortedSchemas,
@@ -344,7 +356,7 @@ export class PlanBuilder {
     };
     plan.digests.sources = this.ctx.sha256(canonicalJson(uniqueSources.map((s) => [s.path, s.sha256])));
     plan.digests.invariants = this.ctx.sha256(canonicalJson({ checks, channels: body.channels.map((c) => [c.id, c.invariants]) }));
-    plan.digests.plan = this.ctx.sha256(canonicalJson(plan));
+    plan.digests.plan = this.ctx.sha256(planJson(plan, body.instanceJson));
     return plan;
   }
 }
@@ -357,3 +369,32 @@ export function labelOrder(labels: LabelInfo): PolicyInput['labels'] {
   }
   return { labels: [...labels.labels].sort(), edges: labels.edges.map(([a, b]) => [a, b] as [string, string]), declaredAt };
 }
+
+/**
+ * Inserts `"digest":"<hex>"` into the canonical JSON of an instance without
+ * its digest. Keys are sorted, so `digest` goes right before the top-level
+ * `"id"` key (after `component` and `declassifies`, neither of which can
+ * contain `,"id":` unescaped: a string's quotes are escaped, and declassify
+ * entries only have `from` and `to`).
+ */
+function withDigest(json: string, digest: string): string {
+  const at = json.indexOf(',"id":');
+  return at < 0 ? json : `${json.slice(0, at)},"digest":"${digest}"${json.slice(at)}`;
+}
+
+/**
+ * Canonical JSON of the plan, reusing the instances' canonical JSON computed
+ * for their digests (they are most of a large plan). `"instances":[]` can
+ * only occur once as a key: quotes inside strings are escaped.
+ */
+function planJson(plan: Plan, instanceJson: Map<string, string>): string {
+  if (plan.instances.some((i) => !instanceJson.has(i.id))) return canonicalJson(plan);
+  const shell = canonicalJson({ ...plan, instances: [] });
+  const at = shell.indexOf('"instances":[]');
+  if (at < 0) return canonicalJson(plan);
+  const parts = plan.instances.map((i) => instanceJson.get(i.id)!);
+  return `${shell.slice(0, at)}"instances":[${parts.join(',')}]${shell.slice(at + 14)}`;
+}
+
+/** For tests: the plan's canonical JSON as the digest computes it. */
+export const planJsonForTest = planJson;
