@@ -102,6 +102,8 @@ PUNCT[42] = T.Star;
 PUNCT[43] = T.Plus;
 PUNCT[63] = T.Question;
 
+const PUNCT_IMAGE: string[] = PUNCT.map((_, c) => String.fromCharCode(c));
+
 /** Lexes a whole file. `path` is only used to label diagnostics. */
 export function lex(text: string, path: string): LexResult {
   const tokens: Token[] = [];
@@ -119,8 +121,8 @@ export function lex(text: string, path: string): LexResult {
     diagnostics.push(d);
   }
 
-  function push(type: TokenType, start: number, end: number): Token {
-    const tok = new Token(type, text.slice(start, end), start, end - 1);
+  function push(type: TokenType, start: number, end: number, image?: string): Token {
+    const tok = new Token(type, image ?? text.slice(start, end), start, end - 1);
     if (pendingDoc !== undefined) {
       tok.doc = pendingDoc.join('\n');
       pendingDoc = undefined;
@@ -171,7 +173,7 @@ export function lex(text: string, path: string): LexResult {
         push(T.OnFailure, start, i);
         continue;
       }
-      push(T.KEYWORDS.get(word) ?? T.Name, start, i);
+      push(T.KEYWORDS.get(word) ?? T.Name, start, i, word);
       continue;
     }
     if (isDigit(c) || (c === 45 && isDigit(text.charCodeAt(i + 1)))) {
@@ -221,7 +223,7 @@ export function lex(text: string, path: string): LexResult {
     const p = c < 128 ? PUNCT[c] : undefined;
     if (p !== undefined) {
       if (badStart >= 0) flushBad(i);
-      push(p, i, i + 1);
+      push(p, i, i + 1, PUNCT_IMAGE[c]);
       i++;
       continue;
     }

@@ -394,6 +394,11 @@ export class McParser extends EmbeddedActionsParser {
       return node;
     }
     fixMissing(node, pos);
+    // A qualified name always has at least one part, even if it is an empty name.
+    if (node.kind === 'QualifiedName' && (node.parts as A.Ident[]).length === 0) {
+      (node.parts as A.Ident[]).push({ kind: 'Ident', name: '', span: { start: pos, end: pos } });
+      node.span.start = pos;
+    }
     if (pos > node.span.start) node.span.end = pos;
     else node.span.end = node.span.start;
     return node;
@@ -689,15 +694,6 @@ export class McParser extends EmbeddedActionsParser {
 
   // -------------------------------------------------------------------------
   // Names
-
-  ident = this.rule(
-    'ident',
-    (what?: string): A.Ident => {
-      const tok = this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name'));
-      return this.mkIdent(tok);
-    },
-    'Ident',
-  );
 
   qualifiedName = this.rule('qualifiedName', (what?: string): A.QualifiedName => {
     const node = this.open<A.QualifiedName>({ kind: 'QualifiedName', parts: [], span: { start: this.startPos(), end: 0 } });

@@ -3,7 +3,7 @@
 // throw, hang or overflow the stack.
 
 import { describe, expect, it } from 'vitest';
-import { parse, SyntaxCodes, type ComponentDecl, type SystemDecl } from '../src/index';
+import { parse, SyntaxCodes, walk, type ComponentDecl, type SystemDecl } from '../src/index';
 import { MAX_NESTING } from '../src/parser';
 import { hasInternalPlaceholder } from './helpers';
 
@@ -40,6 +40,14 @@ describe('recovery inside declarations', () => {
     expect(r.diagnostics).toHaveLength(2);
     const missing = (r.file.decls[0] as { type: { span: { start: number; end: number } } }).type.span;
     expect(missing.start).toBe(missing.end);
+  });
+
+  it('gives a qualified name at least one part', () => {
+    for (const text of ['deploy', 'component C { image', 'system S { a =']) {
+      walk(run(text).file, (n) => {
+        if (n.kind === 'QualifiedName') expect(n.parts.length).toBeGreaterThan(0);
+      });
+    }
   });
 
   it('closes blocks left open at the end of the file', () => {
