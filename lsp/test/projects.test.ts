@@ -105,6 +105,20 @@ describe('projects in the server', () => {
     client.change('examples/a/app.mcl', APP('A'));
   });
 
+  it('offers to import an unknown name by its path from the project root', async () => {
+    const text = APP('A').replace('import lib.{Store}\n', '');
+    client.change('examples/a/app.mcl', text);
+    const ds = await client.waitForDiagnostics('examples/a/app.mcl', (d) => d.some((x) => x.code === 'MCL0203'));
+    const unknown = ds.find((d) => d.code === 'MCL0203')!;
+    const actions = (await client.conn.sendRequest('textDocument/codeAction', {
+      textDocument: { uri: client.uri('examples/a/app.mcl') },
+      range: unknown.range,
+      context: { diagnostics: [unknown] },
+    })) as { title: string }[];
+    expect(actions.map((a) => a.title)).toEqual(['Import `Store` from `lib`']);
+    client.change('examples/a/app.mcl', APP('A'));
+  });
+
   it('reports a project error against the right file after an edit', async () => {
     client.change('examples/a/app.mcl', APP('A').replace('import lib.{Store}', 'import lib.{Stor}'));
     const ds = await client.waitForDiagnostics('examples/a/app.mcl', (d) => d.some((x) => x.severity === 1));

@@ -11,6 +11,7 @@ import type { Decl, SourceFile } from '@mcl/language';
 import type { Snapshot } from '../analysis';
 import { toRange } from '../convert';
 import { PathMapper } from '../paths';
+import { unbaseFile } from '../rebase';
 import type { ServerContext } from '../service';
 
 /** The code of "unknown name" diagnostics (compiler/src/codes.ts). */
@@ -27,9 +28,13 @@ function declaredNames(ast: SourceFile): string[] {
 /** Module paths declaring `name` at top level, workspace modules first. */
 export function modulesDeclaring(s: Snapshot, c: ServerContext, name: string, except: string): string[] {
   const found = new Set<string>();
+  // Module paths are written relative to the root of the importing file's project.
+  const root = c.analyzer.projectOf(except)?.root ?? '';
   for (const [file, ast] of s.program.files) {
     if (file === except || file === 'std:prelude') continue;
-    if (declaredNames(ast).includes(name)) found.add(PathMapper.modulePath(file));
+    const rel = unbaseFile(root, file);
+    if (rel === undefined) continue;
+    if (declaredNames(ast).includes(name)) found.add(PathMapper.modulePath(rel));
   }
   let stdFiles: string[] = [];
   try {
