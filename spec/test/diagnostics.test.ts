@@ -8,10 +8,9 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, test } from 'vitest';
-import { compile, COMPILER_CODES, type CompileResult, type CompilerHost } from '@mcl/compiler';
+import { checkPolicies, compile, COMPILER_CODES, POLICY_CODES, type CompileResult, type CompilerHost, type PolicyInput } from '@mcl/compiler';
 import { LineIndex, SyntaxCodes, syntaxDiagnosticInfos, type Diagnostic, type DiagnosticInfo, type Span } from '@mcl/language';
 import type { PlanTarget } from '@mcl/plan';
-import { checkPolicies, POLICY_CODES, type PolicyInput } from '@mcl/compiler';
 import { exitCodeFor, knownDiagnosticCodes } from '../../cli/src/compile';
 import { DOC_PATH, REPO, readDiagnosticsDoc, rewriteQuotedOutput, type Section } from './doc';
 import { compileExample, MemoryHost } from './examples';
@@ -222,14 +221,17 @@ function quotedOutput(section: Section): Quoted[] {
   return out;
 }
 
+/** One diagnostic as the document quotes it: the location line, then its hint and quick fixes. */
+function format(r: CompileResult, d: Diagnostic): string {
+  const p = new LineIndex(r.program.texts.get(d.file) ?? '').position(d.span.start);
+  const lines = [`${d.file}:${p.line}:${p.column}: ${d.severity} ${d.code}: ${d.message}`];
+  if (d.hint) lines.push(`  hint: ${d.hint}`);
+  for (const f of d.fixes ?? []) lines.push(`  fix: ${f.title}`);
+  return lines.join('\n');
+}
+
 function render(r: CompileResult): string {
-  return r.diagnostics
-    .map((d) => {
-      const p = new LineIndex(r.program.texts.get(d.file) ?? '').position(d.span.start);
-      const fixes = (d.fixes ?? []).map((f) => `\n  fix: ${f.title}`).join('');
-      return `${d.file}:${p.line}:${p.column}: ${d.severity} ${d.code}: ${d.message}${d.hint ? `\n  hint: ${d.hint}` : ''}${fixes}`;
-    })
-    .join('\n');
+  return r.diagnostics.map((d) => format(r, d)).join('\n');
 }
 
 function matches(r: CompileResult, q: Quoted): boolean {
@@ -246,13 +248,7 @@ function matches(r: CompileResult, q: Quoted): boolean {
 function quote(r: CompileResult, code: string): string {
   return r.diagnostics
     .filter((d) => d.code === code)
-    .map((d) => {
-      const p = new LineIndex(r.program.texts.get(d.file) ?? '').position(d.span.start);
-      const lines = [`${d.file}:${p.line}:${p.column}: ${d.severity} ${d.code}: ${d.message}`];
-      if (d.hint) lines.push(`  hint: ${d.hint}`);
-      for (const f of d.fixes ?? []) lines.push(`  fix: ${f.title}`);
-      return lines.join('\n');
-    })
+    .map((d) => format(r, d))
     .join('\n');
 }
 
