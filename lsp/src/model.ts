@@ -128,8 +128,14 @@ export function operationsOf(s: Snapshot, protocol: SymbolInfo): SymbolInfo[] {
     .sort((a, b) => a.nameSpan.start - b.nameSpan.start);
 }
 
-/** The module path a symbol was declared in, for messages (`std.http`, `shop.types`). */
-export function moduleOf(sym: SymbolInfo): string {
+/**
+ * The module path a symbol was declared in, for messages (`std.http`,
+ * `shop.types`): the compiler's module symbol of its file, which is relative to
+ * the project root.
+ */
+export function moduleOf(s: Snapshot, sym: SymbolInfo): string {
+  const mod = s.refs.declarationsIn(sym.file).find((d) => d.kind === 'module');
+  if (mod) return mod.qualifiedName;
   if (sym.file.startsWith('std:')) return 'std.' + sym.file.slice(4);
   return sym.file.replace(/\.mcl$/, '').split('/').join('.');
 }

@@ -95,6 +95,6 @@ export function describe(s: Snapshot, sym: SymbolInfo): string {
   parts.push(code(signature));
   if (sym.doc) parts.push(sym.doc);
   parts.push(...extra);
-  if (sym.kind !== 'module') parts.push(`*${sym.kind}* in \`${moduleOf(sym)}\``);
+  if (sym.kind !== 'module') parts.push(`*${sym.kind}* in \`${moduleOf(s, sym)}\``);
   return parts.join('\n\n');
 }

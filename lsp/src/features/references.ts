@@ -100,7 +100,7 @@ function checkRenamable(s: Snapshot, file: string, offset: number): { sym: Symbo
   }
   const sym = hit.symbol;
   if (sym.file.startsWith('std:')) {
-    refuse(`\`${sym.name}\` is declared in the standard library (${moduleOf(sym)}) and cannot be renamed; import it under another name with \`as\` instead.`);
+    refuse(`\`${sym.name}\` is declared in the standard library (${moduleOf(s, sym)}) and cannot be renamed; import it under another name with \`as\` instead.`);
   }
   if (sym.kind === 'module') refuse('A module is named by its file: rename the file to rename the module.');
   const range = nameSpanIn(text, hit.ref.span, sym.name);
@@ -149,7 +149,7 @@ function findClash(s: Snapshot, sym: SymbolInfo, newName: string): string | unde
   const siblings = sym.container ? s.refs.children(sym.container) : s.refs.declarationsIn(sym.file).filter((d) => !d.container);
   const sibling = siblings.find((d) => d.id !== sym.id && d.name === newName && d.kind !== 'module');
   if (sibling) {
-    const where = sym.container ? `in \`${s.program.symbols.get(sym.container)?.name ?? 'the same block'}\`` : `in module \`${moduleOf(sym)}\``;
+    const where = sym.container ? `in \`${s.program.symbols.get(sym.container)?.name ?? 'the same block'}\`` : `in module \`${moduleOf(s, sym)}\``;
     return `\`${newName}\` is already declared ${where} (${sibling.kind} \`${sibling.qualifiedName}\`).`;
   }
   if (sym.container) return undefined;
@@ -159,7 +159,7 @@ function findClash(s: Snapshot, sym: SymbolInfo, newName: string): string | unde
   for (const f of files) {
     if (f === sym.file) continue;
     const local = s.refs.declarationsIn(f).find((d) => !d.container && d.name === newName);
-    if (local) return `\`${newName}\` is already declared in module \`${moduleOf(local)}\`, which uses \`${sym.name}\`.`;
+    if (local) return `\`${newName}\` is already declared in module \`${moduleOf(s, local)}\`, which uses \`${sym.name}\`.`;
     const ast = s.program.files.get(f);
     for (const imp of ast?.imports ?? []) {
       if (imp.items === '*') continue;
