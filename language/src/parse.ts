@@ -92,12 +92,41 @@ function convertErrors(errors: IRecognitionException[], tokens: Token[], text: s
     if (closer && e.name === 'MismatchedTokenException') {
       // A missing closing bracket is the one case where inserting the token is almost always right.
       const at = prev && !Number.isNaN(prev.endOffset!) ? prev.endOffset! + 1 : span.start;
-      d.fixes = [{ title: `Insert \`${closer[1]}\``, edits: [{ file: path, span: { start: at, end: at }, newText: closer[1] } ] }];
+      d.fixes = [{ title: `Insert \`${closer[1]}\``, edits: [{ file: path, span: { start: at, end: at }, newText: closer[1] }] }];
+      const opener = unmatchedOpener(tokens, span.start, closer[1]);
+      if (opener) d.related = [{ file: path, span: opener, message: `the \`${OPENERS[closer[1]]}\` that is not closed` }];
     }
     out.push(d);
   }
-  void tokens;
   return out;
+}
+
+const OPENERS: Record<string, string> = { '}': '{', ')': '(', ']': '[', '>': '<' };
+
+/** The innermost bracket of the closer's kind that is still open before `offset`. */
+function unmatchedOpener(tokens: Token[], offset: number, closer: string): { start: number; end: number } | undefined {
+  const open = OPENERS[closer];
+  // Binary search for the last token before the offset, then walk back over balanced pairs.
+  let lo = 0;
+  let hi = tokens.length - 1;
+  let last = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (tokens[mid].startOffset < offset) {
+      last = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  let depth = 0;
+  for (let i = last; i >= 0; i--) {
+    const img = tokens[i].image;
+    if (img === closer) depth++;
+    else if (img === open) {
+      if (depth === 0) return { start: tokens[i].startOffset, end: tokens[i].endOffset + 1 };
+      depth--;
+    }
+  }
+  return undefined;
 }
 
 function hintFor(expected: string): string | undefined {

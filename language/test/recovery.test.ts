@@ -54,6 +54,8 @@ describe('recovery inside declarations', () => {
     const r = run('system S {\n  a = A {\n    replicas 2');
     expect(r.diagnostics).toHaveLength(1);
     expect(r.diagnostics[0]).toMatchObject({ message: expect.stringContaining('found the end of the file'), fixes: [{ title: 'Insert `}`' }] });
+    // The related location points at the brace that was left open (the instance's, the innermost).
+    expect(r.diagnostics[0].related).toEqual([{ file: 'r.mcl', span: { start: 19, end: 20 }, message: 'the `{` that is not closed' }]);
     expect((r.file.decls[0] as SystemDecl).members[0]).toMatchObject({ kind: 'InstanceDecl', settings: [{ kind: 'InstancesMember', mode: 'replicas' }] });
   });
 
