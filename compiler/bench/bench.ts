@@ -15,9 +15,12 @@ import { setPhaseHook } from '../src/compile';
 import { generateWorkspace, type Workspace } from './generate';
 import { generateWorkspace as generateLanguageWorkspace } from '../../language/bench/generate';
 
-function languageWorkspace(n: number): Workspace {
+function languageWorkspace(n: number): Workspace & { target?: string } {
   const g = generateLanguageWorkspace({ components: n, files: Math.max(1, Math.round(n / 50)) });
-  return { files: Object.fromEntries(g.files.map((f) => [f.path, f.text])), entry: g.main, lines: g.lines, bytes: g.bytes };
+  const files = Object.fromEntries(g.files.map((f) => [f.path, f.text]));
+  // Its target is sized for small runs; give the larger ones a host they fit on (selected with options.target).
+  files[g.main] += '\ntarget bench_huge {\n  backend kvm\n  memory 64TiB\n  vcpus 4096\n  overcommit 64\n}\n';
+  return { files, entry: g.main, lines: g.lines, bytes: g.bytes, target: 'bench_huge' };
 }
 
 const stdDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'stdlib');
@@ -82,12 +85,12 @@ if (!process.env.MCL_BENCH_CHILD) {
   process.exit(0);
 }
 for (const n of sizes) {
-  const ws = process.env.MCL_BENCH_GEN === 'language' ? languageWorkspace(n) : generateWorkspace(n);
+  const ws: Workspace & { target?: string } = process.env.MCL_BENCH_GEN === 'language' ? languageWorkspace(n) : generateWorkspace(n);
   const texts = Object.entries(ws.files);
   console.log(`\n${n} components (${process.env.MCL_BENCH_GEN === 'language' ? 'language/bench/generate.ts' : 'compiler/bench/generate.ts'}): ${texts.length} files, ${ws.lines} lines, ${(ws.bytes / 1e6).toFixed(2)} MB`);
 
   // Warm up the parser and the compiler once (JIT), then measure.
-  compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench', emitPlan: false });
+  compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target, emitPlan: false });
 
   const parseMs = best(3, () => {
     for (const [p, t] of texts) parse(t, p);
@@ -99,7 +102,7 @@ for (const n of sizes) {
 
   let diagnostics = 0;
   const checkMs = best(3, () => {
-    const r = compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench', emitPlan: false });
+    const r = compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target, emitPlan: false });
     diagnostics = r.diagnostics.length;
   });
   const checkCpu = lastCpu;
@@ -107,7 +110,7 @@ for (const n of sizes) {
   let channels = 0;
   let planBytes = 0;
   const fullMs = best(3, () => {
-    const r = compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench' });
+    const r = compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target });
     if (!r.plan) throw new Error(`no plan: ${r.diagnostics.slice(0, 3).map((d) => `${d.code} ${d.message}`).join('; ')}`);
     instances = r.plan.instances.length;
     channels = r.plan.channels.length;
@@ -122,7 +125,7 @@ for (const n of sizes) {
     phases.push(`${phase} ${((d.user + d.system) / 1000).toFixed(0)}`);
     mark = process.cpuUsage();
   });
-  compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench' });
+  compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target });
   setPhaseHook(undefined);
   const rss = process.resourceUsage().maxRSS * 1024;
   const both = (wall: number, cpu: number) => `${ms(wall).padStart(8)} wall ${ms(cpu).padStart(8)} cpu`;
