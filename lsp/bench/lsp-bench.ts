@@ -96,7 +96,7 @@ async function main(): Promise<void> {
     hoverMs.push(performance.now() - start);
     if (h) hoverOk++;
   }
-  const stats = (await conn.sendRequest('mcl/stats')) as { builds: number; abandoned: number; lastCompileMs: number; compileMs: number[]; compileCpuMs: number[]; memory: NodeJS.MemoryUsage };
+  const stats = (await conn.sendRequest('mcl/stats')) as { builds: number; abandoned: number; lastCompileMs: number; compileMs: number[]; compileCpuMs: number[]; phases: Record<'queued' | 'prepared' | 'published', number[]>; memory: NodeJS.MemoryUsage };
   await conn.sendRequest('shutdown');
   await conn.sendNotification('exit');
   // Let the server exit by itself (a profile is written on exit), then make sure.
@@ -122,6 +122,9 @@ async function main(): Promise<void> {
   console.log(row('didChange -> diagnostics published', editMs, '<= 100'));
   console.log(row('  compile() in the server, wall', stats.compileMs.slice(1), ''));
   console.log(row('  compile() in the server, CPU', stats.compileCpuMs.slice(1), ''));
+  console.log(row('  edit -> build starts (debounce)', stats.phases.queued.slice(1), ''));
+  console.log(row('  parse open documents', stats.phases.prepared.slice(1), ''));
+  console.log(row('  publish diagnostics', stats.phases.published.slice(1), ''));
   console.log(row(`completion (${completionItems} items)`, completionMs, '<= 50'));
   console.log(row(`hover (${hoverOk}/${SAMPLES} answered)`, hoverMs, '<= 50'));
   console.log(`server memory: rss ${(stats.memory.rss / 2 ** 20).toFixed(0)} MiB, heap used ${(stats.memory.heapUsed / 2 ** 20).toFixed(0)} MiB`);

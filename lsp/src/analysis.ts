@@ -141,7 +141,16 @@ export class Analyzer {
   private waiters: { generation: number; resolve: (s: Snapshot) => void }[] = [];
   private readonly parsed = new Map<string, ParsedDocument>();
   /** Count of builds started and abandoned, for tests and the benchmark. */
-  readonly stats = { builds: 0, abandoned: 0, projectCompiles: 0, lastCompileMs: 0, compileMs: [] as number[], compileCpuMs: [] as number[] };
+  readonly stats = {
+    builds: 0,
+    abandoned: 0,
+    projectCompiles: 0,
+    lastCompileMs: 0,
+    compileMs: [] as number[],
+    compileCpuMs: [] as number[],
+    /** Where the time between an edit and its diagnostics goes, per build (ms). */
+    phases: { queued: [] as number[], prepared: [] as number[], published: [] as number[] },
+  };
   private readonly moduleRefs = new ModuleRefCache();
   private projectBuilds = new Map<string, ProjectBuild>();
   private lastProjects: Project[] = [];
@@ -156,11 +165,12 @@ export class Analyzer {
   invalidate(): void {
     this.generation++;
     const now = performance.now();
-    // An edit after a quiet period is built almost at once (the short delay
-    // still gathers the notifications that arrived together); edits that
-    // follow each other closely wait for the quiet period, so typing costs
-    // one build per pause rather than one per keystroke.
-    const quiet = now - this.lastEdit > this.options.debounceMs && !this.timer && !this.inflight;
+    // When nothing is scheduled or running, the edit is built almost at once
+    // (the short delay still gathers notifications that arrived together).
+    // Edits that arrive while a build is scheduled or running wait for a
+    // quiet period, so a burst of typing costs one more build, not one per
+    // keystroke.
+    const quiet = !this.timer && !this.inflight;
     this.lastEdit = now;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(
@@ -238,6 +248,7 @@ export class Analyzer {
   }
 
   private async runBuildSteps(generation: number): Promise<void> {
+    const begun = performance.now();
     // Step 1: parse the open documents, one per turn of the event loop, so a
     // newer edit can abandon the build before the expensive part.
     for (const file of this.workspace.openFiles()) {
@@ -285,7 +296,11 @@ export class Analyzer {
     const snapshot = makeSnapshot(generation, result, compileMs);
     const previous = this.snapshot;
     if (!previous || previous.generation <= generation) this.snapshot = snapshot;
+    const publishing = performance.now();
     this.options.onSnapshot(snapshot, previous);
+    record(this.stats.phases.queued, begun - this.lastEdit);
+    record(this.stats.phases.prepared, started - begun);
+    record(this.stats.phases.published, performance.now() - publishing);
     const ready = this.waiters.filter((w) => w.generation <= generation);
     this.waiters = this.waiters.filter((w) => w.generation > generation);
     for (const w of ready) w.resolve(snapshot);
@@ -404,6 +419,12 @@ function makeSnapshot(generation: number, result: CompileResult, compileMs: numb
 
 function emptyResult(): CompileResult {
   return { program: { files: new Map(), texts: new Map(), symbols: new Map(), references: [] }, diagnostics: [] };
+}
+
+/** Appends a measurement, keeping the last 500. */
+function record(list: number[], value: number): void {
+  list.push(value);
+  if (list.length > 500) list.shift();
 }
 
 function yieldToEventLoop(): Promise<void> {
