@@ -12,7 +12,7 @@ import { checkPolicies, compile, COMPILER_CODES, POLICY_CODES, type CompileResul
 import { LineIndex, SyntaxCodes, syntaxDiagnosticInfos, type Diagnostic, type DiagnosticInfo, type Span } from '@mcl/language';
 import type { PlanTarget } from '@mcl/plan';
 import { exitCodeFor, knownDiagnosticCodes } from '../../cli/src/compile';
-import { DOC_PATH, REPO, readDiagnosticsDoc, rewriteQuotedOutput, type Section } from './doc';
+import { DOC_PATH, REPO, readDiagnosticsDoc, rewriteQuotedOutput, type Example } from './doc';
 import { compileExample, MemoryHost } from './examples';
 
 const REGISTRIES: { name: string; file: string; infos: readonly DiagnosticInfo[] }[] = [
@@ -203,20 +203,18 @@ interface Quoted {
 }
 
 /**
- * The `text` blocks of a section that quote compiler output:
+ * The compiler output an example quotes (the ```text block after it):
  * `file:line:col: severity CODE: message`, then `  hint: ...` and a `  fix: <title>` per quick fix.
  */
-function quotedOutput(section: Section): Quoted[] {
+function quotedOutput(example: Example): Quoted[] {
   const out: Quoted[] = [];
-  for (const block of section.body.matchAll(/```text\n([\s\S]*?)```/g)) {
-    for (const line of block[1].split('\n')) {
-      const m = /^(\S+):(\d+):(\d+): (error|warning|info) (MCL\d{4}): (.*)$/.exec(line);
-      if (m) out.push({ file: m[1], line: +m[2], column: +m[3], severity: m[4], code: m[5], message: m[6], fixes: [] });
-      const h = /^ {2}hint: (.*)$/.exec(line);
-      if (h && out.length) out[out.length - 1].hint = h[1];
-      const f = /^ {2}fix: (.*)$/.exec(line);
-      if (f && out.length) out[out.length - 1].fixes.push(f[1]);
-    }
+  for (const line of (example.output ?? '').split('\n')) {
+    const m = /^(\S+):(\d+):(\d+): (error|warning|info) (MCL\d{4}): (.*)$/.exec(line);
+    if (m) out.push({ file: m[1], line: +m[2], column: +m[3], severity: m[4], code: m[5], message: m[6], fixes: [] });
+    const h = /^ {2}hint: (.*)$/.exec(line);
+    if (h && out.length) out[out.length - 1].hint = h[1];
+    const f = /^ {2}fix: (.*)$/.exec(line);
+    if (f && out.length) out[out.length - 1].fixes.push(f[1]);
   }
   return out;
 }
@@ -321,6 +319,8 @@ describe('the examples of spec/diagnostics.md report their codes', () => {
     const unchecked = doc.sections.filter((s) => s.examples.some((e) => !e.checked)).map((s) => s.code);
     expect(unchecked.filter((c) => !/^Not checked: \S/m.test(SECTIONS.get(c)!.body))).toEqual([]);
     expect(unchecked.sort()).toEqual(Object.keys(GENERATED).sort());
+    const quotedButUnchecked = doc.sections.flatMap((s) => s.examples.filter((e) => !e.checked && e.output !== undefined).map((e) => `${s.code} (line ${e.line})`));
+    expect(quotedButUnchecked, 'an unchecked example cannot quote output').toEqual([]);
   });
 
   for (const [code, run] of Object.entries(GENERATED)) {
@@ -339,16 +339,18 @@ describe('the examples of spec/diagnostics.md report their codes', () => {
         const d = r.diagnostics.find((x) => x.code === ex.code);
         expect(d, `the example does not report ${ex.code}; it reports:\n${render(r)}`).toBeDefined();
         expect(d!.severity).toBe(BY_CODE.get(ex.code)?.severity);
-        for (const q of quotedOutput(s)) {
+        const quoted = quotedOutput(ex);
+        expect(quoted.length, 'the example quotes no output (a ```text block after it)').toBeGreaterThan(0);
+        for (const q of quoted) {
           expect(matches(r, q), `the document quotes\n  ${q.file}:${q.line}:${q.column}: ${q.severity} ${q.code}: ${q.message}${q.hint !== undefined ? `\n  hint: ${q.hint}` : ''}${q.fixes.map((f) => `\n  fix: ${f}`).join('')}\nbut the compiler says:\n${render(r)}`).toBe(true);
         }
       });
     }
   }
 
-  test('the quoted output belongs to the section', () => {
+  test('the quoted output is of the example\'s own code', () => {
     const problems: string[] = [];
-    for (const s of doc.sections) for (const q of quotedOutput(s)) if (q.code !== s.code) problems.push(`${s.code} quotes ${q.code}`);
+    for (const s of doc.sections) for (const e of s.examples) for (const q of quotedOutput(e)) if (q.code !== e.code) problems.push(`${s.code} (line ${e.line}) quotes ${q.code}`);
     expect(problems).toEqual([]);
   });
 });

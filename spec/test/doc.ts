@@ -27,6 +27,8 @@ export interface Example {
   system?: string;
   /** 1-based line of the opening fence, for messages. */
   line: number;
+  /** The first ```text block after the example in its section: the compiler output it quotes. */
+  output?: string;
 }
 
 export interface Section {
@@ -77,6 +79,11 @@ export function parseDiagnosticsDoc(text: string): DiagnosticsDoc {
       const content: string[] = [];
       for (i++; i < lines.length && !lines[i].startsWith('```'); i++) content.push(lines[i]);
       if (current) bodyLines.push(line, ...content, '```');
+      if (fence[1] === 'text' && current && current.examples.length) {
+        const last = current.examples[current.examples.length - 1];
+        if (last.output === undefined) last.output = content.join('\n');
+        continue;
+      }
       if (fence[1] !== 'mcl') continue;
       const a = attrs(fence[2]);
       const source = content.join('\n') + '\n';
