@@ -131,3 +131,11 @@ system B { w = W
     expect(r.diagnostics.map((d) => d.code)).toEqual(['MCL0604']);
   });
 });
+
+describe('hints', () => {
+  test('an unknown name declared by a loaded module suggests the import', () => {
+    const r = compileText('type A = { r: std.http.Request, q: Response }\n');
+    const d = r.diagnostics.find((x) => x.code === 'MCL0203');
+    expect(d?.hint).toBe('import it: `import std.http.{Response}`');
+  });
+});

@@ -5,7 +5,7 @@
 
 import type { Decl, Ident, QualifiedName, Span } from '@mcl/language';
 import { Ctx, related, type DeclEntry, type DeclKind, type Module } from '../context';
-import { didYouMean } from '../util/suggest';
+import { didYouMean, suggest } from '../util/suggest';
 import { PRELUDE, qnameText, type Loader } from './load';
 
 const KIND_OF: Partial<Record<Decl['kind'], DeclKind>> = {
@@ -198,9 +198,21 @@ export function resolveRef(
         return l.ok && kinds.includes(l.entry.kind);
       }), ...(primitiveHint ?? [])];
       const s = didYouMean(name, candidates);
-      ctx.report('MCL0203', `unknown ${what} \`${name}\``, m.file, q.span, {
-        hint: s ?? `declare it, or import it: \`import some.module.{${name}}\``,
-      });
+      // A loaded module that declares the name is the likely fix: say which import brings it in.
+      const owners = [...ctx.modules.values()].filter((o) => o !== m && o.path !== PRELUDE && kinds.includes(o.decls.get(name)?.kind as DeclKind)).map((o) => o.path).sort();
+      let hint = s ?? (owners.length ? `import it: \`import ${owners[0]}.{${name}}\`` : undefined);
+      if (!hint) {
+        const elsewhere = new Map<string, string>();
+        for (const o of ctx.modules.values()) {
+          if (o === m || o.path === PRELUDE) continue;
+          for (const e of o.decls.values()) if (kinds.includes(e.kind) && !elsewhere.has(e.name)) elsewhere.set(e.name, o.path);
+        }
+        const near = suggest(name, elsewhere.keys(), 1)[0];
+        hint = near
+          ? `did you mean \`${near}\`? import it: \`import ${elsewhere.get(near)}.{${near}}\``
+          : `declare it, or import the module that declares it: \`import some.module.{${name}}\``;
+      }
+      ctx.report('MCL0203', `unknown ${what} \`${name}\``, m.file, q.span, { hint });
       return undefined;
     }
   } else {
