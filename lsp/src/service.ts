@@ -152,8 +152,8 @@ export function startServer(connection: Connection, bundleDir: string): void {
   }
 
   // Document sync: the TextDocuments manager applies incremental edits; the
-  // workspace sees the new text at once and a build is scheduled.
-  documents.onDidOpen((e) => track(e.document));
+  // workspace sees the new text at once and a build is scheduled. (Opening a
+  // document also fires a content change, which is all that is needed.)
   documents.onDidChangeContent((e) => track(e.document));
   documents.onDidClose((e) => {
     const c = need();
