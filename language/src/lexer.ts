@@ -23,20 +23,21 @@ export type LiteralPayload =
   | { kind: 'rate'; count: number; per: RateUnit; perSecond: number };
 
 /** A token as the parser sees it: a Chevrotain token plus the decoded literal and the attached doc comment. */
-export class Token implements IToken {
+export interface Token extends IToken {
   tokenTypeIdx: number;
+  /** Inclusive, as Chevrotain expects. */
+  endOffset: number;
   /** Text of the `///` comments directly before this token, markers stripped, joined by "\n". */
-  doc: string | undefined = undefined;
-  payload: LiteralPayload | undefined = undefined;
-  constructor(
-    public tokenType: TokenType,
-    public image: string,
-    public startOffset: number,
-    /** Inclusive, as Chevrotain expects. */
-    public endOffset: number,
-  ) {
-    this.tokenTypeIdx = tokenType.tokenTypeIdx!;
-  }
+  doc: string | undefined;
+  payload: LiteralPayload | undefined;
+}
+
+/**
+ * Tokens are plain object literals of one fixed shape: cheaper to create than
+ * class instances whose fields are defined one by one, and there are a lot of them.
+ */
+function makeToken(tokenType: TokenType, image: string, startOffset: number, endOffset: number, doc: string | undefined): Token {
+  return { image, startOffset, endOffset, tokenType, tokenTypeIdx: tokenType.tokenTypeIdx!, doc, payload: undefined };
 }
 
 export interface LexResult {
@@ -122,11 +123,12 @@ export function lex(text: string, path: string): LexResult {
   }
 
   function push(type: TokenType, start: number, end: number, image?: string): Token {
-    const tok = new Token(type, image ?? text.slice(start, end), start, end - 1);
+    let doc: string | undefined;
     if (pendingDoc !== undefined) {
-      tok.doc = pendingDoc.join('\n');
+      doc = pendingDoc.join('\n');
       pendingDoc = undefined;
     }
+    const tok = makeToken(type, image ?? text.slice(start, end), start, end - 1, doc);
     tokens.push(tok);
     return tok;
   }
@@ -173,7 +175,9 @@ export function lex(text: string, path: string): LexResult {
         push(T.OnFailure, start, i);
         continue;
       }
-      push(T.KEYWORDS.get(word) ?? T.Name, start, i, word);
+      // Keywords are lower-case and at most 12 characters long: most other names skip the lookup.
+      const kw = c >= 97 && i - start <= 12 ? T.KEYWORDS.get(word) : undefined;
+      push(kw ?? T.Name, start, i, word);
       continue;
     }
     if (isDigit(c) || (c === 45 && isDigit(text.charCodeAt(i + 1)))) {
@@ -268,7 +272,15 @@ export function lex(text: string, path: string): LexResult {
       if (text.charCodeAt(start) === 45) value = -value;
     } else {
       const ds = j;
-      while (j < n && (isDigit(text.charCodeAt(j)) || text.charCodeAt(j) === 95)) j++;
+      // Integers are accumulated while scanning; only floats and numbers with `_` are re-read.
+      let acc = 0;
+      let underscore = false;
+      for (; j < n; j++) {
+        const d = text.charCodeAt(j);
+        if (d >= 48 && d <= 57) acc = acc * 10 + (d - 48);
+        else if (d === 95) underscore = true;
+        else break;
+      }
       if (text.charCodeAt(j) === 46 && isDigit(text.charCodeAt(j + 1))) {
         isFloat = true;
         j++;
@@ -283,11 +295,13 @@ export function lex(text: string, path: string): LexResult {
           while (j < n && isDigit(text.charCodeAt(j))) j++;
         }
       }
-      const digits = text.slice(ds, j);
-      if (digits.indexOf('_') >= 0) {
-        if (/(^|[^0-9])_|_($|[^0-9])/.test(digits)) malformed = 'underscores in a number go between digits';
+      if (underscore || isFloat || acc > Number.MAX_SAFE_INTEGER) {
+        const digits = text.slice(ds, j);
+        if (underscore && /(^|[^0-9])_|_($|[^0-9])/.test(digits)) malformed = 'underscores in a number go between digits';
+        value = Number(text.slice(start, j).replace(/_/g, ''));
+      } else {
+        value = text.charCodeAt(start) === 45 ? -acc : acc;
       }
-      value = Number(text.slice(start, j).replace(/_/g, ''));
     }
     const numberEnd = j;
     // A unit attached to the number: `64KiB`, `2s`, `500/s`.
