@@ -60,6 +60,18 @@ describe('completion', () => {
     expect(labels.sort()).toEqual(['cancel', 'place']);
   });
 
+  it('offers the remaining operations after `allow a,`', async () => {
+    const labels = await complete(`${HEADER}\nsystem Sys {\n  a = A\n  b = B\n  connect a.orders -> b.orders { allow place, $0 }\n}`);
+    expect(labels).toEqual(['cancel']);
+  });
+
+  it('offers instances in policy rules and provided ports in `exposed only`', async () => {
+    const sys = `${HEADER}\nsystem Sys {\n  a = A\n  b = B\n  s = S\n  connect a.orders -> b.orders\n  connect a.store -> s.kv\n  policy {\n    RULE\n  }\n}`;
+    expect((await complete(sys.replace('RULE', 's only from a, $0'))).sort()).toEqual(['a', 'b', 's']);
+    expect((await complete(sys.replace('RULE', 'exposed only [b.$0]'))).sort()).toEqual(['api', 'orders']);
+    expect((await complete(sys.replace('RULE', 'no path a -> $0'))).sort()).toEqual(['a', 'b', 'outside', 's']);
+  });
+
   it('offers components after `name =` in a system', async () => {
     const labels = await complete(`${HEADER}\nsystem Sys {\n  a = $0\n}`);
     expect(labels).toEqual(expect.arrayContaining(['A', 'B', 'S']));

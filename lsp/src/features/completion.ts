@@ -117,7 +117,7 @@ function blockStack(toks: Tok[]): Frame[] {
     } else if (t.text === '}') {
       if (stack.length > 1) stack.pop();
       stack[stack.length - 1].stmt = [];
-    } else if (t.text === ';' || (t.text === ',' && !['import', 'other'].includes(top.block) && !inBrackets(top.stmt))) {
+    } else if (t.text === ';' || (t.text === ',' && !['import', 'other'].includes(top.block) && !inBrackets(top.stmt) && !inNameList(top.stmt))) {
       top.stmt = [];
     } else if (startsStatement(top.block, t, top.stmt) || (t.nl && top.stmt.length > 0 && !continues(top.stmt[top.stmt.length - 1]))) {
       top.stmt = [t];
@@ -131,6 +131,12 @@ function blockStack(toks: Tok[]): Frame[] {
 /** Tokens after which a statement goes on past a line break. */
 function continues(prev: Tok): boolean {
   return ['.', '->', ',', '=', ':', '(', '[', '<', '|', '..'].includes(prev.text);
+}
+
+/** `allow a, b` and `x only from a, b` take comma-separated lists, so a comma there does not end the statement. */
+function inNameList(stmt: Tok[]): boolean {
+  const words = stmt.map((t) => t.text);
+  return words[0] === 'allow' || (words.includes('only') && (words.includes('from') || words.includes('through')));
 }
 
 function inBrackets(stmt: Tok[]): boolean {
@@ -307,7 +313,7 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
   if (prev === '.' && frame.block !== 'import' && words[0] !== 'import') {
     const qualifier = words[words.length - 2];
     if (['system', 'policy'].includes(frame.block) && qualifier) {
-      const want = words[0] === 'connect' ? (words.includes('->') ? 'provide' : 'require') : words[0] === 'expose' ? 'provide' : undefined;
+      const want = words[0] === 'connect' ? (words.includes('->') ? 'provide' : 'require') : words[0] === 'expose' || words[0] === 'exposed' ? 'provide' : undefined;
       return items(portItems(s, file, offset, qualifier, want));
     }
     // A qualified name `std.http.` or `shop.types.`: the module's declarations.
