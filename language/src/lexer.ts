@@ -103,6 +103,13 @@ PUNCT[42] = T.Star;
 PUNCT[43] = T.Plus;
 PUNCT[63] = T.Question;
 
+/** Keywords by length, then by the code of their first character. */
+const KEYWORD_BUCKETS: ({ word: string; type: TokenType }[] | undefined)[][] = [];
+for (const [word, type] of T.KEYWORDS) {
+  while (KEYWORD_BUCKETS.length <= word.length) KEYWORD_BUCKETS.push([]);
+  (KEYWORD_BUCKETS[word.length][word.charCodeAt(0)] ??= []).push({ word, type });
+}
+
 const PUNCT_IMAGE: string[] = PUNCT.map((_, c) => String.fromCharCode(c));
 
 /** Lexes a whole file. `path` is only used to label diagnostics. */
@@ -169,15 +176,19 @@ export function lex(text: string, path: string): LexResult {
       const start = i;
       i++;
       while (i < n && isIdentPart(text.charCodeAt(i))) i++;
-      const word = text.slice(start, i);
-      if (word === 'on' && text.startsWith('-failure', i) && !(i + 8 < n && isIdentPart(text.charCodeAt(i + 8)))) {
+      const len = i - start;
+      if (len === 2 && c === 111 && text.charCodeAt(start + 1) === 110 && text.startsWith('-failure', i) && !(i + 8 < n && isIdentPart(text.charCodeAt(i + 8)))) {
         i += 8;
-        push(T.OnFailure, start, i);
+        push(T.OnFailure, start, i, 'on-failure');
         continue;
       }
-      // Keywords are lower-case and at most 12 characters long: most other names skip the lookup.
-      const kw = c >= 97 && i - start <= 12 ? T.KEYWORDS.get(word) : undefined;
-      push(kw ?? T.Name, start, i, word);
+      // Keywords are found by length and first letter, comparing in place: hashing a
+      // freshly sliced string for a map lookup was the lexer's largest cost.
+      const bucket = len < KEYWORD_BUCKETS.length ? KEYWORD_BUCKETS[len][c] : undefined;
+      let kw: { word: string; type: TokenType } | undefined;
+      if (bucket !== undefined) for (const k of bucket) if (text.startsWith(k.word, start)) kw = k;
+      if (kw !== undefined) push(kw.type, start, i, kw.word);
+      else push(T.Name, start, i);
       continue;
     }
     if (isDigit(c) || (c === 45 && isDigit(text.charCodeAt(i + 1)))) {
