@@ -2,6 +2,8 @@
 // update them; syntax errors of unchanged files survive later builds; policy
 // counterexamples arrive as related information.
 
+import { unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { msg, startClient, type Client } from './harness';
 import { MAIN, SHOP_FILES } from './fixtures';
@@ -33,6 +35,26 @@ describe('diagnostics', () => {
     expect(bad.find((d) => /Kvv/.test(msg(d)))!.message).toMatch(/Hint: /);
     client.change('main.mcl', MAIN);
     await client.waitForDiagnostics('main.mcl', (ds) => ds.every((d) => d.severity !== 1));
+  });
+
+  it('follows files created, changed and deleted on disk', async () => {
+    client = await startClient(SHOP_FILES, {}, { workspace: { didChangeWatchedFiles: { dynamicRegistration: true } } });
+    client.open('main.mcl', MAIN);
+    await client.waitForDiagnostics('main.mcl');
+    const path = join(client.root, 'late.mcl');
+    writeFileSync(path, 'component Late {\n  require db: Missing\n}\n');
+    await client.conn.sendNotification('workspace/didChangeWatchedFiles', { changes: [{ uri: client.uri('late.mcl'), type: 1 }] });
+    await client.waitForDiagnostics('late.mcl', (ds) => ds.some((d) => /Missing/.test(msg(d))));
+    // The disk is cached while the client reports changes, so the change must be reported to be seen.
+    writeFileSync(path, 'component Late {\n  require db: std.kv.Kv optional\n}\n');
+    await client.conn.sendNotification('workspace/didChangeWatchedFiles', { changes: [{ uri: client.uri('late.mcl'), type: 2 }] });
+    await client.waitForDiagnostics('late.mcl', (ds) => !ds.some((d) => /Missing/.test(msg(d))));
+    writeFileSync(path, 'component Late {\n  require db: Gone\n}\n');
+    await client.conn.sendNotification('workspace/didChangeWatchedFiles', { changes: [{ uri: client.uri('late.mcl'), type: 2 }] });
+    await client.waitForDiagnostics('late.mcl', (ds) => ds.some((d) => /Gone/.test(msg(d))));
+    unlinkSync(path);
+    await client.conn.sendNotification('workspace/didChangeWatchedFiles', { changes: [{ uri: client.uri('late.mcl'), type: 3 }] });
+    await client.waitForDiagnostics('late.mcl', (ds) => ds.length === 0);
   });
 
   it('keeps syntax errors of an unchanged file when another file is edited', async () => {

@@ -156,7 +156,11 @@ export interface Client {
   close(): Promise<void>;
 }
 
-export async function startClient(files: Record<string, string>, initializationOptions: Record<string, unknown> = {}): Promise<Client> {
+export async function startClient(
+  files: Record<string, string>,
+  initializationOptions: Record<string, unknown> = {},
+  extraCapabilities: Record<string, unknown> = {},
+): Promise<Client> {
   await ensureServerBuilt();
   const root = makeWorkspace(files);
   const proc = spawn(process.execPath, [SERVER, '--stdio'], { cwd: root, env: { ...process.env, MCL_STDLIB: STDLIB } });
@@ -189,6 +193,7 @@ export async function startClient(files: Record<string, string>, initializationO
         documentSymbol: { hierarchicalDocumentSymbolSupport: true },
       },
       workspace: { workspaceFolders: true },
+      ...extraCapabilities,
     },
     initializationOptions: { debounceMs: 10, stdlibPath: STDLIB, ...initializationOptions },
   });
