@@ -112,3 +112,34 @@ describe('determinism', () => {
     expect(r.diagnostics).toEqual([]);
   });
 });
+
+describe('instances are built in canonical key order', () => {
+  const PARAMS = `type Cfg = { zeta: int, alpha: string, mid?: map<string, int> }
+component C {
+  param cfg: Cfg = { zeta: 1, alpha: "a", mid: { "z": 1, "b": 2, "__proto__": 3 } }
+  param tags: map<string, list<string>> = { "y": ["1"], "x": [] }
+  param n: int = 3
+  program { exec ["/bin/true"]  env { ZED = "1", ALPHA = "2" } }
+}
+system S { c = C }
+`;
+  const cases: [string, Record<string, string>, string][] = [
+    ['webstack', files, 'webstack.mcl'],
+    ['multi', MULTI, 'main.mcl'],
+    ['params', { 'main.mcl': PARAMS }, 'main.mcl'],
+    ['index-like keys', { 'main.mcl': PARAMS.replace('"z": 1', '"7": 1') }, 'main.mcl'],
+  ];
+  for (const [name, ws, entry] of cases) {
+    test(name, () => {
+      const r = compile(new MemoryHost(ws), { entries: [entry], mclcVersion: 'x' });
+      expect(r.plan, r.diagnostics.map((d) => d.message).join('\n')).toBeDefined();
+      for (const i of r.plan!.instances) {
+        const { digest, ...rest } = i;
+        const canonical = planCanonical(rest);
+        if (name !== 'index-like keys') expect(JSON.stringify(rest)).toBe(canonical);
+        expect(digest).toBe(createHash('sha256').update(canonical).digest('hex'));
+      }
+      expect(planDigest(r.plan!)).toBe(r.plan!.digests.plan);
+    });
+  }
+});

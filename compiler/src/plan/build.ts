@@ -232,41 +232,47 @@ export class PlanBuilder {
     for (const fi of flat.instances) {
       const { inst, comp } = fi;
       const prog = this.program(comp);
-      const env: Record<string, string> = { ...prog.env };
+      // Every object below is built with its keys in canonical (sorted) order, so the plain native
+      // serializer already gives canonical JSON; a test checks this stays true. Parameter values are
+      // sorted by the type checker; index-like keys (which engines enumerate first) take the slow path.
+      const envVars: [string, string][] = Object.keys(prog.env).map((k) => [k, prog.env[k]]);
       const params: Record<string, JsonValue> = {};
       for (const name of Object.keys(inst.params).sort()) {
         params[name] = inst.params[name];
-        env[`MCL_PARAM_${name.toUpperCase()}`] = paramEnv(inst.params[name]);
+        envVars.push([`MCL_PARAM_${name.toUpperCase()}`, paramEnv(inst.params[name])]);
       }
+      envVars.sort((a, b) => byString(a[0], b[0]));
+      const env: Record<string, string> = {};
+      for (const [k, v] of envVars) env[k] = v;
       const pi: Omit<PlanInstance, 'digest'> = {
-        id: fi.id,
         component: comp.entry.qname,
-        template: templateId.get(instTemplateKey.get(fi) ?? '') ?? '',
-        memory_bytes: inst.memory,
-        vcpus: inst.vcpus,
-        mode: inst.mode.mode,
-        replicas: inst.mode.replicas,
-        ...(inst.mode.max_sessions !== undefined ? { max_sessions: inst.mode.max_sessions } : {}),
-        restart: { policy: inst.restart.policy, max_retries: inst.restart.max_retries },
-        ...(inst.label !== undefined ? { label: inst.label } : {}),
         declassifies: comp.declassifies.map((d) => ({ from: d.from, to: d.to })),
+        id: fi.id,
+        ...(inst.label !== undefined ? { label: inst.label } : {}),
+        ...(inst.mode.max_sessions !== undefined ? { max_sessions: inst.mode.max_sessions } : {}),
+        memory_bytes: inst.memory,
+        mode: inst.mode.mode,
         params,
-        sensitive_params: [...prog.sensitive],
-        program: { argv: [...prog.argv], env, files: prog.files.map((f) => ({ ...f })) },
         ports: comp.ports.map((p) => {
           const exp = exposedOn.get(`${fi.id}\u0000${p.name}`);
           return {
-            name: p.name,
+            channels: (portChannels.get(`${fi.id}\u0000${p.name}`) ?? []).sort(byString),
             direction: p.direction,
+            ...(exp !== undefined ? { exposed_on: exp } : {}),
+            name: p.name,
             protocol: p.protocol?.entry.qname ?? '',
             slot: p.slot,
-            channels: (portChannels.get(`${fi.id}\u0000${p.name}`) ?? []).sort(byString),
-            ...(exp !== undefined ? { exposed_on: exp } : {}),
           };
         }),
+        program: { argv: [...prog.argv], env, files: prog.files.map((f) => ({ content: f.content, mode: f.mode, path: f.path })) },
+        replicas: inst.mode.replicas,
+        restart: { max_retries: inst.restart.max_retries, policy: inst.restart.policy },
+        sensitive_params: [...prog.sensitive],
+        template: templateId.get(instTemplateKey.get(fi) ?? '') ?? '',
+        vcpus: inst.vcpus,
       };
       if (digests) {
-        const json = canonicalJson(pi);
+        const json = this.types.sawIndexKey ? canonicalJson(pi) : JSON.stringify(pi);
         const digest = this.ctx.sha256(json);
         instances.push({ ...pi, digest });
         instanceJson.set(fi.id, withDigest(json, digest));

@@ -36,7 +36,22 @@ interface SymCtx {
   qname: string;
 }
 
+const INDEX_KEY = /^(?:0|[1-9]\d{0,9})$/;
+
+/** A copy with keys in sorted order (null prototype, so `__proto__` stays data). */
+function sortedObject(obj: Record<string, JsonValue>): Record<string, JsonValue> {
+  const out: Record<string, JsonValue> = Object.create(null);
+  for (const k of Object.keys(obj).sort()) out[k] = obj[k];
+  return out;
+}
+
 export class Types {
+  /**
+   * Whether any object value built so far has a key that looks like an array
+   * index: engines enumerate such keys first whatever the insertion order, so
+   * objects holding them are not in canonical order by construction.
+   */
+  sawIndexKey = false;
   /** Resolved bodies of type declarations. */
   private readonly bodies = new Map<DeclEntry, RType>();
   private readonly checking = new Set<DeclEntry>();
@@ -483,8 +498,9 @@ export class Types {
           const vv = this.value(en.value, d.value, m, `the value of ${JSON.stringify(key)} in ${what}`, depth + 1);
           if (kv === undefined || vv === undefined) ok = false;
           else out[key] = vv;
+          if (INDEX_KEY.test(key)) this.sawIndexKey = true;
         }
-        return ok ? out : undefined;
+        return ok ? sortedObject(out) : undefined;
       }
       case 'record': {
         if (e.kind !== 'Map') return wrong('a record `{ field: value }`');
@@ -509,7 +525,7 @@ export class Types {
             ok = false;
           }
         }
-        return ok ? out : undefined;
+        return ok ? sortedObject(out) : undefined;
       }
       case 'union': {
         // A payload-less variant is written as its name; a variant with a payload as `{ variant: value }`.
@@ -530,6 +546,7 @@ export class Types {
           return undefined;
         }
         if (!v.type) return wrong(`\`${key}\` alone (the variant carries no value)`);
+        if (INDEX_KEY.test(key)) this.sawIndexKey = true;
         const val = this.value(en.value, v.type, m, `variant \`${key}\` of ${what}`, depth + 1);
         return val === undefined ? undefined : Object.assign(Object.create(null), { [key]: val });
       }
