@@ -132,9 +132,11 @@ async function main() {
     await killGuest(src);
     const fullSize = (await stat(full)).size;
     const restoreTimes: number[] = [];
+    const restoredPrivate: number[] = [];
     for (let i = 0; i < 5; i++) {
       const g = await coldGuest(template, dir, `snap${i}`, full);
       restoreTimes.push(g.readyMs);
+      restoredPrivate.push((await readMemory(g.pid)).private);
       await killGuest(g);
     }
 
@@ -146,6 +148,7 @@ async function main() {
     ]);
     rows.push(['fork speed-up over cold boot', `${(median(coldTimes) / median(forkTimes)).toFixed(1)}x`]);
     rows.push([`full-RAM snapshot restore to ready (median of 5, state ${mib(fullSize)} MiB)`, `${median(restoreTimes)} ms`]);
+    rows.push(['  private memory per restored guest (median)', `${mib(median(restoredPrivate))} MiB`]);
     rows.push(['template device state', `${mib((await stat(template.statePath)).size)} MiB`]);
 
     // N idle clones.

@@ -134,7 +134,7 @@ function templateFromMeta(spec: TemplateSpec, dir: string, meta: TemplateMeta, c
 
 async function readValid(dir: string, spec: TemplateSpec): Promise<Template | null> {
   const metaPath = path.join(dir, 'template.json');
-  if (!existsSync(metaPath) || !existsSync(path.join(dir, 'state.bin')) || !existsSync(path.join(dir, 'clone-kernel'))) return null;
+  for (const f of ['template.json', 'state.bin', 'clone-kernel', 'clone-initrd']) if (!existsSync(path.join(dir, f))) return null;
   const meta = JSON.parse(await readFile(metaPath, 'utf8')) as TemplateMeta;
   if (meta.format !== TEMPLATE_FORMAT || !existsSync(meta.mem_path)) return null;
   if (statSync(meta.mem_path).size !== spec.memoryBytes) return null;
@@ -163,7 +163,8 @@ export function layoutOf(t: Pick<Template, 'spec' | 'accel' | 'machine' | 'memPa
     vcpus: t.spec.vcpus,
     portSlots: t.spec.portSlots,
     kernelPath: forClone ? t.cloneKernelPath : t.spec.image.kernelPath,
-    initrdPath: t.spec.image.initrdPath,
+    // Like the kernel, QEMU holds the initramfs in memory; a clone never unpacks it.
+    initrdPath: forClone ? path.join(path.dirname(t.cloneKernelPath), 'clone-initrd') : t.spec.image.initrdPath,
     memPath: t.memPath,
   };
 }
@@ -307,6 +308,7 @@ async function bootTemplate(
     await Promise.race([exitedP, new Promise((r) => setTimeout(r, 5_000))]);
     await rename(tmpState, statePath);
     await writeStubKernel(spec.image.kernelPath, path.join(dir, 'clone-kernel'));
+    await writeFile(path.join(dir, 'clone-initrd'), Buffer.alloc(4096));
     const meta: TemplateMeta = {
       format: TEMPLATE_FORMAT,
       id: spec.id,

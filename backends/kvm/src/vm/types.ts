@@ -125,7 +125,8 @@ export interface Template {
    * A stub kernel for clones: the real kernel's setup header with no payload.
    * QEMU keeps the whole `-kernel` file in memory (14 MB of private memory per
    * process) although a clone never boots it; the stub keeps the firmware
-   * layout identical while costing nothing.
+   * layout identical while costing nothing. `clone-initrd` beside it does the
+   * same for the initramfs.
    */
   cloneKernelPath: string;
   /** True when loaded from the cache rather than booted now. */
