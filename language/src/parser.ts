@@ -605,7 +605,7 @@ export class McParser extends EmbeddedActionsParser {
     return { kind: 'MissingExpr', span: e.span };
   }
 
-  private sepAlts = [{ ALT: () => this.CONSUME9(T.Semi) }, { ALT: () => this.CONSUME9(T.Comma) }];
+  private sepAlts = [alt(() => this.CONSUME9(T.Semi)), alt(() => this.CONSUME9(T.Comma))];
 
   private sep(): void {
     this.OR9(this.sepAlts);
@@ -615,35 +615,35 @@ export class McParser extends EmbeddedActionsParser {
   // Alternatives of the block repetitions, built once: Chevrotain would otherwise
   // allocate every closure and array on each iteration.
   private membersAlts0 = [
-    { ALT: () => this.SUBRULE(this.imageMember) },
-    { ALT: () => this.SUBRULE(this.memoryMember) },
-    { ALT: () => this.SUBRULE(this.vcpusMember) },
-    { ALT: () => this.SUBRULE(this.labelMember) },
-    { ALT: () => this.SUBRULE(this.declassifyMember) },
-    { ALT: () => this.SUBRULE(this.paramDecl) },
-    { ALT: () => this.SUBRULE(this.portDecl) },
-    { ALT: () => this.SUBRULE(this.instancesMember) },
-    { ALT: () => this.SUBRULE(this.restartMember) },
-    { ALT: () => this.SUBRULE(this.programMember) },
-    { ALT: () => this.sep() },
-    { ALT: () => this.stray(this.CONSUME(T.StrayComponent), T.StrayComponent, 'a component member') },
+    alt(() => this.SUBRULE(this.imageMember)),
+    alt(() => this.SUBRULE(this.memoryMember)),
+    alt(() => this.SUBRULE(this.vcpusMember)),
+    alt(() => this.SUBRULE(this.labelMember)),
+    alt(() => this.SUBRULE(this.declassifyMember)),
+    alt(() => this.SUBRULE(this.paramDecl)),
+    alt(() => this.SUBRULE(this.portDecl)),
+    alt(() => this.SUBRULE(this.instancesMember)),
+    alt(() => this.SUBRULE(this.restartMember)),
+    alt(() => this.SUBRULE(this.programMember)),
+    alt(() => this.sep()),
+    alt(() => this.stray(this.CONSUME(T.StrayComponent), T.StrayComponent, 'a component member')),
   ];
   private entriesAlts1 = [
-    { ALT: () => this.SUBRULE(this.scriptEntry) },
-    { ALT: () => this.SUBRULE(this.execEntry) },
-    { ALT: () => this.SUBRULE(this.fileEntry) },
-    { ALT: () => this.SUBRULE(this.envEntry) },
-    { ALT: () => this.sep() },
-    { ALT: () => this.stray(this.CONSUME(T.StrayProgram), T.StrayProgram, 'a program entry') },
+    alt(() => this.SUBRULE(this.scriptEntry)),
+    alt(() => this.SUBRULE(this.execEntry)),
+    alt(() => this.SUBRULE(this.fileEntry)),
+    alt(() => this.SUBRULE(this.envEntry)),
+    alt(() => this.sep()),
+    alt(() => this.stray(this.CONSUME(T.StrayProgram), T.StrayProgram, 'a program entry')),
   ];
   private membersAlts2 = [
-    { ALT: () => this.SUBRULE(this.instanceDecl) },
-    { ALT: () => this.SUBRULE(this.connectDecl) },
-    { ALT: () => this.SUBRULE(this.exposeDecl) },
-    { ALT: () => this.SUBRULE(this.exportDecl) },
-    { ALT: () => this.SUBRULE(this.policyBlock) },
-    { ALT: () => this.sep() },
-    { ALT: () => this.stray(this.CONSUME(T.StraySystem), T.StraySystem, 'a system member') },
+    alt(() => this.SUBRULE(this.instanceDecl)),
+    alt(() => this.SUBRULE(this.connectDecl)),
+    alt(() => this.SUBRULE(this.exposeDecl)),
+    alt(() => this.SUBRULE(this.exportDecl)),
+    alt(() => this.SUBRULE(this.policyBlock)),
+    alt(() => this.sep()),
+    alt(() => this.stray(this.CONSUME(T.StraySystem), T.StraySystem, 'a system member')),
   ];
   // Instance settings and policy rules are told apart by their second or third
   // token; the gates decide on those tokens directly so that a rule that is
@@ -657,19 +657,19 @@ export class McParser extends EmbeddedActionsParser {
       { GATE: () => this.LA(2).tokenType !== T.Eq, ALT: () => this.SUBRULE(this.memoryMember) },
       { GATE: () => this.LA(2).tokenType !== T.Eq, ALT: () => this.SUBRULE(this.vcpusMember) },
       { GATE: () => this.LA(2).tokenType !== T.Eq, ALT: () => this.SUBRULE(this.labelMember) },
-      { ALT: () => this.SUBRULE(this.paramOverride) },
-      { ALT: () => this.sep() },
-      { ALT: () => this.stray(this.CONSUME(T.StraySettings), T.StraySettings, 'an instance setting') },
+      alt(() => this.SUBRULE(this.paramOverride)),
+      alt(() => this.sep()),
+      alt(() => this.stray(this.CONSUME(T.StraySettings), T.StraySettings, 'an instance setting')),
     ],
   };
   private attrsAlts4 = [
-    { ALT: () => this.SUBRULE(this.rateAttr) },
-    { ALT: () => this.SUBRULE(this.maxMessageAttr) },
-    { ALT: () => this.SUBRULE(this.timeoutAttr) },
-    { ALT: () => this.SUBRULE(this.allowAttr) },
-    { ALT: () => this.SUBRULE(this.maxInflightAttr) },
-    { ALT: () => this.sep() },
-    { ALT: () => this.stray(this.CONSUME(T.StrayAttr), T.StrayAttr, 'a channel attribute') },
+    alt(() => this.SUBRULE(this.rateAttr)),
+    alt(() => this.SUBRULE(this.maxMessageAttr)),
+    alt(() => this.SUBRULE(this.timeoutAttr)),
+    alt(() => this.SUBRULE(this.allowAttr)),
+    alt(() => this.SUBRULE(this.maxInflightAttr)),
+    alt(() => this.sep()),
+    alt(() => this.stray(this.CONSUME(T.StrayAttr), T.StrayAttr, 'a channel attribute')),
   ];
   private rulesAlts5 = {
     MAX_LOOKAHEAD: 1,
@@ -686,9 +686,9 @@ export class McParser extends EmbeddedActionsParser {
         GATE: () => this.LA(2).tokenType !== K.only,
         ALT: () => this.SUBRULE(this.budgetRule),
       },
-      { ALT: () => this.SUBRULE(this.onlyRule) },
-      { ALT: () => this.sep() },
-      { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a policy rule') },
+      alt(() => this.SUBRULE(this.onlyRule)),
+      alt(() => this.sep()),
+      alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a policy rule')),
     ],
   };
 
@@ -728,8 +728,7 @@ export class McParser extends EmbeddedActionsParser {
     };
     this.MANY(() => {
       this.OR([
-        {
-          ALT: () => {
+        alt(() => {
             const imp = this.SUBRULE(this.importDecl);
             if (imp && !this.RECORDING_PHASE) {
               if (this.seenDecl)
@@ -741,20 +740,19 @@ export class McParser extends EmbeddedActionsParser {
                 );
               imports.push(imp);
             }
-          },
-        },
-        { ALT: () => add(this.SUBRULE(this.typeDecl)) },
-        { ALT: () => add(this.SUBRULE(this.protocolDecl)) },
-        { ALT: () => add(this.SUBRULE(this.componentDecl)) },
-        { ALT: () => add(this.SUBRULE(this.systemDecl)) },
-        { ALT: () => add(this.SUBRULE(this.imageDecl)) },
-        { ALT: () => add(this.SUBRULE(this.labelsDecl)) },
-        { ALT: () => add(this.SUBRULE(this.targetDecl)) },
-        { ALT: () => add(this.SUBRULE(this.deployDecl)) },
-        { ALT: () => this.sep() },
+          }),
+        alt(() => add(this.SUBRULE(this.typeDecl))),
+        alt(() => add(this.SUBRULE(this.protocolDecl))),
+        alt(() => add(this.SUBRULE(this.componentDecl))),
+        alt(() => add(this.SUBRULE(this.systemDecl))),
+        alt(() => add(this.SUBRULE(this.imageDecl))),
+        alt(() => add(this.SUBRULE(this.labelsDecl))),
+        alt(() => add(this.SUBRULE(this.targetDecl))),
+        alt(() => add(this.SUBRULE(this.deployDecl))),
+        alt(() => this.sep()),
         // A stray `}` at the top level is reported like any other stray token.
-        { ALT: () => this.stray(this.CONSUME(T.RBrace), T.StrayTop, 'a declaration') },
-        { ALT: () => this.stray(this.CONSUME(T.StrayTop), T.StrayTop, 'a declaration') },
+        alt(() => this.stray(this.CONSUME(T.RBrace), T.StrayTop, 'a declaration')),
+        alt(() => this.stray(this.CONSUME(T.StrayTop), T.StrayTop, 'a declaration')),
       ]);
     });
     return { imports, decls };
@@ -777,8 +775,8 @@ export class McParser extends EmbeddedActionsParser {
       this.CONSUME2(T.Dot);
       hasItems = true;
       this.OR([
-        { ALT: () => (node.items = this.SUBRULE(this.importItems) ?? []) },
-        { ALT: () => (this.CONSUME(T.Star), (node.items = '*')) },
+        alt(() => (node.items = this.SUBRULE(this.importItems) ?? [])),
+        alt(() => (this.CONSUME(T.Star), (node.items = '*'))),
       ]);
     });
     if (!hasItems && !this.RECORDING_PHASE) {
@@ -816,17 +814,15 @@ export class McParser extends EmbeddedActionsParser {
     let needComma = false;
     this.MANY(() => {
       this.OR([
-        { ALT: () => (this.CONSUME(T.Comma), (needComma = false)) },
-        {
-          ALT: () => {
+        alt(() => (this.CONSUME(T.Comma), (needComma = false))),
+        alt(() => {
             const at = this.LA(1);
             const prev = this.LA(0);
             const item = this.SUBRULE(this.importItem);
             if (needComma) this.missingComma(at, prev, 'import items');
             items.push(item);
             needComma = true;
-          },
-        },
+          }),
       ]);
     });
     this.CONSUME(T.RBrace, O39);
@@ -870,19 +866,17 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   private typeAlts = [
-    { ALT: () => this.SUBRULE(this.primitiveType) },
-    { ALT: () => this.SUBRULE(this.listType) },
-    { ALT: () => this.SUBRULE(this.mapType) },
-    { ALT: () => this.SUBRULE(this.recordType) },
-    { ALT: () => this.SUBRULE(this.enumType) },
-    { ALT: () => this.SUBRULE(this.unionType) },
-    {
-      ALT: (): A.NamedType => {
+    alt(() => this.SUBRULE(this.primitiveType)),
+    alt(() => this.SUBRULE(this.listType)),
+    alt(() => this.SUBRULE(this.mapType)),
+    alt(() => this.SUBRULE(this.recordType)),
+    alt(() => this.SUBRULE(this.enumType)),
+    alt(() => this.SUBRULE(this.unionType)),
+    alt((): A.NamedType => {
         const start = this.startPos();
         const name = this.SUBRULE(this.qualifiedName, O8);
         return { kind: 'NamedType', name, span: { start, end: this.endPos() } };
-      },
-    },
+      }),
   ];
   private typeOr = { DEF: this.typeAlts, ERR_MSG: 'a type' };
 
@@ -896,11 +890,11 @@ export class McParser extends EmbeddedActionsParser {
   );
 
   private primitiveAlts = [
-    { ALT: () => this.CONSUME(K.bool) },
-    { ALT: () => this.CONSUME(K.int) },
-    { ALT: () => this.CONSUME(K.float) },
-    { ALT: () => this.CONSUME(K.string) },
-    { ALT: () => this.CONSUME(K.bytes) },
+    alt(() => this.CONSUME(K.bool)),
+    alt(() => this.CONSUME(K.int)),
+    alt(() => this.CONSUME(K.float)),
+    alt(() => this.CONSUME(K.string)),
+    alt(() => this.CONSUME(K.bytes)),
   ];
 
   primitiveType = this.rule('primitiveType', (): A.PrimitiveType => {
@@ -939,17 +933,15 @@ export class McParser extends EmbeddedActionsParser {
     let needComma = false;
     this.MANY(() => {
       this.OR([
-        { ALT: () => (this.CONSUME(T.Comma), (needComma = false)) },
-        {
-          ALT: () => {
+        alt(() => (this.CONSUME(T.Comma), (needComma = false))),
+        alt(() => {
             const at = this.LA(1);
             const prev = this.LA(0);
             const c = this.SUBRULE(this.constraint);
             if (needComma) this.missingComma(at, prev, 'constraints');
             if (c) list.push(c);
             needComma = true;
-          },
-        },
+          }),
       ]);
     });
     this.CONSUME(T.RParen, O46);
@@ -960,15 +952,12 @@ export class McParser extends EmbeddedActionsParser {
     const start = this.startPos();
     const node = this.open<A.RangeConstraint>({ kind: 'Range', span: { start, end: start } });
     return this.OR({ DEF: [
-        {
-          ALT: () => {
-            const tok = this.OR2([{ ALT: () => this.CONSUME(K.max) }, { ALT: () => this.CONSUME(K.min) }]);
+        alt(() => {
+            const tok = this.OR2([alt(() => this.CONSUME(K.max)), alt(() => this.CONSUME(K.min))]);
             const value = this.SUBRULE(this.numberLike);
             return this.done<A.BoundConstraint>({ kind: 'Bound', bound: tok.image as 'min' | 'max', value, span: { start, end: 0 } });
-          },
-        },
-        {
-          ALT: () => {
+          }),
+        alt(() => {
             this.CONSUME(K.pattern);
             const tok = this.CONSUME(T.StringLit, O47);
             const pattern = this.literalFrom(tok);
@@ -977,10 +966,8 @@ export class McParser extends EmbeddedActionsParser {
               pattern: pattern.kind === 'String' ? pattern : { ...M_STRING, span: pattern.span },
               span: { start, end: 0 },
             });
-          },
-        },
-        {
-          ALT: () => {
+          }),
+        alt(() => {
             node.min = this.SUBRULE2(this.numberLike);
             let isRange = false;
             this.OPTION(() => {
@@ -1001,20 +988,17 @@ export class McParser extends EmbeddedActionsParser {
               node.max = node.min;
             }
             return node;
-          },
-        },
-        {
-          ALT: () => {
+          }),
+        alt(() => {
             this.CONSUME2(T.DotDot);
             node.max = this.SUBRULE4(this.numberLike);
             return this.done(node);
-          },
-        },
+          }),
       ], ERR_MSG: 'a constraint' });
   });
 
   private numberOr = {
-    DEF: [{ ALT: () => this.CONSUME(T.IntLit) }, { ALT: () => this.CONSUME(T.FloatLit) }, { ALT: () => this.CONSUME(T.SizeLit) }],
+    DEF: [alt(() => this.CONSUME(T.IntLit)), alt(() => this.CONSUME(T.FloatLit)), alt(() => this.CONSUME(T.SizeLit))],
     ERR_MSG: 'a number or size',
   };
 
@@ -1028,9 +1012,9 @@ export class McParser extends EmbeddedActionsParser {
   );
 
   private fieldAlts = [
-    { ALT: () => this.SUBRULE(this.field) },
-    { ALT: () => this.sep() },
-    { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a field') },
+    alt(() => this.SUBRULE(this.field)),
+    alt(() => this.sep()),
+    alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a field')),
   ];
 
   recordType = this.rule('recordType', (): A.RecordType => {
@@ -1061,9 +1045,9 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(T.LBrace, O50);
     this.MANY(() => {
       this.OR([
-        { ALT: () => node.members.push(this.mkIdent(this.CONSUME(T.Identifier, N9))) },
-        { ALT: () => this.sep() },
-        { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'an enum member') },
+        alt(() => node.members.push(this.mkIdent(this.CONSUME(T.Identifier, N9)))),
+        alt(() => this.sep()),
+        alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'an enum member')),
       ]);
     });
     this.CONSUME(T.RBrace, O51);
@@ -1076,9 +1060,9 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(T.LBrace, O52);
     this.MANY(() => {
       this.OR([
-        { ALT: () => node.variants.push(this.SUBRULE(this.variant)) },
-        { ALT: () => this.sep() },
-        { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a union variant') },
+        alt(() => node.variants.push(this.SUBRULE(this.variant))),
+        alt(() => this.sep()),
+        alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a union variant')),
       ]);
     });
     this.CONSUME(T.RBrace, O53);
@@ -1099,16 +1083,14 @@ export class McParser extends EmbeddedActionsParser {
   // Values
 
   private exprAlts = [
-    { ALT: () => this.SUBRULE(this.literal) },
-    { ALT: () => this.SUBRULE(this.listExpr) },
-    { ALT: () => this.SUBRULE(this.mapExpr) },
-    {
-      ALT: (): A.RefExpr => {
+    alt(() => this.SUBRULE(this.literal)),
+    alt(() => this.SUBRULE(this.listExpr)),
+    alt(() => this.SUBRULE(this.mapExpr)),
+    alt((): A.RefExpr => {
         const start = this.startPos();
         const name = this.SUBRULE(this.qualifiedName);
         return { kind: 'Ref', name, span: { start, end: this.endPos() } };
-      },
-    },
+      }),
   ];
 
   expr = this.rule(
@@ -1121,14 +1103,14 @@ export class McParser extends EmbeddedActionsParser {
   );
 
   private literalAlts = [
-    { ALT: () => this.CONSUME(T.IntLit) },
-    { ALT: () => this.CONSUME(T.FloatLit) },
-    { ALT: () => this.CONSUME(T.StringLit) },
-    { ALT: () => this.CONSUME(T.SizeLit) },
-    { ALT: () => this.CONSUME(T.DurationLit) },
-    { ALT: () => this.CONSUME(T.RateLit) },
-    { ALT: () => this.CONSUME(K.true) },
-    { ALT: () => this.CONSUME(K.false) },
+    alt(() => this.CONSUME(T.IntLit)),
+    alt(() => this.CONSUME(T.FloatLit)),
+    alt(() => this.CONSUME(T.StringLit)),
+    alt(() => this.CONSUME(T.SizeLit)),
+    alt(() => this.CONSUME(T.DurationLit)),
+    alt(() => this.CONSUME(T.RateLit)),
+    alt(() => this.CONSUME(K.true)),
+    alt(() => this.CONSUME(K.false)),
   ];
 
   /** A single literal token (no lists, maps or names): used where a setting takes a number, size, duration or rate. */
@@ -1147,17 +1129,15 @@ export class McParser extends EmbeddedActionsParser {
     let needComma = false;
     this.MANY(() => {
       this.OR([
-        { ALT: () => (this.CONSUME(T.Comma), (needComma = false)) },
-        {
-          ALT: () => {
+        alt(() => (this.CONSUME(T.Comma), (needComma = false))),
+        alt(() => {
             const at = this.LA(1);
             const prev = this.LA(0);
             const item = this.SUBRULE(this.expr);
             if (needComma) this.missingComma(at, prev, 'list items');
             node.items.push(item);
             needComma = true;
-          },
-        },
+          }),
       ]);
     });
     this.CONSUME(T.RBracket, O54);
@@ -1170,17 +1150,15 @@ export class McParser extends EmbeddedActionsParser {
     let needComma = false;
     this.MANY(() => {
       this.OR([
-        { ALT: () => (this.CONSUME(T.Comma), (needComma = false)) },
-        {
-          ALT: () => {
+        alt(() => (this.CONSUME(T.Comma), (needComma = false))),
+        alt(() => {
             const at = this.LA(1);
             const prev = this.LA(0);
             const entry = this.SUBRULE(this.mapEntry);
             if (needComma) this.missingComma(at, prev, 'map entries');
             node.entries.push(entry);
             needComma = true;
-          },
-        },
+          }),
       ]);
     });
     this.CONSUME(T.RBrace, O55);
@@ -1190,10 +1168,10 @@ export class McParser extends EmbeddedActionsParser {
   mapEntry = this.rule('mapEntry', (): A.MapEntry => {
     const node = this.open<A.MapEntry>({ kind: 'MapEntry', key: M_IDENT, value: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.OR([
-      { ALT: () => (node.key = this.literalFrom(this.CONSUME(T.StringLit)) as A.StringLiteral) },
-      { ALT: () => (node.key = this.mkIdent(this.CONSUME(T.Identifier, N11))) },
+      alt(() => (node.key = this.literalFrom(this.CONSUME(T.StringLit)) as A.StringLiteral)),
+      alt(() => (node.key = this.mkIdent(this.CONSUME(T.Identifier, N11)))),
     ]);
-    this.OR2({ DEF: [{ ALT: () => this.CONSUME(T.Colon) }, { ALT: () => this.CONSUME(T.Eq) }], ERR_MSG: '`:` or `=` and the value' });
+    this.OR2({ DEF: [alt(() => this.CONSUME(T.Colon)), alt(() => this.CONSUME(T.Eq))], ERR_MSG: '`:` or `=` and the value' });
     node.value = this.SUBRULE(this.expr);
     return this.done(node);
   });
@@ -1210,9 +1188,8 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(T.LBrace, O56);
     this.MANY(() => {
       this.OR([
-        { ALT: () => node.ops.push(this.SUBRULE(this.operation)) },
-        {
-          ALT: () => {
+        alt(() => node.ops.push(this.SUBRULE(this.operation))),
+        alt(() => {
             const kw = this.CONSUME(K.order);
             const order = this.SUBRULE(this.orderAlt);
             if (this.RECORDING_PHASE) return;
@@ -1224,10 +1201,9 @@ export class McParser extends EmbeddedActionsParser {
                 'combine the orders into one expression, e.g. with `|`',
               );
             else node.order = order;
-          },
-        },
-        { ALT: () => this.sep() },
-        { ALT: () => this.stray(this.CONSUME(T.StrayProtocol), T.StrayProtocol, 'an operation') },
+          }),
+        alt(() => this.sep()),
+        alt(() => this.stray(this.CONSUME(T.StrayProtocol), T.StrayProtocol, 'an operation')),
       ]);
     });
     this.CONSUME(T.RBrace, O57);
@@ -1239,9 +1215,9 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.Operation>({ kind: 'Operation', opKind: 'call', name: M_IDENT, span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
     const kw = this.OR([
-      { ALT: () => this.CONSUME(K.call) },
-      { ALT: () => this.CONSUME(K.send) },
-      { ALT: () => this.CONSUME(K.notify) },
+      alt(() => this.CONSUME(K.call)),
+      alt(() => this.CONSUME(K.send)),
+      alt(() => this.CONSUME(K.notify)),
     ]);
     node.opKind = kw.image as A.OperationKind;
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N13));
@@ -1298,9 +1274,9 @@ export class McParser extends EmbeddedActionsParser {
     let expr = this.SUBRULE(this.orderAtom);
     this.MANY(() => {
       const op = this.OR([
-        { ALT: () => this.CONSUME(T.Star) },
-        { ALT: () => this.CONSUME(T.Plus) },
-        { ALT: () => this.CONSUME(T.Question) },
+        alt(() => this.CONSUME(T.Star)),
+        alt(() => this.CONSUME(T.Plus)),
+        alt(() => this.CONSUME(T.Question)),
       ]);
       expr = { kind: 'OrderRepeat', expr, op: op.image as '*' | '+' | '?', span: { start, end: this.endPos() } };
     });
@@ -1316,20 +1292,16 @@ export class McParser extends EmbeddedActionsParser {
     }
     return this.OR({
       DEF: [
-        {
-          ALT: () => {
+        alt(() => {
             node.name = this.mkIdent(this.CONSUME(T.Identifier, N13));
             return this.done(node);
-          },
-        },
-        {
-          ALT: () => {
+          }),
+        alt(() => {
             this.CONSUME(T.LParen);
             const inner = this.SUBRULE(this.orderAlt);
             this.CONSUME(T.RParen, O59);
             return inner;
-          },
-        },
+          }),
       ],
       ERR_MSG: 'an operation name or `(`',
     });
@@ -1420,9 +1392,9 @@ export class McParser extends EmbeddedActionsParser {
     });
     if (doc !== undefined) node.doc = doc;
     const kw = this.OR([
-      { ALT: () => this.CONSUME(K.provide) },
-      { ALT: () => this.CONSUME(K.require) },
-      { ALT: () => this.CONSUME(K.expose) },
+      alt(() => this.CONSUME(K.provide)),
+      alt(() => this.CONSUME(K.require)),
+      alt(() => this.CONSUME(K.expose)),
     ]);
     const isExpose = kw.tokenType === K.expose;
     node.direction = kw.tokenType === K.require ? 'require' : 'provide';
@@ -1458,43 +1430,35 @@ export class McParser extends EmbeddedActionsParser {
   instancesMember = this.rule('instancesMember', (): A.InstancesMember => {
     const node = this.open<A.InstancesMember>({ kind: 'InstancesMember', mode: 'single', span: { start: this.startPos(), end: 0 } });
     this.OR([
-      { ALT: () => this.CONSUME(K.single) },
-      {
-        ALT: () => {
+      alt(() => this.CONSUME(K.single)),
+      alt(() => {
           this.CONSUME(K.replicas);
           node.mode = 'replicas';
           node.count = M_EXPR;
           const v = this.SUBRULE(this.literal, O23);
           node.count = this.expectKind(v, ['Int'], 'an integer', 'replicas');
-        },
-      },
-      {
-        ALT: () => {
+        }),
+      alt(() => {
           this.CONSUME(K.per);
           node.mode = 'per_session';
           this.CONSUME(K.session, O66);
           this.MANY(() => {
             this.OR2([
-              {
-                ALT: () => {
+              alt(() => {
                   this.CONSUME(K.pool);
                   node.pool = M_EXPR;
                   const v = this.SUBRULE2(this.literal, O24);
                   node.pool = this.expectKind(v, ['Int'], 'an integer', 'pool');
-                },
-              },
-              {
-                ALT: () => {
+                }),
+              alt(() => {
                   this.CONSUME(K.max);
                   node.max = M_EXPR;
                   const v = this.SUBRULE3(this.literal, O25);
                   node.max = this.expectKind(v, ['Int'], 'an integer', 'max');
-                },
-              },
+                }),
             ]);
           });
-        },
-      },
+        }),
     ]);
     return this.done(node);
   });
@@ -1503,10 +1467,9 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.RestartMember>({ kind: 'RestartMember', policy: 'always', span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.restart);
     this.OR({ DEF: [
-        { ALT: () => this.CONSUME(K.always) },
-        { ALT: () => (this.CONSUME(K.never), (node.policy = 'never')) },
-        {
-          ALT: () => {
+        alt(() => this.CONSUME(K.always)),
+        alt(() => (this.CONSUME(K.never), (node.policy = 'never'))),
+        alt(() => {
             this.CONSUME(T.OnFailure);
             node.policy = 'on_failure';
             this.OPTION(() => {
@@ -1515,8 +1478,7 @@ export class McParser extends EmbeddedActionsParser {
               const v = this.SUBRULE(this.literal, O26);
               node.maxRetries = this.expectKind(v, ['Int'], 'an integer', 'max');
             });
-          },
-        },
+          }),
       ], ERR_MSG: '`always`, `on-failure` or `never`' });
     return this.done(node);
   });
@@ -1562,18 +1524,14 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(K.file);
     node.guestPath = this.stringArg(this.CONSUME(T.StringLit, O70));
     this.OR({ DEF: [
-        {
-          ALT: () => {
+        alt(() => {
             this.CONSUME(T.Eq);
             node.source = { kind: 'inline', text: this.stringArg(this.CONSUME2(T.StringLit, O71)) };
-          },
-        },
-        {
-          ALT: () => {
+          }),
+        alt(() => {
             this.CONSUME(K.from);
             node.source = { kind: 'workspace', path: this.stringArg(this.CONSUME3(T.StringLit, O72)) };
-          },
-        },
+          }),
       ], ERR_MSG: '`=` or `from`' });
     return this.done(node);
   });
@@ -1734,7 +1692,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.OnlyRule>({ kind: 'OnlyRule', target: M_IDENT, mode: 'from', sources: [], span: { start: this.startPos(), end: 0 } });
     node.target = this.mkIdent(this.CONSUME(T.Identifier, N1));
     this.CONSUME(K.only, O83);
-    this.OR({ DEF: [{ ALT: () => this.CONSUME(K.from) }, { ALT: () => (this.CONSUME(K.through), (node.mode = 'through')) }], ERR_MSG: '`from` or `through`' });
+    this.OR({ DEF: [alt(() => this.CONSUME(K.from)), alt(() => (this.CONSUME(K.through), (node.mode = 'through')))], ERR_MSG: '`from` or `through`' });
     node.sources.push(this.mkIdent(this.CONSUME2(T.Identifier, N1)));
     this.MANY(() => {
       this.CONSUME(T.Comma);
@@ -1748,25 +1706,21 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.NoPathRule>({ kind: 'NoPathRule', from: M_IDENT, to: M_IDENT, span: { start, end: 0 } });
     this.CONSUME(K.no);
     return this.OR({ DEF: [
-        {
-          ALT: () => {
+        alt(() => {
             this.CONSUME(K.path);
             node.from = this.mkIdent(this.CONSUME(T.Identifier, N19));
             this.CONSUME(T.Arrow, O84);
             node.to = this.mkIdent(this.CONSUME2(T.Identifier, N1));
             return this.done(node);
-          },
-        },
-        {
-          ALT: () => {
+          }),
+        alt(() => {
             this.CONSUME(K.flow);
             const flow = this.open<A.NoFlowRule>({ kind: 'NoFlowRule', label: M_IDENT, to: M_IDENT, span: { start, end: 0 } });
             flow.label = this.mkIdent(this.CONSUME3(T.Identifier, N15));
             this.CONSUME2(T.Arrow, O85);
             flow.to = this.mkIdent(this.CONSUME4(T.Identifier, N1));
             return this.done(flow);
-          },
-        },
+          }),
       ], ERR_MSG: '`path` or `flow`' });
   });
 
@@ -1778,17 +1732,15 @@ export class McParser extends EmbeddedActionsParser {
     let needComma = false;
     this.MANY(() => {
       this.OR([
-        { ALT: () => (this.CONSUME(T.Comma), (needComma = false)) },
-        {
-          ALT: () => {
+        alt(() => (this.CONSUME(T.Comma), (needComma = false))),
+        alt(() => {
             const at = this.LA(1);
             const prev = this.LA(0);
             const p = this.SUBRULE(this.portRef);
             if (needComma) this.missingComma(at, prev, 'exposures');
             node.ports.push(p);
             needComma = true;
-          },
-        },
+          }),
       ]);
     });
     this.CONSUME(T.RBracket, O87);
@@ -1799,21 +1751,17 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.BudgetRule>({ kind: 'BudgetRule', resource: 'memory', value: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.budget);
     this.OR({ DEF: [
-        {
-          ALT: () => {
+        alt(() => {
             this.CONSUME(K.memory);
             const v = this.SUBRULE(this.literal, O17);
             node.value = this.expectKind(v, ['Size'], 'a size such as `256MiB`', 'budget memory');
-          },
-        },
-        {
-          ALT: () => {
+          }),
+        alt(() => {
             this.CONSUME(K.vcpus);
             node.resource = 'vcpus';
             const v = this.SUBRULE2(this.literal, O18);
             node.value = this.expectKind(v, ['Int'], 'an integer', 'budget vcpus');
-          },
-        },
+          }),
       ], ERR_MSG: '`memory` or `vcpus`' });
     return this.done(node);
   });
@@ -1846,9 +1794,9 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(T.LBrace, O88);
     this.MANY(() => {
       this.OR([
-        { ALT: () => props.push(this.SUBRULE(this.property)) },
-        { ALT: () => this.sep() },
-        { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a property') },
+        alt(() => props.push(this.SUBRULE(this.property))),
+        alt(() => this.sep()),
+        alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a property')),
       ]);
     });
     this.CONSUME(T.RBrace, O89);
@@ -1870,18 +1818,16 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(T.LBrace, O90);
     this.MANY(() => {
       this.OR([
-        {
-          ALT: () => {
+        alt(() => {
             const chain: A.Ident[] = [this.mkIdent(this.CONSUME(T.Identifier, N15))];
             this.MANY2(() => {
               this.CONSUME(T.Lt);
               chain.push(this.mkIdent(this.CONSUME2(T.Identifier, N23)));
             });
             node.chains.push(chain);
-          },
-        },
-        { ALT: () => this.sep() },
-        { ALT: () => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a label chain') },
+          }),
+        alt(() => this.sep()),
+        alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a label chain')),
       ]);
     });
     this.CONSUME(T.RBrace, O91);
@@ -1924,6 +1870,15 @@ function hasNewline(text: string, from: number, to: number): boolean {
     if (c === 10 || c === 13) return true;
   }
   return false;
+}
+
+/**
+ * One alternative of an OR. Written as a call rather than an object literal so
+ * that bundlers which preserve function names (tsx, esbuild's keepNames) do not
+ * wrap every alternative in a naming call each time a rule runs.
+ */
+function alt<R>(ALT: () => R): { ALT: () => R } {
+  return { ALT };
 }
 
 function opens(t: IToken): boolean {
