@@ -39,6 +39,17 @@ describe('hover', () => {
     expect(text).toContain('256MiB');
   });
 
+  it('shows the resolved channel, defaults included, over a connect', async () => {
+    const h = await hoverAt(at(MAIN, 'connect web.orders', 2));
+    const text = (h?.contents as { value: string }).value;
+    expect(text).toContain('channel web.orders->app.orders');
+    expect(text).toContain('allow place');
+    expect(text).toContain('max_message 1MiB');
+    expect(text).toContain('timeout 30s');
+    expect(text).toContain('max_inflight 64');
+    expect(text).toContain('rate unlimited');
+  });
+
   it('lists what a module declares on its import', async () => {
     const h = await hoverAt(at(MAIN, 'std.http', 5));
     const text = (h?.contents as { value: string }).value;

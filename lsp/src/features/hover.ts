@@ -5,16 +5,25 @@
 import type { SymbolInfo } from '@mcl/compiler';
 import { MarkupKind, type Hover, type Position } from 'vscode-languageserver';
 import type { Snapshot } from '../analysis';
-import { findNamed, formatSize } from '../ast-util';
+import type { ConnectDecl } from '@mcl/language';
+import { findNamed, formatSize, nodesAt } from '../ast-util';
+import { describeChannel } from './channel-hover';
 import { toRange } from '../convert';
 import { moduleOf, operationsOf, portsOf, protocolOf, resolveInstance } from '../model';
 import type { ServerContext } from '../service';
 
-export function hover(s: Snapshot, _c: ServerContext, file: string, position: Position): Hover | null {
+export function hover(s: Snapshot, c: ServerContext, file: string, position: Position): Hover | null {
   const lines = s.lines(file);
   if (!lines) return null;
-  const hit = s.refs.symbolAt(file, lines.offsetAt(position));
-  if (!hit) return null;
+  const offset = lines.offsetAt(position);
+  const hit = s.refs.symbolAt(file, offset);
+  if (!hit) {
+    // Elsewhere on a `connect` (its keyword, arrow or attributes): the resolved channel.
+    const ast = s.program.files.get(file);
+    const connect = ast ? nodesAt(ast, offset).find((n): n is ConnectDecl => n.kind === 'ConnectDecl') : undefined;
+    if (!connect) return null;
+    return { contents: { kind: MarkupKind.Markdown, value: describeChannel(s, c, file, connect) }, range: toRange(lines, connect.span) };
+  }
   const value = describe(s, hit.symbol);
   return { contents: { kind: MarkupKind.Markdown, value }, range: toRange(lines, hit.ref.span) };
 }
