@@ -1,6 +1,6 @@
 // Moving compile results between roots. A project is compiled from its own
 // root, so the compiler names its files relative to that root; the server
-// names files relative to the workspace root. These helpers prefix every file
+// names files relative to the workspace root. These functions prefix every file
 // name (and symbol id, which starts with its file name) with the project's
 // root, and merge the results of several projects into one Program.
 

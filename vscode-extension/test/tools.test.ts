@@ -1,4 +1,4 @@
-// The extension's VS Code-independent helpers: locating the server and the
+// The extension's VS Code-independent parts: locating the server and the
 // CLI, running `mclc graph`, and the graph webview page.
 
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cliBundle = join(repo, 'cli', 'dist', 'mclc.mjs');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('extension helpers', () => {
+describe('extension tools', () => {
   it('uses the bundled server unless a path is configured', () => {
     expect(resolveServerPath('', '/ext')).toBe(join('/ext', 'dist', 'server.cjs'));
     expect(resolveServerPath('/custom/server.cjs', '/ext')).toBe('/custom/server.cjs');
