@@ -155,6 +155,14 @@ export function startServer(connection: Connection, bundleDir: string): void {
   // workspace sees the new text at once and a build is scheduled. (Opening a
   // document also fires a content change, which is all that is needed.)
   documents.onDidChangeContent((e) => track(e.document));
+  // A client that does not report file changes still saves files: the scan
+  // is then repeated on save, so files created outside the editor are found.
+  documents.onDidSave(() => {
+    const c = need();
+    if (c.workspace.cacheDisk) return;
+    c.workspace.scan();
+    c.analyzer.invalidate();
+  });
   documents.onDidClose((e) => {
     const c = need();
     const file = c.paths.fromUri(e.document.uri);

@@ -57,6 +57,15 @@ describe('diagnostics', () => {
     await client.waitForDiagnostics('late.mcl', (ds) => ds.length === 0);
   });
 
+  it('finds files created on disk at the next save when the client reports no file changes', async () => {
+    client = await startClient(SHOP_FILES);
+    client.open('main.mcl', MAIN);
+    await client.waitForDiagnostics('main.mcl');
+    writeFileSync(join(client.root, 'later.mcl'), 'component Later {\n  require db: Absent\n}\n');
+    await client.conn.sendNotification('textDocument/didSave', { textDocument: { uri: client.uri('main.mcl') } });
+    await client.waitForDiagnostics('later.mcl', (ds) => ds.some((d) => /Absent/.test(msg(d))));
+  });
+
   it('keeps syntax errors of an unchanged file when another file is edited', async () => {
     client = await startClient({ ...SHOP_FILES, 'syntax.mcl': 'component Bad {\n  memory\n  provide : Kv\n}\n' });
     client.open('main.mcl', MAIN);
