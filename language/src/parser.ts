@@ -514,11 +514,16 @@ export class McParser extends EmbeddedActionsParser {
     }
     if (this.lastStrayReport === start) return;
     this.lastStrayReport = start;
+    // A misspelt keyword (`componet`, `requires`) gets a suggestion and a quick fix.
+    const keywords = STRAY_KEYWORDS.get(category);
+    const guess = keywords && this.tokenMatches(first, T.Identifier) ? closestWord(first.image, keywords) : undefined;
+    const span = { start: first.startOffset, end: first.endOffset! + 1 };
     this.report(
       SyntaxCodes.UnexpectedToken,
       { start, end },
       `expected ${what}, found ${describeToken(first)}`,
-      EXPECTATIONS[what],
+      guess ? `did you mean \`${guess}\`?` : EXPECTATIONS[what],
+      guess ? [{ title: `Change to \`${guess}\``, edits: [{ file: this.path, span, newText: guess }] }] : undefined,
     );
   }
 
@@ -1879,6 +1884,39 @@ function hasNewline(text: string, from: number, to: number): boolean {
  */
 function alt<R>(ALT: () => R): { ALT: () => R } {
   return { ALT };
+}
+
+const STRAY_KEYWORDS = new Map<TokenType, ReadonlySet<string>>([
+  [T.StrayTop, T.MEMBER_KEYWORDS.top],
+  [T.StrayComponent, T.MEMBER_KEYWORDS.component],
+  [T.StrayAttr, T.MEMBER_KEYWORDS.attr],
+  [T.StrayProgram, T.MEMBER_KEYWORDS.program],
+  [T.StrayProtocol, T.MEMBER_KEYWORDS.protocol],
+]);
+
+/** The keyword closest to `word` by edit distance, if it is close enough to be a typo. */
+export function closestWord(word: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best !== undefined && bestDistance > 0 && bestDistance <= Math.max(1, Math.floor(best.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 3) return Infinity;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
 }
 
 function opens(t: IToken): boolean {

@@ -184,3 +184,6 @@ export function tokenInfo(type: TokenType): TokenInfo | undefined {
 
 /** Words that begin a top-level declaration or import. */
 export const DECL_START_WORDS = starters.top;
+
+/** The keywords that start a member of each block kind, for "did you mean" suggestions. */
+export const MEMBER_KEYWORDS: Readonly<Record<'top' | 'component' | 'system' | 'attr' | 'program' | 'protocol', ReadonlySet<string>>> = starters as never;

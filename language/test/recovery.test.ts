@@ -95,6 +95,14 @@ describe('recovery inside declarations', () => {
     expect(run('component C { expose web: Http }').diagnostics[0].message).toContain('on tcp');
   });
 
+  it('suggests the keyword a misspelt word was meant to be, with a fix', () => {
+    const top = run('componet A { memory 1MiB }\ntype T = int').diagnostics[0];
+    expect(top).toMatchObject({ hint: 'did you mean `component`?', fixes: [{ edits: [{ span: { start: 0, end: 8 }, newText: 'component' }] }] });
+    expect(run('component A { requires db: Sql }').diagnostics[0].hint).toBe('did you mean `require`?');
+    expect(run('system S { connect a.b -> c.d { timout 2s } }').diagnostics[0].hint).toBe('did you mean `timeout`?');
+    expect(run('component A { banana 3 }').diagnostics[0].hint).toContain('component members are');
+  });
+
   it('reports garbage between declarations once per run and resumes at the next declaration', () => {
     const r = run('garbage { with } braces ] ) and more\ntype T = int\n}}');
     expect(r.diagnostics.map((d) => d.code)).toEqual([SyntaxCodes.UnexpectedToken.code, SyntaxCodes.UnexpectedToken.code]);
