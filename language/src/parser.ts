@@ -1215,15 +1215,13 @@ export class McParser extends EmbeddedActionsParser {
     return this.done(node);
   });
 
+  private opKindAlts = [alt(() => this.CONSUME(K.call)), alt(() => this.CONSUME(K.send)), alt(() => this.CONSUME(K.notify))];
+
   operation = this.rule('operation', (): A.Operation => {
     const doc = this.docOf();
     const node = this.open<A.Operation>({ kind: 'Operation', opKind: 'call', name: M_IDENT, span: { start: this.startPos(), end: 0 } });
     if (doc !== undefined) node.doc = doc;
-    const kw = this.OR([
-      alt(() => this.CONSUME(K.call)),
-      alt(() => this.CONSUME(K.send)),
-      alt(() => this.CONSUME(K.notify)),
-    ]);
+    const kw = this.OR(this.opKindAlts);
     node.opKind = kw.image as A.OperationKind;
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N13));
     this.OPTION(() => {
@@ -1385,6 +1383,8 @@ export class McParser extends EmbeddedActionsParser {
     return this.done(node);
   });
 
+  private portKindAlts = [alt(() => this.CONSUME(K.provide)), alt(() => this.CONSUME(K.require)), alt(() => this.CONSUME(K.expose))];
+
   portDecl = this.rule('portDecl', (): A.PortDecl => {
     const doc = this.docOf();
     const node = this.open<A.PortDecl>({
@@ -1396,11 +1396,7 @@ export class McParser extends EmbeddedActionsParser {
       span: { start: this.startPos(), end: 0 },
     });
     if (doc !== undefined) node.doc = doc;
-    const kw = this.OR([
-      alt(() => this.CONSUME(K.provide)),
-      alt(() => this.CONSUME(K.require)),
-      alt(() => this.CONSUME(K.expose)),
-    ]);
+    const kw = this.OR(this.portKindAlts);
     const isExpose = kw.tokenType === K.expose;
     node.direction = kw.tokenType === K.require ? 'require' : 'provide';
     if (isExpose) node.expose = M_EXPOSE;
