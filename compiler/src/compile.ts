@@ -88,11 +88,13 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
   const labels = collectLabels(ctx);
   const components = new Components(ctx, types, protocols, labels);
   components.checkAll();
+  phaseHook?.('components');
   const systems = new Systems(ctx, types, components);
   systems.checkAll();
   phaseHook?.('compose');
 
   const sel = select(ctx, options, systems, components);
+  phaseHook?.('select');
   const result = (): CompileResult => ({ program: ctx.program, diagnostics: sortDiagnostics(withoutCascades(ctx.diagnostics)) });
   if (!sel.target || (!sel.root && !sel.roots)) return result();
 
@@ -105,6 +107,7 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
     const anchor = sel.origin ?? { file: root.entry.module.file, span: root.entry.decl.name.span };
     const flat = builder.exclude(elaborate(root), options.exclude, anchor);
     checkCapabilities(ctx, sel.target, flat);
+    phaseHook?.('elaborate');
     const body = builder.body(flat, sel.target, options.emitPlan !== false);
     phaseHook?.('plan body');
     if (hasErrors(ctx.diagnostics)) continue;
