@@ -2,12 +2,13 @@
 // the AST of ast.ts directly (no concrete syntax tree in between).
 //
 // Recovery works on three levels:
-//  1. Chevrotain's in-rule recovery inserts or deletes a single token
-//     (`memory 64MiB vcpus 1 }` missing a `{`, a stray `,`).
-//  2. Every rule registers the node it is building as soon as it starts. When a
-//     rule fails, Chevrotain resynchronises and calls the rule's recovery
-//     function, which returns that partial node with `Missing*` placeholders in
-//     the required fields that were never reached.
+//  1. Chevrotain's in-rule recovery inserts or deletes a single token (a
+//     missing `:` or `}`, a stray `,`); brackets and declaration keywords are
+//     never deleted, and at the end of the input anything expected is inserted.
+//  2. A failing rule stops as soon as the next token can follow it, returning
+//     the node it registered when it started, with `Missing*` placeholders in
+//     the required fields it never reached. After a member fails, the rest of
+//     its line is skipped (see LINE_RULES), so one mistake gives one message.
 //  3. Every block has an alternative that swallows tokens which cannot start a
 //     member of that block (the `Stray*` token categories), reports them once,
 //     and lets the block continue at the next member.
