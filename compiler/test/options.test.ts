@@ -63,3 +63,42 @@ describe('options', () => {
     expect(a.plan?.digests.plan).toBe(b.plan?.digests.plan);
   });
 });
+
+describe('programs and repeated systems', () => {
+  test('script, files from the workspace and inline, env and parameters', () => {
+    const r = compileText(
+      `component C {
+  param level: enum { low, high } = high
+  param limits: list<int> = [1, 2]
+  program {
+    script "bin/run.sh"
+    file "/etc/app.conf" from "conf/app.conf"
+    file "/etc/motd" = "hello"
+    env { MODE = "ro", RETRIES = 3 }
+  }
+}
+system S { c = C }
+`,
+      { 'bin/run.sh': 'echo run\n', 'conf/app.conf': 'x=1\n' },
+    );
+    const p = r.plan!.instances[0].program;
+    expect(p.argv).toEqual(['/bin/sh', '/mcl/program/run.sh']);
+    expect(p.files).toEqual([
+      { path: '/etc/app.conf', content: 'x=1\n', mode: '0644' },
+      { path: '/etc/motd', content: 'hello', mode: '0644' },
+      { path: '/mcl/program/run.sh', content: 'echo run\n', mode: '0755' },
+    ]);
+    expect(p.env).toEqual({ MCL_PARAM_LEVEL: 'high', MCL_PARAM_LIMITS: '[1,2]', MODE: 'ro', RETRIES: '3' });
+    expect(r.plan!.sources.map((s) => s.path)).toEqual(['bin/run.sh', 'conf/app.conf', 'main.mcl', 'std:prelude']);
+  });
+
+  test('a broken system instantiated twice is reported once', () => {
+    const r = compileText(`import std.kv.{Kv}
+component A { require k: Kv }
+system Inner { a = A }
+system Outer { x = Inner
+  y = Inner }
+`);
+    expect(codes(r)).toEqual(['MCL0406']);
+  });
+});
