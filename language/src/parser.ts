@@ -26,6 +26,12 @@ import * as T from './tokens';
 
 const { K } = T;
 
+// The literal kinds settings accept (`memory` takes a size, ...).
+const KIND_INT: 'Int'[] = ['Int'];
+const KIND_SIZE: 'Size'[] = ['Size'];
+const KIND_DURATION: 'Duration'[] = ['Duration'];
+const KIND_RATE: 'Rate'[] = ['Rate'];
+
 // Messages for a missing name, one per place a name is expected.
 const N0 = { ERR_MSG: 'a name after `.`' };
 const N1 = { ERR_MSG: 'an instance name' };
@@ -1340,7 +1346,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.MemoryMember>({ kind: 'MemoryMember', value: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.memory);
     const v = this.SUBRULE(this.literal, O17);
-    node.value = this.expectKind(v, ['Size'], 'a size such as `256MiB`', 'memory');
+    node.value = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'memory');
     return this.done(node);
   });
 
@@ -1348,7 +1354,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.VcpusMember>({ kind: 'VcpusMember', value: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.vcpus);
     const v = this.SUBRULE(this.literal, O18);
-    node.value = this.expectKind(v, ['Int'], 'an integer', 'vcpus');
+    node.value = this.expectKind(v, KIND_INT, 'an integer', 'vcpus');
     return this.done(node);
   });
 
@@ -1425,7 +1431,7 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(K.on);
     this.CONSUME(K.tcp, O65);
     const v = this.SUBRULE(this.literal, O22);
-    node.port = this.expectKind(v, ['Int'], 'an integer', 'on tcp');
+    node.port = this.expectKind(v, KIND_INT, 'an integer', 'on tcp');
     return this.done(node);
   });
 
@@ -1438,7 +1444,7 @@ export class McParser extends EmbeddedActionsParser {
           node.mode = 'replicas';
           node.count = M_EXPR;
           const v = this.SUBRULE(this.literal, O23);
-          node.count = this.expectKind(v, ['Int'], 'an integer', 'replicas');
+          node.count = this.expectKind(v, KIND_INT, 'an integer', 'replicas');
         }),
       alt(() => {
           this.CONSUME(K.per);
@@ -1450,13 +1456,13 @@ export class McParser extends EmbeddedActionsParser {
                   this.CONSUME(K.pool);
                   node.pool = M_EXPR;
                   const v = this.SUBRULE2(this.literal, O24);
-                  node.pool = this.expectKind(v, ['Int'], 'an integer', 'pool');
+                  node.pool = this.expectKind(v, KIND_INT, 'an integer', 'pool');
                 }),
               alt(() => {
                   this.CONSUME(K.max);
                   node.max = M_EXPR;
                   const v = this.SUBRULE3(this.literal, O25);
-                  node.max = this.expectKind(v, ['Int'], 'an integer', 'max');
+                  node.max = this.expectKind(v, KIND_INT, 'an integer', 'max');
                 }),
             ]);
           });
@@ -1478,7 +1484,7 @@ export class McParser extends EmbeddedActionsParser {
               this.CONSUME(K.max);
               node.maxRetries = M_EXPR;
               const v = this.SUBRULE(this.literal, O26);
-              node.maxRetries = this.expectKind(v, ['Int'], 'an integer', 'max');
+              node.maxRetries = this.expectKind(v, KIND_INT, 'an integer', 'max');
             });
           }),
       ], ERR_MSG: '`always`, `on-failure` or `never`' });
@@ -1616,12 +1622,12 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.RateAttr>({ kind: 'RateAttr', rate: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.rate);
     const v = this.SUBRULE(this.literal, O29);
-    node.rate = this.expectKind(v, ['Rate'], 'a rate such as `500/s`', 'rate');
+    node.rate = this.expectKind(v, KIND_RATE, 'a rate such as `500/s`', 'rate');
     this.OPTION(() => {
       this.CONSUME(K.burst);
       node.burst = M_EXPR;
       const b = this.SUBRULE2(this.literal, O18);
-      node.burst = this.expectKind(b, ['Int'], 'an integer', 'burst');
+      node.burst = this.expectKind(b, KIND_INT, 'an integer', 'burst');
     });
     return this.done(node);
   });
@@ -1630,7 +1636,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.MaxMessageAttr>({ kind: 'MaxMessageAttr', size: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.max_message);
     const v = this.SUBRULE(this.literal, O17);
-    node.size = this.expectKind(v, ['Size'], 'a size such as `256MiB`', 'max_message');
+    node.size = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'max_message');
     return this.done(node);
   });
 
@@ -1638,7 +1644,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.TimeoutAttr>({ kind: 'TimeoutAttr', duration: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.timeout);
     const v = this.SUBRULE(this.literal, O30);
-    node.duration = this.expectKind(v, ['Duration'], 'a duration such as `2s`', 'timeout');
+    node.duration = this.expectKind(v, KIND_DURATION, 'a duration such as `2s`', 'timeout');
     return this.done(node);
   });
 
@@ -1657,7 +1663,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open<A.MaxInflightAttr>({ kind: 'MaxInflightAttr', count: M_EXPR, span: { start: this.startPos(), end: 0 } });
     this.CONSUME(K.max_inflight);
     const v = this.SUBRULE(this.literal, O18);
-    node.count = this.expectKind(v, ['Int'], 'an integer', 'max_inflight');
+    node.count = this.expectKind(v, KIND_INT, 'an integer', 'max_inflight');
     return this.done(node);
   });
 
@@ -1756,13 +1762,13 @@ export class McParser extends EmbeddedActionsParser {
         alt(() => {
             this.CONSUME(K.memory);
             const v = this.SUBRULE(this.literal, O17);
-            node.value = this.expectKind(v, ['Size'], 'a size such as `256MiB`', 'budget memory');
+            node.value = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'budget memory');
           }),
         alt(() => {
             this.CONSUME(K.vcpus);
             node.resource = 'vcpus';
             const v = this.SUBRULE2(this.literal, O18);
-            node.value = this.expectKind(v, ['Int'], 'an integer', 'budget vcpus');
+            node.value = this.expectKind(v, KIND_INT, 'an integer', 'budget vcpus');
           }),
       ], ERR_MSG: '`memory` or `vcpus`' });
     return this.done(node);
