@@ -40,6 +40,18 @@ describe('tokenize', () => {
     expect(toks[1]).toEqual({ kind: 'identifier', span: { start: 5, end: 6 }, text: 'x' });
   });
 
+  it('treats CRLF line endings like LF', () => {
+    const lf = 'component C {\n  // note\n  memory 1MiB\n  param p: string = """\nx\n"""\n}\n';
+    const crlf = lf.replace(/\n/g, '\r\n');
+    const b = parse(crlf, 'a.mcl');
+    expect(b.diagnostics).toEqual([]);
+    expect(b.file.comments[0].text).toBe('// note');
+    const c = b.file.decls[0] as unknown as { members: { kind: string; default?: { value: string } }[] };
+    expect(c.members.map((m) => m.kind)).toEqual(['MemoryMember', 'ParamDecl']);
+    // The line break right after `"""` is dropped whole; the one before the closing quotes is kept.
+    expect(c.members[1].default?.value).toBe('x\r\n');
+  });
+
   it('skips a byte-order mark', () => {
     expect(diags('\uFEFFtype T = int')).toEqual([]);
   });
