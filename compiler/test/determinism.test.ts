@@ -113,7 +113,7 @@ describe('determinism', () => {
   });
 });
 
-describe('instances are built in canonical key order', () => {
+describe('instances and channels are built in canonical key order', () => {
   const PARAMS = `type Cfg = { zeta: int, alpha: string, mid?: map<string, int> }
 component C {
   param cfg: Cfg = { zeta: 1, alpha: "a", mid: { "z": 1, "b": 2, "__proto__": 3 } }
@@ -139,6 +139,9 @@ system S { c = C }
         if (name !== 'index-like keys') expect(JSON.stringify(rest)).toBe(canonical);
         expect(digest).toBe(createHash('sha256').update(canonical).digest('hex'));
       }
+      for (const c of r.plan!.channels) expect(JSON.stringify(c)).toBe(planCanonical(c));
+      const p = r.plan!;
+      expect(p.digests.invariants).toBe(createHash('sha256').update(planCanonical({ checks: p.checks, channels: p.channels.map((c) => [c.id, c.invariants]) })).digest('hex'));
       expect(planDigest(r.plan!)).toBe(r.plan!.digests.plan);
     });
   }

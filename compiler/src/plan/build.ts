@@ -318,21 +318,29 @@ export class PlanBuilder {
     };
   }
 
+  /** A channel, with every object's keys in canonical (sorted) order so native serialisation is canonical. */
   private channel(fc: FlatChannel, used: Set<ProtocolInfo>): PlanChannel {
     const proto = fc.conn.protocol;
     used.add(proto);
     const allowed = fc.conn.allow ? new Set(fc.conn.allow) : undefined;
     const ops: PlanOperation[] = [...proto.ops.values()]
       .filter((o) => !allowed || allowed.has(o.name))
-      .map((o) => ({ name: o.name, kind: o.kind, input: o.input, ...(o.output !== undefined ? { output: o.output } : {}) }))
+      .map((o) => (o.output !== undefined ? { input: o.input, kind: o.kind, name: o.name, output: o.output } : { input: o.input, kind: o.kind, name: o.name }))
       .sort((a, b) => byString(a.name, b.name));
+    const inv = fc.conn.invariants;
     return {
-      id: fc.id,
       from: { instance: fc.from.instance, port: fc.from.port },
-      to: { instance: fc.to.instance, port: fc.to.port },
-      protocol: proto.entry.qname,
+      id: fc.id,
+      invariants: {
+        max_inflight: inv.max_inflight,
+        max_message_bytes: inv.max_message_bytes,
+        order: this.order(proto, ops.map((o) => o.name)),
+        rate: inv.rate ? { burst: inv.rate.burst, per_second: inv.rate.per_second } : null,
+        timeout_ms: inv.timeout_ms,
+      },
       ops,
-      invariants: { ...fc.conn.invariants, rate: fc.conn.invariants.rate ? { ...fc.conn.invariants.rate } : null, order: this.order(proto, ops.map((o) => o.name)) },
+      protocol: proto.entry.qname,
+      to: { instance: fc.to.instance, port: fc.to.port },
     };
   }
 
@@ -361,8 +369,13 @@ export class PlanBuilder {
       prior_state: null,
     };
     plan.digests.sources = this.ctx.sha256(canonicalJson(uniqueSources.map((s) => [s.path, s.sha256])));
-    plan.digests.invariants = this.ctx.sha256(canonicalJson({ checks, channels: body.channels.map((c) => [c.id, c.invariants]) }));
-    plan.digests.plan = this.ctx.sha256(planJson(plan, body.instanceJson));
+    // Channels and their invariants are built in canonical key order (operation names, the only
+    // user-chosen keys, are identifiers), so the native serialiser gives their canonical JSON.
+    const channelJson = body.channels.map((c) => JSON.stringify(c));
+    plan.digests.invariants = this.ctx.sha256(
+      `{"channels":[${body.channels.map((c) => `[${JSON.stringify(c.id)},${JSON.stringify(c.invariants)}]`).join(',')}],"checks":${canonicalJson(checks)}}`,
+    );
+    plan.digests.plan = this.ctx.sha256(planJson(plan, body.instanceJson, channelJson));
     return plan;
   }
 }
@@ -393,14 +406,14 @@ function withDigest(json: string, digest: string): string {
  * for their digests (they are most of a large plan). `"instances":[]` can
  * only occur once as a key: quotes inside strings are escaped.
  */
-function planJson(plan: Plan, instanceJson: Map<string, string>): string {
+function planJson(plan: Plan, instanceJson: Map<string, string>, channelJson: string[]): string {
   if (plan.instances.some((i) => !instanceJson.has(i.id))) return canonicalJson(plan);
-  const shell = canonicalJson({ ...plan, instances: [] });
+  const shell = canonicalJson({ ...plan, channels: [], instances: [] });
+  // `channels` is the first key of the plan in canonical order.
+  const head = '{"channels":[]';
   const at = shell.indexOf('"instances":[]');
-  if (at < 0) return canonicalJson(plan);
-  const parts = plan.instances.map((i) => instanceJson.get(i.id)!);
-  return `${shell.slice(0, at)}"instances":[${parts.join(',')}]${shell.slice(at + 14)}`;
+  if (at < 0 || !shell.startsWith(head)) return canonicalJson(plan);
+  const instances = plan.instances.map((i) => instanceJson.get(i.id)!).join(',');
+  return `{"channels":[${channelJson.join(',')}]${shell.slice(head.length, at)}"instances":[${instances}]${shell.slice(at + 14)}`;
 }
 
-/** For tests: the plan's canonical JSON as the digest computes it. */
-export const planJsonForTest = planJson;

@@ -154,7 +154,7 @@ export function compileOrder(expr: OrderExpr, ops: readonly string[]): OrderAuto
     const s = stack.pop()!;
     for (const p of rev[s]) if (!live[p]) { live[p] = true; stack.push(p); }
   }
-  if (!live[0]) return { transitions: [{}], accepting: [] };
+  if (!live[0]) return { accepting: [], transitions: [{}] };
 
   // Moore minimisation: refine the partition {accepting, non-accepting} by transition signatures.
   let cls = new Array<number>(n);
@@ -204,5 +204,5 @@ export function compileOrder(expr: OrderExpr, ops: readonly string[]): OrderAuto
     transitions.push(row);
     if (accepting[s]) acc.push(qi);
   }
-  return { transitions, accepting: acc };
+  return { accepting: acc, transitions };
 }
