@@ -427,7 +427,15 @@ export class Broker extends EventEmitter {
     const clone = inst?.clones.get(cloneIndex);
     if (!inst) return;
     if (clone) for (const port of [...clone.keys()]) this.detachPort(instanceId, cloneIndex, port);
-    for (const s of [...inst.sessions]) if (s.clone === cloneIndex) this.endSession(s);
+    for (const s of [...inst.sessions]) {
+      if (s.clone !== cloneIndex) continue;
+      // A session that owns its clone ends with it. A sticky session (a
+      // connection or requester spread over replicas) only forgets the clone
+      // and picks another on its next call: a replaced or restarted clone
+      // must not strand a kept-alive HTTP connection.
+      if (s.owned || s.opening) this.endSession(s);
+      else s.clone = null;
+    }
   }
 
   /** Clone indexes with at least one port attached. */

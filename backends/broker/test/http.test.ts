@@ -68,6 +68,28 @@ describe('HTTP exposure', () => {
     expect(c.replies).toBe(1);
   });
 
+  it('moves a kept-alive connection to the new clone when its clone is replaced', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = await web();
+      first.handler = (f) => ({ t: 'reply', id: f.id, body: { status: 200, headers: {}, body: 'old' } });
+      expect((await httpCall('GET', '/', undefined, {}, agent)).body).toBe('old');
+      // The clone is replaced: detached, and a new clone attached under the same index.
+      broker.detachClone('web', 0);
+      await first.close();
+      fakes.splice(fakes.indexOf(first), 1);
+      const second = await FakePort.listen(join(dir, 'web.0.http.new.sock'));
+      fakes.push(second);
+      void broker.attachPort('web', 0, 'http', second.path);
+      await second.connected();
+      second.handler = (f) => ({ t: 'reply', id: f.id, body: { status: 200, headers: {}, body: 'new' } });
+      const r = await httpCall('GET', '/', undefined, {}, agent);
+      expect(r).toMatchObject({ status: 200, body: 'new' });
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it('answers 400 for a request the schema refuses, 502 without a clone, 504 on timeout', async () => {
     let r = await httpCall('GET', '/');
     expect(r.status).toBe(502);
