@@ -159,3 +159,22 @@ describe('suggestions and paths', () => {
     expect(joinRelative('', 'x\0y')).toBeUndefined();
   });
 });
+
+describe('purity', () => {
+  test('only node-host.ts imports Node built-ins, and the index does not import it', async () => {
+    const { readdirSync, readFileSync, statSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const src = join(__dirname, '..', 'src');
+    const offenders: string[] = [];
+    const walk = (dir: string) => {
+      for (const f of readdirSync(dir)) {
+        const p = join(dir, f);
+        if (statSync(p).isDirectory()) walk(p);
+        else if (f.endsWith('.ts') && f !== 'node-host.ts' && /from ['"](node:|fs['"]|path['"]|crypto['"])/.test(readFileSync(p, 'utf8'))) offenders.push(p);
+      }
+    };
+    walk(src);
+    expect(offenders).toEqual([]);
+    expect(readFileSync(join(src, 'index.ts'), 'utf8')).not.toMatch(/node-host/);
+  });
+});
