@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { apply, destroy, logs, status } from '../src/lifecycle/commands';
 import { runDirFor, supervisorAlive } from '../src/lifecycle/supervise';
 import type { ApplyOptions, BackendEvent, LogLine } from '../src/lifecycle/events';
-import { readState } from '../../../plan/src/state-store';
+import { readState } from '@mcl/plan/state-store';
 import { chan, inst, plan } from './fixtures/fakes';
 
 // `--import tsx` keeps each test process a single process, so killing it kills what holds the lock.

@@ -14,7 +14,7 @@ import {
   StateError,
   statePath,
   writeState,
-} from '../../../plan/src/state-store';
+} from '@mcl/plan/state-store';
 
 let ws: string;
 beforeEach(() => {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Plan } from '@mcl/plan';
 import { apply, destroy, logs, status } from '../src/lifecycle/commands';
 import { runDirFor } from '../src/lifecycle/supervise';
-import { readState } from '../../../plan/src/state-store';
+import { readState } from '@mcl/plan/state-store';
 import { planOf as compilePlan, repoRoot, withHostPorts, withWholePathPattern } from './fixtures/plans';
 
 const planOf = (root: string, entry: string) => withWholePathPattern(compilePlan(root, entry));

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { STATE_FORMAT_VERSION, type DeploymentState, type JsonValue, type Plan } from '@mcl/plan';
-import { acquireLock, describeHolder, emptyState, readState, StateError, writeState, type StateLock } from '../../../../plan/src/state-store';
+import { acquireLock, describeHolder, emptyState, readState, StateError, writeState, type StateLock } from '@mcl/plan/state-store';
 import { callControl } from './control';
 import { BackendFailure } from './errors';
 import type {

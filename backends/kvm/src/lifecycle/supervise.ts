@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Server } from 'node:net';
 import type { Plan } from '@mcl/plan';
-import { processAlive, processStartTime, writeFileAtomic } from '../../../../plan/src/state-store';
+import { processAlive, processStartTime, writeFileAtomic } from '@mcl/plan/state-store';
 import { BackendFailure } from './errors';
 import { serveControl, type ControlRequest } from './control';
 import { Supervisor, type ProcessRecord } from './supervisor';

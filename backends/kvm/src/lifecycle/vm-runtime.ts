@@ -5,7 +5,7 @@
 
 import { join } from 'node:path';
 import type { Plan, PlanInstance } from '@mcl/plan';
-import { processStartTime } from '../../../../plan/src/state-store';
+import { processStartTime } from '@mcl/plan/state-store';
 import { buildImage, ensureTemplate, forkClone, probeAccelerator } from '../vm/index';
 import type { AccelName, BuiltImage, Clone, Template } from '../vm/index';
 import type { EventSink } from './events';
