@@ -162,6 +162,34 @@ export function checkTarget(ctx: Context): PlanResources {
   return res;
 }
 
+/**
+ * The instances at or below `scope` (the instance `scope` itself and every id
+ * starting with `scope.`). `instances` is sorted by id, so they form one
+ * contiguous run: ids starting with `scope.` sort between `scope.` and
+ * `scope/` ('/' follows '.'), with `scope` itself just before. A binary search
+ * finds the run, so a system with many `budget` rules does not rescan every
+ * instance for each rule.
+ */
+export function instancesUnder(instances: readonly PlanInstance[], scope: string): PlanInstance[] {
+  const lowerBound = (key: string): number => {
+    let lo = 0;
+    let hi = instances.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (instances[mid].id < key) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const prefix = `${scope}.`;
+  const out: PlanInstance[] = [];
+  for (let i = lowerBound(scope), end = lowerBound(`${scope}/`); i < end; i++) {
+    const inst = instances[i];
+    if (inst.id === scope || inst.id.startsWith(prefix)) out.push(inst);
+  }
+  return out;
+}
+
 export function checkBudget(ctx: Context, sr: ScopedRule, rule: BudgetRule): void {
   const id = `resources:budget:${rule.resource}${sr.scope === '' ? '' : `:${sr.scope}`}`;
   const system = sr.scope === '' ? 'the root system' : `\`${sr.scope}\``;
@@ -187,8 +215,7 @@ export function checkBudget(ctx: Context, sr: ScopedRule, rule: BudgetRule): voi
   }
   const literal = rule.value;
   const limit = literal.kind === 'Size' ? literal.bytes : literal.kind === 'Int' ? literal.value : 0;
-  const prefix = `${sr.scope}.`;
-  const members = sr.scope === '' ? ctx.instances : ctx.instances.filter((i) => i.id === sr.scope || i.id.startsWith(prefix));
+  const members = sr.scope === '' ? ctx.instances : instancesUnder(ctx.instances, sr.scope);
   const res = estimate(ctx, members);
   if (rule.resource === 'memory') {
     const committed = members.reduce((sum, i) => sum + cloneCount(i) * memoryOf(i), 0);
