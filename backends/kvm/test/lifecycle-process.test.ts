@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { apply, destroy, logs, status } from '../src/lifecycle/commands';
 import { runDirFor, supervisorAlive } from '../src/lifecycle/supervise';
 import type { ApplyOptions, BackendEvent, LogLine } from '../src/lifecycle/events';
-import { readState } from '@mcl/plan/state-store';
+import { lockPath, readState } from '@mcl/plan/state-store';
 import { chan, inst, plan } from './fixtures/fakes';
 
 // `--import tsx` keeps each test process a single process, so killing it kills what holds the lock.
@@ -186,9 +186,12 @@ describe('lifecycle across processes', () => {
         const p = thePlan({ app: `app-${++digest}` }, `p-${digest}`);
         writeFileSync(planFile, JSON.stringify(p));
         const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'fixtures/apply-entry.ts'), planFile, stateFile, JSON.stringify(supervisorCommand)], { stdio: 'ignore' });
+        // Listen for the exit at once: on a fast machine the child can finish before the kill, and an
+        // 'exit' listener attached after that would wait forever.
+        const exited = new Promise((r) => child.once('exit', r));
         await new Promise((r) => setTimeout(r, delay));
         child.kill('SIGKILL');
-        await new Promise((r) => child.on('exit', r));
+        await exited;
         const r = await apply(p, opts(), () => undefined);
         expect([...r.created, ...r.replaced, ...r.unchanged].sort()).toEqual(['app', 'db', 'handler', 'web']);
         const st = readState(stateFile)!;
@@ -210,7 +213,10 @@ describe('lifecycle across processes', () => {
   it('two concurrent applies: the second waits for the lock or fails naming the holder', async () => {
     const planFile = join(ws, 'plan.json');
     writeFileSync(planFile, JSON.stringify(thePlan()));
-    process.env.MCL_TEST_FORK_DELAY_MS = '200';
+    // Slow forks (four layers of 1.5 s) keep the first apply inside the lock for
+    // about six seconds, far longer than the second process needs to start, even
+    // on a loaded machine; the second starts only once the lock is taken.
+    process.env.MCL_TEST_FORK_DELAY_MS = '1500';
     const run = (timeout: number) =>
       new Promise<{ ok: boolean; kind?: string; message?: string; created?: string[]; unchanged?: string[] }>((res) => {
         const c = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'fixtures/apply-entry.ts'), planFile, stateFile, JSON.stringify(supervisorCommand), String(timeout)]);
@@ -220,7 +226,8 @@ describe('lifecycle across processes', () => {
       });
     try {
       const first = run(0);
-      await new Promise((r) => setTimeout(r, 1200));
+      const deadline = Date.now() + 30_000;
+      while (!existsSync(lockPath(stateFile)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       const [a, failing] = await Promise.all([first, run(0)]);
       expect(a.ok).toBe(true);
       expect(failing).toMatchObject({ ok: false, kind: 'locked' });

@@ -154,9 +154,11 @@ describe('webstack on QEMU', () => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'fixtures/apply-entry.ts'), planFile, opts().stateFile, JSON.stringify(opts().supervisorCommand)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    await new Promise<void>((res) => child.stderr.on('data', (d: Buffer) => d.toString().includes('"action":"replace"') && res()));
+    // Listen for the exit at once, so a child that ends early cannot leave the test waiting.
+    const exited = new Promise((r) => child.once('exit', r));
+    await Promise.race([new Promise<void>((res) => child.stderr.on('data', (d: Buffer) => d.toString().includes('"action":"replace"') && res())), exited]);
     child.kill('SIGKILL');
-    await new Promise((r) => child.on('exit', r));
+    await exited;
     const r = await apply(next, opts(), () => undefined);
     expect([...r.replaced, ...r.unchanged].sort()).toEqual(['app', 'audit', 'auth', 'db', 'handler', 'web']);
     await sleep(500);
