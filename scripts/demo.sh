@@ -34,13 +34,8 @@ bold=$(tput bold 2>/dev/null || true)
 plain=$(tput sgr0 2>/dev/null || true)
 step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 run() { printf '%s$ %s%s\n' "$bold" "$*" "$plain"; "$@"; }
-# mclc from its TypeScript sources (the same code as the bundle in cli/dist);
-# MCL_DEMO_BUNDLE=1 runs the bundle built in step 2 instead.
-if [ "${MCL_DEMO_BUNDLE:-0}" = 1 ]; then
-  mclc() { node "$repo/cli/bin/mclc.mjs" "$@"; }
-else
-  mclc() { node --import tsx "$repo/cli/src/main.ts" "$@"; }
-fi
+# The bundled CLI built in step 2, as a user runs it.
+mclc() { node "$repo/cli/bin/mclc.mjs" "$@"; }
 
 step "1. Host packages (QEMU, busybox-static, the Debian cloud kernel)"
 if ! bash backends/kvm/scripts/install-deps.sh; then
@@ -48,11 +43,9 @@ if ! bash backends/kvm/scripts/install-deps.sh; then
 fi
 
 step "2. npm packages and the build"
-if [ ! -d node_modules ] || [ "${MCL_DEMO_NPM_CI:-0}" = 1 ]; then
-  run npm ci --no-audit --no-fund
-else
-  echo "node_modules present; skipping npm ci (MCL_DEMO_NPM_CI=1 forces it)"
-fi
+# `npm install`, not `npm ci`: see scripts/setup.sh for why. With packages
+# already in place it only checks them.
+run npm install --no-audit --no-fund
 run npm run build --silent
 
 step "3. Check the sources and compute the plan"
