@@ -41,14 +41,27 @@ export function compileWorkspace(req: CompileRequest): CompileOutcome {
 }
 
 /**
- * The exit code for a set of diagnostics: 0 without errors, 3 when every error
- * is a policy violation (MCL05xx: the sources are well-formed, the composition
- * breaks a stated invariant), 1 otherwise.
+ * Policy diagnostics that report a mistake in how a rule is written (an
+ * unknown name, label or port, a misplaced `outside`, a budget of the wrong
+ * kind). They are source errors, not violations: CI must be able to tell "the
+ * policy failed" from "the policy could not be read".
+ */
+const MALFORMED_RULE_CODES = new Set(['MCL0515', 'MCL0516', 'MCL0517', 'MCL0518', 'MCL0519']);
+
+/** Diagnostics that stand for a bug in mclc rather than in the sources. */
+const INTERNAL_ERROR_CODES = new Set(['MCL0599', 'MCL0799']);
+
+/**
+ * The exit code for a set of diagnostics: 0 without errors; 70 when any error
+ * is an internal error (a bug to report); 3 when every error is a policy
+ * violation (MCL05xx other than a malformed rule: the sources are well-formed,
+ * the composition breaks a stated invariant); 1 otherwise.
  */
 export function exitCodeFor(diagnostics: readonly Diagnostic[]): ExitCodeValue {
   const errors = diagnostics.filter((d) => d.severity === 'error');
   if (errors.length === 0) return ExitCode.Ok;
-  return errors.every((d) => d.code.startsWith('MCL05')) ? ExitCode.PolicyViolated : ExitCode.Invalid;
+  if (errors.some((d) => INTERNAL_ERROR_CODES.has(d.code))) return ExitCode.Internal;
+  return errors.every((d) => d.code.startsWith('MCL05') && !MALFORMED_RULE_CODES.has(d.code)) ? ExitCode.PolicyViolated : ExitCode.Invalid;
 }
 
 function isInfo(v: unknown): v is DiagnosticInfo {
