@@ -9,6 +9,7 @@ import type {
   TypeDecl,
   TypeExpr,
 } from '@mcl/language';
+import { utf8Length } from '@mcl/language';
 import type { JsonValue, MessageSchema } from '@mcl/plan';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
 import { resolveRef } from '../resolve/scope';
@@ -438,7 +439,7 @@ export class Types {
       case 'string':
       case 'bytes': {
         if (e.kind !== 'String') return wrong('a string');
-        const len = utf8Len(e.value);
+        const len = utf8Length(e.value);
         if (!this.inRange(len, d, e, m, what, 'length in bytes')) return undefined;
         if (d.k === 'string' && d.pattern !== undefined) {
           const r = this.regex(d.pattern);
@@ -565,20 +566,6 @@ export class Types {
     }
     return true;
   }
-}
-
-export function utf8Len(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      n += 4;
-      i++;
-    } else n += 3;
-  }
-  return n;
 }
 
 function describe(t: RType): string {
