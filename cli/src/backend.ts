@@ -257,7 +257,7 @@ export interface DoctorReport {
 export type BackendErrorKind =
   /** The backend could not do what was asked (QEMU failed, a guest never became ready...): exit code 5. */
   | 'failure'
-  /** The plan's prior_state does not match the state's lineage/serial, or the plan was made for another backend: exit code 6. */
+  /** The plan was made against another state than the current one (its prior_state does not match, or it was made with no state and the state now records a deployment), or the state is another backend's: exit code 6. */
   | 'stale'
   /** Another process holds the state lock past `lockTimeoutMs`: exit code 6. The message names the holder (pid, since). */
   | 'locked'

@@ -7,6 +7,8 @@ import { cloneDirBase, Supervisor } from '../src/lifecycle/supervisor';
 import type { BackendEvent } from '../src/lifecycle/events';
 import { chan, FakeBroker, FakeRuntime, inst, plan } from './fixtures/fakes';
 import { parseSmapsRollup, parseStatCpuMs } from '../src/lifecycle/procfs';
+import { recordsDeployment, staleReason } from '../src/lifecycle/stale';
+import type { DeploymentState, Plan } from '@mcl/plan';
 
 const webstackChannels = [
   chan('web', 'auth', 'auth', 'auth'),
@@ -39,6 +41,53 @@ describe('diff and order', () => {
     expect(startLayers(['web', 'db'], webstackChannels)).toEqual([['db', 'web']]);
     const cyc = [chan('a', 'x', 'b', 'y'), chan('b', 'x', 'a', 'y'), chan('c', 'x', 'a', 'z'), chan('a', 'w', 'd', 'v')];
     expect(startLayers(['a', 'b', 'c', 'd'], cyc)).toEqual([['d'], ['a', 'b'], ['c']]);
+  });
+});
+
+describe('stale plans', () => {
+  const lineage = '0b9f3c2e-1d7a-4c55-9e0f-6a1b2c3d4e5f';
+  const deployed = (p: Plan, serial: number): DeploymentState => ({
+    format_version: '1.0',
+    lineage,
+    serial,
+    backend: 'kvm',
+    plan_digest: p.digests.plan,
+    system: p.system,
+    instances: p.instances,
+    channels: p.channels,
+    exposures: p.exposures,
+  });
+  const destroyed = (serial: number): DeploymentState => ({ ...deployed(plan([]), serial), plan_digest: null, system: null, instances: [], channels: [], exposures: [] });
+  const mine = plan([inst('a')], [], 'mine');
+  const theirs = plan([inst('a', { digest: 'other' }), inst('b')], [], 'theirs');
+
+  it('refuses a plan made with no state once the state records a deployment, and says to plan again', () => {
+    const r = staleReason(mine, deployed(theirs, 4));
+    expect(r?.message).toMatch(/made when nothing was deployed.*deployment of S \(serial 4, 2 instances\).*overwrite/);
+    expect(r?.hint).toMatch(/mclc plan/);
+  });
+
+  it('accepts a plan made with no state when there is no state or the deployment was destroyed', () => {
+    expect(staleReason(mine, null)).toBeNull();
+    expect(staleReason(mine, destroyed(5))).toBeNull();
+    expect(recordsDeployment(destroyed(5))).toBe(false);
+    expect(recordsDeployment(deployed(theirs, 4))).toBe(true);
+  });
+
+  it('accepts the very plan the deployment was applied from again, whatever its prior state', () => {
+    expect(staleReason(mine, deployed(mine, 9))).toBeNull();
+    const against = { ...mine, prior_state: { lineage, serial: 3 }, digests: { ...mine.digests, plan: 'mine-3' } };
+    expect(staleReason(against, deployed(against, 4))).toBeNull();
+  });
+
+  it('needs the exact lineage and serial of a plan made against a state', () => {
+    const against = { ...mine, prior_state: { lineage, serial: 3 }, digests: { ...mine.digests, plan: 'mine-3' } };
+    expect(staleReason(against, deployed(theirs, 3))).toBeNull();
+    expect(staleReason(against, deployed(theirs, 4))?.message).toMatch(/serial 3, but the state is .* serial 4/);
+    expect(staleReason(against, { ...deployed(theirs, 3), lineage: 'another' })).not.toBeNull();
+    expect(staleReason(against, null)?.message).toMatch(/absent/);
+    // A destroyed deployment is a new serial: a plan made before the destroy is stale too.
+    expect(staleReason(against, destroyed(4))).not.toBeNull();
   });
 });
 

@@ -115,6 +115,30 @@ describe('lifecycle across processes', () => {
     expect(r.state.serial).toBe(2);
   }, 60_000);
 
+  it('refuses a plan made before anything was deployed once a deployment exists, until it is destroyed', async () => {
+    await apply(thePlan(), opts(), () => undefined);
+    const st = readState(stateFile)!;
+    const pids = (st.backend_data as { processes: { pid: number }[] }).processes.map((p) => p.pid).sort();
+    // Made with no state (prior_state null), like a plan saved before the first apply.
+    const early = thePlan({ app: 'app-early', db: 'db-early' }, 'p-early');
+    const err = await apply(early, opts(), () => undefined).catch((e) => e);
+    expect(err).toMatchObject({ kind: 'stale' });
+    expect(err.message).toMatch(/made when nothing was deployed.*serial 1, 4 instances/);
+    expect(err.hint).toMatch(/mclc plan/);
+    // Nothing changed: the same state and the same guests.
+    expect(readState(stateFile)).toEqual(st);
+    const now = (await status(opts())).instances.flatMap((i) => i.clones.map((c) => c.pid!)).sort();
+    expect(now).toEqual(pids);
+    // The plan the deployment came from may be applied again: it only converges.
+    expect((await apply(thePlan(), opts(), () => undefined)).unchanged).toHaveLength(4);
+    // Once destroyed, nothing is left to overwrite, and the early plan applies (in the same lineage).
+    await destroy(opts(), () => undefined);
+    const r = await apply(early, opts(), () => undefined);
+    expect(r.created).toHaveLength(4);
+    expect(r.state.lineage).toBe(st.lineage);
+    expect(r.state.serial).toBe(3);
+  }, 60_000);
+
   it('a killed supervisor leaves no orphans: the next apply reaps them and converges', async () => {
     await apply(thePlan(), opts(), () => undefined);
     const data = readState(stateFile)!.backend_data as { run_dir: string; processes: { pid: number }[] };
@@ -183,7 +207,9 @@ describe('lifecycle across processes', () => {
       let digest = 0;
       for (const delay of [30, 250, 700, 1300]) {
         // Each round changes one instance, so there is always work in flight when the kill lands.
-        const p = thePlan({ app: `app-${++digest}` }, `p-${digest}`);
+        // Each plan is made against the current state, as `mclc plan` makes it.
+        const now = readState(stateFile);
+        const p = { ...thePlan({ app: `app-${++digest}` }, `p-${digest}`), prior_state: now && { lineage: now.lineage, serial: now.serial } };
         writeFileSync(planFile, JSON.stringify(p));
         const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'fixtures/apply-entry.ts'), planFile, stateFile, JSON.stringify(supervisorCommand)], { stdio: 'ignore' });
         // Listen for the exit at once: on a fast machine the child can finish before the kill, and an

@@ -15,6 +15,11 @@ import { readState } from '@mcl/plan/state-store';
 import { planOf as compilePlan, repoRoot, withHostPorts, withWholePathPattern } from './fixtures/plans';
 
 const planOf = (root: string, entry: string) => withWholePathPattern(compilePlan(root, entry));
+/** The plan made against the deployment's current state, as `mclc plan` makes it (apply refuses a plan made with no state once something is deployed). */
+const againstState = (p: Plan): Plan => {
+  const st = readState(opts().stateFile);
+  return st ? { ...p, prior_state: { lineage: st.lineage, serial: st.serial } } : p;
+};
 import { http, lifecycleOptions, qemuPidsUnder, sleep, until } from './fixtures/vm';
 
 const PORT = 18080 + (process.pid % 1000);
@@ -112,7 +117,7 @@ describe('webstack on QEMU', () => {
     const before = pidsOf(await status(opts()));
     const src = join(ws, 'webstack.mcl');
     writeFileSync(src, readFileSync(src, 'utf8').replace('app = App { max_quantity = 5 }', 'app = App { max_quantity = 8 }'));
-    const next = withHostPorts(planOf(ws, 'webstack.mcl'), () => PORT);
+    const next = againstState(withHostPorts(planOf(ws, 'webstack.mcl'), () => PORT));
     const r = await apply(next, opts(), () => undefined);
     expect(r.replaced).toEqual(['app']);
     expect(r.unchanged).toEqual(['audit', 'auth', 'db', 'handler', 'web']);
@@ -149,7 +154,7 @@ describe('webstack on QEMU', () => {
     const planFile = join(ws, 'next.plan');
     const src = join(ws, 'webstack.mcl');
     writeFileSync(src, readFileSync(src, 'utf8').replace('"mcl webstack"', '"mcl webstack v2"').replace('max_keys: int(1..100000) = 1000', 'max_keys: int(1..100000) = 2000'));
-    const next = withHostPorts(planOf(ws, 'webstack.mcl'), () => PORT);
+    const next = againstState(withHostPorts(planOf(ws, 'webstack.mcl'), () => PORT));
     writeFileSync(planFile, JSON.stringify(next));
     const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'fixtures/apply-entry.ts'), planFile, opts().stateFile, JSON.stringify(opts().supervisorCommand)], {
       stdio: ['ignore', 'pipe', 'pipe'],

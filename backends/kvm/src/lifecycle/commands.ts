@@ -10,6 +10,7 @@ import { STATE_FORMAT_VERSION, type DeploymentState, type JsonValue, type Plan }
 import { acquireLock, describeHolder, emptyState, readState, StateError, writeState, type StateLock } from '@mcl/plan/state-store';
 import { callControl } from './control';
 import { BackendFailure } from './errors';
+import { staleReason } from './stale';
 import type {
   ApplyOptions,
   ApplyResult,
@@ -103,16 +104,8 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
   const l = await lock(opts, 'apply', onEvent);
   try {
     const prior = loadState(opts.stateFile);
-    if (plan.prior_state) {
-      const now = prior ? { lineage: prior.lineage, serial: prior.serial } : null;
-      if (!now || now.lineage !== plan.prior_state.lineage || now.serial !== plan.prior_state.serial) {
-        throw new BackendFailure(
-          'stale',
-          `the plan was made against state ${plan.prior_state.lineage} serial ${plan.prior_state.serial}, but the state is ${now ? `${now.lineage} serial ${now.serial}` : 'absent'}`,
-          'run `mclc plan --state` again and apply the new plan',
-        );
-      }
-    }
+    const stale = staleReason(plan, prior);
+    if (stale) throw new BackendFailure('stale', stale.message, stale.hint);
     if (prior && prior.backend !== 'kvm') {
       throw new BackendFailure('stale', `the state belongs to the ${prior.backend} backend`, 'destroy that deployment first or use another --state');
     }
