@@ -275,6 +275,8 @@ export class Broker extends EventEmitter {
   private closed = false;
   private batching = false;
   private listening: Promise<ExposureInfo[]> | null = null;
+  /** The exposures listening, by planned host port. */
+  private readonly openExposures = new Map<number, ExposureInfo>();
   private readonly penalties = new WeakMap<Duplex, { start: number; count: number; paused: boolean }>();
   private readonly corked: Duplex[] = [];
 
@@ -462,40 +464,55 @@ export class Broker extends EventEmitter {
    * Opens a host TCP listener for every exposure of the plan (127.0.0.1 unless
    * `exposureHost` says otherwise). A port whose protocol is std.http.Http
    * speaks HTTP/1.1; any other speaks line-JSON frames, one session per TCP
-   * connection. Rejects if a port cannot be bound (the listeners already opened stay open; close() closes them).
+   * connection. Rejects if a port cannot be bound: the listeners already
+   * opened stay open (close() closes them), and calling again retries only the
+   * exposures that are not listening yet (the port may have been freed since).
    */
   listenExposures(): Promise<ExposureInfo[]> {
-    // Listening twice would bind every port twice: a second call gets the first one's result.
-    this.listening ??= this.listenAll();
+    // Listening twice would bind every port twice: a second call gets the first one's result,
+    // unless that one failed.
+    this.listening ??= this.listenAll().catch((e: unknown) => {
+      this.listening = null;
+      throw e;
+    });
     return this.listening;
   }
 
   private async listenAll(): Promise<ExposureInfo[]> {
     const host = this.opts.exposureHost ?? '127.0.0.1';
-    const out: ExposureInfo[] = [];
     for (const ex of this.plan.exposures) {
       const ch = this.exposureChannels.get(ex.host_port);
-      if (!ch) continue;
+      if (!ch || this.openExposures.has(ex.host_port)) continue;
+      if (this.closed) throw new Error(`cannot listen for exposure ${ch.id}: the broker is closed`);
       const http = isHttpProtocol(ex.protocol);
       const server = http ? this.httpServer(ch) : this.frameServer(ch);
       // Each connection holds a requester (and maybe a session): bound how many one exposure keeps.
       server.maxConnections = MAX_CONNECTIONS;
-      this.servers.push(server);
       const want = this.opts.mapHostPort ? this.opts.mapHostPort(ex.host_port) : ex.host_port;
-      await new Promise<void>((resolve, reject) => {
-        const onError = (e: Error) => reject(new Error(`cannot listen on ${host}:${want} for exposure ${ch.id}: ${e.message}`));
-        server.once('error', onError);
-        server.listen(want, host, () => {
-          server.off('error', onError);
-          resolve();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(want, host, () => {
+            server.off('error', reject);
+            resolve();
+          });
         });
-      });
+      } catch (e) {
+        // The server never listened; nothing to close. A later call tries this port again.
+        throw new Error(`cannot listen on ${host}:${want} for exposure ${ch.id}: ${(e as Error).message}`);
+      }
+      if (this.closed) {
+        // close() ran while this port was being bound and could not see the server.
+        server.close();
+        throw new Error(`cannot listen for exposure ${ch.id}: the broker is closed`);
+      }
+      this.servers.push(server);
       const addr = server.address();
       const bound = typeof addr === 'object' && addr ? addr.port : want;
       this.log({ level: 'info', message: `exposure ${ch.id} listening on ${host}:${bound} (${http ? 'http' : 'frames'})`, channel: ch.id });
-      out.push({ id: ch.id, host_port: ex.host_port, bound_port: bound, address: host, instance: ex.instance, port: ex.port, mode: http ? 'http' : 'frames' });
+      this.openExposures.set(ex.host_port, { id: ch.id, host_port: ex.host_port, bound_port: bound, address: host, instance: ex.instance, port: ex.port, mode: http ? 'http' : 'frames' });
     }
-    return out;
+    return this.plan.exposures.flatMap((ex) => this.openExposures.get(ex.host_port) ?? []);
   }
 
   /** Counters of every channel and exposure (sorted by id), then of unwired ports (`port:<instance>.<port>`). */

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Broker } from '../src/index';
 import { FakePort, kvHandler, tempDir, testPlan } from './helpers';
@@ -512,5 +512,24 @@ describe('exposures', () => {
     s.destroy();
     expect(lines).toContain('{"t":"reply","id":1,"body":{"hit":{"key":"k","value":"v"}}}');
     expect(lines.some((l) => l.includes('"kind":"unknown_op"'))).toBe(true);
+  });
+
+  it('fails to listen on a port another program holds, and a later call binds only what is missing', async () => {
+    await broker.close();
+    const other = createServer();
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const taken = (other.address() as { port: number }).port;
+    // The HTTP exposure (18080) lands on the taken port, the frames one (18081) on any free port.
+    broker = new Broker(testPlan(), { mapHostPort: (p) => (p === 18080 ? taken : 0) });
+    const err = await broker.listenExposures().catch((e: Error) => e);
+    expect(String(err)).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken} for exposure tcp:18080->web\\.http: .*EADDRINUSE`));
+    await new Promise((r) => other.close(r));
+    const [http, frames] = await broker.listenExposures();
+    expect(http).toMatchObject({ host_port: 18080, bound_port: taken, mode: 'http' });
+    expect(frames).toMatchObject({ host_port: 18081, mode: 'frames' });
+    // Asked again, the same listeners: nothing is bound twice.
+    expect(await broker.listenExposures()).toEqual([http, frames]);
+    const res = await fetch(`http://127.0.0.1:${taken}/`);
+    expect(res.headers.get('x-mcl-broker')).toBe('error');
   });
 });

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -284,6 +285,45 @@ describe('supervisor', () => {
     expect(rt.live('trap').every((c) => c.paused)).toBe(true);
     const s = sup.instanceStatus().find((i) => i.id === 'trap')!;
     expect(s.clones.map((c) => c.state)).toEqual(['paused', 'paused']);
+  });
+
+  it('fails an apply whose exposure port another program holds before changing anything', async () => {
+    const other = createServer();
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const port = (other.address() as { port: number }).port;
+    try {
+      const p = { ...webstack(), exposures: [{ host_port: port, transport: 'tcp' as const, instance: 'web', port: 'http', protocol: 'std.http.Http' }] };
+      const err = await sup.apply(p, req, emit).catch((e) => e);
+      expect(err).toMatchObject({ kind: 'failure' });
+      expect(err.message).toMatch(new RegExp(`nothing was changed: tcp ${port} \\(exposure web\\.http\\): in use by another program`));
+      expect(err.hint).toContain(`stop the program listening on 127.0.0.1:${port}`);
+      expect(rt.forks).toHaveLength(0);
+      expect(FakeBroker.all).toHaveLength(0);
+      // Once the port is free, the same plan applies.
+      await new Promise((r) => other.close(r));
+      const r = await sup.apply(p, req, emit);
+      expect(r.create).toHaveLength(6);
+      expect(r.exposures).toEqual([{ host_port: port, instance: 'web', port: 'http' }]);
+    } finally {
+      other.close();
+    }
+  });
+
+  it('a listen that failed after the check is retried by the next apply of the same plan', async () => {
+    // Port 0 always binds, so the check before the apply passes.
+    const p = { ...webstack(), exposures: [{ host_port: 0, transport: 'tcp' as const, instance: 'web', port: 'http', protocol: 'std.http.Http' }] };
+    FakeBroker.failListen = 'cannot listen on 127.0.0.1:0 for exposure tcp:0->web.http: listen EADDRINUSE';
+    const err = await sup.apply(p, req, emit).catch((e) => e);
+    expect(err).toMatchObject({ kind: 'failure', message: /EADDRINUSE/, hint: /stop the program listening on that port/ });
+    const r = await sup.apply(p, req, emit);
+    expect(r.keep).toHaveLength(6);
+    expect(FakeBroker.all).toHaveLength(1);
+    expect(FakeBroker.all[0].listenCalls).toBe(2);
+    expect(FakeBroker.all[0].listening).toBe(true);
+    expect(r.exposures).toEqual([{ host_port: 0, instance: 'web', port: 'http' }]);
+    // Open now: a third apply does not listen again.
+    await sup.apply(p, req, emit);
+    expect(FakeBroker.all[0].listenCalls).toBe(2);
   });
 
   it('destroy stops everything', async () => {

@@ -13,6 +13,7 @@ import { renderDiagnostics } from '../render/codeframe';
 import { diagnosticsDocument } from '../render/json';
 import { sarifDocument } from '../render/sarif';
 import { computePlanDigest, defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
+import { checkExposurePorts } from '../ports';
 import { renderChanges, renderChecks, renderPlan, renderResources } from '../plan-render';
 import { redactPlan } from '../redact';
 import { MCLC_VERSION } from '../version';
@@ -94,6 +95,9 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
     stateWarnings.push(`the deployment was made by the ${state.backend} backend; this plan targets ${plan.target.backend}`);
   }
   if (!o.json) for (const w of stateWarnings) ctx.err(`${ctx.errStyle.yellow('warning')}: ${w}\n`);
+  // A warning, not an error: the port may be freed before apply, which fails if it is not.
+  const portWarnings = await checkExposurePorts(plan, state);
+  if (!o.json) for (const w of portWarnings) ctx.err(`${ctx.errStyle.yellow('warning')}: ${w.message}\n  hint: ${w.hint}\n`);
 
   let planFile: string | null = null;
   if (o.out) {
@@ -118,6 +122,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
           plan_digest: plan.digests.plan,
           state_file: shownState,
           state_warnings: stateWarnings,
+          port_warnings: portWarnings,
           prior_state: plan.prior_state,
           summary: changes.summary,
           has_changes: changes.has_changes,

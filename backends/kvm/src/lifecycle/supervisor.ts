@@ -18,6 +18,7 @@ import type { Violation } from '@mcl/broker';
 import { diffInstances, startLayers, stopLayers, type InstanceDiff } from './diff';
 import { BackendFailure } from './errors';
 import type { BackendEvent, ChannelStatus, CloneState, EventSink, ExposureStatus, InstanceStatus, ViolationRecord } from './events';
+import { EXPOSURE_HOST, tryBind } from './ports';
 import { processCpuMs, processMemory } from './procfs';
 import type { BrokerFactory, BrokerLike, CloneHandle, ExitInfo, GuestRuntime } from './runtime';
 
@@ -35,6 +36,12 @@ export interface SupervisorOptions {
   stableAfterMs?: number;
   /** Diagnostics of the supervisor itself. */
   log?: (line: string) => void;
+  /**
+   * Tries to bind an exposure's host TCP port for a moment; resolves with the
+   * error code (`EADDRINUSE`, ...) or null when the port is free. Default:
+   * `tryBind` on the broker's exposure host.
+   */
+  probePort?: (port: number) => Promise<string | null>;
 }
 
 /** One QEMU process, as recorded in the runtime file and the state's backend_data. */
@@ -93,6 +100,8 @@ export class Supervisor {
   private broker: BrokerLike | null = null;
   private brokerKey = '';
   private exposures: { host_port: number; instance: string; port: string }[] = [];
+  /** Whether the current broker listens on every exposure of the plan (a failed listen is retried by the next apply). */
+  private exposuresOpen = false;
   private queue: Promise<unknown> = Promise.resolve();
   private accel: { name: string; note?: string } | null = null;
   private closed = false;
@@ -131,6 +140,7 @@ export class Supervisor {
     }
     const { unknown: _unknown, ...d } = diff;
     const started = Date.now();
+    await this.checkExposurePorts(plan);
     emit({ type: 'phase', phase: 'accelerator', action: 'start', message: 'probing the accelerator' });
     this.accel ??= await this.o.runtime.accelerator();
     if (this.accel.note) emit({ type: 'warning', message: this.accel.note, data: { accelerator: this.accel.name } });
@@ -176,6 +186,8 @@ export class Supervisor {
         onViolation: (v) => this.recordViolation(v),
       });
       this.brokerKey = key;
+      this.exposuresOpen = false;
+      this.exposures = [];
     }
     this.plan = plan;
     for (const id of d.keep) {
@@ -191,18 +203,53 @@ export class Supervisor {
     }
     emit({ type: 'phase', phase: 'instances', action: 'done', message: 'instances ready' });
 
-    if (newBroker) {
+    if (!this.exposuresOpen) {
       emit({ type: 'phase', phase: 'exposures', action: 'start', message: `opening ${plan.exposures.length} exposure(s)` });
-      await this.broker!.listenExposures();
+      try {
+        await this.broker!.listenExposures();
+      } catch (e) {
+        // The instances run; the next apply of this plan opens what is still closed.
+        throw new BackendFailure(
+          'failure',
+          (e as Error).message,
+          'stop the program listening on that port, or choose another port in the source and plan again; then apply again',
+        );
+      }
+      this.exposuresOpen = true;
       this.exposures = plan.exposures.map((e) => ({ host_port: e.host_port, instance: e.instance, port: e.port }));
       for (const e of this.exposures) {
-        emit({ type: 'exposure', action: 'listening', host_port: e.host_port, instance: e.instance, message: `127.0.0.1:${e.host_port} -> ${e.instance}.${e.port}` });
+        emit({ type: 'exposure', action: 'listening', host_port: e.host_port, instance: e.instance, message: `${EXPOSURE_HOST}:${e.host_port} -> ${e.instance}.${e.port}` });
       }
+    }
+    if (newBroker) {
       for (const c of plan.channels) emit({ type: 'channel', action: 'wired', channel: c.id, message: `${c.protocol} (${c.ops.map((o) => o.name).join(', ')})` });
     }
     this.changed();
     emit({ type: 'phase', phase: 'apply', action: 'done', elapsed_ms: Date.now() - started, message: 'converged' });
     return { ...d, accelerator: this.accel, exposures: this.exposures, processes: this.processes() };
+  }
+
+  /**
+   * Fails the apply before anything changes when an exposure's host port is
+   * taken by another program. Ports of the plan applied last are left to
+   * the broker (they are its own, and a new broker takes them over), so they
+   * are not probed. A port can still be taken before the broker binds it;
+   * that fails the apply after the instances started, and the next apply
+   * (where every instance is kept) retries only the listen.
+   */
+  private async checkExposurePorts(plan: Plan): Promise<void> {
+    const ours = new Set((this.plan?.exposures ?? []).map((e) => e.host_port));
+    const probe = this.o.probePort ?? ((port: number) => tryBind(EXPOSURE_HOST, port));
+    const checked = plan.exposures.filter((e) => !ours.has(e.host_port));
+    const errors = await Promise.all(checked.map((e) => probe(e.host_port)));
+    const taken = checked.map((e, i) => ({ e, error: errors[i] })).filter((x) => x.error !== null);
+    if (!taken.length) return;
+    const what = taken.map(({ e, error }) => `tcp ${e.host_port} (exposure ${e.instance}.${e.port}): ${error === 'EADDRINUSE' ? 'in use by another program' : error}`);
+    throw new BackendFailure(
+      'failure',
+      `cannot listen on ${EXPOSURE_HOST} for ${taken.length === 1 ? 'an exposure' : `${taken.length} exposures`}; nothing was changed: ${what.join('; ')}`,
+      `stop the program listening on ${taken.map(({ e }) => `${EXPOSURE_HOST}:${e.host_port}`).join(', ')}, or choose another port in the source and plan again`,
+    );
   }
 
   private async doDestroy(emit: EventSink): Promise<string[]> {
@@ -220,6 +267,7 @@ export class Supervisor {
     this.brokerKey = '';
     this.plan = null;
     this.exposures = [];
+    this.exposuresOpen = false;
     this.changed();
     return ids;
   }
