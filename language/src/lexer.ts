@@ -114,35 +114,164 @@ const PUNCT_IMAGE: string[] = PUNCT.map((_, c) => String.fromCharCode(c));
 
 /** Lexes a whole file. `path` is only used to label diagnostics. */
 export function lex(text: string, path: string): LexResult {
-  const tokens: Token[] = [];
-  const comments: Comment[] = [];
-  const diagnostics: Diagnostic[] = [];
-  const n = text.length;
-  let i = 0;
-  let pendingDoc: string[] | undefined;
-  let badStart = -1;
+  return new Scanner(text, path).run();
+}
 
-  function report(info: DiagnosticInfo, start: number, end: number, message: string, hint?: string, fixes?: Fix[]): void {
+/**
+ * The lexer's state. A class with small methods rather than one function with
+ * nested closures: V8 compiles and inlines small methods quickly, where the single
+ * large function took hundreds of milliseconds to optimise and ran in slower
+ * tiers meanwhile, which dominated the lexing of a cold process.
+ */
+class Scanner {
+  readonly tokens: Token[] = [];
+  readonly comments: Comment[] = [];
+  readonly diagnostics: Diagnostic[] = [];
+  readonly n: number;
+  pendingDoc: string[] | undefined = undefined;
+  badStart = -1;
+
+  constructor(
+    readonly text: string,
+    readonly path: string,
+  ) {
+    this.n = text.length;
+  }
+
+  run(): LexResult {
+    const text = this.text;
+    const n = this.n;
+    let i = 0;
+    if (text.charCodeAt(0) === 0xfeff) i = 1;
+
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      // Whitespace.
+      if (c === 32 || c === 10 || c === 9 || c === 13 || c === 12 || c === 11) {
+        if (this.badStart >= 0) this.flushBad(i);
+        i++;
+        continue;
+      }
+      if (isIdentStart(c)) {
+        if (this.badStart >= 0) this.flushBad(i);
+        const start = i;
+        i++;
+        while (i < n && isIdentPart(text.charCodeAt(i))) i++;
+        const len = i - start;
+        if (len === 2 && c === 111 && text.charCodeAt(start + 1) === 110 && text.startsWith('-failure', i) && !(i + 8 < n && isIdentPart(text.charCodeAt(i + 8)))) {
+          i += 8;
+          this.push(T.OnFailure, start, i, 'on-failure');
+          continue;
+        }
+        // Keywords are found by length and first letter, comparing in place: hashing a
+        // freshly sliced string for a map lookup was the lexer's largest cost.
+        const bucket = len < KEYWORD_BUCKETS.length ? KEYWORD_BUCKETS[len][c] : undefined;
+        let kw: { word: string; type: TokenType } | undefined;
+        if (bucket !== undefined) for (const k of bucket) if (text.startsWith(k.word, start)) kw = k;
+        if (kw !== undefined) this.push(kw.type, start, i, kw.word);
+        else this.push(T.Name, start, i);
+        continue;
+      }
+      if (isDigit(c) || (c === 45 && isDigit(text.charCodeAt(i + 1)))) {
+        if (this.badStart >= 0) this.flushBad(i);
+        i = this.lexNumber(i);
+        continue;
+      }
+      if (c === 34) {
+        if (this.badStart >= 0) this.flushBad(i);
+        i = text.startsWith('"""', i) ? this.lexRawString(i) : this.lexString(i);
+        continue;
+      }
+      if (c === 47) {
+        const c2 = text.charCodeAt(i + 1);
+        if (c2 === 47) {
+          if (this.badStart >= 0) this.flushBad(i);
+          const start = i;
+          while (i < n && text.charCodeAt(i) !== 10 && text.charCodeAt(i) !== 13) i++;
+          const body = text.slice(start, i);
+          const isDoc = body.startsWith('///') && !body.startsWith('////');
+          this.comments.push({ kind: isDoc ? 'doc' : 'line', text: body, span: { start, end: i } });
+          if (isDoc) {
+            let line = body.slice(3);
+            if (line.charCodeAt(0) === 32) line = line.slice(1);
+            (this.pendingDoc ??= []).push(line);
+          }
+          continue;
+        }
+        if (c2 === 42) {
+          if (this.badStart >= 0) this.flushBad(i);
+          const start = i;
+          const close = text.indexOf('*/', i + 2);
+          if (close < 0) {
+            i = n;
+            this.report(
+              SyntaxCodes.UnterminatedComment,
+              start,
+              start + 2,
+              'this block comment is never closed',
+              'end the comment with `*/` (block comments do not nest)',
+            );
+          } else i = close + 2;
+          this.comments.push({ kind: 'block', text: text.slice(start, i), span: { start, end: i } });
+          continue;
+        }
+      }
+      const p = c < 128 ? PUNCT[c] : undefined;
+      if (p !== undefined) {
+        if (this.badStart >= 0) this.flushBad(i);
+        this.push(p, i, i + 1, PUNCT_IMAGE[c]);
+        i++;
+        continue;
+      }
+      if (c === 46) {
+        if (this.badStart >= 0) this.flushBad(i);
+        if (text.charCodeAt(i + 1) === 46) {
+          this.push(T.DotDot, i, i + 2);
+          i += 2;
+        } else {
+          this.push(T.Dot, i, i + 1);
+          i++;
+        }
+        continue;
+      }
+      if (c === 45 && text.charCodeAt(i + 1) === 62) {
+        if (this.badStart >= 0) this.flushBad(i);
+        this.push(T.Arrow, i, i + 2);
+        i += 2;
+        continue;
+      }
+      // Anything else is invalid; a run of invalid characters is reported once.
+      if (this.badStart < 0) this.badStart = i;
+      i += c >= 0xd800 && c <= 0xdbff && i + 1 < n ? 2 : 1;
+    }
+    if (this.badStart >= 0) this.flushBad(n);
+    return { tokens: this.tokens, comments: this.comments, diagnostics: this.diagnostics };
+  }
+
+  report(info: DiagnosticInfo, start: number, end: number, message: string, hint?: string, fixes?: Fix[]): void {
+    const path = this.path;
     const d: Diagnostic = { code: info.code, severity: info.severity, message, file: path, span: { start, end } };
     if (hint) d.hint = hint;
     if (fixes) d.fixes = fixes;
-    diagnostics.push(d);
+    this.diagnostics.push(d);
   }
 
-  function push(type: TokenType, start: number, end: number, image?: string): Token {
+  push(type: TokenType, start: number, end: number, image?: string): Token {
+    const text = this.text, n = this.n;
     let doc: string | undefined;
-    if (pendingDoc !== undefined) {
-      doc = pendingDoc.join('\n');
-      pendingDoc = undefined;
+    if (this.pendingDoc !== undefined) {
+      doc = this.pendingDoc.join('\n');
+      this.pendingDoc = undefined;
     }
     const tok = makeToken(type, image ?? text.slice(start, end), start, end - 1, doc);
-    tokens.push(tok);
+    this.tokens.push(tok);
     return tok;
   }
 
-  function flushBad(end: number): void {
-    if (badStart < 0) return;
-    const s = text.slice(badStart, end);
+  flushBad(end: number): void {
+    const text = this.text;
+    if (this.badStart < 0) return;
+    const s = text.slice(this.badStart, end);
     const first = s.codePointAt(0)!;
     let hint = 'remove it';
     if (first === 39 || first === 96) hint = 'strings are written in double quotes: "text"';
@@ -151,122 +280,19 @@ export function lex(text: string, path: string): LexResult {
     else if (first === 47) hint = 'comments start with `//`; a rate is written `500/s` with no spaces';
     else if (first > 127) hint = 'names use ASCII letters, digits and `_`; other characters belong in strings';
     const shown = s.length > 12 ? s.slice(0, 12) + '…' : s;
-    report(
+    this.report(
       SyntaxCodes.InvalidCharacter,
-      badStart,
+      this.badStart,
       end,
       s.length === 1 || [...s].length === 1 ? `invalid character ${describeChar(s)}` : `invalid characters ${JSON.stringify(shown)}`,
       hint,
     );
-    badStart = -1;
+    this.badStart = -1;
   }
 
-  if (text.charCodeAt(0) === 0xfeff) i = 1;
 
-  while (i < n) {
-    const c = text.charCodeAt(i);
-    // Whitespace.
-    if (c === 32 || c === 10 || c === 9 || c === 13 || c === 12 || c === 11) {
-      if (badStart >= 0) flushBad(i);
-      i++;
-      continue;
-    }
-    if (isIdentStart(c)) {
-      if (badStart >= 0) flushBad(i);
-      const start = i;
-      i++;
-      while (i < n && isIdentPart(text.charCodeAt(i))) i++;
-      const len = i - start;
-      if (len === 2 && c === 111 && text.charCodeAt(start + 1) === 110 && text.startsWith('-failure', i) && !(i + 8 < n && isIdentPart(text.charCodeAt(i + 8)))) {
-        i += 8;
-        push(T.OnFailure, start, i, 'on-failure');
-        continue;
-      }
-      // Keywords are found by length and first letter, comparing in place: hashing a
-      // freshly sliced string for a map lookup was the lexer's largest cost.
-      const bucket = len < KEYWORD_BUCKETS.length ? KEYWORD_BUCKETS[len][c] : undefined;
-      let kw: { word: string; type: TokenType } | undefined;
-      if (bucket !== undefined) for (const k of bucket) if (text.startsWith(k.word, start)) kw = k;
-      if (kw !== undefined) push(kw.type, start, i, kw.word);
-      else push(T.Name, start, i);
-      continue;
-    }
-    if (isDigit(c) || (c === 45 && isDigit(text.charCodeAt(i + 1)))) {
-      if (badStart >= 0) flushBad(i);
-      i = lexNumber(i);
-      continue;
-    }
-    if (c === 34) {
-      if (badStart >= 0) flushBad(i);
-      i = text.startsWith('"""', i) ? lexRawString(i) : lexString(i);
-      continue;
-    }
-    if (c === 47) {
-      const c2 = text.charCodeAt(i + 1);
-      if (c2 === 47) {
-        if (badStart >= 0) flushBad(i);
-        const start = i;
-        while (i < n && text.charCodeAt(i) !== 10 && text.charCodeAt(i) !== 13) i++;
-        const body = text.slice(start, i);
-        const isDoc = body.startsWith('///') && !body.startsWith('////');
-        comments.push({ kind: isDoc ? 'doc' : 'line', text: body, span: { start, end: i } });
-        if (isDoc) {
-          let line = body.slice(3);
-          if (line.charCodeAt(0) === 32) line = line.slice(1);
-          (pendingDoc ??= []).push(line);
-        }
-        continue;
-      }
-      if (c2 === 42) {
-        if (badStart >= 0) flushBad(i);
-        const start = i;
-        const close = text.indexOf('*/', i + 2);
-        if (close < 0) {
-          i = n;
-          report(
-            SyntaxCodes.UnterminatedComment,
-            start,
-            start + 2,
-            'this block comment is never closed',
-            'end the comment with `*/` (block comments do not nest)',
-          );
-        } else i = close + 2;
-        comments.push({ kind: 'block', text: text.slice(start, i), span: { start, end: i } });
-        continue;
-      }
-    }
-    const p = c < 128 ? PUNCT[c] : undefined;
-    if (p !== undefined) {
-      if (badStart >= 0) flushBad(i);
-      push(p, i, i + 1, PUNCT_IMAGE[c]);
-      i++;
-      continue;
-    }
-    if (c === 46) {
-      if (badStart >= 0) flushBad(i);
-      if (text.charCodeAt(i + 1) === 46) {
-        push(T.DotDot, i, i + 2);
-        i += 2;
-      } else {
-        push(T.Dot, i, i + 1);
-        i++;
-      }
-      continue;
-    }
-    if (c === 45 && text.charCodeAt(i + 1) === 62) {
-      if (badStart >= 0) flushBad(i);
-      push(T.Arrow, i, i + 2);
-      i += 2;
-      continue;
-    }
-    // Anything else is invalid; a run of invalid characters is reported once.
-    if (badStart < 0) badStart = i;
-    i += c >= 0xd800 && c <= 0xdbff && i + 1 < n ? 2 : 1;
-  }
-  if (badStart >= 0) flushBad(n);
-  return { tokens, comments, diagnostics };
-
-  function lexNumber(start: number): number {
+  lexNumber(start: number): number {
+    const text = this.text, n = this.n, path = this.path;
     let j = start;
     if (text.charCodeAt(j) === 45) j++;
     let isFloat = false;
@@ -331,7 +357,7 @@ export function lex(text: string, path: string): LexResult {
     } else if (text.charCodeAt(j) === 47 && text.charCodeAt(j + 1) !== 47 && text.charCodeAt(j + 1) !== 42) {
       // `500/` with the unit forgotten: report it here rather than as a stray `/`.
       j++;
-      report(
+      this.report(
         SyntaxCodes.UnknownUnit,
         start,
         j,
@@ -339,7 +365,7 @@ export function lex(text: string, path: string): LexResult {
         `write \`${text.slice(start, j)}s\`, \`${text.slice(start, j)}min\` or \`${text.slice(start, j)}h\``,
         [{ title: 'Per second', edits: [{ file: path, span: { start: j, end: j }, newText: 's' }] }],
       );
-      const tok = push(T.RateLit, start, j);
+      const tok = this.push(T.RateLit, start, j);
       tok.payload = { kind: 'rate', count: value, per: 's', perSecond: value };
       return j;
     }
@@ -349,16 +375,16 @@ export function lex(text: string, path: string): LexResult {
       malformed ??= 'a number and its unit must be followed by a space or punctuation';
     }
     const end = j;
-    if (malformed) report(SyntaxCodes.MalformedNumber, start, end, `malformed number \`${text.slice(start, end)}\`: ${malformed}`, 'write the number as digits, e.g. `1_000` or `0x1f`, followed directly by a unit if it has one');
+    if (malformed) this.report(SyntaxCodes.MalformedNumber, start, end, `malformed number \`${text.slice(start, end)}\`: ${malformed}`, 'write the number as digits, e.g. `1_000` or `0x1f`, followed directly by a unit if it has one');
 
     if (unit === undefined) {
       if (isFloat) {
-        const tok = push(T.FloatLit, start, end);
-        if (!Number.isFinite(value)) report(SyntaxCodes.NumberOutOfRange, start, end, `the number \`${tok.image}\` is too large`, 'use a smaller number');
+        const tok = this.push(T.FloatLit, start, end);
+        if (!Number.isFinite(value)) this.report(SyntaxCodes.NumberOutOfRange, start, end, `the number \`${tok.image}\` is too large`, 'use a smaller number');
         tok.payload = { kind: 'float', value };
       } else {
-        const tok = push(T.IntLit, start, end);
-        checkSafe(tok, value);
+        const tok = this.push(T.IntLit, start, end);
+        this.checkSafe(tok, value);
         tok.payload = { kind: 'int', value };
       }
       return end;
@@ -379,7 +405,7 @@ export function lex(text: string, path: string): LexResult {
           title: `Replace \`${unit}\` with \`${s.unit}\``,
           edits: [{ file: path, span: { start: unitStart, end: unitEnd }, newText: s.unit }],
         };
-        report(
+        this.report(
           SyntaxCodes.UnknownUnit,
           start,
           end,
@@ -388,14 +414,14 @@ export function lex(text: string, path: string): LexResult {
           [fix],
         );
       } else {
-        report(SyntaxCodes.UnknownUnit, start, end, `unknown unit \`${unit}\` in \`${raw}\``, `the units are ${units}`);
-        const tok = push(isFloat ? T.FloatLit : T.IntLit, start, end);
+        this.report(SyntaxCodes.UnknownUnit, start, end, `unknown unit \`${unit}\` in \`${raw}\``, `the units are ${units}`);
+        const tok = this.push(isFloat ? T.FloatLit : T.IntLit, start, end);
         tok.payload = isFloat ? { kind: 'float', value } : { kind: 'int', value };
         return end;
       }
     }
     if (isFloat || !Number.isFinite(value)) {
-      report(
+      this.report(
         SyntaxCodes.MalformedNumber,
         start,
         end,
@@ -407,28 +433,28 @@ export function lex(text: string, path: string): LexResult {
     }
     if (isRate) {
       const per = resolved as RateUnit;
-      const tok = push(T.RateLit, start, end);
-      checkSafe(tok, value);
+      const tok = this.push(T.RateLit, start, end);
+      this.checkSafe(tok, value);
       tok.payload = { kind: 'rate', count: value, per, perSecond: value / RATE_SECONDS[per] };
     } else if (SIZE_UNITS.has(resolved)) {
       const u = resolved as SizeUnit;
-      const tok = push(T.SizeLit, start, end);
+      const tok = this.push(T.SizeLit, start, end);
       const bytes = value * SIZE_FACTORS[u];
-      checkSafe(tok, bytes);
+      this.checkSafe(tok, bytes);
       tok.payload = { kind: 'size', amount: value, unit: u, bytes };
     } else {
       const u = resolved as DurationUnit;
-      const tok = push(T.DurationLit, start, end);
+      const tok = this.push(T.DurationLit, start, end);
       const ms = value * DURATION_FACTORS[u];
-      checkSafe(tok, ms);
+      this.checkSafe(tok, ms);
       tok.payload = { kind: 'duration', amount: value, unit: u, ms };
     }
     return end;
   }
 
-  function checkSafe(tok: Token, value: number): void {
+  checkSafe(tok: Token, value: number): void {
     if (!Number.isSafeInteger(value)) {
-      report(
+      this.report(
         SyntaxCodes.NumberOutOfRange,
         tok.startOffset,
         tok.endOffset + 1,
@@ -438,7 +464,8 @@ export function lex(text: string, path: string): LexResult {
     }
   }
 
-  function lexString(start: number): number {
+  lexString(start: number): number {
+    const text = this.text, n = this.n;
     let j = start + 1;
     let value = '';
     let chunk = j;
@@ -469,7 +496,7 @@ export function lex(text: string, path: string): LexResult {
               value += String.fromCodePoint(cp);
               len = 2 + m[0].length;
             } else {
-              report(SyntaxCodes.InvalidEscape, j, j + 2 + (m ? m[0].length : 0), 'invalid unicode escape', 'write a code point in hexadecimal between braces, e.g. `\\u{1F600}`');
+              this.report(SyntaxCodes.InvalidEscape, j, j + 2 + (m ? m[0].length : 0), 'invalid unicode escape', 'write a code point in hexadecimal between braces, e.g. `\\u{1F600}`');
             }
             break;
           }
@@ -479,7 +506,7 @@ export function lex(text: string, path: string): LexResult {
               break;
             }
             const shown = String.fromCodePoint(text.codePointAt(j + 1)!);
-            report(
+            this.report(
               SyntaxCodes.InvalidEscape,
               j,
               j + 1 + shown.length,
@@ -499,28 +526,29 @@ export function lex(text: string, path: string): LexResult {
     value += text.slice(chunk, j);
     if (terminated) j++;
     else
-      report(
+      this.report(
         SyntaxCodes.UnterminatedString,
         start,
         j,
         'this string is never closed',
         'end it with `"` on the same line, or use a raw string """...""" for text that spans lines',
       );
-    const tok = push(T.StringLit, start, j);
+    const tok = this.push(T.StringLit, start, j);
     tok.payload = { kind: 'string', value };
     return j;
   }
 
-  function lexRawString(start: number): number {
+  lexRawString(start: number): number {
+    const text = this.text, n = this.n;
     const close = text.indexOf('"""', start + 3);
     const end = close < 0 ? n : close + 3;
     if (close < 0)
-      report(SyntaxCodes.UnterminatedString, start, start + 3, 'this raw string is never closed', 'end it with `"""`');
+      this.report(SyntaxCodes.UnterminatedString, start, start + 3, 'this raw string is never closed', 'end it with `"""`');
     let value = text.slice(start + 3, close < 0 ? n : close);
     // A raw string that starts on a new line does not include that first line break.
     if (value.startsWith('\r\n')) value = value.slice(2);
     else if (value.startsWith('\n')) value = value.slice(1);
-    const tok = push(T.StringLit, start, end);
+    const tok = this.push(T.StringLit, start, end);
     tok.payload = { kind: 'string', value };
     return end;
   }

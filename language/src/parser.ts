@@ -276,12 +276,18 @@ export class McParser extends EmbeddedActionsParser {
   private lastStrayReport = -1;
   private seenDecl = false;
 
-  constructor() {
+  /**
+   * `validate` runs Chevrotain's grammar validations (ambiguities, left
+   * recursion, unreachable alternatives). They cost more than the rest of the
+   * grammar analysis together and find nothing in a grammar that passed them
+   * once, so the shared parser skips them and a test builds one with them on.
+   */
+  constructor(options: { validate?: boolean } = {}) {
     super(T.allTokenTypes, {
       recoveryEnabled: true,
       maxLookahead: 3,
       errorMessageProvider,
-      skipValidations: false,
+      skipValidations: !options.validate,
     });
     // Recovery policy. Chevrotain's default resynchronisation picks one follow
     // token type for the whole rule stack, which with token categories often
