@@ -1,15 +1,19 @@
 // `npm run bench`: parse, check and plan times for generated workspaces of
 // 1,000 and 10,000 components, peak RSS, and parse throughput relative to
 // JSON.parse of a JSON document of the same size, measured in the same run.
+// The workspace is written to a temporary directory and read back through
+// NodeHost, as `mclc plan` reads it, and `mclc plan` itself is timed in a
+// process of its own.
 //
 // Usage: npm run bench [-- components...]   (default: 1000 10000)
 
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from '@mcl/language';
+import { NodeHost } from '../src/node-host';
 import { compile, type CompilerHost } from '../src/index';
 import { setPhaseHook } from '../src/compile';
 import { generateWorkspace, type Workspace } from './generate';
@@ -23,16 +27,22 @@ function languageWorkspace(n: number): Workspace & { target?: string } {
   return { files, entry: g.main, lines: g.lines, bytes: g.bytes, target: 'bench_huge' };
 }
 
-const stdDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'stdlib');
-const std = new Map(readdirSync(stdDir).filter((f) => f.endsWith('.mcl')).map((f) => [f.slice(0, -4), readFileSync(join(stdDir, f), 'utf8')]));
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const stdDir = join(repo, 'stdlib');
 
-/** An in-memory host with a native SHA-256, as NodeHost (which the CLI and the language server use) has. */
-function host(files: Record<string, string>): CompilerHost {
-  return {
-    readFile: (p) => files[p],
-    readStdlib: (m) => std.get(m.split('.').join('/')),
-    sha256: (t) => createHash('sha256').update(t, 'utf8').digest('hex'),
-  };
+/** Writes the workspace to a fresh temporary directory and returns it. */
+function writeWorkspace(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mcl-bench-'));
+  for (const [p, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, p)), { recursive: true });
+    writeFileSync(join(dir, p), text);
+  }
+  return dir;
+}
+
+/** The host `mclc` uses: files read from disk under the workspace root, the stdlib from `stdlib/`. */
+function host(dir: string): CompilerHost {
+  return new NodeHost({ root: dir, stdlib: stdDir });
 }
 
 function ms(t: number): string {
@@ -86,16 +96,31 @@ if (!process.env.MCL_BENCH_CHILD) {
 }
 for (const n of sizes) {
   const ws: Workspace & { target?: string } = process.env.MCL_BENCH_GEN === 'language' ? languageWorkspace(n) : generateWorkspace(n);
-  const texts = Object.entries(ws.files);
+  const dir = writeWorkspace(ws.files);
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  // Parse the texts as read from disk: strings built by the generator have another
+  // internal representation than file contents, and the lexer's speed differs on them.
+  const texts = Object.keys(ws.files).map((p) => [p, readFileSync(join(dir, p), 'utf8')] as const);
   console.log(`\n${n} components (${process.env.MCL_BENCH_GEN === 'language' ? 'language/bench/generate.ts' : 'compiler/bench/generate.ts'}): ${texts.length} files, ${ws.lines} lines, ${(ws.bytes / 1e6).toFixed(2)} MB`);
 
   // The first, cold compile (what one `mclc plan` does): its time, and the peak RSS of the process after it.
   {
     const c = process.cpuUsage();
     const t = performance.now();
-    const r = compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target });
+    const r = compile(host(dir), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target });
     const d = process.cpuUsage(c);
     console.log(`  cold full compile ${ms(performance.now() - t)} wall ${ms((d.user + d.system) / 1000)} cpu, plan ${r.plan ? 'built' : 'MISSING'}; peak RSS after it ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+  }
+
+  // `mclc plan` as a user runs it: a process of its own (start-up, reading, compiling, writing the plan).
+  {
+    const t = performance.now();
+    const args = [join(repo, 'cli', 'bin', 'mclc.mjs'), 'plan', ws.entry, '--root', dir, '--out', join(dir, 'bench.plan'), '--json'];
+    if (ws.target) args.push('--target', ws.target);
+    const r = spawnSync(process.execPath, args, { cwd: dir, encoding: 'utf8', maxBuffer: 1 << 28 });
+    const wall = performance.now() - t;
+    if (r.status !== 0 && r.status !== 2) throw new Error(`mclc plan exited ${r.status}: ${r.stderr.slice(0, 2000)}`);
+    console.log(`  mclc plan       ${ms(wall).padStart(8)} wall  (separate process: start-up, read ${Object.keys(ws.files).length} files, compile, write a ${(readFileSync(join(dir, 'bench.plan')).length / 1e6).toFixed(2)} MB plan)`);
   }
 
   const parseMs = best(3, () => {
@@ -108,7 +133,7 @@ for (const n of sizes) {
 
   let diagnostics = 0;
   const checkMs = best(3, () => {
-    const r = compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target, emitPlan: false });
+    const r = compile(host(dir), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target, emitPlan: false });
     diagnostics = r.diagnostics.length;
   });
   const checkCpu = lastCpu;
@@ -116,7 +141,7 @@ for (const n of sizes) {
   let channels = 0;
   let planBytes = 0;
   const fullMs = best(3, () => {
-    const r = compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target });
+    const r = compile(host(dir), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target });
     if (!r.plan) throw new Error(`no plan: ${r.diagnostics.slice(0, 3).map((d) => `${d.code} ${d.message}`).join('; ')}`);
     instances = r.plan.instances.length;
     channels = r.plan.channels.length;
@@ -131,7 +156,7 @@ for (const n of sizes) {
     phases.push(`${phase} ${((d.user + d.system) / 1000).toFixed(0)}`);
     mark = process.cpuUsage();
   });
-  compile(host(ws.files), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target });
+  compile(host(dir), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target });
   setPhaseHook(undefined);
   const rss = process.resourceUsage().maxRSS * 1024;
   const both = (wall: number, cpu: number) => `${ms(wall).padStart(8)} wall ${ms(cpu).padStart(8)} cpu`;
