@@ -17,7 +17,7 @@
 // grammar-recording phase, in which Chevrotain runs every rule once with dummy
 // tokens and placeholder sub-rule results.
 
-import { EmbeddedActionsParser, EOF, type IParserErrorMessageProvider, type IToken, type TokenType } from 'chevrotain';
+import { EmbeddedActionsParser, EOF, type IParserErrorMessageProvider, type IToken, type ParserMethod, type TokenType } from 'chevrotain';
 import type * as A from './ast';
 import { SyntaxCodes } from './codes';
 import type { Diagnostic, DiagnosticInfo, Fix } from './diagnostics';
@@ -829,23 +829,32 @@ export class McParser extends EmbeddedActionsParser {
   importItems = this.rule('importItems', (): A.ImportItem[] => {
     const items: A.ImportItem[] = [];
     this.CONSUME(T.LBrace);
+    this.commaSeparated(this.importItem, 'import items', (item) => items.push(item));
+    this.CONSUME(T.RBrace, O39);
+    return items;
+  }, 'list');
+
+  /**
+   * Items separated by commas, as in `[a, b]`: a trailing comma is allowed and a
+   * missing one is reported (`what` names the items) without failing the list.
+   * Each rule calls it once, so its MANY and OR are that rule's first occurrences.
+   */
+  private commaSeparated<N>(item: ParserMethod<[], N>, what: string, add: (item: N) => void): void {
     let needComma = false;
     this.MANY(() => {
       this.OR([
         alt(() => (this.CONSUME(T.Comma), (needComma = false))),
         alt(() => {
-            const at = this.LA(1);
-            const prev = this.LA(0);
-            const item = this.SUBRULE(this.importItem);
-            if (needComma) this.missingComma(at, prev, 'import items');
-            items.push(item);
-            needComma = true;
-          }),
+          const at = this.LA(1);
+          const prev = this.LA(0);
+          const x = this.SUBRULE(item);
+          if (needComma) this.missingComma(at, prev, what);
+          add(x);
+          needComma = true;
+        }),
       ]);
     });
-    this.CONSUME(T.RBrace, O39);
-    return items;
-  }, 'list');
+  }
 
   private missingComma(at: IToken, prev: IToken, what: string): void {
     if (this.RECORDING_PHASE) return;
@@ -948,19 +957,8 @@ export class McParser extends EmbeddedActionsParser {
   constraints = this.rule('constraints', (): A.Constraint[] => {
     const list: A.Constraint[] = [];
     this.CONSUME(T.LParen);
-    let needComma = false;
-    this.MANY(() => {
-      this.OR([
-        alt(() => (this.CONSUME(T.Comma), (needComma = false))),
-        alt(() => {
-            const at = this.LA(1);
-            const prev = this.LA(0);
-            const c = this.SUBRULE(this.constraint);
-            if (needComma) this.missingComma(at, prev, 'constraints');
-            if (c) list.push(c);
-            needComma = true;
-          }),
-      ]);
+    this.commaSeparated(this.constraint, 'constraints', (c) => {
+      if (c) list.push(c);
     });
     this.CONSUME(T.RParen, O46);
     return list;
@@ -1144,20 +1142,7 @@ export class McParser extends EmbeddedActionsParser {
   listExpr = this.rule('listExpr', (): A.ListExpr => {
     const node = this.open<A.ListExpr>({ kind: 'List', items: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(T.LBracket);
-    let needComma = false;
-    this.MANY(() => {
-      this.OR([
-        alt(() => (this.CONSUME(T.Comma), (needComma = false))),
-        alt(() => {
-            const at = this.LA(1);
-            const prev = this.LA(0);
-            const item = this.SUBRULE(this.expr);
-            if (needComma) this.missingComma(at, prev, 'list items');
-            node.items.push(item);
-            needComma = true;
-          }),
-      ]);
-    });
+    this.commaSeparated(this.expr, 'list items', (item) => node.items.push(item));
     this.CONSUME(T.RBracket, O54);
     return this.done(node);
   });
@@ -1165,20 +1150,7 @@ export class McParser extends EmbeddedActionsParser {
   mapExpr = this.rule('mapExpr', (): A.MapExpr => {
     const node = this.open<A.MapExpr>({ kind: 'Map', entries: [], span: { start: this.startPos(), end: 0 } });
     this.CONSUME(T.LBrace);
-    let needComma = false;
-    this.MANY(() => {
-      this.OR([
-        alt(() => (this.CONSUME(T.Comma), (needComma = false))),
-        alt(() => {
-            const at = this.LA(1);
-            const prev = this.LA(0);
-            const entry = this.SUBRULE(this.mapEntry);
-            if (needComma) this.missingComma(at, prev, 'map entries');
-            node.entries.push(entry);
-            needComma = true;
-          }),
-      ]);
-    });
+    this.commaSeparated(this.mapEntry, 'map entries', (entry) => node.entries.push(entry));
     this.CONSUME(T.RBrace, O55);
     return this.done(node);
   });
@@ -1743,20 +1715,7 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(K.exposed);
     this.CONSUME(K.only);
     this.CONSUME(T.LBracket, O86);
-    let needComma = false;
-    this.MANY(() => {
-      this.OR([
-        alt(() => (this.CONSUME(T.Comma), (needComma = false))),
-        alt(() => {
-            const at = this.LA(1);
-            const prev = this.LA(0);
-            const p = this.SUBRULE(this.portRef);
-            if (needComma) this.missingComma(at, prev, 'exposures');
-            node.ports.push(p);
-            needComma = true;
-          }),
-      ]);
-    });
+    this.commaSeparated(this.portRef, 'exposures', (p) => node.ports.push(p));
     this.CONSUME(T.RBracket, O87);
     return this.done(node);
   });
