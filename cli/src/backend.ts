@@ -163,7 +163,7 @@ export interface InstanceStatus {
 export interface ViolationRecord {
   /** ISO 8601 time. */
   time: string;
-  /** The broker's violation kind, e.g. `schema`, `size`, `rate`, `order`, `direction`, `unwired`. */
+  /** The broker's violation kind, e.g. `schema`, `oversize`, `rate`, `order`, `order_incomplete` (a session ended where the protocol order may not), `direction`, `unwired`. */
   kind: string;
   detail: string;
   instance?: string;

@@ -46,8 +46,17 @@ const status: StatusReport = {
       frames_backward: 9,
       bytes_forward: 2048,
       bytes_backward: 4096,
-      violations: 1,
-      recent_violations: [{ time: '2026-01-01T00:00:00Z', kind: 'size', detail: 'frame of 2 MiB exceeds 1 MiB' }],
+      violations: 2,
+      recent_violations: [
+        { time: '2026-01-01T00:00:00Z', kind: 'size', detail: 'frame of 2 MiB exceeds 1 MiB' },
+        {
+          time: '2026-01-01T00:00:02Z',
+          kind: 'order_incomplete',
+          detail: 'the session ended (the port disconnected) in state 1 of the protocol order, which is not accepting; it still needed: logout',
+          instance: 'web',
+          clone: 0,
+        },
+      ],
     },
   ],
   exposures: [{ host_port: 8080, instance: 'web', port: 'http', listening: true, connections_total: 3, connections_open: 0 }],
@@ -191,8 +200,9 @@ describe('status, logs, destroy, doctor', () => {
     expect(await run(['status', '--root', dir], ctx)).toBe(0);
     expect(ctx.stdout).toContain('WebStack  serial 4  supervisor running (pid 4242)  accelerator tcg');
     expect(ctx.stdout).toContain('#0 running pid 77 rss 75MiB pss 47MiB private 10MiB cpu 1.50s  (1 restart)');
-    expect(ctx.stdout).toContain('web.backend->app.api (shop.Api): 10/9 frames, 2KiB/4KiB, 1 violation');
-    expect(ctx.stdout).toContain('size: frame of 2 MiB exceeds 1 MiB');
+    expect(ctx.stdout).toContain('web.backend->app.api (shop.Api): 10/9 frames, 2KiB/4KiB, 2 violations');
+    expect(ctx.stdout).toContain('    2026-01-01T00:00:00Z size: frame of 2 MiB exceeds 1 MiB');
+    expect(ctx.stdout).toContain('    2026-01-01T00:00:02Z web#0 order_incomplete: the session ended (the port disconnected) in state 1');
     expect(ctx.stdout).toContain('db#0 unwired: write to port slot 5');
   });
 

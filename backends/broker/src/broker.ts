@@ -175,6 +175,8 @@ interface Session {
   closed: boolean;
   /** Whether onSessionClose must be called (the hook gave this session its clone). */
   owned: boolean;
+  /** The requester the session was opened for. */
+  requester: Requester;
 }
 
 /** Whatever sends calls and sends on a channel. */
@@ -185,6 +187,8 @@ interface Requester {
   channel: ChannelRt;
   session: Session | null;
   orderState: number;
+  /** Whether a frame moved the order automaton since it was last reset (a session that sent nothing ordered is not checked when it ends). */
+  orderMoved: boolean;
   alive: boolean;
   /** Writes a frame line to the requester (stream requesters only). */
   write: ((line: string, droppable: boolean) => boolean) | null;
@@ -377,6 +381,7 @@ export class Broker extends EventEmitter {
         channel: channels[0],
         session: null,
         orderState: 0,
+        orderMoved: false,
         alive: true,
         write: (line, droppable) => this.writeTo(conn, line, droppable),
         pausable: null,
@@ -403,6 +408,7 @@ export class Broker extends EventEmitter {
     const inst = this.instances.get(instanceId);
     const conn = inst?.clones.get(cloneIndex)?.get(portName);
     if (!inst || !conn) return;
+    if (conn.requester) this.endOrder(conn.requester, 'the port was detached');
     inst.clones.get(cloneIndex)!.delete(portName);
     if (inst.clones.get(cloneIndex)!.size === 0) inst.clones.delete(cloneIndex);
     conn.attached = false;
@@ -435,8 +441,10 @@ export class Broker extends EventEmitter {
       // connection or requester spread over replicas) only forgets the clone
       // and picks another on its next call: a replaced or restarted clone
       // must not strand a kept-alive HTTP connection.
-      if (s.owned || s.opening) this.endSession(s);
-      else s.clone = null;
+      if (s.owned || s.opening) {
+        if (s.requester.session === s) this.endOrder(s.requester, `its clone ${instanceId}[${cloneIndex}] went away`);
+        this.endSession(s);
+      } else s.clone = null;
     }
   }
 
@@ -645,7 +653,8 @@ export class Broker extends EventEmitter {
     conn.splitter.reset();
     if (conn.requester) {
       conn.requester.pausable = stream;
-      conn.requester.orderState = 0;
+      // A new connection is a new session (the old one was checked when its stream closed).
+      this.endOrder(conn.requester, 'the port reconnected');
     }
     stream.on('data', (chunk: Buffer | string) => {
       if (conn.stream !== stream) return;
@@ -660,6 +669,7 @@ export class Broker extends EventEmitter {
     });
     stream.once('close', () => {
       if (conn.stream !== stream) return;
+      if (conn.requester) this.endOrder(conn.requester, 'the port disconnected');
       this.dropStream(conn, 'the port disconnected');
       this.emit('disconnected', { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
       if (typeof conn.target === 'string') this.scheduleReconnect(conn);
@@ -833,6 +843,7 @@ export class Broker extends EventEmitter {
         return;
       }
       req.orderState = next;
+      req.orderMoved = true;
     }
     if (t === 'call') {
       const origId = env.id!;
@@ -846,18 +857,41 @@ export class Broker extends EventEmitter {
     }
   }
 
+  /**
+   * The requester's session ends (a close or open frame, its connection or
+   * port went away, its session's clone went away): the order automaton goes
+   * back to state 0, and a session that stops in a state that is not
+   * accepting is counted as an `order_incomplete` violation of the channel.
+   * Nothing is sent to the requester (no frame of its was refused). A session
+   * that moved the automaton by no frame is not checked, so an idle port that
+   * reconnects is never reported; neither are sessions ended by close() (the
+   * deployment is going away or being rewired).
+   */
+  private endOrder(req: Requester, why: string): void {
+    const state = req.orderState;
+    const moved = req.orderMoved;
+    req.orderState = 0;
+    req.orderMoved = false;
+    const order = req.channel.order;
+    if (!order || !moved || this.closed || order.accepting.includes(state)) return;
+    const rest = completion(order, state);
+    const tail = rest === null ? 'and no accepting state can be reached from it' : rest.length ? `; it still needed: ${rest.join(', ')}` : '';
+    this.violation(req.name, req.clone, req.port, req.channel, null, 'order_incomplete',
+      `the session ended (${why}) in state ${state} of the protocol order, which is not accepting${tail}`, null, req, false);
+  }
+
   /** Explicit session frames: `{"t":"open"}` and `{"t":"close"}`. */
   private sessionFrame(req: Requester, t: 'open' | 'close', id: number | string | undefined): void {
     const idPart = id === undefined ? '' : `,"id":${JSON.stringify(id)}`;
     if (t === 'close') {
+      this.endOrder(req, 'closed by a close frame');
       if (req.session) this.endSession(req.session);
       req.session = null;
-      req.orderState = 0;
       req.write?.(`{"t":"closed"${idPart}}\n`, true);
       return;
     }
+    this.endOrder(req, 'a new session was opened');
     if (req.session) this.endSession(req.session);
-    req.orderState = 0;
     const s = this.openSession(req, 'open frame');
     if (!s) return;
     this.whenSession(s, () => {
@@ -1107,7 +1141,7 @@ export class Broker extends EventEmitter {
    */
   private openSession(req: Requester, via: string): Session | null {
     const inst = req.channel.provider;
-    const s: Session = { id: this.nextSession++, instance: inst, clone: null, opening: null, waiters: [], closed: false, owned: false };
+    const s: Session = { id: this.nextSession++, instance: inst, clone: null, opening: null, waiters: [], closed: false, owned: false, requester: req };
     const hook = this.opts.onSessionOpen;
     if (inst.plan.mode === 'per_session' && hook) {
       const max = inst.plan.max_sessions;
@@ -1259,6 +1293,7 @@ export class Broker extends EventEmitter {
       channel: ch,
       session: null,
       orderState: 0,
+      orderMoved: false,
       alive: true,
       write: (line, droppable) => {
         if (sock.destroyed) return false;
@@ -1301,6 +1336,7 @@ export class Broker extends EventEmitter {
       sock.on('error', () => {});
       sock.once('close', () => {
         this.tcpSockets.delete(sock);
+        this.endOrder(req, 'the connection closed');
         req.alive = false;
         ch.requesters.delete(req);
         if (req.session) this.endSession(req.session);
@@ -1405,6 +1441,8 @@ export class Broker extends EventEmitter {
     detail: string,
     id: number | string | null | undefined,
     requester?: Requester,
+    /** False when no frame was refused (a session ended out of order): nothing is sent and nobody slowed down. */
+    notify = true,
   ): void {
     // Details quote what the peer sent (field names, map keys): keep them short, since they are stored and echoed.
     if (detail.length > MAX_DETAIL) detail = detail.slice(0, MAX_DETAIL) + '...';
@@ -1424,12 +1462,14 @@ export class Broker extends EventEmitter {
       this.recent[this.recentStart] = v;
       this.recentStart = (this.recentStart + 1) % max;
     }
-    // Tell the sender why, unless it is not reading (then the notice is dropped).
-    const idPart = id === undefined || id === null ? '' : `,"id":${JSON.stringify(id)}`;
-    const notice = `{"t":"denied"${idPart},"kind":"${kind}","reason":${JSON.stringify(detail)}}\n`;
-    if (requester?.write) requester.write(notice, true);
-    else if (conn) this.writeTo(conn, notice, true);
-    this.penalise(requester?.pausable ?? conn?.stream ?? null);
+    if (notify) {
+      // Tell the sender why, unless it is not reading (then the notice is dropped).
+      const idPart = id === undefined || id === null ? '' : `,"id":${JSON.stringify(id)}`;
+      const notice = `{"t":"denied"${idPart},"kind":"${kind}","reason":${JSON.stringify(detail)}}\n`;
+      if (requester?.write) requester.write(notice, true);
+      else if (conn) this.writeTo(conn, notice, true);
+      this.penalise(requester?.pausable ?? conn?.stream ?? null);
+    }
     this.emit('violation', v);
     this.logViolation(v);
   }
@@ -1604,4 +1644,33 @@ function pushMap<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   const a = m.get(k);
   if (a) a.push(v);
   else m.set(k, [v]);
+}
+
+/**
+ * The shortest sequence of operations from `state` to an accepting state of
+ * the order automaton ([] when `state` accepts), or null when none is
+ * reachable. Breadth-first over the transitions, operations in name order, so
+ * the answer is deterministic.
+ */
+export function completion(order: OrderAutomaton, state: number): string[] | null {
+  const accepting = new Set(order.accepting);
+  const via = new Map<number, { from: number; op: string } | null>([[state, null]]);
+  const queue = [state];
+  for (let i = 0; i < queue.length; i++) {
+    const at = queue[i];
+    if (accepting.has(at)) {
+      const path: string[] = [];
+      for (let step = via.get(at); step; step = via.get(step.from)) path.unshift(step.op);
+      return path;
+    }
+    const edges = order.transitions[at] ?? {};
+    for (const op of Object.keys(edges).sort()) {
+      const to = edges[op];
+      if (!via.has(to)) {
+        via.set(to, { from: at, op });
+        queue.push(to);
+      }
+    }
+  }
+  return null;
 }

@@ -3,7 +3,7 @@
 // The broker depends on the plan format only (@mcl/plan), never on the
 // language or the compiler.
 
-/** Why a frame was refused. Stable strings: `mclc status` and tests match on them. */
+/** Why a frame was refused, or (`order_incomplete`) why a session's end broke the protocol. Stable strings: `mclc status` and tests match on them. */
 export type ViolationKind =
   /** The line is not a JSON object, or its envelope (`t`, `op`, `id`, `body`) is ill-formed. */
   | 'malformed'
@@ -21,6 +21,8 @@ export type ViolationKind =
   | 'rate'
   /** The operation is not allowed in the channel's current protocol state (the `order` automaton). */
   | 'order'
+  /** A session ended (closed, its connection or guest gone, reset by `open`) in a state of the `order` automaton that is not accepting. No frame was refused. */
+  | 'order_incomplete'
   /** More outstanding calls than `max_inflight`. */
   | 'inflight'
   /** A reply or error that answers no outstanding call on that port. */

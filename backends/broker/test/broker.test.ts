@@ -2,8 +2,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Broker } from '../src/index';
-import { FakePort, kvHandler, tempDir, testPlan } from './helpers';
+import { completion } from '../src/broker';
+import { FakePort, inv, kvHandler, tempDir, testPlan } from './helpers';
 import type { Violation } from '../src/types';
+import type { ChannelInvariants, OrderAutomaton, PlanExposure } from '@mcl/plan';
 
 let dir: string;
 let cleanup: () => void;
@@ -228,6 +230,163 @@ describe('enforcement', () => {
     expect(await sess.next()).toEqual({ t: 'closed' });
     sess.send({ t: 'call', op: 'login', id: 21, body: { key: 'a' } });
     expect(await sess.next()).toMatchObject({ t: 'reply', id: 21 });
+  });
+});
+
+describe('protocol order at the end of a session', () => {
+  const SESS = 'client.sess->ordered.api';
+  const incomplete = () => broker.violations().filter((v) => v.kind === 'order_incomplete');
+  /** Sends calls on the ordered channel and waits for each reply. */
+  async function calls(sess: FakePort, ops: string[], firstId = 1) {
+    for (const [i, op] of ops.entries()) {
+      sess.send({ t: 'call', op, id: firstId + i, body: { key: 'a' } });
+      expect(await sess.next()).toMatchObject({ t: 'reply', id: firstId + i });
+    }
+  }
+  async function orderedPair() {
+    const api = await fake('ordered', 0, 'api');
+    api.handler = (f) => ({ t: 'reply', id: f.id, body: f.op === 'query' ? { miss: null } : { ok: true } });
+    return { api, sess: await fake('client', 0, 'sess') };
+  }
+  const until = async (cond: () => boolean) => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(cond()).toBe(true);
+  };
+
+  it('counts a connection that drops in the middle of the protocol, with instance, channel and what was missing', async () => {
+    const { sess } = await orderedPair();
+    const seen: Violation[] = [];
+    broker.on('violation', (v: Violation) => seen.push(v));
+    // Traffic on another channel of the same instance, which must stay clean.
+    const db = await fake('db', 0, 'kv');
+    db.handler = kvHandler();
+    const kv = await fake('client', 0, 'kv');
+    await calls(sess, ['login', 'query']);
+    kv.send({ t: 'call', op: 'get', id: 1, body: { key: 'k' } });
+    expect(await kv.next()).toMatchObject({ t: 'reply', id: 1 });
+    sess.dropConnection();
+    await until(() => incomplete().length === 1);
+    const [v] = incomplete();
+    expect(v).toMatchObject({ instance: 'client', clone: 0, port: 'sess', channel: SESS, kind: 'order_incomplete' });
+    expect(v.detail).toBe('the session ended (the port disconnected) in state 1 of the protocol order, which is not accepting; it still needed: logout');
+    expect(seen).toEqual([v]);
+    expect(counter(SESS).violations).toEqual({ order_incomplete: 1 });
+    expect(counter(SESS).violations_total).toBe(1);
+    expect(counter('client.kv->db.kv').violations_total).toBe(0);
+    // The broker reconnects; the new connection is a new session, starting in state 0.
+    await sess.connected();
+    await calls(sess, ['login', 'logout'], 10);
+    expect(incomplete()).toHaveLength(1);
+  });
+
+  it('does not count sessions that end in an accepting state, or that never moved the automaton', async () => {
+    const { sess } = await orderedPair();
+    await calls(sess, ['login', 'query', 'logout']);
+    sess.dropConnection();
+    await sess.connected();
+    // Connected, then gone again without a frame: state 0, nothing to report.
+    sess.dropConnection();
+    await sess.connected();
+    // A refused frame does not move the automaton either.
+    sess.send({ t: 'call', op: 'query', id: 5, body: { key: 'a' } });
+    expect(await sess.next()).toMatchObject({ t: 'denied', kind: 'order' });
+    broker.detachClone('client', 0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(incomplete()).toEqual([]);
+    expect(counter(SESS).violations).toEqual({ order: 1 });
+  });
+
+  it('counts a close or a new open in the middle of the protocol, still answers it, and starts again from state 0', async () => {
+    const { sess } = await orderedPair();
+    await calls(sess, ['login']);
+    sess.send({ t: 'close', id: 'c1' });
+    expect(await sess.next()).toEqual({ t: 'closed', id: 'c1' });
+    expect(incomplete().map((v) => v.detail)).toEqual([
+      'the session ended (closed by a close frame) in state 1 of the protocol order, which is not accepting; it still needed: logout',
+    ]);
+    // Nothing but the answer to close reached the requester: no denied frame for a session that ended.
+    expect(await sess.silent(50)).toBe(true);
+    await calls(sess, ['login', 'query'], 10);
+    sess.send({ t: 'open', id: 'o1' });
+    expect(await sess.next()).toMatchObject({ t: 'opened', id: 'o1' });
+    expect(incomplete()).toHaveLength(2);
+    expect(incomplete()[1].detail).toContain('(a new session was opened) in state 1');
+    await calls(sess, ['login'], 20);
+  });
+
+  it('counts a guest detached in the middle of the protocol, but not sessions ended by closing the broker', async () => {
+    const { sess } = await orderedPair();
+    await calls(sess, ['login']);
+    broker.detachClone('client', 0);
+    expect(incomplete()).toHaveLength(1);
+    expect(incomplete()[0].detail).toContain('(the port was detached)');
+    const again = await fake('client', 1, 'sess');
+    await calls(again, ['login']);
+    await broker.close();
+    expect(incomplete()).toHaveLength(1);
+  });
+
+  it('counts a per-session clone that goes away in the middle of the protocol; the next session starts from state 0', async () => {
+    await broker.close();
+    const plan = testPlan();
+    // On the per-session channel: get only after a put, and a session may end only after its get.
+    plan.channels.find((c) => c.id === 'client.ps->ps.kv')!.invariants.order = { transitions: [{ put: 1 }, { get: 2 }, {}], accepting: [0, 2] };
+    let next = 0;
+    broker = new Broker(plan, {
+      reconnectDelayMs: 10,
+      onSessionOpen: async () => {
+        const idx = next++;
+        const p = await FakePort.listen(join(dir, `ps.${idx}.sock`));
+        ports.push(p);
+        p.handler = kvHandler();
+        await broker.attachPort('ps', idx, 'kv', p.path);
+        return idx;
+      },
+    });
+    const client = await fake('client', 0, 'ps');
+    client.send({ t: 'call', op: 'put', id: 1, body: { key: 'k', value: 'v' } });
+    expect(await client.next()).toMatchObject({ t: 'reply', id: 1 });
+    broker.detachClone('ps', 0);
+    expect(incomplete().map((v) => [v.instance, v.channel, v.detail])).toEqual([
+      ['client', 'client.ps->ps.kv', 'the session ended (its clone ps[0] went away) in state 1 of the protocol order, which is not accepting; it still needed: get'],
+    ]);
+    // A new session on a new clone: put is allowed again.
+    client.send({ t: 'call', op: 'put', id: 2, body: { key: 'k', value: 'w' } });
+    expect(await client.next()).toMatchObject({ t: 'reply', id: 2 });
+    expect(next).toBe(2);
+  });
+
+  it('counts a TCP client of an ordered exposure that disconnects in the middle of the protocol', async () => {
+    await broker.close();
+    const plan = testPlan();
+    const order = plan.channels.find((c) => c.id === SESS)!.invariants.order;
+    // The optional `invariants` of an exposure (spec/broker.md) are not in the PlanExposure type.
+    const exposure: PlanExposure & { invariants: ChannelInvariants } = { host_port: 18083, transport: 'tcp', instance: 'ordered', port: 'api', protocol: 't.Session', invariants: inv({ order }) };
+    plan.exposures = [exposure];
+    broker = new Broker(plan, { mapHostPort: () => 0, reconnectDelayMs: 10 });
+    const api = await fake('ordered', 0, 'api');
+    api.handler = (f) => ({ t: 'reply', id: f.id, body: { ok: true } });
+    const [ex] = await broker.listenExposures();
+    const s = connect(ex.bound_port, '127.0.0.1');
+    s.setEncoding('utf8');
+    let got = '';
+    s.on('data', (d: string) => (got += d));
+    s.write('{"t":"call","op":"login","id":1,"body":{"key":"a"}}\n');
+    await until(() => got.includes('"t":"reply"'));
+    s.destroy();
+    await until(() => incomplete().length === 1);
+    expect(incomplete()[0]).toMatchObject({ instance: 'tcp:18083', channel: 'tcp:18083->ordered.api', kind: 'order_incomplete' });
+    expect(incomplete()[0].detail).toContain('(the connection closed) in state 1');
+  });
+});
+
+describe('completion', () => {
+  it('finds the shortest way to an accepting state, or none', () => {
+    const order: OrderAutomaton = { transitions: [{ login: 1 }, { query: 1, logout: 2, upgrade: 3 }, {}, { confirm: 2 }, { loop: 4 }], accepting: [0, 2] };
+    expect(completion(order, 0)).toEqual([]);
+    expect(completion(order, 1)).toEqual(['logout']);
+    expect(completion(order, 3)).toEqual(['confirm']);
+    expect(completion(order, 4)).toBeNull();
   });
 });
 

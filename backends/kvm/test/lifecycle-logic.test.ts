@@ -326,6 +326,15 @@ describe('supervisor', () => {
     expect(FakeBroker.all[0].listenCalls).toBe(2);
   });
 
+  it('shows a session that ended out of protocol order in the channel status, with the instance', async () => {
+    await sup.apply(webstack(), req, emit);
+    const id = webstackChannels[1].id;
+    FakeBroker.all[0].hooks.onViolation({ time: 0, instance: 'web', clone: 0, port: 'handler', channel: id, kind: 'order_incomplete', detail: 'the session ended (the port disconnected) in state 1' });
+    const ch = sup.channelStatus().find((c) => c.id === id)!;
+    expect(ch.recent_violations).toEqual([{ time: '1970-01-01T00:00:00.000Z', kind: 'order_incomplete', detail: 'the session ended (the port disconnected) in state 1', instance: 'web', clone: 0 }]);
+    expect(sup.channelStatus().filter((c) => c.id !== id).every((c) => c.recent_violations.length === 0)).toBe(true);
+  });
+
   it('destroy stops everything', async () => {
     await sup.apply(webstack(), req, emit);
     const ids2 = await sup.destroy(emit);

@@ -237,7 +237,10 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
   for (const c of r.channels) {
     const v = c.violations ? s.red(`${plural(c.violations, 'violation')}`) : '0 violations';
     lines.push(`  ${c.id} (${c.protocol}): ${c.frames_forward}/${c.frames_backward} frames, ${formatBytes(c.bytes_forward)}/${formatBytes(c.bytes_backward)}, ${v}`);
-    for (const x of c.recent_violations) lines.push(s.red(`    ${x.time} ${x.kind}: ${x.detail}`));
+    for (const x of c.recent_violations) {
+      const who = x.instance ? `${x.instance}${x.clone !== undefined ? `#${x.clone}` : ''} ` : '';
+      lines.push(s.red(`    ${x.time} ${who}${x.kind}: ${x.detail}`));
+    }
   }
   if (r.unwired_violations.length) {
     lines.push('', s.bold('Denied writes to unwired ports:'));
