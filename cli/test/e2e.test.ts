@@ -236,6 +236,32 @@ describe('plan and show', () => {
   });
 });
 
+describe('apply of a stale plan', () => {
+  it('refuses a plan made before anything was deployed once the state records a deployment (exit 6), before starting anything', async () => {
+    const ws = join(tmp, 'stale-ws');
+    cpSync(join(fixtures, 'shop'), ws, { recursive: true });
+    const early = join(tmp, 'early.plan');
+    expect((await mclc(['plan', '--out', early], { cwd: ws })).code).toBe(0);
+    const plan = JSON.parse(readFileSync(early, 'utf8')) as Plan;
+    expect(plan.prior_state).toBeNull();
+    // Someone else deployed meanwhile (another plan: other digest).
+    mkdirSync(join(ws, '.mcl'));
+    const theirs = { ...stateFromPlan(plan, 2), plan_digest: 'f'.repeat(64) };
+    writeFileSync(join(ws, '.mcl/state.json'), JSON.stringify(theirs));
+    const r = await mclc(['apply', early, '--root', ws]);
+    expect(r.code).toBe(6);
+    expect(r.stderr).toContain('error: the plan was made when nothing was deployed, but the state now records a deployment of shop.Shop (serial 2, 3 instances)');
+    expect(r.stderr).toContain('hint: run `mclc plan` again');
+    const json = await mclc(['apply', early, '--root', ws, '--json']);
+    expect(json.code).toBe(6);
+    const last = JSON.parse(json.stdout.trim().split('\n').pop()!);
+    expect(last).toMatchObject({ type: 'error', kind: 'stale' });
+    // Refused under the lock before any supervisor was started: the state is untouched and no run directory exists.
+    expect(JSON.parse(readFileSync(join(ws, '.mcl/state.json'), 'utf8'))).toEqual(theirs);
+    expect(existsSync(join(ws, '.mcl/run'))).toBe(false);
+  });
+});
+
 describe('graph', () => {
   it('prints DOT', async () => {
     const r = await mclc(['graph', 'shop']);
