@@ -5,7 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { apply, destroy, logs, status } from '../src/lifecycle/commands';
 import { runDirFor, supervisorAlive } from '../src/lifecycle/supervise';
@@ -28,8 +28,9 @@ function isZombieOrGone(pid: number): boolean {
   }
 }
 
+/** Fake guests started for the current test's workspace (another test run on the machine has other tags). */
 function fakeQemuPids(): number[] {
-  const r = spawnSync('pgrep', ['-f', '^qemu-fake-']);
+  const r = spawnSync('pgrep', ['-f', `^qemu-fake-${process.env.MCL_TEST_FAKE_TAG}-`]);
   return r.stdout.toString().split('\n').filter(Boolean).map(Number);
 }
 
@@ -50,6 +51,7 @@ const opts = (over: Partial<ApplyOptions> = {}): ApplyOptions => ({
 
 beforeEach(() => {
   ws = mkdtempSync(join(tmpdir(), 'mcl-lc-'));
+  process.env.MCL_TEST_FAKE_TAG = basename(ws);
   stateFile = join(ws, '.mcl', 'state.json');
   events = [];
 });
@@ -224,7 +226,7 @@ describe('lifecycle across processes', () => {
         expect(st.plan_digest).toBe(`p-${digest}`);
         const recorded = (st.backend_data as { processes: { pid: number }[] }).processes.map((x) => x.pid).sort();
         await new Promise((res) => setTimeout(res, 50));
-        // Only this file starts fake guests, so every one alive belongs to this deployment.
+        // Fake guests carry this test's workspace as their tag, so every one found belongs to this deployment.
         const live = fakeQemuPids();
         expect(recorded).toHaveLength(4);
         for (const pid of recorded) expect(live).toContain(pid);
