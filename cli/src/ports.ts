@@ -6,14 +6,11 @@
 // taken then.
 
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { DEFAULT_EXPOSURE_HOST, tryBind } from '@mcl/broker/ports';
 import type { DeploymentState, Plan } from '@mcl/plan';
 
-/**
- * The address the broker binds exposures on: its default `exposureHost`
- * (spec/broker.md), which the KVM backend's supervisor does not override.
- */
-export const EXPOSURE_HOST = '127.0.0.1';
+/** The address the broker binds exposures on: its default `exposureHost`, which the KVM backend's supervisor keeps. */
+export const EXPOSURE_HOST = DEFAULT_EXPOSURE_HOST;
 
 /** A program found listening on a port (Linux, and only processes this user may inspect). */
 export interface PortHolder {
@@ -34,16 +31,6 @@ export interface PortConflict {
   holder: PortHolder | null;
   message: string;
   hint: string;
-}
-
-/** Binds `host:port` for a moment; resolves with the error code, or null when the bind worked. */
-export function tryBind(host: string, port: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-    server.listen({ host, port }, () => server.close(() => resolve(null)));
-  });
 }
 
 /**

@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Plan } from '@mcl/plan';
 import { run } from '../src/cli';
-import { checkExposurePorts, EXPOSURE_HOST, findListener, tryBind } from '../src/ports';
+import { tryBind } from '@mcl/broker/ports';
+import { checkExposurePorts, EXPOSURE_HOST, findListener } from '../src/ports';
 import { stateOf, webstackPlan } from '../../plan/test/fixtures';
 import { captureContext } from './capture';
 

@@ -17,6 +17,7 @@
 //   dropped after cheap checks, and backpressure pauses only the socket that
 //   sends to a full destination.
 
+import { DEFAULT_EXPOSURE_HOST } from './ports';
 import { EventEmitter } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createConnection, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
@@ -487,7 +488,7 @@ export class Broker extends EventEmitter {
   }
 
   private async listenAll(): Promise<ExposureInfo[]> {
-    const host = this.opts.exposureHost ?? '127.0.0.1';
+    const host = this.opts.exposureHost ?? DEFAULT_EXPOSURE_HOST;
     for (const ex of this.plan.exposures) {
       const ch = this.exposureChannels.get(ex.host_port);
       if (!ch || this.openExposures.has(ex.host_port)) continue;

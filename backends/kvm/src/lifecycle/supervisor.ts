@@ -18,7 +18,7 @@ import type { Violation } from '@mcl/broker';
 import { diffInstances, startLayers, stopLayers, type InstanceDiff } from './diff';
 import { BackendFailure } from './errors';
 import type { BackendEvent, ChannelStatus, CloneState, EventSink, ExposureStatus, InstanceStatus, ViolationRecord } from './events';
-import { EXPOSURE_HOST, tryBind } from './ports';
+import { DEFAULT_EXPOSURE_HOST as EXPOSURE_HOST, tryBind } from '@mcl/broker/ports';
 import { processCpuMs, processMemory } from './procfs';
 import type { BrokerFactory, BrokerLike, CloneHandle, ExitInfo, GuestRuntime } from './runtime';
 
