@@ -11,32 +11,40 @@
 // nonce'd hello until the agent answers (see ControlChannel.handshake).
 
 import { existsSync } from 'node:fs';
-import { readFile, unlink } from 'node:fs/promises';
+import { open, readFile, unlink } from 'node:fs/promises';
 import { execa } from 'execa';
 import { ControlChannel } from './control';
 import { readMemory } from './memory';
-import { qemuArgs, requireQemu, shQuote } from './qemu';
+import { launchCommand, qemuArgs, requireQemu } from './qemu';
 import { QmpClient } from './qmp';
 import { layoutOf } from './template';
 import type { Clone, CloneExit, CloneOptions, GuestIdentity, Template } from './types';
 
 /**
  * Loads the template's device state into a QEMU started with `-incoming
- * defer`. The template was stopped when saved, so the clone stays paused after
- * loading; `cont` runs it unless the caller asked for a paused clone.
+ * defer`, reading it from `fd`, the state file the clone inherited. The
+ * template was stopped when saved, so the clone stays paused after loading;
+ * `cont` runs it unless the caller asked for a paused clone.
  */
-async function loadState(qmp: QmpClient, statePath: string, run: boolean, timeoutMs: number): Promise<void> {
-  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
-  await qmp.execute('migrate-incoming', { uri: `exec:cat ${shQuote(statePath)}` });
-  // QEMU 7.2 emits no MIGRATION event for the end of an incoming migration: poll (it takes a few ms).
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const st = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
-    if (st.status === 'completed') break;
-    if (st.status === 'failed' || st.status === 'cancelled' || Date.now() > deadline) {
-      throw new CloneError(`loading the template state failed: ${st['error-desc'] ?? st.status}`, 'rebuild the template (its files may be damaged)');
-    }
-    await new Promise((r) => setTimeout(r, 2));
+async function loadState(qmp: QmpClient, fd: number, run: boolean, timeoutMs: number): Promise<void> {
+  // With the `events` capability QEMU reports the end of the incoming migration as a MIGRATION event,
+  // which is sooner than a query-migrate poll would notice it.
+  const done = qmp.waitEvent('MIGRATION', (e) => ['completed', 'failed', 'cancelled'].includes(String(e.data?.status)), timeoutMs);
+  done.catch(() => undefined);
+  // QMP runs commands in order, so both go out at once.
+  await Promise.all([
+    qmp.execute('migrate-set-capabilities', {
+      capabilities: [
+        { capability: 'x-ignore-shared', state: true },
+        { capability: 'events', state: true },
+      ],
+    }),
+    qmp.execute('migrate-incoming', { uri: `fd:${fd}` }),
+  ]);
+  const status = String((await done).data?.status);
+  if (status !== 'completed') {
+    const st = await qmp.execute<{ 'error-desc'?: string }>('query-migrate').catch(() => ({}) as { 'error-desc'?: string });
+    throw new CloneError(`loading the template state failed: ${st['error-desc'] ?? status}`, 'rebuild the template (its files may be damaged)');
   }
   if (run) await qmp.execute('cont');
 }
@@ -84,7 +92,15 @@ export async function forkClone(template: Template, options: CloneOptions): Prom
     paused: options.paused,
   });
   const start = Date.now();
-  const proc = execa(qemu, args, { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
+  const launch = launchCommand(qemu, args);
+  // The device state reaches QEMU as an inherited descriptor (fd 3), which spares a shell and cat per clone
+  // (`exec:cat`). Our copy is closed once the child has its own.
+  // execa hands a descriptor number in `stdio` to child_process.spawn as it is; its types list numbers
+  // only for the three standard streams, hence the cast.
+  const state = await open(template.statePath, 'r');
+  const stdio = ['ignore', 'ignore', 'pipe', state.fd] as unknown as ['ignore', 'ignore', 'pipe', 'inherit'];
+  const proc = execa(launch.file, launch.args, { reject: false, stdio });
+  await state.close();
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => {
     if (stderr.length < 16_384) stderr += d.toString();
@@ -122,7 +138,7 @@ export async function forkClone(template: Template, options: CloneOptions): Prom
       died,
     ]);
     phases.connectMs = Date.now() - start;
-    await Promise.race([loadState(qmp, template.statePath, !options.paused, readyTimeoutMs), died]);
+    await Promise.race([loadState(qmp, 3, !options.paused, readyTimeoutMs), died]);
     phases.loadMs = Date.now() - start - phases.connectMs;
     if (!options.paused) await Promise.race([control.handshake(Math.max(1_000, readyTimeoutMs - (Date.now() - start))), died]);
   } catch (err) {

@@ -17,7 +17,7 @@ import { execa } from 'execa';
 import { probeAccelerator } from './accel';
 import { ControlChannel } from './control';
 import { cacheDir, freeBytes, shmDir } from './paths';
-import { KERNEL_CMDLINE, qemuArgs, qemuVersion, requireQemu, shQuote, type QemuLayout } from './qemu';
+import { KERNEL_CMDLINE, launchCommand, qemuArgs, qemuVersion, requireQemu, shQuote, type QemuLayout } from './qemu';
 import { QmpClient } from './qmp';
 import type { MachineType, Template, TemplateOptions, TemplateSpec } from './types';
 
@@ -258,7 +258,8 @@ async function bootTemplate(
     qmpSocket: path.join(run, 'qmp'),
   });
   const start = Date.now();
-  const proc = execa(qemu, args, { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', cancelSignal: options.signal });
+  const launch = launchCommand(qemu, args);
+  const proc = execa(launch.file, launch.args, { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', cancelSignal: options.signal });
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   let exited = false;
