@@ -47,3 +47,47 @@ export async function readMappingPrivate(pid: number, file: string): Promise<num
   }
   return total;
 }
+
+/** Private bytes of a QEMU process by where they are, from /proc/<pid>/smaps. */
+export interface MemoryBreakdown {
+  /** Pages of the template RAM file the clone copied on write (or, mapped by no other process, read). */
+  guestRam: number;
+  /** TCG's translation buffer: the only anonymous mapping that is writable and executable. */
+  tcgCode: number;
+  /** The main malloc heap (`[heap]`): QOM objects, device state, TLBs and the like. */
+  heap: number;
+  /** File mappings other than the RAM file: QEMU's and its libraries' relocated and writable data. */
+  binaries: number;
+  /** Everything else: other anonymous mappings (ROMs and firmware, thread malloc arenas, the TB hash table, large allocations), stacks. */
+  other: number;
+  /** The sum of the above (Private_Clean + Private_Dirty of every mapping). */
+  total: number;
+}
+
+/** Parses the text of /proc/<pid>/smaps into private bytes per kind of mapping; `memPath` is the guest RAM file. */
+export function parseSmapsBreakdown(text: string, memPath: string): MemoryBreakdown {
+  const out: MemoryBreakdown = { guestRam: 0, tcgCode: 0, heap: 0, binaries: 0, other: 0, total: 0 };
+  for (const block of text.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+    const header = block.slice(0, block.indexOf('\n') < 0 ? block.length : block.indexOf('\n'));
+    // address perms offset dev inode [name]; the name may contain spaces.
+    const m = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ (\d+)\s*(.*)$/.exec(header);
+    if (!m) continue;
+    const [, perms, inode, rawName] = m;
+    const name = rawName.replace(/ \(deleted\)$/, '');
+    let bytes = 0;
+    for (const v of block.matchAll(/^Private_(?:Clean|Dirty):\s+(\d+) kB/gm)) bytes += Number(v[1]) * 1024;
+    if (bytes === 0) continue;
+    out.total += bytes;
+    if (name === memPath) out.guestRam += bytes;
+    else if (name === '[heap]') out.heap += bytes;
+    else if (inode !== '0' && name.startsWith('/')) out.binaries += bytes;
+    else if (name === '' && perms.includes('x')) out.tcgCode += bytes;
+    else out.other += bytes;
+  }
+  return out;
+}
+
+/** Private bytes of a process by kind of mapping (see MemoryBreakdown); rejects when the process is gone. */
+export async function readMemoryBreakdown(pid: number, memPath: string): Promise<MemoryBreakdown> {
+  return parseSmapsBreakdown(await readFile(`/proc/${pid}/smaps`, 'utf8'), memPath);
+}

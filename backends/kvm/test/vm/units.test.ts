@@ -3,8 +3,11 @@
 import { describe, expect, it } from 'vitest';
 import { writeCpio } from '../../src/image/cpio';
 import { resolveModules } from '../../src/image/index';
-import { parseSmapsRollup } from '../../src/vm/memory';
-import { qemuArgs } from '../../src/vm/qemu';
+import { execa } from 'execa';
+import { readFileSync } from 'node:fs';
+import { parseSmapsBreakdown, parseSmapsRollup } from '../../src/vm/memory';
+import { launchCommand, parseThpMode, qemuArgs, type LaunchHost } from '../../src/vm/qemu';
+import { which } from '../../src/vm/paths';
 
 describe('writeCpio', () => {
   it('is independent of entry order and adds parent directories', () => {
@@ -50,6 +53,65 @@ describe('parseSmapsRollup', () => {
   it('reads kB values as bytes', () => {
     const m = parseSmapsRollup('Rss:  2048 kB\nPss:  1024 kB\nShared_Clean: 512 kB\nShared_Dirty: 0 kB\nPrivate_Clean: 256 kB\nPrivate_Dirty: 1280 kB\nSwap: 0 kB\n');
     expect(m).toEqual({ rss: 2048 * 1024, pss: 1024 * 1024, shared: 512 * 1024, private: 1536 * 1024, swap: 0 });
+  });
+});
+
+describe('parseSmapsBreakdown', () => {
+  const block = (header: string, clean: number, dirty: number) => `${header}\nSize: 1024 kB\nRss: 512 kB\nPrivate_Clean: ${clean} kB\nPrivate_Dirty: ${dirty} kB\nVmFlags: rd wr\n`;
+  it('sorts private memory by kind of mapping', () => {
+    const text = [
+      block('7f0000000000-7f0008000000 rw-p 00000000 00:1a 2                          /dev/shm/mcl-x.mem', 4, 400),
+      block('7f0010000000-7f0050000000 rwxp 00000000 00:00 0 ', 0, 2800),
+      block('55d000000000-55d001000000 rw-p 00000000 00:00 0                          [heap]', 0, 4400),
+      block('55c000000000-55c000100000 rw-p 00de3000 fe:00 2170937                    /usr/bin/qemu-system-x86_64', 8, 1200),
+      block('7f1000000000-7f1000100000 r--p 004a6000 fe:00 5595150                    /usr/lib/libcapstone.so.4', 0, 1300),
+      block('7f2000000000-7f2000040000 rw-p 00000000 00:00 0 ', 0, 256),
+      block('7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]', 0, 32),
+      block('7f3000000000-7f3000100000 r-xp 00000000 fe:00 1                          /usr/lib/with space.so (deleted)', 0, 16),
+    ].join('');
+    expect(parseSmapsBreakdown(text, '/dev/shm/mcl-x.mem')).toEqual({
+      guestRam: 404 * 1024,
+      tcgCode: 2800 * 1024,
+      heap: 4400 * 1024,
+      binaries: (1208 + 1300 + 16) * 1024,
+      other: (256 + 32) * 1024,
+      total: (404 + 2800 + 4400 + 1208 + 1300 + 16 + 256 + 32) * 1024,
+    });
+  });
+});
+
+describe('launchCommand', () => {
+  const host: LaunchHost = { thpMode: 'madvise', arch: 'x64', perl: '/usr/bin/perl', keepThp: false };
+  it('starts QEMU through perl with THP turned off where the host has THP', () => {
+    const l = launchCommand('/q', ['-m', '128M'], host);
+    expect(l.file).toBe('/usr/bin/perl');
+    expect(l.args.slice(-4)).toEqual(['--', '/q', '-m', '128M']);
+    expect(l.args[1]).toContain('syscall(157, 41, 1');
+    expect(l.thpOff).toBe(true);
+    expect(launchCommand('/q', [], { ...host, arch: 'arm64' }).args[1]).toContain('syscall(167, 41, 1');
+  });
+  it('starts QEMU directly when there is nothing to turn off or no way to', () => {
+    for (const h of [
+      { ...host, thpMode: 'never' },
+      { ...host, thpMode: null },
+      { ...host, perl: null },
+      { ...host, arch: 'mips' },
+      { ...host, keepThp: true },
+    ]) {
+      expect(launchCommand('/q', ['-m', '128M'], h)).toEqual({ file: '/q', args: ['-m', '128M'], thpOff: false });
+    }
+  });
+  it('reads the selected THP mode', () => {
+    expect(parseThpMode('always [madvise] never\n')).toBe('madvise');
+    expect(parseThpMode('[always] madvise never')).toBe('always');
+    expect(parseThpMode('')).toBeNull();
+  });
+  const perl = which('perl');
+  const hasThpField = process.platform === 'linux' && /THP_enabled:/.test(readFileSync('/proc/self/status', 'utf8'));
+  it.skipIf(!perl || !hasThpField || !(process.arch in { x64: 1, arm64: 1 }))('runs the program with THP disabled, arguments intact', async () => {
+    const l = launchCommand('/bin/sh', ['-c', 'grep THP_enabled /proc/self/status; printf "%s|" "$@"', 'sh', 'a b', '-c'], { ...host, arch: process.arch, perl });
+    const r = await execa(l.file, l.args);
+    expect(r.stdout).toBe('THP_enabled:\t0\na b|-c|');
   });
 });
 
