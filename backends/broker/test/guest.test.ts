@@ -6,7 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, openSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Duplex } from 'node:stream';
@@ -202,7 +202,128 @@ describe.skipIf(!BUSYBOX)('mcl-msg under busybox sh', () => {
     expect(f('{"a":{"n":-12.5,"b":true}}', 'n').stdout).toBe('-12.5\n');
     expect(f('{"s":"a\\"b\\\\"}', 's').stdout).toBe('a"b\\\n');
     expect(f('{"a":1}', 'missing').status).toBe(1);
-    const s = spawnSync(join(bin, 'mcl-msg'), ['str', 'tab\tquote" back\\'], { env: env(clientDev), encoding: 'utf8' });
-    expect(JSON.parse(s.stdout)).toBe('tab quote" back\\');
+    const s = spawnSync(join(bin, 'mcl-msg'), ['str', 'tab\tquote" back\\ line\nbell\u0007'], { env: env(clientDev), encoding: 'utf8' });
+    // Tabs and newlines are escaped; other control characters cannot stand in a JSON string and are dropped.
+    expect(s.stdout).toBe('"tab\\tquote\\" back\\\\ line\\nbell"\n');
+    expect(JSON.parse(s.stdout)).toBe('tab\tquote" back\\ line\nbell');
+  });
+});
+
+// The same operations as shell functions, sourced by the program (`. mcl-msg`):
+// one server process whose handler is a function, one client process that
+// makes every call over the same open port.
+const LIB_SERVER = `
+. mcl-msg
+# Keys are [a-z0-9]+ (the channel's schema), so each can name a variable.
+kv() {
+  case $MCL_KIND.$MCL_OP in
+  send.log)
+    mcl_field "$MCL_BODY" message m
+    echo "log: $m" >>"$TMPDIR/sends"
+    ;;
+  call.put)
+    mcl_field "$MCL_BODY" key key
+    [ "$key" = forbidden ] && { mcl_error "key \\"$key\\" is reserved"; return; }
+    mcl_field "$MCL_BODY" value value
+    eval "kv_$key=\\$value"
+    mcl_notify kv changed "{\\"key\\":\\"$key\\"}"
+    mcl_reply '{"ok":true}'
+    ;;
+  call.get)
+    mcl_field "$MCL_BODY" key key
+    # A handler that answers nothing: the library answers with an error.
+    [ "$key" = silent ] && return 3
+    eval "value=\\\${kv_$key-}"
+    if [ -n "$value" ]; then
+      mcl_str "$value" lit
+      mcl_reply "{\\"hit\\":{\\"key\\":\\"$key\\",\\"value\\":$lit}}"
+    else
+      mcl_reply '"miss"'
+    fi
+    ;;
+  esac
+}
+mcl_serve kv kv
+`;
+
+const LIB_CLIENT = `
+. mcl-msg
+show() { echo "$1 $2 [$MCL_REPLY] [$MCL_ERROR]"; }
+# The first call opens the port inside a redirection, which must not disturb it.
+mcl_call kv get '{"key":"a"}' 2>/dev/null; show miss $?
+mcl_call kv put '{"key":"a","value":"he said \\"hi\\""}'; show put $?
+mcl_call kv get '{"key":"a"}'; show hit $?
+mcl_call kv put '{"key":"forbidden","value":"x"}'; show error $?
+mcl_call kv get '{"key":42}'; show denied $?
+mcl_call kv get '{"key":"silent"}'; show unanswered $?
+mcl_send kv log '{"message":"hello"}'; echo "send $?"
+mcl_call kv get '{"key":"a"}'; mcl_field "$MCL_REPLY" value v; echo "field $? $v"
+mcl_call nosuchport get; echo "no port $?"
+mcl_call kv 'x"y'; echo "bad op $?"
+`;
+
+describe.skipIf(!BUSYBOX)('mcl-msg sourced as a library', () => {
+  let libBroker: Broker;
+  let libDir: string;
+  let libCleanup: () => void;
+  let libBin: string;
+  let flood: FakePort;
+  const procs: ReturnType<typeof spawn>[] = [];
+
+  beforeAll(async () => {
+    ({ dir: libDir, cleanup: libCleanup } = tempDir());
+    libBin = join(libDir, 'bin');
+    mkdirSync(libBin);
+    execFileSync(BUSYBOX!, ['--install', '-s', libBin]);
+    // As in the image: on PATH under its own name, so that `. mcl-msg` finds it.
+    execFileSync('cp', [HELPER, join(libBin, 'mcl-msg')]);
+    writeFileSync(join(libDir, 'server.sh'), LIB_SERVER);
+    writeFileSync(join(libDir, 'client.sh'), LIB_CLIENT);
+    const plan = testPlan();
+    plan.channels.find((c) => c.id === 'client.kv->db.kv')!.invariants.timeout_ms = 5000;
+    libBroker = new Broker(plan);
+    void libBroker.attachPort('db', 0, 'kv', fifoPort(join(libDir, 'db'), 'kv'));
+    void libBroker.attachPort('client', 0, 'kv', fifoPort(join(libDir, 'client'), 'kv'));
+    flood = await FakePort.listen(join(libDir, 'flood.sock'));
+    void libBroker.attachPort('flood', 0, 'kv', flood.path);
+    await flood.connected();
+    const env = { PATH: libBin, MCL_DEV_DIR: join(libDir, 'db'), TMPDIR: libDir };
+    procs.push(spawn(BUSYBOX!, ['sh', join(libDir, 'server.sh')], { env, stdio: ['ignore', 'ignore', 'pipe'] }));
+  });
+
+  afterAll(async () => {
+    for (const c of procs) c.kill('SIGKILL');
+    await libBroker.close();
+    await flood.close();
+    libCleanup();
+  });
+
+  it('serves with a shell function and calls over one open port, with the status and text of every outcome', async () => {
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+      const c = spawn(BUSYBOX!, ['sh', join(libDir, 'client.sh')], { env: { PATH: libBin, MCL_DEV_DIR: join(libDir, 'client'), MCL_TIMEOUT: '5', TMPDIR: libDir } });
+      let stdout = '';
+      let stderr = '';
+      c.stdout.on('data', (d) => (stdout += d));
+      c.stderr.on('data', (d) => (stderr += d));
+      c.on('close', (code) => done({ code, stdout, stderr }));
+    });
+    expect(r.stdout.split('\n')).toEqual([
+      'miss 0 ["miss"] []',
+      'put 0 [{"ok":true}] []',
+      'hit 0 [{"hit":{"key":"a","value":"he said \\"hi\\""}}] []',
+      'error 1 [] [key \\"forbidden\\" is reserved]',
+      'denied 2 [] [get: body.key: expected a string, got 42]',
+      'unanswered 1 [] [the handler of get returned status 3 without an answer]',
+      'send 0',
+      'field 0 he said "hi"',
+      'no port 4',
+      'bad op 4',
+      '',
+    ]);
+    expect(r.stderr).toMatch(/no port nosuchport/);
+    expect(r.stderr).toMatch(/operation x"y is not a name/);
+    // The notification sent from inside the handler reached the other requester of the store.
+    expect(await flood.next()).toEqual({ t: 'notify', op: 'changed', body: { key: 'a' } });
+    expect(readFileSync(join(libDir, 'sends'), 'utf8')).toBe('log: hello\n');
   });
 });
