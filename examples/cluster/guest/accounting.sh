@@ -2,18 +2,17 @@
 # The operator's view of the cluster: usage lines from the jobs of every
 # organisation, printed (`mclc logs accounting`) and kept in /tmp/usage.log.
 #
-# `mcl-msg serve` (the broker's guest tool) runs this script again with
-# --line for every usage line, the message body on stdin.
+# The framing is mcl-msg's, the broker's guest library (see its header).
 
-if [ "$1" = --line ]; then
-  IFS= read -r body
-  msg=${body#*\"message\":\"}; msg=${msg%%\"*}
-  org=${body#*\"org\":\"}; org=${org%%\"*}
-  cpu=${body#*\"cpu_seconds\":\"}; cpu=${cpu%%\"*}
-  echo "[$org] $msg (cpu ${cpu}s)" >>/tmp/usage.log
-  echo "accounting: [$org] $msg (cpu ${cpu}s)" >&2
-  exit 0
-fi
+. mcl-msg
+
+line() {
+  mcl_field "$MCL_BODY" message message
+  mcl_field "$MCL_BODY" org org
+  mcl_field "$MCL_BODY" cpu_seconds cpu
+  echo "[$org] $message (cpu ${cpu}s)" >>/tmp/usage.log
+  echo "accounting: [$org] $message (cpu ${cpu}s)"
+}
 
 echo "accounting: collecting usage"
-exec mcl-msg serve usage /bin/sh "$0" --line
+mcl_serve usage line

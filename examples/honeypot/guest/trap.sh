@@ -4,54 +4,44 @@
 # /upload leaves a file behind) is gone for the next one: GET /pwned says
 # whether this clone has been written to. Each request is reported to the
 # recorder, which is the only thing the trap may talk to.
+#
+# The framing is mcl-msg's, the broker's guest library (see its header).
+
+. mcl-msg
 
 PERSONA="${MCL_PARAM_PERSONA:-Apache/2.4.41 (Ubuntu)}"
-exec 3<>/dev/mcl/http 4<>/dev/mcl/recorder
+mcl_str "$PERSONA" SERVER
 
-str() {
-  _p="\"$1\":\""
-  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%\"*} ;; *) V="" ;; esac
-}
-num() {
-  _p="\"$1\":"
-  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%[!0-9]*} ;; *) V="" ;; esac
-}
-esc() { V=${1//\\/\\\\}; V=${V//\"/\\\"}; }
-
-next() {
-  while :; do
-    if IFS= read -r LINE <&3; then return 0; fi
-    sleep 0.2
-  done
-}
-
+# respond STATUS HTML: answers the request as the persona would.
 respond() {
-  esc "$3"
-  printf '{"t":"reply","id":%s,"body":{"status":%s,"headers":{"server":"%s","content-type":"text/html"},"body":"%s\\n"}}\n' "$1" "$2" "$PERSONA" "$V" >&3
+  mcl_str "$2
+" text
+  mcl_reply "{\"status\":$1,\"headers\":{\"server\":$SERVER,\"content-type\":\"text/html\"},\"body\":$text}"
 }
 
+# record TEXT: tells the recorder what this clone saw.
 record() {
-  esc "$1"
-  printf '{"t":"send","op":"line","body":{"level":"warn","message":"%s","fields":{"clone":"%s"}}}\n' "$V" "${MCL_CLONE:-?}" >&4
+  mcl_str "$1" text
+  mcl_send recorder line "{\"level\":\"warn\",\"message\":$text,\"fields\":{\"clone\":\"${MCL_CLONE:-?}\"}}"
 }
 
-echo "trap: up as $PERSONA"
-while next; do
-  case "$LINE" in '{"t":"call","op":"request",'*) ;; *) continue ;; esac
-  num id "$LINE"; id=$V
-  str method "$LINE"; method=$V
-  str path "$LINE"; path=$V
-  str user-agent "$LINE"; agent=$V
+request() {
+  mcl_field "$MCL_BODY" method method
+  mcl_field "$MCL_BODY" path path
+  mcl_field "$MCL_BODY" user-agent agent
   record "$method $path from $agent"
   case "$method $path" in
     "POST /upload"*)
       echo "visitor was here" >/tmp/pwned
-      respond "$id" 200 "<html><body>upload stored</body></html>" ;;
+      respond 200 "<html><body>upload stored</body></html>" ;;
     "GET /pwned")
-      if [ -f /tmp/pwned ]; then respond "$id" 200 "yes: this clone was written to"; else respond "$id" 200 "no: a fresh clone"; fi ;;
+      if [ -f /tmp/pwned ]; then respond 200 "yes: this clone was written to"; else respond 200 "no: a fresh clone"; fi ;;
     "GET /")
-      respond "$id" 200 "<html><body><h1>It works!</h1></body></html>" ;;
+      respond 200 "<html><body><h1>It works!</h1></body></html>" ;;
     *)
-      respond "$id" 404 "<html><body><h1>Not Found</h1></body></html>" ;;
+      respond 404 "<html><body><h1>Not Found</h1></body></html>" ;;
   esac
-done
+}
+
+echo "trap: up as $PERSONA"
+mcl_serve http request

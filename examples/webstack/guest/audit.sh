@@ -2,18 +2,15 @@
 # Collects audit lines (std.log.Logs) from the components that handle secrets
 # and prints them, so `mclc logs audit` shows them.
 #
-# The broker's guest tool does the framing: `mcl-msg serve` runs this script
-# again with --line for every line sent, the message body on stdin. Collecting
-# is off every request's path, so the fork per line costs nothing that waits.
+# The framing is mcl-msg's, the broker's guest library (see its header).
 
-if [ "$1" = --line ]; then
-  IFS= read -r body
-  level=${body#*\"level\":\"}; level=${level%%\"*}
-  msg=${body#*\"message\":\"}; msg=${msg%%\"*}
-  # A send's reply is discarded, so the line goes to the console through stderr.
-  echo "audit: [$level] $msg" >&2
-  exit 0
-fi
+. mcl-msg
+
+line() {
+  mcl_field "$MCL_BODY" level level
+  mcl_field "$MCL_BODY" message message
+  echo "audit: [$level] $message"
+}
 
 echo "audit: collecting on /dev/mcl/logs"
-exec mcl-msg serve logs /bin/sh "$0" --line
+mcl_serve logs line

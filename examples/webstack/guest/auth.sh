@@ -1,46 +1,36 @@
 #!/bin/sh
 # Checks bearer tokens (protocol Auth) against the `tokens` parameter (a JSON
 # map from token to user) and records every check with the audit collector.
+#
+# The framing is mcl-msg's, the broker's guest library (see its header).
+
+. mcl-msg
 
 TOKENS="${MCL_PARAM_TOKENS:-{\}}"
-exec 3<>/dev/mcl/auth 4<>/dev/mcl/audit
 
-str() {
-  _p="\"$1\":\""
-  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%\"*} ;; *) V="" ;; esac
-}
-num() {
-  _p="\"$1\":"
-  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%[!0-9]*} ;; *) V="" ;; esac
-}
-
-next() {
-  while :; do
-    if IFS= read -r LINE <&3; then return 0; fi
-    sleep 0.2
-  done
-}
-
+# audit LEVEL TEXT: one line to the audit collector.
 audit() {
-  printf '{"t":"send","op":"line","body":{"level":"%s","message":"%s"}}\n' "$1" "$2" >&4
+  mcl_str "$2" text
+  mcl_send audit line "{\"level\":\"$1\",\"message\":$text}"
 }
 
-echo "auth: ready"
-while next; do
-  case "$LINE" in '{"t":"call","op":"check",'*) ;; *) continue ;; esac
-  num id "$LINE"; id=$V
-  str token "$LINE"; token=$V
+check() {
+  mcl_field "$MCL_BODY" token token
   user=""
   # Only plain token characters take part in the lookup, so a token cannot inject a pattern.
   case "$token" in
     '' | *[!A-Za-z0-9._~+-]*) ;;
-    *) str "$token" "$TOKENS"; user=$V ;;
+    *) mcl_field "$TOKENS" "$token" user ;;
   esac
   if [ -n "$user" ]; then
-    printf '{"t":"reply","id":%s,"body":{"user":"%s"}}\n' "$id" "$user" >&3
+    mcl_str "$user" name
+    mcl_reply "{\"user\":$name}"
     audit info "token accepted for $user"
   else
-    printf '{"t":"reply","id":%s,"body":"anonymous"}\n' "$id" >&3
+    mcl_reply '"anonymous"'
     audit warn "unknown token refused"
   fi
-done
+}
+
+echo "auth: ready"
+mcl_serve auth check

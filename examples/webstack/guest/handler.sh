@@ -3,78 +3,60 @@
 #   GET  /orders/<id>                     look an order up
 #   POST /orders?item=<item>&quantity=<n>  place an order for the caller
 # The caller's name comes from the web front end in the x-mcl-user header.
+#
+# The framing is mcl-msg's, the broker's guest library (see its header).
 
-exec 3<>/dev/mcl/api 4<>/dev/mcl/app
-SEQ=0
+. mcl-msg
 
-str() {
-  _p="\"$1\":\""
-  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%\"*} ;; *) V="" ;; esac
-}
-num() {
-  _p="\"$1\":"
-  case "$2" in *"$_p"*) V=${2#*"$_p"}; V=${V%%[!0-9]*} ;; *) V="" ;; esac
-}
-# query NAME PATH: V is the value of NAME in the query string (letters, digits and '-').
+# query PATH NAME VAR: VAR is the value of NAME in the query string of PATH (letters, digits and '-').
 query() {
-  case "$2" in *[?\&]"$1="*) V=${2#*[?\&]"$1="}; V=${V%%[!A-Za-z0-9-]*} ;; *) V="" ;; esac
+  case "$1" in *[?\&]"$2="*) _v=${1#*[?\&]"$2="}; _v=${_v%%[!A-Za-z0-9-]*} ;; *) _v="" ;; esac
+  eval "$3=\$_v"
 }
 
-next() {
-  while :; do
-    if IFS= read -r LINE <&3; then return 0; fi
-    sleep 0.2
-  done
-}
-
-# app OP BODY: one call to the application; its answer ends up in R.
-app() {
-  SEQ=$((SEQ + 1))
-  printf '{"t":"call","op":"%s","id":%d,"body":%s}\n' "$1" "$SEQ" "$2" >&4
-  while :; do
-    if ! IFS= read -r R <&4; then sleep 0.1; continue; fi
-    case "$R" in *"\"id\":$SEQ,"* | *"\"id\":$SEQ}"*) return 0 ;; esac
-  done
-}
-
-# respond ID STATUS JSON: an HTTP response whose body is the JSON text given.
+# respond STATUS JSON: answers the request with the JSON text given as the body.
 respond() {
-  _b=${3//\\/\\\\}; _b=${_b//\"/\\\"}
-  printf '{"t":"reply","id":%s,"body":{"status":%s,"headers":{"content-type":"application/json"},"body":"%s\\n"}}\n' "$1" "$2" "$_b" >&3
+  mcl_str "$2
+" text
+  mcl_reply "{\"status\":$1,\"headers\":{\"content-type\":\"application/json\"},\"body\":$text}"
 }
 
-echo "handler ${MCL_INSTANCE:-} #${MCL_CLONE:-0}: ready"
-while next; do
-  case "$LINE" in '{"t":"call","op":"request",'*) ;; *) continue ;; esac
-  num id "$LINE"; id=$V
-  str method "$LINE"; method=$V
-  str path "$LINE"; path=$V
-  str x-mcl-user "$LINE"; user=$V
+request() {
+  mcl_field "$MCL_BODY" method method
+  mcl_field "$MCL_BODY" path path
+  mcl_field "$MCL_BODY" x-mcl-user user
   case "$method $path" in
     "GET /orders/"*)
       ref=${path#/orders/}
-      case "$ref" in '' | *[!0-9]*) respond "$id" 400 '{"error":"an order id is a number"}'; continue ;; esac
-      app lookup "{\"id\":\"$ref\"}"
-      case "$R" in
-        *'"found":'*) found=${R#*\"found\":}; respond "$id" 200 "${found%%\}*}}" ;;
-        *'"t":"reply"'*) respond "$id" 404 "{\"error\":\"no order $ref\"}" ;;
-        *) respond "$id" 502 '{"error":"the application failed"}' ;;
+      case "$ref" in '' | *[!0-9]*) respond 400 '{"error":"an order id is a number"}'; return ;; esac
+      if ! mcl_call app lookup "{\"id\":\"$ref\"}"; then
+        respond 502 '{"error":"the application failed"}'
+        return
+      fi
+      case "$MCL_REPLY" in
+        *'"found":'*) found=${MCL_REPLY#*\"found\":}; respond 200 "${found%\}}" ;;
+        *) respond 404 "{\"error\":\"no order $ref\"}" ;;
       esac
       ;;
     "POST /orders"*)
-      query item "$path"; item=$V
-      query quantity "$path"; qty=${V:-0}
+      query "$path" item item
+      query "$path" quantity qty
       case "$qty" in *[!0-9]*) qty=0 ;; esac
-      app place "{\"user\":\"$user\",\"item\":\"$item\",\"quantity\":$qty}"
-      case "$R" in
-        *'"t":"reply"'*) b=${R#*\"body\":}; respond "$id" 201 "${b%\}}" ;;
-        *'"t":"error"'*) str error "$R"; respond "$id" 422 "{\"error\":\"$V\"}" ;;
-        *'"t":"denied"'*) str reason "$R"; respond "$id" 400 "{\"error\":\"$V\"}" ;;
-        *) respond "$id" 502 '{"error":"the application failed"}' ;;
+      mcl_str "$user" name
+      mcl_call app place "{\"user\":$name,\"item\":\"$item\",\"quantity\":${qty:-0}}"
+      case $? in
+        0) respond 201 "$MCL_REPLY" ;;
+        1) respond 422 "{\"error\":\"$MCL_ERROR\"}" ;;
+        2) respond 400 "{\"error\":\"$MCL_ERROR\"}" ;;
+        *) respond 502 '{"error":"the application failed"}' ;;
       esac
       ;;
     *)
-      respond "$id" 404 "{\"error\":\"no route for $method $path\"}"
+      mcl_str "no route for $method $path" text
+      respond 404 "{\"error\":$text}"
       ;;
   esac
-done
+}
+
+echo "handler ${MCL_INSTANCE:-} #${MCL_CLONE:-0}: ready"
+mcl_serve api request
