@@ -10,6 +10,8 @@
 ORG="${MCL_PARAM_ORG:-unknown}"
 QUOTA="${MCL_PARAM_QUOTA_CPU_SECONDS:-600}"
 WORKER="${MCL_INSTANCE:-job}#${MCL_CLONE:-0}"
+# Store keys allow letters, digits and . _ : / - only (std.kv.Key), so not the '#'.
+KEY="result:${MCL_INSTANCE:-job}/${MCL_CLONE:-0}"
 # A result the store has not taken within 10 s is given up: the job goes on.
 MCL_TIMEOUT=10
 mcl_str "$ORG" org
@@ -27,7 +29,7 @@ while :; do
   # The work: the sum of the first 2000 squares, by hand.
   i=0 sum=0
   while [ $i -lt 2000 ]; do i=$((i + 1)); sum=$((sum + i * i)); done
-  mcl_call results put "{\"key\":\"result:$WORKER:$n\",\"value\":\"$sum\"}"
+  mcl_call results put "{\"key\":\"$KEY:$n\",\"value\":\"$sum\"}" || echo "job $WORKER: item $n not stored: $MCL_ERROR" >&2
   used=$(cpu_seconds)
   mcl_str "$WORKER item $n done" message
   mcl_send usage line "{\"level\":\"info\",\"message\":$message,\"fields\":{\"org\":$org,\"cpu_seconds\":\"$used\"}}"
