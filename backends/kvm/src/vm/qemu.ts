@@ -132,9 +132,12 @@ export function requireQemu(): string {
 // QEMU has no option for this. prctl(PR_SET_THP_DISABLE) turns THP off for a
 // process and survives execve, but Node cannot call prctl, so QEMU is started
 // through perl (present on every Debian and Ubuntu system), which sets it and
-// replaces itself with QEMU: same pid, same file descriptors. Without perl,
-// with THP already off, or on an architecture whose syscall number is not
-// listed here, QEMU is started directly. `MCL_QEMU_THP=1` leaves THP alone.
+// replaces itself with QEMU: same pid, same file descriptors. That costs about
+// 15 ms of CPU per QEMU; a process that already runs with THP off (a
+// supervisor started that way) passes the setting on to its children, and
+// QEMU is then started directly, as it is without perl, with THP off on the
+// host, or on an architecture whose syscall number is not listed here.
+// `MCL_QEMU_THP=1` leaves THP alone.
 
 /** The prctl syscall number per Node architecture (the generic Linux table is shared by arm64, riscv64 and loong64). */
 const PRCTL_SYSCALL: Record<string, number> = { x64: 157, arm64: 167, riscv64: 167, loong64: 167 };
@@ -150,6 +153,8 @@ export interface LaunchHost {
   perl: string | null;
   /** `MCL_QEMU_THP=1`: start QEMU as it is. */
   keepThp: boolean;
+  /** This process runs with THP disabled (`THP_enabled: 0` in /proc/self/status), which its children inherit. */
+  inherited: boolean;
 }
 
 /** The selected mode in the text of /sys/kernel/mm/transparent_hugepage/enabled (`always [madvise] never`). */
@@ -158,6 +163,7 @@ export function parseThpMode(text: string): string | null {
 }
 
 let perlPath: string | null | undefined;
+let selfThpOff: boolean | undefined;
 
 /** What decides how QEMU is started on this host. */
 export function launchHost(): LaunchHost {
@@ -168,7 +174,14 @@ export function launchHost(): LaunchHost {
     // No THP support in this kernel: nothing to turn off.
   }
   if (perlPath === undefined) perlPath = which('perl');
-  return { thpMode, arch: process.arch, perl: perlPath, keepThp: process.env.MCL_QEMU_THP === '1' };
+  if (selfThpOff === undefined) {
+    try {
+      selfThpOff = /^THP_enabled:\s*0$/m.test(readFileSync('/proc/self/status', 'utf8'));
+    } catch {
+      selfThpOff = false;
+    }
+  }
+  return { thpMode, arch: process.arch, perl: perlPath, keepThp: process.env.MCL_QEMU_THP === '1', inherited: selfThpOff };
 }
 
 /**
@@ -176,6 +189,7 @@ export function launchHost(): LaunchHost {
  * turning transparent huge pages off and then running QEMU in its place.
  */
 export function launchCommand(qemu: string, args: string[], host: LaunchHost = launchHost()): { file: string; args: string[]; thpOff: boolean } {
+  if (host.inherited && !host.keepThp) return { file: qemu, args, thpOff: true };
   const nr = PRCTL_SYSCALL[host.arch];
   if (host.keepThp || !host.perl || nr === undefined || host.thpMode === null || host.thpMode === 'never') {
     return { file: qemu, args, thpOff: false };

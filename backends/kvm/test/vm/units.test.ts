@@ -81,7 +81,7 @@ describe('parseSmapsBreakdown', () => {
 });
 
 describe('launchCommand', () => {
-  const host: LaunchHost = { thpMode: 'madvise', arch: 'x64', perl: '/usr/bin/perl', keepThp: false };
+  const host: LaunchHost = { thpMode: 'madvise', arch: 'x64', perl: '/usr/bin/perl', keepThp: false, inherited: false };
   it('starts QEMU through perl with THP turned off where the host has THP', () => {
     const l = launchCommand('/q', ['-m', '128M'], host);
     expect(l.file).toBe('/usr/bin/perl');
@@ -100,6 +100,8 @@ describe('launchCommand', () => {
     ]) {
       expect(launchCommand('/q', ['-m', '128M'], h)).toEqual({ file: '/q', args: ['-m', '128M'], thpOff: false });
     }
+    // A parent that runs with THP off passes it on: no perl needed.
+    expect(launchCommand('/q', ['-m', '128M'], { ...host, inherited: true })).toEqual({ file: '/q', args: ['-m', '128M'], thpOff: true });
   });
   it('reads the selected THP mode', () => {
     expect(parseThpMode('always [madvise] never\n')).toBe('madvise');
