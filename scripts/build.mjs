@@ -8,19 +8,9 @@ import { build } from 'esbuild';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { esmShim, nodeBundleOptions } from './esbuild-options.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-// ESM bundles that pull in CommonJS dependencies need `require`, `__filename`
-// and `__dirname`, which ESM does not define.
-const esmShim = [
-  "import { createRequire as __mclCreateRequire } from 'node:module';",
-  "import { fileURLToPath as __mclFileURLToPath } from 'node:url';",
-  "import { dirname as __mclDirname } from 'node:path';",
-  'const require = __mclCreateRequire(import.meta.url);',
-  'const __filename = __mclFileURLToPath(import.meta.url);',
-  'const __dirname = __mclDirname(__filename);',
-].join('\n');
 
 const entries = [
   { src: 'cli/src/main.ts', out: 'cli/dist/mclc.mjs', format: 'esm', banner: '#!/usr/bin/env node\n' + esmShim },
@@ -39,17 +29,12 @@ for (const e of entries) {
   }
   mkdirSync(dirname(join(root, e.out)), { recursive: true });
   await build({
+    ...nodeBundleOptions,
     entryPoints: [join(root, e.src)],
     outfile: join(root, e.out),
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
     format: e.format,
-    sourcemap: 'linked',
     external: e.external ?? [],
     banner: e.banner ? { js: e.banner } : undefined,
-    logLevel: 'warning',
-    legalComments: 'none',
   });
   console.log(`build: ${e.out}`);
 }
