@@ -4,12 +4,15 @@
 // One template is shared by every test (and cached across runs in
 // $MCL_CACHE_DIR or <tmp>/mcl-vm-test-cache).
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, connectUnix, ControlChannel, ensureTemplate, forkClone, type Clone, type Template } from '../../src/vm/index';
+import { readMemoryBreakdown } from '../../src/vm/memory';
+import { launchCommand } from '../../src/vm/qemu';
 
 const cacheDir = process.env.MCL_CACHE_DIR ?? path.join(os.tmpdir(), 'mcl-vm-test-cache');
 let template: Template;
@@ -302,5 +305,20 @@ describe('clones', () => {
     expect(m.rss).toBeGreaterThan(10 * 1024 * 1024);
     expect(m.pss).toBeLessThanOrEqual(m.rss);
     expect(m.private + m.shared).toBeLessThanOrEqual(m.rss + 4096);
+    const parts = await readMemoryBreakdown(echo[0].clone.pid, template.memPath);
+    // The two files are read a moment apart while the guest runs: allow a little drift.
+    expect(Math.abs(parts.total - m.private)).toBeLessThan(1024 * 1024);
+    expect(parts.guestRam + parts.tcgCode + parts.heap + parts.binaries + parts.other).toBe(parts.total);
+    expect(parts.tcgCode).toBeGreaterThan(0);
+    expect(parts.heap).toBeGreaterThan(0);
+  });
+
+  const thpOff = launchCommand('qemu', []).thpOff && /THP_enabled:/.test(readFileSync('/proc/self/status', 'utf8'));
+  it.skipIf(!thpOff)('runs QEMU with transparent huge pages off where the host has them on', async () => {
+    const clone = echo[0].clone;
+    const status = await readFile(`/proc/${clone.pid}/status`, 'utf8');
+    expect(status).toMatch(/^THP_enabled:\s*0$/m);
+    // No huge page anywhere: QEMU's MADV_HUGEPAGE regions (TCG buffer, ACPI ROM) stay in 4 KiB pages.
+    expect(await readFile(`/proc/${clone.pid}/smaps_rollup`, 'utf8')).toMatch(/^AnonHugePages:\s+0 kB$/m);
   });
 });
