@@ -78,18 +78,24 @@ function copy(value: unknown): unknown {
       const obj = value as Record<string, unknown>;
       if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') throw UNSORTABLE;
       const keys = Object.keys(obj).sort();
-      // No prototype, so a key named `__proto__` is an ordinary property.
-      const out: Record<string, unknown> = Object.create(null);
+      // An ordinary object literal, not Object.create(null): objects without a
+      // prototype are dictionaries in V8, slower to build and to stringify (the
+      // copy and the write of a 10,000-instance plan took twice as long).
+      const out: Record<string, unknown> = {};
       for (const k of keys) {
         const c = k.charCodeAt(0);
         if (c >= 48 && c <= 57 && INDEX_KEY.test(k)) throw UNSORTABLE;
         const v = obj[k];
         if (v === undefined) continue;
+        let w: unknown;
         try {
-          out[k] = copy(v);
+          w = copy(v);
         } catch (e) {
           throw e instanceof CanonicalJsonError ? e.within(`.${k}`) : e;
         }
+        // Assigning `__proto__` would set the prototype; define it as the ordinary property it is.
+        if (k === '__proto__') Object.defineProperty(out, k, { value: w, enumerable: true, writable: true, configurable: true });
+        else out[k] = w;
       }
       return out;
     }
