@@ -17,6 +17,8 @@ export interface CompileRequest {
   system?: string;
   exclude?: string[];
   emitPlan: boolean;
+  /** The state the plan is made against: its `prior_state`, inside its digest. */
+  priorState?: { lineage: string; serial: number } | null;
 }
 
 export interface CompileOutcome extends CompileResult {
@@ -35,6 +37,7 @@ export function compileWorkspace(req: CompileRequest): CompileOutcome {
     exclude: req.exclude?.length ? req.exclude : undefined,
     mclcVersion: MCLC_VERSION,
     emitPlan: req.emitPlan,
+    priorState: req.priorState,
   });
   const texts = new Map(result.program.texts);
   return { ...result, stdlib, texts };

@@ -39,6 +39,11 @@ export interface CompileOptions {
   mclcVersion: string;
   /** When false, stop after checking (no plan is built). Default true. */
   emitPlan?: boolean;
+  /**
+   * The deployment state the plan is made against (`mclc plan` reads it), recorded
+   * as the plan's `prior_state` and covered by its digest. Default null.
+   */
+  priorState?: { lineage: string; serial: number } | null;
   /** Cache of parsed files from an earlier compile, reused when a file's text is unchanged (the language server). */
   cache?: ParseCache;
 }

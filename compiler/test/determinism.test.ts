@@ -65,6 +65,19 @@ describe('determinism', () => {
     expect(plan.templates).toEqual([{ id: 'busybox-128m-1c-2p', image: 'busybox', memory_bytes: 128 * 1024 * 1024, vcpus: 1, port_slots: 2, instance_count: 2 }]);
   });
 
+  test('a prior state given to the compiler is recorded in the plan and covered by its digest', () => {
+    const prior = { lineage: '0b3c8a52-6a43-4f7e-9d55-2f3a4f1e7c10', serial: 7 };
+    const withState = compile(new MemoryHost(files), { entries: ['webstack.mcl'], mclcVersion: 'x', priorState: prior }).plan!;
+    const without = compile(new MemoryHost(files), { entries: ['webstack.mcl'], mclcVersion: 'x' }).plan!;
+    const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+    expect(withState.prior_state).toEqual(prior);
+    expect(without.prior_state).toBeNull();
+    expect(withState.digests.plan).toBe(sha(planCanonical({ ...withState, digests: { ...withState.digests, plan: '' } })));
+    expect(withState.digests.plan).not.toBe(without.digests.plan);
+    // Everything but prior_state and the plan digest is the same plan.
+    expect({ ...withState, prior_state: null, digests: { ...withState.digests, plan: '' } }).toEqual({ ...without, digests: { ...without.digests, plan: '' } });
+  });
+
   test('digests follow spec/plan.md', () => {
     const r = compile(new MemoryHost(files), { entries: ['webstack.mcl'], mclcVersion: 'x' });
     const plan = r.plan!;

@@ -71,7 +71,19 @@ export interface PlanOptions extends SourceOptions {
 
 export async function planCommand(ctx: Context, paths: string[], o: PlanOptions): Promise<ExitCodeValue> {
   const ws = resolveWorkspace(paths, { root: o.root, cwd: ctx.cwd });
-  const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true });
+  // The state is read first so that the compiler records it as the plan's prior_state inside the
+  // digest it computes anyway (recomputing the digest of a large plan here cost as much again). An
+  // unreadable state is still reported after the sources' diagnostics, as a source error comes first.
+  const statePath = o.state ? resolve(ctx.cwd, o.state) : defaultStatePath(ws.root);
+  let state: ReturnType<typeof readStateFile> | undefined;
+  let stateError: unknown;
+  try {
+    state = readStateFile(statePath, ctx.cwd, o.state !== undefined);
+  } catch (e) {
+    stateError = e;
+  }
+  const priorState = state ? { lineage: state.lineage, serial: state.serial } : null;
+  const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true, priorState });
   const code = exitCodeFor(out.diagnostics);
   const diagDoc = () => diagnosticsDocument(out.diagnostics, { texts: out.texts });
   if (!o.json) printDiagnostics(ctx, out.diagnostics, out, ws, false);
@@ -80,12 +92,9 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
     if (code === ExitCode.Ok) throw new Error('the compiler reported no errors but returned no plan');
     return code;
   }
+  if (stateError !== undefined) throw stateError;
 
-  const statePath = o.state ? resolve(ctx.cwd, o.state) : defaultStatePath(ws.root);
-  const state = readStateFile(statePath, ctx.cwd, o.state !== undefined);
-  const plan: Plan = { ...out.plan, prior_state: state ? { lineage: state.lineage, serial: state.serial } : null };
-  plan.digests = { ...plan.digests, plan: '' };
-  plan.digests.plan = computePlanDigest(plan);
+  const plan: Plan = out.plan;
   const changes = diffPlan(state ?? null, plan);
   const stateWarnings: string[] = [];
   if (state?.system && state.system !== plan.system && state.instances.length) {

@@ -366,7 +366,7 @@ export class PlanBuilder {
       schemas: body.schemas,
       checks,
       resources: policy.resources,
-      prior_state: null,
+      prior_state: options.priorState ? { lineage: options.priorState.lineage, serial: options.priorState.serial } : null,
     };
     plan.digests.sources = this.ctx.sha256(canonicalJson(uniqueSources.map((s) => [s.path, s.sha256])));
     // Channels and their invariants are built in canonical key order (operation names, the only
