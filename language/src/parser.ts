@@ -19,9 +19,10 @@
 
 import { EmbeddedActionsParser, EOF, type IParserErrorMessageProvider, type IToken, type ParserMethod, type TokenType } from 'chevrotain';
 import type * as A from './ast';
+import * as B from './build';
 import { SyntaxCodes } from './codes';
 import type { Diagnostic, DiagnosticInfo, Fix } from './diagnostics';
-import { describeToken, type LiteralPayload, type Token } from './lexer';
+import { describeToken, type Token } from './lexer';
 import * as T from './tokens';
 
 const { K } = T;
@@ -136,15 +137,7 @@ export const MAX_NESTING = 120;
 // Placeholders for required fields a failed rule never reached. `fixMissing`
 // replaces them with `Missing*` nodes (or empty names) positioned where the
 // parser stopped.
-const M_IDENT = Object.freeze({ kind: 'Ident', name: '', span: { start: -1, end: -1 } }) as unknown as A.Ident;
-const M_QNAME = Object.freeze({ kind: 'QualifiedName', parts: [], span: { start: -1, end: -1 } }) as unknown as A.QualifiedName;
-const M_TYPE = Object.freeze({ kind: 'MissingType', span: { start: -1, end: -1 } }) as unknown as A.MissingType;
-const M_EXPR = Object.freeze({ kind: 'MissingExpr', span: { start: -1, end: -1 } }) as unknown as A.MissingExpr;
-const M_STRING = Object.freeze({ kind: 'String', raw: '', value: '', span: { start: -1, end: -1 } }) as unknown as A.StringLiteral;
-const M_LIST = Object.freeze({ kind: 'List', items: [], span: { start: -1, end: -1 } }) as unknown as A.ListExpr;
-const M_MAP = Object.freeze({ kind: 'Map', entries: [], span: { start: -1, end: -1 } }) as unknown as A.MapExpr;
-const M_PORTREF = Object.freeze({ kind: 'PortRef', span: { start: -1, end: -1 } }) as unknown as A.PortRef;
-const M_EXPOSE = Object.freeze({ kind: 'ExposeSpec', span: { start: -1, end: -1 } }) as unknown as A.ExposeSpec;
+const { M_IDENT, M_QNAME, M_TYPE, M_EXPR, M_STRING, M_LIST, M_MAP, M_PORTREF, M_EXPOSE } = B;
 
 function placeholderFor(v: unknown, pos: number): unknown {
   const span = { start: pos, end: pos };
@@ -492,7 +485,7 @@ export class McParser extends EmbeddedActionsParser {
       const p = this.endPos();
       return { kind: 'Ident', name: '', span: { start: p, end: p } };
     }
-    return { kind: 'Ident', name: tok.image, span: { start: tok.startOffset, end: tok.endOffset! + 1 } };
+    return B.ident(tok as Token);
   }
 
   private tokSpan(tok: IToken): A.Span {
@@ -576,26 +569,11 @@ export class McParser extends EmbeddedActionsParser {
   /** Builds a literal expression from a literal token. */
   private literalFrom(tok: IToken): A.Expr {
     const span = this.tokSpan(tok);
-    const p = (tok as Token).payload as LiteralPayload | undefined;
-    if (tok.isInsertedInRecovery || p === undefined) {
+    if (tok.isInsertedInRecovery) {
       if (tok.tokenType === K.true || tok.tokenType === K.false) return { kind: 'Bool', value: tok.tokenType === K.true, span };
       return { kind: 'MissingExpr', span };
     }
-    const raw = tok.image;
-    switch (p.kind) {
-      case 'int':
-        return { kind: 'Int', raw, value: p.value, span };
-      case 'float':
-        return { kind: 'Float', raw, value: p.value, span };
-      case 'string':
-        return { kind: 'String', raw, value: p.value, span };
-      case 'size':
-        return { kind: 'Size', raw, amount: p.amount, unit: p.unit, bytes: p.bytes, span };
-      case 'duration':
-        return { kind: 'Duration', raw, amount: p.amount, unit: p.unit, ms: p.ms, span };
-      case 'rate':
-        return { kind: 'Rate', raw, count: p.count, per: p.per, perSecond: p.perSecond, span };
-    }
+    return B.literal(tok as Token, span);
   }
 
   /** Checks that a value has the literal kind a setting needs; a wrong kind becomes a MissingExpr with a diagnostic. */
@@ -606,7 +584,7 @@ export class McParser extends EmbeddedActionsParser {
     setting: string,
   ): Extract<A.Expr, { kind: K }> | A.MissingExpr {
     if (this.RECORDING_PHASE || !e || typeof e !== 'object' || !('kind' in e)) return e as A.MissingExpr;
-    if ((kinds as string[]).includes(e.kind) || e.kind === 'MissingExpr') return e as Extract<A.Expr, { kind: K }>;
+    if (B.hasKind(e, kinds)) return e as Extract<A.Expr, { kind: K }>;
     let hint = EXPECTATIONS[what];
     let fixes: Fix[] | undefined;
     if (e.kind === 'Int' && (kinds as string[]).includes('Size')) {
@@ -714,7 +692,7 @@ export class McParser extends EmbeddedActionsParser {
   // Names
 
   qualifiedName = this.rule('qualifiedName', (what?: string): A.QualifiedName => {
-    const node = this.open<A.QualifiedName>({ kind: 'QualifiedName', parts: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.qualifiedName(this.startPos()));
     node.parts.push(this.mkIdent(this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name'))));
     this.MANY(() => {
       this.CONSUME(T.Dot);
@@ -724,7 +702,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   portRef = this.rule('portRef', (): A.PortRef => {
-    const node = this.open<A.PortRef>({ kind: 'PortRef', instance: M_IDENT, port: M_IDENT, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.portRef(this.startPos()));
     node.instance = this.mkIdent(this.CONSUME(T.Identifier, N1));
     this.CONSUME(T.Dot, O38);
     node.port = this.mkIdent(this.CONSUME2(T.Identifier, N2));
@@ -780,14 +758,14 @@ export class McParser extends EmbeddedActionsParser {
     const start = this.startPos();
     this.CONSUME(K.import);
     const modStart = this.startPos();
-    const module: A.QualifiedName = { kind: 'QualifiedName', parts: [], span: { start: modStart, end: modStart } };
-    const node = this.open<A.ImportDecl>({ kind: 'Import', module, items: [], span: { start, end: 0 } });
+    const module = B.modulePath(modStart);
+    const node = this.open(B.importDecl(start, module));
     module.parts.push(this.mkIdent(this.CONSUME(T.Identifier, N3)));
     this.MANY(() => {
       this.CONSUME(T.Dot);
       module.parts.push(this.mkIdent(this.CONSUME2(T.Identifier, N4)));
     });
-    if (!this.RECORDING_PHASE) module.span = { start: module.parts[0].span.start, end: module.parts[module.parts.length - 1].span.end };
+    if (!this.RECORDING_PHASE) B.closeModulePath(module);
     let hasItems = false;
     this.OPTION(() => {
       this.CONSUME2(T.Dot);
@@ -869,7 +847,7 @@ export class McParser extends EmbeddedActionsParser {
   }
 
   importItem = this.rule('importItem', (): A.ImportItem => {
-    const node = this.open<A.ImportItem>({ kind: 'ImportItem', name: M_IDENT, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.importItem(this.startPos()));
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N5));
     this.OPTION(() => {
       this.CONSUME(K.as);
@@ -882,9 +860,7 @@ export class McParser extends EmbeddedActionsParser {
   // Types
 
   typeDecl = this.rule('typeDecl', (): A.TypeDecl => {
-    const doc = this.docOf();
-    const node = this.open<A.TypeDecl>({ kind: 'TypeDecl', name: M_IDENT, type: M_TYPE, span: { start: this.startPos(), end: 0 } });
-    if (doc !== undefined) node.doc = doc;
+    const node = this.open(B.typeDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.type);
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N7));
     this.CONSUME(T.Eq, O40);
@@ -902,7 +878,7 @@ export class McParser extends EmbeddedActionsParser {
     alt((): A.NamedType => {
         const start = this.startPos();
         const name = this.SUBRULE(this.qualifiedName, O8);
-        return { kind: 'NamedType', name, span: { start, end: this.endPos() } };
+        return B.namedType(name, start, this.endPos());
       }),
   ];
   private typeOr = { DEF: this.typeAlts, ERR_MSG: 'a type' };
@@ -925,7 +901,7 @@ export class McParser extends EmbeddedActionsParser {
   ];
 
   primitiveType = this.rule('primitiveType', (): A.PrimitiveType => {
-    const node = this.open<A.PrimitiveType>({ kind: 'PrimitiveType', name: 'int', constraints: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.primitiveType(this.startPos()));
     const tok = this.OR(this.primitiveAlts);
     node.name = tok.image as A.PrimitiveName;
     this.OPTION(() => (node.constraints = this.SUBRULE(this.constraints) ?? []));
@@ -933,7 +909,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   listType = this.rule('listType', (): A.ListType => {
-    const node = this.open<A.ListType>({ kind: 'ListType', element: M_TYPE, constraints: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.listType(this.startPos()));
     this.CONSUME(K.list);
     this.CONSUME(T.Lt, O41);
     node.element = this.SUBRULE(this.typeExpr);
@@ -943,7 +919,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   mapType = this.rule('mapType', (): A.MapType => {
-    const node = this.open<A.MapType>({ kind: 'MapType', key: M_TYPE, value: M_TYPE, constraints: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.mapType(this.startPos()));
     this.CONSUME(K.map);
     this.CONSUME(T.Lt, O43);
     node.key = this.SUBRULE(this.typeExpr);
@@ -966,22 +942,17 @@ export class McParser extends EmbeddedActionsParser {
 
   constraint = this.rule('constraint', (): A.Constraint => {
     const start = this.startPos();
-    const node = this.open<A.RangeConstraint>({ kind: 'Range', span: { start, end: start } });
+    const node = this.open(B.rangeConstraint(start));
     return this.OR({ DEF: [
         alt(() => {
             const tok = this.OR2([alt(() => this.CONSUME(K.max)), alt(() => this.CONSUME(K.min))]);
             const value = this.SUBRULE(this.numberLike);
-            return this.done<A.BoundConstraint>({ kind: 'Bound', bound: tok.image as 'min' | 'max', value, span: { start, end: 0 } });
+            return this.done(B.boundConstraint(tok.image as 'min' | 'max', value, start));
           }),
         alt(() => {
             this.CONSUME(K.pattern);
             const tok = this.CONSUME(T.StringLit, O47);
-            const pattern = this.literalFrom(tok);
-            return this.done<A.PatternConstraint>({
-              kind: 'Pattern',
-              pattern: pattern.kind === 'String' ? pattern : { ...M_STRING, span: pattern.span },
-              span: { start, end: 0 },
-            });
+            return this.done(B.patternConstraint(this.literalFrom(tok), start));
           }),
         alt(() => {
             node.min = this.SUBRULE2(this.numberLike);
@@ -1034,7 +1005,7 @@ export class McParser extends EmbeddedActionsParser {
   ];
 
   recordType = this.rule('recordType', (): A.RecordType => {
-    const node = this.open<A.RecordType>({ kind: 'RecordType', fields: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.recordType(this.startPos()));
     this.CONSUME(T.LBrace);
     this.MANY(() => {
       const f = this.OR(this.fieldAlts) as A.Field | undefined;
@@ -1045,9 +1016,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   field = this.rule('field', (): A.Field => {
-    const doc = this.docOf();
-    const node = this.open<A.Field>({ kind: 'Field', name: M_IDENT, optional: false, type: M_TYPE, span: { start: this.startPos(), end: 0 } });
-    if (doc !== undefined) node.doc = doc;
+    const node = this.open(B.field(this.startPos(), this.docOf()));
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N8));
     this.OPTION(() => (this.CONSUME(T.Question), (node.optional = true)));
     this.CONSUME(T.Colon, O49);
@@ -1056,7 +1025,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   enumType = this.rule('enumType', (): A.EnumType => {
-    const node = this.open<A.EnumType>({ kind: 'EnumType', members: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.enumType(this.startPos()));
     this.CONSUME(K.enum);
     this.CONSUME(T.LBrace, O50);
     this.MANY(() => {
@@ -1071,7 +1040,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   unionType = this.rule('unionType', (): A.UnionType => {
-    const node = this.open<A.UnionType>({ kind: 'UnionType', variants: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.unionType(this.startPos()));
     this.CONSUME(K.union);
     this.CONSUME(T.LBrace, O52);
     this.MANY(() => {
@@ -1086,7 +1055,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   variant = this.rule('variant', (): A.Variant => {
-    const node = this.open<A.Variant>({ kind: 'Variant', name: M_IDENT, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.variant(this.startPos()));
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N10));
     this.OPTION(() => {
       this.CONSUME(T.Colon);
@@ -1105,7 +1074,7 @@ export class McParser extends EmbeddedActionsParser {
     alt((): A.RefExpr => {
         const start = this.startPos();
         const name = this.SUBRULE(this.qualifiedName);
-        return { kind: 'Ref', name, span: { start, end: this.endPos() } };
+        return B.ref(name, start, this.endPos());
       }),
   ];
 
@@ -1140,7 +1109,7 @@ export class McParser extends EmbeddedActionsParser {
   );
 
   listExpr = this.rule('listExpr', (): A.ListExpr => {
-    const node = this.open<A.ListExpr>({ kind: 'List', items: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.listExpr(this.startPos()));
     this.CONSUME(T.LBracket);
     this.commaSeparated(this.expr, 'list items', (item) => node.items.push(item));
     this.CONSUME(T.RBracket, O54);
@@ -1148,7 +1117,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   mapExpr = this.rule('mapExpr', (): A.MapExpr => {
-    const node = this.open<A.MapExpr>({ kind: 'Map', entries: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.mapExpr(this.startPos()));
     this.CONSUME(T.LBrace);
     this.commaSeparated(this.mapEntry, 'map entries', (entry) => node.entries.push(entry));
     this.CONSUME(T.RBrace, O55);
@@ -1156,7 +1125,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   mapEntry = this.rule('mapEntry', (): A.MapEntry => {
-    const node = this.open<A.MapEntry>({ kind: 'MapEntry', key: M_IDENT, value: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.mapEntry(this.startPos()));
     this.OR([
       alt(() => (node.key = this.literalFrom(this.CONSUME(T.StringLit)) as A.StringLiteral)),
       alt(() => (node.key = this.mkIdent(this.CONSUME(T.Identifier, N11)))),
@@ -1170,9 +1139,7 @@ export class McParser extends EmbeddedActionsParser {
   // Protocols
 
   protocolDecl = this.rule('protocolDecl', (): A.ProtocolDecl => {
-    const doc = this.docOf();
-    const node = this.open<A.ProtocolDecl>({ kind: 'ProtocolDecl', name: M_IDENT, ops: [], span: { start: this.startPos(), end: 0 } });
-    if (doc !== undefined) node.doc = doc;
+    const node = this.open(B.protocolDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.protocol);
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N12));
     this.CONSUME(T.LBrace, O56);
@@ -1203,9 +1170,7 @@ export class McParser extends EmbeddedActionsParser {
   private opKindAlts = [alt(() => this.CONSUME(K.call)), alt(() => this.CONSUME(K.send)), alt(() => this.CONSUME(K.notify))];
 
   operation = this.rule('operation', (): A.Operation => {
-    const doc = this.docOf();
-    const node = this.open<A.Operation>({ kind: 'Operation', opKind: 'call', name: M_IDENT, span: { start: this.startPos(), end: 0 } });
-    if (doc !== undefined) node.doc = doc;
+    const node = this.open(B.operation(this.startPos(), this.docOf()));
     const kw = this.OR(this.opKindAlts);
     node.opKind = kw.image as A.OperationKind;
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N13));
@@ -1233,7 +1198,7 @@ export class McParser extends EmbeddedActionsParser {
 
   orderAlt = this.rule('orderAlt', (): A.OrderExpr => {
     const start = this.startPos();
-    const node = this.open<A.OrderAlt>({ kind: 'OrderAlt', options: [], span: { start, end: 0 } });
+    const node = this.open(B.orderAlt(start));
     node.options.push(this.SUBRULE(this.orderSeq));
     this.MANY(() => {
       this.CONSUME(T.Pipe);
@@ -1245,7 +1210,7 @@ export class McParser extends EmbeddedActionsParser {
 
   orderSeq = this.rule('orderSeq', (): A.OrderExpr => {
     const start = this.startPos();
-    const node = this.open<A.OrderSeq>({ kind: 'OrderSeq', items: [], span: { start, end: 0 } });
+    const node = this.open(B.orderSeq(start));
     node.items.push(this.SUBRULE(this.orderPostfix));
     // An operation keyword ends the expression: `order` is usually followed by more operations.
     this.MANY({
@@ -1258,7 +1223,7 @@ export class McParser extends EmbeddedActionsParser {
 
   orderPostfix = this.rule('orderPostfix', (): A.OrderExpr => {
     const start = this.startPos();
-    this.open<A.OrderOp>({ kind: 'OrderOp', name: M_IDENT, span: { start, end: start } });
+    this.open(B.orderOp(start));
     let expr = this.SUBRULE(this.orderAtom);
     this.MANY(() => {
       const op = this.OR([
@@ -1266,14 +1231,14 @@ export class McParser extends EmbeddedActionsParser {
         alt(() => this.CONSUME(T.Plus)),
         alt(() => this.CONSUME(T.Question)),
       ]);
-      expr = { kind: 'OrderRepeat', expr, op: op.image as '*' | '+' | '?', span: { start, end: this.endPos() } };
+      expr = B.orderRepeat(expr, op.image as '*' | '+' | '?', start, this.endPos());
     });
     return expr;
   });
 
   orderAtom = this.rule('orderAtom', (): A.OrderExpr => {
     const start = this.startPos();
-    const node = this.open<A.OrderOp>({ kind: 'OrderOp', name: M_IDENT, span: { start, end: start } });
+    const node = this.open(B.orderOp(start));
     if (this.tooDeep()) {
       fixMissing(node as unknown as Record<string, unknown>, this.endPos());
       return this.done(node);
@@ -1299,9 +1264,7 @@ export class McParser extends EmbeddedActionsParser {
   // Components
 
   componentDecl = this.rule('componentDecl', (): A.ComponentDecl => {
-    const doc = this.docOf();
-    const node = this.open<A.ComponentDecl>({ kind: 'ComponentDecl', name: M_IDENT, members: [], span: { start: this.startPos(), end: 0 } });
-    if (doc !== undefined) node.doc = doc;
+    const node = this.open(B.componentDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.component);
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N14));
     this.CONSUME(T.LBrace, O60);
@@ -1314,14 +1277,14 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   imageMember = this.rule('imageMember', (): A.ImageMember => {
-    const node = this.open<A.ImageMember>({ kind: 'ImageMember', image: M_QNAME, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.imageMember(this.startPos()));
     this.CONSUME(K.image);
     node.image = this.SUBRULE(this.qualifiedName, O16);
     return this.done(node);
   });
 
   memoryMember = this.rule('memoryMember', (): A.MemoryMember => {
-    const node = this.open<A.MemoryMember>({ kind: 'MemoryMember', value: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.memoryMember(this.startPos()));
     this.CONSUME(K.memory);
     const v = this.SUBRULE(this.literal, O17);
     node.value = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'memory');
@@ -1329,7 +1292,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   vcpusMember = this.rule('vcpusMember', (): A.VcpusMember => {
-    const node = this.open<A.VcpusMember>({ kind: 'VcpusMember', value: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.vcpusMember(this.startPos()));
     this.CONSUME(K.vcpus);
     const v = this.SUBRULE(this.literal, O18);
     node.value = this.expectKind(v, KIND_INT, 'an integer', 'vcpus');
@@ -1337,14 +1300,14 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   labelMember = this.rule('labelMember', (): A.LabelMember => {
-    const node = this.open<A.LabelMember>({ kind: 'LabelMember', label: M_IDENT, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.labelMember(this.startPos()));
     this.CONSUME(K.label);
     node.label = this.mkIdent(this.CONSUME(T.Identifier, N15));
     return this.done(node);
   });
 
   declassifyMember = this.rule('declassifyMember', (): A.DeclassifyMember => {
-    const node = this.open<A.DeclassifyMember>({ kind: 'DeclassifyMember', from: M_IDENT, to: M_IDENT, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.declassifyMember(this.startPos()));
     this.CONSUME(K.declassifies);
     node.from = this.mkIdent(this.CONSUME(T.Identifier, N15));
     this.CONSUME(T.Arrow, O62);
@@ -1353,9 +1316,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   paramDecl = this.rule('paramDecl', (): A.ParamDecl => {
-    const doc = this.docOf();
-    const node = this.open<A.ParamDecl>({ kind: 'ParamDecl', name: M_IDENT, type: M_TYPE, sensitive: false, span: { start: this.startPos(), end: 0 } });
-    if (doc !== undefined) node.doc = doc;
+    const node = this.open(B.paramDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.param);
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N16));
     this.CONSUME(T.Colon, O63);
@@ -1371,16 +1332,7 @@ export class McParser extends EmbeddedActionsParser {
   private portKindAlts = [alt(() => this.CONSUME(K.provide)), alt(() => this.CONSUME(K.require)), alt(() => this.CONSUME(K.expose))];
 
   portDecl = this.rule('portDecl', (): A.PortDecl => {
-    const doc = this.docOf();
-    const node = this.open<A.PortDecl>({
-      kind: 'PortDecl',
-      direction: 'provide',
-      name: M_IDENT,
-      protocol: M_QNAME,
-      optional: false,
-      span: { start: this.startPos(), end: 0 },
-    });
-    if (doc !== undefined) node.doc = doc;
+    const node = this.open(B.portDecl(this.startPos(), this.docOf()));
     const kw = this.OR(this.portKindAlts);
     const isExpose = kw.tokenType === K.expose;
     node.direction = kw.tokenType === K.require ? 'require' : 'provide';
@@ -1405,7 +1357,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   exposeSpec = this.rule('exposeSpec', (): A.ExposeSpec => {
-    const node = this.open<A.ExposeSpec>({ kind: 'ExposeSpec', transport: 'tcp', port: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.exposeSpec(this.startPos()));
     this.CONSUME(K.on);
     this.CONSUME(K.tcp, O65);
     const v = this.SUBRULE(this.literal, O22);
@@ -1414,7 +1366,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   instancesMember = this.rule('instancesMember', (): A.InstancesMember => {
-    const node = this.open<A.InstancesMember>({ kind: 'InstancesMember', mode: 'single', span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.instancesMember(this.startPos()));
     this.OR([
       alt(() => this.CONSUME(K.single)),
       alt(() => {
@@ -1450,7 +1402,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   restartMember = this.rule('restartMember', (): A.RestartMember => {
-    const node = this.open<A.RestartMember>({ kind: 'RestartMember', policy: 'always', span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.restartMember(this.startPos()));
     this.CONSUME(K.restart);
     this.OR({ DEF: [
         alt(() => this.CONSUME(K.always)),
@@ -1470,7 +1422,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   programMember = this.rule('programMember', (): A.ProgramMember => {
-    const node = this.open<A.ProgramMember>({ kind: 'ProgramMember', entries: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.programMember(this.startPos()));
     this.CONSUME(K.program);
     this.CONSUME(T.LBrace, O67);
     this.MANY(() => {
@@ -1482,31 +1434,25 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   private stringArg(tok: IToken): A.StringLiteral {
-    const e = this.literalFrom(tok);
-    return e.kind === 'String' ? e : ({ kind: 'String', raw: '', value: '', span: e.span } as A.StringLiteral);
+    return B.stringArg(this.literalFrom(tok));
   }
 
   scriptEntry = this.rule('scriptEntry', (): A.ScriptEntry => {
-    const node = this.open<A.ScriptEntry>({ kind: 'ScriptEntry', path: M_STRING, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.scriptEntry(this.startPos()));
     this.CONSUME(K.script);
     node.path = this.stringArg(this.CONSUME(T.StringLit, O69));
     return this.done(node);
   });
 
   execEntry = this.rule('execEntry', (): A.ExecEntry => {
-    const node = this.open<A.ExecEntry>({ kind: 'ExecEntry', argv: M_LIST, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.execEntry(this.startPos()));
     this.CONSUME(K.exec);
     node.argv = this.SUBRULE(this.listExpr);
     return this.done(node);
   });
 
   fileEntry = this.rule('fileEntry', (): A.FileEntry => {
-    const node = this.open<A.FileEntry>({
-      kind: 'FileEntry',
-      guestPath: M_STRING,
-      source: { kind: 'inline', text: M_STRING },
-      span: { start: this.startPos(), end: 0 },
-    });
+    const node = this.open(B.fileEntry(this.startPos()));
     this.CONSUME(K.file);
     node.guestPath = this.stringArg(this.CONSUME(T.StringLit, O70));
     this.OR({ DEF: [
@@ -1523,7 +1469,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   envEntry = this.rule('envEntry', (): A.EnvEntry => {
-    const node = this.open<A.EnvEntry>({ kind: 'EnvEntry', vars: M_MAP, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.envEntry(this.startPos()));
     this.CONSUME(K.env);
     node.vars = this.SUBRULE(this.mapExpr);
     return this.done(node);
@@ -1533,9 +1479,7 @@ export class McParser extends EmbeddedActionsParser {
   // Systems
 
   systemDecl = this.rule('systemDecl', (): A.SystemDecl => {
-    const doc = this.docOf();
-    const node = this.open<A.SystemDecl>({ kind: 'SystemDecl', name: M_IDENT, members: [], span: { start: this.startPos(), end: 0 } });
-    if (doc !== undefined) node.doc = doc;
+    const node = this.open(B.systemDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.system);
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N17));
     this.CONSUME(T.LBrace, O73);
@@ -1548,15 +1492,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   instanceDecl = this.rule('instanceDecl', (): A.InstanceDecl => {
-    const doc = this.docOf();
-    const node = this.open<A.InstanceDecl>({
-      kind: 'InstanceDecl',
-      name: M_IDENT,
-      component: M_QNAME,
-      settings: [],
-      span: { start: this.startPos(), end: 0 },
-    });
-    if (doc !== undefined) node.doc = doc;
+    const node = this.open(B.instanceDecl(this.startPos(), this.docOf()));
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N1));
     this.CONSUME(T.Eq, O75);
     node.component = this.SUBRULE(this.qualifiedName, O28);
@@ -1572,7 +1508,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   paramOverride = this.rule('paramOverride', (): A.ParamOverride => {
-    const node = this.open<A.ParamOverride>({ kind: 'ParamOverride', name: M_IDENT, value: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.paramOverride(this.startPos()));
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N16));
     this.CONSUME(T.Eq, O77);
     node.value = this.SUBRULE(this.expr);
@@ -1580,7 +1516,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   connectDecl = this.rule('connectDecl', (): A.ConnectDecl => {
-    const node = this.open<A.ConnectDecl>({ kind: 'ConnectDecl', from: M_PORTREF, to: M_PORTREF, attrs: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.connectDecl(this.startPos()));
     this.CONSUME(K.connect);
     node.from = this.SUBRULE(this.portRef);
     this.CONSUME(T.Arrow, O78);
@@ -1597,7 +1533,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   rateAttr = this.rule('rateAttr', (): A.RateAttr => {
-    const node = this.open<A.RateAttr>({ kind: 'RateAttr', rate: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.rateAttr(this.startPos()));
     this.CONSUME(K.rate);
     const v = this.SUBRULE(this.literal, O29);
     node.rate = this.expectKind(v, KIND_RATE, 'a rate such as `500/s`', 'rate');
@@ -1611,7 +1547,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   maxMessageAttr = this.rule('maxMessageAttr', (): A.MaxMessageAttr => {
-    const node = this.open<A.MaxMessageAttr>({ kind: 'MaxMessageAttr', size: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.maxMessageAttr(this.startPos()));
     this.CONSUME(K.max_message);
     const v = this.SUBRULE(this.literal, O17);
     node.size = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'max_message');
@@ -1619,7 +1555,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   timeoutAttr = this.rule('timeoutAttr', (): A.TimeoutAttr => {
-    const node = this.open<A.TimeoutAttr>({ kind: 'TimeoutAttr', duration: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.timeoutAttr(this.startPos()));
     this.CONSUME(K.timeout);
     const v = this.SUBRULE(this.literal, O30);
     node.duration = this.expectKind(v, KIND_DURATION, 'a duration such as `2s`', 'timeout');
@@ -1627,7 +1563,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   allowAttr = this.rule('allowAttr', (): A.AllowAttr => {
-    const node = this.open<A.AllowAttr>({ kind: 'AllowAttr', ops: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.allowAttr(this.startPos()));
     this.CONSUME(K.allow);
     node.ops.push(this.mkIdent(this.CONSUME(T.Identifier, N13)));
     this.MANY(() => {
@@ -1638,7 +1574,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   maxInflightAttr = this.rule('maxInflightAttr', (): A.MaxInflightAttr => {
-    const node = this.open<A.MaxInflightAttr>({ kind: 'MaxInflightAttr', count: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.maxInflightAttr(this.startPos()));
     this.CONSUME(K.max_inflight);
     const v = this.SUBRULE(this.literal, O18);
     node.count = this.expectKind(v, KIND_INT, 'an integer', 'max_inflight');
@@ -1646,7 +1582,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   exposeDecl = this.rule('exposeDecl', (): A.ExposeDecl => {
-    const node = this.open<A.ExposeDecl>({ kind: 'ExposeDecl', port: M_PORTREF, spec: M_EXPOSE, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.exposeDecl(this.startPos()));
     this.CONSUME(K.expose);
     node.port = this.SUBRULE(this.portRef);
     node.spec = this.SUBRULE(this.exposeSpec);
@@ -1654,7 +1590,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   exportDecl = this.rule('exportDecl', (): A.ExportDecl => {
-    const node = this.open<A.ExportDecl>({ kind: 'ExportDecl', name: M_IDENT, port: M_PORTREF, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.exportDecl(this.startPos()));
     this.CONSUME(K.export);
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N18));
     this.CONSUME(T.Eq, O80);
@@ -1663,7 +1599,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   policyBlock = this.rule('policyBlock', (): A.PolicyBlock => {
-    const node = this.open<A.PolicyBlock>({ kind: 'PolicyBlock', rules: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.policyBlock(this.startPos()));
     this.CONSUME(K.policy);
     this.CONSUME(T.LBrace, O81);
     this.MANY(() => {
@@ -1675,7 +1611,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   onlyRule = this.rule('onlyRule', (): A.OnlyRule => {
-    const node = this.open<A.OnlyRule>({ kind: 'OnlyRule', target: M_IDENT, mode: 'from', sources: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.onlyRule(this.startPos()));
     node.target = this.mkIdent(this.CONSUME(T.Identifier, N1));
     this.CONSUME(K.only, O83);
     this.OR({ DEF: [alt(() => this.CONSUME(K.from)), alt(() => (this.CONSUME(K.through), (node.mode = 'through')))], ERR_MSG: '`from` or `through`' });
@@ -1689,7 +1625,7 @@ export class McParser extends EmbeddedActionsParser {
 
   noRule = this.rule('noRule', (): A.NoPathRule | A.NoFlowRule => {
     const start = this.startPos();
-    const node = this.open<A.NoPathRule>({ kind: 'NoPathRule', from: M_IDENT, to: M_IDENT, span: { start, end: 0 } });
+    const node = this.open(B.noPathRule(start));
     this.CONSUME(K.no);
     return this.OR({ DEF: [
         alt(() => {
@@ -1701,7 +1637,7 @@ export class McParser extends EmbeddedActionsParser {
           }),
         alt(() => {
             this.CONSUME(K.flow);
-            const flow = this.open<A.NoFlowRule>({ kind: 'NoFlowRule', label: M_IDENT, to: M_IDENT, span: { start, end: 0 } });
+            const flow = this.open(B.noFlowRule(start));
             flow.label = this.mkIdent(this.CONSUME3(T.Identifier, N15));
             this.CONSUME2(T.Arrow, O85);
             flow.to = this.mkIdent(this.CONSUME4(T.Identifier, N1));
@@ -1711,7 +1647,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   exposedOnlyRule = this.rule('exposedOnlyRule', (): A.ExposedOnlyRule => {
-    const node = this.open<A.ExposedOnlyRule>({ kind: 'ExposedOnlyRule', ports: [], span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.exposedOnlyRule(this.startPos()));
     this.CONSUME(K.exposed);
     this.CONSUME(K.only);
     this.CONSUME(T.LBracket, O86);
@@ -1721,7 +1657,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   budgetRule = this.rule('budgetRule', (): A.BudgetRule => {
-    const node = this.open<A.BudgetRule>({ kind: 'BudgetRule', resource: 'memory', value: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.budgetRule(this.startPos()));
     this.CONSUME(K.budget);
     this.OR({ DEF: [
         alt(() => {
@@ -1743,9 +1679,7 @@ export class McParser extends EmbeddedActionsParser {
   // Images, labels, targets, deploy
 
   imageDecl = this.rule('imageDecl', (): A.ImageDecl => {
-    const doc = this.docOf();
-    const node = this.open<A.ImageDecl>({ kind: 'ImageDecl', name: M_IDENT, props: [], span: { start: this.startPos(), end: 0 } });
-    if (doc !== undefined) node.doc = doc;
+    const node = this.open(B.imageDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.image);
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N20));
     node.props = this.SUBRULE(this.propertyBlock) ?? [];
@@ -1753,9 +1687,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   targetDecl = this.rule('targetDecl', (): A.TargetDecl => {
-    const doc = this.docOf();
-    const node = this.open<A.TargetDecl>({ kind: 'TargetDecl', name: M_IDENT, props: [], span: { start: this.startPos(), end: 0 } });
-    if (doc !== undefined) node.doc = doc;
+    const node = this.open(B.targetDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.target);
     node.name = this.mkIdent(this.CONSUME(T.Identifier, N21));
     node.props = this.SUBRULE(this.propertyBlock) ?? [];
@@ -1777,16 +1709,14 @@ export class McParser extends EmbeddedActionsParser {
   }, 'list');
 
   property = this.rule('property', (): A.Property => {
-    const node = this.open<A.Property>({ kind: 'Property', key: M_IDENT, value: M_EXPR, span: { start: this.startPos(), end: 0 } });
+    const node = this.open(B.property(this.startPos()));
     node.key = this.mkIdent(this.CONSUME(T.Identifier, N22));
     node.value = this.SUBRULE(this.expr, O35);
     return this.done(node);
   });
 
   labelsDecl = this.rule('labelsDecl', (): A.LabelsDecl => {
-    const doc = this.docOf();
-    const node = this.open<A.LabelsDecl>({ kind: 'LabelsDecl', chains: [], span: { start: this.startPos(), end: 0 } });
-    if (doc !== undefined) node.doc = doc;
+    const node = this.open(B.labelsDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.labels);
     this.CONSUME(T.LBrace, O90);
     this.MANY(() => {
@@ -1808,9 +1738,7 @@ export class McParser extends EmbeddedActionsParser {
   });
 
   deployDecl = this.rule('deployDecl', (): A.DeployDecl => {
-    const doc = this.docOf();
-    const node = this.open<A.DeployDecl>({ kind: 'DeployDecl', system: M_QNAME, span: { start: this.startPos(), end: 0 } });
-    if (doc !== undefined) node.doc = doc;
+    const node = this.open(B.deployDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.deploy);
     node.system = this.SUBRULE(this.qualifiedName, O37);
     this.OPTION(() => {
