@@ -58,41 +58,90 @@ export class CloneError extends Error {
   }
 }
 
+/** Where a clone's QEMU listens and writes, as given on its command line. */
+export interface QemuPaths {
+  /** `-name`. */
+  name: string;
+  controlSocket: string;
+  qmpSocket: string;
+  /** Per data slot (index 0 is slot 1): a socket path, or null for a sink. */
+  dataPortSockets: (string | null)[];
+  logFile: string;
+  pidFile?: string;
+}
+
 /**
- * Starts a clone of `template` and resolves once its agent answered on the
- * control port. On failure the QEMU process is killed and the promise rejects
- * with the tail of QEMU's stderr and the console log.
+ * A clone's QEMU process before its state is loaded: started with the
+ * template's layout and `-incoming defer`, the host connected to its QMP and
+ * control sockets. No guest code has run in it yet.
  */
-export async function forkClone(template: Template, options: CloneOptions): Promise<Clone> {
-  const qemu = requireQemu();
-  if (options.dataPortSockets.length > template.spec.portSlots) {
+export interface StartedQemu {
+  pid: number;
+  qmp: QmpClient;
+  control: ControlChannel;
+  /** ms from spawning QEMU until both connections were up. */
+  startMs: number;
+  /** QEMU is killed when the thread that started it ends (see LaunchOptions.dieWithParent). */
+  dieWithParent: boolean;
+  /** Resolves when QEMU exits. Never rejects. */
+  exited: Promise<CloneExit>;
+  /** How QEMU exited, once it has. */
+  exit(): CloneExit | null;
+  /** Sends a signal to QEMU (nothing once it exited). */
+  kill(signal?: NodeJS.Signals): void;
+  /** The first 16 KiB QEMU wrote to stderr. */
+  stderr(): string;
+}
+
+/** Checks that `template` can be forked into a clone with `dataPorts` data port sockets. */
+export function checkForkable(template: Template, name: string, dataPorts: number): void {
+  if (dataPorts > template.spec.portSlots) {
     throw new CloneError(
-      `clone ${options.name}: ${options.dataPortSockets.length} data port sockets but template ${template.id} has ${template.spec.portSlots} slots`,
+      `clone ${name}: ${dataPorts} data port sockets but template ${template.id} has ${template.spec.portSlots} slots`,
       'use a template with enough port slots',
     );
   }
   if (!existsSync(template.memPath) || !existsSync(template.statePath)) {
     throw new CloneError(
-      `clone ${options.name}: the files of template ${template.id} are gone (${template.memPath})`,
+      `clone ${name}: the files of template ${template.id} are gone (${template.memPath})`,
       'the template was pruned or the host rebooted: call ensureTemplate again for a fresh one',
     );
   }
-  const qmpSocket = options.qmpSocket ?? `${options.controlSocket}.qmp`;
+}
+
+/** The tail of QEMU's stderr and of the console log, for an error message. */
+async function failureDetail(stderr: string, logFile: string): Promise<string> {
+  const log = await readFile(logFile, 'utf8').catch(() => '');
+  return (stderr + log).split('\n').filter(Boolean).slice(-10).join('\n');
+}
+
+/**
+ * Starts QEMU for a clone of `template` with `-incoming defer`, the template's
+ * state file inherited as fd 3, and connects to its QMP and control sockets.
+ * On failure QEMU is killed and the promise rejects with the tail of its
+ * stderr and console log.
+ */
+export async function startQemu(
+  template: Template,
+  paths: QemuPaths,
+  options: { timeoutMs: number; signal?: AbortSignal; paused?: boolean; dieWithParent?: boolean },
+): Promise<StartedQemu> {
+  const qemu = requireQemu();
   // Stale sockets from a previous process at the same path would make QEMU fail to listen.
-  for (const p of [options.controlSocket, qmpSocket, ...options.dataPortSockets]) if (p) await unlink(p).catch(() => undefined);
+  for (const p of [paths.controlSocket, paths.qmpSocket, ...paths.dataPortSockets]) if (p) await unlink(p).catch(() => undefined);
   const args = qemuArgs(layoutOf(template, true), {
-    name: options.name,
+    name: paths.name,
     shareMemory: false,
-    controlSocket: options.controlSocket,
-    dataPortSockets: options.dataPortSockets,
-    logFile: options.logFile,
-    qmpSocket,
-    pidFile: options.pidFile,
+    controlSocket: paths.controlSocket,
+    dataPortSockets: paths.dataPortSockets,
+    logFile: paths.logFile,
+    qmpSocket: paths.qmpSocket,
+    pidFile: paths.pidFile,
     incomingStatePath: template.statePath,
     paused: options.paused,
   });
   const start = Date.now();
-  const launch = launchCommand(qemu, args);
+  const launch = launchCommand(qemu, args, undefined, { dieWithParent: options.dieWithParent });
   // The device state reaches QEMU as an inherited descriptor (fd 3), which spares a shell and cat per clone
   // (`exec:cat`). Our copy is closed once the child has its own.
   // execa hands a descriptor number in `stdio` to child_process.spawn as it is; its types list numbers
@@ -113,70 +162,133 @@ export async function forkClone(template: Template, options: CloneOptions): Prom
   const pid = proc.pid;
   if (pid === undefined) {
     await exited;
-    throw new CloneError(`clone ${options.name}: QEMU did not start: ${stderr.trim()}`, 'run `mclc doctor`');
+    throw new CloneError(`clone ${paths.name}: QEMU did not start: ${stderr.trim()}`, 'run `mclc doctor`');
   }
-  const failure = async (what: string) => {
-    const log = await readFile(options.logFile, 'utf8').catch(() => '');
-    const detail = (stderr + log).split('\n').filter(Boolean).slice(-10).join('\n');
-    return new CloneError(`clone ${options.name}: ${what}${detail ? `\n${detail}` : ''}`, `see ${options.logFile}`);
-  };
   const died = exited.then(async (e) => {
-    throw await failure(`QEMU exited while starting (${e.signal ?? `exit code ${e.code}`})`);
+    const detail = await failureDetail(stderr, paths.logFile);
+    throw new CloneError(`clone ${paths.name}: QEMU exited while starting (${e.signal ?? `exit code ${e.code}`})${detail ? `\n${detail}` : ''}`, `see ${paths.logFile}`);
   });
   died.catch(() => undefined);
-
-  let qmp: QmpClient | null = null;
-  let control: ControlChannel | null = null;
-  const phases = { connectMs: 0, loadMs: 0, handshakeMs: 0 };
-  const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
+  let qmp: QmpClient | undefined;
+  let control: ControlChannel | undefined;
+  const qmpP = QmpClient.connect(paths.qmpSocket, { timeoutMs: options.timeoutMs, signal: options.signal }).then((c) => (qmp = c));
+  const controlP = ControlChannel.connect(paths.controlSocket, options.timeoutMs, options.signal).then((c) => (control = c));
   try {
-    [qmp, control] = await Promise.race([
-      Promise.all([
-        QmpClient.connect(qmpSocket, { timeoutMs: readyTimeoutMs, signal: options.signal }),
-        ControlChannel.connect(options.controlSocket, readyTimeoutMs, options.signal),
-      ]),
-      died,
-    ]);
-    phases.connectMs = Date.now() - start;
-    await Promise.race([loadState(qmp, 3, !options.paused, readyTimeoutMs), died]);
-    phases.loadMs = Date.now() - start - phases.connectMs;
-    if (!options.paused) await Promise.race([control.handshake(Math.max(1_000, readyTimeoutMs - (Date.now() - start))), died]);
+    await Promise.race([Promise.all([qmpP, controlP]), died]);
   } catch (err) {
-    qmp?.close();
-    control?.close();
+    // A connection that completes after the failure is closed too.
+    void qmpP.then((c) => c.close(), () => undefined);
+    void controlP.then((c) => c.close(), () => undefined);
     proc.kill('SIGKILL');
     await exited;
-    throw err instanceof CloneError ? err : await failure((err as Error).message);
+    if (err instanceof CloneError) throw err;
+    const detail = await failureDetail(stderr, paths.logFile);
+    throw new CloneError(`clone ${paths.name}: ${(err as Error).message}${detail ? `\n${detail}` : ''}`, `see ${paths.logFile}`);
   }
-  const readyMs = Date.now() - start;
-  phases.handshakeMs = readyMs - phases.connectMs - phases.loadMs;
-  const q = qmp;
-  const c = control;
+  const q = qmp!;
+  const c = control!;
   exited.then(() => {
     q.close();
     c.close();
   });
+  return {
+    pid,
+    qmp: q,
+    control: c,
+    startMs: Date.now() - start,
+    dieWithParent: launch.dieWithParent,
+    exited,
+    exit: () => exit,
+    kill: (signal: NodeJS.Signals = 'SIGKILL') => {
+      if (!exit) proc.kill(signal);
+    },
+    stderr: () => stderr,
+  };
+}
 
-  const clone: Clone = {
+/**
+ * Makes a clone of a started QEMU: loads the template state, continues the
+ * guest (unless `options.paused`) and waits for the agent's answer to the
+ * handshake. `startedAt` is when the fork began (readyMs counts from it) and
+ * `connectMs` the part of it spent before the state load. On failure QEMU is
+ * killed and the promise rejects.
+ */
+export async function readyClone(
+  template: Template,
+  q: StartedQemu,
+  options: CloneOptions,
+  timing: { startedAt: number; connectMs: number; pooled: boolean },
+): Promise<Clone> {
+  const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
+  const died = q.exited.then(async (e) => {
+    const detail = await failureDetail(q.stderr(), options.logFile);
+    throw new CloneError(`clone ${options.name}: QEMU exited while starting (${e.signal ?? `exit code ${e.code}`})${detail ? `\n${detail}` : ''}`, `see ${options.logFile}`);
+  });
+  died.catch(() => undefined);
+  const phases = { connectMs: timing.connectMs, loadMs: 0, handshakeMs: 0 };
+  const loadStart = Date.now();
+  try {
+    await Promise.race([loadState(q.qmp, 3, !options.paused, readyTimeoutMs), died]);
+    phases.loadMs = Date.now() - loadStart;
+    if (!options.paused) await Promise.race([q.control.handshake(Math.max(1_000, readyTimeoutMs - (Date.now() - timing.startedAt))), died]);
+  } catch (err) {
+    q.qmp.close();
+    q.control.close();
+    q.kill('SIGKILL');
+    await q.exited;
+    if (err instanceof CloneError) throw err;
+    const detail = await failureDetail(q.stderr(), options.logFile);
+    throw new CloneError(`clone ${options.name}: ${(err as Error).message}${detail ? `\n${detail}` : ''}`, `see ${options.logFile}`);
+  }
+  const readyMs = Date.now() - timing.startedAt;
+  phases.handshakeMs = readyMs - phases.connectMs - phases.loadMs;
+  const { qmp, control, pid } = q;
+  return {
     name: options.name,
     pid,
     template,
-    qmp: q,
-    control: c,
+    qmp,
+    control,
     readyMs,
     phases,
-    sendIdentity: (identity: GuestIdentity, timeoutMs?: number) => c.sendIdentity(identity, timeoutMs),
+    pooled: timing.pooled,
+    sendIdentity: (identity: GuestIdentity, timeoutMs?: number) => control.sendIdentity(identity, timeoutMs),
     async resume() {
-      await q.execute('cont');
-      await c.handshake(readyTimeoutMs);
+      await qmp.execute('cont');
+      await control.handshake(readyTimeoutMs);
     },
     async kill(signal: NodeJS.Signals = 'SIGKILL') {
-      if (exit) return exit;
-      proc.kill(signal);
-      return exited;
+      const done = q.exit();
+      if (done) return done;
+      q.kill(signal);
+      return q.exited;
     },
-    exited,
+    exited: q.exited,
     memory: () => readMemory(pid),
   };
-  return clone;
+}
+
+/**
+ * Starts a clone of `template` and resolves once its agent answered on the
+ * control port. On failure the QEMU process is killed and the promise rejects
+ * with the tail of QEMU's stderr and the console log. (`ClonePool.take` does
+ * the same with a QEMU process started ahead of time.)
+ */
+export async function forkClone(template: Template, options: CloneOptions): Promise<Clone> {
+  checkForkable(template, options.name, options.dataPortSockets.length);
+  const startedAt = Date.now();
+  const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
+  const q = await startQemu(
+    template,
+    {
+      name: options.name,
+      controlSocket: options.controlSocket,
+      qmpSocket: options.qmpSocket ?? `${options.controlSocket}.qmp`,
+      dataPortSockets: options.dataPortSockets,
+      logFile: options.logFile,
+      pidFile: options.pidFile,
+    },
+    { timeoutMs: readyTimeoutMs, signal: options.signal, paused: options.paused },
+  );
+  return readyClone(template, q, options, { startedAt, connectMs: Date.now() - startedAt, pooled: false });
 }

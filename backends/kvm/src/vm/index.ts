@@ -26,8 +26,10 @@
 //
 // Process ownership: QEMU processes are children of the calling process and
 // are killed when it exits normally or on a signal it can handle. After an
-// uncatchable end (SIGKILL) they keep running; pass `pidFile` to forkClone and
-// reconcile from it (with the process start time) when the owner restarts.
+// uncatchable end (SIGKILL) clones forked directly keep running; pass
+// `pidFile` to forkClone and reconcile from it (with the process start time)
+// when the owner restarts. Processes of a ClonePool (and clones taken from
+// it) carry a parent-death signal and die with their owner.
 // Socket paths must fit a unix socket address (107 bytes).
 
 export type {
@@ -77,6 +79,17 @@ export { ensureTemplate, removeTemplate, listTemplates, pruneTemplates } from '.
  * and resolves once its agent answered the control handshake (retried).
  */
 export { forkClone } from './clone';
+
+/**
+ * `new ClonePool(template, { dir, size })`: QEMU processes started ahead of
+ * time for clones of `template` (no state loaded, no guest code run);
+ * `pool.fill()` starts them, `pool.take(options)` makes a clone of one
+ * (renaming its sockets and files to `options`' paths, then the state load,
+ * cont and handshake of forkClone) and starts a replacement, `pool.close()`
+ * kills the waiting ones. Pooled processes die with the thread that started
+ * them (a parent-death signal).
+ */
+export { ClonePool, type ClonePoolOptions } from './pool';
 
 /**
  * `probeAccelerator()`: a short KVM boot with a timeout; `tcg` with a reason

@@ -184,17 +184,55 @@ export function launchHost(): LaunchHost {
   return { thpMode, arch: process.arch, perl: perlPath, keepThp: process.env.MCL_QEMU_THP === '1', inherited: selfThpOff };
 }
 
+/** PR_SET_PDEATHSIG from <linux/prctl.h>, and SIGKILL. */
+const PR_SET_PDEATHSIG = 1;
+const SIGKILL = 9;
+
+export interface LaunchOptions {
+  /**
+   * Kill QEMU (SIGKILL) when the thread that started it ends, for whatever
+   * reason, SIGKILL included: prctl(PR_SET_PDEATHSIG) set by perl before it
+   * execs QEMU. Linux counts the *thread* that forked as the parent, so the
+   * caller must start QEMU from a thread that lives as long as it owns the
+   * process (Node spawns from the thread running the event loop: the main
+   * thread, or a worker that then owns the process). Without perl, or on an
+   * architecture whose syscall number is not listed, QEMU starts without it
+   * (`dieWithParent: false` in the result).
+   */
+  dieWithParent?: boolean;
+  /** The pid QEMU's parent must have when the setting takes effect; default process.pid. */
+  parentPid?: number;
+}
+
+export interface Launch {
+  file: string;
+  args: string[];
+  /** QEMU runs with transparent huge pages off. */
+  thpOff: boolean;
+  /** QEMU is killed when the thread that started it ends. */
+  dieWithParent: boolean;
+}
+
 /**
  * The program and arguments that start QEMU with `args`: QEMU itself, or perl
- * turning transparent huge pages off and then running QEMU in its place.
+ * setting process attributes (transparent huge pages off, a parent-death
+ * signal) and then running QEMU in its place.
  */
-export function launchCommand(qemu: string, args: string[], host: LaunchHost = launchHost()): { file: string; args: string[]; thpOff: boolean } {
-  if (host.inherited && !host.keepThp) return { file: qemu, args, thpOff: true };
+export function launchCommand(qemu: string, args: string[], host: LaunchHost = launchHost(), options: LaunchOptions = {}): Launch {
   const nr = PRCTL_SYSCALL[host.arch];
-  if (host.keepThp || !host.perl || nr === undefined || host.thpMode === null || host.thpMode === 'never') {
-    return { file: qemu, args, thpOff: false };
+  const inherited = host.inherited && !host.keepThp;
+  const setThp = !inherited && !host.keepThp && !!host.perl && nr !== undefined && host.thpMode !== null && host.thpMode !== 'never';
+  const setDeath = !!options.dieWithParent && !!host.perl && nr !== undefined;
+  if (!setThp && !setDeath) return { file: qemu, args, thpOff: inherited, dieWithParent: false };
+  let script = '';
+  if (setDeath) {
+    // The parent may have ended between fork and prctl; QEMU would then run on as an orphan the signal never
+    // reaches, so it does not start at all.
+    const parent = options.parentPid ?? process.pid;
+    script += `syscall(${nr}, ${PR_SET_PDEATHSIG}, ${SIGKILL}, 0, 0, 0) == 0 or die "prctl(PR_SET_PDEATHSIG): $!\\n"; getppid() == ${parent} or die "the owner (pid ${parent}) exited before QEMU started\\n"; `;
   }
   // A failing prctl (a kernel older than 3.15) is ignored: QEMU then runs with THP as the host has it.
-  const script = `syscall(${nr}, ${PR_SET_THP_DISABLE}, 1, 0, 0, 0); exec { $ARGV[0] } @ARGV or die "cannot run $ARGV[0]: $!\\n";`;
-  return { file: host.perl, args: ['-e', script, '--', qemu, ...args], thpOff: true };
+  if (setThp) script += `syscall(${nr}, ${PR_SET_THP_DISABLE}, 1, 0, 0, 0); `;
+  script += `exec { $ARGV[0] } @ARGV or die "cannot run $ARGV[0]: $!\\n";`;
+  return { file: host.perl!, args: ['-e', script, '--', qemu, ...args], thpOff: setThp || inherited, dieWithParent: setDeath };
 }

@@ -195,10 +195,22 @@ export interface Clone {
   qmp: QmpClient;
   /** The control channel (slot 0), already past the handshake. */
   control: ControlChannel;
-  /** Time from spawn to the guest answering on the control port, ms. */
+  /**
+   * Time from the fork call (forkClone, or ClonePool.take) to the guest
+   * answering on the control port, ms. For a pooled clone it leaves out the
+   * QEMU start, which happened ahead of time.
+   */
   readyMs: number;
-  /** Where readyMs went: QEMU start until QMP and control connected, state load (+ cont), control handshake. */
+  /**
+   * Where readyMs went. connectMs: QEMU start until QMP and control connected
+   * (forkClone), or the renaming of a pooled process's sockets and files to
+   * the clone's paths (take); loadMs: state load and cont; handshakeMs: the
+   * control handshake (a TCG guest spends most of it translating the code
+   * that wakes it and answers).
+   */
   phases: { connectMs: number; loadMs: number; handshakeMs: number };
+  /** True when the QEMU process came from a ClonePool (started before the fork was asked for). */
+  pooled: boolean;
   /** Sends the identity, waits until the agent applied it and (if any) started the program. */
   sendIdentity(identity: GuestIdentity, timeoutMs?: number): Promise<{ programPid: number | null }>;
   /** Continues a clone started with `paused: true`. */

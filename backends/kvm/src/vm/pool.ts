@@ -1,0 +1,214 @@
+// QEMU processes started ahead of time for the clones of one template.
+//
+// Starting QEMU (exec, dynamic linking, machine and device creation) is most
+// of a fork's time under TCG. A pool keeps a few processes started exactly as
+// forkClone starts a clone (the template's layout, `-incoming defer`, the
+// state file inherited as fd 3, the template RAM file mapped copy-on-write)
+// and connected to their QMP and control sockets, but with no state loaded:
+// no guest code has run in them, so they hold no identity, no secrets and no
+// randomness, and any of them can become any clone.
+//
+// `take(options)` turns one into a clone: it renames the process's listening
+// sockets (control, QMP, every data slot) and its console log and pid file to
+// the paths in `options` (a bound unix socket keeps listening when its file
+// is renamed, and a file QEMU has open keeps being written), unlinks the
+// socket of every slot the clone does not use (nothing can connect to it any
+// more), and then loads the state, continues and handshakes exactly as
+// forkClone does (readyClone). A replacement is started once the clone is
+// ready. With no process waiting, take forks directly.
+//
+// Two differences from a direct fork remain visible: QEMU's `-name` is the
+// pool's, and an unused slot is a socket nobody can reach rather than a sink
+// (the guest sees the port closed, which the agent ignores).
+//
+// Pooled processes never outlive their owner: they are started with a
+// parent-death signal (SIGKILL when the thread that started them ends, even by
+// SIGKILL; see launchCommand), `close()` kills them, and each writes a pid
+// file `<dir>/.pool-<id>/qemu.pid` for reaping by pid file where perl is
+// missing. A taken process keeps the parent-death signal: the clone dies with
+// its owner too. The pool directory must be on the file system of the clones'
+// socket paths, since take renames; when a rename fails the pooled process is
+// killed and the clone forked directly.
+
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { checkForkable, CloneError, forkClone, readyClone, startQemu, type QemuPaths, type StartedQemu } from './clone';
+import type { Clone, CloneOptions, Template } from './types';
+
+export interface ClonePoolOptions {
+  /**
+   * Directory for the pooled processes: each gets `<dir>/.pool-<id>/` with its
+   * sockets, console log and pid file (`qemu.pid`). Created when missing. Must
+   * be on the file system of the paths clones are given.
+   */
+  dir: string;
+  /** Processes kept started and waiting; default 1. 0 makes take fork directly. */
+  size?: number;
+  /** Bound for starting one pooled QEMU and connecting to it; default 20 s. */
+  startTimeoutMs?: number;
+  /** A pooled process failed to start or died while waiting. The pool tries again on the next take. */
+  onError?: (err: Error) => void;
+}
+
+interface Pooled {
+  q: StartedQemu;
+  dir: string;
+  paths: Omit<QemuPaths, 'pidFile' | 'dataPortSockets'> & { pidFile: string; dataPortSockets: string[] };
+}
+
+export class ClonePool {
+  readonly size: number;
+  private readonly idle: Pooled[] = [];
+  /** Processes being started, so close() can wait for them and kill them. */
+  private readonly starting = new Set<Promise<Pooled | null>>();
+  private closed = false;
+  /** Set by a failure; the next take clears it and refills. */
+  private failed = false;
+  private lastDieWithParent: boolean | null = null;
+
+  constructor(
+    readonly template: Template,
+    private readonly options: ClonePoolOptions,
+  ) {
+    this.size = Math.max(0, Math.floor(options.size ?? 1));
+  }
+
+  /** Processes started and waiting to be taken. */
+  get available(): number {
+    return this.idle.length;
+  }
+
+  /** Pids of the waiting processes. */
+  pids(): number[] {
+    return this.idle.map((p) => p.q.pid);
+  }
+
+  /** Whether the last pooled process started dies with its owner (null before any started). */
+  get dieWithParent(): boolean | null {
+    return this.lastDieWithParent;
+  }
+
+  /**
+   * Starts processes until `size` are waiting or starting, and resolves once
+   * those it started are waiting (or failed, reported through onError).
+   */
+  async fill(): Promise<void> {
+    const started: Promise<Pooled | null>[] = [];
+    while (!this.closed && this.idle.length + this.starting.size < this.size) {
+      const p = this.startOne();
+      this.starting.add(p);
+      p.finally(() => this.starting.delete(p)).catch(() => undefined);
+      started.push(p);
+    }
+    await Promise.all(started);
+  }
+
+  /**
+   * A clone from a waiting process (or a direct fork when none waits). The
+   * clone is what forkClone(template, options) returns, with `pooled: true`
+   * when it came from the pool; readyMs then counts from this call.
+   */
+  async take(options: CloneOptions): Promise<Clone> {
+    if (this.closed) throw new CloneError(`clone ${options.name}: the pool of template ${this.template.id} is closed`);
+    checkForkable(this.template, options.name, options.dataPortSockets.length);
+    const startedAt = Date.now();
+    let p: Pooled | undefined;
+    while ((p = this.idle.shift()) && p.q.exit()) {
+      // Died while waiting (reported by its exit handler); try the next one.
+    }
+    try {
+      if (!p) return await forkClone(this.template, options);
+      try {
+        await this.assign(p, options);
+      } catch (err) {
+        p.q.kill('SIGKILL');
+        await p.q.exited;
+        await rm(p.dir, { recursive: true, force: true }).catch(() => undefined);
+        this.report(new CloneError(`pooled QEMU (pid ${p.q.pid}) could not become ${options.name}: ${(err as Error).message}`, 'the pool directory must be on the file system of the clone sockets'));
+        return await forkClone(this.template, options);
+      }
+      return await readyClone(this.template, p.q, options, { startedAt, connectMs: Date.now() - startedAt, pooled: true });
+    } finally {
+      // The replacement starts once this clone is ready, so it does not compete with it for the CPU.
+      this.failed = false;
+      void this.fill();
+    }
+  }
+
+  /** Kills every waiting process (and those still starting) and removes their directories. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const starting = [...this.starting];
+    const idle = this.idle.splice(0);
+    for (const p of idle) p.q.kill('SIGKILL');
+    await Promise.all([...idle.map((p) => this.discard(p)), ...starting.map((s) => s.then((p) => p && this.discard(p)))]);
+  }
+
+  private async discard(p: Pooled): Promise<void> {
+    p.q.kill('SIGKILL');
+    await p.q.exited;
+    await rm(p.dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  private report(err: Error): void {
+    this.failed = true;
+    this.options.onError?.(err);
+  }
+
+  private async startOne(): Promise<Pooled | null> {
+    if (this.failed) return null;
+    const id = randomBytes(4).toString('hex');
+    const dir = path.join(this.options.dir, `.pool-${id}`);
+    const slots = this.template.spec.portSlots;
+    const paths = {
+      name: `pool:${this.template.id}`,
+      controlSocket: path.join(dir, 'ctl.sock'),
+      qmpSocket: path.join(dir, 'qmp.sock'),
+      dataPortSockets: Array.from({ length: slots }, (_, i) => path.join(dir, `p${i + 1}.sock`)),
+      logFile: path.join(dir, 'console.log'),
+      pidFile: path.join(dir, 'qemu.pid'),
+    };
+    try {
+      checkForkable(this.template, paths.name, 0);
+      await mkdir(dir, { recursive: true });
+      const q = await startQemu(this.template, paths, { timeoutMs: this.options.startTimeoutMs ?? 20_000, dieWithParent: true });
+      this.lastDieWithParent = q.dieWithParent;
+      const p: Pooled = { q, dir, paths };
+      if (this.closed) {
+        await this.discard(p);
+        return null;
+      }
+      this.idle.push(p);
+      q.exited.then((e) => {
+        const i = this.idle.indexOf(p);
+        if (i < 0) return;
+        // Killed from outside while waiting.
+        this.idle.splice(i, 1);
+        void rm(dir, { recursive: true, force: true }).catch(() => undefined);
+        this.report(new CloneError(`pooled QEMU (pid ${q.pid}) exited while waiting (${e.signal ?? `exit code ${e.code}`})`));
+      });
+      return p;
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      if (!this.closed) this.report(err as Error);
+      return null;
+    }
+  }
+
+  /** Moves a pooled process's sockets and files to the clone's paths. */
+  private async assign(p: Pooled, options: CloneOptions): Promise<void> {
+    // The pid file first: from here on the process is found where the clone's owner looks for it.
+    if (options.pidFile) await rename(p.paths.pidFile, options.pidFile);
+    await rename(p.paths.logFile, options.logFile);
+    await rename(p.paths.controlSocket, options.controlSocket);
+    await rename(p.paths.qmpSocket, options.qmpSocket ?? `${options.controlSocket}.qmp`);
+    for (const [i, from] of p.paths.dataPortSockets.entries()) {
+      const to = options.dataPortSockets[i] ?? null;
+      // A slot the clone does not use must not be connectable: its socket file goes away.
+      if (to) await rename(from, to);
+      else await unlink(from);
+    }
+    await rm(p.dir, { recursive: true, force: true });
+  }
+}
