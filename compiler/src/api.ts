@@ -46,6 +46,12 @@ export interface CompileOptions {
   priorState?: { lineage: string; serial: number } | null;
   /** Cache of parsed files from an earlier compile, reused when a file's text is unchanged (the language server). */
   cache?: ParseCache;
+  /**
+   * Build the symbol index (`program.symbols` and `program.references`) that the
+   * language server navigates by. Default false: `mclc` never reads it, and for
+   * 10,000 components it is about 70,000 symbols and 165,000 references.
+   */
+  index?: boolean;
 }
 
 export interface ParseCache {

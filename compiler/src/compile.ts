@@ -32,7 +32,7 @@ export function setPhaseHook(hook: ((phase: string) => void) | undefined): void 
 }
 
 export function compile(host: CompilerHost, options: CompileOptions): CompileResult {
-  const ctx = new Ctx(host);
+  const ctx = new Ctx(host, options.index ?? false);
   try {
     return run(ctx, options);
   } catch (e) {

@@ -59,7 +59,14 @@ export class Ctx {
   /** Hex SHA-256 of a text: the host's native implementation when it offers one. */
   readonly sha256: (text: string) => string;
 
-  constructor(readonly host: CompilerHost) {
+  /**
+   * @param indexing record symbols and references in `program` (the language
+   *   server's index); without it `declare` only computes the symbol id.
+   */
+  constructor(
+    readonly host: CompilerHost,
+    readonly indexing: boolean,
+  ) {
     const native = host.sha256;
     this.sha256 = native ? (t) => native.call(host, t) : sha256Hex;
   }
@@ -81,7 +88,11 @@ export class Ctx {
     }
   }
 
-  /** Declares a symbol (first declaration of an id wins) and records the declaration's own name as a reference. */
+  /**
+   * Declares a symbol (first declaration of an id wins) and records the
+   * declaration's own name as a reference. Returns the symbol's id either way;
+   * `detail` is a function so that its text is only built when indexing.
+   */
   declare(
     kind: SymbolKind,
     file: string,
@@ -89,11 +100,12 @@ export class Ctx {
     name: Ident,
     span: Span,
     qualifiedName: string,
-    detail: string,
+    detail: () => string,
     doc?: string,
     container?: string,
   ): string {
     const id = `${file}#${kind}:${path}`;
+    if (!this.indexing) return id;
     if (!this.program.symbols.has(id)) {
       const info: SymbolInfo = {
         id,
@@ -103,7 +115,7 @@ export class Ctx {
         file,
         nameSpan: { start: name.span.start, end: name.span.end },
         span: { start: span.start, end: span.end },
-        detail,
+        detail: detail(),
       };
       if (doc !== undefined) info.doc = doc;
       if (container !== undefined) info.container = container;
@@ -114,7 +126,7 @@ export class Ctx {
   }
 
   reference(file: string, span: Span, symbol: string): void {
-    if (span.end <= span.start) return;
+    if (!this.indexing || span.end <= span.start) return;
     // Spans are shared with the (immutable) syntax tree rather than copied: there is one per name use.
     this.program.references.push({ file, span, symbol });
   }

@@ -39,7 +39,7 @@ function at(text: string, needle: string, nth = 0): number {
 }
 
 describe('program symbols and references', () => {
-  const r = compileText(SRC);
+  const r = compileText(SRC, {}, { index: true });
   const refsAt = (offset: number) => r.program.references.filter((x) => x.file === 'main.mcl' && x.span.start <= offset && offset < x.span.end);
   const symbolAt = (needle: string, nth = 0) => {
     const refs = refsAt(at(SRC, needle, nth));
@@ -129,6 +129,18 @@ system B { w = W
   test('a plan needs one root', () => {
     const r = compileText(SRC2);
     expect(r.diagnostics.map((d) => d.code)).toEqual(['MCL0604']);
+  });
+});
+
+describe('the index is optional', () => {
+  test('without `index` the program has no symbols or references, and the same diagnostics and plan', () => {
+    const plain = compileText(SRC);
+    const indexed = compileText(SRC, {}, { index: true });
+    expect(plain.program.symbols.size).toBe(0);
+    expect(plain.program.references).toEqual([]);
+    expect(indexed.program.symbols.size).toBeGreaterThan(10);
+    expect(plain.diagnostics).toEqual(indexed.diagnostics);
+    expect(JSON.stringify(plain.plan)).toBe(JSON.stringify(indexed.plan));
   });
 });
 

@@ -76,7 +76,7 @@ describe('property: mutated sources', () => {
             else if (e.op === 'replace') text = text.slice(0, p) + e.ch + text.slice(p + e.len);
             else text = text.slice(0, p) + ' ' + e.tok + ' ' + text.slice(p);
           }
-          const r = compile(new MemoryHost({ ...c.files, [c.entry]: text }), { entries: [c.entry], mclcVersion: 't', cache });
+          const r = compile(new MemoryHost({ ...c.files, [c.entry]: text }), { entries: [c.entry], mclcVersion: 't', cache, index: true });
           wellFormed(r);
         },
       ),
@@ -108,7 +108,7 @@ describe('property: generated workspaces', () => {
   test('random declarations never throw', () => {
     fc.assert(
       fc.property(fc.array(decl, { minLength: 1, maxLength: 8 }), fc.array(decl, { maxLength: 4 }), (mainDecls, otherDecls) => {
-        const r = compile(new MemoryHost({ 'main.mcl': mainDecls.join(''), 'other.mcl': otherDecls.join('') }), { entries: ['main.mcl'], mclcVersion: 't', cache });
+        const r = compile(new MemoryHost({ 'main.mcl': mainDecls.join(''), 'other.mcl': otherDecls.join('') }), { entries: ['main.mcl'], mclcVersion: 't', cache, index: true });
         wellFormed(r);
       }),
       { numRuns: 2000, seed: 4242 },

@@ -361,6 +361,8 @@ export class Analyzer {
         mclcVersion: MCLC_VERSION,
         emitPlan: options.emitPlan,
         cache,
+        // Navigation, completion, rename and semantic tokens all read the symbol index.
+        index: true,
       });
     } catch (e) {
       // The compiler promises not to throw; if it does, the project shows no

@@ -114,7 +114,7 @@ export function collectLabels(ctx: Ctx): LabelInfo {
         for (const id of chain) {
           if (!id.name) continue;
           if (!info.declaredAt.has(id.name)) {
-            const symbol = ctx.declare('label', m.file, id.name, id, id.span, id.name, `label ${id.name}`, d.doc);
+            const symbol = ctx.declare('label', m.file, id.name, id, id.span, id.name, () => `label ${id.name}`, d.doc);
             info.declaredAt.set(id.name, { file: m.file, span: id.span, symbol });
             info.labels.add(id.name);
           } else ctx.reference(m.file, id.span, info.declaredAt.get(id.name)!.symbol);
@@ -308,7 +308,7 @@ export class Components {
             });
             break;
           }
-          const symbol = this.ctx.declare('param', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, `param ${name}: ${typeText(mem.type, m)}${mem.sensitive ? ' sensitive' : ''}`, mem.doc, e.symbol);
+          const symbol = this.ctx.declare('param', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, () => `param ${name}: ${typeText(mem.type, m)}${mem.sensitive ? ' sensitive' : ''}`, mem.doc, e.symbol);
           const type = this.types.check(mem.type, m, { path: `${e.name}.${name}`, container: symbol, qname: `${e.qname}.${name}` });
           const p: ParamInfo = { name, decl: mem, type, hasDefault: !!mem.default && mem.default.kind !== 'MissingExpr', sensitive: mem.sensitive, symbol };
           if (mem.default && mem.default.kind !== 'MissingExpr') {
@@ -332,7 +332,7 @@ export class Components {
           names.set(name, mem.name.span);
           const pe = resolveRef(this.ctx, m, mem.protocol, ['protocol'], 'protocol');
           const dirWord = mem.expose ? 'expose' : mem.direction;
-          const symbol = this.ctx.declare('port', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, `${dirWord} ${name}: ${pe ? pe.qname : qnameText(mem.protocol)}${mem.optional ? ' optional' : ''}`, mem.doc, e.symbol);
+          const symbol = this.ctx.declare('port', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, () => `${dirWord} ${name}: ${pe ? pe.qname : qnameText(mem.protocol)}${mem.optional ? ' optional' : ''}`, mem.doc, e.symbol);
           const port: PortInfo = {
             name,
             direction: mem.direction,

@@ -168,7 +168,7 @@ export class Systems {
       }
       members.set(name, mem.name.span);
       const target = resolveRef(this.ctx, m, mem.component, ['component', 'system'], 'component or system');
-      const symbol = this.ctx.declare('instance', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, `${name} = ${target ? target.qname : textOf(m, mem.component.span)}`, mem.doc, e.symbol);
+      const symbol = this.ctx.declare('instance', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, () => `${name} = ${target ? target.qname : textOf(m, mem.component.span)}`, mem.doc, e.symbol);
       const inst: InstInfo = {
         name,
         decl: mem,
@@ -234,7 +234,7 @@ export class Systems {
         continue;
       }
       if (!end) continue;
-      const symbol = this.ctx.declare('export', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, `export ${name} = ${mem.port.instance.name}.${mem.port.port.name} (${end.port.direction} ${end.port.protocol?.entry.qname ?? '?'})`, undefined, e.symbol);
+      const symbol = this.ctx.declare('export', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, () => `export ${name} = ${mem.port.instance.name}.${mem.port.port.name} (${end.port.direction} ${end.port.protocol?.entry.qname ?? '?'})`, undefined, e.symbol);
       info.exports.set(name, { name, direction: end.port.direction, protocol: end.port.protocol, optional: end.port.optional, symbol, decl: mem, inst: end.inst, port: end.port.name });
     }
 

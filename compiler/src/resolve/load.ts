@@ -153,7 +153,7 @@ export class Loader {
     this.ctx.byFile.set(file, m);
     this.ctx.program.files.set(file, ast);
     this.ctx.program.texts.set(file, text);
-    this.ctx.program.symbols.set(m.symbol, {
+    if (this.ctx.indexing) this.ctx.program.symbols.set(m.symbol, {
       id: m.symbol,
       kind: 'module',
       name: path.split('.').pop() ?? path,

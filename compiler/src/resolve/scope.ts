@@ -48,7 +48,7 @@ export function declareModules(ctx: Ctx): void {
         continue;
       }
       const qname = `${m.path}.${name}`;
-      const symbol = ctx.declare(kind, m.file, name, named.name, d.span, qname, `${kind} ${qname}`, (d as { doc?: string }).doc);
+      const symbol = ctx.declare(kind, m.file, name, named.name, d.span, qname, () => `${kind} ${qname}`, (d as { doc?: string }).doc);
       m.decls.set(name, { kind, name, qname, decl: named, module: m, symbol });
     }
   }

@@ -59,8 +59,11 @@ export class Protocols {
         });
         continue;
       }
-      const sig = m.text.slice(op.span.start, op.span.end).replace(/\s+/g, ' ');
-      const symbol = this.ctx.declare('operation', m.file, `${e.name}.${name}`, op.name, op.span, `${e.qname}.${name}`, sig.length > 100 ? sig.slice(0, 97) + '...' : sig, op.doc, e.symbol);
+      const signature = () => {
+        const sig = m.text.slice(op.span.start, op.span.end).replace(/\s+/g, ' ');
+        return sig.length > 100 ? sig.slice(0, 97) + '...' : sig;
+      };
+      const symbol = this.ctx.declare('operation', m.file, `${e.name}.${name}`, op.name, op.span, `${e.qname}.${name}`, signature, op.doc, e.symbol);
       const input = this.message(info, op.input, m, `${name}.input`, symbol);
       const out: OpInfo = { name, kind: op.opKind, input, symbol, decl: op };
       if (op.opKind === 'call') out.output = this.message(info, op.output, m, `${name}.output`, symbol);

@@ -137,7 +137,7 @@ export class Types {
           seen.set(name, f.name.span);
           let sub: SymCtx | undefined;
           if (sym) {
-            const id = this.ctx.declare('field', m.file, `${sym.path}.${name}`, f.name, f.span, `${sym.qname}.${name}`, `${name}${f.optional ? '?' : ''}: ${typeText(f.type, m)}`, f.doc, sym.container);
+            const id = this.ctx.declare('field', m.file, `${sym.path}.${name}`, f.name, f.span, `${sym.qname}.${name}`, () => `${name}${f.optional ? '?' : ''}: ${typeText(f.type, m)}`, f.doc, sym.container);
             sub = { path: `${sym.path}.${name}`, container: id, qname: `${sym.qname}.${name}` };
           }
           fields.push({ name, optional: f.optional, type: this.check(f.type, m, sub) });
@@ -159,7 +159,7 @@ export class Types {
           }
           seen.set(mem.name, mem.span);
           members.push(mem.name);
-          if (sym) this.ctx.declare('enum-member', m.file, `${sym.path}.${mem.name}`, mem, mem.span, `${sym.qname}.${mem.name}`, `enum member ${mem.name}`, undefined, sym.container);
+          if (sym) this.ctx.declare('enum-member', m.file, `${sym.path}.${mem.name}`, mem, mem.span, `${sym.qname}.${mem.name}`, () => `enum member ${mem.name}`, undefined, sym.container);
         }
         if (t.members.length === 0) {
           this.ctx.report('MCL0318', 'an enum needs at least one member', m.file, t.span, { hint: 'list the members: `enum { a, b }`' });
@@ -183,7 +183,7 @@ export class Types {
           seen.set(name, v.name.span);
           let sub: SymCtx | undefined;
           if (sym) {
-            const id = this.ctx.declare('variant', m.file, `${sym.path}.${name}`, v.name, v.span, `${sym.qname}.${name}`, v.type ? `${name}: ${typeText(v.type, m)}` : name, undefined, sym.container);
+            const id = this.ctx.declare('variant', m.file, `${sym.path}.${name}`, v.name, v.span, `${sym.qname}.${name}`, () => v.type ? `${name}: ${typeText(v.type, m)}` : name, undefined, sym.container);
             sub = { path: `${sym.path}.${name}`, container: id, qname: `${sym.qname}.${name}` };
           }
           variants.push(v.type ? { name, type: this.check(v.type, m, sub) } : { name });
