@@ -1,6 +1,6 @@
 // Doctor data: what the substrate needs on this host and whether it is there.
 
-import { constants, existsSync } from 'node:fs';
+import { constants, existsSync, readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { execa } from 'execa';
 import { findBusybox, resolveKernel } from '../image/index';
@@ -67,6 +67,8 @@ export async function doctor(options: CacheOptions & { probe?: boolean } = {}): 
   const vhostVsock = existsSync('/dev/vhost-vsock');
   checks.push({ name: 'vhost-vsock', ok: true, detail: vhostVsock ? 'available (not needed: ports use virtio-serial)' : 'not available (not needed: ports use virtio-serial)' });
 
+  checks.push(ksmCheck(readKsmHost(), process.env.MCL_QEMU_KSM === '1'));
+
   const shm = shmDir();
   const free = freeBytes(shm);
   checks.push(
@@ -86,4 +88,46 @@ export async function doctor(options: CacheOptions & { probe?: boolean } = {}): 
     shmDir: shm,
     checks,
   };
+}
+
+/** What the kernel offers for same-page merging, from /sys/kernel/mm/ksm. */
+export interface KsmHost {
+  /** /sys/kernel/mm/ksm/run: 0 stopped, 1 running, 2 stopped and unmerged; null without KSM. */
+  run: number | null;
+  /** The kernel has prctl(PR_SET_MEMORY_MERGE) (Linux 6.4, which also added general_profit). */
+  processMerge: boolean;
+}
+
+export function readKsmHost(dir = '/sys/kernel/mm/ksm'): KsmHost {
+  let run: number | null = null;
+  try {
+    run = Number(readFileSync(`${dir}/run`, 'utf8').trim());
+  } catch {
+    // No KSM in this kernel.
+  }
+  return { run: Number.isInteger(run) ? run : null, processMerge: existsSync(`${dir}/general_profit`) };
+}
+
+/**
+ * The KSM line of the report. Merging QEMU's own memory is opt-in
+ * (MCL_QEMU_KSM=1, see qemu.ts): the check fails only when it was asked for
+ * and cannot happen; otherwise it says what the host does. Guest RAM is kept
+ * out of KSM either way.
+ */
+export function ksmCheck(host: KsmHost, optIn: boolean): DoctorCheck {
+  const guest = 'guest RAM is never merged';
+  if (host.run === null) {
+    return optIn
+      ? { name: 'ksm', ok: false, detail: 'MCL_QEMU_KSM=1 but this kernel has no KSM (/sys/kernel/mm/ksm)', hint: 'unset MCL_QEMU_KSM, or use a kernel built with CONFIG_KSM' }
+      : { name: 'ksm', ok: true, detail: 'not in this kernel (not needed)' };
+  }
+  const state = host.run === 1 ? 'ksmd running' : `ksmd stopped (run=${host.run})`;
+  if (!optIn) return { name: 'ksm', ok: true, detail: `${state}; QEMU's own memory not offered to it (MCL_QEMU_KSM=1 would); ${guest}` };
+  if (!host.processMerge) {
+    return { name: 'ksm', ok: false, detail: `MCL_QEMU_KSM=1 but this kernel has no prctl(PR_SET_MEMORY_MERGE) (Linux 6.4 or later); ${state}`, hint: 'unset MCL_QEMU_KSM, or use Linux 6.7 or later' };
+  }
+  if (host.run !== 1) {
+    return { name: 'ksm', ok: false, detail: `MCL_QEMU_KSM=1 but ${state}: nothing is merged`, hint: 'as root: echo 1 > /sys/kernel/mm/ksm/run (see spec/guest.md for the CPU it costs)' };
+  }
+  return { name: 'ksm', ok: true, detail: `${state}; QEMU's own memory offered to it (MCL_QEMU_KSM=1); ${guest}` };
 }

@@ -98,10 +98,10 @@ describe('launchCommand', () => {
       { ...host, arch: 'mips' },
       { ...host, keepThp: true },
     ]) {
-      expect(launchCommand('/q', ['-m', '128M'], h)).toEqual({ file: '/q', args: ['-m', '128M'], thpOff: false, dieWithParent: false });
+      expect(launchCommand('/q', ['-m', '128M'], h)).toEqual({ file: '/q', args: ['-m', '128M'], thpOff: false, dieWithParent: false, ksm: false });
     }
     // A parent that runs with THP off passes it on: no perl needed.
-    expect(launchCommand('/q', ['-m', '128M'], { ...host, inherited: true })).toEqual({ file: '/q', args: ['-m', '128M'], thpOff: true, dieWithParent: false });
+    expect(launchCommand('/q', ['-m', '128M'], { ...host, inherited: true })).toEqual({ file: '/q', args: ['-m', '128M'], thpOff: true, dieWithParent: false, ksm: false });
   });
   it('sets a parent-death signal through perl when asked, also where THP needs no perl', () => {
     for (const h of [host, { ...host, inherited: true }, { ...host, thpMode: 'never' }]) {
@@ -116,7 +116,7 @@ describe('launchCommand', () => {
     expect(launchCommand('/q', [], { ...host, inherited: true }, { dieWithParent: true }).thpOff).toBe(true);
     expect(launchCommand('/q', [], { ...host, thpMode: 'never' }, { dieWithParent: true }).args[1]).not.toContain(', 41, 1');
     // No perl: QEMU starts directly and says it will not die with its parent.
-    expect(launchCommand('/q', [], { ...host, perl: null }, { dieWithParent: true })).toEqual({ file: '/q', args: [], thpOff: false, dieWithParent: false });
+    expect(launchCommand('/q', [], { ...host, perl: null }, { dieWithParent: true })).toEqual({ file: '/q', args: [], thpOff: false, dieWithParent: false, ksm: false });
   });
   it('reads the selected THP mode', () => {
     expect(parseThpMode('always [madvise] never\n')).toBe('madvise');
