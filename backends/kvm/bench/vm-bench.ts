@@ -1,7 +1,8 @@
 // Benchmark of the VM substrate (run: npm run bench:vm, or node scripts/run-ts.mjs backends/kvm/bench/vm-bench.ts).
 //
 // Measures, for one image and a 128 MiB guest, in one run:
-// - cold boot to the agent answering, and the fork of a template clone to the same point;
+// - cold boot to the agent answering, and the fork of a template clone to the same point, both
+//   with QEMU started for the fork (forkClone) and with QEMU started ahead of time (ClonePool.take);
 // - the two restores QEMU itself offers, to the same point: savevm/loadvm (an internal
 //   snapshot in a qcow2 image, restored with -loadvm) and migrate-to-file (restored with
 //   -incoming);
@@ -22,7 +23,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { buildImage, ControlChannel, ensureTemplate, forkClone, probeAccelerator, QmpClient, readCpuMs, readMemory, type Clone, type GuestIdentity, type MemoryUsage, type Template } from '../src/vm/index';
+import { buildImage, ClonePool, ControlChannel, ensureTemplate, forkClone, probeAccelerator, QmpClient, readCpuMs, readMemory, type Clone, type GuestIdentity, type MemoryUsage, type Template } from '../src/vm/index';
 import { readMemoryBreakdown, type MemoryBreakdown } from '../src/vm/memory';
 import { launchCommand, launchHost, qemuArgs, requireQemu, shQuote } from '../src/vm/qemu';
 import { layoutOf } from '../src/vm/template';
@@ -210,12 +211,27 @@ async function main() {
       await killGuest(g);
     }
 
-    // Forks, one at a time.
+    // Forks, one at a time: QEMU started for the fork, then QEMU started ahead of time (a pool of one, refilled
+    // between forks so the refill never runs during a measured fork). Pooled CPU is what QEMU spent from the take.
     const forks: { readyMs: number; cpuMs: number; phases: Clone['phases'] }[] = [];
     for (let i = 0; i < N_FORKS; i++) {
       const c = await forkClone(template, { name: `f${i}`, controlSocket: path.join(dir, `f${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `f${i}.log`) });
       forks.push({ readyMs: c.readyMs, cpuMs: await readCpuMs(c.pid), phases: c.phases });
       await c.kill();
+    }
+    const pooled: { readyMs: number; cpuMs: number; phases: Clone['phases'] }[] = [];
+    const clonePool = new ClonePool(template, { dir: path.join(dir, 'pool'), size: 1, onError: (e) => console.error(`pool: ${e.message}`) });
+    try {
+      for (let i = 0; i < N_FORKS; i++) {
+        await clonePool.fill();
+        const cpuBefore = await readCpuMs(clonePool.pids()[0]);
+        const c = await clonePool.take({ name: `g${i}`, controlSocket: path.join(dir, `g${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `g${i}.log`) });
+        if (!c.pooled) throw new Error('the pool had no process waiting');
+        pooled.push({ readyMs: c.readyMs, cpuMs: (await readCpuMs(c.pid)) - cpuBefore, phases: c.phases });
+        await c.kill();
+      }
+    } finally {
+      await clonePool.close();
     }
 
     // QEMU's savevm/loadvm: an internal snapshot of a cold-booted guest in a qcow2 image no device uses.
@@ -262,14 +278,24 @@ async function main() {
     }
 
     const coldMs = median(cold.map((g) => g.readyMs));
+    const coldCpu = median(cold.map((g) => g.cpuMs));
     const forkMs = median(forks.map((f) => f.readyMs));
-    timing.push(['cold boot to ready (median of 3)', `${coldMs} ms (QEMU CPU ${median(cold.map((g) => g.cpuMs))} ms)`]);
-    timing.push([`fork to ready (median / p90 of ${N_FORKS})`, `${forkMs} / ${p90(forks.map((f) => f.readyMs))} ms (QEMU CPU ${median(forks.map((f) => f.cpuMs))} ms)`]);
+    const pooledMs = median(pooled.map((f) => f.readyMs));
+    // CPU figures are in clock ticks (10 ms): a floor of one tick keeps a ratio finite.
+    const speedUp = (ms: number, cpu: number) => `${(coldMs / ms).toFixed(1)}x / ${(coldCpu / Math.max(10, cpu)).toFixed(1)}x`;
+    timing.push(['cold boot to ready (median of 3)', `${coldMs} ms (QEMU CPU ${coldCpu} ms)`]);
+    timing.push([`fork to ready, pooled (QEMU started ahead; median / p90 of ${N_FORKS})`, `${pooledMs} / ${p90(pooled.map((f) => f.readyMs))} ms (QEMU CPU from the take ${median(pooled.map((f) => f.cpuMs))} ms)`]);
+    timing.push([
+      '  rename sockets and files / state load + cont / handshake (medians)',
+      `${median(pooled.map((f) => f.phases.connectMs))} / ${median(pooled.map((f) => f.phases.loadMs))} / ${median(pooled.map((f) => f.phases.handshakeMs))} ms`,
+    ]);
+    timing.push(['  speed-up over cold boot (wall / QEMU CPU)', speedUp(pooledMs, median(pooled.map((f) => f.cpuMs)))]);
+    timing.push([`fork to ready, including QEMU start (median / p90 of ${N_FORKS})`, `${forkMs} / ${p90(forks.map((f) => f.readyMs))} ms (QEMU CPU ${median(forks.map((f) => f.cpuMs))} ms)`]);
     timing.push([
       '  QEMU start / state load + cont / handshake (medians)',
       `${median(forks.map((f) => f.phases.connectMs))} / ${median(forks.map((f) => f.phases.loadMs))} / ${median(forks.map((f) => f.phases.handshakeMs))} ms`,
     ]);
-    timing.push(['fork speed-up over cold boot (wall / QEMU CPU)', `${(coldMs / forkMs).toFixed(1)}x / ${(median(cold.map((g) => g.cpuMs)) / Math.max(10, median(forks.map((f) => f.cpuMs)))).toFixed(1)}x`]);
+    timing.push(['  speed-up over cold boot (wall / QEMU CPU)', speedUp(forkMs, median(forks.map((f) => f.cpuMs)))]);
     timing.push([`QEMU savevm/loadvm restore to ready (qcow2, -loadvm; median of ${N_RESTORES})`, `${median(loadvm.map((r) => r.readyMs))} ms (savevm took ${savevmMs} ms; vmstate ${mib(vmstateBytes)} MiB)`]);
     timing.push(['  private memory per loadvm-restored guest (median)', `${mib(median(loadvm.map((r) => r.priv)))} MiB`]);
     timing.push([`QEMU migrate-to-file restore to ready (-incoming; median of ${N_RESTORES})`, `${median(incoming.map((r) => r.readyMs))} ms (state ${mib(fullBytes)} MiB)`]);
@@ -325,7 +351,7 @@ async function main() {
     const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
     targets.push([`private memory per idle clone <= 10% of guest RAM, as forked`, `${verdict(privBare <= MEMORY / 10)} (${pct(privBare)})`]);
     targets.push([`  the same, deployed`, `${verdict(privDeployed <= MEMORY / 10)} (${pct(privDeployed)})`]);
-    targets.push(['fork to ready >= 30x faster than cold boot to ready', `${verdict(coldMs / forkMs >= 30)} (${(coldMs / forkMs).toFixed(1)}x)`]);
+    targets.push(['fork to ready >= 30x faster than cold boot to ready (pooled)', `${verdict(coldMs / pooledMs >= 30)} (${(coldMs / pooledMs).toFixed(1)}x; including QEMU start ${(coldMs / forkMs).toFixed(1)}x)`]);
   } finally {
     await Promise.all(live.clones.map((c) => c.kill()));
     await Promise.all(live.guests.map(killGuest));
