@@ -1,6 +1,7 @@
 // Shared helpers for the language tests.
 
-import { LineIndex, type Diagnostic } from '../src/index';
+import { expect } from 'vitest';
+import { LineIndex, parse, type Diagnostic, type ParseResult } from '../src/index';
 
 /** Renders diagnostics as `file:line:col code message` lines, the format of the golden files. */
 export function renderDiagnostics(text: string, diagnostics: readonly Diagnostic[]): string {
@@ -21,4 +22,21 @@ export function hasInternalPlaceholder(value: unknown): boolean {
   const span = (value as { span?: { start: number } }).span;
   if (span && span.start < 0) return true;
   return Object.values(value).some(hasInternalPlaceholder);
+}
+
+/**
+ * Parses `text` with the fast path (falling back as `parse` does) and with the
+ * Chevrotain parser alone, and asserts that both give the same tree, field order
+ * included, and the same diagnostics. Returns the default parse.
+ */
+export function compareEngines(text: string, path: string): ParseResult {
+  const r = parse(text, path);
+  const ref = parse(text, path, { engine: 'chevrotain' });
+  expect(ref.engine).toBe('chevrotain');
+  const a = JSON.stringify(r.file);
+  const b = JSON.stringify(ref.file);
+  if (a !== b) expect(r.file).toEqual(ref.file);
+  expect(a).toBe(b);
+  expect(r.diagnostics).toEqual(ref.diagnostics);
+  return r;
 }
