@@ -342,6 +342,20 @@ describe('supervisor', () => {
     expect(rt.live()).toHaveLength(0);
     expect(FakeBroker.all[0].closed).toBe(true);
     expect(sup.processes()).toEqual([]);
+    // Processes the runtime started ahead of time go too.
+    expect(rt.releases).toBe(1);
+  });
+
+  it('lets the runtime keep processes for later forks beside the clone directories, where the reaper looks', async () => {
+    await sup.apply(webstack(), req, emit);
+    const spare = join(dir, 'clones');
+    expect(rt.forks.every((c) => c.req.spareDir === spare)).toBe(true);
+    // Restarts fork with it too.
+    const db = rt.live('db')[0];
+    db.crash();
+    await until(() => rt.live('db').length === 1 && rt.live('db')[0] !== db);
+    expect(rt.live('db')[0].req.spareDir).toBe(spare);
+    expect(rt.releases).toBe(0);
   });
 });
 

@@ -19,6 +19,13 @@ export interface CloneRequest {
   readyTimeoutMs: number;
   /** Leave the clone paused after the fork (a warm clone for a future session). */
   paused?: boolean;
+  /**
+   * A directory on the file system of `dir` where the runtime may keep
+   * processes started ahead of time for later forks, each in a subdirectory
+   * with a `qemu.pid`, so a later supervisor reaps them like clones. Without
+   * it every fork starts its process from scratch.
+   */
+  spareDir?: string;
 }
 
 export interface ExitInfo {
@@ -54,6 +61,8 @@ export interface GuestRuntime {
   prepare(plan: Plan, templateIds: readonly string[], onEvent: EventSink): Promise<void>;
   /** Forks a clone of the instance's template and starts its program. */
   fork(req: CloneRequest): Promise<CloneHandle>;
+  /** Stops what the runtime keeps ready for later forks (processes started ahead of time); forks after it still work. */
+  release?(): Promise<void>;
 }
 
 /** The subset of @mcl/broker's Broker the supervisor uses. */

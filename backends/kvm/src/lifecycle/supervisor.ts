@@ -263,6 +263,7 @@ export class Supervisor {
       );
     }
     if (this.broker) await this.broker.close();
+    await this.o.runtime.release?.();
     this.broker = null;
     this.brokerKey = '';
     this.plan = null;
@@ -324,7 +325,9 @@ export class Supervisor {
     c.stopping = false;
     let handle: CloneHandle;
     try {
-      handle = await this.o.runtime.fork({ instance: inst.plan, index: c.index, dir: c.dir, readyTimeoutMs: inst.readyTimeoutMs, paused });
+      // Processes the runtime starts ahead of time live beside the clone directories, where the reaper looks.
+      const spareDir = join(this.o.runDir, 'clones');
+      handle = await this.o.runtime.fork({ instance: inst.plan, index: c.index, dir: c.dir, readyTimeoutMs: inst.readyTimeoutMs, paused, spareDir });
     } catch (e) {
       c.state = 'crashed';
       c.lastExit = `fork failed: ${(e as Error).message}`;

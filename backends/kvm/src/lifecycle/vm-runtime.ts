@@ -2,11 +2,18 @@
 // VM substrate (../vm). Each clone gets its sockets, pid file and console log
 // in the directory the supervisor gives it, so a later supervisor can find and
 // reap it by its pid file.
+//
+// Forks go through a ClonePool per template when the request names a spare
+// directory: QEMU processes started ahead of time wait there (one
+// subdirectory with a pid file each, which a later supervisor reaps like a
+// clone's), and a fork only renames one's sockets to the clone's directory
+// and loads the state. The pool is filled after the first fork of a template
+// and refilled after every fork; `release()` kills what waits.
 
 import { join } from 'node:path';
 import type { Plan, PlanInstance } from '@mcl/plan';
 import { processStartTime } from '@mcl/plan/state-store';
-import { buildImage, ensureTemplate, forkClone, probeAccelerator } from '../vm/index';
+import { buildImage, ClonePool, ensureTemplate, forkClone, probeAccelerator } from '../vm/index';
 import type { AccelName, BuiltImage, Clone, Template } from '../vm/index';
 import type { EventSink } from './events';
 import type { CloneHandle, CloneRequest, ExitInfo, GuestRuntime } from './runtime';
@@ -15,12 +22,26 @@ export interface VmRuntimeOptions {
   cacheDir?: string;
   /** Bound for a template's cold boot; default 120 s (TCG on a busy host is slow). */
   bootTimeoutMs?: number;
+  /**
+   * QEMU processes kept started per template for the next forks; default
+   * `$MCL_POOL_SIZE`, else 1. 0 forks every clone directly.
+   */
+  poolSize?: number;
+  /** Diagnostics (a pooled process that failed to start). */
+  log?: (line: string) => void;
+}
+
+function defaultPoolSize(): number {
+  const n = Number(process.env.MCL_POOL_SIZE);
+  return process.env.MCL_POOL_SIZE !== undefined && Number.isInteger(n) && n >= 0 ? n : 1;
 }
 
 export class VmRuntime implements GuestRuntime {
   private accel: AccelName | null = null;
   private readonly images = new Map<string, Promise<BuiltImage>>();
   private readonly templates = new Map<string, Template>();
+  /** By template key; each pool's processes live in the spare directory it was created for. */
+  private readonly pools = new Map<string, ClonePool>();
   private plan: Plan | null = null;
 
   constructor(private readonly opts: VmRuntimeOptions = {}) {}
@@ -33,6 +54,12 @@ export class VmRuntime implements GuestRuntime {
 
   async prepare(plan: Plan, templateIds: readonly string[], emit: EventSink): Promise<void> {
     this.plan = plan;
+    // Processes waiting for a template the new plan no longer has would wait forever.
+    const keys = new Set(plan.templates.map((t) => templateKey(plan, t.id)));
+    const unused = [...this.pools.keys()].filter((k) => !keys.has(k));
+    const closing = unused.map((k) => this.pools.get(k)!.close());
+    for (const k of unused) this.pools.delete(k);
+    await Promise.all(closing);
     for (const id of templateIds) {
       const t = plan.templates.find((x) => x.id === id);
       if (!t) throw new Error(`the plan has no template ${id}`);
@@ -82,7 +109,7 @@ export class VmRuntime implements GuestRuntime {
       portSockets[p.name] = path;
     }
     const consoleLog = join(req.dir, 'console.log');
-    const clone = await forkClone(tpl, {
+    const options = {
       name: `${req.instance.id}#${req.index}`,
       controlSocket: join(req.dir, 'ctl.sock'),
       qmpSocket: join(req.dir, 'qmp.sock'),
@@ -91,7 +118,9 @@ export class VmRuntime implements GuestRuntime {
       pidFile: join(req.dir, 'qemu.pid'),
       readyTimeoutMs: req.readyTimeoutMs,
       paused: !!req.paused,
-    });
+    };
+    const pool = req.spareDir ? this.poolFor(templateKey(plan, req.instance.template), tpl, req.spareDir) : null;
+    const clone = pool ? await pool.take(options) : await forkClone(tpl, options);
     const identify = () =>
       clone.sendIdentity(
         { instanceId: req.instance.id, clone: req.index, ports: req.instance.ports.map((p) => ({ name: p.name, slot: p.slot })), program: programFor(req.instance, req.index) },
@@ -104,6 +133,29 @@ export class VmRuntime implements GuestRuntime {
       throw e;
     }
     return new VmClone(clone, portSockets, consoleLog, identify);
+  }
+
+  /** Kills the QEMU processes waiting in the pools. Later forks start new pools. */
+  async release(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.close()));
+  }
+
+  private poolFor(key: string, tpl: Template, dir: string): ClonePool | null {
+    const size = this.opts.poolSize ?? defaultPoolSize();
+    if (size <= 0) return null;
+    let pool = this.pools.get(key);
+    // A template rebuilt under the same key (its files were gone) needs processes started from the new files.
+    if (pool && (pool.template !== tpl || pool.dir !== dir)) {
+      void pool.close();
+      pool = undefined;
+    }
+    if (!pool) {
+      pool = new ClonePool(tpl, { dir, size, onError: (e) => this.opts.log?.(`template ${tpl.id}: ${e.message}`) });
+      this.pools.set(key, pool);
+    }
+    return pool;
   }
 }
 
