@@ -18,13 +18,20 @@
 // off where perl can turn them off). Cold-booted guests and QEMU's own restores stand for
 // what a user would run without mcl: plain QEMU, THP as the host has it, anonymous RAM
 // (memory-backend-ram) instead of the template's RAM file, the template's devices.
+//
+// With MCL_QEMU_KSM=1 and ksmd running (/sys/kernel/mm/ksm/run = 1), clones offer their
+// own memory to KSM (see qemu.ts): each memory measurement of the clones then waits for
+// two full ksmd scans after the clones reached that state (at most 10 minutes), and the
+// table adds what merged and what ksmd cost. Raise /sys/kernel/mm/ksm/pages_to_scan to
+// shorten the wait. Cold-booted guests never get the setting.
 
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { buildImage, ClonePool, ControlChannel, ensureTemplate, forkClone, probeAccelerator, QmpClient, readCpuMs, readMemory, type Clone, type GuestIdentity, type MemoryUsage, type Template } from '../src/vm/index';
-import { readMemoryBreakdown, type MemoryBreakdown } from '../src/vm/memory';
+import { readKsmHost } from '../src/vm/doctor';
+import { readKsmUsage, readMemoryBreakdown, type KsmUsage, type MemoryBreakdown } from '../src/vm/memory';
 import { launchCommand, launchHost, qemuArgs, requireQemu, shQuote } from '../src/vm/qemu';
 import { layoutOf } from '../src/vm/template';
 
@@ -88,7 +95,7 @@ async function startGuest(template: Template, dir: string, name: string, o: Gues
   args[i] = `memory-backend-ram,id=mem,size=${MEMORY / 1048576}M`;
   if (o.vmstateImage) args.push('-drive', `if=none,id=vmstate,format=qcow2,file=${o.vmstateImage}`);
   if (o.loadvm) args.push('-loadvm', o.loadvm);
-  const launch = launchCommand(requireQemu(), args, { ...launchHost(), keepThp: true });
+  const launch = launchCommand(requireQemu(), args, { ...launchHost(), keepThp: true, ksm: false });
   const start = Date.now();
   const proc = execa(launch.file, launch.args, { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'inherit' });
   try {
@@ -168,6 +175,7 @@ async function cpuPercent(pids: number[], ms: number): Promise<number> {
 interface CloneMemory {
   rollup: MemoryUsage[];
   parts: MemoryBreakdown[];
+  ksm: KsmUsage[];
   /** Sum of PSS, with the template RAM file counted whole (its tmpfs pages) instead of the clones' shares of it. */
   hostBytes: number;
 }
@@ -176,7 +184,32 @@ async function cloneMemory(clones: Clone[], template: Template, tmpfsBytes: numb
   const rollup = await Promise.all(clones.map((c) => c.memory()));
   const parts = await Promise.all(clones.map((c) => readMemoryBreakdown(c.pid, template.memPath)));
   const shares = await Promise.all(clones.map((c) => filePss(c.pid, template.memPath)));
-  return { rollup, parts, hostBytes: sum(rollup.map((m) => m.pss)) - sum(shares) + tmpfsBytes };
+  const ksm = await Promise.all(clones.map((c) => readKsmUsage(c.pid)));
+  return { rollup, parts, ksm, hostBytes: sum(rollup.map((m) => m.pss)) - sum(shares) + tmpfsBytes };
+}
+
+const KSM_DIR = '/sys/kernel/mm/ksm';
+const ksmValue = async (f: string) => Number((await readFile(`${KSM_DIR}/${f}`, 'utf8')).trim());
+
+/** CPU time of the ksmd kernel thread in ms, or 0 when there is none. */
+async function ksmdCpuMs(): Promise<number> {
+  const { stdout } = await execa('pgrep', ['-x', 'ksmd'], { reject: false });
+  const pid = Number(stdout.split('\n')[0]);
+  return pid > 0 ? readCpuMs(pid) : 0;
+}
+
+interface KsmWait {
+  ms: number;
+  ksmdCpuMs: number;
+}
+
+/** Waits until ksmd has finished two full scans from now (pages merge on the second look), at most 10 minutes. */
+async function ksmSettle(): Promise<KsmWait> {
+  const scans = await ksmValue('full_scans');
+  const cpu = await ksmdCpuMs();
+  const start = Date.now();
+  while ((await ksmValue('full_scans')) < scans + 2 && Date.now() - start < 600_000) await sleep(250);
+  return { ms: Date.now() - start, ksmdCpuMs: (await ksmdCpuMs()) - cpu };
 }
 
 function breakdownRows(rows: [string, string][], m: CloneMemory): void {
@@ -224,7 +257,9 @@ async function main() {
     try {
       for (let i = 0; i < N_FORKS; i++) {
         await clonePool.fill();
-        const cpuBefore = await readCpuMs(clonePool.pids()[0]);
+        const waiting = clonePool.pids()[0];
+        if (waiting === undefined) throw new Error('the pool could not start a QEMU process');
+        const cpuBefore = await readCpuMs(waiting);
         const c = await clonePool.take({ name: `g${i}`, controlSocket: path.join(dir, `g${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `g${i}.log`) });
         if (!c.pooled) throw new Error('the pool had no process waiting');
         pooled.push({ readyMs: c.readyMs, cpuMs: (await readCpuMs(c.pid)) - cpuBefore, phases: c.phases });
@@ -309,11 +344,17 @@ async function main() {
     }
     await Promise.all(clones.map((c) => c.control.ping(30_000)));
     await sleep(3_000);
+    const ksmOn = launchCommand('qemu', [], host).ksm && readKsmHost().run === 1;
+    const bareWait = ksmOn ? await ksmSettle() : null;
+    const ksmd0 = await ksmdCpuMs();
+    const ksmdT0 = Date.now();
     const bareCpu = await cpuPercent(clones.map((c) => c.pid), 5_000);
+    const ksmdSteady = (100 * ((await ksmdCpuMs()) - ksmd0)) / (Date.now() - ksmdT0);
     const tmpfsBytes = async () => Number((await execa('du', ['-B1', template.memPath])).stdout.split('\t')[0]);
     const bare = await cloneMemory(clones, template, await tmpfsBytes());
     for (const [i, c] of clones.entries()) await c.sendIdentity(identity(i), 60_000);
     await sleep(3_000);
+    const deployedWait = ksmOn ? await ksmSettle() : null;
     const deployedCpu = await cpuPercent(clones.map((c) => c.pid), 5_000);
     const deployed = await cloneMemory(clones, template, await tmpfsBytes());
     await Promise.all(clones.map((c) => c.kill()));
@@ -341,6 +382,18 @@ async function main() {
     breakdownRows(memory, bare);
     memory.push([`private memory per idle clone, identity applied and a program waiting`, `${mib(privDeployed)} MiB = ${pct(privDeployed)} of guest RAM`]);
     breakdownRows(memory, deployed);
+    const anonBare = median(bare.ksm.map((k) => k.anonPss));
+    const anonDeployed = median(deployed.ksm.map((k) => k.anonPss));
+    memory.push(['proportional anonymous memory per idle clone (Pss_Anon), as forked / deployed', `${mib(anonBare)} / ${mib(anonDeployed)} MiB = ${pct(anonBare)} / ${pct(anonDeployed)}`]);
+    if (ksmOn && bareWait && deployedWait) {
+      const params = `pages_to_scan ${await ksmValue('pages_to_scan')}, sleep_millisecs ${await ksmValue('sleep_millisecs')}, use_zero_pages ${await ksmValue('use_zero_pages')}`;
+      memory.push(['KSM (MCL_QEMU_KSM=1, ksmd running)', params]);
+      memory.push(['  merged pages mapped per clone, as forked / deployed (median)', `${mib(median(bare.ksm.map((k) => k.merged + k.zero)))} / ${mib(median(deployed.ksm.map((k) => k.merged + k.zero)))} MiB`]);
+      memory.push(['  two full scans took, as forked / deployed (ksmd CPU)', `${(bareWait.ms / 1000).toFixed(1)} s (${bareWait.ksmdCpuMs} ms) / ${(deployedWait.ms / 1000).toFixed(1)} s (${deployedWait.ksmdCpuMs} ms)`]);
+      memory.push([`  ksmd CPU with ${N_CLONES} idle clones merged (mean over 5 s)`, `${ksmdSteady.toFixed(1)}% of one core`]);
+    } else {
+      memory.push(['KSM', `not used for the clones (${launchCommand('qemu', [], host).ksm ? 'ksmd is not running' : 'MCL_QEMU_KSM is not 1'})`]);
+    }
     memory.push(['CPU per idle clone, as forked / deployed (mean over 5 s)', `${bareCpu.toFixed(1)}% / ${deployedCpu.toFixed(1)}% of one core`]);
     memory.push(['RSS per idle clone, as forked / deployed (median)', `${mib(median(bare.rollup.map((m) => m.rss)))} / ${mib(median(deployed.rollup.map((m) => m.rss)))} MiB`]);
     memory.push([`total host memory, ${N_CLONES} deployed clones`, `${mib(deployed.hostBytes)} MiB (sum of PSS, template RAM file counted whole: ${mib(await tmpfsBytes())} MiB on tmpfs)`]);
@@ -351,6 +404,7 @@ async function main() {
     const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
     targets.push([`private memory per idle clone <= 10% of guest RAM, as forked`, `${verdict(privBare <= MEMORY / 10)} (${pct(privBare)})`]);
     targets.push([`  the same, deployed`, `${verdict(privDeployed <= MEMORY / 10)} (${pct(privDeployed)})`]);
+    targets.push([`  the same, as forked, proportional (Pss_Anon)`, `${verdict(anonBare <= MEMORY / 10)} (${pct(anonBare)})`]);
     targets.push(['fork to ready >= 30x faster than cold boot to ready (pooled)', `${verdict(coldMs / pooledMs >= 30)} (${(coldMs / pooledMs).toFixed(1)}x; including QEMU start ${(coldMs / forkMs).toFixed(1)}x)`]);
   } finally {
     await Promise.all(live.clones.map((c) => c.kill()));
@@ -373,7 +427,9 @@ would free (page tables, about 0.35 MiB per QEMU, are not in smaps and not count
 The breakdown sorts it by mapping: the template RAM file, the anonymous writable
 and executable mapping (TCG's translation buffer), [heap], files (QEMU's and its
 libraries' relocated data), everything else. PSS shares each shared page among
-the processes that map it.`);
+the processes that map it. Pss_Anon is the anonymous part of PSS: with KSM, a page
+merged with another of the same process counts as shared in the private figure,
+while Pss_Anon charges each of its mappings its share.`);
   const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
   console.log(`\nhost: ${os.cpus().length} cpus, load average ${load}`);
 }

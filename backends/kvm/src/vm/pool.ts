@@ -74,6 +74,11 @@ export class ClonePool {
     this.size = Math.max(0, Math.floor(options.size ?? 1));
   }
 
+  /** The directory the pooled processes live in. */
+  get dir(): string {
+    return this.options.dir;
+  }
+
   /** Processes started and waiting to be taken. */
   get available(): number {
     return this.idle.length;
@@ -91,17 +96,16 @@ export class ClonePool {
 
   /**
    * Starts processes until `size` are waiting or starting, and resolves once
-   * those it started are waiting (or failed, reported through onError).
+   * every process being started is waiting (or failed, reported through
+   * onError).
    */
   async fill(): Promise<void> {
-    const started: Promise<Pooled | null>[] = [];
     while (!this.closed && this.idle.length + this.starting.size < this.size) {
       const p = this.startOne();
       this.starting.add(p);
       p.finally(() => this.starting.delete(p)).catch(() => undefined);
-      started.push(p);
     }
-    await Promise.all(started);
+    await Promise.all([...this.starting]);
   }
 
   /**

@@ -126,7 +126,10 @@ describe('ClonePool', () => {
     const clone = await pool.take({ name: 'refill#0', controlSocket: path.join(run, 'r0.ctl'), dataPortSockets: [], logFile: path.join(run, 'r0.log') });
     clones.push(clone);
     expect(clone.pid).toBe(first);
-    const [second] = await until('the pool to refill', () => pool.available === 1 && pool.pids(), 60_000);
+    // The replacement is started in the background once the clone is ready; fill() waits for it.
+    await pool.fill();
+    expect(pool.available).toBe(1);
+    const [second] = pool.pids();
     expect(second).not.toBe(first);
     expect(alive(second)).toBe(true);
     // The next take uses the refilled process.
