@@ -91,3 +91,38 @@ export function parseSmapsBreakdown(text: string, memPath: string): MemoryBreakd
 export async function readMemoryBreakdown(pid: number, memPath: string): Promise<MemoryBreakdown> {
   return parseSmapsBreakdown(await readFile(`/proc/${pid}/smaps`, 'utf8'), memPath);
 }
+
+/** Kernel same-page merging in one process, from /proc/<pid>/ksm_stat and smaps_rollup. */
+export interface KsmUsage {
+  /** Bytes of the process's mappings that are KSM pages (each one shared with pages of equal contents). */
+  merged: number;
+  /** Bytes merged into the kernel's zero page (/sys/kernel/mm/ksm/use_zero_pages). */
+  zero: number;
+  /** Every mapping of the process is mergeable (prctl PR_SET_MEMORY_MERGE); null when the kernel does not say. */
+  mergeAny: boolean | null;
+  /**
+   * Pss_Anon: anonymous bytes with each page divided among the mappings that
+   * share it. A KSM page counts as shared even when all its sharers are in one
+   * process, so Private_* understates what the process costs; this does not.
+   */
+  anonPss: number;
+}
+
+/** Parses /proc/<pid>/ksm_stat (page counts) and the Pss_Anon line of smaps_rollup (kB); absent fields are 0. */
+export function parseKsmUsage(ksmStat: string, rollup: string): KsmUsage {
+  const n = (re: RegExp, text: string) => Number(re.exec(text)?.[1] ?? 0);
+  const any = /^ksm_merge_any: (yes|no)$/m.exec(ksmStat)?.[1];
+  return {
+    merged: n(/^ksm_merging_pages (\d+)$/m, ksmStat) * 4096,
+    zero: n(/^ksm_zero_pages (\d+)$/m, ksmStat) * 4096,
+    mergeAny: any === undefined ? null : any === 'yes',
+    anonPss: n(/^Pss_Anon:\s+(\d+) kB$/m, rollup) * 1024,
+  };
+}
+
+/** KsmUsage of a process; a kernel without /proc/<pid>/ksm_stat reads as nothing merged. Rejects when the process is gone. */
+export async function readKsmUsage(pid: number): Promise<KsmUsage> {
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const stat = await readFile(`/proc/${pid}/ksm_stat`, 'utf8').catch(() => '');
+  return parseKsmUsage(stat, rollup);
+}

@@ -66,9 +66,10 @@ export function qemuArgs(layout: QemuLayout, inst: QemuInstanceArgs): string[] {
   // `-cpu host` aborted on some hosts.
   if (layout.accel === 'tcg') args.push('-cpu', 'max');
   args.push('-smp', String(layout.vcpus), '-m', mem);
+  // merge=off: QEMU does not offer guest RAM to KSM (see KSM below).
   args.push(
     '-object',
-    `memory-backend-file,id=mem,size=${mem},mem-path=${opt(layout.memPath)},share=${inst.shareMemory ? 'on' : 'off'}`,
+    `memory-backend-file,id=mem,size=${mem},mem-path=${opt(layout.memPath)},share=${inst.shareMemory ? 'on' : 'off'},merge=off`,
   );
   args.push('-kernel', layout.kernelPath, '-initrd', layout.initrdPath, '-append', KERNEL_CMDLINE);
   args.push('-chardev', `file,id=con,path=${opt(inst.logFile)},append=on`, '-serial', 'chardev:con');
@@ -162,27 +163,45 @@ const PR_SET_THP_DISABLE = 41;
 // same contents (the page-fusion side channel). The prctl would mark the
 // clone's private mapping of the template RAM file too, and QEMU's
 // `-machine mem-merge=off` only skips its own madvise: it does not undo the
-// prctl. GUEST_RAM_KSM_OFF, run over QMP before the clone first runs, makes
-// QEMU call madvise(MADV_UNMERGEABLE) on guest RAM, which clears the mapping's
-// mergeable flag for good (the prctl marks mappings only when created) and
-// undoes any merge already made. It runs for every clone, opt-in or not: a
-// parent process started with the setting (systemd's MemoryKSM=yes) passes it
-// on to QEMU, and QEMU's default (`mem-merge=on`) offers guest RAM to KSM
-// whenever the host runs ksmd.
+// prctl. So the memory backend is started with `merge=off` (QEMU's default,
+// `mem-merge=on`, would madvise guest RAM mergeable itself, which matters on
+// any host that runs ksmd), and where QEMU's memory is mergeable as a whole,
+// by MCL_QEMU_KSM=1 or because this process already is (a service started
+// with systemd's MemoryKSM=yes passes the prctl on to its children), the
+// commands of guestRamKsmOff(), run over QMP before the clone first runs, make
+// QEMU call madvise(MADV_UNMERGEABLE) on guest RAM. That clears the mapping's
+// mergeable flag for good (the prctl marks mappings only when they are
+// created) and undoes any merge already made. It walks the whole guest RAM
+// mapping (about 3 ms of QEMU CPU for 128 MiB), which is why it runs only
+// then.
 
 /** PR_SET_MEMORY_MERGE from <linux/prctl.h>. */
 const PR_SET_MEMORY_MERGE = 67;
 
+/** A QMP command and its arguments. */
+export interface QmpCommand {
+  execute: string;
+  arguments: Record<string, unknown>;
+}
+
 /**
- * QMP commands that keep a clone's guest RAM out of KSM. Setting the memory
+ * QMP commands that take a clone's guest RAM out of KSM. Setting the memory
  * backend's `merge` property to a new value makes QEMU madvise the whole RAM
- * block (hostmem.c, host_memory_backend_set_merge); a set to the current value
- * does nothing, hence on then off, whatever the command line left it at.
+ * block (hostmem.c, host_memory_backend_set_merge); setting the value it has
+ * does nothing, hence on and then off.
  */
-export const GUEST_RAM_KSM_OFF: readonly { execute: string; arguments: Record<string, unknown> }[] = [
+export const GUEST_RAM_KSM_OFF: readonly QmpCommand[] = [
   { execute: 'qom-set', arguments: { path: '/objects/mem', property: 'merge', value: true } },
   { execute: 'qom-set', arguments: { path: '/objects/mem', property: 'merge', value: false } },
 ];
+
+/**
+ * The commands to run before a clone first runs: GUEST_RAM_KSM_OFF where
+ * QEMU's memory is mergeable as a whole (see KSM above), none otherwise.
+ */
+export function guestRamKsmOff(host: LaunchHost = launchHost()): readonly QmpCommand[] {
+  return host.ksm || host.mergeAnyInherited ? GUEST_RAM_KSM_OFF : [];
+}
 
 export interface LaunchHost {
   /** The selected THP mode (`always`, `madvise`, `never`) or null when the kernel has no THP. */
@@ -197,6 +216,8 @@ export interface LaunchHost {
   inherited: boolean;
   /** `MCL_QEMU_KSM=1`: offer QEMU's own memory to kernel same-page merging (see KSM above). */
   ksm?: boolean;
+  /** This process is mergeable as a whole (`ksm_merge_any: yes` in /proc/self/ksm_stat), which its children inherit. */
+  mergeAnyInherited?: boolean;
 }
 
 /** The selected mode in the text of /sys/kernel/mm/transparent_hugepage/enabled (`always [madvise] never`). */
@@ -206,6 +227,7 @@ export function parseThpMode(text: string): string | null {
 
 let perlPath: string | null | undefined;
 let selfThpOff: boolean | undefined;
+let selfMergeAny: boolean | undefined;
 
 /** What decides how QEMU is started on this host. */
 export function launchHost(): LaunchHost {
@@ -223,6 +245,13 @@ export function launchHost(): LaunchHost {
       selfThpOff = false;
     }
   }
+  if (selfMergeAny === undefined) {
+    try {
+      selfMergeAny = /^ksm_merge_any: yes$/m.test(readFileSync('/proc/self/ksm_stat', 'utf8'));
+    } catch {
+      selfMergeAny = false;
+    }
+  }
   return {
     thpMode,
     arch: process.arch,
@@ -230,6 +259,7 @@ export function launchHost(): LaunchHost {
     keepThp: process.env.MCL_QEMU_THP === '1',
     inherited: selfThpOff,
     ksm: process.env.MCL_QEMU_KSM === '1',
+    mergeAnyInherited: selfMergeAny,
   };
 }
 

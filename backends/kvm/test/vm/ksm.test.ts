@@ -9,7 +9,8 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { ksmCheck, readKsmHost } from '../../src/vm/doctor';
 import { which } from '../../src/vm/paths';
-import { GUEST_RAM_KSM_OFF, launchCommand, qemuArgs, type LaunchHost } from '../../src/vm/qemu';
+import { parseKsmUsage } from '../../src/vm/memory';
+import { GUEST_RAM_KSM_OFF, guestRamKsmOff, launchCommand, qemuArgs, type LaunchHost } from '../../src/vm/qemu';
 
 const host: LaunchHost = { thpMode: 'madvise', arch: 'x64', perl: '/usr/bin/perl', keepThp: false, inherited: false, ksm: true };
 
@@ -48,7 +49,7 @@ describe('launchCommand with KSM asked for', () => {
 });
 
 describe('GUEST_RAM_KSM_OFF', () => {
-  it('sets merge on and then off on the memory backend of qemuArgs', () => {
+  it('sets merge on and then off on the memory backend of qemuArgs, which starts with it off', () => {
     expect(GUEST_RAM_KSM_OFF.map((c) => [c.execute, c.arguments.path, c.arguments.property, c.arguments.value])).toEqual([
       ['qom-set', '/objects/mem', 'merge', true],
       ['qom-set', '/objects/mem', 'merge', false],
@@ -58,8 +59,15 @@ describe('GUEST_RAM_KSM_OFF', () => {
       { name: 'c', shareMemory: false, controlSocket: '/c', dataPortSockets: [null], logFile: '/l', qmpSocket: '/q' },
     );
     const backend = args.find((a) => a.startsWith('memory-backend-file'));
-    expect(backend).toMatch(/^memory-backend-file,id=mem,/);
+    expect(backend).toMatch(/^memory-backend-file,id=mem,.*,merge=off$/);
     expect(args).toContain('pc,memory-backend=mem');
+  });
+  it('is run where QEMU is mergeable as a whole, asked for or inherited, and only there', () => {
+    const plain = { ...host, ksm: false, mergeAnyInherited: false };
+    expect(guestRamKsmOff(plain)).toEqual([]);
+    expect(guestRamKsmOff({ ...plain, mergeAnyInherited: undefined, ksm: undefined })).toEqual([]);
+    expect(guestRamKsmOff({ ...plain, ksm: true })).toBe(GUEST_RAM_KSM_OFF);
+    expect(guestRamKsmOff({ ...plain, mergeAnyInherited: true })).toBe(GUEST_RAM_KSM_OFF);
   });
 });
 
@@ -87,5 +95,17 @@ describe('doctor: ksm', () => {
     expect(stopped.ok).toBe(false);
     expect(stopped.hint).toContain('/sys/kernel/mm/ksm/run');
     for (const h of [{ run: 0, processMerge: true }, { run: 1, processMerge: true }]) expect(ksmCheck(h, false).detail).toContain('guest RAM is never merged');
+  });
+});
+
+describe('parseKsmUsage', () => {
+  it('reads merged and zero pages, the process-wide setting and Pss_Anon', () => {
+    const stat = 'ksm_rmap_items 3738\nksm_zero_pages 3\nksm_merging_pages 719\nksm_process_profit 2705792\nksm_merge_any: yes\nksm_mergeable: yes\n';
+    const rollup = 'Rss:               24036 kB\nPss:               16560 kB\nPss_Anon:          12808 kB\nPss_File:           3700 kB\n';
+    expect(parseKsmUsage(stat, rollup)).toEqual({ merged: 719 * 4096, zero: 3 * 4096, mergeAny: true, anonPss: 12808 * 1024 });
+    expect(parseKsmUsage(stat.replace('any: yes', 'any: no'), rollup).mergeAny).toBe(false);
+    // Older kernels: no ksm_stat, or one without the merge_any line.
+    expect(parseKsmUsage('', rollup)).toEqual({ merged: 0, zero: 0, mergeAny: null, anonPss: 12808 * 1024 });
+    expect(parseKsmUsage('ksm_rmap_items 0\n', '')).toMatchObject({ mergeAny: null, anonPss: 0 });
   });
 });
