@@ -15,7 +15,7 @@ import { open, readFile, unlink } from 'node:fs/promises';
 import { execa } from 'execa';
 import { ControlChannel } from './control';
 import { readMemory } from './memory';
-import { GUEST_RAM_KSM_OFF, launchCommand, qemuArgs, requireQemu } from './qemu';
+import { guestRamKsmOff, launchCommand, qemuArgs, requireQemu } from './qemu';
 import { QmpClient } from './qmp';
 import { layoutOf } from './template';
 import type { Clone, CloneExit, CloneOptions, GuestIdentity, Template } from './types';
@@ -31,10 +31,10 @@ async function loadState(qmp: QmpClient, fd: number, run: boolean, timeoutMs: nu
   // which is sooner than a query-migrate poll would notice it.
   const done = qmp.waitEvent('MIGRATION', (e) => ['completed', 'failed', 'cancelled'].includes(String(e.data?.status)), timeoutMs);
   done.catch(() => undefined);
-  // QMP runs commands in order, so all go out at once. Guest RAM leaves KSM before the guest first runs
-  // (see GUEST_RAM_KSM_OFF).
+  // QMP runs commands in order, so all go out at once. Where QEMU is mergeable as a whole, guest RAM
+  // leaves KSM before the guest first runs (see guestRamKsmOff).
   await Promise.all([
-    ...GUEST_RAM_KSM_OFF.map((c) => qmp.execute(c.execute, c.arguments)),
+    ...guestRamKsmOff().map((c) => qmp.execute(c.execute, c.arguments)),
     qmp.execute('migrate-set-capabilities', {
       capabilities: [
         { capability: 'x-ignore-shared', state: true },
