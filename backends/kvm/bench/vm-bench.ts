@@ -321,13 +321,13 @@ async function main() {
     timing.push(['cold boot to ready (median of 3)', `${coldMs} ms (QEMU CPU ${coldCpu} ms)`]);
     timing.push([`fork to ready, pooled (QEMU started ahead; median / p90 of ${N_FORKS})`, `${pooledMs} / ${p90(pooled.map((f) => f.readyMs))} ms (QEMU CPU from the take ${median(pooled.map((f) => f.cpuMs))} ms)`]);
     timing.push([
-      '  rename sockets and files / state load + cont / handshake (medians)',
+      '  rename sockets and files / state load / cont + handshake (medians)',
       `${median(pooled.map((f) => f.phases.connectMs))} / ${median(pooled.map((f) => f.phases.loadMs))} / ${median(pooled.map((f) => f.phases.handshakeMs))} ms`,
     ]);
     timing.push(['  speed-up over cold boot (wall / QEMU CPU)', speedUp(pooledMs, median(pooled.map((f) => f.cpuMs)))]);
     timing.push([`fork to ready, including QEMU start (median / p90 of ${N_FORKS})`, `${forkMs} / ${p90(forks.map((f) => f.readyMs))} ms (QEMU CPU ${median(forks.map((f) => f.cpuMs))} ms)`]);
     timing.push([
-      '  QEMU start / state load + cont / handshake (medians)',
+      '  QEMU start / state load / cont + handshake (medians)',
       `${median(forks.map((f) => f.phases.connectMs))} / ${median(forks.map((f) => f.phases.loadMs))} / ${median(forks.map((f) => f.phases.handshakeMs))} ms`,
     ]);
     timing.push(['  speed-up over cold boot (wall / QEMU CPU)', speedUp(forkMs, median(forks.map((f) => f.cpuMs)))]);

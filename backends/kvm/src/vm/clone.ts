@@ -23,10 +23,10 @@ import type { Clone, CloneExit, CloneOptions, GuestIdentity, Template } from './
 /**
  * Loads the template's device state into a QEMU started with `-incoming
  * defer`, reading it from `fd`, the state file the clone inherited. The
- * template was stopped when saved, so the clone stays paused after loading;
- * `cont` runs it unless the caller asked for a paused clone.
+ * template was stopped when saved, so the clone stays paused after loading
+ * until `cont` (see run).
  */
-async function loadState(qmp: QmpClient, fd: number, run: boolean, timeoutMs: number): Promise<void> {
+async function loadState(qmp: QmpClient, fd: number, timeoutMs: number): Promise<void> {
   // With the `events` capability QEMU reports the end of the incoming migration as a MIGRATION event,
   // which is sooner than a query-migrate poll would notice it.
   const done = qmp.waitEvent('MIGRATION', (e) => ['completed', 'failed', 'cancelled'].includes(String(e.data?.status)), timeoutMs);
@@ -48,7 +48,16 @@ async function loadState(qmp: QmpClient, fd: number, run: boolean, timeoutMs: nu
     const st = await qmp.execute<{ 'error-desc'?: string }>('query-migrate').catch(() => ({}) as { 'error-desc'?: string });
     throw new CloneError(`loading the template state failed: ${st['error-desc'] ?? status}`, 'rebuild the template (its files may be damaged)');
   }
-  if (run) await qmp.execute('cont');
+}
+
+/**
+ * Continues a loaded clone and resolves with the agent's answer to the
+ * handshake. The first `hello` goes out with `cont` rather than after its
+ * reply: QEMU passes it to the guest once the guest runs, so the answer does
+ * not wait for a round trip of `cont` on top of the guest's own wake-up.
+ */
+async function run(qmp: QmpClient, control: ControlChannel, timeoutMs: number): Promise<void> {
+  await Promise.all([qmp.execute('cont'), control.handshake(timeoutMs)]);
 }
 
 export class CloneError extends Error {
@@ -230,9 +239,9 @@ export async function readyClone(
   const phases = { connectMs: timing.connectMs, loadMs: 0, handshakeMs: 0 };
   const loadStart = Date.now();
   try {
-    await Promise.race([loadState(q.qmp, 3, !options.paused, readyTimeoutMs), died]);
+    await Promise.race([loadState(q.qmp, 3, readyTimeoutMs), died]);
     phases.loadMs = Date.now() - loadStart;
-    if (!options.paused) await Promise.race([q.control.handshake(Math.max(1_000, readyTimeoutMs - (Date.now() - timing.startedAt))), died]);
+    if (!options.paused) await Promise.race([run(q.qmp, q.control, Math.max(1_000, readyTimeoutMs - (Date.now() - timing.startedAt))), died]);
   } catch (err) {
     q.qmp.close();
     q.control.close();
@@ -256,8 +265,7 @@ export async function readyClone(
     pooled: timing.pooled,
     sendIdentity: (identity: GuestIdentity, timeoutMs?: number) => control.sendIdentity(identity, timeoutMs),
     async resume() {
-      await qmp.execute('cont');
-      await control.handshake(readyTimeoutMs);
+      await run(qmp, control, readyTimeoutMs);
     },
     async kill(signal: NodeJS.Signals = 'SIGKILL') {
       const done = q.exit();

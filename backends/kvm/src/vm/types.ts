@@ -204,9 +204,9 @@ export interface Clone {
   /**
    * Where readyMs went. connectMs: QEMU start until QMP and control connected
    * (forkClone), or the renaming of a pooled process's sockets and files to
-   * the clone's paths (take); loadMs: state load and cont; handshakeMs: the
-   * control handshake (a TCG guest spends most of it translating the code
-   * that wakes it and answers).
+   * the clone's paths (take); loadMs: the state load; handshakeMs: `cont`
+   * and the control handshake, sent together (a TCG guest spends most of it
+   * translating the code that wakes it and answers).
    */
   phases: { connectMs: number; loadMs: number; handshakeMs: number };
   /** True when the QEMU process came from a ClonePool (started before the fork was asked for). */
