@@ -253,6 +253,7 @@ async function main() {
       await c.kill();
     }
     const pooled: { readyMs: number; cpuMs: number; phases: Clone['phases'] }[] = [];
+    let spare: { mem: MemoryUsage; cpuPct: number } | undefined;
     const clonePool = new ClonePool(template, { dir: path.join(dir, 'pool'), size: 1, onError: (e) => console.error(`pool: ${e.message}`) });
     try {
       for (let i = 0; i < N_FORKS; i++) {
@@ -265,6 +266,11 @@ async function main() {
         pooled.push({ readyMs: c.readyMs, cpuMs: (await readCpuMs(c.pid)) - cpuBefore, phases: c.phases });
         await c.kill();
       }
+      // What a waiting process costs: memory, and CPU while it waits (after its start has settled).
+      await clonePool.fill();
+      await sleep(1_000);
+      const [waiting] = clonePool.pids();
+      spare = { mem: await readMemory(waiting), cpuPct: await cpuPercent([waiting], 5_000) };
     } finally {
       await clonePool.close();
     }
@@ -325,6 +331,8 @@ async function main() {
       `${median(pooled.map((f) => f.phases.connectMs))} / ${median(pooled.map((f) => f.phases.loadMs))} / ${median(pooled.map((f) => f.phases.handshakeMs))} ms`,
     ]);
     timing.push(['  speed-up over cold boot (wall / QEMU CPU)', speedUp(pooledMs, median(pooled.map((f) => f.cpuMs)))]);
+    // No other QEMU runs at that point, so the pages of QEMU's binary and libraries count as its own.
+    if (spare) timing.push(['  a process waiting in the pool, alone: private / PSS / RSS, CPU (mean over 5 s)', `${mib(spare.mem.private)} / ${mib(spare.mem.pss)} / ${mib(spare.mem.rss)} MiB, ${spare.cpuPct.toFixed(1)}% of one core`]);
     timing.push([`fork to ready, including QEMU start (median / p90 of ${N_FORKS})`, `${forkMs} / ${p90(forks.map((f) => f.readyMs))} ms (QEMU CPU ${median(forks.map((f) => f.cpuMs))} ms)`]);
     timing.push([
       '  QEMU start / state load / cont + handshake (medians)',
