@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { findBusybox, resolveKernel } from '../image/index';
 import { probeAccelerator } from './accel';
 import { cacheDir, findQemu, freeBytes, shmDir } from './paths';
-import { qemuVersion } from './qemu';
+import { launchHost, qemuVersion } from './qemu';
 import type { AccelProbe, CacheOptions, DoctorCheck, DoctorReport } from './types';
 
 const INSTALL = 'run backends/kvm/scripts/install-deps.sh (as root)';
@@ -67,7 +67,7 @@ export async function doctor(options: CacheOptions & { probe?: boolean } = {}): 
   const vhostVsock = existsSync('/dev/vhost-vsock');
   checks.push({ name: 'vhost-vsock', ok: true, detail: vhostVsock ? 'available (not needed: ports use virtio-serial)' : 'not available (not needed: ports use virtio-serial)' });
 
-  checks.push(ksmCheck(readKsmHost(), process.env.MCL_QEMU_KSM === '1'));
+  checks.push(ksmCheck(readKsmHost(), process.env.MCL_QEMU_KSM === '1', !!launchHost().mergeAnyInherited));
 
   const shm = shmDir();
   const free = freeBytes(shm);
@@ -111,10 +111,11 @@ export function readKsmHost(dir = '/sys/kernel/mm/ksm'): KsmHost {
 /**
  * The KSM line of the report. Merging QEMU's own memory is opt-in
  * (MCL_QEMU_KSM=1, see qemu.ts): the check fails only when it was asked for
- * and cannot happen; otherwise it says what the host does. Guest RAM is kept
- * out of KSM either way.
+ * and cannot happen; otherwise it says what the host does. `inherited`: this
+ * process is mergeable as a whole, and so QEMU is too. Guest RAM is kept out
+ * of KSM either way.
  */
-export function ksmCheck(host: KsmHost, optIn: boolean): DoctorCheck {
+export function ksmCheck(host: KsmHost, optIn: boolean, inherited = false): DoctorCheck {
   const guest = 'guest RAM is never merged';
   if (host.run === null) {
     return optIn
@@ -122,6 +123,7 @@ export function ksmCheck(host: KsmHost, optIn: boolean): DoctorCheck {
       : { name: 'ksm', ok: true, detail: 'not in this kernel (not needed)' };
   }
   const state = host.run === 1 ? 'ksmd running' : `ksmd stopped (run=${host.run})`;
+  if (!optIn && inherited) return { name: 'ksm', ok: true, detail: `${state}; QEMU's own memory offered to it (inherited: this process is mergeable as a whole); ${guest}` };
   if (!optIn) return { name: 'ksm', ok: true, detail: `${state}; QEMU's own memory not offered to it (MCL_QEMU_KSM=1 would); ${guest}` };
   if (!host.processMerge) {
     return { name: 'ksm', ok: false, detail: `MCL_QEMU_KSM=1 but this kernel has no prctl(PR_SET_MEMORY_MERGE) (Linux 6.4 or later); ${state}`, hint: 'unset MCL_QEMU_KSM, or use Linux 6.7 or later' };

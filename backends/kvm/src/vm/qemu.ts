@@ -154,9 +154,9 @@ const PR_SET_THP_DISABLE = 41;
 // differ between processes, so little merges across clones (their ROMs and a
 // few heap pages); most of what merges is duplicates inside each QEMU
 // (pages of equal relocated pointers in libcapstone and QEMU, pages that
-// TCG fills with one pattern). Measured with 8 idle clones of a 128 MiB
-// guest: proportional anonymous memory 15.0 -> 12.5 MiB per clone, ksmd
-// 9-13% of a core at 1000 pages per 20 ms. See spec/guest.md.
+// TCG fills with one pattern). Measured with 8 and 32 idle clones of a
+// 128 MiB guest: 15.1 -> 12.6 MiB of proportional anonymous memory per clone,
+// ksmd 2.6% of a core at its default rate. See spec/guest.md.
 //
 // Guest RAM must never be merged: whether a write to a page takes a
 // copy-on-write fault tells a guest that another guest holds a page of the

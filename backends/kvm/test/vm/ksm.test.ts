@@ -95,6 +95,9 @@ describe('doctor: ksm', () => {
     expect(stopped.ok).toBe(false);
     expect(stopped.hint).toContain('/sys/kernel/mm/ksm/run');
     for (const h of [{ run: 0, processMerge: true }, { run: 1, processMerge: true }]) expect(ksmCheck(h, false).detail).toContain('guest RAM is never merged');
+    // A process mergeable as a whole passes it on to QEMU.
+    expect(ksmCheck({ run: 1, processMerge: true }, false, true)).toMatchObject({ ok: true, detail: expect.stringContaining('inherited') });
+    expect(ksmCheck({ run: 1, processMerge: true }, false, false).detail).toContain('not offered');
   });
 });
 
