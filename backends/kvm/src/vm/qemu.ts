@@ -4,7 +4,7 @@
 // both command lines come from one function; only the memory backend's
 // sharing, the chardevs behind the ports and the incoming migration differ.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { findQemu, which } from './paths';
 import type { AccelName, MachineType } from './types';
@@ -225,6 +225,17 @@ export function parseThpMode(text: string): string | null {
   return /\[(\w+)\]/.exec(text)?.[1] ?? null;
 }
 
+/**
+ * Whether a process is mergeable as a whole, from its /proc/<pid>/ksm_stat.
+ * Kernels with the prctl but before the `ksm_merge_any` line (6.4 to 6.9;
+ * `hasPrctl`: /sys/kernel/mm/ksm/general_profit exists) cannot tell, and count
+ * as yes, so guest RAM is taken out of KSM there whatever the parent did.
+ */
+export function parseMergeAny(ksmStat: string, hasPrctl: boolean): boolean {
+  const line = /^ksm_merge_any: (yes|no)$/m.exec(ksmStat);
+  return line ? line[1] === 'yes' : hasPrctl;
+}
+
 let perlPath: string | null | undefined;
 let selfThpOff: boolean | undefined;
 let selfMergeAny: boolean | undefined;
@@ -246,11 +257,13 @@ export function launchHost(): LaunchHost {
     }
   }
   if (selfMergeAny === undefined) {
+    let stat = '';
     try {
-      selfMergeAny = /^ksm_merge_any: yes$/m.test(readFileSync('/proc/self/ksm_stat', 'utf8'));
+      stat = readFileSync('/proc/self/ksm_stat', 'utf8');
     } catch {
-      selfMergeAny = false;
+      // No KSM, or a kernel before 6.1: then there is no prctl either.
     }
+    selfMergeAny = parseMergeAny(stat, existsSync('/sys/kernel/mm/ksm/general_profit'));
   }
   return {
     thpMode,

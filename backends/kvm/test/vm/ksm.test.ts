@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { ksmCheck, readKsmHost } from '../../src/vm/doctor';
 import { which } from '../../src/vm/paths';
 import { parseKsmUsage } from '../../src/vm/memory';
-import { GUEST_RAM_KSM_OFF, guestRamKsmOff, launchCommand, qemuArgs, type LaunchHost } from '../../src/vm/qemu';
+import { GUEST_RAM_KSM_OFF, guestRamKsmOff, launchCommand, parseMergeAny, qemuArgs, type LaunchHost } from '../../src/vm/qemu';
 
 const host: LaunchHost = { thpMode: 'madvise', arch: 'x64', perl: '/usr/bin/perl', keepThp: false, inherited: false, ksm: true };
 
@@ -68,6 +68,16 @@ describe('GUEST_RAM_KSM_OFF', () => {
     expect(guestRamKsmOff({ ...plain, mergeAnyInherited: undefined, ksm: undefined })).toEqual([]);
     expect(guestRamKsmOff({ ...plain, ksm: true })).toBe(GUEST_RAM_KSM_OFF);
     expect(guestRamKsmOff({ ...plain, mergeAnyInherited: true })).toBe(GUEST_RAM_KSM_OFF);
+  });
+});
+
+describe('parseMergeAny', () => {
+  it('reads ksm_merge_any, and counts a kernel that has the prctl but does not say as mergeable', () => {
+    expect(parseMergeAny('ksm_rmap_items 0\nksm_merge_any: yes\nksm_mergeable: yes\n', true)).toBe(true);
+    expect(parseMergeAny('ksm_rmap_items 0\nksm_merge_any: no\nksm_mergeable: no\n', true)).toBe(false);
+    expect(parseMergeAny('ksm_rmap_items 0\nksm_merging_pages 0\n', true)).toBe(true);
+    expect(parseMergeAny('ksm_rmap_items 0\n', false)).toBe(false);
+    expect(parseMergeAny('', false)).toBe(false);
   });
 });
 
