@@ -9,6 +9,7 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readState } from '@mcl/plan/state-store';
 import { apply, destroy, status } from '../../src/lifecycle/commands';
 import type { BackendEvent } from '../../src/lifecycle/events';
 import { planOf, repoRoot, withHostPorts, withWholePathPattern } from '../fixtures/plans';
@@ -21,6 +22,11 @@ const ws = mkdtempSync(join(tmpdir(), 'mcl-lifecycle-bench-'));
 cpSync(join(repoRoot, 'examples/webstack'), ws, { recursive: true });
 const opts = lifecycleOptions(ws);
 const plan = () => withHostPorts(withWholePathPattern(planOf(ws, 'webstack.mcl')), () => PORT);
+/** The plan made against the current state, as `mclc plan` makes it once something is deployed (apply refuses it otherwise). */
+const planAgainstState = () => {
+  const st = readState(opts.stateFile);
+  return st ? { ...plan(), prior_state: { lineage: st.lineage, serial: st.serial } } : plan();
+};
 const MiB = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
@@ -55,7 +61,7 @@ try {
   await timed('apply, nothing changed', () => apply(plan(), opts, () => undefined));
   const src = join(ws, 'webstack.mcl');
   writeFileSync(src, readFileSync(src, 'utf8').replace('max_quantity = 5', 'max_quantity = 6'));
-  await timed('apply, one instance replaced', () => apply(plan(), opts, () => undefined));
+  await timed('apply, one instance replaced', () => apply(planAgainstState(), opts, () => undefined));
 
   const s = await status(opts);
   const db = s.instances.find((x) => x.id === 'db')!.clones[0];
