@@ -31,10 +31,8 @@ async function loadState(qmp: QmpClient, fd: number, timeoutMs: number): Promise
   // which is sooner than a query-migrate poll would notice it.
   const done = qmp.waitEvent('MIGRATION', (e) => ['completed', 'failed', 'cancelled'].includes(String(e.data?.status)), timeoutMs);
   done.catch(() => undefined);
-  // QMP runs commands in order, so all go out at once. Where QEMU is mergeable as a whole, guest RAM
-  // leaves KSM before the guest first runs (see guestRamKsmOff).
+  // QMP runs commands in order, so both go out at once.
   await Promise.all([
-    ...guestRamKsmOff().map((c) => qmp.execute(c.execute, c.arguments)),
     qmp.execute('migrate-set-capabilities', {
       capabilities: [
         { capability: 'x-ignore-shared', state: true },
@@ -48,6 +46,10 @@ async function loadState(qmp: QmpClient, fd: number, timeoutMs: number): Promise
     const st = await qmp.execute<{ 'error-desc'?: string }>('query-migrate').catch(() => ({}) as { 'error-desc'?: string });
     throw new CloneError(`loading the template state failed: ${st['error-desc'] ?? status}`, 'rebuild the template (its files may be damaged)');
   }
+  // Where QEMU is mergeable as a whole, guest RAM leaves KSM before the guest first runs (see
+  // guestRamKsmOff). After the load rather than before it: sent first, the madvise made the load
+  // about 30 ms slower; here it adds about 4 ms.
+  await Promise.all(guestRamKsmOff().map((c) => qmp.execute(c.execute, c.arguments)));
 }
 
 /**
