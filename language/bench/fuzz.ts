@@ -1,6 +1,9 @@
 // A longer fuzz run than the property tests: mutates generated workspaces and
 // random token soups, parses each case, and checks that the parser neither
-// throws nor hangs and reports only positions inside the text.
+// throws nor hangs and reports only positions inside the text, and that the
+// fast path, wherever it takes a case, builds exactly the Chevrotain parser's
+// tree. Line edits (a member repeated, dropped or moved) keep many cases valid,
+// so that the fast path is exercised too.
 //
 //   npm run fuzz -- 20000          # number of cases (default 5000)
 //   npm run fuzz -- 20000 1234     # ... from a given seed, to replay a failure
@@ -46,6 +49,21 @@ function mutate(text: string, rnd: () => number): string {
   return t;
 }
 
+function lineEdits(text: string, rnd: () => number): string {
+  const lines = text.split('\n');
+  const edits = 1 + Math.floor(rnd() * 4);
+  for (let e = 0; e < edits; e++) {
+    const i = Math.floor(rnd() * lines.length);
+    const j = Math.floor(rnd() * lines.length);
+    switch (Math.floor(rnd() * 3)) {
+      case 0: lines.splice(i, 0, lines[j]); break;
+      case 1: lines.splice(i, 1); break;
+      default: [lines[i], lines[j]] = [lines[j], lines[i]];
+    }
+  }
+  return lines.join('\n');
+}
+
 function soup(rnd: () => number): string {
   const n = Math.floor(rnd() * 400);
   let t = '';
@@ -61,6 +79,9 @@ function deep(rnd: () => number): string {
 }
 
 let failures = 0;
+let fast = 0;
+/** Cases without diagnostics that the fast path left to the Chevrotain parser (only very deep nesting should). */
+let leftValid = 0;
 let bytes = 0;
 let slowest = 0;
 const started = performance.now();
@@ -68,12 +89,18 @@ for (let k = 0; k < cases; k++) {
   const seed = firstSeed + k;
   const rnd = prng(seed);
   const r = rnd();
-  const text = r < 0.7 ? mutate(corpus[Math.floor(rnd() * corpus.length)], rnd) : r < 0.9 ? soup(rnd) : deep(rnd);
+  const base = corpus[Math.floor(rnd() * corpus.length)];
+  const text = r < 0.5 ? mutate(base, rnd) : r < 0.75 ? lineEdits(base, rnd) : r < 0.9 ? soup(rnd) : deep(rnd);
   bytes += text.length;
   const t0 = performance.now();
   let problem: string | undefined;
   try {
-    const { file, diagnostics } = parse(text, 'fuzz.mcl');
+    const { file, diagnostics, engine } = parse(text, 'fuzz.mcl');
+    if (engine === 'fast') {
+      fast++;
+      const ref = parse(text, 'fuzz.mcl', { engine: 'chevrotain' });
+      if (JSON.stringify(ref.file) !== JSON.stringify(file) || ref.diagnostics.length > 0) problem ??= 'the fast path and the Chevrotain parser disagree';
+    } else if (diagnostics.length === 0) leftValid++;
     for (const d of diagnostics) {
       if (!codes.has(d.code)) problem ??= `unregistered code ${d.code}`;
       if (!(d.span.start >= 0 && d.span.start <= d.span.end && d.span.end <= text.length)) problem ??= `diagnostic outside the text: ${JSON.stringify(d)}`;
@@ -96,6 +123,6 @@ for (let k = 0; k < cases; k++) {
 const seconds = (performance.now() - started) / 1000;
 console.log(
   `${cases} cases from seed ${firstSeed} in ${seconds.toFixed(1)} s: ${(cases / seconds).toFixed(0)} cases/s, ` +
-    `${(bytes / 1e6 / seconds).toFixed(1)} MB/s, slowest case ${slowest.toFixed(1)} ms, ${failures} failures`,
+    `${(bytes / 1e6 / seconds).toFixed(1)} MB/s, slowest case ${slowest.toFixed(1)} ms, ${fast} taken by the fast path, ${leftValid} without diagnostics left to Chevrotain, ${failures} failures`,
 );
 process.exit(failures ? 1 : 0);
