@@ -13,9 +13,8 @@ const components = Number(process.argv[2] ?? 10_000);
 const fileCount = Number(process.argv[3] ?? 100);
 const engine = (process.argv[4] ?? 'fast') as ParseEngine;
 const ws = generateWorkspace({ components, files: fileCount });
-// The texts as a file read from disk holds them: strings the generator builds by
-// concatenation have another internal representation, on which the lexer's
-// character loop runs several times slower in some runs and not in others.
+// The texts as a file read from disk holds them (flat strings), as the compiler's
+// benchmark and the CLI parse them, rather than as the generator built them.
 const sources = ws.files
   .filter((f) => f.path.endsWith('.mcl'))
   .map((f) => ({ path: f.path, text: Buffer.from(f.text, 'utf8').toString('utf8') }));
@@ -56,8 +55,6 @@ const first = best(1, parseAll);
 const parseMs = best(5, parseAll);
 // The same kind of content as JSON: one object per component, as a configuration
 // format would hold it, repeated until the document is as large as the sources.
-// Built after parsing is measured: building it first left the heap in a state in
-// which some runs parsed several times slower.
 const items: unknown[] = [];
 let json = '[]';
 for (let i = 0; json.length < ws.bytes; i++) {
