@@ -22,8 +22,11 @@ export interface CompilerHost {
    * implementation (NodeHost uses node:crypto) make digests of large plans
    * several times faster; without it the compiler uses its own pure-JS one.
    * It must be exactly SHA-256, or plans stop being reproducible across hosts.
+   * Given an array, it is the digest of the strings' concatenation: the plan's
+   * digest is computed from pieces of its canonical JSON, so that a large plan
+   * is never built as one string only to be hashed.
    */
-  sha256?(text: string): string;
+  sha256?(text: string | readonly string[]): string;
 }
 
 export interface CompileOptions {

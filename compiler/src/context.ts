@@ -57,7 +57,7 @@ export class Ctx {
   readonly programFiles = new Map<string, string>();
 
   /** Hex SHA-256 of a text: the host's native implementation when it offers one. */
-  readonly sha256: (text: string) => string;
+  readonly sha256: (text: string | readonly string[]) => string;
 
   /**
    * @param indexing record symbols and references in `program` (the language
@@ -68,7 +68,7 @@ export class Ctx {
     readonly indexing: boolean,
   ) {
     const native = host.sha256;
-    this.sha256 = native ? (t) => native.call(host, t) : sha256Hex;
+    this.sha256 = native ? (t) => native.call(host, t) : (t) => sha256Hex(typeof t === 'string' ? t : t.join(''));
   }
 
   /** Reports a diagnostic once (systems instantiated several times would otherwise repeat themselves). */

@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { canonicalJson as planCanonical } from '@mcl/plan';
 import { compile, canonicalJson, planDigest } from '../src/index';
+import { NodeHost } from '../src/node-host';
+import { generateWorkspace } from '../bench/generate';
 import { MemoryHost, readTree, REPO } from './helpers';
 
 const files = readTree(join(REPO, 'examples', 'webstack'));
@@ -99,6 +101,22 @@ describe('determinism', () => {
     expect(sha(planCanonical(withEmpty))).toBe(plan.digests.plan);
     // The compiler's canonical form is byte-for-byte the plan package's.
     expect(canonicalJson(plan)).toBe(planCanonical(plan));
+  });
+
+  test('a host hashing the plan in pieces gives the digest of the whole canonical JSON', () => {
+    // Large enough for many 64 KiB pieces, so piece boundaries fall inside instances and channels.
+    const ws = generateWorkspace(300);
+    const host = Object.assign(new MemoryHost(ws.files), { sha256: NodeHost.prototype.sha256 });
+    const r = compile(host, { entries: [ws.entry], mclcVersion: 'x' });
+    const plan = r.plan!;
+    expect(plan, r.diagnostics.map((d) => d.message).join('\n')).toBeDefined();
+    const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+    const whole = planCanonical({ ...plan, digests: { ...plan.digests, plan: '' } });
+    expect(whole.length).toBeGreaterThan(4 * 64 * 1024);
+    expect(plan.digests.plan).toBe(sha(whole));
+    // The same sources through the pure-JS digest give the same plan, digests included.
+    const plain = compile(new MemoryHost(ws.files), { entries: [ws.entry], mclcVersion: 'x' }).plan!;
+    expect(plain.digests).toEqual(plan.digests);
   });
 
   test('a changed program file changes the instance digest and the sources digest only where it should', () => {

@@ -375,7 +375,7 @@ export class PlanBuilder {
     plan.digests.invariants = this.ctx.sha256(
       `{"channels":[${body.channels.map((c) => `[${JSON.stringify(c.id)},${JSON.stringify(c.invariants)}]`).join(',')}],"checks":${canonicalJson(checks)}}`,
     );
-    plan.digests.plan = this.ctx.sha256(planJson(plan, body.instanceJson, channelJson));
+    plan.digests.plan = this.ctx.sha256(planJsonParts(plan, body.instanceJson, channelJson));
     return plan;
   }
 }
@@ -402,18 +402,60 @@ function withDigest(json: string, digest: string): string {
 }
 
 /**
- * Canonical JSON of the plan, reusing the instances' canonical JSON computed
- * for their digests (they are most of a large plan). `"instances":[]` can
- * only occur once as a key: quotes inside strings are escaped.
+ * Canonical JSON of the plan in pieces whose concatenation is the whole,
+ * reusing the instances' canonical JSON computed for their digests (they are
+ * most of a large plan). `"instances":[]` can only occur once as a key: quotes
+ * inside strings are escaped.
+ *
+ * The plan's JSON is only hashed here, so it is never built as one string: for
+ * 10,000 instances that string is 14 MB, and joining, flattening and encoding
+ * it (each on fresh pages of memory) took about 130 ms, against about 50 for
+ * hashing pieces of about 64 KiB.
  */
-function planJson(plan: Plan, instanceJson: Map<string, string>, channelJson: string[]): string {
-  if (plan.instances.some((i) => !instanceJson.has(i.id))) return canonicalJson(plan);
+export function planJsonParts(plan: Plan, instanceJson: Map<string, string>, channelJson: string[]): string[] {
+  if (plan.instances.some((i) => !instanceJson.has(i.id))) return [canonicalJson(plan)];
   const shell = canonicalJson({ ...plan, channels: [], instances: [] });
   // `channels` is the first key of the plan in canonical order.
   const head = '{"channels":[]';
   const at = shell.indexOf('"instances":[]');
-  if (at < 0 || !shell.startsWith(head)) return canonicalJson(plan);
-  const instances = plan.instances.map((i) => instanceJson.get(i.id)!).join(',');
-  return `{"channels":[${channelJson.join(',')}]${shell.slice(head.length, at)}"instances":[${instances}]${shell.slice(at + 14)}`;
+  if (at < 0 || !shell.startsWith(head)) return [canonicalJson(plan)];
+  const out = new Chunks();
+  out.add('{"channels":[');
+  out.list(channelJson);
+  out.add(`]${shell.slice(head.length, at)}"instances":[`);
+  out.list(plan.instances.map((i) => instanceJson.get(i.id)!));
+  out.add(`]${shell.slice(at + 14)}`);
+  return out.done();
 }
+
+/** Collects strings into pieces of at least CHUNK characters each. */
+class Chunks {
+  private readonly chunks: string[] = [];
+  private pending: string[] = [];
+  private length = 0;
+
+  add(s: string): void {
+    this.pending.push(s);
+    this.length += s.length;
+    if (this.length >= CHUNK) this.flush();
+  }
+
+  /** The items, comma-separated. */
+  list(items: readonly string[]): void {
+    for (let i = 0; i < items.length; i++) this.add(i === 0 ? items[i] : `,${items[i]}`);
+  }
+
+  done(): string[] {
+    this.flush();
+    return this.chunks;
+  }
+
+  private flush(): void {
+    if (this.pending.length) this.chunks.push(this.pending.join(''));
+    this.pending = [];
+    this.length = 0;
+  }
+}
+
+const CHUNK = 64 * 1024;
 
