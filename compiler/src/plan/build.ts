@@ -59,6 +59,8 @@ export interface Body {
 export class PlanBuilder {
   private readonly programs = new Map<ComponentInfo, ProgramSpec & { sensitive: string[] }>();
   private readonly orders = new Map<string, PlanChannel['invariants']['order']>();
+  /** Operations and order automaton per protocol and allow-list (see operations()). */
+  private readonly channelOps = new Map<ProtocolInfo, Map<string, { ops: PlanOperation[]; order: PlanChannel['invariants']['order'] }>>();
 
   constructor(
     private readonly ctx: Ctx,
@@ -318,15 +320,35 @@ export class PlanBuilder {
     };
   }
 
+  /**
+   * The operations a channel of `proto` carries (all, or those `allow` names)
+   * and their order automaton, built once per protocol and allow-list: the
+   * channels that share them share the (never modified) objects, which for
+   * 9,800 channels of a few protocols saves as many arrays and sorts.
+   */
+  private operations(proto: ProtocolInfo, allow: string[] | undefined): { ops: PlanOperation[]; order: PlanChannel['invariants']['order'] } {
+    let byAllow = this.channelOps.get(proto);
+    if (byAllow === undefined) this.channelOps.set(proto, (byAllow = new Map()));
+    // Operation names are identifiers, so a comma cannot occur in one; `*` stands for no allow-list.
+    const key = allow ? [...allow].sort().join(',') : '*';
+    let r = byAllow.get(key);
+    if (r === undefined) {
+      const allowed = allow ? new Set(allow) : undefined;
+      const ops: PlanOperation[] = [...proto.ops.values()]
+        .filter((o) => !allowed || allowed.has(o.name))
+        .map((o) => (o.output !== undefined ? { input: o.input, kind: o.kind, name: o.name, output: o.output } : { input: o.input, kind: o.kind, name: o.name }))
+        .sort((a, b) => byString(a.name, b.name));
+      r = { ops, order: this.order(proto, ops.map((o) => o.name)) };
+      byAllow.set(key, r);
+    }
+    return r;
+  }
+
   /** A channel, with every object's keys in canonical (sorted) order so native serialisation is canonical. */
   private channel(fc: FlatChannel, used: Set<ProtocolInfo>): PlanChannel {
     const proto = fc.conn.protocol;
     used.add(proto);
-    const allowed = fc.conn.allow ? new Set(fc.conn.allow) : undefined;
-    const ops: PlanOperation[] = [...proto.ops.values()]
-      .filter((o) => !allowed || allowed.has(o.name))
-      .map((o) => (o.output !== undefined ? { input: o.input, kind: o.kind, name: o.name, output: o.output } : { input: o.input, kind: o.kind, name: o.name }))
-      .sort((a, b) => byString(a.name, b.name));
+    const { ops, order } = this.operations(proto, fc.conn.allow);
     const inv = fc.conn.invariants;
     return {
       from: { instance: fc.from.instance, port: fc.from.port },
@@ -334,7 +356,7 @@ export class PlanBuilder {
       invariants: {
         max_inflight: inv.max_inflight,
         max_message_bytes: inv.max_message_bytes,
-        order: this.order(proto, ops.map((o) => o.name)),
+        order,
         rate: inv.rate ? { burst: inv.rate.burst, per_second: inv.rate.per_second } : null,
         timeout_ms: inv.timeout_ms,
       },
