@@ -152,6 +152,21 @@ class FastParser {
   }
 
   /**
+   * Members that each start with a name (fields, enum members, variants,
+   * properties, label chains), separated or not, up to the closing brace,
+   * which it consumes.
+   */
+  private named<T>(out: T[], member: () => T): void {
+    for (;;) {
+      const t = this.next();
+      if (t >= 0 && IS_NAME[t] === 1) out.push(member());
+      else if (this.isSep(t)) this.i++;
+      else break;
+    }
+    this.expect(RBRACE);
+  }
+
+  /**
    * Items separated by commas up to the closing bracket: a trailing comma is
    * fine, two items without a comma between them are a diagnostic.
    */
@@ -362,13 +377,7 @@ class FastParser {
   private recordType(): A.RecordType {
     const node = B.recordType(this.start());
     this.i++;
-    for (;;) {
-      const t = this.next();
-      if (t >= 0 && IS_NAME[t] === 1) node.fields.push(this.field());
-      else if (this.isSep(t)) this.i++;
-      else break;
-    }
-    this.expect(RBRACE);
+    this.named(node.fields, () => this.field());
     return this.done(node);
   }
 
@@ -389,13 +398,7 @@ class FastParser {
     const node = B.enumType(this.start());
     this.i++;
     this.expect(LBRACE);
-    for (;;) {
-      const t = this.next();
-      if (t >= 0 && IS_NAME[t] === 1) node.members.push(this.name());
-      else if (this.isSep(t)) this.i++;
-      else break;
-    }
-    this.expect(RBRACE);
+    this.named(node.members, () => this.name());
     return this.done(node);
   }
 
@@ -403,13 +406,7 @@ class FastParser {
     const node = B.unionType(this.start());
     this.i++;
     this.expect(LBRACE);
-    for (;;) {
-      const t = this.next();
-      if (t >= 0 && IS_NAME[t] === 1) node.variants.push(this.variant());
-      else if (this.isSep(t)) this.i++;
-      else break;
-    }
-    this.expect(RBRACE);
+    this.named(node.variants, () => this.variant());
     return this.done(node);
   }
 
@@ -987,17 +984,12 @@ class FastParser {
     node.name = this.name();
     this.expect(LBRACE);
     const props: A.Property[] = [];
-    for (;;) {
-      const t = this.next();
-      if (t >= 0 && IS_NAME[t] === 1) {
-        const p = B.property(this.start());
-        p.key = this.name();
-        p.value = this.expr();
-        props.push(this.done(p));
-      } else if (this.isSep(t)) this.i++;
-      else break;
-    }
-    this.expect(RBRACE);
+    this.named(props, () => {
+      const p = B.property(this.start());
+      p.key = this.name();
+      p.value = this.expr();
+      return this.done(p);
+    });
     node.props = props;
     return this.done(node);
   }
@@ -1007,19 +999,14 @@ class FastParser {
     const node = B.labelsDecl(tok.startOffset, tok.doc);
     this.i++;
     this.expect(LBRACE);
-    for (;;) {
-      const t = this.next();
-      if (t >= 0 && IS_NAME[t] === 1) {
-        const chain: A.Ident[] = [this.name()];
-        while (this.next() === LT) {
-          this.i++;
-          chain.push(this.name());
-        }
-        node.chains.push(chain);
-      } else if (this.isSep(t)) this.i++;
-      else break;
-    }
-    this.expect(RBRACE);
+    this.named(node.chains, () => {
+      const chain: A.Ident[] = [this.name()];
+      while (this.next() === LT) {
+        this.i++;
+        chain.push(this.name());
+      }
+      return chain;
+    });
     return this.done(node);
   }
 
