@@ -92,6 +92,17 @@ system S { c = C }
     expect(r.plan!.sources.map((s) => s.path)).toEqual(['bin/run.sh', 'conf/app.conf', 'main.mcl', 'std:prelude']);
   });
 
+  test('a program file used by several components is read once, and all get its text', () => {
+    const files = {
+      'main.mcl': 'component A { program { script "run.sh" } }\ncomponent B { program { script "run.sh" } }\nsystem S { a = A\n  b = B }\n',
+      'run.sh': 'echo shared\n',
+    };
+    const host = new MemoryHost(files);
+    const r = compile(host, { entries: ['main.mcl'], mclcVersion: 't' });
+    expect(host.reads.filter((p) => p === 'run.sh')).toHaveLength(1);
+    expect(r.plan!.instances.map((i) => i.program.files.find((f) => f.path.endsWith('run.sh'))?.content)).toEqual(['echo shared\n', 'echo shared\n']);
+  });
+
   test('a broken system instantiated twice is reported once', () => {
     const r = compileText(`import std.kv.{Kv}
 component A { require k: Kv }

@@ -35,11 +35,16 @@ function readWorkspace(ctx: Ctx, m: Module, rel: string, span: { start: number; 
     });
     return undefined;
   }
-  let text: string | undefined;
-  try {
-    text = ctx.host.readFile(path);
-  } catch {
-    text = undefined;
+  // A file is read once per compile, however many components run it: every
+  // instance then sees the same text as the plan's `sources` records, and
+  // 10,000 components sharing a few scripts do not mean 10,000 reads.
+  let text = ctx.programFiles.get(path);
+  if (text === undefined) {
+    try {
+      text = ctx.host.readFile(path);
+    } catch {
+      text = undefined;
+    }
   }
   if (text === undefined) {
     ctx.report('MCL0702', `program file \`${rel}\` does not exist (looked for \`${path}\`)`, m.file, span, {
