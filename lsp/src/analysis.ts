@@ -18,6 +18,7 @@
 
 import type { CompileResult, CompilerHost, ParseCache, Program } from '@mcl/compiler';
 import { compile } from '@mcl/compiler';
+import { nativeSha256 } from '@mcl/compiler/node-host';
 import type { Diagnostic, SourceFile } from '@mcl/language';
 import { LineIndex, parse, sortDiagnostics, STAGE_PREFIX } from '@mcl/language';
 import type { CancellationToken } from 'vscode-languageserver';
@@ -349,6 +350,8 @@ export class Analyzer {
         reads.set('std:' + module, text);
         return text;
       },
+      // Plans the editor shows carry digests; the native hash spares the pure-JS one.
+      sha256: nativeSha256,
     };
     const cache: ParseCache = {
       get: (path, text) => this.cache.get(rebaseFile(root, path), text),
