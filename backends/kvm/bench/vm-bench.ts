@@ -12,7 +12,8 @@
 //
 // Options: --clones N (default 32), --cold M (default 32; boots are staggered, at most
 // --boot-parallel P at a time, default 4), --forks K (default 10), --restores R (default 5),
-// --memory MiB (default 128).
+// --memory MiB (default 128), --direct D (default 8: clones with QEMU started directly, for comparison
+// with the zygote's).
 //
 // Clones are started the way the backend starts them (launchCommand: transparent huge pages
 // off where perl can turn them off). Cold-booted guests and QEMU's own restores stand for
@@ -43,6 +44,7 @@ const N_CLONES = arg('clones', 32);
 const N_COLD = arg('cold', 32);
 const BOOT_PARALLEL = arg('boot-parallel', 4);
 const N_FORKS = arg('forks', 10);
+const N_DIRECT = arg('direct', 8);
 const N_RESTORES = arg('restores', 5);
 const MEMORY = arg('memory', 128) * 1024 * 1024;
 
@@ -234,7 +236,7 @@ async function main() {
   const timing: [string, string][] = [];
   const memory: [string, string][] = [];
   const targets: [string, string][] = [];
-  const live: { clones: Clone[]; guests: Guest[] } = { clones: [], guests: [] };
+  const live: { clones: Clone[]; guests: Guest[]; pools: ClonePool[] } = { clones: [], guests: [], pools: [] };
   try {
     // Cold boots, one at a time.
     const cold: Guest[] = [];
@@ -273,6 +275,21 @@ async function main() {
       spare = { mem: await readMemory(waiting), cpuPct: await cpuPercent([waiting], 5_000) };
     } finally {
       await clonePool.close();
+    }
+    // Forks from the zygote with nothing waiting (a pool of size 0): the zygote forks QEMU's process at the
+    // take. The first take starts the zygote and is not counted.
+    const zygoteForks: { readyMs: number; cpuMs: number; phases: Clone['phases'] }[] = [];
+    const zygotePool = new ClonePool(template, { dir: path.join(dir, 'zpool'), size: 0, onError: (e) => console.error(`pool: ${e.message}`) });
+    try {
+      for (let i = 0; i <= N_FORKS; i++) {
+        const c = await zygotePool.take({ name: `z${i}`, controlSocket: path.join(dir, `z${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `z${i}.log`) });
+        const cpuMs = await readCpuMs(c.pid);
+        await c.kill();
+        if (!c.pooled) break;
+        if (i > 0) zygoteForks.push({ readyMs: c.readyMs, cpuMs, phases: c.phases });
+      }
+    } finally {
+      await zygotePool.close();
     }
 
     // QEMU's savevm/loadvm: an internal snapshot of a cold-booted guest in a qcow2 image no device uses.
@@ -333,6 +350,15 @@ async function main() {
     timing.push(['  speed-up over cold boot (wall / QEMU CPU)', speedUp(pooledMs, median(pooled.map((f) => f.cpuMs)))]);
     // No other QEMU runs at that point, so the pages of QEMU's binary and libraries count as its own.
     if (spare) timing.push(['  a process waiting in the pool, alone: private / PSS / RSS, CPU (mean over 5 s)', `${mib(spare.mem.private)} / ${mib(spare.mem.pss)} / ${mib(spare.mem.rss)} MiB, ${spare.cpuPct.toFixed(1)}% of one core`]);
+    if (zygoteForks.length > 0) {
+      const zMs = median(zygoteForks.map((f) => f.readyMs));
+      timing.push([`fork to ready from the zygote, nothing waiting (median / p90 of ${zygoteForks.length})`, `${zMs} / ${p90(zygoteForks.map((f) => f.readyMs))} ms (QEMU CPU ${median(zygoteForks.map((f) => f.cpuMs))} ms)`]);
+      timing.push([
+        '  zygote fork, QEMU start and connect / state load / cont + handshake (medians)',
+        `${median(zygoteForks.map((f) => f.phases.connectMs))} / ${median(zygoteForks.map((f) => f.phases.loadMs))} / ${median(zygoteForks.map((f) => f.phases.handshakeMs))} ms`,
+      ]);
+      timing.push(['  speed-up over cold boot (wall / QEMU CPU)', speedUp(zMs, median(zygoteForks.map((f) => f.cpuMs)))]);
+    }
     timing.push([`fork to ready, including QEMU start (median / p90 of ${N_FORKS})`, `${forkMs} / ${p90(forks.map((f) => f.readyMs))} ms (QEMU CPU ${median(forks.map((f) => f.cpuMs))} ms)`]);
     timing.push([
       '  QEMU start / state load / cont + handshake (medians)',
@@ -345,11 +371,16 @@ async function main() {
     timing.push(['  private memory per -incoming-restored guest (median)', `${mib(median(incoming.map((r) => r.priv)))} MiB`]);
     timing.push(['template device state (what a fork loads)', `${mib((await stat(template.statePath)).size)} MiB`]);
 
-    // N idle clones: as forked, then as deployed.
+    // N idle clones: as forked, then as deployed. They come from a pool of size 0, as the supervisor's do
+    // with MCL_POOL_SIZE=0: each is forked from the template's zygote when it is taken (or QEMU is started
+    // for it with MCL_QEMU_ZYGOTE=0).
     const clones = live.clones;
+    const memPool = new ClonePool(template, { dir: path.join(dir, 'mem'), size: 0, onError: (e) => console.error(`pool: ${e.message}`) });
+    live.pools.push(memPool);
     for (let i = 0; i < N_CLONES; i++) {
-      clones.push(await forkClone(template, { name: `m${i}`, controlSocket: path.join(dir, `m${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `m${i}.log`), readyTimeoutMs: 60_000 }));
+      clones.push(await memPool.take({ name: `m${i}`, controlSocket: path.join(dir, `m${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `m${i}.log`), readyTimeoutMs: 60_000 }));
     }
+    const zygotePid = await memPool.zygotePid();
     await Promise.all(clones.map((c) => c.control.ping(30_000)));
     await sleep(3_000);
     const ksmOn = launchCommand('qemu', [], host).ksm && readKsmHost().run === 1;
@@ -360,13 +391,27 @@ async function main() {
     const ksmdSteady = (100 * ((await ksmdCpuMs()) - ksmd0)) / (Date.now() - ksmdT0);
     const tmpfsBytes = async () => Number((await execa('du', ['-B1', template.memPath])).stdout.split('\t')[0]);
     const bare = await cloneMemory(clones, template, await tmpfsBytes());
+    const zygoteMem = zygotePid ? await readMemory(zygotePid) : null;
     for (const [i, c] of clones.entries()) await c.sendIdentity(identity(i), 60_000);
     await sleep(3_000);
     const deployedWait = ksmOn ? await ksmSettle() : null;
     const deployedCpu = await cpuPercent(clones.map((c) => c.pid), 5_000);
     const deployed = await cloneMemory(clones, template, await tmpfsBytes());
+    // The zygote's PSS is its share of the pages it holds with the clones: part of what they cost the host.
+    if (zygotePid) deployed.hostBytes += (await readMemory(zygotePid)).pss;
     await Promise.all(clones.map((c) => c.kill()));
     clones.length = 0;
+
+    // For comparison: clones with QEMU started directly, as forked.
+    const direct: MemoryUsage[] = [];
+    if (zygotePid) {
+      for (let i = 0; i < N_DIRECT; i++) clones.push(await forkClone(template, { name: `d${i}`, controlSocket: path.join(dir, `d${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `d${i}.log`), readyTimeoutMs: 60_000 }));
+      await Promise.all(clones.map((c) => c.control.ping(30_000)));
+      await sleep(3_000);
+      direct.push(...(await Promise.all(clones.map((c) => readMemory(c.pid)))));
+      await Promise.all(clones.map((c) => c.kill()));
+      clones.length = 0;
+    }
 
     // M cold-booted guests, staggered, each given the same identity and program.
     const bootStart = Date.now();
@@ -388,6 +433,12 @@ async function main() {
     const privDeployed = median(deployed.rollup.map((m) => m.private));
     memory.push([`private memory per idle clone, as forked (median of ${N_CLONES})`, `${mib(privBare)} MiB = ${pct(privBare)} of guest RAM (${mib(MEMORY)} MiB)`]);
     breakdownRows(memory, bare);
+    if (zygoteMem) {
+      memory.push([`  the zygote they were forked from: private / PSS (shared with ${N_CLONES} clones)`, `${mib(zygoteMem.private)} / ${mib(zygoteMem.pss)} MiB`]);
+      memory.push([`  with QEMU started directly instead (MCL_QEMU_ZYGOTE=0; median of ${N_DIRECT})`, `${mib(median(direct.map((m) => m.private)))} MiB = ${pct(median(direct.map((m) => m.private)))}`]);
+    } else {
+      memory.push(['  QEMU zygote', process.env.MCL_QEMU_ZYGOTE === '0' ? 'not used (MCL_QEMU_ZYGOTE=0): QEMU started per clone' : 'not available (see the pool message above): QEMU started per clone']);
+    }
     memory.push([`private memory per idle clone, identity applied and a program waiting`, `${mib(privDeployed)} MiB = ${pct(privDeployed)} of guest RAM`]);
     breakdownRows(memory, deployed);
     const anonBare = median(bare.ksm.map((k) => k.anonPss));
@@ -417,6 +468,7 @@ async function main() {
   } finally {
     await Promise.all(live.clones.map((c) => c.kill()));
     await Promise.all(live.guests.map(killGuest));
+    await Promise.all(live.pools.map((p) => p.close()));
     await rm(dir, { recursive: true, force: true });
   }
   const w = Math.max(...[...timing, ...memory, ...targets].map((r) => r[0].length));

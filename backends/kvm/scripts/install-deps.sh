@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the host packages the KVM backend needs: QEMU (system emulator and
 # tools), a static busybox for the guest initramfs, the Debian cloud kernel
-# (with its virtio modules) and cpio. Idempotent: when everything is present it
+# (with its virtio modules), cpio, and a C compiler for the QEMU zygote's
+# preloaded library (src/vm/zygote.ts). Idempotent: when everything is present it
 # only checks. Run as root on Debian or Ubuntu.
 set -euo pipefail
 
-packages=(qemu-system-x86 qemu-utils busybox-static linux-image-cloud-amd64 cpio)
+packages=(qemu-system-x86 qemu-utils busybox-static linux-image-cloud-amd64 cpio gcc libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

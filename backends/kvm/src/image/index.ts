@@ -14,11 +14,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import type { PlanImage } from '@mcl/plan';
-import { cacheDir, which } from '../vm/paths';
+import { cacheDir, mclHome, which } from '../vm/paths';
 import type { BuildImageOptions, BuiltImage, ImageSpec } from '../vm/types';
 import { writeCpio, type CpioEntry } from './cpio';
 import { reseedProgram } from './reseed';
@@ -26,23 +25,7 @@ import { reseedProgram } from './reseed';
 /** Bumped when the layout of the image changes, so old cache entries are not reused. */
 const IMAGE_FORMAT = 1;
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-
-/**
- * The repository root: the nearest ancestor of this module holding
- * backends/kvm/guest/agent.sh. This module runs both from its source file
- * (backends/kvm/src/image/) and bundled into the CLI (cli/dist/), so a fixed
- * relative path would be right in only one of the two. MCL_HOME overrides it
- * for installs that keep the guest files elsewhere.
- */
-function findRepoRoot(): string {
-  if (process.env.MCL_HOME) return path.resolve(process.env.MCL_HOME);
-  for (let dir = here; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'backends', 'kvm', 'guest', 'agent.sh'))) return dir;
-    if (path.dirname(dir) === dir) return path.resolve(here, '../../../..');
-  }
-}
-const repoRoot = findRepoRoot();
+const repoRoot = mclHome();
 /** backends/kvm/guest/ (the agent) and backends/broker/guest/ (the broker's guest tools). */
 export const GUEST_DIR = path.join(repoRoot, 'backends', 'kvm', 'guest');
 export const BROKER_GUEST_DIR = path.join(repoRoot, 'backends', 'broker', 'guest');

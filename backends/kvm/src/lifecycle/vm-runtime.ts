@@ -8,12 +8,15 @@
 // subdirectory with a pid file each, which a later supervisor reaps like a
 // clone's), and a fork only renames one's sockets to the clone's directory
 // and loads the state. The pool is filled after the first fork of a template
-// and refilled after every fork; `release()` kills what waits.
+// and refilled after every fork; `release()` kills what waits. The pool forks
+// its processes from a zygote of the template where it can (../vm/zygote.ts),
+// so the clones share QEMU's relocated pages; with MCL_POOL_SIZE=0 nothing
+// waits but clones are still forked from the zygote.
 
 import { join } from 'node:path';
 import type { Plan, PlanInstance } from '@mcl/plan';
 import { processStartTime } from '@mcl/plan/state-store';
-import { buildImage, ClonePool, ensureTemplate, forkClone, probeAccelerator } from '../vm/index';
+import { buildImage, ClonePool, ensureTemplate, forkClone, probeAccelerator, zygoteEnabled } from '../vm/index';
 import type { AccelName, BuiltImage, Clone, Template } from '../vm/index';
 import type { EventSink } from './events';
 import type { CloneHandle, CloneRequest, ExitInfo, GuestRuntime } from './runtime';
@@ -24,7 +27,8 @@ export interface VmRuntimeOptions {
   bootTimeoutMs?: number;
   /**
    * QEMU processes kept started per template for the next forks; default
-   * `$MCL_POOL_SIZE`, else 1. 0 forks every clone directly.
+   * `$MCL_POOL_SIZE`, else 1. 0 starts each clone's process when it is
+   * forked (from the template's zygote, unless MCL_QEMU_ZYGOTE=0).
    */
   poolSize?: number;
   /** Diagnostics (a pooled process that failed to start). */
@@ -144,7 +148,8 @@ export class VmRuntime implements GuestRuntime {
 
   private poolFor(key: string, tpl: Template, dir: string): ClonePool | null {
     const size = this.opts.poolSize ?? defaultPoolSize();
-    if (size <= 0) return null;
+    // A pool of size 0 still forks its clones from the template's zygote.
+    if (size <= 0 && !zygoteEnabled()) return null;
     let pool = this.pools.get(key);
     // A template rebuilt under the same key (its files were gone) needs processes started from the new files.
     if (pool && (pool.template !== tpl || pool.dir !== dir)) {
@@ -152,7 +157,7 @@ export class VmRuntime implements GuestRuntime {
       pool = undefined;
     }
     if (!pool) {
-      pool = new ClonePool(tpl, { dir, size, onError: (e) => this.opts.log?.(`template ${tpl.id}: ${e.message}`) });
+      pool = new ClonePool(tpl, { dir, size, cacheDir: this.opts.cacheDir, onError: (e) => this.opts.log?.(`template ${tpl.id}: ${e.message}`) });
       this.pools.set(key, pool);
     }
     return pool;

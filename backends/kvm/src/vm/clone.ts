@@ -18,6 +18,7 @@ import { readMemory } from './memory';
 import { guestRamKsmOff, launchCommand, qemuArgs, requireQemu } from './qemu';
 import { QmpClient } from './qmp';
 import { layoutOf } from './template';
+import type { Zygote, ZygoteChild } from './zygote';
 import type { Clone, CloneExit, CloneOptions, GuestIdentity, Template } from './types';
 
 /**
@@ -128,6 +129,16 @@ async function failureDetail(stderr: string, logFile: string): Promise<string> {
   return (stderr + log).split('\n').filter(Boolean).slice(-10).join('\n');
 }
 
+/** A QEMU process as started, before the host connected to it. */
+interface QemuProcess {
+  pid: number;
+  dieWithParent: boolean;
+  exited: Promise<CloneExit>;
+  exit(): CloneExit | null;
+  kill(signal: NodeJS.Signals): void;
+  stderr(): string;
+}
+
 /**
  * Starts QEMU for a clone of `template` with `-incoming defer`, the template's
  * state file inherited as fd 3, and connects to its QMP and control sockets.
@@ -177,8 +188,50 @@ export async function startQemu(
     await exited;
     throw new CloneError(`clone ${paths.name}: QEMU did not start: ${stderr.trim()}`, 'run `mclc doctor`');
   }
-  const died = exited.then(async (e) => {
-    const detail = await failureDetail(stderr, paths.logFile);
+  const q: QemuProcess = {
+    pid,
+    dieWithParent: launch.dieWithParent,
+    exited,
+    exit: () => exit,
+    kill: (signal) => {
+      if (!exit) proc.kill(signal);
+    },
+    stderr: () => stderr,
+  };
+  return connectQemu(q, paths, options, start);
+}
+
+/**
+ * Forks a clone's QEMU from the template's zygote into `dir` and connects to
+ * it, as startQemu does. `paths` must be the paths the zygote's command line
+ * names, in `dir`. QEMU's own messages go to the console log (`paths.logFile`).
+ */
+export async function startQemuFromZygote(
+  zygote: Zygote,
+  dir: string,
+  paths: QemuPaths,
+  options: { timeoutMs: number; signal?: AbortSignal },
+): Promise<StartedQemu> {
+  const start = Date.now();
+  let child: ZygoteChild;
+  try {
+    child = await zygote.spawn(dir);
+  } catch (err) {
+    throw new CloneError(`clone ${paths.name}: ${(err as Error).message}`, 'set MCL_QEMU_ZYGOTE=0 to start QEMU directly');
+  }
+  const q: QemuProcess = { ...child, dieWithParent: true, stderr: () => '' };
+  return connectQemu(q, paths, options, start);
+}
+
+/** Connects to a started QEMU's QMP and control sockets; kills it on failure. */
+async function connectQemu(
+  q: QemuProcess,
+  paths: QemuPaths,
+  options: { timeoutMs: number; signal?: AbortSignal },
+  start: number,
+): Promise<StartedQemu> {
+  const died = q.exited.then(async (e) => {
+    const detail = await failureDetail(q.stderr(), paths.logFile);
     throw new CloneError(`clone ${paths.name}: QEMU exited while starting (${e.signal ?? `exit code ${e.code}`})${detail ? `\n${detail}` : ''}`, `see ${paths.logFile}`);
   });
   died.catch(() => undefined);
@@ -192,30 +245,28 @@ export async function startQemu(
     // A connection that completes after the failure is closed too.
     void qmpP.then((c) => c.close(), () => undefined);
     void controlP.then((c) => c.close(), () => undefined);
-    proc.kill('SIGKILL');
-    await exited;
+    q.kill('SIGKILL');
+    await q.exited;
     if (err instanceof CloneError) throw err;
-    const detail = await failureDetail(stderr, paths.logFile);
+    const detail = await failureDetail(q.stderr(), paths.logFile);
     throw new CloneError(`clone ${paths.name}: ${(err as Error).message}${detail ? `\n${detail}` : ''}`, `see ${paths.logFile}`);
   }
-  const q = qmp!;
+  const qm = qmp!;
   const c = control!;
-  exited.then(() => {
-    q.close();
+  q.exited.then(() => {
+    qm.close();
     c.close();
   });
   return {
-    pid,
-    qmp: q,
+    pid: q.pid,
+    qmp: qm,
     control: c,
     startMs: Date.now() - start,
-    dieWithParent: launch.dieWithParent,
-    exited,
-    exit: () => exit,
-    kill: (signal: NodeJS.Signals = 'SIGKILL') => {
-      if (!exit) proc.kill(signal);
-    },
-    stderr: () => stderr,
+    dieWithParent: q.dieWithParent,
+    exited: q.exited,
+    exit: q.exit,
+    kill: (signal: NodeJS.Signals = 'SIGKILL') => q.kill(signal),
+    stderr: q.stderr,
   };
 }
 

@@ -92,6 +92,14 @@ export { forkClone } from './clone';
 export { ClonePool, type ClonePoolOptions } from './pool';
 
 /**
+ * `Zygote.start(...)`: a QEMU process per template, stopped after the dynamic
+ * linker relocated it and before QEMU runs, that forks the processes of its
+ * clones so they share the relocated pages (ClonePool uses it).
+ * `buildZygoteLib()` builds its preloaded library with the host's C compiler.
+ */
+export { Zygote, ZygoteError, buildZygoteLib, zygoteEnabled, type ZygoteChild } from './zygote';
+
+/**
  * `probeAccelerator()`: a short KVM boot with a timeout; `tcg` with a reason
  * when KVM is missing or hangs. Cached per host boot.
  */

@@ -1,8 +1,9 @@
 // Where the substrate keeps its files, and where the host programs are.
 
-import { accessSync, constants, statfsSync } from 'node:fs';
+import { accessSync, constants, existsSync, statfsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** The cache directory: `options.cacheDir`, else `$MCL_CACHE_DIR`, else `~/.cache/mcl`. */
 export function cacheDir(options: { cacheDir?: string } = {}): string {
@@ -47,4 +48,28 @@ export function which(name: string): string | null {
 /** The QEMU system emulator: `$MCL_QEMU`, else qemu-system-x86_64 on $PATH. */
 export function findQemu(): string | null {
   return process.env.MCL_QEMU ?? which('qemu-system-x86_64');
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The repository root: the nearest ancestor of this module holding
+ * backends/kvm/guest/agent.sh. This module runs both from its source file
+ * (backends/kvm/src/vm/) and bundled into the CLI (cli/dist/), so a fixed
+ * relative path would be right in only one of the two. MCL_HOME overrides it
+ * for installs that keep the guest files elsewhere.
+ */
+export function mclHome(): string {
+  if (home !== undefined) return home;
+  return (home = findRepoRoot());
+}
+
+let home: string | undefined;
+
+function findRepoRoot(): string {
+  if (process.env.MCL_HOME) return path.resolve(process.env.MCL_HOME);
+  for (let dir = here; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'backends', 'kvm', 'guest', 'agent.sh'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(here, '../../../..');
+  }
 }

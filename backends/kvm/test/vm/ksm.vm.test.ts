@@ -7,7 +7,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildImage, ensureTemplate, forkClone, type Clone, type Template } from '../../src/vm/index';
+import { forkClone, type Clone, type Template } from '../../src/vm/index';
+import { testTemplate } from '../fixtures/vm';
 import { readKsmUsage } from '../../src/vm/memory';
 
 const cacheDir = process.env.MCL_CACHE_DIR ?? path.join(os.tmpdir(), 'mcl-vm-test-cache');
@@ -17,8 +18,7 @@ const clones: Clone[] = [];
 
 beforeAll(async () => {
   run = await mkdtemp(path.join(os.tmpdir(), 'mcl-vmk-'));
-  const image = await buildImage({ name: 'busybox', kernel: 'debian-cloud', modules: ['virtio_console'], files: [] }, { cacheDir });
-  template = await ensureTemplate({ id: 'test-128m-1c-2p', image, memoryBytes: 128 * 1024 * 1024, vcpus: 1, portSlots: 2 }, { cacheDir });
+  template = await testTemplate(cacheDir);
 }, 120_000);
 
 afterAll(async () => {

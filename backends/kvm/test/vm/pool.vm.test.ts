@@ -1,6 +1,7 @@
 // QEMU processes started ahead of time (ClonePool) on real QEMU: a pooled
 // process becomes a clone at the caller's paths, unused slots are closed, the
-// pool refills, and pooled processes never outlive their owner.
+// pool refills, its processes are forked from the template's zygote, and
+// pooled processes never outlive their owner.
 //
 // Uses the template of substrate.vm.test.ts (same spec, so the same cache
 // entry in $MCL_CACHE_DIR or <tmp>/mcl-vm-test-cache).
@@ -12,8 +13,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildImage, ClonePool, connectUnix, ensureTemplate, type Clone, type Template } from '../../src/vm/index';
-import { until } from '../fixtures/vm';
+import { ClonePool, connectUnix, type Clone, type Template } from '../../src/vm/index';
+import { alive, testTemplate, until } from '../fixtures/vm';
 
 const cacheDir = process.env.MCL_CACHE_DIR ?? path.join(os.tmpdir(), 'mcl-vm-test-cache');
 let template: Template;
@@ -21,14 +22,9 @@ let run: string;
 const clones: Clone[] = [];
 const pools: ClonePool[] = [];
 
-/** True while the process runs (a zombie, killed and not yet reaped by its new parent, counts as dead). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
+function ppid(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }
 
 function cmdline(pid: number): string {
@@ -55,8 +51,7 @@ function roundTrip(sock: net.Socket, line: string): Promise<string> {
 
 beforeAll(async () => {
   run = await mkdtemp(path.join(os.tmpdir(), 'mcl-pool-'));
-  const image = await buildImage({ name: 'busybox', kernel: 'debian-cloud', modules: ['virtio_console'], files: [] }, { cacheDir });
-  template = await ensureTemplate({ id: 'test-128m-1c-2p', image, memoryBytes: 128 * 1024 * 1024, vcpus: 1, portSlots: 2 }, { cacheDir });
+  template = await testTemplate(cacheDir);
 }, 120_000);
 
 afterAll(async () => {
@@ -75,7 +70,10 @@ describe('ClonePool', () => {
     const [waiting] = pool.pids();
     // Started with the template's state waiting on fd 3 and nothing loaded: no guest code has run.
     expect(cmdline(waiting)).toContain('-incoming defer');
-    const poolDirs = await readdir(dir);
+    // One directory for the waiting process, one the zygote it was forked from runs in.
+    const entries = await readdir(dir);
+    expect(entries.filter((e) => e.startsWith('.zygote-'))).toHaveLength(1);
+    const poolDirs = entries.filter((e) => e.startsWith('.pool-'));
     expect(poolDirs).toHaveLength(1);
     const poolDir = path.join(dir, poolDirs[0]);
     expect((await readdir(poolDir)).sort()).toEqual(['console.log', 'ctl.sock', 'p1.sock', 'p2.sock', 'qemu.pid', 'qmp.sock']);
@@ -140,13 +138,28 @@ describe('ClonePool', () => {
     await next.control.ping();
   }, 120_000);
 
-  it('forks directly when no process waits', async () => {
+  it('forks from the zygote when no process waits', async () => {
     const pool = new ClonePool(template, { dir: path.join(run, 'c'), size: 0 });
+    pools.push(pool);
+    const clone = await pool.take({ name: 'forked#0', controlSocket: path.join(run, 'z0.ctl'), dataPortSockets: [], logFile: path.join(run, 'z0.log') });
+    clones.push(clone);
+    expect(clone.pooled).toBe(true);
+    expect(pool.available).toBe(0);
+    // The clone's QEMU is a child of the zygote, not of this process.
+    const zygote = await pool.zygotePid();
+    expect(zygote).not.toBeNull();
+    expect(ppid(clone.pid)).toBe(zygote);
+    await clone.control.ping();
+  }, 60_000);
+
+  it('forks directly when no process waits and zygotes are off', async () => {
+    const pool = new ClonePool(template, { dir: path.join(run, 'c2'), size: 0, zygote: false });
     pools.push(pool);
     const clone = await pool.take({ name: 'direct#0', controlSocket: path.join(run, 'd0.ctl'), dataPortSockets: [], logFile: path.join(run, 'd0.log') });
     clones.push(clone);
     expect(clone.pooled).toBe(false);
-    expect(pool.available).toBe(0);
+    expect(await pool.zygotePid()).toBeNull();
+    expect(ppid(clone.pid)).toBe(process.pid);
     await clone.control.ping();
   }, 60_000);
 
@@ -175,12 +188,15 @@ describe('ClonePool', () => {
       });
       child.once('exit', (code) => reject(new Error(`the pool owner exited (${code}) before starting its pool`)));
     });
-    const { pids, dieWithParent } = JSON.parse(line) as { pids: number[]; dieWithParent: boolean };
+    const { pids, zygote, dieWithParent } = JSON.parse(line) as { pids: number[]; zygote: number | null; dieWithParent: boolean };
     expect(pids).toHaveLength(2);
     expect(dieWithParent).toBe(true);
-    expect(pids.every(alive)).toBe(true);
+    // The pooled processes were forked from the zygote, which the owner started.
+    expect(zygote).not.toBeNull();
+    expect(pids.map(ppid)).toEqual([zygote, zygote]);
+    expect([...pids, zygote!].every(alive)).toBe(true);
     child.kill('SIGKILL');
     await exited;
-    await until('the pooled QEMU processes to die with their owner', () => pids.every((p) => !alive(p)), 10_000);
+    await until('the zygote and the pooled QEMU processes to die with their owner', () => [...pids, zygote!].every((p) => !alive(p)), 10_000);
   }, 120_000);
 });

@@ -10,7 +10,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildImage, connectUnix, ControlChannel, ensureTemplate, forkClone, type Clone, type Template } from '../../src/vm/index';
+import { connectUnix, ControlChannel, ensureTemplate, forkClone, type Clone, type Template } from '../../src/vm/index';
+import { testTemplate } from '../fixtures/vm';
 import { readMemoryBreakdown } from '../../src/vm/memory';
 import { launchCommand } from '../../src/vm/qemu';
 
@@ -84,8 +85,7 @@ async function info(clone: Clone): Promise<{ hostname: string; random: string; s
 
 beforeAll(async () => {
   run = await mkdtemp(path.join(os.tmpdir(), 'mcl-vmt-'));
-  const image = await buildImage({ name: 'busybox', kernel: 'debian-cloud', modules: ['virtio_console'], files: [] }, { cacheDir });
-  template = await ensureTemplate({ id: 'test-128m-1c-2p', image, memoryBytes: 128 * 1024 * 1024, vcpus: 1, portSlots: 2 }, { cacheDir });
+  template = await testTemplate(cacheDir);
 }, 120_000);
 
 afterAll(async () => {

@@ -1,0 +1,312 @@
+// QEMU zygotes: one QEMU process per template, stopped before QEMU's own code
+// runs, that forks the processes of that template's clones (host/zygote.c).
+//
+// Every QEMU process relocates QEMU and its ~50 libraries at load time, which
+// leaves about 3 MiB of pointers in private copies of their pages (RELRO data:
+// libcapstone's tables, QEMU's type and device tables), plus the .data pages
+// the loader touched: 4.5 MiB of the 15 MiB an idle clone holds privately,
+// identical in every clone. A process forked after relocation shares those
+// pages with its siblings for good. The zygote is that process: a library
+// preloaded into QEMU (LD_PRELOAD) whose constructor runs after relocation and
+// before QEMU's own constructors (which start threads), and which forks a
+// child on request; the child returns from the constructor and runs QEMU's
+// main with the zygote's command line, in a directory of its own.
+//
+// So the command line is the template's clone command line with relative
+// paths (`ctl.sock`, `qmp.sock`, `p<i>.sock`, `console.log`, `qemu.pid`), and
+// the directory a child is forked into decides where they are. ClonePool
+// forks its processes this way and renames their files to a clone's paths,
+// as it does with processes it starts directly.
+//
+// Trade-off: the children of one zygote share its address-space layout and
+// its stack-protector canary (ASLR and the canary are chosen at exec), as
+// Android's zygote children do. Guest RAM is unaffected: each clone still maps
+// the template RAM file privately. `MCL_QEMU_ZYGOTE=0` turns zygotes off.
+//
+// Lifetime: the zygote runs with a parent-death signal (it dies with the
+// thread that started it, as pooled processes do) and gives each child one
+// towards itself, so no child outlives it; `close()` ends its input, after
+// which it forks no more and exits when its last child has ended.
+
+import { createHash } from 'node:crypto';
+import { existsSync, realpathSync } from 'node:fs';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { constants } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { execa } from 'execa';
+import { cacheDir, mclHome, which } from './paths';
+import { launchCommand } from './qemu';
+import type { CloneExit } from './types';
+
+export class ZygoteError extends Error {
+  readonly kind = 'failure' as const;
+  constructor(message: string, readonly hint?: string) {
+    super(message);
+    this.name = 'ZygoteError';
+  }
+}
+
+/** Whether zygotes are in use: not with `MCL_QEMU_ZYGOTE=0`. */
+export function zygoteEnabled(): boolean {
+  return process.env.MCL_QEMU_ZYGOTE !== '0';
+}
+
+/** The zygote library's C source. */
+export function zygoteSource(): string {
+  return path.join(mclHome(), 'backends', 'kvm', 'host', 'zygote.c');
+}
+
+/** The C compiler: `$CC`, else cc or gcc on $PATH. */
+export function findCompiler(): string | null {
+  return process.env.CC || which('cc') || which('gcc');
+}
+
+const builds = new Map<string, Promise<string>>();
+
+/**
+ * Builds the zygote library with the host's C compiler, or returns the one
+ * already built: `<cache>/zygote/<key>/mcl-zygote.so`, keyed by the source,
+ * the compiler and the architecture. Rejects with a ZygoteError naming what is
+ * missing.
+ */
+export function buildZygoteLib(options: { cacheDir?: string } = {}): Promise<string> {
+  const dir = path.join(cacheDir(options), 'zygote');
+  let p = builds.get(dir);
+  if (!p) {
+    p = build(dir);
+    builds.set(dir, p);
+    // A failed build is tried again by the next caller (a compiler may have been installed since).
+    p.catch(() => builds.delete(dir));
+  }
+  return p;
+}
+
+async function build(dir: string): Promise<string> {
+  const cc = findCompiler();
+  if (!cc) throw new ZygoteError('no C compiler (cc) to build the QEMU zygote', 'install one: apt-get install gcc libc6-dev (backends/kvm/scripts/install-deps.sh)');
+  const src = zygoteSource();
+  const source = await readFile(src).catch(() => {
+    throw new ZygoteError(`the zygote source ${src} is missing`, 'set MCL_HOME to the mcl installation');
+  });
+  const version = await execa(cc, ['--version'], { reject: false });
+  const key = createHash('sha256').update(source).update('\0').update(cc).update('\0').update(version.stdout).update('\0').update(process.arch).digest('hex').slice(0, 32);
+  const out = path.join(dir, key, 'mcl-zygote.so');
+  if (existsSync(out)) return out;
+  await mkdir(path.dirname(out), { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  const r = await execa(cc, ['-std=gnu11', '-O2', '-Wall', '-shared', '-fPIC', '-o', tmp, src], { reject: false, all: true });
+  if (r.exitCode !== 0) {
+    await rm(tmp, { force: true });
+    throw new ZygoteError(`building the QEMU zygote failed (${cc}):\n${String(r.all ?? '').trim().split('\n').slice(-10).join('\n')}`, 'install gcc and libc6-dev, or set MCL_QEMU_ZYGOTE=0');
+  }
+  // Renamed into place, so a concurrent build or a reader never sees half a library.
+  await rename(tmp, out);
+  return out;
+}
+
+/** A process a zygote forked. */
+export interface ZygoteChild {
+  pid: number;
+  /** Resolves when the process ends. Never rejects. */
+  exited: Promise<CloneExit>;
+  /** How it ended, once it has. */
+  exit(): CloneExit | null;
+  /** Sends a signal (nothing once it ended). */
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export interface ZygoteStartOptions {
+  /** The QEMU binary. */
+  qemu: string;
+  /** QEMU's command line; relative paths in it are relative to each child's directory. */
+  args: string[];
+  /** The device state file each child gets open as fd 3. */
+  statePath: string;
+  /** The zygote's working directory (created; removed when it exits). */
+  dir: string;
+  /** The library from buildZygoteLib. */
+  lib: string;
+  /** Bound for the zygote to report ready; default 20 s. */
+  timeoutMs?: number;
+}
+
+const signalNames = new Map<number, string>(Object.entries(constants.signals).map(([name, n]) => [n, name]));
+
+/** Whether a process exists (zombies included). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+interface Live {
+  child: ZygoteChild;
+  settle(e: CloneExit): void;
+}
+
+export class Zygote {
+  private readonly pending: { resolve: (pid: number) => void; reject: (e: Error) => void }[] = [];
+  private readonly live = new Map<number, Live>();
+  private ended = false;
+  private stderrText = '';
+  /** Resolves when the zygote process has exited. */
+  readonly exited: Promise<void>;
+
+  private constructor(
+    private readonly proc: ReturnType<typeof execa>,
+    readonly pid: number,
+    readonly dir: string,
+  ) {
+    this.exited = Promise.resolve(proc).then(() => this.onEnd());
+  }
+
+  /** Whether the zygote can still fork. */
+  get alive(): boolean {
+    return !this.ended;
+  }
+
+  /** Processes it forked that have not ended. */
+  get children(): number {
+    return this.live.size;
+  }
+
+  /**
+   * Starts a zygote and resolves once it serves. Rejects (and kills it) when
+   * it cannot: no parent-death signal available (perl missing), the library
+   * not loaded, QEMU already threaded, or no answer within the timeout.
+   */
+  static async start(options: ZygoteStartOptions): Promise<Zygote> {
+    const launch = launchCommand(options.qemu, options.args, undefined, { dieWithParent: true });
+    if (!launch.dieWithParent) {
+      throw new ZygoteError('a QEMU zygote needs a parent-death signal, which mcl sets through perl', 'install perl, or set MCL_QEMU_ZYGOTE=0');
+    }
+    await mkdir(options.dir, { recursive: true });
+    const proc = execa(launch.file, launch.args, {
+      cwd: options.dir,
+      env: { LD_PRELOAD: options.lib, MCL_ZYGOTE: realpathSync(options.qemu), MCL_ZYGOTE_STATE: options.statePath },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      buffer: false,
+      reject: false,
+    });
+    if (proc.pid === undefined) {
+      await Promise.resolve(proc);
+      throw new ZygoteError('the QEMU zygote did not start');
+    }
+    const z = new Zygote(proc, proc.pid, options.dir);
+    proc.stderr?.on('data', (d: Buffer) => {
+      if (z.stderrText.length < 16_384) z.stderrText += d.toString();
+    });
+    const lines = createInterface({ input: proc.stdout! });
+    const timeoutMs = options.timeoutMs ?? 20_000;
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ZygoteError(`the QEMU zygote did not report ready within ${timeoutMs} ms${z.detail()}`)), timeoutMs);
+      lines.once('line', (line) => {
+        clearTimeout(timer);
+        if (line === `ready ${proc.pid}`) resolve();
+        else reject(new ZygoteError(`the QEMU zygote could not start: ${line.replace(/^error /, '')}${z.detail()}`));
+      });
+      z.exited.then(() => {
+        clearTimeout(timer);
+        reject(new ZygoteError(`the QEMU zygote exited while starting${z.detail()}`));
+      });
+      // The dynamic linker reports a library it cannot preload on stderr and runs QEMU without it; that
+      // QEMU would never answer, so the first complaint ends the wait.
+      proc.stderr?.on('data', (d: Buffer) => {
+        if (/ld\.so|cannot be preloaded/.test(d.toString())) {
+          clearTimeout(timer);
+          reject(new ZygoteError(`the QEMU zygote could not load its library${z.detail()}`));
+        }
+      });
+    });
+    try {
+      await ready;
+    } catch (err) {
+      proc.kill('SIGKILL');
+      await z.exited;
+      throw err;
+    }
+    lines.on('line', (line) => z.onLine(line));
+    return z;
+  }
+
+  private detail(): string {
+    const text = this.stderrText.trim();
+    return text ? `:\n${text.split('\n').slice(-10).join('\n')}` : '';
+  }
+
+  /**
+   * Forks a QEMU process into `dir` (which must exist): its relative paths
+   * resolve there, and its stdout and stderr are appended to
+   * `<dir>/console.log`.
+   */
+  spawn(dir: string): Promise<ZygoteChild> {
+    if (this.ended) return Promise.reject(new ZygoteError('the QEMU zygote has exited'));
+    if (/[\n\0]/.test(dir) || !path.isAbsolute(dir)) return Promise.reject(new ZygoteError(`not a directory a zygote can fork into: ${JSON.stringify(dir)}`));
+    const pid = new Promise<number>((resolve, reject) => this.pending.push({ resolve, reject }));
+    this.proc.stdin!.write(`fork ${dir}\n`);
+    return pid.then((p) => this.live.get(p)!.child);
+  }
+
+  /** Forks no more; the zygote exits once every child it forked has ended. */
+  close(): void {
+    if (!this.ended) this.proc.stdin!.end();
+  }
+
+  /** Kills the zygote, and with it (parent-death signal) every child it forked. */
+  kill(): void {
+    if (!this.ended) this.proc.kill('SIGKILL');
+  }
+
+  private onLine(line: string): void {
+    const [word, a, b, c] = line.split(' ');
+    if (word === 'forked') {
+      const pid = Number(a);
+      let exit: CloneExit | null = null;
+      let settle!: (e: CloneExit) => void;
+      const exited = new Promise<CloneExit>((resolve) => {
+        settle = (e) => {
+          if (exit) return;
+          exit = e;
+          this.live.delete(pid);
+          resolve(e);
+        };
+      });
+      const child: ZygoteChild = {
+        pid,
+        exited,
+        exit: () => exit,
+        kill: (signal: NodeJS.Signals = 'SIGKILL') => {
+          if (exit) return;
+          try {
+            process.kill(pid, signal);
+          } catch {
+            // Already gone; the zygote reports its end.
+          }
+        },
+      };
+      this.live.set(pid, { child, settle });
+      this.pending.shift()?.resolve(pid);
+    } else if (word === 'error') {
+      this.pending.shift()?.reject(new ZygoteError(`the QEMU zygote could not fork: ${line.slice(6)}`));
+    } else if (word === 'exit') {
+      const code = Number(b);
+      const signal = Number(c);
+      this.live.get(Number(a))?.settle(code >= 0 ? { code, signal: null } : { code: null, signal: signalNames.get(signal) ?? `SIG${signal}` });
+    }
+  }
+
+  private async onEnd(): Promise<void> {
+    this.ended = true;
+    for (const p of this.pending.splice(0)) p.reject(new ZygoteError(`the QEMU zygote exited${this.detail()}`));
+    // The children die with the zygote (parent-death signal); each is reported once it is gone.
+    const left = [...this.live.entries()];
+    const deadline = Date.now() + 5_000;
+    while (left.some(([pid]) => processExists(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    for (const [, l] of left) l.settle({ code: null, signal: 'SIGKILL' });
+    await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
