@@ -98,7 +98,9 @@ async function build(dir: string): Promise<string> {
   const r = await execa(cc, ['-std=gnu11', '-O2', '-Wall', '-shared', '-fPIC', '-o', tmp, src], { reject: false, all: true });
   if (r.exitCode !== 0) {
     await rm(tmp, { force: true });
-    throw new ZygoteError(`building the QEMU zygote failed (${cc}):\n${String(r.all ?? '').trim().split('\n').slice(-10).join('\n')}`, 'install gcc and libc6-dev, or set MCL_QEMU_ZYGOTE=0');
+    const output = String(r.all ?? '').trim().split('\n').slice(-10).join('\n');
+    const how = r.exitCode === undefined ? (r.signal ?? 'did not run') : `exit code ${r.exitCode}`;
+    throw new ZygoteError(`building the QEMU zygote failed (${cc}, ${how})${output ? `:\n${output}` : ''}`, 'install gcc and libc6-dev, or set MCL_QEMU_ZYGOTE=0');
   }
   // Renamed into place, so a concurrent build or a reader never sees half a library.
   await rename(tmp, out);
