@@ -29,7 +29,9 @@
 // uncatchable end (SIGKILL) clones forked directly keep running; pass
 // `pidFile` to forkClone and reconcile from it (with the process start time)
 // when the owner restarts. Processes of a ClonePool (and clones taken from
-// it) carry a parent-death signal and die with their owner.
+// it) carry a parent-death signal and die with their owner; where the pool
+// forks them from the template's zygote, they are the zygote's children, it
+// reports their exits, and they die with it as it dies with its owner.
 // Socket paths must fit a unix socket address (107 bytes).
 
 export type {
