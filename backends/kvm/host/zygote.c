@@ -36,7 +36,10 @@
 // and stderr appended to <dir>/console.log (QEMU's messages land beside the
 // guest console); the template's device state file (MCL_ZYGOTE_STATE) open as
 // fd 3 at offset 0, for `migrate-incoming fd:3`; no other descriptor of the
-// zygote's; signals as at exec.
+// zygote's; signals as at exec; a stack-protector canary of its own (x86-64).
+// A child that cannot be set up exits before QEMU runs: 124 no randomness for
+// the canary, 125 the zygote is gone, 126 <dir> cannot be entered, 127 its
+// files cannot be opened.
 
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -94,9 +97,31 @@ static void close_from(int from) {
   for (int fd = from; fd < (max > 0 ? max : 1024); fd++) close(fd);
 }
 
+/*
+ * Gives the calling process a stack-protector canary of its own. A forked
+ * child inherits its parent's, which exec would have replaced; without this,
+ * every clone of a template would share the zygote's, and a canary leaked by
+ * one clone's QEMU would hold for all of them. On x86-64 glibc keeps it in the
+ * thread control block at %fs:0x28, with the lowest byte zero (so a string
+ * copy cannot reproduce it). Frames already on the stack that will check the
+ * old value on return would abort, so this runs in a function without a
+ * canary check of its own (the library is built with -fno-stack-protector),
+ * and the frames below it (the dynamic linker's _dl_init and call_init, and
+ * _dl_start_user) have no canary. Elsewhere the child keeps the zygote's.
+ */
+static void fresh_canary(void) {
+#if defined(__x86_64__)
+  unsigned long canary = 0;
+  if (syscall(SYS_getrandom, &canary, sizeof canary, 0) != (long)sizeof canary) _exit(124);
+  canary &= ~0xffUL;
+  __asm__ volatile("movq %0, %%fs:0x28" : : "r"(canary) : "memory");
+#endif
+}
+
 /* In the child: becomes a QEMU process in `dir`. Returns only on success. */
 static void become_qemu(const char *dir, pid_t zygote, const sigset_t *mask) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != zygote) _exit(125);
+  fresh_canary();
   if (chdir(dir) != 0) _exit(126);
   int null = open("/dev/null", O_RDONLY);
   int log = open("console.log", O_WRONLY | O_CREAT | O_APPEND, 0600);

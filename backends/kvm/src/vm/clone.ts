@@ -18,7 +18,7 @@ import { readMemory } from './memory';
 import { guestRamKsmOff, launchCommand, qemuArgs, requireQemu } from './qemu';
 import { QmpClient } from './qmp';
 import { layoutOf } from './template';
-import type { Zygote, ZygoteChild } from './zygote';
+import { CHILD_SETUP_FAILURES, type Zygote, type ZygoteChild } from './zygote';
 import type { Clone, CloneExit, CloneOptions, GuestIdentity, Template } from './types';
 
 /**
@@ -219,7 +219,12 @@ export async function startQemuFromZygote(
   } catch (err) {
     throw new CloneError(`clone ${paths.name}: ${(err as Error).message}`, 'set MCL_QEMU_ZYGOTE=0 to start QEMU directly');
   }
-  const q: QemuProcess = { ...child, dieWithParent: true, stderr: () => '' };
+  // The child's stderr goes to the console log; a child that failed before QEMU ran is explained here.
+  const setupFailure = () => {
+    const reason = CHILD_SETUP_FAILURES[child.exit()?.code ?? -1];
+    return reason ? `the zygote's child exited before QEMU ran: ${reason}\n` : '';
+  };
+  const q: QemuProcess = { ...child, dieWithParent: true, stderr: setupFailure };
   return connectQemu(q, paths, options, start);
 }
 

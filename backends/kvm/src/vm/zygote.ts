@@ -18,9 +18,10 @@
 // forks its processes this way and renames their files to a clone's paths,
 // as it does with processes it starts directly.
 //
-// Trade-off: the children of one zygote share its address-space layout and
-// its stack-protector canary (ASLR and the canary are chosen at exec), as
-// Android's zygote children do. Guest RAM is unaffected: each clone still maps
+// Trade-off: the children of one zygote share its address-space layout (ASLR
+// is applied at exec), as Android's zygote children do. The stack-protector
+// canary, also chosen at exec, each child replaces with one of its own
+// (x86-64; see host/zygote.c). Guest RAM is unaffected: each clone still maps
 // the template RAM file privately. `MCL_QEMU_ZYGOTE=0` turns zygotes off.
 //
 // Lifetime: the zygote runs with a parent-death signal (it dies with the
@@ -95,7 +96,7 @@ async function build(dir: string): Promise<string> {
   if (existsSync(out)) return out;
   await mkdir(path.dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
-  const r = await execa(cc, ['-std=gnu11', '-O2', '-Wall', '-shared', '-fPIC', '-o', tmp, src], { reject: false, all: true });
+  const r = await execa(cc, ['-std=gnu11', '-O2', '-Wall', '-fno-stack-protector', '-shared', '-fPIC', '-o', tmp, src], { reject: false, all: true });
   if (r.exitCode !== 0) {
     await rm(tmp, { force: true });
     const output = String(r.all ?? '').trim().split('\n').slice(-10).join('\n');
@@ -106,6 +107,14 @@ async function build(dir: string): Promise<string> {
   await rename(tmp, out);
   return out;
 }
+
+/** Exit codes of a zygote's child that could not be set up, before QEMU ran (host/zygote.c). */
+export const CHILD_SETUP_FAILURES: Readonly<Record<number, string>> = {
+  124: 'no random bytes for its stack canary',
+  125: 'the zygote was gone when it started',
+  126: 'it could not enter its directory',
+  127: 'it could not open its console log, /dev/null or the template state file',
+};
 
 /** A process a zygote forked. */
 export interface ZygoteChild {
