@@ -209,6 +209,24 @@ export interface StatusReport {
   unwired_violations: ViolationRecord[];
   /** Totals over all clones. */
   totals: { clones: number; rss_bytes: number; pss_bytes: number; private_bytes: number };
+  /**
+   * Processes the backend runs besides the clones, for the clones (the KVM
+   * backend: a QEMU zygote per template that forks the clones' processes,
+   * and processes started ahead for the next forks), with their memory.
+   * Absent when the backend has none or its supervisor is not running.
+   */
+  helpers?: HelperStatus[];
+}
+
+export interface HelperStatus {
+  /** `zygote`: forks the clones' processes; `waiting`: started ahead for the next fork. */
+  role: 'zygote' | 'waiting';
+  /** The template it serves. */
+  template: string;
+  pid: number;
+  rss_bytes?: number;
+  pss_bytes?: number;
+  private_bytes?: number;
 }
 
 // ---------------------------------------------------------------------------

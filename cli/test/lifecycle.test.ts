@@ -62,6 +62,10 @@ const status: StatusReport = {
   exposures: [{ host_port: 8080, instance: 'web', port: 'http', listening: true, connections_total: 3, connections_open: 0 }],
   unwired_violations: [{ time: '2026-01-01T00:00:01Z', kind: 'unwired', detail: 'write to port slot 5', instance: 'db', clone: 0 }],
   totals: { clones: 1, rss_bytes: 78643200, pss_bytes: 49283072, private_bytes: 10485760 },
+  helpers: [
+    { role: 'zygote', template: 'busybox-128m-1c-4p', pid: 70, rss_bytes: 23068672, pss_bytes: 6291456, private_bytes: 838860 },
+    { role: 'waiting', template: 'busybox-128m-1c-4p', pid: 71, rss_bytes: 23068672, pss_bytes: 13631488, private_bytes: 6920601 },
+  ],
 };
 
 vi.mock('@mcl/backend-kvm', () => ({
@@ -204,12 +208,14 @@ describe('status, logs, destroy, doctor', () => {
     expect(ctx.stdout).toContain('    2026-01-01T00:00:00Z size: frame of 2 MiB exceeds 1 MiB');
     expect(ctx.stdout).toContain('    2026-01-01T00:00:02Z web#0 order_incomplete: the session ended (the port disconnected) in state 1');
     expect(ctx.stdout).toContain('db#0 unwired: write to port slot 5');
+    expect(ctx.stdout).toContain('1 clone: rss 75MiB, pss 47MiB, private 10MiB');
+    expect(ctx.stdout).toContain('1 zygote, 1 process started ahead: rss 44MiB, pss 19MiB, private 7.4MiB');
   });
 
   it('prints the status as JSON', async () => {
     const ctx = captureContext(dir);
     expect(await run(['status', '--json', '--root', dir], ctx)).toBe(0);
-    expect(JSON.parse(ctx.stdout)).toMatchObject({ format_version: '1.0', deployed: true, serial: 4 });
+    expect(JSON.parse(ctx.stdout)).toMatchObject({ format_version: '1.0', deployed: true, serial: 4, helpers: [{ role: 'zygote', pid: 70 }, { role: 'waiting', pid: 71 }] });
   });
 
   it('prints logs and reports an unknown instance as a usage error', async () => {

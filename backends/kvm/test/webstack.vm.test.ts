@@ -85,6 +85,18 @@ describe('webstack on QEMU', () => {
     expect(s.totals.clones).toBe(7);
     expect(s.totals.pss_bytes).toBeGreaterThan(0);
     expect(s.totals.pss_bytes).toBeLessThan(s.totals.rss_bytes);
+    // The clones were forked from a zygote per template, which status lists with its memory, beside the
+    // processes started ahead for the next forks.
+    const zygotes = (s.helpers ?? []).filter((h) => h.role === 'zygote');
+    expect(zygotes.length).toBeGreaterThanOrEqual(1);
+    expect(zygotes.length).toBeLessThanOrEqual(s.instances.length);
+    for (const z of zygotes) {
+      expect(zygotePids(runDir)).toContain(z.pid);
+      expect(z.pss_bytes).toBeGreaterThan(0);
+      // It shares most of what it maps with its clones.
+      expect(z.private_bytes).toBeLessThan(z.pss_bytes!);
+    }
+    for (const w of (s.helpers ?? []).filter((h) => h.role === 'waiting')) expect(sparePids(runDir)).toContain(w.pid);
   }, 60_000);
 
   it('restarts a killed guest by its policy while the others keep running', async () => {

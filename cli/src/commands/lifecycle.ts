@@ -254,6 +254,17 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
   }
   const t = r.totals;
   lines.push('', `${plural(t.clones, 'clone')}: rss ${formatBytes(t.rss_bytes)}, pss ${formatBytes(t.pss_bytes)}, private ${formatBytes(t.private_bytes)}`);
+  if (r.helpers?.length) {
+    // Zygotes hold pages their clones share, and PSS charges each process its share: the clones' PSS plus
+    // these is what the deployment costs the host.
+    const sum = (k: 'rss_bytes' | 'pss_bytes' | 'private_bytes') => r.helpers!.reduce((n, h) => n + (h[k] ?? 0), 0);
+    const count = (role: string, one: string, many: string) => {
+      const n = r.helpers!.filter((h) => h.role === role).length;
+      return n ? plural(n, one, many) : '';
+    };
+    const what = [count('zygote', 'zygote', 'zygotes'), count('waiting', 'process started ahead', 'processes started ahead')].filter(Boolean).join(', ');
+    lines.push(`${what}: rss ${formatBytes(sum('rss_bytes'))}, pss ${formatBytes(sum('pss_bytes'))}, private ${formatBytes(sum('private_bytes'))}`);
+  }
   return lines.join('\n') + '\n';
 }
 

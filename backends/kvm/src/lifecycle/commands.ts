@@ -198,6 +198,8 @@ interface SupervisorStatus {
   channels: StatusReport['channels'];
   exposures: StatusReport['exposures'];
   unwired_violations: StatusReport['unwired_violations'];
+  /** Absent from a supervisor of an earlier version. */
+  helpers?: StatusReport['helpers'];
 }
 
 export async function status(opts: BackendOptions): Promise<StatusReport> {
@@ -239,6 +241,7 @@ export async function status(opts: BackendOptions): Promise<StatusReport> {
     exposures: live?.exposures ?? (st?.exposures ?? []).map((e) => ({ host_port: e.host_port, instance: e.instance, port: e.port, listening: false, connections_total: 0, connections_open: 0 })),
     unwired_violations: live?.unwired_violations ?? [],
     totals,
+    ...(live?.helpers?.length ? { helpers: live.helpers } : {}),
   };
 }
 

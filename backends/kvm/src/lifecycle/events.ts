@@ -15,6 +15,7 @@ export type {
   DoctorReport,
   EventSink,
   ExposureStatus,
+  HelperStatus,
   InstanceStatus,
   LogLine,
   LogSink,

@@ -63,6 +63,14 @@ export interface GuestRuntime {
   fork(req: CloneRequest): Promise<CloneHandle>;
   /** Stops what the runtime keeps ready for later forks (processes started ahead of time); forks after it still work. */
   release?(): Promise<void>;
+  /** The processes it runs besides the clones (zygotes, processes started ahead), for `status`. */
+  helpers?(): Promise<HelperProcess[]>;
+}
+
+export interface HelperProcess {
+  role: 'zygote' | 'waiting';
+  template: string;
+  pid: number;
 }
 
 /** The subset of @mcl/broker's Broker the supervisor uses. */

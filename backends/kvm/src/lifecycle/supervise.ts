@@ -192,6 +192,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
             channels: sup.channelStatus(),
             exposures: sup.exposureStatus(),
             unwired_violations: sup.unwiredViolations(),
+            helpers: await sup.helperStatus(),
           };
         case 'logs': {
           const files = sup.logFiles(req.instance);

@@ -17,7 +17,7 @@ import type { Plan, PlanInstance } from '@mcl/plan';
 import type { Violation } from '@mcl/broker';
 import { diffInstances, startLayers, stopLayers, type InstanceDiff } from './diff';
 import { BackendFailure } from './errors';
-import type { BackendEvent, ChannelStatus, CloneState, EventSink, ExposureStatus, InstanceStatus, ViolationRecord } from './events';
+import type { BackendEvent, ChannelStatus, CloneState, EventSink, ExposureStatus, HelperStatus, InstanceStatus, ViolationRecord } from './events';
 import { DEFAULT_EXPOSURE_HOST as EXPOSURE_HOST, tryBind } from '@mcl/broker/ports';
 import { processCpuMs, processMemory } from './procfs';
 import type { BrokerFactory, BrokerLike, CloneHandle, ExitInfo, GuestRuntime } from './runtime';
@@ -498,6 +498,12 @@ export class Supervisor {
     return [...inst.clones.values()]
       .sort((a, b) => a.index - b.index)
       .map((c) => ({ clone: c.index, console: c.handle?.consoleLog ?? join(c.dir, 'console.log'), program: c.handle?.programLog }));
+  }
+
+  /** The runtime's processes besides the clones (zygotes, processes started ahead), with their memory. */
+  async helperStatus(): Promise<HelperStatus[]> {
+    const helpers = (await this.o.runtime.helpers?.()) ?? [];
+    return helpers.map((h) => ({ ...h, ...(processMemory(h.pid) ?? {}) }));
   }
 
   instanceStatus(): InstanceStatus[] {

@@ -19,7 +19,7 @@ import { processStartTime } from '@mcl/plan/state-store';
 import { buildImage, ClonePool, ensureTemplate, forkClone, probeAccelerator, zygoteEnabled } from '../vm/index';
 import type { AccelName, BuiltImage, Clone, Template } from '../vm/index';
 import type { EventSink } from './events';
-import type { CloneHandle, CloneRequest, ExitInfo, GuestRuntime } from './runtime';
+import type { CloneHandle, CloneRequest, ExitInfo, GuestRuntime, HelperProcess } from './runtime';
 
 export interface VmRuntimeOptions {
   cacheDir?: string;
@@ -137,6 +137,18 @@ export class VmRuntime implements GuestRuntime {
       throw e;
     }
     return new VmClone(clone, portSockets, consoleLog, identify);
+  }
+
+  /** The zygote and the waiting processes of every pool. */
+  async helpers(): Promise<HelperProcess[]> {
+    const out: HelperProcess[] = [];
+    for (const pool of this.pools.values()) {
+      const template = pool.template.spec.id;
+      const zygote = await pool.zygotePid();
+      if (zygote !== null) out.push({ role: 'zygote', template, pid: zygote });
+      for (const pid of pool.pids()) out.push({ role: 'waiting', template, pid });
+    }
+    return out;
   }
 
   /** Kills the QEMU processes waiting in the pools. Later forks start new pools. */
