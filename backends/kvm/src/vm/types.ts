@@ -89,7 +89,7 @@ export interface TemplateSpec {
   portSlots: number;
   /** Default: the result of probeAccelerator(). */
   accel?: AccelName;
-  /** Default: `microvm` when it works with this QEMU, else `pc` (see spec/guest.md). */
+  /** Default: `$MCL_MACHINE`, else `pc` (microvm stalls under TCG; see spec/guest.md). */
   machine?: MachineType;
 }
 
