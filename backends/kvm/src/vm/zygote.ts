@@ -30,7 +30,7 @@
 // which it forks no more and exits when its last child has ended.
 
 import { createHash } from 'node:crypto';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
@@ -144,13 +144,16 @@ export interface ZygoteStartOptions {
 
 const signalNames = new Map<number, string>(Object.entries(constants.signals).map(([name, n]) => [n, name]));
 
-/** Whether a process exists (zombies included). */
-function processExists(pid: number): boolean {
+/**
+ * Whether a process still runs. A zombie does not: an orphaned child of a
+ * dead zygote waits for init to reap it, which some container inits never do.
+ */
+function processRuns(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
   }
 }
 
@@ -316,7 +319,7 @@ export class Zygote {
     // The children die with the zygote (parent-death signal); each is reported once it is gone.
     const left = [...this.live.entries()];
     const deadline = Date.now() + 5_000;
-    while (left.some(([pid]) => processExists(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while (left.some(([pid]) => processRuns(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const [, l] of left) l.settle({ code: null, signal: 'SIGKILL' });
     await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
   }

@@ -137,6 +137,25 @@ describe('QEMU zygote', () => {
     await until('the child to be gone', () => !alive(a.pid), 5_000);
   }, 60_000);
 
+  it('a pool whose zygote was killed loses its clones and starts a new zygote for the next take', async () => {
+    const pool = new ClonePool(template, { dir: path.join(run, 'respawn'), size: 0 });
+    pools.push(pool);
+    const first = await pool.take({ name: 'r0', controlSocket: path.join(run, 'r0.ctl'), dataPortSockets: [], logFile: path.join(run, 'r0.log') });
+    clones.push(first);
+    const z1 = (await pool.zygotePid())!;
+    process.kill(z1, 'SIGKILL');
+    // The clone dies with its zygote (parent-death signal), and its exit is reported as a kill.
+    expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    await until('the first zygote and its clone to be gone', () => !alive(z1) && !alive(first.pid), 5_000);
+    const second = await pool.take({ name: 'r1', controlSocket: path.join(run, 'r1.ctl'), dataPortSockets: [], logFile: path.join(run, 'r1.log') });
+    clones.push(second);
+    expect(second.pooled).toBe(true);
+    const z2 = await pool.zygotePid();
+    expect(z2).not.toBeNull();
+    expect(z2).not.toBe(z1);
+    await second.control.ping();
+  }, 60_000);
+
   it('refuses a directory that is not absolute or has a newline', async () => {
     const lib = await buildZygoteLib({ cacheDir });
     const z = await plainZygote(path.join(run, 'refuse', 'zygote'), lib);
