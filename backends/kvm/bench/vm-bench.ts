@@ -434,7 +434,10 @@ async function main() {
     memory.push([`private memory per idle clone, as forked (median of ${N_CLONES})`, `${mib(privBare)} MiB = ${pct(privBare)} of guest RAM (${mib(MEMORY)} MiB)`]);
     breakdownRows(memory, bare);
     if (zygoteMem) {
-      memory.push([`  the zygote they were forked from: private / PSS (shared with ${N_CLONES} clones)`, `${mib(zygoteMem.private)} / ${mib(zygoteMem.pss)} MiB`]);
+      memory.push([
+        `  the zygote they were forked from: private dirty / Pss_Anon / PSS`,
+        `${mib(zygoteMem.privateDirty)} / ${mib(zygoteMem.anonPss)} / ${mib(zygoteMem.pss)} MiB (and ${mib(zygoteMem.private - zygoteMem.privateDirty)} MiB of clean file pages only it maps: page cache its dynamic linking read)`,
+      ]);
       memory.push([`  with QEMU started directly instead (MCL_QEMU_ZYGOTE=0; median of ${N_DIRECT})`, `${mib(median(direct.map((m) => m.private)))} MiB = ${pct(median(direct.map((m) => m.private)))}`]);
     } else {
       memory.push(['  QEMU zygote', process.env.MCL_QEMU_ZYGOTE === '0' ? 'not used (MCL_QEMU_ZYGOTE=0): QEMU started per clone' : 'not available (see the pool message above): QEMU started per clone']);

@@ -13,6 +13,8 @@ export function parseSmapsRollup(text: string): MemoryUsage {
     rss: kb('Rss'),
     pss: kb('Pss'),
     private: kb('Private_Clean') + kb('Private_Dirty'),
+    privateDirty: kb('Private_Dirty'),
+    anonPss: kb('Pss_Anon'),
     shared: kb('Shared_Clean') + kb('Shared_Dirty'),
     swap: kb('Swap'),
   };

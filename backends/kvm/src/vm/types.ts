@@ -232,6 +232,10 @@ export interface MemoryUsage {
   pss: number;
   /** Private_Clean + Private_Dirty. */
   private: number;
+  /** Private_Dirty: the private pages that are not clean file pages (page cache only this process maps). */
+  privateDirty: number;
+  /** Pss_Anon: anonymous memory, each page shared with other processes counted in part. */
+  anonPss: number;
   /** Shared_Clean + Shared_Dirty. */
   shared: number;
   swap: number;

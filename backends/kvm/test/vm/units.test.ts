@@ -51,8 +51,8 @@ describe('resolveModules', () => {
 
 describe('parseSmapsRollup', () => {
   it('reads kB values as bytes', () => {
-    const m = parseSmapsRollup('Rss:  2048 kB\nPss:  1024 kB\nShared_Clean: 512 kB\nShared_Dirty: 0 kB\nPrivate_Clean: 256 kB\nPrivate_Dirty: 1280 kB\nSwap: 0 kB\n');
-    expect(m).toEqual({ rss: 2048 * 1024, pss: 1024 * 1024, shared: 512 * 1024, private: 1536 * 1024, swap: 0 });
+    const m = parseSmapsRollup('Rss:  2048 kB\nPss:  1024 kB\nPss_Anon:  768 kB\nShared_Clean: 512 kB\nShared_Dirty: 0 kB\nPrivate_Clean: 256 kB\nPrivate_Dirty: 1280 kB\nSwap: 0 kB\n');
+    expect(m).toEqual({ rss: 2048 * 1024, pss: 1024 * 1024, shared: 512 * 1024, private: 1536 * 1024, privateDirty: 1280 * 1024, anonPss: 768 * 1024, swap: 0 });
   });
 });
 
