@@ -145,14 +145,17 @@ static void become_qemu(const char *dir, pid_t zygote, const sigset_t *mask) {
 __attribute__((constructor)) static void zygote(void) {
   // MCL_ZYGOTE names the QEMU executable. The library is preloaded into every
   // program started with this environment, the launcher that execs QEMU
-  // included, and acts only in QEMU.
+  // included, and acts only in QEMU: the executable named, or any
+  // qemu-system-* binary (MCL_QEMU may name a wrapper script that execs one).
   const char *mode = getenv("MCL_ZYGOTE");
   if (!mode) return;
   char exe[PATH_MAX];
   ssize_t n_exe = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n_exe <= 0) return;
   exe[n_exe] = 0;
-  if (strcmp(exe, mode) != 0) return;
+  const char *base = strrchr(exe, '/');
+  base = base ? base + 1 : exe;
+  if (strcmp(exe, mode) != 0 && strncmp(base, "qemu-system-", 12) != 0) return;
   const char *state = getenv("MCL_ZYGOTE_STATE");
   if (!state || strlen(state) >= sizeof state_path) {
     reply("error MCL_ZYGOTE_STATE is not set\n");

@@ -227,6 +227,17 @@ export class Zygote {
         clearTimeout(timer);
         reject(new ZygoteError(`the QEMU zygote exited while starting${z.detail()}`));
       });
+      // QEMU that runs without the library (it was not preloaded into it) creates its files in the zygote's
+      // directory and never answers: their appearance ends the wait.
+      const watch = setInterval(() => {
+        if (['qmp.sock', 'qemu.pid'].some((f) => existsSync(path.join(options.dir, f)))) {
+          clearTimeout(timer);
+          reject(new ZygoteError(`QEMU started without the zygote library (is ${options.qemu} a wrapper that clears LD_PRELOAD?)${z.detail()}`));
+        }
+      }, 50);
+      const stop = () => clearInterval(watch);
+      lines.once('line', stop);
+      z.exited.then(stop);
       // The dynamic linker reports a library it cannot preload on stderr and runs QEMU without it; that
       // QEMU would never answer, so the first complaint ends the wait.
       proc.stderr?.on('data', (d: Buffer) => {

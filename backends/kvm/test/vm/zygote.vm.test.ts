@@ -167,6 +167,26 @@ describe('QEMU zygote', () => {
     expect(await c.exited).toEqual({ code: 126, signal: null });
   }, 60_000);
 
+  it('works through a wrapper script that execs QEMU, and says so when one drops the library', async () => {
+    const lib = await buildZygoteLib({ cacheDir });
+    const args = ['-nodefaults', '-no-user-config', '-display', 'none', '-machine', 'pc', '-accel', 'tcg', '-m', '64M', '-S', '-qmp', 'unix:qmp.sock,server=on,wait=off', '-pidfile', 'qemu.pid'];
+    const wrapper = path.join(run, 'qemu-wrapper');
+    await writeFile(wrapper, `#!/bin/sh\nexec ${requireQemu()} "$@"\n`, { mode: 0o755 });
+    const z = await Zygote.start({ qemu: wrapper, args, statePath: template.statePath, dir: path.join(run, 'wrapped', 'zygote'), lib });
+    zygotes.push(z);
+    await mkdir(path.join(run, 'wrapped', 'a'), { recursive: true });
+    const a = await z.spawn(path.join(run, 'wrapped', 'a'));
+    await until('the pid file of the wrapped child', () => existsSync(path.join(run, 'wrapped', 'a', 'qemu.pid')), 10_000);
+    a.kill('SIGKILL');
+    await a.exited;
+    const dropping = path.join(run, 'qemu-dropping');
+    await writeFile(dropping, `#!/bin/sh\nunset LD_PRELOAD\nexec ${requireQemu()} "$@"\n`, { mode: 0o755 });
+    const started = Date.now();
+    await expect(Zygote.start({ qemu: dropping, args, statePath: template.statePath, dir: path.join(run, 'dropped', 'zygote'), lib })).rejects.toThrow(/QEMU started without the zygote library/);
+    // Found out as soon as QEMU created its files, not at the 20 s timeout.
+    expect(Date.now() - started).toBeLessThan(10_000);
+  }, 60_000);
+
   it('fails clearly when the loader refuses the library', async () => {
     const bogus = path.join(run, 'not-a-library.so');
     await writeFile(bogus, 'not ELF');
