@@ -194,7 +194,7 @@ export interface ExposureStatus {
 }
 
 export interface StatusReport {
-  /** False when there is no state or the state has no instances; the other fields are then empty. */
+  /** False when neither the state nor a live supervisor has instances; the other fields are then empty. */
   deployed: boolean;
   system: string | null;
   lineage: string | null;
@@ -216,6 +216,12 @@ export interface StatusReport {
    * Absent when the backend has none or its supervisor is not running.
    */
   helpers?: HelperStatus[];
+  /**
+   * What the user must know about this report, with what to do: e.g. the
+   * supervisor runs a deployment the state does not record (an apply was
+   * interrupted after it converged, or the state file was removed).
+   */
+  warnings?: { message: string; hint?: string }[];
 }
 
 export interface HelperStatus {

@@ -15,17 +15,25 @@
 //   died (or whose pid was reused) is recognised as stale and taken over.
 
 import { randomUUID } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, type Stats, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { STATE_FORMAT_VERSION, type BackendName, type DeploymentState } from './types';
+import { validateState } from './validate';
 
 export const STATE_DIR = '.mcl';
 export const STATE_FILE = 'state.json';
 export const LOCK_FILE = 'state.lock';
 
-/** Why a state operation failed; the CLI maps these to exit-code classes. */
-export type StateErrorCode = 'locked' | 'corrupt' | 'unsupported-version' | 'io';
+/**
+ * Why a state operation failed; the CLI maps these to exit-code classes.
+ * `unsafe`: the state directory or file is a symbolic link or belongs to
+ * another user, so its content cannot be taken as this user's deployment.
+ */
+export type StateErrorCode = 'locked' | 'corrupt' | 'unsupported-version' | 'io' | 'unsafe';
+
+/** A state file larger than this is refused unread (a planted /dev/zero or a huge file must not exhaust memory). */
+export const MAX_STATE_BYTES = 256 * 1024 * 1024;
 
 export class StateError extends Error {
   readonly code: StateErrorCode;
@@ -80,16 +88,76 @@ export function emptyState(backend: BackendName, lineage: string = randomUUID())
 }
 
 /**
+ * Refuses a state directory or state file that is not this user's own: a
+ * symbolic link (a cloned repository or an unpacked archive can hold
+ * `.mcl -> /home/me/other-project/.mcl`, which would hand this workspace
+ * another deployment) or an entry owned by another user. Missing entries
+ * are fine: nothing was deployed from here yet.
+ */
+export function checkStateLocation(stateFile: string): void {
+  const uid = process.geteuid?.();
+  const check = (path: string, what: string, isRight: (st: Stats) => boolean) => {
+    let st: Stats;
+    try {
+      st = lstatSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new StateError('io', `cannot inspect ${path}: ${(e as Error).message}`, 'check the permissions of the state directory');
+    }
+    if (st.isSymbolicLink()) {
+      throw new StateError('unsafe', `the ${what} ${path} is a symbolic link`, `a deployment is bound to its own state file: pass the real path with --state, or remove the link`);
+    }
+    if (!isRight(st)) throw new StateError('unsafe', `the ${what} ${path} is not a ${what === 'state file' ? 'regular file' : 'directory'}`, 'remove it, or pass another path with --state');
+    if (uid !== undefined && st.uid !== uid) {
+      throw new StateError('unsafe', `the ${what} ${path} belongs to uid ${st.uid}, not to you (uid ${uid})`, 'a deployment is managed by the user who owns its state; run mclc as that user or pass another --state');
+    }
+  };
+  check(dirname(stateFile), 'state directory', (st) => st.isDirectory());
+  check(stateFile, 'state file', (st) => st.isFile());
+}
+
+/** What to do with a state file that cannot be used, in an order that works: every lifecycle command reads the state first. */
+function corruptHint(path: string): string {
+  return (
+    `move it aside (mv ${path} ${path}.corrupt) and run \`mclc status\`: it shows what still runs from this state's location; ` +
+    'then `mclc destroy` stops it, or `mclc plan` and `mclc apply` record it again'
+  );
+}
+
+/** Reads at most MAX_STATE_BYTES of a regular file, without following a symbolic link and without blocking on a FIFO. */
+function readBounded(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new StateError('corrupt', `${path} is not a regular file`, corruptHint(path));
+    if (st.size > MAX_STATE_BYTES) throw new StateError('corrupt', `${path} is ${st.size} bytes, more than a state can be (${MAX_STATE_BYTES})`, corruptHint(path));
+    const buf = Buffer.alloc(st.size);
+    let off = 0;
+    while (off < buf.length) {
+      const n = readSync(fd, buf, off, buf.length - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return buf.subarray(0, off).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Reads the state, or returns null when the deployment was never applied.
- * A file that does not parse or has an unknown major version is an error, not
- * a missing state: silently starting over would orphan running guests.
+ * A file that does not parse, has an unknown major version or any part a
+ * reader uses missing or mistyped is an error, not a missing state: silently
+ * starting over would orphan running guests.
  */
 export function readState(stateFile: string): DeploymentState | null {
   const path = stateFile;
+  checkStateLocation(path);
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBounded(path);
   } catch (e) {
+    if (e instanceof StateError) throw e;
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new StateError('io', `cannot read ${path}: ${(e as Error).message}`, 'check the permissions of the .mcl directory');
   }
@@ -97,17 +165,22 @@ export function readState(stateFile: string): DeploymentState | null {
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new StateError('corrupt', `${path} is not valid JSON: ${(e as Error).message}`, 'restore the file from a backup or remove it after destroying the guests by hand');
+    throw new StateError('corrupt', `${path} is not valid JSON: ${(e as Error).message}`, corruptHint(path));
   }
   const s = value as Partial<DeploymentState>;
   if (typeof s !== 'object' || s === null || typeof s.lineage !== 'string' || typeof s.serial !== 'number' || typeof s.format_version !== 'string') {
-    throw new StateError('corrupt', `${path} is not a deployment state (lineage, serial or format_version missing)`, 'restore the file from a backup');
+    throw new StateError('corrupt', `${path} is not a deployment state (lineage, serial or format_version missing)`, corruptHint(path));
   }
   const major = s.format_version.split('.')[0];
   if (major !== STATE_FORMAT_VERSION.split('.')[0]) {
     throw new StateError('unsupported-version', `${path} has state format ${s.format_version}; this mclc reads ${STATE_FORMAT_VERSION}`, 'use the mclc version that wrote this state');
   }
-  return s as DeploymentState;
+  const { state, errors } = validateState(value);
+  if (!state) {
+    const first = errors.slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; ');
+    throw new StateError('corrupt', `${path} is not a valid deployment state: ${first}${errors.length > 3 ? `; and ${errors.length - 3} more` : ''}`, corruptHint(path));
+  }
+  return state;
 }
 
 /** Writes `content` to `path` atomically and durably (temporary file, fsync, rename, fsync of the directory). */
@@ -260,7 +333,9 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  */
 export async function acquireLock(stateFile: string, opts: LockOptions): Promise<StateLock> {
   const dir = dirname(stateFile);
-  mkdirSync(dir, { recursive: true });
+  // The state holds the sensitive parameters of every instance: the directory is private to its user.
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  checkStateLocation(stateFile);
   const path = lockPath(stateFile);
   const me: LockHolder = {
     pid: process.pid,
@@ -274,6 +349,7 @@ export async function acquireLock(stateFile: string, opts: LockOptions): Promise
   let waited = false;
   for (;;) {
     if (tryLink(dir, path, me)) {
+      removeStaleTemporaries(stateFile);
       let released = false;
       return {
         path,
@@ -360,4 +436,38 @@ function takeOverStale(dir: string, path: string, judged: LockHolder | null): vo
   } catch {
     // Nothing left to clean.
   }
+}
+
+/**
+ * Removes the temporary files a writer killed mid-write left beside a state
+ * file: `.<state name>.<pid>.<random>.tmp` of writeFileAtomic (a copy of the
+ * state, sensitive parameters included) and the lock's own temporaries. The
+ * caller holds the lock, and every writer of the state holds it, so a
+ * temporary of this state is always stale; a lock temporary is stale once
+ * its process is gone (another process may be trying the lock right now).
+ * Only names of exactly these forms are touched, and `unlink` removes a
+ * symbolic link itself, never its target.
+ */
+export function removeStaleTemporaries(stateFile: string): string[] {
+  const dir = dirname(stateFile);
+  const mine = `.${basename(stateFile)}.`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const ours = name.startsWith(mine) && /^\.\d+\.[0-9a-f]{8}\.tmp$/.test(name.slice(mine.length - 1));
+    const lock = /^\.lock\.(?:stale\.)?(\d+)\.[0-9a-f]{8}(?:\.tmp)?$/.exec(name);
+    if (!ours && !(lock && !processAlive(Number(lock[1]), null))) continue;
+    try {
+      unlinkSync(join(dir, name));
+      removed.push(name);
+    } catch {
+      // Removed by someone else meanwhile.
+    }
+  }
+  return removed;
 }

@@ -89,9 +89,13 @@ export interface StateValidationResult {
 }
 
 /**
- * Validates the top level of a deployment state (the backend owns its exact
- * contents; the CLI needs lineage, serial and the applied instances,
- * channels and exposures for diffing).
+ * Validates a deployment state, every part that a reader uses: the top level
+ * (lineage, serial, backend, plan digest, system) and each recorded instance,
+ * channel and exposure against the plan schema's definitions, so that no
+ * reader meets a missing or mistyped field (`instances: null`, an instance
+ * without ports). The patterns of digests and names are not checked: a state
+ * only compares them for equality. `backend_data` belongs to the backend,
+ * which checks what it reads of it.
  */
 export function validateState(json: unknown): StateValidationResult {
   let doc = json;
@@ -114,15 +118,18 @@ export function validateState(json: unknown): StateValidationResult {
   for (const key of ['instances', 'channels', 'exposures']) {
     if (!Array.isArray(s[key])) errors.push({ path: `$.${key}`, message: `${key} must be an array` });
   }
-  if (errors.length === 0 && Array.isArray(s.instances)) {
-    (s.instances as unknown[]).forEach((inst, i) => {
-      const o = inst as S | null;
-      if (!o || typeof o !== 'object' || typeof o.id !== 'string' || typeof o.digest !== 'string') {
-        errors.push({ path: `$.instances[${i}]`, message: 'an instance must have a string id and digest' });
-      }
-    });
+  if (typeof s.backend !== 'string') errors.push({ path: '$.backend', message: 'backend must be a string' });
+  for (const key of ['plan_digest', 'system']) {
+    if (s[key] !== null && typeof s[key] !== 'string') errors.push({ path: `$.${key}`, message: `${key} must be a string or null` });
   }
-  return errors.length === 0 ? { state: doc as DeploymentState, errors } : { errors };
+  if (errors.length === 0) {
+    const v = new SchemaInterpreter(planSchema, version.newerMinor, errors, false);
+    const defs = planSchema.$defs as Record<string, S>;
+    for (const [key, def] of [['instances', 'PlanInstance'], ['channels', 'PlanChannel'], ['exposures', 'PlanExposure']] as const) {
+      (s[key] as unknown[]).forEach((item, i) => v.check(defs[def], item, `$.${key}[${i}]`));
+    }
+  }
+  return errors.length === 0 ? { state: doc as DeploymentState, errors } : { errors: errors.slice(0, MAX_ERRORS) };
 }
 
 function typeName(v: unknown): string {
@@ -161,6 +168,8 @@ class SchemaInterpreter {
     /** When the document has a newer minor version, unknown properties are allowed. */
     private readonly tolerateUnknown: boolean,
     private readonly errors: PlanValidationError[],
+    /** False where only equality of the strings matters (a recorded state), not their form. */
+    private readonly checkPatterns = true,
   ) {}
 
   private add(path: string, message: string): void {
@@ -196,7 +205,7 @@ class SchemaInterpreter {
       this.add(path, `must be at least ${schema.minimum}, found ${v}`);
     }
     if (typeof v === 'string') {
-      if (typeof schema.pattern === 'string' && !new RegExp(schema.pattern, 'u').test(v)) {
+      if (this.checkPatterns && typeof schema.pattern === 'string' && !new RegExp(schema.pattern, 'u').test(v)) {
         this.add(path, `${JSON.stringify(v.length > 80 ? v.slice(0, 77) + '...' : v)} does not match the pattern ${schema.pattern}`);
       }
       if (typeof schema.minLength === 'number' && v.length < schema.minLength) this.add(path, `must have at least ${schema.minLength} characters`);
@@ -226,7 +235,7 @@ class SchemaInterpreter {
   private checkOneOf(alternatives: S[], v: unknown, path: string): void {
     const results = alternatives.map((alt) => {
       const errs: PlanValidationError[] = [];
-      new SchemaInterpreter(this.root, this.tolerateUnknown, errs).check(alt, v, path);
+      new SchemaInterpreter(this.root, this.tolerateUnknown, errs, this.checkPatterns).check(alt, v, path);
       return errs;
     });
     const passing = results.filter((r) => r.length === 0).length;

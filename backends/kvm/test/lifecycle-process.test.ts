@@ -9,6 +9,7 @@ import { basename, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { apply, destroy, logs, status } from '../src/lifecycle/commands';
 import { runDirFor, supervisorAlive } from '../src/lifecycle/supervise';
+import { findRunDir, type RunDir } from '../src/lifecycle/rundir';
 import type { ApplyOptions, BackendEvent, LogLine } from '../src/lifecycle/events';
 import { lockPath, readState } from '@mcl/plan/state-store';
 import { chan, inst, plan } from './fixtures/fakes';
@@ -36,6 +37,12 @@ function fakeQemuPids(): number[] {
 
 let ws: string;
 let stateFile: string;
+/** The deployment's own run directory (with its token), as the backend finds it from the state file's location. */
+const ownRun = (): RunDir => {
+  const f = findRunDir(stateFile);
+  if (f.kind !== 'ours') throw new Error(`no run directory of this deployment: ${f.kind}`);
+  return f;
+};
 let events: BackendEvent[];
 const opts = (over: Partial<ApplyOptions> = {}): ApplyOptions => ({
   workspace: ws,
@@ -101,7 +108,7 @@ describe('lifecycle across processes', () => {
     expect(d.state!.serial).toBe(2);
     expect(d.state!.lineage).toBe(st.lineage);
     for (const p of data.processes) expect(isZombieOrGone(p.pid)).toBe(true);
-    expect(supervisorAlive(data.run_dir)).toBeNull();
+    expect(findRunDir(stateFile).kind).toBe('none');
     expect(existsSync(data.run_dir)).toBe(false);
     expect((await status(opts())).deployed).toBe(false);
   }, 60_000);
@@ -144,7 +151,7 @@ describe('lifecycle across processes', () => {
   it('a killed supervisor leaves no orphans: the next apply reaps them and converges', async () => {
     await apply(thePlan(), opts(), () => undefined);
     const data = readState(stateFile)!.backend_data as { run_dir: string; processes: { pid: number }[] };
-    const sup = supervisorAlive(data.run_dir)!;
+    const sup = supervisorAlive(ownRun())!;
     process.kill(sup.pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 100));
     // The guests outlived it (no parent-death signal in node)...
@@ -161,7 +168,7 @@ describe('lifecycle across processes', () => {
   it('destroy without a supervisor kills the recorded guests itself; status then says stopped', async () => {
     await apply(thePlan(), opts(), () => undefined);
     const data = readState(stateFile)!.backend_data as { run_dir: string; processes: { pid: number }[] };
-    process.kill(supervisorAlive(data.run_dir)!.pid, 'SIGKILL');
+    process.kill(supervisorAlive(ownRun())!.pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 100));
     const s = await status(opts());
     expect(s.supervisor.running).toBe(false);

@@ -215,8 +215,10 @@ export async function destroyCommand(ctx: Context, o: LifecycleOptions): Promise
 
 export function renderStatus(r: StatusReport, ctx: Context): string {
   const s = ctx.outStyle;
-  if (!r.deployed) return 'Nothing is deployed.\n';
+  const warnings = (r.warnings ?? []).map((w) => s.yellow(`warning: ${w.message}`) + (w.hint ? `\n  hint: ${w.hint}` : '') + '\n').join('');
+  if (!r.deployed) return `${warnings}Nothing is deployed.\n`;
   const lines: string[] = [];
+  if (warnings) lines.push(warnings);
   const sup = r.supervisor.running ? s.green(`running (pid ${r.supervisor.pid ?? '?'})`) : s.red('not running');
   lines.push(`${s.bold(r.system ?? '?')}  serial ${r.serial}  supervisor ${sup}${r.accelerator ? `  accelerator ${r.accelerator.name}` : ''}`);
   if (r.accelerator?.note) lines.push(s.dim(`  ${r.accelerator.note}`));

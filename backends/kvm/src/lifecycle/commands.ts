@@ -4,7 +4,7 @@
 // supervisor over its control socket.
 
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { STATE_FORMAT_VERSION, type DeploymentState, type JsonValue, type Plan } from '@mcl/plan';
 import { acquireLock, describeHolder, emptyState, readState, StateError, writeState, type StateLock } from '@mcl/plan/state-store';
@@ -22,10 +22,17 @@ import type {
   LogsOptions,
   StatusReport,
 } from './events';
-import { killRecorded, LOG_FILE, runDirFor, SOCKET, supervisorAlive } from './supervise';
+import { killRecorded, LOG_FILE, SOCKET, supervisorAlive } from './supervise';
+import { belongsToDeployment, DEPLOYMENT_ENV, ensureRunDir, findRunDir, removeRunDir, RunDirError, type RunDir } from './rundir';
 import { cloneDirBase, type ApplySummary, type ProcessRecord } from './supervisor';
 
-/** What the KVM backend keeps in the state's backend_data. */
+/**
+ * What the KVM backend keeps in the state's backend_data. It is written for
+ * people reading the state and never read back for paths or pids: the run
+ * directory follows from the state file's location, and processes are
+ * recognised by the deployment's token (rundir.ts). Only the accelerator is
+ * read, for `status` without a supervisor.
+ */
 export interface KvmBackendData {
   run_dir: string;
   supervisor: { pid: number; start_time: number | null } | null;
@@ -60,42 +67,88 @@ function loadState(stateFile: string): DeploymentState | null {
   }
 }
 
-function backendData(state: DeploymentState | null): KvmBackendData | null {
-  const d = state?.backend_data as unknown as KvmBackendData | undefined;
-  return d && typeof d === 'object' && typeof d.run_dir === 'string' ? d : null;
+/** The accelerator recorded in the state, when it has the right shape (the only part of backend_data read back). */
+function recordedAccelerator(state: DeploymentState | null): { name: string; note?: string } | undefined {
+  const a = (state?.backend_data as { accelerator?: unknown } | undefined)?.accelerator as { name?: unknown; note?: unknown } | null | undefined;
+  if (!a || typeof a !== 'object' || typeof a.name !== 'string') return undefined;
+  return { name: a.name, ...(typeof a.note === 'string' ? { note: a.note } : {}) };
 }
 
-async function ping(dir: string): Promise<boolean> {
-  if (!existsSync(join(dir, SOCKET))) return false;
+/**
+ * Pings the deployment's supervisor: true when one answers on the socket of
+ * its own run directory and the pid it gives carries the deployment's token.
+ */
+async function ping(rd: RunDir): Promise<boolean> {
+  if (!existsSync(join(rd.dir, SOCKET))) return false;
   try {
-    await callControl(join(dir, SOCKET), { op: 'ping' });
-    return true;
+    const r = await callControl<{ pid?: unknown }>(join(rd.dir, SOCKET), { op: 'ping' });
+    return typeof r?.pid === 'number' && belongsToDeployment(r.pid, null, rd.token);
   } catch {
     return false;
   }
 }
 
+/** The run directory a command that changes nothing may use, or null when this state has none of its own. */
+function ownRunDir(stateFile: string): RunDir | null {
+  const found = findRunDir(stateFile);
+  return found.kind === 'ours' ? found : null;
+}
+
+const RUN_DIR_HINT =
+  'the runtime directory must be a directory of yours, mode 0700, created by mclc for this state; remove what is named if no deployment of yours runs from it (a copied workspace gets its own runtime directory), or set XDG_RUNTIME_DIR to a private directory';
+
+/** The run directory of a state file, created when missing; a place taken by something else is a failure naming it. */
+function runDirForApply(stateFile: string): RunDir {
+  try {
+    return ensureRunDir(stateFile);
+  } catch (e) {
+    if (e instanceof RunDirError) throw new BackendFailure('failure', e.message, RUN_DIR_HINT);
+    throw e;
+  }
+}
+
 /** Returns once a supervisor answers on the deployment's socket, starting one when none runs. */
-export async function ensureSupervisor(dir: string, command: string[], onEvent: EventSink, timeoutMs = 15_000): Promise<void> {
-  if (await ping(dir)) return;
+export async function ensureSupervisor(rd: RunDir, command: string[], onEvent: EventSink, timeoutMs = 15_000): Promise<void> {
+  if (await ping(rd)) return;
   const deadline = Date.now() + timeoutMs;
-  if (!supervisorAlive(dir)) {
+  if (!supervisorAlive(rd)) {
     onEvent({ type: 'phase', phase: 'supervisor', action: 'start', message: 'starting the supervisor' });
-    const { mkdirSync } = await import('node:fs');
-    mkdirSync(dir, { recursive: true });
-    const out = openSync(join(dir, LOG_FILE), 'a');
-    const child = spawn(command[0], [...command.slice(1), '__supervise', dir], { detached: true, stdio: ['ignore', out, out] });
+    const out = openSync(join(rd.dir, LOG_FILE), 'a', 0o600);
+    // The token in its environment is inherited by everything it starts, which is how a later
+    // command recognises the deployment's processes before it signals any of them.
+    const child = spawn(command[0], [...command.slice(1), '__supervise', rd.dir], {
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: { ...process.env, [DEPLOYMENT_ENV]: rd.token },
+    });
     closeSync(out);
     child.unref();
   }
   while (Date.now() < deadline) {
     await sleep(100);
-    if (await ping(dir)) {
+    if (await ping(rd)) {
       onEvent({ type: 'phase', phase: 'supervisor', action: 'done', message: 'supervisor running' });
       return;
     }
   }
-  throw new BackendFailure('failure', `the supervisor did not answer on ${join(dir, SOCKET)} within ${timeoutMs} ms`, `see ${join(dir, LOG_FILE)}`);
+  throw new BackendFailure('failure', `the supervisor did not answer on ${join(rd.dir, SOCKET)} within ${timeoutMs} ms`, `see ${join(rd.dir, LOG_FILE)}`);
+}
+
+/**
+ * After a failed apply: a supervisor that runs no instance (a first apply
+ * that failed, or one that removed everything) has nothing to supervise and
+ * is stopped, so no idle process is left behind. Its log stays in the run
+ * directory for the failure's hint.
+ */
+async function stopIfIdle(rd: RunDir): Promise<void> {
+  try {
+    const live = await callControl<SupervisorStatus>(join(rd.dir, SOCKET), { op: 'status' });
+    if (live.instances.length > 0) return;
+    await callControl(join(rd.dir, SOCKET), { op: 'destroy' });
+    for (let i = 0; i < 50 && supervisorAlive(rd); i++) await sleep(100);
+  } catch {
+    // The supervisor is gone already or does not answer; the next apply deals with it.
+  }
 }
 
 export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink): Promise<ApplyResult> {
@@ -109,19 +162,27 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
     if (prior && prior.backend !== 'kvm') {
       throw new BackendFailure('stale', `the state belongs to the ${prior.backend} backend`, 'destroy that deployment first or use another --state');
     }
-    const dir = backendData(prior)?.run_dir ?? runDirFor(opts.stateFile);
     if (opts.signal.aborted) throw new BackendFailure('failure', 'interrupted before anything changed');
-    await ensureSupervisor(dir, opts.supervisorCommand, onEvent);
-    const r = await callControl<ApplySummary>(
-      join(dir, SOCKET),
-      { op: 'apply', plan, replace: opts.replace, readyTimeoutMs: opts.readyTimeoutMs },
-      onEvent,
-      opts.signal,
-    );
+    const rd = runDirForApply(opts.stateFile);
+    const dir = rd.dir;
+    await ensureSupervisor(rd, opts.supervisorCommand, onEvent);
+    let r: ApplySummary;
+    try {
+      r = await callControl<ApplySummary>(
+        join(dir, SOCKET),
+        { op: 'apply', plan, replace: opts.replace, readyTimeoutMs: opts.readyTimeoutMs },
+        onEvent,
+        opts.signal,
+      );
+    } catch (e) {
+      // Interrupted, the supervisor finishes the apply; refused or failed, an idle supervisor is stopped.
+      if (!opts.signal.aborted && e instanceof BackendFailure) await stopIfIdle(rd);
+      throw e;
+    }
     onEvent({ type: 'phase', phase: 'state', action: 'start', message: 'writing the state' });
     const base = prior ?? emptyState('kvm');
     const changed = base.plan_digest !== plan.digests.plan || r.create.length + r.replace.length + r.delete.length > 0;
-    const sup = supervisorAlive(dir);
+    const sup = supervisorAlive(rd);
     const data: KvmBackendData = {
       run_dir: dir,
       supervisor: sup ? { pid: sup.pid, start_time: sup.start_time } : null,
@@ -162,20 +223,26 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
   const l = await lock(opts, 'destroy', onEvent);
   try {
     const prior = loadState(opts.stateFile);
-    const data = backendData(prior);
-    const dir = data?.run_dir ?? runDirFor(opts.stateFile);
+    const found = findRunDir(opts.stateFile);
     let destroyed: string[] = [];
-    if (await ping(dir)) {
-      destroyed = await callControl<string[]>(join(dir, SOCKET), { op: 'destroy' }, onEvent, opts.signal);
-      // The supervisor exits right after answering; wait so its files can go.
-      for (let i = 0; i < 50 && supervisorAlive(dir); i++) await sleep(100);
-    } else if (data || existsSync(dir)) {
-      const killed = killRecorded(dir, data?.processes ?? []);
-      if (killed.length) onEvent({ type: 'warning', message: `the supervisor did not answer; killed ${killed.length} process(es) directly` });
-      destroyed = [...new Set((prior?.instances ?? []).map((i) => i.id))].sort();
+    if (found.kind === 'ours') {
+      if (await ping(found)) {
+        destroyed = await callControl<string[]>(join(found.dir, SOCKET), { op: 'destroy' }, onEvent, opts.signal);
+        // The supervisor exits right after answering; wait so its files can go.
+        for (let i = 0; i < 50 && supervisorAlive(found); i++) await sleep(100);
+      } else {
+        const killed = killRecorded(found);
+        if (killed.length) onEvent({ type: 'warning', message: `the supervisor did not answer; killed ${killed.length} process(es) directly` });
+        destroyed = [...new Set((prior?.instances ?? []).map((i) => i.id))].sort();
+      }
+      if (supervisorAlive(found)) killRecorded(found);
+      removeRunDir(found);
+    } else if (prior && prior.instances.length > 0) {
+      // Nothing of this state's own runs: the state may be a copy of another workspace's, whose
+      // guests are that workspace's to stop.
+      const where = found.kind === 'foreign' ? `${found.why}; it was left as it is` : 'no runtime directory of this state exists';
+      onEvent({ type: 'warning', message: `the state records ${prior.instances.length} instance(s), but nothing of this state runs: ${where}` });
     }
-    if (supervisorAlive(dir)) killRecorded(dir, data?.processes ?? []);
-    rmSync(dir, { recursive: true, force: true });
     if (!prior) return { destroyed, state: null, elapsed_ms: Date.now() - started };
     const state: DeploymentState = {
       ...emptyState('kvm', prior.lineage),
@@ -193,6 +260,8 @@ interface SupervisorStatus {
   pid: number;
   uptime_ms: number;
   plan_digest: string | null;
+  /** Absent from a supervisor of an earlier version. */
+  system?: string | null;
   accelerator?: { name: string; note?: string };
   instances: InstanceStatus[];
   channels: StatusReport['channels'];
@@ -204,16 +273,16 @@ interface SupervisorStatus {
 
 export async function status(opts: BackendOptions): Promise<StatusReport> {
   const st = loadState(opts.stateFile);
-  const data = backendData(st);
-  const dir = data?.run_dir ?? runDirFor(opts.stateFile);
+  const rd = ownRunDir(opts.stateFile);
   let live: SupervisorStatus | null = null;
-  if (await ping(dir)) {
+  if (rd && (await ping(rd))) {
     try {
-      live = await callControl<SupervisorStatus>(join(dir, SOCKET), { op: 'status' });
+      live = await callControl<SupervisorStatus>(join(rd.dir, SOCKET), { op: 'status' });
     } catch {
       live = null;
     }
   }
+  const warnings = unrecordedWarnings(st, live);
   const instances: InstanceStatus[] =
     live?.instances ??
     (st?.instances ?? []).map((i) => ({ id: i.id, component: i.component, mode: i.mode, health: 'stopped' as const, ...(i.label ? { label: i.label } : {}), clones: [] }));
@@ -227,10 +296,10 @@ export async function status(opts: BackendOptions): Promise<StatusReport> {
       totals.private_bytes += c.private_bytes ?? 0;
     }
   }
-  const accelerator = live?.accelerator ?? data?.accelerator ?? undefined;
+  const accelerator = live?.accelerator ?? recordedAccelerator(st);
   return {
-    deployed: !!st && st.instances.length > 0,
-    system: st?.system ?? null,
+    deployed: (!!st && st.instances.length > 0) || (live?.instances.length ?? 0) > 0,
+    system: st?.system ?? live?.system ?? null,
     lineage: st?.lineage ?? null,
     serial: st?.serial ?? null,
     plan_digest: st?.plan_digest ?? null,
@@ -242,7 +311,25 @@ export async function status(opts: BackendOptions): Promise<StatusReport> {
     unwired_violations: live?.unwired_violations ?? [],
     totals,
     ...(live?.helpers?.length ? { helpers: live.helpers } : {}),
+    ...(warnings.length ? { warnings } : {}),
   };
+}
+
+/**
+ * What `status` must point out when the live supervisor runs another
+ * deployment than the state records: an apply was interrupted after the
+ * supervisor converged (the state is written last), or the state file was
+ * removed. Applying the same plan again only converges and records it.
+ */
+function unrecordedWarnings(st: DeploymentState | null, live: SupervisorStatus | null): { message: string; hint?: string }[] {
+  if (!live || live.plan_digest === null || live.plan_digest === (st?.plan_digest ?? null)) return [];
+  const what = `${live.system ?? 'a system'} (plan ${live.plan_digest.slice(0, 12)}, ${live.instances.length} instance(s))`;
+  const message = st?.plan_digest
+    ? `the supervisor runs ${what}, but the state records plan ${st.plan_digest.slice(0, 12)}: an apply was interrupted after the supervisor converged`
+    : st
+      ? `the supervisor runs ${what}, which the state does not record: an apply was interrupted after the supervisor converged`
+      : `the supervisor runs ${what}, but there is no state file: an apply was interrupted, or the state was removed`;
+  return [{ message, hint: 'run `mclc apply` again with the same plan to record it in the state (nothing is restarted), or `mclc destroy` to stop it' }];
 }
 
 export async function logs(instanceId: string, opts: LogsOptions, onLine: LogSink): Promise<void> {
@@ -250,11 +337,11 @@ export async function logs(instanceId: string, opts: LogsOptions, onLine: LogSin
   if (!st || !st.instances.some((i) => i.id === instanceId)) {
     throw new BackendFailure('usage', `no instance ${instanceId} in the deployment`, `instances: ${(st?.instances ?? []).map((i) => i.id).join(', ') || 'none (nothing is deployed)'}`);
   }
-  const dir = backendData(st)?.run_dir ?? runDirFor(opts.stateFile);
-  const clonesDir = join(dir, 'clones');
+  const rd = ownRunDir(opts.stateFile);
+  const clonesDir = rd ? join(rd.dir, 'clones') : null;
   const base = cloneDirBase(instanceId);
   const files = (): { clone: number; path: string }[] => {
-    if (!existsSync(clonesDir)) return [];
+    if (!clonesDir || !existsSync(clonesDir)) return [];
     return readdirSync(clonesDir)
       .filter((d) => d.startsWith(base + '.') && /^\d+$/.test(d.slice(base.length + 1)))
       .map((d) => ({ clone: Number(d.slice(base.length + 1)), path: join(clonesDir, d, 'console.log') }))

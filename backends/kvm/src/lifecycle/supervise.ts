@@ -8,12 +8,12 @@
 // starts kills whatever an earlier one left behind before doing anything
 // else, so no orphan survives a crash and the next apply starts clean.
 
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { appendFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Server } from 'node:net';
 import type { Plan } from '@mcl/plan';
-import { processAlive, processStartTime, writeFileAtomic } from '@mcl/plan/state-store';
+import { processStartTime, writeFileAtomic } from '@mcl/plan/state-store';
+import { belongsToDeployment, DEPLOYMENT_ENV, findRunDir, inspectRunDir, killIfOurs, type RunDir } from './rundir';
 import { BackendFailure } from './errors';
 import { serveControl, type ControlRequest } from './control';
 import { Supervisor, type ProcessRecord } from './supervisor';
@@ -32,36 +32,28 @@ export interface SupervisorIdentity {
   started_at: string;
 }
 
-/**
- * The runtime directory of the deployment whose state is `stateFile`:
- * `<state dir>/run`, unless that path is too long for the unix sockets inside
- * it (108 bytes on Linux), in which case a short directory under the system
- * temporary directory, named by a hash of the state path.
- */
+/** Where the run directory of a state file is (or would be created); see rundir.ts. */
 export function runDirFor(stateFile: string): string {
-  const local = join(dirname(stateFile), 'run');
-  // The longest socket inside is `<run>/clones/<instance>.<n>/p<slot>.sock`; leave room for ids.
-  if (local.length <= 48) return local;
-  const h = createHash('sha256').update(stateFile).digest('hex').slice(0, 16);
-  return join('/tmp', `mcl-${process.getuid?.() ?? 0}`, h);
+  return findRunDir(stateFile).dir;
 }
 
 export function readSupervisorIdentity(dir: string): SupervisorIdentity | null {
   try {
-    return JSON.parse(readFileSync(join(dir, PID_FILE), 'utf8')) as SupervisorIdentity;
+    const v = JSON.parse(readFileSync(join(dir, PID_FILE), 'utf8')) as SupervisorIdentity;
+    return v && typeof v === 'object' && Number.isInteger(v.pid) ? v : null;
   } catch {
     return null;
   }
 }
 
-export function supervisorAlive(dir: string): SupervisorIdentity | null {
-  const id = readSupervisorIdentity(dir);
-  return id && processAlive(id.pid, id.start_time) ? id : null;
+/** The deployment's live supervisor: the one its pid file names, if that process carries the deployment's token. */
+export function supervisorAlive(rd: RunDir): SupervisorIdentity | null {
+  const id = readSupervisorIdentity(rd.dir);
+  return id && belongsToDeployment(id.pid, typeof id.start_time === 'number' ? id.start_time : null, rd.token) ? id : null;
 }
 
-/** True when the pid is alive with that start time and looks like QEMU (a pid file alone could name a reused pid). */
-function isOurQemu(pid: number, startTime: number | null): boolean {
-  if (!processAlive(pid, startTime)) return false;
+/** Whether a process's command line names QEMU (what the reaper is after; the supervisor carries the token too). */
+function isQemu(pid: number): boolean {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('qemu');
   } catch {
@@ -70,15 +62,22 @@ function isOurQemu(pid: number, startTime: number | null): boolean {
 }
 
 /**
- * Kills every QEMU process an earlier supervisor of this directory left
+ * Kills every QEMU process an earlier supervisor of this deployment left
  * behind: those in processes.json and those whose pid file is in a clone
- * directory. Returns the pids killed.
+ * directory, each only after its environment showed the deployment's token.
+ * Returns the pids killed.
  */
-export function reapOrphans(dir: string, alreadyKilled: readonly number[] = []): number[] {
+export function reapOrphans(rd: RunDir, alreadyKilled: readonly number[] = []): number[] {
+  const { dir } = rd;
   const killed: number[] = [];
   const candidates: { pid: number; start_time: number | null }[] = [];
   try {
-    candidates.push(...(JSON.parse(readFileSync(join(dir, PROCESSES_FILE), 'utf8')) as ProcessRecord[]));
+    const recorded = JSON.parse(readFileSync(join(dir, PROCESSES_FILE), 'utf8')) as unknown;
+    if (Array.isArray(recorded)) {
+      for (const r of recorded as Partial<ProcessRecord>[]) {
+        if (r && typeof r.pid === 'number') candidates.push({ pid: r.pid, start_time: typeof r.start_time === 'number' ? r.start_time : null });
+      }
+    }
   } catch {
     // No record: nothing ran, or it was never written.
   }
@@ -94,13 +93,8 @@ export function reapOrphans(dir: string, alreadyKilled: readonly number[] = []):
     }
   }
   for (const c of candidates) {
-    if (killed.includes(c.pid) || alreadyKilled.includes(c.pid) || !isOurQemu(c.pid, c.start_time)) continue;
-    try {
-      process.kill(c.pid, 'SIGKILL');
-      killed.push(c.pid);
-    } catch {
-      // Gone meanwhile.
-    }
+    if (killed.includes(c.pid) || alreadyKilled.includes(c.pid) || !isQemu(c.pid)) continue;
+    if (killIfOurs(c.pid, c.start_time, rd.token)) killed.push(c.pid);
   }
   return killed;
 }
@@ -113,7 +107,16 @@ export interface RunSupervisorOptions {
 }
 
 export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}): Promise<void> {
-  mkdirSync(dir, { recursive: true });
+  // `apply` creates the run directory and starts the supervisor with the directory's token in its
+  // environment; a directory that is not a deployment's own, or a token that does not match, is refused
+  // before anything is written or killed there.
+  const found = inspectRunDir(dir);
+  if (found.kind !== 'ours' || process.env[DEPLOYMENT_ENV] !== found.token) {
+    const why = found.kind === 'foreign' ? found.why : found.kind === 'none' ? `${dir} does not exist` : `${DEPLOYMENT_ENV} does not carry the token of ${dir}`;
+    process.stderr.write(`mclc __supervise: refusing ${dir}: ${why}\n`);
+    return;
+  }
+  const rd: RunDir = found;
   const logPath = join(dir, LOG_FILE);
   let logged = 0;
   const log = (s: string) => {
@@ -125,14 +128,14 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
       // Logging must never take the supervisor down.
     }
   };
-  const other = supervisorAlive(dir);
+  const other = supervisorAlive(rd);
   if (other && other.pid !== process.pid) {
     log(`another supervisor (pid ${other.pid}) owns ${dir}; exiting`);
     return;
   }
   const me: SupervisorIdentity = { pid: process.pid, start_time: processStartTime(process.pid), started_at: new Date().toISOString() };
   writeFileAtomic(dir, PID_FILE, JSON.stringify(me) + '\n');
-  const reaped = reapOrphans(dir);
+  const reaped = reapOrphans(rd);
   if (reaped.length) log(`killed ${reaped.length} QEMU process(es) left by an earlier supervisor: ${reaped.join(', ')}`);
   rmSync(join(dir, 'clones'), { recursive: true, force: true });
   writeFileAtomic(dir, PROCESSES_FILE, '[]\n');
@@ -187,6 +190,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
             pid: process.pid,
             uptime_ms: Date.now() - startedAt,
             plan_digest: sup.planDigest,
+            system: sup.planSystem,
             accelerator: sup.accelerator(),
             instances: sup.instanceStatus(),
             channels: sup.channelStatus(),
@@ -227,28 +231,16 @@ async function defaultBrokerFactory(log: (s: string) => void): Promise<BrokerFac
   };
 }
 
-/** Used by destroy when the supervisor cannot be reached: stop its recorded processes directly. */
-export function killRecorded(dir: string, procs: { pid: number; start_time: number | null }[]): number[] {
+/**
+ * Used by destroy when the supervisor cannot be reached: stops the
+ * deployment's supervisor and QEMU processes directly, each only after its
+ * environment showed the deployment's token.
+ */
+export function killRecorded(rd: RunDir): number[] {
   const killed: number[] = [];
-  const sup = supervisorAlive(dir);
-  if (sup) {
-    try {
-      process.kill(sup.pid, 'SIGKILL');
-      killed.push(sup.pid);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  for (const p of procs) {
-    if (!isOurQemu(p.pid, p.start_time)) continue;
-    try {
-      process.kill(p.pid, 'SIGKILL');
-      killed.push(p.pid);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  killed.push(...reapOrphans(dir, killed));
+  const sup = supervisorAlive(rd);
+  if (sup && killIfOurs(sup.pid, sup.start_time, rd.token)) killed.push(sup.pid);
+  killed.push(...reapOrphans(rd, killed));
   return killed;
 }
 

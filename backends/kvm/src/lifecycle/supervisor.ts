@@ -117,6 +117,11 @@ export class Supervisor {
     return this.plan?.digests.plan ?? null;
   }
 
+  /** The applied plan's system, or null before the first apply. */
+  get planSystem(): string | null {
+    return this.plan?.system ?? null;
+  }
+
   /** Converges to `plan`. Concurrent calls run one after the other. */
   apply(plan: Plan, req: ApplyRequest, emit: EventSink): Promise<ApplySummary> {
     const run = this.queue.then(() => this.doApply(plan, req, emit));
