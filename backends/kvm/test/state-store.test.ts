@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, ftruncateSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import {
   bootId,
   emptyState,
   lockPath,
+  MAX_STATE_BYTES,
   processAlive,
   processStartTime,
   readState,
@@ -53,6 +54,71 @@ describe('state file', () => {
     }
     writeFileSync(statePath(ws), JSON.stringify({ ...emptyState('kvm'), format_version: '9.0' }));
     expect(() => readState(statePath(ws))).toThrow(/state format 9.0/);
+  });
+});
+
+describe('what the state store trusts on disk', () => {
+  it('keeps the state private: the directory 0700, the file 0600', async () => {
+    (await acquireLock(statePath(ws), { operation: 'apply' })).release();
+    writeState(statePath(ws), emptyState('kvm'));
+    expect(lstatSync(join(ws, '.mcl')).mode & 0o777).toBe(0o700);
+    expect(lstatSync(statePath(ws)).mode & 0o777).toBe(0o600);
+  });
+
+  it('removes the temporaries of a writer killed mid-write, and only those', async () => {
+    mkdirSync(join(ws, '.mcl'));
+    const dir = join(ws, '.mcl');
+    const dead = deadPid();
+    // A copy of the state with its sensitive parameters, left by an apply killed before the rename.
+    writeFileSync(join(dir, `.state.json.${process.pid}.0a1b2c3d.tmp`), '{"params": "secret"}', { mode: 0o600 });
+    writeFileSync(join(dir, `.lock.${dead}.0a1b2c3d.tmp`), '{}');
+    // A lock temporary of a live process (one trying the lock right now) and files of other names stay.
+    writeFileSync(join(dir, `.lock.${process.pid}.0a1b2c3d.tmp`), '{}');
+    writeFileSync(join(dir, `.other.json.${dead}.0a1b2c3d.tmp`), '{}');
+    writeFileSync(join(dir, 'notes.tmp'), 'mine');
+    // A symbolic link named like a temporary is removed itself; its target is not touched.
+    const target = join(ws, 'target');
+    writeFileSync(target, 'precious');
+    symlinkSync(target, join(dir, `.state.json.1.deadbeef.tmp`));
+    (await acquireLock(statePath(ws), { operation: 'apply' })).release();
+    expect(readdirSync(dir).sort()).toEqual([`.lock.${process.pid}.0a1b2c3d.tmp`, `.other.json.${dead}.0a1b2c3d.tmp`, 'notes.tmp'].sort());
+    expect(readFileSync(target, 'utf8')).toBe('precious');
+  });
+
+  it('refuses a symbolic link as state directory or state file, and a file of another user', () => {
+    const elsewhere = join(ws, 'elsewhere');
+    mkdirSync(elsewhere);
+    writeState(join(elsewhere, 'state.json'), emptyState('kvm'));
+    symlinkSync(elsewhere, join(ws, '.mcl'));
+    expect(() => readState(statePath(ws))).toThrow(/state directory .*\.mcl is a symbolic link/);
+    rmSync(join(ws, '.mcl'));
+    mkdirSync(join(ws, '.mcl'));
+    symlinkSync(join(elsewhere, 'state.json'), statePath(ws));
+    expect(() => readState(statePath(ws))).toThrow(/state file .* is a symbolic link/);
+    rmSync(statePath(ws));
+    writeState(statePath(ws), emptyState('kvm'));
+    chownSync(statePath(ws), 65534, 65534);
+    const err = (() => {
+      try {
+        readState(statePath(ws));
+      } catch (e) {
+        return e as StateError;
+      }
+    })();
+    expect(err?.code).toBe('unsafe');
+    expect(err?.message).toMatch(/belongs to uid 65534/);
+  });
+
+  it('reads no more than a state can be, and never blocks on a FIFO', () => {
+    mkdirSync(join(ws, '.mcl'));
+    // Sparse: the size is what counts, nothing is read.
+    const fd = openSync(statePath(ws), 'w');
+    ftruncateSync(fd, MAX_STATE_BYTES + 1);
+    closeSync(fd);
+    expect(() => readState(statePath(ws))).toThrow(/more than a state can be/);
+    rmSync(statePath(ws));
+    expect(spawnSync('mkfifo', [statePath(ws)]).status).toBe(0);
+    expect(() => readState(statePath(ws))).toThrow(/is not a regular file/);
   });
 });
 

@@ -10,7 +10,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -137,7 +137,10 @@ async function readValid(dir: string, spec: TemplateSpec): Promise<Template | nu
   for (const f of ['template.json', 'state.bin', 'clone-kernel', 'clone-initrd']) if (!existsSync(path.join(dir, f))) return null;
   const meta = JSON.parse(await readFile(metaPath, 'utf8')) as TemplateMeta;
   if (meta.format !== TEMPLATE_FORMAT || !existsSync(meta.mem_path)) return null;
-  if (statSync(meta.mem_path).size !== spec.memoryBytes) return null;
+  const st = statSync(meta.mem_path);
+  if (st.size !== spec.memoryBytes) return null;
+  // A RAM file an earlier version left readable by others is made private (only its owner can).
+  if ((st.mode & 0o077) !== 0 && st.uid === process.geteuid?.()) await chmod(meta.mem_path, 0o600).catch(() => undefined);
   return templateFromMeta(spec, dir, meta, true);
 }
 
@@ -257,6 +260,9 @@ async function bootTemplate(
     logFile,
     qmpSocket: path.join(run, 'qmp'),
   });
+  // QEMU would create the RAM file world-readable (0644 under the usual umask); created here first, private to
+  // this user, QEMU opens it as it is. The template's memory is the guest's, and its clones' start from it.
+  await (await open(memPath, 'wx', 0o600)).close();
   const start = Date.now();
   const launch = launchCommand(qemu, args);
   const proc = execa(launch.file, launch.args, { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', cancelSignal: options.signal });
