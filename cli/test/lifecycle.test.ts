@@ -212,6 +212,21 @@ describe('status, logs, destroy, doctor', () => {
     expect(ctx.stdout).toContain('1 zygote, 1 process started ahead: rss 44MiB, pss 19MiB, private 7.4MiB');
   });
 
+  it('puts the warnings of the backend first, with their hints', async () => {
+    const warned = { message: 'the supervisor runs WebStack (plan abc), but there is no state file', hint: 'run `mclc apply` again with the same plan' };
+    status.warnings = [warned];
+    try {
+      const ctx = captureContext(dir);
+      expect(await run(['status', '--root', dir], ctx)).toBe(0);
+      expect(ctx.stdout.startsWith(`warning: ${warned.message}\n  hint: ${warned.hint}\n`)).toBe(true);
+      const json = captureContext(dir);
+      expect(await run(['status', '--json', '--root', dir], json)).toBe(0);
+      expect(JSON.parse(json.stdout).warnings).toEqual([warned]);
+    } finally {
+      delete status.warnings;
+    }
+  });
+
   it('prints the status as JSON', async () => {
     const ctx = captureContext(dir);
     expect(await run(['status', '--json', '--root', dir], ctx)).toBe(0);
