@@ -58,7 +58,9 @@ function recordedPids(w = ws): number[] {
 /** A process of the user that no deployment started: what a planted file would name. */
 function victim(): ChildProcess {
   const c = spawn('sleep', ['1000'], { argv0: 'qemu-system-victim', stdio: 'ignore' });
-  cleanup.push(() => c.kill('SIGKILL'));
+  cleanup.push(() => {
+    c.kill('SIGKILL');
+  });
   return c;
 }
 

@@ -1,16 +1,23 @@
 // A hostile guest on real QEMU: malformed, oversized, wrongly typed,
 // out-of-order and flooding frames are refused and counted by the broker,
 // while the same channels keep carrying good calls and the honest guests
-// keep running.
+// keep running. And a hostile or copied workspace beside the deployment: a
+// copy of it or a planted state naming its QEMU processes and run directory
+// stops and removes none of them; every process carries the deployment's
+// token; template RAM files are private.
 
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apply, destroy, logs, status } from '../src/lifecycle/commands';
 import { runDirFor } from '../src/lifecycle/supervise';
+import { DEPLOYMENT_ENV, findRunDir } from '../src/lifecycle/rundir';
+import { listTemplates } from '../src/vm/index';
+import { readState } from '@mcl/plan/state-store';
 import { planOf } from './fixtures/plans';
-import { lifecycleOptions, qemuPidsUnder, until } from './fixtures/vm';
+import { alive, lifecycleOptions, qemuPidsUnder, until } from './fixtures/vm';
 
 let ws: string;
 let runDir: string;
@@ -63,4 +70,51 @@ describe('a hostile guest', () => {
     for (const kind of ['malformed', 'oversize', 'schema', 'rate']) expect(log).toMatch(new RegExp(`denied ${kind} from h\\[0\\]\\.store`));
     expect(log).toMatch(/denied order from h\[0\]\.session/);
   }, 180_000);
+});
+
+describe('a hostile workspace beside the deployment', () => {
+  const others: string[] = [];
+  afterAll(() => {
+    for (const d of others) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('every QEMU process carries the deployment token, and template RAM files are private', async () => {
+    const rd = findRunDir(join(ws, '.mcl', 'state.json'));
+    expect(rd.kind).toBe('ours');
+    const token = rd.kind === 'ours' ? rd.token : '';
+    const pids = qemuPidsUnder(runDir);
+    expect(pids.length).toBeGreaterThanOrEqual(3);
+    for (const pid of pids) expect(readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0')).toContain(`${DEPLOYMENT_ENV}=${token}`);
+    const templates = await listTemplates({ cacheDir: process.env.MCL_CACHE_DIR });
+    expect(templates.length).toBeGreaterThan(0);
+    for (const t of templates.filter((x) => existsSync(x.memPath))) expect(lstatSync(t.memPath).mode & 0o777).toBe(0o600);
+  }, 60_000);
+
+  it('cp -a of the workspace, then destroy in the copy: the original guests run on', async () => {
+    const pids = qemuPidsUnder(runDir);
+    const parent = mkdtempSync(join(tmpdir(), 'mcl-hostile-copy-'));
+    others.push(parent);
+    const ws2 = join(parent, 'w');
+    expect(spawnSync('cp', ['-a', ws, ws2]).status).toBe(0);
+    const d = await destroy(lifecycleOptions(ws2), () => undefined);
+    expect(d.destroyed).toEqual([]);
+    for (const pid of pids) expect(alive(pid)).toBe(true);
+    const s = await status(opts());
+    expect(s.supervisor.running).toBe(true);
+    for (const i of s.instances) expect(i.health).toBe('healthy');
+  }, 120_000);
+
+  it('a planted state naming the QEMU processes and the run directory: destroy stops and removes nothing of them', async () => {
+    const pids = qemuPidsUnder(runDir);
+    const ws3 = mkdtempSync(join(tmpdir(), 'mcl-planted-'));
+    others.push(ws3);
+    const real = readState(join(ws, '.mcl', 'state.json'))!;
+    mkdirSync(join(ws3, '.mcl'));
+    const data = real.backend_data as { processes: { pid: number }[] };
+    writeFileSync(join(ws3, '.mcl', 'state.json'), JSON.stringify({ ...real, backend_data: { ...data, run_dir: runDir, processes: pids.map((pid, i) => ({ instance: 'x', clone: i, pid, start_time: null, dir: runDir })) } }));
+    await destroy(lifecycleOptions(ws3), () => undefined);
+    for (const pid of pids) expect(alive(pid)).toBe(true);
+    expect(existsSync(join(runDir, 'supervisor.sock'))).toBe(true);
+    expect((await status(opts())).supervisor.running).toBe(true);
+  }, 120_000);
 });
