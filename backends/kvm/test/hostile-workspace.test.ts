@@ -106,6 +106,7 @@ describe('a planted state', () => {
 
     const s = await status(opts());
     expect(s.supervisor.running).toBe(false);
+    expect(s.warnings?.[0].message).toMatch(/state records 3 instance\(s\), but nothing of this state runs/);
     const warnings: string[] = [];
     const d = await destroy(opts(), (e) => e.type === 'warning' && warnings.push(e.message));
     expect(d.destroyed).toEqual([]);

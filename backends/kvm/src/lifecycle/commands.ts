@@ -273,7 +273,8 @@ interface SupervisorStatus {
 
 export async function status(opts: BackendOptions): Promise<StatusReport> {
   const st = loadState(opts.stateFile);
-  const rd = ownRunDir(opts.stateFile);
+  const found = findRunDir(opts.stateFile);
+  const rd = found.kind === 'ours' ? found : null;
   let live: SupervisorStatus | null = null;
   if (rd && (await ping(rd))) {
     try {
@@ -283,6 +284,12 @@ export async function status(opts: BackendOptions): Promise<StatusReport> {
     }
   }
   const warnings = unrecordedWarnings(st, live);
+  if (found.kind === 'foreign' && st && st.instances.length > 0) {
+    warnings.push({
+      message: `the state records ${st.instances.length} instance(s), but nothing of this state runs: ${found.why}`,
+      hint: 'a copied or unpacked workspace does not control the deployment it was copied from; remove what is named and apply to deploy from here',
+    });
+  }
   const instances: InstanceStatus[] =
     live?.instances ??
     (st?.instances ?? []).map((i) => ({ id: i.id, component: i.component, mode: i.mode, health: 'stopped' as const, ...(i.label ? { label: i.label } : {}), clones: [] }));
