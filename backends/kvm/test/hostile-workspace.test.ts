@@ -345,6 +345,26 @@ describe('a state that does not match what runs', () => {
   }, 60_000);
 });
 
+describe('a run directory that disappears', () => {
+  it('stops the deployment rather than leaving it out of reach', async () => {
+    await apply(thePlan(), opts(), () => undefined);
+    destroyLater(ws);
+    const rd = own();
+    const sup = supervisorAlive(rd)!;
+    const pids = recordedPids();
+    // What a cleaner of /tmp or the end of a login session does.
+    rmSync(rd.dir, { recursive: true });
+    const deadline = Date.now() + 15_000;
+    while (running(sup.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(running(sup.pid)).toBe(false);
+    for (const p of pids) expect(running(p)).toBe(false);
+    // The next apply starts afresh, with a new token.
+    const r = await apply(thePlan(), opts(), () => undefined);
+    expect(r.created).toHaveLength(3);
+    expect(own().token).not.toBe(rd.token);
+  }, 60_000);
+});
+
 describe('a failed first apply', () => {
   it('leaves no idle supervisor behind', async () => {
     process.env.MCL_TEST_PREPARE_FAIL = 'no QEMU here';

@@ -23,6 +23,8 @@ export const SOCKET = 'supervisor.sock';
 export const PID_FILE = 'supervisor.json';
 export const PROCESSES_FILE = 'processes.json';
 export const LOG_FILE = 'supervisor.log';
+/** How often the supervisor checks that its run directory and socket are still there. */
+const RUN_DIR_WATCH_MS = 2_000;
 /** Above this size the supervisor's log is moved to supervisor.log.1 and begun anew. */
 const MAX_LOG_BYTES = 16 * 1024 * 1024;
 
@@ -147,7 +149,11 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     brokerFactory,
     runDir: dir,
     log,
-    onProcessesChanged: (procs) => writeFileAtomic(dir, PROCESSES_FILE, JSON.stringify(procs, null, 1) + '\n'),
+    // Written only while the run directory is still this deployment's: writing would otherwise create it
+    // anew (writeFileAtomic makes missing directories), without its owner record and open to others.
+    onProcessesChanged: (procs) => {
+      if (inspectRunDir(dir).kind === 'ours') writeFileAtomic(dir, PROCESSES_FILE, JSON.stringify(procs, null, 1) + '\n');
+    },
   });
 
   const sockPath = join(dir, SOCKET);
@@ -159,7 +165,11 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   let server: Server;
   let finish!: () => void;
   const finished = new Promise<void>((r) => (finish = r));
+  let stopping = false;
   const stop = async (why: string) => {
+    // A signal, a destroy and the loss of the run directory can each ask; the first one stops.
+    if (stopping) return;
+    stopping = true;
     log(`stopping: ${why}`);
     server.close();
     await sup.shutdown();
@@ -211,8 +221,20 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   );
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+  // Without its run directory (removed by hand, by a cleaner of /tmp, or with $XDG_RUNTIME_DIR at logout) no
+  // command can reach or recognise this deployment again, and a new apply would start a second one beside
+  // it: the deployment stops instead of running on out of reach.
+  const watch = setInterval(() => {
+    const now = inspectRunDir(dir);
+    if (now.kind !== 'ours' || now.token !== rd.token || !existsSync(sockPath)) {
+      clearInterval(watch);
+      void stop(`the run directory ${dir} or its socket is gone`);
+    }
+  }, RUN_DIR_WATCH_MS);
+  watch.unref();
   log(`supervisor ${process.pid} listening on ${sockPath}`);
   await finished;
+  clearInterval(watch);
   if (opts.exitProcess !== false) setTimeout(() => process.exit(0), 100).unref();
 }
 
