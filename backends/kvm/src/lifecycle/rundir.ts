@@ -83,16 +83,20 @@ export function privateDirProblem(path: string): string | null {
   return null;
 }
 
-/** The shared base directories for run directories, in order of preference, with the reason each one is refused (or null). */
-export function runBases(env: NodeJS.ProcessEnv = process.env): { base: string; problem: string | null; create: boolean }[] {
-  const out: { base: string; problem: string | null; create: boolean }[] = [];
+/**
+ * The shared base directories for run directories, in order of preference,
+ * with the reason each one is refused (or null). The temporary directory is
+ * Node's (`$TMPDIR`, else /tmp).
+ */
+export function runBases(env: NodeJS.ProcessEnv = process.env): { base: string; problem: string | null }[] {
+  const out: { base: string; problem: string | null }[] = [];
   const xdg = env.XDG_RUNTIME_DIR;
   if (xdg && xdg.startsWith('/')) {
     // XDG_RUNTIME_DIR itself is made by the login manager; only our subdirectory is ours to create.
     const problem = privateDirProblem(xdg);
-    out.push({ base: join(xdg, 'mcl'), problem: problem && `XDG_RUNTIME_DIR: ${problem}`, create: true });
+    out.push({ base: join(xdg, 'mcl'), problem: problem && `XDG_RUNTIME_DIR: ${problem}` });
   }
-  out.push({ base: join(tmpdir(), `mcl-${uid()}`), problem: null, create: true });
+  out.push({ base: join(tmpdir(), `mcl-${uid()}`), problem: null });
   return out;
 }
 
