@@ -125,6 +125,26 @@ describe('a planted state', () => {
     expect(connections).toBe(0);
   }, 60_000);
 
+  it('a planted owner record that is endless, a FIFO or huge is not read', async () => {
+    const run = join(ws, '.mcl', 'run');
+    mkdirSync(run, { recursive: true, mode: 0o700 });
+    chmodSync(run, 0o700);
+    const record = join(run, 'deployment.json');
+    const tries: (() => void)[] = [
+      () => symlinkSync('/dev/zero', record),
+      () => expect(spawnSync('mkfifo', [record]).status).toBe(0),
+      () => writeFileSync(record, `{"token": "${'a'.repeat(32)}", "pad": "${'x'.repeat(1 << 20)}"}`),
+    ];
+    for (const plant of tries) {
+      rmSync(record, { force: true });
+      plant();
+      const started = Date.now();
+      expect(findRunDir(opts().stateFile)).toMatchObject({ kind: 'foreign' });
+      await expect(apply(thePlan(), opts(), () => undefined)).rejects.toMatchObject({ kind: 'failure' });
+      expect(Date.now() - started).toBeLessThan(5_000);
+    }
+  }, 60_000);
+
   it('a state directory that is a symbolic link to another deployment is refused', async () => {
     const other = tempDir('mcl-other-');
     await apply(thePlan(), optsFor(other), () => undefined);

@@ -24,7 +24,7 @@
 //   receive the plans sent to a socket there.
 
 import { randomBytes, createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { processAlive, writeFileAtomic } from '@mcl/plan/state-store';
@@ -134,13 +134,24 @@ export function runDirCandidates(stateFile: string, env: NodeJS.ProcessEnv = pro
   return places(stateFile, env).map((p) => p.dir);
 }
 
+/** An owner record is about 150 bytes; a larger file (or a link, a FIFO) is not one and is not read. */
+const MAX_OWNER_BYTES = 4096;
+
 function readOwner(dir: string): OwnerRecord | null {
+  let fd: number | undefined;
   try {
-    const v = JSON.parse(readFileSync(join(dir, OWNER_FILE), 'utf8')) as Partial<OwnerRecord>;
+    fd = openSync(join(dir, OWNER_FILE), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > MAX_OWNER_BYTES) return null;
+    const buf = Buffer.alloc(st.size);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    const v = JSON.parse(buf.subarray(0, n).toString('utf8')) as Partial<OwnerRecord>;
     if (typeof v.token !== 'string' || !/^[0-9a-f]{32}$/.test(v.token) || typeof v.dev !== 'string' || typeof v.ino !== 'string') return null;
     return v as OwnerRecord;
   } catch {
     return null;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
