@@ -15,6 +15,7 @@ if [ "${MCL_SKIP_APT:-0}" != 1 ]; then
       echo "setup: neovim is missing; run this script as root (or with sudo) to install it" >&2
       exit 1
     fi
+    flock /tmp/mcl-apt.lock apt-get update -q
     DEBIAN_FRONTEND=noninteractive flock /tmp/mcl-apt.lock apt-get install -y -q --no-install-recommends neovim
   fi
 fi

@@ -66,10 +66,10 @@ export async function fmtCommand(ctx: Context, paths: string[], o: { check?: boo
     try {
       formatted = await formatter.formatMcl(text, { filepath: abs });
     } catch (e) {
-      const err = e instanceof Error ? (e as Error & { loc?: { start: { line: number; column: number } } }) : new Error(String(e));
+      const err: Error & { loc?: { start: { line: number; column: number } } } = e instanceof Error ? e : new Error(String(e));
       if (isSyntaxError(err)) {
         failed++;
-        const at = err.loc ? `:${err.loc!.start.line}:${err.loc!.start.column}` : '';
+        const at = err.loc ? `:${err.loc.start.line}:${err.loc.start.column}` : '';
         ctx.err(`${shown}${at}: ${s.red('error')}: cannot format: ${err.message.split('\n')[0]}\n`);
       } else {
         // The file parses, so the formatter failing on it is a bug in the formatter, not in the file.
