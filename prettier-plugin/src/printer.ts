@@ -8,12 +8,17 @@
 // - Small inner blocks (records, enums, unions, instance settings, channel
 //   attributes, program blocks, lists, maps) stay on one line when they fit,
 //   with `,` or `;` separators, and otherwise break to one item per line with
-//   no separators (the language makes separators optional in blocks).
+//   no separators (the language makes separators optional in blocks);
+//   `env { ... }` maps keep their commas, which maps require.
 // - One blank line between members is kept where the author left one.
 // - Literals are printed as written (`1_000`, `0x1f`, `64KiB`, raw strings).
 // Comments are attached by Prettier's own algorithm (leading, trailing and
-// dangling); `///` doc comments are printed as comments, never from the
-// `doc` fields, so they cannot be duplicated.
+// dangling), corrected for line comments inside constructs
+// (attachLineComment), and a comment that could only be attached to a node as
+// a whole is printed after it (printWithDangling): every comment the grammar
+// allows survives, and a second run changes nothing. `///` doc comments are
+// printed as comments, never from the `doc` fields, so they cannot be
+// duplicated.
 
 import { doc, util, type AstPath, type Doc, type ParserOptions, type Printer } from 'prettier';
 import type * as A from '@mcl/language';
