@@ -8,6 +8,16 @@ cd "$(dirname "$0")/.."
 
 if [ "${MCL_SKIP_APT:-0}" != 1 ]; then
   bash backends/kvm/scripts/install-deps.sh
+  # Neovim, for the test that runs the language server in a real editor
+  # (lsp/test/neovim.test.ts; in CI it must run, elsewhere it is skipped without nvim).
+  if ! command -v nvim >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "setup: neovim is missing; run this script as root (or with sudo) to install it" >&2
+      exit 1
+    fi
+    flock /tmp/mcl-apt.lock apt-get update -q
+    DEBIAN_FRONTEND=noninteractive flock /tmp/mcl-apt.lock apt-get install -y -q --no-install-recommends neovim
+  fi
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')

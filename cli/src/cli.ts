@@ -121,8 +121,24 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .description('Format .mcl files in place, or with --check list the files that are not formatted.')
     .argument('[paths...]', '.mcl files or directories (default: the current directory)')
     .option('--check', 'do not write; list unformatted files and exit with 4 if there are any')
-    .addHelpText('after', examples('mclc fmt', 'mclc fmt --check stdlib examples') + '\nExit codes: 0 formatted, 1 a file does not parse, 4 unformatted (--check).\n')
+    .addHelpText(
+      'after',
+      examples('mclc fmt', 'mclc fmt --check stdlib examples') +
+        '\nThe layout follows .prettierrc and .editorconfig as Prettier reads them (see spec/editor.md).\n' +
+        'Exit codes: 0 formatted, 1 a file does not parse, 4 unformatted (--check), 70 the formatter failed (a bug).\n',
+    )
     .action(async (paths: string[], o) => set(import('./commands/fmt').then((m) => m.fmtCommand(ctx, paths, o))));
+
+  program
+    .command('lsp')
+    .summary('run the language server (for editors)')
+    .description(
+      'Run the mcl language server, talking the Language Server Protocol over standard input and output. ' +
+        'Editors start it; see spec/editor.md for Neovim, Helix, Zed and VS Code.',
+    )
+    .option('--stdio', 'talk over standard input and output (the default; accepted because editors pass it)')
+    .addHelpText('after', examples('mclc lsp') + '\nExit codes: 0 after shutdown and exit, 1 the client went away without shutdown.\n')
+    .action(async () => set(import('./commands/lsp').then((m) => m.lspCommand(ctx))));
 
   lifecycleOptions(
     program

@@ -9,7 +9,7 @@ import {
   type DiagnosticRelatedInformation,
   type Range,
 } from 'vscode-languageserver';
-import type { PathMapper } from './paths';
+import { PathMapper } from './paths';
 
 export function toRange(lines: LineIndex, span: Span): Range {
   return { start: lines.lspPosition(span.start), end: lines.lspPosition(span.end) };
@@ -24,17 +24,26 @@ export interface DiagnosticData {
   fixes: Fix[];
 }
 
+/** What the client accepts in a diagnostic (see client.ts); both default to yes. */
+export interface DiagnosticFeatures {
+  relatedInformation: boolean;
+  diagnosticTags: boolean;
+}
+
 export function toLspDiagnostic(
   d: McDiagnostic,
   linesOf: (file: string) => LineIndex | undefined,
   paths: PathMapper,
+  features: DiagnosticFeatures = { relatedInformation: true, diagnosticTags: true },
 ): Diagnostic | undefined {
   const lines = linesOf(d.file);
   if (!lines) return undefined;
   const related: DiagnosticRelatedInformation[] = [];
+  const relatedFiles: string[] = [];
   for (const r of d.related ?? []) {
     const rl = linesOf(r.file);
     if (!rl) continue;
+    relatedFiles.push(r.file.startsWith('std:') ? PathMapper.modulePath(r.file) : r.file);
     related.push({ location: { uri: paths.toUri(r.file), range: toRange(rl, r.span) }, message: r.message });
   }
   const out: Diagnostic = {
@@ -44,9 +53,13 @@ export function toLspDiagnostic(
     source: 'mcl',
     message: d.hint ? `${d.message}\nHint: ${d.hint}` : d.message,
   };
-  if (related.length > 0) out.relatedInformation = related;
+  if (related.length > 0) {
+    if (features.relatedInformation) out.relatedInformation = related;
+    // A client that cannot show related locations gets them in the message, so nothing is lost.
+    else out.message += related.map((r, i) => `\n${relatedFiles[i]}:${r.location.range.start.line + 1}:${r.location.range.start.character + 1}: ${r.message}`).join('');
+  }
   if (d.fixes && d.fixes.length > 0) out.data = { fixes: d.fixes } satisfies DiagnosticData;
   // Unused things are shown faded rather than underlined.
-  if (d.severity !== 'error' && /\bunused\b|\bnever used\b/i.test(d.message)) out.tags = [DiagnosticTag.Unnecessary];
+  if (features.diagnosticTags && d.severity !== 'error' && /\bunused\b|\bnever used\b/i.test(d.message)) out.tags = [DiagnosticTag.Unnecessary];
   return out;
 }

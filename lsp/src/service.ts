@@ -2,19 +2,26 @@
 // build scheduler and the feature modules. `server.ts` creates a stdio
 // connection and calls `startServer`; tests can drive the same code.
 
-import { fileURLToPath } from 'node:url';
+import { dirname, join, parse as parsePath, relative, isAbsolute } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   DidChangeWatchedFilesNotification,
   FileChangeType,
   ResponseError,
+  ErrorCodes,
   LSPErrorCodes,
   TextDocumentSyncKind,
+  DiagnosticSeverity,
+  MessageType,
+  ShowMessageNotification,
   TextDocuments,
   type CancellationToken,
   type Diagnostic,
   type Connection,
   type InitializeParams,
   type InitializeResult,
+  type FormattingOptions,
+  type Range,
 } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { LineIndex } from '@mcl/language';
@@ -25,7 +32,7 @@ import { codeActions } from './features/code-actions';
 import { completion, COMPLETION_TRIGGERS } from './features/completion';
 import { definition } from './features/definition';
 import { formatDocument } from './features/formatting';
-import { documentSymbols, workspaceSymbols } from './features/symbols';
+import { documentSymbols, flatDocumentSymbols, workspaceSymbols } from './features/symbols';
 import { foldingRanges } from './features/folding';
 import { hover } from './features/hover';
 import { inlayHints } from './features/inlay-hints';
@@ -33,7 +40,8 @@ import { documentHighlights, prepareRename, references, rename } from './feature
 import { semanticTokens, SEMANTIC_LEGEND } from './features/semantic-tokens';
 import { createBaseHost } from './host';
 import { findStdlibDir, PathMapper } from './paths';
-import { Workspace } from './workspace';
+import { clientFeatures, type ClientFeatures } from './client';
+import { MAX_SOURCE_SIZE, Workspace } from './workspace';
 
 /** Settings a client may pass in `initializationOptions`. */
 export interface ServerOptions {
@@ -49,7 +57,12 @@ export interface ServerContext {
   workspace: Workspace;
   analyzer: Analyzer;
   paths: PathMapper;
+  /** What the client can take (snippets, Markdown, ...). */
+  client: ClientFeatures;
 }
+
+/** The server's version, in `initialize`'s serverInfo and `--version`. */
+export const SERVER_VERSION = '0.1.0';
 
 /**
  * Serves one connection. `bundleDir` is the folder of the running server, used
@@ -63,14 +76,20 @@ export function startServer(connection: Connection, bundleDir: string): void {
 
   connection.onInitialize((params: InitializeParams): InitializeResult => {
     const options = (params.initializationOptions ?? {}) as ServerOptions;
-    const rootUri = params.workspaceFolders?.[0]?.uri ?? params.rootUri ?? undefined;
-    let root = params.rootPath ?? process.cwd();
-    try {
-      if (rootUri) root = fileURLToPath(rootUri);
-    } catch {
-      // Only `file:` workspaces can be read from disk; others get the working directory.
-      connection.console.error(`mcl: the workspace ${rootUri} is not a local folder; using ${root}`);
+    const client = clientFeatures(params.capabilities);
+    // Every workspace folder is scanned; file names are relative to the folders' common ancestor.
+    const folderUris = params.workspaceFolders?.length ? params.workspaceFolders.map((f) => f.uri) : params.rootUri ? [params.rootUri] : [];
+    const folders: string[] = [];
+    for (const uri of folderUris) {
+      try {
+        folders.push(fileURLToPath(uri));
+      } catch {
+        // Only `file:` workspaces can be read from disk.
+        connection.console.error(`mcl: the workspace folder ${uri} is not a local folder; it is not analysed`);
+      }
     }
+    if (folders.length === 0) folders.push(params.rootPath ?? process.cwd());
+    const root = commonAncestor(folders);
     const stdlib = findStdlibDir(options.stdlibPath, bundleDir);
     if (!stdlib) {
       connection.console.error(
@@ -79,6 +98,16 @@ export function startServer(connection: Connection, bundleDir: string): void {
     }
     const paths = new PathMapper(root, stdlib ?? `${root}/.mcl-missing-stdlib`);
     const workspace = new Workspace(paths, createBaseHost(paths));
+    workspace.folders = folders;
+    // Limits hit while starting are shown once the client is ready for messages (after `initialized`).
+    const pendingWarnings: string[] = [];
+    let ready = false;
+    const warn = (message: string): void => {
+      connection.console.error(`mcl: ${message}`);
+      if (ready) void connection.sendNotification(ShowMessageNotification.type, { type: MessageType.Warning, message: `mcl: ${message}` });
+      else pendingWarnings.push(message);
+    };
+    workspace.onLimit = warn;
     workspace.scan();
     const analyzer = new Analyzer(workspace, {
       debounceMs: options.debounceMs ?? 50,
@@ -86,14 +115,39 @@ export function startServer(connection: Connection, bundleDir: string): void {
       log: (m) => connection.console.error(m),
       onSnapshot: (s) => publishDiagnostics(s),
     });
-    ctx = { workspace, analyzer, paths };
+    ctx = { workspace, analyzer, paths, client };
     const watchDynamic = params.capabilities.workspace?.didChangeWatchedFiles?.dynamicRegistration === true;
     workspace.cacheDisk = watchDynamic;
 
     connection.onInitialized(() => {
+      ready = true;
+      for (const m of pendingWarnings.splice(0)) warn(m);
       if (watchDynamic) {
         void connection.client.register(DidChangeWatchedFilesNotification.type, {
           watchers: [{ globPattern: '**/*.mcl' }],
+        });
+      }
+      if (client.workspaceFolders) {
+        connection.workspace.onDidChangeWorkspaceFolders((e) => {
+          const c = need();
+          const added: string[] = [];
+          for (const f of e.added) {
+            try {
+              added.push(fileURLToPath(f.uri));
+            } catch {
+              connection.console.error(`mcl: the workspace folder ${f.uri} is not a local folder; it is not analysed`);
+            }
+          }
+          const removed = new Set(e.removed.map((f) => f.uri));
+          const kept = c.workspace.folders.filter((f) => !removed.has(pathToFileURL(f).href));
+          const outside = added.filter((f) => c.paths.fromUri(pathToFileURL(join(f, 'x.mcl')).href) === undefined);
+          if (outside.length > 0) {
+            // File names are relative to the common ancestor chosen at start; a folder outside it needs a new server.
+            c.workspace.onLimit(`${outside.join(', ')} is outside ${c.paths.root}, where the server started; restart the mcl language server to analyse it.`);
+          }
+          c.workspace.folders = [...kept, ...added.filter((f) => !outside.includes(f))];
+          c.workspace.scan();
+          c.analyzer.invalidate();
         });
       }
       // The first build reports problems in every workspace file, open or not.
@@ -113,11 +167,13 @@ export function startServer(connection: Connection, bundleDir: string): void {
         workspaceSymbolProvider: true,
         foldingRangeProvider: true,
         documentFormattingProvider: true,
+        documentRangeFormattingProvider: true,
         codeActionProvider: { codeActionKinds: ['quickfix'] },
         inlayHintProvider: true,
         semanticTokensProvider: { legend: SEMANTIC_LEGEND, full: true, range: false },
+        workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
       },
-      serverInfo: { name: 'mcl-lsp', version: '0.1.0' },
+      serverInfo: { name: 'mcl-lsp', version: SERVER_VERSION },
     };
   });
 
@@ -130,11 +186,21 @@ export function startServer(connection: Connection, bundleDir: string): void {
     const c = need();
     const byFile = new Map<string, Diagnostic[]>();
     for (const d of s.result.diagnostics) {
-      const lsp = toLspDiagnostic(d, (f) => s.lines(f) ?? linesFromWorkspace(c, f), c.paths);
+      const lsp = toLspDiagnostic(d, (f) => s.lines(f) ?? linesFromWorkspace(c, f), c.paths, c.client);
       if (!lsp) continue;
       const list = byFile.get(d.file);
       if (list) list.push(lsp);
       else byFile.set(d.file, [lsp]);
+    }
+    // A file over the size limit was analysed as empty: say so on the file itself.
+    for (const [file, size] of c.workspace.tooLargeFiles()) {
+      const warning: Diagnostic = {
+        range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } },
+        severity: DiagnosticSeverity.Warning,
+        source: 'mcl',
+        message: `This file is ${(size / 2 ** 20).toFixed(1)} MiB, over the ${MAX_SOURCE_SIZE / 2 ** 20} MiB the language server analyses: it is not checked, indexed or formatted here. \`mclc validate\` checks it.`,
+      };
+      byFile.set(file, [warning, ...(byFile.get(file) ?? [])]);
     }
     // Every open document hears about each build, even when nothing changed,
     // so the client knows its diagnostics are current; other files are sent
@@ -146,7 +212,12 @@ export function startServer(connection: Connection, bundleDir: string): void {
       const diagnostics = byFile.get(file) ?? [];
       const key = JSON.stringify(diagnostics);
       if (diagnostics.length > 0) now.set(file, key);
-      if (open.has(file) || published.get(file) !== key) void connection.sendDiagnostics({ uri: c.paths.toUri(file), diagnostics });
+      if (open.has(file) || published.get(file) !== key) {
+        // The version of the open document these diagnostics were computed from (when the text is still that one).
+        const doc = c.workspace.openDocument(file);
+        const version = c.client.diagnosticVersion && doc && doc.getText() === s.text(file) ? doc.version : undefined;
+        void connection.sendDiagnostics({ uri: c.paths.toUri(file), diagnostics, ...(version !== undefined ? { version } : {}) });
+      }
     }
     published = now;
   }
@@ -242,7 +313,9 @@ export function startServer(connection: Connection, bundleDir: string): void {
     const c = need();
     const file = fileOf(p.textDocument.uri);
     const doc = file ? c.analyzer.parsedDocument(file) : undefined;
-    return doc ? documentSymbols(doc) : null;
+    if (!doc) return null;
+    const symbols = documentSymbols(doc);
+    return c.client.hierarchicalSymbols ? symbols : flatDocumentSymbols(symbols, p.textDocument.uri);
   });
   connection.onWorkspaceSymbol((p, token) => withChecked(token, (s, c) => workspaceSymbols(s, c, p.query)));
   connection.onFoldingRanges((p) => {
@@ -251,19 +324,25 @@ export function startServer(connection: Connection, bundleDir: string): void {
     const doc = file ? c.analyzer.parsedDocument(file) : undefined;
     return doc ? foldingRanges(doc) : null;
   });
-  connection.onDocumentFormatting(async (p) => {
+  async function format(uri: string, options: FormattingOptions, range?: Range) {
     const c = need();
-    const file = fileOf(p.textDocument.uri);
+    const file = fileOf(uri);
     const doc = file ? c.analyzer.parsedDocument(file) : undefined;
-    if (!doc) return null;
+    if (!file || !doc) return null;
+    if (c.workspace.tooLargeSize(file) !== undefined) return null;
+    // A file with syntax errors is not formatted; its diagnostics already say where.
+    if (doc.diagnostics.some((d) => d.severity === 'error')) return null;
     try {
-      return await formatDocument(doc, p.options);
+      return await formatDocument(doc, c.paths.toFsPath(file), options, range);
     } catch (e) {
-      // Formatting refuses text with syntax errors; the diagnostics already say where.
-      connection.console.log(`mcl: not formatted: ${e instanceof Error ? e.message : String(e)}`);
-      return null;
+      // The file parses, so this is a bug in the formatter: say so where the user sees it, not only in the log.
+      const message = `mcl: the formatter failed on ${file} (a bug, please report it): ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
+      connection.console.error(message);
+      throw new ResponseError(ErrorCodes.InternalError, message);
     }
-  });
+  }
+  connection.onDocumentFormatting((p) => format(p.textDocument.uri, p.options));
+  connection.onDocumentRangeFormatting((p) => format(p.textDocument.uri, p.options, p.range));
   connection.onCodeAction((p, token) => {
     const file = fileOf(p.textDocument.uri);
     return file ? withChecked(token, (s, c) => codeActions(s, c, file, p)) : null;
@@ -313,3 +392,18 @@ function linesFromWorkspace(c: ServerContext, file: string) {
   return c.analyzer.parsedDocument(file)?.lines;
 }
 
+
+/** The deepest folder holding every one of `folders`. */
+function commonAncestor(folders: string[]): string {
+  let root = folders[0];
+  for (const f of folders.slice(1)) {
+    while (true) {
+      const rel = relative(root, f);
+      if (!rel.startsWith('..') && !isAbsolute(rel)) break;
+      const up = dirname(root);
+      if (up === root) return parsePath(root).root;
+      root = up;
+    }
+  }
+  return root;
+}

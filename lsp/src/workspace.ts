@@ -2,8 +2,8 @@
 // editor, and a compiler host in which an open document's unsaved text wins
 // over the file on disk.
 
-import { existsSync, readdirSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, parse as parsePath, relative, resolve, sep } from 'node:path';
 import type { CompilerHost } from '@mcl/compiler';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
 import { PathMapper } from './paths';
@@ -11,8 +11,17 @@ import { PathMapper } from './paths';
 /** Folders never scanned for sources: dependencies, build output, VCS data and hidden folders. */
 const SKIPPED_DIRS = new Set(['node_modules', 'dist', 'out', 'build']);
 
-/** Guards against pathological trees (a workspace opened at `/`). */
+/** Guards against pathological trees (a workspace opened at `/` or at a home folder). */
 const MAX_SCANNED_FILES = 20_000;
+const MAX_SCANNED_DIRS = 20_000;
+
+/**
+ * The largest source the server analyses, in UTF-16 code units (bytes on
+ * disk). Analysis holds several times a file's size (tokens, tree, indexes);
+ * a 5 MB file cost about 1.1 GB. A larger file is analysed as if empty, with a
+ * warning on it, and is not formatted.
+ */
+export const MAX_SOURCE_SIZE = 2 * 1024 * 1024;
 
 export class Workspace {
   /** Open documents by compiler file name. */
@@ -31,16 +40,29 @@ export class Workspace {
    */
   buildReads: Map<string, string | undefined> | undefined;
 
+  /** Folders scanned for sources: the workspace folders, all inside `paths.root`. */
+  folders: string[] = [];
+  /** Told (once per scan) when a limit stopped the scan or a file was too large to analyse. */
+  onLimit: (message: string) => void = () => undefined;
+  /** Files over MAX_SOURCE_SIZE, with their size, analysed as empty. */
+  private readonly tooLarge = new Map<string, number>();
+
   constructor(
     readonly paths: PathMapper,
     private readonly base: CompilerHost,
   ) {}
 
-  /** Scans the workspace root for `.mcl` files (outside the stdlib folder). */
+  /** Scans the workspace folders for `.mcl` files (outside the stdlib folder). */
   scan(): void {
     const found: string[] = [];
+    let dirs = 0;
+    let stopped: string | undefined;
     const walk = (dir: string, depth: number): void => {
       if (depth > 32 || found.length >= MAX_SCANNED_FILES) return;
+      if (++dirs > MAX_SCANNED_DIRS) {
+        stopped ??= `stopped looking for .mcl files after ${MAX_SCANNED_DIRS} folders; files in the others are analysed when opened. Open the folder of your project rather than one above it.`;
+        return;
+      }
       let entries;
       try {
         entries = readdirSync(dir, { withFileTypes: true });
@@ -59,9 +81,43 @@ export class Workspace {
         }
       }
     };
-    walk(this.paths.root, 0);
-    found.sort();
-    this.diskFiles = found;
+    for (const folder of this.folders.length ? this.folders : [this.paths.root]) {
+      const abs = resolve(folder);
+      if (abs === parsePath(abs).root) {
+        // A whole file system is not a project: scanning it would take minutes before the first answer.
+        this.onLimit(`the workspace folder ${abs} is the root of the file system; it is not scanned for .mcl files (open files are still analysed). Open the folder of your project instead.`);
+        continue;
+      }
+      walk(abs, 0);
+    }
+    if (found.length >= MAX_SCANNED_FILES) stopped ??= `stopped looking for .mcl files after finding ${MAX_SCANNED_FILES}; files beyond are analysed when opened.`;
+    if (stopped) this.onLimit(stopped);
+    this.diskFiles = [...new Set(found)].sort();
+  }
+
+  /** The size of a file too large to analyse, or undefined. */
+  tooLargeSize(file: string): number | undefined {
+    return this.tooLarge.get(file);
+  }
+
+  /** Files too large to analyse, with their sizes. */
+  tooLargeFiles(): [string, number][] {
+    return [...this.tooLarge];
+  }
+
+  /** Records whether a source is within the limit; an oversized one is analysed as empty text. */
+  private bounded(file: string, text: string | undefined, size = text?.length ?? 0): string | undefined {
+    if (text === undefined && size <= MAX_SOURCE_SIZE) {
+      this.tooLarge.delete(file);
+      return undefined;
+    }
+    if (size <= MAX_SOURCE_SIZE) {
+      this.tooLarge.delete(file);
+      return text;
+    }
+    if (!this.tooLarge.has(file)) this.onLimit(`${file} is ${(size / 2 ** 20).toFixed(1)} MiB, over the ${MAX_SOURCE_SIZE / 2 ** 20} MiB the server analyses; it is treated as empty.`);
+    this.tooLarge.set(file, size);
+    return '';
   }
 
   /** A file changed, appeared or vanished on disk. */
@@ -103,13 +159,25 @@ export class Workspace {
   /** The current text of a file: the open document, else the disk. */
   text(file: string): string | undefined {
     const doc = this.open.get(file);
-    if (doc) return doc.getText();
+    if (doc) return this.bounded(file, doc.getText());
     if (this.cacheDisk && this.diskCache.has(file)) return this.diskCache.get(file);
     if (this.buildReads?.has(file)) return this.buildReads.get(file);
-    const text = file.startsWith('std:') ? this.base.readStdlib(file.slice(4)) : this.base.readFile(file);
+    const text = file.startsWith('std:') ? this.base.readStdlib(file.slice(4)) : this.readBounded(file);
     if (this.cacheDisk) this.diskCache.set(file, text);
     else this.buildReads?.set(file, text);
     return text;
+  }
+
+  /** Reads a workspace file from disk unless it is over the size limit (checked before reading). */
+  private readBounded(file: string): string | undefined {
+    let size = 0;
+    try {
+      size = statSync(this.paths.toFsPath(file)).size;
+    } catch {
+      // Missing: the host's read reports it as absent.
+    }
+    if (size > MAX_SOURCE_SIZE) return this.bounded(file, undefined, size);
+    return this.bounded(file, this.base.readFile(file));
   }
 
   /** The compiler host seen by builds: open documents first, then the disk. */

@@ -187,7 +187,8 @@ export async function startClient(
     workspaceFolders: [{ uri: rootUri, name: 'test' }],
     capabilities: {
       textDocument: {
-        publishDiagnostics: { relatedInformation: true },
+        publishDiagnostics: { relatedInformation: true, versionSupport: true, tagSupport: { valueSet: [1, 2] } },
+        hover: { contentFormat: ['markdown', 'plaintext'] },
         rename: { prepareSupport: true },
         completion: { completionItem: { snippetSupport: true } },
         documentSymbol: { hierarchicalDocumentSymbolSupport: true },

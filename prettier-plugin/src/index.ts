@@ -5,6 +5,7 @@
 import * as prettier from 'prettier';
 import type { Parser, Plugin, SupportLanguage } from 'prettier';
 import { LineIndex, parse, type SourceFile } from '@mcl/language';
+import type * as A from '@mcl/language';
 import { printer } from './printer';
 
 export const languages: SupportLanguage[] = [
@@ -42,6 +43,8 @@ const mclParser: Parser<SourceFile> = {
         end: { line: end.line, column: end.column },
       });
     }
+    // Prettier names a comment's text `value` (its own error messages read it).
+    for (const c of file.comments) (c as A.Comment & { value?: string }).value = c.text;
     return file;
   },
   locStart: (node: any) => node.span?.start ?? 0,
@@ -56,21 +59,61 @@ export const defaultOptions = { printWidth: 100, tabWidth: 2, useTabs: false };
 const plugin: Plugin = { languages, parsers, printers, options, defaultOptions } as Plugin;
 export default plugin;
 
-export interface FormatOptions {
-  /** Used in error messages and for Prettier configuration lookup by callers. */
+/** The options the printer honours; every other Prettier option has no effect on `.mcl` files. */
+export interface LayoutOptions {
+  printWidth: number;
+  tabWidth: number;
+  useTabs: boolean;
+  endOfLine: 'lf' | 'crlf' | 'cr' | 'auto';
+}
+
+export interface FormatOptions extends Partial<LayoutOptions> {
+  /**
+   * The file's path: named in error messages, and where the configuration is
+   * looked up (`.prettierrc` and the other Prettier configuration files, then
+   * `.editorconfig`), exactly as the Prettier CLI does for that file. Options
+   * given here override the configuration.
+   */
   filepath?: string;
-  printWidth?: number;
+  /** Set to false to ignore configuration files (the defaults and the options given here only). */
+  config?: boolean;
+}
+
+/**
+ * The layout for a file: the plugin's defaults (width 100, two spaces, LF),
+ * overridden by the Prettier configuration that applies to the file, as the
+ * Prettier CLI resolves it (a `.prettierrc` and its `overrides`, then
+ * `.editorconfig`'s `indent_style`, `indent_size`/`tab_width`,
+ * `max_line_length` and `end_of_line`). `mclc fmt`, the language server and
+ * `prettier` all format through this, so they always agree.
+ */
+export async function resolveLayout(filepath: string | undefined): Promise<LayoutOptions> {
+  const layout: LayoutOptions = { ...defaultOptions, endOfLine: 'lf' };
+  if (!filepath) return layout;
+  const found = (await prettier.resolveConfig(filepath, { editorconfig: true })) ?? {};
+  if (typeof found.printWidth === 'number') layout.printWidth = found.printWidth;
+  if (typeof found.tabWidth === 'number') layout.tabWidth = found.tabWidth;
+  if (typeof found.useTabs === 'boolean') layout.useTabs = found.useTabs;
+  if (found.endOfLine === 'lf' || found.endOfLine === 'crlf' || found.endOfLine === 'cr' || found.endOfLine === 'auto') layout.endOfLine = found.endOfLine;
+  return layout;
+}
+
+/** Forgets cached configuration files (after one changed on disk). */
+export async function clearConfigCache(): Promise<void> {
+  await prettier.clearConfigCache();
 }
 
 /** Formats `.mcl` source text. Rejects with McLSyntaxError when the text does not parse. */
 export async function formatMcl(text: string, opts: FormatOptions = {}): Promise<string> {
+  const layout = await resolveLayout(opts.config === false ? undefined : opts.filepath);
   return prettier.format(text, {
     parser: 'mcl',
     plugins: [plugin],
     filepath: opts.filepath,
-    printWidth: opts.printWidth ?? defaultOptions.printWidth,
-    tabWidth: 2,
-    useTabs: false,
+    printWidth: opts.printWidth ?? layout.printWidth,
+    tabWidth: opts.tabWidth ?? layout.tabWidth,
+    useTabs: opts.useTabs ?? layout.useTabs,
+    endOfLine: opts.endOfLine ?? layout.endOfLine,
   });
 }
 

@@ -8,12 +8,17 @@
 // - Small inner blocks (records, enums, unions, instance settings, channel
 //   attributes, program blocks, lists, maps) stay on one line when they fit,
 //   with `,` or `;` separators, and otherwise break to one item per line with
-//   no separators (the language makes separators optional in blocks).
+//   no separators (the language makes separators optional in blocks);
+//   `env { ... }` maps keep their commas, which maps require.
 // - One blank line between members is kept where the author left one.
 // - Literals are printed as written (`1_000`, `0x1f`, `64KiB`, raw strings).
 // Comments are attached by Prettier's own algorithm (leading, trailing and
-// dangling); `///` doc comments are printed as comments, never from the
-// `doc` fields, so they cannot be duplicated.
+// dangling), corrected for line comments inside constructs
+// (attachLineComment), and a comment that could only be attached to a node as
+// a whole is printed after it (printWithDangling): every comment the grammar
+// allows survives, and a second run changes nothing. `///` doc comments are
+// printed as comments, never from the `doc` fields, so they cannot be
+// duplicated.
 
 import { doc, util, type AstPath, type Doc, type ParserOptions, type Printer } from 'prettier';
 import type * as A from '@mcl/language';
@@ -50,7 +55,7 @@ function isComment(node: any): boolean {
 }
 
 export const printer: Printer<AnyNode> = {
-  print: printNode as any,
+  print: printWithDangling as any,
   getVisitorKeys,
   canAttachComment(node: any) {
     return !!node && typeof node.kind === 'string' && !!node.span && !isComment(node) && node.kind !== 'SourceFile';
@@ -63,7 +68,145 @@ export const printer: Printer<AnyNode> = {
     if (c.kind === 'block') return c.text;
     return c.text.replace(/[ \t]+$/, '');
   },
+  handleComments: {
+    ownLine: attachLineComment,
+    endOfLine: attachLineComment,
+    remaining: () => false,
+  },
 };
+
+/**
+ * Where a line comment goes, for the cases Prettier's own placement gets
+ * wrong in this language (each would move or lose the comment, or move it
+ * again on the next run). A line comment printed after a node floats to the
+ * end of its output line; that is right between two members or items
+ * (`memory 64MiB // why`), but not inside a construct:
+ * - where tokens other than separators stand between the nodes on either side
+ *   (`type T // c` then `= {`), or that are not items of a list or block
+ *   (`map<K, // c` then `V>`), the output line would end after those tokens,
+ *   possibly after a `{` that opens a block, and the next run would attach
+ *   the comment elsewhere; the comment leads the next node instead, printed
+ *   right before it and followed by a line break;
+ * - where no node follows it inside its construct but tokens do (`log({...}`,
+ *   the comment, then `)`), it would end up on the same output line as any
+ *   comment after those tokens and merge into it; it leads the whole member
+ *   (declaration, member, rule, item) instead, on a line of its own.
+ */
+function attachLineComment(comment: any, text: string, _options: unknown, ast: any): boolean {
+  if (comment.kind === 'block') return false;
+  const { precedingNode, followingNode, enclosingNode } = comment;
+  if (followingNode) {
+    if (!precedingNode || comment.placement === 'ownLine') return false;
+    // A protocol's order expression starts, as a member, at its `order` keyword (which no node covers).
+    const followingStart =
+      enclosingNode?.kind === 'ProtocolDecl' && enclosingNode.order === followingNode
+        ? text.lastIndexOf('order', followingNode.span.start)
+        : followingNode.span.start;
+    const betweenItems = !enclosingNode || LINE_PARENTS.has(enclosingNode.kind) || enclosingNode.kind === 'List' || enclosingNode.kind === 'Import';
+    if (betweenItems && onlySeparators(text, precedingNode.span.end, comment.span.start) && onlySeparators(text, comment.span.end, followingStart)) return false;
+    util.addLeadingComment(followingNode, comment);
+    return true;
+  }
+  if (!enclosingNode) return false;
+  const rest = withoutComments(text.slice(comment.span.end, enclosingNode.span.end));
+  if (/^[\s;,]*$/.test(rest)) return false;
+  if (LINE_PARENTS.has(enclosingNode.kind) && /^[\s;,]*\}\s*$/.test(rest)) return false;
+  const item = lineItemAround(ast, comment.span);
+  if (!item) return false;
+  util.addLeadingComment(item, comment);
+  return true;
+}
+
+/** Nodes whose child lists print one item per line (or break to that). */
+const LINE_PARENTS = new Set([
+  'SourceFile',
+  'ProtocolDecl',
+  'ComponentDecl',
+  'SystemDecl',
+  'ImageDecl',
+  'TargetDecl',
+  'PolicyBlock',
+  'ProgramMember',
+  'RecordType',
+  'EnumType',
+  'UnionType',
+  'InstanceDecl',
+  'ConnectDecl',
+  'Map',
+]);
+
+/** The innermost member, declaration or block item whose span contains `span`. */
+function lineItemAround(ast: any, span: A.Span): any {
+  let node = ast;
+  let item: any;
+  for (;;) {
+    let next: any;
+    for (const key of getVisitorKeys(node)) {
+      const value = node[key];
+      const children = Array.isArray(value) ? value : [value];
+      for (const child of children) {
+        if (!child?.span || child.span.start > span.start || child.span.end < span.end) continue;
+        next = child;
+        if ((Array.isArray(value) && LINE_PARENTS.has(node.kind)) || (key === 'order' && node.kind === 'ProtocolDecl')) item = child;
+      }
+    }
+    if (!next) return item;
+    node = next;
+  }
+}
+
+function withoutComments(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n\r]*/g, '');
+}
+
+/** True when the text between two offsets holds nothing but whitespace, separators and comments. */
+function onlySeparators(text: string, from: number, to: number): boolean {
+  return /^[\s;,]*$/.test(withoutComments(text.slice(from, to)));
+}
+
+/** Node kinds whose printers place their own dangling comments (inside their braces or brackets). */
+const PRINTS_DANGLING = new Set([
+  'SourceFile',
+  'ProtocolDecl',
+  'ComponentDecl',
+  'SystemDecl',
+  'ImageDecl',
+  'TargetDecl',
+  'LabelsDecl',
+  'RecordType',
+  'EnumType',
+  'UnionType',
+  'ProgramMember',
+  'InstanceDecl',
+  'ConnectDecl',
+  'PolicyBlock',
+  'Map',
+  'List',
+  'ExposedOnlyRule',
+]);
+
+/**
+ * Prints a node, then any comment Prettier could attach only to the node as a
+ * whole (one between two of its keywords, as in `restart /* why *\/ always`,
+ * where no child node stands on either side). Those follow the node, a line
+ * comment at the end of its output line, so no comment is ever lost and the
+ * next run attaches it as a trailing comment of the node, where it stays.
+ */
+function printWithDangling(path: AstPath<any>, options: Opts, print: Print): Doc {
+  const node = path.node;
+  let printed = printNode(path, options, print);
+  if (path.key === 'order' && path.parent?.kind === 'ProtocolDecl') printed = ['order ', printed];
+  if (PRINTS_DANGLING.has(node.kind)) return printed;
+  const comments = (node.comments ?? []).filter((c: any) => !c.leading && !c.trailing && !c.printed);
+  if (comments.length === 0) return printed;
+  const parts: Doc[] = [printed];
+  for (const c of comments) {
+    c.printed = true;
+    const text = c.kind === 'block' ? c.text : c.text.replace(/[ \t]+$/, '');
+    parts.push(c.kind === 'block' ? [' ', text] : [doc.builders.lineSuffix([' ', text]), doc.builders.breakParent]);
+  }
+  return parts;
+}
 
 function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
   const node = path.node;
@@ -87,7 +230,8 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
       return ['type ', path.call(print, 'name'), ' = ', path.call(print, 'type')];
     case 'ProtocolDecl': {
       const body = itemsWithBlankLines(path, options, print, 'ops');
-      if (node.order) body.push(...(node.ops.length ? [hardline] : []), ['order ', path.call(print, 'order')]);
+      // The order expression prints its own `order` keyword, so that a comment line above `order` stays above it.
+      if (node.order) body.push(...(node.ops.length ? [hardline] : []), path.call(print, 'order'));
       return ['protocol ', path.call(print, 'name'), ' ', hardBlock(path, options, body)];
     }
     case 'ComponentDecl':
@@ -147,12 +291,14 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
     case 'Bool':
       return node.value ? 'true' : 'false';
     case 'List':
-      return group(['[', indent([softline, join([',', line], path.map(print, 'items'))]), softline, ']']);
+      return bracketList(path, options, path.map(print, 'items'));
     case 'Map':
-      if (node.entries.length === 0) return '{}';
-      return group(['{', indent([line, join([',', line], path.map(print, 'entries'))]), line, '}']);
+      // Environment maps print like program blocks, `KEY = "value"` entries, but keep the commas a map requires.
+      if (path.parent?.kind === 'EnvEntry') return softBlock(path, options, path.map(print, 'entries'), ',', undefined, true);
+      if (node.entries.length === 0 && !hasDangling(node)) return '{}';
+      return group(['{', indent([line, join([',', line], path.map(print, 'entries')), printDangling(path, options) ?? '']), line, '}']);
     case 'MapEntry':
-      return [path.call(print, 'key'), ': ', path.call(print, 'value')];
+      return [path.call(print, 'key'), path.grandparent?.kind === 'EnvEntry' ? ' = ' : ': ', path.call(print, 'value')];
     case 'Ref':
       return path.call(print, 'name');
 
@@ -220,7 +366,7 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
         ? ['file ', path.call(print, 'guestPath'), ' = ', path.call(print, 'source', 'text')]
         : ['file ', path.call(print, 'guestPath'), ' from ', path.call(print, 'source', 'path')];
     case 'EnvEntry':
-      return ['env ', printEnv(path, options, print)];
+      return ['env ', path.call(print, 'vars')];
 
     // System members
     case 'InstanceDecl': {
@@ -258,7 +404,7 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
     case 'NoPathRule':
       return ['no path ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
     case 'ExposedOnlyRule':
-      return ['exposed only ', group(['[', indent([softline, join([',', line], path.map(print, 'ports'))]), softline, ']'])];
+      return ['exposed only ', bracketList(path, options, path.map(print, 'ports'))];
     case 'NoFlowRule':
       return ['no flow ', path.call(print, 'label'), ' -> ', path.call(print, 'to')];
     case 'BudgetRule':
@@ -322,10 +468,10 @@ function hardBlock(path: AstPath<any>, options: Opts, body: Doc | Doc[]): Doc {
  * line break right after `{` stays broken, so a record written one field per
  * line keeps that shape; this choice is stable, so formatting stays idempotent.
  */
-function softBlock(path: AstPath<any>, options: Opts, items: Doc[], sep: ',' | ';', searchFrom?: number): Doc {
+function softBlock(path: AstPath<any>, options: Opts, items: Doc[], sep: ',' | ';', searchFrom?: number, sepRequired = false): Doc {
   const dangling = printDangling(path, options);
   if (items.length === 0 && !dangling) return '{}';
-  const inner: Doc[] = [join([ifBreak('', sep), line], items)];
+  const inner: Doc[] = [join([sepRequired ? sep : ifBreak('', sep), line], items)];
   if (dangling) inner.push(items.length ? hardline : '', dangling);
   const shouldBreak = brokenAfterBrace(options.originalText, searchFrom ?? path.node.span.start);
   return group(['{', indent([line, ...inner]), line, '}'], { shouldBreak });
@@ -344,13 +490,10 @@ function brokenAfterBrace(text: string, from: number): boolean {
   return false;
 }
 
-/** Environment maps print like program blocks: `KEY = "value"` entries. */
-function printEnv(path: AstPath<any>, options: Opts, print: Print): Doc {
-  const entries = path.call(
-    (p: AstPath<any>) => p.map((e: AstPath<any>) => [e.call(print, 'key'), ' = ', e.call(print, 'value')], 'entries'),
-    'vars',
-  ) as Doc[];
-  return path.call((p) => softBlock(p, options, entries, ','), 'vars');
+/** `[a, b]` on one line when it fits, else one item per line; comments in an empty list stay inside it. */
+function bracketList(path: AstPath<any>, options: Opts, items: Doc[]): Doc {
+  const dangling = printDangling(path, options);
+  return group(['[', indent([softline, join([',', line], items), dangling ?? '']), softline, ']']);
 }
 
 function printConstraints(path: AstPath<any>, print: Print): Doc {

@@ -3,7 +3,7 @@
 // the standard library next to them, so the .vsix works on its own.
 
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,6 +20,15 @@ for (const b of bundles) {
     console.error(`prepare: ${b} is missing after the build`);
     process.exit(1);
   }
+}
+
+// The source maps stay out of the package (.vscodeignore: they would double
+// its size and ship the sources), so the bundles must not point at them.
+for (const b of bundles) {
+  const path = join(ext, b);
+  const text = readFileSync(path, 'utf8');
+  const stripped = text.replace(/\n\/\/# sourceMappingURL=[^\n]*\s*$/, '\n');
+  if (stripped !== text) writeFileSync(path, stripped);
 }
 
 rmSync(join(ext, 'stdlib'), { recursive: true, force: true });

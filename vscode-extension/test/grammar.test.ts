@@ -81,6 +81,37 @@ describe('TextMate grammar', () => {
     expect(lines[4].find(([t]) => t === 'from')?.[1]).not.toBe('keyword.other.mcl');
   });
 
+  it('scopes contextual keywords used as instance and port names as names', () => {
+    const lines = tokenize('system S {\n  connect no.path -> session.path\n  expose on.tcp on tcp 80\n  per session\n}');
+    const scopes = new Map(lines[1].filter(([t]) => t.trim()).map(([t, s]) => [t, s]));
+    expect(scopes.get('no')).toBe('variable.other.instance.mcl');
+    expect(scopes.get('session')).toBe('variable.other.instance.mcl');
+    expect(lines[1].filter(([t]) => t === 'path').map(([, s]) => s)).toEqual(['variable.other.property.mcl', 'variable.other.property.mcl']);
+    expect(lines[1].find(([t]) => t === 'connect')?.[1]).toBe('keyword.control.wiring.mcl');
+    // `on.tcp` is a port reference; the `on tcp` after it is the exposure's keywords.
+    expect(lines[2].filter(([t]) => t === 'on' || t === 'tcp').map(([, s]) => s)).toEqual([
+      'variable.other.instance.mcl',
+      'variable.other.property.mcl',
+      'keyword.other.mcl',
+      'keyword.other.mcl',
+    ]);
+    expect(lines[3].find(([t]) => t === 'session')?.[1]).toBe('keyword.other.mcl');
+  });
+
+  it('treats four or more slashes as a plain comment, not documentation', () => {
+    const lines = tokenize('//// divider\n/// doc\n///');
+    expect(lines[0][0]).toEqual(['//// divider', 'comment.line.double-slash.mcl']);
+    expect(lines[1][0]).toEqual(['/// doc', 'comment.line.documentation.mcl']);
+    expect(lines[2][0]).toEqual(['///', 'comment.line.documentation.mcl']);
+  });
+
+  it('does not pair `<` with `>`, so `->` is not an unmatched bracket', () => {
+    const config = JSON.parse(readFileSync(join(here, '..', 'language-configuration.json'), 'utf8'));
+    const pairs = [...config.brackets, ...config.surroundingPairs, ...config.autoClosingPairs.map((p: { open: string; close: string }) => [p.open, p.close])];
+    expect(pairs.some(([open, close]: string[]) => open === '<' || close === '>')).toBe(false);
+    expect(config.brackets).toEqual([['{', '}'], ['[', ']'], ['(', ')']]);
+  });
+
   it('scopes imports and wiring', () => {
     const src = 'import std.http.{Http, Request as Req}\nsystem S {\n  web = Web\n  connect web.api -> app.api\n}';
     expect(scopeOf(src, 'import')).toBe('keyword.control.import.mcl');

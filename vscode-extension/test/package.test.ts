@@ -57,6 +57,8 @@ beforeAll(async () => {
     target: 'node20',
     format: 'cjs',
     external: ['vscode'],
+    // As scripts/build.mjs builds it: with a linked source map, which the package leaves out.
+    sourcemap: 'linked',
     logLevel: 'error',
     legalComments: 'none',
   });
@@ -96,6 +98,20 @@ describe('the .vsix package', () => {
     expect(entries.has('extension/stdlib/http.mcl')).toBe(true);
     expect([...entries.keys()].some((k) => k.endsWith('.ts'))).toBe(false);
     expect([...entries.keys()].some((k) => k.includes('node_modules/'))).toBe(false);
+    expect([...entries.keys()].filter((k) => /(^|\/)\.gitignore$/.test(k))).toEqual([]);
+  });
+
+  it('ships no bundle that points at a source map it does not ship', () => {
+    for (const [name, data] of entries) {
+      if (!/\.(c|m)?js$/.test(name)) continue;
+      const ref = /\/\/# sourceMappingURL=(\S+)\s*$/.exec(data.toString('utf8'))?.[1];
+      if (ref) expect(entries.has(join(dirname(name), ref)), `${name} -> ${ref}`).toBe(true);
+    }
+  });
+
+  it('indents .mcl files with two spaces, as the formatter does', () => {
+    const manifest = JSON.parse(entries.get('extension/package.json')!.toString('utf8'));
+    expect(manifest.contributes.configurationDefaults['[mcl]']).toMatchObject({ 'editor.tabSize': 2, 'editor.insertSpaces': true });
   });
 
   it('starts the packaged server, which answers initialize and finds its standard library', async () => {

@@ -1,6 +1,9 @@
 // `mclc fmt`: formats .mcl files in place with the Prettier plugin, or with
 // --check lists the files that are not formatted (exit code 4). The plugin is
 // loaded only when this command runs, so the rest of the CLI works without it.
+// The layout (width, indentation, line endings) comes from the Prettier
+// configuration that applies to each file (`.prettierrc`, `.editorconfig`),
+// resolved by the plugin exactly as the Prettier CLI resolves it.
 
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -9,6 +12,7 @@ import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { readText, writeAtomic } from '../files';
 import { resolveWorkspace } from '../workspace';
+import { MCLC_VERSION } from '../version';
 
 interface Formatter {
   formatMcl(text: string, opts: { filepath?: string }): Promise<string>;
@@ -53,6 +57,7 @@ export async function fmtCommand(ctx: Context, paths: string[], o: { check?: boo
   let unformatted = 0;
   let changed = 0;
   let failed = 0;
+  let internal = 0;
   for (const entry of ws.entries) {
     const abs = join(ws.root, entry);
     const shown = relative(ctx.cwd, abs) || abs;
@@ -61,10 +66,19 @@ export async function fmtCommand(ctx: Context, paths: string[], o: { check?: boo
     try {
       formatted = await formatter.formatMcl(text, { filepath: abs });
     } catch (e) {
-      failed++;
-      const err = e as Error & { loc?: { start: { line: number; column: number } } };
-      const at = err.loc ? `:${err.loc.start.line}:${err.loc.start.column}` : '';
-      ctx.err(`${shown}${at}: ${s.red('error')}: cannot format: ${err.message.split('\n')[0]}\n`);
+      const err: Error & { loc?: { start: { line: number; column: number } } } = e instanceof Error ? e : new Error(String(e));
+      if (isSyntaxError(err)) {
+        failed++;
+        const at = err.loc ? `:${err.loc.start.line}:${err.loc.start.column}` : '';
+        ctx.err(`${shown}${at}: ${s.red('error')}: cannot format: ${err.message.split('\n')[0]}\n`);
+      } else {
+        // The file parses, so the formatter failing on it is a bug in the formatter, not in the file.
+        internal++;
+        ctx.err(
+          `${shown}: ${s.red(s.bold('internal error'))}: cannot format: ${err.message.split('\n')[0]}\n` +
+            `  This is a bug in mclc ${MCLC_VERSION}'s formatter. Please report it with this file; the file was left unchanged.\n`,
+        );
+      }
       continue;
     }
     if (formatted === text) continue;
@@ -83,6 +97,12 @@ export async function fmtCommand(ctx: Context, paths: string[], o: { check?: boo
   } else {
     ctx.err(`Formatted ${changed} of ${total} files.\n`);
   }
+  if (internal) return ExitCode.Internal;
   if (failed) return ExitCode.Invalid;
   return unformatted ? ExitCode.Unformatted : ExitCode.Ok;
+}
+
+/** A syntax error in the file (the plugin's McLSyntaxError, with the position of the first error). */
+export function isSyntaxError(e: Error & { loc?: unknown }): boolean {
+  return e instanceof SyntaxError && typeof e.loc === 'object' && e.loc !== null;
 }

@@ -360,7 +360,7 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
       if (stmt.length === 2 && prev === '=') {
         return items(visible(s, file, ['component', 'system']).map((d) => symbolItem(d, d.kind === 'system' ? CompletionItemKind.Module : CompletionItemKind.Class)));
       }
-      if (stmt.length === 0) return items([...SYSTEM_KEYWORDS.map((k) => kw(k)), ...snippetItems('system')]);
+      if (stmt.length === 0) return items([...SYSTEM_KEYWORDS.map((k) => kw(k)), ...snippetItems('system', c)]);
       return items([]);
     }
     case 'instance': {
@@ -383,7 +383,7 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
         return items(labelItems(s));
       }
       if (words[0] === 'restart' && stmt.length === 1) return items(['always', 'on-failure', 'never'].map((k) => kw(k)));
-      if (stmt.length === 0) return items([...COMPONENT_KEYWORDS.map((k) => kw(k)), ...snippetItems('component')]);
+      if (stmt.length === 0) return items([...COMPONENT_KEYWORDS.map((k) => kw(k)), ...snippetItems('component', c)]);
       return items(valueItems(words));
     }
     case 'protocol': {
@@ -432,7 +432,7 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
         if (prev === 'to') return items(visible(s, file, ['target']).map((d) => symbolItem(d, CompletionItemKind.Constant)));
       }
       if (words[0] === 'type' && (prev === '=' || prev === '<' || prev === ',')) return items(typeItems(s, file));
-      if (stmt.length === 0) return items([...TOP_KEYWORDS.map((k) => kw(k)), ...snippetItems('top')]);
+      if (stmt.length === 0) return items([...TOP_KEYWORDS.map((k) => kw(k)), ...snippetItems('top', c)]);
       return items([]);
     }
     default:
@@ -522,7 +522,9 @@ function snippet(label: string, body: string, detail: string): CompletionItem {
   return { label, kind: CompletionItemKind.Snippet, insertText: body, insertTextFormat: InsertTextFormat.Snippet, detail, sortText: '9' + label };
 }
 
-function snippetItems(block: 'top' | 'component' | 'system'): CompletionItem[] {
+/** Snippets go only to clients that declared snippet support; others would insert `${1:Name}` literally. */
+function snippetItems(block: 'top' | 'component' | 'system', c: ServerContext): CompletionItem[] {
+  if (!c.client.snippets) return [];
   switch (block) {
     case 'top':
       return [

@@ -3,7 +3,8 @@
 // instance's effective settings and parameter values).
 
 import type { SymbolInfo } from '@mcl/compiler';
-import { MarkupKind, type Hover, type Position } from 'vscode-languageserver';
+import { MarkupKind, type Hover, type MarkupContent, type Position } from 'vscode-languageserver';
+import { markdownToPlainText } from '../client';
 import type { Snapshot } from '../analysis';
 import type { ConnectDecl } from '@mcl/language';
 import { findNamed, formatSize, nodesAt } from '../ast-util';
@@ -22,10 +23,15 @@ export function hover(s: Snapshot, c: ServerContext, file: string, position: Pos
     const ast = s.program.files.get(file);
     const connect = ast ? nodesAt(ast, offset).find((n): n is ConnectDecl => n.kind === 'ConnectDecl') : undefined;
     if (!connect) return null;
-    return { contents: { kind: MarkupKind.Markdown, value: describeChannel(s, c, file, connect) }, range: toRange(lines, connect.span) };
+    return { contents: markup(c, describeChannel(s, c, file, connect)), range: toRange(lines, connect.span) };
   }
   const value = describe(s, hit.symbol);
-  return { contents: { kind: MarkupKind.Markdown, value }, range: toRange(lines, hit.ref.span) };
+  return { contents: markup(c, value), range: toRange(lines, hit.ref.span) };
+}
+
+/** Markdown for clients that render it, the same text without markup for the others. */
+function markup(c: ServerContext, markdown: string): MarkupContent {
+  return c.client.markdownHover ? { kind: MarkupKind.Markdown, value: markdown } : { kind: MarkupKind.PlainText, value: markdownToPlainText(markdown) };
 }
 
 function code(lines: string[]): string {

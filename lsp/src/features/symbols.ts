@@ -8,12 +8,32 @@ import type { ParsedDocument, Snapshot } from '../analysis';
 import { toRange } from '../convert';
 import type { ServerContext } from '../service';
 
+/** Symbols in one outline reply at most; a generated file with more gets the first ones and a note in the log. */
+export const MAX_DOCUMENT_SYMBOLS = 10_000;
+
 export function documentSymbols(doc: ParsedDocument): DocumentSymbol[] {
   const out: DocumentSymbol[] = [];
+  let count = 0;
   for (const d of doc.ast.decls) {
     const s = declSymbol(d, doc.lines);
-    if (s) out.push(s);
+    if (!s) continue;
+    count += 1 + (s.children?.length ?? 0);
+    if (count > MAX_DOCUMENT_SYMBOLS) break;
+    out.push(s);
   }
+  return out;
+}
+
+/** The outline as a flat list, for clients without hierarchical document symbols. */
+export function flatDocumentSymbols(symbols: DocumentSymbol[], uri: string): SymbolInformation[] {
+  const out: SymbolInformation[] = [];
+  const add = (list: DocumentSymbol[], container: string | undefined): void => {
+    for (const s of list) {
+      out.push({ name: s.name, kind: s.kind, location: { uri, range: s.range }, containerName: container });
+      if (s.children) add(s.children, s.name);
+    }
+  };
+  add(symbols, undefined);
   return out;
 }
 

@@ -1,0 +1,50 @@
+// What the client said it can do (`initialize`'s capabilities), read once.
+// Every feature asks here before sending something only some clients
+// understand: snippet completions, Markdown, hierarchical outlines, related
+// locations of a diagnostic, the document version diagnostics belong to.
+
+import type { ClientCapabilities } from 'vscode-languageserver';
+
+export interface ClientFeatures {
+  /** Completion items may be snippets (`${1:name}` placeholders). */
+  snippets: boolean;
+  /** Hover contents may be Markdown. */
+  markdownHover: boolean;
+  /** Document symbols may be a tree (`DocumentSymbol[]`) rather than a flat `SymbolInformation[]`. */
+  hierarchicalSymbols: boolean;
+  /** Diagnostics may carry related locations. */
+  relatedInformation: boolean;
+  /** Published diagnostics may name the document version they were computed for. */
+  diagnosticVersion: boolean;
+  /** Diagnostics may carry tags (unnecessary, deprecated). */
+  diagnosticTags: boolean;
+  /** The client tells the server about added and removed workspace folders. */
+  workspaceFolders: boolean;
+}
+
+export function clientFeatures(caps: ClientCapabilities | undefined): ClientFeatures {
+  const td = caps?.textDocument;
+  const hoverFormats = td?.hover?.contentFormat;
+  return {
+    snippets: td?.completion?.completionItem?.snippetSupport === true,
+    // The protocol's default hover format is plain text.
+    markdownHover: Array.isArray(hoverFormats) && hoverFormats.includes('markdown'),
+    hierarchicalSymbols: td?.documentSymbol?.hierarchicalDocumentSymbolSupport === true,
+    relatedInformation: td?.publishDiagnostics?.relatedInformation === true,
+    diagnosticVersion: td?.publishDiagnostics?.versionSupport === true,
+    diagnosticTags: (td?.publishDiagnostics?.tagSupport?.valueSet?.length ?? 0) > 0,
+    workspaceFolders: caps?.workspace?.workspaceFolders === true,
+  };
+}
+
+/** Markdown as plain text: code fences and inline markup dropped, the text kept. */
+export function markdownToPlainText(md: string): string {
+  return md
+    .split('\n')
+    .filter((line) => !/^\s*```/.test(line))
+    .join('\n')
+    .replace(/\*\*([^*]+)\*\*/g, '$1')
+    .replace(/`([^`]+)`/g, '$1')
+    .replace(/(^|[\s(])[*_]([^*_\n]+)[*_](?=[\s).,:;]|$)/gm, '$1$2')
+    .replace(/^---$/gm, '');
+}
