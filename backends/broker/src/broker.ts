@@ -56,9 +56,13 @@ const HIGH_WATER = 256 * 1024;
 /** Above this many bytes queued to a peer, notices to it (denied, notify) are dropped rather than queued. */
 const DROP_WATER = 4 * 1024 * 1024;
 const LATENCY_SAMPLES = 1024;
-/** Violations within PENALTY_WINDOW_MS after which a sender's socket is paused for PENALTY_PAUSE_MS. */
-const PENALTY_VIOLATIONS = 64;
-const PENALTY_WINDOW_MS = 100;
+/**
+ * Each sender's violation budget: a token bucket of PENALTY_BURST violations refilled at
+ * PENALTY_PER_SECOND. At the first violation over it the sender's socket is paused for
+ * PENALTY_PAUSE_MS and no further line of what it already sent is looked at meanwhile.
+ */
+const PENALTY_BURST = 64;
+const PENALTY_PER_SECOND = 640;
 const PENALTY_PAUSE_MS = 50;
 /** Connections one exposure accepts at once; more are closed on arrival. */
 const MAX_CONNECTIONS = 1024;
@@ -145,6 +149,27 @@ interface Pending {
   respond: (answer: Answer) => void;
 }
 
+/**
+ * What one clone of a requiring instance may use of a channel: its own token
+ * bucket of the channel's rate and its own count of outstanding calls, so
+ * that a compromised replica exhausts only its own. Every client of an
+ * exposure shares one (they are all the exposure's requester).
+ */
+interface Budget {
+  bucket: TokenBucket | null;
+  inflight: number;
+}
+
+/** A socket whose lines the broker reads, with its violation budget. */
+interface Sender {
+  budget: TokenBucket;
+  splitter: LineSplitter;
+  /** Paused for breaking the rules too often. */
+  penalised: boolean;
+  /** Destinations this sender waits on to drain (backpressure). */
+  waitingOn: number;
+}
+
 type Answer = { ok: true; body: unknown; bodyJson: string } | { ok: false; error: string; kind: 'error' | 'timeout' | 'unavailable' | 'denied' };
 
 interface ChannelRt {
@@ -157,7 +182,8 @@ interface ChannelRt {
   requirer: InstanceRt | null;
   ops: Map<string, OpRt>;
   inv: ChannelInvariants;
-  bucket: TokenBucket | null;
+  /** Budgets by clone of the requiring side (exposures: one, under clone 0). */
+  budgets: Map<number, Budget>;
   order: OrderAutomaton | null;
   pending: Set<Pending>;
   timer: NodeJS.Timeout | null;
@@ -186,6 +212,8 @@ interface Requester {
   clone: number;
   port: string;
   channel: ChannelRt;
+  /** This requester's clone's share of the channel's rate and max_inflight. */
+  budget: Budget;
   session: Session | null;
   orderState: number;
   /** Whether a frame moved the order automaton since it was last reset (a session that sent nothing ordered is not checked when it ends). */
@@ -282,7 +310,7 @@ export class Broker extends EventEmitter {
   private listening: Promise<ExposureInfo[]> | null = null;
   /** The exposures listening, by planned host port. */
   private readonly openExposures = new Map<number, ExposureInfo>();
-  private readonly penalties = new WeakMap<Duplex, { start: number; count: number; paused: boolean }>();
+  private readonly senders = new WeakMap<Duplex, Sender>();
   private readonly corked: Duplex[] = [];
 
   constructor(plan: Plan, options: BrokerOptions = {}) {
@@ -380,6 +408,7 @@ export class Broker extends EventEmitter {
         clone: cloneIndex,
         port: portName,
         channel: channels[0],
+        budget: this.budget(channels[0], cloneIndex),
         session: null,
         orderState: 0,
         orderMoved: false,
@@ -422,6 +451,8 @@ export class Broker extends EventEmitter {
     if (conn.requester) {
       conn.requester.alive = false;
       conn.requester.channel.requesters.delete(conn.requester);
+      // Calls still outstanding keep their budget object; a clone attached again starts afresh.
+      conn.requester.channel.budgets.delete(cloneIndex);
       if (conn.requester.session) this.endSession(conn.requester.session);
     }
   }
@@ -587,7 +618,7 @@ export class Broker extends EventEmitter {
       requirer,
       ops: opMap,
       inv,
-      bucket: inv.rate ? new TokenBucket(inv.rate.per_second, Math.max(1, inv.rate.burst)) : null,
+      budgets: new Map(),
       order: inv.order,
       pending: new Set(),
       timer: null,
@@ -595,6 +626,17 @@ export class Broker extends EventEmitter {
       requesters: new Set(),
       lineLimit: inv.max_message_bytes + ENVELOPE_ALLOWANCE,
     };
+  }
+
+  /** The budget of one clone of a channel's requiring side. */
+  private budget(ch: ChannelRt, clone: number): Budget {
+    let b = ch.budgets.get(clone);
+    if (!b) {
+      const rate = ch.inv.rate;
+      b = { bucket: rate ? new TokenBucket(rate.per_second, Math.max(1, rate.burst)) : null, inflight: 0 };
+      ch.budgets.set(clone, b);
+    }
+    return b;
   }
 
   /** The operations of an exposed port: from the plan when it says, else from a channel of the same protocol, else std.http.Http's. */
@@ -652,6 +694,7 @@ export class Broker extends EventEmitter {
   private useStream(conn: PortConn, stream: Duplex): void {
     conn.stream = stream;
     conn.splitter.reset();
+    this.addSender(stream, conn.splitter);
     if (conn.requester) {
       conn.requester.pausable = stream;
       // A new connection is a new session (the old one was checked when its stream closed).
@@ -661,10 +704,7 @@ export class Broker extends EventEmitter {
       if (conn.stream !== stream) return;
       this.batch(() => conn.splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
     });
-    stream.on('drain', () => {
-      for (const s of conn.pausedSources) if (!this.penalties.get(s)?.paused) s.resume();
-      conn.pausedSources.clear();
-    });
+    stream.on('drain', () => this.releaseSources(conn));
     stream.on('error', () => {
       // Reported through close.
     });
@@ -684,8 +724,7 @@ export class Broker extends EventEmitter {
   private dropStream(conn: PortConn, why: string): void {
     conn.stream = null;
     conn.splitter.reset();
-    for (const s of conn.pausedSources) s.resume();
-    conn.pausedSources.clear();
+    this.releaseSources(conn);
     for (const p of [...conn.pending.values()]) {
       this.settle(p);
       p.channel.counters.errors++;
@@ -739,7 +778,28 @@ export class Broker extends EventEmitter {
     if (dest.stream.writableLength > HIGH_WATER && !dest.pausedSources.has(source)) {
       source.pause();
       dest.pausedSources.add(source);
+      const sender = this.senders.get(source);
+      if (sender) sender.waitingOn++;
     }
+  }
+
+  /** `dest` drained or went away: the sockets that waited on it read again, unless they wait on more or are penalised. */
+  private releaseSources(dest: PortConn): void {
+    for (const s of dest.pausedSources) {
+      const sender = this.senders.get(s);
+      if (!sender) {
+        s.resume();
+        continue;
+      }
+      sender.waitingOn = Math.max(0, sender.waitingOn - 1);
+      if (sender.waitingOn === 0 && !sender.penalised) s.resume();
+    }
+    dest.pausedSources.clear();
+  }
+
+  /** Registers a socket whose lines are checked, so that its violations are budgeted. */
+  private addSender(stream: Duplex, splitter: LineSplitter): void {
+    this.senders.set(stream, { budget: new TokenBucket(PENALTY_PER_SECOND, PENALTY_BURST), splitter, penalised: false, waitingOn: 0 });
   }
 
   // -------------------------------------------------------------------------
@@ -801,7 +861,7 @@ export class Broker extends EventEmitter {
       return;
     }
     // t is call or send.
-    if (ch.bucket && !ch.bucket.take()) {
+    if (req.budget.bucket && !req.budget.bucket.take()) {
       this.violation(req.name, req.clone, req.port, ch, conn, 'rate',
         `over the channel's rate of ${ch.inv.rate!.per_second}/s (burst ${ch.inv.rate!.burst})`, env.id, req);
       return;
@@ -831,8 +891,8 @@ export class Broker extends EventEmitter {
       this.violation(req.name, req.clone, req.port, ch, conn, 'oversize', `body of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, env.id, req);
       return;
     }
-    if (t === 'call' && ch.pending.size >= ch.inv.max_inflight) {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'inflight', `${ch.pending.size} calls outstanding, the channel's max_inflight is ${ch.inv.max_inflight}`, env.id, req);
+    if (t === 'call' && req.budget.inflight >= ch.inv.max_inflight) {
+      this.violation(req.name, req.clone, req.port, ch, conn, 'inflight', `${req.budget.inflight} calls outstanding, the channel's max_inflight is ${ch.inv.max_inflight}`, env.id, req);
       return;
     }
     // Last, so that a frame refused for another reason does not move the protocol state.
@@ -1042,6 +1102,7 @@ export class Broker extends EventEmitter {
       }
       conn.pending.set(pid, p);
       ch.pending.add(p);
+      req.budget.inflight++;
       if (!ch.timer) this.armTimer(ch);
       ch.counters.frames_to_provider++;
       ch.counters.bytes_to_provider += line.length;
@@ -1256,7 +1317,7 @@ export class Broker extends EventEmitter {
   /** Removes a call from the outstanding tables (it was answered, failed or timed out). */
   private settle(p: Pending): void {
     p.provider.pending.delete(p.pid);
-    p.channel.pending.delete(p);
+    if (p.channel.pending.delete(p)) p.requester.budget.inflight--;
   }
 
   private armTimer(ch: ChannelRt): void {
@@ -1292,6 +1353,7 @@ export class Broker extends EventEmitter {
       clone: 0,
       port: ch.providerPort,
       channel: ch,
+      budget: this.budget(ch, 0),
       session: null,
       orderState: 0,
       orderMoved: false,
@@ -1333,6 +1395,7 @@ export class Broker extends EventEmitter {
         }),
         oversize: (bytes) => this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `a line of more than ${ch.lineLimit} bytes (${bytes} seen); the rest is discarded`, null, req),
       });
+      this.addSender(sock, splitter);
       sock.on('data', (chunk: Buffer) => this.batch(() => splitter.push(chunk)));
       sock.on('error', () => {});
       sock.once('close', () => {
@@ -1382,7 +1445,7 @@ export class Broker extends EventEmitter {
         writeBrokerError(hres, 413, `request body over ${HTTP_MAX_BODY} bytes`);
         return;
       }
-      if (ch.bucket && !ch.bucket.take()) {
+      if (r.budget.bucket && !r.budget.bucket.take()) {
         this.violation(name, 0, ch.providerPort, ch, null, 'rate', `over the exposure's rate`, undefined, r);
         writeBrokerError(hres, 429, 'too many requests');
         return;
@@ -1400,8 +1463,8 @@ export class Broker extends EventEmitter {
         writeBrokerError(hres, 413, `request over ${ch.inv.max_message_bytes} bytes`);
         return;
       }
-      if (ch.pending.size >= ch.inv.max_inflight) {
-        this.violation(name, 0, ch.providerPort, ch, null, 'inflight', `${ch.pending.size} requests outstanding`, undefined, r);
+      if (r.budget.inflight >= ch.inv.max_inflight) {
+        this.violation(name, 0, ch.providerPort, ch, null, 'inflight', `${r.budget.inflight} requests outstanding`, undefined, r);
         writeBrokerError(hres, 503, 'too many requests in flight');
         return;
       }
@@ -1476,32 +1539,26 @@ export class Broker extends EventEmitter {
   }
 
   /**
-   * A sender that keeps breaking the rules is read more slowly: after
-   * PENALTY_VIOLATIONS violations within PENALTY_WINDOW_MS its socket is paused
-   * for PENALTY_PAUSE_MS. This bounds the broker time a hostile peer can take
-   * from the other channels; only its own (already failing) traffic waits.
+   * A sender that keeps breaking the rules is read more slowly: each violation
+   * takes a token of its budget (PENALTY_BURST, refilled at PENALTY_PER_SECOND),
+   * and at the first one over it its socket is paused for PENALTY_PAUSE_MS and
+   * the rest of what it already sent is held unread until then. This bounds the
+   * frames of a flood the broker checks (and so the time it takes from the
+   * other channels); only the flooder's own traffic waits.
    */
   private penalise(stream: Duplex | null): void {
     if (!stream) return;
-    const now = performance.now();
-    let p = this.penalties.get(stream);
-    if (!p) {
-      p = { start: now, count: 0, paused: false };
-      this.penalties.set(stream, p);
-    }
-    if (now - p.start > PENALTY_WINDOW_MS) {
-      p.start = now;
-      p.count = 0;
-    }
-    p.count++;
-    if (p.count < PENALTY_VIOLATIONS || p.paused) return;
-    p.paused = true;
-    p.count = 0;
+    const sender = this.senders.get(stream);
+    if (!sender || sender.penalised || sender.budget.take()) return;
+    sender.penalised = true;
     stream.pause();
-    const state = p;
+    sender.splitter.hold();
     const t = setTimeout(() => {
-      state.paused = false;
-      if (!stream.destroyed) stream.resume();
+      sender.penalised = false;
+      if (stream.destroyed || this.senders.get(stream) !== sender) return;
+      // The held lines are checked now; a violation among them over the budget pauses the sender again.
+      this.batch(() => this.guard('held frames', () => sender.splitter.release()));
+      if (!sender.penalised && sender.waitingOn === 0) stream.resume();
     }, PENALTY_PAUSE_MS);
     t.unref?.();
   }
