@@ -25,6 +25,7 @@ import type { Duplex } from 'node:stream';
 import type { ChannelInvariants, OrderAutomaton, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
 import { compileSchemas, type CompiledSchemas, type Validator } from './schema';
 import { LineSplitter, TokenBucket } from './lines';
+import { ConnectionTable, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connections';
 import {
   exposureId,
   HTTP_MAX_BODY,
@@ -64,8 +65,8 @@ const LATENCY_SAMPLES = 1024;
 const PENALTY_BURST = 64;
 const PENALTY_PER_SECOND = 640;
 const PENALTY_PAUSE_MS = 50;
-/** Connections one exposure accepts at once; more are closed on arrival. */
-const MAX_CONNECTIONS = 1024;
+/** How long an HTTP request (head and body) may take to arrive, at least; the head alone has the shorter header timeout. */
+const REQUEST_TIMEOUT_MS = 60_000;
 /** Longest violation detail kept and sent back in a `denied` frame. */
 const MAX_DETAIL = 400;
 /** Longest error text a provider may send; longer ones are cut. */
@@ -214,6 +215,8 @@ interface Requester {
   channel: ChannelRt;
   /** This requester's clone's share of the channel's rate and max_inflight. */
   budget: Budget;
+  /** Its own calls outstanding (an exposure connection with some is busy: never shed or closed as idle). */
+  outstanding: number;
   session: Session | null;
   orderState: number;
   /** Whether a frame moved the order automaton since it was last reset (a session that sent nothing ordered is not checked when it ends). */
@@ -304,6 +307,10 @@ export class Broker extends EventEmitter {
   private readonly logBudget = new Map<string, { windowStart: number; count: number; suppressed: number }>();
   private readonly servers: (HttpServer | TcpServer)[] = [];
   private readonly tcpSockets = new Set<Socket>();
+  /** Each exposure's connections, by exposure id. */
+  private readonly connTables = new Map<string, ConnectionTable>();
+  private readonly limits: ConnectionLimits;
+  private sweepTimer: NodeJS.Timeout | null = null;
   private nextSession = 1;
   private closed = false;
   private batching = false;
@@ -317,6 +324,7 @@ export class Broker extends EventEmitter {
     super();
     this.plan = plan;
     this.opts = options;
+    this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.exposureLimits };
     // The HTTP schemas are a fallback for plans that do not carry them; the plan's own win.
     this.schemas = compileSchemas({ ...HTTP_SCHEMAS, ...plan.schemas });
     for (const p of this.schemas.problems) this.log({ level: 'error', message: `schema: ${p}` });
@@ -409,6 +417,7 @@ export class Broker extends EventEmitter {
         port: portName,
         channel: channels[0],
         budget: this.budget(channels[0], cloneIndex),
+        outstanding: 0,
         session: null,
         orderState: 0,
         orderMoved: false,
@@ -525,9 +534,9 @@ export class Broker extends EventEmitter {
       if (!ch || this.openExposures.has(ex.host_port)) continue;
       if (this.closed) throw new Error(`cannot listen for exposure ${ch.id}: the broker is closed`);
       const http = isHttpProtocol(ex.protocol);
-      const server = http ? this.httpServer(ch) : this.frameServer(ch);
-      // Each connection holds a requester (and maybe a session): bound how many one exposure keeps.
-      server.maxConnections = MAX_CONNECTIONS;
+      // Each connection holds a requester (and maybe a session): the table bounds how many one exposure keeps.
+      const table = this.connectionTable(ch, http);
+      const server = http ? this.httpServer(ch, table) : this.frameServer(ch, table);
       const want = this.opts.mapHostPort ? this.opts.mapHostPort(ex.host_port) : ex.host_port;
       try {
         await new Promise<void>((resolve, reject) => {
@@ -557,7 +566,14 @@ export class Broker extends EventEmitter {
 
   /** Counters of every channel and exposure (sorted by id), then of unwired ports (`port:<instance>.<port>`). */
   counters(): ChannelCounters[] {
-    const out = [...this.channels.values()].map((c) => c.counters.snapshot(c.id)).sort((a, b) => a.channel.localeCompare(b.channel));
+    const out = [...this.channels.values()]
+      .map((c) => {
+        const k = c.counters.snapshot(c.id);
+        const table = this.connTables.get(c.id);
+        if (table) k.connections = table.stats();
+        return k;
+      })
+      .sort((a, b) => a.channel.localeCompare(b.channel));
     const ports = [...this.portCounters.entries()].sort((a, b) => a[0].localeCompare(b[0]));
     for (const [k, c] of ports) out.push(c.snapshot(`port:${k}`));
     return out;
@@ -572,6 +588,8 @@ export class Broker extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
     const waits = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const s of this.tcpSockets) s.destroy();
     for (const s of this.servers) if ('closeAllConnections' in s) (s as HttpServer).closeAllConnections();
@@ -1103,6 +1121,7 @@ export class Broker extends EventEmitter {
       conn.pending.set(pid, p);
       ch.pending.add(p);
       req.budget.inflight++;
+      req.outstanding++;
       if (!ch.timer) this.armTimer(ch);
       ch.counters.frames_to_provider++;
       ch.counters.bytes_to_provider += line.length;
@@ -1317,7 +1336,10 @@ export class Broker extends EventEmitter {
   /** Removes a call from the outstanding tables (it was answered, failed or timed out). */
   private settle(p: Pending): void {
     p.provider.pending.delete(p.pid);
-    if (p.channel.pending.delete(p)) p.requester.budget.inflight--;
+    if (p.channel.pending.delete(p)) {
+      p.requester.budget.inflight--;
+      p.requester.outstanding--;
+    }
   }
 
   private armTimer(ch: ChannelRt): void {
@@ -1354,6 +1376,7 @@ export class Broker extends EventEmitter {
       port: ch.providerPort,
       channel: ch,
       budget: this.budget(ch, 0),
+      outstanding: 0,
       session: null,
       orderState: 0,
       orderMoved: false,
@@ -1369,14 +1392,62 @@ export class Broker extends EventEmitter {
     };
   }
 
-  private frameServer(ch: ChannelRt): TcpServer {
+  /**
+   * The connection table of an exposure, and the timer that closes the
+   * exposures' idle and half-sent connections (one for the broker, started
+   * with the first exposure).
+   */
+  private connectionTable(ch: ChannelRt, http: boolean): ConnectionTable {
+    let table = this.connTables.get(ch.id);
+    if (table) return table;
+    let lastLog = -Infinity;
+    let unlogged = 0;
+    table = new ConnectionTable(this.limits, http, (what, peer, why) => {
+      // A flood of connections must not become a flood of log lines: one a second, with a count of the rest.
+      const now = performance.now();
+      if (now - lastLog < 1000) {
+        unlogged++;
+        return;
+      }
+      const more = unlogged > 0 ? ` (and ${unlogged} more connections shed, refused or timed out in the last second)` : '';
+      lastLog = now;
+      unlogged = 0;
+      const verb = what === 'shed' ? 'shed a connection of' : what === 'refused' ? 'refused a connection from' : 'closed a connection of';
+      this.log({ level: what === 'timed_out' ? 'info' : 'warn', message: `exposure ${ch.id}: ${verb} ${peer}: ${why}${more}`, channel: ch.id });
+    });
+    this.connTables.set(ch.id, table);
+    if (!this.sweepTimer) {
+      this.sweepTimer = setInterval(() => {
+        for (const t of this.connTables.values()) t.sweep();
+      }, this.sweepEvery());
+      this.sweepTimer.unref?.();
+    }
+    return table;
+  }
+
+  /** How often timeouts of connections are looked at: a quarter of the shortest, within 10 ms..1 s. */
+  private sweepEvery(): number {
+    const l = this.limits;
+    return Math.max(10, Math.min(1000, Math.floor(Math.min(l.headerTimeoutMs, l.idleTimeoutMs) / 4)));
+  }
+
+  private frameServer(ch: ChannelRt, table: ConnectionTable): TcpServer {
     return createTcpServer((sock) => {
+      let splitter: LineSplitter | null = null;
+      let current: Requester | null = null;
+      // Busy: a call outstanding, or frames waiting for the session's clone.
+      const admitted = table.admit(sock, {
+        busy: () => current !== null && (current.outstanding > 0 || (current.session !== null && current.session.opening !== null)),
+        unfinishedSince: () => splitter?.unfinishedSince ?? null,
+      });
+      if (!admitted) return;
       this.tcpSockets.add(sock);
       const name = `tcp:${ch.exposure!.host_port}`;
       const req = this.newTcpRequester(ch, sock, name);
+      current = req;
       ch.requesters.add(req);
       this.openSession(req, `tcp ${sock.remoteAddress}:${sock.remotePort}`);
-      const splitter = new LineSplitter(ch.lineLimit, {
+      splitter = new LineSplitter(ch.lineLimit, {
         line: (text, bytes) => this.guard(`frame from ${name}`, () => {
           let frame: unknown;
           try {
@@ -1396,9 +1467,11 @@ export class Broker extends EventEmitter {
         oversize: (bytes) => this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `a line of more than ${ch.lineLimit} bytes (${bytes} seen); the rest is discarded`, null, req),
       });
       this.addSender(sock, splitter);
-      sock.on('data', (chunk: Buffer) => this.batch(() => splitter.push(chunk)));
+      const lines = splitter;
+      sock.on('data', (chunk: Buffer) => this.batch(() => lines.push(chunk)));
       sock.on('error', () => {});
       sock.once('close', () => {
+        table.remove(sock);
         this.tcpSockets.delete(sock);
         this.endOrder(req, 'the connection closed');
         req.alive = false;
@@ -1408,9 +1481,26 @@ export class Broker extends EventEmitter {
     });
   }
 
-  private httpServer(ch: ChannelRt): HttpServer {
+  private httpServer(ch: ChannelRt, table: ConnectionTable): HttpServer {
     const op = ch.ops.get('request');
-    const server = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, (hreq, hres) => {
+    const l = this.limits;
+    const options = {
+      // node:http closes a connection whose request head is unfinished after headersTimeout (408), and one whose
+      // request (body included) takes longer than requestTimeout; the table closes those that send nothing.
+      headersTimeout: l.headerTimeoutMs,
+      requestTimeout: Math.max(REQUEST_TIMEOUT_MS, l.headerTimeoutMs),
+      keepAliveTimeout: 5_000,
+      connectionsCheckingInterval: this.sweepEvery(),
+    };
+    // Requests in progress per connection, from the request to the end of its response: such a connection is busy.
+    const inProgress = new WeakMap<Socket, number>();
+    const server = createHttpServer(options, (hreq, hres) => {
+      const sock = hreq.socket;
+      inProgress.set(sock, (inProgress.get(sock) ?? 0) + 1);
+      hres.once('close', () => {
+        inProgress.set(sock, (inProgress.get(sock) ?? 1) - 1);
+        table.touch(sock);
+      });
       handle(hreq, hres).catch((e: unknown) => {
         this.log({ level: 'error', message: `internal error on exposure ${ch.id}: ${(e as Error)?.stack ?? String(e)}`, channel: ch.id });
         writeBrokerError(hres, 500, 'internal broker error');
@@ -1481,10 +1571,21 @@ export class Broker extends EventEmitter {
     };
     const httpRequesters = new WeakMap<Socket, Requester>();
     server.on('connection', (sock: Socket) => {
+      if (!table.admit(sock, { busy: () => (inProgress.get(sock) ?? 0) > 0, unfinishedSince: () => null })) return;
       this.tcpSockets.add(sock);
-      sock.once('close', () => this.tcpSockets.delete(sock));
+      sock.once('close', () => {
+        table.remove(sock);
+        this.tcpSockets.delete(sock);
+      });
     });
-    server.on('clientError', (_e, sock) => {
+    server.on('clientError', (e: NodeJS.ErrnoException, sock) => {
+      if (e.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        // A request head or body that did not arrive in time: a slow or stalled client, not a refused frame.
+        table.timedOut(sock as Socket, `did not finish a request head within ${l.headerTimeoutMs} ms or a request within ${options.requestTimeout} ms`);
+        if (sock.writable) sock.end('HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        else sock.destroy();
+        return;
+      }
       this.violation(`tcp:${ch.exposure!.host_port}`, 0, ch.providerPort, ch, null, 'malformed', 'not a valid HTTP/1.1 request', undefined);
       if (sock.writable) sock.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       else sock.destroy();
