@@ -16,14 +16,19 @@
 // - Nothing is shared between channels but the event loop: a refused frame is
 //   dropped after cheap checks, and backpressure pauses only the socket that
 //   sends to a full destination.
+// - Whether a frame is admitted is decided by the pure functions of admit.ts;
+//   this module reads and writes the sockets, routes, and records what they
+//   refuse (`violation`, one record per refusal).
 
 import { DEFAULT_EXPOSURE_HOST } from './ports';
 import { EventEmitter } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createConnection, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ChannelInvariants, OrderAutomaton, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
-import { compileSchemas, type CompiledSchemas, type Validator } from './schema';
+import type { ChannelInvariants, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
+import { compileSchemas, type CompiledSchemas } from './schema';
+import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type ChannelRules, type OpRt } from './admit';
+import { encode, envelope, frameId, prefixBody, snippet } from './frames';
 import { LineSplitter, TokenBucket } from './lines';
 import { ConnectionTable, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connections';
 import {
@@ -69,8 +74,6 @@ const PENALTY_PAUSE_MS = 50;
 const REQUEST_TIMEOUT_MS = 60_000;
 /** Longest violation detail kept and sent back in a `denied` frame. */
 const MAX_DETAIL = 400;
-/** Longest error text a provider may send; longer ones are cut. */
-const MAX_ERROR_TEXT = 1024;
 
 export const DEFAULT_INVARIANTS: ChannelInvariants = {
   max_message_bytes: 1024 * 1024,
@@ -79,15 +82,6 @@ export const DEFAULT_INVARIANTS: ChannelInvariants = {
   max_inflight: 64,
   order: null,
 };
-
-interface OpRt {
-  name: string;
-  kind: PlanOperation['kind'];
-  input: Validator;
-  output: Validator | null;
-  /** JSON-encoded op name, ready to splice into frames. */
-  json: string;
-}
 
 class Counters {
   frames_to_provider = 0;
@@ -150,17 +144,6 @@ interface Pending {
   respond: (answer: Answer) => void;
 }
 
-/**
- * What one clone of a requiring instance may use of a channel: its own token
- * bucket of the channel's rate and its own count of outstanding calls, so
- * that a compromised replica exhausts only its own. Every client of an
- * exposure shares one (they are all the exposure's requester).
- */
-interface Budget {
-  bucket: TokenBucket | null;
-  inflight: number;
-}
-
 /** A socket whose lines the broker reads, with its violation budget. */
 interface Sender {
   budget: TokenBucket;
@@ -173,7 +156,8 @@ interface Sender {
 
 type Answer = { ok: true; body: unknown; bodyJson: string } | { ok: false; error: string; kind: 'error' | 'timeout' | 'unavailable' | 'denied' };
 
-interface ChannelRt {
+/** A channel or exposure at run time; its rules are what the decisions (admit.ts) read. */
+interface ChannelRt extends ChannelRules {
   id: string;
   plan: PlanChannel | null;
   exposure: PlanExposure | null;
@@ -181,11 +165,8 @@ interface ChannelRt {
   providerPort: string;
   /** The requiring instance, or null for an exposure. */
   requirer: InstanceRt | null;
-  ops: Map<string, OpRt>;
-  inv: ChannelInvariants;
   /** Budgets by clone of the requiring side (exposures: one, under clone 0). */
   budgets: Map<number, Budget>;
-  order: OrderAutomaton | null;
   pending: Set<Pending>;
   timer: NodeJS.Timeout | null;
   counters: Counters;
@@ -238,6 +219,40 @@ interface InstanceRt {
   sessions: Set<Session>;
   /** Clones bound to a session: not used for other traffic. */
   sessionClones: Set<number>;
+}
+
+/**
+ * One refused frame (or a session that ended out of order), as the places
+ * that find it describe it: who sent it, on which channel, what was wrong,
+ * and whom to tell.
+ */
+interface Offence {
+  /** The sender: its instance (`tcp:<port>` for a client of an exposure), clone and port. */
+  instance: string;
+  clone: number;
+  port: string;
+  /** The channel or exposure it was refused on; null when the port has none. */
+  channel: ChannelRt | null;
+  kind: ViolationKind;
+  detail: string;
+  /** The refused frame's id, echoed in the `denied` notice. */
+  id?: number | string | null;
+  /** The requester that sent it: it gets the notice and is slowed down. */
+  requester?: Requester;
+  /** Else the port that sent it. */
+  conn?: PortConn | null;
+  /** False when no frame was refused (a session ended out of order): nothing is sent and nobody slowed down. */
+  notify?: boolean;
+}
+
+/** The sender of an offence by a requester (through its port `conn`, if a guest's). */
+function byRequester(req: Requester, conn: PortConn | null = null): Pick<Offence, 'instance' | 'clone' | 'port' | 'channel' | 'requester' | 'conn'> {
+  return { instance: req.name, clone: req.clone, port: req.port, channel: req.channel, requester: req, conn };
+}
+
+/** The sender of an offence by a port, refused on `channel`. */
+function byPort(conn: PortConn, channel: ChannelRt | null): Pick<Offence, 'instance' | 'clone' | 'port' | 'channel' | 'conn'> {
+  return { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name, channel, conn };
 }
 
 class PortConn {
@@ -636,6 +651,7 @@ export class Broker extends EventEmitter {
       requirer,
       ops: opMap,
       inv,
+      provides: `${provider.plan.id}.${providerPort}`,
       budgets: new Map(),
       order: inv.order,
       pending: new Set(),
@@ -825,8 +841,7 @@ export class Broker extends EventEmitter {
 
   private onOversize(conn: PortConn, bytes: number): void {
     const ch = conn.channels.length === 1 ? conn.channels[0] : null;
-    this.violation(conn.instance.plan.id, conn.clone, conn.port.name, ch, conn, 'oversize',
-      `a line of more than ${conn.splitter.limit} bytes (${bytes} seen); the rest of the line is discarded`, null);
+    this.violation({ ...byPort(conn, ch), kind: 'oversize', detail: `a line of more than ${conn.splitter.limit} bytes (${bytes} seen); the rest of the line is discarded` });
   }
 
   private onLine(conn: PortConn, line: string, bytes: number): void {
@@ -840,7 +855,7 @@ export class Broker extends EventEmitter {
       // rather than leave its requester waiting for the timeout.
       const m = conn.port.direction === 'provide' ? /"id":\s*(\d+)/.exec(line) : null;
       const p = m ? conn.pending.get(Number(m[1])) : undefined;
-      this.violation(inst, conn.clone, conn.port.name, p ? p.channel : ch, conn, 'malformed', `not JSON: ${snippet(line)}`, p ? p.pid : null);
+      this.violation({ ...byPort(conn, p ? p.channel : ch), kind: 'malformed', detail: `not JSON: ${snippet(line)}`, id: p ? p.pid : null });
       if (p) {
         this.settle(p);
         p.channel.counters.errors++;
@@ -851,8 +866,7 @@ export class Broker extends EventEmitter {
     if (conn.port.direction === 'require') {
       const req = conn.requester;
       if (!req) {
-        this.violation(inst, conn.clone, conn.port.name, null, conn, 'unwired',
-          `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, frameId(frame));
+        this.violation({ ...byPort(conn, null), kind: 'unwired', detail: `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, id: frameId(frame) });
         return;
       }
       this.fromRequester(req, frame, conn);
@@ -866,62 +880,22 @@ export class Broker extends EventEmitter {
     const ch = req.channel;
     const env = envelope(frame);
     if (typeof env === 'string') {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'malformed', env, frameId(frame), req);
+      this.violation({ ...byRequester(req, conn), kind: 'malformed', detail: env, id: frameId(frame) });
       return;
     }
     const { t } = env;
-    if (t === 'reply' || t === 'error' || t === 'notify') {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'direction', `a ${t} frame comes only from the providing side (${ch.provider.plan.id}.${ch.providerPort})`, env.id, req);
-      return;
-    }
     if (t === 'open' || t === 'close') {
       this.sessionFrame(req, t, env.id);
       return;
     }
-    // t is call or send.
-    if (req.budget.bucket && !req.budget.bucket.take()) {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'rate',
-        `over the channel's rate of ${ch.inv.rate!.per_second}/s (burst ${ch.inv.rate!.burst})`, env.id, req);
+    const a = admitRequest(ch, req.budget, req.orderState, env);
+    if (!a.ok) {
+      this.violation({ ...byRequester(req, conn), kind: a.kind, detail: a.detail, id: env.id });
       return;
     }
-    const op = ch.ops.get(env.op!);
-    if (!op) {
-      const known = [...ch.ops.keys()].join(', ') || 'none';
-      this.violation(req.name, req.clone, req.port, ch, conn, 'unknown_op', `operation ${JSON.stringify(env.op)} is not carried by this channel (allowed: ${known})`, env.id, req);
-      return;
-    }
-    if (op.kind !== t) {
-      const why = op.kind === 'notify' ? `${op.name} is a notify: only the provider sends it` : `${op.name} is a ${op.kind}: use {"t":"${op.kind}"}`;
-      this.violation(req.name, req.clone, req.port, ch, conn, op.kind === 'notify' ? 'direction' : 'unknown_op', why, env.id, req);
-      return;
-    }
-    const err = op.input(env.body);
-    if (err !== undefined) {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'schema', `${op.name}: ${prefixBody(err)}`, env.id, req);
-      return;
-    }
-    const bodyJson = encode(env.body);
-    if (bodyJson === null) {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'schema', `${op.name}: the body is nested too deeply`, env.id, req);
-      return;
-    }
-    if (bodyJson.length > ch.inv.max_message_bytes && Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'oversize', `body of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, env.id, req);
-      return;
-    }
-    if (t === 'call' && req.budget.inflight >= ch.inv.max_inflight) {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'inflight', `${req.budget.inflight} calls outstanding, the channel's max_inflight is ${ch.inv.max_inflight}`, env.id, req);
-      return;
-    }
-    // Last, so that a frame refused for another reason does not move the protocol state.
-    if (ch.order) {
-      const next = ch.order.transitions[req.orderState]?.[op.name];
-      if (next === undefined) {
-        const allowed = Object.keys(ch.order.transitions[req.orderState] ?? {}).join(', ') || 'nothing';
-        this.violation(req.name, req.clone, req.port, ch, conn, 'order', `${op.name} is not allowed here by the protocol order (next may be: ${allowed})`, env.id, req);
-        return;
-      }
-      req.orderState = next;
+    const { op, bodyJson } = a;
+    if (a.orderState !== null) {
+      req.orderState = a.orderState;
       req.orderMoved = true;
     }
     if (t === 'call') {
@@ -952,11 +926,9 @@ export class Broker extends EventEmitter {
     req.orderState = 0;
     req.orderMoved = false;
     const order = req.channel.order;
-    if (!order || !moved || this.closed || order.accepting.includes(state)) return;
-    const rest = completion(order, state);
-    const tail = rest === null ? 'and no accepting state can be reached from it' : rest.length ? `; it still needed: ${rest.join(', ')}` : '';
-    this.violation(req.name, req.clone, req.port, req.channel, null, 'order_incomplete',
-      `the session ended (${why}) in state ${state} of the protocol order, which is not accepting${tail}`, null, req, false);
+    if (!order || !moved || this.closed) return;
+    const detail = incompleteOrder(order, state, why);
+    if (detail !== null) this.violation({ ...byRequester(req), kind: 'order_incomplete', detail, notify: false });
   }
 
   /** Explicit session frames: `{"t":"open"}` and `{"t":"close"}`. */
@@ -986,16 +958,17 @@ export class Broker extends EventEmitter {
     const env = envelope(frame);
     const only = conn.channels.length === 1 ? conn.channels[0] : null;
     if (typeof env === 'string') {
-      this.violation(inst, conn.clone, conn.port.name, only, conn, 'malformed', env, frameId(frame));
+      this.violation({ ...byPort(conn, only), kind: 'malformed', detail: env, id: frameId(frame) });
       return;
     }
     if (conn.channels.length === 0) {
-      this.violation(inst, conn.clone, conn.port.name, null, conn, 'unwired', `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, env.id);
+      this.violation({ ...byPort(conn, null), kind: 'unwired', detail: `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, id: env.id });
       return;
     }
     const { t } = env;
-    if (t === 'call' || t === 'send' || t === 'open' || t === 'close') {
-      this.violation(inst, conn.clone, conn.port.name, only, conn, 'direction', `a ${t} frame comes only from the requiring side; ${conn.port.name} is a provide port`, env.id);
+    const wrongWay = refuseFromProvider(env, conn.port.name);
+    if (wrongWay) {
+      this.violation({ ...byPort(conn, only), kind: wrongWay.kind, detail: wrongWay.detail, id: env.id });
       return;
     }
     if (t === 'notify') {
@@ -1012,7 +985,7 @@ export class Broker extends EventEmitter {
         else for (const c of conn.channels) { c.counters.late_replies++; break; }
         return;
       }
-      this.violation(inst, conn.clone, conn.port.name, only, conn, 'unsolicited', `${t} with id ${JSON.stringify(env.id)} answers no outstanding call`, env.id);
+      this.violation({ ...byPort(conn, only), kind: 'unsolicited', detail: `${t} with id ${JSON.stringify(env.id)} answers no outstanding call`, id: env.id });
       return;
     }
     const ch = p.channel;
@@ -1023,29 +996,15 @@ export class Broker extends EventEmitter {
       p.respond({ ok: false, error: env.error!, kind: 'error' });
       return;
     }
-    const err = p.op.output ? p.op.output(env.body) : undefined;
-    if (err !== undefined) {
+    const a = admitReply(p.op, ch.inv, env.body);
+    if (!a.ok) {
       this.settle(p);
-      this.violation(inst, conn.clone, conn.port.name, ch, conn, 'schema', `reply to ${p.op.name}: ${prefixBody(err)}`, env.id);
+      this.violation({ ...byPort(conn, ch), kind: a.kind, detail: a.detail, id: env.id });
       ch.counters.errors++;
-      p.respond({ ok: false, error: `the provider's reply was refused: ${prefixBody(err)}`, kind: 'denied' });
+      p.respond({ ok: false, error: a.error, kind: 'denied' });
       return;
     }
-    const bodyJson = encode(env.body);
-    if (bodyJson === null) {
-      this.settle(p);
-      this.violation(inst, conn.clone, conn.port.name, ch, conn, 'schema', `reply to ${p.op.name}: the body is nested too deeply`, env.id);
-      ch.counters.errors++;
-      p.respond({ ok: false, error: `the provider's reply was refused: it is nested too deeply`, kind: 'denied' });
-      return;
-    }
-    if (bodyJson.length > ch.inv.max_message_bytes && Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
-      this.settle(p);
-      this.violation(inst, conn.clone, conn.port.name, ch, conn, 'oversize', `reply of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, env.id);
-      ch.counters.errors++;
-      p.respond({ ok: false, error: `the provider's reply was refused: it is larger than ${ch.inv.max_message_bytes} bytes`, kind: 'denied' });
-      return;
-    }
+    const { bodyJson } = a;
     this.settle(p);
     ch.counters.replies++;
     ch.counters.latency(performance.now() - p.sentAt);
@@ -1059,22 +1018,19 @@ export class Broker extends EventEmitter {
     let carried = false;
     let bodyJson: string | null = null;
     for (const ch of conn.channels) {
-      const op = ch.ops.get(opName);
-      if (!op) continue;
-      if (op.kind !== 'notify') {
-        this.violation(inst, conn.clone, conn.port.name, ch, conn, 'direction', `${opName} is a ${op.kind}: only the requiring side sends it`, undefined);
+      const a = admitNotify(ch, opName, body);
+      if (a === 'absent') continue;
+      if (!a.ok) {
+        this.violation({ ...byPort(conn, ch), kind: a.kind, detail: a.detail });
         return;
       }
+      const { op } = a;
       carried = true;
-      const err = op.input(body);
-      if (err !== undefined) {
-        this.violation(inst, conn.clone, conn.port.name, ch, conn, 'schema', `${opName}: ${prefixBody(err)}`, undefined);
-        return;
-      }
       if (bodyJson === null) bodyJson = encode(body);
       if (bodyJson === null) return;
-      if (Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
-        this.violation(inst, conn.clone, conn.port.name, ch, conn, 'oversize', `notify of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, undefined);
+      const big = refuseNotifySize(ch.inv, bodyJson);
+      if (big) {
+        this.violation({ ...byPort(conn, ch), kind: big.kind, detail: big.detail });
         continue;
       }
       const line = `{"t":"notify","op":${op.json},"body":${bodyJson}}\n`;
@@ -1092,7 +1048,7 @@ export class Broker extends EventEmitter {
     }
     if (!carried) {
       const only = conn.channels.length === 1 ? conn.channels[0] : null;
-      this.violation(inst, conn.clone, conn.port.name, only, conn, 'unknown_op', `notify ${JSON.stringify(opName)} is not carried by any channel of this port`, undefined);
+      this.violation({ ...byPort(conn, only), kind: 'unknown_op', detail: `notify ${JSON.stringify(opName)} is not carried by any channel of this port` });
     }
   }
 
@@ -1228,7 +1184,7 @@ export class Broker extends EventEmitter {
       const max = inst.plan.max_sessions;
       const live = [...inst.sessions].filter((x) => !x.closed).length;
       if (max !== undefined && live >= max) {
-        this.violation(req.name, req.clone, req.port, req.channel, null, 'sessions', `${inst.plan.id} already has ${live} sessions, its max_sessions`, undefined, req);
+        this.violation({ ...byRequester(req), kind: 'sessions', detail: `${inst.plan.id} already has ${live} sessions, its max_sessions` });
         s.closed = true;
         req.session = s;
         return s;
@@ -1453,7 +1409,7 @@ export class Broker extends EventEmitter {
           try {
             frame = JSON.parse(text);
           } catch {
-            this.violation(name, 0, ch.providerPort, ch, null, 'malformed', `not JSON: ${snippet(text)}`, null, req);
+            this.violation({ ...byRequester(req), kind: 'malformed', detail: `not JSON: ${snippet(text)}` });
             return;
           }
           const env = envelope(frame);
@@ -1464,7 +1420,7 @@ export class Broker extends EventEmitter {
           }
           this.fromRequester(req, frame, null);
         }),
-        oversize: (bytes) => this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `a line of more than ${ch.lineLimit} bytes (${bytes} seen); the rest is discarded`, null, req),
+        oversize: (bytes) => this.violation({ ...byRequester(req), kind: 'oversize', detail: `a line of more than ${ch.lineLimit} bytes (${bytes} seen); the rest is discarded` }),
       });
       this.addSender(sock, splitter);
       const lines = splitter;
@@ -1531,30 +1487,30 @@ export class Broker extends EventEmitter {
       }
       const body = await readBody(hreq, HTTP_MAX_BODY);
       if (body === null) {
-        this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `HTTP request body over ${HTTP_MAX_BODY} bytes`, undefined, r);
+        this.violation({ ...byRequester(r), kind: 'oversize', detail: `HTTP request body over ${HTTP_MAX_BODY} bytes` });
         writeBrokerError(hres, 413, `request body over ${HTTP_MAX_BODY} bytes`);
         return;
       }
       if (r.budget.bucket && !r.budget.bucket.take()) {
-        this.violation(name, 0, ch.providerPort, ch, null, 'rate', `over the exposure's rate`, undefined, r);
+        this.violation({ ...byRequester(r), kind: 'rate', detail: `over the exposure's rate` });
         writeBrokerError(hres, 429, 'too many requests');
         return;
       }
       const msg = toRequestMessage(hreq, body);
       const err = op.input(msg);
       if (err !== undefined) {
-        this.violation(name, 0, ch.providerPort, ch, null, 'schema', `request: ${prefixBody(err)}`, undefined, r);
+        this.violation({ ...byRequester(r), kind: 'schema', detail: `request: ${prefixBody(err)}` });
         writeBrokerError(hres, 400, `request refused: ${prefixBody(err)}`);
         return;
       }
       const bodyJson = JSON.stringify(msg);
       if (Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
-        this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `request of ${Buffer.byteLength(bodyJson)} bytes is over ${ch.inv.max_message_bytes}`, undefined, r);
+        this.violation({ ...byRequester(r), kind: 'oversize', detail: `request of ${Buffer.byteLength(bodyJson)} bytes is over ${ch.inv.max_message_bytes}` });
         writeBrokerError(hres, 413, `request over ${ch.inv.max_message_bytes} bytes`);
         return;
       }
       if (r.budget.inflight >= ch.inv.max_inflight) {
-        this.violation(name, 0, ch.providerPort, ch, null, 'inflight', `${r.budget.inflight} requests outstanding`, undefined, r);
+        this.violation({ ...byRequester(r), kind: 'inflight', detail: `${r.budget.inflight} requests outstanding` });
         writeBrokerError(hres, 503, 'too many requests in flight');
         return;
       }
@@ -1586,7 +1542,7 @@ export class Broker extends EventEmitter {
         else sock.destroy();
         return;
       }
-      this.violation(`tcp:${ch.exposure!.host_port}`, 0, ch.providerPort, ch, null, 'malformed', 'not a valid HTTP/1.1 request', undefined);
+      this.violation({ instance: `tcp:${ch.exposure!.host_port}`, clone: 0, port: ch.providerPort, channel: ch, kind: 'malformed', detail: 'not a valid HTTP/1.1 request' });
       if (sock.writable) sock.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       else sock.destroy();
     });
@@ -1596,19 +1552,9 @@ export class Broker extends EventEmitter {
   // -------------------------------------------------------------------------
   // Violations and logging
 
-  private violation(
-    instance: string,
-    clone: number,
-    port: string,
-    ch: ChannelRt | null,
-    conn: PortConn | null,
-    kind: ViolationKind,
-    detail: string,
-    id: number | string | null | undefined,
-    requester?: Requester,
-    /** False when no frame was refused (a session ended out of order): nothing is sent and nobody slowed down. */
-    notify = true,
-  ): void {
+  private violation(o: Offence): void {
+    const { instance, clone, port, channel: ch, kind, id, requester, conn = null, notify = true } = o;
+    let detail = o.detail;
     // Details quote what the peer sent (field names, map keys): keep them short, since they are stored and echoed.
     if (detail.length > MAX_DETAIL) detail = detail.slice(0, MAX_DETAIL) + '...';
     const v: Violation = { time: Date.now(), instance, clone, port, channel: ch ? ch.id : null, kind, detail };
@@ -1716,82 +1662,12 @@ export class Broker extends EventEmitter {
 }
 
 // ---------------------------------------------------------------------------
-// Frame envelopes
-
-interface Envelope {
-  t: 'call' | 'send' | 'reply' | 'error' | 'notify' | 'open' | 'close';
-  op?: string;
-  id?: number | string;
-  body?: unknown;
-  error?: string;
-}
-
-const ENVELOPE_KEYS: Record<Envelope['t'], { need: string[]; may: string[] }> = {
-  call: { need: ['op', 'id', 'body'], may: [] },
-  send: { need: ['op', 'body'], may: [] },
-  reply: { need: ['id', 'body'], may: [] },
-  error: { need: ['id', 'error'], may: [] },
-  notify: { need: ['op', 'body'], may: [] },
-  open: { need: [], may: ['id'] },
-  close: { need: [], may: ['id'] },
-};
-
-/** Checks a frame's envelope; returns what is wrong as a string. */
-function envelope(frame: unknown): Envelope | string {
-  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) return 'a frame is a JSON object such as {"t":"call","op":"...","id":1,"body":{...}}';
-  const f = frame as Record<string, unknown>;
-  const t = f.t;
-  if (typeof t !== 'string' || !Object.prototype.hasOwnProperty.call(ENVELOPE_KEYS, t)) {
-    const shown = typeof t === 'string' ? JSON.stringify(t.slice(0, 32)) : t === undefined ? 'none' : typeof t;
-    return `unknown frame type ${shown} (expected call, send, reply, error, notify, open or close)`;
-  }
-  const spec = ENVELOPE_KEYS[t as Envelope['t']];
-  for (const k of spec.need) if (!(k in f)) return `a ${t} frame needs "${k}"`;
-  for (const k in f) {
-    if (k !== 't' && !spec.need.includes(k) && !spec.may.includes(k)) return `a ${t} frame has no field "${k}"`;
-  }
-  if ('op' in f && (typeof f.op !== 'string' || f.op.length === 0 || f.op.length > 128)) return `"op" must be an operation name`;
-  if ('id' in f) {
-    const id = f.id;
-    const okNum = typeof id === 'number' && Number.isSafeInteger(id) && id >= 0;
-    const okStr = typeof id === 'string' && id.length > 0 && id.length <= 64;
-    if (!okNum && !okStr) return `"id" must be a non-negative integer or a string of at most 64 characters`;
-  }
-  if (t === 'error') {
-    if (typeof f.error !== 'string') return `"error" must be a string`;
-    if (f.error.length > MAX_ERROR_TEXT) f.error = f.error.slice(0, MAX_ERROR_TEXT);
-  }
-  return f as unknown as Envelope;
-}
-
-/** JSON text of a checked body, or null when it is nested too deeply to encode. */
-function encode(body: unknown): string | null {
-  try {
-    return JSON.stringify(body);
-  } catch {
-    return null;
-  }
-}
-
-function frameId(frame: unknown): number | string | undefined {
-  if (typeof frame !== 'object' || frame === null) return undefined;
-  const id = (frame as Record<string, unknown>).id;
-  if ((typeof id === 'number' && Number.isSafeInteger(id)) || (typeof id === 'string' && id.length <= 64)) return id;
-  return undefined;
-}
+// Frames the broker writes
 
 function answerFrame(id: number | string, a: Answer): string {
   const idJson = typeof id === 'number' ? String(id) : JSON.stringify(id);
   if (a.ok) return `{"t":"reply","id":${idJson},"body":${a.bodyJson}}\n`;
   return `{"t":"error","id":${idJson},"error":${JSON.stringify(a.error)}}\n`;
-}
-
-function prefixBody(err: string): string {
-  return err.startsWith(':') || err.startsWith('[') ? `body${err}` : `body.${err}`;
-}
-
-function snippet(s: string): string {
-  return s.length > 60 ? JSON.stringify(s.slice(0, 60)) + '...' : JSON.stringify(s);
 }
 
 function exposureInvariants(ex: PlanExposure): ChannelInvariants {
@@ -1805,31 +1681,5 @@ function pushMap<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   else m.set(k, [v]);
 }
 
-/**
- * The shortest sequence of operations from `state` to an accepting state of
- * the order automaton ([] when `state` accepts), or null when none is
- * reachable. Breadth-first over the transitions, operations in name order, so
- * the answer is deterministic.
- */
-export function completion(order: OrderAutomaton, state: number): string[] | null {
-  const accepting = new Set(order.accepting);
-  const via = new Map<number, { from: number; op: string } | null>([[state, null]]);
-  const queue = [state];
-  for (let i = 0; i < queue.length; i++) {
-    const at = queue[i];
-    if (accepting.has(at)) {
-      const path: string[] = [];
-      for (let step = via.get(at); step; step = via.get(step.from)) path.unshift(step.op);
-      return path;
-    }
-    const edges = order.transitions[at] ?? {};
-    for (const op of Object.keys(edges).sort()) {
-      const to = edges[op];
-      if (!via.has(to)) {
-        via.set(to, { from: at, op });
-        queue.push(to);
-      }
-    }
-  }
-  return null;
-}
+// The decisions' module owns the order completion; tests and callers import it from here too.
+export { completion } from './admit';
