@@ -11,6 +11,8 @@
 // Options: --seconds N (per throughput run, default 2), --calls N (latency samples, default 2000),
 // --repeats N (runs of each configuration, default 3; the table shows medians),
 // --only normal|flood (one part only), --flood-seconds N (per flood phase, default 3).
+// "main thread us/call" is the broker's (or relay's) busy time per call on its thread
+// during the throughput run: steadier than calls/s when the machine is shared.
 //
 // The flood part measures isolation: a paced requester (one call at a time, a
 // millisecond apart) on its own clone, idle, then while another instance floods
@@ -150,7 +152,8 @@ function plainRelay(reqPath: string, provPath: string): { close: () => void } {
   return { close: () => { a.destroy(); b.destroy(); } };
 }
 
-interface Run { mode: string; payload: number; perSec: number; p50: number; p99: number }
+/** `cpuUs`: the main thread's busy time (event-loop utilisation) per call during the throughput run, where the broker or relay runs alone; steadier than calls/s on a shared machine. */
+interface Run { mode: string; payload: number; perSec: number; p50: number; p99: number; cpuUs: number }
 
 function pct(xs: number[], q: number): number {
   const s = [...xs].sort((x, y) => x - y);
@@ -181,22 +184,26 @@ async function normal(): Promise<void> {
           await connected;
           await new Promise((r) => setTimeout(r, 50));
           const c = () => broker.counters()[0];
+          const elu0 = performance.eventLoopUtilization();
           w.postMessage({ mode: 'throughput', seconds: SECONDS, window: 64, payload });
           const t = (await nextMessage()).result as { calls: number; seconds: number };
+          const busy = performance.eventLoopUtilization(elu0).active;
           w.postMessage({ mode: 'latency', calls: CALLS, payload });
           const l = (await nextMessage()).result as { rtts: number[] };
-          rows.push({ mode, payload, perSec: t.calls / t.seconds, p50: pct(l.rtts, 0.5), p99: pct(l.rtts, 0.99) });
+          rows.push({ mode, payload, perSec: t.calls / t.seconds, p50: pct(l.rtts, 0.5), p99: pct(l.rtts, 0.99), cpuUs: (busy * 1000) / t.calls });
           if (c().violations_total !== 0) throw new Error(`the benchmark's frames were refused: ${JSON.stringify(c().violations)}`);
         } else {
           const relay = plainRelay(reqPath, provPath);
           close = () => relay.close();
           await connected;
           await new Promise((r) => setTimeout(r, 50));
+          const elu0 = performance.eventLoopUtilization();
           w.postMessage({ mode: 'throughput', seconds: SECONDS, window: 64, payload });
           const t = (await nextMessage()).result as { calls: number; seconds: number };
+          const busy = performance.eventLoopUtilization(elu0).active;
           w.postMessage({ mode: 'latency', calls: CALLS, payload });
           const l = (await nextMessage()).result as { rtts: number[] };
-          rows.push({ mode, payload, perSec: t.calls / t.seconds, p50: pct(l.rtts, 0.5), p99: pct(l.rtts, 0.99) });
+          rows.push({ mode, payload, perSec: t.calls / t.seconds, p50: pct(l.rtts, 0.5), p99: pct(l.rtts, 0.99), cpuUs: (busy * 1000) / t.calls });
         }
         await close();
         await w.terminate();
@@ -215,21 +222,21 @@ async function normal(): Promise<void> {
       const rs = all.filter((r) => r.payload === payload && r.mode === mode);
       const per = rs.map((r) => r.perSec);
       spread.set(`${mode}${payload}`, [Math.min(...per), Math.max(...per)]);
-      rows.push({ mode, payload, perSec: median(per), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)) });
+      rows.push({ mode, payload, perSec: median(per), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), cpuUs: median(rs.map((r) => r.cpuUs)) });
     }
   }
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(`broker vs plain relay: calls (call + reply) through one channel; window 64 for throughput (${SECONDS} s), 1 for latency (${CALLS} calls); medians of ${REPEATS} interleaved runs`);
   console.log('');
-  console.log('| body  | path   | calls/s | (min-max)       | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms |');
-  console.log('|-------|--------|---------|-----------------|---------|------------|------------|----------|--------------|--------------|');
+  console.log('| body  | path   | calls/s | (min-max)       | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms | main thread us/call |');
+  console.log('|-------|--------|---------|-----------------|---------|------------|------------|----------|--------------|--------------|---------------------|');
   for (const r of rows) {
     const base = rows.find((x) => x.mode === 'relay' && x.payload === r.payload)!;
     const ratio = r.perSec / base.perSec;
     const added50 = r.mode === 'relay' ? '-' : f(r.p50 - base.p50, 3);
     const added99 = r.mode === 'relay' ? '-' : f(r.p99 - base.p99, 3);
     console.log(
-      `| ${String(r.payload + 'B').padEnd(5)} | ${r.mode.padEnd(6)} | ${f(r.perSec, 0).padStart(7)} | ${spread.get(r.mode + r.payload)!.map((x) => f(x, 0)).join('-').padEnd(15)} | ${f(r.perSec * 2, 0).padStart(7)} | ${f(r.p50, 3).padStart(10)} | ${f(r.p99, 3).padStart(10)} | ${(f(ratio * 100, 0) + '%').padStart(8)} | ${added50.padStart(12)} | ${added99.padStart(12)} |`,
+      `| ${String(r.payload + 'B').padEnd(5)} | ${r.mode.padEnd(6)} | ${f(r.perSec, 0).padStart(7)} | ${spread.get(r.mode + r.payload)!.map((x) => f(x, 0)).join('-').padEnd(15)} | ${f(r.perSec * 2, 0).padStart(7)} | ${f(r.p50, 3).padStart(10)} | ${f(r.p99, 3).padStart(10)} | ${(f(ratio * 100, 0) + '%').padStart(8)} | ${added50.padStart(12)} | ${added99.padStart(12)} | ${f(r.cpuUs, 2).padStart(19)} |`,
     );
   }
   const worst = Math.min(...rows.filter((r) => r.mode === 'broker').map((r) => r.perSec / rows.find((x) => x.mode === 'relay' && x.payload === r.payload)!.perSec));
