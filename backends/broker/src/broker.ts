@@ -1402,11 +1402,22 @@ export class Broker extends EventEmitter {
     };
     // Requests in progress per connection, from the request to the end of its response: such a connection is busy.
     const inProgress = new WeakMap<Socket, number>();
+    // Bytes read up to the last request head or response; more means a request head has begun since.
+    const heads = new WeakMap<Socket, { mark: number; since: number | null }>();
+    const headDone = (sock: Socket) => heads.set(sock, { mark: sock.bytesRead, since: null });
+    const headSince = (sock: Socket): number | null => {
+      const h = heads.get(sock);
+      if (!h || sock.bytesRead <= h.mark) return null;
+      h.since ??= performance.now();
+      return h.since;
+    };
     const server = createHttpServer(options, (hreq, hres) => {
       const sock = hreq.socket;
       inProgress.set(sock, (inProgress.get(sock) ?? 0) + 1);
+      headDone(sock);
       hres.once('close', () => {
         inProgress.set(sock, (inProgress.get(sock) ?? 1) - 1);
+        headDone(sock);
         table.touch(sock);
       });
       handle(hreq, hres).catch((e: unknown) => {
@@ -1479,7 +1490,8 @@ export class Broker extends EventEmitter {
     };
     const httpRequesters = new WeakMap<Socket, Requester>();
     server.on('connection', (sock: Socket) => {
-      if (!table.admit(sock, { busy: () => (inProgress.get(sock) ?? 0) > 0, unfinishedSince: () => null })) return;
+      headDone(sock);
+      if (!table.admit(sock, { busy: () => (inProgress.get(sock) ?? 0) > 0, unfinishedSince: () => headSince(sock) })) return;
       this.tcpSockets.add(sock);
       sock.once('close', () => {
         table.remove(sock);

@@ -136,8 +136,11 @@ export class ConnectionTable {
       if (c.hooks.busy()) continue;
       const since = c.hooks.unfinishedSince();
       let why: string | null = null;
-      if (since !== null && now - since > this.limits.headerTimeoutMs) why = `did not finish a ${this.http ? 'request' : 'frame'} within ${this.limits.headerTimeoutMs} ms`;
-      else if (now - c.lastActive > idleLimit) why = `idle for ${idleLimit} ms`;
+      if (since !== null) {
+        // node:http answers an unfinished request head itself (408) at the header timeout; this is its fallback.
+        const limit = this.http ? 2 * this.limits.headerTimeoutMs : this.limits.headerTimeoutMs;
+        if (now - since > limit) why = `did not finish a ${this.http ? 'request head' : 'frame'} within ${limit} ms`;
+      } else if (now - c.lastActive > idleLimit) why = `idle for ${idleLimit} ms`;
       if (why === null) continue;
       this.counts.timed_out++;
       this.report('timed_out', c.peer, why);
