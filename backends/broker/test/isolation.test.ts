@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { Broker } from '../src/index';
+import { LineSplitter } from '../src/lines';
 import { FakePort, kvHandler, tempDir, testPlan } from './helpers';
 
 let dir: string;
@@ -45,6 +46,40 @@ afterEach(async () => {
   await broker.close();
   for (const p of ports.splice(0)) await p.close();
   cleanup();
+});
+
+describe('LineSplitter.hold', () => {
+  it('stops handing out lines mid-chunk and hands out the rest, in order, on release', () => {
+    const out: string[] = [];
+    let holdAfter: string | null = 'a';
+    const sp: LineSplitter = new LineSplitter(100, {
+      line: (t) => {
+        out.push(t);
+        if (t === holdAfter) sp.hold();
+      },
+      oversize: () => out.push('OVERSIZE'),
+    });
+    sp.push(Buffer.from('a\nb\npar'));
+    expect(out).toEqual(['a']);
+    // A chunk read before the stream paused is kept behind the held rest.
+    sp.push(Buffer.from('t\nc\n'));
+    expect(out).toEqual(['a']);
+    holdAfter = null;
+    sp.release();
+    expect(out).toEqual(['a', 'b', 'part', 'c']);
+    sp.push(Buffer.from('d\n'));
+    expect(out).toEqual(['a', 'b', 'part', 'c', 'd']);
+  });
+
+  it('forgets what it held on reset', () => {
+    const out: string[] = [];
+    const sp: LineSplitter = new LineSplitter(100, { line: (t) => (out.push(t), sp.hold()), oversize: () => undefined });
+    sp.push(Buffer.from('a\nb\n'));
+    sp.reset();
+    sp.release();
+    sp.push(Buffer.from('c\n'));
+    expect(out).toEqual(['a', 'c']);
+  });
 });
 
 describe('violation budget', () => {
