@@ -9,7 +9,17 @@
 //
 // Run: npm run bench:broker   (or: node scripts/run-ts.mjs backends/broker/bench/broker-bench.ts)
 // Options: --seconds N (per throughput run, default 2), --calls N (latency samples, default 2000),
-// --repeats N (runs of each configuration, default 3; the table shows medians).
+// --repeats N (runs of each configuration, default 3; the table shows medians),
+// --only normal|flood (one part only), --flood-seconds N (per flood phase, default 3).
+// "main thread us/call" is the broker's (or relay's) busy time per call on its thread
+// during the throughput run: steadier than calls/s when the machine is shared.
+//
+// The flood part measures isolation: a paced requester (one call at a time, a
+// millisecond apart) on its own clone, idle, then while another instance floods
+// its own channel with junk frames, then while a sibling clone of the same
+// requiring instance floods the shared channel with valid calls over its rate.
+// It prints the paced requester's p50/p99 in each phase, the junk frames the
+// broker checked per second, and the paced requester's refused calls.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
@@ -28,6 +38,11 @@ const SECONDS = opt('seconds', 2);
 const CALLS = opt('calls', 2000);
 /** Runs of each configuration, interleaved, so that a burst of load from elsewhere does not favour one path. */
 const REPEATS = opt('repeats', 3);
+const FLOOD_SECONDS = opt('flood-seconds', 3);
+const ONLY = (() => {
+  const i = args.indexOf('--only');
+  return i >= 0 ? args[i + 1] : null;
+})();
 
 const PEERS = `
 const { workerData, parentPort } = require('node:worker_threads');
@@ -137,14 +152,15 @@ function plainRelay(reqPath: string, provPath: string): { close: () => void } {
   return { close: () => { a.destroy(); b.destroy(); } };
 }
 
-interface Run { mode: string; payload: number; perSec: number; p50: number; p99: number }
+/** `cpuUs`: the main thread's busy time (event-loop utilisation) per call during the throughput run, where the broker or relay runs alone; steadier than calls/s on a shared machine. */
+interface Run { mode: string; payload: number; perSec: number; p50: number; p99: number; cpuUs: number }
 
 function pct(xs: number[], q: number): number {
   const s = [...xs].sort((x, y) => x - y);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
-async function main(): Promise<void> {
+async function normal(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mcl-broker-bench-'));
   const rows: Run[] = [];
   try {
@@ -168,22 +184,26 @@ async function main(): Promise<void> {
           await connected;
           await new Promise((r) => setTimeout(r, 50));
           const c = () => broker.counters()[0];
+          const elu0 = performance.eventLoopUtilization();
           w.postMessage({ mode: 'throughput', seconds: SECONDS, window: 64, payload });
           const t = (await nextMessage()).result as { calls: number; seconds: number };
+          const busy = performance.eventLoopUtilization(elu0).active;
           w.postMessage({ mode: 'latency', calls: CALLS, payload });
           const l = (await nextMessage()).result as { rtts: number[] };
-          rows.push({ mode, payload, perSec: t.calls / t.seconds, p50: pct(l.rtts, 0.5), p99: pct(l.rtts, 0.99) });
+          rows.push({ mode, payload, perSec: t.calls / t.seconds, p50: pct(l.rtts, 0.5), p99: pct(l.rtts, 0.99), cpuUs: (busy * 1000) / t.calls });
           if (c().violations_total !== 0) throw new Error(`the benchmark's frames were refused: ${JSON.stringify(c().violations)}`);
         } else {
           const relay = plainRelay(reqPath, provPath);
           close = () => relay.close();
           await connected;
           await new Promise((r) => setTimeout(r, 50));
+          const elu0 = performance.eventLoopUtilization();
           w.postMessage({ mode: 'throughput', seconds: SECONDS, window: 64, payload });
           const t = (await nextMessage()).result as { calls: number; seconds: number };
+          const busy = performance.eventLoopUtilization(elu0).active;
           w.postMessage({ mode: 'latency', calls: CALLS, payload });
           const l = (await nextMessage()).result as { rtts: number[] };
-          rows.push({ mode, payload, perSec: t.calls / t.seconds, p50: pct(l.rtts, 0.5), p99: pct(l.rtts, 0.99) });
+          rows.push({ mode, payload, perSec: t.calls / t.seconds, p50: pct(l.rtts, 0.5), p99: pct(l.rtts, 0.99), cpuUs: (busy * 1000) / t.calls });
         }
         await close();
         await w.terminate();
@@ -202,26 +222,228 @@ async function main(): Promise<void> {
       const rs = all.filter((r) => r.payload === payload && r.mode === mode);
       const per = rs.map((r) => r.perSec);
       spread.set(`${mode}${payload}`, [Math.min(...per), Math.max(...per)]);
-      rows.push({ mode, payload, perSec: median(per), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)) });
+      rows.push({ mode, payload, perSec: median(per), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), cpuUs: median(rs.map((r) => r.cpuUs)) });
     }
   }
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(`broker vs plain relay: calls (call + reply) through one channel; window 64 for throughput (${SECONDS} s), 1 for latency (${CALLS} calls); medians of ${REPEATS} interleaved runs`);
   console.log('');
-  console.log('| body  | path   | calls/s | (min-max)       | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms |');
-  console.log('|-------|--------|---------|-----------------|---------|------------|------------|----------|--------------|--------------|');
+  console.log('| body  | path   | calls/s | (min-max)       | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms | main thread us/call |');
+  console.log('|-------|--------|---------|-----------------|---------|------------|------------|----------|--------------|--------------|---------------------|');
   for (const r of rows) {
     const base = rows.find((x) => x.mode === 'relay' && x.payload === r.payload)!;
     const ratio = r.perSec / base.perSec;
     const added50 = r.mode === 'relay' ? '-' : f(r.p50 - base.p50, 3);
     const added99 = r.mode === 'relay' ? '-' : f(r.p99 - base.p99, 3);
     console.log(
-      `| ${String(r.payload + 'B').padEnd(5)} | ${r.mode.padEnd(6)} | ${f(r.perSec, 0).padStart(7)} | ${spread.get(r.mode + r.payload)!.map((x) => f(x, 0)).join('-').padEnd(15)} | ${f(r.perSec * 2, 0).padStart(7)} | ${f(r.p50, 3).padStart(10)} | ${f(r.p99, 3).padStart(10)} | ${(f(ratio * 100, 0) + '%').padStart(8)} | ${added50.padStart(12)} | ${added99.padStart(12)} |`,
+      `| ${String(r.payload + 'B').padEnd(5)} | ${r.mode.padEnd(6)} | ${f(r.perSec, 0).padStart(7)} | ${spread.get(r.mode + r.payload)!.map((x) => f(x, 0)).join('-').padEnd(15)} | ${f(r.perSec * 2, 0).padStart(7)} | ${f(r.p50, 3).padStart(10)} | ${f(r.p99, 3).padStart(10)} | ${(f(ratio * 100, 0) + '%').padStart(8)} | ${added50.padStart(12)} | ${added99.padStart(12)} | ${f(r.cpuUs, 2).padStart(19)} |`,
     );
   }
   const worst = Math.min(...rows.filter((r) => r.mode === 'broker').map((r) => r.perSec / rows.find((x) => x.mode === 'relay' && x.payload === r.payload)!.perSec));
   console.log('');
   console.log(`target: broker throughput >= 50% of the plain relay; worst case here ${f(worst * 100, 0)}% -> ${worst >= 0.5 ? 'met' : 'NOT met'}`);
+}
+
+// ---------------------------------------------------------------------------
+// Isolation under a flood
+
+/**
+ * The well-behaved side, in a worker: the provider (answers every call) and a
+ * paced requester that sends one call, waits for its answer, waits a
+ * millisecond, and so on, recording each round trip and each refusal.
+ */
+const PACED = `
+const { workerData, parentPort } = require('node:worker_threads');
+const net = require('node:net');
+const { reqPath, provPath } = workerData;
+function lines(sock, onLine) {
+  let buf = '';
+  sock.setEncoding('utf8');
+  sock.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\\n')) >= 0) { onLine(buf.slice(0, i)); buf = buf.slice(i + 1); }
+  });
+}
+const prov = net.createServer((s) => {
+  lines(s, (l) => {
+    const m = /"id":(\\d+)/.exec(l);
+    if (m) s.write('{"t":"reply","id":' + m[1] + ',"body":{"ok":true}}\\n');
+  });
+});
+let reqSock = null;
+let onLine = null;
+const req = net.createServer((s) => { reqSock = s; lines(s, (l) => onLine && onLine(l)); parentPort.postMessage({ connected: true }); });
+prov.listen(provPath, () => req.listen(reqPath, () => parentPort.postMessage({ ready: true })));
+parentPort.on('message', async (m) => {
+  let nextId = 1;
+  const rtts = [];
+  let refused = 0;
+  const end = performance.now() + m.seconds * 1000;
+  await new Promise((resolve) => {
+    let t0 = 0;
+    const one = () => {
+      if (performance.now() >= end) return resolve();
+      t0 = performance.now();
+      reqSock.write('{"t":"call","op":"put","id":' + nextId++ + ',"body":{"key":"k","value":"v"}}\\n');
+    };
+    onLine = (l) => {
+      if (l.startsWith('{"t":"denied"')) refused++;
+      else rtts.push(performance.now() - t0);
+      setTimeout(one, 1);
+    };
+    one();
+  });
+  parentPort.postMessage({ result: { rtts, refused } });
+});
+`;
+
+/**
+ * The flooders, in a worker of their own: each listens on a port socket and,
+ * once the broker connects, writes as fast as the socket takes it and throws
+ * away what it reads. \`junk\` sends frames the broker refuses (unknown
+ * operations, broken JSON, frames of the wrong direction); \`calls\` sends
+ * valid calls, far over the channel's rate.
+ */
+const FLOODERS = `
+const { workerData, parentPort } = require('node:worker_threads');
+const net = require('node:net');
+const junk = Buffer.from((
+  '{"t":"call","op":"nope","id":1,"body":{}}\\n' +
+  'not json\\n' +
+  '{"t":"reply","id":3,"body":{}}\\n'
+).repeat(1000));
+const calls = Buffer.from(Array.from({ length: 1000 }, (_, i) => '{"t":"call","op":"put","id":' + i + ',"body":{"key":"k","value":"v"}}\\n').join(''));
+let on = [];
+const socks = [];
+let listening = 0;
+for (const [path, kind] of workerData.ports) {
+  net.createServer((s) => {
+    s.on('data', () => {});
+    s.on('error', () => {});
+    const buf = kind === 'junk' ? junk : calls;
+    const go = () => { while (on.includes(kind) && !s.destroyed && s.write(buf)) {} };
+    s.on('drain', go);
+    socks.push(go);
+    go();
+    parentPort.postMessage({ connected: path });
+  }).listen(path, () => { if (++listening === workerData.ports.length) parentPort.postMessage({ ready: true }); });
+}
+parentPort.on('message', (m) => {
+  on = m.kinds;
+  for (const go of socks) go();
+});
+`;
+
+function floodPlan(): Plan {
+  const p = plan();
+  const ops = p.channels[0].ops;
+  const port = (name: string, direction: 'provide' | 'require', channels: string[]) => ({ name, direction, protocol: 'b.Kv', slot: 1, channels });
+  const inst = p.instances[0];
+  p.instances = [
+    { ...inst, id: 'client', component: 'client', mode: 'replicas', replicas: 2, ports: [port('kv', 'require', ['client.kv->db.kv'])] },
+    { ...inst, id: 'db', component: 'db', ports: [port('kv', 'provide', ['client.kv->db.kv', 'flood.kv->db.kv'])] },
+    { ...inst, id: 'flood', component: 'flood', ports: [port('kv', 'require', ['flood.kv->db.kv'])] },
+  ];
+  // A real rate on the shared channel: the paced requester stays far under it, the sibling far over.
+  const invariants = { max_message_bytes: 1 << 20, rate: { per_second: 1000, burst: 100 }, timeout_ms: 30_000, max_inflight: 64, order: null };
+  p.channels = [
+    { id: 'client.kv->db.kv', from: { instance: 'client', port: 'kv' }, to: { instance: 'db', port: 'kv' }, protocol: 'b.Kv', ops, invariants },
+    { id: 'flood.kv->db.kv', from: { instance: 'flood', port: 'kv' }, to: { instance: 'db', port: 'kv' }, protocol: 'b.Kv', ops, invariants },
+  ];
+  return p;
+}
+
+async function flood(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'mcl-broker-flood-'));
+  const reqPath = join(dir, 'client0.sock');
+  const provPath = join(dir, 'db.sock');
+  const junkPath = join(dir, 'flood.sock');
+  const sibPath = join(dir, 'client1.sock');
+  const paced = new Worker(PACED, { eval: true, workerData: { reqPath, provPath } });
+  const flooders = new Worker(FLOODERS, { eval: true, workerData: { ports: [[junkPath, 'junk'], [sibPath, 'calls']] } });
+  const inbox = (w: Worker) => {
+    const queue: Record<string, unknown>[] = [];
+    const waiters: ((m: Record<string, unknown>) => void)[] = [];
+    w.on('message', (m) => (waiters.length ? waiters.shift()!(m) : queue.push(m)));
+    return () => new Promise<Record<string, unknown>>((r) => (queue.length ? r(queue.shift()!) : waiters.push(r)));
+  };
+  const fromPaced = inbox(paced);
+  const fromFlooders = inbox(flooders);
+  const broker = new Broker(floodPlan());
+  try {
+    await fromPaced();
+    await fromFlooders();
+    void broker.attachPort('db', 0, 'kv', provPath);
+    void broker.attachPort('client', 0, 'kv', reqPath);
+    await fromPaced();
+    await new Promise((r) => setTimeout(r, 100));
+    const violations = (id: string) => broker.counters().find((c) => c.channel === id)!.violations_total;
+    // Each flooder's port is attached for its phase only, so that what it left unread does not spill into the next.
+    const floods: Record<string, { instance: string; clone: number; path: string; channel: string }> = {
+      junk: { instance: 'flood', clone: 0, path: junkPath, channel: 'flood.kv->db.kv' },
+      calls: { instance: 'client', clone: 1, path: sibPath, channel: 'client.kv->db.kv' },
+    };
+    const phase = async (name: string, kind: string | null) => {
+      const fl = kind ? floods[kind] : null;
+      if (fl) {
+        flooders.postMessage({ kinds: [kind] });
+        void broker.attachPort(fl.instance, fl.clone, 'kv', fl.path);
+        await fromFlooders();
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const v0 = fl ? violations(fl.channel) : 0;
+      const t0 = performance.now();
+      paced.postMessage({ seconds: FLOOD_SECONDS });
+      const r = (await fromPaced()).result as { rtts: number[]; refused: number };
+      const seconds = (performance.now() - t0) / 1000;
+      // The paced requester's own refusals are counted apart; the rest of the channel's are the flooder's.
+      const checked = fl ? (violations(fl.channel) - v0 - (fl.instance === 'client' ? r.refused : 0)) / seconds : 0;
+      if (fl) {
+        flooders.postMessage({ kinds: [] });
+        broker.detachPort(fl.instance, fl.clone, 'kv');
+        await new Promise((res) => setTimeout(res, 200));
+      }
+      return { name, calls: r.rtts.length, refused: r.refused, p50: pct(r.rtts, 0.5), p99: pct(r.rtts, 0.99), checked };
+    };
+    const names: [string, string | null][] = [['idle', null], ['junk flood (other instance)', 'junk'], ['call flood (sibling clone)', 'calls']];
+    const runs: Awaited<ReturnType<typeof phase>>[][] = names.map(() => []);
+    for (let rep = 0; rep < REPEATS; rep++) for (let i = 0; i < names.length; i++) runs[i].push(await phase(...names[i]));
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const rows = runs.map((rs) => ({
+      name: rs[0].name,
+      calls: median(rs.map((r) => r.calls)),
+      refused: rs.reduce((n, r) => n + r.refused, 0),
+      p50: median(rs.map((r) => r.p50)),
+      p99: median(rs.map((r) => r.p99)),
+      checked: median(rs.map((r) => r.checked)),
+    }));
+    const f = (x: number, d = 1) => x.toFixed(d);
+    console.log('');
+    console.log(`isolation: a paced requester (one call at a time, 1 ms apart, ${FLOOD_SECONDS} s per phase) while another instance floods junk or a sibling clone floods calls; medians of ${REPEATS} interleaved runs (refused: total)`);
+    console.log('');
+    console.log('| phase                        | calls | refused | p50 ms | p99 ms | p99 vs idle | flood frames refused/s |');
+    console.log('|------------------------------|-------|---------|--------|--------|-------------|------------------------|');
+    for (const r of rows) {
+      console.log(
+        `| ${r.name.padEnd(28)} | ${String(r.calls).padStart(5)} | ${String(r.refused).padStart(7)} | ${f(r.p50, 3).padStart(6)} | ${f(r.p99, 3).padStart(6)} | ${(f(r.p99 / rows[0].p99, 2) + 'x').padStart(11)} | ${f(r.checked, 0).padStart(22)} |`,
+      );
+    }
+    const worst = Math.max(rows[1].p99, rows[2].p99) / rows[0].p99;
+    const refused = rows[1].refused + rows[2].refused;
+    console.log('');
+    console.log(`target: the paced requester's p99 under a flood within 2x of idle and none of its calls refused; here ${f(worst, 2)}x, ${refused} refused -> ${worst <= 2 && refused === 0 ? 'met' : 'NOT met'}`);
+  } finally {
+    await broker.close();
+    await paced.terminate();
+    await flooders.terminate();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  if (ONLY !== 'flood') await normal();
+  if (ONLY !== 'normal') await flood();
 }
 
 main().catch((e) => {

@@ -16,15 +16,22 @@
 // - Nothing is shared between channels but the event loop: a refused frame is
 //   dropped after cheap checks, and backpressure pauses only the socket that
 //   sends to a full destination.
+// - Whether a frame is admitted is decided by the pure functions of admit.ts;
+//   this module reads and writes the sockets, routes, and records what they
+//   refuse (`violation`, one record per refusal).
 
 import { DEFAULT_EXPOSURE_HOST } from './ports';
 import { EventEmitter } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createConnection, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ChannelInvariants, OrderAutomaton, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
-import { compileSchemas, type CompiledSchemas, type Validator } from './schema';
+import type { ChannelInvariants, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
+import { compileSchemas, type CompiledSchemas } from './schema';
+import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type ChannelRules, type OpRt } from './admit';
+import { encode, envelope, frameId, prefixBody, snippet } from './frames';
 import { LineSplitter, TokenBucket } from './lines';
+import { ConnectionTable, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connections';
+import { Counters } from './counters';
 import {
   exposureId,
   HTTP_MAX_BODY,
@@ -55,17 +62,18 @@ const UNWIRED_LINE_LIMIT = 64 * 1024;
 const HIGH_WATER = 256 * 1024;
 /** Above this many bytes queued to a peer, notices to it (denied, notify) are dropped rather than queued. */
 const DROP_WATER = 4 * 1024 * 1024;
-const LATENCY_SAMPLES = 1024;
-/** Violations within PENALTY_WINDOW_MS after which a sender's socket is paused for PENALTY_PAUSE_MS. */
-const PENALTY_VIOLATIONS = 64;
-const PENALTY_WINDOW_MS = 100;
+/**
+ * Each sender's violation budget: a token bucket of PENALTY_BURST violations refilled at
+ * PENALTY_PER_SECOND. At the first violation over it the sender's socket is paused for
+ * PENALTY_PAUSE_MS and no further line of what it already sent is looked at meanwhile.
+ */
+const PENALTY_BURST = 64;
+const PENALTY_PER_SECOND = 640;
 const PENALTY_PAUSE_MS = 50;
-/** Connections one exposure accepts at once; more are closed on arrival. */
-const MAX_CONNECTIONS = 1024;
+/** How long an HTTP request (head and body) may take to arrive, at least; the head alone has the shorter header timeout. */
+const REQUEST_TIMEOUT_MS = 60_000;
 /** Longest violation detail kept and sent back in a `denied` frame. */
 const MAX_DETAIL = 400;
-/** Longest error text a provider may send; longer ones are cut. */
-const MAX_ERROR_TEXT = 1024;
 
 export const DEFAULT_INVARIANTS: ChannelInvariants = {
   max_message_bytes: 1024 * 1024,
@@ -74,63 +82,6 @@ export const DEFAULT_INVARIANTS: ChannelInvariants = {
   max_inflight: 64,
   order: null,
 };
-
-interface OpRt {
-  name: string;
-  kind: PlanOperation['kind'];
-  input: Validator;
-  output: Validator | null;
-  /** JSON-encoded op name, ready to splice into frames. */
-  json: string;
-}
-
-class Counters {
-  frames_to_provider = 0;
-  frames_to_requirer = 0;
-  bytes_to_provider = 0;
-  bytes_to_requirer = 0;
-  calls = 0;
-  replies = 0;
-  errors = 0;
-  timeouts = 0;
-  late_replies = 0;
-  violations: Partial<Record<ViolationKind, number>> = {};
-  violations_total = 0;
-  private lat = new Float64Array(LATENCY_SAMPLES);
-  private latN = 0;
-  private latMax = 0;
-
-  latency(ms: number): void {
-    this.lat[this.latN % LATENCY_SAMPLES] = ms;
-    this.latN++;
-    if (ms > this.latMax) this.latMax = ms;
-  }
-
-  snapshot(channel: string): ChannelCounters {
-    const n = Math.min(this.latN, LATENCY_SAMPLES);
-    const s = Array.from(this.lat.subarray(0, n)).sort((a, b) => a - b);
-    const pick = (q: number) => (n === 0 ? 0 : round3(s[Math.min(n - 1, Math.floor(q * n))]));
-    return {
-      channel,
-      frames_to_provider: this.frames_to_provider,
-      frames_to_requirer: this.frames_to_requirer,
-      bytes_to_provider: this.bytes_to_provider,
-      bytes_to_requirer: this.bytes_to_requirer,
-      calls: this.calls,
-      replies: this.replies,
-      errors: this.errors,
-      timeouts: this.timeouts,
-      late_replies: this.late_replies,
-      violations: { ...this.violations },
-      violations_total: this.violations_total,
-      latency_ms: { p50: pick(0.5), p99: pick(0.99), max: round3(this.latMax), samples: this.latN },
-    };
-  }
-}
-
-function round3(x: number): number {
-  return Math.round(x * 1000) / 1000;
-}
 
 /** A call forwarded to a provider and not yet answered. */
 interface Pending {
@@ -145,9 +96,20 @@ interface Pending {
   respond: (answer: Answer) => void;
 }
 
+/** A socket whose lines the broker reads, with its violation budget. */
+interface Sender {
+  budget: TokenBucket;
+  splitter: LineSplitter;
+  /** Paused for breaking the rules too often. */
+  penalised: boolean;
+  /** Destinations this sender waits on to drain (backpressure). */
+  waitingOn: number;
+}
+
 type Answer = { ok: true; body: unknown; bodyJson: string } | { ok: false; error: string; kind: 'error' | 'timeout' | 'unavailable' | 'denied' };
 
-interface ChannelRt {
+/** A channel or exposure at run time; its rules are what the decisions (admit.ts) read. */
+interface ChannelRt extends ChannelRules {
   id: string;
   plan: PlanChannel | null;
   exposure: PlanExposure | null;
@@ -155,10 +117,8 @@ interface ChannelRt {
   providerPort: string;
   /** The requiring instance, or null for an exposure. */
   requirer: InstanceRt | null;
-  ops: Map<string, OpRt>;
-  inv: ChannelInvariants;
-  bucket: TokenBucket | null;
-  order: OrderAutomaton | null;
+  /** Budgets by clone of the requiring side (exposures: one, under clone 0). */
+  budgets: Map<number, Budget>;
   pending: Set<Pending>;
   timer: NodeJS.Timeout | null;
   counters: Counters;
@@ -186,6 +146,10 @@ interface Requester {
   clone: number;
   port: string;
   channel: ChannelRt;
+  /** This requester's clone's share of the channel's rate and max_inflight. */
+  budget: Budget;
+  /** Its own calls outstanding (an exposure connection with some is busy: never shed or closed as idle). */
+  outstanding: number;
   session: Session | null;
   orderState: number;
   /** Whether a frame moved the order automaton since it was last reset (a session that sent nothing ordered is not checked when it ends). */
@@ -207,6 +171,40 @@ interface InstanceRt {
   sessions: Set<Session>;
   /** Clones bound to a session: not used for other traffic. */
   sessionClones: Set<number>;
+}
+
+/**
+ * One refused frame (or a session that ended out of order), as the places
+ * that find it describe it: who sent it, on which channel, what was wrong,
+ * and whom to tell.
+ */
+interface Offence {
+  /** The sender: its instance (`tcp:<port>` for a client of an exposure), clone and port. */
+  instance: string;
+  clone: number;
+  port: string;
+  /** The channel or exposure it was refused on; null when the port has none. */
+  channel: ChannelRt | null;
+  kind: ViolationKind;
+  detail: string;
+  /** The refused frame's id, echoed in the `denied` notice. */
+  id?: number | string | null;
+  /** The requester that sent it: it gets the notice and is slowed down. */
+  requester?: Requester;
+  /** Else the port that sent it. */
+  conn?: PortConn | null;
+  /** False when no frame was refused (a session ended out of order): nothing is sent and nobody slowed down. */
+  notify?: boolean;
+}
+
+/** The sender of an offence by a requester (through its port `conn`, if a guest's). */
+function byRequester(req: Requester, conn: PortConn | null = null): Pick<Offence, 'instance' | 'clone' | 'port' | 'channel' | 'requester' | 'conn'> {
+  return { instance: req.name, clone: req.clone, port: req.port, channel: req.channel, requester: req, conn };
+}
+
+/** The sender of an offence by a port, refused on `channel`. */
+function byPort(conn: PortConn, channel: ChannelRt | null): Pick<Offence, 'instance' | 'clone' | 'port' | 'channel' | 'conn'> {
+  return { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name, channel, conn };
 }
 
 class PortConn {
@@ -276,19 +274,24 @@ export class Broker extends EventEmitter {
   private readonly logBudget = new Map<string, { windowStart: number; count: number; suppressed: number }>();
   private readonly servers: (HttpServer | TcpServer)[] = [];
   private readonly tcpSockets = new Set<Socket>();
+  /** Each exposure's connections, by exposure id. */
+  private readonly connTables = new Map<string, ConnectionTable>();
+  private readonly limits: ConnectionLimits;
+  private sweepTimer: NodeJS.Timeout | null = null;
   private nextSession = 1;
   private closed = false;
   private batching = false;
   private listening: Promise<ExposureInfo[]> | null = null;
   /** The exposures listening, by planned host port. */
   private readonly openExposures = new Map<number, ExposureInfo>();
-  private readonly penalties = new WeakMap<Duplex, { start: number; count: number; paused: boolean }>();
+  private readonly senders = new WeakMap<Duplex, Sender>();
   private readonly corked: Duplex[] = [];
 
   constructor(plan: Plan, options: BrokerOptions = {}) {
     super();
     this.plan = plan;
     this.opts = options;
+    this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.exposureLimits };
     // The HTTP schemas are a fallback for plans that do not carry them; the plan's own win.
     this.schemas = compileSchemas({ ...HTTP_SCHEMAS, ...plan.schemas });
     for (const p of this.schemas.problems) this.log({ level: 'error', message: `schema: ${p}` });
@@ -380,6 +383,8 @@ export class Broker extends EventEmitter {
         clone: cloneIndex,
         port: portName,
         channel: channels[0],
+        budget: this.budget(channels[0], cloneIndex),
+        outstanding: 0,
         session: null,
         orderState: 0,
         orderMoved: false,
@@ -422,6 +427,8 @@ export class Broker extends EventEmitter {
     if (conn.requester) {
       conn.requester.alive = false;
       conn.requester.channel.requesters.delete(conn.requester);
+      // Calls still outstanding keep their budget object; a clone attached again starts afresh.
+      conn.requester.channel.budgets.delete(cloneIndex);
       if (conn.requester.session) this.endSession(conn.requester.session);
     }
   }
@@ -494,9 +501,9 @@ export class Broker extends EventEmitter {
       if (!ch || this.openExposures.has(ex.host_port)) continue;
       if (this.closed) throw new Error(`cannot listen for exposure ${ch.id}: the broker is closed`);
       const http = isHttpProtocol(ex.protocol);
-      const server = http ? this.httpServer(ch) : this.frameServer(ch);
-      // Each connection holds a requester (and maybe a session): bound how many one exposure keeps.
-      server.maxConnections = MAX_CONNECTIONS;
+      // Each connection holds a requester (and maybe a session): the table bounds how many one exposure keeps.
+      const table = this.connectionTable(ch, http);
+      const server = http ? this.httpServer(ch, table) : this.frameServer(ch, table);
       const want = this.opts.mapHostPort ? this.opts.mapHostPort(ex.host_port) : ex.host_port;
       try {
         await new Promise<void>((resolve, reject) => {
@@ -526,7 +533,14 @@ export class Broker extends EventEmitter {
 
   /** Counters of every channel and exposure (sorted by id), then of unwired ports (`port:<instance>.<port>`). */
   counters(): ChannelCounters[] {
-    const out = [...this.channels.values()].map((c) => c.counters.snapshot(c.id)).sort((a, b) => a.channel.localeCompare(b.channel));
+    const out = [...this.channels.values()]
+      .map((c) => {
+        const k = c.counters.snapshot(c.id);
+        const table = this.connTables.get(c.id);
+        if (table) k.connections = table.stats();
+        return k;
+      })
+      .sort((a, b) => a.channel.localeCompare(b.channel));
     const ports = [...this.portCounters.entries()].sort((a, b) => a[0].localeCompare(b[0]));
     for (const [k, c] of ports) out.push(c.snapshot(`port:${k}`));
     return out;
@@ -541,6 +555,8 @@ export class Broker extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
     const waits = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const s of this.tcpSockets) s.destroy();
     for (const s of this.servers) if ('closeAllConnections' in s) (s as HttpServer).closeAllConnections();
@@ -587,7 +603,8 @@ export class Broker extends EventEmitter {
       requirer,
       ops: opMap,
       inv,
-      bucket: inv.rate ? new TokenBucket(inv.rate.per_second, Math.max(1, inv.rate.burst)) : null,
+      provides: `${provider.plan.id}.${providerPort}`,
+      budgets: new Map(),
       order: inv.order,
       pending: new Set(),
       timer: null,
@@ -595,6 +612,17 @@ export class Broker extends EventEmitter {
       requesters: new Set(),
       lineLimit: inv.max_message_bytes + ENVELOPE_ALLOWANCE,
     };
+  }
+
+  /** The budget of one clone of a channel's requiring side. */
+  private budget(ch: ChannelRt, clone: number): Budget {
+    let b = ch.budgets.get(clone);
+    if (!b) {
+      const rate = ch.inv.rate;
+      b = { bucket: rate ? new TokenBucket(rate.per_second, Math.max(1, rate.burst)) : null, inflight: 0 };
+      ch.budgets.set(clone, b);
+    }
+    return b;
   }
 
   /** The operations of an exposed port: from the plan when it says, else from a channel of the same protocol, else std.http.Http's. */
@@ -652,6 +680,7 @@ export class Broker extends EventEmitter {
   private useStream(conn: PortConn, stream: Duplex): void {
     conn.stream = stream;
     conn.splitter.reset();
+    this.addSender(stream, conn.splitter);
     if (conn.requester) {
       conn.requester.pausable = stream;
       // A new connection is a new session (the old one was checked when its stream closed).
@@ -661,10 +690,7 @@ export class Broker extends EventEmitter {
       if (conn.stream !== stream) return;
       this.batch(() => conn.splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
     });
-    stream.on('drain', () => {
-      for (const s of conn.pausedSources) if (!this.penalties.get(s)?.paused) s.resume();
-      conn.pausedSources.clear();
-    });
+    stream.on('drain', () => this.releaseSources(conn));
     stream.on('error', () => {
       // Reported through close.
     });
@@ -684,8 +710,7 @@ export class Broker extends EventEmitter {
   private dropStream(conn: PortConn, why: string): void {
     conn.stream = null;
     conn.splitter.reset();
-    for (const s of conn.pausedSources) s.resume();
-    conn.pausedSources.clear();
+    this.releaseSources(conn);
     for (const p of [...conn.pending.values()]) {
       this.settle(p);
       p.channel.counters.errors++;
@@ -739,7 +764,28 @@ export class Broker extends EventEmitter {
     if (dest.stream.writableLength > HIGH_WATER && !dest.pausedSources.has(source)) {
       source.pause();
       dest.pausedSources.add(source);
+      const sender = this.senders.get(source);
+      if (sender) sender.waitingOn++;
     }
+  }
+
+  /** `dest` drained or went away: the sockets that waited on it read again, unless they wait on more or are penalised. */
+  private releaseSources(dest: PortConn): void {
+    for (const s of dest.pausedSources) {
+      const sender = this.senders.get(s);
+      if (!sender) {
+        s.resume();
+        continue;
+      }
+      sender.waitingOn = Math.max(0, sender.waitingOn - 1);
+      if (sender.waitingOn === 0 && !sender.penalised) s.resume();
+    }
+    dest.pausedSources.clear();
+  }
+
+  /** Registers a socket whose lines are checked, so that its violations are budgeted. */
+  private addSender(stream: Duplex, splitter: LineSplitter): void {
+    this.senders.set(stream, { budget: new TokenBucket(PENALTY_PER_SECOND, PENALTY_BURST), splitter, penalised: false, waitingOn: 0 });
   }
 
   // -------------------------------------------------------------------------
@@ -747,8 +793,7 @@ export class Broker extends EventEmitter {
 
   private onOversize(conn: PortConn, bytes: number): void {
     const ch = conn.channels.length === 1 ? conn.channels[0] : null;
-    this.violation(conn.instance.plan.id, conn.clone, conn.port.name, ch, conn, 'oversize',
-      `a line of more than ${conn.splitter.limit} bytes (${bytes} seen); the rest of the line is discarded`, null);
+    this.violation({ ...byPort(conn, ch), kind: 'oversize', detail: `a line of more than ${conn.splitter.limit} bytes (${bytes} seen); the rest of the line is discarded` });
   }
 
   private onLine(conn: PortConn, line: string, bytes: number): void {
@@ -762,7 +807,7 @@ export class Broker extends EventEmitter {
       // rather than leave its requester waiting for the timeout.
       const m = conn.port.direction === 'provide' ? /"id":\s*(\d+)/.exec(line) : null;
       const p = m ? conn.pending.get(Number(m[1])) : undefined;
-      this.violation(inst, conn.clone, conn.port.name, p ? p.channel : ch, conn, 'malformed', `not JSON: ${snippet(line)}`, p ? p.pid : null);
+      this.violation({ ...byPort(conn, p ? p.channel : ch), kind: 'malformed', detail: `not JSON: ${snippet(line)}`, id: p ? p.pid : null });
       if (p) {
         this.settle(p);
         p.channel.counters.errors++;
@@ -773,8 +818,7 @@ export class Broker extends EventEmitter {
     if (conn.port.direction === 'require') {
       const req = conn.requester;
       if (!req) {
-        this.violation(inst, conn.clone, conn.port.name, null, conn, 'unwired',
-          `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, frameId(frame));
+        this.violation({ ...byPort(conn, null), kind: 'unwired', detail: `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, id: frameId(frame) });
         return;
       }
       this.fromRequester(req, frame, conn);
@@ -788,62 +832,22 @@ export class Broker extends EventEmitter {
     const ch = req.channel;
     const env = envelope(frame);
     if (typeof env === 'string') {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'malformed', env, frameId(frame), req);
+      this.violation({ ...byRequester(req, conn), kind: 'malformed', detail: env, id: frameId(frame) });
       return;
     }
     const { t } = env;
-    if (t === 'reply' || t === 'error' || t === 'notify') {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'direction', `a ${t} frame comes only from the providing side (${ch.provider.plan.id}.${ch.providerPort})`, env.id, req);
-      return;
-    }
     if (t === 'open' || t === 'close') {
       this.sessionFrame(req, t, env.id);
       return;
     }
-    // t is call or send.
-    if (ch.bucket && !ch.bucket.take()) {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'rate',
-        `over the channel's rate of ${ch.inv.rate!.per_second}/s (burst ${ch.inv.rate!.burst})`, env.id, req);
+    const a = admitRequest(ch, req.budget, req.orderState, env);
+    if (!a.ok) {
+      this.violation({ ...byRequester(req, conn), kind: a.kind, detail: a.detail, id: env.id });
       return;
     }
-    const op = ch.ops.get(env.op!);
-    if (!op) {
-      const known = [...ch.ops.keys()].join(', ') || 'none';
-      this.violation(req.name, req.clone, req.port, ch, conn, 'unknown_op', `operation ${JSON.stringify(env.op)} is not carried by this channel (allowed: ${known})`, env.id, req);
-      return;
-    }
-    if (op.kind !== t) {
-      const why = op.kind === 'notify' ? `${op.name} is a notify: only the provider sends it` : `${op.name} is a ${op.kind}: use {"t":"${op.kind}"}`;
-      this.violation(req.name, req.clone, req.port, ch, conn, op.kind === 'notify' ? 'direction' : 'unknown_op', why, env.id, req);
-      return;
-    }
-    const err = op.input(env.body);
-    if (err !== undefined) {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'schema', `${op.name}: ${prefixBody(err)}`, env.id, req);
-      return;
-    }
-    const bodyJson = encode(env.body);
-    if (bodyJson === null) {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'schema', `${op.name}: the body is nested too deeply`, env.id, req);
-      return;
-    }
-    if (bodyJson.length > ch.inv.max_message_bytes && Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'oversize', `body of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, env.id, req);
-      return;
-    }
-    if (t === 'call' && ch.pending.size >= ch.inv.max_inflight) {
-      this.violation(req.name, req.clone, req.port, ch, conn, 'inflight', `${ch.pending.size} calls outstanding, the channel's max_inflight is ${ch.inv.max_inflight}`, env.id, req);
-      return;
-    }
-    // Last, so that a frame refused for another reason does not move the protocol state.
-    if (ch.order) {
-      const next = ch.order.transitions[req.orderState]?.[op.name];
-      if (next === undefined) {
-        const allowed = Object.keys(ch.order.transitions[req.orderState] ?? {}).join(', ') || 'nothing';
-        this.violation(req.name, req.clone, req.port, ch, conn, 'order', `${op.name} is not allowed here by the protocol order (next may be: ${allowed})`, env.id, req);
-        return;
-      }
-      req.orderState = next;
+    const { op, bodyJson } = a;
+    if (a.orderState !== null) {
+      req.orderState = a.orderState;
       req.orderMoved = true;
     }
     if (t === 'call') {
@@ -874,11 +878,9 @@ export class Broker extends EventEmitter {
     req.orderState = 0;
     req.orderMoved = false;
     const order = req.channel.order;
-    if (!order || !moved || this.closed || order.accepting.includes(state)) return;
-    const rest = completion(order, state);
-    const tail = rest === null ? 'and no accepting state can be reached from it' : rest.length ? `; it still needed: ${rest.join(', ')}` : '';
-    this.violation(req.name, req.clone, req.port, req.channel, null, 'order_incomplete',
-      `the session ended (${why}) in state ${state} of the protocol order, which is not accepting${tail}`, null, req, false);
+    if (!order || !moved || this.closed) return;
+    const detail = incompleteOrder(order, state, why);
+    if (detail !== null) this.violation({ ...byRequester(req), kind: 'order_incomplete', detail, notify: false });
   }
 
   /** Explicit session frames: `{"t":"open"}` and `{"t":"close"}`. */
@@ -908,16 +910,17 @@ export class Broker extends EventEmitter {
     const env = envelope(frame);
     const only = conn.channels.length === 1 ? conn.channels[0] : null;
     if (typeof env === 'string') {
-      this.violation(inst, conn.clone, conn.port.name, only, conn, 'malformed', env, frameId(frame));
+      this.violation({ ...byPort(conn, only), kind: 'malformed', detail: env, id: frameId(frame) });
       return;
     }
     if (conn.channels.length === 0) {
-      this.violation(inst, conn.clone, conn.port.name, null, conn, 'unwired', `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, env.id);
+      this.violation({ ...byPort(conn, null), kind: 'unwired', detail: `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, id: env.id });
       return;
     }
     const { t } = env;
-    if (t === 'call' || t === 'send' || t === 'open' || t === 'close') {
-      this.violation(inst, conn.clone, conn.port.name, only, conn, 'direction', `a ${t} frame comes only from the requiring side; ${conn.port.name} is a provide port`, env.id);
+    const wrongWay = refuseFromProvider(env, conn.port.name);
+    if (wrongWay) {
+      this.violation({ ...byPort(conn, only), kind: wrongWay.kind, detail: wrongWay.detail, id: env.id });
       return;
     }
     if (t === 'notify') {
@@ -934,7 +937,7 @@ export class Broker extends EventEmitter {
         else for (const c of conn.channels) { c.counters.late_replies++; break; }
         return;
       }
-      this.violation(inst, conn.clone, conn.port.name, only, conn, 'unsolicited', `${t} with id ${JSON.stringify(env.id)} answers no outstanding call`, env.id);
+      this.violation({ ...byPort(conn, only), kind: 'unsolicited', detail: `${t} with id ${JSON.stringify(env.id)} answers no outstanding call`, id: env.id });
       return;
     }
     const ch = p.channel;
@@ -945,29 +948,15 @@ export class Broker extends EventEmitter {
       p.respond({ ok: false, error: env.error!, kind: 'error' });
       return;
     }
-    const err = p.op.output ? p.op.output(env.body) : undefined;
-    if (err !== undefined) {
+    const a = admitReply(p.op, ch.inv, env.body);
+    if (!a.ok) {
       this.settle(p);
-      this.violation(inst, conn.clone, conn.port.name, ch, conn, 'schema', `reply to ${p.op.name}: ${prefixBody(err)}`, env.id);
+      this.violation({ ...byPort(conn, ch), kind: a.kind, detail: a.detail, id: env.id });
       ch.counters.errors++;
-      p.respond({ ok: false, error: `the provider's reply was refused: ${prefixBody(err)}`, kind: 'denied' });
+      p.respond({ ok: false, error: a.error, kind: 'denied' });
       return;
     }
-    const bodyJson = encode(env.body);
-    if (bodyJson === null) {
-      this.settle(p);
-      this.violation(inst, conn.clone, conn.port.name, ch, conn, 'schema', `reply to ${p.op.name}: the body is nested too deeply`, env.id);
-      ch.counters.errors++;
-      p.respond({ ok: false, error: `the provider's reply was refused: it is nested too deeply`, kind: 'denied' });
-      return;
-    }
-    if (bodyJson.length > ch.inv.max_message_bytes && Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
-      this.settle(p);
-      this.violation(inst, conn.clone, conn.port.name, ch, conn, 'oversize', `reply of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, env.id);
-      ch.counters.errors++;
-      p.respond({ ok: false, error: `the provider's reply was refused: it is larger than ${ch.inv.max_message_bytes} bytes`, kind: 'denied' });
-      return;
-    }
+    const { bodyJson } = a;
     this.settle(p);
     ch.counters.replies++;
     ch.counters.latency(performance.now() - p.sentAt);
@@ -981,22 +970,19 @@ export class Broker extends EventEmitter {
     let carried = false;
     let bodyJson: string | null = null;
     for (const ch of conn.channels) {
-      const op = ch.ops.get(opName);
-      if (!op) continue;
-      if (op.kind !== 'notify') {
-        this.violation(inst, conn.clone, conn.port.name, ch, conn, 'direction', `${opName} is a ${op.kind}: only the requiring side sends it`, undefined);
+      const a = admitNotify(ch, opName, body);
+      if (a === 'absent') continue;
+      if (!a.ok) {
+        this.violation({ ...byPort(conn, ch), kind: a.kind, detail: a.detail });
         return;
       }
+      const { op } = a;
       carried = true;
-      const err = op.input(body);
-      if (err !== undefined) {
-        this.violation(inst, conn.clone, conn.port.name, ch, conn, 'schema', `${opName}: ${prefixBody(err)}`, undefined);
-        return;
-      }
       if (bodyJson === null) bodyJson = encode(body);
       if (bodyJson === null) return;
-      if (Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
-        this.violation(inst, conn.clone, conn.port.name, ch, conn, 'oversize', `notify of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${ch.inv.max_message_bytes}`, undefined);
+      const big = refuseNotifySize(ch.inv, bodyJson);
+      if (big) {
+        this.violation({ ...byPort(conn, ch), kind: big.kind, detail: big.detail });
         continue;
       }
       const line = `{"t":"notify","op":${op.json},"body":${bodyJson}}\n`;
@@ -1014,7 +1000,7 @@ export class Broker extends EventEmitter {
     }
     if (!carried) {
       const only = conn.channels.length === 1 ? conn.channels[0] : null;
-      this.violation(inst, conn.clone, conn.port.name, only, conn, 'unknown_op', `notify ${JSON.stringify(opName)} is not carried by any channel of this port`, undefined);
+      this.violation({ ...byPort(conn, only), kind: 'unknown_op', detail: `notify ${JSON.stringify(opName)} is not carried by any channel of this port` });
     }
   }
 
@@ -1042,6 +1028,8 @@ export class Broker extends EventEmitter {
       }
       conn.pending.set(pid, p);
       ch.pending.add(p);
+      req.budget.inflight++;
+      req.outstanding++;
       if (!ch.timer) this.armTimer(ch);
       ch.counters.frames_to_provider++;
       ch.counters.bytes_to_provider += line.length;
@@ -1148,7 +1136,7 @@ export class Broker extends EventEmitter {
       const max = inst.plan.max_sessions;
       const live = [...inst.sessions].filter((x) => !x.closed).length;
       if (max !== undefined && live >= max) {
-        this.violation(req.name, req.clone, req.port, req.channel, null, 'sessions', `${inst.plan.id} already has ${live} sessions, its max_sessions`, undefined, req);
+        this.violation({ ...byRequester(req), kind: 'sessions', detail: `${inst.plan.id} already has ${live} sessions, its max_sessions` });
         s.closed = true;
         req.session = s;
         return s;
@@ -1256,7 +1244,10 @@ export class Broker extends EventEmitter {
   /** Removes a call from the outstanding tables (it was answered, failed or timed out). */
   private settle(p: Pending): void {
     p.provider.pending.delete(p.pid);
-    p.channel.pending.delete(p);
+    if (p.channel.pending.delete(p)) {
+      p.requester.budget.inflight--;
+      p.requester.outstanding--;
+    }
   }
 
   private armTimer(ch: ChannelRt): void {
@@ -1292,6 +1283,8 @@ export class Broker extends EventEmitter {
       clone: 0,
       port: ch.providerPort,
       channel: ch,
+      budget: this.budget(ch, 0),
+      outstanding: 0,
       session: null,
       orderState: 0,
       orderMoved: false,
@@ -1307,20 +1300,68 @@ export class Broker extends EventEmitter {
     };
   }
 
-  private frameServer(ch: ChannelRt): TcpServer {
+  /**
+   * The connection table of an exposure, and the timer that closes the
+   * exposures' idle and half-sent connections (one for the broker, started
+   * with the first exposure).
+   */
+  private connectionTable(ch: ChannelRt, http: boolean): ConnectionTable {
+    let table = this.connTables.get(ch.id);
+    if (table) return table;
+    let lastLog = -Infinity;
+    let unlogged = 0;
+    table = new ConnectionTable(this.limits, http, (what, peer, why) => {
+      // A flood of connections must not become a flood of log lines: one a second, with a count of the rest.
+      const now = performance.now();
+      if (now - lastLog < 1000) {
+        unlogged++;
+        return;
+      }
+      const more = unlogged > 0 ? ` (and ${unlogged} more connections shed, refused or timed out in the last second)` : '';
+      lastLog = now;
+      unlogged = 0;
+      const verb = what === 'shed' ? 'shed a connection of' : what === 'refused' ? 'refused a connection from' : 'closed a connection of';
+      this.log({ level: what === 'timed_out' ? 'info' : 'warn', message: `exposure ${ch.id}: ${verb} ${peer}: ${why}${more}`, channel: ch.id });
+    });
+    this.connTables.set(ch.id, table);
+    if (!this.sweepTimer) {
+      this.sweepTimer = setInterval(() => {
+        for (const t of this.connTables.values()) t.sweep();
+      }, this.sweepEvery());
+      this.sweepTimer.unref?.();
+    }
+    return table;
+  }
+
+  /** How often timeouts of connections are looked at: a quarter of the shortest, within 10 ms..1 s. */
+  private sweepEvery(): number {
+    const l = this.limits;
+    return Math.max(10, Math.min(1000, Math.floor(Math.min(l.headerTimeoutMs, l.idleTimeoutMs) / 4)));
+  }
+
+  private frameServer(ch: ChannelRt, table: ConnectionTable): TcpServer {
     return createTcpServer((sock) => {
+      let splitter: LineSplitter | null = null;
+      let current: Requester | null = null;
+      // Busy: a call outstanding, or frames waiting for the session's clone.
+      const admitted = table.admit(sock, {
+        busy: () => current !== null && (current.outstanding > 0 || (current.session !== null && current.session.opening !== null)),
+        unfinishedSince: () => splitter?.unfinishedSince ?? null,
+      });
+      if (!admitted) return;
       this.tcpSockets.add(sock);
       const name = `tcp:${ch.exposure!.host_port}`;
       const req = this.newTcpRequester(ch, sock, name);
+      current = req;
       ch.requesters.add(req);
       this.openSession(req, `tcp ${sock.remoteAddress}:${sock.remotePort}`);
-      const splitter = new LineSplitter(ch.lineLimit, {
+      splitter = new LineSplitter(ch.lineLimit, {
         line: (text, bytes) => this.guard(`frame from ${name}`, () => {
           let frame: unknown;
           try {
             frame = JSON.parse(text);
           } catch {
-            this.violation(name, 0, ch.providerPort, ch, null, 'malformed', `not JSON: ${snippet(text)}`, null, req);
+            this.violation({ ...byRequester(req), kind: 'malformed', detail: `not JSON: ${snippet(text)}` });
             return;
           }
           const env = envelope(frame);
@@ -1331,11 +1372,14 @@ export class Broker extends EventEmitter {
           }
           this.fromRequester(req, frame, null);
         }),
-        oversize: (bytes) => this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `a line of more than ${ch.lineLimit} bytes (${bytes} seen); the rest is discarded`, null, req),
+        oversize: (bytes) => this.violation({ ...byRequester(req), kind: 'oversize', detail: `a line of more than ${ch.lineLimit} bytes (${bytes} seen); the rest is discarded` }),
       });
-      sock.on('data', (chunk: Buffer) => this.batch(() => splitter.push(chunk)));
+      this.addSender(sock, splitter);
+      const lines = splitter;
+      sock.on('data', (chunk: Buffer) => this.batch(() => lines.push(chunk)));
       sock.on('error', () => {});
       sock.once('close', () => {
+        table.remove(sock);
         this.tcpSockets.delete(sock);
         this.endOrder(req, 'the connection closed');
         req.alive = false;
@@ -1345,9 +1389,37 @@ export class Broker extends EventEmitter {
     });
   }
 
-  private httpServer(ch: ChannelRt): HttpServer {
+  private httpServer(ch: ChannelRt, table: ConnectionTable): HttpServer {
     const op = ch.ops.get('request');
-    const server = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, (hreq, hres) => {
+    const l = this.limits;
+    const options = {
+      // node:http closes a connection whose request head is unfinished after headersTimeout (408), and one whose
+      // request (body included) takes longer than requestTimeout; the table closes those that send nothing.
+      headersTimeout: l.headerTimeoutMs,
+      requestTimeout: Math.max(REQUEST_TIMEOUT_MS, l.headerTimeoutMs),
+      keepAliveTimeout: 5_000,
+      connectionsCheckingInterval: this.sweepEvery(),
+    };
+    // Requests in progress per connection, from the request to the end of its response: such a connection is busy.
+    const inProgress = new WeakMap<Socket, number>();
+    // Bytes read up to the last request head or response; more means a request head has begun since.
+    const heads = new WeakMap<Socket, { mark: number; since: number | null }>();
+    const headDone = (sock: Socket) => heads.set(sock, { mark: sock.bytesRead, since: null });
+    const headSince = (sock: Socket): number | null => {
+      const h = heads.get(sock);
+      if (!h || sock.bytesRead <= h.mark) return null;
+      h.since ??= performance.now();
+      return h.since;
+    };
+    const server = createHttpServer(options, (hreq, hres) => {
+      const sock = hreq.socket;
+      inProgress.set(sock, (inProgress.get(sock) ?? 0) + 1);
+      headDone(sock);
+      hres.once('close', () => {
+        inProgress.set(sock, (inProgress.get(sock) ?? 1) - 1);
+        headDone(sock);
+        table.touch(sock);
+      });
       handle(hreq, hres).catch((e: unknown) => {
         this.log({ level: 'error', message: `internal error on exposure ${ch.id}: ${(e as Error)?.stack ?? String(e)}`, channel: ch.id });
         writeBrokerError(hres, 500, 'internal broker error');
@@ -1378,30 +1450,30 @@ export class Broker extends EventEmitter {
       }
       const body = await readBody(hreq, HTTP_MAX_BODY);
       if (body === null) {
-        this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `HTTP request body over ${HTTP_MAX_BODY} bytes`, undefined, r);
+        this.violation({ ...byRequester(r), kind: 'oversize', detail: `HTTP request body over ${HTTP_MAX_BODY} bytes` });
         writeBrokerError(hres, 413, `request body over ${HTTP_MAX_BODY} bytes`);
         return;
       }
-      if (ch.bucket && !ch.bucket.take()) {
-        this.violation(name, 0, ch.providerPort, ch, null, 'rate', `over the exposure's rate`, undefined, r);
+      if (r.budget.bucket && !r.budget.bucket.take()) {
+        this.violation({ ...byRequester(r), kind: 'rate', detail: `over the exposure's rate` });
         writeBrokerError(hres, 429, 'too many requests');
         return;
       }
       const msg = toRequestMessage(hreq, body);
       const err = op.input(msg);
       if (err !== undefined) {
-        this.violation(name, 0, ch.providerPort, ch, null, 'schema', `request: ${prefixBody(err)}`, undefined, r);
+        this.violation({ ...byRequester(r), kind: 'schema', detail: `request: ${prefixBody(err)}` });
         writeBrokerError(hres, 400, `request refused: ${prefixBody(err)}`);
         return;
       }
       const bodyJson = JSON.stringify(msg);
       if (Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
-        this.violation(name, 0, ch.providerPort, ch, null, 'oversize', `request of ${Buffer.byteLength(bodyJson)} bytes is over ${ch.inv.max_message_bytes}`, undefined, r);
+        this.violation({ ...byRequester(r), kind: 'oversize', detail: `request of ${Buffer.byteLength(bodyJson)} bytes is over ${ch.inv.max_message_bytes}` });
         writeBrokerError(hres, 413, `request over ${ch.inv.max_message_bytes} bytes`);
         return;
       }
-      if (ch.pending.size >= ch.inv.max_inflight) {
-        this.violation(name, 0, ch.providerPort, ch, null, 'inflight', `${ch.pending.size} requests outstanding`, undefined, r);
+      if (r.budget.inflight >= ch.inv.max_inflight) {
+        this.violation({ ...byRequester(r), kind: 'inflight', detail: `${r.budget.inflight} requests outstanding` });
         writeBrokerError(hres, 503, 'too many requests in flight');
         return;
       }
@@ -1418,11 +1490,23 @@ export class Broker extends EventEmitter {
     };
     const httpRequesters = new WeakMap<Socket, Requester>();
     server.on('connection', (sock: Socket) => {
+      headDone(sock);
+      if (!table.admit(sock, { busy: () => (inProgress.get(sock) ?? 0) > 0, unfinishedSince: () => headSince(sock) })) return;
       this.tcpSockets.add(sock);
-      sock.once('close', () => this.tcpSockets.delete(sock));
+      sock.once('close', () => {
+        table.remove(sock);
+        this.tcpSockets.delete(sock);
+      });
     });
-    server.on('clientError', (_e, sock) => {
-      this.violation(`tcp:${ch.exposure!.host_port}`, 0, ch.providerPort, ch, null, 'malformed', 'not a valid HTTP/1.1 request', undefined);
+    server.on('clientError', (e: NodeJS.ErrnoException, sock) => {
+      if (e.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        // A request head or body that did not arrive in time: a slow or stalled client, not a refused frame.
+        table.timedOut(sock as Socket, `did not finish a request head within ${l.headerTimeoutMs} ms or a request within ${options.requestTimeout} ms`);
+        if (sock.writable) sock.end('HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        else sock.destroy();
+        return;
+      }
+      this.violation({ instance: `tcp:${ch.exposure!.host_port}`, clone: 0, port: ch.providerPort, channel: ch, kind: 'malformed', detail: 'not a valid HTTP/1.1 request' });
       if (sock.writable) sock.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       else sock.destroy();
     });
@@ -1432,19 +1516,9 @@ export class Broker extends EventEmitter {
   // -------------------------------------------------------------------------
   // Violations and logging
 
-  private violation(
-    instance: string,
-    clone: number,
-    port: string,
-    ch: ChannelRt | null,
-    conn: PortConn | null,
-    kind: ViolationKind,
-    detail: string,
-    id: number | string | null | undefined,
-    requester?: Requester,
-    /** False when no frame was refused (a session ended out of order): nothing is sent and nobody slowed down. */
-    notify = true,
-  ): void {
+  private violation(o: Offence): void {
+    const { instance, clone, port, channel: ch, kind, id, requester, conn = null, notify = true } = o;
+    let detail = o.detail;
     // Details quote what the peer sent (field names, map keys): keep them short, since they are stored and echoed.
     if (detail.length > MAX_DETAIL) detail = detail.slice(0, MAX_DETAIL) + '...';
     const v: Violation = { time: Date.now(), instance, clone, port, channel: ch ? ch.id : null, kind, detail };
@@ -1476,32 +1550,26 @@ export class Broker extends EventEmitter {
   }
 
   /**
-   * A sender that keeps breaking the rules is read more slowly: after
-   * PENALTY_VIOLATIONS violations within PENALTY_WINDOW_MS its socket is paused
-   * for PENALTY_PAUSE_MS. This bounds the broker time a hostile peer can take
-   * from the other channels; only its own (already failing) traffic waits.
+   * A sender that keeps breaking the rules is read more slowly: each violation
+   * takes a token of its budget (PENALTY_BURST, refilled at PENALTY_PER_SECOND),
+   * and at the first one over it its socket is paused for PENALTY_PAUSE_MS and
+   * the rest of what it already sent is held unread until then. This bounds the
+   * frames of a flood the broker checks (and so the time it takes from the
+   * other channels); only the flooder's own traffic waits.
    */
   private penalise(stream: Duplex | null): void {
     if (!stream) return;
-    const now = performance.now();
-    let p = this.penalties.get(stream);
-    if (!p) {
-      p = { start: now, count: 0, paused: false };
-      this.penalties.set(stream, p);
-    }
-    if (now - p.start > PENALTY_WINDOW_MS) {
-      p.start = now;
-      p.count = 0;
-    }
-    p.count++;
-    if (p.count < PENALTY_VIOLATIONS || p.paused) return;
-    p.paused = true;
-    p.count = 0;
+    const sender = this.senders.get(stream);
+    if (!sender || sender.penalised || sender.budget.take()) return;
+    sender.penalised = true;
     stream.pause();
-    const state = p;
+    sender.splitter.hold();
     const t = setTimeout(() => {
-      state.paused = false;
-      if (!stream.destroyed) stream.resume();
+      sender.penalised = false;
+      if (stream.destroyed || this.senders.get(stream) !== sender) return;
+      // The held lines are checked now; a violation among them over the budget pauses the sender again.
+      this.batch(() => this.guard('held frames', () => sender.splitter.release()));
+      if (!sender.penalised && sender.waitingOn === 0) stream.resume();
     }, PENALTY_PAUSE_MS);
     t.unref?.();
   }
@@ -1558,82 +1626,12 @@ export class Broker extends EventEmitter {
 }
 
 // ---------------------------------------------------------------------------
-// Frame envelopes
-
-interface Envelope {
-  t: 'call' | 'send' | 'reply' | 'error' | 'notify' | 'open' | 'close';
-  op?: string;
-  id?: number | string;
-  body?: unknown;
-  error?: string;
-}
-
-const ENVELOPE_KEYS: Record<Envelope['t'], { need: string[]; may: string[] }> = {
-  call: { need: ['op', 'id', 'body'], may: [] },
-  send: { need: ['op', 'body'], may: [] },
-  reply: { need: ['id', 'body'], may: [] },
-  error: { need: ['id', 'error'], may: [] },
-  notify: { need: ['op', 'body'], may: [] },
-  open: { need: [], may: ['id'] },
-  close: { need: [], may: ['id'] },
-};
-
-/** Checks a frame's envelope; returns what is wrong as a string. */
-function envelope(frame: unknown): Envelope | string {
-  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) return 'a frame is a JSON object such as {"t":"call","op":"...","id":1,"body":{...}}';
-  const f = frame as Record<string, unknown>;
-  const t = f.t;
-  if (typeof t !== 'string' || !Object.prototype.hasOwnProperty.call(ENVELOPE_KEYS, t)) {
-    const shown = typeof t === 'string' ? JSON.stringify(t.slice(0, 32)) : t === undefined ? 'none' : typeof t;
-    return `unknown frame type ${shown} (expected call, send, reply, error, notify, open or close)`;
-  }
-  const spec = ENVELOPE_KEYS[t as Envelope['t']];
-  for (const k of spec.need) if (!(k in f)) return `a ${t} frame needs "${k}"`;
-  for (const k in f) {
-    if (k !== 't' && !spec.need.includes(k) && !spec.may.includes(k)) return `a ${t} frame has no field "${k}"`;
-  }
-  if ('op' in f && (typeof f.op !== 'string' || f.op.length === 0 || f.op.length > 128)) return `"op" must be an operation name`;
-  if ('id' in f) {
-    const id = f.id;
-    const okNum = typeof id === 'number' && Number.isSafeInteger(id) && id >= 0;
-    const okStr = typeof id === 'string' && id.length > 0 && id.length <= 64;
-    if (!okNum && !okStr) return `"id" must be a non-negative integer or a string of at most 64 characters`;
-  }
-  if (t === 'error') {
-    if (typeof f.error !== 'string') return `"error" must be a string`;
-    if (f.error.length > MAX_ERROR_TEXT) f.error = f.error.slice(0, MAX_ERROR_TEXT);
-  }
-  return f as unknown as Envelope;
-}
-
-/** JSON text of a checked body, or null when it is nested too deeply to encode. */
-function encode(body: unknown): string | null {
-  try {
-    return JSON.stringify(body);
-  } catch {
-    return null;
-  }
-}
-
-function frameId(frame: unknown): number | string | undefined {
-  if (typeof frame !== 'object' || frame === null) return undefined;
-  const id = (frame as Record<string, unknown>).id;
-  if ((typeof id === 'number' && Number.isSafeInteger(id)) || (typeof id === 'string' && id.length <= 64)) return id;
-  return undefined;
-}
+// Frames the broker writes
 
 function answerFrame(id: number | string, a: Answer): string {
   const idJson = typeof id === 'number' ? String(id) : JSON.stringify(id);
   if (a.ok) return `{"t":"reply","id":${idJson},"body":${a.bodyJson}}\n`;
   return `{"t":"error","id":${idJson},"error":${JSON.stringify(a.error)}}\n`;
-}
-
-function prefixBody(err: string): string {
-  return err.startsWith(':') || err.startsWith('[') ? `body${err}` : `body.${err}`;
-}
-
-function snippet(s: string): string {
-  return s.length > 60 ? JSON.stringify(s.slice(0, 60)) + '...' : JSON.stringify(s);
 }
 
 function exposureInvariants(ex: PlanExposure): ChannelInvariants {
@@ -1647,31 +1645,5 @@ function pushMap<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   else m.set(k, [v]);
 }
 
-/**
- * The shortest sequence of operations from `state` to an accepting state of
- * the order automaton ([] when `state` accepts), or null when none is
- * reachable. Breadth-first over the transitions, operations in name order, so
- * the answer is deterministic.
- */
-export function completion(order: OrderAutomaton, state: number): string[] | null {
-  const accepting = new Set(order.accepting);
-  const via = new Map<number, { from: number; op: string } | null>([[state, null]]);
-  const queue = [state];
-  for (let i = 0; i < queue.length; i++) {
-    const at = queue[i];
-    if (accepting.has(at)) {
-      const path: string[] = [];
-      for (let step = via.get(at); step; step = via.get(step.from)) path.unshift(step.op);
-      return path;
-    }
-    const edges = order.transitions[at] ?? {};
-    for (const op of Object.keys(edges).sort()) {
-      const to = edges[op];
-      if (!via.has(to)) {
-        via.set(to, { from: at, op });
-        queue.push(to);
-      }
-    }
-  }
-  return null;
-}
+// The decisions' module owns the order completion; tests and callers import it from here too.
+export { completion } from './admit';

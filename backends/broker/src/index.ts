@@ -38,4 +38,5 @@ export type {
   ViolationKind,
 } from './types';
 export { compileSchema, type Validator } from './schema';
+export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionStats } from './connections';
 export { exposureId, isHttpProtocol, HTTP_PROTOCOL } from './http';

@@ -4,6 +4,11 @@
 // buffer them: once a partial line exceeds the limit, the splitter reports it
 // once and discards bytes up to the next newline. Lines are handed out as
 // UTF-8 strings without the newline (a trailing `\r` is removed too).
+//
+// A consumer can `hold()` the splitter from inside its sink (a sender over its
+// violation budget): no further line of the chunk being pushed is handed out,
+// and what remains is kept until `release()`. The consumer pauses the stream at
+// the same time, so what is held is at most the rest of one chunk.
 
 export interface LineSink {
   line(text: string, bytes: number): void;
@@ -15,6 +20,10 @@ export class LineSplitter {
   private parts: Buffer[] = [];
   private partLen = 0;
   private discarding = false;
+  private holding = false;
+  private held: Buffer | null = null;
+  /** When the unfinished line began (performance.now()), or null when there is none. */
+  private partialSince: number | null = null;
 
   constructor(
     /** Largest line in bytes, newline excluded. */
@@ -23,6 +32,11 @@ export class LineSplitter {
   ) {}
 
   push(chunk: Buffer): void {
+    if (this.holding) {
+      // The stream was paused with the hold; a chunk it had already read is kept in order.
+      this.held = this.held ? Buffer.concat([this.held, chunk]) : Buffer.from(chunk);
+      return;
+    }
     let start = 0;
     while (start < chunk.length) {
       const nl = chunk.indexOf(10, start);
@@ -50,20 +64,45 @@ export class LineSplitter {
         this.parts = [];
         this.partLen = 0;
       }
+      this.partialSince = null;
       start = nl + 1;
+      if (this.holding) {
+        if (start < chunk.length) this.held = Buffer.from(chunk.subarray(start));
+        return;
+      }
     }
+  }
+
+  /** Stops handing out lines until `release()`; the rest of the chunk being pushed is kept. */
+  hold(): void {
+    this.holding = true;
+  }
+
+  get onHold(): boolean {
+    return this.holding;
+  }
+
+  /** Hands out the lines kept since `hold()` (which may hold again), then takes chunks as before. */
+  release(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    const held = this.held;
+    this.held = null;
+    if (held) this.push(held);
   }
 
   private partial(chunk: Buffer, start: number, end: number): void {
     if (this.discarding) return;
     const len = this.partLen + (end - start);
     if (len > this.limit) {
+      this.partialSince ??= performance.now();
       this.sink.oversize(len);
       this.discarding = true;
       this.parts = [];
       this.partLen = 0;
       return;
     }
+    if (this.partLen === 0) this.partialSince = performance.now();
     // Copy: the chunk may be a pooled buffer that the stream reuses.
     this.parts.push(Buffer.from(chunk.subarray(start, end)));
     this.partLen = len;
@@ -85,10 +124,18 @@ export class LineSplitter {
     return this.partLen;
   }
 
+  /** When the unfinished line (or the discarded rest of an oversize one) began, or null when the last line ended. */
+  get unfinishedSince(): number | null {
+    return this.partialSince;
+  }
+
   reset(): void {
     this.parts = [];
     this.partLen = 0;
     this.discarding = false;
+    this.holding = false;
+    this.held = null;
+    this.partialSince = null;
   }
 }
 

@@ -3,6 +3,8 @@
 // The broker depends on the plan format only (@mcl/plan), never on the
 // language or the compiler.
 
+import type { ConnectionLimits, ConnectionStats } from './connections';
+
 /** Why a frame was refused, or (`order_incomplete`) why a session's end broke the protocol. Stable strings: `mclc status` and tests match on them. */
 export type ViolationKind =
   /** The line is not a JSON object, or its envelope (`t`, `op`, `id`, `body`) is ill-formed. */
@@ -66,6 +68,8 @@ export interface ChannelCounters {
   violations_total: number;
   /** Call round trip as seen by the broker (call forwarded -> reply received), over the last 1024 calls. */
   latency_ms: { p50: number; p99: number; max: number; samples: number };
+  /** Exposures only: their TCP connections (open now, accepted, shed to make room, refused, timed out). */
+  connections?: ConnectionStats;
 }
 
 /** Where a port's host end is. */
@@ -113,6 +117,13 @@ export interface BrokerOptions {
   violationHistory?: number;
   /** How long a session waits for its new clone's port to connect, in ms. Default 30 000. */
   sessionConnectTimeoutMs?: number;
+  /**
+   * Bounds on each exposure's TCP connections. Defaults: 1024 connections, 512 per peer address, 10 s to
+   * finish a request head or frame line (and for an HTTP connection to start a request), 300 s idle for a
+   * line-JSON connection. At a limit, the quietest connection with nothing outstanding is closed to make
+   * room; a new one is refused only when all are busy.
+   */
+  exposureLimits?: Partial<ConnectionLimits>;
 }
 
 /** A listening exposure. */

@@ -326,6 +326,14 @@ describe('supervisor', () => {
     expect(FakeBroker.all[0].listenCalls).toBe(2);
   });
 
+  it('reports the broker\'s open and accepted connections of each exposure, not its calls', async () => {
+    const p = { ...webstack(), exposures: [{ host_port: 0, transport: 'tcp' as const, instance: 'web', port: 'http', protocol: 'std.http.Http' }] };
+    await sup.apply(p, req, emit);
+    const zero = { frames_to_provider: 0, frames_to_requirer: 0, bytes_to_provider: 0, bytes_to_requirer: 0, replies: 0, errors: 0, timeouts: 0, late_replies: 0, violations: {}, violations_total: 0, latency_ms: { p50: 0, p99: 0, max: 0, samples: 0 } };
+    FakeBroker.all[0].fakeCounters = [{ ...zero, channel: 'tcp:0->web.http', calls: 40, connections: { open: 3, total: 7, shed: 0, refused: 0, timed_out: 1 } }];
+    expect(sup.exposureStatus()).toEqual([{ host_port: 0, instance: 'web', port: 'http', listening: true, connections_open: 3, connections_total: 7 }]);
+  });
+
   it('shows a session that ended out of protocol order in the channel status, with the instance', async () => {
     await sup.apply(webstack(), req, emit);
     const id = webstackChannels[1].id;

@@ -575,7 +575,7 @@ export class Supervisor {
     const counters = new Map((this.broker?.counters() ?? []).map((c) => [c.channel, c]));
     return this.exposures.map((e) => {
       const k = counters.get(`tcp:${e.host_port}->${e.instance}.${e.port}`);
-      return { ...e, listening: this.broker !== null, connections_total: k?.calls ?? 0, connections_open: 0 };
+      return { ...e, listening: this.broker !== null, connections_total: k?.connections?.total ?? 0, connections_open: k?.connections?.open ?? 0 };
     });
   }
 

@@ -1,0 +1,78 @@
+// Frame envelopes: the closed shapes of the frames peers send (spec/broker.md,
+// "Frames"), and the small text helpers the checks use. Pure: no IO, no state.
+
+/** Longest error text a provider may send; longer ones are cut. */
+export const MAX_ERROR_TEXT = 1024;
+
+export interface Envelope {
+  t: 'call' | 'send' | 'reply' | 'error' | 'notify' | 'open' | 'close';
+  op?: string;
+  id?: number | string;
+  body?: unknown;
+  error?: string;
+}
+
+const ENVELOPE_KEYS: Record<Envelope['t'], { need: string[]; may: string[] }> = {
+  call: { need: ['op', 'id', 'body'], may: [] },
+  send: { need: ['op', 'body'], may: [] },
+  reply: { need: ['id', 'body'], may: [] },
+  error: { need: ['id', 'error'], may: [] },
+  notify: { need: ['op', 'body'], may: [] },
+  open: { need: [], may: ['id'] },
+  close: { need: [], may: ['id'] },
+};
+
+/** Checks a frame's envelope; returns what is wrong as a string. */
+export function envelope(frame: unknown): Envelope | string {
+  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) return 'a frame is a JSON object such as {"t":"call","op":"...","id":1,"body":{...}}';
+  const f = frame as Record<string, unknown>;
+  const t = f.t;
+  if (typeof t !== 'string' || !Object.prototype.hasOwnProperty.call(ENVELOPE_KEYS, t)) {
+    const shown = typeof t === 'string' ? JSON.stringify(t.slice(0, 32)) : t === undefined ? 'none' : typeof t;
+    return `unknown frame type ${shown} (expected call, send, reply, error, notify, open or close)`;
+  }
+  const spec = ENVELOPE_KEYS[t as Envelope['t']];
+  for (const k of spec.need) if (!(k in f)) return `a ${t} frame needs "${k}"`;
+  for (const k in f) {
+    if (k !== 't' && !spec.need.includes(k) && !spec.may.includes(k)) return `a ${t} frame has no field "${k}"`;
+  }
+  if ('op' in f && (typeof f.op !== 'string' || f.op.length === 0 || f.op.length > 128)) return `"op" must be an operation name`;
+  if ('id' in f) {
+    const id = f.id;
+    const okNum = typeof id === 'number' && Number.isSafeInteger(id) && id >= 0;
+    const okStr = typeof id === 'string' && id.length > 0 && id.length <= 64;
+    if (!okNum && !okStr) return `"id" must be a non-negative integer or a string of at most 64 characters`;
+  }
+  if (t === 'error') {
+    if (typeof f.error !== 'string') return `"error" must be a string`;
+    if (f.error.length > MAX_ERROR_TEXT) f.error = f.error.slice(0, MAX_ERROR_TEXT);
+  }
+  return f as unknown as Envelope;
+}
+
+/** JSON text of a checked body, or null when it is nested too deeply to encode. */
+export function encode(body: unknown): string | null {
+  try {
+    return JSON.stringify(body);
+  } catch {
+    return null;
+  }
+}
+
+/** The id of a frame whose envelope may be broken, when it is one a `denied` notice can echo. */
+export function frameId(frame: unknown): number | string | undefined {
+  if (typeof frame !== 'object' || frame === null) return undefined;
+  const id = (frame as Record<string, unknown>).id;
+  if ((typeof id === 'number' && Number.isSafeInteger(id)) || (typeof id === 'string' && id.length <= 64)) return id;
+  return undefined;
+}
+
+/** A validator's path (`key: ...`, `[2]: ...`, `: ...`) as a path from the body. */
+export function prefixBody(err: string): string {
+  return err.startsWith(':') || err.startsWith('[') ? `body${err}` : `body.${err}`;
+}
+
+/** At most 60 characters of what a peer sent, quoted, for a violation's detail. */
+export function snippet(s: string): string {
+  return s.length > 60 ? JSON.stringify(s.slice(0, 60)) + '...' : JSON.stringify(s);
+}
