@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { prettyJson } from '@mcl/plan';
-import type { ApplyOptions, BackendEvent, BackendOptions, StatusReport } from '../src/backend';
+import type { ApplyOptions, BackendEvent, BackendOptions, StatusReport } from '@mcl/plan/backend';
 import { run } from '../src/cli';
 import { computePlanDigest } from '../src/plan-file';
 import { webstackPlan, stateOf } from '../../plan/test/fixtures';

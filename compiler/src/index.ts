@@ -8,6 +8,6 @@ export { COMPILER_CODES, codeInfo } from './codes';
 export { CAPABILITIES, type BackendCapabilities } from './target/capabilities';
 export { canonicalJson } from './util/canonical';
 export { sha256Hex } from './util/sha256';
-export { compileOrder } from './plan/dfa';
+export { compileOrder } from './types/dfa';
 export { planDigest } from './plan/digest';
 export { POLICY_CODES, checkPolicies, type PolicyInput, type PolicyResult } from './policy/index';

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import type { OrderExpr } from '@mcl/language';
 import { sha256Hex } from '../src/util/sha256';
-import { compileOrder } from '../src/plan/dfa';
+import { compileOrder } from '../src/types/dfa';
 import { didYouMean, editDistance } from '../src/util/suggest';
 import { isSafeRelativePath, joinRelative, moduleFile, modulePathOfFile } from '../src/resolve/load';
 import { canonicalJson } from '../src/util/canonical';

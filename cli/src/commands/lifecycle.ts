@@ -1,5 +1,5 @@
 // The lifecycle commands (apply, destroy, status, logs, doctor, and the hidden
-// __supervise) delegate to the backend behind cli/src/backend.ts. The backend
+// __supervise) delegate to the backend behind plan/src/backend.ts. The backend
 // module is imported only when one of them runs, so compiling, planning and
 // formatting work even where the backend is missing or broken.
 
@@ -14,7 +14,7 @@ import {
   type BackendOptions,
   type LogLine,
   type StatusReport,
-} from '../backend';
+} from '@mcl/plan/backend';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { formatBytes, plural } from '../io';

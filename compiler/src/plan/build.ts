@@ -25,7 +25,7 @@ import type { PolicyInput, PolicyResult, SourceRef } from '../policy/types';
 import type { ProtocolInfo } from '../types/protocols';
 import type { Types } from '../types/types';
 import { canonicalJson } from '../util/canonical';
-import { compileOrder } from './dfa';
+import { compileOrder } from '../types/dfa';
 import { buildProgram, type ProgramSpec } from './program';
 
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

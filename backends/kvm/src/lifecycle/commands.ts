@@ -1,4 +1,4 @@
-// The lifecycle commands as the CLI calls them (cli/src/backend.ts): apply,
+// The lifecycle commands as the CLI calls them (plan/src/backend.ts): apply,
 // destroy, status, logs, doctor. They run in the `mclc` process, hold the
 // state lock while they change the deployment, and talk to the deployment's
 // supervisor over its control socket.

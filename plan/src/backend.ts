@@ -6,9 +6,8 @@
 // when the backend is missing or broken. The module must export the functions
 // of `BackendModule` below as named exports (backends/kvm/src/index.ts).
 //
-// A backend implements this file exactly; it may import the types with
-// `import type { ... } from '@mcl/cli/backend'` (type-only, so there is no
-// runtime dependency from the backend on the CLI).
+// The contract lives in @mcl/plan (as `@mcl/plan/backend`), between the CLI
+// and the backends, so a backend implements it without depending on the CLI.
 //
 // Division of work:
 // - The CLI parses options, validates the plan file with `validatePlan` before
