@@ -176,10 +176,12 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .action(async (o) => set(import('./commands/lifecycle').then((m) => m.doctorCommand(ctx, o))));
 
   // The supervisor a deployment runs in, started by `apply` as a detached process; not for people.
+  // Its backend is named by the program-level `--backend` (before the command), the default one without it.
+  program.addOption(new Option('--backend <name>', 'backend of the supervisor').hideHelp());
   program
     .command('__supervise', { hidden: true })
     .argument('<dir>')
-    .action(async (dir: string) => set(import('./commands/lifecycle').then((m) => m.superviseCommand(dir))));
+    .action(async (dir: string) => set(import('./commands/lifecycle').then((m) => m.superviseCommand(dir, program.opts().backend as string | undefined))));
 
   try {
     await program.parseAsync(argv, { from: 'user' });

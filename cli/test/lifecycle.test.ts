@@ -1,7 +1,7 @@
 // The lifecycle commands against a fake backend module: option passing,
 // event and result output, and the mapping of backend failures to exit codes.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -240,6 +240,37 @@ describe('status, logs, destroy, doctor', () => {
     expect(ctx.stdout).toContain('warn kvm: KVM hangs\n       hint: TCG is used');
     behaviour = 'failure';
     expect(await run(['doctor'], captureContext(dir))).toBe(5);
+  });
+});
+
+describe('the table of backends', () => {
+  it('refuses a plan for a backend this mclc does not include, naming those it does', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['apply', planFile((p) => void (p.target.backend = 'xen')), '--root', dir], ctx)).toBe(1);
+    expect(ctx.stderr).toContain('the plan targets the xen backend, which this mclc cannot deploy to');
+    expect(ctx.stderr).toContain('This mclc deploys with: kvm.');
+    expect(calls).toEqual([]);
+  });
+
+  it("acts on a deployment with the backend its state names", async () => {
+    const ws = mkdtempSync(join(dir, 'ws-'));
+    mkdirSync(join(ws, '.mcl'));
+    writeFileSync(join(ws, '.mcl', 'state.json'), prettyJson({ ...stateOf(webstackPlan(), 3), backend: 'xen' }));
+    const ctx = captureContext(dir);
+    expect(await run(['status', '--root', ws], ctx)).toBe(1);
+    expect(ctx.stderr).toContain('was made with the xen backend, which this mclc cannot deploy to');
+    expect(calls).toEqual([]);
+    writeFileSync(join(ws, '.mcl', 'state.json'), prettyJson(stateOf(webstackPlan(), 3)));
+    expect(await run(['status', '--root', ws], captureContext(dir))).toBe(0);
+    expect(calls.map((c) => c.fn)).toEqual(['status']);
+  });
+
+  it('starts the default backend\'s supervisor without naming it, and routes __supervise by --backend', async () => {
+    await run(['apply', planFile(), '--root', dir], captureContext(dir));
+    expect((calls[0].args[1] as ApplyOptions).supervisorCommand).not.toContain('--backend');
+    const ctx = captureContext(dir);
+    expect(await run(['--backend', 'xen', '__supervise', dir], ctx)).toBe(1);
+    expect(ctx.stderr).toContain('the xen backend, which this mclc cannot deploy to');
   });
 });
 

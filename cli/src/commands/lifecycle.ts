@@ -1,20 +1,14 @@
 // The lifecycle commands (apply, destroy, status, logs, doctor, and the hidden
-// __supervise) delegate to the backend behind plan/src/backend.ts. The backend
-// module is imported only when one of them runs, so compiling, planning and
-// formatting work even where the backend is missing or broken.
+// __supervise) delegate to a backend of the table in ../backends.ts through
+// the contract in plan/src/backend.ts: `apply` to the plan's target backend,
+// `destroy`, `status` and `logs` to the backend that made the deployment,
+// `doctor` to every backend.
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { diffPlan } from '@mcl/plan';
-import {
-  BACKEND_FUNCTIONS,
-  isBackendError,
-  type BackendEvent,
-  type BackendModule,
-  type BackendOptions,
-  type LogLine,
-  type StatusReport,
-} from '@mcl/plan/backend';
+import { isBackendError, type BackendEvent, type BackendOptions, type DoctorCheck, type LogLine, type StatusReport } from '@mcl/plan/backend';
+import { BACKENDS, DEFAULT_BACKEND, backendRow, deploymentBackend, loadBackend, type BackendRow } from '../backends';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { formatBytes, plural } from '../io';
@@ -30,25 +24,6 @@ export interface LifecycleOptions {
   verbose?: boolean;
 }
 
-/** Loads the backend module, checking that it has every function of the interface. */
-export async function loadBackend(): Promise<BackendModule> {
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import('@mcl/backend-kvm')) as Record<string, unknown>;
-  } catch (e) {
-    throw new CliError(
-      `the KVM backend could not be loaded: ${(e as Error).message.split('\n')[0]}`,
-      ExitCode.BackendFailure,
-      'Install the workspace dependencies (`npm ci`) and rebuild (`npm run build`).',
-    );
-  }
-  const missing = BACKEND_FUNCTIONS.filter((f) => typeof mod[f] !== 'function');
-  if (missing.length) {
-    throw new CliError(`the KVM backend in this build is incomplete: it does not provide ${missing.join(', ')}`, ExitCode.BackendFailure);
-  }
-  return mod as unknown as BackendModule;
-}
-
 /** Parses `500ms`, `30s`, `2min`, `1h` or a bare number of seconds into milliseconds. */
 export function parseDuration(text: string, option: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|min|m|h)?$/.exec(text.trim());
@@ -59,9 +34,14 @@ export function parseDuration(text: string, option: string): number {
   return Math.round(n * factor);
 }
 
-/** The command that starts the supervisor: this very program, however it was started. */
-export function supervisorCommand(): string[] {
-  return [process.execPath, ...process.execArgv, resolve(process.argv[1] ?? '')];
+/**
+ * The command that starts the supervisor: this very program, however it was
+ * started, naming the backend (`mclc --backend NAME __supervise DIR`) unless
+ * it is the default one.
+ */
+export function supervisorCommand(row: BackendRow = DEFAULT_BACKEND): string[] {
+  const backend = row === DEFAULT_BACKEND ? [] : ['--backend', row.name];
+  return [process.execPath, ...process.execArgv, resolve(process.argv[1] ?? ''), ...backend];
 }
 
 /** An AbortSignal fired by the first SIGINT or SIGTERM; a second one exits at once. */
@@ -83,16 +63,24 @@ export function interruptSignal(ctx: Context): { signal: AbortSignal; dispose():
   };
 }
 
-function backendOptions(ctx: Context, o: LifecycleOptions, signal: AbortSignal): BackendOptions {
+function deploymentPaths(ctx: Context, o: LifecycleOptions): { workspace: string; stateFile: string } {
   const workspace = lifecycleRoot(o.root, ctx.cwd);
+  return { workspace, stateFile: o.state ? resolve(ctx.cwd, o.state) : defaultStatePath(workspace) };
+}
+
+function backendOptions(ctx: Context, o: LifecycleOptions, signal: AbortSignal, row: BackendRow): BackendOptions {
   return {
-    workspace,
-    stateFile: o.state ? resolve(ctx.cwd, o.state) : defaultStatePath(workspace),
+    ...deploymentPaths(ctx, o),
     lockTimeoutMs: o.lockTimeout ? parseDuration(o.lockTimeout, '--lock-timeout') : 0,
-    supervisorCommand: supervisorCommand(),
+    supervisorCommand: supervisorCommand(row),
     signal,
     automation: ctx.automation,
   };
+}
+
+/** The backend that made the deployment `o` names (the default one when nothing is deployed there). */
+function deployedWith(ctx: Context, o: LifecycleOptions): BackendRow {
+  return deploymentBackend(deploymentPaths(ctx, o).stateFile);
 }
 
 const EXIT_FOR_KIND = { failure: ExitCode.BackendFailure, stale: ExitCode.StaleOrLocked, locked: ExitCode.StaleOrLocked, usage: ExitCode.Invalid } as const;
@@ -149,13 +137,11 @@ export async function applyCommand(
       'Plan again with `mclc plan --out FILE`; plan files must not be edited.',
     );
   }
-  if (plan.target.backend !== 'kvm') {
-    throw new CliError(`the plan targets the ${plan.target.backend} backend, which this mclc cannot apply`, ExitCode.Invalid, 'Plan for a target with `backend kvm`.');
-  }
-  const backend = await loadBackend();
+  const row = backendRow(plan.target.backend, 'the plan targets');
+  const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);
   try {
-    const opts = backendOptions(ctx, o, interrupt.signal);
+    const opts = backendOptions(ctx, o, interrupt.signal, row);
     // The deployment's state lives in the workspace; a plan applied from elsewhere starts a second deployment.
     const sources = plan.sources.filter((src) => !src.path.startsWith('std:'));
     if (sources.length && !sources.some((src) => existsSync(join(opts.workspace, src.path)))) {
@@ -197,10 +183,11 @@ export async function applyCommand(
 }
 
 export async function destroyCommand(ctx: Context, o: LifecycleOptions): Promise<ExitCodeValue> {
-  const backend = await loadBackend();
+  const row = deployedWith(ctx, o);
+  const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);
   try {
-    const opts = backendOptions(ctx, o, interrupt.signal);
+    const opts = backendOptions(ctx, o, interrupt.signal, row);
     return await guarded(ctx, !!o.json, async () => {
       const result = await backend.destroy(opts, eventPrinter(ctx, o));
       if (o.json) ctx.out(JSON.stringify({ '@timestamp': new Date().toISOString(), type: 'result', ...result, state: result.state && { lineage: result.state.lineage, serial: result.state.serial } }) + '\n');
@@ -269,10 +256,11 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
 }
 
 export async function statusCommand(ctx: Context, o: LifecycleOptions): Promise<ExitCodeValue> {
-  const backend = await loadBackend();
+  const row = deployedWith(ctx, o);
+  const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);
   try {
-    const opts = backendOptions(ctx, o, interrupt.signal);
+    const opts = backendOptions(ctx, o, interrupt.signal, row);
     return await guarded(ctx, !!o.json, async () => {
       const report = await backend.status(opts);
       ctx.out(o.json ? JSON.stringify({ format_version: '1.0', ...report }, null, 2) + '\n' : renderStatus(report, ctx));
@@ -295,10 +283,11 @@ export async function logsCommand(
   };
   const tail = intOpt(o.tail, '--tail');
   const clone = intOpt(o.clone, '--clone');
-  const backend = await loadBackend();
+  const row = deployedWith(ctx, o);
+  const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);
   try {
-    const opts = backendOptions(ctx, o, interrupt.signal);
+    const opts = backendOptions(ctx, o, interrupt.signal, row);
     return await guarded(ctx, !!o.json, async () => {
       const s = ctx.outStyle;
       await backend.logs(instance, { ...opts, follow: !!o.follow, tail, clone }, (line: LogLine) => {
@@ -313,9 +302,11 @@ export async function logsCommand(
 }
 
 export async function doctorCommand(ctx: Context, o: { json?: boolean }): Promise<ExitCodeValue> {
-  const backend = await loadBackend();
+  const backends = await Promise.all(BACKENDS.map(loadBackend));
   return guarded(ctx, !!o.json, async () => {
-    const report = await backend.doctor();
+    const checks: DoctorCheck[] = [];
+    for (const backend of backends) checks.push(...(await backend.doctor()).checks);
+    const report = { checks };
     const failed = report.checks.some((c) => c.status === 'fail');
     if (o.json) ctx.out(JSON.stringify({ format_version: '1.0', ok: !failed, ...report }, null, 2) + '\n');
     else {
@@ -331,8 +322,8 @@ export async function doctorCommand(ctx: Context, o: { json?: boolean }): Promis
   });
 }
 
-export async function superviseCommand(dir: string): Promise<ExitCodeValue> {
-  const backend = await loadBackend();
+export async function superviseCommand(dir: string, backendName?: string): Promise<ExitCodeValue> {
+  const backend = await loadBackend(backendName === undefined ? DEFAULT_BACKEND : backendRow(backendName, '__supervise was asked for'));
   await backend.runSupervisor(resolve(dir));
   return ExitCode.Ok;
 }
