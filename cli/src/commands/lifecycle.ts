@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { diffPlan } from '@mcl/plan';
-import { isBackendError, type BackendEvent, type BackendOptions, type DoctorCheck, type LogLine, type StatusReport } from '@mcl/plan/backend';
+import { isBackendError, type BackendErrorKind, type BackendEvent, type BackendOptions, type DoctorCheck, type LogLine, type StatusReport } from '@mcl/plan/backend';
 import { BACKENDS, DEFAULT_BACKEND, backendRow, deploymentBackend, loadBackend, type BackendRow } from '../backends';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
@@ -83,7 +83,8 @@ function deployedWith(ctx: Context, o: LifecycleOptions): BackendRow {
   return deploymentBackend(deploymentPaths(ctx, o).stateFile);
 }
 
-const EXIT_FOR_KIND = { failure: ExitCode.BackendFailure, stale: ExitCode.StaleOrLocked, locked: ExitCode.StaleOrLocked, usage: ExitCode.Invalid } as const;
+/** Every kind of the contract has its exit code (a kind added there is a type error here until it has one). */
+const EXIT_FOR_KIND: Record<BackendErrorKind, ExitCodeValue> = { failure: ExitCode.BackendFailure, stale: ExitCode.StaleOrLocked, locked: ExitCode.StaleOrLocked, usage: ExitCode.Invalid };
 
 /** Runs a backend call, turning its failures into exit codes and messages. */
 async function guarded(ctx: Context, json: boolean, body: () => Promise<ExitCodeValue>): Promise<ExitCodeValue> {

@@ -2,7 +2,9 @@
 // their string `kind` (@mcl/plan/backend) and maps it to an exit code; the
 // message says what went wrong and the hint how to get past it.
 
-export type BackendErrorKind = 'failure' | 'stale' | 'locked' | 'usage';
+import type { BackendErrorKind } from '@mcl/plan/backend';
+
+export type { BackendErrorKind };
 
 export class BackendFailure extends Error {
   readonly kind: BackendErrorKind;
