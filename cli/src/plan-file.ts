@@ -1,18 +1,10 @@
-// Reading plan and state files, and the plan digest the CLI recomputes after
-// filling `prior_state`.
+// Reading plan and state files.
 
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalJson, validatePlan, validateState, type DeploymentState, type Plan } from '@mcl/plan';
+import { validatePlan, validateState, type DeploymentState, type Plan } from '@mcl/plan';
 import { CliError, ExitCode } from './exit';
 import { displayPath, readText } from './files';
-
-/** sha256 over the canonical JSON of the plan with `digests.plan` set to "" (see plan/src/types.ts). */
-export function computePlanDigest(plan: Plan): string {
-  const body = { ...plan, digests: { ...plan.digests, plan: '' } };
-  return createHash('sha256').update(canonicalJson(body)).digest('hex');
-}
 
 export function readPlanFile(path: string, cwd: string): Plan {
   const text = readText(path, cwd, 'plan file');

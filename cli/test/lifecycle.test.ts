@@ -5,10 +5,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { prettyJson } from '@mcl/plan';
+import { planDigest, prettyJson } from '@mcl/plan';
 import type { ApplyOptions, BackendEvent, BackendOptions, StatusReport } from '@mcl/plan/backend';
 import { run } from '../src/cli';
-import { computePlanDigest } from '../src/plan-file';
 import { webstackPlan, stateOf } from '../../plan/test/fixtures';
 import { captureContext } from './capture';
 
@@ -106,7 +105,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function planFile(mutate?: (p: ReturnType<typeof webstackPlan>) => void): string {
   const plan = webstackPlan();
   mutate?.(plan);
-  plan.digests.plan = computePlanDigest(plan);
+  plan.digests.plan = planDigest(plan);
   const path = join(dir, `p${Math.random().toString(36).slice(2)}.plan`);
   writeFileSync(path, prettyJson(plan));
   return path;

@@ -2,3 +2,5 @@ export * from './types';
 export * from './canonical';
 export * from './validate';
 export * from './diff';
+export * from './digest';
+export { sha256Hex } from './sha256';

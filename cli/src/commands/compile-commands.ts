@@ -2,7 +2,8 @@
 // reads a plan file.
 
 import { relative, resolve } from 'node:path';
-import { diffPlan, prettyJson, type Plan } from '@mcl/plan';
+import { diffPlan, planDigest, prettyJson, type Plan } from '@mcl/plan';
+import { nativeSha256 } from '@mcl/compiler/node-host';
 import type { Diagnostic } from '@mcl/language';
 import { compileWorkspace, exitCodeFor, knownDiagnosticCodes, type CompileOutcome } from '../compile';
 import type { Context } from '../context';
@@ -12,7 +13,7 @@ import { dotToSvg, planToDot } from '../graph/dot';
 import { renderDiagnostics } from '../render/codeframe';
 import { diagnosticsDocument } from '../render/json';
 import { sarifDocument } from '../render/sarif';
-import { computePlanDigest, defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
+import { defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
 import { checkExposurePorts } from '../ports';
 import { renderChanges, renderChecks, renderPlan, renderResources } from '../plan-render';
 import { redactPlan } from '../redact';
@@ -175,7 +176,7 @@ function countsOf(d: { error_count: number; warning_count: number }) {
 export async function showCommand(ctx: Context, planFile: string, o: { json?: boolean }): Promise<ExitCodeValue> {
   const path = resolve(ctx.cwd, planFile);
   const plan = readPlanFile(path, ctx.cwd);
-  const digestOk = computePlanDigest(plan) === plan.digests.plan;
+  const digestOk = planDigest(plan, nativeSha256) === plan.digests.plan;
   if (!digestOk) ctx.err(`${ctx.errStyle.yellow('warning')}: the plan digest does not match its contents; the file was changed after planning\n`);
   const shown = redactPlan(plan);
   ctx.out(o.json ? prettyJson(shown) : renderPlan(shown, ctx.outStyle));

@@ -6,14 +6,15 @@
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { diffPlan } from '@mcl/plan';
+import { diffPlan, planDigest } from '@mcl/plan';
+import { nativeSha256 } from '@mcl/compiler/node-host';
 import { isBackendError, type BackendErrorKind, type BackendEvent, type BackendOptions, type DoctorCheck, type LogLine, type StatusReport } from '@mcl/plan/backend';
 import { BACKENDS, DEFAULT_BACKEND, backendRow, deploymentBackend, loadBackend, type BackendRow } from '../backends';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { formatBytes, plural } from '../io';
 import { displayPath } from '../files';
-import { computePlanDigest, defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
+import { defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
 import { lifecycleRoot } from '../workspace';
 
 export interface LifecycleOptions {
@@ -131,7 +132,7 @@ export async function applyCommand(
   o: LifecycleOptions & { replace?: string[]; readyTimeout?: string },
 ): Promise<ExitCodeValue> {
   const plan = readPlanFile(resolve(ctx.cwd, planFile), ctx.cwd);
-  if (computePlanDigest(plan) !== plan.digests.plan) {
+  if (planDigest(plan, nativeSha256) !== plan.digests.plan) {
     throw new CliError(
       `${planFile}: the plan digest does not match its contents; the file was changed after planning`,
       ExitCode.Invalid,
