@@ -4,3 +4,4 @@ export * from './validate';
 export * from './diff';
 export * from './digest';
 export { sha256Hex } from './sha256';
+export * from './stale';

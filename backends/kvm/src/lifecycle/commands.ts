@@ -10,7 +10,7 @@ import { STATE_FORMAT_VERSION, type DeploymentState, type JsonValue, type Plan }
 import { acquireLock, describeHolder, emptyState, readState, StateError, writeState, type StateLock } from '@mcl/plan/state-store';
 import { callControl } from './control';
 import { BackendFailure } from './errors';
-import { staleReason } from './stale';
+import { staleReason } from '@mcl/plan';
 import type {
   ApplyOptions,
   ApplyResult,
