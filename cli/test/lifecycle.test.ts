@@ -169,6 +169,21 @@ describe('apply', () => {
     if (kind !== 'crash') expect(ctx.stderr).toContain(`hint: hint for ${kind}`);
   });
 
+  it('refuses a stale plan before it prints what the plan would change', async () => {
+    const ws = mkdtempSync(join(dir, 'stale-'));
+    mkdirSync(join(ws, '.mcl'));
+    // The deployment matches the plan's instances, but its state moved on since the plan was made.
+    const state = stateOf(webstackPlan(), 5);
+    writeFileSync(join(ws, '.mcl', 'state.json'), prettyJson(state));
+    const path = planFile((p) => void (p.prior_state = { lineage: state.lineage, serial: 4 }));
+    const ctx = captureContext(dir);
+    expect(await run(['apply', path, '--root', ws], ctx)).toBe(6);
+    expect(ctx.stderr).toContain(`the plan was made against state ${state.lineage} serial 4, but the state is ${state.lineage} serial 5`);
+    expect(ctx.stderr).not.toContain('No changes');
+    expect(ctx.stderr).not.toContain('Applying');
+    expect(calls).toEqual([]);
+  });
+
   it('refuses a plan file that was edited after planning', async () => {
     const path = planFile();
     const text = (await import('node:fs')).readFileSync(path, 'utf8').replace('"replicas": 2', '"replicas": 9');

@@ -6,7 +6,7 @@
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { diffPlan, planDigest } from '@mcl/plan';
+import { diffPlan, planDigest, staleReason } from '@mcl/plan';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import { isBackendError, type BackendErrorKind, type BackendEvent, type BackendOptions, type DoctorCheck, type LogLine, type StatusReport } from '@mcl/plan/backend';
 import { BACKENDS, DEFAULT_BACKEND, backendRow, deploymentBackend, loadBackend, type BackendRow } from '../backends';
@@ -153,9 +153,13 @@ export async function applyCommand(
       );
     }
     if (!o.json) {
-      const state = readStateFile(opts.stateFile, ctx.cwd, false);
-      const changes = diffPlan(state ?? null, plan);
-      ctx.err(`Applying ${plan.system} to ${displayPath(ctx.cwd, opts.workspace)}: ${changes.summary}\n`);
+      const state = readStateFile(opts.stateFile, ctx.cwd, false) ?? null;
+      // A stale plan is refused before its changes are shown: they are computed against a state the
+      // plan was not made for, so "No changes" there would be wrong. The backend decides again under
+      // its lock, where the state cannot change underneath.
+      const stale = staleReason(plan, state);
+      if (stale) throw new CliError(stale.message, ExitCode.StaleOrLocked, stale.hint);
+      ctx.err(`Applying ${plan.system} to ${displayPath(ctx.cwd, opts.workspace)}: ${diffPlan(state, plan).summary}\n`);
     }
     return await guarded(ctx, !!o.json, async () => {
       const result = await backend.apply(
