@@ -21,6 +21,7 @@ import {
   type PlanImage,
   type PlanInstance,
   type PlanOperation,
+  type PlanPolicies,
   type PlanTarget,
   type PlanTemplate,
 } from '@mcl/plan';
@@ -373,7 +374,7 @@ export class PlanBuilder {
   }
 
   /** Assembles the final plan with digests. */
-  assemble(body: Body, rootQname: string, policy: PolicyResult, options: CompileOptions): Plan {
+  assemble(body: Body, rootQname: string, policy: PolicyResult, policies: PlanPolicies, options: CompileOptions): Plan {
     const sources = [...this.ctx.program.texts.entries(), ...this.ctx.programFiles.entries()]
       .map(([path, text]) => ({ path, sha256: this.ctx.sha256(text) }))
       .sort((a, b) => byString(a.path, b.path));
@@ -394,6 +395,7 @@ export class PlanBuilder {
       schemas: body.schemas,
       checks,
       resources: policy.resources,
+      policies,
       prior_state: options.priorState ? { lineage: options.priorState.lineage, serial: options.priorState.serial } : null,
     };
     plan.digests.sources = sourcesDigest(uniqueSources, this.ctx.sha256);
