@@ -7,6 +7,11 @@ import { CliError, ExitCode } from './exit';
 import { displayPath, readText } from './files';
 
 export function readPlanFile(path: string, cwd: string): Plan {
+  return readPlanDocument(path, cwd).plan;
+}
+
+/** The plan in a file and the file's text (what a plan signature covers). */
+export function readPlanDocument(path: string, cwd: string): { plan: Plan; text: string } {
   const text = readText(path, cwd, 'plan file');
   const shown = displayPath(cwd, path);
   const { plan, errors } = validatePlan(text);
@@ -20,7 +25,7 @@ export function readPlanFile(path: string, cwd: string): Plan {
       version ? undefined : 'Write plan files with `mclc plan --out FILE` and do not edit them.',
     );
   }
-  return plan;
+  return { plan, text };
 }
 
 export function defaultStatePath(root: string): string {

@@ -4,20 +4,10 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../src/canonical';
-import {
-  digestMismatches,
-  imageDigest,
-  instanceDigest,
-  instanceJsonWithDigest,
-  invariantsDigest,
-  planDigest,
-  planDigestParts,
-  sourcesDigest,
-  type Sha256,
-} from '../src/digest';
+import { digestMismatches, instanceJsonWithDigest, planDigest, planDigestParts, type Sha256 } from '../src/digest';
 import { sha256Hex } from '../src/sha256';
 import type { Plan } from '../src/types';
-import { instance, webstackPlan } from './fixtures';
+import { instance, webstackPlan, withDigests } from './fixtures';
 
 const native: Sha256 = (t) => {
   const h = createHash('sha256');
@@ -25,15 +15,7 @@ const native: Sha256 = (t) => {
   return h.digest('hex');
 };
 
-/** The fixture with every digest computed as the compiler does. */
-function digested(): Plan {
-  const plan = webstackPlan();
-  plan.images = plan.images.map((i) => ({ ...i, digest: imageDigest(i) }));
-  plan.instances = plan.instances.map((i) => ({ ...i, digest: instanceDigest(i) }));
-  plan.digests = { sources: sourcesDigest(plan.sources), invariants: invariantsDigest(plan.channels, plan.checks), plan: '' };
-  plan.digests.plan = planDigest(plan);
-  return plan;
-}
+const digested = (): Plan => withDigests(webstackPlan());
 
 describe('sha256Hex', () => {
   it('agrees with node:crypto on known vectors and random texts', () => {

@@ -17,6 +17,7 @@ import { defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
 import { checkExposurePorts } from '../ports';
 import { renderChanges, renderChecks, renderPlan, renderResources } from '../plan-render';
 import { redactPlan } from '../redact';
+import { signPlan, signaturePath } from '../signing';
 import { MCLC_VERSION } from '../version';
 import { absoluteSourcePath, findRepoRoot, resolveWorkspace, toPosix, type Workspace } from '../workspace';
 
@@ -64,6 +65,7 @@ export async function validateCommand(ctx: Context, paths: string[], o: SourceOp
 
 export interface PlanOptions extends SourceOptions {
   out?: string;
+  signKey?: string;
   state?: string;
   json?: boolean;
   detailedExitcode?: boolean;
@@ -71,6 +73,7 @@ export interface PlanOptions extends SourceOptions {
 }
 
 export async function planCommand(ctx: Context, paths: string[], o: PlanOptions): Promise<ExitCodeValue> {
+  if (o.signKey && !o.out) throw new CliError('--sign-key signs the plan file, so it needs --out FILE', ExitCode.Invalid, 'Write the plan with `--out FILE --sign-key KEY`; the signature goes to FILE.sig.');
   const ws = resolveWorkspace(paths, { root: o.root, cwd: ctx.cwd });
   // The state is read first so that the compiler records it as the plan's prior_state inside the
   // digest it computes anyway (recomputing the digest of a large plan here cost as much again). An
@@ -112,7 +115,11 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
   let planFile: string | null = null;
   if (o.out) {
     planFile = resolve(ctx.cwd, o.out);
-    writeAtomic(planFile, prettyJson(plan), ctx.cwd);
+    const text = prettyJson(plan);
+    // Signed before anything is written, so a bad key leaves no unsigned plan behind.
+    const signature = o.signKey ? signPlan(text, resolve(ctx.cwd, o.signKey), ctx.cwd) : undefined;
+    writeAtomic(planFile, text, ctx.cwd);
+    if (signature !== undefined) writeAtomic(signaturePath(planFile), signature, ctx.cwd);
   }
   const shownPlanFile = planFile ? shownPath(ctx, planFile) : null;
   const shownState = state ? shownPath(ctx, statePath) : null;

@@ -6,7 +6,8 @@
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { diffPlan, planDigest, staleReason } from '@mcl/plan';
+import { diffPlan, digestMismatches, planDigest, staleReason, type Plan } from '@mcl/plan';
+import { recheckPlan } from '@mcl/compiler';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import { isBackendError, type BackendErrorKind, type BackendEvent, type BackendOptions, type DoctorCheck, type LogLine, type StatusReport } from '@mcl/plan/backend';
 import { BACKENDS, DEFAULT_BACKEND, backendRow, deploymentBackend, loadBackend, type BackendRow } from '../backends';
@@ -14,7 +15,8 @@ import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { formatBytes, plural } from '../io';
 import { displayPath } from '../files';
-import { defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
+import { defaultStatePath, readPlanDocument, readStateFile } from '../plan-file';
+import { verifyPlanSignature } from '../signing';
 import { lifecycleRoot } from '../workspace';
 
 export interface LifecycleOptions {
@@ -126,19 +128,46 @@ function eventPrinter(ctx: Context, o: LifecycleOptions): (ev: BackendEvent) => 
   };
 }
 
-export async function applyCommand(
-  ctx: Context,
-  planFile: string,
-  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string },
-): Promise<ExitCodeValue> {
-  const plan = readPlanFile(resolve(ctx.cwd, planFile), ctx.cwd);
+/**
+ * Everything `apply` checks about a plan before a backend sees it: its
+ * signature when a verifying key is given, every digest against what it
+ * covers, and the policy checks run again over the plan's own instances,
+ * channels and exposures (a plan's digests can be recomputed after an edit,
+ * its checks cannot be made to pass). Throws what does not hold.
+ */
+function verifyPlan(ctx: Context, plan: Plan, text: string, path: string, verifyKey: string | undefined): void {
+  const shown = displayPath(ctx.cwd, path);
+  if (verifyKey) verifyPlanSignature(text, path, resolve(ctx.cwd, verifyKey), ctx.cwd);
+  const list = (items: string[]) => items.slice(0, 10).map((p) => `\n  ${p}`).join('') + (items.length > 10 ? `\n  ... and ${items.length - 10} more` : '');
   if (planDigest(plan, nativeSha256) !== plan.digests.plan) {
     throw new CliError(
-      `${planFile}: the plan digest does not match its contents; the file was changed after planning`,
+      `${shown}: the plan digest does not match its contents; the file was changed after planning`,
       ExitCode.Invalid,
       'Plan again with `mclc plan --out FILE`; plan files must not be edited.',
     );
   }
+  const digests = digestMismatches(plan, nativeSha256);
+  if (digests.length) {
+    throw new CliError(`${shown}: the plan's digests do not match its contents; it was edited after planning:${list(digests)}`, ExitCode.Invalid, 'Plan again with `mclc plan --out FILE`; plan files must not be edited.');
+  }
+  const problems = recheckPlan(plan);
+  if (problems.length) {
+    throw new CliError(
+      `${shown}: the plan's policy checks do not hold for its own instances, channels and exposures; it was edited after planning:${list(problems)}`,
+      plan.policies ? ExitCode.PolicyViolated : ExitCode.Invalid,
+      'Plan again from the reviewed sources with `mclc plan --out FILE` and apply that plan.',
+    );
+  }
+}
+
+export async function applyCommand(
+  ctx: Context,
+  planFile: string,
+  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; verifyKey?: string },
+): Promise<ExitCodeValue> {
+  const path = resolve(ctx.cwd, planFile);
+  const { plan, text } = readPlanDocument(path, ctx.cwd);
+  verifyPlan(ctx, plan, text, path, o.verifyKey ?? (ctx.env.MCL_PLAN_VERIFY_KEY || undefined));
   const row = backendRow(plan.target.backend, 'the plan targets');
   const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);

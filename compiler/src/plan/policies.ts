@@ -11,7 +11,7 @@
 // reviewed sources) is what plan signing is for (spec/plan.md, "Trust").
 
 import type { Ident, PolicyRule, Span } from '@mcl/language';
-import { canonicalJson, type Plan, type PlanPolicies, type PlanPolicyRule } from '@mcl/plan';
+import { canonicalJson, type Plan, type PlanCheck, type PlanPolicies, type PlanPolicyRule, type PlanResources } from '@mcl/plan';
 import { checkPolicies } from '../policy/index';
 import type { LabelOrder, ScopedRule } from '../policy/types';
 
@@ -81,13 +81,12 @@ function scopedRules(policies: PlanPolicies): ScopedRule[] {
 }
 
 /**
- * Runs the policy checks again over the plan's own data and returns what does
- * not hold, as sentences (empty when the plan's checks are what the checker
- * finds and none fails). A plan without `policies` (format 1.0) cannot be
- * checked and is reported as such.
+ * The checks (sorted by id) and resource estimate the policy checker finds
+ * for the plan's own data and rules, or undefined for a plan without
+ * `policies`.
  */
-export function recheckPlan(plan: Plan): string[] {
-  if (!plan.policies) return ['the plan does not record its policy rules (it was written by an mclc older than plan format 1.1), so its checks cannot be verified'];
+export function planChecks(plan: Plan): { checks: PlanCheck[]; resources: PlanResources } | undefined {
+  if (!plan.policies) return undefined;
   const result = checkPolicies({
     target: plan.target,
     templates: plan.templates,
@@ -98,6 +97,19 @@ export function recheckPlan(plan: Plan): string[] {
     labels: { labels: plan.policies.labels.labels, edges: plan.policies.labels.edges, declaredAt: {} },
     origins: { instances: {}, channels: {}, exposures: {}, labels: {} },
   });
+  const checks = [...result.checks].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { checks, resources: result.resources };
+}
+
+/**
+ * Runs the policy checks again over the plan's own data and returns what does
+ * not hold, as sentences (empty when the plan's checks are what the checker
+ * finds and none fails). A plan without `policies` (format 1.0) cannot be
+ * checked and is reported as such.
+ */
+export function recheckPlan(plan: Plan): string[] {
+  const result = planChecks(plan);
+  if (!result) return ['the plan does not record its policy rules (it was written by an mclc older than plan format 1.1), so its checks cannot be verified'];
   const out: string[] = [];
   const claimed = new Map(plan.checks.map((c) => [c.id, c]));
   const found = new Map(result.checks.map((c) => [c.id, c]));
