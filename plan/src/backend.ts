@@ -10,7 +10,9 @@
 // and the backends, so a backend implements it without depending on the CLI.
 //
 // Division of work:
-// - The CLI parses options, validates the plan file with `validatePlan` before
+// - The CLI parses options, validates the plan file with `validatePlan` and
+//   verifies it (its signature when required, every digest, the policy checks
+//   run again over the plan itself; spec/cli.md, "What apply verifies") before
 //   calling `apply`, renders events and reports for people (or prints them as
 //   JSON), redacts sensitive parameters, and maps failures to exit codes.
 // - The backend owns the state file (reading under the lock, writing
