@@ -212,7 +212,8 @@ describe('apply', () => {
     writeFileSync(path, text);
     const ctx = captureContext(dir);
     expect(await run(['apply', path, '--root', dir], ctx)).toBe(1);
-    expect(ctx.stderr).toContain('the plan digest does not match its contents');
+    expect(ctx.stderr).toContain("the plan's digests do not match its contents; the file was changed after planning");
+    expect(ctx.stderr).toContain('digests.plan does not match the plan');
     expect(calls).toEqual([]);
   });
 

@@ -106,11 +106,21 @@ export function planDigest(plan: Plan, sha256: Sha256 = pureSha256, known?: Plan
  */
 export function digestMismatches(plan: Plan, sha256: Sha256 = pureSha256): string[] {
   const out: string[] = [];
-  if (planDigest(plan, sha256) !== plan.digests.plan) out.push('digests.plan does not match the plan');
+  // Each instance is written once: without its digest for its own, and with it (spliced) for the plan's.
+  const instances = new Map<string, string>();
+  const wrong: string[] = [];
+  for (const i of plan.instances) {
+    const { digest, ...rest } = i;
+    const json = canonicalJson(rest);
+    if (instanceDigest(rest, sha256, json) !== digest) wrong.push(i.id);
+    instances.set(i.id, instanceJsonWithDigest(json, digest));
+  }
+  const known = instances.size === plan.instances.length ? { instances, channels: plan.channels.map((c) => canonicalJson(c)) } : undefined;
+  if (planDigest(plan, sha256, known) !== plan.digests.plan) out.push('digests.plan does not match the plan');
   if (invariantsDigest(plan.channels, plan.checks, sha256) !== plan.digests.invariants) out.push('digests.invariants does not match the channels\' invariants and the checks');
   if (sourcesDigest(plan.sources, sha256) !== plan.digests.sources) out.push('digests.sources does not match the list of sources');
   for (const i of plan.images) if (imageDigest(i, sha256) !== i.digest) out.push(`the digest of image \`${i.name}\` does not match it`);
-  for (const i of plan.instances) if (instanceDigest(i, sha256) !== i.digest) out.push(`the digest of instance \`${i.id}\` does not match it`);
+  for (const id of wrong) out.push(`the digest of instance \`${id}\` does not match it`);
   return out;
 }
 

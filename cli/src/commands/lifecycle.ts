@@ -6,7 +6,7 @@
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { diffPlan, digestMismatches, planDigest, staleReason, type Plan } from '@mcl/plan';
+import { diffPlan, digestMismatches, staleReason, type Plan } from '@mcl/plan';
 import { recheckPlan } from '@mcl/compiler';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import { isBackendError, type BackendErrorKind, type BackendEvent, type BackendOptions, type DoctorCheck, type LogLine, type StatusReport } from '@mcl/plan/backend';
@@ -139,16 +139,10 @@ function verifyPlan(ctx: Context, plan: Plan, text: string, path: string, verify
   const shown = displayPath(ctx.cwd, path);
   if (verifyKey) verifyPlanSignature(text, path, resolve(ctx.cwd, verifyKey), ctx.cwd);
   const list = (items: string[]) => items.slice(0, 10).map((p) => `\n  ${p}`).join('') + (items.length > 10 ? `\n  ... and ${items.length - 10} more` : '');
-  if (planDigest(plan, nativeSha256) !== plan.digests.plan) {
-    throw new CliError(
-      `${shown}: the plan digest does not match its contents; the file was changed after planning`,
-      ExitCode.Invalid,
-      'Plan again with `mclc plan --out FILE`; plan files must not be edited.',
-    );
-  }
   const digests = digestMismatches(plan, nativeSha256);
   if (digests.length) {
-    throw new CliError(`${shown}: the plan's digests do not match its contents; it was edited after planning:${list(digests)}`, ExitCode.Invalid, 'Plan again with `mclc plan --out FILE`; plan files must not be edited.');
+    const what = digests[0] === 'digests.plan does not match the plan' && digests.length === 1 ? 'the plan digest does not match its contents' : "the plan's digests do not match its contents";
+    throw new CliError(`${shown}: ${what}; the file was changed after planning:${list(digests)}`, ExitCode.Invalid, 'Plan again with `mclc plan --out FILE`; plan files must not be edited.');
   }
   const problems = recheckPlan(plan);
   if (problems.length) {
