@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { planDigest, prettyJson, type Plan } from '@mcl/plan';
+import { diffPlan, planDigest, prettyJson, type Plan } from '@mcl/plan';
 import { planChecks } from '@mcl/compiler';
 import type { ApplyOptions, BackendEvent, BackendOptions, StatusReport } from '@mcl/plan/backend';
 import { run } from '../src/cli';
@@ -195,9 +195,11 @@ describe('apply', () => {
     const ws = mkdtempSync(join(dir, 'stale-'));
     mkdirSync(join(ws, '.mcl'));
     // The deployment matches the plan's instances, but its state moved on since the plan was made.
-    const state = stateOf(webstackPlan(), 5);
+    const state = stateOf(checkedPlan(), 5);
     writeFileSync(join(ws, '.mcl', 'state.json'), prettyJson(state));
     const path = planFile((p) => void (p.prior_state = { lineage: state.lineage, serial: 4 }));
+    // What apply printed before it refused the plan: its changes against a state it was not made for.
+    expect(diffPlan(state, JSON.parse(readFileSync(path, 'utf8'))).summary).toBe('No changes. The deployment matches the plan.');
     const ctx = captureContext(dir);
     expect(await run(['apply', path, '--root', ws], ctx)).toBe(6);
     expect(ctx.stderr).toContain(`the plan was made against state ${state.lineage} serial 4, but the state is ${state.lineage} serial 5`);
