@@ -78,6 +78,7 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
       .argument('[paths...]', '.mcl files or directories (default: the current directory)'),
   )
     .option('--out <file>', 'write the plan (canonical JSON) to this file for `mclc apply`')
+    .option('--sign-key <file>', 'sign the plan file with this Ed25519 private key (PEM); the signature goes to <out>.sig')
     .option('--state <file>', 'deployment state to compare with (default: <root>/.mcl/state.json when it exists)')
     .option('--json', 'print a machine-readable document instead of the human summary')
     .option('--detailed-exitcode', 'exit with 2 when the plan has changes, 0 when it has none')
@@ -150,11 +151,12 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .option('--json', 'print progress as JSON lines (one event per line) on standard output')
     .option('--replace <id>', 'replace this instance even if it did not change (repeatable)', collect, [])
     .option('--ready-timeout <duration>', 'how long to wait for a guest to become ready', '60s')
+    .option('--verify-key <file>', 'refuse the plan unless <planfile>.sig is its signature by this Ed25519 key (PEM; default: $MCL_PLAN_VERIFY_KEY)')
     .option('-v, --verbose', 'print debug events')
     .addHelpText(
       'after',
       examples('mclc plan examples/webstack --out shop.plan && mclc apply shop.plan --root examples/webstack', 'mclc apply shop.plan --json > events.jsonl') +
-        '\nExit codes: 0 applied, 1 invalid plan file, 5 backend failure, 6 stale plan or state locked.\n',
+        '\nExit codes: 0 applied, 1 invalid, edited or unsigned plan file, 3 the plan\'s policy checks do not hold, 5 backend failure, 6 stale plan or state locked.\n',
     )
     .action(async (file: string, o) => set(import('./commands/lifecycle').then((m) => m.applyCommand(ctx, file, o))));
 
@@ -192,10 +194,12 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .action(async (o) => set(import('./commands/lifecycle').then((m) => m.doctorCommand(ctx, o))));
 
   // The supervisor a deployment runs in, started by `apply` as a detached process; not for people.
+  // Its backend is named by the program-level `--backend` (before the command), the default one without it.
+  program.addOption(new Option('--backend <name>', 'backend of the supervisor').hideHelp());
   program
     .command('__supervise', { hidden: true })
     .argument('<dir>')
-    .action(async (dir: string) => set(import('./commands/lifecycle').then((m) => m.superviseCommand(dir))));
+    .action(async (dir: string) => set(import('./commands/lifecycle').then((m) => m.superviseCommand(dir, program.opts().backend as string | undefined))));
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -1,4 +1,4 @@
-// @mcl/cli as a library: the backend interface (also at '@mcl/cli/backend') and the command runner.
-export * from './backend';
+// @mcl/cli as a library: the backend interface (from '@mcl/plan/backend') and the command runner.
+export * from '@mcl/plan/backend';
 export { run } from './cli';
 export { ExitCode } from './exit';

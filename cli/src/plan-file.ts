@@ -1,20 +1,17 @@
-// Reading plan and state files, and the plan digest the CLI recomputes after
-// filling `prior_state`.
+// Reading plan and state files.
 
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalJson, validatePlan, validateState, type DeploymentState, type Plan } from '@mcl/plan';
+import { validatePlan, validateState, type DeploymentState, type Plan } from '@mcl/plan';
 import { CliError, ExitCode } from './exit';
 import { displayPath, readText } from './files';
 
-/** sha256 over the canonical JSON of the plan with `digests.plan` set to "" (see plan/src/types.ts). */
-export function computePlanDigest(plan: Plan): string {
-  const body = { ...plan, digests: { ...plan.digests, plan: '' } };
-  return createHash('sha256').update(canonicalJson(body)).digest('hex');
+export function readPlanFile(path: string, cwd: string): Plan {
+  return readPlanDocument(path, cwd).plan;
 }
 
-export function readPlanFile(path: string, cwd: string): Plan {
+/** The plan in a file and the file's text (what a plan signature covers). */
+export function readPlanDocument(path: string, cwd: string): { plan: Plan; text: string } {
   const text = readText(path, cwd, 'plan file');
   const shown = displayPath(cwd, path);
   const { plan, errors } = validatePlan(text);
@@ -28,7 +25,7 @@ export function readPlanFile(path: string, cwd: string): Plan {
       version ? undefined : 'Write plan files with `mclc plan --out FILE` and do not edit them.',
     );
   }
-  return plan;
+  return { plan, text };
 }
 
 export function defaultStatePath(root: string): string {

@@ -1,10 +1,10 @@
-// The KVM backend implements the interface mclc calls (cli/src/backend.ts).
+// The KVM backend implements the interface mclc calls (plan/src/backend.ts).
 // The assignment below is checked by the type checker (`npm run typecheck`);
 // the test checks the same at run time.
 
 import * as kvm from '@mcl/backend-kvm';
 import { describe, expect, it } from 'vitest';
-import { BACKEND_FUNCTIONS, type BackendModule } from '../src/backend';
+import { BACKEND_FUNCTIONS, type BackendModule } from '@mcl/plan/backend';
 
 const implementation: BackendModule = kvm;
 

@@ -1,16 +1,20 @@
 // The lifecycle commands against a fake backend module: option passing,
 // event and result output, and the mapping of backend failures to exit codes.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { prettyJson } from '@mcl/plan';
-import type { ApplyOptions, BackendEvent, BackendOptions, StatusReport } from '../src/backend';
+import { diffPlan, planDigest, prettyJson, type Plan } from '@mcl/plan';
+import { planChecks } from '@mcl/compiler';
+import type { ApplyOptions, BackendEvent, BackendOptions, StatusReport } from '@mcl/plan/backend';
 import { run } from '../src/cli';
-import { computePlanDigest } from '../src/plan-file';
-import { webstackPlan, stateOf } from '../../plan/test/fixtures';
+import { webstackPlan, stateOf, withDigests } from '../../plan/test/fixtures';
 import { captureContext } from './capture';
+import { signPlan, signaturePath, verifyPlanSignature } from '../src/signing';
+
+const REPO = join(__dirname, '..', '..');
 
 const calls: { fn: string; args: unknown[] }[] = [];
 let behaviour: 'ok' | 'stale' | 'locked' | 'failure' | 'usage' | 'crash' = 'ok';
@@ -103,14 +107,31 @@ vi.mock('@mcl/backend-kvm', () => ({
 const dir = mkdtempSync(join(tmpdir(), 'mclc-lifecycle-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function planFile(mutate?: (p: ReturnType<typeof webstackPlan>) => void): string {
+/**
+ * The fixture plan as the compiler would write it: its policy rules, the
+ * checks and resources the checker finds for them, and every digest (apply
+ * verifies them all).
+ */
+function checkedPlan(mutate?: (p: Plan) => void): Plan {
   const plan = webstackPlan();
+  // The fixture's labels let secret data reach the public tier; the checks must pass.
+  for (const i of plan.instances) delete i.label;
   mutate?.(plan);
-  plan.digests.plan = computePlanDigest(plan);
+  plan.policies = {
+    rules: [{ kind: 'exposed_only', scope: '', ports: [{ instance: 'web', port: 'http' }] }],
+    labels: { labels: ['internal', 'public', 'secret'], edges: [['public', 'internal'], ['internal', 'secret']] },
+  };
+  Object.assign(plan, planChecks(plan));
+  return withDigests(plan);
+}
+
+function writePlan(plan: Plan): string {
   const path = join(dir, `p${Math.random().toString(36).slice(2)}.plan`);
   writeFileSync(path, prettyJson(plan));
   return path;
 }
+
+const planFile = (mutate?: (p: Plan) => void): string => writePlan(checkedPlan(mutate));
 
 beforeEach(() => {
   calls.length = 0;
@@ -170,13 +191,31 @@ describe('apply', () => {
     if (kind !== 'crash') expect(ctx.stderr).toContain(`hint: hint for ${kind}`);
   });
 
+  it('refuses a stale plan before it prints what the plan would change', async () => {
+    const ws = mkdtempSync(join(dir, 'stale-'));
+    mkdirSync(join(ws, '.mcl'));
+    // The deployment matches the plan's instances, but its state moved on since the plan was made.
+    const state = stateOf(checkedPlan(), 5);
+    writeFileSync(join(ws, '.mcl', 'state.json'), prettyJson(state));
+    const path = planFile((p) => void (p.prior_state = { lineage: state.lineage, serial: 4 }));
+    // What apply printed before it refused the plan: its changes against a state it was not made for.
+    expect(diffPlan(state, JSON.parse(readFileSync(path, 'utf8'))).summary).toBe('No changes. The deployment matches the plan.');
+    const ctx = captureContext(dir);
+    expect(await run(['apply', path, '--root', ws], ctx)).toBe(6);
+    expect(ctx.stderr).toContain(`the plan was made against state ${state.lineage} serial 4, but the state is ${state.lineage} serial 5`);
+    expect(ctx.stderr).not.toContain('No changes');
+    expect(ctx.stderr).not.toContain('Applying');
+    expect(calls).toEqual([]);
+  });
+
   it('refuses a plan file that was edited after planning', async () => {
     const path = planFile();
     const text = (await import('node:fs')).readFileSync(path, 'utf8').replace('"replicas": 2', '"replicas": 9');
     writeFileSync(path, text);
     const ctx = captureContext(dir);
     expect(await run(['apply', path, '--root', dir], ctx)).toBe(1);
-    expect(ctx.stderr).toContain('the plan digest does not match its contents');
+    expect(ctx.stderr).toContain("the plan's digests do not match its contents; the file was changed after planning");
+    expect(ctx.stderr).toContain('digests.plan does not match the plan');
     expect(calls).toEqual([]);
   });
 
@@ -255,6 +294,145 @@ describe('status, logs, destroy, doctor', () => {
     expect(ctx.stdout).toContain('warn kvm: KVM hangs\n       hint: TCG is used');
     behaviour = 'failure';
     expect(await run(['doctor'], captureContext(dir))).toBe(5);
+  });
+});
+
+describe('what apply verifies about a plan', () => {
+  const keys = (name: string) => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const priv = join(dir, `${name}.pem`);
+    const pub = join(dir, `${name}.pub`);
+    writeFileSync(priv, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+    return { priv, pub };
+  };
+  const ci = keys('ci');
+  const other = keys('other');
+
+  /** A plan file signed as `mclc plan --sign-key` signs it. */
+  function signedPlanFile(key = ci.priv, mutate?: (p: Plan) => void): string {
+    const path = planFile(mutate);
+    writeFileSync(signaturePath(path), signPlan(readFileSync(path, 'utf8'), key, dir));
+    return path;
+  }
+
+  /** The database exposed on the host against `exposed only [web.http]`, every digest recomputed. */
+  const exposeDb = (p: Plan) => {
+    p.instances.find((i) => i.id === 'db')!.ports.find((x) => x.name === 'kv')!.exposed_on = 9000;
+    p.exposures.push({ host_port: 9000, transport: 'tcp', instance: 'db', port: 'kv', protocol: 'shop.Kv' });
+  };
+
+  it('refuses a plan edited with recomputed digests whose policy checks no longer hold (exit 3)', async () => {
+    const plan = checkedPlan();
+    exposeDb(plan);
+    const ctx = captureContext(dir);
+    expect(await run(['apply', writePlan(withDigests(plan)), '--root', dir], ctx)).toBe(3);
+    expect(ctx.stderr).toContain("the plan's policy checks do not hold for its own instances, channels and exposures");
+    expect(ctx.stderr).toContain('check exposure:exposed-only is recorded as pass but is fail: 1 exposure not in the list: db.kv on tcp 9000.');
+    expect(calls).toEqual([]);
+  });
+
+  it('refuses a plan whose recorded checks were edited to match (exit 3)', async () => {
+    const plan = checkedPlan();
+    exposeDb(plan);
+    // The attacker also records the failing check as passing and recomputes every digest.
+    Object.assign(plan, { checks: plan.checks.map((c) => (c.id === 'exposure' ? { ...c, summary: '2 exposures: tcp 8080 -> web.http, tcp 9000 -> db.kv.' } : c)) });
+    const ctx = captureContext(dir);
+    expect(await run(['apply', writePlan(withDigests(plan)), '--root', dir], ctx)).toBe(3);
+    expect(ctx.stderr).toContain('exposure:exposed-only is recorded as pass but is fail');
+    expect(calls).toEqual([]);
+  });
+
+  it('refuses a plan whose inner digests do not match, even with the plan digest recomputed (exit 1)', async () => {
+    const plan = checkedPlan();
+    plan.instances[0].memory_bytes *= 2;
+    plan.digests.plan = planDigest(plan);
+    const ctx = captureContext(dir);
+    expect(await run(['apply', writePlan(plan), '--root', dir], ctx)).toBe(1);
+    expect(ctx.stderr).toContain("the plan's digests do not match its contents");
+    expect(ctx.stderr).toContain('the digest of instance `app` does not match it');
+    expect(calls).toEqual([]);
+  });
+
+  it('applies a plan signed with the verifying key', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['apply', signedPlanFile(), '--root', dir, '--verify-key', ci.pub], ctx)).toBe(0);
+    expect(calls.map((c) => c.fn)).toEqual(['apply']);
+  });
+
+  it('refuses a signed plan changed after signing, even one the policy checks allow (a dropped rate limit)', async () => {
+    const path = signedPlanFile();
+    const plan = JSON.parse(readFileSync(path, 'utf8')) as Plan;
+    plan.channels[0].invariants.rate = null;
+    writeFileSync(path, prettyJson(withDigests(plan)));
+    const ctx = captureContext(dir);
+    expect(await run(['apply', path, '--root', dir, '--verify-key', ci.pub], ctx)).toBe(1);
+    expect(ctx.stderr).toContain('does not match its signature: the plan file was changed after it was signed');
+    expect(calls).toEqual([]);
+  });
+
+  it('refuses an unsigned plan when a key is required, by option or by MCL_PLAN_VERIFY_KEY', async () => {
+    const path = planFile();
+    const ctx = captureContext(dir);
+    expect(await run(['apply', path, '--root', dir, '--verify-key', ci.pub], ctx)).toBe(1);
+    expect(ctx.stderr).toContain('is not signed');
+    const ctx2 = captureContext(dir, { MCL_PLAN_VERIFY_KEY: ci.pub });
+    expect(await run(['apply', path, '--root', dir], ctx2)).toBe(1);
+    expect(ctx2.stderr).toContain('is not signed');
+    expect(calls).toEqual([]);
+  });
+
+  it('refuses a plan signed with another key', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['apply', signedPlanFile(other.priv), '--root', dir, '--verify-key', ci.pub], ctx)).toBe(1);
+    expect(ctx.stderr).toContain('was signed with another key');
+    expect(calls).toEqual([]);
+  });
+
+  it('signs with `mclc plan --out FILE --sign-key KEY`, and needs --out for it', async () => {
+    const out = join(dir, 'signed.plan');
+    const ws = join(REPO, 'examples', 'webstack');
+    const ctx = captureContext(dir);
+    expect(await run(['plan', ws, '--out', out, '--sign-key', ci.priv], ctx)).toBe(0);
+    expect(() => verifyPlanSignature(readFileSync(out, 'utf8'), out, ci.pub, dir)).not.toThrow();
+    expect(() => verifyPlanSignature(readFileSync(out, 'utf8'), out, other.pub, dir)).toThrow('signed with another key');
+    const ctx2 = captureContext(dir);
+    expect(await run(['plan', ws, '--sign-key', ci.priv], ctx2)).toBe(1);
+    expect(ctx2.stderr).toContain('--sign-key signs the plan file, so it needs --out FILE');
+    const ctx3 = captureContext(dir);
+    expect(await run(['plan', ws, '--out', join(dir, 'x.plan'), '--sign-key', ci.pub], ctx3)).toBe(1);
+    expect(ctx3.stderr).toContain('is not a PEM private key');
+  });
+});
+
+describe('the table of backends', () => {
+  it('refuses a plan for a backend this mclc does not include, naming those it does', async () => {
+    const ctx = captureContext(dir);
+    expect(await run(['apply', planFile((p) => void (p.target.backend = 'xen')), '--root', dir], ctx)).toBe(1);
+    expect(ctx.stderr).toContain('the plan targets the xen backend, which this mclc cannot deploy to');
+    expect(ctx.stderr).toContain('This mclc deploys with: kvm.');
+    expect(calls).toEqual([]);
+  });
+
+  it("acts on a deployment with the backend its state names", async () => {
+    const ws = mkdtempSync(join(dir, 'ws-'));
+    mkdirSync(join(ws, '.mcl'));
+    writeFileSync(join(ws, '.mcl', 'state.json'), prettyJson({ ...stateOf(webstackPlan(), 3), backend: 'xen' }));
+    const ctx = captureContext(dir);
+    expect(await run(['status', '--root', ws], ctx)).toBe(1);
+    expect(ctx.stderr).toContain('was made with the xen backend, which this mclc cannot deploy to');
+    expect(calls).toEqual([]);
+    writeFileSync(join(ws, '.mcl', 'state.json'), prettyJson(stateOf(webstackPlan(), 3)));
+    expect(await run(['status', '--root', ws], captureContext(dir))).toBe(0);
+    expect(calls.map((c) => c.fn)).toEqual(['status']);
+  });
+
+  it('starts the default backend\'s supervisor without naming it, and routes __supervise by --backend', async () => {
+    await run(['apply', planFile(), '--root', dir], captureContext(dir));
+    expect((calls[0].args[1] as ApplyOptions).supervisorCommand).not.toContain('--backend');
+    const ctx = captureContext(dir);
+    expect(await run(['--backend', 'xen', '__supervise', dir], ctx)).toBe(1);
+    expect(ctx.stderr).toContain('the xen backend, which this mclc cannot deploy to');
   });
 });
 

@@ -17,6 +17,8 @@ import { Systems } from './compose/systems';
 import { Ctx } from './context';
 import { checkPolicies } from './policy/index';
 import { PlanBuilder, labelOrder, type Body } from './plan/build';
+import { planPolicies } from './plan/policies';
+import type { PlanPolicies } from '@mcl/plan';
 import type { PolicyResult } from './policy/types';
 import type { SystemInfo } from './compose/systems';
 import { Loader, reportImportCycles } from './resolve/load';
@@ -102,7 +104,8 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
   // Checking several root systems (an editor workspace without `deploy`): each is elaborated and
   // policy-checked on its own; a plan needs exactly one root.
   const roots = sel.root ? [sel.root] : sel.roots!;
-  let planned: { root: SystemInfo; body: Body; policy: PolicyResult } | undefined;
+  let planned: { root: SystemInfo; body: Body; policy: PolicyResult; policies: PlanPolicies } | undefined;
+  const labelsInOrder = labelOrder(labels);
   for (const root of roots) {
     const anchor = sel.origin ?? { file: root.entry.module.file, span: root.entry.decl.name.span };
     const flat = builder.exclude(elaborate(root), options.exclude, anchor);
@@ -118,16 +121,16 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
       channels: body.channels,
       exposures: body.exposures,
       rules: flat.rules,
-      labels: labelOrder(labels),
+      labels: labelsInOrder,
       origins: body.origins,
     });
     ctx.addDiagnostics(policy.diagnostics);
     phaseHook?.('policy');
-    planned = { root, body, policy };
+    planned = { root, body, policy, policies: planPolicies(flat.rules, labelsInOrder) };
   }
   if (!sel.root || !planned || hasErrors(ctx.diagnostics) || options.emitPlan === false) return result();
-  const { root, body, policy } = planned;
-  const plan = builder.assemble(body, root.entry.qname, policy, options);
+  const { root, body, policy, policies } = planned;
+  const plan = builder.assemble(body, root.entry.qname, policy, policies, options);
   phaseHook?.('assemble+digests');
   return { ...result(), plan };
 }

@@ -6,7 +6,7 @@
 import type { Decl, Diagnostic, Ident, SourceFile, Span } from '@mcl/language';
 import type { CompilerHost, Program, SymbolInfo, SymbolKind } from './api';
 import { makeDiag, type DiagExtra } from './codes';
-import { sha256Hex } from './util/sha256';
+import { pureSha256, type Sha256 } from '@mcl/plan';
 
 export type DeclKind = 'type' | 'protocol' | 'component' | 'system' | 'image' | 'target';
 
@@ -57,7 +57,7 @@ export class Ctx {
   readonly programFiles = new Map<string, string>();
 
   /** Hex SHA-256 of a text: the host's native implementation when it offers one. */
-  readonly sha256: (text: string | readonly string[]) => string;
+  readonly sha256: Sha256;
 
   /**
    * @param indexing record symbols and references in `program` (the language
@@ -68,7 +68,7 @@ export class Ctx {
     readonly indexing: boolean,
   ) {
     const native = host.sha256;
-    this.sha256 = native ? (t) => native.call(host, t) : (t) => sha256Hex(typeof t === 'string' ? t : t.join(''));
+    this.sha256 = native ? (t) => native.call(host, t) : pureSha256;
   }
 
   /** Reports a diagnostic once (systems instantiated several times would otherwise repeat themselves). */

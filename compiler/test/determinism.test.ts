@@ -5,7 +5,7 @@
 import { describe, expect, test } from 'vitest';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { canonicalJson as planCanonical } from '@mcl/plan';
+import { canonicalJson as planCanonical, digestMismatches } from '@mcl/plan';
 import { compile, canonicalJson, planDigest } from '../src/index';
 import { NodeHost } from '../src/node-host';
 import { generateWorkspace } from '../bench/generate';
@@ -92,6 +92,7 @@ describe('determinism', () => {
     expect(plan.digests.invariants).toBe(sha(planCanonical({ checks: plan.checks, channels: plan.channels.map((c) => [c.id, c.invariants]) })));
     expect(plan.digests.plan).toBe(sha(planCanonical({ ...plan, digests: { ...plan.digests, plan: '' } })));
     expect(planDigest(plan)).toBe(plan.digests.plan);
+    expect(digestMismatches(plan)).toEqual([]);
     for (const i of plan.instances) {
       const { digest, ...rest } = i;
       expect(digest).toBe(sha(planCanonical(rest)));

@@ -1,16 +1,12 @@
-// Unit tests of the small pure pieces: SHA-256 against node:crypto, the order
-// automaton against a brute-force matcher, edit-distance suggestions, paths.
+// Unit tests of the small pure pieces: the order automaton against a
+// brute-force matcher, edit-distance suggestions, paths.
 
 import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
-import { createHash } from 'node:crypto';
 import type { OrderExpr } from '@mcl/language';
-import { sha256Hex } from '../src/util/sha256';
-import { compileOrder } from '../src/plan/dfa';
+import { compileOrder } from '../src/types/dfa';
 import { didYouMean, editDistance } from '../src/util/suggest';
 import { isSafeRelativePath, joinRelative, moduleFile, modulePathOfFile } from '../src/resolve/load';
-import { canonicalJson } from '../src/util/canonical';
-import { canonicalJson as planCanonical } from '@mcl/plan';
 
 const S = { start: 0, end: 0 };
 const op = (name: string): OrderExpr => ({ kind: 'OrderOp', name: { kind: 'Ident', name, span: S }, span: S });
@@ -65,35 +61,6 @@ function run(dfa: NonNullable<ReturnType<typeof compileOrder>>, word: string[]):
   }
   return dfa.accepting.includes(s);
 }
-
-describe('sha256', () => {
-  test('known vectors and random texts agree with node:crypto', () => {
-    expect(sha256Hex('')).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
-    expect(sha256Hex('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
-    fc.assert(
-      fc.property(fc.string({ unit: 'grapheme', maxLength: 300 }), (s) => {
-        expect(sha256Hex(s)).toBe(createHash('sha256').update(s, 'utf8').digest('hex'));
-      }),
-      { numRuns: 300, seed: 1 },
-    );
-    for (const n of [55, 56, 63, 64, 65, 119, 120, 1000]) {
-      const s = 'x'.repeat(n);
-      expect(sha256Hex(s)).toBe(createHash('sha256').update(s).digest('hex'));
-    }
-  });
-});
-
-describe('canonical JSON', () => {
-  test('agrees with @mcl/plan byte for byte', () => {
-    expect(canonicalJson(JSON.parse('{"__proto__":"","":false,"1":1}'))).toBe('{"":false,"1":1,"__proto__":""}');
-    fc.assert(
-      fc.property(fc.jsonValue(), (v) => {
-        expect(canonicalJson(v)).toBe(planCanonical(v));
-      }),
-      { numRuns: 500, seed: 7 },
-    );
-  });
-});
 
 describe('order automaton', () => {
   test('blob order: open write* close, repeated', () => {

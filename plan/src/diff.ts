@@ -2,7 +2,9 @@
 //
 // An instance is replaced when its digest changes: the digest covers every
 // field of the instance, and a backend forks a changed instance again rather
-// than patching a running guest. An instance with the same digest is updated
+// than patching a running guest. `diffInstances` is that rule, the one both
+// `mclc plan` (through `diffPlan`) and the backends' apply use, so what a plan
+// shows and what apply does cannot disagree. An instance with the same digest is updated
 // in place when only the broker's side of it changes (the operations or
 // invariants of a channel on one of its ports); otherwise it is left alone.
 // Reasons name the fields that changed, never their values, so they can be
@@ -85,6 +87,42 @@ export interface PlanChanges {
   summary: string;
 }
 
+export interface InstanceDiff {
+  create: string[];
+  replace: string[];
+  delete: string[];
+  keep: string[];
+}
+
+/**
+ * Compares running instances (id -> digest) with the plan's: an instance not
+ * running is created, one whose digest differs (or whose id is listed in
+ * `forceReplace`) is replaced, one with the same digest is kept, and a
+ * running one the plan lacks is deleted. Ids in `forceReplace` that are not
+ * in the plan are returned as `unknown` for the caller to reject. Every list
+ * is sorted.
+ */
+export function diffInstances(
+  running: ReadonlyMap<string, string>,
+  wanted: readonly PlanInstance[],
+  forceReplace: readonly string[] = [],
+): InstanceDiff & { unknown: string[] } {
+  const force = new Set(forceReplace);
+  const d: InstanceDiff & { unknown: string[] } = { create: [], replace: [], delete: [], keep: [], unknown: [] };
+  const wantedIds = new Set<string>();
+  for (const inst of wanted) {
+    wantedIds.add(inst.id);
+    const digest = running.get(inst.id);
+    if (digest === undefined) d.create.push(inst.id);
+    else if (digest !== inst.digest || force.has(inst.id)) d.replace.push(inst.id);
+    else d.keep.push(inst.id);
+  }
+  for (const id of running.keys()) if (!wantedIds.has(id)) d.delete.push(id);
+  for (const id of force) if (!wantedIds.has(id)) d.unknown.push(id);
+  for (const list of Object.values(d)) list.sort();
+  return d;
+}
+
 const byId = <T extends { id: string }>(xs: readonly T[]) => new Map(xs.map((x) => [x.id, x]));
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -108,11 +146,12 @@ export function changedInstanceFields(before: PlanInstance, after: PlanInstance)
   return out;
 }
 
-function instanceChange(before: PlanInstance | undefined, after: PlanInstance | undefined, rewired: string[]): InstanceChange {
+function instanceChange(before: PlanInstance | undefined, after: PlanInstance | undefined, replaced: boolean, rewired: string[]): InstanceChange {
   if (!before) return { id: after!.id, component: after!.component, action: 'create', changed_fields: [], reasons: ['not in the deployment'] };
   if (!after) return { id: before.id, component: before.component, action: 'delete', changed_fields: [], reasons: ['not in the plan'] };
-  const fields = changedInstanceFields(before, after);
-  if (fields.length > 0 || before.digest !== after.digest) {
+  if (replaced) {
+    // The fields only explain the replacement; the digests decide it.
+    const fields = changedInstanceFields(before, after);
     const reasons = fields.length ? fields.map((f) => `${f} changed`) : ['digest changed'];
     return { id: after.id, component: after.component, action: 'replace', changed_fields: fields, reasons };
   }
@@ -194,7 +233,8 @@ export function diffPlan(state: DeploymentState | null, plan: Plan): PlanChanges
       rewired.set(end, [...(rewired.get(end) ?? []), `channel ${c.id}: ${c.fields.join(', ')} changed`]);
     }
   }
-  const instances = ids.map((id) => instanceChange(before.get(id), after.get(id), rewired.get(id) ?? []));
+  const replaced = new Set(diffInstances(new Map([...before].map(([id, i]) => [id, i.digest])), plan.instances).replace);
+  const instances = ids.map((id) => instanceChange(before.get(id), after.get(id), replaced.has(id), rewired.get(id) ?? []));
   const counts = { create: 0, update: 0, replace: 0, delete: 0, no_op: 0 };
   for (const c of instances) counts[c.action === 'no-op' ? 'no_op' : c.action]++;
 

@@ -2,3 +2,6 @@ export * from './types';
 export * from './canonical';
 export * from './validate';
 export * from './diff';
+export * from './digest';
+export { sha256Hex } from './sha256';
+export * from './stale';

@@ -139,6 +139,19 @@ const defs: Record<string, S> = {
     committed_vcpus: int(),
   }),
   MessageSchema: { oneOf: messageSchemaVariants },
+  PlanPolicies: obj({
+    rules: arr(ref('PlanPolicyRule')),
+    labels: obj({ labels: arr(str()), edges: arr(arr(str())) }),
+  }),
+  PlanPolicyRule: {
+    oneOf: [
+      obj({ kind: { const: 'only' }, scope: str(), mode: en('from', 'through'), target: str(), sources: arr(str()) }),
+      obj({ kind: { const: 'no_path' }, scope: str(), from: str(), to: str() }),
+      obj({ kind: { const: 'exposed_only' }, scope: str(), ports: arr(obj({ instance: str(), port: str() })) }),
+      obj({ kind: { const: 'no_flow' }, scope: str(), label: str(), to: str() }),
+      obj({ kind: { const: 'budget' }, scope: str(), resource: en('memory', 'vcpus'), value: int(), raw: str() }),
+    ],
+  },
 };
 
 export const PLAN_SCHEMA_ID = 'https://mcl.dev/schemas/plan-1.0.json';
@@ -163,12 +176,13 @@ export const planSchema: S = {
     schemas: { type: 'object', additionalProperties: ref('MessageSchema') },
     checks: arr(ref('PlanCheck')),
     resources: ref('PlanResources'),
+    policies: ref('PlanPolicies'),
     prior_state: {
       type: ['object', 'null'],
       properties: { lineage: str(), serial: int() },
       required: ['lineage', 'serial'],
       additionalProperties: false,
     },
-  }),
+  }, ['policies']),
   $defs: defs,
 };

@@ -12,7 +12,8 @@
 //
 // Naming: JSON fields use snake_case, as in Terraform's machine-readable output.
 
-export const PLAN_FORMAT_VERSION = '1.0';
+/** 1.1 added `policies` (the rules the checks were computed from, so `apply` can check them again). */
+export const PLAN_FORMAT_VERSION = '1.1';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
@@ -45,6 +46,12 @@ export interface Plan {
   checks: PlanCheck[];
   /** Static resource estimate for the target host. */
   resources: PlanResources;
+  /**
+   * The policy rules and label order `checks` were computed from, so that
+   * `mclc apply` can run the checks again over the plan's own instances,
+   * channels and exposures (format 1.1; absent in 1.0 plans).
+   */
+  policies?: PlanPolicies;
   /**
    * The deployment state the plan was computed against (`mclc plan --state`), or null.
    * `apply` refuses the plan when the state's lineage or serial has changed since.
@@ -231,6 +238,25 @@ export interface PlanCheck {
   /** For a failure: the chain of instances and channels that breaks the invariant. */
   counterexample?: { instance?: string; channel?: string; note?: string }[];
 }
+
+export interface PlanPolicies {
+  /** Every `policy` rule of the deployed system and the systems in it, in the order the checker runs them. */
+  rules: PlanPolicyRule[];
+  /** The declared labels (sorted) and `lower < higher` pairs (not closed transitively). */
+  labels: { labels: string[]; edges: [string, string][] };
+}
+
+/**
+ * A policy rule as written, with `scope`, the instance-id prefix of the
+ * system that wrote it ("" for the root system): a name `x` in the rule means
+ * the instance `scope.x` (spec/policy.md).
+ */
+export type PlanPolicyRule =
+  | { kind: 'only'; scope: string; mode: 'from' | 'through'; target: string; sources: string[] }
+  | { kind: 'no_path'; scope: string; from: string; to: string }
+  | { kind: 'exposed_only'; scope: string; ports: { instance: string; port: string }[] }
+  | { kind: 'no_flow'; scope: string; label: string; to: string }
+  | { kind: 'budget'; scope: string; resource: 'memory' | 'vcpus'; value: number; raw: string };
 
 export interface PlanResources {
   /** Sum of template memory (each counted once: the shared, copy-on-write base). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { diffPlan } from '../src/diff';
+import { diffInstances, diffPlan } from '../src/diff';
 import { channel, instance, stateOf, webstackPlan } from './fixtures';
 
 describe('diffPlan', () => {
@@ -64,13 +64,13 @@ describe('diffPlan', () => {
     plan.exposures = [{ host_port: 8443, transport: 'tcp', instance: 'web', port: 'http', protocol: 'std.http.Http' }];
     plan.instances[0].label = 'secret';
     plan.instances[0].declassifies = [{ from: 'secret', to: 'internal' }];
+    plan.instances[0].digest = '6'.repeat(64);
     plan.channels[0].invariants.rate = null;
     const d = diffPlan(state, plan);
     expect(d.instances.find((i) => i.id === 'cache')!.action).toBe('delete');
     expect(d.summary).toBe('Plan: 0 to add, 1 to change, 1 to replace, 1 to destroy.');
     // db keeps running: only the broker's side of its channel changes.
     expect(d.instances.find((i) => i.id === 'db')).toMatchObject({ action: 'update', reasons: ['channel app.db->db.kv: rate changed'] });
-    // app changed fields but kept its digest in this hand-made plan: it is still reported.
     expect(d.instances.find((i) => i.id === 'app')!.action).toBe('replace');
     expect(d.security.channels_removed.map((c) => c.id)).toEqual(['app.cache->cache.kv']);
     expect(d.security.channels_changed).toEqual([{ id: 'app.db->db.kv', fields: ['rate'], loosened: true }]);
@@ -93,5 +93,23 @@ describe('diffPlan', () => {
       ['db', 'no-op'],
       ['web', 'update'],
     ]);
+  });
+});
+
+describe('the replace/keep rule', () => {
+  it('is the one a backend applies: the digests decide, the fields only explain', () => {
+    const plan = webstackPlan();
+    const state = stateOf(plan);
+    // app's fields differ but its digest does not (a hand-edited plan or state): kept by both.
+    plan.instances[0].memory_bytes *= 2;
+    // web's digest differs: replaced by both, whatever its fields.
+    plan.instances[2].digest = '5'.repeat(64);
+    plan.instances.push(instance('cache'));
+    state.instances.push(instance('old'));
+    const shown = diffPlan(state, plan);
+    const applied = diffInstances(new Map(state.instances.map((i) => [i.id, i.digest])), plan.instances);
+    const by = (a: string) => shown.instances.filter((i) => i.action === a).map((i) => i.id);
+    expect(applied).toEqual({ create: by('create'), replace: by('replace'), delete: by('delete'), keep: [...by('no-op'), ...by('update')].sort(), unknown: [] });
+    expect(applied).toMatchObject({ create: ['cache'], replace: ['web'], delete: ['old'], keep: ['app', 'db'] });
   });
 });

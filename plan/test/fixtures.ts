@@ -1,6 +1,7 @@
 // Hand-made plans and states for the plan package's tests: a small web stack
 // (web -> app -> db, web exposed on a host port) in the shape the compiler emits.
 
+import { imageDigest, instanceDigest, invariantsDigest, planDigest, sourcesDigest } from '../src/digest';
 import type { DeploymentState, Plan, PlanChannel, PlanInstance } from '../src/types';
 
 const D = (c: string) => c.repeat(64);
@@ -112,4 +113,13 @@ export function stateOf(plan: Plan, serial = 3): DeploymentState {
     channels: structuredClone(plan.channels),
     exposures: structuredClone(plan.exposures),
   };
+}
+
+/** The plan with every digest computed as the compiler computes it (plan/src/digest.ts). */
+export function withDigests(plan: Plan): Plan {
+  plan.images = plan.images.map((i) => ({ ...i, digest: imageDigest(i) }));
+  plan.instances = plan.instances.map((i) => ({ ...i, digest: instanceDigest(i) }));
+  plan.digests = { sources: sourcesDigest(plan.sources), invariants: invariantsDigest(plan.channels, plan.checks), plan: '' };
+  plan.digests.plan = planDigest(plan);
+  return plan;
 }

@@ -1,6 +1,6 @@
 // @mcl/backend-kvm: deploys a plan as copy-on-write QEMU clones whose channels
 // all pass through the broker. The lifecycle commands implement the CLI's
-// BackendModule (cli/src/backend.ts); the VM substrate is in ./vm and ./image.
+// BackendModule (plan/src/backend.ts); the VM substrate is in ./vm and ./image.
 
 export { apply, destroy, status, logs } from './lifecycle/commands';
 export { doctor } from './lifecycle/doctor';

@@ -8,7 +8,7 @@ import { cloneDirBase, Supervisor } from '../src/lifecycle/supervisor';
 import type { BackendEvent } from '../src/lifecycle/events';
 import { chan, FakeBroker, FakeRuntime, inst, plan } from './fixtures/fakes';
 import { parseSmapsRollup, parseStatCpuMs } from '../src/lifecycle/procfs';
-import { recordsDeployment, staleReason } from '../src/lifecycle/stale';
+import { recordsDeployment, staleReason } from '@mcl/plan';
 import type { DeploymentState, Plan } from '@mcl/plan';
 
 const webstackChannels = [

@@ -2,7 +2,8 @@
 // reads a plan file.
 
 import { relative, resolve } from 'node:path';
-import { diffPlan, prettyJson, type Plan } from '@mcl/plan';
+import { diffPlan, planDigest, prettyJson, type Plan } from '@mcl/plan';
+import { nativeSha256 } from '@mcl/compiler/node-host';
 import type { Diagnostic } from '@mcl/language';
 import { compileWorkspace, exitCodeFor, knownDiagnosticCodes, type CompileOutcome } from '../compile';
 import type { Context } from '../context';
@@ -12,10 +13,11 @@ import { dotToSvg, planToDot } from '../graph/dot';
 import { renderDiagnostics } from '../render/codeframe';
 import { diagnosticsDocument } from '../render/json';
 import { sarifDocument } from '../render/sarif';
-import { computePlanDigest, defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
+import { defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
 import { checkExposurePorts } from '../ports';
 import { renderChanges, renderChecks, renderPlan, renderResources } from '../plan-render';
 import { redactPlan } from '../redact';
+import { signPlan, signaturePath } from '../signing';
 import { MCLC_VERSION } from '../version';
 import { absoluteSourcePath, findRepoRoot, resolveWorkspace, toPosix, type Workspace } from '../workspace';
 
@@ -63,6 +65,7 @@ export async function validateCommand(ctx: Context, paths: string[], o: SourceOp
 
 export interface PlanOptions extends SourceOptions {
   out?: string;
+  signKey?: string;
   state?: string;
   json?: boolean;
   detailedExitcode?: boolean;
@@ -70,6 +73,7 @@ export interface PlanOptions extends SourceOptions {
 }
 
 export async function planCommand(ctx: Context, paths: string[], o: PlanOptions): Promise<ExitCodeValue> {
+  if (o.signKey && !o.out) throw new CliError('--sign-key signs the plan file, so it needs --out FILE', ExitCode.Invalid, 'Write the plan with `--out FILE --sign-key KEY`; the signature goes to FILE.sig.');
   const ws = resolveWorkspace(paths, { root: o.root, cwd: ctx.cwd });
   // The state is read first so that the compiler records it as the plan's prior_state inside the
   // digest it computes anyway (recomputing the digest of a large plan here cost as much again). An
@@ -111,7 +115,11 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
   let planFile: string | null = null;
   if (o.out) {
     planFile = resolve(ctx.cwd, o.out);
-    writeAtomic(planFile, prettyJson(plan), ctx.cwd);
+    const text = prettyJson(plan);
+    // Signed before anything is written, so a bad key leaves no unsigned plan behind.
+    const signature = o.signKey ? signPlan(text, resolve(ctx.cwd, o.signKey), ctx.cwd) : undefined;
+    writeAtomic(planFile, text, ctx.cwd);
+    if (signature !== undefined) writeAtomic(signaturePath(planFile), signature, ctx.cwd);
   }
   const shownPlanFile = planFile ? shownPath(ctx, planFile) : null;
   const shownState = state ? shownPath(ctx, statePath) : null;
@@ -175,7 +183,7 @@ function countsOf(d: { error_count: number; warning_count: number }) {
 export async function showCommand(ctx: Context, planFile: string, o: { json?: boolean }): Promise<ExitCodeValue> {
   const path = resolve(ctx.cwd, planFile);
   const plan = readPlanFile(path, ctx.cwd);
-  const digestOk = computePlanDigest(plan) === plan.digests.plan;
+  const digestOk = planDigest(plan, nativeSha256) === plan.digests.plan;
   if (!digestOk) ctx.err(`${ctx.errStyle.yellow('warning')}: the plan digest does not match its contents; the file was changed after planning\n`);
   const shown = redactPlan(plan);
   ctx.out(o.json ? prettyJson(shown) : renderPlan(shown, ctx.outStyle));

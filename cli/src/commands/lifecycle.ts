@@ -1,25 +1,22 @@
 // The lifecycle commands (apply, destroy, status, logs, doctor, and the hidden
-// __supervise) delegate to the backend behind cli/src/backend.ts. The backend
-// module is imported only when one of them runs, so compiling, planning and
-// formatting work even where the backend is missing or broken.
+// __supervise) delegate to a backend of the table in ../backends.ts through
+// the contract in plan/src/backend.ts: `apply` to the plan's target backend,
+// `destroy`, `status` and `logs` to the backend that made the deployment,
+// `doctor` to every backend.
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { diffPlan } from '@mcl/plan';
-import {
-  BACKEND_FUNCTIONS,
-  isBackendError,
-  type BackendEvent,
-  type BackendModule,
-  type BackendOptions,
-  type LogLine,
-  type StatusReport,
-} from '../backend';
+import { diffPlan, digestMismatches, staleReason, type Plan } from '@mcl/plan';
+import { recheckPlan } from '@mcl/compiler';
+import { nativeSha256 } from '@mcl/compiler/node-host';
+import { isBackendError, type BackendErrorKind, type BackendEvent, type BackendOptions, type DoctorCheck, type LogLine, type StatusReport } from '@mcl/plan/backend';
+import { BACKENDS, DEFAULT_BACKEND, backendRow, deploymentBackend, loadBackend, type BackendRow } from '../backends';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { formatBytes, plural } from '../io';
 import { displayPath } from '../files';
-import { computePlanDigest, defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
+import { defaultStatePath, readPlanDocument, readStateFile } from '../plan-file';
+import { verifyPlanSignature } from '../signing';
 import { lifecycleRoot } from '../workspace';
 
 export interface LifecycleOptions {
@@ -28,25 +25,6 @@ export interface LifecycleOptions {
   lockTimeout?: string;
   json?: boolean;
   verbose?: boolean;
-}
-
-/** Loads the backend module, checking that it has every function of the interface. */
-export async function loadBackend(): Promise<BackendModule> {
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import('@mcl/backend-kvm')) as Record<string, unknown>;
-  } catch (e) {
-    throw new CliError(
-      `the KVM backend could not be loaded: ${(e as Error).message.split('\n')[0]}`,
-      ExitCode.BackendFailure,
-      'Install the workspace dependencies (`npm ci`) and rebuild (`npm run build`).',
-    );
-  }
-  const missing = BACKEND_FUNCTIONS.filter((f) => typeof mod[f] !== 'function');
-  if (missing.length) {
-    throw new CliError(`the KVM backend in this build is incomplete: it does not provide ${missing.join(', ')}`, ExitCode.BackendFailure);
-  }
-  return mod as unknown as BackendModule;
 }
 
 /** Parses `500ms`, `30s`, `2min`, `1h` or a bare number of seconds into milliseconds. */
@@ -59,9 +37,14 @@ export function parseDuration(text: string, option: string): number {
   return Math.round(n * factor);
 }
 
-/** The command that starts the supervisor: this very program, however it was started. */
-export function supervisorCommand(): string[] {
-  return [process.execPath, ...process.execArgv, resolve(process.argv[1] ?? '')];
+/**
+ * The command that starts the supervisor: this very program, however it was
+ * started, naming the backend (`mclc --backend NAME __supervise DIR`) unless
+ * it is the default one.
+ */
+export function supervisorCommand(row: BackendRow = DEFAULT_BACKEND): string[] {
+  const backend = row === DEFAULT_BACKEND ? [] : ['--backend', row.name];
+  return [process.execPath, ...process.execArgv, resolve(process.argv[1] ?? ''), ...backend];
 }
 
 /** An AbortSignal fired by the first SIGINT or SIGTERM; a second one exits at once. */
@@ -83,19 +66,28 @@ export function interruptSignal(ctx: Context): { signal: AbortSignal; dispose():
   };
 }
 
-function backendOptions(ctx: Context, o: LifecycleOptions, signal: AbortSignal): BackendOptions {
+function deploymentPaths(ctx: Context, o: LifecycleOptions): { workspace: string; stateFile: string } {
   const workspace = lifecycleRoot(o.root, ctx.cwd);
+  return { workspace, stateFile: o.state ? resolve(ctx.cwd, o.state) : defaultStatePath(workspace) };
+}
+
+function backendOptions(ctx: Context, o: LifecycleOptions, signal: AbortSignal, row: BackendRow): BackendOptions {
   return {
-    workspace,
-    stateFile: o.state ? resolve(ctx.cwd, o.state) : defaultStatePath(workspace),
+    ...deploymentPaths(ctx, o),
     lockTimeoutMs: o.lockTimeout ? parseDuration(o.lockTimeout, '--lock-timeout') : 0,
-    supervisorCommand: supervisorCommand(),
+    supervisorCommand: supervisorCommand(row),
     signal,
     automation: ctx.automation,
   };
 }
 
-const EXIT_FOR_KIND = { failure: ExitCode.BackendFailure, stale: ExitCode.StaleOrLocked, locked: ExitCode.StaleOrLocked, usage: ExitCode.Invalid } as const;
+/** The backend that made the deployment `o` names (the default one when nothing is deployed there). */
+function deployedWith(ctx: Context, o: LifecycleOptions): BackendRow {
+  return deploymentBackend(deploymentPaths(ctx, o).stateFile);
+}
+
+/** Every kind of the contract has its exit code (a kind added there is a type error here until it has one). */
+const EXIT_FOR_KIND: Record<BackendErrorKind, ExitCodeValue> = { failure: ExitCode.BackendFailure, stale: ExitCode.StaleOrLocked, locked: ExitCode.StaleOrLocked, usage: ExitCode.Invalid };
 
 /** Runs a backend call, turning its failures into exit codes and messages. */
 async function guarded(ctx: Context, json: boolean, body: () => Promise<ExitCodeValue>): Promise<ExitCodeValue> {
@@ -136,26 +128,45 @@ function eventPrinter(ctx: Context, o: LifecycleOptions): (ev: BackendEvent) => 
   };
 }
 
+/**
+ * Everything `apply` checks about a plan before a backend sees it: its
+ * signature when a verifying key is given, every digest against what it
+ * covers, and the policy checks run again over the plan's own instances,
+ * channels and exposures (a plan's digests can be recomputed after an edit,
+ * its checks cannot be made to pass). Throws what does not hold.
+ */
+function verifyPlan(ctx: Context, plan: Plan, text: string, path: string, verifyKey: string | undefined): void {
+  const shown = displayPath(ctx.cwd, path);
+  if (verifyKey) verifyPlanSignature(text, path, resolve(ctx.cwd, verifyKey), ctx.cwd);
+  const list = (items: string[]) => items.slice(0, 10).map((p) => `\n  ${p}`).join('') + (items.length > 10 ? `\n  ... and ${items.length - 10} more` : '');
+  const digests = digestMismatches(plan, nativeSha256);
+  if (digests.length) {
+    const what = digests[0] === 'digests.plan does not match the plan' && digests.length === 1 ? 'the plan digest does not match its contents' : "the plan's digests do not match its contents";
+    throw new CliError(`${shown}: ${what}; the file was changed after planning:${list(digests)}`, ExitCode.Invalid, 'Plan again with `mclc plan --out FILE`; plan files must not be edited.');
+  }
+  const problems = recheckPlan(plan);
+  if (problems.length) {
+    throw new CliError(
+      `${shown}: the plan's policy checks do not hold for its own instances, channels and exposures; it was edited after planning:${list(problems)}`,
+      plan.policies ? ExitCode.PolicyViolated : ExitCode.Invalid,
+      'Plan again from the reviewed sources with `mclc plan --out FILE` and apply that plan.',
+    );
+  }
+}
+
 export async function applyCommand(
   ctx: Context,
   planFile: string,
-  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string },
+  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; verifyKey?: string },
 ): Promise<ExitCodeValue> {
-  const plan = readPlanFile(resolve(ctx.cwd, planFile), ctx.cwd);
-  if (computePlanDigest(plan) !== plan.digests.plan) {
-    throw new CliError(
-      `${planFile}: the plan digest does not match its contents; the file was changed after planning`,
-      ExitCode.Invalid,
-      'Plan again with `mclc plan --out FILE`; plan files must not be edited.',
-    );
-  }
-  if (plan.target.backend !== 'kvm') {
-    throw new CliError(`the plan targets the ${plan.target.backend} backend, which this mclc cannot apply`, ExitCode.Invalid, 'Plan for a target with `backend kvm`.');
-  }
-  const backend = await loadBackend();
+  const path = resolve(ctx.cwd, planFile);
+  const { plan, text } = readPlanDocument(path, ctx.cwd);
+  verifyPlan(ctx, plan, text, path, o.verifyKey ?? (ctx.env.MCL_PLAN_VERIFY_KEY || undefined));
+  const row = backendRow(plan.target.backend, 'the plan targets');
+  const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);
   try {
-    const opts = backendOptions(ctx, o, interrupt.signal);
+    const opts = backendOptions(ctx, o, interrupt.signal, row);
     // The deployment's state lives in the workspace; a plan applied from elsewhere starts a second deployment.
     const sources = plan.sources.filter((src) => !src.path.startsWith('std:'));
     if (sources.length && !sources.some((src) => existsSync(join(opts.workspace, src.path)))) {
@@ -165,9 +176,13 @@ export async function applyCommand(
       );
     }
     if (!o.json) {
-      const state = readStateFile(opts.stateFile, ctx.cwd, false);
-      const changes = diffPlan(state ?? null, plan);
-      ctx.err(`Applying ${plan.system} to ${displayPath(ctx.cwd, opts.workspace)}: ${changes.summary}\n`);
+      const state = readStateFile(opts.stateFile, ctx.cwd, false) ?? null;
+      // A stale plan is refused before its changes are shown: they are computed against a state the
+      // plan was not made for, so "No changes" there would be wrong. The backend decides again under
+      // its lock, where the state cannot change underneath.
+      const stale = staleReason(plan, state);
+      if (stale) throw new CliError(stale.message, ExitCode.StaleOrLocked, stale.hint);
+      ctx.err(`Applying ${plan.system} to ${displayPath(ctx.cwd, opts.workspace)}: ${diffPlan(state, plan).summary}\n`);
     }
     return await guarded(ctx, !!o.json, async () => {
       const result = await backend.apply(
@@ -197,10 +212,11 @@ export async function applyCommand(
 }
 
 export async function destroyCommand(ctx: Context, o: LifecycleOptions): Promise<ExitCodeValue> {
-  const backend = await loadBackend();
+  const row = deployedWith(ctx, o);
+  const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);
   try {
-    const opts = backendOptions(ctx, o, interrupt.signal);
+    const opts = backendOptions(ctx, o, interrupt.signal, row);
     return await guarded(ctx, !!o.json, async () => {
       const result = await backend.destroy(opts, eventPrinter(ctx, o));
       if (o.json) ctx.out(JSON.stringify({ '@timestamp': new Date().toISOString(), type: 'result', ...result, state: result.state && { lineage: result.state.lineage, serial: result.state.serial } }) + '\n');
@@ -271,10 +287,11 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
 }
 
 export async function statusCommand(ctx: Context, o: LifecycleOptions): Promise<ExitCodeValue> {
-  const backend = await loadBackend();
+  const row = deployedWith(ctx, o);
+  const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);
   try {
-    const opts = backendOptions(ctx, o, interrupt.signal);
+    const opts = backendOptions(ctx, o, interrupt.signal, row);
     return await guarded(ctx, !!o.json, async () => {
       const report = await backend.status(opts);
       ctx.out(o.json ? JSON.stringify({ format_version: '1.0', ...report }, null, 2) + '\n' : renderStatus(report, ctx));
@@ -297,10 +314,11 @@ export async function logsCommand(
   };
   const tail = intOpt(o.tail, '--tail');
   const clone = intOpt(o.clone, '--clone');
-  const backend = await loadBackend();
+  const row = deployedWith(ctx, o);
+  const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);
   try {
-    const opts = backendOptions(ctx, o, interrupt.signal);
+    const opts = backendOptions(ctx, o, interrupt.signal, row);
     return await guarded(ctx, !!o.json, async () => {
       const s = ctx.outStyle;
       await backend.logs(instance, { ...opts, follow: !!o.follow, tail, clone }, (line: LogLine) => {
@@ -315,9 +333,11 @@ export async function logsCommand(
 }
 
 export async function doctorCommand(ctx: Context, o: { json?: boolean }): Promise<ExitCodeValue> {
-  const backend = await loadBackend();
+  const backends = await Promise.all(BACKENDS.map(loadBackend));
   return guarded(ctx, !!o.json, async () => {
-    const report = await backend.doctor();
+    const checks: DoctorCheck[] = [];
+    for (const backend of backends) checks.push(...(await backend.doctor()).checks);
+    const report = { checks };
     const failed = report.checks.some((c) => c.status === 'fail');
     if (o.json) ctx.out(JSON.stringify({ format_version: '1.0', ok: !failed, ...report }, null, 2) + '\n');
     else {
@@ -333,8 +353,8 @@ export async function doctorCommand(ctx: Context, o: { json?: boolean }): Promis
   });
 }
 
-export async function superviseCommand(dir: string): Promise<ExitCodeValue> {
-  const backend = await loadBackend();
+export async function superviseCommand(dir: string, backendName?: string): Promise<ExitCodeValue> {
+  const backend = await loadBackend(backendName === undefined ? DEFAULT_BACKEND : backendRow(backendName, '__supervise was asked for'));
   await backend.runSupervisor(resolve(dir));
   return ExitCode.Ok;
 }

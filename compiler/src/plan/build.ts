@@ -6,6 +6,13 @@
 import type { Span } from '@mcl/language';
 import {
   PLAN_FORMAT_VERSION,
+  canonicalJson,
+  imageDigest,
+  instanceDigest,
+  instanceJsonWithDigest,
+  invariantsDigest,
+  planDigest,
+  sourcesDigest,
   type JsonValue,
   type MessageSchema,
   type Plan,
@@ -14,6 +21,7 @@ import {
   type PlanImage,
   type PlanInstance,
   type PlanOperation,
+  type PlanPolicies,
   type PlanTarget,
   type PlanTemplate,
 } from '@mcl/plan';
@@ -24,8 +32,7 @@ import type { Flat, FlatChannel, FlatInstance } from '../compose/elaborate';
 import type { PolicyInput, PolicyResult, SourceRef } from '../policy/types';
 import type { ProtocolInfo } from '../types/protocols';
 import type { Types } from '../types/types';
-import { canonicalJson } from '../util/canonical';
-import { compileOrder } from './dfa';
+import { compileOrder } from '../types/dfa';
 import { buildProgram, type ProgramSpec } from './program';
 
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -153,7 +160,7 @@ export class PlanBuilder {
       if (!have) {
         const info = this.components.image(e);
         const img: Omit<PlanImage, 'digest'> = { name, base: info.base, kernel: info.kernel, modules: info.modules, files: [] };
-        images.set(name, { entry: e, image: { ...img, digest: this.ctx.sha256(canonicalJson(img)) } });
+        images.set(name, { entry: e, image: { ...img, digest: imageDigest(img, this.ctx.sha256) } });
       }
       return name;
     };
@@ -275,9 +282,9 @@ export class PlanBuilder {
       };
       if (digests) {
         const json = this.types.sawIndexKey ? canonicalJson(pi) : JSON.stringify(pi);
-        const digest = this.ctx.sha256(json);
+        const digest = instanceDigest(pi, this.ctx.sha256, json);
         instances.push({ ...pi, digest });
-        instanceJson.set(fi.id, withDigest(json, digest));
+        instanceJson.set(fi.id, instanceJsonWithDigest(json, digest));
       } else instances.push({ ...pi, digest: '' });
       origins.instances[fi.id] = { file: fi.module.file, span: inst.decl.span };
       if (inst.labelSpan) {
@@ -367,7 +374,7 @@ export class PlanBuilder {
   }
 
   /** Assembles the final plan with digests. */
-  assemble(body: Body, rootQname: string, policy: PolicyResult, options: CompileOptions): Plan {
+  assemble(body: Body, rootQname: string, policy: PolicyResult, policies: PlanPolicies, options: CompileOptions): Plan {
     const sources = [...this.ctx.program.texts.entries(), ...this.ctx.programFiles.entries()]
       .map(([path, text]) => ({ path, sha256: this.ctx.sha256(text) }))
       .sort((a, b) => byString(a.path, b.path));
@@ -388,16 +395,15 @@ export class PlanBuilder {
       schemas: body.schemas,
       checks,
       resources: policy.resources,
+      policies,
       prior_state: options.priorState ? { lineage: options.priorState.lineage, serial: options.priorState.serial } : null,
     };
-    plan.digests.sources = this.ctx.sha256(canonicalJson(uniqueSources.map((s) => [s.path, s.sha256])));
-    // Channels and their invariants are built in canonical key order (operation names, the only
-    // user-chosen keys, are identifiers), so the native serialiser gives their canonical JSON.
-    const channelJson = body.channels.map((c) => JSON.stringify(c));
-    plan.digests.invariants = this.ctx.sha256(
-      `{"channels":[${body.channels.map((c) => `[${JSON.stringify(c.id)},${JSON.stringify(c.invariants)}]`).join(',')}],"checks":${canonicalJson(checks)}}`,
-    );
-    plan.digests.plan = this.ctx.sha256(planJsonParts(plan, body.instanceJson, channelJson));
+    plan.digests.sources = sourcesDigest(uniqueSources, this.ctx.sha256);
+    plan.digests.invariants = invariantsDigest(body.channels, checks, this.ctx.sha256);
+    // Channels are built in canonical key order (operation names, the only user-chosen keys, are
+    // identifiers), so the native serialiser gives their canonical JSON.
+    const channels = body.channels.map((c) => JSON.stringify(c));
+    plan.digests.plan = planDigest(plan, this.ctx.sha256, { instances: body.instanceJson, channels });
     return plan;
   }
 }
@@ -410,74 +416,3 @@ export function labelOrder(labels: LabelInfo): PolicyInput['labels'] {
   }
   return { labels: [...labels.labels].sort(), edges: labels.edges.map(([a, b]) => [a, b] as [string, string]), declaredAt };
 }
-
-/**
- * Inserts `"digest":"<hex>"` into the canonical JSON of an instance without
- * its digest. Keys are sorted, so `digest` goes right before the top-level
- * `"id"` key (after `component` and `declassifies`, neither of which can
- * contain `,"id":` unescaped: a string's quotes are escaped, and declassify
- * entries only have `from` and `to`).
- */
-function withDigest(json: string, digest: string): string {
-  const at = json.indexOf(',"id":');
-  return at < 0 ? json : `${json.slice(0, at)},"digest":"${digest}"${json.slice(at)}`;
-}
-
-/**
- * Canonical JSON of the plan in pieces whose concatenation is the whole,
- * reusing the instances' canonical JSON computed for their digests (they are
- * most of a large plan). `"instances":[]` can only occur once as a key: quotes
- * inside strings are escaped.
- *
- * The plan's JSON is only hashed here, so it is never built as one string: for
- * 10,000 instances that string is 14 MB, and joining, flattening and encoding
- * it (each on fresh pages of memory) took about 130 ms, against about 50 for
- * hashing pieces of about 64 KiB.
- */
-export function planJsonParts(plan: Plan, instanceJson: Map<string, string>, channelJson: string[]): string[] {
-  if (plan.instances.some((i) => !instanceJson.has(i.id))) return [canonicalJson(plan)];
-  const shell = canonicalJson({ ...plan, channels: [], instances: [] });
-  // `channels` is the first key of the plan in canonical order.
-  const head = '{"channels":[]';
-  const at = shell.indexOf('"instances":[]');
-  if (at < 0 || !shell.startsWith(head)) return [canonicalJson(plan)];
-  const out = new Chunks();
-  out.add('{"channels":[');
-  out.list(channelJson);
-  out.add(`]${shell.slice(head.length, at)}"instances":[`);
-  out.list(plan.instances.map((i) => instanceJson.get(i.id)!));
-  out.add(`]${shell.slice(at + 14)}`);
-  return out.done();
-}
-
-/** Collects strings into pieces of at least CHUNK characters each. */
-class Chunks {
-  private readonly chunks: string[] = [];
-  private pending: string[] = [];
-  private length = 0;
-
-  add(s: string): void {
-    this.pending.push(s);
-    this.length += s.length;
-    if (this.length >= CHUNK) this.flush();
-  }
-
-  /** The items, comma-separated. */
-  list(items: readonly string[]): void {
-    for (let i = 0; i < items.length; i++) this.add(i === 0 ? items[i] : `,${items[i]}`);
-  }
-
-  done(): string[] {
-    this.flush();
-    return this.chunks;
-  }
-
-  private flush(): void {
-    if (this.pending.length) this.chunks.push(this.pending.join(''));
-    this.pending = [];
-    this.length = 0;
-  }
-}
-
-const CHUNK = 64 * 1024;
-

@@ -4,7 +4,7 @@
 import type { Operation, OrderExpr, ProtocolDecl, TypeExpr } from '@mcl/language';
 import type { MessageSchema } from '@mcl/plan';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
-import { compileOrder } from '../plan/dfa';
+import { compileOrder } from './dfa';
 import { didYouMean } from '../util/suggest';
 import { Types, type RType } from './types';
 

@@ -1,4 +1,4 @@
-// The lifecycle commands as the CLI calls them (cli/src/backend.ts): apply,
+// The lifecycle commands as the CLI calls them (plan/src/backend.ts): apply,
 // destroy, status, logs, doctor. They run in the `mclc` process, hold the
 // state lock while they change the deployment, and talk to the deployment's
 // supervisor over its control socket.
@@ -10,7 +10,7 @@ import { STATE_FORMAT_VERSION, type DeploymentState, type JsonValue, type Plan }
 import { acquireLock, describeHolder, emptyState, readState, StateError, writeState, type StateLock } from '@mcl/plan/state-store';
 import { callControl } from './control';
 import { BackendFailure } from './errors';
-import { staleReason } from './stale';
+import { staleReason } from '@mcl/plan';
 import type {
   ApplyOptions,
   ApplyResult,

@@ -1,45 +1,17 @@
 // What an apply must do, computed from what runs and what the plan wants.
 //
-// Instances are compared by their plan digest: the compiler folds everything
-// that reaches the guest (component, template, params, program, ports) into
-// it, so an unchanged digest means the running clones are still right and are
-// left alone. Start order follows the channels: a provider starts before the
-// instances that require it, so a requirer's first call finds its peer up.
+// Instances are compared by their plan digest (`diffInstances` of @mcl/plan):
+// the compiler folds everything that reaches the guest (component, template,
+// params, program, ports) into it, so an unchanged digest means the running
+// clones are still right and are left alone. Start order follows the
+// channels: a provider starts before the instances that require it, so a
+// requirer's first call finds its peer up.
 
-import type { PlanChannel, PlanInstance } from '@mcl/plan';
+import type { PlanChannel } from '@mcl/plan';
 
-export interface InstanceDiff {
-  create: string[];
-  replace: string[];
-  delete: string[];
-  keep: string[];
-}
-
-/**
- * Compares running instances (id -> digest) with the plan's. Ids listed in
- * `forceReplace` are replaced even when unchanged; ids there that are not in
- * the plan are returned as `unknown` for the caller to reject.
- */
-export function diffInstances(
-  running: ReadonlyMap<string, string>,
-  wanted: readonly PlanInstance[],
-  forceReplace: readonly string[] = [],
-): InstanceDiff & { unknown: string[] } {
-  const force = new Set(forceReplace);
-  const d: InstanceDiff & { unknown: string[] } = { create: [], replace: [], delete: [], keep: [], unknown: [] };
-  const wantedIds = new Set<string>();
-  for (const inst of wanted) {
-    wantedIds.add(inst.id);
-    const digest = running.get(inst.id);
-    if (digest === undefined) d.create.push(inst.id);
-    else if (digest !== inst.digest || force.has(inst.id)) d.replace.push(inst.id);
-    else d.keep.push(inst.id);
-  }
-  for (const id of running.keys()) if (!wantedIds.has(id)) d.delete.push(id);
-  for (const id of force) if (!wantedIds.has(id)) d.unknown.push(id);
-  for (const list of Object.values(d)) list.sort();
-  return d;
-}
+// Which instances an apply creates, replaces, keeps or deletes is the plan
+// format's rule, the same `mclc plan` shows.
+export { diffInstances, type InstanceDiff } from '@mcl/plan';
 
 /**
  * Groups instance ids into layers: every instance comes after the providers it

@@ -1,8 +1,10 @@
 // Expected failures of the lifecycle commands. The CLI recognises them by
-// their string `kind` (cli/src/backend.ts) and maps it to an exit code; the
+// their string `kind` (@mcl/plan/backend) and maps it to an exit code; the
 // message says what went wrong and the hint how to get past it.
 
-export type BackendErrorKind = 'failure' | 'stale' | 'locked' | 'usage';
+import type { BackendErrorKind } from '@mcl/plan/backend';
+
+export type { BackendErrorKind };
 
 export class BackendFailure extends Error {
   readonly kind: BackendErrorKind;

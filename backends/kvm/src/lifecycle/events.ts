@@ -1,6 +1,5 @@
-// Progress events and the report types of the lifecycle commands. These
-// mirror cli/src/backend.ts, the interface `mclc` calls; they are imported
-// from there as types only, so the backend has no runtime dependency on the CLI.
+// Progress events and the report types of the lifecycle commands, from the
+// backend contract `mclc` calls (@mcl/plan/backend).
 
 export type {
   ApplyOptions,
@@ -22,4 +21,4 @@ export type {
   LogsOptions,
   StatusReport,
   ViolationRecord,
-} from '../../../../cli/src/backend';
+} from '@mcl/plan/backend';

@@ -6,12 +6,13 @@
 // when the backend is missing or broken. The module must export the functions
 // of `BackendModule` below as named exports (backends/kvm/src/index.ts).
 //
-// A backend implements this file exactly; it may import the types with
-// `import type { ... } from '@mcl/cli/backend'` (type-only, so there is no
-// runtime dependency from the backend on the CLI).
+// The contract lives in @mcl/plan (as `@mcl/plan/backend`), between the CLI
+// and the backends, so a backend implements it without depending on the CLI.
 //
 // Division of work:
-// - The CLI parses options, validates the plan file with `validatePlan` before
+// - The CLI parses options, validates the plan file with `validatePlan` and
+//   verifies it (its signature when required, every digest, the policy checks
+//   run again over the plan itself; spec/cli.md, "What apply verifies") before
 //   calling `apply`, renders events and reports for people (or prints them as
 //   JSON), redacts sensitive parameters, and maps failures to exit codes.
 // - The backend owns the state file (reading under the lock, writing
@@ -278,22 +279,23 @@ export interface DoctorReport {
 // ---------------------------------------------------------------------------
 // Failures
 
-export type BackendErrorKind =
-  /** The backend could not do what was asked (QEMU failed, a guest never became ready...): exit code 5. */
-  | 'failure'
-  /** The plan was made against another state than the current one (its prior_state does not match, or it was made with no state and the state now records a deployment), or the state is another backend's: exit code 6. */
-  | 'stale'
-  /** Another process holds the state lock past `lockTimeoutMs`: exit code 6. The message names the holder (pid, since). */
-  | 'locked'
-  /** Bad request: an unknown instance for `logs`, an unknown `--replace` id: exit code 1. */
-  | 'usage';
+/**
+ * The kinds of expected failure, and the exit code each gets:
+ * - `failure`: the backend could not do what was asked (QEMU failed, a guest never became ready...): exit code 5.
+ * - `stale`: the plan was made against another state than the current one (its prior_state does not match, or it was made with no state and the state now records a deployment), or the state is another backend's: exit code 6.
+ * - `locked`: another process holds the state lock past `lockTimeoutMs`: exit code 6. The message names the holder (pid, since).
+ * - `usage`: bad request: an unknown instance for `logs`, an unknown `--replace` id: exit code 1.
+ */
+export const BACKEND_ERROR_KINDS = ['failure', 'stale', 'locked', 'usage'] as const;
+
+export type BackendErrorKind = (typeof BACKEND_ERROR_KINDS)[number];
 
 export interface BackendError extends Error {
   kind: BackendErrorKind;
   hint?: string;
 }
 
-const ERROR_KINDS: readonly string[] = ['failure', 'stale', 'locked', 'usage'];
+const ERROR_KINDS: readonly string[] = BACKEND_ERROR_KINDS;
 
 /** True for an expected backend failure (see `BackendError`), whatever class it was built with. */
 export function isBackendError(e: unknown): e is BackendError {
@@ -319,4 +321,5 @@ export interface BackendModule {
   runSupervisor(dir: string): Promise<void>;
 }
 
-export const BACKEND_FUNCTIONS = ['apply', 'destroy', 'status', 'logs', 'doctor', 'runSupervisor'] as const;
+/** The functions a backend module exports (checked when the CLI loads it). */
+export const BACKEND_FUNCTIONS = ['apply', 'destroy', 'status', 'logs', 'doctor', 'runSupervisor'] as const satisfies readonly (keyof BackendModule)[];

@@ -3,7 +3,7 @@
 // it would silently undo whatever changed in between (someone else's apply),
 // so apply refuses it as `stale`, like Terraform's "Saved plan is stale".
 
-import type { DeploymentState, Plan } from '@mcl/plan';
+import type { DeploymentState, Plan } from './types';
 
 export interface StaleReason {
   message: string;
