@@ -118,6 +118,7 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
       channels: body.channels,
       exposures: body.exposures,
       rules: flat.rules,
+      exports: flat.exports,
       labels: labelOrder(labels),
       origins: body.origins,
     });

@@ -92,6 +92,7 @@ export class PlanBuilder {
       channels,
       exposures: flat.exposures.filter((x) => !gone(x.instance)),
       rules: flat.rules,
+      exports: flat.exports,
     };
   }
 
