@@ -387,7 +387,7 @@ export function checkExposedOnly(ctx: Context, sr: ScopedRule, rule: ExposedOnly
 function exposedOnlyHint(ctx: Context, scope: string, x: PlanExposure): string {
   const prefix = scope === '' ? '' : `${scope}.`;
   const rest = x.instance.slice(prefix.length);
-  if (!rest.includes('.')) return `Remove the exposure of \`${x.instance}.${x.port}\`, or add \`${rest}.${x.port}\` to the list.`;
+  if (!rest.includes('.')) return `Remove the exposure of \`${x.instance}.${x.port}\`, or add it to the list.`;
   // The outermost export of the scope's direct child that leads to this port.
   const child = `${prefix}${rest.slice(0, rest.indexOf('.'))}`;
   const exports = ctx.input.exports ?? {};
