@@ -39,3 +39,26 @@ system Root {
     expect(compileText(source('site.api, site.console')).diagnostics).toEqual([]);
   });
 });
+
+describe('labels declared in another module', () => {
+  const main = `
+import std.kv.{Kv}
+component Db { memory 64MiB label secret provide kv: Kv ${PROGRAM} }
+component App { memory 64MiB require db: Kv ${PROGRAM} }
+system S {
+  app = App
+  db = Db
+  connect app.db -> db.kv
+}
+`;
+
+  it('do not lift the constraint off unlabelled instances', () => {
+    expect(codes(compileText(main))).toEqual(['MCL0507']);
+    // A module that is not rooted at `public` leaves the order without a least label.
+    const r = compileText(main, { 'tenants.mcl': 'labels { tenant < tenant_secret }\n' }, { entries: ['main.mcl', 'tenants.mcl'] });
+    expect(codes(r)).toEqual(['MCL0507']);
+    expect(r.diagnostics[0].message).toBe(
+      'Data labelled `secret` reaches `app`, which is unlabelled (so at the bottom: it may receive only minimal labels): db -> app.',
+    );
+  });
+});

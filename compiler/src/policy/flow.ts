@@ -36,6 +36,8 @@ export interface LabelOrderInfo {
   leq: Uint8Array;
   /** The least label, when the order has one. */
   bottom: number | undefined;
+  /** minimal[l] = 1 when no label is strictly below l (every label, with a least label, is above the one minimal label). */
+  minimal: Uint8Array;
 }
 
 export function buildLabelOrder(ctx: Context): LabelOrderInfo {
@@ -70,8 +72,13 @@ export function buildLabelOrder(ctx: Context): LabelOrderInfo {
     for (let x = 0; x < L && least; x++) if (!leq[b * L + x]) least = false;
     if (least) bottom = b;
   }
+  const minimal = new Uint8Array(L);
+  for (let m = 0; m < L; m++) {
+    minimal[m] = 1;
+    for (let x = 0; x < L && minimal[m]; x++) if (x !== m && leq[x * L + m] && !leq[m * L + x]) minimal[m] = 0;
+  }
   checkLabelCycles(ctx, labels, adj);
-  return { labels, index, leq, bottom };
+  return { labels, index, leq, bottom, minimal };
 }
 
 /** Reports every cycle of the declared order (`a < b < a`) at the declaration of its first label. */
@@ -134,9 +141,16 @@ function checkLabelCycles(ctx: Context, labels: string[], adj: number[][]): void
   });
 }
 
+/**
+ * `FlowResult.own` of an unlabelled instance when the order has no least
+ * label: it is at the bottom all the same, and may receive only data labelled
+ * with a minimal label.
+ */
+export const BOTTOM = -2;
+
 export interface FlowResult {
   order: LabelOrderInfo;
-  /** Label of each instance for checking what it receives, or -1 when it is unconstrained. */
+  /** Label of each instance for checking what it receives, -1 when it is unconstrained, BOTTOM for an unlabelled instance without a least label. */
   own: Int32Array;
   /** decl[v * L + l]: the label data labelled l leaves v with. */
   decl: Int32Array;
@@ -156,10 +170,13 @@ export function propagate(ctx: Context, order: LabelOrderInfo): FlowResult {
   const decl = new Int32Array(n * L);
   for (let v = 0; v < n; v++) {
     const inst = ctx.instances[v];
-    // An unlabelled instance is the least label when there is one; a label
+    // An unlabelled instance is at the bottom of the order: the least label
+    // when there is one, else it may receive only minimal labels (BOTTOM), so
+    // that a `labels` declaration in some module that adds a second minimal
+    // label cannot lift the constraint off every unlabelled instance. A label
     // missing from the order was reported by name resolution and leaves the
     // instance unconstrained rather than guessing.
-    if (inst.label === undefined) own[v] = order.bottom ?? -1;
+    if (inst.label === undefined) own[v] = order.bottom ?? BOTTOM;
     else own[v] = order.index.get(inst.label) ?? -1;
     for (let l = 0; l < L; l++) decl[v * L + l] = l;
     const applied = new Uint8Array(L);
@@ -282,14 +299,19 @@ export function checkLattice(ctx: Context, f: FlowResult): void {
   for (let v = 0; v < ctx.graph.n; v++) {
     const lv = f.own[v];
     for (let l = 0; l < L; l++) if (f.recv[v * L + l]) flows++;
-    if (lv < 0) continue;
+    if (lv === -1) continue;
     let bad = -1;
-    for (let l = 0; l < L && bad < 0; l++) if (f.recv[v * L + l] && !f.order.leq[l * L + lv]) bad = l;
+    for (let l = 0; l < L && bad < 0; l++) if (f.recv[v * L + l] && (lv === BOTTOM ? !f.order.minimal[l] : !f.order.leq[l * L + lv])) bad = l;
     if (bad < 0) continue;
     violations++;
     const steps = receivedWitness(ctx, f, v * L + bad);
     const id = ctx.graph.ids[v];
-    const labelled = ctx.instances[v].label === undefined ? `unlabelled (so ${bottomName})` : `labelled ${labels[lv]}`;
+    const labelled =
+      ctx.instances[v].label === undefined
+        ? bottomName !== undefined
+          ? `unlabelled (so ${bottomName})`
+          : 'unlabelled (so at the bottom: it may receive only minimal labels)'
+        : `labelled ${labels[lv]}`;
     steps[steps.length - 1] = { instance: id, note: labelled };
     first ??= steps;
     const ref = instanceRef(ctx, id, true);
@@ -298,7 +320,9 @@ export function checkLattice(ctx: Context, f: FlowResult): void {
       message: `Data labelled \`${labels[bad]}\` reaches \`${id}\`, which is ${labelled}: ${describePath(steps)}.`,
       file: ref.file,
       span: ref.span,
-      hint: `Label \`${id}\` \`${labels[bad]}\` or higher, remove a channel on the path, or route the data through a component that declassifies \`${labels[bad]}\`.`,
+      hint:
+        `Label \`${id}\` \`${labels[bad]}\` or higher, remove a channel on the path, or route the data through a component that declassifies \`${labels[bad]}\`` +
+        (lv === BOTTOM ? `${minimalLabels(f.order)}.` : '.'),
       related: relatedFor(ctx, steps),
     });
   }
@@ -312,6 +336,13 @@ export function checkLattice(ctx: Context, f: FlowResult): void {
         : `${violations} instance${violations === 1 ? ' receives' : 's receive'} data labelled above their own label.`,
     counterexample: first,
   });
+}
+
+/** Why an order has no least label: its minimal labels, to be put in one chain. */
+function minimalLabels(order: LabelOrderInfo): string {
+  const minimal = order.labels.filter((_, l) => order.minimal[l]);
+  if (minimal.length < 2) return '';
+  return ` (with no least label, unlabelled instances may receive only the minimal labels ${minimal.map((m) => `\`${m}\``).join(', ')})`;
 }
 
 export function checkNoFlow(ctx: Context, sr: ScopedRule, rule: NoFlowRule, f: FlowResult): void {

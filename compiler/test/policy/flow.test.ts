@@ -93,11 +93,34 @@ describe('flow lattice', () => {
       'Data labelled `secret` reaches `proxy`, which is unlabelled (so public): db -> proxy.',
       'Data labelled `secret` reaches `sink`, which is labelled internal: db -> proxy -> sink.',
     ]);
-    // Without a least label, unlabelled instances are unconstrained but still pass data on.
+    // Without a least label, unlabelled instances are still at the bottom (they may receive only
+    // minimal labels) and still pass data on.
     const c = new InputBuilder().labels(['a', 'top'], ['b', 'top']).instance('x', { label: 'top' }).instance('proxy').instance('y', { label: 'a' });
     c.connect('x.out', 'proxy.in', ['send']).connect('proxy.out', 'y.in', ['send']);
     const rc = checkPolicies(c.input);
-    expect(rc.diagnostics.map((d) => d.message)).toEqual(['Data labelled `top` reaches `y`, which is labelled a: x -> proxy -> y.']);
+    expect(rc.diagnostics.map((d) => d.message)).toEqual([
+      'Data labelled `top` reaches `proxy`, which is unlabelled (so at the bottom: it may receive only minimal labels): x -> proxy.',
+      'Data labelled `top` reaches `y`, which is labelled a: x -> proxy -> y.',
+    ]);
+    expect(rc.diagnostics[0].hint).toContain('(with no least label, unlabelled instances may receive only the minimal labels `a`, `b`)');
+  });
+
+  it('keeps unlabelled instances at the bottom when another `labels` declaration adds a second minimal label', () => {
+    // The prelude's order plus an unrelated module's `tenant < tenant_secret`: `public` is no longer
+    // the least label, and secret data must still not reach an unlabelled instance.
+    const b = new InputBuilder().labels(PRELUDE, ['tenant', 'tenant_secret']).instance('db', { label: 'secret' }).instance('app').instance('web', { label: 'public' });
+    b.connect('app.db', 'db.kv').connect('app.out', 'web.in', ['send']);
+    let r = checkPolicies(b.input);
+    expect(check(r, 'flow:lattice').status).toBe('fail');
+    expect(r.diagnostics.map((d) => d.message)).toEqual([
+      'Data labelled `secret` reaches `app`, which is unlabelled (so at the bottom: it may receive only minimal labels): db -> app.',
+      'Data labelled `secret` reaches `web`, which is labelled public: db -> app -> web.',
+    ]);
+    // A minimal label may still reach it.
+    const ok = new InputBuilder().labels(PRELUDE, ['tenant', 'tenant_secret']).instance('t', { label: 'tenant' }).instance('app');
+    ok.connect('app.b', 't.api');
+    r = checkPolicies(ok.input);
+    expect(check(r, 'flow:lattice').status).toBe('pass');
   });
 
   it('applies declassification once per instance, to data it forwards and to its own data', () => {
