@@ -62,3 +62,36 @@ system S {
     );
   });
 });
+
+describe('several root systems', () => {
+  const two = `
+import std.kv.{Kv}
+component Db { memory 64MiB label secret provide kv: Kv ${PROGRAM} }
+component App { memory 64MiB label secret require db: Kv ${PROGRAM} }
+system A {
+  app = App
+  db = Db
+  connect app.db -> db.kv
+  policy { db only from outside }
+}
+system B {
+  app = App
+  db = Db
+  connect app.db -> db.kv
+  policy { no path app -> db }
+}
+`;
+
+  it('reports the policy violations of every root system, not only the first', () => {
+    const r = compileText(two, {}, { emitPlan: false });
+    expect(codes(r)).toEqual(['MCL0501', 'MCL0503']);
+  });
+
+  it('still checks the policies of a system when an error is in a file it does not depend on', () => {
+    const r = compileText(two, { 'other.mcl': 'type Broken = int(5..1)\n' }, { emitPlan: false, entries: ['main.mcl', 'other.mcl'] });
+    expect(codes(r)).toEqual(['MCL0501', 'MCL0503', 'MCL0302']);
+    // An error in a module the system imports leaves its composition in doubt: no policy verdict then.
+    const imported = compileText(`import other.{Broken}\n${two}`, { 'other.mcl': 'type Broken = int(5..1)\n' }, { emitPlan: false });
+    expect(codes(imported)).toEqual(['MCL0302']);
+  });
+});
