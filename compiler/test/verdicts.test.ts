@@ -95,3 +95,56 @@ system B {
     expect(codes(imported)).toEqual(['MCL0302']);
   });
 });
+
+describe('allow and order', () => {
+  const source = (allow: string) => `
+type Chunk = { data: string }
+protocol File {
+  call open(Chunk) -> Chunk
+  send write(Chunk)
+  call close(Chunk) -> Chunk
+  order (open write* close)*
+}
+component Store { memory 64MiB provide file: File ${PROGRAM} }
+component Writer { memory 64MiB require file: File ${PROGRAM} }
+system S {
+  w = Writer
+  s = Store
+  connect w.file -> s.file { ${allow} }
+}
+`;
+
+  it('rejects an allow list that leaves the order no way to reach an allowed operation', () => {
+    const r = compileText(source('allow write, close'));
+    expect(r.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual([
+      'MCL0419 the order of `File` never lets `close` through on this channel: it needs `open` first, which `allow` leaves out',
+      'MCL0419 the order of `File` never lets `write` through on this channel: it needs `open` first, which `allow` leaves out',
+    ]);
+    expect(r.diagnostics[0].hint).toBe('add `open` to `allow`, or remove `close` from it');
+    expect(r.plan).toBeUndefined();
+  });
+
+  it('names what the order needs after an allowed operation to finish', () => {
+    const r = compileText(source('allow open, write'));
+    expect(r.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual([
+      'MCL0419 the order of `File` never lets `open` through on this channel: the order cannot finish after it without `close`, which `allow` leaves out',
+      'MCL0419 the order of `File` never lets `write` through on this channel: the order cannot finish after it without `close`, which `allow` leaves out',
+    ]);
+  });
+
+  it('accepts an allow list under which every allowed operation can be used', () => {
+    expect(compileText(source('allow open, close')).diagnostics).toEqual([]);
+    expect(compileText(source('allow open, write, close')).diagnostics).toEqual([]);
+  });
+});
+
+describe('declassification', () => {
+  it('rejects a declassification that goes up the label order', () => {
+    const r = compileText(`component C { memory 64MiB label secret declassifies internal -> secret ${PROGRAM} }\nsystem S { c = C }\n`);
+    expect(r.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual([
+      'MCL0418 declassifying `internal` to `secret` raises it: `secret` is above `internal` in the label order',
+    ]);
+    expect(r.diagnostics[0].hint).toBe('a declassification lowers a label: did you mean `declassifies secret -> internal`? Data flows up the order without one');
+    expect(compileText(`component C { memory 64MiB label secret declassifies secret -> internal ${PROGRAM} }\nsystem S { c = C }\n`).diagnostics).toEqual([]);
+  });
+});

@@ -12,11 +12,12 @@ import type {
   Span,
   SystemDecl,
 } from '@mcl/language';
-import type { ChannelInvariants, JsonValue } from '@mcl/plan';
+import type { ChannelInvariants, JsonValue, OrderAutomaton } from '@mcl/plan';
 import { Ctx, related, textOf, type DeclEntry, type Module } from '../context';
 import { resolveRef } from '../resolve/scope';
 import type { ProtocolInfo } from '../types/protocols';
 import type { Types } from '../types/types';
+import { compileOrder } from '../plan/dfa';
 import { didYouMean } from '../util/suggest';
 import {
   hostPort,
@@ -499,6 +500,41 @@ export class Systems {
     }
   }
 
+  /**
+   * The protocol's `order` restricted to the allowed operations must still let
+   * every allowed operation through: `allow write, close` on `(open write*
+   * close)*` would compile to an automaton that refuses every call. Reports
+   * each allowed operation the restricted order can never reach (MCL0419),
+   * with the operations the full order needs before it.
+   */
+  private checkAllowedOrder(protocol: ProtocolInfo, allow: string[], span: Span, m: Module): void {
+    if (!protocol.order || allow.length === 0) return;
+    const restricted = compileOrder(protocol.order, allow);
+    if (!restricted) return;
+    const usable = new Set<string>();
+    for (const row of restricted.transitions) for (const op of Object.keys(row)) usable.add(op);
+    const stuck = allow.filter((op) => !usable.has(op));
+    if (stuck.length === 0) return;
+    const full = compileOrder(protocol.order, [...protocol.ops.keys()]);
+    const list = (ops: string[]) => ops.map((o) => `\`${o}\``).join(', ');
+    for (const op of stuck) {
+      const around = full ? opsAround(full, op) : { before: [], after: [] };
+      const before = around.before.filter((o) => !allow.includes(o));
+      const after = around.after.filter((o) => !allow.includes(o));
+      const missing = [...new Set([...before, ...after])].sort();
+      const why =
+        before.length > 0
+          ? `it needs ${list(before)} first, which \`allow\` leaves out`
+          : after.length > 0
+            ? `the order cannot finish after it without ${list(after)}, which \`allow\` leaves out`
+            : 'no sequence of the allowed operations reaches it';
+      this.ctx.report('MCL0419', `the order of \`${protocol.entry.name}\` never lets \`${op}\` through on this channel: ${why}`, m.file, span, {
+        hint: missing.length > 0 ? `add ${list(missing)} to \`allow\`, or remove \`${op}\` from it` : `remove \`${op}\` from \`allow\``,
+        related: [related(protocol.entry.module.file, protocol.order.span, `the order of \`${protocol.entry.qname}\``)],
+      });
+    }
+  }
+
   /** Channel attributes with defaults applied; undefined when one is invalid. */
   private attrs(c: ConnectDecl, m: Module, protocol: ProtocolInfo | undefined): { invariants: Omit<ChannelInvariants, 'order'>; allow?: string[] } | undefined {
     const inv: Omit<ChannelInvariants, 'order'> = { max_message_bytes: DEFAULT_MAX_MESSAGE, rate: null, timeout_ms: DEFAULT_TIMEOUT_MS, max_inflight: DEFAULT_MAX_INFLIGHT };
@@ -561,10 +597,51 @@ export class Systems {
             ops.add(id.name);
           }
           allow = [...ops].sort();
+          if (ok && protocol) this.checkAllowedOrder(protocol, allow, a.span, m);
           break;
         }
       }
     }
     return ok ? { invariants: inv, allow } : undefined;
   }
+}
+
+/**
+ * The operations on the shortest way (breadth-first, operations in name
+ * order) through an order automaton from `from` to a state where `done` holds,
+ * with the state reached; undefined when there is none.
+ */
+function shortestOps(order: OrderAutomaton, from: number, done: (state: number, row: Record<string, number>) => boolean): { ops: string[]; state: number } | undefined {
+  const via = new Map<number, { from: number; op: string } | null>([[from, null]]);
+  const queue = [from];
+  for (let i = 0; i < queue.length; i++) {
+    const at = queue[i];
+    const row = order.transitions[at] ?? {};
+    if (done(at, row)) {
+      const ops: string[] = [];
+      for (let step = via.get(at); step; step = via.get(step.from)) ops.unshift(step.op);
+      return { ops, state: at };
+    }
+    for (const name of Object.keys(row).sort()) {
+      const to = row[name];
+      if (!via.has(to)) {
+        via.set(to, { from: at, op: name });
+        queue.push(to);
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * What a channel must allow besides `op` for `op` ever to be used: the
+ * operations the order needs before it, and those it needs after it to finish.
+ */
+function opsAround(order: OrderAutomaton, op: string): { before: string[]; after: string[] } {
+  const has = (row: Record<string, number>, name: string) => Object.prototype.hasOwnProperty.call(row, name);
+  const to = shortestOps(order, 0, (_, row) => has(row, op));
+  if (!to) return { before: [], after: [] };
+  const accepting = new Set(order.accepting);
+  const finish = shortestOps(order, order.transitions[to.state][op], (state) => accepting.has(state));
+  return { before: [...new Set(to.ops)], after: [...new Set(finish?.ops ?? [])] };
 }
