@@ -73,7 +73,17 @@ export function webstackPlan(): Plan {
       }),
     ],
     channels: [channel('app', 'db', 'db', 'kv', 'shop.Kv'), channel('web', 'backend', 'app', 'api', 'shop.Api')],
-    exposures: [{ host_port: 8080, transport: 'tcp', instance: 'web', port: 'http', protocol: 'std.http.Http' }],
+    exposures: [
+      {
+        host_port: 8080,
+        transport: 'tcp',
+        instance: 'web',
+        port: 'http',
+        protocol: 'std.http.Http',
+        ops: [{ name: 'request', kind: 'call', input: 'std.http.Request', output: 'std.http.Response' }],
+        invariants: { max_message_bytes: 1048576, rate: null, timeout_ms: 30000, max_inflight: 64, order: null },
+      },
+    ],
     schemas: {
       'shop.Get': { kind: 'record', fields: [{ name: 'key', optional: false, type: { kind: 'string', max_len: 64 } }] },
       'shop.Item': {
