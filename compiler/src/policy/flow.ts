@@ -358,22 +358,33 @@ export function checkNoFlow(ctx: Context, sr: ScopedRule, rule: NoFlowRule, f: F
   }
   const labels = f.order.labels;
   let steps: Counterexample | undefined;
+  // The witness shows the label the rule names when that label itself gets through, and a label
+  // above it only when none of the named label's data does.
+  const candidates = [label, ...Array.from({ length: L }, (_, l) => l).filter((l) => l !== label)];
   if (target.isOutside) {
-    for (const x of ctx.exposures) {
-      const v = ctx.graph.index.get(x.instance);
-      if (v === undefined) continue;
-      for (let l = 0; l < L && !steps; l++) {
-        const s = v * L + l;
-        if (!f.held[s] || !f.order.leq[label * L + f.decl[s]]) continue;
-        steps = [...witness(ctx, f, s), { note: `leaves as ${labels[f.decl[s]]} through tcp ${x.host_port} (${exposureNote(x)})` }];
+    // `lo` is the label the data leaves with (after the exposed instance's declassifications).
+    for (const lo of candidates) {
+      if (!f.order.leq[label * L + lo]) continue;
+      for (const x of ctx.exposures) {
+        const v = ctx.graph.index.get(x.instance);
+        if (v === undefined) continue;
+        for (let l = 0; l < L && !steps; l++) {
+          const s = v * L + l;
+          if (f.held[s] && f.decl[s] === lo) steps = [...witness(ctx, f, s), { note: `leaves as ${labels[lo]} through tcp ${x.host_port} (${exposureNote(x)})` }];
+        }
+        if (steps) break;
       }
       if (steps) break;
     }
   } else {
-    for (const v of target.nodes) {
-      for (let l = 0; l < L && !steps; l++) {
+    for (const l of candidates) {
+      if (!f.order.leq[label * L + l]) continue;
+      for (const v of target.nodes) {
         const s = v * L + l;
-        if (f.recv[s] && f.order.leq[label * L + l]) steps = receivedWitness(ctx, f, s);
+        if (f.recv[s]) {
+          steps = receivedWitness(ctx, f, s);
+          break;
+        }
       }
       if (steps) break;
     }
