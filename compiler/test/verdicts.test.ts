@@ -148,3 +148,30 @@ describe('declassification', () => {
     expect(compileText(`component C { memory 64MiB label secret declassifies secret -> internal ${PROGRAM} }\nsystem S { c = C }\n`).diagnostics).toEqual([]);
   });
 });
+
+describe('hints for an unwired port', () => {
+  const source = (policy: string, dbLabel = '') => `
+import std.kv.{Kv}
+component Db { memory 64MiB ${dbLabel} provide kv: Kv ${PROGRAM} }
+component App { memory 64MiB require db: Kv ${PROGRAM} }
+system S {
+  app = App
+  db = Db
+  policy { ${policy} }
+}
+`;
+
+  it('never propose a connect that breaks a declared policy', () => {
+    expect(compileText(source('budget vcpus 8')).diagnostics[0].hint).toBe('add `connect app.db -> db.kv`');
+    for (const [policy, label, broken] of [
+      ['no path app -> db', '', '`no path app -> db`'],
+      ['db only from outside', '', '`db only from outside`'],
+      ['budget vcpus 8', 'label secret', 'the label order (data of `db`, labelled secret, would reach `app`, unlabelled)'],
+    ]) {
+      const r = compileText(source(policy, label));
+      expect(codes(r)).toEqual(['MCL0406']);
+      expect(r.diagnostics[0].hint).toBe(`\`db.kv\` provides \`std.kv.Kv\`, but connecting it would break ${broken}; add an instance that provides \`std.kv.Kv\` and connect it, or declare the port \`optional\``);
+      expect(r.diagnostics[0].fixes).toBeUndefined();
+    }
+  });
+});

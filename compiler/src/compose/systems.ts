@@ -23,6 +23,7 @@ import {
   hostPort,
   memoryOf,
   modeOf,
+  labelBelow,
   restartOf,
   useLabel,
   vcpusOf,
@@ -367,10 +368,20 @@ export class Systems {
         }
       }
     }
+    // A hint never proposes a connection that breaks one of the system's own rules.
+    const broken = new Map<string, string>();
+    for (const c of candidates) {
+      const rule = this.connectBreaks(info, inst, info.instances.get(c.slice(0, c.indexOf('.')))!, p);
+      if (rule) broken.set(c, rule);
+    }
+    if (broken.size > 0) candidates.splice(0, candidates.length, ...candidates.filter((c) => !broken.has(c)));
     const proto = p.protocol ? `\`${p.protocol.entry.qname}\`` : 'a protocol';
     const fixes = [];
     let hint: string;
-    if (candidates.length === 1) {
+    if (candidates.length === 0 && broken.size > 0) {
+      const [c, rule] = [...broken][0];
+      hint = `\`${c}\` provides ${proto}, but connecting it would break ${rule}; add an instance that provides ${proto} and connect it, or declare the port \`optional\``;
+    } else if (candidates.length === 1) {
       const last = d.members[d.members.length - 1];
       const lineStart = m.text.lastIndexOf('\n', inst.decl.span.start - 1) + 1;
       const indent = /^[ \t]*/.exec(m.text.slice(lineStart, inst.decl.span.start))?.[0] ?? '  ';
@@ -383,6 +394,49 @@ export class Systems {
       hint = `add an instance that provides ${proto} and connect it, or declare the port \`optional\``;
     }
     this.ctx.report('MCL0406', `\`${key}\` requires ${proto} but nothing is connected to it`, m.file, inst.decl.name.span, { hint, fixes });
+  }
+
+  /**
+   * What `connect from.p -> to.q` would break (a rule of `info`, quoted),
+   * judged conservatively from the system's own connections and labels: a
+   * `no path` the new edge would complete, an `only from`/`only through` whose
+   * target it enters from an unlisted instance, or a label order it would
+   * violate (requests go up to the provider, responses and notifications back).
+   */
+  private connectBreaks(info: SystemInfo, from: InstInfo, to: InstInfo, p: SysPort): string | undefined {
+    const text = (r: PolicyRule) => `\`${info.entry.module.text.slice(r.span.start, r.span.end).replace(/\s+/g, ' ')}\``;
+    const next = new Map<string, string[]>();
+    for (const c of info.connects) {
+      const l = next.get(c.from.inst.name);
+      if (l) l.push(c.to.inst.name);
+      else next.set(c.from.inst.name, [c.to.inst.name]);
+    }
+    const reaches = (a: string, b: string): boolean => {
+      const seen = new Set([a]);
+      const todo = [a];
+      while (todo.length) {
+        const u = todo.pop()!;
+        if (u === b) return true;
+        for (const v of next.get(u) ?? []) if (!seen.has(v)) (seen.add(v), todo.push(v));
+      }
+      return false;
+    };
+    for (const r of info.rules) {
+      if (r.kind === 'NoPathRule' && r.from.name !== 'outside' && reaches(r.from.name, from.name) && reaches(to.name, r.to.name)) return text(r);
+      if (r.kind === 'OnlyRule' && r.target.name === to.name && !r.sources.some((x) => x.name === from.name)) return text(r);
+    }
+    const kinds = new Set([...(p.protocol?.ops.values() ?? [])].map((o) => o.kind));
+    const labels = this.components.labels;
+    // Whether data labelled `a` may enter an instance labelled `b` (unlabelled is the bottom).
+    const fits = (a: string | undefined, b: string | undefined): boolean =>
+      a === undefined || a === b || (b !== undefined ? labelBelow(labels, a, b) : !labels.edges.some(([, hi]) => hi === a));
+    const up = kinds.has('call') || kinds.has('send');
+    const down = kinds.has('call') || kinds.has('notify');
+    if ((up && !fits(from.label, to.label)) || (down && !fits(to.label, from.label))) {
+      const [lo, hi] = up && !fits(from.label, to.label) ? [to, from] : [from, to];
+      return `the label order (data of \`${hi.name}\`, labelled ${hi.label}, would reach \`${lo.name}\`, ${lo.label === undefined ? 'unlabelled' : `labelled ${lo.label}`})`;
+    }
+    return undefined;
   }
 
   private ruleReferences(r: PolicyRule, info: SystemInfo, m: Module): void {
