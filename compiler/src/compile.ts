@@ -132,6 +132,11 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
     checkCapabilities(ctx, sel.target, flat);
     phaseHook?.('elaborate');
     const body = builder.body(flat, sel.target, options.emitPlan !== false);
+    // The prelude's default target is not the user's to edit: what does not fit it is reported at
+    // the user's `deploy` (or the root system) instead of inside the standard library.
+    if (sel.target.entry.module.isStd) {
+      body.origins.target = sel.origin && sel.origin.span.end > sel.origin.span.start ? sel.origin : { file: root.entry.module.file, span: root.entry.decl.name.span };
+    }
     phaseHook?.('plan body');
     // Each root is checked on its own, and an error stops its policy checks only when it is in a
     // module the root depends on: there it may have left the composition incomplete, and a policy

@@ -175,3 +175,17 @@ system S {
     }
   });
 });
+
+describe('the default target', () => {
+  const big = `component Big { memory 64MiB vcpus 2 replicas 5 ${PROGRAM} }\nsystem S { b = Big }\n`;
+
+  it('is reported at the user deploy or root system, not inside the prelude', () => {
+    let r = compileText(big);
+    expect(r.diagnostics.map((d) => `${d.file} ${d.code}`)).toEqual(['main.mcl MCL0511']);
+    expect(r.diagnostics[0].span).toEqual({ start: big.indexOf('S {'), end: big.indexOf('S {') + 1 });
+    const deployed = `${big}deploy S\n`;
+    r = compileText(deployed);
+    expect(r.diagnostics.map((d) => `${d.file} ${d.code}`)).toEqual(['main.mcl MCL0511']);
+    expect(r.diagnostics[0].span.start).toBe(deployed.indexOf('deploy S'));
+  });
+});
