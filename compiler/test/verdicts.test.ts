@@ -58,7 +58,7 @@ system S {
     const r = compileText(main, { 'tenants.mcl': 'labels { tenant < tenant_secret }\n' }, { entries: ['main.mcl', 'tenants.mcl'] });
     expect(codes(r)).toEqual(['MCL0507']);
     expect(r.diagnostics[0].message).toBe(
-      'Data labelled `secret` reaches `app`, which is unlabelled (so at the bottom: it may receive only minimal labels): db -> app.',
+      'Data labelled `secret` reaches `app`, which is unlabelled (so at the bottom: it may receive only minimal labels), over channel `app.db->db.kv`: db -> app.',
     );
   });
 });

@@ -13,6 +13,7 @@
 import type { Ident, NoFlowRule } from '@mcl/language';
 import {
   addCheck,
+  channelRef,
   describePath,
   exposureNote,
   instanceRef,
@@ -293,37 +294,71 @@ export function checkLattice(ctx: Context, f: FlowResult): void {
   const L = f.order.labels.length;
   const labels = f.order.labels;
   const bottomName = f.order.bottom !== undefined ? labels[f.order.bottom] : undefined;
+  const refuses = (state: number): boolean => {
+    const lv = f.own[(state / L) | 0];
+    const l = state % L;
+    return lv !== -1 && (lv === BOTTOM ? !f.order.minimal[l] : !f.order.leq[l * L + lv]);
+  };
+  const labelledText = (v: number): string => {
+    const lv = f.own[v];
+    return ctx.instances[v].label === undefined
+      ? bottomName !== undefined
+        ? `unlabelled (so ${bottomName})`
+        : 'unlabelled (so at the bottom: it may receive only minimal labels)'
+      : `labelled ${labels[lv]}`;
+  };
   let first: Counterexample | undefined;
   let violations = 0;
   let flows = 0;
+  // One mistake (a missing `allow`, a missing declassification) lets a label past one channel and
+  // then on to everything downstream. Each violation is traced back to its fault: the first delivery
+  // on its witness path into an instance that may not hold the label. Violations with the same
+  // fault are one diagnostic, at the channel of that delivery, with the others folded in.
+  const faults = new Map<number, number[]>();
   for (let v = 0; v < ctx.graph.n; v++) {
     const lv = f.own[v];
     for (let l = 0; l < L; l++) if (f.recv[v * L + l]) flows++;
     if (lv === -1) continue;
     let bad = -1;
-    for (let l = 0; l < L && bad < 0; l++) if (f.recv[v * L + l] && (lv === BOTTOM ? !f.order.minimal[l] : !f.order.leq[l * L + lv])) bad = l;
+    for (let l = 0; l < L && bad < 0; l++) if (f.recv[v * L + l] && refuses(v * L + l)) bad = l;
     if (bad < 0) continue;
     violations++;
-    const steps = receivedWitness(ctx, f, v * L + bad);
+    if (!first) {
+      first = receivedWitness(ctx, f, v * L + bad);
+      first[first.length - 1] = { instance: ctx.graph.ids[v], note: labelledText(v) };
+    }
+    const fault = faultOf(f, v * L + bad, refuses);
+    const list = faults.get(fault);
+    if (list) list.push(v);
+    else faults.set(fault, [v]);
+  }
+  for (const [fault, receivers] of faults) {
+    const v = (fault / L) | 0;
+    const bad = fault % L;
     const id = ctx.graph.ids[v];
-    const labelled =
-      ctx.instances[v].label === undefined
-        ? bottomName !== undefined
-          ? `unlabelled (so ${bottomName})`
-          : 'unlabelled (so at the bottom: it may receive only minimal labels)'
-        : `labelled ${labels[lv]}`;
+    const labelled = labelledText(v);
+    const steps = receivedWitness(ctx, f, fault);
     steps[steps.length - 1] = { instance: id, note: labelled };
-    first ??= steps;
-    const ref = instanceRef(ctx, id, true);
+    const channel = ctx.channels[f.parentEdge[fault]];
+    const others = receivers.filter((r) => r !== v);
+    const at = channel ? channelRef(ctx, channel.id) : undefined;
+    const ref = at && at.file !== '' ? at : instanceRef(ctx, id, true);
+    const further = others.length > 0 ? ` From there it also reaches ${others.map((r) => `\`${ctx.graph.ids[r]}\``).join(', ')}.` : '';
     report(ctx, {
       code: 'MCL0507',
-      message: `Data labelled \`${labels[bad]}\` reaches \`${id}\`, which is ${labelled}: ${describePath(steps)}.`,
+      message: `Data labelled \`${labels[bad]}\` reaches \`${id}\`, which is ${labelled}${channel ? `, over channel \`${channel.id}\`` : ''}: ${describePath(steps)}.${further}`,
       file: ref.file,
       span: ref.span,
       hint:
-        `Label \`${id}\` \`${labels[bad]}\` or higher, remove a channel on the path, or route the data through a component that declassifies \`${labels[bad]}\`` +
-        (lv === BOTTOM ? `${minimalLabels(f.order)}.` : '.'),
-      related: relatedFor(ctx, steps),
+        `Label \`${id}\` \`${labels[bad]}\` or higher, restrict or remove this channel, or route the data through a component that declassifies \`${labels[bad]}\`` +
+        (f.own[v] === BOTTOM ? `${minimalLabels(f.order)}.` : '.'),
+      related: [
+        ...relatedFor(ctx, steps),
+        ...others.map((r) => {
+          const o = instanceRef(ctx, ctx.graph.ids[r], true);
+          return { file: o.file, span: o.span, message: `\`${ctx.graph.ids[r]}\` (${labelledText(r)}) receives it too` };
+        }),
+      ].filter((x) => x.file !== ''),
     });
   }
   addCheck(ctx, {
@@ -336,6 +371,18 @@ export function checkLattice(ctx: Context, f: FlowResult): void {
         : `${violations} instance${violations === 1 ? ' receives' : 's receive'} data labelled above their own label.`,
     counterexample: first,
   });
+}
+
+/**
+ * The first delivery on a received state's witness path into an instance
+ * that may not hold the label delivered (the state itself when there is no
+ * earlier one).
+ */
+function faultOf(f: FlowResult, state: number, refuses: (state: number) => boolean): number {
+  const hops: number[] = [state];
+  for (let s = f.parentState[state]; s >= 0 && !f.initial[s]; s = f.parentState[s]) hops.push(s);
+  for (let i = hops.length - 1; i >= 0; i--) if (refuses(hops[i])) return hops[i];
+  return state;
 }
 
 /** Why an order has no least label: its minimal labels, to be put in one chain. */
