@@ -319,7 +319,7 @@ describe('what apply verifies about a plan', () => {
   /** The database exposed on the host against `exposed only [web.http]`, every digest recomputed. */
   const exposeDb = (p: Plan) => {
     p.instances.find((i) => i.id === 'db')!.ports.find((x) => x.name === 'kv')!.exposed_on = 9000;
-    p.exposures.push({ host_port: 9000, transport: 'tcp', instance: 'db', port: 'kv', protocol: 'shop.Kv' });
+    p.exposures.push({ ...p.exposures[0], host_port: 9000, transport: 'tcp', instance: 'db', port: 'kv', protocol: 'shop.Kv' });
   };
 
   it('refuses a plan edited with recomputed digests whose policy checks no longer hold (exit 3)', async () => {

@@ -62,6 +62,7 @@ export const COMPILER_CODES: readonly DiagnosticInfo[] = [
   entry('MCL0416', 'compose', 'error', 'Invalid channel attribute'),
   entry('MCL0417', 'compose', 'error', 'Invalid host port'),
   entry('MCL0418', 'compose', 'error', 'Invalid declassification'),
+  entry('MCL0419', 'compose', 'error', 'Allowed operation unreachable in the order'),
   // Target and backend capabilities.
   entry('MCL0601', 'target', 'error', 'Backend cannot realise this plan'),
   entry('MCL0602', 'target', 'error', 'Unknown target'),

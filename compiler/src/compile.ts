@@ -14,7 +14,7 @@ import { makeDiag } from './codes';
 import { Components, collectLabels } from './compose/components';
 import { elaborate } from './compose/elaborate';
 import { Systems } from './compose/systems';
-import { Ctx } from './context';
+import { Ctx, type Module } from './context';
 import { checkPolicies } from './policy/index';
 import { PlanBuilder, labelOrder, type Body } from './plan/build';
 import { planPolicies } from './plan/policies';
@@ -73,6 +73,29 @@ function withoutCascades(ds: Diagnostic[]): Diagnostic[] {
   });
 }
 
+/**
+ * Files whose errors can change a root system's composition: its module and
+ * every module it names, transitively (the prelude is imported by all), and
+ * every module that declares labels (the label order is global).
+ */
+function dependencies(ctx: Ctx, root: SystemInfo): Set<string> {
+  const files = new Set<string>();
+  const todo: Module[] = [root.entry.module];
+  const prelude = ctx.modules.get('std.prelude');
+  if (prelude) todo.push(prelude);
+  for (const m of ctx.modules.values()) if (m.ast.decls.some((d) => d.kind === 'LabelsDecl')) todo.push(m);
+  while (todo.length) {
+    const m = todo.pop()!;
+    if (files.has(m.file)) continue;
+    files.add(m.file);
+    for (const dep of m.deps) {
+      const next = ctx.modules.get(dep);
+      if (next && !files.has(next.file)) todo.push(next);
+    }
+  }
+  return files;
+}
+
 function run(ctx: Ctx, options: CompileOptions): CompileResult {
   const loader = new Loader(ctx, options.cache);
   loader.loadAll(options.entries);
@@ -112,8 +135,18 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
     checkCapabilities(ctx, sel.target, flat);
     phaseHook?.('elaborate');
     const body = builder.body(flat, sel.target, options.emitPlan !== false);
+    // The prelude's default target is not the user's to edit: what does not fit it is reported at
+    // the user's `deploy` (or the root system) instead of inside the standard library.
+    if (sel.target.entry.module.isStd) {
+      body.origins.target = sel.origin && sel.origin.span.end > sel.origin.span.start ? sel.origin : { file: root.entry.module.file, span: root.entry.decl.name.span };
+    }
     phaseHook?.('plan body');
-    if (hasErrors(ctx.diagnostics)) continue;
+    // Each root is checked on its own, and an error stops its policy checks only when it is in a
+    // module the root depends on: there it may have left the composition incomplete, and a policy
+    // verdict on it would describe the parser's or checker's recovery. Another root's violations,
+    // or a mistake in a file this root never imports, change nothing here.
+    const files = dependencies(ctx, root);
+    if (ctx.diagnostics.some((d) => d.severity === 'error' && !d.code.startsWith('MCL05') && (files.has(d.file) || d.file === anchor.file))) continue;
     const policy = checkPolicies({
       target: body.target,
       templates: body.templates,
@@ -121,6 +154,7 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
       channels: body.channels,
       exposures: body.exposures,
       rules: flat.rules,
+      exports: flat.exports,
       labels: labelsInOrder,
       origins: body.origins,
     });

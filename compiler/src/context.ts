@@ -42,6 +42,8 @@ export interface Module {
   globs: Module[];
   /** Module paths named by imports, in source order (for cycle detection). */
   importEdges: { target: string; span: Span }[];
+  /** Every module path this module names (imports and qualified names such as `std.log.Logs`). */
+  deps: string[];
   symbol: string;
 }
 

@@ -103,6 +103,15 @@ const CASES: Case[] = [
   { code: 'MCL0417', main: 'import std.http.{Http}\ncomponent W { expose a: Http on tcp 70000 }\n', at: '70000' },
   { code: 'MCL0418', main: comp('declassifies secret -> secret'), message: /itself/ },
   {
+    code: 'MCL0419',
+    main:
+      'protocol F { send open(string)\n send write(string)\n order (open write*)* }\n' +
+      comp('require f: F') +
+      'component D { provide f: F }\nsystem S { c = C\n d = D\n connect c.f -> d.f { allow write } }\n',
+    at: 'allow write',
+    message: /never lets `write` through/,
+  },
+  {
     code: 'MCL0601',
     main: 'import std.http.{Http}\ncomponent T { expose h: Http on tcp 8081\n per session max 8 }\nsystem S { t = T }\ntarget x { backend xen\n memory 8GiB\n vcpus 4 }\ndeploy S to x\n',
     at: 't',

@@ -89,7 +89,7 @@ describe('determinism', () => {
       expect(s.sha256).toBe(sha(text));
     }
     expect(plan.digests.sources).toBe(sha(planCanonical(plan.sources.map((s) => [s.path, s.sha256]))));
-    expect(plan.digests.invariants).toBe(sha(planCanonical({ checks: plan.checks, channels: plan.channels.map((c) => [c.id, c.invariants]) })));
+    expect(plan.digests.invariants).toBe(sha(planCanonical({ checks: plan.checks, channels: plan.channels.map((c) => [c.id, c.invariants]), exposures: plan.exposures.map((e) => [`${e.transport}:${e.host_port}`, e.invariants]) })));
     expect(plan.digests.plan).toBe(sha(planCanonical({ ...plan, digests: { ...plan.digests, plan: '' } })));
     expect(planDigest(plan)).toBe(plan.digests.plan);
     expect(digestMismatches(plan)).toEqual([]);
@@ -173,7 +173,7 @@ system S { c = C }
       }
       for (const c of r.plan!.channels) expect(JSON.stringify(c)).toBe(planCanonical(c));
       const p = r.plan!;
-      expect(p.digests.invariants).toBe(createHash('sha256').update(planCanonical({ checks: p.checks, channels: p.channels.map((c) => [c.id, c.invariants]) })).digest('hex'));
+      expect(p.digests.invariants).toBe(createHash('sha256').update(planCanonical({ checks: p.checks, channels: p.channels.map((c) => [c.id, c.invariants]), exposures: p.exposures.map((e) => [`${e.transport}:${e.host_port}`, e.invariants]) })).digest('hex'));
       expect(planDigest(r.plan!)).toBe(r.plan!.digests.plan);
     });
   }

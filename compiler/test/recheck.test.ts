@@ -30,7 +30,7 @@ describe('recheckPlan', () => {
     const db = plan.instances.find((i) => i.id === 'db')!;
     const kv = db.ports.find((p) => p.name === 'kv')!;
     kv.exposed_on = 9000;
-    plan.exposures.push({ host_port: 9000, transport: 'tcp', instance: 'db', port: 'kv', protocol: kv.protocol });
+    plan.exposures.push({ ...plan.exposures[0], host_port: 9000, transport: 'tcp', instance: 'db', port: 'kv', protocol: kv.protocol });
     expect(recheckPlan(plan)).toEqual([
       'check exposure is recorded differently from what the checker finds: 2 exposures: tcp 8080 -> web.http, tcp 9000 -> db.kv.',
       'check exposure:exposed-only is recorded as pass but is fail: 1 exposure not in the list: db.kv on tcp 9000.',

@@ -103,6 +103,19 @@ describe('order automaton', () => {
   });
 });
 
+describe('order automaton size', () => {
+  const ab = () => alt(op('a'), op('b'));
+  const tail = (n: number) => seq(rep(ab(), '*'), op('a'), ...Array.from({ length: n }, ab));
+
+  test('the 4,096-state limit applies to the minimal automaton, not the subset construction', () => {
+    // `(a|b)* a (a|b){12}` needs 8,192 states however it is built: too complex.
+    expect(compileOrder(tail(12), ['a', 'b'])).toBeUndefined();
+    // Its union with `(a|b)*` is every word: the subset construction still visits about 8,192
+    // states, but the minimal automaton has one.
+    expect(compileOrder(alt(tail(12), rep(ab(), '*')), ['a', 'b'])).toEqual({ accepting: [0], transitions: [{ a: 0, b: 0 }] });
+  });
+});
+
 describe('suggestions and paths', () => {
   test('edit distance and did-you-mean', () => {
     expect(editDistance('strng', 'string')).toBe(1);

@@ -10,7 +10,7 @@
 
 import { canonicalJson } from './canonical';
 import { sha256Hex } from './sha256';
-import type { Plan, PlanChannel, PlanCheck, PlanImage, PlanInstance, PlanSource } from './types';
+import type { Plan, PlanChannel, PlanCheck, PlanExposure, PlanImage, PlanInstance, PlanSource } from './types';
 
 /** SHA-256 of the UTF-8 encoding of a string, or of the concatenation of strings (hashed piece by piece), as lower-case hex. */
 export type Sha256 = (text: string | readonly string[]) => string;
@@ -52,9 +52,24 @@ export function sourcesDigest(sources: readonly PlanSource[], sha256: Sha256 = p
   return sha256(canonicalJson(sources.map((s) => [s.path, s.sha256])));
 }
 
-/** `digests.invariants`: over every channel's (id, invariants) and the checks. */
-export function invariantsDigest(channels: readonly PlanChannel[], checks: readonly PlanCheck[], sha256: Sha256 = pureSha256): string {
-  return sha256(canonicalJson({ channels: channels.map((c) => [c.id, c.invariants]), checks }));
+/**
+ * `digests.invariants`: over every channel's (id, invariants), every
+ * exposure's (transport:host_port, invariants) and the checks: everything the
+ * broker enforces at run time, so that a reviewer can compare this one digest.
+ */
+export function invariantsDigest(
+  channels: readonly PlanChannel[],
+  exposures: readonly PlanExposure[],
+  checks: readonly PlanCheck[],
+  sha256: Sha256 = pureSha256,
+): string {
+  return sha256(
+    canonicalJson({
+      channels: channels.map((c) => [c.id, c.invariants]),
+      exposures: exposures.map((e) => [`${e.transport}:${e.host_port}`, e.invariants]),
+      checks,
+    }),
+  );
 }
 
 /** Known canonical JSON of a plan's parts, by the compiler that just wrote them (see `planDigestParts`). */
@@ -117,7 +132,7 @@ export function digestMismatches(plan: Plan, sha256: Sha256 = pureSha256): strin
   }
   const known = instances.size === plan.instances.length ? { instances, channels: plan.channels.map((c) => canonicalJson(c)) } : undefined;
   if (planDigest(plan, sha256, known) !== plan.digests.plan) out.push('digests.plan does not match the plan');
-  if (invariantsDigest(plan.channels, plan.checks, sha256) !== plan.digests.invariants) out.push('digests.invariants does not match the channels\' invariants and the checks');
+  if (invariantsDigest(plan.channels, plan.exposures, plan.checks, sha256) !== plan.digests.invariants) out.push('digests.invariants does not match the channels\' and exposures\' invariants and the checks');
   if (sourcesDigest(plan.sources, sha256) !== plan.digests.sources) out.push('digests.sources does not match the list of sources');
   for (const i of plan.images) if (imageDigest(i, sha256) !== i.digest) out.push(`the digest of image \`${i.name}\` does not match it`);
   for (const id of wrong) out.push(`the digest of instance \`${id}\` does not match it`);

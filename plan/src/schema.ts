@@ -120,7 +120,15 @@ const defs: Record<string, S> = {
     ops: arr(ref('PlanOperation')),
     invariants: ref('ChannelInvariants'),
   }),
-  PlanExposure: obj({ host_port: int(1), transport: en('tcp'), instance: str(), port: str(), protocol: str() }),
+  PlanExposure: obj({
+    host_port: int(1),
+    transport: en('tcp'),
+    instance: str(),
+    port: str(),
+    protocol: str(),
+    ops: arr(ref('PlanOperation')),
+    invariants: ref('ChannelInvariants'),
+  }),
   PlanCheck: obj(
     {
       id: str(),

@@ -224,6 +224,13 @@ export interface PlanExposure {
   instance: string;
   port: string;
   protocol: string;
+  /**
+   * Every operation of the protocol, sorted by name, as a channel carries them: each TCP connection is
+   * a requiring side of its own, and the broker checks its frames exactly as a channel's.
+   */
+  ops: PlanOperation[];
+  /** As a channel's: the defaults, and the protocol's order automaton (per connection). */
+  invariants: ChannelInvariants;
 }
 
 export type CheckStatus = 'pass' | 'fail' | 'warn';

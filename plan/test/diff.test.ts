@@ -61,7 +61,7 @@ describe('diffPlan', () => {
     const state = stateOf(plan);
     state.instances.push(instance('cache', { label: 'internal' }));
     state.channels.push(channel('app', 'cache', 'cache', 'kv', 'shop.Kv'));
-    plan.exposures = [{ host_port: 8443, transport: 'tcp', instance: 'web', port: 'http', protocol: 'std.http.Http' }];
+    plan.exposures = [{ ...plan.exposures[0], host_port: 8443 }];
     plan.instances[0].label = 'secret';
     plan.instances[0].declassifies = [{ from: 'secret', to: 'internal' }];
     plan.instances[0].digest = '6'.repeat(64);

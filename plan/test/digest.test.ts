@@ -36,7 +36,7 @@ describe('plan digests', () => {
     const plan = digested();
     const sha = (s: string) => native(s);
     expect(plan.digests.plan).toBe(sha(canonicalJson({ ...plan, digests: { ...plan.digests, plan: '' } })));
-    expect(plan.digests.invariants).toBe(sha(canonicalJson({ channels: plan.channels.map((c) => [c.id, c.invariants]), checks: plan.checks })));
+    expect(plan.digests.invariants).toBe(sha(canonicalJson({ channels: plan.channels.map((c) => [c.id, c.invariants]), exposures: plan.exposures.map((e) => [`${e.transport}:${e.host_port}`, e.invariants]), checks: plan.checks })));
     expect(plan.digests.sources).toBe(sha(canonicalJson(plan.sources.map((s) => [s.path, s.sha256]))));
     for (const i of plan.instances) {
       const { digest, ...rest } = i;
@@ -68,7 +68,7 @@ describe('plan digests', () => {
     plan.sources[0].sha256 = 'f'.repeat(64);
     expect(digestMismatches(plan, native)).toEqual([
       'digests.plan does not match the plan',
-      "digests.invariants does not match the channels' invariants and the checks",
+      "digests.invariants does not match the channels' and exposures' invariants and the checks",
       'digests.sources does not match the list of sources',
       `the digest of image \`${plan.images[0].name}\` does not match it`,
       `the digest of instance \`${plan.instances[0].id}\` does not match it`,

@@ -74,7 +74,17 @@ export function webstackPlan(): Plan {
       }),
     ],
     channels: [channel('app', 'db', 'db', 'kv', 'shop.Kv'), channel('web', 'backend', 'app', 'api', 'shop.Api')],
-    exposures: [{ host_port: 8080, transport: 'tcp', instance: 'web', port: 'http', protocol: 'std.http.Http' }],
+    exposures: [
+      {
+        host_port: 8080,
+        transport: 'tcp',
+        instance: 'web',
+        port: 'http',
+        protocol: 'std.http.Http',
+        ops: [{ name: 'request', kind: 'call', input: 'std.http.Request', output: 'std.http.Response' }],
+        invariants: { max_message_bytes: 1048576, rate: null, timeout_ms: 30000, max_inflight: 64, order: null },
+      },
+    ],
     schemas: {
       'shop.Get': { kind: 'record', fields: [{ name: 'key', optional: false, type: { kind: 'string', max_len: 64 } }] },
       'shop.Item': {
@@ -119,7 +129,7 @@ export function stateOf(plan: Plan, serial = 3): DeploymentState {
 export function withDigests(plan: Plan): Plan {
   plan.images = plan.images.map((i) => ({ ...i, digest: imageDigest(i) }));
   plan.instances = plan.instances.map((i) => ({ ...i, digest: instanceDigest(i) }));
-  plan.digests = { sources: sourcesDigest(plan.sources), invariants: invariantsDigest(plan.channels, plan.checks), plan: '' };
+  plan.digests = { sources: sourcesDigest(plan.sources), invariants: invariantsDigest(plan.channels, plan.exposures, plan.checks), plan: '' };
   plan.digests.plan = planDigest(plan);
   return plan;
 }

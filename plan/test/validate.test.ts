@@ -117,7 +117,7 @@ describe('validateState', () => {
     expect(validateState({ ...good, instances: null }).errors.map((e) => e.path)).toEqual(['$.instances']);
     const noPorts = { ...good, instances: good.instances.map((i, k) => (k === 0 ? { ...i, ports: undefined } : i)) };
     expect(validateState(JSON.parse(JSON.stringify(noPorts))).errors).toEqual([{ path: '$.instances[0]', message: 'missing required field "ports"' }]);
-    const badExposure = { ...good, exposures: [{ host_port: 'eighty', transport: 'tcp', instance: 'web', port: 'http', protocol: 'Http' }] };
+    const badExposure = { ...good, exposures: [{ ...good.exposures[0], host_port: 'eighty' }] };
     expect(validateState(badExposure).errors.map((e) => e.path)).toEqual(['$.exposures[0].host_port']);
     // Digests are compared, never parsed: their form is not checked.
     expect(validateState({ ...good, plan_digest: 'p1', instances: good.instances.map((i) => ({ ...i, digest: 'd' })) }).errors).toEqual([]);

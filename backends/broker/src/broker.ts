@@ -35,7 +35,6 @@ import { Counters } from './counters';
 import {
   exposureId,
   HTTP_MAX_BODY,
-  HTTP_OPS,
   HTTP_SCHEMAS,
   isHttpProtocol,
   readBody,
@@ -625,19 +624,17 @@ export class Broker extends EventEmitter {
     return b;
   }
 
-  /** The operations of an exposed port: from the plan when it says, else from a channel of the same protocol, else std.http.Http's. */
+  /**
+   * The operations of an exposed port: the plan's (every operation of the
+   * protocol, with its schemas and order in the exposure's invariants). A plan
+   * that does not carry them (from an mclc before exposures did) gets every
+   * frame refused, and says so, rather than a guess that would check less.
+   */
   private exposureOps(ex: PlanExposure): PlanOperation[] {
-    const declared = (ex as PlanExposure & { ops?: PlanOperation[] }).ops;
-    if (Array.isArray(declared)) return declared;
-    // Channels carry their ops after `allow` filtering: the union over every channel of the protocol is
-    // the closest the plan comes to the whole protocol.
-    const union = new Map<string, PlanOperation>();
-    for (const c of this.plan.channels) if (c.protocol === ex.protocol) for (const op of c.ops) union.set(op.name, op);
-    if (union.size > 0) return [...union.values()].sort((a, b) => a.name.localeCompare(b.name));
-    if (isHttpProtocol(ex.protocol)) return HTTP_OPS;
+    if (Array.isArray(ex.ops) && ex.invariants) return ex.ops;
     this.log({
       level: 'warn',
-      message: `exposure ${exposureId(ex)}: the plan does not say which operations protocol ${ex.protocol} has, so every frame on it is refused`,
+      message: `exposure ${exposureId(ex)}: the plan does not carry the operations and invariants of protocol ${ex.protocol}, so every request on it is refused`,
     });
     return [];
   }
@@ -1635,8 +1632,7 @@ function answerFrame(id: number | string, a: Answer): string {
 }
 
 function exposureInvariants(ex: PlanExposure): ChannelInvariants {
-  const declared = (ex as PlanExposure & { invariants?: ChannelInvariants }).invariants;
-  return declared ?? DEFAULT_INVARIANTS;
+  return ex.invariants ?? DEFAULT_INVARIANTS;
 }
 
 function pushMap<K, V>(m: Map<K, V[]>, k: K, v: V): void {

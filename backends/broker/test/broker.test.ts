@@ -3,9 +3,9 @@ import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Broker } from '../src/index';
 import { completion } from '../src/broker';
-import { FakePort, inv, kvHandler, tempDir, testPlan } from './helpers';
+import { exposureInv, FakePort, inv, KV_OPS, kvHandler, SESSION_OPS, tempDir, testPlan } from './helpers';
 import type { Violation } from '../src/types';
-import type { ChannelInvariants, OrderAutomaton, PlanExposure } from '@mcl/plan';
+import type { OrderAutomaton, PlanExposure } from '@mcl/plan';
 
 let dir: string;
 let cleanup: () => void;
@@ -360,8 +360,7 @@ describe('protocol order at the end of a session', () => {
     await broker.close();
     const plan = testPlan();
     const order = plan.channels.find((c) => c.id === SESS)!.invariants.order;
-    // The optional `invariants` of an exposure (spec/broker.md) are not in the PlanExposure type.
-    const exposure: PlanExposure & { invariants: ChannelInvariants } = { host_port: 18083, transport: 'tcp', instance: 'ordered', port: 'api', protocol: 't.Session', invariants: inv({ order }) };
+    const exposure: PlanExposure = { host_port: 18083, transport: 'tcp', instance: 'ordered', port: 'api', protocol: 't.Session', ops: SESSION_OPS, invariants: inv({ order }) };
     plan.exposures = [exposure];
     broker = new Broker(plan, { mapHostPort: () => 0, reconnectDelayMs: 10 });
     const api = await fake('ordered', 0, 'api');
@@ -611,7 +610,7 @@ describe('replicas and sessions', () => {
     await broker.close();
     // Three TCP clients of a per-session exposure would need three clones; the plan allows two.
     const plan = testPlan();
-    plan.exposures.push({ host_port: 18082, transport: 'tcp', instance: 'ps', port: 'kv', protocol: 't.Kv' });
+    plan.exposures.push({ host_port: 18082, transport: 'tcp', instance: 'ps', port: 'kv', protocol: 't.Kv', ops: KV_OPS, invariants: exposureInv() });
     plan.exposures = plan.exposures.filter((e) => e.host_port === 18082);
     next = 0;
     broker = new Broker(plan, {

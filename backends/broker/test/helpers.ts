@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { HTTP_OPS } from '../src/http';
 import type { ChannelInvariants, MessageSchema, OrderAutomaton, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
 
 export function tempDir(): { dir: string; cleanup: () => void } {
@@ -81,6 +82,11 @@ export function inv(over: Partial<ChannelInvariants> = {}): ChannelInvariants {
   return { max_message_bytes: 1024, rate: null, timeout_ms: 2000, max_inflight: 8, order: null, ...over };
 }
 
+/** An exposure's invariants as the compiler writes them: the channel defaults (spec/plan.md). */
+export function exposureInv(over: Partial<ChannelInvariants> = {}): ChannelInvariants {
+  return { max_message_bytes: 1024 * 1024, rate: null, timeout_ms: 30_000, max_inflight: 64, order: null, ...over };
+}
+
 function channel(from: string, fromPort: string, to: string, toPort: string, protocol: string, ops: PlanOperation[], invariants: ChannelInvariants): PlanChannel {
   return { id: `${from}.${fromPort}->${to}.${toPort}`, from: { instance: from, port: fromPort }, to: { instance: to, port: toPort }, protocol, ops, invariants };
 }
@@ -124,8 +130,8 @@ export function testPlan(): Plan {
     instance('web', 'single', 1, [port('http', 'provide', 'std.http.Http', 1, [], 18080)]),
   ].sort((a, b) => a.id.localeCompare(b.id));
   const exposures: PlanExposure[] = [
-    { host_port: 18080, transport: 'tcp', instance: 'web', port: 'http', protocol: 'std.http.Http' },
-    { host_port: 18081, transport: 'tcp', instance: 'db', port: 'kv', protocol: 't.Kv' },
+    { host_port: 18080, transport: 'tcp', instance: 'web', port: 'http', protocol: 'std.http.Http', ops: HTTP_OPS, invariants: exposureInv() },
+    { host_port: 18081, transport: 'tcp', instance: 'db', port: 'kv', protocol: 't.Kv', ops: KV_OPS, invariants: exposureInv() },
   ];
   return {
     format_version: '1.0',

@@ -292,7 +292,7 @@ describe('supervisor', () => {
     await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
     const port = (other.address() as { port: number }).port;
     try {
-      const p = { ...webstack(), exposures: [{ host_port: port, transport: 'tcp' as const, instance: 'web', port: 'http', protocol: 'std.http.Http' }] };
+      const p = { ...webstack(), exposures: [{ host_port: port, transport: 'tcp' as const, instance: 'web', port: 'http', protocol: 'std.http.Http', ops: [{ name: 'request', kind: 'call' as const, input: 'std.http.Request', output: 'std.http.Response' }], invariants: { max_message_bytes: 1048576, rate: null, timeout_ms: 30000, max_inflight: 64, order: null } }] };
       const err = await sup.apply(p, req, emit).catch((e) => e);
       expect(err).toMatchObject({ kind: 'failure' });
       expect(err.message).toMatch(new RegExp(`nothing was changed: tcp ${port} \\(exposure web\\.http\\): in use by another program`));
@@ -311,7 +311,7 @@ describe('supervisor', () => {
 
   it('a listen that failed after the check is retried by the next apply of the same plan', async () => {
     // Port 0 always binds, so the check before the apply passes.
-    const p = { ...webstack(), exposures: [{ host_port: 0, transport: 'tcp' as const, instance: 'web', port: 'http', protocol: 'std.http.Http' }] };
+    const p = { ...webstack(), exposures: [{ host_port: 0, transport: 'tcp' as const, instance: 'web', port: 'http', protocol: 'std.http.Http', ops: [{ name: 'request', kind: 'call' as const, input: 'std.http.Request', output: 'std.http.Response' }], invariants: { max_message_bytes: 1048576, rate: null, timeout_ms: 30000, max_inflight: 64, order: null } }] };
     FakeBroker.failListen = 'cannot listen on 127.0.0.1:0 for exposure tcp:0->web.http: listen EADDRINUSE';
     const err = await sup.apply(p, req, emit).catch((e) => e);
     expect(err).toMatchObject({ kind: 'failure', message: /EADDRINUSE/, hint: /stop the program listening on that port/ });
@@ -327,7 +327,7 @@ describe('supervisor', () => {
   });
 
   it('reports the broker\'s open and accepted connections of each exposure, not its calls', async () => {
-    const p = { ...webstack(), exposures: [{ host_port: 0, transport: 'tcp' as const, instance: 'web', port: 'http', protocol: 'std.http.Http' }] };
+    const p = { ...webstack(), exposures: [{ ...webstack().exposures[0], host_port: 0, transport: 'tcp' as const, instance: 'web', port: 'http', protocol: 'std.http.Http' }] };
     await sup.apply(p, req, emit);
     const zero = { frames_to_provider: 0, frames_to_requirer: 0, bytes_to_provider: 0, bytes_to_requirer: 0, replies: 0, errors: 0, timeouts: 0, late_replies: 0, violations: {}, violations_total: 0, latency_ms: { p50: 0, p99: 0, max: 0, samples: 0 } };
     FakeBroker.all[0].fakeCounters = [{ ...zero, channel: 'tcp:0->web.http', calls: 40, connections: { open: 3, total: 7, shed: 0, refused: 0, timed_out: 1 } }];

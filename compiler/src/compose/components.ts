@@ -133,6 +133,22 @@ export function collectLabels(ctx: Ctx): LabelInfo {
   return info;
 }
 
+/** Whether `low < high` follows from the declared `labels` chains (transitively). */
+export function labelBelow(labels: LabelInfo, low: string, high: string): boolean {
+  const seen = new Set<string>([low]);
+  const todo = [low];
+  while (todo.length) {
+    const l = todo.pop()!;
+    for (const [a, b] of labels.edges) {
+      if (a !== l || seen.has(b)) continue;
+      if (b === high) return true;
+      seen.add(b);
+      todo.push(b);
+    }
+  }
+  return false;
+}
+
 /** Resolves a label use; reports an unknown label with a suggestion. */
 export function useLabel(ctx: Ctx, labels: LabelInfo, m: Module, id: Ident): string | undefined {
   if (!id.name) return undefined;
@@ -294,6 +310,12 @@ export class Components {
           if (from && to) {
             if (from === to) {
               this.ctx.report('MCL0418', `declassifying \`${from}\` to itself does nothing`, m.file, mem.span, { hint: 'remove the line, or name a lower label' });
+            } else if (labelBelow(this.labels, from, to)) {
+              // Data may flow up the order without any declaration, so an upward line is a mistake
+              // (usually the two labels swapped), not a declassification.
+              this.ctx.report('MCL0418', `declassifying \`${from}\` to \`${to}\` raises it: \`${to}\` is above \`${from}\` in the label order`, m.file, mem.span, {
+                hint: `a declassification lowers a label: did you mean \`declassifies ${to} -> ${from}\`? Data flows up the order without one`,
+              });
             } else info.declassifies.push({ from, to });
           }
           break;

@@ -38,6 +38,12 @@ export interface Flat {
   channels: FlatChannel[];
   exposures: FlatExposure[];
   rules: ScopedRule[];
+  /**
+   * The component port behind every export of every nested system, by
+   * `<system instance id>.<export name>`: policy rules name a subsystem's
+   * ports by export, as `connect` and `expose` do.
+   */
+  exports: Record<string, { instance: string; port: string }>;
 }
 
 function join(prefix: string, name: string): string {
@@ -64,7 +70,7 @@ function leaf(inst: InstInfo, prefix: string, port: string): { instance: string;
 }
 
 export function elaborate(root: SystemInfo): Flat {
-  const out: Flat = { instances: [], channels: [], exposures: [], rules: [] };
+  const out: Flat = { instances: [], channels: [], exposures: [], rules: [], exports: {} };
   // Explicit work list instead of recursion: nesting depth is bounded only by the sources.
   const work: { sys: SystemInfo; prefix: string }[] = [{ sys: root, prefix: '' }];
   while (work.length) {
@@ -77,7 +83,13 @@ export function elaborate(root: SystemInfo): Flat {
         for (const p of inst.comp.ports) {
           if (p.expose) out.exposures.push({ hostPort: p.expose.port, instance: id, port: p, file: inst.comp.entry.module.file, span: p.expose.span });
         }
-      } else if (inst.sys) work.push({ sys: inst.sys, prefix: id });
+      } else if (inst.sys) {
+        for (const name of inst.sys.exports.keys()) {
+          const l = leaf(inst, prefix, name);
+          if (l) out.exports[`${id}.${name}`] = { instance: l.instance, port: l.port.name };
+        }
+        work.push({ sys: inst.sys, prefix: id });
+      }
     }
     for (const c of sys.connects) {
       const from = leaf(c.from.inst, prefix, c.from.port);

@@ -12,16 +12,18 @@ import type {
   Span,
   SystemDecl,
 } from '@mcl/language';
-import type { ChannelInvariants, JsonValue } from '@mcl/plan';
+import type { ChannelInvariants, JsonValue, OrderAutomaton } from '@mcl/plan';
 import { Ctx, related, textOf, type DeclEntry, type Module } from '../context';
 import { resolveRef } from '../resolve/scope';
 import type { ProtocolInfo } from '../types/protocols';
 import type { Types } from '../types/types';
+import { compileOrder } from '../types/dfa';
 import { didYouMean } from '../util/suggest';
 import {
   hostPort,
   memoryOf,
   modeOf,
+  labelBelow,
   restartOf,
   useLabel,
   vcpusOf,
@@ -366,10 +368,20 @@ export class Systems {
         }
       }
     }
+    // A hint never proposes a connection that breaks one of the system's own rules.
+    const broken = new Map<string, string>();
+    for (const c of candidates) {
+      const rule = this.connectBreaks(info, inst, info.instances.get(c.slice(0, c.indexOf('.')))!, p);
+      if (rule) broken.set(c, rule);
+    }
+    if (broken.size > 0) candidates.splice(0, candidates.length, ...candidates.filter((c) => !broken.has(c)));
     const proto = p.protocol ? `\`${p.protocol.entry.qname}\`` : 'a protocol';
     const fixes = [];
     let hint: string;
-    if (candidates.length === 1) {
+    if (candidates.length === 0 && broken.size > 0) {
+      const [c, rule] = [...broken][0];
+      hint = `\`${c}\` provides ${proto}, but connecting it would break ${rule}; add an instance that provides ${proto} and connect it, or declare the port \`optional\``;
+    } else if (candidates.length === 1) {
       const last = d.members[d.members.length - 1];
       const lineStart = m.text.lastIndexOf('\n', inst.decl.span.start - 1) + 1;
       const indent = /^[ \t]*/.exec(m.text.slice(lineStart, inst.decl.span.start))?.[0] ?? '  ';
@@ -382,6 +394,49 @@ export class Systems {
       hint = `add an instance that provides ${proto} and connect it, or declare the port \`optional\``;
     }
     this.ctx.report('MCL0406', `\`${key}\` requires ${proto} but nothing is connected to it`, m.file, inst.decl.name.span, { hint, fixes });
+  }
+
+  /**
+   * What `connect from.p -> to.q` would break (a rule of `info`, quoted),
+   * judged conservatively from the system's own connections and labels: a
+   * `no path` the new edge would complete, an `only from`/`only through` whose
+   * target it enters from an unlisted instance, or a label order it would
+   * violate (requests go up to the provider, responses and notifications back).
+   */
+  private connectBreaks(info: SystemInfo, from: InstInfo, to: InstInfo, p: SysPort): string | undefined {
+    const text = (r: PolicyRule) => `\`${info.entry.module.text.slice(r.span.start, r.span.end).replace(/\s+/g, ' ')}\``;
+    const next = new Map<string, string[]>();
+    for (const c of info.connects) {
+      const l = next.get(c.from.inst.name);
+      if (l) l.push(c.to.inst.name);
+      else next.set(c.from.inst.name, [c.to.inst.name]);
+    }
+    const reaches = (a: string, b: string): boolean => {
+      const seen = new Set([a]);
+      const todo = [a];
+      while (todo.length) {
+        const u = todo.pop()!;
+        if (u === b) return true;
+        for (const v of next.get(u) ?? []) if (!seen.has(v)) (seen.add(v), todo.push(v));
+      }
+      return false;
+    };
+    for (const r of info.rules) {
+      if (r.kind === 'NoPathRule' && r.from.name !== 'outside' && reaches(r.from.name, from.name) && reaches(to.name, r.to.name)) return text(r);
+      if (r.kind === 'OnlyRule' && r.target.name === to.name && !r.sources.some((x) => x.name === from.name)) return text(r);
+    }
+    const kinds = new Set([...(p.protocol?.ops.values() ?? [])].map((o) => o.kind));
+    const labels = this.components.labels;
+    // Whether data labelled `a` may enter an instance labelled `b` (unlabelled is the bottom).
+    const fits = (a: string | undefined, b: string | undefined): boolean =>
+      a === undefined || a === b || (b !== undefined ? labelBelow(labels, a, b) : !labels.edges.some(([, hi]) => hi === a));
+    const up = kinds.has('call') || kinds.has('send');
+    const down = kinds.has('call') || kinds.has('notify');
+    if ((up && !fits(from.label, to.label)) || (down && !fits(to.label, from.label))) {
+      const [lo, hi] = up && !fits(from.label, to.label) ? [to, from] : [from, to];
+      return `the label order (data of \`${hi.name}\`, labelled ${hi.label}, would reach \`${lo.name}\`, ${lo.label === undefined ? 'unlabelled' : `labelled ${lo.label}`})`;
+    }
+    return undefined;
   }
 
   private ruleReferences(r: PolicyRule, info: SystemInfo, m: Module): void {
@@ -499,6 +554,41 @@ export class Systems {
     }
   }
 
+  /**
+   * The protocol's `order` restricted to the allowed operations must still let
+   * every allowed operation through: `allow write, close` on `(open write*
+   * close)*` would compile to an automaton that refuses every call. Reports
+   * each allowed operation the restricted order can never reach (MCL0419),
+   * with the operations the full order needs before it.
+   */
+  private checkAllowedOrder(protocol: ProtocolInfo, allow: string[], span: Span, m: Module): void {
+    if (!protocol.order || allow.length === 0) return;
+    const restricted = compileOrder(protocol.order, allow);
+    if (!restricted) return;
+    const usable = new Set<string>();
+    for (const row of restricted.transitions) for (const op of Object.keys(row)) usable.add(op);
+    const stuck = allow.filter((op) => !usable.has(op));
+    if (stuck.length === 0) return;
+    const full = compileOrder(protocol.order, [...protocol.ops.keys()]);
+    const list = (ops: string[]) => ops.map((o) => `\`${o}\``).join(', ');
+    for (const op of stuck) {
+      const around = full ? opsAround(full, op) : { before: [], after: [] };
+      const before = around.before.filter((o) => !allow.includes(o));
+      const after = around.after.filter((o) => !allow.includes(o));
+      const missing = [...new Set([...before, ...after])].sort();
+      const why =
+        before.length > 0
+          ? `it needs ${list(before)} first, which \`allow\` leaves out`
+          : after.length > 0
+            ? `the order cannot finish after it without ${list(after)}, which \`allow\` leaves out`
+            : 'no sequence of the allowed operations reaches it';
+      this.ctx.report('MCL0419', `the order of \`${protocol.entry.name}\` never lets \`${op}\` through on this channel: ${why}`, m.file, span, {
+        hint: missing.length > 0 ? `add ${list(missing)} to \`allow\`, or remove \`${op}\` from it` : `remove \`${op}\` from \`allow\``,
+        related: [related(protocol.entry.module.file, protocol.order.span, `the order of \`${protocol.entry.qname}\``)],
+      });
+    }
+  }
+
   /** Channel attributes with defaults applied; undefined when one is invalid. */
   private attrs(c: ConnectDecl, m: Module, protocol: ProtocolInfo | undefined): { invariants: Omit<ChannelInvariants, 'order'>; allow?: string[] } | undefined {
     const inv: Omit<ChannelInvariants, 'order'> = { max_message_bytes: DEFAULT_MAX_MESSAGE, rate: null, timeout_ms: DEFAULT_TIMEOUT_MS, max_inflight: DEFAULT_MAX_INFLIGHT };
@@ -561,10 +651,51 @@ export class Systems {
             ops.add(id.name);
           }
           allow = [...ops].sort();
+          if (ok && protocol) this.checkAllowedOrder(protocol, allow, a.span, m);
           break;
         }
       }
     }
     return ok ? { invariants: inv, allow } : undefined;
   }
+}
+
+/**
+ * The operations on the shortest way (breadth-first, operations in name
+ * order) through an order automaton from `from` to a state where `done` holds,
+ * with the state reached; undefined when there is none.
+ */
+function shortestOps(order: OrderAutomaton, from: number, done: (state: number, row: Record<string, number>) => boolean): { ops: string[]; state: number } | undefined {
+  const via = new Map<number, { from: number; op: string } | null>([[from, null]]);
+  const queue = [from];
+  for (let i = 0; i < queue.length; i++) {
+    const at = queue[i];
+    const row = order.transitions[at] ?? {};
+    if (done(at, row)) {
+      const ops: string[] = [];
+      for (let step = via.get(at); step; step = via.get(step.from)) ops.unshift(step.op);
+      return { ops, state: at };
+    }
+    for (const name of Object.keys(row).sort()) {
+      const to = row[name];
+      if (!via.has(to)) {
+        via.set(to, { from: at, op: name });
+        queue.push(to);
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * What a channel must allow besides `op` for `op` ever to be used: the
+ * operations the order needs before it, and those it needs after it to finish.
+ */
+function opsAround(order: OrderAutomaton, op: string): { before: string[]; after: string[] } {
+  const has = (row: Record<string, number>, name: string) => Object.prototype.hasOwnProperty.call(row, name);
+  const to = shortestOps(order, 0, (_, row) => has(row, op));
+  if (!to) return { before: [], after: [] };
+  const accepting = new Set(order.accepting);
+  const finish = shortestOps(order, order.transitions[to.state][op], (state) => accepting.has(state));
+  return { before: [...new Set(to.ops)], after: [...new Set(finish?.ops ?? [])] };
 }

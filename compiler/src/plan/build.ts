@@ -28,7 +28,8 @@ import {
 import type { CompileOptions } from '../api';
 import { Ctx, related, type DeclEntry } from '../context';
 import type { ComponentInfo, Components, LabelInfo, TargetInfo } from '../compose/components';
-import type { Flat, FlatChannel, FlatInstance } from '../compose/elaborate';
+import type { Flat, FlatChannel, FlatExposure, FlatInstance } from '../compose/elaborate';
+import { DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_MESSAGE, DEFAULT_TIMEOUT_MS } from '../compose/systems';
 import type { PolicyInput, PolicyResult, SourceRef } from '../policy/types';
 import type { ProtocolInfo } from '../types/protocols';
 import type { Types } from '../types/types';
@@ -99,6 +100,7 @@ export class PlanBuilder {
       channels,
       exposures: flat.exposures.filter((x) => !gone(x.instance)),
       rules: flat.rules,
+      exports: flat.exports,
     };
   }
 
@@ -206,7 +208,7 @@ export class PlanBuilder {
         continue;
       }
       exposedOn.set(k, x.hostPort);
-      exposures.push({ host_port: x.hostPort, transport: 'tcp', instance: x.instance, port: x.port.name, protocol: x.port.protocol?.entry.qname ?? '' });
+      exposures.push(this.exposure(x, protocolsUsed));
       origins.exposures[String(x.hostPort)] = { file: x.file, span: x.span };
     }
     exposures.sort((a, b) => a.host_port - b.host_port);
@@ -373,6 +375,27 @@ export class PlanBuilder {
     };
   }
 
+  /**
+   * An exposure carries what a channel carries (every operation of the
+   * protocol, its message schemas, its order automaton and the default
+   * invariants), so that the broker enforces an exposure of any protocol with
+   * the same checks as a channel; keys in canonical (sorted) order.
+   */
+  private exposure(x: FlatExposure, used: Set<ProtocolInfo>): PlanExposure {
+    const proto = x.port.protocol;
+    if (proto) used.add(proto);
+    const { ops, order } = proto ? this.operations(proto, undefined) : { ops: [], order: null };
+    return {
+      host_port: x.hostPort,
+      instance: x.instance,
+      invariants: { max_inflight: DEFAULT_MAX_INFLIGHT, max_message_bytes: DEFAULT_MAX_MESSAGE, order, rate: null, timeout_ms: DEFAULT_TIMEOUT_MS },
+      ops,
+      port: x.port.name,
+      protocol: proto?.entry.qname ?? '',
+      transport: 'tcp',
+    };
+  }
+
   /** Assembles the final plan with digests. */
   assemble(body: Body, rootQname: string, policy: PolicyResult, policies: PlanPolicies, options: CompileOptions): Plan {
     const sources = [...this.ctx.program.texts.entries(), ...this.ctx.programFiles.entries()]
@@ -399,7 +422,7 @@ export class PlanBuilder {
       prior_state: options.priorState ? { lineage: options.priorState.lineage, serial: options.priorState.serial } : null,
     };
     plan.digests.sources = sourcesDigest(uniqueSources, this.ctx.sha256);
-    plan.digests.invariants = invariantsDigest(body.channels, checks, this.ctx.sha256);
+    plan.digests.invariants = invariantsDigest(body.channels, body.exposures, checks, this.ctx.sha256);
     // Channels are built in canonical key order (operation names, the only user-chosen keys, are
     // identifiers), so the native serialiser gives their canonical JSON.
     const channels = body.channels.map((c) => JSON.stringify(c));

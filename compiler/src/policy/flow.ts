@@ -13,6 +13,7 @@
 import type { Ident, NoFlowRule } from '@mcl/language';
 import {
   addCheck,
+  channelRef,
   describePath,
   exposureNote,
   instanceRef,
@@ -36,6 +37,8 @@ export interface LabelOrderInfo {
   leq: Uint8Array;
   /** The least label, when the order has one. */
   bottom: number | undefined;
+  /** minimal[l] = 1 when no label is strictly below l (every label, with a least label, is above the one minimal label). */
+  minimal: Uint8Array;
 }
 
 export function buildLabelOrder(ctx: Context): LabelOrderInfo {
@@ -70,8 +73,13 @@ export function buildLabelOrder(ctx: Context): LabelOrderInfo {
     for (let x = 0; x < L && least; x++) if (!leq[b * L + x]) least = false;
     if (least) bottom = b;
   }
+  const minimal = new Uint8Array(L);
+  for (let m = 0; m < L; m++) {
+    minimal[m] = 1;
+    for (let x = 0; x < L && minimal[m]; x++) if (x !== m && leq[x * L + m] && !leq[m * L + x]) minimal[m] = 0;
+  }
   checkLabelCycles(ctx, labels, adj);
-  return { labels, index, leq, bottom };
+  return { labels, index, leq, bottom, minimal };
 }
 
 /** Reports every cycle of the declared order (`a < b < a`) at the declaration of its first label. */
@@ -134,9 +142,16 @@ function checkLabelCycles(ctx: Context, labels: string[], adj: number[][]): void
   });
 }
 
+/**
+ * `FlowResult.own` of an unlabelled instance when the order has no least
+ * label: it is at the bottom all the same, and may receive only data labelled
+ * with a minimal label.
+ */
+export const BOTTOM = -2;
+
 export interface FlowResult {
   order: LabelOrderInfo;
-  /** Label of each instance for checking what it receives, or -1 when it is unconstrained. */
+  /** Label of each instance for checking what it receives, -1 when it is unconstrained, BOTTOM for an unlabelled instance without a least label. */
   own: Int32Array;
   /** decl[v * L + l]: the label data labelled l leaves v with. */
   decl: Int32Array;
@@ -156,10 +171,13 @@ export function propagate(ctx: Context, order: LabelOrderInfo): FlowResult {
   const decl = new Int32Array(n * L);
   for (let v = 0; v < n; v++) {
     const inst = ctx.instances[v];
-    // An unlabelled instance is the least label when there is one; a label
+    // An unlabelled instance is at the bottom of the order: the least label
+    // when there is one, else it may receive only minimal labels (BOTTOM), so
+    // that a `labels` declaration in some module that adds a second minimal
+    // label cannot lift the constraint off every unlabelled instance. A label
     // missing from the order was reported by name resolution and leaves the
     // instance unconstrained rather than guessing.
-    if (inst.label === undefined) own[v] = order.bottom ?? -1;
+    if (inst.label === undefined) own[v] = order.bottom ?? BOTTOM;
     else own[v] = order.index.get(inst.label) ?? -1;
     for (let l = 0; l < L; l++) decl[v * L + l] = l;
     const applied = new Uint8Array(L);
@@ -276,30 +294,71 @@ export function checkLattice(ctx: Context, f: FlowResult): void {
   const L = f.order.labels.length;
   const labels = f.order.labels;
   const bottomName = f.order.bottom !== undefined ? labels[f.order.bottom] : undefined;
+  const refuses = (state: number): boolean => {
+    const lv = f.own[(state / L) | 0];
+    const l = state % L;
+    return lv !== -1 && (lv === BOTTOM ? !f.order.minimal[l] : !f.order.leq[l * L + lv]);
+  };
+  const labelledText = (v: number): string => {
+    const lv = f.own[v];
+    return ctx.instances[v].label === undefined
+      ? bottomName !== undefined
+        ? `unlabelled (so ${bottomName})`
+        : 'unlabelled (so at the bottom: it may receive only minimal labels)'
+      : `labelled ${labels[lv]}`;
+  };
   let first: Counterexample | undefined;
   let violations = 0;
   let flows = 0;
+  // One mistake (a missing `allow`, a missing declassification) lets a label past one channel and
+  // then on to everything downstream. Each violation is traced back to its fault: the first delivery
+  // on its witness path into an instance that may not hold the label. Violations with the same
+  // fault are one diagnostic, at the channel of that delivery, with the others folded in.
+  const faults = new Map<number, number[]>();
   for (let v = 0; v < ctx.graph.n; v++) {
     const lv = f.own[v];
     for (let l = 0; l < L; l++) if (f.recv[v * L + l]) flows++;
-    if (lv < 0) continue;
+    if (lv === -1) continue;
     let bad = -1;
-    for (let l = 0; l < L && bad < 0; l++) if (f.recv[v * L + l] && !f.order.leq[l * L + lv]) bad = l;
+    for (let l = 0; l < L && bad < 0; l++) if (f.recv[v * L + l] && refuses(v * L + l)) bad = l;
     if (bad < 0) continue;
     violations++;
-    const steps = receivedWitness(ctx, f, v * L + bad);
+    if (!first) {
+      first = receivedWitness(ctx, f, v * L + bad);
+      first[first.length - 1] = { instance: ctx.graph.ids[v], note: labelledText(v) };
+    }
+    const fault = faultOf(f, v * L + bad, refuses);
+    const list = faults.get(fault);
+    if (list) list.push(v);
+    else faults.set(fault, [v]);
+  }
+  for (const [fault, receivers] of faults) {
+    const v = (fault / L) | 0;
+    const bad = fault % L;
     const id = ctx.graph.ids[v];
-    const labelled = ctx.instances[v].label === undefined ? `unlabelled (so ${bottomName})` : `labelled ${labels[lv]}`;
+    const labelled = labelledText(v);
+    const steps = receivedWitness(ctx, f, fault);
     steps[steps.length - 1] = { instance: id, note: labelled };
-    first ??= steps;
-    const ref = instanceRef(ctx, id, true);
+    const channel = ctx.channels[f.parentEdge[fault]];
+    const others = receivers.filter((r) => r !== v);
+    const at = channel ? channelRef(ctx, channel.id) : undefined;
+    const ref = at && at.file !== '' ? at : instanceRef(ctx, id, true);
+    const further = others.length > 0 ? ` From there it also reaches ${others.map((r) => `\`${ctx.graph.ids[r]}\``).join(', ')}.` : '';
     report(ctx, {
       code: 'MCL0507',
-      message: `Data labelled \`${labels[bad]}\` reaches \`${id}\`, which is ${labelled}: ${describePath(steps)}.`,
+      message: `Data labelled \`${labels[bad]}\` reaches \`${id}\`, which is ${labelled}${channel ? `, over channel \`${channel.id}\`` : ''}: ${describePath(steps)}.${further}`,
       file: ref.file,
       span: ref.span,
-      hint: `Label \`${id}\` \`${labels[bad]}\` or higher, remove a channel on the path, or route the data through a component that declassifies \`${labels[bad]}\`.`,
-      related: relatedFor(ctx, steps),
+      hint:
+        `Label \`${id}\` \`${labels[bad]}\` or higher, restrict or remove this channel, or route the data through a component that declassifies \`${labels[bad]}\`` +
+        (f.own[v] === BOTTOM ? `${minimalLabels(f.order)}.` : '.'),
+      related: [
+        ...relatedFor(ctx, steps),
+        ...others.map((r) => {
+          const o = instanceRef(ctx, ctx.graph.ids[r], true);
+          return { file: o.file, span: o.span, message: `\`${ctx.graph.ids[r]}\` (${labelledText(r)}) receives it too` };
+        }),
+      ].filter((x) => x.file !== ''),
     });
   }
   addCheck(ctx, {
@@ -312,6 +371,25 @@ export function checkLattice(ctx: Context, f: FlowResult): void {
         : `${violations} instance${violations === 1 ? ' receives' : 's receive'} data labelled above their own label.`,
     counterexample: first,
   });
+}
+
+/**
+ * The first delivery on a received state's witness path into an instance
+ * that may not hold the label delivered (the state itself when there is no
+ * earlier one).
+ */
+function faultOf(f: FlowResult, state: number, refuses: (state: number) => boolean): number {
+  const hops: number[] = [state];
+  for (let s = f.parentState[state]; s >= 0 && !f.initial[s]; s = f.parentState[s]) hops.push(s);
+  for (let i = hops.length - 1; i >= 0; i--) if (refuses(hops[i])) return hops[i];
+  return state;
+}
+
+/** Why an order has no least label: its minimal labels, to be put in one chain. */
+function minimalLabels(order: LabelOrderInfo): string {
+  const minimal = order.labels.filter((_, l) => order.minimal[l]);
+  if (minimal.length < 2) return '';
+  return ` (with no least label, unlabelled instances may receive only the minimal labels ${minimal.map((m) => `\`${m}\``).join(', ')})`;
 }
 
 export function checkNoFlow(ctx: Context, sr: ScopedRule, rule: NoFlowRule, f: FlowResult): void {
@@ -327,22 +405,33 @@ export function checkNoFlow(ctx: Context, sr: ScopedRule, rule: NoFlowRule, f: F
   }
   const labels = f.order.labels;
   let steps: Counterexample | undefined;
+  // The witness shows the label the rule names when that label itself gets through, and a label
+  // above it only when none of the named label's data does.
+  const candidates = [label, ...Array.from({ length: L }, (_, l) => l).filter((l) => l !== label)];
   if (target.isOutside) {
-    for (const x of ctx.exposures) {
-      const v = ctx.graph.index.get(x.instance);
-      if (v === undefined) continue;
-      for (let l = 0; l < L && !steps; l++) {
-        const s = v * L + l;
-        if (!f.held[s] || !f.order.leq[label * L + f.decl[s]]) continue;
-        steps = [...witness(ctx, f, s), { note: `leaves as ${labels[f.decl[s]]} through tcp ${x.host_port} (${exposureNote(x)})` }];
+    // `lo` is the label the data leaves with (after the exposed instance's declassifications).
+    for (const lo of candidates) {
+      if (!f.order.leq[label * L + lo]) continue;
+      for (const x of ctx.exposures) {
+        const v = ctx.graph.index.get(x.instance);
+        if (v === undefined) continue;
+        for (let l = 0; l < L && !steps; l++) {
+          const s = v * L + l;
+          if (f.held[s] && f.decl[s] === lo) steps = [...witness(ctx, f, s), { note: `leaves as ${labels[lo]} through tcp ${x.host_port} (${exposureNote(x)})` }];
+        }
+        if (steps) break;
       }
       if (steps) break;
     }
   } else {
-    for (const v of target.nodes) {
-      for (let l = 0; l < L && !steps; l++) {
+    for (const l of candidates) {
+      if (!f.order.leq[label * L + l]) continue;
+      for (const v of target.nodes) {
         const s = v * L + l;
-        if (f.recv[s] && f.order.leq[label * L + l]) steps = receivedWitness(ctx, f, s);
+        if (f.recv[s]) {
+          steps = receivedWitness(ctx, f, s);
+          break;
+        }
       }
       if (steps) break;
     }

@@ -14,7 +14,7 @@ import {
   type Context,
   type Counterexample,
 } from './context';
-import { shortestPath, stronglyConnected } from './graph';
+import { compareStrings, shortestPath, stronglyConnected } from './graph';
 import { nodesOf, OUTSIDE, qualify, resolveName, suggest, namesInScope, type Resolved } from './names';
 import type { ScopedRule } from './types';
 
@@ -269,11 +269,28 @@ function inScope(scope: string, instance: string): boolean {
 
 export function checkExposedOnly(ctx: Context, sr: ScopedRule, rule: ExposedOnlyRule): void {
   const id = `exposure:exposed-only${sr.scope === '' ? '' : `:${sr.scope}`}`;
+  // Every entry resolves to one component port: an instance's own port, or the
+  // port a nested system's export leads to (rules name a subsystem's ports by
+  // export, as `connect` and `expose` do, never by the inner ports' names).
   const exact = new Set<string>();
-  // A listed port of a nested system allows the exposures of that port name below the system.
-  const below: { prefix: string; port: string }[] = [];
-  const listed: { instance: string; port: string; ref: ExposedOnlyRule['ports'][number]; system: boolean }[] = [];
+  const listed: { instance: string; port: string; name: string; ref: ExposedOnlyRule['ports'][number] }[] = [];
+  const exports = ctx.input.exports ?? {};
   let unresolved = false;
+  const unknownPort = (what: string, owner: string, ref: ExposedOnlyRule['ports'][number], ports: string[]): void => {
+    const close = suggest(ref.port.name, ports);
+    report(ctx, {
+      code: 'MCL0517',
+      message: `${what} \`${owner}\` has no port \`${ref.port.name}\`.`,
+      file: sr.file,
+      span: ref.port.span,
+      hint:
+        close.length > 0
+          ? `Did you mean ${close.map((c) => `\`${c}\``).join(', ')}?`
+          : `Its ports are ${ports.map((p) => `\`${p}\``).join(', ') || 'none'}${what === 'System' ? ' (a system has only the ports it exports)' : ''}.`,
+      fixes: close.map((c) => ({ title: `Change to \`${c}\``, edits: [{ file: sr.file, span: ref.port.span, newText: c }] })),
+    });
+    unresolved = true;
+  };
   for (const ref of rule.ports) {
     const inst = resolveOrReport(ctx, sr, ref.instance, false);
     if (!inst) {
@@ -282,37 +299,35 @@ export function checkExposedOnly(ctx: Context, sr: ScopedRule, rule: ExposedOnly
     }
     const node = ctx.graph.index.get(inst.id);
     if (node === undefined) {
-      below.push({ prefix: `${inst.id}.`, port: ref.port.name });
-      listed.push({ instance: inst.id, port: ref.port.name, ref, system: true });
+      // A nested system: the entry names one of its exports.
+      if (ref.port.name === '') {
+        unresolved = true;
+        continue;
+      }
+      const inner = exports[`${inst.id}.${ref.port.name}`];
+      if (!inner) {
+        const prefix = `${inst.id}.`;
+        const names = Object.keys(exports)
+          .filter((k) => k.startsWith(prefix) && !k.slice(prefix.length).includes('.'))
+          .map((k) => k.slice(prefix.length))
+          .sort(compareStrings);
+        unknownPort('System', inst.id, ref, names);
+        continue;
+      }
+      exact.add(exposureKey(inner.instance, inner.port));
+      listed.push({ instance: inner.instance, port: inner.port, name: `${inst.id}.${ref.port.name}`, ref });
       continue;
     }
-    const ports = ctx.instances[node].ports ?? [];
-    if (ref.port.name !== '' && !ports.some((p) => p.name === ref.port.name)) {
-      const close = suggest(
-        ref.port.name,
-        ports.map((p) => p.name),
-      );
-      report(ctx, {
-        code: 'MCL0517',
-        message: `Instance \`${inst.id}\` has no port \`${ref.port.name}\`.`,
-        file: sr.file,
-        span: ref.port.span,
-        hint:
-          close.length > 0
-            ? `Did you mean ${close.map((c) => `\`${c}\``).join(', ')}?`
-            : `Its ports are ${ports.map((p) => `\`${p.name}\``).join(', ') || 'none'}.`,
-        fixes: close.map((c) => ({ title: `Change to \`${c}\``, edits: [{ file: sr.file, span: ref.port.span, newText: c }] })),
-      });
-      unresolved = true;
+    const ports = (ctx.instances[node].ports ?? []).map((p) => p.name);
+    if (ref.port.name !== '' && !ports.includes(ref.port.name)) {
+      unknownPort('Instance', inst.id, ref, ports);
       continue;
     }
     exact.add(exposureKey(inst.id, ref.port.name));
-    listed.push({ instance: inst.id, port: ref.port.name, ref, system: false });
+    listed.push({ instance: inst.id, port: ref.port.name, name: `${inst.id}.${ref.port.name}`, ref });
   }
   const inRule = ctx.exposures.filter((x) => inScope(sr.scope, x.instance));
-  const allowed = (x: PlanExposure): boolean =>
-    exact.has(exposureKey(x.instance, x.port)) || below.some((b) => x.instance.startsWith(b.prefix) && x.port === b.port);
-  const extra = inRule.filter((x) => !allowed(x));
+  const extra = inRule.filter((x) => !exact.has(exposureKey(x.instance, x.port)));
   const listText = `[${rule.ports.map((p) => `${p.instance.name}.${p.port.name}`).join(', ')}]`;
   // With an unresolved entry the list is not what the author meant, so only the entry itself is reported.
   for (const x of unresolved ? [] : extra) {
@@ -322,19 +337,17 @@ export function checkExposedOnly(ctx: Context, sr: ScopedRule, rule: ExposedOnly
       message: `\`${x.instance}.${x.port}\` is exposed on tcp ${x.host_port}, but \`exposed only ${listText}\` does not list it.`,
       file: sr.file,
       span: rule.span,
-      hint: `Remove the exposure of \`${x.instance}.${x.port}\`, or add it to the list.`,
+      hint: exposedOnlyHint(ctx, sr.scope, x),
       related: relatedFor(ctx, steps),
     });
   }
   // A listed port that is not exposed is harmless but usually a stale entry.
   for (const l of listed) {
-    const used = inRule.some((x) =>
-      l.system ? x.instance.startsWith(`${l.instance}.`) && x.port === l.port : x.instance === l.instance && x.port === l.port,
-    );
+    const used = inRule.some((x) => x.instance === l.instance && x.port === l.port);
     if (used) continue;
     report(ctx, {
       code: 'MCL0505',
-      message: `\`${l.instance}.${l.port}\` is listed in \`exposed only\` but is not exposed.`,
+      message: `\`${l.name}\` is listed in \`exposed only\` but is not exposed.`,
       file: sr.file,
       span: l.ref.span,
       hint: 'Remove the entry, or expose the port if it is meant to face the outside.',
@@ -363,6 +376,26 @@ export function checkExposedOnly(ctx: Context, sr: ScopedRule, rule: ExposedOnly
     summary: `${extra.length} exposure${extra.length === 1 ? '' : 's'} not in the list: ${extra.map((x) => `${x.instance}.${x.port} on tcp ${x.host_port}`).join(', ')}.`,
     counterexample: extra.map((x) => ({ instance: x.instance, note: `${x.port} exposed on tcp ${x.host_port}` })),
   });
+}
+
+/**
+ * How to allow an exposure the list misses: by the name the rule's scope
+ * sees it under. An exposure below a nested system is listed by the export
+ * that leads to it; when no export does, the nested system exposes a port it
+ * keeps to itself, which the rule cannot allow by name.
+ */
+function exposedOnlyHint(ctx: Context, scope: string, x: PlanExposure): string {
+  const prefix = scope === '' ? '' : `${scope}.`;
+  const rest = x.instance.slice(prefix.length);
+  if (!rest.includes('.')) return `Remove the exposure of \`${x.instance}.${x.port}\`, or add it to the list.`;
+  // The outermost export of the scope's direct child that leads to this port.
+  const child = `${prefix}${rest.slice(0, rest.indexOf('.'))}`;
+  const exports = ctx.input.exports ?? {};
+  const via = Object.keys(exports)
+    .filter((k) => k.startsWith(`${child}.`) && !k.slice(child.length + 1).includes('.') && exports[k].instance === x.instance && exports[k].port === x.port)
+    .sort(compareStrings)[0];
+  if (via !== undefined) return `Remove the exposure of \`${x.instance}.${x.port}\`, or add \`${via.slice(prefix.length)}\` to the list.`;
+  return `Remove the exposure of \`${x.instance}.${x.port}\`, or export the port from \`${child.slice(prefix.length)}\` and list the export.`;
 }
 
 /** The `wiring` summary: what the graph looks like, so the plan records that it was checked. */

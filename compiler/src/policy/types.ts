@@ -40,6 +40,12 @@ export interface PolicyInput {
   channels: PlanChannel[];
   exposures: PlanExposure[];
   rules: ScopedRule[];
+  /**
+   * The component port behind each export of each nested system, by
+   * `<system id>.<export name>` (`site.api` -> `site.web`, `http`). Rules name
+   * a nested system's ports by export; without this map they can name none.
+   */
+  exports?: Record<string, { instance: string; port: string }>;
   labels: LabelOrder;
   /** Where each instance (by id), channel (by id) and exposure (by host port, as a string) was declared. */
   origins: {

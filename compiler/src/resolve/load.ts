@@ -147,6 +147,7 @@ export class Loader {
       explicit: new Map(),
       globs: [],
       importEdges: [],
+      deps: [],
       symbol: `${file}#module:${path}`,
     };
     this.ctx.modules.set(path, m);
@@ -245,6 +246,7 @@ export class Loader {
         targets.push(mp);
       }
       targets.push(...qualifiedModuleRefs(m.ast));
+      m.deps = targets;
       for (const t of targets) {
         const dep = this.load(t);
         if (dep && !visited.has(dep.path)) queue.push(dep);

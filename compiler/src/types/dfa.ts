@@ -11,8 +11,17 @@
 import type { OrderExpr } from '@mcl/language';
 import type { OrderAutomaton } from '@mcl/plan';
 
-/** Subset construction stops beyond this many states; the order is then reported as too complex. */
+/** The most states the minimal automaton may have; beyond it the order is reported as too complex. */
 export const MAX_DFA_STATES = 4096;
+
+/**
+ * Subset construction stops beyond this many (unminimised) states: a bound on
+ * the work, well above MAX_DFA_STATES because the limit applies to the
+ * minimal automaton, and a subset automaton can be far larger than its
+ * minimal form (`((a|b)* a (a|b)...) | (a|b)*` has thousands of subset states
+ * and one minimal state).
+ */
+export const MAX_SUBSET_STATES = 16 * MAX_DFA_STATES;
 
 interface Nfa {
   /** eps[s] = states reachable by one epsilon move. */
@@ -101,7 +110,8 @@ function closure(nfa: Nfa, states: number[]): number[] {
 /**
  * The minimal canonical DFA of `expr` restricted to `ops` (operations outside
  * the set are dropped, as a channel's `allow` list removes them), or
- * `undefined` when the subset construction exceeds MAX_DFA_STATES.
+ * `undefined` when the minimal automaton has more than MAX_DFA_STATES states
+ * (or the subset construction more than MAX_SUBSET_STATES).
  */
 export function compileOrder(expr: OrderExpr, ops: readonly string[]): OrderAutomaton | undefined {
   const alphabet = [...new Set(ops)].sort();
@@ -115,7 +125,7 @@ export function compileOrder(expr: OrderExpr, ops: readonly string[]): OrderAuto
   const sets: number[][] = [startSet];
   const trans: Map<string, number>[] = [];
   for (let i = 0; i < sets.length; i++) {
-    if (sets.length > MAX_DFA_STATES) return undefined;
+    if (sets.length > MAX_SUBSET_STATES) return undefined;
     const byOp = new Map<string, number[]>();
     for (const s of sets[i]) {
       for (const [op, t] of nfa.moves[s]) {
@@ -178,6 +188,7 @@ export function compileOrder(expr: OrderExpr, ops: readonly string[]): OrderAuto
     if (sig.size === count) break;
     count = sig.size;
   }
+  if (count > MAX_DFA_STATES) return undefined;
 
   // Canonical numbering: breadth-first from the start class, operations in name order.
   const order = new Map<number, number>([[cls[0], 0]]);

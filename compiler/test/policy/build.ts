@@ -120,7 +120,15 @@ export class InputBuilder {
 
   expose(port: string, hostPort: number): this {
     const [instance, name] = split(port);
-    const x: PlanExposure = { host_port: hostPort, transport: 'tcp', instance, port: name, protocol: 'P' };
+    const x: PlanExposure = {
+      host_port: hostPort,
+      transport: 'tcp',
+      instance,
+      port: name,
+      protocol: 'P',
+      ops: [],
+      invariants: { max_message_bytes: 1024, rate: null, timeout_ms: 1000, max_inflight: 1, order: null },
+    };
     this.input.exposures.push(x);
     this.input.origins.exposures[String(hostPort)] = this.ref();
     return this;

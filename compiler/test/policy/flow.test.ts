@@ -71,8 +71,9 @@ describe('flow lattice', () => {
     expect(r.diagnostics).toHaveLength(1);
     expect(r.diagnostics[0]).toMatchObject({
       code: 'MCL0507',
-      span: b.input.origins.labels.frontend.span,
-      message: 'Data labelled `secret` reaches `frontend`, which is labelled public: vault -> frontend.',
+      // At the channel that carries the flow, not at the receiver's label.
+      span: b.input.origins.channels['frontend.store->vault.kv'].span,
+      message: 'Data labelled `secret` reaches `frontend`, which is labelled public, over channel `frontend.store->vault.kv`: vault -> frontend.',
     });
   });
 
@@ -89,15 +90,38 @@ describe('flow lattice', () => {
     const b = new InputBuilder().labels(PRELUDE).instance('db', { label: 'secret' }).instance('proxy').instance('sink', { label: 'internal' });
     b.connect('db.out', 'proxy.in', ['send']).connect('proxy.out', 'sink.in', ['send']);
     const r = checkPolicies(b.input);
+    // One fault, the channel into the proxy: what the data reaches beyond it is folded into it.
     expect(r.diagnostics.map((d) => d.message)).toEqual([
-      'Data labelled `secret` reaches `proxy`, which is unlabelled (so public): db -> proxy.',
-      'Data labelled `secret` reaches `sink`, which is labelled internal: db -> proxy -> sink.',
+      'Data labelled `secret` reaches `proxy`, which is unlabelled (so public), over channel `db.out->proxy.in`: db -> proxy. From there it also reaches `sink`.',
     ]);
-    // Without a least label, unlabelled instances are unconstrained but still pass data on.
+    expect(r.diagnostics[0].related?.at(-1)?.message).toBe('`sink` (labelled internal) receives it too');
+    expect(check(r, 'flow:lattice').summary).toBe('2 instances receive data labelled above their own label.');
+    // Without a least label, unlabelled instances are still at the bottom (they may receive only
+    // minimal labels) and still pass data on.
     const c = new InputBuilder().labels(['a', 'top'], ['b', 'top']).instance('x', { label: 'top' }).instance('proxy').instance('y', { label: 'a' });
     c.connect('x.out', 'proxy.in', ['send']).connect('proxy.out', 'y.in', ['send']);
     const rc = checkPolicies(c.input);
-    expect(rc.diagnostics.map((d) => d.message)).toEqual(['Data labelled `top` reaches `y`, which is labelled a: x -> proxy -> y.']);
+    expect(rc.diagnostics.map((d) => d.message)).toEqual([
+      'Data labelled `top` reaches `proxy`, which is unlabelled (so at the bottom: it may receive only minimal labels), over channel `x.out->proxy.in`: x -> proxy. From there it also reaches `y`.',
+    ]);
+    expect(rc.diagnostics[0].hint).toContain('(with no least label, unlabelled instances may receive only the minimal labels `a`, `b`)');
+  });
+
+  it('keeps unlabelled instances at the bottom when another `labels` declaration adds a second minimal label', () => {
+    // The prelude's order plus an unrelated module's `tenant < tenant_secret`: `public` is no longer
+    // the least label, and secret data must still not reach an unlabelled instance.
+    const b = new InputBuilder().labels(PRELUDE, ['tenant', 'tenant_secret']).instance('db', { label: 'secret' }).instance('app').instance('web', { label: 'public' });
+    b.connect('app.db', 'db.kv').connect('app.out', 'web.in', ['send']);
+    let r = checkPolicies(b.input);
+    expect(check(r, 'flow:lattice').status).toBe('fail');
+    expect(r.diagnostics.map((d) => d.message)).toEqual([
+      'Data labelled `secret` reaches `app`, which is unlabelled (so at the bottom: it may receive only minimal labels), over channel `app.db->db.kv`: db -> app. From there it also reaches `web`.',
+    ]);
+    // A minimal label may still reach it.
+    const ok = new InputBuilder().labels(PRELUDE, ['tenant', 'tenant_secret']).instance('t', { label: 'tenant' }).instance('app');
+    ok.connect('app.b', 't.api');
+    r = checkPolicies(ok.input);
+    expect(check(r, 'flow:lattice').status).toBe('pass');
   });
 
   it('applies declassification once per instance, to data it forwards and to its own data', () => {
@@ -159,10 +183,13 @@ describe('no flow', () => {
     // Letting the accounting service notify the jobs would carry operator data into both organisations.
     b.connect('b.job.events', 'acct.back', ['notify']);
     r = checkPolicies(b.input);
-    // Operator data is above org_a, so the accounting service's own data is the shortest witness.
+    // Operator data (above org_a) reaches b by a shorter path, but the witness shows the label the
+    // rule names: org_a's own data, through the accounting service.
     expect(check(r, 'flow:no-flow:org_a->b').counterexample).toEqual([
-      { instance: 'acct', note: 'its own data is labelled operator' },
-      { channel: 'b.job.events->acct.back', note: 'carries operator back to the requiring side' },
+      { instance: 'a.job', note: 'its own data is labelled org_a' },
+      { channel: 'a.job.usage->acct.usage', note: 'carries org_a' },
+      { instance: 'acct' },
+      { channel: 'b.job.events->acct.back', note: 'carries org_a back to the requiring side' },
       { instance: 'b.job' },
     ]);
     expect(check(r, 'flow:no-flow:org_b->a').status).toBe('pass');

@@ -283,8 +283,9 @@ describe('exposed only', () => {
     b.exposedOnly(['web.http'], 'site');
     b.exposedOnly(['other.htp', 'other.http']);
     b.exposedOnly(['web.http', 'other.http']);
-    b.exposedOnly(['site.http']);
-    const stale = b.exposedOnly(['site.http', 'other.http', 'other.http2']);
+    b.exposedOnly(['site.api']);
+    const stale = b.exposedOnly(['site.api', 'other.http', 'other.http2']);
+    b.input.exports = { 'site.api': { instance: 'site.web', port: 'http' } };
     b.input.instances.find((i) => i.id === 'other')!.ports.push({ name: 'http2', direction: 'provide', protocol: 'P', slot: 2, channels: [] });
     const r = checkPolicies(b.input);
     expect(check(r, 'exposure:exposed-only:site').status).toBe('pass');
@@ -293,11 +294,56 @@ describe('exposed only', () => {
     // Rules with an unknown entry report only the entry, not the exposures it might have meant.
     expect(r.diagnostics.map((d) => d.code)).toEqual(['MCL0517', 'MCL0515', 'MCL0504', 'MCL0505']);
     expect(r.diagnostics[0].hint).toBe('Did you mean `http`?');
-    // `site.http` names a nested system: it allows `http` ports exposed below it.
+    // `site.api` names a nested system's export: it allows the port the export leads to.
     expect(check(r, 'exposure:exposed-only#3').counterexample).toEqual([{ instance: 'other', note: 'http exposed on tcp 81' }]);
     expect(check(r, 'exposure:exposed-only#4').status).toBe('pass');
     const ref = stale.rule.kind === 'ExposedOnlyRule' ? stale.rule.ports[2] : undefined;
     expect(r.diagnostics[3]).toMatchObject({ severity: 'warning', span: ref?.span, message: '`other.http2` is listed in `exposed only` but is not exposed.' });
+  });
+});
+
+describe('exposed only on nested systems', () => {
+  // `site` exports `api` (site.web.http) and `console` (site.admin.http); both inner ports are named `http`.
+  function site(): InputBuilder {
+    const b = new InputBuilder()
+      .instance('site.web', { ports: ['http'] })
+      .instance('site.admin', { ports: ['http'] })
+      .expose('site.web.http', 8080)
+      .expose('site.admin.http', 9090);
+    b.input.exports = { 'site.api': { instance: 'site.web', port: 'http' }, 'site.console': { instance: 'site.admin', port: 'http' } };
+    return b;
+  }
+
+  it('names a subsystem port by its export, not by the inner port name', () => {
+    const b = site();
+    b.exposedOnly(['site.api']);
+    const r = checkPolicies(b.input);
+    expect(check(r, 'exposure:exposed-only').status).toBe('fail');
+    expect(r.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual([
+      'MCL0504 `site.admin.http` is exposed on tcp 9090, but `exposed only [site.api]` does not list it.',
+    ]);
+    expect(r.diagnostics[0].hint).toBe('Remove the exposure of `site.admin.http`, or add `site.console` to the list.');
+  });
+
+  it('rejects an inner port name instead of allowing every port of that name below the system', () => {
+    const b = site();
+    const sr = b.exposedOnly(['site.http']);
+    const r = checkPolicies(b.input);
+    expect(check(r, 'exposure:exposed-only').status).toBe('fail');
+    expect(r.diagnostics.map((d) => d.code)).toEqual(['MCL0517']);
+    expect(r.diagnostics[0]).toMatchObject({ message: 'System `site` has no port `http`.', span: sr.rule.kind === 'ExposedOnlyRule' ? sr.rule.ports[0].port.span : undefined });
+    expect(r.diagnostics[0].hint).toBe('Its ports are `api`, `console` (a system has only the ports it exports).');
+  });
+
+  it('passes when every export that is exposed is listed, and says how to list an unexported exposure', () => {
+    const b = site();
+    b.exposedOnly(['site.api', 'site.console']);
+    expect(checkPolicies(b.input).diagnostics).toEqual([]);
+    const c = site();
+    c.input.exports = { 'site.api': { instance: 'site.web', port: 'http' } };
+    c.exposedOnly(['site.api']);
+    const r = checkPolicies(c.input);
+    expect(r.diagnostics[0].hint).toBe('Remove the exposure of `site.admin.http`, or export the port from `site` and list the export.');
   });
 });
 

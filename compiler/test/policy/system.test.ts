@@ -74,14 +74,14 @@ describe('a whole system', () => {
       'reach:no-path:handler->auth',
     ]);
     expect(r.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual([
-      'MCL0507 Data labelled `secret` reaches `web`, which is labelled internal: db -> web.',
-      'MCL0507 Data labelled `secret` reaches `handler`, which is labelled internal: db -> handler.',
       'MCL0501 `db only from app` is violated: channel `handler.db->db.kv2` comes from `handler`, which is not in the list.',
       'MCL0501 `db only from app` is violated: channel `web.db->db.kv3` comes from `web`, which is not in the list.',
       'MCL0502 `db only through app` is violated: the path outside -> web -> db reaches `db` without passing through `app`.',
       'MCL0501 `auth only from web` is violated: channel `handler.auth->auth.auth2` comes from `handler`, which is not in the list.',
       'MCL0508 `no flow secret -> web` is violated: db -> web.',
       'MCL0503 `no path handler -> auth` is violated: handler -> auth.',
+      'MCL0507 Data labelled `secret` reaches `handler`, which is labelled internal, over channel `handler.db->db.kv2`: db -> handler.',
+      'MCL0507 Data labelled `secret` reaches `web`, which is labelled internal, over channel `web.db->db.kv3`: db -> web.',
     ]);
   });
 
