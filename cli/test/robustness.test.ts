@@ -100,3 +100,84 @@ describe('sources with no system', () => {
     expect(r.stdout).toBe('');
   });
 });
+
+describe('symbolic links in the workspace', () => {
+  it('validate does not follow directory links: no hang on a loop, each file once, no walk of /', async () => {
+    const ws = workspace({ 'd/a.mcl': VALID, 'd/a.sh': 'true\n' });
+    symlinkSync('..', join(ws, 'd', 'loop'));
+    symlinkSync('/', join(ws, 'd', 'root'));
+    symlinkSync('loop', join(ws, 'd', 'again'));
+    const r = await mclc(['validate', '.'], ws, 20_000);
+    expect(r.timedOut).toBe(false);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('No problems found in 1 file.\n');
+  });
+
+  it('fmt never writes outside the workspace through a link, and says so', async () => {
+    const outside = workspace({ 'x.mcl': 'component   X {\n memory 64MiB\n}\n' });
+    const ws = workspace({ 'y.mcl': 'component Y {\n  memory 64MiB\n}\n' });
+    symlinkSync(join(outside, 'x.mcl'), join(ws, 'x.mcl'));
+    const r = await mclc(['fmt', '.'], ws);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`x.mcl: error: not formatting it: it is a symbolic link to ${join(outside, 'x.mcl')}, outside the workspace`);
+    expect(readFileSync(join(outside, 'x.mcl'), 'utf8')).toBe('component   X {\n memory 64MiB\n}\n');
+    expect(lstatSync(join(ws, 'x.mcl')).isSymbolicLink()).toBe(true);
+  });
+
+  it('fmt formats a linked file inside the workspace through the link and keeps the link and the mode', async () => {
+    const ws = workspace({ 'real/y.mcl': 'component   Y {\n memory 64MiB\n}\n' });
+    execFileSync('chmod', ['640', join(ws, 'real', 'y.mcl')]);
+    symlinkSync('real/y.mcl', join(ws, 'y.mcl'));
+    const r = await mclc(['fmt', 'y.mcl'], ws);
+    expect(r.code).toBe(0);
+    expect(lstatSync(join(ws, 'y.mcl')).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(join(ws, 'y.mcl'))).toBe('real/y.mcl');
+    expect(readFileSync(join(ws, 'real', 'y.mcl'), 'utf8')).toBe('component Y {\n  memory 64MiB\n}\n');
+    expect(statSync(join(ws, 'real', 'y.mcl')).mode & 0o777).toBe(0o640);
+  });
+});
+
+describe('special and over-size files', () => {
+  it('show refuses a device and a FIFO at once instead of reading forever', async () => {
+    const ws = workspace({});
+    execFileSync('mkfifo', [join(ws, 'pipe.plan')]);
+    const zero = await mclc(['show', '/dev/zero'], ws, 10_000);
+    expect(zero).toMatchObject({ code: 1, timedOut: false });
+    expect(zero.stderr).toContain('error: /dev/zero is a character device, not a regular file; a plan file must be a regular file');
+    const fifo = await mclc(['show', 'pipe.plan'], ws, 10_000);
+    expect(fifo).toMatchObject({ code: 1, timedOut: false });
+    expect(fifo.stderr).toContain('error: pipe.plan is a FIFO, not a regular file');
+    const state = await mclc(['plan', '.', '--state', 'pipe.plan'], workspace({ 'a.mcl': VALID, 'a.sh': 'true\n' }), 10_000);
+    expect(state.timedOut).toBe(false);
+  });
+
+  it('refuses a plan file over the limit with the limit in the message', async () => {
+    const ws = workspace({});
+    execFileSync('truncate', ['-s', '200M', join(ws, 'huge.plan')]);
+    const r = await mclc(['show', 'huge.plan'], ws);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('error: huge.plan is too large for a plan file: 200 MiB (209715200 bytes), more than the limit of 128 MiB');
+  });
+
+  it('says an over-size source is too large, not that it does not exist', async () => {
+    const ws = workspace({});
+    execFileSync('truncate', ['-s', '65M', join(ws, 'big.mcl')]);
+    const r = await mclc(['validate', 'big.mcl'], ws);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('entry file `big.mcl` cannot be read: it is 65 MiB (68157440 bytes), more than the 64 MiB a source or program file may have');
+    const f = await mclc(['fmt', 'big.mcl'], ws);
+    expect(f.code).toBe(1);
+    expect(f.stderr).toContain('big.mcl is too large for a source file');
+  });
+
+  it('validate and fmt report a FIFO named on the command line instead of blocking', async () => {
+    const ws = workspace({});
+    execFileSync('mkfifo', [join(ws, 'pipe.mcl')]);
+    const v = await mclc(['validate', 'pipe.mcl'], ws, 10_000);
+    expect(v).toMatchObject({ code: 1, timedOut: false });
+    expect(v.stderr).toContain('cannot be read: it is a FIFO, not a regular file');
+    const f = await mclc(['fmt', '--check', 'pipe.mcl'], ws, 10_000);
+    expect(f).toMatchObject({ code: 1, timedOut: false });
+    expect(f.stderr).toContain('1 of 1 could not be checked');
+  });
+});

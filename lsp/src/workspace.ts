@@ -2,9 +2,10 @@
 // editor, and a compiler host in which an open document's unsaved text wins
 // over the file on disk.
 
-import { existsSync, readdirSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, join, relative, sep } from 'node:path';
 import type { CompilerHost } from '@mcl/compiler';
+import { walkSourceFiles } from '@mcl/compiler/node-host';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
 import { PathMapper } from './paths';
 
@@ -38,30 +39,16 @@ export class Workspace {
 
   /** Scans the workspace root for `.mcl` files (outside the stdlib folder). */
   scan(): void {
-    const found: string[] = [];
-    const walk = (dir: string, depth: number): void => {
-      if (depth > 32 || found.length >= MAX_SCANNED_FILES) return;
-      let entries;
-      try {
-        entries = readdirSync(dir, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of entries) {
-        if (e.name.startsWith('.')) continue;
-        const full = join(dir, e.name);
-        if (e.isDirectory()) {
-          if (SKIPPED_DIRS.has(e.name) || this.paths.isStdlibPath(full) || isStdlibCopy(full)) continue;
-          walk(full, depth + 1);
-        } else if (e.isFile() && e.name.endsWith('.mcl')) {
-          found.push(relative(this.paths.root, full).split(sep).join('/'));
-          if (found.length >= MAX_SCANNED_FILES) return;
-        }
-      }
-    };
-    walk(this.paths.root, 0);
-    found.sort();
-    this.diskFiles = found;
+    // The walk mclc shares (it never follows directory links); hidden files and folders are not part of an editor's workspace.
+    const { files } = walkSourceFiles(this.paths.root, {
+      skipDir: (name, full) => name.startsWith('.') || SKIPPED_DIRS.has(name) || this.paths.isStdlibPath(full) || isStdlibCopy(full),
+      maxFiles: MAX_SCANNED_FILES,
+      maxDepth: 32,
+    });
+    this.diskFiles = files
+      .filter((f) => !basename(f).startsWith('.'))
+      .map((f) => relative(this.paths.root, f).split(sep).join('/'))
+      .sort();
   }
 
   /** A file changed, appeared or vanished on disk. */
