@@ -181,3 +181,14 @@ describe('special and over-size files', () => {
     expect(f.stderr).toContain('1 of 1 could not be checked');
   });
 });
+
+describe('scripts/run-ts.mjs (npm run fuzz, the benchmarks)', () => {
+  // `npm run fuzz` wrote its bundle into the source tree.
+  it('bundles into a temporary directory, leaves nothing beside the entry point, and keeps import.meta.url beside it', async () => {
+    const dir = workspace({ 'entry.ts': "import { fileURLToPath } from 'node:url';\nconsole.log(fileURLToPath(new URL('./', import.meta.url)));\n" });
+    const r = await execa('node', [join(repo, 'scripts/run-ts.mjs'), join(dir, 'entry.ts')], { cwd: repo, reject: false });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.trim()).toBe(dir + '/');
+    expect(execFileSync('ls', ['-A', dir], { encoding: 'utf8' })).toBe('entry.ts\n');
+  });
+});
