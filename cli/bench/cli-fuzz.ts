@@ -31,6 +31,6 @@ const summary = await fuzz(count, firstSeed, {
 const list = (m: Map<unknown, number>) => [...m].map(([k, v]) => `${k === null ? 'signal' : k}: ${v}`).join(', ');
 console.log(
   `${summary.cases} cases from seed ${firstSeed} in ${summary.seconds.toFixed(1)} s (${parallel} at a time): ${summary.failures.length} failures; ` +
-    `slowest ${summary.slowestMs.toFixed(0)} ms, largest output ${summary.maxOutBytes} bytes\n  by kind: ${list(summary.byKind)}\n  by exit code: ${list(summary.byCode)}`,
+    `slowest ${summary.slowestMs.toFixed(0)} ms (${summary.retried} run again after running out of time), largest output ${summary.maxOutBytes} bytes\n  by kind: ${list(summary.byKind)}\n  by exit code: ${list(summary.byCode)}`,
 );
 process.exit(summary.failures.length ? 1 : 0);
