@@ -19,7 +19,8 @@ function sourceOptions(cmd: Command): Command {
   return cmd
     .option('--root <dir>', 'workspace root that module paths resolve from (default: the common directory of the paths)')
     .option('--target <name>', 'target to plan for, overriding the `deploy` statement')
-    .option('--system <name>', 'root system, overriding the `deploy` statement');
+    .option('--system <name>', 'root system, overriding the `deploy` statement')
+    .option('--max-diagnostics <n>', 'show at most N diagnostics (and at most 10 per line); 0 shows them all', '200');
 }
 
 function lifecycleOptions(cmd: Command): Command {

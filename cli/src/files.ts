@@ -1,9 +1,19 @@
-// Small file utilities for the CLI: reading with a clear error, and writing
-// atomically so an interrupted command never leaves half a plan behind.
+// Small file utilities for the CLI: reading with a bound and a clear error,
+// and writing atomically so an interrupted command never leaves half a plan
+// behind.
 
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
+import { formatSize, readBoundedFile } from '@mcl/compiler/node-host';
 import { CliError, ExitCode } from './exit';
+
+/**
+ * Largest plan or state file read. A plan of 10,000 instances is a few tens
+ * of MB; this bound only keeps a hostile or mistaken file (a device, a huge
+ * download) from exhausting memory.
+ */
+export const MAX_DOCUMENT_BYTES = 128 * 1024 * 1024;
 
 /** A path as people should read it: relative to `cwd` when it is below it, else absolute. */
 export function displayPath(cwd: string, abs: string): string {
@@ -12,26 +22,54 @@ export function displayPath(cwd: string, abs: string): string {
   return !rel.startsWith('..') && !isAbsolute(rel) ? rel : abs;
 }
 
-export function readText(path: string, cwd: string, what = 'file'): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const shown = displayPath(cwd, path);
-    if (code === 'ENOENT') throw new CliError(`${shown}: no such ${what}`, ExitCode.Invalid);
-    if (code === 'EISDIR') throw new CliError(`${shown} is a directory, not a ${what}`, ExitCode.Invalid);
-    throw new CliError(`cannot read ${shown}: ${code ?? (e as Error).message}`, ExitCode.Invalid);
+/**
+ * Reads a regular file of at most `limit` bytes (a bounded read that never
+ * blocks on a FIFO nor reads a device without end), or fails with a message
+ * that says what is wrong with it.
+ */
+export function readText(path: string, cwd: string, what = 'file', limit = MAX_DOCUMENT_BYTES): string {
+  const r = readBoundedFile(path, limit);
+  if (r.ok) return r.text;
+  const shown = displayPath(cwd, path);
+  switch (r.kind) {
+    case 'missing':
+      throw new CliError(`${shown}: no such ${what}`, ExitCode.Invalid);
+    case 'directory':
+      throw new CliError(`${shown} is a directory, not a ${what}`, ExitCode.Invalid);
+    case 'special':
+      throw new CliError(`${shown} is ${r.type}, not a regular file; a ${what} must be a regular file`, ExitCode.Invalid);
+    case 'too-large':
+      throw new CliError(`${shown} is too large for a ${what}: ${formatSize(r.size ?? 0)} (${r.size} bytes), more than the limit of ${formatSize(limit)}`, ExitCode.Invalid);
+    default:
+      throw new CliError(`cannot read ${shown}: ${r.code}`, ExitCode.Invalid);
   }
 }
 
-export function writeAtomic(path: string, text: string, cwd: string): void {
+/**
+ * Writes a file atomically: a temporary file beside it, then a rename. The
+ * temporary file has an unpredictable name and is created exclusively, so a
+ * link planted where it would go is never followed. A symbolic link at
+ * `path` itself is replaced; callers that must keep links write to the real
+ * path (see `mclc fmt`).
+ */
+export function writeAtomic(path: string, text: string, cwd: string, opts: { mode?: number } = {}): void {
   const shown = displayPath(cwd, path);
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     mkdirSync(dirname(path), { recursive: true });
-    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-    writeFileSync(tmp, text);
+    writeFileSync(tmp, text, { flag: 'wx', mode: opts.mode ?? 0o666 });
     renameSync(tmp, path);
   } catch (e) {
+    rmSync(tmp, { force: true });
     throw new CliError(`cannot write ${shown}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, ExitCode.Invalid);
+  }
+}
+
+/** The real path of a file (after symbolic links), or undefined when it cannot be resolved. */
+export function realPath(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
   }
 }

@@ -6,9 +6,10 @@
 // that contains every path (a directory path counts as itself, a file as its
 // directory). With no PATH, the current directory is used.
 
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { walkSourceFiles } from '@mcl/compiler/node-host';
 import { CliError, ExitCode } from './exit';
 
 export interface Workspace {
@@ -18,37 +19,27 @@ export interface Workspace {
   entries: string[];
 }
 
-/** Directories never searched for sources: dependencies, build output, VCS and mcl's own runtime data. */
-const SKIPPED_DIRS = new Set(['node_modules', '.git', '.mcl', 'dist', '.hg', '.svn']);
-
 export function toPosix(p: string): string {
   return sep === '/' ? p : p.split(sep).join('/');
 }
 
-function isInside(parent: string, child: string): boolean {
+export function isInside(parent: string, child: string): boolean {
   const rel = relative(parent, child);
   return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
 
+/**
+ * The `.mcl` files under a directory given on the command line, with the
+ * walk every mcl tool shares (walkSourceFiles: directory links are not
+ * followed, special files are left out).
+ */
 function walk(dir: string, out: string[]): void {
-  let names: string[];
-  try {
-    names = readdirSync(dir).sort();
-  } catch (e) {
-    throw new CliError(`cannot read the directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  const found = walkSourceFiles(dir);
+  if (found.errors.length) {
+    const e = found.errors[0];
+    throw new CliError(`cannot read the directory ${e.path}: ${e.code}`);
   }
-  for (const name of names) {
-    const full = join(dir, name);
-    let st;
-    try {
-      st = statSync(full);
-    } catch {
-      continue; // A dangling symlink is not a source.
-    }
-    if (st.isDirectory()) {
-      if (!SKIPPED_DIRS.has(name)) walk(full, out);
-    } else if (name.endsWith('.mcl')) out.push(full);
-  }
+  out.push(...found.files);
 }
 
 function commonDir(dirs: string[]): string {

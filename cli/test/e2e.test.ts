@@ -90,10 +90,10 @@ describe('validate', () => {
     expect(r.stderr).toBe('');
     expectGolden('e2e-policy.json', r.stdout);
     const doc = JSON.parse(r.stdout);
-    expect(doc).toMatchObject({ format_version: '1.0', valid: false, error_count: 1, warning_count: 0 });
+    expect(doc).toMatchObject({ format_version: '1.1', valid: false, error_count: 1, warning_count: 0, omitted: null });
     expect((await mclc(['validate', 'broken/policy.mcl', '--format', 'json'])).stdout).toBe(r.stdout);
     const ok = JSON.parse((await mclc(['validate', 'shop', '--json'])).stdout);
-    expect(ok).toEqual({ format_version: '1.0', valid: true, error_count: 0, warning_count: 0, diagnostics: [] });
+    expect(ok).toEqual({ format_version: '1.1', valid: true, error_count: 0, warning_count: 0, omitted: null, diagnostics: [] });
   });
 
   it('prints SARIF 2.1.0 with repository-relative paths and registered rules', async () => {
@@ -208,7 +208,7 @@ describe('plan and show', () => {
     const r = await mclc(['plan', 'shop', '--json']);
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout);
-    expect(doc).toMatchObject({ format_version: '1.0', valid: true, summary: 'Plan: 3 to add, 0 to replace, 0 to destroy.', has_changes: true });
+    expect(doc).toMatchObject({ format_version: '1.1', valid: true, summary: 'Plan: 3 to add, 0 to replace, 0 to destroy.', has_changes: true });
     expect(doc.changes.instances.map((c: { action: string }) => c.action)).toEqual(['create', 'create', 'create']);
     expect(doc.checks.length).toBeGreaterThan(0);
     expect(r.stdout).not.toContain('s3cr3t');

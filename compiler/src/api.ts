@@ -18,6 +18,13 @@ export interface CompilerHost {
   /** Text of a standard library module by module path (`http` for `std.http`), or undefined. */
   readStdlib(modulePath: string): string | undefined;
   /**
+   * Optional: why `readFile(path)` gave undefined for a file that exists (it
+   * is too large, not a regular file, a link leaving the workspace), so the
+   * diagnostic says that rather than "does not exist". Undefined when the
+   * file does not exist or the host cannot tell.
+   */
+  unreadable?(path: string): Unreadable | undefined;
+  /**
    * Optional: hex SHA-256 of a string's UTF-8 bytes. Hosts that have a native
    * implementation (NodeHost uses node:crypto) make digests of large plans
    * several times faster; without it the compiler uses its own pure-JS one.
@@ -27,6 +34,13 @@ export interface CompilerHost {
    * is never built as one string only to be hashed.
    */
   sha256?(text: string | readonly string[]): string;
+}
+
+/** A file that exists but was not read: what is wrong with it and what to do. */
+export interface Unreadable {
+  /** Completes "cannot be read: ...", e.g. "it is 80 MiB, more than the 64 MiB a source file may have". */
+  reason: string;
+  hint: string;
 }
 
 export interface CompileOptions {

@@ -8,9 +8,9 @@
 // program file cannot read the rest of the machine.
 
 import { createHash, hash } from 'node:crypto';
-import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import type { CompilerHost } from './api';
+import type { CompilerHost, Unreadable } from './api';
 
 export interface NodeHostOptions {
   /** Workspace root directory; imports and program files resolve under it. */
@@ -24,11 +24,159 @@ export interface NodeHostOptions {
 /** Largest source or program file read, to keep a hostile workspace from exhausting memory. */
 export const MAX_FILE_BYTES = 64 * 1024 * 1024;
 
+/** The result of a bounded read: the text, or why there is none. */
+export type BoundedRead =
+  | { ok: true; text: string }
+  | { ok: false; kind: 'missing' | 'directory' | 'special' | 'too-large' | 'error'; code?: string; size?: number; type?: string };
+
+/**
+ * Reads a regular file as UTF-8, at most `limit` bytes: the one way mclc reads
+ * a file named by the workspace or the command line (sources, programs,
+ * plans, states). It opens without blocking (a FIFO would block `open`
+ * forever), checks on the open descriptor that the file is a regular one (a
+ * device such as /dev/zero never ends), and stops reading past `limit` even
+ * when the file grows while it is read.
+ */
+export function readBoundedFile(path: string, limit: number): BoundedRead {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | (constants.O_NOCTTY ?? 0));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { ok: false, kind: 'missing', code };
+    if (code === 'EISDIR') return { ok: false, kind: 'directory', code };
+    return { ok: false, kind: 'error', code: code ?? (e as Error).message };
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) return { ok: false, kind: 'directory' };
+    if (!st.isFile()) return { ok: false, kind: 'special', type: fileType(st) };
+    if (st.size > limit) return { ok: false, kind: 'too-large', size: st.size };
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (let want = st.size + 1; ; want = 1 << 20) {
+      const chunk = Buffer.allocUnsafe(Math.min(want, limit + 1 - total));
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+      total += n;
+      if (total > limit) return { ok: false, kind: 'too-large', size: total };
+    }
+    return { ok: true, text: Buffer.concat(chunks, total).toString('utf8') };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { ok: false, kind: code === 'EISDIR' ? 'directory' : 'error', code: code ?? (e as Error).message };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What kind of file a non-regular one is, for messages. */
+export function fileType(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  return 'not a regular file';
+}
+
+/** A size for messages, in the binary units the language writes sizes in. */
+export function formatSize(bytes: number): string {
+  const one = (v: number) => String(Math.round(v * 10) / 10);
+  if (bytes >= 1024 * 1024) return `${one(bytes / (1024 * 1024))} MiB`;
+  return bytes >= 1024 ? `${one(bytes / 1024)} KiB` : `${bytes} bytes`;
+}
+
+/** Directories a walk never enters unless the caller says otherwise: dependencies, build output, VCS and mcl's own runtime data. */
+export const SKIPPED_DIRS: ReadonlySet<string> = new Set(['node_modules', '.git', '.mcl', 'dist', '.hg', '.svn']);
+
+export interface SourceWalkOptions {
+  /** Whether to leave out a directory (by its name and absolute path). Default: the names in SKIPPED_DIRS. */
+  skipDir?: (name: string, abs: string) => boolean;
+  /** Stop after this many files (the result says `truncated`). Default: no limit. */
+  maxFiles?: number;
+  /** Do not descend more than this many directories below `dir`. Default: no limit. */
+  maxDepth?: number;
+}
+
+export interface SourceWalk {
+  /** Absolute paths of the `.mcl` files found, sorted. */
+  files: string[];
+  /** Directories that could not be listed, with the error code. */
+  errors: { path: string; code: string }[];
+  /** Directory symbolic links that were not followed. */
+  skippedLinks: string[];
+  truncated: boolean;
+}
+
+/**
+ * The one directory walk of mclc (the CLI's paths and the language server's
+ * workspace scan): every `.mcl` file under `dir`. Symbolic links to
+ * directories are never followed, so a link loop (`d/loop -> ..`) cannot
+ * hang the walk or count a file many times, and a link out of the tree
+ * (`d/root -> /`) cannot make it walk the machine. A symbolic link to a file
+ * is listed like the file (NodeHost reads it only when its target is inside
+ * the workspace); FIFOs, sockets and devices are not sources and are left out.
+ */
+export function walkSourceFiles(dir: string, opts: SourceWalkOptions = {}): SourceWalk {
+  const skipDir = opts.skipDir ?? ((name: string) => SKIPPED_DIRS.has(name));
+  const maxFiles = opts.maxFiles ?? Infinity;
+  const maxDepth = opts.maxDepth ?? Infinity;
+  const out: SourceWalk = { files: [], errors: [], skippedLinks: [], truncated: false };
+  const visit = (d: string, depth: number): void => {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch (e) {
+      out.errors.push({ path: d, code: (e as NodeJS.ErrnoException).code ?? (e as Error).message });
+      return;
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      if (out.files.length >= maxFiles) {
+        out.truncated = true;
+        return;
+      }
+      const full = join(d, e.name);
+      let isDir = e.isDirectory();
+      let isFile = e.isFile();
+      if (e.isSymbolicLink()) {
+        let target: Stats;
+        try {
+          target = statSync(full);
+        } catch {
+          continue; // A dangling link is not a source.
+        }
+        if (target.isDirectory()) {
+          out.skippedLinks.push(full);
+          continue;
+        }
+        isDir = false;
+        isFile = target.isFile();
+      }
+      if (isDir) {
+        if (skipDir(e.name, full)) continue;
+        if (depth >= maxDepth) {
+          out.truncated = true;
+          continue;
+        }
+        visit(full, depth + 1);
+      } else if (isFile && e.name.endsWith('.mcl')) out.files.push(full);
+    }
+  };
+  visit(dir, 0);
+  return out;
+}
+
 export class NodeHost implements CompilerHost {
   readonly root: string;
   readonly stdlib: string;
   readonly overlay: Map<string, string>;
   private realRoot: string | undefined;
+  /** Why files that exist were not read, by workspace-relative path (see `unreadable`). */
+  private readonly failures = new Map<string, Unreadable>();
 
   /** `new NodeHost({ root, stdlib })`, or `new NodeHost(root, stdlib)`. */
   constructor(options: NodeHostOptions | string, stdlib?: string) {
@@ -59,7 +207,15 @@ export class NodeHost implements CompilerHost {
     if (over !== undefined) return over;
     const abs = this.resolvePath(path);
     if (!abs) return undefined;
-    return this.read(abs, this.rootReal());
+    const r = this.read(abs, this.rootReal());
+    if (typeof r === 'string') return r;
+    if (r) this.failures.set(path, r);
+    return undefined;
+  }
+
+  /** Why `readFile(path)` gave nothing for a file that exists (CompilerHost.unreadable). */
+  unreadable(path: string): Unreadable | undefined {
+    return this.failures.get(path);
   }
 
   /** Native SHA-256 (the compiler's own pure-JS digest is the fallback for hosts without one). */
@@ -77,7 +233,8 @@ export class NodeHost implements CompilerHost {
     } catch {
       return undefined;
     }
-    return this.read(abs, realStd);
+    const r = this.read(abs, realStd);
+    return typeof r === 'string' ? r : undefined;
   }
 
   private rootReal(): string {
@@ -91,17 +248,38 @@ export class NodeHost implements CompilerHost {
     return this.realRoot;
   }
 
-  /** Reads a regular file whose real path (after symbolic links) stays under `within`. */
-  private read(abs: string, within: string): string | undefined {
+  /**
+   * Reads a regular file whose real path (after symbolic links) stays under
+   * `within`, with a bounded read. Gives the text, why a file that exists was
+   * not read, or undefined when there is no such file.
+   */
+  private read(abs: string, within: string): string | Unreadable | undefined {
+    let real: string;
     try {
-      const real = realpathSync(abs);
-      const rel = relative(within, real);
-      if (rel.startsWith('..') || isAbsolute(rel)) return undefined;
-      const st = statSync(real);
-      if (!st.isFile() || st.size > MAX_FILE_BYTES) return undefined;
-      return readFileSync(real, 'utf8');
+      real = realpathSync(abs);
     } catch {
       return undefined;
+    }
+    const rel = relative(within, real);
+    if (rel.startsWith('..') || isAbsolute(rel)) {
+      return { reason: `it is a symbolic link to ${real}, outside the workspace`, hint: 'copy the file into the workspace instead of linking to it' };
+    }
+    const r = readBoundedFile(real, MAX_FILE_BYTES);
+    if (r.ok) return r.text;
+    switch (r.kind) {
+      case 'missing':
+        return undefined;
+      case 'too-large':
+        return {
+          reason: `it is ${formatSize(r.size ?? 0)} (${r.size} bytes), more than the ${formatSize(MAX_FILE_BYTES)} a source or program file may have`,
+          hint: 'split it into smaller files',
+        };
+      case 'special':
+        return { reason: `it is ${r.type}, not a regular file`, hint: 'sources and program files must be regular files' };
+      case 'directory':
+        return { reason: 'it is a directory', hint: 'name a file' };
+      default:
+        return { reason: `reading it failed (${r.code})`, hint: 'check the permissions of the file' };
     }
   }
 }

@@ -2,11 +2,12 @@
 // anything outside them, including through symbolic links.
 
 import { afterAll, describe, expect, test } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { createHash } from 'node:crypto';
-import { NodeHost } from '../src/node-host';
+import { MAX_FILE_BYTES, NodeHost, readBoundedFile, walkSourceFiles } from '../src/node-host';
 import { compile } from '../src/index';
 import { REPO } from './helpers';
 
@@ -51,5 +52,68 @@ describe('NodeHost', () => {
     expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
     expect(r.plan?.instances[0].program.argv).toEqual(['/bin/sh', '/mcl/program/db.sh']);
     expect(r.plan?.sources.map((s) => s.path)).toEqual(['main.mcl', 'shop/db.sh', 'shop/parts.mcl', 'std:prelude']);
+  });
+});
+
+describe('walkSourceFiles', () => {
+  // A link loop hung `mclc validate`, `d/loop -> ..` listed one file 41 times, and `d/root -> /` walked the machine.
+  const w = join(dir, 'walk');
+  mkdirSync(join(w, 'd', 'node_modules'), { recursive: true });
+  writeFileSync(join(w, 'a.mcl'), 'type A = int\n');
+  writeFileSync(join(w, 'd', 'b.mcl'), 'type B = int\n');
+  writeFileSync(join(w, 'd', 'node_modules', 'c.mcl'), 'type C = int\n');
+  writeFileSync(join(w, 'd', 'notes.txt'), '');
+  symlinkSync('..', join(w, 'd', 'loop'));
+  symlinkSync('/', join(w, 'd', 'root'));
+  symlinkSync('b.mcl', join(w, 'd', 'link.mcl'));
+  symlinkSync('gone.mcl', join(w, 'd', 'dangling.mcl'));
+  execFileSync('mkfifo', [join(w, 'd', 'pipe.mcl')]);
+
+  test('does not follow directory links, lists file links, leaves out special files and skipped folders', () => {
+    const r = walkSourceFiles(w);
+    expect(r.files.map((f) => relative(w, f))).toEqual(['a.mcl', 'd/b.mcl', 'd/link.mcl']);
+    expect(r.skippedLinks.map((f) => relative(w, f)).sort()).toEqual(['d/loop', 'd/root']);
+    expect(r.truncated).toBe(false);
+  });
+
+  test('stops at maxFiles and maxDepth', () => {
+    expect(walkSourceFiles(w, { maxFiles: 1 })).toMatchObject({ files: [join(w, 'a.mcl')], truncated: true });
+    expect(walkSourceFiles(w, { maxDepth: 0 })).toMatchObject({ files: [join(w, 'a.mcl')], truncated: true });
+  });
+});
+
+describe('readBoundedFile and the reasons a file is not read', () => {
+  const b = join(dir, 'bounded');
+  mkdirSync(b, { recursive: true });
+  writeFileSync(join(b, 'small.mcl'), 'type T = int\n');
+  execFileSync('mkfifo', [join(b, 'pipe.mcl')]);
+
+  test('reads a regular file, and refuses FIFOs, devices, directories and files over the limit', () => {
+    expect(readBoundedFile(join(b, 'small.mcl'), 100)).toEqual({ ok: true, text: 'type T = int\n' });
+    // A FIFO with no writer blocked open() forever; /dev/zero never ends.
+    expect(readBoundedFile(join(b, 'pipe.mcl'), 100)).toMatchObject({ ok: false, kind: 'special', type: 'a FIFO' });
+    expect(readBoundedFile('/dev/zero', 100)).toMatchObject({ ok: false, kind: 'special', type: 'a character device' });
+    expect(readBoundedFile(b, 100)).toMatchObject({ ok: false, kind: 'directory' });
+    expect(readBoundedFile(join(b, 'small.mcl'), 5)).toMatchObject({ ok: false, kind: 'too-large', size: 13 });
+    expect(readBoundedFile(join(b, 'none.mcl'), 5)).toMatchObject({ ok: false, kind: 'missing' });
+  });
+
+  test('an over-size entry, a FIFO and a link out of the workspace are not reported as missing', () => {
+    const ws = join(dir, 'reasons');
+    mkdirSync(ws, { recursive: true });
+    writeFileSync(join(ws, 'big.mcl'), Buffer.alloc(MAX_FILE_BYTES + 1, 0x20));
+    execFileSync('mkfifo', [join(ws, 'pipe.mcl')]);
+    symlinkSync(join(dir, 'secret.txt'), join(ws, 'out.mcl'));
+    writeFileSync(join(ws, 'main.mcl'), 'import big.{T}\n');
+    writeFileSync(join(ws, 'prog.mcl'), 'component C { program { script "run.sh" } }\nsystem S { c = C }\n');
+    symlinkSync('/dev/zero', join(ws, 'run.sh'));
+    const h = new NodeHost({ root: ws, stdlib: join(REPO, 'stdlib') });
+    const messages = (entries: string[]) => compile(h, { entries, mclcVersion: 't' }).diagnostics.map((d) => `${d.code} ${d.message}`);
+    expect(messages(['big.mcl'])).toContain('MCL0211 entry file `big.mcl` cannot be read: it is 64 MiB (67108865 bytes), more than the 64 MiB a source or program file may have');
+    expect(messages(['pipe.mcl'])).toContain('MCL0211 entry file `pipe.mcl` cannot be read: it is a FIFO, not a regular file');
+    expect(messages(['out.mcl'])).toContain(`MCL0211 entry file \`out.mcl\` cannot be read: it is a symbolic link to ${join(dir, 'secret.txt')}, outside the workspace`);
+    const main = messages(['main.mcl']);
+    expect(main).toContain('MCL0201 module `big` cannot be read: it is 64 MiB (67108865 bytes), more than the 64 MiB a source or program file may have');
+    expect(messages(['prog.mcl'])).toContain('MCL0702 program file `run.sh` cannot be read (`run.sh`): it is a symbolic link to /dev/zero, outside the workspace');
   });
 });

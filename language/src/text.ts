@@ -19,6 +19,15 @@ export interface Position {
 export class LineIndex {
   /** UTF-16 offset of the start of each line. */
   private readonly lineStarts: number[];
+  /**
+   * UTF-8 byte offset of the start of each line, and whether the line is all
+   * ASCII, computed on the first `position`: a byte offset then costs the
+   * length of its line rather than of the whole text, and nothing at all on
+   * an ASCII line, however long (renderers ask for a few per diagnostic, and
+   * a generated file can hold thousands of diagnostics on one line).
+   */
+  private lineByteStarts: number[] | undefined;
+  private asciiLines: Uint8Array | undefined;
 
   constructor(readonly text: string) {
     const starts = [0];
@@ -57,21 +66,44 @@ export class LineIndex {
   /** The text of a 0-based line without its line terminator. */
   lineText(line: number): string {
     const start = this.lineStart(line);
-    const next = line + 1 < this.lineStarts.length ? this.lineStarts[line + 1] : this.text.length;
-    return this.text.slice(start, next).replace(/\r?\n$|\r$/, '');
+    let end = line + 1 < this.lineStarts.length ? this.lineStarts[line + 1] : this.text.length;
+    if (end > start && this.text.charCodeAt(end - 1) === 10) end--;
+    if (end > start && this.text.charCodeAt(end - 1) === 13) end--;
+    return this.text.slice(start, end);
   }
 
   position(offset: number): Position {
     const o = Math.max(0, Math.min(offset, this.text.length));
     const line = this.lineOf(o);
     const start = this.lineStarts[line];
+    const byteStart = this.byteStarts()[line];
+    if (this.asciiLines![line]) return { line: line + 1, column: o - start + 1, byte: byteStart + (o - start), offset: o };
     const before = this.text.slice(start, o);
     return {
       line: line + 1,
       column: countCodePoints(before) + 1,
-      byte: utf8Length(this.text.slice(0, o)),
+      byte: byteStart + utf8Length(before),
       offset: o,
     };
+  }
+
+  private byteStarts(): number[] {
+    if (!this.lineByteStarts) {
+      const n = this.lineStarts.length;
+      const bytes = new Array<number>(n);
+      const ascii = new Uint8Array(n);
+      bytes[0] = 0;
+      for (let l = 0; l < n; l++) {
+        const end = l + 1 < n ? this.lineStarts[l + 1] : this.text.length;
+        const line = this.text.slice(this.lineStarts[l], end);
+        const len = utf8Length(line);
+        ascii[l] = len === line.length ? 1 : 0;
+        if (l + 1 < n) bytes[l + 1] = bytes[l] + len;
+      }
+      this.lineByteStarts = bytes;
+      this.asciiLines = ascii;
+    }
+    return this.lineByteStarts;
   }
 
   /** LSP position: 0-based line and UTF-16 character. */

@@ -2,9 +2,10 @@
 // editor, and a compiler host in which an open document's unsaved text wins
 // over the file on disk.
 
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, parse as parsePath, relative, resolve, sep } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { basename, join, parse as parsePath, relative, resolve, sep } from 'node:path';
 import type { CompilerHost } from '@mcl/compiler';
+import { walkSourceFiles } from '@mcl/compiler/node-host';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
 import { PathMapper } from './paths';
 
@@ -57,30 +58,6 @@ export class Workspace {
     const found: string[] = [];
     let dirs = 0;
     let stopped: string | undefined;
-    const walk = (dir: string, depth: number): void => {
-      if (depth > 32 || found.length >= MAX_SCANNED_FILES) return;
-      if (++dirs > MAX_SCANNED_DIRS) {
-        stopped ??= `stopped looking for .mcl files after ${MAX_SCANNED_DIRS} folders; files in the others are analysed when opened. Open the folder of your project rather than one above it.`;
-        return;
-      }
-      let entries;
-      try {
-        entries = readdirSync(dir, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of entries) {
-        if (e.name.startsWith('.')) continue;
-        const full = join(dir, e.name);
-        if (e.isDirectory()) {
-          if (SKIPPED_DIRS.has(e.name) || this.paths.isStdlibPath(full) || isStdlibCopy(full)) continue;
-          walk(full, depth + 1);
-        } else if (e.isFile() && e.name.endsWith('.mcl')) {
-          found.push(relative(this.paths.root, full).split(sep).join('/'));
-          if (found.length >= MAX_SCANNED_FILES) return;
-        }
-      }
-    };
     for (const folder of this.folders.length ? this.folders : [this.paths.root]) {
       const abs = resolve(folder);
       if (abs === parsePath(abs).root) {
@@ -88,7 +65,19 @@ export class Workspace {
         this.onLimit(`the workspace folder ${abs} is the root of the file system; it is not scanned for .mcl files (open files are still analysed). Open the folder of your project instead.`);
         continue;
       }
-      walk(abs, 0);
+      // The walk mclc shares (it never follows directory links); hidden files and folders are not part of an editor's workspace.
+      const walk = walkSourceFiles(abs, {
+        skipDir: (name, full) => {
+          if (name.startsWith('.') || SKIPPED_DIRS.has(name) || this.paths.isStdlibPath(full) || isStdlibCopy(full)) return true;
+          if (++dirs <= MAX_SCANNED_DIRS) return false;
+          stopped ??= `stopped looking for .mcl files after ${MAX_SCANNED_DIRS} folders; files in the others are analysed when opened. Open the folder of your project rather than one above it.`;
+          return true;
+        },
+        maxFiles: MAX_SCANNED_FILES - found.length,
+        maxDepth: 32,
+      });
+      for (const f of walk.files) if (!basename(f).startsWith('.')) found.push(relative(this.paths.root, f).split(sep).join('/'));
+      if (found.length >= MAX_SCANNED_FILES) break;
     }
     if (found.length >= MAX_SCANNED_FILES) stopped ??= `stopped looking for .mcl files after finding ${MAX_SCANNED_FILES}; files beyond are analysed when opened.`;
     if (stopped) this.onLimit(stopped);

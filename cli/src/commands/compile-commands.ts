@@ -21,19 +21,30 @@ import { signPlan, signaturePath } from '../signing';
 import { MCLC_VERSION } from '../version';
 import { absoluteSourcePath, findRepoRoot, resolveWorkspace, toPosix, type Workspace } from '../workspace';
 
-export const PLAN_JSON_FORMAT_VERSION = '1.0';
+/** 1.1 added `omitted` (the diagnostics left out by the limits of render/limits.ts). */
+export const PLAN_JSON_FORMAT_VERSION = '1.1';
 
 interface SourceOptions {
   root?: string;
   target?: string;
   system?: string;
+  /** `--max-diagnostics`: a whole number, 0 for no limit (render/limits.ts). */
+  maxDiagnostics?: string;
+}
+
+function maxDiagnosticsOf(o: SourceOptions): number | undefined {
+  if (o.maxDiagnostics === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(o.maxDiagnostics)) {
+    throw new CliError(`--max-diagnostics ${JSON.stringify(o.maxDiagnostics)} is not a whole number`, ExitCode.Invalid, 'Pass a number of diagnostics, or 0 to show them all.');
+  }
+  return Number(o.maxDiagnostics);
 }
 
 function displayPathFor(ctx: Context, out: CompileOutcome, ws: Workspace) {
   return (file: string) => relative(ctx.cwd, absoluteSourcePath(file, ws.root, out.stdlib)) || file;
 }
 
-function printDiagnostics(ctx: Context, diags: readonly Diagnostic[], out: CompileOutcome, ws: Workspace, countAlways: boolean): void {
+function printDiagnostics(ctx: Context, diags: readonly Diagnostic[], out: CompileOutcome, ws: Workspace, countAlways: boolean, maxDiagnostics: number | undefined): void {
   if (!diags.length && !countAlways) return;
   ctx.err(
     renderDiagnostics(diags, {
@@ -41,6 +52,7 @@ function printDiagnostics(ctx: Context, diags: readonly Diagnostic[], out: Compi
       displayPath: displayPathFor(ctx, out, ws),
       style: ctx.errStyle,
       fileCount: ws.entries.length,
+      maxDiagnostics,
     }),
   );
 }
@@ -50,14 +62,15 @@ export async function validateCommand(ctx: Context, paths: string[], o: SourceOp
   if (!['text', 'json', 'sarif'].includes(format)) {
     throw new CliError(`unknown --format ${JSON.stringify(format)}`, ExitCode.Invalid, 'Use --format text, json or sarif.');
   }
+  const maxDiagnostics = maxDiagnosticsOf(o);
   const ws = resolveWorkspace(paths, { root: o.root, cwd: ctx.cwd });
   const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, emitPlan: false });
-  if (format === 'text') printDiagnostics(ctx, out.diagnostics, out, ws, true);
-  else if (format === 'json') ctx.out(JSON.stringify(diagnosticsDocument(out.diagnostics, { texts: out.texts }), null, 2) + '\n');
+  if (format === 'text') printDiagnostics(ctx, out.diagnostics, out, ws, true, maxDiagnostics);
+  else if (format === 'json') ctx.out(JSON.stringify(diagnosticsDocument(out.diagnostics, { texts: out.texts, maxDiagnostics }), null, 2) + '\n');
   else {
     const repo = findRepoRoot(ws.root) ?? ctx.cwd;
     const artifactPath = (file: string) => toPosix(relative(repo, absoluteSourcePath(file, ws.root, out.stdlib)));
-    const doc = sarifDocument(out.diagnostics, { texts: out.texts, artifactPath, rules: knownDiagnosticCodes(), toolVersion: MCLC_VERSION });
+    const doc = sarifDocument(out.diagnostics, { texts: out.texts, artifactPath, rules: knownDiagnosticCodes(), toolVersion: MCLC_VERSION, maxDiagnostics });
     ctx.out(JSON.stringify(doc, null, 2) + '\n');
   }
   return exitCodeFor(out.diagnostics);
@@ -74,6 +87,7 @@ export interface PlanOptions extends SourceOptions {
 
 export async function planCommand(ctx: Context, paths: string[], o: PlanOptions): Promise<ExitCodeValue> {
   if (o.signKey && !o.out) throw new CliError('--sign-key signs the plan file, so it needs --out FILE', ExitCode.Invalid, 'Write the plan with `--out FILE --sign-key KEY`; the signature goes to FILE.sig.');
+  const maxDiagnostics = maxDiagnosticsOf(o);
   const ws = resolveWorkspace(paths, { root: o.root, cwd: ctx.cwd });
   // The state is read first so that the compiler records it as the plan's prior_state inside the
   // digest it computes anyway (recomputing the digest of a large plan here cost as much again). An
@@ -89,11 +103,14 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
   const priorState = state ? { lineage: state.lineage, serial: state.serial } : null;
   const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true, priorState });
   const code = exitCodeFor(out.diagnostics);
-  const diagDoc = () => diagnosticsDocument(out.diagnostics, { texts: out.texts });
-  if (!o.json) printDiagnostics(ctx, out.diagnostics, out, ws, false);
+  const diagDoc = () => diagnosticsDocument(out.diagnostics, { texts: out.texts, maxDiagnostics });
+  if (!o.json) printDiagnostics(ctx, out.diagnostics, out, ws, false, maxDiagnostics);
   if (code !== ExitCode.Ok || !out.plan) {
-    if (o.json) ctx.out(JSON.stringify({ format_version: PLAN_JSON_FORMAT_VERSION, valid: false, ...countsOf(diagDoc()), diagnostics: diagDoc().diagnostics }, null, 2) + '\n');
-    if (code === ExitCode.Ok) throw new Error('the compiler reported no errors but returned no plan');
+    if (o.json) {
+      const d = diagDoc();
+      ctx.out(JSON.stringify({ format_version: PLAN_JSON_FORMAT_VERSION, valid: false, ...countsOf(d), omitted: d.omitted, diagnostics: d.diagnostics }, null, 2) + '\n');
+    }
+    if (code === ExitCode.Ok) throw noPlanError(out, 'plan');
     return code;
   }
   if (stateError !== undefined) throw stateError;
@@ -146,6 +163,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
           changes,
           checks: shown.checks,
           resources: shown.resources,
+          omitted: d.omitted,
           diagnostics: d.diagnostics,
         },
         null,
@@ -172,6 +190,20 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
   return ExitCode.Ok;
 }
 
+/**
+ * Sources without errors that give no plan: a library module that declares no
+ * system (MCL0606), which is normal for `validate` but leaves `plan` and
+ * `graph` nothing to work on. A usage error, not a crash.
+ */
+function noPlanError(out: CompileOutcome, command: 'plan' | 'graph'): CliError {
+  const nothing = out.diagnostics.find((d) => d.code === 'MCL0606');
+  return new CliError(
+    nothing ? `nothing to ${command}: the sources declare no system` : `nothing to ${command}: the sources gave no plan`,
+    ExitCode.Invalid,
+    'Pass the files that declare the system to deploy (with the modules they import), or declare a `system` that instantiates the components; `mclc validate` checks a library on its own.',
+  );
+}
+
 function shownPath(ctx: Context, abs: string): string {
   return displayPath(ctx.cwd, abs);
 }
@@ -193,12 +225,13 @@ export async function showCommand(ctx: Context, planFile: string, o: { json?: bo
 export async function graphCommand(ctx: Context, paths: string[], o: SourceOptions & { format?: string; out?: string; exclude?: string[] }): Promise<ExitCodeValue> {
   const format = o.format ?? 'dot';
   if (format !== 'dot' && format !== 'svg') throw new CliError(`unknown --format ${JSON.stringify(format)}`, ExitCode.Invalid, 'Use --format dot or svg.');
+  const maxDiagnostics = maxDiagnosticsOf(o);
   const ws = resolveWorkspace(paths, { root: o.root, cwd: ctx.cwd });
   const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true });
-  printDiagnostics(ctx, out.diagnostics, out, ws, false);
+  printDiagnostics(ctx, out.diagnostics, out, ws, false, maxDiagnostics);
   const code = exitCodeFor(out.diagnostics);
   if (code !== ExitCode.Ok) return code;
-  if (!out.plan) throw new Error('the compiler reported no errors but returned no plan');
+  if (!out.plan) throw noPlanError(out, 'graph');
   const dot = planToDot(out.plan);
   const text = format === 'svg' ? await dotToSvg(dot) : dot;
   if (o.out) writeAtomic(resolve(ctx.cwd, o.out), text, ctx.cwd);

@@ -5,13 +5,14 @@
 // configuration that applies to each file (`.prettierrc`, `.editorconfig`),
 // resolved by the plugin exactly as the Prettier CLI resolves it.
 
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MAX_FILE_BYTES } from '@mcl/compiler/node-host';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
-import { readText, writeAtomic } from '../files';
-import { resolveWorkspace } from '../workspace';
+import { displayPath, readText, realPath, writeAtomic } from '../files';
+import { isInside, resolveWorkspace } from '../workspace';
 import { MCLC_VERSION } from '../version';
 
 interface Formatter {
@@ -58,10 +59,30 @@ export async function fmtCommand(ctx: Context, paths: string[], o: { check?: boo
   let changed = 0;
   let failed = 0;
   let internal = 0;
+  const realRoot = realPath(ws.root) ?? ws.root;
   for (const entry of ws.entries) {
     const abs = join(ws.root, entry);
     const shown = relative(ctx.cwd, abs) || abs;
-    const text = readText(abs, ctx.cwd);
+    // A file is read and written at its real path, so a symbolic link stays a link, and only when that
+    // path is inside the workspace: formatting must never change a file elsewhere through a link.
+    const real = realPath(abs) ?? abs;
+    if (!isInside(realRoot, real)) {
+      failed++;
+      ctx.err(
+        `${shown}: ${s.red('error')}: not formatting it: it is a symbolic link to ${displayPath(ctx.cwd, real)}, outside the workspace ${displayPath(ctx.cwd, ws.root)}\n` +
+          `  hint: format the file where it is (mclc fmt ${displayPath(ctx.cwd, real)}), or copy it into the workspace instead of linking to it\n`,
+      );
+      continue;
+    }
+    let text: string;
+    try {
+      text = readText(real, ctx.cwd, 'source file', MAX_FILE_BYTES);
+    } catch (e) {
+      if (!(e instanceof CliError)) throw e;
+      failed++;
+      ctx.err(`${shown}: ${s.red('error')}: cannot format: ${e.message}\n`);
+      continue;
+    }
     let formatted: string;
     try {
       formatted = await formatter.formatMcl(text, { filepath: abs });
@@ -86,16 +107,19 @@ export async function fmtCommand(ctx: Context, paths: string[], o: { check?: boo
       unformatted++;
       ctx.out(`${shown}\n`);
     } else {
-      writeAtomic(abs, formatted, ctx.cwd);
+      writeAtomic(real, formatted, ctx.cwd, { mode: modeOf(real) });
       changed++;
       ctx.out(`${shown}\n`);
     }
   }
   const total = ws.entries.length;
+  const notRead = failed ? ` ${failed} of ${total} could not be ${o.check ? 'checked' : 'formatted'}.` : '';
   if (o.check) {
-    ctx.err(unformatted ? `${unformatted} of ${total} files are not formatted; run \`mclc fmt\` to format them.\n` : `All ${total} files are formatted.\n`);
+    ctx.err(
+      (unformatted ? `${unformatted} of ${total} files are not formatted; run \`mclc fmt\` to format them.` : failed ? 'The other files are formatted.' : `All ${total} files are formatted.`) + notRead + '\n',
+    );
   } else {
-    ctx.err(`Formatted ${changed} of ${total} files.\n`);
+    ctx.err(`Formatted ${changed} of ${total} files.${notRead}\n`);
   }
   if (internal) return ExitCode.Internal;
   if (failed) return ExitCode.Invalid;
@@ -105,4 +129,13 @@ export async function fmtCommand(ctx: Context, paths: string[], o: { check?: boo
 /** A syntax error in the file (the plugin's McLSyntaxError, with the position of the first error). */
 export function isSyntaxError(e: Error & { loc?: unknown }): boolean {
   return e instanceof SyntaxError && typeof e.loc === 'object' && e.loc !== null;
+}
+
+/** The permission bits of a file, so that formatting it keeps them. */
+function modeOf(path: string): number | undefined {
+  try {
+    return statSync(path).mode & 0o7777;
+  } catch {
+    return undefined;
+  }
 }

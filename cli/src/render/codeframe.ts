@@ -12,8 +12,9 @@
 
 import { LineIndex, type Diagnostic, type Span } from '@mcl/language';
 import { plainStyle, plural, type Styler } from '../io';
+import { clipLine, clipMessage, limitDiagnostics, relatedOmittedSummary, type DiagnosticLimits, type ShownDiagnostic } from './limits';
 
-export interface FrameOptions {
+export interface FrameOptions extends DiagnosticLimits {
   /** Text of every file by the path used in diagnostics; a file without text gets a header only. */
   texts: ReadonlyMap<string, string>;
   /** How to print a diagnostic's file (e.g. relative to the current directory). Default: as is. */
@@ -24,6 +25,16 @@ export interface FrameOptions {
 }
 
 const TAB_WIDTH = 4;
+
+function countCodePoints(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) i++;
+    n++;
+  }
+  return n;
+}
 
 /** Expands tabs so carets line up, returning the text and a map from code-point column to display column. */
 function expandTabs(line: string): { text: string; col: (cp: number) => number } {
@@ -92,13 +103,13 @@ class FrameRenderer {
         out.push(this.style.blue(`${indent}${'.'.repeat(width)} |`));
         continue;
       }
+      // A long line is cut to a window around the span (limits.ts), so a frame stays a few lines of text.
       const raw = idx.lineText(l - 1);
-      const { text, col } = expandTabs(raw);
-      const rawCps = [...raw].length;
-      const from = l === start.line ? start.column - 1 : 0;
-      const to = l === end.line ? end.column - 1 : rawCps;
-      let a = col(from);
-      let b = col(Math.max(from, to));
+      const lineStart = idx.lineStart(l - 1);
+      const clipped = clipLine(raw, l === start.line ? start.offset - lineStart : 0, l === end.line ? end.offset - lineStart : raw.length);
+      const { text, col } = expandTabs(clipped.text);
+      let a = col(countCodePoints(clipped.text.slice(0, clipped.from)));
+      let b = col(countCodePoints(clipped.text.slice(0, clipped.to)));
       // An empty span (or one covering only the line end) still gets one caret.
       if (b <= a) b = a + 1;
       if (a > text.length) a = text.length;
@@ -114,24 +125,32 @@ export function renderDiagnostic(d: Diagnostic, opts: FrameOptions): string {
   return renderWith(new FrameRenderer(opts), d, opts.style ?? plainStyle);
 }
 
-function renderWith(r: FrameRenderer, d: Diagnostic, s: Styler): string {
+function renderWith(r: FrameRenderer, d: Diagnostic | ShownDiagnostic, s: Styler): string {
   const sev = d.severity === 'error' ? s.red(s.bold('error')) : d.severity === 'warning' ? s.yellow(s.bold('warning')) : s.cyan(s.bold('info'));
   const mark = d.severity === 'error' ? s.red : d.severity === 'warning' ? s.yellow : s.cyan;
-  const lines = [`${s.bold(r.location(d.file, d.span))}: ${sev} ${s.dim(d.code)}: ${s.bold(d.message)}`];
+  const lines = [`${s.bold(r.location(d.file, d.span))}: ${sev} ${s.dim(d.code)}: ${s.bold(clipMessage(d.message))}`];
   lines.push(...r.frame(d.file, d.span, '  ', mark));
-  if (d.hint) lines.push(`  ${s.green('hint')}: ${d.hint}`);
+  if (d.hint) lines.push(`  ${s.green('hint')}: ${clipMessage(d.hint)}`);
   for (const rel of d.related ?? []) {
-    lines.push(`  ${s.cyan('related')}: ${r.location(rel.file, rel.span)}: ${rel.message}`);
+    lines.push(`  ${s.cyan('related')}: ${r.location(rel.file, rel.span)}: ${clipMessage(rel.message)}`);
     lines.push(...r.frame(rel.file, rel.span, '    ', s.cyan));
   }
+  const more = 'relatedOmitted' in d ? d.relatedOmitted : 0;
+  if (more) lines.push(`  ${s.cyan('related')}: ${relatedOmittedSummary(more)}`);
   return lines.join('\n');
 }
 
-/** Renders every diagnostic, separated by blank lines, followed by a count line. */
+/**
+ * Renders the diagnostics, separated by blank lines, followed by a count line.
+ * At most `maxDiagnostics` are rendered (limits.ts), then a line saying how
+ * many were left out; the count line counts them all.
+ */
 export function renderDiagnostics(diagnostics: readonly Diagnostic[], opts: FrameOptions & { fileCount?: number }): string {
   const r = new FrameRenderer(opts);
   const s = opts.style ?? plainStyle;
-  const blocks = diagnostics.map((d) => renderWith(r, d, s));
+  const { shown, omitted } = limitDiagnostics(diagnostics, opts.texts, opts);
+  const blocks = shown.map((d) => renderWith(r, d, s));
+  if (omitted) blocks.push(s.dim(omitted.summary));
   blocks.push(countLine(diagnostics, opts.fileCount, s));
   return blocks.join('\n\n') + '\n';
 }

@@ -10,8 +10,9 @@
 
 import { createHash } from 'node:crypto';
 import { LineIndex, type Diagnostic, type DiagnosticInfo, type Span } from '@mcl/language';
+import { clipLine, clipMessage, limitDiagnostics, LONG_LINE, type DiagnosticLimits } from './limits';
 
-export interface SarifOptions {
+export interface SarifOptions extends DiagnosticLimits {
   texts: ReadonlyMap<string, string>;
   /** Repository-relative path of a diagnostic's file (forward slashes). */
   artifactPath: (file: string) => string;
@@ -51,6 +52,14 @@ export function sarifDocument(diagnostics: readonly Diagnostic[], opts: SarifOpt
     }
     return indexes.get(file)!;
   };
+  /** The flagged line for the snippet and the fingerprint: whole, or the window of a long line (limits.ts). */
+  const flaggedLine = (idx: LineIndex, offset: number): string => {
+    const line = idx.lineOf(offset);
+    const raw = idx.lineText(line);
+    if (raw.length <= LONG_LINE) return raw;
+    const at = offset - idx.lineStart(line);
+    return clipLine(raw, at, at).text;
+  };
   const location = (file: string, span: Span, message?: string) => {
     const idx = index(file);
     const physicalLocation: Record<string, unknown> = {
@@ -66,28 +75,30 @@ export function sarifDocument(diagnostics: readonly Diagnostic[], opts: SarifOpt
         endColumn: e.column,
         byteOffset: s.byte,
         byteLength: e.byte - s.byte,
-        snippet: { text: idx.lineText(s.line - 1) },
+        snippet: { text: flaggedLine(idx, span.start) },
       };
     }
-    return message === undefined ? { physicalLocation } : { physicalLocation, message: { text: message } };
+    return message === undefined ? { physicalLocation } : { physicalLocation, message: { text: clipMessage(message) } };
   };
 
-  const results = diagnostics.map((d) => {
+  const { shown, omitted } = limitDiagnostics(diagnostics, opts.texts, opts);
+  const results = shown.map((d) => {
     const idx = index(d.file);
-    const lineText = idx ? idx.lineText(idx.position(d.span.start).line - 1).trim() : '';
+    const lineText = idx ? flaggedLine(idx, d.span.start).trim() : '';
     const fingerprint = createHash('sha256').update([d.code, opts.artifactPath(d.file), d.message, lineText].join('\u0000')).digest('hex').slice(0, 32);
     const result: Record<string, unknown> = {
       ruleId: d.code,
       ruleIndex: ruleIndex.get(d.code),
       level: LEVEL[d.severity],
-      message: { text: d.hint ? `${d.message} Hint: ${d.hint}` : d.message },
+      message: { text: clipMessage(d.hint ? `${d.message} Hint: ${d.hint}` : d.message) },
       locations: [location(d.file, d.span)],
       partialFingerprints: { 'mclDiagnostic/v1': fingerprint },
     };
     if (d.related?.length) result.relatedLocations = d.related.map((r, i) => ({ id: i + 1, ...location(r.file, r.span, r.message) }));
+    if (d.relatedOmitted) result.properties = { relatedLocationsOmitted: d.relatedOmitted };
     if (d.fixes?.length) {
       result.fixes = d.fixes.map((f) => ({
-        description: { text: f.title },
+        description: { text: clipMessage(f.title) },
         artifactChanges: f.edits.map((e) => {
           const eidx = index(e.file);
           const s = eidx?.position(e.span.start);
@@ -107,18 +118,23 @@ export function sarifDocument(diagnostics: readonly Diagnostic[], opts: SarifOpt
     return result;
   });
 
-  return {
-    $schema: SARIF_SCHEMA,
-    version: '2.1.0',
-    runs: [
-      {
-        tool: { driver: { name: 'mclc', version: opts.toolVersion, semanticVersion: opts.toolVersion, informationUri: INFORMATION_URI, rules } },
-        columnKind: 'unicodeCodePoints',
-        originalUriBaseIds: { '%SRCROOT%': { description: { text: 'The repository root.' } } },
-        results,
-      },
-    ],
+  const run: Record<string, unknown> = {
+    tool: { driver: { name: 'mclc', version: opts.toolVersion, semanticVersion: opts.toolVersion, informationUri: INFORMATION_URI, rules } },
+    columnKind: 'unicodeCodePoints',
+    originalUriBaseIds: { '%SRCROOT%': { description: { text: 'The repository root.' } } },
+    results,
   };
+  if (omitted) {
+    // Results left out by the limits are said in a notification of the run, and counted in its properties.
+    run.invocations = [
+      {
+        executionSuccessful: true,
+        toolExecutionNotifications: [{ descriptor: { id: 'mclc/omitted-results' }, level: 'warning', message: { text: omitted.summary } }],
+      },
+    ];
+    run.properties = { omittedResults: omitted.count, omittedErrors: omitted.error_count, omittedWarnings: omitted.warning_count, omittedNotes: omitted.info_count };
+  }
+  return { $schema: SARIF_SCHEMA, version: '2.1.0', runs: [run] };
 }
 
 /** `Unknown module` -> `UnknownModule`: SARIF rule names are identifiers. */

@@ -47,8 +47,9 @@ function readWorkspace(ctx: Ctx, m: Module, rel: string, span: { start: number; 
     }
   }
   if (text === undefined) {
-    ctx.report('MCL0702', `program file \`${rel}\` does not exist (looked for \`${path}\`)`, m.file, span, {
-      hint: 'paths are relative to the directory of this .mcl file',
+    const why = ctx.host.unreadable?.(path);
+    ctx.report('MCL0702', why ? `program file \`${rel}\` cannot be read (\`${path}\`): ${why.reason}` : `program file \`${rel}\` does not exist (looked for \`${path}\`)`, m.file, span, {
+      hint: why?.hint ?? 'paths are relative to the directory of this .mcl file',
     });
     return undefined;
   }

@@ -216,8 +216,9 @@ export class Loader {
       text = undefined;
     }
     if (text === undefined) {
-      this.ctx.report('MCL0211', `entry file \`${path}\` does not exist`, norm, span, {
-        hint: 'check the path; it is relative to the workspace root',
+      const why = this.ctx.host.unreadable?.(norm);
+      this.ctx.report('MCL0211', why ? `entry file \`${path}\` cannot be read: ${why.reason}` : `entry file \`${path}\` does not exist`, norm, span, {
+        hint: why?.hint ?? 'check the path; it is relative to the workspace root',
       });
       return undefined;
     }

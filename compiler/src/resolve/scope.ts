@@ -6,7 +6,7 @@
 import type { Decl, Ident, QualifiedName, Span } from '@mcl/language';
 import { Ctx, related, type DeclEntry, type DeclKind, type Module } from '../context';
 import { didYouMean, suggest } from '../util/suggest';
-import { PRELUDE, qnameText, type Loader } from './load';
+import { moduleFile, PRELUDE, qnameText, type Loader } from './load';
 
 const KIND_OF: Partial<Record<Decl['kind'], DeclKind>> = {
   TypeDecl: 'type',
@@ -69,9 +69,14 @@ export function bindImports(ctx: Ctx, loader: Loader): void {
             hint: 'module path segments are identifiers: letters, digits and `_`',
           });
         } else {
+          const file = path.startsWith('std.') ? undefined : moduleFile(path);
+          const why = file === undefined ? undefined : ctx.host.unreadable?.(file);
           const s = loader.suggestModule(path);
-          ctx.report('MCL0201', `no module \`${path}\``, m.file, imp.module.span, {
-            hint: s ?? (path.startsWith('std.') ? 'the standard library has std.blob, std.http, std.kv, std.log and std.sql' : `create \`${path.split('.').join('/')}.mcl\` under the workspace root`),
+          ctx.report('MCL0201', why ? `module \`${path}\` cannot be read: ${why.reason}` : `no module \`${path}\``, m.file, imp.module.span, {
+            hint:
+              why?.hint ??
+              s ??
+              (path.startsWith('std.') ? 'the standard library has std.blob, std.http, std.kv, std.log and std.sql' : `create \`${path.split('.').join('/')}.mcl\` under the workspace root`),
           });
         }
         continue;
