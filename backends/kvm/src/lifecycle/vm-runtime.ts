@@ -119,6 +119,8 @@ export class VmRuntime implements GuestRuntime {
       qmpSocket: join(req.dir, 'qmp.sock'),
       dataPortSockets,
       logFile: consoleLog,
+      consoleSocket: join(req.dir, 'con.sock'),
+      ...(req.consoleHeader ? { consoleHeader: req.consoleHeader } : {}),
       pidFile: join(req.dir, 'qemu.pid'),
       readyTimeoutMs: req.readyTimeoutMs,
       paused: !!req.paused,
@@ -214,7 +216,12 @@ class VmClone implements CloneHandle {
       this.programCode = e.status;
       void clone.kill();
     });
-    this.exited = clone.exited.then((x) => ({ code: x.code, signal: x.signal, ...(this.programCode !== undefined ? { program_code: this.programCode } : {}) }));
+    this.exited = clone.exited.then((x) => ({
+      code: x.code,
+      signal: x.signal,
+      ...(this.programCode !== undefined ? { program_code: this.programCode } : {}),
+      ...(x.zygoteDied ? { helper: 'its QEMU zygote died' } : {}),
+    }));
   }
 
   async resume(): Promise<void> {
