@@ -17,7 +17,7 @@ import { ConsoleLog } from './console-log';
 import { ControlChannel } from './control';
 import { readMemory } from './memory';
 import { guestRamKsmOff, launchCommand, qemuArgs, requireQemu } from './qemu';
-import { connectUnix, QmpClient } from './qmp';
+import { QmpClient } from './qmp';
 import { layoutOf } from './template';
 import { CHILD_SETUP_FAILURES, type Zygote, type ZygoteChild } from './zygote';
 import type { Clone, CloneExit, CloneOptions, GuestIdentity, Template } from './types';
@@ -325,10 +325,12 @@ export async function readyClone(
   const loadStart = Date.now();
   // The console is read from before the guest first runs, so none of its output is lost (see console-log.ts).
   let console: ConsoleLog | undefined;
-  const consoleP = connectUnix(consoleSocketOf(options), readyTimeoutMs, options.signal).then((sock) => {
-    console = new ConsoleLog(options.logFile, sock, options.consoleLimits, options.consoleHeader);
-    return console;
-  });
+  const consoleP = ConsoleLog.connect(consoleSocketOf(options), options.logFile, {
+    limits: options.consoleLimits,
+    header: options.consoleHeader,
+    timeoutMs: readyTimeoutMs,
+    signal: options.signal,
+  }).then((c) => (console = c));
   consoleP.catch(() => undefined);
   try {
     await Promise.race([Promise.all([loadState(q.qmp, 3, readyTimeoutMs), consoleP]), died]);

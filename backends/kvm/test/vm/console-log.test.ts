@@ -1,9 +1,9 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConsoleLog, rotateLogFiles } from '../../src/vm/console-log';
+import { ConsoleLog, rotateLogFiles, type ConsoleLogLimits } from '../../src/vm/console-log';
 
 let dir: string;
 let server: Server;
@@ -16,30 +16,33 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A connected pair of unix sockets: `guest` plays QEMU's end of the console, `host` is read by ConsoleLog. */
-async function pair(): Promise<{ guest: Socket; host: Socket }> {
-  const path = join(dir, 'con.sock');
+/**
+ * A console socket as QEMU serves it, and a ConsoleLog reading it into
+ * `<dir>/console.log`: `guest` is QEMU's end, where the test writes.
+ */
+async function serve(limits: ConsoleLogLimits, header?: string): Promise<{ guest: Socket; log: ConsoleLog; closed: Promise<void> }> {
+  const sock = join(dir, 'con.sock');
   const accepted = new Promise<Socket>((r) => {
     server = createServer((s) => r(s));
   });
-  await new Promise<void>((r) => server.listen(path, r));
-  const host = createConnection(path);
-  await new Promise((r) => host.once('connect', r));
-  return { guest: await accepted, host };
+  await new Promise<void>((r) => server.listen(sock, r));
+  const log = await ConsoleLog.connect(sock, join(dir, 'console.log'), { limits, header, timeoutMs: 5000 });
+  const guest = await accepted;
+  const closed = new Promise<void>((r) => guest.once('close', () => r()));
+  return { guest, log, closed };
 }
 
 const write = (s: Socket, data: Buffer) => new Promise<void>((r) => (s.write(data) ? r() : s.once('drain', () => r())));
 
 describe('console log', () => {
   it('caps each file and keeps a fixed number of rotated files, by renames only', async () => {
-    const { guest, host } = await pair();
     const path = join(dir, 'console.log');
     writeFileSync(path, 'qemu: a message of its own\n');
-    const log = new ConsoleLog(path, host, { maxBytes: 64 * 1024, files: 2, bytesPerSecond: 1 << 30 }, '--- header ---');
+    const { guest, log } = await serve({ maxBytes: 64 * 1024, files: 2, bytesPerSecond: 1 << 30 }, '--- header ---');
     const line = Buffer.from('x'.repeat(1023) + '\n');
     for (let i = 0; i < 1024; i++) await write(guest, line);
+    await until(() => log.bytes === 1024 * 1024);
     guest.end();
-    await new Promise((r) => host.once('close', r));
     log.close();
     const files = readdirSync(dir).filter((f) => f.startsWith('console.log')).sort();
     expect(files).toEqual(['console.log', 'console.log.1', 'console.log.2']);
@@ -50,17 +53,28 @@ describe('console log', () => {
   });
 
   it('makes a guest that writes faster than its rate wait', async () => {
-    const { guest, host } = await pair();
-    const path = join(dir, 'console.log');
-    const log = new ConsoleLog(path, host, { maxBytes: 64 << 20, files: 1, bytesPerSecond: 1 << 20 });
+    const { guest, log } = await serve({ maxBytes: 64 << 20, files: 1, bytesPerSecond: 1 << 20 });
     const t0 = Date.now();
     // 4 MiB at 1 MiB/s: after a burst of 1 MiB (and what the socket buffers), the writer waits about 3 s.
     for (let i = 0; i < 64; i++) await write(guest, Buffer.alloc(64 * 1024, 'y'));
-    const done = new Promise((r) => host.once('close', r));
-    guest.end();
-    await done;
+    await until(() => log.bytes === 4 << 20, 10_000);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
-    expect(statSync(path).size).toBe(4 << 20);
+    expect(statSync(join(dir, 'console.log')).size).toBe(4 << 20);
+    guest.end();
+    log.close();
+  });
+
+  it('gathers a byte-per-write console into few reads', async () => {
+    const { guest, log } = await serve({ maxBytes: 1 << 20, files: 1, bytesPerSecond: 1 << 30 });
+    // As QEMU's serial port writes: a byte at a time.
+    for (let i = 0; i < 300; i++) {
+      guest.write('x');
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await until(() => log.bytes === 300);
+    // A reader taking each write as it comes makes about 300 reads; one that waits 5 ms after each, a third of that.
+    expect(log.reads).toBeLessThan(150);
+    guest.end();
     log.close();
   });
 
@@ -74,3 +88,11 @@ describe('console log', () => {
     expect(existsSync(`${path}.3`)).toBe(false);
   });
 });
+
+async function until(cond: () => boolean, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
