@@ -1,16 +1,17 @@
 // Restart policies and console logs on real QEMU: the program's own exit
 // status decides `on-failure` and what status reports, a guest flooding its
-// console is held to the log's cap, and a zygote that dies takes its clones
-// with it but they are forked again without counting against their policy.
+// console is held to the log's cap, a zygote that dies takes its clones
+// with it but they are forked again without counting against their policy,
+// and restarts that cannot fork back off.
 
-import { cpSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apply, destroy, logs, status } from '../src/lifecycle/commands';
 import { runDirFor } from '../src/lifecycle/supervise';
 import { planOf } from './fixtures/plans';
-import { lifecycleOptions, qemuPidsUnder, until, zygotePids } from './fixtures/vm';
+import { lifecycleOptions, qemuPidsUnder, sleep, until, zygotePids } from './fixtures/vm';
 
 /** The console cap for this deployment's supervisor (it inherits the environment): small, so a flood crosses it quickly. */
 const LOG_BYTES = 32 * 1024;
@@ -94,4 +95,32 @@ describe('restarts and console logs on QEMU', () => {
     const s = await status(opts());
     expect(s.instances.find((i) => i.id === 'steady')!.health).toBe('healthy');
   }, 180_000);
+
+  it('backs off on restarts that cannot fork, also after a long stable run, and status says why and when', async () => {
+    // A clone that ran longer than 30 s used to have its backoff reset by every failed fork.
+    const c0 = await until('keeper to have run 31 s', async () => {
+      const c = await clone0('keeper');
+      return c.state === 'running' && (c.uptime_ms ?? 0) > 31_000 ? c : undefined;
+    }, 120_000);
+    // From now on every fork fails: the template's RAM file is gone (running clones keep their mapping).
+    const cmd = readFileSync(`/proc/${c0.pid}/cmdline`, 'utf8');
+    const mem = /mem-path=([^,\0]+)/.exec(cmd)![1];
+    rmSync(mem, { force: true });
+    process.kill(c0.pid!, 'SIGKILL');
+    const down = await until('a failed restart', async () => {
+      const c = await clone0('keeper');
+      return c.last_error ? c : undefined;
+    }, 30_000);
+    expect(down.state).toBe('restarting');
+    expect(down.last_exit).toBe('killed by SIGKILL');
+    expect(down.last_error).toMatch(/files of template .* are gone/);
+    expect(down.next_restart_in_ms).toBeGreaterThan(0);
+    const t0 = Date.now();
+    await sleep(12_000);
+    const failures = readFileSync(join(runDir, 'supervisor.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('keeper[0] restart failed')).length;
+    // 250 ms doubling up to 10 s: about 7 attempts in the first 16 s. Without backoff on failed forks, one every 250 ms.
+    expect(failures).toBeLessThanOrEqual(Math.ceil((Date.now() - t0) / 1000) / 2 + 4);
+  }, 240_000);
 });
