@@ -183,7 +183,18 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .option('--tail <n>', 'print only the last N lines first')
     .option('--clone <n>', 'only this clone of a replicated instance')
     .option('--json', 'print one JSON object per line')
-    .addHelpText('after', examples('mclc logs app', 'mclc logs web --clone 1 --follow'))
+    .addHelpText(
+      'after',
+      examples('mclc logs app', 'mclc logs web --clone 1 --follow') +
+        '\nWhere the output is kept (KVM backend):\n' +
+        '  Each clone\'s console (kernel, guest agent and the program\'s stdout and stderr) is written to\n' +
+        '  <run dir>/clones/<instance>.<clone>/console.log, beside the state (.mcl/run, or a private directory\n' +
+        '  for a long workspace path). A file is rotated by renames past 4 MiB (console.log.1, .2, .3, the\n' +
+        '  oldest dropped), and every restart starts a new one, so a clone keeps at most 16 MiB; a guest is\n' +
+        '  read at 32 KiB/s at most and a faster one is made to wait. Set MCL_CONSOLE_LOG_BYTES,\n' +
+        '  MCL_CONSOLE_LOG_FILES and MCL_CONSOLE_RATE in the environment of the first apply to change this.\n' +
+        '  The logs go when the deployment is destroyed.\n',
+    )
     .action(async (id: string, o) => set(import('./commands/lifecycle').then((m) => m.logsCommand(ctx, id, o))));
 
   program

@@ -28,7 +28,7 @@ export function generateWorkspace(components: number, perModule = 50): Workspace
     for (let i = 0; i < n; i++) {
       out.push(`/// Stage ${i} of module ${k}.`);
       out.push(`component C${k}_${i} {`);
-      out.push(`  memory ${i % 3 === 0 ? '64MiB' : '32MiB'}`);
+      out.push(`  memory ${i % 3 === 0 ? '128MiB' : '96MiB'}`);
       out.push('  label internal');
       out.push(`  param threshold: int(0..1000) = ${i}`);
       out.push(`  param name: string(max 64) = "stage-${k}-${i}"`);

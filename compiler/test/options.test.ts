@@ -113,3 +113,15 @@ system Outer { x = Inner
     expect(codes(r)).toEqual(['MCL0406']);
   });
 });
+
+describe('guest memory', () => {
+  test('refuses less memory than a guest boots in, at the instance, and names the least', () => {
+    const r = compileText('component C { memory 64MiB }\nsystem S { c = C\n d = C { memory 96MiB } }\n');
+    const errs = r.diagnostics.filter((d) => d.code === 'MCL0601');
+    expect(errs).toHaveLength(1);
+    expect(errs[0].message).toBe('`c` has 64MiB of memory, less than a guest of backend `kvm` boots in (80MiB)');
+    expect(errs[0].hint).toBe('give it at least `memory 80MiB`');
+    expect(r.plan).toBeUndefined();
+    expect(compileText('component C { memory 80MiB }\nsystem S { c = C }\n').plan).toBeDefined();
+  });
+});

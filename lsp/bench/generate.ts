@@ -16,7 +16,7 @@ export function moduleText(m: number): string {
     lines.push(
       `/// Component ${c} of module ${m}.`,
       `component C${m}_${c} {`,
-      `  memory 64MiB`,
+      `  memory 96MiB`,
       `  provide api: Api${m}`,
       c > 0 ? `  require next: Api${m}` : `  require store: Kv`,
       `  require log: Logs optional`,
@@ -28,7 +28,7 @@ export function moduleText(m: number): string {
       '',
     );
   }
-  lines.push(`component Store${m} {`, `  memory 64MiB`, `  provide kv: Kv`, `}`, '');
+  lines.push(`component Store${m} {`, `  memory 96MiB`, `  provide kv: Kv`, `}`, '');
   lines.push(`system Sys${m} {`);
   for (let c = 0; c < 4; c++) lines.push(`  c${c} = C${m}_${c} { level = ${(c + 1) % 10} }`);
   lines.push(`  store = Store${m}`);

@@ -147,8 +147,14 @@ export interface CloneStatus {
   cpu_ms?: number;
   /** Session id for a per-session clone. */
   session?: string;
-  /** Last exit, e.g. "exit code 1" or "killed by SIGKILL". */
+  /** Last exit, e.g. "program exited with status 1", "killed by SIGKILL" or "QEMU exit code 1". */
   last_exit?: string;
+  /** While the clone is down: why the last restart failed (the fork's error). */
+  last_error?: string;
+  /** While a restart is scheduled (state `restarting`): ms until it is attempted. */
+  next_restart_in_ms?: number;
+  /** Why the clone stays down: the restart policy does not restart it (policy `never`, a successful exit under `on-failure`, the retry limit). */
+  not_restarted?: string;
 }
 
 export interface InstanceStatus {

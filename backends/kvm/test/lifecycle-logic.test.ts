@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -234,6 +234,100 @@ describe('supervisor', () => {
     await sleep(80);
     expect(rt.live('db')).toHaveLength(0);
     expect(sup.instanceStatus().find((i) => i.id === 'db')!.clones[0].restarts).toBe(2);
+  });
+
+  it("decides on-failure by the program's own exit status, not by how the supervisor then ended QEMU", async () => {
+    await sup.apply(webstack({ db: { restart: { policy: 'on_failure', max_retries: 3 } } }), req, emit);
+    // The program failed: the agent reported status 3 and QEMU was then killed, as every program exit ends.
+    const first = rt.live('db')[0];
+    first.crash({ code: null, signal: 'SIGKILL', program_code: 3 });
+    await until(() => rt.live('db').length === 1 && rt.live('db')[0] !== first);
+    let st = sup.instanceStatus().find((i) => i.id === 'db')!;
+    expect(st.clones[0].last_exit).toBe('program exited with status 3');
+    expect(st.clones[0].restarts).toBe(1);
+    // The program succeeded: not restarted, and status says so and why.
+    rt.live('db')[0].crash({ code: null, signal: 'SIGKILL', program_code: 0 });
+    await sleep(60);
+    expect(rt.live('db')).toHaveLength(0);
+    st = sup.instanceStatus().find((i) => i.id === 'db')!;
+    expect(st.clones[0]).toMatchObject({
+      state: 'crashed',
+      restarts: 1,
+      last_exit: 'program exited with status 0',
+      not_restarted: 'it exited successfully and the restart policy is on-failure',
+    });
+  });
+
+  it('backs off on restarts whose fork fails, even after a long stable run, and status says why and when', async () => {
+    const s2 = new Supervisor({ runtime: rt, brokerFactory: (p, h) => new FakeBroker(p, h), runDir: dir, backoffMs: 5, maxBackoffMs: 40, stableAfterMs: 20 });
+    try {
+      await s2.apply(webstack(), req, emit);
+      // Stable for longer than stableAfterMs, then the guest dies and every restart fails.
+      await sleep(40);
+      rt.failFork = (r) => r.instance.id === 'db';
+      const forks = () => rt.log.filter((l) => l === 'fork db.0').length;
+      const before = forks();
+      rt.live('db')[0].crash();
+      await sleep(400);
+      const attempts = forks() - before;
+      // 5, 10, 20, 40, 40, ... ms: about 12 attempts in 400 ms. Without backoff on failed forks, about 80.
+      expect(attempts).toBeGreaterThanOrEqual(3);
+      expect(attempts).toBeLessThanOrEqual(16);
+      const c = s2.instanceStatus().find((i) => i.id === 'db')!.clones[0];
+      expect(c.state).toBe('restarting');
+      expect(c.last_exit).toBe('killed by SIGKILL');
+      expect(c.last_error).toMatch(/fork of db failed/);
+      expect(c.next_restart_in_ms).toBeGreaterThanOrEqual(0);
+      expect(c.next_restart_in_ms).toBeLessThanOrEqual(40);
+      // Once forks work again the clone comes back and the error is gone.
+      rt.failFork = null;
+      await until(() => rt.live('db').length === 1);
+      await until(() => s2.instanceStatus().find((i) => i.id === 'db')!.clones[0].state === 'running');
+      const back = s2.instanceStatus().find((i) => i.id === 'db')!.clones[0];
+      expect(back.last_error).toBeUndefined();
+      expect(back.next_restart_in_ms).toBeUndefined();
+    } finally {
+      await s2.shutdown();
+    }
+  });
+
+  it('forks a clone whose helper process died again without counting it against its policy', async () => {
+    await sup.apply(webstack({ db: { restart: { policy: 'never', max_retries: 0 } } }), req, emit);
+    const db0 = rt.live('db')[0];
+    db0.crash({ code: null, signal: 'SIGKILL', helper: 'its QEMU zygote died' });
+    await until(() => rt.live('db').length === 1 && rt.live('db')[0] !== db0);
+    const c = sup.instanceStatus().find((i) => i.id === 'db')!.clones[0];
+    expect(c).toMatchObject({ state: 'running', restarts: 0, last_exit: 'killed by SIGKILL: its QEMU zygote died' });
+    // Its own crash still follows the policy.
+    rt.live('db')[0].crash();
+    await sleep(60);
+    expect(rt.live('db')).toHaveLength(0);
+    expect(sup.instanceStatus().find((i) => i.id === 'db')!.clones[0].not_restarted).toBe('the restart policy is never');
+  });
+
+  it('restarts a clone whose console log grew past 2 GiB, keeping the log by a rename rather than reading it', async () => {
+    await sup.apply(webstack(), req, emit);
+    const log = join(dir, 'clones', 'db.0', 'console.log');
+    // Sparse: 3 GiB that take no disk.
+    const fd = openSync(log, 'w');
+    ftruncateSync(fd, 3 * 2 ** 30);
+    closeSync(fd);
+    const ino = statSync(log).ino;
+    const db0 = rt.live('db')[0];
+    db0.crash();
+    await until(() => rt.live('db').length === 1 && rt.live('db')[0] !== db0);
+    expect(statSync(`${log}.1`).ino).toBe(ino);
+    // The restart tells the new console log why it happened.
+    expect(rt.live('db')[0].req.consoleHeader).toBe('--- mcl: clone 0 forked again (restart 1) after: killed by SIGKILL ---');
+    // Restarts keep at most the configured number of earlier logs.
+    for (let i = 0; i < 5; i++) {
+      const c = rt.live('db')[0];
+      closeSync(openSync(log, 'w'));
+      c.crash();
+      await until(() => rt.live('db').length === 1 && rt.live('db')[0] !== c);
+    }
+    // (The fake clone writes no console, so after the last restart there is no current log yet.)
+    expect(readdirSync(join(dir, 'clones', 'db.0')).filter((f) => f.startsWith('console.log')).sort()).toEqual(['console.log.1', 'console.log.2', 'console.log.3']);
   });
 
   it('a second apply queued behind an interrupted one converges', async () => {

@@ -123,7 +123,7 @@ describe('webstack on QEMU', () => {
     // `logs` shows the run before the restart too.
     const lines: string[] = [];
     await logs('db', { ...opts(), follow: false }, (l) => lines.push(l.text));
-    expect(lines).toContain('--- before the last restart ---');
+    expect(lines).toContain('--- mcl: clone 0 forked again (restart 1) after: killed by SIGKILL ---');
     expect(lines.filter((l) => l.startsWith('db: serving'))).toHaveLength(2);
   }, 120_000);
 

@@ -245,7 +245,14 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
     for (const c of i.clones) {
       const mem = c.rss_bytes !== undefined ? ` rss ${formatBytes(c.rss_bytes)} pss ${formatBytes(c.pss_bytes ?? 0)} private ${formatBytes(c.private_bytes ?? 0)}` : '';
       const cpu = c.cpu_ms !== undefined ? ` cpu ${(c.cpu_ms / 1000).toFixed(2)}s` : '';
-      const extra = [c.restarts ? `${plural(c.restarts, 'restart')}` : '', c.session ? `session ${c.session}` : '', c.last_exit ? `last exit: ${c.last_exit}` : '']
+      const extra = [
+        c.restarts ? `${plural(c.restarts, 'restart')}` : '',
+        c.session ? `session ${c.session}` : '',
+        c.last_exit ? `last exit: ${c.last_exit}` : '',
+        c.last_error ? `restart failed: ${c.last_error}` : '',
+        c.next_restart_in_ms !== undefined ? `next attempt in ${(c.next_restart_in_ms / 1000).toFixed(1)}s` : '',
+        c.not_restarted ? `not restarted: ${c.not_restarted}` : '',
+      ]
         .filter(Boolean)
         .join(', ');
       lines.push(`    #${c.index} ${c.state}${c.pid ? ` pid ${c.pid}` : ''}${mem}${cpu}${extra ? `  (${extra})` : ''}`);

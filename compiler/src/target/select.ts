@@ -159,6 +159,13 @@ export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): voi
         related: rel,
       });
     }
+    if (inst.memory > 0 && inst.memory < caps.minMemoryBytes) {
+      const min = `${caps.minMemoryBytes / (1024 * 1024)}MiB`;
+      ctx.report('MCL0601', `\`${fi.id}\` has ${inst.memory / (1024 * 1024)}MiB of memory, less than a guest of backend \`${target.backend}\` boots in (${min})`, fi.module.file, at, {
+        hint: `give it at least \`memory ${min}\``,
+        related: rel,
+      });
+    }
     if (inst.vcpus > caps.maxVcpus) {
       ctx.report('MCL0601', `\`${fi.id}\` asks for ${inst.vcpus} vCPUs, more than backend \`${target.backend}\` gives one guest (${caps.maxVcpus})`, fi.module.file, at, { hint: `use at most ${caps.maxVcpus}`, related: rel });
     }

@@ -4,8 +4,9 @@
 // supervisor over its control socket.
 
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, rmSync, statSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { STATE_FORMAT_VERSION, type DeploymentState, type JsonValue, type Plan } from '@mcl/plan';
 import { acquireLock, describeHolder, emptyState, readState, StateError, writeState, type StateLock } from '@mcl/plan/state-store';
 import { callControl } from './control';
@@ -347,65 +348,106 @@ export async function logs(instanceId: string, opts: LogsOptions, onLine: LogSin
   const rd = ownRunDir(opts.stateFile);
   const clonesDir = rd ? join(rd.dir, 'clones') : null;
   const base = cloneDirBase(instanceId);
-  const files = (): { clone: number; path: string }[] => {
+  const clones = (): { clone: number; dir: string }[] => {
     if (!clonesDir || !existsSync(clonesDir)) return [];
     return readdirSync(clonesDir)
       .filter((d) => d.startsWith(base + '.') && /^\d+$/.test(d.slice(base.length + 1)))
-      .map((d) => ({ clone: Number(d.slice(base.length + 1)), path: join(clonesDir, d, 'console.log') }))
+      .map((d) => ({ clone: Number(d.slice(base.length + 1)), dir: join(clonesDir, d) }))
       .filter((f) => opts.clone === undefined || f.clone === opts.clone)
       .sort((a, b) => a.clone - b.clone);
   };
-  const offsets = new Map<string, number>();
-  const partial = new Map<string, string>();
-  const drain = (f: { clone: number; path: string }, first: boolean) => {
-    let size: number;
-    try {
-      size = statSync(f.path).size;
-    } catch {
-      return;
-    }
-    let off = offsets.get(f.path) ?? 0;
-    if (size < off) off = 0; // The clone was restarted and its log began anew.
-    if (size === off) return;
-    const fd = openSync(f.path, 'r');
-    const buf = Buffer.alloc(size - off);
-    readSync(fd, buf, 0, buf.length, off);
-    closeSync(fd);
-    offsets.set(f.path, size);
-    const text = (partial.get(f.path) ?? '') + buf.toString('utf8');
-    const lines = text.split('\n');
-    partial.set(f.path, lines.pop() ?? '');
-    const shown = first && opts.tail !== undefined ? lines.slice(-opts.tail) : lines;
-    for (const line of shown) onLine({ instance: instanceId, clone: f.clone, stream: 'console', text: line.replace(/\r$/, '') });
-  };
-  // The run before the last restart of each clone, if any, comes first.
-  for (const f of files()) {
-    const prev = f.path + '.1';
-    if (!existsSync(prev)) continue;
-    const lines = readLogFile(prev).split('\n').filter((l, i, a) => l !== '' || i < a.length - 1);
-    const shown = opts.tail !== undefined ? lines.slice(-opts.tail) : lines;
-    if (shown.length) onLine({ instance: instanceId, clone: f.clone, stream: 'console', text: '--- before the last restart ---' });
-    for (const text of shown) onLine({ instance: instanceId, clone: f.clone, stream: 'console', text: text.replace(/\r$/, '') });
-    if (shown.length) onLine({ instance: instanceId, clone: f.clone, stream: 'console', text: '--- after the last restart ---' });
+  // Every file is read in bounded chunks and never whole: a guest decides what its console holds. With
+  // --tail only the last lines are kept while reading.
+  const emit = (clone: number, text: string) => onLine({ instance: instanceId, clone, stream: 'console', text: text.replace(/\r$/, '') });
+  const followed = new Map<number, { ino: number; offset: number; partial: string }>();
+  for (const c of clones()) {
+    const kept: string[] = [];
+    const push = (text: string) => {
+      if (opts.tail === undefined) return emit(c.clone, text);
+      if (opts.tail === 0) return;
+      kept.push(text);
+      if (kept.length > opts.tail) kept.shift();
+    };
+    // The rotated files (older output, and earlier runs of a restarted clone) first, oldest first.
+    const rotated = readdirSync(c.dir)
+      .map((f) => /^console\.log\.(\d+)$/.exec(f))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => b - a);
+    for (const n of rotated) readLogLines(join(c.dir, `console.log.${n}`), 0, '', push, true);
+    const cur = readLogLines(join(c.dir, 'console.log'), 0, '', push, !opts.follow);
+    for (const text of kept) emit(c.clone, text);
+    if (cur) followed.set(c.clone, cur);
   }
-  for (const f of files()) drain(f, true);
-  if (!opts.follow) {
-    for (const f of files()) {
-      const rest = partial.get(f.path);
-      if (rest) onLine({ instance: instanceId, clone: f.clone, stream: 'console', text: rest });
-    }
-    return;
-  }
+  if (!opts.follow) return;
   while (!opts.signal.aborted) {
     await sleep(250);
-    for (const f of files()) drain(f, !offsets.has(f.path));
+    for (const c of clones()) {
+      const path = join(c.dir, 'console.log');
+      const at = followed.get(c.clone);
+      const out = (text: string) => emit(c.clone, text);
+      let ino: number;
+      try {
+        ino = statSync(path).ino;
+      } catch {
+        continue;
+      }
+      if (at && at.ino !== ino) {
+        // Rotated (or the clone restarted): the rest of the old file is now console.log.1.
+        const old = join(c.dir, 'console.log.1');
+        try {
+          if (statSync(old).ino === at.ino) readLogLines(old, at.offset, at.partial, out, true);
+        } catch {
+          // Already rotated further or removed: that part is gone.
+        }
+      }
+      const from = at && at.ino === ino ? at : { offset: 0, partial: '' };
+      const next = readLogLines(path, from.offset, from.partial, out, false);
+      if (next) followed.set(c.clone, next);
+    }
   }
 }
 
-export function readLogFile(path: string): string {
+/**
+ * Reads the lines of a log file from `offset` in chunks of 64 KiB, passing
+ * each complete line to `onLine` (a line longer than a chunk is passed in
+ * pieces). `partial` is the unfinished line carried from an earlier read.
+ * Returns where to continue (the inode, the offset and the unfinished line),
+ * or null when the file cannot be read; with `flush` the unfinished line is
+ * passed on too.
+ */
+function readLogLines(path: string, offset: number, partial: string, onLine: (text: string) => void, flush: boolean): { ino: number; offset: number; partial: string } | null {
+  let fd: number;
   try {
-    return readFileSync(path, 'utf8');
+    fd = openSync(path, 'r');
   } catch {
-    return '';
+    return null;
+  }
+  try {
+    const ino = fstatSync(fd).ino;
+    const buf = Buffer.alloc(65_536);
+    // A character split between two chunks is decoded whole.
+    const text = new StringDecoder('utf8');
+    let off = offset;
+    let rest = partial;
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, off);
+      if (n <= 0) break;
+      off += n;
+      const lines = (rest + text.write(buf.subarray(0, n))).split('\n');
+      rest = lines.pop() ?? '';
+      for (const l of lines) onLine(l);
+      if (rest.length >= buf.length) {
+        onLine(rest);
+        rest = '';
+      }
+    }
+    if (flush && rest) {
+      onLine(rest);
+      rest = '';
+    }
+    return { ino, offset: off, partial: rest };
+  } finally {
+    closeSync(fd);
   }
 }

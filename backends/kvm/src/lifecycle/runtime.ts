@@ -19,6 +19,8 @@ export interface CloneRequest {
   readyTimeoutMs: number;
   /** Leave the clone paused after the fork (a warm clone for a future session). */
   paused?: boolean;
+  /** A line the console log begins with, before anything of the guest (why the clone was forked again). */
+  consoleHeader?: string;
   /**
    * A directory on the file system of `dir` where the runtime may keep
    * processes started ahead of time for later forks, each in a subdirectory
@@ -32,8 +34,14 @@ export interface ExitInfo {
   /** QEMU's exit code, or null when it was killed by a signal. */
   code: number | null;
   signal: string | null;
-  /** The guest program's exit status when the guest reported it before powering off. */
+  /** The guest program's exit status when the guest agent reported it (the program ending ends the clone). */
   program_code?: number;
+  /**
+   * Set when the clone died because a process of the runtime it depended on
+   * died, not by anything of its own (e.g. "its QEMU zygote died"): such an
+   * exit does not count against the instance's restart policy.
+   */
+  helper?: string;
 }
 
 export interface CloneHandle {

@@ -10,7 +10,7 @@
 // process (not with the state file), so a second apply after an interrupted
 // one simply finishes the work. Applies are serialised.
 
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Plan, PlanInstance } from '@mcl/plan';
@@ -20,6 +20,7 @@ import { BackendFailure } from './errors';
 import type { BackendEvent, ChannelStatus, CloneState, EventSink, ExposureStatus, HelperStatus, InstanceStatus, ViolationRecord } from './events';
 import { DEFAULT_EXPOSURE_HOST as EXPOSURE_HOST, tryBind } from '@mcl/broker/ports';
 import { processCpuMs, processMemory } from './procfs';
+import { consoleLogLimits, rotateLogFiles } from '../vm/console-log';
 import type { BrokerFactory, BrokerLike, CloneHandle, ExitInfo, GuestRuntime } from './runtime';
 
 export interface SupervisorOptions {
@@ -74,6 +75,12 @@ interface Clone {
   streak: number;
   startedAt?: number;
   lastExit?: string;
+  /** Why the last restart attempt failed to fork, while the clone is down; cleared by a fork that works. */
+  lastError?: string;
+  /** When the scheduled restart runs (ms since the epoch), while one is scheduled. */
+  nextAttemptAt?: number;
+  /** Why the clone stays down: the restart policy does not restart this exit. */
+  gaveUp?: string;
   session?: boolean;
   /** Set when we stop the clone ourselves, so its exit is not a crash. */
   stopping: boolean;
@@ -90,6 +97,8 @@ interface Instance {
 }
 
 const MAX_RECENT = 20;
+/** The console log files a clone's directory keeps across restarts. */
+const CONSOLE_LOG_FILE = /^console\.log(\.\d+)?$/;
 /** How long apply waits for the broker to connect to a new clone's ports. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -319,23 +328,34 @@ export class Supervisor {
     return c;
   }
 
-  private async forkClone(inst: Instance, c: Clone, paused: boolean): Promise<void> {
-    // A restart keeps the previous run's console (why it died) as console.log.1; everything else starts afresh.
+  private async forkClone(inst: Instance, c: Clone, paused: boolean, consoleHeader?: string): Promise<void> {
+    // A restart keeps the earlier runs' consoles (why it died) as console.log.1, .2, ...: rotated by renames,
+    // never read (a guest decides how large they are), within the same bound as the console log itself
+    // (vm/console-log.ts). Everything else in the directory starts afresh.
     const log = join(c.dir, 'console.log');
-    const keep = existsSync(log) ? readFileSync(log) : null;
-    rmSync(c.dir, { recursive: true, force: true });
+    if (existsSync(log)) rotateLogFiles(log, consoleLogLimits().files);
+    if (existsSync(c.dir)) {
+      for (const f of readdirSync(c.dir)) if (!CONSOLE_LOG_FILE.test(f)) rmSync(join(c.dir, f), { recursive: true, force: true });
+    }
     mkdirSync(c.dir, { recursive: true });
-    if (keep) writeFileSync(join(c.dir, 'console.log.1'), keep);
     c.state = 'starting';
     c.stopping = false;
     let handle: CloneHandle;
     try {
       // Processes the runtime starts ahead of time live beside the clone directories, where the reaper looks.
       const spareDir = join(this.o.runDir, 'clones');
-      handle = await this.o.runtime.fork({ instance: inst.plan, index: c.index, dir: c.dir, readyTimeoutMs: inst.readyTimeoutMs, paused, spareDir });
+      handle = await this.o.runtime.fork({
+        instance: inst.plan,
+        index: c.index,
+        dir: c.dir,
+        readyTimeoutMs: inst.readyTimeoutMs,
+        paused,
+        spareDir,
+        ...(consoleHeader ? { consoleHeader } : {}),
+      });
     } catch (e) {
       c.state = 'crashed';
-      c.lastExit = `fork failed: ${(e as Error).message}`;
+      c.lastError = `fork failed: ${(e as Error).message}`;
       throw e;
     }
     c.handle = handle;
@@ -387,6 +407,7 @@ export class Supervisor {
     this.broker?.detachClone(inst.plan.id, c.index);
     this.changed();
     const ranFor = Date.now() - (c.startedAt ?? Date.now());
+    c.startedAt = undefined;
     if (ranFor >= this.o.stableAfterMs) c.streak = 0;
     if (c.session) {
       // A session clone that dies ends its session; the broker notices the closed ports.
@@ -400,24 +421,67 @@ export class Supervisor {
       this.refillPool(inst);
       return;
     }
+    if (info.helper) {
+      // The clone did nothing wrong: a process of the runtime it depended on died (its zygote took every
+      // clone of the template with it). It is forked again whatever its policy, `never` included, and
+      // the restart is not counted against it; the backoff still applies, so a helper that keeps
+      // dying cannot make the supervisor fork in a tight loop.
+      this.o.log?.(`${inst.plan.id}[${c.index}] exited (${c.lastExit}); forked again, not counted against policy ${inst.plan.restart.policy}`);
+      this.scheduleRestart(inst, c, false);
+      return;
+    }
+    this.restartByPolicy(inst, c, exitFailed(info), c.lastExit);
+  }
+
+  /** Schedules a restart when the instance's policy allows one after an exit (or a failed restart). */
+  private restartByPolicy(inst: Instance, c: Clone, failure: boolean, what: string): void {
     const { policy, max_retries } = inst.plan.restart;
-    const failure = info.signal !== null || (info.code !== null && info.code !== 0) || (info.program_code !== undefined && info.program_code !== 0);
     const allowed =
       policy === 'always' ? max_retries <= 0 || c.restarts < max_retries : policy === 'on_failure' ? failure && c.restarts < max_retries : false;
-    this.o.log?.(`${inst.plan.id}[${c.index}] exited (${c.lastExit}); restart ${allowed ? 'scheduled' : 'not allowed'} by policy ${policy}`);
-    if (!allowed) return;
+    this.o.log?.(`${inst.plan.id}[${c.index}] ${what}; restart ${allowed ? 'scheduled' : 'not allowed'} by policy ${policy}`);
+    if (allowed) return this.scheduleRestart(inst, c, true);
+    c.gaveUp =
+      policy === 'never'
+        ? 'the restart policy is never'
+        : policy === 'on_failure' && !failure
+          ? 'it exited successfully and the restart policy is on-failure'
+          : `${c.restarts} restart(s) reached the policy's limit (max ${max_retries})`;
+    this.changed();
+  }
+
+  /**
+   * Forks the clone again after the backoff: 250 ms doubling up to 10 s per
+   * consecutive attempt (`streak`), whether the last attempt ended in an exit
+   * or in a fork that failed. Only a clone that ran `stableAfterMs` resets it
+   * (in onExit); a failed fork never does, so a restart that cannot succeed
+   * (a template whose files are gone, a host out of memory) is retried every
+   * 10 s rather than as fast as forks fail. `counted`: the restart counts
+   * against the policy's retry limit.
+   */
+  private scheduleRestart(inst: Instance, c: Clone, counted: boolean): void {
     const delay = Math.min(this.o.backoffMs * 2 ** c.streak, this.o.maxBackoffMs);
     c.state = 'restarting';
+    c.gaveUp = undefined;
+    c.nextAttemptAt = Date.now() + delay;
     c.timer = setTimeout(() => {
       c.timer = undefined;
+      c.nextAttemptAt = undefined;
       if (c.stopping || this.instances.get(inst.plan.id) !== inst) return;
-      c.restarts++;
+      if (counted) c.restarts++;
       c.streak++;
-      this.forkClone(inst, c, false).catch((e) => {
-        this.o.log?.(`${inst.plan.id}[${c.index}] restart failed: ${(e as Error).message}`);
-        // A failed fork counts as another crash and is retried by the same policy.
-        this.onExit(inst, c, c.handle as CloneHandle, { code: 1, signal: null });
-      });
+      const header = `--- mcl: clone ${c.index} forked again${counted ? ` (restart ${c.restarts})` : ''} after: ${c.lastExit ?? 'unknown'} ---`;
+      this.forkClone(inst, c, false, header).then(
+        () => {
+          c.lastError = undefined;
+        },
+        (e) => {
+          if (c.stopping || this.instances.get(inst.plan.id) !== inst) return;
+          // Bounded: a fork's error carries the tail of the console, which the guest writes.
+          c.lastError = String((e as Error)?.message ?? e).slice(0, 2000);
+          // A failed fork counts as another failure and is retried by the same policy, with a longer wait.
+          this.restartByPolicy(inst, c, true, `restart failed: ${c.lastError}`);
+        },
+      );
     }, delay);
   }
 
@@ -532,6 +596,9 @@ export class Supervisor {
               ...(cpu !== undefined ? { cpu_ms: cpu } : {}),
               ...(c.session ? { session: String(c.index) } : {}),
               ...(c.lastExit ? { last_exit: c.lastExit } : {}),
+              ...(c.lastError && !c.handle ? { last_error: c.lastError } : {}),
+              ...(c.nextAttemptAt !== undefined ? { next_restart_in_ms: Math.max(0, c.nextAttemptAt - now) } : {}),
+              ...(c.gaveUp && !c.handle ? { not_restarted: c.gaveUp } : {}),
             };
           });
         const wanted = inst.plan.mode === 'per_session' ? inst.plan.replicas : Math.max(1, inst.plan.replicas);
@@ -603,10 +670,24 @@ export function cloneDirBase(id: string): string {
   return `${id.slice(0, 20)}~${createHash('sha256').update(id).digest('hex').slice(0, 8)}`;
 }
 
+/**
+ * How an exit reads in `status`. When the guest agent reported the program's
+ * exit status, that is what happened: QEMU is then killed by the supervisor
+ * (the program ending ends the clone), so its own signal says nothing.
+ */
 export function describeExit(info: ExitInfo): string {
-  if (info.signal) return `killed by ${info.signal}`;
-  if (info.program_code !== undefined) return `program exited with code ${info.program_code}`;
-  return `exit code ${info.code}`;
+  const why = info.program_code !== undefined ? `program exited with status ${info.program_code}` : info.signal ? `killed by ${info.signal}` : `QEMU exit code ${info.code}`;
+  return info.helper ? `${why}: ${info.helper}` : why;
+}
+
+/**
+ * Whether an exit is a failure for `restart on-failure`: the program's own
+ * status when the guest reported one, else QEMU ending by a signal or with a
+ * non-zero code (the guest crashed, or was killed from outside).
+ */
+export function exitFailed(info: ExitInfo): boolean {
+  if (info.program_code !== undefined) return info.program_code !== 0;
+  return info.signal !== null || (info.code !== null && info.code !== 0);
 }
 
 export type { BackendEvent };

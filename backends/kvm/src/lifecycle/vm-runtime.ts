@@ -119,6 +119,8 @@ export class VmRuntime implements GuestRuntime {
       qmpSocket: join(req.dir, 'qmp.sock'),
       dataPortSockets,
       logFile: consoleLog,
+      consoleSocket: join(req.dir, 'con.sock'),
+      ...(req.consoleHeader ? { consoleHeader: req.consoleHeader } : {}),
       pidFile: join(req.dir, 'qemu.pid'),
       readyTimeoutMs: req.readyTimeoutMs,
       paused: !!req.paused,
@@ -209,12 +211,21 @@ class VmClone implements CloneHandle {
   ) {
     this.pid = clone.pid;
     this.startTime = processStartTime(clone.pid);
-    // The program ending ends the clone: its exit status drives the restart policy.
-    clone.control.on('exit', (e: { status: number }) => {
+    // The program ending ends the clone: its exit status drives the restart policy. A program that ends at
+    // once may have been reported before this handle exists (with the reply to its start): that counts too.
+    const ended = (e: { status: number }) => {
+      if (this.programCode !== undefined) return;
       this.programCode = e.status;
       void clone.kill();
-    });
-    this.exited = clone.exited.then((x) => ({ code: x.code, signal: x.signal, ...(this.programCode !== undefined ? { program_code: this.programCode } : {}) }));
+    };
+    clone.control.on('exit', ended);
+    if (clone.control.programExit) ended(clone.control.programExit);
+    this.exited = clone.exited.then((x) => ({
+      code: x.code,
+      signal: x.signal,
+      ...(this.programCode !== undefined ? { program_code: this.programCode } : {}),
+      ...(x.zygoteDied ? { helper: 'its QEMU zygote died' } : {}),
+    }));
   }
 
   async resume(): Promise<void> {

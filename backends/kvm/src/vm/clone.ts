@@ -11,8 +11,9 @@
 // nonce'd hello until the agent answers (see ControlChannel.handshake).
 
 import { existsSync } from 'node:fs';
-import { open, readFile, unlink } from 'node:fs/promises';
+import { open, unlink } from 'node:fs/promises';
 import { execa } from 'execa';
+import { ConsoleLog } from './console-log';
 import { ControlChannel } from './control';
 import { readMemory } from './memory';
 import { guestRamKsmOff, launchCommand, qemuArgs, requireQemu } from './qemu';
@@ -81,6 +82,8 @@ export interface QemuPaths {
   /** Per data slot (index 0 is slot 1): a socket path, or null for a sink. */
   dataPortSockets: (string | null)[];
   logFile: string;
+  /** The console's socket (see console-log.ts); without it QEMU writes the console to `logFile` itself. */
+  consoleSocket?: string;
   pidFile?: string;
 }
 
@@ -125,8 +128,31 @@ export function checkForkable(template: Template, name: string, dataPorts: numbe
 
 /** The tail of QEMU's stderr and of the console log, for an error message. */
 async function failureDetail(stderr: string, logFile: string): Promise<string> {
-  const log = await readFile(logFile, 'utf8').catch(() => '');
+  const log = await readTail(logFile, 16_384);
   return (stderr + log).split('\n').filter(Boolean).slice(-10).join('\n');
+}
+
+/** The last `bytes` bytes of a file ('' when it cannot be read): a log is never read whole. */
+async function readTail(file: string, bytes: number): Promise<string> {
+  try {
+    const f = await open(file, 'r');
+    try {
+      const { size } = await f.stat();
+      const n = Math.min(size, bytes);
+      const buf = Buffer.alloc(n);
+      await f.read(buf, 0, n, size - n);
+      return buf.toString('utf8');
+    } finally {
+      await f.close();
+    }
+  } catch {
+    return '';
+  }
+}
+
+/** The console socket of a clone: as given, else beside the control socket. */
+export function consoleSocketOf(options: Pick<CloneOptions, 'consoleSocket' | 'controlSocket'>): string {
+  return options.consoleSocket ?? `${options.controlSocket}.con`;
 }
 
 /** A QEMU process as started, before the host connected to it. */
@@ -152,13 +178,14 @@ export async function startQemu(
 ): Promise<StartedQemu> {
   const qemu = requireQemu();
   // Stale sockets from a previous process at the same path would make QEMU fail to listen.
-  for (const p of [paths.controlSocket, paths.qmpSocket, ...paths.dataPortSockets]) if (p) await unlink(p).catch(() => undefined);
+  for (const p of [paths.controlSocket, paths.qmpSocket, paths.consoleSocket, ...paths.dataPortSockets]) if (p) await unlink(p).catch(() => undefined);
   const args = qemuArgs(layoutOf(template, true), {
     name: paths.name,
     shareMemory: false,
     controlSocket: paths.controlSocket,
     dataPortSockets: paths.dataPortSockets,
     logFile: paths.logFile,
+    consoleSocket: paths.consoleSocket,
     qmpSocket: paths.qmpSocket,
     pidFile: paths.pidFile,
     incomingStatePath: template.statePath,
@@ -296,13 +323,23 @@ export async function readyClone(
   died.catch(() => undefined);
   const phases = { connectMs: timing.connectMs, loadMs: 0, handshakeMs: 0 };
   const loadStart = Date.now();
+  // The console is read from before the guest first runs, so none of its output is lost (see console-log.ts).
+  let console: ConsoleLog | undefined;
+  const consoleP = ConsoleLog.connect(consoleSocketOf(options), options.logFile, {
+    limits: options.consoleLimits,
+    header: options.consoleHeader,
+    timeoutMs: readyTimeoutMs,
+    signal: options.signal,
+  }).then((c) => (console = c));
+  consoleP.catch(() => undefined);
   try {
-    await Promise.race([loadState(q.qmp, 3, readyTimeoutMs), died]);
+    await Promise.race([Promise.all([loadState(q.qmp, 3, readyTimeoutMs), consoleP]), died]);
     phases.loadMs = Date.now() - loadStart;
     if (!options.paused) await Promise.race([run(q.qmp, q.control, Math.max(1_000, readyTimeoutMs - (Date.now() - timing.startedAt))), died]);
   } catch (err) {
     q.qmp.close();
     q.control.close();
+    void consoleP.then((c) => c.close(), () => undefined);
     q.kill('SIGKILL');
     await q.exited;
     if (err instanceof CloneError) throw err;
@@ -312,6 +349,8 @@ export async function readyClone(
   const readyMs = Date.now() - timing.startedAt;
   phases.handshakeMs = readyMs - phases.connectMs - phases.loadMs;
   const { qmp, control, pid } = q;
+  // QEMU closes the socket when it exits; this closes the file too should the close come first from our side.
+  void q.exited.then(() => console?.close());
   return {
     name: options.name,
     pid,
@@ -354,6 +393,7 @@ export async function forkClone(template: Template, options: CloneOptions): Prom
       qmpSocket: options.qmpSocket ?? `${options.controlSocket}.qmp`,
       dataPortSockets: options.dataPortSockets,
       logFile: options.logFile,
+      consoleSocket: consoleSocketOf(options),
       pidFile: options.pidFile,
     },
     { timeoutMs: readyTimeoutMs, signal: options.signal, paused: options.paused },

@@ -210,7 +210,8 @@ export class ControlChannel extends EventEmitter {
   private onLine(line: string): void {
     const words = line.trim().split(/\s+/);
     this.emit('line', line);
-    if (words[0] === 'exit' && words.length >= 3) {
+    // The status decides the restart policy: only a shell exit status (0..255) is taken as one.
+    if (words[0] === 'exit' && words.length >= 3 && /^\d{1,10}$/.test(words[1]) && /^\d{1,3}$/.test(words[2]) && Number(words[2]) <= 255) {
       this.programExit = { pid: Number(words[1]), status: Number(words[2]) };
       this.emit('exit', this.programExit);
     } else if (words[0] === 'ready' && words[1] === 'boot') {

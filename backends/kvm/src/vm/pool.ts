@@ -43,7 +43,7 @@ import { randomBytes } from 'node:crypto';
 import { renameSync, rmSync, unlinkSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { checkForkable, CloneError, forkClone, readyClone, startQemu, startQemuFromZygote, type QemuPaths, type StartedQemu } from './clone';
+import { checkForkable, CloneError, consoleSocketOf, forkClone, readyClone, startQemu, startQemuFromZygote, type QemuPaths, type StartedQemu } from './clone';
 import { qemuArgs, requireQemu } from './qemu';
 import { layoutOf } from './template';
 import type { Clone, CloneOptions, Template } from './types';
@@ -74,13 +74,14 @@ const FILES = {
   qmp: 'qmp.sock',
   data: (slot: number) => `p${slot}.sock`,
   log: 'console.log',
+  console: 'con.sock',
   pid: 'qemu.pid',
 };
 
 interface Pooled {
   q: StartedQemu;
   dir: string;
-  paths: Omit<QemuPaths, 'pidFile' | 'dataPortSockets'> & { pidFile: string; dataPortSockets: string[] };
+  paths: Omit<QemuPaths, 'pidFile' | 'dataPortSockets' | 'consoleSocket'> & { pidFile: string; dataPortSockets: string[]; consoleSocket: string };
 }
 
 export class ClonePool {
@@ -214,6 +215,7 @@ export class ClonePool {
         controlSocket: FILES.control,
         dataPortSockets: Array.from({ length: slots }, (_, i) => FILES.data(i + 1)),
         logFile: FILES.log,
+        consoleSocket: FILES.console,
         qmpSocket: FILES.qmp,
         pidFile: FILES.pid,
         incomingStatePath: this.template.statePath,
@@ -255,6 +257,7 @@ export class ClonePool {
       qmpSocket: path.join(dir, FILES.qmp),
       dataPortSockets: Array.from({ length: slots }, (_, i) => path.join(dir, FILES.data(i + 1))),
       logFile: path.join(dir, FILES.log),
+      consoleSocket: path.join(dir, FILES.console),
       pidFile: path.join(dir, FILES.pid),
     };
     try {
@@ -298,7 +301,13 @@ export class ClonePool {
   private assign(p: Pooled, options: CloneOptions): void {
     // The pid file first: from here on the process is found where the clone's owner looks for it.
     if (options.pidFile) renameSync(p.paths.pidFile, options.pidFile);
-    renameSync(p.paths.logFile, options.logFile);
+    // QEMU's own messages, when a zygote's child wrote any (a QEMU started directly sends them to its owner).
+    try {
+      renameSync(p.paths.logFile, options.logFile);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    renameSync(p.paths.consoleSocket, consoleSocketOf(options));
     renameSync(p.paths.controlSocket, options.controlSocket);
     renameSync(p.paths.qmpSocket, options.qmpSocket ?? `${options.controlSocket}.qmp`);
     for (const [i, from] of p.paths.dataPortSockets.entries()) {

@@ -28,6 +28,12 @@ export interface QemuInstanceArgs {
   /** Per data slot (index 0 is slot 1): a unix socket QEMU listens on, or null for a sink. */
   dataPortSockets: (string | null)[];
   logFile: string;
+  /**
+   * The console as a unix socket QEMU listens on, which the owner reads into
+   * `logFile` with a cap (console-log.ts); without it QEMU appends to
+   * `logFile` itself, unbounded (a template's cold boot).
+   */
+  consoleSocket?: string;
   qmpSocket: string;
   pidFile?: string;
   /** Device state file the caller will load over QMP (a clone): adds `-incoming defer`. */
@@ -72,7 +78,8 @@ export function qemuArgs(layout: QemuLayout, inst: QemuInstanceArgs): string[] {
     `memory-backend-file,id=mem,size=${mem},mem-path=${opt(layout.memPath)},share=${inst.shareMemory ? 'on' : 'off'},merge=off`,
   );
   args.push('-kernel', layout.kernelPath, '-initrd', layout.initrdPath, '-append', KERNEL_CMDLINE);
-  args.push('-chardev', `file,id=con,path=${opt(inst.logFile)},append=on`, '-serial', 'chardev:con');
+  const con = inst.consoleSocket ? `socket,id=con,path=${opt(inst.consoleSocket)},server=on,wait=off` : `file,id=con,path=${opt(inst.logFile)},append=on`;
+  args.push('-chardev', con, '-serial', 'chardev:con');
   const bus = layout.machine === 'microvm' ? 'virtio-serial-device' : 'virtio-serial-pci';
   // nr 0 is reserved for consoles; the control port is nr 1 and data slot i is nr i + 1.
   args.push('-device', `${bus},id=vser0,max_ports=${layout.portSlots + 2}`);

@@ -188,14 +188,14 @@ export class QmpClient extends EventEmitter {
  * Connects to a unix socket that a just-started process is about to create:
  * retries on ENOENT/ECONNREFUSED with a short back-off until the deadline.
  */
-export async function connectUnix(path: string, timeoutMs: number, signal?: AbortSignal): Promise<net.Socket> {
+export async function connectUnix(path: string, timeoutMs: number, signal?: AbortSignal, onread?: net.OnReadOpts): Promise<net.Socket> {
   const deadline = Date.now() + timeoutMs;
   let delay = 2;
   for (;;) {
     signal?.throwIfAborted();
     try {
       return await new Promise<net.Socket>((resolve, reject) => {
-        const s = net.createConnection(path);
+        const s = net.createConnection(onread ? { path, onread } : { path });
         s.once('connect', () => {
           s.removeAllListeners('error');
           resolve(s);

@@ -7,6 +7,7 @@
 import type { PlanFile, PlanProgram } from '@mcl/plan';
 import type { QmpClient } from './qmp';
 import type { ControlChannel } from './control';
+import type { ConsoleLogLimits } from './console-log';
 
 /** Where built images, templates and the accelerator probe are cached. */
 export interface CacheOptions {
@@ -152,8 +153,14 @@ export interface CloneOptions {
   dataPortSockets: (string | null)[];
   /** Host end of the control port (slot 0); QEMU listens, this module connects. */
   controlSocket: string;
-  /** The guest console (kernel messages, agent messages, program stdout/stderr). */
+  /** The guest console (kernel messages, agent messages, program stdout/stderr), capped and rotated (console-log.ts). */
   logFile: string;
+  /** The console's unix socket, which QEMU listens on and the clone's owner reads `logFile` from; default `<controlSocket>.con`. */
+  consoleSocket?: string;
+  /** Size, number and rate of the console log files; default: consoleLogLimits(). */
+  consoleLimits?: ConsoleLogLimits;
+  /** A line written to the console log before anything of the guest (e.g. why the clone was started again). */
+  consoleHeader?: string;
   /** QMP socket path; default `<controlSocket>.qmp`. */
   qmpSocket?: string;
   /** QEMU writes its pid here (`-pidfile`), for reconciling after a crash of the owner. */
@@ -185,6 +192,8 @@ export interface CloneExit {
   /** QEMU's exit code, or null when killed by a signal. */
   code: number | null;
   signal: string | null;
+  /** Killed because the zygote it was forked from died (its parent-death signal), not by anything of its own. */
+  zygoteDied?: boolean;
 }
 
 export interface Clone {

@@ -331,7 +331,9 @@ export class Zygote {
     const left = [...this.live.entries()];
     const deadline = Date.now() + 5_000;
     while (left.some(([pid]) => processRuns(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    for (const [, l] of left) l.settle({ code: null, signal: 'SIGKILL' });
+    // A zygote asked to close exits only once its children have ended, so a child still here was taken down by the
+    // zygote's death (a crash, or a kill from outside): its owner forks it again without blaming the guest.
+    for (const [, l] of left) l.settle({ code: null, signal: 'SIGKILL', zygoteDied: true });
     await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -76,7 +76,8 @@ describe('ClonePool', () => {
     const poolDirs = entries.filter((e) => e.startsWith('.pool-'));
     expect(poolDirs).toHaveLength(1);
     const poolDir = path.join(dir, poolDirs[0]);
-    expect((await readdir(poolDir)).sort()).toEqual(['console.log', 'ctl.sock', 'p1.sock', 'p2.sock', 'qemu.pid', 'qmp.sock']);
+    // The console is a socket the owner reads (console-log.ts); console.log holds QEMU's own messages until then.
+    expect((await readdir(poolDir)).sort()).toEqual(['con.sock', 'console.log', 'ctl.sock', 'p1.sock', 'p2.sock', 'qemu.pid', 'qmp.sock']);
 
     const own = path.join(run, 'own');
     await mkdir(own);
@@ -94,7 +95,7 @@ describe('ClonePool', () => {
     expect(clone.phases.connectMs + clone.phases.loadMs + clone.phases.handshakeMs).toBe(clone.readyMs);
     // Everything moved: the pool's directory of this process is gone, the clone's files are where it asked.
     expect(existsSync(poolDir)).toBe(false);
-    expect((await readdir(own)).sort()).toEqual(['console.log', 'ctl', 'p1', 'qemu.pid', 'qmp']);
+    expect((await readdir(own)).sort()).toEqual(['console.log', 'ctl', 'ctl.con', 'p1', 'qemu.pid', 'qmp']);
     expect(readFileSync(path.join(own, 'qemu.pid'), 'utf8').trim()).toBe(String(clone.pid));
     expect((await clone.qmp.execute<{ status: string }>('query-status')).status).toBe('running');
     expect(await clone.control.ping()).toBeGreaterThanOrEqual(0);
