@@ -98,7 +98,7 @@ protocol Session {
   order login (query | note)*
 }
 component Server {
-  memory 64MiB
+  memory 96MiB
   expose api: Session on tcp 18500
   program { exec ["/bin/true"] }
 }
@@ -148,7 +148,7 @@ describe('an HTTP exposure', () => {
     const plan = planOf(`
 import std.http.{Http}
 component Web {
-  memory 64MiB
+  memory 96MiB
   expose http: Http on tcp 18501
   program { exec ["/bin/true"] }
 }

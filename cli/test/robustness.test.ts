@@ -36,11 +36,11 @@ function workspace(files: Record<string, string>): string {
   return dir;
 }
 
-const VALID = 'component A {\n  memory 64MiB\n  program { script "a.sh" }\n}\n\nsystem S {\n  a = A\n}\n';
+const VALID = 'component A {\n  memory 96MiB\n  program { script "a.sh" }\n}\n\nsystem S {\n  a = A\n}\n';
 
 describe('diagnostics on long lines', () => {
   // 4,000 mistakes on one 112 KB line: `validate --json` printed 450 MB in 31 s; a 1.2 MB line exited 70.
-  const long = 'component A { memory 64MiB }\n' + 'component B { memory 1MiB } '.repeat(4000) + '\n';
+  const long = 'component A { memory 96MiB }\n' + 'component B { memory 1MiB } '.repeat(4000) + '\n';
 
   it('validate --json stays small and counts every error', async () => {
     const ws = workspace({ 'big.mcl': long });
@@ -74,7 +74,7 @@ describe('diagnostics on long lines', () => {
 
 describe('sources with no system', () => {
   // `mclc plan components.mcl` on a library module crashed with exit 70 and a stack trace.
-  const lib = { 'components.mcl': 'component A {\n  memory 64MiB\n  program { script "a.sh" }\n}\n', 'a.sh': 'true\n' };
+  const lib = { 'components.mcl': 'component A {\n  memory 96MiB\n  program { script "a.sh" }\n}\n', 'a.sh': 'true\n' };
 
   it('plan says there is nothing to plan and exits 1', async () => {
     const ws = workspace(lib);
@@ -114,25 +114,25 @@ describe('symbolic links in the workspace', () => {
   });
 
   it('fmt never writes outside the workspace through a link, and says so', async () => {
-    const outside = workspace({ 'x.mcl': 'component   X {\n memory 64MiB\n}\n' });
-    const ws = workspace({ 'y.mcl': 'component Y {\n  memory 64MiB\n}\n' });
+    const outside = workspace({ 'x.mcl': 'component   X {\n memory 96MiB\n}\n' });
+    const ws = workspace({ 'y.mcl': 'component Y {\n  memory 96MiB\n}\n' });
     symlinkSync(join(outside, 'x.mcl'), join(ws, 'x.mcl'));
     const r = await mclc(['fmt', '.'], ws);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`x.mcl: error: not formatting it: it is a symbolic link to ${join(outside, 'x.mcl')}, outside the workspace`);
-    expect(readFileSync(join(outside, 'x.mcl'), 'utf8')).toBe('component   X {\n memory 64MiB\n}\n');
+    expect(readFileSync(join(outside, 'x.mcl'), 'utf8')).toBe('component   X {\n memory 96MiB\n}\n');
     expect(lstatSync(join(ws, 'x.mcl')).isSymbolicLink()).toBe(true);
   });
 
   it('fmt formats a linked file inside the workspace through the link and keeps the link and the mode', async () => {
-    const ws = workspace({ 'real/y.mcl': 'component   Y {\n memory 64MiB\n}\n' });
+    const ws = workspace({ 'real/y.mcl': 'component   Y {\n memory 96MiB\n}\n' });
     execFileSync('chmod', ['640', join(ws, 'real', 'y.mcl')]);
     symlinkSync('real/y.mcl', join(ws, 'y.mcl'));
     const r = await mclc(['fmt', 'y.mcl'], ws);
     expect(r.code).toBe(0);
     expect(lstatSync(join(ws, 'y.mcl')).isSymbolicLink()).toBe(true);
     expect(readlinkSync(join(ws, 'y.mcl'))).toBe('real/y.mcl');
-    expect(readFileSync(join(ws, 'real', 'y.mcl'), 'utf8')).toBe('component Y {\n  memory 64MiB\n}\n');
+    expect(readFileSync(join(ws, 'real', 'y.mcl'), 'utf8')).toBe('component Y {\n  memory 96MiB\n}\n');
     expect(statSync(join(ws, 'real', 'y.mcl')).mode & 0o777).toBe(0o640);
   });
 });

@@ -9,8 +9,8 @@ const PROGRAM = 'program { exec ["/bin/true"] }';
 describe('exposed only on nested systems', () => {
   const source = (list: string) => `
 import std.http.{Http}
-component Web { memory 64MiB expose http: Http on tcp 8080 ${PROGRAM} }
-component Admin { memory 64MiB provide http: Http ${PROGRAM} }
+component Web { memory 96MiB expose http: Http on tcp 8080 ${PROGRAM} }
+component Admin { memory 96MiB provide http: Http ${PROGRAM} }
 system Site {
   web = Web
   admin = Admin
@@ -43,8 +43,8 @@ system Root {
 describe('labels declared in another module', () => {
   const main = `
 import std.kv.{Kv}
-component Db { memory 64MiB label secret provide kv: Kv ${PROGRAM} }
-component App { memory 64MiB require db: Kv ${PROGRAM} }
+component Db { memory 96MiB label secret provide kv: Kv ${PROGRAM} }
+component App { memory 96MiB require db: Kv ${PROGRAM} }
 system S {
   app = App
   db = Db
@@ -66,8 +66,8 @@ system S {
 describe('several root systems', () => {
   const two = `
 import std.kv.{Kv}
-component Db { memory 64MiB label secret provide kv: Kv ${PROGRAM} }
-component App { memory 64MiB label secret require db: Kv ${PROGRAM} }
+component Db { memory 96MiB label secret provide kv: Kv ${PROGRAM} }
+component App { memory 96MiB label secret require db: Kv ${PROGRAM} }
 system A {
   app = App
   db = Db
@@ -105,8 +105,8 @@ protocol File {
   call close(Chunk) -> Chunk
   order (open write* close)*
 }
-component Store { memory 64MiB provide file: File ${PROGRAM} }
-component Writer { memory 64MiB require file: File ${PROGRAM} }
+component Store { memory 96MiB provide file: File ${PROGRAM} }
+component Writer { memory 96MiB require file: File ${PROGRAM} }
 system S {
   w = Writer
   s = Store
@@ -140,20 +140,20 @@ system S {
 
 describe('declassification', () => {
   it('rejects a declassification that goes up the label order', () => {
-    const r = compileText(`component C { memory 64MiB label secret declassifies internal -> secret ${PROGRAM} }\nsystem S { c = C }\n`);
+    const r = compileText(`component C { memory 96MiB label secret declassifies internal -> secret ${PROGRAM} }\nsystem S { c = C }\n`);
     expect(r.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual([
       'MCL0418 declassifying `internal` to `secret` raises it: `secret` is above `internal` in the label order',
     ]);
     expect(r.diagnostics[0].hint).toBe('a declassification lowers a label: did you mean `declassifies secret -> internal`? Data flows up the order without one');
-    expect(compileText(`component C { memory 64MiB label secret declassifies secret -> internal ${PROGRAM} }\nsystem S { c = C }\n`).diagnostics).toEqual([]);
+    expect(compileText(`component C { memory 96MiB label secret declassifies secret -> internal ${PROGRAM} }\nsystem S { c = C }\n`).diagnostics).toEqual([]);
   });
 });
 
 describe('hints for an unwired port', () => {
   const source = (policy: string, dbLabel = '') => `
 import std.kv.{Kv}
-component Db { memory 64MiB ${dbLabel} provide kv: Kv ${PROGRAM} }
-component App { memory 64MiB require db: Kv ${PROGRAM} }
+component Db { memory 96MiB ${dbLabel} provide kv: Kv ${PROGRAM} }
+component App { memory 96MiB require db: Kv ${PROGRAM} }
 system S {
   app = App
   db = Db
@@ -177,7 +177,7 @@ system S {
 });
 
 describe('the default target', () => {
-  const big = `component Big { memory 64MiB vcpus 2 replicas 5 ${PROGRAM} }\nsystem S { b = Big }\n`;
+  const big = `component Big { memory 96MiB vcpus 2 replicas 5 ${PROGRAM} }\nsystem S { b = Big }\n`;
 
   it('is reported at the user deploy or root system, not inside the prelude', () => {
     let r = compileText(big);

@@ -163,7 +163,7 @@ interface Live {
 }
 
 export class Zygote {
-  private readonly pending: { resolve: (pid: number) => void; reject: (e: Error) => void }[] = [];
+  private readonly pending: { resolve: (child: ZygoteChild) => void; reject: (e: Error) => void }[] = [];
   private readonly live = new Map<number, Live>();
   private ended = false;
   private stderrText = '';
@@ -271,9 +271,11 @@ export class Zygote {
   spawn(dir: string): Promise<ZygoteChild> {
     if (this.ended) return Promise.reject(new ZygoteError('the QEMU zygote has exited'));
     if (/[\n\0]/.test(dir) || !path.isAbsolute(dir)) return Promise.reject(new ZygoteError(`not a directory a zygote can fork into: ${JSON.stringify(dir)}`));
-    const pid = new Promise<number>((resolve, reject) => this.pending.push({ resolve, reject }));
+    // The child itself is handed over, not its pid: a child that exits at once is reported (and dropped from
+    // `live`) before a continuation that looked it up by pid would run.
+    const child = new Promise<ZygoteChild>((resolve, reject) => this.pending.push({ resolve, reject }));
     this.proc.stdin!.write(`fork ${dir}\n`);
-    return pid.then((p) => this.live.get(p)!.child);
+    return child;
   }
 
   /** Forks no more; the zygote exits once every child it forked has ended. */
@@ -314,7 +316,7 @@ export class Zygote {
         },
       };
       this.live.set(pid, { child, settle });
-      this.pending.shift()?.resolve(pid);
+      this.pending.shift()?.resolve(child);
     } else if (word === 'error') {
       this.pending.shift()?.reject(new ZygoteError(`the QEMU zygote could not fork: ${line.slice(6)}`));
     } else if (word === 'exit') {
