@@ -140,7 +140,8 @@ export function utf8Length(s: string): number {
   return n;
 }
 
-function countCodePoints(s: string): number {
+/** The number of Unicode code points in `s` (a surrogate pair counts once). */
+export function countCodePoints(s: string): number {
   let n = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);

@@ -10,7 +10,7 @@
 //       3 | protocol Kv {
 //         | ^^^^^^^^
 
-import { LineIndex, type Diagnostic, type Span } from '@mcl/language';
+import { countCodePoints, LineIndex, type Diagnostic, type Span } from '@mcl/language';
 import { plainStyle, plural, type Styler } from '../io';
 import { clipLine, clipMessage, limitDiagnostics, relatedOmittedSummary, type DiagnosticLimits, type ShownDiagnostic } from './limits';
 
@@ -25,16 +25,6 @@ export interface FrameOptions extends DiagnosticLimits {
 }
 
 const TAB_WIDTH = 4;
-
-function countCodePoints(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) i++;
-    n++;
-  }
-  return n;
-}
 
 /** Expands tabs so carets line up, returning the text and a map from code-point column to display column. */
 function expandTabs(line: string): { text: string; col: (cp: number) => number } {
