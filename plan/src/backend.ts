@@ -207,7 +207,8 @@ export interface StatusReport {
   lineage: string | null;
   serial: number | null;
   plan_digest: string | null;
-  supervisor: { running: boolean; pid?: number; uptime_ms?: number };
+  /** `restarts`: how many times a watchdog started the supervisor again after it died (absent when none). */
+  supervisor: { running: boolean; pid?: number; uptime_ms?: number; restarts?: number };
   accelerator?: { name: string; note?: string };
   instances: InstanceStatus[];
   channels: ChannelStatus[];

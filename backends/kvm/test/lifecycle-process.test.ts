@@ -35,6 +35,16 @@ function fakeQemuPids(): number[] {
   return r.stdout.toString().split('\n').filter(Boolean).map(Number);
 }
 
+/** Runs `f` with `apply` starting the supervisor alone, without the watchdog that restarts it. */
+async function withoutWatchdog<T>(f: () => Promise<T>): Promise<T> {
+  process.env.MCL_SUPERVISOR_WATCHDOG = '0';
+  try {
+    return await f();
+  } finally {
+    delete process.env.MCL_SUPERVISOR_WATCHDOG;
+  }
+}
+
 let ws: string;
 let stateFile: string;
 /** The deployment's own run directory (with its token), as the backend finds it from the state file's location. */
@@ -149,7 +159,8 @@ describe('lifecycle across processes', () => {
   }, 60_000);
 
   it('a killed supervisor leaves no orphans: the next apply reaps them and converges', async () => {
-    await apply(thePlan(), opts(), () => undefined);
+    // Without the watchdog, which would otherwise start it again at once.
+    await withoutWatchdog(() => apply(thePlan(), opts(), () => undefined));
     const data = readState(stateFile)!.backend_data as { run_dir: string; processes: { pid: number }[] };
     const sup = supervisorAlive(ownRun())!;
     process.kill(sup.pid, 'SIGKILL');
@@ -166,7 +177,7 @@ describe('lifecycle across processes', () => {
   }, 60_000);
 
   it('destroy without a supervisor kills the recorded guests itself; status then says stopped', async () => {
-    await apply(thePlan(), opts(), () => undefined);
+    await withoutWatchdog(() => apply(thePlan(), opts(), () => undefined));
     const data = readState(stateFile)!.backend_data as { run_dir: string; processes: { pid: number }[] };
     process.kill(supervisorAlive(ownRun())!.pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 100));

@@ -235,7 +235,8 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
   if (!r.deployed) return `${warnings}Nothing is deployed.\n`;
   const lines: string[] = [];
   if (warnings) lines.push(warnings);
-  const sup = r.supervisor.running ? s.green(`running (pid ${r.supervisor.pid ?? '?'})`) : s.red('not running');
+  const restarted = r.supervisor.restarts ? `, restarted ${r.supervisor.restarts} time(s)` : '';
+  const sup = r.supervisor.running ? s.green(`running (pid ${r.supervisor.pid ?? '?'}${restarted})`) : s.red('not running');
   lines.push(`${s.bold(r.system ?? '?')}  serial ${r.serial}  supervisor ${sup}${r.accelerator ? `  accelerator ${r.accelerator.name}` : ''}`);
   if (r.accelerator?.note) lines.push(s.dim(`  ${r.accelerator.note}`));
   lines.push('', s.bold('Instances:'));

@@ -23,7 +23,7 @@ import type {
   LogsOptions,
   StatusReport,
 } from './events';
-import { killRecorded, LOG_FILE, SOCKET, supervisorAlive } from './supervise';
+import { killRecorded, LOG_FILE, readWatchdog, ROLE_ENV, SOCKET, supervisorAlive, WATCHDOG_ENV, watchdogAlive } from './supervise';
 import { belongsToDeployment, DEPLOYMENT_ENV, ensureRunDir, findRunDir, removeRunDir, RunDirError, type RunDir } from './rundir';
 import { cloneDirBase, type ApplySummary, type ProcessRecord } from './supervisor';
 
@@ -112,7 +112,8 @@ function runDirForApply(stateFile: string): RunDir {
 export async function ensureSupervisor(rd: RunDir, command: string[], onEvent: EventSink, timeoutMs = 15_000): Promise<void> {
   if (await ping(rd)) return;
   const deadline = Date.now() + timeoutMs;
-  if (!supervisorAlive(rd)) {
+  // A live watchdog is starting the supervisor again (or about to): a second one must not be started beside it.
+  if (!supervisorAlive(rd) && !watchdogAlive(rd)) {
     onEvent({ type: 'phase', phase: 'supervisor', action: 'start', message: 'starting the supervisor' });
     const out = openSync(join(rd.dir, LOG_FILE), 'a', 0o600);
     // The token in its environment is inherited by everything it starts, which is how a later
@@ -120,7 +121,9 @@ export async function ensureSupervisor(rd: RunDir, command: string[], onEvent: E
     const child = spawn(command[0], [...command.slice(1), '__supervise', rd.dir], {
       detached: true,
       stdio: ['ignore', out, out],
-      env: { ...process.env, [DEPLOYMENT_ENV]: rd.token },
+      // By default it starts as the watchdog, which runs the supervisor and starts it again when it dies
+      // (supervise.ts); MCL_SUPERVISOR_WATCHDOG=0 starts the supervisor alone.
+      env: { ...process.env, [DEPLOYMENT_ENV]: rd.token, [ROLE_ENV]: process.env[WATCHDOG_ENV] === '0' ? 'supervisor' : 'watchdog' },
     });
     closeSync(out);
     child.unref();
@@ -236,7 +239,9 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
         if (killed.length) onEvent({ type: 'warning', message: `the supervisor did not answer; killed ${killed.length} process(es) directly` });
         destroyed = [...new Set((prior?.instances ?? []).map((i) => i.id))].sort();
       }
-      if (supervisorAlive(found)) killRecorded(found);
+      // The watchdog exits when the supervisor stopped on purpose; one that has not is killed, never left behind.
+      for (let i = 0; i < 20 && watchdogAlive(found); i++) await sleep(100);
+      if (supervisorAlive(found) || watchdogAlive(found)) killRecorded(found);
       removeRunDir(found);
     } else if (prior && prior.instances.length > 0) {
       // Nothing of this state's own runs: the state may be a copy of another workspace's, whose
@@ -260,6 +265,8 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
 interface SupervisorStatus {
   pid: number;
   uptime_ms: number;
+  /** How many times the watchdog restarted it; absent from a supervisor of an earlier version. */
+  restarts?: number;
   plan_digest: string | null;
   /** Absent from a supervisor of an earlier version. */
   system?: string | null;
@@ -285,6 +292,8 @@ export async function status(opts: BackendOptions): Promise<StatusReport> {
     }
   }
   const warnings = unrecordedWarnings(st, live);
+  const gaveUp = rd && !live ? readWatchdog(rd.dir)?.gave_up : null;
+  if (gaveUp && rd) warnings.push({ message: gaveUp, hint: `see ${join(rd.dir, LOG_FILE)}; run \`mclc apply\` again to start it` });
   if (found.kind === 'foreign' && st && st.instances.length > 0) {
     warnings.push({
       message: `the state records ${st.instances.length} instance(s), but nothing of this state runs: ${found.why}`,
@@ -311,7 +320,7 @@ export async function status(opts: BackendOptions): Promise<StatusReport> {
     lineage: st?.lineage ?? null,
     serial: st?.serial ?? null,
     plan_digest: st?.plan_digest ?? null,
-    supervisor: live ? { running: true, pid: live.pid, uptime_ms: live.uptime_ms } : { running: false },
+    supervisor: live ? { running: true, pid: live.pid, uptime_ms: live.uptime_ms, ...(live.restarts ? { restarts: live.restarts } : {}) } : { running: false },
     ...(accelerator ? { accelerator } : {}),
     instances,
     channels: live?.channels ?? [],

@@ -8,10 +8,12 @@
 // starts kills whatever an earlier one left behind before doing anything
 // else, so no orphan survives a crash and the next apply starts clean.
 
-import { appendFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { appendFileSync, closeSync, constants, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:net';
-import type { Plan } from '@mcl/plan';
+import { digestMismatches, validatePlan, type Plan } from '@mcl/plan';
 import { processStartTime, writeFileAtomic } from '@mcl/plan/state-store';
 import { belongsToDeployment, DEPLOYMENT_ENV, findRunDir, inspectRunDir, killIfOurs, type RunDir } from './rundir';
 import { BackendFailure } from './errors';
@@ -23,6 +25,22 @@ export const SOCKET = 'supervisor.sock';
 export const PID_FILE = 'supervisor.json';
 export const PROCESSES_FILE = 'processes.json';
 export const LOG_FILE = 'supervisor.log';
+/** The plan the supervisor applied last (0600: it holds the sensitive parameters), re-applied by a restarted supervisor. */
+export const APPLIED_PLAN_FILE = 'applied-plan.json';
+/** The watchdog's pid, start time, restart count and, once it gave up, why. */
+export const WATCHDOG_FILE = 'watchdog.json';
+/** Which part the `__supervise` process plays: `watchdog` (restarts the supervisor) or the supervisor itself. */
+export const ROLE_ENV = 'MCL_SUPERVISOR_ROLE';
+/** How many times the watchdog restarted the supervisor: set in a restarted supervisor's environment. */
+export const RESTARTS_ENV = 'MCL_SUPERVISOR_RESTARTS';
+/** `0` in the environment of `apply` starts the supervisor without a watchdog (e.g. when a service manager restarts it). */
+export const WATCHDOG_ENV = 'MCL_SUPERVISOR_WATCHDOG';
+/** The watchdog restarts a supervisor that died at most this many times within the window, then gives up. */
+export const RESTART_LIMIT = { count: 5, windowMs: 60_000 };
+/** How long the watchdog waits before it starts the supervisor again. */
+const RESTART_DELAY_MS = 500;
+/** A plan file larger than this is not one the supervisor wrote (plans are sent over the control socket whole). */
+const MAX_APPLIED_PLAN_BYTES = 64 * 1024 * 1024;
 /** How often the supervisor checks that its run directory and socket are still there. */
 const RUN_DIR_WATCH_MS = 2_000;
 /** Above this size the supervisor's log is moved to supervisor.log.1 and begun anew. */
@@ -101,6 +119,168 @@ export function reapOrphans(rd: RunDir, alreadyKilled: readonly number[] = []): 
   return killed;
 }
 
+/** The supervisor's log (supervisor.log in the run directory), bounded; used by the watchdog too. */
+function supervisorLog(dir: string): (s: string) => void {
+  const logPath = join(dir, LOG_FILE);
+  let logged = 0;
+  return (s: string) => {
+    try {
+      // A flooding guest makes the broker report every refused frame: keep the log bounded.
+      if (++logged % 1000 === 0 && statSync(logPath).size > MAX_LOG_BYTES) renameSync(logPath, `${logPath}.1`);
+      appendFileSync(logPath, `${new Date().toISOString()} ${s}\n`);
+    } catch {
+      // Logging must never take the supervisor down.
+    }
+  };
+}
+
+/**
+ * Whether the watchdog may start the supervisor once more, given the times
+ * (ms) of its earlier restarts: at most `limit.count` within `limit.windowMs`,
+ * so a supervisor that dies as soon as it starts is not restarted forever.
+ */
+export function restartAllowed(history: readonly number[], now: number, limit = RESTART_LIMIT): boolean {
+  return history.filter((t) => now - t < limit.windowMs).length < limit.count;
+}
+
+export interface WatchdogRecord {
+  pid: number;
+  start_time: number | null;
+  restarts: number;
+  /** Why the watchdog stopped restarting the supervisor, or null while it still does. */
+  gave_up: string | null;
+}
+
+/** Reads a small JSON file of the run directory bounded and without following links; null when it is not one. */
+function readSmallJson(path: string, maxBytes: number): unknown {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > maxBytes) return null;
+    const buf = Buffer.alloc(st.size);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return JSON.parse(buf.subarray(0, n).toString('utf8')) as unknown;
+  } catch {
+    return null;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** The watchdog's record, when it has the right shape (it only says what the watchdog did; pids in it are candidates). */
+export function readWatchdog(dir: string): WatchdogRecord | null {
+  const v = readSmallJson(join(dir, WATCHDOG_FILE), 4096) as Partial<WatchdogRecord> | null;
+  if (!v || typeof v !== 'object' || !Number.isInteger(v.pid) || !Number.isInteger(v.restarts)) return null;
+  return {
+    pid: v.pid!,
+    start_time: typeof v.start_time === 'number' ? v.start_time : null,
+    restarts: v.restarts!,
+    gave_up: typeof v.gave_up === 'string' ? v.gave_up.slice(0, 1000) : null,
+  };
+}
+
+/** The deployment's live watchdog: the one its record names, if that process carries the deployment's token. */
+export function watchdogAlive(rd: RunDir): WatchdogRecord | null {
+  const w = readWatchdog(rd.dir);
+  return w && belongsToDeployment(w.pid, w.start_time, rd.token) ? w : null;
+}
+
+const nodeSha256 = (text: string | readonly string[]) => {
+  const h = createHash('sha256');
+  for (const t of typeof text === 'string' ? [text] : text) h.update(t);
+  return h.digest('hex');
+};
+
+interface AppliedPlan {
+  plan: Plan;
+  ready_timeout_ms: number;
+}
+
+/** Keeps the plan just applied (and how it was applied) in the run directory, for a restarted supervisor. */
+function writeAppliedPlan(rd: RunDir, applied: AppliedPlan): void {
+  // Written only while the run directory is still this deployment's (writeFileAtomic would create it anew).
+  if (inspectRunDir(rd.dir).kind === 'ours') writeFileAtomic(rd.dir, APPLIED_PLAN_FILE, JSON.stringify(applied) + '\n');
+}
+
+/**
+ * The plan the supervisor applied last, or why it cannot be used. The file
+ * is the supervisor's own, in a directory only this user can write, but it
+ * is read like any other input: bounded, not through a link, validated as a
+ * plan and its digests checked against its contents.
+ */
+export function readAppliedPlan(dir: string): AppliedPlan | { error: string } | null {
+  const path = join(dir, APPLIED_PLAN_FILE);
+  if (!existsSync(path)) return null;
+  const v = readSmallJson(path, MAX_APPLIED_PLAN_BYTES) as Partial<AppliedPlan> | null;
+  if (!v || typeof v !== 'object') return { error: `${path} is not a JSON object of at most ${MAX_APPLIED_PLAN_BYTES} bytes` };
+  const { plan, errors } = validatePlan(v.plan);
+  if (!plan) return { error: `${path} does not hold a valid plan: ${errors.slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; ')}` };
+  const wrong = digestMismatches(plan, nodeSha256);
+  if (wrong.length) return { error: `${path}: ${wrong.slice(0, 3).join('; ')}` };
+  const ms = v.ready_timeout_ms;
+  return { plan, ready_timeout_ms: typeof ms === 'number' && Number.isInteger(ms) && ms > 0 && ms <= 3_600_000 ? ms : 60_000 };
+}
+
+/**
+ * The watchdog (`__supervise DIR` with MCL_SUPERVISOR_ROLE=watchdog, started
+ * by `apply`): starts the supervisor as its child and starts it again when it
+ * dies by a signal or a non-zero exit, at most RESTART_LIMIT.count times in
+ * RESTART_LIMIT.windowMs. A supervisor that exits 0 stopped on purpose
+ * (destroy, SIGTERM, its run directory gone), and so does the watchdog then.
+ * It carries the deployment's token like every process of the deployment,
+ * so destroy finds and kills it the same way.
+ */
+async function runWatchdog(rd: RunDir, log: (s: string) => void): Promise<void> {
+  const { dir, token } = rd;
+  const me = { pid: process.pid, start_time: processStartTime(process.pid) };
+  const record = (restarts: number, gaveUp: string | null) => {
+    if (inspectRunDir(dir).kind === 'ours') writeFileAtomic(dir, WATCHDOG_FILE, JSON.stringify({ ...me, restarts, gave_up: gaveUp }) + '\n');
+  };
+  const history: number[] = [];
+  let restarts = 0;
+  let child: ReturnType<typeof spawn> | null = null;
+  // A SIGTERM is passed on: the supervisor then stops its deployment and exits 0, and the watchdog with it.
+  process.on('SIGTERM', () => child?.kill('SIGTERM'));
+  process.on('SIGINT', () => child?.kill('SIGTERM'));
+  record(0, null);
+  log(`watchdog ${process.pid} starting the supervisor`);
+  for (;;) {
+    child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+      stdio: 'inherit',
+      env: { ...process.env, [ROLE_ENV]: 'supervisor', [RESTARTS_ENV]: String(restarts), [DEPLOYMENT_ENV]: token },
+    });
+    const pid = child.pid;
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((res) => {
+      child!.once('exit', (c, s) => res([c, s]));
+      child!.once('error', () => res([null, null]));
+    });
+    child = null;
+    const now = inspectRunDir(dir);
+    if (now.kind !== 'ours' || now.token !== token) return process.exit(0);
+    if (code === 0) {
+      try {
+        unlinkSync(join(dir, WATCHDOG_FILE));
+      } catch {
+        // Already gone.
+      }
+      return process.exit(0);
+    }
+    const how = signal ? `killed by ${signal}` : code === null ? 'could not be started' : `exited with status ${code}`;
+    if (!restartAllowed(history, Date.now())) {
+      const why = `the supervisor died ${RESTART_LIMIT.count + 1} times within ${RESTART_LIMIT.windowMs / 1000} s (last: pid ${pid ?? '?'} ${how}); not restarting it`;
+      log(`watchdog: ${why}`);
+      record(restarts, why);
+      return process.exit(1);
+    }
+    history.push(Date.now());
+    restarts++;
+    log(`watchdog: the supervisor (pid ${pid ?? '?'}) ${how}; starting it again (restart ${restarts})`);
+    record(restarts, null);
+    await new Promise((r) => setTimeout(r, RESTART_DELAY_MS));
+  }
+}
+
 export interface RunSupervisorOptions {
   runtime?: GuestRuntime;
   brokerFactory?: BrokerFactory;
@@ -119,17 +299,8 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     return;
   }
   const rd: RunDir = found;
-  const logPath = join(dir, LOG_FILE);
-  let logged = 0;
-  const log = (s: string) => {
-    try {
-      // A flooding guest makes the broker report every refused frame: keep the log bounded.
-      if (++logged % 1000 === 0 && statSync(logPath).size > MAX_LOG_BYTES) renameSync(logPath, `${logPath}.1`);
-      appendFileSync(logPath, `${new Date().toISOString()} ${s}\n`);
-    } catch {
-      // Logging must never take the supervisor down.
-    }
-  };
+  const log = supervisorLog(dir);
+  if (process.env[ROLE_ENV] === 'watchdog') return runWatchdog(rd, log);
   const other = supervisorAlive(rd);
   if (other && other.pid !== process.pid) {
     log(`another supervisor (pid ${other.pid}) owns ${dir}; exiting`);
@@ -181,15 +352,22 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     finish();
   };
   const startedAt = Date.now();
+  const restarts = Math.max(0, Math.min(Number(process.env[RESTARTS_ENV] ?? 0) || 0, 1_000_000));
   server = serveControl(
     sockPath,
     async (req: ControlRequest, emit) => {
       switch (req.op) {
         case 'ping':
           return { pid: process.pid, uptime_ms: Date.now() - startedAt };
-        case 'apply':
-          return sup.apply(req.plan as Plan, { replace: req.replace, readyTimeoutMs: req.readyTimeoutMs }, emit);
+        case 'apply': {
+          const r = await sup.apply(req.plan as Plan, { replace: req.replace, readyTimeoutMs: req.readyTimeoutMs }, emit);
+          // Kept only once applied: a restarted supervisor brings back what ran, not what failed.
+          writeAppliedPlan(rd, { plan: req.plan as Plan, ready_timeout_ms: req.readyTimeoutMs });
+          return r;
+        }
         case 'destroy': {
+          // Removed first: a supervisor that dies while destroying must not be brought back with it.
+          rmSync(join(dir, APPLIED_PLAN_FILE), { force: true });
           const ids = await sup.destroy(emit);
           // Exit once the answer is on its way.
           setTimeout(() => void stop('destroyed'), 50);
@@ -199,6 +377,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
           return {
             pid: process.pid,
             uptime_ms: Date.now() - startedAt,
+            restarts,
             plan_digest: sup.planDigest,
             system: sup.planSystem,
             accelerator: sup.accelerator(),
@@ -233,9 +412,31 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   }, RUN_DIR_WATCH_MS);
   watch.unref();
   log(`supervisor ${process.pid} listening on ${sockPath}`);
+  if (restarts > 0) reapplyLast(rd, sup, log);
   await finished;
   clearInterval(watch);
   if (opts.exitProcess !== false) setTimeout(() => process.exit(0), 100).unref();
+}
+
+/**
+ * A supervisor restarted by the watchdog applies the plan its predecessor
+ * applied last, at once: the QEMU processes died with the predecessor (or
+ * were reaped above), so every instance is forked again. Applies are
+ * serialised, so an `apply` arriving meanwhile waits for this one.
+ */
+function reapplyLast(rd: RunDir, sup: Supervisor, log: (s: string) => void): void {
+  const last = readAppliedPlan(rd.dir);
+  if (!last) return log('restarted with no applied plan: nothing to bring back');
+  if ('error' in last) return log(`restarted, but the last applied plan is not used: ${last.error}`);
+  log(`restarted: applying the last applied plan ${last.plan.digests.plan.slice(0, 12)} again`);
+  sup
+    .apply(last.plan, { replace: [], readyTimeoutMs: last.ready_timeout_ms }, (e) => {
+      if (e.type === 'instance' || e.type === 'warning') log(`re-apply: ${e.type} ${e.instance ? `${e.instance} ` : ''}${e.message}`);
+    })
+    .then(
+      (r) => log(`re-apply done: ${r.create.length} instance(s) forked again`),
+      (e: unknown) => log(`re-apply failed: ${(e as Error).message}`),
+    );
 }
 
 async function defaultBrokerFactory(log: (s: string) => void): Promise<BrokerFactory> {
@@ -260,6 +461,9 @@ async function defaultBrokerFactory(log: (s: string) => void): Promise<BrokerFac
  */
 export function killRecorded(rd: RunDir): number[] {
   const killed: number[] = [];
+  // The watchdog first, or it would start the supervisor again.
+  const w = watchdogAlive(rd);
+  if (w && killIfOurs(w.pid, w.start_time, rd.token)) killed.push(w.pid);
   const sup = supervisorAlive(rd);
   if (sup && killIfOurs(sup.pid, sup.start_time, rd.token)) killed.push(sup.pid);
   killed.push(...reapOrphans(rd, killed));
