@@ -17,6 +17,8 @@ export interface CompileRequest {
   system?: string;
   exclude?: string[];
   emitPlan: boolean;
+  /** Build the plan also when every error is a policy violation (for `graph`, which marks them). */
+  planDespiteViolations?: boolean;
   /** The state the plan is made against: its `prior_state`, inside its digest. */
   priorState?: { lineage: string; serial: number } | null;
 }
@@ -37,6 +39,7 @@ export function compileWorkspace(req: CompileRequest): CompileOutcome {
     exclude: req.exclude?.length ? req.exclude : undefined,
     mclcVersion: MCLC_VERSION,
     emitPlan: req.emitPlan,
+    planDespiteViolations: req.planDespiteViolations,
     priorState: req.priorState,
   });
   const texts = new Map(result.program.texts);

@@ -57,6 +57,13 @@ export interface CompileOptions {
   /** When false, stop after checking (no plan is built). Default true. */
   emitPlan?: boolean;
   /**
+   * Build the plan even when the only errors are policy violations (MCL05xx),
+   * with the failing checks and their counterexamples in `checks`, so that
+   * `mclc graph` can draw what breaks the policy. Such a plan describes a
+   * composition that must not be deployed; it is for showing only. Default false.
+   */
+  planDespiteViolations?: boolean;
+  /**
    * The deployment state the plan is made against (`mclc plan` reads it), recorded
    * as the plan's `prior_state` and covered by its digest. Default null.
    */
@@ -134,7 +141,10 @@ export interface CompileResult {
   program: Program;
   /** Sorted with `sortDiagnostics`. */
   diagnostics: Diagnostic[];
-  /** Present when there are no errors and `emitPlan` is not false. */
+  /**
+   * Present when there are no errors and `emitPlan` is not false; with
+   * `planDespiteViolations`, also when every error is a policy violation.
+   */
   plan?: Plan;
 }
 

@@ -162,7 +162,10 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
     phaseHook?.('policy');
     planned = { root, body, policy, policies: planPolicies(flat.rules, labelsInOrder) };
   }
-  if (!sel.root || !planned || hasErrors(ctx.diagnostics) || options.emitPlan === false) return result();
+  // A composition whose only errors are policy violations is complete: it can be shown, with the
+  // failing checks, when asked for. Any other error may have left it incomplete.
+  const blocking = options.planDespiteViolations ? ctx.diagnostics.filter((d) => d.severity === 'error' && !d.code.startsWith('MCL05')) : ctx.diagnostics;
+  if (!sel.root || !planned || hasErrors(blocking) || options.emitPlan === false) return result();
   const { root, body, policy, policies } = planned;
   const plan = builder.assemble(body, root.entry.qname, policy, policies, options);
   phaseHook?.('assemble+digests');

@@ -65,7 +65,8 @@ export function run(cmd: CliCommand, args: string[], cwd: string, timeoutMs = 60
 /** The composition graph of a file as SVG, or an error message a person can act on. */
 export async function graphSvg(cli: CliCommand, file: string, cwd: string): Promise<{ svg?: string; error?: string }> {
   const r = await run(cli, ['graph', file, '--format', 'svg'], cwd);
-  if (r.code === 0 && r.stdout.includes('<svg')) return { svg: r.stdout.slice(r.stdout.indexOf('<svg')) };
+  // Exit code 3 (a policy is violated) still comes with the graph, the violations drawn in red.
+  if ((r.code === 0 || r.code === 3) && r.stdout.includes('<svg')) return { svg: r.stdout.slice(r.stdout.indexOf('<svg')) };
   if (r.code === null) {
     return { error: `Could not run the mcl CLI (${cli.command}): ${r.stderr.trim()}. Set "mcl.cliPath" to mclc.mjs or the mclc executable.` };
   }

@@ -65,6 +65,13 @@ process.stdout.write('<?xml version="1.0"?>\\n<svg xmlns="http://www.w3.org/2000
     expect(graphHtml(r.svg!, 'Graph')).toContain('<svg');
   });
 
+  it.skipIf(!existsSync(cliBundle))('draws a composition that breaks its policies, the violation in red', async () => {
+    const r = await graphSvg(findCli('', [repo]), join(repo, 'examples', 'broken', 'flow.mcl'), repo);
+    expect(r.error).toBeUndefined();
+    expect(r.svg).toMatch(/^<svg/);
+    expect(r.svg).toContain('stroke="red"');
+  });
+
   it('builds a webview page without scripts', () => {
     const html = graphHtml('<svg><script>alert(1)</script><g/></svg>', 'Graph: <a>');
     expect(html).toContain("default-src 'none'");

@@ -227,14 +227,22 @@ export async function graphCommand(ctx: Context, paths: string[], o: SourceOptio
   if (format !== 'dot' && format !== 'svg') throw new CliError(`unknown --format ${JSON.stringify(format)}`, ExitCode.Invalid, 'Use --format dot or svg.');
   const maxDiagnostics = maxDiagnosticsOf(o);
   const ws = resolveWorkspace(paths, { root: o.root, cwd: ctx.cwd });
-  const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true });
+  // A composition that only breaks its policies is still drawn, with what breaks them marked:
+  // that picture is what one needs to fix it. The exit code stays that of `validate` (3), so a
+  // script cannot take the drawing for a passing check.
+  const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true, planDespiteViolations: true });
   printDiagnostics(ctx, out.diagnostics, out, ws, false, maxDiagnostics);
   const code = exitCodeFor(out.diagnostics);
-  if (code !== ExitCode.Ok) return code;
-  if (!out.plan) throw noPlanError(out, 'graph');
+  // The compiler builds the plan whenever every error is an MCL05xx; a malformed rule among
+  // them (exit 1) is a source error, and is not drawn either.
+  if (code !== ExitCode.Ok && code !== ExitCode.PolicyViolated) return code;
+  if (!out.plan) {
+    if (code !== ExitCode.Ok) return code;
+    throw noPlanError(out, 'graph');
+  }
   const dot = planToDot(out.plan);
   const text = format === 'svg' ? await dotToSvg(dot) : dot;
   if (o.out) writeAtomic(resolve(ctx.cwd, o.out), text, ctx.cwd);
   else ctx.out(text);
-  return ExitCode.Ok;
+  return code;
 }

@@ -3,8 +3,43 @@
 // providing side labelled with the protocol and its limits, and an `outside`
 // node with an edge to every exposed port. The output is deterministic (the
 // plan is sorted), so it can be compared byte for byte.
+//
+// A plan drawn in spite of policy violations carries failing checks: every
+// instance, channel and exposure in a failing check's counterexample is drawn
+// red and bold, with the ids of the checks it breaks in its tooltip, so the
+// picture shows where the policy fails and not only that it does.
 
-import type { Plan, PlanInstance } from '@mcl/plan';
+import type { Plan, PlanExposure, PlanInstance } from '@mcl/plan';
+
+const MARK = 'color=red, fontcolor=red, penwidth=2';
+
+/** The ids of the failing checks that name each instance, channel and exposure. */
+function failures(plan: Plan) {
+  const instances = new Map<string, string[]>();
+  const channels = new Map<string, string[]>();
+  const exposures = new Map<PlanExposure, string[]>();
+  const add = <K>(m: Map<K, string[]>, k: K, id: string) => {
+    const l = m.get(k) ?? [];
+    if (!l.includes(id)) l.push(id);
+    m.set(k, l);
+  };
+  for (const check of plan.checks) {
+    if (check.status !== 'fail') continue;
+    for (const step of check.counterexample ?? []) {
+      if (step.instance !== undefined) add(instances, step.instance, check.id);
+      if (step.channel !== undefined) add(channels, step.channel, check.id);
+      // An exposure appears in a counterexample only as a note naming its host port
+      // ("web exposed on tcp 8080", "outside, through tcp 8080 -> web.http"); host
+      // ports are unique in a plan, so the port identifies it.
+      for (const x of plan.exposures) if (step.note !== undefined && new RegExp(`\\btcp ${x.host_port}\\b`).test(step.note)) add(exposures, x, check.id);
+    }
+  }
+  return { instances, channels, exposures };
+}
+
+function failingTooltip(base: string, checks: string[] | undefined): string {
+  return checks ? `${base}\nfails: ${checks.join(', ')}` : base;
+}
 
 function q(s: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
@@ -42,6 +77,7 @@ export function planToDot(plan: Plan): string {
     c.instances.push(inst);
   }
 
+  const failed = failures(plan);
   const lines: string[] = [];
   lines.push(`digraph ${q(plan.system)} {`);
   lines.push(`  graph [rankdir=LR, fontname="Helvetica", label=${q(`${plan.system} (target ${plan.target.name})`)}, labelloc=t];`);
@@ -51,8 +87,10 @@ export function planToDot(plan: Plan): string {
 
   const emit = (c: Cluster, indent: string) => {
     for (const inst of c.instances) {
-      const attrs = [`label=${q(nodeLabel(inst))}`, `tooltip=${q(inst.id)}`];
+      const fails = failed.instances.get(inst.id);
+      const attrs = [`label=${q(nodeLabel(inst))}`, `tooltip=${q(failingTooltip(inst.id, fails))}`];
       if (inst.mode !== 'single') attrs.push('peripheries=2');
+      if (fails) attrs.push(MARK);
       lines.push(`${indent}${q(inst.id)} [${attrs.join(', ')}];`);
     }
     for (const child of [...c.children.values()].sort((a, b) => (a.path < b.path ? -1 : 1))) {
@@ -70,17 +108,21 @@ export function planToDot(plan: Plan): string {
     const label = [ch.protocol];
     if (inv.rate) label.push(`${inv.rate.per_second}/s`);
     if (inv.order) label.push('ordered');
+    const fails = failed.channels.get(ch.id);
     const attrs = [
       `label=${q(label.join('\n'))}`,
-      `tooltip=${q(ch.id)}`,
+      `tooltip=${q(failingTooltip(ch.id, fails))}`,
       `taillabel=${q(ch.from.port)}`,
       `headlabel=${q(ch.to.port)}`,
       `labelfontsize=8`,
     ];
+    if (fails) attrs.push(MARK);
     lines.push(`  ${q(ch.from.instance)} -> ${q(ch.to.instance)} [${attrs.join(', ')}];`);
   }
   for (const e of plan.exposures) {
-    lines.push(`  "outside" -> ${q(e.instance)} [label=${q(`${e.transport} ${e.host_port}\n${e.protocol}`)}, headlabel=${q(e.port)}, labelfontsize=8, style=dashed];`);
+    const fails = failed.exposures.get(e);
+    const mark = fails ? `, tooltip=${q(failingTooltip(`${e.instance}.${e.port}`, fails))}, ${MARK}` : '';
+    lines.push(`  "outside" -> ${q(e.instance)} [label=${q(`${e.transport} ${e.host_port}\n${e.protocol}`)}, headlabel=${q(e.port)}, labelfontsize=8, style=dashed${mark}];`);
   }
   lines.push('}');
   return lines.join('\n') + '\n';
