@@ -7,6 +7,8 @@
 // supervisor finishes it, and the next apply finds it done.
 
 import net from 'node:net';
+import { LineSplitter } from '@mcl/broker/lines';
+import { MAX_STATE_BYTES } from '@mcl/plan/state-store';
 import { BackendFailure, type BackendErrorKind } from './errors';
 import type { BackendEvent } from './events';
 
@@ -21,22 +23,44 @@ export type ControlReply = { event: BackendEvent } | { result: unknown } | { err
 
 export type ControlHandler = (req: ControlRequest, emit: (e: BackendEvent) => void) => Promise<unknown>;
 
-export function serveControl(path: string, handler: ControlHandler, log: (s: string) => void): net.Server {
+/**
+ * Largest line on the control socket in bytes, either way. The largest message
+ * is an apply request, which carries a plan, or a status reply, which carries
+ * what the state holds; a state is at most MAX_STATE_BYTES, so neither is
+ * longer. A longer line ends the connection instead of growing a buffer.
+ */
+export const CONTROL_SOCKET_MAX_LINE_BYTES = MAX_STATE_BYTES;
+
+export function serveControl(path: string, handler: ControlHandler, log: (s: string) => void, maxLineBytes = CONTROL_SOCKET_MAX_LINE_BYTES): net.Server {
   const server = net.createServer((sock) => {
-    let buf = '';
     let handled = false;
     const send = (m: ControlReply) => {
       if (!sock.destroyed) sock.write(JSON.stringify(m) + '\n');
     };
+    const lines = new LineSplitter(maxLineBytes, {
+      line: (text) => {
+        if (!handled) {
+          handled = true;
+          handle(text);
+        }
+      },
+      oversize: (bytes) => {
+        if (handled) return;
+        handled = true;
+        send({ error: { kind: 'failure', message: `control request of more than ${maxLineBytes} bytes (${bytes} without a newline)` } });
+        // Nothing more is read: the connection closes once the answer is written.
+        sock.end(() => sock.destroy());
+      },
+    });
     sock.on('error', () => undefined);
-    sock.on('data', (chunk) => {
-      buf += chunk.toString('utf8');
-      const nl = buf.indexOf('\n');
-      if (nl < 0 || handled) return;
-      handled = true;
+    // One request per connection: what follows it is not read into memory.
+    sock.on('data', (chunk: Buffer) => {
+      if (!handled) lines.push(chunk);
+    });
+    const handle = (text: string) => {
       let req: ControlRequest;
       try {
-        req = JSON.parse(buf.slice(0, nl)) as ControlRequest;
+        req = JSON.parse(text) as ControlRequest;
       } catch {
         send({ error: { kind: 'failure', message: 'malformed control request' } });
         sock.end();
@@ -50,17 +74,22 @@ export function serveControl(path: string, handler: ControlHandler, log: (s: str
           send({ error: { kind: (err.kind as BackendErrorKind) ?? 'failure', message: err.message ?? String(e), ...(err.hint ? { hint: err.hint } : {}) } });
         })
         .finally(() => sock.end());
-    });
+    };
   });
   server.listen(path);
   return server;
 }
 
 /** Sends one request and resolves with the result; events go to `onEvent`. Rejects with a BackendFailure for an error reply. */
-export function callControl<T>(path: string, req: ControlRequest, onEvent: (e: BackendEvent) => void = () => undefined, signal?: AbortSignal): Promise<T> {
+export function callControl<T>(
+  path: string,
+  req: ControlRequest,
+  onEvent: (e: BackendEvent) => void = () => undefined,
+  signal?: AbortSignal,
+  maxLineBytes = CONTROL_SOCKET_MAX_LINE_BYTES,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const sock = net.connect(path);
-    let buf = '';
     let settled = false;
     const done = (f: () => void) => {
       if (settled) return;
@@ -72,23 +101,31 @@ export function callControl<T>(path: string, req: ControlRequest, onEvent: (e: B
     const onAbort = () => done(() => reject(new BackendFailure('failure', 'interrupted; the supervisor finishes the work in progress', 'run the command again to see the result')));
     signal?.addEventListener('abort', onAbort);
     sock.on('connect', () => sock.write(JSON.stringify(req) + '\n'));
-    sock.on('data', (chunk) => {
-      buf += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
+    const lines = new LineSplitter(maxLineBytes, {
+      line: (text) => {
+        if (settled) return;
         let m: ControlReply;
         try {
-          m = JSON.parse(line) as ControlReply;
+          m = JSON.parse(text) as ControlReply;
         } catch {
-          continue;
+          return;
         }
         if ('event' in m) onEvent(m.event);
         else if ('result' in m) done(() => resolve(m.result as T));
         else if ('error' in m) done(() => reject(new BackendFailure(m.error.kind, m.error.message, m.error.hint)));
-      }
+      },
+      oversize: (bytes) =>
+        done(() =>
+          reject(
+            new BackendFailure(
+              'failure',
+              `the supervisor sent a line of more than ${maxLineBytes} bytes (${bytes} without a newline); the connection was closed`,
+              'see supervisor.log in the runtime directory',
+            ),
+          ),
+        ),
     });
+    sock.on('data', (chunk: Buffer) => lines.push(chunk));
     sock.on('error', (e) => done(() => reject(e)));
     sock.on('close', () => done(() => reject(new BackendFailure('failure', 'the supervisor closed the connection without an answer', 'see supervisor.log in the runtime directory'))));
   });

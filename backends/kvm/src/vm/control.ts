@@ -13,6 +13,7 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { LineSplitter } from '@mcl/broker/lines';
 import { connectUnix } from './qmp';
 import type { GuestIdentity } from './types';
 
@@ -35,22 +36,40 @@ export class ControlError extends Error {
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 
 /**
+ * Largest line the guest agent may send, in bytes. Its lines are a few words
+ * (spec/guest.md); a guest that sends more without a newline is misbehaving,
+ * and the channel closes instead of buffering what it sends.
+ */
+export const CONTROL_MAX_LINE_BYTES = 64 * 1024;
+
+/**
  * Events: `line` (every line from the guest), `exit` (ProgramExit, the program
  * ended), `boot` (the agent started from scratch: a cold boot or an agent
  * restart), `close`.
  */
 export class ControlChannel extends EventEmitter {
-  private buffer = '';
+  private readonly lines: LineSplitter;
+  /** Why the channel closed, when it was not the peer closing it. */
+  private closeReason: string | null = null;
   private waiters: { match: (words: string[]) => boolean; resolve: (w: string[]) => void }[] = [];
   private closedFlag = false;
   /** Exit of the program, once reported. */
   programExit: ProgramExit | null = null;
   private seq = 0;
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(
+    private readonly socket: net.Socket,
+    maxLineBytes: number,
+  ) {
     super();
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => this.onData(chunk));
+    this.lines = new LineSplitter(maxLineBytes, {
+      line: (text) => this.onLine(text),
+      oversize: (bytes) => {
+        this.closeReason = `the guest agent sent a line of more than ${maxLineBytes} bytes (${bytes} without a newline)`;
+        socket.destroy();
+      },
+    });
+    socket.on('data', (chunk: Buffer) => this.lines.push(chunk));
     socket.on('close', () => {
       this.closedFlag = true;
       this.emit('close');
@@ -61,8 +80,8 @@ export class ControlChannel extends EventEmitter {
   }
 
   /** Connects to the QEMU-side listening socket of the control port (retrying while QEMU starts). */
-  static async connect(path: string, timeoutMs = 10_000, signal?: AbortSignal): Promise<ControlChannel> {
-    return new ControlChannel(await connectUnix(path, timeoutMs, signal));
+  static async connect(path: string, timeoutMs = 10_000, signal?: AbortSignal, maxLineBytes = CONTROL_MAX_LINE_BYTES): Promise<ControlChannel> {
+    return new ControlChannel(await connectUnix(path, timeoutMs, signal), maxLineBytes);
   }
 
   get closed(): boolean {
@@ -92,7 +111,7 @@ export class ControlChannel extends EventEmitter {
       const onClose = () => {
         clearTimeout(timer);
         this.waiters = this.waiters.filter((x) => x !== waiter);
-        reject(new ControlError(`control connection closed while waiting for ${what}`));
+        reject(new ControlError(`control connection closed while waiting for ${what}${this.closeReason ? `: ${this.closeReason}` : ''}`));
       };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((x) => x !== waiter);
@@ -194,17 +213,6 @@ export class ControlChannel extends EventEmitter {
 
   close(): void {
     this.socket.destroy();
-  }
-
-  private onData(chunk: string): void {
-    this.buffer += chunk;
-    let nl: number;
-    while ((nl = this.buffer.indexOf('\n')) >= 0) {
-      const line = this.buffer.slice(0, nl).replace(/\r$/, '');
-      this.buffer = this.buffer.slice(nl + 1);
-      this.onLine(line);
-    }
-    if (this.buffer.length > 65_536) this.buffer = ''; // A runaway line is garbage; the protocol's lines are short.
   }
 
   private onLine(line: string): void {

@@ -7,6 +7,14 @@
 
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { LineSplitter } from '@mcl/broker/lines';
+
+/**
+ * Largest QMP message in bytes. The replies and events this client asks for are
+ * a few hundred bytes; a QEMU that sends a megabyte without a newline is broken
+ * or compromised, and the connection ends instead of buffering it.
+ */
+export const QMP_MAX_LINE_BYTES = 1024 * 1024;
 
 export interface QmpEvent {
   event: string;
@@ -36,20 +44,31 @@ export interface QmpConnectOptions {
   /** Keep retrying the connection (QEMU may not have created the socket yet) up to this long; default 10 s. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Largest message in bytes; a longer one ends the connection. Default QMP_MAX_LINE_BYTES. */
+  maxLineBytes?: number;
 }
 
 export class QmpClient extends EventEmitter {
-  private buffer = '';
+  private readonly lines: LineSplitter;
   private nextId = 1;
   private readonly pending = new Map<string, Pending>();
   private closedError: Error | null = null;
   /** The greeting's QEMU version, e.g. `{ major: 7, minor: 2, micro: 22 }`. */
   version: { major: number; minor: number; micro: number } | null = null;
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(
+    private readonly socket: net.Socket,
+    maxLineBytes: number,
+  ) {
     super();
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => this.onData(chunk));
+    this.lines = new LineSplitter(maxLineBytes, {
+      line: (text) => this.onMessage(text),
+      oversize: (bytes) => {
+        this.onClose(new QmpError(`QMP message of more than ${maxLineBytes} bytes (${bytes} without a newline); the connection was closed`, 'Closed'));
+        socket.destroy();
+      },
+    });
+    socket.on('data', (chunk: Buffer) => this.lines.push(chunk));
     socket.on('close', () => this.onClose(new QmpError('QMP connection closed', 'Closed')));
     socket.on('error', (err) => this.onClose(new QmpError(`QMP socket error: ${err.message}`, 'Closed')));
   }
@@ -57,7 +76,7 @@ export class QmpClient extends EventEmitter {
   /** Connects, reads the greeting and negotiates capabilities. */
   static async connect(path: string, options: QmpConnectOptions = {}): Promise<QmpClient> {
     const socket = await connectUnix(path, options.timeoutMs ?? 10_000, options.signal);
-    const client = new QmpClient(socket);
+    const client = new QmpClient(socket, options.maxLineBytes ?? QMP_MAX_LINE_BYTES);
     await client.waitGreeting(options.timeoutMs ?? 10_000);
     await client.execute('qmp_capabilities');
     return client;
@@ -130,16 +149,6 @@ export class QmpClient extends EventEmitter {
 
   close(): void {
     this.socket.destroy();
-  }
-
-  private onData(chunk: string): void {
-    this.buffer += chunk;
-    let nl: number;
-    while ((nl = this.buffer.indexOf('\n')) >= 0) {
-      const line = this.buffer.slice(0, nl).trim();
-      this.buffer = this.buffer.slice(nl + 1);
-      if (line) this.onMessage(line);
-    }
   }
 
   private onMessage(line: string): void {

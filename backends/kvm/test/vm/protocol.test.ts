@@ -5,8 +5,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ControlChannel } from '../../src/vm/control';
-import { QmpClient, QmpError } from '../../src/vm/qmp';
+import { CONTROL_MAX_LINE_BYTES, ControlChannel } from '../../src/vm/control';
+import { QMP_MAX_LINE_BYTES, QmpClient, QmpError } from '../../src/vm/qmp';
+import { flood } from '../fixtures/flood';
 
 let dir: string;
 let server: net.Server | null = null;
@@ -87,6 +88,26 @@ describe('QmpClient', () => {
     peer!.destroy();
     await expect(pending).rejects.toMatchObject({ errorClass: 'Closed' });
   });
+
+  it('closes the connection on a message longer than its cap instead of buffering it', async () => {
+    let flooded: Promise<number> | null = null;
+    const p = serve((sock, onLine) => {
+      sock.write(JSON.stringify({ QMP: { version: { qemu: { major: 7, minor: 2, micro: 0 } } } }) + '\n');
+      onLine((l) => {
+        const m = JSON.parse(l) as { execute: string; id: string };
+        if (m.execute === 'qmp_capabilities') sock.write(JSON.stringify({ return: {}, id: m.id }) + '\n');
+        else flooded = flood(sock, 64 * 1024 * 1024);
+      });
+    });
+    const q = await QmpClient.connect(p);
+    await expect(q.execute('query-status', undefined, 20_000)).rejects.toMatchObject({
+      errorClass: 'Closed',
+      message: expect.stringContaining(`more than ${QMP_MAX_LINE_BYTES} bytes`),
+    });
+    expect(q.closed).toBe(true);
+    // The peer was cut off soon after the cap, not after all it had to send.
+    expect(await flooded!).toBeLessThan(16 * 1024 * 1024);
+  });
 });
 
 describe('ControlChannel', () => {
@@ -164,5 +185,18 @@ describe('ControlChannel', () => {
     const c = await ControlChannel.connect(p);
     await expect(c.sendIdentity({ instanceId: 'a', ports: [{ name: 'x', slot: 9 }] })).rejects.toThrow(/slot 9/);
     c.close();
+  });
+
+  it('closes the channel on a guest line longer than its cap, saying why', async () => {
+    let flooded: Promise<number> | null = null;
+    const p = serve((sock, onLine) =>
+      onLine((l) => {
+        if (l.startsWith('hello') && !flooded) flooded = flood(sock, 64 * 1024 * 1024);
+      }),
+    );
+    const c = await ControlChannel.connect(p);
+    await expect(c.handshake(20_000, 5_000)).rejects.toThrow(`closed while waiting for hello: the guest agent sent a line of more than ${CONTROL_MAX_LINE_BYTES} bytes`);
+    expect(c.closed).toBe(true);
+    expect(await flooded!).toBeLessThan(16 * 1024 * 1024);
   });
 });
