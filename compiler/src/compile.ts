@@ -9,7 +9,7 @@
 // possible. A plan is returned only when nothing reported an error.
 
 import { hasErrors, sortDiagnostics, type Diagnostic } from '@mcl/language';
-import type { CompileOptions, CompileResult, CompilerHost, Program } from './api';
+import type { CompileOptions, CompileResult, CompilerHost } from './api';
 import { makeDiag } from './codes';
 import { Components, collectLabels } from './compose/components';
 import { elaborate } from './compose/elaborate';
@@ -44,12 +44,8 @@ export function compile(host: CompilerHost, options: CompileOptions): CompileRes
     const diag: Diagnostic = makeDiag('MCL0799', `internal compiler error: ${message}`, options.entries[0] ?? '', { start: 0, end: 0 }, {
       hint: `please report this with the sources that caused it${stack ? ` (${stack})` : ''}`,
     });
-    return { program: safeProgram(ctx.program), diagnostics: sortDiagnostics([...ctx.diagnostics, diag]) };
+    return { program: ctx.program, diagnostics: sortDiagnostics([...ctx.diagnostics, diag]) };
   }
-}
-
-function safeProgram(p: Program): Program {
-  return p;
 }
 
 /**
