@@ -15,10 +15,6 @@ export function toRange(lines: LineIndex, span: Span): Range {
   return { start: lines.lspPosition(span.start), end: lines.lspPosition(span.end) };
 }
 
-export function toSpan(lines: LineIndex, range: Range): Span {
-  return { start: lines.offsetAt(range.start), end: lines.offsetAt(range.end) };
-}
-
 /** What a code action needs to rebuild the fixes of a diagnostic sent earlier. */
 export interface DiagnosticData {
   fixes: Fix[];
