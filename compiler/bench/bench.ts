@@ -15,7 +15,6 @@ import { fileURLToPath } from 'node:url';
 import { parse } from '@mcl/language';
 import { NodeHost } from '../src/node-host';
 import { compile, type CompilerHost } from '../src/index';
-import { setPhaseHook } from '../src/compile';
 import { generateWorkspace, type Workspace } from './generate';
 import { generateWorkspace as generateLanguageWorkspace } from '../../language/bench/generate';
 
@@ -171,13 +170,12 @@ for (const n of sizes) {
   // One more full compile with a per-stage CPU breakdown.
   const phases: string[] = [];
   let mark = process.cpuUsage();
-  setPhaseHook((phase) => {
+  const onPhase = (phase: string): void => {
     const d = process.cpuUsage(mark);
     phases.push(`${phase} ${((d.user + d.system) / 1000).toFixed(0)}`);
     mark = process.cpuUsage();
-  });
-  compile(host(dir), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target });
-  setPhaseHook(undefined);
+  };
+  compile(host(dir), { entries: [ws.entry], mclcVersion: 'bench', target: ws.target, onPhase });
   const rss = process.resourceUsage().maxRSS * 1024;
   const both = (wall: number, cpu: number) => `${ms(wall).padStart(8)} wall ${ms(cpu).padStart(8)} cpu`;
   console.log(`  parse only      ${both(parseMs, parseCpu)}  (${(ws.bytes / 1e6 / (parseMs / 1000)).toFixed(1)} MB/s wall)`);

@@ -76,6 +76,11 @@ export interface CompileOptions {
    * 10,000 components it is about 70,000 symbols and 165,000 references.
    */
   index?: boolean;
+  /**
+   * Called at the end of each stage with the stage's name, so a caller can time
+   * the stages (the benchmark's per-stage breakdown). Unset in normal use.
+   */
+  onPhase?: (phase: string) => void;
 }
 
 export interface ParseCache {

@@ -82,8 +82,6 @@ export const COMPILER_CODES: readonly DiagnosticInfo[] = [
 
 const BY_CODE = new Map(COMPILER_CODES.map((c) => [c.code, c]));
 
-export type CompilerCode = (typeof COMPILER_CODES)[number]['code'];
-
 export interface DiagExtra {
   hint?: string;
   related?: RelatedLocation[];

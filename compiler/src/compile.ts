@@ -9,7 +9,7 @@
 // possible. A plan is returned only when nothing reported an error.
 
 import { hasErrors, sortDiagnostics, type Diagnostic } from '@mcl/language';
-import type { CompileOptions, CompileResult, CompilerHost, Program } from './api';
+import type { CompileOptions, CompileResult, CompilerHost } from './api';
 import { makeDiag } from './codes';
 import { Components, collectLabels } from './compose/components';
 import { elaborate } from './compose/elaborate';
@@ -27,12 +27,6 @@ import { checkCapabilities, select } from './target/select';
 import { Protocols } from './types/protocols';
 import { Types } from './types/types';
 
-/** Called at the end of each stage with its name (the benchmark's breakdown); unset in normal use. */
-let phaseHook: ((phase: string) => void) | undefined;
-export function setPhaseHook(hook: ((phase: string) => void) | undefined): void {
-  phaseHook = hook;
-}
-
 export function compile(host: CompilerHost, options: CompileOptions): CompileResult {
   const ctx = new Ctx(host, options.index ?? false);
   try {
@@ -44,12 +38,8 @@ export function compile(host: CompilerHost, options: CompileOptions): CompileRes
     const diag: Diagnostic = makeDiag('MCL0799', `internal compiler error: ${message}`, options.entries[0] ?? '', { start: 0, end: 0 }, {
       hint: `please report this with the sources that caused it${stack ? ` (${stack})` : ''}`,
     });
-    return { program: safeProgram(ctx.program), diagnostics: sortDiagnostics([...ctx.diagnostics, diag]) };
+    return { program: ctx.program, diagnostics: sortDiagnostics([...ctx.diagnostics, diag]) };
   }
-}
-
-function safeProgram(p: Program): Program {
-  return p;
 }
 
 /**
@@ -99,27 +89,27 @@ function dependencies(ctx: Ctx, root: SystemInfo): Set<string> {
 function run(ctx: Ctx, options: CompileOptions): CompileResult {
   const loader = new Loader(ctx, options.cache);
   loader.loadAll(options.entries);
-  phaseHook?.('load+parse');
+  options.onPhase?.('load+parse');
   reportImportCycles(ctx);
   declareModules(ctx);
   bindImports(ctx, loader);
-  phaseHook?.('resolve');
+  options.onPhase?.('resolve');
 
   const types = new Types(ctx);
   const protocols = new Protocols(ctx, types);
   types.checkAll();
   protocols.checkAll();
-  phaseHook?.('types');
+  options.onPhase?.('types');
   const labels = collectLabels(ctx);
   const components = new Components(ctx, types, protocols, labels);
   components.checkAll();
-  phaseHook?.('components');
+  options.onPhase?.('components');
   const systems = new Systems(ctx, types, components);
   systems.checkAll();
-  phaseHook?.('compose');
+  options.onPhase?.('compose');
 
   const sel = select(ctx, options, systems, components);
-  phaseHook?.('select');
+  options.onPhase?.('select');
   const result = (): CompileResult => ({ program: ctx.program, diagnostics: sortDiagnostics(withoutCascades(ctx.diagnostics)) });
   if (!sel.target || (!sel.root && !sel.roots)) return result();
 
@@ -133,14 +123,14 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
     const anchor = sel.origin ?? { file: root.entry.module.file, span: root.entry.decl.name.span };
     const flat = builder.exclude(elaborate(root), options.exclude, anchor);
     checkCapabilities(ctx, sel.target, flat);
-    phaseHook?.('elaborate');
+    options.onPhase?.('elaborate');
     const body = builder.body(flat, sel.target, options.emitPlan !== false);
     // The prelude's default target is not the user's to edit: what does not fit it is reported at
     // the user's `deploy` (or the root system) instead of inside the standard library.
     if (sel.target.entry.module.isStd) {
       body.origins.target = sel.origin && sel.origin.span.end > sel.origin.span.start ? sel.origin : { file: root.entry.module.file, span: root.entry.decl.name.span };
     }
-    phaseHook?.('plan body');
+    options.onPhase?.('plan body');
     // Each root is checked on its own, and an error stops its policy checks only when it is in a
     // module the root depends on: there it may have left the composition incomplete, and a policy
     // verdict on it would describe the parser's or checker's recovery. Another root's violations,
@@ -159,7 +149,7 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
       origins: body.origins,
     });
     ctx.addDiagnostics(policy.diagnostics);
-    phaseHook?.('policy');
+    options.onPhase?.('policy');
     planned = { root, body, policy, policies: planPolicies(flat.rules, labelsInOrder) };
   }
   // A composition whose only errors are policy violations is complete: it can be shown, with the
@@ -168,6 +158,6 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
   if (!sel.root || !planned || hasErrors(blocking) || options.emitPlan === false) return result();
   const { root, body, policy, policies } = planned;
   const plan = builder.assemble(body, root.entry.qname, policy, policies, options);
-  phaseHook?.('assemble+digests');
+  options.onPhase?.('assemble+digests');
   return { ...result(), plan };
 }

@@ -53,10 +53,6 @@ export function walk(node: Node, visit: (n: Node) => boolean, depth = 0): void {
   }
 }
 
-export function qualifiedText(parts: { name: string }[]): string {
-  return parts.map((p) => p.name).join('.');
-}
-
 /** The source text of an expression, trimmed to one short line. */
 export function exprText(text: string | undefined, e: Expr | undefined): string | undefined {
   if (!e || e.kind === 'MissingExpr' || text === undefined) return undefined;

@@ -16,8 +16,6 @@ export interface ClientFeatures {
   relatedInformation: boolean;
   /** Published diagnostics may name the document version they were computed for. */
   diagnosticVersion: boolean;
-  /** Diagnostics may carry tags (unnecessary, deprecated). */
-  diagnosticTags: boolean;
   /** The client tells the server about added and removed workspace folders. */
   workspaceFolders: boolean;
 }
@@ -32,7 +30,6 @@ export function clientFeatures(caps: ClientCapabilities | undefined): ClientFeat
     hierarchicalSymbols: td?.documentSymbol?.hierarchicalDocumentSymbolSupport === true,
     relatedInformation: td?.publishDiagnostics?.relatedInformation === true,
     diagnosticVersion: td?.publishDiagnostics?.versionSupport === true,
-    diagnosticTags: (td?.publishDiagnostics?.tagSupport?.valueSet?.length ?? 0) > 0,
     workspaceFolders: caps?.workspace?.workspaceFolders === true,
   };
 }

@@ -4,7 +4,6 @@
 import type { Diagnostic as McDiagnostic, Fix, LineIndex, Span } from '@mcl/language';
 import {
   DiagnosticSeverity,
-  DiagnosticTag,
   type Diagnostic,
   type DiagnosticRelatedInformation,
   type Range,
@@ -15,26 +14,21 @@ export function toRange(lines: LineIndex, span: Span): Range {
   return { start: lines.lspPosition(span.start), end: lines.lspPosition(span.end) };
 }
 
-export function toSpan(lines: LineIndex, range: Range): Span {
-  return { start: lines.offsetAt(range.start), end: lines.offsetAt(range.end) };
-}
-
 /** What a code action needs to rebuild the fixes of a diagnostic sent earlier. */
 export interface DiagnosticData {
   fixes: Fix[];
 }
 
-/** What the client accepts in a diagnostic (see client.ts); both default to yes. */
+/** What the client accepts in a diagnostic (see client.ts); defaults to yes. */
 export interface DiagnosticFeatures {
   relatedInformation: boolean;
-  diagnosticTags: boolean;
 }
 
 export function toLspDiagnostic(
   d: McDiagnostic,
   linesOf: (file: string) => LineIndex | undefined,
   paths: PathMapper,
-  features: DiagnosticFeatures = { relatedInformation: true, diagnosticTags: true },
+  features: DiagnosticFeatures = { relatedInformation: true },
 ): Diagnostic | undefined {
   const lines = linesOf(d.file);
   if (!lines) return undefined;
@@ -59,7 +53,5 @@ export function toLspDiagnostic(
     else out.message += related.map((r, i) => `\n${relatedFiles[i]}:${r.location.range.start.line + 1}:${r.location.range.start.character + 1}: ${r.message}`).join('');
   }
   if (d.fixes && d.fixes.length > 0) out.data = { fixes: d.fixes } satisfies DiagnosticData;
-  // Unused things are shown faded rather than underlined.
-  if (features.diagnosticTags && d.severity !== 'error' && /\bunused\b|\bnever used\b/i.test(d.message)) out.tags = [DiagnosticTag.Unnecessary];
   return out;
 }

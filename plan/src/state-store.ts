@@ -23,7 +23,6 @@ import { validateState } from './validate';
 
 export const STATE_DIR = '.mcl';
 export const STATE_FILE = 'state.json';
-export const LOCK_FILE = 'state.lock';
 
 /**
  * Why a state operation failed; the CLI maps these to exit-code classes.
@@ -57,10 +56,6 @@ export interface LockHolder {
   /** What the holder is doing, e.g. `apply`. */
   operation: string;
   acquired_at: string;
-}
-
-export function stateDir(workspace: string): string {
-  return join(workspace, STATE_DIR);
 }
 
 export function statePath(workspace: string): string {

@@ -116,8 +116,3 @@ export async function formatMcl(text: string, opts: FormatOptions = {}): Promise
     endOfLine: opts.endOfLine ?? layout.endOfLine,
   });
 }
-
-/** True when the text is already formatted. */
-export async function isFormatted(text: string, opts: FormatOptions = {}): Promise<boolean> {
-  return (await formatMcl(text, opts)) === text;
-}

@@ -26,10 +26,6 @@ const ARTICLE: Record<DeclKind, string> = {
   target: 'a target',
 };
 
-export function kindArticle(k: DeclKind): string {
-  return ARTICLE[k];
-}
-
 /** Declares every module's top-level declarations (symbols only; members are declared by the stages that check them). */
 export function declareModules(ctx: Ctx): void {
   for (const m of ctx.modules.values()) {
