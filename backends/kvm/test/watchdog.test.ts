@@ -128,6 +128,18 @@ describe('the watchdog', () => {
     expect(carrying(rd.token)).toEqual([]);
   }, 60_000);
 
+  it('a SIGTERM to the watchdog stops the deployment, and nothing is started again', async () => {
+    await apply(thePlan(), opts(), () => undefined);
+    const rd = own();
+    const w = watchdogAlive(rd)!;
+    process.kill(w.pid, 'SIGTERM');
+    const deadline = Date.now() + 15_000;
+    while (carrying(rd.token).length > 0 && Date.now() < deadline) await sleep(100);
+    expect(carrying(rd.token)).toEqual([]);
+    expect(readFileSync(join(rd.dir, LOG_FILE), 'utf8')).toMatch(/stopping: SIGTERM/);
+    expect((await status(opts())).supervisor.running).toBe(false);
+  }, 60_000);
+
   it('gives up on a supervisor that keeps dying, and status says so', async () => {
     mkdirSync(join(ws, '.mcl'), { mode: 0o700 });
     const rd = ensureRunDir(stateFile);

@@ -241,8 +241,15 @@ async function runWatchdog(rd: RunDir, log: (s: string) => void): Promise<void> 
   let restarts = 0;
   let child: ReturnType<typeof spawn> | null = null;
   // A SIGTERM is passed on: the supervisor then stops its deployment and exits 0, and the watchdog with it.
-  process.on('SIGTERM', () => child?.kill('SIGTERM'));
-  process.on('SIGINT', () => child?.kill('SIGTERM'));
+  // Between two starts there is no supervisor to pass it to, and the watchdog just stops.
+  let stopping = false;
+  const onStop = () => {
+    stopping = true;
+    if (child) child.kill('SIGTERM');
+    else process.exit(0);
+  };
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
   record(0, null);
   log(`watchdog ${process.pid} starting the supervisor`);
   for (;;) {
@@ -258,7 +265,7 @@ async function runWatchdog(rd: RunDir, log: (s: string) => void): Promise<void> 
     child = null;
     const now = inspectRunDir(dir);
     if (now.kind !== 'ours' || now.token !== token) return process.exit(0);
-    if (code === 0) {
+    if (code === 0 || stopping) {
       try {
         unlinkSync(join(dir, WATCHDOG_FILE));
       } catch {
