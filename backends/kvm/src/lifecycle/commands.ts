@@ -241,7 +241,12 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
       }
       // The watchdog exits when the supervisor stopped on purpose; one that has not is killed, never left behind.
       for (let i = 0; i < 20 && watchdogAlive(found); i++) await sleep(100);
-      if (supervisorAlive(found) || watchdogAlive(found)) killRecorded(found);
+      if (supervisorAlive(found) || watchdogAlive(found)) {
+        killRecorded(found);
+        // SIGKILL is delivered asynchronously: wait until they are gone, so that destroy returns with nothing of the
+        // deployment left running.
+        for (let i = 0; i < 50 && (supervisorAlive(found) || watchdogAlive(found)); i++) await sleep(100);
+      }
       removeRunDir(found);
     } else if (prior && prior.instances.length > 0) {
       // Nothing of this state's own runs: the state may be a copy of another workspace's, whose
