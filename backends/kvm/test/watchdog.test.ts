@@ -128,6 +128,25 @@ describe('the watchdog', () => {
     expect(carrying(rd.token)).toEqual([]);
   }, 60_000);
 
+  it('destroy does not hang on a frozen supervisor: the ping has a time limit, and the processes are killed by their token', async () => {
+    await apply(thePlan(), opts(), () => undefined);
+    const rd = own();
+    const w = watchdogAlive(rd)!;
+    const sup = supervisorAlive(rd)!;
+    // Stopped, the supervisor still accepts connections (the kernel queues them) but never answers.
+    process.kill(sup.pid, 'SIGSTOP');
+    const warnings: string[] = [];
+    const started = Date.now();
+    await destroy(opts(), (e) => e.type === 'warning' && warnings.push(e.message));
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(warnings.join()).toMatch(/the supervisor did not answer; killed \d+ process\(es\) directly/);
+    const deadline = Date.now() + 5_000;
+    while ((running(w.pid) || running(sup.pid)) && Date.now() < deadline) await sleep(100);
+    expect(running(w.pid)).toBe(false);
+    expect(running(sup.pid)).toBe(false);
+    expect(carrying(rd.token)).toEqual([]);
+  }, 60_000);
+
   it('a SIGTERM to the watchdog stops the deployment, and nothing is started again', async () => {
     await apply(thePlan(), opts(), () => undefined);
     const rd = own();

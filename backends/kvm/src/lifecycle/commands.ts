@@ -24,7 +24,7 @@ import type {
   StatusReport,
 } from './events';
 import { killRecorded, LOG_FILE, readWatchdog, ROLE_ENV, SOCKET, supervisorAlive, WATCHDOG_ENV, watchdogAlive } from './supervise';
-import { belongsToDeployment, DEPLOYMENT_ENV, ensureRunDir, findRunDir, removeRunDir, RunDirError, type RunDir } from './rundir';
+import { belongsToDeployment, DEPLOYMENT_ENV, ensureRunDir, findRunDir, killIfOurs, removeRunDir, RunDirError, type RunDir } from './rundir';
 import { cloneDirBase, type ApplySummary, type ProcessRecord } from './supervisor';
 
 /**
@@ -79,10 +79,15 @@ function recordedAccelerator(state: DeploymentState | null): { name: string; not
  * Pings the deployment's supervisor: true when one answers on the socket of
  * its own run directory and the pid it gives carries the deployment's token.
  */
+/** How long a supervisor has to answer a ping before it counts as not answering. */
+const PING_TIMEOUT_MS = 5_000;
+
 async function ping(rd: RunDir): Promise<boolean> {
   if (!existsSync(join(rd.dir, SOCKET))) return false;
   try {
-    const r = await callControl<{ pid?: unknown }>(join(rd.dir, SOCKET), { op: 'ping' });
+    // A supervisor that is alive but frozen (stopped, or stuck) accepts the connection and never answers: without a
+    // time limit every command would hang on it, destroy included, which can still kill it by its token.
+    const r = await callControl<{ pid?: unknown }>(join(rd.dir, SOCKET), { op: 'ping' }, undefined, AbortSignal.timeout(PING_TIMEOUT_MS));
     return typeof r?.pid === 'number' && belongsToDeployment(r.pid, null, rd.token);
   } catch {
     return false;
@@ -230,6 +235,9 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
     const found = findRunDir(opts.stateFile);
     let destroyed: string[] = [];
     if (found.kind === 'ours') {
+      // The watchdog as it is now: it removes its record as it exits, so the record alone cannot say when it is gone.
+      const wd = watchdogAlive(found);
+      const watchdogRuns = () => watchdogAlive(found) !== null || (wd !== null && belongsToDeployment(wd.pid, wd.start_time, found.token));
       if (await ping(found)) {
         destroyed = await callControl<string[]>(join(found.dir, SOCKET), { op: 'destroy' }, onEvent, opts.signal);
         // The supervisor exits right after answering; wait so its files can go.
@@ -240,12 +248,13 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
         destroyed = [...new Set((prior?.instances ?? []).map((i) => i.id))].sort();
       }
       // The watchdog exits when the supervisor stopped on purpose; one that has not is killed, never left behind.
-      for (let i = 0; i < 20 && watchdogAlive(found); i++) await sleep(100);
-      if (supervisorAlive(found) || watchdogAlive(found)) {
+      for (let i = 0; i < 20 && watchdogRuns(); i++) await sleep(100);
+      if (supervisorAlive(found) || watchdogRuns()) {
         killRecorded(found);
+        if (wd && belongsToDeployment(wd.pid, wd.start_time, found.token)) killIfOurs(wd.pid, wd.start_time, found.token);
         // SIGKILL is delivered asynchronously: wait until they are gone, so that destroy returns with nothing of the
         // deployment left running.
-        for (let i = 0; i < 50 && (supervisorAlive(found) || watchdogAlive(found)); i++) await sleep(100);
+        for (let i = 0; i < 50 && (supervisorAlive(found) || watchdogRuns()); i++) await sleep(100);
       }
       removeRunDir(found);
     } else if (prior && prior.instances.length > 0) {
