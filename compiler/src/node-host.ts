@@ -24,63 +24,10 @@ export interface NodeHostOptions {
 /** Largest source or program file read, to keep a hostile workspace from exhausting memory. */
 export const MAX_FILE_BYTES = 64 * 1024 * 1024;
 
-/** The result of a bounded read: the text, or why there is none. */
-export type BoundedRead =
-  | { ok: true; text: string }
-  | { ok: false; kind: 'missing' | 'directory' | 'special' | 'too-large' | 'error'; code?: string; size?: number; type?: string };
-
-/**
- * Reads a regular file as UTF-8, at most `limit` bytes: the one way mclc reads
- * a file named by the workspace or the command line (sources, programs,
- * plans, states). It opens without blocking (a FIFO would block `open`
- * forever), checks on the open descriptor that the file is a regular one (a
- * device such as /dev/zero never ends), and stops reading past `limit` even
- * when the file grows while it is read.
- */
-export function readBoundedFile(path: string, limit: number): BoundedRead {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | (constants.O_NOCTTY ?? 0));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { ok: false, kind: 'missing', code };
-    if (code === 'EISDIR') return { ok: false, kind: 'directory', code };
-    return { ok: false, kind: 'error', code: code ?? (e as Error).message };
-  }
-  try {
-    const st = fstatSync(fd);
-    if (st.isDirectory()) return { ok: false, kind: 'directory' };
-    if (!st.isFile()) return { ok: false, kind: 'special', type: fileType(st) };
-    if (st.size > limit) return { ok: false, kind: 'too-large', size: st.size };
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (let want = st.size + 1; ; want = 1 << 20) {
-      const chunk = Buffer.allocUnsafe(Math.min(want, limit + 1 - total));
-      const n = readSync(fd, chunk, 0, chunk.length, null);
-      if (n === 0) break;
-      chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
-      total += n;
-      if (total > limit) return { ok: false, kind: 'too-large', size: total };
-    }
-    return { ok: true, text: Buffer.concat(chunks, total).toString('utf8') };
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return { ok: false, kind: code === 'EISDIR' ? 'directory' : 'error', code: code ?? (e as Error).message };
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** What kind of file a non-regular one is, for messages. */
-export function fileType(st: Stats): string {
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isDirectory()) return 'a directory';
-  if (st.isSymbolicLink()) return 'a symbolic link';
-  return 'not a regular file';
-}
+// The bounded read of a regular file is @mcl/plan's (its IO subpath), so that the CLI, the compiler's
+// host and the backends read hostile files one way.
+export { fileType, readBoundedFile, type BoundedRead } from '@mcl/plan/state-store';
+import { readBoundedFile } from '@mcl/plan/state-store';
 
 /** A size for messages, in the binary units the language writes sizes in. */
 export function formatSize(bytes: number): string {

@@ -119,24 +119,73 @@ function corruptHint(path: string): string {
   );
 }
 
-/** Reads at most MAX_STATE_BYTES of a regular file, without following a symbolic link and without blocking on a FIFO. */
-function readBounded(path: string): string {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+/** The result of a bounded read: the text, or why there is none. */
+export type BoundedRead =
+  | { ok: true; text: string }
+  | { ok: false; kind: 'missing' | 'directory' | 'special' | 'too-large' | 'error'; code?: string; size?: number; type?: string };
+
+/**
+ * Reads a regular file as UTF-8, at most `limit` bytes: the one way mclc reads
+ * a file named by the workspace or the command line (sources, programs,
+ * plans, states). It opens without blocking (a FIFO would block `open`
+ * forever), checks on the open descriptor that the file is a regular one (a
+ * device such as /dev/zero never ends), and stops reading past `limit` even
+ * when the file grows while it is read. With `noFollow`, a symbolic link is
+ * refused (ELOOP) rather than followed.
+ */
+export function readBoundedFile(path: string, limit: number, opts: { noFollow?: boolean } = {}): BoundedRead {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | (constants.O_NOCTTY ?? 0) | (opts.noFollow ? constants.O_NOFOLLOW : 0));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { ok: false, kind: 'missing', code };
+    if (code === 'EISDIR') return { ok: false, kind: 'directory', code };
+    return { ok: false, kind: 'error', code: code ?? (e as Error).message };
+  }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new StateError('corrupt', `${path} is not a regular file`, corruptHint(path));
-    if (st.size > MAX_STATE_BYTES) throw new StateError('corrupt', `${path} is ${st.size} bytes, more than a state can be (${MAX_STATE_BYTES})`, corruptHint(path));
-    const buf = Buffer.alloc(st.size);
-    let off = 0;
-    while (off < buf.length) {
-      const n = readSync(fd, buf, off, buf.length - off, off);
+    if (st.isDirectory()) return { ok: false, kind: 'directory' };
+    if (!st.isFile()) return { ok: false, kind: 'special', type: fileType(st) };
+    if (st.size > limit) return { ok: false, kind: 'too-large', size: st.size };
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (let want = st.size + 1; ; want = 1 << 20) {
+      const chunk = Buffer.allocUnsafe(Math.min(want, limit + 1 - total));
+      const n = readSync(fd, chunk, 0, chunk.length, null);
       if (n === 0) break;
-      off += n;
+      chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+      total += n;
+      if (total > limit) return { ok: false, kind: 'too-large', size: total };
     }
-    return buf.subarray(0, off).toString('utf8');
+    return { ok: true, text: Buffer.concat(chunks, total).toString('utf8') };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { ok: false, kind: code === 'EISDIR' ? 'directory' : 'error', code: code ?? (e as Error).message };
   } finally {
     closeSync(fd);
   }
+}
+
+/** What kind of file a non-regular one is, for messages. */
+export function fileType(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  return 'not a regular file';
+}
+
+/** Reads at most MAX_STATE_BYTES of a regular file, without following a symbolic link and without blocking on a FIFO. */
+function readBounded(path: string): string {
+  const r = readBoundedFile(path, MAX_STATE_BYTES, { noFollow: true });
+  if (r.ok) return r.text;
+  if (r.kind === 'missing') throw Object.assign(new Error(`${path} does not exist`), { code: 'ENOENT' });
+  if (r.kind === 'too-large') throw new StateError('corrupt', `${path} is ${r.size} bytes, more than a state can be (${MAX_STATE_BYTES})`, corruptHint(path));
+  if (r.kind === 'error') throw Object.assign(new Error(`${r.code}`), { code: r.code });
+  throw new StateError('corrupt', `${path} is not a regular file`, corruptHint(path));
 }
 
 /**
