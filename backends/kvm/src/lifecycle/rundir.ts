@@ -27,7 +27,7 @@ import { randomBytes, createHash } from 'node:crypto';
 import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { processAlive, writeFileAtomic } from '@mcl/plan/state-store';
+import { processAlive, readBoundedFile, writeFileAtomic } from '@mcl/plan/state-store';
 
 /** The environment variable naming a process's deployment by its token. */
 export const DEPLOYMENT_ENV = 'MCL_DEPLOYMENT';
@@ -138,20 +138,24 @@ export function runDirCandidates(stateFile: string, env: NodeJS.ProcessEnv = pro
 const MAX_OWNER_BYTES = 4096;
 
 function readOwner(dir: string): OwnerRecord | null {
-  let fd: number | undefined;
+  const v = readSmallJson(join(dir, OWNER_FILE), MAX_OWNER_BYTES) as Partial<OwnerRecord> | null;
+  if (!v || typeof v !== 'object' || typeof v.token !== 'string' || !/^[0-9a-f]{32}$/.test(v.token) || typeof v.dev !== 'string' || typeof v.ino !== 'string') return null;
+  return v as OwnerRecord;
+}
+
+/**
+ * A JSON file of the run directory, or null when it is missing, not a regular
+ * file (a link is not followed), larger than `maxBytes` or not JSON: these
+ * files are the deployment's own, but whoever can write the directory's place
+ * could have planted them.
+ */
+export function readSmallJson(path: string, maxBytes: number): unknown {
+  const r = readBoundedFile(path, maxBytes, { noFollow: true });
+  if (!r.ok) return null;
   try {
-    fd = openSync(join(dir, OWNER_FILE), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > MAX_OWNER_BYTES) return null;
-    const buf = Buffer.alloc(st.size);
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    const v = JSON.parse(buf.subarray(0, n).toString('utf8')) as Partial<OwnerRecord>;
-    if (typeof v.token !== 'string' || !/^[0-9a-f]{32}$/.test(v.token) || typeof v.dev !== 'string' || typeof v.ino !== 'string') return null;
-    return v as OwnerRecord;
+    return JSON.parse(r.text) as unknown;
   } catch {
     return null;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:net';
 import { digestMismatches, validatePlan, type Plan } from '@mcl/plan';
 import { processStartTime, writeFileAtomic } from '@mcl/plan/state-store';
-import { belongsToDeployment, DEPLOYMENT_ENV, findRunDir, inspectRunDir, killIfOurs, type RunDir } from './rundir';
+import { belongsToDeployment, DEPLOYMENT_ENV, findRunDir, readSmallJson, inspectRunDir, killIfOurs, type RunDir } from './rundir';
 import { BackendFailure } from './errors';
 import { serveControl, type ControlRequest } from './control';
 import { Supervisor, type ProcessRecord } from './supervisor';
@@ -149,23 +149,6 @@ export interface WatchdogRecord {
   restarts: number;
   /** Why the watchdog stopped restarting the supervisor, or null while it still does. */
   gave_up: string | null;
-}
-
-/** Reads a small JSON file of the run directory bounded and without following links; null when it is not one. */
-function readSmallJson(path: string, maxBytes: number): unknown {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > maxBytes) return null;
-    const buf = Buffer.alloc(st.size);
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    return JSON.parse(buf.subarray(0, n).toString('utf8')) as unknown;
-  } catch {
-    return null;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }
 
 /** The watchdog's record, when it has the right shape (it only says what the watchdog did; pids in it are candidates). */
