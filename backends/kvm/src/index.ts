@@ -5,7 +5,7 @@
 export { apply, destroy, status, logs } from './lifecycle/commands';
 export { doctor } from './lifecycle/doctor';
 export { BackendFailure } from './lifecycle/errors';
-import { runSupervisor as run } from './lifecycle/supervise';
+import { runSupervisor as run } from './lifecycle/daemon';
 
 /** Entry of the hidden `mclc __supervise DIR` command: the per-deployment supervisor process. */
 export function runSupervisor(dir: string): Promise<void> {

@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { apply, destroy, status } from '../src/lifecycle/commands';
 import { callControl } from '../src/lifecycle/control';
 import { DEPLOYMENT_ENV, ensureRunDir, findRunDir, runDirCandidates, type RunDir } from '../src/lifecycle/rundir';
-import { SOCKET, supervisorAlive } from '../src/lifecycle/supervise';
+import { SOCKET, supervisorAlive } from '../src/lifecycle/daemon';
 import type { ApplyOptions, BackendEvent } from '../src/lifecycle/events';
 import { readState } from '@mcl/plan/state-store';
 import { chan, inst, plan } from './fixtures/fakes';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apply, destroy, logs, status } from '../src/lifecycle/commands';
-import { runDirFor } from '../src/lifecycle/supervise';
+import { runDirFor } from '../src/lifecycle/daemon';
 import { DEPLOYMENT_ENV, findRunDir } from '../src/lifecycle/rundir';
 import { listTemplates } from '../src/vm/index';
 import { readState } from '@mcl/plan/state-store';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { apply, destroy, logs, status } from '../src/lifecycle/commands';
-import { runDirFor, supervisorAlive } from '../src/lifecycle/supervise';
+import { runDirFor, supervisorAlive } from '../src/lifecycle/daemon';
 import { findRunDir, type RunDir } from '../src/lifecycle/rundir';
 import type { ApplyOptions, BackendEvent, LogLine } from '../src/lifecycle/events';
 import { lockPath, readState } from '@mcl/plan/state-store';

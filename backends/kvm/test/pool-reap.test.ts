@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { reapOrphans } from '../src/lifecycle/supervise';
+import { reapOrphans } from '../src/lifecycle/daemon';
 import { DEPLOYMENT_ENV, ensureRunDir } from '../src/lifecycle/rundir';
 
 const dirs: string[] = [];

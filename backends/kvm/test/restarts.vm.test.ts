@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apply, destroy, logs, status } from '../src/lifecycle/commands';
-import { runDirFor } from '../src/lifecycle/supervise';
+import { runDirFor } from '../src/lifecycle/daemon';
 import { planOf } from './fixtures/plans';
 import { lifecycleOptions, qemuPidsUnder, sleep, until, zygotePids } from './fixtures/vm';
 

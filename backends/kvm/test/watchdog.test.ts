@@ -1,4 +1,4 @@
-// The watchdog that starts a dead supervisor again (supervise.ts), across real
+// The watchdog that starts a dead supervisor again (daemon.ts), across real
 // processes with fake guests: a SIGKILLed supervisor comes back with the same
 // token, a supervisor that keeps dying is given up on with a message that
 // `status` shows, destroy leaves no watchdog behind, and the start-rate limit.
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { apply, destroy, status } from '../src/lifecycle/commands';
-import { APPLIED_PLAN_FILE, LOG_FILE, readAppliedPlan, restartAllowed, RESTART_LIMIT, supervisorAlive, WATCHDOG_FILE, watchdogAlive } from '../src/lifecycle/supervise';
+import { APPLIED_PLAN_FILE, LOG_FILE, readAppliedPlan, restartAllowed, RESTART_LIMIT, supervisorAlive, WATCHDOG_FILE, watchdogAlive } from '../src/lifecycle/daemon';
 import { DEPLOYMENT_ENV, ensureRunDir, findRunDir, type RunDir } from '../src/lifecycle/rundir';
 import type { ApplyOptions } from '../src/lifecycle/events';
 import { chan, inst, plan } from './fixtures/fakes';

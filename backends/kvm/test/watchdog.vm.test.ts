@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apply, destroy, status } from '../src/lifecycle/commands';
-import { runDirFor, supervisorAlive, watchdogAlive } from '../src/lifecycle/supervise';
+import { runDirFor, supervisorAlive, watchdogAlive } from '../src/lifecycle/daemon';
 import { DEPLOYMENT_ENV, findRunDir, type RunDir } from '../src/lifecycle/rundir';
 import { planOf } from './fixtures/plans';
 import { alive, http, lifecycleOptions, qemuPidsUnder, until } from './fixtures/vm';

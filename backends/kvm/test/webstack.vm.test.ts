@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Plan } from '@mcl/plan';
 import { apply, destroy, logs, status } from '../src/lifecycle/commands';
-import { runDirFor } from '../src/lifecycle/supervise';
+import { runDirFor } from '../src/lifecycle/daemon';
 import { readState } from '@mcl/plan/state-store';
 import { planOf as compilePlan, repoRoot, withHostPorts, withWholePathPattern } from './fixtures/plans';
 

@@ -23,7 +23,7 @@ import type {
   LogsOptions,
   StatusReport,
 } from './events';
-import { killRecorded, LOG_FILE, readWatchdog, ROLE_ENV, SOCKET, supervisorAlive, WATCHDOG_ENV, watchdogAlive } from './supervise';
+import { killRecorded, LOG_FILE, readWatchdog, ROLE_ENV, SOCKET, supervisorAlive, WATCHDOG_ENV, watchdogAlive } from './daemon';
 import { belongsToDeployment, DEPLOYMENT_ENV, ensureRunDir, findRunDir, killIfOurs, removeRunDir, RunDirError, type RunDir } from './rundir';
 import { cloneDirBase, type ApplySummary, type ProcessRecord } from './supervisor';
 
@@ -127,7 +127,7 @@ export async function ensureSupervisor(rd: RunDir, command: string[], onEvent: E
       detached: true,
       stdio: ['ignore', out, out],
       // By default it starts as the watchdog, which runs the supervisor and starts it again when it dies
-      // (supervise.ts); MCL_SUPERVISOR_WATCHDOG=0 starts the supervisor alone.
+      // (daemon.ts); MCL_SUPERVISOR_WATCHDOG=0 starts the supervisor alone.
       env: { ...process.env, [DEPLOYMENT_ENV]: rd.token, [ROLE_ENV]: process.env[WATCHDOG_ENV] === '0' ? 'supervisor' : 'watchdog' },
     });
     closeSync(out);

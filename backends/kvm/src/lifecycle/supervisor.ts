@@ -21,7 +21,7 @@ import type { BackendEvent, ChannelStatus, CloneState, EventSink, ExposureStatus
 import { DEFAULT_EXPOSURE_HOST as EXPOSURE_HOST, tryBind } from '@mcl/broker/ports';
 import { processCpuMs, processMemory } from './procfs';
 import { consoleLogLimits, rotateLogFiles } from '../vm/console-log';
-import type { BrokerFactory, BrokerLike, CloneHandle, ExitInfo, GuestRuntime } from './runtime';
+import type { BrokerFactory, BrokerLike, CloneHandle, ExitInfo, GuestRuntime } from './guest-runtime';
 
 export interface SupervisorOptions {
   runtime: GuestRuntime;

@@ -10,7 +10,7 @@
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, closeSync, constants, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:net';
 import { digestMismatches, validatePlan, type Plan } from '@mcl/plan';
@@ -19,7 +19,7 @@ import { belongsToDeployment, DEPLOYMENT_ENV, findRunDir, readSmallJson, inspect
 import { BackendFailure } from './errors';
 import { serveControl, type ControlRequest } from './control';
 import { Supervisor, type ProcessRecord } from './supervisor';
-import type { BrokerFactory, GuestRuntime } from './runtime';
+import type { BrokerFactory, GuestRuntime } from './guest-runtime';
 
 export const SOCKET = 'supervisor.sock';
 export const PID_FILE = 'supervisor.json';
@@ -303,7 +303,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   rmSync(join(dir, 'clones'), { recursive: true, force: true });
   writeFileAtomic(dir, PROCESSES_FILE, '[]\n');
 
-  const runtime = opts.runtime ?? new (await import('./vm-runtime')).VmRuntime();
+  const runtime = opts.runtime ?? new (await import('./qemu-runtime')).QemuRuntime();
   const brokerFactory = opts.brokerFactory ?? (await defaultBrokerFactory(log));
   const sup = new Supervisor({
     runtime,
@@ -458,8 +458,4 @@ export function killRecorded(rd: RunDir): number[] {
   if (sup && killIfOurs(sup.pid, sup.start_time, rd.token)) killed.push(sup.pid);
   killed.push(...reapOrphans(rd, killed));
   return killed;
-}
-
-export function writeJson(path: string, v: unknown): void {
-  writeFileSync(path, JSON.stringify(v, null, 2) + '\n');
 }

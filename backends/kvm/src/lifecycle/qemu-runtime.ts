@@ -19,7 +19,7 @@ import { processStartTime } from '@mcl/plan/state-store';
 import { buildImage, ClonePool, ensureTemplate, forkClone, probeAccelerator, zygoteEnabled } from '../vm/index';
 import type { AccelName, BuiltImage, Clone, Template } from '../vm/index';
 import type { EventSink } from './events';
-import type { CloneHandle, CloneRequest, ExitInfo, GuestRuntime, HelperProcess } from './runtime';
+import type { CloneHandle, CloneRequest, ExitInfo, GuestRuntime, HelperProcess } from './guest-runtime';
 
 export interface VmRuntimeOptions {
   cacheDir?: string;
@@ -40,7 +40,7 @@ function defaultPoolSize(): number {
   return process.env.MCL_POOL_SIZE !== undefined && Number.isInteger(n) && n >= 0 ? n : 1;
 }
 
-export class VmRuntime implements GuestRuntime {
+export class QemuRuntime implements GuestRuntime {
   private accel: AccelName | null = null;
   private readonly images = new Map<string, Promise<BuiltImage>>();
   private readonly templates = new Map<string, Template>();
