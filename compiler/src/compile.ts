@@ -8,9 +8,8 @@
 // could resolve, so one compile reports as many independent problems as
 // possible. A plan is returned only when nothing reported an error.
 
-import { hasErrors, sortDiagnostics, type Diagnostic } from '@mcl/language';
+import { Codes, hasErrors, makeDiagnostic, sortDiagnostics, type Diagnostic } from '@mcl/language';
 import type { CompileOptions, CompileResult, CompilerHost } from './api';
-import { makeDiag } from './codes';
 import { Components, collectLabels } from './compose/components';
 import { elaborate } from './compose/elaborate';
 import { Systems } from './compose/systems';
@@ -35,7 +34,7 @@ export function compile(host: CompilerHost, options: CompileOptions): CompileRes
     // A bug in the compiler must not take the editor or the CLI down with it.
     const message = e instanceof Error ? e.message : String(e);
     const stack = e instanceof Error && e.stack ? e.stack.split('\n').slice(1, 4).map((s) => s.trim()).join(' | ') : '';
-    const diag: Diagnostic = makeDiag('MCL0799', `internal compiler error: ${message}`, options.entries[0] ?? '', { start: 0, end: 0 }, {
+    const diag: Diagnostic = makeDiagnostic(Codes.InternalCompilerError, `internal compiler error: ${message}`, options.entries[0] ?? '', { start: 0, end: 0 }, {
       hint: `please report this with the sources that caused it${stack ? ` (${stack})` : ''}`,
     });
     return { program: ctx.program, diagnostics: sortDiagnostics([...ctx.diagnostics, diag]) };

@@ -3,9 +3,8 @@
 // the loaded modules. Each stage reads and extends it; nothing here does IO
 // except through the host.
 
-import type { Decl, Diagnostic, Ident, SourceFile, Span } from '@mcl/language';
+import { makeDiagnostic, type Decl, type Diagnostic, type DiagnosticExtra, type DiagnosticInfo, type Ident, type SourceFile, type Span } from '@mcl/language';
 import type { CompilerHost, Program, SymbolInfo, SymbolKind } from './api';
-import { makeDiag, type DiagExtra } from './codes';
 import { pureSha256, type Sha256 } from '@mcl/plan';
 
 export type DeclKind = 'type' | 'protocol' | 'component' | 'system' | 'image' | 'target';
@@ -74,11 +73,11 @@ export class Ctx {
   }
 
   /** Reports a diagnostic once (systems instantiated several times would otherwise repeat themselves). */
-  report(code: string, message: string, file: string, span: Span, extra?: DiagExtra): void {
-    const key = `${code}\u0000${file}\u0000${span.start}\u0000${span.end}\u0000${message}`;
+  report(info: DiagnosticInfo, message: string, file: string, span: Span, extra?: DiagnosticExtra): void {
+    const key = `${info.code}\u0000${file}\u0000${span.start}\u0000${span.end}\u0000${message}`;
     if (this.seen.has(key)) return;
     this.seen.add(key);
-    this.diagnostics.push(makeDiag(code, message, file, span, extra));
+    this.diagnostics.push(makeDiagnostic(info, message, file, span, extra));
   }
 
   addDiagnostics(ds: readonly Diagnostic[]): void {

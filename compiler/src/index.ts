@@ -4,10 +4,9 @@
 
 export * from './api';
 export { compile } from './compile';
-export { COMPILER_CODES, codeInfo } from './codes';
 export { CAPABILITIES, type BackendCapabilities } from './target/capabilities';
 // The plan's canonical JSON and digests are @mcl/plan's; re-exported for the compiler's users.
 export { canonicalJson, planDigest, sha256Hex } from '@mcl/plan';
 export { compileOrder } from './types/dfa';
 export { planChecks, recheckPlan } from './plan/policies';
-export { POLICY_CODES, checkPolicies, type PolicyInput, type PolicyResult } from './policy/index';
+export { checkPolicies, type PolicyInput, type PolicyResult } from './policy/index';

@@ -4,8 +4,12 @@
 
 import { describe, expect, test } from 'vitest';
 import type { CompileOptions } from '../src/api';
-import { COMPILER_CODES } from '../src/index';
+import { Codes, diagnosticInfos } from '@mcl/language';
+import { Ctx } from '../src/context';
 import { compileText } from './helpers';
+
+/** The codes of the compiler core (the policy checker's MCL05xx have their own tests). */
+const COMPILER_CODES = diagnosticInfos.filter((i) => ['resolve', 'type', 'compose', 'target', 'plan'].includes(i.stage));
 
 interface Case {
   code: string;
@@ -181,6 +185,16 @@ describe('diagnostic codes', () => {
       }
     });
   }
+
+  test('a code is named from the registry, never written as a string', () => {
+    const ctx = new Ctx({ readFile: () => undefined, readStdlib: () => undefined }, false);
+    ctx.report(Codes.UnknownName, 'unknown type `Foo`', 'main.mcl', { start: 0, end: 3 });
+    // @ts-expect-error a code is a registry entry (`Codes.UnknownName`), so a string does not type-check.
+    ctx.report('MCL0203', 'unknown type `Foo`', 'main.mcl', { start: 0, end: 3 });
+    // @ts-expect-error a misspelt name is not in the registry.
+    void Codes.UnknownNmae;
+    expect(ctx.diagnostics[0]).toEqual({ code: 'MCL0203', severity: 'error', message: 'unknown type `Foo`', file: 'main.mcl', span: { start: 0, end: 3 } });
+  });
 
   test('every registered code has a case', () => {
     const covered = new Set(CASES.map((c) => c.code));

@@ -75,6 +75,34 @@ export const STAGE_PREFIX: Record<Stage, string> = {
   plan: 'MCL07',
 };
 
+/** What a diagnostic may carry besides its code, message and place. */
+export interface DiagnosticExtra {
+  hint?: string;
+  related?: RelatedLocation[];
+  fixes?: Fix[];
+  /** Overrides the registry's default severity (used sparingly, e.g. for warnings that a flag turns into errors). */
+  severity?: Severity;
+}
+
+/**
+ * The one constructor of diagnostics: the code and default severity come from
+ * a registry entry (`Codes.X`, language/src/codes.ts), never from a string.
+ * Empty lists of related locations or fixes are left out.
+ */
+export function makeDiagnostic(info: DiagnosticInfo, message: string, file: string, span: Span, extra: DiagnosticExtra = {}): Diagnostic {
+  const d: Diagnostic = {
+    code: info.code,
+    severity: extra.severity ?? info.severity,
+    message,
+    file,
+    span: { start: span.start, end: span.end },
+  };
+  if (extra.hint) d.hint = extra.hint;
+  if (extra.related && extra.related.length) d.related = extra.related;
+  if (extra.fixes && extra.fixes.length) d.fixes = extra.fixes;
+  return d;
+}
+
 export function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
   return diagnostics.some((d) => d.severity === 'error');
 }

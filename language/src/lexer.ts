@@ -9,8 +9,8 @@
 
 import type { IToken, TokenType } from 'chevrotain';
 import type { Comment, DurationUnit, RateUnit, SizeUnit, Span } from './ast';
-import { SyntaxCodes } from './codes';
-import type { Diagnostic, DiagnosticInfo, Fix } from './diagnostics';
+import { Codes } from './codes';
+import { makeDiagnostic, type Diagnostic, type DiagnosticInfo, type Fix } from './diagnostics';
 import * as T from './tokens';
 
 /** Decoded value of a literal token. */
@@ -286,7 +286,7 @@ class Scanner {
           if (close < 0) {
             i = n;
             this.report(
-              SyntaxCodes.UnterminatedComment,
+              Codes.UnterminatedComment,
               start,
               start + 2,
               'this block comment is never closed',
@@ -331,11 +331,7 @@ class Scanner {
   }
 
   report(info: DiagnosticInfo, start: number, end: number, message: string, hint?: string, fixes?: Fix[]): void {
-    const path = this.path;
-    const d: Diagnostic = { code: info.code, severity: info.severity, message, file: path, span: { start, end } };
-    if (hint) d.hint = hint;
-    if (fixes) d.fixes = fixes;
-    this.diagnostics.push(d);
+    this.diagnostics.push(makeDiagnostic(info, message, this.path, { start, end }, { hint, fixes }));
   }
 
   push(type: TokenType, start: number, end: number, image?: string): Token {
@@ -363,7 +359,7 @@ class Scanner {
     else if (first > 127) hint = 'names use ASCII letters, digits and `_`; other characters belong in strings';
     const shown = s.length > 12 ? s.slice(0, 12) + '…' : s;
     this.report(
-      SyntaxCodes.InvalidCharacter,
+      Codes.InvalidCharacter,
       this.badStart,
       end,
       s.length === 1 || [...s].length === 1 ? `invalid character ${describeChar(s)}` : `invalid characters ${JSON.stringify(shown)}`,
@@ -440,7 +436,7 @@ class Scanner {
       // `500/` with the unit forgotten: report it here rather than as a stray `/`.
       j++;
       this.report(
-        SyntaxCodes.UnknownUnit,
+        Codes.UnknownUnit,
         start,
         j,
         `the rate \`${text.slice(start, j)}\` is missing its unit`,
@@ -457,12 +453,12 @@ class Scanner {
       malformed ??= 'a number and its unit must be followed by a space or punctuation';
     }
     const end = j;
-    if (malformed) this.report(SyntaxCodes.MalformedNumber, start, end, `malformed number \`${text.slice(start, end)}\`: ${malformed}`, 'write the number as digits, e.g. `1_000` or `0x1f`, followed directly by a unit if it has one');
+    if (malformed) this.report(Codes.MalformedNumber, start, end, `malformed number \`${text.slice(start, end)}\`: ${malformed}`, 'write the number as digits, e.g. `1_000` or `0x1f`, followed directly by a unit if it has one');
 
     if (unit === undefined) {
       if (isFloat) {
         const tok = this.push(T.FloatLit, start, end, this.intern(start, end));
-        if (!Number.isFinite(value)) this.report(SyntaxCodes.NumberOutOfRange, start, end, `the number \`${tok.image}\` is too large`, 'use a smaller number');
+        if (!Number.isFinite(value)) this.report(Codes.NumberOutOfRange, start, end, `the number \`${tok.image}\` is too large`, 'use a smaller number');
         tok.payload = { kind: 'float', value };
       } else {
         const tok = this.push(T.IntLit, start, end, this.intern(start, end));
@@ -488,7 +484,7 @@ class Scanner {
           edits: [{ file: path, span: { start: unitStart, end: unitEnd }, newText: s.unit }],
         };
         this.report(
-          SyntaxCodes.UnknownUnit,
+          Codes.UnknownUnit,
           start,
           end,
           `unknown unit \`${unit}\` in \`${raw}\``,
@@ -496,7 +492,7 @@ class Scanner {
           [fix],
         );
       } else {
-        this.report(SyntaxCodes.UnknownUnit, start, end, `unknown unit \`${unit}\` in \`${raw}\``, `the units are ${units}`);
+        this.report(Codes.UnknownUnit, start, end, `unknown unit \`${unit}\` in \`${raw}\``, `the units are ${units}`);
         const tok = this.push(isFloat ? T.FloatLit : T.IntLit, start, end, this.intern(start, end));
         tok.payload = isFloat ? { kind: 'float', value } : { kind: 'int', value };
         return end;
@@ -504,7 +500,7 @@ class Scanner {
     }
     if (isFloat || !Number.isFinite(value)) {
       this.report(
-        SyntaxCodes.MalformedNumber,
+        Codes.MalformedNumber,
         start,
         end,
         `\`${text.slice(start, end)}\` has a fractional amount, but sizes, durations and rates are whole numbers`,
@@ -537,7 +533,7 @@ class Scanner {
   checkSafe(tok: Token, value: number): void {
     if (!Number.isSafeInteger(value)) {
       this.report(
-        SyntaxCodes.NumberOutOfRange,
+        Codes.NumberOutOfRange,
         tok.startOffset,
         tok.endOffset + 1,
         `\`${tok.image}\` is outside the range of exact integers (±9007199254740991)`,
@@ -578,7 +574,7 @@ class Scanner {
               value += String.fromCodePoint(cp);
               len = 2 + m[0].length;
             } else {
-              this.report(SyntaxCodes.InvalidEscape, j, j + 2 + (m ? m[0].length : 0), 'invalid unicode escape', 'write a code point in hexadecimal between braces, e.g. `\\u{1F600}`');
+              this.report(Codes.InvalidEscape, j, j + 2 + (m ? m[0].length : 0), 'invalid unicode escape', 'write a code point in hexadecimal between braces, e.g. `\\u{1F600}`');
             }
             break;
           }
@@ -589,7 +585,7 @@ class Scanner {
             }
             const shown = String.fromCodePoint(text.codePointAt(j + 1)!);
             this.report(
-              SyntaxCodes.InvalidEscape,
+              Codes.InvalidEscape,
               j,
               j + 1 + shown.length,
               `invalid escape \`\\${shown}\` in a string`,
@@ -609,7 +605,7 @@ class Scanner {
     if (terminated) j++;
     else
       this.report(
-        SyntaxCodes.UnterminatedString,
+        Codes.UnterminatedString,
         start,
         j,
         'this string is never closed',
@@ -625,7 +621,7 @@ class Scanner {
     const close = text.indexOf('"""', start + 3);
     const end = close < 0 ? n : close + 3;
     if (close < 0)
-      this.report(SyntaxCodes.UnterminatedString, start, start + 3, 'this raw string is never closed', 'end it with `"""`');
+      this.report(Codes.UnterminatedString, start, start + 3, 'this raw string is never closed', 'end it with `"""`');
     let value = text.slice(start + 3, close < 0 ? n : close);
     // A raw string that starts on a new line does not include that first line break.
     if (value.startsWith('\r\n')) value = value.slice(2);

@@ -4,8 +4,8 @@
 import { relative, resolve } from 'node:path';
 import { diffPlan, planDigest, prettyJson, type Plan } from '@mcl/plan';
 import { nativeSha256 } from '@mcl/compiler/node-host';
-import type { Diagnostic } from '@mcl/language';
-import { compileWorkspace, exitCodeFor, knownDiagnosticCodes, type CompileOutcome } from '../compile';
+import { Codes, diagnosticInfos, type Diagnostic } from '@mcl/language';
+import { compileWorkspace, exitCodeFor, type CompileOutcome } from '../compile';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { displayPath, writeAtomic } from '../files';
@@ -70,7 +70,7 @@ export async function validateCommand(ctx: Context, paths: string[], o: SourceOp
   else {
     const repo = findRepoRoot(ws.root) ?? ctx.cwd;
     const artifactPath = (file: string) => toPosix(relative(repo, absoluteSourcePath(file, ws.root, out.stdlib)));
-    const doc = sarifDocument(out.diagnostics, { texts: out.texts, artifactPath, rules: knownDiagnosticCodes(), toolVersion: MCLC_VERSION, maxDiagnostics });
+    const doc = sarifDocument(out.diagnostics, { texts: out.texts, artifactPath, rules: diagnosticInfos, toolVersion: MCLC_VERSION, maxDiagnostics });
     ctx.out(JSON.stringify(doc, null, 2) + '\n');
   }
   return exitCodeFor(out.diagnostics);
@@ -196,7 +196,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
  * `graph` nothing to work on. A usage error, not a crash.
  */
 function noPlanError(out: CompileOutcome, command: 'plan' | 'graph'): CliError {
-  const nothing = out.diagnostics.find((d) => d.code === 'MCL0606');
+  const nothing = out.diagnostics.find((d) => d.code === Codes.NothingToPlan.code);
   return new CliError(
     nothing ? `nothing to ${command}: the sources declare no system` : `nothing to ${command}: the sources gave no plan`,
     ExitCode.Invalid,

@@ -15,6 +15,7 @@ import type {
   Span,
   TargetDecl,
 } from '@mcl/language';
+import { Codes } from '@mcl/language';
 import type { BackendName, JsonValue } from '@mcl/plan';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
 import { qnameText } from '../resolve/load';
@@ -154,7 +155,7 @@ export function useLabel(ctx: Ctx, labels: LabelInfo, m: Module, id: Ident): str
   if (!id.name) return undefined;
   const at = labels.declaredAt.get(id.name);
   if (!at) {
-    ctx.report('MCL0210', `unknown label \`${id.name}\``, m.file, id.span, {
+    ctx.report(Codes.UnknownLabel, `unknown label \`${id.name}\``, m.file, id.span, {
       hint: didYouMean(id.name, labels.labels) ?? `declare it: \`labels { public < ${id.name} }\``,
     });
     return undefined;
@@ -166,11 +167,11 @@ export function useLabel(ctx: Ctx, labels: LabelInfo, m: Module, id: Ident): str
 function intOf(ctx: Ctx, m: Module, v: Expr | undefined, what: string, min: number, max: number): number | undefined {
   if (!v || v.kind === 'MissingExpr') return undefined;
   if (v.kind !== 'Int') {
-    ctx.report('MCL0412', `${what} must be a whole number`, m.file, v.span, { hint: `write a number from ${min} to ${max}` });
+    ctx.report(Codes.InvalidComponentSetting, `${what} must be a whole number`, m.file, v.span, { hint: `write a number from ${min} to ${max}` });
     return undefined;
   }
   if (v.value < min || v.value > max || !Number.isSafeInteger(v.value)) {
-    ctx.report('MCL0412', `${what} must be between ${min} and ${max}, not ${v.raw}`, m.file, v.span, { hint: `write a number from ${min} to ${max}` });
+    ctx.report(Codes.InvalidComponentSetting, `${what} must be between ${min} and ${max}, not ${v.raw}`, m.file, v.span, { hint: `write a number from ${min} to ${max}` });
     return undefined;
   }
   return v.value;
@@ -179,11 +180,11 @@ function intOf(ctx: Ctx, m: Module, v: Expr | undefined, what: string, min: numb
 export function memoryOf(ctx: Ctx, m: Module, v: Expr): number | undefined {
   if (v.kind === 'MissingExpr') return undefined;
   if (v.kind !== 'Size') {
-    ctx.report('MCL0412', 'memory must be a size such as `256MiB`', m.file, v.span, { hint: 'write a size with a unit: `128MiB`, `1GiB`' });
+    ctx.report(Codes.InvalidComponentSetting, 'memory must be a size such as `256MiB`', m.file, v.span, { hint: 'write a size with a unit: `128MiB`, `1GiB`' });
     return undefined;
   }
   if (v.bytes < 16 * 1024 * 1024 || v.bytes % (1024 * 1024) !== 0) {
-    ctx.report('MCL0412', `memory must be a whole number of MiB and at least 16MiB, not ${v.raw}`, m.file, v.span, { hint: 'write e.g. `128MiB`' });
+    ctx.report(Codes.InvalidComponentSetting, `memory must be a whole number of MiB and at least 16MiB, not ${v.raw}`, m.file, v.span, { hint: 'write e.g. `128MiB`' });
     return undefined;
   }
   return v.bytes;
@@ -206,7 +207,7 @@ export function modeOf(ctx: Ctx, m: Module, im: InstancesMember): ModeInfo | und
       const max = im.max ? intOf(ctx, m, im.max, 'the session limit', 1, MAX_REPLICAS) : DEFAULT_MAX_SESSIONS;
       if (pool === undefined || max === undefined) return undefined;
       if (pool > max) {
-        ctx.report('MCL0412', `the warm pool (${pool}) is larger than the session limit (${max})`, m.file, im.span, { hint: `lower the pool or raise \`max\` to at least ${pool}` });
+        ctx.report(Codes.InvalidComponentSetting, `the warm pool (${pool}) is larger than the session limit (${max})`, m.file, im.span, { hint: `lower the pool or raise \`max\` to at least ${pool}` });
         return undefined;
       }
       return { mode: 'per_session', replicas: pool, max_sessions: max };
@@ -220,7 +221,7 @@ export function restartOf(ctx: Ctx, m: Module, r: RestartMember): RestartInfo | 
     return n === undefined ? undefined : { policy: 'on_failure', max_retries: n };
   }
   if (r.maxRetries && r.maxRetries.kind !== 'MissingExpr') {
-    ctx.report('MCL0412', `\`max\` applies only to \`restart on-failure\``, m.file, r.maxRetries.span, { hint: 'remove it, or write `restart on-failure max N`' });
+    ctx.report(Codes.InvalidComponentSetting, `\`max\` applies only to \`restart on-failure\``, m.file, r.maxRetries.span, { hint: 'remove it, or write `restart on-failure max N`' });
   }
   return { policy: r.policy, max_retries: 0 };
 }
@@ -251,7 +252,7 @@ export class Components {
   private once(seen: Map<string, Span>, key: string, span: Span, m: Module, what: string): boolean {
     const prev = seen.get(key);
     if (prev) {
-      this.ctx.report('MCL0414', `${what} is set twice`, m.file, span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
+      this.ctx.report(Codes.SettingGivenTwice, `${what} is set twice`, m.file, span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
       return true;
     }
     seen.set(key, span);
@@ -309,11 +310,11 @@ export class Components {
           const to = useLabel(this.ctx, this.labels, m, mem.to);
           if (from && to) {
             if (from === to) {
-              this.ctx.report('MCL0418', `declassifying \`${from}\` to itself does nothing`, m.file, mem.span, { hint: 'remove the line, or name a lower label' });
+              this.ctx.report(Codes.InvalidDeclassification, `declassifying \`${from}\` to itself does nothing`, m.file, mem.span, { hint: 'remove the line, or name a lower label' });
             } else if (labelBelow(this.labels, from, to)) {
               // Data may flow up the order without any declaration, so an upward line is a mistake
               // (usually the two labels swapped), not a declassification.
-              this.ctx.report('MCL0418', `declassifying \`${from}\` to \`${to}\` raises it: \`${to}\` is above \`${from}\` in the label order`, m.file, mem.span, {
+              this.ctx.report(Codes.InvalidDeclassification, `declassifying \`${from}\` to \`${to}\` raises it: \`${to}\` is above \`${from}\` in the label order`, m.file, mem.span, {
                 hint: `a declassification lowers a label: did you mean \`declassifies ${to} -> ${from}\`? Data flows up the order without one`,
               });
             } else info.declassifies.push({ from, to });
@@ -324,7 +325,7 @@ export class Components {
           const name = mem.name.name;
           if (!name) break;
           if (info.params.has(name)) {
-            this.ctx.report('MCL0316', `parameter \`${name}\` is declared twice`, m.file, mem.name.span, {
+            this.ctx.report(Codes.DuplicateParameter, `parameter \`${name}\` is declared twice`, m.file, mem.name.span, {
               hint: 'remove or rename one of them',
               related: [related(m.file, info.params.get(name)!.decl.name.span, 'first declared here')],
             });
@@ -345,7 +346,7 @@ export class Components {
           if (!name) break;
           const prev = names.get(name);
           if (prev) {
-            this.ctx.report('MCL0411', `port \`${name}\` is declared twice in \`${e.name}\``, m.file, mem.name.span, {
+            this.ctx.report(Codes.DuplicateMember, `port \`${name}\` is declared twice in \`${e.name}\``, m.file, mem.name.span, {
               hint: 'rename one of the ports',
               related: [related(m.file, prev, 'first declared here')],
             });
@@ -367,11 +368,11 @@ export class Components {
           if (mem.expose) {
             const hp = hostPort(this.ctx, m, mem.expose.port);
             if (mem.direction === 'require') {
-              this.ctx.report('MCL0408', `required port \`${name}\` cannot be exposed`, m.file, mem.expose.span, { hint: 'only provided ports serve outside clients; use `provide` or remove the exposure' });
+              this.ctx.report(Codes.RequiredPortExposed, `required port \`${name}\` cannot be exposed`, m.file, mem.expose.span, { hint: 'only provided ports serve outside clients; use `provide` or remove the exposure' });
             } else if (hp !== undefined) port.expose = { port: hp, span: mem.expose.span };
           }
           if (mem.optional && mem.direction === 'provide') {
-            this.ctx.report('MCL0412', '`optional` applies only to required ports', m.file, mem.span, { hint: 'remove `optional`' });
+            this.ctx.report(Codes.InvalidComponentSetting, '`optional` applies only to required ports', m.file, mem.span, { hint: 'remove `optional`' });
           }
           info.ports.push(port);
           info.portByName.set(name, port);
@@ -415,7 +416,7 @@ export class Components {
       const key = p.key.name;
       if (!key) continue;
       if (this.once(seen, key, p.span, m, `\`${key}\``)) continue;
-      const bad = (msg: string, hint: string) => this.ctx.report('MCL0415', msg, m.file, p.value.span, { hint });
+      const bad = (msg: string, hint: string) => this.ctx.report(Codes.InvalidImageProperty, msg, m.file, p.value.span, { hint });
       switch (key) {
         case 'base':
           if (p.value.kind !== 'String' || p.value.value !== 'busybox-static') bad('the only image base is "busybox-static"', 'write `base "busybox-static"`');
@@ -429,7 +430,7 @@ export class Components {
           else info.modules = p.value.items.map((x) => (x.kind === 'String' ? x.value : ''));
           break;
         default:
-          this.ctx.report('MCL0415', `unknown image property \`${key}\``, m.file, p.key.span, { hint: didYouMean(key, ['base', 'kernel', 'modules']) ?? 'images have `base`, `kernel` and `modules`' });
+          this.ctx.report(Codes.InvalidImageProperty, `unknown image property \`${key}\``, m.file, p.key.span, { hint: didYouMean(key, ['base', 'kernel', 'modules']) ?? 'images have `base`, `kernel` and `modules`' });
       }
     }
     return info;
@@ -450,7 +451,7 @@ export class Components {
       props.set(key, p);
       const bad = (msg: string, hint: string) => {
         ok = false;
-        this.ctx.report('MCL0603', msg, m.file, p.value.span, { hint });
+        this.ctx.report(Codes.InvalidTargetProperty, msg, m.file, p.value.span, { hint });
       };
       const v = p.value;
       switch (key) {
@@ -474,13 +475,13 @@ export class Components {
           break;
         default:
           ok = false;
-          this.ctx.report('MCL0603', `unknown target property \`${key}\``, m.file, p.key.span, { hint: didYouMean(key, ['backend', 'memory', 'vcpus', 'overcommit']) ?? 'targets have `backend`, `memory`, `vcpus` and `overcommit`' });
+          this.ctx.report(Codes.InvalidTargetProperty, `unknown target property \`${key}\``, m.file, p.key.span, { hint: didYouMean(key, ['backend', 'memory', 'vcpus', 'overcommit']) ?? 'targets have `backend`, `memory`, `vcpus` and `overcommit`' });
       }
     }
     for (const req of ['memory', 'vcpus']) {
       if (!props.has(req)) {
         ok = false;
-        this.ctx.report('MCL0603', `target \`${e.name}\` does not say its ${req}`, m.file, d.name.span, { hint: req === 'memory' ? 'add `memory 8GiB` (the host memory guests may use)' : 'add `vcpus 4`' });
+        this.ctx.report(Codes.InvalidTargetProperty, `target \`${e.name}\` does not say its ${req}`, m.file, d.name.span, { hint: req === 'memory' ? 'add `memory 8GiB` (the host memory guests may use)' : 'add `vcpus 4`' });
       }
     }
     this.targets.set(e, ok ? info : undefined);
@@ -495,7 +496,7 @@ function exprKind(e: Expr): string {
 export function hostPort(ctx: Ctx, m: Module, v: Expr): number | undefined {
   if (v.kind === 'MissingExpr') return undefined;
   if (v.kind !== 'Int' || v.value < 1 || v.value > 65535) {
-    ctx.report('MCL0417', `host port must be between 1 and 65535${v.kind === 'Int' ? `, not ${v.raw}` : ''}`, m.file, v.span, { hint: 'write a TCP port number such as `8080`' });
+    ctx.report(Codes.InvalidHostPort, `host port must be between 1 and 65535${v.kind === 'Int' ? `, not ${v.raw}` : ''}`, m.file, v.span, { hint: 'write a TCP port number such as `8080`' });
     return undefined;
   }
   return v.value;

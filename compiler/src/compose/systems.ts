@@ -12,6 +12,7 @@ import type {
   Span,
   SystemDecl,
 } from '@mcl/language';
+import { Codes } from '@mcl/language';
 import type { ChannelInvariants, JsonValue, OrderAutomaton } from '@mcl/plan';
 import { Ctx, related, textOf, type DeclEntry, type Module } from '../context';
 import { resolveRef } from '../resolve/scope';
@@ -136,7 +137,7 @@ export class Systems {
     if (idx >= 0) {
       const cyc = [...this.stack.slice(idx), e].map((x) => x.name).join(' -> ');
       if (at) {
-        this.ctx.report('MCL0410', `system \`${e.name}\` contains itself: ${cyc}`, at.m.file, at.span, {
+        this.ctx.report(Codes.SystemContainsItself, `system \`${e.name}\` contains itself: ${cyc}`, at.m.file, at.span, {
           hint: 'a system cannot be an instance of itself, directly or through other systems; remove this instance',
         });
       }
@@ -162,7 +163,7 @@ export class Systems {
       if (!name) continue;
       const prev = members.get(name);
       if (prev) {
-        this.ctx.report('MCL0411', `instance \`${name}\` is declared twice in \`${e.name}\``, m.file, mem.name.span, {
+        this.ctx.report(Codes.DuplicateMember, `instance \`${name}\` is declared twice in \`${e.name}\``, m.file, mem.name.span, {
           hint: 'rename one of the instances',
           related: [related(m.file, prev, 'first declared here')],
         });
@@ -188,7 +189,7 @@ export class Systems {
         info.uses.add(target);
         inst.sys = this.get(target, { m, span: mem.component.span });
         for (const s of mem.settings) {
-          this.ctx.report('MCL0413', `\`${name}\` is a system: settings and parameters apply to component instances`, m.file, s.span, {
+          this.ctx.report(Codes.SettingOnSystemInstance, `\`${name}\` is a system: settings and parameters apply to component instances`, m.file, s.span, {
             hint: `set them on the instances inside \`${target.name}\``,
           });
         }
@@ -202,7 +203,7 @@ export class Systems {
       if (!iname || !pname) return undefined;
       const inst = info.instances.get(iname);
       if (!inst) {
-        this.ctx.report('MCL0401', `\`${e.name}\` has no instance \`${iname}\``, m.file, ref.instance.span, {
+        this.ctx.report(Codes.UnknownInstance, `\`${e.name}\` has no instance \`${iname}\``, m.file, ref.instance.span, {
           hint: didYouMean(iname, info.instances.keys()) ?? `declare it: \`${iname} = SomeComponent\``,
         });
         return undefined;
@@ -212,7 +213,7 @@ export class Systems {
       const port = portOf(inst, pname);
       if (!port) {
         const owner = inst.comp ? inst.comp.entry.name : inst.sys!.entry.name;
-        this.ctx.report('MCL0402', `\`${iname}\` (\`${owner}\`) has no port \`${pname}\``, m.file, ref.port.span, {
+        this.ctx.report(Codes.UnknownPort, `\`${iname}\` (\`${owner}\`) has no port \`${pname}\``, m.file, ref.port.span, {
           hint: didYouMean(pname, portNames(inst)) ?? `its ports are ${portNames(inst).map((n) => `\`${n}\``).join(', ') || 'none'}${inst.sys ? ' (a system has only the ports it exports)' : ''}`,
         });
         return undefined;
@@ -229,7 +230,7 @@ export class Systems {
       const end = resolveEnd(mem.port);
       const prev = info.exports.get(name);
       if (prev) {
-        this.ctx.report('MCL0411', `\`${e.name}\` exports \`${name}\` twice`, m.file, mem.name.span, {
+        this.ctx.report(Codes.DuplicateMember, `\`${e.name}\` exports \`${name}\` twice`, m.file, mem.name.span, {
           hint: 'rename one of the exports',
           related: [related(m.file, prev.decl.name.span, 'first exported here')],
         });
@@ -256,7 +257,7 @@ export class Systems {
       if (from.port.direction !== 'require' || to.port.direction !== 'provide') {
         if (from.port.direction === 'provide' && to.port.direction === 'require') {
           const fixed = `connect ${toText} -> ${fromText}`;
-          this.ctx.report('MCL0403', `\`connect\` goes from a required port to a provided port, but \`${fromText}\` is provided and \`${toText}\` is required`, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
+          this.ctx.report(Codes.WrongConnectionDirection, `\`connect\` goes from a required port to a provided port, but \`${fromText}\` is provided and \`${toText}\` is required`, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
             hint: `swapped? write \`${fixed}\``,
             fixes: [{
               title: `Swap to \`${fixed}\``,
@@ -267,11 +268,11 @@ export class Systems {
             }],
           });
         } else if (from.port.direction === 'provide') {
-          this.ctx.report('MCL0403', `\`${fromText}\` is a provided port: a connection starts at a required port`, m.file, mem.from.span, {
+          this.ctx.report(Codes.WrongConnectionDirection, `\`${fromText}\` is a provided port: a connection starts at a required port`, m.file, mem.from.span, {
             hint: `connect a port that \`require\`s ${from.port.protocol ? `\`${from.port.protocol.entry.name}\`` : 'the protocol'} to \`${fromText}\` instead`,
           });
         } else {
-          this.ctx.report('MCL0403', `\`${toText}\` is a required port: a connection ends at a provided port`, m.file, mem.to.span, {
+          this.ctx.report(Codes.WrongConnectionDirection, `\`${toText}\` is a required port: a connection ends at a provided port`, m.file, mem.to.span, {
             hint: `connect \`${fromText}\` to a port that \`provide\`s ${to.port.protocol ? `\`${to.port.protocol.entry.name}\`` : 'the protocol'}`,
           });
         }
@@ -280,7 +281,7 @@ export class Systems {
       const fp = from.port.protocol;
       const tp = to.port.protocol;
       if (fp && tp && fp !== tp) {
-        this.ctx.report('MCL0404', `protocol mismatch: \`${fromText}\` requires \`${fp.entry.qname}\` but \`${toText}\` provides \`${tp.entry.qname}\``, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
+        this.ctx.report(Codes.ProtocolMismatch, `protocol mismatch: \`${fromText}\` requires \`${fp.entry.qname}\` but \`${toText}\` provides \`${tp.entry.qname}\``, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
           hint: `connect \`${fromText}\` to a port that provides \`${fp.entry.name}\`, or change one of the ports' protocols`,
           related: [
             related(fp.entry.module.file, fp.entry.decl.name.span, `\`${fp.entry.qname}\` is declared here`),
@@ -292,7 +293,7 @@ export class Systems {
       const key = `${from.inst.name}.${from.port.name}`;
       const first = wired.get(key);
       if (first) {
-        this.ctx.report('MCL0405', `\`${key}\` is already connected: a required port has exactly one channel`, m.file, mem.from.span, {
+        this.ctx.report(Codes.RequiredPortWiredTwice, `\`${key}\` is already connected: a required port has exactly one channel`, m.file, mem.from.span, {
           hint: 'remove one of the connections, or declare another required port for the second provider',
           related: [related(m.file, first.span, 'first connected here')],
         });
@@ -310,7 +311,7 @@ export class Systems {
       const hp = hostPort(this.ctx, m, mem.spec.port);
       if (!end) continue;
       if (end.port.direction === 'require') {
-        this.ctx.report('MCL0408', `\`${mem.port.instance.name}.${mem.port.port.name}\` is a required port and cannot be exposed`, m.file, mem.port.span, {
+        this.ctx.report(Codes.RequiredPortExposed, `\`${mem.port.instance.name}.${mem.port.port.name}\` is a required port and cannot be exposed`, m.file, mem.port.span, {
           hint: 'only provided ports serve outside clients; expose a port declared with `provide`',
         });
         continue;
@@ -333,7 +334,7 @@ export class Systems {
       const key = `${ex.inst.name}.${ex.port}`;
       exported.add(key);
       if (ex.direction === 'require' && wired.has(key)) {
-        this.ctx.report('MCL0405', `\`${key}\` is connected inside \`${e.name}\` and also exported as \`${ex.name}\``, m.file, ex.decl.port.span, {
+        this.ctx.report(Codes.RequiredPortWiredTwice, `\`${key}\` is connected inside \`${e.name}\` and also exported as \`${ex.name}\``, m.file, ex.decl.port.span, {
           hint: 'a required port has exactly one channel: remove the export or the inner connection',
           related: [related(m.file, wired.get(key)!.span, 'connected here')],
         });
@@ -393,7 +394,7 @@ export class Systems {
     } else {
       hint = `add an instance that provides ${proto} and connect it, or declare the port \`optional\``;
     }
-    this.ctx.report('MCL0406', `\`${key}\` requires ${proto} but nothing is connected to it`, m.file, inst.decl.name.span, { hint, fixes });
+    this.ctx.report(Codes.RequiredPortNotWired, `\`${key}\` requires ${proto} but nothing is connected to it`, m.file, inst.decl.name.span, { hint, fixes });
   }
 
   /**
@@ -485,7 +486,7 @@ export class Systems {
     const once = (key: string, span: Span, what: string) => {
       const prev = seen.get(key);
       if (prev) {
-        this.ctx.report('MCL0414', `${what} is set twice for \`${inst.name}\``, m.file, span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
+        this.ctx.report(Codes.SettingGivenTwice, `${what} is set twice for \`${inst.name}\``, m.file, span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
         return false;
       }
       seen.set(key, span);
@@ -499,7 +500,7 @@ export class Systems {
           if (!name || !once(`param:${name}`, s.span, `\`${name}\``)) break;
           const p = comp.params.get(name);
           if (!p) {
-            this.ctx.report('MCL0314', `\`${comp.entry.name}\` has no parameter \`${name}\``, m.file, s.name.span, {
+            this.ctx.report(Codes.UnknownParameter, `\`${comp.entry.name}\` has no parameter \`${name}\``, m.file, s.name.span, {
               hint: didYouMean(name, comp.params.keys()) ?? (comp.params.size ? `its parameters are ${[...comp.params.keys()].map((n) => `\`${n}\``).join(', ')}` : `\`${comp.entry.name}\` declares no parameters`),
             });
             break;
@@ -546,7 +547,7 @@ export class Systems {
       if (given.has(p.name)) continue;
       if (p.default !== undefined) inst.params[p.name] = p.default;
       else if (!p.hasDefault) {
-        this.ctx.report('MCL0315', `\`${inst.name}\` does not set the required parameter \`${p.name}\` of \`${comp.entry.name}\``, m.file, inst.decl.name.span, {
+        this.ctx.report(Codes.RequiredParameterNotSet, `\`${inst.name}\` does not set the required parameter \`${p.name}\` of \`${comp.entry.name}\``, m.file, inst.decl.name.span, {
           hint: `set it: \`${inst.name} = ${comp.entry.name} { ${p.name} = ... }\`, or give the parameter a default`,
           related: [related(comp.entry.module.file, p.decl.name.span, 'declared here')],
         });
@@ -582,7 +583,7 @@ export class Systems {
           : after.length > 0
             ? `the order cannot finish after it without ${list(after)}, which \`allow\` leaves out`
             : 'no sequence of the allowed operations reaches it';
-      this.ctx.report('MCL0419', `the order of \`${protocol.entry.name}\` never lets \`${op}\` through on this channel: ${why}`, m.file, span, {
+      this.ctx.report(Codes.AllowedOperationUnreachable, `the order of \`${protocol.entry.name}\` never lets \`${op}\` through on this channel: ${why}`, m.file, span, {
         hint: missing.length > 0 ? `add ${list(missing)} to \`allow\`, or remove \`${op}\` from it` : `remove \`${op}\` from \`allow\``,
         related: [related(protocol.entry.module.file, protocol.order.span, `the order of \`${protocol.entry.qname}\``)],
       });
@@ -597,12 +598,12 @@ export class Systems {
     const seen = new Map<string, Span>();
     const bad = (span: Span, msg: string, hint: string) => {
       ok = false;
-      this.ctx.report('MCL0416', msg, m.file, span, { hint });
+      this.ctx.report(Codes.InvalidChannelAttribute, msg, m.file, span, { hint });
     };
     for (const a of c.attrs as ChannelAttr[]) {
       const prev = seen.get(a.kind);
       if (prev) {
-        this.ctx.report('MCL0414', 'this channel attribute is set twice', m.file, a.span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
+        this.ctx.report(Codes.SettingGivenTwice, 'this channel attribute is set twice', m.file, a.span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
         ok = false;
         continue;
       }
@@ -642,7 +643,7 @@ export class Systems {
             const op = protocol.ops.get(id.name);
             if (!op) {
               ok = false;
-              this.ctx.report('MCL0407', `\`${id.name}\` is not an operation of \`${protocol.entry.qname}\``, m.file, id.span, {
+              this.ctx.report(Codes.AllowedOperationNotInProtocol, `\`${id.name}\` is not an operation of \`${protocol.entry.qname}\``, m.file, id.span, {
                 hint: didYouMean(id.name, protocol.ops.keys()) ?? `its operations are ${[...protocol.ops.keys()].map((n) => `\`${n}\``).join(', ') || 'none'}`,
               });
               continue;

@@ -4,6 +4,7 @@
 // the same sources give byte-identical plans.
 
 import type { Span } from '@mcl/language';
+import { Codes } from '@mcl/language';
 import {
   PLAN_FORMAT_VERSION,
   canonicalJson,
@@ -83,14 +84,14 @@ export class PlanBuilder {
     const gone = (id: string) => exclude.some((x) => id === x || id.startsWith(x + '.'));
     for (const x of [...exclude].sort()) {
       if (!flat.instances.some((i) => i.id === x || i.id.startsWith(x + '.'))) {
-        this.ctx.report('MCL0704', `there is no instance \`${x}\` to exclude`, anchor.file, anchor.span, {
+        this.ctx.report(Codes.ExcludedInstanceMissing, `there is no instance \`${x}\` to exclude`, anchor.file, anchor.span, {
           hint: `instance ids are dotted paths from the root system, e.g. ${[...ids].sort().slice(0, 3).map((i) => `\`${i}\``).join(', ')}`,
         });
       }
     }
     const channels = flat.channels.filter((c) => {
       if (!gone(c.from.instance) && !gone(c.to.instance)) return true;
-      this.ctx.report('MCL0705', `channel \`${c.id}\` is left out because it touches an excluded instance`, c.module.file, c.conn.decl.span, {
+      this.ctx.report(Codes.ChannelDroppedByExclusion, `channel \`${c.id}\` is left out because it touches an excluded instance`, c.module.file, c.conn.decl.span, {
         hint: 'the instance on its other side loses this connection in the plan',
       });
       return false;
@@ -145,7 +146,7 @@ export class PlanBuilder {
     const imageOf = (fi: FlatInstance): string | undefined => {
       const e = fi.comp.image;
       if (!e) {
-        ctx.report('MCL0412', `\`${fi.comp.entry.name}\` has no image`, fi.comp.entry.module.file, fi.comp.entry.decl.name.span, {
+        ctx.report(Codes.InvalidComponentSetting, `\`${fi.comp.entry.name}\` has no image`, fi.comp.entry.module.file, fi.comp.entry.decl.name.span, {
           hint: 'add `image busybox` (the prelude declares it) or declare an image',
         });
         return undefined;
@@ -153,7 +154,7 @@ export class PlanBuilder {
       const name = e.name;
       const have = images.get(name);
       if (have && have.entry !== e) {
-        ctx.report('MCL0706', `two different images are named \`${name}\`: \`${have.entry.qname}\` and \`${e.qname}\``, e.module.file, e.decl.name.span, {
+        ctx.report(Codes.DuplicateImageName, `two different images are named \`${name}\`: \`${have.entry.qname}\` and \`${e.qname}\``, e.module.file, e.decl.name.span, {
           hint: 'rename one of them: images are identified by name on the host',
           related: [related(have.entry.module.file, have.entry.decl.name.span, 'the other image')],
         });
@@ -195,7 +196,7 @@ export class PlanBuilder {
     for (const x of flat.exposures) {
       const prev = hostPorts.get(x.hostPort);
       if (prev) {
-        ctx.report('MCL0409', `host port ${x.hostPort} is exposed twice`, x.file, x.span, {
+        ctx.report(Codes.HostPortExposedTwice, `host port ${x.hostPort} is exposed twice`, x.file, x.span, {
           hint: 'give each exposure its own host port',
           related: [related(prev.file, prev.span, 'first exposed here')],
         });
@@ -204,7 +205,7 @@ export class PlanBuilder {
       hostPorts.set(x.hostPort, { file: x.file, span: x.span });
       const k = `${x.instance}\u0000${x.port.name}`;
       if (exposedOn.has(k)) {
-        ctx.report('MCL0409', `\`${x.instance}.${x.port.name}\` is exposed on two host ports`, x.file, x.span, { hint: 'expose a port once' });
+        ctx.report(Codes.HostPortExposedTwice, `\`${x.instance}.${x.port.name}\` is exposed on two host ports`, x.file, x.span, { hint: 'expose a port once' });
         continue;
       }
       exposedOn.set(k, x.hostPort);

@@ -4,6 +4,7 @@
 // .mcl file that declares the component, and never from outside the workspace.
 
 import type { Expr, ProgramMember } from '@mcl/language';
+import { Codes } from '@mcl/language';
 import type { PlanFile } from '@mcl/plan';
 import { Ctx, related, type Module } from '../context';
 import { joinRelative } from '../resolve/load';
@@ -25,12 +26,12 @@ function dirOf(file: string): string {
 
 function readWorkspace(ctx: Ctx, m: Module, rel: string, span: { start: number; end: number }): { path: string; text: string } | undefined {
   if (m.isStd) {
-    ctx.report('MCL0701', `a standard library component cannot read the workspace file \`${rel}\``, m.file, span, { hint: 'give the program inline with `file "/path" = "..."`' });
+    ctx.report(Codes.ProgramFileOutsideWorkspace, `a standard library component cannot read the workspace file \`${rel}\``, m.file, span, { hint: 'give the program inline with `file "/path" = "..."`' });
     return undefined;
   }
   const path = joinRelative(dirOf(m.file), rel);
   if (path === undefined) {
-    ctx.report('MCL0701', `\`${rel}\` is outside the workspace`, m.file, span, {
+    ctx.report(Codes.ProgramFileOutsideWorkspace, `\`${rel}\` is outside the workspace`, m.file, span, {
       hint: 'programs may only use files inside the workspace; copy the file into it and give a path relative to this .mcl file',
     });
     return undefined;
@@ -48,7 +49,7 @@ function readWorkspace(ctx: Ctx, m: Module, rel: string, span: { start: number; 
   }
   if (text === undefined) {
     const why = ctx.host.unreadable?.(path);
-    ctx.report('MCL0702', why ? `program file \`${rel}\` cannot be read (\`${path}\`): ${why.reason}` : `program file \`${rel}\` does not exist (looked for \`${path}\`)`, m.file, span, {
+    ctx.report(Codes.ProgramFileNotFound, why ? `program file \`${rel}\` cannot be read (\`${path}\`): ${why.reason}` : `program file \`${rel}\` does not exist (looked for \`${path}\`)`, m.file, span, {
       hint: why?.hint ?? 'paths are relative to the directory of this .mcl file',
     });
     return undefined;
@@ -84,7 +85,7 @@ export function buildProgram(ctx: Ctx, m: Module, p: ProgramMember | undefined):
   const addFile = (path: string, content: string, mode: string, span: { start: number; end: number }) => {
     const prev = guestPaths.get(path);
     if (prev) {
-      ctx.report('MCL0703', `the guest file \`${path}\` is given twice`, m.file, span, { hint: 'remove one of them', related: [related(m.file, prev, 'first given here')] });
+      ctx.report(Codes.InvalidProgram, `the guest file \`${path}\` is given twice`, m.file, span, { hint: 'remove one of them', related: [related(m.file, prev, 'first given here')] });
       return;
     }
     guestPaths.set(path, span);
@@ -95,7 +96,7 @@ export function buildProgram(ctx: Ctx, m: Module, p: ProgramMember | undefined):
       case 'ScriptEntry':
       case 'ExecEntry': {
         if (argvFrom) {
-          ctx.report('MCL0703', 'a program has one `script` or one `exec`', m.file, entry.span, { hint: 'keep one of them', related: [related(m.file, argvFrom, 'the program is already given here')] });
+          ctx.report(Codes.InvalidProgram, 'a program has one `script` or one `exec`', m.file, entry.span, { hint: 'keep one of them', related: [related(m.file, argvFrom, 'the program is already given here')] });
           break;
         }
         argvFrom = entry.span;
@@ -111,15 +112,15 @@ export function buildProgram(ctx: Ctx, m: Module, p: ProgramMember | undefined):
           const argv: string[] = [];
           for (const item of entry.argv.items) {
             if (item.kind !== 'String') {
-              ctx.report('MCL0703', '`exec` takes a list of strings', m.file, item.span, { hint: 'quote each argument: `exec ["/bin/app", "--flag"]`' });
+              ctx.report(Codes.InvalidProgram, '`exec` takes a list of strings', m.file, item.span, { hint: 'quote each argument: `exec ["/bin/app", "--flag"]`' });
               continue;
             }
             argv.push(item.value);
           }
           if (argv.length === 0) {
-            ctx.report('MCL0703', '`exec` needs at least the program to run', m.file, entry.argv.span, { hint: 'write e.g. `exec ["/bin/httpd", "-f"]`' });
+            ctx.report(Codes.InvalidProgram, '`exec` needs at least the program to run', m.file, entry.argv.span, { hint: 'write e.g. `exec ["/bin/httpd", "-f"]`' });
           } else if (!argv[0].startsWith('/')) {
-            ctx.report('MCL0703', `the program \`${argv[0]}\` must be an absolute path in the guest`, m.file, entry.argv.items[0].span, { hint: `write \`/bin/${argv[0]}\` or wherever it lives in the image` });
+            ctx.report(Codes.InvalidProgram, `the program \`${argv[0]}\` must be an absolute path in the guest`, m.file, entry.argv.items[0].span, { hint: `write \`/bin/${argv[0]}\` or wherever it lives in the image` });
           }
           spec.argv = argv;
         }
@@ -128,7 +129,7 @@ export function buildProgram(ctx: Ctx, m: Module, p: ProgramMember | undefined):
       case 'FileEntry': {
         const gp = entry.guestPath.value;
         if (!gp.startsWith('/') || gp.split('/').some((s) => s === '..') || gp.includes('\0')) {
-          ctx.report('MCL0703', `guest file path \`${gp}\` must be absolute and must not contain \`..\``, m.file, entry.guestPath.span, { hint: 'write e.g. `file "/etc/app.conf" = "..."`' });
+          ctx.report(Codes.InvalidProgram, `guest file path \`${gp}\` must be absolute and must not contain \`..\``, m.file, entry.guestPath.span, { hint: 'write e.g. `file "/etc/app.conf" = "..."`' });
           break;
         }
         if (entry.source.kind === 'inline') {
@@ -143,20 +144,20 @@ export function buildProgram(ctx: Ctx, m: Module, p: ProgramMember | undefined):
         for (const en of entry.vars.entries) {
           const key = en.key.kind === 'String' ? en.key.value : en.key.name;
           if (!ENV_NAME.test(key)) {
-            ctx.report('MCL0703', `\`${key}\` is not a valid environment variable name`, m.file, en.key.span, { hint: 'use letters, digits and `_`, not starting with a digit' });
+            ctx.report(Codes.InvalidProgram, `\`${key}\` is not a valid environment variable name`, m.file, en.key.span, { hint: 'use letters, digits and `_`, not starting with a digit' });
             continue;
           }
           if (key.startsWith('MCL_')) {
-            ctx.report('MCL0703', `\`${key}\` is reserved: \`MCL_\` variables are set by mcl`, m.file, en.key.span, { hint: 'parameters reach the program as `MCL_PARAM_<NAME>` already; choose another name' });
+            ctx.report(Codes.InvalidProgram, `\`${key}\` is reserved: \`MCL_\` variables are set by mcl`, m.file, en.key.span, { hint: 'parameters reach the program as `MCL_PARAM_<NAME>` already; choose another name' });
             continue;
           }
           if (key in spec.env) {
-            ctx.report('MCL0703', `environment variable \`${key}\` is set twice`, m.file, en.key.span, { hint: 'keep one of them' });
+            ctx.report(Codes.InvalidProgram, `environment variable \`${key}\` is set twice`, m.file, en.key.span, { hint: 'keep one of them' });
             continue;
           }
           const v = envValue(en.value);
           if (v === undefined) {
-            if (en.value.kind !== 'MissingExpr') ctx.report('MCL0703', `environment variable \`${key}\` must be a string, number or boolean`, m.file, en.value.span, { hint: 'quote the value' });
+            if (en.value.kind !== 'MissingExpr') ctx.report(Codes.InvalidProgram, `environment variable \`${key}\` must be a string, number or boolean`, m.file, en.value.span, { hint: 'quote the value' });
             continue;
           }
           spec.env[key] = v;

@@ -2,9 +2,8 @@
 // graph, and the collectors for checks and diagnostics, with the helpers that
 // turn a path in the graph into a counterexample and related locations.
 
-import type { Diagnostic, Fix, RelatedLocation, Span } from '@mcl/language';
+import { makeDiagnostic, type Diagnostic, type DiagnosticExtra, type DiagnosticInfo, type RelatedLocation, type Span } from '@mcl/language';
 import type { PlanChannel, PlanCheck, PlanExposure, PlanInstance } from '@mcl/plan';
-import { policyCode } from './codes';
 import { channelGraph, compareStrings, indexInstances, type Graph, type Path } from './graph';
 import type { PolicyInput, SourceRef } from './types';
 
@@ -117,28 +116,16 @@ export function describePath(steps: Counterexample): string {
     .join(' -> ');
 }
 
-export interface DiagnosticSpec {
-  code: string;
+/** A policy diagnostic: its registry entry (`Codes.X`), what, where, and how to fix it. */
+export interface DiagnosticSpec extends DiagnosticExtra {
+  code: DiagnosticInfo;
   message: string;
   file: string;
   span: Span;
-  hint?: string;
-  related?: RelatedLocation[];
-  fixes?: Fix[];
 }
 
 export function report(ctx: Context, spec: DiagnosticSpec): void {
-  const d: Diagnostic = {
-    code: spec.code,
-    severity: policyCode(spec.code).severity,
-    message: spec.message,
-    file: spec.file,
-    span: spec.span,
-  };
-  if (spec.hint !== undefined) d.hint = spec.hint;
-  if (spec.related && spec.related.length > 0) d.related = spec.related;
-  if (spec.fixes && spec.fixes.length > 0) d.fixes = spec.fixes;
-  ctx.diagnostics.push(d);
+  ctx.diagnostics.push(makeDiagnostic(spec.code, spec.message, spec.file, spec.span, spec));
 }
 
 export function addCheck(ctx: Context, check: PlanCheck): void {

@@ -3,6 +3,7 @@
 // for the response of the next. Each cycle is reported once, as the shortest
 // cycle through the smallest instance id of its strongly connected component.
 
+import { Codes } from '@mcl/language';
 import { addCheck, channelRef, KIND_CALL, describePath, pathSteps, relatedFor, report, type Context, type Counterexample } from './context';
 import { channelGraph, shortestPath, stronglyConnected } from './graph';
 
@@ -41,7 +42,7 @@ export function checkCallCycles(ctx: Context): void {
     const firstChannel = steps.find((st) => st.channel !== undefined)?.channel ?? '';
     const at = channelRef(ctx, firstChannel);
     report(ctx, {
-      code: 'MCL0514',
+      code: Codes.CallCycle,
       message: `These instances call each other in a cycle and can deadlock: ${describePath(steps)}.`,
       file: at.file,
       span: at.span,

@@ -11,6 +11,7 @@
 // label that reaches an instance.
 
 import type { Ident, NoFlowRule } from '@mcl/language';
+import { Codes } from '@mcl/language';
 import {
   addCheck,
   channelRef,
@@ -117,7 +118,7 @@ function checkLabelCycles(ctx: Context, labels: string[], adj: number[][]): void
   for (const cycle of cycles) {
     const at = declaredAt[cycle[0]] ?? ctx.input.origins?.target ?? { file: '', span: { start: 0, end: 0 } };
     report(ctx, {
-      code: 'MCL0506',
+      code: Codes.LabelOrderCycle,
       message: `The label order has a cycle: ${cycle.join(' < ')}; labels on a cycle would all be equal.`,
       file: at.file,
       span: at.span,
@@ -345,7 +346,7 @@ export function checkLattice(ctx: Context, f: FlowResult): void {
     const ref = at && at.file !== '' ? at : instanceRef(ctx, id, true);
     const further = others.length > 0 ? ` From there it also reaches ${others.map((r) => `\`${ctx.graph.ids[r]}\``).join(', ')}.` : '';
     report(ctx, {
-      code: 'MCL0507',
+      code: Codes.FlowToLowerLabel,
       message: `Data labelled \`${labels[bad]}\` reaches \`${id}\`, which is ${labelled}${channel ? `, over channel \`${channel.id}\`` : ''}: ${describePath(steps)}.${further}`,
       file: ref.file,
       span: ref.span,
@@ -453,7 +454,7 @@ export function checkNoFlow(ctx: Context, sr: ScopedRule, rule: NoFlowRule, f: F
     counterexample: steps,
   });
   report(ctx, {
-    code: 'MCL0508',
+    code: Codes.NoFlowViolated,
     message: `${ruleText} is violated: ${describePath(steps)}.`,
     file: sr.file,
     span: rule.span,
@@ -468,7 +469,7 @@ function resolveLabel(ctx: Context, sr: ScopedRule, ident: Ident, f: FlowResult)
   if (ident.name === '') return undefined;
   const close = suggest(ident.name, f.order.labels);
   report(ctx, {
-    code: 'MCL0516',
+    code: Codes.UnknownRuleLabel,
     message: `\`${ident.name}\` is not a declared label.`,
     file: sr.file,
     span: ident.span,

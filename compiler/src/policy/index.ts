@@ -5,7 +5,7 @@
 // the plan records what was verified; failures also produce diagnostics with
 // the counterexample as related locations. spec/policy.md is the reference.
 
-import { sortDiagnostics } from '@mcl/language';
+import { Codes, makeDiagnostic, sortDiagnostics } from '@mcl/language';
 import type { PlanCheck } from '@mcl/plan';
 import { createContext, type Context } from './context';
 import { checkCallCycles } from './cycles';
@@ -16,7 +16,6 @@ import { checkBudget, checkTarget } from './resources';
 import type { PolicyInput, PolicyResult } from './types';
 
 export type { PolicyInput, PolicyResult, ScopedRule, LabelOrder, SourceRef } from './types';
-export { POLICY_CODES, policyCode } from './codes';
 export { VM_OVERHEAD_BYTES, IDLE_DIRTY_FRACTION, cloneCount } from './resources';
 
 export function checkPolicies(input: PolicyInput): PolicyResult {
@@ -30,14 +29,9 @@ export function checkPolicies(input: PolicyInput): PolicyResult {
       checks: [{ id: 'policy', kind: 'wiring', status: 'fail', summary: `The policy checker failed: ${message}` }],
       resources: { template_memory_bytes: 0, estimated_private_bytes: 0, estimated_total_bytes: 0, worst_case_bytes: 0, committed_vcpus: 0 },
       diagnostics: [
-        {
-          code: 'MCL0599',
-          severity: 'error',
-          message: `The policy checker failed unexpectedly: ${message}.`,
-          file: input?.origins?.target?.file ?? '',
-          span: input?.origins?.target?.span ?? { start: 0, end: 0 },
+        makeDiagnostic(Codes.PolicyCheckerFailed, `The policy checker failed unexpectedly: ${message}.`, input?.origins?.target?.file ?? '', input?.origins?.target?.span ?? { start: 0, end: 0 }, {
           hint: 'This is a bug in mclc; please report it with the sources that trigger it.',
-        },
+        }),
       ],
     };
   }

@@ -3,6 +3,7 @@
 // summary checks. spec/policy.md gives the precise semantics.
 
 import type { ExposedOnlyRule, Ident, NoPathRule, OnlyRule } from '@mcl/language';
+import { Codes } from '@mcl/language';
 import type { PlanExposure } from '@mcl/plan';
 import {
   addCheck,
@@ -28,7 +29,7 @@ export function resolveOrReport(ctx: Context, sr: ScopedRule, ident: Ident, allo
   if (resolved) return resolved;
   if (name === OUTSIDE && nodesOf(ctx.graph, qualify(sr.scope, name)).length === 0) {
     report(ctx, {
-      code: 'MCL0518',
+      code: Codes.OutsideNotAllowed,
       message: '`outside` cannot be used here: nothing can reach the outside, and it has no channels of its own.',
       file: sr.file,
       span: ident.span,
@@ -42,7 +43,7 @@ export function resolveOrReport(ctx: Context, sr: ScopedRule, ident: Ident, allo
   const candidates = namesInScope(ctx.graph.ids, sr.scope);
   const close = suggest(name, candidates);
   report(ctx, {
-    code: 'MCL0515',
+    code: Codes.UnknownRuleSubject,
     message: `\`${name}\` is not an instance or nested system of ${where}.`,
     file: sr.file,
     span: ident.span,
@@ -130,7 +131,7 @@ function checkOnlyFrom(
     violations++;
     first ??= o.steps;
     report(ctx, {
-      code: 'MCL0501',
+      code: Codes.OnlyFromViolated,
       message: `${ruleText} is violated: ${o.what}, which is not in the list.`,
       file: sr.file,
       span: rule.span,
@@ -217,7 +218,7 @@ function checkOnlyThrough(
     counterexample: steps,
   });
   report(ctx, {
-    code: 'MCL0502',
+    code: Codes.OnlyThroughBypassed,
     message: `${ruleText} is violated: the path ${describePath(steps)} reaches \`${target.id}\` without passing through ${through}.`,
     file: sr.file,
     span: rule.span,
@@ -250,7 +251,7 @@ export function checkNoPath(ctx: Context, sr: ScopedRule, rule: NoPathRule): voi
     counterexample: steps,
   });
   report(ctx, {
-    code: 'MCL0503',
+    code: Codes.NoPathViolated,
     message: `${ruleText} is violated: ${describePath(steps)}.`,
     file: sr.file,
     span: rule.span,
@@ -279,7 +280,7 @@ export function checkExposedOnly(ctx: Context, sr: ScopedRule, rule: ExposedOnly
   const unknownPort = (what: string, owner: string, ref: ExposedOnlyRule['ports'][number], ports: string[]): void => {
     const close = suggest(ref.port.name, ports);
     report(ctx, {
-      code: 'MCL0517',
+      code: Codes.UnknownExposedOnlyPort,
       message: `${what} \`${owner}\` has no port \`${ref.port.name}\`.`,
       file: sr.file,
       span: ref.port.span,
@@ -333,7 +334,7 @@ export function checkExposedOnly(ctx: Context, sr: ScopedRule, rule: ExposedOnly
   for (const x of unresolved ? [] : extra) {
     const steps: Counterexample = [{ note: exposureNote(x) }, { instance: x.instance }];
     report(ctx, {
-      code: 'MCL0504',
+      code: Codes.ExposureNotListed,
       message: `\`${x.instance}.${x.port}\` is exposed on tcp ${x.host_port}, but \`exposed only ${listText}\` does not list it.`,
       file: sr.file,
       span: rule.span,
@@ -346,7 +347,7 @@ export function checkExposedOnly(ctx: Context, sr: ScopedRule, rule: ExposedOnly
     const used = inRule.some((x) => x.instance === l.instance && x.port === l.port);
     if (used) continue;
     report(ctx, {
-      code: 'MCL0505',
+      code: Codes.ListedPortNotExposed,
       message: `\`${l.name}\` is listed in \`exposed only\` but is not exposed.`,
       file: sr.file,
       span: l.ref.span,

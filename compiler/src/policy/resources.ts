@@ -3,6 +3,7 @@
 // come from.
 
 import type { BudgetRule, Span } from '@mcl/language';
+import { Codes } from '@mcl/language';
 import type { PlanInstance, PlanResources } from '@mcl/plan';
 import { addCheck, relatedFor, report, targetRef, type Context, type Counterexample } from './context';
 import { compareStrings } from './graph';
@@ -120,7 +121,7 @@ export function checkTarget(ctx: Context): PlanResources {
     const steps = heaviest(ctx.instances, memWeight, memoryNote);
     addCheck(ctx, { id: 'resources:memory', kind: 'resources', status: 'fail', summary: `Memory does not fit target \`${name}\`: ${figures}.`, counterexample: steps });
     report(ctx, {
-      code: 'MCL0509',
+      code: Codes.MemoryExceedsHost,
       message: `The plan needs an estimated ${formatBytes(res.estimated_total_bytes)} of memory, more than the ${formatBytes(hostMemory)} of target \`${name}\`.`,
       file: where.file,
       span: where.span,
@@ -131,7 +132,7 @@ export function checkTarget(ctx: Context): PlanResources {
     const steps = heaviest(ctx.instances, memWeight, memoryNote);
     addCheck(ctx, { id: 'resources:memory', kind: 'resources', status: 'warn', summary: `Memory fits target \`${name}\` only while clones share most pages: ${figures}.`, counterexample: steps });
     report(ctx, {
-      code: 'MCL0510',
+      code: Codes.WorstCaseMemoryExceedsHost,
       message: `If every clone dirtied all its memory the plan would need ${formatBytes(res.worst_case_bytes)}, more than the ${formatBytes(hostMemory)} of target \`${name}\` (estimated use: ${formatBytes(res.estimated_total_bytes)}).`,
       file: where.file,
       span: where.span,
@@ -149,7 +150,7 @@ export function checkTarget(ctx: Context): PlanResources {
     const steps = heaviest(ctx.instances, (i) => cloneCount(i) * count(i.vcpus, 1), vcpuNote);
     addCheck(ctx, { id: 'resources:vcpus', kind: 'resources', status: 'fail', summary: `vCPUs exceed target \`${name}\`: ${vcpuFigures}.`, counterexample: steps });
     report(ctx, {
-      code: 'MCL0511',
+      code: Codes.VcpusExceedHost,
       message: `The plan commits ${res.committed_vcpus} vCPUs, more than the ${allowed} target \`${name}\` allows (${hostVcpus} vCPUs x overcommit ${overcommit}).`,
       file: where.file,
       span: where.span,
@@ -200,7 +201,7 @@ export function checkBudget(ctx: Context, sr: ScopedRule, rule: BudgetRule): voi
     // A missing value was reported by the parser; a value of the wrong kind is reported here.
     if (value.kind !== 'MissingExpr') {
       report(ctx, {
-        code: 'MCL0519',
+        code: Codes.InvalidBudget,
         message:
           rule.resource === 'memory'
             ? `\`budget memory\` takes a size such as \`1GiB\`, not \`${value.raw ?? value.kind}\`.`
@@ -227,7 +228,7 @@ export function checkBudget(ctx: Context, sr: ScopedRule, rule: BudgetRule): voi
     const steps = heaviest(members, (i) => cloneCount(i) * memoryOf(i), memoryNote);
     addCheck(ctx, { id, kind: 'resources', status: 'fail', summary: `Memory of ${system} exceeds its budget: ${figures}.`, counterexample: steps });
     report(ctx, {
-      code: 'MCL0512',
+      code: Codes.MemoryBudgetExceeded,
       message: `${system === 'the root system' ? 'The root system' : `System ${system}`} commits ${formatBytes(committed)} of guest memory, over its budget of ${formatBytes(limit)}.`,
       file: sr.file,
       span: rule.span,
@@ -244,7 +245,7 @@ export function checkBudget(ctx: Context, sr: ScopedRule, rule: BudgetRule): voi
   const steps = heaviest(members, (i) => cloneCount(i) * count(i.vcpus, 1), vcpuNote);
   addCheck(ctx, { id, kind: 'resources', status: 'fail', summary: `vCPUs of ${system} exceed the budget: ${figures}.`, counterexample: steps });
   report(ctx, {
-    code: 'MCL0513',
+    code: Codes.VcpuBudgetExceeded,
     message: `${system === 'the root system' ? 'The root system' : `System ${system}`} commits ${res.committed_vcpus} vCPUs, over its budget of ${limit}.`,
     file: sr.file,
     span: rule.span,

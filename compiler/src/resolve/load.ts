@@ -5,7 +5,7 @@
 // library's `x`. A path that could leave the workspace is refused before the
 // host is asked for it.
 
-import { parse, type QualifiedName, type SourceFile, type Span, type TypeExpr } from '@mcl/language';
+import { Codes, parse, type QualifiedName, type SourceFile, type Span, type TypeExpr } from '@mcl/language';
 import type { ParseCache } from '../api';
 import { Ctx, related, type Module } from '../context';
 import { didYouMean } from '../util/suggest';
@@ -192,14 +192,14 @@ export class Loader {
     const norm = path.replace(/^\.\//, '');
     const span: Span = { start: 0, end: 0 };
     if (!isSafeRelativePath(norm)) {
-      this.ctx.report('MCL0207', `entry \`${path}\` is outside the workspace`, norm, span, {
+      this.ctx.report(Codes.ModulePathOutsideWorkspace, `entry \`${path}\` is outside the workspace`, norm, span, {
         hint: 'give a path relative to the workspace root, without `..`',
       });
       return undefined;
     }
     const modulePath = modulePathOfFile(norm);
     if (modulePath === undefined) {
-      this.ctx.report('MCL0207', `\`${path}\` cannot be a module: file names must be identifiers ending in \`.mcl\``, norm, span, {
+      this.ctx.report(Codes.ModulePathOutsideWorkspace, `\`${path}\` cannot be a module: file names must be identifiers ending in \`.mcl\``, norm, span, {
         hint: 'rename the file so every path segment is a letter or `_` followed by letters, digits or `_`',
       });
       return undefined;
@@ -217,7 +217,7 @@ export class Loader {
     }
     if (text === undefined) {
       const why = this.ctx.host.unreadable?.(norm);
-      this.ctx.report('MCL0211', why ? `entry file \`${path}\` cannot be read: ${why.reason}` : `entry file \`${path}\` does not exist`, norm, span, {
+      this.ctx.report(Codes.EntryFileNotFound, why ? `entry file \`${path}\` cannot be read: ${why.reason}` : `entry file \`${path}\` does not exist`, norm, span, {
         hint: why?.hint ?? 'check the path; it is relative to the workspace root',
       });
       return undefined;
@@ -294,7 +294,7 @@ export function reportImportCycles(ctx: Ctx): void {
           const e = m.importEdges.find((x) => x.target === cyc[k + 1].path)!;
           return related(m.file, e.span, `\`${m.path}\` imports \`${cyc[k + 1].path}\``);
         });
-        ctx.report('MCL0206', `import cycle: ${pathText}`, top.m.file, edge.span, {
+        ctx.report(Codes.ImportCycle, `import cycle: ${pathText}`, top.m.file, edge.span, {
           hint: 'move the declarations both modules need into a third module that imports neither',
           related: rel,
         });

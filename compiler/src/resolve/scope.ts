@@ -4,6 +4,7 @@
 // rename from the Program alone.
 
 import type { Decl, Ident, QualifiedName, Span } from '@mcl/language';
+import { Codes } from '@mcl/language';
 import { Ctx, related, type DeclEntry, type DeclKind, type Module } from '../context';
 import { didYouMean, suggest } from '../util/suggest';
 import { moduleFile, PRELUDE, qnameText, type Loader } from './load';
@@ -37,7 +38,7 @@ export function declareModules(ctx: Ctx): void {
       if (!name) continue;
       const prev = m.decls.get(name);
       if (prev) {
-        ctx.report('MCL0205', `\`${name}\` is declared twice in this module`, m.file, named.name.span, {
+        ctx.report(Codes.DuplicateDeclaration, `\`${name}\` is declared twice in this module`, m.file, named.name.span, {
           hint: `rename one of them; the first declaration is ${ARTICLE[prev.kind]}`,
           related: [related(m.file, prev.decl.name.span, 'first declared here')],
         });
@@ -61,14 +62,14 @@ export function bindImports(ctx: Ctx, loader: Loader): void {
       if (!target) {
         const bad = imp.module.parts.find((p) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(p.name));
         if (bad) {
-          ctx.report('MCL0207', `module path \`${path}\` cannot name a file inside the workspace`, m.file, imp.module.span, {
+          ctx.report(Codes.ModulePathOutsideWorkspace, `module path \`${path}\` cannot name a file inside the workspace`, m.file, imp.module.span, {
             hint: 'module path segments are identifiers: letters, digits and `_`',
           });
         } else {
           const file = path.startsWith('std.') ? undefined : moduleFile(path);
           const why = file === undefined ? undefined : ctx.host.unreadable?.(file);
           const s = loader.suggestModule(path);
-          ctx.report('MCL0201', why ? `module \`${path}\` cannot be read: ${why.reason}` : `no module \`${path}\``, m.file, imp.module.span, {
+          ctx.report(Codes.UnknownModule, why ? `module \`${path}\` cannot be read: ${why.reason}` : `no module \`${path}\``, m.file, imp.module.span, {
             hint:
               why?.hint ??
               s ??
@@ -88,7 +89,7 @@ export function bindImports(ctx: Ctx, loader: Loader): void {
         const entry = target.decls.get(name);
         if (!entry) {
           const s = didYouMean(name, target.decls.keys());
-          ctx.report('MCL0202', `module \`${path}\` does not declare \`${name}\``, m.file, item.name.span, {
+          ctx.report(Codes.ImportedNameNotDeclared, `module \`${path}\` does not declare \`${name}\``, m.file, item.name.span, {
             hint: s ?? `the module declares ${listNames([...target.decls.keys()])}`,
           });
           continue;
@@ -99,7 +100,7 @@ export function bindImports(ctx: Ctx, loader: Loader): void {
         if (item.alias?.name) ctx.reference(m.file, item.alias.span, entry.symbol);
         const own = m.decls.get(local);
         if (own) {
-          ctx.report('MCL0209', `the import of \`${local}\` conflicts with the declaration of \`${local}\` in this module`, m.file, span, {
+          ctx.report(Codes.ConflictingImport, `the import of \`${local}\` conflicts with the declaration of \`${local}\` in this module`, m.file, span, {
             hint: `import it under another name: \`${name} as Other${name}\``,
             related: [related(m.file, own.decl.name.span, 'declared here')],
           });
@@ -107,7 +108,7 @@ export function bindImports(ctx: Ctx, loader: Loader): void {
         }
         const prev = m.explicit.get(local);
         if (prev && prev.entry !== entry) {
-          ctx.report('MCL0209', `\`${local}\` is imported twice, as \`${prev.entry.qname}\` and as \`${entry.qname}\``, m.file, span, {
+          ctx.report(Codes.ConflictingImport, `\`${local}\` is imported twice, as \`${prev.entry.qname}\` and as \`${entry.qname}\``, m.file, span, {
             hint: `rename one import with \`as\``,
             related: [related(m.file, prev.span, 'first imported here')],
           });
@@ -188,7 +189,7 @@ export function resolveRef(
     const r = lookupPlain(m, name);
     if (r.ok) entry = r.entry;
     else if (r.ambiguous) {
-      ctx.report('MCL0204', `\`${name}\` is ambiguous: it is declared by ${r.ambiguous.map((e) => `\`${e.qname}\``).join(' and ')}`, m.file, q.span, {
+      ctx.report(Codes.AmbiguousName, `\`${name}\` is ambiguous: it is declared by ${r.ambiguous.map((e) => `\`${e.qname}\``).join(' and ')}`, m.file, q.span, {
         hint: `import the one you mean explicitly, e.g. \`import ${r.ambiguous[0].module.path}.{${name}}\`, or write its qualified name`,
         related: r.ambiguous.map((e) => related(e.module.file, e.decl.name.span, `\`${e.qname}\` is declared here`)),
       });
@@ -213,7 +214,7 @@ export function resolveRef(
           ? `did you mean \`${near}\`? import it: \`import ${elsewhere.get(near)}.{${near}}\``
           : `declare it, or import the module that declares it: \`import some.module.{${name}}\``;
       }
-      ctx.report('MCL0203', `unknown ${what} \`${name}\``, m.file, q.span, { hint });
+      ctx.report(Codes.UnknownName, `unknown ${what} \`${name}\``, m.file, q.span, { hint });
       return undefined;
     }
   } else {
@@ -221,7 +222,7 @@ export function resolveRef(
     const target = ctx.modules.get(modPath);
     const modSpan: Span = { start: parts[0].span.start, end: parts[parts.length - 2].span.end };
     if (!target) {
-      ctx.report('MCL0201', `no module \`${modPath}\``, m.file, modSpan, {
+      ctx.report(Codes.UnknownModule, `no module \`${modPath}\``, m.file, modSpan, {
         hint: didYouMean(modPath, [...ctx.modules.keys()].concat(['std.blob', 'std.http', 'std.kv', 'std.log', 'std.sql'])) ?? 'check the module path',
       });
       return undefined;
@@ -229,7 +230,7 @@ export function resolveRef(
     ctx.reference(m.file, modSpan, target.symbol);
     entry = target.decls.get(name);
     if (!entry) {
-      ctx.report('MCL0203', `module \`${modPath}\` does not declare \`${name}\``, m.file, lastSpan, {
+      ctx.report(Codes.UnknownName, `module \`${modPath}\` does not declare \`${name}\``, m.file, lastSpan, {
         hint: didYouMean(name, [...target.decls.values()].filter((e) => kinds.includes(e.kind)).map((e) => e.name)) ?? `the module declares ${listNames([...target.decls.keys()])}`,
       });
       return undefined;
@@ -237,7 +238,7 @@ export function resolveRef(
   }
   ctx.reference(m.file, lastSpan, entry.symbol);
   if (!kinds.includes(entry.kind)) {
-    ctx.report('MCL0208', `\`${qnameText(q)}\` is ${ARTICLE[entry.kind]}, not ${kinds.map((k) => ARTICLE[k]).join(' or ')}`, m.file, q.span, {
+    ctx.report(Codes.WrongDeclarationKind, `\`${qnameText(q)}\` is ${ARTICLE[entry.kind]}, not ${kinds.map((k) => ARTICLE[k]).join(' or ')}`, m.file, q.span, {
       hint: `use ${kinds.map((k) => ARTICLE[k]).join(' or ')} here`,
       related: [related(entry.module.file, entry.decl.name.span, `\`${entry.qname}\` is declared here`)],
     });

@@ -3,6 +3,7 @@
 // only system no other system uses, and the prelude's `local` target).
 
 import type { DeployDecl, Span } from '@mcl/language';
+import { Codes } from '@mcl/language';
 import type { CompileOptions } from '../api';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
 import type { Components, TargetInfo } from '../compose/components';
@@ -45,7 +46,7 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
   // statements or root systems are normal: they are warnings then, and the first one is checked.
   const checking = options.emitPlan === false;
   for (const extra of deploys.slice(1)) {
-    ctx.report('MCL0605', 'there is more than one `deploy` declaration', extra.m.file, extra.d.span, {
+    ctx.report(Codes.ConflictingDeploy, 'there is more than one `deploy` declaration', extra.m.file, extra.d.span, {
       severity: checking ? 'warning' : undefined,
       hint: 'keep one, or choose with `--system` and `--target`',
       related: [related(deploys[0].m.file, deploys[0].d.span, 'first deploy declaration')],
@@ -60,7 +61,7 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
   if (options.system) {
     sysEntry = byOption(ctx, entries, options.system, 'system');
     if (!sysEntry) {
-      ctx.report('MCL0604', `no system \`${options.system}\``, anchor.file, anchor.span, {
+      ctx.report(Codes.NoSystemToDeploy, `no system \`${options.system}\``, anchor.file, anchor.span, {
         hint: didYouMean(options.system, allSystems.flatMap((e) => [e.name, e.qname])) ?? `the systems are ${allSystems.map((e) => `\`${e.qname}\``).join(', ') || 'none'}`,
       });
       return sel;
@@ -77,7 +78,7 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
     const roots = allSystems.filter((e) => !used.has(e)).sort((a, b) => (a.qname < b.qname ? -1 : 1));
     if (roots.length === 0) {
       if (options.emitPlan !== false && !ctx.diagnostics.some((d) => d.severity === 'error')) {
-        ctx.report('MCL0606', 'no system to plan: the sources declare none', anchor.file, anchor.span, {
+        ctx.report(Codes.NothingToPlan, 'no system to plan: the sources declare none', anchor.file, anchor.span, {
           hint: 'declare a `system` that instantiates your components to get a plan',
         });
       }
@@ -85,7 +86,7 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
     }
     if (roots.length > 1) {
       if (!checking) {
-        ctx.report('MCL0604', `which system should be deployed? ${roots.map((e) => `\`${e.qname}\``).join(', ')} are all root systems`, roots[0].module.file, roots[0].decl.name.span, {
+        ctx.report(Codes.NoSystemToDeploy, `which system should be deployed? ${roots.map((e) => `\`${e.qname}\``).join(', ')} are all root systems`, roots[0].module.file, roots[0].decl.name.span, {
           hint: `add \`deploy ${roots[0].name}\` to the entry file, or pass --system`,
           related: roots.slice(1).map((e) => related(e.module.file, e.decl.name.span, `\`${e.qname}\` is also a root system`)),
         });
@@ -105,7 +106,7 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
     tEntry = byOption(ctx, entries, options.target, 'target');
     if (!tEntry) {
       const targets = [...ctx.modules.values()].flatMap((m) => [...m.decls.values()]).filter((e) => e.kind === 'target');
-      ctx.report('MCL0602', `no target \`${options.target}\``, anchor.file, anchor.span, {
+      ctx.report(Codes.UnknownTarget, `no target \`${options.target}\``, anchor.file, anchor.span, {
         hint: didYouMean(options.target, targets.map((e) => e.name)) ?? `the targets are ${targets.map((e) => `\`${e.name}\``).join(', ') || 'none'}`,
       });
       return sel;
@@ -114,7 +115,7 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
     const t = deploy.d.target;
     const r = lookupPlain(deploy.m, t.name);
     if (!r.ok || r.entry.kind !== 'target') {
-      ctx.report('MCL0602', `no target \`${t.name}\``, deploy.m.file, t.span, {
+      ctx.report(Codes.UnknownTarget, `no target \`${t.name}\``, deploy.m.file, t.span, {
         hint: didYouMean(t.name, visibleNames(deploy.m, 'target')) ?? `declare it: \`target ${t.name} { backend kvm  memory 4GiB  vcpus 2 }\``,
       });
       return sel;
@@ -126,7 +127,7 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
     const r = m ? lookupPlain(m, 'local') : { ok: false as const };
     if (r.ok && r.entry.kind === 'target') tEntry = r.entry;
     else {
-      ctx.report('MCL0602', 'no target to plan for: there is no `deploy ... to T` and no `local` target', anchor.file, anchor.span, {
+      ctx.report(Codes.UnknownTarget, 'no target to plan for: there is no `deploy ... to T` and no `local` target', anchor.file, anchor.span, {
         hint: 'declare a target and write `deploy System to target_name`',
       });
       return sel;
@@ -145,34 +146,34 @@ export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): voi
     const { inst, comp } = fi;
     const at = inst.decl.name.span;
     if (inst.mode.mode === 'per_session' && !caps.perSession) {
-      ctx.report('MCL0601', `backend \`${target.backend}\` cannot give \`${fi.id}\` a fresh fork per session`, fi.module.file, at, {
+      ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot give \`${fi.id}\` a fresh fork per session`, fi.module.file, at, {
         hint: `${caps.notes.perSession ?? 'the backend lacks per-session forks'}; use \`replicas N\` or a target with backend \`kvm\``,
         related: rel,
       });
     }
     if (inst.mode.mode === 'replicas' && inst.mode.replicas > 1 && !caps.replicas) {
-      ctx.report('MCL0601', `backend \`${target.backend}\` cannot run replicas of \`${fi.id}\``, fi.module.file, at, { hint: 'use a single instance or another backend', related: rel });
+      ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot run replicas of \`${fi.id}\``, fi.module.file, at, { hint: 'use a single instance or another backend', related: rel });
     }
     if (comp.ports.length + 1 > caps.maxPortSlots) {
-      ctx.report('MCL0601', `\`${comp.entry.name}\` has ${comp.ports.length} ports, more than backend \`${target.backend}\` can give one guest (${caps.maxPortSlots - 1})`, comp.entry.module.file, comp.entry.decl.name.span, {
+      ctx.report(Codes.BackendCannotRealise, `\`${comp.entry.name}\` has ${comp.ports.length} ports, more than backend \`${target.backend}\` can give one guest (${caps.maxPortSlots - 1})`, comp.entry.module.file, comp.entry.decl.name.span, {
         hint: 'split the component, or group operations into fewer protocols',
         related: rel,
       });
     }
     if (inst.memory > 0 && inst.memory < caps.minMemoryBytes) {
       const min = `${caps.minMemoryBytes / (1024 * 1024)}MiB`;
-      ctx.report('MCL0601', `\`${fi.id}\` has ${inst.memory / (1024 * 1024)}MiB of memory, less than a guest of backend \`${target.backend}\` boots in (${min})`, fi.module.file, at, {
+      ctx.report(Codes.BackendCannotRealise, `\`${fi.id}\` has ${inst.memory / (1024 * 1024)}MiB of memory, less than a guest of backend \`${target.backend}\` boots in (${min})`, fi.module.file, at, {
         hint: `give it at least \`memory ${min}\``,
         related: rel,
       });
     }
     if (inst.vcpus > caps.maxVcpus) {
-      ctx.report('MCL0601', `\`${fi.id}\` asks for ${inst.vcpus} vCPUs, more than backend \`${target.backend}\` gives one guest (${caps.maxVcpus})`, fi.module.file, at, { hint: `use at most ${caps.maxVcpus}`, related: rel });
+      ctx.report(Codes.BackendCannotRealise, `\`${fi.id}\` asks for ${inst.vcpus} vCPUs, more than backend \`${target.backend}\` gives one guest (${caps.maxVcpus})`, fi.module.file, at, { hint: `use at most ${caps.maxVcpus}`, related: rel });
     }
   }
   if (!caps.exposures) {
     for (const x of flat.exposures) {
-      ctx.report('MCL0601', `backend \`${target.backend}\` cannot expose host ports`, x.file, x.span, { hint: 'remove the exposure or use backend `kvm`', related: rel });
+      ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot expose host ports`, x.file, x.span, { hint: 'remove the exposure or use backend `kvm`', related: rel });
     }
   }
 }

@@ -2,6 +2,7 @@
 // over operation names.
 
 import type { Operation, OrderExpr, ProtocolDecl, TypeExpr } from '@mcl/language';
+import { Codes } from '@mcl/language';
 import type { MessageSchema } from '@mcl/plan';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
 import { compileOrder } from './dfa';
@@ -53,7 +54,7 @@ export class Protocols {
       if (!name) continue;
       const prev = info.ops.get(name);
       if (prev) {
-        this.ctx.report('MCL0309', `operation \`${name}\` is declared twice in protocol \`${e.name}\``, m.file, op.name.span, {
+        this.ctx.report(Codes.DuplicateOperation, `operation \`${name}\` is declared twice in protocol \`${e.name}\``, m.file, op.name.span, {
           hint: 'rename or remove one of them',
           related: [related(m.file, prev.decl.name.span, 'first declared here')],
         });
@@ -79,7 +80,7 @@ export class Protocols {
           if (op) this.ctx.reference(m.file, x.name.span, op.symbol);
           else if (x.name.name) {
             ok = false;
-            this.ctx.report('MCL0310', `\`order\` names \`${x.name.name}\`, which is not an operation of \`${e.name}\``, m.file, x.name.span, {
+            this.ctx.report(Codes.UnknownOrderOperation, `\`order\` names \`${x.name.name}\`, which is not an operation of \`${e.name}\``, m.file, x.name.span, {
               hint: didYouMean(x.name.name, info.ops.keys()) ?? `the operations are ${[...info.ops.keys()].map((n) => `\`${n}\``).join(', ') || 'none'}`,
             });
           }
@@ -90,9 +91,9 @@ export class Protocols {
       if (ok) {
         const dfa = compileOrder(d.order, [...info.ops.keys()]);
         if (!dfa) {
-          this.ctx.report('MCL0320', `the order of \`${e.name}\` is too complex to check`, m.file, d.order.span, { hint: 'simplify the expression' });
+          this.ctx.report(Codes.OrderAcceptsNothing, `the order of \`${e.name}\` is too complex to check`, m.file, d.order.span, { hint: 'simplify the expression' });
         } else if (dfa.accepting.length === 0) {
-          this.ctx.report('MCL0320', `the order of \`${e.name}\` accepts no sequence of operations`, m.file, d.order.span, { hint: 'check the expression' });
+          this.ctx.report(Codes.OrderAcceptsNothing, `the order of \`${e.name}\` accepts no sequence of operations`, m.file, d.order.span, { hint: 'check the expression' });
         } else info.order = d.order;
       }
     }

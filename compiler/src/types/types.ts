@@ -9,6 +9,7 @@ import type {
   TypeDecl,
   TypeExpr,
 } from '@mcl/language';
+import { Codes } from '@mcl/language';
 import { utf8Length } from '@mcl/language';
 import type { JsonValue, MessageSchema } from '@mcl/plan';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
@@ -113,7 +114,7 @@ export class Types {
         const value = this.check(t.value, m, sym && { ...sym, path: sym.path + '{}', qname: sym.qname + '{}' });
         const kd = this.deref(key);
         if (kd.k !== 'string' && kd.k !== 'enum' && kd.k !== 'error') {
-          this.ctx.report('MCL0319', `map keys must be strings or enum members, not ${describe(kd)}`, m.file, t.key.span, {
+          this.ctx.report(Codes.InvalidMapKeyType, `map keys must be strings or enum members, not ${describe(kd)}`, m.file, t.key.span, {
             hint: 'messages travel as JSON, whose object keys are strings: use `string` (with a pattern) or an enum',
           });
         }
@@ -128,7 +129,7 @@ export class Types {
           if (!name) continue;
           const prev = seen.get(name);
           if (prev) {
-            this.ctx.report('MCL0305', `field \`${name}\` is declared twice`, m.file, f.name.span, {
+            this.ctx.report(Codes.DuplicateField, `field \`${name}\` is declared twice`, m.file, f.name.span, {
               hint: 'remove or rename one of the fields',
               related: [related(m.file, prev, 'first declared here')],
             });
@@ -151,7 +152,7 @@ export class Types {
           if (!mem.name) continue;
           const prev = seen.get(mem.name);
           if (prev) {
-            this.ctx.report('MCL0307', `enum member \`${mem.name}\` is listed twice`, m.file, mem.span, {
+            this.ctx.report(Codes.DuplicateEnumMember, `enum member \`${mem.name}\` is listed twice`, m.file, mem.span, {
               hint: 'remove the repeated member',
               related: [related(m.file, prev, 'first listed here')],
             });
@@ -162,7 +163,7 @@ export class Types {
           if (sym) this.ctx.declare('enum-member', m.file, `${sym.path}.${mem.name}`, mem, mem.span, `${sym.qname}.${mem.name}`, () => `enum member ${mem.name}`, undefined, sym.container);
         }
         if (t.members.length === 0) {
-          this.ctx.report('MCL0318', 'an enum needs at least one member', m.file, t.span, { hint: 'list the members: `enum { a, b }`' });
+          this.ctx.report(Codes.EmptyEnumOrUnion, 'an enum needs at least one member', m.file, t.span, { hint: 'list the members: `enum { a, b }`' });
         }
         return { k: 'enum', members, entry: owner };
       }
@@ -174,7 +175,7 @@ export class Types {
           if (!name) continue;
           const prev = seen.get(name);
           if (prev) {
-            this.ctx.report('MCL0306', `variant \`${name}\` is declared twice`, m.file, v.name.span, {
+            this.ctx.report(Codes.DuplicateVariant, `variant \`${name}\` is declared twice`, m.file, v.name.span, {
               hint: 'remove or rename one of the variants',
               related: [related(m.file, prev, 'first declared here')],
             });
@@ -189,7 +190,7 @@ export class Types {
           variants.push(v.type ? { name, type: this.check(v.type, m, sub) } : { name });
         }
         if (t.variants.length === 0) {
-          this.ctx.report('MCL0318', 'a union needs at least one variant', m.file, t.span, { hint: 'list the variants: `union { ok: Result, none }`' });
+          this.ctx.report(Codes.EmptyEnumOrUnion, 'a union needs at least one variant', m.file, t.span, { hint: 'list the variants: `union { ok: Result, none }`' });
         }
         return { k: 'union', variants };
       }
@@ -202,7 +203,7 @@ export class Types {
   private primitive(name: string, constraints: Constraint[], m: Module): RType {
     if (name === 'bool') {
       for (const c of constraints) {
-        this.ctx.report('MCL0301', '`bool` takes no constraints', m.file, c.span, { hint: 'remove the constraint' });
+        this.ctx.report(Codes.ConstraintNotApplicable, '`bool` takes no constraints', m.file, c.span, { hint: 'remove the constraint' });
       }
       return { k: 'bool' };
     }
@@ -228,25 +229,25 @@ export class Types {
       const n = v.kind === 'Size' ? v.bytes : v.value;
       if (kind === 'float') {
         if (v.kind === 'Size') {
-          this.ctx.report('MCL0303', 'a `float` bound cannot be a size', m.file, v.span, { hint: 'write a plain number' });
+          this.ctx.report(Codes.ConstraintBoundOutOfRange, 'a `float` bound cannot be a size', m.file, v.span, { hint: 'write a plain number' });
           return undefined;
         }
         return n;
       }
       if (kind === 'int' && v.kind === 'Float') {
-        this.ctx.report('MCL0303', `an \`int\` bound must be an integer, not \`${v.raw}\``, m.file, v.span, { hint: 'write a whole number, or make the type `float`' });
+        this.ctx.report(Codes.ConstraintBoundOutOfRange, `an \`int\` bound must be an integer, not \`${v.raw}\``, m.file, v.span, { hint: 'write a whole number, or make the type `float`' });
         return undefined;
       }
       if (isLength && v.kind === 'Float') {
-        this.ctx.report('MCL0303', `a ${what} must be a whole number, not \`${v.raw}\``, m.file, v.span, { hint: 'write a whole number or a size such as `64KiB`' });
+        this.ctx.report(Codes.ConstraintBoundOutOfRange, `a ${what} must be a whole number, not \`${v.raw}\``, m.file, v.span, { hint: 'write a whole number or a size such as `64KiB`' });
         return undefined;
       }
       if (!Number.isSafeInteger(n)) {
-        this.ctx.report('MCL0303', `\`${'raw' in v ? v.raw : n}\` is outside the range of exact integers`, m.file, v.span, { hint: `use a bound between -${Number.MAX_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER}` });
+        this.ctx.report(Codes.ConstraintBoundOutOfRange, `\`${'raw' in v ? v.raw : n}\` is outside the range of exact integers`, m.file, v.span, { hint: `use a bound between -${Number.MAX_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER}` });
         return undefined;
       }
       if (isLength && n < 0) {
-        this.ctx.report('MCL0303', `a ${what} cannot be negative (\`${'raw' in v ? v.raw : n}\`)`, m.file, v.span, { hint: 'use 0 or more' });
+        this.ctx.report(Codes.ConstraintBoundOutOfRange, `a ${what} cannot be negative (\`${'raw' in v ? v.raw : n}\`)`, m.file, v.span, { hint: 'use 0 or more' });
         return undefined;
       }
       if (kind === 'int' && v.kind === 'Size' && !isLength) return n;
@@ -254,7 +255,7 @@ export class Types {
     };
     const setMin = (n: number | undefined, span: { start: number; end: number }) => {
       if (minSpan) {
-        this.ctx.report('MCL0317', `the minimum ${what} is given twice`, m.file, span, { hint: 'keep one bound', related: [related(m.file, minSpan, 'first given here')] });
+        this.ctx.report(Codes.DuplicateConstraint, `the minimum ${what} is given twice`, m.file, span, { hint: 'keep one bound', related: [related(m.file, minSpan, 'first given here')] });
         return;
       }
       minSpan = span;
@@ -262,7 +263,7 @@ export class Types {
     };
     const setMax = (n: number | undefined, span: { start: number; end: number }) => {
       if (maxSpan) {
-        this.ctx.report('MCL0317', `the maximum ${what} is given twice`, m.file, span, { hint: 'keep one bound', related: [related(m.file, maxSpan, 'first given here')] });
+        this.ctx.report(Codes.DuplicateConstraint, `the maximum ${what} is given twice`, m.file, span, { hint: 'keep one bound', related: [related(m.file, maxSpan, 'first given here')] });
         return;
       }
       maxSpan = span;
@@ -282,13 +283,13 @@ export class Types {
           break;
         case 'Pattern': {
           if (kind !== 'string') {
-            this.ctx.report('MCL0301', `\`pattern\` applies only to \`string\`, not to \`${kind}\``, m.file, c.span, {
+            this.ctx.report(Codes.ConstraintNotApplicable, `\`pattern\` applies only to \`string\`, not to \`${kind}\``, m.file, c.span, {
               hint: kind === 'int' ? 'bound the value with a range such as `0..100` instead' : 'remove the pattern',
             });
             break;
           }
           if (patSpan) {
-            this.ctx.report('MCL0317', 'the pattern is given twice', m.file, c.span, { hint: 'combine them into one regular expression', related: [related(m.file, patSpan, 'first given here')] });
+            this.ctx.report(Codes.DuplicateConstraint, 'the pattern is given twice', m.file, c.span, { hint: 'combine them into one regular expression', related: [related(m.file, patSpan, 'first given here')] });
             break;
           }
           patSpan = c.span;
@@ -300,7 +301,7 @@ export class Types {
             } catch (e) {
               reason = e instanceof Error ? e.message.replace(/^Invalid regular expression: /, '') : String(e);
             }
-            this.ctx.report('MCL0304', `invalid regular expression: ${reason}`, m.file, c.pattern.span, {
+            this.ctx.report(Codes.InvalidRegex, `invalid regular expression: ${reason}`, m.file, c.pattern.span, {
               hint: 'patterns use ECMAScript regular expression syntax (with the `u` flag); escape special characters with `\\\\`',
             });
           } else out.pattern = p;
@@ -310,7 +311,7 @@ export class Types {
     }
     if (out.min !== undefined && out.max !== undefined && out.min > out.max) {
       const span = rangeSpan && minSpan === rangeSpan && maxSpan === rangeSpan ? rangeSpan : { start: Math.min(minSpan!.start, maxSpan!.start), end: Math.max(minSpan!.end, maxSpan!.end) };
-      this.ctx.report('MCL0302', `the ${what} range ${out.min}..${out.max} is empty: its minimum is above its maximum`, m.file, span, {
+      this.ctx.report(Codes.EmptyRange, `the ${what} range ${out.min}..${out.max} is empty: its minimum is above its maximum`, m.file, span, {
         hint: `did you mean \`${out.max}..${out.min}\`?`,
       });
     }
@@ -362,7 +363,7 @@ export class Types {
       if (inh.get(e)) continue;
       const body = (e.decl as TypeDecl).type;
       const alias = body.kind === 'NamedType';
-      this.ctx.report('MCL0308', alias ? `type \`${e.name}\` is defined only in terms of itself` : `type \`${e.name}\` has no finite value: it contains itself through required fields`, e.module.file, e.decl.name.span, {
+      this.ctx.report(Codes.RecursiveType, alias ? `type \`${e.name}\` is defined only in terms of itself` : `type \`${e.name}\` has no finite value: it contains itself through required fields`, e.module.file, e.decl.name.span, {
         hint: alias ? 'give the type a structure: a record, a union or a primitive' : 'make a field on the cycle optional (`next?: ...`), or hold it in a list, a map or a union',
       });
     }
@@ -414,7 +415,7 @@ export class Types {
     const d = this.deref(t);
     const file = m.file;
     const wrong = (expected: string) => {
-      this.ctx.report('MCL0311', `${what} must be ${expected}, not ${exprText(e)}`, file, e.span, {
+      this.ctx.report(Codes.WrongValueType, `${what} must be ${expected}, not ${exprText(e)}`, file, e.span, {
         hint: `write ${exampleOf(d)}`,
       });
       return undefined;
@@ -444,7 +445,7 @@ export class Types {
         if (d.k === 'string' && d.pattern !== undefined) {
           const r = this.regex(d.pattern);
           if (r && !r.test(e.value)) {
-            this.ctx.report('MCL0312', `${what} ${JSON.stringify(e.value)} does not match the pattern ${JSON.stringify(d.pattern)}`, file, e.span, {
+            this.ctx.report(Codes.ConstraintViolated, `${what} ${JSON.stringify(e.value)} does not match the pattern ${JSON.stringify(d.pattern)}`, file, e.span, {
               hint: 'change the value so the whole of it matches the pattern',
             });
             return undefined;
@@ -458,7 +459,7 @@ export class Types {
         const name = e.kind === 'Ref' ? parts[parts.length - 1]?.name ?? '' : e.value;
         if (!d.members.includes(name)) {
           const s = didYouMean(name, d.members);
-          this.ctx.report('MCL0313', `\`${name}\` is not a member of ${d.entry ? `\`${d.entry.name}\`` : 'the enum'}`, file, e.span, {
+          this.ctx.report(Codes.UnknownEnumMember, `\`${name}\` is not a member of ${d.entry ? `\`${d.entry.name}\`` : 'the enum'}`, file, e.span, {
             hint: s ?? `use one of ${d.members.map((x) => `\`${x}\``).join(', ')}`,
           });
           return undefined;
@@ -490,7 +491,7 @@ export class Types {
         for (const en of e.entries) {
           const key = en.key.kind === 'String' ? en.key.value : en.key.name;
           if (Object.prototype.hasOwnProperty.call(out, key)) {
-            this.ctx.report('MCL0311', `${what} has the key ${JSON.stringify(key)} twice`, file, en.key.span, { hint: 'remove one of the entries' });
+            this.ctx.report(Codes.WrongValueType, `${what} has the key ${JSON.stringify(key)} twice`, file, en.key.span, { hint: 'remove one of the entries' });
             ok = false;
             continue;
           }
@@ -512,7 +513,7 @@ export class Types {
           const key = en.key.kind === 'String' ? en.key.value : en.key.name;
           const f = byName.get(key);
           if (!f) {
-            this.ctx.report('MCL0311', `${what} has no field \`${key}\``, file, en.key.span, { hint: didYouMean(key, byName.keys()) ?? `the fields are ${[...byName.keys()].map((x) => `\`${x}\``).join(', ') || 'none'}` });
+            this.ctx.report(Codes.WrongValueType, `${what} has no field \`${key}\``, file, en.key.span, { hint: didYouMean(key, byName.keys()) ?? `the fields are ${[...byName.keys()].map((x) => `\`${x}\``).join(', ') || 'none'}` });
             ok = false;
             continue;
           }
@@ -522,7 +523,7 @@ export class Types {
         }
         for (const f of d.fields) {
           if (!f.optional && !(f.name in out) && ok && !e.entries.some((en) => (en.key.kind === 'String' ? en.key.value : en.key.name) === f.name)) {
-            this.ctx.report('MCL0311', `${what} is missing the required field \`${f.name}\``, file, e.span, { hint: `add \`${f.name}: ...\`` });
+            this.ctx.report(Codes.WrongValueType, `${what} is missing the required field \`${f.name}\``, file, e.span, { hint: `add \`${f.name}: ...\`` });
             ok = false;
           }
         }
@@ -535,7 +536,7 @@ export class Types {
           const v = d.variants.find((x) => x.name === name);
           if (v && !v.type) return { [name]: null };
           if (v) return wrong(`\`{ ${name}: ... }\` (the variant carries a value)`);
-          this.ctx.report('MCL0313', `\`${name}\` is not a variant of the union`, file, e.span, { hint: didYouMean(name, d.variants.map((x) => x.name)) ?? `use one of ${d.variants.map((x) => `\`${x.name}\``).join(', ')}` });
+          this.ctx.report(Codes.UnknownEnumMember, `\`${name}\` is not a variant of the union`, file, e.span, { hint: didYouMean(name, d.variants.map((x) => x.name)) ?? `use one of ${d.variants.map((x) => `\`${x.name}\``).join(', ')}` });
           return undefined;
         }
         if (e.kind !== 'Map' || e.entries.length !== 1) return wrong('a variant name or `{ variant: value }`');
@@ -543,7 +544,7 @@ export class Types {
         const key = en.key.kind === 'String' ? en.key.value : en.key.name;
         const v = d.variants.find((x) => x.name === key);
         if (!v) {
-          this.ctx.report('MCL0313', `\`${key}\` is not a variant of the union`, file, en.key.span, { hint: didYouMean(key, d.variants.map((x) => x.name)) ?? `use one of ${d.variants.map((x) => `\`${x.name}\``).join(', ')}` });
+          this.ctx.report(Codes.UnknownEnumMember, `\`${key}\` is not a variant of the union`, file, en.key.span, { hint: didYouMean(key, d.variants.map((x) => x.name)) ?? `use one of ${d.variants.map((x) => `\`${x.name}\``).join(', ')}` });
           return undefined;
         }
         if (!v.type) return wrong(`\`${key}\` alone (the variant carries no value)`);
@@ -559,7 +560,7 @@ export class Types {
   private inRange(n: number, d: { min?: number; max?: number }, e: Expr, m: Module, what: string, measure: string): boolean {
     if ((d.min !== undefined && n < d.min) || (d.max !== undefined && n > d.max)) {
       const range = d.min === undefined ? `at most ${d.max}` : d.max === undefined ? `at least ${d.min}` : `in ${d.min}..${d.max}`;
-      this.ctx.report('MCL0312', `${what} has ${measure} ${n}; it must be ${range}`, m.file, e.span, {
+      this.ctx.report(Codes.ConstraintViolated, `${what} has ${measure} ${n}; it must be ${range}`, m.file, e.span, {
         hint: `use a ${measure} ${range}`,
       });
       return false;

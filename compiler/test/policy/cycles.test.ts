@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { checkPolicies, POLICY_CODES } from '../../src/policy';
+import { diagnosticInfos } from '@mcl/language';
+import { checkPolicies } from '../../src/policy';
+
+const POLICY_CODES = diagnosticInfos.filter((i) => i.code.startsWith('MCL05'));
 import { InputBuilder } from './build';
 
 function check(result: ReturnType<typeof checkPolicies>, id: string) {

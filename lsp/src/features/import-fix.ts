@@ -7,15 +7,13 @@
 
 import { readdirSync } from 'node:fs';
 import type { Diagnostic as LspDiagnostic, TextEdit } from 'vscode-languageserver';
-import type { Decl, SourceFile } from '@mcl/language';
+import { Codes, type Decl, type SourceFile } from '@mcl/language';
 import type { Snapshot } from '../analysis';
 import { toRange } from '../convert';
 import { PathMapper } from '../paths';
 import { unbaseFile } from '../rebase';
 import type { ServerContext } from '../service';
 
-/** The code of "unknown name" diagnostics (compiler/src/codes.ts). */
-export const UNKNOWN_NAME = 'MCL0203';
 
 const IMPORTABLE = new Set<Decl['kind']>(['TypeDecl', 'ProtocolDecl', 'ComponentDecl', 'SystemDecl', 'ImageDecl', 'TargetDecl']);
 
@@ -87,5 +85,5 @@ export function importEdit(s: Snapshot, file: string, module: string, name: stri
 }
 
 export function isUnknownName(d: LspDiagnostic): boolean {
-  return d.code === UNKNOWN_NAME;
+  return d.code === Codes.UnknownName.code;
 }
