@@ -17,41 +17,25 @@
 //   dropped after cheap checks, and backpressure pauses only the socket that
 //   sends to a full destination.
 // - Whether a frame is admitted is decided by the pure functions of admit.ts;
-//   this module reads and writes the sockets, routes, and records what they
-//   refuse (`violation`, one record per refusal).
+//   this module reads and writes the guests' ports, routes, and records what
+//   they refuse (`violation`, one record per refusal). Sessions (sessions.ts)
+//   and exposures (exposures.ts) are modules of their own, which reach the
+//   broker through the small host interfaces they declare.
 
-import { DEFAULT_EXPOSURE_HOST } from './ports';
 import { EventEmitter } from 'node:events';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createConnection, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
+import { createConnection } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ChannelInvariants, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
+import type { ChannelInvariants, Plan, PlanChannel, PlanExposure, PlanOperation } from '@mcl/plan';
 import { compileSchemas, type CompiledSchemas } from './schema';
-import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type ChannelRules, type OpRt } from './admit';
-import { encode, envelope, frameId, prefixBody, snippet } from './frames';
+import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type OpRt } from './admit';
+import { encode, envelope, frameId, snippet } from './frames';
 import { LineSplitter, TokenBucket } from './lines';
-import { ConnectionTable, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connections';
 import { Counters } from './counters';
-import {
-  exposureId,
-  HTTP_MAX_BODY,
-  HTTP_SCHEMAS,
-  isHttpProtocol,
-  readBody,
-  toRequestMessage,
-  writeBrokerError,
-  writeResponseMessage,
-} from './http';
-import type {
-  BrokerLogEntry,
-  BrokerOptions,
-  ChannelCounters,
-  ExposureInfo,
-  PortStatus,
-  PortTarget,
-  Violation,
-  ViolationKind,
-} from './types';
+import { Exposures } from './exposures';
+import { exposureId, HTTP_SCHEMAS } from './http';
+import { Sessions } from './sessions';
+import { byPort, byRequester, DROP_WATER, PortConn, type Answer, type ChannelRt, type InstanceRt, type Offence, type Pending, type Requester, type Session } from './state';
+import type { BrokerLogEntry, BrokerOptions, ChannelCounters, ExposureInfo, PortStatus, PortTarget, Violation } from './types';
 
 /** Bytes a frame line may hold beyond `max_message_bytes` for its envelope (`t`, `op`, `id`). */
 export const ENVELOPE_ALLOWANCE = 1024;
@@ -59,8 +43,6 @@ export const ENVELOPE_ALLOWANCE = 1024;
 const UNWIRED_LINE_LIMIT = 64 * 1024;
 /** Above this many bytes queued to a destination, the sending socket is paused until the destination drains. */
 const HIGH_WATER = 256 * 1024;
-/** Above this many bytes queued to a peer, notices to it (denied, notify) are dropped rather than queued. */
-const DROP_WATER = 4 * 1024 * 1024;
 /**
  * Each sender's violation budget: a token bucket of PENALTY_BURST violations refilled at
  * PENALTY_PER_SECOND. At the first violation over it the sender's socket is paused for
@@ -69,8 +51,6 @@ const DROP_WATER = 4 * 1024 * 1024;
 const PENALTY_BURST = 64;
 const PENALTY_PER_SECOND = 640;
 const PENALTY_PAUSE_MS = 50;
-/** How long an HTTP request (head and body) may take to arrive, at least; the head alone has the shorter header timeout. */
-const REQUEST_TIMEOUT_MS = 60_000;
 /** Longest violation detail kept and sent back in a `denied` frame. */
 const MAX_DETAIL = 400;
 
@@ -82,19 +62,6 @@ export const DEFAULT_INVARIANTS: ChannelInvariants = {
   order: null,
 };
 
-/** A call forwarded to a provider and not yet answered. */
-interface Pending {
-  /** The id the provider sees. */
-  pid: number;
-  channel: ChannelRt;
-  op: OpRt;
-  provider: PortConn;
-  requester: Requester;
-  deadline: number;
-  sentAt: number;
-  respond: (answer: Answer) => void;
-}
-
 /** A socket whose lines the broker reads, with its violation budget. */
 interface Sender {
   budget: TokenBucket;
@@ -103,148 +70,6 @@ interface Sender {
   penalised: boolean;
   /** Destinations this sender waits on to drain (backpressure). */
   waitingOn: number;
-}
-
-type Answer = { ok: true; body: unknown; bodyJson: string } | { ok: false; error: string; kind: 'error' | 'timeout' | 'unavailable' | 'denied' };
-
-/** A channel or exposure at run time; its rules are what the decisions (admit.ts) read. */
-interface ChannelRt extends ChannelRules {
-  id: string;
-  plan: PlanChannel | null;
-  exposure: PlanExposure | null;
-  provider: InstanceRt;
-  providerPort: string;
-  /** The requiring instance, or null for an exposure. */
-  requirer: InstanceRt | null;
-  /** Budgets by clone of the requiring side (exposures: one, under clone 0). */
-  budgets: Map<number, Budget>;
-  pending: Set<Pending>;
-  timer: NodeJS.Timeout | null;
-  counters: Counters;
-  requesters: Set<Requester>;
-  lineLimit: number;
-}
-
-interface Session {
-  id: number;
-  instance: InstanceRt;
-  clone: number | null;
-  opening: Promise<number | null> | null;
-  /** Actions waiting for the session's clone. */
-  waiters: ((clone: number | null) => void)[];
-  closed: boolean;
-  /** Whether onSessionClose must be called (the hook gave this session its clone). */
-  owned: boolean;
-  /** The requester the session was opened for. */
-  requester: Requester;
-}
-
-/** Whatever sends calls and sends on a channel. */
-interface Requester {
-  name: string;
-  clone: number;
-  port: string;
-  channel: ChannelRt;
-  /** This requester's clone's share of the channel's rate and max_inflight. */
-  budget: Budget;
-  /** Its own calls outstanding (an exposure connection with some is busy: never shed or closed as idle). */
-  outstanding: number;
-  session: Session | null;
-  orderState: number;
-  /** Whether a frame moved the order automaton since it was last reset (a session that sent nothing ordered is not checked when it ends). */
-  orderMoved: boolean;
-  alive: boolean;
-  /** Writes a frame line to the requester (stream requesters only). */
-  write: ((line: string, droppable: boolean) => boolean) | null;
-  /** The socket to pause when the destination is full. */
-  pausable: Duplex | null;
-  /** Whether the session is the whole connection (exposures) rather than opened by frames. */
-  connectionSession: boolean;
-}
-
-interface InstanceRt {
-  plan: PlanInstance;
-  ports: Map<string, PlanPort>;
-  clones: Map<number, Map<string, PortConn>>;
-  rr: number;
-  sessions: Set<Session>;
-  /** Clones bound to a session: not used for other traffic. */
-  sessionClones: Set<number>;
-}
-
-/**
- * One refused frame (or a session that ended out of order), as the places
- * that find it describe it: who sent it, on which channel, what was wrong,
- * and whom to tell.
- */
-interface Offence {
-  /** The sender: its instance (`tcp:<port>` for a client of an exposure), clone and port. */
-  instance: string;
-  clone: number;
-  port: string;
-  /** The channel or exposure it was refused on; null when the port has none. */
-  channel: ChannelRt | null;
-  kind: ViolationKind;
-  detail: string;
-  /** The refused frame's id, echoed in the `denied` notice. */
-  id?: number | string | null;
-  /** The requester that sent it: it gets the notice and is slowed down. */
-  requester?: Requester;
-  /** Else the port that sent it. */
-  conn?: PortConn | null;
-  /** False when no frame was refused (a session ended out of order): nothing is sent and nobody slowed down. */
-  notify?: boolean;
-}
-
-/** The sender of an offence by a requester (through its port `conn`, if a guest's). */
-function byRequester(req: Requester, conn: PortConn | null = null): Pick<Offence, 'instance' | 'clone' | 'port' | 'channel' | 'requester' | 'conn'> {
-  return { instance: req.name, clone: req.clone, port: req.port, channel: req.channel, requester: req, conn };
-}
-
-/** The sender of an offence by a port, refused on `channel`. */
-function byPort(conn: PortConn, channel: ChannelRt | null): Pick<Offence, 'instance' | 'clone' | 'port' | 'channel' | 'conn'> {
-  return { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name, channel, conn };
-}
-
-class PortConn {
-  stream: Duplex | null = null;
-  attached = true;
-  splitter: LineSplitter;
-  reconnectTimer: NodeJS.Timeout | null = null;
-  reconnectDelay: number;
-  /** Provide port: calls forwarded to it, by provider id. */
-  pending = new Map<number, Pending>();
-  /** Provide port: ids recently failed by timeout, so a late reply is not taken for an attack. */
-  expired = new Set<number>();
-  nextId = 1;
-  /** Require port: the requester this port is. */
-  requester: Requester | null = null;
-  /** Sockets paused because this port's stream is full. */
-  pausedSources = new Set<Duplex>();
-  connectWaiters: (() => void)[] = [];
-
-  constructor(
-    readonly instance: InstanceRt,
-    readonly clone: number,
-    readonly port: PlanPort,
-    /** Provide port: its channels (and exposure); require port: its channel, if wired. */
-    readonly channels: ChannelRt[],
-    readonly target: PortTarget,
-    lineLimit: number,
-    onLine: (conn: PortConn, line: string, bytes: number) => void,
-    onOversize: (conn: PortConn, bytes: number) => void,
-    baseDelay: number,
-  ) {
-    this.reconnectDelay = baseDelay;
-    this.splitter = new LineSplitter(lineLimit, {
-      line: (text, bytes) => onLine(this, text, bytes),
-      oversize: (bytes) => onOversize(this, bytes),
-    });
-  }
-
-  get key(): string {
-    return `${this.instance.plan.id}[${this.clone}].${this.port.name}`;
-  }
 }
 
 /**
@@ -271,18 +96,10 @@ export class Broker extends EventEmitter {
   private readonly recent: Violation[] = [];
   private recentStart = 0;
   private readonly logBudget = new Map<string, { windowStart: number; count: number; suppressed: number }>();
-  private readonly servers: (HttpServer | TcpServer)[] = [];
-  private readonly tcpSockets = new Set<Socket>();
-  /** Each exposure's connections, by exposure id. */
-  private readonly connTables = new Map<string, ConnectionTable>();
-  private readonly limits: ConnectionLimits;
-  private sweepTimer: NodeJS.Timeout | null = null;
-  private nextSession = 1;
+  private readonly sessions: Sessions;
+  private readonly exposures: Exposures;
   private closed = false;
   private batching = false;
-  private listening: Promise<ExposureInfo[]> | null = null;
-  /** The exposures listening, by planned host port. */
-  private readonly openExposures = new Map<number, ExposureInfo>();
   private readonly senders = new WeakMap<Duplex, Sender>();
   private readonly corked: Duplex[] = [];
 
@@ -290,7 +107,31 @@ export class Broker extends EventEmitter {
     super();
     this.plan = plan;
     this.opts = options;
-    this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.exposureLimits };
+    this.sessions = new Sessions({
+      options,
+      events: this,
+      violation: (o) => this.violation(o),
+      log: (e) => this.log(e),
+      pickClone: (inst, port) => this.pickClone(inst, port),
+      failPending: (conn, why) => this.failPending(conn, why),
+    });
+    this.exposures = new Exposures({
+      plan,
+      options,
+      sessions: this.sessions,
+      exposureChannel: (hostPort) => this.exposureChannels.get(hostPort),
+      closed: () => this.closed,
+      violation: (o) => this.violation(o),
+      log: (e) => this.log(e),
+      guard: (what, fn) => this.guard(what, fn),
+      batch: (fn) => this.batch(fn),
+      write: (s, line) => this.write(s, line),
+      budget: (ch, clone) => this.budget(ch, clone),
+      addSender: (stream, splitter) => this.addSender(stream, splitter),
+      endOrder: (req, why) => this.endOrder(req, why),
+      fromRequester: (req, frame, conn) => this.fromRequester(req, frame, conn),
+      forwardCall: (req, op, bodyJson, respond) => this.forwardCall(req, op, bodyJson, respond),
+    });
     // The HTTP schemas are a fallback for plans that do not carry them; the plan's own win.
     this.schemas = compileSchemas({ ...HTTP_SCHEMAS, ...plan.schemas });
     for (const p of this.schemas.problems) this.log({ level: 'error', message: `schema: ${p}` });
@@ -428,7 +269,7 @@ export class Broker extends EventEmitter {
       conn.requester.channel.requesters.delete(conn.requester);
       // Calls still outstanding keep their budget object; a clone attached again starts afresh.
       conn.requester.channel.budgets.delete(cloneIndex);
-      if (conn.requester.session) this.endSession(conn.requester.session);
+      if (conn.requester.session) this.sessions.end(conn.requester.session);
     }
   }
 
@@ -450,7 +291,7 @@ export class Broker extends EventEmitter {
       // must not strand a kept-alive HTTP connection.
       if (s.owned || s.opening) {
         if (s.requester.session === s) this.endOrder(s.requester, `its clone ${instanceId}[${cloneIndex}] went away`);
-        this.endSession(s);
+        this.sessions.end(s);
       } else s.clone = null;
     }
   }
@@ -484,50 +325,7 @@ export class Broker extends EventEmitter {
    * exposures that are not listening yet (the port may have been freed since).
    */
   listenExposures(): Promise<ExposureInfo[]> {
-    // Listening twice would bind every port twice: a second call gets the first one's result,
-    // unless that one failed.
-    this.listening ??= this.listenAll().catch((e: unknown) => {
-      this.listening = null;
-      throw e;
-    });
-    return this.listening;
-  }
-
-  private async listenAll(): Promise<ExposureInfo[]> {
-    const host = this.opts.exposureHost ?? DEFAULT_EXPOSURE_HOST;
-    for (const ex of this.plan.exposures) {
-      const ch = this.exposureChannels.get(ex.host_port);
-      if (!ch || this.openExposures.has(ex.host_port)) continue;
-      if (this.closed) throw new Error(`cannot listen for exposure ${ch.id}: the broker is closed`);
-      const http = isHttpProtocol(ex.protocol);
-      // Each connection holds a requester (and maybe a session): the table bounds how many one exposure keeps.
-      const table = this.connectionTable(ch, http);
-      const server = http ? this.httpServer(ch, table) : this.frameServer(ch, table);
-      const want = this.opts.mapHostPort ? this.opts.mapHostPort(ex.host_port) : ex.host_port;
-      try {
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen(want, host, () => {
-            server.off('error', reject);
-            resolve();
-          });
-        });
-      } catch (e) {
-        // The server never listened; nothing to close. A later call tries this port again.
-        throw new Error(`cannot listen on ${host}:${want} for exposure ${ch.id}: ${(e as Error).message}`);
-      }
-      if (this.closed) {
-        // close() ran while this port was being bound and could not see the server.
-        server.close();
-        throw new Error(`cannot listen for exposure ${ch.id}: the broker is closed`);
-      }
-      this.servers.push(server);
-      const addr = server.address();
-      const bound = typeof addr === 'object' && addr ? addr.port : want;
-      this.log({ level: 'info', message: `exposure ${ch.id} listening on ${host}:${bound} (${http ? 'http' : 'frames'})`, channel: ch.id });
-      this.openExposures.set(ex.host_port, { id: ch.id, host_port: ex.host_port, bound_port: bound, address: host, instance: ex.instance, port: ex.port, mode: http ? 'http' : 'frames' });
-    }
-    return this.plan.exposures.flatMap((ex) => this.openExposures.get(ex.host_port) ?? []);
+    return this.exposures.listen();
   }
 
   /** Counters of every channel and exposure (sorted by id), then of unwired ports (`port:<instance>.<port>`). */
@@ -535,8 +333,8 @@ export class Broker extends EventEmitter {
     const out = [...this.channels.values()]
       .map((c) => {
         const k = c.counters.snapshot(c.id);
-        const table = this.connTables.get(c.id);
-        if (table) k.connections = table.stats();
+        const connections = this.exposures.connectionStats(c.id);
+        if (connections) k.connections = connections;
         return k;
       })
       .sort((a, b) => a.channel.localeCompare(b.channel));
@@ -554,20 +352,16 @@ export class Broker extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
-    this.sweepTimer = null;
-    const waits = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    for (const s of this.tcpSockets) s.destroy();
-    for (const s of this.servers) if ('closeAllConnections' in s) (s as HttpServer).closeAllConnections();
+    const listeners = this.exposures.close();
     for (const inst of this.instances.values()) {
       for (const clone of [...inst.clones.keys()]) this.detachClone(inst.plan.id, clone);
-      for (const s of [...inst.sessions]) this.endSession(s);
+      for (const s of [...inst.sessions]) this.sessions.end(s);
     }
     for (const ch of this.channels.values()) {
       if (ch.timer) clearTimeout(ch.timer);
       ch.timer = null;
     }
-    await Promise.all(waits);
+    await listeners;
   }
 
   // -------------------------------------------------------------------------
@@ -885,16 +679,16 @@ export class Broker extends EventEmitter {
     const idPart = id === undefined ? '' : `,"id":${JSON.stringify(id)}`;
     if (t === 'close') {
       this.endOrder(req, 'closed by a close frame');
-      if (req.session) this.endSession(req.session);
+      if (req.session) this.sessions.end(req.session);
       req.session = null;
       req.write?.(`{"t":"closed"${idPart}}\n`, true);
       return;
     }
     this.endOrder(req, 'a new session was opened');
-    if (req.session) this.endSession(req.session);
-    const s = this.openSession(req, 'open frame');
+    if (req.session) this.sessions.end(req.session);
+    const s = this.sessions.open(req, 'open frame');
     if (!s) return;
-    this.whenSession(s, () => {
+    this.sessions.when(s, () => {
       // A sticky session without a clone yet is fine (its calls pick one); a refused or failed one is not.
       if (s.closed) req.write?.(`{"t":"error"${idPart},"error":"no clone of ${req.channel.provider.plan.id} could be given to this session"}\n`, true);
       else req.write?.(`{"t":"opened"${idPart},"session":${s.id}}\n`, true);
@@ -1063,7 +857,7 @@ export class Broker extends EventEmitter {
     // A guest's session that ended (its clone died, or max_sessions refused it) gives way to a new one;
     // an exposure connection's session is the connection, so it stays ended.
     if (req.session?.closed && !req.session.opening && !req.connectionSession) req.session = null;
-    if (!req.session && perSession) this.openSession(req, 'first call');
+    if (!req.session && perSession) this.sessions.open(req, 'first call');
     const s = req.session;
     if (s) {
       if (s.clone === null && s.opening) {
@@ -1072,7 +866,7 @@ export class Broker extends EventEmitter {
           use(null, `${s.waiters.length} frames are already waiting for the session's clone of ${inst.plan.id}`);
           return;
         }
-        this.whenSession(s, () => this.useSessionClone(req, s, use));
+        this.sessions.when(s, () => this.useSessionClone(req, s, use));
         return;
       }
       this.useSessionClone(req, s, use);
@@ -1117,122 +911,12 @@ export class Broker extends EventEmitter {
     return [c, ''];
   }
 
-  // -------------------------------------------------------------------------
-  // Sessions
-
-  /**
-   * Starts a session for a requester. For per_session providers with a hook
-   * the hook gives the session its own clone; otherwise the session sticks to
-   * a clone picked now (replicas) and re-picks if that clone goes away.
-   */
-  private openSession(req: Requester, via: string): Session | null {
-    const inst = req.channel.provider;
-    const s: Session = { id: this.nextSession++, instance: inst, clone: null, opening: null, waiters: [], closed: false, owned: false, requester: req };
-    const hook = this.opts.onSessionOpen;
-    if (inst.plan.mode === 'per_session' && hook) {
-      const max = inst.plan.max_sessions;
-      const live = [...inst.sessions].filter((x) => !x.closed).length;
-      if (max !== undefined && live >= max) {
-        this.violation({ ...byRequester(req), kind: 'sessions', detail: `${inst.plan.id} already has ${live} sessions, its max_sessions` });
-        s.closed = true;
-        req.session = s;
-        return s;
-      }
-      inst.sessions.add(s);
-      req.session = s;
-      s.opening = (async () => {
-        let idx: number;
-        try {
-          idx = await hook(inst.plan.id);
-        } catch (e) {
-          this.log({ level: 'error', message: `session for ${inst.plan.id} refused: ${(e as Error).message}`, instance: inst.plan.id });
-          return null;
-        }
-        s.owned = true;
-        s.clone = idx;
-        inst.sessionClones.add(idx);
-        if (s.closed) return idx; // The requester left while the clone was being made; released below.
-        const ok = await this.waitConnected(inst, idx, req.channel.providerPort, this.opts.sessionConnectTimeoutMs ?? 30_000);
-        if (!ok) this.log({ level: 'warn', message: `session clone ${inst.plan.id}[${idx}] did not connect port ${req.channel.providerPort} in time`, instance: inst.plan.id, clone: idx });
-        this.emit('session-open', { instance: inst.plan.id, clone: idx, session: s.id, via });
-        this.log({ level: 'info', message: `session ${s.id} of ${inst.plan.id} opened on clone ${idx} (${via})`, instance: inst.plan.id, clone: idx });
-        return idx;
-      })();
-      void s.opening.then((idx) => {
-        s.opening = null;
-        if (idx === null) s.closed = true;
-        // The requester may have left while the clone was being made or connected: give the clone back.
-        if (s.closed) this.releaseSession(s);
-        for (const w of s.waiters.splice(0)) w(s.closed ? null : idx);
-      });
-      return s;
-    }
-    // Sticky session over replicas or a single instance.
-    const [conn] = this.pickClone(inst, req.channel.providerPort);
-    s.clone = conn ? conn.clone : null;
-    inst.sessions.add(s);
-    req.session = s;
-    return s;
-  }
-
-  private whenSession(s: Session, fn: (clone: number | null) => void): void {
-    if (s.opening) s.waiters.push(fn);
-    else fn(s.closed ? null : s.clone);
-  }
-
-  private endSession(s: Session): void {
-    if (s.closed && !s.opening) {
-      s.instance.sessions.delete(s);
-      return;
-    }
-    s.closed = true;
-    if (s.opening) return; // Released when the hook resolves.
-    this.releaseSession(s);
-  }
-
-  private releaseSession(s: Session): void {
-    const inst = s.instance;
-    inst.sessions.delete(s);
-    if (!s.owned || s.clone === null) return;
-    const idx = s.clone;
-    s.owned = false;
-    inst.sessionClones.delete(idx);
-    // Fail what is still outstanding on that clone: its answers would have nowhere to go.
-    const ports = inst.clones.get(idx);
-    if (ports) for (const conn of ports.values()) this.failPending(conn, 'the session ended');
-    this.emit('session-close', { instance: inst.plan.id, clone: idx, session: s.id });
-    this.log({ level: 'info', message: `session ${s.id} of ${inst.plan.id} on clone ${idx} closed`, instance: inst.plan.id, clone: idx });
-    const hook = this.opts.onSessionClose;
-    if (hook) {
-      Promise.resolve()
-        .then(() => hook(inst.plan.id, idx))
-        .catch((e) => this.log({ level: 'error', message: `onSessionClose(${inst.plan.id}, ${idx}) failed: ${(e as Error).message}`, instance: inst.plan.id, clone: idx }));
-    }
-  }
-
   private failPending(conn: PortConn, why: string): void {
     for (const p of [...conn.pending.values()]) {
       this.settle(p);
       p.channel.counters.errors++;
       p.respond({ ok: false, error: why, kind: 'unavailable' });
     }
-  }
-
-  private waitConnected(inst: InstanceRt, clone: number, port: string, ms: number): Promise<boolean> {
-    const conn = inst.clones.get(clone)?.get(port);
-    if (conn?.stream) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const onConnected = (e: { instance: string; clone: number; port: string }) => {
-        if (e.instance === inst.plan.id && e.clone === clone && e.port === port) done(true);
-      };
-      const timer = setTimeout(() => done(false), ms);
-      const done = (ok: boolean) => {
-        clearTimeout(timer);
-        this.off('connected', onConnected);
-        resolve(ok);
-      };
-      this.on('connected', onConnected);
-    });
   }
 
   // -------------------------------------------------------------------------
@@ -1269,245 +953,6 @@ export class Broker extends EventEmitter {
       p.respond({ ok: false, error: `timeout: ${p.op.name} got no reply within ${ch.inv.timeout_ms} ms`, kind: 'timeout' });
     }
     if (ch.pending.size > 0) this.armTimer(ch);
-  }
-
-  // -------------------------------------------------------------------------
-  // Exposures
-
-  private newTcpRequester(ch: ChannelRt, sock: Socket, name: string): Requester {
-    return {
-      name,
-      clone: 0,
-      port: ch.providerPort,
-      channel: ch,
-      budget: this.budget(ch, 0),
-      outstanding: 0,
-      session: null,
-      orderState: 0,
-      orderMoved: false,
-      alive: true,
-      write: (line, droppable) => {
-        if (sock.destroyed) return false;
-        if (droppable && sock.writableLength > DROP_WATER) return false;
-        this.write(sock, line);
-        return true;
-      },
-      pausable: sock,
-      connectionSession: true,
-    };
-  }
-
-  /**
-   * The connection table of an exposure, and the timer that closes the
-   * exposures' idle and half-sent connections (one for the broker, started
-   * with the first exposure).
-   */
-  private connectionTable(ch: ChannelRt, http: boolean): ConnectionTable {
-    let table = this.connTables.get(ch.id);
-    if (table) return table;
-    let lastLog = -Infinity;
-    let unlogged = 0;
-    table = new ConnectionTable(this.limits, http, (what, peer, why) => {
-      // A flood of connections must not become a flood of log lines: one a second, with a count of the rest.
-      const now = performance.now();
-      if (now - lastLog < 1000) {
-        unlogged++;
-        return;
-      }
-      const more = unlogged > 0 ? ` (and ${unlogged} more connections shed, refused or timed out in the last second)` : '';
-      lastLog = now;
-      unlogged = 0;
-      const verb = what === 'shed' ? 'shed a connection of' : what === 'refused' ? 'refused a connection from' : 'closed a connection of';
-      this.log({ level: what === 'timed_out' ? 'info' : 'warn', message: `exposure ${ch.id}: ${verb} ${peer}: ${why}${more}`, channel: ch.id });
-    });
-    this.connTables.set(ch.id, table);
-    if (!this.sweepTimer) {
-      this.sweepTimer = setInterval(() => {
-        for (const t of this.connTables.values()) t.sweep();
-      }, this.sweepEvery());
-      this.sweepTimer.unref?.();
-    }
-    return table;
-  }
-
-  /** How often timeouts of connections are looked at: a quarter of the shortest, within 10 ms..1 s. */
-  private sweepEvery(): number {
-    const l = this.limits;
-    return Math.max(10, Math.min(1000, Math.floor(Math.min(l.headerTimeoutMs, l.idleTimeoutMs) / 4)));
-  }
-
-  private frameServer(ch: ChannelRt, table: ConnectionTable): TcpServer {
-    return createTcpServer((sock) => {
-      let splitter: LineSplitter | null = null;
-      let current: Requester | null = null;
-      // Busy: a call outstanding, or frames waiting for the session's clone.
-      const admitted = table.admit(sock, {
-        busy: () => current !== null && (current.outstanding > 0 || (current.session !== null && current.session.opening !== null)),
-        unfinishedSince: () => splitter?.unfinishedSince ?? null,
-      });
-      if (!admitted) return;
-      this.tcpSockets.add(sock);
-      const name = `tcp:${ch.exposure!.host_port}`;
-      const req = this.newTcpRequester(ch, sock, name);
-      current = req;
-      ch.requesters.add(req);
-      this.openSession(req, `tcp ${sock.remoteAddress}:${sock.remotePort}`);
-      splitter = new LineSplitter(ch.lineLimit, {
-        line: (text, bytes) => this.guard(`frame from ${name}`, () => {
-          let frame: unknown;
-          try {
-            frame = JSON.parse(text);
-          } catch {
-            this.violation({ ...byRequester(req), kind: 'malformed', detail: `not JSON: ${snippet(text)}` });
-            return;
-          }
-          const env = envelope(frame);
-          if (typeof env !== 'string' && (env.t === 'open' || env.t === 'close')) {
-            // The connection is the session: open/close frames are acknowledged and change nothing.
-            req.write!(`{"t":"${env.t === 'open' ? 'opened' : 'closed'}"${env.id === undefined ? '' : `,"id":${JSON.stringify(env.id)}`}}\n`, true);
-            return;
-          }
-          this.fromRequester(req, frame, null);
-        }),
-        oversize: (bytes) => this.violation({ ...byRequester(req), kind: 'oversize', detail: `a line of more than ${ch.lineLimit} bytes (${bytes} seen); the rest is discarded` }),
-      });
-      this.addSender(sock, splitter);
-      const lines = splitter;
-      sock.on('data', (chunk: Buffer) => this.batch(() => lines.push(chunk)));
-      sock.on('error', () => {});
-      sock.once('close', () => {
-        table.remove(sock);
-        this.tcpSockets.delete(sock);
-        this.endOrder(req, 'the connection closed');
-        req.alive = false;
-        ch.requesters.delete(req);
-        if (req.session) this.endSession(req.session);
-      });
-    });
-  }
-
-  private httpServer(ch: ChannelRt, table: ConnectionTable): HttpServer {
-    const op = ch.ops.get('request');
-    const l = this.limits;
-    const options = {
-      // node:http closes a connection whose request head is unfinished after headersTimeout (408), and one whose
-      // request (body included) takes longer than requestTimeout; the table closes those that send nothing.
-      headersTimeout: l.headerTimeoutMs,
-      requestTimeout: Math.max(REQUEST_TIMEOUT_MS, l.headerTimeoutMs),
-      keepAliveTimeout: 5_000,
-      connectionsCheckingInterval: this.sweepEvery(),
-    };
-    // Requests in progress per connection, from the request to the end of its response: such a connection is busy.
-    const inProgress = new WeakMap<Socket, number>();
-    // Bytes read up to the last request head or response; more means a request head has begun since.
-    const heads = new WeakMap<Socket, { mark: number; since: number | null }>();
-    const headDone = (sock: Socket) => heads.set(sock, { mark: sock.bytesRead, since: null });
-    const headSince = (sock: Socket): number | null => {
-      const h = heads.get(sock);
-      if (!h || sock.bytesRead <= h.mark) return null;
-      h.since ??= performance.now();
-      return h.since;
-    };
-    const server = createHttpServer(options, (hreq, hres) => {
-      const sock = hreq.socket;
-      inProgress.set(sock, (inProgress.get(sock) ?? 0) + 1);
-      headDone(sock);
-      hres.once('close', () => {
-        inProgress.set(sock, (inProgress.get(sock) ?? 1) - 1);
-        headDone(sock);
-        table.touch(sock);
-      });
-      handle(hreq, hres).catch((e: unknown) => {
-        this.log({ level: 'error', message: `internal error on exposure ${ch.id}: ${(e as Error)?.stack ?? String(e)}`, channel: ch.id });
-        writeBrokerError(hres, 500, 'internal broker error');
-      });
-    });
-    const handle = async (hreq: IncomingMessage, hres: ServerResponse): Promise<void> => {
-      const sock = hreq.socket;
-      let req = httpRequesters.get(sock);
-      if (!req) {
-        req = this.newTcpRequester(ch, sock, `tcp:${ch.exposure!.host_port}`);
-        req.write = null;
-        req.pausable = null;
-        httpRequesters.set(sock, req);
-        ch.requesters.add(req);
-        this.openSession(req, `http ${sock.remoteAddress}:${sock.remotePort}`);
-        const r = req;
-        sock.once('close', () => {
-          r.alive = false;
-          ch.requesters.delete(r);
-          if (r.session) this.endSession(r.session);
-        });
-      }
-      const r = req;
-      const name = r.name;
-      if (!op || op.kind !== 'call') {
-        writeBrokerError(hres, 502, `the exposed port ${ch.providerPort} does not carry a request call`);
-        return;
-      }
-      const body = await readBody(hreq, HTTP_MAX_BODY);
-      if (body === null) {
-        this.violation({ ...byRequester(r), kind: 'oversize', detail: `HTTP request body over ${HTTP_MAX_BODY} bytes` });
-        writeBrokerError(hres, 413, `request body over ${HTTP_MAX_BODY} bytes`);
-        return;
-      }
-      if (r.budget.bucket && !r.budget.bucket.take()) {
-        this.violation({ ...byRequester(r), kind: 'rate', detail: `over the exposure's rate` });
-        writeBrokerError(hres, 429, 'too many requests');
-        return;
-      }
-      const msg = toRequestMessage(hreq, body);
-      const err = op.input(msg);
-      if (err !== undefined) {
-        this.violation({ ...byRequester(r), kind: 'schema', detail: `request: ${prefixBody(err)}` });
-        writeBrokerError(hres, 400, `request refused: ${prefixBody(err)}`);
-        return;
-      }
-      const bodyJson = JSON.stringify(msg);
-      if (Buffer.byteLength(bodyJson) > ch.inv.max_message_bytes) {
-        this.violation({ ...byRequester(r), kind: 'oversize', detail: `request of ${Buffer.byteLength(bodyJson)} bytes is over ${ch.inv.max_message_bytes}` });
-        writeBrokerError(hres, 413, `request over ${ch.inv.max_message_bytes} bytes`);
-        return;
-      }
-      if (r.budget.inflight >= ch.inv.max_inflight) {
-        this.violation({ ...byRequester(r), kind: 'inflight', detail: `${r.budget.inflight} requests outstanding` });
-        writeBrokerError(hres, 503, 'too many requests in flight');
-        return;
-      }
-      this.forwardCall(r, op, bodyJson, (answer) => {
-        if (hres.writableEnded || hres.destroyed) return;
-        if (answer.ok) {
-          if (!writeResponseMessage(hres, answer.body as { status: number; headers: Record<string, string>; body?: string })) {
-            writeBrokerError(hres, 502, 'the provider answered with headers HTTP cannot carry');
-          } else ch.counters.frames_to_requirer++;
-          return;
-        }
-        writeBrokerError(hres, answer.kind === 'timeout' ? 504 : 502, answer.error);
-      });
-    };
-    const httpRequesters = new WeakMap<Socket, Requester>();
-    server.on('connection', (sock: Socket) => {
-      headDone(sock);
-      if (!table.admit(sock, { busy: () => (inProgress.get(sock) ?? 0) > 0, unfinishedSince: () => headSince(sock) })) return;
-      this.tcpSockets.add(sock);
-      sock.once('close', () => {
-        table.remove(sock);
-        this.tcpSockets.delete(sock);
-      });
-    });
-    server.on('clientError', (e: NodeJS.ErrnoException, sock) => {
-      if (e.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-        // A request head or body that did not arrive in time: a slow or stalled client, not a refused frame.
-        table.timedOut(sock as Socket, `did not finish a request head within ${l.headerTimeoutMs} ms or a request within ${options.requestTimeout} ms`);
-        if (sock.writable) sock.end('HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-        else sock.destroy();
-        return;
-      }
-      this.violation({ instance: `tcp:${ch.exposure!.host_port}`, clone: 0, port: ch.providerPort, channel: ch, kind: 'malformed', detail: 'not a valid HTTP/1.1 request' });
-      if (sock.writable) sock.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-      else sock.destroy();
-    });
-    return server;
   }
 
   // -------------------------------------------------------------------------

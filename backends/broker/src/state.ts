@@ -1,0 +1,169 @@
+// The broker's run-time records, shared by the broker (broker.ts), its
+// sessions (sessions.ts) and its exposures (exposures.ts): a plan channel or
+// exposure at run time, an attached port, whoever sends calls on a channel, a
+// session, a call in flight, and an offence (one refused frame).
+
+import type { Duplex } from 'node:stream';
+import type { PlanChannel, PlanExposure, PlanInstance, PlanPort } from '@mcl/plan';
+import type { Budget, ChannelRules, OpRt } from './admit';
+import type { Counters } from './counters';
+import { LineSplitter } from './lines';
+import type { PortTarget, ViolationKind } from './types';
+
+/** Above this many bytes queued to a peer, notices to it (denied, notify) are dropped rather than queued. */
+export const DROP_WATER = 4 * 1024 * 1024;
+
+/** A call forwarded to a provider and not yet answered. */
+export interface Pending {
+  /** The id the provider sees. */
+  pid: number;
+  channel: ChannelRt;
+  op: OpRt;
+  provider: PortConn;
+  requester: Requester;
+  deadline: number;
+  sentAt: number;
+  respond: (answer: Answer) => void;
+}
+
+export type Answer = { ok: true; body: unknown; bodyJson: string } | { ok: false; error: string; kind: 'error' | 'timeout' | 'unavailable' | 'denied' };
+
+/** A channel or exposure at run time; its rules are what the decisions (admit.ts) read. */
+export interface ChannelRt extends ChannelRules {
+  id: string;
+  plan: PlanChannel | null;
+  exposure: PlanExposure | null;
+  provider: InstanceRt;
+  providerPort: string;
+  /** The requiring instance, or null for an exposure. */
+  requirer: InstanceRt | null;
+  /** Budgets by clone of the requiring side (exposures: one, under clone 0). */
+  budgets: Map<number, Budget>;
+  pending: Set<Pending>;
+  timer: NodeJS.Timeout | null;
+  counters: Counters;
+  requesters: Set<Requester>;
+  lineLimit: number;
+}
+
+export interface Session {
+  id: number;
+  instance: InstanceRt;
+  clone: number | null;
+  opening: Promise<number | null> | null;
+  /** Actions waiting for the session's clone. */
+  waiters: ((clone: number | null) => void)[];
+  closed: boolean;
+  /** Whether onSessionClose must be called (the hook gave this session its clone). */
+  owned: boolean;
+  /** The requester the session was opened for. */
+  requester: Requester;
+}
+
+/** Whatever sends calls and sends on a channel. */
+export interface Requester {
+  name: string;
+  clone: number;
+  port: string;
+  channel: ChannelRt;
+  /** This requester's clone's share of the channel's rate and max_inflight. */
+  budget: Budget;
+  /** Its own calls outstanding (an exposure connection with some is busy: never shed or closed as idle). */
+  outstanding: number;
+  session: Session | null;
+  orderState: number;
+  /** Whether a frame moved the order automaton since it was last reset (a session that sent nothing ordered is not checked when it ends). */
+  orderMoved: boolean;
+  alive: boolean;
+  /** Writes a frame line to the requester (stream requesters only). */
+  write: ((line: string, droppable: boolean) => boolean) | null;
+  /** The socket to pause when the destination is full. */
+  pausable: Duplex | null;
+  /** Whether the session is the whole connection (exposures) rather than opened by frames. */
+  connectionSession: boolean;
+}
+
+export interface InstanceRt {
+  plan: PlanInstance;
+  ports: Map<string, PlanPort>;
+  clones: Map<number, Map<string, PortConn>>;
+  rr: number;
+  sessions: Set<Session>;
+  /** Clones bound to a session: not used for other traffic. */
+  sessionClones: Set<number>;
+}
+
+/**
+ * One refused frame (or a session that ended out of order), as the places
+ * that find it describe it: who sent it, on which channel, what was wrong,
+ * and whom to tell.
+ */
+export interface Offence {
+  /** The sender: its instance (`tcp:<port>` for a client of an exposure), clone and port. */
+  instance: string;
+  clone: number;
+  port: string;
+  /** The channel or exposure it was refused on; null when the port has none. */
+  channel: ChannelRt | null;
+  kind: ViolationKind;
+  detail: string;
+  /** The refused frame's id, echoed in the `denied` notice. */
+  id?: number | string | null;
+  /** The requester that sent it: it gets the notice and is slowed down. */
+  requester?: Requester;
+  /** Else the port that sent it. */
+  conn?: PortConn | null;
+  /** False when no frame was refused (a session ended out of order): nothing is sent and nobody slowed down. */
+  notify?: boolean;
+}
+
+/** The sender of an offence by a requester (through its port `conn`, if a guest's). */
+export function byRequester(req: Requester, conn: PortConn | null = null): Pick<Offence, 'instance' | 'clone' | 'port' | 'channel' | 'requester' | 'conn'> {
+  return { instance: req.name, clone: req.clone, port: req.port, channel: req.channel, requester: req, conn };
+}
+
+/** The sender of an offence by a port, refused on `channel`. */
+export function byPort(conn: PortConn, channel: ChannelRt | null): Pick<Offence, 'instance' | 'clone' | 'port' | 'channel' | 'conn'> {
+  return { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name, channel, conn };
+}
+
+export class PortConn {
+  stream: Duplex | null = null;
+  attached = true;
+  splitter: LineSplitter;
+  reconnectTimer: NodeJS.Timeout | null = null;
+  reconnectDelay: number;
+  /** Provide port: calls forwarded to it, by provider id. */
+  pending = new Map<number, Pending>();
+  /** Provide port: ids recently failed by timeout, so a late reply is not taken for an attack. */
+  expired = new Set<number>();
+  nextId = 1;
+  /** Require port: the requester this port is. */
+  requester: Requester | null = null;
+  /** Sockets paused because this port's stream is full. */
+  pausedSources = new Set<Duplex>();
+  connectWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly instance: InstanceRt,
+    readonly clone: number,
+    readonly port: PlanPort,
+    /** Provide port: its channels (and exposure); require port: its channel, if wired. */
+    readonly channels: ChannelRt[],
+    readonly target: PortTarget,
+    lineLimit: number,
+    onLine: (conn: PortConn, line: string, bytes: number) => void,
+    onOversize: (conn: PortConn, bytes: number) => void,
+    baseDelay: number,
+  ) {
+    this.reconnectDelay = baseDelay;
+    this.splitter = new LineSplitter(lineLimit, {
+      line: (text, bytes) => onLine(this, text, bytes),
+      oversize: (bytes) => onOversize(this, bytes),
+    });
+  }
+
+  get key(): string {
+    return `${this.instance.plan.id}[${this.clone}].${this.port.name}`;
+  }
+}
