@@ -24,7 +24,7 @@ import { Loader, reportImportCycles } from './resolve/load';
 import { bindImports, declareModules } from './resolve/scope';
 import { checkCapabilities, select } from './target/select';
 import { Protocols } from './types/protocols';
-import { Types } from './types/types';
+import { Types } from './types/message-types';
 
 export function compile(host: CompilerHost, options: CompileOptions): CompileResult {
   const ctx = new Ctx(host, options.index ?? false);

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineIndex, type Diagnostic } from '@mcl/language';
+import { formatDiagnostic, LineIndex } from '@mcl/language';
 import { compile, type CompileOptions, type CompileResult, type CompilerHost } from '../src/index';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -44,19 +44,11 @@ export function codes(r: CompileResult): string[] {
   return r.diagnostics.map((d) => d.code);
 }
 
-/** `file:line:col severity code message` lines (plus hints), as in the golden files. */
+/** The diagnostics in the one plain-text form of golden files (`formatDiagnostic`), a line each plus hints and fixes. */
 export function renderDiagnostics(r: CompileResult): string {
   const lines: string[] = [];
-  for (const d of r.diagnostics) lines.push(renderOne(d, r.program.texts.get(d.file) ?? ''));
+  for (const d of r.diagnostics) lines.push(formatDiagnostic(d, new LineIndex(r.program.texts.get(d.file) ?? '')));
   return lines.join('\n') + (lines.length ? '\n' : '');
-}
-
-function renderOne(d: Diagnostic, text: string): string {
-  const p = new LineIndex(text).position(d.span.start);
-  let s = `${d.file}:${p.line}:${p.column} ${d.severity} ${d.code} ${d.message}`;
-  if (d.hint) s += `\n    hint: ${d.hint}`;
-  for (const f of d.fixes ?? []) s += `\n    fix: ${f.title}`;
-  return s;
 }
 
 /** All files under a directory as workspace-relative paths -> text. */

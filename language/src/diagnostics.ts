@@ -5,6 +5,7 @@
 // read these values without reinterpreting them.
 
 import type { Span } from './ast';
+import type { LineIndex } from './text';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -101,6 +102,21 @@ export function makeDiagnostic(info: DiagnosticInfo, message: string, file: stri
   if (extra.related && extra.related.length) d.related = extra.related;
   if (extra.fixes && extra.fixes.length) d.fixes = extra.fixes;
   return d;
+}
+
+/**
+ * A diagnostic as plain text: `file:line:col: severity CODE: message` (the
+ * header of mclc's code frames), then `  hint: ...` and a `  fix: <title>` line
+ * per quick fix. Golden files of diagnostics and the examples of
+ * spec/diagnostics.md are written in this one form. `index` is the line index
+ * of the diagnostic's file.
+ */
+export function formatDiagnostic(d: Diagnostic, index: LineIndex): string {
+  const p = index.position(d.span.start);
+  let s = `${d.file}:${p.line}:${p.column}: ${d.severity} ${d.code}: ${d.message}`;
+  if (d.hint) s += `\n  hint: ${d.hint}`;
+  for (const f of d.fixes ?? []) s += `\n  fix: ${f.title}`;
+  return s;
 }
 
 export function hasErrors(diagnostics: readonly Diagnostic[]): boolean {

@@ -1,5 +1,6 @@
 // Golden files: every fixture's tree (*.ast.json) and syntax diagnostics
-// (*.diagnostics.txt). Regenerate with UPDATE_GOLDEN=1 after an intended change.
+// (*.diagnostics.txt, in the one plain form of `formatDiagnostic`). Regenerate
+// with UPDATE_GOLDEN=1 after an intended change.
 
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

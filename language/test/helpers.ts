@@ -1,17 +1,12 @@
 // Shared helpers for the language tests.
 
 import { expect } from 'vitest';
-import { LineIndex, parse, type Diagnostic, type ParseResult } from '../src/index';
+import { formatDiagnostic, LineIndex, parse, type Diagnostic, type ParseResult } from '../src/index';
 
-/** Renders diagnostics as `file:line:col code message` lines, the format of the golden files. */
+/** Renders diagnostics in the one plain-text form of golden files (`formatDiagnostic`). */
 export function renderDiagnostics(text: string, diagnostics: readonly Diagnostic[]): string {
   const index = new LineIndex(text);
-  return diagnostics
-    .map((d) => {
-      const p = index.position(d.span.start);
-      return `${d.file}:${p.line}:${p.column} ${d.code} ${d.message}${d.hint ? `\n    hint: ${d.hint}` : ''}`;
-    })
-    .join('\n');
+  return diagnostics.map((d) => formatDiagnostic(d, index)).join('\n');
 }
 
 /** True when the tree still holds one of the parser's internal placeholders, which must never escape. */

@@ -9,7 +9,7 @@ import { join, relative } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, test } from 'vitest';
 import { checkPolicies, compile, type CompileResult, type CompilerHost, type PolicyInput } from '@mcl/compiler';
-import { Codes, diagnosticInfos, LineIndex, type Diagnostic, type DiagnosticInfo, type Span } from '@mcl/language';
+import { Codes, diagnosticInfos, formatDiagnostic, LineIndex, type Diagnostic, type DiagnosticInfo, type Span } from '@mcl/language';
 import type { PlanTarget } from '@mcl/plan';
 import { exitCodeFor } from '../../cli/src/compile';
 import { DOC_PATH, REPO, readDiagnosticsDoc, rewriteQuotedOutput, type Example } from './doc';
@@ -224,11 +224,7 @@ function quotedOutput(example: Example): Quoted[] {
 
 /** One diagnostic as the document quotes it: the location line, then its hint and quick fixes. */
 function format(r: CompileResult, d: Diagnostic): string {
-  const p = new LineIndex(r.program.texts.get(d.file) ?? '').position(d.span.start);
-  const lines = [`${d.file}:${p.line}:${p.column}: ${d.severity} ${d.code}: ${d.message}`];
-  if (d.hint) lines.push(`  hint: ${d.hint}`);
-  for (const f of d.fixes ?? []) lines.push(`  fix: ${f.title}`);
-  return lines.join('\n');
+  return formatDiagnostic(d, new LineIndex(r.program.texts.get(d.file) ?? ''));
 }
 
 function render(r: CompileResult): string {

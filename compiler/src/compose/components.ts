@@ -21,7 +21,7 @@ import { Ctx, related, type DeclEntry, type Module } from '../context';
 import { qnameText } from '../resolve/load';
 import { lookupPlain, resolveRef } from '../resolve/scope';
 import type { ProtocolInfo, Protocols } from '../types/protocols';
-import { typeText, type RType, type Types } from '../types/types';
+import { typeText, type RType, type Types } from '../types/message-types';
 import { didYouMean } from '../util/suggest';
 
 export const DEFAULT_MEMORY = 128 * 1024 * 1024;

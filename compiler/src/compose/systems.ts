@@ -17,7 +17,7 @@ import type { ChannelInvariants, JsonValue, OrderAutomaton } from '@mcl/plan';
 import { Ctx, related, textOf, type DeclEntry, type Module } from '../context';
 import { resolveRef } from '../resolve/scope';
 import type { ProtocolInfo } from '../types/protocols';
-import type { Types } from '../types/types';
+import type { Types } from '../types/message-types';
 import { compileOrder } from '../types/dfa';
 import { didYouMean } from '../util/suggest';
 import {

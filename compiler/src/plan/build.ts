@@ -33,7 +33,7 @@ import type { Flat, FlatChannel, FlatExposure, FlatInstance } from '../compose/e
 import { DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_MESSAGE, DEFAULT_TIMEOUT_MS } from '../compose/systems';
 import type { PolicyInput, PolicyResult, SourceRef } from '../policy/types';
 import type { ProtocolInfo } from '../types/protocols';
-import type { Types } from '../types/types';
+import type { Types } from '../types/message-types';
 import { compileOrder } from '../types/dfa';
 import { buildProgram, type ProgramSpec } from './program';
 

@@ -7,7 +7,7 @@ import type { MessageSchema } from '@mcl/plan';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
 import { compileOrder } from './dfa';
 import { didYouMean } from '../util/suggest';
-import { Types, type RType } from './types';
+import { Types, type RType } from './message-types';
 
 export interface OpInfo {
   name: string;

@@ -9,8 +9,7 @@ import type {
   TypeDecl,
   TypeExpr,
 } from '@mcl/language';
-import { Codes } from '@mcl/language';
-import { utf8Length } from '@mcl/language';
+import { Codes, utf8Length } from '@mcl/language';
 import type { JsonValue, MessageSchema } from '@mcl/plan';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
 import { resolveRef } from '../resolve/scope';
