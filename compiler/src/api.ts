@@ -83,9 +83,21 @@ export interface CompileOptions {
   onPhase?: (phase: string) => void;
 }
 
+/**
+ * Parses kept between compiles (the language server's). A parse is its tree
+ * and its syntax diagnostics: on a hit the compiler reports the diagnostics
+ * it would have found parsing the file itself, so a cached file never loses
+ * its syntax errors.
+ */
 export interface ParseCache {
-  get(path: string, text: string): SourceFile | undefined;
-  set(path: string, text: string, file: SourceFile): void;
+  get(path: string, text: string): ParsedSource | undefined;
+  set(path: string, text: string, parsed: ParsedSource): void;
+}
+
+/** One file's tree and syntax diagnostics, as `parse` returns them. */
+export interface ParsedSource {
+  file: SourceFile;
+  diagnostics: readonly Diagnostic[];
 }
 
 export type SymbolKind =

@@ -3,6 +3,7 @@
 // find-references and rename work from the compiler's data alone.
 
 import { describe, expect, test } from 'vitest';
+import type { ParseCache, ParsedSource } from '../src/index';
 import { compileText } from './helpers';
 
 const SRC = `import std.kv.{Kv}
@@ -111,6 +112,16 @@ describe('program symbols and references', () => {
     const again = compileText(SRC, {}, { cache });
     expect(seen.sort()).toEqual(['main.mcl', 'std:kv', 'std:prelude']);
     expect(again.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+  });
+
+  test('a file served from the parse cache keeps its syntax diagnostics, and what they cover is not reported again', () => {
+    const store = new Map<string, ParsedSource>();
+    const cache: ParseCache = { get: (p, t) => store.get(p + t), set: (p, t, parsed) => void store.set(p + t, parsed) };
+    const broken = 'component A {\n  memory\n}\nsystem S { a = A }\n';
+    const first = compileText(broken, {}, { cache, emitPlan: false });
+    expect(first.diagnostics.some((d) => d.code.startsWith('MCL01'))).toBe(true);
+    const again = compileText(broken, {}, { cache, emitPlan: false });
+    expect(again.diagnostics).toEqual(first.diagnostics);
   });
 });
 

@@ -5,19 +5,18 @@
 import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
 import { join } from 'node:path';
-import type { SourceFile } from '@mcl/language';
-import { compile, type CompileResult, type ParseCache } from '../src/index';
+import { compile, type CompileResult, type ParseCache, type ParsedSource } from '../src/index';
 import { MemoryHost, readTree, REPO } from './helpers';
 
 /** Shares parsed files across cases (the stdlib is the same every time). */
 class MapCache implements ParseCache {
-  private readonly m = new Map<string, SourceFile>();
+  private readonly m = new Map<string, ParsedSource>();
   get(path: string, text: string) {
     return this.m.get(path + '\u0000' + text);
   }
-  set(path: string, text: string, file: SourceFile) {
+  set(path: string, text: string, parsed: ParsedSource) {
     if (this.m.size > 2000) this.m.clear();
-    this.m.set(path + '\u0000' + text, file);
+    this.m.set(path + '\u0000' + text, parsed);
   }
 }
 const cache = new MapCache();

@@ -16,11 +16,11 @@
 // burst of typing costs one build, not one per keystroke. A request that needs
 // checked results skips the quiet period and starts the build at once.
 
-import type { CompileResult, CompilerHost, ParseCache, Program } from '@mcl/compiler';
+import type { CompileResult, CompilerHost, ParseCache, ParsedSource, Program } from '@mcl/compiler';
 import { compile } from '@mcl/compiler';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import type { Diagnostic, SourceFile } from '@mcl/language';
-import { LineIndex, parse, sortDiagnostics, STAGE_PREFIX } from '@mcl/language';
+import { LineIndex, parse } from '@mcl/language';
 import type { CancellationToken } from 'vscode-languageserver';
 import { ReferenceIndex } from './index-refs';
 import { groupProjects, ModuleRefCache, type Project } from './projects';
@@ -69,69 +69,34 @@ export interface ProjectBuild {
 export class RequestCancelled extends Error {}
 
 /**
- * Parses kept between builds. The compiler asks for a file by path and text
- * and reuses the tree when the text is unchanged; the syntax diagnostics of
- * that parse are kept beside it so nothing is lost on a cache hit.
+ * Parses kept between builds, each with its syntax diagnostics. The compiler
+ * asks for a file by path and text, reuses the parse when the text is
+ * unchanged, and reports its syntax diagnostics as if it had parsed the file
+ * itself; the server's own requests (outline, folding, formatting) parse
+ * through the same cache.
  */
 export class DocumentCache implements ParseCache {
-  private readonly entries = new Map<string, { text: string; file: SourceFile; diagnostics?: Diagnostic[] }>();
+  private readonly entries = new Map<string, { text: string; parsed: ParsedSource }>();
 
-  get(path: string, text: string): SourceFile | undefined {
+  get(path: string, text: string): ParsedSource | undefined {
     const e = this.entries.get(path);
-    return e && e.text === text ? e.file : undefined;
+    return e && e.text === text ? e.parsed : undefined;
   }
 
-  set(path: string, text: string, file: SourceFile): void {
-    this.entries.set(path, { text, file });
+  set(path: string, text: string, parsed: ParsedSource): void {
+    this.entries.set(path, { text, parsed });
   }
 
-  /** Parses (or reuses) a document, keeping its syntax diagnostics. */
-  parse(path: string, text: string): { file: SourceFile; diagnostics: Diagnostic[] } {
-    const e = this.entries.get(path);
-    if (e && e.text === text && e.diagnostics) return { file: e.file, diagnostics: e.diagnostics };
+  /** Parses (or reuses) a document. */
+  parse(path: string, text: string): ParsedSource {
+    const known = this.get(path, text);
+    if (known) return known;
     const r = parse(text, path);
-    this.entries.set(path, { text, file: r.file, diagnostics: r.diagnostics });
+    this.set(path, text, r);
     return r;
-  }
-
-  /**
-   * The compiler reports syntax diagnostics only when it parses a file
-   * itself; on a cache hit it has none to report. After each compile this
-   * records the syntax diagnostics of files the compiler parsed and returns
-   * the diagnostics with those of cached files added back.
-   */
-  completeSyntaxDiagnostics(result: CompileResult): Diagnostic[] {
-    const reported = new Set<string>();
-    for (const d of result.diagnostics) if (d.code.startsWith(SYNTAX_PREFIX)) reported.add(d.file);
-    const added: Diagnostic[] = [];
-    for (const file of result.program.files.keys()) {
-      const e = this.entries.get(file);
-      if (!e) continue;
-      if (!e.diagnostics) {
-        e.diagnostics = result.diagnostics.filter((d) => d.file === file && d.code.startsWith(SYNTAX_PREFIX));
-      } else if (!reported.has(file)) {
-        added.push(...e.diagnostics);
-      }
-    }
-    if (added.length === 0) return result.diagnostics;
-    // As the compiler does with the syntax errors it finds itself, later
-    // diagnostics that start inside a syntax error describe the parser's
-    // recovery, not a second mistake, and are dropped.
-    const spans = new Map<string, { start: number; end: number }[]>();
-    for (const d of added) {
-      const l = spans.get(d.file);
-      if (l) l.push(d.span);
-      else spans.set(d.file, [d.span]);
-    }
-    const kept = result.diagnostics.filter((d) => {
-      const l = d.code.startsWith(SYNTAX_PREFIX) ? undefined : spans.get(d.file);
-      return !l || !l.some((sp) => d.span.start >= sp.start && d.span.start < Math.max(sp.end, sp.start + 1));
-    });
-    return sortDiagnostics([...kept, ...added]);
   }
 }
 
-const SYNTAX_PREFIX = STAGE_PREFIX.syntax;
 
 export class Analyzer {
   readonly cache = new DocumentCache();
@@ -190,7 +155,7 @@ export class Analyzer {
     const known = this.parsed.get(file);
     if (known && known.text === text) return known;
     const r = this.cache.parse(file, text);
-    const doc: ParsedDocument = { file, text, ast: r.file, diagnostics: r.diagnostics, lines: new LineIndex(text) };
+    const doc: ParsedDocument = { file, text, ast: r.file, diagnostics: [...r.diagnostics], lines: new LineIndex(text) };
     this.parsed.set(file, doc);
     return doc;
   }
@@ -330,8 +295,7 @@ export class Analyzer {
 
   /**
    * Compiles one project from its root. File names in the result are
-   * workspace-relative again, and the syntax diagnostics of files served from
-   * the parse cache are added back.
+   * workspace-relative again.
    */
   compileProject(project: Project, options: { emitPlan: boolean; entries?: string[] }): ProjectBuild {
     const reads = new Map<string, string | undefined>();
@@ -374,7 +338,6 @@ export class Analyzer {
       result = emptyResult();
     }
     result = rebaseResult(root, result);
-    result = { ...result, diagnostics: this.cache.completeSyntaxDiagnostics(result) };
     return { project, reads, result };
   }
 

@@ -1,5 +1,7 @@
 // The language service: wires the LSP connection to the workspace model, the
-// build scheduler and the feature modules. `server.ts` creates a stdio
+// build scheduler and the table of request handlers (handlers.ts): this file
+// serves initialization, document sync, watched files, workspace folders and
+// publishing diagnostics. `server.ts` creates a stdio
 // connection and calls `startServer`; tests can drive the same code.
 
 import { dirname, join, parse as parsePath, relative, isAbsolute } from 'node:path';
@@ -8,36 +10,21 @@ import {
   DidChangeWatchedFilesNotification,
   FileChangeType,
   ResponseError,
-  ErrorCodes,
-  LSPErrorCodes,
   TextDocumentSyncKind,
   DiagnosticSeverity,
   MessageType,
   ShowMessageNotification,
   TextDocuments,
-  type CancellationToken,
   type Diagnostic,
   type Connection,
   type InitializeParams,
   type InitializeResult,
-  type FormattingOptions,
-  type Range,
 } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { LineIndex } from '@mcl/language';
-import { prettyJson } from '@mcl/plan';
-import { Analyzer, RequestCancelled, type Snapshot } from './analysis';
+import { Analyzer, type Snapshot } from './analysis';
 import { toLspDiagnostic } from './convert';
-import { codeActions } from './features/code-actions';
-import { completion, COMPLETION_TRIGGERS } from './features/completion';
-import { definition } from './features/definition';
-import { formatDocument } from './features/formatting';
-import { documentSymbols, flatDocumentSymbols, workspaceSymbols } from './features/symbols';
-import { foldingRanges } from './features/folding';
-import { hover } from './features/hover';
-import { inlayHints } from './features/inlay-hints';
-import { documentHighlights, prepareRename, references, rename } from './features/references';
-import { semanticTokens, SEMANTIC_LEGEND } from './features/semantic-tokens';
+import { HANDLERS } from './handlers';
+import { capabilitiesOf } from './requests';
 import { createBaseHost } from './host';
 import { findStdlibDir, PathMapper } from './paths';
 import { clientFeatures, type ClientFeatures } from './client';
@@ -155,24 +142,11 @@ export function startServer(connection: Connection, bundleDir: string): void {
     });
 
     return {
-      capabilities: {
+      // What the requests need is announced by their entries in the table; document sync and workspace folders are served here.
+      capabilities: capabilitiesOf(HANDLERS, {
         textDocumentSync: { openClose: true, change: TextDocumentSyncKind.Incremental, save: { includeText: false } },
-        hoverProvider: true,
-        definitionProvider: true,
-        referencesProvider: true,
-        documentHighlightProvider: true,
-        renameProvider: { prepareProvider: true },
-        completionProvider: { triggerCharacters: COMPLETION_TRIGGERS, resolveProvider: false },
-        documentSymbolProvider: true,
-        workspaceSymbolProvider: true,
-        foldingRangeProvider: true,
-        documentFormattingProvider: true,
-        documentRangeFormattingProvider: true,
-        codeActionProvider: { codeActionKinds: ['quickfix'] },
-        inlayHintProvider: true,
-        semanticTokensProvider: { legend: SEMANTIC_LEGEND, full: true, range: false },
         workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
-      },
+      }),
       serverInfo: { name: 'mcl-lsp', version: SERVER_VERSION },
     };
   });
@@ -261,128 +235,8 @@ export function startServer(connection: Connection, bundleDir: string): void {
     c.analyzer.invalidate();
   });
 
-  /**
-   * Runs a request that needs a checked snapshot; a cancelled request answers
-   * with the protocol's RequestCancelled error instead of stale results.
-   */
-  async function withChecked<T>(token: CancellationToken, run: (s: Snapshot, c: ServerContext) => T): Promise<T> {
-    const c = need();
-    try {
-      const s = await c.analyzer.checked(token);
-      if (token.isCancellationRequested) throw new RequestCancelled();
-      return run(s, c);
-    } catch (e) {
-      if (e instanceof RequestCancelled) throw new ResponseError(LSPErrorCodes.RequestCancelled, 'cancelled');
-      throw e;
-    }
-  }
-
-  function fileOf(uri: string): string | undefined {
-    return need().paths.fromUri(uri);
-  }
-
-  connection.onHover((p, token) => {
-    const file = fileOf(p.textDocument.uri);
-    return file ? withChecked(token, (s, c) => hover(s, c, file, p.position)) : null;
-  });
-  connection.onDefinition((p, token) => {
-    const file = fileOf(p.textDocument.uri);
-    return file ? withChecked(token, (s, c) => definition(s, c, file, p.position)) : null;
-  });
-  connection.onReferences((p, token) => {
-    const file = fileOf(p.textDocument.uri);
-    return file ? withChecked(token, (s, c) => references(s, c, file, p.position, p.context.includeDeclaration)) : null;
-  });
-  connection.onDocumentHighlight((p, token) => {
-    const file = fileOf(p.textDocument.uri);
-    return file ? withChecked(token, (s, c) => documentHighlights(s, c, file, p.position)) : null;
-  });
-  connection.onPrepareRename((p, token) => {
-    const file = fileOf(p.textDocument.uri);
-    return file ? withChecked(token, (s, c) => prepareRename(s, c, file, p.position)) : null;
-  });
-  connection.onRenameRequest((p, token) => {
-    const file = fileOf(p.textDocument.uri);
-    return file ? withChecked(token, (s, c) => rename(s, c, file, p.position, p.newName)) : null;
-  });
-  connection.onCompletion((p, token) => {
-    const file = fileOf(p.textDocument.uri);
-    return file ? withChecked(token, (s, c) => completion(s, c, file, p.position)) : null;
-  });
-  connection.onDocumentSymbol((p) => {
-    const c = need();
-    const file = fileOf(p.textDocument.uri);
-    const doc = file ? c.analyzer.parsedDocument(file) : undefined;
-    if (!doc) return null;
-    const symbols = documentSymbols(doc);
-    return c.client.hierarchicalSymbols ? symbols : flatDocumentSymbols(symbols, p.textDocument.uri);
-  });
-  connection.onWorkspaceSymbol((p, token) => withChecked(token, (s, c) => workspaceSymbols(s, c, p.query)));
-  connection.onFoldingRanges((p) => {
-    const c = need();
-    const file = fileOf(p.textDocument.uri);
-    const doc = file ? c.analyzer.parsedDocument(file) : undefined;
-    return doc ? foldingRanges(doc) : null;
-  });
-  async function format(uri: string, options: FormattingOptions, range?: Range) {
-    const c = need();
-    const file = fileOf(uri);
-    const doc = file ? c.analyzer.parsedDocument(file) : undefined;
-    if (!file || !doc) return null;
-    if (c.workspace.tooLargeSize(file) !== undefined) return null;
-    // A file with syntax errors is not formatted; its diagnostics already say where.
-    if (doc.diagnostics.some((d) => d.severity === 'error')) return null;
-    try {
-      return await formatDocument(doc, c.paths.toFsPath(file), options, range);
-    } catch (e) {
-      // The file parses, so this is a bug in the formatter: say so where the user sees it, not only in the log.
-      const message = `mcl: the formatter failed on ${file} (a bug, please report it): ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
-      connection.console.error(message);
-      throw new ResponseError(ErrorCodes.InternalError, message);
-    }
-  }
-  connection.onDocumentFormatting((p) => format(p.textDocument.uri, p.options));
-  connection.onDocumentRangeFormatting((p) => format(p.textDocument.uri, p.options, p.range));
-  connection.onCodeAction((p, token) => {
-    const file = fileOf(p.textDocument.uri);
-    return file ? withChecked(token, (s, c) => codeActions(s, c, file, p)) : null;
-  });
-  connection.languages.inlayHint.on((p, token) => {
-    const file = fileOf(p.textDocument.uri);
-    return file ? withChecked(token, (s, c) => inlayHints(s, c, file, p.range)) : null;
-  });
-  connection.languages.semanticTokens.on((p, token) => {
-    const file = fileOf(p.textDocument.uri);
-    if (!file) return { data: [] };
-    return withChecked(token, (s, c) => semanticTokens(s, c, file));
-  });
-
-  // Custom requests the VS Code extension and the benchmark use.
-  connection.onRequest('mcl/stats', () => {
-    const c = need();
-    return { ...c.analyzer.stats, memory: process.memoryUsage() };
-  });
-
-  // The plan of one file (its module and what it imports), for "MCL: Show Plan".
-  connection.onRequest('mcl/plan', (p: { uri: string }) => {
-    const c = need();
-    const file = c.paths.fromUri(p.uri);
-    if (!file || file.startsWith('std:')) return { errors: [{ message: 'not a workspace .mcl file', file: p.uri, line: 1 }] };
-    // The file's project, compiled from the project's root with the file as
-    // the only entry, as `mclc plan FILE` would from that root.
-    const project = c.analyzer.projectOf(file) ?? c.analyzer.projects().find((p) => p.files.includes(file)) ?? { root: '', files: [file] };
-    const { result } = c.analyzer.compileProject(project, { emitPlan: true, entries: [file] });
-    const diagnostics = result.diagnostics;
-    const hasErrors = diagnostics.some((d) => d.severity === 'error');
-    const errors = diagnostics
-      .filter((d) => d.severity === 'error')
-      .map((d) => {
-        const text = result.program.texts.get(d.file);
-        const line = text === undefined ? 1 : new LineIndex(text).position(d.span.start).line;
-        return { message: d.message, file: d.file, line, code: d.code };
-      });
-    return { plan: result.plan && !hasErrors ? prettyJson(result.plan) : undefined, errors };
-  });
+  // Every request, from the table of handlers (handlers.ts).
+  for (const h of HANDLERS) h.register(connection, need, (m) => connection.console.error(m));
 
   connection.onShutdown(() => ctx?.analyzer.dispose());
   documents.listen(connection);

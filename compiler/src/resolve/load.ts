@@ -126,11 +126,12 @@ export class Loader {
   ) {}
 
   private parseText(file: string, text: string): SourceFile {
-    const cached = this.cache?.get(file, text);
-    if (cached) return cached;
-    const r = parse(text, file);
+    let r = this.cache?.get(file, text);
+    if (!r) {
+      r = parse(text, file);
+      this.cache?.set(file, text, r);
+    }
     this.ctx.addDiagnostics(r.diagnostics);
-    this.cache?.set(file, text, r.file);
     return r.file;
   }
 
