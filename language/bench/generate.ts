@@ -112,7 +112,8 @@ function fileText(folder: string, f: number, count: number, rnd: () => number): 
     const last = c === count - 1;
     L.push(`/// Stage ${c} of chain ${f}.`);
     L.push(`component C${f}_${c} {`);
-    L.push(`  memory ${[64, 96, 128][Math.floor(rnd() * 3)]}MiB`);
+    // At least the 80MiB a KVM guest boots in (MCL0601 below that), so `mclc plan` of the workspace succeeds.
+    L.push(`  memory ${[80, 96, 128][Math.floor(rnd() * 3)]}MiB`);
     L.push(`  vcpus 1`);
     L.push(`  label internal`);
     L.push(`  provide api: Chain${f}`);
