@@ -4,8 +4,9 @@
 // Recovery works on three levels:
 //  1. Chevrotain's in-rule recovery inserts or deletes a single token (a
 //     missing `:` or `}`, a stray `,`); brackets and declaration keywords are
-//     never deleted, and at the end of the input anything expected is inserted.
-//  2. A failing rule stops as soon as the next token can follow it, returning
+//     never deleted (`canTokenTypeBeDeletedInRecovery`).
+//  2. A failing rule stops as soon as the next token can follow it (at the end
+//     of the input every rule stops), returning
 //     the node it registered when it started, with `Missing*` placeholders in
 //     the required fields it never reached. After a member fails, the rest of
 //     its line is skipped (see LINE_RULES), so one mistake gives one message.
@@ -300,23 +301,22 @@ export class McParser extends EmbeddedActionsParser {
     // failing rule instead stops where it is, returning its partial node, as
     // soon as the next token can follow it; the enclosing block's stray
     // alternative then deals with whatever cannot continue. At the end of the
-    // input every rule stops, and inserting whatever is expected (`}` and
-    // friends) is always accepted, so no declaration is lost.
+    // input every rule stops, so no declaration is lost.
+    //
+    // Which tokens single-token recovery may delete is the public hook
+    // `canTokenTypeBeDeletedInRecovery` below. Chevrotain 11 has no public hook
+    // for choosing where a failed rule resynchronises, nor for caching the
+    // follow sets of in-rule recovery, so those two are done by overriding its
+    // methods (`findReSyncTokenType`, `isInCurrentRuleReSyncSet`,
+    // `getFollowsForInRuleRecovery`); a test builds the parser with Chevrotain's
+    // grammar validations on, and the recovery tests pin what they do.
     const self = this as unknown as {
-      canRecoverWithSingleTokenInsertion(this: McParser, expected: TokenType, follows: TokenType[]): boolean;
       isInCurrentRuleReSyncSet(this: McParser, type: TokenType): boolean;
       findReSyncTokenType(this: McParser): TokenType;
-      canRecoverWithSingleTokenDeletion(this: McParser, expected: TokenType): boolean;
       getFollowsForInRuleRecovery(this: McParser, type: TokenType, idx: number): TokenType[];
       getCurrFollowKey(): unknown;
       getFollowSetFromFollowKey(key: unknown): TokenType[];
     };
-    const canInsert = self.canRecoverWithSingleTokenInsertion;
-    self.canRecoverWithSingleTokenInsertion = function (expected, follows) {
-      return this.LA(1).tokenType === EOF || canInsert.call(this, expected, follows);
-    };
-    // Deleting a bracket or a declaration keyword to make the next token fit throws the
-    // structure of the file away (`connect a.x -> { rate ...` would read `rate` as an instance).
     // The tokens that may follow a terminal depend only on the rule path and the
     // terminal; Chevrotain walks the grammar for them on every error, which made
     // broken files an order of magnitude slower to parse than valid ones.
@@ -333,10 +333,6 @@ export class McParser extends EmbeddedActionsParser {
       }
       return follows;
     };
-    const canDelete = self.canRecoverWithSingleTokenDeletion;
-    self.canRecoverWithSingleTokenDeletion = function (expected) {
-      return !NEVER_DELETED.has(this.LA(1).tokenType) && canDelete.call(this, expected);
-    };
     self.findReSyncTokenType = function () {
       return this.LA(1).tokenType;
     };
@@ -349,6 +345,16 @@ export class McParser extends EmbeddedActionsParser {
       return false;
     };
     this.performSelfAnalysis();
+  }
+
+  /**
+   * Deleting a bracket or a declaration keyword to make the next token fit
+   * throws the structure of the file away (`connect a.x -> { rate ...` would
+   * read `rate` as an instance). Chevrotain passes the expected token type;
+   * the token that would be deleted is the next one.
+   */
+  override canTokenTypeBeDeletedInRecovery(_expected: TokenType): boolean {
+    return !NEVER_DELETED.has(this.LA(1).tokenType);
   }
 
   /** Prepares the parser for a new file. */
