@@ -4,8 +4,9 @@
 // Recovery works on three levels:
 //  1. Chevrotain's in-rule recovery inserts or deletes a single token (a
 //     missing `:` or `}`, a stray `,`); brackets and declaration keywords are
-//     never deleted, and at the end of the input anything expected is inserted.
-//  2. A failing rule stops as soon as the next token can follow it, returning
+//     never deleted (`canTokenTypeBeDeletedInRecovery`).
+//  2. A failing rule stops as soon as the next token can follow it (at the end
+//     of the input every rule stops), returning
 //     the node it registered when it started, with `Missing*` placeholders in
 //     the required fields it never reached. After a member fails, the rest of
 //     its line is skipped (see LINE_RULES), so one mistake gives one message.
@@ -33,103 +34,115 @@ const KIND_SIZE: 'Size'[] = ['Size'];
 const KIND_DURATION: 'Duration'[] = ['Duration'];
 const KIND_RATE: 'Rate'[] = ['Rate'];
 
-// Messages for a missing name, one per place a name is expected.
-const N0 = { ERR_MSG: 'a name after `.`' };
-const N1 = { ERR_MSG: 'an instance name' };
-const N2 = { ERR_MSG: 'a port name' };
-const N3 = { ERR_MSG: 'a module path' };
-const N4 = { ERR_MSG: 'a module name after `.`' };
-const N5 = { ERR_MSG: 'a declaration name to import' };
-const N6 = { ERR_MSG: 'a new name after `as`' };
-const N7 = { ERR_MSG: 'a type name' };
-const N8 = { ERR_MSG: 'a field name' };
-const N9 = { ERR_MSG: 'an enum member' };
-const N10 = { ERR_MSG: 'a variant name' };
-const N11 = { ERR_MSG: 'a key' };
-const N12 = { ERR_MSG: 'a protocol name' };
-const N13 = { ERR_MSG: 'an operation name' };
-const N14 = { ERR_MSG: 'a component name' };
-const N15 = { ERR_MSG: 'a label name' };
-const N16 = { ERR_MSG: 'a parameter name' };
-const N17 = { ERR_MSG: 'a system name' };
-const N18 = { ERR_MSG: 'the name of the exported port' };
-const N19 = { ERR_MSG: 'an instance name (or `outside`)' };
-const N20 = { ERR_MSG: 'an image name' };
-const N21 = { ERR_MSG: 'a target name' };
-const N22 = { ERR_MSG: 'a property name' };
-const N23 = { ERR_MSG: 'a label name after `<`' };
+// The options of DSL calls that say what was expected, phrased for messages
+// (parse.ts builds the sentence around them). They are allocated once, not on
+// every call, and named for the place in the grammar they describe.
 
-// Option objects of DSL calls, allocated once instead of on every call.
-const O8 = { ARGS: ['a type'] as [string] };
-const O13 = { ARGS: ['a protocol name'] as [string] };
-const O16 = { ARGS: ['an image name'] as [string] };
-const O17 = { ARGS: ['a size such as `256MiB`'] as [string] };
-const O18 = { ARGS: ['an integer'] as [string] };
-const O21 = { ARGS: ['a default value'] as [string] };
-const O22 = { ARGS: ['a TCP port number'] as [string] };
-const O23 = { ARGS: ['the number of replicas'] as [string] };
-const O24 = { ARGS: ['the number of warm clones'] as [string] };
-const O25 = { ARGS: ['the maximum number of sessions'] as [string] };
-const O26 = { ARGS: ['the number of restarts'] as [string] };
-const O28 = { ARGS: ['a component or system name'] as [string] };
-const O29 = { ARGS: ['a rate such as `500/s`'] as [string] };
-const O30 = { ARGS: ['a duration such as `2s`'] as [string] };
-const O35 = { ARGS: ['a value for the property'] as [string] };
-const O37 = { ARGS: ['the name of the system to deploy'] as [string] };
-const O38 = { ERR_MSG: '`.` and a port name (`instance.port`)' };
-const O39 = { ERR_MSG: '`}` to close the import list' };
-const O40 = { ERR_MSG: '`=` and the type' };
-const O41 = { ERR_MSG: '`<` and the element type (`list<T>`)' };
-const O42 = { ERR_MSG: '`>` to close `list<...>`' };
-const O43 = { ERR_MSG: '`<` and the key and value types (`map<K, V>`)' };
-const O44 = { ERR_MSG: '`,` and the value type (`map<K, V>`)' };
-const O45 = { ERR_MSG: '`>` to close `map<...>`' };
-const O46 = { ERR_MSG: '`)` to close the constraints' };
-const O47 = { ERR_MSG: 'a regular expression in a string' };
-const O48 = { ERR_MSG: '`}` to close the record' };
-const O49 = { ERR_MSG: '`:` and the field type' };
-const O50 = { ERR_MSG: '`{` and the enum members' };
-const O51 = { ERR_MSG: '`}` to close the enum' };
-const O52 = { ERR_MSG: '`{` and the union variants' };
-const O53 = { ERR_MSG: '`}` to close the union' };
-const O54 = { ERR_MSG: '`]` to close the list' };
-const O55 = { ERR_MSG: '`}` to close the map' };
-const O56 = { ERR_MSG: '`{` and the operations' };
-const O57 = { ERR_MSG: '`}` to close the protocol' };
-const O58 = { ERR_MSG: '`)` after the message type' };
-const O59 = { ERR_MSG: '`)` to close the group' };
-const O60 = { ERR_MSG: '`{` and the component members' };
-const O61 = { ERR_MSG: '`}` to close the component' };
-const O62 = { ERR_MSG: '`->` and the label it declassifies to' };
-const O63 = { ERR_MSG: '`:` and the parameter type' };
-const O64 = { ERR_MSG: '`:` and the protocol of the port' };
-const O65 = { ERR_MSG: '`tcp`' };
-const O66 = { ERR_MSG: '`session`' };
-const O67 = { ERR_MSG: '`{` and the program entries' };
-const O68 = { ERR_MSG: '`}` to close the program' };
-const O69 = { ERR_MSG: 'the script path as a string' };
-const O70 = { ERR_MSG: 'the guest path as a string' };
-const O71 = { ERR_MSG: 'the file contents as a string' };
-const O72 = { ERR_MSG: 'a workspace path as a string' };
-const O73 = { ERR_MSG: '`{` and the system members' };
-const O74 = { ERR_MSG: '`}` to close the system' };
-const O75 = { ERR_MSG: '`=` and the component to instantiate' };
-const O76 = { ERR_MSG: '`}` to close the instance settings' };
-const O77 = { ERR_MSG: '`=` and the parameter value' };
-const O78 = { ERR_MSG: '`->` and the providing port' };
-const O79 = { ERR_MSG: '`}` to close the channel attributes' };
-const O80 = { ERR_MSG: '`=` and the inner port (`instance.port`)' };
-const O81 = { ERR_MSG: '`{` and the policy rules' };
-const O82 = { ERR_MSG: '`}` to close the policy' };
-const O83 = { ERR_MSG: '`only`' };
-const O84 = { ERR_MSG: '`->` and the destination instance' };
-const O85 = { ERR_MSG: '`->` and the instance the label must not reach' };
-const O86 = { ERR_MSG: '`[` and the allowed exposures' };
-const O87 = { ERR_MSG: '`]` to close the list of exposures' };
-const O88 = { ERR_MSG: '`{` and the properties' };
-const O89 = { ERR_MSG: '`}` to close the block' };
-const O90 = { ERR_MSG: '`{` and the label order' };
-const O91 = { ERR_MSG: '`}` to close the labels' };
+/** A missing name, by the place a name is expected. */
+const NAME = {
+  afterDot: { ERR_MSG: 'a name after `.`' },
+  instance: { ERR_MSG: 'an instance name' },
+  port: { ERR_MSG: 'a port name' },
+  modulePath: { ERR_MSG: 'a module path' },
+  moduleAfterDot: { ERR_MSG: 'a module name after `.`' },
+  imported: { ERR_MSG: 'a declaration name to import' },
+  alias: { ERR_MSG: 'a new name after `as`' },
+  type: { ERR_MSG: 'a type name' },
+  field: { ERR_MSG: 'a field name' },
+  enumMember: { ERR_MSG: 'an enum member' },
+  variant: { ERR_MSG: 'a variant name' },
+  key: { ERR_MSG: 'a key' },
+  protocol: { ERR_MSG: 'a protocol name' },
+  operation: { ERR_MSG: 'an operation name' },
+  component: { ERR_MSG: 'a component name' },
+  label: { ERR_MSG: 'a label name' },
+  param: { ERR_MSG: 'a parameter name' },
+  system: { ERR_MSG: 'a system name' },
+  exportedPort: { ERR_MSG: 'the name of the exported port' },
+  ruleInstance: { ERR_MSG: 'an instance name (or `outside`)' },
+  image: { ERR_MSG: 'an image name' },
+  target: { ERR_MSG: 'a target name' },
+  property: { ERR_MSG: 'a property name' },
+  labelAfterLt: { ERR_MSG: 'a label name after `<`' },
+};
+
+/** A missing part read by a sub-rule, by what the part is. */
+const ARG = {
+  type: { ARGS: ['a type'] as [string] },
+  protocol: { ARGS: ['a protocol name'] as [string] },
+  image: { ARGS: ['an image name'] as [string] },
+  size: { ARGS: ['a size such as `256MiB`'] as [string] },
+  integer: { ARGS: ['an integer'] as [string] },
+  defaultValue: { ARGS: ['a default value'] as [string] },
+  tcpPort: { ARGS: ['a TCP port number'] as [string] },
+  replicas: { ARGS: ['the number of replicas'] as [string] },
+  warmClones: { ARGS: ['the number of warm clones'] as [string] },
+  maxSessions: { ARGS: ['the maximum number of sessions'] as [string] },
+  restarts: { ARGS: ['the number of restarts'] as [string] },
+  componentOrSystem: { ARGS: ['a component or system name'] as [string] },
+  rate: { ARGS: ['a rate such as `500/s`'] as [string] },
+  duration: { ARGS: ['a duration such as `2s`'] as [string] },
+  propertyValue: { ARGS: ['a value for the property'] as [string] },
+  deployedSystem: { ARGS: ['the name of the system to deploy'] as [string] },
+};
+
+/** A missing token, by where it belongs. */
+const EXPECT = {
+  portAfterDot: { ERR_MSG: '`.` and a port name (`instance.port`)' },
+  importsClose: { ERR_MSG: '`}` to close the import list' },
+  typeEquals: { ERR_MSG: '`=` and the type' },
+  listOpen: { ERR_MSG: '`<` and the element type (`list<T>`)' },
+  listClose: { ERR_MSG: '`>` to close `list<...>`' },
+  mapOpen: { ERR_MSG: '`<` and the key and value types (`map<K, V>`)' },
+  mapComma: { ERR_MSG: '`,` and the value type (`map<K, V>`)' },
+  mapClose: { ERR_MSG: '`>` to close `map<...>`' },
+  constraintsClose: { ERR_MSG: '`)` to close the constraints' },
+  pattern: { ERR_MSG: 'a regular expression in a string' },
+  recordClose: { ERR_MSG: '`}` to close the record' },
+  fieldColon: { ERR_MSG: '`:` and the field type' },
+  enumOpen: { ERR_MSG: '`{` and the enum members' },
+  enumClose: { ERR_MSG: '`}` to close the enum' },
+  unionOpen: { ERR_MSG: '`{` and the union variants' },
+  unionClose: { ERR_MSG: '`}` to close the union' },
+  listValueClose: { ERR_MSG: '`]` to close the list' },
+  mapValueClose: { ERR_MSG: '`}` to close the map' },
+  protocolOpen: { ERR_MSG: '`{` and the operations' },
+  protocolClose: { ERR_MSG: '`}` to close the protocol' },
+  messageTypeClose: { ERR_MSG: '`)` after the message type' },
+  groupClose: { ERR_MSG: '`)` to close the group' },
+  componentOpen: { ERR_MSG: '`{` and the component members' },
+  componentClose: { ERR_MSG: '`}` to close the component' },
+  declassifiesArrow: { ERR_MSG: '`->` and the label it declassifies to' },
+  paramColon: { ERR_MSG: '`:` and the parameter type' },
+  portColon: { ERR_MSG: '`:` and the protocol of the port' },
+  tcp: { ERR_MSG: '`tcp`' },
+  session: { ERR_MSG: '`session`' },
+  programOpen: { ERR_MSG: '`{` and the program entries' },
+  programClose: { ERR_MSG: '`}` to close the program' },
+  scriptPath: { ERR_MSG: 'the script path as a string' },
+  guestPath: { ERR_MSG: 'the guest path as a string' },
+  fileContents: { ERR_MSG: 'the file contents as a string' },
+  workspacePath: { ERR_MSG: 'a workspace path as a string' },
+  systemOpen: { ERR_MSG: '`{` and the system members' },
+  systemClose: { ERR_MSG: '`}` to close the system' },
+  instanceEquals: { ERR_MSG: '`=` and the component to instantiate' },
+  settingsClose: { ERR_MSG: '`}` to close the instance settings' },
+  overrideEquals: { ERR_MSG: '`=` and the parameter value' },
+  connectArrow: { ERR_MSG: '`->` and the providing port' },
+  channelClose: { ERR_MSG: '`}` to close the channel attributes' },
+  exportEquals: { ERR_MSG: '`=` and the inner port (`instance.port`)' },
+  policyOpen: { ERR_MSG: '`{` and the policy rules' },
+  policyClose: { ERR_MSG: '`}` to close the policy' },
+  only: { ERR_MSG: '`only`' },
+  pathArrow: { ERR_MSG: '`->` and the destination instance' },
+  flowArrow: { ERR_MSG: '`->` and the instance the label must not reach' },
+  exposuresOpen: { ERR_MSG: '`[` and the allowed exposures' },
+  exposuresClose: { ERR_MSG: '`]` to close the list of exposures' },
+  propertiesOpen: { ERR_MSG: '`{` and the properties' },
+  blockClose: { ERR_MSG: '`}` to close the block' },
+  labelsOpen: { ERR_MSG: '`{` and the label order' },
+  labelsClose: { ERR_MSG: '`}` to close the labels' },
+};
 
 /** Rule nesting beyond which nested types, values and order expressions are cut off and reported. */
 export const MAX_NESTING = 120;
@@ -288,23 +301,22 @@ export class McParser extends EmbeddedActionsParser {
     // failing rule instead stops where it is, returning its partial node, as
     // soon as the next token can follow it; the enclosing block's stray
     // alternative then deals with whatever cannot continue. At the end of the
-    // input every rule stops, and inserting whatever is expected (`}` and
-    // friends) is always accepted, so no declaration is lost.
+    // input every rule stops, so no declaration is lost.
+    //
+    // Which tokens single-token recovery may delete is the public hook
+    // `canTokenTypeBeDeletedInRecovery` below. Chevrotain 11 has no public hook
+    // for choosing where a failed rule resynchronises, nor for caching the
+    // follow sets of in-rule recovery, so those two are done by overriding its
+    // methods (`findReSyncTokenType`, `isInCurrentRuleReSyncSet`,
+    // `getFollowsForInRuleRecovery`); a test builds the parser with Chevrotain's
+    // grammar validations on, and the recovery tests pin what they do.
     const self = this as unknown as {
-      canRecoverWithSingleTokenInsertion(this: McParser, expected: TokenType, follows: TokenType[]): boolean;
       isInCurrentRuleReSyncSet(this: McParser, type: TokenType): boolean;
       findReSyncTokenType(this: McParser): TokenType;
-      canRecoverWithSingleTokenDeletion(this: McParser, expected: TokenType): boolean;
       getFollowsForInRuleRecovery(this: McParser, type: TokenType, idx: number): TokenType[];
       getCurrFollowKey(): unknown;
       getFollowSetFromFollowKey(key: unknown): TokenType[];
     };
-    const canInsert = self.canRecoverWithSingleTokenInsertion;
-    self.canRecoverWithSingleTokenInsertion = function (expected, follows) {
-      return this.LA(1).tokenType === EOF || canInsert.call(this, expected, follows);
-    };
-    // Deleting a bracket or a declaration keyword to make the next token fit throws the
-    // structure of the file away (`connect a.x -> { rate ...` would read `rate` as an instance).
     // The tokens that may follow a terminal depend only on the rule path and the
     // terminal; Chevrotain walks the grammar for them on every error, which made
     // broken files an order of magnitude slower to parse than valid ones.
@@ -321,10 +333,6 @@ export class McParser extends EmbeddedActionsParser {
       }
       return follows;
     };
-    const canDelete = self.canRecoverWithSingleTokenDeletion;
-    self.canRecoverWithSingleTokenDeletion = function (expected) {
-      return !NEVER_DELETED.has(this.LA(1).tokenType) && canDelete.call(this, expected);
-    };
     self.findReSyncTokenType = function () {
       return this.LA(1).tokenType;
     };
@@ -337,6 +345,16 @@ export class McParser extends EmbeddedActionsParser {
       return false;
     };
     this.performSelfAnalysis();
+  }
+
+  /**
+   * Deleting a bracket or a declaration keyword to make the next token fit
+   * throws the structure of the file away (`connect a.x -> { rate ...` would
+   * read `rate` as an instance). Chevrotain passes the expected token type;
+   * the token that would be deleted is the next one.
+   */
+  override canTokenTypeBeDeletedInRecovery(_expected: TokenType): boolean {
+    return !NEVER_DELETED.has(this.LA(1).tokenType);
   }
 
   /** Prepares the parser for a new file. */
@@ -610,7 +628,7 @@ export class McParser extends EmbeddedActionsParser {
 
   // Alternatives of the block repetitions, built once: Chevrotain would otherwise
   // allocate every closure and array on each iteration.
-  private membersAlts0 = [
+  private componentMemberAlts = [
     alt(() => this.SUBRULE(this.imageMember)),
     alt(() => this.SUBRULE(this.memoryMember)),
     alt(() => this.SUBRULE(this.vcpusMember)),
@@ -624,7 +642,7 @@ export class McParser extends EmbeddedActionsParser {
     alt(() => this.sep()),
     alt(() => this.stray(this.CONSUME(T.StrayComponent), T.StrayComponent, 'a component member')),
   ];
-  private entriesAlts1 = [
+  private programEntryAlts = [
     alt(() => this.SUBRULE(this.scriptEntry)),
     alt(() => this.SUBRULE(this.execEntry)),
     alt(() => this.SUBRULE(this.fileEntry)),
@@ -632,7 +650,7 @@ export class McParser extends EmbeddedActionsParser {
     alt(() => this.sep()),
     alt(() => this.stray(this.CONSUME(T.StrayProgram), T.StrayProgram, 'a program entry')),
   ];
-  private membersAlts2 = [
+  private systemMemberAlts = [
     alt(() => this.SUBRULE(this.instanceDecl)),
     alt(() => this.SUBRULE(this.connectDecl)),
     alt(() => this.SUBRULE(this.exposeDecl)),
@@ -645,7 +663,7 @@ export class McParser extends EmbeddedActionsParser {
   // token; the gates decide on those tokens directly so that a rule that is
   // wrong after its first word still goes to the rule it was meant to be and
   // gets a precise message (`a only b` -> "expected `from` or `through`").
-  private settingsAlts3 = {
+  private instanceSettingAlts = {
     MAX_LOOKAHEAD: 1,
     DEF: [
       { GATE: () => this.LA(2).tokenType !== T.Eq, ALT: () => this.SUBRULE(this.instancesMember) },
@@ -658,7 +676,7 @@ export class McParser extends EmbeddedActionsParser {
       alt(() => this.stray(this.CONSUME(T.StraySettings), T.StraySettings, 'an instance setting')),
     ],
   };
-  private attrsAlts4 = [
+  private channelAttrAlts = [
     alt(() => this.SUBRULE(this.rateAttr)),
     alt(() => this.SUBRULE(this.maxMessageAttr)),
     alt(() => this.SUBRULE(this.timeoutAttr)),
@@ -667,7 +685,7 @@ export class McParser extends EmbeddedActionsParser {
     alt(() => this.sep()),
     alt(() => this.stray(this.CONSUME(T.StrayAttr), T.StrayAttr, 'a channel attribute')),
   ];
-  private rulesAlts5 = {
+  private policyRuleAlts = {
     MAX_LOOKAHEAD: 1,
     DEF: [
       {
@@ -696,16 +714,16 @@ export class McParser extends EmbeddedActionsParser {
     node.parts.push(this.mkIdent(this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name'))));
     this.MANY(() => {
       this.CONSUME(T.Dot);
-      node.parts.push(this.mkIdent(this.CONSUME2(T.Identifier, N0)));
+      node.parts.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.afterDot)));
     });
     return this.done(node);
   });
 
   portRef = this.rule('portRef', (): A.PortRef => {
     const node = this.open(B.portRef(this.startPos()));
-    node.instance = this.mkIdent(this.CONSUME(T.Identifier, N1));
-    this.CONSUME(T.Dot, O38);
-    node.port = this.mkIdent(this.CONSUME2(T.Identifier, N2));
+    node.instance = this.mkIdent(this.CONSUME(T.Identifier, NAME.instance));
+    this.CONSUME(T.Dot, EXPECT.portAfterDot);
+    node.port = this.mkIdent(this.CONSUME2(T.Identifier, NAME.port));
     return this.done(node);
   });
 
@@ -760,10 +778,10 @@ export class McParser extends EmbeddedActionsParser {
     const modStart = this.startPos();
     const module = B.modulePath(modStart);
     const node = this.open(B.importDecl(start, module));
-    module.parts.push(this.mkIdent(this.CONSUME(T.Identifier, N3)));
+    module.parts.push(this.mkIdent(this.CONSUME(T.Identifier, NAME.modulePath)));
     this.MANY(() => {
       this.CONSUME(T.Dot);
-      module.parts.push(this.mkIdent(this.CONSUME2(T.Identifier, N4)));
+      module.parts.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.moduleAfterDot)));
     });
     if (!this.RECORDING_PHASE) B.closeModulePath(module);
     let hasItems = false;
@@ -808,7 +826,7 @@ export class McParser extends EmbeddedActionsParser {
     const items: A.ImportItem[] = [];
     this.CONSUME(T.LBrace);
     this.commaSeparated(this.importItem, 'import items', (item) => items.push(item));
-    this.CONSUME(T.RBrace, O39);
+    this.CONSUME(T.RBrace, EXPECT.importsClose);
     return items;
   }, 'list');
 
@@ -848,10 +866,10 @@ export class McParser extends EmbeddedActionsParser {
 
   importItem = this.rule('importItem', (): A.ImportItem => {
     const node = this.open(B.importItem(this.startPos()));
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N5));
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.imported));
     this.OPTION(() => {
       this.CONSUME(K.as);
-      node.alias = this.mkIdent(this.CONSUME2(T.Identifier, N6));
+      node.alias = this.mkIdent(this.CONSUME2(T.Identifier, NAME.alias));
     });
     return this.done(node);
   });
@@ -862,8 +880,8 @@ export class McParser extends EmbeddedActionsParser {
   typeDecl = this.rule('typeDecl', (): A.TypeDecl => {
     const node = this.open(B.typeDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.type);
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N7));
-    this.CONSUME(T.Eq, O40);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.type));
+    this.CONSUME(T.Eq, EXPECT.typeEquals);
     node.type = this.SUBRULE(this.typeExpr);
     return this.done(node);
   });
@@ -877,7 +895,7 @@ export class McParser extends EmbeddedActionsParser {
     alt(() => this.SUBRULE(this.unionType)),
     alt((): A.NamedType => {
         const start = this.startPos();
-        const name = this.SUBRULE(this.qualifiedName, O8);
+        const name = this.SUBRULE(this.qualifiedName, ARG.type);
         return B.namedType(name, start, this.endPos());
       }),
   ];
@@ -911,9 +929,9 @@ export class McParser extends EmbeddedActionsParser {
   listType = this.rule('listType', (): A.ListType => {
     const node = this.open(B.listType(this.startPos()));
     this.CONSUME(K.list);
-    this.CONSUME(T.Lt, O41);
+    this.CONSUME(T.Lt, EXPECT.listOpen);
     node.element = this.SUBRULE(this.typeExpr);
-    this.CONSUME(T.Gt, O42);
+    this.CONSUME(T.Gt, EXPECT.listClose);
     this.OPTION(() => (node.constraints = this.SUBRULE(this.constraints) ?? []));
     return this.done(node);
   });
@@ -921,11 +939,11 @@ export class McParser extends EmbeddedActionsParser {
   mapType = this.rule('mapType', (): A.MapType => {
     const node = this.open(B.mapType(this.startPos()));
     this.CONSUME(K.map);
-    this.CONSUME(T.Lt, O43);
+    this.CONSUME(T.Lt, EXPECT.mapOpen);
     node.key = this.SUBRULE(this.typeExpr);
-    this.CONSUME(T.Comma, O44);
+    this.CONSUME(T.Comma, EXPECT.mapComma);
     node.value = this.SUBRULE2(this.typeExpr);
-    this.CONSUME(T.Gt, O45);
+    this.CONSUME(T.Gt, EXPECT.mapClose);
     this.OPTION(() => (node.constraints = this.SUBRULE(this.constraints) ?? []));
     return this.done(node);
   });
@@ -936,7 +954,7 @@ export class McParser extends EmbeddedActionsParser {
     this.commaSeparated(this.constraint, 'constraints', (c) => {
       if (c) list.push(c);
     });
-    this.CONSUME(T.RParen, O46);
+    this.CONSUME(T.RParen, EXPECT.constraintsClose);
     return list;
   }, 'list');
 
@@ -951,7 +969,7 @@ export class McParser extends EmbeddedActionsParser {
           }),
         alt(() => {
             this.CONSUME(K.pattern);
-            const tok = this.CONSUME(T.StringLit, O47);
+            const tok = this.CONSUME(T.StringLit, EXPECT.pattern);
             return this.done(B.patternConstraint(this.literalFrom(tok), start));
           }),
         alt(() => {
@@ -1011,15 +1029,15 @@ export class McParser extends EmbeddedActionsParser {
       const f = this.OR(this.fieldAlts) as A.Field | undefined;
       if (f && !this.RECORDING_PHASE) node.fields.push(f);
     });
-    this.CONSUME(T.RBrace, O48);
+    this.CONSUME(T.RBrace, EXPECT.recordClose);
     return this.done(node);
   });
 
   field = this.rule('field', (): A.Field => {
     const node = this.open(B.field(this.startPos(), this.docOf()));
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N8));
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.field));
     this.OPTION(() => (this.CONSUME(T.Question), (node.optional = true)));
-    this.CONSUME(T.Colon, O49);
+    this.CONSUME(T.Colon, EXPECT.fieldColon);
     node.type = this.SUBRULE(this.typeExpr);
     return this.done(node);
   });
@@ -1027,22 +1045,22 @@ export class McParser extends EmbeddedActionsParser {
   enumType = this.rule('enumType', (): A.EnumType => {
     const node = this.open(B.enumType(this.startPos()));
     this.CONSUME(K.enum);
-    this.CONSUME(T.LBrace, O50);
+    this.CONSUME(T.LBrace, EXPECT.enumOpen);
     this.MANY(() => {
       this.OR([
-        alt(() => node.members.push(this.mkIdent(this.CONSUME(T.Identifier, N9)))),
+        alt(() => node.members.push(this.mkIdent(this.CONSUME(T.Identifier, NAME.enumMember)))),
         alt(() => this.sep()),
         alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'an enum member')),
       ]);
     });
-    this.CONSUME(T.RBrace, O51);
+    this.CONSUME(T.RBrace, EXPECT.enumClose);
     return this.done(node);
   });
 
   unionType = this.rule('unionType', (): A.UnionType => {
     const node = this.open(B.unionType(this.startPos()));
     this.CONSUME(K.union);
-    this.CONSUME(T.LBrace, O52);
+    this.CONSUME(T.LBrace, EXPECT.unionOpen);
     this.MANY(() => {
       this.OR([
         alt(() => node.variants.push(this.SUBRULE(this.variant))),
@@ -1050,13 +1068,13 @@ export class McParser extends EmbeddedActionsParser {
         alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a union variant')),
       ]);
     });
-    this.CONSUME(T.RBrace, O53);
+    this.CONSUME(T.RBrace, EXPECT.unionClose);
     return this.done(node);
   });
 
   variant = this.rule('variant', (): A.Variant => {
     const node = this.open(B.variant(this.startPos()));
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N10));
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.variant));
     this.OPTION(() => {
       this.CONSUME(T.Colon);
       node.type = this.SUBRULE(this.typeExpr);
@@ -1112,7 +1130,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.listExpr(this.startPos()));
     this.CONSUME(T.LBracket);
     this.commaSeparated(this.expr, 'list items', (item) => node.items.push(item));
-    this.CONSUME(T.RBracket, O54);
+    this.CONSUME(T.RBracket, EXPECT.listValueClose);
     return this.done(node);
   });
 
@@ -1120,7 +1138,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.mapExpr(this.startPos()));
     this.CONSUME(T.LBrace);
     this.commaSeparated(this.mapEntry, 'map entries', (entry) => node.entries.push(entry));
-    this.CONSUME(T.RBrace, O55);
+    this.CONSUME(T.RBrace, EXPECT.mapValueClose);
     return this.done(node);
   });
 
@@ -1128,7 +1146,7 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.mapEntry(this.startPos()));
     this.OR([
       alt(() => (node.key = this.literalFrom(this.CONSUME(T.StringLit)) as A.StringLiteral)),
-      alt(() => (node.key = this.mkIdent(this.CONSUME(T.Identifier, N11)))),
+      alt(() => (node.key = this.mkIdent(this.CONSUME(T.Identifier, NAME.key)))),
     ]);
     this.OR2({ DEF: [alt(() => this.CONSUME(T.Colon)), alt(() => this.CONSUME(T.Eq))], ERR_MSG: '`:` or `=` and the value' });
     node.value = this.SUBRULE(this.expr);
@@ -1141,8 +1159,8 @@ export class McParser extends EmbeddedActionsParser {
   protocolDecl = this.rule('protocolDecl', (): A.ProtocolDecl => {
     const node = this.open(B.protocolDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.protocol);
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N12));
-    this.CONSUME(T.LBrace, O56);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.protocol));
+    this.CONSUME(T.LBrace, EXPECT.protocolOpen);
     this.MANY(() => {
       this.OR([
         alt(() => node.ops.push(this.SUBRULE(this.operation))),
@@ -1163,7 +1181,7 @@ export class McParser extends EmbeddedActionsParser {
         alt(() => this.stray(this.CONSUME(T.StrayProtocol), T.StrayProtocol, 'an operation')),
       ]);
     });
-    this.CONSUME(T.RBrace, O57);
+    this.CONSUME(T.RBrace, EXPECT.protocolClose);
     return this.done(node);
   });
 
@@ -1173,11 +1191,11 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.operation(this.startPos(), this.docOf()));
     const kw = this.OR(this.opKindAlts);
     node.opKind = kw.image as A.OperationKind;
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N13));
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.operation));
     this.OPTION(() => {
       this.CONSUME(T.LParen);
       this.OPTION2(() => (node.input = this.SUBRULE(this.typeExpr)));
-      this.CONSUME(T.RParen, O58);
+      this.CONSUME(T.RParen, EXPECT.messageTypeClose);
     });
     this.OPTION3(() => {
       const arrow = this.CONSUME(T.Arrow);
@@ -1246,13 +1264,13 @@ export class McParser extends EmbeddedActionsParser {
     return this.OR({
       DEF: [
         alt(() => {
-            node.name = this.mkIdent(this.CONSUME(T.Identifier, N13));
+            node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.operation));
             return this.done(node);
           }),
         alt(() => {
             this.CONSUME(T.LParen);
             const inner = this.SUBRULE(this.orderAlt);
-            this.CONSUME(T.RParen, O59);
+            this.CONSUME(T.RParen, EXPECT.groupClose);
             return inner;
           }),
       ],
@@ -1266,27 +1284,27 @@ export class McParser extends EmbeddedActionsParser {
   componentDecl = this.rule('componentDecl', (): A.ComponentDecl => {
     const node = this.open(B.componentDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.component);
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N14));
-    this.CONSUME(T.LBrace, O60);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.component));
+    this.CONSUME(T.LBrace, EXPECT.componentOpen);
     this.MANY(() => {
-      const m = this.OR(this.membersAlts0) as A.ComponentMember | undefined;
+      const m = this.OR(this.componentMemberAlts) as A.ComponentMember | undefined;
       if (m && !this.RECORDING_PHASE) node.members.push(m);
     });
-    this.CONSUME(T.RBrace, O61);
+    this.CONSUME(T.RBrace, EXPECT.componentClose);
     return this.done(node);
   });
 
   imageMember = this.rule('imageMember', (): A.ImageMember => {
     const node = this.open(B.imageMember(this.startPos()));
     this.CONSUME(K.image);
-    node.image = this.SUBRULE(this.qualifiedName, O16);
+    node.image = this.SUBRULE(this.qualifiedName, ARG.image);
     return this.done(node);
   });
 
   memoryMember = this.rule('memoryMember', (): A.MemoryMember => {
     const node = this.open(B.memoryMember(this.startPos()));
     this.CONSUME(K.memory);
-    const v = this.SUBRULE(this.literal, O17);
+    const v = this.SUBRULE(this.literal, ARG.size);
     node.value = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'memory');
     return this.done(node);
   });
@@ -1294,7 +1312,7 @@ export class McParser extends EmbeddedActionsParser {
   vcpusMember = this.rule('vcpusMember', (): A.VcpusMember => {
     const node = this.open(B.vcpusMember(this.startPos()));
     this.CONSUME(K.vcpus);
-    const v = this.SUBRULE(this.literal, O18);
+    const v = this.SUBRULE(this.literal, ARG.integer);
     node.value = this.expectKind(v, KIND_INT, 'an integer', 'vcpus');
     return this.done(node);
   });
@@ -1302,28 +1320,28 @@ export class McParser extends EmbeddedActionsParser {
   labelMember = this.rule('labelMember', (): A.LabelMember => {
     const node = this.open(B.labelMember(this.startPos()));
     this.CONSUME(K.label);
-    node.label = this.mkIdent(this.CONSUME(T.Identifier, N15));
+    node.label = this.mkIdent(this.CONSUME(T.Identifier, NAME.label));
     return this.done(node);
   });
 
   declassifyMember = this.rule('declassifyMember', (): A.DeclassifyMember => {
     const node = this.open(B.declassifyMember(this.startPos()));
     this.CONSUME(K.declassifies);
-    node.from = this.mkIdent(this.CONSUME(T.Identifier, N15));
-    this.CONSUME(T.Arrow, O62);
-    node.to = this.mkIdent(this.CONSUME2(T.Identifier, N15));
+    node.from = this.mkIdent(this.CONSUME(T.Identifier, NAME.label));
+    this.CONSUME(T.Arrow, EXPECT.declassifiesArrow);
+    node.to = this.mkIdent(this.CONSUME2(T.Identifier, NAME.label));
     return this.done(node);
   });
 
   paramDecl = this.rule('paramDecl', (): A.ParamDecl => {
     const node = this.open(B.paramDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.param);
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N16));
-    this.CONSUME(T.Colon, O63);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.param));
+    this.CONSUME(T.Colon, EXPECT.paramColon);
     node.type = this.SUBRULE(this.typeExpr);
     this.OPTION(() => {
       this.CONSUME(T.Eq);
-      node.default = this.SUBRULE(this.expr, O21);
+      node.default = this.SUBRULE(this.expr, ARG.defaultValue);
     });
     this.OPTION2(() => (this.CONSUME(K.sensitive), (node.sensitive = true)));
     return this.done(node);
@@ -1337,9 +1355,9 @@ export class McParser extends EmbeddedActionsParser {
     const isExpose = kw.tokenType === K.expose;
     node.direction = kw.tokenType === K.require ? 'require' : 'provide';
     if (isExpose) node.expose = M_EXPOSE;
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N2));
-    this.CONSUME(T.Colon, O64);
-    node.protocol = this.SUBRULE(this.qualifiedName, O13);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.port));
+    this.CONSUME(T.Colon, EXPECT.portColon);
+    node.protocol = this.SUBRULE(this.qualifiedName, ARG.protocol);
     this.OPTION(() => (this.CONSUME(K.optional), (node.optional = true)));
     // `expose name: P on tcp N` requires the exposure; on `provide` it is accepted too.
     this.OPTION2(() => (node.expose = this.SUBRULE(this.exposeSpec)));
@@ -1359,8 +1377,8 @@ export class McParser extends EmbeddedActionsParser {
   exposeSpec = this.rule('exposeSpec', (): A.ExposeSpec => {
     const node = this.open(B.exposeSpec(this.startPos()));
     this.CONSUME(K.on);
-    this.CONSUME(K.tcp, O65);
-    const v = this.SUBRULE(this.literal, O22);
+    this.CONSUME(K.tcp, EXPECT.tcp);
+    const v = this.SUBRULE(this.literal, ARG.tcpPort);
     node.port = this.expectKind(v, KIND_INT, 'an integer', 'on tcp');
     return this.done(node);
   });
@@ -1373,25 +1391,25 @@ export class McParser extends EmbeddedActionsParser {
           this.CONSUME(K.replicas);
           node.mode = 'replicas';
           node.count = M_EXPR;
-          const v = this.SUBRULE(this.literal, O23);
+          const v = this.SUBRULE(this.literal, ARG.replicas);
           node.count = this.expectKind(v, KIND_INT, 'an integer', 'replicas');
         }),
       alt(() => {
           this.CONSUME(K.per);
           node.mode = 'per_session';
-          this.CONSUME(K.session, O66);
+          this.CONSUME(K.session, EXPECT.session);
           this.MANY(() => {
             this.OR2([
               alt(() => {
                   this.CONSUME(K.pool);
                   node.pool = M_EXPR;
-                  const v = this.SUBRULE2(this.literal, O24);
+                  const v = this.SUBRULE2(this.literal, ARG.warmClones);
                   node.pool = this.expectKind(v, KIND_INT, 'an integer', 'pool');
                 }),
               alt(() => {
                   this.CONSUME(K.max);
                   node.max = M_EXPR;
-                  const v = this.SUBRULE3(this.literal, O25);
+                  const v = this.SUBRULE3(this.literal, ARG.maxSessions);
                   node.max = this.expectKind(v, KIND_INT, 'an integer', 'max');
                 }),
             ]);
@@ -1413,7 +1431,7 @@ export class McParser extends EmbeddedActionsParser {
             this.OPTION(() => {
               this.CONSUME(K.max);
               node.maxRetries = M_EXPR;
-              const v = this.SUBRULE(this.literal, O26);
+              const v = this.SUBRULE(this.literal, ARG.restarts);
               node.maxRetries = this.expectKind(v, KIND_INT, 'an integer', 'max');
             });
           }),
@@ -1424,12 +1442,12 @@ export class McParser extends EmbeddedActionsParser {
   programMember = this.rule('programMember', (): A.ProgramMember => {
     const node = this.open(B.programMember(this.startPos()));
     this.CONSUME(K.program);
-    this.CONSUME(T.LBrace, O67);
+    this.CONSUME(T.LBrace, EXPECT.programOpen);
     this.MANY(() => {
-      const e = this.OR(this.entriesAlts1) as A.ProgramEntry | undefined;
+      const e = this.OR(this.programEntryAlts) as A.ProgramEntry | undefined;
       if (e && !this.RECORDING_PHASE) node.entries.push(e);
     });
-    this.CONSUME(T.RBrace, O68);
+    this.CONSUME(T.RBrace, EXPECT.programClose);
     return this.done(node);
   });
 
@@ -1440,7 +1458,7 @@ export class McParser extends EmbeddedActionsParser {
   scriptEntry = this.rule('scriptEntry', (): A.ScriptEntry => {
     const node = this.open(B.scriptEntry(this.startPos()));
     this.CONSUME(K.script);
-    node.path = this.stringArg(this.CONSUME(T.StringLit, O69));
+    node.path = this.stringArg(this.CONSUME(T.StringLit, EXPECT.scriptPath));
     return this.done(node);
   });
 
@@ -1454,15 +1472,15 @@ export class McParser extends EmbeddedActionsParser {
   fileEntry = this.rule('fileEntry', (): A.FileEntry => {
     const node = this.open(B.fileEntry(this.startPos()));
     this.CONSUME(K.file);
-    node.guestPath = this.stringArg(this.CONSUME(T.StringLit, O70));
+    node.guestPath = this.stringArg(this.CONSUME(T.StringLit, EXPECT.guestPath));
     this.OR({ DEF: [
         alt(() => {
             this.CONSUME(T.Eq);
-            node.source = { kind: 'inline', text: this.stringArg(this.CONSUME2(T.StringLit, O71)) };
+            node.source = { kind: 'inline', text: this.stringArg(this.CONSUME2(T.StringLit, EXPECT.fileContents)) };
           }),
         alt(() => {
             this.CONSUME(K.from);
-            node.source = { kind: 'workspace', path: this.stringArg(this.CONSUME3(T.StringLit, O72)) };
+            node.source = { kind: 'workspace', path: this.stringArg(this.CONSUME3(T.StringLit, EXPECT.workspacePath)) };
           }),
       ], ERR_MSG: '`=` or `from`' });
     return this.done(node);
@@ -1481,36 +1499,36 @@ export class McParser extends EmbeddedActionsParser {
   systemDecl = this.rule('systemDecl', (): A.SystemDecl => {
     const node = this.open(B.systemDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.system);
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N17));
-    this.CONSUME(T.LBrace, O73);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.system));
+    this.CONSUME(T.LBrace, EXPECT.systemOpen);
     this.MANY(() => {
-      const m = this.OR(this.membersAlts2) as A.SystemMember | undefined;
+      const m = this.OR(this.systemMemberAlts) as A.SystemMember | undefined;
       if (m && !this.RECORDING_PHASE) node.members.push(m);
     });
-    this.CONSUME(T.RBrace, O74);
+    this.CONSUME(T.RBrace, EXPECT.systemClose);
     return this.done(node);
   });
 
   instanceDecl = this.rule('instanceDecl', (): A.InstanceDecl => {
     const node = this.open(B.instanceDecl(this.startPos(), this.docOf()));
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N1));
-    this.CONSUME(T.Eq, O75);
-    node.component = this.SUBRULE(this.qualifiedName, O28);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.instance));
+    this.CONSUME(T.Eq, EXPECT.instanceEquals);
+    node.component = this.SUBRULE(this.qualifiedName, ARG.componentOrSystem);
     this.OPTION(() => {
       this.CONSUME(T.LBrace);
       this.MANY(() => {
-        const s = this.OR(this.settingsAlts3) as A.InstanceSetting | undefined;
+        const s = this.OR(this.instanceSettingAlts) as A.InstanceSetting | undefined;
         if (s && !this.RECORDING_PHASE) node.settings.push(s);
       });
-      this.CONSUME(T.RBrace, O76);
+      this.CONSUME(T.RBrace, EXPECT.settingsClose);
     });
     return this.done(node);
   });
 
   paramOverride = this.rule('paramOverride', (): A.ParamOverride => {
     const node = this.open(B.paramOverride(this.startPos()));
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N16));
-    this.CONSUME(T.Eq, O77);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.param));
+    this.CONSUME(T.Eq, EXPECT.overrideEquals);
     node.value = this.SUBRULE(this.expr);
     return this.done(node);
   });
@@ -1519,15 +1537,15 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.connectDecl(this.startPos()));
     this.CONSUME(K.connect);
     node.from = this.SUBRULE(this.portRef);
-    this.CONSUME(T.Arrow, O78);
+    this.CONSUME(T.Arrow, EXPECT.connectArrow);
     node.to = this.SUBRULE2(this.portRef);
     this.OPTION(() => {
       this.CONSUME(T.LBrace);
       this.MANY(() => {
-        const a = this.OR(this.attrsAlts4) as A.ChannelAttr | undefined;
+        const a = this.OR(this.channelAttrAlts) as A.ChannelAttr | undefined;
         if (a && !this.RECORDING_PHASE) node.attrs.push(a);
       });
-      this.CONSUME(T.RBrace, O79);
+      this.CONSUME(T.RBrace, EXPECT.channelClose);
     });
     return this.done(node);
   });
@@ -1535,12 +1553,12 @@ export class McParser extends EmbeddedActionsParser {
   rateAttr = this.rule('rateAttr', (): A.RateAttr => {
     const node = this.open(B.rateAttr(this.startPos()));
     this.CONSUME(K.rate);
-    const v = this.SUBRULE(this.literal, O29);
+    const v = this.SUBRULE(this.literal, ARG.rate);
     node.rate = this.expectKind(v, KIND_RATE, 'a rate such as `500/s`', 'rate');
     this.OPTION(() => {
       this.CONSUME(K.burst);
       node.burst = M_EXPR;
-      const b = this.SUBRULE2(this.literal, O18);
+      const b = this.SUBRULE2(this.literal, ARG.integer);
       node.burst = this.expectKind(b, KIND_INT, 'an integer', 'burst');
     });
     return this.done(node);
@@ -1549,7 +1567,7 @@ export class McParser extends EmbeddedActionsParser {
   maxMessageAttr = this.rule('maxMessageAttr', (): A.MaxMessageAttr => {
     const node = this.open(B.maxMessageAttr(this.startPos()));
     this.CONSUME(K.max_message);
-    const v = this.SUBRULE(this.literal, O17);
+    const v = this.SUBRULE(this.literal, ARG.size);
     node.size = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'max_message');
     return this.done(node);
   });
@@ -1557,7 +1575,7 @@ export class McParser extends EmbeddedActionsParser {
   timeoutAttr = this.rule('timeoutAttr', (): A.TimeoutAttr => {
     const node = this.open(B.timeoutAttr(this.startPos()));
     this.CONSUME(K.timeout);
-    const v = this.SUBRULE(this.literal, O30);
+    const v = this.SUBRULE(this.literal, ARG.duration);
     node.duration = this.expectKind(v, KIND_DURATION, 'a duration such as `2s`', 'timeout');
     return this.done(node);
   });
@@ -1565,10 +1583,10 @@ export class McParser extends EmbeddedActionsParser {
   allowAttr = this.rule('allowAttr', (): A.AllowAttr => {
     const node = this.open(B.allowAttr(this.startPos()));
     this.CONSUME(K.allow);
-    node.ops.push(this.mkIdent(this.CONSUME(T.Identifier, N13)));
+    node.ops.push(this.mkIdent(this.CONSUME(T.Identifier, NAME.operation)));
     this.MANY(() => {
       this.CONSUME(T.Comma);
-      node.ops.push(this.mkIdent(this.CONSUME2(T.Identifier, N13)));
+      node.ops.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.operation)));
     });
     return this.done(node);
   });
@@ -1576,7 +1594,7 @@ export class McParser extends EmbeddedActionsParser {
   maxInflightAttr = this.rule('maxInflightAttr', (): A.MaxInflightAttr => {
     const node = this.open(B.maxInflightAttr(this.startPos()));
     this.CONSUME(K.max_inflight);
-    const v = this.SUBRULE(this.literal, O18);
+    const v = this.SUBRULE(this.literal, ARG.integer);
     node.count = this.expectKind(v, KIND_INT, 'an integer', 'max_inflight');
     return this.done(node);
   });
@@ -1592,8 +1610,8 @@ export class McParser extends EmbeddedActionsParser {
   exportDecl = this.rule('exportDecl', (): A.ExportDecl => {
     const node = this.open(B.exportDecl(this.startPos()));
     this.CONSUME(K.export);
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N18));
-    this.CONSUME(T.Eq, O80);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.exportedPort));
+    this.CONSUME(T.Eq, EXPECT.exportEquals);
     node.port = this.SUBRULE(this.portRef);
     return this.done(node);
   });
@@ -1601,24 +1619,24 @@ export class McParser extends EmbeddedActionsParser {
   policyBlock = this.rule('policyBlock', (): A.PolicyBlock => {
     const node = this.open(B.policyBlock(this.startPos()));
     this.CONSUME(K.policy);
-    this.CONSUME(T.LBrace, O81);
+    this.CONSUME(T.LBrace, EXPECT.policyOpen);
     this.MANY(() => {
-      const r = this.OR(this.rulesAlts5 as never) as A.PolicyRule | undefined;
+      const r = this.OR(this.policyRuleAlts as never) as A.PolicyRule | undefined;
       if (r && !this.RECORDING_PHASE) node.rules.push(r);
     });
-    this.CONSUME(T.RBrace, O82);
+    this.CONSUME(T.RBrace, EXPECT.policyClose);
     return this.done(node);
   });
 
   onlyRule = this.rule('onlyRule', (): A.OnlyRule => {
     const node = this.open(B.onlyRule(this.startPos()));
-    node.target = this.mkIdent(this.CONSUME(T.Identifier, N1));
-    this.CONSUME(K.only, O83);
+    node.target = this.mkIdent(this.CONSUME(T.Identifier, NAME.instance));
+    this.CONSUME(K.only, EXPECT.only);
     this.OR({ DEF: [alt(() => this.CONSUME(K.from)), alt(() => (this.CONSUME(K.through), (node.mode = 'through')))], ERR_MSG: '`from` or `through`' });
-    node.sources.push(this.mkIdent(this.CONSUME2(T.Identifier, N1)));
+    node.sources.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.instance)));
     this.MANY(() => {
       this.CONSUME(T.Comma);
-      node.sources.push(this.mkIdent(this.CONSUME3(T.Identifier, N1)));
+      node.sources.push(this.mkIdent(this.CONSUME3(T.Identifier, NAME.instance)));
     });
     return this.done(node);
   });
@@ -1630,17 +1648,17 @@ export class McParser extends EmbeddedActionsParser {
     return this.OR({ DEF: [
         alt(() => {
             this.CONSUME(K.path);
-            node.from = this.mkIdent(this.CONSUME(T.Identifier, N19));
-            this.CONSUME(T.Arrow, O84);
-            node.to = this.mkIdent(this.CONSUME2(T.Identifier, N1));
+            node.from = this.mkIdent(this.CONSUME(T.Identifier, NAME.ruleInstance));
+            this.CONSUME(T.Arrow, EXPECT.pathArrow);
+            node.to = this.mkIdent(this.CONSUME2(T.Identifier, NAME.instance));
             return this.done(node);
           }),
         alt(() => {
             this.CONSUME(K.flow);
             const flow = this.open(B.noFlowRule(start));
-            flow.label = this.mkIdent(this.CONSUME3(T.Identifier, N15));
-            this.CONSUME2(T.Arrow, O85);
-            flow.to = this.mkIdent(this.CONSUME4(T.Identifier, N1));
+            flow.label = this.mkIdent(this.CONSUME3(T.Identifier, NAME.label));
+            this.CONSUME2(T.Arrow, EXPECT.flowArrow);
+            flow.to = this.mkIdent(this.CONSUME4(T.Identifier, NAME.instance));
             return this.done(flow);
           }),
       ], ERR_MSG: '`path` or `flow`' });
@@ -1650,9 +1668,9 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.exposedOnlyRule(this.startPos()));
     this.CONSUME(K.exposed);
     this.CONSUME(K.only);
-    this.CONSUME(T.LBracket, O86);
+    this.CONSUME(T.LBracket, EXPECT.exposuresOpen);
     this.commaSeparated(this.portRef, 'exposures', (p) => node.ports.push(p));
-    this.CONSUME(T.RBracket, O87);
+    this.CONSUME(T.RBracket, EXPECT.exposuresClose);
     return this.done(node);
   });
 
@@ -1662,13 +1680,13 @@ export class McParser extends EmbeddedActionsParser {
     this.OR({ DEF: [
         alt(() => {
             this.CONSUME(K.memory);
-            const v = this.SUBRULE(this.literal, O17);
+            const v = this.SUBRULE(this.literal, ARG.size);
             node.value = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'budget memory');
           }),
         alt(() => {
             this.CONSUME(K.vcpus);
             node.resource = 'vcpus';
-            const v = this.SUBRULE2(this.literal, O18);
+            const v = this.SUBRULE2(this.literal, ARG.integer);
             node.value = this.expectKind(v, KIND_INT, 'an integer', 'budget vcpus');
           }),
       ], ERR_MSG: '`memory` or `vcpus`' });
@@ -1681,7 +1699,7 @@ export class McParser extends EmbeddedActionsParser {
   imageDecl = this.rule('imageDecl', (): A.ImageDecl => {
     const node = this.open(B.imageDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.image);
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N20));
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.image));
     node.props = this.SUBRULE(this.propertyBlock) ?? [];
     return this.done(node);
   });
@@ -1689,14 +1707,14 @@ export class McParser extends EmbeddedActionsParser {
   targetDecl = this.rule('targetDecl', (): A.TargetDecl => {
     const node = this.open(B.targetDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.target);
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, N21));
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.target));
     node.props = this.SUBRULE(this.propertyBlock) ?? [];
     return this.done(node);
   });
 
   propertyBlock = this.rule('propertyBlock', (): A.Property[] => {
     const props: A.Property[] = [];
-    this.CONSUME(T.LBrace, O88);
+    this.CONSUME(T.LBrace, EXPECT.propertiesOpen);
     this.MANY(() => {
       this.OR([
         alt(() => props.push(this.SUBRULE(this.property))),
@@ -1704,28 +1722,28 @@ export class McParser extends EmbeddedActionsParser {
         alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a property')),
       ]);
     });
-    this.CONSUME(T.RBrace, O89);
+    this.CONSUME(T.RBrace, EXPECT.blockClose);
     return props;
   }, 'list');
 
   property = this.rule('property', (): A.Property => {
     const node = this.open(B.property(this.startPos()));
-    node.key = this.mkIdent(this.CONSUME(T.Identifier, N22));
-    node.value = this.SUBRULE(this.expr, O35);
+    node.key = this.mkIdent(this.CONSUME(T.Identifier, NAME.property));
+    node.value = this.SUBRULE(this.expr, ARG.propertyValue);
     return this.done(node);
   });
 
   labelsDecl = this.rule('labelsDecl', (): A.LabelsDecl => {
     const node = this.open(B.labelsDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.labels);
-    this.CONSUME(T.LBrace, O90);
+    this.CONSUME(T.LBrace, EXPECT.labelsOpen);
     this.MANY(() => {
       this.OR([
         alt(() => {
-            const chain: A.Ident[] = [this.mkIdent(this.CONSUME(T.Identifier, N15))];
+            const chain: A.Ident[] = [this.mkIdent(this.CONSUME(T.Identifier, NAME.label))];
             this.MANY2(() => {
               this.CONSUME(T.Lt);
-              chain.push(this.mkIdent(this.CONSUME2(T.Identifier, N23)));
+              chain.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.labelAfterLt)));
             });
             node.chains.push(chain);
           }),
@@ -1733,17 +1751,17 @@ export class McParser extends EmbeddedActionsParser {
         alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a label chain')),
       ]);
     });
-    this.CONSUME(T.RBrace, O91);
+    this.CONSUME(T.RBrace, EXPECT.labelsClose);
     return this.done(node);
   });
 
   deployDecl = this.rule('deployDecl', (): A.DeployDecl => {
     const node = this.open(B.deployDecl(this.startPos(), this.docOf()));
     this.CONSUME(K.deploy);
-    node.system = this.SUBRULE(this.qualifiedName, O37);
+    node.system = this.SUBRULE(this.qualifiedName, ARG.deployedSystem);
     this.OPTION(() => {
       this.CONSUME(K.to);
-      node.target = this.mkIdent(this.CONSUME(T.Identifier, N21));
+      node.target = this.mkIdent(this.CONSUME(T.Identifier, NAME.target));
     });
     return this.done(node);
   });

@@ -99,4 +99,20 @@ describe('completion', () => {
     const labels = await complete(`import std.$0`);
     expect(labels).toEqual(expect.arrayContaining(['http', 'kv', 'sql', 'log', 'blob']));
   });
+
+  it('offers nothing inside comments and unfinished strings, and reads past finished ones', async () => {
+    expect(await complete(`${HEADER}\n// a comment $0`)).toEqual([]);
+    expect(await complete(`${HEADER}\n/* a comment $0 */`)).toEqual([]);
+    expect(await complete(`${HEADER}\ncomponent C {\n  program { script "guest/$0" }\n}`)).toEqual([]);
+    const afterComment = await complete(`${HEADER}\ncomponent C {\n  /* note */ mem$0\n}`);
+    expect(afterComment).toEqual(expect.arrayContaining(['memory', 'provide']));
+    const afterString = await complete(`${HEADER}\ncomponent C {\n  program { script "run.sh" }\n  mem$0\n}`);
+    expect(afterString).toEqual(expect.arrayContaining(['memory', 'provide']));
+  });
+
+  it('reads `restart on-failure` and a statement continued on the next line as the lexer does', async () => {
+    expect(await complete(`${HEADER}\ncomponent C {\n  restart $0\n}`)).toEqual(expect.arrayContaining(['always', 'on-failure', 'never']));
+    const labels = await complete(`${HEADER}\nsystem Sys {\n  a = A\n  b = B\n  connect a.orders ->\n    b.$0\n}`);
+    expect(labels.sort()).toEqual(['api', 'orders']);
+  });
 });

@@ -1,11 +1,11 @@
 // Context-aware completion. The context (which block the cursor is in, what
-// the statement so far looks like) is read from the raw text around the
-// cursor, because the text being typed is usually not valid yet; the
+// the statement so far looks like) is read from the language lexer's tokens
+// before the cursor, because the text being typed is usually not valid yet; the
 // candidates (types, components, ports, operations) come from the checked
 // Program, so names are resolved exactly as the compiler resolves them.
 
 import type { SymbolInfo } from '@mcl/compiler';
-import type { InstanceDecl, SystemDecl } from '@mcl/language';
+import { tokenize, type InstanceDecl, type SystemDecl, type TokenKind } from '@mcl/language';
 import { CompletionItemKind, InsertTextFormat, type CompletionItem, type CompletionList, type Position } from 'vscode-languageserver';
 import type { Snapshot } from '../analysis';
 import { nodesAt } from '../ast-util';
@@ -42,60 +42,52 @@ interface Tok {
   nl: boolean;
 }
 
-/** A minimal scanner: identifiers, numbers, strings and punctuation; comments skipped. */
-export function scan(text: string, limit: number): Tok[] {
+/**
+ * The tokens of `text` before `limit`, from the language's own lexer (so
+ * completion reads the text exactly as the parser does), comments left out,
+ * each marked with whether a line break precedes it.
+ */
+function tokensBefore(text: string, limit: number): Tok[] {
   const out: Tok[] = [];
-  let i = 0;
-  let nl = false;
-  const push = (t: Omit<Tok, 'nl'>): void => {
-    out.push({ ...t, nl });
-    nl = false;
-  };
-  while (i < limit) {
-    const ch = text[i];
-    if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r') {
-      if (ch === '\n') nl = true;
-      i++;
-    } else if (ch === '/' && text[i + 1] === '/') {
-      while (i < limit && text[i] !== '\n') i++;
-    } else if (ch === '/' && text[i + 1] === '*') {
-      const end = text.indexOf('*/', i + 2);
-      i = end < 0 ? limit : end + 2;
-    } else if (ch === '"') {
-      const start = i;
-      if (text.startsWith('"""', i)) {
-        const end = text.indexOf('"""', i + 3);
-        i = end < 0 ? limit : end + 3;
-      } else {
-        i++;
-        while (i < limit && text[i] !== '"' && text[i] !== '\n') i += text[i] === '\\' ? 2 : 1;
-        i++;
-      }
-      push({ text: text.slice(start, Math.min(i, limit)), start, end: Math.min(i, limit), kind: 'string' });
-    } else if (/[A-Za-z_]/.test(ch)) {
-      const start = i;
-      while (i < limit && /[A-Za-z0-9_-]/.test(text[i])) {
-        // `-` belongs to a word only inside `on-failure`.
-        if (text[i] === '-' && text.slice(start, i) !== 'on') break;
-        i++;
-      }
-      push({ text: text.slice(start, i), start, end: i, kind: 'ident' });
-    } else if (/[0-9]/.test(ch)) {
-      const start = i;
-      while (i < limit && /[0-9A-Za-z_./]/.test(text[i]) && !(text[i] === '.' && text[i + 1] === '.')) i++;
-      push({ text: text.slice(start, i), start, end: i, kind: 'number' });
-    } else if (ch === '-' && text[i + 1] === '>') {
-      push({ text: '->', start: i, end: i + 2, kind: 'punct' });
-      i += 2;
-    } else if (ch === '.' && text[i + 1] === '.') {
-      push({ text: '..', start: i, end: i + 2, kind: 'punct' });
-      i += 2;
-    } else {
-      push({ text: ch, start: i, end: i + 1, kind: 'punct' });
-      i++;
-    }
+  let last = 0;
+  for (const t of tokenize(text.slice(0, limit))) {
+    if (t.kind === 'comment' || t.kind === 'docComment') continue;
+    out.push({ text: t.text, start: t.span.start, end: t.span.end, kind: TOK_KIND[t.kind], nl: text.slice(last, t.span.start).includes('\n') });
+    last = t.span.end;
   }
   return out;
+}
+
+const TOK_KIND: Record<TokenKind, Tok['kind']> = {
+  keyword: 'ident',
+  contextualKeyword: 'ident',
+  identifier: 'ident',
+  bool: 'ident',
+  string: 'string',
+  int: 'number',
+  float: 'number',
+  size: 'number',
+  duration: 'number',
+  rate: 'number',
+  punctuation: 'punct',
+  operator: 'punct',
+};
+
+/**
+ * True when `offset` is inside a comment or a string (where nothing is
+ * offered): the lexer's last token before it is a comment, or a string it
+ * had not finished.
+ */
+function inCommentOrString(text: string, offset: number): boolean {
+  const toks = tokenize(text.slice(0, offset));
+  const t = toks[toks.length - 1];
+  if (!t || t.span.end < offset) return false;
+  const raw = text.slice(t.span.start, t.span.end);
+  // A line comment runs to the end of its line; a block comment until its `*/`.
+  if (t.kind === 'docComment' || t.kind === 'comment') return raw.startsWith('//') || raw.length < 4 || !raw.endsWith('*/');
+  if (t.kind !== 'string') return false;
+  const quote = raw.startsWith('"""') ? '"""' : '"';
+  return raw.length < 2 * quote.length || !raw.endsWith(quote) || raw.endsWith('\\' + quote);
 }
 
 interface Frame {
@@ -294,7 +286,7 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
   // The word being typed is replaced by the completion; context is what precedes it.
   let wordStart = offset;
   while (wordStart > 0 && /[A-Za-z0-9_]/.test(text[wordStart - 1])) wordStart--;
-  const toks = scan(text, wordStart);
+  const toks = tokensBefore(text, wordStart);
   const stack = blockStack(toks);
   const frame = stack[stack.length - 1];
   // A word typed at the start of a line begins a new statement unless the
@@ -306,8 +298,7 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
   const items = (list: CompletionItem[]): CompletionList => ({ isIncomplete: false, items: list });
 
   // Inside a string or a comment nothing is offered.
-  const lineText = lines.lineText(position.line).slice(0, position.character);
-  if (/\/\//.test(lineText.replace(/"[^"]*"/g, '""')) || (lineText.split('"').length - 1) % 2 === 1) return items([]);
+  if (inCommentOrString(text, offset)) return items([]);
 
   // `instance.` -> the instance's ports (connect, expose, export, exposed only [...]).
   if (prev === '.' && frame.block !== 'import' && words[0] !== 'import') {
