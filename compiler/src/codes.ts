@@ -22,6 +22,7 @@ export const COMPILER_CODES: readonly DiagnosticInfo[] = [
   entry('MCL0209', 'resolve', 'error', 'Conflicting import'),
   entry('MCL0210', 'resolve', 'error', 'Unknown label'),
   entry('MCL0211', 'resolve', 'error', 'Entry file not found'),
+  entry('MCL0212', 'resolve', 'warning', 'Unused import'),
   // Types, protocols, parameters and values.
   entry('MCL0301', 'type', 'error', 'Constraint does not apply to this type'),
   entry('MCL0302', 'type', 'error', 'Empty range: minimum above maximum'),
