@@ -29,6 +29,7 @@ import { prettyJson } from '@mcl/plan';
 import { Analyzer, RequestCancelled, type Snapshot } from './analysis';
 import { toLspDiagnostic } from './convert';
 import { codeActions } from './features/code-actions';
+import { sourceActions, SOURCE_ACTION_KINDS } from './features/source-actions';
 import { completion, COMPLETION_TRIGGERS } from './features/completion';
 import { definition } from './features/definition';
 import { formatDocument } from './features/formatting';
@@ -168,7 +169,7 @@ export function startServer(connection: Connection, bundleDir: string): void {
         foldingRangeProvider: true,
         documentFormattingProvider: true,
         documentRangeFormattingProvider: true,
-        codeActionProvider: { codeActionKinds: ['quickfix'] },
+        codeActionProvider: { codeActionKinds: ['quickfix', ...SOURCE_ACTION_KINDS] },
         inlayHintProvider: true,
         semanticTokensProvider: { legend: SEMANTIC_LEGEND, full: true, range: false },
         workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
@@ -345,7 +346,7 @@ export function startServer(connection: Connection, bundleDir: string): void {
   connection.onDocumentRangeFormatting((p) => format(p.textDocument.uri, p.options, p.range));
   connection.onCodeAction((p, token) => {
     const file = fileOf(p.textDocument.uri);
-    return file ? withChecked(token, (s, c) => codeActions(s, c, file, p)) : null;
+    return file ? withChecked(token, (s, c) => [...codeActions(s, c, file, p), ...sourceActions(s, c, file, p)]) : null;
   });
   connection.languages.inlayHint.on((p, token) => {
     const file = fileOf(p.textDocument.uri);
