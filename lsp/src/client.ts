@@ -20,6 +20,10 @@ export interface ClientFeatures {
   workspaceFolders: boolean;
   /** Diagnostics may be tagged "unnecessary" (the client greys out an unused import). */
   unnecessaryTag: boolean;
+  /** Signature help may point at its parameters by offsets into the label (else by their text). */
+  signatureLabelOffsets: boolean;
+  /** Signature help documentation may be Markdown. */
+  signatureMarkdown: boolean;
 }
 
 export function clientFeatures(caps: ClientCapabilities | undefined): ClientFeatures {
@@ -33,6 +37,8 @@ export function clientFeatures(caps: ClientCapabilities | undefined): ClientFeat
     relatedInformation: td?.publishDiagnostics?.relatedInformation === true,
     diagnosticVersion: td?.publishDiagnostics?.versionSupport === true,
     workspaceFolders: caps?.workspace?.workspaceFolders === true,
+    signatureLabelOffsets: td?.signatureHelp?.signatureInformation?.parameterInformation?.labelOffsetSupport === true,
+    signatureMarkdown: td?.signatureHelp?.signatureInformation?.documentationFormat?.includes('markdown') === true,
     unnecessaryTag: td?.publishDiagnostics?.tagSupport?.valueSet?.includes(DiagnosticTag.Unnecessary) === true,
   };
 }

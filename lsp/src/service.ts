@@ -30,6 +30,7 @@ import { Analyzer, RequestCancelled, type Snapshot } from './analysis';
 import { toLspDiagnostic } from './convert';
 import { codeActions } from './features/code-actions';
 import { sourceActions, SOURCE_ACTION_KINDS } from './features/source-actions';
+import { signatureHelp, SIGNATURE_RETRIGGERS, SIGNATURE_TRIGGERS } from './features/signature-help';
 import { completion, COMPLETION_TRIGGERS } from './features/completion';
 import { definition } from './features/definition';
 import { formatDocument } from './features/formatting';
@@ -164,6 +165,7 @@ export function startServer(connection: Connection, bundleDir: string): void {
         documentHighlightProvider: true,
         renameProvider: { prepareProvider: true },
         completionProvider: { triggerCharacters: COMPLETION_TRIGGERS, resolveProvider: false },
+        signatureHelpProvider: { triggerCharacters: SIGNATURE_TRIGGERS, retriggerCharacters: SIGNATURE_RETRIGGERS },
         documentSymbolProvider: true,
         workspaceSymbolProvider: true,
         foldingRangeProvider: true,
@@ -309,6 +311,10 @@ export function startServer(connection: Connection, bundleDir: string): void {
   connection.onCompletion((p, token) => {
     const file = fileOf(p.textDocument.uri);
     return file ? withChecked(token, (s, c) => completion(s, c, file, p.position)) : null;
+  });
+  connection.onSignatureHelp((p, token) => {
+    const file = fileOf(p.textDocument.uri);
+    return file ? withChecked(token, (s, c) => signatureHelp(s, c, file, p.position)) : null;
   });
   connection.onDocumentSymbol((p) => {
     const c = need();
