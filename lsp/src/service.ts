@@ -30,6 +30,7 @@ import { Analyzer, RequestCancelled, type Snapshot } from './analysis';
 import { toLspDiagnostic } from './convert';
 import { codeActions } from './features/code-actions';
 import { sourceActions, SOURCE_ACTION_KINDS } from './features/source-actions';
+import { documentLinks } from './features/document-links';
 import { signatureHelp, SIGNATURE_RETRIGGERS, SIGNATURE_TRIGGERS } from './features/signature-help';
 import { completion, COMPLETION_TRIGGERS } from './features/completion';
 import { definition } from './features/definition';
@@ -169,6 +170,7 @@ export function startServer(connection: Connection, bundleDir: string): void {
         documentSymbolProvider: true,
         workspaceSymbolProvider: true,
         foldingRangeProvider: true,
+        documentLinkProvider: { resolveProvider: false },
         documentFormattingProvider: true,
         documentRangeFormattingProvider: true,
         codeActionProvider: { codeActionKinds: ['quickfix', ...SOURCE_ACTION_KINDS] },
@@ -315,6 +317,10 @@ export function startServer(connection: Connection, bundleDir: string): void {
   connection.onSignatureHelp((p, token) => {
     const file = fileOf(p.textDocument.uri);
     return file ? withChecked(token, (s, c) => signatureHelp(s, c, file, p.position)) : null;
+  });
+  connection.onDocumentLinks((p, token) => {
+    const file = fileOf(p.textDocument.uri);
+    return file ? withChecked(token, (s, c) => documentLinks(s, c, file)) : null;
   });
   connection.onDocumentSymbol((p) => {
     const c = need();
