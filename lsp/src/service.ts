@@ -31,6 +31,7 @@ import { toLspDiagnostic } from './convert';
 import { codeActions } from './features/code-actions';
 import { sourceActions, SOURCE_ACTION_KINDS } from './features/source-actions';
 import { documentLinks } from './features/document-links';
+import { codeLenses } from './features/code-lens';
 import { signatureHelp, SIGNATURE_RETRIGGERS, SIGNATURE_TRIGGERS } from './features/signature-help';
 import { completion, COMPLETION_TRIGGERS } from './features/completion';
 import { definition } from './features/definition';
@@ -171,6 +172,7 @@ export function startServer(connection: Connection, bundleDir: string): void {
         workspaceSymbolProvider: true,
         foldingRangeProvider: true,
         documentLinkProvider: { resolveProvider: false },
+        codeLensProvider: { resolveProvider: false },
         documentFormattingProvider: true,
         documentRangeFormattingProvider: true,
         codeActionProvider: { codeActionKinds: ['quickfix', ...SOURCE_ACTION_KINDS] },
@@ -321,6 +323,10 @@ export function startServer(connection: Connection, bundleDir: string): void {
   connection.onDocumentLinks((p, token) => {
     const file = fileOf(p.textDocument.uri);
     return file ? withChecked(token, (s, c) => documentLinks(s, c, file)) : null;
+  });
+  connection.onCodeLens((p, token) => {
+    const file = fileOf(p.textDocument.uri);
+    return file ? withChecked(token, (s, c) => codeLenses(s, c, file)) : null;
   });
   connection.onDocumentSymbol((p) => {
     const c = need();
