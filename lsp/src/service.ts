@@ -32,6 +32,7 @@ import { codeActions } from './features/code-actions';
 import { sourceActions, SOURCE_ACTION_KINDS } from './features/source-actions';
 import { documentLinks } from './features/document-links';
 import { codeLenses } from './features/code-lens';
+import { RENAME_FILTERS, willRenameFiles } from './features/file-rename';
 import { signatureHelp, SIGNATURE_RETRIGGERS, SIGNATURE_TRIGGERS } from './features/signature-help';
 import { completion, COMPLETION_TRIGGERS } from './features/completion';
 import { definition } from './features/definition';
@@ -178,7 +179,7 @@ export function startServer(connection: Connection, bundleDir: string): void {
         codeActionProvider: { codeActionKinds: ['quickfix', ...SOURCE_ACTION_KINDS] },
         inlayHintProvider: true,
         semanticTokensProvider: { legend: SEMANTIC_LEGEND, full: true, range: false },
-        workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
+        workspace: { workspaceFolders: { supported: true, changeNotifications: true }, fileOperations: { willRename: RENAME_FILTERS } },
       },
       serverInfo: { name: 'mcl-lsp', version: SERVER_VERSION },
     };
@@ -328,6 +329,7 @@ export function startServer(connection: Connection, bundleDir: string): void {
     const file = fileOf(p.textDocument.uri);
     return file ? withChecked(token, (s, c) => codeLenses(s, c, file)) : null;
   });
+  connection.workspace.onWillRenameFiles((p, token) => withChecked(token, (s, c) => willRenameFiles(s, c, p, (m) => connection.console.error(m))));
   connection.onDocumentSymbol((p) => {
     const c = need();
     const file = fileOf(p.textDocument.uri);
