@@ -33,6 +33,7 @@ import { sourceActions, SOURCE_ACTION_KINDS } from './features/source-actions';
 import { documentLinks } from './features/document-links';
 import { codeLenses } from './features/code-lens';
 import { RENAME_FILTERS, willRenameFiles } from './features/file-rename';
+import { liveSettings } from './features/settings';
 import { signatureHelp, SIGNATURE_RETRIGGERS, SIGNATURE_TRIGGERS } from './features/signature-help';
 import { completion, COMPLETION_TRIGGERS } from './features/completion';
 import { definition } from './features/definition';
@@ -121,12 +122,17 @@ export function startServer(connection: Connection, bundleDir: string): void {
       onSnapshot: (s) => publishDiagnostics(s),
     });
     ctx = { workspace, analyzer, paths, client };
+    const settings = liveSettings(connection, ctx, params.capabilities, {
+      initial: { debounceMs: options.debounceMs ?? 50, emitPlan: options.emitPlan ?? false, stdlibDir: paths.stdlibDir },
+      warn,
+    });
     const watchDynamic = params.capabilities.workspace?.didChangeWatchedFiles?.dynamicRegistration === true;
     workspace.cacheDisk = watchDynamic;
 
     connection.onInitialized(() => {
       ready = true;
       for (const m of pendingWarnings.splice(0)) warn(m);
+      settings.start();
       if (watchDynamic) {
         void connection.client.register(DidChangeWatchedFilesNotification.type, {
           watchers: [{ globPattern: '**/*.mcl' }],
