@@ -62,7 +62,7 @@ describe('unused imports', () => {
   test('a name imported twice is reported at the second import', () => {
     const main = 'import std.http.{Http}\nimport std.http.{Http}\ncomponent C { provide h: Http }\n';
     const ds = unused(main);
-    expect(ds.map((d) => [d.message, main.slice(0, d.span.start).split('\n').length])).toEqual([['`Http` is imported but never used', 2]]);
+    expect(ds.map((d) => [d.message, main.slice(0, d.span.start).split('\n').length])).toEqual([['`Http` is imported twice', 2]]);
     expect(applyFix(main, ds[0])).toBe('import std.http.{Http}\ncomponent C { provide h: Http }\n');
   });
 

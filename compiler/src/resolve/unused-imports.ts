@@ -77,7 +77,8 @@ function checkModule(ctx: Ctx, m: Module): void {
     if (unused.length === imp.items.length && resolvable.length === imp.items.length) {
       // Nothing of this import is used: one warning, and the fix removes the line.
       const names = unused.map((u) => `\`${u.local}\``).join(', ');
-      ctx.report('MCL0212', `${names} ${unused.length === 1 ? 'is' : 'are'} imported but never used`, m.file, imp.span, {
+      const what = unused.every((u) => u.twice) ? 'imported twice' : 'imported but never used';
+      ctx.report('MCL0212', `${names} ${unused.length === 1 ? 'is' : 'are'} ${what}`, m.file, imp.span, {
         hint: 'remove the import',
         fixes: [{ title: `Remove the unused import of \`${path}\``, edits: [removeImport(m, imp)] }],
       });
