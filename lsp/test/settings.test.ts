@@ -37,7 +37,9 @@ describe('settings pushed by the client', () => {
   const messages: string[] = [];
   beforeAll(async () => {
     client = await startClient({ 'main.mcl': MAIN });
-    client.conn.onNotification('window/showMessage', (p: { message: string }) => messages.push(p.message));
+    client.conn.onNotification('window/showMessage', (p: { message: string }) => {
+      messages.push(p.message);
+    });
     client.open('main.mcl', MAIN);
     await client.waitForDiagnostics('main.mcl', (d) => d.some((x) => x.code === 'MCL0202') && twoDeploys(2)(d));
   });
