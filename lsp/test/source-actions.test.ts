@@ -133,3 +133,12 @@ describe('fix all', () => {
     expect(after.filter((d) => d.severity === 1)).toEqual([]);
   });
 });
+
+describe('organize imports leaves alone', () => {
+  it('imports that share their line with other code', async () => {
+    const text = 'import std.kv.{Kv} import std.http.{Http}\ncomponent A { provide h: Http }\n';
+    client.open('oneline.mcl', text);
+    await client.waitForDiagnostics('oneline.mcl', (d) => d.some((x) => x.code === 'MCL0212'));
+    expect(await actions('oneline.mcl', ['source.organizeImports'])).toEqual([]);
+  });
+});

@@ -84,6 +84,9 @@ export function organizeImports(s: Snapshot, file: string): TextEdit | undefined
     // Something else than comments and separators between the imports (an unparsed fragment) is not ours to move.
     const between = stripComments(text.slice(prevEnd, imp.span.start), inside, prevEnd);
     if (!/^[\s;,]*$/.test(between)) return undefined;
+    // Nor is code on the rest of an import's line (`import a.{X} type T = X`, two imports on one line).
+    const rest = stripComments(text.slice(imp.span.end, eol), inside, imp.span.end);
+    if (!/^[\s;,]*$/.test(rest)) return undefined;
     prevEnd = eol;
     const entry: Entry = { module, leading, trailing };
     if (imp.items !== '*') {
