@@ -22,6 +22,7 @@ import type { PolicyResult } from './policy/types';
 import type { SystemInfo } from './compose/systems';
 import { Loader, reportImportCycles } from './resolve/load';
 import { bindImports, declareModules } from './resolve/scope';
+import { reportUnusedImports } from './resolve/unused-imports';
 import { checkCapabilities, select } from './target/select';
 import { Protocols } from './types/protocols';
 import { Types } from './types/message-types';
@@ -92,6 +93,7 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
   reportImportCycles(ctx);
   declareModules(ctx);
   bindImports(ctx, loader);
+  reportUnusedImports(ctx);
   options.onPhase?.('resolve');
 
   const types = new Types(ctx);

@@ -45,6 +45,7 @@ const CASES: Case[] = [
   { code: 'MCL0209', main: 'import std.kv.{Kv}\nprotocol Kv { send x() }\n', at: 'Kv', message: /conflicts/ },
   { code: 'MCL0210', main: comp('label secrte'), at: 'secrte', hint: /`secret`/ },
   { code: 'MCL0211', opts: { entries: ['nope.mcl'] }, main: '', message: /does not exist/ },
+  { code: 'MCL0212', main: 'import std.kv.{Kv}\nimport std.http.{Http}\ncomponent C { provide h: Http }\n', at: 'import std.kv.{Kv}', fix: 'import std.http.{Http}\ncomponent' },
   { code: 'MCL0301', main: 'type T = bool(max 3)\n', at: 'max 3' },
   { code: 'MCL0302', main: 'type T = int(10..1)\n', at: '10..1', hint: /1\.\.10/ },
   { code: 'MCL0303', main: 'type T = string(max 1.5)\n', at: '1.5' },

@@ -56,6 +56,7 @@ export const Codes = {
   ConflictingImport: entry('MCL0209', 'Conflicting import'),
   UnknownLabel: entry('MCL0210', 'Unknown label'),
   EntryFileNotFound: entry('MCL0211', 'Entry file not found'),
+  UnusedImport: entry('MCL0212', 'Unused import', 'warning'),
 
   // Types, protocols, parameters and values.
   ConstraintNotApplicable: entry('MCL0301', 'Constraint does not apply to this type'),

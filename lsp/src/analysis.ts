@@ -354,6 +354,26 @@ export class Analyzer {
   dispose(): void {
     if (this.timer) clearTimeout(this.timer);
   }
+
+  /**
+   * Changes settings while running (the client's configuration changed). A
+   * change of what a build does (`emitPlan`) drops the compiled projects so
+   * the next build compiles everything with it; the quiet period applies
+   * from the next edit.
+   */
+  configure(change: { debounceMs?: number; emitPlan?: boolean }): void {
+    if (change.debounceMs !== undefined) this.options.debounceMs = change.debounceMs;
+    if (change.emitPlan !== undefined && change.emitPlan !== this.options.emitPlan) {
+      this.options.emitPlan = change.emitPlan;
+      this.projectBuilds = new Map();
+      this.invalidate();
+    }
+  }
+
+  /** The settings in effect. */
+  get settings(): { debounceMs: number; emitPlan: boolean } {
+    return { debounceMs: this.options.debounceMs, emitPlan: this.options.emitPlan };
+  }
 }
 
 function makeSnapshot(generation: number, result: CompileResult, compileMs: number): Snapshot {

@@ -3,7 +3,7 @@
 // understand: snippet completions, Markdown, hierarchical outlines, related
 // locations of a diagnostic, the document version diagnostics belong to.
 
-import type { ClientCapabilities } from 'vscode-languageserver';
+import { DiagnosticTag, type ClientCapabilities } from 'vscode-languageserver';
 
 export interface ClientFeatures {
   /** Completion items may be snippets (`${1:name}` placeholders). */
@@ -18,6 +18,12 @@ export interface ClientFeatures {
   diagnosticVersion: boolean;
   /** The client tells the server about added and removed workspace folders. */
   workspaceFolders: boolean;
+  /** Diagnostics may be tagged "unnecessary" (the client greys out an unused import). */
+  unnecessaryTag: boolean;
+  /** Signature help may point at its parameters by offsets into the label (else by their text). */
+  signatureLabelOffsets: boolean;
+  /** Signature help documentation may be Markdown. */
+  signatureMarkdown: boolean;
 }
 
 export function clientFeatures(caps: ClientCapabilities | undefined): ClientFeatures {
@@ -31,6 +37,9 @@ export function clientFeatures(caps: ClientCapabilities | undefined): ClientFeat
     relatedInformation: td?.publishDiagnostics?.relatedInformation === true,
     diagnosticVersion: td?.publishDiagnostics?.versionSupport === true,
     workspaceFolders: caps?.workspace?.workspaceFolders === true,
+    signatureLabelOffsets: td?.signatureHelp?.signatureInformation?.parameterInformation?.labelOffsetSupport === true,
+    signatureMarkdown: td?.signatureHelp?.signatureInformation?.documentationFormat?.includes('markdown') === true,
+    unnecessaryTag: td?.publishDiagnostics?.tagSupport?.valueSet?.includes(DiagnosticTag.Unnecessary) === true,
   };
 }
 

@@ -2,8 +2,10 @@
 // and LSP values (ranges in line/character, URIs).
 
 import type { Diagnostic as McDiagnostic, Fix, LineIndex, Span } from '@mcl/language';
+import { Codes } from '@mcl/language';
 import {
   DiagnosticSeverity,
+  DiagnosticTag,
   type Diagnostic,
   type DiagnosticRelatedInformation,
   type Range,
@@ -22,7 +24,12 @@ export interface DiagnosticData {
 /** What the client accepts in a diagnostic (see client.ts); defaults to yes. */
 export interface DiagnosticFeatures {
   relatedInformation: boolean;
+  /** Unused code may be tagged so the client greys it out. */
+  unnecessaryTag?: boolean;
 }
+
+/** Diagnostics about code that does nothing (unused imports): tagged "unnecessary" where the client supports it. */
+const UNNECESSARY = new Set([Codes.UnusedImport.code]);
 
 export function toLspDiagnostic(
   d: McDiagnostic,
@@ -52,6 +59,7 @@ export function toLspDiagnostic(
     // A client that cannot show related locations gets them in the message, so nothing is lost.
     else out.message += related.map((r, i) => `\n${relatedFiles[i]}:${r.location.range.start.line + 1}:${r.location.range.start.character + 1}: ${r.message}`).join('');
   }
+  if (features.unnecessaryTag && UNNECESSARY.has(d.code)) out.tags = [DiagnosticTag.Unnecessary];
   if (d.fixes && d.fixes.length > 0) out.data = { fixes: d.fixes } satisfies DiagnosticData;
   return out;
 }

@@ -7,10 +7,12 @@
 
 import {
   CodeActionRequest,
+  CodeLensRequest,
   CompletionRequest,
   DefinitionRequest,
   DocumentFormattingRequest,
   DocumentHighlightRequest,
+  DocumentLinkRequest,
   DocumentRangeFormattingRequest,
   DocumentSymbolRequest,
   FoldingRangeRequest,
@@ -21,6 +23,8 @@ import {
   RenameRequest,
   RequestType,
   SemanticTokensRequest,
+  SignatureHelpRequest,
+  WillRenameFilesRequest,
   WorkspaceSymbolRequest,
   type FormattingOptions,
   type Range,
@@ -29,6 +33,11 @@ import { LineIndex } from '@mcl/language';
 import { prettyJson } from '@mcl/plan';
 import type { ParsedDocument } from './analysis';
 import { codeActions } from './features/code-actions';
+import { codeLenses } from './features/code-lens';
+import { documentLinks } from './features/document-links';
+import { RENAME_FILTERS, willRenameFiles } from './features/file-rename';
+import { signatureHelp, SIGNATURE_RETRIGGERS, SIGNATURE_TRIGGERS } from './features/signature-help';
+import { sourceActions, SOURCE_ACTION_KINDS } from './features/source-actions';
 import { completion, COMPLETION_TRIGGERS } from './features/completion';
 import { definition } from './features/definition';
 import { foldingRanges } from './features/folding';
@@ -49,14 +58,21 @@ export const HANDLERS: readonly Handler[] = [
   documentRequest(PrepareRenameRequest.type, {}, null, async (p, c) => prepareRename(await c.checked(), c.server, c.file, p.position)),
   documentRequest(RenameRequest.type, { renameProvider: { prepareProvider: true } }, null, async (p, c) => rename(await c.checked(), c.server, c.file, p.position, p.newName)),
   documentRequest(CompletionRequest.type, { completionProvider: { triggerCharacters: COMPLETION_TRIGGERS, resolveProvider: false } }, null, async (p, c) => completion(await c.checked(), c.server, c.file, p.position)),
+  documentRequest(SignatureHelpRequest.type, { signatureHelpProvider: { triggerCharacters: SIGNATURE_TRIGGERS, retriggerCharacters: SIGNATURE_RETRIGGERS } }, null, async (p, c) => signatureHelp(await c.checked(), c.server, c.file, p.position)),
+  documentRequest(DocumentLinkRequest.type, { documentLinkProvider: { resolveProvider: false } }, null, async (_p, c) => documentLinks(await c.checked(), c.server, c.file)),
+  documentRequest(CodeLensRequest.type, { codeLensProvider: { resolveProvider: false } }, null, async (_p, c) => codeLenses(await c.checked(), c.server, c.file)),
   documentRequest(DocumentSymbolRequest.type, { documentSymbolProvider: true }, [], (_p, c) => outline(c)),
   workspaceRequest(WorkspaceSymbolRequest.type, { workspaceSymbolProvider: true }, async (p, c) => workspaceSymbols(await c.checked(), c.server, p.query)),
   documentRequest(FoldingRangeRequest.type, { foldingRangeProvider: true }, [], (_p, c) => parsedOrNull(c, foldingRanges)),
   documentRequest(DocumentFormattingRequest.type, { documentFormattingProvider: true }, null, (p, c) => format(c, p.options)),
   documentRequest(DocumentRangeFormattingRequest.type, { documentRangeFormattingProvider: true }, null, (p, c) => format(c, p.options, p.range)),
-  documentRequest(CodeActionRequest.type, { codeActionProvider: { codeActionKinds: ['quickfix'] } }, null, async (p, c) => codeActions(await c.checked(), c.server, c.file, p)),
+  documentRequest(CodeActionRequest.type, { codeActionProvider: { codeActionKinds: ['quickfix', ...SOURCE_ACTION_KINDS] } }, null, async (p, c) => {
+    const s = await c.checked();
+    return [...codeActions(s, c.server, c.file, p), ...sourceActions(s, c.server, c.file, p)];
+  }),
   documentRequest(InlayHintRequest.type, { inlayHintProvider: true }, null, async (p, c) => inlayHints(await c.checked(), c.server, c.file, p.range)),
   documentRequest(SemanticTokensRequest.type, { semanticTokensProvider: { legend: SEMANTIC_LEGEND, full: true, range: false } }, { data: [] }, async (_p, c) => semanticTokens(await c.checked(), c.server, c.file)),
+  workspaceRequest(WillRenameFilesRequest.type, { workspace: { fileOperations: { willRename: RENAME_FILTERS } } }, async (p, c) => willRenameFiles(await c.checked(), c.server, p, c.log)),
   // Custom requests the VS Code extension and the benchmark use.
   workspaceRequest(new RequestType<void, unknown, void>('mcl/stats'), {}, (_p, c) => ({ ...c.server.analyzer.stats, memory: process.memoryUsage() })),
   workspaceRequest(new RequestType<{ uri: string }, PlanAnswer, void>('mcl/plan'), {}, (p, c) => planOf(c.server, p.uri)),

@@ -12,11 +12,21 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export class PathMapper {
   readonly root: string;
-  readonly stdlibDir: string;
+  private stdlib: string;
 
   constructor(root: string, stdlibDir: string) {
     this.root = resolve(root);
-    this.stdlibDir = resolve(stdlibDir);
+    this.stdlib = resolve(stdlibDir);
+  }
+
+  /** The standard library folder. It changes only when the client's settings name another one (see setStdlibDir). */
+  get stdlibDir(): string {
+    return this.stdlib;
+  }
+
+  /** Points `std:` modules at another standard library folder (a settings change while running). */
+  setStdlibDir(dir: string): void {
+    this.stdlib = resolve(dir);
   }
 
   /** The file URI of a compiler file name. */

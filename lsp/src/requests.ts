@@ -26,6 +26,8 @@ import type { ServerContext } from './service';
 export interface RequestContext {
   readonly server: ServerContext;
   readonly token: CancellationToken;
+  /** Writes to the server's log (the client's output channel). */
+  readonly log: (message: string) => void;
   /** A checked snapshot that includes every edit made so far; rejects (answering RequestCancelled) when the request is cancelled. */
   checked(): Promise<Snapshot>;
 }
@@ -70,7 +72,7 @@ export function documentRequest<P extends { textDocument: TextDocumentIdentifier
         const uri = params.textDocument.uri;
         const file = s.paths.fromUri(uri);
         if (!file || s.workspace.tooLargeSize(file) !== undefined) return none;
-        const c: DocumentContext = { ...context(s, token), file, uri, parsed: () => s.analyzer.parsedDocument(file) };
+        const c: DocumentContext = { ...context(s, token, log), file, uri, parsed: () => s.analyzer.parsedDocument(file) };
         return guarded(type.method, file, token, log, () => handle(params, c));
       });
     },
@@ -92,17 +94,18 @@ export function workspaceRequest<P, R>(
       connection.onRequest(type.method, (...args: unknown[]) => {
         const token = args[args.length - 1] as CancellationToken;
         const params = (args.length > 1 ? args[0] : undefined) as P;
-        const c = context(server(), token);
+        const c = context(server(), token, log);
         return guarded(type.method, undefined, token, log, () => handle(params, c));
       });
     },
   };
 }
 
-function context(server: ServerContext, token: CancellationToken): RequestContext {
+function context(server: ServerContext, token: CancellationToken, log: (message: string) => void): RequestContext {
   return {
     server,
     token,
+    log,
     async checked() {
       const s = await server.analyzer.checked(token);
       if (token.isCancellationRequested) throw new RequestCancelled();

@@ -23,6 +23,7 @@ import {
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { Analyzer, type Snapshot } from './analysis';
 import { toLspDiagnostic } from './convert';
+import { liveSettings } from './features/settings';
 import { HANDLERS } from './handlers';
 import { capabilitiesOf } from './requests';
 import { createBaseHost } from './host';
@@ -103,12 +104,17 @@ export function startServer(connection: Connection, bundleDir: string): void {
       onSnapshot: (s) => publishDiagnostics(s),
     });
     ctx = { workspace, analyzer, paths, client };
+    const settings = liveSettings(connection, ctx, params.capabilities, {
+      initial: { debounceMs: options.debounceMs ?? 50, emitPlan: options.emitPlan ?? false, stdlibDir: paths.stdlibDir },
+      warn,
+    });
     const watchDynamic = params.capabilities.workspace?.didChangeWatchedFiles?.dynamicRegistration === true;
     workspace.cacheDisk = watchDynamic;
 
     connection.onInitialized(() => {
       ready = true;
       for (const m of pendingWarnings.splice(0)) warn(m);
+      settings.start();
       if (watchDynamic) {
         void connection.client.register(DidChangeWatchedFilesNotification.type, {
           watchers: [{ globPattern: '**/*.mcl' }],

@@ -121,6 +121,11 @@ export class Workspace {
     }
   }
 
+  /** Forgets the standard library texts read so far (its folder changed). */
+  forgetStdlib(): void {
+    for (const f of [...this.diskCache.keys()]) if (f.startsWith('std:')) this.diskCache.delete(f);
+  }
+
   setOpen(file: string, doc: TextDocument): void {
     this.open.set(file, doc);
   }

@@ -19,10 +19,16 @@ if (!nvimFound && !inCi) {
 }
 
 const CLI = join(REPO, 'cli', 'dist', 'mclc.mjs');
-const SOURCE = `component A {
+const SOURCE = `import std.kv.{Kv}
+import std.http.{Http}
+component A {
   require db: Nope
+  expose web: Http on tcp 8080
   restart /* why */ always
   program { env { A = "x" /* only one */ } }
+}
+system S {
+  a = A { replicas 2 }
 }
 
 `;
@@ -36,6 +42,9 @@ describe.skipIf(!nvimFound && !inCi)('Neovim', () => {
     completion: { label: string; insertText: string | null; insertTextFormat: number | null }[];
     symbols: { name: string }[];
     formatted: string;
+    organized: string;
+    signature: { label: string; active: string };
+    lenses: string[];
     stopped: boolean;
   };
 
@@ -58,7 +67,8 @@ describe.skipIf(!nvimFound && !inCi)('Neovim', () => {
 
   it('shows the diagnostics mclc gives', () => {
     expect(seen.diagnostics.length).toBeGreaterThan(0);
-    expect(seen.diagnostics.some((d) => d.lnum === 1 && /Nope/.test(d.message))).toBe(true);
+    expect(seen.diagnostics.some((d) => d.lnum === 3 && /Nope/.test(d.message))).toBe(true);
+    expect(seen.diagnostics.some((d) => d.lnum === 0 && d.code === 'MCL0212')).toBe(true);
   });
 
   it('gets plain-text hovers and a flat outline', () => {
@@ -71,6 +81,13 @@ describe.skipIf(!nvimFound && !inCi)('Neovim', () => {
   it('gets no snippets, which it would insert literally', () => {
     expect(seen.completion.map((c) => c.label)).toContain('component');
     expect(seen.completion.filter((c) => c.insertTextFormat === 2 || /\$\{?\d|\0/.test(c.insertText ?? ''))).toEqual([]);
+  });
+
+  it('gets signature help, code lenses and organised imports', () => {
+    expect(seen.signature.label).toMatch(/^a = A \{ single, replicas N, /);
+    expect(seen.signature.active).toBe('replicas N');
+    expect(seen.lenses).toEqual(['1 instance (2 VMs) · 0 channels', 'Show plan', '2 VMs · no channels']);
+    expect(seen.organized.startsWith('import std.http.{Http}\ncomponent A {')).toBe(true);
   });
 
   it('formats the buffer, keeping every comment', () => {

@@ -27,6 +27,10 @@ async function probe(path: string, text: string, step: number): Promise<string[]
     ['textDocument/foldingRange', doc],
     ['textDocument/semanticTokens/full', doc],
     ['textDocument/inlayHint', { ...doc, range: { start: { line: 0, character: 0 }, end: positionAt(text, text.length) } }],
+    ['textDocument/documentLink', doc],
+    ['textDocument/codeLens', doc],
+    ['textDocument/codeAction', { ...doc, range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } }, context: { diagnostics: [] } }],
+    ['workspace/willRenameFiles', { files: [{ oldUri: uri, newUri: uri.replace(/\.mcl$/, '_moved.mcl') }] }],
   ] as const) {
     try {
       await client.conn.sendRequest(method, params);
@@ -36,7 +40,7 @@ async function probe(path: string, text: string, step: number): Promise<string[]
   }
   for (let offset = 0; offset < text.length; offset += step) {
     const position = positionAt(text, offset);
-    for (const method of ['textDocument/hover', 'textDocument/definition', 'textDocument/completion', 'textDocument/references']) {
+    for (const method of ['textDocument/hover', 'textDocument/definition', 'textDocument/completion', 'textDocument/references', 'textDocument/signatureHelp']) {
       try {
         await client.conn.sendRequest(method, { ...doc, position, context: { includeDeclaration: true } });
       } catch (e) {

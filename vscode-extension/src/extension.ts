@@ -16,7 +16,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   await startClient(context);
 
   context.subscriptions.push(
-    vscode.commands.registerCommand('mcl.showPlan', () => showPlan()),
+    // The server's "Show plan" code lens passes the document's URI; the palette passes nothing (the active editor's document).
+    vscode.commands.registerCommand('mcl.showPlan', (uri?: string) => showPlan(uri)),
     vscode.commands.registerCommand('mcl.showGraph', () => showGraph(context)),
     vscode.commands.registerCommand('mcl.restartServer', async () => {
       await client?.stop();
@@ -59,10 +60,10 @@ function activeMclDocument(): vscode.TextDocument | undefined {
   return doc;
 }
 
-async function showPlan(): Promise<void> {
-  const doc = activeMclDocument();
-  if (!doc || !client) return;
-  const r = await client.sendRequest<PlanResponse>('mcl/plan', { uri: doc.uri.toString() });
+async function showPlan(uri?: string): Promise<void> {
+  const target = typeof uri === 'string' ? uri : activeMclDocument()?.uri.toString();
+  if (!target || !client) return;
+  const r = await client.sendRequest<PlanResponse>('mcl/plan', { uri: target });
   if (!r.plan) {
     const first = r.errors[0];
     const where = first ? ` First: ${first.file}:${first.line}: ${first.message}` : '';

@@ -24,12 +24,21 @@ function dirOf(file: string): string {
   return i < 0 ? '' : file.slice(0, i);
 }
 
+/**
+ * The workspace file a program path (`script "guest/web.sh"`, `file ... from
+ * "www/index.html"`) names, relative to the directory of the .mcl file that
+ * writes it, or undefined when the path leaves the workspace.
+ */
+export function programFilePath(declaringFile: string, rel: string): string | undefined {
+  return joinRelative(dirOf(declaringFile), rel);
+}
+
 function readWorkspace(ctx: Ctx, m: Module, rel: string, span: { start: number; end: number }): { path: string; text: string } | undefined {
   if (m.isStd) {
     ctx.report(Codes.ProgramFileOutsideWorkspace, `a standard library component cannot read the workspace file \`${rel}\``, m.file, span, { hint: 'give the program inline with `file "/path" = "..."`' });
     return undefined;
   }
-  const path = joinRelative(dirOf(m.file), rel);
+  const path = programFilePath(m.file, rel);
   if (path === undefined) {
     ctx.report(Codes.ProgramFileOutsideWorkspace, `\`${rel}\` is outside the workspace`, m.file, span, {
       hint: 'programs may only use files inside the workspace; copy the file into it and give a path relative to this .mcl file',

@@ -26,7 +26,7 @@ local ok, err = pcall(function()
     table.insert(out.diagnostics, { lnum = d.lnum, message = d.message, code = d.code })
   end
 
-  local hover = vim.lsp.buf_request_sync(bufnr, 'textDocument/hover', { textDocument = { uri = uri }, position = { line = 0, character = 11 } }, 10000)
+  local hover = vim.lsp.buf_request_sync(bufnr, 'textDocument/hover', { textDocument = { uri = uri }, position = { line = 2, character = 11 } }, 10000)
   for _, r in pairs(hover or {}) do
     if r.result then out.hover = r.result.contents end
     if r.err then note(r.err.message) end
@@ -45,6 +45,38 @@ local ok, err = pcall(function()
 
   local symbols = vim.lsp.buf_request_sync(bufnr, 'textDocument/documentSymbol', { textDocument = { uri = uri } }, 10000)
   for _, r in pairs(symbols or {}) do out.symbols = r.result end
+
+  -- Signature help inside the instance's braces (`  a = A { replicas 2 }`: the `r`).
+  local sig_line = 0
+  for i, l in ipairs(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)) do
+    if l:find('a = A {', 1, true) then sig_line = i - 1 end
+  end
+  local sig = vim.lsp.buf_request_sync(bufnr, 'textDocument/signatureHelp', { textDocument = { uri = uri }, position = { line = sig_line, character = 11 } }, 10000)
+  for _, r in pairs(sig or {}) do
+    if r.result then
+      local s = r.result.signatures[1]
+      local p = s.parameters[(r.result.activeParameter or 0) + 1]
+      out.signature = { label = s.label, active = type(p.label) == 'string' and p.label or s.label:sub(p.label[1] + 1, p.label[2]) }
+    end
+    if r.err then note(r.err.message) end
+  end
+
+  local lenses = vim.lsp.buf_request_sync(bufnr, 'textDocument/codeLens', { textDocument = { uri = uri } }, 10000)
+  out.lenses = {}
+  for _, r in pairs(lenses or {}) do
+    for _, l in ipairs(r.result or {}) do table.insert(out.lenses, l.command.title) end
+  end
+
+  -- Organize imports, applied as Neovim applies any code action's edit.
+  local actions = vim.lsp.buf_request_sync(bufnr, 'textDocument/codeAction', {
+    textDocument = { uri = uri },
+    range = { start = { line = 0, character = 0 }, ['end'] = { line = 0, character = 0 } },
+    context = { diagnostics = {}, only = { 'source.organizeImports' } },
+  }, 10000)
+  for _, r in pairs(actions or {}) do
+    for _, a in ipairs(r.result or {}) do vim.lsp.util.apply_workspace_edit(a.edit, 'utf-16') end
+  end
+  out.organized = table.concat(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false), '\n') .. '\n'
 
   if vim.lsp.buf.format then
     vim.lsp.buf.format({ timeout_ms = 10000 })
