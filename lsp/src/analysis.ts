@@ -386,7 +386,7 @@ function makeSnapshot(generation: number, result: CompileResult, compileMs: numb
 }
 
 function emptyResult(): CompileResult {
-  return { program: { files: new Map(), texts: new Map(), symbols: new Map(), references: [] }, diagnostics: [] };
+  return { program: { files: new Map(), texts: new Map(), symbols: new Map(), references: [], instances: new Map() }, diagnostics: [] };
 }
 
 /** Appends a measurement, keeping the last 500. */
