@@ -152,6 +152,41 @@ export interface Program {
   symbols: Map<string, SymbolInfo>;
   /** Every resolved reference, including each declaration's own name. */
   references: Reference[];
+  /**
+   * The settings in effect for each component instance (the component's,
+   * then the instance's own), by the instance's symbol id; built with
+   * `index`, as the symbols are.
+   */
+  instances: Map<string, InstanceSettings>;
+}
+
+/** An instance's settings in effect, as composition resolved them. */
+export interface InstanceSettings {
+  /** Bytes. */
+  memory: number;
+  vcpus: number;
+  mode: 'single' | 'replicas' | 'per_session';
+  /** The replica count, or the warm pool of a per-session instance. */
+  replicas: number;
+  maxSessions?: number;
+  /** The component's parameters in declaration order. */
+  params: InstanceParam[];
+}
+
+/** A parameter of an instance: where its value comes from and where that value and its type are written. */
+export interface InstanceParam {
+  name: string;
+  origin: 'override' | 'default' | 'unset';
+  sensitive: boolean;
+  /** The value in effect as written (the instance's override or the component's default). */
+  value?: SourceRange;
+  type: SourceRange;
+}
+
+/** A span in a named file. */
+export interface SourceRange {
+  file: string;
+  span: Span;
 }
 
 export interface CompileResult {

@@ -49,7 +49,7 @@ export interface Module {
 export class Ctx {
   readonly diagnostics: Diagnostic[] = [];
   private readonly seen = new Set<string>();
-  readonly program: Program = { files: new Map(), texts: new Map(), symbols: new Map(), references: [] };
+  readonly program: Program = { files: new Map(), texts: new Map(), symbols: new Map(), references: [], instances: new Map() };
   /** Loaded modules by module path. */
   readonly modules = new Map<string, Module>();
   /** Loaded modules by file key. */

@@ -52,6 +52,17 @@ describe('program symbols and references', () => {
     expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   });
 
+  test('each component instance carries its settings in effect, with where its parameter values are written', () => {
+    const db = r.program.instances.get('main.mcl#instance:Shop.db')!;
+    expect(db).toMatchObject({ memory: 128 * 2 ** 20, vcpus: 1, mode: 'single', replicas: 1 });
+    expect(db.params).toEqual([{ name: 'mode', origin: 'override', sensitive: false, value: { file: 'main.mcl', span: { start: at(SRC, 'mode = safe') + 7, end: at(SRC, 'mode = safe') + 11 } }, type: { file: 'main.mcl', span: { start: at(SRC, 'Mode = fast'), end: at(SRC, 'Mode = fast') + 4 } } }]);
+    const sized = compileText('component A { memory 64MiB\n replicas 3\n param n: int = 2 }\nsystem S { a = A { vcpus 2 } }\n', {}, { index: true, emitPlan: false });
+    const a = sized.program.instances.get('main.mcl#instance:S.a')!;
+    expect(a).toMatchObject({ memory: 64 * 2 ** 20, vcpus: 2, mode: 'replicas', replicas: 3 });
+    expect(a.params[0]).toMatchObject({ name: 'n', origin: 'default', value: { file: 'main.mcl' } });
+    expect(compileText(SRC, {}, { emitPlan: false }).program.instances.size).toBe(0);
+  });
+
   test('declarations and members have symbols with qualified names and details', () => {
     const s = r.program.symbols;
     expect(s.get('main.mcl#component:Db')?.qualifiedName).toBe('main.Db');

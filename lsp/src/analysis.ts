@@ -317,9 +317,18 @@ export class Analyzer {
       // Plans the editor shows carry digests; the native hash spares the pure-JS one.
       sha256: nativeSha256,
     };
+    // The cache holds parses under workspace names; the compiler of a project
+    // names files from the project's root, and so must the syntax diagnostics
+    // it is handed.
     const cache: ParseCache = {
-      get: (path, text) => this.cache.get(rebaseFile(root, path), text),
-      set: (path, text, file) => this.cache.set(rebaseFile(root, path), text, file),
+      get: (path, text) => {
+        const hit = this.cache.get(rebaseFile(root, path), text);
+        return hit && root !== '' ? withFileName(hit, path) : hit;
+      },
+      set: (path, text, parsed) => {
+        const file = rebaseFile(root, path);
+        this.cache.set(file, text, root !== '' ? withFileName(parsed, file) : parsed);
+      },
     };
     let result: CompileResult;
     try {
@@ -376,6 +385,18 @@ export class Analyzer {
   }
 }
 
+/** A parse whose syntax diagnostics name its file `file` (they only ever name their own file). */
+function withFileName(parsed: ParsedSource, file: string): ParsedSource {
+  if (parsed.diagnostics.every((d) => d.file === file)) return parsed;
+  const diagnostics = parsed.diagnostics.map((d) => {
+    const out: Diagnostic = { ...d, file };
+    if (d.related) out.related = d.related.map((x) => ({ ...x, file }));
+    if (d.fixes) out.fixes = d.fixes.map((fix) => ({ ...fix, edits: fix.edits.map((e) => ({ ...e, file })) }));
+    return out;
+  });
+  return { file: parsed.file, diagnostics };
+}
+
 function makeSnapshot(generation: number, result: CompileResult, compileMs: number): Snapshot {
   const program = result.program;
   const lineCache = new Map<string, LineIndex>();
@@ -406,7 +427,7 @@ function makeSnapshot(generation: number, result: CompileResult, compileMs: numb
 }
 
 function emptyResult(): CompileResult {
-  return { program: { files: new Map(), texts: new Map(), symbols: new Map(), references: [] }, diagnostics: [] };
+  return { program: { files: new Map(), texts: new Map(), symbols: new Map(), references: [], instances: new Map() }, diagnostics: [] };
 }
 
 /** Appends a measurement, keeping the last 500. */

@@ -1,6 +1,6 @@
 // Small queries over the AST that several features share.
 
-import type { ComponentDecl, Expr, Node, SourceFile, Span, SystemDecl } from '@mcl/language';
+import type { ComponentDecl, Node, SourceFile, Span, SystemDecl } from '@mcl/language';
 
 /** Finds the node of a given kind whose `name` identifier has exactly this span. */
 export function findNamed<K extends Node['kind']>(
@@ -51,13 +51,6 @@ export function walk(node: Node, visit: (n: Node) => boolean, depth = 0): void {
       for (const v of Object.values(value)) if (v && typeof v === 'object' && 'kind' in v) walk(v as Node, visit, depth + 1);
     }
   }
-}
-
-/** The source text of an expression, trimmed to one short line. */
-export function exprText(text: string | undefined, e: Expr | undefined): string | undefined {
-  if (!e || e.kind === 'MissingExpr' || text === undefined) return undefined;
-  const raw = text.slice(e.span.start, e.span.end).replace(/\s+/g, ' ').trim();
-  return raw.length > 60 ? raw.slice(0, 57) + '...' : raw;
 }
 
 export function findComponent(file: SourceFile | undefined, nameSpan: Span): ComponentDecl | undefined {

@@ -1,12 +1,12 @@
 // Questions about the composition that several features ask: what an instance
-// instantiates, its effective settings, the ports of a component and the
+// instantiates, its effective settings (the compiler's), the ports of a component and the
 // operations of a port's protocol. Names are always resolved through the
 // compiler's references; this module only reads the tree around them.
 
 import type { SymbolInfo } from '@mcl/compiler';
 import type { ComponentDecl, InstanceDecl, SystemDecl } from '@mcl/language';
 import type { Snapshot } from './analysis';
-import { exprText, findComponent, findNamed, findSystem } from './ast-util';
+import { findComponent, findNamed, findSystem } from './ast-util';
 
 export interface ResolvedParam {
   name: string;
@@ -37,60 +37,45 @@ export function instanceTarget(s: Snapshot, file: string, inst: InstanceDecl): S
   return sym && (sym.kind === 'component' || sym.kind === 'system') ? sym : undefined;
 }
 
+/**
+ * An instance with its settings in effect, as the compiler resolved them
+ * (`Program.instances`); only the texts of values and types are read here,
+ * from where the compiler says they are written.
+ */
 export function resolveInstance(s: Snapshot, file: string, inst: InstanceDecl): ResolvedInstance {
   const out: ResolvedInstance = { instance: inst, mode: 'single', params: [] };
   const target = instanceTarget(s, file, inst);
   out.component = target;
-  const text = s.text(file);
-  const overrides = new Map<string, string | undefined>();
-  const applySetting = (m: InstanceDecl['settings'][number] | ComponentDecl['members'][number], t: string | undefined): void => {
-    switch (m.kind) {
-      case 'InstancesMember':
-        out.mode = m.mode;
-        out.replicas = m.mode === 'replicas' && m.count?.kind === 'Int' ? m.count.value : undefined;
-        out.pool = m.pool?.kind === 'Int' ? m.pool.value : undefined;
-        out.maxSessions = m.max?.kind === 'Int' ? m.max.value : undefined;
-        break;
-      case 'MemoryMember':
-        if (m.value.kind === 'Size') out.memoryBytes = m.value.bytes;
-        break;
-      case 'VcpusMember':
-        if (m.value.kind === 'Int') out.vcpus = m.value.value;
-        break;
-      case 'ParamOverride':
-        overrides.set(m.name.name, exprText(t, m.value));
-        break;
-      default:
-        break;
-    }
-  };
   if (target) {
     const declFile = s.program.files.get(target.file);
-    const decl = target.kind === 'component' ? findComponent(declFile, target.nameSpan) : findSystem(declFile, target.nameSpan);
-    out.decl = decl;
-    if (decl?.kind === 'ComponentDecl') {
-      const declText = s.text(target.file);
-      for (const m of decl.members) applySetting(m, declText);
-      for (const m of decl.members) {
-        if (m.kind !== 'ParamDecl') continue;
-        out.params.push({
-          name: m.name.name,
-          value: exprText(declText, m.default),
-          origin: m.default ? 'default' : 'unset',
-          sensitive: m.sensitive,
-          type: declText ? declText.slice(m.type.span.start, m.type.span.end).replace(/\s+/g, ' ') : '',
-        });
-      }
-    }
+    out.decl = target.kind === 'component' ? findComponent(declFile, target.nameSpan) : findSystem(declFile, target.nameSpan);
   }
-  for (const m of inst.settings) applySetting(m, text);
-  for (const p of out.params) {
-    if (overrides.has(p.name)) {
-      p.value = overrides.get(p.name);
-      p.origin = 'override';
-    }
+  const symbol = s.refs.symbolAt(file, inst.name.span.start)?.symbol;
+  const settings = symbol ? s.program.instances.get(symbol.id) : undefined;
+  if (!settings) return out;
+  out.mode = settings.mode;
+  if (settings.mode === 'replicas') out.replicas = settings.replicas;
+  if (settings.mode === 'per_session') {
+    out.pool = settings.replicas;
+    out.maxSessions = settings.maxSessions;
   }
+  out.memoryBytes = settings.memory;
+  out.vcpus = settings.vcpus;
+  out.params = settings.params.map((p) => ({
+    name: p.name,
+    value: p.value ? clip(s.text(p.value.file)?.slice(p.value.span.start, p.value.span.end)) : undefined,
+    origin: p.origin,
+    sensitive: p.sensitive,
+    type: s.text(p.type.file)?.slice(p.type.span.start, p.type.span.end).replace(/\s+/g, ' ') ?? '',
+  }));
   return out;
+}
+
+/** A value as written, on one line and at most 60 characters. */
+function clip(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const line = raw.replace(/\s+/g, ' ').trim();
+  return line.length > 60 ? line.slice(0, 57) + '...' : line;
 }
 
 /** Ports of a component, or exported ports of a system, in declaration order. */

@@ -32,6 +32,15 @@ export function rebaseResult(root: string, r: CompileResult): CompileResult {
       }),
     ),
     references: r.program.references.map((ref) => ({ file: f(ref.file), span: ref.span, symbol: f(ref.symbol) })),
+    instances: new Map(
+      [...r.program.instances].map(([id, settings]) => [
+        f(id),
+        {
+          ...settings,
+          params: settings.params.map((p) => ({ ...p, type: { ...p.type, file: f(p.type.file) }, ...(p.value ? { value: { ...p.value, file: f(p.value.file) } } : {}) })),
+        },
+      ]),
+    ),
   };
   return { ...r, program, diagnostics: r.diagnostics.map((d) => rebaseDiagnostic(root, d)) };
 }
@@ -51,7 +60,7 @@ function rebaseDiagnostic(root: string, d: Diagnostic): Diagnostic {
  */
 export function mergeResults(results: CompileResult[]): CompileResult {
   if (results.length === 1) return results[0];
-  const program: Program = { files: new Map(), texts: new Map(), symbols: new Map(), references: [] };
+  const program: Program = { files: new Map(), texts: new Map(), symbols: new Map(), references: [], instances: new Map() };
   const diagnostics: Diagnostic[] = [];
   const seen = new Set<string>();
   const seenRefs = new Set<string>();
@@ -59,6 +68,7 @@ export function mergeResults(results: CompileResult[]): CompileResult {
     for (const [k, v] of r.program.files) program.files.set(k, v);
     for (const [k, v] of r.program.texts) program.texts.set(k, v);
     for (const [k, v] of r.program.symbols) if (!program.symbols.has(k)) program.symbols.set(k, v);
+    for (const [k, v] of r.program.instances) if (!program.instances.has(k)) program.instances.set(k, v);
     for (const ref of r.program.references) {
       // References inside a standard library file would repeat once per project.
       if (ref.file.startsWith('std:')) {

@@ -14,6 +14,7 @@ import type {
 } from '@mcl/language';
 import { Codes } from '@mcl/language';
 import type { ChannelInvariants, JsonValue, OrderAutomaton } from '@mcl/plan';
+import type { InstanceParam, InstanceSettings } from '../api';
 import { Ctx, related, textOf, type DeclEntry, type Module } from '../context';
 import { resolveRef } from '../resolve/scope';
 import type { ProtocolInfo } from '../types/protocols';
@@ -543,6 +544,7 @@ export class Systems {
         }
       }
     }
+    if (this.ctx.indexing) this.recordSettings(inst, m, given);
     for (const p of comp.params.values()) {
       if (given.has(p.name)) continue;
       if (p.default !== undefined) inst.params[p.name] = p.default;
@@ -553,6 +555,30 @@ export class Systems {
         });
       }
     }
+  }
+
+  /** Keeps an instance's settings in effect in the Program, for the language server's hovers and hints. */
+  private recordSettings(inst: InstInfo, m: Module, given: Set<string>): void {
+    const comp = inst.comp!;
+    const declFile = comp.entry.module.file;
+    const overrides = new Map<string, Span>();
+    for (const s of inst.decl.settings) if (s.kind === 'ParamOverride' && given.has(s.name.name) && !overrides.has(s.name.name)) overrides.set(s.name.name, s.value.span);
+    const params: InstanceParam[] = [];
+    for (const p of comp.params.values()) {
+      const override = overrides.get(p.name);
+      const param: InstanceParam = {
+        name: p.name,
+        origin: override ? 'override' : p.decl.default ? 'default' : 'unset',
+        sensitive: p.sensitive,
+        type: { file: declFile, span: p.decl.type.span },
+      };
+      if (override) param.value = { file: m.file, span: override };
+      else if (p.decl.default && p.decl.default.kind !== 'MissingExpr') param.value = { file: declFile, span: p.decl.default.span };
+      params.push(param);
+    }
+    const settings: InstanceSettings = { memory: inst.memory, vcpus: inst.vcpus, mode: inst.mode.mode, replicas: inst.mode.replicas, params };
+    if (inst.mode.max_sessions !== undefined) settings.maxSessions = inst.mode.max_sessions;
+    this.ctx.program.instances.set(inst.symbol, settings);
   }
 
   /**

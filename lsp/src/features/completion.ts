@@ -5,7 +5,7 @@
 // Program, so names are resolved exactly as the compiler resolves them.
 
 import type { SymbolInfo } from '@mcl/compiler';
-import { tokenize, type InstanceDecl, type SystemDecl, type TokenKind } from '@mcl/language';
+import { tokenize, type InstanceDecl, type LexicalToken, type SystemDecl, type TokenKind } from '@mcl/language';
 import { CompletionItemKind, InsertTextFormat, type CompletionItem, type CompletionList, type Position } from 'vscode-languageserver';
 import type { Snapshot } from '../analysis';
 import { nodesAt } from '../ast-util';
@@ -45,12 +45,14 @@ interface Tok {
 /**
  * The tokens of `text` before `limit`, from the language's own lexer (so
  * completion reads the text exactly as the parser does), comments left out,
- * each marked with whether a line break precedes it.
+ * each marked with whether a line break precedes it. `lexed` is the lexer's
+ * output for the text up to the cursor, at or after `limit`.
  */
-function tokensBefore(text: string, limit: number): Tok[] {
+function tokensBefore(text: string, lexed: LexicalToken[], limit: number): Tok[] {
   const out: Tok[] = [];
   let last = 0;
-  for (const t of tokenize(text.slice(0, limit))) {
+  for (const t of lexed) {
+    if (t.span.start >= limit) break;
     if (t.kind === 'comment' || t.kind === 'docComment') continue;
     out.push({ text: t.text, start: t.span.start, end: t.span.end, kind: TOK_KIND[t.kind], nl: text.slice(last, t.span.start).includes('\n') });
     last = t.span.end;
@@ -75,12 +77,11 @@ const TOK_KIND: Record<TokenKind, Tok['kind']> = {
 
 /**
  * True when `offset` is inside a comment or a string (where nothing is
- * offered): the lexer's last token before it is a comment, or a string it
- * had not finished.
+ * offered): the lexer's last token before it (`lexed` is the text up to
+ * `offset`) is a comment, or a string it had not finished.
  */
-function inCommentOrString(text: string, offset: number): boolean {
-  const toks = tokenize(text.slice(0, offset));
-  const t = toks[toks.length - 1];
+function inCommentOrString(text: string, lexed: LexicalToken[], offset: number): boolean {
+  const t = lexed[lexed.length - 1];
   if (!t || t.span.end < offset) return false;
   const raw = text.slice(t.span.start, t.span.end);
   // A line comment runs to the end of its line; a block comment until its `*/`.
@@ -286,7 +287,9 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
   // The word being typed is replaced by the completion; context is what precedes it.
   let wordStart = offset;
   while (wordStart > 0 && /[A-Za-z0-9_]/.test(text[wordStart - 1])) wordStart--;
-  const toks = tokensBefore(text, wordStart);
+  // One lexer pass over the text up to the cursor serves both questions below.
+  const lexed = tokenize(text.slice(0, offset));
+  const toks = tokensBefore(text, lexed, wordStart);
   const stack = blockStack(toks);
   const frame = stack[stack.length - 1];
   // A word typed at the start of a line begins a new statement unless the
@@ -298,7 +301,7 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
   const items = (list: CompletionItem[]): CompletionList => ({ isIncomplete: false, items: list });
 
   // Inside a string or a comment nothing is offered.
-  if (inCommentOrString(text, offset)) return items([]);
+  if (inCommentOrString(text, lexed, offset)) return items([]);
 
   // `instance.` -> the instance's ports (connect, expose, export, exposed only [...]).
   if (prev === '.' && frame.block !== 'import' && words[0] !== 'import') {
