@@ -284,6 +284,109 @@ export interface DoctorReport {
 }
 
 // ---------------------------------------------------------------------------
+// audit (optional: a backend without an audit trail leaves these out)
+
+export interface AuditOptions extends BackendOptions {
+  /** Keep printing records as they are appended until aborted (`--follow`). */
+  follow: boolean;
+  /** Only the last N records first (`--tail N`). */
+  tail?: number;
+}
+
+/** One record of the audit trail as written: `seq`, `time`, `event`, `prev` (the hash of the line before) and the event's fields. */
+export interface AuditRecord {
+  seq: number;
+  time: string;
+  event: string;
+  prev: string;
+  [field: string]: unknown;
+}
+
+/** Where the chain breaks, or another problem `audit verify` found. */
+export interface AuditProblem {
+  file: string;
+  /** 1-based line number in `file`, or null for the head file. */
+  line: number | null;
+  seq: number | null;
+  problem: string;
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  /** The trail's files, oldest first. */
+  files: string[];
+  lines: number;
+  first_seq: number | null;
+  last_seq: number | null;
+  /** The hash of the newest line: kept elsewhere, it shows later whether the history was rewritten. */
+  head_hash: string | null;
+  /** Set when the oldest kept record is not the first one written (older files were rotated away). */
+  note?: string;
+  problems: AuditProblem[];
+}
+
+// ---------------------------------------------------------------------------
+// usage (optional: the accounting ledger)
+
+export type UsageGrouping = 'instance' | 'system' | 'label' | 'clone';
+
+export interface UsageOptions extends BackendOptions {
+  by: UsageGrouping;
+  /** Only what was used from this time on. */
+  since: Date | null;
+}
+
+export interface UsageRow {
+  /** The instance id, system name, label (`(none)` for unlabelled instances) or `instance#clone`. */
+  key: string;
+  cpu_seconds: number;
+  /** PSS held over time, in byte-seconds. */
+  memory_byte_seconds: number;
+  /** The highest sum of the group's PSS at one sample. */
+  peak_pss_bytes: number;
+  /** The highest peak resident size (VmHWM) of one of the group's processes. */
+  peak_rss_bytes: number;
+  uptime_seconds: number;
+  forks: number;
+  restarts: number;
+  /** Frames of the group's instances that the broker refused. */
+  denials: number;
+  frames_sent: number;
+  bytes_sent: number;
+  frames_received: number;
+  bytes_received: number;
+}
+
+export interface UsageChannelRow {
+  channel: string;
+  /** The requiring instance (`tcp:<port>` for the clients of an exposure) and the providing one. */
+  from: string;
+  to: string;
+  frames_forward: number;
+  bytes_forward: number;
+  frames_backward: number;
+  bytes_backward: number;
+  denials: number;
+}
+
+export interface UsageReport {
+  /** The ledger file read. */
+  ledger: string;
+  by: UsageGrouping;
+  since: string | null;
+  /** Times of the first and last record counted. */
+  first: string | null;
+  last: string | null;
+  records: number;
+  /** Lines that are not ledger records, skipped. */
+  skipped: number;
+  rows: UsageRow[];
+  /** The sum of the rows; its peaks are the highest of the whole deployment at one sample. */
+  total: UsageRow;
+  channels: UsageChannelRow[];
+}
+
+// ---------------------------------------------------------------------------
 // Failures
 
 /**
@@ -326,6 +429,12 @@ export interface BackendModule {
   doctor(): Promise<DoctorReport>;
   /** Entry of the hidden `mclc __supervise DIR` command; resolves when the supervisor exits. */
   runSupervisor(dir: string): Promise<void>;
+  /** Delivers the audit trail's records, oldest first; with `follow`, resolves when `opts.signal` is aborted. */
+  audit?(opts: AuditOptions, onRecord: (r: AuditRecord) => void): Promise<void>;
+  /** Checks the audit trail's hash chain. */
+  auditVerify?(opts: BackendOptions): Promise<AuditVerification>;
+  /** Sums the accounting ledger. */
+  usage?(opts: UsageOptions): Promise<UsageReport>;
 }
 
 /** The functions a backend module exports (checked when the CLI loads it). */

@@ -20,6 +20,7 @@ import { BackendFailure } from './errors';
 import { serveControl, type ControlRequest } from './control';
 import { Supervisor, type ProcessRecord } from './supervisor';
 import type { BrokerFactory, GuestRuntime } from './guest-runtime';
+import { openRecorder, requestWho, STATE_FILE_ENV } from './records';
 
 export const SOCKET = 'supervisor.sock';
 export const PID_FILE = 'supervisor.json';
@@ -305,7 +306,15 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
 
   const runtime = opts.runtime ?? new (await import('./qemu-runtime')).QemuRuntime();
   const brokerFactory = opts.brokerFactory ?? (await defaultBrokerFactory(log));
+  // The audit trail and the ledger, beside the state file (records.ts); they sample the supervisor made below.
+  let supRef: Supervisor | null = null;
+  const recorder = openRecorder(
+    process.env[STATE_FILE_ENV],
+    { plan: () => supRef?.appliedPlan ?? null, clones: () => supRef?.processes() ?? [], channels: () => supRef?.channelStatus() ?? [] },
+    log,
+  );
   const sup = new Supervisor({
+    onRecord: (r) => recorder.onRecord(r),
     runtime,
     brokerFactory,
     runDir: dir,
@@ -316,6 +325,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
       if (inspectRunDir(dir).kind === 'ours') writeFileAtomic(dir, PROCESSES_FILE, JSON.stringify(procs, null, 1) + '\n');
     },
   });
+  supRef = sup;
 
   const sockPath = join(dir, SOCKET);
   try {
@@ -334,6 +344,8 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     log(`stopping: ${why}`);
     server.close();
     await sup.shutdown();
+    recorder.record('supervisor_stop', { pid: process.pid, why });
+    recorder.close();
     try {
       unlinkSync(join(dir, PID_FILE));
     } catch {
@@ -350,7 +362,17 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
         case 'ping':
           return { pid: process.pid, uptime_ms: Date.now() - startedAt };
         case 'apply': {
-          const r = await sup.apply(req.plan as Plan, { replace: req.replace, readyTimeoutMs: req.readyTimeoutMs }, emit);
+          const p = req.plan as Plan;
+          const asked = { who: requestWho(req.who), plan_digest: p?.digests?.plan ?? null, system: p?.system ?? null, replace: req.replace };
+          recorder.record('apply', asked);
+          let r: Awaited<ReturnType<Supervisor['apply']>>;
+          try {
+            r = await sup.apply(p, { replace: req.replace, readyTimeoutMs: req.readyTimeoutMs }, emit);
+          } catch (e) {
+            recorder.record('apply_failed', { ...asked, error: String((e as Error)?.message ?? e).slice(0, 1000) });
+            throw e;
+          }
+          recorder.record('apply_done', { ...asked, created: r.create, replaced: r.replace, deleted: r.delete, kept: r.keep });
           // Kept only once applied: a restarted supervisor brings back what ran, not what failed.
           writeAppliedPlan(rd, { plan: req.plan as Plan, ready_timeout_ms: req.readyTimeoutMs });
           return r;
@@ -358,7 +380,9 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
         case 'destroy': {
           // Removed first: a supervisor that dies while destroying must not be brought back with it.
           rmSync(join(dir, APPLIED_PLAN_FILE), { force: true });
+          recorder.record('destroy', { who: requestWho(req.who), plan_digest: sup.planDigest });
           const ids = await sup.destroy(emit);
+          recorder.record('destroy_done', { stopped: ids });
           // Exit once the answer is on its way.
           setTimeout(() => void stop('destroyed'), 50);
           return ids;
@@ -402,7 +426,8 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   }, RUN_DIR_WATCH_MS);
   watch.unref();
   log(`supervisor ${process.pid} listening on ${sockPath}`);
-  if (restarts > 0) reapplyLast(rd, sup, log);
+  recorder.record('supervisor_start', { pid: process.pid, restarts, ...(reaped.length ? { reaped } : {}) });
+  if (restarts > 0) reapplyLast(rd, sup, log, recorder.record);
   await finished;
   clearInterval(watch);
   if (opts.exitProcess !== false) setTimeout(() => process.exit(0), 100).unref();
@@ -414,11 +439,12 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
  * were reaped above), so every instance is forked again. Applies are
  * serialised, so an `apply` arriving meanwhile waits for this one.
  */
-function reapplyLast(rd: RunDir, sup: Supervisor, log: (s: string) => void): void {
+function reapplyLast(rd: RunDir, sup: Supervisor, log: (s: string) => void, record: (event: string, fields?: Record<string, unknown>) => void): void {
   const last = readAppliedPlan(rd.dir);
   if (!last) return log('restarted with no applied plan: nothing to bring back');
   if ('error' in last) return log(`restarted, but the last applied plan is not used: ${last.error}`);
   log(`restarted: applying the last applied plan ${last.plan.digests.plan.slice(0, 12)} again`);
+  record('apply', { who: { via: 'watchdog', pid: process.pid }, plan_digest: last.plan.digests.plan, system: last.plan.system, replace: [] });
   sup
     .apply(last.plan, { replace: [], readyTimeoutMs: last.ready_timeout_ms }, (e) => {
       if (e.type === 'instance' || e.type === 'warning') log(`re-apply: ${e.type} ${e.instance ? `${e.instance} ` : ''}${e.message}`);

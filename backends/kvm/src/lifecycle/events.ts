@@ -4,6 +4,10 @@
 export type {
   ApplyOptions,
   ApplyResult,
+  AuditOptions,
+  AuditProblem,
+  AuditRecord,
+  AuditVerification,
   BackendEvent,
   BackendOptions,
   ChannelStatus,
@@ -20,5 +24,10 @@ export type {
   LogSink,
   LogsOptions,
   StatusReport,
+  UsageChannelRow,
+  UsageGrouping,
+  UsageOptions,
+  UsageReport,
+  UsageRow,
   ViolationRecord,
 } from '@mcl/plan/backend';
