@@ -218,7 +218,8 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
   lifecycleOptions(audit.command('verify').summary("check the audit trail's hash chain").description('Check that no line of the audit trail was edited, removed or cut off, and say where the chain breaks.'))
     .option('--json', 'print the result as JSON')
     .addHelpText('after', examples('mclc audit verify', 'mclc audit verify --json') + '\nExit codes: 0 the chain holds, 1 it is broken (every break is listed), 5 the trail cannot be read.\n')
-    .action(async (o) => set(import('./commands/operations').then((m) => m.auditVerifyCommand(ctx, o))));
+    // Options written before `verify` (`mclc audit --json verify`) belong to `audit`: both are read.
+    .action(async (_o, cmd: Command) => set(import('./commands/operations').then((m) => m.auditVerifyCommand(ctx, cmd.optsWithGlobals()))));
 
   lifecycleOptions(
     program
