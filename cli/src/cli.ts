@@ -153,6 +153,7 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .option('--replace <id>', 'replace this instance even if it did not change (repeatable)', collect, [])
     .option('--ready-timeout <duration>', 'how long to wait for a guest to become ready', '60s')
     .option('--verify-key <file>', 'refuse the plan unless <planfile>.sig is its signature by this Ed25519 key (PEM; default: $MCL_PLAN_VERIFY_KEY)')
+    .option('--metrics [addr]', 'serve Prometheus metrics on this loopback HOST:PORT (default 127.0.0.1:9464; `off` stops it); kept until changed')
     .option('-v, --verbose', 'print debug events')
     .addHelpText(
       'after',

@@ -60,6 +60,11 @@ export interface ApplyOptions extends BackendOptions {
   replace: string[];
   /** Per-command wall-clock bound for waiting on a guest to become ready, in ms (`--ready-timeout`, default 60 000). */
   readyTimeoutMs: number;
+  /**
+   * Where the supervisor serves its metrics (`--metrics [ADDR]`): `HOST:PORT` on a loopback address, `off`,
+   * or undefined to leave the endpoint as it is (off for a new supervisor).
+   */
+  metrics?: string;
 }
 
 export interface ApplyResult {
@@ -215,6 +220,8 @@ export interface StatusReport {
   exposures: ExposureStatus[];
   /** Violations not tied to a channel (a write to a port that is not wired). */
   unwired_violations: ViolationRecord[];
+  /** The supervisor's metrics endpoint (Prometheus text), when it serves one. */
+  metrics?: { url: string };
   /** Totals over all clones. */
   totals: { clones: number; rss_bytes: number; pss_bytes: number; private_bytes: number };
   /**

@@ -157,7 +157,7 @@ function verifyPlan(ctx: Context, plan: Plan, text: string, path: string, verify
 export async function applyCommand(
   ctx: Context,
   planFile: string,
-  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; verifyKey?: string },
+  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; verifyKey?: string; metrics?: string | true },
 ): Promise<ExitCodeValue> {
   const path = resolve(ctx.cwd, planFile);
   const { plan, text } = readPlanDocument(path, ctx.cwd);
@@ -187,7 +187,13 @@ export async function applyCommand(
     return await guarded(ctx, !!o.json, async () => {
       const result = await backend.apply(
         plan,
-        { ...opts, replace: o.replace ?? [], readyTimeoutMs: o.readyTimeout ? parseDuration(o.readyTimeout, '--ready-timeout') : 60_000 },
+        {
+          ...opts,
+          replace: o.replace ?? [],
+          readyTimeoutMs: o.readyTimeout ? parseDuration(o.readyTimeout, '--ready-timeout') : 60_000,
+          // `--metrics` alone: the backend's default address.
+          ...(o.metrics !== undefined ? { metrics: o.metrics === true ? '' : o.metrics } : {}),
+        },
         eventPrinter(ctx, o),
       );
       if (o.json) {
@@ -238,6 +244,7 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
   const restarted = r.supervisor.restarts ? `, restarted ${r.supervisor.restarts} time(s)` : '';
   const sup = r.supervisor.running ? s.green(`running (pid ${r.supervisor.pid ?? '?'}${restarted})`) : s.red('not running');
   lines.push(`${s.bold(r.system ?? '?')}  serial ${r.serial}  supervisor ${sup}${r.accelerator ? `  accelerator ${r.accelerator.name}` : ''}`);
+  if (r.metrics) lines.push(`  metrics ${r.metrics.url}`);
   if (r.accelerator?.note) lines.push(s.dim(`  ${r.accelerator.note}`));
   lines.push('', s.bold('Instances:'));
   for (const i of r.instances) {

@@ -187,7 +187,7 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
     try {
       r = await callControl<ApplySummary>(
         join(dir, SOCKET),
-        { op: 'apply', plan, replace: opts.replace, readyTimeoutMs: opts.readyTimeoutMs, who: whoAmI() },
+        { op: 'apply', plan, replace: opts.replace, readyTimeoutMs: opts.readyTimeoutMs, who: whoAmI(), ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}) },
         onEvent,
         opts.signal,
       );
@@ -301,6 +301,8 @@ interface SupervisorStatus {
   unwired_violations: StatusReport['unwired_violations'];
   /** Absent from a supervisor of an earlier version. */
   helpers?: StatusReport['helpers'];
+  /** The metrics endpoint's URL, when it serves one. */
+  metrics_url?: string | null;
 }
 
 export async function status(opts: BackendOptions): Promise<StatusReport> {
@@ -350,6 +352,7 @@ export async function status(opts: BackendOptions): Promise<StatusReport> {
     channels: live?.channels ?? [],
     exposures: live?.exposures ?? (st?.exposures ?? []).map((e) => ({ host_port: e.host_port, instance: e.instance, port: e.port, listening: false, connections_total: 0, connections_open: 0 })),
     unwired_violations: live?.unwired_violations ?? [],
+    ...(typeof live?.metrics_url === 'string' ? { metrics: { url: live.metrics_url } } : {}),
     totals,
     ...(live?.helpers?.length ? { helpers: live.helpers } : {}),
     ...(warnings.length ? { warnings } : {}),

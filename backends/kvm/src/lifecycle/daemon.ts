@@ -21,6 +21,7 @@ import { serveControl, type ControlRequest } from './control';
 import { Supervisor, type ProcessRecord } from './supervisor';
 import type { BrokerFactory, GuestRuntime } from './guest-runtime';
 import { openRecorder, requestWho, STATE_FILE_ENV } from './records';
+import { MetricsEndpoint, METRICS_FILE, metricsAddressFor } from './metrics';
 
 export const SOCKET = 'supervisor.sock';
 export const PID_FILE = 'supervisor.json';
@@ -313,8 +314,12 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     { plan: () => supRef?.appliedPlan ?? null, clones: () => supRef?.processes() ?? [], channels: () => supRef?.channelStatus() ?? [] },
     log,
   );
+  const metrics = new MetricsEndpoint(() => supRef, () => recorder.ledger);
   const sup = new Supervisor({
-    onRecord: (r) => recorder.onRecord(r),
+    onRecord: (r) => {
+      recorder.onRecord(r);
+      metrics.onRecord(r);
+    },
     runtime,
     brokerFactory,
     runDir: dir,
@@ -344,6 +349,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     log(`stopping: ${why}`);
     server.close();
     await sup.shutdown();
+    await metrics.close();
     recorder.record('supervisor_stop', { pid: process.pid, why });
     recorder.close();
     try {
@@ -365,6 +371,8 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
           const p = req.plan as Plan;
           const asked = { who: requestWho(req.who), plan_digest: p?.digests?.plan ?? null, system: p?.system ?? null, replace: req.replace };
           recorder.record('apply', asked);
+          // The endpoint first: an address that cannot be used fails the apply before anything changes.
+          if (req.metrics !== undefined) await metricsAddressFor(metrics, rd.dir, req.metrics);
           let r: Awaited<ReturnType<Supervisor['apply']>>;
           try {
             r = await sup.apply(p, { replace: req.replace, readyTimeoutMs: req.readyTimeoutMs }, emit);
@@ -400,6 +408,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
             exposures: sup.exposureStatus(),
             unwired_violations: sup.unwiredViolations(),
             helpers: await sup.helperStatus(),
+            metrics_url: metrics.url,
           };
         case 'logs': {
           const files = sup.logFiles(req.instance);
@@ -427,6 +436,8 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   watch.unref();
   log(`supervisor ${process.pid} listening on ${sockPath}`);
   recorder.record('supervisor_start', { pid: process.pid, restarts, ...(reaped.length ? { reaped } : {}) });
+  // A supervisor started again serves its metrics where its predecessor did.
+  if (restarts > 0) await metricsAddressFor(metrics, dir, null).catch((e: unknown) => log(`metrics: ${(e as Error).message}`));
   if (restarts > 0) reapplyLast(rd, sup, log, recorder.record);
   await finished;
   clearInterval(watch);

@@ -121,6 +121,8 @@ export class Ledger {
   private readonly pending = new Map<string, Pending>();
   private readonly lastChannels = new Map<string, { ff: number; bf: number; fb: number; bb: number; v: number }>();
   private timer: NodeJS.Timeout | undefined;
+  /** What this ledger appended since the supervisor started, per instance (for the metrics endpoint). */
+  readonly totals = new Map<string, { label: string | null; cpu_ms: number; pss_byte_ms: number; uptime_ms: number; forks: number; restarts: number; denials: number }>();
   private readonly maxBytes = envInt(LEDGER_BYTES_ENV, 16 * 1024 * 1024, 4096, 1 << 30);
   private readonly files = envInt(LEDGER_FILES_ENV, 16, 1, 1000);
   lastError: string | null = null;
@@ -250,6 +252,17 @@ export class Ledger {
 
   private append(records: UsageRecord[]): void {
     if (!records.length) return;
+    for (const r of records) {
+      if (r.kind !== 'clone') continue;
+      const t = this.totals.get(r.instance) ?? { label: r.label, cpu_ms: 0, pss_byte_ms: 0, uptime_ms: 0, forks: 0, restarts: 0, denials: 0 };
+      t.cpu_ms += r.cpu_ms;
+      t.pss_byte_ms += r.pss_byte_ms;
+      t.uptime_ms += r.uptime_ms;
+      t.forks += r.forks;
+      t.restarts += r.restarts;
+      t.denials += r.denials;
+      this.totals.set(r.instance, t);
+    }
     const text = records.map((r) => JSON.stringify(r)).join('\n') + '\n';
     try {
       let size = 0;
