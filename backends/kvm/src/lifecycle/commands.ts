@@ -162,7 +162,9 @@ async function stopIfIdle(rd: RunDir): Promise<void> {
     const live = await callControl<SupervisorStatus>(join(rd.dir, SOCKET), { op: 'status' });
     if (live.instances.length > 0) return;
     await callControl(join(rd.dir, SOCKET), { op: 'destroy', who: { ...whoAmI(), via: 'mclc apply (failed first apply)' } });
-    for (let i = 0; i < 50 && supervisorAlive(rd); i++) await sleep(100);
+    // The watchdog too: while it is still exiting, the next apply would take it for one about to start a supervisor,
+    // start none, and wait for a supervisor that never comes.
+    for (let i = 0; i < 50 && (supervisorAlive(rd) || watchdogAlive(rd)); i++) await sleep(100);
   } catch {
     // The supervisor is gone already or does not answer; the next apply deals with it.
   }

@@ -371,10 +371,10 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
           const p = req.plan as Plan;
           const asked = { who: requestWho(req.who), plan_digest: p?.digests?.plan ?? null, system: p?.system ?? null, replace: req.replace };
           recorder.record('apply', asked);
-          // The endpoint first: an address that cannot be used fails the apply before anything changes.
-          if (req.metrics !== undefined) await metricsAddressFor(metrics, rd.dir, req.metrics);
           let r: Awaited<ReturnType<Supervisor['apply']>>;
           try {
+            // The endpoint first: an address that cannot be used fails the apply before anything changes.
+            if (req.metrics !== undefined) await metricsAddressFor(metrics, rd.dir, req.metrics);
             r = await sup.apply(p, { replace: req.replace, readyTimeoutMs: req.readyTimeoutMs }, emit);
           } catch (e) {
             recorder.record('apply_failed', { ...asked, error: String((e as Error)?.message ?? e).slice(0, 1000) });

@@ -43,7 +43,7 @@ export class MetricsEndpoint {
   readonly registry = new Registry();
   private server: http.Server | null = null;
   private address: string | null = null;
-  private readonly forkSeconds: Histogram<'instance'>;
+  private readonly forkSeconds: Histogram<'instance_id'>;
   private readonly denials: Counter<'channel' | 'kind'>;
 
   constructor(
@@ -53,9 +53,10 @@ export class MetricsEndpoint {
     const r = this.registry;
     const s = () => this.sup();
     const ids = () => ({ system: s()?.planSystem ?? '' });
-    this.forkSeconds = new Histogram({ name: 'mcl_fork_duration_seconds', help: 'Time to fork a clone until it is ready (or paused, for a warm clone)', labelNames: ['instance'], buckets: FORK_BUCKETS, registers: [r] });
+    this.forkSeconds = new Histogram({ name: 'mcl_fork_duration_seconds', help: 'Time to fork a clone until it is ready (or paused, for a warm clone)', labelNames: ['instance_id'], buckets: FORK_BUCKETS, registers: [r] });
     this.denials = new Counter({ name: 'mcl_channel_denials_total', help: 'Frames the broker refused since the supervisor started, by channel and kind', labelNames: ['channel', 'kind'], registers: [r] });
-    const cloneLabels = ['system', 'instance', 'clone', 'label'] as const;
+    // `instance_id`, not `instance`: Prometheus gives every scraped series the target's own `instance` label.
+    const cloneLabels = ['system', 'instance_id', 'clone', 'label'] as const;
     new Gauge({
       name: 'mcl_clone_state',
       help: '1 for the state each clone is in',
@@ -63,7 +64,7 @@ export class MetricsEndpoint {
       registers: [r],
       collect() {
         this.reset();
-        for (const i of s()?.instanceStatus() ?? []) for (const c of i.clones) this.set({ ...ids(), instance: i.id, clone: String(c.index), label: i.label ?? '', state: c.state }, 1);
+        for (const i of s()?.instanceStatus() ?? []) for (const c of i.clones) this.set({ ...ids(), instance_id: i.id, clone: String(c.index), label: i.label ?? '', state: c.state }, 1);
       },
     });
     new Gauge({
@@ -73,7 +74,7 @@ export class MetricsEndpoint {
       registers: [r],
       collect() {
         this.reset();
-        for (const i of s()?.instanceStatus() ?? []) for (const c of i.clones) this.set({ ...ids(), instance: i.id, clone: String(c.index), label: i.label ?? '' }, c.restarts);
+        for (const i of s()?.instanceStatus() ?? []) for (const c of i.clones) this.set({ ...ids(), instance_id: i.id, clone: String(c.index), label: i.label ?? '' }, c.restarts);
       },
     });
     new Gauge({
@@ -83,7 +84,7 @@ export class MetricsEndpoint {
       registers: [r],
       collect() {
         this.reset();
-        for (const i of s()?.instanceStatus() ?? []) for (const c of i.clones) if (c.cpu_ms !== undefined) this.set({ ...ids(), instance: i.id, clone: String(c.index), label: i.label ?? '' }, c.cpu_ms / 1000);
+        for (const i of s()?.instanceStatus() ?? []) for (const c of i.clones) if (c.cpu_ms !== undefined) this.set({ ...ids(), instance_id: i.id, clone: String(c.index), label: i.label ?? '' }, c.cpu_ms / 1000);
       },
     });
     new Gauge({
@@ -95,7 +96,7 @@ export class MetricsEndpoint {
         this.reset();
         for (const i of s()?.instanceStatus() ?? []) {
           for (const c of i.clones) {
-            const base = { ...ids(), instance: i.id, clone: String(c.index), label: i.label ?? '' };
+            const base = { ...ids(), instance_id: i.id, clone: String(c.index), label: i.label ?? '' };
             if (c.rss_bytes !== undefined) this.set({ ...base, kind: 'rss' }, c.rss_bytes);
             if (c.pss_bytes !== undefined) this.set({ ...base, kind: 'pss' }, c.pss_bytes);
             if (c.private_bytes !== undefined) this.set({ ...base, kind: 'private' }, c.private_bytes);
@@ -110,7 +111,7 @@ export class MetricsEndpoint {
       registers: [r],
       collect() {
         this.reset();
-        for (const i of s()?.instanceStatus() ?? []) for (const c of i.clones) if (c.uptime_ms !== undefined) this.set({ ...ids(), instance: i.id, clone: String(c.index), label: i.label ?? '' }, c.uptime_ms / 1000);
+        for (const i of s()?.instanceStatus() ?? []) for (const c of i.clones) if (c.uptime_ms !== undefined) this.set({ ...ids(), instance_id: i.id, clone: String(c.index), label: i.label ?? '' }, c.uptime_ms / 1000);
       },
     });
     const channelGauge = (name: string, help: string, pick: (c: ReturnType<Supervisor['channelStatus']>[number]) => [number, number]) =>
@@ -144,12 +145,12 @@ export class MetricsEndpoint {
     new Gauge({
       name: 'mcl_exposure_connections',
       help: "Connections of each exposure: open now (state=open) and accepted by the current broker (state=accepted)",
-      labelNames: ['host_port', 'instance', 'port', 'state'],
+      labelNames: ['host_port', 'instance_id', 'port', 'state'],
       registers: [r],
       collect() {
         this.reset();
         for (const e of s()?.exposureStatus() ?? []) {
-          const base = { host_port: String(e.host_port), instance: e.instance, port: e.port };
+          const base = { host_port: String(e.host_port), instance_id: e.instance, port: e.port };
           this.set({ ...base, state: 'open' }, e.connections_open);
           this.set({ ...base, state: 'accepted' }, e.connections_total);
         }
@@ -160,11 +161,11 @@ export class MetricsEndpoint {
       new Counter({
         name,
         help,
-        labelNames: ['instance', 'label'],
+        labelNames: ['instance_id', 'label'],
         registers: [r],
         collect() {
           this.reset();
-          for (const [instance, t] of led()?.totals ?? []) this.inc({ instance, label: t.label ?? '' }, pick(t));
+          for (const [instance, t] of led()?.totals ?? []) this.inc({ instance_id: instance, label: t.label ?? '' }, pick(t));
         },
       });
     ledgerCounter('mcl_ledger_cpu_seconds_total', 'CPU seconds the ledger accounted since the supervisor started', (t) => t.cpu_ms / 1000);
@@ -177,7 +178,7 @@ export class MetricsEndpoint {
 
   /** Fork latency and denials by kind come from the supervisor's records. */
   onRecord(r: SupervisorRecord): void {
-    if (r.event === 'fork') this.forkSeconds.observe({ instance: r.instance }, r.elapsed_ms / 1000);
+    if (r.event === 'fork') this.forkSeconds.observe({ instance_id: r.instance }, r.elapsed_ms / 1000);
     else if (r.event === 'denial') this.denials.inc({ channel: r.channel ?? '(unwired)', kind: r.kind });
   }
 
