@@ -160,6 +160,30 @@ export interface CloneStatus {
   next_restart_in_ms?: number;
   /** Why the clone stays down: the restart policy does not restart it (policy `never`, a successful exit under `on-failure`, the retry limit). */
   not_restarted?: string;
+  /** How the clone is as seen from outside its guest (absent when the backend cannot tell). */
+  health?: CloneHealth;
+}
+
+export interface CloneHealth {
+  /**
+   * `ok`: QEMU runs the vCPUs and the guest agent answers; `paused`: a warm clone; `program_exited`: the program
+   * ended and the guest was alive to report its status (it crashed, or finished); `guest_hung`: the vCPUs run but
+   * the agent does not answer; `guest_crashed`: QEMU reports the guest panicked or stopped on an error;
+   * `qemu_hung`: QEMU itself does not answer; `qemu_gone`: the QEMU process ended with no report from the guest;
+   * `unknown`: not probed yet.
+   */
+  verdict: 'ok' | 'paused' | 'program_exited' | 'guest_hung' | 'guest_crashed' | 'qemu_hung' | 'qemu_gone' | 'unknown';
+  /** One line a person can read. */
+  detail: string;
+  /** QEMU's run state at the last probe (QMP `query-status`), null when it did not answer. */
+  vcpu?: string | null;
+  /** The agent's answer time at the last probe in ms, null when it did not answer. */
+  agent_ms?: number | null;
+  /** ISO times: the last probe, and the last time the agent answered. */
+  checked_at?: string;
+  agent_seen_at?: string;
+  /** The last lines of the clone's console, when the verdict is not `ok`. */
+  console_tail?: string[];
 }
 
 export interface InstanceStatus {

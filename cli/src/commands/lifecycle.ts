@@ -264,6 +264,12 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
         .filter(Boolean)
         .join(', ');
       lines.push(`    #${c.index} ${c.state}${c.pid ? ` pid ${c.pid}` : ''}${mem}${cpu}${extra ? `  (${extra})` : ''}`);
+      // Seen from outside the guest: only what needs attention is spelled out.
+      const h = c.health;
+      if (h && h.verdict !== 'ok' && h.verdict !== 'unknown' && h.verdict !== 'paused') {
+        lines.push(s.red(`      health: ${h.verdict.replace(/_/g, ' ')}: ${h.detail}`));
+        if (h.console_tail?.length) lines.push(s.dim('      last console lines:'), ...h.console_tail.map((l) => s.dim(`        ${l}`)));
+      }
     }
   }
   lines.push('', s.bold('Channels:'));

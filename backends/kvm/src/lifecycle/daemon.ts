@@ -21,7 +21,8 @@ import { serveControl, type ControlRequest } from './control';
 import { Supervisor, type ProcessRecord } from './supervisor';
 import type { BrokerFactory, GuestRuntime } from './guest-runtime';
 import { openRecorder, requestWho, STATE_FILE_ENV } from './records';
-import { MetricsEndpoint, METRICS_FILE, metricsAddressFor } from './metrics';
+import { MetricsEndpoint, metricsAddressFor } from './metrics';
+import { HealthMonitor } from './health';
 
 export const SOCKET = 'supervisor.sock';
 export const PID_FILE = 'supervisor.json';
@@ -331,6 +332,9 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     },
   });
   supRef = sup;
+  // Each clone's health from outside its guest (QMP, the agent's ping, the console), for `status`.
+  const health = new HealthMonitor(sup);
+  health.start();
 
   const sockPath = join(dir, SOCKET);
   try {
@@ -348,6 +352,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     stopping = true;
     log(`stopping: ${why}`);
     server.close();
+    health.stop();
     await sup.shutdown();
     await metrics.close();
     recorder.record('supervisor_stop', { pid: process.pid, why });
@@ -403,7 +408,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
             plan_digest: sup.planDigest,
             system: sup.planSystem,
             accelerator: sup.accelerator(),
-            instances: sup.instanceStatus(),
+            instances: health.annotate(sup.instanceStatus()),
             channels: sup.channelStatus(),
             exposures: sup.exposureStatus(),
             unwired_violations: sup.unwiredViolations(),

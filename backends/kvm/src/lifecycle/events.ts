@@ -11,6 +11,7 @@ export type {
   BackendEvent,
   BackendOptions,
   ChannelStatus,
+  CloneHealth,
   CloneState,
   CloneStatus,
   DestroyResult,

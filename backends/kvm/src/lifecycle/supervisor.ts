@@ -589,6 +589,13 @@ export class Supervisor {
     this.o.onProcessesChanged?.(this.processes());
   }
 
+  /** The clones with a QEMU process, for probing their health from outside (health.ts). */
+  liveClones(): { instance: string; clone: number; state: CloneState; handle: CloneHandle; console: string }[] {
+    const out: { instance: string; clone: number; state: CloneState; handle: CloneHandle; console: string }[] = [];
+    for (const [id, inst] of this.instances) for (const c of inst.clones.values()) if (c.handle) out.push({ instance: id, clone: c.index, state: c.state, handle: c.handle, console: c.handle.consoleLog });
+    return out;
+  }
+
   /** Log files of an instance's clones, for `mclc logs`. */
   logFiles(id: string): { clone: number; console: string; program?: string }[] | undefined {
     const inst = this.instances.get(id);
