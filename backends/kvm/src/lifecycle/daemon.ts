@@ -21,8 +21,9 @@ import { serveControl, type ControlRequest } from './control';
 import { Supervisor, type ProcessRecord } from './supervisor';
 import type { BrokerFactory, GuestRuntime } from './guest-runtime';
 import { openRecorder, requestWho, STATE_FILE_ENV } from './records';
-import { MetricsEndpoint, metricsAddressFor } from './metrics';
+import type { MetricsEndpoint } from './metrics';
 import { HealthMonitor } from './health';
+import { Cgroups, detectCgroups } from './cgroups';
 
 export const SOCKET = 'supervisor.sock';
 export const PID_FILE = 'supervisor.json';
@@ -30,6 +31,8 @@ export const PROCESSES_FILE = 'processes.json';
 export const LOG_FILE = 'supervisor.log';
 /** The plan the supervisor applied last (0600: it holds the sensitive parameters), re-applied by a restarted supervisor. */
 export const APPLIED_PLAN_FILE = 'applied-plan.json';
+/** The address the metrics endpoint was asked to serve on (metrics.ts), for a supervisor started again. */
+export const METRICS_FILE = 'metrics.json';
 /** The watchdog's pid, start time, restart count and, once it gave up, why. */
 export const WATCHDOG_FILE = 'watchdog.json';
 /** Which part the `__supervise` process plays: `watchdog` (restarts the supervisor) or the supervisor itself. */
@@ -315,11 +318,36 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     { plan: () => supRef?.appliedPlan ?? null, clones: () => supRef?.processes() ?? [], channels: () => supRef?.channelStatus() ?? [] },
     log,
   );
-  const metrics = new MetricsEndpoint(() => supRef, () => recorder.ledger);
+  // The metrics endpoint (and prom-client) is loaded only once an apply asks for it: most deployments never do.
+  let metrics: MetricsEndpoint | null = null;
+  const metricsFor = async (address: string | null) => {
+    const m = await import('./metrics');
+    metrics ??= new m.MetricsEndpoint(() => supRef, () => recorder.ledger);
+    return m.metricsAddressFor(metrics, dir, METRICS_FILE, address);
+  };
+  // The plan's limits on the host (cgroups.ts): each clone's QEMU in a cgroup under its system's.
+  const cgroups = new Cgroups(detectCgroups(), `mcl-${rd.token.slice(0, 12)}`, log);
+  /** Clones the kernel killed for going over their memory limit, with the limit, for status. */
+  const oomKilled = new Map<string, number | null>();
   const sup = new Supervisor({
     onRecord: (r) => {
+      if (r.event === 'fork') {
+        oomKilled.delete(`${r.instance}#${r.clone}`);
+        cgroups.place(r.instance, r.clone, r.pid);
+      } else if (r.event === 'exit') {
+        if (cgroups.oomKilled(r.instance, r.clone)) {
+          const limit = cgroups.memoryLimit(r.instance, r.clone);
+          oomKilled.set(`${r.instance}#${r.clone}`, limit);
+          log(`${r.instance}[${r.clone}] was killed by the kernel for going over its memory limit (${limit ?? '?'} bytes)`);
+          recorder.record('oom_killed', { instance: r.instance, clone: r.clone, pid: r.pid, memory_limit_bytes: limit });
+        }
+        cgroups.release(r.instance, r.clone);
+      } else if (r.event === 'stop') {
+        // The process is gone shortly after; a cgroup is removed only once it is empty.
+        setTimeout(() => cgroups.release(r.instance, r.clone), 2_000).unref();
+      }
       recorder.onRecord(r);
-      metrics.onRecord(r);
+      metrics?.onRecord(r);
     },
     runtime,
     brokerFactory,
@@ -333,7 +361,12 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   });
   supRef = sup;
   // Each clone's health from outside its guest (QMP, the agent's ping, the console), for `status`.
-  const health = new HealthMonitor(sup);
+  const health = new HealthMonitor(sup, Date.now, (instance, clone) => {
+    const key = `${instance}#${clone}`;
+    if (!oomKilled.has(key)) return null;
+    const limit = oomKilled.get(key);
+    return `the kernel killed it for going over its memory limit${limit ? ` (${Math.round(limit / 1048576)} MiB with QEMU's overhead)` : ''}`;
+  });
   health.start();
 
   const sockPath = join(dir, SOCKET);
@@ -354,7 +387,8 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     server.close();
     health.stop();
     await sup.shutdown();
-    await metrics.close();
+    cgroups.releaseAll();
+    await metrics?.close();
     recorder.record('supervisor_stop', { pid: process.pid, why });
     recorder.close();
     try {
@@ -379,7 +413,11 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
           let r: Awaited<ReturnType<Supervisor['apply']>>;
           try {
             // The endpoint first: an address that cannot be used fails the apply before anything changes.
-            if (req.metrics !== undefined) await metricsAddressFor(metrics, rd.dir, req.metrics);
+            if (req.metrics !== undefined) await metricsFor(req.metrics);
+            cgroups.apply(p);
+            if (!cgroups.enforced) {
+              emit({ type: 'warning', message: `memory and vCPU limits are not enforced on this host: ${cgroups.support.missing.join('; ')}`, data: { cgroups: 'none' } });
+            }
             r = await sup.apply(p, { replace: req.replace, readyTimeoutMs: req.readyTimeoutMs }, emit);
           } catch (e) {
             recorder.record('apply_failed', { ...asked, error: String((e as Error)?.message ?? e).slice(0, 1000) });
@@ -413,7 +451,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
             exposures: sup.exposureStatus(),
             unwired_violations: sup.unwiredViolations(),
             helpers: await sup.helperStatus(),
-            metrics_url: metrics.url,
+            metrics_url: metrics?.url ?? null,
           };
         case 'logs': {
           const files = sup.logFiles(req.instance);
@@ -442,7 +480,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   log(`supervisor ${process.pid} listening on ${sockPath}`);
   recorder.record('supervisor_start', { pid: process.pid, restarts, ...(reaped.length ? { reaped } : {}) });
   // A supervisor started again serves its metrics where its predecessor did.
-  if (restarts > 0) await metricsAddressFor(metrics, dir, null).catch((e: unknown) => log(`metrics: ${(e as Error).message}`));
+  if (restarts > 0 && existsSync(join(dir, METRICS_FILE))) await metricsFor(null).catch((e: unknown) => log(`metrics: ${(e as Error).message}`));
   if (restarts > 0) reapplyLast(rd, sup, log, recorder.record);
   await finished;
   clearInterval(watch);

@@ -109,6 +109,8 @@ export class HealthMonitor {
   constructor(
     private readonly source: HealthSource,
     private readonly now: () => number = Date.now,
+    /** What the host knows of why a clone that is down ended (e.g. the kernel's OOM killer in its cgroup), or null. */
+    private readonly exitNote: (instance: string, clone: number) => string | null = () => null,
   ) {}
 
   start(intervalMs = Number(process.env[HEALTH_INTERVAL_ENV]) || 5_000): void {
@@ -160,8 +162,10 @@ export class HealthMonitor {
       clones: i.clones.map((c) => {
         const key = `${i.id}#${c.index}`;
         const p = this.probed.get(key);
-        const h = c.pid !== undefined ? judge(c.state, p && p.pid === c.pid ? p : undefined, now) : judgeExit(c.last_exit);
+        let h = c.pid !== undefined ? judge(c.state, p && p.pid === c.pid ? p : undefined, now) : judgeExit(c.last_exit);
         if (!h) return c;
+        const note = c.pid === undefined ? this.exitNote(i.id, c.index) : null;
+        if (note) h = { ...h, detail: `${h.detail}: ${note}` };
         const consoleFile = this.consoles.get(key);
         const tail = h.verdict !== 'ok' && h.verdict !== 'paused' && h.verdict !== 'unknown' && consoleFile ? tailLines(consoleFile) : [];
         return { ...c, health: { ...h, ...(tail.length ? { console_tail: tail } : {}) } };

@@ -233,18 +233,15 @@ export class MetricsEndpoint {
   }
 }
 
-/** The run directory's record of the address the endpoint was asked to serve on, for a supervisor started again. */
-export const METRICS_FILE = 'metrics.json';
-
 /**
  * Serves the endpoint where `--metrics` asks (`off` turns it off), and keeps
  * the address in the run directory; with `requested` null, the kept address
  * is used. A bad or busy address is a `usage` or `failure` error.
  */
-export async function metricsAddressFor(endpoint: MetricsEndpoint, runDir: string, requested: string | null): Promise<string | null> {
+export async function metricsAddressFor(endpoint: MetricsEndpoint, runDir: string, keptFile: string, requested: string | null): Promise<string | null> {
   let text = requested;
   if (text === null) {
-    const kept = readSmallJson(join(runDir, METRICS_FILE), 1024) as { address?: unknown } | null;
+    const kept = readSmallJson(join(runDir, keptFile), 1024) as { address?: unknown } | null;
     text = typeof kept?.address === 'string' ? kept.address : 'off';
   }
   if (text === 'off') {
@@ -258,6 +255,6 @@ export async function metricsAddressFor(endpoint: MetricsEndpoint, runDir: strin
       throw new BackendFailure('failure', `the metrics endpoint cannot listen on ${addr.host}:${addr.port}: ${(e as Error).message}; nothing was changed`, 'choose another port with --metrics HOST:PORT (port 0 picks a free one)');
     }
   }
-  if (requested !== null) writeFileAtomic(runDir, METRICS_FILE, JSON.stringify({ address: text }) + '\n');
+  if (requested !== null) writeFileAtomic(runDir, keptFile, JSON.stringify({ address: text }) + '\n');
   return endpoint.url;
 }
