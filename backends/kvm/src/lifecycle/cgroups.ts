@@ -68,6 +68,9 @@ function cgroupMounts(text: string): { v2: string[]; v1: Map<string, string> } {
   return { v2, v1 };
 }
 
+/** A cgroup path under a mount, without a trailing slash. */
+const under = (mnt: string, path: string | null | undefined) => join(mnt, path ?? '/').replace(/(.)\/+$/, '$1');
+
 /** What this host offers: v2 with cpu and memory, else v1 cpu and memory, each only where we may make cgroups. */
 export function detectCgroups(read: (p: string) => string = (p) => readFileSync(p, 'utf8'), canWrite: (d: string) => boolean = writable): CgroupSupport {
   let mounts: ReturnType<typeof cgroupMounts>;
@@ -80,7 +83,7 @@ export function detectCgroups(read: (p: string) => string = (p) => readFileSync(
   }
   const missing: string[] = [];
   for (const mnt of mounts.v2) {
-    const dir = join(mnt, own.v2 ?? '/');
+    const dir = under(mnt, own.v2);
     let controllers: string[] = [];
     try {
       controllers = read(join(dir, 'cgroup.controllers')).trim().split(/\s+/);
@@ -96,7 +99,7 @@ export function detectCgroups(read: (p: string) => string = (p) => readFileSync(
       missing.push(`no cgroup v1 ${c} hierarchy is mounted`);
       return null;
     }
-    const dir = join(mnt, own.v1.get(c) ?? '/');
+    const dir = under(mnt, own.v1.get(c));
     if (!canWrite(dir)) {
       missing.push(`cannot make cgroups in ${dir} (run as root, or have the service manager delegate it)`);
       return null;
