@@ -3,18 +3,21 @@
 // program that exited with a failure (the guest alive to report it) and from
 // a QEMU process that was killed, and shows the last console lines.
 
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apply, destroy, status } from '../src/lifecycle/commands';
 import { runDirFor } from '../src/lifecycle/daemon';
-import { planOf } from './fixtures/plans';
+import { planOf, repoRoot } from './fixtures/plans';
 import { lifecycleOptions, qemuPidsUnder, until } from './fixtures/vm';
 
 let ws: string;
 let runDir: string;
-const opts = () => lifecycleOptions(ws);
+// The supervisor from the built CLI (scripts/setup.sh builds it): started from source through tsx it can take
+// longer than apply waits for it on a loaded machine.
+const bundle = join(repoRoot, 'cli/dist/mclc.mjs');
+const opts = () => lifecycleOptions(ws, existsSync(bundle) ? { supervisorCommand: [process.execPath, bundle] } : {});
 const clone0 = async (id: string) => (await status(opts())).instances.find((i) => i.id === id)!.clones[0];
 
 beforeAll(async () => {
