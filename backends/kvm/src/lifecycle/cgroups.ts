@@ -21,6 +21,14 @@ import type { Plan, PlanInstance } from '@mcl/plan';
 
 /** QEMU's memory beyond the guest's RAM (its code, device state, buffers), allowed on top of each clone's limit. */
 export const QEMU_OVERHEAD_BYTES = 96 * 1024 * 1024;
+/** Overrides QEMU_OVERHEAD_BYTES (in the environment of the apply that starts the supervisor), 0 to 4 GiB. */
+export const QEMU_OVERHEAD_ENV = 'MCL_QEMU_OVERHEAD_BYTES';
+
+function overhead(): number {
+  const v = process.env[QEMU_OVERHEAD_ENV];
+  const n = Number(v);
+  return v && Number.isInteger(n) && n >= 0 && n <= 4 * 1024 ** 3 ? n : QEMU_OVERHEAD_BYTES;
+}
 const CPU_PERIOD_US = 100_000;
 
 export interface CgroupSupport {
@@ -137,14 +145,14 @@ export function planLimits(plan: Plan): Map<string, CgroupLimits> {
     const key = r.scope.split('.').filter(Boolean).map(safe).join('/');
     const l = out.get(key) ?? { cpu_quota_us: null, memory_bytes: null };
     if (r.resource === 'vcpus') l.cpu_quota_us = Math.max(1000, Math.round(r.value * CPU_PERIOD_US));
-    else l.memory_bytes = r.value + QEMU_OVERHEAD_BYTES * clonesUnder(r.scope);
+    else l.memory_bytes = r.value + overhead() * clonesUnder(r.scope);
     out.set(key, l);
   }
   return out;
 }
 
 export function cloneLimits(i: PlanInstance): CgroupLimits {
-  return { cpu_quota_us: Math.max(1000, Math.round(i.vcpus * CPU_PERIOD_US)), memory_bytes: i.memory_bytes + QEMU_OVERHEAD_BYTES };
+  return { cpu_quota_us: Math.max(1000, Math.round(i.vcpus * CPU_PERIOD_US)), memory_bytes: i.memory_bytes + overhead() };
 }
 
 /**
