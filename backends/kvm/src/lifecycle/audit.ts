@@ -118,7 +118,7 @@ export class AuditLog {
   private readonly files: number;
   private readonly now: () => Date;
   private tokens = DENIALS_PER_SECOND;
-  private refilledAt = Date.now();
+  private refilledAt = -1;
   private suppressed = new Map<string, number>();
   private flushTimer: NodeJS.Timeout | undefined;
   /** Why the last append failed, when it did (the supervisor logs it; auditing never stops the deployment). */
@@ -170,7 +170,8 @@ export class AuditLog {
    * line a second later.
    */
   denial(fields: { channel: string | null; kind: string; detail: string; instance?: string; clone?: number }): void {
-    const t = Date.now();
+    const t = this.now().getTime();
+    if (this.refilledAt < 0) this.refilledAt = t;
     this.tokens = Math.min(DENIALS_PER_SECOND, this.tokens + ((t - this.refilledAt) / 1000) * DENIALS_PER_SECOND);
     this.refilledAt = t;
     if (this.tokens >= 1) {
