@@ -296,11 +296,18 @@ export class Cgroups {
     for (const d of new Set([dirs.cpu, dirs.memory])) if (d) removeTree(d);
   }
 
-  /** Removes every cgroup of the deployment that has no process left. */
-  releaseAll(): void {
-    for (const ctrl of ['cpu', 'memory'] as const) {
-      const b = this.base(ctrl);
-      if (b) removeTree(b);
+  /**
+   * Removes every cgroup of the deployment, waiting up to `waitMs` for the
+   * processes in them to be gone (a killed QEMU leaves its cgroup only once
+   * it has been reaped, and nothing removes the cgroups after the supervisor).
+   */
+  async releaseAll(waitMs = 3_000): Promise<void> {
+    const bases = (['cpu', 'memory'] as const).map((c) => this.base(c)).filter((b): b is string => b !== null);
+    const end = Date.now() + waitMs;
+    for (;;) {
+      for (const b of bases) removeTree(b);
+      if (!bases.some((b) => existsSync(b)) || Date.now() > end) return;
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 }

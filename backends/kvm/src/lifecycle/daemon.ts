@@ -387,7 +387,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     server.close();
     health.stop();
     await sup.shutdown();
-    cgroups.releaseAll();
+    await cgroups.releaseAll();
     await metrics?.close();
     recorder.record('supervisor_stop', { pid: process.pid, why });
     recorder.close();
