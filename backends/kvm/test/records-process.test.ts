@@ -4,7 +4,7 @@
 // verify and hold every action with who asked; the ledger's figures must match
 // what the host measured, survive the supervisor's restart, and add up.
 
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import { ledgerPath, summarizeUsage } from '../src/lifecycle/ledger';
 import { audit, usage } from '../src/lifecycle/report-commands';
 import type { ApplyOptions, AuditRecord } from '../src/lifecycle/events';
 import { processCpuMs } from '../src/lifecycle/procfs';
+import { cgroupName, detectCgroups } from '../src/lifecycle/cgroups';
 import { inst, plan } from './fixtures/fakes';
 
 const supervisorCommand = [process.execPath, '--import', 'tsx', join(__dirname, 'fixtures/supervisor-entry.ts')];
@@ -93,7 +94,12 @@ describe('audit trail and ledger of a deployment', () => {
     await sleep(1000);
     const burn2 = await pidOf('burn');
     const burnCpu2Before = processCpuMs(burn2)!;
+    // Each guest process is in its cgroup (where the host lets the supervisor make them), and none is left after destroy.
+    const cg = detectCgroups();
+    const cgDir = cg.cpu ? join(cg.cpu, cgroupName(rd.token)) : null;
+    if (cgDir) expect(readFileSync(join(cgDir, 'burn.0', 'cgroup.procs'), 'utf8').split('\n')).toContain(String(burn2));
     await destroy(opts(), () => undefined);
+    if (cgDir) expect(existsSync(cgDir)).toBe(false);
 
     // --- The audit trail.
     const v = verifyAudit(auditPath(stateFile));

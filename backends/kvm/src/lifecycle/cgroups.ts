@@ -312,6 +312,11 @@ export class Cgroups {
   }
 }
 
+/** The name of a deployment's cgroup, from its token. */
+export function cgroupName(token: string): string {
+  return `mcl-${token.slice(0, 12)}`;
+}
+
 /** rmdir of a cgroup tree, deepest first (cgroup directories hold only control files, which rmdir ignores). */
 function removeTree(dir: string): void {
   try {

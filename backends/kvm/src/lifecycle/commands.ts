@@ -28,6 +28,7 @@ import { belongsToDeployment, DEPLOYMENT_ENV, ensureRunDir, findRunDir, killIfOu
 import { cloneDirBase, type ApplySummary, type ProcessRecord } from './supervisor';
 import { STATE_FILE_ENV, whoAmI } from './records';
 import { appendAudit } from './audit';
+import { Cgroups, cgroupName, detectCgroups } from './cgroups';
 
 /**
  * What the KVM backend keeps in the state's backend_data. It is written for
@@ -268,6 +269,8 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
         // deployment left running.
         for (let i = 0; i < 50 && (supervisorAlive(found) || watchdogRuns()); i++) await sleep(100);
       }
+      // A supervisor that was killed could not remove its cgroups: they go with the deployment, once empty.
+      await new Cgroups(detectCgroups(), cgroupName(found.token), () => undefined).releaseAll();
       removeRunDir(found);
     } else if (prior && prior.instances.length > 0) {
       // Nothing of this state's own runs: the state may be a copy of another workspace's, whose

@@ -23,7 +23,7 @@ import type { BrokerFactory, GuestRuntime } from './guest-runtime';
 import { openRecorder, requestWho, STATE_FILE_ENV } from './records';
 import type { MetricsEndpoint } from './metrics';
 import { HealthMonitor } from './health';
-import { Cgroups, detectCgroups } from './cgroups';
+import { Cgroups, cgroupName, detectCgroups } from './cgroups';
 
 export const SOCKET = 'supervisor.sock';
 export const PID_FILE = 'supervisor.json';
@@ -326,7 +326,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     return m.metricsAddressFor(metrics, dir, METRICS_FILE, address);
   };
   // The plan's limits on the host (cgroups.ts): each clone's QEMU in a cgroup under its system's.
-  const cgroups = new Cgroups(detectCgroups(), `mcl-${rd.token.slice(0, 12)}`, log);
+  const cgroups = new Cgroups(detectCgroups(), cgroupName(rd.token), log);
   /** Clones the kernel killed for going over their memory limit, with the limit, for status. */
   const oomKilled = new Map<string, number | null>();
   const sup = new Supervisor({
