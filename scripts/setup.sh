@@ -18,6 +18,16 @@ if [ "${MCL_SKIP_APT:-0}" != 1 ]; then
     flock /tmp/mcl-apt.lock apt-get update -q
     DEBIAN_FRONTEND=noninteractive flock /tmp/mcl-apt.lock apt-get install -y -q --no-install-recommends neovim
   fi
+  # Prometheus, for the test that scrapes the supervisor's metrics endpoint with a real one
+  # (backends/kvm/test/metrics.test.ts; in CI it must run, elsewhere it is skipped without it).
+  if ! [ -x /usr/bin/prometheus ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "setup: prometheus is missing; run this script as root (or with sudo) to install it" >&2
+      exit 1
+    fi
+    flock /tmp/mcl-apt.lock apt-get update -q
+    DEBIAN_FRONTEND=noninteractive flock /tmp/mcl-apt.lock apt-get install -y -q --no-install-recommends prometheus
+  fi
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')

@@ -153,6 +153,7 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .option('--replace <id>', 'replace this instance even if it did not change (repeatable)', collect, [])
     .option('--ready-timeout <duration>', 'how long to wait for a guest to become ready', '60s')
     .option('--verify-key <file>', 'refuse the plan unless <planfile>.sig is its signature by this Ed25519 key (PEM; default: $MCL_PLAN_VERIFY_KEY)')
+    .option('--metrics [addr]', 'serve Prometheus metrics on this loopback HOST:PORT (default 127.0.0.1:9464; `off` stops it); kept until changed')
     .option('-v, --verbose', 'print debug events')
     .addHelpText(
       'after',
@@ -196,6 +197,50 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
         '  The logs go when the deployment is destroyed.\n',
     )
     .action(async (id: string, o) => set(import('./commands/lifecycle').then((m) => m.logsCommand(ctx, id, o))));
+
+  const audit = lifecycleOptions(
+    program
+      .command('audit')
+      .summary('print the audit trail (or check it: `mclc audit verify`)')
+      .description(
+        'Print the deployment\'s audit trail: every apply, destroy, fork, exit, restart and stop, who asked for it, and every frame the broker denied. ' +
+          'Each line carries the hash of the line before it; `mclc audit verify` checks the chain.',
+      ),
+  )
+    .option('-f, --follow', 'keep printing records as they are appended until interrupted')
+    .option('--tail <n>', 'print only the last N records first')
+    .option('--json', 'print the records as written, one JSON object per line')
+    .addHelpText(
+      'after',
+      examples('mclc audit', 'mclc audit --follow --json', 'mclc audit verify') +
+        '\nThe trail is kept beside the state (.mcl/state.audit.jsonl, rotated past 8 MiB, 8 files) and outlives destroy.\n',
+    )
+    .action(async (o) => set(import('./commands/operations').then((m) => m.auditCommand(ctx, o))));
+  lifecycleOptions(audit.command('verify').summary("check the audit trail's hash chain").description('Check that no line of the audit trail was edited, removed or cut off, and say where the chain breaks.'))
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', examples('mclc audit verify', 'mclc audit verify --json') + '\nExit codes: 0 the chain holds, 1 it is broken (every break is listed), 5 the trail cannot be read.\n')
+    // Options written before `verify` (`mclc audit --json verify`) belong to `audit`: both are read.
+    .action(async (_o, cmd: Command) => set(import('./commands/operations').then((m) => m.auditVerifyCommand(ctx, cmd.optsWithGlobals()))));
+
+  lifecycleOptions(
+    program
+      .command('usage')
+      .summary('what each organisation used (the accounting ledger)')
+      .description(
+        'Sum the accounting ledger the supervisor keeps from the host side: CPU seconds, memory byte-seconds (PSS), peak memory, uptime, forks, restarts, ' +
+          'denials and frames and bytes relayed, per label (organisation), instance, system or clone, with totals.',
+      ),
+  )
+    .option('--since <time>', 'only what was used since this time (ISO 8601) or this long ago (e.g. 1h)')
+    .addOption(new Option('--by <grouping>', 'rows per').choices(['label', 'instance', 'system', 'clone']).default('label'))
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'csv']).default('table'))
+    .option('--json', 'same as --format json')
+    .addHelpText(
+      'after',
+      examples('mclc usage', 'mclc usage --by instance --since 1h', 'mclc usage --format csv > usage.csv') +
+        '\nThe ledger is kept beside the state (.mcl/state.usage.jsonl), appended every 10 s (MCL_LEDGER_INTERVAL_MS) and outlives destroy.\n',
+    )
+    .action(async (o) => set(import('./commands/operations').then((m) => m.usageCommand(ctx, o))));
 
   program
     .command('doctor')

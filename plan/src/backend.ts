@@ -60,6 +60,11 @@ export interface ApplyOptions extends BackendOptions {
   replace: string[];
   /** Per-command wall-clock bound for waiting on a guest to become ready, in ms (`--ready-timeout`, default 60 000). */
   readyTimeoutMs: number;
+  /**
+   * Where the supervisor serves its metrics (`--metrics [ADDR]`): `HOST:PORT` on a loopback address, `off`,
+   * or undefined to leave the endpoint as it is (off for a new supervisor).
+   */
+  metrics?: string;
 }
 
 export interface ApplyResult {
@@ -155,6 +160,30 @@ export interface CloneStatus {
   next_restart_in_ms?: number;
   /** Why the clone stays down: the restart policy does not restart it (policy `never`, a successful exit under `on-failure`, the retry limit). */
   not_restarted?: string;
+  /** How the clone is as seen from outside its guest (absent when the backend cannot tell). */
+  health?: CloneHealth;
+}
+
+export interface CloneHealth {
+  /**
+   * `ok`: QEMU runs the vCPUs and the guest agent answers; `paused`: a warm clone; `program_exited`: the program
+   * ended and the guest was alive to report its status (it crashed, or finished); `guest_hung`: the vCPUs run but
+   * the agent does not answer; `guest_crashed`: QEMU reports the guest panicked or stopped on an error;
+   * `qemu_hung`: QEMU itself does not answer; `qemu_gone`: the QEMU process ended with no report from the guest;
+   * `unknown`: not probed yet.
+   */
+  verdict: 'ok' | 'paused' | 'program_exited' | 'guest_hung' | 'guest_crashed' | 'qemu_hung' | 'qemu_gone' | 'unknown';
+  /** One line a person can read. */
+  detail: string;
+  /** QEMU's run state at the last probe (QMP `query-status`), null when it did not answer. */
+  vcpu?: string | null;
+  /** The agent's answer time at the last probe in ms, null when it did not answer. */
+  agent_ms?: number | null;
+  /** ISO times: the last probe, and the last time the agent answered. */
+  checked_at?: string;
+  agent_seen_at?: string;
+  /** The last lines of the clone's console, when the verdict is not `ok`. */
+  console_tail?: string[];
 }
 
 export interface InstanceStatus {
@@ -215,6 +244,8 @@ export interface StatusReport {
   exposures: ExposureStatus[];
   /** Violations not tied to a channel (a write to a port that is not wired). */
   unwired_violations: ViolationRecord[];
+  /** The supervisor's metrics endpoint (Prometheus text), when it serves one. */
+  metrics?: { url: string };
   /** Totals over all clones. */
   totals: { clones: number; rss_bytes: number; pss_bytes: number; private_bytes: number };
   /**
@@ -284,6 +315,109 @@ export interface DoctorReport {
 }
 
 // ---------------------------------------------------------------------------
+// audit (optional: a backend without an audit trail leaves these out)
+
+export interface AuditOptions extends BackendOptions {
+  /** Keep printing records as they are appended until aborted (`--follow`). */
+  follow: boolean;
+  /** Only the last N records first (`--tail N`). */
+  tail?: number;
+}
+
+/** One record of the audit trail as written: `seq`, `time`, `event`, `prev` (the hash of the line before) and the event's fields. */
+export interface AuditRecord {
+  seq: number;
+  time: string;
+  event: string;
+  prev: string;
+  [field: string]: unknown;
+}
+
+/** Where the chain breaks, or another problem `audit verify` found. */
+export interface AuditProblem {
+  file: string;
+  /** 1-based line number in `file`, or null for the head file. */
+  line: number | null;
+  seq: number | null;
+  problem: string;
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  /** The trail's files, oldest first. */
+  files: string[];
+  lines: number;
+  first_seq: number | null;
+  last_seq: number | null;
+  /** The hash of the newest line: kept elsewhere, it shows later whether the history was rewritten. */
+  head_hash: string | null;
+  /** Set when the oldest kept record is not the first one written (older files were rotated away). */
+  note?: string;
+  problems: AuditProblem[];
+}
+
+// ---------------------------------------------------------------------------
+// usage (optional: the accounting ledger)
+
+export type UsageGrouping = 'instance' | 'system' | 'label' | 'clone';
+
+export interface UsageOptions extends BackendOptions {
+  by: UsageGrouping;
+  /** Only what was used from this time on. */
+  since: Date | null;
+}
+
+export interface UsageRow {
+  /** The instance id, system name, label (`(none)` for unlabelled instances) or `instance#clone`. */
+  key: string;
+  cpu_seconds: number;
+  /** PSS held over time, in byte-seconds. */
+  memory_byte_seconds: number;
+  /** The highest sum of the group's PSS at one sample. */
+  peak_pss_bytes: number;
+  /** The highest peak resident size (VmHWM) of one of the group's processes. */
+  peak_rss_bytes: number;
+  uptime_seconds: number;
+  forks: number;
+  restarts: number;
+  /** Frames of the group's instances that the broker refused. */
+  denials: number;
+  frames_sent: number;
+  bytes_sent: number;
+  frames_received: number;
+  bytes_received: number;
+}
+
+export interface UsageChannelRow {
+  channel: string;
+  /** The requiring instance (`tcp:<port>` for the clients of an exposure) and the providing one. */
+  from: string;
+  to: string;
+  frames_forward: number;
+  bytes_forward: number;
+  frames_backward: number;
+  bytes_backward: number;
+  denials: number;
+}
+
+export interface UsageReport {
+  /** The ledger file read. */
+  ledger: string;
+  by: UsageGrouping;
+  since: string | null;
+  /** Times of the first and last record counted. */
+  first: string | null;
+  last: string | null;
+  records: number;
+  /** Lines that are not ledger records, skipped. */
+  skipped: number;
+  rows: UsageRow[];
+  /** The sum of the rows; its peaks are the highest of the whole deployment at one sample. */
+  total: UsageRow;
+  channels: UsageChannelRow[];
+}
+
+// ---------------------------------------------------------------------------
 // Failures
 
 /**
@@ -326,6 +460,12 @@ export interface BackendModule {
   doctor(): Promise<DoctorReport>;
   /** Entry of the hidden `mclc __supervise DIR` command; resolves when the supervisor exits. */
   runSupervisor(dir: string): Promise<void>;
+  /** Delivers the audit trail's records, oldest first; with `follow`, resolves when `opts.signal` is aborted. */
+  audit?(opts: AuditOptions, onRecord: (r: AuditRecord) => void): Promise<void>;
+  /** Checks the audit trail's hash chain. */
+  auditVerify?(opts: BackendOptions): Promise<AuditVerification>;
+  /** Sums the accounting ledger. */
+  usage?(opts: UsageOptions): Promise<UsageReport>;
 }
 
 /** The functions a backend module exports (checked when the CLI loads it). */

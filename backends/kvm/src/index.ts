@@ -4,6 +4,7 @@
 
 export { apply, destroy, status, logs } from './lifecycle/commands';
 export { doctor } from './lifecycle/doctor';
+export { audit, auditVerify, usage } from './lifecycle/report-commands';
 export { BackendFailure } from './lifecycle/errors';
 import { runSupervisor as run } from './lifecycle/daemon';
 

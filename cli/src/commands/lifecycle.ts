@@ -71,7 +71,7 @@ function deploymentPaths(ctx: Context, o: LifecycleOptions): { workspace: string
   return { workspace, stateFile: o.state ? resolve(ctx.cwd, o.state) : defaultStatePath(workspace) };
 }
 
-function backendOptions(ctx: Context, o: LifecycleOptions, signal: AbortSignal, row: BackendRow): BackendOptions {
+export function backendOptions(ctx: Context, o: LifecycleOptions, signal: AbortSignal, row: BackendRow): BackendOptions {
   return {
     ...deploymentPaths(ctx, o),
     lockTimeoutMs: o.lockTimeout ? parseDuration(o.lockTimeout, '--lock-timeout') : 0,
@@ -82,7 +82,7 @@ function backendOptions(ctx: Context, o: LifecycleOptions, signal: AbortSignal, 
 }
 
 /** The backend that made the deployment `o` names (the default one when nothing is deployed there). */
-function deployedWith(ctx: Context, o: LifecycleOptions): BackendRow {
+export function deployedWith(ctx: Context, o: LifecycleOptions): BackendRow {
   return deploymentBackend(deploymentPaths(ctx, o).stateFile);
 }
 
@@ -90,7 +90,7 @@ function deployedWith(ctx: Context, o: LifecycleOptions): BackendRow {
 const EXIT_FOR_KIND: Record<BackendErrorKind, ExitCodeValue> = { failure: ExitCode.BackendFailure, stale: ExitCode.StaleOrLocked, locked: ExitCode.StaleOrLocked, usage: ExitCode.Invalid };
 
 /** Runs a backend call, turning its failures into exit codes and messages. */
-async function guarded(ctx: Context, json: boolean, body: () => Promise<ExitCodeValue>): Promise<ExitCodeValue> {
+export async function guarded(ctx: Context, json: boolean, body: () => Promise<ExitCodeValue>): Promise<ExitCodeValue> {
   try {
     return await body();
   } catch (e) {
@@ -157,7 +157,7 @@ function verifyPlan(ctx: Context, plan: Plan, text: string, path: string, verify
 export async function applyCommand(
   ctx: Context,
   planFile: string,
-  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; verifyKey?: string },
+  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; verifyKey?: string; metrics?: string | true },
 ): Promise<ExitCodeValue> {
   const path = resolve(ctx.cwd, planFile);
   const { plan, text } = readPlanDocument(path, ctx.cwd);
@@ -187,7 +187,13 @@ export async function applyCommand(
     return await guarded(ctx, !!o.json, async () => {
       const result = await backend.apply(
         plan,
-        { ...opts, replace: o.replace ?? [], readyTimeoutMs: o.readyTimeout ? parseDuration(o.readyTimeout, '--ready-timeout') : 60_000 },
+        {
+          ...opts,
+          replace: o.replace ?? [],
+          readyTimeoutMs: o.readyTimeout ? parseDuration(o.readyTimeout, '--ready-timeout') : 60_000,
+          // `--metrics` alone: the backend's default address.
+          ...(o.metrics !== undefined ? { metrics: o.metrics === true ? '' : o.metrics } : {}),
+        },
         eventPrinter(ctx, o),
       );
       if (o.json) {
@@ -238,6 +244,7 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
   const restarted = r.supervisor.restarts ? `, restarted ${r.supervisor.restarts} time(s)` : '';
   const sup = r.supervisor.running ? s.green(`running (pid ${r.supervisor.pid ?? '?'}${restarted})`) : s.red('not running');
   lines.push(`${s.bold(r.system ?? '?')}  serial ${r.serial}  supervisor ${sup}${r.accelerator ? `  accelerator ${r.accelerator.name}` : ''}`);
+  if (r.metrics) lines.push(`  metrics ${r.metrics.url}`);
   if (r.accelerator?.note) lines.push(s.dim(`  ${r.accelerator.note}`));
   lines.push('', s.bold('Instances:'));
   for (const i of r.instances) {
@@ -257,6 +264,12 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
         .filter(Boolean)
         .join(', ');
       lines.push(`    #${c.index} ${c.state}${c.pid ? ` pid ${c.pid}` : ''}${mem}${cpu}${extra ? `  (${extra})` : ''}`);
+      // Seen from outside the guest: only what needs attention is spelled out.
+      const h = c.health;
+      if (h && h.verdict !== 'ok' && h.verdict !== 'unknown' && h.verdict !== 'paused') {
+        lines.push(s.red(`      health: ${h.verdict.replace(/_/g, ' ')}: ${h.detail}`));
+        if (h.console_tail?.length) lines.push(s.dim('      last console lines:'), ...h.console_tail.map((l) => s.dim(`        ${l}`)));
+      }
     }
   }
   lines.push('', s.bold('Channels:'));

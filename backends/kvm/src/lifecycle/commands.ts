@@ -26,6 +26,9 @@ import type {
 import { killRecorded, LOG_FILE, readWatchdog, ROLE_ENV, SOCKET, supervisorAlive, WATCHDOG_ENV, watchdogAlive } from './daemon';
 import { belongsToDeployment, DEPLOYMENT_ENV, ensureRunDir, findRunDir, killIfOurs, removeRunDir, RunDirError, type RunDir } from './rundir';
 import { cloneDirBase, type ApplySummary, type ProcessRecord } from './supervisor';
+import { STATE_FILE_ENV, whoAmI } from './records';
+import { appendAudit } from './audit';
+import { Cgroups, cgroupName, detectCgroups } from './cgroups';
 
 /**
  * What the KVM backend keeps in the state's backend_data. It is written for
@@ -114,7 +117,7 @@ function runDirForApply(stateFile: string): RunDir {
 }
 
 /** Returns once a supervisor answers on the deployment's socket, starting one when none runs. */
-export async function ensureSupervisor(rd: RunDir, command: string[], onEvent: EventSink, timeoutMs = 15_000): Promise<void> {
+export async function ensureSupervisor(rd: RunDir, command: string[], onEvent: EventSink, timeoutMs = 15_000, stateFile?: string): Promise<void> {
   if (await ping(rd)) return;
   const deadline = Date.now() + timeoutMs;
   // A live watchdog is starting the supervisor again (or about to): a second one must not be started beside it.
@@ -128,7 +131,13 @@ export async function ensureSupervisor(rd: RunDir, command: string[], onEvent: E
       stdio: ['ignore', out, out],
       // By default it starts as the watchdog, which runs the supervisor and starts it again when it dies
       // (daemon.ts); MCL_SUPERVISOR_WATCHDOG=0 starts the supervisor alone.
-      env: { ...process.env, [DEPLOYMENT_ENV]: rd.token, [ROLE_ENV]: process.env[WATCHDOG_ENV] === '0' ? 'supervisor' : 'watchdog' },
+      // The state file's place tells it where the audit trail and the ledger go (records.ts).
+      env: {
+        ...process.env,
+        [DEPLOYMENT_ENV]: rd.token,
+        [ROLE_ENV]: process.env[WATCHDOG_ENV] === '0' ? 'supervisor' : 'watchdog',
+        ...(stateFile ? { [STATE_FILE_ENV]: stateFile } : {}),
+      },
     });
     closeSync(out);
     child.unref();
@@ -153,8 +162,10 @@ async function stopIfIdle(rd: RunDir): Promise<void> {
   try {
     const live = await callControl<SupervisorStatus>(join(rd.dir, SOCKET), { op: 'status' });
     if (live.instances.length > 0) return;
-    await callControl(join(rd.dir, SOCKET), { op: 'destroy' });
-    for (let i = 0; i < 50 && supervisorAlive(rd); i++) await sleep(100);
+    await callControl(join(rd.dir, SOCKET), { op: 'destroy', who: { ...whoAmI(), via: 'mclc apply (failed first apply)' } });
+    // The watchdog too: while it is still exiting, the next apply would take it for one about to start a supervisor,
+    // start none, and wait for a supervisor that never comes.
+    for (let i = 0; i < 50 && (supervisorAlive(rd) || watchdogAlive(rd)); i++) await sleep(100);
   } catch {
     // The supervisor is gone already or does not answer; the next apply deals with it.
   }
@@ -174,12 +185,12 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
     if (opts.signal.aborted) throw new BackendFailure('failure', 'interrupted before anything changed');
     const rd = runDirForApply(opts.stateFile);
     const dir = rd.dir;
-    await ensureSupervisor(rd, opts.supervisorCommand, onEvent);
+    await ensureSupervisor(rd, opts.supervisorCommand, onEvent, undefined, opts.stateFile);
     let r: ApplySummary;
     try {
       r = await callControl<ApplySummary>(
         join(dir, SOCKET),
-        { op: 'apply', plan, replace: opts.replace, readyTimeoutMs: opts.readyTimeoutMs },
+        { op: 'apply', plan, replace: opts.replace, readyTimeoutMs: opts.readyTimeoutMs, who: whoAmI(), ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}) },
         onEvent,
         opts.signal,
       );
@@ -239,11 +250,13 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
       const wd = watchdogAlive(found);
       const watchdogRuns = () => watchdogAlive(found) !== null || (wd !== null && belongsToDeployment(wd.pid, wd.start_time, found.token));
       if (await ping(found)) {
-        destroyed = await callControl<string[]>(join(found.dir, SOCKET), { op: 'destroy' }, onEvent, opts.signal);
+        destroyed = await callControl<string[]>(join(found.dir, SOCKET), { op: 'destroy', who: whoAmI() }, onEvent, opts.signal);
         // The supervisor exits right after answering; wait so its files can go.
         for (let i = 0; i < 50 && supervisorAlive(found); i++) await sleep(100);
       } else {
         const killed = killRecorded(found);
+        // No supervisor answers to write the trail, so this command does.
+        appendAudit(opts.stateFile, 'destroy', { who: { ...whoAmI(), checked: true }, note: `the supervisor did not answer; ${killed.length} process(es) killed directly`, killed });
         if (killed.length) onEvent({ type: 'warning', message: `the supervisor did not answer; killed ${killed.length} process(es) directly` });
         destroyed = [...new Set((prior?.instances ?? []).map((i) => i.id))].sort();
       }
@@ -256,6 +269,8 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
         // deployment left running.
         for (let i = 0; i < 50 && (supervisorAlive(found) || watchdogRuns()); i++) await sleep(100);
       }
+      // A supervisor that was killed could not remove its cgroups: they go with the deployment, once empty.
+      await new Cgroups(detectCgroups(), cgroupName(found.token), () => undefined).releaseAll();
       removeRunDir(found);
     } else if (prior && prior.instances.length > 0) {
       // Nothing of this state's own runs: the state may be a copy of another workspace's, whose
@@ -291,6 +306,8 @@ interface SupervisorStatus {
   unwired_violations: StatusReport['unwired_violations'];
   /** Absent from a supervisor of an earlier version. */
   helpers?: StatusReport['helpers'];
+  /** The metrics endpoint's URL, when it serves one. */
+  metrics_url?: string | null;
 }
 
 export async function status(opts: BackendOptions): Promise<StatusReport> {
@@ -340,6 +357,7 @@ export async function status(opts: BackendOptions): Promise<StatusReport> {
     channels: live?.channels ?? [],
     exposures: live?.exposures ?? (st?.exposures ?? []).map((e) => ({ host_port: e.host_port, instance: e.instance, port: e.port, listening: false, connections_total: 0, connections_open: 0 })),
     unwired_violations: live?.unwired_violations ?? [],
+    ...(typeof live?.metrics_url === 'string' ? { metrics: { url: live.metrics_url } } : {}),
     totals,
     ...(live?.helpers?.length ? { helpers: live.helpers } : {}),
     ...(warnings.length ? { warnings } : {}),

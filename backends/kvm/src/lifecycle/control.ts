@@ -14,8 +14,8 @@ import type { BackendEvent } from './events';
 
 export type ControlRequest =
   | { op: 'ping' }
-  | { op: 'apply'; plan: unknown; replace: string[]; readyTimeoutMs: number }
-  | { op: 'destroy' }
+  | { op: 'apply'; plan: unknown; replace: string[]; readyTimeoutMs: number; who?: unknown; metrics?: string }
+  | { op: 'destroy'; who?: unknown }
   | { op: 'status' }
   | { op: 'logs'; instance: string };
 

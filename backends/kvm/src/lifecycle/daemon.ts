@@ -20,6 +20,10 @@ import { BackendFailure } from './errors';
 import { serveControl, type ControlRequest } from './control';
 import { Supervisor, type ProcessRecord } from './supervisor';
 import type { BrokerFactory, GuestRuntime } from './guest-runtime';
+import { openRecorder, requestWho, STATE_FILE_ENV } from './records';
+import type { MetricsEndpoint } from './metrics';
+import { HealthMonitor } from './health';
+import { Cgroups, cgroupName, detectCgroups } from './cgroups';
 
 export const SOCKET = 'supervisor.sock';
 export const PID_FILE = 'supervisor.json';
@@ -27,6 +31,8 @@ export const PROCESSES_FILE = 'processes.json';
 export const LOG_FILE = 'supervisor.log';
 /** The plan the supervisor applied last (0600: it holds the sensitive parameters), re-applied by a restarted supervisor. */
 export const APPLIED_PLAN_FILE = 'applied-plan.json';
+/** The address the metrics endpoint was asked to serve on (metrics.ts), for a supervisor started again. */
+export const METRICS_FILE = 'metrics.json';
 /** The watchdog's pid, start time, restart count and, once it gave up, why. */
 export const WATCHDOG_FILE = 'watchdog.json';
 /** Which part the `__supervise` process plays: `watchdog` (restarts the supervisor) or the supervisor itself. */
@@ -305,7 +311,44 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
 
   const runtime = opts.runtime ?? new (await import('./qemu-runtime')).QemuRuntime();
   const brokerFactory = opts.brokerFactory ?? (await defaultBrokerFactory(log));
+  // The audit trail and the ledger, beside the state file (records.ts); they sample the supervisor made below.
+  let supRef: Supervisor | null = null;
+  const recorder = openRecorder(
+    process.env[STATE_FILE_ENV],
+    { plan: () => supRef?.appliedPlan ?? null, clones: () => supRef?.processes() ?? [], channels: () => supRef?.channelStatus() ?? [] },
+    log,
+  );
+  // The metrics endpoint (and prom-client) is loaded only once an apply asks for it: most deployments never do.
+  let metrics: MetricsEndpoint | null = null;
+  const metricsFor = async (address: string | null) => {
+    const m = await import('./metrics');
+    metrics ??= new m.MetricsEndpoint(() => supRef, () => recorder.ledger);
+    return m.metricsAddressFor(metrics, dir, METRICS_FILE, address);
+  };
+  // The plan's limits on the host (cgroups.ts): each clone's QEMU in a cgroup under its system's.
+  const cgroups = new Cgroups(detectCgroups(), cgroupName(rd.token), log);
+  /** Clones the kernel killed for going over their memory limit, with the limit, for status. */
+  const oomKilled = new Map<string, number | null>();
   const sup = new Supervisor({
+    onRecord: (r) => {
+      if (r.event === 'fork') {
+        oomKilled.delete(`${r.instance}#${r.clone}`);
+        cgroups.place(r.instance, r.clone, r.pid);
+      } else if (r.event === 'exit') {
+        if (cgroups.oomKilled(r.instance, r.clone)) {
+          const limit = cgroups.memoryLimit(r.instance, r.clone);
+          oomKilled.set(`${r.instance}#${r.clone}`, limit);
+          log(`${r.instance}[${r.clone}] was killed by the kernel for going over its memory limit (${limit ?? '?'} bytes)`);
+          recorder.record('oom_killed', { instance: r.instance, clone: r.clone, pid: r.pid, memory_limit_bytes: limit });
+        }
+        cgroups.release(r.instance, r.clone);
+      } else if (r.event === 'stop') {
+        // The process is gone shortly after; a cgroup is removed only once it is empty.
+        setTimeout(() => cgroups.release(r.instance, r.clone), 2_000).unref();
+      }
+      recorder.onRecord(r);
+      metrics?.onRecord(r);
+    },
     runtime,
     brokerFactory,
     runDir: dir,
@@ -316,6 +359,15 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
       if (inspectRunDir(dir).kind === 'ours') writeFileAtomic(dir, PROCESSES_FILE, JSON.stringify(procs, null, 1) + '\n');
     },
   });
+  supRef = sup;
+  // Each clone's health from outside its guest (QMP, the agent's ping, the console), for `status`.
+  const health = new HealthMonitor(sup, Date.now, (instance, clone) => {
+    const key = `${instance}#${clone}`;
+    if (!oomKilled.has(key)) return null;
+    const limit = oomKilled.get(key);
+    return `the kernel killed it for going over its memory limit${limit ? ` (${Math.round(limit / 1048576)} MiB with QEMU's overhead)` : ''}`;
+  });
+  health.start();
 
   const sockPath = join(dir, SOCKET);
   try {
@@ -333,7 +385,12 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     stopping = true;
     log(`stopping: ${why}`);
     server.close();
+    health.stop();
     await sup.shutdown();
+    await cgroups.releaseAll();
+    await metrics?.close();
+    recorder.record('supervisor_stop', { pid: process.pid, why });
+    recorder.close();
     try {
       unlinkSync(join(dir, PID_FILE));
     } catch {
@@ -350,7 +407,23 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
         case 'ping':
           return { pid: process.pid, uptime_ms: Date.now() - startedAt };
         case 'apply': {
-          const r = await sup.apply(req.plan as Plan, { replace: req.replace, readyTimeoutMs: req.readyTimeoutMs }, emit);
+          const p = req.plan as Plan;
+          const asked = { who: requestWho(req.who), plan_digest: p?.digests?.plan ?? null, system: p?.system ?? null, replace: req.replace };
+          recorder.record('apply', asked);
+          let r: Awaited<ReturnType<Supervisor['apply']>>;
+          try {
+            // The endpoint first: an address that cannot be used fails the apply before anything changes.
+            if (req.metrics !== undefined) await metricsFor(req.metrics);
+            cgroups.apply(p);
+            if (!cgroups.enforced) {
+              emit({ type: 'warning', message: `memory and vCPU limits are not enforced on this host: ${cgroups.support.missing.join('; ')}`, data: { cgroups: 'none' } });
+            }
+            r = await sup.apply(p, { replace: req.replace, readyTimeoutMs: req.readyTimeoutMs }, emit);
+          } catch (e) {
+            recorder.record('apply_failed', { ...asked, error: String((e as Error)?.message ?? e).slice(0, 1000) });
+            throw e;
+          }
+          recorder.record('apply_done', { ...asked, created: r.create, replaced: r.replace, deleted: r.delete, kept: r.keep });
           // Kept only once applied: a restarted supervisor brings back what ran, not what failed.
           writeAppliedPlan(rd, { plan: req.plan as Plan, ready_timeout_ms: req.readyTimeoutMs });
           return r;
@@ -358,7 +431,9 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
         case 'destroy': {
           // Removed first: a supervisor that dies while destroying must not be brought back with it.
           rmSync(join(dir, APPLIED_PLAN_FILE), { force: true });
+          recorder.record('destroy', { who: requestWho(req.who), plan_digest: sup.planDigest });
           const ids = await sup.destroy(emit);
+          recorder.record('destroy_done', { stopped: ids });
           // Exit once the answer is on its way.
           setTimeout(() => void stop('destroyed'), 50);
           return ids;
@@ -371,11 +446,12 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
             plan_digest: sup.planDigest,
             system: sup.planSystem,
             accelerator: sup.accelerator(),
-            instances: sup.instanceStatus(),
+            instances: health.annotate(sup.instanceStatus()),
             channels: sup.channelStatus(),
             exposures: sup.exposureStatus(),
             unwired_violations: sup.unwiredViolations(),
             helpers: await sup.helperStatus(),
+            metrics_url: metrics?.url ?? null,
           };
         case 'logs': {
           const files = sup.logFiles(req.instance);
@@ -402,7 +478,10 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   }, RUN_DIR_WATCH_MS);
   watch.unref();
   log(`supervisor ${process.pid} listening on ${sockPath}`);
-  if (restarts > 0) reapplyLast(rd, sup, log);
+  recorder.record('supervisor_start', { pid: process.pid, restarts, ...(reaped.length ? { reaped } : {}) });
+  // A supervisor started again serves its metrics where its predecessor did.
+  if (restarts > 0 && existsSync(join(dir, METRICS_FILE))) await metricsFor(null).catch((e: unknown) => log(`metrics: ${(e as Error).message}`));
+  if (restarts > 0) reapplyLast(rd, sup, log, recorder.record);
   await finished;
   clearInterval(watch);
   if (opts.exitProcess !== false) setTimeout(() => process.exit(0), 100).unref();
@@ -414,11 +493,12 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
  * were reaped above), so every instance is forked again. Applies are
  * serialised, so an `apply` arriving meanwhile waits for this one.
  */
-function reapplyLast(rd: RunDir, sup: Supervisor, log: (s: string) => void): void {
+function reapplyLast(rd: RunDir, sup: Supervisor, log: (s: string) => void, record: (event: string, fields?: Record<string, unknown>) => void): void {
   const last = readAppliedPlan(rd.dir);
   if (!last) return log('restarted with no applied plan: nothing to bring back');
   if ('error' in last) return log(`restarted, but the last applied plan is not used: ${last.error}`);
   log(`restarted: applying the last applied plan ${last.plan.digests.plan.slice(0, 12)} again`);
+  record('apply', { who: { via: 'watchdog', pid: process.pid }, plan_digest: last.plan.digests.plan, system: last.plan.system, replace: [] });
   sup
     .apply(last.plan, { replace: [], readyTimeoutMs: last.ready_timeout_ms }, (e) => {
       if (e.type === 'instance' || e.type === 'warning') log(`re-apply: ${e.type} ${e.instance ? `${e.instance} ` : ''}${e.message}`);

@@ -5,6 +5,7 @@
 // failure; so is a missing zygote, which costs memory per clone.
 
 import type { DoctorCheck, DoctorReport } from './events';
+import { detectCgroups } from './cgroups';
 
 export async function doctor(): Promise<DoctorReport> {
   const checks: DoctorCheck[] = [];
@@ -24,5 +25,16 @@ export async function doctor(): Promise<DoctorReport> {
   } catch (e) {
     checks.push({ id: 'substrate', status: 'fail', summary: `the VM substrate could not run its checks: ${(e as Error).message}`, hint: 'run backends/kvm/scripts/install-deps.sh' });
   }
+  const cg = detectCgroups();
+  checks.push(
+    cg.version === 'none'
+      ? { id: 'cgroups', status: 'warn', summary: `no cgroup can be made: memory and vCPU limits are not enforced (${cg.missing.join('; ')})`, hint: 'run the supervisor as root or under a service manager that delegates a cgroup with the cpu and memory controllers' }
+      : {
+          id: 'cgroups',
+          status: cg.cpu && cg.memory ? 'ok' : 'warn',
+          summary: `cgroup ${cg.version}: ${cg.cpu ? `cpu under ${cg.cpu}` : 'no cpu controller'}, ${cg.memory ? `memory under ${cg.memory}` : 'no memory controller'}${cg.missing.length ? ` (${cg.missing.join('; ')})` : ''}`,
+          ...(cg.cpu && cg.memory ? {} : { hint: 'limits are enforced only for the controllers named' }),
+        },
+  );
   return { checks };
 }

@@ -60,6 +60,16 @@ export interface CloneHandle {
   resume(): Promise<void>;
   /** Stops the clone (gracefully if quick, else by SIGKILL) and resolves once the process is gone. */
   stop(): Promise<void>;
+  /** Asks QEMU (QMP) and the guest agent (the control port) how the clone is, each within `timeoutMs`; see health.ts. */
+  probe?(timeoutMs: number): Promise<GuestProbe>;
+}
+
+/** What the host sees of a clone from outside its guest. */
+export interface GuestProbe {
+  /** QMP `query-status`'s status (`running`, `paused`, `guest-panicked`, `internal-error`, ...), or null when QMP did not answer. */
+  vcpu: string | null;
+  /** The agent's answer time to a ping on the control port in ms, or null when it did not answer. */
+  agent_ms: number | null;
 }
 
 export interface GuestRuntime {

@@ -19,7 +19,7 @@ import { processStartTime } from '@mcl/plan/state-store';
 import { buildImage, ClonePool, ensureTemplate, forkClone, probeAccelerator, zygoteEnabled } from '../vm/index';
 import type { AccelName, BuiltImage, Clone, Template } from '../vm/index';
 import type { EventSink } from './events';
-import type { CloneHandle, CloneRequest, ExitInfo, GuestRuntime, HelperProcess } from './guest-runtime';
+import type { CloneHandle, CloneRequest, ExitInfo, GuestProbe, GuestRuntime, HelperProcess } from './guest-runtime';
 
 export interface VmRuntimeOptions {
   cacheDir?: string;
@@ -235,5 +235,14 @@ class VmClone implements CloneHandle {
 
   async stop(): Promise<void> {
     await this.clone.kill();
+  }
+
+  async probe(timeoutMs: number): Promise<GuestProbe> {
+    // Both asked at once, each bounded: a hung QEMU answers neither, a hung guest only QMP.
+    const [st, ping] = await Promise.all([
+      this.clone.qmp.execute<{ status?: unknown }>('query-status', undefined, timeoutMs).catch(() => null),
+      this.clone.control.closed ? null : this.clone.control.ping(timeoutMs).catch(() => null),
+    ]);
+    return { vcpu: typeof st?.status === 'string' ? st.status : null, agent_ms: typeof ping === 'number' ? ping : null };
   }
 }

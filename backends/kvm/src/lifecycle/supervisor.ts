@@ -43,7 +43,23 @@ export interface SupervisorOptions {
    * `tryBind` on the broker's exposure host.
    */
   probePort?: (port: number) => Promise<string | null>;
+  /**
+   * Told of every clone's fork, exit, restart and stop and of every broker
+   * denial, as they happen: the audit trail and the accounting ledger are
+   * written from these (daemon.ts). Must not throw.
+   */
+  onRecord?: (r: SupervisorRecord) => void;
 }
+
+/** What the supervisor did to a clone, or a frame the broker denied (for the audit trail and the ledger). */
+export type SupervisorRecord =
+  | { event: 'fork'; instance: string; clone: number; pid: number; paused: boolean; elapsed_ms: number; restart?: number }
+  | { event: 'fork_failed'; instance: string; clone: number; error: string }
+  | { event: 'exit'; instance: string; clone: number; pid: number; exit: string; ran_ms: number }
+  | { event: 'restart'; instance: string; clone: number; restarts: number; counted: boolean; after: string }
+  | { event: 'not_restarted'; instance: string; clone: number; why: string }
+  | { event: 'stop'; instance: string; clone: number; pid: number | null }
+  | { event: 'denial'; channel: string | null; kind: string; detail: string; instance?: string; clone?: number };
 
 /** One QEMU process, as recorded in the runtime file and the state's backend_data. */
 export interface ProcessRecord {
@@ -124,6 +140,11 @@ export class Supervisor {
   /** The applied plan's digest, or null before the first apply. */
   get planDigest(): string | null {
     return this.plan?.digests.plan ?? null;
+  }
+
+  /** The applied plan, or null before the first apply. */
+  get appliedPlan(): Plan | null {
+    return this.plan;
   }
 
   /** The applied plan's system, or null before the first apply. */
@@ -340,6 +361,7 @@ export class Supervisor {
     mkdirSync(c.dir, { recursive: true });
     c.state = 'starting';
     c.stopping = false;
+    const forkStarted = Date.now();
     let handle: CloneHandle;
     try {
       // Processes the runtime starts ahead of time live beside the clone directories, where the reaper looks.
@@ -356,9 +378,11 @@ export class Supervisor {
     } catch (e) {
       c.state = 'crashed';
       c.lastError = `fork failed: ${(e as Error).message}`;
+      this.o.onRecord?.({ event: 'fork_failed', instance: inst.plan.id, clone: c.index, error: c.lastError.slice(0, 1000) });
       throw e;
     }
     c.handle = handle;
+    this.o.onRecord?.({ event: 'fork', instance: inst.plan.id, clone: c.index, pid: handle.pid, paused, elapsed_ms: Date.now() - forkStarted });
     c.startedAt = Date.now();
     c.state = paused ? 'paused' : 'running';
     handle.exited.then((info) => this.onExit(inst, c, handle, info));
@@ -384,6 +408,7 @@ export class Supervisor {
     c.stopping = true;
     if (c.timer) clearTimeout(c.timer);
     this.broker?.detachClone(inst.plan.id, c.index);
+    this.o.onRecord?.({ event: 'stop', instance: inst.plan.id, clone: c.index, pid: c.handle?.pid ?? null });
     if (c.handle) await c.handle.stop();
     c.state = 'stopped';
     inst.clones.delete(c.index);
@@ -407,6 +432,7 @@ export class Supervisor {
     this.broker?.detachClone(inst.plan.id, c.index);
     this.changed();
     const ranFor = Date.now() - (c.startedAt ?? Date.now());
+    this.o.onRecord?.({ event: 'exit', instance: inst.plan.id, clone: c.index, pid: handle.pid, exit: c.lastExit, ran_ms: ranFor });
     c.startedAt = undefined;
     if (ranFor >= this.o.stableAfterMs) c.streak = 0;
     if (c.session) {
@@ -446,6 +472,7 @@ export class Supervisor {
         : policy === 'on_failure' && !failure
           ? 'it exited successfully and the restart policy is on-failure'
           : `${c.restarts} restart(s) reached the policy's limit (max ${max_retries})`;
+    this.o.onRecord?.({ event: 'not_restarted', instance: inst.plan.id, clone: c.index, why: c.gaveUp });
     this.changed();
   }
 
@@ -469,6 +496,7 @@ export class Supervisor {
       if (c.stopping || this.instances.get(inst.plan.id) !== inst) return;
       if (counted) c.restarts++;
       c.streak++;
+      this.o.onRecord?.({ event: 'restart', instance: inst.plan.id, clone: c.index, restarts: c.restarts, counted, after: c.lastExit ?? 'unknown' });
       const header = `--- mcl: clone ${c.index} forked again${counted ? ` (restart ${c.restarts})` : ''} after: ${c.lastExit ?? 'unknown'} ---`;
       this.forkClone(inst, c, false, header).then(
         () => {
@@ -540,6 +568,7 @@ export class Supervisor {
 
   private recordViolation(v: Violation): void {
     const rec: ViolationRecord = { time: new Date(v.time).toISOString(), kind: v.kind, detail: v.detail, instance: v.instance, clone: v.clone };
+    this.o.onRecord?.({ event: 'denial', channel: v.channel, kind: v.kind, detail: v.detail.slice(0, 1000), ...(v.instance !== undefined ? { instance: v.instance } : {}), ...(v.clone !== undefined ? { clone: v.clone } : {}) });
     const list = v.channel === null ? this.unwired : (this.recentByChannel.get(v.channel) ?? []);
     list.push(rec);
     if (list.length > MAX_RECENT) list.shift();
@@ -558,6 +587,13 @@ export class Supervisor {
 
   private changed(): void {
     this.o.onProcessesChanged?.(this.processes());
+  }
+
+  /** The clones with a QEMU process, for probing their health from outside (health.ts). */
+  liveClones(): { instance: string; clone: number; state: CloneState; handle: CloneHandle; console: string }[] {
+    const out: { instance: string; clone: number; state: CloneState; handle: CloneHandle; console: string }[] = [];
+    for (const [id, inst] of this.instances) for (const c of inst.clones.values()) if (c.handle) out.push({ instance: id, clone: c.index, state: c.state, handle: c.handle, console: c.handle.consoleLog });
+    return out;
   }
 
   /** Log files of an instance's clones, for `mclc logs`. */
