@@ -23,7 +23,8 @@
 // clones are), which the usual Yama setting (ptrace_scope 1) allows.
 
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { deflateRaw, inflateRaw } from 'node:zlib';
 import { consoleSocketOf, readyClone, startQemu } from './clone';
@@ -245,6 +246,16 @@ export async function restoreClone(
   return readyClone(template, q, { ...options, paused: true }, { startedAt, connectMs: Date.now() - startedAt, pooled: false }, writePages);
 }
 
+/**
+ * Which boot of a template a clone comes from: the digest of its saved device
+ * state, which differs from boot to boot (clocks, CPU state) as its RAM does.
+ * Two templates with the same key but another build have other RAM, over
+ * which a clone's pages would make no sense.
+ */
+export function templateBuildId(template: Template): string {
+  return sha256(readFileSync(template.statePath));
+}
+
 export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -267,4 +278,4 @@ async function writeFileAtomic(file: string, data: Buffer | string): Promise<voi
   await rename(tmp, file);
 }
 
-export { writeFileAtomic, stat };
+export { writeFileAtomic };
