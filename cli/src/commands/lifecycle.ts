@@ -71,7 +71,7 @@ function deploymentPaths(ctx: Context, o: LifecycleOptions): { workspace: string
   return { workspace, stateFile: o.state ? resolve(ctx.cwd, o.state) : defaultStatePath(workspace) };
 }
 
-function backendOptions(ctx: Context, o: LifecycleOptions, signal: AbortSignal, row: BackendRow): BackendOptions {
+export function backendOptions(ctx: Context, o: LifecycleOptions, signal: AbortSignal, row: BackendRow): BackendOptions {
   return {
     ...deploymentPaths(ctx, o),
     lockTimeoutMs: o.lockTimeout ? parseDuration(o.lockTimeout, '--lock-timeout') : 0,
@@ -82,7 +82,7 @@ function backendOptions(ctx: Context, o: LifecycleOptions, signal: AbortSignal, 
 }
 
 /** The backend that made the deployment `o` names (the default one when nothing is deployed there). */
-function deployedWith(ctx: Context, o: LifecycleOptions): BackendRow {
+export function deployedWith(ctx: Context, o: LifecycleOptions): BackendRow {
   return deploymentBackend(deploymentPaths(ctx, o).stateFile);
 }
 
@@ -90,7 +90,7 @@ function deployedWith(ctx: Context, o: LifecycleOptions): BackendRow {
 const EXIT_FOR_KIND: Record<BackendErrorKind, ExitCodeValue> = { failure: ExitCode.BackendFailure, stale: ExitCode.StaleOrLocked, locked: ExitCode.StaleOrLocked, usage: ExitCode.Invalid };
 
 /** Runs a backend call, turning its failures into exit codes and messages. */
-async function guarded(ctx: Context, json: boolean, body: () => Promise<ExitCodeValue>): Promise<ExitCodeValue> {
+export async function guarded(ctx: Context, json: boolean, body: () => Promise<ExitCodeValue>): Promise<ExitCodeValue> {
   try {
     return await body();
   } catch (e) {
@@ -111,7 +111,7 @@ async function guarded(ctx: Context, json: boolean, body: () => Promise<ExitCode
   }
 }
 
-function eventPrinter(ctx: Context, o: LifecycleOptions): (ev: BackendEvent) => void {
+export function eventPrinter(ctx: Context, o: LifecycleOptions): (ev: BackendEvent) => void {
   const s = ctx.errStyle;
   return (ev) => {
     if (o.json) {
