@@ -25,7 +25,7 @@ import type {
 } from './events';
 import { killRecorded, LOG_FILE, readWatchdog, ROLE_ENV, SOCKET, supervisorAlive, WATCHDOG_ENV, watchdogAlive } from './daemon';
 import { belongsToDeployment, DEPLOYMENT_ENV, ensureRunDir, findRunDir, killIfOurs, removeRunDir, RunDirError, type RunDir } from './rundir';
-import { cloneDirBase, type ApplySummary, type ProcessRecord } from './supervisor';
+import { cloneIndexOfDir, type ApplySummary, type ProcessRecord } from './supervisor';
 
 /**
  * What the KVM backend keeps in the state's backend_data. It is written for
@@ -384,12 +384,11 @@ export async function logs(instanceId: string, opts: LogsOptions, onLine: LogSin
   }
   const rd = ownRunDir(opts.stateFile);
   const clonesDir = rd ? join(rd.dir, 'clones') : null;
-  const base = cloneDirBase(instanceId);
   const clones = (): { clone: number; dir: string }[] => {
     if (!clonesDir || !existsSync(clonesDir)) return [];
     return readdirSync(clonesDir)
-      .filter((d) => d.startsWith(base + '.') && /^\d+$/.test(d.slice(base.length + 1)))
-      .map((d) => ({ clone: Number(d.slice(base.length + 1)), dir: join(clonesDir, d) }))
+      .map((d) => ({ clone: cloneIndexOfDir(instanceId, d), dir: join(clonesDir, d) }))
+      .filter((f): f is { clone: number; dir: string } => f.clone !== null)
       .filter((f) => opts.clone === undefined || f.clone === opts.clone)
       .sort((a, b) => a.clone - b.clone);
   };

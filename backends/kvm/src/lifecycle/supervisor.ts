@@ -278,7 +278,7 @@ export class Supervisor {
     const t0 = Date.now();
     const byId = new Map(plan.instances.map((i) => [i.id, i]));
     const tag = randomBytes(4).toString('hex');
-    const staged = m.instances.flatMap((i) => i.clones.map((c) => ({ id: i.id, index: c.index, files: c, dir: join(this.o.runDir, 'clones', `${cloneDirBase(i.id)}.${c.index}.r${tag}`) })));
+    const staged = m.instances.flatMap((i) => i.clones.map((c) => ({ id: i.id, index: c.index, files: c, dir: join(this.o.runDir, 'clones', restoredCloneDirName(i.id, c.index, tag)) })));
     const results = await Promise.allSettled(
       staged.map(async (s) => {
         mkdirSync(s.dir, { recursive: true });
@@ -875,6 +875,23 @@ function brokerKey(plan: Plan): string {
 export function cloneDirBase(id: string): string {
   if (id.length <= 32) return id;
   return `${id.slice(0, 20)}~${createHash('sha256').update(id).digest('hex').slice(0, 8)}`;
+}
+
+/**
+ * The clone index a directory under `clones/` holds for instance `id`:
+ * `<base>.<index>` as forked, `<base>.<index>.r<tag>` as restored from a
+ * checkpoint (started beside the clone it replaces); null for another's.
+ */
+export function cloneIndexOfDir(id: string, name: string): number | null {
+  const base = cloneDirBase(id);
+  if (!name.startsWith(base + '.')) return null;
+  const m = /^(\d+)(?:\.r[0-9a-f]+)?$/.exec(name.slice(base.length + 1));
+  return m ? Number(m[1]) : null;
+}
+
+/** The directory name of a clone restored from a checkpoint (see cloneIndexOfDir). */
+export function restoredCloneDirName(id: string, index: number, tag: string): string {
+  return `${cloneDirBase(id)}.${index}.r${tag}`;
 }
 
 /**

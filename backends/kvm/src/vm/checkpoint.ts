@@ -196,6 +196,8 @@ export async function saveDeviceState(qmp: QmpClient, file: string): Promise<voi
   trailer.writeUInt32BE(desc.length, 1);
   const f = await open(file, 'a');
   try {
+    // QEMU creates the file 0660 (less the umask); a guest's device state is its owner's alone.
+    await f.chmod(0o600);
     await f.write(Buffer.concat([trailer, desc]));
   } finally {
     await f.close();
