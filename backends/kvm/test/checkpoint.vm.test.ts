@@ -100,6 +100,29 @@ describe('checkpoint and restore on QEMU', () => {
     expect(st.instances.every((i) => i.health === 'healthy')).toBe(true);
   }, 300_000);
 
+  it('brings a destroyed deployment back, and restores one instance beside the others', async () => {
+    const saved = JSON.parse(readFileSync(join(ckpt, 'broker.json'), 'utf8')).counters[CHANNEL].frames_to_provider as number;
+    await destroy(opts(), () => undefined);
+    expect(qemuPidsUnder(runDir)).toEqual([]);
+    const rr = await restore(ckpt, { ...opts(), readyTimeoutMs: 60_000 }, () => undefined);
+    expect(rr.clones).toBe(2);
+    expect((await status(opts())).instances.map((i) => i.health)).toEqual(['healthy', 'healthy']);
+    await until('the restored counter to count', async () => (await counts()).length >= 1, 60_000);
+    expect(await calls()).toBeGreaterThanOrEqual(saved);
+
+    // Only the counter: the store runs on untouched.
+    const storePid = (await status(opts())).instances.find((i) => i.id === 'store')!.clones[0].pid;
+    const one = join(ws, 'one');
+    const r = await checkpoint({ ...opts(), out: one, instances: ['counter'] }, () => undefined);
+    expect(r).toMatchObject({ scope: 'instances', instances: ['counter'], clones: 1 });
+    await expect(checkpoint({ ...opts(), out: join(ws, 'nope'), instances: ['ghost'] }, () => undefined)).rejects.toMatchObject({ kind: 'usage', message: 'not running: ghost' });
+    expect(existsSync(join(ws, 'nope'))).toBe(false);
+    await restore(one, { ...opts(), readyTimeoutMs: 60_000 }, () => undefined);
+    const st = await status(opts());
+    expect(st.instances.find((i) => i.id === 'store')!.clones[0].pid).toBe(storePid);
+    expect(st.instances.every((i) => i.health === 'healthy')).toBe(true);
+  }, 300_000);
+
   const copyOf = (name: string) => {
     const d = join(ws, name);
     cpSync(ckpt, d, { recursive: true });
