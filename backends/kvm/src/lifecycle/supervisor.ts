@@ -331,12 +331,22 @@ export class Supervisor {
     });
     this.changed();
     await Promise.all(restored.map(({ inst, c }) => this.attach(inst.plan.id, c)));
-    const warnings = this.broker!.restoreState?.(cp.broker) ?? ['this broker cannot restore its state; its counters start from zero'];
+    const warnings = [...(this.broker!.restoreState?.(cp.broker) ?? ['this broker cannot restore its state; its counters start from zero'])];
     for (const w of warnings) emit({ type: 'warning', message: `broker state: ${w}` });
     await Promise.all(
-      restored.map(async ({ c }) => {
-        await c.handle!.resume();
-        c.state = 'running';
+      restored.map(async ({ inst, c }) => {
+        try {
+          await c.handle!.resume();
+          c.state = 'running';
+        } catch (e) {
+          // Past this point the deployment has been replaced: a guest that does not answer after it continued
+          // is handled as a crashed clone (its restart policy forks it afresh), not by undoing the others.
+          const why = `did not answer after it was restored: ${(e as Error).message}`;
+          emit({ type: 'warning', instance: inst.plan.id, clone: c.index, message: why });
+          warnings.push(`${inst.plan.id}[${c.index}] ${why}`);
+          c.state = 'running';
+          await c.handle!.stop();
+        }
       }),
     );
     const restoreMs = Date.now() - t0;
