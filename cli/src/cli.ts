@@ -168,6 +168,46 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .addHelpText('after', examples('mclc destroy', 'mclc destroy --root examples/webstack'))
     .action(async (o) => set(import('./commands/lifecycle').then((m) => m.destroyCommand(ctx, o))));
 
+  lifecycleOptions(
+    program
+      .command('checkpoint')
+      .summary('save the running deployment (or some instances) to a directory')
+      .description(
+        'Pause every clone and the broker at one cut, save each clone\'s device state and the guest memory that differs from its template, ' +
+          'the broker\'s per-channel state and the plan, and let everything run again. The format is spec/checkpoint.md.',
+      )
+      .argument('[instances...]', 'only these instances (default: the whole deployment, broker included)'),
+  )
+    .option('--out <dir>', 'the directory to write (new or empty; default: .mcl/checkpoints/<time>)')
+    .option('--json', 'print progress as JSON lines and the result as the last line')
+    .option('-v, --verbose', 'print debug events')
+    .addHelpText(
+      'after',
+      examples('mclc checkpoint --out ckpt-1', 'mclc checkpoint app db --out ckpt-2 --json') +
+        '\nExit codes: 0 saved, 1 an unknown instance or an --out that is not a new or empty directory, 5 backend failure (nothing runs, a clone is down), 6 state locked.\n',
+    )
+    .action(async (ids: string[], o) => set(import('./commands/checkpoint').then((m) => m.checkpointCommand(ctx, ids, o))));
+
+  lifecycleOptions(
+    program
+      .command('restore')
+      .summary('bring a deployment back from a checkpoint')
+      .description(
+        'Check a checkpoint whole (every file against its digest, the plan, the templates), then start its clones where they were and the broker ' +
+          'with its state. A checkpoint that is damaged, incomplete, of another plan or of another template build is refused and nothing is changed.',
+      )
+      .argument('<dir>', 'a directory written by `mclc checkpoint`'),
+  )
+    .option('--ready-timeout <duration>', 'how long to wait for a restored guest to answer', '60s')
+    .option('--json', 'print progress as JSON lines and the result as the last line')
+    .option('-v, --verbose', 'print debug events')
+    .addHelpText(
+      'after',
+      examples('mclc restore ckpt-1', 'mclc destroy && mclc restore .mcl/checkpoints/2026-01-01T00-00-00-000Z') +
+        '\nExit codes: 0 restored, 5 a damaged or incomplete checkpoint or a backend failure, 6 another plan is deployed, the template was rebuilt, or the state is locked.\n',
+    )
+    .action(async (dir: string, o) => set(import('./commands/checkpoint').then((m) => m.restoreCommand(ctx, dir, o))));
+
   lifecycleOptions(program.command('status').summary('show the running deployment').description('Instances, clones, health, memory, CPU, channel counters and violations.'))
     .option('--json', 'print the report as JSON')
     .addHelpText('after', examples('mclc status', 'mclc status --json | jq ".channels[] | {id, violations}"'))

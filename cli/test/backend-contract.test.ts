@@ -12,4 +12,9 @@ describe('the backend contract', () => {
   it('is implemented by @mcl/backend-kvm', () => {
     for (const f of BACKEND_FUNCTIONS) expect(typeof implementation[f], f).toBe('function');
   });
+
+  it('includes the optional checkpoint and restore', () => {
+    expect(typeof implementation.checkpoint).toBe('function');
+    expect(typeof implementation.restore).toBe('function');
+  });
 });

@@ -466,6 +466,56 @@ export interface BackendModule {
   auditVerify?(opts: BackendOptions): Promise<AuditVerification>;
   /** Sums the accounting ledger. */
   usage?(opts: UsageOptions): Promise<UsageReport>;
+  /**
+   * Takes a consistent checkpoint of the running deployment (or of
+   * `opts.instances`) into `opts.out` (spec/checkpoint.md). Optional: a
+   * backend without it cannot take checkpoints, and the CLI says so.
+   */
+  checkpoint?(opts: CheckpointOptions, onEvent: EventSink): Promise<CheckpointResult>;
+  /** Brings a deployment back from a checkpoint directory; refuses one that does not fit, changing nothing. Optional, as `checkpoint`. */
+  restore?(dir: string, opts: RestoreOptions, onEvent: EventSink): Promise<RestoreResult>;
+}
+
+// ---------------------------------------------------------------------------
+// checkpoint and restore (spec/checkpoint.md)
+
+export interface CheckpointOptions extends BackendOptions {
+  /** The directory to write; it must not exist, or be empty. */
+  out: string;
+  /** Instances to checkpoint; empty means the whole deployment, broker included. */
+  instances: string[];
+}
+
+export interface CheckpointResult {
+  dir: string;
+  scope: 'deployment' | 'instances';
+  plan_digest: string;
+  instances: string[];
+  clones: number;
+  /** How long every clone and the broker were paused, ms. */
+  pause_ms: number;
+  elapsed_ms: number;
+  /** Size of the checkpoint's files; `ram_bytes` the guest pages, `device_state_bytes` the clones' device state. */
+  bytes: number;
+  ram_bytes: number;
+  device_state_bytes: number;
+}
+
+export interface RestoreOptions extends BackendOptions {
+  /** A restored clone must answer within this time. */
+  readyTimeoutMs: number;
+}
+
+export interface RestoreResult {
+  dir: string;
+  plan_digest: string;
+  instances: string[];
+  clones: number;
+  /** From the first clone's start until every restored clone answered, ms. */
+  restore_ms: number;
+  elapsed_ms: number;
+  state: DeploymentState;
+  warnings: string[];
 }
 
 /** The functions a backend module exports (checked when the CLI loads it). */

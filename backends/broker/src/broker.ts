@@ -30,12 +30,12 @@ import { compileSchemas, type CompiledSchemas } from './schema';
 import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type OpRt } from './admit';
 import { encode, envelope, frameId, snippet } from './frames';
 import { LineSplitter, TokenBucket } from './lines';
-import { Counters } from './counters';
+import { Counters, type CounterTotals } from './counters';
 import { Exposures } from './exposures';
 import { exposureId, HTTP_SCHEMAS } from './http';
 import { Sessions } from './sessions';
 import { byPort, byRequester, DROP_WATER, PortConn, type Answer, type ChannelRt, type InstanceRt, type Offence, type Pending, type Requester, type Session } from './state';
-import type { BrokerLogEntry, BrokerOptions, ChannelCounters, ExposureInfo, PortStatus, PortTarget, Violation } from './types';
+import type { BrokerCheckpoint, BrokerLogEntry, BrokerOptions, ChannelCounters, ExposureInfo, PortStatus, PortTarget, Violation } from './types';
 
 /** Bytes a frame line may hold beyond `max_message_bytes` for its envelope (`t`, `op`, `id`). */
 export const ENVELOPE_ALLOWANCE = 1024;
@@ -100,6 +100,8 @@ export class Broker extends EventEmitter {
   private readonly exposures: Exposures;
   private closed = false;
   private batching = false;
+  /** When hold() stopped relaying (performance.now()), or null. */
+  private heldAt: number | null = null;
   private readonly senders = new WeakMap<Duplex, Sender>();
   private readonly corked: Duplex[] = [];
 
@@ -346,6 +348,154 @@ export class Broker extends EventEmitter {
   /** The most recent violations, oldest first. */
   violations(): Violation[] {
     return [...this.recent.slice(this.recentStart), ...this.recent.slice(0, this.recentStart)];
+  }
+
+  // -------------------------------------------------------------------------
+  // Checkpoints (spec/checkpoint.md)
+
+  /**
+   * Stops relaying for a checkpoint: no stream is read and no call times out
+   * until `resume()`. Frames are relayed whole or not at all (a received chunk
+   * is processed in one go), so what is not relayed yet is either unread in a
+   * socket or the unfinished line of a port, which `checkpointState()` records.
+   */
+  hold(): void {
+    if (this.heldAt !== null) return;
+    this.heldAt = performance.now();
+    for (const inst of this.instances.values()) for (const ports of inst.clones.values()) for (const conn of ports.values()) conn.stream?.pause();
+    this.exposures.pause();
+    for (const ch of this.channels.values()) {
+      if (ch.timer) clearTimeout(ch.timer);
+      ch.timer = null;
+    }
+  }
+
+  /** Relays again after `hold()`; call deadlines move on by the time held. */
+  resume(): void {
+    if (this.heldAt === null) return;
+    const held = performance.now() - this.heldAt;
+    this.heldAt = null;
+    for (const ch of this.channels.values()) {
+      for (const p of ch.pending) p.deadline += held;
+      if (ch.pending.size > 0 && !ch.timer) this.armTimer(ch);
+    }
+    for (const inst of this.instances.values()) {
+      for (const ports of inst.clones.values()) {
+        for (const conn of ports.values()) {
+          const s = conn.stream;
+          const sender = s ? this.senders.get(s) : undefined;
+          if (s && (!sender || (!sender.penalised && sender.waitingOn === 0))) s.resume();
+        }
+      }
+    }
+    this.exposures.resume();
+  }
+
+  /**
+   * The per-channel state a checkpoint keeps (while held): counters, and per
+   * guest port its protocol order state, the unfinished line it sent, and for
+   * provide ports the calls it owes an answer with the requester each answer
+   * goes to. Calls from exposure clients are recorded as expired: their TCP
+   * connections are not part of a checkpoint, and a late reply to one is
+   * counted, not taken for an attack.
+   */
+  checkpointState(): BrokerCheckpoint {
+    const now = this.heldAt ?? performance.now();
+    const ports: BrokerCheckpoint['ports'] = [];
+    for (const inst of this.instances.values()) {
+      for (const [clone, conns] of inst.clones) {
+        for (const conn of conns.values()) {
+          const req = conn.requester;
+          const pending = [...conn.pending.values()]
+            .filter((p) => p.origId !== undefined && p.requester.channel.exposure === null)
+            .map((p) => ({
+              id: p.pid,
+              channel: p.channel.id,
+              op: p.op.name,
+              requester: { instance: p.requester.name, clone: p.requester.clone, port: p.requester.port },
+              requester_id: p.origId!,
+              remaining_ms: Math.max(0, Math.round(p.deadline - now)),
+            }));
+          const expired = [...conn.expired, ...[...conn.pending.values()].filter((p) => p.requester.channel.exposure !== null).map((p) => p.pid)];
+          ports.push({
+            instance: inst.plan.id,
+            clone,
+            port: conn.port.name,
+            partial_line: conn.splitter.partialBytes().toString('base64'),
+            ...(req ? { order_state: req.orderState, order_moved: req.orderMoved } : {}),
+            ...(conn.port.direction === 'provide' ? { next_id: conn.nextId, pending, expired } : {}),
+          });
+        }
+      }
+    }
+    const counters: Record<string, CounterTotals> = {};
+    for (const ch of this.channels.values()) counters[ch.id] = ch.counters.totals();
+    for (const [k, c] of this.portCounters) counters[`port:${k}`] = c.totals();
+    return { format: 1, counters, ports, next_session: this.sessions.nextSessionId };
+  }
+
+  /**
+   * Continues from a checkpoint's state: call it once the restored clones'
+   * ports are attached and connected, before the clones run. Entries that name
+   * a port, channel or operation this broker does not have are reported in
+   * the result and skipped.
+   */
+  restoreState(state: BrokerCheckpoint): string[] {
+    const problems: string[] = [];
+    for (const [id, totals] of Object.entries(state.counters ?? {})) {
+      const ch = this.channels.get(id);
+      if (ch) ch.counters.loadTotals(totals);
+      else if (id.startsWith('port:')) {
+        const c = new Counters();
+        c.loadTotals(totals);
+        this.portCounters.set(id.slice(5), c);
+      } else problems.push(`channel ${id} is not in the plan`);
+    }
+    if (Number.isSafeInteger(state.next_session)) this.sessions.continueFrom(state.next_session);
+    const connOf = (instance: string, clone: number, port: string) => this.instances.get(instance)?.clones.get(clone)?.get(port);
+    const now = performance.now();
+    for (const p of state.ports ?? []) {
+      const conn = connOf(p.instance, p.clone, p.port);
+      if (!conn) {
+        problems.push(`port ${p.instance}[${p.clone}].${p.port} is not attached`);
+        continue;
+      }
+      if (conn.requester && Number.isSafeInteger(p.order_state)) {
+        conn.requester.orderState = p.order_state!;
+        conn.requester.orderMoved = !!p.order_moved;
+      }
+      const partial = Buffer.from(p.partial_line ?? '', 'base64');
+      if (partial.length > 0) conn.splitter.push(partial);
+      if (conn.port.direction !== 'provide') continue;
+      if (Number.isSafeInteger(p.next_id) && p.next_id! > conn.nextId) conn.nextId = p.next_id!;
+      for (const id of p.expired ?? []) if (Number.isSafeInteger(id)) conn.expired.add(id);
+      for (const c of p.pending ?? []) {
+        const ch = this.channels.get(c.channel);
+        const op = ch?.ops.get(c.op);
+        const req = connOf(c.requester.instance, c.requester.clone, c.requester.port)?.requester;
+        if (!ch || !op || !req || req.channel !== ch) {
+          problems.push(`call ${c.id} on ${c.channel} cannot be matched to its requester`);
+          continue;
+        }
+        const pending: Pending = {
+          pid: c.id,
+          channel: ch,
+          op,
+          provider: conn,
+          requester: req,
+          deadline: now + Math.max(0, c.remaining_ms),
+          sentAt: now,
+          respond: answerTo(req, c.requester_id),
+          origId: c.requester_id,
+        };
+        conn.pending.set(c.id, pending);
+        ch.pending.add(pending);
+        req.budget.inflight++;
+        req.outstanding++;
+        if (!ch.timer && this.heldAt === null) this.armTimer(ch);
+      }
+    }
+    return problems;
   }
 
   /** Closes every stream and listener and fails outstanding calls. Sessions still open are ended (onSessionClose is called). */
@@ -643,11 +793,7 @@ export class Broker extends EventEmitter {
     }
     if (t === 'call') {
       const origId = env.id!;
-      const reqRef = req;
-      this.forwardCall(req, op, bodyJson, (answer) => {
-        if (!reqRef.alive || !reqRef.write) return;
-        if (reqRef.write(answerFrame(origId, answer), false)) ch.counters.frames_to_requirer++;
-      });
+      this.forwardCall(req, op, bodyJson, answerTo(req, origId), origId);
     } else {
       this.forwardSend(req, op, bodyJson);
     }
@@ -799,7 +945,7 @@ export class Broker extends EventEmitter {
   // Routing
 
   /** Sends a checked call to a provider clone; `respond` gets exactly one answer. */
-  private forwardCall(req: Requester, op: OpRt, bodyJson: string, respond: (a: Answer) => void): void {
+  private forwardCall(req: Requester, op: OpRt, bodyJson: string, respond: (a: Answer) => void, origId?: number | string): void {
     const ch = req.channel;
     ch.counters.calls++;
     this.withProvider(req, (conn, reason) => {
@@ -810,7 +956,7 @@ export class Broker extends EventEmitter {
       }
       const pid = conn.nextId++;
       const now = performance.now();
-      const p: Pending = { pid, channel: ch, op, provider: conn, requester: req, deadline: now + ch.inv.timeout_ms, sentAt: now, respond };
+      const p: Pending = { pid, channel: ch, op, provider: conn, requester: req, deadline: now + ch.inv.timeout_ms, sentAt: now, respond, origId };
       const line = `{"t":"call","op":${op.json},"id":${pid},"body":${bodyJson}}\n`;
       if (!this.writeTo(conn, line, false)) {
         ch.counters.errors++;
@@ -1069,6 +1215,14 @@ export class Broker extends EventEmitter {
 
 // ---------------------------------------------------------------------------
 // Frames the broker writes
+
+/** Sends a call's answer to the guest requester that made it, under the requester's own id. */
+function answerTo(req: Requester, origId: number | string): (a: Answer) => void {
+  return (answer) => {
+    if (!req.alive || !req.write) return;
+    if (req.write(answerFrame(origId, answer), false)) req.channel.counters.frames_to_requirer++;
+  };
+}
 
 function answerFrame(id: number | string, a: Answer): string {
   const idJson = typeof id === 'number' ? String(id) : JSON.stringify(id);

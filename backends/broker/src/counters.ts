@@ -6,6 +6,22 @@ import type { ChannelCounters, ViolationKind } from './types';
 
 const LATENCY_SAMPLES = 1024;
 
+const COUNTER_FIELDS = [
+  'frames_to_provider',
+  'frames_to_requirer',
+  'bytes_to_provider',
+  'bytes_to_requirer',
+  'calls',
+  'replies',
+  'errors',
+  'timeouts',
+  'late_replies',
+  'violations_total',
+] as const;
+
+/** A channel's running totals as a checkpoint keeps them. */
+export type CounterTotals = Record<(typeof COUNTER_FIELDS)[number], number> & { violations: Partial<Record<ViolationKind, number>> };
+
 export class Counters {
   frames_to_provider = 0;
   frames_to_requirer = 0;
@@ -21,6 +37,19 @@ export class Counters {
   private lat = new Float64Array(LATENCY_SAMPLES);
   private latN = 0;
   private latMax = 0;
+
+  /** The running totals (not the latency samples), for a checkpoint. */
+  totals(): CounterTotals {
+    const { frames_to_provider, frames_to_requirer, bytes_to_provider, bytes_to_requirer, calls, replies, errors, timeouts, late_replies, violations_total } = this;
+    return { frames_to_provider, frames_to_requirer, bytes_to_provider, bytes_to_requirer, calls, replies, errors, timeouts, late_replies, violations_total, violations: { ...this.violations } };
+  }
+
+  /** Continues from totals a checkpoint recorded. */
+  loadTotals(t: CounterTotals): void {
+    for (const k of COUNTER_FIELDS) if (Number.isSafeInteger(t[k]) && t[k] >= 0) this[k] = t[k];
+    this.violations = {};
+    for (const [k, v] of Object.entries(t.violations ?? {})) if (Number.isSafeInteger(v) && (v as number) >= 0) this.violations[k as ViolationKind] = v as number;
+  }
 
   latency(ms: number): void {
     this.lat[this.latN % LATENCY_SAMPLES] = ms;

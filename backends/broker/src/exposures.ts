@@ -65,6 +65,16 @@ export class Exposures {
     return this.connTables.get(id)?.stats();
   }
 
+  /** Stops reading the exposures' TCP clients (a checkpoint's hold). */
+  pause(): void {
+    for (const s of this.tcpSockets) s.pause();
+  }
+
+  /** Reads the exposures' TCP clients again after `pause()`. */
+  resume(): void {
+    for (const s of this.tcpSockets) s.resume();
+  }
+
   /** Stops listening and drops every connection; resolves when the listeners are closed. */
   close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);

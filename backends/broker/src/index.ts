@@ -27,6 +27,7 @@
 
 export { Broker } from './broker';
 export type {
+  BrokerCheckpoint,
   BrokerEvents,
   BrokerLogEntry,
   BrokerOptions,

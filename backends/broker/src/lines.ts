@@ -119,6 +119,11 @@ export class LineSplitter {
     this.sink.line(buf.toString('utf8', start, e), e - start);
   }
 
+  /** The bytes of the unfinished line (none while discarding the rest of an oversize one), for a checkpoint. */
+  partialBytes(): Buffer {
+    return this.discarding ? Buffer.alloc(0) : Buffer.concat(this.parts, this.partLen);
+  }
+
   /** Bytes held for an unfinished line. */
   get pending(): number {
     return this.partLen;

@@ -25,6 +25,16 @@ export interface SessionHost {
 export class Sessions {
   private nextId = 1;
 
+  /** The id the next session gets (a checkpoint keeps it, so restored sessions' ids are not reused). */
+  get nextSessionId(): number {
+    return this.nextId;
+  }
+
+  /** Continues numbering sessions from a checkpoint's next id (never backwards). */
+  continueFrom(next: number): void {
+    if (next > this.nextId) this.nextId = next;
+  }
+
   constructor(private readonly host: SessionHost) {}
 
 

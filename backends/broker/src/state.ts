@@ -24,6 +24,8 @@ export interface Pending {
   deadline: number;
   sentAt: number;
   respond: (answer: Answer) => void;
+  /** The requester's own id for the call (kept for a checkpoint). */
+  origId?: number | string;
 }
 
 export type Answer = { ok: true; body: unknown; bodyJson: string } | { ok: false; error: string; kind: 'error' | 'timeout' | 'unavailable' | 'denied' };

@@ -159,3 +159,34 @@ export interface BrokerEvents {
   'session-open': [{ instance: string; clone: number; session: number; via: string }];
   'session-close': [{ instance: string; clone: number; session: number }];
 }
+
+/**
+ * The broker's part of a checkpoint (spec/checkpoint.md, "broker.json"):
+ * per channel and exposure its running totals, per attached guest port its
+ * protocol order state, the unfinished line it had sent, and for a provide
+ * port the calls it owes an answer.
+ */
+export interface BrokerCheckpoint {
+  format: 1;
+  counters: Record<string, import('./counters').CounterTotals>;
+  ports: {
+    instance: string;
+    clone: number;
+    port: string;
+    /** Base64 of the bytes of a line the port had begun and not finished. */
+    partial_line: string;
+    order_state?: number;
+    order_moved?: boolean;
+    next_id?: number;
+    pending?: {
+      id: number;
+      channel: string;
+      op: string;
+      requester: { instance: string; clone: number; port: string };
+      requester_id: number | string;
+      remaining_ms: number;
+    }[];
+    expired?: number[];
+  }[];
+  next_session: number;
+}

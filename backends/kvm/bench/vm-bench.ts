@@ -6,6 +6,9 @@
 // - the two restores QEMU itself offers, to the same point: savevm/loadvm (an internal
 //   snapshot in a qcow2 image, restored with -loadvm) and migrate-to-file (restored with
 //   -incoming);
+// - mcl's own checkpoint of an idle clone (device state and the pages that differ from the
+//   template; spec/checkpoint.md): its size on disk, the restore to ready, and the pause of a
+//   deployment of 6 components (3 counters, 3 stores, through the broker) during `mclc checkpoint`;
 // - memory of N idle clones, first as forked (handshake only) and then as the lifecycle
 //   leaves them (identity applied, a program started and waiting), against M guests
 //   cold-booted and given the same identity and program.
@@ -26,10 +29,12 @@
 // table adds what merged and what ksmd cost. Raise /sys/kernel/mm/ksm/pages_to_scan to
 // shorten the wait. Cold-booted guests never get the setting.
 
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { captureRam, readRamFile, restoreClone, saveDeviceState, writeRamFile } from '../src/vm/checkpoint';
 import { buildImage, ClonePool, ControlChannel, ensureTemplate, forkClone, probeAccelerator, QmpClient, readCpuMs, readMemory, type Clone, type GuestIdentity, type MemoryUsage, type Template } from '../src/vm/index';
 import { readKsmHost } from '../src/vm/doctor';
 import { readKsmUsage, readMemoryBreakdown, type KsmUsage, type MemoryBreakdown } from '../src/vm/memory';
@@ -335,6 +340,41 @@ async function main() {
       await killGuest(g);
     }
 
+    // mcl checkpoints of an idle clone (identity applied, its program waiting), as the supervisor takes them:
+    // stop, device state and the pages it wrote, cont; then restores to ready from them.
+    const ckpts: { bytes: number; ramBytes: number; pages: number; pauseMs: number; dir: string }[] = [];
+    for (let i = 0; i < N_RESTORES; i++) {
+      const c = await forkClone(template, { name: `k${i}`, controlSocket: path.join(dir, `k${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `k${i}.log`) });
+      await c.sendIdentity(identity(i));
+      await sleep(1_000);
+      const cdir = await mkdtemp(path.join(dir, 'ckpt-'));
+      const t0 = Date.now();
+      await c.qmp.execute('stop');
+      const [ram] = await Promise.all([captureRam(c.pid, template), saveDeviceState(c.qmp, path.join(cdir, 'dev'))]);
+      await c.qmp.execute('cont');
+      const pauseMs = Date.now() - t0;
+      const r = await writeRamFile(path.join(cdir, 'ram'), ram, template);
+      const devBytes = (await stat(path.join(cdir, 'dev'))).size;
+      ckpts.push({ bytes: r.bytes + devBytes, ramBytes: r.bytes, pages: r.pages, pauseMs, dir: cdir });
+      await c.kill();
+    }
+    // Each restore is paired with a fork to ready (QEMU started for it, as a restore starts its QEMU) just
+    // before it, so that the ratio compares the two under the same load of a shared host.
+    const restores: number[] = [];
+    const pairedForks: number[] = [];
+    for (const [i, k] of ckpts.entries()) {
+      const f = await forkClone(template, { name: `kf${i}`, controlSocket: path.join(dir, `kf${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `kf${i}.log`) });
+      pairedForks.push(f.readyMs);
+      await f.kill();
+      const t0 = Date.now();
+      const ram = await readRamFile(path.join(k.dir, 'ram'), MEMORY / 4096);
+      const c = await restoreClone(template, { name: `kr${i}`, controlSocket: path.join(dir, `kr${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `kr${i}.log`) }, path.join(k.dir, 'dev'), ram);
+      await c.resume();
+      restores.push(Date.now() - t0);
+      await c.kill();
+    }
+    const deploymentPause = await deploymentCheckpointPause(dir);
+
     const coldMs = median(cold.map((g) => g.readyMs));
     const coldCpu = median(cold.map((g) => g.cpuMs));
     const forkMs = median(forks.map((f) => f.readyMs));
@@ -370,6 +410,16 @@ async function main() {
     timing.push([`QEMU migrate-to-file restore to ready (-incoming; median of ${N_RESTORES})`, `${median(incoming.map((r) => r.readyMs))} ms (state ${mib(fullBytes)} MiB)`]);
     timing.push(['  private memory per -incoming-restored guest (median)', `${mib(median(incoming.map((r) => r.priv)))} MiB`]);
     timing.push(['template device state (what a fork loads)', `${mib((await stat(template.statePath)).size)} MiB`]);
+    const ckptBytes = median(ckpts.map((k) => k.bytes));
+    const restoreMs = median(restores);
+    timing.push([`mcl checkpoint of an idle clone: on disk (median of ${ckpts.length})`, `${mib(ckptBytes)} MiB (pages ${mib(median(ckpts.map((k) => k.ramBytes)))} MiB compressed, ${median(ckpts.map((k) => k.pages))} pages differ from the template)`]);
+    timing.push(['  the clone paused for (median)', `${median(ckpts.map((k) => k.pauseMs))} ms`]);
+    const pairedForkMs = median(pairedForks);
+    timing.push([`mcl restore to ready (QEMU start, pages, device state, cont + handshake; median / p90 of ${restores.length})`, `${restoreMs} / ${p90(restores)} ms (forks to ready just before each: median ${pairedForkMs} ms)`]);
+    timing.push([
+      'pause of a 6-component deployment during `mclc checkpoint` (median of 3)',
+      deploymentPause ? `${median(deploymentPause.pauses)} ms (checkpoint ${mib(median(deploymentPause.bytes))} MiB in ${median(deploymentPause.elapsed)} ms)` : 'not measured (the CLI is not built: npm run build)',
+    ]);
 
     // N idle clones: as forked, then as deployed. They come from a pool of size 0, as the supervisor's do
     // with MCL_POOL_SIZE=0: each is forked from the template's zygote when it is taken (or QEMU is started
@@ -467,6 +517,11 @@ async function main() {
     targets.push([`private memory per idle clone <= 10% of guest RAM, as forked`, `${verdict(privBare <= MEMORY / 10)} (${pct(privBare)})`]);
     targets.push([`  the same, deployed`, `${verdict(privDeployed <= MEMORY / 10)} (${pct(privDeployed)})`]);
     targets.push([`  the same, as forked, proportional (Pss_Anon)`, `${verdict(anonBare <= MEMORY / 10)} (${pct(anonBare)})`]);
+    targets.push(['checkpoint of an idle 128 MiB clone <= 8 MiB on disk', `${verdict(ckptBytes <= 8 * 1024 * 1024)} (${mib(ckptBytes)} MiB)`]);
+    targets.push([
+      'restore to ready <= 3x fork to ready (forks including QEMU start, as a restore does, paired with the restores)',
+      `${verdict(restoreMs <= 3 * pairedForkMs)} (${(restoreMs / pairedForkMs).toFixed(2)}x; ${(restoreMs / pooledMs).toFixed(2)}x the pooled fork measured earlier)`,
+    ]);
     targets.push(['fork to ready >= 30x faster than cold boot to ready (pooled)', `${verdict(coldMs / pooledMs >= 30)} (${(coldMs / pooledMs).toFixed(1)}x; including QEMU start ${(coldMs / forkMs).toFixed(1)}x)`]);
   } finally {
     await Promise.all(live.clones.map((c) => c.kill()));
@@ -495,6 +550,50 @@ merged with another of the same process counts as shared in the private figure,
 while Pss_Anon charges each of its mappings its share.`);
   const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
   console.log(`\nhost: ${os.cpus().length} cpus, load average ${load}`);
+}
+
+/**
+ * The pause of a deployment of 6 components (3 counters each storing its
+ * count through the broker in its own store) while `mclc checkpoint` takes
+ * it, through the built CLI as a user runs it; 3 checkpoints, then destroy.
+ * Null when the CLI is not built.
+ */
+async function deploymentCheckpointPause(dir: string): Promise<{ pauses: number[]; bytes: number[]; elapsed: number[] } | null> {
+  // npm runs the benchmark from the repository's root.
+  const repo = process.cwd();
+  const mclc = path.join(repo, 'cli/dist/mclc.mjs');
+  if (!existsSync(mclc)) return null;
+  const ws = await mkdtemp(path.join(dir, 'ws-'));
+  await cp(path.join(repo, 'backends/kvm/test/fixtures/checkpoint/guest'), path.join(ws, 'guest'), { recursive: true });
+  const pairs = [1, 2, 3];
+  await writeFile(
+    path.join(ws, 'six.mcl'),
+    [
+      'import std.kv.{Kv}',
+      'component Store {\n  memory 128MiB\n  provide kv: Kv\n  program { script "guest/store.sh" }\n}',
+      'component Counter {\n  memory 128MiB\n  require db: Kv\n  program { script "guest/counter.sh" }\n}',
+      `system Six {\n${pairs.map((i) => `  counter${i} = Counter\n  store${i} = Store\n  connect counter${i}.db -> store${i}.kv { allow get, put }`).join('\n')}\n}`,
+      'deploy Six',
+      '',
+    ].join('\n\n'),
+  );
+  const run = (...args: string[]) => execa(process.execPath, [mclc, ...args], { cwd: ws, env: { ...process.env, NO_COLOR: '1' } });
+  await run('plan', '.', '--out', 'six.plan');
+  await run('apply', 'six.plan');
+  try {
+    await sleep(3_000);
+    const out = { pauses: [] as number[], bytes: [] as number[], elapsed: [] as number[] };
+    for (let i = 0; i < 3; i++) {
+      const r = await run('checkpoint', '--out', `c${i}`, '--json');
+      const result = JSON.parse(r.stdout.trim().split('\n').pop()!) as { pause_ms: number; bytes: number; elapsed_ms: number };
+      out.pauses.push(result.pause_ms);
+      out.bytes.push(result.bytes);
+      out.elapsed.push(result.elapsed_ms);
+    }
+    return out;
+  } finally {
+    await run('destroy').catch(() => undefined);
+  }
 }
 
 main().catch((err) => {

@@ -3,6 +3,7 @@
 // BackendModule (plan/src/backend.ts); the VM substrate is in ./vm and ./image.
 
 export { apply, destroy, status, logs } from './lifecycle/commands';
+export { checkpoint, restore } from './lifecycle/checkpoint-commands';
 export { doctor } from './lifecycle/doctor';
 export { audit, auditVerify, usage } from './lifecycle/report-commands';
 export { BackendFailure } from './lifecycle/errors';

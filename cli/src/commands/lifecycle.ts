@@ -111,7 +111,7 @@ export async function guarded(ctx: Context, json: boolean, body: () => Promise<E
   }
 }
 
-function eventPrinter(ctx: Context, o: LifecycleOptions): (ev: BackendEvent) => void {
+export function eventPrinter(ctx: Context, o: LifecycleOptions): (ev: BackendEvent) => void {
   const s = ctx.errStyle;
   return (ev) => {
     if (o.json) {

@@ -25,7 +25,7 @@ import type {
 } from './events';
 import { killRecorded, LOG_FILE, readWatchdog, ROLE_ENV, SOCKET, supervisorAlive, WATCHDOG_ENV, watchdogAlive } from './daemon';
 import { belongsToDeployment, DEPLOYMENT_ENV, ensureRunDir, findRunDir, killIfOurs, removeRunDir, RunDirError, type RunDir } from './rundir';
-import { cloneDirBase, type ApplySummary, type ProcessRecord } from './supervisor';
+import { cloneDirBase, cloneIndexOfDir, type ApplySummary, type ProcessRecord } from './supervisor';
 import { STATE_FILE_ENV, whoAmI } from './records';
 import { appendAudit } from './audit';
 import { Cgroups, cgroupName, detectCgroups } from './cgroups';
@@ -46,7 +46,7 @@ export interface KvmBackendData {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function lock(opts: BackendOptions, operation: string, onEvent: EventSink): Promise<StateLock> {
+export async function lock(opts: BackendOptions, operation: string, onEvent: EventSink): Promise<StateLock> {
   try {
     return await acquireLock(opts.stateFile, {
       operation,
@@ -63,7 +63,7 @@ function toBackendError(e: unknown): unknown {
   return e;
 }
 
-function loadState(stateFile: string): DeploymentState | null {
+export function loadState(stateFile: string): DeploymentState | null {
   try {
     return readState(stateFile);
   } catch (e) {
@@ -85,7 +85,7 @@ function recordedAccelerator(state: DeploymentState | null): { name: string; not
 /** How long a supervisor has to answer a ping before it counts as not answering. */
 const PING_TIMEOUT_MS = 5_000;
 
-async function ping(rd: RunDir): Promise<boolean> {
+export async function ping(rd: RunDir): Promise<boolean> {
   if (!existsSync(join(rd.dir, SOCKET))) return false;
   try {
     // A supervisor that is alive but frozen (stopped, or stuck) accepts the connection and never answers: without a
@@ -107,7 +107,7 @@ const RUN_DIR_HINT =
   'the runtime directory must be a directory of yours, mode 0700, created by mclc for this state; remove what is named if no deployment of yours runs from it (a copied workspace gets its own runtime directory), or set XDG_RUNTIME_DIR to a private directory';
 
 /** The run directory of a state file, created when missing; a place taken by something else is a failure naming it. */
-function runDirForApply(stateFile: string): RunDir {
+export function runDirForApply(stateFile: string): RunDir {
   try {
     return ensureRunDir(stateFile);
   } catch (e) {
@@ -158,7 +158,7 @@ export async function ensureSupervisor(rd: RunDir, command: string[], onEvent: E
  * is stopped, so no idle process is left behind. Its log stays in the run
  * directory for the failure's hint.
  */
-async function stopIfIdle(rd: RunDir): Promise<void> {
+export async function stopIfIdle(rd: RunDir): Promise<void> {
   try {
     const live = await callControl<SupervisorStatus>(join(rd.dir, SOCKET), { op: 'status' });
     if (live.instances.length > 0) return;
@@ -199,30 +199,8 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
       if (!opts.signal.aborted && e instanceof BackendFailure) await stopIfIdle(rd);
       throw e;
     }
-    onEvent({ type: 'phase', phase: 'state', action: 'start', message: 'writing the state' });
-    const base = prior ?? emptyState('kvm');
-    const changed = base.plan_digest !== plan.digests.plan || r.create.length + r.replace.length + r.delete.length > 0;
-    const sup = supervisorAlive(rd);
-    const data: KvmBackendData = {
-      run_dir: dir,
-      supervisor: sup ? { pid: sup.pid, start_time: sup.start_time } : null,
-      processes: r.processes,
-      accelerator: r.accelerator,
-    };
-    const state: DeploymentState = {
-      format_version: STATE_FORMAT_VERSION,
-      lineage: base.lineage,
-      serial: changed || !prior ? base.serial + 1 : base.serial,
-      backend: 'kvm',
-      plan_digest: plan.digests.plan,
-      system: plan.system,
-      instances: plan.instances,
-      channels: plan.channels,
-      exposures: plan.exposures,
-      backend_data: data as unknown as JsonValue,
-    };
-    writeState(opts.stateFile, state);
-    onEvent({ type: 'phase', phase: 'state', action: 'done', message: `state serial ${state.serial}` });
+    const changed = prior?.plan_digest !== plan.digests.plan || r.create.length + r.replace.length + r.delete.length > 0;
+    const state = writeDeployedState(opts.stateFile, prior, plan, rd, { processes: r.processes, accelerator: r.accelerator }, changed, onEvent);
     return {
       state,
       created: r.create,
@@ -236,6 +214,42 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
   } finally {
     l.release();
   }
+}
+
+/** Writes the state of a deployment that runs `plan` (after an apply or a restore); `changed` moves the serial on. */
+export function writeDeployedState(
+  stateFile: string,
+  prior: DeploymentState | null,
+  plan: Plan,
+  rd: RunDir,
+  live: { processes: ProcessRecord[]; accelerator: { name: string; note?: string } | null },
+  changed: boolean,
+  onEvent: EventSink,
+): DeploymentState {
+  onEvent({ type: 'phase', phase: 'state', action: 'start', message: 'writing the state' });
+  const base = prior ?? emptyState('kvm');
+  const sup = supervisorAlive(rd);
+  const data: KvmBackendData = {
+    run_dir: rd.dir,
+    supervisor: sup ? { pid: sup.pid, start_time: sup.start_time } : null,
+    processes: live.processes,
+    accelerator: live.accelerator,
+  };
+  const state: DeploymentState = {
+    format_version: STATE_FORMAT_VERSION,
+    lineage: base.lineage,
+    serial: changed || !prior ? base.serial + 1 : base.serial,
+    backend: 'kvm',
+    plan_digest: plan.digests.plan,
+    system: plan.system,
+    instances: plan.instances,
+    channels: plan.channels,
+    exposures: plan.exposures,
+    backend_data: data as unknown as JsonValue,
+  };
+  writeState(stateFile, state);
+  onEvent({ type: 'phase', phase: 'state', action: 'done', message: `state serial ${state.serial}` });
+  return state;
 }
 
 export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise<DestroyResult> {
@@ -388,12 +402,11 @@ export async function logs(instanceId: string, opts: LogsOptions, onLine: LogSin
   }
   const rd = ownRunDir(opts.stateFile);
   const clonesDir = rd ? join(rd.dir, 'clones') : null;
-  const base = cloneDirBase(instanceId);
   const clones = (): { clone: number; dir: string }[] => {
     if (!clonesDir || !existsSync(clonesDir)) return [];
     return readdirSync(clonesDir)
-      .filter((d) => d.startsWith(base + '.') && /^\d+$/.test(d.slice(base.length + 1)))
-      .map((d) => ({ clone: Number(d.slice(base.length + 1)), dir: join(clonesDir, d) }))
+      .map((d) => ({ clone: cloneIndexOfDir(instanceId, d), dir: join(clonesDir, d) }))
+      .filter((f): f is { clone: number; dir: string } => f.clone !== null)
       .filter((f) => opts.clone === undefined || f.clone === opts.clone)
       .sort((a, b) => a.clone - b.clone);
   };

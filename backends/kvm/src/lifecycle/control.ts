@@ -17,7 +17,9 @@ export type ControlRequest =
   | { op: 'apply'; plan: unknown; replace: string[]; readyTimeoutMs: number; who?: unknown; metrics?: string }
   | { op: 'destroy'; who?: unknown }
   | { op: 'status' }
-  | { op: 'logs'; instance: string };
+  | { op: 'logs'; instance: string }
+  | { op: 'checkpoint'; dir: string; instances: string[] }
+  | { op: 'restore'; dir: string; readyTimeoutMs: number };
 
 export type ControlReply = { event: BackendEvent } | { result: unknown } | { error: { kind: BackendErrorKind; message: string; hint?: string } };
 

@@ -458,6 +458,14 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
           if (!files) throw new BackendFailure('usage', `instance ${req.instance} is not running`, 'see `mclc status` for the instances');
           return files;
         }
+        case 'checkpoint':
+          return sup.checkpoint({ dir: req.dir, instances: req.instances }, emit);
+        case 'restore': {
+          const { plan, ...r } = await sup.restore({ dir: req.dir, readyTimeoutMs: req.readyTimeoutMs }, emit);
+          // As after an apply: a restarted supervisor brings this plan back (forked afresh).
+          writeAppliedPlan(rd, { plan, ready_timeout_ms: req.readyTimeoutMs });
+          return { ...r, plan };
+        }
         default:
           throw new BackendFailure('failure', `unknown control request ${(req as { op: string }).op}`);
       }

@@ -6,7 +6,7 @@
 // @mcl/broker) are plugged in by `runSupervisor`.
 
 import type { Plan, PlanInstance } from '@mcl/plan';
-import type { ChannelCounters, ExposureInfo, Violation } from '@mcl/broker';
+import type { BrokerCheckpoint, ChannelCounters, ExposureInfo, Violation } from '@mcl/broker';
 import type { EventSink } from './events';
 
 export interface CloneRequest {
@@ -62,6 +62,41 @@ export interface CloneHandle {
   stop(): Promise<void>;
   /** Asks QEMU (QMP) and the guest agent (the control port) how the clone is, each within `timeoutMs`; see health.ts. */
   probe?(timeoutMs: number): Promise<GuestProbe>;
+  /** Checkpoints (spec/checkpoint.md); absent where the runtime cannot take them. */
+  readonly checkpoint?: CloneCheckpointing;
+}
+
+/** What a checkpoint does with one clone, in the order it does it. */
+export interface CloneCheckpointing {
+  /** Stops the guest's CPUs (the clone keeps its process and sockets). */
+  pause(): Promise<void>;
+  /**
+   * While paused: saves the device state into `dir` and reads the guest
+   * pages the clone wrote; resolves with the step that writes those pages
+   * (comparing them with the template and compressing them), which runs
+   * after the clone continued.
+   */
+  capture(dir: string, name: string): Promise<() => Promise<CloneCheckpointFiles>>;
+  /** Continues the guest after pause(). */
+  cont(): Promise<void>;
+}
+
+/** The files of one clone in a checkpoint, named relative to its directory. */
+export interface CloneCheckpointFiles {
+  device_state: CheckpointFile;
+  ram: CheckpointFile & { pages: number };
+}
+
+export interface CheckpointFile {
+  file: string;
+  sha256: string;
+  bytes: number;
+}
+
+/** A clone to bring back from a checkpoint: like a fork request, plus its files (already verified). */
+export interface RestoreRequest extends CloneRequest {
+  deviceStateFile: string;
+  ramFile: string;
 }
 
 /** What the host sees of a clone from outside its guest. */
@@ -83,6 +118,14 @@ export interface GuestRuntime {
   release?(): Promise<void>;
   /** The processes it runs besides the clones (zygotes, processes started ahead), for `status`. */
   helpers?(): Promise<HelperProcess[]>;
+  /**
+   * The identity of a prepared template's build: its key (what it is built
+   * from) and `build` (a digest of this boot's saved state, since a clone's
+   * pages only make sense over the very RAM they were forked from).
+   */
+  templateBuild?(plan: Plan, templateId: string): { key: string; build: string } | null;
+  /** Starts a clone from a checkpoint, paused; its resume() continues it without starting its program again. */
+  restore?(req: RestoreRequest): Promise<CloneHandle>;
 }
 
 export interface HelperProcess {
@@ -102,6 +145,11 @@ export interface BrokerLike {
   attachPort(instance: string, clone: number, port: string, target: string): void | Promise<boolean>;
   detachClone(instance: string, clone: number): void;
   listenExposures(): Promise<ExposureInfo[] | void>;
+  /** Checkpoints: stop relaying, the state to keep, continue from a kept state, relay again (spec/checkpoint.md). */
+  hold?(): void;
+  checkpointState?(): BrokerCheckpoint;
+  restoreState?(state: BrokerCheckpoint): string[];
+  resume?(): void;
   counters(): ChannelCounters[];
   violations(): Violation[];
   close(): Promise<void>;

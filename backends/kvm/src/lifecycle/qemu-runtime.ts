@@ -19,7 +19,8 @@ import { processStartTime } from '@mcl/plan/state-store';
 import { buildImage, ClonePool, ensureTemplate, forkClone, probeAccelerator, zygoteEnabled } from '../vm/index';
 import type { AccelName, BuiltImage, Clone, Template } from '../vm/index';
 import type { EventSink } from './events';
-import type { CloneHandle, CloneRequest, ExitInfo, GuestProbe, GuestRuntime, HelperProcess } from './guest-runtime';
+import type { CloneCheckpointFiles, CloneCheckpointing, CloneHandle, CloneRequest, ExitInfo, GuestProbe, GuestRuntime, HelperProcess, RestoreRequest } from './guest-runtime';
+import { captureRam, PAGE_SIZE, readRamFile, restoreClone, saveDeviceState, templateBuildId, writeRamFile, fileDigest } from '../vm/checkpoint';
 
 export interface VmRuntimeOptions {
   cacheDir?: string;
@@ -47,6 +48,8 @@ export class QemuRuntime implements GuestRuntime {
   /** By template key; each pool's processes live in the spare directory it was created for. */
   private readonly pools = new Map<string, ClonePool>();
   private plan: Plan | null = null;
+  /** Template build ids by state file (see templateBuild). */
+  private readonly builds = new Map<string, string>();
 
   constructor(private readonly opts: VmRuntimeOptions = {}) {}
 
@@ -104,27 +107,7 @@ export class QemuRuntime implements GuestRuntime {
       await this.prepare(plan, [req.instance.template], () => undefined);
       tpl = this.templates.get(templateKey(plan, req.instance.template))!;
     }
-    const slots = Math.max(0, ...req.instance.ports.map((p) => p.slot));
-    const dataPortSockets: (string | null)[] = Array.from({ length: slots }, () => null);
-    const portSockets: Record<string, string> = {};
-    for (const p of req.instance.ports) {
-      const path = join(req.dir, `p${p.slot}.sock`);
-      dataPortSockets[p.slot - 1] = path;
-      portSockets[p.name] = path;
-    }
-    const consoleLog = join(req.dir, 'console.log');
-    const options = {
-      name: `${req.instance.id}#${req.index}`,
-      controlSocket: join(req.dir, 'ctl.sock'),
-      qmpSocket: join(req.dir, 'qmp.sock'),
-      dataPortSockets,
-      logFile: consoleLog,
-      consoleSocket: join(req.dir, 'con.sock'),
-      ...(req.consoleHeader ? { consoleHeader: req.consoleHeader } : {}),
-      pidFile: join(req.dir, 'qemu.pid'),
-      readyTimeoutMs: req.readyTimeoutMs,
-      paused: !!req.paused,
-    };
+    const { options, portSockets, consoleLog } = cloneOptions(req);
     const pool = req.spareDir ? this.poolFor(templateKey(plan, req.instance.template), tpl, req.spareDir) : null;
     const clone = pool ? await pool.take(options) : await forkClone(tpl, options);
     const identify = () =>
@@ -139,6 +122,28 @@ export class QemuRuntime implements GuestRuntime {
       throw e;
     }
     return new VmClone(clone, portSockets, consoleLog, identify);
+  }
+
+  templateBuild(plan: Plan, templateId: string): { key: string; build: string } | null {
+    const tpl = this.templates.get(templateKey(plan, templateId));
+    if (!tpl) return null;
+    let build = this.builds.get(tpl.statePath);
+    if (!build) {
+      build = templateBuildId(tpl);
+      this.builds.set(tpl.statePath, build);
+    }
+    return { key: tpl.key, build };
+  }
+
+  async restore(req: RestoreRequest): Promise<CloneHandle> {
+    const plan = this.plan;
+    const tpl = plan && this.templates.get(templateKey(plan, req.instance.template));
+    if (!tpl) throw new Error(`restore of ${req.instance.id} before its template ${req.instance.template} was prepared`);
+    const { options, portSockets, consoleLog } = cloneOptions(req);
+    const ram = await readRamFile(req.ramFile, tpl.spec.memoryBytes / PAGE_SIZE);
+    const clone = await restoreClone(tpl, options, req.deviceStateFile, ram);
+    // The guest program runs already (it is part of the restored guest): continuing is all there is to do.
+    return new VmClone(clone, portSockets, consoleLog, async () => undefined);
   }
 
   /** The zygote and the waiting processes of every pool. */
@@ -176,6 +181,32 @@ export class QemuRuntime implements GuestRuntime {
     }
     return pool;
   }
+}
+
+/** The clone options of a fork or restore request: sockets, logs and pid file in the clone's directory. */
+function cloneOptions(req: CloneRequest) {
+  const slots = Math.max(0, ...req.instance.ports.map((p) => p.slot));
+  const dataPortSockets: (string | null)[] = Array.from({ length: slots }, () => null);
+  const portSockets: Record<string, string> = {};
+  for (const p of req.instance.ports) {
+    const path = join(req.dir, `p${p.slot}.sock`);
+    dataPortSockets[p.slot - 1] = path;
+    portSockets[p.name] = path;
+  }
+  const consoleLog = join(req.dir, 'console.log');
+  const options = {
+    name: `${req.instance.id}#${req.index}`,
+    controlSocket: join(req.dir, 'ctl.sock'),
+    qmpSocket: join(req.dir, 'qmp.sock'),
+    dataPortSockets,
+    logFile: consoleLog,
+    consoleSocket: join(req.dir, 'con.sock'),
+    ...(req.consoleHeader ? { consoleHeader: req.consoleHeader } : {}),
+    pidFile: join(req.dir, 'qemu.pid'),
+    readyTimeoutMs: req.readyTimeoutMs,
+    paused: !!req.paused,
+  };
+  return { options, portSockets, consoleLog };
 }
 
 /** Template files are shared by id; two plans may use the same id for the same spec. */
@@ -245,4 +276,23 @@ class VmClone implements CloneHandle {
     ]);
     return { vcpu: typeof st?.status === 'string' ? st.status : null, agent_ms: typeof ping === 'number' ? ping : null };
   }
+
+  readonly checkpoint: CloneCheckpointing = {
+    pause: async () => {
+      await this.clone.qmp.execute('stop');
+    },
+    capture: async (dir: string, name: string) => {
+      const dev = join(dir, `${name}.dev`);
+      const [ram] = await Promise.all([captureRam(this.clone.pid, this.clone.template), saveDeviceState(this.clone.qmp, dev)]);
+      const template = this.clone.template;
+      return async (): Promise<CloneCheckpointFiles> => {
+        const r = await writeRamFile(join(dir, `${name}.ram`), ram, template);
+        const d = await fileDigest(dev);
+        return { device_state: { file: `${name}.dev`, ...d }, ram: { file: `${name}.ram`, sha256: r.sha256, bytes: r.bytes, pages: r.pages } };
+      };
+    },
+    cont: async () => {
+      await this.clone.qmp.execute('cont');
+    },
+  };
 }

@@ -11,7 +11,7 @@
 // one simply finishes the work. Applies are serialised.
 
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Plan, PlanInstance } from '@mcl/plan';
 import type { Violation } from '@mcl/broker';
@@ -22,6 +22,17 @@ import { DEFAULT_EXPOSURE_HOST as EXPOSURE_HOST, tryBind } from '@mcl/broker/por
 import { processCpuMs, processMemory } from './procfs';
 import { consoleLogLimits, rotateLogFiles } from '../vm/console-log';
 import type { BrokerFactory, BrokerLike, CloneHandle, ExitInfo, GuestRuntime } from './guest-runtime';
+import {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_FORMAT_VERSION,
+  takeCut,
+  verifyCheckpoint,
+  writeCheckpointFile,
+  writeManifest,
+  type CheckpointManifest,
+  type CheckpointSummary,
+  type RestoreSummary,
+} from './checkpoint';
 
 export interface SupervisorOptions {
   runtime: GuestRuntime;
@@ -164,6 +175,212 @@ export class Supervisor {
     const run = this.queue.then(() => this.doDestroy(emit));
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** Takes a checkpoint of the deployment, or of the named instances, into `dir` (spec/checkpoint.md). */
+  checkpoint(req: { dir: string; instances: string[] }, emit: EventSink): Promise<CheckpointSummary> {
+    const run = this.queue.then(() => this.doCheckpoint(req.dir, req.instances, emit));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Brings the deployment (or the checkpoint's instances) back from a checkpoint; refuses one that does not fit, changing nothing. */
+  restore(req: { dir: string; readyTimeoutMs: number }, emit: EventSink): Promise<RestoreSummary & { plan: Plan; processes: ProcessRecord[] }> {
+    const run = this.queue.then(() => this.doRestore(req.dir, req.readyTimeoutMs, emit));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async doCheckpoint(dir: string, named: string[], emit: EventSink): Promise<CheckpointSummary> {
+    const started = Date.now();
+    const plan = this.plan;
+    const broker = this.broker;
+    if (!plan || !broker) throw new BackendFailure('failure', 'nothing is deployed: there is nothing to checkpoint', 'apply a plan first');
+    if (!broker.hold || !broker.checkpointState || !broker.resume) throw new BackendFailure('failure', 'this broker cannot take checkpoints');
+    const unknown = named.filter((id) => !this.instances.has(id));
+    if (unknown.length) throw new BackendFailure('usage', `not running: ${unknown.join(', ')}`, 'name instances as `mclc status` shows them');
+    const ids = named.length ? [...new Set(named)].sort() : [...this.instances.keys()].sort();
+    const clones: { inst: Instance; c: Clone }[] = [];
+    for (const id of ids) {
+      const inst = this.instances.get(id)!;
+      for (const c of [...inst.clones.values()].sort((a, b) => a.index - b.index)) {
+        // Warm clones of a per-session instance are template-fresh: a restore forks them again.
+        if (inst.plan.mode === 'per_session' && !c.session) continue;
+        if (c.session) throw new BackendFailure('failure', `${id} has a session open (clone ${c.index}); sessions are not part of a checkpoint`, 'take the checkpoint when its sessions have ended');
+        if (c.state !== 'running' || !c.handle) throw new BackendFailure('failure', `${id} clone ${c.index} is ${c.state}, not running; nothing was saved`, 'take the checkpoint once it runs again (see `mclc status`)');
+        if (!c.handle.checkpoint) throw new BackendFailure('failure', 'this runtime cannot take checkpoints of its clones');
+        clones.push({ inst, c });
+      }
+    }
+    const templateIds = [...new Set(ids.map((id) => this.instances.get(id)!.plan.template))].sort();
+    const templates = templateIds.map((id) => {
+      const b = this.o.runtime.templateBuild?.(plan, id);
+      if (!b) throw new BackendFailure('failure', `template ${id} is not known to the runtime; nothing was saved`, 'apply the plan again, then take the checkpoint');
+      const t = plan.templates.find((x) => x.id === id)!;
+      return { id, key: b.key, build: b.build, memory_bytes: t.memory_bytes };
+    });
+    emit({ type: 'phase', phase: 'checkpoint', action: 'start', message: `pausing ${clones.length} clone(s) and the broker` });
+    const cut = await takeCut(
+      clones.map(({ inst, c }) => ({ instance: inst.plan.id, index: c.index, checkpoint: c.handle!.checkpoint! })),
+      { hold: () => broker.hold!(), checkpointState: () => broker.checkpointState!(), resume: () => broker.resume!() },
+      dir,
+    );
+    emit({ type: 'phase', phase: 'checkpoint', action: 'resumed', elapsed_ms: cut.pauseMs, message: `every clone ran again after a pause of ${cut.pauseMs} ms` });
+    const files = await Promise.all(cut.finish.map((f) => f()));
+    const scope = named.length ? 'instances' : 'deployment';
+    const chosen = new Set(ids);
+    const brokerState = scope === 'deployment' ? cut.broker : { ...cut.broker, counters: {}, ports: cut.broker.ports.filter((p) => chosen.has(p.instance)) };
+    const manifest: CheckpointManifest = {
+      format: CHECKPOINT_FORMAT,
+      format_version: CHECKPOINT_FORMAT_VERSION,
+      created_at: new Date().toISOString(),
+      scope,
+      system: plan.system,
+      plan_digest: plan.digests.plan,
+      plan: writeCheckpointFile(dir, 'plan.json', JSON.stringify(plan)),
+      broker: writeCheckpointFile(dir, 'broker.json', JSON.stringify(brokerState)),
+      host: { accelerator: this.accel?.name ?? null, qemu: null },
+      templates,
+      instances: ids.map((id) => ({
+        id,
+        template: this.instances.get(id)!.plan.template,
+        clones: clones.flatMap(({ inst, c }, i) => (inst.plan.id === id ? [{ index: c.index, ...files[i] }] : [])),
+      })),
+      pause_ms: cut.pauseMs,
+    };
+    writeManifest(dir, manifest);
+    const ram = files.reduce((n, f) => n + f.ram.bytes, 0);
+    const dev = files.reduce((n, f) => n + f.device_state.bytes, 0);
+    emit({ type: 'phase', phase: 'checkpoint', action: 'done', elapsed_ms: Date.now() - started, message: `checkpoint of ${ids.length} instance(s) written to ${dir}` });
+    return {
+      dir,
+      scope,
+      plan_digest: plan.digests.plan,
+      instances: ids,
+      clones: clones.length,
+      pause_ms: cut.pauseMs,
+      elapsed_ms: Date.now() - started,
+      bytes: ram + dev + manifest.plan.bytes + manifest.broker.bytes,
+      ram_bytes: ram,
+      device_state_bytes: dev,
+    };
+  }
+
+  private async doRestore(dir: string, readyTimeoutMs: number, emit: EventSink): Promise<RestoreSummary & { plan: Plan; processes: ProcessRecord[] }> {
+    const started = Date.now();
+    // Everything is checked before anything changes.
+    const cp = verifyCheckpoint(dir);
+    const { manifest: m, plan } = cp;
+    if (this.plan && this.plan.digests.plan !== m.plan_digest) {
+      throw new BackendFailure(
+        'stale',
+        `the checkpoint is of plan ${m.plan_digest.slice(0, 12)}, but this deployment runs plan ${this.plan.digests.plan.slice(0, 12)}; nothing was changed`,
+        'destroy the deployment first to bring the checkpoint back as it was, or apply the checkpoint\'s plan',
+      );
+    }
+    if (m.scope === 'instances' && !this.plan) {
+      throw new BackendFailure('stale', 'the checkpoint holds only some instances and nothing is deployed to put them back into; nothing was changed', `apply the checkpoint's plan first (${m.plan.file} in the checkpoint)`);
+    }
+    if (!this.o.runtime.restore || !this.o.runtime.templateBuild) throw new BackendFailure('failure', 'this runtime cannot restore checkpoints');
+    emit({ type: 'phase', phase: 'templates', action: 'start', message: `preparing ${m.templates.length} template(s)` });
+    await this.o.runtime.prepare(plan, m.templates.map((t) => t.id), emit);
+    for (const t of m.templates) {
+      const b = this.o.runtime.templateBuild(plan, t.id);
+      if (!b || b.key !== t.key || b.build !== t.build) {
+        throw new BackendFailure(
+          'stale',
+          `template ${t.id} here is ${!b ? 'missing' : b.key !== t.key ? `another template (key ${b.key.slice(0, 12)}, the checkpoint's is ${t.key.slice(0, 12)})` : 'another boot of the same template (its RAM differs)'}; the checkpoint's pages only fit the template it was taken from; nothing was changed`,
+          'restore on the host and template build the checkpoint was taken from (templates are rebuilt after a reboot or a change of QEMU, kernel or image)',
+        );
+      }
+    }
+    // Every clone is started paused beside what runs; only when all are up is anything replaced.
+    emit({ type: 'phase', phase: 'restore', action: 'start', message: `starting ${m.instances.reduce((n, i) => n + i.clones.length, 0)} clone(s) from the checkpoint` });
+    const t0 = Date.now();
+    const byId = new Map(plan.instances.map((i) => [i.id, i]));
+    const tag = randomBytes(4).toString('hex');
+    const staged = m.instances.flatMap((i) => i.clones.map((c) => ({ id: i.id, index: c.index, files: c, dir: join(this.o.runDir, 'clones', restoredCloneDirName(i.id, c.index, tag)) })));
+    const results = await Promise.allSettled(
+      staged.map(async (s) => {
+        mkdirSync(s.dir, { recursive: true });
+        return this.o.runtime.restore!({
+          instance: byId.get(s.id)!,
+          index: s.index,
+          dir: s.dir,
+          readyTimeoutMs,
+          deviceStateFile: join(dir, s.files.device_state.file),
+          ramFile: join(dir, s.files.ram.file),
+        });
+      }),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await Promise.all(results.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
+      for (const s of staged) rmSync(s.dir, { recursive: true, force: true });
+      throw new BackendFailure('failure', `a clone could not be restored, so nothing was changed: ${(failed.reason as Error)?.message ?? failed.reason}`, 'see supervisor.log; take a new checkpoint if the files are damaged');
+    }
+    const handles = results.map((r) => (r as PromiseFulfilledResult<CloneHandle>).value);
+    // Replace: the restored instances (all of them for a checkpoint of the deployment) stop, then the restored clones take their place.
+    const ids = m.instances.map((i) => i.id);
+    const replaced = m.scope === 'deployment' ? [...this.instances.keys()] : ids;
+    for (const layer of stopLayers(replaced, this.plan?.channels ?? [])) await Promise.all(layer.map((id) => this.stopInstance(id)));
+    if (m.scope === 'deployment') {
+      if (this.broker) await this.broker.close();
+      this.broker = this.o.brokerFactory(plan, {
+        onSessionOpen: (id) => this.openSession(id),
+        onSessionClose: (id, clone) => this.closeSession(id, clone),
+        onViolation: (v) => this.recordViolation(v),
+      });
+      this.brokerKey = brokerKey(plan);
+      this.exposuresOpen = false;
+      this.exposures = [];
+    }
+    this.plan = plan;
+    const restored: { inst: Instance; c: Clone }[] = [];
+    staged.forEach((s, k) => {
+      let inst = this.instances.get(s.id);
+      if (!inst) {
+        inst = { plan: byId.get(s.id)!, clones: new Map(), nextIndex: 0, warm: [], readyTimeoutMs };
+        this.instances.set(s.id, inst);
+      }
+      const c: Clone = { index: s.index, state: 'paused', dir: s.dir, restarts: 0, streak: 0, stopping: false, handle: handles[k], startedAt: Date.now() };
+      inst.clones.set(s.index, c);
+      inst.nextIndex = Math.max(inst.nextIndex, s.index + 1);
+      const inst2 = inst;
+      handles[k].exited.then((info) => this.onExit(inst2, c, handles[k], info));
+      restored.push({ inst, c });
+    });
+    this.changed();
+    await Promise.all(restored.map(({ inst, c }) => this.attach(inst.plan.id, c)));
+    const warnings = [...(this.broker!.restoreState?.(cp.broker) ?? ['this broker cannot restore its state; its counters start from zero'])];
+    for (const w of warnings) emit({ type: 'warning', message: `broker state: ${w}` });
+    await Promise.all(
+      restored.map(async ({ inst, c }) => {
+        try {
+          await c.handle!.resume();
+          c.state = 'running';
+        } catch (e) {
+          // Past this point the deployment has been replaced: a guest that does not answer after it continued
+          // is handled as a crashed clone (its restart policy forks it afresh), not by undoing the others.
+          const why = `did not answer after it was restored: ${(e as Error).message}`;
+          emit({ type: 'warning', instance: inst.plan.id, clone: c.index, message: why });
+          warnings.push(`${inst.plan.id}[${c.index}] ${why}`);
+          c.state = 'running';
+          await c.handle!.stop();
+        }
+      }),
+    );
+    const restoreMs = Date.now() - t0;
+    emit({ type: 'phase', phase: 'restore', action: 'done', elapsed_ms: restoreMs, message: `${restored.length} clone(s) running from the checkpoint` });
+    // Instances with nothing in the checkpoint (per-session ones: their warm clones are fresh forks) start as an apply starts them.
+    if (m.scope === 'deployment') {
+      for (const p of plan.instances) if (!this.instances.has(p.id)) await this.startInstance(p, readyTimeoutMs, emit, 'create');
+      await this.broker!.listenExposures();
+      this.exposuresOpen = true;
+      this.exposures = plan.exposures.map((e) => ({ host_port: e.host_port, instance: e.instance, port: e.port }));
+    }
+    this.changed();
+    return { dir, plan, plan_digest: m.plan_digest, instances: ids, clones: restored.length, elapsed_ms: Date.now() - started, restore_ms: restoreMs, warnings, processes: this.processes() };
   }
 
   private async doApply(plan: Plan, req: ApplyRequest, emit: EventSink): Promise<ApplySummary> {
@@ -704,6 +921,23 @@ function brokerKey(plan: Plan): string {
 export function cloneDirBase(id: string): string {
   if (id.length <= 32) return id;
   return `${id.slice(0, 20)}~${createHash('sha256').update(id).digest('hex').slice(0, 8)}`;
+}
+
+/**
+ * The clone index a directory under `clones/` holds for instance `id`:
+ * `<base>.<index>` as forked, `<base>.<index>.r<tag>` as restored from a
+ * checkpoint (started beside the clone it replaces); null for another's.
+ */
+export function cloneIndexOfDir(id: string, name: string): number | null {
+  const base = cloneDirBase(id);
+  if (!name.startsWith(base + '.')) return null;
+  const m = /^(\d+)(?:\.r[0-9a-f]+)?$/.exec(name.slice(base.length + 1));
+  return m ? Number(m[1]) : null;
+}
+
+/** The directory name of a clone restored from a checkpoint (see cloneIndexOfDir). */
+export function restoredCloneDirName(id: string, index: number, tag: string): string {
+  return `${cloneDirBase(id)}.${index}.r${tag}`;
 }
 
 /**

@@ -174,7 +174,14 @@ interface QemuProcess {
 export async function startQemu(
   template: Template,
   paths: QemuPaths,
-  options: { timeoutMs: number; signal?: AbortSignal; paused?: boolean; dieWithParent?: boolean },
+  options: {
+    timeoutMs: number;
+    signal?: AbortSignal;
+    paused?: boolean;
+    dieWithParent?: boolean;
+    /** Load this device state (a checkpoint's, written by xen-save-devices-state) instead of the template's. */
+    deviceStatePath?: string;
+  },
 ): Promise<StartedQemu> {
   const qemu = requireQemu();
   // Stale sockets from a previous process at the same path would make QEMU fail to listen.
@@ -188,8 +195,9 @@ export async function startQemu(
     consoleSocket: paths.consoleSocket,
     qmpSocket: paths.qmpSocket,
     pidFile: paths.pidFile,
-    incomingStatePath: template.statePath,
+    incomingStatePath: options.deviceStatePath ?? template.statePath,
     paused: options.paused,
+    deviceStateOnly: options.deviceStatePath !== undefined,
   });
   const start = Date.now();
   const launch = launchCommand(qemu, args, undefined, { dieWithParent: options.dieWithParent });
@@ -197,7 +205,7 @@ export async function startQemu(
   // (`exec:cat`). Our copy is closed once the child has its own.
   // execa hands a descriptor number in `stdio` to child_process.spawn as it is; its types list numbers
   // only for the three standard streams, hence the cast.
-  const state = await open(template.statePath, 'r');
+  const state = await open(options.deviceStatePath ?? template.statePath, 'r');
   const stdio = ['ignore', 'ignore', 'pipe', state.fd] as unknown as ['ignore', 'ignore', 'pipe', 'inherit'];
   const proc = execa(launch.file, launch.args, { reject: false, stdio });
   await state.close();
@@ -314,6 +322,8 @@ export async function readyClone(
   q: StartedQemu,
   options: CloneOptions,
   timing: { startedAt: number; connectMs: number; pooled: boolean },
+  /** Runs before the state is loaded, while no guest code can run: a restore writes the checkpoint's pages into guest RAM here. */
+  beforeLoad?: () => Promise<void>,
 ): Promise<Clone> {
   const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
   const died = q.exited.then(async (e) => {
@@ -333,6 +343,7 @@ export async function readyClone(
   }).then((c) => (console = c));
   consoleP.catch(() => undefined);
   try {
+    if (beforeLoad) await Promise.race([beforeLoad(), died]);
     await Promise.race([Promise.all([loadState(q.qmp, 3, readyTimeoutMs), consoleP]), died]);
     phases.loadMs = Date.now() - loadStart;
     if (!options.paused) await Promise.race([run(q.qmp, q.control, Math.max(1_000, readyTimeoutMs - (Date.now() - timing.startedAt))), died]);

@@ -40,6 +40,13 @@ export interface QemuInstanceArgs {
   incomingStatePath?: string;
   /** Stay paused after loading the state. */
   paused?: boolean;
+  /**
+   * The incoming state is device state alone, as QEMU's
+   * `xen-save-devices-state` writes it for a checkpoint (vm/checkpoint.ts):
+   * such a stream has no configuration section, which QEMU expects unless
+   * the migration object's `send-configuration` is off.
+   */
+  deviceStateOnly?: boolean;
 }
 
 /**
@@ -97,6 +104,7 @@ export function qemuArgs(layout: QemuLayout, inst: QemuInstanceArgs): string[] {
     // command-line property for that capability. -S keeps a clone paused after loading.
     args.push('-incoming', 'defer');
     if (inst.paused) args.push('-S');
+    if (inst.deviceStateOnly) args.push('-global', 'migration.send-configuration=off');
   }
   return args;
 }

@@ -1,0 +1,70 @@
+// `mclc checkpoint` and `mclc restore`: delegated to the backend that made
+// the deployment, through the optional functions of the backend contract
+// (plan/src/backend.ts); a backend without them is refused with a clear
+// message. The format is spec/checkpoint.md.
+
+import { join, resolve } from 'node:path';
+import { loadBackend } from '../backends';
+import type { Context } from '../context';
+import { CliError, ExitCode, type ExitCodeValue } from '../exit';
+import { formatBytes, plural } from '../io';
+import { displayPath } from '../files';
+import { backendOptions, deployedWith, eventPrinter, guarded, interruptSignal, parseDuration, type LifecycleOptions } from './lifecycle';
+
+/** The default directory of a checkpoint: beside the state, named by the time it was taken. */
+function defaultOut(stateFile: string): string {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  return join(stateFile, '..', 'checkpoints', stamp);
+}
+
+export async function checkpointCommand(ctx: Context, instances: string[], o: LifecycleOptions & { out?: string }): Promise<ExitCodeValue> {
+  const row = deployedWith(ctx, o);
+  const backend = await loadBackend(row);
+  if (!backend.checkpoint) throw new CliError(`the ${row.title} backend cannot take checkpoints`, ExitCode.BackendFailure, 'deploy with a backend that supports them (see spec/checkpoint.md)');
+  const interrupt = interruptSignal(ctx);
+  try {
+    const opts = backendOptions(ctx, o, interrupt.signal, row);
+    const out = o.out ? resolve(ctx.cwd, o.out) : defaultOut(opts.stateFile);
+    return await guarded(ctx, !!o.json, async () => {
+      const r = await backend.checkpoint!({ ...opts, out, instances }, eventPrinter(ctx, o));
+      if (o.json) ctx.out(JSON.stringify({ '@timestamp': new Date().toISOString(), type: 'result', ...r }) + '\n');
+      else {
+        const s = ctx.outStyle;
+        ctx.out(
+          `${s.green(s.bold('Checkpoint complete:'))} ${plural(r.instances.length, 'instance')} (${plural(r.clones, 'clone')}) in ${displayPath(ctx.cwd, r.dir)}\n` +
+            `  paused ${r.pause_ms} ms; ${formatBytes(r.bytes)} on disk (guest pages ${formatBytes(r.ram_bytes)}, device state ${formatBytes(r.device_state_bytes)}); took ${(r.elapsed_ms / 1000).toFixed(1)}s.\n` +
+            `  bring it back with \`mclc restore ${displayPath(ctx.cwd, r.dir)}\`.\n`,
+        );
+      }
+      return ExitCode.Ok;
+    });
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+export async function restoreCommand(ctx: Context, dir: string, o: LifecycleOptions & { readyTimeout?: string }): Promise<ExitCodeValue> {
+  const row = deployedWith(ctx, o);
+  const backend = await loadBackend(row);
+  if (!backend.restore) throw new CliError(`the ${row.title} backend cannot restore checkpoints`, ExitCode.BackendFailure, 'deploy with a backend that supports them (see spec/checkpoint.md)');
+  const interrupt = interruptSignal(ctx);
+  try {
+    const opts = backendOptions(ctx, o, interrupt.signal, row);
+    const readyTimeoutMs = o.readyTimeout ? parseDuration(o.readyTimeout, '--ready-timeout') : 60_000;
+    return await guarded(ctx, !!o.json, async () => {
+      const r = await backend.restore!(resolve(ctx.cwd, dir), { ...opts, readyTimeoutMs }, eventPrinter(ctx, o));
+      if (o.json) ctx.out(JSON.stringify({ '@timestamp': new Date().toISOString(), type: 'result', ...r, state: { lineage: r.state.lineage, serial: r.state.serial } }) + '\n');
+      else {
+        const s = ctx.outStyle;
+        ctx.out(
+          `${s.green(s.bold('Restore complete:'))} ${plural(r.instances.length, 'instance')} (${plural(r.clones, 'clone')}) running from ${displayPath(ctx.cwd, r.dir)}; ready in ${r.restore_ms} ms.\n` +
+            r.warnings.map((w) => `  ${s.yellow('warning')}: ${w}\n`).join('') +
+            `  state serial ${r.state.serial}; see \`mclc status\`.\n`,
+        );
+      }
+      return ExitCode.Ok;
+    });
+  } finally {
+    interrupt.dispose();
+  }
+}
