@@ -64,6 +64,10 @@ export interface CloneHandle {
   resume(): Promise<void>;
   /** Stops the clone (gracefully if quick, else by SIGKILL) and resolves once the process is gone. */
   stop(): Promise<void>;
+  /** The guest's memory when the substrate knows it better than /proc/<pid> (Xen: from the hypervisor). */
+  memory?(): { rss_bytes: number; pss_bytes: number; private_bytes: number } | undefined;
+  /** The guest's CPU time in ms when the substrate knows it better than /proc/<pid>. */
+  cpuMs?(): number | undefined;
 }
 
 export interface GuestRuntime {
