@@ -431,8 +431,14 @@ class XenClone implements CloneHandle {
     };
     ctl.on('exit', programEnded);
     if (ctl.programExit) programEnded(ctl.programExit);
-    // dom0's end of the control port dying leaves the guest unreachable: the clone is gone too.
-    void relays[0].exited.then(() => this.finish('its control vchan relay ended', true));
+    // dom0's end of the control port ends when the domain did (its vchan closed), or on its own: either way
+    // the guest is unreachable and the clone is gone. Which of the two decides how the exit counts.
+    void relays[0].exited.then(async () => {
+      if (this.ended) return;
+      const d = (await ts.list().catch(() => [])).find((x) => x.domid === domid);
+      if (d && (d.state === 'running' || d.state === 'paused')) void this.finish('its control vchan relay ended', true);
+      else void this.finish(d ? `domain ${d.state}` : 'domain destroyed', false);
+    });
   }
 
   /** Unpauses the domain and gives the guest its identity (hello/ready, then the identity with a fresh seed). */
@@ -466,7 +472,7 @@ class XenClone implements CloneHandle {
       // Without a program status the domain's end reads like a kill, and counts as a failure for `on-failure`;
       // dom0's relay dying is not the guest's doing and is not counted against its policy.
       ...(this.programCode === undefined && why.includes('relay') ? { helper: why } : {}),
-      ...(this.programCode === undefined && !why.includes('relay') ? { signal: `its domain ending (${why})` } : {}),
+      ...(this.programCode === undefined && why.startsWith('domain') ? { signal: `its domain ending (${why})` } : {}),
     });
   }
 
