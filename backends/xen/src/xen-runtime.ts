@@ -157,6 +157,13 @@ export class XenRuntime implements GuestRuntime {
   async prepare(plan: Plan, templateIds: readonly string[], emit: EventSink): Promise<void> {
     this.plan = plan;
     if (!this.caps) await this.accelerator();
+    const sessions = plan.instances.filter((i) => i.mode === 'per_session').map((i) => i.id);
+    if (this.path === 'restore' && sessions.length) {
+      emit({
+        type: 'warning',
+        message: `per-session instances (${sessions.join(', ')}) get a restore of their template per session on this host, which is slow (seconds, where a fork host forks in about a millisecond plus the guest's resume)`,
+      });
+    }
     await this.loadPolicy(plan, emit);
     for (const id of templateIds) await this.template(plan, id, emit);
   }

@@ -98,6 +98,18 @@ describe('templates', () => {
     expect(cfg).not.toContain('seclabel');
   });
 
+  it('warns that per-session instances are restored per session on a restore host, and not on a fork host', async () => {
+    const p = xenPlan();
+    p.instances[0].mode = 'per_session';
+    const warnings: string[] = [];
+    await runtime().prepare(p, [], (e) => void (e.type === 'warning' && warnings.push(e.message)));
+    expect(warnings).toEqual([expect.stringMatching(/^per-session instances \(web\) get a restore of their template per session on this host, which is slow/)]);
+    ts.caps = FORK_HOST;
+    warnings.length = 0;
+    await runtime().prepare(p, [], (e) => void (e.type === 'warning' && warnings.push(e.message)));
+    expect(warnings).toEqual([]);
+  });
+
   it('keeps the restored template paused as the parent on a fork host', async () => {
     ts.caps = FORK_HOST;
     const rt = runtime();
