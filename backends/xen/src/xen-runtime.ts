@@ -17,7 +17,7 @@
 // port), unpauses the domain, and drives the same handshake as on KVM
 // (hello/ready, then the identity with a fresh random seed).
 
-import { existsSync, closeSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Plan, PlanImage } from '@mcl/plan';
 import { programFor, type CloneHandle, type CloneRequest, type EventSink, type ExitInfo, type GuestRuntime } from '@mcl/backend-kvm/lifecycle';
@@ -216,6 +216,16 @@ export class XenRuntime implements GuestRuntime {
     const saved = join(this.dir, `${name}.img`);
     const labelled = this.caps && hasFlask(this.caps);
     writeFileSync(cfg, domainConfig({ name, kernel: image.kernelPath, ramdisk: image.initrdPath, memoryBytes, vcpus, ...(labelled ? { seclabel: flaskLabel(templateType(id)) } : {}), comment: `mcl template ${id}` }));
+    // A saved image of the same template in the run directory (an earlier supervisor of this deployment saved
+    // it: the watchdog restarted the supervisor, or the plan came back) is used again instead of booting.
+    const meta = `${saved}.json`;
+    const want = JSON.stringify({ key: image.key, memoryBytes, vcpus, labelled: !!labelled });
+    if (existsSync(saved) && readSmall(meta) === want) {
+      const parent = this.path === 'fork' ? await ts.restore(cfg, saved, name) : undefined;
+      emit({ type: 'template', template: id, action: 'cached', message: `template ${id}: its saved image is used again${parent ? ` (parent of forks: d${parent})` : ''}` });
+      return { id, name, image, saved, memoryBytes, vcpus, bootMs: 0, ...(parent ? { parent } : {}) };
+    }
+    rmSync(meta, { force: true });
     const started = Date.now();
     let domid: number | null = null;
     let relay: Relay | null = null;
@@ -235,6 +245,7 @@ export class XenRuntime implements GuestRuntime {
       const t0 = Date.now();
       await ts.save(domid, saved);
       domid = null;
+      writeFileSync(meta, want, { mode: 0o600 });
       let parent: number | undefined;
       if (this.path === 'fork') parent = await ts.restore(cfg, saved, name);
       emit({ type: 'template', template: id, action: 'booted', elapsed_ms: bootMs, message: `template ${id} booted in ${bootMs} ms and parked in ${Date.now() - t0} ms${parent ? ` (parent of forks: d${parent})` : ''}` });
@@ -345,6 +356,16 @@ export class XenRuntime implements GuestRuntime {
     } finally {
       this.polling = false;
     }
+  }
+}
+
+/** A small file of ours, or null when it is missing, not a regular file or larger than 4 KiB. */
+function readSmall(path: string): string | null {
+  try {
+    const st = statSync(path);
+    return st.isFile() && st.size <= 4096 ? readFileSync(path, 'utf8') : null;
+  } catch {
+    return null;
   }
 }
 

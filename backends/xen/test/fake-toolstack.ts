@@ -4,6 +4,7 @@
 // backends/kvm/guest/agent.sh does, once the domain runs). Any step can be
 // made to fail once (`failNext`), to check that nothing is left behind.
 
+import { writeFileSync } from 'node:fs';
 import { Duplex, PassThrough } from 'node:stream';
 import type { DomainInfo, HostCaps, Relay, Toolstack } from '../src/toolstack';
 
@@ -71,6 +72,8 @@ export class FakeToolstack implements Toolstack {
     this.step('save', String(domid));
     if (!this.domains.has(domid)) throw new Error(`no domain ${domid}`);
     this.images.add(image);
+    // The runtime finds a saved image again by its file, as it would after `xl save`.
+    writeFileSync(image, `saved d${domid}\n`);
     this.kill(domid);
   }
 

@@ -110,6 +110,20 @@ describe('templates', () => {
     expect(warnings).toEqual([]);
   });
 
+  it('uses the saved image of an earlier supervisor of the deployment again, and boots when it does not match', async () => {
+    const p = xenPlan();
+    await runtime().prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    ts.calls.length = 0;
+    const events: string[] = [];
+    await runtime().prepare(p, ['busybox-128m-1c-4p'], (e) => void (e.type === 'template' && events.push(e.action ?? '')));
+    expect(ts.calls.filter((c) => !c.startsWith('list') && !c.startsWith('check'))).toEqual([]);
+    expect(events).toEqual(['start', 'cached']);
+    p.templates[0].memory_bytes = 256 << 20;
+    ts.calls.length = 0;
+    await runtime().prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    expect(ts.calls.filter((c) => c.startsWith('create') || c.startsWith('save'))).toHaveLength(2);
+  });
+
   it('keeps the restored template paused as the parent on a fork host', async () => {
     ts.caps = FORK_HOST;
     const rt = runtime();
