@@ -65,6 +65,7 @@ export interface Toolstack {
   /** Resets a fork to its parent's state and memory (xc_memshr_fork_reset). */
   reset(domid: number): Promise<void>;
   unpause(domid: number): Promise<void>;
+  pause(domid: number): Promise<void>;
   /** Destroys a domain; one that is already gone is not an error. */
   destroy(domid: number): Promise<void>;
   /** Starts the vchan server of port slot `slot` for `domid` (slot 0: the control port). */
@@ -205,6 +206,10 @@ export class XlToolstack implements Toolstack {
 
   async unpause(domid: number): Promise<void> {
     await this.run(this.xl, ['unpause', String(domid)], `unpausing domain ${domid}`);
+  }
+
+  async pause(domid: number): Promise<void> {
+    await this.run(this.xl, ['pause', String(domid)], `pausing domain ${domid}`);
   }
 
   async destroy(domid: number): Promise<void> {

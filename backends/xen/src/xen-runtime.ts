@@ -78,6 +78,11 @@ export interface XenRuntimeOptions {
   log?: (line: string) => void;
   /** Waited after closing the template's control vchan, so the guest unmaps dom0's ring before the save. */
   parkDelayMs?: number;
+  /**
+   * On a fork host, keep the forks of per-session instances when their session ends, reset to the parent
+   * with xc_memshr_fork_reset, for the next session (default: `MCL_XEN_FORK_RESET=1`; spec/xen.md).
+   */
+  forkReset?: boolean;
 }
 
 interface Template {
@@ -109,6 +114,8 @@ export class XenRuntime implements GuestRuntime {
   private poller: NodeJS.Timeout | null = null;
   private polling = false;
   private policyDigest: string | null = null;
+  /** Forks of per-session instances reset after their session, paused, by instance id (fork reset only). */
+  private readonly spares = new Map<string, { domid: number; name: string }[]>();
 
   constructor(private readonly o: XenRuntimeOptions) {
     this.ts = o.toolstack ?? null;
@@ -262,16 +269,24 @@ export class XenRuntime implements GuestRuntime {
     if (!plan) throw new Error('fork before prepare');
     const ts = await this.toolstack();
     const tpl = await this.template(plan, req.instance.template, () => undefined);
-    const name = cloneDomainName(this.tag, req.instance.id, req.index);
+    let name = cloneDomainName(this.tag, req.instance.id, req.index);
     const label = this.caps && hasFlask(this.caps) ? flaskLabel(instanceType(req.instance.id)) : undefined;
     const started = Date.now();
     let domid: number | null = null;
     const relays: Relay[] = [];
     let console: ConsoleCopy | null = null;
+    const reusable = this.path === 'fork' && tpl.parent !== undefined && req.instance.mode === 'per_session' && (this.o.forkReset ?? process.env.MCL_XEN_FORK_RESET === '1');
+    const spare = reusable ? this.spares.get(req.instance.id)?.shift() : undefined;
     try {
-      // A domain of this name left by an earlier run of the same clone would make the next step fail.
-      for (const d of (await ts.list()).filter((x) => x.name === name)) await ts.destroy(d.domid);
-      if (this.path === 'fork' && tpl.parent !== undefined) {
+      if (!spare) {
+        // A domain of this name left by an earlier run of the same clone would make the next step fail.
+        for (const d of (await ts.list()).filter((x) => x.name === name)) await ts.destroy(d.domid);
+      }
+      if (spare) {
+        // A fork reset after an earlier session: it keeps its name, its xenstore introduction and its event channels.
+        domid = spare.domid;
+        name = spare.name;
+      } else if (this.path === 'fork' && tpl.parent !== undefined) {
         domid = await ts.fork(tpl.parent, name, label);
         await ts.plumb(domid, name);
       } else {
@@ -295,6 +310,8 @@ export class XenRuntime implements GuestRuntime {
           req.readyTimeoutMs,
         ),
         req.readyTimeoutMs,
+        reusable ? (d: number, n: string) => this.recycle(req.instance.id, d, n) : undefined,
+        name,
       );
       this.live.set(domid, clone);
       this.startPolling();
@@ -310,9 +327,29 @@ export class XenRuntime implements GuestRuntime {
     }
   }
 
-  /** Destroys the parked parents (fork path); the saved images stay for the next forks of this supervisor. */
+  /** Pauses a fork whose session ended and resets it to its parent, for the next session; false when it cannot be. */
+  private async recycle(instance: string, domid: number, name: string): Promise<boolean> {
+    const ts = this.ts;
+    if (!ts) return false;
+    try {
+      await ts.pause(domid);
+      await ts.reset(domid);
+    } catch (e) {
+      this.log(`${name}: not kept for the next session: ${(e as Error).message}`);
+      return false;
+    }
+    const list = this.spares.get(instance) ?? [];
+    list.push({ domid, name });
+    this.spares.set(instance, list);
+    return true;
+  }
+
+  /** Destroys the forks kept for sessions and the parked parents (fork path); the saved images stay. */
   async release(): Promise<void> {
     const ts = this.ts;
+    const spares = [...this.spares.values()].flat();
+    this.spares.clear();
+    for (const s of spares) await ts?.destroy(s.domid).catch(() => undefined);
     const all = [...this.templates.values()];
     this.templates.clear();
     for (const p of all) {
@@ -446,6 +483,9 @@ class XenClone implements CloneHandle {
     private readonly console: ConsoleCopy,
     private readonly identify: () => Promise<unknown>,
     private readonly readyTimeoutMs: number,
+    /** Keeps the domain for another session instead of destroying it when stopped; false: destroy it after all. */
+    private readonly recycle?: (domid: number, name: string) => Promise<boolean>,
+    private readonly domainName = '',
   ) {
     // The control relay stands for the clone among processes: the supervisor records its pid.
     this.pid = relays[0].pid;
@@ -505,7 +545,13 @@ class XenClone implements CloneHandle {
   }
 
   async stop(): Promise<void> {
-    await this.finish('stopped', true);
+    if (!this.recycle || this.ended) return this.finish('stopped', true);
+    // Kept when its session ended (reset to the parent for the next one); destroyed when it cannot be.
+    const recycle = this.recycle;
+    const kept = new Promise<boolean>((r) => {
+      void this.finish('stopped', false).then(async () => r(await recycle(this.domid, this.domainName)));
+    });
+    if (!(await kept)) await this.ts.destroy(this.domid).catch(() => undefined);
   }
 
   /** Memory from the hypervisor: pages the domain has, and of those the ones it shares with its parent. */

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { Duplex, PassThrough } from 'node:stream';
 import type { DomainInfo, HostCaps, Relay, Toolstack } from '../src/toolstack';
 
-export type Step = 'check' | 'list' | 'create' | 'save' | 'restore' | 'fork' | 'plumb' | 'reset' | 'unpause' | 'destroy' | 'relay';
+export type Step = 'check' | 'list' | 'create' | 'save' | 'restore' | 'fork' | 'plumb' | 'reset' | 'pause' | 'unpause' | 'destroy' | 'relay';
 
 interface FakeDomain extends DomainInfo {
   cfg?: string;
@@ -99,6 +99,12 @@ export class FakeToolstack implements Toolstack {
 
   async reset(domid: number): Promise<void> {
     this.step('reset', String(domid));
+    const d = this.domains.get(domid);
+    if (!d || d.parent === undefined) throw new Error(`${domid} is not a fork`);
+    if (d.state !== 'paused') throw new Error(`fork ${domid} is not paused`);
+    // Its vchans close with the state it is reset from.
+    for (const g of d.guests.values()) g.stop();
+    d.guests.clear();
   }
 
   async unpause(domid: number): Promise<void> {
@@ -106,6 +112,13 @@ export class FakeToolstack implements Toolstack {
     const d = this.domains.get(domid);
     if (!d) throw new Error(`no domain ${domid}`);
     d.state = 'running';
+  }
+
+  async pause(domid: number): Promise<void> {
+    this.step('pause', String(domid));
+    const d = this.domains.get(domid);
+    if (!d) throw new Error(`no domain ${domid}`);
+    d.state = 'paused';
   }
 
   async destroy(domid: number): Promise<void> {

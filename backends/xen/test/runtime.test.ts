@@ -216,6 +216,42 @@ describe('instances', () => {
     await h.stop();
   });
 
+  it('keeps a per-session fork reset for the next session with MCL_XEN_FORK_RESET, and destroys it on release', async () => {
+    ts.caps = FORK_HOST;
+    const rt = runtime({ forkReset: true });
+    const p = xenPlan();
+    p.instances[0].mode = 'per_session';
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    const first = await rt.fork(request(p, 'web', 0));
+    const domid = [...ts.domains.values()].find((d) => d.name.endsWith('web.0'))!.domid;
+    await first.stop();
+    expect(ts.domains.get(domid)?.state).toBe('paused');
+    expect(ts.calls.slice(-2)).toEqual([`pause ${domid}`, `reset ${domid}`]);
+    expect(ts.relays.size).toBe(0);
+    ts.calls.length = 0;
+    const second = await rt.fork(request(p, 'web', 1));
+    expect(ts.calls.filter((c) => !c.startsWith('list'))).toEqual([`relay ${domid} 0`, `relay ${domid} 1`, `unpause ${domid}`]);
+    await second.stop();
+    // Without the option, or for an instance that is not per session, a stopped fork is destroyed.
+    const db = await rt.fork(request(p, 'db', 0));
+    await db.stop();
+    expect([...ts.domains.values()].filter((d) => d.name.includes('db.'))).toEqual([]);
+    await rt.release();
+    expect(ts.domains.size).toBe(0);
+  });
+
+  it('destroys a per-session fork that cannot be reset', async () => {
+    ts.caps = FORK_HOST;
+    const rt = runtime({ forkReset: true });
+    const p = xenPlan();
+    p.instances[0].mode = 'per_session';
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    const h = await rt.fork(request(p, 'web', 0));
+    ts.failNext('reset');
+    await h.stop();
+    expect([...ts.domains.values()].map((d) => d.name)).toEqual([`${domainPrefix(TAG)}tpl.busybox-128m-1c-4p`]);
+  });
+
   it('notices a domain destroyed from outside', async () => {
     const rt = runtime();
     const p = xenPlan();
