@@ -260,7 +260,11 @@ export class XenRuntime implements GuestRuntime {
     } catch (e) {
       relay?.stop();
       if (domid !== null) await ts.destroy(domid).catch(() => undefined);
-      throw e;
+      const consoleLog = join(this.o.consoleDir ?? process.env.MCL_XEN_CONSOLE_DIR ?? '/var/log/xen/console', `guest-${name}.log`);
+      throw Object.assign(new Error(`template ${id} (domain ${name}) did not boot and park: ${(e as Error).message}`), {
+        kind: 'failure' as const,
+        hint: `see the guest console in ${consoleLog} (xenconsoled --log=guest) and \`mclc doctor\``,
+      });
     }
   }
 
