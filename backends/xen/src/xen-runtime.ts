@@ -19,13 +19,14 @@
 
 import { existsSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Plan, PlanImage } from '@mcl/plan';
 import { programFor, type CloneHandle, type CloneRequest, type EventSink, type ExitInfo, type GuestRuntime } from '@mcl/backend-kvm/lifecycle';
 import { ControlChannel, buildImage as kvmBuildImage, cacheDir, mclHome } from '@mcl/backend-kvm/vm';
 import { buildPolicy, flaskLabel, flaskModule, instanceType, templateType } from './flask';
 import { cloneDomainName, deploymentTag, isDeploymentDomain, templateDomainName } from './names';
 import { GUEST_CLIENT, HELPER, nativeProgram } from './native';
-import { type DomainInfo, type HostCaps, type Relay, type Toolstack, XlToolstack } from './toolstack';
+import { type DomainInfo, type HostCaps, type Relay, type Toolstack, relayView, XlToolstack } from './toolstack';
 import { domainConfig } from './xlcfg';
 import { prepareGuestTools, XEN_GUEST_MODULES } from './image';
 
@@ -239,7 +240,7 @@ export class XenRuntime implements GuestRuntime {
     try {
       domid = await ts.create(cfg, name);
       relay = ts.relay(domid, 0);
-      const ctl = ControlChannel.over(relay.stream);
+      const ctl = ControlChannel.over(relayView(relay));
       await ts.unpause(domid);
       await ctl.handshake(this.o.bootTimeoutMs ?? 180_000);
       const bootMs = Date.now() - started;
@@ -300,15 +301,15 @@ export class XenRuntime implements GuestRuntime {
       }
       const control = ts.relay(domid, 0);
       relays.push(control);
-      const portStreams: Record<string, Relay['stream']> = {};
+      const portRelays: Record<string, Relay> = {};
       for (const p of req.instance.ports) {
         const r = ts.relay(domid, p.slot);
         relays.push(r);
-        portStreams[p.name] = r.stream;
+        portRelays[p.name] = r;
       }
       console = new ConsoleCopy(join(this.o.consoleDir ?? process.env.MCL_XEN_CONSOLE_DIR ?? '/var/log/xen/console', `guest-${name}.log`), join(req.dir, 'console.log'), req.consoleHeader);
-      const ctl = ControlChannel.over(control.stream);
-      const clone = new XenClone(this, ts, domid, relays, ctl, portStreams, console, () =>
+      const ctl = ControlChannel.over(relayView(control));
+      const clone = new XenClone(this, ts, domid, relays, ctl, portRelays, console, () =>
         ctl.sendIdentity(
           { instanceId: req.instance.id, clone: req.index, ports: req.instance.ports.map((p) => ({ name: p.name, slot: p.slot })), program: programFor(req.instance, req.index) },
           req.readyTimeoutMs,
@@ -473,6 +474,12 @@ class XenClone implements CloneHandle {
   readonly startTime: number | null = null;
   readonly exited: Promise<ExitInfo>;
   readonly consoleLog: string;
+  /**
+   * A stream per data port, new each time it is read (the supervisor reads it once per attach to a broker),
+   * the one before it destroyed: brokers come and go while the clone and its relays stay.
+   */
+  readonly portSockets: Record<string, Duplex> = {};
+  private readonly views = new Map<string, Duplex>();
   private resolveExit!: (e: ExitInfo) => void;
   private ended = false;
   private programCode: number | undefined;
@@ -483,7 +490,7 @@ class XenClone implements CloneHandle {
     readonly domid: number,
     private readonly relays: Relay[],
     private readonly ctl: ControlChannel,
-    readonly portSockets: Record<string, Relay['stream']>,
+    ports: Record<string, Relay>,
     private readonly console: ConsoleCopy,
     private readonly identify: () => Promise<unknown>,
     private readonly readyTimeoutMs: number,
@@ -495,6 +502,17 @@ class XenClone implements CloneHandle {
     this.pid = relays[0].pid;
     this.consoleLog = console.to;
     this.exited = new Promise((r) => (this.resolveExit = r));
+    for (const [name, relay] of Object.entries(ports)) {
+      Object.defineProperty(this.portSockets, name, {
+        enumerable: true,
+        get: () => {
+          this.views.get(name)?.destroy();
+          const v = relayView(relay);
+          this.views.set(name, v);
+          return v;
+        },
+      });
+    }
     // The program ending ends the clone, as on KVM: its status drives the restart policy.
     const programEnded = (e: { status: number }) => {
       if (this.programCode !== undefined) return;

@@ -5,7 +5,7 @@
 // made to fail once (`failNext`), to check that nothing is left behind.
 
 import { writeFileSync } from 'node:fs';
-import { Duplex, PassThrough } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import type { DomainInfo, HostCaps, Relay, Toolstack } from '../src/toolstack';
 
 export type Step = 'check' | 'list' | 'create' | 'save' | 'restore' | 'fork' | 'plumb' | 'reset' | 'pause' | 'unpause' | 'destroy' | 'relay';
@@ -140,8 +140,6 @@ export class FakeToolstack implements Toolstack {
     if (!d) throw new Error(`no domain ${domid}`);
     const toGuest = new PassThrough();
     const toHost = new PassThrough();
-    const stream = Duplex.from({ readable: toHost, writable: toGuest });
-    stream.on('error', () => undefined);
     let done!: () => void;
     const exited = new Promise<void>((r) => (done = r));
     let stopped = false;
@@ -150,10 +148,10 @@ export class FakeToolstack implements Toolstack {
       stopped = true;
       this.relays.delete(relay);
       toHost.end();
-      stream.destroy();
+      toGuest.destroy();
       done();
     };
-    const relay: Relay = { stream, pid: 100000 + domid * 100 + slot, exited, stop };
+    const relay: Relay = { output: toHost, input: toGuest, pid: 100000 + domid * 100 + slot, exited, stop };
     this.relays.add(relay);
     d.guests.set(slot, { toGuest, toHost, stop });
     if (slot === 0) this.agent(d, toGuest, toHost);

@@ -252,6 +252,26 @@ describe('instances', () => {
     expect([...ts.domains.values()].map((d) => d.name)).toEqual([`${domainPrefix(TAG)}tpl.busybox-128m-1c-4p`]);
   });
 
+  it('gives each broker a port stream of its own: one destroyed leaves the relay and the guest\'s end open', async () => {
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    const h = await rt.fork(request(p, 'web'));
+    const d = [...ts.domains.values()][0];
+    const guest = d.guests.get(1)!;
+    const first = h.portSockets.db as import('node:stream').Duplex;
+    first.destroy();
+    guest.toHost.write('{"t":"notify"}\n');
+    const second = h.portSockets.db as import('node:stream').Duplex;
+    const got = await new Promise<string>((r) => second.once('data', (b: Buffer) => r(b.toString())));
+    expect(got).toBe('{"t":"notify"}\n');
+    const sent = new Promise<string>((r) => guest.toGuest.once('data', (b: Buffer) => r(b.toString())));
+    second.write('{"t":"reply"}\n');
+    expect(await sent).toBe('{"t":"reply"}\n');
+    expect(ts.relays.size).toBe(2);
+    await h.stop();
+  });
+
   it('notices a domain destroyed from outside', async () => {
     const rt = runtime();
     const p = xenPlan();
