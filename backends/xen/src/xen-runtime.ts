@@ -561,7 +561,7 @@ class XenClone implements CloneHandle {
       ...(this.programCode !== undefined ? { program_code: this.programCode } : {}),
       // Without a program status the domain's end reads like a kill, and counts as a failure for `on-failure`;
       // dom0's relay dying is not the guest's doing and is not counted against its policy.
-      ...(this.programCode === undefined && why.includes('relay') ? { helper: why } : {}),
+      ...(this.programCode === undefined && why.includes('relay') ? { signal: 'the loss of its control vchan', helper: why } : {}),
       ...(this.programCode === undefined && why.startsWith('domain') ? { signal: `its domain ending (${why})` } : {}),
     });
   }
