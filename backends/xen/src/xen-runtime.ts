@@ -18,6 +18,7 @@
 // (hello/ready, then the identity with a fresh random seed).
 
 import { existsSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Plan, PlanImage } from '@mcl/plan';
@@ -219,7 +220,9 @@ export class XenRuntime implements GuestRuntime {
     const image = await this.buildImage(img);
     emit({ type: 'image', image: img.name, action: image.cached ? 'cached' : 'built', elapsed_ms: image.elapsedMs, message: `image ${img.name} ${image.cached ? 'cached' : `built in ${image.elapsedMs} ms`}` });
     emit({ type: 'template', template: id, action: 'start', message: `template ${id}: booting a PVH domain` });
-    const name = templateDomainName(this.tag, id);
+    // The name carries the image and shape: a changed template boots beside the old one's parent, whose forks
+    // may still run, instead of failing on a name in use.
+    const name = templateDomainName(this.tag, `${id}-${createHash('sha256').update(`${image.key}:${memoryBytes}:${vcpus}`).digest('hex').slice(0, 6)}`);
     const cfg = join(this.dir, `${name}.cfg`);
     const saved = join(this.dir, `${name}.img`);
     const labelled = this.caps && hasFlask(this.caps);
