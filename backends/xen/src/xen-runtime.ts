@@ -394,7 +394,9 @@ export class XenRuntime implements GuestRuntime {
       this.latest = new Map(list.map((d) => [d.domid, d]));
       for (const [domid, clone] of [...this.live]) {
         const d = this.latest.get(domid);
-        if (!d || d.state === 'shutdown' || d.state === 'dying') clone.gone(d ? `domain ${d.state}` : 'domain destroyed');
+        // A domain that shut down is destroyed here when nothing else did (xl's monitor does it for the domains xl
+        // made, by on_poweroff/on_crash; nothing watches a fork).
+        if (!d || d.state === 'shutdown' || d.state === 'dying') clone.gone(d ? `domain ${d.state}` : 'domain destroyed', d?.state === 'shutdown');
       }
     } catch (e) {
       this.log(`listing the domains failed: ${(e as Error).message}`);
@@ -545,9 +547,9 @@ class XenClone implements CloneHandle {
     await this.start();
   }
 
-  /** The domain ended on its own (seen by the poll). */
-  gone(why: string): void {
-    void this.finish(why, false);
+  /** The domain ended on its own (seen by the poll); `destroy`: what is left of it is destroyed. */
+  gone(why: string, destroy = false): void {
+    void this.finish(why, destroy);
   }
 
   private async finish(why: string, destroy: boolean): Promise<void> {

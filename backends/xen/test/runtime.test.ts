@@ -284,6 +284,16 @@ describe('instances', () => {
     expect(ts.relays.size).toBe(0);
   });
 
+  it('destroys a domain that shut down and nothing destroyed (a fork has no xl monitor)', async () => {
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    const h = await rt.fork(request(p, 'web'));
+    [...ts.domains.values()][0].state = 'shutdown';
+    expect((await h.exited).signal).toBe('its domain ending (domain shutdown)');
+    await until(() => ts.domains.size === 0);
+  });
+
   it('ends the clone with the program, and destroys its domain', async () => {
     ts.programExitStatus = 3;
     const rt = runtime();
