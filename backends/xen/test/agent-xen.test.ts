@@ -1,7 +1,7 @@
 // The guest agent's Xen mode (backends/kvm/guest/agent.sh with mcl.xen=1 on
 // the kernel command line), run on the host in a private mount namespace:
 // /proc/cmdline says mcl.xen=1, /run and /dev are fresh tmpfs, and
-// /usr/sbin/mcl-vchan is a stand-in for the vchan client that connects to a
+// /usr/sbin/mcl-vchan is a stand-in for the vchan client (in node) that connects to a
 // unix socket of this test per slot instead of dom0's vchan server (same
 // arguments, same retrying, same end when the other side closes). It checks
 // the FIFO plumbing the real client sits on: the handshake and identity over
@@ -20,32 +20,26 @@ import { ControlChannel } from '@mcl/backend-kvm/vm';
 
 const repo = join(import.meta.dirname, '..', '..', '..');
 const root = process.getuid?.() === 0;
-const tools = ['unshare', 'busybox', 'python3'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+const tools = ['unshare', 'busybox'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
 const why = !root ? 'it needs root for a mount namespace' : tools.length ? `${tools.join(', ')} missing` : '';
 if (why && process.env.CI) throw new Error(`the agent's Xen mode test cannot run: ${why}`);
 if (why) console.warn(`skipping the agent's Xen mode test: ${why}`);
 
-const FAKE_VCHAN = `#!/usr/bin/python3
-# Stand-in for mcl-vchan: data/mcl/pN -> the test's unix socket pN.sock.
-import os, socket, sys, time, select
-path = os.path.join(os.environ['MCLTEST_SOCKS'], sys.argv[1].rsplit('/', 1)[-1] + '.sock')
-for _ in range(300):
-    try:
-        s = socket.socket(socket.AF_UNIX); s.connect(path); break
-    except OSError:
-        s.close(); time.sleep(0.05)
-else:
-    sys.exit(1)
-while True:
-    r, _, _ = select.select([0, s], [], [])
-    if s in r:
-        b = s.recv(65536)
-        if not b: break
-        os.write(1, b)
-    if 0 in r:
-        b = os.read(0, 65536)
-        if not b: break
-        s.sendall(b)
+/** Stand-in for mcl-vchan (node, which every machine running these tests has): data/mcl/pN -> the test's socket pN.sock. */
+const FAKE_VCHAN_JS = `
+import { connect } from 'node:net';
+import { join } from 'node:path';
+const path = join(process.env.MCLTEST_SOCKS, process.argv[2].split('/').pop() + '.sock');
+const attempt = (n) => {
+  const s = connect(path);
+  s.once('error', () => (n > 0 ? setTimeout(() => attempt(n - 1), 50) : process.exit(1)));
+  s.once('connect', () => {
+    process.stdin.pipe(s);
+    s.pipe(process.stdout);
+    s.once('close', () => process.exit(0));
+  });
+};
+attempt(300);
 `;
 
 const work = mkdtempSync(join(tmpdir(), 'mcl-xen-agent-'));
@@ -80,7 +74,8 @@ describe.skipIf(why !== '')('the guest agent on Xen', () => {
   it('serves its control port and data ports over vchan FIFO pairs, and reconnects after dom0 closed them', async () => {
     const socks = join(work, 's');
     mkdirSync(socks);
-    writeFileSync(join(work, 'mcl-vchan'), FAKE_VCHAN);
+    writeFileSync(join(work, 'fake-vchan.mjs'), FAKE_VCHAN_JS);
+    writeFileSync(join(work, 'mcl-vchan'), `#!/bin/sh\nexec '${process.execPath}' '${join(work, 'fake-vchan.mjs')}' "$@"\n`);
     chmodSync(join(work, 'mcl-vchan'), 0o755);
     const p0 = server(join(socks, 'p0.sock'));
     const p1 = server(join(socks, 'p1.sock'));
