@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, rmSync, statSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { STATE_FORMAT_VERSION, type DeploymentState, type JsonValue, type Plan } from '@mcl/plan';
+import { STATE_FORMAT_VERSION, type BackendName, type DeploymentState, type JsonValue, type Plan } from '@mcl/plan';
 import { acquireLock, describeHolder, emptyState, readState, StateError, writeState, type StateLock } from '@mcl/plan/state-store';
 import { callControl } from './control';
 import { BackendFailure } from './errors';
@@ -45,6 +45,20 @@ export interface KvmBackendData {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Which backend runs these commands: its name (recorded in the state, checked
+ * against it) and what it must remove beyond processes when the supervisor
+ * cannot (Xen domains, found by the deployment's token). The KVM backend is
+ * the default; the Xen backend passes its own (backends/xen/src/index.ts).
+ */
+export interface LifecycleBackend {
+  name: BackendName;
+  /** Called by destroy after the supervisor stopped or was killed; returns what it removed. */
+  reap?(rd: RunDir): Promise<string[]>;
+}
+
+const KVM: LifecycleBackend = { name: 'kvm' };
 
 export async function lock(opts: BackendOptions, operation: string, onEvent: EventSink): Promise<StateLock> {
   try {
@@ -171,7 +185,7 @@ export async function stopIfIdle(rd: RunDir): Promise<void> {
   }
 }
 
-export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink): Promise<ApplyResult> {
+export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink, backend: LifecycleBackend = KVM): Promise<ApplyResult> {
   const started = Date.now();
   onEvent({ type: 'phase', phase: 'lock', action: 'start', message: 'taking the state lock' });
   const l = await lock(opts, 'apply', onEvent);
@@ -179,7 +193,7 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
     const prior = loadState(opts.stateFile);
     const stale = staleReason(plan, prior);
     if (stale) throw new BackendFailure('stale', stale.message, stale.hint);
-    if (prior && prior.backend !== 'kvm') {
+    if (prior && prior.backend !== backend.name) {
       throw new BackendFailure('stale', `the state belongs to the ${prior.backend} backend`, 'destroy that deployment first or use another --state');
     }
     if (opts.signal.aborted) throw new BackendFailure('failure', 'interrupted before anything changed');
@@ -200,7 +214,7 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
       throw e;
     }
     const changed = prior?.plan_digest !== plan.digests.plan || r.create.length + r.replace.length + r.delete.length > 0;
-    const state = writeDeployedState(opts.stateFile, prior, plan, rd, { processes: r.processes, accelerator: r.accelerator }, changed, onEvent);
+    const state = writeDeployedState(opts.stateFile, prior, plan, rd, { processes: r.processes, accelerator: r.accelerator }, changed, onEvent, backend.name);
     return {
       state,
       created: r.create,
@@ -225,9 +239,10 @@ export function writeDeployedState(
   live: { processes: ProcessRecord[]; accelerator: { name: string; note?: string } | null },
   changed: boolean,
   onEvent: EventSink,
+  backendName: BackendName = 'kvm',
 ): DeploymentState {
   onEvent({ type: 'phase', phase: 'state', action: 'start', message: 'writing the state' });
-  const base = prior ?? emptyState('kvm');
+  const base = prior ?? emptyState(backendName);
   const sup = supervisorAlive(rd);
   const data: KvmBackendData = {
     run_dir: rd.dir,
@@ -239,7 +254,7 @@ export function writeDeployedState(
     format_version: STATE_FORMAT_VERSION,
     lineage: base.lineage,
     serial: changed || !prior ? base.serial + 1 : base.serial,
-    backend: 'kvm',
+    backend: backendName,
     plan_digest: plan.digests.plan,
     system: plan.system,
     instances: plan.instances,
@@ -283,8 +298,8 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
         // deployment left running.
         for (let i = 0; i < 50 && (supervisorAlive(found) || watchdogRuns()); i++) await sleep(100);
       }
-      // A supervisor that was killed could not remove its cgroups: they go with the deployment, once empty.
-      await new Cgroups(detectCgroups(), cgroupName(found.token), () => undefined).releaseAll();
+      const reaped = (await backend.reap?.(found)) ?? [];
+      if (reaped.length) onEvent({ type: 'warning', message: `removed ${reaped.length} leftover(s) of the deployment: ${reaped.join(', ')}` });
       removeRunDir(found);
     } else if (prior && prior.instances.length > 0) {
       // Nothing of this state's own runs: the state may be a copy of another workspace's, whose
@@ -294,7 +309,7 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
     }
     if (!prior) return { destroyed, state: null, elapsed_ms: Date.now() - started };
     const state: DeploymentState = {
-      ...emptyState('kvm', prior.lineage),
+      ...emptyState(backend.name, prior.lineage),
       serial: prior.serial + 1,
     };
     writeState(opts.stateFile, state);

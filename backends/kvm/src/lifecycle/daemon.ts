@@ -309,7 +309,13 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   rmSync(join(dir, 'clones'), { recursive: true, force: true });
   writeFileAtomic(dir, PROCESSES_FILE, '[]\n');
 
-  const runtime = opts.runtime ?? new (await import('./qemu-runtime')).QemuRuntime();
+  const runtime: GuestRuntime = opts.runtime ?? new (await import('./qemu-runtime')).QemuRuntime();
+  try {
+    const leftovers = (await runtime.reapOrphans?.()) ?? [];
+    if (leftovers.length) log(`removed what an earlier supervisor left behind: ${leftovers.join(', ')}`);
+  } catch (e) {
+    log(`could not look for what an earlier supervisor left behind: ${(e as Error).message}`);
+  }
   const brokerFactory = opts.brokerFactory ?? (await defaultBrokerFactory(log));
   // The audit trail and the ledger, beside the state file (records.ts); they sample the supervisor made below.
   let supRef: Supervisor | null = null;
