@@ -267,7 +267,7 @@ export function writeDeployedState(
   return state;
 }
 
-export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise<DestroyResult> {
+export async function destroy(opts: BackendOptions, onEvent: EventSink, backend: LifecycleBackend = KVM): Promise<DestroyResult> {
   const started = Date.now();
   const l = await lock(opts, 'destroy', onEvent);
   try {
@@ -298,6 +298,8 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
         // deployment left running.
         for (let i = 0; i < 50 && (supervisorAlive(found) || watchdogRuns()); i++) await sleep(100);
       }
+      // A supervisor that was killed could not remove its cgroups: they go with the deployment, once empty.
+      await new Cgroups(detectCgroups(), cgroupName(found.token), () => undefined).releaseAll();
       const reaped = (await backend.reap?.(found)) ?? [];
       if (reaped.length) onEvent({ type: 'warning', message: `removed ${reaped.length} leftover(s) of the deployment: ${reaped.join(', ')}` });
       removeRunDir(found);
