@@ -143,12 +143,6 @@ export const Codes = {
 
 export type CodeName = keyof typeof Codes;
 
-/**
- * The parser's name for the registry, the same object as `Codes`.
- * @deprecated write `Codes`.
- */
-export const SyntaxCodes = Codes;
-
 /** The registry as a list in code order, for documentation and SARIF rule tables. */
 export const diagnosticInfos: readonly DiagnosticInfo[] = Object.values(Codes).sort((a, b) => (a.code < b.code ? -1 : a.code > b.code ? 1 : 0));
 

@@ -3,7 +3,7 @@
 
 import type { IRecognitionException, IToken } from 'chevrotain';
 import type { SourceFile } from './ast';
-import { SyntaxCodes } from './codes';
+import { Codes } from './codes';
 import type { Diagnostic } from './diagnostics';
 import { fastParse } from './fast-parser';
 import { describeToken, lex, type Token } from './lexer';
@@ -70,7 +70,7 @@ export function parse(text: string, path: string, options?: ParseOptions): Parse
   } catch (e) {
     // The grammar is written not to throw; if it ever does, the file still gets a tree and a diagnostic.
     diagnostics.push({
-      code: SyntaxCodes.UnexpectedToken.code,
+      code: Codes.UnexpectedToken.code,
       severity: 'error',
       message: `the parser stopped unexpectedly: ${e instanceof Error ? e.message : String(e)}`,
       file: path,
@@ -110,7 +110,7 @@ function convertErrors(errors: IRecognitionException[], tokens: Token[], text: s
     const prev = (e as IRecognitionException & { previousToken?: IToken }).previousToken;
     const after = prev && !Number.isNaN(prev.startOffset) && prev.tokenType?.name !== 'EOF' && prev.image ? ` after \`${clip(prev.image)}\`` : '';
     const d: Diagnostic = {
-      code: SyntaxCodes.ExpectedToken.code,
+      code: Codes.ExpectedToken.code,
       severity: 'error',
       message: `expected ${expected}${after}, found ${describeToken(tok)}`,
       file: path,
@@ -196,8 +196,8 @@ function finish(diags: Diagnostic[], path: string): Diagnostic[] {
     const last = out[MAX_SYNTAX_DIAGNOSTICS - 1];
     out.length = MAX_SYNTAX_DIAGNOSTICS;
     out.push({
-      code: SyntaxCodes.TooManyErrors.code,
-      severity: SyntaxCodes.TooManyErrors.severity,
+      code: Codes.TooManyErrors.code,
+      severity: Codes.TooManyErrors.severity,
       message: `${rest} more syntax problems in this file are not shown`,
       file: path,
       span: { start: last.span.end, end: last.span.end },
@@ -207,7 +207,7 @@ function finish(diags: Diagnostic[], path: string): Diagnostic[] {
   return out;
 }
 
-const PARSER_CODES = new Set([SyntaxCodes.ExpectedToken.code, SyntaxCodes.UnexpectedToken.code, SyntaxCodes.MissingComma.code]);
+const PARSER_CODES = new Set([Codes.ExpectedToken.code, Codes.UnexpectedToken.code, Codes.MissingComma.code]);
 function isParserCode(code: string): boolean {
   return PARSER_CODES.has(code);
 }

@@ -21,7 +21,7 @@
 import { EmbeddedActionsParser, EOF, type IParserErrorMessageProvider, type IToken, type ParserMethod, type TokenType } from 'chevrotain';
 import type * as A from './ast';
 import * as B from './build';
-import { SyntaxCodes } from './codes';
+import { Codes } from './codes';
 import type { Diagnostic, DiagnosticInfo, Fix } from './diagnostics';
 import { describeToken, type Token } from './lexer';
 import * as T from './tokens';
@@ -543,7 +543,7 @@ export class McParser extends EmbeddedActionsParser {
     const guess = keywords && this.tokenMatches(first, T.Identifier) ? closestWord(first.image, keywords) : undefined;
     const span = { start: first.startOffset, end: first.endOffset! + 1 };
     this.report(
-      SyntaxCodes.UnexpectedToken,
+      Codes.UnexpectedToken,
       { start, end },
       `expected ${what}, found ${describeToken(first)}`,
       guess ? `did you mean \`${guess}\`?` : EXPECTATIONS[what],
@@ -576,7 +576,7 @@ export class McParser extends EmbeddedActionsParser {
     }
     const end = Math.max(start, this.endPos());
     this.report(
-      SyntaxCodes.NestingTooDeep,
+      Codes.NestingTooDeep,
       { start, end },
       `nesting is too deep here (more than ${MAX_NESTING} levels of rules)`,
       'flatten the structure, e.g. by naming an inner type with `type Name = ...`',
@@ -615,7 +615,7 @@ export class McParser extends EmbeddedActionsParser {
       hint = `add a unit, e.g. \`${e.raw}/s\``;
       fixes = [{ title: `Write \`${e.raw}/s\``, edits: [{ file: this.path, span: e.span, newText: e.raw + '/s' }] }];
     }
-    this.report(SyntaxCodes.WrongLiteralKind, e.span, `\`${setting}\` takes ${what}, found ${describeExpr(e)}`, hint, fixes);
+    this.report(Codes.WrongLiteralKind, e.span, `\`${setting}\` takes ${what}, found ${describeExpr(e)}`, hint, fixes);
     return { kind: 'MissingExpr', span: e.span };
   }
 
@@ -747,7 +747,7 @@ export class McParser extends EmbeddedActionsParser {
             if (imp && !this.RECORDING_PHASE) {
               if (this.seenDecl)
                 this.report(
-                  SyntaxCodes.ImportAfterDeclaration,
+                  Codes.ImportAfterDeclaration,
                   imp.span,
                   'imports belong before the declarations of a file',
                   'move this import to the top of the file',
@@ -800,7 +800,7 @@ export class McParser extends EmbeddedActionsParser {
         module.span.end = module.parts[module.parts.length - 1].span.end;
         node.items = [{ kind: 'ImportItem', name: last, span: last.span }];
         this.report(
-          SyntaxCodes.MissingImportItems,
+          Codes.MissingImportItems,
           { start, end: this.endPos() },
           `an import lists what it takes from the module in braces`,
           `write \`import ${module.parts.map((p) => p.name).join('.')}.{${last.name}}\``,
@@ -813,7 +813,7 @@ export class McParser extends EmbeddedActionsParser {
         );
       } else
         this.report(
-          SyntaxCodes.MissingImportItems,
+          Codes.MissingImportItems,
           { start, end: this.endPos() },
           'an import lists what it takes from the module: `.{Name, ...}` or `.*`',
           EXPECTATIONS['`.{...}` or `.*` after the module path'],
@@ -856,7 +856,7 @@ export class McParser extends EmbeddedActionsParser {
     if (this.RECORDING_PHASE) return;
     const prevEnd = this.tokSpan(prev).end;
     this.report(
-      SyntaxCodes.MissingComma,
+      Codes.MissingComma,
       this.tokSpan(at),
       `expected \`,\` between ${what}, found ${describeToken(at)}`,
       `separate ${what} with commas`,
@@ -984,7 +984,7 @@ export class McParser extends EmbeddedActionsParser {
             if (!isRange && !this.RECORDING_PHASE) {
               const raw = (node.min as { raw?: string }).raw ?? '';
               this.report(
-                SyntaxCodes.InvalidConstraint,
+                Codes.InvalidConstraint,
                 node.span,
                 `a single number is not a constraint`,
                 `write \`max ${raw}\` for an upper bound, \`${raw}..${raw}\` for an exact value, or \`${raw}..\` for a lower bound`,
@@ -1170,7 +1170,7 @@ export class McParser extends EmbeddedActionsParser {
             if (this.RECORDING_PHASE) return;
             if (node.order)
               this.report(
-                SyntaxCodes.DuplicateOrder,
+                Codes.DuplicateOrder,
                 { start: kw.startOffset, end: this.endPos() },
                 'a protocol has at most one `order` clause',
                 'combine the orders into one expression, e.g. with `|`',
@@ -1203,7 +1203,7 @@ export class McParser extends EmbeddedActionsParser {
       node.output = this.SUBRULE2(this.typeExpr);
       if (!this.RECORDING_PHASE && node.opKind !== 'call') {
         this.report(
-          SyntaxCodes.ResponseOnOneWay,
+          Codes.ResponseOnOneWay,
           { start, end: this.endPos() },
           `\`${node.opKind}\` operations are one-way and have no response type`,
           'use `call` for an operation that answers, or remove `-> ...`',
@@ -1364,7 +1364,7 @@ export class McParser extends EmbeddedActionsParser {
     if (isExpose && node.expose === M_EXPOSE && !this.RECORDING_PHASE) {
       const p = this.endPos();
       this.report(
-        SyntaxCodes.ExpectedToken,
+        Codes.ExpectedToken,
         { start: p, end: p },
         'expected `on tcp <port>` after an exposed port',
         'write `expose http: Http on tcp 8080`',

@@ -1,7 +1,7 @@
 // The lexer: tokens for editors, literal decoding, and lexical diagnostics with hints and fixes.
 
 import { describe, expect, it } from 'vitest';
-import { parse, tokenize, SyntaxCodes, syntaxDiagnosticInfos } from '../src/index';
+import { parse, tokenize, Codes, syntaxDiagnosticInfos } from '../src/index';
 
 function diags(text: string) {
   return parse(text, 'lex.mcl').diagnostics;
@@ -60,7 +60,7 @@ describe('tokenize', () => {
 describe('lexical diagnostics', () => {
   it('suggests binary units for decimal ones, with a fix', () => {
     const [d] = valueDiags('64KB');
-    expect(d).toMatchObject({ code: SyntaxCodes.UnknownUnit.code, message: 'unknown unit `KB` in `64KB`', span: { start: 13, end: 17 } });
+    expect(d).toMatchObject({ code: Codes.UnknownUnit.code, message: 'unknown unit `KB` in `64KB`', span: { start: 13, end: 17 } });
     expect(d.hint).toContain('64KiB');
     expect(d.fixes?.[0].edits[0]).toEqual({ file: 'lex.mcl', span: { start: 15, end: 17 }, newText: 'KiB' });
     const p = parse('target t { v 64KB }', 'lex.mcl').file.decls[0] as unknown as { props: { value: unknown }[] };
@@ -75,36 +75,36 @@ describe('lexical diagnostics', () => {
 
   it('rejects unknown units and lists the real ones', () => {
     const [d] = valueDiags('12abc');
-    expect(d.code).toBe(SyntaxCodes.UnknownUnit.code);
+    expect(d.code).toBe(Codes.UnknownUnit.code);
     expect(d.hint).toContain('KiB');
   });
 
   it('rejects rates with unknown or missing units', () => {
-    expect(valueDiags('5/sec')[0]).toMatchObject({ code: SyntaxCodes.UnknownUnit.code });
+    expect(valueDiags('5/sec')[0]).toMatchObject({ code: Codes.UnknownUnit.code });
     expect(valueDiags('5/d')[0].hint).toContain('per-second');
-    expect(valueDiags('500/')[0]).toMatchObject({ code: SyntaxCodes.UnknownUnit.code, message: 'the rate `500/` is missing its unit' });
+    expect(valueDiags('500/')[0]).toMatchObject({ code: Codes.UnknownUnit.code, message: 'the rate `500/` is missing its unit' });
   });
 
   it('flags integers outside the safe range and overflowing floats', () => {
-    expect(valueDiags('99999999999999999999')[0].code).toBe(SyntaxCodes.NumberOutOfRange.code);
+    expect(valueDiags('99999999999999999999')[0].code).toBe(Codes.NumberOutOfRange.code);
     expect(valueDiags('9007199254740991')).toEqual([]);
     expect(valueDiags('-9007199254740991')).toEqual([]);
-    expect(valueDiags('9007199254740992')[0].code).toBe(SyntaxCodes.NumberOutOfRange.code);
-    expect(valueDiags('1e999')[0].code).toBe(SyntaxCodes.NumberOutOfRange.code);
-    expect(valueDiags('9000000TiB')[0].code).toBe(SyntaxCodes.NumberOutOfRange.code);
+    expect(valueDiags('9007199254740992')[0].code).toBe(Codes.NumberOutOfRange.code);
+    expect(valueDiags('1e999')[0].code).toBe(Codes.NumberOutOfRange.code);
+    expect(valueDiags('9000000TiB')[0].code).toBe(Codes.NumberOutOfRange.code);
   });
 
   it('flags malformed numbers', () => {
-    expect(valueDiags('1__0')[0].code).toBe(SyntaxCodes.MalformedNumber.code);
-    expect(valueDiags('1_')[0].code).toBe(SyntaxCodes.MalformedNumber.code);
-    expect(valueDiags('0x')[0].code).toBe(SyntaxCodes.MalformedNumber.code);
-    expect(valueDiags('1.5GiB')[0]).toMatchObject({ code: SyntaxCodes.MalformedNumber.code });
-    expect(valueDiags('64KiB2')[0].code).toBe(SyntaxCodes.MalformedNumber.code);
+    expect(valueDiags('1__0')[0].code).toBe(Codes.MalformedNumber.code);
+    expect(valueDiags('1_')[0].code).toBe(Codes.MalformedNumber.code);
+    expect(valueDiags('0x')[0].code).toBe(Codes.MalformedNumber.code);
+    expect(valueDiags('1.5GiB')[0]).toMatchObject({ code: Codes.MalformedNumber.code });
+    expect(valueDiags('64KiB2')[0].code).toBe(Codes.MalformedNumber.code);
   });
 
   it('reports invalid characters once per run, with a hint', () => {
     const ds = valueDiags("'x' @@@ # é");
-    expect(ds.map((d) => d.code)).toEqual(Array(5).fill(SyntaxCodes.InvalidCharacter.code));
+    expect(ds.map((d) => d.code)).toEqual(Array(5).fill(Codes.InvalidCharacter.code));
     expect(ds[0].hint).toContain('double quotes');
     expect(ds[2]).toMatchObject({ message: 'invalid characters "@@@"', span: { start: 17, end: 20 } });
     expect(ds[3].hint).toContain('//');
@@ -113,12 +113,12 @@ describe('lexical diagnostics', () => {
   });
 
   it('reports unterminated strings and comments, and bad escapes', () => {
-    expect(diags('type T = string(pattern "abc\n)')[0]).toMatchObject({ code: SyntaxCodes.UnterminatedString.code, span: { start: 24, end: 28 } });
-    expect(diags('target t { v """abc')[0]).toMatchObject({ code: SyntaxCodes.UnterminatedString.code });
-    expect(diags('type T = int /* open')[0]).toMatchObject({ code: SyntaxCodes.UnterminatedComment.code, span: { start: 13, end: 15 } });
-    expect(valueDiags('"\\q"')[0]).toMatchObject({ code: SyntaxCodes.InvalidEscape.code, message: 'invalid escape `\\q` in a string' });
-    expect(valueDiags('"\\u{110000}"')[0].code).toBe(SyntaxCodes.InvalidEscape.code);
-    expect(valueDiags('"\\u{D800}"')[0].code).toBe(SyntaxCodes.InvalidEscape.code);
+    expect(diags('type T = string(pattern "abc\n)')[0]).toMatchObject({ code: Codes.UnterminatedString.code, span: { start: 24, end: 28 } });
+    expect(diags('target t { v """abc')[0]).toMatchObject({ code: Codes.UnterminatedString.code });
+    expect(diags('type T = int /* open')[0]).toMatchObject({ code: Codes.UnterminatedComment.code, span: { start: 13, end: 15 } });
+    expect(valueDiags('"\\q"')[0]).toMatchObject({ code: Codes.InvalidEscape.code, message: 'invalid escape `\\q` in a string' });
+    expect(valueDiags('"\\u{110000}"')[0].code).toBe(Codes.InvalidEscape.code);
+    expect(valueDiags('"\\u{D800}"')[0].code).toBe(Codes.InvalidEscape.code);
   });
 
   it('decodes every escape', () => {

@@ -3,7 +3,7 @@
 // throw, hang or overflow the stack.
 
 import { describe, expect, it } from 'vitest';
-import { parse, SyntaxCodes, walk, type ComponentDecl, type SystemDecl } from '../src/index';
+import { parse, Codes, walk, type ComponentDecl, type SystemDecl } from '../src/index';
 import { MAX_NESTING } from '../src/parser';
 import { hasInternalPlaceholder } from './helpers';
 
@@ -16,7 +16,7 @@ function run(text: string) {
 describe('recovery inside declarations', () => {
   it('reports every error of a component and keeps the members around them', () => {
     const r = run('component A {\n  memory 64MiB\n  vcpus\n  label secret\n  foo bar\n  provide }\ncomponent B { vcpus 1 }');
-    expect(r.diagnostics.map((d) => d.code)).toEqual([SyntaxCodes.ExpectedToken.code, SyntaxCodes.UnexpectedToken.code, SyntaxCodes.ExpectedToken.code]);
+    expect(r.diagnostics.map((d) => d.code)).toEqual([Codes.ExpectedToken.code, Codes.UnexpectedToken.code, Codes.ExpectedToken.code]);
     const [a, b] = r.file.decls as ComponentDecl[];
     expect(a.members.map((m) => m.kind)).toEqual(['MemoryMember', 'VcpusMember', 'LabelMember', 'PortDecl']);
     expect(a.members[1]).toMatchObject({ value: { kind: 'MissingExpr' } });
@@ -74,23 +74,23 @@ describe('recovery inside declarations', () => {
 
   it('checks the kind of literal a setting takes and offers a fix', () => {
     const [d] = run('component C { memory 256 }').diagnostics;
-    expect(d).toMatchObject({ code: SyntaxCodes.WrongLiteralKind.code, message: '`memory` takes a size such as `256MiB`, found the integer `256`' });
+    expect(d).toMatchObject({ code: Codes.WrongLiteralKind.code, message: '`memory` takes a size such as `256MiB`, found the integer `256`' });
     expect(d.fixes?.[0].edits[0].newText).toBe('256MiB');
     expect(run('system S { connect a.b -> c.d { timeout 3 } }').diagnostics[0].fixes?.[0].edits[0].newText).toBe('3s');
   });
 
   it('reports a missing comma with a fix that inserts it', () => {
     const [d] = run('target t { v [1 2] }').diagnostics;
-    expect(d).toMatchObject({ code: SyntaxCodes.MissingComma.code, fixes: [{ edits: [{ span: { start: 15, end: 15 }, newText: ',' }] }] });
+    expect(d).toMatchObject({ code: Codes.MissingComma.code, fixes: [{ edits: [{ span: { start: 15, end: 15 }, newText: ',' }] }] });
   });
 
   it('reports rule-specific mistakes', () => {
-    expect(run('type T = int(5)').diagnostics[0].code).toBe(SyntaxCodes.InvalidConstraint.code);
-    expect(run('protocol P { send a(X) -> Y }').diagnostics[0].code).toBe(SyntaxCodes.ResponseOnOneWay.code);
-    expect(run('protocol P { call a order a order a }').diagnostics[0].code).toBe(SyntaxCodes.DuplicateOrder.code);
-    expect(run('type T = int\nimport a.{B}').diagnostics[0]).toMatchObject({ code: SyntaxCodes.ImportAfterDeclaration.code, severity: 'warning' });
+    expect(run('type T = int(5)').diagnostics[0].code).toBe(Codes.InvalidConstraint.code);
+    expect(run('protocol P { send a(X) -> Y }').diagnostics[0].code).toBe(Codes.ResponseOnOneWay.code);
+    expect(run('protocol P { call a order a order a }').diagnostics[0].code).toBe(Codes.DuplicateOrder.code);
+    expect(run('type T = int\nimport a.{B}').diagnostics[0]).toMatchObject({ code: Codes.ImportAfterDeclaration.code, severity: 'warning' });
     const bare = run('import a.b.C').diagnostics[0];
-    expect(bare).toMatchObject({ code: SyntaxCodes.MissingImportItems.code, hint: 'write `import a.b.{C}`' });
+    expect(bare).toMatchObject({ code: Codes.MissingImportItems.code, hint: 'write `import a.b.{C}`' });
     expect(run('import a.b.C').file.imports[0]).toMatchObject({ module: { parts: [{ name: 'a' }, { name: 'b' }] }, items: [{ name: { name: 'C' } }] });
     expect(run('component C { expose web: Http }').diagnostics[0].message).toContain('on tcp');
   });
@@ -105,7 +105,7 @@ describe('recovery inside declarations', () => {
 
   it('reports garbage between declarations once per run and resumes at the next declaration', () => {
     const r = run('garbage { with } braces ] ) and more\ntype T = int\n}}');
-    expect(r.diagnostics.map((d) => d.code)).toEqual([SyntaxCodes.UnexpectedToken.code, SyntaxCodes.UnexpectedToken.code]);
+    expect(r.diagnostics.map((d) => d.code)).toEqual([Codes.UnexpectedToken.code, Codes.UnexpectedToken.code]);
     expect(r.file.decls).toHaveLength(1);
   });
 });
@@ -115,14 +115,14 @@ describe('robustness', () => {
     for (const [open, close] of [['[', ']'], ['{ a: ', '}']]) {
       const text = `target t { v ${open.repeat(20000)}${close.repeat(20000)} }`;
       const r = run(text);
-      expect(r.diagnostics.some((d) => d.code === SyntaxCodes.NestingTooDeep.code)).toBe(true);
+      expect(r.diagnostics.some((d) => d.code === Codes.NestingTooDeep.code)).toBe(true);
       expect(r.file.decls).toHaveLength(1);
     }
     const types = run(`type T = ${'list<'.repeat(5000)}int${'>'.repeat(5000)}\ntype U = int`);
-    expect(types.diagnostics.filter((d) => d.code === SyntaxCodes.NestingTooDeep.code)).toHaveLength(1);
+    expect(types.diagnostics.filter((d) => d.code === Codes.NestingTooDeep.code)).toHaveLength(1);
     expect(types.file.decls).toHaveLength(2);
     const order = run(`protocol P { call a order ${'('.repeat(5000)}a${')'.repeat(5000)} }`);
-    expect(order.diagnostics.some((d) => d.code === SyntaxCodes.NestingTooDeep.code)).toBe(true);
+    expect(order.diagnostics.some((d) => d.code === Codes.NestingTooDeep.code)).toBe(true);
   });
 
   it('accepts nesting below the limit without complaint', () => {
@@ -142,7 +142,7 @@ describe('robustness', () => {
     const bytes = Array.from({ length: 200_000 }, () => String.fromCharCode(Math.floor(rnd() * 256))).join('').replace(/[/"]/g, ' ');
     const r = run(bytes);
     expect(r.diagnostics.length).toBeLessThanOrEqual(1001);
-    expect(r.diagnostics.at(-1)?.code).toBe(SyntaxCodes.TooManyErrors.code);
+    expect(r.diagnostics.at(-1)?.code).toBe(Codes.TooManyErrors.code);
   });
 
   it('survives every prefix of a valid file', () => {

@@ -80,8 +80,8 @@ describe('spec/diagnostics.md documents exactly the registered codes', () => {
 // is the value a diagnostic is built from: an argument of a call (`report(Codes.UnknownInstance, ...)`)
 // or the `code` property of an object literal (`{ code: Codes.OnlyFromViolated, ... }`,
 // `{ code: Codes.TooManyErrors.code }`), possibly through a conditional
-// expression. `SyntaxCodes.X`, the parser's name for the same registry, counts
-// as `Codes.X`, and so does a code written as a string literal. Comparisons
+// expression. A code written as a string literal counts
+// too. Comparisons
 // such as `d.code === Codes.InvalidCharacter.code` and membership tests do not count.
 
 function sourceFiles(dir: string): string[] {
@@ -108,7 +108,7 @@ function isEmitPosition(node: ts.Node): boolean {
 }
 
 const CODE_BY_NAME = new Map(Object.entries(Codes).map(([name, info]) => [name, info.code]));
-const REGISTRY_NAMES = new Set(['Codes', 'SyntaxCodes']);
+const REGISTRY_NAMES = new Set(['Codes']);
 
 /** The codes one TypeScript source emits, with the 1-based line of each emission. */
 function scanSource(fileName: string, text: string): { code: string; line: number }[] {
@@ -154,10 +154,10 @@ describe('the emission scan', () => {
       "ctx.report('MCL0206', 'import cycle', file, span);",
       "report(ctx, { code: 'MCL0501', message: 'violated' });",
       "ctx.report(flag ? 'MCL0207' : 'MCL0211', msg, file, span);",
-      'report(SyntaxCodes.InvalidCharacter, start, end, msg);',
-      'diags.push({ code: SyntaxCodes.TooManyErrors.code, severity: SyntaxCodes.TooManyErrors.severity });',
-      'const parserCodes = new Set([SyntaxCodes.MissingComma.code]);',
-      'if (d.code === SyntaxCodes.ExpectedToken.code) skip();',
+      'report(Codes.InvalidCharacter, start, end, msg);',
+      'diags.push({ code: Codes.TooManyErrors.code, severity: Codes.TooManyErrors.severity });',
+      'const parserCodes = new Set([Codes.MissingComma.code]);',
+      'if (d.code === Codes.ExpectedToken.code) skip();',
       'ctx.report(Codes.UnknownInstance, msg, file, span);',
       'report(ctx, { code: Codes.OnlyFromViolated, message });',
       'if (d.code === Codes.UnknownName.code) fix();',
