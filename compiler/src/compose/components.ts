@@ -97,12 +97,16 @@ export interface TargetInfo {
   namespace?: string;
   /** kubevirt: the kubeconfig context; absent means the current one. */
   context?: string;
+  /** kubevirt: the registry images are pulled from. */
+  registry?: string;
 }
 
 /** The backends a target may name, in the order hints list them. */
 const BACKEND_NAMES: readonly BackendName[] = ['kvm', 'xen', 'kubevirt'];
 /** The settings only a kubevirt target has. */
-const KUBE_PROPS = ['namespace', 'context'];
+const KUBE_PROPS = ['namespace', 'context', 'registry'];
+/** A container image repository without a tag: `host[:port]/path`, lower case. */
+const REGISTRY_RE = /^[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9]+)*(:[0-9]{1,5})?(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*$/;
 /** A Kubernetes namespace name: an RFC 1123 label. */
 const NAMESPACE_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
@@ -480,6 +484,10 @@ export class Components {
           if (v.kind !== 'String' || v.value.length === 0 || v.value.length > 253) bad('`context` must be the name of a kubeconfig context in quotes', 'write e.g. `context "prod-cluster"`, or leave it out to use the current context');
           else info.context = v.value;
           break;
+        case 'registry':
+          if (v.kind !== 'String' || v.value.length > 200 || !REGISTRY_RE.test(v.value)) bad('`registry` must be a container image repository in quotes, without a tag', 'write e.g. `registry "ghcr.io/acme/mcl"`');
+          else info.registry = v.value;
+          break;
         case 'memory':
           if (v.kind !== 'Size' || v.bytes <= 0) bad('`memory` must be a size such as `8GiB`', 'write the host memory available to guests, e.g. `memory 8GiB`');
           else info.memory_bytes = v.bytes;
@@ -495,7 +503,7 @@ export class Components {
         default:
           ok = false;
           this.ctx.report('MCL0603', `unknown target property \`${key}\``, m.file, p.key.span, {
-            hint: didYouMean(key, ['backend', 'memory', 'vcpus', 'overcommit', ...KUBE_PROPS]) ?? 'targets have `backend`, `memory`, `vcpus`, `overcommit`, and for kubevirt `namespace` and `context`',
+            hint: didYouMean(key, ['backend', 'memory', 'vcpus', 'overcommit', ...KUBE_PROPS]) ?? 'targets have `backend`, `memory`, `vcpus`, `overcommit`, and for kubevirt `namespace`, `context` and `registry`',
           });
       }
     }
