@@ -89,7 +89,7 @@ const BROKER_CPU_MILLI = 1000;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 function shortHash(s: string, n = 8): string {
-  return sha256Hex(new TextEncoder().encode(s)).slice(0, n);
+  return sha256Hex(s).slice(0, n);
 }
 
 /** A label value for any string: itself when valid, else a readable prefix and a hash of the whole. */

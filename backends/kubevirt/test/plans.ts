@@ -13,9 +13,10 @@ export const FIXTURES = join(REPO, 'backends', 'kubevirt', 'test', 'fixtures');
 /** The examples a kubevirt target can realise (the honeypot's per-session forks it cannot). */
 export const KUBE_EXAMPLES = ['webstack', 'cluster'];
 
-export function examplePlan(name: string): { plan?: Plan; diagnostics: string } {
+/** The example's plan for the kubevirt target `k8s`, or for another target of the example (`local`: KVM). */
+export function examplePlan(name: string, target = 'k8s'): { plan?: Plan; diagnostics: string } {
   const files = Object.fromEntries(Object.entries(readTree(join(REPO, 'examples', name))).map(([p, t]) => [p, p.startsWith('guest/') ? `# stand-in for ${p}\n` : t]));
   files['k8s_target.mcl'] = readFileSync(join(FIXTURES, 'k8s_target.mcl'), 'utf8');
-  const r = compile(new MemoryHost(files), { entries: [`${name}.mcl`, 'k8s_target.mcl'], target: 'k8s', mclcVersion: '0.1.0' });
+  const r = compile(new MemoryHost(files), { entries: [`${name}.mcl`, 'k8s_target.mcl'], target, mclcVersion: '0.1.0' });
   return { plan: r.plan ? (JSON.parse(JSON.stringify(r.plan)) as Plan) : undefined, diagnostics: renderDiagnostics(r) };
 }

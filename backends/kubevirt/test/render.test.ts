@@ -115,13 +115,13 @@ describe('render k8s', () => {
   test('the schema checks catch a wrong field, so their passing means something', () => {
     const kv = kubevirtValidator();
     const objects = renderObjects(planOf('webstack'));
-    const vm = structuredClone(objects.find((o) => o.kind === 'VirtualMachine')!) as { spec: { template: { spec: { domain: Record<string, unknown> } } } };
+    const vm = structuredClone(objects.find((o) => o.kind === 'VirtualMachine')!) as unknown as { spec: { template: { spec: { domain: Record<string, unknown> } } } };
     vm.spec.template.spec.domain.cpus = 2;
     expect(kv(vm).join('\n')).toMatch(/must NOT have additional properties/);
-    const vm2 = structuredClone(objects.find((o) => o.kind === 'VirtualMachine')!) as { spec: { template: { spec: { domain: { cpu: Record<string, unknown> } } } } };
+    const vm2 = structuredClone(objects.find((o) => o.kind === 'VirtualMachine')!) as unknown as { spec: { template: { spec: { domain: { cpu: Record<string, unknown> } } } } };
     vm2.spec.template.spec.domain.cpu.cores = '2';
     expect(kv(vm2).join('\n')).toMatch(/must be integer/);
-    const svc = structuredClone(objects.find((o) => o.kind === 'Service')!) as { spec: { ports: { port: unknown }[] } };
+    const svc = structuredClone(objects.find((o) => o.kind === 'Service')!) as unknown as { spec: { ports: { port: unknown }[] } };
     svc.spec.ports[0].port = 'http';
     expect(() => new Service(svc as never).validate()).toThrow();
   });

@@ -135,7 +135,7 @@ function eventPrinter(ctx: Context, o: LifecycleOptions): (ev: BackendEvent) => 
  * channels and exposures (a plan's digests can be recomputed after an edit,
  * its checks cannot be made to pass). Throws what does not hold.
  */
-function verifyPlan(ctx: Context, plan: Plan, text: string, path: string, verifyKey: string | undefined): void {
+export function verifyPlan(ctx: Context, plan: Plan, text: string, path: string, verifyKey: string | undefined): void {
   const shown = displayPath(ctx.cwd, path);
   if (verifyKey) verifyPlanSignature(text, path, resolve(ctx.cwd, verifyKey), ctx.cwd);
   const list = (items: string[]) => items.slice(0, 10).map((p) => `\n  ${p}`).join('') + (items.length > 10 ? `\n  ... and ${items.length - 10} more` : '');
