@@ -27,7 +27,9 @@ function lifecycleOptions(cmd: Command): Command {
   return cmd
     .option('--root <dir>', 'workspace whose deployment to act on (default: the nearest directory with a .mcl/ at or above the current one)')
     .option('--state <file>', 'state file (default: <root>/.mcl/state.json)')
-    .option('--lock-timeout <duration>', 'wait this long for a state lock held by another process (e.g. 30s)', '0s');
+    .option('--lock-timeout <duration>', 'wait this long for a state lock held by another process (e.g. 30s)', '0s')
+    .option('--namespace <name>', 'kubevirt: the namespace of the deployment (default: the plan\'s, or the one the workspace\'s state records)')
+    .option('--context <name>', 'kubevirt: the kubeconfig context (default: the plan\'s, the state\'s, or the current one)');
 }
 
 export async function run(argv: string[], ctx: Context): Promise<number> {

@@ -25,6 +25,8 @@ export interface LifecycleOptions {
   lockTimeout?: string;
   json?: boolean;
   verbose?: boolean;
+  namespace?: string;
+  context?: string;
 }
 
 /** Parses `500ms`, `30s`, `2min`, `1h` or a bare number of seconds into milliseconds. */
@@ -78,11 +80,14 @@ function backendOptions(ctx: Context, o: LifecycleOptions, signal: AbortSignal, 
     supervisorCommand: supervisorCommand(row),
     signal,
     automation: ctx.automation,
+    ...(o.namespace !== undefined || o.context !== undefined ? { cluster: { namespace: o.namespace, context: o.context } } : {}),
   };
 }
 
 /** The backend that made the deployment `o` names (the default one when nothing is deployed there). */
 function deployedWith(ctx: Context, o: LifecycleOptions): BackendRow {
+  // A namespace names a deployment in a cluster, whatever the workspace's state says.
+  if (o.namespace !== undefined) return backendRow('kubevirt', '--namespace names a deployment of');
   return deploymentBackend(deploymentPaths(ctx, o).stateFile);
 }
 
