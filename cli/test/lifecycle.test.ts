@@ -410,7 +410,7 @@ describe('the table of backends', () => {
     const ctx = captureContext(dir);
     expect(await run(['apply', planFile((p) => void (p.target.backend = 'xen')), '--root', dir], ctx)).toBe(1);
     expect(ctx.stderr).toContain('the plan targets the xen backend, which this mclc cannot deploy to');
-    expect(ctx.stderr).toContain('This mclc deploys with: kvm.');
+    expect(ctx.stderr).toContain('This mclc deploys with: kvm, kubevirt.');
     expect(calls).toEqual([]);
   });
 
