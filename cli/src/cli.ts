@@ -114,11 +114,11 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
         'Deployment, a Service per exposure, the NetworkPolicies and the ResourceQuota (spec/kubevirt.md). The same plan gives the same bytes.',
     )
     .argument('<planfile>', 'a file written by `mclc plan --out` for a target with `backend kubevirt`')
-    .addOption(new Option('--format <format>', 'what to render').choices(['k8s']).default('k8s'))
+    .addOption(new Option('--format <format>', 'k8s: the objects; containerdisk: a container image build context per guest image (needs --out)').choices(['k8s', 'containerdisk']).default('k8s'))
     .option('--out <dir>', 'write one file per object into this directory (removing files an earlier render wrote there) instead of printing them')
     .option('--json', 'JSON instead of YAML: a v1 List on standard output, one object per file with --out')
     .option('--verify-key <file>', 'refuse the plan unless <planfile>.sig is its signature by this Ed25519 key (PEM; default: $MCL_PLAN_VERIFY_KEY)')
-    .addHelpText('after', examples('mclc render shop.plan | kubectl diff -f -', 'mclc render shop.plan --out k8s/ && kubectl apply --server-side -f k8s/', 'mclc render shop.plan --json | jq \'.items[].metadata.name\''))
+    .addHelpText('after', examples('mclc render shop.plan | kubectl diff -f -', 'mclc render shop.plan --out k8s/ && kubectl apply --server-side -f k8s/', 'mclc render shop.plan --json | jq \'.items[].metadata.name\'', 'mclc render shop.plan --format containerdisk --out images/'))
     .action(async (file: string, o) => set(import('./commands/render').then((m) => m.renderCommand(ctx, file, o))));
 
   sourceOptions(

@@ -66,4 +66,25 @@ describe('mclc render --format k8s', () => {
     expect(r.stdout).toBe('');
     expect(existsSync(join(tmp, 'edited'))).toBe(false);
   });
+
+  it('--format containerdisk writes a build context per guest image, named as the VirtualMachines pull it', async () => {
+    const saved = process.env.MCL_CACHE_DIR;
+    process.env.MCL_CACHE_DIR = join(tmp, 'cache');
+    try {
+      expect((await mclc(['render', 'shop.plan', '--format', 'containerdisk'])).stderr).toMatch(/give it --out DIR/);
+      const r = await mclc(['render', 'shop.plan', '--format', 'containerdisk', '--out', 'images']);
+      expect(r.stderr).toMatch(/^busybox: images\/busybox \(build and push as registry\.example\.com\/mcl\/guest-busybox:[0-9a-f]{16}\)\n$/);
+      expect(r.code).toBe(0);
+      const ctxDir = join(tmp, 'images', 'busybox');
+      expect(readdirSync(ctxDir).sort()).toEqual(['Dockerfile', 'boot', 'image.txt']);
+      expect(readFileSync(join(ctxDir, 'Dockerfile'), 'utf8')).toMatch(/\nFROM scratch\nCOPY boot\/vmlinuz \/boot\/vmlinuz\nCOPY boot\/initrd.img \/boot\/initrd.img\n$/);
+      const ref = readFileSync(join(ctxDir, 'image.txt'), 'utf8').trim();
+      // The reference is the one the rendered VirtualMachines boot from.
+      expect((await mclc(['render', 'shop.plan'])).stdout).toContain(`image: "${ref}"`);
+      expect(readFileSync(join(ctxDir, 'boot', 'initrd.img')).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+    } finally {
+      if (saved === undefined) delete process.env.MCL_CACHE_DIR;
+      else process.env.MCL_CACHE_DIR = saved;
+    }
+  }, 120_000);
 });

@@ -5,6 +5,8 @@
 export { apply, destroy, status, logs } from './lifecycle/commands';
 export { doctor } from './lifecycle/doctor';
 export { BackendFailure } from './lifecycle/errors';
+/** The guest image builder, also used by `mclc render --format containerdisk` to package an image for KubeVirt. */
+export { buildImage } from './image';
 import { runSupervisor as run } from './lifecycle/daemon';
 
 /** Entry of the hidden `mclc __supervise DIR` command: the per-deployment supervisor process. */
