@@ -188,7 +188,11 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
       (a === 'create' ? created : a === 'replace' || a === 'update' ? replaced : unchanged).push(inst.id);
     }
 
-    // A replaced instance's machines are deleted first, so they boot again from the new spec.
+    // Machines the plan no longer has go first: the quota counts machines, and the
+    // plan's quota may not leave room for the old ones beside the new ones.
+    const wanted = new Set(objects.map((o) => `${o.kind}/${o.metadata.name}`));
+    await prune(cluster, namespace, wanted, MANAGED_KINDS.slice(0, 1), onEvent);
+    // A replaced instance's machines are deleted too, so they boot again from the new spec.
     onEvent({ type: 'phase', phase: 'objects', action: 'start', message: `applying ${objects.length} objects to namespace ${namespace}` });
     for (const id of replaced) {
       for (const vm of objects.filter((o) => o.kind === 'VirtualMachine' && o.metadata.labels[LABELS.instance] === labelValue(id))) {
@@ -208,19 +212,8 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
       }
     }
 
-    // Prune what the deployment has and the plan does not.
-    const wanted = new Set(objects.map((o) => `${o.kind}/${o.metadata.name}`));
-    const deletedVms = new Set<string>();
-    for (const k of MANAGED_KINDS) {
-      for (const o of await cluster.list(k.apiVersion, k.kind, namespace, MANAGED_SELECTOR)) {
-        const name = o.metadata?.name;
-        if (!name || wanted.has(`${k.kind}/${name}`)) continue;
-        await cluster.delete({ ...k, name }, namespace);
-        const inst = o.metadata?.labels?.[LABELS.instance];
-        if (k.kind === 'VirtualMachine' && inst) deletedVms.add(inst);
-        onEvent({ type: k.kind === 'VirtualMachine' ? 'instance' : 'debug', action: 'delete', message: `${k.kind} ${name} deleted: the plan no longer has it` });
-      }
-    }
+    // Then everything else the deployment has and the plan does not.
+    await prune(cluster, namespace, wanted, MANAGED_KINDS.slice(1), onEvent);
     const deleted = (prior.state?.instances ?? []).map((i) => i.id).filter((id) => !plan.instances.some((i) => i.id === id));
 
     await waitReady(cluster, namespace, plan, opts, onEvent);
@@ -257,6 +250,18 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
     };
   } finally {
     await release();
+  }
+}
+
+/** Deletes the objects of `kinds` labelled as mclc's in the namespace that `wanted` (`Kind/name`) does not list. */
+async function prune(cluster: Cluster, namespace: string, wanted: Set<string>, kinds: readonly { apiVersion: string; kind: string }[], onEvent: EventSink): Promise<void> {
+  for (const k of kinds) {
+    for (const o of await cluster.list(k.apiVersion, k.kind, namespace, MANAGED_SELECTOR)) {
+      const name = o.metadata?.name;
+      if (!name || wanted.has(`${k.kind}/${name}`)) continue;
+      await cluster.delete({ ...k, name }, namespace);
+      onEvent({ type: k.kind === 'VirtualMachine' ? 'instance' : 'debug', action: 'delete', message: `${k.kind} ${name} deleted: the plan no longer has it` });
+    }
   }
 }
 

@@ -329,6 +329,7 @@ export function renderObjects(plan: Plan, options: RenderOptions = {}): KubeObje
   });
 
   // The guests: one VirtualMachine per clone.
+  const podCommon = Object.fromEntries(Object.entries(common).filter(([k]) => k !== LABELS.plan));
   const runStrategy = { always: 'Always', on_failure: 'RerunOnFailure', never: 'Once' } as const;
   for (const inst of plan.instances) {
     const slots = wiredSlots(inst);
@@ -346,7 +347,10 @@ export function renderObjects(plan: Plan, options: RenderOptions = {}): KubeObje
         spec: {
           runStrategy: runStrategy[inst.restart.policy],
           template: {
-            metadata: { labels: { ...common, ...labels }, annotations },
+            // The machine's pod is labelled without the plan digest: a new plan that leaves this
+            // instance as it was must leave its machine's template as it was, or KubeVirt would
+            // flag the running machine as needing a restart.
+            metadata: { labels: { ...podCommon, ...labels }, annotations },
             spec: {
               hostname: name,
               subdomain: GUESTS_SERVICE,

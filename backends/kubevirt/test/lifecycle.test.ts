@@ -93,6 +93,9 @@ describe('apply', () => {
     const deletes = api.requests.filter((q) => q.method === 'DELETE').map((q) => q.path);
     expect(deletes).toContain('/apis/kubevirt.io/v1/namespaces/shop/virtualmachines/audit-0');
     expect(deletes).toContain('/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies/mcl-guest-audit');
+    // The machine goes before anything is applied: the new quota counts machines.
+    const order = api.requests.map((q) => `${q.method} ${q.path}`);
+    expect(order.indexOf('DELETE /apis/kubevirt.io/v1/namespaces/shop/virtualmachines/audit-0')).toBeLessThan(order.findIndex((x) => x.startsWith('PATCH')));
     expect(api.store.has('/apis/kubevirt.io/v1/namespaces/shop/virtualmachines/web-0')).toBe(true);
     // The first plan again: it was made with nothing deployed, and now there is a deployment.
     await expect(apply(plan, options(), () => {})).rejects.toMatchObject({ kind: 'stale' });

@@ -139,6 +139,16 @@ describe('render k8s', () => {
     expect(got).toContain(`web-0 -> db-0 TCP/${GUEST_PORT_BASE}`);
   });
 
+  test("a new plan leaves the machine template of an unchanged instance as it was, so KubeVirt restarts nothing", () => {
+    // The same deployment (lineage), planned twice: once from nothing, once against its state.
+    const a = renderObjects(planOf('webstack'), { lineage: 'L' });
+    const other = examplePlan('webstack', 'k8s', { priorState: { lineage: 'L', serial: 1 } }).plan!;
+    const b = renderObjects(other, { lineage: 'L' });
+    expect(other.digests.plan).not.toBe(planOf('webstack').digests.plan);
+    const vm = (objs: KubeObject[]) => objs.find((o) => o.kind === 'VirtualMachine' && o.metadata.name === 'web-0')!.spec as { template: unknown };
+    expect(vm(b).template).toEqual(vm(a).template);
+  });
+
   test('names and label values follow the Kubernetes rules whatever the instance ids are', () => {
     expect(objectName('web')).toBe('web');
     expect(objectName('shop.app')).toMatch(/^shop-app-[0-9a-f]{6}$/);
