@@ -16,6 +16,7 @@ import type {
   TargetDecl,
 } from '@mcl/language';
 import type { BackendName, JsonValue } from '@mcl/plan';
+import { CAPABILITIES } from '../target/capabilities';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
 import { qnameText } from '../resolve/load';
 import { lookupPlain, resolveRef } from '../resolve/scope';
@@ -101,10 +102,12 @@ export interface TargetInfo {
   registry?: string;
 }
 
-/** The backends a target may name, in the order hints list them. */
-const BACKEND_NAMES: readonly BackendName[] = ['kvm', 'xen', 'kubevirt'];
+/** The backends a target may name: the rows of the capability table, in its order. */
+export const BACKEND_NAMES = Object.keys(CAPABILITIES) as BackendName[];
 /** The settings only a kubevirt target has. */
 const KUBE_PROPS = ['namespace', 'context', 'registry'];
+/** Every property a target may have (completion offers them). */
+export const TARGET_PROPERTIES: readonly string[] = ['backend', 'memory', 'vcpus', 'overcommit', ...KUBE_PROPS];
 /** A container image repository without a tag: `host[:port]/path`, lower case. */
 const REGISTRY_RE = /^[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9]+)*(:[0-9]{1,5})?(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*$/;
 /** A Kubernetes namespace name: an RFC 1123 label. */
@@ -472,7 +475,7 @@ export class Components {
         case 'backend': {
           const name = v.kind === 'Ref' ? qnameText(v.name) : v.kind === 'String' ? v.value : '';
           if ((BACKEND_NAMES as readonly string[]).includes(name)) info.backend = name as BackendName;
-          else bad(`unknown backend \`${name || exprKind(v)}\``, didYouMean(name, BACKEND_NAMES) ?? 'the backends are `kvm`, `xen` and `kubevirt`');
+          else bad(`unknown backend \`${name || exprKind(v)}\``, didYouMean(name, BACKEND_NAMES) ?? `the backends are ${BACKEND_NAMES.map((b) => `\`${b}\``).join(', ')}`);
           break;
         }
         case 'namespace':
@@ -503,7 +506,7 @@ export class Components {
         default:
           ok = false;
           this.ctx.report('MCL0603', `unknown target property \`${key}\``, m.file, p.key.span, {
-            hint: didYouMean(key, ['backend', 'memory', 'vcpus', 'overcommit', ...KUBE_PROPS]) ?? 'targets have `backend`, `memory`, `vcpus`, `overcommit`, and for kubevirt `namespace`, `context` and `registry`',
+            hint: didYouMean(key, TARGET_PROPERTIES) ?? 'targets have `backend`, `memory`, `vcpus`, `overcommit`, and for kubevirt `namespace`, `context` and `registry`',
           });
       }
     }
