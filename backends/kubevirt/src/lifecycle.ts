@@ -441,6 +441,7 @@ export async function status(opts: BackendOptions): Promise<StatusReport> {
 
 /** KubeVirt's launcher pod copies the guest's serial console into this container's log. */
 const CONSOLE_CONTAINER = 'guest-console-log';
+const MAX_LINE = 64 * 1024;
 
 export async function logs(instanceId: string, opts: LogsOptions, onLine: LogSink): Promise<void> {
   const where = whereOf(opts);
@@ -458,10 +459,15 @@ export async function logs(instanceId: string, opts: LogsOptions, onLine: LogSin
       await cluster.podLog(where.namespace, pod.metadata!.name!, CONSOLE_CONTAINER, { tail: opts.tail, follow: opts.follow, signal: opts.signal }, (text) => {
         const lines = (rest + text).split('\n');
         rest = lines.pop() ?? '';
-        // A line longer than 64 KiB is cut: nothing from the guest is trusted to be small.
-        for (const l of lines) onLine({ instance: inst.id, clone, stream: 'console', text: l.slice(0, 65536) });
+        // Nothing from the guest is trusted to be small: a line is cut at 64 KiB, and a
+        // partial line that grows past that is printed as it is rather than kept growing.
+        if (rest.length > MAX_LINE) {
+          lines.push(rest);
+          rest = '';
+        }
+        for (const l of lines) onLine({ instance: inst.id, clone, stream: 'console', text: l.slice(0, MAX_LINE) });
       });
-      if (rest) onLine({ instance: inst.id, clone, stream: 'console', text: rest.slice(0, 65536) });
+      if (rest) onLine({ instance: inst.id, clone, stream: 'console', text: rest.slice(0, MAX_LINE) });
     }),
   );
 }

@@ -145,6 +145,11 @@ describe('status, logs, destroy, doctor', () => {
     const logReq = api.requests.find((q) => q.path.endsWith('/log'))!;
     expect(logReq.query).toMatchObject({ container: 'guest-console-log', tailLines: '10' });
     await expect(logs('nope', { ...options(), follow: false }, () => {})).rejects.toMatchObject({ kind: 'usage' });
+    // A guest that never ends its line does not make mclc hold it all.
+    api.logs.set('virt-launcher-web-0-abcde', 'x'.repeat(200 * 1024));
+    const long: number[] = [];
+    await logs('web', { ...options(), follow: false }, (l) => long.push(l.text.length));
+    expect(Math.max(...long)).toBeLessThanOrEqual(64 * 1024);
   });
 
   it('destroy deletes every object of the deployment and records an empty state', async () => {
