@@ -3,7 +3,7 @@
 // apply streams progress, status finds the deployment from the workspace's
 // copy of the state or from --namespace alone, destroy empties it.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +52,20 @@ describe('mclc on a kubevirt deployment', () => {
     const s2 = await mclc(['status', '--root', elsewhere, '--namespace', 'shop', '--json'], elsewhere);
     expect(s2.code).toBe(0);
     expect(JSON.parse(s2.stdout).instances).toHaveLength(6);
+  });
+
+  it("applies beside a local KVM deployment without taking its state for the cluster's", async () => {
+    const ws = mkdtempSync(join(tmp, 'both-'));
+    mkdirSync(join(ws, '.mcl'));
+    const kvmState = { format_version: '1.0', lineage: 'kvm-lineage', serial: 3, backend: 'kvm', plan_digest: 'x', system: 'webstack.Shop', instances: examplePlan('webstack', 'local').plan!.instances, channels: [], exposures: [] };
+    writeFileSync(join(ws, '.mcl', 'state.json'), prettyJson(kvmState));
+    const other = join(tmp, 'other.plan');
+    writeFileSync(other, prettyJson({ ...JSON.parse(readFileSync(join(tmp, 'shop.plan'), 'utf8')) }));
+    await mclc(['destroy', '--root', tmp, '--namespace', 'shop']);
+    const a = await mclc(['apply', other, '--root', ws]);
+    expect(a.stderr).not.toMatch(/stale|error/);
+    expect(a.code).toBe(0);
+    expect(JSON.parse(readFileSync(join(ws, '.mcl', 'state.json'), 'utf8')).lineage).toBe('kvm-lineage');
   });
 
   it('destroy with --namespace empties the deployment; a context the kubeconfig lacks is a usage error', async () => {

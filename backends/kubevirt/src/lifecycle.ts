@@ -94,6 +94,13 @@ async function writeClusterState(cluster: Cluster, namespace: string, prior: Clu
 function mirrorState(opts: BackendOptions, state: DeploymentState, onEvent: EventSink): void {
   try {
     checkStateLocation(opts.stateFile);
+    // The workspace may also hold another backend's deployment (a local KVM one): its state is
+    // the only record of it, and is never overwritten by this copy.
+    const local = readState(opts.stateFile);
+    if (local && local.backend !== 'kubevirt') {
+      onEvent({ type: 'warning', message: `${opts.stateFile} records a ${local.backend} deployment; the kubevirt state is kept in the cluster only (use --namespace ${(state.backend_data as { namespace?: string } | undefined)?.namespace ?? 'NAME'} with status, logs and destroy)` });
+      return;
+    }
     writeState(opts.stateFile, state);
   } catch (e) {
     onEvent({ type: 'warning', message: `the workspace's copy of the state (${opts.stateFile}) was not written: ${(e as Error).message}` });

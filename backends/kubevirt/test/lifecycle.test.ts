@@ -3,7 +3,7 @@
 // manager mclc, pruning, the state and the lock), destroy, status, logs and
 // doctor. A real cluster is in spec/kubevirt.md's runbook.
 
-import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -99,6 +99,16 @@ describe('apply', () => {
     expect(api.store.has('/apis/kubevirt.io/v1/namespaces/shop/virtualmachines/web-0')).toBe(true);
     // The first plan again: it was made with nothing deployed, and now there is a deployment.
     await expect(apply(plan, options(), () => {})).rejects.toMatchObject({ kind: 'stale' });
+  });
+
+  it("never overwrites the workspace's state of another backend's deployment", async () => {
+    const kvmState = { format_version: '1.0', lineage: 'kvm-lineage', serial: 3, backend: 'kvm', plan_digest: null, system: null, instances: [], channels: [], exposures: [] };
+    mkdirSync(join(dir, '.mcl'), { recursive: true });
+    writeFileSync(join(dir, '.mcl', 'state.json'), JSON.stringify(kvmState));
+    const events: BackendEvent[] = [];
+    await apply(plan, options(), (e) => events.push(e));
+    expect(JSON.parse(readFileSync(join(dir, '.mcl', 'state.json'), 'utf8')).lineage).toBe('kvm-lineage');
+    expect(events.find((e) => e.type === 'warning')?.message).toMatch(/records a kvm deployment/);
   });
 
   it('fails with kind locked while another apply holds the lock, naming it', async () => {

@@ -181,7 +181,10 @@ export async function applyCommand(
       );
     }
     if (!o.json) {
-      const state = readStateFile(opts.stateFile, ctx.cwd, false) ?? null;
+      // The workspace's state counts only for a deployment of the plan's backend: a kubevirt plan
+      // applied where a local KVM deployment runs is checked against the cluster's state instead.
+      const local = readStateFile(opts.stateFile, ctx.cwd, false) ?? null;
+      const state = local && local.backend === plan.target.backend ? local : null;
       // A stale plan is refused before its changes are shown: they are computed against a state the
       // plan was not made for, so "No changes" there would be wrong. The backend decides again under
       // its lock, where the state cannot change underneath.
