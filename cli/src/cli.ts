@@ -230,6 +230,17 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .argument('<dir>')
     .action(async (dir: string) => set(import('./commands/lifecycle').then((m) => m.superviseCommand(dir, program.opts().backend as string | undefined))));
 
+  // The broker of a kubevirt deployment, run by its rendered Deployment `mcl-broker`; not for people.
+  program
+    .command('__kube-broker', { hidden: true })
+    .requiredOption('--plan <file>', 'the plan the Secret mcl-plan mounts')
+    .requiredOption('--guests <domain>', "the guests' headless Service, mcl-guests.<namespace>.svc")
+    .option('--status-port <port>', 'the readiness port')
+    .option('--listen <address>', 'address of the exposures and the status port (default 0.0.0.0)')
+    .option('--guest-map <list>', 'VM:PORT=HOST:PORT,...: dial these guest ports elsewhere')
+    .option('--port-map <list>', 'HOSTPORT=PORT,...: listen for these exposures on other ports')
+    .action(async (o) => set(import('./commands/kube-broker').then((m) => m.kubeBrokerCommand(ctx, o))));
+
   try {
     await program.parseAsync(argv, { from: 'user' });
     return result;
