@@ -11,6 +11,11 @@ import { describe, expect, it } from 'vitest';
 import { renderObjects } from '../src/render';
 import { examplePlan } from './plans';
 
+interface Domain {
+  devices: { interfaces: { ports: { port: number }[] }[] };
+  firmware: { kernelBoot: { kernelArgs: string } };
+}
+
 const AGENT = join(__dirname, '..', '..', 'kvm', 'guest', 'agent.sh');
 const haveBusybox = spawnSync('busybox', ['true']).error === undefined;
 
@@ -23,10 +28,9 @@ describe.skipIf(!haveBusybox)('the guest kernel command line', () => {
       // The first clone of each instance (its clones share the command line); every slot 0..30 is
       // asked of the agent, which must answer exactly the admitted ports.
       for (const vm of vms) {
-        const dom = (vm as any).spec.template.spec.domain;
+        const dom = (vm as unknown as { spec: { template: { spec: { domain: Domain } } } }).spec.template.spec.domain;
         const admitted: number[] = dom.devices.interfaces[0].ports.map((p: { port: number }) => p.port);
         writeFileSync(join(dir, 'cmdline'), dom.firmware.kernelBoot.kernelArgs + '\n');
-   0..30 asked of the agent: it must answer exactly the admitted ports.
         const r = spawnSync('busybox', ['sh', '-c', `. ${AGENT} functions; [ "$(transport)" = tcp ] || exit 9; s=0; while [ $s -le 30 ]; do tcp_port $s; s=$((s + 1)); done`], {
           env: { ...process.env, MCL_CMDLINE: join(dir, 'cmdline') },
           encoding: 'utf8',
