@@ -76,6 +76,8 @@ tcp_bridge() {
 # tcp_port_open SLOT PREFIX: the FIFO pair of a slot and its bridge in the background.
 tcp_port_open() {
   p=$(tcp_port "$1") || { fail "slot $1 is not on the kernel command line (mcl.slots)"; return; }
+  # Named again (a second identity): its bridge already serves it.
+  [ -p "$2.in" ] && [ -p "$2.out" ] && return
   rm -f "$2.in" "$2.out"
   mkfifo -m 600 "$2.in" "$2.out" || { fail "cannot make the FIFOs of $2"; return; }
   tcp_bridge "$p" "$2" </dev/null >/dev/null 2>&1 &
@@ -211,10 +213,9 @@ serve() {
   trap '' PIPE
   if [ "$(transport)" = tcp ]; then
     mkdir -p "$MCL_RUN" "$MCL_PORTS"
-    if [ ! -p "$MCL_RUN/ctl.in" ]; then
-      tcp_port_open 0 "$MCL_RUN/ctl"
-      [ -z "$err" ] || { log "$err"; sleep 5; exit 1; }
-    fi
+    # A respawned agent finds the bridge of the control port still serving it.
+    tcp_port_open 0 "$MCL_RUN/ctl"
+    [ -z "$err" ] || { log "$err"; sleep 5; exit 1; }
     exec 3<"$MCL_RUN/ctl.in" 4>"$MCL_RUN/ctl.out"
     log "control port tcp $(tcp_port 0)"
   else

@@ -30,7 +30,7 @@ afterEach(() => {
 });
 
 /** Starts the agent's port of `slot` named `kv` and an echoing program on it; resolves with the slot's TCP port. */
-async function startGuest(slots: string, slot: number): Promise<number> {
+async function startGuest(slots: string, slot: number, identities = 1): Promise<number> {
   dir = mkdtempSync(join(tmpdir(), 'mcl-agent-tcp-'));
   const base = 30000 + Math.floor(Math.random() * 20000);
   writeFileSync(join(dir, 'cmdline'), `console=ttyS0 quiet mcl.transport=tcp mcl.port_base=${base} mcl.slots=${slots}\n`);
@@ -38,7 +38,7 @@ async function startGuest(slots: string, slot: number): Promise<number> {
     `export MCL_CMDLINE=${dir}/cmdline MCL_PORTS=${dir}/ports MCL_RUN=${dir}/run`,
     'mkdir -p "$MCL_PORTS" "$MCL_RUN"',
     `. ${AGENT} functions`,
-    `link_port ${slot} kv`,
+    ...Array.from({ length: identities }, () => `link_port ${slot} kv`),
     'echo "err=$err" >"$MCL_RUN/result"',
     // The program: what mcl-msg does with a FIFO pair (open .in, then .out), answering each line.
     '[ -p "$MCL_PORTS/kv.in" ] && exec 5<"$MCL_PORTS/kv.in" 6>"$MCL_PORTS/kv.out" && while read -r l <&5; do echo "re:$l" >&6; done',
@@ -79,7 +79,8 @@ function nextLine(s: Socket): Promise<string> {
 
 describe.skipIf(!haveBusybox)('guest agent, mcl.transport=tcp', () => {
   it('bridges the slot\'s TCP port to the FIFO pair; a peer that drops is replaced by the next one, and the program never sees end of file', async () => {
-    const port = await startGuest('0,1,3', 3);
+    // The port is named twice (a second identity), which must keep the one bridge serving it.
+    const port = await startGuest('0,1,3', 3, 2);
     const a = await dial(port);
     a.write('hello\n');
     expect(await nextLine(a)).toBe('re:hello');
