@@ -15,6 +15,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const entries = [
   { src: 'cli/src/main.ts', out: 'cli/dist/mclc.mjs', format: 'esm', banner: '#!/usr/bin/env node\n' + esmShim },
   { src: 'lsp/src/server.ts', out: 'lsp/dist/server.cjs', format: 'cjs' },
+  // The kubevirt backend with its Kubernetes client, loaded by mclc only when a kubevirt deployment is acted on
+  // (cli/src/backends.ts), so that the client's few megabytes are not parsed by every other command.
+  { src: 'backends/kubevirt/src/index.ts', out: 'backends/kubevirt/dist/index.mjs', format: 'esm', banner: esmShim },
   { src: 'prettier-plugin/src/index.ts', out: 'prettier-plugin/dist/index.mjs', format: 'esm', external: ['prettier'], banner: esmShim },
   { src: 'vscode-extension/src/extension.ts', out: 'vscode-extension/dist/extension.cjs', format: 'cjs', external: ['vscode'] },
   // The extension ships its own copy of the server so the .vsix is self-contained.

@@ -27,7 +27,9 @@ function lifecycleOptions(cmd: Command): Command {
   return cmd
     .option('--root <dir>', 'workspace whose deployment to act on (default: the nearest directory with a .mcl/ at or above the current one)')
     .option('--state <file>', 'state file (default: <root>/.mcl/state.json)')
-    .option('--lock-timeout <duration>', 'wait this long for a state lock held by another process (e.g. 30s)', '0s');
+    .option('--lock-timeout <duration>', 'wait this long for a state lock held by another process (e.g. 30s)', '0s')
+    .option('--namespace <name>', 'kubevirt: the namespace of the deployment (default: the plan\'s, or the one the workspace\'s state records)')
+    .option('--context <name>', 'kubevirt: the kubeconfig context (default: the plan\'s, the state\'s, or the current one)');
 }
 
 export async function run(argv: string[], ctx: Context): Promise<number> {
@@ -104,6 +106,21 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .option('--flask', 'print the FLASK policy module the Xen backend generates for the plan (spec/xen.md)')
     .addHelpText('after', examples('mclc show shop.plan', 'mclc show shop.plan --json | jq .instances', 'mclc show shop.plan --flask > mcl.te'))
     .action(async (file: string, o) => set(import('./commands/compile-commands').then((m) => m.showCommand(ctx, file, o))));
+
+  program
+    .command('render')
+    .summary('print the Kubernetes objects of a kubevirt plan')
+    .description(
+      'Verify a plan for a kubevirt target as `apply` does and print its Kubernetes objects: a VirtualMachine per clone, the broker ' +
+        'Deployment, a Service per exposure, the NetworkPolicies and the ResourceQuota (spec/kubevirt.md). The same plan gives the same bytes.',
+    )
+    .argument('<planfile>', 'a file written by `mclc plan --out` for a target with `backend kubevirt`')
+    .addOption(new Option('--format <format>', 'k8s: the objects; containerdisk: a container image build context per guest image (needs --out)').choices(['k8s', 'containerdisk']).default('k8s'))
+    .option('--out <dir>', 'write one file per object into this directory (removing files an earlier render wrote there) instead of printing them')
+    .option('--json', 'JSON instead of YAML: a v1 List on standard output, one object per file with --out')
+    .option('--verify-key <file>', 'refuse the plan unless <planfile>.sig is its signature by this Ed25519 key (PEM; default: $MCL_PLAN_VERIFY_KEY)')
+    .addHelpText('after', examples('mclc render shop.plan | kubectl diff -f -', 'mclc render shop.plan --out k8s/ && kubectl apply --server-side -f k8s/', 'mclc render shop.plan --json | jq \'.items[].metadata.name\'', 'mclc render shop.plan --format containerdisk --out images/'))
+    .action(async (file: string, o) => set(import('./commands/render').then((m) => m.renderCommand(ctx, file, o))));
 
   sourceOptions(
     program
@@ -298,6 +315,17 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .command('__supervise', { hidden: true })
     .argument('<dir>')
     .action(async (dir: string) => set(import('./commands/lifecycle').then((m) => m.superviseCommand(dir, program.opts().backend as string | undefined))));
+
+  // The broker of a kubevirt deployment, run by its rendered Deployment `mcl-broker`; not for people.
+  program
+    .command('__kube-broker', { hidden: true })
+    .requiredOption('--plan <file>', 'the plan the Secret mcl-plan mounts')
+    .requiredOption('--guests <domain>', "the guests' headless Service, mcl-guests.<namespace>.svc")
+    .option('--status-port <port>', 'the readiness port')
+    .option('--listen <address>', 'address of the exposures and the status port (default 0.0.0.0)')
+    .option('--guest-map <list>', 'VM:PORT=HOST:PORT,...: dial these guest ports elsewhere')
+    .option('--port-map <list>', 'HOSTPORT=PORT,...: listen for these exposures on other ports')
+    .action(async (o) => set(import('./commands/kube-broker').then((m) => m.kubeBrokerCommand(ctx, o))));
 
   try {
     await program.parseAsync(argv, { from: 'user' });

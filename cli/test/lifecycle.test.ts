@@ -479,7 +479,7 @@ describe('usage errors', () => {
     expect(ctx2.stdout).toContain('mclc plan examples/webstack --out shop.plan');
   });
 
-  it.each(['validate', 'plan', 'show', 'graph', 'fmt', 'apply', 'destroy', 'status', 'logs', 'doctor'])('documents %s with examples', async (cmd) => {
+  it.each(['validate', 'plan', 'show', 'render', 'graph', 'fmt', 'apply', 'destroy', 'status', 'logs', 'doctor'])('documents %s with examples', async (cmd) => {
     const ctx = captureContext(dir);
     expect(await run([cmd, '--help'], ctx)).toBe(0);
     expect(ctx.stdout).toContain('Examples:');

@@ -5,6 +5,7 @@
 export * from './api';
 export { compile } from './compile';
 export { CAPABILITIES, type BackendCapabilities } from './target/capabilities';
+export { BACKEND_NAMES, TARGET_PROPERTIES } from './compose/components';
 // The plan's canonical JSON and digests are @mcl/plan's; re-exported for the compiler's users.
 export { canonicalJson, planDigest, sha256Hex } from '@mcl/plan';
 export { compileOrder } from './types/dfa';

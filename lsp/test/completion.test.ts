@@ -45,6 +45,11 @@ describe('completion', () => {
     expect(labels).not.toContain('connect');
   });
 
+  it("offers the compiler's target properties and backends, kubevirt's included", async () => {
+    expect(await complete(`target t {\n  $0\n}`)).toEqual(expect.arrayContaining(['backend', 'memory', 'namespace', 'context', 'registry']));
+    expect((await complete(`target t {\n  backend $0\n}`)).sort()).toEqual(['kubevirt', 'kvm', 'xen']);
+  });
+
   it('offers the ports of an instance after `instance.`', async () => {
     const labels = await complete(`${HEADER}\nsystem Sys {\n  a = A\n  b = B\n  connect a.$0\n}`);
     expect(labels.sort()).toEqual(['orders', 'store']);

@@ -50,6 +50,13 @@ export interface BackendOptions {
   signal: AbortSignal;
   /** True when `MCL_IN_AUTOMATION` or `CI` is set: never prompt or wait for a person. */
   automation: boolean;
+  /**
+   * For a backend that keeps its deployment in a cluster (kubevirt): where it
+   * is (`--namespace`, `--context`). `apply` takes both from the plan's target
+   * unless given here; `destroy`, `status` and `logs` need the namespace, as
+   * the cluster, not the workspace, holds the state.
+   */
+  cluster?: { namespace?: string; context?: string };
 }
 
 // ---------------------------------------------------------------------------

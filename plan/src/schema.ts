@@ -53,7 +53,19 @@ const planFile = obj({ path: str('Absolute path in the guest.'), content: str(),
 
 const defs: Record<string, S> = {
   JsonValue: jsonValue,
-  PlanTarget: obj({ name: str(), backend: en('kvm', 'xen'), memory_bytes: int(), vcpus: int(), vcpu_overcommit: num() }),
+  PlanTarget: obj(
+    {
+      name: str(),
+      backend: en('kvm', 'xen', 'kubevirt'),
+      memory_bytes: int(),
+      vcpus: int(),
+      vcpu_overcommit: num(),
+      namespace: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$', description: 'kubevirt: the Kubernetes namespace (format 1.2).' },
+      context: str('kubevirt: the kubeconfig context; absent means the current one (format 1.2).'),
+      registry: str('kubevirt: the container registry and path images are pulled from (format 1.2).'),
+    },
+    ['namespace', 'context', 'registry'],
+  ),
   PlanDigests: obj({ sources: sha256(), invariants: sha256(), plan: sha256() }),
   PlanSource: obj({ path: str('Workspace-relative path, or std:<module>.'), sha256: sha256() }),
   PlanFile: planFile,

@@ -12,12 +12,25 @@
 //
 // Naming: JSON fields use snake_case, as in Terraform's machine-readable output.
 
-/** 1.1 added `policies` (the rules the checks were computed from, so `apply` can check them again). */
-export const PLAN_FORMAT_VERSION = '1.1';
+/**
+ * The newest plan format this code reads and writes.
+ * 1.1 added `policies` (the rules the checks were computed from, so `apply` can check them again).
+ * 1.2 added the `kubevirt` backend and its target settings (`target.namespace`, `target.context`, `target.registry`).
+ * The compiler writes the lowest version that describes a plan (`planFormatVersion`): a plan for
+ * the KVM backend stays 1.1, byte for byte what an mclc before 1.2 wrote, so that older readers
+ * keep reading it; only a kubevirt plan says 1.2, which an older mclc then rejects by its
+ * backend name instead of tripping over fields it does not know.
+ */
+export const PLAN_FORMAT_VERSION = '1.2';
+
+/** The format version a plan with this target is written in (see PLAN_FORMAT_VERSION). */
+export function planFormatVersion(target: PlanTarget): string {
+  return target.backend === 'kubevirt' || target.namespace !== undefined || target.context !== undefined || target.registry !== undefined ? '1.2' : '1.1';
+}
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
-export type BackendName = 'kvm' | 'xen';
+export type BackendName = 'kvm' | 'xen' | 'kubevirt';
 
 export interface Plan {
   format_version: string;
@@ -67,6 +80,12 @@ export interface PlanTarget {
   vcpus: number;
   /** vCPU overcommit factor allowed (committed vcpus <= vcpus * overcommit). */
   vcpu_overcommit: number;
+  /** kubevirt (format 1.2): the Kubernetes namespace the deployment lives in; required for that backend. */
+  namespace?: string;
+  /** kubevirt (format 1.2): the kubeconfig context to use; absent means the kubeconfig's current context. */
+  context?: string;
+  /** kubevirt (format 1.2): the container registry (and path) guest and broker images are pulled from. */
+  registry?: string;
 }
 
 export interface PlanDigests {

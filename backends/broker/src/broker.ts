@@ -246,8 +246,8 @@ export class Broker extends EventEmitter {
     const connected = new Promise<boolean>((resolve) => {
       conn.connectWaiters.push(() => resolve(conn.attached && conn.stream !== null));
     });
-    if (typeof target === 'string') this.connect(conn);
-    else this.useStream(conn, target);
+    if (isDialled(target)) this.connect(conn);
+    else this.useStream(conn, target as Duplex);
     return connected;
   }
 
@@ -588,10 +588,15 @@ export class Broker extends EventEmitter {
 
   private connect(conn: PortConn): void {
     if (!conn.attached || this.closed) return;
-    const sock = createConnection(conn.target as string);
+    const target = conn.target as string | { host: string; port: number; connectTimeoutMs?: number };
+    const sock = typeof target === 'string' ? createConnection(target) : createConnection({ host: target.host, port: target.port });
     let opened = false;
+    const dialTimer =
+      typeof target === 'string' ? null : setTimeout(() => sock.destroy(new Error('connect timed out')), target.connectTimeoutMs ?? 5000);
+    dialTimer?.unref?.();
     sock.once('connect', () => {
       opened = true;
+      if (dialTimer) clearTimeout(dialTimer);
       if (!conn.attached || this.closed) {
         sock.destroy();
         return;
@@ -603,6 +608,7 @@ export class Broker extends EventEmitter {
       // Connection refused or reset: the close handler below retries.
     });
     sock.once('close', () => {
+      if (dialTimer) clearTimeout(dialTimer);
       if (!opened) this.scheduleReconnect(conn);
     });
   }
@@ -640,7 +646,7 @@ export class Broker extends EventEmitter {
       if (conn.requester) this.endOrder(conn.requester, 'the port disconnected');
       this.dropStream(conn, 'the port disconnected');
       this.emit('disconnected', { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
-      if (typeof conn.target === 'string') this.scheduleReconnect(conn);
+      if (isDialled(conn.target)) this.scheduleReconnect(conn);
     });
     this.emit('connected', { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
     this.log({ level: 'debug', message: `port ${conn.key} connected`, instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
@@ -1242,3 +1248,10 @@ function pushMap<K, V>(m: Map<K, V[]>, k: K, v: V): void {
 
 // The decisions' module owns the order completion; tests and callers import it from here too.
 export { completion } from './admit';
+
+/** A target the broker dials (and redials after a drop): a socket path or a TCP address, not a stream it was handed. */
+function isDialled(t: PortTarget): t is string | { host: string; port: number; connectTimeoutMs?: number } {
+  if (typeof t === 'string') return true;
+  const o = t as { host?: unknown; port?: unknown; pipe?: unknown };
+  return typeof o.host === 'string' && typeof o.port === 'number' && typeof o.pipe !== 'function';
+}

@@ -80,6 +80,12 @@ export type PortTarget =
    * so a restarted clone that reuses the path is picked up again.
    */
   | string
+  /**
+   * A TCP address the VM side listens on (a KubeVirt guest's port on the pod network). Dialled and
+   * redialled with backoff like a socket path; a dial that has not connected after `connectTimeoutMs`
+   * is abandoned and retried, so a guest that drops SYNs while it boots does not hold a dial for minutes.
+   */
+  | { host: string; port: number; connectTimeoutMs?: number }
   /** An already connected stream (tests, or a VM side that prefers to accept connections itself). */
   | import('node:stream').Duplex;
 

@@ -182,6 +182,19 @@ export class FakePort {
     return p;
   }
 
+  /** A port on TCP, as a KubeVirt guest listens on the pod network: 127.0.0.1 on a free port (`tcpPort`). */
+  static async listenTcp(): Promise<FakePort> {
+    const p = new FakePort('tcp');
+    await new Promise<void>((resolve) => p.server.listen(0, '127.0.0.1', resolve));
+    return p;
+  }
+
+  /** The TCP port of a port made by listenTcp. */
+  get tcpPort(): number {
+    const a = this.server.address();
+    return typeof a === 'object' && a ? a.port : 0;
+  }
+
   private onData(d: string): void {
     this.buf += d;
     let nl: number;

@@ -8,11 +8,98 @@
 # that can hold arbitrary bytes arrive base64-encoded. The agent starts the
 # program it is given and reports its exit; it never restarts it (the host's
 # restart policy decides that).
+#
+# Transports. By default every port is a virtio-serial port (KVM). With
+# `mcl.transport=tcp` on the kernel command line (a KubeVirt machine, see
+# spec/kubevirt.md) the port of slot N is a TCP listener on port
+# `mcl.port_base` + N of the guest's network interface, for the slots listed
+# in `mcl.slots`, accepting one connection at a time (the broker's), and
+# bridged to a FIFO pair PORT.in/PORT.out: the form mcl-msg already opens
+# under MCL_DEV_DIR. Slot 0 is the control port.
 
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 
 log() { echo "mcl-agent: $*" >/dev/console; }
+
+# Directories and the kernel command line; tests run the agent's functions on a
+# host with these pointed elsewhere.
+MCL_RUN=${MCL_RUN:-/run/mcl}
+MCL_PORTS=${MCL_PORTS:-/dev/mcl}
+MCL_CMDLINE=${MCL_CMDLINE:-/proc/cmdline}
+
+# cmdline_opt NAME: the value of mcl.NAME= on the kernel command line, empty when absent.
+cmdline_opt() {
+  for w in $(cat "$MCL_CMDLINE" 2>/dev/null); do
+    case "$w" in
+      "mcl.$1="*) echo "${w#*=}"; return 0 ;;
+    esac
+  done
+  return 0
+}
+
+transport() {
+  case "$(cmdline_opt transport)" in
+    tcp) echo tcp ;;
+    *) echo virtio ;;
+  esac
+}
+
+# tcp_port SLOT: the TCP port of a slot in TCP mode; fails for a slot the
+# command line does not list (the machine's interface admits only those).
+tcp_port() {
+  base=$(cmdline_opt port_base)
+  case "$base" in '' | *[!0-9]*) return 1 ;; esac
+  case ",$(cmdline_opt slots)," in
+    *",$1,"*) echo $((base + $1)) ;;
+    *) return 1 ;;
+  esac
+}
+
+# tcp_bridge PORT PREFIX: serves TCP port PORT for the FIFO pair PREFIX.in
+# (what the peer sends) and PREFIX.out (what the guest side writes), one
+# connection at a time, for ever: busybox nc accepts one connection and stops
+# listening, so a second peer is refused while one is served. The bridge
+# holds both FIFOs open read-write for its whole life, so, as with a
+# virtio-serial port whose host end went away, the guest side never reads end
+# of file when the peer goes: it waits for the next connection, and what it
+# writes meanwhile waits in the FIFO (at most the pipe's 64 KiB, then the
+# writer blocks) for the next peer.
+tcp_bridge() {
+  exec 7<>"$2.in" 8<>"$2.out"
+  while :; do
+    nc -l -p "$1" <&8 >&7 7>&- 8>&- 2>/dev/null
+    sleep 0.1
+  done
+}
+
+# tcp_port_open SLOT PREFIX: the FIFO pair of a slot and its bridge in the background.
+tcp_port_open() {
+  p=$(tcp_port "$1") || { fail "slot $1 is not on the kernel command line (mcl.slots)"; return; }
+  # Named again (a second identity): its bridge already serves it.
+  [ -p "$2.in" ] && [ -p "$2.out" ] && return
+  rm -f "$2.in" "$2.out"
+  mkfifo -m 600 "$2.in" "$2.out" || { fail "cannot make the FIFOs of $2"; return; }
+  tcp_bridge "$p" "$2" </dev/null >/dev/null 2>&1 &
+}
+
+# The network in TCP mode: the machine's one interface, configured by DHCP
+# (KubeVirt's masquerade binding serves the guest its address and route).
+net_up() {
+  ifconfig eth0 up 2>/dev/null || { log "no eth0: is virtio_net in the image's modules?"; return 1; }
+  udhcpc -i eth0 -q -n -t 20 -T 1 -s /usr/sbin/mcl-agent >/dev/null 2>&1 || log "no DHCP answer on eth0"
+}
+
+# udhcpc's script (it runs this file with the event as $1 and the lease in the environment).
+dhcp_event() {
+  case "$1" in
+    deconfig) ifconfig eth0 0.0.0.0 ;;
+    bound | renew)
+      ifconfig eth0 "$ip" netmask "${subnet:-255.255.255.0}" up
+      for r in $router; do route add default gw "$r" dev eth0 2>/dev/null; break; done
+      ;;
+  esac
+}
 
 setup() {
   mount -t devtmpfs devtmpfs /dev 2>/dev/null
@@ -33,6 +120,9 @@ setup() {
   # ENODATA. With RDRAND (TCG's -cpu max) it is initialised at boot already.
   head -c 1 /dev/urandom >/dev/null
   ifconfig lo 127.0.0.1 up 2>/dev/null
+  if [ "$(transport)" = tcp ]; then
+    net_up
+  fi
 }
 
 # Prints the /dev node of the virtio-serial port named $1, fails when there is none.
@@ -84,6 +174,8 @@ link_port() {
   esac
   if on_xen; then
     vchan_port "$1" "/dev/mcl/$2"
+  elif [ "$(transport)" = tcp ]; then
+    tcp_port_open "$1" "$MCL_PORTS/$2"
   elif dev=$(port_dev "slot$1"); then
     ln -sf "$dev" "/dev/mcl/$2"
   else
@@ -139,6 +231,23 @@ start_program() {
 }
 
 serve() {
+  # A report written while no host is connected is lost, not fatal.
+  trap '' PIPE
+  if [ "$(transport)" = tcp ]; then
+    mkdir -p "$MCL_RUN" "$MCL_PORTS"
+    # A respawned agent finds the bridge of the control port still serving it.
+    tcp_port_open 0 "$MCL_RUN/ctl"
+    [ -z "$err" ] || { log "$err"; sleep 5; exit 1; }
+    exec 3<"$MCL_RUN/ctl.in" 4>"$MCL_RUN/ctl.out"
+    log "control port tcp $(tcp_port 0)"
+  else
+    serve_virtio
+  fi
+  say "ready boot"
+  serve_loop
+}
+
+serve_virtio() {
   ctl=
   i=0
   if on_xen; then
@@ -160,7 +269,9 @@ serve() {
     exec 3<>"$ctl" 4>&3
     log "control port $ctl"
   fi
-  say "ready boot"
+}
+
+serve_loop() {
   err=
   idle=0
   set --
@@ -236,5 +347,7 @@ serve() {
 case "$1" in
   setup) setup ;;
   serve) serve ;;
+  deconfig | bound | renew | leasefail | nak) dhcp_event "$1" ;;
+  functions) ;;
   *) echo "usage: mcl-agent setup|serve" >&2; exit 2 ;;
 esac

@@ -7,6 +7,8 @@ export { checkpoint, restore } from './lifecycle/checkpoint-commands';
 export { doctor } from './lifecycle/doctor';
 export { audit, auditVerify, usage } from './lifecycle/report-commands';
 export { BackendFailure } from './lifecycle/errors';
+/** The guest image builder, also used by `mclc render --format containerdisk` to package an image for KubeVirt. */
+export { buildImage } from './image';
 import { runSupervisor as run } from './lifecycle/daemon';
 
 /** Entry of the hidden `mclc __supervise DIR` command: the per-deployment supervisor process. */

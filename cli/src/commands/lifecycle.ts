@@ -25,6 +25,8 @@ export interface LifecycleOptions {
   lockTimeout?: string;
   json?: boolean;
   verbose?: boolean;
+  namespace?: string;
+  context?: string;
 }
 
 /** Parses `500ms`, `30s`, `2min`, `1h` or a bare number of seconds into milliseconds. */
@@ -78,11 +80,14 @@ export function backendOptions(ctx: Context, o: LifecycleOptions, signal: AbortS
     supervisorCommand: supervisorCommand(row),
     signal,
     automation: ctx.automation,
+    ...(o.namespace !== undefined || o.context !== undefined ? { cluster: { namespace: o.namespace, context: o.context } } : {}),
   };
 }
 
 /** The backend that made the deployment `o` names (the default one when nothing is deployed there). */
 export function deployedWith(ctx: Context, o: LifecycleOptions): BackendRow {
+  // A namespace names a deployment in a cluster, whatever the workspace's state says.
+  if (o.namespace !== undefined) return backendRow('kubevirt', '--namespace names a deployment of');
   return deploymentBackend(deploymentPaths(ctx, o).stateFile);
 }
 
@@ -135,7 +140,7 @@ export function eventPrinter(ctx: Context, o: LifecycleOptions): (ev: BackendEve
  * channels and exposures (a plan's digests can be recomputed after an edit,
  * its checks cannot be made to pass). Throws what does not hold.
  */
-function verifyPlan(ctx: Context, plan: Plan, text: string, path: string, verifyKey: string | undefined): void {
+export function verifyPlan(ctx: Context, plan: Plan, text: string, path: string, verifyKey: string | undefined): void {
   const shown = displayPath(ctx.cwd, path);
   if (verifyKey) verifyPlanSignature(text, path, resolve(ctx.cwd, verifyKey), ctx.cwd);
   const list = (items: string[]) => items.slice(0, 10).map((p) => `\n  ${p}`).join('') + (items.length > 10 ? `\n  ... and ${items.length - 10} more` : '');
@@ -176,7 +181,10 @@ export async function applyCommand(
       );
     }
     if (!o.json) {
-      const state = readStateFile(opts.stateFile, ctx.cwd, false) ?? null;
+      // The workspace's state counts only for a deployment of the plan's backend: a kubevirt plan
+      // applied where a local KVM deployment runs is checked against the cluster's state instead.
+      const local = readStateFile(opts.stateFile, ctx.cwd, false) ?? null;
+      const state = local && local.backend === plan.target.backend ? local : null;
       // A stale plan is refused before its changes are shown: they are computed against a state the
       // plan was not made for, so "No changes" there would be wrong. The backend decides again under
       // its lock, where the state cannot change underneath.

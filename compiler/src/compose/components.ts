@@ -17,6 +17,7 @@ import type {
 } from '@mcl/language';
 import { Codes } from '@mcl/language';
 import type { BackendName, JsonValue } from '@mcl/plan';
+import { CAPABILITIES } from '../target/capabilities';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
 import { qnameText } from '../resolve/load';
 import { lookupPlain, resolveRef } from '../resolve/scope';
@@ -94,7 +95,24 @@ export interface TargetInfo {
   memory_bytes: number;
   vcpus: number;
   vcpu_overcommit: number;
+  /** kubevirt: the Kubernetes namespace (required there, refused elsewhere). */
+  namespace?: string;
+  /** kubevirt: the kubeconfig context; absent means the current one. */
+  context?: string;
+  /** kubevirt: the registry images are pulled from. */
+  registry?: string;
 }
+
+/** The backends a target may name: the rows of the capability table, in its order. */
+export const BACKEND_NAMES = Object.keys(CAPABILITIES) as BackendName[];
+/** The settings only a kubevirt target has. */
+const KUBE_PROPS = ['namespace', 'context', 'registry'];
+/** Every property a target may have (completion offers them). */
+export const TARGET_PROPERTIES: readonly string[] = ['backend', 'memory', 'vcpus', 'overcommit', ...KUBE_PROPS];
+/** A container image repository without a tag: `host[:port]/path`, lower case. */
+const REGISTRY_RE = /^[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9]+)*(:[0-9]{1,5})?(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*$/;
+/** A Kubernetes namespace name: an RFC 1123 label. */
+const NAMESPACE_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export interface LabelInfo {
   labels: Set<string>;
@@ -457,10 +475,23 @@ export class Components {
       switch (key) {
         case 'backend': {
           const name = v.kind === 'Ref' ? qnameText(v.name) : v.kind === 'String' ? v.value : '';
-          if (name === 'kvm' || name === 'xen') info.backend = name;
-          else bad(`unknown backend \`${name || exprKind(v)}\``, didYouMean(name, ['kvm', 'xen']) ?? 'the backends are `kvm` and `xen`');
+          if ((BACKEND_NAMES as readonly string[]).includes(name)) info.backend = name as BackendName;
+          else bad(`unknown backend \`${name || exprKind(v)}\``, didYouMean(name, BACKEND_NAMES) ?? `the backends are ${BACKEND_NAMES.map((b) => `\`${b}\``).join(', ')}`);
           break;
         }
+        case 'namespace':
+          if (v.kind !== 'String' || !NAMESPACE_RE.test(v.value)) {
+            bad('`namespace` must be a Kubernetes namespace name in quotes', 'write e.g. `namespace "shop"`: lower-case letters, digits and `-`, at most 63, starting and ending with a letter or digit');
+          } else info.namespace = v.value;
+          break;
+        case 'context':
+          if (v.kind !== 'String' || v.value.length === 0 || v.value.length > 253) bad('`context` must be the name of a kubeconfig context in quotes', 'write e.g. `context "prod-cluster"`, or leave it out to use the current context');
+          else info.context = v.value;
+          break;
+        case 'registry':
+          if (v.kind !== 'String' || v.value.length > 200 || !REGISTRY_RE.test(v.value)) bad('`registry` must be a container image repository in quotes, without a tag', 'write e.g. `registry "ghcr.io/acme/mcl"`');
+          else info.registry = v.value;
+          break;
         case 'memory':
           if (v.kind !== 'Size' || v.bytes <= 0) bad('`memory` must be a size such as `8GiB`', 'write the host memory available to guests, e.g. `memory 8GiB`');
           else info.memory_bytes = v.bytes;
@@ -475,13 +506,30 @@ export class Components {
           break;
         default:
           ok = false;
-          this.ctx.report(Codes.InvalidTargetProperty, `unknown target property \`${key}\``, m.file, p.key.span, { hint: didYouMean(key, ['backend', 'memory', 'vcpus', 'overcommit']) ?? 'targets have `backend`, `memory`, `vcpus` and `overcommit`' });
+          this.ctx.report(Codes.InvalidTargetProperty, `unknown target property \`${key}\``, m.file, p.key.span, {
+            hint: didYouMean(key, TARGET_PROPERTIES) ?? 'targets have `backend`, `memory`, `vcpus`, `overcommit`, and for kubevirt `namespace`, `context` and `registry`',
+          });
       }
     }
     for (const req of ['memory', 'vcpus']) {
       if (!props.has(req)) {
         ok = false;
         this.ctx.report(Codes.InvalidTargetProperty, `target \`${e.name}\` does not say its ${req}`, m.file, d.name.span, { hint: req === 'memory' ? 'add `memory 8GiB` (the host memory guests may use)' : 'add `vcpus 4`' });
+      }
+    }
+    // The Kubernetes settings belong to the kubevirt backend only: elsewhere they would be silently ignored.
+    if (ok && info.backend === 'kubevirt' && !props.has('namespace')) {
+      ok = false;
+      this.ctx.report(Codes.InvalidTargetProperty, `target \`${e.name}\` uses backend \`kubevirt\` but does not say its namespace`, m.file, d.name.span, {
+        hint: 'add `namespace "shop"`: the Kubernetes namespace the deployment lives in (one deployment per namespace)',
+      });
+    }
+    if (ok && info.backend !== 'kubevirt') {
+      for (const k of KUBE_PROPS) {
+        const p = props.get(k);
+        if (!p) continue;
+        ok = false;
+        this.ctx.report(Codes.InvalidTargetProperty, `\`${k}\` is a setting of backend \`kubevirt\`, not of \`${info.backend}\``, m.file, p.key.span, { hint: `remove \`${k}\`, or write \`backend kubevirt\`` });
       }
     }
     this.targets.set(e, ok ? info : undefined);

@@ -6,7 +6,7 @@
 import type { Span } from '@mcl/language';
 import { Codes } from '@mcl/language';
 import {
-  PLAN_FORMAT_VERSION,
+  planFormatVersion,
   canonicalJson,
   imageDigest,
   instanceDigest,
@@ -140,6 +140,9 @@ export class PlanBuilder {
       vcpus: target.vcpus,
       vcpu_overcommit: target.vcpu_overcommit,
     };
+    if (target.namespace !== undefined) planTarget.namespace = target.namespace;
+    if (target.context !== undefined) planTarget.context = target.context;
+    if (target.registry !== undefined) planTarget.registry = target.registry;
 
     // Images.
     const images = new Map<string, { entry: DeclEntry; image: PlanImage }>();
@@ -405,7 +408,7 @@ export class PlanBuilder {
     const uniqueSources = sources.filter((s, i) => i === 0 || sources[i - 1].path !== s.path);
     const checks = [...policy.checks].sort((a, b) => byString(a.id, b.id));
     const plan: Plan = {
-      format_version: PLAN_FORMAT_VERSION,
+      format_version: planFormatVersion(body.target),
       mclc_version: options.mclcVersion,
       system: rootQname,
       target: body.target,

@@ -6,6 +6,7 @@ import type { BudgetRule, Span } from '@mcl/language';
 import { Codes } from '@mcl/language';
 import type { PlanInstance, PlanResources } from '@mcl/plan';
 import { addCheck, relatedFor, report, targetRef, type Context, type Counterexample } from './context';
+import { CAPABILITIES } from '../target/capabilities';
 import { compareStrings } from './graph';
 import type { ScopedRule } from './types';
 
@@ -65,6 +66,12 @@ export function estimate(ctx: Context, instances: readonly PlanInstance[]): Plan
   }
   let templateMemory = 0;
   for (const bytes of used.values()) templateMemory += bytes;
+  // A backend whose clones share no pages (kubevirt) has no resident template
+  // and every clone holds its whole memory: the estimate is the worst case.
+  const backend = ctx.input.target?.backend;
+  if (backend !== undefined && CAPABILITIES[backend]?.sharedMemory === false) {
+    return { template_memory_bytes: 0, estimated_private_bytes: fullyPrivate, estimated_total_bytes: fullyPrivate, worst_case_bytes: fullyPrivate, committed_vcpus: vcpus };
+  }
   return {
     template_memory_bytes: templateMemory,
     estimated_private_bytes: estimatedPrivate,

@@ -19,6 +19,15 @@
 // for (MCL0412), so the limit is the same. What stays different is at run
 // time, not in the plan: the instance path (fork or restore) and whether the
 // hypervisor enforces the plan's FLASK policy.
+//
+// KubeVirt (backends/kubevirt, spec/kubevirt.md): every clone is a
+// VirtualMachine booted from a container image; KubeVirt has no copy-on-write
+// fork, so there are no per-session forks and no pages shared between clones
+// (each pod requests its guest's full memory, which the resource check then
+// counts). A guest's ports are TCP connections to the broker's Service, one
+// broker port per guest port; the same 31-slot layout keeps the guest image
+// the KVM backend builds usable. Exposures are Services. A kernel at a path
+// of the planning host does not exist on the cluster's nodes.
 
 import type { BackendName } from '@mcl/plan';
 
@@ -48,8 +57,10 @@ export interface BackendCapabilities {
   minMemoryBytes: number;
   /** A kernel given as an absolute host path (instead of the distribution's cloud kernel). */
   customKernel: boolean;
+  /** Clones share their template's unmodified pages (copy-on-write); without it every clone costs its full memory. */
+  sharedMemory: boolean;
   /** Why the backend lacks a capability, for hints. */
-  notes: Partial<Record<'perSession' | 'replicas' | 'exposures' | 'customKernel', string>>;
+  notes: Partial<Record<'perSession' | 'replicas' | 'exposures' | 'customKernel' | 'sharedMemory', string>>;
 }
 
 export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
@@ -61,6 +72,7 @@ export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
     maxVcpus: 64,
     minMemoryBytes: MIN_GUEST_MEMORY,
     customKernel: true,
+    sharedMemory: true,
     notes: {},
   },
   xen: {
@@ -72,6 +84,23 @@ export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
     // The same kernel and initramfs, plus two small modules and the vchan client.
     minMemoryBytes: MIN_GUEST_MEMORY,
     customKernel: true,
+    sharedMemory: true,
     notes: {},
+  },
+  kubevirt: {
+    perSession: false,
+    replicas: true,
+    exposures: true,
+    maxPortSlots: 31,
+    maxVcpus: 64,
+    // The same kernel and initramfs, booted by KubeVirt from a container image.
+    minMemoryBytes: MIN_GUEST_MEMORY,
+    customKernel: false,
+    sharedMemory: false,
+    notes: {
+      perSession: 'KubeVirt cannot fork a running guest, so there is no fresh copy-on-write clone per session',
+      customKernel: "a kernel at a path of this machine is not on the cluster's nodes; the guest image carries the distribution's cloud kernel",
+      sharedMemory: 'KubeVirt guests share no pages, so every clone costs its full memory',
+    },
   },
 };

@@ -2,7 +2,7 @@
 // declarations in the entry files, the compile options, or the defaults (the
 // only system no other system uses, and the prelude's `local` target).
 
-import type { DeployDecl, Span } from '@mcl/language';
+import type { DeployDecl, ImageDecl, Span } from '@mcl/language';
 import { Codes } from '@mcl/language';
 import type { CompileOptions } from '../api';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
@@ -169,6 +169,22 @@ export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): voi
     }
     if (inst.vcpus > caps.maxVcpus) {
       ctx.report(Codes.BackendCannotRealise, `\`${fi.id}\` asks for ${inst.vcpus} vCPUs, more than backend \`${target.backend}\` gives one guest (${caps.maxVcpus})`, fi.module.file, at, { hint: `use at most ${caps.maxVcpus}`, related: rel });
+    }
+  }
+  if (!caps.customKernel) {
+    // An image's `kernel` at a path of this machine: reported once per image, at the property.
+    const seen = new Set<DeclEntry>();
+    for (const fi of flat.instances) {
+      const img = fi.comp.image;
+      if (!img || seen.has(img)) continue;
+      seen.add(img);
+      const p = (img.decl as ImageDecl).props.find((q) => q.key.name === 'kernel');
+      if (p?.value.kind === 'String' && p.value.value.startsWith('/')) {
+        ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot boot image \`${img.name}\` with the kernel \`${p.value.value}\` of this machine`, img.module.file, p.value.span, {
+          hint: `${caps.notes.customKernel ?? 'the backend boots only the stock kernel'}; write \`kernel "debian-cloud"\``,
+          related: rel,
+        });
+      }
     }
   }
   if (!caps.exposures) {

@@ -4,7 +4,7 @@
 // candidates (types, components, ports, operations) come from the checked
 // Program, so names are resolved exactly as the compiler resolves them.
 
-import type { SymbolInfo } from '@mcl/compiler';
+import { BACKEND_NAMES, TARGET_PROPERTIES, type SymbolInfo } from '@mcl/compiler';
 import { tokenize, type InstanceDecl, type LexicalToken, type SystemDecl, type TokenKind } from '@mcl/language';
 import { CompletionItemKind, InsertTextFormat, type CompletionItem, type CompletionList, type Position } from 'vscode-languageserver';
 import type { Snapshot } from '../analysis';
@@ -150,7 +150,8 @@ const PROTOCOL_KEYWORDS = ['call', 'send', 'notify', 'order'];
 const INSTANCE_KEYWORDS = ['replicas', 'per', 'single', 'restart', 'memory', 'vcpus', 'label'];
 const POLICY_KEYWORDS = ['no', 'exposed', 'budget'];
 const IMAGE_KEYWORDS = ['base', 'kernel', 'modules'];
-const TARGET_KEYWORDS = ['backend', 'memory', 'vcpus', 'overcommit'];
+// The compiler's lists, so that a property or backend it accepts is offered here too.
+const TARGET_KEYWORDS = TARGET_PROPERTIES;
 const PRIMITIVES = ['bool', 'int', 'float', 'string', 'bytes', 'list', 'map', 'enum', 'union'];
 
 /** Statements in blocks without separators start at a keyword that can only begin one. */
@@ -415,7 +416,7 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
       return items([]);
     case 'target':
       if (stmt.length === 0) return items(TARGET_KEYWORDS.map((k) => kw(k)));
-      if (words[0] === 'backend') return items([kw('kvm'), kw('xen')]);
+      if (words[0] === 'backend') return items(BACKEND_NAMES.map((b) => kw(b)));
       return items([]);
     case 'labels':
       return items(labelItems(s));
