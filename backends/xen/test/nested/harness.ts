@@ -13,7 +13,7 @@
 //   modules of the dom0 kernel, the control agent (dom0-agent.mjs), the smoke
 //   test's vchan server, the guest kernel (the host's Debian cloud kernel) and
 //   a small guest initramfs. It is cached under
-//   `$MCL_CACHE_DIR/xen-nested/dom0-<key>.cpio`, the key a hash of every entry;
+//   `$MCL_CACHE_DIR/xen-nested/dom0-<key>.cpio` (the key: dom0Key below);
 // - a second cpio archive per run with the test's own files (`files`),
 //   appended to the first (Linux unpacks concatenated archives), so a change
 //   of the code under test does not rebuild the large one.
@@ -294,27 +294,46 @@ async function dom0Entries(cache: string, inputs: ReturnType<typeof ensureInputs
   return entries;
 }
 
-function entryKey(entries: CpioEntry[]): string {
-  const lines = entries.map((e) => {
-    switch (e.kind) {
-      case 'file':
-        return `f ${e.path} ${e.mode.toString(8)} ${sha256(e.data)}`;
-      case 'dir':
-        return `d ${e.path} ${e.mode.toString(8)}`;
-      case 'symlink':
-        return `l ${e.path} ${e.target}`;
-      case 'chardev':
-        return `c ${e.path} ${e.mode.toString(8)} ${e.major}:${e.minor}`;
-    }
-  });
-  return sha256(`nx-dom0 ${DOM0_FORMAT}\n${lines.sort().join('\n')}\n`);
-}
-
 export interface BuiltDom0 extends Dom0Inputs {
   /** The cached dom0 initramfs (uncompressed cpio: dom0 unpacks it faster under TCG than a gzip one). */
   initrd: string;
   cached: boolean;
   buildMs: number;
+}
+
+/**
+ * The cache key of the dom0 initramfs, from what goes into it without reading
+ * it all: the package files, the size and modification time of the large
+ * host files (node, busybox, the guest kernel, the C library and Xen's
+ * libraries, which apt replaces on upgrade), and the content of this
+ * directory's own sources. Hashing the 120 MiB of entries took longer than
+ * the boot's first seconds.
+ */
+async function dom0Key(inputs: ReturnType<typeof ensureInputs>): Promise<string> {
+  const stamp = (f: string) => {
+    try {
+      const st = statSync(f);
+      return `${f} ${st.size} ${st.mtimeMs}`;
+    } catch {
+      return `${f} -`;
+    }
+  };
+  const own = ['harness.ts', 'dom0-rc.sh', 'dom0-agent.mjs', 'guest-init.sh', ...readdirSync(path.join(here, 'probes')).sort().map((n) => `probes/${n}`)];
+  const guest = await resolveKernel('debian-cloud');
+  const lines = [
+    `nx-dom0 ${DOM0_FORMAT}`,
+    inputs.xenPackage,
+    inputs.dom0KernelRelease,
+    path.basename(inputs.utils),
+    stamp(process.execPath),
+    stamp(await findBusybox()),
+    stamp(guest.path),
+    stamp(path.join(process.env.MCL_MODULES_DIR ?? '/lib/modules', guest.release, 'modules.dep')),
+    stamp('/lib/x86_64-linux-gnu/libc.so.6'),
+    ...readdirSync('/usr/lib/x86_64-linux-gnu').filter((n) => /^libxen.*\.so\.[0-9.]+$/.test(n)).sort().map((n) => stamp(path.join('/usr/lib/x86_64-linux-gnu', n))),
+    ...own.map((f) => `${f} ${sha256(readFileSync(path.join(here, f)))}`),
+  ];
+  return sha256(lines.join('\n')).slice(0, 32);
 }
 
 /** Builds the dom0 initramfs, or finds it in the cache. */
@@ -323,12 +342,12 @@ export async function ensureDom0(options: { cacheDir?: string } = {}): Promise<B
   const cache = nestedCacheDir(options.cacheDir);
   mkdirSync(cache, { recursive: true });
   const inputs = ensureInputs(cache);
-  const entries = await dom0Entries(cache, inputs);
-  const key = entryKey(entries).slice(0, 32);
+  const key = await dom0Key(inputs);
   const initrd = path.join(cache, `dom0-${key}.cpio`);
   const result = (cached: boolean): BuiltDom0 => ({ xen: inputs.xen, dom0Kernel: inputs.dom0Kernel, xenPackage: inputs.xenPackage, dom0KernelRelease: inputs.dom0KernelRelease, initrd, cached, buildMs: Date.now() - start });
   if (existsSync(initrd)) return result(true);
-  // Older builds of the same cache are replaced: each is about 130 MB.
+  const entries = await dom0Entries(cache, inputs);
+  // Older builds of the same cache are replaced: each is about 120 MiB.
   for (const n of readdirSync(cache)) if (/^dom0-[0-9a-f]+\.cpio$/.test(n)) rmSync(path.join(cache, n), { force: true });
   const tmp = `${initrd}.${process.pid}.tmp`;
   writeFileSync(tmp, writeCpio(entries));
