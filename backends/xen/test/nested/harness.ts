@@ -42,7 +42,21 @@ import { cacheDir } from '../../../kvm/src/vm/paths';
 import { launchCommand, launchHost, requireQemu } from '../../../kvm/src/vm/qemu';
 import { connectUnix } from '../../../kvm/src/vm/qmp';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+/**
+ * This directory (fetch-debs.sh, the dom0 and guest scripts, the probes): the
+ * nearest ancestor of this module's location that holds
+ * backends/xen/test/nested. A benchmark bundled by scripts/run-ts.mjs sees
+ * its own entry's location as import.meta.url, not this file's.
+ */
+const here = (() => {
+  const self = path.dirname(fileURLToPath(import.meta.url));
+  if (existsSync(path.join(self, 'dom0-agent.mjs'))) return self;
+  for (let dir = self; path.dirname(dir) !== dir; dir = path.dirname(dir)) {
+    const p = path.join(dir, 'backends', 'xen', 'test', 'nested');
+    if (existsSync(path.join(p, 'dom0-agent.mjs'))) return p;
+  }
+  return self;
+})();
 
 /** Bumped when the layout of the dom0 initramfs changes, so old cache entries are not reused. */
 const DOM0_FORMAT = 1;
@@ -56,6 +70,29 @@ const GUEST_MODULES = ['xen-evtchn', 'xen-gntdev'];
 export const GUEST_KERNEL = '/boot/nx-guest-vmlinuz';
 export const SMOKE_GUEST_INITRD = '/boot/nx-smoke-guest.cpio.gz';
 const MIB = 1024 * 1024;
+
+/**
+ * The xl.cfg of the test bed's own PVH guest (the host's cloud kernel and the
+ * smoke guest's initramfs): no network, no disk, its console to xenconsoled.
+ */
+export function pvhConfig(name: string, memoryMiB = 128): string {
+  return [
+    `name = "${name}"`,
+    'type = "pvh"',
+    `kernel = "${GUEST_KERNEL}"`,
+    `ramdisk = "${SMOKE_GUEST_INITRD}"`,
+    'cmdline = "console=hvc0 loglevel=4"',
+    `memory = ${memoryMiB}`,
+    `maxmem = ${memoryMiB}`,
+    'vcpus = 1',
+    'vif = []',
+    'disk = []',
+    'on_poweroff = "destroy"',
+    'on_reboot = "destroy"',
+    'on_crash = "destroy"',
+    '',
+  ].join('\n');
+}
 
 export interface NestedXenOptions {
   /** Cache directory; default `$MCL_CACHE_DIR`, else `~/.cache/mcl`. */
@@ -279,9 +316,11 @@ async function dom0Entries(cache: string, inputs: ReturnType<typeof ensureInputs
     elves.push(f);
     entries.push({ kind: 'file', path: `${XEN_BIN}/${n}`, mode: 0o755, data: readFileSync(f) });
   }
-  const serve = compileProbe(cache, 'nx-vchan-serve', ['-lxenvchan']);
-  elves.push(serve);
-  entries.push({ kind: 'file', path: 'usr/bin/nx-vchan-serve', mode: 0o755, data: readFileSync(serve) });
+  for (const [name, libs] of [['nx-vchan-serve', ['-lxenvchan']], ['nx-domstat', ['-lxenctrl']]] as const) {
+    const bin = compileProbe(cache, name, [...libs]);
+    elves.push(bin);
+    entries.push({ kind: 'file', path: `usr/bin/${name}`, mode: 0o755, data: readFileSync(bin) });
+  }
   for (const [to, from] of libraries(elves)) entries.push({ kind: 'file', path: to, mode: 0o755, data: readFileSync(from) });
 
   const mods = await moduleEntries(path.join(inputs.kernelTree, 'lib', 'modules', inputs.dom0KernelRelease), DOM0_MODULES, 'lib/nx-modules');

@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findQemu } from '../../../kvm/src/vm/paths';
-import { GUEST_KERNEL, NestedXen, SMOKE_GUEST_INITRD } from './harness';
+import { NestedXen, pvhConfig } from './harness';
 
 const qemu = findQemu();
 let nx: NestedXen;
@@ -26,21 +26,6 @@ function pidsMentioning(text: string): number[] {
     })
     .map(Number);
 }
-
-const GUEST_CFG = [
-  'name = "nx-smoke"',
-  'type = "pvh"',
-  `kernel = "${GUEST_KERNEL}"`,
-  `ramdisk = "${SMOKE_GUEST_INITRD}"`,
-  'cmdline = "console=hvc0 loglevel=4"',
-  'memory = 128',
-  'vcpus = 1',
-  'vif = []',
-  'disk = []',
-  'on_poweroff = "destroy"',
-  'on_crash = "destroy"',
-  '',
-].join('\n');
 
 /** Polls `fn` every second until it returns a value, or fails after `ms`. */
 async function until<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {
@@ -76,7 +61,7 @@ describe.skipIf(!qemu)(`nested Xen smoke${qemu ? '' : ' (skipped: no qemu-system
   }, 120_000);
 
   it('starts a PVH guest whose console reaches xenconsoled', async () => {
-    await nx.put('/run/nx-smoke.cfg', GUEST_CFG);
+    await nx.put('/run/nx-smoke.cfg', pvhConfig('nx-smoke'));
     await nx.sh('xl create /run/nx-smoke.cfg', { timeoutMs: 180_000 });
     const list = await nx.sh('xl list nx-smoke');
     expect(list).toMatch(/^nx-smoke\s+\d+\s+128\s+1\s/m);
