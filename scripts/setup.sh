@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for mcl: the host packages the KVM backend
-# needs (QEMU, busybox-static, a kernel), then the npm packages and the build.
+# needs (QEMU, busybox-static, a kernel) and the Xen backend's tests need
+# (libxen-dev, checkpolicy, m4), then the npm packages and the build.
 # Idempotent: a second run only checks. Run as root (or with sudo) on a fresh
 # machine; set MCL_SKIP_APT=1 where the packages are already installed.
 set -euo pipefail
@@ -8,6 +9,21 @@ cd "$(dirname "$0")/.."
 
 if [ "${MCL_SKIP_APT:-0}" != 1 ]; then
   bash backends/kvm/scripts/install-deps.sh
+  # The Xen backend's native tests (backends/xen/test/native.test.ts): its C programs link against
+  # libxen-dev, and the plan's FLASK policy is compiled with checkpolicy (m4 expands Xen's policy macros).
+  # No hypervisor is needed for them.
+  xen_missing=()
+  [ -e /usr/include/libxenvchan.h ] || xen_missing+=(libxen-dev)
+  command -v checkpolicy >/dev/null 2>&1 || xen_missing+=(checkpolicy)
+  command -v m4 >/dev/null 2>&1 || xen_missing+=(m4)
+  if [ ${#xen_missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "setup: ${xen_missing[*]} missing; run this script as root (or with sudo) to install them" >&2
+      exit 1
+    fi
+    flock /tmp/mcl-apt.lock apt-get update -q
+    DEBIAN_FRONTEND=noninteractive flock /tmp/mcl-apt.lock apt-get install -y -q --no-install-recommends "${xen_missing[@]}"
+  fi
   # Neovim, for the test that runs the language server in a real editor
   # (lsp/test/neovim.test.ts; in CI it must run, elsewhere it is skipped without nvim).
   if ! command -v nvim >/dev/null 2>&1; then

@@ -17,7 +17,10 @@ export interface BackendRow {
   load(): Promise<unknown>;
 }
 
-export const BACKENDS: readonly BackendRow[] = [{ name: 'kvm', title: 'KVM', load: () => import('@mcl/backend-kvm') }];
+export const BACKENDS: readonly BackendRow[] = [
+  { name: 'kvm', title: 'KVM', load: () => import('@mcl/backend-kvm') },
+  { name: 'xen', title: 'Xen', load: () => import('@mcl/backend-xen') },
+];
 
 /** The backend of commands that have neither a plan nor a deployment to say which (`doctor`, a first `status`). */
 export const DEFAULT_BACKEND: BackendRow = BACKENDS[0];

@@ -101,7 +101,8 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .description('Validate a plan file and print its instances, channels, exposures, checks and resources.')
     .argument('<planfile>', 'a file written by `mclc plan --out`')
     .option('--json', 'print the plan as canonical JSON (sensitive parameters redacted)')
-    .addHelpText('after', examples('mclc show shop.plan', 'mclc show shop.plan --json | jq .instances'))
+    .option('--flask', 'print the FLASK policy module the Xen backend generates for the plan (spec/xen.md)')
+    .addHelpText('after', examples('mclc show shop.plan', 'mclc show shop.plan --json | jq .instances', 'mclc show shop.plan --flask > mcl.te'))
     .action(async (file: string, o) => set(import('./commands/compile-commands').then((m) => m.showCommand(ctx, file, o))));
 
   sourceOptions(

@@ -161,6 +161,12 @@ describe('plan and show', () => {
     const json = await mclc(['show', planPath, '--json']);
     expect(json.stdout).not.toContain('s3cr3t');
     expect(JSON.parse(json.stdout).instances.map((i: { id: string }) => i.id)).toEqual(['greet', 'store', 'web']);
+    const flask = await mclc(['show', planPath, '--flask']);
+    expect(flask.code).toBe(0);
+    for (const id of ['greet', 'store', 'web']) expect(flask.stdout).toContain(`mcl_domain(mcl_${id}_t) # instance ${id}`);
+    expect(flask.stdout).toContain('neverallow mcl_guest mcl_guest:grant { map_read map_write copy transfer };');
+    expect(flask.stdout).not.toContain('s3cr3t');
+    expect((await mclc(['show', planPath, '--flask', '--json'])).code).toBe(1);
   });
 
   it('gives the same plan bytes twice', async () => {

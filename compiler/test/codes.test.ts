@@ -113,9 +113,9 @@ const CASES: Case[] = [
   },
   {
     code: 'MCL0601',
-    main: 'import std.http.{Http}\ncomponent T { expose h: Http on tcp 8081\n per session max 8 }\nsystem S { t = T }\ntarget x { backend xen\n memory 8GiB\n vcpus 4 }\ndeploy S to x\n',
+    main: 'component T { memory 64MiB }\nsystem S { t = T }\ntarget x { backend xen\n memory 8GiB\n vcpus 4 }\ndeploy S to x\n',
     at: 't',
-    message: /backend `xen`/,
+    message: /backend `xen` boots in/,
   },
   { code: 'MCL0602', main: comp('') + 'system S { c = C }\ndeploy S to nowhere\n', at: 'nowhere' },
   { code: 'MCL0603', main: 'target t { backend kvm\n memory 1GiB\n vcpus 1\n colour 3 }\n', at: 'colour' },

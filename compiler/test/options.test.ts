@@ -125,3 +125,14 @@ describe('guest memory', () => {
     expect(compileText('component C { memory 80MiB }\nsystem S { c = C }\n').plan).toBeDefined();
   });
 });
+
+describe('xen targets', () => {
+  test('plan per-session instances (forked, or restored, per session by the Xen backend)', () => {
+    const src =
+      'import std.http.{Http}\ncomponent T { expose h: Http on tcp 8081\n per session max 8 }\nsystem S { t = T }\ntarget x { backend xen\n memory 8GiB\n vcpus 8 }\ndeploy S to x\n';
+    const r = compileText(src);
+    expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    expect(r.plan?.target.backend).toBe('xen');
+    expect(r.plan?.instances.find((i) => i.id === 't')?.mode).toBe('per_session');
+  });
+});

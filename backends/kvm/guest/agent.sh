@@ -48,9 +48,29 @@ port_dev() {
   return 1
 }
 
+# On Xen (the kernel command line carries mcl.xen=1) there is no virtio-serial
+# device: every port is a vchan to dom0, carried by a FIFO pair PORT.in/PORT.out
+# that mcl-msg's FIFO mode reads, and mcl-vchan (the static vchan client) copies
+# between the pair and dom0's vchan server of the slot (spec/xen.md). It is
+# started again whenever it ends: dom0 closed the vchan, or the guest was
+# restored under a new domain id and its server is found at the new
+# /local/domain/<id>/data/mcl/p<slot> (a relative xenstore path).
+on_xen() { grep -q 'mcl\.xen=1' /proc/cmdline 2>/dev/null; }
+
+# vchan_port SLOT FIFO-PREFIX: FIFOs opened read-write so neither side blocks opening them.
+vchan_port() {
+  mkfifo "$2.in" "$2.out" 2>/dev/null
+  (
+    while :; do
+      mcl-vchan "data/mcl/p$1" <>"$2.out" 1<>"$2.in" 2>/dev/null
+      sleep 0.2
+    done
+  ) </dev/null >/dev/null 2>&1 3>&- 4>&- &
+}
+
 dec() { printf '%s' "$1" | base64 -d; }
 enc() { printf '%s' "$1" | base64 | tr -d '\n'; }
-say() { echo "$*" >&3; }
+say() { echo "$*" >&4; }
 
 # Remembers the first failure of an identity; reported on commit/start.
 fail() {
@@ -62,7 +82,9 @@ link_port() {
   case "$2" in
     '' | */* | .*) fail "bad port name $2"; return ;;
   esac
-  if dev=$(port_dev "slot$1"); then
+  if on_xen; then
+    vchan_port "$1" "/dev/mcl/$2"
+  elif dev=$(port_dev "slot$1"); then
     ln -sf "$dev" "/dev/mcl/$2"
   else
     fail "no virtio-serial port for slot $1 ($2)"
@@ -101,11 +123,11 @@ start_program() {
   rm -f /run/mcl/program.pid
   (
     cd / || exit 1
-    "$@" </dev/null 3>&- &
+    "$@" </dev/null 3>&- 4>&- &
     p=$!
     echo "$p" >/run/mcl/program.pid.tmp && mv /run/mcl/program.pid.tmp /run/mcl/program.pid
     wait "$p"
-    echo "exit $p $?" >&3
+    echo "exit $p $?" >&4
   ) &
   i=0
   while [ ! -s /run/mcl/program.pid ] && [ $i -lt 500 ]; do
@@ -119,7 +141,13 @@ start_program() {
 serve() {
   ctl=
   i=0
-  until ctl=$(port_dev control) && [ -e "$ctl" ]; do
+  if on_xen; then
+    # A respawned agent finds the pair (and the loop feeding it) already there.
+    [ -p /run/mcl/control.in ] || vchan_port 0 /run/mcl/control
+    exec 3<>/run/mcl/control.in 4<>/run/mcl/control.out
+    log "control port: vchan slot 0"
+  fi
+  on_xen || until ctl=$(port_dev control) && [ -e "$ctl" ]; do
     i=$((i + 1))
     if [ $i -gt 1000 ]; then
       log "no virtio-serial port named control; is virtio_console loaded?"
@@ -128,8 +156,10 @@ serve() {
     fi
     sleep 0.01
   done
-  exec 3<>"$ctl"
-  log "control port $ctl"
+  if [ -n "$ctl" ]; then
+    exec 3<>"$ctl" 4>&3
+    log "control port $ctl"
+  fi
   say "ready boot"
   err=
   idle=0

@@ -212,11 +212,18 @@ function countsOf(d: { error_count: number; warning_count: number }) {
   return { error_count: d.error_count, warning_count: d.warning_count };
 }
 
-export async function showCommand(ctx: Context, planFile: string, o: { json?: boolean }): Promise<ExitCodeValue> {
+export async function showCommand(ctx: Context, planFile: string, o: { json?: boolean; flask?: boolean }): Promise<ExitCodeValue> {
+  if (o.json && o.flask) throw new CliError('--json and --flask print different things', ExitCode.Invalid, 'Use one of them.');
   const path = resolve(ctx.cwd, planFile);
   const plan = readPlanFile(path, ctx.cwd);
   const digestOk = planDigest(plan, nativeSha256) === plan.digests.plan;
   if (!digestOk) ctx.err(`${ctx.errStyle.yellow('warning')}: the plan digest does not match its contents; the file was changed after planning\n`);
+  if (o.flask) {
+    // The module the Xen backend compiles with Xen's policy and loads on an XSM hypervisor; generated, not read.
+    const { flaskModule } = await import('@mcl/backend-xen/flask');
+    ctx.out(flaskModule(plan));
+    return ExitCode.Ok;
+  }
   const shown = redactPlan(plan);
   ctx.out(o.json ? prettyJson(shown) : renderPlan(shown, ctx.outStyle));
   return ExitCode.Ok;

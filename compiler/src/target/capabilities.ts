@@ -8,11 +8,17 @@
 // Ports are virtio-serial ports of one virtio-serial device, whose default
 // limit is 31 ports; slot 0 is the control port.
 //
-// Xen: VM forking (xc_memshr_fork) needs HVM guests on hardware with HAP
-// (EPT/NPT), and there is no Xen backend in this repository yet: the planned
-// one forks replicas at apply time but has no session-accepting relay, so it
-// cannot give every connection its own fork. Ports would be vchan or PV
-// console channels; the same 31-slot layout keeps templates portable.
+// Xen (backends/xen): templates are PVH domains booted once and parked;
+// instances are copy-on-write forks of the parked template (xc_memshr_fork,
+// on Intel VT-x hosts with a hypervisor built with memory sharing) or
+// restores of its saved image elsewhere. Per-session forks work either way:
+// a fork is about a millisecond plus the guest's resume, a restore is slower
+// (`apply` warns which one the host does). Ports are vchans to dom0, one per
+// slot, in the same 31-slot layout, so templates stay portable. A PVH guest
+// could have 128 vCPUs (HVM_MAX_VCPUS), more than the 64 a component may ask
+// for (MCL0412), so the limit is the same. What stays different is at run
+// time, not in the plan: the instance path (fork or restore) and whether the
+// hypervisor enforces the plan's FLASK policy.
 
 import type { BackendName } from '@mcl/plan';
 
@@ -58,16 +64,14 @@ export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
     notes: {},
   },
   xen: {
-    perSession: false,
+    perSession: true,
     replicas: true,
     exposures: true,
     maxPortSlots: 31,
     maxVcpus: 64,
-    // The same kernel and initramfs.
+    // The same kernel and initramfs, plus two small modules and the vchan client.
     minMemoryBytes: MIN_GUEST_MEMORY,
     customKernel: true,
-    notes: {
-      perSession: 'the xen backend forks replicas at apply time but cannot fork a fresh guest per session',
-    },
+    notes: {},
   },
 };

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, rmSync, statSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { STATE_FORMAT_VERSION, type DeploymentState, type JsonValue, type Plan } from '@mcl/plan';
+import { STATE_FORMAT_VERSION, type BackendName, type DeploymentState, type JsonValue, type Plan } from '@mcl/plan';
 import { acquireLock, describeHolder, emptyState, readState, StateError, writeState, type StateLock } from '@mcl/plan/state-store';
 import { callControl } from './control';
 import { BackendFailure } from './errors';
@@ -42,6 +42,20 @@ export interface KvmBackendData {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Which backend runs these commands: its name (recorded in the state, checked
+ * against it) and what it must remove beyond processes when the supervisor
+ * cannot (Xen domains, found by the deployment's token). The KVM backend is
+ * the default; the Xen backend passes its own (backends/xen/src/index.ts).
+ */
+export interface LifecycleBackend {
+  name: BackendName;
+  /** Called by destroy after the supervisor stopped or was killed; returns what it removed. */
+  reap?(rd: RunDir): Promise<string[]>;
+}
+
+const KVM: LifecycleBackend = { name: 'kvm' };
 
 async function lock(opts: BackendOptions, operation: string, onEvent: EventSink): Promise<StateLock> {
   try {
@@ -160,7 +174,7 @@ async function stopIfIdle(rd: RunDir): Promise<void> {
   }
 }
 
-export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink): Promise<ApplyResult> {
+export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink, backend: LifecycleBackend = KVM): Promise<ApplyResult> {
   const started = Date.now();
   onEvent({ type: 'phase', phase: 'lock', action: 'start', message: 'taking the state lock' });
   const l = await lock(opts, 'apply', onEvent);
@@ -168,7 +182,7 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
     const prior = loadState(opts.stateFile);
     const stale = staleReason(plan, prior);
     if (stale) throw new BackendFailure('stale', stale.message, stale.hint);
-    if (prior && prior.backend !== 'kvm') {
+    if (prior && prior.backend !== backend.name) {
       throw new BackendFailure('stale', `the state belongs to the ${prior.backend} backend`, 'destroy that deployment first or use another --state');
     }
     if (opts.signal.aborted) throw new BackendFailure('failure', 'interrupted before anything changed');
@@ -189,7 +203,7 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
       throw e;
     }
     onEvent({ type: 'phase', phase: 'state', action: 'start', message: 'writing the state' });
-    const base = prior ?? emptyState('kvm');
+    const base = prior ?? emptyState(backend.name);
     const changed = base.plan_digest !== plan.digests.plan || r.create.length + r.replace.length + r.delete.length > 0;
     const sup = supervisorAlive(rd);
     const data: KvmBackendData = {
@@ -202,7 +216,7 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
       format_version: STATE_FORMAT_VERSION,
       lineage: base.lineage,
       serial: changed || !prior ? base.serial + 1 : base.serial,
-      backend: 'kvm',
+      backend: backend.name,
       plan_digest: plan.digests.plan,
       system: plan.system,
       instances: plan.instances,
@@ -227,7 +241,7 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
   }
 }
 
-export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise<DestroyResult> {
+export async function destroy(opts: BackendOptions, onEvent: EventSink, backend: LifecycleBackend = KVM): Promise<DestroyResult> {
   const started = Date.now();
   const l = await lock(opts, 'destroy', onEvent);
   try {
@@ -256,6 +270,8 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
         // deployment left running.
         for (let i = 0; i < 50 && (supervisorAlive(found) || watchdogRuns()); i++) await sleep(100);
       }
+      const reaped = (await backend.reap?.(found)) ?? [];
+      if (reaped.length) onEvent({ type: 'warning', message: `removed ${reaped.length} leftover(s) of the deployment: ${reaped.join(', ')}` });
       removeRunDir(found);
     } else if (prior && prior.instances.length > 0) {
       // Nothing of this state's own runs: the state may be a copy of another workspace's, whose
@@ -265,7 +281,7 @@ export async function destroy(opts: BackendOptions, onEvent: EventSink): Promise
     }
     if (!prior) return { destroyed, state: null, elapsed_ms: Date.now() - started };
     const state: DeploymentState = {
-      ...emptyState('kvm', prior.lineage),
+      ...emptyState(backend.name, prior.lineage),
       serial: prior.serial + 1,
     };
     writeState(opts.stateFile, state);

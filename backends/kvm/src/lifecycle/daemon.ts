@@ -303,7 +303,9 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   rmSync(join(dir, 'clones'), { recursive: true, force: true });
   writeFileAtomic(dir, PROCESSES_FILE, '[]\n');
 
-  const runtime = opts.runtime ?? new (await import('./qemu-runtime')).QemuRuntime();
+  const runtime: GuestRuntime = opts.runtime ?? new (await import('./qemu-runtime')).QemuRuntime();
+  const leftovers = (await runtime.reapOrphans?.().catch((e: Error) => [`(failed: ${e.message})`])) ?? [];
+  if (leftovers.length) log(`removed what an earlier supervisor left behind: ${leftovers.join(', ')}`);
   const brokerFactory = opts.brokerFactory ?? (await defaultBrokerFactory(log));
   const sup = new Supervisor({
     runtime,

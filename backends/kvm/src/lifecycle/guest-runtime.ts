@@ -6,7 +6,7 @@
 // @mcl/broker) are plugged in by `runSupervisor`.
 
 import type { Plan, PlanInstance } from '@mcl/plan';
-import type { ChannelCounters, ExposureInfo, Violation } from '@mcl/broker';
+import type { ChannelCounters, ExposureInfo, PortTarget, Violation } from '@mcl/broker';
 import type { EventSink } from './events';
 
 export interface CloneRequest {
@@ -48,8 +48,12 @@ export interface CloneHandle {
   readonly pid: number;
   /** Process start time in clock ticks since boot, recorded to tell a reused pid apart. */
   readonly startTime: number | null;
-  /** Host unix socket of every data port, by port name (the broker connects to them). */
-  readonly portSockets: Readonly<Record<string, string>>;
+  /**
+   * The host end of every data port, by port name: a unix socket the broker
+   * connects to (QEMU), or a stream already connected to the guest (a Xen
+   * vchan relay).
+   */
+  readonly portSockets: Readonly<Record<string, PortTarget>>;
   /** File the guest console (and the program's output, when the guest routes it there) is written to. */
   readonly consoleLog: string;
   /** File of the program's own output, when the substrate separates it from the console. */
@@ -60,6 +64,10 @@ export interface CloneHandle {
   resume(): Promise<void>;
   /** Stops the clone (gracefully if quick, else by SIGKILL) and resolves once the process is gone. */
   stop(): Promise<void>;
+  /** The guest's memory when the substrate knows it better than /proc/<pid> (Xen: from the hypervisor). */
+  memory?(): { rss_bytes: number; pss_bytes: number; private_bytes: number } | undefined;
+  /** The guest's CPU time in ms when the substrate knows it better than /proc/<pid>. */
+  cpuMs?(): number | undefined;
 }
 
 export interface GuestRuntime {
@@ -73,6 +81,12 @@ export interface GuestRuntime {
   release?(): Promise<void>;
   /** The processes it runs besides the clones (zygotes, processes started ahead), for `status`. */
   helpers?(): Promise<HelperProcess[]>;
+  /**
+   * Removes what an earlier supervisor of this deployment left behind that
+   * is not a process (Xen domains), before the first apply; returns what it
+   * removed, for the log.
+   */
+  reapOrphans?(): Promise<string[]>;
 }
 
 export interface HelperProcess {
@@ -89,7 +103,7 @@ export interface BrokerLike {
    * when the port was detached first). Without waiting for it, a request that
    * arrives right after apply could find no clone.
    */
-  attachPort(instance: string, clone: number, port: string, target: string): void | Promise<boolean>;
+  attachPort(instance: string, clone: number, port: string, target: PortTarget): void | Promise<boolean>;
   detachClone(instance: string, clone: number): void;
   listenExposures(): Promise<ExposureInfo[] | void>;
   counters(): ChannelCounters[];

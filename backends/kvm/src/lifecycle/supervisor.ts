@@ -584,8 +584,8 @@ export class Supervisor {
           .sort((a, b) => a.index - b.index)
           .map((c) => {
             const pid = c.handle?.pid;
-            const mem = pid ? processMemory(pid) : undefined;
-            const cpu = pid ? processCpuMs(pid) : undefined;
+            const mem = c.handle?.memory ? c.handle.memory() : pid ? processMemory(pid) : undefined;
+            const cpu = c.handle?.cpuMs ? c.handle.cpuMs() : pid ? processCpuMs(pid) : undefined;
             return {
               index: c.index,
               state: c.state,

@@ -11,7 +11,7 @@
 // while the host was connecting) costs one retry instead of a hung clone.
 
 import { EventEmitter } from 'node:events';
-import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { LineSplitter } from '@mcl/broker/lines';
 import { connectUnix } from './qmp';
@@ -58,7 +58,7 @@ export class ControlChannel extends EventEmitter {
   private seq = 0;
 
   private constructor(
-    private readonly socket: net.Socket,
+    private readonly socket: Duplex,
     maxLineBytes: number,
   ) {
     super();
@@ -82,6 +82,11 @@ export class ControlChannel extends EventEmitter {
   /** Connects to the QEMU-side listening socket of the control port (retrying while QEMU starts). */
   static async connect(path: string, timeoutMs = 10_000, signal?: AbortSignal, maxLineBytes = CONTROL_MAX_LINE_BYTES): Promise<ControlChannel> {
     return new ControlChannel(await connectUnix(path, timeoutMs, signal), maxLineBytes);
+  }
+
+  /** The control port over a stream already connected to the guest (a Xen vchan relay's stdio). */
+  static over(stream: Duplex, maxLineBytes = CONTROL_MAX_LINE_BYTES): ControlChannel {
+    return new ControlChannel(stream, maxLineBytes);
   }
 
   get closed(): boolean {

@@ -114,4 +114,4 @@ export { readMemory, readCpuMs, readMappingPrivate } from './memory';
 export { doctor } from './doctor';
 
 /** Cache and runtime directories (`$MCL_CACHE_DIR`, `$MCL_SHM_DIR`). */
-export { cacheDir, shmDir, findQemu } from './paths';
+export { cacheDir, shmDir, findQemu, mclHome } from './paths';

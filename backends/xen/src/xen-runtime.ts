@@ -1,0 +1,495 @@
+// The Xen GuestRuntime: the KVM backend's supervisor (its ordering, restart
+// policies, sessions, broker, state and status) runs unchanged on top of it,
+// with domains where KVM has QEMU clones.
+//
+// A template is booted once as a PVH domain from a generated xl.cfg, with the
+// same initramfs as on KVM plus the Xen guest modules and the vchan client.
+// When its agent answers, dom0 closes the control vchan and saves the domain
+// (`xl save`): the guest is parked at a point from which every instance
+// resumes through Linux's own resume path. An instance is then made one of
+// two ways, chosen per host (`instancePath`):
+// - restore: `xl restore -p` of the saved image under the clone's name and
+//   FLASK label (works everywhere, also in nested Xen; no page sharing);
+// - fork: the saved image is restored once, paused, as the parent, and each
+//   clone is an `xc_memshr_fork` of it (Intel VT-x, Xen with memory sharing),
+//   then given what a fork does not inherit (`plumb`).
+// Either way dom0 starts one vchan server per port slot (slot 0: the control
+// port), unpauses the domain, and drives the same handshake as on KVM
+// (hello/ready, then the identity with a fresh random seed).
+
+import { existsSync, closeSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Plan, PlanImage } from '@mcl/plan';
+import { programFor, type CloneHandle, type CloneRequest, type EventSink, type ExitInfo, type GuestRuntime } from '@mcl/backend-kvm/lifecycle';
+import { ControlChannel, buildImage as kvmBuildImage, cacheDir, mclHome } from '@mcl/backend-kvm/vm';
+import { buildPolicy, flaskLabel, flaskModule, instanceType, templateType } from './flask';
+import { cloneDomainName, deploymentTag, isDeploymentDomain, templateDomainName } from './names';
+import { GUEST_CLIENT, HELPER, nativeProgram } from './native';
+import { type DomainInfo, type HostCaps, type Relay, type Toolstack, XlToolstack } from './toolstack';
+import { domainConfig } from './xlcfg';
+import { prepareGuestTools, XEN_GUEST_MODULES } from './image';
+
+export type InstancePath = 'fork' | 'restore';
+
+/**
+ * How this host makes instances: `fork` where the hypervisor shares memory
+ * and the CPU is Intel with HAP (xc_memshr_fork's conditions), else
+ * `restore`. `MCL_XEN_INSTANCES=restore` forces the restore path; forcing
+ * `fork` on a host that cannot is refused with the reason.
+ */
+export function instancePath(caps: HostCaps, forced = process.env.MCL_XEN_INSTANCES): { path: InstancePath; why: string } {
+  const missing = [!caps.mem_sharing && 'the hypervisor was built without memory sharing (CONFIG_MEM_SHARING)', !caps.vmx && 'the CPU is not Intel VT-x', !caps.hap && 'no hardware-assisted paging'].filter(
+    (x): x is string => typeof x === 'string',
+  );
+  if (forced === 'restore') return { path: 'restore', why: 'MCL_XEN_INSTANCES=restore' };
+  if (forced === 'fork' && missing.length) throw Object.assign(new Error(`MCL_XEN_INSTANCES=fork, but this host cannot fork domains: ${missing.join('; ')}`), { kind: 'failure' as const });
+  return missing.length ? { path: 'restore', why: missing.join('; ') } : { path: 'fork', why: 'memory sharing on Intel VT-x with HAP' };
+}
+
+/** What `xl.cfg`'s seclabel and the policy load need: whether the hypervisor has FLASK at all. */
+export const hasFlask = (caps: HostCaps) => caps.xsm === 'enforcing' || caps.xsm === 'permissive';
+
+export interface BuiltXenImage {
+  kernelPath: string;
+  initrdPath: string;
+  key: string;
+  cached: boolean;
+  elapsedMs: number;
+}
+
+export interface XenRuntimeOptions {
+  /** The deployment's run directory (saved images, configs, the policy live in `<runDir>/xen`). */
+  runDir: string;
+  /** The deployment's token: the tag in every domain name comes from it (names.ts). */
+  token: string;
+  /** Default: XlToolstack with the helper built by native.ts. */
+  toolstack?: Toolstack;
+  /** Default: the KVM image builder with the Xen modules and the vchan client added. */
+  buildImage?: (image: PlanImage) => Promise<BuiltXenImage>;
+  cacheDir?: string;
+  /** Bound for a template's cold boot to ready; default 180 s (nested Xen under TCG is slow). */
+  bootTimeoutMs?: number;
+  /** How often the domain list is polled to notice domains that ended; default 1000 ms. */
+  pollMs?: number;
+  /** Where xenconsoled writes `guest-<name>.log`; default `$MCL_XEN_CONSOLE_DIR` or /var/log/xen/console. */
+  consoleDir?: string;
+  /** Loads a compiled FLASK policy (default: `flask-loadpolicy FILE`). */
+  loadPolicy?: (file: string) => Promise<void>;
+  log?: (line: string) => void;
+  /** Waited after closing the template's control vchan, so the guest unmaps dom0's ring before the save. */
+  parkDelayMs?: number;
+}
+
+interface Template {
+  id: string;
+  name: string;
+  image: BuiltXenImage;
+  /** The saved image every instance is made from. */
+  saved: string;
+  memoryBytes: number;
+  vcpus: number;
+  /** The paused parent of the forks (fork path only). */
+  parent?: number;
+  bootMs: number;
+}
+
+/** Bytes a clone's console copy may grow to; past it the copy stops with a note (xenconsoled keeps the whole log). */
+const CONSOLE_COPY_LIMIT = 4 * 1024 * 1024;
+const PAGE = 4096;
+
+export class XenRuntime implements GuestRuntime {
+  private ts: Toolstack | null;
+  private caps: HostCaps | null = null;
+  private path: InstancePath | null = null;
+  private plan: Plan | null = null;
+  private readonly tag: string;
+  private readonly templates = new Map<string, Promise<Template>>();
+  private readonly live = new Map<number, XenClone>();
+  private latest = new Map<number, DomainInfo>();
+  private poller: NodeJS.Timeout | null = null;
+  private polling = false;
+  private policyDigest: string | null = null;
+
+  constructor(private readonly o: XenRuntimeOptions) {
+    this.ts = o.toolstack ?? null;
+    this.tag = deploymentTag(o.token);
+  }
+
+  private log(s: string): void {
+    this.o.log?.(s);
+  }
+
+  private async toolstack(): Promise<Toolstack> {
+    if (!this.ts) {
+      const helper = await nativeProgram(HELPER, { cacheDir: this.o.cacheDir });
+      this.ts = new XlToolstack({ helper, log: (l) => this.log(l) });
+    }
+    return this.ts;
+  }
+
+  private get dir(): string {
+    const d = join(this.o.runDir, 'xen');
+    mkdirSync(d, { recursive: true, mode: 0o700 });
+    return d;
+  }
+
+  async accelerator(): Promise<{ name: string; note?: string }> {
+    const ts = await this.toolstack();
+    this.caps = await ts.check();
+    const p = instancePath(this.caps);
+    this.path = p.path;
+    const notes: string[] = [];
+    if (p.path === 'restore') notes.push(`instances are restored from the parked template's saved image, not forked: ${p.why} (slower, and no memory is shared)`);
+    if (!hasFlask(this.caps)) notes.push('the hypervisor has no XSM/FLASK: the plan\'s FLASK policy is not enforced (guests are still given no channel but to dom0)');
+    return { name: `xen ${this.caps.version} (${p.path})`, ...(notes.length ? { note: notes.join('; ') } : {}) };
+  }
+
+  /** Removes every domain whose name carries this deployment's tag (an earlier supervisor's). */
+  async reapOrphans(): Promise<string[]> {
+    const ts = await this.toolstack();
+    const ours = (await ts.list()).filter((d) => isDeploymentDomain(this.tag, d.name));
+    // Forks first: Xen keeps a parent until its last fork is gone.
+    ours.sort((a, b) => Number(a.name.includes('-tpl.')) - Number(b.name.includes('-tpl.')));
+    for (const d of ours) await ts.destroy(d.domid);
+    return ours.map((d) => `${d.name} (d${d.domid})`);
+  }
+
+  async prepare(plan: Plan, templateIds: readonly string[], emit: EventSink): Promise<void> {
+    this.plan = plan;
+    if (!this.caps) await this.accelerator();
+    await this.loadPolicy(plan, emit);
+    for (const id of templateIds) await this.template(plan, id, emit);
+  }
+
+  /** Compiles the plan's FLASK policy and loads it, where the hypervisor has FLASK. */
+  private async loadPolicy(plan: Plan, emit: EventSink): Promise<void> {
+    if (!this.caps || !hasFlask(this.caps)) return;
+    const module = flaskModule(plan);
+    if (module === this.policyDigest) return;
+    const built = await buildPolicy(module, { home: mclHome() });
+    if (!built.ok) throw Object.assign(new Error(`the plan's FLASK policy does not compile: ${built.error}`), { kind: 'failure' as const, hint: 'apt-get install checkpolicy m4' });
+    const file = join(this.dir, 'xenpolicy');
+    writeFileSync(file, built.policy, { mode: 0o600 });
+    await (this.o.loadPolicy ?? defaultLoadPolicy)(file);
+    this.policyDigest = module;
+    emit({ type: 'debug', message: `FLASK policy loaded (${built.policy.length} bytes, ${this.caps.xsm})` });
+  }
+
+  private template(plan: Plan, id: string, emit: EventSink): Promise<Template> {
+    const t = plan.templates.find((x) => x.id === id);
+    if (!t) throw new Error(`the plan has no template ${id}`);
+    const img = plan.images.find((i) => i.name === t.image);
+    if (!img) throw new Error(`the plan has no image ${t.image} (used by template ${id})`);
+    const key = `${id}:${img.digest}:${t.memory_bytes}:${t.vcpus}`;
+    let p = this.templates.get(key);
+    if (!p) {
+      p = this.bootTemplate(id, img, t.memory_bytes, t.vcpus, emit);
+      this.templates.set(key, p);
+      p.catch(() => this.templates.delete(key));
+    }
+    return p;
+  }
+
+  private async buildImage(img: PlanImage): Promise<BuiltXenImage> {
+    if (this.o.buildImage) return this.o.buildImage(img);
+    const client = await nativeProgram(GUEST_CLIENT, { cacheDir: this.o.cacheDir });
+    const tools = await prepareGuestTools(client, { cacheDir: this.o.cacheDir });
+    const b = await kvmBuildImage({ name: img.name, kernel: img.kernel, modules: [...img.modules, ...XEN_GUEST_MODULES], files: img.files }, { cacheDir: this.o.cacheDir, guestToolsDir: tools });
+    return { kernelPath: b.kernelPath, initrdPath: b.initrdPath, key: b.key, cached: b.cached, elapsedMs: b.elapsedMs };
+  }
+
+  private async bootTemplate(id: string, img: PlanImage, memoryBytes: number, vcpus: number, emit: EventSink): Promise<Template> {
+    const ts = await this.toolstack();
+    emit({ type: 'image', image: img.name, action: 'start', message: `building image ${img.name}` });
+    const image = await this.buildImage(img);
+    emit({ type: 'image', image: img.name, action: image.cached ? 'cached' : 'built', elapsed_ms: image.elapsedMs, message: `image ${img.name} ${image.cached ? 'cached' : `built in ${image.elapsedMs} ms`}` });
+    emit({ type: 'template', template: id, action: 'start', message: `template ${id}: booting a PVH domain` });
+    const name = templateDomainName(this.tag, id);
+    const cfg = join(this.dir, `${name}.cfg`);
+    const saved = join(this.dir, `${name}.img`);
+    const labelled = this.caps && hasFlask(this.caps);
+    writeFileSync(cfg, domainConfig({ name, kernel: image.kernelPath, ramdisk: image.initrdPath, memoryBytes, vcpus, ...(labelled ? { seclabel: flaskLabel(templateType(id)) } : {}), comment: `mcl template ${id}` }));
+    const started = Date.now();
+    let domid: number | null = null;
+    let relay: Relay | null = null;
+    try {
+      domid = await ts.create(cfg, name);
+      relay = ts.relay(domid, 0);
+      const ctl = ControlChannel.over(relay.stream);
+      await ts.unpause(domid);
+      await ctl.handshake(this.o.bootTimeoutMs ?? 180_000);
+      const bootMs = Date.now() - started;
+      // Parked with no vchan open: the guest's client keeps retrying, and finds its new server after a restore.
+      ctl.close();
+      relay.stop();
+      await relay.exited;
+      relay = null;
+      await new Promise((r) => setTimeout(r, this.o.parkDelayMs ?? 500));
+      const t0 = Date.now();
+      await ts.save(domid, saved);
+      domid = null;
+      let parent: number | undefined;
+      if (this.path === 'fork') parent = await ts.restore(cfg, saved, name);
+      emit({ type: 'template', template: id, action: 'booted', elapsed_ms: bootMs, message: `template ${id} booted in ${bootMs} ms and parked in ${Date.now() - t0} ms${parent ? ` (parent of forks: d${parent})` : ''}` });
+      return { id, name, image, saved, memoryBytes, vcpus, bootMs, ...(parent ? { parent } : {}) };
+    } catch (e) {
+      relay?.stop();
+      if (domid !== null) await ts.destroy(domid).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async fork(req: CloneRequest): Promise<CloneHandle> {
+    const plan = this.plan;
+    if (!plan) throw new Error('fork before prepare');
+    const ts = await this.toolstack();
+    const tpl = await this.template(plan, req.instance.template, () => undefined);
+    const name = cloneDomainName(this.tag, req.instance.id, req.index);
+    const label = this.caps && hasFlask(this.caps) ? flaskLabel(instanceType(req.instance.id)) : undefined;
+    const started = Date.now();
+    let domid: number | null = null;
+    const relays: Relay[] = [];
+    let console: ConsoleCopy | null = null;
+    try {
+      // A domain of this name left by an earlier run of the same clone would make the next step fail.
+      for (const d of (await ts.list()).filter((x) => x.name === name)) await ts.destroy(d.domid);
+      if (this.path === 'fork' && tpl.parent !== undefined) {
+        domid = await ts.fork(tpl.parent, name, label);
+        await ts.plumb(domid, name);
+      } else {
+        const cfg = join(req.dir, 'domain.cfg');
+        writeFileSync(cfg, domainConfig({ name, kernel: tpl.image.kernelPath, ramdisk: tpl.image.initrdPath, memoryBytes: tpl.memoryBytes, vcpus: tpl.vcpus, ...(label ? { seclabel: label } : {}), comment: `mcl instance ${req.instance.id} clone ${req.index}` }));
+        domid = await ts.restore(cfg, tpl.saved, name);
+      }
+      const control = ts.relay(domid, 0);
+      relays.push(control);
+      const portStreams: Record<string, Relay['stream']> = {};
+      for (const p of req.instance.ports) {
+        const r = ts.relay(domid, p.slot);
+        relays.push(r);
+        portStreams[p.name] = r.stream;
+      }
+      console = new ConsoleCopy(join(this.o.consoleDir ?? process.env.MCL_XEN_CONSOLE_DIR ?? '/var/log/xen/console', `guest-${name}.log`), join(req.dir, 'console.log'), req.consoleHeader);
+      const ctl = ControlChannel.over(control.stream);
+      const clone = new XenClone(this, ts, domid, relays, ctl, portStreams, console, () =>
+        ctl.sendIdentity(
+          { instanceId: req.instance.id, clone: req.index, ports: req.instance.ports.map((p) => ({ name: p.name, slot: p.slot })), program: programFor(req.instance, req.index) },
+          req.readyTimeoutMs,
+        ),
+        req.readyTimeoutMs,
+      );
+      this.live.set(domid, clone);
+      this.startPolling();
+      if (!req.paused) await clone.start();
+      this.log(`${name}: d${domid} ${this.path === 'fork' ? 'forked' : 'restored'} and ${req.paused ? 'left paused' : 'ready'} in ${Date.now() - started} ms`);
+      return clone;
+    } catch (e) {
+      if (domid !== null) this.live.delete(domid);
+      for (const r of relays) r.stop();
+      console?.stop();
+      if (domid !== null) await ts.destroy(domid).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Destroys the parked parents (fork path); the saved images stay for the next forks of this supervisor. */
+  async release(): Promise<void> {
+    const ts = this.ts;
+    const all = [...this.templates.values()];
+    this.templates.clear();
+    for (const p of all) {
+      const t = await p.catch(() => null);
+      if (t?.parent !== undefined && ts) await ts.destroy(t.parent).catch(() => undefined);
+    }
+    if (this.live.size === 0 && this.poller) {
+      clearInterval(this.poller);
+      this.poller = null;
+    }
+  }
+
+  /** The hypervisor's last word on a domain (from the latest poll). */
+  info(domid: number): DomainInfo | undefined {
+    return this.latest.get(domid);
+  }
+
+  forget(domid: number): void {
+    this.live.delete(domid);
+  }
+
+  private startPolling(): void {
+    if (this.poller) return;
+    this.poller = setInterval(() => void this.poll(), this.o.pollMs ?? 1000);
+    this.poller.unref();
+  }
+
+  /** Notices domains that ended (crashed, powered off, destroyed from outside with `xl destroy`). */
+  async poll(): Promise<void> {
+    if (this.polling || !this.ts) return;
+    this.polling = true;
+    try {
+      const list = await this.ts.list();
+      this.latest = new Map(list.map((d) => [d.domid, d]));
+      for (const [domid, clone] of [...this.live]) {
+        const d = this.latest.get(domid);
+        if (!d || d.state === 'shutdown' || d.state === 'dying') clone.gone(d ? `domain ${d.state}` : 'domain destroyed');
+      }
+    } catch (e) {
+      this.log(`listing the domains failed: ${(e as Error).message}`);
+    } finally {
+      this.polling = false;
+    }
+  }
+}
+
+async function defaultLoadPolicy(file: string): Promise<void> {
+  const { execa } = await import('execa');
+  const r = await execa('flask-loadpolicy', [file], { reject: false, all: true, timeout: 30_000 });
+  if (r.exitCode !== 0) throw Object.assign(new Error(`flask-loadpolicy failed: ${String(r.all ?? r.shortMessage).slice(0, 1000)}`), { kind: 'failure' as const, hint: 'it is in xen-utils; the hypervisor must be built with XSM and booted with flask=enforcing or permissive' });
+}
+
+/**
+ * Copies what xenconsoled logs for a domain into the clone's console.log,
+ * from where that file ended when the clone started (a restarted clone of the
+ * same name appends to the same xenconsoled file), at most 64 KiB per tick
+ * and CONSOLE_COPY_LIMIT in all.
+ */
+class ConsoleCopy {
+  private offset: number;
+  private copied = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly from: string,
+    readonly to: string,
+    header?: string,
+  ) {
+    this.offset = existsSync(from) ? statSync(from).size : 0;
+    writeFileSync(to, header ? `${header}\n` : '', { mode: 0o600 });
+    this.timer = setInterval(() => this.tick(), 500);
+    this.timer.unref();
+  }
+
+  tick(): void {
+    if (this.copied >= CONSOLE_COPY_LIMIT) return;
+    let fd: number;
+    try {
+      fd = openSync(this.from, 'r');
+    } catch {
+      return;
+    }
+    try {
+      if (fstatSync(fd).size < this.offset) this.offset = 0;
+      const buf = Buffer.alloc(65_536);
+      const n = readSync(fd, buf, 0, buf.length, this.offset);
+      if (n <= 0) return;
+      this.offset += n;
+      this.copied += n;
+      appendFileSync(this.to, buf.subarray(0, n));
+      if (this.copied >= CONSOLE_COPY_LIMIT) appendFileSync(this.to, `\n--- mcl: console copy stopped at ${CONSOLE_COPY_LIMIT} bytes; the rest is in ${this.from} ---\n`);
+    } catch {
+      // The console copy must never take the supervisor down.
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.tick();
+  }
+}
+
+class XenClone implements CloneHandle {
+  readonly pid: number;
+  readonly startTime: number | null = null;
+  readonly exited: Promise<ExitInfo>;
+  readonly consoleLog: string;
+  private resolveExit!: (e: ExitInfo) => void;
+  private ended = false;
+  private programCode: number | undefined;
+
+  constructor(
+    private readonly rt: XenRuntime,
+    private readonly ts: Toolstack,
+    readonly domid: number,
+    private readonly relays: Relay[],
+    private readonly ctl: ControlChannel,
+    readonly portSockets: Record<string, Relay['stream']>,
+    private readonly console: ConsoleCopy,
+    private readonly identify: () => Promise<unknown>,
+    private readonly readyTimeoutMs: number,
+  ) {
+    // The control relay stands for the clone among processes: the supervisor records its pid.
+    this.pid = relays[0].pid;
+    this.consoleLog = console.to;
+    this.exited = new Promise((r) => (this.resolveExit = r));
+    // The program ending ends the clone, as on KVM: its status drives the restart policy.
+    const programEnded = (e: { status: number }) => {
+      if (this.programCode !== undefined) return;
+      this.programCode = e.status;
+      void this.finish('program exited', true);
+    };
+    ctl.on('exit', programEnded);
+    if (ctl.programExit) programEnded(ctl.programExit);
+    // dom0's end of the control port ends when the domain did (its vchan closed), or on its own: either way
+    // the guest is unreachable and the clone is gone. Which of the two decides how the exit counts.
+    void relays[0].exited.then(async () => {
+      if (this.ended) return;
+      const d = (await ts.list().catch(() => [])).find((x) => x.domid === domid);
+      if (d && (d.state === 'running' || d.state === 'paused')) void this.finish('its control vchan relay ended', true);
+      else void this.finish(d ? `domain ${d.state}` : 'domain destroyed', false);
+    });
+  }
+
+  /** Unpauses the domain and gives the guest its identity (hello/ready, then the identity with a fresh seed). */
+  async start(): Promise<void> {
+    await this.ts.unpause(this.domid);
+    await this.ctl.handshake(this.readyTimeoutMs);
+    await this.identify();
+  }
+
+  async resume(): Promise<void> {
+    await this.start();
+  }
+
+  /** The domain ended on its own (seen by the poll). */
+  gone(why: string): void {
+    void this.finish(why, false);
+  }
+
+  private async finish(why: string, destroy: boolean): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    this.rt.forget(this.domid);
+    for (const r of this.relays) r.stop();
+    this.ctl.close();
+    this.console.stop();
+    if (destroy) await this.ts.destroy(this.domid).catch(() => undefined);
+    this.resolveExit({
+      code: null,
+      signal: null,
+      ...(this.programCode !== undefined ? { program_code: this.programCode } : {}),
+      // Without a program status the domain's end reads like a kill, and counts as a failure for `on-failure`;
+      // dom0's relay dying is not the guest's doing and is not counted against its policy.
+      ...(this.programCode === undefined && why.includes('relay') ? { helper: why } : {}),
+      ...(this.programCode === undefined && why.startsWith('domain') ? { signal: `its domain ending (${why})` } : {}),
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.finish('stopped', true);
+  }
+
+  /** Memory from the hypervisor: pages the domain has, and of those the ones it shares with its parent. */
+  memory(): { rss_bytes: number; pss_bytes: number; private_bytes: number } | undefined {
+    const d = this.rt.info(this.domid);
+    if (!d) return undefined;
+    const priv = Math.max(0, d.tot_pages - d.shr_pages) * PAGE;
+    return { rss_bytes: d.tot_pages * PAGE, pss_bytes: priv, private_bytes: priv };
+  }
+
+  cpuMs(): number | undefined {
+    const d = this.rt.info(this.domid);
+    return d ? Math.round(d.cpu_time_ns / 1e6) : undefined;
+  }
+}

@@ -1,0 +1,244 @@
+// XenRuntime over the fake toolstack: both instance paths, the template's
+// boot and park, failures at every step leaving no domain and no relay
+// behind, domains ending from outside, the reaper, and the KVM supervisor
+// (restart policy, destroy) running unchanged on domains.
+
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Plan } from '@mcl/plan';
+import { Supervisor } from '../../kvm/src/lifecycle/supervisor';
+import { chan, FakeBroker, inst, plan as basePlan } from '../../kvm/test/fixtures/fakes';
+import { XenRuntime, instancePath } from '../src/xen-runtime';
+import { deploymentTag, domainPrefix } from '../src/names';
+import { FakeToolstack, type Step } from './fake-toolstack';
+
+const TOKEN = 'a'.repeat(64);
+const TAG = deploymentTag(TOKEN);
+const FORK_HOST = { version: '4.17.7', hvm: true, hap: true, vmx: true, svm: false, mem_sharing: true, xsm: 'absent' as const };
+
+function xenPlan(): Plan {
+  const p = basePlan([inst('web'), inst('db')], [chan('web', 'db', 'db', 'kv')]);
+  p.target.backend = 'xen';
+  p.images = [{ name: 'busybox', base: 'busybox-static', kernel: 'debian-cloud', modules: [], files: [], digest: 'img1' }];
+  p.templates = [{ id: 'busybox-128m-1c-4p', image: 'busybox', memory_bytes: 128 << 20, vcpus: 1, port_slots: 31, instance_count: 2 }];
+  return p;
+}
+
+let dir: string;
+let ts: FakeToolstack;
+
+function runtime(over: Partial<ConstructorParameters<typeof XenRuntime>[0]> = {}): XenRuntime {
+  return new XenRuntime({
+    runDir: dir,
+    token: TOKEN,
+    toolstack: ts,
+    buildImage: async () => ({ kernelPath: '/boot/vmlinuz', initrdPath: '/cache/x.cpio.gz', key: 'k', cached: true, elapsedMs: 0 }),
+    consoleDir: join(dir, 'console'),
+    pollMs: 20,
+    parkDelayMs: 0,
+    bootTimeoutMs: 2000,
+    ...over,
+  });
+}
+
+function request(p: Plan, id: string, index = 0, paused = false) {
+  const d = mkdtempSync(join(dir, `${id}.${index}-`));
+  return { instance: p.instances.find((i) => i.id === id)!, index, dir: d, readyTimeoutMs: 2000, paused };
+}
+
+const until = async (f: () => boolean, ms = 3000) => {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mcl-xen-rt-'));
+  ts = new FakeToolstack();
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('the instance path', () => {
+  it('forks on Intel VT-x with memory sharing and HAP, restores elsewhere, and says why', () => {
+    expect(instancePath(FORK_HOST).path).toBe('fork');
+    const nested = instancePath({ ...FORK_HOST, vmx: false, svm: true, mem_sharing: false });
+    expect(nested.path).toBe('restore');
+    expect(nested.why).toMatch(/without memory sharing.*not Intel VT-x/);
+    expect(instancePath(FORK_HOST, 'restore').path).toBe('restore');
+    expect(() => instancePath({ ...FORK_HOST, mem_sharing: false }, 'fork')).toThrow(/cannot fork domains: the hypervisor was built without memory sharing/);
+  });
+
+  it('reports the path and the unenforced policy as the accelerator', async () => {
+    const a = await runtime().accelerator();
+    expect(a.name).toBe('xen 4.17.7 (restore)');
+    expect(a.note).toMatch(/restored from the parked template's saved image, not forked/);
+    expect(a.note).toMatch(/no XSM\/FLASK/);
+    ts.caps = FORK_HOST;
+    expect((await runtime().accelerator()).name).toBe('xen 4.17.7 (fork)');
+  });
+});
+
+describe('templates', () => {
+  it('boots the template, waits for its agent, closes the control vchan and saves it', async () => {
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    const name = `${domainPrefix(TAG)}tpl.busybox-128m-1c-4p`;
+    expect(ts.calls.filter((c) => !c.startsWith('list') && !c.startsWith('check'))).toEqual([`create ${name}`, 'relay 1 0', 'unpause 1', 'save 1']);
+    expect(ts.domains.size).toBe(0);
+    expect(ts.relays.size).toBe(0);
+    expect([...ts.images]).toEqual([join(dir, 'xen', `${name}.img`)]);
+    const cfg = readFileSync(join(dir, 'xen', `${name}.cfg`), 'utf8');
+    expect(cfg).toContain('type = "pvh"');
+    expect(cfg).toContain('mcl.xen=1');
+    expect(cfg).not.toContain('seclabel');
+  });
+
+  it('keeps the restored template paused as the parent on a fork host', async () => {
+    ts.caps = FORK_HOST;
+    const rt = runtime();
+    await rt.prepare(xenPlan(), ['busybox-128m-1c-4p'], () => undefined);
+    expect([...ts.domains.values()].map((d) => [d.name, d.state])).toEqual([[`${domainPrefix(TAG)}tpl.busybox-128m-1c-4p`, 'paused']]);
+    await rt.release();
+    expect(ts.domains.size).toBe(0);
+  });
+
+  for (const step of ['create', 'relay', 'unpause', 'save'] as Step[]) {
+    it(`leaves no domain and no relay when ${step} fails`, async () => {
+      ts.failNext(step);
+      await expect(runtime().prepare(xenPlan(), ['busybox-128m-1c-4p'], () => undefined)).rejects.toThrow(`${step} failed`);
+      expect(ts.domains.size).toBe(0);
+      expect(ts.relays.size).toBe(0);
+    });
+  }
+
+  it('leaves nothing when the guest never answers', async () => {
+    ts.agentAnswers = false;
+    await expect(runtime({ bootTimeoutMs: 200 }).prepare(xenPlan(), ['busybox-128m-1c-4p'], () => undefined)).rejects.toThrow(/did not answer/);
+    expect(ts.domains.size).toBe(0);
+    expect(ts.relays.size).toBe(0);
+  });
+});
+
+describe('instances', () => {
+  it('restores a clone under its own name, with a relay per port, and gives it its identity', async () => {
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    ts.calls.length = 0;
+    const h = await rt.fork(request(p, 'web'));
+    const name = `${domainPrefix(TAG)}web.0`;
+    expect(ts.calls.filter((c) => !c.startsWith('list'))).toEqual([`restore ${name}`, 'relay 2 0', 'relay 2 1', 'unpause 2']);
+    expect(Object.keys(h.portSockets)).toEqual(['db']);
+    expect(typeof h.portSockets.db).not.toBe('string');
+    expect([...ts.domains.values()].map((d) => d.name)).toEqual([name]);
+    await h.stop();
+    expect(ts.domains.size).toBe(0);
+    expect(ts.relays.size).toBe(0);
+    expect((await h.exited).signal).toBeNull();
+  });
+
+  it('forks and plumbs a clone on a fork host, and reports shared pages from the hypervisor', async () => {
+    ts.caps = FORK_HOST;
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    ts.calls.length = 0;
+    const h = await rt.fork(request(p, 'db', 3));
+    const name = `${domainPrefix(TAG)}db.3`;
+    expect(ts.calls.filter((c) => !c.startsWith('list'))).toEqual([`fork ${name}`, `plumb ${name}`, 'relay 3 0', 'relay 3 10', 'unpause 3']);
+    await rt.poll();
+    expect(h.memory?.()).toEqual({ rss_bytes: 32768 * 4096, pss_bytes: 2768 * 4096, private_bytes: 2768 * 4096 });
+    await h.stop();
+    await rt.release();
+    expect(ts.domains.size).toBe(0);
+  });
+
+  for (const [step, host] of [
+    ['restore', 'restore'],
+    ['fork', 'fork'],
+    ['plumb', 'fork'],
+    ['relay', 'restore'],
+    ['unpause', 'restore'],
+    ['unpause', 'fork'],
+  ] as [Step, string][]) {
+    it(`leaves only the parked parent when ${step} fails on a ${host} host`, async () => {
+      if (host === 'fork') ts.caps = FORK_HOST;
+      const rt = runtime();
+      const p = xenPlan();
+      await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+      const before = [...ts.domains.keys()];
+      ts.failNext(step);
+      await expect(rt.fork(request(p, 'web'))).rejects.toThrow(`${step} failed`);
+      expect([...ts.domains.keys()]).toEqual(before);
+      expect(ts.relays.size).toBe(0);
+    });
+  }
+
+  it('leaves the clone paused with its relays until it is resumed (a warm clone for a session)', async () => {
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    const h = await rt.fork(request(p, 'web', 0, true));
+    expect([...ts.domains.values()][0].state).toBe('paused');
+    await h.resume();
+    expect([...ts.domains.values()][0].state).toBe('running');
+    await h.stop();
+  });
+
+  it('notices a domain destroyed from outside', async () => {
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    const h = await rt.fork(request(p, 'web'));
+    ts.kill([...ts.domains.keys()][0]);
+    const exit = await h.exited;
+    expect(exit.signal).toMatch(/its domain ending/);
+    expect(ts.relays.size).toBe(0);
+  });
+
+  it('ends the clone with the program, and destroys its domain', async () => {
+    ts.programExitStatus = 3;
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    const h = await rt.fork(request(p, 'web'));
+    expect((await h.exited).program_code).toBe(3);
+    await until(() => ts.domains.size === 0);
+  });
+
+  it('reaps only the domains named with its own deployment tag', async () => {
+    const mine = `${domainPrefix(TAG)}web.0`;
+    const other = `${domainPrefix(deploymentTag('b'.repeat(64)))}web.0`;
+    await ts.create('x', `${domainPrefix(TAG)}tpl.t`);
+    await ts.create('x', mine);
+    await ts.create('x', other);
+    await ts.create('x', 'someone-elses-vm');
+    const removed = await runtime().reapOrphans();
+    expect(removed).toEqual([`${mine} (d2)`, `${domainPrefix(TAG)}tpl.t (d1)`]);
+    expect([...ts.domains.values()].map((d) => d.name).sort()).toEqual([other, 'someone-elses-vm'].sort());
+  });
+});
+
+describe('the KVM supervisor on domains', () => {
+  it('restarts a clone whose domain was destroyed from outside, and destroy leaves no domain', async () => {
+    const rt = runtime();
+    const sup = new Supervisor({ runtime: rt, brokerFactory: (p, h) => new FakeBroker(p, h), runDir: dir, backoffMs: 10, probePort: async () => null });
+    await sup.apply(xenPlan(), { replace: [], readyTimeoutMs: 2000 }, () => undefined);
+    const names = () => [...ts.domains.values()].map((d) => d.name).sort();
+    expect(names()).toEqual([`${domainPrefix(TAG)}db.0`, `${domainPrefix(TAG)}web.0`]);
+    const web = [...ts.domains.values()].find((d) => d.name.endsWith('web.0'))!;
+    ts.kill(web.domid);
+    await until(() => sup.instanceStatus().find((i) => i.id === 'web')?.clones[0]?.restarts === 1 && ts.domains.size === 2);
+    const st = sup.instanceStatus().find((i) => i.id === 'web')!;
+    expect(st.clones[0].last_exit).toMatch(/killed by its domain ending \(domain destroyed\)/);
+    await until(() => sup.instanceStatus().find((i) => i.id === 'web')!.clones[0].state === 'running');
+    await sup.destroy(() => undefined);
+    expect(ts.domains.size).toBe(0);
+    expect(ts.relays.size).toBe(0);
+  });
+});
