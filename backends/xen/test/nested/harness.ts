@@ -36,7 +36,8 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { LineSplitter } from '@mcl/broker/lines';
 import { writeCpio, type CpioEntry } from '../../../kvm/src/image/cpio';
-import { findBusybox, resolveKernel, resolveModules } from '../../../kvm/src/image/index';
+import { BASE_MODULES, findBusybox, resolveKernel, resolveModules } from '../../../kvm/src/image/index';
+import { XEN_GUEST_MODULES } from '../../src/image';
 import { ConsoleLog } from '../../../kvm/src/vm/console-log';
 import { cacheDir } from '../../../kvm/src/vm/paths';
 import { launchCommand, launchHost, requireQemu } from '../../../kvm/src/vm/qemu';
@@ -59,13 +60,15 @@ const here = (() => {
 })();
 
 /** Bumped when the layout of the dom0 initramfs changes, so old cache entries are not reused. */
-const DOM0_FORMAT = 1;
+const DOM0_FORMAT = 2;
 /** The Xen tools' directory, in the package and in dom0 (libxl finds its helpers there). */
 const XEN_BIN = 'usr/lib/xen-4.17/bin';
 /** Modules of the dom0 kernel, loaded in dependency order by dom0-rc.sh. */
 const DOM0_MODULES = ['xen-evtchn', 'xen-privcmd', 'xenfs', 'xen-gntdev', 'xen-gntalloc', 'virtio_pci', 'virtio_console', 'virtio_net'];
 /** Modules of the guest kernel the smoke guest loads for its vchan. */
-const GUEST_MODULES = ['xen-evtchn', 'xen-gntdev'];
+const GUEST_MODULES = XEN_GUEST_MODULES;
+/** Modules of the guest kernel in dom0, for the backend's images: every image's, the Xen guest's, and the grant allocator. */
+const GUEST_IMAGE_MODULES = [...BASE_MODULES, ...XEN_GUEST_MODULES, 'xen-gntalloc'];
 /** The guest kernel and the smoke guest's initramfs, in dom0. */
 export const GUEST_KERNEL = '/boot/nx-guest-vmlinuz';
 export const SMOKE_GUEST_INITRD = '/boot/nx-smoke-guest.cpio.gz';
@@ -327,8 +330,17 @@ async function dom0Entries(cache: string, inputs: ReturnType<typeof ensureInputs
   entries.push(...mods.entries);
   text('etc/nx/modules', mods.order.join('\n') + '\n');
 
+  // The guest kernel where the backend's image builder looks for it (/boot/vmlinuz-*-cloud-amd64, with its
+  // modules.dep and the modules a Xen guest image loads), and under a fixed name for the test bed's own guests.
   const guest = await resolveKernel('debian-cloud');
-  entries.push({ kind: 'file', path: GUEST_KERNEL.slice(1), mode: 0o644, data: readFileSync(guest.path) });
+  entries.push({ kind: 'file', path: `boot/vmlinuz-${guest.release}`, mode: 0o644, data: readFileSync(guest.path) });
+  entries.push({ kind: 'symlink', path: GUEST_KERNEL.slice(1), target: `vmlinuz-${guest.release}` });
+  const guestMods = path.join(process.env.MCL_MODULES_DIR ?? '/lib/modules', guest.release);
+  for (const f of ['modules.dep', 'modules.builtin']) {
+    if (existsSync(path.join(guestMods, f))) entries.push({ kind: 'file', path: `lib/modules/${guest.release}/${f}`, mode: 0o644, data: readFileSync(path.join(guestMods, f)) });
+  }
+  const { order } = resolveModules(GUEST_IMAGE_MODULES, readFileSync(path.join(guestMods, 'modules.dep'), 'utf8'), '');
+  for (const m of order) entries.push({ kind: 'file', path: `lib/modules/${guest.release}/${m.file}`, mode: 0o644, data: readFileSync(path.join(guestMods, m.file)) });
   entries.push({ kind: 'file', path: SMOKE_GUEST_INITRD.slice(1), mode: 0o644, data: await smokeGuestInitrd(cache, guest.release) });
   return entries;
 }
