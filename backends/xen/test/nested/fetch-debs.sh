@@ -16,7 +16,13 @@ dest=${1:-${MCL_CACHE_DIR:-$HOME/.cache/mcl}/xen-nested/debs}
 mkdir -p "$dest"
 cd "$dest"
 
-dom0_kernel=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+dom0_kernel() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}'; }
+dom0_kernel=$(dom0_kernel)
+if [ -z "$dom0_kernel" ] && [ "$(id -u)" -eq 0 ]; then
+  # A fresh machine may have no package lists yet.
+  flock /tmp/mcl-apt.lock apt-get update -q >/dev/null
+  dom0_kernel=$(dom0_kernel)
+fi
 if [ -z "$dom0_kernel" ]; then
   echo "fetch-debs: apt-cache does not know linux-image-amd64; run apt-get update" >&2
   exit 1
