@@ -426,6 +426,61 @@ interface Pending {
 /** The largest line the host accepts from dom0's agent (its output is capped at 1 MiB per stream). */
 const MAX_REPLY = 8 * MIB;
 
+/** Test beds of this process not yet closed: a signal or an exit kills their QEMU and removes their directories. */
+const live = new Set<NestedXen>();
+let handlersInstalled = false;
+
+function installExitHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on('exit', () => {
+    for (const nx of live) nx.closeSync();
+  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      for (const nx of live) nx.closeSync();
+      // Then die of the signal as the process would have without this handler.
+      process.removeListener(sig, onSignal);
+      process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
+}
+
+/** True while a process with this pid exists. */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the run directories of test beds whose owner died without closing
+ * them (SIGKILL): each names its owner's pid in `owner`. QEMU itself died with
+ * its owner (the parent-death signal), so only files are left.
+ */
+export function sweepStaleRunDirs(parent: string): string[] {
+  const removed: string[] = [];
+  for (const n of readdirSync(parent)) {
+    if (!/^mcl-nx-[A-Za-z0-9]+$/.test(n)) continue;
+    const dir = path.join(parent, n);
+    let owner = NaN;
+    try {
+      owner = Number(readFileSync(path.join(dir, 'owner'), 'utf8').trim());
+    } catch {
+      continue;
+    }
+    if (Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) {
+      rmSync(dir, { recursive: true, force: true });
+      removed.push(dir);
+    }
+  }
+  return removed;
+}
+
 export class NestedXen {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
@@ -458,6 +513,8 @@ export class NestedXen {
       this.qemu.kill('SIGKILL');
     }, deadlineMs);
     this.deadline.unref();
+    live.add(this);
+    installExitHandlers();
   }
 
   /**
@@ -470,7 +527,9 @@ export class NestedXen {
     const dom0 = await ensureDom0(options);
     log(`dom0 initramfs ${dom0.cached ? 'cached' : 'built'} in ${dom0.buildMs} ms (${(statSync(dom0.initrd).size / MIB).toFixed(0)} MiB)`);
     const parent = options.runParent ?? os.tmpdir();
+    for (const d of sweepStaleRunDirs(parent)) log(`removed ${d}, left by a test bed whose owner died`);
     const runDir = mkdtempSync(path.join(parent, 'mcl-nx-'));
+    writeFileSync(path.join(runDir, 'owner'), `${process.pid}\n`);
     if (runDir.includes(',')) throw new Error(`the run directory ${runDir} contains a comma, which QEMU's -initrd list cannot hold`);
     let nx: NestedXen | undefined;
     let qemu: ChildProcess | undefined;
@@ -642,8 +701,18 @@ export class NestedXen {
     }
   }
 
+  /** What an exit or a signal of the owner does: kill QEMU and remove the run directory, synchronously. */
+  closeSync(): void {
+    live.delete(this);
+    if (this.closed) return;
+    this.closed = true;
+    this.qemu.kill('SIGKILL');
+    if (process.env.MCL_NX_KEEP !== '1') rmSync(this.runDir, { recursive: true, force: true });
+  }
+
   /** Kills QEMU and removes the run directory (set MCL_NX_KEEP=1 to keep it, for a look at the logs). */
   async close(): Promise<void> {
+    live.delete(this);
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.deadline);
