@@ -103,6 +103,20 @@ describe('webstack on nested Xen', () => {
       deadlineMs: 40 * 60_000,
       log: (l) => console.log(`nested xen: ${l}`),
     });
+    try {
+      await planAndApply();
+    } catch (e) {
+      // What dom0 knows of the failure, before the test bed (and dom0 with it) goes away.
+      const diag = await nx
+        .sh('xl list; echo "== supervisor.log"; tail -n 60 .mcl/run/supervisor.log; for f in /var/log/xen/console/*.log; do echo "== $f"; tail -n 60 "$f"; done', { cwd: WS })
+        .catch((d: Error) => d.message);
+      console.log(`nested xen: dom0 after the failure:\n${diag}`);
+      throw e;
+    }
+    hostPort = await nx.hostPort(PORT);
+  }, 2_400_000);
+
+  async function planAndApply(): Promise<void> {
     const t0 = Date.now();
     await mclc(['plan', '.', '--out', 'shop.plan'], 300_000);
     // The supervisor (a watchdog node process starting a supervisor node process) must answer within 15 s of
@@ -115,9 +129,8 @@ describe('webstack on nested Xen', () => {
       await until('the supervisor to answer', 300_000, async () => ((await nx.exec(['/bin/sh', '-c', 'test -S .mcl/run/supervisor.sock'], { cwd: WS })).code === 0 ? true : undefined));
       applied = await mclc(['apply', 'shop.plan', '--ready-timeout', '15m'], 1_500_000);
     }
-    console.log(`nested xen: mclc apply took ${((Date.now() - t0) / 1000).toFixed(0)} s\n${applied}`);
-    hostPort = await nx.hostPort(PORT);
-  }, 2_400_000);
+    console.log(`nested xen: mclc plan and apply took ${((Date.now() - t0) / 1000).toFixed(0)} s\n${applied}`);
+  }
 
   afterAll(async () => {
     if (!nx) return;
