@@ -8,7 +8,7 @@
 // the domain list with its page counts, fork, plumb, reset, the vchan relays).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Duplex } from 'node:stream';
+import { Duplex, type Readable, type Writable } from 'node:stream';
 import { execa } from 'execa';
 
 /** What `mcl-xen check` reports about the hypervisor. */
@@ -40,9 +40,12 @@ export interface DomainInfo {
   cpu_time_ns: number;
 }
 
-/** dom0's end of one channel: a vchan server for the guest, its byte stream here. */
+/** dom0's end of one channel: a vchan server for the guest, its bytes here. */
 export interface Relay {
-  readonly stream: Duplex;
+  /** What the guest sends. */
+  readonly output: Readable;
+  /** What goes to the guest. */
+  readonly input: Writable;
   readonly pid: number;
   /** Settles when the relay process ended (the guest closed the vchan, or it was stopped). */
   readonly exited: Promise<void>;
@@ -65,6 +68,7 @@ export interface Toolstack {
   /** Resets a fork to its parent's state and memory (xc_memshr_fork_reset). */
   reset(domid: number): Promise<void>;
   unpause(domid: number): Promise<void>;
+  pause(domid: number): Promise<void>;
   /** Destroys a domain; one that is already gone is not an error. */
   destroy(domid: number): Promise<void>;
   /** Starts the vchan server of port slot `slot` for `domid` (slot 0: the control port). */
@@ -207,6 +211,10 @@ export class XlToolstack implements Toolstack {
     await this.run(this.xl, ['unpause', String(domid)], `unpausing domain ${domid}`);
   }
 
+  async pause(domid: number): Promise<void> {
+    await this.run(this.xl, ['pause', String(domid)], `pausing domain ${domid}`);
+  }
+
   async destroy(domid: number): Promise<void> {
     if (!(await this.list()).some((d) => d.domid === domid)) return;
     // xl knows the domains it created or restored; a fork is the helper's (it removes its xenstore entries too).
@@ -231,15 +239,57 @@ export function processRelay(child: ChildProcess, log: (line: string) => void): 
     child.once('exit', () => r());
     child.once('error', () => r());
   });
-  const stream = Duplex.from({ readable: child.stdout!, writable: child.stdin! });
-  stream.on('error', () => undefined);
   child.stdin?.on('error', () => undefined);
+  child.stdout?.on('error', () => undefined);
   return {
-    stream,
+    output: child.stdout!,
+    input: child.stdin!,
     pid: child.pid ?? 0,
     exited,
     stop: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     },
   };
+}
+
+/**
+ * A stream over a relay's pipes that is destroyed without closing them. The
+ * broker destroys the stream of a port it detaches or when it is replaced
+ * (a plan whose wiring changed but whose instances are kept): the relay, the
+ * vchan and the guest's end must outlive that, and the next broker gets a
+ * new view. While no view is open the relay's output is paused, so nothing
+ * the guest sends is lost.
+ */
+export function relayView(r: Pick<Relay, 'output' | 'input'>): Duplex {
+  const { output, input } = r;
+  const onData = (b: Buffer) => {
+    if (!view.push(b)) output.pause();
+  };
+  const onEnd = () => view.push(null);
+  const view: Duplex = new Duplex({
+    read() {
+      output.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      if (input.destroyed || input.writableEnded) return cb(new Error('the relay has ended'));
+      input.write(chunk, (e) => cb(e ?? null));
+    },
+    final(cb) {
+      // Ending the view does not end the relay's input: the guest's end stays open for the next view.
+      cb();
+    },
+    destroy(err, cb) {
+      output.off('data', onData);
+      output.off('end', onEnd);
+      output.pause();
+      cb(err);
+    },
+  });
+  view.on('error', () => undefined);
+  if (output.readableEnded) view.push(null);
+  else {
+    output.on('data', onData);
+    output.once('end', onEnd);
+  }
+  return view;
 }

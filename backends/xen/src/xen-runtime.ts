@@ -17,15 +17,17 @@
 // port), unpauses the domain, and drives the same handshake as on KVM
 // (hello/ready, then the identity with a fresh random seed).
 
-import { existsSync, closeSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Plan, PlanImage } from '@mcl/plan';
 import { programFor, type CloneHandle, type CloneRequest, type EventSink, type ExitInfo, type GuestRuntime } from '@mcl/backend-kvm/lifecycle';
 import { ControlChannel, buildImage as kvmBuildImage, cacheDir, mclHome } from '@mcl/backend-kvm/vm';
 import { buildPolicy, flaskLabel, flaskModule, instanceType, templateType } from './flask';
 import { cloneDomainName, deploymentTag, isDeploymentDomain, templateDomainName } from './names';
 import { GUEST_CLIENT, HELPER, nativeProgram } from './native';
-import { type DomainInfo, type HostCaps, type Relay, type Toolstack, XlToolstack } from './toolstack';
+import { type DomainInfo, type HostCaps, type Relay, type Toolstack, relayView, XlToolstack } from './toolstack';
 import { domainConfig } from './xlcfg';
 import { prepareGuestTools, XEN_GUEST_MODULES } from './image';
 
@@ -78,6 +80,11 @@ export interface XenRuntimeOptions {
   log?: (line: string) => void;
   /** Waited after closing the template's control vchan, so the guest unmaps dom0's ring before the save. */
   parkDelayMs?: number;
+  /**
+   * On a fork host, keep the forks of per-session instances when their session ends, reset to the parent
+   * with xc_memshr_fork_reset, for the next session (default: `MCL_XEN_FORK_RESET=1`; spec/xen.md).
+   */
+  forkReset?: boolean;
 }
 
 interface Template {
@@ -109,6 +116,8 @@ export class XenRuntime implements GuestRuntime {
   private poller: NodeJS.Timeout | null = null;
   private polling = false;
   private policyDigest: string | null = null;
+  /** Forks of per-session instances reset after their session, paused, by instance id (fork reset only). */
+  private readonly spares = new Map<string, { domid: number; name: string }[]>();
 
   constructor(private readonly o: XenRuntimeOptions) {
     this.ts = o.toolstack ?? null;
@@ -157,6 +166,13 @@ export class XenRuntime implements GuestRuntime {
   async prepare(plan: Plan, templateIds: readonly string[], emit: EventSink): Promise<void> {
     this.plan = plan;
     if (!this.caps) await this.accelerator();
+    const sessions = plan.instances.filter((i) => i.mode === 'per_session').map((i) => i.id);
+    if (this.path === 'restore' && sessions.length) {
+      emit({
+        type: 'warning',
+        message: `per-session instances (${sessions.join(', ')}) get a restore of their template per session on this host, which is slow (seconds, where a fork host forks in about a millisecond plus the guest's resume)`,
+      });
+    }
     await this.loadPolicy(plan, emit);
     for (const id of templateIds) await this.template(plan, id, emit);
   }
@@ -204,18 +220,30 @@ export class XenRuntime implements GuestRuntime {
     const image = await this.buildImage(img);
     emit({ type: 'image', image: img.name, action: image.cached ? 'cached' : 'built', elapsed_ms: image.elapsedMs, message: `image ${img.name} ${image.cached ? 'cached' : `built in ${image.elapsedMs} ms`}` });
     emit({ type: 'template', template: id, action: 'start', message: `template ${id}: booting a PVH domain` });
-    const name = templateDomainName(this.tag, id);
+    // The name carries the image and shape: a changed template boots beside the old one's parent, whose forks
+    // may still run, instead of failing on a name in use.
+    const name = templateDomainName(this.tag, `${id}-${createHash('sha256').update(`${image.key}:${memoryBytes}:${vcpus}`).digest('hex').slice(0, 6)}`);
     const cfg = join(this.dir, `${name}.cfg`);
     const saved = join(this.dir, `${name}.img`);
     const labelled = this.caps && hasFlask(this.caps);
     writeFileSync(cfg, domainConfig({ name, kernel: image.kernelPath, ramdisk: image.initrdPath, memoryBytes, vcpus, ...(labelled ? { seclabel: flaskLabel(templateType(id)) } : {}), comment: `mcl template ${id}` }));
+    // A saved image of the same template in the run directory (an earlier supervisor of this deployment saved
+    // it: the watchdog restarted the supervisor, or the plan came back) is used again instead of booting.
+    const meta = `${saved}.json`;
+    const want = JSON.stringify({ key: image.key, memoryBytes, vcpus, labelled: !!labelled });
+    if (existsSync(saved) && readSmall(meta) === want) {
+      const parent = this.path === 'fork' ? await ts.restore(cfg, saved, name) : undefined;
+      emit({ type: 'template', template: id, action: 'cached', message: `template ${id}: its saved image is used again${parent ? ` (parent of forks: d${parent})` : ''}` });
+      return { id, name, image, saved, memoryBytes, vcpus, bootMs: 0, ...(parent ? { parent } : {}) };
+    }
+    rmSync(meta, { force: true });
     const started = Date.now();
     let domid: number | null = null;
     let relay: Relay | null = null;
     try {
       domid = await ts.create(cfg, name);
       relay = ts.relay(domid, 0);
-      const ctl = ControlChannel.over(relay.stream);
+      const ctl = ControlChannel.over(relayView(relay));
       await ts.unpause(domid);
       await ctl.handshake(this.o.bootTimeoutMs ?? 180_000);
       const bootMs = Date.now() - started;
@@ -228,6 +256,7 @@ export class XenRuntime implements GuestRuntime {
       const t0 = Date.now();
       await ts.save(domid, saved);
       domid = null;
+      writeFileSync(meta, want, { mode: 0o600 });
       let parent: number | undefined;
       if (this.path === 'fork') parent = await ts.restore(cfg, saved, name);
       emit({ type: 'template', template: id, action: 'booted', elapsed_ms: bootMs, message: `template ${id} booted in ${bootMs} ms and parked in ${Date.now() - t0} ms${parent ? ` (parent of forks: d${parent})` : ''}` });
@@ -235,7 +264,11 @@ export class XenRuntime implements GuestRuntime {
     } catch (e) {
       relay?.stop();
       if (domid !== null) await ts.destroy(domid).catch(() => undefined);
-      throw e;
+      const consoleLog = join(this.o.consoleDir ?? process.env.MCL_XEN_CONSOLE_DIR ?? '/var/log/xen/console', `guest-${name}.log`);
+      throw Object.assign(new Error(`template ${id} (domain ${name}) did not boot and park: ${(e as Error).message}`), {
+        kind: 'failure' as const,
+        hint: `see the guest console in ${consoleLog} (xenconsoled --log=guest) and \`mclc doctor\``,
+      });
     }
   }
 
@@ -244,16 +277,24 @@ export class XenRuntime implements GuestRuntime {
     if (!plan) throw new Error('fork before prepare');
     const ts = await this.toolstack();
     const tpl = await this.template(plan, req.instance.template, () => undefined);
-    const name = cloneDomainName(this.tag, req.instance.id, req.index);
+    let name = cloneDomainName(this.tag, req.instance.id, req.index);
     const label = this.caps && hasFlask(this.caps) ? flaskLabel(instanceType(req.instance.id)) : undefined;
     const started = Date.now();
     let domid: number | null = null;
     const relays: Relay[] = [];
     let console: ConsoleCopy | null = null;
+    const reusable = this.path === 'fork' && tpl.parent !== undefined && req.instance.mode === 'per_session' && (this.o.forkReset ?? process.env.MCL_XEN_FORK_RESET === '1');
+    const spare = reusable ? this.spares.get(req.instance.id)?.shift() : undefined;
     try {
-      // A domain of this name left by an earlier run of the same clone would make the next step fail.
-      for (const d of (await ts.list()).filter((x) => x.name === name)) await ts.destroy(d.domid);
-      if (this.path === 'fork' && tpl.parent !== undefined) {
+      if (!spare) {
+        // A domain of this name left by an earlier run of the same clone would make the next step fail.
+        for (const d of (await ts.list()).filter((x) => x.name === name)) await ts.destroy(d.domid);
+      }
+      if (spare) {
+        // A fork reset after an earlier session: it keeps its name, its xenstore introduction and its event channels.
+        domid = spare.domid;
+        name = spare.name;
+      } else if (this.path === 'fork' && tpl.parent !== undefined) {
         domid = await ts.fork(tpl.parent, name, label);
         await ts.plumb(domid, name);
       } else {
@@ -263,20 +304,22 @@ export class XenRuntime implements GuestRuntime {
       }
       const control = ts.relay(domid, 0);
       relays.push(control);
-      const portStreams: Record<string, Relay['stream']> = {};
+      const portRelays: Record<string, Relay> = {};
       for (const p of req.instance.ports) {
         const r = ts.relay(domid, p.slot);
         relays.push(r);
-        portStreams[p.name] = r.stream;
+        portRelays[p.name] = r;
       }
       console = new ConsoleCopy(join(this.o.consoleDir ?? process.env.MCL_XEN_CONSOLE_DIR ?? '/var/log/xen/console', `guest-${name}.log`), join(req.dir, 'console.log'), req.consoleHeader);
-      const ctl = ControlChannel.over(control.stream);
-      const clone = new XenClone(this, ts, domid, relays, ctl, portStreams, console, () =>
+      const ctl = ControlChannel.over(relayView(control));
+      const clone = new XenClone(this, ts, domid, relays, ctl, portRelays, console, () =>
         ctl.sendIdentity(
           { instanceId: req.instance.id, clone: req.index, ports: req.instance.ports.map((p) => ({ name: p.name, slot: p.slot })), program: programFor(req.instance, req.index) },
           req.readyTimeoutMs,
         ),
         req.readyTimeoutMs,
+        reusable ? (d: number, n: string) => this.recycle(req.instance.id, d, n) : undefined,
+        name,
       );
       this.live.set(domid, clone);
       this.startPolling();
@@ -292,9 +335,29 @@ export class XenRuntime implements GuestRuntime {
     }
   }
 
-  /** Destroys the parked parents (fork path); the saved images stay for the next forks of this supervisor. */
+  /** Pauses a fork whose session ended and resets it to its parent, for the next session; false when it cannot be. */
+  private async recycle(instance: string, domid: number, name: string): Promise<boolean> {
+    const ts = this.ts;
+    if (!ts) return false;
+    try {
+      await ts.pause(domid);
+      await ts.reset(domid);
+    } catch (e) {
+      this.log(`${name}: not kept for the next session: ${(e as Error).message}`);
+      return false;
+    }
+    const list = this.spares.get(instance) ?? [];
+    list.push({ domid, name });
+    this.spares.set(instance, list);
+    return true;
+  }
+
+  /** Destroys the forks kept for sessions and the parked parents (fork path); the saved images stay. */
   async release(): Promise<void> {
     const ts = this.ts;
+    const spares = [...this.spares.values()].flat();
+    this.spares.clear();
+    for (const s of spares) await ts?.destroy(s.domid).catch(() => undefined);
     const all = [...this.templates.values()];
     this.templates.clear();
     for (const p of all) {
@@ -331,13 +394,25 @@ export class XenRuntime implements GuestRuntime {
       this.latest = new Map(list.map((d) => [d.domid, d]));
       for (const [domid, clone] of [...this.live]) {
         const d = this.latest.get(domid);
-        if (!d || d.state === 'shutdown' || d.state === 'dying') clone.gone(d ? `domain ${d.state}` : 'domain destroyed');
+        // A domain that shut down is destroyed here when nothing else did (xl's monitor does it for the domains xl
+        // made, by on_poweroff/on_crash; nothing watches a fork).
+        if (!d || d.state === 'shutdown' || d.state === 'dying') clone.gone(d ? `domain ${d.state}` : 'domain destroyed', d?.state === 'shutdown');
       }
     } catch (e) {
       this.log(`listing the domains failed: ${(e as Error).message}`);
     } finally {
       this.polling = false;
     }
+  }
+}
+
+/** A small file of ours, or null when it is missing, not a regular file or larger than 4 KiB. */
+function readSmall(path: string): string | null {
+  try {
+    const st = statSync(path);
+    return st.isFile() && st.size <= 4096 ? readFileSync(path, 'utf8') : null;
+  } catch {
+    return null;
   }
 }
 
@@ -404,6 +479,12 @@ class XenClone implements CloneHandle {
   readonly startTime: number | null = null;
   readonly exited: Promise<ExitInfo>;
   readonly consoleLog: string;
+  /**
+   * A stream per data port, new each time it is read (the supervisor reads it once per attach to a broker),
+   * the one before it destroyed: brokers come and go while the clone and its relays stay.
+   */
+  readonly portSockets: Record<string, Duplex> = {};
+  private readonly views = new Map<string, Duplex>();
   private resolveExit!: (e: ExitInfo) => void;
   private ended = false;
   private programCode: number | undefined;
@@ -414,15 +495,29 @@ class XenClone implements CloneHandle {
     readonly domid: number,
     private readonly relays: Relay[],
     private readonly ctl: ControlChannel,
-    readonly portSockets: Record<string, Relay['stream']>,
+    ports: Record<string, Relay>,
     private readonly console: ConsoleCopy,
     private readonly identify: () => Promise<unknown>,
     private readonly readyTimeoutMs: number,
+    /** Keeps the domain for another session instead of destroying it when stopped; false: destroy it after all. */
+    private readonly recycle?: (domid: number, name: string) => Promise<boolean>,
+    private readonly domainName = '',
   ) {
     // The control relay stands for the clone among processes: the supervisor records its pid.
     this.pid = relays[0].pid;
     this.consoleLog = console.to;
     this.exited = new Promise((r) => (this.resolveExit = r));
+    for (const [name, relay] of Object.entries(ports)) {
+      Object.defineProperty(this.portSockets, name, {
+        enumerable: true,
+        get: () => {
+          this.views.get(name)?.destroy();
+          const v = relayView(relay);
+          this.views.set(name, v);
+          return v;
+        },
+      });
+    }
     // The program ending ends the clone, as on KVM: its status drives the restart policy.
     const programEnded = (e: { status: number }) => {
       if (this.programCode !== undefined) return;
@@ -452,9 +547,9 @@ class XenClone implements CloneHandle {
     await this.start();
   }
 
-  /** The domain ended on its own (seen by the poll). */
-  gone(why: string): void {
-    void this.finish(why, false);
+  /** The domain ended on its own (seen by the poll); `destroy`: what is left of it is destroyed. */
+  gone(why: string, destroy = false): void {
+    void this.finish(why, destroy);
   }
 
   private async finish(why: string, destroy: boolean): Promise<void> {
@@ -471,13 +566,19 @@ class XenClone implements CloneHandle {
       ...(this.programCode !== undefined ? { program_code: this.programCode } : {}),
       // Without a program status the domain's end reads like a kill, and counts as a failure for `on-failure`;
       // dom0's relay dying is not the guest's doing and is not counted against its policy.
-      ...(this.programCode === undefined && why.includes('relay') ? { helper: why } : {}),
+      ...(this.programCode === undefined && why.includes('relay') ? { signal: 'the loss of its control vchan', helper: why } : {}),
       ...(this.programCode === undefined && why.startsWith('domain') ? { signal: `its domain ending (${why})` } : {}),
     });
   }
 
   async stop(): Promise<void> {
-    await this.finish('stopped', true);
+    if (!this.recycle || this.ended) return this.finish('stopped', true);
+    // Kept when its session ended (reset to the parent for the next one); destroyed when it cannot be.
+    const recycle = this.recycle;
+    const kept = new Promise<boolean>((r) => {
+      void this.finish('stopped', false).then(async () => r(await recycle(this.domid, this.domainName)));
+    });
+    if (!(await kept)) await this.ts.destroy(this.domid).catch(() => undefined);
   }
 
   /** Memory from the hypervisor: pages the domain has, and of those the ones it shares with its parent. */

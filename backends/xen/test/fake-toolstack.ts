@@ -4,10 +4,11 @@
 // backends/kvm/guest/agent.sh does, once the domain runs). Any step can be
 // made to fail once (`failNext`), to check that nothing is left behind.
 
-import { Duplex, PassThrough } from 'node:stream';
+import { writeFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import type { DomainInfo, HostCaps, Relay, Toolstack } from '../src/toolstack';
 
-export type Step = 'check' | 'list' | 'create' | 'save' | 'restore' | 'fork' | 'plumb' | 'reset' | 'unpause' | 'destroy' | 'relay';
+export type Step = 'check' | 'list' | 'create' | 'save' | 'restore' | 'fork' | 'plumb' | 'reset' | 'pause' | 'unpause' | 'destroy' | 'relay';
 
 interface FakeDomain extends DomainInfo {
   cfg?: string;
@@ -71,6 +72,8 @@ export class FakeToolstack implements Toolstack {
     this.step('save', String(domid));
     if (!this.domains.has(domid)) throw new Error(`no domain ${domid}`);
     this.images.add(image);
+    // The runtime finds a saved image again by its file, as it would after `xl save`.
+    writeFileSync(image, `saved d${domid}\n`);
     this.kill(domid);
   }
 
@@ -96,6 +99,12 @@ export class FakeToolstack implements Toolstack {
 
   async reset(domid: number): Promise<void> {
     this.step('reset', String(domid));
+    const d = this.domains.get(domid);
+    if (!d || d.parent === undefined) throw new Error(`${domid} is not a fork`);
+    if (d.state !== 'paused') throw new Error(`fork ${domid} is not paused`);
+    // Its vchans close with the state it is reset from.
+    for (const g of d.guests.values()) g.stop();
+    d.guests.clear();
   }
 
   async unpause(domid: number): Promise<void> {
@@ -103,6 +112,13 @@ export class FakeToolstack implements Toolstack {
     const d = this.domains.get(domid);
     if (!d) throw new Error(`no domain ${domid}`);
     d.state = 'running';
+  }
+
+  async pause(domid: number): Promise<void> {
+    this.step('pause', String(domid));
+    const d = this.domains.get(domid);
+    if (!d) throw new Error(`no domain ${domid}`);
+    d.state = 'paused';
   }
 
   async destroy(domid: number): Promise<void> {
@@ -124,8 +140,6 @@ export class FakeToolstack implements Toolstack {
     if (!d) throw new Error(`no domain ${domid}`);
     const toGuest = new PassThrough();
     const toHost = new PassThrough();
-    const stream = Duplex.from({ readable: toHost, writable: toGuest });
-    stream.on('error', () => undefined);
     let done!: () => void;
     const exited = new Promise<void>((r) => (done = r));
     let stopped = false;
@@ -134,10 +148,10 @@ export class FakeToolstack implements Toolstack {
       stopped = true;
       this.relays.delete(relay);
       toHost.end();
-      stream.destroy();
+      toGuest.destroy();
       done();
     };
-    const relay: Relay = { stream, pid: 100000 + domid * 100 + slot, exited, stop };
+    const relay: Relay = { output: toHost, input: toGuest, pid: 100000 + domid * 100 + slot, exited, stop };
     this.relays.add(relay);
     d.guests.set(slot, { toGuest, toHost, stop });
     if (slot === 0) this.agent(d, toGuest, toHost);

@@ -14,7 +14,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Plan } from '@mcl/plan';
 import { buildPolicy, flaskLabel, flaskModule, instanceType, templateType } from '../src/flask';
-import { GUEST_CLIENT, HELPER, NATIVE_DIR } from '../src/native';
+import { GUEST_CLIENT, HELPER, NATIVE_DIR, nativeProgram } from '../src/native';
+import { prepareGuestTools, XEN_GUEST_MODULES } from '../src/image';
+import { buildImage } from '@mcl/backend-kvm/vm';
 import { cloneDomainName, templateDomainName } from '../src/names';
 import { domainConfig } from '../src/xlcfg';
 
@@ -62,6 +64,16 @@ describe.skipIf(missing.length > 0)('the Xen backend against Debian libxen-dev',
     expect(headers).not.toContain('INTERP');
     expect(spawnSync(out, [], { encoding: 'utf8' }).status).toBe(64);
   });
+
+  it('builds the guest image: the KVM image plus the Xen guest modules and the vchan client', async () => {
+    const cacheDir = join(work, 'cache');
+    const client = await nativeProgram(GUEST_CLIENT, { cacheDir });
+    const tools = await prepareGuestTools(client, { cacheDir });
+    const b = await buildImage({ name: 'busybox', kernel: 'debian-cloud', modules: [...XEN_GUEST_MODULES], files: [] }, { cacheDir, guestToolsDir: tools });
+    expect(b.modules.slice(-2)).toEqual(['xen_evtchn', 'xen_gntdev']);
+    const list = execFileSync('sh', ['-c', `zcat '${b.initrdPath}' | cpio -t 2>/dev/null`], { encoding: 'utf8' }).split('\n');
+    expect(list).toEqual(expect.arrayContaining(['usr/bin/mcl-vchan', 'usr/bin/mcl-msg', 'usr/sbin/mcl-agent', 'lib/mcl-modules/xen_gntdev.ko']));
+  }, 120_000);
 
   describe('generated xl.cfg files parse with libxlutil', () => {
     const checker = join(work, 'xlcfg-check');

@@ -87,7 +87,8 @@ describe('templates', () => {
     const rt = runtime();
     const p = xenPlan();
     await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
-    const name = `${domainPrefix(TAG)}tpl.busybox-128m-1c-4p`;
+    const name = [...ts.images][0].replace(/^.*\//, '').replace(/\.img$/, '');
+    expect(name).toMatch(new RegExp(`^${domainPrefix(TAG)}tpl\\.busybox-128m-1c-4p-[0-9a-f]{6}$`));
     expect(ts.calls.filter((c) => !c.startsWith('list') && !c.startsWith('check'))).toEqual([`create ${name}`, 'relay 1 0', 'unpause 1', 'save 1']);
     expect(ts.domains.size).toBe(0);
     expect(ts.relays.size).toBe(0);
@@ -98,11 +99,37 @@ describe('templates', () => {
     expect(cfg).not.toContain('seclabel');
   });
 
+  it('warns that per-session instances are restored per session on a restore host, and not on a fork host', async () => {
+    const p = xenPlan();
+    p.instances[0].mode = 'per_session';
+    const warnings: string[] = [];
+    await runtime().prepare(p, [], (e) => void (e.type === 'warning' && warnings.push(e.message)));
+    expect(warnings).toEqual([expect.stringMatching(/^per-session instances \(web\) get a restore of their template per session on this host, which is slow/)]);
+    ts.caps = FORK_HOST;
+    warnings.length = 0;
+    await runtime().prepare(p, [], (e) => void (e.type === 'warning' && warnings.push(e.message)));
+    expect(warnings).toEqual([]);
+  });
+
+  it('uses the saved image of an earlier supervisor of the deployment again, and boots when it does not match', async () => {
+    const p = xenPlan();
+    await runtime().prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    ts.calls.length = 0;
+    const events: string[] = [];
+    await runtime().prepare(p, ['busybox-128m-1c-4p'], (e) => void (e.type === 'template' && events.push(e.action ?? '')));
+    expect(ts.calls.filter((c) => !c.startsWith('list') && !c.startsWith('check'))).toEqual([]);
+    expect(events).toEqual(['start', 'cached']);
+    p.templates[0].memory_bytes = 256 << 20;
+    ts.calls.length = 0;
+    await runtime().prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    expect(ts.calls.filter((c) => c.startsWith('create') || c.startsWith('save'))).toHaveLength(2);
+  });
+
   it('keeps the restored template paused as the parent on a fork host', async () => {
     ts.caps = FORK_HOST;
     const rt = runtime();
     await rt.prepare(xenPlan(), ['busybox-128m-1c-4p'], () => undefined);
-    expect([...ts.domains.values()].map((d) => [d.name, d.state])).toEqual([[`${domainPrefix(TAG)}tpl.busybox-128m-1c-4p`, 'paused']]);
+    expect([...ts.domains.values()].map((d) => [d.name.replace(/-[0-9a-f]{6}$/, ''), d.state])).toEqual([[`${domainPrefix(TAG)}tpl.busybox-128m-1c-4p`, 'paused']]);
     await rt.release();
     expect(ts.domains.size).toBe(0);
   });
@@ -190,6 +217,62 @@ describe('instances', () => {
     await h.stop();
   });
 
+  it('keeps a per-session fork reset for the next session with MCL_XEN_FORK_RESET, and destroys it on release', async () => {
+    ts.caps = FORK_HOST;
+    const rt = runtime({ forkReset: true });
+    const p = xenPlan();
+    p.instances[0].mode = 'per_session';
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    const first = await rt.fork(request(p, 'web', 0));
+    const domid = [...ts.domains.values()].find((d) => d.name.endsWith('web.0'))!.domid;
+    await first.stop();
+    expect(ts.domains.get(domid)?.state).toBe('paused');
+    expect(ts.calls.slice(-2)).toEqual([`pause ${domid}`, `reset ${domid}`]);
+    expect(ts.relays.size).toBe(0);
+    ts.calls.length = 0;
+    const second = await rt.fork(request(p, 'web', 1));
+    expect(ts.calls.filter((c) => !c.startsWith('list'))).toEqual([`relay ${domid} 0`, `relay ${domid} 1`, `unpause ${domid}`]);
+    await second.stop();
+    // Without the option, or for an instance that is not per session, a stopped fork is destroyed.
+    const db = await rt.fork(request(p, 'db', 0));
+    await db.stop();
+    expect([...ts.domains.values()].filter((d) => d.name.includes('db.'))).toEqual([]);
+    await rt.release();
+    expect(ts.domains.size).toBe(0);
+  });
+
+  it('destroys a per-session fork that cannot be reset', async () => {
+    ts.caps = FORK_HOST;
+    const rt = runtime({ forkReset: true });
+    const p = xenPlan();
+    p.instances[0].mode = 'per_session';
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    const h = await rt.fork(request(p, 'web', 0));
+    ts.failNext('reset');
+    await h.stop();
+    expect([...ts.domains.values()].map((d) => d.name.replace(/-[0-9a-f]{6}$/, ''))).toEqual([`${domainPrefix(TAG)}tpl.busybox-128m-1c-4p`]);
+  });
+
+  it('gives each broker a port stream of its own: one destroyed leaves the relay and the guest\'s end open', async () => {
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    const h = await rt.fork(request(p, 'web'));
+    const d = [...ts.domains.values()][0];
+    const guest = d.guests.get(1)!;
+    const first = h.portSockets.db as import('node:stream').Duplex;
+    first.destroy();
+    guest.toHost.write('{"t":"notify"}\n');
+    const second = h.portSockets.db as import('node:stream').Duplex;
+    const got = await new Promise<string>((r) => second.once('data', (b: Buffer) => r(b.toString())));
+    expect(got).toBe('{"t":"notify"}\n');
+    const sent = new Promise<string>((r) => guest.toGuest.once('data', (b: Buffer) => r(b.toString())));
+    second.write('{"t":"reply"}\n');
+    expect(await sent).toBe('{"t":"reply"}\n');
+    expect(ts.relays.size).toBe(2);
+    await h.stop();
+  });
+
   it('notices a domain destroyed from outside', async () => {
     const rt = runtime();
     const p = xenPlan();
@@ -199,6 +282,16 @@ describe('instances', () => {
     const exit = await h.exited;
     expect(exit.signal).toMatch(/its domain ending/);
     expect(ts.relays.size).toBe(0);
+  });
+
+  it('destroys a domain that shut down and nothing destroyed (a fork has no xl monitor)', async () => {
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    const h = await rt.fork(request(p, 'web'));
+    [...ts.domains.values()][0].state = 'shutdown';
+    expect((await h.exited).signal).toBe('its domain ending (domain shutdown)');
+    await until(() => ts.domains.size === 0);
   });
 
   it('ends the clone with the program, and destroys its domain', async () => {

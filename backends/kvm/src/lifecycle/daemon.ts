@@ -304,8 +304,12 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   writeFileAtomic(dir, PROCESSES_FILE, '[]\n');
 
   const runtime: GuestRuntime = opts.runtime ?? new (await import('./qemu-runtime')).QemuRuntime();
-  const leftovers = (await runtime.reapOrphans?.().catch((e: Error) => [`(failed: ${e.message})`])) ?? [];
-  if (leftovers.length) log(`removed what an earlier supervisor left behind: ${leftovers.join(', ')}`);
+  try {
+    const leftovers = (await runtime.reapOrphans?.()) ?? [];
+    if (leftovers.length) log(`removed what an earlier supervisor left behind: ${leftovers.join(', ')}`);
+  } catch (e) {
+    log(`could not look for what an earlier supervisor left behind: ${(e as Error).message}`);
+  }
   const brokerFactory = opts.brokerFactory ?? (await defaultBrokerFactory(log));
   const sup = new Supervisor({
     runtime,
