@@ -41,7 +41,7 @@ xl create /run/nx-tpl.cfg >/dev/null 2>&1
 n=0
 until grep -q 'nx-guest: up' /var/log/xen/console/guest-nx-tpl.log 2>/dev/null; do
   n=$((n + 1))
-  [ "$n" -lt 3000 ] || { echo "nx-bench error the template never came up"; exit 1; }
+  [ "$n" -lt 9000 ] || { echo "nx-bench error the template never came up"; exit 1; }
   sleep 0.1
 done
 t1=$(ms)

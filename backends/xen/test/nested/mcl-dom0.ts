@@ -27,6 +27,8 @@ export const MCL_ENV: Record<string, string> = {
   MCL_CACHE_DIR: '/var/cache/mcl',
   MCL_XEN_HELPER: '/usr/local/bin/mcl-xen',
   MCL_XEN_VCHAN: '/usr/local/lib/mcl/mcl-vchan',
+  // Guests of a guest under TCG, on a machine other jobs share: a template's boot takes minutes, not seconds.
+  MCL_XEN_BOOT_TIMEOUT_MS: '1200000',
 };
 
 function tree(dir: string, into: string, out: CpioEntry[]): void {
