@@ -399,7 +399,8 @@ export async function ensureDom0(options: { cacheDir?: string } = {}): Promise<B
   if (existsSync(initrd)) return result(true);
   const entries = await dom0Entries(cache, inputs);
   // Older builds of the same cache are replaced: each is about 120 MiB.
-  for (const n of readdirSync(cache)) if (/^dom0-[0-9a-f]+\.cpio$/.test(n)) rmSync(path.join(cache, n), { force: true });
+  // Another process may have built this key meanwhile and be copying it: only other keys go.
+  for (const n of readdirSync(cache)) if (/^dom0-[0-9a-f]+\.cpio$/.test(n) && n !== path.basename(initrd)) rmSync(path.join(cache, n), { force: true });
   const tmp = `${initrd}.${process.pid}.tmp`;
   writeFileSync(tmp, writeCpio(entries));
   renameSync(tmp, initrd);
