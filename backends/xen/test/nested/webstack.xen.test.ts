@@ -165,7 +165,8 @@ describe('webstack on nested Xen', () => {
   }, 600_000);
 
   it('brings a guest killed with xl destroy back by its restart policy', async () => {
-    const before = (await domains()).filter((n) => n.includes('-db-'));
+    // Clone domains are named mcl-<deployment tag>-<instance>.<clone>.
+    const before = (await domains()).filter((n) => /^mcl-[0-9a-f]+-db\.0$/.test(n));
     expect(before.length).toBe(1);
     await nx.sh(`xl destroy ${before[0]}`, { timeoutMs: 120_000 });
     const s = await until('db restarted', 900_000, async () => {
