@@ -34,6 +34,16 @@ import { prepareGuestTools, XEN_GUEST_MODULES } from './image';
 export type InstancePath = 'fork' | 'restore';
 
 /**
+ * The bound on a template's cold boot to ready when the options give none:
+ * `$MCL_XEN_BOOT_TIMEOUT_MS`, else 180 s. A nested Xen under TCG on a busy
+ * machine boots a guest many times slower than that bound assumes.
+ */
+function bootTimeoutFromEnv(): number {
+  const v = process.env.MCL_XEN_BOOT_TIMEOUT_MS;
+  return v && /^\d+$/.test(v) && Number(v) >= 1000 ? Number(v) : 180_000;
+}
+
+/**
  * How this host makes instances: `fork` where the hypervisor shares memory
  * and the CPU is Intel with HAP (xc_memshr_fork's conditions), else
  * `restore`. `MCL_XEN_INSTANCES=restore` forces the restore path; forcing
@@ -245,7 +255,7 @@ export class XenRuntime implements GuestRuntime {
       relay = ts.relay(domid, 0);
       const ctl = ControlChannel.over(relayView(relay));
       await ts.unpause(domid);
-      await ctl.handshake(this.o.bootTimeoutMs ?? 180_000);
+      await ctl.handshake(this.o.bootTimeoutMs ?? bootTimeoutFromEnv());
       const bootMs = Date.now() - started;
       // Parked with no vchan open: the guest's client keeps retrying, and finds its new server after a restore.
       ctl.close();
