@@ -2,7 +2,9 @@
 // supervisor (restarted by its watchdog after a SIGKILL), guests that are real
 // processes (one burning CPU), a crash and its restart, destroy. The trail must
 // verify and hold every action with who asked; the ledger's figures must match
-// what the host measured, survive the supervisor's restart, and add up.
+// what the host measured, survive the supervisor's restart, and add up. And a
+// clone the kernel kills for going over its cgroup's memory limit: named in
+// the trail and in status, restarted by its policy, its neighbours untouched.
 
 import { existsSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +18,7 @@ import { ledgerPath, summarizeUsage } from '../src/lifecycle/ledger';
 import { audit, usage } from '../src/lifecycle/report-commands';
 import type { ApplyOptions, AuditRecord } from '../src/lifecycle/events';
 import { processCpuMs } from '../src/lifecycle/procfs';
-import { cgroupName, detectCgroups } from '../src/lifecycle/cgroups';
+import { cgroupName, detectCgroups, QEMU_OVERHEAD_ENV } from '../src/lifecycle/cgroups';
 import { inst, plan } from './fixtures/fakes';
 
 const supervisorCommand = [process.execPath, '--import', 'tsx', join(__dirname, 'fixtures/supervisor-entry.ts')];
@@ -154,4 +156,53 @@ describe('audit trail and ledger of a deployment', () => {
     writeFileSync(ledgerPath(stateFile), readFileSync(ledgerPath(stateFile), 'utf8') + 'not json\n');
     expect(summarizeUsage(ledgerPath(stateFile), 'label', null).skipped).toBe(1);
   }, 90_000);
+});
+
+// The memory cgroup the supervisor makes clones' cgroups under, as it will find it (v2, or the v1 memory hierarchy).
+const memCg = detectCgroups();
+const noMemCg = memCg.memory === null ? memCg.missing.join('; ') || 'no memory cgroup' : null;
+/** The kernel's count of OOM kills on the whole host (it only grows). */
+const hostOomKills = () => Number(/^oom_kill (\d+)$/m.exec(readFileSync('/proc/vmstat', 'utf8'))?.[1] ?? NaN);
+
+describe.skipIf(noMemCg !== null)(`a clone over its memory limit (skipped only where no memory cgroup can be made: ${noMemCg ?? 'none missing'})`, () => {
+  it('is killed by the kernel, named in the audit trail and status, restarted by its policy; another clone is untouched', async () => {
+    // 80 MiB and no overhead: the hog (a process touching 100 MiB a second) reaches its limit within a second.
+    process.env[QEMU_OVERHEAD_ENV] = '0';
+    try {
+      const limit = 80 << 20;
+      const p = plan([inst('web'), inst('hog', { memory_bytes: limit, restart: { policy: 'on_failure', max_retries: 1 } })]);
+      const kills0 = hostOomKills();
+      await apply(p, opts(), () => undefined);
+      const of = async (id: string) => (await status(opts())).instances.find((i) => i.id === id)!;
+      const web0 = (await of('web')).clones[0].pid!;
+      // Killed, restarted once (the policy's one retry), killed again, then left down.
+      await until('hog given up on', async () => (await of('hog')).clones[0].not_restarted !== undefined, 30_000);
+
+      const hog = (await of('hog')).clones[0];
+      expect(hog).toMatchObject({ restarts: 1, last_exit: 'killed by SIGKILL', not_restarted: "1 restart(s) reached the policy's limit (max 1)" });
+      expect(hog.pid).toBeUndefined();
+      expect(hog.health).toMatchObject({ verdict: 'qemu_gone' });
+      expect(hog.health!.detail).toContain("the kernel killed it for going over its memory limit (80 MiB with QEMU's overhead)");
+      // The kernel did it (the supervisor read each kill from the clone's cgroup, recorded below; the host counts them too).
+      expect(hostOomKills() - kills0).toBeGreaterThanOrEqual(2);
+      // The neighbour, in a cgroup of its own: the same process, still running.
+      const web = (await of('web')).clones[0];
+      expect(web).toMatchObject({ pid: web0, state: 'running', restarts: 0 });
+      expect(readFileSync(`/proc/${web0}/stat`, 'utf8').split(') ')[1][0]).toMatch(/[RS]/);
+
+      const records: AuditRecord[] = [];
+      await audit({ ...opts(), follow: false }, (r) => records.push(r));
+      const hogPids = records.filter((r) => r.event === 'fork' && r.instance === 'hog').map((r) => r.pid);
+      expect(hogPids).toHaveLength(2);
+      const ooms = records.filter((r) => r.event === 'oom_killed');
+      expect(ooms).toEqual(hogPids.map((pid) => expect.objectContaining({ instance: 'hog', clone: 0, pid, memory_limit_bytes: limit })));
+      const hogEvents = records.filter((r) => r.instance === 'hog' && r.event !== 'fork_ready').map((r) => r.event);
+      expect(hogEvents).toEqual(expect.arrayContaining(['exit', 'oom_killed', 'restart', 'not_restarted']));
+      expect(records.find((r) => r.event === 'restart' && r.instance === 'hog')).toMatchObject({ restarts: 1, counted: true });
+      expect(records.filter((r) => r.instance === 'web').map((r) => r.event)).not.toContain('exit');
+      expect(verifyAudit(auditPath(stateFile)).ok).toBe(true);
+    } finally {
+      delete process.env[QEMU_OVERHEAD_ENV];
+    }
+  }, 60_000);
 });
