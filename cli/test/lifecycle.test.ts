@@ -456,7 +456,7 @@ describe('the table of backends', () => {
     const ctx = captureContext(dir);
     expect(await run(['--backend', 'vmware', '__supervise', dir], ctx)).toBe(1);
     expect(ctx.stderr).toContain('the vmware backend, which this mclc cannot deploy to');
-    expect(ctx.stderr).toContain('This mclc deploys with: kvm, xen.');
+    expect(ctx.stderr).toContain('This mclc deploys with: kvm, xen, kubevirt.');
   });
 });
 
