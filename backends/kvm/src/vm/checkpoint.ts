@@ -27,7 +27,7 @@ import { readFileSync } from 'node:fs';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { deflateRaw, inflateRaw } from 'node:zlib';
-import { consoleSocketOf, readyClone, startQemu } from './clone';
+import { qemuPaths, readyClone, startQemu } from './clone';
 import type { QmpClient } from './qmp';
 import type { Clone, CloneOptions, Template } from './types';
 
@@ -220,15 +220,7 @@ export async function restoreClone(
   const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
   const q = await startQemu(
     template,
-    {
-      name: options.name,
-      controlSocket: options.controlSocket,
-      qmpSocket: options.qmpSocket ?? `${options.controlSocket}.qmp`,
-      dataPortSockets: options.dataPortSockets,
-      logFile: options.logFile,
-      consoleSocket: consoleSocketOf(options),
-      pidFile: options.pidFile,
-    },
+    qemuPaths(options),
     { timeoutMs: readyTimeoutMs, signal: options.signal, paused: true, deviceStatePath: devFile, dieWithParent: true },
   );
   const writePages = async () => {

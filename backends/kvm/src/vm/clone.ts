@@ -386,6 +386,19 @@ export async function readyClone(
   };
 }
 
+/** The sockets and files a clone's QEMU process is started with (a fork's, a restore's). */
+export function qemuPaths(options: CloneOptions): QemuPaths {
+  return {
+    name: options.name,
+    controlSocket: options.controlSocket,
+    qmpSocket: options.qmpSocket ?? `${options.controlSocket}.qmp`,
+    dataPortSockets: options.dataPortSockets,
+    logFile: options.logFile,
+    consoleSocket: consoleSocketOf(options),
+    pidFile: options.pidFile,
+  };
+}
+
 /**
  * Starts a clone of `template` and resolves once its agent answered on the
  * control port. On failure the QEMU process is killed and the promise rejects
@@ -398,15 +411,7 @@ export async function forkClone(template: Template, options: CloneOptions): Prom
   const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
   const q = await startQemu(
     template,
-    {
-      name: options.name,
-      controlSocket: options.controlSocket,
-      qmpSocket: options.qmpSocket ?? `${options.controlSocket}.qmp`,
-      dataPortSockets: options.dataPortSockets,
-      logFile: options.logFile,
-      consoleSocket: consoleSocketOf(options),
-      pidFile: options.pidFile,
-    },
+    qemuPaths(options),
     { timeoutMs: readyTimeoutMs, signal: options.signal, paused: options.paused },
   );
   return readyClone(template, q, options, { startedAt, connectMs: Date.now() - startedAt, pooled: false });
