@@ -34,7 +34,7 @@ import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { captureRam, readRamFile, restoreClone, saveDeviceState, writeRamFile } from '../src/vm/checkpoint';
+import { captureRam, parseRamFile, restoreClone, saveDeviceState, writeRamFile } from '../src/vm/checkpoint';
 import { buildImage, ClonePool, ControlChannel, ensureTemplate, forkClone, probeAccelerator, QmpClient, readCpuMs, readMemory, type Clone, type GuestIdentity, type MemoryUsage, type Template } from '../src/vm/index';
 import { readKsmHost } from '../src/vm/doctor';
 import { readKsmUsage, readMemoryBreakdown, type KsmUsage, type MemoryBreakdown } from '../src/vm/memory';
@@ -367,7 +367,7 @@ async function main() {
       pairedForks.push(f.readyMs);
       await f.kill();
       const t0 = Date.now();
-      const ram = await readRamFile(path.join(k.dir, 'ram'), MEMORY / 4096);
+      const ram = await parseRamFile(await readFile(path.join(k.dir, 'ram')), 'ram', MEMORY / 4096);
       const c = await restoreClone(template, { name: `kr${i}`, controlSocket: path.join(dir, `kr${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `kr${i}.log`) }, path.join(k.dir, 'dev'), ram);
       await c.resume();
       restores.push(Date.now() - t0);

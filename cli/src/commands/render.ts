@@ -3,13 +3,14 @@
 // `kubectl apply`. The plan is verified as `apply` verifies it, since what is
 // printed may be applied without mclc.
 
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { KubeObject } from '@mcl/backend-kubevirt/render';
 import type { Plan } from '@mcl/plan';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
-import { displayPath, writeAtomic } from '../files';
+import { displayPath, MAX_DOCUMENT_BYTES, writeAtomic } from '../files';
+import { readBoundedFile } from '@mcl/compiler/node-host';
 import { readPlanDocument } from '../plan-file';
 import { verifyPlan } from './lifecycle';
 
@@ -62,8 +63,10 @@ export async function renderCommand(ctx: Context, planFile: string, o: RenderOpt
   for (const f of readdirSync(dir)) {
     if (written.has(f) || !FILE_NAME.test(f)) continue;
     const p = join(dir, f);
-    if (!lstatSync(p).isFile()) continue;
-    const head = readFileSync(p, 'utf8').slice(0, 4096);
+    // A file mclc wrote is a regular file no larger than a plan; anything else here is not ours to remove.
+    const read = readBoundedFile(p, MAX_DOCUMENT_BYTES, { noFollow: true });
+    if (!read.ok) continue;
+    const head = read.text.slice(0, 4096);
     const ours = f.endsWith('.yaml') ? head.startsWith(HEADER_YAML) : head.includes(`"app.kubernetes.io/managed-by": "${r.MANAGER}"`);
     if (ours) rmSync(p);
   }

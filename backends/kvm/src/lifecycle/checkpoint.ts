@@ -127,6 +127,12 @@ export interface VerifiedCheckpoint {
   manifest: CheckpointManifest;
   plan: Plan;
   broker: BrokerCheckpoint;
+  /**
+   * With `keepFiles`, the clones' files as they were verified, by file name:
+   * a restore uses these bytes, never the directory again, so a file changed
+   * after the check cannot be restored.
+   */
+  files: Map<string, Buffer>;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -179,7 +185,7 @@ export function manifestProblem(m: unknown): string | null {
  * manifest's plan digest) and the broker state. Throws a BackendFailure
  * saying what is wrong; nothing is changed by it.
  */
-export function verifyCheckpoint(dir: string): VerifiedCheckpoint {
+export function verifyCheckpoint(dir: string, opts: { keepFiles?: boolean } = {}): VerifiedCheckpoint {
   const fail = (why: string, hint = 'take a new checkpoint, or copy the whole directory again') =>
     new BackendFailure('failure', `${dir} is not a usable checkpoint: ${why}; nothing was changed`, hint);
   const manifestBuf = (() => {
@@ -227,6 +233,7 @@ export function verifyCheckpoint(dir: string): VerifiedCheckpoint {
   }
   if (!isObj(broker) || broker.format !== 1 || !Array.isArray(broker.ports) || !isObj(broker.counters)) throw fail(`${m.broker.file} is not a broker state of format 1`);
   const byId = new Map(plan.instances.map((i) => [i.id, i]));
+  const files = new Map<string, Buffer>();
   for (const inst of m.instances) {
     const p = byId.get(inst.id);
     if (!p) throw fail(`instance ${inst.id} is not in the checkpoint's plan`);
@@ -235,11 +242,12 @@ export function verifyCheckpoint(dir: string): VerifiedCheckpoint {
     if (!t) throw fail(`template ${inst.template} of ${inst.id} is not in the manifest`);
     for (const c of inst.clones) {
       // Read whole to check the digest; the largest is a clone's device state or its pages, bounded by its RAM.
-      readCheckpointFile(dir, c.device_state, t.memory_bytes);
-      readCheckpointFile(dir, c.ram, t.memory_bytes + 1024 * 1024);
+      const dev = readCheckpointFile(dir, c.device_state, t.memory_bytes);
+      const ram = readCheckpointFile(dir, c.ram, t.memory_bytes + 1024 * 1024);
+      if (opts.keepFiles) files.set(c.device_state.file, dev).set(c.ram.file, ram);
     }
   }
-  return { dir, manifest: m, plan, broker };
+  return { dir, manifest: m, plan, broker, files };
 }
 
 /** The manifest, written last: a directory without it is an incomplete checkpoint. */

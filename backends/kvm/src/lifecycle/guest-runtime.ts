@@ -101,10 +101,12 @@ export interface CheckpointFile {
   bytes: number;
 }
 
-/** A clone to bring back from a checkpoint: like a fork request, plus its files (already verified). */
+/** A clone to bring back from a checkpoint: like a fork request, plus the contents of its files as they were verified. */
 export interface RestoreRequest extends CloneRequest {
-  deviceStateFile: string;
-  ramFile: string;
+  deviceState: Buffer;
+  ram: Buffer;
+  /** The RAM file's name in the checkpoint, for messages. */
+  ramName: string;
 }
 
 /** What the host sees of a clone from outside its guest. */

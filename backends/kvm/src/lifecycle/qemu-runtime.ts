@@ -14,13 +14,14 @@
 // waits but clones are still forked from the zygote.
 
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import type { Plan, PlanInstance } from '@mcl/plan';
 import { processStartTime } from '@mcl/plan/state-store';
 import { buildImage, ClonePool, ensureTemplate, forkClone, probeAccelerator, zygoteEnabled } from '../vm/index';
 import type { AccelName, BuiltImage, Clone, Template } from '../vm/index';
 import type { EventSink } from './events';
 import type { CloneCheckpointFiles, CloneCheckpointing, CloneHandle, CloneRequest, ExitInfo, GuestProbe, GuestRuntime, HelperProcess, RestoreRequest } from './guest-runtime';
-import { captureRam, PAGE_SIZE, readRamFile, restoreClone, saveDeviceState, templateBuildId, writeRamFile, fileDigest } from '../vm/checkpoint';
+import { captureRam, PAGE_SIZE, parseRamFile, restoreClone, saveDeviceState, templateBuildId, writeRamFile, fileDigest } from '../vm/checkpoint';
 
 export interface VmRuntimeOptions {
   cacheDir?: string;
@@ -140,8 +141,12 @@ export class QemuRuntime implements GuestRuntime {
     const tpl = plan && this.templates.get(templateKey(plan, req.instance.template));
     if (!tpl) throw new Error(`restore of ${req.instance.id} before its template ${req.instance.template} was prepared`);
     const { options, portSockets, consoleLog } = cloneOptions(req);
-    const ram = await readRamFile(req.ramFile, tpl.spec.memoryBytes / PAGE_SIZE);
-    const clone = await restoreClone(tpl, options, req.deviceStateFile, ram);
+    const ram = await parseRamFile(req.ram, req.ramName, tpl.spec.memoryBytes / PAGE_SIZE);
+    // QEMU reads the device state from a file: the verified bytes go into the clone's own directory, which this
+    // process created, rather than QEMU reading the checkpoint directory after the check.
+    const devFile = join(req.dir, 'restore.dev');
+    writeFileSync(devFile, req.deviceState, { mode: 0o600, flag: 'wx' });
+    const clone = await restoreClone(tpl, options, devFile, ram);
     // The guest program runs already (it is part of the restored guest): continuing is all there is to do.
     return new VmClone(clone, portSockets, consoleLog, async () => undefined);
   }

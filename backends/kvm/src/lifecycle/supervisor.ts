@@ -269,7 +269,7 @@ export class Supervisor {
   private async doRestore(dir: string, readyTimeoutMs: number, emit: EventSink): Promise<RestoreSummary & { plan: Plan; processes: ProcessRecord[] }> {
     const started = Date.now();
     // Everything is checked before anything changes.
-    const cp = verifyCheckpoint(dir);
+    const cp = verifyCheckpoint(dir, { keepFiles: true });
     const { manifest: m, plan } = cp;
     if (this.plan && this.plan.digests.plan !== m.plan_digest) {
       throw new BackendFailure(
@@ -308,8 +308,9 @@ export class Supervisor {
           index: s.index,
           dir: s.dir,
           readyTimeoutMs,
-          deviceStateFile: join(dir, s.files.device_state.file),
-          ramFile: join(dir, s.files.ram.file),
+          deviceState: cp.files.get(s.files.device_state.file)!,
+          ram: cp.files.get(s.files.ram.file)!,
+          ramName: s.files.ram.file,
         });
       }),
     );

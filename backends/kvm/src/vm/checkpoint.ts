@@ -155,9 +155,8 @@ export async function writeRamFile(file: string, ram: CapturedRam, template: Tem
   return { pages: keep.length, bytes: out.length, sha256: sha256(out) };
 }
 
-/** Parses a RAM file (already checked against its digest); throws CheckpointError on anything malformed. */
-export async function readRamFile(file: string, maxPages: number): Promise<{ totalPages: number; pages: number[]; data: Buffer }> {
-  const raw = await readFile(file);
+/** Parses the contents of a RAM file (already checked against its digest); throws CheckpointError on anything malformed. */
+export async function parseRamFile(raw: Buffer, file: string, maxPages: number): Promise<{ totalPages: number; pages: number[]; data: Buffer }> {
   if (!raw.subarray(0, RAM_MAGIC.length).equals(RAM_MAGIC)) throw new CheckpointError(`${file} is not a checkpoint RAM file (format ${RAM_MAGIC.toString()})`);
   let body: Buffer;
   try {
