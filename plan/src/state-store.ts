@@ -124,6 +124,41 @@ export type BoundedRead =
   | { ok: true; text: string }
   | { ok: false; kind: 'missing' | 'directory' | 'special' | 'too-large' | 'error'; code?: string; size?: number; type?: string };
 
+/** What `readFileRange` read: the text, where it started, and the file's size and inode when it was read. */
+export interface FileRange {
+  text: string;
+  start: number;
+  size: number;
+  ino: number;
+}
+
+/**
+ * Reads at most `max` bytes of a regular file from byte `start`, or the
+ * last `max` bytes when `start` is `'end'`: the one way part of a file is
+ * read (the end of a log, what was appended since an offset). It never
+ * follows a link nor blocks on a FIFO; null when the file cannot be opened
+ * or is not a regular file.
+ */
+export function readFileRange(path: string, start: number | 'end', max: number): FileRange | null {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return null;
+    const from = start === 'end' ? Math.max(0, st.size - max) : start;
+    const len = Math.max(0, Math.min(st.size - from, max));
+    const buf = Buffer.alloc(len);
+    const n = len ? readSync(fd, buf, 0, len, from) : 0;
+    return { text: buf.subarray(0, n).toString('utf8'), start: from, size: st.size, ino: st.ino };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Reads a regular file as UTF-8, at most `limit` bytes: the one way mclc reads
  * a file named by the workspace or the command line (sources, programs,

@@ -18,9 +18,9 @@
 // host's own user, copy the head hash `verify` prints somewhere else.
 
 import { createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, lstatSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { readBoundedFile } from '@mcl/plan/state-store';
+import { readBoundedFile, readFileRange } from '@mcl/plan/state-store';
 import type { AuditProblem, AuditRecord, AuditVerification } from './events';
 
 /** The `prev` of the very first line. */
@@ -72,23 +72,9 @@ export function auditFiles(log: string): string[] {
 
 /** Reads the last complete line of a file (at most the last 64 KiB are read), or null. */
 function lastLine(path: string): string | null {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return null;
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size === 0) return null;
-    const len = Math.min(st.size, 64 * 1024);
-    const buf = Buffer.alloc(len);
-    readSync(fd, buf, 0, len, st.size - len);
-    const lines = buf.toString('utf8').split('\n').filter((l) => l.length > 0);
-    return lines.length ? lines[lines.length - 1] : null;
-  } finally {
-    closeSync(fd);
-  }
+  const r = readFileRange(path, 'end', 64 * 1024);
+  const lines = r ? r.text.split('\n').filter((l) => l.length > 0) : [];
+  return lines.length ? lines[lines.length - 1] : null;
 }
 
 export interface AuditLogOptions {

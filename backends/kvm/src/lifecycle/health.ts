@@ -9,7 +9,8 @@
 // the program's status means the guest was alive (`program_exited`); an end
 // without one means QEMU went (`qemu_gone`).
 
-import { closeSync, constants, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { readFileRange } from '@mcl/plan/state-store';
 import type { CloneHandle, GuestProbe } from './guest-runtime';
 import type { CloneHealth, CloneState, InstanceStatus } from './events';
 
@@ -38,27 +39,14 @@ export function processRunning(pid: number): boolean {
 
 /** The last `n` lines of a file, from at most its last 8 KiB (a console is the guest's to fill). */
 export function tailLines(path: string, n = CONSOLE_TAIL_LINES): string[] {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return [];
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) return [];
-    const len = Math.min(st.size, 8192);
-    const buf = Buffer.alloc(len);
-    readSync(fd, buf, 0, len, st.size - len);
-    // Control characters from the guest are dropped; each line is bounded.
-    const lines = buf.toString('utf8').replace(/\r/g, '').split('\n').map((l) => l.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '').slice(0, 300));
-    if (lines[lines.length - 1] === '') lines.pop();
-    // The first line may be cut by the 8 KiB window.
-    if (st.size > len) lines.shift();
-    return lines.slice(-n);
-  } finally {
-    closeSync(fd);
-  }
+  const r = readFileRange(path, 'end', 8192);
+  if (!r) return [];
+  // Control characters from the guest are dropped; each line is bounded.
+  const lines = r.text.replace(/\r/g, '').split('\n').map((l) => l.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '').slice(0, 300));
+  if (lines[lines.length - 1] === '') lines.pop();
+  // The first line may be cut by the 8 KiB window.
+  if (r.start > 0) lines.shift();
+  return lines.slice(-n);
 }
 
 /**

@@ -2,7 +2,8 @@
 // they read the files the supervisor appends beside the state file (audit.ts,
 // ledger.ts) and need no supervisor, so they work after `destroy` too.
 
-import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { readFileRange } from '@mcl/plan/state-store';
 import { auditPath, readAuditLines, verifyAudit } from './audit';
 import { ledgerPath, summarizeUsage } from './ledger';
 import type { AuditOptions, AuditRecord, AuditVerification, BackendOptions, UsageOptions, UsageReport } from './events';
@@ -17,26 +18,6 @@ function parseRecord(text: string): AuditRecord | null {
     return r && typeof r === 'object' && typeof r.seq === 'number' && typeof r.event === 'string' ? r : null;
   } catch {
     return null;
-  }
-}
-
-/** Reads what a file holds from `offset` on, at most `max` bytes, or null when it cannot be opened. */
-function readFrom(path: string, offset: number, max: number): { ino: number; text: string; size: number } | null {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return null;
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) return null;
-    const len = Math.max(0, Math.min(st.size - offset, max));
-    const buf = Buffer.alloc(len);
-    const n = len ? readSync(fd, buf, 0, len, offset) : 0;
-    return { ino: st.ino, text: buf.subarray(0, n).toString('utf8'), size: st.size };
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -76,10 +57,10 @@ export async function audit(opts: AuditOptions, onRecord: (r: AuditRecord) => vo
       opts.signal.addEventListener('abort', () => (clearTimeout(t), res()), { once: true });
     });
     if (opts.signal.aborted) break;
-    let cur = readFrom(log, 0, 0);
+    let cur = readFileRange(log, 0, 0);
     if (cur && ino !== null && cur.ino !== ino) {
       // Rotated: what was appended to the old file before the rename is in `.1` now.
-      const old = readFrom(`${log}.1`, offset, Number.MAX_SAFE_INTEGER);
+      const old = readFileRange(`${log}.1`, offset, Number.MAX_SAFE_INTEGER);
       if (old && old.ino === ino) deliver(old.text);
       partial = '';
       ino = cur.ino;
@@ -88,7 +69,7 @@ export async function audit(opts: AuditOptions, onRecord: (r: AuditRecord) => vo
     if (!cur) continue;
     ino ??= cur.ino;
     if (cur.size < offset) offset = 0;
-    cur = readFrom(log, offset, FOLLOW_CHUNK_BYTES);
+    cur = readFileRange(log, offset, FOLLOW_CHUNK_BYTES);
     if (!cur || cur.ino !== ino) continue;
     offset += Buffer.byteLength(cur.text);
     deliver(cur.text);
