@@ -17,7 +17,8 @@
 // port), unpauses the domain, and drives the same handshake as on KVM
 // (hello/ready, then the identity with a fresh random seed).
 
-import { existsSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, closeSync, fstatSync, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { readBoundedFile } from '@mcl/plan/state-store';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -418,12 +419,8 @@ export class XenRuntime implements GuestRuntime {
 
 /** A small file of ours, or null when it is missing, not a regular file or larger than 4 KiB. */
 function readSmall(path: string): string | null {
-  try {
-    const st = statSync(path);
-    return st.isFile() && st.size <= 4096 ? readFileSync(path, 'utf8') : null;
-  } catch {
-    return null;
-  }
+  const r = readBoundedFile(path, 4096, { noFollow: true });
+  return r.ok ? r.text : null;
 }
 
 async function defaultLoadPolicy(file: string): Promise<void> {
