@@ -6,12 +6,8 @@
 // `MCL_XEN_HELPER` and `MCL_XEN_VCHAN` name prebuilt ones instead (a dom0
 // without a compiler, as in the nested test harness).
 
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { cacheDir, mclHome } from '@mcl/backend-kvm/vm';
+import { buildC, mclHome } from '@mcl/backend-kvm/vm';
 
 export interface NativeProgram {
   name: 'mcl-xen' | 'mcl-vchan';
@@ -41,39 +37,14 @@ export const GUEST_CLIENT: NativeProgram = {
   env: 'MCL_XEN_VCHAN',
 };
 
-const builds = new Map<string, Promise<string>>();
-
-/** The path of a built program (built now when the cache has none). */
+/** The path of a built program (built now when the cache has none: `<cache>/xen/bin/<key>/<name>`). */
 export function nativeProgram(p: NativeProgram, opts: { cacheDir?: string } = {}): Promise<string> {
   const given = process.env[p.env];
   if (given) return Promise.resolve(given);
-  const key = `${p.name}:${cacheDir(opts)}`;
-  let b = builds.get(key);
-  if (!b) {
-    b = build(p, opts);
-    builds.set(key, b);
-    b.catch(() => builds.delete(key));
-  }
-  return b;
-}
-
-async function build(p: NativeProgram, opts: { cacheDir?: string }): Promise<string> {
-  const src = join(NATIVE_DIR(), p.source);
-  const cc = process.env.CC || 'cc';
-  const text = readFileSync(src);
-  const key = createHash('sha256').update(text).update(`\0${cc}\0${p.flags.join(' ')}\0${p.libs.join(' ')}\0${process.arch}`).digest('hex').slice(0, 24);
-  const dir = join(cacheDir(opts), 'xen', 'bin', key);
-  const out = join(dir, p.name);
-  if (existsSync(out)) return out;
-  await mkdir(dir, { recursive: true });
-  const tmp = `${out}.tmp${process.pid}`;
-  const r = await execa(cc, [...p.flags, src, '-o', tmp, ...p.libs], { reject: false, all: true, timeout: 120_000 });
-  if (r.exitCode !== 0) {
-    throw Object.assign(new Error(`building ${p.name} failed (${cc}): ${String(r.all ?? r.shortMessage).slice(-2000)}`), {
+  return buildC({ name: p.name, source: join(NATIVE_DIR(), p.source), flags: p.flags, libs: p.libs, subdir: join('xen', 'bin') }, opts).catch((e: unknown) => {
+    throw Object.assign(new Error(e instanceof Error ? e.message : String(e)), {
       kind: 'failure' as const,
       hint: `install the Xen development files and a C compiler (apt-get install libxen-dev gcc), or set ${p.env} to a prebuilt ${p.name}`,
     });
-  }
-  await rename(tmp, out);
-  return out;
+  });
 }

@@ -115,3 +115,4 @@ export { doctor } from './doctor';
 
 /** Cache and runtime directories (`$MCL_CACHE_DIR`, `$MCL_SHM_DIR`). */
 export { cacheDir, shmDir, findQemu, mclHome } from './paths';
+export { buildC, CBuildError, findCompiler, type CBuild } from './cc';

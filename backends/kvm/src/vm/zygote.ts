@@ -29,14 +29,14 @@
 // towards itself, so no child outlives it; `close()` ends its input, after
 // which it forks no more and exits when its last child has ended.
 
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
-import { cacheDir, mclHome, which } from './paths';
+import { buildC, CBuildError } from './cc';
+import { mclHome } from './paths';
 import { launchCommand } from './qemu';
 import type { CloneExit } from './types';
 
@@ -58,54 +58,19 @@ export function zygoteSource(): string {
   return path.join(mclHome(), 'backends', 'kvm', 'host', 'zygote.c');
 }
 
-/** The C compiler: `$CC`, else cc or gcc on $PATH. */
-export function findCompiler(): string | null {
-  return process.env.CC || which('cc') || which('gcc');
-}
-
-const builds = new Map<string, Promise<string>>();
-
 /**
  * Builds the zygote library with the host's C compiler, or returns the one
- * already built: `<cache>/zygote/<key>/mcl-zygote.so`, keyed by the source,
- * the compiler and the architecture. Rejects with a ZygoteError naming what is
- * missing.
+ * already built (`<cache>/zygote/<key>/mcl-zygote.so`, see cc.ts). Rejects
+ * with a ZygoteError naming what is missing.
  */
 export function buildZygoteLib(options: { cacheDir?: string } = {}): Promise<string> {
-  const dir = path.join(cacheDir(options), 'zygote');
-  let p = builds.get(dir);
-  if (!p) {
-    p = build(dir);
-    builds.set(dir, p);
-    // A failed build is tried again by the next caller (a compiler may have been installed since).
-    p.catch(() => builds.delete(dir));
-  }
-  return p;
-}
-
-async function build(dir: string): Promise<string> {
-  const cc = findCompiler();
-  if (!cc) throw new ZygoteError('no C compiler (cc) to build the QEMU zygote', 'install one: apt-get install gcc libc6-dev (backends/kvm/scripts/install-deps.sh)');
   const src = zygoteSource();
-  const source = await readFile(src).catch(() => {
-    throw new ZygoteError(`the zygote source ${src} is missing`, 'set MCL_HOME to the mcl installation');
+  return buildC({ name: 'mcl-zygote.so', source: src, flags: ['-std=gnu11', '-O2', '-Wall', '-fno-stack-protector', '-shared', '-fPIC'], subdir: 'zygote' }, options).catch((e: unknown) => {
+    if (!(e instanceof CBuildError)) throw e;
+    if (e.what === 'no-compiler') throw new ZygoteError('no C compiler (cc) to build the QEMU zygote', 'install one: apt-get install gcc libc6-dev (backends/kvm/scripts/install-deps.sh)');
+    if (e.what === 'no-source') throw new ZygoteError(`the zygote source ${src} is missing`, 'set MCL_HOME to the mcl installation');
+    throw new ZygoteError(e.message.replace('building mcl-zygote.so failed', 'building the QEMU zygote failed'), 'install gcc and libc6-dev, or set MCL_QEMU_ZYGOTE=0');
   });
-  const version = await execa(cc, ['--version'], { reject: false });
-  const key = createHash('sha256').update(source).update('\0').update(cc).update('\0').update(version.stdout).update('\0').update(process.arch).digest('hex').slice(0, 32);
-  const out = path.join(dir, key, 'mcl-zygote.so');
-  if (existsSync(out)) return out;
-  await mkdir(path.dirname(out), { recursive: true });
-  const tmp = `${out}.${process.pid}.tmp`;
-  const r = await execa(cc, ['-std=gnu11', '-O2', '-Wall', '-fno-stack-protector', '-shared', '-fPIC', '-o', tmp, src], { reject: false, all: true });
-  if (r.exitCode !== 0) {
-    await rm(tmp, { force: true });
-    const output = String(r.all ?? '').trim().split('\n').slice(-10).join('\n');
-    const how = r.exitCode === undefined ? (r.signal ?? 'did not run') : `exit code ${r.exitCode}`;
-    throw new ZygoteError(`building the QEMU zygote failed (${cc}, ${how})${output ? `:\n${output}` : ''}`, 'install gcc and libc6-dev, or set MCL_QEMU_ZYGOTE=0');
-  }
-  // Renamed into place, so a concurrent build or a reader never sees half a library.
-  await rename(tmp, out);
-  return out;
 }
 
 /** Exit codes of a zygote's child that could not be set up, before QEMU ran (host/zygote.c). */
