@@ -5,9 +5,9 @@
 // missing or broken.
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { BackendName } from '@mcl/plan';
 import { BACKEND_FUNCTIONS, type BackendModule } from '@mcl/plan/backend';
+import { importBundled } from './bundled';
 import { CliError, ExitCode } from './exit';
 
 export interface BackendRow {
@@ -23,19 +23,6 @@ export const BACKENDS: readonly BackendRow[] = [
   { name: 'xen', title: 'Xen', load: () => import('@mcl/backend-xen') },
   { name: 'kubevirt', title: 'KubeVirt', load: () => importBundled('../../backends/kubevirt/dist/index.mjs', ['@mcl', 'backend-kubevirt']) },
 ];
-
-/**
- * A backend kept out of mclc's bundle (its dependencies are large): the
- * bundled CLI loads the backend's own bundle beside it in the distribution,
- * and the CLI run from source loads the package. The specifier is computed so
- * the bundler leaves the import alone, as for the Prettier plugin (commands/fmt.ts).
- */
-async function importBundled(distFromCli: string, pkg: string[]): Promise<unknown> {
-  const here = import.meta.url;
-  const dist = new URL(distFromCli, here);
-  if (here.endsWith('.mjs') && existsSync(fileURLToPath(dist))) return import(dist.href);
-  return import(pkg.join('/'));
-}
 
 /** The backend of commands that have neither a plan nor a deployment to say which (`doctor`, a first `status`). */
 export const DEFAULT_BACKEND: BackendRow = BACKENDS[0];

@@ -5,10 +5,10 @@
 // configuration that applies to each file (`.prettierrc`, `.editorconfig`),
 // resolved by the plugin exactly as the Prettier CLI resolves it.
 
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { MAX_FILE_BYTES } from '@mcl/compiler/node-host';
+import { importBundled } from '../bundled';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { displayPath, readText, realPath, writeAtomic } from '../files';
@@ -19,19 +19,9 @@ interface Formatter {
   formatMcl(text: string, opts: { filepath?: string }): Promise<string>;
 }
 
-/**
- * The plugin is never bundled into mclc (Prettier does not survive being
- * bundled into an ESM file with the CommonJS shims): the bundled CLI loads the
- * plugin's own bundle beside it in the distribution, and the CLI run from
- * source loads the package. The specifier is computed so the bundler leaves
- * the import alone.
- */
-async function importPlugin(): Promise<unknown> {
-  const here = import.meta.url;
-  const dist = new URL('../../prettier-plugin/dist/index.mjs', here);
-  if (here.endsWith('.mjs') && existsSync(fileURLToPath(dist))) return import(dist.href);
-  const specifier = ['@mcl', 'prettier-plugin'].join('/');
-  return import(specifier);
+/** The plugin is never bundled into mclc (see bundled.ts). */
+function importPlugin(): Promise<unknown> {
+  return importBundled('../../prettier-plugin/dist/index.mjs', ['@mcl', 'prettier-plugin']);
 }
 
 async function loadFormatter(): Promise<Formatter> {
