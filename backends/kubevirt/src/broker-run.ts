@@ -14,7 +14,7 @@
 import { createServer, type Server } from 'node:http';
 import { Broker, type BrokerLogEntry, type ExposureInfo } from '@mcl/broker';
 import type { Plan } from '@mcl/plan';
-import { BROKER_STATUS_PORT, GUEST_PORT_BASE, cloneCount, vmName } from './render';
+import { BROKER_STATUS_PORT, GUEST_PORT_BASE, cloneCount, vmName, wiredPorts } from './render';
 
 /** Where a guest's port is dialled: by default its DNS name in the guests' headless Service. */
 export type GuestDialer = (vm: string, port: number) => { host: string; port: number };
@@ -58,7 +58,7 @@ export async function startKubeBroker(plan: Plan, options: KubeBrokerOptions): P
   // The ports the rendered policies open towards a guest: a port on a channel or an exposure. The
   // control port (slot 0) is not a broker port.
   for (const inst of plan.instances) {
-    const ports = inst.ports.filter((p) => p.channels.length > 0 || p.exposed_on !== undefined);
+    const ports = wiredPorts(inst);
     for (let k = 0; k < cloneCount(inst); k++) {
       for (const p of ports) {
         const to = dial(vmName(inst, k), GUEST_PORT_BASE + p.slot);

@@ -136,9 +136,14 @@ export function vmName(inst: PlanInstance, clone: number): string {
   return `${objectName(inst.id, 56)}-${clone}`;
 }
 
-/** The guest ports the broker dials: the control port, and every port on a channel or an exposure. */
+/** The ports of an instance the broker relays: every port on a channel or an exposure. */
+export function wiredPorts(inst: PlanInstance): PlanInstance['ports'] {
+  return inst.ports.filter((p) => p.channels.length > 0 || p.exposed_on !== undefined);
+}
+
+/** The guest ports the broker dials: the control port, and every wired port. */
 export function wiredSlots(inst: PlanInstance): number[] {
-  const slots = [0, ...inst.ports.filter((p) => p.channels.length > 0 || p.exposed_on !== undefined).map((p) => p.slot)];
+  const slots = [0, ...wiredPorts(inst).map((p) => p.slot)];
   return [...new Set(slots)].sort((a, b) => a - b);
 }
 
