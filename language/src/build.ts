@@ -1,8 +1,6 @@
-// The shapes of the syntax tree's nodes, built from tokens. Both parsers call
-// these functions: the Chevrotain parser (parser.ts), which is the reference and
-// does error recovery, and the recursive-descent fast path (fast-parser.ts) for
-// files without syntax errors. Building every node here keeps the two from
-// drifting apart in field names, field order (the golden trees are JSON) and spans.
+// The shapes of the syntax tree's nodes, built from tokens by the grammar's
+// actions (parser.ts). Building every node here keeps field names, field order
+// (the golden trees are JSON) and spans in one place, apart from the grammar.
 //
 // A node that a rule fills in as it goes is created with placeholders in its
 // required fields (the frozen `M_*` objects): the Chevrotain parser registers the

@@ -1,7 +1,7 @@
 export * from './ast';
 export * from './diagnostics';
 export * from './text';
-export { parse, type ParseResult, type ParseOptions, type ParseEngine, MAX_SYNTAX_DIAGNOSTICS } from './parse';
+export { parse, type ParseResult, MAX_SYNTAX_DIAGNOSTICS } from './parse';
 export { Codes, codeInfo, diagnosticInfos, syntaxDiagnosticInfos, type CodeName } from './codes';
 export { tokenize, type LexicalToken } from './lexer';
 export { walk, nodeAt, childrenOf, forEachChild, type Visitor } from './visit';

@@ -5,26 +5,12 @@ import type { IRecognitionException, IToken } from 'chevrotain';
 import type { SourceFile } from './ast';
 import { Codes } from './codes';
 import type { Diagnostic } from './diagnostics';
-import { fastParse } from './fast-parser';
 import { describeToken, lex, type Token } from './lexer';
 import { EXPECTATIONS, McParser } from './parser';
 
 export interface ParseResult {
   file: SourceFile;
   diagnostics: Diagnostic[];
-  /**
-   * Which parser built the tree: the recursive-descent fast path (files without
-   * syntax problems) or the Chevrotain parser (everything else, and on request).
-   * Both build the same tree for the files the fast path accepts.
-   */
-  engine: ParseEngine;
-}
-
-export type ParseEngine = 'fast' | 'chevrotain';
-
-export interface ParseOptions {
-  /** `chevrotain` skips the fast path; the tests use it to compare the two parsers. */
-  engine?: ParseEngine;
 }
 
 /** Syntax diagnostics beyond this many in one file are summarised in one note. */
@@ -38,24 +24,8 @@ function parser(): McParser {
   return shared;
 }
 
-export function parse(text: string, path: string, options?: ParseOptions): ParseResult {
+export function parse(text: string, path: string): ParseResult {
   const lexed = lex(text, path);
-  // The fast path only takes files the lexer had nothing to say about, and gives
-  // up on anything the Chevrotain parser would report; see fast-parser.ts.
-  if (lexed.diagnostics.length === 0 && options?.engine !== 'chevrotain') {
-    const fast = fastParse(lexed.tokens);
-    if (fast !== undefined) {
-      const file: SourceFile = {
-        kind: 'SourceFile',
-        path,
-        imports: fast.imports,
-        decls: fast.decls,
-        comments: lexed.comments,
-        span: { start: 0, end: text.length },
-      };
-      return { file, diagnostics: [], engine: 'fast' };
-    }
-  }
   const p = parser();
   p.begin(lexed.tokens, path, text);
   let result: ReturnType<McParser['sourceFile']> | undefined;
@@ -93,7 +63,7 @@ export function parse(text: string, path: string, options?: ParseOptions): Parse
     comments: lexed.comments,
     span: { start: 0, end: text.length },
   };
-  return { file, diagnostics: finish(diagnostics, path), engine: 'chevrotain' };
+  return { file, diagnostics: finish(diagnostics, path) };
 }
 
 /** Turns Chevrotain's recognition exceptions into diagnostics with a sentence, a span and a hint. */

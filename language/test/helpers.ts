@@ -1,7 +1,6 @@
 // Shared helpers for the language tests.
 
-import { expect } from 'vitest';
-import { formatDiagnostic, LineIndex, parse, type Diagnostic, type ParseResult } from '../src/index';
+import { formatDiagnostic, LineIndex, type Diagnostic } from '../src/index';
 
 /** Renders diagnostics in the one plain-text form of golden files (`formatDiagnostic`). */
 export function renderDiagnostics(text: string, diagnostics: readonly Diagnostic[]): string {
@@ -17,21 +16,4 @@ export function hasInternalPlaceholder(value: unknown): boolean {
   const span = (value as { span?: { start: number } }).span;
   if (span && span.start < 0) return true;
   return Object.values(value).some(hasInternalPlaceholder);
-}
-
-/**
- * Parses `text` with the fast path (falling back as `parse` does) and with the
- * Chevrotain parser alone, and asserts that both give the same tree, field order
- * included, and the same diagnostics. Returns the default parse.
- */
-export function compareEngines(text: string, path: string): ParseResult {
-  const r = parse(text, path);
-  const ref = parse(text, path, { engine: 'chevrotain' });
-  expect(ref.engine).toBe('chevrotain');
-  const a = JSON.stringify(r.file);
-  const b = JSON.stringify(ref.file);
-  if (a !== b) expect(r.file).toEqual(ref.file);
-  expect(a).toBe(b);
-  expect(r.diagnostics).toEqual(ref.diagnostics);
-  return r;
 }
