@@ -5,6 +5,7 @@ import { compile, type CompileResult } from '@mcl/compiler';
 import { NodeHost } from '@mcl/compiler/node-host';
 import { Codes, codeInfo, type Diagnostic } from '@mcl/language';
 import { ExitCode, type ExitCodeValue } from './exit';
+import { timings } from './timings';
 import { MCLC_VERSION } from './version';
 import { stdlibDir, type Workspace } from './workspace';
 
@@ -29,6 +30,13 @@ export interface CompileOutcome extends CompileResult {
 export function compileWorkspace(req: CompileRequest): CompileOutcome {
   const stdlib = stdlibDir();
   const host = new NodeHost({ root: req.workspace.root, stdlib });
+  const t = timings;
+  if (t) {
+    // Reading happens inside the compiler's loading stage; timed on its own, it is reported apart from lexing and parsing.
+    const { readFile, readStdlib } = host;
+    host.readFile = (path) => t.nest('read sources', () => readFile.call(host, path));
+    host.readStdlib = (path) => t.nest('read sources', () => readStdlib.call(host, path));
+  }
   const result = compile(host, {
     entries: req.workspace.entries,
     target: req.target,
@@ -38,6 +46,7 @@ export function compileWorkspace(req: CompileRequest): CompileOutcome {
     emitPlan: req.emitPlan,
     planDespiteViolations: req.planDespiteViolations,
     priorState: req.priorState,
+    onPhase: t ? (phase) => t.mark(phase === 'load+parse' ? 'lex+parse' : phase) : undefined,
   });
   const texts = new Map(result.program.texts);
   return { ...result, stdlib, texts };

@@ -2,7 +2,9 @@
 import { handleError, run } from './cli';
 import { processContext } from './context';
 import { ExitCode } from './exit';
+import { timings } from './timings';
 
+timings?.mark('start-up');
 const ctx = processContext();
 
 // A reader that goes away (`mclc graph | head -1`) is not an error of mclc.

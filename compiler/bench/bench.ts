@@ -3,7 +3,11 @@
 // JSON.parse of a JSON document of the same size, measured in the same run.
 // The workspace is written to a temporary directory and read back through
 // NodeHost, as `mclc plan` reads it, and `mclc plan` itself is timed in a
-// process of its own.
+// process of its own: the whole process's wall time against the target and
+// against the floor of any such process (Node starting, reading the sources
+// and writing a plan of the same size), and where its time goes, stage by
+// stage (MCL_TIMINGS, cli/src/timings.ts). The syntax layer's cold costs
+// (building the parser, lexing, parsing) are measured in a fresh process too.
 //
 // Usage: npm run bench [-- components...]   (default: 1000 10000)
 
@@ -13,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from '@mcl/language';
+import { lex } from '../../language/src/lexer';
 import { NodeHost } from '../src/node-host';
 import { compile, type CompilerHost } from '../src/index';
 import { generateWorkspace, type Workspace } from './generate';
@@ -101,6 +106,71 @@ function coldCompile(entry: string, dir: string, target: string | undefined): st
   return `  cold full compile ${ms(performance.now() - t)} wall ${ms((d.user + d.system) / 1000)} cpu, plan ${r.plan ? 'built' : 'MISSING'}; peak RSS after it ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`;
 }
 
+/** The whole-process target of `mclc plan` on the 10,000-component workspace. */
+const PLAN_TARGET_MS = 1000;
+
+function cpuNow(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * MCL_BENCH_SYNTAX=DIR: this process only measures the syntax layer as a cold
+ * `mclc plan` meets it (the parser's construction with its grammar analysis,
+ * then lexing every file, then parsing every file) and prints one JSON line.
+ */
+const syntaxDir = process.env.MCL_BENCH_SYNTAX;
+if (syntaxDir) {
+  const files = JSON.parse(process.env.MCL_BENCH_FILES ?? '[]') as string[];
+  const texts = files.map((p) => [p, readFileSync(join(syntaxDir, p), 'utf8')] as const);
+  const stage = (f: () => void): { wall: number; cpu: number } => {
+    const w = performance.now();
+    const c = cpuNow();
+    f();
+    return { wall: performance.now() - w, cpu: cpuNow() - c };
+  };
+  const construct = stage(() => parse('', 'empty.mcl'));
+  const lexing = stage(() => {
+    for (const [p, t] of texts) lex(t, p);
+  });
+  const parsing = stage(() => {
+    for (const [p, t] of texts) parse(t, p);
+  });
+  console.log(JSON.stringify({ construct, lexing, parsing }));
+  process.exit(0);
+}
+
+/**
+ * The least any `mclc plan` process does (Node starting, reading every
+ * source, writing a plan of the same size), as a script of its own so that
+ * its start-up is Node's alone; timed from outside as mclc is.
+ */
+const FLOOR_SCRIPT = `const fs = require('node:fs'), path = require('node:path');
+const dir = process.env.MCL_BENCH_FLOOR;
+for (const p of JSON.parse(process.env.MCL_BENCH_FILES)) fs.readFileSync(path.join(dir, p), 'utf8');
+fs.writeFileSync(path.join(dir, 'floor.plan'), fs.readFileSync(path.join(dir, 'bench.plan'), 'utf8'));`;
+
+interface Timings {
+  stages: { stage: string; wall_ms: number; cpu_ms: number }[];
+  gc_ms: number;
+  total_wall_ms: number;
+  total_cpu_ms: number;
+}
+
+/** Times a process from outside; returns its wall-clock milliseconds. */
+function timeProcess(args: string[], env: NodeJS.ProcessEnv, cwd: string): number {
+  const t = performance.now();
+  const r = spawnSync(process.execPath, args, { cwd, env, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const wall = performance.now() - t;
+  if (r.status !== 0 && r.status !== 2) throw new Error(`${args.join(' ')} exited ${r.status}: ${r.stderr.slice(0, 2000)}`);
+  return wall;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)];
+}
+
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 if (!process.env.MCL_BENCH_CHILD) {
   // One process per size, so peak RSS is that size's alone.
@@ -128,15 +198,47 @@ for (const n of sizes) {
   collect();
   console.log(coldCompile(ws.entry, dir, ws.target));
 
-  // `mclc plan` as a user runs it: a process of its own (start-up, reading, compiling, writing the plan).
+  // `mclc plan` as a user runs it: a process of its own (start-up, reading, compiling, writing the plan),
+  // three times, with the floor of such a process and a cold syntax-layer process in between, so that
+  // all of them see the same machine. Figures are the median of the three.
   {
-    const t = performance.now();
+    const sourceFiles = Object.keys(ws.files);
+    const filesEnv = JSON.stringify(sourceFiles);
     const args = [join(repo, 'cli', 'bin', 'mclc.mjs'), 'plan', ws.entry, '--root', dir, '--out', join(dir, 'bench.plan'), '--json'];
     if (ws.target) args.push('--target', ws.target);
-    const r = spawnSync(process.execPath, args, { cwd: dir, encoding: 'utf8', maxBuffer: 1 << 28 });
-    const wall = performance.now() - t;
-    if (r.status !== 0 && r.status !== 2) throw new Error(`mclc plan exited ${r.status}: ${r.stderr.slice(0, 2000)}`);
-    console.log(`  mclc plan       ${ms(wall).padStart(8)} wall  (separate process: start-up, read ${Object.keys(ws.files).length} files, compile, write a ${(readFileSync(join(dir, 'bench.plan')).length / 1e6).toFixed(2)} MB plan)`);
+    const runs: { wall: number; timings: Timings }[] = [];
+    const floors: number[] = [];
+    const syntax: { construct: { wall: number; cpu: number }; lexing: { wall: number; cpu: number }; parsing: { wall: number; cpu: number } }[] = [];
+    for (let i = 0; i < 3; i++) {
+      const timingsFile = join(dir, `timings-${i}.json`);
+      const wall = timeProcess(args, { ...process.env, MCL_TIMINGS: timingsFile }, dir);
+      runs.push({ wall, timings: JSON.parse(readFileSync(timingsFile, 'utf8')) as Timings });
+      floors.push(timeProcess(['-e', FLOOR_SCRIPT], { ...process.env, MCL_BENCH_FLOOR: dir, MCL_BENCH_FILES: filesEnv }, dir));
+      const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]], { cwd: dir, encoding: 'utf8', env: { ...process.env, MCL_BENCH_SYNTAX: dir, MCL_BENCH_FILES: filesEnv } });
+      if (r.status !== 0) throw new Error(`the syntax measurement failed: ${r.stderr.slice(0, 2000)}`);
+      syntax.push(JSON.parse(r.stdout.trim().split('\n').at(-1)!));
+    }
+    const wall = median(runs.map((r) => r.wall));
+    const floor = median(floors);
+    const planMb = readFileSync(join(dir, 'bench.plan')).length / 1e6;
+    const target = n >= 10000 ? `target <= ${PLAN_TARGET_MS / 1000} s: ${wall <= PLAN_TARGET_MS ? 'met' : 'NOT met'}` : `no target at this size`;
+    console.log(`  mclc plan       ${ms(wall).padStart(8)} wall  (${target}; median of ${runs.length} runs, each a separate process: start-up, read ${sourceFiles.length} files, compile, write a ${planMb.toFixed(2)} MB plan)`);
+    console.log(`  baseline        ${ms(floor).padStart(8)} wall  (the floor of such a process: Node starting, reading the sources and writing ${planMb.toFixed(2)} MB; mclc plan = ${(wall / floor).toFixed(1)}x the floor)`);
+    console.log(`  mclc plan by stage (median of ${runs.length} runs; cpu counts every thread of the process, the collector's helpers too):`);
+    const names = runs[0].timings.stages.map((x) => x.stage).filter((x, i, a) => a.indexOf(x) === i);
+    const of = (t: Timings, name: string, key: 'wall_ms' | 'cpu_ms') => t.stages.filter((x) => x.stage === name).reduce((a, x) => a + x[key], 0);
+    console.log(`    ${'stage'.padEnd(18)} ${'wall'.padStart(8)} ${'cpu'.padStart(8)}`);
+    for (const name of names) {
+      const w = median(runs.map((r) => of(r.timings, name, 'wall_ms')));
+      const c = median(runs.map((r) => of(r.timings, name, 'cpu_ms')));
+      console.log(`    ${name.padEnd(18)} ${ms(w).padStart(8)} ${ms(c).padStart(8)}`);
+    }
+    console.log(`    ${'total'.padEnd(18)} ${ms(median(runs.map((r) => r.timings.total_wall_ms))).padStart(8)} ${ms(median(runs.map((r) => r.timings.total_cpu_ms))).padStart(8)}   (inside the process; of which paused for garbage collection: ${ms(median(runs.map((r) => r.timings.gc_ms)))})`);
+    const sx = (k: 'construct' | 'lexing' | 'parsing') => `${ms(median(syntax.map((x) => x[k].wall))).padStart(8)} wall ${ms(median(syntax.map((x) => x[k].cpu))).padStart(8)} cpu`;
+    console.log(`  syntax layer, cold (a fresh process, as mclc plan meets it):`);
+    console.log(`    parser built    ${sx('construct')}  (Chevrotain's grammar analysis, once per process)`);
+    console.log(`    lex all files   ${sx('lexing')}`);
+    console.log(`    parse all files ${sx('parsing')}  (lexing again, now warm, and parsing)`);
   }
 
   // Throughput is a steady-state figure: a smaller workspace gets more passes (best of 50 at

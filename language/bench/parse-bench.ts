@@ -1,17 +1,13 @@
 // Parse throughput on a generated workspace, compared with JSON.parse on a
 // JSON document of the same byte size describing the same components.
 //
-//   node scripts/run-ts.mjs language/bench/parse-bench.ts [components] [files] [fast|chevrotain]
-//
-// The third argument picks the parser (default: the fast path with the
-// Chevrotain parser as fallback, as `parse` runs in the product).
+//   node scripts/run-ts.mjs language/bench/parse-bench.ts [components] [files]
 
 import { generateWorkspace } from './generate';
-import { parse, type ParseEngine } from '../src/index';
+import { parse } from '../src/index';
 
 const components = Number(process.argv[2] ?? 10_000);
 const fileCount = Number(process.argv[3] ?? 100);
-const engine = (process.argv[4] ?? 'fast') as ParseEngine;
 const ws = generateWorkspace({ components, files: fileCount });
 // The texts as a file read from disk holds them (flat strings), as the compiler's
 // benchmark and the CLI parse them, rather than as the generator built them.
@@ -37,19 +33,13 @@ function best(runs: number, fn: () => void): number {
 
 const t0 = performance.now();
 // Building the Chevrotain parser (grammar analysis) happens once per process, at the
-// first file the fast path leaves to it; an empty file with `chevrotain` forces it here.
-parse('', 'warmup.mcl', { engine: 'chevrotain' });
+// first file; an empty file forces it here.
+parse('', 'warmup.mcl');
 const construct = performance.now() - t0;
 let diagnostics = 0;
-let fallbacks = 0;
 const parseAll = () => {
   diagnostics = 0;
-  fallbacks = 0;
-  for (const f of sources) {
-    const r = parse(f.text, f.path, { engine });
-    diagnostics += r.diagnostics.length;
-    if (r.engine !== engine) fallbacks++;
-  }
+  for (const f of sources) diagnostics += parse(f.text, f.path).diagnostics.length;
 };
 const first = best(1, parseAll);
 const parseMs = best(5, parseAll);
@@ -83,8 +73,7 @@ const jsonMs = best(5, () => JSON.parse(json));
 const mb = ws.bytes / 1e6;
 
 console.log(`workspace: ${components} components, ${sources.length} files, ${ws.lines} lines, ${mb.toFixed(2)} MB (${chars} chars)`);
-console.log(`engine: ${engine}${fallbacks ? ` (${fallbacks} files fell back to the Chevrotain parser)` : ''}`);
-console.log(`Chevrotain parser construction (once per process, not needed while every file takes the fast path): ${construct.toFixed(0)} ms`);
+console.log(`Chevrotain parser construction (grammar analysis, once per process): ${construct.toFixed(0)} ms`);
 console.log(`parse (CPU time), first run: ${first.toFixed(0)} ms; best of 5: ${parseMs.toFixed(0)} ms = ${(mb / (parseMs / 1000)).toFixed(1)} MB/s, ${((ws.lines / parseMs) * 1000).toFixed(0)} lines/s`);
 console.log(`JSON.parse of ${(json.length / 1e6).toFixed(2)} MB (CPU time): best of 5: ${jsonMs.toFixed(1)} ms = ${(json.length / 1e6 / (jsonMs / 1000)).toFixed(1)} MB/s`);
 console.log(`parse throughput / JSON.parse throughput: ${(((mb / parseMs) / (json.length / 1e6 / jsonMs)) * 100).toFixed(1)}% (target >= 20%)`);

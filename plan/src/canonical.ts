@@ -85,12 +85,16 @@ const UNSORTABLE = Symbol('unsortable');
 const INDEX_KEY = /^(0|[1-9][0-9]*)$/;
 
 /**
- * A copy of the value whose objects have their keys inserted in sorted order,
- * so that the engine's JSON.stringify (an order of magnitude faster than
- * writing the text here) produces the canonical form. Engines put keys that
- * look like array indices first whatever the insertion order, so a value with
- * such a key is written by the slower writer below instead (UNSORTABLE).
- * Values with no JSON form throw, with their path.
+ * The value with every object's keys in sorted order, so that the engine's
+ * JSON.stringify (an order of magnitude faster than writing the text here)
+ * produces the canonical form. Objects and arrays that already are canonical
+ * are returned as they are, and only those that are not (or contain one that
+ * is not) are copied: the compiler builds most of a plan in canonical order,
+ * and copying all of it before writing the plan file was a third of that
+ * write's time and most of its garbage. Engines put keys that look like array
+ * indices first whatever the insertion order, so a value with such a key is
+ * written by the slower writer below instead (UNSORTABLE). Values with no
+ * JSON form throw, with their path.
  */
 function sortedCopy(value: unknown): unknown {
   try {
@@ -112,43 +116,62 @@ function copy(value: unknown): unknown {
       return value;
     case 'object': {
       if (Array.isArray(value)) {
-        const out = new Array(value.length);
+        // Copied from the first element that changes (or is `undefined`, written as null).
+        let out: unknown[] | undefined;
         for (let i = 0; i < value.length; i++) {
+          const v = value[i];
+          let w: unknown;
           try {
-            out[i] = value[i] === undefined ? null : copy(value[i]);
+            w = v === undefined ? null : copy(v);
           } catch (e) {
             throw e instanceof CanonicalJsonError ? e.within(`[${i}]`) : e;
           }
+          if (out === undefined && (w !== v || !(i in value))) out = value.slice(0, i);
+          if (out !== undefined) out.push(w);
         }
-        return out;
+        return out ?? value;
       }
       const obj = value as Record<string, unknown>;
       if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') throw UNSORTABLE;
-      const keys = Object.keys(obj).sort();
+      const keys = Object.keys(obj);
+      let inOrder = true;
+      for (let i = 1; i < keys.length && inOrder; i++) inOrder = keys[i - 1] < keys[i];
+      if (!inOrder) keys.sort();
       // An ordinary object literal, not Object.create(null): objects without a
       // prototype are dictionaries in V8, slower to build and to stringify (the
       // copy and the write of a 10,000-instance plan took twice as long).
-      const out: Record<string, unknown> = {};
-      for (const k of keys) {
+      let out: Record<string, unknown> | undefined = inOrder ? undefined : {};
+      for (let ki = 0; ki < keys.length; ki++) {
+        const k = keys[ki];
         const c = k.charCodeAt(0);
         if (c >= 48 && c <= 57 && INDEX_KEY.test(k)) throw UNSORTABLE;
         const v = obj[k];
-        if (v === undefined) continue;
         let w: unknown;
-        try {
-          w = copy(v);
-        } catch (e) {
-          throw e instanceof CanonicalJsonError ? e.within(`.${k}`) : e;
+        if (v !== undefined) {
+          try {
+            w = copy(v);
+          } catch (e) {
+            throw e instanceof CanonicalJsonError ? e.within(`.${k}`) : e;
+          }
         }
-        // Assigning `__proto__` would set the prototype; define it as the ordinary property it is.
-        if (k === '__proto__') Object.defineProperty(out, k, { value: w, enumerable: true, writable: true, configurable: true });
-        else out[k] = w;
+        if (out === undefined && (v === undefined || w !== v)) {
+          // The keys before this one were in order and unchanged: the copy starts with them.
+          out = {};
+          for (let j = 0; j < ki; j++) assign(out, keys[j], obj[keys[j]]);
+        }
+        if (out !== undefined && v !== undefined) assign(out, k, w);
       }
-      return out;
+      return out ?? obj;
     }
     default:
       throw new CanonicalJsonError(`a ${typeof value} has no JSON form`).within('');
   }
+}
+
+function assign(out: Record<string, unknown>, k: string, v: unknown): void {
+  // Assigning `__proto__` would set the prototype; define it as the ordinary property it is.
+  if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else out[k] = v;
 }
 
 function write(value: unknown, indent: string | null, current: string): string {

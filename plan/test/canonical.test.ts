@@ -40,6 +40,24 @@ describe('canonical JSON', () => {
     expect(canonicalJson(v)).toBe('{"__proto__":{"x":1},"b":1}');
   });
 
+  it('writes values that are partly in canonical order as wholly unordered ones', () => {
+    // In order up to a key whose value is undefined, a nested object out of order, an
+    // array holding undefined, and an unordered object above canonical subtrees.
+    const inner = { a: [1, { p: 1, q: [true] }], b: 'x' };
+    const cases: [unknown, string][] = [
+      [{ a: 1, b: undefined, c: 2 }, '{"a":1,"c":2}'],
+      [{ a: 1, b: { z: 1, y: 2 }, c: [inner] }, '{"a":1,"b":{"y":2,"z":1},"c":[{"a":[1,{"p":1,"q":[true]}],"b":"x"}]}'],
+      [[inner, undefined, { k: 1, j: 2 }], '[{"a":[1,{"p":1,"q":[true]}],"b":"x"},null,{"j":2,"k":1}]'],
+      [{ z: inner, a: inner }, '{"a":{"a":[1,{"p":1,"q":[true]}],"b":"x"},"z":{"a":[1,{"p":1,"q":[true]}],"b":"x"}}'],
+    ];
+    for (const [v, text] of cases) {
+      expect(canonicalJson(v)).toBe(text);
+      expect(prettyJson(v)).toBe(JSON.stringify(JSON.parse(text), null, 2) + '\n');
+    }
+    // Nothing the writer was given is changed.
+    expect(inner).toEqual({ a: [1, { p: 1, q: [true] }], b: 'x' });
+  });
+
   it('refuses values JSON cannot represent', () => {
     expect(() => canonicalJson({ a: [NaN] })).toThrow(CanonicalJsonError);
     expect(() => canonicalJson({ a: [NaN] })).toThrow('$.a[0]');

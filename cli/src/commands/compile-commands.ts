@@ -18,6 +18,7 @@ import { checkExposurePorts } from '../ports';
 import { renderChanges, renderChecks, renderPlan, renderResources } from '../plan-render';
 import { redactPlan } from '../redact';
 import { signPlan, signaturePath } from '../signing';
+import { timings } from '../timings';
 import { MCLC_VERSION } from '../version';
 import { absoluteSourcePath, findRepoRoot, resolveWorkspace, toPosix, type Workspace } from '../workspace';
 
@@ -89,6 +90,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
   if (o.signKey && !o.out) throw new CliError('--sign-key signs the plan file, so it needs --out FILE', ExitCode.Invalid, 'Write the plan with `--out FILE --sign-key KEY`; the signature goes to FILE.sig.');
   const maxDiagnostics = maxDiagnosticsOf(o);
   const ws = resolveWorkspace(paths, { root: o.root, cwd: ctx.cwd });
+  timings?.mark('workspace');
   // The state is read first so that the compiler records it as the plan's prior_state inside the
   // digest it computes anyway (recomputing the digest of a large plan here cost as much again). An
   // unreadable state is still reported after the sources' diagnostics, as a source error comes first.
@@ -101,6 +103,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
     stateError = e;
   }
   const priorState = state ? { lineage: state.lineage, serial: state.serial } : null;
+  timings?.mark('state');
   const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true, priorState });
   const code = exitCodeFor(out.diagnostics);
   const diagDoc = () => diagnosticsDocument(out.diagnostics, { texts: out.texts, maxDiagnostics });
@@ -117,6 +120,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
 
   const plan: Plan = out.plan;
   const changes = diffPlan(state ?? null, plan);
+  timings?.mark('diff');
   const stateWarnings: string[] = [];
   if (state?.system && state.system !== plan.system && state.instances.length) {
     stateWarnings.push(`the deployment runs system ${state.system}; this plan replaces it with ${plan.system}`);
@@ -128,15 +132,18 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
   // A warning, not an error: the port may be freed before apply, which fails if it is not.
   const portWarnings = await checkExposurePorts(plan, state);
   if (!o.json) for (const w of portWarnings) ctx.err(`${ctx.errStyle.yellow('warning')}: ${w.message}\n  hint: ${w.hint}\n`);
+  timings?.mark('port checks');
 
   let planFile: string | null = null;
   if (o.out) {
     planFile = resolve(ctx.cwd, o.out);
     const text = prettyJson(plan);
+    timings?.mark('serialise plan');
     // Signed before anything is written, so a bad key leaves no unsigned plan behind.
     const signature = o.signKey ? signPlan(text, resolve(ctx.cwd, o.signKey), ctx.cwd) : undefined;
     writeAtomic(planFile, text, ctx.cwd);
     if (signature !== undefined) writeAtomic(signaturePath(planFile), signature, ctx.cwd);
+    timings?.mark('write plan');
   }
   const shownPlanFile = planFile ? shownPath(ctx, planFile) : null;
   const shownState = state ? shownPath(ctx, statePath) : null;
@@ -186,6 +193,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
     }
     ctx.out(lines.join('\n') + '\n');
   }
+  timings?.mark('report');
   if (o.detailedExitcode && changes.has_changes) return ExitCode.Changes;
   return ExitCode.Ok;
 }
