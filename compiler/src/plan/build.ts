@@ -259,9 +259,13 @@ export class PlanBuilder {
       envVars.sort((a, b) => byString(a[0], b[0]));
       const env: Record<string, string> = {};
       for (const [k, v] of envVars) env[k] = v;
-      const pi: Omit<PlanInstance, 'digest'> = {
+      // `digest` has its place in key order from the start, undefined (which JSON leaves out) until it
+      // is computed over the rest: the instance needs no second copy, and the plan file's writer finds
+      // it in canonical order and writes it without copying it (prettyJson).
+      const pi: PlanInstance = {
         component: comp.entry.qname,
         declassifies: comp.declassifies.map((d) => ({ from: d.from, to: d.to })),
+        digest: undefined as unknown as string,
         id: fi.id,
         ...(inst.label !== undefined ? { label: inst.label } : {}),
         ...(inst.mode.max_sessions !== undefined ? { max_sessions: inst.mode.max_sessions } : {}),
@@ -288,10 +292,10 @@ export class PlanBuilder {
       };
       if (digests) {
         const json = this.types.sawIndexKey ? canonicalJson(pi) : JSON.stringify(pi);
-        const digest = instanceDigest(pi, this.ctx.sha256, json);
-        instances.push({ ...pi, digest });
-        instanceJson.set(fi.id, instanceJsonWithDigest(json, digest));
-      } else instances.push({ ...pi, digest: '' });
+        pi.digest = instanceDigest(pi, this.ctx.sha256, json);
+        instanceJson.set(fi.id, instanceJsonWithDigest(json, pi.digest));
+      } else pi.digest = '';
+      instances.push(pi);
       origins.instances[fi.id] = { file: fi.module.file, span: inst.decl.span };
       if (inst.labelSpan) {
         const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
