@@ -703,7 +703,7 @@ export class Broker extends EventEmitter {
     const out = this.outbox;
     for (let i = 0; i < out.length; i++) {
       const o = out[i];
-      if (!o.s.destroyed) o.s.write(o.text);
+      if (o.text.length > 0 && !o.s.destroyed) o.s.write(o.text);
     }
     out.length = 0;
   }
