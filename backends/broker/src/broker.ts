@@ -116,7 +116,7 @@ export class Broker extends EventEmitter {
    * Frames written during the current batch, one entry per destination: the
    * text is written in one `write` when the batch ends (see batch()).
    */
-  private readonly outbox: Outgoing[] = [];
+  private outbox: Outgoing[] = [];
 
   constructor(plan: Plan, options: BrokerOptions = {}) {
     super();
@@ -698,14 +698,19 @@ export class Broker extends EventEmitter {
     }
   }
 
-  /** Writes what the batch held back, one write per destination. */
+  /**
+   * Writes what the batch held back, one write per destination. The list is
+   * taken first: a stream that delivers data within its write starts a batch
+   * of its own, which must not write these frames a second time.
+   */
   private flushOutbox(): void {
     const out = this.outbox;
+    if (out.length === 0) return;
+    this.outbox = [];
     for (let i = 0; i < out.length; i++) {
       const o = out[i];
       if (o.text.length > 0 && !o.s.destroyed) o.s.write(o.text);
     }
-    out.length = 0;
   }
 
   /**

@@ -54,6 +54,31 @@ describe('writes of one received chunk', () => {
     await broker.close();
   });
 
+  it('writes each frame once when a destination answers within the write itself', async () => {
+    const broker = new Broker(testPlan());
+    const client = recordingPort();
+    const seen: string[] = [];
+    // A provider that answers every call synchronously, inside the broker's write to it.
+    const db: Duplex = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        for (const l of chunk.toString().split('\n').filter(Boolean)) {
+          seen.push(l);
+          db.push(`{"t":"reply","id":${(JSON.parse(l) as { id: number }).id},"body":{"ok":true}}\n`);
+        }
+        cb();
+      },
+    });
+    void broker.attachPort('rep', 0, 'kv', db);
+    void broker.attachPort('client', 0, 'rep', client.brokerSide);
+    await settle();
+    client.toBroker.write([1, 2].map((id) => JSON.stringify({ t: 'call', op: 'put', id, body: { key: `k${id}`, value: 'v' } }) + '\n').join(''));
+    await settle();
+    expect(seen).toHaveLength(2);
+    expect(client.writes.join('')).toBe('{"t":"reply","id":1,"body":{"ok":true}}\n{"t":"reply","id":2,"body":{"ok":true}}\n');
+    await broker.close();
+  });
+
   it('writes what it held back once a destination has more than 64 KiB of it, keeping the order', async () => {
     const { broker, client, db } = await wired();
     // 300 sends of about 300 bytes: about 90 KiB for the provider from one chunk.
