@@ -28,7 +28,7 @@ import type { Duplex } from 'node:stream';
 import type { ChannelInvariants, Plan, PlanChannel, PlanExposure, PlanOperation } from '@mcl/plan';
 import { compileSchemas, type CompiledSchemas } from './schema';
 import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type OpRt } from './admit';
-import { encode, envelope, frameId, snippet } from './frames';
+import { encode, encodePlain, envelope, frameId, plainLine, snippet } from './frames';
 import { LineSplitter, TokenBucket } from './lines';
 import { Counters, type CounterTotals } from './counters';
 import { Exposures } from './exposures';
@@ -51,6 +51,8 @@ const HIGH_WATER = 256 * 1024;
 const PENALTY_BURST = 64;
 const PENALTY_PER_SECOND = 640;
 const PENALTY_PAUSE_MS = 50;
+/** Most a batch holds back for one destination before writing it (see Broker.write). */
+const OUTBOX_FLUSH = 64 * 1024;
 /** Longest violation detail kept and sent back in a `denied` frame. */
 const MAX_DETAIL = 400;
 
@@ -61,6 +63,13 @@ export const DEFAULT_INVARIANTS: ChannelInvariants = {
   max_inflight: 64,
   order: null,
 };
+
+/** What a batch writes to one destination when it ends. */
+interface Outgoing {
+  s: Duplex;
+  /** The frames so far, concatenated. */
+  text: string;
+}
 
 /** A socket whose lines the broker reads, with its violation budget. */
 interface Sender {
@@ -103,7 +112,11 @@ export class Broker extends EventEmitter {
   /** When hold() stopped relaying (performance.now()), or null. */
   private heldAt: number | null = null;
   private readonly senders = new WeakMap<Duplex, Sender>();
-  private readonly corked: Duplex[] = [];
+  /**
+   * Frames written during the current batch, one entry per destination: the
+   * text is written in one `write` when the batch ends (see batch()).
+   */
+  private outbox: Outgoing[] = [];
 
   constructor(plan: Plan, options: BrokerOptions = {}) {
     super();
@@ -215,7 +228,7 @@ export class Broker extends EventEmitter {
       channels,
       target,
       lineLimit,
-      (c, line, bytes) => this.guard(`frame from ${c.key}`, () => this.onLine(c, line, bytes)),
+      (c, line, bytes) => this.onLineGuarded(c, line, bytes),
       (c, bytes) => this.onOversize(c, bytes),
       this.opts.reconnectDelayMs ?? 50,
     );
@@ -667,9 +680,9 @@ export class Broker extends EventEmitter {
   }
 
   /**
-   * Runs `fn` (the processing of one received chunk) with the streams it writes
-   * to corked, so that the frames of one chunk leave in one write per destination
-   * rather than one system call per frame.
+   * Runs `fn` (the processing of one received chunk) with what it writes held
+   * back, so that the frames of one chunk leave in one write per destination
+   * rather than one system call (or one writev entry) per frame.
    */
   private batch(fn: () => void): void {
     if (this.batching) {
@@ -681,26 +694,69 @@ export class Broker extends EventEmitter {
       fn();
     } finally {
       this.batching = false;
-      const corked = this.corked;
-      for (let i = 0; i < corked.length; i++) corked[i].uncork();
-      corked.length = 0;
+      this.flushOutbox();
     }
   }
 
-  /** Writes through `s`, corking it for the rest of the current batch. */
-  private write(s: Duplex, line: string): void {
-    if (this.batching && s.writableCorked === 0) {
-      s.cork();
-      this.corked.push(s);
+  /**
+   * Writes what the batch held back, one write per destination. The list is
+   * taken first: a stream that delivers data within its write starts a batch
+   * of its own, which must not write these frames a second time.
+   */
+  private flushOutbox(): void {
+    const out = this.outbox;
+    if (out.length === 0) return;
+    this.outbox = [];
+    for (let i = 0; i < out.length; i++) {
+      const o = out[i];
+      if (o.text.length > 0 && !o.s.destroyed) o.s.write(o.text);
     }
-    s.write(line);
+  }
+
+  /**
+   * Writes `line` to `s`; inside a batch it is appended to what the batch
+   * writes to `s` at its end (in order: nothing else writes to a stream of the
+   * broker meanwhile). What a batch holds back for one stream is bounded: past
+   * OUTBOX_FLUSH bytes it is written at once, so that the write-queue checks
+   * (`queued`) of whoever reads only `writableLength` are off by at most that.
+   */
+  private write(s: Duplex, line: string): void {
+    if (!this.batching) {
+      s.write(line);
+      return;
+    }
+    const out = this.outbox;
+    let o: Outgoing | undefined;
+    for (let i = out.length - 1; i >= 0; i--) {
+      if (out[i].s === s) {
+        o = out[i];
+        break;
+      }
+    }
+    if (!o) {
+      out.push({ s, text: line });
+      return;
+    }
+    o.text += line;
+    if (o.text.length > OUTBOX_FLUSH) {
+      s.write(o.text);
+      o.text = '';
+    }
+  }
+
+  /** Bytes waiting to be sent to `s` (UTF-16 units for what the current batch holds back): its write queue and the batch's text. */
+  private queued(s: Duplex): number {
+    let n = s.writableLength;
+    const out = this.outbox;
+    for (let i = 0; i < out.length; i++) if (out[i].s === s) n += out[i].text.length;
+    return n;
   }
 
   /** Writes a line to a port; false when it was dropped (no stream, or a droppable notice to a full peer). */
   private writeTo(conn: PortConn, line: string, droppable: boolean): boolean {
     const s = conn.stream;
     if (!s || s.destroyed) return false;
-    if (droppable && s.writableLength > DROP_WATER) return false;
+    if (droppable && this.queued(s) > DROP_WATER) return false;
     this.write(s, line);
     return true;
   }
@@ -708,7 +764,7 @@ export class Broker extends EventEmitter {
   /** Pauses `source` until `dest` drains, when `dest` holds too much. */
   private backpressure(dest: PortConn, source: Duplex | null): void {
     if (!source || !dest.stream) return;
-    if (dest.stream.writableLength > HIGH_WATER && !dest.pausedSources.has(source)) {
+    if (this.queued(dest.stream) > HIGH_WATER && !dest.pausedSources.has(source)) {
       source.pause();
       dest.pausedSources.add(source);
       const sender = this.senders.get(source);
@@ -768,14 +824,14 @@ export class Broker extends EventEmitter {
         this.violation({ ...byPort(conn, null), kind: 'unwired', detail: `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, id: frameId(frame) });
         return;
       }
-      this.fromRequester(req, frame, conn);
+      this.fromRequester(req, frame, conn, plainLine(line));
     } else {
-      this.fromProvider(conn, frame, bytes);
+      this.fromProvider(conn, frame, bytes, plainLine(line));
     }
   }
 
   /** A frame from a requiring side (a guest's require port or a line-JSON exposure client). */
-  private fromRequester(req: Requester, frame: unknown, conn: PortConn | null): void {
+  private fromRequester(req: Requester, frame: unknown, conn: PortConn | null, plain = false): void {
     const ch = req.channel;
     const env = envelope(frame);
     if (typeof env === 'string') {
@@ -787,7 +843,7 @@ export class Broker extends EventEmitter {
       this.sessionFrame(req, t, env.id);
       return;
     }
-    const a = admitRequest(ch, req.budget, req.orderState, env);
+    const a = admitRequest(ch, req.budget, req.orderState, env, undefined, plain);
     if (!a.ok) {
       this.violation({ ...byRequester(req, conn), kind: a.kind, detail: a.detail, id: env.id });
       return;
@@ -848,7 +904,7 @@ export class Broker extends EventEmitter {
   }
 
   /** A frame from a provide port. */
-  private fromProvider(conn: PortConn, frame: unknown, bytes: number): void {
+  private fromProvider(conn: PortConn, frame: unknown, bytes: number, plain = false): void {
     const inst = conn.instance.plan.id;
     const env = envelope(frame);
     const only = conn.channels.length === 1 ? conn.channels[0] : null;
@@ -867,7 +923,7 @@ export class Broker extends EventEmitter {
       return;
     }
     if (t === 'notify') {
-      this.notify(conn, env.op!, env.body);
+      this.notify(conn, env.op!, env.body, plain);
       return;
     }
     // reply or error
@@ -891,7 +947,7 @@ export class Broker extends EventEmitter {
       p.respond({ ok: false, error: env.error!, kind: 'error' });
       return;
     }
-    const a = admitReply(p.op, ch.inv, env.body);
+    const a = admitReply(p.op, ch.inv, env.body, plain);
     if (!a.ok) {
       this.settle(p);
       this.violation({ ...byPort(conn, ch), kind: a.kind, detail: a.detail, id: env.id });
@@ -908,7 +964,7 @@ export class Broker extends EventEmitter {
   }
 
   /** A notify from a provider goes to the requesters of every channel on that port that carries it. */
-  private notify(conn: PortConn, opName: string, body: unknown): void {
+  private notify(conn: PortConn, opName: string, body: unknown, plain = false): void {
     const inst = conn.instance.plan.id;
     let carried = false;
     let bodyJson: string | null = null;
@@ -921,7 +977,7 @@ export class Broker extends EventEmitter {
       }
       const { op } = a;
       carried = true;
-      if (bodyJson === null) bodyJson = encode(body);
+      if (bodyJson === null) bodyJson = plain ? encodePlain(body) : encode(body);
       if (bodyJson === null) return;
       const big = refuseNotifySize(ch.inv, bodyJson);
       if (big) {
@@ -1049,6 +1105,18 @@ export class Broker extends EventEmitter {
   }
 
   private pickClone(inst: InstanceRt, port: string): [PortConn | null, string] {
+    // The common case, one connected clone, is found without building the list.
+    let only: PortConn | null = null;
+    let n = 0;
+    for (const [idx, ports] of inst.clones) {
+      if (inst.sessionClones.has(idx)) continue;
+      const c = ports.get(port);
+      if (c && c.stream) {
+        only = c;
+        n++;
+      }
+    }
+    if (n === 1) return [only, ''];
     const candidates: PortConn[] = [];
     for (const [idx, ports] of inst.clones) {
       if (inst.sessionClones.has(idx)) continue;
@@ -1166,6 +1234,15 @@ export class Broker extends EventEmitter {
       if (!sender.penalised && sender.waitingOn === 0) stream.resume();
     }, PENALTY_PAUSE_MS);
     t.unref?.();
+  }
+
+  /** `guard` for a port's frame, without building its label (or a closure) unless the handling throws. */
+  private onLineGuarded(conn: PortConn, line: string, bytes: number): void {
+    try {
+      this.onLine(conn, line, bytes);
+    } catch (e) {
+      this.log({ level: 'error', message: `internal error handling frame from ${conn.key}: ${(e as Error)?.stack ?? String(e)}` });
+    }
   }
 
   /**

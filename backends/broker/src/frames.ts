@@ -59,6 +59,61 @@ export function encode(body: unknown): string | null {
   }
 }
 
+/**
+ * JSON text of a checked body parsed from a line that holds no backslash,
+ * equal to `encode(body)` but without its per-character escape scan: in JSON
+ * a string can hold `"`, `\`, a control character or a lone surrogate only
+ * through an escape, which starts with a backslash, and a line decoded from
+ * UTF-8 holds no lone surrogate either (an invalid sequence becomes U+FFFD).
+ * So every string (key or value) of such a body is written as it is between
+ * quotes. Keys come in the order JSON.stringify takes them (Object.keys: own
+ * enumerable keys, integer-like ones first), numbers as String() writes them
+ * (which is JSON.stringify's form for the finite numbers JSON.parse yields).
+ * A body nested deeper than this recursion goes is handed to `encode`, so
+ * that the answer, including null for the too deeply nested, is encode's.
+ */
+export function encodePlain(body: unknown): string | null {
+  try {
+    return plainJson(body);
+  } catch {
+    return encode(body);
+  }
+}
+
+function plainJson(v: unknown): string {
+  switch (typeof v) {
+    case 'string':
+      return '"' + v + '"';
+    case 'number':
+      return String(v);
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'object': {
+      if (v === null) return 'null';
+      if (Array.isArray(v)) {
+        if (v.length === 0) return '[]';
+        let s = '[' + plainJson(v[0]);
+        for (let i = 1; i < v.length; i++) s += ',' + plainJson(v[i]);
+        return s + ']';
+      }
+      const o = v as Record<string, unknown>;
+      const keys = Object.keys(o);
+      if (keys.length === 0) return '{}';
+      let s = '{"' + keys[0] + '":' + plainJson(o[keys[0]]);
+      for (let i = 1; i < keys.length; i++) s += ',"' + keys[i] + '":' + plainJson(o[keys[i]]);
+      return s + '}';
+    }
+    default:
+      // Not a value JSON.parse yields: let JSON.stringify decide.
+      throw new TypeError('not a parsed JSON value');
+  }
+}
+
+/** Whether the strings of a frame parsed from `line` need no escaping when encoded again (see encodePlain). */
+export function plainLine(line: string): boolean {
+  return line.indexOf('\\') < 0;
+}
+
 /** The id of a frame whose envelope may be broken, when it is one a `denied` notice can echo. */
 export function frameId(frame: unknown): number | string | undefined {
   if (typeof frame !== 'object' || frame === null) return undefined;

@@ -179,6 +179,18 @@ async function cpuPercent(pids: number[], ms: number): Promise<number> {
   return (100 * sum(b.map((x, i) => x - a[i]))) / (Date.now() - t) / pids.length;
 }
 
+/** What TCG translated in a guest so far (`info jit`): blocks and bytes of host code. */
+interface Jit {
+  tbs: number;
+  codeBytes: number;
+}
+
+async function translated(qmp: QmpClient): Promise<Jit> {
+  const text = await qmp.execute<string>('human-monitor-command', { 'command-line': 'info jit' });
+  const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+  return { tbs: num(/TB count\s+(\d+)/), codeBytes: num(/gen code size\s+(\d+)/) };
+}
+
 interface CloneMemory {
   rollup: MemoryUsage[];
   parts: MemoryBreakdown[];
@@ -260,6 +272,7 @@ async function main() {
       await c.kill();
     }
     const pooled: { readyMs: number; cpuMs: number; phases: Clone['phases'] }[] = [];
+    const pooledJit: Jit[] = [];
     let spare: { mem: MemoryUsage; cpuPct: number } | undefined;
     const clonePool = new ClonePool(template, { dir: path.join(dir, 'pool'), size: 1, onError: (e) => console.error(`pool: ${e.message}`) });
     try {
@@ -271,6 +284,7 @@ async function main() {
         const c = await clonePool.take({ name: `g${i}`, controlSocket: path.join(dir, `g${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `g${i}.log`) });
         if (!c.pooled) throw new Error('the pool had no process waiting');
         pooled.push({ readyMs: c.readyMs, cpuMs: (await readCpuMs(c.pid)) - cpuBefore, phases: c.phases });
+        if (accel.accel === 'tcg') pooledJit.push(await translated(c.qmp));
         await c.kill();
       }
       // What a waiting process costs: memory, and CPU while it waits (after its start has settled).
@@ -388,6 +402,13 @@ async function main() {
       `${median(pooled.map((f) => f.phases.connectMs))} / ${median(pooled.map((f) => f.phases.loadMs))} / ${median(pooled.map((f) => f.phases.handshakeMs))} ms`,
     ]);
     timing.push(['  speed-up over cold boot (wall / QEMU CPU)', speedUp(pooledMs, median(pooled.map((f) => f.cpuMs)))]);
+    if (pooledJit.length > 0) {
+      // Under TCG, waking the guest means translating its wake-up and reply path anew in each process: most of cont + handshake.
+      timing.push([
+        '  TCG translation done by then, fresh in each clone (median)',
+        `${median(pooledJit.map((j) => j.tbs))} blocks, ${mib(median(pooledJit.map((j) => j.codeBytes)))} MiB of host code`,
+      ]);
+    }
     // No other QEMU runs at that point, so the pages of QEMU's binary and libraries count as its own.
     if (spare) timing.push(['  a process waiting in the pool, alone: private / PSS / RSS, CPU (mean over 5 s)', `${mib(spare.mem.private)} / ${mib(spare.mem.pss)} / ${mib(spare.mem.rss)} MiB, ${spare.cpuPct.toFixed(1)}% of one core`]);
     if (zygoteForks.length > 0) {
@@ -514,15 +535,25 @@ async function main() {
     if (N_CLONES === N_COLD) memory.push(['memory saved by forking', `${(100 * (1 - deployed.hostBytes / coldHost)).toFixed(0)}%`]);
 
     const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
+    const incomingMs = median(incoming.map((r) => r.readyMs));
+    targets.push(['fork to ready >= 100x faster than cold boot to ready (pooled)', `${verdict(coldMs / pooledMs >= 100)} (${(coldMs / pooledMs).toFixed(1)}x: ${pooledMs} ms against ${coldMs} ms; including QEMU start ${(coldMs / forkMs).toFixed(1)}x)`]);
+    targets.push([
+      "fork to ready >= 10x faster than QEMU's own migrate-to-file restore (pooled)",
+      `${verdict(incomingMs / pooledMs >= 10)} (${(incomingMs / pooledMs).toFixed(1)}x: ${pooledMs} ms against ${incomingMs} ms)`,
+    ]);
     targets.push([`private memory per idle clone <= 10% of guest RAM, as forked`, `${verdict(privBare <= MEMORY / 10)} (${pct(privBare)})`]);
-    targets.push([`  the same, deployed`, `${verdict(privDeployed <= MEMORY / 10)} (${pct(privDeployed)})`]);
+    targets.push([`  the same, deployed`, `${verdict(privDeployed <= MEMORY / 10)} (${pct(privDeployed)}; TCG translation buffer ${process.env.MCL_TCG_TB_MIB ? `${process.env.MCL_TCG_TB_MIB} MiB` : 'default'})`]);
+    if (accel.accel === 'tcg') {
+      // KVM runs guest code natively: a clone there holds no translated code (nor TCG's block hash table, part of "other").
+      const noJit = privDeployed - median(deployed.parts.map((p) => p.tcgCode));
+      targets.push([`  the same, deployed, without TCG's translated code (an upper bound for KVM)`, `${verdict(noJit <= MEMORY / 10)} (${pct(noJit)})`]);
+    }
     targets.push([`  the same, as forked, proportional (Pss_Anon)`, `${verdict(anonBare <= MEMORY / 10)} (${pct(anonBare)})`]);
     targets.push(['checkpoint of an idle 128 MiB clone <= 8 MiB on disk', `${verdict(ckptBytes <= 8 * 1024 * 1024)} (${mib(ckptBytes)} MiB)`]);
     targets.push([
       'restore to ready <= 3x fork to ready (forks including QEMU start, as a restore does, paired with the restores)',
       `${verdict(restoreMs <= 3 * pairedForkMs)} (${(restoreMs / pairedForkMs).toFixed(2)}x; ${(restoreMs / pooledMs).toFixed(2)}x the pooled fork measured earlier)`,
     ]);
-    targets.push(['fork to ready >= 30x faster than cold boot to ready (pooled)', `${verdict(coldMs / pooledMs >= 30)} (${(coldMs / pooledMs).toFixed(1)}x; including QEMU start ${(coldMs / forkMs).toFixed(1)}x)`]);
   } finally {
     await Promise.all(live.clones.map((c) => c.kill()));
     await Promise.all(live.guests.map(killGuest));

@@ -108,6 +108,23 @@ export interface StartedQemu {
   kill(signal?: NodeJS.Signals): void;
   /** The first 16 KiB QEMU wrote to stderr. */
   stderr(): string;
+  /**
+   * The template's device state is loaded already (a pool loads it while the
+   * process waits, see preloadState); the guest is still paused, so no guest
+   * code has run.
+   */
+  loaded?: boolean;
+}
+
+/**
+ * Loads the template's state into a started QEMU ahead of its take, leaving
+ * the guest paused: the take then only continues it. Loading runs no guest
+ * code (the state is the template's, the same for every clone, and RAM is not
+ * part of it), so the process can still become any clone.
+ */
+export async function preloadState(q: StartedQemu, timeoutMs: number): Promise<void> {
+  await loadState(q.qmp, 3, timeoutMs);
+  q.loaded = true;
 }
 
 /** Checks that `template` can be forked into a clone with `dataPorts` data port sockets. */
@@ -344,7 +361,7 @@ export async function readyClone(
   consoleP.catch(() => undefined);
   try {
     if (beforeLoad) await Promise.race([beforeLoad(), died]);
-    await Promise.race([Promise.all([loadState(q.qmp, 3, readyTimeoutMs), consoleP]), died]);
+    await Promise.race([Promise.all([q.loaded ? undefined : loadState(q.qmp, 3, readyTimeoutMs), consoleP]), died]);
     phases.loadMs = Date.now() - loadStart;
     if (!options.paused) await Promise.race([run(q.qmp, q.control, Math.max(1_000, readyTimeoutMs - (Date.now() - timing.startedAt))), died]);
   } catch (err) {

@@ -84,10 +84,10 @@ export { forkClone } from './clone';
 
 /**
  * `new ClonePool(template, { dir, size })`: QEMU processes started ahead of
- * time for clones of `template` (no state loaded, no guest code run);
- * `pool.fill()` starts them, `pool.take(options)` makes a clone of one
- * (renaming its sockets and files to `options`' paths, then the state load,
- * cont and handshake of forkClone) and starts a replacement, `pool.close()`
+ * time for clones of `template` (the template state loaded, no guest code
+ * run); `pool.fill()` starts them, `pool.take(options)` makes a clone of one
+ * (renaming its sockets and files to `options`' paths, then the cont and
+ * handshake of forkClone) and starts a replacement, `pool.close()`
  * kills the waiting ones. Pooled processes die with the thread that started
  * them (a parent-death signal).
  */

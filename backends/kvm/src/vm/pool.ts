@@ -4,17 +4,19 @@
 // of a fork's time under TCG. A pool keeps a few processes started exactly as
 // forkClone starts a clone (the template's layout, `-incoming defer`, the
 // state file inherited as fd 3, the template RAM file mapped copy-on-write)
-// and connected to their QMP and control sockets, but with no state loaded:
-// no guest code has run in them, so they hold no identity, no secrets and no
-// randomness, and any of them can become any clone.
+// and connected to their QMP and control sockets, with the template's device
+// state loaded (preloadState) but the guest never continued: no guest code has
+// run in them, so they hold no identity, no secrets and no randomness, and any
+// of them can become any clone.
 //
 // `take(options)` turns one into a clone: it renames the process's listening
 // sockets (control, QMP, every data slot) and its console log and pid file to
 // the paths in `options` (a bound unix socket keeps listening when its file
 // is renamed, and a file QEMU has open keeps being written), unlinks the
 // socket of every slot the clone does not use (nothing can connect to it any
-// more), and then loads the state, continues and handshakes exactly as
-// forkClone does (readyClone). A replacement is started once the clone is
+// more), and then continues and handshakes exactly as forkClone does
+// (readyClone); a process forked for a take that found none waiting loads the
+// state there too. A replacement is started once the clone is
 // ready. With no process waiting, take forks directly.
 //
 // Two differences from a direct fork remain visible: QEMU's `-name` is the
@@ -43,7 +45,7 @@ import { randomBytes } from 'node:crypto';
 import { renameSync, rmSync, unlinkSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { checkForkable, CloneError, consoleSocketOf, forkClone, readyClone, startQemu, startQemuFromZygote, type QemuPaths, type StartedQemu } from './clone';
+import { checkForkable, CloneError, consoleSocketOf, forkClone, preloadState, readyClone, startQemu, startQemuFromZygote, type QemuPaths, type StartedQemu } from './clone';
 import { qemuArgs, requireQemu } from './qemu';
 import { layoutOf } from './template';
 import type { Clone, CloneOptions, Template } from './types';
@@ -271,6 +273,14 @@ export class ClonePool {
       this.lastDieWithParent = q.dieWithParent;
       const p: Pooled = { q, dir, paths };
       if (forTake) return p;
+      // A process that waits gets the template's state loaded now, so that its take only continues the guest.
+      try {
+        await preloadState(q, timeoutMs);
+      } catch (err) {
+        q.kill('SIGKILL');
+        await q.exited;
+        throw err;
+      }
       if (this.closed) {
         await this.discard(p);
         return null;

@@ -7,7 +7,7 @@
 // entry in $MCL_CACHE_DIR or <tmp>/mcl-vm-test-cache).
 
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -68,7 +68,7 @@ describe('ClonePool', () => {
     await pool.fill();
     expect(pool.available).toBe(1);
     const [waiting] = pool.pids();
-    // Started with the template's state waiting on fd 3 and nothing loaded: no guest code has run.
+    // Started with the template's state on fd 3, loaded while it waits but never continued: no guest code has run.
     expect(cmdline(waiting)).toContain('-incoming defer');
     // One directory for the waiting process, one the zygote it was forked from runs in.
     const entries = await readdir(dir);
@@ -114,6 +114,29 @@ describe('ClonePool', () => {
     // The console log QEMU opened in the pool is the clone's now: what the agent logs arrives there.
     await expect(clone.sendIdentity({ instanceId: 'pooled', ports: [{ name: 'x', slot: 9 }] })).rejects.toThrow(/no virtio-serial port for slot 9/);
     await until('the agent log line in the renamed console log', () => readFileSync(path.join(own, 'console.log'), 'utf8').includes('no virtio-serial port for slot 9'), 10_000);
+  }, 120_000);
+
+  it('loads the template state while a process waits, so that a take only continues it', async () => {
+    const pool = new ClonePool(template, { dir: path.join(run, 'preload'), size: 1 });
+    pools.push(pool);
+    await pool.fill();
+    const [waiting] = pool.pids();
+    // The state file came in on descriptor 3: loaded, it was read to its end (or closed once read); unloaded, its offset is 0.
+    const info = (() => {
+      try {
+        return readFileSync(`/proc/${waiting}/fdinfo/3`, 'utf8');
+      } catch {
+        return null;
+      }
+    })();
+    if (info !== null) expect(Number(/^pos:\s+(\d+)/m.exec(info)?.[1])).toBe(statSync(template.statePath).size);
+    const own = path.join(run, 'preload-own');
+    await mkdir(own);
+    const clone = await pool.take({ name: 'preloaded#0', controlSocket: path.join(own, 'ctl'), dataPortSockets: [], logFile: path.join(own, 'console.log') });
+    clones.push(clone);
+    expect(clone.pid).toBe(waiting);
+    expect((await clone.qmp.execute<{ status: string }>('query-status')).status).toBe('running');
+    expect(await clone.control.ping()).toBeGreaterThanOrEqual(0);
   }, 120_000);
 
   it('refills after a take, with a process of its own', async () => {
