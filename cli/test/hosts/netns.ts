@@ -44,8 +44,6 @@ export interface SimHost {
   dir: string;
   /** Where deployments live on this host (absolute; give it as the path of the `ssh://` address). */
   workspace: string;
-  /** The `mclc` the host runs (a wrapper running this checkout's build with the host's environment). */
-  mclc: string;
   sshd: ChildProcess;
 }
 
@@ -58,6 +56,8 @@ export interface SimHosts {
   sshCommand: string;
   knownHosts: string;
   clientKey: string;
+  /** The `mclc` every host runs (a wrapper running this checkout's build with the test's environment), for `MCL_REMOTE_MCLC`. */
+  mclc: string;
   /** Runs a command in the client namespace. */
   client(cmd: string[]): { status: number | null; stdout: string; stderr: string };
   /** Cuts a host off the bridge (`up` false) or puts it back. */
@@ -119,6 +119,13 @@ export async function createHosts(names: string[], env: Record<string, string> =
     mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
 
     const knownHosts = join(dir, 'known_hosts');
+    // The hosts' mclc: this checkout's build, with the environment the test gives (sshd gives sessions a minimal one).
+    // The hosts share the file system, so one wrapper serves them all (MCL_REMOTE_MCLC names it).
+    const mclc = join(dir, 'mclc');
+    const exports = Object.entries({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env })
+      .map(([k, v]) => `export ${k}='${v.replace(/'/g, `'\\''`)}'`)
+      .join('\n');
+    writeFileSync(mclc, `#!/bin/sh\n${exports}\nexec '${process.execPath}' '${join(REPO, 'cli', 'dist', 'mclc.mjs')}' "$@"\n`, { mode: 0o755 });
     const config: string[] = [];
     let i = 0;
     for (const name of names) {
@@ -147,12 +154,6 @@ export async function createHosts(names: string[], env: Record<string, string> =
       const pub = readFileSync(`${hostKey}.pub`, 'utf8').trim().split(' ').slice(0, 2).join(' ');
       writeFileSync(knownHosts, `${name},${address} ${pub}\n`, { flag: 'a' });
 
-      // The host's mclc: this checkout's build, with the host's own environment (sshd gives sessions a minimal one).
-      const mclc = join(hdir, 'mclc');
-      const exports = Object.entries({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', MCL_HOST_NAME: name, ...env })
-        .map(([k, v]) => `export ${k}='${v.replace(/'/g, `'\\''`)}'`)
-        .join('\n');
-      writeFileSync(mclc, `#!/bin/sh\n${exports}\nexec '${process.execPath}' '${join(REPO, 'cli', 'dist', 'mclc.mjs')}' "$@"\n`, { mode: 0o755 });
 
       const sshdConfig = join(hdir, 'sshd_config');
       writeFileSync(
@@ -177,7 +178,7 @@ export async function createHosts(names: string[], env: Record<string, string> =
       let log = '';
       sshd.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
       writeFileSync(join(hdir, 'sshd.log'), '');
-      hosts.push({ name, netns: ns, address, dir: hdir, workspace: join(hdir, 'deployments'), mclc, sshd });
+      hosts.push({ name, netns: ns, address, dir: hdir, workspace: join(hdir, 'deployments'), sshd });
       config.push(`Host ${name}`, `  HostName ${address}`, '');
       // Wait until it listens.
       const deadline = Date.now() + 10_000;
@@ -211,6 +212,7 @@ export async function createHosts(names: string[], env: Record<string, string> =
       sshCommand: `ip netns exec ${clientNs} ssh -F ${sshConfig}`,
       knownHosts,
       clientKey,
+      mclc,
       client: (cmd) => sh(['ip', 'netns', 'exec', clientNs, ...cmd], false),
       link: (host, up) => void sh(['ip', 'netns', 'exec', host.netns, 'ip', 'link', 'set', 'eth0', up ? 'up' : 'down']),
       teardown,
