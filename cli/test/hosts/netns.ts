@@ -169,6 +169,9 @@ export async function createHosts(names: string[], env: Record<string, string> =
           'UsePAM no',
           'StrictModes no',
           'PrintMotd no',
+          // Like a host that notices a client gone: its session (and the command's pipes) end within seconds.
+          'ClientAliveInterval 1',
+          'ClientAliveCountMax 3',
           'Subsystem sftp internal-sftp',
           '',
         ].join('\n'),
