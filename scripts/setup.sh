@@ -37,6 +37,19 @@ if [ "${MCL_SKIP_APT:-0}" != 1 ]; then
     flock /tmp/mcl-apt.lock apt-get update -q
     DEBIAN_FRONTEND=noninteractive flock /tmp/mcl-apt.lock apt-get install -y -q --no-install-recommends neovim
   fi
+  # OpenSSH (server and client), for the tests that deploy to hosts simulated as network namespaces, each
+  # running its own sshd (cli/test/remote-hosts.test.ts; in CI it must run, elsewhere it is skipped without them).
+  ssh_missing=()
+  [ -x /usr/sbin/sshd ] || ssh_missing+=(openssh-server)
+  command -v ssh >/dev/null 2>&1 || ssh_missing+=(openssh-client)
+  if [ ${#ssh_missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "setup: ${ssh_missing[*]} missing; run this script as root (or with sudo) to install them" >&2
+      exit 1
+    fi
+    flock /tmp/mcl-apt.lock apt-get update -q
+    DEBIAN_FRONTEND=noninteractive flock /tmp/mcl-apt.lock apt-get install -y -q --no-install-recommends "${ssh_missing[@]}"
+  fi
   # Prometheus, for the test that scrapes the supervisor's metrics endpoint with a real one
   # (backends/kvm/test/metrics.test.ts; in CI it must run, elsewhere it is skipped without it).
   if ! [ -x /usr/bin/prometheus ]; then

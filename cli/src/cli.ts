@@ -29,7 +29,8 @@ function lifecycleOptions(cmd: Command): Command {
     .option('--state <file>', 'state file (default: <root>/.mcl/state.json)')
     .option('--lock-timeout <duration>', 'wait this long for a state lock held by another process (e.g. 30s)', '0s')
     .option('--namespace <name>', 'kubevirt: the namespace of the deployment (default: the plan\'s, or the one the workspace\'s state records)')
-    .option('--context <name>', 'kubevirt: the kubeconfig context (default: the plan\'s, the state\'s, or the current one)');
+    .option('--context <name>', 'kubevirt: the kubeconfig context (default: the plan\'s, the state\'s, or the current one)')
+    .option('--host <url>', 'the deployment is on this host, reached over ssh (ssh://[user@]host[:port][/workspace], as the target says)');
 }
 
 export async function run(argv: string[], ctx: Context): Promise<number> {
@@ -305,7 +306,8 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .summary('check what this host can run')
     .description('Check QEMU, the accelerator (KVM or TCG), the guest kernel, busybox and shared memory.')
     .option('--json', 'print the checks as JSON')
-    .addHelpText('after', examples('mclc doctor'))
+    .option('--host <url>', 'check this host over ssh instead (ssh://[user@]host[:port]): its own mclc runs the checks')
+    .addHelpText('after', examples('mclc doctor', 'mclc doctor --host ssh://mcl@node1.example'))
     .action(async (o) => set(import('./commands/lifecycle').then((m) => m.doctorCommand(ctx, o))));
 
   // The supervisor a deployment runs in, started by `apply` as a detached process; not for people.
@@ -315,6 +317,15 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .command('__supervise', { hidden: true })
     .argument('<dir>')
     .action(async (dir: string) => set(import('./commands/lifecycle').then((m) => m.superviseCommand(dir, program.opts().backend as string | undefined))));
+
+  // The host side of a command run over ssh (src/remote.ts); not for people.
+  program
+    .command('__host', { hidden: true })
+    .requiredOption('--client-version <version>')
+    .requiredOption('--root <dir>')
+    .argument('<command>')
+    .argument('[options]')
+    .action(async (command: string, options: string | undefined, o) => set(import('./commands/host').then((m) => m.hostCommand(ctx, o, command, options))));
 
   // The broker of a kubevirt deployment, run by its rendered Deployment `mcl-broker`; not for people.
   program

@@ -86,6 +86,11 @@ export interface PlanTarget {
   context?: string;
   /** kubevirt (format 1.2): the container registry (and path) guest and broker images are pulled from. */
   registry?: string;
+  /**
+   * kvm, xen: the host the deployment runs on, reached over SSH (`ssh://[user@]host[:port][/path]`,
+   * see host.ts); absent means the machine `mclc apply` runs on. Optional, so format 1.1 and 1.2 plans may carry it.
+   */
+  host?: string;
 }
 
 export interface PlanDigests {

@@ -2,7 +2,7 @@
 // reads a plan file.
 
 import { relative, resolve } from 'node:path';
-import { diffPlan, planDigest, prettyJson, type Plan } from '@mcl/plan';
+import { diffPlan, planDigest, prettyJson, validateState, type Plan } from '@mcl/plan';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import { Codes, diagnosticInfos, type Diagnostic } from '@mcl/language';
 import { compileWorkspace, exitCodeFor, type CompileOutcome } from '../compile';
@@ -104,7 +104,18 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
   }
   const priorState = state ? { lineage: state.lineage, serial: state.serial } : null;
   timings?.mark('state');
-  const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true, priorState });
+  let out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true, priorState });
+  // A target on another host keeps its state there: the plan is made against that state (and is stale
+  // when it moves on), so it is fetched over ssh and the plan made again with it as the prior state.
+  const remote = out.plan?.target.host !== undefined && o.state === undefined ? out.plan.target.host : undefined;
+  if (remote !== undefined && exitCodeFor(out.diagnostics) === ExitCode.Ok) {
+    const text = JSON.stringify(await (await import('./remote-lifecycle')).remoteState(ctx, remote));
+    const checked = text === 'null' ? { state: undefined, errors: [] } : validateState(text);
+    if (text !== 'null' && !checked.state) throw new CliError(`the state on ${remote} is not a valid deployment state`, ExitCode.BackendFailure, 'Run `mclc status --host` against it; the host writes its state with apply and destroy.');
+    state = checked.state ?? undefined;
+    stateError = undefined;
+    out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true, priorState: state ? { lineage: state.lineage, serial: state.serial } : null });
+  }
   const code = exitCodeFor(out.diagnostics);
   const diagDoc = () => diagnosticsDocument(out.diagnostics, { texts: out.texts, maxDiagnostics });
   if (!o.json) printDiagnostics(ctx, out.diagnostics, out, ws, false, maxDiagnostics);
@@ -146,7 +157,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
     timings?.mark('write plan');
   }
   const shownPlanFile = planFile ? shownPath(ctx, planFile) : null;
-  const shownState = state ? shownPath(ctx, statePath) : null;
+  const shownState = state ? (remote !== undefined ? `${remote} (on the host)` : shownPath(ctx, statePath)) : null;
 
   if (o.json) {
     const shown = redactPlan(plan);

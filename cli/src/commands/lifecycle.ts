@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { diffPlan, digestMismatches, staleReason, type Plan } from '@mcl/plan';
 import { recheckPlan } from '@mcl/compiler';
 import { nativeSha256 } from '@mcl/compiler/node-host';
-import { isBackendError, type BackendErrorKind, type BackendEvent, type BackendOptions, type DoctorCheck, type LogLine, type StatusReport } from '@mcl/plan/backend';
+import { isBackendError, type BackendErrorKind, type BackendEvent, type ApplyResult, type BackendOptions, type DestroyResult, type DoctorCheck, type LogLine, type StatusReport } from '@mcl/plan/backend';
 import { BACKENDS, DEFAULT_BACKEND, backendRow, deploymentBackend, loadBackend, type BackendRow } from '../backends';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
@@ -27,6 +27,8 @@ export interface LifecycleOptions {
   verbose?: boolean;
   namespace?: string;
   context?: string;
+  /** The deployment is on this host, reached over SSH (`--host ssh://...`), not on this machine. */
+  host?: string;
 }
 
 /** Parses `500ms`, `30s`, `2min`, `1h` or a bare number of seconds into milliseconds. */
@@ -162,11 +164,13 @@ export function verifyPlan(ctx: Context, plan: Plan, text: string, path: string,
 export async function applyCommand(
   ctx: Context,
   planFile: string,
-  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; verifyKey?: string; metrics?: string | true },
+  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; verifyKey?: string; metrics?: string | true; hostSide?: boolean },
 ): Promise<ExitCodeValue> {
   const path = resolve(ctx.cwd, planFile);
   const { plan, text } = readPlanDocument(path, ctx.cwd);
   verifyPlan(ctx, plan, text, path, o.verifyKey ?? (ctx.env.MCL_PLAN_VERIFY_KEY || undefined));
+  // A target on another host: that host's mclc applies it (and verifies it again) under its own lock.
+  if (plan.target.host !== undefined && !o.hostSide) return (await import('./remote-lifecycle')).remoteApply(ctx, plan, text, o);
   const row = backendRow(plan.target.backend, 'the plan targets');
   const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);
@@ -174,7 +178,7 @@ export async function applyCommand(
     const opts = backendOptions(ctx, o, interrupt.signal, row);
     // The deployment's state lives in the workspace; a plan applied from elsewhere starts a second deployment.
     const sources = plan.sources.filter((src) => !src.path.startsWith('std:'));
-    if (sources.length && !sources.some((src) => existsSync(join(opts.workspace, src.path)))) {
+    if (!o.hostSide && sources.length && !sources.some((src) => existsSync(join(opts.workspace, src.path)))) {
       ctx.err(
         `${ctx.errStyle.yellow('warning')}: none of the plan's sources (${sources[0].path}${sources.length > 1 ? ', ...' : ''}) is under ${displayPath(ctx.cwd, opts.workspace)}; ` +
           `the deployment and its state are kept there. Pass --root with the workspace the plan was made from.\n`,
@@ -204,20 +208,7 @@ export async function applyCommand(
         },
         eventPrinter(ctx, o),
       );
-      if (o.json) {
-        ctx.out(JSON.stringify({ '@timestamp': new Date().toISOString(), type: 'result', ...result, state: { lineage: result.state.lineage, serial: result.state.serial } }) + '\n');
-      } else {
-        const s = ctx.outStyle;
-        const lines = [
-          s.green(s.bold('Apply complete:')) +
-            ` ${result.created.length} created, ${result.replaced.length} replaced, ${result.deleted.length} destroyed, ${result.unchanged.length} unchanged` +
-            ` in ${(result.elapsed_ms / 1000).toFixed(1)}s (accelerator ${result.accelerator.name}).`,
-        ];
-        if (result.accelerator.note) lines.push(`  ${result.accelerator.note}`);
-        for (const e of result.exposures) lines.push(`  exposed: tcp ${e.host_port} -> ${e.instance}.${e.port}`);
-        lines.push(`  state serial ${result.state.serial}; see \`mclc status\`.`);
-        ctx.out(lines.join('\n') + '\n');
-      }
+      printApplyResult(ctx, o, result);
       return ExitCode.Ok;
     });
   } finally {
@@ -225,22 +216,45 @@ export async function applyCommand(
   }
 }
 
+/** What `apply` prints when it is done (the same whether the deployment is on this host or another). */
+export function printApplyResult(ctx: Context, o: { json?: boolean }, result: ApplyResult): void {
+  if (o.json) {
+    ctx.out(JSON.stringify({ '@timestamp': new Date().toISOString(), type: 'result', ...result, state: { lineage: result.state.lineage, serial: result.state.serial } }) + '\n');
+  } else {
+    const s = ctx.outStyle;
+    const lines = [
+      s.green(s.bold('Apply complete:')) +
+        ` ${result.created.length} created, ${result.replaced.length} replaced, ${result.deleted.length} destroyed, ${result.unchanged.length} unchanged` +
+        ` in ${(result.elapsed_ms / 1000).toFixed(1)}s (accelerator ${result.accelerator.name}).`,
+    ];
+    if (result.accelerator.note) lines.push(`  ${result.accelerator.note}`);
+    for (const e of result.exposures) lines.push(`  exposed: tcp ${e.host_port} -> ${e.instance}.${e.port}`);
+    lines.push(`  state serial ${result.state.serial}; see \`mclc status\`.`);
+    ctx.out(lines.join('\n') + '\n');
+  }
+}
+
 export async function destroyCommand(ctx: Context, o: LifecycleOptions): Promise<ExitCodeValue> {
+  if (o.host !== undefined) return (await import('./remote-lifecycle')).remoteDestroy(ctx, o);
   const row = deployedWith(ctx, o);
   const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);
   try {
     const opts = backendOptions(ctx, o, interrupt.signal, row);
     return await guarded(ctx, !!o.json, async () => {
-      const result = await backend.destroy(opts, eventPrinter(ctx, o));
-      if (o.json) ctx.out(JSON.stringify({ '@timestamp': new Date().toISOString(), type: 'result', ...result, state: result.state && { lineage: result.state.lineage, serial: result.state.serial } }) + '\n');
-      else if (result.state === null && result.destroyed.length === 0) ctx.out('Nothing is deployed; nothing to destroy.\n');
-      else ctx.out(`${ctx.outStyle.bold('Destroy complete:')} ${plural(result.destroyed.length, 'instance')} stopped in ${(result.elapsed_ms / 1000).toFixed(1)}s.\n`);
+      printDestroyResult(ctx, o, await backend.destroy(opts, eventPrinter(ctx, o)));
       return ExitCode.Ok;
     });
   } finally {
     interrupt.dispose();
   }
+}
+
+/** What `destroy` prints when it is done. */
+export function printDestroyResult(ctx: Context, o: { json?: boolean }, result: DestroyResult): void {
+  if (o.json) ctx.out(JSON.stringify({ '@timestamp': new Date().toISOString(), type: 'result', ...result, state: result.state && { lineage: result.state.lineage, serial: result.state.serial } }) + '\n');
+  else if (result.state === null && result.destroyed.length === 0) ctx.out('Nothing is deployed; nothing to destroy.\n');
+  else ctx.out(`${ctx.outStyle.bold('Destroy complete:')} ${plural(result.destroyed.length, 'instance')} stopped in ${(result.elapsed_ms / 1000).toFixed(1)}s.\n`);
 }
 
 export function renderStatus(r: StatusReport, ctx: Context): string {
@@ -316,6 +330,7 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
 }
 
 export async function statusCommand(ctx: Context, o: LifecycleOptions): Promise<ExitCodeValue> {
+  if (o.host !== undefined) return (await import('./remote-lifecycle')).remoteStatus(ctx, o);
   const row = deployedWith(ctx, o);
   const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);
@@ -343,6 +358,7 @@ export async function logsCommand(
   };
   const tail = intOpt(o.tail, '--tail');
   const clone = intOpt(o.clone, '--clone');
+  if (o.host !== undefined) return (await import('./remote-lifecycle')).remoteLogs(ctx, instance, o);
   const row = deployedWith(ctx, o);
   const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);
@@ -361,10 +377,12 @@ export async function logsCommand(
   }
 }
 
-export async function doctorCommand(ctx: Context, o: { json?: boolean }): Promise<ExitCodeValue> {
-  const backends = await Promise.all(BACKENDS.map(loadBackend));
+export async function doctorCommand(ctx: Context, o: { json?: boolean; host?: string }): Promise<ExitCodeValue> {
+  const backends = o.host !== undefined ? [] : await Promise.all(BACKENDS.map(loadBackend));
   return guarded(ctx, !!o.json, async () => {
     const checks: DoctorCheck[] = [];
+    // Another host's checks are its own mclc's, run there.
+    if (o.host !== undefined) checks.push(...((await (await import('./remote-lifecycle')).remoteDoctor(ctx, o.host)).checks as DoctorCheck[]));
     for (const backend of backends) checks.push(...(await backend.doctor()).checks);
     const report = { checks };
     const failed = report.checks.some((c) => c.status === 'fail');

@@ -17,6 +17,7 @@ import type {
 } from '@mcl/language';
 import { Codes } from '@mcl/language';
 import type { BackendName, JsonValue } from '@mcl/plan';
+import { parseHostAddress } from '@mcl/plan/host';
 import { CAPABILITIES } from '../target/capabilities';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
 import { qnameText } from '../resolve/load';
@@ -101,6 +102,8 @@ export interface TargetInfo {
   context?: string;
   /** kubevirt: the registry images are pulled from. */
   registry?: string;
+  /** kvm, xen: the host the target deploys to over SSH (`ssh://...`); absent means the machine mclc runs on. */
+  host?: string;
 }
 
 /** The backends a target may name: the rows of the capability table, in its order. */
@@ -108,7 +111,7 @@ export const BACKEND_NAMES = Object.keys(CAPABILITIES) as BackendName[];
 /** The settings only a kubevirt target has. */
 const KUBE_PROPS = ['namespace', 'context', 'registry'];
 /** Every property a target may have (completion offers them). */
-export const TARGET_PROPERTIES: readonly string[] = ['backend', 'memory', 'vcpus', 'overcommit', ...KUBE_PROPS];
+export const TARGET_PROPERTIES: readonly string[] = ['backend', 'memory', 'vcpus', 'overcommit', 'host', ...KUBE_PROPS];
 /** A container image repository without a tag: `host[:port]/path`, lower case. */
 const REGISTRY_RE = /^[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9]+)*(:[0-9]{1,5})?(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*$/;
 /** A Kubernetes namespace name: an RFC 1123 label. */
@@ -492,6 +495,12 @@ export class Components {
           if (v.kind !== 'String' || v.value.length > 200 || !REGISTRY_RE.test(v.value)) bad('`registry` must be a container image repository in quotes, without a tag', 'write e.g. `registry "ghcr.io/acme/mcl"`');
           else info.registry = v.value;
           break;
+        case 'host': {
+          const parsed = v.kind === 'String' ? parseHostAddress(v.value) : undefined;
+          if (!parsed?.ok) bad(`\`host\` must be an SSH address in quotes${parsed ? `: ${parsed.reason}` : ''}`, 'write e.g. `host "ssh://mcl@node1.example:22"` (a path after it names the workspace on the host)');
+          else info.host = (v as { value: string }).value;
+          break;
+        }
         case 'memory':
           if (v.kind !== 'Size' || v.bytes <= 0) bad('`memory` must be a size such as `8GiB`', 'write the host memory available to guests, e.g. `memory 8GiB`');
           else info.memory_bytes = v.bytes;
@@ -507,7 +516,7 @@ export class Components {
         default:
           ok = false;
           this.ctx.report(Codes.InvalidTargetProperty, `unknown target property \`${key}\``, m.file, p.key.span, {
-            hint: didYouMean(key, TARGET_PROPERTIES) ?? 'targets have `backend`, `memory`, `vcpus`, `overcommit`, and for kubevirt `namespace`, `context` and `registry`',
+            hint: didYouMean(key, TARGET_PROPERTIES) ?? 'targets have `backend`, `memory`, `vcpus`, `overcommit`, `host`, and for kubevirt `namespace`, `context` and `registry`',
           });
       }
     }
@@ -531,6 +540,14 @@ export class Components {
         ok = false;
         this.ctx.report(Codes.InvalidTargetProperty, `\`${k}\` is a setting of backend \`kubevirt\`, not of \`${info.backend}\``, m.file, p.key.span, { hint: `remove \`${k}\`, or write \`backend kubevirt\`` });
       }
+    }
+    // A kubevirt target reaches its cluster through kubeconfig, not through a host of its own.
+    const hostProp = props.get('host');
+    if (ok && info.backend === 'kubevirt' && hostProp) {
+      ok = false;
+      this.ctx.report(Codes.InvalidTargetProperty, '`host` is a setting of backends `kvm` and `xen`, not of `kubevirt`', m.file, hostProp.key.span, {
+        hint: 'remove `host`: a kubevirt target names its cluster with `context`',
+      });
     }
     this.targets.set(e, ok ? info : undefined);
     return ok ? info : undefined;

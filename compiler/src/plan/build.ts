@@ -143,6 +143,7 @@ export class PlanBuilder {
     if (target.namespace !== undefined) planTarget.namespace = target.namespace;
     if (target.context !== undefined) planTarget.context = target.context;
     if (target.registry !== undefined) planTarget.registry = target.registry;
+    if (target.host !== undefined) planTarget.host = target.host;
 
     // Images.
     const images = new Map<string, { entry: DeclEntry; image: PlanImage }>();

@@ -1,0 +1,144 @@
+// The host side of a deployment driven over SSH (cli/src/remote.ts is the
+// other side): `mclc __host --client-version V --root DIR COMMAND [OPTIONS]`.
+// It greets with one JSON line (its version and protocol), refuses a client
+// of an incompatible version, then runs the lifecycle command on this host's
+// deployment in DIR with `--json`, so the client reads the same events,
+// results and errors a local `--json` run prints, one JSON value per line.
+//
+// apply and destroy outlive the connection: when the client goes away half-way
+// (its network drops, it is killed), the command goes on to its end under the
+// state lock, finishing or rolling back what it was given, and the next run
+// converges. Everything read from the client (its options, the plan) is
+// bounded and checked like any other input.
+
+import { mkdirSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Context } from '../context';
+import { CliError, ExitCode, type ExitCodeValue } from '../exit';
+import { defaultStatePath, readStateFile } from '../plan-file';
+import { HOST_PROTOCOL, compatibleVersions } from '../remote';
+import { MCLC_VERSION } from '../version';
+import { applyCommand, destroyCommand, doctorCommand, logsCommand, statusCommand } from './lifecycle';
+
+/** The largest plan a client may send (what `mclc apply` reads from a file, too). */
+const MAX_PLAN_BYTES = 64 * 1024 * 1024;
+
+export const HOST_COMMANDS = ['apply', 'destroy', 'status', 'logs', 'doctor', 'state'] as const;
+
+function readStdin(limit: number): string {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const buf = Buffer.alloc(64 * 1024);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(0, buf, 0, buf.length, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+      if ((e as NodeJS.ErrnoException).code === 'EOF') break;
+      throw e;
+    }
+    if (n === 0) break;
+    total += n;
+    if (total > limit) throw new CliError(`the plan sent is larger than ${limit} bytes`, ExitCode.Invalid);
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The client's options for the command: a JSON object of strings, booleans and lists of strings only. */
+function clientOptions(text: string | undefined): Record<string, string | boolean | string[]> {
+  if (text === undefined) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new CliError('the options the client sent are not JSON', ExitCode.Invalid);
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new CliError('the options the client sent are not an object', ExitCode.Invalid);
+  const out: Record<string, string | boolean | string[]> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (!/^[a-zA-Z]{1,40}$/.test(k)) continue;
+    if (typeof x === 'string' || typeof x === 'boolean') out[k] = x;
+    else if (Array.isArray(x) && x.every((s) => typeof s === 'string')) out[k] = x as string[];
+  }
+  return out;
+}
+
+export async function hostCommand(ctx: Context, o: { clientVersion: string; root: string }, command: string, optionsJson: string | undefined): Promise<ExitCodeValue> {
+  const lasting = command === 'apply' || command === 'destroy';
+  let gone = false;
+  if (lasting) {
+    // The client went away: keep going to a consistent end instead of dying with the connection.
+    process.on('SIGHUP', () => {});
+    process.on('SIGPIPE', () => {});
+    process.stdout.removeAllListeners('error');
+    process.stdout.on('error', () => void (gone = true));
+  }
+  const write = (text: string) => {
+    if (!gone) ctx.out(text);
+  };
+  write(JSON.stringify({ type: 'host', mclc: MCLC_VERSION, protocol: HOST_PROTOCOL, host: hostname() }) + '\n');
+  const fail = (message: string, hint: string, code: ExitCodeValue) => {
+    write(JSON.stringify({ type: 'error', kind: 'host', message, hint }) + '\n');
+    return code;
+  };
+  if (!compatibleVersions(o.clientVersion, MCLC_VERSION)) {
+    return fail(
+      `this host runs mclc ${MCLC_VERSION}, which does not work with mclc ${o.clientVersion} on the client`,
+      `Install mclc ${o.clientVersion} on the host (the same major and minor version as the client), or run the client's mclc in that version.`,
+      ExitCode.BackendFailure,
+    );
+  }
+  if (!(HOST_COMMANDS as readonly string[]).includes(command)) {
+    return fail(`\`${command}\` is not a command a host runs`, `A host runs ${HOST_COMMANDS.join(', ')}.`, ExitCode.Invalid);
+  }
+  const root = resolve(ctx.cwd, o.root);
+  mkdirSync(join(root, '.mcl'), { recursive: true, mode: 0o700 });
+  // Documents (status, doctor) are printed whole and indented: the client reads one value per line.
+  let doc = '';
+  const lineCtx: Context = { ...ctx, cwd: root, out: write };
+  const docCtx: Context = { ...ctx, cwd: root, out: (t) => void (doc += t) };
+  const opts = clientOptions(optionsJson);
+  const str = (k: string) => (typeof opts[k] === 'string' ? (opts[k] as string) : undefined);
+  const base = { root, json: true, lockTimeout: str('lockTimeout') };
+  try {
+    switch (command) {
+      case 'apply': {
+        const file = join(root, '.mcl', `host-plan-${process.pid}.json`);
+        writeFileSync(file, readStdin(MAX_PLAN_BYTES), { mode: 0o600 });
+        try {
+          return await applyCommand(lineCtx, file, {
+            ...base,
+            hostSide: true,
+            replace: Array.isArray(opts.replace) ? opts.replace : [],
+            readyTimeout: str('readyTimeout'),
+            ...(opts.metrics !== undefined ? { metrics: opts.metrics === true ? true : str('metrics') } : {}),
+          });
+        } finally {
+          rmSync(file, { force: true });
+        }
+      }
+      case 'destroy':
+        return await destroyCommand(lineCtx, base);
+      case 'logs':
+        return await logsCommand(lineCtx, str('instance') ?? '', { ...base, follow: opts.follow === true, tail: str('tail'), clone: str('clone') });
+      case 'state': {
+        const state = readStateFile(defaultStatePath(root), root, false) ?? null;
+        write(JSON.stringify({ type: 'state', state }) + '\n');
+        return ExitCode.Ok;
+      }
+      case 'status':
+      case 'doctor': {
+        const code = command === 'status' ? await statusCommand(docCtx, base) : await doctorCommand(docCtx, { json: true });
+        write(JSON.stringify({ type: command, report: JSON.parse(doc) }) + '\n');
+        return code;
+      }
+    }
+  } catch (e) {
+    if (e instanceof CliError) return fail(e.message, e.hint ?? '', e.code);
+    throw e;
+  }
+  return ExitCode.Ok;
+}

@@ -1,0 +1,127 @@
+// The lifecycle commands for a deployment on another host: the same commands,
+// run by the host's mclc over SSH (../remote.ts), their JSON lines rendered
+// here exactly as the local commands render their own.
+
+import type { Plan } from '@mcl/plan';
+import type { ApplyResult, BackendEvent, DestroyResult, LogLine, StatusReport } from '@mcl/plan/backend';
+import type { Context } from '../context';
+import { CliError, ExitCode, type ExitCodeValue } from '../exit';
+import { hostError, remoteHost, runOnHost, type RemoteHost } from '../remote';
+import { eventPrinter, interruptSignal, printApplyResult, printDestroyResult, renderStatus, type LifecycleOptions } from './lifecycle';
+
+/** Runs COMMAND on the host, handing its events to `onEvent` and its other lines to `onLine`; throws the error it reports. */
+async function onHost(
+  ctx: Context,
+  host: RemoteHost,
+  command: string,
+  options: Record<string, unknown>,
+  handlers: { onEvent?: (e: BackendEvent) => void; onLine: (line: Record<string, unknown>) => void; stdin?: string; json?: boolean },
+): Promise<ExitCodeValue> {
+  const interrupt = interruptSignal(ctx);
+  let error: Record<string, unknown> | undefined;
+  try {
+    const code = await runOnHost(ctx, host, [command, JSON.stringify(options)], {
+      doing: command,
+      stdin: handlers.stdin,
+      signal: interrupt.signal,
+      onLine(line) {
+        if (line.type === 'error') {
+          // The first error is the one at the fault; the command may repeat it on its way out.
+          if (!error) {
+            error = line;
+            if (handlers.json) ctx.out(JSON.stringify({ ...line, host: host.url }) + '\n');
+          }
+        } else if (typeof line.type === 'string' && line.type !== 'result' && 'message' in line && handlers.onEvent) {
+          handlers.onEvent(line as unknown as BackendEvent);
+        } else handlers.onLine(line);
+      },
+    });
+    if (error) throw hostError(host, error, code);
+    if (code !== ExitCode.Ok && command !== 'doctor') throw new CliError(`${host.label}: ${command} failed (exit ${code}) without saying why`, code);
+    return code;
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+export async function remoteApply(
+  ctx: Context,
+  plan: Plan,
+  text: string,
+  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; metrics?: string | true },
+): Promise<ExitCodeValue> {
+  const host = remoteHost(plan.target.host!, `target ${plan.target.name} names the host`);
+  if (!o.json) ctx.err(`Applying ${plan.system} on ${host.label} (${host.address.workspace} there)\n`);
+  const printer = eventPrinter(ctx, o);
+  return onHost(ctx, host, 'apply', { replace: o.replace ?? [], readyTimeout: o.readyTimeout, lockTimeout: o.lockTimeout, metrics: o.metrics }, {
+    stdin: text,
+    json: o.json,
+    onEvent: printer,
+    onLine(line) {
+      if (line.type === 'result') printApplyResult(ctx, o, { ...(line as unknown as ApplyResult), ...(o.json ? { host: host.url } : {}) });
+    },
+  });
+}
+
+export async function remoteDestroy(ctx: Context, o: LifecycleOptions): Promise<ExitCodeValue> {
+  const host = remoteHost(o.host!, '--host');
+  return onHost(ctx, host, 'destroy', { lockTimeout: o.lockTimeout }, {
+    json: o.json,
+    onEvent: eventPrinter(ctx, o),
+    onLine(line) {
+      if (line.type === 'result') printDestroyResult(ctx, o, line as unknown as DestroyResult);
+    },
+  });
+}
+
+export async function remoteStatus(ctx: Context, o: LifecycleOptions): Promise<ExitCodeValue> {
+  const host = remoteHost(o.host!, '--host');
+  return onHost(ctx, host, 'status', { lockTimeout: o.lockTimeout }, {
+    json: o.json,
+    onLine(line) {
+      if (line.type !== 'status' || !line.report || typeof line.report !== 'object') return;
+      const report = line.report as StatusReport & { format_version?: string };
+      if (o.json) ctx.out(JSON.stringify({ ...report, host: host.url }, null, 2) + '\n');
+      else ctx.out(`${ctx.outStyle.dim(`on ${host.label}`)}\n${renderStatus(report, ctx)}`);
+    },
+  });
+}
+
+export async function remoteLogs(ctx: Context, instance: string, o: LifecycleOptions & { follow?: boolean; tail?: string; clone?: string }): Promise<ExitCodeValue> {
+  const host = remoteHost(o.host!, '--host');
+  const s = ctx.outStyle;
+  return onHost(ctx, host, 'logs', { instance, follow: !!o.follow, tail: o.tail, clone: o.clone }, {
+    json: o.json,
+    onLine(raw) {
+      const line = raw as unknown as LogLine;
+      if (typeof line.text !== 'string') return;
+      if (o.json) ctx.out(JSON.stringify(line) + '\n');
+      else ctx.out(`${s.dim(`${line.instance}#${line.clone} ${line.stream === 'console' ? 'console' : 'program'} |`)} ${line.text.replace(/\n$/, '')}\n`);
+    },
+  });
+}
+
+/** The host's doctor report, as `{ ok, checks }`. */
+export async function remoteDoctor(ctx: Context, url: string): Promise<{ ok: boolean; checks: { id: string; status: string; summary: string; hint?: string }[] }> {
+  const host = remoteHost(url, '--host');
+  let report: { ok: boolean; checks: { id: string; status: string; summary: string; hint?: string }[] } | undefined;
+  await onHost(ctx, host, 'doctor', {}, {
+    onLine(line) {
+      if (line.type === 'doctor' && line.report && typeof line.report === 'object') report = line.report as typeof report;
+    },
+  });
+  if (!report || !Array.isArray(report.checks)) throw new CliError(`${host.label} sent no doctor report`, ExitCode.BackendFailure);
+  return report;
+}
+
+/** The deployment state on the host, for `mclc plan` to plan against (null when nothing was deployed there). */
+export async function remoteState(ctx: Context, url: string): Promise<unknown> {
+  const host = remoteHost(url, 'the target names the host');
+  let state: unknown = null;
+  await onHost(ctx, host, 'state', {}, {
+    onLine(line) {
+      if (line.type === 'state') state = line.state ?? null;
+    },
+  });
+  return state;
+}
