@@ -26,6 +26,8 @@ export interface NodeBase {
 export interface Ident extends NodeBase {
   kind: 'Ident';
   name: string;
+  /** Written as a string (`"type"`): a field, variant or enum member whose name is a reserved word or not a name. */
+  quoted?: true;
 }
 
 /** `a.b.C`: a module path followed by a declaration name, or a plain name when `parts.length === 1`. */
@@ -106,7 +108,7 @@ export type TypeExpr =
   | UnionType
   | MissingType;
 
-export type PrimitiveName = 'bool' | 'int' | 'float' | 'string' | 'bytes';
+export type PrimitiveName = 'bool' | 'int' | 'int64' | 'float' | 'string' | 'bytes';
 
 /** `int`, `int(0..100)`, `string(max 64, pattern "^[a-z]+$")`, `bytes(max 1MiB)` */
 export interface PrimitiveType extends NodeBase {

@@ -24,6 +24,13 @@ export const StrayAttr = createToken({ name: 'StrayAttr', pattern: Lexer.NA });
 export const StrayProgram = createToken({ name: 'StrayProgram', pattern: Lexer.NA });
 export const StrayProtocol = createToken({ name: 'StrayProtocol', pattern: Lexer.NA });
 export const StraySettings = createToken({ name: 'StraySettings', pattern: Lexer.NA });
+/**
+ * Every reserved word. Where a record field, union variant or enum member is
+ * expected, a reserved word is parsed as one and reported (it must be quoted,
+ * `"type": string`), so the message says "reserved word" instead of
+ * "unexpected input".
+ */
+export const ReservedWord = createToken({ name: 'ReservedWord', pattern: Lexer.NA });
 
 /** How a token is classified for editors (semantic tokens) and for messages. */
 export type TokenKind =
@@ -70,6 +77,7 @@ function define(name: string, kind: TokenKind, text: string): TokenType {
   const identLike = kind === 'contextualKeyword' || kind === 'identifier';
   const categories: TokenType[] = [];
   if (identLike) categories.push(Identifier);
+  if ((kind === 'keyword' || kind === 'bool') && text !== 'on-failure') categories.push(ReservedWord);
   if (!neverStray.has(text)) {
     categories.push(StrayTop);
     if (!starters.component.has(text)) categories.push(StrayComponent);
@@ -95,7 +103,7 @@ export const Name = define('Name', 'identifier', 'a name');
 
 export const RESERVED_WORDS = [
   'import', 'type', 'protocol', 'component', 'system', 'image', 'labels', 'target', 'deploy', 'enum', 'union',
-  'list', 'map', 'bool', 'int', 'float', 'string', 'bytes', 'true', 'false', 'connect', 'export', 'policy',
+  'list', 'map', 'bool', 'int', 'int64', 'float', 'string', 'bytes', 'true', 'false', 'connect', 'export', 'policy',
   'param', 'provide', 'require', 'expose',
 ] as const;
 
@@ -155,7 +163,7 @@ function kw(word: string): TokenType {
 export const K = {
   import: kw('import'), type: kw('type'), protocol: kw('protocol'), component: kw('component'), system: kw('system'),
   image: kw('image'), labels: kw('labels'), target: kw('target'), deploy: kw('deploy'), enum: kw('enum'),
-  union: kw('union'), list: kw('list'), map: kw('map'), bool: kw('bool'), int: kw('int'), float: kw('float'),
+  union: kw('union'), list: kw('list'), map: kw('map'), bool: kw('bool'), int: kw('int'), int64: kw('int64'), float: kw('float'),
   string: kw('string'), bytes: kw('bytes'), true: kw('true'), false: kw('false'), connect: kw('connect'),
   export: kw('export'), policy: kw('policy'), param: kw('param'), provide: kw('provide'), require: kw('require'),
   expose: kw('expose'), as: kw('as'), memory: kw('memory'), vcpus: kw('vcpus'), label: kw('label'),
@@ -174,6 +182,7 @@ export const allTokenTypes: TokenType[] = [
   Identifier,
   ...infos.map((i) => i.type),
   StrayTop, StrayComponent, StraySystem, StrayIdentBlock, StrayAttr, StrayProgram, StrayProtocol, StraySettings,
+  ReservedWord,
 ];
 
 const infoByType = new Map<TokenType, TokenInfo>(infos.map((i) => [i.type, i]));

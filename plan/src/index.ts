@@ -5,3 +5,4 @@ export * from './diff';
 export * from './digest';
 export { sha256Hex } from './sha256';
 export * from './stale';
+export * from './int64';

@@ -35,6 +35,7 @@ const jsonValue: S = {
 const messageSchemaVariants: S[] = [
   obj({ kind: { const: 'bool' } }),
   obj({ kind: { const: 'int' }, min: num(), max: num() }, ['min', 'max']),
+  obj({ kind: { const: 'int64' }, min: num(), max: num() }, ['min', 'max']),
   obj({ kind: { const: 'float' }, min: num(), max: num() }, ['min', 'max']),
   obj({ kind: { const: 'string' }, min_len: int(), max_len: int(), pattern: str() }, ['min_len', 'max_len', 'pattern']),
   obj({ kind: { const: 'bytes' }, min_len: int(), max_len: int() }, ['min_len', 'max_len']),

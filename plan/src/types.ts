@@ -304,6 +304,8 @@ export interface PlanResources {
 export type MessageSchema =
   | { kind: 'bool' }
   | { kind: 'int'; min?: number; max?: number }
+  /** A 64-bit integer: a decimal string on the wire, or a JSON number when exact (see int64.ts); bounds are exact numbers. */
+  | { kind: 'int64'; min?: number; max?: number }
   | { kind: 'float'; min?: number; max?: number }
   | { kind: 'string'; min_len?: number; max_len?: number; pattern?: string }
   | { kind: 'bytes'; min_len?: number; max_len?: number }

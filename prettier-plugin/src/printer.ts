@@ -214,7 +214,8 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
     case 'SourceFile':
       return printSourceFile(path, options, print);
     case 'Ident':
-      return node.name;
+      // A quoted name (`"type": string`) keeps its string exactly as written, like a string literal.
+      return node.quoted ? options.originalText.slice(node.span.start, node.span.end) : node.name;
     case 'QualifiedName':
       return join('.', path.map(print, 'parts'));
     case 'Import': {

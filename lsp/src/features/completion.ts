@@ -152,7 +152,7 @@ const POLICY_KEYWORDS = ['no', 'exposed', 'budget'];
 const IMAGE_KEYWORDS = ['base', 'kernel', 'modules'];
 // The compiler's lists, so that a property or backend it accepts is offered here too.
 const TARGET_KEYWORDS = TARGET_PROPERTIES;
-const PRIMITIVES = ['bool', 'int', 'float', 'string', 'bytes', 'list', 'map', 'enum', 'union'];
+const PRIMITIVES = ['bool', 'int', 'int64', 'float', 'string', 'bytes', 'list', 'map', 'enum', 'union'];
 
 /** Statements in blocks without separators start at a keyword that can only begin one. */
 function startsStatement(block: Block, t: Tok, stmt: Tok[]): boolean {
