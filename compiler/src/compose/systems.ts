@@ -20,6 +20,7 @@ import { resolveRef } from '../resolve/scope';
 import type { ProtocolInfo } from '../types/protocols';
 import type { Types } from '../types/message-types';
 import { compileOrder } from '../types/dfa';
+import { refinementProblem } from '../types/refine';
 import { didYouMean } from '../util/suggest';
 import {
   hostPort,
@@ -281,9 +282,11 @@ export class Systems {
       }
       const fp = from.port.protocol;
       const tp = to.port.protocol;
-      if (fp && tp && fp !== tp) {
-        this.ctx.report(Codes.ProtocolMismatch, `protocol mismatch: \`${fromText}\` requires \`${fp.entry.qname}\` but \`${toText}\` provides \`${tp.entry.qname}\``, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
-          hint: `connect \`${fromText}\` to a port that provides \`${fp.entry.name}\`, or change one of the ports' protocols`,
+      // A different protocol is fine when the required one refines the provided one (refine.ts); the channel carries the required one.
+      const refinement = fp && tp && fp !== tp ? refinementProblem(this.types, fp, tp) : undefined;
+      if (fp && tp && refinement !== undefined) {
+        this.ctx.report(Codes.ProtocolMismatch, `protocol mismatch: \`${fromText}\` requires \`${fp.entry.qname}\` but \`${toText}\` provides \`${tp.entry.qname}\`, which it does not refine: ${refinement}`, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
+          hint: `connect \`${fromText}\` to a port that provides \`${fp.entry.name}\`, or make \`${fp.entry.name}\` a refinement of \`${tp.entry.name}\` (a subset of its operations with the same message types and an order it accepts)`,
           related: [
             related(fp.entry.module.file, fp.entry.decl.name.span, `\`${fp.entry.qname}\` is declared here`),
             related(tp.entry.module.file, tp.entry.decl.name.span, `\`${tp.entry.qname}\` is declared here`),
