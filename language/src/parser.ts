@@ -198,7 +198,7 @@ export const EXPECTATIONS: Record<string, string> = {
   'a declaration': 'a file contains imports and `type`, `protocol`, `component`, `system`, `image`, `labels`, `target` and `deploy` declarations',
   'a component member': 'component members are `image`, `memory`, `vcpus`, `label`, `declassifies`, `param`, `provide`, `require`, `expose`, `single`, `replicas`, `per session`, `restart` and `program`',
   'a system member': 'system members are instances (`name = Component`), `connect`, `expose`, `export` and `policy`',
-  'a channel attribute': 'channel attributes are `rate`, `max_message`, `timeout`, `allow` and `max_inflight`',
+  'a channel attribute': 'channel attributes are `rate`, `max_message`, `timeout`, `allow`, `max_inflight`, `declassifies` and `query`',
   'a program entry': 'program entries are `script`, `exec`, `file` and `env`',
   'an operation': 'operations are `call name(Input) -> Output`, `send name(Input)` and `notify name(Input)`, plus one optional `order`',
   'a policy rule': 'policy rules are `x only from a, b`, `x only through a`, `no path a -> b`, `no flow label -> x`, `exposed only [a.p]` and `budget memory 1GiB`',
@@ -682,6 +682,8 @@ export class McParser extends EmbeddedActionsParser {
     alt(() => this.SUBRULE(this.timeoutAttr)),
     alt(() => this.SUBRULE(this.allowAttr)),
     alt(() => this.SUBRULE(this.maxInflightAttr)),
+    alt(() => this.SUBRULE(this.declassifyAttr)),
+    alt(() => this.SUBRULE(this.queryAttr)),
     alt(() => this.sep()),
     alt(() => this.stray(this.CONSUME(T.StrayAttr), T.StrayAttr, 'a channel attribute')),
   ];
@@ -1390,6 +1392,15 @@ export class McParser extends EmbeddedActionsParser {
     node.from = this.mkIdent(this.CONSUME(T.Identifier, NAME.label));
     this.CONSUME(T.Arrow, EXPECT.declassifiesArrow);
     node.to = this.mkIdent(this.CONSUME2(T.Identifier, NAME.label));
+    this.OPTION(() => {
+      this.CONSUME(K.on);
+      const ports: A.Ident[] = [this.mkIdent(this.CONSUME3(T.Identifier, NAME.port))];
+      this.MANY(() => {
+        this.CONSUME(T.Comma);
+        ports.push(this.mkIdent(this.CONSUME4(T.Identifier, NAME.port)));
+      });
+      node.ports = ports;
+    });
     return this.done(node);
   });
 
@@ -1659,6 +1670,21 @@ export class McParser extends EmbeddedActionsParser {
     return this.done(node);
   });
 
+  declassifyAttr = this.rule('declassifyAttr', (): A.DeclassifyAttr => {
+    const node = this.open(B.declassifyAttr(this.startPos()));
+    this.CONSUME(K.declassifies);
+    node.from = this.mkIdent(this.CONSUME(T.Identifier, NAME.label));
+    this.CONSUME(T.Arrow, EXPECT.declassifiesArrow);
+    node.to = this.mkIdent(this.CONSUME2(T.Identifier, NAME.label));
+    return this.done(node);
+  });
+
+  queryAttr = this.rule('queryAttr', (): A.QueryAttr => {
+    const node = this.open(B.queryAttr(this.startPos()));
+    this.CONSUME(K.query);
+    return this.done(node);
+  });
+
   exposeDecl = this.rule('exposeDecl', (): A.ExposeDecl => {
     const node = this.open(B.exposeDecl(this.startPos()));
     this.CONSUME(K.expose);
@@ -1839,7 +1865,7 @@ const LINE_RULES = new Set([
   'imageMember', 'memoryMember', 'vcpusMember', 'labelMember', 'declassifyMember', 'paramDecl', 'portDecl',
   'instancesMember', 'restartMember', 'scriptEntry', 'execEntry', 'fileEntry', 'envEntry',
   'instanceDecl', 'connectDecl', 'exposeDecl', 'exportDecl', 'paramOverride',
-  'rateAttr', 'maxMessageAttr', 'timeoutAttr', 'allowAttr', 'maxInflightAttr',
+  'rateAttr', 'maxMessageAttr', 'timeoutAttr', 'allowAttr', 'maxInflightAttr', 'declassifyAttr', 'queryAttr',
   'onlyRule', 'noRule', 'exposedOnlyRule', 'budgetRule', 'property',
 ]);
 

@@ -147,8 +147,11 @@ export interface PlanInstance {
   restart: { policy: 'always' | 'on_failure' | 'never'; max_retries: number };
   /** Information-flow label, if any. */
   label?: string;
-  /** Labels this instance may declassify: data with `from` leaves it as `to`. */
-  declassifies: { from: string; to: string }[];
+  /**
+   * Labels this instance may declassify: data with `from` leaves it as `to`;
+   * with `ports`, only what leaves through those ports (sorted names).
+   */
+  declassifies: { from: string; to: string; ports?: string[] }[];
   /** Resolved parameter values (defaults applied, overrides merged). Sensitive values are included here and redacted in `redacted`. */
   params: Record<string, JsonValue>;
   /** Names of parameters marked `sensitive`; their values are never printed by the CLI. */
@@ -204,6 +207,10 @@ export interface PlanChannel {
   /** The operations this channel carries, after `allow` filtering, sorted by name. */
   ops: PlanOperation[];
   invariants: ChannelInvariants;
+  /** The channel's own declassifications: data labelled `from` it delivers (either way) arrives as `to`. */
+  declassifies?: { from: string; to: string }[];
+  /** `query`: the requests carry no data of the requiring side; only responses and notifications flow. */
+  query?: true;
 }
 
 export interface PlanOperation {

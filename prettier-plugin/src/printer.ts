@@ -328,7 +328,9 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
     case 'LabelMember':
       return ['label ', path.call(print, 'label')];
     case 'DeclassifyMember':
-      return ['declassifies ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
+      return node.ports
+        ? ['declassifies ', path.call(print, 'from'), ' -> ', path.call(print, 'to'), ' on ', join(', ', path.map(print, 'ports'))]
+        : ['declassifies ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
     case 'ParamDecl': {
       const parts: Doc[] = ['param ', path.call(print, 'name'), ': ', path.call(print, 'type')];
       if (node.default) parts.push(' = ', path.call(print, 'default'));
@@ -394,6 +396,10 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
       return ['allow ', join(', ', path.map(print, 'ops'))];
     case 'MaxInflightAttr':
       return ['max_inflight ', path.call(print, 'count')];
+    case 'DeclassifyAttr':
+      return ['declassifies ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
+    case 'QueryAttr':
+      return 'query';
     case 'ExposeDecl':
       return ['expose ', path.call(print, 'port'), ' ', path.call(print, 'spec')];
     case 'ExportDecl':

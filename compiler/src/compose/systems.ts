@@ -23,6 +23,7 @@ import { compileOrder } from '../types/dfa';
 import { refinementProblem } from '../types/refine';
 import { didYouMean } from '../util/suggest';
 import {
+  declassification,
   hostPort,
   memoryOf,
   modeOf,
@@ -80,6 +81,10 @@ export interface ConnInfo {
   invariants: Omit<ChannelInvariants, 'order'>;
   /** Operations the channel carries when `allow` restricts them. */
   allow?: string[];
+  /** The channel's own declassifications (`declassifies s -> t` among its attributes). */
+  declassifies?: { from: string; to: string }[];
+  /** `query`: its requests carry no data of the requiring side (spec/policy.md). */
+  query?: true;
 }
 
 export interface ExposeInfo {
@@ -305,7 +310,7 @@ export class Systems {
       }
       wired.set(key, mem);
       if (!fp || !attrs) continue;
-      info.connects.push({ decl: mem, from: { inst: from.inst, port: from.port.name }, to: { inst: to.inst, port: to.port.name }, protocol: fp, invariants: attrs.invariants, allow: attrs.allow });
+      info.connects.push({ decl: mem, from: { inst: from.inst, port: from.port.name }, to: { inst: to.inst, port: to.port.name }, protocol: fp, invariants: attrs.invariants, allow: attrs.allow, ...(attrs.declassifies.length ? { declassifies: attrs.declassifies } : {}), ...(attrs.query ? { query: true as const } : {}) });
     }
 
     // Exposures declared in the system.
@@ -620,9 +625,15 @@ export class Systems {
   }
 
   /** Channel attributes with defaults applied; undefined when one is invalid. */
-  private attrs(c: ConnectDecl, m: Module, protocol: ProtocolInfo | undefined): { invariants: Omit<ChannelInvariants, 'order'>; allow?: string[] } | undefined {
+  private attrs(
+    c: ConnectDecl,
+    m: Module,
+    protocol: ProtocolInfo | undefined,
+  ): { invariants: Omit<ChannelInvariants, 'order'>; allow?: string[]; declassifies: { from: string; to: string }[]; query?: Span } | undefined {
     const inv: Omit<ChannelInvariants, 'order'> = { max_message_bytes: DEFAULT_MAX_MESSAGE, rate: null, timeout_ms: DEFAULT_TIMEOUT_MS, max_inflight: DEFAULT_MAX_INFLIGHT };
     let allow: string[] | undefined;
+    const declassifies: { from: string; to: string }[] = [];
+    let query: Span | undefined;
     let ok = true;
     const seen = new Map<string, Span>();
     const bad = (span: Span, msg: string, hint: string) => {
@@ -630,6 +641,12 @@ export class Systems {
       this.ctx.report(Codes.InvalidChannelAttribute, msg, m.file, span, { hint });
     };
     for (const a of c.attrs as ChannelAttr[]) {
+      if (a.kind === 'DeclassifyAttr') {
+        // A channel may declassify several labels, like a component.
+        const d = declassification(this.ctx, this.components.labels, m, a.from, a.to, a.span);
+        if (d) declassifies.push(d);
+        continue;
+      }
       const prev = seen.get(a.kind);
       if (prev) {
         this.ctx.report(Codes.SettingGivenTwice, 'this channel attribute is set twice', m.file, a.span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
@@ -684,9 +701,19 @@ export class Systems {
           if (ok && protocol) this.checkAllowedOrder(protocol, allow, a.span, m);
           break;
         }
+        case 'QueryAttr':
+          query = a.span;
+          break;
       }
     }
-    return ok ? { invariants: inv, allow } : undefined;
+    if (query && protocol) {
+      // A `send` is nothing but data from the requiring side: a channel that carries one cannot say its requests carry none.
+      const sends = [...protocol.ops.values()].filter((op) => op.kind === 'send' && (!allow || allow.includes(op.name))).map((op) => `\`${op.name}\``);
+      if (sends.length > 0) {
+        bad(query, `\`query\` says the requests on this channel carry no data of the requiring side, but it carries ${sends.join(', ')}, which ${sends.length === 1 ? 'is a `send`' : 'are `send`s'}`, '`allow` only the `call`s this channel needs, or remove `query`');
+      }
+    }
+    return ok ? { invariants: inv, allow, declassifies, ...(query ? { query } : {}) } : undefined;
   }
 }
 

@@ -261,7 +261,7 @@ export class PlanBuilder {
       for (const [k, v] of envVars) env[k] = v;
       const pi: Omit<PlanInstance, 'digest'> = {
         component: comp.entry.qname,
-        declassifies: comp.declassifies.map((d) => ({ from: d.from, to: d.to })),
+        declassifies: comp.declassifies.map((d) => (d.ports ? { from: d.from, ports: [...d.ports], to: d.to } : { from: d.from, to: d.to })),
         id: fi.id,
         ...(inst.label !== undefined ? { label: inst.label } : {}),
         ...(inst.mode.max_sessions !== undefined ? { max_sessions: inst.mode.max_sessions } : {}),
@@ -364,6 +364,7 @@ export class PlanBuilder {
     const { ops, order } = this.operations(proto, fc.conn.allow);
     const inv = fc.conn.invariants;
     return {
+      ...(fc.conn.declassifies ? { declassifies: fc.conn.declassifies.map((d) => ({ from: d.from, to: d.to })) } : {}),
       from: { instance: fc.from.instance, port: fc.from.port },
       id: fc.id,
       invariants: {
@@ -375,6 +376,7 @@ export class PlanBuilder {
       },
       ops,
       protocol: proto.entry.qname,
+      ...(fc.conn.query ? { query: true as const } : {}),
       to: { instance: fc.to.instance, port: fc.to.port },
     };
   }
