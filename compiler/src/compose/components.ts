@@ -445,6 +445,7 @@ export class Components {
           });
           continue;
         }
+        this.ctx.reference(m.file, id.span, port.symbol);
         if (!names.includes(id.name)) names.push(id.name);
       }
       if (names.length > 0) info.declassifies.push({ ...d, ports: names.sort() });
