@@ -1066,8 +1066,33 @@ export class McParser extends EmbeddedActionsParser {
    * reserved word, which only when the token after it is one that may follow
    * the name (so that `type X = ...` after an unclosed record still ends it).
    */
-  private nameAhead(follow: ReadonlySet<TokenType>): boolean {
-    return !tokenMatcher(this.LA(1), T.ReservedWord) || follow.has(this.LA(2).tokenType);
+  private nameAhead(follow: ReadonlySet<TokenType> | 'member'): boolean {
+    if (!tokenMatcher(this.LA(1), T.ReservedWord)) return true;
+    if (follow !== 'member') return follow.has(this.LA(2).tokenType);
+    // Enum members and variants may be separated by newlines alone, so the
+    // next token says little; a reserved word is a member unless it starts
+    // what reads as a declaration (`type U =`, `component C {`, ...).
+    const second = this.LA(2);
+    const third = this.LA(3).tokenType;
+    const named = tokenMatcher(second, T.Identifier);
+    switch (this.LA(1).image) {
+      case 'type':
+        return !(named && third === T.Eq);
+      case 'component':
+      case 'system':
+      case 'protocol':
+      case 'image':
+      case 'target':
+        return !(named && third === T.LBrace);
+      case 'import':
+        return !(named && third === T.Dot);
+      case 'labels':
+        return second.tokenType !== T.LBrace;
+      case 'deploy':
+        return !named;
+      default:
+        return true;
+    }
   }
 
   private fieldAlts = [
@@ -1100,10 +1125,10 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.enumType(this.startPos()));
     this.CONSUME(K.enum);
     this.CONSUME(T.LBrace, EXPECT.enumOpen);
-    this.MANY({ GATE: () => this.nameAhead(NAME_FOLLOW.member), DEF: () => {
+    this.MANY({ GATE: () => this.nameAhead('member'), DEF: () => {
       this.OR([
         {
-          GATE: () => this.nameAhead(NAME_FOLLOW.member),
+          GATE: () => this.nameAhead('member'),
           ALT: () => node.members.push(this.SUBRULE(this.memberName, { ARGS: ['an enum member'] })),
           IGNORE_AMBIGUITIES: true,
         },
@@ -1119,10 +1144,10 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.unionType(this.startPos()));
     this.CONSUME(K.union);
     this.CONSUME(T.LBrace, EXPECT.unionOpen);
-    this.MANY({ GATE: () => this.nameAhead(NAME_FOLLOW.variant), DEF: () => {
+    this.MANY({ GATE: () => this.nameAhead('member'), DEF: () => {
       this.OR([
         {
-          GATE: () => this.nameAhead(NAME_FOLLOW.variant),
+          GATE: () => this.nameAhead('member'),
           ALT: () => node.variants.push(this.SUBRULE(this.variant)),
           IGNORE_AMBIGUITIES: true,
         },
@@ -1882,11 +1907,9 @@ function hasNewline(text: string, from: number, to: number): boolean {
  * that bundlers which preserve function names (tsx, esbuild's keepNames) do not
  * wrap every alternative in a naming call each time a rule runs.
  */
-/** The tokens that may follow a member name, by where it is: a reserved word followed by one of these is taken as a name. */
+/** The tokens that may follow a field name: a reserved word followed by one of these is taken as a name. */
 const NAME_FOLLOW = {
   field: new Set<TokenType>([T.Colon, T.Question]),
-  member: new Set<TokenType>([T.Comma, T.Semi, T.RBrace]),
-  variant: new Set<TokenType>([T.Colon, T.Comma, T.Semi, T.RBrace]),
 };
 
 function alt<R>(ALT: () => R): { ALT: () => R } {

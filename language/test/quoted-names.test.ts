@@ -42,6 +42,14 @@ describe('quoted names', () => {
     ]);
   });
 
+  it('reports reserved words among members separated by newlines alone', () => {
+    expect(typeOf('enum {\n  import\n  export\n  plain\n}').diags).toEqual([
+      'MCL0130 `import` is a reserved word and cannot be an enum member as it stands',
+      'MCL0130 `export` is a reserved word and cannot be an enum member as it stands',
+    ]);
+    expect(typeOf('union {\n  map: int\n  type\n  none\n}').diags).toHaveLength(2);
+  });
+
   it('offers the quoted form as the fix', () => {
     const r = parse('type T = { type: string }', 'test.mcl');
     expect(r.diagnostics[0].fixes).toEqual([{ title: 'Quote `type`', edits: [{ file: 'test.mcl', span: { start: 11, end: 15 }, newText: '"type"' }] }]);
