@@ -103,7 +103,7 @@ export function renderPlan(plan: Plan, s: Styler = plainStyle): string {
     }
     const params = Object.keys(i.params).sort();
     if (params.length) out.push(`      params: ${params.map((k) => `${k}=${canonicalJson(i.params[k])}`).join(', ')}`);
-    for (const d of i.declassifies) out.push(`      declassifies ${d.from} -> ${d.to}`);
+    for (const d of i.declassifies) out.push(`      declassifies ${d.from} -> ${d.to}${d.ports ? ` on ${d.ports.join(', ')}` : ''}`);
   }
   out.push('', s.bold(`Channels (${plan.channels.length}):`));
   for (const c of plan.channels) {
@@ -113,9 +113,10 @@ export function renderPlan(plan: Plan, s: Styler = plainStyle): string {
     out.push(
       s.dim(
         `      ops ${c.ops.map((o) => o.name).join(', ') || '(none)'}; max ${formatBytes(inv.max_message_bytes)}; ${rate}; timeout ${inv.timeout_ms}ms; ` +
-          `inflight ${inv.max_inflight}${inv.order ? '; ordered' : ''}`,
+          `inflight ${inv.max_inflight}${inv.order ? '; ordered' : ''}${c.query ? '; query' : ''}`,
       ),
     );
+    for (const d of c.declassifies ?? []) out.push(s.dim(`      declassifies ${d.from} -> ${d.to}`));
   }
   out.push('', s.bold(`Exposures (${plan.exposures.length}):`));
   for (const e of plan.exposures) out.push(`  ${e.transport} ${e.host_port} -> ${e.instance}.${e.port} (${e.protocol})`);

@@ -26,6 +26,8 @@ export interface NodeBase {
 export interface Ident extends NodeBase {
   kind: 'Ident';
   name: string;
+  /** Written as a string (`"type"`): a field, variant or enum member whose name is a reserved word or not a name. */
+  quoted?: true;
 }
 
 /** `a.b.C`: a module path followed by a declaration name, or a plain name when `parts.length === 1`. */
@@ -106,7 +108,7 @@ export type TypeExpr =
   | UnionType
   | MissingType;
 
-export type PrimitiveName = 'bool' | 'int' | 'float' | 'string' | 'bytes';
+export type PrimitiveName = 'bool' | 'int' | 'int64' | 'float' | 'string' | 'bytes';
 
 /** `int`, `int(0..100)`, `string(max 64, pattern "^[a-z]+$")`, `bytes(max 1MiB)` */
 export interface PrimitiveType extends NodeBase {
@@ -424,11 +426,12 @@ export interface LabelMember extends NodeBase {
   label: Ident;
 }
 
-/** `declassifies secret -> internal` */
+/** `declassifies secret -> internal [on port, ...]`: on every port, or only on what leaves through the ports named. */
 export interface DeclassifyMember extends NodeBase {
   kind: 'DeclassifyMember';
   from: Ident;
   to: Ident;
+  ports?: Ident[];
 }
 
 /** `param name: type [= default] [sensitive]` */
@@ -586,7 +589,7 @@ export interface ConnectDecl extends NodeBase {
   attrs: ChannelAttr[];
 }
 
-export type ChannelAttr = RateAttr | MaxMessageAttr | TimeoutAttr | AllowAttr | MaxInflightAttr;
+export type ChannelAttr = RateAttr | MaxMessageAttr | TimeoutAttr | AllowAttr | MaxInflightAttr | DeclassifyAttr | QueryAttr;
 
 /** `rate 500/s [burst 50]` */
 export interface RateAttr extends NodeBase {
@@ -611,6 +614,18 @@ export interface TimeoutAttr extends NodeBase {
 export interface AllowAttr extends NodeBase {
   kind: 'AllowAttr';
   ops: Ident[];
+}
+
+/** `declassifies secret -> internal` on a channel: data labelled `secret` that this channel delivers (either way) arrives as `internal`. */
+export interface DeclassifyAttr extends NodeBase {
+  kind: 'DeclassifyAttr';
+  from: Ident;
+  to: Ident;
+}
+
+/** `query`: the requests on this channel carry no data of the requiring side (only responses flow, spec/policy.md). */
+export interface QueryAttr extends NodeBase {
+  kind: 'QueryAttr';
 }
 
 /** `max_inflight 8`: outstanding calls at most. */

@@ -176,6 +176,8 @@ export const maxMessageAttr = (start: number): A.MaxMessageAttr => ({ kind: 'Max
 export const timeoutAttr = (start: number): A.TimeoutAttr => ({ kind: 'TimeoutAttr', duration: M_EXPR, span: sp(start) });
 export const allowAttr = (start: number): A.AllowAttr => ({ kind: 'AllowAttr', ops: [], span: sp(start) });
 export const maxInflightAttr = (start: number): A.MaxInflightAttr => ({ kind: 'MaxInflightAttr', count: M_EXPR, span: sp(start) });
+export const declassifyAttr = (start: number): A.DeclassifyAttr => ({ kind: 'DeclassifyAttr', from: M_IDENT, to: M_IDENT, span: sp(start) });
+export const queryAttr = (start: number): A.QueryAttr => ({ kind: 'QueryAttr', span: sp(start) });
 export const exposeDecl = (start: number): A.ExposeDecl => ({ kind: 'ExposeDecl', port: M_PORTREF, spec: M_EXPOSE, span: sp(start) });
 export const exportDecl = (start: number): A.ExportDecl => ({ kind: 'ExportDecl', name: M_IDENT, port: M_PORTREF, span: sp(start) });
 export const policyBlock = (start: number): A.PolicyBlock => ({ kind: 'PolicyBlock', rules: [], span: sp(start) });

@@ -43,6 +43,7 @@ export const Codes = {
   MissingImportItems: entry('MCL0116', 'Import without items'),
   MissingComma: entry('MCL0117', 'Missing comma'),
   TooManyErrors: entry('MCL0118', 'Too many syntax errors', 'info'),
+  ReservedWordAsName: entry('MCL0130', 'Reserved word used as a name'),
 
   // Resolve: modules, imports, names.
   UnknownModule: entry('MCL0201', 'Unknown module'),

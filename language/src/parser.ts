@@ -18,7 +18,7 @@
 // grammar-recording phase, in which Chevrotain runs every rule once with dummy
 // tokens and placeholder sub-rule results.
 
-import { EmbeddedActionsParser, EOF, type IParserErrorMessageProvider, type IToken, type ParserMethod, type TokenType } from 'chevrotain';
+import { EmbeddedActionsParser, EOF, tokenMatcher, type IParserErrorMessageProvider, type IToken, type ParserMethod, type TokenType } from 'chevrotain';
 import type * as A from './ast';
 import * as B from './build';
 import { Codes } from './codes';
@@ -198,7 +198,7 @@ export const EXPECTATIONS: Record<string, string> = {
   'a declaration': 'a file contains imports and `type`, `protocol`, `component`, `system`, `image`, `labels`, `target` and `deploy` declarations',
   'a component member': 'component members are `image`, `memory`, `vcpus`, `label`, `declassifies`, `param`, `provide`, `require`, `expose`, `single`, `replicas`, `per session`, `restart` and `program`',
   'a system member': 'system members are instances (`name = Component`), `connect`, `expose`, `export` and `policy`',
-  'a channel attribute': 'channel attributes are `rate`, `max_message`, `timeout`, `allow` and `max_inflight`',
+  'a channel attribute': 'channel attributes are `rate`, `max_message`, `timeout`, `allow`, `max_inflight`, `declassifies` and `query`',
   'a program entry': 'program entries are `script`, `exec`, `file` and `env`',
   'an operation': 'operations are `call name(Input) -> Output`, `send name(Input)` and `notify name(Input)`, plus one optional `order`',
   'a policy rule': 'policy rules are `x only from a, b`, `x only through a`, `no path a -> b`, `no flow label -> x`, `exposed only [a.p]` and `budget memory 1GiB`',
@@ -682,6 +682,8 @@ export class McParser extends EmbeddedActionsParser {
     alt(() => this.SUBRULE(this.timeoutAttr)),
     alt(() => this.SUBRULE(this.allowAttr)),
     alt(() => this.SUBRULE(this.maxInflightAttr)),
+    alt(() => this.SUBRULE(this.declassifyAttr)),
+    alt(() => this.SUBRULE(this.queryAttr)),
     alt(() => this.sep()),
     alt(() => this.stray(this.CONSUME(T.StrayAttr), T.StrayAttr, 'a channel attribute')),
   ];
@@ -913,6 +915,7 @@ export class McParser extends EmbeddedActionsParser {
   private primitiveAlts = [
     alt(() => this.CONSUME(K.bool)),
     alt(() => this.CONSUME(K.int)),
+    alt(() => this.CONSUME(K.int64)),
     alt(() => this.CONSUME(K.float)),
     alt(() => this.CONSUME(K.string)),
     alt(() => this.CONSUME(K.bytes)),
@@ -1016,8 +1019,84 @@ export class McParser extends EmbeddedActionsParser {
     'MissingExpr',
   );
 
+  /**
+   * The name of a record field, union variant or enum member: a name, or a
+   * string for a wire name that is a reserved word or not a name at all
+   * (`"type": string`, `"@id": string`). A bare reserved word is parsed as
+   * the name it would be and reported, with the quoted form as the fix.
+   */
+  memberName = this.rule(
+    'memberName',
+    (what?: string): A.Ident =>
+      this.OR<A.Ident>([
+        alt(() => this.mkIdent(this.CONSUME(T.Identifier))),
+        alt(() => this.quotedIdent(this.CONSUME(T.StringLit))),
+        alt(() => {
+          const tok = this.CONSUME(T.ReservedWord);
+          const id = this.mkIdent(tok);
+          if (!this.RECORDING_PHASE && id.name !== '') {
+            const quoted = JSON.stringify(id.name);
+            this.report(
+              Codes.ReservedWordAsName,
+              id.span,
+              `\`${id.name}\` is a reserved word and cannot be ${what ?? 'a name'} as it stands`,
+              `quote it: \`${quoted}\` (the name on the wire stays \`${id.name}\`)`,
+              [{ title: `Quote \`${id.name}\``, edits: [{ file: this.path, span: id.span, newText: quoted }] }],
+            );
+          }
+          return id;
+        }),
+      ]),
+    'Ident',
+  );
+
+  /** A quoted name: the string's value, marked as quoted; an empty one is reported. */
+  private quotedIdent(tok: IToken): A.Ident {
+    const lit = this.literalFrom(tok);
+    if (lit.kind !== 'String') return this.mkIdent(tok);
+    const id: A.Ident = { kind: 'Ident', name: lit.value, span: lit.span, quoted: true };
+    if (!this.RECORDING_PHASE && lit.value === '') {
+      this.report(Codes.ReservedWordAsName, lit.span, 'a quoted name must not be empty', 'write the name between the quotes');
+    }
+    return id;
+  }
+
+  /**
+   * Whether the next token can start a member name here: anything but a
+   * reserved word, which only when the token after it is one that may follow
+   * the name (so that `type X = ...` after an unclosed record still ends it).
+   */
+  private nameAhead(follow: ReadonlySet<TokenType> | 'member'): boolean {
+    if (!tokenMatcher(this.LA(1), T.ReservedWord)) return true;
+    if (follow !== 'member') return follow.has(this.LA(2).tokenType);
+    // Enum members and variants may be separated by newlines alone, so the
+    // next token says little; a reserved word is a member unless it starts
+    // what reads as a declaration (`type U =`, `component C {`, ...).
+    const second = this.LA(2);
+    const third = this.LA(3).tokenType;
+    const named = tokenMatcher(second, T.Identifier);
+    switch (this.LA(1).image) {
+      case 'type':
+        return !(named && third === T.Eq);
+      case 'component':
+      case 'system':
+      case 'protocol':
+      case 'image':
+      case 'target':
+        return !(named && third === T.LBrace);
+      case 'import':
+        return !(named && third === T.Dot);
+      case 'labels':
+        return second.tokenType !== T.LBrace;
+      case 'deploy':
+        return !named;
+      default:
+        return true;
+    }
+  }
+
   private fieldAlts = [
-    alt(() => this.SUBRULE(this.field)),
+    { GATE: () => this.nameAhead(NAME_FOLLOW.field), ALT: () => this.SUBRULE(this.field), IGNORE_AMBIGUITIES: true },
     alt(() => this.sep()),
     alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a field')),
   ];
@@ -1025,17 +1104,17 @@ export class McParser extends EmbeddedActionsParser {
   recordType = this.rule('recordType', (): A.RecordType => {
     const node = this.open(B.recordType(this.startPos()));
     this.CONSUME(T.LBrace);
-    this.MANY(() => {
+    this.MANY({ GATE: () => this.nameAhead(NAME_FOLLOW.field), DEF: () => {
       const f = this.OR(this.fieldAlts) as A.Field | undefined;
       if (f && !this.RECORDING_PHASE) node.fields.push(f);
-    });
+    } });
     this.CONSUME(T.RBrace, EXPECT.recordClose);
     return this.done(node);
   });
 
   field = this.rule('field', (): A.Field => {
     const node = this.open(B.field(this.startPos(), this.docOf()));
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.field));
+    node.name = this.SUBRULE(this.memberName, { ARGS: ['a field name'] });
     this.OPTION(() => (this.CONSUME(T.Question), (node.optional = true)));
     this.CONSUME(T.Colon, EXPECT.fieldColon);
     node.type = this.SUBRULE(this.typeExpr);
@@ -1046,13 +1125,17 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.enumType(this.startPos()));
     this.CONSUME(K.enum);
     this.CONSUME(T.LBrace, EXPECT.enumOpen);
-    this.MANY(() => {
+    this.MANY({ GATE: () => this.nameAhead('member'), DEF: () => {
       this.OR([
-        alt(() => node.members.push(this.mkIdent(this.CONSUME(T.Identifier, NAME.enumMember)))),
+        {
+          GATE: () => this.nameAhead('member'),
+          ALT: () => node.members.push(this.SUBRULE(this.memberName, { ARGS: ['an enum member'] })),
+          IGNORE_AMBIGUITIES: true,
+        },
         alt(() => this.sep()),
         alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'an enum member')),
       ]);
-    });
+    } });
     this.CONSUME(T.RBrace, EXPECT.enumClose);
     return this.done(node);
   });
@@ -1061,20 +1144,24 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.unionType(this.startPos()));
     this.CONSUME(K.union);
     this.CONSUME(T.LBrace, EXPECT.unionOpen);
-    this.MANY(() => {
+    this.MANY({ GATE: () => this.nameAhead('member'), DEF: () => {
       this.OR([
-        alt(() => node.variants.push(this.SUBRULE(this.variant))),
+        {
+          GATE: () => this.nameAhead('member'),
+          ALT: () => node.variants.push(this.SUBRULE(this.variant)),
+          IGNORE_AMBIGUITIES: true,
+        },
         alt(() => this.sep()),
         alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a union variant')),
       ]);
-    });
+    } });
     this.CONSUME(T.RBrace, EXPECT.unionClose);
     return this.done(node);
   });
 
   variant = this.rule('variant', (): A.Variant => {
     const node = this.open(B.variant(this.startPos()));
-    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.variant));
+    node.name = this.SUBRULE(this.memberName, { ARGS: ['a variant name'] });
     this.OPTION(() => {
       this.CONSUME(T.Colon);
       node.type = this.SUBRULE(this.typeExpr);
@@ -1330,6 +1417,15 @@ export class McParser extends EmbeddedActionsParser {
     node.from = this.mkIdent(this.CONSUME(T.Identifier, NAME.label));
     this.CONSUME(T.Arrow, EXPECT.declassifiesArrow);
     node.to = this.mkIdent(this.CONSUME2(T.Identifier, NAME.label));
+    this.OPTION(() => {
+      this.CONSUME(K.on);
+      const ports: A.Ident[] = [this.mkIdent(this.CONSUME3(T.Identifier, NAME.port))];
+      this.MANY(() => {
+        this.CONSUME(T.Comma);
+        ports.push(this.mkIdent(this.CONSUME4(T.Identifier, NAME.port)));
+      });
+      node.ports = ports;
+    });
     return this.done(node);
   });
 
@@ -1599,6 +1695,21 @@ export class McParser extends EmbeddedActionsParser {
     return this.done(node);
   });
 
+  declassifyAttr = this.rule('declassifyAttr', (): A.DeclassifyAttr => {
+    const node = this.open(B.declassifyAttr(this.startPos()));
+    this.CONSUME(K.declassifies);
+    node.from = this.mkIdent(this.CONSUME(T.Identifier, NAME.label));
+    this.CONSUME(T.Arrow, EXPECT.declassifiesArrow);
+    node.to = this.mkIdent(this.CONSUME2(T.Identifier, NAME.label));
+    return this.done(node);
+  });
+
+  queryAttr = this.rule('queryAttr', (): A.QueryAttr => {
+    const node = this.open(B.queryAttr(this.startPos()));
+    this.CONSUME(K.query);
+    return this.done(node);
+  });
+
   exposeDecl = this.rule('exposeDecl', (): A.ExposeDecl => {
     const node = this.open(B.exposeDecl(this.startPos()));
     this.CONSUME(K.expose);
@@ -1779,7 +1890,7 @@ const LINE_RULES = new Set([
   'imageMember', 'memoryMember', 'vcpusMember', 'labelMember', 'declassifyMember', 'paramDecl', 'portDecl',
   'instancesMember', 'restartMember', 'scriptEntry', 'execEntry', 'fileEntry', 'envEntry',
   'instanceDecl', 'connectDecl', 'exposeDecl', 'exportDecl', 'paramOverride',
-  'rateAttr', 'maxMessageAttr', 'timeoutAttr', 'allowAttr', 'maxInflightAttr',
+  'rateAttr', 'maxMessageAttr', 'timeoutAttr', 'allowAttr', 'maxInflightAttr', 'declassifyAttr', 'queryAttr',
   'onlyRule', 'noRule', 'exposedOnlyRule', 'budgetRule', 'property',
 ]);
 
@@ -1796,6 +1907,11 @@ function hasNewline(text: string, from: number, to: number): boolean {
  * that bundlers which preserve function names (tsx, esbuild's keepNames) do not
  * wrap every alternative in a naming call each time a rule runs.
  */
+/** The tokens that may follow a field name: a reserved word followed by one of these is taken as a name. */
+const NAME_FOLLOW = {
+  field: new Set<TokenType>([T.Colon, T.Question]),
+};
+
 function alt<R>(ALT: () => R): { ALT: () => R } {
   return { ALT };
 }

@@ -24,6 +24,13 @@ export const StrayAttr = createToken({ name: 'StrayAttr', pattern: Lexer.NA });
 export const StrayProgram = createToken({ name: 'StrayProgram', pattern: Lexer.NA });
 export const StrayProtocol = createToken({ name: 'StrayProtocol', pattern: Lexer.NA });
 export const StraySettings = createToken({ name: 'StraySettings', pattern: Lexer.NA });
+/**
+ * Every reserved word. Where a record field, union variant or enum member is
+ * expected, a reserved word is parsed as one and reported (it must be quoted,
+ * `"type": string`), so the message says "reserved word" instead of
+ * "unexpected input".
+ */
+export const ReservedWord = createToken({ name: 'ReservedWord', pattern: Lexer.NA });
 
 /** How a token is classified for editors (semantic tokens) and for messages. */
 export type TokenKind =
@@ -58,7 +65,7 @@ const starters: Record<string, Set<string>> = {
     'single', 'replicas', 'per', 'restart', 'program',
   ]),
   system: new Set(['connect', 'expose', 'export', 'policy']),
-  attr: new Set(['rate', 'max_message', 'timeout', 'allow', 'max_inflight']),
+  attr: new Set(['rate', 'max_message', 'timeout', 'allow', 'max_inflight', 'declassifies', 'query']),
   program: new Set(['script', 'exec', 'file', 'env']),
   protocol: new Set(['call', 'send', 'notify', 'order']),
 };
@@ -70,6 +77,7 @@ function define(name: string, kind: TokenKind, text: string): TokenType {
   const identLike = kind === 'contextualKeyword' || kind === 'identifier';
   const categories: TokenType[] = [];
   if (identLike) categories.push(Identifier);
+  if ((kind === 'keyword' || kind === 'bool') && text !== 'on-failure') categories.push(ReservedWord);
   if (!neverStray.has(text)) {
     categories.push(StrayTop);
     if (!starters.component.has(text)) categories.push(StrayComponent);
@@ -95,7 +103,7 @@ export const Name = define('Name', 'identifier', 'a name');
 
 export const RESERVED_WORDS = [
   'import', 'type', 'protocol', 'component', 'system', 'image', 'labels', 'target', 'deploy', 'enum', 'union',
-  'list', 'map', 'bool', 'int', 'float', 'string', 'bytes', 'true', 'false', 'connect', 'export', 'policy',
+  'list', 'map', 'bool', 'int', 'int64', 'float', 'string', 'bytes', 'true', 'false', 'connect', 'export', 'policy',
   'param', 'provide', 'require', 'expose',
 ] as const;
 
@@ -103,7 +111,7 @@ export const CONTEXTUAL_KEYWORDS = [
   'as', 'memory', 'vcpus', 'label', 'declassifies', 'optional', 'on', 'tcp', 'replicas', 'per', 'session', 'pool',
   'max', 'min', 'single', 'restart', 'always', 'never', 'program', 'script', 'exec', 'file', 'from', 'env', 'call',
   'send', 'notify', 'order', 'only', 'through', 'no', 'path', 'flow', 'exposed', 'budget', 'rate', 'burst',
-  'max_message', 'timeout', 'allow', 'max_inflight', 'sensitive', 'to', 'pattern',
+  'max_message', 'timeout', 'allow', 'max_inflight', 'sensitive', 'to', 'pattern', 'query',
 ] as const;
 
 function keywordName(word: string): string {
@@ -155,7 +163,7 @@ function kw(word: string): TokenType {
 export const K = {
   import: kw('import'), type: kw('type'), protocol: kw('protocol'), component: kw('component'), system: kw('system'),
   image: kw('image'), labels: kw('labels'), target: kw('target'), deploy: kw('deploy'), enum: kw('enum'),
-  union: kw('union'), list: kw('list'), map: kw('map'), bool: kw('bool'), int: kw('int'), float: kw('float'),
+  union: kw('union'), list: kw('list'), map: kw('map'), bool: kw('bool'), int: kw('int'), int64: kw('int64'), float: kw('float'),
   string: kw('string'), bytes: kw('bytes'), true: kw('true'), false: kw('false'), connect: kw('connect'),
   export: kw('export'), policy: kw('policy'), param: kw('param'), provide: kw('provide'), require: kw('require'),
   expose: kw('expose'), as: kw('as'), memory: kw('memory'), vcpus: kw('vcpus'), label: kw('label'),
@@ -166,7 +174,7 @@ export const K = {
   notify: kw('notify'), order: kw('order'), only: kw('only'), through: kw('through'), no: kw('no'), path: kw('path'),
   flow: kw('flow'), exposed: kw('exposed'), budget: kw('budget'), rate: kw('rate'), burst: kw('burst'),
   max_message: kw('max_message'), timeout: kw('timeout'), allow: kw('allow'), max_inflight: kw('max_inflight'),
-  sensitive: kw('sensitive'), to: kw('to'), pattern: kw('pattern'),
+  sensitive: kw('sensitive'), to: kw('to'), pattern: kw('pattern'), query: kw('query'),
 } as const;
 
 /** Every concrete token type, in a fixed order (the parser's vocabulary). */
@@ -174,6 +182,7 @@ export const allTokenTypes: TokenType[] = [
   Identifier,
   ...infos.map((i) => i.type),
   StrayTop, StrayComponent, StraySystem, StrayIdentBlock, StrayAttr, StrayProgram, StrayProtocol, StraySettings,
+  ReservedWord,
 ];
 
 const infoByType = new Map<TokenType, TokenInfo>(infos.map((i) => [i.type, i]));

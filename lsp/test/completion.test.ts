@@ -91,8 +91,13 @@ describe('completion', () => {
 
   it('offers types and primitives after `param name:`', async () => {
     const labels = await complete(`${HEADER}\ncomponent C {\n  param p: $0\n}`);
-    expect(labels).toEqual(expect.arrayContaining(['Order', 'int', 'string', 'list']));
+    expect(labels).toEqual(expect.arrayContaining(['Order', 'int', 'int64', 'string', 'list']));
     expect(labels).not.toContain('Orders');
+  });
+
+  it('offers `declassifies` and `query` among the attributes of a channel', async () => {
+    const labels = await complete(`${HEADER}\nsystem Sys {\n  a = A\n  b = B\n  connect a.orders -> b.orders {\n    $0\n  }\n}`);
+    expect(labels).toEqual(expect.arrayContaining(['rate', 'allow', 'declassifies', 'query']));
   });
 
   it('offers parameters and settings inside instance braces', async () => {

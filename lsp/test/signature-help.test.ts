@@ -58,7 +58,7 @@ describe('signature help', () => {
   it("lists a channel's attributes, with the protocol's operations under `allow`", async () => {
     const h = (await help(rich, at(MAIN, 'allow place', 6)))!;
     expect(h.signatures[0].label).toBe(
-      'connect web.orders -> app.orders { rate N/s [burst N], max_message SIZE, timeout DURATION, allow op, ..., max_inflight N }',
+      'connect web.orders -> app.orders { rate N/s [burst N], max_message SIZE, timeout DURATION, allow op, ..., max_inflight N, declassifies LABEL -> LABEL, query }',
     );
     expect(activeLabel(h)).toBe('allow op, ...');
     const doc = h.signatures[0].parameters![h.activeParameter!].documentation as { value: string };

@@ -6,3 +6,4 @@ export * from './digest';
 export { sha256Hex } from './sha256';
 export * from './stale';
 export * from './host';
+export * from './int64';

@@ -35,6 +35,7 @@ const jsonValue: S = {
 const messageSchemaVariants: S[] = [
   obj({ kind: { const: 'bool' } }),
   obj({ kind: { const: 'int' }, min: num(), max: num() }, ['min', 'max']),
+  obj({ kind: { const: 'int64' }, min: num(), max: num() }, ['min', 'max']),
   obj({ kind: { const: 'float' }, min: num(), max: num() }, ['min', 'max']),
   obj({ kind: { const: 'string' }, min_len: int(), max_len: int(), pattern: str() }, ['min_len', 'max_len', 'pattern']),
   obj({ kind: { const: 'bytes' }, min_len: int(), max_len: int() }, ['min_len', 'max_len']),
@@ -103,7 +104,7 @@ const defs: Record<string, S> = {
       max_sessions: int(),
       restart: obj({ policy: en('always', 'on_failure', 'never'), max_retries: int() }),
       label: str(),
-      declassifies: arr(obj({ from: str(), to: str() })),
+      declassifies: arr(obj({ from: str(), to: str(), ports: arr(str()) }, ['ports'])),
       params: { type: 'object', additionalProperties: ref('JsonValue') },
       sensitive_params: arr(str()),
       program: ref('PlanProgram'),
@@ -132,7 +133,9 @@ const defs: Record<string, S> = {
     protocol: str(),
     ops: arr(ref('PlanOperation')),
     invariants: ref('ChannelInvariants'),
-  }),
+    declassifies: arr(obj({ from: str(), to: str() })),
+    query: { const: true },
+  }, ['declassifies', 'query']),
   PlanExposure: obj({
     host_port: int(1),
     transport: en('tcp'),

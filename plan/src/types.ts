@@ -152,8 +152,11 @@ export interface PlanInstance {
   restart: { policy: 'always' | 'on_failure' | 'never'; max_retries: number };
   /** Information-flow label, if any. */
   label?: string;
-  /** Labels this instance may declassify: data with `from` leaves it as `to`. */
-  declassifies: { from: string; to: string }[];
+  /**
+   * Labels this instance may declassify: data with `from` leaves it as `to`;
+   * with `ports`, only what leaves through those ports (sorted names).
+   */
+  declassifies: { from: string; to: string; ports?: string[] }[];
   /** Resolved parameter values (defaults applied, overrides merged). Sensitive values are included here and redacted in `redacted`. */
   params: Record<string, JsonValue>;
   /** Names of parameters marked `sensitive`; their values are never printed by the CLI. */
@@ -209,6 +212,10 @@ export interface PlanChannel {
   /** The operations this channel carries, after `allow` filtering, sorted by name. */
   ops: PlanOperation[];
   invariants: ChannelInvariants;
+  /** The channel's own declassifications: data labelled `from` it delivers (either way) arrives as `to`. */
+  declassifies?: { from: string; to: string }[];
+  /** `query`: the requests carry no data of the requiring side; only responses and notifications flow. */
+  query?: true;
 }
 
 export interface PlanOperation {
@@ -309,6 +316,8 @@ export interface PlanResources {
 export type MessageSchema =
   | { kind: 'bool' }
   | { kind: 'int'; min?: number; max?: number }
+  /** A 64-bit integer: a decimal string on the wire, or a JSON number when exact (see int64.ts); bounds are exact numbers. */
+  | { kind: 'int64'; min?: number; max?: number }
   | { kind: 'float'; min?: number; max?: number }
   | { kind: 'string'; min_len?: number; max_len?: number; pattern?: string }
   | { kind: 'bytes'; min_len?: number; max_len?: number }

@@ -214,7 +214,8 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
     case 'SourceFile':
       return printSourceFile(path, options, print);
     case 'Ident':
-      return node.name;
+      // A quoted name (`"type": string`) keeps its string exactly as written, like a string literal.
+      return node.quoted ? options.originalText.slice(node.span.start, node.span.end) : node.name;
     case 'QualifiedName':
       return join('.', path.map(print, 'parts'));
     case 'Import': {
@@ -327,7 +328,9 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
     case 'LabelMember':
       return ['label ', path.call(print, 'label')];
     case 'DeclassifyMember':
-      return ['declassifies ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
+      return node.ports
+        ? ['declassifies ', path.call(print, 'from'), ' -> ', path.call(print, 'to'), ' on ', join(', ', path.map(print, 'ports'))]
+        : ['declassifies ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
     case 'ParamDecl': {
       const parts: Doc[] = ['param ', path.call(print, 'name'), ': ', path.call(print, 'type')];
       if (node.default) parts.push(' = ', path.call(print, 'default'));
@@ -393,6 +396,10 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
       return ['allow ', join(', ', path.map(print, 'ops'))];
     case 'MaxInflightAttr':
       return ['max_inflight ', path.call(print, 'count')];
+    case 'DeclassifyAttr':
+      return ['declassifies ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
+    case 'QueryAttr':
+      return 'query';
     case 'ExposeDecl':
       return ['expose ', path.call(print, 'port'), ' ', path.call(print, 'spec')];
     case 'ExportDecl':

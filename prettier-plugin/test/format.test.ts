@@ -38,6 +38,22 @@ const wellFormed = [...mclFiles(join(repo, 'stdlib')), ...mclFiles(join(repo, 'e
 });
 
 describe('prettier plugin', () => {
+  it('formats port-scoped and channel declassifications and `query`', async () => {
+    const input = 'component C { declassifies a->b   on  x ,y }\nsystem S { connect c.x -> d.y { query ; declassifies a  ->  b } }\n';
+    const out = await formatMcl(input);
+    expect(out).toBe('component C {\n  declassifies a -> b on x, y\n}\n\nsystem S {\n  connect c.x -> d.y { query; declassifies a -> b }\n}\n');
+    expect(await formatMcl(out)).toBe(out);
+    expect(shape(out)).toEqual(shape(input));
+  });
+
+  it('keeps quoted names as written and formats int64 like the other primitives', async () => {
+    const input = 'type  T = {  "type"  :string, /* c */ "@id" ? : int64( 0 .. ),\n plain:int }\ntype E = enum { "import" ,  a }\n';
+    const out = await formatMcl(input);
+    expect(out).toBe('type T = { "type": string, /* c */ "@id"?: int64(0..), plain: int }\n\ntype E = enum { "import", a }\n');
+    expect(await formatMcl(out)).toBe(out);
+    expect(shape(out)).toEqual(shape(input));
+  });
+
   it('formats the messy fixture to its golden output', async () => {
     const input = readFileSync(join(__dirname, 'fixtures', 'messy.mcl'), 'utf8');
     const out = await formatMcl(input);

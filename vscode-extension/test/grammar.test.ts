@@ -55,6 +55,13 @@ describe('TextMate grammar', () => {
     expect(scopeOf(src, 'string')).toBe('support.type.primitive.mcl');
   });
 
+  it('scopes quoted field names as properties and int64 as a primitive type', () => {
+    const src = 'type Event = { "type": string, "@id"?: int64, note: string = "x" }';
+    expect(scopeOf(src, '"type"')).toBe('variable.other.property.quoted.mcl');
+    expect(scopeOf(src, '"@id"')).toBe('variable.other.property.quoted.mcl');
+    expect(scopeOf(src, 'int64')).toBe('support.type.primitive.mcl');
+  });
+
   it('scopes comments, doc comments and strings with escapes', () => {
     const lines = tokenize('/// Doc.\n// note\n/* block\n still */ param p: string = "a\\n\\u{1F600}"');
     expect(lines[0][0]).toEqual(['/// Doc.', 'comment.line.documentation.mcl']);

@@ -7,6 +7,9 @@
 //
 // JSON encoding of message values (also in spec/broker.md):
 // - bool, int (a safe integer), float (any finite number), string;
+// - int64: a decimal string (`"-9223372036854775808"`), or a JSON number that
+//   is a safe integer; a larger number is refused, since JSON parsing has
+//   already rounded it (@mcl/plan's int64.ts); bounds are compared exactly;
 // - bytes: a base64 string (standard alphabet, padding optional); length bounds
 //   apply to the decoded length;
 // - string length bounds count UTF-8 bytes; patterns are anchored (the whole
@@ -20,7 +23,7 @@
 //   payload (`{"hit": {...}}`); a variant without payload is `{"miss": null}`
 //   or, equally, the bare string `"miss"`.
 
-import type { MessageSchema } from '@mcl/plan';
+import { int64FromJson, type MessageSchema } from '@mcl/plan';
 
 /** Returns undefined when `value` conforms, else what is wrong and where. */
 export type Validator = (value: unknown) => string | undefined;
@@ -128,6 +131,17 @@ export function compileSchemas(schemas: Record<string, MessageSchema>): Compiled
           if (typeof v !== 'number' || !Number.isSafeInteger(v)) return `: expected an integer, got ${describe(v)}`;
           if (min !== undefined && v < min) return `: ${v} is below the minimum ${min}`;
           if (max !== undefined && v > max) return `: ${v} is above the maximum ${max}`;
+          return undefined;
+        };
+      }
+      case 'int64': {
+        // Compared as big integers: bounds are exact numbers, values may exceed 2^53.
+        const { min, max } = schema;
+        return (v) => {
+          const n = int64FromJson(v);
+          if (typeof n === 'string') return `: ${n}, got ${describe(v)}`;
+          if (min !== undefined && n < min) return `: ${n} is below the minimum ${min}`;
+          if (max !== undefined && n > max) return `: ${n} is above the maximum ${max}`;
           return undefined;
         };
       }

@@ -175,3 +175,52 @@ describe('deeply nested values', () => {
     expect(schemas.get('Tree')({ kids: [{ kids: [] }] })).toBeUndefined();
   });
 });
+
+describe('int64 on the wire (broker)', () => {
+  const v = compileSchemas({ 'T': { kind: 'int64', min: -5, max: 9007199254740991 } }).get('T');
+  const full = compileSchemas({ 'T': { kind: 'int64' } }).get('T');
+
+  it('accepts decimal strings over the whole range and exact numbers', () => {
+    expect(full('9223372036854775807')).toBeUndefined();
+    expect(full('-9223372036854775808')).toBeUndefined();
+    expect(full(9007199254740991)).toBeUndefined();
+    expect(full(-9007199254740991)).toBeUndefined();
+    expect(full('0')).toBeUndefined();
+  });
+
+  it('refuses numbers that have lost precision, out-of-range strings and other shapes', () => {
+    expect(full(9007199254740992)).toMatch(/must be sent as a decimal string/);
+    expect(full(2 ** 63)).toMatch(/must be sent as a decimal string/);
+    expect(full('9223372036854775808')).toMatch(/decimal string between/);
+    expect(full('-9223372036854775809')).toMatch(/decimal string between/);
+    for (const bad of ['1e3', '01', '+1', ' 1', '1.0', '', '0x10', 1.5, true, null, [], {}]) expect(full(bad), String(bad)).toBeDefined();
+  });
+
+  it('checks bounds exactly', () => {
+    expect(v('9007199254740991')).toBeUndefined();
+    expect(v('9007199254740992')).toMatch(/above the maximum 9007199254740991/);
+    expect(v(-6)).toMatch(/below the minimum -5/);
+    expect(v('-5')).toBeUndefined();
+  });
+});
+
+describe('names that are reserved words in .mcl', () => {
+  it('travel unquoted: the plan of `{ "type": string, "@context"?: string }` checks plain JSON keys', () => {
+    // The schemas as the compiler writes them for quoted fields, variants and enum members (compiler/test/wire-types.test.ts).
+    const v = compileSchemas({
+      'main.Event': { kind: 'record', fields: [
+        { name: 'type', optional: false, type: { kind: 'string' } },
+        { name: '@context', optional: true, type: { kind: 'string' } },
+        { name: 'kind', optional: false, type: { kind: 'ref', name: 'main.Kind' } },
+      ] },
+      'main.Kind': { kind: 'enum', members: ['import', 'map'] },
+      'main.Ack': { kind: 'union', variants: [{ name: 'true' }, { name: 'list', type: { kind: 'list', element: { kind: 'int' } } }] },
+    });
+    expect(v.problems).toEqual([]);
+    expect(v.get('main.Event')({ type: 'com.example.created', '@context': 'x', kind: 'import' })).toBeUndefined();
+    expect(v.get('main.Event')({ kind: 'map' })).toMatch(/type/);
+    expect(v.get('main.Event')({ type: 'a', kind: 'list' })).toBeDefined();
+    expect(v.get('main.Ack')({ true: null })).toBeUndefined();
+    expect(v.get('main.Ack')({ list: [1] })).toBeUndefined();
+  });
+});

@@ -74,7 +74,8 @@ export interface ComponentInfo {
   vcpus: number;
   label?: string;
   labelSpan?: Span;
-  declassifies: { from: string; to: string }[];
+  /** `ports` limits a declassification to what leaves through those ports (absent: every port). */
+  declassifies: { from: string; to: string; ports?: string[] }[];
   params: Map<string, ParamInfo>;
   ports: PortInfo[];
   portByName: Map<string, PortInfo>;
@@ -169,6 +170,30 @@ export function labelBelow(labels: LabelInfo, low: string, high: string): boolea
     }
   }
   return false;
+}
+
+/**
+ * A declassification `from -> to` of a component or a channel, checked: both
+ * labels known, and the step goes down the order or between incomparable
+ * labels (MCL0418 otherwise); undefined when it is not valid.
+ */
+export function declassification(ctx: Ctx, labels: LabelInfo, m: Module, fromId: Ident, toId: Ident, span: Span): { from: string; to: string } | undefined {
+  const from = useLabel(ctx, labels, m, fromId);
+  const to = useLabel(ctx, labels, m, toId);
+  if (!from || !to) return undefined;
+  if (from === to) {
+    ctx.report(Codes.InvalidDeclassification, `declassifying \`${from}\` to itself does nothing`, m.file, span, { hint: 'remove the line, or name a lower label' });
+    return undefined;
+  }
+  if (labelBelow(labels, from, to)) {
+    // Data may flow up the order without any declaration, so an upward line is a mistake
+    // (usually the two labels swapped), not a declassification.
+    ctx.report(Codes.InvalidDeclassification, `declassifying \`${from}\` to \`${to}\` raises it: \`${to}\` is above \`${from}\` in the label order`, m.file, span, {
+      hint: `a declassification lowers a label: did you mean \`declassifies ${to} -> ${from}\`? Data flows up the order without one`,
+    });
+    return undefined;
+  }
+  return { from, to };
 }
 
 /** Resolves a label use; reports an unknown label with a suggestion. */
@@ -300,6 +325,7 @@ export class Components {
     const seen = new Map<string, Span>();
     const names = new Map<string, Span>();
     let imageSet = false;
+    const portScoped: { d: { from: string; to: string }; ports: Ident[] }[] = [];
     for (const mem of d.members) {
       switch (mem.kind) {
         case 'ImageMember': {
@@ -327,18 +353,10 @@ export class Components {
           break;
         }
         case 'DeclassifyMember': {
-          const from = useLabel(this.ctx, this.labels, m, mem.from);
-          const to = useLabel(this.ctx, this.labels, m, mem.to);
-          if (from && to) {
-            if (from === to) {
-              this.ctx.report(Codes.InvalidDeclassification, `declassifying \`${from}\` to itself does nothing`, m.file, mem.span, { hint: 'remove the line, or name a lower label' });
-            } else if (labelBelow(this.labels, from, to)) {
-              // Data may flow up the order without any declaration, so an upward line is a mistake
-              // (usually the two labels swapped), not a declassification.
-              this.ctx.report(Codes.InvalidDeclassification, `declassifying \`${from}\` to \`${to}\` raises it: \`${to}\` is above \`${from}\` in the label order`, m.file, mem.span, {
-                hint: `a declassification lowers a label: did you mean \`declassifies ${to} -> ${from}\`? Data flows up the order without one`,
-              });
-            } else info.declassifies.push({ from, to });
+          const d = declassification(this.ctx, this.labels, m, mem.from, mem.to, mem.span);
+          if (d) {
+            if (mem.ports) portScoped.push({ d, ports: mem.ports });
+            else info.declassifies.push(d);
           }
           break;
         }
@@ -417,6 +435,23 @@ export class Components {
           break;
         }
       }
+    }
+    // Ports may be declared after the declassification that names them.
+    for (const { d, ports } of portScoped) {
+      const names: string[] = [];
+      for (const id of ports) {
+        if (!id.name) continue;
+        const port = info.portByName.get(id.name);
+        if (!port) {
+          this.ctx.report(Codes.UnknownPort, `\`${e.name}\` has no port \`${id.name}\``, m.file, id.span, {
+            hint: didYouMean(id.name, info.portByName.keys()) ?? `its ports are ${info.ports.map((p) => `\`${p.name}\``).join(', ') || 'none'}`,
+          });
+          continue;
+        }
+        this.ctx.reference(m.file, id.span, port.symbol);
+        if (!names.includes(id.name)) names.push(id.name);
+      }
+      if (names.length > 0) info.declassifies.push({ ...d, ports: names.sort() });
     }
     if (!imageSet) {
       const r = lookupPlain(m, 'busybox');

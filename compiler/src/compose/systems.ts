@@ -20,8 +20,10 @@ import { resolveRef } from '../resolve/scope';
 import type { ProtocolInfo } from '../types/protocols';
 import type { Types } from '../types/message-types';
 import { compileOrder } from '../types/dfa';
+import { refinementProblem } from '../types/refine';
 import { didYouMean } from '../util/suggest';
 import {
+  declassification,
   hostPort,
   memoryOf,
   modeOf,
@@ -79,6 +81,10 @@ export interface ConnInfo {
   invariants: Omit<ChannelInvariants, 'order'>;
   /** Operations the channel carries when `allow` restricts them. */
   allow?: string[];
+  /** The channel's own declassifications (`declassifies s -> t` among its attributes). */
+  declassifies?: { from: string; to: string }[];
+  /** `query`: its requests carry no data of the requiring side (spec/policy.md). */
+  query?: true;
 }
 
 export interface ExposeInfo {
@@ -281,9 +287,11 @@ export class Systems {
       }
       const fp = from.port.protocol;
       const tp = to.port.protocol;
-      if (fp && tp && fp !== tp) {
-        this.ctx.report(Codes.ProtocolMismatch, `protocol mismatch: \`${fromText}\` requires \`${fp.entry.qname}\` but \`${toText}\` provides \`${tp.entry.qname}\``, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
-          hint: `connect \`${fromText}\` to a port that provides \`${fp.entry.name}\`, or change one of the ports' protocols`,
+      // A different protocol is fine when the required one refines the provided one (refine.ts); the channel carries the required one.
+      const refinement = fp && tp && fp !== tp ? refinementProblem(this.types, fp, tp) : undefined;
+      if (fp && tp && refinement !== undefined) {
+        this.ctx.report(Codes.ProtocolMismatch, `protocol mismatch: \`${fromText}\` requires \`${fp.entry.qname}\` but \`${toText}\` provides \`${tp.entry.qname}\`, which it does not refine: ${refinement}`, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
+          hint: `connect \`${fromText}\` to a port that provides \`${fp.entry.name}\`, or make \`${fp.entry.name}\` a refinement of \`${tp.entry.name}\` (a subset of its operations with the same message types and an order it accepts)`,
           related: [
             related(fp.entry.module.file, fp.entry.decl.name.span, `\`${fp.entry.qname}\` is declared here`),
             related(tp.entry.module.file, tp.entry.decl.name.span, `\`${tp.entry.qname}\` is declared here`),
@@ -302,7 +310,7 @@ export class Systems {
       }
       wired.set(key, mem);
       if (!fp || !attrs) continue;
-      info.connects.push({ decl: mem, from: { inst: from.inst, port: from.port.name }, to: { inst: to.inst, port: to.port.name }, protocol: fp, invariants: attrs.invariants, allow: attrs.allow });
+      info.connects.push({ decl: mem, from: { inst: from.inst, port: from.port.name }, to: { inst: to.inst, port: to.port.name }, protocol: fp, invariants: attrs.invariants, allow: attrs.allow, ...(attrs.declassifies.length ? { declassifies: attrs.declassifies } : {}), ...(attrs.query ? { query: true as const } : {}) });
     }
 
     // Exposures declared in the system.
@@ -617,9 +625,15 @@ export class Systems {
   }
 
   /** Channel attributes with defaults applied; undefined when one is invalid. */
-  private attrs(c: ConnectDecl, m: Module, protocol: ProtocolInfo | undefined): { invariants: Omit<ChannelInvariants, 'order'>; allow?: string[] } | undefined {
+  private attrs(
+    c: ConnectDecl,
+    m: Module,
+    protocol: ProtocolInfo | undefined,
+  ): { invariants: Omit<ChannelInvariants, 'order'>; allow?: string[]; declassifies: { from: string; to: string }[]; query?: Span } | undefined {
     const inv: Omit<ChannelInvariants, 'order'> = { max_message_bytes: DEFAULT_MAX_MESSAGE, rate: null, timeout_ms: DEFAULT_TIMEOUT_MS, max_inflight: DEFAULT_MAX_INFLIGHT };
     let allow: string[] | undefined;
+    const declassifies: { from: string; to: string }[] = [];
+    let query: Span | undefined;
     let ok = true;
     const seen = new Map<string, Span>();
     const bad = (span: Span, msg: string, hint: string) => {
@@ -627,6 +641,12 @@ export class Systems {
       this.ctx.report(Codes.InvalidChannelAttribute, msg, m.file, span, { hint });
     };
     for (const a of c.attrs as ChannelAttr[]) {
+      if (a.kind === 'DeclassifyAttr') {
+        // A channel may declassify several labels, like a component.
+        const d = declassification(this.ctx, this.components.labels, m, a.from, a.to, a.span);
+        if (d) declassifies.push(d);
+        continue;
+      }
       const prev = seen.get(a.kind);
       if (prev) {
         this.ctx.report(Codes.SettingGivenTwice, 'this channel attribute is set twice', m.file, a.span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
@@ -681,9 +701,19 @@ export class Systems {
           if (ok && protocol) this.checkAllowedOrder(protocol, allow, a.span, m);
           break;
         }
+        case 'QueryAttr':
+          query = a.span;
+          break;
       }
     }
-    return ok ? { invariants: inv, allow } : undefined;
+    if (query && protocol) {
+      // A `send` is nothing but data from the requiring side: a channel that carries one cannot say its requests carry none.
+      const sends = [...protocol.ops.values()].filter((op) => op.kind === 'send' && (!allow || allow.includes(op.name))).map((op) => `\`${op.name}\``);
+      if (sends.length > 0) {
+        bad(query, `\`query\` says the requests on this channel carry no data of the requiring side, but it carries ${sends.join(', ')}, which ${sends.length === 1 ? 'is a `send`' : 'are `send`s'}`, '`allow` only the `call`s this channel needs, or remove `query`');
+      }
+    }
+    return ok ? { invariants: inv, allow, declassifies, ...(query ? { query } : {}) } : undefined;
   }
 }
 

@@ -265,7 +265,7 @@ export class PlanBuilder {
       // it in canonical order and writes it without copying it (prettyJson).
       const pi: PlanInstance = {
         component: comp.entry.qname,
-        declassifies: comp.declassifies.map((d) => ({ from: d.from, to: d.to })),
+        declassifies: comp.declassifies.map((d) => (d.ports ? { from: d.from, ports: [...d.ports], to: d.to } : { from: d.from, to: d.to })),
         digest: undefined as unknown as string,
         id: fi.id,
         ...(inst.label !== undefined ? { label: inst.label } : {}),
@@ -369,6 +369,7 @@ export class PlanBuilder {
     const { ops, order } = this.operations(proto, fc.conn.allow);
     const inv = fc.conn.invariants;
     return {
+      ...(fc.conn.declassifies ? { declassifies: fc.conn.declassifies.map((d) => ({ from: d.from, to: d.to })) } : {}),
       from: { instance: fc.from.instance, port: fc.from.port },
       id: fc.id,
       invariants: {
@@ -380,6 +381,7 @@ export class PlanBuilder {
       },
       ops,
       protocol: proto.entry.qname,
+      ...(fc.conn.query ? { query: true as const } : {}),
       to: { instance: fc.to.instance, port: fc.to.port },
     };
   }

@@ -154,8 +154,10 @@ export interface FlowResult {
   order: LabelOrderInfo;
   /** Label of each instance for checking what it receives, -1 when it is unconstrained, BOTTOM for an unlabelled instance without a least label. */
   own: Int32Array;
-  /** decl[v * L + l]: the label data labelled l leaves v with. */
+  /** decl[v * L + l]: the label data labelled l leaves v with, through a port without port-scoped declassifications. */
   decl: Int32Array;
+  /** The label data labelled l leaves instance v with through port `port` (its declassifications for that port). */
+  forward: (v: number, port: string, l: number) => number;
   held: Uint8Array;
   initial: Uint8Array;
   recv: Uint8Array;
@@ -180,26 +182,44 @@ export function propagate(ctx: Context, order: LabelOrderInfo): FlowResult {
     // instance unconstrained rather than guessing.
     if (inst.label === undefined) own[v] = order.bottom ?? BOTTOM;
     else own[v] = order.index.get(inst.label) ?? -1;
-    for (let l = 0; l < L; l++) decl[v * L + l] = l;
-    const applied = new Uint8Array(L);
-    for (const d of inst.declassifies ?? []) {
-      const from = order.index.get(d.from);
-      const to = order.index.get(d.to);
-      if (from === undefined || to === undefined || applied[from]) continue;
-      applied[from] = 1;
-      decl[v * L + from] = to;
-    }
+    decl.set(labelMap(order, (inst.declassifies ?? []).filter((d) => !d.ports)), v * L);
   }
+  // Port-scoped declassifications (`declassifies s -> t on p`) give the ports they name a table of
+  // their own: the instance's declassifications that apply there, in declaration order (the first
+  // declassification of a label applies, as for the instance-wide ones).
+  const portTables = new Map<string, Int32Array>();
+  for (let v = 0; v < n; v++) {
+    const ds = ctx.instances[v].declassifies ?? [];
+    const scoped = new Set(ds.flatMap((d) => d.ports ?? []));
+    for (const port of scoped) portTables.set(`${v}\u0000${port}`, labelMap(order, ds.filter((d) => !d.ports || d.ports.includes(port))));
+  }
+  const forward = (v: number, port: string, l: number): number => {
+    const t = portTables.size ? portTables.get(`${v}\u0000${port}`) : undefined;
+    return t ? t[l] : decl[v * L + l];
+  };
+  // A channel's own declassifications apply to what it delivers, after the sender's.
+  const channelTables = ctx.channels.map((c) => (c.declassifies?.length ? labelMap(order, c.declassifies) : undefined));
   const edges = new EdgeList();
   for (let k = 0; k < ctx.channels.length; k++) {
     const a = ctx.channelFrom[k];
     const b = ctx.channelTo[k];
     if (a < 0 || b < 0) continue;
     const kinds = ctx.channelKinds[k];
-    // Requests (call, send) carry data to the provider; responses (call) and notifications back.
-    if (kinds & (KIND_CALL | KIND_SEND)) edges.push(a, b, k);
+    // Requests (call, send) carry data to the provider, unless the channel is a `query` one, whose
+    // requests carry none of the requiring side's data; responses (call) and notifications go back.
+    if (kinds & (KIND_CALL | KIND_SEND) && !ctx.channels[k].query) edges.push(a, b, k);
     if (kinds & (KIND_CALL | KIND_NOTIFY)) edges.push(b, a, k);
   }
+  const special = portTables.size > 0 || channelTables.some((t) => t !== undefined);
+  /** The label data labelled l arrives with when u sends it along channel k. */
+  const delivered = (u: number, k: number, l: number): number => {
+    const c = ctx.channels[k];
+    // On a channel from an instance to itself both ends are u: the request end is used.
+    const port = ctx.channelFrom[k] === u ? c.from.port : c.to.port;
+    const out = forward(u, port, l);
+    const t = channelTables[k];
+    return t ? t[out] : out;
+  };
   const flow = buildGraph(g.ids, g.index, edges);
   const S = n * L;
   const held = new Uint8Array(S);
@@ -224,7 +244,7 @@ export function propagate(ctx: Context, order: LabelOrderInfo): FlowResult {
     const u = (s / L) | 0;
     const out = decl[s];
     for (let i = flow.start[u]; i < flow.start[u + 1]; i++) {
-      const t = flow.to[i] * L + out;
+      const t = flow.to[i] * L + (special ? delivered(u, flow.edge[i], s % L) : out);
       if (recv[t]) continue;
       recv[t] = 1;
       parentState[t] = s;
@@ -234,7 +254,23 @@ export function propagate(ctx: Context, order: LabelOrderInfo): FlowResult {
       queue[tail++] = t;
     }
   }
-  return { order, own, decl, held, initial, recv, parentState, parentEdge, flow };
+  return { order, own, decl, forward, held, initial, recv, parentState, parentEdge, flow };
+}
+
+/** The label table of a list of declassifications: table[l] is what data labelled l becomes; the first one of a label applies. */
+function labelMap(order: LabelOrderInfo, ds: readonly { from: string; to: string }[]): Int32Array {
+  const L = order.labels.length;
+  const t = new Int32Array(L);
+  for (let l = 0; l < L; l++) t[l] = l;
+  const applied = new Uint8Array(L);
+  for (const d of ds) {
+    const from = order.index.get(d.from);
+    const to = order.index.get(d.to);
+    if (from === undefined || to === undefined || applied[from]) continue;
+    applied[from] = 1;
+    t[from] = to;
+  }
+  return t;
 }
 
 /**
@@ -262,7 +298,7 @@ function witness(ctx: Context, f: FlowResult, state: number): Counterexample {
   for (const r of rev) {
     const c = ctx.channels[r.channel];
     const forward = c.from.instance === ctx.graph.ids[r.from];
-    const relabel = carried !== r.label ? `, declassified from ${labels[carried]} by ${ctx.graph.ids[r.from]}` : '';
+    const relabel = relabelNote(ctx, f, r.channel, r.from, carried, r.label);
     steps.push({
       channel: c.id,
       note: `carries ${labels[r.label]}${forward ? '' : ' back to the requiring side'}${relabel}`,
@@ -271,6 +307,17 @@ function witness(ctx: Context, f: FlowResult, state: number): Counterexample {
     carried = r.label;
   }
   return steps;
+}
+
+/** How a delivery along channel k from u changed the label, for witness notes: by the sender, by the channel, or both. */
+function relabelNote(ctx: Context, f: FlowResult, k: number, u: number, before: number, after: number): string {
+  if (before === after) return '';
+  const labels = f.order.labels;
+  const c = ctx.channels[k];
+  const sent = f.forward(u, ctx.channelFrom[k] === u ? c.from.port : c.to.port, before);
+  if (sent === after) return `, declassified from ${labels[before]} by ${ctx.graph.ids[u]}`;
+  if (sent === before) return `, declassified from ${labels[before]} by the channel`;
+  return `, declassified from ${labels[before]} to ${labels[sent]} by ${ctx.graph.ids[u]} and on by the channel`;
 }
 
 /** Witness of a received state: the delivery itself must be part of the path even when the state is also the instance's own label. */
@@ -283,7 +330,7 @@ function receivedWitness(ctx: Context, f: FlowResult, state: number): Counterexa
   const from = (p / L) | 0;
   const forward = c.from.instance === ctx.graph.ids[from];
   const labels = f.order.labels;
-  const relabel = p % L !== state % L ? `, declassified from ${labels[p % L]} by ${ctx.graph.ids[from]}` : '';
+  const relabel = relabelNote(ctx, f, f.parentEdge[state], from, p % L, state % L);
   return [
     ...before,
     { channel: c.id, note: `carries ${labels[state % L]}${forward ? '' : ' back to the requiring side'}${relabel}` },
@@ -418,7 +465,7 @@ export function checkNoFlow(ctx: Context, sr: ScopedRule, rule: NoFlowRule, f: F
         if (v === undefined) continue;
         for (let l = 0; l < L && !steps; l++) {
           const s = v * L + l;
-          if (f.held[s] && f.decl[s] === lo) steps = [...witness(ctx, f, s), { note: `leaves as ${labels[lo]} through tcp ${x.host_port} (${exposureNote(x)})` }];
+          if (f.held[s] && f.forward(v, x.port, l) === lo) steps = [...witness(ctx, f, s), { note: `leaves as ${labels[lo]} through tcp ${x.host_port} (${exposureNote(x)})` }];
         }
         if (steps) break;
       }

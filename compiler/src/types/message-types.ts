@@ -10,14 +10,14 @@ import type {
   TypeExpr,
 } from '@mcl/language';
 import { Codes, utf8Length } from '@mcl/language';
-import type { JsonValue, MessageSchema } from '@mcl/plan';
+import { INT64_MAX, INT64_MIN, parseInt64, type JsonValue, type MessageSchema } from '@mcl/plan';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
 import { resolveRef } from '../resolve/scope';
 import { didYouMean } from '../util/suggest';
 
 export type RType =
   | { k: 'bool' }
-  | { k: 'int' | 'float'; min?: number; max?: number }
+  | { k: 'int' | 'int64' | 'float'; min?: number; max?: number }
   | { k: 'string' | 'bytes'; min?: number; max?: number; pattern?: string }
   | { k: 'list'; el: RType; min?: number; max?: number }
   | { k: 'map'; key: RType; value: RType; min?: number; max?: number }
@@ -27,7 +27,7 @@ export type RType =
   | { k: 'named'; entry: DeclEntry }
   | { k: 'error' };
 
-const PRIMITIVES = ['bool', 'int', 'float', 'string', 'bytes'];
+const PRIMITIVES = ['bool', 'int', 'int64', 'float', 'string', 'bytes'];
 const ERROR: RType = { k: 'error' };
 
 /** Where symbols of members of an anonymous type are declared: the symbol path prefix and its container. */
@@ -206,7 +206,7 @@ export class Types {
       }
       return { k: 'bool' };
     }
-    const kind = name as 'int' | 'float' | 'string' | 'bytes';
+    const kind = name as 'int' | 'int64' | 'float' | 'string' | 'bytes';
     const b = this.bounds(constraints, kind, m);
     return { k: kind, ...b } as RType;
   }
@@ -214,11 +214,11 @@ export class Types {
   /** Checks constraints for a type kind and returns the resolved bounds and pattern. */
   private bounds(
     constraints: Constraint[],
-    kind: 'int' | 'float' | 'string' | 'bytes' | 'list' | 'map',
+    kind: 'int' | 'int64' | 'float' | 'string' | 'bytes' | 'list' | 'map',
     m: Module,
   ): { min?: number; max?: number; pattern?: string } {
     const out: { min?: number; max?: number; pattern?: string } = {};
-    const isLength = kind !== 'int' && kind !== 'float';
+    const isLength = kind !== 'int' && kind !== 'int64' && kind !== 'float';
     let minSpan: { start: number; end: number } | undefined;
     let maxSpan: { start: number; end: number } | undefined;
     let patSpan: { start: number; end: number } | undefined;
@@ -233,8 +233,8 @@ export class Types {
         }
         return n;
       }
-      if (kind === 'int' && v.kind === 'Float') {
-        this.ctx.report(Codes.ConstraintBoundOutOfRange, `an \`int\` bound must be an integer, not \`${v.raw}\``, m.file, v.span, { hint: 'write a whole number, or make the type `float`' });
+      if ((kind === 'int' || kind === 'int64') && v.kind === 'Float') {
+        this.ctx.report(Codes.ConstraintBoundOutOfRange, `an \`${kind}\` bound must be an integer, not \`${v.raw}\``, m.file, v.span, { hint: 'write a whole number, or make the type `float`' });
         return undefined;
       }
       if (isLength && v.kind === 'Float') {
@@ -242,7 +242,12 @@ export class Types {
         return undefined;
       }
       if (!Number.isSafeInteger(n)) {
-        this.ctx.report(Codes.ConstraintBoundOutOfRange, `\`${'raw' in v ? v.raw : n}\` is outside the range of exact integers`, m.file, v.span, { hint: `use a bound between -${Number.MAX_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER}` });
+        this.ctx.report(Codes.ConstraintBoundOutOfRange, `\`${'raw' in v ? v.raw : n}\` is outside the range of exact integers`, m.file, v.span, {
+          hint:
+            kind === 'int64'
+              ? `use a bound between -${Number.MAX_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER}, or leave that end open: an \`int64\` is already bounded by its 64 bits`
+              : `use a bound between -${Number.MAX_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER}`,
+        });
         return undefined;
       }
       if (isLength && n < 0) {
@@ -283,7 +288,7 @@ export class Types {
         case 'Pattern': {
           if (kind !== 'string') {
             this.ctx.report(Codes.ConstraintNotApplicable, `\`pattern\` applies only to \`string\`, not to \`${kind}\``, m.file, c.span, {
-              hint: kind === 'int' ? 'bound the value with a range such as `0..100` instead' : 'remove the pattern',
+              hint: kind === 'int' || kind === 'int64' ? 'bound the value with a range such as `0..100` instead' : 'remove the pattern',
             });
             break;
           }
@@ -378,6 +383,7 @@ export class Types {
       case 'bool':
         return { kind: 'bool' };
       case 'int':
+      case 'int64':
       case 'float':
         return { kind: t.k, ...(t.min !== undefined ? { min: t.min } : {}), ...(t.max !== undefined ? { max: t.max } : {}) };
       case 'string':
@@ -429,6 +435,30 @@ export class Types {
         else if (e.kind === 'Size') n = e.bytes;
         else if (e.kind === 'Duration') n = e.ms;
         else return wrong('an integer');
+        if (!Number.isSafeInteger(n)) return wrong('an exact integer');
+        return this.inRange(n, d, e, m, what, 'value') ? n : undefined;
+      }
+      case 'int64': {
+        // Integers beyond 2^53-1 cannot be written as literals (the lexer
+        // keeps integers exact), so they are written as decimal strings, the
+        // form they travel in on the wire (spec/types.md).
+        if (e.kind === 'String') {
+          const v = parseInt64(e.value);
+          if (v === undefined) {
+            this.ctx.report(Codes.WrongValueType, `${what} must be a 64-bit integer; ${JSON.stringify(e.value)} is not one`, file, e.span, {
+              hint: `write a decimal integer between ${INT64_MIN} and ${INT64_MAX}, as a number or a string`,
+            });
+            return undefined;
+          }
+          if (!this.inRange(v, d, e, m, what, 'value')) return undefined;
+          // Canonical JSON: a number when it is exact as one, the decimal string otherwise.
+          return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
+        }
+        let n: number;
+        if (e.kind === 'Int') n = e.value;
+        else if (e.kind === 'Size') n = e.bytes;
+        else if (e.kind === 'Duration') n = e.ms;
+        else return wrong('a 64-bit integer');
         if (!Number.isSafeInteger(n)) return wrong('an exact integer');
         return this.inRange(n, d, e, m, what, 'value') ? n : undefined;
       }
@@ -556,7 +586,7 @@ export class Types {
     }
   }
 
-  private inRange(n: number, d: { min?: number; max?: number }, e: Expr, m: Module, what: string, measure: string): boolean {
+  private inRange(n: number | bigint, d: { min?: number; max?: number }, e: Expr, m: Module, what: string, measure: string): boolean {
     if ((d.min !== undefined && n < d.min) || (d.max !== undefined && n > d.max)) {
       const range = d.min === undefined ? `at most ${d.max}` : d.max === undefined ? `at least ${d.min}` : `in ${d.min}..${d.max}`;
       this.ctx.report(Codes.ConstraintViolated, `${what} has ${measure} ${n}; it must be ${range}`, m.file, e.span, {
@@ -584,6 +614,7 @@ function exampleOf(t: RType): string {
     case 'bool':
       return '`true` or `false`';
     case 'int':
+    case 'int64':
       return t.min !== undefined ? `an integer such as \`${t.min}\`` : 'an integer such as `42`';
     case 'float':
       return 'a number such as `1.5`';

@@ -16,6 +16,9 @@ export interface OpInfo {
   input: string;
   /** Schema name of the response (calls only). */
   output?: string;
+  /** The resolved message types, for comparing protocols (refinement). */
+  inputType: RType;
+  outputType?: RType;
   symbol: string;
   decl: Operation;
 }
@@ -66,8 +69,12 @@ export class Protocols {
       };
       const symbol = this.ctx.declare('operation', m.file, `${e.name}.${name}`, op.name, op.span, `${e.qname}.${name}`, signature, op.doc, e.symbol);
       const input = this.message(info, op.input, m, `${name}.input`, symbol);
-      const out: OpInfo = { name, kind: op.opKind, input, symbol, decl: op };
-      if (op.opKind === 'call') out.output = this.message(info, op.output, m, `${name}.output`, symbol);
+      const out: OpInfo = { name, kind: op.opKind, input: input.name, inputType: input.type, symbol, decl: op };
+      if (op.opKind === 'call') {
+        const output = this.message(info, op.output, m, `${name}.output`, symbol);
+        out.output = output.name;
+        out.outputType = output.type;
+      }
       info.ops.set(name, out);
     }
     if (d.order) {
@@ -101,18 +108,18 @@ export class Protocols {
   }
 
   /** Schema name of an operation's message; anonymous types get `<protocol>.<op>.input|output`. */
-  private message(info: ProtocolInfo, t: TypeExpr | undefined, m: Module, suffix: string, opSymbol: string): string {
+  private message(info: ProtocolInfo, t: TypeExpr | undefined, m: Module, suffix: string, opSymbol: string): { name: string; type: RType } {
     const e = info.entry;
     if (t && t.kind === 'NamedType') {
       const r = this.types.check(t, m);
       if (r.k === 'named') {
         info.refs.add(r.entry);
-        return r.entry.qname;
+        return { name: r.entry.qname, type: r };
       }
-      return this.inlineSchema(info, r, suffix);
+      return { name: this.inlineSchema(info, r, suffix), type: r };
     }
     const r: RType = t ? this.types.check(t, m, { path: `${e.name}.${suffix}`, container: opSymbol, qname: `${e.qname}.${suffix}` }) : { k: 'record', fields: [] };
-    return this.inlineSchema(info, r, suffix);
+    return { name: this.inlineSchema(info, r, suffix), type: r };
   }
 
   private inlineSchema(info: ProtocolInfo, r: RType, suffix: string): string {

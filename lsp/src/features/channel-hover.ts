@@ -56,6 +56,8 @@ export function describeChannel(s: Snapshot, c: ServerContext, file: string, con
     inv.rate ? `  rate ${inv.rate.per_second}/s burst ${inv.rate.burst}` : '  rate unlimited',
   ];
   if (inv.order) lines.push(`  order: enforced (${inv.order.transitions.length} states)`);
+  if (ch.query) lines.push('  query (requests carry none of the requiring side\'s data)');
+  for (const d of ch.declassifies ?? []) lines.push(`  declassifies ${d.from} -> ${d.to}`);
   const more = channels.length > 1 ? `\n\nThe system is instantiated ${channels.length} times; this is \`${ch.id}\`.` : '';
   return '```mcl\n' + lines.join('\n') + '\n```' + more;
 }

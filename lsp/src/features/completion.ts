@@ -144,7 +144,7 @@ function inBrackets(stmt: Tok[]): boolean {
 const TOP_KEYWORDS = ['import', 'type', 'protocol', 'component', 'system', 'image', 'labels', 'target', 'deploy'];
 const COMPONENT_KEYWORDS = ['image', 'memory', 'vcpus', 'label', 'declassifies', 'param', 'provide', 'require', 'expose', 'replicas', 'per', 'single', 'restart', 'program'];
 const SYSTEM_KEYWORDS = ['connect', 'expose', 'export', 'policy'];
-const CHANNEL_KEYWORDS = ['rate', 'max_message', 'timeout', 'allow', 'max_inflight'];
+const CHANNEL_KEYWORDS = ['rate', 'max_message', 'timeout', 'allow', 'max_inflight', 'declassifies', 'query'];
 const PROGRAM_KEYWORDS = ['script', 'exec', 'file', 'env'];
 const PROTOCOL_KEYWORDS = ['call', 'send', 'notify', 'order'];
 const INSTANCE_KEYWORDS = ['replicas', 'per', 'single', 'restart', 'memory', 'vcpus', 'label'];
@@ -152,7 +152,7 @@ const POLICY_KEYWORDS = ['no', 'exposed', 'budget'];
 const IMAGE_KEYWORDS = ['base', 'kernel', 'modules'];
 // The compiler's lists, so that a property or backend it accepts is offered here too.
 const TARGET_KEYWORDS = TARGET_PROPERTIES;
-const PRIMITIVES = ['bool', 'int', 'float', 'string', 'bytes', 'list', 'map', 'enum', 'union'];
+const PRIMITIVES = ['bool', 'int', 'int64', 'float', 'string', 'bytes', 'list', 'map', 'enum', 'union'];
 
 /** Statements in blocks without separators start at a keyword that can only begin one. */
 function startsStatement(block: Block, t: Tok, stmt: Tok[]): boolean {

@@ -140,7 +140,8 @@ export function semanticTokens(s: Snapshot, _c: ServerContext, file: string): Se
 function pushName(raw: RawToken[], covered: Set<number>, text: string, span: { start: number; end: number }, type: TokenType, mods: number): void {
   if (covered.has(span.start) || span.end <= span.start) return;
   const written = text.slice(span.start, span.end);
-  if (!written.includes('.')) {
+  // A quoted name (`"a.b": int`) is one name even when it holds a dot.
+  if (!written.includes('.') || written.startsWith('"')) {
     covered.add(span.start);
     raw.push({ start: span.start, end: span.end, type: typeIndex(type), mods });
     return;

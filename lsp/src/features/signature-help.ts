@@ -66,6 +66,8 @@ const CHANNEL_ATTRIBUTES: Slot[] = [
   { label: 'timeout DURATION', keys: ['timeout'], doc: 'How long a call may wait for its response, a duration such as `2s`.' },
   { label: 'allow op, ...', keys: ['allow'], doc: "The operations of the port's protocol this channel carries; the others are refused." },
   { label: 'max_inflight N', keys: ['max_inflight'], doc: 'Calls outstanding at once at most.' },
+  { label: 'declassifies LABEL -> LABEL', keys: ['declassifies'], doc: 'Data with the first label that this channel delivers, either way, arrives with the second (spec/policy.md).' },
+  { label: 'query', keys: ['query'], doc: "The requests carry none of the requiring side's data: only responses flow, back to it (spec/policy.md)." },
 ];
 
 const ATTR_OF_KIND: Record<string, string> = {
@@ -74,6 +76,8 @@ const ATTR_OF_KIND: Record<string, string> = {
   TimeoutAttr: 'timeout',
   AllowAttr: 'allow',
   MaxInflightAttr: 'max_inflight',
+  DeclassifyAttr: 'declassifies',
+  QueryAttr: 'query',
 };
 
 export function signatureHelp(s: Snapshot, c: ServerContext, file: string, position: Position): SignatureHelp | null {
