@@ -100,6 +100,7 @@ export const Codes = {
   InvalidHostPort: entry('MCL0417', 'Invalid host port'),
   InvalidDeclassification: entry('MCL0418', 'Invalid declassification'),
   AllowedOperationUnreachable: entry('MCL0419', 'Allowed operation unreachable in the order'),
+  ConnectionLimitOnChannel: entry('MCL0440', 'Connection limit on a channel'),
 
   // Policy: reachability, exposure, information flow, budgets, call cycles.
   OnlyFromViolated: entry('MCL0501', 'Channel from an instance not allowed by `only from`'),

@@ -130,6 +130,7 @@ const EXPECT = {
   overrideEquals: { ERR_MSG: '`=` and the parameter value' },
   connectArrow: { ERR_MSG: '`->` and the providing port' },
   channelClose: { ERR_MSG: '`}` to close the channel attributes' },
+  exposureClose: { ERR_MSG: '`}` to close the exposure attributes' },
   exportEquals: { ERR_MSG: '`=` and the inner port (`instance.port`)' },
   policyOpen: { ERR_MSG: '`{` and the policy rules' },
   policyClose: { ERR_MSG: '`}` to close the policy' },
@@ -198,7 +199,7 @@ export const EXPECTATIONS: Record<string, string> = {
   'a declaration': 'a file contains imports and `type`, `protocol`, `component`, `system`, `image`, `labels`, `target` and `deploy` declarations',
   'a component member': 'component members are `image`, `memory`, `vcpus`, `label`, `declassifies`, `param`, `provide`, `require`, `expose`, `single`, `replicas`, `per session`, `restart` and `program`',
   'a system member': 'system members are instances (`name = Component`), `connect`, `expose`, `export` and `policy`',
-  'a channel attribute': 'channel attributes are `rate`, `max_message`, `timeout`, `allow` and `max_inflight`',
+  'a channel attribute': 'channel attributes are `rate`, `max_message`, `timeout`, `allow` and `max_inflight`; an exposure also takes `max_connections`, `connection_rate`, `bandwidth` and `idle_timeout`',
   'a program entry': 'program entries are `script`, `exec`, `file` and `env`',
   'an operation': 'operations are `call name(Input) -> Output`, `send name(Input)` and `notify name(Input)`, plus one optional `order`',
   'a policy rule': 'policy rules are `x only from a, b`, `x only through a`, `no path a -> b`, `no flow label -> x`, `exposed only [a.p]` and `budget memory 1GiB`',
@@ -682,6 +683,7 @@ export class McParser extends EmbeddedActionsParser {
     alt(() => this.SUBRULE(this.timeoutAttr)),
     alt(() => this.SUBRULE(this.allowAttr)),
     alt(() => this.SUBRULE(this.maxInflightAttr)),
+    alt(() => this.SUBRULE(this.connectionAttr)),
     alt(() => this.sep()),
     alt(() => this.stray(this.CONSUME(T.StrayAttr), T.StrayAttr, 'a channel attribute')),
   ];
@@ -1380,6 +1382,17 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(K.tcp, EXPECT.tcp);
     const v = this.SUBRULE(this.literal, ARG.tcpPort);
     node.port = this.expectKind(v, KIND_INT, 'an integer', 'on tcp');
+    // The exposure's attributes: the same block, and the same attributes, as a channel's, plus connection limits.
+    this.OPTION(() => {
+      this.CONSUME(T.LBrace);
+      const attrs: A.ChannelAttr[] = [];
+      this.MANY(() => {
+        const a = this.OR(this.channelAttrAlts) as A.ChannelAttr | undefined;
+        if (a && !this.RECORDING_PHASE) attrs.push(a);
+      });
+      this.CONSUME(T.RBrace, EXPECT.exposureClose);
+      if (!this.RECORDING_PHASE) node.attrs = attrs;
+    });
     return this.done(node);
   });
 
@@ -1591,6 +1604,44 @@ export class McParser extends EmbeddedActionsParser {
     return this.done(node);
   });
 
+  connectionAttr = this.rule('connectionAttr', (): A.ConnectionAttr => {
+    const node = this.open(B.connectionAttr(this.startPos()));
+    // One alternative per attribute, so that the grammar (not a runtime branch) says which value each takes.
+    this.OR([
+      alt(() => {
+        this.CONSUME(K.max_connections);
+        node.name = 'max_connections';
+        const v = this.SUBRULE(this.literal, ARG.integer);
+        node.value = this.expectKind(v, KIND_INT, 'an integer', 'max_connections');
+      }),
+      alt(() => {
+        this.CONSUME(K.connection_rate);
+        node.name = 'connection_rate';
+        const v = this.SUBRULE2(this.literal, ARG.rate);
+        node.value = this.expectKind(v, KIND_RATE, 'a rate such as `500/s`', 'connection_rate');
+        this.OPTION(() => {
+          this.CONSUME(K.burst);
+          node.burst = M_EXPR;
+          const b = this.SUBRULE3(this.literal, ARG.integer);
+          node.burst = this.expectKind(b, KIND_INT, 'an integer', 'burst');
+        });
+      }),
+      alt(() => {
+        this.CONSUME(K.bandwidth);
+        node.name = 'bandwidth';
+        const v = this.SUBRULE4(this.literal, ARG.size);
+        node.value = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'bandwidth');
+      }),
+      alt(() => {
+        this.CONSUME(K.idle_timeout);
+        node.name = 'idle_timeout';
+        const v = this.SUBRULE5(this.literal, ARG.duration);
+        node.value = this.expectKind(v, KIND_DURATION, 'a duration such as `2s`', 'idle_timeout');
+      }),
+    ]);
+    return this.done(node);
+  });
+
   maxInflightAttr = this.rule('maxInflightAttr', (): A.MaxInflightAttr => {
     const node = this.open(B.maxInflightAttr(this.startPos()));
     this.CONSUME(K.max_inflight);
@@ -1779,7 +1830,7 @@ const LINE_RULES = new Set([
   'imageMember', 'memoryMember', 'vcpusMember', 'labelMember', 'declassifyMember', 'paramDecl', 'portDecl',
   'instancesMember', 'restartMember', 'scriptEntry', 'execEntry', 'fileEntry', 'envEntry',
   'instanceDecl', 'connectDecl', 'exposeDecl', 'exportDecl', 'paramOverride',
-  'rateAttr', 'maxMessageAttr', 'timeoutAttr', 'allowAttr', 'maxInflightAttr',
+  'rateAttr', 'maxMessageAttr', 'timeoutAttr', 'allowAttr', 'maxInflightAttr', 'connectionAttr',
   'onlyRule', 'noRule', 'exposedOnlyRule', 'budgetRule', 'property',
 ]);
 

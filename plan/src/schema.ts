@@ -140,7 +140,17 @@ const defs: Record<string, S> = {
     protocol: str(),
     ops: arr(ref('PlanOperation')),
     invariants: ref('ChannelInvariants'),
-  }),
+    connections: ref('ExposureConnections'),
+  }, ['connections']),
+  ExposureConnections: obj(
+    {
+      max: int(1),
+      rate: { type: 'object', properties: { per_second: num(), burst: int(1) }, required: ['per_second', 'burst'], additionalProperties: false },
+      bytes_per_second: int(1),
+      idle_timeout_ms: int(1),
+    },
+    ['max', 'rate', 'bytes_per_second', 'idle_timeout_ms'],
+  ),
   PlanCheck: obj(
     {
       id: str(),

@@ -13,7 +13,7 @@ import type {
   SystemDecl,
 } from '@mcl/language';
 import { Codes } from '@mcl/language';
-import type { ChannelInvariants, JsonValue, OrderAutomaton } from '@mcl/plan';
+import type { ChannelInvariants, ExposureConnections, JsonValue, OrderAutomaton } from '@mcl/plan';
 import type { InstanceParam, InstanceSettings } from '../api';
 import { Ctx, related, textOf, type DeclEntry, type Module } from '../context';
 import { resolveRef } from '../resolve/scope';
@@ -86,6 +86,14 @@ export interface ExposeInfo {
   port: string;
   hostPort: number;
   span: Span;
+  attrs?: ExposeAttrs;
+}
+
+/** An exposure's attributes, when it has a block: a channel's, and limits on its connections. */
+export interface ExposeAttrs {
+  invariants: Omit<ChannelInvariants, 'order'>;
+  allow?: string[];
+  connections?: ExposureConnections;
 }
 
 export interface SystemInfo {
@@ -123,6 +131,16 @@ export class Systems {
   ) {}
 
   checkAll(): void {
+    // The attribute blocks of exposures declared in components, once per component (with its protocol known).
+    for (const m of this.ctx.modules.values()) {
+      for (const e of m.decls.values()) {
+        if (e.kind !== 'component') continue;
+        for (const p of this.components.component(e).ports) {
+          const list = p.decl.expose?.attrs;
+          if (p.expose && list) p.expose.attrs = this.attrs(list, m, p.protocol, 'exposure');
+        }
+      }
+    }
     for (const m of this.ctx.modules.values()) for (const e of m.decls.values()) if (e.kind === 'system') this.get(e);
   }
 
@@ -251,7 +269,7 @@ export class Systems {
       const from = resolveEnd(mem.from);
       const to = resolveEnd(mem.to);
       for (const end of [from, to]) if (end && end.port.direction === 'require') attempted.add(`${end.inst.name}.${end.port.name}`);
-      const attrs = this.attrs(mem, m, from?.port.protocol ?? to?.port.protocol);
+      const attrs = this.attrs(mem.attrs, m, from?.port.protocol ?? to?.port.protocol, 'channel');
       if (!from || !to) continue;
       const fromText = `${mem.from.instance.name}.${mem.from.port.name}`;
       const toText = `${mem.to.instance.name}.${mem.to.port.name}`;
@@ -317,7 +335,8 @@ export class Systems {
         });
         continue;
       }
-      if (hp !== undefined) info.exposes.push({ inst: end.inst, port: end.port.name, hostPort: hp, span: mem.span });
+      const attrs = mem.spec.attrs ? this.attrs(mem.spec.attrs, m, end.port.protocol, 'exposure') : undefined;
+      if (hp !== undefined) info.exposes.push({ inst: end.inst, port: end.port.name, hostPort: hp, span: mem.span, attrs });
     }
 
     // Policy rules are checked by the policy checker; here they only feed references for the editor.
@@ -616,25 +635,61 @@ export class Systems {
     }
   }
 
-  /** Channel attributes with defaults applied; undefined when one is invalid. */
-  private attrs(c: ConnectDecl, m: Module, protocol: ProtocolInfo | undefined): { invariants: Omit<ChannelInvariants, 'order'>; allow?: string[] } | undefined {
+  /**
+   * Channel (or exposure) attributes with defaults applied; undefined when one is invalid. Connection
+   * limits belong to exposures only: a channel has no connections of its own to limit.
+   */
+  private attrs(list: ChannelAttr[], m: Module, protocol: ProtocolInfo | undefined, where: 'channel' | 'exposure'): ExposeAttrs | undefined {
     const inv: Omit<ChannelInvariants, 'order'> = { max_message_bytes: DEFAULT_MAX_MESSAGE, rate: null, timeout_ms: DEFAULT_TIMEOUT_MS, max_inflight: DEFAULT_MAX_INFLIGHT };
     let allow: string[] | undefined;
+    let connections: ExposureConnections | undefined;
     let ok = true;
     const seen = new Map<string, Span>();
     const bad = (span: Span, msg: string, hint: string) => {
       ok = false;
       this.ctx.report(Codes.InvalidChannelAttribute, msg, m.file, span, { hint });
     };
-    for (const a of c.attrs as ChannelAttr[]) {
-      const prev = seen.get(a.kind);
+    for (const a of list) {
+      const key = a.kind === 'ConnectionAttr' ? a.name : a.kind;
+      const prev = seen.get(key);
       if (prev) {
-        this.ctx.report(Codes.SettingGivenTwice, 'this channel attribute is set twice', m.file, a.span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
+        this.ctx.report(Codes.SettingGivenTwice, `this ${where} attribute is set twice`, m.file, a.span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
         ok = false;
         continue;
       }
-      seen.set(a.kind, a.span);
+      seen.set(key, a.span);
       switch (a.kind) {
+        case 'ConnectionAttr': {
+          if (where === 'channel') {
+            ok = false;
+            this.ctx.report(Codes.ConnectionLimitOnChannel, `\`${a.name}\` limits the TCP connections of an exposure; a channel has none`, m.file, a.span, {
+              hint: 'put it on the exposure (`expose p: P on tcp N { ... }`), or remove it',
+            });
+            break;
+          }
+          const v = a.value;
+          if (v.kind === 'MissingExpr') { ok = false; break; }
+          const c: ExposureConnections = (connections ??= {});
+          if (a.name === 'max_connections') {
+            if (v.kind !== 'Int' || v.value < 1 || v.value > 65536) { bad(v.span, '`max_connections` must be between 1 and 65536', 'write e.g. `max_connections 100`'); break; }
+            c.max = v.value;
+          } else if (a.name === 'connection_rate') {
+            if (v.kind !== 'Rate' || !(v.perSecond > 0)) { bad(v.span, 'a connection rate must be above zero', 'write e.g. `connection_rate 10/s`, or leave it out for no limit'); break; }
+            let burst = Math.max(1, Math.ceil(v.perSecond));
+            if (a.burst && a.burst.kind !== 'MissingExpr') {
+              if (a.burst.kind !== 'Int' || a.burst.value < 1 || !Number.isSafeInteger(a.burst.value)) { bad(a.burst.span, 'a burst must be a whole number of at least 1', 'write e.g. `burst 20`'); break; }
+              burst = a.burst.value;
+            }
+            c.rate = { burst, per_second: v.perSecond };
+          } else if (a.name === 'bandwidth') {
+            if (v.kind !== 'Size' || v.bytes < 1) { bad(v.span, '`bandwidth` must be at least 1B a second', 'write e.g. `bandwidth 1MiB` (bytes a second from each client)'); break; }
+            c.bytes_per_second = v.bytes;
+          } else {
+            if (v.kind !== 'Duration' || !(v.ms >= 1) || !Number.isSafeInteger(v.ms)) { bad(v.span, 'an idle timeout must be at least 1ms', 'write e.g. `idle_timeout 5min`'); break; }
+            c.idle_timeout_ms = v.ms;
+          }
+          break;
+        }
         case 'RateAttr': {
           if (a.rate.kind === 'MissingExpr') { ok = false; break; }
           if (!(a.rate.perSecond > 0)) { bad(a.rate.span, 'a rate must be above zero', 'write e.g. `rate 100/s`, or leave the rate out for no limit'); break; }
@@ -683,7 +738,8 @@ export class Systems {
         }
       }
     }
-    return ok ? { invariants: inv, allow } : undefined;
+    if (!ok) return undefined;
+    return connections ? { invariants: inv, allow, connections } : { invariants: inv, allow };
   }
 }
 
