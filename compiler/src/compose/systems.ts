@@ -683,6 +683,8 @@ export class Systems {
             c.rate = { burst, per_second: v.perSecond };
           } else if (a.name === 'bandwidth') {
             if (v.kind !== 'Size' || v.bytes < 1) { bad(v.span, '`bandwidth` must be at least 1B a second', 'write e.g. `bandwidth 1MiB` (bytes a second from each client)'); break; }
+            // node:http reads an HTTP exposure's sockets itself, so the broker cannot pace them byte by byte.
+            if (protocol?.entry.qname === 'std.http.Http') { bad(a.span, '`bandwidth` paces byte streams and frame exposures, not HTTP', 'bound HTTP requests with `rate` and `max_message` instead'); break; }
             c.bytes_per_second = v.bytes;
           } else {
             if (v.kind !== 'Duration' || !(v.ms >= 1) || !Number.isSafeInteger(v.ms)) { bad(v.span, 'an idle timeout must be at least 1ms', 'write e.g. `idle_timeout 5min`'); break; }
