@@ -24,6 +24,7 @@ type Block =
   | 'record'
   | 'enum'
   | 'channel'
+  | 'exposure'
   | 'instance'
   | 'policy'
   | 'program'
@@ -145,6 +146,8 @@ const TOP_KEYWORDS = ['import', 'type', 'protocol', 'component', 'system', 'imag
 const COMPONENT_KEYWORDS = ['image', 'memory', 'vcpus', 'label', 'declassifies', 'param', 'provide', 'require', 'expose', 'replicas', 'per', 'single', 'restart', 'program'];
 const SYSTEM_KEYWORDS = ['connect', 'expose', 'export', 'policy'];
 const CHANNEL_KEYWORDS = ['rate', 'max_message', 'timeout', 'allow', 'max_inflight'];
+/** An exposure's block takes a channel's attributes and these limits on its connections. */
+const EXPOSURE_KEYWORDS = [...CHANNEL_KEYWORDS, 'max_connections', 'connection_rate', 'bandwidth', 'idle_timeout'];
 const PROGRAM_KEYWORDS = ['script', 'exec', 'file', 'env'];
 const PROTOCOL_KEYWORDS = ['call', 'send', 'notify', 'order'];
 const INSTANCE_KEYWORDS = ['replicas', 'per', 'single', 'restart', 'memory', 'vcpus', 'label'];
@@ -165,6 +168,7 @@ function startsStatement(block: Block, t: Tok, stmt: Tok[]): boolean {
     component: COMPONENT_KEYWORDS.filter((k) => k !== 'single' && k !== 'per'),
     system: SYSTEM_KEYWORDS,
     channel: CHANNEL_KEYWORDS,
+    exposure: EXPOSURE_KEYWORDS,
     program: PROGRAM_KEYWORDS,
     protocol: PROTOCOL_KEYWORDS,
   };
@@ -181,6 +185,7 @@ function classify(parent: Frame, stmt: Tok[]): Block {
   if (last === 'enum' || last === 'union') return 'enum';
   if (last === 'labels') return 'labels';
   if (words[0] === 'connect') return 'channel';
+  if (words.length >= 3 && words[words.length - 3] === 'on' && words[words.length - 2] === 'tcp') return 'exposure';
   if (last === ':') return 'record';
   if (parent.block === 'top') {
     const kw = words[0];
@@ -346,6 +351,8 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
       if (stmt.length === 0) return items(CHANNEL_KEYWORDS.map((k) => kw(k, 'channel attribute')));
       return items([]);
     }
+    case 'exposure':
+      return items(stmt.length === 0 ? EXPOSURE_KEYWORDS.map((k) => kw(k, 'exposure attribute')) : []);
     case 'system': {
       if (words[0] === 'connect') {
         if (stmt.length === 1 || prev === '->') return items(instanceNames(s, file, offset));
