@@ -668,11 +668,13 @@ export type PolicyRule =
 /**
  * `db only from app, admin`: every channel into `db` comes from one of the listed instances.
  * `db only through app`: every path into `db` (from any other instance or from outside) passes through one of them.
+ * `app only to db, log`: every channel out of `app` (or out of the instances labelled `app` or above, when `app`
+ * names a label) goes to one of them.
  */
 export interface OnlyRule extends NodeBase {
   kind: 'OnlyRule';
   target: Ident;
-  mode: 'from' | 'through';
+  mode: 'from' | 'through' | 'to';
   sources: Ident[];
 }
 

@@ -202,7 +202,7 @@ export const EXPECTATIONS: Record<string, string> = {
   'a channel attribute': 'channel attributes are `rate`, `max_message`, `timeout`, `allow` and `max_inflight`; an exposure also takes `max_connections`, `connection_rate`, `bandwidth` and `idle_timeout`',
   'a program entry': 'program entries are `script`, `exec`, `file` and `env`',
   'an operation': 'operations are `call name(Input) -> Output`, `send name(Input)` and `notify name(Input)`, plus one optional `order`',
-  'a policy rule': 'policy rules are `x only from a, b`, `x only through a`, `no path a -> b`, `no flow label -> x`, `exposed only [a.p]` and `budget memory 1GiB`',
+  'a policy rule': 'policy rules are `x only from a, b`, `x only through a`, `x only to a, b`, `no path a -> b`, `no flow label -> x`, `exposed only [a.p]` and `budget memory 1GiB`',
   'an instance setting': 'instance settings are parameter overrides (`name = value`), `single`, `replicas`, `per session`, `restart`, `memory`, `vcpus` and `label`',
   'a field': 'a field is `name: Type` or `name?: Type`',
   'an enum member': 'enum members are names separated by `,`',
@@ -222,8 +222,8 @@ export const EXPECTATIONS: Record<string, string> = {
   '`session`': 'write `per session`, optionally followed by `pool N` and `max N`',
   '`.{...}` or `.*` after the module path': 'write `import std.http.{Http, Request}` or `import std.http.*`',
   '`memory` or `vcpus`': 'write `budget memory 1GiB` or `budget vcpus 4`',
-  '`from` or `through`': 'write `db only from app, admin` or `db only through app`',
-  '`only`': 'policy rules that start with an instance name read `db only from app` or `db only through app`',
+  '`from`, `through` or `to`': 'write `db only from app, admin`, `db only through app` or `app only to db, log`',
+  '`only`': 'policy rules that start with an instance name read `db only from app`, `db only through app` or `app only to db`',
   '`path` or `flow`': 'write `no path a -> b` or `no flow secret -> web`',
   '`=` or `from`': 'write `file "/etc/app.conf" = "text"` or `file "/srv/index.html" from "www/index.html"`',
 };
@@ -663,7 +663,7 @@ export class McParser extends EmbeddedActionsParser {
   // Instance settings and policy rules are told apart by their second or third
   // token; the gates decide on those tokens directly so that a rule that is
   // wrong after its first word still goes to the rule it was meant to be and
-  // gets a precise message (`a only b` -> "expected `from` or `through`").
+  // gets a precise message (`a only b` -> "expected `from`, `through` or `to`").
   private instanceSettingAlts = {
     MAX_LOOKAHEAD: 1,
     DEF: [
@@ -695,7 +695,7 @@ export class McParser extends EmbeddedActionsParser {
         ALT: () => this.SUBRULE(this.noRule),
       },
       {
-        GATE: () => this.LA(3).tokenType !== K.from && this.LA(3).tokenType !== K.through,
+        GATE: () => this.LA(3).tokenType !== K.from && this.LA(3).tokenType !== K.through && this.LA(3).tokenType !== K.to,
         ALT: () => this.SUBRULE(this.exposedOnlyRule),
       },
       {
@@ -1683,7 +1683,10 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.onlyRule(this.startPos()));
     node.target = this.mkIdent(this.CONSUME(T.Identifier, NAME.instance));
     this.CONSUME(K.only, EXPECT.only);
-    this.OR({ DEF: [alt(() => this.CONSUME(K.from)), alt(() => (this.CONSUME(K.through), (node.mode = 'through')))], ERR_MSG: '`from` or `through`' });
+    this.OR({
+      DEF: [alt(() => this.CONSUME(K.from)), alt(() => (this.CONSUME(K.through), (node.mode = 'through'))), alt(() => (this.CONSUME(K.to), (node.mode = 'to')))],
+      ERR_MSG: '`from`, `through` or `to`',
+    });
     node.sources.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.instance)));
     this.MANY(() => {
       this.CONSUME(T.Comma);

@@ -175,7 +175,7 @@ const defs: Record<string, S> = {
   }),
   PlanPolicyRule: {
     oneOf: [
-      obj({ kind: { const: 'only' }, scope: str(), mode: en('from', 'through'), target: str(), sources: arr(str()) }),
+      obj({ kind: { const: 'only' }, scope: str(), mode: en('from', 'through', 'to'), target: str(), sources: arr(str()) }),
       obj({ kind: { const: 'no_path' }, scope: str(), from: str(), to: str() }),
       obj({ kind: { const: 'exposed_only' }, scope: str(), ports: arr(obj({ instance: str(), port: str() })) }),
       obj({ kind: { const: 'no_flow' }, scope: str(), label: str(), to: str() }),

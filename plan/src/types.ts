@@ -295,7 +295,7 @@ export interface PlanPolicies {
  * the instance `scope.x` (spec/policy.md).
  */
 export type PlanPolicyRule =
-  | { kind: 'only'; scope: string; mode: 'from' | 'through'; target: string; sources: string[] }
+  | { kind: 'only'; scope: string; mode: 'from' | 'through' | 'to'; target: string; sources: string[] }
   | { kind: 'no_path'; scope: string; from: string; to: string }
   | { kind: 'exposed_only'; scope: string; ports: { instance: string; port: string }[] }
   | { kind: 'no_flow'; scope: string; label: string; to: string }

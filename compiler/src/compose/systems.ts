@@ -421,7 +421,8 @@ export class Systems {
    * What `connect from.p -> to.q` would break (a rule of `info`, quoted),
    * judged conservatively from the system's own connections and labels: a
    * `no path` the new edge would complete, an `only from`/`only through` whose
-   * target it enters from an unlisted instance, or a label order it would
+   * target it enters from an unlisted instance, an `only to` whose subject it
+   * leaves for an unlisted instance, or a label order it would
    * violate (requests go up to the provider, responses and notifications back).
    */
   private connectBreaks(info: SystemInfo, from: InstInfo, to: InstInfo, p: SysPort): string | undefined {
@@ -442,12 +443,17 @@ export class Systems {
       }
       return false;
     };
+    const labels = this.components.labels;
+    // The sender an `only to` rule constrains: the instance it names, or an instance labelled with (or above) the label it names.
+    const sends = (r: PolicyRule & { kind: 'OnlyRule' }): boolean =>
+      r.target.name === from.name ||
+      (!info.instances.has(r.target.name) && from.label !== undefined && (from.label === r.target.name || labelBelow(labels, r.target.name, from.label)));
     for (const r of info.rules) {
       if (r.kind === 'NoPathRule' && r.from.name !== 'outside' && reaches(r.from.name, from.name) && reaches(to.name, r.to.name)) return text(r);
-      if (r.kind === 'OnlyRule' && r.target.name === to.name && !r.sources.some((x) => x.name === from.name)) return text(r);
+      if (r.kind === 'OnlyRule' && r.mode !== 'to' && r.target.name === to.name && !r.sources.some((x) => x.name === from.name)) return text(r);
+      if (r.kind === 'OnlyRule' && r.mode === 'to' && sends(r) && !r.sources.some((x) => x.name === to.name)) return text(r);
     }
     const kinds = new Set([...(p.protocol?.ops.values() ?? [])].map((o) => o.kind));
-    const labels = this.components.labels;
     // Whether data labelled `a` may enter an instance labelled `b` (unlabelled is the bottom).
     const fits = (a: string | undefined, b: string | undefined): boolean =>
       a === undefined || a === b || (b !== undefined ? labelBelow(labels, a, b) : !labels.edges.some(([, hi]) => hi === a));
@@ -467,10 +473,13 @@ export class Systems {
       return i;
     };
     switch (r.kind) {
-      case 'OnlyRule':
-        inst(r.target);
+      case 'OnlyRule': {
+        // The subject of `only to` may be a label (when no instance has its name).
+        const l = inst(r.target) ? undefined : r.mode === 'to' ? this.components.labels.declaredAt.get(r.target.name) : undefined;
+        if (l) this.ctx.reference(m.file, r.target.span, l.symbol);
         r.sources.forEach(inst);
         break;
+      }
       case 'NoPathRule':
         inst(r.from);
         inst(r.to);

@@ -130,7 +130,7 @@ function continues(prev: Tok): boolean {
 /** `allow a, b` and `x only from a, b` take comma-separated lists, so a comma there does not end the statement. */
 function inNameList(stmt: Tok[]): boolean {
   const words = stmt.map((t) => t.text);
-  return words[0] === 'allow' || (words.includes('only') && (words.includes('from') || words.includes('through')));
+  return words[0] === 'allow' || (words.includes('only') && (words.includes('from') || words.includes('through') || words.includes('to')));
 }
 
 function inBrackets(stmt: Tok[]): boolean {
@@ -409,7 +409,7 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
         return items([...instanceNames(s, file, offset), ...(words[1] === 'path' ? [kw('outside')] : [])]);
       }
       if (stmt.length === 1) return items([kw('only')]);
-      if (prev === 'only' && words[0] !== 'exposed') return items([kw('from'), kw('through')]);
+      if (prev === 'only' && words[0] !== 'exposed') return items([kw('from'), kw('through'), kw('to')]);
       if (words[0] === 'exposed' && stmt.length === 1) return items([kw('only')]);
       if (words[0] === 'budget' && stmt.length === 1) return items([kw('memory'), kw('vcpus')]);
       if (words[0] === 'exposed' && (prev === '[' || prev === ',')) return items(instanceNames(s, file, offset));
