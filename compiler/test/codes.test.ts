@@ -117,6 +117,16 @@ const CASES: Case[] = [
     message: /never lets `write` through/,
   },
   {
+    code: 'MCL0440',
+    main: KV + comp('require k: Kv') + 'component D { provide kv: Kv }\nsystem S { c = C\n d = D\n connect c.k -> d.kv { max_connections 5 } }\n',
+    at: 'max_connections 5',
+  },
+  {
+    code: 'MCL0530',
+    main: KV + comp('require k: Kv') + 'component D { provide kv: Kv }\nsystem S { c = C\n d = D\n e = D\n connect c.k -> d.kv\n policy { c only to e } }\n',
+    at: 'c only to e',
+  },
+  {
     code: 'MCL0601',
     main: 'component T { memory 64MiB }\nsystem S { t = T }\ntarget x { backend xen\n memory 8GiB\n vcpus 4 }\ndeploy S to x\n',
     at: 't',

@@ -462,6 +462,12 @@ export interface ExposeSpec extends NodeBase {
   kind: 'ExposeSpec';
   transport: 'tcp';
   port: IntLiteral | MissingExpr;
+  /**
+   * `on tcp 2222 { max_connections 50; idle_timeout 10min }`: the exposure's
+   * attributes, when a block is written: a channel's (`rate`, `max_message`,
+   * `timeout`, `allow`, `max_inflight`) and the connection limits.
+   */
+  attrs?: ChannelAttr[];
 }
 
 /**
@@ -589,7 +595,20 @@ export interface ConnectDecl extends NodeBase {
   attrs: ChannelAttr[];
 }
 
-export type ChannelAttr = RateAttr | MaxMessageAttr | TimeoutAttr | AllowAttr | MaxInflightAttr | DeclassifyAttr | QueryAttr;
+export type ChannelAttr = RateAttr | MaxMessageAttr | TimeoutAttr | AllowAttr | MaxInflightAttr | DeclassifyAttr | QueryAttr | ConnectionAttr;
+
+/**
+ * A limit on the TCP connections of an exposure (parsed in channel blocks
+ * too, where the compiler refuses it): `max_connections 100`,
+ * `connection_rate 10/s [burst 5]` (new connections), `bandwidth 1MiB`
+ * (bytes a second from each client), `idle_timeout 5min`.
+ */
+export interface ConnectionAttr extends NodeBase {
+  kind: 'ConnectionAttr';
+  name: 'max_connections' | 'connection_rate' | 'bandwidth' | 'idle_timeout';
+  value: IntLiteral | RateLiteral | SizeLiteral | DurationLiteral | MissingExpr;
+  burst?: IntLiteral | MissingExpr;
+}
 
 /** `rate 500/s [burst 50]` */
 export interface RateAttr extends NodeBase {
@@ -664,11 +683,13 @@ export type PolicyRule =
 /**
  * `db only from app, admin`: every channel into `db` comes from one of the listed instances.
  * `db only through app`: every path into `db` (from any other instance or from outside) passes through one of them.
+ * `app only to db, log`: every channel out of `app` (or out of the instances labelled `app` or above, when `app`
+ * names a label) goes to one of them.
  */
 export interface OnlyRule extends NodeBase {
   kind: 'OnlyRule';
   target: Ident;
-  mode: 'from' | 'through';
+  mode: 'from' | 'through' | 'to';
   sources: Ident[];
 }
 

@@ -175,6 +175,7 @@ export const rateAttr = (start: number): A.RateAttr => ({ kind: 'RateAttr', rate
 export const maxMessageAttr = (start: number): A.MaxMessageAttr => ({ kind: 'MaxMessageAttr', size: M_EXPR, span: sp(start) });
 export const timeoutAttr = (start: number): A.TimeoutAttr => ({ kind: 'TimeoutAttr', duration: M_EXPR, span: sp(start) });
 export const allowAttr = (start: number): A.AllowAttr => ({ kind: 'AllowAttr', ops: [], span: sp(start) });
+export const connectionAttr = (start: number): A.ConnectionAttr => ({ kind: 'ConnectionAttr', name: 'max_connections', value: M_EXPR, span: sp(start) });
 export const maxInflightAttr = (start: number): A.MaxInflightAttr => ({ kind: 'MaxInflightAttr', count: M_EXPR, span: sp(start) });
 export const declassifyAttr = (start: number): A.DeclassifyAttr => ({ kind: 'DeclassifyAttr', from: M_IDENT, to: M_IDENT, span: sp(start) });
 export const queryAttr = (start: number): A.QueryAttr => ({ kind: 'QueryAttr', span: sp(start) });

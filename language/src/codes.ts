@@ -101,10 +101,12 @@ export const Codes = {
   InvalidHostPort: entry('MCL0417', 'Invalid host port'),
   InvalidDeclassification: entry('MCL0418', 'Invalid declassification'),
   AllowedOperationUnreachable: entry('MCL0419', 'Allowed operation unreachable in the order'),
+  ConnectionLimitOnChannel: entry('MCL0440', 'Connection limit on a channel'),
 
   // Policy: reachability, exposure, information flow, budgets, call cycles.
   OnlyFromViolated: entry('MCL0501', 'Channel from an instance not allowed by `only from`'),
   OnlyThroughBypassed: entry('MCL0502', 'Path that bypasses the instances of `only through`'),
+  OnlyToViolated: entry('MCL0530', 'Channel to an instance not allowed by `only to`'),
   NoPathViolated: entry('MCL0503', 'Path forbidden by `no path`'),
   ExposureNotListed: entry('MCL0504', 'Exposure not in the `exposed only` list'),
   ListedPortNotExposed: entry('MCL0505', 'Listed port is not exposed', 'warning'),

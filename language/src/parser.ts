@@ -130,6 +130,7 @@ const EXPECT = {
   overrideEquals: { ERR_MSG: '`=` and the parameter value' },
   connectArrow: { ERR_MSG: '`->` and the providing port' },
   channelClose: { ERR_MSG: '`}` to close the channel attributes' },
+  exposureClose: { ERR_MSG: '`}` to close the exposure attributes' },
   exportEquals: { ERR_MSG: '`=` and the inner port (`instance.port`)' },
   policyOpen: { ERR_MSG: '`{` and the policy rules' },
   policyClose: { ERR_MSG: '`}` to close the policy' },
@@ -198,10 +199,10 @@ export const EXPECTATIONS: Record<string, string> = {
   'a declaration': 'a file contains imports and `type`, `protocol`, `component`, `system`, `image`, `labels`, `target` and `deploy` declarations',
   'a component member': 'component members are `image`, `memory`, `vcpus`, `label`, `declassifies`, `param`, `provide`, `require`, `expose`, `single`, `replicas`, `per session`, `restart` and `program`',
   'a system member': 'system members are instances (`name = Component`), `connect`, `expose`, `export` and `policy`',
-  'a channel attribute': 'channel attributes are `rate`, `max_message`, `timeout`, `allow`, `max_inflight`, `declassifies` and `query`',
+  'a channel attribute': 'channel attributes are `rate`, `max_message`, `timeout`, `allow`, `max_inflight`, `declassifies` and `query`; an exposure also takes `max_connections`, `connection_rate`, `bandwidth` and `idle_timeout`',
   'a program entry': 'program entries are `script`, `exec`, `file` and `env`',
   'an operation': 'operations are `call name(Input) -> Output`, `send name(Input)` and `notify name(Input)`, plus one optional `order`',
-  'a policy rule': 'policy rules are `x only from a, b`, `x only through a`, `no path a -> b`, `no flow label -> x`, `exposed only [a.p]` and `budget memory 1GiB`',
+  'a policy rule': 'policy rules are `x only from a, b`, `x only through a`, `x only to a, b`, `no path a -> b`, `no flow label -> x`, `exposed only [a.p]` and `budget memory 1GiB`',
   'an instance setting': 'instance settings are parameter overrides (`name = value`), `single`, `replicas`, `per session`, `restart`, `memory`, `vcpus` and `label`',
   'a field': 'a field is `name: Type` or `name?: Type`',
   'an enum member': 'enum members are names separated by `,`',
@@ -221,8 +222,8 @@ export const EXPECTATIONS: Record<string, string> = {
   '`session`': 'write `per session`, optionally followed by `pool N` and `max N`',
   '`.{...}` or `.*` after the module path': 'write `import std.http.{Http, Request}` or `import std.http.*`',
   '`memory` or `vcpus`': 'write `budget memory 1GiB` or `budget vcpus 4`',
-  '`from` or `through`': 'write `db only from app, admin` or `db only through app`',
-  '`only`': 'policy rules that start with an instance name read `db only from app` or `db only through app`',
+  '`from`, `through` or `to`': 'write `db only from app, admin`, `db only through app` or `app only to db, log`',
+  '`only`': 'policy rules that start with an instance name read `db only from app`, `db only through app` or `app only to db`',
   '`path` or `flow`': 'write `no path a -> b` or `no flow secret -> web`',
   '`=` or `from`': 'write `file "/etc/app.conf" = "text"` or `file "/srv/index.html" from "www/index.html"`',
 };
@@ -662,7 +663,7 @@ export class McParser extends EmbeddedActionsParser {
   // Instance settings and policy rules are told apart by their second or third
   // token; the gates decide on those tokens directly so that a rule that is
   // wrong after its first word still goes to the rule it was meant to be and
-  // gets a precise message (`a only b` -> "expected `from` or `through`").
+  // gets a precise message (`a only b` -> "expected `from`, `through` or `to`").
   private instanceSettingAlts = {
     MAX_LOOKAHEAD: 1,
     DEF: [
@@ -684,6 +685,7 @@ export class McParser extends EmbeddedActionsParser {
     alt(() => this.SUBRULE(this.maxInflightAttr)),
     alt(() => this.SUBRULE(this.declassifyAttr)),
     alt(() => this.SUBRULE(this.queryAttr)),
+    alt(() => this.SUBRULE(this.connectionAttr)),
     alt(() => this.sep()),
     alt(() => this.stray(this.CONSUME(T.StrayAttr), T.StrayAttr, 'a channel attribute')),
   ];
@@ -695,7 +697,7 @@ export class McParser extends EmbeddedActionsParser {
         ALT: () => this.SUBRULE(this.noRule),
       },
       {
-        GATE: () => this.LA(3).tokenType !== K.from && this.LA(3).tokenType !== K.through,
+        GATE: () => this.LA(3).tokenType !== K.from && this.LA(3).tokenType !== K.through && this.LA(3).tokenType !== K.to,
         ALT: () => this.SUBRULE(this.exposedOnlyRule),
       },
       {
@@ -1476,6 +1478,17 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(K.tcp, EXPECT.tcp);
     const v = this.SUBRULE(this.literal, ARG.tcpPort);
     node.port = this.expectKind(v, KIND_INT, 'an integer', 'on tcp');
+    // The exposure's attributes: the same block, and the same attributes, as a channel's, plus connection limits.
+    this.OPTION(() => {
+      this.CONSUME(T.LBrace);
+      const attrs: A.ChannelAttr[] = [];
+      this.MANY(() => {
+        const a = this.OR(this.channelAttrAlts) as A.ChannelAttr | undefined;
+        if (a && !this.RECORDING_PHASE) attrs.push(a);
+      });
+      this.CONSUME(T.RBrace, EXPECT.exposureClose);
+      if (!this.RECORDING_PHASE) node.attrs = attrs;
+    });
     return this.done(node);
   });
 
@@ -1687,6 +1700,44 @@ export class McParser extends EmbeddedActionsParser {
     return this.done(node);
   });
 
+  connectionAttr = this.rule('connectionAttr', (): A.ConnectionAttr => {
+    const node = this.open(B.connectionAttr(this.startPos()));
+    // One alternative per attribute, so that the grammar (not a runtime branch) says which value each takes.
+    this.OR([
+      alt(() => {
+        this.CONSUME(K.max_connections);
+        node.name = 'max_connections';
+        const v = this.SUBRULE(this.literal, ARG.integer);
+        node.value = this.expectKind(v, KIND_INT, 'an integer', 'max_connections');
+      }),
+      alt(() => {
+        this.CONSUME(K.connection_rate);
+        node.name = 'connection_rate';
+        const v = this.SUBRULE2(this.literal, ARG.rate);
+        node.value = this.expectKind(v, KIND_RATE, 'a rate such as `500/s`', 'connection_rate');
+        this.OPTION(() => {
+          this.CONSUME(K.burst);
+          node.burst = M_EXPR;
+          const b = this.SUBRULE3(this.literal, ARG.integer);
+          node.burst = this.expectKind(b, KIND_INT, 'an integer', 'burst');
+        });
+      }),
+      alt(() => {
+        this.CONSUME(K.bandwidth);
+        node.name = 'bandwidth';
+        const v = this.SUBRULE4(this.literal, ARG.size);
+        node.value = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'bandwidth');
+      }),
+      alt(() => {
+        this.CONSUME(K.idle_timeout);
+        node.name = 'idle_timeout';
+        const v = this.SUBRULE5(this.literal, ARG.duration);
+        node.value = this.expectKind(v, KIND_DURATION, 'a duration such as `2s`', 'idle_timeout');
+      }),
+    ]);
+    return this.done(node);
+  });
+
   maxInflightAttr = this.rule('maxInflightAttr', (): A.MaxInflightAttr => {
     const node = this.open(B.maxInflightAttr(this.startPos()));
     this.CONSUME(K.max_inflight);
@@ -1743,7 +1794,10 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.onlyRule(this.startPos()));
     node.target = this.mkIdent(this.CONSUME(T.Identifier, NAME.instance));
     this.CONSUME(K.only, EXPECT.only);
-    this.OR({ DEF: [alt(() => this.CONSUME(K.from)), alt(() => (this.CONSUME(K.through), (node.mode = 'through')))], ERR_MSG: '`from` or `through`' });
+    this.OR({
+      DEF: [alt(() => this.CONSUME(K.from)), alt(() => (this.CONSUME(K.through), (node.mode = 'through'))), alt(() => (this.CONSUME(K.to), (node.mode = 'to')))],
+      ERR_MSG: '`from`, `through` or `to`',
+    });
     node.sources.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.instance)));
     this.MANY(() => {
       this.CONSUME(T.Comma);
@@ -1890,7 +1944,7 @@ const LINE_RULES = new Set([
   'imageMember', 'memoryMember', 'vcpusMember', 'labelMember', 'declassifyMember', 'paramDecl', 'portDecl',
   'instancesMember', 'restartMember', 'scriptEntry', 'execEntry', 'fileEntry', 'envEntry',
   'instanceDecl', 'connectDecl', 'exposeDecl', 'exportDecl', 'paramOverride',
-  'rateAttr', 'maxMessageAttr', 'timeoutAttr', 'allowAttr', 'maxInflightAttr', 'declassifyAttr', 'queryAttr',
+  'rateAttr', 'maxMessageAttr', 'timeoutAttr', 'allowAttr', 'maxInflightAttr', 'declassifyAttr', 'queryAttr', 'connectionAttr',
   'onlyRule', 'noRule', 'exposedOnlyRule', 'budgetRule', 'property',
 ]);
 

@@ -65,7 +65,7 @@ const starters: Record<string, Set<string>> = {
     'single', 'replicas', 'per', 'restart', 'program',
   ]),
   system: new Set(['connect', 'expose', 'export', 'policy']),
-  attr: new Set(['rate', 'max_message', 'timeout', 'allow', 'max_inflight', 'declassifies', 'query']),
+  attr: new Set(['rate', 'max_message', 'timeout', 'allow', 'max_inflight', 'declassifies', 'query', 'max_connections', 'connection_rate', 'bandwidth', 'idle_timeout']),
   program: new Set(['script', 'exec', 'file', 'env']),
   protocol: new Set(['call', 'send', 'notify', 'order']),
 };
@@ -111,7 +111,8 @@ export const CONTEXTUAL_KEYWORDS = [
   'as', 'memory', 'vcpus', 'label', 'declassifies', 'optional', 'on', 'tcp', 'replicas', 'per', 'session', 'pool',
   'max', 'min', 'single', 'restart', 'always', 'never', 'program', 'script', 'exec', 'file', 'from', 'env', 'call',
   'send', 'notify', 'order', 'only', 'through', 'no', 'path', 'flow', 'exposed', 'budget', 'rate', 'burst',
-  'max_message', 'timeout', 'allow', 'max_inflight', 'sensitive', 'to', 'pattern', 'query',
+  'max_message', 'timeout', 'allow', 'max_inflight', 'sensitive', 'to', 'pattern', 'query', 'max_connections',
+  'connection_rate', 'bandwidth', 'idle_timeout',
 ] as const;
 
 function keywordName(word: string): string {
@@ -174,7 +175,8 @@ export const K = {
   notify: kw('notify'), order: kw('order'), only: kw('only'), through: kw('through'), no: kw('no'), path: kw('path'),
   flow: kw('flow'), exposed: kw('exposed'), budget: kw('budget'), rate: kw('rate'), burst: kw('burst'),
   max_message: kw('max_message'), timeout: kw('timeout'), allow: kw('allow'), max_inflight: kw('max_inflight'),
-  sensitive: kw('sensitive'), to: kw('to'), pattern: kw('pattern'), query: kw('query'),
+  sensitive: kw('sensitive'), to: kw('to'), pattern: kw('pattern'), query: kw('query'), max_connections: kw('max_connections'),
+  connection_rate: kw('connection_rate'), bandwidth: kw('bandwidth'), idle_timeout: kw('idle_timeout'),
 } as const;
 
 /** Every concrete token type, in a fixed order (the parser's vocabulary). */

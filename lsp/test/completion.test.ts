@@ -100,6 +100,12 @@ describe('completion', () => {
     expect(labels).toEqual(expect.arrayContaining(['rate', 'allow', 'declassifies', 'query']));
   });
 
+  it("offers a channel's attributes and the connection limits inside an exposure's braces", async () => {
+    const labels = await complete(`${HEADER}\nsystem Sys {\n  b = B\n  expose b.api on tcp 8080 { $0 }\n}`);
+    expect(labels).toEqual(expect.arrayContaining(['rate', 'max_inflight', 'max_connections', 'connection_rate', 'bandwidth', 'idle_timeout']));
+    expect(labels).not.toContain('connect');
+  });
+
   it('offers parameters and settings inside instance braces', async () => {
     const labels = await complete(`${HEADER}\nsystem Sys {\n  a = A { $0 }\n}`);
     expect(labels).toEqual(expect.arrayContaining(['level', 'replicas', 'restart']));

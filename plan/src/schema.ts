@@ -144,7 +144,17 @@ const defs: Record<string, S> = {
     protocol: str(),
     ops: arr(ref('PlanOperation')),
     invariants: ref('ChannelInvariants'),
-  }),
+    connections: ref('ExposureConnections'),
+  }, ['connections']),
+  ExposureConnections: obj(
+    {
+      max: int(1),
+      rate: { type: 'object', properties: { per_second: num(), burst: int(1) }, required: ['per_second', 'burst'], additionalProperties: false },
+      bytes_per_second: int(1),
+      idle_timeout_ms: int(1),
+    },
+    ['max', 'rate', 'bytes_per_second', 'idle_timeout_ms'],
+  ),
   PlanCheck: obj(
     {
       id: str(),
@@ -169,7 +179,7 @@ const defs: Record<string, S> = {
   }),
   PlanPolicyRule: {
     oneOf: [
-      obj({ kind: { const: 'only' }, scope: str(), mode: en('from', 'through'), target: str(), sources: arr(str()) }),
+      obj({ kind: { const: 'only' }, scope: str(), mode: en('from', 'through', 'to'), target: str(), sources: arr(str()) }),
       obj({ kind: { const: 'no_path' }, scope: str(), from: str(), to: str() }),
       obj({ kind: { const: 'exposed_only' }, scope: str(), ports: arr(obj({ instance: str(), port: str() })) }),
       obj({ kind: { const: 'no_flow' }, scope: str(), label: str(), to: str() }),

@@ -260,8 +260,25 @@ export interface PlanExposure {
    * a requiring side of its own, and the broker checks its frames exactly as a channel's.
    */
   ops: PlanOperation[];
-  /** As a channel's: the defaults, and the protocol's order automaton (per connection). */
+  /**
+   * As a channel's: the exposure's attributes (`on tcp N { rate ...; max_message ... }`) or the defaults,
+   * and the protocol's order automaton (per connection).
+   */
   invariants: ChannelInvariants;
+  /** Limits on the exposure's TCP connections, when its attributes set any (absent: the broker's defaults). */
+  connections?: ExposureConnections;
+}
+
+/** Limits on the TCP connections of one exposure; each field is present only when set. */
+export interface ExposureConnections {
+  /** Connections open at once at most: one more is refused (closed on arrival). */
+  max?: number;
+  /** New connections (token bucket): one over it is refused (closed on arrival). */
+  rate?: { per_second: number; burst: number };
+  /** Bytes a second the broker reads from each connection's client; past it, it stops reading until the budget refills. */
+  bytes_per_second?: number;
+  /** A connection with nothing outstanding and no bytes either way for this long is closed. */
+  idle_timeout_ms?: number;
 }
 
 export type CheckStatus = 'pass' | 'fail' | 'warn';
@@ -290,7 +307,7 @@ export interface PlanPolicies {
  * the instance `scope.x` (spec/policy.md).
  */
 export type PlanPolicyRule =
-  | { kind: 'only'; scope: string; mode: 'from' | 'through'; target: string; sources: string[] }
+  | { kind: 'only'; scope: string; mode: 'from' | 'through' | 'to'; target: string; sources: string[] }
   | { kind: 'no_path'; scope: string; from: string; to: string }
   | { kind: 'exposed_only'; scope: string; ports: { instance: string; port: string }[] }
   | { kind: 'no_flow'; scope: string; label: string; to: string }

@@ -132,6 +132,7 @@ const LINE_PARENTS = new Set([
   'UnionType',
   'InstanceDecl',
   'ConnectDecl',
+  'ExposeSpec',
   'Map',
 ]);
 
@@ -179,6 +180,7 @@ const PRINTS_DANGLING = new Set([
   'ProgramMember',
   'InstanceDecl',
   'ConnectDecl',
+  'ExposeSpec',
   'PolicyBlock',
   'Map',
   'List',
@@ -344,8 +346,11 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
       if (node.expose) parts.push(' ', path.call(print, 'expose'));
       return parts;
     }
-    case 'ExposeSpec':
-      return ['on ', node.transport, ' ', path.call(print, 'port')];
+    case 'ExposeSpec': {
+      const head: Doc[] = ['on ', node.transport, ' ', path.call(print, 'port')];
+      if (!node.attrs && !hasDangling(node)) return head;
+      return [head, ' ', softBlock(path, options, node.attrs ? path.map(print, 'attrs') : [], ';', node.port.span.end)];
+    }
     case 'InstancesMember': {
       if (node.mode === 'single') return 'single';
       if (node.mode === 'replicas') return ['replicas ', node.count ? path.call(print, 'count') : ''];
@@ -400,6 +405,8 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
       return ['declassifies ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
     case 'QueryAttr':
       return 'query';
+    case 'ConnectionAttr':
+      return node.burst ? [node.name, ' ', path.call(print, 'value'), ' burst ', path.call(print, 'burst')] : [node.name, ' ', path.call(print, 'value')];
     case 'ExposeDecl':
       return ['expose ', path.call(print, 'port'), ' ', path.call(print, 'spec')];
     case 'ExportDecl':

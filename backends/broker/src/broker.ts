@@ -33,6 +33,7 @@ import { LineSplitter, TokenBucket } from './lines';
 import { Counters, type CounterTotals } from './counters';
 import { Exposures } from './exposures';
 import { exposureId, HTTP_SCHEMAS } from './http';
+import { isStreamProtocol } from './streams';
 import { Sessions } from './sessions';
 import { byPort, byRequester, DROP_WATER, PortConn, type Answer, type ChannelRt, type InstanceRt, type Offence, type Pending, type Requester, type Session } from './state';
 import type { BrokerCheckpoint, BrokerLogEntry, BrokerOptions, ChannelCounters, ExposureInfo, PortStatus, PortTarget, Violation } from './types';
@@ -567,6 +568,7 @@ export class Broker extends EventEmitter {
       counters: new Counters(),
       requesters: new Set(),
       lineLimit: inv.max_message_bytes + ENVELOPE_ALLOWANCE,
+      stream: exposure !== null && isStreamProtocol(exposure.protocol),
     };
   }
 
@@ -986,8 +988,15 @@ export class Broker extends EventEmitter {
       }
       const line = `{"t":"notify","op":${op.json},"body":${bodyJson}}\n`;
       const perSession = ch.provider.plan.mode === 'per_session';
+      // A byte stream's notification is for the one connection it names.
+      const streamConn = ch.stream ? (body as { conn?: unknown }).conn : undefined;
       for (const r of ch.requesters) {
-        if (!r.alive || !r.write) continue;
+        if (!r.alive) continue;
+        if (r.stream) {
+          if (r.stream.conn === streamConn && r.stream.deliver(opName, body)) ch.counters.frames_to_requirer++;
+          continue;
+        }
+        if (!r.write) continue;
         // A session-bound clone speaks only to its session; other providers speak to every requester.
         if (perSession && r.session?.clone !== conn.clone) continue;
         if (ch.provider.sessionClones.has(conn.clone) && r.session?.clone !== conn.clone) continue;

@@ -9,6 +9,8 @@
 // timeout, so idle or half-sent connections cannot pile up either.
 
 import type { Socket } from 'node:net';
+import type { ExposureConnections } from '@mcl/plan';
+import { TokenBucket } from './lines';
 
 export interface ConnectionLimits {
   /** Connections one exposure holds at once. */
@@ -74,6 +76,8 @@ export class ConnectionTable {
   private readonly perPeer = new Map<string, number>();
   private seq = 0;
   private readonly counts = { total: 0, shed: 0, refused: 0, timed_out: 0 };
+  /** New connections of an exposure whose plan sets `connections.rate`. */
+  private readonly arrivals: TokenBucket | null;
 
   constructor(
     readonly limits: ConnectionLimits,
@@ -81,7 +85,15 @@ export class ConnectionTable {
     private readonly http: boolean,
     /** Told why a connection was shed, refused or timed out. */
     private readonly report: (what: 'shed' | 'refused' | 'timed_out', peer: string, why: string) => void,
-  ) {}
+    /**
+     * The limits the plan declares for this exposure. A declared maximum is a promise to the
+     * guest behind it (an SSH server sized for 50 sessions): one connection more is refused,
+     * never made room for by shedding another, as the broker's own table limits do.
+     */
+    readonly declared: ExposureConnections = {},
+  ) {
+    this.arrivals = declared.rate ? new TokenBucket(declared.rate.per_second, declared.rate.burst) : null;
+  }
 
   /**
    * Admits a new connection, shedding the quietest idle one when the exposure
@@ -90,6 +102,19 @@ export class ConnectionTable {
    */
   admit(sock: Socket, hooks: ConnectionHooks, now = performance.now()): boolean {
     const peer = peerKey(sock.remoteAddress);
+    const declaredMax = this.declared.max;
+    const refusal =
+      this.arrivals && !this.arrivals.take(now)
+        ? `over the exposure's connection_rate of ${this.declared.rate!.per_second}/s (burst ${this.declared.rate!.burst})`
+        : declaredMax !== undefined && this.conns.size >= declaredMax
+          ? `the exposure's max_connections of ${declaredMax} are open`
+          : null;
+    if (refusal !== null) {
+      this.counts.refused++;
+      this.report('refused', peer, refusal);
+      sock.destroy();
+      return false;
+    }
     const peerFull = (this.perPeer.get(peer) ?? 0) >= this.limits.maxPerPeer;
     const full = this.conns.size >= this.limits.maxConnections;
     if (peerFull || full) {
@@ -130,7 +155,7 @@ export class ConnectionTable {
 
   /** Closes the connections that were idle, or did not finish what they started, for too long. */
   sweep(now = performance.now()): void {
-    const idleLimit = this.http ? this.limits.headerTimeoutMs : this.limits.idleTimeoutMs;
+    const idleLimit = this.declared.idle_timeout_ms ?? (this.http ? this.limits.headerTimeoutMs : this.limits.idleTimeoutMs);
     for (const c of [...this.conns.values()]) {
       this.refresh(c, now);
       if (c.hooks.busy()) continue;

@@ -17,6 +17,7 @@ import { LineSplitter } from './lines';
 import { DEFAULT_EXPOSURE_HOST } from './ports';
 import type { Sessions } from './sessions';
 import { byRequester, DROP_WATER, type Answer, type ChannelRt, type Offence, type PortConn, type Requester } from './state';
+import { chunkBytes, chunks, isStreamProtocol, STREAM_CLIENT_WATER, Throttle } from './streams';
 import type { BrokerLogEntry, BrokerOptions, ExposureInfo } from './types';
 
 /** How long an HTTP request (head and body) may take to arrive, at least; the head alone has the shorter header timeout. */
@@ -55,6 +56,10 @@ export class Exposures {
   private listening: Promise<ExposureInfo[]> | null = null;
   /** The exposures listening, by planned host port. */
   private readonly openExposures = new Map<number, ExposureInfo>();
+  /** The next number of a byte-stream connection (unique across the broker's exposures). */
+  private nextConn = 0;
+  /** Whether the clients are held (pause() until resume()): a bandwidth throttle must not resume them. */
+  private held = false;
 
   constructor(private readonly host: ExposureHost) {
     this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...host.options.exposureLimits };
@@ -67,11 +72,13 @@ export class Exposures {
 
   /** Stops reading the exposures' TCP clients (a checkpoint's hold). */
   pause(): void {
+    this.held = true;
     for (const s of this.tcpSockets) s.pause();
   }
 
   /** Reads the exposures' TCP clients again after `pause()`. */
   resume(): void {
+    this.held = false;
     for (const s of this.tcpSockets) s.resume();
   }
 
@@ -103,9 +110,11 @@ export class Exposures {
       if (!ch || this.openExposures.has(ex.host_port)) continue;
       if (this.host.closed()) throw new Error(`cannot listen for exposure ${ch.id}: the broker is closed`);
       const http = isHttpProtocol(ex.protocol);
+      const stream = isStreamProtocol(ex.protocol);
+      const mode = http ? 'http' : stream ? 'stream' : 'frames';
       // Each connection holds a requester (and maybe a session): the table bounds how many one exposure keeps.
       const table = this.connectionTable(ch, http);
-      const server = http ? this.httpServer(ch, table) : this.frameServer(ch, table);
+      const server = http ? this.httpServer(ch, table) : stream ? this.streamServer(ch, table) : this.frameServer(ch, table);
       const want = this.host.options.mapHostPort ? this.host.options.mapHostPort(ex.host_port) : ex.host_port;
       try {
         await new Promise<void>((resolve, reject) => {
@@ -127,8 +136,8 @@ export class Exposures {
       this.servers.push(server);
       const addr = server.address();
       const bound = typeof addr === 'object' && addr ? addr.port : want;
-      this.host.log({ level: 'info', message: `exposure ${ch.id} listening on ${host}:${bound} (${http ? 'http' : 'frames'})`, channel: ch.id });
-      this.openExposures.set(ex.host_port, { id: ch.id, host_port: ex.host_port, bound_port: bound, address: host, instance: ex.instance, port: ex.port, mode: http ? 'http' : 'frames' });
+      this.host.log({ level: 'info', message: `exposure ${ch.id} listening on ${host}:${bound} (${mode})`, channel: ch.id });
+      this.openExposures.set(ex.host_port, { id: ch.id, host_port: ex.host_port, bound_port: bound, address: host, instance: ex.instance, port: ex.port, mode });
     }
     return this.host.plan.exposures.flatMap((ex) => this.openExposures.get(ex.host_port) ?? []);
   }
@@ -180,7 +189,7 @@ export class Exposures {
       unlogged = 0;
       const verb = what === 'shed' ? 'shed a connection of' : what === 'refused' ? 'refused a connection from' : 'closed a connection of';
       this.host.log({ level: what === 'timed_out' ? 'info' : 'warn', message: `exposure ${ch.id}: ${verb} ${peer}: ${why}${more}`, channel: ch.id });
-    });
+    }, ch.exposure?.connections);
     this.connTables.set(ch.id, table);
     if (!this.sweepTimer) {
       this.sweepTimer = setInterval(() => {
@@ -194,7 +203,81 @@ export class Exposures {
   /** How often timeouts of connections are looked at: a quarter of the shortest, within 10 ms..1 s. */
   private sweepEvery(): number {
     const l = this.limits;
-    return Math.max(10, Math.min(1000, Math.floor(Math.min(l.headerTimeoutMs, l.idleTimeoutMs) / 4)));
+    let shortest = Math.min(l.headerTimeoutMs, l.idleTimeoutMs);
+    for (const ex of this.host.plan.exposures) shortest = Math.min(shortest, ex.connections?.idle_timeout_ms ?? shortest);
+    return Math.max(10, Math.min(1000, Math.floor(shortest / 4)));
+  }
+
+  /** A throttle of one connection's reads, when its exposure declares a `bandwidth`. */
+  private throttle(ch: ChannelRt, sock: Socket): Throttle | null {
+    const bps = ch.exposure?.connections?.bytes_per_second;
+    return bps ? new Throttle(bps, sock, () => this.held) : null;
+  }
+
+  /**
+   * A byte-stream exposure (std.tcp.Stream; streams.ts): each connection is a
+   * requester of its own whose client's bytes become `data` chunks, checked
+   * and forwarded like a channel's sends, and which takes the provider's
+   * `write` and `close` notifications that name its number.
+   */
+  private streamServer(ch: ChannelRt, table: ConnectionTable): TcpServer {
+    const size = chunkBytes(ch.inv);
+    return createTcpServer((sock) => {
+      if (!table.admit(sock, { busy: () => false, unfinishedSince: () => null })) return;
+      this.tcpSockets.add(sock);
+      if (this.held) sock.pause();
+      const conn = this.nextConn++;
+      const name = `tcp:${ch.exposure!.host_port}`;
+      const req = this.newTcpRequester(ch, sock, name);
+      // A chunk the broker refuses leaves a hole in the stream: the connection is closed instead of going on without it.
+      req.write = (line) => {
+        if (line.startsWith('{"t":"denied"')) sock.destroy();
+        return false;
+      };
+      req.stream = {
+        conn,
+        deliver: (op, body) => {
+          if (sock.destroyed) return false;
+          if (op === 'close') {
+            sock.end();
+            return true;
+          }
+          if (op !== 'write') return false;
+          sock.write(Buffer.from((body as { data: string }).data, 'base64'));
+          if (sock.writableLength > STREAM_CLIENT_WATER) {
+            this.host.log({ level: 'warn', message: `exposure ${ch.id}: closed connection ${conn} of ${sock.remoteAddress}: it reads nothing and ${sock.writableLength} bytes wait for it`, channel: ch.id });
+            sock.destroy();
+          }
+          return true;
+        },
+      };
+      ch.requesters.add(req);
+      this.host.sessions.open(req, `tcp ${sock.remoteAddress}:${sock.remotePort}`);
+      const send = (op: string, body: unknown) => this.host.guard(`chunk from ${name}`, () => this.host.fromRequester(req, { t: 'send', op, body }, null));
+      send('opened', { conn });
+      const throttle = this.throttle(ch, sock);
+      sock.on('data', (data: Buffer) =>
+        this.host.batch(() => {
+          throttle?.read(data.length);
+          for (const b64 of chunks(data, size)) {
+            if (sock.destroyed) return;
+            send('data', { conn, data: b64 });
+          }
+        }),
+      );
+      sock.on('error', () => {});
+      sock.once('close', () => {
+        throttle?.stop();
+        table.remove(sock);
+        this.tcpSockets.delete(sock);
+        // The guest learns of the end, unless the broker itself is going away.
+        if (!this.host.closed()) send('closed', { conn });
+        this.host.endOrder(req, 'the connection closed');
+        req.alive = false;
+        ch.requesters.delete(req);
+        if (req.session) this.host.sessions.end(req.session);
+      });
+    });
   }
 
   private frameServer(ch: ChannelRt, table: ConnectionTable): TcpServer {
@@ -234,9 +317,14 @@ export class Exposures {
       });
       this.host.addSender(sock, splitter);
       const lines = splitter;
-      sock.on('data', (chunk: Buffer) => this.host.batch(() => lines.push(chunk)));
+      const throttle = this.throttle(ch, sock);
+      sock.on('data', (chunk: Buffer) => {
+        throttle?.read(chunk.length);
+        this.host.batch(() => lines.push(chunk));
+      });
       sock.on('error', () => {});
       sock.once('close', () => {
+        throttle?.stop();
         table.remove(sock);
         this.tcpSockets.delete(sock);
         this.host.endOrder(req, 'the connection closed');

@@ -170,4 +170,19 @@ export class TokenBucket {
     }
     return false;
   }
+
+  /**
+   * Takes `n` tokens, going into debt when there are not enough (bytes that
+   * were already read cannot be refused, only paid for), and returns how many
+   * milliseconds until the bucket is out of debt again (0 when it is not in debt).
+   */
+  spend(n: number, now: number = performance.now()): number {
+    const elapsed = now - this.last;
+    if (elapsed > 0) {
+      this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.perSecond) / 1000);
+      this.last = now;
+    }
+    this.tokens -= n;
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens * 1000) / this.perSecond);
+  }
 }

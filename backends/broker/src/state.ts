@@ -46,6 +46,8 @@ export interface ChannelRt extends ChannelRules {
   counters: Counters;
   requesters: Set<Requester>;
   lineLimit: number;
+  /** Whether it is a byte-stream exposure (std.tcp.Stream): notifications go to the connection they name. */
+  stream: boolean;
 }
 
 export interface Session {
@@ -83,6 +85,11 @@ export interface Requester {
   pausable: Duplex | null;
   /** Whether the session is the whole connection (exposures) rather than opened by frames. */
   connectionSession: boolean;
+  /**
+   * A byte-stream exposure's connection: the provider's notifications carry the connection's number
+   * in `conn`, and only those of its own number reach it, as bytes (`deliver`), not as frames.
+   */
+  stream?: { conn: number; deliver(op: string, body: unknown): boolean };
 }
 
 export interface InstanceRt {

@@ -141,8 +141,8 @@ export interface ExposureInfo {
   address: string;
   instance: string;
   port: string;
-  /** `http` when the port speaks std.http.Http (HTTP/1.1 on the wire), else `frames` (line-JSON). */
-  mode: 'http' | 'frames';
+  /** `http` when the port speaks std.http.Http (HTTP/1.1 on the wire), `stream` for std.tcp.Stream (raw bytes), else `frames` (line-JSON). */
+  mode: 'http' | 'frames' | 'stream';
 }
 
 /** One attached port of one clone. */

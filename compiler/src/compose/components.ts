@@ -20,6 +20,7 @@ import type { BackendName, JsonValue } from '@mcl/plan';
 import { parseHostAddress } from '@mcl/plan/host';
 import { CAPABILITIES } from '../target/capabilities';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
+import type { ExposeAttrs } from './systems';
 import { qnameText } from '../resolve/load';
 import { lookupPlain, resolveRef } from '../resolve/scope';
 import type { ProtocolInfo, Protocols } from '../types/protocols';
@@ -49,7 +50,7 @@ export interface PortInfo {
   direction: 'provide' | 'require';
   protocol?: ProtocolInfo;
   optional: boolean;
-  expose?: { port: number; span: Span };
+  expose?: { port: number; span: Span; attrs?: ExposeAttrs };
   decl: PortDecl;
   symbol: string;
   /** virtio-serial slot: 1 + declaration index (slot 0 is the control port). */

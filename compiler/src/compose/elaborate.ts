@@ -7,7 +7,7 @@ import type { Span } from '@mcl/language';
 import type { Module } from '../context';
 import type { ScopedRule } from '../policy/types';
 import type { ComponentInfo, PortInfo } from './components';
-import type { ConnInfo, InstInfo, SystemInfo } from './systems';
+import type { ConnInfo, ExposeAttrs, InstInfo, SystemInfo } from './systems';
 
 export interface FlatInstance {
   id: string;
@@ -31,6 +31,8 @@ export interface FlatExposure {
   port: PortInfo;
   file: string;
   span: Span;
+  /** Its attribute block's values, when it has one. */
+  attrs?: ExposeAttrs;
 }
 
 export interface Flat {
@@ -81,7 +83,7 @@ export function elaborate(root: SystemInfo): Flat {
       if (inst.comp) {
         out.instances.push({ id, inst, comp: inst.comp, module: m });
         for (const p of inst.comp.ports) {
-          if (p.expose) out.exposures.push({ hostPort: p.expose.port, instance: id, port: p, file: inst.comp.entry.module.file, span: p.expose.span });
+          if (p.expose) out.exposures.push({ hostPort: p.expose.port, instance: id, port: p, file: inst.comp.entry.module.file, span: p.expose.span, attrs: p.expose.attrs });
         }
       } else if (inst.sys) {
         for (const name of inst.sys.exports.keys()) {
@@ -105,7 +107,7 @@ export function elaborate(root: SystemInfo): Flat {
     }
     for (const x of sys.exposes) {
       const l = leaf(x.inst, prefix, x.port);
-      if (l) out.exposures.push({ hostPort: x.hostPort, instance: l.instance, port: l.port, file: m.file, span: x.span });
+      if (l) out.exposures.push({ hostPort: x.hostPort, instance: l.instance, port: l.port, file: m.file, span: x.span, attrs: x.attrs });
     }
     for (const r of sys.rules) out.rules.push({ rule: r, file: m.file, scope: prefix });
   }

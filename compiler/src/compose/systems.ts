@@ -13,7 +13,7 @@ import type {
   SystemDecl,
 } from '@mcl/language';
 import { Codes } from '@mcl/language';
-import type { ChannelInvariants, JsonValue, OrderAutomaton } from '@mcl/plan';
+import type { ChannelInvariants, ExposureConnections, JsonValue, OrderAutomaton } from '@mcl/plan';
 import type { InstanceParam, InstanceSettings } from '../api';
 import { Ctx, related, textOf, type DeclEntry, type Module } from '../context';
 import { resolveRef } from '../resolve/scope';
@@ -92,6 +92,18 @@ export interface ExposeInfo {
   port: string;
   hostPort: number;
   span: Span;
+  attrs?: ExposeAttrs;
+}
+
+/** An exposure's attributes, when it has a block: a channel's, and limits on its connections. */
+export interface ExposeAttrs {
+  invariants: Omit<ChannelInvariants, 'order'>;
+  allow?: string[];
+  connections?: ExposureConnections;
+  /** A channel's own declassifications (none on an exposure). */
+  declassifies: { from: string; to: string }[];
+  /** Where a channel says `query`. */
+  query?: Span;
 }
 
 export interface SystemInfo {
@@ -129,6 +141,16 @@ export class Systems {
   ) {}
 
   checkAll(): void {
+    // The attribute blocks of exposures declared in components, once per component (with its protocol known).
+    for (const m of this.ctx.modules.values()) {
+      for (const e of m.decls.values()) {
+        if (e.kind !== 'component') continue;
+        for (const p of this.components.component(e).ports) {
+          const list = p.decl.expose?.attrs;
+          if (p.expose && list) p.expose.attrs = this.attrs(list, m, p.protocol, 'exposure');
+        }
+      }
+    }
     for (const m of this.ctx.modules.values()) for (const e of m.decls.values()) if (e.kind === 'system') this.get(e);
   }
 
@@ -257,7 +279,7 @@ export class Systems {
       const from = resolveEnd(mem.from);
       const to = resolveEnd(mem.to);
       for (const end of [from, to]) if (end && end.port.direction === 'require') attempted.add(`${end.inst.name}.${end.port.name}`);
-      const attrs = this.attrs(mem, m, from?.port.protocol ?? to?.port.protocol);
+      const attrs = this.attrs(mem.attrs, m, from?.port.protocol ?? to?.port.protocol, 'channel');
       if (!from || !to) continue;
       const fromText = `${mem.from.instance.name}.${mem.from.port.name}`;
       const toText = `${mem.to.instance.name}.${mem.to.port.name}`;
@@ -325,7 +347,8 @@ export class Systems {
         });
         continue;
       }
-      if (hp !== undefined) info.exposes.push({ inst: end.inst, port: end.port.name, hostPort: hp, span: mem.span });
+      const attrs = mem.spec.attrs ? this.attrs(mem.spec.attrs, m, end.port.protocol, 'exposure') : undefined;
+      if (hp !== undefined) info.exposes.push({ inst: end.inst, port: end.port.name, hostPort: hp, span: mem.span, attrs });
     }
 
     // Policy rules are checked by the policy checker; here they only feed references for the editor.
@@ -410,7 +433,8 @@ export class Systems {
    * What `connect from.p -> to.q` would break (a rule of `info`, quoted),
    * judged conservatively from the system's own connections and labels: a
    * `no path` the new edge would complete, an `only from`/`only through` whose
-   * target it enters from an unlisted instance, or a label order it would
+   * target it enters from an unlisted instance, an `only to` whose subject it
+   * leaves for an unlisted instance, or a label order it would
    * violate (requests go up to the provider, responses and notifications back).
    */
   private connectBreaks(info: SystemInfo, from: InstInfo, to: InstInfo, p: SysPort): string | undefined {
@@ -431,12 +455,17 @@ export class Systems {
       }
       return false;
     };
+    const labels = this.components.labels;
+    // The sender an `only to` rule constrains: the instance it names, or an instance labelled with (or above) the label it names.
+    const sends = (r: PolicyRule & { kind: 'OnlyRule' }): boolean =>
+      r.target.name === from.name ||
+      (!info.instances.has(r.target.name) && from.label !== undefined && (from.label === r.target.name || labelBelow(labels, r.target.name, from.label)));
     for (const r of info.rules) {
       if (r.kind === 'NoPathRule' && r.from.name !== 'outside' && reaches(r.from.name, from.name) && reaches(to.name, r.to.name)) return text(r);
-      if (r.kind === 'OnlyRule' && r.target.name === to.name && !r.sources.some((x) => x.name === from.name)) return text(r);
+      if (r.kind === 'OnlyRule' && r.mode !== 'to' && r.target.name === to.name && !r.sources.some((x) => x.name === from.name)) return text(r);
+      if (r.kind === 'OnlyRule' && r.mode === 'to' && sends(r) && !r.sources.some((x) => x.name === to.name)) return text(r);
     }
     const kinds = new Set([...(p.protocol?.ops.values() ?? [])].map((o) => o.kind));
-    const labels = this.components.labels;
     // Whether data labelled `a` may enter an instance labelled `b` (unlabelled is the bottom).
     const fits = (a: string | undefined, b: string | undefined): boolean =>
       a === undefined || a === b || (b !== undefined ? labelBelow(labels, a, b) : !labels.edges.some(([, hi]) => hi === a));
@@ -456,10 +485,13 @@ export class Systems {
       return i;
     };
     switch (r.kind) {
-      case 'OnlyRule':
-        inst(r.target);
+      case 'OnlyRule': {
+        // The subject of `only to` may be a label (when no instance has its name).
+        const l = inst(r.target) ? undefined : r.mode === 'to' ? this.components.labels.declaredAt.get(r.target.name) : undefined;
+        if (l) this.ctx.reference(m.file, r.target.span, l.symbol);
         r.sources.forEach(inst);
         break;
+      }
       case 'NoPathRule':
         inst(r.from);
         inst(r.to);
@@ -624,14 +656,15 @@ export class Systems {
     }
   }
 
-  /** Channel attributes with defaults applied; undefined when one is invalid. */
-  private attrs(
-    c: ConnectDecl,
-    m: Module,
-    protocol: ProtocolInfo | undefined,
-  ): { invariants: Omit<ChannelInvariants, 'order'>; allow?: string[]; declassifies: { from: string; to: string }[]; query?: Span } | undefined {
+  /**
+   * Channel (or exposure) attributes with defaults applied; undefined when one is invalid. Connection
+   * limits belong to exposures only: a channel has no connections of its own to limit; declassification
+   * and `query` describe what a channel carries between two instances, so they belong to channels only.
+   */
+  private attrs(list: ChannelAttr[], m: Module, protocol: ProtocolInfo | undefined, where: 'channel' | 'exposure'): ExposeAttrs | undefined {
     const inv: Omit<ChannelInvariants, 'order'> = { max_message_bytes: DEFAULT_MAX_MESSAGE, rate: null, timeout_ms: DEFAULT_TIMEOUT_MS, max_inflight: DEFAULT_MAX_INFLIGHT };
     let allow: string[] | undefined;
+    let connections: ExposureConnections | undefined;
     const declassifies: { from: string; to: string }[] = [];
     let query: Span | undefined;
     let ok = true;
@@ -640,21 +673,59 @@ export class Systems {
       ok = false;
       this.ctx.report(Codes.InvalidChannelAttribute, msg, m.file, span, { hint });
     };
-    for (const a of c.attrs as ChannelAttr[]) {
+    for (const a of list) {
+      if ((a.kind === 'DeclassifyAttr' || a.kind === 'QueryAttr') && where === 'exposure') {
+        bad(a.span, `\`${a.kind === 'QueryAttr' ? 'query' : 'declassifies'}\` describes a channel between two instances, not an exposure`, 'declassify on the exposing component (`declassifies a -> b on port`), or remove it');
+        continue;
+      }
       if (a.kind === 'DeclassifyAttr') {
         // A channel may declassify several labels, like a component.
         const d = declassification(this.ctx, this.components.labels, m, a.from, a.to, a.span);
         if (d) declassifies.push(d);
         continue;
       }
-      const prev = seen.get(a.kind);
+      const key = a.kind === 'ConnectionAttr' ? a.name : a.kind;
+      const prev = seen.get(key);
       if (prev) {
-        this.ctx.report(Codes.SettingGivenTwice, 'this channel attribute is set twice', m.file, a.span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
+        this.ctx.report(Codes.SettingGivenTwice, `this ${where} attribute is set twice`, m.file, a.span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
         ok = false;
         continue;
       }
-      seen.set(a.kind, a.span);
+      seen.set(key, a.span);
       switch (a.kind) {
+        case 'ConnectionAttr': {
+          if (where === 'channel') {
+            ok = false;
+            this.ctx.report(Codes.ConnectionLimitOnChannel, `\`${a.name}\` limits the TCP connections of an exposure; a channel has none`, m.file, a.span, {
+              hint: 'put it on the exposure (`expose p: P on tcp N { ... }`), or remove it',
+            });
+            break;
+          }
+          const v = a.value;
+          if (v.kind === 'MissingExpr') { ok = false; break; }
+          const c: ExposureConnections = (connections ??= {});
+          if (a.name === 'max_connections') {
+            if (v.kind !== 'Int' || v.value < 1 || v.value > 65536) { bad(v.span, '`max_connections` must be between 1 and 65536', 'write e.g. `max_connections 100`'); break; }
+            c.max = v.value;
+          } else if (a.name === 'connection_rate') {
+            if (v.kind !== 'Rate' || !(v.perSecond > 0)) { bad(v.span, 'a connection rate must be above zero', 'write e.g. `connection_rate 10/s`, or leave it out for no limit'); break; }
+            let burst = Math.max(1, Math.ceil(v.perSecond));
+            if (a.burst && a.burst.kind !== 'MissingExpr') {
+              if (a.burst.kind !== 'Int' || a.burst.value < 1 || !Number.isSafeInteger(a.burst.value)) { bad(a.burst.span, 'a burst must be a whole number of at least 1', 'write e.g. `burst 20`'); break; }
+              burst = a.burst.value;
+            }
+            c.rate = { burst, per_second: v.perSecond };
+          } else if (a.name === 'bandwidth') {
+            if (v.kind !== 'Size' || v.bytes < 1) { bad(v.span, '`bandwidth` must be at least 1B a second', 'write e.g. `bandwidth 1MiB` (bytes a second from each client)'); break; }
+            // node:http reads an HTTP exposure's sockets itself, so the broker cannot pace them byte by byte.
+            if (protocol?.entry.qname === 'std.http.Http') { bad(a.span, '`bandwidth` paces byte streams and frame exposures, not HTTP', 'bound HTTP requests with `rate` and `max_message` instead'); break; }
+            c.bytes_per_second = v.bytes;
+          } else {
+            if (v.kind !== 'Duration' || !(v.ms >= 1) || !Number.isSafeInteger(v.ms)) { bad(v.span, 'an idle timeout must be at least 1ms', 'write e.g. `idle_timeout 5min`'); break; }
+            c.idle_timeout_ms = v.ms;
+          }
+          break;
+        }
         case 'RateAttr': {
           if (a.rate.kind === 'MissingExpr') { ok = false; break; }
           if (!(a.rate.perSecond > 0)) { bad(a.rate.span, 'a rate must be above zero', 'write e.g. `rate 100/s`, or leave the rate out for no limit'); break; }
@@ -713,7 +784,8 @@ export class Systems {
         bad(query, `\`query\` says the requests on this channel carry no data of the requiring side, but it carries ${sends.join(', ')}, which ${sends.length === 1 ? 'is a `send`' : 'are `send`s'}`, '`allow` only the `call`s this channel needs, or remove `query`');
       }
     }
-    return ok ? { invariants: inv, allow, declassifies, ...(query ? { query } : {}) } : undefined;
+    if (!ok) return undefined;
+    return { invariants: inv, allow, declassifies, ...(query ? { query } : {}), ...(connections ? { connections } : {}) };
   }
 }
 

@@ -395,11 +395,26 @@ export class PlanBuilder {
   private exposure(x: FlatExposure, used: Set<ProtocolInfo>): PlanExposure {
     const proto = x.port.protocol;
     if (proto) used.add(proto);
-    const { ops, order } = proto ? this.operations(proto, undefined) : { ops: [], order: null };
+    const { ops, order } = proto ? this.operations(proto, x.attrs?.allow) : { ops: [], order: null };
+    const inv = x.attrs?.invariants;
+    const c = x.attrs?.connections;
     return {
+      // Written only when the exposure sets a connection limit, so that other plans keep their bytes.
+      ...(c
+        ? {
+            connections: {
+              bytes_per_second: c.bytes_per_second,
+              idle_timeout_ms: c.idle_timeout_ms,
+              max: c.max,
+              rate: c.rate ? { burst: c.rate.burst, per_second: c.rate.per_second } : undefined,
+            },
+          }
+        : {}),
       host_port: x.hostPort,
       instance: x.instance,
-      invariants: { max_inflight: DEFAULT_MAX_INFLIGHT, max_message_bytes: DEFAULT_MAX_MESSAGE, order, rate: null, timeout_ms: DEFAULT_TIMEOUT_MS },
+      invariants: inv
+        ? { max_inflight: inv.max_inflight, max_message_bytes: inv.max_message_bytes, order, rate: inv.rate ? { burst: inv.rate.burst, per_second: inv.rate.per_second } : null, timeout_ms: inv.timeout_ms }
+        : { max_inflight: DEFAULT_MAX_INFLIGHT, max_message_bytes: DEFAULT_MAX_MESSAGE, order, rate: null, timeout_ms: DEFAULT_TIMEOUT_MS },
       ops,
       port: x.port.name,
       protocol: proto?.entry.qname ?? '',

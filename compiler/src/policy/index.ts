@@ -12,6 +12,7 @@ import { checkCallCycles } from './cycles';
 import { buildLabelOrder, checkLattice, checkNoFlow, propagate, type FlowResult } from './flow';
 import { compareStrings } from './graph';
 import { checkExposedOnly, checkNoPath, checkOnly, exposureSummary, wiringSummary } from './reach';
+import { checkOnlyTo } from './contain';
 import { checkBudget, checkTarget } from './resources';
 import type { PolicyInput, PolicyResult } from './types';
 
@@ -50,7 +51,8 @@ function run(input: PolicyInput): PolicyResult {
     if (!rule || typeof rule !== 'object') continue;
     switch (rule.kind) {
       case 'OnlyRule':
-        checkOnly(ctx, sr, rule);
+        if (rule.mode === 'to') checkOnlyTo(ctx, sr, rule, order);
+        else checkOnly(ctx, sr, rule);
         break;
       case 'NoPathRule':
         checkNoPath(ctx, sr, rule);

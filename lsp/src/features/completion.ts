@@ -24,6 +24,7 @@ type Block =
   | 'record'
   | 'enum'
   | 'channel'
+  | 'exposure'
   | 'instance'
   | 'policy'
   | 'program'
@@ -129,7 +130,7 @@ function continues(prev: Tok): boolean {
 /** `allow a, b` and `x only from a, b` take comma-separated lists, so a comma there does not end the statement. */
 function inNameList(stmt: Tok[]): boolean {
   const words = stmt.map((t) => t.text);
-  return words[0] === 'allow' || (words.includes('only') && (words.includes('from') || words.includes('through')));
+  return words[0] === 'allow' || (words.includes('only') && (words.includes('from') || words.includes('through') || words.includes('to')));
 }
 
 function inBrackets(stmt: Tok[]): boolean {
@@ -145,6 +146,8 @@ const TOP_KEYWORDS = ['import', 'type', 'protocol', 'component', 'system', 'imag
 const COMPONENT_KEYWORDS = ['image', 'memory', 'vcpus', 'label', 'declassifies', 'param', 'provide', 'require', 'expose', 'replicas', 'per', 'single', 'restart', 'program'];
 const SYSTEM_KEYWORDS = ['connect', 'expose', 'export', 'policy'];
 const CHANNEL_KEYWORDS = ['rate', 'max_message', 'timeout', 'allow', 'max_inflight', 'declassifies', 'query'];
+/** An exposure's block takes a channel's attributes and these limits on its connections. */
+const EXPOSURE_KEYWORDS = [...CHANNEL_KEYWORDS, 'max_connections', 'connection_rate', 'bandwidth', 'idle_timeout'];
 const PROGRAM_KEYWORDS = ['script', 'exec', 'file', 'env'];
 const PROTOCOL_KEYWORDS = ['call', 'send', 'notify', 'order'];
 const INSTANCE_KEYWORDS = ['replicas', 'per', 'single', 'restart', 'memory', 'vcpus', 'label'];
@@ -165,6 +168,7 @@ function startsStatement(block: Block, t: Tok, stmt: Tok[]): boolean {
     component: COMPONENT_KEYWORDS.filter((k) => k !== 'single' && k !== 'per'),
     system: SYSTEM_KEYWORDS,
     channel: CHANNEL_KEYWORDS,
+    exposure: EXPOSURE_KEYWORDS,
     program: PROGRAM_KEYWORDS,
     protocol: PROTOCOL_KEYWORDS,
   };
@@ -181,6 +185,7 @@ function classify(parent: Frame, stmt: Tok[]): Block {
   if (last === 'enum' || last === 'union') return 'enum';
   if (last === 'labels') return 'labels';
   if (words[0] === 'connect') return 'channel';
+  if (words.length >= 3 && words[words.length - 3] === 'on' && words[words.length - 2] === 'tcp') return 'exposure';
   if (last === ':') return 'record';
   if (parent.block === 'top') {
     const kw = words[0];
@@ -346,6 +351,8 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
       if (stmt.length === 0) return items(CHANNEL_KEYWORDS.map((k) => kw(k, 'channel attribute')));
       return items([]);
     }
+    case 'exposure':
+      return items(stmt.length === 0 ? EXPOSURE_KEYWORDS.map((k) => kw(k, 'exposure attribute')) : []);
     case 'system': {
       if (words[0] === 'connect') {
         if (stmt.length === 1 || prev === '->') return items(instanceNames(s, file, offset));
@@ -402,7 +409,7 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
         return items([...instanceNames(s, file, offset), ...(words[1] === 'path' ? [kw('outside')] : [])]);
       }
       if (stmt.length === 1) return items([kw('only')]);
-      if (prev === 'only' && words[0] !== 'exposed') return items([kw('from'), kw('through')]);
+      if (prev === 'only' && words[0] !== 'exposed') return items([kw('from'), kw('through'), kw('to')]);
       if (words[0] === 'exposed' && stmt.length === 1) return items([kw('only')]);
       if (words[0] === 'budget' && stmt.length === 1) return items([kw('memory'), kw('vcpus')]);
       if (words[0] === 'exposed' && (prev === '[' || prev === ',')) return items(instanceNames(s, file, offset));
