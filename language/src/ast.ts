@@ -22,10 +22,19 @@ export interface NodeBase {
   span: Span;
 }
 
-/** A name as written in source. `name` is "" when the parser recovered from a missing name. */
+/**
+ * A name as written in source. `name` is "" when the parser recovered from a missing name.
+ *
+ * Where a dotted path is allowed in place of a name (an instance inside a
+ * nested system in a policy rule, `farm.web`; a target from another module
+ * after `deploy ... to`, `infra.big`), `name` is the whole path joined with
+ * dots and `parts` holds its segments, each with its own span; `parts` is
+ * absent for a plain name.
+ */
 export interface Ident extends NodeBase {
   kind: 'Ident';
   name: string;
+  parts?: Ident[];
 }
 
 /** `a.b.C`: a module path followed by a declaration name, or a plain name when `parts.length === 1`. */

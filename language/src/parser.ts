@@ -68,6 +68,9 @@ const NAME = {
 
 /** A missing part read by a sub-rule, by what the part is. */
 const ARG = {
+  instance: { ARGS: ['an instance name'] as [string] },
+  ruleInstance: { ARGS: ['an instance name (or `outside`)'] as [string] },
+  target: { ARGS: ['a target name'] as [string] },
   type: { ARGS: ['a type'] as [string] },
   protocol: { ARGS: ['a protocol name'] as [string] },
   image: { ARGS: ['an image name'] as [string] },
@@ -688,16 +691,17 @@ export class McParser extends EmbeddedActionsParser {
   private policyRuleAlts = {
     MAX_LOOKAHEAD: 1,
     DEF: [
+      // A dot after the first word makes it the start of a path (`no.web only from a`), so the only-rule.
       {
-        GATE: () => this.LA(2).tokenType !== K.only,
+        GATE: () => this.LA(2).tokenType !== K.only && this.LA(2).tokenType !== T.Dot,
         ALT: () => this.SUBRULE(this.noRule),
       },
       {
-        GATE: () => this.LA(3).tokenType !== K.from && this.LA(3).tokenType !== K.through,
+        GATE: () => this.LA(3).tokenType !== K.from && this.LA(3).tokenType !== K.through && this.LA(2).tokenType !== T.Dot,
         ALT: () => this.SUBRULE(this.exposedOnlyRule),
       },
       {
-        GATE: () => this.LA(2).tokenType !== K.only,
+        GATE: () => this.LA(2).tokenType !== K.only && this.LA(2).tokenType !== T.Dot,
         ALT: () => this.SUBRULE(this.budgetRule),
       },
       alt(() => this.SUBRULE(this.onlyRule)),
@@ -718,6 +722,23 @@ export class McParser extends EmbeddedActionsParser {
     });
     return this.done(node);
   });
+
+  /**
+   * A name in a policy rule or after `deploy ... to`: one name, or a dotted
+   * path (`farm.web`). A path is one Ident whose `name` is the joined path and
+   * whose `parts` are the segments, so that code reading a plain name keeps
+   * working and code that resolves paths can point at the segment at fault.
+   */
+  namePath = this.rule('namePath', (what?: string): A.Ident => {
+    const first = this.mkIdent(this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name')));
+    const parts = [first];
+    this.MANY(() => {
+      this.CONSUME(T.Dot);
+      parts.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.afterDot)));
+    });
+    if (parts.length === 1) return first;
+    return { kind: 'Ident', name: parts.map((p) => p.name).join('.'), span: { start: first.span.start, end: parts[parts.length - 1].span.end }, parts };
+  }, 'Ident');
 
   portRef = this.rule('portRef', (): A.PortRef => {
     const node = this.open(B.portRef(this.startPos()));
@@ -1630,13 +1651,13 @@ export class McParser extends EmbeddedActionsParser {
 
   onlyRule = this.rule('onlyRule', (): A.OnlyRule => {
     const node = this.open(B.onlyRule(this.startPos()));
-    node.target = this.mkIdent(this.CONSUME(T.Identifier, NAME.instance));
+    node.target = this.SUBRULE(this.namePath, ARG.instance);
     this.CONSUME(K.only, EXPECT.only);
     this.OR({ DEF: [alt(() => this.CONSUME(K.from)), alt(() => (this.CONSUME(K.through), (node.mode = 'through')))], ERR_MSG: '`from` or `through`' });
-    node.sources.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.instance)));
+    node.sources.push(this.SUBRULE2(this.namePath, ARG.instance));
     this.MANY(() => {
       this.CONSUME(T.Comma);
-      node.sources.push(this.mkIdent(this.CONSUME3(T.Identifier, NAME.instance)));
+      node.sources.push(this.SUBRULE3(this.namePath, ARG.instance));
     });
     return this.done(node);
   });
@@ -1648,9 +1669,9 @@ export class McParser extends EmbeddedActionsParser {
     return this.OR({ DEF: [
         alt(() => {
             this.CONSUME(K.path);
-            node.from = this.mkIdent(this.CONSUME(T.Identifier, NAME.ruleInstance));
+            node.from = this.SUBRULE(this.namePath, ARG.ruleInstance);
             this.CONSUME(T.Arrow, EXPECT.pathArrow);
-            node.to = this.mkIdent(this.CONSUME2(T.Identifier, NAME.instance));
+            node.to = this.SUBRULE2(this.namePath, ARG.instance);
             return this.done(node);
           }),
         alt(() => {
@@ -1658,7 +1679,7 @@ export class McParser extends EmbeddedActionsParser {
             const flow = this.open(B.noFlowRule(start));
             flow.label = this.mkIdent(this.CONSUME3(T.Identifier, NAME.label));
             this.CONSUME2(T.Arrow, EXPECT.flowArrow);
-            flow.to = this.mkIdent(this.CONSUME4(T.Identifier, NAME.instance));
+            flow.to = this.SUBRULE3(this.namePath, ARG.instance);
             return this.done(flow);
           }),
       ], ERR_MSG: '`path` or `flow`' });
@@ -1761,7 +1782,7 @@ export class McParser extends EmbeddedActionsParser {
     node.system = this.SUBRULE(this.qualifiedName, ARG.deployedSystem);
     this.OPTION(() => {
       this.CONSUME(K.to);
-      node.target = this.mkIdent(this.CONSUME(T.Identifier, NAME.target));
+      node.target = this.SUBRULE2(this.namePath, ARG.target);
     });
     return this.done(node);
   });

@@ -214,7 +214,8 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
     case 'SourceFile':
       return printSourceFile(path, options, print);
     case 'Ident':
-      return node.name;
+      // A dotted path (`farm.web` in a rule) prints its segments, so that a comment attached to one is kept.
+      return node.parts ? join('.', path.map(print, 'parts')) : node.name;
     case 'QualifiedName':
       return join('.', path.map(print, 'parts'));
     case 'Import': {

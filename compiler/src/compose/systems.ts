@@ -6,6 +6,7 @@ import type {
   ChannelAttr,
   ConnectDecl,
   ExportDecl,
+  Ident,
   InstanceDecl,
   PolicyRule,
   PortRef,
@@ -442,9 +443,21 @@ export class Systems {
   }
 
   private ruleReferences(r: PolicyRule, info: SystemInfo, m: Module): void {
-    const inst = (id: { name: string; span: Span }) => {
-      const i = info.instances.get(id.name);
-      if (i) this.ctx.reference(m.file, id.span, i.symbol);
+    const inst = (id: Ident) => {
+      if (!id.parts) {
+        const i = info.instances.get(id.name);
+        if (i) this.ctx.reference(m.file, id.span, i.symbol);
+        return i;
+      }
+      // A path into nested systems: each segment refers to the instance it names, as far as they resolve.
+      let sys: SystemInfo | undefined = info;
+      let i: InstInfo | undefined;
+      for (const part of id.parts) {
+        i = sys?.instances.get(part.name);
+        if (!i) return undefined;
+        this.ctx.reference(m.file, part.span, i.symbol);
+        sys = i.sys;
+      }
       return i;
     };
     switch (r.kind) {

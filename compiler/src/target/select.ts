@@ -113,15 +113,22 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
     }
   } else if (deploy?.d.target && deploy.d.target.name) {
     const t = deploy.d.target;
-    const r = lookupPlain(deploy.m, t.name);
-    if (!r.ok || r.entry.kind !== 'target') {
-      ctx.report(Codes.UnknownTarget, `no target \`${t.name}\``, deploy.m.file, t.span, {
-        hint: didYouMean(t.name, visibleNames(deploy.m, 'target')) ?? `declare it: \`target ${t.name} { backend kvm  memory 4GiB  vcpus 2 }\``,
-      });
-      return sel;
+    if (t.parts) {
+      // `deploy S to infra.big`: a target declared in another module, resolved like any qualified name.
+      if (t.parts.some((p) => !p.name)) return sel;
+      tEntry = resolveRef(ctx, deploy.m, { kind: 'QualifiedName', parts: t.parts, span: t.span }, ['target'], 'target');
+      if (!tEntry) return sel;
+    } else {
+      const r = lookupPlain(deploy.m, t.name);
+      if (!r.ok || r.entry.kind !== 'target') {
+        ctx.report(Codes.UnknownTarget, `no target \`${t.name}\``, deploy.m.file, t.span, {
+          hint: didYouMean(t.name, visibleNames(deploy.m, 'target')) ?? `declare it: \`target ${t.name} { backend kvm  memory 4GiB  vcpus 2 }\``,
+        });
+        return sel;
+      }
+      tEntry = r.entry;
+      ctx.reference(deploy.m.file, t.span, tEntry.symbol);
     }
-    tEntry = r.entry;
-    ctx.reference(deploy.m.file, t.span, tEntry.symbol);
   } else {
     const m = deploy?.m ?? entries[0];
     const r = m ? lookupPlain(m, 'local') : { ok: false as const };

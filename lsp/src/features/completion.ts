@@ -268,6 +268,39 @@ function instanceNames(s: Snapshot, file: string, offset: number): CompletionIte
     .map((m) => ({ label: m.name.name, kind: CompletionItemKind.Variable, detail: m.component.parts.map((p) => p.name).join('.') }));
 }
 
+/** The segments of the dotted path that ends with the last word before the trailing `.`: `[farm, inner]`. */
+function pathBefore(words: string[]): string[] {
+  const out: string[] = [];
+  for (let i = words.length - 2; i >= 0; i -= 2) {
+    out.unshift(words[i]);
+    if (words[i - 1] !== '.') break;
+  }
+  return out;
+}
+
+/** The instances of the nested system a rule path leads to (`farm.` or `farm.inner.`), as the compiler declared them. */
+function pathItems(s: Snapshot, file: string, offset: number, segments: string[]): CompletionItem[] {
+  let inst = findInstance(s, file, offset, segments[0]);
+  let instFile = file;
+  for (let i = 0; inst; i++) {
+    const target = instanceTarget(s, instFile, inst);
+    if (!target || target.kind !== 'system') return [];
+    const children = s.refs.children(target.id).filter((c) => c.kind === 'instance');
+    if (i === segments.length - 1) return children.map((c) => symbolItem(c, CompletionItemKind.Variable));
+    const next = children.find((c) => c.name === segments[i + 1]);
+    const ast = next && s.program.files.get(next.file);
+    if (!next || !ast) return [];
+    inst = undefined;
+    for (const d of ast.decls) {
+      if (d.kind !== 'SystemDecl') continue;
+      const m = d.members.find((x): x is InstanceDecl => x.kind === 'InstanceDecl' && x.name.span.start === next.nameSpan.start);
+      if (m) inst = m;
+    }
+    instFile = next.file;
+  }
+  return [];
+}
+
 function portItems(s: Snapshot, file: string, offset: number, instanceName: string, want?: 'provide' | 'require'): CompletionItem[] {
   const inst = findInstance(s, file, offset, instanceName);
   if (!inst) return [];
@@ -307,6 +340,10 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
   // `instance.` -> the instance's ports (connect, expose, export, exposed only [...]).
   if (prev === '.' && frame.block !== 'import' && words[0] !== 'import') {
     const qualifier = words[words.length - 2];
+    // A rule other than `exposed only` names instances, and `farm.` continues a path into the nested system `farm`.
+    if (frame.block === 'policy' && qualifier && words[0] !== 'exposed' && !(words[0] === 'no' && words[1] === 'flow' && words.length === 4)) {
+      return items(pathItems(s, file, offset, pathBefore(words)));
+    }
     if (['system', 'policy'].includes(frame.block) && qualifier) {
       const want = words[0] === 'connect' ? (words.includes('->') ? 'provide' : 'require') : words[0] === 'expose' || words[0] === 'exposed' ? 'provide' : undefined;
       return items(portItems(s, file, offset, qualifier, want));
