@@ -418,13 +418,14 @@ export interface ImageMember extends NodeBase {
 /** `memory 256MiB` */
 export interface MemoryMember extends NodeBase {
   kind: 'MemoryMember';
-  value: SizeLiteral | MissingExpr;
+  /** A name (`memory m`) is a parameter of the enclosing system, substituted per instantiation. */
+  value: SizeLiteral | RefExpr | MissingExpr;
 }
 
 /** `vcpus 2` */
 export interface VcpusMember extends NodeBase {
   kind: 'VcpusMember';
-  value: IntLiteral | MissingExpr;
+  value: IntLiteral | RefExpr | MissingExpr;
 }
 
 /** `label secret` */
@@ -477,7 +478,8 @@ export interface ExposeSpec extends NodeBase {
 export interface InstancesMember extends NodeBase {
   kind: 'InstancesMember';
   mode: 'single' | 'replicas' | 'per_session';
-  count?: IntLiteral | MissingExpr;
+  /** `replicas n`: a name is a parameter of the enclosing system. */
+  count?: IntLiteral | RefExpr | MissingExpr;
   pool?: IntLiteral | MissingExpr;
   max?: IntLiteral | MissingExpr;
 }
@@ -554,7 +556,7 @@ export interface SystemDecl extends DeclBase {
   members: SystemMember[];
 }
 
-export type SystemMember = InstanceDecl | ConnectDecl | ExposeDecl | ExportDecl | PolicyBlock;
+export type SystemMember = ParamDecl | InstanceDecl | ConnectDecl | ExposeDecl | ExportDecl | PolicyBlock;
 
 /** `name = Component` or `name = Component { settings and parameter overrides }` */
 export interface InstanceDecl extends NodeBase {
@@ -690,7 +692,8 @@ export interface NoFlowRule extends NodeBase {
 export interface BudgetRule extends NodeBase {
   kind: 'BudgetRule';
   resource: 'memory' | 'vcpus';
-  value: SizeLiteral | IntLiteral | MissingExpr;
+  /** A name (`budget memory quota`) is a parameter of the enclosing system. */
+  value: SizeLiteral | IntLiteral | RefExpr | MissingExpr;
 }
 
 // ---------------------------------------------------------------------------

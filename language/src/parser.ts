@@ -654,6 +654,7 @@ export class McParser extends EmbeddedActionsParser {
     alt(() => this.stray(this.CONSUME(T.StrayProgram), T.StrayProgram, 'a program entry')),
   ];
   private systemMemberAlts = [
+    alt(() => this.SUBRULE(this.paramDecl)),
     alt(() => this.SUBRULE(this.instanceDecl)),
     alt(() => this.SUBRULE(this.connectDecl)),
     alt(() => this.SUBRULE(this.exposeDecl)),
@@ -1147,6 +1148,26 @@ export class McParser extends EmbeddedActionsParser {
     'MissingExpr',
   );
 
+  /**
+   * The value of a setting that takes a number or a size (`replicas`, `memory`,
+   * `vcpus`, `budget`): a literal, or the name of a parameter of the enclosing
+   * system (`replicas n`), which the compiler substitutes per instantiation.
+   */
+  settingValue = this.rule(
+    'settingValue',
+    (what?: string): A.Expr =>
+      this.OR(this.orMsg(this.settingValueAlts, what ?? 'a value')) as A.Expr,
+    'MissingExpr',
+  );
+
+  private settingValueAlts = [
+    alt(() => this.SUBRULE(this.literal)),
+    alt((): A.RefExpr => {
+        const id = this.mkIdent(this.CONSUME(T.Identifier));
+        return B.ref({ kind: 'QualifiedName', parts: [id], span: id.span }, id.span.start, id.span.end);
+      }),
+  ];
+
   listExpr = this.rule('listExpr', (): A.ListExpr => {
     const node = this.open(B.listExpr(this.startPos()));
     this.CONSUME(T.LBracket);
@@ -1325,16 +1346,16 @@ export class McParser extends EmbeddedActionsParser {
   memoryMember = this.rule('memoryMember', (): A.MemoryMember => {
     const node = this.open(B.memoryMember(this.startPos()));
     this.CONSUME(K.memory);
-    const v = this.SUBRULE(this.literal, ARG.size);
-    node.value = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'memory');
+    const v = this.SUBRULE(this.settingValue, ARG.size);
+    node.value = v.kind === 'Ref' ? v : this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'memory');
     return this.done(node);
   });
 
   vcpusMember = this.rule('vcpusMember', (): A.VcpusMember => {
     const node = this.open(B.vcpusMember(this.startPos()));
     this.CONSUME(K.vcpus);
-    const v = this.SUBRULE(this.literal, ARG.integer);
-    node.value = this.expectKind(v, KIND_INT, 'an integer', 'vcpus');
+    const v = this.SUBRULE(this.settingValue, ARG.integer);
+    node.value = v.kind === 'Ref' ? v : this.expectKind(v, KIND_INT, 'an integer', 'vcpus');
     return this.done(node);
   });
 
@@ -1412,8 +1433,8 @@ export class McParser extends EmbeddedActionsParser {
           this.CONSUME(K.replicas);
           node.mode = 'replicas';
           node.count = M_EXPR;
-          const v = this.SUBRULE(this.literal, ARG.replicas);
-          node.count = this.expectKind(v, KIND_INT, 'an integer', 'replicas');
+          const v = this.SUBRULE(this.settingValue, ARG.replicas);
+          node.count = v.kind === 'Ref' ? v : this.expectKind(v, KIND_INT, 'an integer', 'replicas');
         }),
       alt(() => {
           this.CONSUME(K.per);
@@ -1701,14 +1722,14 @@ export class McParser extends EmbeddedActionsParser {
     this.OR({ DEF: [
         alt(() => {
             this.CONSUME(K.memory);
-            const v = this.SUBRULE(this.literal, ARG.size);
-            node.value = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'budget memory');
+            const v = this.SUBRULE(this.settingValue, ARG.size);
+            node.value = v.kind === 'Ref' ? v : this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'budget memory');
           }),
         alt(() => {
             this.CONSUME(K.vcpus);
             node.resource = 'vcpus';
-            const v = this.SUBRULE2(this.literal, ARG.integer);
-            node.value = this.expectKind(v, KIND_INT, 'an integer', 'budget vcpus');
+            const v = this.SUBRULE2(this.settingValue, ARG.integer);
+            node.value = v.kind === 'Ref' ? v : this.expectKind(v, KIND_INT, 'an integer', 'budget vcpus');
           }),
       ], ERR_MSG: '`memory` or `vcpus`' });
     return this.done(node);

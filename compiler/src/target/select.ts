@@ -98,7 +98,18 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
       sel.origin = { file: sysEntry.module.file, span: sysEntry.decl.name.span };
     }
   }
-  if (sysEntry) sel.root = systems.get(sysEntry);
+  if (sysEntry) {
+    // A deployed system is instantiated with its defaults: a parameter without one has no value to plan with.
+    for (const p of systems.params(sysEntry).values()) {
+      if (p.decl.default && p.decl.default.kind !== 'MissingExpr') continue;
+      const at = sel.origin ?? anchor;
+      ctx.report(Codes.RequiredParameterNotSet, `system \`${sysEntry.name}\` is deployed, but its parameter \`${p.name}\` has no default`, at.file, at.span, {
+        hint: `give \`${p.name}\` a default, or deploy a system that instantiates \`${sysEntry.name}\` with \`${p.name} = ...\``,
+        related: [related(sysEntry.module.file, p.decl.name.span, 'declared here')],
+      });
+    }
+    sel.root = systems.get(sysEntry);
+  }
 
   // The target.
   let tEntry: DeclEntry | undefined;
