@@ -602,7 +602,8 @@ export type ChannelAttr = RateAttr | MaxMessageAttr | TimeoutAttr | AllowAttr | 
 /** `rate 500/s [burst 50]` */
 export interface RateAttr extends NodeBase {
   kind: 'RateAttr';
-  rate: RateLiteral | MissingExpr;
+  /** A name (`rate r`) is a parameter of the enclosing system. */
+  rate: RateLiteral | RefExpr | MissingExpr;
   burst?: IntLiteral | MissingExpr;
 }
 

@@ -1595,8 +1595,8 @@ export class McParser extends EmbeddedActionsParser {
   rateAttr = this.rule('rateAttr', (): A.RateAttr => {
     const node = this.open(B.rateAttr(this.startPos()));
     this.CONSUME(K.rate);
-    const v = this.SUBRULE(this.literal, ARG.rate);
-    node.rate = this.expectKind(v, KIND_RATE, 'a rate such as `500/s`', 'rate');
+    const v = this.SUBRULE(this.settingValue, ARG.rate);
+    node.rate = v.kind === 'Ref' ? v : this.expectKind(v, KIND_RATE, 'a rate such as `500/s`', 'rate');
     this.OPTION(() => {
       this.CONSUME(K.burst);
       node.burst = M_EXPR;

@@ -18,11 +18,11 @@ import { useLabel, type LabelInfo } from './components';
 
 /**
  * What a parameter stands for: a label (`label p` of an instance), a size
- * (`memory p`, `budget memory p`), or a value of a message type (an `int` for
+ * (`memory p`, `budget memory p`), a rate (`rate p` of a channel), or a value of a message type (an `int` for
  * `replicas p`, `vcpus p`, `budget vcpus p`, or any type for a component
  * parameter `x = p`).
  */
-export type SysParamKind = 'label' | 'size' | 'value';
+export type SysParamKind = 'label' | 'size' | 'rate' | 'value';
 
 export interface SysParam {
   name: string;
@@ -41,12 +41,12 @@ export interface Arg {
 /** The arguments of one instantiation; a parameter without a usable value is absent. */
 export type Binding = ReadonlyMap<string, Arg>;
 
-/** The kind a parameter's written type gives it: the names `label` and `size` are the two setting kinds. */
+/** The kind a parameter's written type gives it: the names `label`, `size` and `rate` are the setting kinds. */
 function kindOf(d: ParamDecl): SysParamKind {
   const t = d.type;
   if (t.kind === 'NamedType' && t.name.parts.length === 1) {
     const n = t.name.parts[0].name;
-    if (n === 'label' || n === 'size') return n;
+    if (n === 'label' || n === 'size' || n === 'rate') return n;
   }
   return 'value';
 }
@@ -104,6 +104,12 @@ export function checkArg(ctx: Ctx, types: Types, labels: LabelInfo, p: SysParam,
       if (a.expr.kind === 'Size') return true;
       if (a.expr.kind !== 'MissingExpr') {
         ctx.report(Codes.WrongValueType, `${what} must be a size such as \`256MiB\`, not \`${textOf(a.m, a.expr.span)}\``, a.m.file, a.expr.span, { hint: 'write a size with a unit: `128MiB`, `1GiB`' });
+      }
+      return false;
+    case 'rate':
+      if (a.expr.kind === 'Rate') return true;
+      if (a.expr.kind !== 'MissingExpr') {
+        ctx.report(Codes.WrongValueType, `${what} must be a rate such as \`100/s\`, not \`${textOf(a.m, a.expr.span)}\``, a.m.file, a.expr.span, { hint: 'write a rate: `100/s`, `20/min`' });
       }
       return false;
     case 'value':

@@ -341,7 +341,7 @@ export class Systems {
       const from = resolveEnd(mem.from);
       const to = resolveEnd(mem.to);
       for (const end of [from, to]) if (end && end.port.direction === 'require') attempted.add(`${end.inst.name}.${end.port.name}`);
-      const attrs = this.attrs(mem, m, from?.port.protocol ?? to?.port.protocol);
+      const attrs = this.attrs(mem, m, from?.port.protocol ?? to?.port.protocol, info);
       if (!from || !to) continue;
       const fromText = `${mem.from.instance.name}.${mem.from.port.name}`;
       const toText = `${mem.to.instance.name}.${mem.to.port.name}`;
@@ -739,7 +739,7 @@ export class Systems {
   }
 
   /** Channel attributes with defaults applied; undefined when one is invalid. */
-  private attrs(c: ConnectDecl, m: Module, protocol: ProtocolInfo | undefined): { invariants: Omit<ChannelInvariants, 'order'>; allow?: string[] } | undefined {
+  private attrs(c: ConnectDecl, m: Module, protocol: ProtocolInfo | undefined, info: SystemInfo): { invariants: Omit<ChannelInvariants, 'order'>; allow?: string[] } | undefined {
     const inv: Omit<ChannelInvariants, 'order'> = { max_message_bytes: DEFAULT_MAX_MESSAGE, rate: null, timeout_ms: DEFAULT_TIMEOUT_MS, max_inflight: DEFAULT_MAX_INFLIGHT };
     let allow: string[] | undefined;
     let ok = true;
@@ -758,14 +758,21 @@ export class Systems {
       seen.set(a.kind, a.span);
       switch (a.kind) {
         case 'RateAttr': {
-          if (a.rate.kind === 'MissingExpr') { ok = false; break; }
-          if (!(a.rate.perSecond > 0)) { bad(a.rate.span, 'a rate must be above zero', 'write e.g. `rate 100/s`, or leave the rate out for no limit'); break; }
-          let burst = Math.max(1, Math.ceil(a.rate.perSecond));
+          // `rate r`: the rate this instantiation gives the system's parameter `r` (checked where it is written).
+          const given = a.rate.kind === 'Ref' ? this.arg(info, a.rate, m) : { expr: a.rate, m };
+          if (!given || given.expr.kind === 'MissingExpr') { ok = false; break; }
+          if (given.expr.kind !== 'Rate') {
+            bad(a.rate.span, `\`rate\` takes a rate such as \`500/s\`, and \`${textOf(m, a.rate.span)}\` is not a rate parameter of \`${info.entry.name}\``, 'write a rate, or declare `param name: rate` in the system and give it where the system is instantiated');
+            break;
+          }
+          const rate = given.expr;
+          if (!(rate.perSecond > 0)) { bad(rate.span, 'a rate must be above zero', 'write e.g. `rate 100/s`, or leave the rate out for no limit'); break; }
+          let burst = Math.max(1, Math.ceil(rate.perSecond));
           if (a.burst && a.burst.kind !== 'MissingExpr') {
             if (a.burst.kind !== 'Int' || a.burst.value < 1 || !Number.isSafeInteger(a.burst.value)) { bad(a.burst.span, 'a burst must be a whole number of at least 1', 'write e.g. `burst 50`'); break; }
             burst = a.burst.value;
           }
-          inv.rate = { per_second: a.rate.perSecond, burst };
+          inv.rate = { per_second: rate.perSecond, burst };
           break;
         }
         case 'MaxMessageAttr':
