@@ -84,6 +84,11 @@ describe('completion', () => {
     expect((await complete(src.replace('RULE', 'no flow secret -> farm.$0'))).sort()).toEqual(['b', 'inner']);
   });
 
+  it('offers a parameterised system\'s parameters, and no component settings, inside its instance\'s braces', async () => {
+    const src = `${HEADER}\nsystem T {\n  param n: int = 1\n  param tier: label\n  a = A { replicas n }\n}\nsystem Top {\n  t = T { $0 }\n}`;
+    expect((await complete(src)).sort()).toEqual(['n', 'tier']);
+  });
+
   it('offers components after `name =` in a system', async () => {
     const labels = await complete(`${HEADER}\nsystem Sys {\n  a = $0\n}`);
     expect(labels).toEqual(expect.arrayContaining(['A', 'B', 'S']));

@@ -143,7 +143,7 @@ function inBrackets(stmt: Tok[]): boolean {
 
 const TOP_KEYWORDS = ['import', 'type', 'protocol', 'component', 'system', 'image', 'labels', 'target', 'deploy'];
 const COMPONENT_KEYWORDS = ['image', 'memory', 'vcpus', 'label', 'declassifies', 'param', 'provide', 'require', 'expose', 'replicas', 'per', 'single', 'restart', 'program'];
-const SYSTEM_KEYWORDS = ['connect', 'expose', 'export', 'policy'];
+const SYSTEM_KEYWORDS = ['param', 'connect', 'expose', 'export', 'policy'];
 const CHANNEL_KEYWORDS = ['rate', 'max_message', 'timeout', 'allow', 'max_inflight'];
 const PROGRAM_KEYWORDS = ['script', 'exec', 'file', 'env'];
 const PROTOCOL_KEYWORDS = ['call', 'send', 'notify', 'order'];
@@ -401,7 +401,8 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
         const inst = findInstance(s, file, offset, opener[0]?.text ?? '');
         const target = inst ? instanceTarget(s, file, inst) : undefined;
         const params = target ? s.refs.children(target.id).filter((c) => c.kind === 'param').map((p) => symbolItem(p, CompletionItemKind.Property, '0')) : [];
-        return items([...params, ...INSTANCE_KEYWORDS.map((k) => kw(k))]);
+        // A system instance takes only the system's parameters: keyword settings are for component instances.
+        return items([...params, ...(target?.kind === 'system' ? [] : INSTANCE_KEYWORDS.map((k) => kw(k)))]);
       }
       return items(valueItems(words));
     }
