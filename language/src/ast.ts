@@ -22,12 +22,21 @@ export interface NodeBase {
   span: Span;
 }
 
-/** A name as written in source. `name` is "" when the parser recovered from a missing name. */
+/**
+ * A name as written in source. `name` is "" when the parser recovered from a missing name.
+ *
+ * Where a dotted path is allowed in place of a name (an instance inside a
+ * nested system in a policy rule, `farm.web`; a target from another module
+ * after `deploy ... to`, `infra.big`), `name` is the whole path joined with
+ * dots and `parts` holds its segments, each with its own span; `parts` is
+ * absent for a plain name.
+ */
 export interface Ident extends NodeBase {
   kind: 'Ident';
   name: string;
   /** Written as a string (`"type"`): a field, variant or enum member whose name is a reserved word or not a name. */
   quoted?: true;
+  parts?: Ident[];
 }
 
 /** `a.b.C`: a module path followed by a declaration name, or a plain name when `parts.length === 1`. */
@@ -411,13 +420,14 @@ export interface ImageMember extends NodeBase {
 /** `memory 256MiB` */
 export interface MemoryMember extends NodeBase {
   kind: 'MemoryMember';
-  value: SizeLiteral | MissingExpr;
+  /** A name (`memory m`) is a parameter of the enclosing system, substituted per instantiation. */
+  value: SizeLiteral | RefExpr | MissingExpr;
 }
 
 /** `vcpus 2` */
 export interface VcpusMember extends NodeBase {
   kind: 'VcpusMember';
-  value: IntLiteral | MissingExpr;
+  value: IntLiteral | RefExpr | MissingExpr;
 }
 
 /** `label secret` */
@@ -477,7 +487,8 @@ export interface ExposeSpec extends NodeBase {
 export interface InstancesMember extends NodeBase {
   kind: 'InstancesMember';
   mode: 'single' | 'replicas' | 'per_session';
-  count?: IntLiteral | MissingExpr;
+  /** `replicas n`: a name is a parameter of the enclosing system. */
+  count?: IntLiteral | RefExpr | MissingExpr;
   pool?: IntLiteral | MissingExpr;
   max?: IntLiteral | MissingExpr;
 }
@@ -554,7 +565,7 @@ export interface SystemDecl extends DeclBase {
   members: SystemMember[];
 }
 
-export type SystemMember = InstanceDecl | ConnectDecl | ExposeDecl | ExportDecl | PolicyBlock;
+export type SystemMember = ParamDecl | InstanceDecl | ConnectDecl | ExposeDecl | ExportDecl | PolicyBlock;
 
 /** `name = Component` or `name = Component { settings and parameter overrides }` */
 export interface InstanceDecl extends NodeBase {
@@ -613,7 +624,8 @@ export interface ConnectionAttr extends NodeBase {
 /** `rate 500/s [burst 50]` */
 export interface RateAttr extends NodeBase {
   kind: 'RateAttr';
-  rate: RateLiteral | MissingExpr;
+  /** A name (`rate r`) is a parameter of the enclosing system. */
+  rate: RateLiteral | RefExpr | MissingExpr;
   burst?: IntLiteral | MissingExpr;
 }
 
@@ -717,7 +729,8 @@ export interface NoFlowRule extends NodeBase {
 export interface BudgetRule extends NodeBase {
   kind: 'BudgetRule';
   resource: 'memory' | 'vcpus';
-  value: SizeLiteral | IntLiteral | MissingExpr;
+  /** A name (`budget memory quota`) is a parameter of the enclosing system. */
+  value: SizeLiteral | IntLiteral | RefExpr | MissingExpr;
 }
 
 // ---------------------------------------------------------------------------

@@ -68,6 +68,9 @@ const NAME = {
 
 /** A missing part read by a sub-rule, by what the part is. */
 const ARG = {
+  instance: { ARGS: ['an instance name'] as [string] },
+  ruleInstance: { ARGS: ['an instance name (or `outside`)'] as [string] },
+  target: { ARGS: ['a target name'] as [string] },
   type: { ARGS: ['a type'] as [string] },
   protocol: { ARGS: ['a protocol name'] as [string] },
   image: { ARGS: ['an image name'] as [string] },
@@ -652,6 +655,7 @@ export class McParser extends EmbeddedActionsParser {
     alt(() => this.stray(this.CONSUME(T.StrayProgram), T.StrayProgram, 'a program entry')),
   ];
   private systemMemberAlts = [
+    alt(() => this.SUBRULE(this.paramDecl)),
     alt(() => this.SUBRULE(this.instanceDecl)),
     alt(() => this.SUBRULE(this.connectDecl)),
     alt(() => this.SUBRULE(this.exposeDecl)),
@@ -692,16 +696,17 @@ export class McParser extends EmbeddedActionsParser {
   private policyRuleAlts = {
     MAX_LOOKAHEAD: 1,
     DEF: [
+      // A dot after the first word makes it the start of a path (`no.web only from a`), so the only-rule.
       {
-        GATE: () => this.LA(2).tokenType !== K.only,
+        GATE: () => this.LA(2).tokenType !== K.only && this.LA(2).tokenType !== T.Dot,
         ALT: () => this.SUBRULE(this.noRule),
       },
       {
-        GATE: () => this.LA(3).tokenType !== K.from && this.LA(3).tokenType !== K.through && this.LA(3).tokenType !== K.to,
+        GATE: () => this.LA(3).tokenType !== K.from && this.LA(3).tokenType !== K.through && this.LA(3).tokenType !== K.to && this.LA(2).tokenType !== T.Dot,
         ALT: () => this.SUBRULE(this.exposedOnlyRule),
       },
       {
-        GATE: () => this.LA(2).tokenType !== K.only,
+        GATE: () => this.LA(2).tokenType !== K.only && this.LA(2).tokenType !== T.Dot,
         ALT: () => this.SUBRULE(this.budgetRule),
       },
       alt(() => this.SUBRULE(this.onlyRule)),
@@ -722,6 +727,23 @@ export class McParser extends EmbeddedActionsParser {
     });
     return this.done(node);
   });
+
+  /**
+   * A name in a policy rule or after `deploy ... to`: one name, or a dotted
+   * path (`farm.web`). A path is one Ident whose `name` is the joined path and
+   * whose `parts` are the segments, so that code reading a plain name keeps
+   * working and code that resolves paths can point at the segment at fault.
+   */
+  namePath = this.rule('namePath', (what?: string): A.Ident => {
+    const first = this.mkIdent(this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name')));
+    const parts = [first];
+    this.MANY(() => {
+      this.CONSUME(T.Dot);
+      parts.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.afterDot)));
+    });
+    if (parts.length === 1) return first;
+    return { kind: 'Ident', name: parts.map((p) => p.name).join('.'), span: { start: first.span.start, end: parts[parts.length - 1].span.end }, parts };
+  }, 'Ident');
 
   portRef = this.rule('portRef', (): A.PortRef => {
     const node = this.open(B.portRef(this.startPos()));
@@ -1215,6 +1237,26 @@ export class McParser extends EmbeddedActionsParser {
     'MissingExpr',
   );
 
+  /**
+   * The value of a setting that takes a number or a size (`replicas`, `memory`,
+   * `vcpus`, `budget`): a literal, or the name of a parameter of the enclosing
+   * system (`replicas n`), which the compiler substitutes per instantiation.
+   */
+  settingValue = this.rule(
+    'settingValue',
+    (what?: string): A.Expr =>
+      this.OR(this.orMsg(this.settingValueAlts, what ?? 'a value')) as A.Expr,
+    'MissingExpr',
+  );
+
+  private settingValueAlts = [
+    alt(() => this.SUBRULE(this.literal)),
+    alt((): A.RefExpr => {
+        const id = this.mkIdent(this.CONSUME(T.Identifier));
+        return B.ref({ kind: 'QualifiedName', parts: [id], span: id.span }, id.span.start, id.span.end);
+      }),
+  ];
+
   listExpr = this.rule('listExpr', (): A.ListExpr => {
     const node = this.open(B.listExpr(this.startPos()));
     this.CONSUME(T.LBracket);
@@ -1393,16 +1435,16 @@ export class McParser extends EmbeddedActionsParser {
   memoryMember = this.rule('memoryMember', (): A.MemoryMember => {
     const node = this.open(B.memoryMember(this.startPos()));
     this.CONSUME(K.memory);
-    const v = this.SUBRULE(this.literal, ARG.size);
-    node.value = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'memory');
+    const v = this.SUBRULE(this.settingValue, ARG.size);
+    node.value = v.kind === 'Ref' ? v : this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'memory');
     return this.done(node);
   });
 
   vcpusMember = this.rule('vcpusMember', (): A.VcpusMember => {
     const node = this.open(B.vcpusMember(this.startPos()));
     this.CONSUME(K.vcpus);
-    const v = this.SUBRULE(this.literal, ARG.integer);
-    node.value = this.expectKind(v, KIND_INT, 'an integer', 'vcpus');
+    const v = this.SUBRULE(this.settingValue, ARG.integer);
+    node.value = v.kind === 'Ref' ? v : this.expectKind(v, KIND_INT, 'an integer', 'vcpus');
     return this.done(node);
   });
 
@@ -1500,8 +1542,8 @@ export class McParser extends EmbeddedActionsParser {
           this.CONSUME(K.replicas);
           node.mode = 'replicas';
           node.count = M_EXPR;
-          const v = this.SUBRULE(this.literal, ARG.replicas);
-          node.count = this.expectKind(v, KIND_INT, 'an integer', 'replicas');
+          const v = this.SUBRULE(this.settingValue, ARG.replicas);
+          node.count = v.kind === 'Ref' ? v : this.expectKind(v, KIND_INT, 'an integer', 'replicas');
         }),
       alt(() => {
           this.CONSUME(K.per);
@@ -1662,8 +1704,8 @@ export class McParser extends EmbeddedActionsParser {
   rateAttr = this.rule('rateAttr', (): A.RateAttr => {
     const node = this.open(B.rateAttr(this.startPos()));
     this.CONSUME(K.rate);
-    const v = this.SUBRULE(this.literal, ARG.rate);
-    node.rate = this.expectKind(v, KIND_RATE, 'a rate such as `500/s`', 'rate');
+    const v = this.SUBRULE(this.settingValue, ARG.rate);
+    node.rate = v.kind === 'Ref' ? v : this.expectKind(v, KIND_RATE, 'a rate such as `500/s`', 'rate');
     this.OPTION(() => {
       this.CONSUME(K.burst);
       node.burst = M_EXPR;
@@ -1792,16 +1834,16 @@ export class McParser extends EmbeddedActionsParser {
 
   onlyRule = this.rule('onlyRule', (): A.OnlyRule => {
     const node = this.open(B.onlyRule(this.startPos()));
-    node.target = this.mkIdent(this.CONSUME(T.Identifier, NAME.instance));
+    node.target = this.SUBRULE(this.namePath, ARG.instance);
     this.CONSUME(K.only, EXPECT.only);
     this.OR({
       DEF: [alt(() => this.CONSUME(K.from)), alt(() => (this.CONSUME(K.through), (node.mode = 'through'))), alt(() => (this.CONSUME(K.to), (node.mode = 'to')))],
       ERR_MSG: '`from`, `through` or `to`',
     });
-    node.sources.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.instance)));
+    node.sources.push(this.SUBRULE2(this.namePath, ARG.instance));
     this.MANY(() => {
       this.CONSUME(T.Comma);
-      node.sources.push(this.mkIdent(this.CONSUME3(T.Identifier, NAME.instance)));
+      node.sources.push(this.SUBRULE3(this.namePath, ARG.instance));
     });
     return this.done(node);
   });
@@ -1813,9 +1855,9 @@ export class McParser extends EmbeddedActionsParser {
     return this.OR({ DEF: [
         alt(() => {
             this.CONSUME(K.path);
-            node.from = this.mkIdent(this.CONSUME(T.Identifier, NAME.ruleInstance));
+            node.from = this.SUBRULE(this.namePath, ARG.ruleInstance);
             this.CONSUME(T.Arrow, EXPECT.pathArrow);
-            node.to = this.mkIdent(this.CONSUME2(T.Identifier, NAME.instance));
+            node.to = this.SUBRULE2(this.namePath, ARG.instance);
             return this.done(node);
           }),
         alt(() => {
@@ -1823,7 +1865,7 @@ export class McParser extends EmbeddedActionsParser {
             const flow = this.open(B.noFlowRule(start));
             flow.label = this.mkIdent(this.CONSUME3(T.Identifier, NAME.label));
             this.CONSUME2(T.Arrow, EXPECT.flowArrow);
-            flow.to = this.mkIdent(this.CONSUME4(T.Identifier, NAME.instance));
+            flow.to = this.SUBRULE3(this.namePath, ARG.instance);
             return this.done(flow);
           }),
       ], ERR_MSG: '`path` or `flow`' });
@@ -1845,14 +1887,14 @@ export class McParser extends EmbeddedActionsParser {
     this.OR({ DEF: [
         alt(() => {
             this.CONSUME(K.memory);
-            const v = this.SUBRULE(this.literal, ARG.size);
-            node.value = this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'budget memory');
+            const v = this.SUBRULE(this.settingValue, ARG.size);
+            node.value = v.kind === 'Ref' ? v : this.expectKind(v, KIND_SIZE, 'a size such as `256MiB`', 'budget memory');
           }),
         alt(() => {
             this.CONSUME(K.vcpus);
             node.resource = 'vcpus';
-            const v = this.SUBRULE2(this.literal, ARG.integer);
-            node.value = this.expectKind(v, KIND_INT, 'an integer', 'budget vcpus');
+            const v = this.SUBRULE2(this.settingValue, ARG.integer);
+            node.value = v.kind === 'Ref' ? v : this.expectKind(v, KIND_INT, 'an integer', 'budget vcpus');
           }),
       ], ERR_MSG: '`memory` or `vcpus`' });
     return this.done(node);
@@ -1926,7 +1968,7 @@ export class McParser extends EmbeddedActionsParser {
     node.system = this.SUBRULE(this.qualifiedName, ARG.deployedSystem);
     this.OPTION(() => {
       this.CONSUME(K.to);
-      node.target = this.mkIdent(this.CONSUME(T.Identifier, NAME.target));
+      node.target = this.SUBRULE2(this.namePath, ARG.target);
     });
     return this.done(node);
   });

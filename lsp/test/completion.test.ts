@@ -77,6 +77,18 @@ describe('completion', () => {
     expect((await complete(sys.replace('RULE', 'no path a -> $0'))).sort()).toEqual(['a', 'b', 'outside', 's']);
   });
 
+  it('offers the instances of a nested system after `farm.` in a policy rule, also deeper down', async () => {
+    const src = `${HEADER}\nsystem Inner {\n  s = S\n}\nsystem Farm {\n  b = B\n  inner = Inner\n}\nsystem Top {\n  farm = Farm\n  policy {\n    RULE\n  }\n}`;
+    expect((await complete(src.replace('RULE', 'no path farm.$0'))).sort()).toEqual(['b', 'inner']);
+    expect((await complete(src.replace('RULE', 'farm.b only from farm.inner.$0'))).sort()).toEqual(['s']);
+    expect((await complete(src.replace('RULE', 'no flow secret -> farm.$0'))).sort()).toEqual(['b', 'inner']);
+  });
+
+  it('offers a parameterised system\'s parameters, and no component settings, inside its instance\'s braces', async () => {
+    const src = `${HEADER}\nsystem T {\n  param n: int = 1\n  param tier: label\n  a = A { replicas n }\n}\nsystem Top {\n  t = T { $0 }\n}`;
+    expect((await complete(src)).sort()).toEqual(['n', 'tier']);
+  });
+
   it('offers components after `name =` in a system', async () => {
     const labels = await complete(`${HEADER}\nsystem Sys {\n  a = $0\n}`);
     expect(labels).toEqual(expect.arrayContaining(['A', 'B', 'S']));

@@ -216,8 +216,10 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
     case 'SourceFile':
       return printSourceFile(path, options, print);
     case 'Ident':
-      // A quoted name (`"type": string`) keeps its string exactly as written, like a string literal.
-      return node.quoted ? options.originalText.slice(node.span.start, node.span.end) : node.name;
+      // A quoted name (`"type": string`) keeps its string exactly as written, like a string literal; a dotted
+      // path (`farm.web` in a rule) prints its segments, so that a comment attached to one is kept.
+      if (node.quoted) return options.originalText.slice(node.span.start, node.span.end);
+      return node.parts ? join('.', path.map(print, 'parts')) : node.name;
     case 'QualifiedName':
       return join('.', path.map(print, 'parts'));
     case 'Import': {

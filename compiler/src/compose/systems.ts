@@ -6,6 +6,8 @@ import type {
   ChannelAttr,
   ConnectDecl,
   ExportDecl,
+  Expr,
+  Ident,
   InstanceDecl,
   PolicyRule,
   PortRef,
@@ -22,6 +24,7 @@ import type { Types } from '../types/message-types';
 import { compileOrder } from '../types/dfa';
 import { refinementProblem } from '../types/refine';
 import { didYouMean } from '../util/suggest';
+import { bindingKey, checkArg, declareParams, paramNamed, type Arg, type Binding, type SysParam } from './params';
 import {
   declassification,
   hostPort,
@@ -115,6 +118,9 @@ export interface SystemInfo {
   rules: PolicyRule[];
   /** Systems this one instantiates (for root detection). */
   uses: Set<DeclEntry>;
+  /** The system's parameters, and the arguments this check of it was made with. */
+  params: ReadonlyMap<string, SysParam>;
+  binding: Binding;
 }
 
 export function portOf(inst: InstInfo, name: string): SysPort | undefined {
@@ -131,7 +137,9 @@ function portNames(inst: InstInfo): string[] {
 }
 
 export class Systems {
-  private readonly infos = new Map<DeclEntry, SystemInfo | undefined>();
+  /** Checked systems by declaration, then by their arguments (`bindingKey`): one check per distinct instantiation. */
+  private readonly infos = new Map<DeclEntry, Map<string, SystemInfo | undefined>>();
+  private readonly paramsOf = new Map<DeclEntry, Map<string, SysParam>>();
   private readonly stack: DeclEntry[] = [];
 
   constructor(
@@ -156,12 +164,42 @@ export class Systems {
 
   /** All checked systems. */
   all(): SystemInfo[] {
-    return [...this.infos.values()].filter((x): x is SystemInfo => !!x);
+    return [...this.infos.values()].flatMap((byArgs) => [...byArgs.values()]).filter((x): x is SystemInfo => !!x);
   }
 
-  /** Checks a system declaration (once); undefined while it is being checked (recursion). */
-  get(e: DeclEntry, at?: { m: Module; span: Span }): SystemInfo | undefined {
-    if (this.infos.has(e)) return this.infos.get(e);
+  /** A system's parameters, declared once. */
+  params(e: DeclEntry): Map<string, SysParam> {
+    let p = this.paramsOf.get(e);
+    if (!p) {
+      p = declareParams(this.ctx, this.types, e);
+      this.paramsOf.set(e, p);
+      for (const x of p.values()) {
+        const def = x.decl.default;
+        if (def && def.kind !== 'MissingExpr') checkArg(this.ctx, this.types, this.components.labels, x, { expr: def, m: e.module });
+      }
+    }
+    return p;
+  }
+
+  /** The arguments of an instantiation that gives none: every parameter's default. */
+  defaults(e: DeclEntry): Map<string, Arg> {
+    const b = new Map<string, Arg>();
+    for (const p of this.params(e).values()) {
+      const def = p.decl.default;
+      if (def && def.kind !== 'MissingExpr') b.set(p.name, { expr: def, m: e.module });
+    }
+    return b;
+  }
+
+  /**
+   * Checks a system declaration once per distinct set of arguments (its
+   * defaults when none are given); undefined while it is being checked (recursion).
+   */
+  get(e: DeclEntry, at?: { m: Module; span: Span }, binding: Binding = this.defaults(e)): SystemInfo | undefined {
+    const key = bindingKey(binding);
+    let byArgs = this.infos.get(e);
+    if (!byArgs) this.infos.set(e, (byArgs = new Map()));
+    if (byArgs.has(key)) return byArgs.get(key);
     const idx = this.stack.indexOf(e);
     if (idx >= 0) {
       const cyc = [...this.stack.slice(idx), e].map((x) => x.name).join(' -> ');
@@ -173,16 +211,73 @@ export class Systems {
       return undefined;
     }
     this.stack.push(e);
-    const info = this.check(e);
+    const info = this.check(e, binding);
     this.stack.pop();
-    this.infos.set(e, info);
+    byArgs.set(key, info);
     return info;
   }
 
-  private check(e: DeclEntry): SystemInfo {
+  /**
+   * The argument an expression inside `info` stands for: a bare name of one of
+   * its parameters is that parameter's argument (null when this check has no
+   * usable value for it), anything else is itself.
+   */
+  private arg(info: SystemInfo, e: Expr, m: Module): Arg | null {
+    const p = paramNamed(info.params, e);
+    if (!p) return { expr: e, m };
+    this.ctx.reference(m.file, e.span, p.symbol);
+    return info.binding.get(p.name) ?? null;
+  }
+
+  /** The arguments a system instance gives the system it instantiates (`t = Tenant { tier = org_a }`). */
+  private bind(info: SystemInfo, target: DeclEntry, mem: InstanceDecl, m: Module): Binding {
+    const params = this.params(target);
+    const out = new Map<string, Arg>();
+    const given = new Map<string, Span>();
+    for (const s of mem.settings) {
+      if (s.kind !== 'ParamOverride') {
+        this.ctx.report(Codes.SettingOnSystemInstance, `\`${mem.name.name}\` is a system: settings apply to component instances`, m.file, s.span, {
+          hint: params.size ? `give it a parameter of \`${target.name}\` (${[...params.keys()].map((n) => `\`${n}\``).join(', ')}), or set the setting on the instances inside it` : `set them on the instances inside \`${target.name}\``,
+        });
+        continue;
+      }
+      const name = s.name.name;
+      if (!name) continue;
+      const prev = given.get(name);
+      if (prev) {
+        this.ctx.report(Codes.SettingGivenTwice, `\`${name}\` is set twice for \`${mem.name.name}\``, m.file, s.span, { hint: 'keep one of them', related: [related(m.file, prev, 'first set here')] });
+        continue;
+      }
+      given.set(name, s.span);
+      const p = params.get(name);
+      if (!p) {
+        this.ctx.report(Codes.UnknownParameter, `system \`${target.name}\` has no parameter \`${name}\``, m.file, s.name.span, {
+          hint: didYouMean(name, params.keys()) ?? (params.size ? `its parameters are ${[...params.keys()].map((n) => `\`${n}\``).join(', ')}` : `\`${target.name}\` declares no parameters: settings and parameters apply to component instances`),
+        });
+        continue;
+      }
+      this.ctx.reference(m.file, s.name.span, p.symbol);
+      const a = this.arg(info, s.value, m);
+      if (a && checkArg(this.ctx, this.types, this.components.labels, p, a)) out.set(name, a);
+    }
+    for (const p of params.values()) {
+      if (given.has(p.name)) continue;
+      const def = p.decl.default;
+      if (def && def.kind !== 'MissingExpr') out.set(p.name, { expr: def, m: target.module });
+      else {
+        this.ctx.report(Codes.RequiredParameterNotSet, `\`${mem.name.name}\` does not set the required parameter \`${p.name}\` of system \`${target.name}\``, m.file, mem.name.span, {
+          hint: `set it: \`${mem.name.name} = ${target.name} { ${p.name} = ... }\`, or give the parameter a default`,
+          related: [related(target.module.file, p.decl.name.span, 'declared here')],
+        });
+      }
+    }
+    return out;
+  }
+
+  private check(e: DeclEntry, binding: Binding): SystemInfo {
     const d = e.decl as SystemDecl;
     const m = e.module;
-    const info: SystemInfo = { entry: e, instances: new Map(), exports: new Map(), connects: [], exposes: [], rules: [], uses: new Set() };
+    const info: SystemInfo = { entry: e, instances: new Map(), exports: new Map(), connects: [], exposes: [], rules: [], uses: new Set(), params: this.params(e), binding };
     const members = new Map<string, Span>();
 
     // Instances first: every other member refers to them.
@@ -213,15 +308,10 @@ export class Systems {
       };
       if (target?.kind === 'component') {
         inst.comp = this.components.component(target);
-        this.settings(inst, m);
+        this.settings(inst, m, info);
       } else if (target?.kind === 'system') {
         info.uses.add(target);
-        inst.sys = this.get(target, { m, span: mem.component.span });
-        for (const s of mem.settings) {
-          this.ctx.report(Codes.SettingOnSystemInstance, `\`${name}\` is a system: settings and parameters apply to component instances`, m.file, s.span, {
-            hint: `set them on the instances inside \`${target.name}\``,
-          });
-        }
+        inst.sys = this.get(target, { m, span: mem.component.span }, this.bind(info, target, mem, m));
       }
       info.instances.set(name, inst);
     }
@@ -279,7 +369,7 @@ export class Systems {
       const from = resolveEnd(mem.from);
       const to = resolveEnd(mem.to);
       for (const end of [from, to]) if (end && end.port.direction === 'require') attempted.add(`${end.inst.name}.${end.port.name}`);
-      const attrs = this.attrs(mem.attrs, m, from?.port.protocol ?? to?.port.protocol, 'channel');
+      const attrs = this.attrs(mem.attrs, m, from?.port.protocol ?? to?.port.protocol, 'channel', info);
       if (!from || !to) continue;
       const fromText = `${mem.from.instance.name}.${mem.from.port.name}`;
       const toText = `${mem.to.instance.name}.${mem.to.port.name}`;
@@ -347,7 +437,7 @@ export class Systems {
         });
         continue;
       }
-      const attrs = mem.spec.attrs ? this.attrs(mem.spec.attrs, m, end.port.protocol, 'exposure') : undefined;
+      const attrs = mem.spec.attrs ? this.attrs(mem.spec.attrs, m, end.port.protocol, 'exposure', info) : undefined;
       if (hp !== undefined) info.exposes.push({ inst: end.inst, port: end.port.name, hostPort: hp, span: mem.span, attrs });
     }
 
@@ -355,8 +445,14 @@ export class Systems {
     for (const mem of d.members) {
       if (mem.kind !== 'PolicyBlock') continue;
       for (const r of mem.rules) {
-        info.rules.push(r);
         this.ruleReferences(r, info, m);
+        // A budget given by a parameter is this instantiation's argument; without one it cannot be checked here.
+        if (r.kind === 'BudgetRule' && paramNamed(info.params, r.value)) {
+          const a = this.arg(info, r.value, m);
+          if (a) info.rules.push({ ...r, value: a.expr as typeof r.value });
+          continue;
+        }
+        info.rules.push(r);
       }
     }
 
@@ -479,9 +575,21 @@ export class Systems {
   }
 
   private ruleReferences(r: PolicyRule, info: SystemInfo, m: Module): void {
-    const inst = (id: { name: string; span: Span }) => {
-      const i = info.instances.get(id.name);
-      if (i) this.ctx.reference(m.file, id.span, i.symbol);
+    const inst = (id: Ident) => {
+      if (!id.parts) {
+        const i = info.instances.get(id.name);
+        if (i) this.ctx.reference(m.file, id.span, i.symbol);
+        return i;
+      }
+      // A path into nested systems: each segment refers to the instance it names, as far as they resolve.
+      let sys: SystemInfo | undefined = info;
+      let i: InstInfo | undefined;
+      for (const part of id.parts) {
+        i = sys?.instances.get(part.name);
+        if (!i) return undefined;
+        this.ctx.reference(m.file, part.span, i.symbol);
+        sys = i.sys;
+      }
       return i;
     };
     switch (r.kind) {
@@ -515,7 +623,7 @@ export class Systems {
   }
 
   /** Resolves an instance's settings and parameter overrides against its component. */
-  private settings(inst: InstInfo, m: Module): void {
+  private settings(inst: InstInfo, m: Module, info: SystemInfo): void {
     const comp = inst.comp!;
     inst.memory = comp.memory;
     inst.vcpus = comp.vcpus;
@@ -548,13 +656,17 @@ export class Systems {
           }
           given.add(name);
           this.ctx.reference(m.file, s.name.span, p.symbol);
-          const v = this.types.value(s.value, p.type, m, `\`${name}\``);
+          const a = this.arg(info, s.value, m);
+          if (!a) break;
+          const v = this.types.value(a.expr, p.type, a.m, `\`${name}\``);
           if (v !== undefined) inst.params[name] = v;
           break;
         }
         case 'InstancesMember': {
           if (!once('instances', s.span, 'the instance mode')) break;
-          const v = modeOf(this.ctx, m, s);
+          const a = s.count && this.arg(info, s.count, m);
+          if (a === null) break;
+          const v = a ? modeOf(this.ctx, a.m, { ...s, count: a.expr as typeof s.count }) : modeOf(this.ctx, m, s);
           if (v) inst.mode = v;
           break;
         }
@@ -566,19 +678,29 @@ export class Systems {
         }
         case 'MemoryMember': {
           if (!once('memory', s.span, '`memory`')) break;
-          const v = memoryOf(this.ctx, m, s.value);
+          const a = this.arg(info, s.value, m);
+          if (!a) break;
+          const v = memoryOf(this.ctx, a.m, a.expr);
           if (v !== undefined) inst.memory = v;
           break;
         }
         case 'VcpusMember': {
           if (!once('vcpus', s.span, '`vcpus`')) break;
-          const v = vcpusOf(this.ctx, m, s.value);
+          const a = this.arg(info, s.value, m);
+          if (!a) break;
+          const v = vcpusOf(this.ctx, a.m, a.expr);
           if (v !== undefined) inst.vcpus = v;
           break;
         }
         case 'LabelMember': {
           if (!once('label', s.span, '`label`')) break;
-          inst.label = useLabel(this.ctx, this.components.labels, m, s.label);
+          // `label tier`, where `tier` is a label parameter of the system: the label this instantiation gives.
+          const lp = info.params.get(s.label.name);
+          if (lp?.kind === 'label') {
+            this.ctx.reference(m.file, s.label.span, lp.symbol);
+            const a = info.binding.get(lp.name);
+            if (a?.expr.kind === 'Ref') inst.label = a.expr.name.parts[0].name;
+          } else inst.label = useLabel(this.ctx, this.components.labels, m, s.label);
           inst.labelSpan = s.span;
           break;
         }
@@ -660,8 +782,9 @@ export class Systems {
    * Channel (or exposure) attributes with defaults applied; undefined when one is invalid. Connection
    * limits belong to exposures only: a channel has no connections of its own to limit; declassification
    * and `query` describe what a channel carries between two instances, so they belong to channels only.
+   * `info` is the system being checked, whose parameters a `rate` may name (absent in a component).
    */
-  private attrs(list: ChannelAttr[], m: Module, protocol: ProtocolInfo | undefined, where: 'channel' | 'exposure'): ExposeAttrs | undefined {
+  private attrs(list: ChannelAttr[], m: Module, protocol: ProtocolInfo | undefined, where: 'channel' | 'exposure', info?: SystemInfo): ExposeAttrs | undefined {
     const inv: Omit<ChannelInvariants, 'order'> = { max_message_bytes: DEFAULT_MAX_MESSAGE, rate: null, timeout_ms: DEFAULT_TIMEOUT_MS, max_inflight: DEFAULT_MAX_INFLIGHT };
     let allow: string[] | undefined;
     let connections: ExposureConnections | undefined;
@@ -727,14 +850,22 @@ export class Systems {
           break;
         }
         case 'RateAttr': {
-          if (a.rate.kind === 'MissingExpr') { ok = false; break; }
-          if (!(a.rate.perSecond > 0)) { bad(a.rate.span, 'a rate must be above zero', 'write e.g. `rate 100/s`, or leave the rate out for no limit'); break; }
-          let burst = Math.max(1, Math.ceil(a.rate.perSecond));
+          // `rate r`: the rate this instantiation gives the system's parameter `r` (checked where it is written).
+          const given = a.rate.kind === 'Ref' ? (info ? this.arg(info, a.rate, m) : undefined) : { expr: a.rate, m };
+          if (a.rate.kind === 'Ref' && !info) { bad(a.rate.span, '`rate` here takes a rate such as `500/s`: only a system has parameters a rate may name', 'write a rate'); break; }
+          if (!given || given.expr.kind === 'MissingExpr') { ok = false; break; }
+          if (given.expr.kind !== 'Rate') {
+            bad(a.rate.span, `\`rate\` takes a rate such as \`500/s\`, and \`${textOf(m, a.rate.span)}\` is not a rate parameter${info ? ` of \`${info.entry.name}\`` : ''}`, 'write a rate, or declare `param name: rate` in the system and give it where the system is instantiated');
+            break;
+          }
+          const rate = given.expr;
+          if (!(rate.perSecond > 0)) { bad(rate.span, 'a rate must be above zero', 'write e.g. `rate 100/s`, or leave the rate out for no limit'); break; }
+          let burst = Math.max(1, Math.ceil(rate.perSecond));
           if (a.burst && a.burst.kind !== 'MissingExpr') {
             if (a.burst.kind !== 'Int' || a.burst.value < 1 || !Number.isSafeInteger(a.burst.value)) { bad(a.burst.span, 'a burst must be a whole number of at least 1', 'write e.g. `burst 50`'); break; }
             burst = a.burst.value;
           }
-          inv.rate = { per_second: a.rate.perSecond, burst };
+          inv.rate = { per_second: rate.perSecond, burst };
           break;
         }
         case 'MaxMessageAttr':

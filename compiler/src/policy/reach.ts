@@ -38,7 +38,11 @@ export function resolveOrReport(ctx: Context, sr: ScopedRule, ident: Ident, allo
     return undefined;
   }
   // The parser already reported a missing name; a second diagnostic would only repeat it.
-  if (name === '') return undefined;
+  if (name === '' || ident.parts?.some((p) => p.name === '')) return undefined;
+  if (ident.parts && ident.parts.length > 1) {
+    reportBadSegment(ctx, sr, ident.parts);
+    return undefined;
+  }
   const where = sr.scope === '' ? 'the root system' : `system \`${sr.scope}\``;
   const candidates = namesInScope(ctx.graph.ids, sr.scope);
   const close = suggest(name, candidates);
@@ -56,6 +60,50 @@ export function resolveOrReport(ctx: Context, sr: ScopedRule, ident: Ident, allo
     fixes: close.map((c) => ({ title: `Change to \`${c}\``, edits: [{ file: sr.file, span: ident.span, newText: c }] })),
   });
   return undefined;
+}
+
+/**
+ * Reports a dotted path (`farm.web`) that names nothing at its first segment
+ * that does not exist: the segments before it lead into nested systems, so the
+ * error and its suggestions are about the system the bad segment is looked up in.
+ */
+function reportBadSegment(ctx: Context, sr: ScopedRule, parts: readonly Ident[]): void {
+  let k = 0;
+  let prefix = sr.scope;
+  while (k < parts.length && nodesOf(ctx.graph, qualify(prefix, parts[k].name)).length > 0) {
+    prefix = qualify(prefix, parts[k].name);
+    k++;
+  }
+  // The whole path resolves only when resolveName succeeded; k < parts.length here.
+  const bad = parts[Math.min(k, parts.length - 1)];
+  const where = prefix === '' ? 'the root system' : `system \`${prefix}\``;
+  const written = parts.slice(0, k).map((p) => p.name).join('.');
+  if (k > 0 && ctx.graph.index.has(prefix)) {
+    report(ctx, {
+      code: Codes.UnknownRuleSubject,
+      message: `\`${written}\` is a component instance, not a nested system: there is nothing named \`${bad.name}\` inside it.`,
+      file: sr.file,
+      span: { start: parts[k - 1].span.end, end: parts[parts.length - 1].span.end },
+      hint: `Name the instance itself: \`${written}\`.`,
+      fixes: [{ title: `Change to \`${written}\``, edits: [{ file: sr.file, span: { start: parts[0].span.start, end: parts[parts.length - 1].span.end }, newText: written }] }],
+    });
+    return;
+  }
+  const candidates = namesInScope(ctx.graph.ids, prefix);
+  const close = suggest(bad.name, candidates);
+  report(ctx, {
+    code: Codes.UnknownRuleSubject,
+    message: k === 0 ? `\`${bad.name}\` is not an instance or nested system of ${where}.` : `${where} has no instance or nested system \`${bad.name}\`.`,
+    file: sr.file,
+    span: bad.span,
+    hint:
+      close.length > 0
+        ? `Did you mean ${close.map((c) => `\`${c}\``).join(', ')}?`
+        : candidates.length > 0
+          ? `Use one of the names declared in ${where}: ${candidates.slice(0, 8).map((c) => `\`${c}\``).join(', ')}${candidates.length > 8 ? ', ...' : ''}.`
+          : `Declare the instance in ${where} first.`,
+    fixes: close.map((c) => ({ title: `Change to \`${c}\``, edits: [{ file: sr.file, span: bad.span, newText: c }] })),
+  });
 }
 
 function displayName(sr: ScopedRule, ident: Ident): string {

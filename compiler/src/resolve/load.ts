@@ -86,6 +86,7 @@ function qualifiedModuleRefs(file: SourceFile): string[] {
         break;
       case 'DeployDecl':
         add(d.system);
+        if (d.target?.parts) add({ kind: 'QualifiedName', parts: d.target.parts, span: d.target.span });
         break;
       default:
         break;

@@ -56,7 +56,7 @@ function usedNames(ast: SourceFile): Set<string> {
         if (first) used.add(first);
         return false;
       }
-      if (n.kind === 'DeployDecl' && n.target?.name) used.add(n.target.name);
+      if (n.kind === 'DeployDecl' && n.target?.name) used.add(n.target.parts?.[0].name ?? n.target.name);
       return undefined;
     });
   }

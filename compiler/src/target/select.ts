@@ -98,7 +98,18 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
       sel.origin = { file: sysEntry.module.file, span: sysEntry.decl.name.span };
     }
   }
-  if (sysEntry) sel.root = systems.get(sysEntry);
+  if (sysEntry) {
+    // A deployed system is instantiated with its defaults: a parameter without one has no value to plan with.
+    for (const p of systems.params(sysEntry).values()) {
+      if (p.decl.default && p.decl.default.kind !== 'MissingExpr') continue;
+      const at = sel.origin ?? anchor;
+      ctx.report(Codes.RequiredParameterNotSet, `system \`${sysEntry.name}\` is deployed, but its parameter \`${p.name}\` has no default`, at.file, at.span, {
+        hint: `give \`${p.name}\` a default, or deploy a system that instantiates \`${sysEntry.name}\` with \`${p.name} = ...\``,
+        related: [related(sysEntry.module.file, p.decl.name.span, 'declared here')],
+      });
+    }
+    sel.root = systems.get(sysEntry);
+  }
 
   // The target.
   let tEntry: DeclEntry | undefined;
@@ -113,15 +124,22 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
     }
   } else if (deploy?.d.target && deploy.d.target.name) {
     const t = deploy.d.target;
-    const r = lookupPlain(deploy.m, t.name);
-    if (!r.ok || r.entry.kind !== 'target') {
-      ctx.report(Codes.UnknownTarget, `no target \`${t.name}\``, deploy.m.file, t.span, {
-        hint: didYouMean(t.name, visibleNames(deploy.m, 'target')) ?? `declare it: \`target ${t.name} { backend kvm  memory 4GiB  vcpus 2 }\``,
-      });
-      return sel;
+    if (t.parts) {
+      // `deploy S to infra.big`: a target declared in another module, resolved like any qualified name.
+      if (t.parts.some((p) => !p.name)) return sel;
+      tEntry = resolveRef(ctx, deploy.m, { kind: 'QualifiedName', parts: t.parts, span: t.span }, ['target'], 'target');
+      if (!tEntry) return sel;
+    } else {
+      const r = lookupPlain(deploy.m, t.name);
+      if (!r.ok || r.entry.kind !== 'target') {
+        ctx.report(Codes.UnknownTarget, `no target \`${t.name}\``, deploy.m.file, t.span, {
+          hint: didYouMean(t.name, visibleNames(deploy.m, 'target')) ?? `declare it: \`target ${t.name} { backend kvm  memory 4GiB  vcpus 2 }\``,
+        });
+        return sel;
+      }
+      tEntry = r.entry;
+      ctx.reference(deploy.m.file, t.span, tEntry.symbol);
     }
-    tEntry = r.entry;
-    ctx.reference(deploy.m.file, t.span, tEntry.symbol);
   } else {
     const m = deploy?.m ?? entries[0];
     const r = m ? lookupPlain(m, 'local') : { ok: false as const };

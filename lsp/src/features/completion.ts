@@ -144,7 +144,7 @@ function inBrackets(stmt: Tok[]): boolean {
 
 const TOP_KEYWORDS = ['import', 'type', 'protocol', 'component', 'system', 'image', 'labels', 'target', 'deploy'];
 const COMPONENT_KEYWORDS = ['image', 'memory', 'vcpus', 'label', 'declassifies', 'param', 'provide', 'require', 'expose', 'replicas', 'per', 'single', 'restart', 'program'];
-const SYSTEM_KEYWORDS = ['connect', 'expose', 'export', 'policy'];
+const SYSTEM_KEYWORDS = ['param', 'connect', 'expose', 'export', 'policy'];
 const CHANNEL_KEYWORDS = ['rate', 'max_message', 'timeout', 'allow', 'max_inflight', 'declassifies', 'query'];
 /** An exposure's block takes a channel's attributes and these limits on its connections. */
 const EXPOSURE_KEYWORDS = [...CHANNEL_KEYWORDS, 'max_connections', 'connection_rate', 'bandwidth', 'idle_timeout'];
@@ -273,6 +273,39 @@ function instanceNames(s: Snapshot, file: string, offset: number): CompletionIte
     .map((m) => ({ label: m.name.name, kind: CompletionItemKind.Variable, detail: m.component.parts.map((p) => p.name).join('.') }));
 }
 
+/** The segments of the dotted path that ends with the last word before the trailing `.`: `[farm, inner]`. */
+function pathBefore(words: string[]): string[] {
+  const out: string[] = [];
+  for (let i = words.length - 2; i >= 0; i -= 2) {
+    out.unshift(words[i]);
+    if (words[i - 1] !== '.') break;
+  }
+  return out;
+}
+
+/** The instances of the nested system a rule path leads to (`farm.` or `farm.inner.`), as the compiler declared them. */
+function pathItems(s: Snapshot, file: string, offset: number, segments: string[]): CompletionItem[] {
+  let inst = findInstance(s, file, offset, segments[0]);
+  let instFile = file;
+  for (let i = 0; inst; i++) {
+    const target = instanceTarget(s, instFile, inst);
+    if (!target || target.kind !== 'system') return [];
+    const children = s.refs.children(target.id).filter((c) => c.kind === 'instance');
+    if (i === segments.length - 1) return children.map((c) => symbolItem(c, CompletionItemKind.Variable));
+    const next = children.find((c) => c.name === segments[i + 1]);
+    const ast = next && s.program.files.get(next.file);
+    if (!next || !ast) return [];
+    inst = undefined;
+    for (const d of ast.decls) {
+      if (d.kind !== 'SystemDecl') continue;
+      const m = d.members.find((x): x is InstanceDecl => x.kind === 'InstanceDecl' && x.name.span.start === next.nameSpan.start);
+      if (m) inst = m;
+    }
+    instFile = next.file;
+  }
+  return [];
+}
+
 function portItems(s: Snapshot, file: string, offset: number, instanceName: string, want?: 'provide' | 'require'): CompletionItem[] {
   const inst = findInstance(s, file, offset, instanceName);
   if (!inst) return [];
@@ -312,6 +345,10 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
   // `instance.` -> the instance's ports (connect, expose, export, exposed only [...]).
   if (prev === '.' && frame.block !== 'import' && words[0] !== 'import') {
     const qualifier = words[words.length - 2];
+    // A rule other than `exposed only` names instances, and `farm.` continues a path into the nested system `farm`.
+    if (frame.block === 'policy' && qualifier && words[0] !== 'exposed' && !(words[0] === 'no' && words[1] === 'flow' && words.length === 4)) {
+      return items(pathItems(s, file, offset, pathBefore(words)));
+    }
     if (['system', 'policy'].includes(frame.block) && qualifier) {
       const want = words[0] === 'connect' ? (words.includes('->') ? 'provide' : 'require') : words[0] === 'expose' || words[0] === 'exposed' ? 'provide' : undefined;
       return items(portItems(s, file, offset, qualifier, want));
@@ -371,7 +408,8 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
         const inst = findInstance(s, file, offset, opener[0]?.text ?? '');
         const target = inst ? instanceTarget(s, file, inst) : undefined;
         const params = target ? s.refs.children(target.id).filter((c) => c.kind === 'param').map((p) => symbolItem(p, CompletionItemKind.Property, '0')) : [];
-        return items([...params, ...INSTANCE_KEYWORDS.map((k) => kw(k))]);
+        // A system instance takes only the system's parameters: keyword settings are for component instances.
+        return items([...params, ...(target?.kind === 'system' ? [] : INSTANCE_KEYWORDS.map((k) => kw(k)))]);
       }
       return items(valueItems(words));
     }
