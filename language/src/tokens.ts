@@ -103,7 +103,8 @@ export const CONTEXTUAL_KEYWORDS = [
   'as', 'memory', 'vcpus', 'label', 'declassifies', 'optional', 'on', 'tcp', 'replicas', 'per', 'session', 'pool',
   'max', 'min', 'single', 'restart', 'always', 'never', 'program', 'script', 'exec', 'file', 'from', 'env', 'call',
   'send', 'notify', 'order', 'only', 'through', 'no', 'path', 'flow', 'exposed', 'budget', 'rate', 'burst',
-  'max_message', 'timeout', 'allow', 'max_inflight', 'sensitive', 'to', 'pattern',
+  'max_message', 'timeout', 'allow', 'max_inflight', 'sensitive', 'to', 'pattern', 'factory', 'created', 'by',
+  'detached',
 ] as const;
 
 function keywordName(word: string): string {
@@ -166,7 +167,8 @@ export const K = {
   notify: kw('notify'), order: kw('order'), only: kw('only'), through: kw('through'), no: kw('no'), path: kw('path'),
   flow: kw('flow'), exposed: kw('exposed'), budget: kw('budget'), rate: kw('rate'), burst: kw('burst'),
   max_message: kw('max_message'), timeout: kw('timeout'), allow: kw('allow'), max_inflight: kw('max_inflight'),
-  sensitive: kw('sensitive'), to: kw('to'), pattern: kw('pattern'),
+  sensitive: kw('sensitive'), to: kw('to'), pattern: kw('pattern'), factory: kw('factory'), created: kw('created'),
+  by: kw('by'), detached: kw('detached'),
 } as const;
 
 /** Every concrete token type, in a fixed order (the parser's vocabulary). */

@@ -196,7 +196,9 @@ export interface CloneHealth {
 export interface InstanceStatus {
   id: string;
   component: string;
-  mode: 'single' | 'replicas' | 'per_session';
+  mode: 'single' | 'replicas' | 'per_session' | 'created';
+  /** For a created instance: the instance id of its creator. */
+  created_by?: string;
   /** `healthy`: every wanted clone running; `degraded`: some are not; `failed`: none is and restarts are exhausted. */
   health: 'healthy' | 'degraded' | 'failed' | 'stopped';
   label?: string;

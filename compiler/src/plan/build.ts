@@ -261,9 +261,22 @@ export class PlanBuilder {
       for (const [k, v] of envVars) env[k] = v;
       const pi: Omit<PlanInstance, 'digest'> = {
         component: comp.entry.qname,
+        ...(inst.mode.creator && inst.mode.factory
+          ? {
+              created_by: {
+                detached: inst.mode.factory.detached,
+                // The creator is declared in the same system as the created instance: same id prefix.
+                instance: fi.id.slice(0, fi.id.length - inst.name.length) + inst.mode.creator.instance,
+                max: inst.mode.factory.max,
+                params: [...inst.mode.factory.params],
+                port: inst.mode.creator.port,
+              },
+            }
+          : {}),
         declassifies: comp.declassifies.map((d) => ({ from: d.from, to: d.to })),
         id: fi.id,
         ...(inst.label !== undefined ? { label: inst.label } : {}),
+        ...(inst.mode.factory ? { max_instances: inst.mode.factory.total } : {}),
         ...(inst.mode.max_sessions !== undefined ? { max_sessions: inst.mode.max_sessions } : {}),
         memory_bytes: inst.memory,
         mode: inst.mode.mode,
