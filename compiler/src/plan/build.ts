@@ -173,6 +173,9 @@ export class PlanBuilder {
 
     // Channels first: ports list their channel ids.
     const portChannels = new Map<string, string[]>();
+    // A factory port has no protocol of its own: it takes that of its channel to the created instances.
+    const factoryProtocol = new Map<string, string>();
+    for (const fc of flat.channels) factoryProtocol.set(`${fc.from.instance}\u0000${fc.from.port}`, fc.conn.protocol.entry.qname);
     const addPortChannel = (inst: string, port: string, id: string) => {
       const k = `${inst}\u0000${port}`;
       const l = portChannels.get(k);
@@ -288,7 +291,7 @@ export class PlanBuilder {
             direction: p.direction,
             ...(exp !== undefined ? { exposed_on: exp } : {}),
             name: p.name,
-            protocol: p.protocol?.entry.qname ?? '',
+            protocol: p.protocol?.entry.qname ?? (p.factory ? factoryProtocol.get(`${fi.id}\u0000${p.name}`) : undefined) ?? '',
             slot: p.slot,
           };
         }),
