@@ -23,7 +23,7 @@ describe('factory ports', () => {
     expect(w.mode).toBe('created');
     expect(w.replicas).toBe(0);
     expect(w.max_instances).toBe(8);
-    expect(w.created_by).toEqual({ detached: false, instance: 'c', max: 8, params: ['job'], port: 'workers' });
+    expect(w.created_by).toEqual({ detached: false, instance: 'c', max: 8, params: { job: { kind: 'string', min_len: 1, max_len: 64 } }, port: 'workers' });
     // The creator's port takes the protocol of the created instance's port it is connected to.
     const c = r.plan!.instances.find((i) => i.id === 'c')!;
     expect(c.ports).toEqual([{ channels: ['c.workers->w.jobs'], direction: 'require', name: 'workers', protocol: 'main.Jobs', slot: 1 }]);

@@ -100,7 +100,7 @@ const defs: Record<string, S> = {
       mode: en('single', 'replicas', 'per_session', 'created'),
       replicas: int(),
       max_sessions: int(),
-      created_by: obj({ instance: str(), port: str(), max: int(1), params: arr(str()), detached: { type: 'boolean' } }),
+      created_by: ref('PlanCreatedBy'),
       max_instances: int(),
       restart: obj({ policy: en('always', 'on_failure', 'never'), max_retries: int() }),
       label: str(),
@@ -113,6 +113,7 @@ const defs: Record<string, S> = {
     },
     ['max_sessions', 'label', 'created_by', 'max_instances'],
   ),
+  PlanCreatedBy: obj({ instance: str(), port: str(), max: int(1), params: { type: 'object', additionalProperties: ref('MessageSchema') }, detached: bool() }),
   PlanEndpoint: obj({ instance: str(), port: str() }),
   PlanOperation: obj({ name: str(), kind: en('call', 'send', 'notify'), input: str(), output: str() }, ['output']),
   OrderAutomaton: obj({

@@ -172,8 +172,8 @@ export interface PlanCreatedBy {
   port: string;
   /** The most instances one clone of the creator may have alive at once. */
   max: number;
-  /** Parameters the creator chooses at creation, checked by the broker against their declared types. */
-  params: string[];
+  /** Parameters the creator chooses at creation, by name (sorted), with the schema of their declared types the broker checks them against. */
+  params: Record<string, MessageSchema>;
   /** Created instances outlive their creator (otherwise they are destroyed with it). */
   detached: boolean;
 }

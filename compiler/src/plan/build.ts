@@ -246,6 +246,8 @@ export class PlanBuilder {
 
     // Instances.
     const instances: PlanInstance[] = [];
+    // Named types the run-time parameters of created instances refer to: their schemas go into `schemas` too.
+    const paramRefs = new Set<DeclEntry>();
     const instanceJson = new Map<string, string>();
     for (const fi of flat.instances) {
       const { inst, comp } = fi;
@@ -271,7 +273,12 @@ export class PlanBuilder {
                 // The creator is declared in the same system as the created instance: same id prefix.
                 instance: fi.id.slice(0, fi.id.length - inst.name.length) + inst.mode.creator.instance,
                 max: inst.mode.factory.max,
-                params: [...inst.mode.factory.params],
+                params: Object.fromEntries(
+                  [...inst.mode.factory.params].sort().flatMap((n) => {
+                    const p = comp.params.get(n);
+                    return p ? [[n, this.types.schema(p.type, paramRefs)]] : [];
+                  }),
+                ),
                 port: inst.mode.creator.port,
               },
             }
@@ -323,6 +330,7 @@ export class PlanBuilder {
       for (const [name, s] of p.inline) schemas[name] = s;
       for (const r of p.refs) pending.add(r);
     }
+    for (const r of paramRefs) pending.add(r);
     const done = new Set<DeclEntry>();
     while (pending.size) {
       const [e] = pending;
