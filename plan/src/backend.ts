@@ -159,6 +159,8 @@ export interface CloneStatus {
   cpu_ms?: number;
   /** Session id for a per-session clone. */
   session?: string;
+  /** For a clone created at run time: its creator clone, `instance[clone]`. */
+  created_by?: string;
   /** Last exit, e.g. "program exited with status 1", "killed by SIGKILL" or "QEMU exit code 1". */
   last_exit?: string;
   /** While the clone is down: why the last restart failed (the fork's error). */

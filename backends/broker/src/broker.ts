@@ -294,7 +294,6 @@ export class Broker extends EventEmitter {
     if (!inst) return;
     if (clone) for (const port of [...clone.keys()]) this.detachPort(instanceId, cloneIndex, port);
     this.creatorGone(instanceId, cloneIndex);
-    if (this.factoryRts.has(instanceId)) this.factories.createdGone(instanceId, cloneIndex);
     for (const s of [...inst.sessions]) {
       if (s.clone !== cloneIndex) continue;
       // A session that owns its clone ends with it. A sticky session (a

@@ -124,13 +124,6 @@ export class Factories {
     );
   }
 
-  /** A created clone went away for good (destroyed, or its restarts exhausted): its handle is no longer live. */
-  createdGone(id: string, clone: number): void {
-    const key = this.owner.get(`${id}\0${clone}`);
-    const st = key === undefined ? undefined : this.creators.get(key);
-    if (st) this.forget(id, clone, st);
-  }
-
   private forget(id: string, handle: number, st: CreatorState): void {
     st.live.delete(handle);
     this.owner.delete(`${id}\0${handle}`);

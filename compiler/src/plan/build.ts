@@ -12,6 +12,7 @@ import {
   instanceDigest,
   instanceJsonWithDigest,
   invariantsDigest,
+  paramEnv,
   planDigest,
   sourcesDigest,
   type JsonValue,
@@ -47,10 +48,7 @@ export function memoryTag(bytes: number): string {
   return `${bytes}b`;
 }
 
-/** `MCL_PARAM_<NAME>` value: strings as they are, everything else as canonical JSON. */
-export function paramEnv(v: JsonValue): string {
-  return typeof v === 'string' ? v : canonicalJson(v);
-}
+export { paramEnv };
 
 export interface Body {
   /** Canonical JSON of each instance (with its digest), by id: reused for the plan digest. */
