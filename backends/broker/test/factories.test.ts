@@ -5,33 +5,14 @@
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import type { Plan, PlanInstance } from '@mcl/plan';
+import type { Plan } from '@mcl/plan';
 import { Broker } from '../src/index';
-import { FakePort, inv, KV_OPS, kvHandler, tempDir, testPlan } from './helpers';
+import { FakePort, farmPlan, kvHandler, tempDir } from './helpers';
 
 let dir: string;
 let cleanup: () => void;
 let broker: Broker;
 const ports: FakePort[] = [];
-
-function farmPlan(detached = false): Plan {
-  const plan = testPlan();
-  const base = plan.instances.find((i) => i.id === 'db')!;
-  const coord: PlanInstance = { ...base, id: 'coord', component: 't.Coord', ports: [{ name: 'workers', direction: 'require', protocol: 't.Kv', slot: 1, channels: ['coord.workers->w.kv'] }] };
-  const w: PlanInstance = {
-    ...base,
-    id: 'w',
-    component: 't.Worker',
-    mode: 'created',
-    replicas: 0,
-    max_instances: 2,
-    created_by: { instance: 'coord', port: 'workers', max: 2, params: { job: { kind: 'string', min_len: 1, max_len: 8 }, size: { kind: 'int', min: 1, max: 10 } }, detached },
-    ports: [{ name: 'kv', direction: 'provide', protocol: 't.Kv', slot: 1, channels: ['coord.workers->w.kv'] }],
-  };
-  plan.instances.push(coord, w);
-  plan.channels.push({ id: 'coord.workers->w.kv', from: { instance: 'coord', port: 'workers' }, to: { instance: 'w', port: 'kv' }, protocol: 't.Kv', ops: KV_OPS, invariants: inv() });
-  return plan;
-}
 
 beforeEach(() => {
   ({ dir, cleanup } = tempDir());
