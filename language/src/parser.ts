@@ -1364,6 +1364,8 @@ export class McParser extends EmbeddedActionsParser {
     // `factory` followed by a name is a factory port; alone it is a protocol called `factory`.
     this.OR2({
       MAX_LOOKAHEAD: 1,
+      // A missing type is reported as the usual missing protocol (a factory is the rarer case).
+      ERR_MSG: 'a protocol name',
       DEF: [
         {
           GATE: () => this.LA(1).tokenType === K.factory && tokenMatcher(this.LA(2), T.Identifier),
