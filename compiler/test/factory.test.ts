@@ -3,7 +3,7 @@
 // `max` clones for every check, and records the factory in the plan.
 
 import { describe, expect, test } from 'vitest';
-import { validatePlan } from '@mcl/plan';
+import { digestMismatches, validatePlan } from '@mcl/plan';
 import { codes, compileText } from './helpers';
 
 const PROTOS = 'protocol Jobs { call run(string) -> string }\nprotocol Kv { call get(string) -> string }\n';
@@ -29,6 +29,8 @@ describe('factory ports', () => {
     expect(c.ports).toEqual([{ channels: ['c.workers->w.jobs'], direction: 'require', name: 'workers', protocol: 'main.Jobs', slot: 1 }]);
     expect(r.plan!.channels.map((x) => x.id)).toEqual(['c.workers->w.jobs', 'w.store->s.kv']);
     expect(validatePlan(JSON.parse(JSON.stringify(r.plan))).errors).toEqual([]);
+    // The digests hold over the canonical form, which orders the parameter schemas' fields too.
+    expect(digestMismatches(JSON.parse(JSON.stringify(r.plan)))).toEqual([]);
     // Every factory at its bound: 8 workers, the coordinator and the store.
     expect(r.plan!.resources.committed_vcpus).toBe(10);
   });

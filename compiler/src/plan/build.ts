@@ -308,7 +308,8 @@ export class PlanBuilder {
         vcpus: inst.vcpus,
       };
       if (digests) {
-        const json = this.types.sawIndexKey ? canonicalJson(pi) : JSON.stringify(pi);
+        // Schemas of run-time parameters are built in their own field order, not the canonical one.
+        const json = this.types.sawIndexKey || pi.created_by ? canonicalJson(pi) : JSON.stringify(pi);
         const digest = instanceDigest(pi, this.ctx.sha256, json);
         instances.push({ ...pi, digest });
         instanceJson.set(fi.id, instanceJsonWithDigest(json, digest));
