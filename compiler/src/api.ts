@@ -165,10 +165,12 @@ export interface InstanceSettings {
   /** Bytes. */
   memory: number;
   vcpus: number;
-  mode: 'single' | 'replicas' | 'per_session';
+  mode: 'single' | 'replicas' | 'per_session' | 'created';
   /** The replica count, or the warm pool of a per-session instance. */
   replicas: number;
   maxSessions?: number;
+  /** For a created instance: its creator's factory port and the factory's bound. */
+  createdBy?: { port: string; max: number };
   /** The component's parameters in declaration order. */
   params: InstanceParam[];
 }

@@ -466,6 +466,26 @@ export interface PortDecl extends NodeBase {
   protocol: QualifiedName;
   optional: boolean;
   expose?: ExposeSpec;
+  /**
+   * On a factory port (`require workers: factory Worker { max 8 }`): what the
+   * component may create at run time. `protocol` is then the missing name: the
+   * channel's protocol is that of the created instance's port the system connects
+   * the factory port to.
+   */
+  factory?: FactorySpec;
+}
+
+/**
+ * `factory Worker { max 8; param job, size; detached }`: instances of `Worker`
+ * the component may create while the system runs, at most `max` at once, with
+ * the listed parameters chosen at creation; `detached` ones outlive their creator.
+ */
+export interface FactorySpec extends NodeBase {
+  kind: 'FactorySpec';
+  component: QualifiedName;
+  max?: IntLiteral | MissingExpr;
+  params: Ident[];
+  detached: boolean;
 }
 
 export interface ExposeSpec extends NodeBase {
@@ -481,16 +501,19 @@ export interface ExposeSpec extends NodeBase {
 }
 
 /**
- * `single` (the default), `replicas 3`, or `per session [pool 2] [max 64]`
- * (a fresh fork of the template for every session on a provided port, as Potemkin's flash cloning).
+ * `single` (the default), `replicas 3`, `per session [pool 2] [max 64]`
+ * (a fresh fork of the template for every session on a provided port, as Potemkin's flash cloning),
+ * or, on an instance only, `created by coord.workers` (the instances a factory port creates at run time).
  */
 export interface InstancesMember extends NodeBase {
   kind: 'InstancesMember';
-  mode: 'single' | 'replicas' | 'per_session';
+  mode: 'single' | 'replicas' | 'per_session' | 'created';
   /** `replicas n`: a name is a parameter of the enclosing system. */
   count?: IntLiteral | RefExpr | MissingExpr;
   pool?: IntLiteral | MissingExpr;
   max?: IntLiteral | MissingExpr;
+  /** For `created by`: the factory port that creates the instances. */
+  creator?: PortRef;
 }
 
 /** `restart always`, `restart on-failure [max 5]`, `restart never` */
@@ -789,6 +812,7 @@ export type Node =
   | OrderExpr
   | ComponentMember
   | ExposeSpec
+  | FactorySpec
   | ProgramEntry
   | SystemMember
   | InstanceSetting

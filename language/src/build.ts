@@ -150,6 +150,7 @@ export const paramDecl = (start: number, doc: string | undefined): A.ParamDecl =
 export const portDecl = (start: number, doc: string | undefined): A.PortDecl =>
   withDoc<A.PortDecl>({ kind: 'PortDecl', direction: 'provide', name: M_IDENT, protocol: M_QNAME, optional: false, span: sp(start) }, doc);
 export const exposeSpec = (start: number): A.ExposeSpec => ({ kind: 'ExposeSpec', transport: 'tcp', port: M_EXPR, span: sp(start) });
+export const factorySpec = (start: number): A.FactorySpec => ({ kind: 'FactorySpec', component: M_QNAME, params: [], detached: false, span: sp(start) });
 export const instancesMember = (start: number): A.InstancesMember => ({ kind: 'InstancesMember', mode: 'single', span: sp(start) });
 export const restartMember = (start: number): A.RestartMember => ({ kind: 'RestartMember', policy: 'always', span: sp(start) });
 export const programMember = (start: number): A.ProgramMember => ({ kind: 'ProgramMember', entries: [], span: sp(start) });

@@ -102,6 +102,10 @@ export const Codes = {
   InvalidDeclassification: entry('MCL0418', 'Invalid declassification'),
   AllowedOperationUnreachable: entry('MCL0419', 'Allowed operation unreachable in the order'),
   ConnectionLimitOnChannel: entry('MCL0440', 'Connection limit on a channel'),
+  InvalidFactory: entry('MCL0450', 'Invalid factory port'),
+  FactoryCreatesNothing: entry('MCL0451', 'Factory port without a created instance'),
+  InvalidCreatedInstance: entry('MCL0452', 'Invalid created instance'),
+  FactoryChannelElsewhere: entry('MCL0453', 'Factory port connected to another instance'),
 
   // Policy: reachability, exposure, information flow, budgets, call cycles.
   OnlyFromViolated: entry('MCL0501', 'Channel from an instance not allowed by `only from`'),

@@ -81,6 +81,8 @@ const ARG = {
   replicas: { ARGS: ['the number of replicas'] as [string] },
   warmClones: { ARGS: ['the number of warm clones'] as [string] },
   maxSessions: { ARGS: ['the maximum number of sessions'] as [string] },
+  factoryMax: { ARGS: ['the most instances the factory may create'] as [string] },
+  createdComponent: { ARGS: ['the component the factory creates'] as [string] },
   restarts: { ARGS: ['the number of restarts'] as [string] },
   componentOrSystem: { ARGS: ['a component or system name'] as [string] },
   rate: { ARGS: ['a rate such as `500/s`'] as [string] },
@@ -120,6 +122,8 @@ const EXPECT = {
   portColon: { ERR_MSG: '`:` and the protocol of the port' },
   tcp: { ERR_MSG: '`tcp`' },
   session: { ERR_MSG: '`session`' },
+  createdBy: { ERR_MSG: '`by` and the factory port (`created by coord.workers`)' },
+  factoryClose: { ERR_MSG: '`}` to close the factory settings' },
   programOpen: { ERR_MSG: '`{` and the program entries' },
   programClose: { ERR_MSG: '`}` to close the program' },
   scriptPath: { ERR_MSG: 'the script path as a string' },
@@ -1497,7 +1501,19 @@ export class McParser extends EmbeddedActionsParser {
     if (isExpose) node.expose = M_EXPOSE;
     node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.port));
     this.CONSUME(T.Colon, EXPECT.portColon);
-    node.protocol = this.SUBRULE(this.qualifiedName, ARG.protocol);
+    // `factory` followed by a name is a factory port; alone it is a protocol called `factory`.
+    this.OR2({
+      MAX_LOOKAHEAD: 1,
+      // A missing type is reported as the usual missing protocol (a factory is the rarer case).
+      ERR_MSG: 'a protocol name',
+      DEF: [
+        {
+          GATE: () => this.LA(1).tokenType === K.factory && tokenMatcher(this.LA(2), T.Identifier),
+          ALT: () => (node.factory = this.SUBRULE(this.factorySpec)),
+        },
+        alt(() => (node.protocol = this.SUBRULE(this.qualifiedName, ARG.protocol))),
+      ],
+    });
     this.OPTION(() => (this.CONSUME(K.optional), (node.optional = true)));
     // `expose name: P on tcp N` requires the exposure; on `provide` it is accepted too.
     this.OPTION2(() => (node.expose = this.SUBRULE(this.exposeSpec)));
@@ -1511,6 +1527,37 @@ export class McParser extends EmbeddedActionsParser {
       );
       node.expose = placeholderFor(M_EXPOSE, p) as A.ExposeSpec;
     }
+    return this.done(node);
+  });
+
+  factorySpec = this.rule('factorySpec', (): A.FactorySpec => {
+    const node = this.open(B.factorySpec(this.startPos()));
+    this.CONSUME(K.factory);
+    node.component = this.SUBRULE(this.qualifiedName, ARG.createdComponent);
+    this.OPTION(() => {
+      this.CONSUME(T.LBrace);
+      this.MANY(() => {
+        this.OR([
+          alt(() => {
+              this.CONSUME(K.max);
+              node.max = M_EXPR;
+              const v = this.SUBRULE(this.literal, ARG.factoryMax);
+              node.max = this.expectKind(v, KIND_INT, 'an integer', 'max');
+            }),
+          alt(() => {
+              this.CONSUME(K.param);
+              node.params.push(this.mkIdent(this.CONSUME(T.Identifier, NAME.param)));
+              this.MANY2(() => {
+                this.CONSUME(T.Comma);
+                node.params.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.param)));
+              });
+            }),
+          alt(() => (this.CONSUME(K.detached), (node.detached = true))),
+          alt(() => this.sep()),
+        ]);
+      });
+      this.CONSUME(T.RBrace, EXPECT.factoryClose);
+    });
     return this.done(node);
   });
 
@@ -1544,6 +1591,12 @@ export class McParser extends EmbeddedActionsParser {
           node.count = M_EXPR;
           const v = this.SUBRULE(this.settingValue, ARG.replicas);
           node.count = v.kind === 'Ref' ? v : this.expectKind(v, KIND_INT, 'an integer', 'replicas');
+        }),
+      alt(() => {
+          this.CONSUME(K.created);
+          node.mode = 'created';
+          this.CONSUME(K.by, EXPECT.createdBy);
+          node.creator = this.SUBRULE(this.portRef);
         }),
       alt(() => {
           this.CONSUME(K.per);
@@ -1983,7 +2036,7 @@ const NEVER_DELETED = new Set<TokenType>([
 /** Rules of one member or declaration: after one of them fails, the rest of its line is skipped. */
 const LINE_RULES = new Set([
   'importDecl', 'typeDecl', 'deployDecl', 'field', 'variant', 'operation',
-  'imageMember', 'memoryMember', 'vcpusMember', 'labelMember', 'declassifyMember', 'paramDecl', 'portDecl',
+  'imageMember', 'memoryMember', 'vcpusMember', 'labelMember', 'declassifyMember', 'paramDecl', 'portDecl', 'factorySpec',
   'instancesMember', 'restartMember', 'scriptEntry', 'execEntry', 'fileEntry', 'envEntry',
   'instanceDecl', 'connectDecl', 'exposeDecl', 'exportDecl', 'paramOverride',
   'rateAttr', 'maxMessageAttr', 'timeoutAttr', 'allowAttr', 'maxInflightAttr', 'declassifyAttr', 'queryAttr', 'connectionAttr',

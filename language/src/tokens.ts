@@ -112,7 +112,7 @@ export const CONTEXTUAL_KEYWORDS = [
   'max', 'min', 'single', 'restart', 'always', 'never', 'program', 'script', 'exec', 'file', 'from', 'env', 'call',
   'send', 'notify', 'order', 'only', 'through', 'no', 'path', 'flow', 'exposed', 'budget', 'rate', 'burst',
   'max_message', 'timeout', 'allow', 'max_inflight', 'sensitive', 'to', 'pattern', 'query', 'max_connections',
-  'connection_rate', 'bandwidth', 'idle_timeout',
+  'connection_rate', 'bandwidth', 'idle_timeout', 'factory', 'created', 'by', 'detached',
 ] as const;
 
 function keywordName(word: string): string {
@@ -177,6 +177,7 @@ export const K = {
   max_message: kw('max_message'), timeout: kw('timeout'), allow: kw('allow'), max_inflight: kw('max_inflight'),
   sensitive: kw('sensitive'), to: kw('to'), pattern: kw('pattern'), query: kw('query'), max_connections: kw('max_connections'),
   connection_rate: kw('connection_rate'), bandwidth: kw('bandwidth'), idle_timeout: kw('idle_timeout'),
+  factory: kw('factory'), created: kw('created'), by: kw('by'), detached: kw('detached'),
 } as const;
 
 /** Every concrete token type, in a fixed order (the parser's vocabulary). */

@@ -21,10 +21,12 @@ export interface ResolvedInstance {
   instance: InstanceDecl;
   component?: SymbolInfo;
   decl?: ComponentDecl | SystemDecl;
-  mode: 'single' | 'replicas' | 'per_session';
+  mode: 'single' | 'replicas' | 'per_session' | 'created';
   replicas?: number;
   pool?: number;
   maxSessions?: number;
+  /** For a created instance: its creator's factory port (`c.workers`) and the factory's bound. */
+  createdBy?: { port: string; max: number };
   memoryBytes?: number;
   vcpus?: number;
   params: ResolvedParam[];
@@ -59,6 +61,7 @@ export function resolveInstance(s: Snapshot, file: string, inst: InstanceDecl): 
     out.pool = settings.replicas;
     out.maxSessions = settings.maxSessions;
   }
+  if (settings.createdBy) out.createdBy = { ...settings.createdBy };
   out.memoryBytes = settings.memory;
   out.vcpus = settings.vcpus;
   out.params = settings.params.map((p) => ({

@@ -159,6 +159,8 @@ export interface CloneStatus {
   cpu_ms?: number;
   /** Session id for a per-session clone. */
   session?: string;
+  /** For a clone created at run time: its creator clone, `instance[clone]`. */
+  created_by?: string;
   /** Last exit, e.g. "program exited with status 1", "killed by SIGKILL" or "QEMU exit code 1". */
   last_exit?: string;
   /** While the clone is down: why the last restart failed (the fork's error). */
@@ -196,7 +198,9 @@ export interface CloneHealth {
 export interface InstanceStatus {
   id: string;
   component: string;
-  mode: 'single' | 'replicas' | 'per_session';
+  mode: 'single' | 'replicas' | 'per_session' | 'created';
+  /** For a created instance: the instance id of its creator. */
+  created_by?: string;
   /** `healthy`: every wanted clone running; `degraded`: some are not; `failed`: none is and restarts are exhausted. */
   health: 'healthy' | 'degraded' | 'failed' | 'stopped';
   label?: string;

@@ -224,3 +224,12 @@ function write(value: unknown, indent: string | null, current: string): string {
       throw new CanonicalJsonError(`a ${typeof value} has no JSON form`).within('');
   }
 }
+
+/**
+ * The `MCL_PARAM_<NAME>` value of a parameter: strings as they are, everything
+ * else as canonical JSON. The compiler writes it into a plan's program
+ * environment; a backend writes it for parameters chosen at run time.
+ */
+export function paramEnv(v: unknown): string {
+  return typeof v === 'string' ? v : canonicalJson(v);
+}

@@ -134,7 +134,8 @@ export interface PlanTemplate {
   instance_count: number;
 }
 
-export type InstanceMode = 'single' | 'replicas' | 'per_session';
+/** `created`: instances a factory port of another instance creates at run time (none at deploy). */
+export type InstanceMode = 'single' | 'replicas' | 'per_session' | 'created';
 
 export interface PlanInstance {
   /** Dotted path from the root system, e.g. `app` or `shop.app` for nested systems. */
@@ -149,6 +150,10 @@ export interface PlanInstance {
   replicas: number;
   /** For `per_session`: the most concurrent sessions (and clones). */
   max_sessions?: number;
+  /** For `created`: the factory port that creates the instances and what it may choose (format 1.x, optional). */
+  created_by?: PlanCreatedBy;
+  /** For `created`: the most clones alive at once, every clone of the creator at its factory's bound. */
+  max_instances?: number;
   restart: { policy: 'always' | 'on_failure' | 'never'; max_retries: number };
   /** Information-flow label, if any. */
   label?: string;
@@ -166,6 +171,19 @@ export interface PlanInstance {
   ports: PlanPort[];
   /** sha256 of this entry's canonical JSON without `digest`; a change means the instance must be replaced. */
   digest: string;
+}
+
+export interface PlanCreatedBy {
+  /** Instance id of the creator. */
+  instance: string;
+  /** The creator's factory port. */
+  port: string;
+  /** The most instances one clone of the creator may have alive at once. */
+  max: number;
+  /** Parameters the creator chooses at creation, by name (sorted), with the schema of their declared types the broker checks them against. */
+  params: Record<string, MessageSchema>;
+  /** Created instances outlive their creator (otherwise they are destroyed with it). */
+  detached: boolean;
 }
 
 export interface PlanProgram {

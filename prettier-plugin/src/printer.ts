@@ -343,7 +343,7 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
     }
     case 'PortDecl': {
       const head = node.expose ? 'expose' : node.direction;
-      const parts: Doc[] = [head, ' ', path.call(print, 'name'), ': ', path.call(print, 'protocol')];
+      const parts: Doc[] = [head, ' ', path.call(print, 'name'), ': ', path.call(print, node.factory ? 'factory' : 'protocol')];
       if (node.optional) parts.push(' optional');
       if (node.expose) parts.push(' ', path.call(print, 'expose'));
       return parts;
@@ -353,9 +353,19 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
       if (!node.attrs && !hasDangling(node)) return head;
       return [head, ' ', softBlock(path, options, node.attrs ? path.map(print, 'attrs') : [], ';', node.port.span.end)];
     }
+    case 'FactorySpec': {
+      // The settings in the order the grammar documents them; a parameter list ends at its line or `;`.
+      const items: Doc[] = [];
+      if (node.max) items.push(['max ', path.call(print, 'max')]);
+      if (node.params.length) items.push(['param ', join(', ', path.map(print, 'params'))]);
+      if (node.detached) items.push('detached');
+      const head: Doc[] = ['factory ', path.call(print, 'component')];
+      return items.length ? [...head, ' ', softBlock(path, options, items, ';', node.component.span.end)] : head;
+    }
     case 'InstancesMember': {
       if (node.mode === 'single') return 'single';
       if (node.mode === 'replicas') return ['replicas ', node.count ? path.call(print, 'count') : ''];
+      if (node.mode === 'created') return ['created by ', node.creator ? path.call(print, 'creator') : ''];
       const parts: Doc[] = ['per session'];
       if (node.pool) parts.push(' pool ', path.call(print, 'pool'));
       if (node.max) parts.push(' max ', path.call(print, 'max'));

@@ -28,13 +28,14 @@ import type { Duplex } from 'node:stream';
 import type { ChannelInvariants, Plan, PlanChannel, PlanExposure, PlanOperation } from '@mcl/plan';
 import { compileSchemas, type CompiledSchemas } from './schema';
 import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type OpRt } from './admit';
-import { encode, encodePlain, envelope, frameId, plainLine, snippet } from './frames';
+import { encode, encodePlain, envelope, frameId, plainLine, snippet, type Envelope } from './frames';
 import { LineSplitter, TokenBucket } from './lines';
 import { Counters, type CounterTotals } from './counters';
 import { Exposures } from './exposures';
 import { exposureId, HTTP_SCHEMAS } from './http';
 import { isStreamProtocol } from './streams';
 import { Sessions } from './sessions';
+import { Factories, factoryOf, type FactoryRt } from './factories';
 import { byPort, byRequester, DROP_WATER, PortConn, type Answer, type ChannelRt, type InstanceRt, type Offence, type Pending, type Requester, type Session } from './state';
 import type { BrokerCheckpoint, BrokerLogEntry, BrokerOptions, ChannelCounters, ExposureInfo, PortStatus, PortTarget, Violation } from './types';
 
@@ -118,6 +119,9 @@ export class Broker extends EventEmitter {
    * text is written in one `write` when the batch ends (see batch()).
    */
   private outbox: Outgoing[] = [];
+  /** Created instances of the plan (mode `created`) with their factory, by instance id. */
+  private readonly factoryRts = new Map<string, FactoryRt>();
+  private readonly factories = new Factories();
 
   constructor(plan: Plan, options: BrokerOptions = {}) {
     super();
@@ -151,6 +155,10 @@ export class Broker extends EventEmitter {
     // The HTTP schemas are a fallback for plans that do not carry them; the plan's own win.
     this.schemas = compileSchemas({ ...HTTP_SCHEMAS, ...plan.schemas });
     for (const p of this.schemas.problems) this.log({ level: 'error', message: `schema: ${p}` });
+    for (const inst of plan.instances) {
+      const f = factoryOf(inst, { ...HTTP_SCHEMAS, ...plan.schemas });
+      if (f) this.factoryRts.set(inst.id, f);
+    }
 
     for (const inst of plan.instances) {
       this.instances.set(inst.id, {
@@ -299,6 +307,7 @@ export class Broker extends EventEmitter {
     const clone = inst?.clones.get(cloneIndex);
     if (!inst) return;
     if (clone) for (const port of [...clone.keys()]) this.detachPort(instanceId, cloneIndex, port);
+    this.creatorGone(instanceId, cloneIndex);
     for (const s of [...inst.sessions]) {
       if (s.clone !== cloneIndex) continue;
       // A session that owns its clone ends with it. A sticky session (a
@@ -845,6 +854,26 @@ export class Broker extends EventEmitter {
       this.sessionFrame(req, t, env.id);
       return;
     }
+    // A factory port: create, destroy and list are answered here; calls and sends name the created instance.
+    const fac = this.factoryRts.get(ch.provider.plan.id);
+    const factory = fac && fac.created.created_by!.instance === req.name && fac.created.created_by!.port === req.port ? fac : undefined;
+    if (t === 'create' || t === 'destroy' || t === 'list') {
+      if (!factory) {
+        this.violation({ ...byRequester(req, conn), kind: 'factory_handle', detail: `port ${req.port} of ${req.name} is not a factory port: ${t} is refused`, id: env.id });
+        return;
+      }
+      this.factoryFrame(req, conn, factory, env);
+      return;
+    }
+    if (factory && (env.to === undefined || !this.factories.owns(factory, { instance: req.name, clone: req.clone }, env.to))) {
+      const detail = env.to === undefined ? `a ${t} on factory port ${req.port} needs "to", the handle of a created instance` : `${req.name}[${req.clone}] has no created instance ${env.to} of ${ch.provider.plan.id}`;
+      this.violation({ ...byRequester(req, conn), kind: 'factory_handle', detail, id: env.id });
+      return;
+    }
+    if (!factory && env.to !== undefined) {
+      this.violation({ ...byRequester(req, conn), kind: 'malformed', detail: `"to" names a created instance: port ${req.port} of ${req.name} is not a factory port`, id: env.id });
+      return;
+    }
     const a = admitRequest(ch, req.budget, req.orderState, env, undefined, plain);
     if (!a.ok) {
       this.violation({ ...byRequester(req, conn), kind: a.kind, detail: a.detail, id: env.id });
@@ -857,10 +886,42 @@ export class Broker extends EventEmitter {
     }
     if (t === 'call') {
       const origId = env.id!;
-      this.forwardCall(req, op, bodyJson, answerTo(req, origId), origId);
+      this.forwardCall(req, op, bodyJson, answerTo(req, origId), origId, env.to);
     } else {
-      this.forwardSend(req, op, bodyJson);
+      this.forwardSend(req, op, bodyJson, env.to);
     }
+  }
+
+  /** `create`, `destroy` or `list` on a factory port (spec/factories.md). */
+  private factoryFrame(req: Requester, conn: PortConn | null, f: FactoryRt, env: Envelope): void {
+    this.factories.frame(
+      {
+        options: this.opts,
+        schemas: this.plan.schemas,
+        deny: (kind, detail, id) => this.violation({ ...byRequester(req, conn), kind, detail, id }),
+        answer: (line) => void req.write?.(line, false),
+        log: (level, message, instance, clone) => this.log({ level, message, instance, clone }),
+      },
+      f,
+      { instance: req.name, clone: req.clone },
+      env,
+    );
+  }
+
+  /**
+   * A creator clone is gone (destroyed, or restarted with its memory lost): the
+   * instances it created are destroyed with it, unless their factory is
+   * detached. `detachClone` calls it; a supervisor that restarts a creator
+   * clone in place calls it too. Returns the destroyed clones by instance.
+   */
+  creatorGone(instanceId: string, cloneIndex: number): Record<string, number[]> {
+    const out: Record<string, number[]> = {};
+    for (const f of this.factoryRts.values()) {
+      if (f.created.created_by?.instance !== instanceId) continue;
+      const gone = this.factories.creatorGone({ options: this.opts, log: (level, message, instance, clone) => this.log({ level, message, instance, clone }) }, [f], { instance: instanceId, clone: cloneIndex });
+      if (gone.length) out[f.created.id] = gone;
+    }
+    return out;
   }
 
   /**
@@ -1016,10 +1077,10 @@ export class Broker extends EventEmitter {
   // Routing
 
   /** Sends a checked call to a provider clone; `respond` gets exactly one answer. */
-  private forwardCall(req: Requester, op: OpRt, bodyJson: string, respond: (a: Answer) => void, origId?: number | string): void {
+  private forwardCall(req: Requester, op: OpRt, bodyJson: string, respond: (a: Answer) => void, origId?: number | string, to?: number): void {
     const ch = req.channel;
     ch.counters.calls++;
-    this.withProvider(req, (conn, reason) => {
+    this.withProvider(req, to, (conn, reason) => {
       if (!conn) {
         ch.counters.errors++;
         respond({ ok: false, error: reason, kind: 'unavailable' });
@@ -1045,9 +1106,9 @@ export class Broker extends EventEmitter {
     });
   }
 
-  private forwardSend(req: Requester, op: OpRt, bodyJson: string): void {
+  private forwardSend(req: Requester, op: OpRt, bodyJson: string, to?: number): void {
     const ch = req.channel;
-    this.withProvider(req, (conn, reason) => {
+    this.withProvider(req, to, (conn, reason) => {
       if (!conn) {
         this.log({ level: 'debug', message: `send ${op.name} on ${ch.id} dropped: ${reason}`, channel: ch.id });
         return;
@@ -1067,9 +1128,15 @@ export class Broker extends EventEmitter {
    * connected clones not bound to a session. Calls `use` synchronously when no
    * session has to be opened.
    */
-  private withProvider(req: Requester, use: (conn: PortConn | null, reason: string) => void): void {
+  private withProvider(req: Requester, to: number | undefined, use: (conn: PortConn | null, reason: string) => void): void {
     const ch = req.channel;
     const inst = ch.provider;
+    if (to !== undefined) {
+      // A factory port's frame goes to the created clone it names (checked to be the creator's own).
+      const c = inst.clones.get(to)?.get(ch.providerPort);
+      use(c?.stream ? c : null, c?.stream ? '' : `the created instance ${inst.plan.id}[${to}] is not connected on port ${ch.providerPort}`);
+      return;
+    }
     const perSession = inst.plan.mode === 'per_session' && this.opts.onSessionOpen !== undefined;
     // A guest's session that ended (its clone died, or max_sessions refused it) gives way to a new one;
     // an exposure connection's session is the connection, so it stays ended.

@@ -5,16 +5,25 @@
 export const MAX_ERROR_TEXT = 1024;
 
 export interface Envelope {
-  t: 'call' | 'send' | 'reply' | 'error' | 'notify' | 'open' | 'close';
+  t: 'call' | 'send' | 'reply' | 'error' | 'notify' | 'open' | 'close' | 'create' | 'destroy' | 'list';
   op?: string;
   id?: number | string;
   body?: unknown;
   error?: string;
+  /** On a factory port (spec/factories.md): the created instance a call or send goes to. */
+  to?: number;
+  /** `destroy`: the created instance. */
+  handle?: number;
+  /** `create`: the parameters chosen at run time. */
+  params?: Record<string, unknown>;
 }
 
 const ENVELOPE_KEYS: Record<Envelope['t'], { need: string[]; may: string[] }> = {
-  call: { need: ['op', 'id', 'body'], may: [] },
-  send: { need: ['op', 'body'], may: [] },
+  call: { need: ['op', 'id', 'body'], may: ['to'] },
+  send: { need: ['op', 'body'], may: ['to'] },
+  create: { need: ['id'], may: ['params'] },
+  destroy: { need: ['id', 'handle'], may: [] },
+  list: { need: ['id'], may: [] },
   reply: { need: ['id', 'body'], may: [] },
   error: { need: ['id', 'error'], may: [] },
   notify: { need: ['op', 'body'], may: [] },
@@ -29,7 +38,7 @@ export function envelope(frame: unknown): Envelope | string {
   const t = f.t;
   if (typeof t !== 'string' || !Object.prototype.hasOwnProperty.call(ENVELOPE_KEYS, t)) {
     const shown = typeof t === 'string' ? JSON.stringify(t.slice(0, 32)) : t === undefined ? 'none' : typeof t;
-    return `unknown frame type ${shown} (expected call, send, reply, error, notify, open or close)`;
+    return `unknown frame type ${shown} (expected call, send, reply, error, notify, open, close, create, destroy or list)`;
   }
   const spec = ENVELOPE_KEYS[t as Envelope['t']];
   for (const k of spec.need) if (!(k in f)) return `a ${t} frame needs "${k}"`;
@@ -43,6 +52,10 @@ export function envelope(frame: unknown): Envelope | string {
     const okStr = typeof id === 'string' && id.length > 0 && id.length <= 64;
     if (!okNum && !okStr) return `"id" must be a non-negative integer or a string of at most 64 characters`;
   }
+  for (const k of ['to', 'handle']) {
+    if (k in f && !(typeof f[k] === 'number' && Number.isSafeInteger(f[k]) && (f[k] as number) >= 0)) return `"${k}" must be the handle of a created instance (a non-negative integer)`;
+  }
+  if ('params' in f && (typeof f.params !== 'object' || f.params === null || Array.isArray(f.params))) return `"params" must be an object of parameter values`;
   if (t === 'error') {
     if (typeof f.error !== 'string') return `"error" must be a string`;
     if (f.error.length > MAX_ERROR_TEXT) f.error = f.error.slice(0, MAX_ERROR_TEXT);

@@ -30,7 +30,13 @@ export type ViolationKind =
   /** A reply or error that answers no outstanding call on that port. */
   | 'unsolicited'
   /** A per-session provider has reached `max_sessions`. */
-  | 'sessions';
+  | 'sessions'
+  /** A `create` on a factory port beyond the factory's `max` live instances of that creator clone. */
+  | 'factory_bound'
+  /** A `create` whose parameters the factory does not list or whose values do not match their declared types. */
+  | 'factory_params'
+  /** A factory frame naming no live instance of the creator (`to`, `handle`), or a factory frame on a port that is not a factory. */
+  | 'factory_handle';
 
 export interface Violation {
   /** Milliseconds since the epoch. */
@@ -110,6 +116,15 @@ export interface BrokerOptions {
   onSessionOpen?: (instanceId: string) => Promise<number>;
   /** Called once when that session ends; the clone should be disposed (and `detachClone` called). */
   onSessionClose?: (instanceId: string, cloneIndex: number) => void | Promise<void>;
+  /**
+   * Called for a granted `create` on a factory port (spec/factories.md): must fork a clone of the
+   * `created` instance with the chosen parameters, `attachPort` its ports and resolve with its clone
+   * index, which becomes the creator's handle. Rejecting answers the creator with an error.
+   * Without this hook, `create` is answered with an error.
+   */
+  onCreate?: (instanceId: string, creator: { instance: string; clone: number }, params: Record<string, unknown>) => Promise<number>;
+  /** Called when a created clone is destroyed (by its creator, or with it); the clone should be disposed (and `detachClone` called). */
+  onDestroy?: (instanceId: string, cloneIndex: number) => void | Promise<void>;
   /** Address exposures listen on. Default 127.0.0.1. */
   exposureHost?: string;
   /**

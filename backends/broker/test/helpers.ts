@@ -291,3 +291,27 @@ export function kvHandler(store = new Map<string, string>(), tag?: string): (f: 
     return { t: 'reply', id: f.id, body: { ok: true } };
   };
 }
+
+/**
+ * The test system with a factory: coord.workers creates instances of w (Kv on
+ * port kv), at most 2 per creator clone, choosing `job` (string 1..8) and
+ * `size` (int 1..10).
+ */
+export function farmPlan(detached = false): Plan {
+  const plan = testPlan();
+  const base = plan.instances.find((i) => i.id === 'db')!;
+  const coord: PlanInstance = { ...base, id: 'coord', component: 't.Coord', ports: [{ name: 'workers', direction: 'require', protocol: 't.Kv', slot: 1, channels: ['coord.workers->w.kv'] }] };
+  const w: PlanInstance = {
+    ...base,
+    id: 'w',
+    component: 't.Worker',
+    mode: 'created',
+    replicas: 0,
+    max_instances: 2,
+    created_by: { instance: 'coord', port: 'workers', max: 2, params: { job: { kind: 'string', min_len: 1, max_len: 8 }, size: { kind: 'int', min: 1, max: 10 } }, detached },
+    ports: [{ name: 'kv', direction: 'provide', protocol: 't.Kv', slot: 1, channels: ['coord.workers->w.kv'] }],
+  };
+  plan.instances.push(coord, w);
+  plan.channels.push({ id: 'coord.workers->w.kv', from: { instance: 'coord', port: 'workers' }, to: { instance: 'w', port: 'kv' }, protocol: 't.Kv', ops: KV_OPS, invariants: inv() });
+  return plan;
+}

@@ -55,12 +55,31 @@ export interface PortInfo {
   symbol: string;
   /** virtio-serial slot: 1 + declaration index (slot 0 is the control port). */
   slot: number;
+  /** On a factory port: what it creates. Its `protocol` is then undefined (the system's connection gives it). */
+  factory?: FactoryInfo;
+}
+
+/** `require workers: factory Worker { max 8; param job; detached }`, checked. */
+export interface FactoryInfo {
+  /** The created component; undefined when it did not resolve. */
+  component?: DeclEntry;
+  /** The most instances alive at once for one creator. */
+  max: number;
+  /** Parameters of the created component the creator chooses at run time. */
+  params: string[];
+  /** Created instances outlive their creator. */
+  detached: boolean;
+  span: Span;
 }
 
 export interface ModeInfo {
-  mode: 'single' | 'replicas' | 'per_session';
+  mode: 'single' | 'replicas' | 'per_session' | 'created';
   replicas: number;
   max_sessions?: number;
+  /** For `created by`: the factory port, as written (resolved by the system). */
+  creator?: { instance: string; port: string; span: Span };
+  /** For `created by`, once resolved: what the creator's factory port allows. */
+  factory?: { max: number; total: number; params: string[]; detached: boolean };
 }
 
 export interface RestartInfo {
@@ -241,7 +260,7 @@ export function vcpusOf(ctx: Ctx, m: Module, v: Expr): number | undefined {
   return intOf(ctx, m, v, 'vcpus', 1, 64);
 }
 
-export function modeOf(ctx: Ctx, m: Module, im: InstancesMember): ModeInfo | undefined {
+export function modeOf(ctx: Ctx, m: Module, im: InstancesMember, inSystem = false): ModeInfo | undefined {
   switch (im.mode) {
     case 'single':
       return { mode: 'single', replicas: 1 };
@@ -258,6 +277,18 @@ export function modeOf(ctx: Ctx, m: Module, im: InstancesMember): ModeInfo | und
         return undefined;
       }
       return { mode: 'per_session', replicas: pool, max_sessions: max };
+    }
+    case 'created': {
+      // Which factory creates the instances is a matter of the system; a component cannot say it.
+      if (!inSystem) {
+        ctx.report(Codes.InvalidCreatedInstance, '`created by` applies to an instance in a system, not to a component', m.file, im.span, {
+          hint: 'write it on the instance: `w = Worker { created by coord.workers }`',
+        });
+        return undefined;
+      }
+      const c = im.creator;
+      if (!c || !c.instance.name || !c.port.name) return undefined;
+      return { mode: 'created', replicas: 0, creator: { instance: c.instance.name, port: c.port.name, span: c.span } };
     }
   }
 }
@@ -304,6 +335,58 @@ export class Components {
     }
     seen.set(key, span);
     return false;
+  }
+
+  /**
+   * A factory port: the created component must resolve to a component, `max`
+   * must be given (every check is made with that many instances), and the
+   * parameters chosen at run time must be parameters of the created component.
+   */
+  private factoryPort(info: ComponentInfo, e: DeclEntry, mem: PortDecl, name: string): void {
+    const m = e.module;
+    const f = mem.factory!;
+    const created = resolveRef(this.ctx, m, f.component, ['component'], 'component');
+    const symbol = this.ctx.declare('port', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, () => `require ${name}: factory ${created ? created.qname : qnameText(f.component)}`, mem.doc, e.symbol);
+    const fi: FactoryInfo = { component: created, max: 0, params: [], detached: f.detached, span: f.span };
+    if (mem.direction !== 'require') {
+      this.ctx.report(Codes.InvalidFactory, `\`${name}\` cannot be a factory: a factory is a port the component requires`, m.file, mem.span, { hint: `write \`require ${name}: factory ...\`` });
+      return;
+    }
+    if (mem.expose) {
+      this.ctx.report(Codes.RequiredPortExposed, `required port \`${name}\` cannot be exposed`, m.file, mem.expose.span, { hint: 'a factory port creates instances; it serves no outside clients' });
+      return;
+    }
+    if (!f.max || f.max.kind === 'MissingExpr') {
+      if (!f.max) {
+        this.ctx.report(Codes.InvalidFactory, `factory \`${name}\` has no bound: how many instances may it create?`, m.file, f.span, {
+          hint: `add the most instances alive at once: \`factory ${qnameText(f.component)} { max 8 }\``,
+        });
+      }
+    } else fi.max = intOf(this.ctx, m, f.max, 'the factory bound', 1, MAX_REPLICAS) ?? 0;
+    if (created?.kind === 'component') {
+      const target = this.component(created);
+      const seen = new Set<string>();
+      for (const p of f.params) {
+        if (!p.name) continue;
+        const param = target.params.get(p.name);
+        if (!param) {
+          this.ctx.report(Codes.UnknownParameter, `\`${created.name}\` has no parameter \`${p.name}\` to choose at creation`, m.file, p.span, {
+            hint: didYouMean(p.name, target.params.keys()) ?? `its parameters are ${[...target.params.keys()].map((n) => `\`${n}\``).join(', ') || 'none'}`,
+          });
+          continue;
+        }
+        this.ctx.reference(m.file, p.span, param.symbol);
+        if (seen.has(p.name)) {
+          this.ctx.report(Codes.InvalidFactory, `parameter \`${p.name}\` is listed twice`, m.file, p.span, { hint: 'remove one of them' });
+          continue;
+        }
+        seen.add(p.name);
+        fi.params.push(p.name);
+      }
+    }
+    const port: PortInfo = { name, direction: 'require', optional: mem.optional, decl: mem, symbol, slot: info.ports.length + 1, factory: fi };
+    info.ports.push(port);
+    info.portByName.set(name, port);
   }
 
   component(e: DeclEntry): ComponentInfo {
@@ -393,6 +476,10 @@ export class Components {
             break;
           }
           names.set(name, mem.name.span);
+          if (mem.factory) {
+            this.factoryPort(info, e, mem, name);
+            break;
+          }
           const pe = resolveRef(this.ctx, m, mem.protocol, ['protocol'], 'protocol');
           const dirWord = mem.expose ? 'expose' : mem.direction;
           const symbol = this.ctx.declare('port', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, () => `${dirWord} ${name}: ${pe ? pe.qname : qnameText(mem.protocol)}${mem.optional ? ' optional' : ''}`, mem.doc, e.symbol);

@@ -36,6 +36,7 @@ import {
   vcpusOf,
   type ComponentInfo,
   type Components,
+  type FactoryInfo,
   type ModeInfo,
   type PortInfo,
   type RestartInfo,
@@ -52,6 +53,8 @@ export interface SysPort {
   protocol?: ProtocolInfo;
   optional: boolean;
   symbol: string;
+  /** A component's factory port (a system never exports one). */
+  factory?: FactoryInfo;
 }
 
 export interface InstInfo {
@@ -68,6 +71,8 @@ export interface InstInfo {
   label?: string;
   labelSpan?: Span;
   params: Record<string, JsonValue>;
+  /** Parameters set on a created instance, until its factory's run-time parameters are known. */
+  given?: Set<string>;
 }
 
 export interface ExportInfo extends SysPort {
@@ -121,12 +126,14 @@ export interface SystemInfo {
   /** The system's parameters, and the arguments this check of it was made with. */
   params: ReadonlyMap<string, SysParam>;
   binding: Binding;
+  /** The instance each factory port creates, by `<creator>.<port>`. */
+  created: Map<string, InstInfo>;
 }
 
 export function portOf(inst: InstInfo, name: string): SysPort | undefined {
   if (inst.comp) {
     const p = inst.comp.portByName.get(name);
-    return p && { name: p.name, direction: p.direction, protocol: p.protocol, optional: p.optional, symbol: p.symbol };
+    return p && { name: p.name, direction: p.direction, protocol: p.protocol, optional: p.optional, symbol: p.symbol, factory: p.factory };
   }
   return inst.sys?.exports.get(name);
 }
@@ -277,7 +284,7 @@ export class Systems {
   private check(e: DeclEntry, binding: Binding): SystemInfo {
     const d = e.decl as SystemDecl;
     const m = e.module;
-    const info: SystemInfo = { entry: e, instances: new Map(), exports: new Map(), connects: [], exposes: [], rules: [], uses: new Set(), params: this.params(e), binding };
+    const info: SystemInfo = { entry: e, instances: new Map(), exports: new Map(), connects: [], exposes: [], rules: [], uses: new Set(), params: this.params(e), binding, created: new Map() };
     const members = new Map<string, Span>();
 
     // Instances first: every other member refers to them.
@@ -315,6 +322,8 @@ export class Systems {
       }
       info.instances.set(name, inst);
     }
+
+    this.createdInstances(info, e, m);
 
     const resolveEnd = (ref: PortRef): { inst: InstInfo; port: SysPort } | undefined => {
       const iname = ref.instance.name;
@@ -397,7 +406,15 @@ export class Systems {
         }
         continue;
       }
-      const fp = from.port.protocol;
+      const made = from.port.factory ? info.created.get(`${from.inst.name}.${from.port.name}`) : undefined;
+      if (from.port.factory && made !== to.inst) {
+        this.ctx.report(Codes.FactoryChannelElsewhere, `\`${fromText}\` is a factory port: its channels go to the instances it creates${made ? `, \`${made.name}\`` : ''}, not to \`${mem.to.instance.name}\``, m.file, mem.to.span, {
+          hint: made ? `connect it to a provided port of \`${made.name}\`: \`connect ${fromText} -> ${made.name}.<port>\`` : `declare the created instance: \`w = ${from.port.factory.component?.name ?? 'Worker'} { created by ${fromText} }\``,
+        });
+        continue;
+      }
+      // A factory port takes the protocol of the created instance's port it is connected to.
+      const fp = from.port.factory ? to.port.protocol : from.port.protocol;
       const tp = to.port.protocol;
       // A different protocol is fine when the required one refines the provided one (refine.ts); the channel carries the required one.
       const refinement = fp && tp && fp !== tp ? refinementProblem(this.types, fp, tp) : undefined;
@@ -473,16 +490,79 @@ export class Systems {
     for (const inst of info.instances.values()) {
       if (!inst.comp && !inst.sys) continue;
       const ports: SysPort[] = inst.comp
-        ? inst.comp.ports.map((p) => ({ name: p.name, direction: p.direction, protocol: p.protocol, optional: p.optional, symbol: p.symbol }))
+        ? inst.comp.ports.map((p) => ({ name: p.name, direction: p.direction, protocol: p.protocol, optional: p.optional, symbol: p.symbol, factory: p.factory }))
         : [...(inst.sys?.exports.values() ?? [])];
       for (const p of ports) {
         if (p.direction !== 'require' || p.optional) continue;
         const key = `${inst.name}.${p.name}`;
         if (wired.has(key) || exported.has(key) || attempted.has(key)) continue;
+        if (p.factory && !info.created.has(key)) {
+          const made = p.factory.component?.name ?? 'Worker';
+          this.ctx.report(Codes.FactoryCreatesNothing, `\`${key}\` is a factory of \`${made}\` but no instance of this system is created by it`, m.file, inst.decl.name.span, {
+            hint: `declare the instances it creates and connect it to them: \`w = ${made} { created by ${key} }\` and \`connect ${key} -> w.<port>\`, or declare the port \`optional\``,
+          });
+          continue;
+        }
         this.unwired(info, d, m, inst, p);
       }
     }
     return info;
+  }
+
+  /**
+   * Resolves every `created by c.port` instance to its creator's factory port:
+   * the port must be a factory of the instance's component, each factory
+   * creates one instance of the system, and a creator is not itself created
+   * (its factory would be multiplied at run time by a bound nobody declared).
+   * The instance then counts, for every check, as the factory's `max` clones
+   * for each clone of its creator.
+   */
+  private createdInstances(info: SystemInfo, e: DeclEntry, m: Module): void {
+    for (const inst of info.instances.values()) {
+      const c = inst.mode.creator;
+      if (inst.mode.mode !== 'created' || !c || !inst.comp) continue;
+      const fail = (msg: string, hint: string) => {
+        this.ctx.report(Codes.InvalidCreatedInstance, msg, m.file, c.span, { hint });
+        inst.mode = { mode: 'single', replicas: 1 };
+        inst.given = undefined;
+      };
+      const creator = info.instances.get(c.instance);
+      if (!creator) {
+        this.ctx.report(Codes.UnknownInstance, `\`${e.name}\` has no instance \`${c.instance}\``, m.file, c.span, { hint: didYouMean(c.instance, info.instances.keys()) ?? 'name the instance whose factory port creates this one' });
+        inst.mode = { mode: 'single', replicas: 1 };
+        continue;
+      }
+      this.ctx.reference(m.file, { start: c.span.start, end: c.span.start + c.instance.length }, creator.symbol);
+      const port = creator.comp?.portByName.get(c.port);
+      if (!port?.factory) {
+        const factories = creator.comp?.ports.filter((p) => p.factory).map((p) => `\`${c.instance}.${p.name}\``) ?? [];
+        fail(`\`${c.instance}.${c.port}\` is not a factory port`, factories.length ? `the factory ports of \`${c.instance}\` are ${factories.join(', ')}` : `declare one in its component: \`require ${c.port}: factory ${inst.comp.entry.name} { max 8 }\``);
+        continue;
+      }
+      this.ctx.reference(m.file, { start: c.span.end - c.port.length, end: c.span.end }, port.symbol);
+      const f = port.factory;
+      if (f.component && f.component !== inst.comp.entry) {
+        fail(`\`${c.instance}.${c.port}\` creates \`${f.component.qname}\`, not \`${inst.comp.entry.qname}\``, `write \`${inst.name} = ${f.component.name} { created by ${c.instance}.${c.port} }\``);
+        continue;
+      }
+      if (creator.mode.mode === 'created') {
+        fail(`\`${c.instance}\` is itself created at run time: a created instance's factories are not supported`, `declare \`${c.instance}\` as a static instance, or give this factory to a static one`);
+        continue;
+      }
+      const key = `${c.instance}.${c.port}`;
+      const prev = info.created.get(key);
+      if (prev) {
+        fail(`\`${key}\` already creates \`${prev.name}\`: a factory port creates the instances of one declaration`, `remove one of them; the factory's \`max\` bounds how many run`);
+        continue;
+      }
+      info.created.set(key, inst);
+      const creatorClones = creator.mode.mode === 'per_session' ? creator.mode.max_sessions ?? 1 : Math.max(1, creator.mode.replicas);
+      inst.mode = { ...inst.mode, replicas: 0, factory: { max: f.max, total: f.max * creatorClones, params: f.params, detached: f.detached } };
+      this.requiredParams(inst, m, inst.given ?? new Set(), f.params);
+      inst.given = undefined;
+      const settings = this.ctx.program.instances.get(inst.symbol);
+      if (settings?.createdBy) settings.createdBy.max = f.max;
+    }
   }
 
   private unwired(info: SystemInfo, d: SystemDecl, m: Module, inst: InstInfo, p: SysPort): void {
@@ -666,7 +746,7 @@ export class Systems {
           if (!once('instances', s.span, 'the instance mode')) break;
           const a = s.count && this.arg(info, s.count, m);
           if (a === null) break;
-          const v = a ? modeOf(this.ctx, a.m, { ...s, count: a.expr as typeof s.count }) : modeOf(this.ctx, m, s);
+          const v = a ? modeOf(this.ctx, a.m, { ...s, count: a.expr as typeof s.count }, true) : modeOf(this.ctx, m, s, true);
           if (v) inst.mode = v;
           break;
         }
@@ -707,8 +787,18 @@ export class Systems {
       }
     }
     if (this.ctx.indexing) this.recordSettings(inst, m, given);
+    // The parameters of created instances may be chosen by their creator: checked once the factory is known.
+    if (inst.mode.mode === 'created') {
+      inst.given = given;
+      return;
+    }
+    this.requiredParams(inst, m, given);
+  }
+
+  private requiredParams(inst: InstInfo, m: Module, given: Set<string>, chosen: readonly string[] = []): void {
+    const comp = inst.comp!;
     for (const p of comp.params.values()) {
-      if (given.has(p.name)) continue;
+      if (given.has(p.name) || chosen.includes(p.name)) continue;
       if (p.default !== undefined) inst.params[p.name] = p.default;
       else if (!p.hasDefault) {
         this.ctx.report(Codes.RequiredParameterNotSet, `\`${inst.name}\` does not set the required parameter \`${p.name}\` of \`${comp.entry.name}\``, m.file, inst.decl.name.span, {
@@ -740,6 +830,7 @@ export class Systems {
     }
     const settings: InstanceSettings = { memory: inst.memory, vcpus: inst.vcpus, mode: inst.mode.mode, replicas: inst.mode.replicas, params };
     if (inst.mode.max_sessions !== undefined) settings.maxSessions = inst.mode.max_sessions;
+    if (inst.mode.creator) settings.createdBy = { port: `${inst.mode.creator.instance}.${inst.mode.creator.port}`, max: 0 };
     this.ctx.program.instances.set(inst.symbol, settings);
   }
 

@@ -12,6 +12,7 @@ import {
   instanceDigest,
   instanceJsonWithDigest,
   invariantsDigest,
+  paramEnv,
   planDigest,
   sourcesDigest,
   type JsonValue,
@@ -47,10 +48,7 @@ export function memoryTag(bytes: number): string {
   return `${bytes}b`;
 }
 
-/** `MCL_PARAM_<NAME>` value: strings as they are, everything else as canonical JSON. */
-export function paramEnv(v: JsonValue): string {
-  return typeof v === 'string' ? v : canonicalJson(v);
-}
+export { paramEnv };
 
 export interface Body {
   /** Canonical JSON of each instance (with its digest), by id: reused for the plan digest. */
@@ -174,6 +172,9 @@ export class PlanBuilder {
 
     // Channels first: ports list their channel ids.
     const portChannels = new Map<string, string[]>();
+    // A factory port has no protocol of its own: it takes that of its channel to the created instances.
+    const factoryProtocol = new Map<string, string>();
+    for (const fc of flat.channels) factoryProtocol.set(`${fc.from.instance}\u0000${fc.from.port}`, fc.conn.protocol.entry.qname);
     const addPortChannel = (inst: string, port: string, id: string) => {
       const k = `${inst}\u0000${port}`;
       const l = portChannels.get(k);
@@ -244,6 +245,8 @@ export class PlanBuilder {
 
     // Instances.
     const instances: PlanInstance[] = [];
+    // Named types the run-time parameters of created instances refer to: their schemas go into `schemas` too.
+    const paramRefs = new Set<DeclEntry>();
     const instanceJson = new Map<string, string>();
     for (const fi of flat.instances) {
       const { inst, comp } = fi;
@@ -265,10 +268,28 @@ export class PlanBuilder {
       // it in canonical order and writes it without copying it (prettyJson).
       const pi: PlanInstance = {
         component: comp.entry.qname,
+        ...(inst.mode.creator && inst.mode.factory
+          ? {
+              created_by: {
+                detached: inst.mode.factory.detached,
+                // The creator is declared in the same system as the created instance: same id prefix.
+                instance: fi.id.slice(0, fi.id.length - inst.name.length) + inst.mode.creator.instance,
+                max: inst.mode.factory.max,
+                params: Object.fromEntries(
+                  [...inst.mode.factory.params].sort().flatMap((n) => {
+                    const p = comp.params.get(n);
+                    return p ? [[n, this.types.schema(p.type, paramRefs)]] : [];
+                  }),
+                ),
+                port: inst.mode.creator.port,
+              },
+            }
+          : {}),
         declassifies: comp.declassifies.map((d) => (d.ports ? { from: d.from, ports: [...d.ports], to: d.to } : { from: d.from, to: d.to })),
         digest: undefined as unknown as string,
         id: fi.id,
         ...(inst.label !== undefined ? { label: inst.label } : {}),
+        ...(inst.mode.factory ? { max_instances: inst.mode.factory.total } : {}),
         ...(inst.mode.max_sessions !== undefined ? { max_sessions: inst.mode.max_sessions } : {}),
         memory_bytes: inst.memory,
         mode: inst.mode.mode,
@@ -280,7 +301,7 @@ export class PlanBuilder {
             direction: p.direction,
             ...(exp !== undefined ? { exposed_on: exp } : {}),
             name: p.name,
-            protocol: p.protocol?.entry.qname ?? '',
+            protocol: p.protocol?.entry.qname ?? (p.factory ? factoryProtocol.get(`${fi.id}\u0000${p.name}`) : undefined) ?? '',
             slot: p.slot,
           };
         }),
@@ -292,7 +313,8 @@ export class PlanBuilder {
         vcpus: inst.vcpus,
       };
       if (digests) {
-        const json = this.types.sawIndexKey ? canonicalJson(pi) : JSON.stringify(pi);
+        // Schemas of run-time parameters are built in their own field order, not the canonical one.
+        const json = this.types.sawIndexKey || pi.created_by ? canonicalJson(pi) : JSON.stringify(pi);
         pi.digest = instanceDigest(pi, this.ctx.sha256, json);
         instanceJson.set(fi.id, instanceJsonWithDigest(json, pi.digest));
       } else pi.digest = '';
@@ -312,6 +334,7 @@ export class PlanBuilder {
       for (const [name, s] of p.inline) schemas[name] = s;
       for (const r of p.refs) pending.add(r);
     }
+    for (const r of paramRefs) pending.add(r);
     const done = new Set<DeclEntry>();
     while (pending.size) {
       const [e] = pending;

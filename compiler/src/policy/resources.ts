@@ -27,9 +27,15 @@ function count(value: number | undefined, fallback: number): number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? Math.floor(value) : fallback;
 }
 
-/** How many clones of an instance can run at once: replicas at their count, per-session instances at `max_sessions`. */
+/**
+ * How many clones of an instance can run at once: replicas at their count,
+ * per-session instances at `max_sessions`, created instances at `max_instances`
+ * (every factory at its bound).
+ */
 export function cloneCount(inst: PlanInstance): number {
   switch (inst.mode) {
+    case 'created':
+      return count(inst.max_instances, count(inst.created_by?.max, 1));
     case 'replicas':
       return count(inst.replicas, 1);
     case 'per_session':

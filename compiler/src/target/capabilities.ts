@@ -47,6 +47,8 @@ export interface BackendCapabilities {
   perSession: boolean;
   /** `replicas N` with N > 1. */
   replicas: boolean;
+  /** Factory ports: instances forked at run time at a creator's request (`created by`). */
+  factories: boolean;
   /** Host TCP ports relayed into provided ports. */
   exposures: boolean;
   /** Ports per guest including the control port. */
@@ -60,13 +62,14 @@ export interface BackendCapabilities {
   /** Clones share their template's unmodified pages (copy-on-write); without it every clone costs its full memory. */
   sharedMemory: boolean;
   /** Why the backend lacks a capability, for hints. */
-  notes: Partial<Record<'perSession' | 'replicas' | 'exposures' | 'customKernel' | 'sharedMemory', string>>;
+  notes: Partial<Record<'perSession' | 'replicas' | 'factories' | 'exposures' | 'customKernel' | 'sharedMemory', string>>;
 }
 
 export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
   kvm: {
     perSession: true,
     replicas: true,
+    factories: true,
     exposures: true,
     maxPortSlots: 31,
     maxVcpus: 64,
@@ -78,6 +81,7 @@ export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
   xen: {
     perSession: true,
     replicas: true,
+    factories: false,
     exposures: true,
     maxPortSlots: 31,
     maxVcpus: 64,
@@ -85,11 +89,12 @@ export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
     minMemoryBytes: MIN_GUEST_MEMORY,
     customKernel: true,
     sharedMemory: true,
-    notes: {},
+    notes: { factories: 'the Xen backend does not yet create instances at run time' },
   },
   kubevirt: {
     perSession: false,
     replicas: true,
+    factories: false,
     exposures: true,
     maxPortSlots: 31,
     maxVcpus: 64,
@@ -99,6 +104,7 @@ export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
     sharedMemory: false,
     notes: {
       perSession: 'KubeVirt cannot fork a running guest, so there is no fresh copy-on-write clone per session',
+      factories: 'KubeVirt cannot fork a running guest, so a factory cannot create instances from a template',
       customKernel: "a kernel at a path of this machine is not on the cluster's nodes; the guest image carries the distribution's cloud kernel",
       sharedMemory: 'KubeVirt guests share no pages, so every clone costs its full memory',
     },

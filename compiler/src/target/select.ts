@@ -169,6 +169,12 @@ export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): voi
         related: rel,
       });
     }
+    if (inst.mode.mode === 'created' && !caps.factories) {
+      ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot create instances of \`${fi.id}\` at run time`, fi.module.file, at, {
+        hint: `${caps.notes.factories ?? 'the backend lacks run-time creation'}; use \`replicas N\` or a target with backend \`kvm\``,
+        related: rel,
+      });
+    }
     if (inst.mode.mode === 'replicas' && inst.mode.replicas > 1 && !caps.replicas) {
       ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot run replicas of \`${fi.id}\``, fi.module.file, at, { hint: 'use a single instance or another backend', related: rel });
     }

@@ -50,6 +50,8 @@ function vmsOf(s: Snapshot, file: string, inst: InstanceDecl): { vms?: number; p
   if (r.component?.kind === 'system' || !r.component) return { perSession: false };
   if (r.mode === 'replicas') return { vms: r.replicas ?? 1, perSession: false };
   if (r.mode === 'per_session') return { vms: r.pool ?? 0, perSession: true };
+  // Created instances start with none: their creator forks them at run time.
+  if (r.mode === 'created') return { vms: 0, perSession: false };
   return { vms: 1, perSession: false };
 }
 

@@ -150,7 +150,7 @@ const CHANNEL_KEYWORDS = ['rate', 'max_message', 'timeout', 'allow', 'max_inflig
 const EXPOSURE_KEYWORDS = [...CHANNEL_KEYWORDS, 'max_connections', 'connection_rate', 'bandwidth', 'idle_timeout'];
 const PROGRAM_KEYWORDS = ['script', 'exec', 'file', 'env'];
 const PROTOCOL_KEYWORDS = ['call', 'send', 'notify', 'order'];
-const INSTANCE_KEYWORDS = ['replicas', 'per', 'single', 'restart', 'memory', 'vcpus', 'label'];
+const INSTANCE_KEYWORDS = ['replicas', 'per', 'single', 'created', 'restart', 'memory', 'vcpus', 'label'];
 const POLICY_KEYWORDS = ['no', 'exposed', 'budget'];
 const IMAGE_KEYWORDS = ['base', 'kernel', 'modules'];
 // The compiler's lists, so that a property or backend it accepts is offered here too.
@@ -415,8 +415,11 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
     }
     case 'component': {
       if (['provide', 'require', 'expose'].includes(words[0]) && prev === ':') {
-        return items(visible(s, file, ['protocol']).map((d) => symbolItem(d, CompletionItemKind.Interface)));
+        const factory = words[0] === 'require' ? [kw('factory')] : [];
+        return items([...visible(s, file, ['protocol']).map((d) => symbolItem(d, CompletionItemKind.Interface)), ...factory]);
       }
+      // `require p: factory |` names the component it creates.
+      if (words[0] === 'require' && prev === 'factory') return items(visible(s, file, ['component']).map((d) => symbolItem(d, CompletionItemKind.Class)));
       if (words[0] === 'param' && (prev === ':' || prev === '<' || prev === ',')) return items(typeItems(s, file));
       if (words[0] === 'image' && stmt.length === 1) return items(visible(s, file, ['image']).map((d) => symbolItem(d, CompletionItemKind.File)));
       if ((words[0] === 'label' && stmt.length === 1) || (words[0] === 'declassifies' && (stmt.length === 1 || prev === '->'))) {

@@ -77,6 +77,7 @@ export function describe(s: Snapshot, sym: SymbolInfo): string {
         const facts: string[] = [];
         if (r.mode === 'replicas') facts.push(`${r.replicas ?? '?'} replicas`);
         else if (r.mode === 'per_session') facts.push(`a fork per session (pool ${r.pool ?? 0}${r.maxSessions ? `, max ${r.maxSessions}` : ''})`);
+        else if (r.createdBy) facts.push(`created at run time by \`${r.createdBy.port}\` (at most ${r.createdBy.max || '?'} per creator)`);
         if (r.memoryBytes !== undefined) facts.push(`memory ${formatSize(r.memoryBytes)}`);
         if (r.vcpus !== undefined) facts.push(`${r.vcpus} vcpu${r.vcpus === 1 ? '' : 's'}`);
         if (facts.length > 0) extra.push(facts.join(' · '));

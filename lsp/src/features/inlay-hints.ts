@@ -35,6 +35,8 @@ function instanceHint(s: Snapshot, file: string, inst: InstanceDecl): string | u
   const memory = r.memoryBytes !== undefined ? formatSize(r.memoryBytes) : undefined;
   if (r.mode === 'replicas' && r.replicas !== undefined) {
     parts.push(`×${r.replicas}` + (memory ? ` · ${memory} each` : ''));
+  } else if (r.createdBy) {
+    parts.push(`created · max ${r.createdBy.max || '?'}` + (memory ? ` · ${memory} each` : ''));
   } else if (r.mode === 'per_session') {
     parts.push(`per session (pool ${r.pool ?? 0}${r.maxSessions !== undefined ? `, max ${r.maxSessions}` : ''})` + (memory ? ` · ${memory} each` : ''));
   }

@@ -43,6 +43,11 @@ const INSTANCE_SETTINGS: Slot[] = [
     doc: 'A fresh fork for every session on a provided port; `pool` keeps forks ready, `max` bounds the sessions at once.',
   },
   {
+    label: 'created by INSTANCE.PORT',
+    keys: ['created'],
+    doc: 'The instances a factory port creates at run time: none at deploy, at most the factory\'s `max` per creator, each wired as this declaration says.',
+  },
+  {
     label: 'restart always | on-failure [max N] | never',
     keys: ['restart'],
     doc: 'What the supervisor does when the guest stops; `on-failure max N` gives up after N restarts.',
@@ -134,7 +139,7 @@ function instanceHelp(s: Snapshot, c: ServerContext, file: string, inst: Instanc
   const overridden = new Set(inst.settings.flatMap((m) => (m.kind === 'ParamOverride' ? [m.name.name] : [])));
   if (member?.kind === 'ParamOverride') active = slots.findIndex((sl) => sl.keys[0] === member.name.name && sl.label.includes(':'));
   else if (member) {
-    const key = member.kind === 'InstancesMember' ? { single: 'single', replicas: 'replicas', per_session: 'per' }[member.mode] : SETTING_OF_KIND[member.kind];
+    const key = member.kind === 'InstancesMember' ? { single: 'single', replicas: 'replicas', per_session: 'per', created: 'created' }[member.mode] : SETTING_OF_KIND[member.kind];
     active = slots.findIndex((sl) => !sl.label.includes(':') && sl.keys.includes(key ?? ''));
   }
   if (active === undefined || active < 0) {

@@ -532,6 +532,8 @@ async function defaultBrokerFactory(log: (s: string) => void): Promise<BrokerFac
       },
       onSessionOpen: hooks.onSessionOpen,
       onSessionClose: hooks.onSessionClose,
+      ...(hooks.onCreate ? { onCreate: hooks.onCreate } : {}),
+      ...(hooks.onDestroy ? { onDestroy: hooks.onDestroy } : {}),
     });
     b.on('violation', hooks.onViolation);
     return b;

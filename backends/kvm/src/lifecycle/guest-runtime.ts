@@ -174,6 +174,10 @@ export interface BrokerLike {
 export interface BrokerHooks {
   onSessionOpen(instanceId: string): Promise<number>;
   onSessionClose(instanceId: string, clone: number): Promise<void>;
+  /** A creator asked its factory port for an instance (spec/factories.md): fork it, attach it, resolve with its clone index. */
+  onCreate?(instanceId: string, creator: { instance: string; clone: number }, params: Record<string, unknown>): Promise<number>;
+  /** A created clone is destroyed (by its creator, or with it). */
+  onDestroy?(instanceId: string, clone: number): Promise<void>;
   onViolation(v: Violation): void;
 }
 

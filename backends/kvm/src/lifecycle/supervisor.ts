@@ -13,7 +13,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { Plan, PlanInstance } from '@mcl/plan';
+import { paramEnv, type Plan, type PlanInstance } from '@mcl/plan';
 import type { Violation } from '@mcl/broker';
 import { diffInstances, startLayers, stopLayers, type InstanceDiff } from './diff';
 import { BackendFailure } from './errors';
@@ -109,6 +109,8 @@ interface Clone {
   /** Why the clone stays down: the restart policy does not restart this exit. */
   gaveUp?: string;
   session?: boolean;
+  /** A clone created at run time by a factory port: its creator clone and the parameters it chose (kept across restarts). */
+  created?: { creator: { instance: string; clone: number }; params: Record<string, unknown> };
   /** Set when we stop the clone ourselves, so its exit is not a crash. */
   stopping: boolean;
   timer?: NodeJS.Timeout;
@@ -330,6 +332,8 @@ export class Supervisor {
       this.broker = this.o.brokerFactory(plan, {
         onSessionOpen: (id) => this.openSession(id),
         onSessionClose: (id, clone) => this.closeSession(id, clone),
+        onCreate: (id, creator, params) => this.createInstance(id, creator, params),
+        onDestroy: (id, clone) => this.closeSession(id, clone),
         onViolation: (v) => this.recordViolation(v),
       });
       this.brokerKey = brokerKey(plan);
@@ -436,6 +440,8 @@ export class Supervisor {
       this.broker = this.o.brokerFactory(plan, {
         onSessionOpen: (id) => this.openSession(id),
         onSessionClose: (id, clone) => this.closeSession(id, clone),
+        onCreate: (id, creator, params) => this.createInstance(id, creator, params),
+        onDestroy: (id, clone) => this.closeSession(id, clone),
         onViolation: (v) => this.recordViolation(v),
       });
       this.brokerKey = key;
@@ -539,8 +545,8 @@ export class Supervisor {
     const inst: Instance = { plan: p, clones: new Map(), nextIndex: 0, warm: [], readyTimeoutMs };
     this.instances.set(p.id, inst);
     emit({ type: 'instance', instance: p.id, action, message: action === 'create' ? 'creating' : 'replacing' });
-    // A per-session instance starts only its warm pool; sessions fork the rest.
-    const count = p.mode === 'per_session' ? p.replicas : Math.max(1, p.replicas);
+    // A per-session instance starts only its warm pool; sessions fork the rest. A created one starts none.
+    const count = p.mode === 'per_session' || p.mode === 'created' ? p.replicas : Math.max(1, p.replicas);
     const t0 = Date.now();
     const results = await Promise.allSettled(
       Array.from({ length: count }, async () => {
@@ -585,7 +591,7 @@ export class Supervisor {
       // Processes the runtime starts ahead of time live beside the clone directories, where the reaper looks.
       const spareDir = join(this.o.runDir, 'clones');
       handle = await this.o.runtime.fork({
-        instance: inst.plan,
+        instance: c.created ? withParams(inst.plan, c.created.params) : inst.plan,
         index: c.index,
         dir: c.dir,
         readyTimeoutMs: inst.readyTimeoutMs,
@@ -758,6 +764,30 @@ export class Supervisor {
     return c.index;
   }
 
+  /**
+   * Forks an instance a creator asked for on its factory port. The broker has
+   * checked the bound and the parameters; the bound is checked again here,
+   * since the plan's resources were computed with it.
+   */
+  private async createInstance(id: string, creator: { instance: string; clone: number }, params: Record<string, unknown>): Promise<number> {
+    const inst = this.instances.get(id);
+    const by = inst?.plan.created_by;
+    if (!inst || !by) throw new Error(`${id} is not created by a factory`);
+    const mine = [...inst.clones.values()].filter((c) => c.created?.creator.instance === creator.instance && c.created.creator.clone === creator.clone).length;
+    if (mine >= by.max) throw new Error(`${creator.instance}[${creator.clone}] already has ${mine} instances of ${id}`);
+    const c = this.newClone(inst);
+    c.created = { creator, params };
+    try {
+      await this.forkClone(inst, c, false);
+    } catch (e) {
+      inst.clones.delete(c.index);
+      throw e;
+    }
+    this.o.log?.(`${id}[${c.index}] created by ${creator.instance}[${creator.clone}]`);
+    this.changed();
+    return c.index;
+  }
+
   private async closeSession(id: string, index: number): Promise<void> {
     const inst = this.instances.get(id);
     const c = inst?.clones.get(index);
@@ -849,13 +879,14 @@ export class Supervisor {
               ...(mem ?? {}),
               ...(cpu !== undefined ? { cpu_ms: cpu } : {}),
               ...(c.session ? { session: String(c.index) } : {}),
+              ...(c.created ? { created_by: `${c.created.creator.instance}[${c.created.creator.clone}]` } : {}),
               ...(c.lastExit ? { last_exit: c.lastExit } : {}),
               ...(c.lastError && !c.handle ? { last_error: c.lastError } : {}),
               ...(c.nextAttemptAt !== undefined ? { next_restart_in_ms: Math.max(0, c.nextAttemptAt - now) } : {}),
               ...(c.gaveUp && !c.handle ? { not_restarted: c.gaveUp } : {}),
             };
           });
-        const wanted = inst.plan.mode === 'per_session' ? inst.plan.replicas : Math.max(1, inst.plan.replicas);
+        const wanted = inst.plan.mode === 'per_session' || inst.plan.mode === 'created' ? inst.plan.replicas : Math.max(1, inst.plan.replicas);
         const up = clones.filter((c) => c.state === 'running' || c.state === 'paused').length;
         const restarting = clones.some((c) => c.state === 'restarting' || c.state === 'starting');
         const health: InstanceStatus['health'] =
@@ -864,6 +895,7 @@ export class Supervisor {
           id: inst.plan.id,
           component: inst.plan.component,
           mode: inst.plan.mode,
+          ...(inst.plan.created_by ? { created_by: inst.plan.created_by.instance } : {}),
           health,
           ...(inst.plan.label ? { label: inst.plan.label } : {}),
           clones,
@@ -962,3 +994,10 @@ export function exitFailed(info: ExitInfo): boolean {
 }
 
 export type { BackendEvent };
+
+/** The plan of a created clone: the instance with the parameters its creator chose, in its parameters and program environment. */
+function withParams(p: PlanInstance, params: Record<string, unknown>): PlanInstance {
+  const env = { ...p.program.env };
+  for (const [name, v] of Object.entries(params)) env[`MCL_PARAM_${name.toUpperCase()}`] = paramEnv(v);
+  return { ...p, params: { ...p.params, ...(params as PlanInstance['params']) }, program: { ...p.program, env } };
+}
