@@ -54,6 +54,12 @@ export class Ctx {
   readonly modules = new Map<string, Module>();
   /** Loaded modules by file key. */
   readonly byFile = new Map<string, Module>();
+  /**
+   * Modules taken over from an earlier compile with their declarations,
+   * bindings and checked results (incremental.ts): resolution skips them,
+   * and the stages find their results already computed.
+   */
+  readonly reused = new Set<Module>();
   /** Extra files read for programs: path -> text (for the plan's `sources`). */
   readonly programFiles = new Map<string, string>();
 

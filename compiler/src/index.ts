@@ -3,7 +3,7 @@
 // lives in `@mcl/compiler/node-host` (src/node-host.ts).
 
 export * from './api';
-export { compile } from './compile';
+export { compile, IncrementalCompiler } from './compile';
 export { CAPABILITIES, type BackendCapabilities } from './target/capabilities';
 export { BACKEND_NAMES, TARGET_PROPERTIES } from './compose/components';
 // The plan's canonical JSON and digests are @mcl/plan's; re-exported for the compiler's users.

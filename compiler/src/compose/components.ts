@@ -256,6 +256,13 @@ export class Components {
     readonly labels: LabelInfo,
   ) {}
 
+  /** Takes over an earlier compile's checked components, images and targets that `keep` accepts (incremental.ts). */
+  adopt(prior: Components, keep: (e: DeclEntry) => boolean): void {
+    for (const [e, info] of prior.infos) if (keep(e)) this.infos.set(e, info);
+    for (const [e, info] of prior.images) if (keep(e)) this.images.set(e, info);
+    for (const [e, info] of prior.targets) if (keep(e)) this.targets.set(e, info);
+  }
+
   checkAll(): void {
     for (const m of this.ctx.modules.values()) {
       for (const e of m.decls.values()) {

@@ -122,6 +122,11 @@ export class Systems {
     private readonly components: Components,
   ) {}
 
+  /** Takes over an earlier compile's checked systems that `keep` accepts (incremental.ts). */
+  adopt(prior: Systems, keep: (e: DeclEntry) => boolean): void {
+    for (const [e, info] of prior.infos) if (keep(e)) this.infos.set(e, info);
+  }
+
   checkAll(): void {
     for (const m of this.ctx.modules.values()) for (const e of m.decls.values()) if (e.kind === 'system') this.get(e);
   }

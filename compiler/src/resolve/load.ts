@@ -120,9 +120,15 @@ function qualifiedModuleRefs(file: SourceFile): string[] {
 export class Loader {
   private readonly failed = new Set<string>();
 
+  /**
+   * @param prior an earlier compile's modules by module path: a module whose
+   *   tree is the same takes its imports and dependencies from there rather
+   *   than walking the tree again (incremental.ts).
+   */
   constructor(
     private readonly ctx: Ctx,
     private readonly cache: ParseCache | undefined,
+    private readonly prior?: ReadonlyMap<string, Module>,
   ) {}
 
   private parseText(file: string, text: string): SourceFile {
@@ -240,6 +246,16 @@ export class Loader {
       const m = queue[i];
       if (visited.has(m.path)) continue;
       visited.add(m.path);
+      const known = this.prior?.get(m.path);
+      if (known && known.ast === m.ast && known.file === m.file) {
+        m.importEdges = known.importEdges;
+        m.deps = known.deps;
+        for (const t of m.deps) {
+          const dep = this.load(t);
+          if (dep && !visited.has(dep.path)) queue.push(dep);
+        }
+        continue;
+      }
       const targets: string[] = [];
       for (const imp of m.ast.imports) {
         const mp = qnameText(imp.module);
