@@ -101,7 +101,7 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
   const usable = prior && usablePrior(prior, options);
   const loader = new Loader(ctx, options.cache, usable?.modules);
   loader.loadAll(options.entries);
-  if (usable) reuseModules(ctx, usable);
+  const replayed = usable ? reuseModules(ctx, usable) : undefined;
   options.onPhase?.('load+parse');
   reportImportCycles(ctx);
   declareModules(ctx);
@@ -131,7 +131,7 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
   if (usable) systems.adopt(usable.systems, (e) => ctx.reused.has(e.module));
   systems.checkAll();
   options.onPhase?.('compose');
-  out.state = stateOf(ctx, options, { types, protocols, components, systems }, labelRefs);
+  out.state = stateOf(ctx, options, { types, protocols, components, systems }, labelRefs, replayed);
 
   const sel = select(ctx, options, systems, components);
   options.onPhase?.('select');

@@ -91,14 +91,15 @@ function fileOfId(id: string): string {
  * compile's object (with its declarations and bindings), marks it reused, and
  * copies its part of the symbol index.
  */
-export function reuseModules(ctx: Ctx, prior: IncrementalState): void {
+export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
   const matched = new Map<string, Module>();
   for (const m of ctx.modules.values()) {
     const k = prior.modules.get(m.path);
     if (k && k.ast === m.ast && k.file === m.file && k.isStd === m.isStd && k.isEntry === m.isEntry) matched.set(m.path, k);
   }
   // Labels are ordered across the workspace: any change to them can change every check that uses one.
-  if (labelModulesOf(ctx.modules.values()) !== prior.labelModules) return;
+  const none: Replayed = { files: new Set(), references: ctx.program.references.length, prior };
+  if (labelModulesOf(ctx.modules.values()) !== prior.labelModules) return none;
   const dirty: string[] = [];
   const rev = new Map<string, string[]>();
   const prelude = ctx.modules.get('std.prelude');
@@ -116,7 +117,7 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): void {
     }
     if (!matched.has(m.path)) dirty.push(m.path);
   }
-  for (const m of ctx.modules.values()) if (!matched.has(m.path) && m.ast.decls.some((d) => d.kind === 'LabelsDecl')) return;
+  for (const m of ctx.modules.values()) if (!matched.has(m.path) && m.ast.decls.some((d) => d.kind === 'LabelsDecl')) return none;
   const stale = new Set<string>();
   while (dirty.length) {
     const p = dirty.pop()!;
@@ -133,12 +134,20 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): void {
     ctx.reused.add(k);
     files.add(k.file);
   }
-  if (!ctx.indexing) return;
+  if (!ctx.indexing) return { files, references: ctx.program.references.length, prior };
   for (const f of files) {
     for (const s of prior.symbols.get(f) ?? []) if (!ctx.program.symbols.has(s.id)) ctx.program.symbols.set(s.id, s);
     for (const r of prior.references.get(f) ?? []) ctx.program.references.push(r);
     for (const [id, settings] of prior.instances.get(f) ?? []) ctx.program.instances.set(id, settings);
   }
+  return { files, references: ctx.program.references.length, prior };
+}
+
+/** What `reuseModules` took over: the files, and where the references it copied end. */
+export interface Replayed {
+  files: Set<string>;
+  references: number;
+  prior: IncrementalState;
 }
 
 function groupBy<T>(items: Iterable<T>, file: (t: T) => string): Map<string, T[]> {
@@ -152,8 +161,27 @@ function groupBy<T>(items: Iterable<T>, file: (t: T) => string): Map<string, T[]
   return out;
 }
 
+/**
+ * The references by file, leaving out those recorded again on every compile
+ * (`recomputed`). The ones copied from the earlier compile keep their groups;
+ * only this compile's own are grouped.
+ */
+function referencesByFile(refs: Reference[], recomputed: { start: number; end: number }, replayed: Replayed | undefined): Map<string, Reference[]> {
+  const from = replayed ? replayed.references : 0;
+  const out = new Map<string, Reference[]>();
+  if (replayed) for (const f of replayed.files) out.set(f, [...(replayed.prior.references.get(f) ?? [])]);
+  for (let i = from; i < refs.length; i++) {
+    if (i >= recomputed.start && i < recomputed.end) continue;
+    const r = refs[i];
+    let l = out.get(r.file);
+    if (!l) out.set(r.file, (l = []));
+    l.push(r);
+  }
+  return out;
+}
+
 /** What the next compile may take over, taken at the end of composition. */
-export function stateOf(ctx: Ctx, options: CompileOptions, stages: Stages, recomputed: { start: number; end: number }): IncrementalState {
+export function stateOf(ctx: Ctx, options: CompileOptions, stages: Stages, recomputed: { start: number; end: number }, replayed: Replayed | undefined): IncrementalState {
   const reported = new Set<string>();
   for (const d of ctx.diagnostics) reported.add(d.file);
   const modules = new Map<string, Module>();
@@ -166,7 +194,7 @@ export function stateOf(ctx: Ctx, options: CompileOptions, stages: Stages, recom
     labelModules: labelModulesOf(ctx.modules.values()),
     ...stages,
     symbols: ctx.indexing ? groupBy(p.symbols.values(), (s) => s.file) : new Map(),
-    references: ctx.indexing ? groupBy(p.references.filter((_, i) => i < recomputed.start || i >= recomputed.end), (r) => r.file) : new Map(),
+    references: ctx.indexing ? referencesByFile(p.references, recomputed, replayed) : new Map(),
     instances: ctx.indexing ? groupBy(p.instances.entries(), ([id]) => fileOfId(id)) : new Map(),
     reused: ctx.reused.size,
     checked: ctx.modules.size - ctx.reused.size,

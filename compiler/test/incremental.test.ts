@@ -91,7 +91,7 @@ const edit = fc.record({
   pick: fc.nat(),
 });
 
-function apply(files: Record<string, string>, original: Record<string, string>, e: fc.RecordValue<{ file: number; op: string; pos: number; len: number; pick: number }>): void {
+function apply(files: Record<string, string>, original: Record<string, string>, e: { file: number; op: string; pos: number; len: number; pick: number }): void {
   const names = Object.keys(original).filter((f) => f.endsWith('.mcl')).sort();
   const f = names[e.file % names.length];
   let text = files[f] ?? '';
@@ -166,7 +166,7 @@ describe('incremental analysis', () => {
     expect(first.diagnostics.filter((d) => d.severity === "error").map((d) => d.message)).toEqual([]);
     expect(inc.stats.reused).toBe(0);
     // m5 is imported by nobody but main: it and main are checked, the rest (4 modules, std) taken over.
-    const edited = { ...w.files, 'mods/m5.mcl': w.files['mods/m5.mcl'].replace('96MiB', '128MiB') };
+    const edited: Record<string, string> = { ...w.files, 'mods/m5.mcl': w.files['mods/m5.mcl'].replace('96MiB', '128MiB') };
     const second = inc.compile(new MemoryHost(edited), options);
     expect(inc.stats.checked).toBe(2);
     expect(canonicalJson(second.plan!)).toEqual(canonicalJson(compile(new MemoryHost(edited), options).plan!));
@@ -181,7 +181,7 @@ describe('incremental analysis', () => {
 
   test('a module with diagnostics is checked again, so its messages follow the workspace', () => {
     const w = generated(2);
-    const broken = { ...w.files, 'mods/m1.mcl': w.files['mods/m1.mcl'].replace('provide kv: Kv', 'provide kv: Kvv') };
+    const broken: Record<string, string> = { ...w.files, 'mods/m1.mcl': w.files['mods/m1.mcl'].replace('provide kv: Kv', 'provide kv: Kvv') };
     const inc = new IncrementalCompiler();
     const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true };
     const a = inc.compile(new MemoryHost(broken), options);
