@@ -98,7 +98,7 @@ function dependencies(ctx: Ctx, root: SystemInfo): Set<string> {
 }
 
 function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefined, out: { state?: IncrementalState }): CompileResult {
-  const usable = prior && usablePrior(prior, options);
+  const usable = prior && usablePrior(prior, options, ctx.root);
   const loader = new Loader(ctx, options.cache, usable?.modules);
   loader.loadAll(options.entries);
   const replayed = usable ? reuseModules(ctx, usable) : undefined;

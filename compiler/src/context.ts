@@ -65,6 +65,8 @@ export class Ctx {
 
   /** Hex SHA-256 of a text: the host's native implementation when it offers one. */
   readonly sha256: Sha256;
+  /** The folder module and program paths resolve under (`CompilerHost.moduleRoot`). */
+  readonly root: string;
 
   /**
    * @param indexing record symbols and references in `program` (the language
@@ -74,6 +76,7 @@ export class Ctx {
     readonly host: CompilerHost,
     readonly indexing: boolean,
   ) {
+    this.root = host.moduleRoot ?? '';
     const native = host.sha256;
     this.sha256 = native ? (t) => native.call(host, t) : pureSha256;
   }

@@ -37,6 +37,8 @@ import type { Types } from './types/message-types';
 /** What a compile leaves for the next one to take over. Opaque to callers. */
 export interface IncrementalState {
   index: boolean;
+  /** The folder module paths resolved under (`CompilerHost.moduleRoot`). */
+  root: string;
   entries: string;
   /** Modules without diagnostics up to composition, by module path. */
   modules: Map<string, Module>;
@@ -73,9 +75,9 @@ function labelModulesOf(modules: Iterable<Module>): string {
   return out.sort().join('\u0000');
 }
 
-/** The earlier state when this compile may take anything over from it (same entries, same indexing). */
-export function usablePrior(prior: IncrementalState, options: CompileOptions): IncrementalState | undefined {
-  if (prior.index !== (options.index ?? false)) return undefined;
+/** The earlier state when this compile may take anything over from it (same root, entries and indexing). */
+export function usablePrior(prior: IncrementalState, options: CompileOptions, root: string): IncrementalState | undefined {
+  if (prior.index !== (options.index ?? false) || prior.root !== root) return undefined;
   if (prior.entries !== entriesKey(options)) return undefined;
   return prior;
 }
@@ -189,6 +191,7 @@ export function stateOf(ctx: Ctx, options: CompileOptions, stages: Stages, recom
   const p: Program = ctx.program;
   return {
     index: ctx.indexing,
+    root: ctx.root,
     entries: entriesKey(options),
     modules,
     labelModules: labelModulesOf(ctx.modules.values()),

@@ -10,7 +10,7 @@ export { BACKEND_NAMES, TARGET_PROPERTIES } from './compose/components';
 export { canonicalJson, planDigest, sha256Hex } from '@mcl/plan';
 export { compileOrder } from './types/dfa';
 // How module paths and program paths name files, for tools that link to them (the language server's document links).
-export { moduleFile } from './resolve/load';
+export { moduleFile, modulePathOfFile } from './resolve/load';
 export { programFilePath } from './plan/program';
 export { planChecks, recheckPlan } from './plan/policies';
 export { checkPolicies, type PolicyInput, type PolicyResult } from './policy/index';

@@ -68,7 +68,7 @@ export function bindImports(ctx: Ctx, loader: Loader): void {
             hint: 'module path segments are identifiers: letters, digits and `_`',
           });
         } else {
-          const file = path.startsWith('std.') ? undefined : moduleFile(path);
+          const file = path.startsWith('std.') ? undefined : moduleFile(path, ctx.root);
           const why = file === undefined ? undefined : ctx.host.unreadable?.(file);
           const s = loader.suggestModule(path);
           ctx.report(Codes.UnknownModule, why ? `module \`${path}\` cannot be read: ${why.reason}` : `no module \`${path}\``, m.file, imp.module.span, {
