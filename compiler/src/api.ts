@@ -146,6 +146,11 @@ export interface SymbolInfo {
   doc?: string;
   /** The containing symbol's id (a port's component, a field's type). */
   container?: string;
+  /**
+   * For a port or an exported port: its protocol's symbol id, as composition
+   * resolved it (an export's is the protocol of the port it exports).
+   */
+  protocol?: string;
 }
 
 /** One use of a name in source and the symbol it resolves to. */

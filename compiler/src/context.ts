@@ -135,6 +135,13 @@ export class Ctx {
     return id;
   }
 
+  /** Records the protocol of a port or export symbol (`SymbolInfo.protocol`) in the index. */
+  protocolOf(symbol: string, protocol: string | undefined): void {
+    if (!this.indexing || protocol === undefined) return;
+    const info = this.program.symbols.get(symbol);
+    if (info) info.protocol = protocol;
+  }
+
   reference(file: string, span: Span, symbol: string): void {
     if (!this.indexing || span.end <= span.start) return;
     // Spans are shared with the (immutable) syntax tree rather than copied: there is one per name use.

@@ -381,6 +381,7 @@ export class Components {
           const pe = resolveRef(this.ctx, m, mem.protocol, ['protocol'], 'protocol');
           const dirWord = mem.expose ? 'expose' : mem.direction;
           const symbol = this.ctx.declare('port', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, () => `${dirWord} ${name}: ${pe ? pe.qname : qnameText(mem.protocol)}${mem.optional ? ' optional' : ''}`, mem.doc, e.symbol);
+          this.ctx.protocolOf(symbol, pe?.symbol);
           const port: PortInfo = {
             name,
             direction: mem.direction,

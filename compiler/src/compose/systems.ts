@@ -244,6 +244,7 @@ export class Systems {
       }
       if (!end) continue;
       const symbol = this.ctx.declare('export', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, () => `export ${name} = ${mem.port.instance.name}.${mem.port.port.name} (${end.port.direction} ${end.port.protocol?.entry.qname ?? '?'})`, undefined, e.symbol);
+      this.ctx.protocolOf(symbol, end.port.protocol?.entry.symbol);
       info.exports.set(name, { name, direction: end.port.direction, protocol: end.port.protocol, optional: end.port.optional, symbol, decl: mem, inst: end.inst, port: end.port.name });
     }
 
