@@ -15,6 +15,17 @@ export interface CompilerHost {
    * or undefined when it does not exist.
    */
   readFile(path: string): string | undefined;
+  /**
+   * Optional: the folder, relative to the host's workspace, that this compile
+   * is rooted at (no leading or trailing `/`; default `""`, the workspace
+   * itself). Module paths and program paths resolve under it (`import a.b` is
+   * `<root>/a/b.mcl`) and never leave it, while files keep the host's names
+   * everywhere in the result (Program, diagnostics, symbol ids), so a host
+   * whose workspace holds several projects (the language server's) compiles
+   * each from its own folder without renaming anything. The plan records its
+   * sources relative to the root, as a compile run from that folder would.
+   */
+  moduleRoot?: string;
   /** Text of a standard library module by module path (`http` for `std.http`), or undefined. */
   readStdlib(modulePath: string): string | undefined;
   /**
@@ -135,6 +146,11 @@ export interface SymbolInfo {
   doc?: string;
   /** The containing symbol's id (a port's component, a field's type). */
   container?: string;
+  /**
+   * For a port or an exported port: its protocol's symbol id, as composition
+   * resolved it (an export's is the protocol of the port it exports).
+   */
+  protocol?: string;
 }
 
 /** One use of a name in source and the symbol it resolves to. */

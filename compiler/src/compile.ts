@@ -9,11 +9,12 @@
 // possible. A plan is returned only when nothing reported an error.
 
 import { Codes, hasErrors, makeDiagnostic, sortDiagnostics, type Diagnostic } from '@mcl/language';
-import type { CompileOptions, CompileResult, CompilerHost } from './api';
+import type { CompileOptions, CompileResult, CompilerHost, ParsedSource } from './api';
 import { Components, collectLabels } from './compose/components';
 import { elaborate } from './compose/elaborate';
 import { Systems } from './compose/systems';
-import { Ctx, type Module } from './context';
+import { Ctx, type DeclEntry, type Module } from './context';
+import { reuseModules, stateOf, usablePrior, type IncrementalState } from './incremental';
 import { checkPolicies } from './policy/index';
 import { PlanBuilder, labelOrder, type Body } from './plan/build';
 import { planPolicies } from './plan/policies';
@@ -28,9 +29,19 @@ import { Protocols } from './types/protocols';
 import { Types } from './types/message-types';
 
 export function compile(host: CompilerHost, options: CompileOptions): CompileResult {
+  return compileWith(host, options, undefined).result;
+}
+
+/**
+ * `compile`, taking over what an earlier compile checked and is still valid
+ * (`prior`, see incremental.ts), and returning what the next one may take
+ * over. The result is the same as `compile`'s.
+ */
+export function compileWith(host: CompilerHost, options: CompileOptions, prior: IncrementalState | undefined): { result: CompileResult; state?: IncrementalState } {
   const ctx = new Ctx(host, options.index ?? false);
+  const out: { state?: IncrementalState } = {};
   try {
-    return run(ctx, options);
+    return { result: run(ctx, options, prior, out), state: out.state };
   } catch (e) {
     // A bug in the compiler must not take the editor or the CLI down with it.
     const message = e instanceof Error ? e.message : String(e);
@@ -38,7 +49,7 @@ export function compile(host: CompilerHost, options: CompileOptions): CompileRes
     const diag: Diagnostic = makeDiagnostic(Codes.InternalCompilerError, `internal compiler error: ${message}`, options.entries[0] ?? '', { start: 0, end: 0 }, {
       hint: `please report this with the sources that caused it${stack ? ` (${stack})` : ''}`,
     });
-    return { program: ctx.program, diagnostics: sortDiagnostics([...ctx.diagnostics, diag]) };
+    return { result: { program: ctx.program, diagnostics: sortDiagnostics([...ctx.diagnostics, diag]) } };
   }
 }
 
@@ -86,9 +97,11 @@ function dependencies(ctx: Ctx, root: SystemInfo): Set<string> {
   return files;
 }
 
-function run(ctx: Ctx, options: CompileOptions): CompileResult {
-  const loader = new Loader(ctx, options.cache);
+function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefined, out: { state?: IncrementalState }): CompileResult {
+  const usable = prior && usablePrior(prior, options, ctx.root);
+  const loader = new Loader(ctx, options.cache, usable?.modules);
   loader.loadAll(options.entries);
+  const replayed = usable ? reuseModules(ctx, usable) : undefined;
   options.onPhase?.('load+parse');
   reportImportCycles(ctx);
   declareModules(ctx);
@@ -98,16 +111,27 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
 
   const types = new Types(ctx);
   const protocols = new Protocols(ctx, types);
+  if (usable) {
+    const keep = (e: DeclEntry) => ctx.reused.has(e.module);
+    types.adopt(usable.types, keep);
+    protocols.adopt(usable.protocols, keep);
+  }
   types.checkAll();
   protocols.checkAll();
   options.onPhase?.('types');
+  // Labels are collected from every module on every compile: the references they record are not taken over.
+  const labelRefs = { start: ctx.program.references.length, end: 0 };
   const labels = collectLabels(ctx);
+  labelRefs.end = ctx.program.references.length;
   const components = new Components(ctx, types, protocols, labels);
+  if (usable) components.adopt(usable.components, (e) => ctx.reused.has(e.module));
   components.checkAll();
   options.onPhase?.('components');
   const systems = new Systems(ctx, types, components);
+  if (usable) systems.adopt(usable.systems, (e) => ctx.reused.has(e.module));
   systems.checkAll();
   options.onPhase?.('compose');
+  out.state = stateOf(ctx, options, { types, protocols, components, systems }, labelRefs, replayed);
 
   const sel = select(ctx, options, systems, components);
   options.onPhase?.('select');
@@ -161,4 +185,48 @@ function run(ctx: Ctx, options: CompileOptions): CompileResult {
   const plan = builder.assemble(body, root.entry.qname, policy, policies, options);
   options.onPhase?.('assemble+digests');
   return { ...result(), plan };
+}
+
+/**
+ * A compiler that keeps what it checked between compiles (incremental.ts):
+ * each `compile` takes over the modules whose text and dependencies did not
+ * change since the previous one and checks only the rest, with the same
+ * result as `compile`. It keeps parses too, unless the options bring a cache
+ * of their own (the language server's).
+ */
+export class IncrementalCompiler {
+  private state: IncrementalState | undefined;
+  private parses = new Map<string, { text: string; parsed: ParsedSource }>();
+  /** Modules taken over and modules checked by the last compile. */
+  readonly stats = { compiles: 0, reused: 0, checked: 0 };
+
+  compile(host: CompilerHost, options: CompileOptions): CompileResult {
+    let cache = options.cache;
+    const used = new Map<string, { text: string; parsed: ParsedSource }>();
+    if (!cache) {
+      const known = this.parses;
+      cache = {
+        get: (path, text) => {
+          const e = known.get(path);
+          if (!e || e.text !== text) return undefined;
+          used.set(path, e);
+          return e.parsed;
+        },
+        set: (path, text, parsed) => void used.set(path, { text, parsed }),
+      };
+    }
+    const { result, state } = compileWith(host, { ...options, cache }, this.state);
+    if (!options.cache) this.parses = used;
+    this.state = state;
+    this.stats.compiles++;
+    this.stats.reused = state?.reused ?? 0;
+    this.stats.checked = state?.checked ?? 0;
+    return result;
+  }
+
+  /** Forgets everything kept (the next compile checks every module). */
+  reset(): void {
+    this.state = undefined;
+    this.parses = new Map();
+  }
 }

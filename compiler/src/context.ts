@@ -54,11 +54,19 @@ export class Ctx {
   readonly modules = new Map<string, Module>();
   /** Loaded modules by file key. */
   readonly byFile = new Map<string, Module>();
+  /**
+   * Modules taken over from an earlier compile with their declarations,
+   * bindings and checked results (incremental.ts): resolution skips them,
+   * and the stages find their results already computed.
+   */
+  readonly reused = new Set<Module>();
   /** Extra files read for programs: path -> text (for the plan's `sources`). */
   readonly programFiles = new Map<string, string>();
 
   /** Hex SHA-256 of a text: the host's native implementation when it offers one. */
   readonly sha256: Sha256;
+  /** The folder module and program paths resolve under (`CompilerHost.moduleRoot`). */
+  readonly root: string;
 
   /**
    * @param indexing record symbols and references in `program` (the language
@@ -68,6 +76,7 @@ export class Ctx {
     readonly host: CompilerHost,
     readonly indexing: boolean,
   ) {
+    this.root = host.moduleRoot ?? '';
     const native = host.sha256;
     this.sha256 = native ? (t) => native.call(host, t) : pureSha256;
   }
@@ -124,6 +133,13 @@ export class Ctx {
     }
     this.reference(file, name.span, id);
     return id;
+  }
+
+  /** Records the protocol of a port or export symbol (`SymbolInfo.protocol`) in the index. */
+  protocolOf(symbol: string, protocol: string | undefined): void {
+    if (!this.indexing || protocol === undefined) return;
+    const info = this.program.symbols.get(symbol);
+    if (info) info.protocol = protocol;
   }
 
   reference(file: string, span: Span, symbol: string): void {

@@ -3,14 +3,14 @@
 // lives in `@mcl/compiler/node-host` (src/node-host.ts).
 
 export * from './api';
-export { compile } from './compile';
+export { compile, IncrementalCompiler } from './compile';
 export { CAPABILITIES, type BackendCapabilities } from './target/capabilities';
 export { BACKEND_NAMES, TARGET_PROPERTIES } from './compose/components';
 // The plan's canonical JSON and digests are @mcl/plan's; re-exported for the compiler's users.
 export { canonicalJson, planDigest, sha256Hex } from '@mcl/plan';
 export { compileOrder } from './types/dfa';
 // How module paths and program paths name files, for tools that link to them (the language server's document links).
-export { moduleFile } from './resolve/load';
+export { moduleFile, modulePathOfFile } from './resolve/load';
 export { programFilePath } from './plan/program';
 export { planChecks, recheckPlan } from './plan/policies';
 export { checkPolicies, type PolicyInput, type PolicyResult } from './policy/index';

@@ -48,6 +48,13 @@ describe('program symbols and references', () => {
     return r.program.symbols.get(refs[refs.length - 1].symbol)!;
   };
 
+  test('ports name their protocol in the index, as composition resolved it', () => {
+    const port = [...r.program.symbols.values()].find((x) => x.kind === 'port' && x.qualifiedName === 'main.App.ask');
+    expect(port?.protocol).toBe('main.mcl#protocol:Ask');
+    const kv = [...r.program.symbols.values()].find((x) => x.kind === 'port' && x.qualifiedName === 'main.Db.kv');
+    expect(kv?.protocol).toBe('std:kv#protocol:Kv');
+  });
+
   test('compiles cleanly', () => {
     expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
   });

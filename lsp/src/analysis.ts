@@ -7,8 +7,9 @@
 // wait for nothing more.
 //
 // A build groups the workspace into projects (projects.ts), compiles each
-// project whose sources changed from its own root, and merges the results
-// into one snapshot with workspace-relative file names.
+// project whose sources changed from its own root (the compiler resolves
+// module paths under the root it is given, and names files as the server
+// does, relative to the workspace), and merges the results into one snapshot.
 //
 // Every edit bumps a generation counter. A build starts after a short quiet
 // period (debouncing keystrokes), runs in steps that yield to the event loop,
@@ -17,14 +18,13 @@
 // checked results skips the quiet period and starts the build at once.
 
 import type { CompileResult, CompilerHost, ParseCache, ParsedSource, Program } from '@mcl/compiler';
-import { compile } from '@mcl/compiler';
+import { compile, IncrementalCompiler } from '@mcl/compiler';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import type { Diagnostic, SourceFile } from '@mcl/language';
 import { LineIndex, parse } from '@mcl/language';
 import type { CancellationToken } from 'vscode-languageserver';
 import { ReferenceIndex } from './index-refs';
 import { groupProjects, ModuleRefCache, type Project } from './projects';
-import { mergeResults, rebaseFile, rebaseResult, unbaseFile } from './rebase';
 import type { Workspace } from './workspace';
 
 export const MCLC_VERSION = '0.1.0';
@@ -114,11 +114,20 @@ export class Analyzer {
     lastCompileMs: 0,
     compileMs: [] as number[],
     compileCpuMs: [] as number[],
+    /** Modules each project compile checked and took over from the previous one (last 500). */
+    modulesChecked: [] as number[],
+    modulesReused: [] as number[],
     /** Where the time between an edit and its diagnostics goes, per build (ms). */
     phases: { queued: [] as number[], prepared: [] as number[], published: [] as number[] },
   };
   private readonly moduleRefs = new ModuleRefCache();
   private projectBuilds = new Map<string, ProjectBuild>();
+  /**
+   * One incremental compiler per project of the last build: an edit re-checks
+   * the modules it changed and those depending on them, and takes the rest
+   * over from the project's previous compile.
+   */
+  private compilers = new Map<string, IncrementalCompiler>();
   private lastProjects: Project[] = [];
   private lastEdit = 0;
 
@@ -236,19 +245,25 @@ export class Analyzer {
     // unchanged files come from the parse cache.
     const results: CompileResult[] = [];
     const fresh = new Map<string, ProjectBuild>();
+    const compilers = new Map<string, IncrementalCompiler>();
     for (const project of projects) {
       const key = `${project.root}\u0000${project.files.join('\u0000')}`;
+      const compiler = this.compilers.get(key) ?? new IncrementalCompiler();
+      compilers.set(key, compiler);
       let built = this.projectBuilds.get(key);
       if (!built || !this.unchanged(built)) {
         await yieldToEventLoop();
         if (generation !== this.generation) return this.abandon();
-        built = this.compileProject(project, { emitPlan: this.options.emitPlan });
+        built = this.compileProject(project, { emitPlan: this.options.emitPlan, compiler });
         this.stats.projectCompiles++;
+        record(this.stats.modulesChecked, compiler.stats.checked);
+        record(this.stats.modulesReused, compiler.stats.reused);
       }
       fresh.set(key, built);
       results.push(built.result);
     }
     this.projectBuilds = fresh;
+    this.compilers = compilers;
     const result = mergeResults(results);
     const compileMs = performance.now() - started;
     this.stats.lastCompileMs = compileMs;
@@ -293,20 +308,17 @@ export class Analyzer {
     return this.lastProjects.find((p) => p.files.includes(file));
   }
 
-  /**
-   * Compiles one project from its root. File names in the result are
-   * workspace-relative again.
-   */
-  compileProject(project: Project, options: { emitPlan: boolean; entries?: string[] }): ProjectBuild {
+  /** Compiles one project from its root; file names in the result are the workspace's, as everywhere in the server. */
+  compileProject(project: Project, options: { emitPlan: boolean; entries?: string[]; compiler?: IncrementalCompiler }): ProjectBuild {
     const reads = new Map<string, string | undefined>();
-    const root = project.root;
     const host: CompilerHost = {
+      // Module and program paths resolve under the project's root, and the plan names its sources from there.
+      moduleRoot: project.root,
       readFile: (path) => {
-        // The compiler asks with clean relative paths; anything else would leave the project.
+        // The compiler asks with clean relative paths; anything else would leave the workspace.
         if (path.startsWith('/') || path.split('/').some((seg) => seg === '..' || seg === '')) return undefined;
-        const file = rebaseFile(root, path);
-        const text = this.workspace.text(file);
-        reads.set(file, text);
+        const text = this.workspace.text(path);
+        reads.set(path, text);
         return text;
       },
       readStdlib: (module) => {
@@ -317,36 +329,23 @@ export class Analyzer {
       // Plans the editor shows carry digests; the native hash spares the pure-JS one.
       sha256: nativeSha256,
     };
-    // The cache holds parses under workspace names; the compiler of a project
-    // names files from the project's root, and so must the syntax diagnostics
-    // it is handed.
-    const cache: ParseCache = {
-      get: (path, text) => {
-        const hit = this.cache.get(rebaseFile(root, path), text);
-        return hit && root !== '' ? withFileName(hit, path) : hit;
-      },
-      set: (path, text, parsed) => {
-        const file = rebaseFile(root, path);
-        this.cache.set(file, text, root !== '' ? withFileName(parsed, file) : parsed);
-      },
-    };
     let result: CompileResult;
     try {
-      result = compile(host, {
-        entries: (options.entries ?? project.files).map((f) => unbaseFile(root, f) ?? f),
+      const compileOptions = {
+        entries: options.entries ?? project.files,
         mclcVersion: MCLC_VERSION,
         emitPlan: options.emitPlan,
-        cache,
+        cache: this.cache,
         // Navigation, completion, rename and semantic tokens all read the symbol index.
         index: true,
-      });
+      };
+      result = options.compiler ? options.compiler.compile(host, compileOptions) : compile(host, compileOptions);
     } catch (e) {
       // The compiler promises not to throw; if it does, the project shows no
       // results rather than leaving requests waiting forever.
       this.options.log(`mcl: the compiler failed unexpectedly: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       result = emptyResult();
     }
-    result = rebaseResult(root, result);
     return { project, reads, result };
   }
 
@@ -375,6 +374,7 @@ export class Analyzer {
     if (change.emitPlan !== undefined && change.emitPlan !== this.options.emitPlan) {
       this.options.emitPlan = change.emitPlan;
       this.projectBuilds = new Map();
+      this.compilers = new Map();
       this.invalidate();
     }
   }
@@ -385,16 +385,39 @@ export class Analyzer {
   }
 }
 
-/** A parse whose syntax diagnostics name its file `file` (they only ever name their own file). */
-function withFileName(parsed: ParsedSource, file: string): ParsedSource {
-  if (parsed.diagnostics.every((d) => d.file === file)) return parsed;
-  const diagnostics = parsed.diagnostics.map((d) => {
-    const out: Diagnostic = { ...d, file };
-    if (d.related) out.related = d.related.map((x) => ({ ...x, file }));
-    if (d.fixes) out.fixes = d.fixes.map((fix) => ({ ...fix, edits: fix.edits.map((e) => ({ ...e, file })) }));
-    return out;
-  });
-  return { file: parsed.file, diagnostics };
+/**
+ * One Program and diagnostic list from several projects. Standard library
+ * files appear in every project with the same names and symbol ids, so they
+ * merge; their diagnostics are kept once.
+ */
+export function mergeResults(results: CompileResult[]): CompileResult {
+  if (results.length === 1) return results[0];
+  const program: Program = { files: new Map(), texts: new Map(), symbols: new Map(), references: [], instances: new Map() };
+  const diagnostics: Diagnostic[] = [];
+  const seen = new Set<string>();
+  const seenRefs = new Set<string>();
+  for (const r of results) {
+    for (const [k, v] of r.program.files) program.files.set(k, v);
+    for (const [k, v] of r.program.texts) program.texts.set(k, v);
+    for (const [k, v] of r.program.symbols) if (!program.symbols.has(k)) program.symbols.set(k, v);
+    for (const [k, v] of r.program.instances) if (!program.instances.has(k)) program.instances.set(k, v);
+    for (const ref of r.program.references) {
+      // References inside a standard library file would repeat once per project.
+      if (ref.file.startsWith('std:')) {
+        const key = `${ref.file}\u0000${ref.span.start}\u0000${ref.span.end}\u0000${ref.symbol}`;
+        if (seenRefs.has(key)) continue;
+        seenRefs.add(key);
+      }
+      program.references.push(ref);
+    }
+    for (const d of r.diagnostics) {
+      const key = `${d.file}\u0000${d.code}\u0000${d.span.start}\u0000${d.span.end}\u0000${d.message}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      diagnostics.push(d);
+    }
+  }
+  return { program, diagnostics };
 }
 
 function makeSnapshot(generation: number, result: CompileResult, compileMs: number): Snapshot {

@@ -6,7 +6,7 @@
 import type { SymbolInfo } from '@mcl/compiler';
 import type { ComponentDecl, InstanceDecl, SystemDecl } from '@mcl/language';
 import type { Snapshot } from './analysis';
-import { findComponent, findNamed, findSystem } from './ast-util';
+import { findComponent, findSystem } from './ast-util';
 
 export interface ResolvedParam {
   name: string;
@@ -90,23 +90,10 @@ export function portsOf(s: Snapshot, owner: SymbolInfo): SymbolInfo[] {
     .sort((a, b) => a.nameSpan.start - b.nameSpan.start);
 }
 
-/** The protocol of a port or an exported port. */
-export function protocolOf(s: Snapshot, port: SymbolInfo, depth = 0): SymbolInfo | undefined {
-  if (depth > 16) return undefined;
-  const file = s.program.files.get(port.file);
-  if (port.kind === 'port') {
-    const decl = findNamed(file, 'PortDecl', port.nameSpan);
-    if (!decl) return undefined;
-    const sym = s.refs.resolveSpan(port.file, decl.protocol.span);
-    return sym?.kind === 'protocol' ? sym : undefined;
-  }
-  if (port.kind === 'export') {
-    const decl = findNamed(file, 'ExportDecl', port.nameSpan);
-    if (!decl) return undefined;
-    const inner = s.refs.resolveSpan(port.file, decl.port.port.span);
-    return inner ? protocolOf(s, inner, depth + 1) : undefined;
-  }
-  return undefined;
+/** The protocol of a port or an exported port, as the compiler resolved it (`SymbolInfo.protocol`). */
+export function protocolOf(s: Snapshot, port: SymbolInfo): SymbolInfo | undefined {
+  const sym = port.protocol === undefined ? undefined : s.program.symbols.get(port.protocol);
+  return sym?.kind === 'protocol' ? sym : undefined;
 }
 
 export function operationsOf(s: Snapshot, protocol: SymbolInfo): SymbolInfo[] {

@@ -316,6 +316,13 @@ export class Components {
     readonly labels: LabelInfo,
   ) {}
 
+  /** Takes over an earlier compile's checked components, images and targets that `keep` accepts (incremental.ts). */
+  adopt(prior: Components, keep: (e: DeclEntry) => boolean): void {
+    for (const [e, info] of prior.infos) if (keep(e)) this.infos.set(e, info);
+    for (const [e, info] of prior.images) if (keep(e)) this.images.set(e, info);
+    for (const [e, info] of prior.targets) if (keep(e)) this.targets.set(e, info);
+  }
+
   checkAll(): void {
     for (const m of this.ctx.modules.values()) {
       for (const e of m.decls.values()) {
@@ -483,6 +490,7 @@ export class Components {
           const pe = resolveRef(this.ctx, m, mem.protocol, ['protocol'], 'protocol');
           const dirWord = mem.expose ? 'expose' : mem.direction;
           const symbol = this.ctx.declare('port', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, () => `${dirWord} ${name}: ${pe ? pe.qname : qnameText(mem.protocol)}${mem.optional ? ' optional' : ''}`, mem.doc, e.symbol);
+          this.ctx.protocolOf(symbol, pe?.symbol);
           const port: PortInfo = {
             name,
             direction: mem.direction,

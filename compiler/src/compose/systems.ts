@@ -155,6 +155,11 @@ export class Systems {
     private readonly components: Components,
   ) {}
 
+  /** Takes over an earlier compile's checked systems that `keep` accepts (incremental.ts). */
+  adopt(prior: Systems, keep: (e: DeclEntry) => boolean): void {
+    for (const [e, info] of prior.infos) if (keep(e)) this.infos.set(e, info);
+  }
+
   checkAll(): void {
     // The attribute blocks of exposures declared in components, once per component (with its protocol known).
     for (const m of this.ctx.modules.values()) {
@@ -366,6 +371,7 @@ export class Systems {
       }
       if (!end) continue;
       const symbol = this.ctx.declare('export', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, () => `export ${name} = ${mem.port.instance.name}.${mem.port.port.name} (${end.port.direction} ${end.port.protocol?.entry.qname ?? '?'})`, undefined, e.symbol);
+      this.ctx.protocolOf(symbol, end.port.protocol?.entry.symbol);
       info.exports.set(name, { name, direction: end.port.direction, protocol: end.port.protocol, optional: end.port.optional, symbol, decl: mem, inst: end.inst, port: end.port.name });
     }
 

@@ -37,6 +37,7 @@ import type { ProtocolInfo } from '../types/protocols';
 import type { Types } from '../types/message-types';
 import { compileOrder } from '../types/dfa';
 import { buildProgram, type ProgramSpec } from './program';
+import { relativeToRoot } from '../resolve/load';
 
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -447,8 +448,10 @@ export class PlanBuilder {
 
   /** Assembles the final plan with digests. */
   assemble(body: Body, rootQname: string, policy: PolicyResult, policies: PlanPolicies, options: CompileOptions): Plan {
+    // Sources are named relative to the root the compile resolved paths under, as a compile run from there names them.
+    const root = this.ctx.root;
     const sources = [...this.ctx.program.texts.entries(), ...this.ctx.programFiles.entries()]
-      .map(([path, text]) => ({ path, sha256: this.ctx.sha256(text) }))
+      .map(([path, text]) => ({ path: relativeToRoot(root, path) ?? path, sha256: this.ctx.sha256(text) }))
       .sort((a, b) => byString(a.path, b.path));
     const uniqueSources = sources.filter((s, i) => i === 0 || sources[i - 1].path !== s.path);
     const checks = [...policy.checks].sort((a, b) => byString(a.id, b.id));

@@ -7,7 +7,7 @@ import type { Expr, ProgramMember } from '@mcl/language';
 import { Codes } from '@mcl/language';
 import type { PlanFile } from '@mcl/plan';
 import { Ctx, related, type Module } from '../context';
-import { joinRelative } from '../resolve/load';
+import { joinRelative, relativeToRoot, underRoot } from '../resolve/load';
 
 export interface ProgramSpec {
   argv: string[];
@@ -27,10 +27,14 @@ function dirOf(file: string): string {
 /**
  * The workspace file a program path (`script "guest/web.sh"`, `file ... from
  * "www/index.html"`) names, relative to the directory of the .mcl file that
- * writes it, or undefined when the path leaves the workspace.
+ * writes it, or undefined when the path leaves the workspace (or `root`, the
+ * folder the compile is rooted at: `CompilerHost.moduleRoot`).
  */
-export function programFilePath(declaringFile: string, rel: string): string | undefined {
-  return joinRelative(dirOf(declaringFile), rel);
+export function programFilePath(declaringFile: string, rel: string, root = ''): string | undefined {
+  const from = relativeToRoot(root, declaringFile);
+  if (from === undefined) return undefined;
+  const path = joinRelative(dirOf(from), rel);
+  return path === undefined ? undefined : underRoot(root, path);
 }
 
 function readWorkspace(ctx: Ctx, m: Module, rel: string, span: { start: number; end: number }): { path: string; text: string } | undefined {
@@ -38,7 +42,7 @@ function readWorkspace(ctx: Ctx, m: Module, rel: string, span: { start: number; 
     ctx.report(Codes.ProgramFileOutsideWorkspace, `a standard library component cannot read the workspace file \`${rel}\``, m.file, span, { hint: 'give the program inline with `file "/path" = "..."`' });
     return undefined;
   }
-  const path = programFilePath(m.file, rel);
+  const path = programFilePath(m.file, rel, ctx.root);
   if (path === undefined) {
     ctx.report(Codes.ProgramFileOutsideWorkspace, `\`${rel}\` is outside the workspace`, m.file, span, {
       hint: 'programs may only use files inside the workspace; copy the file into it and give a path relative to this .mcl file',

@@ -17,20 +17,39 @@ export const PRELUDE = 'std.prelude';
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Workspace-relative file path of a workspace module path, or undefined when the module path is not valid. */
-export function moduleFile(modulePath: string): string | undefined {
+/**
+ * The file of a module path (`a.b` is `a/b.mcl`, under `root` when one is
+ * given: `<root>/a/b.mcl`; `std.x` is `std:x`), or undefined when the module
+ * path is not valid.
+ */
+export function moduleFile(modulePath: string, root = ''): string | undefined {
   const parts = modulePath.split('.');
   if (parts.length === 0 || parts.some((p) => !IDENT.test(p))) return undefined;
   if (parts[0] === 'std') return parts.length > 1 ? `std:${parts.slice(1).join('.')}` : undefined;
-  return parts.join('/') + '.mcl';
+  return underRoot(root, parts.join('/') + '.mcl');
 }
 
-/** Module path of a workspace file (`a/b.mcl` -> `a.b`), or undefined when the file name cannot be a module. */
-export function modulePathOfFile(file: string): string | undefined {
-  if (!file.endsWith('.mcl')) return undefined;
-  const parts = file.slice(0, -4).split('/');
+/**
+ * Module path of a workspace file (`a/b.mcl` -> `a.b`) as seen from `root`,
+ * or undefined when the file is not under the root or its name cannot be a module.
+ */
+export function modulePathOfFile(file: string, root = ''): string | undefined {
+  const rel = relativeToRoot(root, file);
+  if (rel === undefined || !rel.endsWith('.mcl')) return undefined;
+  const parts = rel.slice(0, -4).split('/');
   if (parts.some((p) => !IDENT.test(p))) return undefined;
   return parts.join('.');
+}
+
+/** A root-relative path as the host names it. */
+export function underRoot(root: string, rel: string): string {
+  return root === '' ? rel : `${root}/${rel}`;
+}
+
+/** A host's file name relative to `root`, or undefined when it is not under it (standard library files are their own). */
+export function relativeToRoot(root: string, file: string): string | undefined {
+  if (root === '' || file.startsWith('std:')) return file;
+  return file.startsWith(root + '/') ? file.slice(root.length + 1) : undefined;
 }
 
 /** True when a workspace-relative path stays inside the workspace (no `..`, not absolute, no drive or NUL). */
@@ -121,9 +140,15 @@ function qualifiedModuleRefs(file: SourceFile): string[] {
 export class Loader {
   private readonly failed = new Set<string>();
 
+  /**
+   * @param prior an earlier compile's modules by module path: a module whose
+   *   tree is the same takes its imports and dependencies from there rather
+   *   than walking the tree again (incremental.ts).
+   */
   constructor(
     private readonly ctx: Ctx,
     private readonly cache: ParseCache | undefined,
+    private readonly prior?: ReadonlyMap<string, Module>,
   ) {}
 
   private parseText(file: string, text: string): SourceFile {
@@ -174,7 +199,7 @@ export class Loader {
     const existing = this.ctx.modules.get(modulePath);
     if (existing) return existing;
     if (this.failed.has(modulePath)) return undefined;
-    const file = moduleFile(modulePath);
+    const file = moduleFile(modulePath, this.ctx.root);
     let text: string | undefined;
     if (file !== undefined) {
       try {
@@ -199,7 +224,13 @@ export class Loader {
       });
       return undefined;
     }
-    const modulePath = modulePathOfFile(norm);
+    const modulePath = modulePathOfFile(norm, this.ctx.root);
+    if (modulePath === undefined && relativeToRoot(this.ctx.root, norm) === undefined) {
+      this.ctx.report(Codes.ModulePathOutsideWorkspace, `entry \`${path}\` is outside the project folder \`${this.ctx.root}\``, norm, span, {
+        hint: 'compile it from a folder that holds it',
+      });
+      return undefined;
+    }
     if (modulePath === undefined) {
       this.ctx.report(Codes.ModulePathOutsideWorkspace, `\`${path}\` cannot be a module: file names must be identifiers ending in \`.mcl\``, norm, span, {
         hint: 'rename the file so every path segment is a letter or `_` followed by letters, digits or `_`',
@@ -241,6 +272,16 @@ export class Loader {
       const m = queue[i];
       if (visited.has(m.path)) continue;
       visited.add(m.path);
+      const known = this.prior?.get(m.path);
+      if (known && known.ast === m.ast && known.file === m.file) {
+        m.importEdges = known.importEdges;
+        m.deps = known.deps;
+        for (const t of m.deps) {
+          const dep = this.load(t);
+          if (dep && !visited.has(dep.path)) queue.push(dep);
+        }
+        continue;
+      }
       const targets: string[] = [];
       for (const imp of m.ast.imports) {
         const mp = qnameText(imp.module);

@@ -30,6 +30,7 @@ const ARTICLE: Record<DeclKind, string> = {
 /** Declares every module's top-level declarations (symbols only; members are declared by the stages that check them). */
 export function declareModules(ctx: Ctx): void {
   for (const m of ctx.modules.values()) {
+    if (ctx.reused.has(m)) continue;
     for (const d of m.ast.decls) {
       const kind = KIND_OF[d.kind];
       if (!kind) continue;
@@ -55,6 +56,7 @@ export function declareModules(ctx: Ctx): void {
 export function bindImports(ctx: Ctx, loader: Loader): void {
   const prelude = ctx.modules.get(PRELUDE);
   for (const m of ctx.modules.values()) {
+    if (ctx.reused.has(m)) continue;
     for (const imp of m.ast.imports) {
       const path = qnameText(imp.module);
       if (!path || imp.module.parts.some((p) => p.name === '')) continue;
@@ -66,7 +68,7 @@ export function bindImports(ctx: Ctx, loader: Loader): void {
             hint: 'module path segments are identifiers: letters, digits and `_`',
           });
         } else {
-          const file = path.startsWith('std.') ? undefined : moduleFile(path);
+          const file = path.startsWith('std.') ? undefined : moduleFile(path, ctx.root);
           const why = file === undefined ? undefined : ctx.host.unreadable?.(file);
           const s = loader.suggestModule(path);
           ctx.report(Codes.UnknownModule, why ? `module \`${path}\` cannot be read: ${why.reason}` : `no module \`${path}\``, m.file, imp.module.span, {

@@ -41,7 +41,7 @@ export function reportUnusedImports(ctx: Ctx): void {
   const withSyntaxErrors = new Set(ctx.diagnostics.filter((d) => RECOVERED.has(d.code)).map((d) => d.file));
   for (const m of ctx.modules.values()) {
     // The standard library's imports are not the user's to change.
-    if (m.isStd || m.ast.imports.length === 0 || withSyntaxErrors.has(m.file)) continue;
+    if (m.isStd || m.ast.imports.length === 0 || withSyntaxErrors.has(m.file) || ctx.reused.has(m)) continue;
     checkModule(ctx, m);
   }
 }

@@ -61,6 +61,16 @@ export class Types {
 
   constructor(private readonly ctx: Ctx) {}
 
+  /**
+   * Takes over the checked bodies of an earlier compile's declarations that
+   * `keep` accepts (declarations of modules whose text and dependencies did
+   * not change), so they are not checked again (incremental.ts).
+   */
+  adopt(prior: Types, keep: (e: DeclEntry) => boolean): void {
+    for (const [e, t] of prior.bodies) if (keep(e)) this.bodies.set(e, t);
+    if (prior.sawIndexKey) this.sawIndexKey = true;
+  }
+
   /** Checks every type declaration of every module and reports those without a finite value. */
   checkAll(): void {
     for (const m of this.ctx.modules.values()) {

@@ -41,6 +41,11 @@ export class Protocols {
     private readonly types: Types,
   ) {}
 
+  /** Takes over an earlier compile's checked protocols that `keep` accepts (incremental.ts). */
+  adopt(prior: Protocols, keep: (e: DeclEntry) => boolean): void {
+    for (const [e, info] of prior.infos) if (keep(e)) this.infos.set(e, info);
+  }
+
   checkAll(): void {
     for (const m of this.ctx.modules.values()) for (const e of m.decls.values()) if (e.kind === 'protocol') this.get(e);
   }

@@ -4,14 +4,13 @@
 // candidates (types, components, ports, operations) come from the checked
 // Program, so names are resolved exactly as the compiler resolves them.
 
-import { BACKEND_NAMES, TARGET_PROPERTIES, type SymbolInfo } from '@mcl/compiler';
+import { BACKEND_NAMES, modulePathOfFile, TARGET_PROPERTIES, type SymbolInfo } from '@mcl/compiler';
 import { tokenize, type InstanceDecl, type LexicalToken, type SystemDecl, type TokenKind } from '@mcl/language';
 import { CompletionItemKind, InsertTextFormat, type CompletionItem, type CompletionList, type Position } from 'vscode-languageserver';
 import type { Snapshot } from '../analysis';
 import { nodesAt } from '../ast-util';
 import { instanceTarget, operationsOf, portsOf, protocolOf } from '../model';
 import { PathMapper } from '../paths';
-import { unbaseFile } from '../rebase';
 import type { ServerContext } from '../service';
 
 export const COMPLETION_TRIGGERS = ['.', ':', ' ', '='];
@@ -239,8 +238,7 @@ function visible(s: Snapshot, file: string, kinds: string[]): SymbolInfo[] {
 
 /** The module path of a loaded file as seen from a project root, or undefined when the file is outside it. */
 function modulePathFrom(root: string, file: string): string | undefined {
-  const rel = unbaseFile(root, file);
-  return rel === undefined ? undefined : PathMapper.modulePath(rel);
+  return file.startsWith('std:') ? PathMapper.modulePath(file) : modulePathOfFile(file, root);
 }
 
 /** The file of a module path as seen from a project root, when the Program loaded it. */

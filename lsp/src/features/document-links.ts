@@ -13,7 +13,6 @@ import type { DocumentLink } from 'vscode-languageserver';
 import type { Snapshot } from '../analysis';
 import { walk } from '../ast-util';
 import { toRange } from '../convert';
-import { rebaseFile, unbaseFile } from '../rebase';
 import type { ServerContext } from '../service';
 
 export function documentLinks(s: Snapshot, c: ServerContext, file: string): DocumentLink[] {
@@ -29,19 +28,16 @@ export function documentLinks(s: Snapshot, c: ServerContext, file: string): Docu
 
   for (const imp of doc.ast.imports) {
     const path = imp.module.parts.map((p) => p.name).join('.');
-    const f = path ? moduleFile(path) : undefined;
-    if (!f) continue;
-    const target = f.startsWith('std:') ? f : rebaseFile(root, f);
-    link(imp.module.span, target, f.startsWith('std:') ? `the standard library module ${path}` : target);
+    const target = path ? moduleFile(path, root) : undefined;
+    if (!target) continue;
+    link(imp.module.span, target, target.startsWith('std:') ? `the standard library module ${path}` : target);
   }
 
   // Program files are relative to the declaring file, inside its project; the standard library has none.
-  const rel = file.startsWith('std:') ? undefined : unbaseFile(root, file);
-  if (rel === undefined) return out;
+  if (file.startsWith('std:')) return out;
   const programPath = (lit: StringLiteral): void => {
-    const p = programFilePath(rel, lit.value);
-    if (p === undefined) return;
-    const target = rebaseFile(root, p);
+    const target = programFilePath(file, lit.value, root);
+    if (target === undefined) return;
     // Only the text between the quotes is the link.
     const quote = doc.text.startsWith('"""', lit.span.start) ? 3 : 1;
     const span = lit.span.end - lit.span.start >= 2 * quote ? { start: lit.span.start + quote, end: lit.span.end - quote } : lit.span;

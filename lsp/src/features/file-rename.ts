@@ -15,14 +15,12 @@
 // and its imports are left as they are (the compiler then says what broke).
 
 import { posix } from 'node:path';
-import { moduleFile, programFilePath } from '@mcl/compiler';
+import { moduleFile, modulePathOfFile, programFilePath } from '@mcl/compiler';
 import type { Node, QualifiedName, StringLiteral } from '@mcl/language';
 import type { FileOperationRegistrationOptions, RenameFilesParams, TextEdit, WorkspaceEdit } from 'vscode-languageserver';
 import type { Snapshot } from '../analysis';
 import { walk } from '../ast-util';
 import { toRange } from '../convert';
-import { PathMapper } from '../paths';
-import { rebaseFile, unbaseFile } from '../rebase';
 import type { ServerContext } from '../service';
 
 /** The file operations the server wants to hear about before they happen: `.mcl` files, and folders (which may hold them). */
@@ -32,8 +30,6 @@ export const RENAME_FILTERS: FileOperationRegistrationOptions = {
     { scheme: 'file', pattern: { glob: '**', matches: 'folder' } },
   ],
 };
-
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function willRenameFiles(s: Snapshot, c: ServerContext, params: RenameFilesParams, log: (m: string) => void): WorkspaceEdit | null {
   // Old workspace-relative path (file or folder, no trailing slash) -> new one.
@@ -70,18 +66,17 @@ export function willRenameFiles(s: Snapshot, c: ServerContext, params: RenameFil
     const root = c.analyzer.projectOf(file)?.root ?? '';
     // A project moved as a whole (its root folder renamed) keeps its module paths and relative program paths.
     if (root !== '' && moved(root) !== undefined) continue;
-    const oldRel = unbaseFile(root, file);
-    const newRel = unbaseFile(root, target);
-    const oldModule = oldRel === undefined ? undefined : PathMapper.modulePath(oldRel);
-    const newModule = newRel === undefined || !newRel.endsWith('.mcl') ? undefined : PathMapper.modulePath(newRel);
-    if (!oldModule || !newModule || !newModule.split('.').every((p) => IDENT.test(p)) || moduleFile(newModule) !== newRel) {
+    // Module paths are the compiler's, as seen from the project's root.
+    const oldModule = modulePathOfFile(file, root);
+    const newModule = modulePathOfFile(target, root);
+    if (!oldModule || !newModule || moduleFile(newModule, root) !== target) {
       log(`mcl: ${file} -> ${target}: the new name is not a module path under the project root ${root || '.'}; its imports are not updated`);
     } else if (oldModule !== newModule) {
       const list = renamedModules.get(root) ?? [];
       list.push({ root, from: oldModule.split('.'), to: newModule.split('.') });
       renamedModules.set(root, list);
     }
-    if (oldRel !== undefined && newRel !== undefined) programPathEdits(c, file, root, oldRel, newRel, moved, add);
+    if (under(root, file) && under(root, target)) programPathEdits(c, file, root, target, moved, add);
   }
 
   // Every file of the same project that names a moved module.
@@ -116,23 +111,20 @@ function programPathEdits(
   c: ServerContext,
   file: string,
   root: string,
-  oldRel: string,
-  newRel: string,
+  target: string,
   moved: (p: string) => string | undefined,
   add: (file: string, e: TextEdit) => void,
 ): void {
   const doc = c.analyzer.parsedDocument(file);
   if (!doc) return;
   const fix = (lit: StringLiteral): void => {
-    const resolved = programFilePath(oldRel, lit.value);
+    const resolved = programFilePath(file, lit.value, root);
     if (resolved === undefined) return;
-    const full = rebaseFile(root, resolved);
-    const after = moved(full) ?? full;
-    const afterRel = unbaseFile(root, after);
-    if (afterRel === undefined) return;
-    const rel = posix.relative(posix.dirname(newRel), afterRel);
+    const after = moved(resolved) ?? resolved;
+    if (!under(root, after)) return;
+    const rel = posix.relative(posix.dirname(target), after);
     if (rel === '') return;
-    if (programFilePath(newRel, rel) !== afterRel) return;
+    if (programFilePath(target, rel, root) !== after) return;
     if (rel === lit.value) return;
     // Raw strings have no escapes; a path needing one is left alone.
     if (/["\\\n]/.test(rel)) return;
@@ -151,4 +143,9 @@ function relativeOf(c: ServerContext, uri: string): string | undefined {
   const rel = c.paths.fromUri(probe);
   if (rel === undefined || rel.startsWith('std:')) return undefined;
   return uri.endsWith('.mcl') ? rel : posix.dirname(rel) === '.' ? '' : posix.dirname(rel);
+}
+
+/** True when a workspace file lies under a project root ("" is the workspace's). */
+function under(root: string, file: string): boolean {
+  return root === '' || file.startsWith(root + '/');
 }

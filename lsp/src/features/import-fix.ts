@@ -8,10 +8,10 @@
 import { readdirSync } from 'node:fs';
 import type { Diagnostic as LspDiagnostic, TextEdit } from 'vscode-languageserver';
 import { Codes, type Decl, type SourceFile } from '@mcl/language';
+import { modulePathOfFile } from '@mcl/compiler';
 import type { Snapshot } from '../analysis';
 import { toRange } from '../convert';
 import { PathMapper } from '../paths';
-import { unbaseFile } from '../rebase';
 import type { ServerContext } from '../service';
 
 
@@ -30,9 +30,9 @@ export function modulesDeclaring(s: Snapshot, c: ServerContext, name: string, ex
   const root = c.analyzer.projectOf(except)?.root ?? '';
   for (const [file, ast] of s.program.files) {
     if (file === except || file === 'std:prelude') continue;
-    const rel = unbaseFile(root, file);
-    if (rel === undefined) continue;
-    if (declaredNames(ast).includes(name)) found.add(PathMapper.modulePath(rel));
+    const path = file.startsWith('std:') ? PathMapper.modulePath(file) : modulePathOfFile(file, root);
+    if (path === undefined) continue;
+    if (declaredNames(ast).includes(name)) found.add(path);
   }
   let stdFiles: string[] = [];
   try {

@@ -1,0 +1,205 @@
+// Incremental analysis: what one compile may take over from the previous one.
+//
+// A compile runs the same stages over the whole workspace either way; what
+// changes is how much of their work is already done. After the composition
+// stage, a compile keeps its modules and the stages' memo tables (checked
+// type bodies, protocols, components, images, targets and systems, keyed by
+// declaration). The next compile takes over a module, with its declarations,
+// bindings and every checked result of its declarations, when
+//
+//   - its parse is the same tree (the parse cache hands back the same tree
+//     for the same text),
+//   - the earlier compile reported nothing in its file up to composition
+//     (a module with diagnostics is checked again, so every message and hint
+//     is computed against the workspace as it is now), and
+//   - every module it depends on, transitively (imports, qualified names and
+//     the prelude), is taken over too: a result depends only on its module's
+//     tree and its dependencies' results.
+//
+// Labels are global (their order is the workspace's), so an edit to a module
+// that declares labels takes nothing over. Root selection, elaboration, the
+// plan body and the policy checks always run on the whole composition: they
+// read the checked results, taken over or not, and are not cached.
+//
+// The symbol index follows the same rule: the symbols, references and
+// instance settings recorded up to composition in a taken-over module's file
+// are copied from the earlier compile instead of being recorded again. The
+// result equals a full compile's (compiler/test/incremental.test.ts checks
+// this over random edit sequences).
+
+import type { CompileOptions, InstanceSettings, Program, Reference, SymbolInfo } from './api';
+import type { Ctx, Module } from './context';
+import type { Components } from './compose/components';
+import type { Systems } from './compose/systems';
+import type { Protocols } from './types/protocols';
+import type { Types } from './types/message-types';
+
+/** What a compile leaves for the next one to take over. Opaque to callers. */
+export interface IncrementalState {
+  index: boolean;
+  /** The folder module paths resolved under (`CompilerHost.moduleRoot`). */
+  root: string;
+  entries: string;
+  /** Modules without diagnostics up to composition, by module path. */
+  modules: Map<string, Module>;
+  /** Paths of the modules that declare labels. */
+  labelModules: string;
+  types: Types;
+  protocols: Protocols;
+  components: Components;
+  systems: Systems;
+  /** The index as it was at the end of composition, by file. */
+  symbols: Map<string, SymbolInfo[]>;
+  references: Map<string, Reference[]>;
+  instances: Map<string, [string, InstanceSettings][]>;
+  /** How many modules this compile took over and how many it checked. */
+  reused: number;
+  checked: number;
+}
+
+/** The stages' memo tables at the end of composition. */
+export interface Stages {
+  types: Types;
+  protocols: Protocols;
+  components: Components;
+  systems: Systems;
+}
+
+function entriesKey(options: CompileOptions): string {
+  return [...options.entries].map((e) => e.replace(/^\.\//, '')).sort().join('\u0000');
+}
+
+function labelModulesOf(modules: Iterable<Module>): string {
+  const out: string[] = [];
+  for (const m of modules) if (m.ast.decls.some((d) => d.kind === 'LabelsDecl')) out.push(m.path);
+  return out.sort().join('\u0000');
+}
+
+/** The earlier state when this compile may take anything over from it (same root, entries and indexing). */
+export function usablePrior(prior: IncrementalState, options: CompileOptions, root: string): IncrementalState | undefined {
+  if (prior.index !== (options.index ?? false) || prior.root !== root) return undefined;
+  if (prior.entries !== entriesKey(options)) return undefined;
+  return prior;
+}
+
+/** File key of a symbol id (`<file>#<kind>:<path>`). */
+function fileOfId(id: string): string {
+  const i = id.indexOf('#');
+  return i < 0 ? id : id.slice(0, i);
+}
+
+/**
+ * After loading: replaces every module that can be taken over by the earlier
+ * compile's object (with its declarations and bindings), marks it reused, and
+ * copies its part of the symbol index.
+ */
+export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
+  const matched = new Map<string, Module>();
+  for (const m of ctx.modules.values()) {
+    const k = prior.modules.get(m.path);
+    if (k && k.ast === m.ast && k.file === m.file && k.isStd === m.isStd && k.isEntry === m.isEntry) matched.set(m.path, k);
+  }
+  // Labels are ordered across the workspace: any change to them can change every check that uses one.
+  const none: Replayed = { files: new Set(), references: ctx.program.references.length, prior };
+  if (labelModulesOf(ctx.modules.values()) !== prior.labelModules) return none;
+  const dirty: string[] = [];
+  const rev = new Map<string, string[]>();
+  const prelude = ctx.modules.get('std.prelude');
+  for (const m of ctx.modules.values()) {
+    const deps = prelude && m !== prelude ? [...m.deps, prelude.path] : m.deps;
+    for (const t of deps) {
+      // A dependency that did not load leaves the module with an error to report again.
+      if (!ctx.modules.has(t)) {
+        dirty.push(m.path);
+        continue;
+      }
+      let l = rev.get(t);
+      if (!l) rev.set(t, (l = []));
+      l.push(m.path);
+    }
+    if (!matched.has(m.path)) dirty.push(m.path);
+  }
+  for (const m of ctx.modules.values()) if (!matched.has(m.path) && m.ast.decls.some((d) => d.kind === 'LabelsDecl')) return none;
+  const stale = new Set<string>();
+  while (dirty.length) {
+    const p = dirty.pop()!;
+    if (stale.has(p)) continue;
+    stale.add(p);
+    for (const q of rev.get(p) ?? []) if (!stale.has(q)) dirty.push(q);
+  }
+  const files = new Set<string>();
+  for (const [path, k] of matched) {
+    if (stale.has(path)) continue;
+    ctx.modules.set(path, k);
+    ctx.byFile.set(k.file, k);
+    ctx.program.files.set(k.file, k.ast);
+    ctx.reused.add(k);
+    files.add(k.file);
+  }
+  if (!ctx.indexing) return { files, references: ctx.program.references.length, prior };
+  for (const f of files) {
+    for (const s of prior.symbols.get(f) ?? []) if (!ctx.program.symbols.has(s.id)) ctx.program.symbols.set(s.id, s);
+    for (const r of prior.references.get(f) ?? []) ctx.program.references.push(r);
+    for (const [id, settings] of prior.instances.get(f) ?? []) ctx.program.instances.set(id, settings);
+  }
+  return { files, references: ctx.program.references.length, prior };
+}
+
+/** What `reuseModules` took over: the files, and where the references it copied end. */
+export interface Replayed {
+  files: Set<string>;
+  references: number;
+  prior: IncrementalState;
+}
+
+function groupBy<T>(items: Iterable<T>, file: (t: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const t of items) {
+    const f = file(t);
+    let l = out.get(f);
+    if (!l) out.set(f, (l = []));
+    l.push(t);
+  }
+  return out;
+}
+
+/**
+ * The references by file, leaving out those recorded again on every compile
+ * (`recomputed`). The ones copied from the earlier compile keep their groups;
+ * only this compile's own are grouped.
+ */
+function referencesByFile(refs: Reference[], recomputed: { start: number; end: number }, replayed: Replayed | undefined): Map<string, Reference[]> {
+  const from = replayed ? replayed.references : 0;
+  const out = new Map<string, Reference[]>();
+  if (replayed) for (const f of replayed.files) out.set(f, [...(replayed.prior.references.get(f) ?? [])]);
+  for (let i = from; i < refs.length; i++) {
+    if (i >= recomputed.start && i < recomputed.end) continue;
+    const r = refs[i];
+    let l = out.get(r.file);
+    if (!l) out.set(r.file, (l = []));
+    l.push(r);
+  }
+  return out;
+}
+
+/** What the next compile may take over, taken at the end of composition. */
+export function stateOf(ctx: Ctx, options: CompileOptions, stages: Stages, recomputed: { start: number; end: number }, replayed: Replayed | undefined): IncrementalState {
+  const reported = new Set<string>();
+  for (const d of ctx.diagnostics) reported.add(d.file);
+  const modules = new Map<string, Module>();
+  for (const m of ctx.modules.values()) if (!reported.has(m.file)) modules.set(m.path, m);
+  const p: Program = ctx.program;
+  return {
+    index: ctx.indexing,
+    root: ctx.root,
+    entries: entriesKey(options),
+    modules,
+    labelModules: labelModulesOf(ctx.modules.values()),
+    ...stages,
+    symbols: ctx.indexing ? groupBy(p.symbols.values(), (s) => s.file) : new Map(),
+    references: ctx.indexing ? referencesByFile(p.references, recomputed, replayed) : new Map(),
+    instances: ctx.indexing ? groupBy(p.instances.entries(), ([id]) => fileOfId(id)) : new Map(),
+    reused: ctx.reused.size,
+    checked: ctx.modules.size - ctx.reused.size,
+  };
+}
