@@ -158,11 +158,15 @@ export class Systems {
   /** Takes over an earlier compile's checked systems that `keep` accepts (incremental.ts). */
   adopt(prior: Systems, keep: (e: DeclEntry) => boolean): void {
     for (const [e, info] of prior.infos) if (keep(e)) this.infos.set(e, info);
+    // A kept system's parameters were declared (and indexed) by the compile that checked it.
+    for (const [e, p] of prior.paramsOf) if (keep(e)) this.paramsOf.set(e, p);
   }
 
   checkAll(): void {
     // The attribute blocks of exposures declared in components, once per component (with its protocol known).
     for (const m of this.ctx.modules.values()) {
+      // A reused module's components are the previous compile's, their exposures' attributes already checked.
+      if (this.ctx.reused.has(m)) continue;
       for (const e of m.decls.values()) {
         if (e.kind !== 'component') continue;
         for (const p of this.components.component(e).ports) {
