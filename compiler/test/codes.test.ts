@@ -25,6 +25,8 @@ interface Case {
 }
 
 const KV = 'import std.kv.{Kv}\n';
+/** A protocol and the component a factory creates (the factory cases). */
+const JOBS = 'protocol Jobs { call run(string) -> string }\ncomponent Worker { provide jobs: Jobs }\n';
 const comp = (body: string) => `component C {\n${body}\n}\n`;
 
 const CASES: Case[] = [
@@ -120,6 +122,22 @@ const CASES: Case[] = [
     code: 'MCL0440',
     main: KV + comp('require k: Kv') + 'component D { provide kv: Kv }\nsystem S { c = C\n d = D\n connect c.k -> d.kv { max_connections 5 } }\n',
     at: 'max_connections 5',
+  },
+  {
+    code: 'MCL0450',
+    main: JOBS + 'component Coord { require workers: factory Worker }\nsystem S { c = Coord\n w = Worker { created by c.workers }\n connect c.workers -> w.jobs }\n',
+    message: /has no bound/,
+  },
+  { code: 'MCL0451', main: JOBS + 'component Coord { require workers: factory Worker { max 4 } }\nsystem S { c = Coord }\n', message: /no instance of this system is created by it/ },
+  {
+    code: 'MCL0452',
+    main: JOBS + 'component Store { provide jobs: Jobs }\ncomponent Coord { require workers: factory Worker { max 4 } }\nsystem S { c = Coord\n w = Store { created by c.workers }\n connect c.workers -> w.jobs }\n',
+    message: /creates `main.Worker`, not `main.Store`/,
+  },
+  {
+    code: 'MCL0453',
+    main: JOBS + 'component Coord { require workers: factory Worker { max 4 } }\nsystem S { c = Coord\n w = Worker { created by c.workers }\n other = Worker\n connect c.workers -> other.jobs }\n',
+    message: /its channels go to the instances it creates/,
   },
   {
     code: 'MCL0530',

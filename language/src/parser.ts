@@ -1255,11 +1255,24 @@ export class McParser extends EmbeddedActionsParser {
 
   private settingValueAlts = [
     alt(() => this.SUBRULE(this.literal)),
-    alt((): A.RefExpr => {
+    {
+      // A parameter's name only on the setting's own line: `vcpus` alone on a line is a missing value,
+      // and the next line's `label secret` stays a member of its own.
+      GATE: () => !this.lineBreakBefore(),
+      ALT: (): A.RefExpr => {
         const id = this.mkIdent(this.CONSUME(T.Identifier));
         return B.ref({ kind: 'QualifiedName', parts: [id], span: id.span }, id.span.start, id.span.end);
-      }),
+      },
+    },
   ];
+
+  /** Whether a line break separates the next token from the one before it. */
+  private lineBreakBefore(): boolean {
+    const prev = this.LA(0);
+    const t = this.LA(1);
+    if (Number.isNaN(prev.startOffset) || prev.endOffset === undefined || prev.endOffset < 0 || Number.isNaN(t.startOffset)) return false;
+    return hasNewline(this.text, prev.endOffset + 1, t.startOffset);
+  }
 
   listExpr = this.rule('listExpr', (): A.ListExpr => {
     const node = this.open(B.listExpr(this.startPos()));

@@ -49,7 +49,7 @@ describe('validatePlan', () => {
       }),
     );
     expect(r.errors).toContainEqual({ path: '$', message: 'missing required field "resources"' });
-    expect(r.errors).toContainEqual({ path: '$.instances[0].mode', message: 'expected one of "single", "replicas", "per_session", found "many"' });
+    expect(r.errors).toContainEqual({ path: '$.instances[0].mode', message: 'expected one of "single", "replicas", "per_session", "created", found "many"' });
   });
 
   it('reports errors inside message schemas by their kind', () => {
