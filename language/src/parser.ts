@@ -1256,9 +1256,10 @@ export class McParser extends EmbeddedActionsParser {
   private settingValueAlts = [
     alt(() => this.SUBRULE(this.literal)),
     {
-      // A parameter's name only on the setting's own line: `vcpus` alone on a line is a missing value,
-      // and the next line's `label secret` stays a member of its own.
-      GATE: () => !this.lineBreakBefore(),
+      // A word that starts a member, on a line of its own, is that member: `vcpus` alone on a line is a
+      // missing value, and the next line's `label secret` stays a member. Any other name may follow on
+      // the next line (after a comment, say), as a number may.
+      GATE: () => !(this.lineBreakBefore() && (T.MEMBER_KEYWORDS.component.has(this.LA(1).image) || T.MEMBER_KEYWORDS.system.has(this.LA(1).image))),
       ALT: (): A.RefExpr => {
         const id = this.mkIdent(this.CONSUME(T.Identifier));
         return B.ref({ kind: 'QualifiedName', parts: [id], span: id.span }, id.span.start, id.span.end);
