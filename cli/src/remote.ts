@@ -15,6 +15,7 @@
 // `MCL_REMOTE_MCLC` names the host's mclc when it is not `mclc` on its PATH.
 
 import { spawn } from 'node:child_process';
+import { LineSplitter } from '@mcl/broker/lines';
 import { hostLabel, parseHostAddress, type HostAddress } from '@mcl/plan/host';
 import type { Context } from './context';
 import { CliError, ExitCode, type ExitCodeValue } from './exit';
@@ -99,7 +100,6 @@ export async function runOnHost(ctx: Context, host: RemoteHost, args: string[], 
 
   let greeted = false;
   let stderr = '';
-  let pending: Buffer = Buffer.alloc(0);
   let protocolError: CliError | undefined;
   const onAbort = () => child.kill('SIGTERM');
   run.signal?.addEventListener('abort', onAbort);
@@ -124,18 +124,15 @@ export async function runOnHost(ctx: Context, host: RemoteHost, args: string[], 
     }
     run.onLine(v);
   };
-  child.stdout.on('data', (d: Buffer) => {
-    pending = pending.length ? Buffer.concat([pending, d]) : d;
-    let nl: number;
-    while ((nl = pending.indexOf(10)) >= 0) {
-      handleLine(pending.subarray(0, nl).toString('utf8'));
-      pending = pending.subarray(nl + 1);
-    }
-    if (pending.length > MAX_LINE_BYTES) {
+  // The broker's bounded splitter: a host that sends an endless line is stopped at the cap, not buffered.
+  const lines = new LineSplitter(MAX_LINE_BYTES, {
+    line: (text) => handleLine(text),
+    oversize: () => {
       protocolError ??= new CliError(`${host.label} sent a line of more than ${MAX_LINE_BYTES} bytes`, ExitCode.BackendFailure);
       child.kill('SIGTERM');
-    }
+    },
   });
+  child.stdout.on('data', (d: Buffer) => lines.push(d));
   child.stderr.on('data', (d: Buffer) => {
     if (stderr.length < MAX_STDERR_BYTES) stderr += d.toString('utf8');
   });
@@ -148,7 +145,7 @@ export async function runOnHost(ctx: Context, host: RemoteHost, args: string[], 
     child.on('close', (c) => res({ code: c }));
   });
   run.signal?.removeEventListener('abort', onAbort);
-  if (pending.length) handleLine(pending.toString('utf8'));
+  if (lines.pending) handleLine(lines.partialBytes().toString('utf8'));
   if (error) {
     throw new CliError(`cannot run ssh to reach ${host.label}: ${error.message}`, ExitCode.BackendFailure, 'Install the OpenSSH client (`apt-get install openssh-client`) or set MCL_SSH to the ssh command to use.');
   }
