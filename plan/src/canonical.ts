@@ -233,3 +233,8 @@ function write(value: unknown, indent: string | null, current: string): string {
 export function paramEnv(v: unknown): string {
   return typeof v === 'string' ? v : canonicalJson(v);
 }
+
+/** The environment variable that carries parameter `name` to a guest's program. */
+export function paramEnvName(name: string): string {
+  return `MCL_PARAM_${name.toUpperCase()}`;
+}

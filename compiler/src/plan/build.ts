@@ -13,6 +13,7 @@ import {
   instanceJsonWithDigest,
   invariantsDigest,
   paramEnv,
+  paramEnvName,
   planDigest,
   sourcesDigest,
   type JsonValue,
@@ -259,7 +260,7 @@ export class PlanBuilder {
       const params: Record<string, JsonValue> = {};
       for (const name of Object.keys(inst.params).sort()) {
         params[name] = inst.params[name];
-        envVars.push([`MCL_PARAM_${name.toUpperCase()}`, paramEnv(inst.params[name])]);
+        envVars.push([paramEnvName(name), paramEnv(inst.params[name])]);
       }
       envVars.sort((a, b) => byString(a[0], b[0]));
       const env: Record<string, string> = {};

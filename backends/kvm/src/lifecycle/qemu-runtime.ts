@@ -15,7 +15,7 @@
 
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import type { Plan, PlanInstance } from '@mcl/plan';
+import { paramEnvName, type Plan, type PlanInstance } from '@mcl/plan';
 import { processStartTime } from '@mcl/plan/state-store';
 import { buildImage, ClonePool, ensureTemplate, forkClone, probeAccelerator, zygoteEnabled } from '../vm/index';
 import type { AccelName, BuiltImage, Clone, Template } from '../vm/index';
@@ -229,7 +229,7 @@ function templateKey(plan: Plan, id: string): string {
  */
 export function programFor(inst: PlanInstance, clone = 0): PlanInstance['program'] {
   const env: Record<string, string> = { MCL_INSTANCE: inst.id, MCL_CLONE: String(clone) };
-  for (const [k, v] of Object.entries(inst.params)) env[`MCL_PARAM_${k.toUpperCase()}`] = typeof v === 'string' ? v : JSON.stringify(v);
+  for (const [k, v] of Object.entries(inst.params)) env[paramEnvName(k)] = typeof v === 'string' ? v : JSON.stringify(v);
   return { ...inst.program, env: { ...env, ...inst.program.env } };
 }
 

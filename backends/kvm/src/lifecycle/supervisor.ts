@@ -13,7 +13,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { paramEnv, type Plan, type PlanInstance } from '@mcl/plan';
+import { paramEnv, paramEnvName, type Plan, type PlanInstance } from '@mcl/plan';
 import type { Violation } from '@mcl/broker';
 import { diffInstances, startLayers, stopLayers, type InstanceDiff } from './diff';
 import { BackendFailure } from './errors';
@@ -998,6 +998,6 @@ export type { BackendEvent };
 /** The plan of a created clone: the instance with the parameters its creator chose, in its parameters and program environment. */
 function withParams(p: PlanInstance, params: Record<string, unknown>): PlanInstance {
   const env = { ...p.program.env };
-  for (const [name, v] of Object.entries(params)) env[`MCL_PARAM_${name.toUpperCase()}`] = paramEnv(v);
+  for (const [name, v] of Object.entries(params)) env[paramEnvName(name)] = paramEnv(v);
   return { ...p, params: { ...p.params, ...(params as PlanInstance['params']) }, program: { ...p.program, env } };
 }
