@@ -13,13 +13,30 @@ import { XenRuntime } from './xen-runtime';
 
 export { doctor } from './doctor';
 
-/** The Xen backend as the KVM lifecycle sees it: its name in the state, and destroy's domain reaper. */
+/**
+ * How long apply waits for the supervisor it started to answer:
+ * `$MCL_XEN_SUPERVISOR_START_MS` (at least 1 s), else 120 s. The supervisor
+ * runs in dom0, a guest of the hypervisor whose every page-table change is a
+ * hypercall, and a nested dom0 under TCG on a loaded machine takes far longer
+ * than KVM's 15 s to start node twice (the watchdog, then the supervisor).
+ */
+export function supervisorStartMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.MCL_XEN_SUPERVISOR_START_MS;
+  return v && /^\d+$/.test(v) && Number(v) >= 1000 ? Number(v) : 120_000;
+}
+
+/** The Xen backend as the KVM lifecycle sees it: its name in the state, its supervisor's start bound, and destroy's domain reaper. */
 const XEN: lifecycle.LifecycleBackend = {
   name: 'xen',
+  get supervisorStartMs() {
+    return supervisorStartMs();
+  },
   async reap(rd) {
     return new XenRuntime({ runDir: rd.dir, token: rd.token }).reapOrphans().catch(() => []);
   },
 };
+
+export { XEN as lifecycleBackend };
 
 export function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink) {
   return lifecycle.apply(plan, opts, onEvent, XEN);

@@ -96,6 +96,8 @@ export interface XenRuntimeOptions {
    * with xc_memshr_fork_reset, for the next session (default: `MCL_XEN_FORK_RESET=1`; spec/xen.md).
    */
   forkReset?: boolean;
+  /** Restores of one clone whose guest dies while resuming, at most (default `$MCL_XEN_RESTORE_ATTEMPTS` or 3). */
+  restoreAttempts?: number;
 }
 
 interface Template {
@@ -288,6 +290,33 @@ export class XenRuntime implements GuestRuntime {
     if (!plan) throw new Error('fork before prepare');
     const ts = await this.toolstack();
     const tpl = await this.template(plan, req.instance.template, () => undefined);
+    // A restored guest can die in its first moments after the resume (seen on nested Xen under load: a panic
+    // in the first interrupt after Linux's resume path), while other restores of the same image come back
+    // fine. Such a clone is restored again, a bounded number of times, and every retry is reported (the
+    // clone's startNotes, its console log, the supervisor's log); a guest that merely answers late is not
+    // retried, nor is a failing toolstack.
+    const attempts = this.o.restoreAttempts ?? restoreAttemptsFromEnv();
+    const notes: string[] = [];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const clone = await this.forkOnce(req, tpl, ts);
+        clone.startNotes = notes;
+        return clone;
+      } catch (e) {
+        const died = (e as { guestDied?: string }).guestDied;
+        if (died === undefined || attempt >= attempts) {
+          if (died !== undefined && attempt > 1) (e as Error).message += ` (after ${attempt} restores; ${notes.join('; ')})`;
+          throw e;
+        }
+        const note = `restore ${attempt} of ${attempts} died while resuming (${died}); restored again`;
+        notes.push(note);
+        this.log(`${cloneDomainName(this.tag, req.instance.id, req.index)}: ${note}`);
+        req = { ...req, consoleHeader: `${req.consoleHeader ? `${req.consoleHeader}\n` : ''}--- mcl: ${note} ---` };
+      }
+    }
+  }
+
+  private async forkOnce(req: CloneRequest, tpl: Template, ts: Toolstack): Promise<XenClone> {
     let name = cloneDomainName(this.tag, req.instance.id, req.index);
     const label = this.caps && hasFlask(this.caps) ? flaskLabel(instanceType(req.instance.id)) : undefined;
     const started = Date.now();
@@ -341,6 +370,15 @@ export class XenRuntime implements GuestRuntime {
       if (domid !== null) this.live.delete(domid);
       for (const r of relays) r.stop();
       console?.stop();
+      // Whether the guest died under us (a crash or panic in the resume), as against answering late or the
+      // toolstack failing: only a restored guest that died is worth another restore.
+      if (domid !== null && !spare && this.path !== 'fork' && !req.paused && e instanceof Error) {
+        const d = (await ts.list().catch(() => null))?.find((x) => x.domid === domid);
+        if (d === undefined || d.state === 'shutdown' || d.state === 'dying') {
+          const panic = console ? lastPanicLine(console.from, console.start) : null;
+          (e as Error & { guestDied?: string }).guestDied = `${d ? `domain ${d.state}` : 'domain gone'}${panic ? `: ${panic}` : ''}; ${e.message}`;
+        }
+      }
       if (domid !== null) await ts.destroy(domid).catch(() => undefined);
       throw e;
     }
@@ -417,6 +455,46 @@ export class XenRuntime implements GuestRuntime {
   }
 }
 
+/**
+ * The bound on restores of one clone whose guest dies while resuming:
+ * `$MCL_XEN_RESTORE_ATTEMPTS` (1 to 10), else 3.
+ */
+function restoreAttemptsFromEnv(): number {
+  const v = process.env.MCL_XEN_RESTORE_ATTEMPTS;
+  return v && /^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 10 ? Number(v) : 3;
+}
+
+/** Lines of a guest console that say the kernel died. */
+const PANIC_LINE = /Kernel panic|PANIC: double fault|BUG: unable to handle|general protection fault|kernel stack overflow|Oops:/;
+
+/**
+ * The last line of a guest's console (its last 64 KiB after `from`) that says its kernel
+ * died, cut to 200 characters, or null. The console is the guest's: it is
+ * only searched, within a bound, and quoted as text.
+ */
+export function lastPanicLine(file: string, from = 0): string | null {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    // Only what this run of the domain wrote: xenconsoled appends the runs of one name to one file.
+    const start = size < from ? 0 : from;
+    const buf = Buffer.alloc(Math.min(size - start, 65_536));
+    const n = readSync(fd, buf, 0, buf.length, size - buf.length);
+    const lines = buf.subarray(0, n).toString('utf8').split(/\r?\n/).filter((l) => PANIC_LINE.test(l));
+    // eslint-disable-next-line no-control-regex
+    return lines.length ? lines[lines.length - 1].replace(/[\x00-\x1f\x7f]/g, ' ').trim().slice(0, 200) : null;
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** A small file of ours, or null when it is missing, not a regular file or larger than 4 KiB. */
 function readSmall(path: string): string | null {
   const r = readBoundedFile(path, 4096, { noFollow: true });
@@ -437,15 +515,18 @@ async function defaultLoadPolicy(file: string): Promise<void> {
  */
 class ConsoleCopy {
   private offset: number;
+  /** Where this clone's part of xenconsoled's file begins. */
+  readonly start: number;
   private copied = 0;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly from: string,
+    readonly from: string,
     readonly to: string,
     header?: string,
   ) {
     this.offset = existsSync(from) ? statSync(from).size : 0;
+    this.start = this.offset;
     writeFileSync(to, header ? `${header}\n` : '', { mode: 0o600 });
     this.timer = setInterval(() => this.tick(), 500);
     this.timer.unref();
@@ -486,6 +567,8 @@ class XenClone implements CloneHandle {
   readonly startTime: number | null = null;
   readonly exited: Promise<ExitInfo>;
   readonly consoleLog: string;
+  /** What happened while it started that an operator should know (restores retried after the guest died). */
+  startNotes: readonly string[] = [];
   /**
    * A stream per data port, new each time it is read (the supervisor reads it once per attach to a broker),
    * the one before it destroyed: brokers come and go while the clone and its relays stay.

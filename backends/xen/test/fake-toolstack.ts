@@ -4,7 +4,8 @@
 // backends/kvm/guest/agent.sh does, once the domain runs). Any step can be
 // made to fail once (`failNext`), to check that nothing is left behind.
 
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { DomainInfo, HostCaps, Relay, Toolstack } from '../src/toolstack';
 
@@ -14,6 +15,8 @@ interface FakeDomain extends DomainInfo {
   cfg?: string;
   parent?: number;
   plumbed?: boolean;
+  /** Dies before its agent answers (crashNextResumes). */
+  doomed?: boolean;
   /** Guest ends of the domain's relays, by slot. */
   guests: Map<number, { toGuest: PassThrough; toHost: PassThrough; stop(): void }>;
 }
@@ -30,6 +33,14 @@ export class FakeToolstack implements Toolstack {
   programExitStatus: number | null = null;
   /** When false the fake agent never answers (a guest that hangs). */
   agentAnswers = true;
+  /**
+   * The next this many restored domains die right after they are unpaused (a
+   * guest that panics while resuming), writing a panic line to their console
+   * in `consoleDir` when it is set.
+   */
+  crashNextResumes = 0;
+  consoleDir: string | null = null;
+  private restored = new Set<number>();
 
   constructor(public caps: HostCaps = { version: '4.17.7', hvm: true, hap: true, vmx: false, svm: true, mem_sharing: false, xsm: 'absent' }) {}
 
@@ -80,7 +91,9 @@ export class FakeToolstack implements Toolstack {
   async restore(cfg: string, image: string, name: string): Promise<number> {
     this.step('restore', name);
     if (!this.images.has(image)) throw new Error(`no saved image ${image}`);
-    return this.add(name, { cfg });
+    const domid = this.add(name, { cfg });
+    this.restored.add(domid);
+    return domid;
   }
 
   async fork(parent: number, name: string, label?: string): Promise<number> {
@@ -112,6 +125,12 @@ export class FakeToolstack implements Toolstack {
     const d = this.domains.get(domid);
     if (!d) throw new Error(`no domain ${domid}`);
     d.state = 'running';
+    if (this.restored.delete(domid) && this.crashNextResumes > 0) {
+      this.crashNextResumes--;
+      d.doomed = true;
+      if (this.consoleDir) appendFileSync(join(this.consoleDir, `guest-${d.name}.log`), 'BUG: unable to handle page fault for address: ffffffffff5fd000\nKernel panic - not syncing: Fatal exception in interrupt\n');
+      setTimeout(() => this.kill(domid), 5);
+    }
   }
 
   async pause(domid: number): Promise<void> {
@@ -167,7 +186,7 @@ export class FakeToolstack implements Toolstack {
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
-        if (d.state !== 'running' || !this.agentAnswers || !this.domains.has(d.domid)) continue;
+        if (d.state !== 'running' || d.doomed || !this.agentAnswers || !this.domains.has(d.domid)) continue;
         const [cmd, a] = line.split(' ');
         const say = (s: string) => output.write(`${s}\n`);
         if (cmd === 'hello') say(`ready ${a}`);

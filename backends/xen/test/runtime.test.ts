@@ -3,7 +3,7 @@
 // behind, domains ending from outside, the reaper, and the KVM supervisor
 // (restart policy, destroy) running unchanged on domains.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -205,6 +205,56 @@ describe('instances', () => {
       expect(ts.relays.size).toBe(0);
     });
   }
+
+  it('restores a clone again when its guest dies while resuming, and says so', async () => {
+    mkdirSync(join(dir, 'console'), { recursive: true });
+    ts.consoleDir = join(dir, 'console');
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    ts.crashNextResumes = 2;
+    ts.calls.length = 0;
+    const h = await rt.fork(request(p, 'web'));
+    const name = `${domainPrefix(TAG)}web.0`;
+    expect(ts.calls.filter((c) => c.startsWith('restore'))).toEqual([`restore ${name}`, `restore ${name}`, `restore ${name}`]);
+    expect(h.startNotes).toEqual([
+      expect.stringMatching(/^restore 1 of 3 died while resuming \(domain gone: Kernel panic - not syncing: Fatal exception in interrupt; control connection closed/),
+      expect.stringMatching(/^restore 2 of 3 died while resuming/),
+    ]);
+    expect([...ts.domains.values()].map((d) => d.name)).toEqual([name]);
+    expect(readFileSync(h.consoleLog, 'utf8')).toMatch(/--- mcl: restore 2 of 3 died while resuming/);
+    await h.stop();
+    expect(ts.relays.size).toBe(0);
+  });
+
+  it('gives up after the bound, leaving no domain, and does not restore again a guest that only answers late', async () => {
+    const rt = runtime({ restoreAttempts: 2 });
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    ts.crashNextResumes = 5;
+    await expect(rt.fork(request(p, 'web'))).rejects.toThrow(/control connection closed.*\(after 2 restores; restore 1 of 2 died while resuming/);
+    expect(ts.domains.size).toBe(0);
+    expect(ts.relays.size).toBe(0);
+    ts.crashNextResumes = 0;
+    ts.agentAnswers = false;
+    ts.calls.length = 0;
+    await expect(rt.fork({ ...request(p, 'web'), readyTimeoutMs: 200 })).rejects.toThrow(/did not answer|timed out/);
+    expect(ts.calls.filter((c) => c.startsWith('restore'))).toHaveLength(1);
+    expect(ts.domains.size).toBe(0);
+  });
+
+  it('reports a retried restore as a warning of apply and in the fork record', async () => {
+    ts.crashNextResumes = 1;
+    const rt = runtime();
+    const records: { event: string; notes?: string[] }[] = [];
+    const sup = new Supervisor({ runtime: rt, brokerFactory: (p, h) => new FakeBroker(p, h), runDir: dir, backoffMs: 10, probePort: async () => null, onRecord: (r) => void records.push(r) });
+    const warnings: string[] = [];
+    await sup.apply(xenPlan(), { replace: [], readyTimeoutMs: 2000 }, (e) => void (e.type === 'warning' && warnings.push(e.message)));
+    expect(warnings.filter((w) => /died while resuming/.test(w))).toEqual([expect.stringMatching(/^restore 1 of 3 died while resuming/)]);
+    expect(records.filter((r) => r.event === 'fork' && r.notes).length).toBe(1);
+    await sup.destroy(() => undefined);
+    expect(ts.domains.size).toBe(0);
+  });
 
   it('leaves the clone paused with its relays until it is resumed (a warm clone for a session)', async () => {
     const rt = runtime();

@@ -56,7 +56,16 @@ export interface LifecycleBackend {
   name: BackendName;
   /** Called by destroy after the supervisor stopped or was killed; returns what it removed. */
   reap?(rd: RunDir): Promise<string[]>;
+  /**
+   * How long apply waits for a supervisor it started to answer, in ms
+   * (default SUPERVISOR_START_MS). A backend whose supervisor runs where
+   * starting a process is slow (Xen's dom0, itself a guest) says so here.
+   */
+  supervisorStartMs?: number;
 }
+
+/** The KVM backend's bound on a supervisor's start: a watchdog node process starting a supervisor node process. */
+export const SUPERVISOR_START_MS = 15_000;
 
 const KVM: LifecycleBackend = { name: 'kvm' };
 
@@ -131,7 +140,7 @@ export function runDirForApply(stateFile: string): RunDir {
 }
 
 /** Returns once a supervisor answers on the deployment's socket, starting one when none runs. */
-export async function ensureSupervisor(rd: RunDir, command: string[], onEvent: EventSink, timeoutMs = 15_000, stateFile?: string): Promise<void> {
+export async function ensureSupervisor(rd: RunDir, command: string[], onEvent: EventSink, timeoutMs = SUPERVISOR_START_MS, stateFile?: string): Promise<void> {
   if (await ping(rd)) return;
   const deadline = Date.now() + timeoutMs;
   // A live watchdog is starting the supervisor again (or about to): a second one must not be started beside it.
@@ -199,7 +208,7 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink, 
     if (opts.signal.aborted) throw new BackendFailure('failure', 'interrupted before anything changed');
     const rd = runDirForApply(opts.stateFile);
     const dir = rd.dir;
-    await ensureSupervisor(rd, opts.supervisorCommand, onEvent, undefined, opts.stateFile);
+    await ensureSupervisor(rd, opts.supervisorCommand, onEvent, backend.supervisorStartMs, opts.stateFile);
     let r: ApplySummary;
     try {
       r = await callControl<ApplySummary>(

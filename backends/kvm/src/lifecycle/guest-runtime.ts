@@ -58,6 +58,12 @@ export interface CloneHandle {
   readonly consoleLog: string;
   /** File of the program's own output, when the substrate separates it from the console. */
   readonly programLog?: string;
+  /**
+   * What happened while the clone started that an operator should know,
+   * one sentence each (Xen: a restored guest that died while resuming and
+   * was restored again); reported as warnings and in the audit trail.
+   */
+  readonly startNotes?: readonly string[];
   /** Settles when the QEMU process has exited, for whatever reason. */
   readonly exited: Promise<ExitInfo>;
   /** Resumes a clone forked with `paused`. */

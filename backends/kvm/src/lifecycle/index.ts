@@ -4,7 +4,7 @@
 // process, its watchdog, the state, the restart policies and the broker as
 // they are here).
 
-export { apply, destroy, status, logs, type LifecycleBackend } from './commands';
+export { apply, destroy, status, logs, SUPERVISOR_START_MS, type LifecycleBackend } from './commands';
 export { runSupervisor, type RunSupervisorOptions } from './daemon';
 export { BackendFailure } from './errors';
 export { programFor } from './qemu-runtime';

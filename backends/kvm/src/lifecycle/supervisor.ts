@@ -64,7 +64,7 @@ export interface SupervisorOptions {
 
 /** What the supervisor did to a clone, or a frame the broker denied (for the audit trail and the ledger). */
 export type SupervisorRecord =
-  | { event: 'fork'; instance: string; clone: number; pid: number; paused: boolean; elapsed_ms: number; restart?: number }
+  | { event: 'fork'; instance: string; clone: number; pid: number; paused: boolean; elapsed_ms: number; restart?: number; notes?: string[] }
   | { event: 'fork_failed'; instance: string; clone: number; error: string }
   | { event: 'exit'; instance: string; clone: number; pid: number; exit: string; ran_ms: number }
   | { event: 'restart'; instance: string; clone: number; restarts: number; counted: boolean; after: string }
@@ -552,6 +552,7 @@ export class Supervisor {
       Array.from({ length: count }, async () => {
         const c = this.newClone(inst);
         await this.forkClone(inst, c, p.mode === 'per_session');
+        for (const n of c.handle?.startNotes ?? []) emit({ type: 'warning', instance: p.id, clone: c.index, message: n });
         emit({ type: 'instance', instance: p.id, clone: c.index, action: 'ready', elapsed_ms: Date.now() - t0, message: `clone ${c.index} ${p.mode === 'per_session' ? 'warm (paused)' : 'ready'} (pid ${c.handle?.pid})` });
         if (p.mode === 'per_session') inst.warm.push(c.index);
       }),
@@ -606,7 +607,9 @@ export class Supervisor {
       throw e;
     }
     c.handle = handle;
-    this.o.onRecord?.({ event: 'fork', instance: inst.plan.id, clone: c.index, pid: handle.pid, paused, elapsed_ms: Date.now() - forkStarted });
+    const notes = handle.startNotes?.length ? [...handle.startNotes] : undefined;
+    for (const n of notes ?? []) this.o.log?.(`${inst.plan.id}[${c.index}]: ${n}`);
+    this.o.onRecord?.({ event: 'fork', instance: inst.plan.id, clone: c.index, pid: handle.pid, paused, elapsed_ms: Date.now() - forkStarted, ...(notes ? { notes } : {}) });
     c.startedAt = Date.now();
     c.state = paused ? 'paused' : 'running';
     handle.exited.then((info) => this.onExit(inst, c, handle, info));

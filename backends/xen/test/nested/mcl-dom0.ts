@@ -29,6 +29,8 @@ export const MCL_ENV: Record<string, string> = {
   MCL_XEN_VCHAN: '/usr/local/lib/mcl/mcl-vchan',
   // Guests of a guest under TCG, on a machine other jobs share: a template's boot takes minutes, not seconds.
   MCL_XEN_BOOT_TIMEOUT_MS: '1200000',
+  // And starting node twice (the supervisor's watchdog, then the supervisor) in that dom0: minutes at worst.
+  MCL_XEN_SUPERVISOR_START_MS: '600000',
 };
 
 function tree(dir: string, into: string, out: CpioEntry[]): void {
