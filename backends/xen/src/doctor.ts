@@ -9,7 +9,7 @@ import { delimiter, join } from 'node:path';
 import type { DoctorCheck, DoctorReport } from '@mcl/plan/backend';
 import { HELPER, nativeProgram } from './native';
 import { XlToolstack, type HostCaps } from './toolstack';
-import { hasFlask, instancePath } from './xen-runtime';
+import { forkResetPool, hasFlask, instancePath } from './xen-runtime';
 
 const PRIVCMD = '/dev/xen/privcmd';
 
@@ -34,7 +34,7 @@ function onPath(cmd: string): boolean {
 }
 
 /** The checks on a host whose capabilities are known (pure, unit-tested). */
-export function capabilityChecks(caps: HostCaps): DoctorCheck[] {
+export function capabilityChecks(caps: HostCaps, env: NodeJS.ProcessEnv = process.env): DoctorCheck[] {
   const checks: DoctorCheck[] = [{ id: 'xen-hypervisor', status: 'ok', summary: `Xen ${caps.version}` }];
   checks.push(
     caps.hvm && caps.hap
@@ -43,7 +43,7 @@ export function capabilityChecks(caps: HostCaps): DoctorCheck[] {
   );
   const p = (() => {
     try {
-      return instancePath(caps);
+      return instancePath(caps, env.MCL_XEN_INSTANCES);
     } catch (e) {
       return { path: 'restore' as const, why: (e as Error).message };
     }
@@ -58,6 +58,14 @@ export function capabilityChecks(caps: HostCaps): DoctorCheck[] {
           hint: 'forks need Xen built with CONFIG_MEM_SHARING on an Intel VT-x host (spec/xen.md, "Runbook")',
         },
   );
+  if (p.path === 'fork') {
+    const pool = forkResetPool(p.path, env);
+    checks.push(
+      pool.on
+        ? { id: 'xen-fork-reset', status: 'ok', summary: `per-session pool: ${pool.why}` }
+        : { id: 'xen-fork-reset', status: 'warn', summary: `per-session forks are destroyed after their session, not reset for the next (${pool.why})`, hint: 'unset MCL_XEN_FORK_RESET to keep a pool of forks reset with xc_memshr_fork_reset' },
+    );
+  }
   checks.push(
     caps.xsm === 'enforcing'
       ? { id: 'xen-flask', status: 'ok', summary: 'FLASK enforcing: apply loads the plan\'s policy' }

@@ -59,6 +59,17 @@ export function instancePath(caps: HostCaps, forced = process.env.MCL_XEN_INSTAN
   return missing.length ? { path: 'restore', why: missing.join('; ') } : { path: 'fork', why: 'memory sharing on Intel VT-x with HAP' };
 }
 
+/**
+ * Whether per-session forks go back to a pool reset with
+ * xc_memshr_fork_reset after their session (Potemkin's model): on every fork
+ * host unless `MCL_XEN_FORK_RESET=0`. A restore host has no forks to reset.
+ */
+export function forkResetPool(path: InstancePath, env: NodeJS.ProcessEnv = process.env): { on: boolean; why: string } {
+  if (path !== 'fork') return { on: false, why: 'instances are restored, not forked' };
+  if (env.MCL_XEN_FORK_RESET === '0') return { on: false, why: 'MCL_XEN_FORK_RESET=0' };
+  return { on: true, why: 'a per-session fork is reset to its parent (xc_memshr_fork_reset) after its session and kept for the next one' };
+}
+
 /** What `xl.cfg`'s seclabel and the policy load need: whether the hypervisor has FLASK at all. */
 export const hasFlask = (caps: HostCaps) => caps.xsm === 'enforcing' || caps.xsm === 'permissive';
 
@@ -93,7 +104,7 @@ export interface XenRuntimeOptions {
   parkDelayMs?: number;
   /**
    * On a fork host, keep the forks of per-session instances when their session ends, reset to the parent
-   * with xc_memshr_fork_reset, for the next session (default: `MCL_XEN_FORK_RESET=1`; spec/xen.md).
+   * with xc_memshr_fork_reset, for the next session (default: on, unless `MCL_XEN_FORK_RESET=0`; spec/xen.md).
    */
   forkReset?: boolean;
   /** Restores of one clone whose guest dies while resuming, at most (default `$MCL_XEN_RESTORE_ATTEMPTS` or 3). */
@@ -163,7 +174,8 @@ export class XenRuntime implements GuestRuntime {
     const notes: string[] = [];
     if (p.path === 'restore') notes.push(`instances are restored from the parked template's saved image, not forked: ${p.why} (slower, and no memory is shared)`);
     if (!hasFlask(this.caps)) notes.push('the hypervisor has no XSM/FLASK: the plan\'s FLASK policy is not enforced (guests are still given no channel but to dom0)');
-    return { name: `xen ${this.caps.version} (${p.path})`, ...(notes.length ? { note: notes.join('; ') } : {}) };
+    const pool = this.o.forkReset ?? forkResetPool(p.path).on;
+    return { name: `xen ${this.caps.version} (${p.path}${p.path === 'fork' && pool ? ', reset pool' : ''})`, ...(notes.length ? { note: notes.join('; ') } : {}) };
   }
 
   /** Removes every domain whose name carries this deployment's tag (an earlier supervisor's). */
@@ -303,6 +315,13 @@ export class XenRuntime implements GuestRuntime {
         clone.startNotes = notes;
         return clone;
       } catch (e) {
+        if ((e as { spareFailed?: boolean }).spareFailed) {
+          const note = `a fork reset after an earlier session did not come back (${(e as Error).message}); forked afresh`;
+          notes.push(note);
+          this.log(`${cloneDomainName(this.tag, req.instance.id, req.index)}: ${note}`);
+          attempt--;
+          continue;
+        }
         const died = (e as { guestDied?: string }).guestDied;
         if (died === undefined || attempt >= attempts) {
           if (died !== undefined && attempt > 1) (e as Error).message += ` (after ${attempt} restores; ${notes.join('; ')})`;
@@ -323,7 +342,7 @@ export class XenRuntime implements GuestRuntime {
     let domid: number | null = null;
     const relays: Relay[] = [];
     let console: ConsoleCopy | null = null;
-    const reusable = this.path === 'fork' && tpl.parent !== undefined && req.instance.mode === 'per_session' && (this.o.forkReset ?? process.env.MCL_XEN_FORK_RESET === '1');
+    const reusable = this.path === 'fork' && tpl.parent !== undefined && req.instance.mode === 'per_session' && (this.o.forkReset ?? forkResetPool(this.path).on);
     const spare = reusable ? this.spares.get(req.instance.id)?.shift() : undefined;
     try {
       if (!spare) {
@@ -372,6 +391,9 @@ export class XenRuntime implements GuestRuntime {
       console?.stop();
       // Whether the guest died under us (a crash or panic in the resume), as against answering late or the
       // toolstack failing: only a restored guest that died is worth another restore.
+      // A fork kept from an earlier session that does not come back is not the instance's failure: the
+      // caller forks afresh from the parent.
+      if (spare && e instanceof Error) (e as Error & { spareFailed?: boolean }).spareFailed = true;
       if (domid !== null && !spare && this.path !== 'fork' && !req.paused && e instanceof Error) {
         const d = (await ts.list().catch(() => null))?.find((x) => x.domid === domid);
         if (d === undefined || d.state === 'shutdown' || d.state === 'dying') {

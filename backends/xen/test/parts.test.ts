@@ -80,8 +80,11 @@ describe('doctor on a dom0', () => {
     ]);
     expect(nested[2].summary).toMatch(/restored .* without memory sharing.*not Intel VT-x/);
     const host = capabilityChecks({ version: '4.17.7', hvm: true, hap: true, vmx: true, svm: false, mem_sharing: true, xsm: 'enforcing' });
-    expect(host.map((c) => c.status)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    expect(host.map((c) => c.status)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
     expect(host[2].summary).toMatch(/forked/);
+    expect(host[3]).toMatchObject({ id: 'xen-fork-reset', summary: expect.stringMatching(/^per-session pool: .*xc_memshr_fork_reset/) });
+    const noPool = capabilityChecks({ version: '4.17.7', hvm: true, hap: true, vmx: true, svm: false, mem_sharing: true, xsm: 'enforcing' }, { MCL_XEN_FORK_RESET: '0' });
+    expect(noPool[3]).toMatchObject({ id: 'xen-fork-reset', status: 'warn', summary: expect.stringMatching(/destroyed after their session.*MCL_XEN_FORK_RESET=0/) });
     expect(capabilityChecks({ version: '4.17.7', hvm: false, hap: false, vmx: false, svm: false, mem_sharing: false, xsm: 'unknown' })[1].status).toBe('fail');
   });
 });

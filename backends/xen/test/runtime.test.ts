@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Plan } from '@mcl/plan';
 import { Supervisor } from '../../kvm/src/lifecycle/supervisor';
 import { chan, FakeBroker, inst, plan as basePlan } from '../../kvm/test/fixtures/fakes';
-import { XenRuntime, instancePath } from '../src/xen-runtime';
+import { XenRuntime, forkResetPool, instancePath } from '../src/xen-runtime';
 import { deploymentTag, domainPrefix } from '../src/names';
 import { FakeToolstack, type Step } from './fake-toolstack';
 
@@ -78,7 +78,8 @@ describe('the instance path', () => {
     expect(a.note).toMatch(/restored from the parked template's saved image, not forked/);
     expect(a.note).toMatch(/no XSM\/FLASK/);
     ts.caps = FORK_HOST;
-    expect((await runtime().accelerator()).name).toBe('xen 4.17.7 (fork)');
+    expect((await runtime().accelerator()).name).toBe('xen 4.17.7 (fork, reset pool)');
+    expect((await runtime({ forkReset: false }).accelerator()).name).toBe('xen 4.17.7 (fork)');
   });
 });
 
@@ -267,7 +268,7 @@ describe('instances', () => {
     await h.stop();
   });
 
-  it('keeps a per-session fork reset for the next session with MCL_XEN_FORK_RESET, and destroys it on release', async () => {
+  it('keeps a per-session fork reset for the next session, and destroys it on release', async () => {
     ts.caps = FORK_HOST;
     const rt = runtime({ forkReset: true });
     const p = xenPlan();
@@ -291,9 +292,53 @@ describe('instances', () => {
     expect(ts.domains.size).toBe(0);
   });
 
-  it('destroys a per-session fork that cannot be reset', async () => {
+  it('keeps the reset pool by default on a fork host, and not with MCL_XEN_FORK_RESET=0 or on a restore host', async () => {
+    expect(forkResetPool('fork', {})).toEqual({ on: true, why: expect.stringMatching(/reset to its parent/) });
+    expect(forkResetPool('fork', { MCL_XEN_FORK_RESET: '0' })).toEqual({ on: false, why: 'MCL_XEN_FORK_RESET=0' });
+    expect(forkResetPool('restore', {}).on).toBe(false);
     ts.caps = FORK_HOST;
-    const rt = runtime({ forkReset: true });
+    const p = xenPlan();
+    p.instances[0].mode = 'per_session';
+    for (const [env, kept] of [[undefined, true], ['0', false]] as const) {
+      if (env === undefined) delete process.env.MCL_XEN_FORK_RESET;
+      else process.env.MCL_XEN_FORK_RESET = env;
+      try {
+        const rt = runtime();
+        await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+        const h = await rt.fork(request(p, 'web', 0));
+        await h.stop();
+        expect([...ts.domains.values()].some((d) => d.name.endsWith('web.0'))).toBe(kept);
+        await rt.release();
+        expect(ts.domains.size).toBe(0);
+      } finally {
+        delete process.env.MCL_XEN_FORK_RESET;
+      }
+    }
+  });
+
+  it('forks afresh when a fork kept from an earlier session does not come back, and says so', async () => {
+    ts.caps = FORK_HOST;
+    const rt = runtime();
+    const p = xenPlan();
+    p.instances[0].mode = 'per_session';
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    const first = await rt.fork(request(p, 'web', 0));
+    const kept = [...ts.domains.values()].find((d) => d.name.endsWith('web.0'))!.domid;
+    await first.stop();
+    ts.failNext('unpause');
+    ts.calls.length = 0;
+    const second = await rt.fork(request(p, 'web', 1));
+    expect(ts.domains.has(kept)).toBe(false);
+    expect(ts.calls.filter((c) => /^(fork|destroy|unpause)/.test(c))).toEqual([`unpause ${kept}`, `destroy ${kept}`, expect.stringMatching(/^fork .*web\.1$/), expect.stringMatching(/^unpause \d+$/)]);
+    expect(second.startNotes).toEqual([expect.stringMatching(/^a fork reset after an earlier session did not come back \(unpause failed \(injected\)\); forked afresh$/)]);
+    await second.stop();
+    await rt.release();
+    expect(ts.domains.size).toBe(0);
+  });
+
+  it('destroys a per-session fork that cannot be reset, and forks the next session afresh', async () => {
+    ts.caps = FORK_HOST;
+    const rt = runtime();
     const p = xenPlan();
     p.instances[0].mode = 'per_session';
     await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
@@ -301,6 +346,13 @@ describe('instances', () => {
     ts.failNext('reset');
     await h.stop();
     expect([...ts.domains.values()].map((d) => d.name.replace(/-[0-9a-f]{6}$/, ''))).toEqual([`${domainPrefix(TAG)}tpl.busybox-128m-1c-4p`]);
+    ts.calls.length = 0;
+    const next = await rt.fork(request(p, 'web', 1));
+    expect(ts.calls.filter((c) => c.startsWith('fork'))).toEqual([expect.stringMatching(/web\.1$/)]);
+    expect(next.startNotes).toEqual([]);
+    await next.stop();
+    await rt.release();
+    expect(ts.domains.size).toBe(0);
   });
 
   it('gives each broker a port stream of its own: one destroyed leaves the relay and the guest\'s end open', async () => {
