@@ -90,6 +90,13 @@ describe('factory ports', () => {
     expect(errors(farm('c = Coord', 'factory Worker { max 2 } optional'))).toEqual([]);
   });
 
+  test('a Xen target plans the created instance as a KVM one does', () => {
+    const tgt = 'target dom0 { backend xen  memory 64GiB  vcpus 64 }\ndeploy Farm to dom0\n';
+    const r = compileText(farm(WIRED, undefined, tgt));
+    expect(errors(farm(WIRED, undefined, tgt))).toEqual([]);
+    expect(r.plan!.instances.find((i) => i.id === 'w')).toMatchObject({ mode: 'created', replicas: 0, max_instances: 8 });
+  });
+
   test('a backend that cannot fork at run time refuses the created instance', () => {
     const tgt = 'target k8s {\n  backend kubevirt\n  namespace "farm"\n  memory 16GiB\n  vcpus 16\n}\ndeploy Farm to k8s\n';
     const e = errors(farm(WIRED, undefined, tgt));

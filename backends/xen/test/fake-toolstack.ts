@@ -17,6 +17,8 @@ interface FakeDomain extends DomainInfo {
   plumbed?: boolean;
   /** Dies before its agent answers (crashNextResumes). */
   doomed?: boolean;
+  /** What dom0 said on the control slot (hello, the identity), line by line. */
+  control: string[];
   /** Guest ends of the domain's relays, by slot. */
   guests: Map<number, { toGuest: PassThrough; toHost: PassThrough; stop(): void }>;
 }
@@ -60,7 +62,7 @@ export class FakeToolstack implements Toolstack {
   private add(name: string, extra: Partial<FakeDomain> = {}): number {
     if ([...this.domains.values()].some((d) => d.name === name)) throw new Error(`domain ${name} already exists`);
     const domid = this.next++;
-    this.domains.set(domid, { domid, name, state: 'paused', tot_pages: 32768, shr_pages: 0, cpu_time_ns: 0, guests: new Map(), ...extra });
+    this.domains.set(domid, { domid, name, state: 'paused', tot_pages: 32768, shr_pages: 0, cpu_time_ns: 0, guests: new Map(), control: [], ...extra });
     return domid;
   }
 
@@ -186,6 +188,7 @@ export class FakeToolstack implements Toolstack {
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
+        d.control.push(line);
         if (d.state !== 'running' || d.doomed || !this.agentAnswers || !this.domains.has(d.domid)) continue;
         const [cmd, a] = line.split(' ');
         const say = (s: string) => output.write(`${s}\n`);

@@ -420,6 +420,42 @@ describe('instances', () => {
 });
 
 describe('the KVM supervisor on domains', () => {
+  it('creates an instance at run time through a factory: a domain of its own with its parameters, destroyed with it', async () => {
+    const p = basePlan(
+      [
+        inst('c', { ports: [{ name: 'workers', direction: 'require', protocol: 'P', slot: 1, channels: ['c.workers->w.jobs'] }] }),
+        inst('w', {
+          mode: 'created',
+          replicas: 0,
+          max_instances: 2,
+          created_by: { instance: 'c', port: 'workers', max: 2, params: { job: { kind: 'string', min_len: 1, max_len: 64 } }, detached: false },
+          ports: [{ name: 'jobs', direction: 'provide', protocol: 'P', slot: 1, channels: ['c.workers->w.jobs'] }],
+        }),
+      ],
+      [chan('c', 'workers', 'w', 'jobs')],
+    );
+    p.target.backend = 'xen';
+    p.images = xenPlan().images;
+    p.templates = xenPlan().templates;
+    const rt = runtime();
+    let hooks!: ConstructorParameters<typeof FakeBroker>[1];
+    const sup = new Supervisor({ runtime: rt, brokerFactory: (pl, h) => ((hooks = h), new FakeBroker(pl, h)), runDir: dir, backoffMs: 10, probePort: async () => null });
+    await sup.apply(p, { replace: [], readyTimeoutMs: 2000 }, () => undefined);
+    // Only the creator runs until it asks.
+    expect([...ts.domains.values()].map((d) => d.name)).toEqual([`${domainPrefix(TAG)}c.0`]);
+    const clone = await hooks.onCreate!('w', { instance: 'c', clone: 0 }, { job: 'resize' });
+    const w = [...ts.domains.values()].find((d) => d.name === `${domainPrefix(TAG)}w.${clone}`)!;
+    expect(w.state).toBe('running');
+    const env = w.control.filter((l) => l.startsWith('env ')).map((l) => Buffer.from(l.slice(4), 'base64').toString());
+    expect(env).toContain('MCL_PARAM_JOB=resize');
+    expect(sup.instanceStatus().find((i) => i.id === 'w')!.clones.map((c) => c.state)).toEqual(['running']);
+    await hooks.onDestroy!('w', clone);
+    expect([...ts.domains.values()].map((d) => d.name)).toEqual([`${domainPrefix(TAG)}c.0`]);
+    await sup.destroy(() => undefined);
+    expect(ts.domains.size).toBe(0);
+    expect(ts.relays.size).toBe(0);
+  });
+
   it('restarts a clone whose domain was destroyed from outside, and destroy leaves no domain', async () => {
     const rt = runtime();
     const sup = new Supervisor({ runtime: rt, brokerFactory: (p, h) => new FakeBroker(p, h), runDir: dir, backoffMs: 10, probePort: async () => null });

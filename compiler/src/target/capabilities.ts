@@ -81,7 +81,9 @@ export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
   xen: {
     perSession: true,
     replicas: true,
-    factories: false,
+    // The supervisor's creation path is the KVM lifecycle's, over the Xen runtime: a created instance is one
+    // more restore (or fork) of its template, with its parameters in its identity.
+    factories: true,
     exposures: true,
     maxPortSlots: 31,
     maxVcpus: 64,
@@ -89,7 +91,7 @@ export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
     minMemoryBytes: MIN_GUEST_MEMORY,
     customKernel: true,
     sharedMemory: true,
-    notes: { factories: 'the Xen backend does not yet create instances at run time' },
+    notes: {},
   },
   kubevirt: {
     perSession: false,
