@@ -285,6 +285,7 @@ export class XenRuntime implements GuestRuntime {
       let parent: number | undefined;
       if (this.path === 'fork') parent = await ts.restore(cfg, saved, name);
       emit({ type: 'template', template: id, action: 'booted', elapsed_ms: bootMs, message: `template ${id} booted in ${bootMs} ms and parked in ${Date.now() - t0} ms${parent ? ` (parent of forks: d${parent})` : ''}` });
+      this.log(`${name}: cold boot to ready in ${bootMs} ms, saved in ${Date.now() - t0} ms (${statSync(saved).size} bytes)`);
       return { id, name, image, saved, memoryBytes, vcpus, bootMs, ...(parent ? { parent } : {}) };
     } catch (e) {
       relay?.stop();
