@@ -303,11 +303,13 @@ export class XenRuntime implements GuestRuntime {
     if (!plan) throw new Error('fork before prepare');
     const ts = await this.toolstack();
     const tpl = await this.template(plan, req.instance.template, () => undefined);
-    // A restored guest can die in its first moments after the resume (seen on nested Xen under load: a panic
-    // in the first interrupt after Linux's resume path), while other restores of the same image come back
-    // fine. Such a clone is restored again, a bounded number of times, and every retry is reported (the
-    // clone's startNotes, its console log, the supervisor's log); a guest that merely answers late is not
-    // retried, nor is a failing toolstack.
+    // A restore can fail where other restores of the same image succeed, both seen on nested Xen under load:
+    // `xl restore` itself gives up (libxl waits a fixed 10 s for xenconsoled to publish the console's tty,
+    // `console_xswait_callback: ... console tty: timed out`), or the restored guest dies in its first moments
+    // after the resume (a panic in the first interrupt after Linux's resume path). Such a clone is restored
+    // again, a bounded number of times, and every retry is reported (the clone's startNotes, its console
+    // log, the supervisor's log); a guest that merely answers late is not retried: a retry would only
+    // double the wait.
     const attempts = this.o.restoreAttempts ?? restoreAttemptsFromEnv();
     const notes: string[] = [];
     for (let attempt = 1; ; attempt++) {
@@ -324,11 +326,12 @@ export class XenRuntime implements GuestRuntime {
           continue;
         }
         const died = (e as { guestDied?: string }).guestDied;
-        if (died === undefined || attempt >= attempts) {
-          if (died !== undefined && attempt > 1) (e as Error).message += ` (after ${attempt} restores; ${notes.join('; ')})`;
+        const failed = (e as { restoreFailed?: boolean }).restoreFailed ? (e as Error).message : undefined;
+        if ((died === undefined && failed === undefined) || attempt >= attempts) {
+          if (attempt > 1) (e as Error).message += ` (after ${attempt} restores; ${notes.join('; ')})`;
           throw e;
         }
-        const note = `restore ${attempt} of ${attempts} died while resuming (${died}); restored again`;
+        const note = died !== undefined ? `restore ${attempt} of ${attempts} died while resuming (${died}); restored again` : `restore ${attempt} of ${attempts} failed (${failed}); restored again`;
         notes.push(note);
         this.log(`${cloneDomainName(this.tag, req.instance.id, req.index)}: ${note}`);
         req = { ...req, consoleHeader: `${req.consoleHeader ? `${req.consoleHeader}\n` : ''}--- mcl: ${note} ---` };
@@ -343,6 +346,8 @@ export class XenRuntime implements GuestRuntime {
     let domid: number | null = null;
     const relays: Relay[] = [];
     let console: ConsoleCopy | null = null;
+    /** While `xl restore` runs: a failure then may leave a half-made domain of this name, and is worth a retry. */
+    let restoring = false;
     const reusable = this.path === 'fork' && tpl.parent !== undefined && req.instance.mode === 'per_session' && (this.o.forkReset ?? forkResetPool(this.path).on);
     const spare = reusable ? this.spares.get(req.instance.id)?.shift() : undefined;
     try {
@@ -358,9 +363,11 @@ export class XenRuntime implements GuestRuntime {
         domid = await ts.fork(tpl.parent, name, label);
         await ts.plumb(domid, name);
       } else {
+        restoring = true;
         const cfg = join(req.dir, 'domain.cfg');
         writeFileSync(cfg, domainConfig({ name, kernel: tpl.image.kernelPath, ramdisk: tpl.image.initrdPath, memoryBytes: tpl.memoryBytes, vcpus: tpl.vcpus, ...(label ? { seclabel: label } : {}), comment: `mcl instance ${req.instance.id} clone ${req.index}` }));
         domid = await ts.restore(cfg, tpl.saved, name);
+        restoring = false;
       }
       const control = ts.relay(domid, 0);
       relays.push(control);
@@ -403,6 +410,11 @@ export class XenRuntime implements GuestRuntime {
         }
       }
       if (domid !== null) await ts.destroy(domid).catch(() => undefined);
+      if (restoring && e instanceof Error) {
+        (e as Error & { restoreFailed?: boolean }).restoreFailed = true;
+        // xl may have made the domain before it gave up: nothing of this clone's name is left behind.
+        for (const d of (await ts.list().catch(() => [])).filter((x) => x.name === name)) await ts.destroy(d.domid).catch(() => undefined);
+      }
       throw e;
     }
   }

@@ -90,7 +90,11 @@ export class FakeToolstack implements Toolstack {
     this.kill(domid);
   }
 
+  /** A failing restore leaves the domain it made behind (as `xl restore` can when it gives up late). */
+  restoreLeavesDomain = false;
+
   async restore(cfg: string, image: string, name: string): Promise<number> {
+    if (this.restoreLeavesDomain && this.failing.has('restore')) this.add(name, { cfg });
     this.step('restore', name);
     if (!this.images.has(image)) throw new Error(`no saved image ${image}`);
     const domid = this.add(name, { cfg });

@@ -196,7 +196,8 @@ describe('instances', () => {
   ] as [Step, string][]) {
     it(`leaves only the parked parent when ${step} fails on a ${host} host`, async () => {
       if (host === 'fork') ts.caps = FORK_HOST;
-      const rt = runtime();
+      // One restore: a failed restore is otherwise restored again (below).
+      const rt = runtime({ restoreAttempts: 1 });
       const p = xenPlan();
       await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
       const before = [...ts.domains.keys()];
@@ -225,6 +226,26 @@ describe('instances', () => {
     expect([...ts.domains.values()].map((d) => d.name)).toEqual([name]);
     expect(readFileSync(h.consoleLog, 'utf8')).toMatch(/--- mcl: restore 2 of 3 died while resuming/);
     await h.stop();
+    expect(ts.relays.size).toBe(0);
+  });
+
+  it('restores again when xl restore fails, leaving nothing of the failed restore behind', async () => {
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    ts.restoreLeavesDomain = true;
+    ts.failNext('restore', 'libxl: error: libxl_create.c:1976:console_xswait_callback: domain 8 console tty: timed out');
+    const h = await rt.fork(request(p, 'web'));
+    expect(h.startNotes).toEqual([expect.stringMatching(/^restore 1 of 3 failed \(libxl: error: .*console tty: timed out\); restored again$/)]);
+    expect([...ts.domains.values()].map((d) => d.name)).toEqual([`${domainPrefix(TAG)}web.0`]);
+    await h.stop();
+    expect(ts.domains.size).toBe(0);
+    // With one attempt the failure is final, and the half-made domain is gone too.
+    const one = runtime({ restoreAttempts: 1 });
+    await one.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    ts.failNext('restore');
+    await expect(one.fork(request(p, 'web'))).rejects.toThrow('restore failed');
+    expect(ts.domains.size).toBe(0);
     expect(ts.relays.size).toBe(0);
   });
 
