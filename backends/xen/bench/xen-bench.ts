@@ -1,5 +1,6 @@
 // Benchmark of the Xen backend on the nested-Xen test bed (run: npm run
-// bench:xen, which builds the bundles first).
+// bench:xen, which builds the CLI bundle dom0 runs; the benchmark itself runs
+// under tsx, since it finds the repository from its own source location).
 //
 // Boots Debian's Xen 4.17 under QEMU TCG (backends/xen/test/nested/harness.ts)
 // with this repository's mclc in dom0 (mcl-dom0.ts), and measures through the
