@@ -89,6 +89,8 @@ async function main() {
     dom0MemMiB: 1536,
     memoryMiB: 1536 + (N + 1) * (MEMORY_MIB + 16) + 512,
     deadlineMs: 60 * 60_000,
+    // The machine is shared: dom0 under TCG can take minutes to come up when others load it.
+    bootTimeoutMs: 900_000,
     log: (l) => console.log(`nested xen: ${l}`),
   });
   const bootMs = nx.readyAt - nx.startedAt;
