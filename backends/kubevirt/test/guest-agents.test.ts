@@ -1,0 +1,149 @@
+// The kube broker against real guest agents on loopback: two "guests" (the
+// guest image's agent under busybox, ./guests.ts) serve their control ports
+// and ports over the TCP transport; the broker authenticates to each, sends
+// each its identity and starts its program, exactly as on a cluster; a
+// client program's call passes through the channel to the database's
+// program, a call the plan does not allow is refused and counted.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Plan } from '@mcl/plan';
+import { testPlan } from '../../broker/test/helpers';
+import { startKubeBroker, type KubeBroker } from '../src/broker-run';
+import type { GuestControlEvent } from '../src/guest-control';
+import { GUEST_PORT_BASE, vmName, wiredSlots } from '../src/render';
+import { haveBusybox, startGuest, type Guest } from './guests';
+
+const KEY = Buffer.alloc(32, 9);
+
+/** A client and a database on one channel (client.kv -> db.kv), with the programs given. */
+function twoGuests(client: string, db: string): Plan {
+  const plan = testPlan();
+  plan.target = { ...plan.target, backend: 'kubevirt' } as Plan['target'];
+  plan.instances = plan.instances.filter((i) => i.id === 'client' || i.id === 'db');
+  plan.channels = plan.channels.filter((c) => c.from.instance === 'client' && c.to.instance === 'db');
+  for (const i of plan.instances) {
+    for (const p of i.ports) p.channels = p.channels.filter((id) => plan.channels.some((c) => c.id === id));
+    i.restart = { policy: 'never', max_retries: 0 };
+  }
+  plan.exposures = [];
+  const sh = (script: string) => ({ argv: ['busybox', 'sh', '-c', script], env: { MCL_TIMEOUT: '5' }, files: [] });
+  plan.instances.find((i) => i.id === 'client')!.program = sh(client);
+  plan.instances.find((i) => i.id === 'db')!.program = sh(db);
+  return plan;
+}
+
+let kb: KubeBroker | null = null;
+const guests: Guest[] = [];
+afterEach(async () => {
+  await kb?.close();
+  kb = null;
+  for (const g of guests.splice(0)) g.stop();
+});
+
+async function until<T>(what: string, f: () => T | undefined | false, ms = 20_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Starts a guest per clone of the plan and the broker dialling them. */
+async function deploy(plan: Plan, events: GuestControlEvent[]): Promise<Record<string, Guest>> {
+  const byVm: Record<string, Guest> = {};
+  for (const inst of plan.instances) {
+    const g = startGuest(vmName(inst, 0), wiredSlots(inst));
+    guests.push(g);
+    byVm[g.vm] = g;
+  }
+  kb = await startKubeBroker(plan, {
+    guests: 'mcl-guests.shop.svc',
+    key: KEY,
+    dial: (vm, port) => ({ host: '127.0.0.1', port: byVm[vm].base + (port - GUEST_PORT_BASE) }),
+    listenHost: '127.0.0.1',
+    statusPort: null,
+    reconnectDelayMs: 20,
+    controlTimeoutMs: 15_000,
+    onGuestEvent: (e) => events.push(e),
+  });
+  return byVm;
+}
+
+describe.skipIf(!haveBusybox)('the kube broker and real guest agents (TCP transport, loopback)', () => {
+  it('starts each guest\'s program over its control port; a call passes through the channel between two guests, a denied one is counted', async () => {
+    const events: GuestControlEvent[] = [];
+    const db = `h() { mcl_field "$MCL_BODY" key k; mcl_reply "{\\"hit\\":{\\"key\\":\\"$k\\",\\"value\\":\\"from-$MCL_INSTANCE-$MCL_CLONE\\"}}"; }; . mcl-msg; mcl_serve kv h`;
+    // The client calls until the database is connected (a call before that is answered `unavailable`).
+    const client = [
+      'i=0; until mcl-msg call kv get \'{"key":"k1"}\' >"$OUT/reply"; do i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.1; done',
+      'mcl-msg call kv drop_table \'{}\' >"$OUT/denied" 2>&1; echo $? >"$OUT/denied.status"',
+      'echo "$MCL_INSTANCE $MCL_CLONE" >"$OUT/identity"',
+    ].join('\n');
+    const plan = twoGuests(client, db);
+    const byVm = await deploy(plan, events);
+    const c = byVm['client-0'];
+    await until('the client program', () => existsSync(join(c.dir, 'identity')) && existsSync(join(c.dir, 'denied.status')));
+    expect(readFileSync(join(c.dir, 'reply'), 'utf8')).toBe('{"hit":{"key":"k1","value":"from-db-0"}}\n');
+    expect(readFileSync(join(c.dir, 'identity'), 'utf8')).toBe('client 0\n');
+    // mcl-msg's status for a call the broker denied.
+    expect(readFileSync(join(c.dir, 'denied.status'), 'utf8')).toBe('2\n');
+    const ch = kb!.broker.counters().find((x) => x.channel.startsWith('client.kv'))!;
+    expect(ch.violations).toEqual({ unknown_op: 1 });
+    expect(kb!.broker.violations()).toEqual([expect.objectContaining({ instance: 'client', clone: 0, port: 'kv', kind: 'unknown_op' })]);
+    // Identity: the hostname is the machine's name, and each guest learnt its own token from the broker.
+    expect(readFileSync(join(c.dir, 'run', 'hostname'), 'utf8')).toBe('client-0\n');
+    expect(events.filter((e) => e.type === 'started').map((e) => e.vm).sort()).toEqual(['client-0', 'db-0']);
+    await until('the client\'s exit', () => events.find((e) => e.type === 'exit' && e.vm === 'client-0'));
+    expect(events.find((e) => e.type === 'exit' && e.vm === 'client-0')).toEqual({ type: 'exit', vm: 'client-0', status: 0, restart: false });
+  }, 60_000);
+
+  it('a broker that connects again to a running guest does not start its program a second time', async () => {
+    const events: GuestControlEvent[] = [];
+    const plan = twoGuests('echo started >>"$OUT/starts"; exec sleep 60', '. mcl-msg; h() { mcl_reply "{}"; }; mcl_serve kv h');
+    const byVm = await deploy(plan, events);
+    await until('both programs', () => events.filter((e) => e.type === 'started').length === 2);
+    await kb!.close();
+    // A new broker (a restarted pod) with the same key: the guests know its token, and only attach.
+    kb = null;
+    const again: GuestControlEvent[] = [];
+    kb = await startKubeBroker(plan, {
+      guests: 'x',
+      key: KEY,
+      dial: (vm, port) => ({ host: '127.0.0.1', port: byVm[vm].base + (port - GUEST_PORT_BASE) }),
+      listenHost: '127.0.0.1',
+      statusPort: null,
+      reconnectDelayMs: 20,
+      controlTimeoutMs: 15_000,
+      onGuestEvent: (e) => again.push(e),
+    });
+    await until('both attached', () => again.filter((e) => e.type === 'attached').length === 2);
+    expect(again.some((e) => e.type === 'started')).toBe(false);
+    expect(readFileSync(join(byVm['client-0'].dir, 'starts'), 'utf8')).toBe('started\n');
+  }, 60_000);
+
+  it('a broker with another key is refused by guests that learnt the first one', async () => {
+    const events: GuestControlEvent[] = [];
+    const plan = twoGuests('exec sleep 60', 'exec sleep 60');
+    const byVm = await deploy(plan, events);
+    await until('both programs', () => events.filter((e) => e.type === 'started').length === 2);
+    await kb!.close();
+    kb = null;
+    const other: GuestControlEvent[] = [];
+    kb = await startKubeBroker(plan, {
+      guests: 'x',
+      key: Buffer.alloc(32, 1),
+      dial: (vm, port) => ({ host: '127.0.0.1', port: byVm[vm].base + (port - GUEST_PORT_BASE) }),
+      listenHost: '127.0.0.1',
+      statusPort: null,
+      reconnectDelayMs: 20,
+      controlTimeoutMs: 15_000,
+      onGuestEvent: (e) => other.push(e),
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(other).toEqual([]);
+  }, 60_000);
+});
