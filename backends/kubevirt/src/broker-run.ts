@@ -21,6 +21,8 @@ import type { Plan } from '@mcl/plan';
 import { BROKER_STATUS_PORT, GUEST_PORT_BASE, cloneCount, vmName, wiredPorts } from './render';
 import { GuestControl, authLine, type GuestControlEvent } from './guest-control';
 
+export { BROKER_KEY_FILE, BROKER_KEY_SECRET } from './render';
+
 /** Where a guest's port is dialled: by default its DNS name in the guests' headless Service. */
 export type GuestDialer = (vm: string, port: number) => { host: string; port: number };
 

@@ -71,6 +71,13 @@ export const GUEST_PORT_BASE = 20000;
 export const GUESTS_SERVICE = 'mcl-guests';
 export const BROKER_NAME = 'mcl-broker';
 export const PLAN_SECRET = 'mcl-plan';
+/**
+ * The deployment's key, from which the broker derives each guest's token. Not rendered (a rendering is the
+ * same bytes for the same plan, a key must be secret): `apply` creates it once and keeps it.
+ */
+export const BROKER_KEY_SECRET = 'mcl-broker-key';
+/** Where the broker's pod mounts the key. */
+export const BROKER_KEY_FILE = '/etc/mcl-key/key';
 /** The broker's own status and readiness endpoint, inside its pod only. */
 export const BROKER_STATUS_PORT = 19000;
 /** Where a guest image and the broker's image are pulled from when the target names no registry. */
@@ -313,7 +320,7 @@ export function renderObjects(plan: Plan, options: RenderOptions = {}): KubeObje
               name: 'broker',
               image: brokerImageRef(registry, plan),
               imagePullPolicy: 'IfNotPresent',
-              args: ['__kube-broker', '--plan', '/etc/mcl/plan.json', '--guests', `${GUESTS_SERVICE}.${namespace}.svc`, '--status-port', String(BROKER_STATUS_PORT)],
+              args: ['__kube-broker', '--plan', '/etc/mcl/plan.json', '--key', BROKER_KEY_FILE, '--guests', `${GUESTS_SERVICE}.${namespace}.svc`, '--status-port', String(BROKER_STATUS_PORT)],
               ports: [
                 ...plan.exposures.map((x) => ({ name: `x-${x.host_port}`, containerPort: x.host_port, protocol: 'TCP' })),
                 { name: 'status', containerPort: BROKER_STATUS_PORT, protocol: 'TCP' },
@@ -324,10 +331,16 @@ export function renderObjects(plan: Plan, options: RenderOptions = {}): KubeObje
                 limits: { memory: bytesQuantity(BROKER_MEMORY), cpu: milliQuantity(BROKER_CPU_MILLI) },
               },
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-              volumeMounts: [{ name: 'plan', mountPath: '/etc/mcl', readOnly: true }],
+              volumeMounts: [
+                { name: 'plan', mountPath: '/etc/mcl', readOnly: true },
+                { name: 'key', mountPath: BROKER_KEY_FILE.slice(0, BROKER_KEY_FILE.lastIndexOf('/')), readOnly: true },
+              ],
             },
           ],
-          volumes: [{ name: 'plan', secret: { secretName: PLAN_SECRET, items: [{ key: 'plan.json', path: 'plan.json' }] } }],
+          volumes: [
+            { name: 'plan', secret: { secretName: PLAN_SECRET, items: [{ key: 'plan.json', path: 'plan.json' }] } },
+            { name: 'key', secret: { secretName: BROKER_KEY_SECRET, items: [{ key: 'key', path: 'key' }] } },
+          ],
         },
       },
     },
