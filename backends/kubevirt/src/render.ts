@@ -17,7 +17,7 @@
 // - one ResourceQuota bounds the namespace by the target's (or the root
 //   system's budget's) memory and vCPUs.
 
-import { prettyJson, sha256Hex, type Plan, type PlanInstance, type PlanPolicyRule } from '@mcl/plan';
+import { prettyJson, sha256Hex, type Plan, type PlanImage, type PlanInstance, type PlanPolicyRule } from '@mcl/plan';
 
 /** A Kubernetes object as plain JSON. */
 export type KubeObject = { apiVersion: string; kind: string; metadata: KubeMetadata } & Record<string, unknown>;
@@ -152,6 +152,19 @@ export function wiredPorts(inst: PlanInstance): PlanInstance['ports'] {
 export function wiredSlots(inst: PlanInstance): number[] {
   const slots = [0, ...wiredPorts(inst).map((p) => p.slot)];
   return [...new Set(slots)].sort((a, b) => a - b);
+}
+
+/**
+ * Kernel modules every guest image of a kubevirt target has beyond its own: a KubeVirt machine's one
+ * interface, on the pod network with the masquerade binding, is a virtio-net device, and virtio_net
+ * needs net_failover and failover. The agent loads every module of the image at boot, before it
+ * brings eth0 up in the TCP transport (backends/kvm/guest/agent.sh).
+ */
+export const GUEST_NET_MODULES: readonly string[] = ['failover', 'net_failover', 'virtio_net'];
+
+/** The image a kubevirt target's guests boot: the plan's image with the network modules added (once). */
+export function guestImageSpec(image: PlanImage): PlanImage {
+  return { ...image, modules: [...image.modules, ...GUEST_NET_MODULES.filter((m) => !image.modules.includes(m))] };
 }
 
 /** The image reference of a plan image in a registry: content-addressed by the image's digest. */
