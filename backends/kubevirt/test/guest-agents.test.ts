@@ -5,7 +5,7 @@
 // client program's call passes through the channel to the database's
 // program, a call the plan does not allow is refused and counted.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Plan } from '@mcl/plan';
@@ -145,5 +145,37 @@ describe.skipIf(!haveBusybox)('the kube broker and real guest agents (TCP transp
     });
     await new Promise((r) => setTimeout(r, 1500));
     expect(other).toEqual([]);
+  }, 60_000);
+
+  it('a connection that drops mid-call: the caller gets an explicit error at once, the reply that comes later is counted late (not a violation), and the port serves again', async () => {
+    const events: GuestControlEvent[] = [];
+    // The database answers `slow` only after the test has cut its connection.
+    const db = 'h() { mcl_field "$MCL_BODY" key k; if [ "$k" = slow ]; then : >"$OUT/slow"; until [ -e "$OUT/cut" ]; do sleep 0.05; done; fi; mcl_reply "{\\"hit\\":{\\"key\\":\\"$k\\",\\"value\\":\\"v\\"}}"; }; . mcl-msg; mcl_serve kv h';
+    const client = [
+      'i=0; until mcl-msg call kv get \'{"key":"up"}\' >/dev/null; do i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.1; done',
+      'mcl-msg call kv get \'{"key":"slow"}\' >"$OUT/r1" 2>"$OUT/e1"; echo $? >"$OUT/s1"',
+      'until [ -e "$OUT/go" ]; do sleep 0.05; done',
+      'mcl-msg call kv get \'{"key":"k2"}\' >"$OUT/r2"; echo $? >"$OUT/s2"',
+    ].join('\n');
+    const plan = twoGuests(client, db);
+    const byVm = await deploy(plan, events);
+    const c = byVm['client-0'];
+    const d = byVm['db-0'];
+    await until('the slow call at the database', () => existsSync(join(d.dir, 'slow')));
+    // Drop the broker's connection to the database's port (the agent's copy of it), as a network fault would.
+    for (const pid of readFileSync(join(d.dir, 'ports', 'kv.conn'), 'utf8').trim().split(' ')) process.kill(Number(pid), 'SIGKILL');
+    await until('the caller\'s answer', () => existsSync(join(c.dir, 's1')));
+    expect(readFileSync(join(c.dir, 's1'), 'utf8')).toBe('1\n');
+    expect(readFileSync(join(c.dir, 'e1'), 'utf8')).toMatch(/went away \(the port disconnected\)/);
+    // Now the database answers; the broker has dialled again, and the reply reaches it on the new connection.
+    const ch = () => kb!.broker.counters().find((x) => x.channel.startsWith('client.kv'))!;
+    writeFileSync(join(d.dir, 'cut'), '');
+    await until('the late reply', () => ch().late_replies === 1);
+    writeFileSync(join(c.dir, 'go'), '');
+    await until('the next call', () => existsSync(join(c.dir, 's2')));
+    expect(readFileSync(join(c.dir, 's2'), 'utf8')).toBe('0\n');
+    expect(readFileSync(join(c.dir, 'r2'), 'utf8')).toBe('{"hit":{"key":"k2","value":"v"}}\n');
+    expect(ch().violations).toEqual({});
+    expect(kb!.broker.violations()).toEqual([]);
   }, 60_000);
 });
