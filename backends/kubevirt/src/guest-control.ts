@@ -65,6 +65,8 @@ export class GuestControl {
   private restarts = 0;
   private restartDelay = RESTART_FIRST_MS;
   private startedAt = 0;
+  /** Whether the guest's closing of the control connection before the handshake was logged already. */
+  private refusedSaid = false;
 
   constructor(
     private readonly inst: PlanInstance,
@@ -132,7 +134,15 @@ export class GuestControl {
         this.redial();
       });
       this.drive(ctl).catch((e: Error) => {
-        if (ctl.closed || this.closed) return;
+        if (this.closed) return;
+        if (ctl.closed) {
+          // Closed before it answered: the agent restarting, or refusing this broker's token. Said once per streak.
+          if (!this.refusedSaid) {
+            this.refusedSaid = true;
+            this.o.log({ level: 'warn', message: `guest ${this.vm}: the control connection closed before the guest answered (its agent restarting, or it does not accept this broker's token: it learnt another key's); dialling again`, instance: this.inst.id, clone: this.clone });
+          }
+          return;
+        }
         this.event({ type: 'error', vm: this.vm, message: e.message });
         this.o.log({ level: 'warn', message: `guest ${this.vm}: ${e.message}`, instance: this.inst.id, clone: this.clone });
         ctl.close();
@@ -143,6 +153,7 @@ export class GuestControl {
   private async drive(ctl: ControlChannel): Promise<void> {
     const timeout = this.o.answerTimeoutMs ?? 60_000;
     await ctl.handshake(timeout);
+    this.refusedSaid = false;
     const q = `q${Date.now().toString(36)}`;
     const answer = ctl.waitFor((w) => w[0] === 'identity' && w[1] === q, timeout, 'query');
     ctl.send(`query ${q}`);

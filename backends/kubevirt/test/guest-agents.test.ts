@@ -133,9 +133,11 @@ describe.skipIf(!haveBusybox)('the kube broker and real guest agents (TCP transp
     await kb!.close();
     kb = null;
     const other: GuestControlEvent[] = [];
+    const logged: string[] = [];
     kb = await startKubeBroker(plan, {
       guests: 'x',
       key: Buffer.alloc(32, 1),
+      log: (e) => logged.push(e.message),
       dial: (vm, port) => ({ host: '127.0.0.1', port: byVm[vm].base + (port - GUEST_PORT_BASE) }),
       listenHost: '127.0.0.1',
       statusPort: null,
@@ -145,6 +147,11 @@ describe.skipIf(!haveBusybox)('the kube broker and real guest agents (TCP transp
     });
     await new Promise((r) => setTimeout(r, 1500));
     expect(other).toEqual([]);
+    // Said once per guest, however often it is dialled again.
+    expect(logged.filter((m) => /does not accept this broker's token/.test(m)).sort()).toEqual([
+      expect.stringMatching(/^guest client-0: /),
+      expect.stringMatching(/^guest db-0: /),
+    ]);
   }, 60_000);
 
   it('a connection that drops mid-call: the caller gets an explicit error at once, the reply that comes later is counted late (not a violation), and the port serves again', async () => {
@@ -177,5 +184,18 @@ describe.skipIf(!haveBusybox)('the kube broker and real guest agents (TCP transp
     expect(readFileSync(join(c.dir, 'r2'), 'utf8')).toBe('{"hit":{"key":"k2","value":"v"}}\n');
     expect(ch().violations).toEqual({});
     expect(kb!.broker.violations()).toEqual([]);
+  }, 60_000);
+
+  it('a program that fails is started again in the same machine as its restart policy says, up to max_retries', async () => {
+    const events: GuestControlEvent[] = [];
+    const plan = twoGuests('echo run >>"$OUT/runs"; exit 3', 'exec sleep 60');
+    plan.instances.find((i) => i.id === 'client')!.restart = { policy: 'on_failure', max_retries: 2 };
+    const byVm = await deploy(plan, events);
+    await until('the last exit', () => events.filter((e) => e.type === 'exit' && e.vm === 'client-0').length === 3);
+    // A program that ends at once may be reported before the answer to its start: count, do not order.
+    const mine = events.filter((e) => e.vm === 'client-0');
+    expect(mine.filter((e) => e.type === 'started')).toHaveLength(3);
+    expect(mine.flatMap((e) => (e.type === 'exit' ? [`${e.status} ${e.restart}`] : []))).toEqual(['3 true', '3 true', '3 false']);
+    expect(readFileSync(join(byVm['client-0'].dir, 'runs'), 'utf8')).toBe('run\nrun\nrun\n');
   }, 60_000);
 });
