@@ -191,7 +191,10 @@ describe.skipIf(!haveBusybox)('the kube broker and real guest agents (TCP transp
     const plan = twoGuests('echo run >>"$OUT/runs"; exit 3', 'exec sleep 60');
     plan.instances.find((i) => i.id === 'client')!.restart = { policy: 'on_failure', max_retries: 2 };
     const byVm = await deploy(plan, events);
-    await until('the last exit', () => events.filter((e) => e.type === 'exit' && e.vm === 'client-0').length === 3);
+    const count = (type: string) => events.filter((e) => e.type === type && e.vm === 'client-0').length;
+    await until('the last exit', () => count('exit') === 3 && count('started') === 3);
+    // Nothing after the last: max_retries is spent.
+    await new Promise((r) => setTimeout(r, 800));
     // A program that ends at once may be reported before the answer to its start: count, do not order.
     const mine = events.filter((e) => e.vm === 'client-0');
     expect(mine.filter((e) => e.type === 'started')).toHaveLength(3);
