@@ -332,6 +332,7 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .command('__kube-broker', { hidden: true })
     .requiredOption('--plan <file>', 'the plan the Secret mcl-plan mounts')
     .requiredOption('--guests <domain>', "the guests' headless Service, mcl-guests.<namespace>.svc")
+    .option('--key <file>', "the deployment's key the Secret mcl-broker-key mounts (default /etc/mcl-key/key)")
     .option('--status-port <port>', 'the readiness port')
     .option('--listen <address>', 'address of the exposures and the status port (default 0.0.0.0)')
     .option('--guest-map <list>', 'VM:PORT=HOST:PORT,...: dial these guest ports elsewhere')

@@ -612,7 +612,7 @@ export class Broker extends EventEmitter {
 
   private connect(conn: PortConn): void {
     if (!conn.attached || this.closed) return;
-    const target = conn.target as string | { host: string; port: number; connectTimeoutMs?: number };
+    const target = conn.target as string | { host: string; port: number; connectTimeoutMs?: number; greeting?: string };
     const sock = typeof target === 'string' ? createConnection(target) : createConnection({ host: target.host, port: target.port });
     let opened = false;
     const dialTimer =
@@ -626,6 +626,7 @@ export class Broker extends EventEmitter {
         return;
       }
       conn.reconnectDelay = this.opts.reconnectDelayMs ?? 50;
+      if (typeof target !== 'string' && target.greeting) sock.write(target.greeting);
       this.useStream(conn, sock);
     });
     sock.on('error', () => {
@@ -685,9 +686,18 @@ export class Broker extends EventEmitter {
     for (const p of [...conn.pending.values()]) {
       this.settle(p);
       p.channel.counters.errors++;
+      // At most once: the caller has its answer. A reply the guest still writes reaches the port's next
+      // connection (a KubeVirt guest's FIFO keeps it); it is counted as late, like one after a timeout.
+      this.rememberExpired(conn, p.pid);
       p.respond({ ok: false, error: `the provider ${conn.instance.plan.id} went away (${why})`, kind: 'unavailable' });
     }
     conn.pending.clear();
+  }
+
+  /** Remembers a call id answered without its reply (bounded), so that the reply, if it comes, is a late one. */
+  private rememberExpired(conn: PortConn, pid: number): void {
+    conn.expired.add(pid);
+    if (conn.expired.size > 4096) conn.expired.delete(conn.expired.values().next().value as number);
   }
 
   /**

@@ -90,8 +90,10 @@ export type PortTarget =
    * A TCP address the VM side listens on (a KubeVirt guest's port on the pod network). Dialled and
    * redialled with backoff like a socket path; a dial that has not connected after `connectTimeoutMs`
    * is abandoned and retried, so a guest that drops SYNs while it boots does not hold a dial for minutes.
+   * `greeting`, when given, is written first on every connection, before any frame (a KubeVirt
+   * guest serves only a peer whose first line is `auth <its token>`).
    */
-  | { host: string; port: number; connectTimeoutMs?: number }
+  | { host: string; port: number; connectTimeoutMs?: number; greeting?: string }
   /** An already connected stream (tests, or a VM side that prefers to accept connections itself). */
   | import('node:stream').Duplex;
 

@@ -163,12 +163,16 @@ export class FakePort {
   private connWaiters: (() => void)[] = [];
   /** When set, answers every call frame itself. */
   handler: ((frame: Record<string, unknown>) => unknown) | null = null;
+  /** TCP ports only: the first line of every connection (a KubeVirt guest's `auth <token>`), kept apart from the frames. */
+  readonly greetings: string[] = [];
+  private greeted = true;
 
   private constructor(path: string) {
     this.path = path;
     this.server = createServer((s) => {
       this.socket?.destroy();
       this.socket = s;
+      this.greeted = this.path !== 'tcp';
       s.setEncoding('utf8');
       s.on('data', (d: string) => this.onData(d));
       s.on('error', () => {});
@@ -201,6 +205,11 @@ export class FakePort {
     while ((nl = this.buf.indexOf('\n')) >= 0) {
       const line = this.buf.slice(0, nl);
       this.buf = this.buf.slice(nl + 1);
+      if (!this.greeted) {
+        this.greeted = true;
+        this.greetings.push(line);
+        continue;
+      }
       if (this.handler) {
         const f = JSON.parse(line) as Record<string, unknown>;
         if (f.t === 'call') {

@@ -6,7 +6,7 @@
 // workspace's state file too, so that `mclc plan` there diffs against it and
 // `status`, `destroy` and `logs` find the namespace without being told.
 
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { diffPlan, staleReason, validateState, STATE_FORMAT_VERSION, type DeploymentState, type Plan } from '@mcl/plan';
 import type { ApplyOptions, ApplyResult, BackendOptions, CloneState, DestroyResult, DoctorCheck, DoctorReport, EventSink, InstanceStatus, LogSink, LogsOptions, StatusReport } from '@mcl/plan/backend';
@@ -14,7 +14,7 @@ import { checkStateLocation, readState, writeState } from '@mcl/plan/state-store
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { connect, kubeconfigFiles, loadKubeConfig, type Cluster } from './cluster';
 import { failure, locked, stale, usage } from './errors';
-import { LABELS, MANAGER, cloneCount, kubeSettings, labelValue, renderObjects, vmName, type KubeObject } from './render';
+import { BROKER_KEY_SECRET, LABELS, MANAGER, cloneCount, kubeSettings, labelValue, renderObjects, vmName, type KubeObject } from './render';
 
 export const STATE_CONFIGMAP = 'mcl-state';
 export const LOCK_CONFIGMAP = 'mcl-lock';
@@ -198,7 +198,9 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
     // Machines the plan no longer has go first: the quota counts machines, and the
     // plan's quota may not leave room for the old ones beside the new ones.
     const wanted = new Set(objects.map((o) => `${o.kind}/${o.metadata.name}`));
+    wanted.add(`Secret/${BROKER_KEY_SECRET}`);
     await prune(cluster, namespace, wanted, MANAGED_KINDS.slice(0, 1), onEvent);
+    await ensureBrokerKey(cluster, namespace, onEvent);
     // A replaced instance's machines are deleted too, so they boot again from the new spec.
     onEvent({ type: 'phase', phase: 'objects', action: 'start', message: `applying ${objects.length} objects to namespace ${namespace}` });
     for (const id of replaced) {
@@ -258,6 +260,29 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink):
   } finally {
     await release();
   }
+}
+
+/**
+ * Creates the deployment's key (Secret mcl-broker-key: 32 random bytes) unless it exists. It is kept
+ * across applies: every guest learns its token from the broker's first connection after it boots, and
+ * a new key would lock a running guest out. `destroy` deletes it with the rest.
+ */
+async function ensureBrokerKey(cluster: Cluster, namespace: string, onEvent: EventSink): Promise<void> {
+  if (await cluster.read({ apiVersion: 'v1', kind: 'Secret', name: BROKER_KEY_SECRET }, namespace)) return;
+  try {
+    await cluster.create({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: BROKER_KEY_SECRET, namespace, labels: { [LABELS.managedBy]: MANAGER, [LABELS.role]: 'key' } },
+      type: 'Opaque',
+      data: { key: randomBytes(32).toString('base64') },
+    });
+  } catch (e) {
+    // Another client made it first (the lock keeps applies apart, but not a hand-made one): theirs is kept.
+    if ((e as { status?: number }).status !== 409) throw e;
+    return;
+  }
+  onEvent({ type: 'debug', message: `Secret ${BROKER_KEY_SECRET} created: the deployment's key` });
 }
 
 /** Deletes the objects of `kinds` labelled as mclc's in the namespace that `wanted` (`Kind/name`) does not list. */

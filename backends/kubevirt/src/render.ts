@@ -17,7 +17,7 @@
 // - one ResourceQuota bounds the namespace by the target's (or the root
 //   system's budget's) memory and vCPUs.
 
-import { prettyJson, sha256Hex, type Plan, type PlanInstance, type PlanPolicyRule } from '@mcl/plan';
+import { prettyJson, sha256Hex, type Plan, type PlanImage, type PlanInstance, type PlanPolicyRule } from '@mcl/plan';
 
 /** A Kubernetes object as plain JSON. */
 export type KubeObject = { apiVersion: string; kind: string; metadata: KubeMetadata } & Record<string, unknown>;
@@ -71,6 +71,13 @@ export const GUEST_PORT_BASE = 20000;
 export const GUESTS_SERVICE = 'mcl-guests';
 export const BROKER_NAME = 'mcl-broker';
 export const PLAN_SECRET = 'mcl-plan';
+/**
+ * The deployment's key, from which the broker derives each guest's token. Not rendered (a rendering is the
+ * same bytes for the same plan, a key must be secret): `apply` creates it once and keeps it.
+ */
+export const BROKER_KEY_SECRET = 'mcl-broker-key';
+/** Where the broker's pod mounts the key. */
+export const BROKER_KEY_FILE = '/etc/mcl-key/key';
 /** The broker's own status and readiness endpoint, inside its pod only. */
 export const BROKER_STATUS_PORT = 19000;
 /** Where a guest image and the broker's image are pulled from when the target names no registry. */
@@ -145,6 +152,19 @@ export function wiredPorts(inst: PlanInstance): PlanInstance['ports'] {
 export function wiredSlots(inst: PlanInstance): number[] {
   const slots = [0, ...wiredPorts(inst).map((p) => p.slot)];
   return [...new Set(slots)].sort((a, b) => a - b);
+}
+
+/**
+ * Kernel modules every guest image of a kubevirt target has beyond its own: a KubeVirt machine's one
+ * interface, on the pod network with the masquerade binding, is a virtio-net device, and virtio_net
+ * needs net_failover and failover. The agent loads every module of the image at boot, before it
+ * brings eth0 up in the TCP transport (backends/kvm/guest/agent.sh).
+ */
+export const GUEST_NET_MODULES: readonly string[] = ['failover', 'net_failover', 'virtio_net'];
+
+/** The image a kubevirt target's guests boot: the plan's image with the network modules added (once). */
+export function guestImageSpec(image: PlanImage): PlanImage {
+  return { ...image, modules: [...image.modules, ...GUEST_NET_MODULES.filter((m) => !image.modules.includes(m))] };
 }
 
 /** The image reference of a plan image in a registry: content-addressed by the image's digest. */
@@ -313,7 +333,7 @@ export function renderObjects(plan: Plan, options: RenderOptions = {}): KubeObje
               name: 'broker',
               image: brokerImageRef(registry, plan),
               imagePullPolicy: 'IfNotPresent',
-              args: ['__kube-broker', '--plan', '/etc/mcl/plan.json', '--guests', `${GUESTS_SERVICE}.${namespace}.svc`, '--status-port', String(BROKER_STATUS_PORT)],
+              args: ['__kube-broker', '--plan', '/etc/mcl/plan.json', '--key', BROKER_KEY_FILE, '--guests', `${GUESTS_SERVICE}.${namespace}.svc`, '--status-port', String(BROKER_STATUS_PORT)],
               ports: [
                 ...plan.exposures.map((x) => ({ name: `x-${x.host_port}`, containerPort: x.host_port, protocol: 'TCP' })),
                 { name: 'status', containerPort: BROKER_STATUS_PORT, protocol: 'TCP' },
@@ -324,10 +344,16 @@ export function renderObjects(plan: Plan, options: RenderOptions = {}): KubeObje
                 limits: { memory: bytesQuantity(BROKER_MEMORY), cpu: milliQuantity(BROKER_CPU_MILLI) },
               },
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-              volumeMounts: [{ name: 'plan', mountPath: '/etc/mcl', readOnly: true }],
+              volumeMounts: [
+                { name: 'plan', mountPath: '/etc/mcl', readOnly: true },
+                { name: 'key', mountPath: BROKER_KEY_FILE.slice(0, BROKER_KEY_FILE.lastIndexOf('/')), readOnly: true },
+              ],
             },
           ],
-          volumes: [{ name: 'plan', secret: { secretName: PLAN_SECRET, items: [{ key: 'plan.json', path: 'plan.json' }] } }],
+          volumes: [
+            { name: 'plan', secret: { secretName: PLAN_SECRET, items: [{ key: 'plan.json', path: 'plan.json' }] } },
+            { name: 'key', secret: { secretName: BROKER_KEY_SECRET, items: [{ key: 'key', path: 'key' }] } },
+          ],
         },
       },
     },

@@ -7,7 +7,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Plan } from '@mcl/plan';
 import { FakePort, kvHandler, testPlan } from '../../broker/test/helpers';
 import { startKubeBroker, type KubeBroker } from '../src/broker-run';
+import { guestToken } from '../src/guest-control';
 import { GUEST_PORT_BASE, vmName } from '../src/render';
+
+/** The deployment's key in these tests. */
+const KEY = Buffer.alloc(32, 7);
 
 /** The broker's test plan without its per-session instance, which a kubevirt target refuses. */
 function kubePlan(): Plan {
@@ -42,6 +46,7 @@ async function start(plan: Plan, wanted: string[]): Promise<{ kb: KubeBroker; gu
   const dialled: string[] = [];
   const kb = await startKubeBroker(plan, {
     guests: 'mcl-guests.shop.svc',
+    key: KEY,
     dial: (vm, port) => {
       dialled.push(`${vm}:${port}`);
       const f = byAddress.get(`${vm}:${port}`);
@@ -83,14 +88,17 @@ function lineClient(port: number): { sock: Socket; next: () => Promise<Record<st
 }
 
 describe('mclc __kube-broker (startKubeBroker)', () => {
-  it('dials every clone\'s wired ports at the names and ports the rendered objects give, and nothing else', async () => {
+  it('dials every clone\'s control port and wired ports at the names and ports the rendered objects give, and nothing else', async () => {
     const plan = kubePlan();
     const { dialled } = await start(plan, []);
     const expected: string[] = [];
     for (const inst of plan.instances) {
       const ports = inst.ports.filter((p) => p.channels.length > 0 || p.exposed_on !== undefined);
       const clones = inst.mode === 'replicas' ? inst.replicas : 1;
-      for (let k = 0; k < clones; k++) for (const p of ports) expected.push(`${vmName(inst, k)}:${GUEST_PORT_BASE + p.slot}`);
+      for (let k = 0; k < clones; k++) {
+        expected.push(`${vmName(inst, k)}:${GUEST_PORT_BASE}`);
+        for (const p of ports) expected.push(`${vmName(inst, k)}:${GUEST_PORT_BASE + p.slot}`);
+      }
     }
     expect([...new Set(dialled)].sort()).toEqual(expected.sort());
     // The unwired port (client.loose) is not dialled: the guest's policy does not open it either.
@@ -100,7 +108,7 @@ describe('mclc __kube-broker (startKubeBroker)', () => {
   it('by default dials the guests by their DNS names in the headless Service', async () => {
     const plan = kubePlan();
     plan.exposures = [];
-    const kb = await startKubeBroker(plan, { guests: 'mcl-guests.shop.svc', listenHost: '127.0.0.1', statusPort: null, connectTimeoutMs: 50 });
+    const kb = await startKubeBroker(plan, { guests: 'mcl-guests.shop.svc', key: KEY, listenHost: '127.0.0.1', statusPort: null, connectTimeoutMs: 50 });
     running = kb;
     // Nothing resolves on loopback; the ports stay attached and not connected, and the broker keeps running.
     expect(kb.broker.ports().every((p) => !p.connected)).toBe(true);
@@ -130,6 +138,9 @@ describe('mclc __kube-broker (startKubeBroker)', () => {
     expect(await client.next()).toEqual({ t: 'reply', id: 2, body: { ok: true } });
     const ch = kb.broker.counters().find((x) => x.channel.startsWith('client.kv'))!;
     expect(ch.violations).toEqual({ unknown_op: 1 });
+    // Every connection began with the guest's own token, derived from the deployment's key and its name.
+    expect(client.greetings).toEqual([`auth ${guestToken(KEY, 'client-0')}`]);
+    expect(guest['db/0/kv'].greetings).toEqual([`auth ${guestToken(KEY, 'db-0')}`]);
     expect(ch.calls).toBe(1);
     expect(kb.broker.violations()).toEqual([expect.objectContaining({ instance: 'client', clone: 0, port: 'kv', kind: 'unknown_op' })]);
   });
@@ -157,6 +168,7 @@ describe('mclc __kube-broker (startKubeBroker)', () => {
     await late.close();
     const kb = await startKubeBroker(plan, {
       guests: 'x',
+      key: KEY,
       dial: (vm, p) => ({ host: '127.0.0.1', port: vm === 'db-0' && p === GUEST_PORT_BASE + 1 ? port : 1 }),
       listenHost: '127.0.0.1',
       mapHostPort: () => 0,
@@ -168,7 +180,8 @@ describe('mclc __kube-broker (startKubeBroker)', () => {
     expect(kb.broker.ports().find((p) => p.instance === 'db')!.connected).toBe(false);
     const { createServer } = await import('node:net');
     const srv = createServer();
-    const accepted = new Promise<void>((resolve) => srv.once('connection', () => resolve()));
+    // The guest reads what the broker sends (its greeting), so that it sees the broker close.
+    const accepted = new Promise<void>((resolve) => srv.once('connection', (s) => (s.resume(), resolve())));
     const connected = new Promise<void>((resolve) => kb.broker.on('connected', (e) => e.instance === 'db' && resolve()));
     await new Promise<void>((resolve) => srv.listen(port, '127.0.0.1', resolve));
     await Promise.all([accepted, connected]);

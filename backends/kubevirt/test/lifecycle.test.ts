@@ -81,6 +81,15 @@ describe('apply', () => {
     expect(events.filter((e) => e.action === 'ready' && e.type === 'instance')).toHaveLength(7);
     expect(events.some((e) => e.phase === 'broker' && e.action === 'ready')).toBe(true);
     expect(JSON.parse(readFileSync(join(dir, '.mcl', 'state.json'), 'utf8')).lineage).toBe(state.lineage);
+    // The deployment's key: created once, 32 random bytes, the Secret the broker's pod mounts.
+    const keyPath = '/api/v1/namespaces/shop/secrets/mcl-broker-key';
+    const key = api.store.get(keyPath) as { data: { key: string } };
+    expect(Buffer.from(key.data.key, 'base64')).toHaveLength(32);
+    expect(paths.filter((p) => p === 'POST /api/v1/namespaces/shop/secrets')).toHaveLength(1);
+    // A second apply keeps it (a new key would lock the running guests out) and does not prune it.
+    const again = examplePlan('webstack', 'k8s', { priorState: { lineage: r.state.lineage, serial: r.state.serial } }).plan!;
+    await apply(again, options(), () => {});
+    expect((api.store.get(keyPath) as { data: { key: string } }).data.key).toBe(key.data.key);
   });
 
   it('prunes the objects a later plan no longer has, and refuses a plan made against another state', async () => {

@@ -13,9 +13,10 @@
 # `mcl.transport=tcp` on the kernel command line (a KubeVirt machine, see
 # spec/kubevirt.md) the port of slot N is a TCP listener on port
 # `mcl.port_base` + N of the guest's network interface, for the slots listed
-# in `mcl.slots`, accepting one connection at a time (the broker's), and
-# bridged to a FIFO pair PORT.in/PORT.out: the form mcl-msg already opens
-# under MCL_DEV_DIR. Slot 0 is the control port.
+# in `mcl.slots`, held by the agent from before any program runs, serving only
+# a peer whose first line is `auth <the guest's token>` (the broker), and
+# bridged line by line to a FIFO pair PORT.in/PORT.out: the form mcl-msg
+# already opens under MCL_DEV_DIR. Slot 0 is the control port.
 
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
@@ -27,6 +28,9 @@ log() { echo "mcl-agent: $*" >/dev/console; }
 MCL_RUN=${MCL_RUN:-/run/mcl}
 MCL_PORTS=${MCL_PORTS:-/dev/mcl}
 MCL_CMDLINE=${MCL_CMDLINE:-/proc/cmdline}
+MCL_AGENT=${MCL_AGENT:-/usr/sbin/mcl-agent}
+# The shell that runs the agent for each accepted connection (tests on a host: `busybox sh`).
+MCL_SH=${MCL_SH:-sh}
 
 # cmdline_opt NAME: the value of mcl.NAME= on the kernel command line, empty when absent.
 cmdline_opt() {
@@ -57,20 +61,64 @@ tcp_port() {
 }
 
 # tcp_bridge PORT PREFIX: serves TCP port PORT for the FIFO pair PREFIX.in
-# (what the peer sends) and PREFIX.out (what the guest side writes), one
-# connection at a time, for ever: busybox nc accepts one connection and stops
-# listening, so a second peer is refused while one is served. The bridge
-# holds both FIFOs open read-write for its whole life, so, as with a
-# virtio-serial port whose host end went away, the guest side never reads end
-# of file when the peer goes: it waits for the next connection, and what it
-# writes meanwhile waits in the FIFO (at most the pipe's 64 KiB, then the
-# writer blocks) for the next peer.
+# (what the peer sends) and PREFIX.out (what the guest side writes), for
+# ever. One busybox `nc -ll` holds the listening socket for the bridge's whole
+# life (a program of the guest cannot bind the port, even between two
+# connections) and runs `tcp_conn` for every connection it accepts. The
+# bridge holds both FIFOs open read-write, so, as with a virtio-serial port
+# whose host end went away, the guest side never reads end of file when the
+# peer goes: it waits for the next connection, and what it writes meanwhile
+# waits in the FIFO (at most the pipe's 64 KiB, then the writer blocks).
 tcp_bridge() {
   exec 7<>"$2.in" 8<>"$2.out"
   while :; do
-    nc -l -p "$1" <&8 >&7 7>&- 8>&- 2>/dev/null
+    # shellcheck disable=SC2086 # MCL_SH may be a command and its argument
+    nc -ll -p "$1" -e $MCL_SH "$MCL_AGENT" conn "$2" 2>/dev/null
     sleep 0.1
   done
+}
+
+# The guest's token: learnt from the first peer of the control port that
+# presents one (before any program of the guest runs), then required of every
+# peer of every port. The broker derives it from its deployment's key and the
+# machine's name (spec/kubevirt.md, "Who may connect to a guest's port").
+token_ok() {
+  case "$1" in
+    '' | *[!0-9a-f]*) return 1 ;;
+  esac
+  [ ${#1} -eq 64 ] || return 1
+  if [ ! -s "$MCL_RUN/token" ] && [ "$2" = "$MCL_RUN/ctl" ] && mkdir "$MCL_RUN/token.claim" 2>/dev/null; then
+    (umask 077 && echo "$1" >"$MCL_RUN/token.tmp" && mv "$MCL_RUN/token.tmp" "$MCL_RUN/token")
+  fi
+  read -r want <"$MCL_RUN/token" 2>/dev/null || return 1
+  [ "$1" = "$want" ]
+}
+
+# tcp_conn PREFIX: one accepted connection (standard input and output are the
+# socket; fds 7 and 8 are the FIFO pair, inherited from the bridge). A peer
+# whose first line, within 5 s, is not `auth <token>` is dropped without a
+# byte of the FIFOs. An authenticated peer replaces the one before it (a
+# broker that reconnects after its old connection went silent without a
+# reset must not wait for it). Frames are copied as whole lines: a line cut
+# short by a dropped connection is discarded, never joined to the next one.
+tcp_conn() {
+  trap '' PIPE
+  IFS=' ' read -t 5 -r w t || exit 0
+  [ "$w" = auth ] && token_ok "$t" "$1" || exit 0
+  if read -r old <"$1.conn" 2>/dev/null; then
+    # shellcheck disable=SC2086 # two pids
+    kill $old 2>/dev/null
+  fi
+  (
+    while IFS= read -r l <&8; do printf '%s\n' "$l" || exit 0; done
+  ) 7>&- &
+  out=$!
+  echo "$$ $out" >"$1.conn"
+  while IFS= read -r l; do printf '%s\n' "$l" >&7; done 8>&-
+  # The peer is gone: the copy towards it stops before it takes another line from the guest.
+  kill "$out" 2>/dev/null
+  read -r cur <"$1.conn" 2>/dev/null && [ "$cur" = "$$ $out" ] && rm -f "$1.conn"
+  exit 0
 }
 
 # tcp_port_open SLOT PREFIX: the FIFO pair of a slot and its bridge in the background.
@@ -212,21 +260,22 @@ start_program() {
     say "error $n $(enc 'no program argv')"
     return
   fi
-  rm -f /run/mcl/program.pid
+  rm -f "$MCL_RUN/program.pid"
   (
     cd / || exit 1
     "$@" </dev/null 3>&- 4>&- &
     p=$!
-    echo "$p" >/run/mcl/program.pid.tmp && mv /run/mcl/program.pid.tmp /run/mcl/program.pid
+    echo "$p" >"$MCL_RUN/program.pid.tmp" && mv "$MCL_RUN/program.pid.tmp" "$MCL_RUN/program.pid"
     wait "$p"
     echo "exit $p $?" >&4
   ) &
   i=0
-  while [ ! -s /run/mcl/program.pid ] && [ $i -lt 500 ]; do
+  while [ ! -s "$MCL_RUN/program.pid" ] && [ $i -lt 500 ]; do
     sleep 0.01
     i=$((i + 1))
   done
-  read -r pid </run/mcl/program.pid || pid=0
+  read -r pid <"$MCL_RUN/program.pid" || pid=0
+  : >"$MCL_RUN/identity"
   say "started $n $pid"
 }
 
@@ -307,7 +356,7 @@ serve_loop() {
       seed)
         # Mixed into the kernel's input pool; also kept for programs that want their own.
         printf '%s' "$a" | base64 -d >/dev/urandom || fail "cannot write /dev/urandom"
-        (umask 077 && printf '%s' "$a" | base64 -d >/run/mcl/seed)
+        (umask 077 && printf '%s' "$a" | base64 -d >"$MCL_RUN/seed")
         # A write only mixes into the pool; the CRNG every clone inherited from
         # the template keeps serving the same bytes until the kernel reseeds on
         # its own schedule. mcl-reseed reseeds it now (RNDRESEEDCRNG) from the
@@ -328,15 +377,19 @@ serve_loop() {
         ;;
       arg) set -- "$@" "$(dec "$a")" ;;
       commit)
-        if [ -n "$err" ]; then say "error $a $(enc "$err")"; err=; else say "committed $a"; fi
+        if [ -n "$err" ]; then say "error $a $(enc "$err")"; err=; else : >"$MCL_RUN/identity"; say "committed $a"; fi
         ;;
       start) start_program "$a" "$@" ;;
       info)
         h=$(hostname)
         r=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-        s=$(sha256sum /run/mcl/seed 2>/dev/null | cut -c1-16)
+        s=$(sha256sum "$MCL_RUN/seed" 2>/dev/null | cut -c1-16)
         say "info $a $(enc "$h") $r ${s:--}"
         ;;
+      # Whether this guest has applied an identity since it booted: a broker
+      # that connects to a running guest (it restarted, or its connection
+      # dropped) starts the program only where none was started.
+      query) if [ -e "$MCL_RUN/identity" ]; then say "identity $a yes"; else say "identity $a no"; fi ;;
       poweroff) poweroff -f ;;
       '') ;;
       *) say "error $a $(enc "unknown command $cmd")" ;;
@@ -347,6 +400,7 @@ serve_loop() {
 case "$1" in
   setup) setup ;;
   serve) serve ;;
+  conn) tcp_conn "$2" ;;
   deconfig | bound | renew | leasefail | nak) dhcp_event "$1" ;;
   functions) ;;
   *) echo "usage: mcl-agent setup|serve" >&2; exit 2 ;;

@@ -29,15 +29,22 @@ afterEach(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Starts the agent's port of `slot` named `kv` and an echoing program on it; resolves with the slot's TCP port. */
-async function startGuest(slots: string, slot: number, identities = 1): Promise<number> {
+/** The guest's token in these tests (64 hex digits, as the broker derives them). */
+export const TOKEN = 'ab'.repeat(32);
+
+/**
+ * Starts the agent's port of `slot` named `kv` and an echoing program on it; resolves with the slot's TCP port.
+ * The guest knows TOKEN unless `token` is false (then the control port learns it from its first peer).
+ */
+async function startGuest(slots: string, slot: number, identities = 1, token = true): Promise<number> {
   dir = mkdtempSync(join(tmpdir(), 'mcl-agent-tcp-'));
   const base = 30000 + Math.floor(Math.random() * 20000);
   writeFileSync(join(dir, 'cmdline'), `console=ttyS0 quiet mcl.transport=tcp mcl.port_base=${base} mcl.slots=${slots}\n`);
   const script = [
-    `export MCL_CMDLINE=${dir}/cmdline MCL_PORTS=${dir}/ports MCL_RUN=${dir}/run`,
+    `export MCL_CMDLINE=${dir}/cmdline MCL_PORTS=${dir}/ports MCL_RUN=${dir}/run MCL_AGENT=${AGENT} MCL_SH='busybox sh'`,
     'mkdir -p "$MCL_PORTS" "$MCL_RUN"',
     `. ${AGENT} functions`,
+    token ? `echo ${TOKEN} >"$MCL_RUN/token"` : 'tcp_port_open 0 "$MCL_RUN/ctl"',
     ...Array.from({ length: identities }, () => `link_port ${slot} kv`),
     'echo "err=$err" >"$MCL_RUN/result"',
     // The program: what mcl-msg does with a FIFO pair (open .in, then .out), answering each line.
@@ -48,7 +55,7 @@ async function startGuest(slots: string, slot: number, identities = 1): Promise<
   return base + slot;
 }
 
-async function dial(port: number, ms = 5000): Promise<Socket> {
+async function dial(port: number, ms = 5000, auth: string | null = TOKEN): Promise<Socket> {
   const t0 = Date.now();
   for (;;) {
     const s = await new Promise<Socket | null>((resolve) => {
@@ -56,16 +63,19 @@ async function dial(port: number, ms = 5000): Promise<Socket> {
       sock.once('connect', () => resolve(sock));
       sock.once('error', () => resolve(null));
     });
-    if (s) return s;
+    if (s) {
+      if (auth !== null) s.write(`auth ${auth}\n`);
+      return s;
+    }
     if (Date.now() - t0 > ms) throw new Error(`nothing listens on ${port}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-function nextLine(s: Socket): Promise<string> {
+function nextLine(s: Socket, ms = 5000): Promise<string> {
   return new Promise((resolve, reject) => {
     let buf = '';
-    const t = setTimeout(() => reject(new Error('no line')), 5000);
+    const t = setTimeout(() => reject(new Error('no line')), ms);
     s.on('data', (d) => {
       buf += d.toString();
       const nl = buf.indexOf('\n');
@@ -77,35 +87,88 @@ function nextLine(s: Socket): Promise<string> {
   });
 }
 
+/** Resolves when the peer closes the socket, with what it sent before. */
+function closed(s: Socket, ms = 8000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const t = setTimeout(() => reject(new Error('still open')), ms);
+    s.on('data', (d) => (buf += d.toString()));
+    s.once('close', () => {
+      clearTimeout(t);
+      resolve(buf);
+    });
+  });
+}
+
+/** Sends a line and expects its echo, retrying while the bridge is not up yet. */
+async function roundTrip(port: number, text: string): Promise<Socket> {
+  const s = await dial(port);
+  s.write(`${text}\n`);
+  expect(await nextLine(s)).toBe(`re:${text}`);
+  return s;
+}
+
 describe.skipIf(!haveBusybox)('guest agent, mcl.transport=tcp', () => {
   it('bridges the slot\'s TCP port to the FIFO pair; a peer that drops is replaced by the next one, and the program never sees end of file', async () => {
     // The port is named twice (a second identity), which must keep the one bridge serving it.
     const port = await startGuest('0,1,3', 3, 2);
-    const a = await dial(port);
-    a.write('hello\n');
-    expect(await nextLine(a)).toBe('re:hello');
+    const a = await roundTrip(port, 'hello');
     a.destroy();
-    const b = await dial(port);
-    b.write('again\n');
-    expect(await nextLine(b)).toBe('re:again');
+    const b = await roundTrip(port, 'again');
     b.destroy();
   }, 20_000);
 
-  it('accepts one connection at a time', async () => {
+  it('serves only a peer with the guest\'s token, and the newest such peer replaces the one before', async () => {
     const port = await startGuest('0,1', 1);
-    const a = await dial(port);
-    a.write('one\n');
-    expect(await nextLine(a)).toBe('re:one');
-    const refused = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(false);
-      });
-      s.once('error', () => resolve(true));
-    });
-    expect(refused).toBe(true);
+    const a = await roundTrip(port, 'one');
+    // A second authenticated peer (the broker again, its old connection silent) takes the port over.
+    const aClosed = closed(a);
+    const b = await roundTrip(port, 'two');
+    expect(await aClosed).toBe('');
+    // A peer with another token, or none, is dropped without reaching the program.
+    const wrong = await dial(port, 5000, 'cd'.repeat(32));
+    wrong.write('sneak\n');
+    expect(await closed(wrong)).toBe('');
+    b.write('three\n');
+    expect(await nextLine(b)).toBe('re:three');
+    b.destroy();
+  }, 30_000);
+
+  it('a hostile program of the guest can neither take the port\'s listener nor keep the broker out by connecting first', async () => {
+    const port = await startGuest('0,1', 1);
+    const a = await roundTrip(port, 'up');
     a.destroy();
+    // Listening on the same port fails: the agent holds it, also between two connections.
+    const bind = spawnSync('busybox', ['nc', '-l', '-p', String(port)], { timeout: 3000, encoding: 'utf8' });
+    expect(bind.status).not.toBe(0);
+    expect(bind.signal).toBeNull();
+    // Connecting first and saying nothing (or anything but the token) holds nothing: the broker still gets the port.
+    const squatter = await dial(port, 5000, null);
+    const squatterClosed = closed(squatter);
+    const b = await roundTrip(port, 'broker');
+    expect(await squatterClosed).toBe('');
+    b.destroy();
+  }, 30_000);
+
+  it('a line cut short by a dropped connection is discarded, not joined to the next connection\'s first line', async () => {
+    const port = await startGuest('0,1', 1);
+    const a = await roundTrip(port, 'first');
+    a.end('half a li');
+    await closed(a);
+    const b = await roundTrip(port, 'whole');
+    b.destroy();
+  }, 20_000);
+
+  it('the control port learns the token from its first peer and then refuses any other', async () => {
+    const port = (await startGuest('0,1', 1, 1, false)) - 1;
+    const first = await dial(port, 5000, 'ef'.repeat(32));
+    // The control FIFOs have no agent loop in this test; the connection stays open (it was accepted).
+    await new Promise((r) => setTimeout(r, 300));
+    expect(first.destroyed).toBe(false);
+    expect(readFileSync(join(dir, 'run', 'token'), 'utf8')).toBe(`${'ef'.repeat(32)}\n`);
+    const other = await dial(port, 5000, 'ab'.repeat(32));
+    expect(await closed(other)).toBe('');
+    first.destroy();
   }, 20_000);
 
   it('refuses a slot the kernel command line does not list', async () => {

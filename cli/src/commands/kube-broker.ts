@@ -4,6 +4,7 @@
 // does (digests and policy re-check) before it serves a single frame: the
 // Secret is an object anyone with write access to the namespace can edit.
 
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
@@ -13,6 +14,8 @@ import { verifyPlan } from './lifecycle';
 export interface KubeBrokerOptions {
   plan: string;
   guests: string;
+  /** The deployment's key (default BROKER_KEY_FILE, where the Deployment mounts Secret mcl-broker-key). */
+  key?: string;
   statusPort?: string;
   listen?: string;
   /** `VM:PORT=HOST:PORT,...`: dial these guest ports elsewhere (tests run fake guests on loopback). */
@@ -38,6 +41,30 @@ export function parseGuestMap(text: string): Map<string, { host: string; port: n
   return map;
 }
 
+/**
+ * Reads the deployment's key: 16 to 4096 bytes of a regular file. Each guest's token is derived from
+ * it; without it no guest would serve the broker, so the broker refuses to start rather than serve nothing.
+ */
+export function readKey(path: string, secret: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new CliError(`cannot read the deployment's key ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, ExitCode.Invalid, `mclc apply creates the Secret ${secret}; with \`mclc render\` create it once: kubectl -n NS create secret generic ${secret} --from-literal=key="$(head -c 32 /dev/urandom | base64)"`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new CliError(`the deployment's key ${path} is not a regular file`, ExitCode.Invalid);
+    const buf = Buffer.alloc(4097);
+    let n = 0;
+    for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r;
+    if (n < 16 || n > 4096) throw new CliError(`the deployment's key ${path} has ${n > 4096 ? 'more than 4096' : n} bytes; it needs 16 to 4096`, ExitCode.Invalid);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export async function kubeBrokerCommand(ctx: Context, o: KubeBrokerOptions): Promise<ExitCodeValue> {
   const path = resolve(ctx.cwd, o.plan);
   const { plan, text } = readPlanDocument(path, ctx.cwd);
@@ -52,11 +79,13 @@ export async function kubeBrokerCommand(ctx: Context, o: KubeBrokerOptions): Pro
     if (!m) throw new CliError(`--port-map: ${JSON.stringify(entry)} is not HOSTPORT=PORT`, ExitCode.Invalid);
     ports.set(portNumber(m[1], '--port-map'), portNumber(m[2], '--port-map'));
   }
-  const { startKubeBroker } = await import('@mcl/backend-kubevirt/broker');
+  const { startKubeBroker, BROKER_KEY_FILE, BROKER_KEY_SECRET } = await import('@mcl/backend-kubevirt/broker');
+  const key = readKey(resolve(ctx.cwd, o.key ?? BROKER_KEY_FILE), BROKER_KEY_SECRET);
   // One JSON object per line on stdout, which `kubectl logs` shows; each entry is bounded by the broker.
   const log = (e: object) => ctx.out(JSON.stringify({ '@timestamp': new Date().toISOString(), ...e }) + '\n');
   const kb = await startKubeBroker(plan, {
     guests: o.guests,
+    key,
     listenHost: o.listen,
     mapHostPort: ports.size ? (p) => ports.get(p) ?? p : undefined,
     statusPort: o.statusPort === undefined ? undefined : portNumber(o.statusPort, '--status-port'),

@@ -88,7 +88,7 @@ async function containerDisks(ctx: Context, plan: Plan, dir: string, r: typeof i
   for (const image of plan.images) {
     let built: Awaited<ReturnType<typeof kvm.buildImage>>;
     try {
-      built = await kvm.buildImage(image);
+      built = await kvm.buildImage(r.guestImageSpec(image));
     } catch (e) {
       throw new CliError(`cannot build image ${image.name}: ${(e as Error).message}`, ExitCode.BackendFailure, (e as { hint?: string }).hint ?? 'Run `mclc doctor`: building a guest image needs the kernel and busybox-static.');
     }
