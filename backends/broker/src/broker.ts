@@ -122,6 +122,10 @@ export class Broker extends EventEmitter {
   /** Created instances of the plan (mode `created`) with their factory, by instance id. */
   private readonly factoryRts = new Map<string, FactoryRt>();
   private readonly factories = new Factories();
+  /** How to reach the providers of channels whose provider runs on another host (setRemoteProviders). */
+  private remoteOpen: ((channel: string, clone: number) => Duplex | string) | null = null;
+  /** Streams to remote providers, by channel id and requester clone. */
+  private readonly remoteConns = new Map<string, PortConn>();
 
   constructor(plan: Plan, options: BrokerOptions = {}) {
     super();
@@ -294,6 +298,7 @@ export class Broker extends EventEmitter {
       // Calls still outstanding keep their budget object; a clone attached again starts afresh.
       conn.requester.channel.budgets.delete(cloneIndex);
       if (conn.requester.session) this.sessions.end(conn.requester.session);
+      if (conn.requester.channel.remote) this.closeRemote(conn.requester.channel, cloneIndex);
     }
   }
 
@@ -371,6 +376,50 @@ export class Broker extends EventEmitter {
   /** The most recent violations, oldest first. */
   violations(): Violation[] {
     return [...this.recent.slice(this.recentStart), ...this.recent.slice(0, this.recentStart)];
+  }
+
+  /**
+   * Marks `channels` as carried to another host (spec/broker.md, "Links between hosts"): their
+   * requesters' frames are checked here as usual, and what is admitted goes to the stream `open`
+   * gives for the channel and requester clone (a string when the other host cannot be reached, which
+   * fails the call at once). What comes back on that stream is checked as a provider's frames are.
+   * The stream is opened on the first frame and again after it closes; closing it fails the calls
+   * outstanding on it.
+   */
+  setRemoteProviders(channels: string[], open: (channel: string, clone: number) => Duplex | string): void {
+    this.remoteOpen = open;
+    for (const id of channels) {
+      const ch = this.channels.get(id);
+      if (ch && ch.plan) ch.remote = true;
+    }
+  }
+
+  /** The stream to the remote provider of a requester's channel, opened when it has none. */
+  private remoteProvider(req: Requester): [PortConn | null, string] {
+    const ch = req.channel;
+    const key = `${ch.id}\u0000${req.clone}`;
+    const have = this.remoteConns.get(key);
+    if (have?.stream) return [have, ''];
+    const s = this.remoteOpen ? this.remoteOpen(ch.id, req.clone) : 'no link to the provider\'s host is configured';
+    if (typeof s === 'string') return [null, s];
+    const port = ch.provider.ports.get(ch.providerPort)!;
+    const conn = new PortConn(ch.provider, req.clone, port, [ch], s, ch.lineLimit, (c, line, bytes) => this.onLineGuarded(c, line, bytes), (c, bytes) => this.onOversize(c, bytes), 0);
+    conn.remote = true;
+    this.remoteConns.set(key, conn);
+    this.useStream(conn, s);
+    return [conn, ''];
+  }
+
+  /** Closes the stream to a remote provider for one requester clone (the clone went away). */
+  private closeRemote(ch: ChannelRt, clone: number): void {
+    const key = `${ch.id}\u0000${clone}`;
+    const conn = this.remoteConns.get(key);
+    if (!conn) return;
+    this.remoteConns.delete(key);
+    conn.attached = false;
+    const stream = conn.stream;
+    this.dropStream(conn, 'the requester went away');
+    stream?.destroy();
   }
 
   // -------------------------------------------------------------------------
@@ -534,6 +583,7 @@ export class Broker extends EventEmitter {
       if (ch.timer) clearTimeout(ch.timer);
       ch.timer = null;
     }
+    for (const conn of [...this.remoteConns.values()]) this.closeRemote(conn.channels[0], conn.clone);
     await listeners;
   }
 
@@ -668,11 +718,12 @@ export class Broker extends EventEmitter {
     stream.once('close', () => {
       if (conn.stream !== stream) return;
       if (conn.requester) this.endOrder(conn.requester, 'the port disconnected');
-      this.dropStream(conn, 'the port disconnected');
+      this.dropStream(conn, conn.remote ? 'the link to its host closed' : 'the port disconnected');
+      if (conn.remote) return;
       this.emit('disconnected', { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
       if (isDialled(conn.target)) this.scheduleReconnect(conn);
     });
-    this.emit('connected', { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
+    if (!conn.remote) this.emit('connected', { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
     this.log({ level: 'debug', message: `port ${conn.key} connected`, instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
     for (const w of conn.connectWaiters.splice(0)) w();
   }
@@ -1058,6 +1109,8 @@ export class Broker extends EventEmitter {
           continue;
         }
         if (!r.write) continue;
+        // The other host sends a remote provider's notification once per requester clone.
+        if (conn.remote && (r.clone !== conn.clone || r.name !== ch.requirer?.plan.id)) continue;
         // A session-bound clone speaks only to its session; other providers speak to every requester.
         if (perSession && r.session?.clone !== conn.clone) continue;
         if (ch.provider.sessionClones.has(conn.clone) && r.session?.clone !== conn.clone) continue;
@@ -1135,6 +1188,11 @@ export class Broker extends EventEmitter {
       // A factory port's frame goes to the created clone it names (checked to be the creator's own).
       const c = inst.clones.get(to)?.get(ch.providerPort);
       use(c?.stream ? c : null, c?.stream ? '' : `the created instance ${inst.plan.id}[${to}] is not connected on port ${ch.providerPort}`);
+      return;
+    }
+    // A provider on another host: its broker there picks the clone (and opens its sessions).
+    if (ch.remote) {
+      use(...this.remoteProvider(req));
       return;
     }
     const perSession = inst.plan.mode === 'per_session' && this.opts.onSessionOpen !== undefined;
