@@ -26,6 +26,7 @@ import { EventEmitter } from 'node:events';
 import { createConnection } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ChannelInvariants, Plan, PlanChannel, PlanExposure, PlanOperation } from '@mcl/plan';
+import type { LinkStatus } from '@mcl/plan/backend';
 import { compileSchemas, type CompiledSchemas } from './schema';
 import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type OpRt } from './admit';
 import { encode, encodePlain, envelope, frameId, plainLine, snippet, type Envelope } from './frames';
@@ -126,6 +127,8 @@ export class Broker extends EventEmitter {
   private remoteOpen: ((channel: string, clone: number) => Duplex | string) | null = null;
   /** Streams to remote providers, by channel id and requester clone. */
   private readonly remoteConns = new Map<string, PortConn>();
+  /** The links to other hosts, for status (link.ts registers them). */
+  private linkStatusOf: (() => LinkStatus[]) | null = null;
 
   constructor(plan: Plan, options: BrokerOptions = {}) {
     super();
@@ -394,6 +397,16 @@ export class Broker extends EventEmitter {
     }
   }
 
+  /** Registers where the state of the links to other hosts comes from (link.ts). */
+  setLinkStatus(fn: () => LinkStatus[]): void {
+    this.linkStatusOf = fn;
+  }
+
+  /** The links to other hosts (none on a deployment on one host). */
+  linkStatus(): LinkStatus[] {
+    return this.linkStatusOf?.() ?? [];
+  }
+
   /** The stream to the remote provider of a requester's channel, opened when it has none. */
   private remoteProvider(req: Requester): [PortConn | null, string] {
     const ch = req.channel;
@@ -584,6 +597,7 @@ export class Broker extends EventEmitter {
       ch.timer = null;
     }
     for (const conn of [...this.remoteConns.values()]) this.closeRemote(conn.channels[0], conn.clone);
+    this.emit('close');
     await listeners;
   }
 

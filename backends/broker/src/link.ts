@@ -37,6 +37,7 @@ import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { connect as tlsConnect, createServer as tlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Plan, PlanChannel } from '@mcl/plan';
+import type { LinkStatus } from '@mcl/plan/backend';
 import type { Broker } from './broker';
 import type { BrokerLogEntry } from './types';
 
@@ -96,27 +97,8 @@ export type LinkRefusal =
   /** A frame the peer's broker refused (its `denied` notice). */
   | 'peer_denied';
 
-export interface LinkStatus {
-  peer: string;
-  /** `host:port` the link dials, or `(listening)` when the peer dials here. */
-  address: string;
-  state: 'up' | 'down';
-  /** When the state last changed (ms since the epoch). */
-  since: number;
-  bytes_out: number;
-  bytes_in: number;
-  frames_out: number;
-  frames_in: number;
-  /** Round trip of the last ping, and p50/p99 over the last 64, in ms (null before the first pong). */
-  latency_ms: number | null;
-  latency_p50_ms: number | null;
-  latency_p99_ms: number | null;
-  /** Times the link came up. */
-  connects: number;
-  refused: Partial<Record<LinkRefusal, number>>;
-  /** Cross-host channels this link carries. */
-  channels: string[];
-}
+/** What `status()` reports per peer; the type is the status report's (@mcl/plan/backend). */
+export type { LinkStatus };
 
 const T_HELLO = 1;
 const T_TO_PROVIDER = 2;
@@ -222,7 +204,7 @@ interface PeerRt {
   seqOut: number;
   seqIn: number;
   rx: Buffer;
-  status: Omit<LinkStatus, 'peer' | 'address' | 'state' | 'since' | 'latency_ms' | 'latency_p50_ms' | 'latency_p99_ms' | 'channels'>;
+  status: { bytes_out: number; bytes_in: number; frames_out: number; frames_in: number; connects: number; refused: Partial<Record<LinkRefusal, number>> };
   rtts: number[];
   lastRtt: number | null;
   lastHeard: number;
@@ -307,6 +289,9 @@ export class Links extends EventEmitter {
       } else if (to === self && this.peers.has(from)) this.peers.get(from)!.channels.push(c.id);
     }
     broker.setRemoteProviders(remote, (channel, clone) => this.openToProvider(channel, clone));
+    broker.setLinkStatus(() => this.status());
+    // The links live as long as the broker they carry channels of.
+    broker.once('close', () => void this.close());
   }
 
   /** Listens (when some peer dials here) and dials the peers this host dials. Resolves with the listening port, if any. */
@@ -838,4 +823,49 @@ export class Links extends EventEmitter {
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
+}
+
+/** The name of a deployment's link configuration in its run directory (spec/hosts.md, "Links between hosts"). */
+export const LINK_CONFIG_FILE = 'link.json';
+
+/**
+ * Checks a link configuration read from disk (`link.json`: this host's identity,
+ * the peers with their pinned certificates and addresses, where to listen).
+ * Nothing on disk is trusted: every field is checked, and the first fault is
+ * returned as a sentence.
+ */
+export function parseLinkConfig(value: unknown): Pick<LinkOptions, 'self' | 'peers' | 'listen'> | string {
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const str = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max;
+  const port = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535;
+  const pem = (v: unknown, what: string): string | null => {
+    if (!str(v, 64 * 1024)) return `${what} is not a PEM text`;
+    try {
+      if (what.endsWith('certificate')) certFingerprint(v as string);
+    } catch {
+      return `${what} is not a certificate`;
+    }
+    return null;
+  };
+  if (!isObj(value)) return 'the link configuration is not a JSON object';
+  const self = value.self;
+  if (!isObj(self) || !str(self.name, 128)) return '`self.name` is missing';
+  const e = pem(self.key, '`self.key`') ?? pem(self.cert, '`self.cert`, this host\'s certificate');
+  if (e) return e;
+  if (!Array.isArray(value.peers) || value.peers.length === 0 || value.peers.length > 256) return '`peers` must list 1 to 256 hosts';
+  const peers: LinkPeer[] = [];
+  for (const [i, p] of value.peers.entries()) {
+    if (!isObj(p) || !str(p.name, 128)) return `peers[${i}].name is missing`;
+    const pe = pem(p.cert, `peers[${i}].cert, the certificate`);
+    if (pe) return pe;
+    if (typeof p.host !== 'string' || p.host.length > 255 || !port(p.port)) return `peers[${i}] needs a host and a port (0..65535)`;
+    peers.push({ name: p.name as string, cert: p.cert as string, host: p.host, port: p.port as number });
+  }
+  let listen: LinkOptions['listen'];
+  if (value.listen !== undefined) {
+    const l = value.listen;
+    if (!isObj(l) || !str(l.host, 255) || !port(l.port)) return '`listen` needs a host and a port (0..65535)';
+    listen = { host: l.host as string, port: l.port as number };
+  }
+  return { self: { name: self.name as string, key: self.key as string, cert: self.cert as string }, peers, ...(listen ? { listen } : {}) };
 }

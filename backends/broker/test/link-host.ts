@@ -49,7 +49,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < (cmd.n ?? 1); i++) {
         const id = nextId++;
         port.send({ t: 'call', op: 'get', id, body: { key: 'k' } });
-        const a = await port.next(5000).catch((e: Error) => ({ t: 'lost', error: e.message }));
+        const a: Record<string, unknown> = await port.next(5000).catch((e: Error) => ({ t: 'lost', error: e.message }));
         if (a.t === 'reply' && a.id === id) ok++;
         else errors.push(JSON.stringify(a));
       }

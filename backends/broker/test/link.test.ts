@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
-import { Links } from '../src/link';
+import { Links, parseLinkConfig } from '../src/link';
 import { Broker } from '../src/broker';
 import { FakePort, kvHandler, tempDir } from './helpers';
 import { identities, linkedPair, twoHostPlan, type Pair } from './link-helpers';
@@ -76,6 +76,8 @@ describe('the link between two hosts', () => {
     expect(s.bytes_in).toBeGreaterThan(0);
     expect(s.latency_p50_ms).not.toBeNull();
     expect(pair.linksB.status()[0]).toMatchObject({ peer: 'a', state: 'up', address: '(listening)' });
+    // The broker reports its links (the supervisor's status reads them there).
+    expect(pair.brokerA.linkStatus().map((l) => [l.peer, l.state])).toEqual([['b', 'up']]);
   });
 
   it('refuses on the requirer\'s host what breaks the channel, before it reaches the link', async () => {
@@ -200,5 +202,19 @@ describe('the link between two hosts', () => {
     for (let i = 0; i < 8; i++) answers.push(await flood.next());
     expect(answers.filter((a) => a.t === 'denied' && a.kind === 'rate').length).toBeGreaterThanOrEqual(2);
     expect(counter(pair.brokerB, 'flood.kv->db.kv').violations.rate ?? 0).toBe(0);
+  });
+});
+
+describe('the link configuration (link.json)', () => {
+  it('takes a checked configuration and names the first fault of a bad one', () => {
+    const id = identities();
+    const good = { self: id.a, peers: [{ name: 'b', cert: id.b.cert, host: '10.0.0.2', port: 7400 }], listen: { host: '10.0.0.1', port: 7400 } };
+    expect(parseLinkConfig(good)).toEqual(good);
+    expect(parseLinkConfig([])).toBe('the link configuration is not a JSON object');
+    expect(parseLinkConfig({ ...good, peers: [] })).toBe('`peers` must list 1 to 256 hosts');
+    expect(parseLinkConfig({ ...good, peers: [{ ...good.peers[0], cert: 'not a certificate' }] })).toBe('peers[0].cert, the certificate is not a certificate');
+    expect(parseLinkConfig({ ...good, peers: [{ ...good.peers[0], port: 70000 }] })).toBe('peers[0] needs a host and a port (0..65535)');
+    expect(parseLinkConfig({ ...good, listen: { host: '', port: 1 } })).toBe('`listen` needs a host and a port (0..65535)');
+    expect(parseLinkConfig({ ...good, self: { name: 'a', key: id.a.key } })).toBe("`self.cert`, this host's certificate is not a PEM text");
   });
 });

@@ -316,7 +316,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   } catch (e) {
     log(`could not look for what an earlier supervisor left behind: ${(e as Error).message}`);
   }
-  const brokerFactory = opts.brokerFactory ?? (await defaultBrokerFactory(log));
+  const brokerFactory = opts.brokerFactory ?? (await defaultBrokerFactory(log, dir));
   // The audit trail and the ledger, beside the state file (records.ts); they sample the supervisor made below.
   let supRef: Supervisor | null = null;
   const recorder = openRecorder(
@@ -455,6 +455,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
             instances: health.annotate(sup.instanceStatus()),
             channels: sup.channelStatus(),
             exposures: sup.exposureStatus(),
+            links: sup.linkStatus(),
             unwired_violations: sup.unwiredViolations(),
             helpers: await sup.helperStatus(),
             metrics_url: metrics?.url ?? null,
@@ -523,8 +524,8 @@ function reapplyLast(rd: RunDir, sup: Supervisor, log: (s: string) => void, reco
     );
 }
 
-async function defaultBrokerFactory(log: (s: string) => void): Promise<BrokerFactory> {
-  const { Broker } = await import('@mcl/broker');
+async function defaultBrokerFactory(log: (s: string) => void, runDir: string): Promise<BrokerFactory> {
+  const { Broker, Links, crossHostChannels, parseLinkConfig, LINK_CONFIG_FILE } = await import('@mcl/broker');
   return (plan, hooks) => {
     const b = new Broker(plan, {
       log: (e) => {
@@ -536,6 +537,17 @@ async function defaultBrokerFactory(log: (s: string) => void): Promise<BrokerFac
       ...(hooks.onDestroy ? { onDestroy: hooks.onDestroy } : {}),
     });
     b.on('violation', hooks.onViolation);
+    // A plan over several hosts: the channels that cross to another host go over the links the
+    // deployment's link configuration describes (spec/hosts.md). The links close with the broker.
+    if (crossHostChannels(plan).length > 0) {
+      const raw = readSmallJson(join(runDir, LINK_CONFIG_FILE), 1024 * 1024);
+      const cfg = raw === null ? `${join(runDir, LINK_CONFIG_FILE)} is missing or not JSON` : parseLinkConfig(raw);
+      if (typeof cfg === 'string') log(`broker error: the plan has channels between hosts, but no link can carry them: ${cfg}`);
+      else {
+        const links = new Links(b, { ...cfg, log: (e) => e.level !== 'debug' && log(`link ${e.level}: ${e.message}`) });
+        links.start().catch((e: Error) => log(`link error: cannot listen for the other hosts: ${e.message}`));
+      }
+    }
     return b;
   };
 }
