@@ -265,6 +265,8 @@ export class Broker extends EventEmitter {
         connectionSession: false,
       };
       channels[0].requesters.add(conn.requester);
+      // A requester of a provider on another host is announced there now (it gets notifications from then on).
+      if (channels[0].remote) this.remoteProvider(conn.requester);
     }
     let clone = inst.clones.get(cloneIndex);
     if (!clone) {
@@ -394,6 +396,18 @@ export class Broker extends EventEmitter {
     for (const id of channels) {
       const ch = this.channels.get(id);
       if (ch && ch.plan) ch.remote = true;
+    }
+  }
+
+  /**
+   * Opens the stream to the remote provider for every requester clone of a remote channel that has
+   * none (a link came up): the other host learns of each requester clone, so that notifications
+   * reach it before it sends anything.
+   */
+  openRemoteRequesters(): void {
+    for (const ch of this.channels.values()) {
+      if (!ch.remote) continue;
+      for (const r of ch.requesters) if (r.alive && r.write) this.remoteProvider(r);
     }
   }
 

@@ -541,6 +541,7 @@ export class Links extends EventEmitter {
     p.pingTimer.unref?.();
     this.log('info', `link to ${p.peer.name} is up`);
     this.emit('up', p.peer.name);
+    this.broker.openRemoteRequesters();
   }
 
   // -------------------------------------------------------------------------
@@ -654,7 +655,7 @@ export class Links extends EventEmitter {
           return;
         }
         const r = p.asRequester.get(key) ?? this.attachRequester(p, ch, chIndex, clone);
-        if (r && !r.stream.deliver(payload)) this.refuse(p, 'oversize', `the broker here is more than ${STREAM_READ_LIMIT} bytes behind on ${ch.id} from ${ch.from.instance}[${clone}]; that stream was closed`);
+        if (r && payload.length > 0 && !r.stream.deliver(payload)) this.refuse(p, 'oversize', `the broker here is more than ${STREAM_READ_LIMIT} bytes behind on ${ch.id} from ${ch.from.instance}[${clone}]; that stream was closed`);
         return;
       }
       case T_TO_REQUESTER: {
@@ -735,6 +736,8 @@ export class Links extends EventEmitter {
       },
     );
     p.toProvider.set(key, stream);
+    // An empty frame announces the requester clone: the other host attaches it now.
+    this.send(p, T_TO_PROVIDER, chIndex, clone, Buffer.alloc(0));
     return stream;
   }
 

@@ -192,6 +192,22 @@ describe('the link between two hosts', () => {
     expect(counter(pair.brokerA, CH).calls).toBe(3);
   });
 
+  it('sends a notification to each requester clone on the other host once, including one that has sent nothing', async () => {
+    const db = await fake(pair.brokerB, 'db', 0, 'kv');
+    db.handler = kvHandler();
+    const c0 = await fake(pair.brokerA, 'client', 0, 'kv');
+    const c1 = await fake(pair.brokerA, 'client', 1, 'kv');
+    c0.send({ t: 'call', op: 'put', id: 1, body: { key: 'k', value: 'v' } });
+    expect(await c0.next()).toEqual({ t: 'reply', id: 1, body: { ok: true } });
+    // Both clones are known on the provider's host (announced when they attached).
+    await until(() => pair.brokerB.ports().filter((p) => p.instance === 'client').length === 2);
+    db.send({ t: 'notify', op: 'changed', body: { key: 'k' } });
+    expect(await c0.next()).toEqual({ t: 'notify', op: 'changed', body: { key: 'k' } });
+    expect(await c1.next()).toEqual({ t: 'notify', op: 'changed', body: { key: 'k' } });
+    expect(await c0.silent(150)).toBe(true);
+    expect(await c1.silent(10)).toBe(true);
+  });
+
   it('keeps each requester clone\'s rate budget on the provider\'s host', async () => {
     const db = await fake(pair.brokerB, 'db', 0, 'kv');
     db.handler = kvHandler();
