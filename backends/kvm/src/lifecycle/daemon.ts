@@ -23,6 +23,7 @@ import type { BrokerFactory, GuestRuntime } from './guest-runtime';
 import { openRecorder, requestWho, STATE_FILE_ENV } from './records';
 import type { MetricsEndpoint } from './metrics';
 import { HealthMonitor } from './health';
+import { startLinks } from './links';
 import { Cgroups, cgroupName, detectCgroups } from './cgroups';
 
 export const SOCKET = 'supervisor.sock';
@@ -525,7 +526,7 @@ function reapplyLast(rd: RunDir, sup: Supervisor, log: (s: string) => void, reco
 }
 
 async function defaultBrokerFactory(log: (s: string) => void, runDir: string): Promise<BrokerFactory> {
-  const { Broker, Links, crossHostChannels, parseLinkConfig, LINK_CONFIG_FILE } = await import('@mcl/broker');
+  const { Broker } = await import('@mcl/broker');
   return (plan, hooks) => {
     const b = new Broker(plan, {
       log: (e) => {
@@ -538,16 +539,8 @@ async function defaultBrokerFactory(log: (s: string) => void, runDir: string): P
     });
     b.on('violation', hooks.onViolation);
     // A plan over several hosts: the channels that cross to another host go over the links the
-    // deployment's link configuration describes (spec/hosts.md). The links close with the broker.
-    if (crossHostChannels(plan).length > 0) {
-      const raw = readSmallJson(join(runDir, LINK_CONFIG_FILE), 1024 * 1024);
-      const cfg = raw === null ? `${join(runDir, LINK_CONFIG_FILE)} is missing or not JSON` : parseLinkConfig(raw);
-      if (typeof cfg === 'string') log(`broker error: the plan has channels between hosts, but no link can carry them: ${cfg}`);
-      else {
-        const links = new Links(b, { ...cfg, log: (e) => e.level !== 'debug' && log(`link ${e.level}: ${e.message}`) });
-        links.start().catch((e: Error) => log(`link error: cannot listen for the other hosts: ${e.message}`));
-      }
-    }
+    // deployment's link.json describes (spec/hosts.md). The links close with the broker.
+    void startLinks(b, plan, runDir, log);
     return b;
   };
 }
