@@ -398,8 +398,14 @@ export class Links extends EventEmitter {
         sock.destroy();
         return;
       }
-      // A new connection from the peer replaces the old one (it noticed the drop first).
-      if (p.socket) p.socket.destroy();
+      // A new connection from the peer replaces the old one (it noticed the drop first): what was in
+      // flight on the old one fails now, as on any drop.
+      const old = p.socket;
+      if (old) {
+        p.socket = null;
+        old.destroy();
+        this.down(p, 'the peer connected again');
+      }
       this.useSocket(p, sock);
     });
     this.server = server;
