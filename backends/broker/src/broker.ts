@@ -1027,6 +1027,15 @@ export class Broker extends EventEmitter {
   /** Explicit session frames: `{"t":"open"}` and `{"t":"close"}`. */
   private sessionFrame(req: Requester, t: 'open' | 'close', id: number | string | undefined): void {
     const idPart = id === undefined ? '' : `,"id":${JSON.stringify(id)}`;
+    if (req.channel.remote) {
+      // Sessions of a provider on another host are its host's: ending this clone's stream ends the
+      // session there (and fails what was outstanding on it), and the next frame starts a new one.
+      this.endOrder(req, t === 'close' ? 'closed by a close frame' : 'a new session was opened');
+      this.closeRemote(req.channel, req.clone);
+      if (t === 'open') this.remoteProvider(req);
+      req.write?.(t === 'close' ? `{"t":"closed"${idPart}}\n` : `{"t":"opened"${idPart},"session":0}\n`, true);
+      return;
+    }
     if (t === 'close') {
       this.endOrder(req, 'closed by a close frame');
       if (req.session) this.sessions.end(req.session);
@@ -1137,11 +1146,15 @@ export class Broker extends EventEmitter {
           continue;
         }
         if (!r.write) continue;
-        // The other host sends a remote provider's notification once per requester clone.
-        if (conn.remote && (r.clone !== conn.clone || r.name !== ch.requirer?.plan.id)) continue;
-        // A session-bound clone speaks only to its session; other providers speak to every requester.
-        if (perSession && r.session?.clone !== conn.clone) continue;
-        if (ch.provider.sessionClones.has(conn.clone) && r.session?.clone !== conn.clone) continue;
+        if (conn.remote) {
+          // The other host sends a remote provider's notification once per requester clone, already
+          // limited to that requester's session there.
+          if (r.clone !== conn.clone || r.name !== ch.requirer?.plan.id) continue;
+        } else {
+          // A session-bound clone speaks only to its session; other providers speak to every requester.
+          if (perSession && r.session?.clone !== conn.clone) continue;
+          if (ch.provider.sessionClones.has(conn.clone) && r.session?.clone !== conn.clone) continue;
+        }
         if (r.write(line, true)) {
           ch.counters.frames_to_requirer++;
           ch.counters.bytes_to_requirer += line.length;

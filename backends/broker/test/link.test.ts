@@ -208,6 +208,23 @@ describe('the link between two hosts', () => {
     expect(await c1.silent(10)).toBe(true);
   });
 
+  it('ends the session on the provider\'s host when the requester opens a new one or closes it', async () => {
+    const db = await fake(pair.brokerB, 'db', 0, 'kv');
+    const client = await fake(pair.brokerA, 'client', 0, 'kv');
+    client.send({ t: 'call', op: 'get', id: 1, body: { key: 'k' } });
+    await db.next();
+    // A new session: the call outstanding in the old one fails, and the answer says so at once.
+    client.send({ t: 'open', id: 'o' });
+    const answers = [await client.next(), await client.next()];
+    expect(answers).toContainEqual({ t: 'opened', id: 'o', session: 0 });
+    expect(answers.find((a) => a.t === 'error')).toMatchObject({ id: 1 });
+    db.handler = kvHandler();
+    client.send({ t: 'call', op: 'get', id: 2, body: { key: 'k' } });
+    expect(await client.next()).toEqual({ t: 'reply', id: 2, body: { miss: null } });
+    client.send({ t: 'close' });
+    expect(await client.next()).toEqual({ t: 'closed' });
+  });
+
   it('keeps each requester clone\'s rate budget on the provider\'s host', async () => {
     const db = await fake(pair.brokerB, 'db', 0, 'kv');
     db.handler = kvHandler();
