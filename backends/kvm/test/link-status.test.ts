@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LinkStatus } from '@mcl/plan/backend';
 import { Supervisor } from '../src/lifecycle/supervisor';
 import { startLinks } from '../src/lifecycle/links';
+import { MetricsEndpoint } from '../src/lifecycle/metrics';
 import { Broker, Links } from '@mcl/broker';
 import { testPlan } from '../../broker/test/helpers';
 import { identities, twoHostPlan } from '../../broker/test/link-helpers';
@@ -32,6 +33,12 @@ describe('supervisor: links between hosts', () => {
     const link: LinkStatus = { peer: 'b', address: '10.0.0.2:7400', state: 'up', since: 1, bytes_out: 1, bytes_in: 2, frames_out: 1, frames_in: 1, latency_ms: 0.5, latency_p50_ms: 0.5, latency_p99_ms: 0.5, connects: 1, refused: {}, channels: ['x->y'] };
     (FakeBroker.all[0] as FakeBroker & { linkStatus(): LinkStatus[] }).linkStatus = () => [link];
     expect(sup.linkStatus()).toEqual([link]);
+    // The metrics endpoint exposes the same figures.
+    const text = await new MetricsEndpoint(() => sup, () => null).registry.metrics();
+    expect(text).toContain('mcl_link_up{peer="b"} 1');
+    expect(text).toContain('mcl_link_bytes{peer="b",direction="out"} 1');
+    expect(text).toContain('mcl_link_bytes{peer="b",direction="in"} 2');
+    expect(text).toContain('mcl_link_latency_seconds{peer="b"} 0.0005');
   });
 });
 
