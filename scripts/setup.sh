@@ -42,6 +42,8 @@ if [ "${MCL_SKIP_APT:-0}" != 1 ]; then
   ssh_missing=()
   [ -x /usr/sbin/sshd ] || ssh_missing+=(openssh-server)
   command -v ssh >/dev/null 2>&1 || ssh_missing+=(openssh-client)
+  # openssl makes the self-signed certificates the links between hosts pin (backends/broker/src/link.ts).
+  command -v openssl >/dev/null 2>&1 || ssh_missing+=(openssl)
   if [ ${#ssh_missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
       echo "setup: ${ssh_missing[*]} missing; run this script as root (or with sudo) to install them" >&2

@@ -240,6 +240,35 @@ export interface ExposureStatus {
   connections_open: number;
 }
 
+/**
+ * The link from this host's broker to another host of the deployment, which
+ * carries the channels whose ends are placed on the two hosts (spec/broker.md,
+ * "Links between hosts").
+ */
+export interface LinkStatus {
+  /** The other host's target name. */
+  peer: string;
+  /** `host:port` this host dials, or `(listening)` when the peer dials this host. */
+  address: string;
+  state: 'up' | 'down';
+  /** When the state last changed (ms since the epoch). */
+  since: number;
+  bytes_out: number;
+  bytes_in: number;
+  frames_out: number;
+  frames_in: number;
+  /** Round trip of the last ping frame, and p50/p99 over the last 64, in ms (null before the first answer). */
+  latency_ms: number | null;
+  latency_p50_ms: number | null;
+  latency_p99_ms: number | null;
+  /** How many times the link came up. */
+  connects: number;
+  /** Frames and connections refused, by kind (`handshake`, `unknown_peer`, `greeting`, `sequence`, `forged`, `oversize`, `streams`, `stale`, `peer_denied`). */
+  refused: Partial<Record<string, number>>;
+  /** The cross-host channels it carries. */
+  channels: string[];
+}
+
 export interface StatusReport {
   /** False when neither the state nor a live supervisor has instances; the other fields are then empty. */
   deployed: boolean;
@@ -253,6 +282,8 @@ export interface StatusReport {
   instances: InstanceStatus[];
   channels: ChannelStatus[];
   exposures: ExposureStatus[];
+  /** The links to the deployment's other hosts (absent on a deployment on one host). */
+  links?: LinkStatus[];
   /** Violations not tied to a channel (a write to a port that is not wired). */
   unwired_violations: ViolationRecord[];
   /** The supervisor's metrics endpoint (Prometheus text), when it serves one. */

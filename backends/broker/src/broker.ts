@@ -26,6 +26,7 @@ import { EventEmitter } from 'node:events';
 import { createConnection } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ChannelInvariants, Plan, PlanChannel, PlanExposure, PlanOperation } from '@mcl/plan';
+import type { LinkStatus } from '@mcl/plan/backend';
 import { compileSchemas, type CompiledSchemas } from './schema';
 import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type OpRt } from './admit';
 import { encode, encodePlain, envelope, frameId, plainLine, snippet, type Envelope } from './frames';
@@ -122,6 +123,12 @@ export class Broker extends EventEmitter {
   /** Created instances of the plan (mode `created`) with their factory, by instance id. */
   private readonly factoryRts = new Map<string, FactoryRt>();
   private readonly factories = new Factories();
+  /** How to reach the providers of channels whose provider runs on another host (setRemoteProviders). */
+  private remoteOpen: ((channel: string, clone: number) => Duplex | string) | null = null;
+  /** Streams to remote providers, by channel id and requester clone. */
+  private readonly remoteConns = new Map<string, PortConn>();
+  /** The links to other hosts, for status (link.ts registers them). */
+  private linkStatusOf: (() => LinkStatus[]) | null = null;
 
   constructor(plan: Plan, options: BrokerOptions = {}) {
     super();
@@ -258,6 +265,8 @@ export class Broker extends EventEmitter {
         connectionSession: false,
       };
       channels[0].requesters.add(conn.requester);
+      // A requester of a provider on another host is announced there now (it gets notifications from then on).
+      if (channels[0].remote) this.remoteProvider(conn.requester);
     }
     let clone = inst.clones.get(cloneIndex);
     if (!clone) {
@@ -294,6 +303,7 @@ export class Broker extends EventEmitter {
       // Calls still outstanding keep their budget object; a clone attached again starts afresh.
       conn.requester.channel.budgets.delete(cloneIndex);
       if (conn.requester.session) this.sessions.end(conn.requester.session);
+      if (conn.requester.channel.remote) this.closeRemote(conn.requester.channel, cloneIndex);
     }
   }
 
@@ -371,6 +381,72 @@ export class Broker extends EventEmitter {
   /** The most recent violations, oldest first. */
   violations(): Violation[] {
     return [...this.recent.slice(this.recentStart), ...this.recent.slice(0, this.recentStart)];
+  }
+
+  /**
+   * Marks `channels` as carried to another host (spec/broker.md, "Links between hosts"): their
+   * requesters' frames are checked here as usual, and what is admitted goes to the stream `open`
+   * gives for the channel and requester clone (a string when the other host cannot be reached, which
+   * fails the call at once). What comes back on that stream is checked as a provider's frames are.
+   * The stream is opened on the first frame and again after it closes; closing it fails the calls
+   * outstanding on it.
+   */
+  setRemoteProviders(channels: string[], open: (channel: string, clone: number) => Duplex | string): void {
+    this.remoteOpen = open;
+    for (const id of channels) {
+      const ch = this.channels.get(id);
+      if (ch && ch.plan) ch.remote = true;
+    }
+  }
+
+  /**
+   * Opens the stream to the remote provider for every requester clone of a remote channel that has
+   * none (a link came up): the other host learns of each requester clone, so that notifications
+   * reach it before it sends anything.
+   */
+  openRemoteRequesters(): void {
+    for (const ch of this.channels.values()) {
+      if (!ch.remote) continue;
+      for (const r of ch.requesters) if (r.alive && r.write) this.remoteProvider(r);
+    }
+  }
+
+  /** Registers where the state of the links to other hosts comes from (link.ts). */
+  setLinkStatus(fn: () => LinkStatus[]): void {
+    this.linkStatusOf = fn;
+  }
+
+  /** The links to other hosts (none on a deployment on one host). */
+  linkStatus(): LinkStatus[] {
+    return this.linkStatusOf?.() ?? [];
+  }
+
+  /** The stream to the remote provider of a requester's channel, opened when it has none. */
+  private remoteProvider(req: Requester): [PortConn | null, string] {
+    const ch = req.channel;
+    const key = `${ch.id}\u0000${req.clone}`;
+    const have = this.remoteConns.get(key);
+    if (have?.stream) return [have, ''];
+    const s = this.remoteOpen ? this.remoteOpen(ch.id, req.clone) : 'no link to the provider\'s host is configured';
+    if (typeof s === 'string') return [null, s];
+    const port = ch.provider.ports.get(ch.providerPort)!;
+    const conn = new PortConn(ch.provider, req.clone, port, [ch], s, ch.lineLimit, (c, line, bytes) => this.onLineGuarded(c, line, bytes), (c, bytes) => this.onOversize(c, bytes), 0);
+    conn.remote = true;
+    this.remoteConns.set(key, conn);
+    this.useStream(conn, s);
+    return [conn, ''];
+  }
+
+  /** Closes the stream to a remote provider for one requester clone (the clone went away). */
+  private closeRemote(ch: ChannelRt, clone: number): void {
+    const key = `${ch.id}\u0000${clone}`;
+    const conn = this.remoteConns.get(key);
+    if (!conn) return;
+    this.remoteConns.delete(key);
+    conn.attached = false;
+    const stream = conn.stream;
+    this.dropStream(conn, 'the requester went away');
+    stream?.destroy();
   }
 
   // -------------------------------------------------------------------------
@@ -534,6 +610,8 @@ export class Broker extends EventEmitter {
       if (ch.timer) clearTimeout(ch.timer);
       ch.timer = null;
     }
+    for (const conn of [...this.remoteConns.values()]) this.closeRemote(conn.channels[0], conn.clone);
+    this.emit('close');
     await listeners;
   }
 
@@ -669,11 +747,12 @@ export class Broker extends EventEmitter {
     stream.once('close', () => {
       if (conn.stream !== stream) return;
       if (conn.requester) this.endOrder(conn.requester, 'the port disconnected');
-      this.dropStream(conn, 'the port disconnected');
+      this.dropStream(conn, conn.remote ? 'the link to its host closed' : 'the port disconnected');
+      if (conn.remote) return;
       this.emit('disconnected', { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
       if (isDialled(conn.target)) this.scheduleReconnect(conn);
     });
-    this.emit('connected', { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
+    if (!conn.remote) this.emit('connected', { instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
     this.log({ level: 'debug', message: `port ${conn.key} connected`, instance: conn.instance.plan.id, clone: conn.clone, port: conn.port.name });
     for (const w of conn.connectWaiters.splice(0)) w();
   }
@@ -958,6 +1037,15 @@ export class Broker extends EventEmitter {
   /** Explicit session frames: `{"t":"open"}` and `{"t":"close"}`. */
   private sessionFrame(req: Requester, t: 'open' | 'close', id: number | string | undefined): void {
     const idPart = id === undefined ? '' : `,"id":${JSON.stringify(id)}`;
+    if (req.channel.remote) {
+      // Sessions of a provider on another host are its host's: ending this clone's stream ends the
+      // session there (and fails what was outstanding on it), and the next frame starts a new one.
+      this.endOrder(req, t === 'close' ? 'closed by a close frame' : 'a new session was opened');
+      this.closeRemote(req.channel, req.clone);
+      if (t === 'open') this.remoteProvider(req);
+      req.write?.(t === 'close' ? `{"t":"closed"${idPart}}\n` : `{"t":"opened"${idPart},"session":0}\n`, true);
+      return;
+    }
     if (t === 'close') {
       this.endOrder(req, 'closed by a close frame');
       if (req.session) this.sessions.end(req.session);
@@ -1068,9 +1156,15 @@ export class Broker extends EventEmitter {
           continue;
         }
         if (!r.write) continue;
-        // A session-bound clone speaks only to its session; other providers speak to every requester.
-        if (perSession && r.session?.clone !== conn.clone) continue;
-        if (ch.provider.sessionClones.has(conn.clone) && r.session?.clone !== conn.clone) continue;
+        if (conn.remote) {
+          // The other host sends a remote provider's notification once per requester clone, already
+          // limited to that requester's session there.
+          if (r.clone !== conn.clone || r.name !== ch.requirer?.plan.id) continue;
+        } else {
+          // A session-bound clone speaks only to its session; other providers speak to every requester.
+          if (perSession && r.session?.clone !== conn.clone) continue;
+          if (ch.provider.sessionClones.has(conn.clone) && r.session?.clone !== conn.clone) continue;
+        }
         if (r.write(line, true)) {
           ch.counters.frames_to_requirer++;
           ch.counters.bytes_to_requirer += line.length;
@@ -1145,6 +1239,11 @@ export class Broker extends EventEmitter {
       // A factory port's frame goes to the created clone it names (checked to be the creator's own).
       const c = inst.clones.get(to)?.get(ch.providerPort);
       use(c?.stream ? c : null, c?.stream ? '' : `the created instance ${inst.plan.id}[${to}] is not connected on port ${ch.providerPort}`);
+      return;
+    }
+    // A provider on another host: its broker there picks the clone (and opens its sessions).
+    if (ch.remote) {
+      use(...this.remoteProvider(req));
       return;
     }
     const perSession = inst.plan.mode === 'per_session' && this.opts.onSessionOpen !== undefined;

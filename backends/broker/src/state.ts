@@ -48,6 +48,8 @@ export interface ChannelRt extends ChannelRules {
   lineLimit: number;
   /** Whether it is a byte-stream exposure (std.tcp.Stream): notifications go to the connection they name. */
   stream: boolean;
+  /** Whether its provider runs on another host: calls and sends go over the link (link.ts, setRemoteProviders). */
+  remote?: boolean;
 }
 
 export interface Session {
@@ -152,6 +154,12 @@ export class PortConn {
   /** Sockets paused because this port's stream is full. */
   pausedSources = new Set<Duplex>();
   connectWaiters: (() => void)[] = [];
+  /**
+   * A provider on another host, reached over the link for one requester clone (its `clone` is the
+   * requester's): its notifications go to that requester clone only, since the other host sends them
+   * once per requester clone.
+   */
+  remote = false;
 
   constructor(
     readonly instance: InstanceRt,

@@ -313,6 +313,7 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
       lines.push(`  tcp ${e.host_port} -> ${e.instance}.${e.port}: ${e.listening ? 'listening' : s.red('not listening')}, ${e.connections_open} open, ${e.connections_total} total`);
     }
   }
+  if (r.links?.length) lines.push('', s.bold('Links:'), ...renderLinks(r.links, s));
   const t = r.totals;
   lines.push('', `${plural(t.clones, 'clone')}: rss ${formatBytes(t.rss_bytes)}, pss ${formatBytes(t.pss_bytes)}, private ${formatBytes(t.private_bytes)}`);
   if (r.helpers?.length) {
@@ -404,4 +405,22 @@ export async function superviseCommand(dir: string, backendName?: string): Promi
   const backend = await loadBackend(backendName === undefined ? DEFAULT_BACKEND : backendRow(backendName, '__supervise was asked for'));
   await backend.runSupervisor(resolve(dir));
   return ExitCode.Ok;
+}
+
+/**
+ * The links to the deployment's other hosts: state, bytes each way, the ping's
+ * round trip, what was refused, and the channels each carries.
+ */
+export function renderLinks(links: NonNullable<StatusReport['links']>, s: Context['outStyle']): string[] {
+  const out: string[] = [];
+  for (const l of links) {
+    const state = l.state === 'up' ? s.green('up') : s.red('down');
+    const since = new Date(l.since).toISOString();
+    const latency = l.latency_ms === null ? 'no ping answered yet' : `ping ${l.latency_ms.toFixed(2)} ms (p50 ${l.latency_p50_ms?.toFixed(2)}, p99 ${l.latency_p99_ms?.toFixed(2)})`;
+    out.push(`  ${s.bold(l.peer)} ${l.address}: ${state} since ${since}, ${formatBytes(l.bytes_out)} out / ${formatBytes(l.bytes_in)} in, ${latency}, ${plural(l.connects, 'connect')}`);
+    const refused = Object.entries(l.refused).filter(([, n]) => (n ?? 0) > 0);
+    if (refused.length) out.push(s.red(`    refused: ${refused.map(([k, n]) => `${k} ${n}`).join(', ')}`));
+    if (l.channels.length) out.push(s.dim(`    carries ${l.channels.join(', ')}`));
+  }
+  return out;
 }

@@ -23,6 +23,7 @@ import type { BrokerFactory, GuestRuntime } from './guest-runtime';
 import { openRecorder, requestWho, STATE_FILE_ENV } from './records';
 import type { MetricsEndpoint } from './metrics';
 import { HealthMonitor } from './health';
+import { startLinks } from './links';
 import { Cgroups, cgroupName, detectCgroups } from './cgroups';
 
 export const SOCKET = 'supervisor.sock';
@@ -316,7 +317,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   } catch (e) {
     log(`could not look for what an earlier supervisor left behind: ${(e as Error).message}`);
   }
-  const brokerFactory = opts.brokerFactory ?? (await defaultBrokerFactory(log));
+  const brokerFactory = opts.brokerFactory ?? (await defaultBrokerFactory(log, dir));
   // The audit trail and the ledger, beside the state file (records.ts); they sample the supervisor made below.
   let supRef: Supervisor | null = null;
   const recorder = openRecorder(
@@ -455,6 +456,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
             instances: health.annotate(sup.instanceStatus()),
             channels: sup.channelStatus(),
             exposures: sup.exposureStatus(),
+            links: sup.linkStatus(),
             unwired_violations: sup.unwiredViolations(),
             helpers: await sup.helperStatus(),
             metrics_url: metrics?.url ?? null,
@@ -523,7 +525,7 @@ function reapplyLast(rd: RunDir, sup: Supervisor, log: (s: string) => void, reco
     );
 }
 
-async function defaultBrokerFactory(log: (s: string) => void): Promise<BrokerFactory> {
+async function defaultBrokerFactory(log: (s: string) => void, runDir: string): Promise<BrokerFactory> {
   const { Broker } = await import('@mcl/broker');
   return (plan, hooks) => {
     const b = new Broker(plan, {
@@ -536,6 +538,9 @@ async function defaultBrokerFactory(log: (s: string) => void): Promise<BrokerFac
       ...(hooks.onDestroy ? { onDestroy: hooks.onDestroy } : {}),
     });
     b.on('violation', hooks.onViolation);
+    // A plan over several hosts: the channels that cross to another host go over the links the
+    // deployment's link.json describes (spec/hosts.md). The links close with the broker.
+    void startLinks(b, plan, runDir, log);
     return b;
   };
 }

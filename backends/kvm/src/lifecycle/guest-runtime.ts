@@ -6,6 +6,7 @@
 // @mcl/broker) are plugged in by `runSupervisor`.
 
 import type { Plan, PlanInstance } from '@mcl/plan';
+import type { LinkStatus } from '@mcl/plan/backend';
 import type { BrokerCheckpoint, ChannelCounters, ExposureInfo, PortTarget, Violation } from '@mcl/broker';
 import type { EventSink } from './events';
 
@@ -174,6 +175,8 @@ export interface BrokerLike {
   resume?(): void;
   counters(): ChannelCounters[];
   violations(): Violation[];
+  /** The links to the deployment's other hosts (spec/broker.md, "Links between hosts"). */
+  linkStatus?(): LinkStatus[];
   close(): Promise<void>;
 }
 

@@ -156,6 +156,40 @@ export class MetricsEndpoint {
         }
       },
     });
+    // The links to the deployment's other hosts (spec/broker.md, "Links between hosts"); none on one host.
+    new Gauge({
+      name: 'mcl_link_up',
+      help: 'Whether the link to each other host of the deployment is up (1) or down (0)',
+      labelNames: ['peer'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const l of s()?.linkStatus() ?? []) this.set({ peer: l.peer }, l.state === 'up' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'mcl_link_bytes',
+      help: 'Bytes the current links sent (direction=out) and received (direction=in), per other host',
+      labelNames: ['peer', 'direction'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const l of s()?.linkStatus() ?? []) {
+          this.set({ peer: l.peer, direction: 'out' }, l.bytes_out);
+          this.set({ peer: l.peer, direction: 'in' }, l.bytes_in);
+        }
+      },
+    });
+    new Gauge({
+      name: 'mcl_link_latency_seconds',
+      help: 'Round trip of the last ping frame on the link to each other host',
+      labelNames: ['peer'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const l of s()?.linkStatus() ?? []) if (l.latency_ms !== null) this.set({ peer: l.peer }, l.latency_ms / 1000);
+      },
+    });
     const led = () => this.ledger();
     const ledgerCounter = (name: string, help: string, pick: (t: NonNullable<ReturnType<Ledger['totals']['get']>>) => number) =>
       new Counter({

@@ -15,6 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { paramEnv, paramEnvName, type Plan, type PlanInstance } from '@mcl/plan';
 import type { Violation } from '@mcl/broker';
+import type { LinkStatus } from '@mcl/plan/backend';
 import { diffInstances, startLayers, stopLayers, type InstanceDiff } from './diff';
 import { BackendFailure } from './errors';
 import type { BackendEvent, ChannelStatus, CloneState, EventSink, ExposureStatus, HelperStatus, InstanceStatus, ViolationRecord } from './events';
@@ -933,6 +934,11 @@ export class Supervisor {
       const k = counters.get(`tcp:${e.host_port}->${e.instance}.${e.port}`);
       return { ...e, listening: this.broker !== null, connections_total: k?.connections?.total ?? 0, connections_open: k?.connections?.open ?? 0 };
     });
+  }
+
+  /** The links to the deployment's other hosts (none on one host). */
+  linkStatus(): LinkStatus[] {
+    return this.broker?.linkStatus?.() ?? [];
   }
 
   unwiredViolations(): ViolationRecord[] {
