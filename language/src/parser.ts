@@ -1059,24 +1059,30 @@ export class McParser extends EmbeddedActionsParser {
       this.OR<A.Ident>([
         alt(() => this.mkIdent(this.CONSUME(T.Identifier))),
         alt(() => this.quotedIdent(this.CONSUME(T.StringLit))),
-        alt(() => {
-          const tok = this.CONSUME(T.ReservedWord);
-          const id = this.mkIdent(tok);
-          if (!this.RECORDING_PHASE && id.name !== '') {
-            const quoted = JSON.stringify(id.name);
-            this.report(
-              Codes.ReservedWordAsName,
-              id.span,
-              `\`${id.name}\` is a reserved word and cannot be ${what ?? 'a name'} as it stands`,
-              `quote it: \`${quoted}\` (the name on the wire stays \`${id.name}\`)`,
-              [{ title: `Quote \`${id.name}\``, edits: [{ file: this.path, span: id.span, newText: quoted }] }],
-            );
-          }
-          return id;
-        }),
+        alt(() => this.reservedAsName(this.CONSUME(T.ReservedWord), what)),
       ]),
     'Ident',
   );
+
+  /**
+   * A bare reserved word where a member name or a map key is expected: parsed
+   * as the name it would be and reported (MCL0130), with the quoted form as
+   * the fix, since the quoted form is what the language accepts there.
+   */
+  private reservedAsName(tok: IToken, what?: string): A.Ident {
+    const id = this.mkIdent(tok);
+    if (!this.RECORDING_PHASE && id.name !== '') {
+      const quoted = JSON.stringify(id.name);
+      this.report(
+        Codes.ReservedWordAsName,
+        id.span,
+        `\`${id.name}\` is a reserved word and cannot be ${what ?? 'a name'} as it stands`,
+        `quote it: \`${quoted}\` (the name on the wire stays \`${id.name}\`)`,
+        [{ title: `Quote \`${id.name}\``, edits: [{ file: this.path, span: id.span, newText: quoted }] }],
+      );
+    }
+    return id;
+  }
 
   /** A quoted name: the string's value, marked as quoted; an empty one is reported. */
   private quotedIdent(tok: IToken): A.Ident {
@@ -1296,6 +1302,12 @@ export class McParser extends EmbeddedActionsParser {
     this.OR([
       alt(() => (node.key = this.literalFrom(this.CONSUME(T.StringLit)) as A.StringLiteral)),
       alt(() => (node.key = this.mkIdent(this.CONSUME(T.Identifier, NAME.key)))),
+      {
+        // A reserved word as a key (`{ type: "x" }`, a record value whose field is written `"type"`)
+        // is the quoted key misspelt: it is read as that key and reported, with the quoted form as the fix.
+        GATE: () => tokenMatcher(this.LA(2), T.Colon) || tokenMatcher(this.LA(2), T.Eq),
+        ALT: () => (node.key = this.reservedAsName(this.CONSUME(T.ReservedWord), 'a key')),
+      },
     ]);
     this.OR2({ DEF: [alt(() => this.CONSUME(T.Colon)), alt(() => this.CONSUME(T.Eq))], ERR_MSG: '`:` or `=` and the value' });
     node.value = this.SUBRULE(this.expr);
