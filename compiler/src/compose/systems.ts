@@ -408,7 +408,7 @@ export class Systems {
         const ix = mem.from.index?.value;
         const fine = (typeof ix === 'number' && ix >= 0 && ix < length && !mem.fanout) || (ix === '*' && (mem.fanout?.length ?? -2) + 1 === length);
         if (!fine) for (let i = 0; i < length; i++) attempted.add(`${arrayInst!.name}.${portElementName(mem.from.port.name, i)}`);
-      }
+      } else if (mem.from.index) attempted.add(`${mem.from.instance.name}.${mem.from.port.name}`);
     }
 
     // Exposures declared in the system.
