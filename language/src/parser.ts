@@ -1810,17 +1810,20 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(K.connect);
     node.from = this.SUBRULE(this.portRef);
     this.CONSUME(T.Arrow, EXPECT.connectArrow);
-    this.OR2([
-      alt(() => (node.to = this.SUBRULE2(this.portRef))),
-      alt(() => {
-        const list = this.SUBRULE(this.portRefList);
-        if (this.RECORDING_PHASE) return;
-        if (list.length > 0) {
-          node.to = list[0];
-          node.fanout = list.slice(1);
-        } else this.report(Codes.FanOutForm, { start: this.LA(0).startOffset, end: this.endPos() }, 'the list of a fan-out names at least one port', 'list the ports the elements connect to: `-> [s0.kv, s1.kv]`');
-      }),
-    ]);
+    // A list (a fan-out) or one port. Not an OR: a missing port must keep the
+    // in-rule recovery of `portRef`, so that `connect a.x -> { rate 5/s }` still
+    // parses its block.
+    let listed = false;
+    this.OPTION2(() => {
+      const list = this.SUBRULE(this.portRefList);
+      listed = true;
+      if (this.RECORDING_PHASE) return;
+      if (list.length > 0) {
+        node.to = list[0];
+        node.fanout = list.slice(1);
+      } else this.report(Codes.FanOutForm, { start: this.LA(0).startOffset, end: this.endPos() }, 'the list of a fan-out names at least one port', 'list the ports the elements connect to: `-> [s0.kv, s1.kv]`');
+    });
+    if (this.RECORDING_PHASE || !listed) node.to = this.SUBRULE2(this.portRef);
     if (!this.RECORDING_PHASE) this.checkFanOut(node);
     this.OPTION(() => {
       this.CONSUME(T.LBrace);
