@@ -29,7 +29,14 @@ const KV = 'import std.kv.{Kv}\n';
 const JOBS = 'protocol Jobs { call run(string) -> string }\ncomponent Worker { provide jobs: Jobs }\n';
 const comp = (body: string) => `component C {\n${body}\n}\n`;
 
+const ARR = KV + 'component R { require shards: Kv[2] }\ncomponent S { provide kv: Kv }\n';
 const CASES: Case[] = [
+  // Port arrays: the element checks the compiler makes (the syntax checks are in language/test and spec/diagnostics.md).
+  { code: 'MCL0143', main: ARR + 'system T { r = R\n a = S\n connect r.shards[2] -> a.kv }\n', at: '[2]', hint: /0 to 1/ },
+  { code: 'MCL0144', main: ARR + 'system T { r = R\n a = S\n connect r.shards[*] -> [a.kv, a.kv[0]] }\n', at: '[0]' },
+  { code: 'MCL0145', main: ARR + 'system T { r = R\n a = S\n connect r.shards -> a.kv }\n', at: 'shards', hint: /\[\*\]/ },
+  { code: 'MCL0146', main: KV + 'component P { provide kv: Kv[2] }\n', at: '2' },
+  { code: 'MCL0147', main: ARR + 'system T { r = R\n a = S\n connect r.shards[*] -> [a.kv] }\n', at: 'a.kv', message: /2 elements but the list names 1/ },
   { code: 'MCL0201', main: 'import std.htp.{Http}\n', at: 'std.htp', hint: /std\.http/ },
   { code: 'MCL0202', main: 'import std.kv.{Kvv}\n', at: 'Kvv', hint: /`Kv`/ },
   { code: 'MCL0203', main: 'type A = { b: Bee }\ntype Be = int\n', at: 'Bee', hint: /`Be`/ },

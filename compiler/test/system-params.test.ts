@@ -81,4 +81,21 @@ describe('parameterised systems', () => {
     const r = compileText(`component C { memory m ${PROGRAM} }\nsystem S { c = C }\n`);
     expect(codes(r)).toEqual(['MCL0412']);
   });
+
+  it('take a record argument whose reserved-word key is quoted, and say "reserved word" with the fix for a bare one', () => {
+    const src = (key: string) => `
+type Ev = { "type": string, id: int }
+component Job { memory 96MiB param ev: Ev ${PROGRAM} }
+system Tenant { param e: Ev
+  j = Job { ev = e } }
+system Main { t = Tenant { e = { ${key}: "x", id: 1 } } }
+deploy Main
+`;
+    const ok = compileText(src('"type"'));
+    expect(ok.diagnostics).toEqual([]);
+    expect(ok.plan!.instances[0].params).toEqual({ ev: { type: 'x', id: 1 } });
+    const bare = compileText(src('type'));
+    expect(bare.diagnostics.map((d) => `${d.code} ${d.message}`)).toEqual(['MCL0130 `type` is a reserved word and cannot be a key as it stands']);
+    expect(bare.diagnostics[0].fixes?.[0].edits[0].newText).toBe('"type"');
+  });
 });

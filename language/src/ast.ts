@@ -473,6 +473,19 @@ export interface PortDecl extends NodeBase {
    * the factory port to.
    */
   factory?: FactorySpec;
+  /**
+   * A port array (`require shards: Kv[4]`): `count` ports of the protocol,
+   * elements `shards[0]`..`shards[3]` in connects, named `shards.0`..
+   * `shards.3` in the plan, the broker and the guest. Required ports only.
+   */
+  count?: IntLiteral | MissingExpr;
+}
+
+/** An element of a port array named in a `connect` or `export`: `[2]`, or `[*]` for every element of a fan-out. */
+export interface PortIndex extends NodeBase {
+  kind: 'PortIndex';
+  /** The element, or `*` for every element; -1 for a missing index (already reported). */
+  value: number | '*';
 }
 
 /**
@@ -619,13 +632,23 @@ export interface PortRef extends NodeBase {
   kind: 'PortRef';
   instance: Ident;
   port: Ident;
+  /** An element of a port array: `r.shards[2]`, `r.shards[*]`. */
+  index?: PortIndex;
 }
 
-/** `connect a.req -> b.prov { attrs }`: from a `require` port to a `provide` port. */
+/**
+ * `connect a.req -> b.prov { attrs }`: from a `require` port to a `provide` port.
+ * A fan-out `connect r.shards[*] -> [s0.kv, s1.kv]` connects element i of
+ * the array to the i-th port of the list: `to` is the list's first port (so
+ * tools reading one end of a connect see a real port, and every node is
+ * visited once) and `fanout` the ports after it; `fanout` is present exactly
+ * when the right-hand side is a list.
+ */
 export interface ConnectDecl extends NodeBase {
   kind: 'ConnectDecl';
   from: PortRef;
   to: PortRef;
+  fanout?: PortRef[];
   attrs: ChannelAttr[];
 }
 
@@ -817,6 +840,7 @@ export type Node =
   | SystemMember
   | InstanceSetting
   | PortRef
+  | PortIndex
   | ChannelAttr
   | PolicyRule
   | Property

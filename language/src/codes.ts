@@ -44,6 +44,14 @@ export const Codes = {
   MissingComma: entry('MCL0117', 'Missing comma'),
   TooManyErrors: entry('MCL0118', 'Too many syntax errors', 'info'),
   ReservedWordAsName: entry('MCL0130', 'Reserved word used as a name'),
+  PortArrayLength: entry('MCL0140', 'Port array length out of range'),
+  PortIndexInvalid: entry('MCL0141', 'Invalid port array index'),
+  FanOutForm: entry('MCL0142', 'Malformed fan-out connect'),
+  PortIndexOutOfRange: entry('MCL0143', 'Port array index out of range'),
+  NotAPortArray: entry('MCL0144', 'Index on a port that is not an array'),
+  PortArrayElementNeeded: entry('MCL0145', 'Port array named without an element'),
+  ProvidedPortArray: entry('MCL0146', 'Port array on a provided port'),
+  FanOutLength: entry('MCL0147', 'Fan-out list length differs from the array'),
 
   // Resolve: modules, imports, names.
   UnknownModule: entry('MCL0201', 'Unknown module'),

@@ -6,3 +6,4 @@ export { Codes, codeInfo, diagnosticInfos, syntaxDiagnosticInfos, type CodeName 
 export { tokenize, type LexicalToken } from './lexer';
 export { walk, nodeAt, childrenOf, forEachChild, type Visitor } from './visit';
 export { RESERVED_WORDS, CONTEXTUAL_KEYWORDS, type TokenKind } from './tokens';
+export { MAX_PORT_ARRAY } from './parser';

@@ -94,6 +94,8 @@ const ARG = {
 /** A missing token, by where it belongs. */
 const EXPECT = {
   portAfterDot: { ERR_MSG: '`.` and a port name (`instance.port`)' },
+  portIndexClose: { ERR_MSG: '`]` to close the element index (`shards[2]`)' },
+  portListClose: { ERR_MSG: '`]` to close the list of ports' },
   importsClose: { ERR_MSG: '`}` to close the import list' },
   typeEquals: { ERR_MSG: '`=` and the type' },
   listOpen: { ERR_MSG: '`<` and the element type (`list<T>`)' },
@@ -154,6 +156,9 @@ const EXPECT = {
 
 /** Rule nesting beyond which nested types, values and order expressions are cut off and reported. */
 export const MAX_NESTING = 120;
+
+/** The most elements a port array has (`require shards: Kv[64]`); each element is a port of the guest. */
+export const MAX_PORT_ARRAY = 64;
 
 // Placeholders for required fields a failed rule never reached. `fixMissing`
 // replaces them with `Missing*` nodes (or empty names) positioned where the
@@ -754,7 +759,34 @@ export class McParser extends EmbeddedActionsParser {
     node.instance = this.mkIdent(this.CONSUME(T.Identifier, NAME.instance));
     this.CONSUME(T.Dot, EXPECT.portAfterDot);
     node.port = this.mkIdent(this.CONSUME2(T.Identifier, NAME.port));
+    this.OPTION(() => (node.index = this.SUBRULE(this.portIndex)));
     return this.done(node);
+  });
+
+  /** `[2]` or `[*]` after a port name: an element of a port array, or all of them (a fan-out). */
+  portIndex = this.rule('portIndex', (): A.PortIndex => {
+    const start = this.startPos();
+    this.CONSUME(T.LBracket);
+    let value: number | '*' = -1;
+    this.OR([
+      alt(() => (this.CONSUME(T.Star), (value = '*'))),
+      alt(() => {
+        const lit = this.literalFrom(this.CONSUME(T.IntLit));
+        if (lit.kind === 'Int' && Number.isSafeInteger(lit.value) && lit.value >= 0) value = lit.value;
+        else if (!this.RECORDING_PHASE) this.report(Codes.PortIndexInvalid, lit.span, 'an element index is a whole number from 0', 'write the element as `port[0]`, `port[1]`, ...');
+      }),
+    ]);
+    this.CONSUME(T.RBracket, EXPECT.portIndexClose);
+    return { kind: 'PortIndex', value, span: { start, end: this.endPos() } };
+  });
+
+  /** `[a.p, b.q]`: the ports a fan-out connects the elements of a port array to, in order. */
+  portRefList = this.rule('portRefList', (): A.PortRef[] => {
+    const out: A.PortRef[] = [];
+    this.CONSUME(T.LBracket);
+    this.commaSeparated(this.portRef, 'ports', (r) => out.push(r));
+    this.CONSUME(T.RBracket, EXPECT.portListClose);
+    return out;
   });
 
   // -------------------------------------------------------------------------
@@ -1059,24 +1091,30 @@ export class McParser extends EmbeddedActionsParser {
       this.OR<A.Ident>([
         alt(() => this.mkIdent(this.CONSUME(T.Identifier))),
         alt(() => this.quotedIdent(this.CONSUME(T.StringLit))),
-        alt(() => {
-          const tok = this.CONSUME(T.ReservedWord);
-          const id = this.mkIdent(tok);
-          if (!this.RECORDING_PHASE && id.name !== '') {
-            const quoted = JSON.stringify(id.name);
-            this.report(
-              Codes.ReservedWordAsName,
-              id.span,
-              `\`${id.name}\` is a reserved word and cannot be ${what ?? 'a name'} as it stands`,
-              `quote it: \`${quoted}\` (the name on the wire stays \`${id.name}\`)`,
-              [{ title: `Quote \`${id.name}\``, edits: [{ file: this.path, span: id.span, newText: quoted }] }],
-            );
-          }
-          return id;
-        }),
+        alt(() => this.reservedAsName(this.CONSUME(T.ReservedWord), what)),
       ]),
     'Ident',
   );
+
+  /**
+   * A bare reserved word where a member name or a map key is expected: parsed
+   * as the name it would be and reported (MCL0130), with the quoted form as
+   * the fix, since the quoted form is what the language accepts there.
+   */
+  private reservedAsName(tok: IToken, what?: string): A.Ident {
+    const id = this.mkIdent(tok);
+    if (!this.RECORDING_PHASE && id.name !== '') {
+      const quoted = JSON.stringify(id.name);
+      this.report(
+        Codes.ReservedWordAsName,
+        id.span,
+        `\`${id.name}\` is a reserved word and cannot be ${what ?? 'a name'} as it stands`,
+        `quote it: \`${quoted}\` (the name on the wire stays \`${id.name}\`)`,
+        [{ title: `Quote \`${id.name}\``, edits: [{ file: this.path, span: id.span, newText: quoted }] }],
+      );
+    }
+    return id;
+  }
 
   /** A quoted name: the string's value, marked as quoted; an empty one is reported. */
   private quotedIdent(tok: IToken): A.Ident {
@@ -1296,6 +1334,12 @@ export class McParser extends EmbeddedActionsParser {
     this.OR([
       alt(() => (node.key = this.literalFrom(this.CONSUME(T.StringLit)) as A.StringLiteral)),
       alt(() => (node.key = this.mkIdent(this.CONSUME(T.Identifier, NAME.key)))),
+      {
+        // A reserved word as a key (`{ type: "x" }`, a record value whose field is written `"type"`)
+        // is the quoted key misspelt: it is read as that key and reported, with the quoted form as the fix.
+        GATE: () => tokenMatcher(this.LA(2), T.Colon) || tokenMatcher(this.LA(2), T.Eq),
+        ALT: () => (node.key = this.reservedAsName(this.CONSUME(T.ReservedWord), 'a key')),
+      },
     ]);
     this.OR2({ DEF: [alt(() => this.CONSUME(T.Colon)), alt(() => this.CONSUME(T.Eq))], ERR_MSG: '`:` or `=` and the value' });
     node.value = this.SUBRULE(this.expr);
@@ -1528,6 +1572,16 @@ export class McParser extends EmbeddedActionsParser {
         alt(() => (node.protocol = this.SUBRULE(this.qualifiedName, ARG.protocol))),
       ],
     });
+    // `Kv[4]`: a port array of four elements.
+    this.OPTION3(() => {
+      this.CONSUME(T.LBracket);
+      const lit = this.literalFrom(this.CONSUME(T.IntLit));
+      this.CONSUME(T.RBracket, EXPECT.portIndexClose);
+      node.count = lit.kind === 'Int' ? lit : { kind: 'MissingExpr', span: lit.span };
+      if (!this.RECORDING_PHASE && !(lit.kind === 'Int' && Number.isInteger(lit.value) && lit.value >= 1 && lit.value <= MAX_PORT_ARRAY)) {
+        this.report(Codes.PortArrayLength, lit.span, `a port array has 1 to ${MAX_PORT_ARRAY} elements`, `write the number of elements, such as \`[4]\``);
+      }
+    });
     this.OPTION(() => (this.CONSUME(K.optional), (node.optional = true)));
     // `expose name: P on tcp N` requires the exposure; on `provide` it is accepted too.
     this.OPTION2(() => (node.expose = this.SUBRULE(this.exposeSpec)));
@@ -1756,7 +1810,21 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(K.connect);
     node.from = this.SUBRULE(this.portRef);
     this.CONSUME(T.Arrow, EXPECT.connectArrow);
-    node.to = this.SUBRULE2(this.portRef);
+    // A list (a fan-out) or one port. Not an OR: a missing port must keep the
+    // in-rule recovery of `portRef`, so that `connect a.x -> { rate 5/s }` still
+    // parses its block.
+    let listed = false;
+    this.OPTION2(() => {
+      const list = this.SUBRULE(this.portRefList);
+      listed = true;
+      if (this.RECORDING_PHASE) return;
+      if (list.length > 0) {
+        node.to = list[0];
+        node.fanout = list.slice(1);
+      } else this.report(Codes.FanOutForm, { start: this.LA(0).startOffset, end: this.endPos() }, 'the list of a fan-out names at least one port', 'list the ports the elements connect to: `-> [s0.kv, s1.kv]`');
+    });
+    if (this.RECORDING_PHASE || !listed) node.to = this.SUBRULE2(this.portRef);
+    if (!this.RECORDING_PHASE) this.checkFanOut(node);
     this.OPTION(() => {
       this.CONSUME(T.LBrace);
       this.MANY(() => {
@@ -1767,6 +1835,21 @@ export class McParser extends EmbeddedActionsParser {
     });
     return this.done(node);
   });
+
+  /**
+   * A fan-out has `[*]` on its left and a list on its right, and nothing else
+   * does: `[*]` is where every element is wired, the list is where to.
+   */
+  private checkFanOut(node: A.ConnectDecl): void {
+    const star = node.from.index?.value === '*';
+    if (star && !node.fanout && node.to !== M_PORTREF) {
+      this.report(Codes.FanOutForm, node.from.index!.span, '`[*]` connects every element of a port array, so the right-hand side is a list of ports', `write \`-> [a.p, b.p, ...]\` with one port per element, or name one element: \`${node.from.port.name}[0]\``);
+    } else if (!star && node.fanout) {
+      this.report(Codes.FanOutForm, node.from.span, 'a list of ports on the right connects the elements of a port array: write `[*]` after the array', `write \`connect ${node.from.instance.name}.${node.from.port.name}[*] -> [...]\``);
+    }
+    if (node.to.index?.value === '*') this.report(Codes.FanOutForm, node.to.index.span, '`[*]` belongs on the required port array of a fan-out, on the left', 'name the provided ports in a list on the right');
+    for (const r of node.fanout ?? []) if (r.index?.value === '*') this.report(Codes.FanOutForm, r.index.span, '`[*]` belongs on the required port array of a fan-out, on the left', 'name one port per element');
+  }
 
   rateAttr = this.rule('rateAttr', (): A.RateAttr => {
     const node = this.open(B.rateAttr(this.startPos()));

@@ -344,6 +344,7 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
     case 'PortDecl': {
       const head = node.expose ? 'expose' : node.direction;
       const parts: Doc[] = [head, ' ', path.call(print, 'name'), ': ', path.call(print, node.factory ? 'factory' : 'protocol')];
+      if (node.count) parts.push('[', path.call(print, 'count'), ']');
       if (node.optional) parts.push(' optional');
       if (node.expose) parts.push(' ', path.call(print, 'expose'));
       return parts;
@@ -397,11 +398,16 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
     case 'ParamOverride':
       return [path.call(print, 'name'), ' = ', path.call(print, 'value')];
     case 'PortRef':
-      return [path.call(print, 'instance'), '.', path.call(print, 'port')];
+      return node.index ? [path.call(print, 'instance'), '.', path.call(print, 'port'), path.call(print, 'index')] : [path.call(print, 'instance'), '.', path.call(print, 'port')];
+    case 'PortIndex':
+      return ['[', String(node.value), ']'];
     case 'ConnectDecl': {
-      const head: Doc[] = ['connect ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
+      // A fan-out's list is its first port (`to`) and the ports after it (`fanout`).
+      const to: Doc = node.fanout ? ['[', join(', ', [path.call(print, 'to'), ...path.map(print, 'fanout')]), ']'] : path.call(print, 'to');
+      const head: Doc[] = ['connect ', path.call(print, 'from'), ' -> ', to];
       if (node.attrs.length === 0 && !hasDangling(node)) return head;
-      return [head, ' ', softBlock(path, options, path.map(print, 'attrs'), ';', node.to.span.end)];
+      const last = node.fanout?.length ? node.fanout[node.fanout.length - 1] : node.to;
+      return [head, ' ', softBlock(path, options, path.map(print, 'attrs'), ';', last.span.end)];
     }
     case 'RateAttr':
       return node.burst ? ['rate ', path.call(print, 'rate'), ' burst ', path.call(print, 'burst')] : ['rate ', path.call(print, 'rate')];

@@ -54,6 +54,14 @@ describe('prettier plugin', () => {
     expect(shape(out)).toEqual(shape(input));
   });
 
+  it('formats port arrays, element indices and fan-out lists', async () => {
+    const input = 'component R { require shards:Kv[ 3 ]  optional }\nsystem S { connect r.shards[*]->[a.kv,b.kv,\n c.kv] { rate 1/s }\n connect r.x[ 0 ] -> a.kv\n export e = r.y[2] }\n';
+    const out = await formatMcl(input);
+    expect(out).toBe('component R {\n  require shards: Kv[3] optional\n}\n\nsystem S {\n  connect r.shards[*] -> [a.kv, b.kv, c.kv] { rate 1/s }\n  connect r.x[0] -> a.kv\n  export e = r.y[2]\n}\n');
+    expect(await formatMcl(out)).toBe(out);
+    expect(shape(out)).toEqual(shape(input));
+  });
+
   it('formats the messy fixture to its golden output', async () => {
     const input = readFileSync(join(__dirname, 'fixtures', 'messy.mcl'), 'utf8');
     const out = await formatMcl(input);

@@ -87,6 +87,21 @@ export interface RestartInfo {
   max_retries: number;
 }
 
+/**
+ * The name of element `i` of port array `name` in the plan, the broker and the
+ * guest (`shards.2`, the device `/dev/mcl/shards.2`); the source writes it
+ * `shards[2]`. A port name has no `.`, so no plain port can take it.
+ */
+export function portElementName(name: string, i: number): string {
+  return `${name}.${i}`;
+}
+
+/** A port's name as the source writes it: `shards[2]` for the element `shards.2`, a plain port's name as it is. */
+export function portSourceName(name: string): string {
+  const dot = name.lastIndexOf('.');
+  return dot < 0 ? name : `${name.slice(0, dot)}[${name.slice(dot + 1)}]`;
+}
+
 export interface ComponentInfo {
   entry: DeclEntry;
   image?: DeclEntry;
@@ -99,6 +114,8 @@ export interface ComponentInfo {
   params: Map<string, ParamInfo>;
   ports: PortInfo[];
   portByName: Map<string, PortInfo>;
+  /** Port arrays by name, with their lengths: element i is the port `<name>.<i>` of `ports` (portElementName). */
+  arrays: Map<string, number>;
   mode: ModeInfo;
   restart: RestartInfo;
   program?: ProgramMember;
@@ -408,6 +425,7 @@ export class Components {
       declassifies: [],
       params: new Map(),
       ports: [],
+      arrays: new Map(),
       portByName: new Map(),
       mode: { mode: 'single', replicas: 1 },
       restart: { policy: 'never', max_retries: 0 },
@@ -489,8 +507,25 @@ export class Components {
           }
           const pe = resolveRef(this.ctx, m, mem.protocol, ['protocol'], 'protocol');
           const dirWord = mem.expose ? 'expose' : mem.direction;
-          const symbol = this.ctx.declare('port', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, () => `${dirWord} ${name}: ${pe ? pe.qname : qnameText(mem.protocol)}${mem.optional ? ' optional' : ''}`, mem.doc, e.symbol);
+          const symbol = this.ctx.declare('port', m.file, `${e.name}.${name}`, mem.name, mem.span, `${e.qname}.${name}`, () => `${dirWord} ${name}: ${pe ? pe.qname : qnameText(mem.protocol)}${mem.count?.kind === 'Int' ? `[${mem.count.value}]` : ''}${mem.optional ? ' optional' : ''}`, mem.doc, e.symbol);
           this.ctx.protocolOf(symbol, pe?.symbol);
+          if (mem.count) {
+            // A port array: one port per element, each with its own slot, channel and checks.
+            if (mem.direction === 'provide') {
+              this.ctx.report(Codes.ProvidedPortArray, `provided port \`${name}\` cannot be an array`, m.file, mem.count.span, {
+                hint: 'a provided port already serves every caller connected to it: remove the `[N]`',
+              });
+              break;
+            }
+            if (mem.count.kind !== 'Int') break;
+            info.arrays.set(name, mem.count.value);
+            for (let i = 0; i < mem.count.value; i++) {
+              const element: PortInfo = { name: portElementName(name, i), direction: mem.direction, protocol: pe ? this.protocols.get(pe) : undefined, optional: mem.optional, decl: mem, symbol, slot: info.ports.length + 1 };
+              info.ports.push(element);
+              info.portByName.set(element.name, element);
+            }
+            break;
+          }
           const port: PortInfo = {
             name,
             direction: mem.direction,

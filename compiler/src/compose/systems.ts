@@ -26,6 +26,8 @@ import { refinementProblem } from '../types/refine';
 import { didYouMean } from '../util/suggest';
 import { bindingKey, checkArg, declareParams, paramNamed, type Arg, type Binding, type SysParam } from './params';
 import {
+  portElementName,
+  portSourceName,
   declassification,
   hostPort,
   memoryOf,
@@ -136,6 +138,12 @@ export function portOf(inst: InstInfo, name: string): SysPort | undefined {
     return p && { name: p.name, direction: p.direction, protocol: p.protocol, optional: p.optional, symbol: p.symbol, factory: p.factory };
   }
   return inst.sys?.exports.get(name);
+}
+
+/** A port reference as the source writes it: `r.shards[2]` (with the element a fan-out wires for `[*]`), `db.kv`. */
+function refText(ref: PortRef, element?: number): string {
+  const ix = ref.index ? `[${ref.index.value === '*' ? element ?? '*' : ref.index.value}]` : '';
+  return `${ref.instance.name}.${ref.port.name}${ix}`;
 }
 
 function portNames(inst: InstInfo): string[] {
@@ -334,7 +342,8 @@ export class Systems {
 
     this.createdInstances(info, e, m);
 
-    const resolveEnd = (ref: PortRef): { inst: InstInfo; port: SysPort } | undefined => {
+    // `element_`: the element a fan-out wires now, for a ref written `[*]`.
+    const resolveEnd = (ref: PortRef, element_?: number): { inst: InstInfo; port: SysPort } | undefined => {
       const iname = ref.instance.name;
       const pname = ref.port.name;
       if (!iname || !pname) return undefined;
@@ -347,7 +356,9 @@ export class Systems {
       }
       this.ctx.reference(m.file, ref.instance.span, inst.symbol);
       if (!inst.comp && !inst.sys) return undefined;
-      const port = portOf(inst, pname);
+      const element = this.arrayElement(inst, ref, element_, m);
+      if (element === null) return undefined;
+      const port = portOf(inst, element ?? pname);
       if (!port) {
         const owner = inst.comp ? inst.comp.entry.name : inst.sys!.entry.name;
         this.ctx.report(Codes.UnknownPort, `\`${iname}\` (\`${owner}\`) has no port \`${pname}\``, m.file, ref.port.span, {
@@ -385,71 +396,19 @@ export class Systems {
     const attempted = new Set<string>();
     for (const mem of d.members) {
       if (mem.kind !== 'ConnectDecl') continue;
-      const from = resolveEnd(mem.from);
-      const to = resolveEnd(mem.to);
-      for (const end of [from, to]) if (end && end.port.direction === 'require') attempted.add(`${end.inst.name}.${end.port.name}`);
-      const attrs = this.attrs(mem.attrs, m, from?.port.protocol ?? to?.port.protocol, 'channel', info);
-      if (!from || !to) continue;
-      const fromText = `${mem.from.instance.name}.${mem.from.port.name}`;
-      const toText = `${mem.to.instance.name}.${mem.to.port.name}`;
-      if (from.port.direction !== 'require' || to.port.direction !== 'provide') {
-        if (from.port.direction === 'provide' && to.port.direction === 'require') {
-          const fixed = `connect ${toText} -> ${fromText}`;
-          this.ctx.report(Codes.WrongConnectionDirection, `\`connect\` goes from a required port to a provided port, but \`${fromText}\` is provided and \`${toText}\` is required`, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
-            hint: `swapped? write \`${fixed}\``,
-            fixes: [{
-              title: `Swap to \`${fixed}\``,
-              edits: [
-                { file: m.file, span: mem.from.span, newText: textOf(m, mem.to.span) },
-                { file: m.file, span: mem.to.span, newText: textOf(m, mem.from.span) },
-              ],
-            }],
-          });
-        } else if (from.port.direction === 'provide') {
-          this.ctx.report(Codes.WrongConnectionDirection, `\`${fromText}\` is a provided port: a connection starts at a required port`, m.file, mem.from.span, {
-            hint: `connect a port that \`require\`s ${from.port.protocol ? `\`${from.port.protocol.entry.name}\`` : 'the protocol'} to \`${fromText}\` instead`,
-          });
-        } else {
-          this.ctx.report(Codes.WrongConnectionDirection, `\`${toText}\` is a required port: a connection ends at a provided port`, m.file, mem.to.span, {
-            hint: `connect \`${fromText}\` to a port that \`provide\`s ${to.port.protocol ? `\`${to.port.protocol.entry.name}\`` : 'the protocol'}`,
-          });
-        }
-        continue;
-      }
-      const made = from.port.factory ? info.created.get(`${from.inst.name}.${from.port.name}`) : undefined;
-      if (from.port.factory && made !== to.inst) {
-        this.ctx.report(Codes.FactoryChannelElsewhere, `\`${fromText}\` is a factory port: its channels go to the instances it creates${made ? `, \`${made.name}\`` : ''}, not to \`${mem.to.instance.name}\``, m.file, mem.to.span, {
-          hint: made ? `connect it to a provided port of \`${made.name}\`: \`connect ${fromText} -> ${made.name}.<port>\`` : `declare the created instance: \`w = ${from.port.factory.component?.name ?? 'Worker'} { created by ${fromText} }\``,
-        });
-        continue;
-      }
-      // A factory port takes the protocol of the created instance's port it is connected to.
-      const fp = from.port.factory ? to.port.protocol : from.port.protocol;
-      const tp = to.port.protocol;
-      // A different protocol is fine when the required one refines the provided one (refine.ts); the channel carries the required one.
-      const refinement = fp && tp && fp !== tp ? refinementProblem(this.types, fp, tp) : undefined;
-      if (fp && tp && refinement !== undefined) {
-        this.ctx.report(Codes.ProtocolMismatch, `protocol mismatch: \`${fromText}\` requires \`${fp.entry.qname}\` but \`${toText}\` provides \`${tp.entry.qname}\`, which it does not refine: ${refinement}`, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
-          hint: `connect \`${fromText}\` to a port that provides \`${fp.entry.name}\`, or make \`${fp.entry.name}\` a refinement of \`${tp.entry.name}\` (a subset of its operations with the same message types and an order it accepts)`,
-          related: [
-            related(fp.entry.module.file, fp.entry.decl.name.span, `\`${fp.entry.qname}\` is declared here`),
-            related(tp.entry.module.file, tp.entry.decl.name.span, `\`${tp.entry.qname}\` is declared here`),
-          ],
-        });
-        continue;
-      }
-      const key = `${from.inst.name}.${from.port.name}`;
-      const first = wired.get(key);
-      if (first) {
-        this.ctx.report(Codes.RequiredPortWiredTwice, `\`${key}\` is already connected: a required port has exactly one channel`, m.file, mem.from.span, {
-          hint: 'remove one of the connections, or declare another required port for the second provider',
-          related: [related(m.file, first.span, 'first connected here')],
-        });
-        continue;
-      }
-      wired.set(key, mem);
-      if (!fp || !attrs) continue;
-      info.connects.push({ decl: mem, from: { inst: from.inst, port: from.port.name }, to: { inst: to.inst, port: to.port.name }, protocol: fp, invariants: attrs.invariants, allow: attrs.allow, ...(attrs.declassifies.length ? { declassifies: attrs.declassifies } : {}), ...(attrs.query ? { query: true as const } : {}) });
+      // A connect's attributes are checked once, however many channels it makes.
+      let checked: { attrs: ReturnType<Systems['attrs']> } | undefined;
+      const attrsOf = (p: ProtocolInfo | undefined) => (checked ??= { attrs: this.attrs(mem.attrs, m, p, 'channel', info) }).attrs;
+      for (const [fromElement, toRef] of this.fanOut(info, mem, m)) this.connectOne(info, e, m, mem, resolveEnd, attrsOf, wired, attempted, fromElement, toRef);
+      // A connect of a port array that names no valid element (or a list of the wrong length) was reported
+      // once: its elements are not reported as unwired as well.
+      const arrayInst = info.instances.get(mem.from.instance.name);
+      const length = arrayInst?.comp?.arrays.get(mem.from.port.name);
+      if (length !== undefined) {
+        const ix = mem.from.index?.value;
+        const fine = (typeof ix === 'number' && ix >= 0 && ix < length && !mem.fanout) || (ix === '*' && (mem.fanout?.length ?? -2) + 1 === length);
+        if (!fine) for (let i = 0; i < length; i++) attempted.add(`${arrayInst!.name}.${portElementName(mem.from.port.name, i)}`);
+      } else if (mem.from.index) attempted.add(`${mem.from.instance.name}.${mem.from.port.name}`);
     }
 
     // Exposures declared in the system.
@@ -576,7 +535,7 @@ export class Systems {
   }
 
   private unwired(info: SystemInfo, d: SystemDecl, m: Module, inst: InstInfo, p: SysPort): void {
-    const key = `${inst.name}.${p.name}`;
+    const key = `${inst.name}.${portSourceName(p.name)}`;
     const candidates: string[] = [];
     if (p.protocol) {
       for (const other of info.instances.values()) {
@@ -885,6 +844,148 @@ export class Systems {
    * and `query` describe what a channel carries between two instances, so they belong to channels only.
    * `info` is the system being checked, whose parameters a `rate` may name (absent in a component).
    */
+
+  /**
+   * The pairs a connect wires: (element of the left port array or undefined,
+   * right-hand port). A plain connect is one pair; a fan-out
+   * `connect r.shards[*] -> [a.kv, b.kv]` pairs element i with the i-th port of
+   * the list, whose length must be the array's (MCL0147).
+   */
+  private fanOut(info: SystemInfo, mem: ConnectDecl, m: Module): [number | undefined, PortRef][] {
+    // `[*]` without a list, or a list without `[*]`: the parser reported the form.
+    if ((mem.from.index?.value === '*') !== !!mem.fanout) return [];
+    if (!mem.fanout) return [[undefined, mem.to]];
+    const list = [mem.to, ...mem.fanout];
+    const inst = info.instances.get(mem.from.instance.name);
+    const length = inst?.comp?.arrays.get(mem.from.port.name);
+    if (length !== undefined && length !== list.length) {
+      this.ctx.report(Codes.FanOutLength, `\`${mem.from.instance.name}.${mem.from.port.name}\` has ${length} elements but the list names ${list.length} ports`, m.file, { start: mem.to.span.start, end: list[list.length - 1].span.end }, {
+        hint: `name one port per element, ${length} in all`,
+      });
+      return [];
+    }
+    // Not an array (or unknown): resolving the first pair reports it once.
+    if (length === undefined) return [[0, mem.to]];
+    return list.map((r, i) => [i, r]);
+  }
+
+  /**
+   * The element a port reference names: `undefined` for a plain port, the
+   * element's port name for `p[i]` (or `p[*]` with the fan-out's `element`),
+   * or `null` after reporting a misuse (an index on a plain port, an index out
+   * of range, an array without an index).
+   */
+  private arrayElement(inst: InstInfo, ref: PortRef, element: number | undefined, m: Module): string | undefined | null {
+    const name = ref.port.name;
+    const length = inst.comp?.arrays.get(name);
+    const ix = ref.index;
+    if (!ix) {
+      if (length === undefined) return undefined;
+      this.ctx.report(Codes.PortArrayElementNeeded, `\`${ref.instance.name}.${name}\` is a port array of ${length}: name an element`, m.file, ref.port.span, {
+        hint: `write \`${ref.instance.name}.${name}[0]\` .. \`[${length - 1}]\`, or connect every element at once: \`connect ${ref.instance.name}.${name}[*] -> [a.p, b.p, ...]\``,
+      });
+      return null;
+    }
+    if (length === undefined) {
+      if (!portOf(inst, name)) return undefined; // unknown port: reported by the caller
+      this.ctx.report(Codes.NotAPortArray, `\`${ref.instance.name}.${name}\` is not a port array, so it has no elements`, m.file, ix.span, { hint: 'remove the index' });
+      return null;
+    }
+    const i = ix.value === '*' ? element : ix.value;
+    if (i === undefined) {
+      this.ctx.report(Codes.FanOutForm, `\`[*]\` names every element, which only a fan-out connect wires`, m.file, ix.span, { hint: `name one element, \`${name}[0]\` .. \`[${length - 1}]\`` });
+      return null;
+    }
+    if (i < 0) return null; // an invalid index, reported by the parser
+    if (i >= length) {
+      this.ctx.report(Codes.PortIndexOutOfRange, `\`${ref.instance.name}.${name}\` has ${length} elements, so there is no element ${i}`, m.file, ix.span, { hint: `use an index from 0 to ${length - 1}` });
+      return null;
+    }
+    this.ctx.reference(m.file, ref.port.span, inst.comp!.portByName.get(portElementName(name, i))!.symbol);
+    return portElementName(name, i);
+  }
+
+  /** Checks and records one channel of a `connect` (one element of a fan-out). */
+  private connectOne(
+    info: SystemInfo,
+    e: DeclEntry,
+    m: Module,
+    mem: ConnectDecl,
+    resolveEnd: (ref: PortRef, element?: number) => { inst: InstInfo; port: SysPort } | undefined,
+    attrsOf: (p: ProtocolInfo | undefined) => ReturnType<Systems['attrs']>,
+    wired: Map<string, ConnectDecl>,
+    attempted: Set<string>,
+    fromElement: number | undefined,
+    toRef: PortRef,
+  ): void {
+    const from = resolveEnd(mem.from, fromElement);
+    const to = resolveEnd(toRef);
+
+    for (const end of [from, to]) if (end && end.port.direction === 'require') attempted.add(`${end.inst.name}.${end.port.name}`);
+    const attrs = attrsOf(from?.port.protocol ?? to?.port.protocol);
+    if (!from || !to) return;
+    const fromText = refText(mem.from, fromElement);
+    const toText = refText(toRef);
+    if (from.port.direction !== 'require' || to.port.direction !== 'provide') {
+      if (from.port.direction === 'provide' && to.port.direction === 'require') {
+        const fixed = `connect ${toText} -> ${fromText}`;
+        this.ctx.report(Codes.WrongConnectionDirection, `\`connect\` goes from a required port to a provided port, but \`${fromText}\` is provided and \`${toText}\` is required`, m.file, { start: mem.from.span.start, end: toRef.span.end }, {
+          hint: `swapped? write \`${fixed}\``,
+          fixes: [{
+            title: `Swap to \`${fixed}\``,
+            edits: [
+              { file: m.file, span: mem.from.span, newText: textOf(m, toRef.span) },
+              { file: m.file, span: toRef.span, newText: textOf(m, mem.from.span) },
+            ],
+          }],
+        });
+      } else if (from.port.direction === 'provide') {
+        this.ctx.report(Codes.WrongConnectionDirection, `\`${fromText}\` is a provided port: a connection starts at a required port`, m.file, mem.from.span, {
+          hint: `connect a port that \`require\`s ${from.port.protocol ? `\`${from.port.protocol.entry.name}\`` : 'the protocol'} to \`${fromText}\` instead`,
+        });
+      } else {
+        this.ctx.report(Codes.WrongConnectionDirection, `\`${toText}\` is a required port: a connection ends at a provided port`, m.file, toRef.span, {
+          hint: `connect \`${fromText}\` to a port that \`provide\`s ${to.port.protocol ? `\`${to.port.protocol.entry.name}\`` : 'the protocol'}`,
+        });
+      }
+      return;
+    }
+    const made = from.port.factory ? info.created.get(`${from.inst.name}.${from.port.name}`) : undefined;
+    if (from.port.factory && made !== to.inst) {
+      this.ctx.report(Codes.FactoryChannelElsewhere, `\`${fromText}\` is a factory port: its channels go to the instances it creates${made ? `, \`${made.name}\`` : ''}, not to \`${toRef.instance.name}\``, m.file, toRef.span, {
+        hint: made ? `connect it to a provided port of \`${made.name}\`: \`connect ${fromText} -> ${made.name}.<port>\`` : `declare the created instance: \`w = ${from.port.factory.component?.name ?? 'Worker'} { created by ${fromText} }\``,
+      });
+      return;
+    }
+    // A factory port takes the protocol of the created instance's port it is connected to.
+    const fp = from.port.factory ? to.port.protocol : from.port.protocol;
+    const tp = to.port.protocol;
+    // A different protocol is fine when the required one refines the provided one (refine.ts); the channel carries the required one.
+    const refinement = fp && tp && fp !== tp ? refinementProblem(this.types, fp, tp) : undefined;
+    if (fp && tp && refinement !== undefined) {
+      this.ctx.report(Codes.ProtocolMismatch, `protocol mismatch: \`${fromText}\` requires \`${fp.entry.qname}\` but \`${toText}\` provides \`${tp.entry.qname}\`, which it does not refine: ${refinement}`, m.file, { start: mem.from.span.start, end: toRef.span.end }, {
+        hint: `connect \`${fromText}\` to a port that provides \`${fp.entry.name}\`, or make \`${fp.entry.name}\` a refinement of \`${tp.entry.name}\` (a subset of its operations with the same message types and an order it accepts)`,
+        related: [
+          related(fp.entry.module.file, fp.entry.decl.name.span, `\`${fp.entry.qname}\` is declared here`),
+          related(tp.entry.module.file, tp.entry.decl.name.span, `\`${tp.entry.qname}\` is declared here`),
+        ],
+      });
+      return;
+    }
+    const key = `${from.inst.name}.${from.port.name}`;
+    const first = wired.get(key);
+    if (first) {
+      this.ctx.report(Codes.RequiredPortWiredTwice, `\`${from.inst.name}.${portSourceName(from.port.name)}\` is already connected: a required port has exactly one channel`, m.file, mem.from.span, {
+        hint: 'remove one of the connections, or declare another required port for the second provider',
+        related: [related(m.file, first.span, 'first connected here')],
+      });
+      return;
+    }
+    wired.set(key, mem);
+    if (!fp || !attrs) return;
+    info.connects.push({ decl: mem, from: { inst: from.inst, port: from.port.name }, to: { inst: to.inst, port: to.port.name }, protocol: fp, invariants: attrs.invariants, allow: attrs.allow, ...(attrs.declassifies.length ? { declassifies: attrs.declassifies } : {}), ...(attrs.query ? { query: true as const } : {}) });
+  }
+
   private attrs(list: ChannelAttr[], m: Module, protocol: ProtocolInfo | undefined, where: 'channel' | 'exposure', info?: SystemInfo): ExposeAttrs | undefined {
     const inv: Omit<ChannelInvariants, 'order'> = { max_message_bytes: DEFAULT_MAX_MESSAGE, rate: null, timeout_ms: DEFAULT_TIMEOUT_MS, max_inflight: DEFAULT_MAX_INFLIGHT };
     let allow: string[] | undefined;

@@ -5,8 +5,11 @@
 // KVM (backends/kvm): templates are cold-booted QEMU guests whose RAM lives in
 // a memory-backend-file; clones restore from it copy-on-write, so replicas and
 // per-session forks (one fresh clone per accepted connection) are both cheap.
-// Ports are virtio-serial ports of one virtio-serial device, whose default
-// limit is 31 ports; slot 0 is the control port.
+// Ports are virtio-serial ports spread over up to four virtio-serial devices
+// of 30 ports each (backends/kvm/src/vm/qemu.ts, MAX_DATA_PORT_SLOTS: 119
+// slots besides the control port); a template has one slot more than the plan's
+// port_slots, so a component has up to 118 ports. A guest finds its ports by
+// name, whatever device carries them.
 //
 // Xen (backends/xen): templates are PVH domains booted once and parked;
 // instances are copy-on-write forks of the parked template (xc_memshr_fork,
@@ -71,7 +74,7 @@ export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
     replicas: true,
     factories: true,
     exposures: true,
-    maxPortSlots: 31,
+    maxPortSlots: 119,
     maxVcpus: 64,
     minMemoryBytes: MIN_GUEST_MEMORY,
     customKernel: true,

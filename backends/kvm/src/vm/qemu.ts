@@ -67,6 +67,42 @@ function opt(s: string): string {
   return s.replace(/,/g, ',,');
 }
 
+/**
+ * Ports of one virtio-serial device: `nr` 0 is kept for a console, and
+ * `max_ports` stays at QEMU's default of 31, so a device carries the ports
+ * `nr` 1..30. Measured under QEMU 7.2 (TCG, machine pc) with the Debian 6.1
+ * cloud kernel: with `max_ports=32` the guest never completes a write on the
+ * control port, with 31 it does, whatever the number of devices.
+ */
+export const PORTS_PER_SERIAL_DEVICE = 30;
+
+/** The most virtio-serial devices a guest gets, and so the most data slots (the control port takes one port of device 0). */
+export const MAX_SERIAL_DEVICES = 4;
+export const MAX_DATA_PORT_SLOTS = MAX_SERIAL_DEVICES * PORTS_PER_SERIAL_DEVICE - 1;
+
+/**
+ * Where a port lives: the control port is the first port (`nr` 1) of device
+ * 0 and data slot `slot` is port number `slot` after it, filling each device
+ * before the next, so slots 1..29 are `nr` 2..30 of device 0 (the layout a
+ * single device always had), slots 30..59 `nr` 1..30 of device 1, and so on.
+ */
+export function serialPortPlace(slot: number): { device: number; nr: number } {
+  return { device: Math.floor(slot / PORTS_PER_SERIAL_DEVICE), nr: (slot % PORTS_PER_SERIAL_DEVICE) + 1 };
+}
+
+/** How many virtio-serial devices a guest with `portSlots` data slots has (at least one, for the control port). */
+export function serialDeviceCount(portSlots: number): number {
+  return serialPortPlace(portSlots).device + 1;
+}
+
+/** `max_ports` of device `d`: room for its highest `nr` plus the console's `nr` 0 (one more on a lone device, as it always had). */
+function serialDeviceMaxPorts(portSlots: number, d: number): number {
+  const last = serialDeviceCount(portSlots) - 1;
+  if (d < last) return PORTS_PER_SERIAL_DEVICE + 1;
+  if (last === 0) return portSlots + 2;
+  return serialPortPlace(portSlots).nr + 1;
+}
+
 export function qemuArgs(layout: QemuLayout, inst: QemuInstanceArgs): string[] {
   const mem = `${Math.round(layout.memoryBytes / (1024 * 1024))}M`;
   const args: string[] = ['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-name', opt(inst.name)];
@@ -88,14 +124,20 @@ export function qemuArgs(layout: QemuLayout, inst: QemuInstanceArgs): string[] {
   const con = inst.consoleSocket ? `socket,id=con,path=${opt(inst.consoleSocket)},server=on,wait=off` : `file,id=con,path=${opt(inst.logFile)},append=on`;
   args.push('-chardev', con, '-serial', 'chardev:con');
   const bus = layout.machine === 'microvm' ? 'virtio-serial-device' : 'virtio-serial-pci';
-  // nr 0 is reserved for consoles; the control port is nr 1 and data slot i is nr i + 1.
-  args.push('-device', `${bus},id=vser0,max_ports=${layout.portSlots + 2}`);
+  // The ports are spread over as many virtio-serial devices as they need (serialPortPlace); the guest finds
+  // a port by its name whatever device carries it. A guest with at most 29 data slots has one device, with
+  // the command line it always had, so the templates cached before stay valid.
+  const devices = serialDeviceCount(layout.portSlots);
+  for (let d = 0; d < devices; d++) {
+    args.push('-device', `${bus},id=vser${d},max_ports=${serialDeviceMaxPorts(layout.portSlots, d)}`);
+  }
   args.push('-chardev', `socket,id=ctl,path=${opt(inst.controlSocket)},server=on,wait=off`);
   args.push('-device', 'virtserialport,bus=vser0.0,nr=1,chardev=ctl,name=control');
   for (let slot = 1; slot <= layout.portSlots; slot++) {
     const sock = inst.dataPortSockets[slot - 1] ?? null;
+    const { device, nr } = serialPortPlace(slot);
     args.push('-chardev', sock ? `socket,id=p${slot},path=${opt(sock)},server=on,wait=off` : `null,id=p${slot}`);
-    args.push('-device', `virtserialport,bus=vser0.0,nr=${slot + 1},chardev=p${slot},name=slot${slot}`);
+    args.push('-device', `virtserialport,bus=vser${device}.0,nr=${nr},chardev=p${slot},name=slot${slot}`);
   }
   args.push('-qmp', `unix:${opt(inst.qmpSocket)},server=on,wait=off`);
   if (inst.pidFile) args.push('-pidfile', inst.pidFile);

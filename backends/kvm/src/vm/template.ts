@@ -17,7 +17,7 @@ import { execa } from 'execa';
 import { probeAccelerator } from './accel';
 import { ControlChannel } from './control';
 import { cacheDir, freeBytes, shmDir } from './paths';
-import { KERNEL_CMDLINE, launchCommand, qemuArgs, qemuVersion, requireQemu, shQuote, type QemuLayout } from './qemu';
+import { KERNEL_CMDLINE, launchCommand, MAX_DATA_PORT_SLOTS, MAX_SERIAL_DEVICES, PORTS_PER_SERIAL_DEVICE, qemuArgs, qemuVersion, requireQemu, shQuote, type QemuLayout } from './qemu';
 import { QmpClient } from './qmp';
 import type { MachineType, Template, TemplateOptions, TemplateSpec } from './types';
 
@@ -183,9 +183,10 @@ function tail(text: string, lines = 15): string {
  * another through a lock file.
  */
 export async function ensureTemplate(spec: TemplateSpec, options: TemplateOptions = {}): Promise<Template> {
-  if (spec.portSlots < 0 || !Number.isInteger(spec.portSlots) || spec.portSlots > 30) {
-    throw Object.assign(new Error(`template ${spec.id}: ${spec.portSlots} port slots is out of range 0..30`), {
-      kind: 'failure' as const, hint: 'a virtio-serial device has at most 31 ports, one of which is the control port',
+  if (spec.portSlots < 0 || !Number.isInteger(spec.portSlots) || spec.portSlots > MAX_DATA_PORT_SLOTS) {
+    throw Object.assign(new Error(`template ${spec.id}: ${spec.portSlots} port slots is out of range 0..${MAX_DATA_PORT_SLOTS}`), {
+      kind: 'failure' as const,
+      hint: `a guest has at most ${MAX_SERIAL_DEVICES} virtio-serial devices of ${PORTS_PER_SERIAL_DEVICE} ports, one of which is the control port`,
     });
   }
   if (spec.memoryBytes < 64 * 1024 * 1024 || spec.memoryBytes % (1024 * 1024) !== 0) {

@@ -6,7 +6,7 @@ import { resolveModules } from '../../src/image/index';
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { parseSmapsBreakdown, parseSmapsRollup } from '../../src/vm/memory';
-import { launchCommand, parseThpMode, qemuArgs, type LaunchHost } from '../../src/vm/qemu';
+import { launchCommand, MAX_DATA_PORT_SLOTS, MAX_SERIAL_DEVICES, parseThpMode, qemuArgs, type LaunchHost } from '../../src/vm/qemu';
 import { which } from '../../src/vm/paths';
 
 describe('writeCpio', () => {
@@ -155,6 +155,44 @@ describe('qemuArgs', () => {
     expect(c).toContain('defer');
     expect(c.join(' ')).toContain('socket,id=p1,path=/r/p1,server=on,wait=off');
     expect(c.join(' ')).toContain('null,id=p2');
+  });
+
+  it('keeps the one-device layout up to 29 data slots and spreads more over devices of 30 ports', () => {
+    const devices = (slots: number) => {
+      const a = qemuArgs({ ...layout, portSlots: slots }, { ...inst, shareMemory: true, dataPortSockets: [] });
+      return a.filter((_, i) => a[i - 1] === '-device');
+    };
+    // The layout a single device always had (templates cached before stay valid).
+    expect(devices(2)).toEqual([
+      'virtio-serial-pci,id=vser0,max_ports=4',
+      'virtserialport,bus=vser0.0,nr=1,chardev=ctl,name=control',
+      'virtserialport,bus=vser0.0,nr=2,chardev=p1,name=slot1',
+      'virtserialport,bus=vser0.0,nr=3,chardev=p2,name=slot2',
+    ]);
+    expect(devices(29).filter((d) => d.startsWith('virtio-serial'))).toEqual(['virtio-serial-pci,id=vser0,max_ports=31']);
+    // A guest whose device had max_ports=32 never completed a write on its control port: no device has more than 31.
+    expect(devices(30).filter((d) => d.startsWith('virtio-serial'))).toEqual(['virtio-serial-pci,id=vser0,max_ports=31', 'virtio-serial-pci,id=vser1,max_ports=2']);
+    const d40 = devices(40);
+    expect(d40.filter((d) => d.startsWith('virtio-serial'))).toEqual(['virtio-serial-pci,id=vser0,max_ports=31', 'virtio-serial-pci,id=vser1,max_ports=12']);
+    expect(d40).toContain('virtserialport,bus=vser0.0,nr=30,chardev=p29,name=slot29');
+    expect(d40).toContain('virtserialport,bus=vser1.0,nr=1,chardev=p30,name=slot30');
+    expect(d40).toContain('virtserialport,bus=vser1.0,nr=11,chardev=p40,name=slot40');
+    // Every port has a distinct (device, nr) within its device's max_ports.
+    for (const slots of [29, 30, 59, 60, MAX_DATA_PORT_SLOTS]) {
+      const ds = devices(slots);
+      const max = new Map(ds.filter((d) => d.startsWith('virtio-serial')).map((d) => [/id=(vser\d+)/.exec(d)![1], Number(/max_ports=(\d+)/.exec(d)![1])]));
+      const seen = new Set<string>();
+      for (const p of ds.filter((d) => d.startsWith('virtserialport'))) {
+        const [, bus, nr] = /bus=(vser\d+)\.0,nr=(\d+)/.exec(p)!;
+        expect(Number(nr)).toBeGreaterThan(0);
+        expect(Number(nr)).toBeLessThan(max.get(bus)!);
+        expect(max.get(bus)!).toBeLessThanOrEqual(31);
+        expect(seen.has(`${bus}/${nr}`)).toBe(false);
+        seen.add(`${bus}/${nr}`);
+      }
+      expect(seen.size).toBe(slots + 1);
+      expect(max.size).toBeLessThanOrEqual(MAX_SERIAL_DEVICES);
+    }
   });
 });
 
