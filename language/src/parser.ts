@@ -1757,6 +1757,12 @@ export class McParser extends EmbeddedActionsParser {
     node.from = this.SUBRULE(this.portRef);
     this.CONSUME(T.Arrow, EXPECT.connectArrow);
     node.to = this.SUBRULE2(this.portRef);
+    // Late binding: `| other.port` names further candidates of the channel.
+    this.MANY2(() => {
+      this.CONSUME(T.Pipe);
+      const c = this.SUBRULE3(this.portRef);
+      if (!this.RECORDING_PHASE) (node.candidates ??= []).push(c);
+    });
     this.OPTION(() => {
       this.CONSUME(T.LBrace);
       this.MANY(() => {

@@ -400,8 +400,11 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
       return [path.call(print, 'instance'), '.', path.call(print, 'port')];
     case 'ConnectDecl': {
       const head: Doc[] = ['connect ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
+      // Late binding: the further candidates, `| db2.sql`, on the same line.
+      if (node.candidates?.length) head.push(...path.map((c) => [' | ', print(c)], 'candidates'));
       if (node.attrs.length === 0 && !hasDangling(node)) return head;
-      return [head, ' ', softBlock(path, options, path.map(print, 'attrs'), ';', node.to.span.end)];
+      const last = node.candidates?.length ? node.candidates[node.candidates.length - 1] : node.to;
+      return [head, ' ', softBlock(path, options, path.map(print, 'attrs'), ';', last.span.end)];
     }
     case 'RateAttr':
       return node.burst ? ['rate ', path.call(print, 'rate'), ' burst ', path.call(print, 'burst')] : ['rate ', path.call(print, 'rate')];

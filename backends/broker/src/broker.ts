@@ -97,8 +97,10 @@ export class Broker extends EventEmitter {
   private readonly schemas: CompiledSchemas;
   private readonly instances = new Map<string, InstanceRt>();
   private readonly channels = new Map<string, ChannelRt>();
-  /** Channels by `<instance>.<port>` of their requiring end. */
+  /** Channels by `<instance>.<port>` of their requiring end (for a late-bound port, its initial candidate). */
   private readonly byRequirePort = new Map<string, ChannelRt>();
+  /** Every candidate channel of a late-bound required port (spec/factories.md), by `<instance>.<port>`, in plan order. */
+  private readonly candidates = new Map<string, ChannelRt[]>();
   /** Channels (and exposures) by `<instance>.<port>` of their providing end. */
   private readonly byProvidePort = new Map<string, ChannelRt[]>();
   private readonly exposureChannels = new Map<number, ChannelRt>();
@@ -179,7 +181,10 @@ export class Broker extends EventEmitter {
       }
       const rt = this.makeChannel(ch.id, ch, null, provider, ch.to.port, requirer, ch.ops, ch.invariants);
       this.channels.set(ch.id, rt);
-      this.byRequirePort.set(`${ch.from.instance}.${ch.from.port}`, rt);
+      const requireKey = `${ch.from.instance}.${ch.from.port}`;
+      if (ch.candidate) pushMap(this.candidates, requireKey, rt);
+      // A late-bound port starts on its initial candidate; the others wait for a `rebind`.
+      if (!ch.candidate || ch.candidate.initial) this.byRequirePort.set(requireKey, rt);
       pushMap(this.byProvidePort, `${ch.to.instance}.${ch.to.port}`, rt);
     }
     for (const ex of plan.exposures) {
@@ -854,6 +859,10 @@ export class Broker extends EventEmitter {
       this.sessionFrame(req, t, env.id);
       return;
     }
+    if (t === 'rebind') {
+      this.rebind(req, conn, env);
+      return;
+    }
     // A factory port: create, destroy and list are answered here; calls and sends name the created instance.
     const fac = this.factoryRts.get(ch.provider.plan.id);
     const factory = fac && fac.created.created_by!.instance === req.name && fac.created.created_by!.port === req.port ? fac : undefined;
@@ -890,6 +899,45 @@ export class Broker extends EventEmitter {
     } else {
       this.forwardSend(req, op, bodyJson, env.to);
     }
+  }
+
+  /**
+   * `rebind` on a late-bound required port (spec/factories.md): the requester's channel moves to
+   * the candidate named by `candidate` (`instance`, or `instance.port` when an instance provides
+   * several candidates). Only the plan's candidates can be named, so the set of channels stays the
+   * one the compiler checked. Calls in flight on the previous channel are answered as usual; the
+   * requester's session and order state end with the previous channel.
+   */
+  private rebind(req: Requester, conn: PortConn | null, env: Envelope): void {
+    const list = this.candidates.get(`${req.name}.${req.port}`);
+    const name = env.candidate!;
+    if (!list) {
+      this.violation({ ...byRequester(req, conn), kind: 'rebind', detail: `port ${req.port} of ${req.name} has no candidates to switch between: it is not late-bound`, id: env.id });
+      return;
+    }
+    const matches = list.filter((c) => c.provider.plan.id === name || `${c.provider.plan.id}.${c.providerPort}` === name);
+    if (matches.length !== 1) {
+      const names = list.map((c) => `${c.provider.plan.id}.${c.providerPort}`).join(', ');
+      const why = matches.length ? `names more than one candidate (write instance.port)` : 'is not a candidate';
+      this.violation({ ...byRequester(req, conn), kind: 'rebind', detail: `${JSON.stringify(name.slice(0, 64))} ${why} of port ${req.port} of ${req.name}; its candidates are ${names}`, id: env.id });
+      return;
+    }
+    const next = matches[0];
+    const prev = req.channel;
+    if (next !== prev) {
+      this.endOrder(req, 'the port was bound to another candidate');
+      if (req.session) this.sessions.end(req.session);
+      req.session = null;
+      prev.requesters.delete(req);
+      // Calls still outstanding on the previous channel keep their budget object.
+      prev.budgets.delete(req.clone);
+      req.channel = next;
+      req.budget = this.budget(next, req.clone);
+      next.requesters.add(req);
+      if (conn) conn.channels[0] = next;
+      this.log({ level: 'info', message: `${req.name}[${req.clone}].${req.port} rebound from ${prev.id} to ${next.id}`, instance: req.name, clone: req.clone, channel: next.id });
+    }
+    req.write?.(`{"t":"rebound","id":${JSON.stringify(env.id)},"candidate":${JSON.stringify(`${next.provider.plan.id}.${next.providerPort}`)}}\n`, false);
   }
 
   /** `create`, `destroy` or `list` on a factory port (spec/factories.md). */
@@ -1047,7 +1095,14 @@ export class Broker extends EventEmitter {
         this.violation({ ...byPort(conn, ch), kind: big.kind, detail: big.detail });
         continue;
       }
-      const line = `{"t":"notify","op":${op.json},"body":${bodyJson}}\n`;
+      // On the channel from a factory port, a created clone notifies only its creator, and the frame
+      // names the sender by its handle (`from`), so the creator tells its instances apart.
+      const creator = this.creatorOf(ch, conn.clone);
+      if (creator === null) {
+        this.violation({ ...byPort(conn, ch), kind: 'factory_handle', detail: `${inst}[${conn.clone}] has no creator (it was destroyed): its notification ${opName} is not delivered` });
+        continue;
+      }
+      const line = creator ? `{"t":"notify","op":${op.json},"from":${conn.clone},"body":${bodyJson}}\n` : `{"t":"notify","op":${op.json},"body":${bodyJson}}\n`;
       const perSession = ch.provider.plan.mode === 'per_session';
       // A byte stream's notification is for the one connection it names.
       const streamConn = ch.stream ? (body as { conn?: unknown }).conn : undefined;
@@ -1058,6 +1113,7 @@ export class Broker extends EventEmitter {
           continue;
         }
         if (!r.write) continue;
+        if (creator && (r.name !== creator.instance || r.clone !== creator.clone)) continue;
         // A session-bound clone speaks only to its session; other providers speak to every requester.
         if (perSession && r.session?.clone !== conn.clone) continue;
         if (ch.provider.sessionClones.has(conn.clone) && r.session?.clone !== conn.clone) continue;
@@ -1071,6 +1127,17 @@ export class Broker extends EventEmitter {
       const only = conn.channels.length === 1 ? conn.channels[0] : null;
       this.violation({ ...byPort(conn, only), kind: 'unknown_op', detail: `notify ${JSON.stringify(opName)} is not carried by any channel of this port` });
     }
+  }
+
+  /**
+   * For a channel from a factory port to its created instance: the creator clone that owns created
+   * clone `clone`, or null when none does (it was destroyed). Undefined for every other channel.
+   */
+  private creatorOf(ch: ChannelRt, clone: number): { instance: string; clone: number } | null | undefined {
+    const f = this.factoryRts.get(ch.provider.plan.id);
+    const by = f?.created.created_by;
+    if (!f || !by || ch.plan?.from.instance !== by.instance || ch.plan.from.port !== by.port) return undefined;
+    return this.factories.ownerOf(f, clone) ?? null;
   }
 
   // -------------------------------------------------------------------------

@@ -62,6 +62,14 @@ export class Factories {
     return this.creators.get(`${creator.instance}\0${creator.clone}`)?.live.has(handle) === true && this.owner.get(`${f.created.id}\0${handle}`) === `${creator.instance}\0${creator.clone}`;
   }
 
+  /** The creator clone that owns created clone `handle` of `f`, if it is alive. */
+  ownerOf(f: FactoryRt, handle: number): { instance: string; clone: number } | undefined {
+    const key = this.owner.get(`${f.created.id}\0${handle}`);
+    if (key === undefined) return undefined;
+    const cut = key.lastIndexOf('\0');
+    return { instance: key.slice(0, cut), clone: Number(key.slice(cut + 1)) };
+  }
+
   /** Handles a `create`, `destroy` or `list` frame from a creator clone on its factory port. */
   frame(host: FactoryHost, f: FactoryRt, creator: { instance: string; clone: number }, env: Envelope): void {
     const key = `${creator.instance}\0${creator.clone}`;

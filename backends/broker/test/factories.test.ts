@@ -119,6 +119,28 @@ describe('factory ports in the broker', () => {
     expect(d.destroyed).toEqual([]);
   });
 
+  it('delivers the notifications of a created instance to its creator clone only, naming the sender', async () => {
+    const { coord } = await start(farmPlan());
+    const other = await FakePort.listen(join(dir, 'coord.1.sock'));
+    ports.push(other);
+    void broker.attachPort('coord', 1, 'workers', other.path);
+    await other.connected();
+    coord.send({ t: 'create', id: 1, params: { job: 'a' } });
+    expect(await coord.next()).toEqual({ t: 'created', id: 1, handle: 0 });
+    other.send({ t: 'create', id: 1, params: { job: 'b' } });
+    expect(await other.next()).toEqual({ t: 'created', id: 1, handle: 1 });
+    // The created clones' own ports are the FakePorts made by onCreate, in creation order.
+    const [w0, w1] = ports.filter((p) => /w\.\d\.sock$/.test(p.path));
+    w1.send({ t: 'notify', op: 'changed', body: { key: 'k' } });
+    expect(await other.next()).toEqual({ t: 'notify', op: 'changed', from: 1, body: { key: 'k' } });
+    w0.send({ t: 'notify', op: 'changed', body: { key: 'j' } });
+    expect(await coord.next()).toEqual({ t: 'notify', op: 'changed', from: 0, body: { key: 'j' } });
+    expect(await other.silent(200)).toBe(true);
+    coord.send({ t: 'destroy', id: 2, handle: 0 });
+    expect(await coord.next()).toEqual({ t: 'destroyed', id: 2, handle: 0 });
+    expect(broker.violations()).toEqual([]);
+  });
+
   it('refuses factory frames on a port that is not a factory, and `to` there', async () => {
     const { coord } = await start(farmPlan());
     void coord;

@@ -93,6 +93,8 @@ export interface ConnInfo {
   declassifies?: { from: string; to: string }[];
   /** `query`: its requests carry no data of the requiring side (spec/policy.md). */
   query?: true;
+  /** One candidate of a late binding (`connect a.p -> x.q | y.q`); `initial` on the first, which the port is bound to at deploy. */
+  candidate?: { initial: boolean };
 }
 
 export interface ExposeInfo {
@@ -231,6 +233,102 @@ export class Systems {
     this.stack.pop();
     byArgs.set(key, info);
     return info;
+  }
+
+  /**
+   * One target of a `connect` (the provided port, or one candidate of a late binding): its direction,
+   * the factory rule and the protocols. Returns false when a check failed (reported here), null when
+   * the connection stands but carries nothing to plan (its protocol or attributes are unknown), else
+   * the connection.
+   */
+  private connection(
+    mem: ConnectDecl,
+    ref: PortRef,
+    from: { inst: InstInfo; port: SysPort },
+    to: { inst: InstInfo; port: SysPort },
+    fromText: string,
+    attrs: ExposeAttrs | undefined,
+    info: SystemInfo,
+    m: Module,
+  ): ConnInfo | false | null {
+    const toText = `${ref.instance.name}.${ref.port.name}`;
+    if (from.port.direction !== 'require' || to.port.direction !== 'provide') {
+      if (from.port.direction === 'provide' && to.port.direction === 'require') {
+        const fixed = `connect ${toText} -> ${fromText}`;
+        this.ctx.report(Codes.WrongConnectionDirection, `\`connect\` goes from a required port to a provided port, but \`${fromText}\` is provided and \`${toText}\` is required`, m.file, { start: mem.from.span.start, end: ref.span.end }, {
+          hint: `swapped? write \`${fixed}\``,
+          fixes: mem.candidates?.length ? undefined : [{
+            title: `Swap to \`${fixed}\``,
+            edits: [
+              { file: m.file, span: mem.from.span, newText: textOf(m, ref.span) },
+              { file: m.file, span: ref.span, newText: textOf(m, mem.from.span) },
+            ],
+          }],
+        });
+      } else if (from.port.direction === 'provide') {
+        this.ctx.report(Codes.WrongConnectionDirection, `\`${fromText}\` is a provided port: a connection starts at a required port`, m.file, mem.from.span, {
+          hint: `connect a port that \`require\`s ${from.port.protocol ? `\`${from.port.protocol.entry.name}\`` : 'the protocol'} to \`${fromText}\` instead`,
+        });
+      } else {
+        this.ctx.report(Codes.WrongConnectionDirection, `\`${toText}\` is a required port: a connection ends at a provided port`, m.file, ref.span, {
+          hint: `connect \`${fromText}\` to a port that \`provide\`s ${to.port.protocol ? `\`${to.port.protocol.entry.name}\`` : 'the protocol'}`,
+        });
+      }
+      return false;
+    }
+    const made = from.port.factory ? info.created.get(`${from.inst.name}.${from.port.name}`) : undefined;
+    if (from.port.factory && made !== to.inst) {
+      this.ctx.report(Codes.FactoryChannelElsewhere, `\`${fromText}\` is a factory port: its channels go to the instances it creates${made ? `, \`${made.name}\`` : ''}, not to \`${ref.instance.name}\``, m.file, ref.span, {
+        hint: made ? `connect it to a provided port of \`${made.name}\`: \`connect ${fromText} -> ${made.name}.<port>\`` : `declare the created instance: \`w = ${from.port.factory.component?.name ?? 'Worker'} { created by ${fromText} }\``,
+      });
+      return false;
+    }
+    // A factory port takes the protocol of the created instance's port it is connected to.
+    const fp = from.port.factory ? to.port.protocol : from.port.protocol;
+    const tp = to.port.protocol;
+    // A different protocol is fine when the required one refines the provided one (refine.ts); the channel carries the required one.
+    const refinement = fp && tp && fp !== tp ? refinementProblem(this.types, fp, tp) : undefined;
+    if (fp && tp && refinement !== undefined) {
+      this.ctx.report(Codes.ProtocolMismatch, `protocol mismatch: \`${fromText}\` requires \`${fp.entry.qname}\` but \`${toText}\` provides \`${tp.entry.qname}\`, which it does not refine: ${refinement}`, m.file, { start: mem.from.span.start, end: ref.span.end }, {
+        hint: `connect \`${fromText}\` to a port that provides \`${fp.entry.name}\`, or make \`${fp.entry.name}\` a refinement of \`${tp.entry.name}\` (a subset of its operations with the same message types and an order it accepts)`,
+        related: [
+          related(fp.entry.module.file, fp.entry.decl.name.span, `\`${fp.entry.qname}\` is declared here`),
+          related(tp.entry.module.file, tp.entry.decl.name.span, `\`${tp.entry.qname}\` is declared here`),
+        ],
+      });
+      return false;
+    }
+    if (!fp || !attrs) return null;
+    return { decl: mem, from: { inst: from.inst, port: from.port.name }, to: { inst: to.inst, port: to.port.name }, protocol: fp, invariants: attrs.invariants, allow: attrs.allow, ...(attrs.declassifies.length ? { declassifies: attrs.declassifies } : {}), ...(attrs.query ? { query: true as const } : {}) };
+  }
+
+  /**
+   * The rules of a late binding (`connect a.p -> x.q | y.q`) beyond those of each candidate: a
+   * factory port's channel goes to the instances it creates and cannot switch, and no provided port
+   * is named twice. Reports and returns false when one is broken.
+   */
+  private lateBindingOk(mem: ConnectDecl, from: { inst: InstInfo; port: SysPort }, m: Module): boolean {
+    const fromText = `${mem.from.instance.name}.${mem.from.port.name}`;
+    if (from.port.factory) {
+      this.ctx.report(Codes.LateBoundFactory, `\`${fromText}\` is a factory port: its channel goes to the instances it creates and cannot switch between candidates`, m.file, { start: mem.candidates![0].span.start, end: mem.candidates![mem.candidates!.length - 1].span.end }, {
+        hint: `remove the candidates after \`${mem.to.instance.name}.${mem.to.port.name}\``,
+      });
+      return false;
+    }
+    const seen = new Map<string, PortRef>();
+    for (const ref of [mem.to, ...mem.candidates!]) {
+      const k = `${ref.instance.name}.${ref.port.name}`;
+      const prev = seen.get(k);
+      if (prev) {
+        this.ctx.report(Codes.DuplicateCandidate, `\`${k}\` is named twice among the candidates of \`${fromText}\``, m.file, ref.span, {
+          hint: 'name each provided port once: the port is bound to the first, and may switch to any other',
+          related: [related(m.file, prev.span, 'first named here')],
+        });
+        return false;
+      }
+      seen.set(k, ref);
+    }
+    return true;
   }
 
   /**
@@ -386,70 +484,29 @@ export class Systems {
     for (const mem of d.members) {
       if (mem.kind !== 'ConnectDecl') continue;
       const from = resolveEnd(mem.from);
-      const to = resolveEnd(mem.to);
-      for (const end of [from, to]) if (end && end.port.direction === 'require') attempted.add(`${end.inst.name}.${end.port.name}`);
-      const attrs = this.attrs(mem.attrs, m, from?.port.protocol ?? to?.port.protocol, 'channel', info);
-      if (!from || !to) continue;
+      // Late binding: every candidate is resolved and checked as a connection of its own (spec/factories.md).
+      const targets = [mem.to, ...(mem.candidates ?? [])];
+      const tos = targets.map((t) => resolveEnd(t));
+      for (const end of [from, ...tos]) if (end && end.port.direction === 'require') attempted.add(`${end.inst.name}.${end.port.name}`);
+      const attrs = this.attrs(mem.attrs, m, from?.port.protocol ?? tos[0]?.port.protocol, 'channel', info);
+      if (!from || tos.some((t) => !t)) continue;
+      if (mem.candidates?.length && !this.lateBindingOk(mem, from, m)) continue;
       const fromText = `${mem.from.instance.name}.${mem.from.port.name}`;
-      const toText = `${mem.to.instance.name}.${mem.to.port.name}`;
-      if (from.port.direction !== 'require' || to.port.direction !== 'provide') {
-        if (from.port.direction === 'provide' && to.port.direction === 'require') {
-          const fixed = `connect ${toText} -> ${fromText}`;
-          this.ctx.report(Codes.WrongConnectionDirection, `\`connect\` goes from a required port to a provided port, but \`${fromText}\` is provided and \`${toText}\` is required`, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
-            hint: `swapped? write \`${fixed}\``,
-            fixes: [{
-              title: `Swap to \`${fixed}\``,
-              edits: [
-                { file: m.file, span: mem.from.span, newText: textOf(m, mem.to.span) },
-                { file: m.file, span: mem.to.span, newText: textOf(m, mem.from.span) },
-              ],
-            }],
-          });
-        } else if (from.port.direction === 'provide') {
-          this.ctx.report(Codes.WrongConnectionDirection, `\`${fromText}\` is a provided port: a connection starts at a required port`, m.file, mem.from.span, {
-            hint: `connect a port that \`require\`s ${from.port.protocol ? `\`${from.port.protocol.entry.name}\`` : 'the protocol'} to \`${fromText}\` instead`,
-          });
-        } else {
-          this.ctx.report(Codes.WrongConnectionDirection, `\`${toText}\` is a required port: a connection ends at a provided port`, m.file, mem.to.span, {
-            hint: `connect \`${fromText}\` to a port that \`provide\`s ${to.port.protocol ? `\`${to.port.protocol.entry.name}\`` : 'the protocol'}`,
-          });
-        }
-        continue;
-      }
-      const made = from.port.factory ? info.created.get(`${from.inst.name}.${from.port.name}`) : undefined;
-      if (from.port.factory && made !== to.inst) {
-        this.ctx.report(Codes.FactoryChannelElsewhere, `\`${fromText}\` is a factory port: its channels go to the instances it creates${made ? `, \`${made.name}\`` : ''}, not to \`${mem.to.instance.name}\``, m.file, mem.to.span, {
-          hint: made ? `connect it to a provided port of \`${made.name}\`: \`connect ${fromText} -> ${made.name}.<port>\`` : `declare the created instance: \`w = ${from.port.factory.component?.name ?? 'Worker'} { created by ${fromText} }\``,
-        });
-        continue;
-      }
-      // A factory port takes the protocol of the created instance's port it is connected to.
-      const fp = from.port.factory ? to.port.protocol : from.port.protocol;
-      const tp = to.port.protocol;
-      // A different protocol is fine when the required one refines the provided one (refine.ts); the channel carries the required one.
-      const refinement = fp && tp && fp !== tp ? refinementProblem(this.types, fp, tp) : undefined;
-      if (fp && tp && refinement !== undefined) {
-        this.ctx.report(Codes.ProtocolMismatch, `protocol mismatch: \`${fromText}\` requires \`${fp.entry.qname}\` but \`${toText}\` provides \`${tp.entry.qname}\`, which it does not refine: ${refinement}`, m.file, { start: mem.from.span.start, end: mem.to.span.end }, {
-          hint: `connect \`${fromText}\` to a port that provides \`${fp.entry.name}\`, or make \`${fp.entry.name}\` a refinement of \`${tp.entry.name}\` (a subset of its operations with the same message types and an order it accepts)`,
-          related: [
-            related(fp.entry.module.file, fp.entry.decl.name.span, `\`${fp.entry.qname}\` is declared here`),
-            related(tp.entry.module.file, tp.entry.decl.name.span, `\`${tp.entry.qname}\` is declared here`),
-          ],
-        });
-        continue;
-      }
+      const results = targets.map((ref, i) => this.connection(mem, ref, from, tos[i]!, fromText, attrs, info, m));
+      if (results.includes(false)) continue;
       const key = `${from.inst.name}.${from.port.name}`;
       const first = wired.get(key);
       if (first) {
         this.ctx.report(Codes.RequiredPortWiredTwice, `\`${key}\` is already connected: a required port has exactly one channel`, m.file, mem.from.span, {
-          hint: 'remove one of the connections, or declare another required port for the second provider',
+          hint: `remove one of the connections, or declare another required port for the second provider, or let the port switch between them at run time: \`connect ${fromText} -> ${[first.to, ...(first.candidates ?? []), ...targets].map((t) => `${t.instance.name}.${t.port.name}`).join(' | ')}\``,
           related: [related(m.file, first.span, 'first connected here')],
         });
         continue;
       }
       wired.set(key, mem);
-      if (!fp || !attrs) continue;
-      info.connects.push({ decl: mem, from: { inst: from.inst, port: from.port.name }, to: { inst: to.inst, port: to.port.name }, protocol: fp, invariants: attrs.invariants, allow: attrs.allow, ...(attrs.declassifies.length ? { declassifies: attrs.declassifies } : {}), ...(attrs.query ? { query: true as const } : {}) });
+      const made = results.filter((r): r is ConnInfo => r !== false && r !== null);
+      if (made.length !== results.length) continue;
+      info.connects.push(...(mem.candidates?.length ? made.map((c, i) => ({ ...c, candidate: { initial: i === 0 } })) : made));
     }
 
     // Exposures declared in the system.
