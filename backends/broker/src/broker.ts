@@ -973,6 +973,24 @@ export class Broker extends EventEmitter {
   }
 
   /**
+   * A created clone is gone without its creator asking: an apply replaced or removed its
+   * instance (the supervisor calls this before stopping it). The creator clone forgets it (it no
+   * longer counts against the bound, and calls naming it are refused) and is told, on its factory
+   * port, with `{"t":"gone","handle":H,"reason":"..."}`, so it can create another. Returns whether
+   * a creator owned it.
+   */
+  createdGone(instanceId: string, cloneIndex: number, reason: string): boolean {
+    const f = this.factoryRts.get(instanceId);
+    const by = f?.created.created_by;
+    const owner = f && this.factories.gone(f, cloneIndex);
+    if (!f || !by || !owner) return false;
+    this.log({ level: 'info', message: `${instanceId}[${cloneIndex}] is gone (${reason}); ${owner.instance}[${owner.clone}] is told`, instance: instanceId, clone: cloneIndex });
+    const conn = this.instances.get(owner.instance)?.clones.get(owner.clone)?.get(by.port);
+    if (conn) this.writeTo(conn, `{"t":"gone","handle":${cloneIndex},"reason":${JSON.stringify(reason.slice(0, 256))}}\n`, true);
+    return true;
+  }
+
+  /**
    * The requester's session ends (a close or open frame, its connection or
    * port went away, its session's clone went away): the order automaton goes
    * back to state 0, and a session that stops in a state that is not

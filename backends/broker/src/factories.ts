@@ -132,6 +132,20 @@ export class Factories {
     );
   }
 
+  /**
+   * A created clone went away without its creator asking (an apply replaced or removed its
+   * instance): it is no longer the creator's and no longer counts against the bound. Returns the
+   * creator clone that owned it, if any.
+   */
+  gone(f: FactoryRt, handle: number): { instance: string; clone: number } | undefined {
+    const owner = this.ownerOf(f, handle);
+    if (!owner) return undefined;
+    const st = this.creators.get(`${owner.instance}\0${owner.clone}`);
+    if (st) this.forget(f.created.id, handle, st);
+    else this.owner.delete(`${f.created.id}\0${handle}`);
+    return owner;
+  }
+
   private forget(id: string, handle: number, st: CreatorState): void {
     st.live.delete(handle);
     this.owner.delete(`${id}\0${handle}`);

@@ -141,6 +141,23 @@ describe('factory ports in the broker', () => {
     expect(broker.violations()).toEqual([]);
   });
 
+  it('tells the creator when a created instance is gone without its asking, and frees its place in the bound', async () => {
+    const { coord } = await start(farmPlan());
+    coord.send({ t: 'create', id: 1, params: { job: 'a' } });
+    await coord.next();
+    coord.send({ t: 'create', id: 2, params: { job: 'b' } });
+    await coord.next();
+    expect(broker.createdGone('w', 0, 'its instance was replaced by an apply')).toBe(true);
+    expect(await coord.next()).toEqual({ t: 'gone', handle: 0, reason: 'its instance was replaced by an apply' });
+    coord.send({ t: 'call', op: 'get', id: 3, to: 0, body: { key: 'k' } });
+    expect(await coord.next()).toMatchObject({ t: 'denied', id: 3, kind: 'factory_handle' });
+    coord.send({ t: 'create', id: 4, params: { job: 'c' } });
+    expect(await coord.next()).toEqual({ t: 'created', id: 4, handle: 2 });
+    // Twice, or for a clone no creator owns: nothing to tell.
+    expect(broker.createdGone('w', 0, 'again')).toBe(false);
+    expect(broker.createdGone('db', 0, 'not created')).toBe(false);
+  });
+
   it('refuses factory frames on a port that is not a factory, and `to` there', async () => {
     const { coord } = await start(farmPlan());
     void coord;

@@ -104,6 +104,10 @@ describe.skipIf(!BUSYBOX)('mcl-msg on a factory port', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(stdout.split('\n')[0]).toBe('from=1 op=changed body={"key":"k"}');
+      // An instance gone unasked reaches the listener too, as MCL_KIND=gone.
+      broker.createdGone('w', 1, 'replaced');
+      for (let i = 0; i < 50 && !stdout.includes('replaced'); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(stdout.split('\n')).toContain('from=1 op= body="replaced"');
     } finally {
       c.kill();
     }
