@@ -929,7 +929,8 @@ export class Broker extends EventEmitter {
       if (req.session) this.sessions.end(req.session);
       req.session = null;
       prev.requesters.delete(req);
-      // Calls still outstanding on the previous channel keep their budget object.
+      // Calls still outstanding on the previous channel give their place back to its budget, not the new one.
+      for (const p of prev.pending) if (p.requester === req) p.budget = req.budget;
       prev.budgets.delete(req.clone);
       req.channel = next;
       req.budget = this.budget(next, req.clone);
@@ -1307,7 +1308,7 @@ export class Broker extends EventEmitter {
   private settle(p: Pending): void {
     p.provider.pending.delete(p.pid);
     if (p.channel.pending.delete(p)) {
-      p.requester.budget.inflight--;
+      (p.budget ?? p.requester.budget).inflight--;
       p.requester.outstanding--;
     }
   }

@@ -65,6 +65,36 @@ describe('late binding in the broker', () => {
     expect(broker.violations().map((v) => [v.kind, v.channel])).toEqual([['rebind', 'app.db->db.kv']]);
   });
 
+  it("gives a call outstanding on the previous candidate's channel back to that channel's budget", async () => {
+    const plan = lateBoundPlan();
+    for (const c of plan.channels) if (c.id === 'app.db->rep.kv') c.invariants = { ...c.invariants, max_inflight: 1 };
+    broker = new Broker(plan, { reconnectDelayMs: 10 });
+    const db = await listen('db');
+    // The primary holds its calls: the test answers them.
+    const held: Record<string, unknown>[] = [];
+    db.handler = (f) => void held.push(f);
+    const rep = await listen('rep');
+    const repHeld: Record<string, unknown>[] = [];
+    rep.handler = (f) => void repHeld.push(f);
+    const app = await listen('app');
+    void broker.attachPort('db', 0, 'kv', db.path);
+    void broker.attachPort('rep', 0, 'kv', rep.path);
+    void broker.attachPort('app', 0, 'db', app.path);
+    await Promise.all([db.connected(), rep.connected(), app.connected()]);
+    app.send({ t: 'call', op: 'get', id: 1, body: { key: 'k' } });
+    while (held.length === 0) await new Promise((r) => setTimeout(r, 10));
+    app.send({ t: 'rebind', id: 2, candidate: 'rep' });
+    expect(await app.next()).toEqual({ t: 'rebound', id: 2, candidate: 'rep.kv' });
+    // The old call is answered after the move: its requester gets the answer...
+    db.send({ t: 'reply', id: held[0].id, body: { miss: null } });
+    expect(await app.next()).toEqual({ t: 'reply', id: 1, body: { miss: null } });
+    // ...and the standby's max_inflight of 1 still holds: one call in flight, the second refused.
+    app.send({ t: 'call', op: 'get', id: 3, body: { key: 'k' } });
+    while (repHeld.length === 0) await new Promise((r) => setTimeout(r, 10));
+    app.send({ t: 'call', op: 'get', id: 4, body: { key: 'k' } });
+    expect(await app.next()).toMatchObject({ t: 'denied', id: 4, kind: 'inflight' });
+  });
+
   it('refuses rebind on a port that is not late-bound, and a malformed candidate', async () => {
     broker = new Broker(lateBoundPlan(), { reconnectDelayMs: 10 });
     const db = await listen('db', kvHandler());
