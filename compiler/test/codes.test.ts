@@ -147,6 +147,16 @@ const CASES: Case[] = [
     message: /its channels go to the instances it creates/,
   },
   {
+    code: 'MCL0454',
+    main: JOBS + 'component Coord { require workers: factory Worker { max 4 } }\nsystem S { c = Coord\n w = Worker { created by c.workers }\n v = Worker\n connect c.workers -> w.jobs | v.jobs }\n',
+    message: /factory port: its channel goes to the instances it creates and cannot switch/,
+  },
+  {
+    code: 'MCL0455',
+    main: JOBS + 'component App { require jobs: Jobs }\nsystem S { a = App\n w = Worker\n v = Worker\n connect a.jobs -> w.jobs | v.jobs | w.jobs }\n',
+    message: /`w.jobs` is named twice among the candidates of `a.jobs`/,
+  },
+  {
     code: 'MCL0530',
     main: KV + comp('require k: Kv') + 'component D { provide kv: Kv }\nsystem S { c = C\n d = D\n e = D\n connect c.k -> d.kv\n policy { c only to e } }\n',
     at: 'c only to e',

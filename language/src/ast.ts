@@ -647,8 +647,15 @@ export interface PortRef extends NodeBase {
 export interface ConnectDecl extends NodeBase {
   kind: 'ConnectDecl';
   from: PortRef;
+  /** The provided port the channel goes to first (with `candidates`, the first candidate). */
   to: PortRef;
   fanout?: PortRef[];
+  /**
+   * Late binding, `connect a.db -> x.sql | y.sql`: the candidates after `to`,
+   * in source order, to which the requirer may move its channel at run time
+   * (spec/factories.md). Absent for an ordinary connection.
+   */
+  candidates?: PortRef[];
   attrs: ChannelAttr[];
 }
 

@@ -171,7 +171,8 @@ export const systemDecl = (start: number, doc: string | undefined): A.SystemDecl
 export const instanceDecl = (start: number, doc: string | undefined): A.InstanceDecl =>
   withDoc<A.InstanceDecl>({ kind: 'InstanceDecl', name: M_IDENT, component: M_QNAME, settings: [], span: sp(start) }, doc);
 export const paramOverride = (start: number): A.ParamOverride => ({ kind: 'ParamOverride', name: M_IDENT, value: M_EXPR, span: sp(start) });
-export const connectDecl = (start: number): A.ConnectDecl => ({ kind: 'ConnectDecl', from: M_PORTREF, to: M_PORTREF, attrs: [], span: sp(start) });
+// `candidates` is created before `attrs` so that traversal (visit.ts) meets the nodes in source order.
+export const connectDecl = (start: number): A.ConnectDecl => ({ kind: 'ConnectDecl', from: M_PORTREF, to: M_PORTREF, candidates: undefined, attrs: [], span: sp(start) });
 export const rateAttr = (start: number): A.RateAttr => ({ kind: 'RateAttr', rate: M_EXPR, span: sp(start) });
 export const maxMessageAttr = (start: number): A.MaxMessageAttr => ({ kind: 'MaxMessageAttr', size: M_EXPR, span: sp(start) });
 export const timeoutAttr = (start: number): A.TimeoutAttr => ({ kind: 'TimeoutAttr', duration: M_EXPR, span: sp(start) });

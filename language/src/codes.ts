@@ -114,6 +114,8 @@ export const Codes = {
   FactoryCreatesNothing: entry('MCL0451', 'Factory port without a created instance'),
   InvalidCreatedInstance: entry('MCL0452', 'Invalid created instance'),
   FactoryChannelElsewhere: entry('MCL0453', 'Factory port connected to another instance'),
+  LateBoundFactory: entry('MCL0454', 'Late binding on a factory port'),
+  DuplicateCandidate: entry('MCL0455', 'Candidate named twice'),
 
   // Policy: reachability, exposure, information flow, budgets, call cycles.
   OnlyFromViolated: entry('MCL0501', 'Channel from an instance not allowed by `only from`'),

@@ -1824,6 +1824,12 @@ export class McParser extends EmbeddedActionsParser {
       } else this.report(Codes.FanOutForm, { start: this.LA(0).startOffset, end: this.endPos() }, 'the list of a fan-out names at least one port', 'list the ports the elements connect to: `-> [s0.kv, s1.kv]`');
     });
     if (this.RECORDING_PHASE || !listed) node.to = this.SUBRULE2(this.portRef);
+    // Late binding: `| other.port` names further candidates of the channel.
+    this.MANY2(() => {
+      this.CONSUME(T.Pipe);
+      const c = this.SUBRULE3(this.portRef);
+      if (!this.RECORDING_PHASE) (node.candidates ??= []).push(c);
+    });
     if (!this.RECORDING_PHASE) this.checkFanOut(node);
     this.OPTION(() => {
       this.CONSUME(T.LBrace);

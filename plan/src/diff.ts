@@ -216,8 +216,10 @@ export function diffPlan(state: DeploymentState | null, plan: Plan): PlanChanges
     else {
       const inv = invariantChange(c.id, old.invariants, c.invariants);
       const opsChanged = opsKey(old) !== opsKey(c) || old.protocol !== c.protocol;
-      if (inv || opsChanged) {
-        const fields = [...(opsChanged ? ['ops'] : []), ...(inv?.fields ?? [])].sort();
+      // A late binding's candidates: which one the port starts on, or whether it is one at all.
+      const candidateChanged = canonicalJson(old.candidate ?? null) !== canonicalJson(c.candidate ?? null);
+      if (inv || opsChanged || candidateChanged) {
+        const fields = [...(opsChanged ? ['ops'] : []), ...(candidateChanged ? ['candidate'] : []), ...(inv?.fields ?? [])].sort();
         const gained = opsChanged && c.ops.some((op) => !old.ops.some((o) => o.name === op.name));
         channels_changed.push({ id: c.id, fields, loosened: (inv?.loosened ?? false) || gained });
       }

@@ -138,7 +138,8 @@ const defs: Record<string, S> = {
     invariants: ref('ChannelInvariants'),
     declassifies: arr(obj({ from: str(), to: str() })),
     query: { const: true },
-  }, ['declassifies', 'query']),
+    candidate: obj({ initial: bool() }),
+  }, ['declassifies', 'query', 'candidate']),
   PlanExposure: obj({
     host_port: int(1),
     transport: en('tcp'),

@@ -234,6 +234,12 @@ export interface PlanChannel {
   declassifies?: { from: string; to: string }[];
   /** `query`: the requests carry no data of the requiring side; only responses and notifications flow. */
   query?: true;
+  /**
+   * Late binding (`connect a.db -> x.sql | y.sql`): present on every candidate channel of the
+   * requiring port (the port lists them all); `initial` on the one it is bound to at deploy. The
+   * requirer moves its channel to another candidate with a `rebind` frame (spec/factories.md).
+   */
+  candidate?: { initial: boolean };
 }
 
 export interface PlanOperation {

@@ -80,6 +80,15 @@ describe('diffPlan', () => {
     expect(d.security.declassifications_changed).toEqual([{ instance: 'app', added: [{ from: 'secret', to: 'internal' }], removed: [] }]);
   });
 
+  it('updates both ends of a channel that becomes a candidate of a late binding or stops being the initial one', () => {
+    const plan = webstackPlan();
+    const state = stateOf(plan);
+    plan.channels[1] = { ...plan.channels[1], candidate: { initial: false } };
+    const d = diffPlan(state, plan);
+    expect(d.security.channels_changed).toEqual([{ id: 'web.backend->app.api', fields: ['candidate'], loosened: false }]);
+    expect(d.instances.find((i) => i.id === 'app')).toMatchObject({ action: 'update', reasons: ['channel web.backend->app.api: candidate changed'] });
+  });
+
   it('updates both ends of a channel whose invariants tightened, without calling it a loosening', () => {
     const plan = webstackPlan();
     const state = stateOf(plan);

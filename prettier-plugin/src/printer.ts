@@ -405,8 +405,10 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
       // A fan-out's list is its first port (`to`) and the ports after it (`fanout`).
       const to: Doc = node.fanout ? ['[', join(', ', [path.call(print, 'to'), ...path.map(print, 'fanout')]), ']'] : path.call(print, 'to');
       const head: Doc[] = ['connect ', path.call(print, 'from'), ' -> ', to];
+      // Late binding: the further candidates, `| db2.sql`, on the same line.
+      if (node.candidates?.length) head.push(...path.map((c) => [' | ', print(c)], 'candidates'));
       if (node.attrs.length === 0 && !hasDangling(node)) return head;
-      const last = node.fanout?.length ? node.fanout[node.fanout.length - 1] : node.to;
+      const last = node.candidates?.length ? node.candidates[node.candidates.length - 1] : node.fanout?.length ? node.fanout[node.fanout.length - 1] : node.to;
       return [head, ' ', softBlock(path, options, path.map(print, 'attrs'), ';', last.span.end)];
     }
     case 'RateAttr':

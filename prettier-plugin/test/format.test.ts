@@ -46,6 +46,15 @@ describe('prettier plugin', () => {
     expect(shape(out)).toEqual(shape(input));
   });
 
+  it('formats the candidates of a late binding on the connection\'s line, keeping comments', async () => {
+    const input = 'system S { connect a.db->x.sql|y.sql   |z.sql{timeout 2s}\n connect b.db -> x.sql | /* spare */ y.sql }\n';
+    const out = await formatMcl(input);
+    expect(out).toBe('system S {\n  connect a.db -> x.sql | y.sql | z.sql { timeout 2s }\n  connect b.db -> x.sql | /* spare */ y.sql\n}\n');
+    expect(await formatMcl(out)).toBe(out);
+    expect(shape(out)).toEqual(shape(input));
+    expect(commentTexts(out)).toEqual(commentTexts(input));
+  });
+
   it('keeps quoted names as written and formats int64 like the other primitives', async () => {
     const input = 'type  T = {  "type"  :string, /* c */ "@id" ? : int64( 0 .. ),\n plain:int }\ntype E = enum { "import" ,  a }\n';
     const out = await formatMcl(input);

@@ -98,8 +98,10 @@ export class Broker extends EventEmitter {
   private readonly schemas: CompiledSchemas;
   private readonly instances = new Map<string, InstanceRt>();
   private readonly channels = new Map<string, ChannelRt>();
-  /** Channels by `<instance>.<port>` of their requiring end. */
+  /** Channels by `<instance>.<port>` of their requiring end (for a late-bound port, its initial candidate). */
   private readonly byRequirePort = new Map<string, ChannelRt>();
+  /** Every candidate channel of a late-bound required port (spec/factories.md), by `<instance>.<port>`, in plan order. */
+  private readonly candidates = new Map<string, ChannelRt[]>();
   /** Channels (and exposures) by `<instance>.<port>` of their providing end. */
   private readonly byProvidePort = new Map<string, ChannelRt[]>();
   private readonly exposureChannels = new Map<number, ChannelRt>();
@@ -186,7 +188,10 @@ export class Broker extends EventEmitter {
       }
       const rt = this.makeChannel(ch.id, ch, null, provider, ch.to.port, requirer, ch.ops, ch.invariants);
       this.channels.set(ch.id, rt);
-      this.byRequirePort.set(`${ch.from.instance}.${ch.from.port}`, rt);
+      const requireKey = `${ch.from.instance}.${ch.from.port}`;
+      if (ch.candidate) pushMap(this.candidates, requireKey, rt);
+      // A late-bound port starts on its initial candidate; the others wait for a `rebind`.
+      if (!ch.candidate || ch.candidate.initial) this.byRequirePort.set(requireKey, rt);
       pushMap(this.byProvidePort, `${ch.to.instance}.${ch.to.port}`, rt);
     }
     for (const ex of plan.exposures) {
@@ -943,6 +948,10 @@ export class Broker extends EventEmitter {
       this.sessionFrame(req, t, env.id);
       return;
     }
+    if (t === 'rebind') {
+      this.rebind(req, conn, env);
+      return;
+    }
     // A factory port: create, destroy and list are answered here; calls and sends name the created instance.
     const fac = this.factoryRts.get(ch.provider.plan.id);
     const factory = fac && fac.created.created_by!.instance === req.name && fac.created.created_by!.port === req.port ? fac : undefined;
@@ -981,6 +990,46 @@ export class Broker extends EventEmitter {
     }
   }
 
+  /**
+   * `rebind` on a late-bound required port (spec/factories.md): the requester's channel moves to
+   * the candidate named by `candidate` (`instance`, or `instance.port` when an instance provides
+   * several candidates). Only the plan's candidates can be named, so the set of channels stays the
+   * one the compiler checked. Calls in flight on the previous channel are answered as usual; the
+   * requester's session and order state end with the previous channel.
+   */
+  private rebind(req: Requester, conn: PortConn | null, env: Envelope): void {
+    const list = this.candidates.get(`${req.name}.${req.port}`);
+    const name = env.candidate!;
+    if (!list) {
+      this.violation({ ...byRequester(req, conn), kind: 'rebind', detail: `port ${req.port} of ${req.name} has no candidates to switch between: it is not late-bound`, id: env.id });
+      return;
+    }
+    const matches = list.filter((c) => c.provider.plan.id === name || `${c.provider.plan.id}.${c.providerPort}` === name);
+    if (matches.length !== 1) {
+      const names = list.map((c) => `${c.provider.plan.id}.${c.providerPort}`).join(', ');
+      const why = matches.length ? `names more than one candidate (write instance.port)` : 'is not a candidate';
+      this.violation({ ...byRequester(req, conn), kind: 'rebind', detail: `${JSON.stringify(name.slice(0, 64))} ${why} of port ${req.port} of ${req.name}; its candidates are ${names}`, id: env.id });
+      return;
+    }
+    const next = matches[0];
+    const prev = req.channel;
+    if (next !== prev) {
+      this.endOrder(req, 'the port was bound to another candidate');
+      if (req.session) this.sessions.end(req.session);
+      req.session = null;
+      prev.requesters.delete(req);
+      // Calls still outstanding on the previous channel give their place back to its budget, not the new one.
+      for (const p of prev.pending) if (p.requester === req) p.budget = req.budget;
+      prev.budgets.delete(req.clone);
+      req.channel = next;
+      req.budget = this.budget(next, req.clone);
+      next.requesters.add(req);
+      if (conn) conn.channels[0] = next;
+      this.log({ level: 'info', message: `${req.name}[${req.clone}].${req.port} rebound from ${prev.id} to ${next.id}`, instance: req.name, clone: req.clone, channel: next.id });
+    }
+    req.write?.(`{"t":"rebound","id":${JSON.stringify(env.id)},"candidate":${JSON.stringify(`${next.provider.plan.id}.${next.providerPort}`)}}\n`, false);
+  }
+
   /** `create`, `destroy` or `list` on a factory port (spec/factories.md). */
   private factoryFrame(req: Requester, conn: PortConn | null, f: FactoryRt, env: Envelope): void {
     this.factories.frame(
@@ -1011,6 +1060,24 @@ export class Broker extends EventEmitter {
       if (gone.length) out[f.created.id] = gone;
     }
     return out;
+  }
+
+  /**
+   * A created clone is gone without its creator asking: an apply replaced or removed its
+   * instance (the supervisor calls this before stopping it). The creator clone forgets it (it no
+   * longer counts against the bound, and calls naming it are refused) and is told, on its factory
+   * port, with `{"t":"gone","handle":H,"reason":"..."}`, so it can create another. Returns whether
+   * a creator owned it.
+   */
+  createdGone(instanceId: string, cloneIndex: number, reason: string): boolean {
+    const f = this.factoryRts.get(instanceId);
+    const by = f?.created.created_by;
+    const owner = f && this.factories.gone(f, cloneIndex);
+    if (!f || !by || !owner) return false;
+    this.log({ level: 'info', message: `${instanceId}[${cloneIndex}] is gone (${reason}); ${owner.instance}[${owner.clone}] is told`, instance: instanceId, clone: cloneIndex });
+    const conn = this.instances.get(owner.instance)?.clones.get(owner.clone)?.get(by.port);
+    if (conn) this.writeTo(conn, `{"t":"gone","handle":${cloneIndex},"reason":${JSON.stringify(reason.slice(0, 256))}}\n`, true);
+    return true;
   }
 
   /**
@@ -1145,7 +1212,14 @@ export class Broker extends EventEmitter {
         this.violation({ ...byPort(conn, ch), kind: big.kind, detail: big.detail });
         continue;
       }
-      const line = `{"t":"notify","op":${op.json},"body":${bodyJson}}\n`;
+      // On the channel from a factory port, a created clone notifies only its creator, and the frame
+      // names the sender by its handle (`from`), so the creator tells its instances apart.
+      const creator = this.creatorOf(ch, conn.clone);
+      if (creator === null) {
+        this.violation({ ...byPort(conn, ch), kind: 'factory_handle', detail: `${inst}[${conn.clone}] has no creator (it was destroyed): its notification ${opName} is not delivered` });
+        continue;
+      }
+      const line = creator ? `{"t":"notify","op":${op.json},"from":${conn.clone},"body":${bodyJson}}\n` : `{"t":"notify","op":${op.json},"body":${bodyJson}}\n`;
       const perSession = ch.provider.plan.mode === 'per_session';
       // A byte stream's notification is for the one connection it names.
       const streamConn = ch.stream ? (body as { conn?: unknown }).conn : undefined;
@@ -1156,6 +1230,7 @@ export class Broker extends EventEmitter {
           continue;
         }
         if (!r.write) continue;
+        if (creator && (r.name !== creator.instance || r.clone !== creator.clone)) continue;
         if (conn.remote) {
           // The other host sends a remote provider's notification once per requester clone, already
           // limited to that requester's session there.
@@ -1175,6 +1250,17 @@ export class Broker extends EventEmitter {
       const only = conn.channels.length === 1 ? conn.channels[0] : null;
       this.violation({ ...byPort(conn, only), kind: 'unknown_op', detail: `notify ${JSON.stringify(opName)} is not carried by any channel of this port` });
     }
+  }
+
+  /**
+   * For a channel from a factory port to its created instance: the creator clone that owns created
+   * clone `clone`, or null when none does (it was destroyed). Undefined for every other channel.
+   */
+  private creatorOf(ch: ChannelRt, clone: number): { instance: string; clone: number } | null | undefined {
+    const f = this.factoryRts.get(ch.provider.plan.id);
+    const by = f?.created.created_by;
+    if (!f || !by || ch.plan?.from.instance !== by.instance || ch.plan.from.port !== by.port) return undefined;
+    return this.factories.ownerOf(f, clone) ?? null;
   }
 
   // -------------------------------------------------------------------------
@@ -1331,7 +1417,7 @@ export class Broker extends EventEmitter {
   private settle(p: Pending): void {
     p.provider.pending.delete(p.pid);
     if (p.channel.pending.delete(p)) {
-      p.requester.budget.inflight--;
+      (p.budget ?? p.requester.budget).inflight--;
       p.requester.outstanding--;
     }
   }

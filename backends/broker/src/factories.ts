@@ -62,6 +62,14 @@ export class Factories {
     return this.creators.get(`${creator.instance}\0${creator.clone}`)?.live.has(handle) === true && this.owner.get(`${f.created.id}\0${handle}`) === `${creator.instance}\0${creator.clone}`;
   }
 
+  /** The creator clone that owns created clone `handle` of `f`, if it is alive. */
+  ownerOf(f: FactoryRt, handle: number): { instance: string; clone: number } | undefined {
+    const key = this.owner.get(`${f.created.id}\0${handle}`);
+    if (key === undefined) return undefined;
+    const cut = key.lastIndexOf('\0');
+    return { instance: key.slice(0, cut), clone: Number(key.slice(cut + 1)) };
+  }
+
   /** Handles a `create`, `destroy` or `list` frame from a creator clone on its factory port. */
   frame(host: FactoryHost, f: FactoryRt, creator: { instance: string; clone: number }, env: Envelope): void {
     const key = `${creator.instance}\0${creator.clone}`;
@@ -122,6 +130,20 @@ export class Factories {
         host.answer(`{"t":"error",${idPart},"error":${JSON.stringify(`the instance could not be created: ${(e as Error).message}`.slice(0, 1024))}}\n`);
       },
     );
+  }
+
+  /**
+   * A created clone went away without its creator asking (an apply replaced or removed its
+   * instance): it is no longer the creator's and no longer counts against the bound. Returns the
+   * creator clone that owned it, if any.
+   */
+  gone(f: FactoryRt, handle: number): { instance: string; clone: number } | undefined {
+    const owner = this.ownerOf(f, handle);
+    if (!owner) return undefined;
+    const st = this.creators.get(`${owner.instance}\0${owner.clone}`);
+    if (st) this.forget(f.created.id, handle, st);
+    else this.owner.delete(`${f.created.id}\0${handle}`);
+    return owner;
   }
 
   private forget(id: string, handle: number, st: CreatorState): void {

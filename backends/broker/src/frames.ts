@@ -5,7 +5,7 @@
 export const MAX_ERROR_TEXT = 1024;
 
 export interface Envelope {
-  t: 'call' | 'send' | 'reply' | 'error' | 'notify' | 'open' | 'close' | 'create' | 'destroy' | 'list';
+  t: 'call' | 'send' | 'reply' | 'error' | 'notify' | 'open' | 'close' | 'create' | 'destroy' | 'list' | 'rebind';
   op?: string;
   id?: number | string;
   body?: unknown;
@@ -16,6 +16,8 @@ export interface Envelope {
   handle?: number;
   /** `create`: the parameters chosen at run time. */
   params?: Record<string, unknown>;
+  /** `rebind` (late binding): the candidate the port moves to, `instance` or `instance.port`. */
+  candidate?: string;
 }
 
 const ENVELOPE_KEYS: Record<Envelope['t'], { need: string[]; may: string[] }> = {
@@ -24,6 +26,7 @@ const ENVELOPE_KEYS: Record<Envelope['t'], { need: string[]; may: string[] }> = 
   create: { need: ['id'], may: ['params'] },
   destroy: { need: ['id', 'handle'], may: [] },
   list: { need: ['id'], may: [] },
+  rebind: { need: ['id', 'candidate'], may: [] },
   reply: { need: ['id', 'body'], may: [] },
   error: { need: ['id', 'error'], may: [] },
   notify: { need: ['op', 'body'], may: [] },
@@ -38,7 +41,7 @@ export function envelope(frame: unknown): Envelope | string {
   const t = f.t;
   if (typeof t !== 'string' || !Object.prototype.hasOwnProperty.call(ENVELOPE_KEYS, t)) {
     const shown = typeof t === 'string' ? JSON.stringify(t.slice(0, 32)) : t === undefined ? 'none' : typeof t;
-    return `unknown frame type ${shown} (expected call, send, reply, error, notify, open, close, create, destroy or list)`;
+    return `unknown frame type ${shown} (expected call, send, reply, error, notify, open, close, create, destroy, list or rebind)`;
   }
   const spec = ENVELOPE_KEYS[t as Envelope['t']];
   for (const k of spec.need) if (!(k in f)) return `a ${t} frame needs "${k}"`;
@@ -55,6 +58,7 @@ export function envelope(frame: unknown): Envelope | string {
   for (const k of ['to', 'handle']) {
     if (k in f && !(typeof f[k] === 'number' && Number.isSafeInteger(f[k]) && (f[k] as number) >= 0)) return `"${k}" must be the handle of a created instance (a non-negative integer)`;
   }
+  if ('candidate' in f && !(typeof f.candidate === 'string' && f.candidate.length > 0 && f.candidate.length <= 256)) return `"candidate" must name a candidate of the port, \`instance\` or \`instance.port\``;
   if ('params' in f && (typeof f.params !== 'object' || f.params === null || Array.isArray(f.params))) return `"params" must be an object of parameter values`;
   if (t === 'error') {
     if (typeof f.error !== 'string') return `"error" must be a string`;

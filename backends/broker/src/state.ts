@@ -26,6 +26,12 @@ export interface Pending {
   respond: (answer: Answer) => void;
   /** The requester's own id for the call (kept for a checkpoint). */
   origId?: number | string;
+  /**
+   * The budget the call was counted in, when it is not the requester's current one: a `rebind`
+   * gives the requester the new channel's budget, and a call still outstanding on the previous
+   * channel gives back its place in the previous one.
+   */
+  budget?: Budget;
 }
 
 export type Answer = { ok: true; body: unknown; bodyJson: string } | { ok: false; error: string; kind: 'error' | 'timeout' | 'unavailable' | 'denied' };

@@ -36,7 +36,9 @@ export type ViolationKind =
   /** A `create` whose parameters the factory does not list or whose values do not match their declared types. */
   | 'factory_params'
   /** A factory frame naming no live instance of the creator (`to`, `handle`), or a factory frame on a port that is not a factory. */
-  | 'factory_handle';
+  | 'factory_handle'
+  /** A `rebind` naming no candidate of the port's late binding, or on a port that has none. */
+  | 'rebind';
 
 export interface Violation {
   /** Milliseconds since the epoch. */

@@ -119,6 +119,45 @@ describe('factory ports in the broker', () => {
     expect(d.destroyed).toEqual([]);
   });
 
+  it('delivers the notifications of a created instance to its creator clone only, naming the sender', async () => {
+    const { coord } = await start(farmPlan());
+    const other = await FakePort.listen(join(dir, 'coord.1.sock'));
+    ports.push(other);
+    void broker.attachPort('coord', 1, 'workers', other.path);
+    await other.connected();
+    coord.send({ t: 'create', id: 1, params: { job: 'a' } });
+    expect(await coord.next()).toEqual({ t: 'created', id: 1, handle: 0 });
+    other.send({ t: 'create', id: 1, params: { job: 'b' } });
+    expect(await other.next()).toEqual({ t: 'created', id: 1, handle: 1 });
+    // The created clones' own ports are the FakePorts made by onCreate, in creation order.
+    const [w0, w1] = ports.filter((p) => /w\.\d\.sock$/.test(p.path));
+    w1.send({ t: 'notify', op: 'changed', body: { key: 'k' } });
+    expect(await other.next()).toEqual({ t: 'notify', op: 'changed', from: 1, body: { key: 'k' } });
+    w0.send({ t: 'notify', op: 'changed', body: { key: 'j' } });
+    expect(await coord.next()).toEqual({ t: 'notify', op: 'changed', from: 0, body: { key: 'j' } });
+    expect(await other.silent(200)).toBe(true);
+    coord.send({ t: 'destroy', id: 2, handle: 0 });
+    expect(await coord.next()).toEqual({ t: 'destroyed', id: 2, handle: 0 });
+    expect(broker.violations()).toEqual([]);
+  });
+
+  it('tells the creator when a created instance is gone without its asking, and frees its place in the bound', async () => {
+    const { coord } = await start(farmPlan());
+    coord.send({ t: 'create', id: 1, params: { job: 'a' } });
+    await coord.next();
+    coord.send({ t: 'create', id: 2, params: { job: 'b' } });
+    await coord.next();
+    expect(broker.createdGone('w', 0, 'its instance was replaced by an apply')).toBe(true);
+    expect(await coord.next()).toEqual({ t: 'gone', handle: 0, reason: 'its instance was replaced by an apply' });
+    coord.send({ t: 'call', op: 'get', id: 3, to: 0, body: { key: 'k' } });
+    expect(await coord.next()).toMatchObject({ t: 'denied', id: 3, kind: 'factory_handle' });
+    coord.send({ t: 'create', id: 4, params: { job: 'c' } });
+    expect(await coord.next()).toEqual({ t: 'created', id: 4, handle: 2 });
+    // Twice, or for a clone no creator owns: nothing to tell.
+    expect(broker.createdGone('w', 0, 'again')).toBe(false);
+    expect(broker.createdGone('db', 0, 'not created')).toBe(false);
+  });
+
   it('refuses factory frames on a port that is not a factory, and `to` there', async () => {
     const { coord } = await start(farmPlan());
     void coord;

@@ -324,3 +324,15 @@ export function farmPlan(detached = false): Plan {
   plan.channels.push({ id: 'coord.workers->w.kv', from: { instance: 'coord', port: 'workers' }, to: { instance: 'w', port: 'kv' }, protocol: 't.Kv', ops: KV_OPS, invariants: inv() });
   return plan;
 }
+
+/** The test plan with `app.db` late-bound to `db.kv` (initial) and `rep.kv`. */
+export function lateBoundPlan(): Plan {
+  const plan = testPlan();
+  const base = plan.instances.find((i) => i.id === 'client')!;
+  const kv = plan.channels.find((c) => c.id === 'client.kv->db.kv')!;
+  const cand = (to: string, initial: boolean): PlanChannel => ({ ...kv, id: `app.db->${to}.kv`, from: { instance: 'app', port: 'db' }, to: { instance: to, port: 'kv' }, invariants: inv(), candidate: { initial } });
+  plan.channels.push(cand('db', true), cand('rep', false));
+  plan.instances.push({ ...base, id: 'app', ports: [{ name: 'db', direction: 'require', protocol: 't.Kv', slot: 1, channels: ['app.db->db.kv', 'app.db->rep.kv'] }] });
+  for (const i of plan.instances) if (i.id === 'db' || i.id === 'rep') i.ports[0] = { ...i.ports[0], channels: [...i.ports[0].channels, `app.db->${i.id}.kv`] };
+  return plan;
+}

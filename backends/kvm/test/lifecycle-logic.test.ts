@@ -351,6 +351,40 @@ describe('supervisor', () => {
     expect(r.keep).toContain('db');
   });
 
+  it('an apply that changes a created instance replaces its live clones, keeps the broker and tells the creator', async () => {
+    const farm = (digest: string, planDigest: string) =>
+      plan(
+        [
+          inst('coord'),
+          inst('w', { mode: 'created', replicas: 0, digest, created_by: { instance: 'coord', port: 'workers', max: 2, params: {}, detached: false } }),
+        ],
+        [chan('coord', 'workers', 'w', 'jobs')],
+        planDigest,
+      );
+    await sup.apply(farm('d-w', 'p1'), req, emit);
+    expect(rt.live('w')).toHaveLength(0);
+    const hooks = FakeBroker.all[0].hooks;
+    const h0 = await hooks.onCreate!('w', { instance: 'coord', clone: 0 }, { job: 'a' });
+    const h1 = await hooks.onCreate!('w', { instance: 'coord', clone: 0 }, { job: 'b' });
+    expect(rt.live('w')).toHaveLength(2);
+    const coordPid = rt.live('coord')[0].pid;
+    rt.log.length = 0;
+    // The created instance's type changed (its digest), its wiring did not.
+    const r = await sup.apply(farm('d-w-2', 'p2'), req, emit);
+    expect(r.replace).toEqual(['w']);
+    expect(r.keep).toEqual(['coord']);
+    expect(rt.live('w')).toHaveLength(0);
+    expect(rt.log.sort()).toEqual([`stop w.${h0}`, `stop w.${h1}`]);
+    expect(rt.live('coord')[0].pid).toBe(coordPid);
+    // The broker is kept; it was told before the clones stopped, so the creator forgets their handles.
+    expect(FakeBroker.all).toHaveLength(1);
+    expect(FakeBroker.all[0].gone.sort()).toEqual([`w[${h0}]: its instance was replaced by an apply`, `w[${h1}]: its instance was replaced by an apply`]);
+    // The creator creates new ones, of the new type.
+    const h2 = await hooks.onCreate!('w', { instance: 'coord', clone: 0 }, { job: 'c' });
+    expect(rt.live('w').map((c) => [c.req.index, c.req.instance.digest])).toEqual([[h2, 'd-w-2']]);
+    expect(sup.instanceStatus().find((i) => i.id === 'w')!.clones.map((c) => c.created_by)).toEqual(['coord[0]']);
+  });
+
   it('forks a clone per session from a warm pool and disposes it on close', async () => {
     const p = plan([inst('trap', { mode: 'per_session', replicas: 2, max_sessions: 3, restart: { policy: 'never', max_retries: 0 } }), inst('rec')], [chan('trap', 'recorder', 'rec', 'logs')]);
     await sup.apply(p, req, emit);

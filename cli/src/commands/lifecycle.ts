@@ -257,6 +257,11 @@ export function printDestroyResult(ctx: Context, o: { json?: boolean }, result: 
   else ctx.out(`${ctx.outStyle.bold('Destroy complete:')} ${plural(result.destroyed.length, 'instance')} stopped in ${(result.elapsed_ms / 1000).toFixed(1)}s.\n`);
 }
 
+/** A clone as the human output names it (`coord#0`), from the report's `coord[0]`. */
+function cloneName(ref: string): string {
+  return ref.replace(/\[(\d+)\]$/, '#$1');
+}
+
 export function renderStatus(r: StatusReport, ctx: Context): string {
   const s = ctx.outStyle;
   const warnings = (r.warnings ?? []).map((w) => s.yellow(`warning: ${w.message}`) + (w.hint ? `\n  hint: ${w.hint}` : '') + '\n').join('');
@@ -271,11 +276,12 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
   lines.push('', s.bold('Instances:'));
   for (const i of r.instances) {
     const health = i.health === 'healthy' ? s.green(i.health) : i.health === 'degraded' ? s.yellow(i.health) : s.red(i.health);
-    lines.push(`  ${s.bold(i.id)} (${i.component}, ${i.mode}${i.label ? `, ${i.label}` : ''}) ${health}`);
+    lines.push(`  ${s.bold(i.id)} (${i.component}, ${i.mode}${i.created_by ? ` by ${i.created_by}` : ''}${i.label ? `, ${i.label}` : ''}) ${health}`);
     for (const c of i.clones) {
       const mem = c.rss_bytes !== undefined ? ` rss ${formatBytes(c.rss_bytes)} pss ${formatBytes(c.pss_bytes ?? 0)} private ${formatBytes(c.private_bytes ?? 0)}` : '';
       const cpu = c.cpu_ms !== undefined ? ` cpu ${(c.cpu_ms / 1000).toFixed(2)}s` : '';
       const extra = [
+        c.created_by ? `created by ${cloneName(c.created_by)}` : '',
         c.restarts ? `${plural(c.restarts, 'restart')}` : '',
         c.session ? `session ${c.session}` : '',
         c.last_exit ? `last exit: ${c.last_exit}` : '',

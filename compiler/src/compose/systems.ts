@@ -95,6 +95,8 @@ export interface ConnInfo {
   declassifies?: { from: string; to: string }[];
   /** `query`: its requests carry no data of the requiring side (spec/policy.md). */
   query?: true;
+  /** One candidate of a late binding (`connect a.p -> x.q | y.q`); `initial` on the first, which the port is bound to at deploy. */
+  candidate?: { initial: boolean };
 }
 
 export interface ExposeInfo {
@@ -239,6 +241,102 @@ export class Systems {
     this.stack.pop();
     byArgs.set(key, info);
     return info;
+  }
+
+  /**
+   * One target of a `connect` (the provided port, or one candidate of a late binding): its direction,
+   * the factory rule and the protocols. Returns false when a check failed (reported here), null when
+   * the connection stands but carries nothing to plan (its protocol or attributes are unknown), else
+   * the connection.
+   */
+  private connection(
+    mem: ConnectDecl,
+    ref: PortRef,
+    from: { inst: InstInfo; port: SysPort },
+    to: { inst: InstInfo; port: SysPort },
+    fromText: string,
+    attrs: ExposeAttrs | undefined,
+    info: SystemInfo,
+    m: Module,
+  ): ConnInfo | false | null {
+    const toText = refText(ref);
+    if (from.port.direction !== 'require' || to.port.direction !== 'provide') {
+      if (from.port.direction === 'provide' && to.port.direction === 'require') {
+        const fixed = `connect ${toText} -> ${fromText}`;
+        this.ctx.report(Codes.WrongConnectionDirection, `\`connect\` goes from a required port to a provided port, but \`${fromText}\` is provided and \`${toText}\` is required`, m.file, { start: mem.from.span.start, end: ref.span.end }, {
+          hint: `swapped? write \`${fixed}\``,
+          fixes: mem.candidates?.length ? undefined : [{
+            title: `Swap to \`${fixed}\``,
+            edits: [
+              { file: m.file, span: mem.from.span, newText: textOf(m, ref.span) },
+              { file: m.file, span: ref.span, newText: textOf(m, mem.from.span) },
+            ],
+          }],
+        });
+      } else if (from.port.direction === 'provide') {
+        this.ctx.report(Codes.WrongConnectionDirection, `\`${fromText}\` is a provided port: a connection starts at a required port`, m.file, mem.from.span, {
+          hint: `connect a port that \`require\`s ${from.port.protocol ? `\`${from.port.protocol.entry.name}\`` : 'the protocol'} to \`${fromText}\` instead`,
+        });
+      } else {
+        this.ctx.report(Codes.WrongConnectionDirection, `\`${toText}\` is a required port: a connection ends at a provided port`, m.file, ref.span, {
+          hint: `connect \`${fromText}\` to a port that \`provide\`s ${to.port.protocol ? `\`${to.port.protocol.entry.name}\`` : 'the protocol'}`,
+        });
+      }
+      return false;
+    }
+    const made = from.port.factory ? info.created.get(`${from.inst.name}.${from.port.name}`) : undefined;
+    if (from.port.factory && made !== to.inst) {
+      this.ctx.report(Codes.FactoryChannelElsewhere, `\`${fromText}\` is a factory port: its channels go to the instances it creates${made ? `, \`${made.name}\`` : ''}, not to \`${ref.instance.name}\``, m.file, ref.span, {
+        hint: made ? `connect it to a provided port of \`${made.name}\`: \`connect ${fromText} -> ${made.name}.<port>\`` : `declare the created instance: \`w = ${from.port.factory.component?.name ?? 'Worker'} { created by ${fromText} }\``,
+      });
+      return false;
+    }
+    // A factory port takes the protocol of the created instance's port it is connected to.
+    const fp = from.port.factory ? to.port.protocol : from.port.protocol;
+    const tp = to.port.protocol;
+    // A different protocol is fine when the required one refines the provided one (refine.ts); the channel carries the required one.
+    const refinement = fp && tp && fp !== tp ? refinementProblem(this.types, fp, tp) : undefined;
+    if (fp && tp && refinement !== undefined) {
+      this.ctx.report(Codes.ProtocolMismatch, `protocol mismatch: \`${fromText}\` requires \`${fp.entry.qname}\` but \`${toText}\` provides \`${tp.entry.qname}\`, which it does not refine: ${refinement}`, m.file, { start: mem.from.span.start, end: ref.span.end }, {
+        hint: `connect \`${fromText}\` to a port that provides \`${fp.entry.name}\`, or make \`${fp.entry.name}\` a refinement of \`${tp.entry.name}\` (a subset of its operations with the same message types and an order it accepts)`,
+        related: [
+          related(fp.entry.module.file, fp.entry.decl.name.span, `\`${fp.entry.qname}\` is declared here`),
+          related(tp.entry.module.file, tp.entry.decl.name.span, `\`${tp.entry.qname}\` is declared here`),
+        ],
+      });
+      return false;
+    }
+    if (!fp || !attrs) return null;
+    return { decl: mem, from: { inst: from.inst, port: from.port.name }, to: { inst: to.inst, port: to.port.name }, protocol: fp, invariants: attrs.invariants, allow: attrs.allow, ...(attrs.declassifies.length ? { declassifies: attrs.declassifies } : {}), ...(attrs.query ? { query: true as const } : {}) };
+  }
+
+  /**
+   * The rules of a late binding (`connect a.p -> x.q | y.q`) beyond those of each candidate: a
+   * factory port's channel goes to the instances it creates and cannot switch, and no provided port
+   * is named twice. Reports and returns false when one is broken.
+   */
+  private lateBindingOk(mem: ConnectDecl, from: { inst: InstInfo; port: SysPort }, m: Module): boolean {
+    const fromText = `${mem.from.instance.name}.${mem.from.port.name}`;
+    if (from.port.factory) {
+      this.ctx.report(Codes.LateBoundFactory, `\`${fromText}\` is a factory port: its channel goes to the instances it creates and cannot switch between candidates`, m.file, { start: mem.candidates![0].span.start, end: mem.candidates![mem.candidates!.length - 1].span.end }, {
+        hint: `remove the candidates after \`${mem.to.instance.name}.${mem.to.port.name}\``,
+      });
+      return false;
+    }
+    const seen = new Map<string, PortRef>();
+    for (const ref of [mem.to, ...mem.candidates!]) {
+      const k = `${ref.instance.name}.${ref.port.name}`;
+      const prev = seen.get(k);
+      if (prev) {
+        this.ctx.report(Codes.DuplicateCandidate, `\`${k}\` is named twice among the candidates of \`${fromText}\``, m.file, ref.span, {
+          hint: 'name each provided port once: the port is bound to the first, and may switch to any other',
+          related: [related(m.file, prev.span, 'first named here')],
+        });
+        return false;
+      }
+      seen.set(k, ref);
+    }
+    return true;
   }
 
   /**
@@ -396,6 +494,11 @@ export class Systems {
     const attempted = new Set<string>();
     for (const mem of d.members) {
       if (mem.kind !== 'ConnectDecl') continue;
+      // Late binding (`connect a.p -> x.q | y.q`): every candidate is a channel of its own.
+      if (mem.candidates?.length) {
+        this.lateBound(info, m, mem, resolveEnd, wired, attempted);
+        continue;
+      }
       // A connect's attributes are checked once, however many channels it makes.
       let checked: { attrs: ReturnType<Systems['attrs']> } | undefined;
       const attrsOf = (p: ProtocolInfo | undefined) => (checked ??= { attrs: this.attrs(mem.attrs, m, p, 'channel', info) }).attrs;
@@ -924,66 +1027,65 @@ export class Systems {
     for (const end of [from, to]) if (end && end.port.direction === 'require') attempted.add(`${end.inst.name}.${end.port.name}`);
     const attrs = attrsOf(from?.port.protocol ?? to?.port.protocol);
     if (!from || !to) return;
-    const fromText = refText(mem.from, fromElement);
-    const toText = refText(toRef);
-    if (from.port.direction !== 'require' || to.port.direction !== 'provide') {
-      if (from.port.direction === 'provide' && to.port.direction === 'require') {
-        const fixed = `connect ${toText} -> ${fromText}`;
-        this.ctx.report(Codes.WrongConnectionDirection, `\`connect\` goes from a required port to a provided port, but \`${fromText}\` is provided and \`${toText}\` is required`, m.file, { start: mem.from.span.start, end: toRef.span.end }, {
-          hint: `swapped? write \`${fixed}\``,
-          fixes: [{
-            title: `Swap to \`${fixed}\``,
-            edits: [
-              { file: m.file, span: mem.from.span, newText: textOf(m, toRef.span) },
-              { file: m.file, span: toRef.span, newText: textOf(m, mem.from.span) },
-            ],
-          }],
-        });
-      } else if (from.port.direction === 'provide') {
-        this.ctx.report(Codes.WrongConnectionDirection, `\`${fromText}\` is a provided port: a connection starts at a required port`, m.file, mem.from.span, {
-          hint: `connect a port that \`require\`s ${from.port.protocol ? `\`${from.port.protocol.entry.name}\`` : 'the protocol'} to \`${fromText}\` instead`,
-        });
-      } else {
-        this.ctx.report(Codes.WrongConnectionDirection, `\`${toText}\` is a required port: a connection ends at a provided port`, m.file, toRef.span, {
-          hint: `connect \`${fromText}\` to a port that \`provide\`s ${to.port.protocol ? `\`${to.port.protocol.entry.name}\`` : 'the protocol'}`,
-        });
-      }
-      return;
-    }
-    const made = from.port.factory ? info.created.get(`${from.inst.name}.${from.port.name}`) : undefined;
-    if (from.port.factory && made !== to.inst) {
-      this.ctx.report(Codes.FactoryChannelElsewhere, `\`${fromText}\` is a factory port: its channels go to the instances it creates${made ? `, \`${made.name}\`` : ''}, not to \`${toRef.instance.name}\``, m.file, toRef.span, {
-        hint: made ? `connect it to a provided port of \`${made.name}\`: \`connect ${fromText} -> ${made.name}.<port>\`` : `declare the created instance: \`w = ${from.port.factory.component?.name ?? 'Worker'} { created by ${fromText} }\``,
-      });
-      return;
-    }
-    // A factory port takes the protocol of the created instance's port it is connected to.
-    const fp = from.port.factory ? to.port.protocol : from.port.protocol;
-    const tp = to.port.protocol;
-    // A different protocol is fine when the required one refines the provided one (refine.ts); the channel carries the required one.
-    const refinement = fp && tp && fp !== tp ? refinementProblem(this.types, fp, tp) : undefined;
-    if (fp && tp && refinement !== undefined) {
-      this.ctx.report(Codes.ProtocolMismatch, `protocol mismatch: \`${fromText}\` requires \`${fp.entry.qname}\` but \`${toText}\` provides \`${tp.entry.qname}\`, which it does not refine: ${refinement}`, m.file, { start: mem.from.span.start, end: toRef.span.end }, {
-        hint: `connect \`${fromText}\` to a port that provides \`${fp.entry.name}\`, or make \`${fp.entry.name}\` a refinement of \`${tp.entry.name}\` (a subset of its operations with the same message types and an order it accepts)`,
-        related: [
-          related(fp.entry.module.file, fp.entry.decl.name.span, `\`${fp.entry.qname}\` is declared here`),
-          related(tp.entry.module.file, tp.entry.decl.name.span, `\`${tp.entry.qname}\` is declared here`),
-        ],
-      });
-      return;
-    }
+    const made = this.connection(mem, toRef, from, to, refText(mem.from, fromElement), attrs, info, m);
+    if (made === false) return;
     const key = `${from.inst.name}.${from.port.name}`;
     const first = wired.get(key);
     if (first) {
+      const fromText = refText(mem.from, fromElement);
       this.ctx.report(Codes.RequiredPortWiredTwice, `\`${from.inst.name}.${portSourceName(from.port.name)}\` is already connected: a required port has exactly one channel`, m.file, mem.from.span, {
-        hint: 'remove one of the connections, or declare another required port for the second provider',
+        hint: `remove one of the connections, or declare another required port for the second provider, or let the port switch between them at run time: \`connect ${fromText} -> ${[first.to, ...(first.candidates ?? []), toRef].map((t) => refText(t)).join(' | ')}\``,
         related: [related(m.file, first.span, 'first connected here')],
       });
       return;
     }
     wired.set(key, mem);
-    if (!fp || !attrs) return;
-    info.connects.push({ decl: mem, from: { inst: from.inst, port: from.port.name }, to: { inst: to.inst, port: to.port.name }, protocol: fp, invariants: attrs.invariants, allow: attrs.allow, ...(attrs.declassifies.length ? { declassifies: attrs.declassifies } : {}), ...(attrs.query ? { query: true as const } : {}) });
+    if (made) info.connects.push(made);
+  }
+
+  /**
+   * Checks and records a late binding, `connect a.p -> x.q | y.q` (spec/factories.md): every
+   * candidate is resolved and checked as a connection of its own, so the set of possible channels
+   * stays static, and the channels are recorded together with the first one bound initially.
+   */
+  private lateBound(
+    info: SystemInfo,
+    m: Module,
+    mem: ConnectDecl,
+    resolveEnd: (ref: PortRef, element?: number) => { inst: InstInfo; port: SysPort } | undefined,
+    wired: Map<string, ConnectDecl>,
+    attempted: Set<string>,
+  ): void {
+    const candidates = mem.candidates!;
+    if (mem.fanout || mem.from.index?.value === '*') {
+      this.ctx.report(Codes.FanOutForm, 'a fan-out connects each element to one port: it cannot switch between candidates', m.file, { start: candidates[0].span.start, end: candidates[candidates.length - 1].span.end }, {
+        hint: 'remove the candidates after `|`, or connect the elements one by one: `connect r.p[0] -> x.q | y.q`',
+      });
+      return;
+    }
+    const from = resolveEnd(mem.from);
+    const targets = [mem.to, ...candidates];
+    const tos = targets.map((t) => resolveEnd(t));
+    for (const end of [from, ...tos]) if (end && end.port.direction === 'require') attempted.add(`${end.inst.name}.${end.port.name}`);
+    const attrs = this.attrs(mem.attrs, m, from?.port.protocol ?? tos[0]?.port.protocol, 'channel', info);
+    if (!from || tos.some((t) => !t)) return;
+    if (!this.lateBindingOk(mem, from, m)) return;
+    const fromText = refText(mem.from);
+    const results = targets.map((ref, i) => this.connection(mem, ref, from, tos[i]!, fromText, attrs, info, m));
+    if (results.includes(false)) return;
+    const key = `${from.inst.name}.${from.port.name}`;
+    const first = wired.get(key);
+    if (first) {
+      this.ctx.report(Codes.RequiredPortWiredTwice, `\`${fromText}\` is already connected: a required port has exactly one channel`, m.file, mem.from.span, {
+        hint: `remove one of the connections, or declare another required port for the second provider, or let the port switch between them at run time: \`connect ${fromText} -> ${[first.to, ...(first.candidates ?? []), ...targets].map((t) => refText(t)).join(' | ')}\``,
+        related: [related(m.file, first.span, 'first connected here')],
+      });
+      return;
+    }
+    wired.set(key, mem);
+    const made = results.filter((r): r is ConnInfo => r !== false && r !== null);
+    if (made.length !== results.length) return;
+    info.connects.push(...made.map((c, i) => ({ ...c, candidate: { initial: i === 0 } })));
   }
 
   private attrs(list: ChannelAttr[], m: Module, protocol: ProtocolInfo | undefined, where: 'channel' | 'exposure', info?: SystemInfo): ExposeAttrs | undefined {

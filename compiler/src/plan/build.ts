@@ -394,6 +394,7 @@ export class PlanBuilder {
     const { ops, order } = this.operations(proto, fc.conn.allow);
     const inv = fc.conn.invariants;
     return {
+      ...(fc.conn.candidate ? { candidate: { initial: fc.conn.candidate.initial } } : {}),
       ...(fc.conn.declassifies ? { declassifies: fc.conn.declassifies.map((d) => ({ from: d.from, to: d.to })) } : {}),
       from: { instance: fc.from.instance, port: fc.from.port },
       id: fc.id,

@@ -57,6 +57,12 @@ export function describeChannel(s: Snapshot, c: ServerContext, file: string, con
   ];
   if (inv.order) lines.push(`  order: enforced (${inv.order.transitions.length} states)`);
   if (ch.query) lines.push('  query (requests carry none of the requiring side\'s data)');
+  // A late binding: the port's candidates, the one it starts on first.
+  if (ch.candidate) {
+    const port = plan.instances.find((i) => i.id === ch.from.instance)?.ports.find((p) => p.name === ch.from.port);
+    const cands = plan.channels.filter((x) => x.candidate && port?.channels.includes(x.id));
+    lines.push(`  candidates ${cands.map((x) => `${x.to.instance}.${x.to.port}${x.candidate!.initial ? ' (initial)' : ''}`).join(' | ')}`);
+  }
   for (const d of ch.declassifies ?? []) lines.push(`  declassifies ${d.from} -> ${d.to}`);
   const more = channels.length > 1 ? `\n\nThe system is instantiated ${channels.length} times; this is \`${ch.id}\`.` : '';
   return '```mcl\n' + lines.join('\n') + '\n```' + more;

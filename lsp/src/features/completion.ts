@@ -390,7 +390,8 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
       return items(stmt.length === 0 ? EXPOSURE_KEYWORDS.map((k) => kw(k, 'exposure attribute')) : []);
     case 'system': {
       if (words[0] === 'connect') {
-        if (stmt.length === 1 || prev === '->') return items(instanceNames(s, file, offset));
+        // After `->` and after each `|` of a late binding's candidates: the instances.
+        if (stmt.length === 1 || prev === '->' || prev === '|') return items(instanceNames(s, file, offset));
         return items([]);
       }
       if ((words[0] === 'expose' || words[0] === 'export') && (stmt.length === 1 || prev === '=')) return items(instanceNames(s, file, offset));

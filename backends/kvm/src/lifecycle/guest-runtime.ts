@@ -167,6 +167,8 @@ export interface BrokerLike {
    */
   attachPort(instance: string, clone: number, port: string, target: PortTarget): void | Promise<boolean>;
   detachClone(instance: string, clone: number): void;
+  /** A created clone is going away without its creator asking (an apply replaces its instance): its creator forgets it and is told. */
+  createdGone?(instance: string, clone: number, reason: string): void;
   listenExposures(): Promise<ExposureInfo[] | void>;
   /** Checkpoints: stop relaying, the state to keep, continue from a kept state, relay again (spec/checkpoint.md). */
   hold?(): void;

@@ -428,6 +428,7 @@ export class Supervisor {
         layer.map(async (id) => {
           const action = d.delete.includes(id) ? 'delete' : 'replace';
           emit({ type: 'instance', instance: id, action, message: action === 'delete' ? 'removed from the plan: stopping' : 'changed: stopping the old clones' });
+          this.createdGone(id, action === 'delete' ? 'its instance was removed by an apply' : 'its instance was replaced by an apply');
           await this.stopInstance(id);
         }),
       );
@@ -641,6 +642,17 @@ export class Supervisor {
     c.state = 'stopped';
     inst.clones.delete(c.index);
     rmSync(c.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Before an apply stops a created instance (replaced or removed), the broker forgets its clones
+   * and tells each creator, whose handles would otherwise stay in its bound and name nothing;
+   * the creators, kept running, create the new instances themselves (spec/factories.md).
+   */
+  private createdGone(id: string, reason: string): void {
+    const inst = this.instances.get(id);
+    if (!inst || inst.plan.mode !== 'created') return;
+    for (const c of inst.clones.values()) if (c.created) this.broker?.createdGone?.(id, c.index, reason);
   }
 
   private async stopInstance(id: string): Promise<void> {
