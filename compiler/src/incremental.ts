@@ -17,9 +17,11 @@
 //     tree and its dependencies' results.
 //
 // Labels are global (their order is the workspace's), so an edit to a module
-// that declares labels takes nothing over. Root selection, elaboration, the
-// plan body and the policy checks always run on the whole composition: they
-// read the checked results, taken over or not, and are not cached.
+// that declares labels takes nothing over. Root selection, elaboration and
+// the policy checks always run on the whole composition: they read the
+// checked results, taken over or not, and are not cached. The plan body walks
+// the whole composition too, but takes over the plan objects whose checked
+// inputs are the very objects taken over here (plan/body-cache.ts).
 //
 // The symbol index follows the same rule: the symbols, references and
 // instance settings recorded up to composition in a taken-over module's file
