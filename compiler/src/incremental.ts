@@ -166,6 +166,34 @@ function groupBy<T>(items: Iterable<T>, file: (t: T) => string): Map<string, T[]
 }
 
 /**
+ * `groupBy`, taking the groups of the files copied from the earlier compile
+ * as they were (the same entries, copied in `reuseModules`) instead of
+ * building them again. Should anything have been added to such a file since,
+ * the counts differ and everything is grouped afresh.
+ */
+function regroup<T>(items: () => Iterable<T>, file: (t: T) => string, size: number, replayed: Replayed | undefined, prior: Map<string, T[]> | undefined): Map<string, T[]> {
+  if (!replayed || !prior) return groupBy(items(), file);
+  const out = new Map<string, T[]>();
+  let n = 0;
+  for (const f of replayed.files) {
+    const l = prior.get(f);
+    if (l) {
+      out.set(f, l);
+      n += l.length;
+    }
+  }
+  for (const t of items()) {
+    const f = file(t);
+    if (replayed.files.has(f)) continue;
+    let l = out.get(f);
+    if (!l) out.set(f, (l = []));
+    l.push(t);
+    n++;
+  }
+  return n === size ? out : groupBy(items(), file);
+}
+
+/**
  * The references by file, leaving out those recorded again on every compile
  * (`recomputed`). The ones copied from the earlier compile keep their groups;
  * only this compile's own are grouped.
@@ -198,9 +226,9 @@ export function stateOf(ctx: Ctx, options: CompileOptions, stages: Stages, recom
     modules,
     labelModules: labelModulesOf(ctx.modules.values()),
     ...stages,
-    symbols: ctx.indexing ? groupBy(p.symbols.values(), (s) => s.file) : new Map(),
+    symbols: ctx.indexing ? regroup(() => p.symbols.values(), (s) => s.file, p.symbols.size, replayed, replayed?.prior.symbols) : new Map(),
     references: ctx.indexing ? referencesByFile(p.references, recomputed, replayed) : new Map(),
-    instances: ctx.indexing ? groupBy(p.instances.entries(), ([id]) => fileOfId(id)) : new Map(),
+    instances: ctx.indexing ? regroup(() => p.instances.entries(), ([id]) => fileOfId(id), p.instances.size, replayed, replayed?.prior.instances) : new Map(),
     reused: ctx.reused.size,
     checked: ctx.modules.size - ctx.reused.size,
   };
