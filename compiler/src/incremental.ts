@@ -141,7 +141,10 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
   if (!ctx.indexing) return { files, references: ctx.program.references.length, prior };
   for (const f of files) {
     for (const s of prior.symbols.get(f) ?? []) if (!ctx.program.symbols.has(s.id)) ctx.program.symbols.set(s.id, s);
-    for (const r of prior.references.get(f) ?? []) ctx.program.references.push(r);
+    const refs = prior.references.get(f);
+    // Pushed a file's worth at a time (bounded, to stay within the engine's argument limit).
+    if (refs && refs.length <= 8192) ctx.program.references.push(...refs);
+    else if (refs) for (const r of refs) ctx.program.references.push(r);
     for (const [id, settings] of prior.instances.get(f) ?? []) ctx.program.instances.set(id, settings);
   }
   return { files, references: ctx.program.references.length, prior };
