@@ -35,7 +35,7 @@ for (const e of entries) {
   mkdirSync(dirname(join(root, e.out)), { recursive: true });
   const out = e.split
     ? {
-        // The entry keeps its name; chunks get content-hashed names, so a rebuild leaves stale ones, which are removed.
+        // The entry keeps its name; chunks get content-hashed names, so a rebuild leaves stale ones, removed below.
         outdir: dirname(join(root, e.out)),
         entryNames: basename(e.out).replace(/\.mjs$/, ''),
         chunkNames: 'chunk-[hash]',
@@ -43,15 +43,21 @@ for (const e of entries) {
         splitting: true,
       }
     : { outfile: join(root, e.out) };
-  if (e.split) for (const f of readdirSync(dirname(join(root, e.out)))) if (/^chunk-[A-Z0-9]+\.mjs(\.map)?$/.test(f)) rmSync(join(dirname(join(root, e.out)), f));
-  await build({
+  const result = await build({
     ...nodeBundleOptions,
     entryPoints: [join(root, e.src)],
     ...out,
     format: e.format,
     external: e.external ?? [],
     banner: e.banner ? { js: e.banner } : undefined,
+    metafile: !!e.split,
   });
+  if (e.split) {
+    // Only after the build, so that an mclc running meanwhile finds the chunks it loads.
+    const dir = dirname(join(root, e.out));
+    const written = new Set(Object.keys(result.metafile.outputs).map((o) => basename(o)));
+    for (const f of readdirSync(dir)) if (/^chunk-[A-Z0-9]+\.mjs(\.map)?$/.test(f) && !written.has(f)) rmSync(join(dir, f));
+  }
   console.log(`build: ${e.out}`);
 }
 writeFileSync(join(root, 'node_modules', '.mcl-build-stamp'), String(Date.now()));
