@@ -11,6 +11,11 @@
 // building it again. An edit therefore builds the objects of the instances
 // and channels it touched, not those of the whole composition.
 //
+// A named type's message schema is a function of its checked declaration,
+// and the declarations it refers to are checked with it (a module is taken
+// over only with everything it depends on): it is taken over while the
+// declaration is the same object.
+//
 // A program is a function of its component and of the workspace files it
 // reads: it is taken over when the component is the same object and every
 // file it read still has the same text (read again through the host, so the
@@ -23,10 +28,10 @@
 // Each compile keeps only the entries it used, so the cache holds one
 // composition's objects at most.
 
-import type { PlanChannel, PlanInstance } from '@mcl/plan';
+import type { MessageSchema, PlanChannel, PlanInstance } from '@mcl/plan';
 import type { ComponentInfo } from '../compose/components';
 import type { ConnInfo, InstInfo } from '../compose/systems';
-import type { Module } from '../context';
+import type { DeclEntry, Module } from '../context';
 import type { SourceRef } from '../policy/types';
 import type { ProgramSpec } from './program';
 
@@ -34,6 +39,12 @@ export interface CachedProgram {
   spec: ProgramSpec & { sensitive: string[] };
   /** The workspace files the program read, with the text it read. */
   reads: [string, string][];
+}
+
+export interface CachedSchema {
+  schema: MessageSchema;
+  /** The named types the schema refers to. */
+  refs: DeclEntry[];
 }
 
 export interface CachedInstance {
@@ -57,6 +68,8 @@ export class BodyCache {
   private nextPrograms = new Map<ComponentInfo, CachedProgram>();
   private nextInstances = new Map<string, CachedInstance>();
   private nextChannels = new Map<string, { conn: ConnInfo; pc: PlanChannel }>();
+  private schemas = new Map<DeclEntry, CachedSchema>();
+  private nextSchemas = new Map<DeclEntry, CachedSchema>();
   /** Objects taken over and built by the last body, for tests and the benchmark. */
   readonly stats = { reused: 0, built: 0 };
 
@@ -78,6 +91,16 @@ export class BodyCache {
     else this.stats.built++;
   }
 
+  schema(e: DeclEntry): CachedSchema | undefined {
+    const s = this.schemas.get(e);
+    if (s) this.nextSchemas.set(e, s);
+    return s;
+  }
+
+  keepSchema(e: DeclEntry, s: CachedSchema): void {
+    this.nextSchemas.set(e, s);
+  }
+
   channel(id: string, conn: ConnInfo): PlanChannel | undefined {
     const e = this.channels.get(id);
     if (e === undefined || e.conn !== conn) return undefined;
@@ -93,14 +116,16 @@ export class BodyCache {
 
   /** Starts a compile: what the last one kept becomes what this one may take over. */
   begin(): void {
-    if (this.nextInstances.size || this.nextChannels.size || this.nextPrograms.size) {
+    if (this.nextInstances.size || this.nextChannels.size || this.nextPrograms.size || this.nextSchemas.size) {
       this.programs = this.nextPrograms;
       this.instances = this.nextInstances;
       this.channels = this.nextChannels;
+      this.schemas = this.nextSchemas;
     }
     this.nextPrograms = new Map();
     this.nextInstances = new Map();
     this.nextChannels = new Map();
+    this.nextSchemas = new Map();
     this.stats.reused = 0;
     this.stats.built = 0;
   }

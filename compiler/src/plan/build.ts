@@ -388,9 +388,14 @@ export class PlanBuilder {
       pending.delete(e);
       if (done.has(e)) continue;
       done.add(e);
-      const refs = new Set<DeclEntry>();
-      schemas[e.qname] = this.types.schema(this.types.body(e), refs);
-      for (const r of refs) if (!done.has(r)) pending.add(r);
+      let s = this.cache?.schema(e);
+      if (!s) {
+        const refs = new Set<DeclEntry>();
+        s = { schema: this.types.schema(this.types.body(e), refs), refs: [...refs] };
+        this.cache?.keepSchema(e, s);
+      }
+      schemas[e.qname] = s.schema;
+      for (const r of s.refs) if (!done.has(r)) pending.add(r);
     }
     const sortedSchemas: Record<string, MessageSchema> = {};
     for (const k of Object.keys(schemas).sort()) sortedSchemas[k] = schemas[k];
