@@ -193,6 +193,12 @@ describe('incremental analysis', () => {
     const deeper = { ...edited, 'mods/m2.mcl': edited['mods/m2.mcl'].replace('96MiB', '128MiB') };
     inc.compile(new MemoryHost(deeper), options);
     expect(inc.stats.checked).toBe(5);
+    // A message type changes: the plan's schema of it follows.
+    const narrower = { ...deeper, 'mods/m5.mcl': deeper['mods/m5.mcl'].replace('count: int(0..1000)', 'count: int(0..10)') };
+    const third = inc.compile(new MemoryHost(narrower), options);
+    expect(JSON.stringify(third.plan!.schemas['mods.m5.Req5'])).toContain('10');
+    expect(canonicalJson(third.plan!)).toEqual(canonicalJson(compile(new MemoryHost(narrower), options).plan!));
+    expect(canonicalJson(inc.compile(new MemoryHost(deeper), options).plan!)).toEqual(canonicalJson(compile(new MemoryHost(deeper), options).plan!));
     // Nothing changed: nothing is checked again.
     inc.compile(new MemoryHost(deeper), options);
     expect(inc.stats.checked).toBe(0);
