@@ -5,15 +5,17 @@
 // not exist yet is skipped with a note, so a partial tree still builds.
 
 import { build } from 'esbuild';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { esmShim, nodeBundleOptions } from './esbuild-options.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 const entries = [
-  { src: 'cli/src/main.ts', out: 'cli/dist/mclc.mjs', format: 'esm', banner: '#!/usr/bin/env node\n' + esmShim },
+  // Split: what only some commands need (the graph renderer, the backends, remote hosts) goes into chunks
+  // beside mclc.mjs that its dynamic imports load, so that `plan` and `validate` do not parse them.
+  { src: 'cli/src/main.ts', out: 'cli/dist/mclc.mjs', format: 'esm', banner: '#!/usr/bin/env node\n' + esmShim, split: true },
   { src: 'lsp/src/server.ts', out: 'lsp/dist/server.cjs', format: 'cjs' },
   // The kubevirt backend with its Kubernetes client, loaded by mclc only when a kubevirt deployment is acted on
   // (cli/src/backends.ts), so that the client's few megabytes are not parsed by every other command.
@@ -31,14 +33,31 @@ for (const e of entries) {
     continue;
   }
   mkdirSync(dirname(join(root, e.out)), { recursive: true });
-  await build({
+  const out = e.split
+    ? {
+        // The entry keeps its name; chunks get content-hashed names, so a rebuild leaves stale ones, removed below.
+        outdir: dirname(join(root, e.out)),
+        entryNames: basename(e.out).replace(/\.mjs$/, ''),
+        chunkNames: 'chunk-[hash]',
+        outExtension: { '.js': '.mjs' },
+        splitting: true,
+      }
+    : { outfile: join(root, e.out) };
+  const result = await build({
     ...nodeBundleOptions,
     entryPoints: [join(root, e.src)],
-    outfile: join(root, e.out),
+    ...out,
     format: e.format,
     external: e.external ?? [],
     banner: e.banner ? { js: e.banner } : undefined,
+    metafile: !!e.split,
   });
+  if (e.split) {
+    // Only after the build, so that an mclc running meanwhile finds the chunks it loads.
+    const dir = dirname(join(root, e.out));
+    const written = new Set(Object.keys(result.metafile.outputs).map((o) => basename(o)));
+    for (const f of readdirSync(dir)) if (/^chunk-[A-Z0-9]+\.mjs(\.map)?$/.test(f) && !written.has(f)) rmSync(join(dir, f));
+  }
   console.log(`build: ${e.out}`);
 }
 writeFileSync(join(root, 'node_modules', '.mcl-build-stamp'), String(Date.now()));

@@ -4,7 +4,7 @@
 
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -301,10 +301,11 @@ describe('fmt', () => {
   });
 
   it('says so when the formatter is missing, and the other commands still work', async () => {
-    // A copy of the bundle with no plugin bundle beside it and no node_modules above it.
+    // A copy of the bundle (the entry and the chunks it loads) with no plugin bundle beside it and no node_modules above it.
     const lonely = join(tmp, 'lonely/dist');
     mkdirSync(lonely, { recursive: true });
     cpSync(bundle, join(lonely, 'mclc.mjs'));
+    for (const f of readdirSync(dirname(bundle))) if (/^chunk-\w+\.mjs$/.test(f)) cpSync(join(dirname(bundle), f), join(lonely, f));
     const r = await execa('node', [join(lonely, 'mclc.mjs'), 'fmt', '--check', join(fixtures, 'shop')], { reject: false, cwd: tmp });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('error: the formatter is not available');

@@ -17,6 +17,7 @@ import { Ctx, type DeclEntry, type Module } from './context';
 import { reuseModules, stateOf, usablePrior, type IncrementalState } from './incremental';
 import { checkPolicies } from './policy/index';
 import { PlanBuilder, labelOrder, type Body } from './plan/build';
+import { BodyCache } from './plan/body-cache';
 import { planPolicies } from './plan/policies';
 import type { PlanPolicies } from '@mcl/plan';
 import type { PolicyResult } from './policy/types';
@@ -37,11 +38,12 @@ export function compile(host: CompilerHost, options: CompileOptions): CompileRes
  * (`prior`, see incremental.ts), and returning what the next one may take
  * over. The result is the same as `compile`'s.
  */
-export function compileWith(host: CompilerHost, options: CompileOptions, prior: IncrementalState | undefined): { result: CompileResult; state?: IncrementalState } {
+export function compileWith(host: CompilerHost, options: CompileOptions, prior: IncrementalState | undefined, bodies?: BodyCache): { result: CompileResult; state?: IncrementalState } {
   const ctx = new Ctx(host, options.index ?? false);
   const out: { state?: IncrementalState } = {};
   try {
-    return { result: run(ctx, options, prior, out), state: out.state };
+    bodies?.begin();
+    return { result: run(ctx, options, prior, out, bodies), state: out.state };
   } catch (e) {
     // A bug in the compiler must not take the editor or the CLI down with it.
     const message = e instanceof Error ? e.message : String(e);
@@ -97,7 +99,7 @@ function dependencies(ctx: Ctx, root: SystemInfo): Set<string> {
   return files;
 }
 
-function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefined, out: { state?: IncrementalState }): CompileResult {
+function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefined, out: { state?: IncrementalState }, bodies: BodyCache | undefined): CompileResult {
   const usable = prior && usablePrior(prior, options, ctx.root);
   const loader = new Loader(ctx, options.cache, usable?.modules);
   loader.loadAll(options.entries);
@@ -138,7 +140,7 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
   const result = (): CompileResult => ({ program: ctx.program, diagnostics: sortDiagnostics(withoutCascades(ctx.diagnostics)) });
   if (!sel.target || (!sel.root && !sel.roots)) return result();
 
-  const builder = new PlanBuilder(ctx, types, components);
+  const builder = new PlanBuilder(ctx, types, components, bodies);
   // Checking several root systems (an editor workspace without `deploy`): each is elaborated and
   // policy-checked on its own; a plan needs exactly one root.
   const roots = sel.root ? [sel.root] : sel.roots!;
@@ -196,9 +198,11 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
  */
 export class IncrementalCompiler {
   private state: IncrementalState | undefined;
+  /** The plan bodies' objects, taken over by the next compile where nothing they depend on changed. */
+  private bodies = new BodyCache();
   private parses = new Map<string, { text: string; parsed: ParsedSource }>();
   /** Modules taken over and modules checked by the last compile. */
-  readonly stats = { compiles: 0, reused: 0, checked: 0 };
+  readonly stats = { compiles: 0, reused: 0, checked: 0, planObjectsReused: 0, planObjectsBuilt: 0 };
 
   compile(host: CompilerHost, options: CompileOptions): CompileResult {
     let cache = options.cache;
@@ -215,12 +219,14 @@ export class IncrementalCompiler {
         set: (path, text, parsed) => void used.set(path, { text, parsed }),
       };
     }
-    const { result, state } = compileWith(host, { ...options, cache }, this.state);
+    const { result, state } = compileWith(host, { ...options, cache }, this.state, this.bodies);
     if (!options.cache) this.parses = used;
     this.state = state;
     this.stats.compiles++;
     this.stats.reused = state?.reused ?? 0;
     this.stats.checked = state?.checked ?? 0;
+    this.stats.planObjectsReused = this.bodies.stats.reused;
+    this.stats.planObjectsBuilt = this.bodies.stats.built;
     return result;
   }
 
@@ -228,5 +234,6 @@ export class IncrementalCompiler {
   reset(): void {
     this.state = undefined;
     this.parses = new Map();
+    this.bodies = new BodyCache();
   }
 }

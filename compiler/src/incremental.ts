@@ -17,9 +17,11 @@
 //     tree and its dependencies' results.
 //
 // Labels are global (their order is the workspace's), so an edit to a module
-// that declares labels takes nothing over. Root selection, elaboration, the
-// plan body and the policy checks always run on the whole composition: they
-// read the checked results, taken over or not, and are not cached.
+// that declares labels takes nothing over. Root selection, elaboration and
+// the policy checks always run on the whole composition: they read the
+// checked results, taken over or not, and are not cached. The plan body walks
+// the whole composition too, but takes over the plan objects whose checked
+// inputs are the very objects taken over here (plan/body-cache.ts).
 //
 // The symbol index follows the same rule: the symbols, references and
 // instance settings recorded up to composition in a taken-over module's file
@@ -139,7 +141,10 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
   if (!ctx.indexing) return { files, references: ctx.program.references.length, prior };
   for (const f of files) {
     for (const s of prior.symbols.get(f) ?? []) if (!ctx.program.symbols.has(s.id)) ctx.program.symbols.set(s.id, s);
-    for (const r of prior.references.get(f) ?? []) ctx.program.references.push(r);
+    const refs = prior.references.get(f);
+    // Pushed a file's worth at a time (bounded, to stay within the engine's argument limit).
+    if (refs && refs.length <= 8192) ctx.program.references.push(...refs);
+    else if (refs) for (const r of refs) ctx.program.references.push(r);
     for (const [id, settings] of prior.instances.get(f) ?? []) ctx.program.instances.set(id, settings);
   }
   return { files, references: ctx.program.references.length, prior };
@@ -161,6 +166,34 @@ function groupBy<T>(items: Iterable<T>, file: (t: T) => string): Map<string, T[]
     l.push(t);
   }
   return out;
+}
+
+/**
+ * `groupBy`, taking the groups of the files copied from the earlier compile
+ * as they were (the same entries, copied in `reuseModules`) instead of
+ * building them again. Should anything have been added to such a file since,
+ * the counts differ and everything is grouped afresh.
+ */
+function regroup<T>(items: () => Iterable<T>, file: (t: T) => string, size: number, replayed: Replayed | undefined, prior: Map<string, T[]> | undefined): Map<string, T[]> {
+  if (!replayed || !prior) return groupBy(items(), file);
+  const out = new Map<string, T[]>();
+  let n = 0;
+  for (const f of replayed.files) {
+    const l = prior.get(f);
+    if (l) {
+      out.set(f, l);
+      n += l.length;
+    }
+  }
+  for (const t of items()) {
+    const f = file(t);
+    if (replayed.files.has(f)) continue;
+    let l = out.get(f);
+    if (!l) out.set(f, (l = []));
+    l.push(t);
+    n++;
+  }
+  return n === size ? out : groupBy(items(), file);
 }
 
 /**
@@ -196,9 +229,9 @@ export function stateOf(ctx: Ctx, options: CompileOptions, stages: Stages, recom
     modules,
     labelModules: labelModulesOf(ctx.modules.values()),
     ...stages,
-    symbols: ctx.indexing ? groupBy(p.symbols.values(), (s) => s.file) : new Map(),
+    symbols: ctx.indexing ? regroup(() => p.symbols.values(), (s) => s.file, p.symbols.size, replayed, replayed?.prior.symbols) : new Map(),
     references: ctx.indexing ? referencesByFile(p.references, recomputed, replayed) : new Map(),
-    instances: ctx.indexing ? groupBy(p.instances.entries(), ([id]) => fileOfId(id)) : new Map(),
+    instances: ctx.indexing ? regroup(() => p.instances.entries(), ([id]) => fileOfId(id), p.instances.size, replayed, replayed?.prior.instances) : new Map(),
     reused: ctx.reused.size,
     checked: ctx.modules.size - ctx.reused.size,
   };

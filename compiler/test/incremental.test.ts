@@ -11,7 +11,7 @@ import { canonicalJson, compile, IncrementalCompiler, type CompileOptions, type 
 import { MemoryHost, readTree, REPO } from './helpers';
 
 /** A module of the language server's benchmark shape: types, a protocol, components and a system wiring them. */
-function moduleText(m: number, extra = ''): string {
+function moduleText(m: number, extra = '', scripts = false): string {
   return [
     `import std.kv.{Kv}`,
     `import std.log.{Logs}`,
@@ -36,7 +36,7 @@ function moduleText(m: number, extra = ''): string {
     `  provide api: Api${m}`,
     `  require next: Api${m}`,
     `  replicas 2`,
-    `  program { exec ["/bin/true"] }`,
+    scripts ? `  program { script "run${m % 2}.sh"; file "/etc/app.conf" from "../conf/app.conf" }` : `  program { exec ["/bin/true"] }`,
     `}`,
     `component Store${m} {`,
     `  memory 96MiB`,
@@ -58,15 +58,21 @@ function moduleText(m: number, extra = ''): string {
   ].join('\n');
 }
 
-function generated(n: number): { files: Record<string, string>; entry: string } {
+function generated(n: number, scripts = false): { files: Record<string, string>; entry: string } {
   const files: Record<string, string> = {};
-  for (let m = 0; m < n; m++) files[`mods/m${m}.mcl`] = moduleText(m);
+  for (let m = 0; m < n; m++) files[`mods/m${m}.mcl`] = moduleText(m, '', scripts);
+  if (scripts) {
+    // Programs read workspace files: a plan must follow their text, whatever the compile took over.
+    files['mods/run0.sh'] = 'echo zero\n';
+    files['mods/run1.sh'] = 'echo one\n';
+    files['conf/app.conf'] = 'level=1\n';
+  }
   files['main.mcl'] = [`labels { public < internal < secret }`, `system Main {`, ...Array.from({ length: n }, (_, i) => `  s${i} = mods.m${i}.Sys${i}`), `}`, '', `target big {`, `  backend kvm`, `  memory 64GiB`, `  vcpus 64`, `  overcommit 4`, `}`, `deploy Main to big`, ''].join('\n');
   return { files, entry: 'main.mcl' };
 }
 
 const examples = ['webstack', 'honeypot', 'cluster'].map((n) => ({ files: readTree(join(REPO, 'examples', n)), entry: `${n}.mcl` }));
-const workspaces: { files: Record<string, string>; entry: string }[] = [generated(4), ...examples];
+const workspaces: { files: Record<string, string>; entry: string }[] = [generated(4), generated(3, true), ...examples];
 
 // Edits that keep a file parseable but change what it means (a name, a size, a port), as well as ones that break it.
 const REPLACEMENTS: [string, string][] = [
@@ -85,13 +91,22 @@ const TOKENS = ['{', '}', '.', ',', '=', '->', 'x', 'Kv', 'system', 'import std.
 
 const edit = fc.record({
   file: fc.nat(),
-  op: fc.constantFrom('replace', 'revert', 'insert', 'delete', 'token', 'append'),
+  op: fc.constantFrom('replace', 'revert', 'insert', 'delete', 'token', 'append', 'program'),
   pos: fc.nat(),
   len: fc.integer({ min: 1, max: 8 }),
   pick: fc.nat(),
 });
 
 function apply(files: Record<string, string>, original: Record<string, string>, e: { file: number; op: string; pos: number; len: number; pick: number }): void {
+  if (e.op === 'program') {
+    // A program file changes, disappears or comes back.
+    const programs = Object.keys(original).filter((f) => !f.endsWith('.mcl')).sort();
+    if (programs.length === 0) return;
+    const f = programs[e.file % programs.length];
+    if (e.pick % 3 === 0) delete files[f];
+    else files[f] = e.pick % 3 === 1 ? original[f] : `${original[f]}echo ${e.pos % 5}\n`;
+    return;
+  }
   const names = Object.keys(original).filter((f) => f.endsWith('.mcl')).sort();
   const f = names[e.file % names.length];
   let text = files[f] ?? '';
@@ -170,13 +185,78 @@ describe('incremental analysis', () => {
     const second = inc.compile(new MemoryHost(edited), options);
     expect(inc.stats.checked).toBe(2);
     expect(canonicalJson(second.plan!)).toEqual(canonicalJson(compile(new MemoryHost(edited), options).plan!));
+    // The plan body builds m5's three instances and two channels again and takes over the other modules' objects.
+    expect(inc.stats.planObjectsBuilt).toBe(5);
+    expect(inc.stats.planObjectsReused).toBe(25);
+    expect(second.plan!.instances.find((i) => i.id === 's0.c0')).toBe(first.plan!.instances.find((i) => i.id === 's0.c0'));
     // m2 is imported by m3, which m4 imports, ...: all of them and main are checked.
     const deeper = { ...edited, 'mods/m2.mcl': edited['mods/m2.mcl'].replace('96MiB', '128MiB') };
     inc.compile(new MemoryHost(deeper), options);
     expect(inc.stats.checked).toBe(5);
+    // A message type changes: the plan's schema of it follows.
+    const narrower = { ...deeper, 'mods/m5.mcl': deeper['mods/m5.mcl'].replace('count: int(0..1000)', 'count: int(0..10)') };
+    const third = inc.compile(new MemoryHost(narrower), options);
+    expect(JSON.stringify(third.plan!.schemas['mods.m5.Req5'])).toContain('10');
+    expect(canonicalJson(third.plan!)).toEqual(canonicalJson(compile(new MemoryHost(narrower), options).plan!));
+    expect(canonicalJson(inc.compile(new MemoryHost(deeper), options).plan!)).toEqual(canonicalJson(compile(new MemoryHost(deeper), options).plan!));
     // Nothing changed: nothing is checked again.
     inc.compile(new MemoryHost(deeper), options);
     expect(inc.stats.checked).toBe(0);
+  });
+
+  test('a program file that changes, or disappears, changes the plan although its component was taken over', () => {
+    const w = generated(2, true);
+    const inc = new IncrementalCompiler();
+    const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true };
+    inc.compile(new MemoryHost(w.files), options);
+    const changed = { ...w.files, 'mods/run1.sh': 'echo changed\n' };
+    const a = inc.compile(new MemoryHost(changed), options);
+    expect(a.plan!.instances.find((i) => i.id === 's1.c1')!.program.files.find((f) => f.path === '/mcl/program/run1.sh')!.content).toBe('echo changed\n');
+    expect(canonicalJson(a.plan!)).toEqual(canonicalJson(compile(new MemoryHost(changed), options).plan!));
+    const gone: Record<string, string> = { ...changed };
+    delete gone['conf/app.conf'];
+    const b = inc.compile(new MemoryHost(gone), options);
+    expect(b.diagnostics).toEqual(compile(new MemoryHost(gone), options).diagnostics);
+    expect(b.diagnostics.filter((d) => d.code === 'MCL0301' || d.message.includes('app.conf')).length).toBeGreaterThan(0);
+    // Reported again on the next compile, too: a program that reported a problem is not kept.
+    expect(inc.compile(new MemoryHost(gone), options).diagnostics).toEqual(b.diagnostics);
+  });
+
+  test('a taken-over instance whose ports gain a channel from an edited module is built again', () => {
+    const w = generated(2);
+    const main = (wired: boolean) =>
+      [
+        `component Probe {`,
+        `  memory 96MiB`,
+        `  require a: mods.m0.Api0 optional`,
+        `  program { exec ["/bin/true"] }`,
+        `}`,
+        `system Main {`,
+        `  s0 = mods.m0.Sys0`,
+        `  s1 = mods.m1.Sys1`,
+        `  probe = Probe`,
+        wired ? `  connect probe.a -> s0.api` : '',
+        `}`,
+        `target big {`,
+        `  backend kvm`,
+        `  memory 64GiB`,
+        `  vcpus 64`,
+        `}`,
+        `deploy Main to big`,
+        '',
+      ].join('\n');
+    const inc = new IncrementalCompiler();
+    const options: CompileOptions = { entries: ['main.mcl'], mclcVersion: 't', index: true };
+    for (const wired of [false, true, false]) {
+      const files = { ...w.files, 'main.mcl': main(wired) };
+      const got = inc.compile(new MemoryHost(files), options);
+      const want = compile(new MemoryHost(files), options);
+      expect(got.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+      expect(canonicalJson(got.plan!)).toEqual(canonicalJson(want.plan!));
+      expect(got.plan!.instances.find((i) => i.id === 's0.c1')!.ports.find((p) => p.name === 'api')!.channels.length).toBe(wired ? 1 : 0);
+    }
+    // m0 and m1 were taken over: only the ports told the body that s0.c1 changed.
+    expect(inc.stats.reused).toBeGreaterThan(2);
   });
 
   test('a module with diagnostics is checked again, so its messages follow the workspace', () => {

@@ -146,6 +146,8 @@ async function main(): Promise<void> {
     compileCpuMs: number[];
     modulesChecked: number[];
     modulesReused: number[];
+    planObjectsBuilt: number[];
+    planObjectsReused: number[];
     phases: Record<'queued' | 'prepared' | 'published', number[]>;
     memory: NodeJS.MemoryUsage;
   };
@@ -178,6 +180,8 @@ async function main(): Promise<void> {
   console.log(row('  compile() in the server, CPU', stats.compileCpuMs.slice(1), ''));
   console.log(row('  modules checked per edit', stats.modulesChecked.slice(1), ''));
   console.log(row('  modules taken over per edit', stats.modulesReused.slice(1), ''));
+  console.log(row('  plan objects built per edit', stats.planObjectsBuilt.slice(1), ''));
+  console.log(row('  plan objects taken over per edit', stats.planObjectsReused.slice(1), ''));
   console.log(row('baseline: full compile(), wall', base.wall, 'baseline'));
   console.log(row('baseline: full compile(), CPU', base.cpu, 'baseline'));
   console.log(row('  edit -> build starts (debounce)', stats.phases.queued.slice(1), ''));

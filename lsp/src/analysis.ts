@@ -117,6 +117,9 @@ export class Analyzer {
     /** Modules each project compile checked and took over from the previous one (last 500). */
     modulesChecked: [] as number[],
     modulesReused: [] as number[],
+    /** Plan objects (instances, channels) each project compile built and took over (last 500). */
+    planObjectsBuilt: [] as number[],
+    planObjectsReused: [] as number[],
     /** Where the time between an edit and its diagnostics goes, per build (ms). */
     phases: { queued: [] as number[], prepared: [] as number[], published: [] as number[] },
   };
@@ -258,6 +261,8 @@ export class Analyzer {
         this.stats.projectCompiles++;
         record(this.stats.modulesChecked, compiler.stats.checked);
         record(this.stats.modulesReused, compiler.stats.reused);
+        record(this.stats.planObjectsBuilt, compiler.stats.planObjectsBuilt);
+        record(this.stats.planObjectsReused, compiler.stats.planObjectsReused);
       }
       fresh.set(key, built);
       results.push(built.result);

@@ -5,23 +5,50 @@
 import type { Program, Reference, SymbolInfo } from '@mcl/compiler';
 
 export class ReferenceIndex {
-  private readonly byFile = new Map<string, Reference[]>();
-  private readonly bySymbol = new Map<string, Reference[]>();
+  // Each lookup structure is built when a request first needs it: after an
+  // edit, the requests that follow (semantic tokens, hover, completion in one
+  // file) group the workspace's references by file once and sort only their
+  // own file's, instead of sorting every file's and indexing every symbol's uses.
+  private byFileMap: Map<string, Reference[]> | undefined;
+  private readonly sorted = new Set<string>();
+  private bySymbolMap: Map<string, Reference[]> | undefined;
   /** Symbols declared in each file. */
-  private readonly declsByFile = new Map<string, SymbolInfo[]>();
+  private declsByFileMap: Map<string, SymbolInfo[]> | undefined;
   /** Symbols by their container id ("" for top-level declarations). */
-  private readonly byContainer = new Map<string, SymbolInfo[]>();
+  private byContainerMap: Map<string, SymbolInfo[]> | undefined;
 
-  constructor(readonly program: Program) {
-    for (const r of program.references) {
-      push(this.byFile, r.file, r);
-      push(this.bySymbol, r.symbol, r);
+  constructor(readonly program: Program) {}
+
+  private get byFile(): Map<string, Reference[]> {
+    if (!this.byFileMap) {
+      this.byFileMap = new Map();
+      for (const r of this.program.references) push(this.byFileMap, r.file, r);
     }
-    for (const refs of this.byFile.values()) refs.sort((a, b) => a.span.start - b.span.start || b.span.end - a.span.end);
-    for (const s of program.symbols.values()) {
-      push(this.declsByFile, s.file, s);
-      push(this.byContainer, s.container ?? '', s);
+    return this.byFileMap;
+  }
+
+  private get bySymbol(): Map<string, Reference[]> {
+    if (!this.bySymbolMap) {
+      this.bySymbolMap = new Map();
+      for (const r of this.program.references) push(this.bySymbolMap, r.symbol, r);
     }
+    return this.bySymbolMap;
+  }
+
+  private get declsByFile(): Map<string, SymbolInfo[]> {
+    if (!this.declsByFileMap) {
+      this.declsByFileMap = new Map();
+      for (const s of this.program.symbols.values()) push(this.declsByFileMap, s.file, s);
+    }
+    return this.declsByFileMap;
+  }
+
+  private get byContainer(): Map<string, SymbolInfo[]> {
+    if (!this.byContainerMap) {
+      this.byContainerMap = new Map();
+      for (const s of this.program.symbols.values()) push(this.byContainerMap, s.container ?? '', s);
+    }
+    return this.byContainerMap;
   }
 
   symbol(id: string): SymbolInfo | undefined {
@@ -33,8 +60,8 @@ export class ReferenceIndex {
    * when a word was just typed). The innermost reference wins.
    */
   at(file: string, offset: number): Reference | undefined {
-    const refs = this.byFile.get(file);
-    if (!refs) return undefined;
+    const refs = this.inFile(file);
+    if (refs.length === 0) return undefined;
     let lo = 0;
     let hi = refs.length - 1;
     let last = -1;
@@ -74,7 +101,13 @@ export class ReferenceIndex {
 
   /** Every reference in a file, by position. */
   inFile(file: string): Reference[] {
-    return this.byFile.get(file) ?? [];
+    const refs = this.byFile.get(file);
+    if (!refs) return [];
+    if (!this.sorted.has(file)) {
+      refs.sort((a, b) => a.span.start - b.span.start || b.span.end - a.span.end);
+      this.sorted.add(file);
+    }
+    return refs;
   }
 
   references(symbolId: string): Reference[] {

@@ -37,7 +37,8 @@ import type { PolicyInput, PolicyResult, SourceRef } from '../policy/types';
 import type { ProtocolInfo } from '../types/protocols';
 import type { Types } from '../types/message-types';
 import { compileOrder } from '../types/dfa';
-import { buildProgram, type ProgramSpec } from './program';
+import { buildProgram, programFileText, type ProgramSpec } from './program';
+import type { BodyCache } from './body-cache';
 import { relativeToRoot } from '../resolve/load';
 
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -75,6 +76,8 @@ export class PlanBuilder {
     private readonly ctx: Ctx,
     private readonly types: Types,
     private readonly components: Components,
+    /** What the previous compile's bodies built, to take over what did not change (body-cache.ts). */
+    private readonly cache?: BodyCache,
   ) {}
 
   /** Applies `options.exclude`: drops instances (an id or a nested system's prefix) and the channels touching them. */
@@ -109,9 +112,19 @@ export class PlanBuilder {
   private program(c: ComponentInfo): ProgramSpec & { sensitive: string[] } {
     let p = this.programs.get(c);
     if (!p) {
-      const built = buildProgram(this.ctx, c.entry.module, c.program);
-      built.files.sort((a, b) => byString(a.path, b.path));
-      p = { ...built, sensitive: [...c.params.values()].filter((x) => x.sensitive).map((x) => x.name).sort() };
+      const kept = this.cache?.program(c);
+      if (kept && kept.reads.every(([path, text]) => programFileText(this.ctx, path) === text)) {
+        p = kept.spec;
+        this.cache!.keepProgram(c, kept);
+      } else {
+        const reads: [string, string][] = [];
+        const reported = this.ctx.diagnostics.length;
+        const built = buildProgram(this.ctx, c.entry.module, c.program, reads);
+        built.files.sort((a, b) => byString(a.path, b.path));
+        p = { ...built, sensitive: [...c.params.values()].filter((x) => x.sensitive).map((x) => x.name).sort() };
+        // A program that reported something is built again next time, so that it reports it again.
+        if (this.ctx.diagnostics.length === reported) this.cache?.keepProgram(c, { spec: p, reads });
+      }
       this.programs.set(c, p);
     }
     return p;
@@ -250,9 +263,33 @@ export class PlanBuilder {
     // Named types the run-time parameters of created instances refer to: their schemas go into `schemas` too.
     const paramRefs = new Set<DeclEntry>();
     const instanceJson = new Map<string, string>();
+    const indexKeys = this.types.sawIndexKey;
     for (const fi of flat.instances) {
       const { inst, comp } = fi;
       const prog = this.program(comp);
+      const template = templateId.get(instTemplateKey.get(fi) ?? '') ?? '';
+      const kept = this.cache?.instance(fi.id);
+      if (
+        kept &&
+        kept.inst === inst &&
+        kept.comp === comp &&
+        kept.module === fi.module &&
+        kept.prog === prog &&
+        kept.template === template &&
+        kept.digests === digests &&
+        kept.indexKeys === indexKeys &&
+        this.samePorts(kept.pi, fi.id, comp, portChannels, exposedOn, factoryProtocol)
+      ) {
+        this.cache!.keepInstance(fi.id, kept, true);
+        instances.push(kept.pi);
+        if (kept.json !== undefined) instanceJson.set(fi.id, kept.json);
+        origins.instances[fi.id] = kept.origin;
+        if (inst.labelSpan) {
+          const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
+          origins.labels[fi.id] = { file: labelFile, span: inst.labelSpan };
+        }
+        continue;
+      }
       // Every object below is built with its keys in canonical (sorted) order, so the plain native
       // serializer already gives canonical JSON; a test checks this stays true. Parameter values are
       // sorted by the type checker; index-like keys (which engines enumerate first) take the slow path.
@@ -311,17 +348,25 @@ export class PlanBuilder {
         replicas: inst.mode.replicas,
         restart: { max_retries: inst.restart.max_retries, policy: inst.restart.policy },
         sensitive_params: [...prog.sensitive],
-        template: templateId.get(instTemplateKey.get(fi) ?? '') ?? '',
+        template,
         vcpus: inst.vcpus,
       };
+      let withDigest: string | undefined;
       if (digests) {
         // Schemas of run-time parameters are built in their own field order, not the canonical one.
-        const json = this.types.sawIndexKey || pi.created_by ? canonicalJson(pi) : JSON.stringify(pi);
+        const json = indexKeys || pi.created_by ? canonicalJson(pi) : JSON.stringify(pi);
         pi.digest = instanceDigest(pi, this.ctx.sha256, json);
-        instanceJson.set(fi.id, instanceJsonWithDigest(json, pi.digest));
+        withDigest = instanceJsonWithDigest(json, pi.digest);
+        instanceJson.set(fi.id, withDigest);
       } else pi.digest = '';
       instances.push(pi);
-      origins.instances[fi.id] = { file: fi.module.file, span: inst.decl.span };
+      const origin = { file: fi.module.file, span: inst.decl.span };
+      origins.instances[fi.id] = origin;
+      // A created instance's parameter schemas add named types to the plan's schemas as they are
+      // built: it is built every time, so that they are added every time.
+      if (this.cache && !pi.created_by) {
+        this.cache.keepInstance(fi.id, { inst, comp, module: fi.module, prog, template, digests, indexKeys, pi, json: withDigest, origin }, false);
+      }
       if (inst.labelSpan) {
         const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
         origins.labels[fi.id] = { file: labelFile, span: inst.labelSpan };
@@ -343,9 +388,14 @@ export class PlanBuilder {
       pending.delete(e);
       if (done.has(e)) continue;
       done.add(e);
-      const refs = new Set<DeclEntry>();
-      schemas[e.qname] = this.types.schema(this.types.body(e), refs);
-      for (const r of refs) if (!done.has(r)) pending.add(r);
+      let s = this.cache?.schema(e);
+      if (!s) {
+        const refs = new Set<DeclEntry>();
+        s = { schema: this.types.schema(this.types.body(e), refs), refs: [...refs] };
+        this.cache?.keepSchema(e, s);
+      }
+      schemas[e.qname] = s.schema;
+      for (const r of s.refs) if (!done.has(r)) pending.add(r);
     }
     const sortedSchemas: Record<string, MessageSchema> = {};
     for (const k of Object.keys(schemas).sort()) sortedSchemas[k] = schemas[k];
@@ -361,6 +411,28 @@ export class PlanBuilder {
       schemas: sortedSchemas,
       origins,
     };
+  }
+
+  /** Whether a kept instance's ports are connected, exposed and typed as this composition's are. */
+  private samePorts(pi: PlanInstance, id: string, comp: ComponentInfo, portChannels: Map<string, string[]>, exposedOn: Map<string, number>, factoryProtocol: Map<string, string>): boolean {
+    const ports = comp.ports;
+    if (pi.ports.length !== ports.length) return false;
+    for (let i = 0; i < ports.length; i++) {
+      const p = ports[i];
+      const was = pi.ports[i];
+      const k = `${id}\u0000${p.name}`;
+      if (was.exposed_on !== exposedOn.get(k)) return false;
+      if (p.factory && !p.protocol && was.protocol !== (factoryProtocol.get(k) ?? '')) return false;
+      const now = portChannels.get(k);
+      if (now === undefined) {
+        if (was.channels.length !== 0) return false;
+        continue;
+      }
+      if (now.length !== was.channels.length) return false;
+      now.sort(byString);
+      for (let j = 0; j < now.length; j++) if (now[j] !== was.channels[j]) return false;
+    }
+    return true;
   }
 
   /**
@@ -391,9 +463,12 @@ export class PlanBuilder {
   private channel(fc: FlatChannel, used: Set<ProtocolInfo>): PlanChannel {
     const proto = fc.conn.protocol;
     used.add(proto);
+    // The id names both ends: with the same checked `connect`, the channel is the same.
+    const kept = this.cache?.channel(fc.id, fc.conn);
+    if (kept) return kept;
     const { ops, order } = this.operations(proto, fc.conn.allow);
     const inv = fc.conn.invariants;
-    return {
+    const pc: PlanChannel = {
       ...(fc.conn.candidate ? { candidate: { initial: fc.conn.candidate.initial } } : {}),
       ...(fc.conn.declassifies ? { declassifies: fc.conn.declassifies.map((d) => ({ from: d.from, to: d.to })) } : {}),
       from: { instance: fc.from.instance, port: fc.from.port },
@@ -410,6 +485,8 @@ export class PlanBuilder {
       ...(fc.conn.query ? { query: true as const } : {}),
       to: { instance: fc.to.instance, port: fc.to.port },
     };
+    this.cache?.keepChannel(fc.id, fc.conn, pc);
+    return pc;
   }
 
   /**

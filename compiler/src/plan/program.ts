@@ -37,6 +37,23 @@ export function programFilePath(declaringFile: string, rel: string, root = ''): 
   return path === undefined ? undefined : underRoot(root, path);
 }
 
+/**
+ * A workspace file's text as this compile sees it (read once per compile,
+ * through the host), or undefined when it cannot be read.
+ */
+export function programFileText(ctx: Ctx, path: string): string | undefined {
+  let text = ctx.programFiles.get(path);
+  if (text === undefined) {
+    try {
+      text = ctx.host.readFile(path);
+    } catch {
+      text = undefined;
+    }
+    if (text !== undefined) ctx.programFiles.set(path, text);
+  }
+  return text;
+}
+
 function readWorkspace(ctx: Ctx, m: Module, rel: string, span: { start: number; end: number }): { path: string; text: string } | undefined {
   if (m.isStd) {
     ctx.report(Codes.ProgramFileOutsideWorkspace, `a standard library component cannot read the workspace file \`${rel}\``, m.file, span, { hint: 'give the program inline with `file "/path" = "..."`' });
@@ -52,14 +69,7 @@ function readWorkspace(ctx: Ctx, m: Module, rel: string, span: { start: number; 
   // A file is read once per compile, however many components run it: every
   // instance then sees the same text as the plan's `sources` records, and
   // 10,000 components sharing a few scripts do not mean 10,000 reads.
-  let text = ctx.programFiles.get(path);
-  if (text === undefined) {
-    try {
-      text = ctx.host.readFile(path);
-    } catch {
-      text = undefined;
-    }
-  }
+  const text = programFileText(ctx, path);
   if (text === undefined) {
     const why = ctx.host.unreadable?.(path);
     ctx.report(Codes.ProgramFileNotFound, why ? `program file \`${rel}\` cannot be read (\`${path}\`): ${why.reason}` : `program file \`${rel}\` does not exist (looked for \`${path}\`)`, m.file, span, {
@@ -67,7 +77,6 @@ function readWorkspace(ctx: Ctx, m: Module, rel: string, span: { start: number; 
     });
     return undefined;
   }
-  ctx.programFiles.set(path, text);
   return { path, text };
 }
 
@@ -89,8 +98,12 @@ function envValue(e: Expr): string | undefined {
   }
 }
 
-/** Builds a component's program (without parameters); reports problems and returns what it could build. */
-export function buildProgram(ctx: Ctx, m: Module, p: ProgramMember | undefined): ProgramSpec {
+/**
+ * Builds a component's program (without parameters); reports problems and
+ * returns what it could build. `reads` collects the workspace files it read,
+ * with their text, for whoever keeps the program until they change.
+ */
+export function buildProgram(ctx: Ctx, m: Module, p: ProgramMember | undefined, reads?: [string, string][]): ProgramSpec {
   const spec: ProgramSpec = { argv: [], env: {}, files: [] };
   if (!p) return spec;
   let argvFrom: { start: number; end: number } | undefined;
@@ -117,6 +130,7 @@ export function buildProgram(ctx: Ctx, m: Module, p: ProgramMember | undefined):
           const rel = entry.path.value;
           const f = readWorkspace(ctx, m, rel, entry.path.span);
           if (!f) break;
+          reads?.push([f.path, f.text]);
           const base = f.path.slice(f.path.lastIndexOf('/') + 1);
           const guest = `${PROGRAM_DIR}/${base}`;
           spec.argv = ['/bin/sh', guest];
@@ -149,7 +163,10 @@ export function buildProgram(ctx: Ctx, m: Module, p: ProgramMember | undefined):
           addFile(gp, entry.source.text.value, '0644', entry.span);
         } else {
           const f = readWorkspace(ctx, m, entry.source.path.value, entry.source.path.span);
-          if (f) addFile(gp, f.text, '0644', entry.span);
+          if (f) {
+            reads?.push([f.path, f.text]);
+            addFile(gp, f.text, '0644', entry.span);
+          }
         }
         break;
       }

@@ -1,0 +1,132 @@
+// What one plan body may take over from the previous compile's (used by the
+// IncrementalCompiler, see incremental.ts).
+//
+// A plan instance is a function of its flat instance's checked instance and
+// component, its program, its template and what its ports are connected to;
+// a plan channel is a function of its id and its checked `connect`. The
+// checked objects are taken over with their modules, so an unchanged module
+// hands the body the very same objects again: a body compares those by
+// identity (and the few values that come from the rest of the composition by
+// value) and, when nothing differs, takes the earlier plan object instead of
+// building it again. An edit therefore builds the objects of the instances
+// and channels it touched, not those of the whole composition.
+//
+// A named type's message schema is a function of its checked declaration,
+// and the declarations it refers to are checked with it (a module is taken
+// over only with everything it depends on): it is taken over while the
+// declaration is the same object.
+//
+// A program is a function of its component and of the workspace files it
+// reads: it is taken over when the component is the same object and every
+// file it read still has the same text (read again through the host, so the
+// compile still records what it depends on). Programs that reported a
+// problem are never taken over: their diagnostics must be reported again.
+//
+// Taken-over objects are shared by the results of successive compiles; like
+// every result of the compiler they are not to be modified by callers.
+//
+// Each compile keeps only the entries it used, so the cache holds one
+// composition's objects at most.
+
+import type { MessageSchema, PlanChannel, PlanInstance } from '@mcl/plan';
+import type { ComponentInfo } from '../compose/components';
+import type { ConnInfo, InstInfo } from '../compose/systems';
+import type { DeclEntry, Module } from '../context';
+import type { SourceRef } from '../policy/types';
+import type { ProgramSpec } from './program';
+
+export interface CachedProgram {
+  spec: ProgramSpec & { sensitive: string[] };
+  /** The workspace files the program read, with the text it read. */
+  reads: [string, string][];
+}
+
+export interface CachedSchema {
+  schema: MessageSchema;
+  /** The named types the schema refers to. */
+  refs: DeclEntry[];
+}
+
+export interface CachedInstance {
+  inst: InstInfo;
+  comp: ComponentInfo;
+  module: Module;
+  prog: ProgramSpec;
+  template: string;
+  /** Whether `pi` carries its digest (and `json` its canonical JSON), and which serialiser made it. */
+  digests: boolean;
+  indexKeys: boolean;
+  pi: PlanInstance;
+  json: string | undefined;
+  origin: SourceRef;
+}
+
+export class BodyCache {
+  private programs = new Map<ComponentInfo, CachedProgram>();
+  private instances = new Map<string, CachedInstance>();
+  private channels = new Map<string, { conn: ConnInfo; pc: PlanChannel }>();
+  private nextPrograms = new Map<ComponentInfo, CachedProgram>();
+  private nextInstances = new Map<string, CachedInstance>();
+  private nextChannels = new Map<string, { conn: ConnInfo; pc: PlanChannel }>();
+  private schemas = new Map<DeclEntry, CachedSchema>();
+  private nextSchemas = new Map<DeclEntry, CachedSchema>();
+  /** Objects taken over and built by the last body, for tests and the benchmark. */
+  readonly stats = { reused: 0, built: 0 };
+
+  program(c: ComponentInfo): CachedProgram | undefined {
+    return this.programs.get(c);
+  }
+
+  keepProgram(c: ComponentInfo, p: CachedProgram): void {
+    this.nextPrograms.set(c, p);
+  }
+
+  instance(id: string): CachedInstance | undefined {
+    return this.instances.get(id);
+  }
+
+  keepInstance(id: string, e: CachedInstance, reused: boolean): void {
+    this.nextInstances.set(id, e);
+    if (reused) this.stats.reused++;
+    else this.stats.built++;
+  }
+
+  schema(e: DeclEntry): CachedSchema | undefined {
+    const s = this.schemas.get(e);
+    if (s) this.nextSchemas.set(e, s);
+    return s;
+  }
+
+  keepSchema(e: DeclEntry, s: CachedSchema): void {
+    this.nextSchemas.set(e, s);
+  }
+
+  channel(id: string, conn: ConnInfo): PlanChannel | undefined {
+    const e = this.channels.get(id);
+    if (e === undefined || e.conn !== conn) return undefined;
+    this.nextChannels.set(id, e);
+    this.stats.reused++;
+    return e.pc;
+  }
+
+  keepChannel(id: string, conn: ConnInfo, pc: PlanChannel): void {
+    this.nextChannels.set(id, { conn, pc });
+    this.stats.built++;
+  }
+
+  /** Starts a compile: what the last one kept becomes what this one may take over. */
+  begin(): void {
+    if (this.nextInstances.size || this.nextChannels.size || this.nextPrograms.size || this.nextSchemas.size) {
+      this.programs = this.nextPrograms;
+      this.instances = this.nextInstances;
+      this.channels = this.nextChannels;
+      this.schemas = this.nextSchemas;
+    }
+    this.nextPrograms = new Map();
+    this.nextInstances = new Map();
+    this.nextChannels = new Map();
+    this.nextSchemas = new Map();
+    this.stats.reused = 0;
+    this.stats.built = 0;
+  }
+}
