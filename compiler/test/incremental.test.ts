@@ -190,7 +190,7 @@ describe('incremental analysis', () => {
     expect(inc.stats.planObjectsReused).toBe(25);
     expect(second.plan!.instances.find((i) => i.id === 's0.c0')).toBe(first.plan!.instances.find((i) => i.id === 's0.c0'));
     // m2 is imported by m3, which m4 imports, ...: all of them and main are checked.
-    const deeper = { ...edited, 'mods/m2.mcl': edited['mods/m2.mcl'].replace('96MiB', '128MiB') };
+    const deeper: Record<string, string> = { ...edited, 'mods/m2.mcl': edited['mods/m2.mcl'].replace('96MiB', '128MiB') };
     inc.compile(new MemoryHost(deeper), options);
     expect(inc.stats.checked).toBe(5);
     // A message type changes: the plan's schema of it follows.
