@@ -334,6 +334,8 @@ interface SupervisorStatus {
   instances: InstanceStatus[];
   channels: StatusReport['channels'];
   exposures: StatusReport['exposures'];
+  /** Absent from a supervisor of an earlier version. */
+  egresses?: StatusReport['egresses'];
   unwired_violations: StatusReport['unwired_violations'];
   /** Absent from a supervisor of an earlier version. */
   helpers?: StatusReport['helpers'];
@@ -387,6 +389,7 @@ export async function status(opts: BackendOptions): Promise<StatusReport> {
     instances,
     channels: live?.channels ?? [],
     exposures: live?.exposures ?? (st?.exposures ?? []).map((e) => ({ host_port: e.host_port, instance: e.instance, port: e.port, listening: false, connections_total: 0, connections_open: 0 })),
+    ...(live?.egresses?.length ? { egresses: live.egresses } : {}),
     unwired_violations: live?.unwired_violations ?? [],
     ...(typeof live?.metrics_url === 'string' ? { metrics: { url: live.metrics_url } } : {}),
     totals,

@@ -455,6 +455,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
             instances: health.annotate(sup.instanceStatus()),
             channels: sup.channelStatus(),
             exposures: sup.exposureStatus(),
+            egresses: sup.egressStatus(),
             unwired_violations: sup.unwiredViolations(),
             helpers: await sup.helperStatus(),
             metrics_url: metrics?.url ?? null,
