@@ -155,12 +155,13 @@ const defs: Record<string, S> = {
     port: str(),
     protocol: str(),
     kind: en('tcp', 'http'),
-    destination: obj({ scheme: en('tcp', 'http', 'https'), host: { type: 'string', minLength: 1 }, port: int(1), path: { type: 'string', pattern: '^/' } }, ['path']),
+    destination: ref('PlanEgressDestination'),
     label: str(),
     ops: arr(ref('PlanOperation')),
     invariants: ref('ChannelInvariants'),
     connections: ref('ExposureConnections'),
   }, ['label', 'connections']),
+  PlanEgressDestination: obj({ scheme: en('tcp', 'http', 'https'), host: { type: 'string', minLength: 1 }, port: int(1), path: { type: 'string', pattern: '^/' } }, ['path']),
   ExposureConnections: obj(
     {
       max: int(1),
