@@ -90,6 +90,7 @@ const ARG = {
   duration: { ARGS: ['a duration such as `2s`'] as [string] },
   propertyValue: { ARGS: ['a value for the property'] as [string] },
   deployedSystem: { ARGS: ['the name of the system to deploy'] as [string] },
+  egress: { ARGS: ['the name of an egress'] as [string] },
 };
 
 /** A missing token, by where it belongs. */
@@ -2003,7 +2004,8 @@ export class McParser extends EmbeddedActionsParser {
     return this.done(node);
   });
 
-  egressName = this.rule('egressName', (): A.Ident => this.mkIdent(this.CONSUME(T.Identifier, NAME.egress)));
+  // An egress of a nested system is named by a dotted path (`shop.mail`), as instances are in rules.
+  egressName = this.rule('egressName', (): A.Ident => this.SUBRULE(this.namePath, ARG.egress));
 
   budgetRule = this.rule('budgetRule', (): A.BudgetRule => {
     const node = this.open(B.budgetRule(this.startPos()));
