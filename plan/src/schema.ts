@@ -89,8 +89,9 @@ const defs: Record<string, S> = {
       slot: int(1),
       channels: arr(str()),
       exposed_on: int(1),
+      egress: str(),
     },
-    ['exposed_on'],
+    ['exposed_on', 'egress'],
   ),
   PlanInstance: obj(
     {

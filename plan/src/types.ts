@@ -217,6 +217,8 @@ export interface PlanPort {
   channels: string[];
   /** Host TCP port if this provided port is exposed. */
   exposed_on?: number;
+  /** The egress (its name in `Plan.egresses`) this required port's traffic leaves through, if any. */
+  egress?: string;
 }
 
 export interface PlanEndpoint {

@@ -315,5 +315,7 @@ function crossCheck(plan: Plan, errors: PlanValidationError[]): void {
   egresses.forEach((e, i) => {
     endpoint(e, `$.egresses[${i}]`, 'require');
     if (wired.has(`${e.instance}.${e.port}`)) add(`$.egresses[${i}]`, `port "${e.instance}.${e.port}" has a channel and an egress`);
+    const port = instances.get(e.instance)?.ports.find((p) => p.name === e.port);
+    if (port && port.egress !== e.name) add(`$.egresses[${i}]`, `port "${e.instance}.${e.port}" does not name egress "${e.name}"`);
   });
 }

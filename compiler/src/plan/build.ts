@@ -227,6 +227,7 @@ export class PlanBuilder {
     // Egresses.
     const egresses = flat.egresses.map((x) => this.egress(x, protocolsUsed)).sort((a, b) => byString(a.name, b.name));
     for (const x of flat.egresses) (origins.egresses ??= {})[x.name] = { file: x.file, span: x.egress.span };
+    const egressOn = new Map(flat.egresses.map((x) => [`${x.instance}\u0000${x.port.name}`, x.name]));
 
     // Templates: one per (image, memory, vcpus); port slots cover the instance with the most ports.
     const tmpl = new Map<string, { image: string; memory: number; vcpus: number; slots: number; count: number }>();
@@ -305,9 +306,11 @@ export class PlanBuilder {
         params,
         ports: comp.ports.map((p) => {
           const exp = exposedOn.get(`${fi.id}\u0000${p.name}`);
+          const eg = egressOn.get(`${fi.id}\u0000${p.name}`);
           return {
             channels: (portChannels.get(`${fi.id}\u0000${p.name}`) ?? []).sort(byString),
             direction: p.direction,
+            ...(eg !== undefined ? { egress: eg } : {}),
             ...(exp !== undefined ? { exposed_on: exp } : {}),
             name: p.name,
             protocol: p.protocol?.entry.qname ?? (p.factory ? factoryProtocol.get(`${fi.id}\u0000${p.name}`) : undefined) ?? '',
