@@ -1912,7 +1912,9 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(T.Colon, EXPECT.egressColon);
     node.port = this.SUBRULE(this.portRef);
     this.CONSUME(T.Arrow, EXPECT.egressArrow);
-    node.destination = this.stringArg(this.CONSUME(T.StringLit, EXPECT.egressDestination));
+    const dest = this.CONSUME(T.StringLit, EXPECT.egressDestination);
+    // A destination the parser had to invent is missing, not an empty address (that would be a second error).
+    if (!dest.isInsertedInRecovery) node.destination = this.stringArg(dest);
     this.OPTION(() => {
       this.CONSUME(T.LBrace);
       this.MANY(() => {
