@@ -666,12 +666,12 @@ export class McParser extends EmbeddedActionsParser {
     alt(() => this.sep()),
     alt(() => this.stray(this.CONSUME(T.StrayProgram), T.StrayProgram, 'a program entry')),
   ];
-  // `egress` is a contextual keyword: followed by `=` it names an instance (`egress = Gateway`).
+  // `egress` is a contextual keyword: followed by `=` it names an instance (`egress = Gateway`); the
+  // second token tells the two apart.
   private systemMemberAlts = {
-    MAX_LOOKAHEAD: 1,
     DEF: [
       alt(() => this.SUBRULE(this.paramDecl)),
-      { GATE: () => this.LA(2).tokenType !== T.Eq, ALT: () => this.SUBRULE(this.egressDecl), IGNORE_AMBIGUITIES: true },
+      alt(() => this.SUBRULE(this.egressDecl)),
       alt(() => this.SUBRULE(this.instanceDecl)),
       alt(() => this.SUBRULE(this.connectDecl)),
       alt(() => this.SUBRULE(this.exposeDecl)),
