@@ -125,6 +125,7 @@ export type SymbolKind =
   | 'port'
   | 'instance'
   | 'export'
+  | 'egress'
   | 'image'
   | 'label'
   | 'target';

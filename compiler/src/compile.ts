@@ -170,6 +170,7 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
       instances: body.instances,
       channels: body.channels,
       exposures: body.exposures,
+      egresses: body.egresses,
       rules: flat.rules,
       exports: flat.exports,
       labels: labelsInOrder,

@@ -25,6 +25,8 @@ interface Case {
 }
 
 const KV = 'import std.kv.{Kv}\n';
+/** A component with a byte-stream port and an HTTP port (the egress cases). */
+const EG = 'import std.tcp.{Stream}\nimport std.http.{Http}\ncomponent Mailer { require smtp: Stream\n require api: Http }\n';
 /** A protocol and the component a factory creates (the factory cases). */
 const JOBS = 'protocol Jobs { call run(string) -> string }\ncomponent Worker { provide jobs: Jobs }\n';
 const comp = (body: string) => `component C {\n${body}\n}\n`;
@@ -160,6 +162,20 @@ const CASES: Case[] = [
     code: 'MCL0530',
     main: KV + comp('require k: Kv') + 'component D { provide kv: Kv }\nsystem S { c = C\n d = D\n e = D\n connect c.k -> d.kv\n policy { c only to e } }\n',
     at: 'c only to e',
+  },
+  // Egress (spec/syntax.md, "Egress").
+  { code: 'MCL0540', main: EG + 'system S { c = Mailer\n egress m: c.smtp -> "smtp.example.com"\n egress p: c.api -> "https://p.example.com" }\n', at: '"smtp.example.com"', hint: /scheme/ },
+  { code: 'MCL0541', main: KV + 'component C { require k: Kv }\nsystem S { c = C\n egress m: c.k -> "tcp://kv.example.com:1" }\n', at: 'c.k' },
+  { code: 'MCL0542', main: EG + 'system S { c = Mailer\n egress m: c.smtp -> "https://smtp.example.com"\n egress p: c.api -> "https://p.example.com" }\n', at: '"https://smtp.example.com"' },
+  { code: 'MCL0543', main: EG + 'system S { c = Mailer\n egress c: c.smtp -> "tcp://s.example.com:25"\n egress p: c.api -> "https://p.example.com" }\n', at: 'c', message: /already the name/ },
+  { code: 'MCL0544', main: 'import std.http.{Http}\ncomponent W { provide h: Http }\nsystem S { w = W\n egress o: w.h -> "https://o.example.com" }\n', at: 'w.h' },
+  { code: 'MCL0545', main: EG + 'system S { c = Mailer\n egress m: c.smtp -> "tcp://s.example.com:25"\n egress p: c.api -> "https://p.example.com"\n policy { egress only [m] } }\n', at: 'egress only [m]' },
+  { code: 'MCL0546', main: EG + 'system S { c = Mailer\n egress m: c.smtp -> "tcp://s.example.com:25"\n egress p: c.api -> "https://p.example.com"\n policy { egress only [m, q, p] } }\n', at: 'q' },
+  {
+    code: 'MCL0547',
+    main: 'import std.tcp.{Stream}\nlabels { public < secret }\ncomponent R { label secret\n require s: Stream }\nsystem S { r = R\n egress m: r.s -> "tcp://s.example.com:25" }\n',
+    at: 'egress m: r.s -> "tcp://s.example.com:25"',
+    hint: /declassifies secret -> public on s/,
   },
   {
     code: 'MCL0601',

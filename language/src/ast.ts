@@ -601,7 +601,7 @@ export interface SystemDecl extends DeclBase {
   members: SystemMember[];
 }
 
-export type SystemMember = ParamDecl | InstanceDecl | ConnectDecl | ExposeDecl | ExportDecl | PolicyBlock;
+export type SystemMember = ParamDecl | InstanceDecl | ConnectDecl | ExposeDecl | EgressDecl | ExportDecl | PolicyBlock;
 
 /** `name = Component` or `name = Component { settings and parameter overrides }` */
 export interface InstanceDecl extends NodeBase {
@@ -725,6 +725,24 @@ export interface ExposeDecl extends NodeBase {
   spec: ExposeSpec;
 }
 
+/**
+ * `egress mail: relay.smtp -> "tcp://smtp.example.com:25" { max_connections 4 }`: a required port whose
+ * traffic leaves the system for an address outside it, through the broker (spec/syntax.md, "Egress").
+ * The block takes a channel's attributes, an exposure's connection limits and `label`, the label of the
+ * destination (the bottom label when absent).
+ */
+export interface EgressDecl extends NodeBase {
+  kind: 'EgressDecl';
+  name: Ident;
+  port: PortRef;
+  /** The destination as written: `tcp://host:port`, `http://host[:port][/path]` or `https://...`. */
+  destination: StringLiteral | MissingExpr;
+  /** The attribute block's entries in source order. */
+  attrs: EgressAttr[];
+}
+
+export type EgressAttr = ChannelAttr | LabelMember;
+
 /** `export api = web.http`: makes an inner port a port of the system. */
 export interface ExportDecl extends NodeBase {
   kind: 'ExportDecl';
@@ -742,6 +760,7 @@ export type PolicyRule =
   | OnlyRule
   | NoPathRule
   | ExposedOnlyRule
+  | EgressOnlyRule
   | NoFlowRule
   | BudgetRule;
 
@@ -769,6 +788,12 @@ export interface NoPathRule extends NodeBase {
 export interface ExposedOnlyRule extends NodeBase {
   kind: 'ExposedOnlyRule';
   ports: PortRef[];
+}
+
+/** `egress only [mail, pay]` (or `egress only []`): the allow-list of the system's egresses, by name. */
+export interface EgressOnlyRule extends NodeBase {
+  kind: 'EgressOnlyRule';
+  names: Ident[];
 }
 
 /** `no flow secret -> web`: no data labelled `secret` (after declassification) reaches instance `web`. */

@@ -182,12 +182,14 @@ export const maxInflightAttr = (start: number): A.MaxInflightAttr => ({ kind: 'M
 export const declassifyAttr = (start: number): A.DeclassifyAttr => ({ kind: 'DeclassifyAttr', from: M_IDENT, to: M_IDENT, span: sp(start) });
 export const queryAttr = (start: number): A.QueryAttr => ({ kind: 'QueryAttr', span: sp(start) });
 export const exposeDecl = (start: number): A.ExposeDecl => ({ kind: 'ExposeDecl', port: M_PORTREF, spec: M_EXPOSE, span: sp(start) });
+export const egressDecl = (start: number): A.EgressDecl => ({ kind: 'EgressDecl', name: M_IDENT, port: M_PORTREF, destination: M_EXPR, attrs: [], span: sp(start) });
 export const exportDecl = (start: number): A.ExportDecl => ({ kind: 'ExportDecl', name: M_IDENT, port: M_PORTREF, span: sp(start) });
 export const policyBlock = (start: number): A.PolicyBlock => ({ kind: 'PolicyBlock', rules: [], span: sp(start) });
 export const onlyRule = (start: number): A.OnlyRule => ({ kind: 'OnlyRule', target: M_IDENT, mode: 'from', sources: [], span: sp(start) });
 export const noPathRule = (start: number): A.NoPathRule => ({ kind: 'NoPathRule', from: M_IDENT, to: M_IDENT, span: sp(start) });
 export const noFlowRule = (start: number): A.NoFlowRule => ({ kind: 'NoFlowRule', label: M_IDENT, to: M_IDENT, span: sp(start) });
 export const exposedOnlyRule = (start: number): A.ExposedOnlyRule => ({ kind: 'ExposedOnlyRule', ports: [], span: sp(start) });
+export const egressOnlyRule = (start: number): A.EgressOnlyRule => ({ kind: 'EgressOnlyRule', names: [], span: sp(start) });
 export const budgetRule = (start: number): A.BudgetRule => ({ kind: 'BudgetRule', resource: 'memory', value: M_EXPR, span: sp(start) });
 
 // Images, labels, targets, deploy

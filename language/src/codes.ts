@@ -138,6 +138,15 @@ export const Codes = {
   UnknownExposedOnlyPort: entry('MCL0517', 'Unknown port in `exposed only`'),
   OutsideNotAllowed: entry('MCL0518', '`outside` cannot be used here'),
   InvalidBudget: entry('MCL0519', 'Invalid budget value'),
+  // Egress: traffic to the outside world through the broker (spec/syntax.md, "Egress").
+  EgressDestinationInvalid: entry('MCL0540', 'Invalid egress destination'),
+  EgressProtocolUnsupported: entry('MCL0541', 'Protocol that cannot egress'),
+  EgressSchemeMismatch: entry('MCL0542', 'Egress destination does not fit the port'),
+  EgressNameTaken: entry('MCL0543', 'Egress name already used'),
+  EgressFromProvidedPort: entry('MCL0544', 'Egress from a provided port'),
+  EgressNotListed: entry('MCL0545', 'Egress not in the `egress only` list'),
+  UnknownEgress: entry('MCL0546', 'Unknown egress in a policy rule'),
+  EgressFlowViolated: entry('MCL0547', 'Labelled data leaves through an egress'),
   PolicyCheckerFailed: entry('MCL0599', 'Internal error in the policy checker'),
 
   // Target and backend capabilities.

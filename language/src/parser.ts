@@ -59,6 +59,7 @@ const NAME = {
   param: { ERR_MSG: 'a parameter name' },
   system: { ERR_MSG: 'a system name' },
   exportedPort: { ERR_MSG: 'the name of the exported port' },
+  egress: { ERR_MSG: 'the name of the egress' },
   ruleInstance: { ERR_MSG: 'an instance name (or `outside`)' },
   image: { ERR_MSG: 'an image name' },
   target: { ERR_MSG: 'a target name' },
@@ -89,6 +90,7 @@ const ARG = {
   duration: { ARGS: ['a duration such as `2s`'] as [string] },
   propertyValue: { ARGS: ['a value for the property'] as [string] },
   deployedSystem: { ARGS: ['the name of the system to deploy'] as [string] },
+  egress: { ARGS: ['the name of an egress'] as [string] },
 };
 
 /** A missing token, by where it belongs. */
@@ -148,6 +150,12 @@ const EXPECT = {
   flowArrow: { ERR_MSG: '`->` and the instance the label must not reach' },
   exposuresOpen: { ERR_MSG: '`[` and the allowed exposures' },
   exposuresClose: { ERR_MSG: '`]` to close the list of exposures' },
+  egressColon: { ERR_MSG: '`:` and the required port (`egress mail: relay.smtp -> "tcp://host:25"`)' },
+  egressArrow: { ERR_MSG: '`->` and the destination address' },
+  egressDestination: { ERR_MSG: 'the destination address as a string, such as `"tcp://smtp.example.com:25"`' },
+  egressClose: { ERR_MSG: '`}` to close the egress attributes' },
+  egressesOpen: { ERR_MSG: '`[` and the allowed egresses' },
+  egressesClose: { ERR_MSG: '`]` to close the list of egresses' },
   propertiesOpen: { ERR_MSG: '`{` and the properties' },
   blockClose: { ERR_MSG: '`}` to close the block' },
   labelsOpen: { ERR_MSG: '`{` and the label order' },
@@ -663,15 +671,25 @@ export class McParser extends EmbeddedActionsParser {
     alt(() => this.sep()),
     alt(() => this.stray(this.CONSUME(T.StrayProgram), T.StrayProgram, 'a program entry')),
   ];
-  private systemMemberAlts = [
-    alt(() => this.SUBRULE(this.paramDecl)),
-    alt(() => this.SUBRULE(this.instanceDecl)),
-    alt(() => this.SUBRULE(this.connectDecl)),
-    alt(() => this.SUBRULE(this.exposeDecl)),
-    alt(() => this.SUBRULE(this.exportDecl)),
-    alt(() => this.SUBRULE(this.policyBlock)),
-    alt(() => this.sep()),
-    alt(() => this.stray(this.CONSUME(T.StraySystem), T.StraySystem, 'a system member')),
+  // `egress` is a contextual keyword: followed by `=` it names an instance (`egress = Gateway`); the
+  // second token tells the two apart.
+  private systemMemberAlts = {
+    DEF: [
+      alt(() => this.SUBRULE(this.paramDecl)),
+      alt(() => this.SUBRULE(this.egressDecl)),
+      alt(() => this.SUBRULE(this.instanceDecl)),
+      alt(() => this.SUBRULE(this.connectDecl)),
+      alt(() => this.SUBRULE(this.exposeDecl)),
+      alt(() => this.SUBRULE(this.exportDecl)),
+      alt(() => this.SUBRULE(this.policyBlock)),
+      alt(() => this.sep()),
+      alt(() => this.stray(this.CONSUME(T.StraySystem), T.StraySystem, 'a system member')),
+    ],
+  };
+  // An egress block takes `label` besides a channel's attributes; `label` is otherwise a stray attribute.
+  private egressAttrAlts = [
+    { ALT: () => this.SUBRULE(this.labelMember), IGNORE_AMBIGUITIES: true },
+    ...this.channelAttrAltsList(),
   ];
   // Instance settings and policy rules are told apart by their second or third
   // token; the gates decide on those tokens directly so that a rule that is
@@ -690,7 +708,9 @@ export class McParser extends EmbeddedActionsParser {
       alt(() => this.stray(this.CONSUME(T.StraySettings), T.StraySettings, 'an instance setting')),
     ],
   };
-  private channelAttrAlts = [
+  private channelAttrAlts = this.channelAttrAltsList();
+  private channelAttrAltsList() {
+    return [
     alt(() => this.SUBRULE(this.rateAttr)),
     alt(() => this.SUBRULE(this.maxMessageAttr)),
     alt(() => this.SUBRULE(this.timeoutAttr)),
@@ -701,7 +721,8 @@ export class McParser extends EmbeddedActionsParser {
     alt(() => this.SUBRULE(this.connectionAttr)),
     alt(() => this.sep()),
     alt(() => this.stray(this.CONSUME(T.StrayAttr), T.StrayAttr, 'a channel attribute')),
-  ];
+    ];
+  }
   private policyRuleAlts = {
     MAX_LOOKAHEAD: 1,
     DEF: [
@@ -717,6 +738,12 @@ export class McParser extends EmbeddedActionsParser {
       {
         GATE: () => this.LA(2).tokenType !== K.only && this.LA(2).tokenType !== T.Dot,
         ALT: () => this.SUBRULE(this.budgetRule),
+      },
+      // `egress only [` is the egress list; `egress only from a` is a rule about an instance named `egress`.
+      {
+        GATE: () => this.LA(3).tokenType === T.LBracket,
+        ALT: () => this.SUBRULE(this.egressOnlyRule),
+        IGNORE_AMBIGUITIES: true,
       },
       alt(() => this.SUBRULE(this.onlyRule)),
       alt(() => this.sep()),
@@ -1774,7 +1801,7 @@ export class McParser extends EmbeddedActionsParser {
     node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.system));
     this.CONSUME(T.LBrace, EXPECT.systemOpen);
     this.MANY(() => {
-      const m = this.OR(this.systemMemberAlts) as A.SystemMember | undefined;
+      const m = this.OR(this.systemMemberAlts as never) as A.SystemMember | undefined;
       if (m && !this.RECORDING_PHASE) node.members.push(m);
     });
     this.CONSUME(T.RBrace, EXPECT.systemClose);
@@ -1967,6 +1994,27 @@ export class McParser extends EmbeddedActionsParser {
     return this.done(node);
   });
 
+  egressDecl = this.rule('egressDecl', (): A.EgressDecl => {
+    const node = this.open(B.egressDecl(this.startPos()));
+    this.CONSUME(K.egress);
+    node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.egress));
+    this.CONSUME(T.Colon, EXPECT.egressColon);
+    node.port = this.SUBRULE(this.portRef);
+    this.CONSUME(T.Arrow, EXPECT.egressArrow);
+    const dest = this.CONSUME(T.StringLit, EXPECT.egressDestination);
+    // A destination the parser had to invent is missing, not an empty address (that would be a second error).
+    if (!dest.isInsertedInRecovery) node.destination = this.stringArg(dest);
+    this.OPTION(() => {
+      this.CONSUME(T.LBrace);
+      this.MANY(() => {
+        const a = this.OR(this.egressAttrAlts) as A.EgressAttr | undefined;
+        if (a && !this.RECORDING_PHASE) node.attrs.push(a);
+      });
+      this.CONSUME(T.RBrace, EXPECT.egressClose);
+    });
+    return this.done(node);
+  });
+
   exportDecl = this.rule('exportDecl', (): A.ExportDecl => {
     const node = this.open(B.exportDecl(this.startPos()));
     this.CONSUME(K.export);
@@ -2036,6 +2084,19 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(T.RBracket, EXPECT.exposuresClose);
     return this.done(node);
   });
+
+  egressOnlyRule = this.rule('egressOnlyRule', (): A.EgressOnlyRule => {
+    const node = this.open(B.egressOnlyRule(this.startPos()));
+    this.CONSUME(K.egress);
+    this.CONSUME(K.only);
+    this.CONSUME(T.LBracket, EXPECT.egressesOpen);
+    this.commaSeparated(this.egressName, 'egresses', (n) => node.names.push(n));
+    this.CONSUME(T.RBracket, EXPECT.egressesClose);
+    return this.done(node);
+  });
+
+  // An egress of a nested system is named by a dotted path (`shop.mail`), as instances are in rules.
+  egressName = this.rule('egressName', (): A.Ident => this.SUBRULE(this.namePath, ARG.egress));
 
   budgetRule = this.rule('budgetRule', (): A.BudgetRule => {
     const node = this.open(B.budgetRule(this.startPos()));
@@ -2141,9 +2202,9 @@ const LINE_RULES = new Set([
   'importDecl', 'typeDecl', 'deployDecl', 'field', 'variant', 'operation',
   'imageMember', 'memoryMember', 'vcpusMember', 'labelMember', 'declassifyMember', 'paramDecl', 'portDecl', 'factorySpec',
   'instancesMember', 'restartMember', 'scriptEntry', 'execEntry', 'fileEntry', 'envEntry',
-  'instanceDecl', 'connectDecl', 'exposeDecl', 'exportDecl', 'paramOverride',
+  'instanceDecl', 'connectDecl', 'exposeDecl', 'egressDecl', 'exportDecl', 'paramOverride',
   'rateAttr', 'maxMessageAttr', 'timeoutAttr', 'allowAttr', 'maxInflightAttr', 'declassifyAttr', 'queryAttr', 'connectionAttr',
-  'onlyRule', 'noRule', 'exposedOnlyRule', 'budgetRule', 'property',
+  'onlyRule', 'noRule', 'exposedOnlyRule', 'egressOnlyRule', 'budgetRule', 'property',
 ]);
 
 function hasNewline(text: string, from: number, to: number): boolean {

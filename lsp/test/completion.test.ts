@@ -118,6 +118,13 @@ describe('completion', () => {
     expect(labels).not.toContain('connect');
   });
 
+  it("offers an exposure's attributes and `label` inside an egress's braces, and `egress` among system members", async () => {
+    const labels = await complete(`${HEADER}\nsystem Sys {\n  b = B\n  egress out: b.api -> "tcp://h.example.com:25" { $0 }\n}`);
+    expect(labels).toEqual(expect.arrayContaining(['rate', 'max_connections', 'connection_rate', 'bandwidth', 'idle_timeout', 'label']));
+    expect(labels).not.toContain('connect');
+    expect(await complete(`${HEADER}\nsystem Sys {\n  b = B\n  $0\n}`)).toContain('egress');
+  });
+
   it('offers parameters and settings inside instance braces', async () => {
     const labels = await complete(`${HEADER}\nsystem Sys {\n  a = A { $0 }\n}`);
     expect(labels).toEqual(expect.arrayContaining(['level', 'replicas', 'restart']));

@@ -269,6 +269,22 @@ export interface LinkStatus {
   channels: string[];
 }
 
+/** An egress at run time: the connections (or HTTP requests) the broker opened to its destination. */
+export interface EgressStatus {
+  name: string;
+  instance: string;
+  port: string;
+  /** `scheme://host:port[/path]`. */
+  destination: string;
+  connections_open: number;
+  connections_total: number;
+  /** Refused by `max_connections` or `connection_rate`. */
+  connections_refused: number;
+  /** Closed by the idle timeout. */
+  timed_out: number;
+  violations: number;
+}
+
 export interface StatusReport {
   /** False when neither the state nor a live supervisor has instances; the other fields are then empty. */
   deployed: boolean;
@@ -284,6 +300,8 @@ export interface StatusReport {
   exposures: ExposureStatus[];
   /** The links to the deployment's other hosts (absent on a deployment on one host). */
   links?: LinkStatus[];
+  /** The deployment's egresses, when it has some (absent otherwise). */
+  egresses?: EgressStatus[];
   /** Violations not tied to a channel (a write to a port that is not wired). */
   unwired_violations: ViolationRecord[];
   /** The supervisor's metrics endpoint (Prometheus text), when it serves one. */

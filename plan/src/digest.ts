@@ -10,7 +10,7 @@
 
 import { canonicalJson } from './canonical';
 import { sha256Hex } from './sha256';
-import type { Plan, PlanChannel, PlanCheck, PlanExposure, PlanImage, PlanInstance, PlanSource } from './types';
+import type { Plan, PlanChannel, PlanCheck, PlanEgress, PlanExposure, PlanImage, PlanInstance, PlanSource } from './types';
 
 /** SHA-256 of the UTF-8 encoding of a string, or of the concatenation of strings (hashed piece by piece), as lower-case hex. */
 export type Sha256 = (text: string | readonly string[]) => string;
@@ -62,11 +62,14 @@ export function invariantsDigest(
   exposures: readonly PlanExposure[],
   checks: readonly PlanCheck[],
   sha256: Sha256 = pureSha256,
+  egresses?: readonly PlanEgress[],
 ): string {
   return sha256(
     canonicalJson({
       channels: channels.map((c) => [c.id, c.invariants]),
       exposures: exposures.map((e) => [`${e.transport}:${e.host_port}`, e.invariants]),
+      // Egresses are hashed only when there are some, so that plans without them keep their digests.
+      ...(egresses?.length ? { egresses: egresses.map((e) => [e.name, e.destination, e.invariants, e.connections ?? null]) } : {}),
       checks,
     }),
   );
@@ -132,7 +135,7 @@ export function digestMismatches(plan: Plan, sha256: Sha256 = pureSha256): strin
   }
   const known = instances.size === plan.instances.length ? { instances, channels: plan.channels.map((c) => canonicalJson(c)) } : undefined;
   if (planDigest(plan, sha256, known) !== plan.digests.plan) out.push('digests.plan does not match the plan');
-  if (invariantsDigest(plan.channels, plan.exposures, plan.checks, sha256) !== plan.digests.invariants) out.push('digests.invariants does not match the channels\' and exposures\' invariants and the checks');
+  if (invariantsDigest(plan.channels, plan.exposures, plan.checks, sha256, plan.egresses) !== plan.digests.invariants) out.push('digests.invariants does not match the channels\' and exposures\' invariants and the checks');
   if (sourcesDigest(plan.sources, sha256) !== plan.digests.sources) out.push('digests.sources does not match the list of sources');
   for (const i of plan.images) if (imageDigest(i, sha256) !== i.digest) out.push(`the digest of image \`${i.name}\` does not match it`);
   for (const id of wrong) out.push(`the digest of instance \`${id}\` does not match it`);

@@ -89,8 +89,9 @@ const defs: Record<string, S> = {
       slot: int(1),
       channels: arr(str()),
       exposed_on: int(1),
+      egress: str(),
     },
-    ['exposed_on'],
+    ['exposed_on', 'egress'],
   ),
   PlanInstance: obj(
     {
@@ -150,6 +151,19 @@ const defs: Record<string, S> = {
     invariants: ref('ChannelInvariants'),
     connections: ref('ExposureConnections'),
   }, ['connections']),
+  PlanEgress: obj({
+    name: str(),
+    instance: str(),
+    port: str(),
+    protocol: str(),
+    kind: en('tcp', 'http'),
+    destination: ref('PlanEgressDestination'),
+    label: str(),
+    ops: arr(ref('PlanOperation')),
+    invariants: ref('ChannelInvariants'),
+    connections: ref('ExposureConnections'),
+  }, ['label', 'connections']),
+  PlanEgressDestination: obj({ scheme: en('tcp', 'http', 'https'), host: { type: 'string', minLength: 1 }, port: int(1), path: { type: 'string', pattern: '^/' } }, ['path']),
   ExposureConnections: obj(
     {
       max: int(1),
@@ -186,6 +200,7 @@ const defs: Record<string, S> = {
       obj({ kind: { const: 'only' }, scope: str(), mode: en('from', 'through', 'to'), target: str(), sources: arr(str()) }),
       obj({ kind: { const: 'no_path' }, scope: str(), from: str(), to: str() }),
       obj({ kind: { const: 'exposed_only' }, scope: str(), ports: arr(obj({ instance: str(), port: str() })) }),
+      obj({ kind: { const: 'egress_only' }, scope: str(), names: arr(str()) }),
       obj({ kind: { const: 'no_flow' }, scope: str(), label: str(), to: str() }),
       obj({ kind: { const: 'budget' }, scope: str(), resource: en('memory', 'vcpus'), value: int(), raw: str() }),
     ],
@@ -211,6 +226,7 @@ export const planSchema: S = {
     instances: arr(ref('PlanInstance')),
     channels: arr(ref('PlanChannel')),
     exposures: arr(ref('PlanExposure')),
+    egresses: arr(ref('PlanEgress')),
     schemas: { type: 'object', additionalProperties: ref('MessageSchema') },
     checks: arr(ref('PlanCheck')),
     resources: ref('PlanResources'),
@@ -221,6 +237,6 @@ export const planSchema: S = {
       required: ['lineage', 'serial'],
       additionalProperties: false,
     },
-  }, ['policies']),
+  }, ['policies', 'egresses']),
   $defs: defs,
 };

@@ -53,6 +53,11 @@ export interface Plan {
   channels: PlanChannel[];
   /** Host TCP ports relayed into provided ports, sorted by host port. */
   exposures: PlanExposure[];
+  /**
+   * Required ports whose traffic leaves for an address outside the deployment, through the broker
+   * (`egress` in a system), sorted by name; absent when there are none.
+   */
+  egresses?: PlanEgress[];
   /** Compiled message schemas, by qualified type name (sorted keys). */
   schemas: Record<string, MessageSchema>;
   /** Result of every static check, sorted by id. */
@@ -212,6 +217,8 @@ export interface PlanPort {
   channels: string[];
   /** Host TCP port if this provided port is exposed. */
   exposed_on?: number;
+  /** The egress (its name in `Plan.egresses`) this required port's traffic leaves through, if any. */
+  egress?: string;
 }
 
 export interface PlanEndpoint {
@@ -293,6 +300,39 @@ export interface PlanExposure {
   connections?: ExposureConnections;
 }
 
+/**
+ * An egress: the broker opens the connections to `destination` itself (guests have no network
+ * device) and checks every frame of the required port as a channel's, with `ops` and `invariants`.
+ */
+export interface PlanEgress {
+  /** The egress's name, with the instance-id prefix of the system that declared it (`mail`, `shop.mail`). */
+  name: string;
+  /** The required port whose traffic leaves. */
+  instance: string;
+  port: string;
+  /** The port's protocol; `kind` says how the broker carries it. */
+  protocol: string;
+  /** `tcp`: a byte stream (std.tcp.Stream frames); `http`: HTTP requests (std.http.Http calls). */
+  kind: 'tcp' | 'http';
+  destination: PlanEgressDestination;
+  /** The destination's label, when the egress declares one (else the bottom label). */
+  label?: string;
+  /** Every operation of the protocol (or those `allow` keeps), sorted by name. */
+  ops: PlanOperation[];
+  invariants: ChannelInvariants;
+  /** Limits on the connections the broker opens, when the egress sets any. */
+  connections?: ExposureConnections;
+}
+
+export interface PlanEgressDestination {
+  scheme: 'tcp' | 'http' | 'https';
+  /** A DNS name (lower case), an IPv4 address, or an IPv6 address (without brackets). */
+  host: string;
+  port: number;
+  /** HTTP only: the path every request's path must start with (`/` when none is written). */
+  path?: string;
+}
+
 /** Limits on the TCP connections of one exposure; each field is present only when set. */
 export interface ExposureConnections {
   /** Connections open at once at most: one more is refused (closed on arrival). */
@@ -334,6 +374,7 @@ export type PlanPolicyRule =
   | { kind: 'only'; scope: string; mode: 'from' | 'through' | 'to'; target: string; sources: string[] }
   | { kind: 'no_path'; scope: string; from: string; to: string }
   | { kind: 'exposed_only'; scope: string; ports: { instance: string; port: string }[] }
+  | { kind: 'egress_only'; scope: string; names: string[] }
   | { kind: 'no_flow'; scope: string; label: string; to: string }
   | { kind: 'budget'; scope: string; resource: 'memory' | 'vcpus'; value: number; raw: string };
 

@@ -308,4 +308,14 @@ function crossCheck(plan: Plan, errors: PlanValidationError[]): void {
     if (c.id !== expected) add(`$.channels[${i}].id`, `channel id "${c.id}" should be "${expected}"`);
   });
   plan.exposures.forEach((e, i) => endpoint(e, `$.exposures[${i}]`, 'provide'));
+  // An egress carries a required port's traffic: the port is its own and has no channel besides.
+  const egresses = plan.egresses ?? [];
+  unique(egresses, (e) => e.name, '$.egresses', 'egress name');
+  const wired = new Set(plan.channels.map((c) => `${c.from.instance}.${c.from.port}`));
+  egresses.forEach((e, i) => {
+    endpoint(e, `$.egresses[${i}]`, 'require');
+    if (wired.has(`${e.instance}.${e.port}`)) add(`$.egresses[${i}]`, `port "${e.instance}.${e.port}" has a channel and an egress`);
+    const port = instances.get(e.instance)?.ports.find((p) => p.name === e.port);
+    if (port && port.egress !== e.name) add(`$.egresses[${i}]`, `port "${e.instance}.${e.port}" does not name egress "${e.name}"`);
+  });
 }

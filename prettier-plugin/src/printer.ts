@@ -133,6 +133,7 @@ const LINE_PARENTS = new Set([
   'InstanceDecl',
   'ConnectDecl',
   'ExposeSpec',
+  'EgressDecl',
   'Map',
 ]);
 
@@ -181,10 +182,12 @@ const PRINTS_DANGLING = new Set([
   'InstanceDecl',
   'ConnectDecl',
   'ExposeSpec',
+  'EgressDecl',
   'PolicyBlock',
   'Map',
   'List',
   'ExposedOnlyRule',
+  'EgressOnlyRule',
 ]);
 
 /**
@@ -429,6 +432,11 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
       return node.burst ? [node.name, ' ', path.call(print, 'value'), ' burst ', path.call(print, 'burst')] : [node.name, ' ', path.call(print, 'value')];
     case 'ExposeDecl':
       return ['expose ', path.call(print, 'port'), ' ', path.call(print, 'spec')];
+    case 'EgressDecl': {
+      const head: Doc[] = ['egress ', path.call(print, 'name'), ': ', path.call(print, 'port'), ' -> ', path.call(print, 'destination')];
+      if (node.attrs.length === 0 && !hasDangling(node)) return head;
+      return [head, ' ', softBlock(path, options, path.map(print, 'attrs'), ';', node.destination.span.end)];
+    }
     case 'ExportDecl':
       return ['export ', path.call(print, 'name'), ' = ', path.call(print, 'port')];
     case 'PolicyBlock':
@@ -439,6 +447,8 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
       return ['no path ', path.call(print, 'from'), ' -> ', path.call(print, 'to')];
     case 'ExposedOnlyRule':
       return ['exposed only ', bracketList(path, options, path.map(print, 'ports'))];
+    case 'EgressOnlyRule':
+      return ['egress only ', bracketList(path, options, path.map(print, 'names'))];
     case 'NoFlowRule':
       return ['no flow ', path.call(print, 'label'), ' -> ', path.call(print, 'to')];
     case 'BudgetRule':

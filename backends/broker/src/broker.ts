@@ -33,6 +33,7 @@ import { encode, encodePlain, envelope, frameId, plainLine, snippet, type Envelo
 import { LineSplitter, TokenBucket } from './lines';
 import { Counters, type CounterTotals } from './counters';
 import { Exposures } from './exposures';
+import { Egresses } from './egress';
 import { exposureId, HTTP_SCHEMAS } from './http';
 import { isStreamProtocol } from './streams';
 import { Sessions } from './sessions';
@@ -112,6 +113,7 @@ export class Broker extends EventEmitter {
   private readonly logBudget = new Map<string, { windowStart: number; count: number; suppressed: number }>();
   private readonly sessions: Sessions;
   private readonly exposures: Exposures;
+  private readonly egresses: Egresses;
   private closed = false;
   private batching = false;
   /** When hold() stopped relaying (performance.now()), or null. */
@@ -161,6 +163,7 @@ export class Broker extends EventEmitter {
       fromRequester: (req, frame, conn) => this.fromRequester(req, frame, conn),
       forwardCall: (req, op, bodyJson, respond) => this.forwardCall(req, op, bodyJson, respond),
     });
+    this.egresses = new Egresses({ violation: (o) => this.violation(o), log: (e) => this.log(e), closed: () => this.closed });
     // The HTTP schemas are a fallback for plans that do not carry them; the plan's own win.
     this.schemas = compileSchemas({ ...HTTP_SCHEMAS, ...plan.schemas });
     for (const p of this.schemas.problems) this.log({ level: 'error', message: `schema: ${p}` });
@@ -206,6 +209,20 @@ export class Broker extends EventEmitter {
       this.channels.set(id, rt);
       this.exposureChannels.set(ex.host_port, rt);
       pushMap(this.byProvidePort, `${ex.instance}.${ex.port}`, rt);
+    }
+    // An egress is the channel of its required port; the broker itself is its provider (egress.ts).
+    for (const eg of plan.egresses ?? []) {
+      const requirer = this.instances.get(eg.instance);
+      const key = `${eg.instance}.${eg.port}`;
+      if (!requirer || this.byRequirePort.has(key)) {
+        this.log({ level: 'error', message: `egress ${eg.name} names ${key}, which is not a free required port of the plan; it carries nothing` });
+        continue;
+      }
+      const id = `egress:${eg.name}`;
+      const rt = this.makeChannel(id, null, null, requirer, eg.port, requirer, eg.ops, eg.invariants);
+      this.channels.set(id, rt);
+      this.byRequirePort.set(key, rt);
+      this.egresses.add(eg, rt);
     }
   }
 
@@ -293,6 +310,7 @@ export class Broker extends EventEmitter {
     const conn = inst?.clones.get(cloneIndex)?.get(portName);
     if (!inst || !conn) return;
     if (conn.requester) this.endOrder(conn.requester, 'the port was detached');
+    if (conn.requester) this.egresses.dropRequester(conn.requester);
     inst.clones.get(cloneIndex)!.delete(portName);
     if (inst.clones.get(cloneIndex)!.size === 0) inst.clones.delete(cloneIndex);
     conn.attached = false;
@@ -373,7 +391,7 @@ export class Broker extends EventEmitter {
     const out = [...this.channels.values()]
       .map((c) => {
         const k = c.counters.snapshot(c.id);
-        const connections = this.exposures.connectionStats(c.id);
+        const connections = this.exposures.connectionStats(c.id) ?? this.egresses.connectionStats(c);
         if (connections) k.connections = connections;
         return k;
       })
@@ -607,6 +625,7 @@ export class Broker extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     const listeners = this.exposures.close();
+    this.egresses.close();
     for (const inst of this.instances.values()) {
       for (const clone of [...inst.clones.keys()]) this.detachClone(inst.plan.id, clone);
       for (const s of [...inst.sessions]) this.sessions.end(s);
@@ -981,6 +1000,12 @@ export class Broker extends EventEmitter {
     if (a.orderState !== null) {
       req.orderState = a.orderState;
       req.orderMoved = true;
+    }
+    // An egress's frames leave the deployment: the broker opens the connection or sends the request itself.
+    if (this.egresses.has(ch)) {
+      if (t === 'call') this.egresses.call(req, op, bodyJson, answerTo(req, env.id!), env.id);
+      else this.egresses.send(req, op, JSON.parse(bodyJson));
+      return;
     }
     if (t === 'call') {
       const origId = env.id!;

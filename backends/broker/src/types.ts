@@ -38,7 +38,13 @@ export type ViolationKind =
   /** A factory frame naming no live instance of the creator (`to`, `handle`), or a factory frame on a port that is not a factory. */
   | 'factory_handle'
   /** A `rebind` naming no candidate of the port's late binding, or on a port that has none. */
-  | 'rebind';
+  | 'rebind'
+  /** An egress's `max_connections` or `connection_rate` refused a new connection (or HTTP request). */
+  | 'egress_limit'
+  /** An HTTP request on an egress whose path is not under the destination's path. */
+  | 'egress_path'
+  /** A destination's HTTP response that is not a value of the protocol's response type, or too large. */
+  | 'egress_response';
 
 export interface Violation {
   /** Milliseconds since the epoch. */

@@ -143,9 +143,9 @@ export function vmName(inst: PlanInstance, clone: number): string {
   return `${objectName(inst.id, 56)}-${clone}`;
 }
 
-/** The ports of an instance the broker relays: every port on a channel or an exposure. */
+/** The ports of an instance the broker relays: every port on a channel, an exposure or an egress. */
 export function wiredPorts(inst: PlanInstance): PlanInstance['ports'] {
-  return inst.ports.filter((p) => p.channels.length > 0 || p.exposed_on !== undefined);
+  return inst.ports.filter((p) => p.channels.length > 0 || p.exposed_on !== undefined || p.egress !== undefined);
 }
 
 /** The guest ports the broker dials: the control port, and every wired port. */
@@ -264,6 +264,12 @@ export function renderObjects(plan: Plan, options: RenderOptions = {}): KubeObje
   ];
   for (const inst of plan.instances) {
     brokerEgress.push({ to: [{ podSelector: { matchLabels: guestSel(inst) } }], ports: wiredSlots(inst).map((s) => ({ protocol: 'TCP', port: GUEST_PORT_BASE + s })) });
+  }
+  // Egress: the broker opens the connections to each destination itself. A NetworkPolicy names no
+  // DNS names, so a destination by name opens its port to any address, and one by IP address only it.
+  for (const e of plan.egresses ?? []) {
+    const ip = /^[0-9.]+$/.test(e.destination.host) ? `${e.destination.host}/32` : e.destination.host.includes(':') ? `${e.destination.host}/128` : undefined;
+    brokerEgress.push({ ...(ip ? { to: [{ ipBlock: { cidr: ip } }] } : {}), ports: [{ protocol: 'TCP', port: e.destination.port }] });
   }
   const brokerIngress = plan.exposures.map((x) => ({ ports: [{ protocol: 'TCP', port: x.host_port }] }));
   out.push({

@@ -11,7 +11,7 @@ import { MemoryHost, readTree, renderDiagnostics, REPO } from '../../../compiler
 export const FIXTURES = join(REPO, 'backends', 'kubevirt', 'test', 'fixtures');
 
 /** The examples a kubevirt target can realise (the honeypot's per-session forks it cannot). */
-export const KUBE_EXAMPLES = ['webstack', 'cluster'];
+export const KUBE_EXAMPLES = ['webstack', 'cluster', 'shopmail'];
 
 /** The example's plan for the kubevirt target `k8s`, or for another target of the example (`local`: KVM). */
 export function examplePlan(name: string, target = 'k8s', more: Partial<CompileOptions> = {}): { plan?: Plan; diagnostics: string } {

@@ -107,7 +107,11 @@ describe('render k8s', () => {
         const slot = Number(m[3]) - GUEST_PORT_BASE;
         if (slot > 0) reached.add(`${inst.id}.${inst.ports.find((p) => p.slot === slot)!.name}`);
       }
-      const ends = new Set([...plan.channels.flatMap((c) => [`${c.from.instance}.${c.from.port}`, `${c.to.instance}.${c.to.port}`]), ...plan.exposures.map((x) => `${x.instance}.${x.port}`)]);
+      const ends = new Set([
+        ...plan.channels.flatMap((c) => [`${c.from.instance}.${c.from.port}`, `${c.to.instance}.${c.to.port}`]),
+        ...plan.exposures.map((x) => `${x.instance}.${x.port}`),
+        ...(plan.egresses ?? []).map((e) => `${e.instance}.${e.port}`),
+      ]);
       expect([...reached].sort()).toEqual([...ends].sort());
     });
   }
@@ -200,12 +204,15 @@ function expectedPaths(plan: Plan, broker: string): string[] {
   }
   for (const x of plan.exposures) for (const src of ['internet', 'other-pod', 'kube-dns']) out.push(`${src} -> ${broker} TCP/${x.host_port}`);
   out.push(`${broker} -> kube-dns TCP/53`, `${broker} -> kube-dns UDP/53`);
+  // An egress to a DNS name opens its port to any address outside the namespace (a NetworkPolicy names no
+  // hosts); the model computes paths to pods only, so the internet does not appear.
+  for (const e of plan.egresses ?? []) for (const dst of ['other-pod', 'kube-dns']) out.push(`${broker} -> ${dst} TCP/${e.destination.port}`);
   // The two pods outside the namespace reach each other on every port: that is their namespaces' business.
   return [...new Set([...out, ...outsidePaths(plan)])].sort();
 }
 
 function outsidePaths(plan: Plan): string[] {
-  const ports = new Set<number>([53, 80, 443, 8080, GUEST_PORT_BASE, ...plan.exposures.map((x) => x.host_port)]);
+  const ports = new Set<number>([53, 80, 443, 8080, GUEST_PORT_BASE, ...plan.exposures.map((x) => x.host_port), ...(plan.egresses ?? []).map((e) => e.destination.port)]);
   for (const inst of plan.instances) for (const s of wiredSlots(inst)) ports.add(GUEST_PORT_BASE + s);
   const out: string[] = [];
   for (const port of ports) {

@@ -320,6 +320,14 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
     }
   }
   if (r.links?.length) lines.push('', s.bold('Links:'), ...renderLinks(r.links, s));
+  if (r.egresses?.length) {
+    lines.push('', s.bold('Egresses:'));
+    for (const e of r.egresses) {
+      const refused = e.connections_refused ? s.red(`, ${e.connections_refused} refused`) : '';
+      const v = e.violations ? s.red(`, ${plural(e.violations, 'violation')}`) : '';
+      lines.push(`  ${e.name}: ${e.instance}.${e.port} -> ${e.destination}: ${e.connections_open} open, ${e.connections_total} total${refused}${e.timed_out ? `, ${e.timed_out} timed out` : ''}${v}`);
+    }
+  }
   const t = r.totals;
   lines.push('', `${plural(t.clones, 'clone')}: rss ${formatBytes(t.rss_bytes)}, pss ${formatBytes(t.pss_bytes)}, private ${formatBytes(t.private_bytes)}`);
   if (r.helpers?.length) {

@@ -340,6 +340,13 @@ export class Components {
     for (const [e, info] of prior.targets) if (keep(e)) this.targets.set(e, info);
   }
 
+  /** The protocol declared as `qname` in a loaded module (`std.http.Http`), if any. */
+  protocolNamed(qname: string): ProtocolInfo | undefined {
+    const dot = qname.lastIndexOf('.');
+    const e = this.ctx.modules.get(qname.slice(0, dot))?.decls.get(qname.slice(dot + 1));
+    return e && e.kind === 'protocol' ? this.protocols.get(e) : undefined;
+  }
+
   checkAll(): void {
     for (const m of this.ctx.modules.values()) {
       for (const e of m.decls.values()) {

@@ -7,7 +7,7 @@ import type { Span } from '@mcl/language';
 import type { Module } from '../context';
 import type { ScopedRule } from '../policy/types';
 import type { ComponentInfo, PortInfo } from './components';
-import type { ConnInfo, ExposeAttrs, InstInfo, SystemInfo } from './systems';
+import type { ConnInfo, EgressInfo, ExposeAttrs, InstInfo, SystemInfo } from './systems';
 
 export interface FlatInstance {
   id: string;
@@ -35,10 +35,21 @@ export interface FlatExposure {
   attrs?: ExposeAttrs;
 }
 
+/** An egress with its scoped name and the component port behind it. */
+export interface FlatEgress {
+  /** The egress's name with the instance-id prefix of its system (`mail`, `shop.mail`). */
+  name: string;
+  instance: string;
+  port: PortInfo;
+  egress: EgressInfo;
+  file: string;
+}
+
 export interface Flat {
   instances: FlatInstance[];
   channels: FlatChannel[];
   exposures: FlatExposure[];
+  egresses: FlatEgress[];
   rules: ScopedRule[];
   /**
    * The component port behind every export of every nested system, by
@@ -72,7 +83,7 @@ function leaf(inst: InstInfo, prefix: string, port: string): { instance: string;
 }
 
 export function elaborate(root: SystemInfo): Flat {
-  const out: Flat = { instances: [], channels: [], exposures: [], rules: [], exports: {} };
+  const out: Flat = { instances: [], channels: [], exposures: [], egresses: [], rules: [], exports: {} };
   // Explicit work list instead of recursion: nesting depth is bounded only by the sources.
   const work: { sys: SystemInfo; prefix: string }[] = [{ sys: root, prefix: '' }];
   while (work.length) {
@@ -108,6 +119,10 @@ export function elaborate(root: SystemInfo): Flat {
     for (const x of sys.exposes) {
       const l = leaf(x.inst, prefix, x.port);
       if (l) out.exposures.push({ hostPort: x.hostPort, instance: l.instance, port: l.port, file: m.file, span: x.span, attrs: x.attrs });
+    }
+    for (const x of sys.egresses) {
+      const l = leaf(x.inst, prefix, x.port);
+      if (l) out.egresses.push({ name: join(prefix, x.name), instance: l.instance, port: l.port, egress: x, file: m.file });
     }
     for (const r of sys.rules) out.rules.push({ rule: r, file: m.file, scope: prefix });
   }

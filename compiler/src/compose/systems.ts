@@ -5,6 +5,7 @@
 import type {
   ChannelAttr,
   ConnectDecl,
+  EgressDecl,
   ExportDecl,
   Expr,
   Ident,
@@ -15,7 +16,8 @@ import type {
   SystemDecl,
 } from '@mcl/language';
 import { Codes } from '@mcl/language';
-import type { ChannelInvariants, ExposureConnections, JsonValue, OrderAutomaton } from '@mcl/plan';
+import type { ChannelInvariants, ExposureConnections, JsonValue, OrderAutomaton, PlanEgressDestination } from '@mcl/plan';
+import { egressKind, parseDestination } from './egress';
 import type { InstanceParam, InstanceSettings } from '../api';
 import { Ctx, related, textOf, type DeclEntry, type Module } from '../context';
 import { resolveRef } from '../resolve/scope';
@@ -118,12 +120,26 @@ export interface ExposeAttrs {
   query?: Span;
 }
 
+/** `egress name: inst.port -> "address" { ... }`, checked (egress.ts). */
+export interface EgressInfo {
+  name: string;
+  inst: InstInfo;
+  port: string;
+  protocol: ProtocolInfo;
+  kind: 'tcp' | 'http';
+  destination: PlanEgressDestination;
+  label?: string;
+  attrs?: ExposeAttrs;
+  span: Span;
+}
+
 export interface SystemInfo {
   entry: DeclEntry;
   instances: Map<string, InstInfo>;
   exports: Map<string, ExportInfo>;
   connects: ConnInfo[];
   exposes: ExposeInfo[];
+  egresses: EgressInfo[];
   rules: PolicyRule[];
   /** Systems this one instantiates (for root detection). */
   uses: Set<DeclEntry>;
@@ -399,7 +415,7 @@ export class Systems {
   private check(e: DeclEntry, binding: Binding): SystemInfo {
     const d = e.decl as SystemDecl;
     const m = e.module;
-    const info: SystemInfo = { entry: e, instances: new Map(), exports: new Map(), connects: [], exposes: [], rules: [], uses: new Set(), params: this.params(e), binding, created: new Map() };
+    const info: SystemInfo = { entry: e, instances: new Map(), exports: new Map(), connects: [], exposes: [], egresses: [], rules: [], uses: new Set(), params: this.params(e), binding, created: new Map() };
     const members = new Map<string, Span>();
 
     // Instances first: every other member refers to them.
@@ -528,6 +544,14 @@ export class Systems {
       }
       const attrs = mem.spec.attrs ? this.attrs(mem.spec.attrs, m, end.port.protocol, 'exposure', info) : undefined;
       if (hp !== undefined) info.exposes.push({ inst: end.inst, port: end.port.name, hostPort: hp, span: mem.span, attrs });
+    }
+
+    // Egresses: required ports whose traffic leaves the system (spec/syntax.md, "Egress").
+    for (const mem of d.members) {
+      if (mem.kind !== 'EgressDecl') continue;
+      const end = resolveEnd(mem.port);
+      if (end && end.port.direction === 'require') attempted.add(`${end.inst.name}.${end.port.name}`);
+      this.egress(mem, m, info, members, wired, end);
     }
 
     // Policy rules are checked by the policy checker; here they only feed references for the editor.
@@ -772,6 +796,85 @@ export class Systems {
       default:
         break;
     }
+  }
+
+  /**
+   * One egress: its name (unique among the system's instances and egresses), a required port that no
+   * `connect` wires, a destination address (egress.ts), a protocol that can leave and fits the address's
+   * scheme, and its block: an exposure's attributes plus `label`, the destination's label.
+   */
+  private egress(
+    mem: EgressDecl,
+    m: Module,
+    info: SystemInfo,
+    members: Map<string, Span>,
+    wired: Map<string, ConnectDecl>,
+    end: { inst: InstInfo; port: SysPort } | undefined,
+  ): void {
+    const name = mem.name.name;
+    let ok = name !== '';
+    const prev = name ? members.get(name) : undefined;
+    if (prev) {
+      ok = false;
+      this.ctx.report(Codes.EgressNameTaken, `\`${name}\` is already the name of an instance or an egress of \`${info.entry.name}\``, m.file, mem.name.span, {
+        hint: 'give the egress a name of its own: policy rules name it as they name instances',
+        related: [related(m.file, prev, 'first declared here')],
+      });
+    } else if (name) members.set(name, mem.name.span);
+    if (name) this.ctx.declare('egress', m.file, `${info.entry.name}.${name}`, mem.name, mem.span, `${info.entry.qname}.${name}`, () => `egress ${name}: ${mem.port.instance.name}.${mem.port.port.name} -> ${mem.destination.kind === 'String' ? JSON.stringify(mem.destination.value) : '?'}`, undefined, info.entry.symbol);
+    let destination: PlanEgressDestination | undefined;
+    if (mem.destination.kind === 'String') {
+      const r = parseDestination(mem.destination.value);
+      if (r.ok) destination = r.destination;
+      else this.ctx.report(Codes.EgressDestinationInvalid, `invalid egress destination: ${r.problem}`, m.file, mem.destination.span, { hint: r.hint });
+    }
+    let label: string | undefined;
+    const attrList: ChannelAttr[] = [];
+    for (const a of mem.attrs) {
+      if (a.kind !== 'LabelMember') { attrList.push(a); continue; }
+      if (label !== undefined) {
+        ok = false;
+        this.ctx.report(Codes.SettingGivenTwice, 'this egress attribute is set twice', m.file, a.span, { hint: 'keep one of them' });
+        continue;
+      }
+      label = useLabel(this.ctx, this.components.labels, m, a.label) ?? '';
+      if (label === '') ok = false;
+    }
+    if (!end) return;
+    const key = `${end.inst.name}.${end.port.name}`;
+    if (end.port.direction !== 'require') {
+      this.ctx.report(Codes.EgressFromProvidedPort, `\`${key}\` is a provided port: an egress carries the traffic of a required port`, m.file, mem.port.span, {
+        hint: 'declare the port with `require` in the component; a provided port serves callers, and `expose` lets outside callers in',
+      });
+      return;
+    }
+    const first = wired.get(key) ?? info.egresses.find((x) => x.inst === end.inst && x.port === end.port.name);
+    if (first) {
+      this.ctx.report(Codes.RequiredPortWiredTwice, `\`${key}\` is already connected: a required port has exactly one channel or egress`, m.file, mem.port.span, {
+        hint: 'remove one of them, or declare another required port for the second destination',
+        related: [related(m.file, first.span, 'first connected here')],
+      });
+      return;
+    }
+    const proto = end.port.protocol;
+    const attrs = this.attrs(attrList, m, proto, 'exposure', info);
+    if (!proto || !destination) return;
+    const kind = egressKind(this.types, proto, (q) => this.components.protocolNamed(q));
+    if (!kind) {
+      this.ctx.report(Codes.EgressProtocolUnsupported, `\`${key}\` has protocol \`${proto.entry.qname}\`, which cannot leave the system: an egress carries \`std.tcp.Stream\` bytes or \`std.http.Http\` requests`, m.file, mem.port.span, {
+        hint: 'give the port `std.tcp.Stream` or `std.http.Http` (or a protocol that refines one of them), or talk to a component inside the system instead',
+      });
+      return;
+    }
+    if ((kind === 'tcp') !== (destination.scheme === 'tcp')) {
+      const want = kind === 'tcp' ? '`tcp://host:port`' : '`http://` or `https://`';
+      this.ctx.report(Codes.EgressSchemeMismatch, `\`${key}\` carries ${kind === 'tcp' ? 'a byte stream' : 'HTTP requests'}, but the destination is a \`${destination.scheme}\` address`, m.file, mem.destination.span, {
+        hint: `write a ${want} address, or give the port ${kind === 'tcp' ? '`std.http.Http`' : '`std.tcp.Stream`'}`,
+      });
+      return;
+    }
+    if (!ok || (mem.attrs.length > 0 && attrList.length > 0 && !attrs)) return;
+    info.egresses.push({ name, inst: end.inst, port: end.port.name, protocol: proto, kind, destination, ...(label ? { label } : {}), ...(attrs ? { attrs } : {}), span: mem.span });
   }
 
   /** Resolves an instance's settings and parameter overrides against its component. */

@@ -20,6 +20,7 @@ import {
   type MessageSchema,
   type Plan,
   type PlanChannel,
+  type PlanEgress,
   type PlanExposure,
   type PlanImage,
   type PlanInstance,
@@ -31,7 +32,7 @@ import {
 import type { CompileOptions } from '../api';
 import { Ctx, related, type DeclEntry } from '../context';
 import type { ComponentInfo, Components, LabelInfo, TargetInfo } from '../compose/components';
-import type { Flat, FlatChannel, FlatExposure, FlatInstance } from '../compose/elaborate';
+import type { Flat, FlatChannel, FlatEgress, FlatExposure, FlatInstance } from '../compose/elaborate';
 import { DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_MESSAGE, DEFAULT_TIMEOUT_MS } from '../compose/systems';
 import type { PolicyInput, PolicyResult, SourceRef } from '../policy/types';
 import type { ProtocolInfo } from '../types/protocols';
@@ -62,6 +63,7 @@ export interface Body {
   instances: PlanInstance[];
   channels: PlanChannel[];
   exposures: PlanExposure[];
+  egresses: PlanEgress[];
   schemas: Record<string, MessageSchema>;
   origins: PolicyInput['origins'];
 }
@@ -103,6 +105,7 @@ export class PlanBuilder {
       instances: flat.instances.filter((i) => !gone(i.id)),
       channels,
       exposures: flat.exposures.filter((x) => !gone(x.instance)),
+      egresses: flat.egresses.filter((x) => !gone(x.instance)),
       rules: flat.rules,
       exports: flat.exports,
     };
@@ -234,6 +237,11 @@ export class PlanBuilder {
     }
     exposures.sort((a, b) => a.host_port - b.host_port);
 
+    // Egresses.
+    const egresses = flat.egresses.map((x) => this.egress(x, protocolsUsed)).sort((a, b) => byString(a.name, b.name));
+    for (const x of flat.egresses) (origins.egresses ??= {})[x.name] = { file: x.file, span: x.egress.span };
+    const egressOn = new Map(flat.egresses.map((x) => [`${x.instance}\u0000${x.port.name}`, x.name]));
+
     // Templates: one per (image, memory, vcpus); port slots cover the instance with the most ports.
     const tmpl = new Map<string, { image: string; memory: number; vcpus: number; slots: number; count: number }>();
     const instTemplateKey = new Map<FlatInstance, string>();
@@ -335,9 +343,11 @@ export class PlanBuilder {
         params,
         ports: comp.ports.map((p) => {
           const exp = exposedOn.get(`${fi.id}\u0000${p.name}`);
+          const eg = egressOn.get(`${fi.id}\u0000${p.name}`);
           return {
             channels: (portChannels.get(`${fi.id}\u0000${p.name}`) ?? []).sort(byString),
             direction: p.direction,
+            ...(eg !== undefined ? { egress: eg } : {}),
             ...(exp !== undefined ? { exposed_on: exp } : {}),
             name: p.name,
             protocol: p.protocol?.entry.qname ?? (p.factory ? factoryProtocol.get(`${fi.id}\u0000${p.name}`) : undefined) ?? '',
@@ -408,6 +418,7 @@ export class PlanBuilder {
       instanceJson,
       channels,
       exposures,
+      egresses,
       schemas: sortedSchemas,
       origins,
     };
@@ -525,6 +536,24 @@ export class PlanBuilder {
     };
   }
 
+  /** An egress: the port's operations and invariants as an exposure carries them, and where its traffic goes. */
+  private egress(x: FlatEgress, used: Set<ProtocolInfo>): PlanEgress {
+    const ex = this.exposure({ hostPort: 0, instance: x.instance, port: x.port, file: x.file, span: x.egress.span, attrs: x.egress.attrs }, used);
+    const d = x.egress.destination;
+    return {
+      ...(ex.connections ? { connections: ex.connections } : {}),
+      destination: d.path !== undefined ? { host: d.host, path: d.path, port: d.port, scheme: d.scheme } : { host: d.host, port: d.port, scheme: d.scheme },
+      instance: x.instance,
+      invariants: ex.invariants,
+      kind: x.egress.kind,
+      ...(x.egress.label ? { label: x.egress.label } : {}),
+      name: x.name,
+      ops: ex.ops,
+      port: x.port.name,
+      protocol: ex.protocol,
+    };
+  }
+
   /** Assembles the final plan with digests. */
   assemble(body: Body, rootQname: string, policy: PolicyResult, policies: PlanPolicies, options: CompileOptions): Plan {
     // Sources are named relative to the root the compile resolved paths under, as a compile run from there names them.
@@ -546,6 +575,7 @@ export class PlanBuilder {
       instances: body.instances,
       channels: body.channels,
       exposures: body.exposures,
+      ...(body.egresses.length ? { egresses: body.egresses } : {}),
       schemas: body.schemas,
       checks,
       resources: policy.resources,
@@ -553,7 +583,7 @@ export class PlanBuilder {
       prior_state: options.priorState ? { lineage: options.priorState.lineage, serial: options.priorState.serial } : null,
     };
     plan.digests.sources = sourcesDigest(uniqueSources, this.ctx.sha256);
-    plan.digests.invariants = invariantsDigest(body.channels, body.exposures, checks, this.ctx.sha256);
+    plan.digests.invariants = invariantsDigest(body.channels, body.exposures, checks, this.ctx.sha256, body.egresses);
     // Channels are built in canonical key order (operation names, the only user-chosen keys, are
     // identifiers), so the native serialiser gives their canonical JSON.
     const channels = body.channels.map((c) => JSON.stringify(c));

@@ -29,6 +29,9 @@ export function planPolicies(rules: readonly ScopedRule[], labels: LabelOrder): 
       case 'ExposedOnlyRule':
         out.push({ kind: 'exposed_only', scope, ports: rule.ports.map((p) => ({ instance: p.instance.name, port: p.port.name })) });
         break;
+      case 'EgressOnlyRule':
+        out.push({ kind: 'egress_only', scope, names: rule.names.map((n) => n.name) });
+        break;
       case 'NoFlowRule':
         out.push({ kind: 'no_flow', scope, label: rule.label.name, to: rule.to.name });
         break;
@@ -60,6 +63,9 @@ function scopedRules(policies: PlanPolicies): ScopedRule[] {
         break;
       case 'exposed_only':
         rule = { kind: 'ExposedOnlyRule', ports: r.ports.map((p) => ({ kind: 'PortRef', instance: ident(p.instance), port: ident(p.port), span: NOWHERE })), span: NOWHERE };
+        break;
+      case 'egress_only':
+        rule = { kind: 'EgressOnlyRule', names: r.names.map(ident), span: NOWHERE };
         break;
       case 'no_flow':
         rule = { kind: 'NoFlowRule', label: ident(r.label), to: ident(r.to), span: NOWHERE };
@@ -93,6 +99,7 @@ export function planChecks(plan: Plan): { checks: PlanCheck[]; resources: PlanRe
     instances: plan.instances,
     channels: plan.channels,
     exposures: plan.exposures,
+    egresses: plan.egresses,
     rules: scopedRules(plan.policies),
     labels: { labels: plan.policies.labels.labels, edges: plan.policies.labels.edges, declaredAt: {} },
     origins: { instances: {}, channels: {}, exposures: {}, labels: {} },

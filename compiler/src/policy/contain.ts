@@ -12,6 +12,7 @@ import { addCheck, relatedFor, report, type Context, type Counterexample } from 
 import type { LabelOrderInfo } from './flow';
 import { qualify, resolveName } from './names';
 import { resolveOrReport } from './reach';
+import { egressNamed, egressNote } from './egress';
 import type { ScopedRule } from './types';
 
 /** The instances of a label subject: those of the scope whose own label is the label or above it. */
@@ -35,7 +36,13 @@ export function checkOnlyTo(ctx: Context, sr: ScopedRule, rule: OnlyRule, order:
   const labelIndex = asInstance ? undefined : order.index.get(name);
   const subject = asInstance ? `\`${asInstance.id}\`` : `the instances labelled \`${name}\` or above`;
   const targetId = asInstance ? asInstance.id : labelIndex !== undefined ? `label:${name}` : qualify(sr.scope, name);
-  const sources = rule.sources.map((s) => resolveOrReport(ctx, sr, s, false));
+  // A listed egress (egress.ts) is a destination too; every other name is an instance or a nested system.
+  const egressesListed = new Set<string>();
+  const sources = rule.sources.filter((s) => {
+    const e = egressNamed(ctx, sr.scope, s.name);
+    if (e) egressesListed.add(e.name);
+    return !e;
+  }).map((s) => resolveOrReport(ctx, sr, s, false));
   const id = `reach:${targetId}-only-to:${rule.sources.map((s) => qualify(sr.scope, s.name)).join(',')}`;
   const ruleText = `\`${name} only to ${rule.sources.map((s) => s.name).join(', ')}\``;
   const targetNodes = asInstance ? asInstance.nodes : labelIndex !== undefined ? labelled(ctx, sr.scope, labelIndex, order) : undefined;
@@ -50,7 +57,7 @@ export function checkOnlyTo(ctx: Context, sr: ScopedRule, rule: OnlyRule, order:
   for (const v of targetNodes) inTarget[v] = 1;
   const allowed = new Uint8Array(size);
   for (const s of sources) for (const v of s!.nodes) allowed[v] = 1;
-  const allowedNames = sources.map((s) => `\`${s!.id}\``).join(', ');
+  const allowedNames = [...sources.map((s) => s!.id), ...egressesListed].map((n) => `\`${n}\``).join(', ');
   let first: Counterexample | undefined;
   let violations = 0;
   // Channels in id order: the first offending one is the check's counterexample.
@@ -72,6 +79,22 @@ export function checkOnlyTo(ctx: Context, sr: ScopedRule, rule: OnlyRule, order:
       span: rule.span,
       hint: `Remove the connection, route it through ${allowedNames}, or add \`${c.to.instance}\` to the list.`,
       related: relatedFor(ctx, steps),
+    });
+  }
+  // Egresses of the subject's instances: each must be listed by name.
+  for (const e of ctx.egresses) {
+    const v = g.index.get(e.instance);
+    if (v === undefined || !inTarget[v] || egressesListed.has(e.name)) continue;
+    const steps: Counterexample = [{ instance: e.instance }, { note: egressNote(e) }];
+    violations++;
+    first ??= steps;
+    report(ctx, {
+      code: Codes.OnlyToViolated,
+      message: `${ruleText} is violated: \`${e.instance}\` sends to the outside through egress \`${e.name}\`, which is not in the list.`,
+      file: sr.file,
+      span: rule.span,
+      hint: `Remove the egress, or add \`${e.name}\` to the list.`,
+      related: [...relatedFor(ctx, steps), ...(ctx.input.origins?.egresses?.[e.name] ? [{ ...ctx.input.origins.egresses[e.name], message: `egress \`${e.name}\` is declared here` }] : [])],
     });
   }
   if (violations === 0) {

@@ -3,7 +3,7 @@
 // turn a path in the graph into a counterexample and related locations.
 
 import { makeDiagnostic, type Diagnostic, type DiagnosticExtra, type DiagnosticInfo, type RelatedLocation, type Span } from '@mcl/language';
-import type { PlanChannel, PlanCheck, PlanExposure, PlanInstance } from '@mcl/plan';
+import type { PlanChannel, PlanCheck, PlanEgress, PlanExposure, PlanInstance } from '@mcl/plan';
 import { channelGraph, compareStrings, indexInstances, type Graph, type Path } from './graph';
 import type { PolicyInput, SourceRef } from './types';
 
@@ -18,6 +18,8 @@ export interface Context {
   channels: PlanChannel[];
   /** Exposures in host-port order. */
   exposures: PlanExposure[];
+  /** Egresses in name order. */
+  egresses: PlanEgress[];
   graph: Graph;
   /** Node of each channel's requiring and providing instance (by channel index), -1 when not in the plan. */
   channelFrom: Int32Array;
@@ -59,7 +61,8 @@ export function createContext(input: PolicyInput): Context {
   });
   const exposureTo = new Int32Array(exposures.map((x) => index.get(x.instance) ?? -1));
   const graph = channelGraph(ids, index, channelFrom, channelTo, exposureTo);
-  return { input, instances, channels, exposures, graph, channelFrom, channelTo, channelKinds, exposureTo, checks: [], diagnostics: [] };
+  const egresses = [...(input.egresses ?? [])].sort((a, b) => compareStrings(a.name, b.name));
+  return { input, instances, channels, exposures, egresses, graph, channelFrom, channelTo, channelKinds, exposureTo, checks: [], diagnostics: [] };
 }
 
 export const KIND_CALL = 1;

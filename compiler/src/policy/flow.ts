@@ -28,6 +28,7 @@ import {
 } from './context';
 import { buildGraph, compareStrings, EdgeList, type Graph } from './graph';
 import { OUTSIDE, suggest } from './names';
+import { egressNote } from './egress';
 import { resolveOrReport } from './reach';
 import type { ScopedRule } from './types';
 
@@ -277,7 +278,7 @@ function labelMap(order: LabelOrderInfo, ds: readonly { from: string; to: string
  * The witness of a held state: the chain of channels from the instance whose
  * own data it is, with the label carried at every step.
  */
-function witness(ctx: Context, f: FlowResult, state: number): Counterexample {
+export function witness(ctx: Context, f: FlowResult, state: number): Counterexample {
   const L = f.order.labels.length;
   const rev: { channel: number; from: number; to: number; label: number }[] = [];
   let s = state;
@@ -468,6 +469,16 @@ export function checkNoFlow(ctx: Context, sr: ScopedRule, rule: NoFlowRule, f: F
           if (f.held[s] && f.forward(v, x.port, l) === lo) steps = [...witness(ctx, f, s), { note: `leaves as ${labels[lo]} through tcp ${x.host_port} (${exposureNote(x)})` }];
         }
         if (steps) break;
+      }
+      // Data that leaves through an egress reaches the outside too.
+      for (const e of ctx.egresses) {
+        if (steps) break;
+        const v = ctx.graph.index.get(e.instance);
+        if (v === undefined) continue;
+        for (let l = 0; l < L && !steps; l++) {
+          const s = v * L + l;
+          if (f.held[s] && f.forward(v, e.port, l) === lo) steps = [...witness(ctx, f, s), { note: `leaves as ${labels[lo]}, ${egressNote(e)}` }];
+        }
       }
       if (steps) break;
     }

@@ -13,6 +13,7 @@ import { buildLabelOrder, checkLattice, checkNoFlow, propagate, type FlowResult 
 import { compareStrings } from './graph';
 import { checkExposedOnly, checkNoPath, checkOnly, exposureSummary, wiringSummary } from './reach';
 import { checkOnlyTo } from './contain';
+import { checkEgressFlow, checkEgressOnly, checkNoPathToEgress, egressNamed } from './egress';
 import { checkBudget, checkTarget } from './resources';
 import type { PolicyInput, PolicyResult } from './types';
 
@@ -46,6 +47,7 @@ function run(input: PolicyInput): PolicyResult {
   let flow: FlowResult | undefined;
   const flowResult = (): FlowResult => (flow ??= propagate(ctx, order));
   checkLattice(ctx, flowResult());
+  if (ctx.egresses.length) checkEgressFlow(ctx, flowResult());
   for (const sr of input.rules ?? []) {
     const rule = sr?.rule;
     if (!rule || typeof rule !== 'object') continue;
@@ -54,11 +56,17 @@ function run(input: PolicyInput): PolicyResult {
         if (rule.mode === 'to') checkOnlyTo(ctx, sr, rule, order);
         else checkOnly(ctx, sr, rule);
         break;
-      case 'NoPathRule':
-        checkNoPath(ctx, sr, rule);
+      case 'NoPathRule': {
+        const egress = egressNamed(ctx, sr.scope, rule.to?.name ?? '');
+        if (egress) checkNoPathToEgress(ctx, sr, rule, egress);
+        else checkNoPath(ctx, sr, rule);
         break;
+      }
       case 'ExposedOnlyRule':
         checkExposedOnly(ctx, sr, rule);
+        break;
+      case 'EgressOnlyRule':
+        checkEgressOnly(ctx, sr, rule);
         break;
       case 'NoFlowRule':
         checkNoFlow(ctx, sr, rule, flowResult());

@@ -114,7 +114,7 @@ function unresolvedCheck(ctx: Context, id: string, kind: 'reachability' | 'expos
   addCheck(ctx, { id, kind, status: 'fail', summary: `${what} could not be checked: it names something that does not exist.` });
 }
 
-function markNodes(size: number, nodes: readonly number[]): Uint8Array {
+export function markNodes(size: number, nodes: readonly number[]): Uint8Array {
   const set = new Uint8Array(size);
   for (const v of nodes) set[v] = 1;
   return set;

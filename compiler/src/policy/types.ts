@@ -4,7 +4,7 @@
 // checker never looks at names or scopes itself beyond the rule's `scope`.
 
 import type { Diagnostic, PolicyRule, Span } from '@mcl/language';
-import type { PlanChannel, PlanCheck, PlanExposure, PlanInstance, PlanResources, PlanTarget, PlanTemplate } from '@mcl/plan';
+import type { PlanChannel, PlanCheck, PlanEgress, PlanExposure, PlanInstance, PlanResources, PlanTarget, PlanTemplate } from '@mcl/plan';
 
 export interface SourceRef {
   file: string;
@@ -39,6 +39,8 @@ export interface PolicyInput {
   instances: PlanInstance[];
   channels: PlanChannel[];
   exposures: PlanExposure[];
+  /** The egresses (absent or empty when there are none). */
+  egresses?: PlanEgress[];
   rules: ScopedRule[];
   /**
    * The component port behind each export of each nested system, by
@@ -52,6 +54,8 @@ export interface PolicyInput {
     instances: Record<string, SourceRef>;
     channels: Record<string, SourceRef>;
     exposures: Record<string, SourceRef>;
+    /** Where each egress was declared, by its scoped name. */
+    egresses?: Record<string, SourceRef>;
     /** The `label` member that gave an instance its label, when there is one. */
     labels: Record<string, SourceRef>;
     /** The `deploy`/`target` declaration the host capacity came from. */

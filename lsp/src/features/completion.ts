@@ -24,6 +24,7 @@ type Block =
   | 'enum'
   | 'channel'
   | 'exposure'
+  | 'egress'
   | 'instance'
   | 'policy'
   | 'program'
@@ -143,14 +144,16 @@ function inBrackets(stmt: Tok[]): boolean {
 
 const TOP_KEYWORDS = ['import', 'type', 'protocol', 'component', 'system', 'image', 'labels', 'target', 'deploy'];
 const COMPONENT_KEYWORDS = ['image', 'memory', 'vcpus', 'label', 'declassifies', 'param', 'provide', 'require', 'expose', 'replicas', 'per', 'single', 'restart', 'program'];
-const SYSTEM_KEYWORDS = ['param', 'connect', 'expose', 'export', 'policy'];
+const SYSTEM_KEYWORDS = ['param', 'connect', 'expose', 'egress', 'export', 'policy'];
 const CHANNEL_KEYWORDS = ['rate', 'max_message', 'timeout', 'allow', 'max_inflight', 'declassifies', 'query'];
 /** An exposure's block takes a channel's attributes and these limits on its connections. */
 const EXPOSURE_KEYWORDS = [...CHANNEL_KEYWORDS, 'max_connections', 'connection_rate', 'bandwidth', 'idle_timeout'];
+/** An egress's block takes an exposure's attributes and the destination's `label`. */
+const EGRESS_KEYWORDS = [...EXPOSURE_KEYWORDS, 'label'];
 const PROGRAM_KEYWORDS = ['script', 'exec', 'file', 'env'];
 const PROTOCOL_KEYWORDS = ['call', 'send', 'notify', 'order'];
 const INSTANCE_KEYWORDS = ['replicas', 'per', 'single', 'created', 'restart', 'memory', 'vcpus', 'label'];
-const POLICY_KEYWORDS = ['no', 'exposed', 'budget'];
+const POLICY_KEYWORDS = ['no', 'exposed', 'egress', 'budget'];
 const IMAGE_KEYWORDS = ['base', 'kernel', 'modules'];
 // The compiler's lists, so that a property or backend it accepts is offered here too.
 const TARGET_KEYWORDS = TARGET_PROPERTIES;
@@ -168,6 +171,7 @@ function startsStatement(block: Block, t: Tok, stmt: Tok[]): boolean {
     system: SYSTEM_KEYWORDS,
     channel: CHANNEL_KEYWORDS,
     exposure: EXPOSURE_KEYWORDS,
+    egress: EGRESS_KEYWORDS,
     program: PROGRAM_KEYWORDS,
     protocol: PROTOCOL_KEYWORDS,
   };
@@ -184,6 +188,7 @@ function classify(parent: Frame, stmt: Tok[]): Block {
   if (last === 'enum' || last === 'union') return 'enum';
   if (last === 'labels') return 'labels';
   if (words[0] === 'connect') return 'channel';
+  if (words[0] === 'egress' && words.length >= 4) return 'egress';
   if (words.length >= 3 && words[words.length - 3] === 'on' && words[words.length - 2] === 'tcp') return 'exposure';
   if (last === ':') return 'record';
   if (parent.block === 'top') {
@@ -388,6 +393,9 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
     }
     case 'exposure':
       return items(stmt.length === 0 ? EXPOSURE_KEYWORDS.map((k) => kw(k, 'exposure attribute')) : []);
+    case 'egress':
+      if (stmt.length === 1 && words[0] === 'label') return items(labelItems(s));
+      return items(stmt.length === 0 ? EGRESS_KEYWORDS.map((k) => kw(k, 'egress attribute')) : []);
     case 'system': {
       if (words[0] === 'connect') {
         // After `->` and after each `|` of a late binding's candidates: the instances.
@@ -395,6 +403,7 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
         return items([]);
       }
       if ((words[0] === 'expose' || words[0] === 'export') && (stmt.length === 1 || prev === '=')) return items(instanceNames(s, file, offset));
+      if (words[0] === 'egress' && prev === ':') return items(instanceNames(s, file, offset));
       if (stmt.length === 2 && prev === '=') {
         return items(visible(s, file, ['component', 'system']).map((d) => symbolItem(d, d.kind === 'system' ? CompletionItemKind.Module : CompletionItemKind.Class)));
       }
@@ -449,7 +458,8 @@ export function completion(s: Snapshot, c: ServerContext, file: string, position
         return items([...instanceNames(s, file, offset), ...(words[1] === 'path' ? [kw('outside')] : [])]);
       }
       if (stmt.length === 1) return items([kw('only')]);
-      if (prev === 'only' && words[0] !== 'exposed') return items([kw('from'), kw('through'), kw('to')]);
+      if (prev === 'only' && words[0] !== 'exposed' && words[0] !== 'egress') return items([kw('from'), kw('through'), kw('to')]);
+      if (words[0] === 'egress' && stmt.length === 1) return items([kw('only')]);
       if (words[0] === 'exposed' && stmt.length === 1) return items([kw('only')]);
       if (words[0] === 'budget' && stmt.length === 1) return items([kw('memory'), kw('vcpus')]);
       if (words[0] === 'exposed' && (prev === '[' || prev === ',')) return items(instanceNames(s, file, offset));

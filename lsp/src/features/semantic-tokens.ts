@@ -50,6 +50,7 @@ const KIND_TO_TYPE: Record<McSymbolKind, TokenType> = {
   port: 'property',
   instance: 'variable',
   export: 'property',
+  egress: 'variable',
   image: 'struct',
   label: 'enumMember',
   target: 'variable',

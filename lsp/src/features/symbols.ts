@@ -101,6 +101,8 @@ function declSymbol(d: Decl, lines: LineIndex): DocumentSymbol | undefined {
           const name = `${m.from.instance.name}.${m.from.port.name} -> ${m.to.instance.name}.${m.to.port.name}`;
           children.push(sym(lines, name, SymbolKind.Event, m.span, m.span, 'connect'));
         } else if (m.kind === 'ExportDecl') children.push(sym(lines, m.name.name, SymbolKind.Interface, m.span, m.name.span, 'export'));
+        else if (m.kind === 'EgressDecl')
+          children.push(sym(lines, m.name.name, SymbolKind.Event, m.span, m.name.span, `egress ${m.destination.kind === 'String' ? m.destination.value : ''}`.trim()));
         else if (m.kind === 'PolicyBlock') children.push(sym(lines, 'policy', SymbolKind.Namespace, m.span, m.span));
       }
       return sym(lines, d.name.name, SymbolKind.Module, d.span, d.name.span, 'system', compact(children));
@@ -130,6 +132,7 @@ const KIND_MAP: Record<McSymbolKind, SymbolKind> = {
   port: SymbolKind.Interface,
   instance: SymbolKind.Object,
   export: SymbolKind.Interface,
+  egress: SymbolKind.Event,
   image: SymbolKind.File,
   label: SymbolKind.Constant,
   target: SymbolKind.Constant,

@@ -345,6 +345,7 @@ interface SupervisorStatus {
   exposures: StatusReport['exposures'];
   /** Absent from a supervisor of an earlier version. */
   links?: StatusReport['links'];
+  egresses?: StatusReport['egresses'];
   unwired_violations: StatusReport['unwired_violations'];
   /** Absent from a supervisor of an earlier version. */
   helpers?: StatusReport['helpers'];
@@ -399,6 +400,7 @@ export async function status(opts: BackendOptions): Promise<StatusReport> {
     channels: live?.channels ?? [],
     exposures: live?.exposures ?? (st?.exposures ?? []).map((e) => ({ host_port: e.host_port, instance: e.instance, port: e.port, listening: false, connections_total: 0, connections_open: 0 })),
     ...(live?.links?.length ? { links: live.links } : {}),
+    ...(live?.egresses?.length ? { egresses: live.egresses } : {}),
     unwired_violations: live?.unwired_violations ?? [],
     ...(typeof live?.metrics_url === 'string' ? { metrics: { url: live.metrics_url } } : {}),
     totals,

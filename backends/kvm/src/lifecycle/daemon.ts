@@ -457,6 +457,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
             channels: sup.channelStatus(),
             exposures: sup.exposureStatus(),
             links: sup.linkStatus(),
+            egresses: sup.egressStatus(),
             unwired_violations: sup.unwiredViolations(),
             helpers: await sup.helperStatus(),
             metrics_url: metrics?.url ?? null,

@@ -22,6 +22,7 @@ export type {
   DoctorCheck,
   DoctorReport,
   EventSink,
+  EgressStatus,
   ExposureStatus,
   HelperStatus,
   InstanceStatus,

@@ -18,7 +18,7 @@ import type { Violation } from '@mcl/broker';
 import type { LinkStatus } from '@mcl/plan/backend';
 import { diffInstances, startLayers, stopLayers, type InstanceDiff } from './diff';
 import { BackendFailure } from './errors';
-import type { BackendEvent, ChannelStatus, CloneState, EventSink, ExposureStatus, HelperStatus, InstanceStatus, ViolationRecord } from './events';
+import type { BackendEvent, ChannelStatus, CloneState, EventSink, EgressStatus, ExposureStatus, HelperStatus, InstanceStatus, ViolationRecord } from './events';
 import { DEFAULT_EXPOSURE_HOST as EXPOSURE_HOST, tryBind } from '@mcl/broker/ports';
 import { processCpuMs, processMemory } from './procfs';
 import { consoleLogLimits, rotateLogFiles } from '../vm/console-log';
@@ -925,6 +925,7 @@ export class Supervisor {
     const ids = [...new Set([...this.plan.channels.map((c) => c.id), ...counters.keys()])].sort();
     const protocols = new Map(this.plan.channels.map((c) => [c.id, c.protocol]));
     for (const e of this.plan.exposures) protocols.set(`tcp:${e.host_port}->${e.instance}.${e.port}`, e.protocol);
+    for (const e of this.plan.egresses ?? []) protocols.set(`egress:${e.name}`, e.protocol);
     return ids.map((id) => {
       const k = counters.get(id);
       return {
@@ -951,6 +952,26 @@ export class Supervisor {
   /** The links to the deployment's other hosts (none on one host). */
   linkStatus(): LinkStatus[] {
     return this.broker?.linkStatus?.() ?? [];
+  }
+
+  /** The plan's egresses with the broker's counters of the connections it opened for them. */
+  egressStatus(): EgressStatus[] {
+    const counters = new Map((this.broker?.counters() ?? []).map((c) => [c.channel, c]));
+    return (this.plan?.egresses ?? []).map((e) => {
+      const k = counters.get(`egress:${e.name}`);
+      const d = e.destination;
+      return {
+        name: e.name,
+        instance: e.instance,
+        port: e.port,
+        destination: `${d.scheme}://${d.host.includes(':') ? `[${d.host}]` : d.host}:${d.port}${d.path ?? ''}`,
+        connections_open: k?.connections?.open ?? 0,
+        connections_total: k?.connections?.total ?? 0,
+        connections_refused: k?.connections?.refused ?? 0,
+        timed_out: k?.connections?.timed_out ?? 0,
+        violations: k?.violations_total ?? 0,
+      };
+    });
   }
 
   unwiredViolations(): ViolationRecord[] {
