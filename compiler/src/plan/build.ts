@@ -286,7 +286,7 @@ export class PlanBuilder {
         kept.template === template &&
         kept.digests === digests &&
         kept.indexKeys === indexKeys &&
-        this.samePorts(kept.pi, fi.id, comp, portChannels, exposedOn, factoryProtocol)
+        this.samePorts(kept.pi, fi.id, comp, portChannels, exposedOn, egressOn, factoryProtocol)
       ) {
         this.cache!.keepInstance(fi.id, kept, true);
         instances.push(kept.pi);
@@ -425,7 +425,7 @@ export class PlanBuilder {
   }
 
   /** Whether a kept instance's ports are connected, exposed and typed as this composition's are. */
-  private samePorts(pi: PlanInstance, id: string, comp: ComponentInfo, portChannels: Map<string, string[]>, exposedOn: Map<string, number>, factoryProtocol: Map<string, string>): boolean {
+  private samePorts(pi: PlanInstance, id: string, comp: ComponentInfo, portChannels: Map<string, string[]>, exposedOn: Map<string, number>, egressOn: Map<string, string>, factoryProtocol: Map<string, string>): boolean {
     const ports = comp.ports;
     if (pi.ports.length !== ports.length) return false;
     for (let i = 0; i < ports.length; i++) {
@@ -433,6 +433,8 @@ export class PlanBuilder {
       const was = pi.ports[i];
       const k = `${id}\u0000${p.name}`;
       if (was.exposed_on !== exposedOn.get(k)) return false;
+      // An egress is declared by a system, possibly an outer one the instance's module does not see.
+      if (was.egress !== egressOn.get(k)) return false;
       if (p.factory && !p.protocol && was.protocol !== (factoryProtocol.get(k) ?? '')) return false;
       const now = portChannels.get(k);
       if (now === undefined) {
