@@ -149,7 +149,7 @@ async function main() {
     [`mclc apply, whole (image build in dom0, template, ${N} instances)`, `${(applyMs / 1000).toFixed(0)} s`],
     ['nested Xen boot (QEMU start to dom0 agent answering)', `${(bootMs / 1000).toFixed(1)} s`],
   ];
-  const memory: [string, string][] = [
+  const memory: [string, string][] = clones.length === 0 ? [['mclc status --json', `reported no clone (deployed: ${String((st as { deployed?: boolean }).deployed)}): no memory figures in this run`]] : [
     [`tot_pages per instance (median of ${clones.length}; guest RAM ${MEMORY_MIB} MiB)`, `${rss / 4096} pages = ${mib(rss)} MiB`],
     ['  of which not shared with a parent (private)', `${mib(priv)} MiB (${((100 * priv) / guestBytes).toFixed(0)}% of guest RAM)`],
     [`all ${clones.length} instances together`, `${mib(clones.reduce((s, c) => s + (c.rss_bytes ?? 0), 0))} MiB`],
@@ -158,7 +158,7 @@ async function main() {
     ['restore to ready faster than cold boot to ready', `${verdict(restoreMs < coldMs)} (${(coldMs / restoreMs).toFixed(1)}x)`],
     [
       'private memory per idle instance <= 10% of guest RAM (the fork path\'s target, as on KVM)',
-      `${verdict(priv <= guestBytes / 10)} (${((100 * priv) / guestBytes).toFixed(0)}%: ${/restore/.test(st.accelerator?.name ?? '') ? 'the restore path shares nothing; the fork path is measured on an Intel host' : 'forks'})`,
+      clones.length === 0 ? 'not measured' : `${verdict(priv <= guestBytes / 10)} (${((100 * priv) / guestBytes).toFixed(0)}%: ${/restore/.test(st.accelerator?.name ?? '') ? 'the restore path shares nothing; the fork path is measured on an Intel host' : 'forks'})`,
     ],
   ];
   const w = Math.max(...[...timing, ...memory, ...targets].map((r) => r[0].length));
