@@ -128,6 +128,9 @@ export const Codes = {
   UnknownExposedOnlyPort: entry('MCL0517', 'Unknown port in `exposed only`'),
   OutsideNotAllowed: entry('MCL0518', '`outside` cannot be used here'),
   InvalidBudget: entry('MCL0519', 'Invalid budget value'),
+  ApartViolated: entry('MCL0560', 'Instances that must stay apart share a host'),
+  LabelOffHosts: entry('MCL0561', 'Labelled instance placed outside the hosts of `only on`'),
+  UnknownRuleTarget: entry('MCL0562', 'Target in a host policy is not a target of the deploy', 'warning'),
   PolicyCheckerFailed: entry('MCL0599', 'Internal error in the policy checker'),
 
   // Target and backend capabilities.
@@ -137,6 +140,11 @@ export const Codes = {
   NoSystemToDeploy: entry('MCL0604', 'No system to deploy'),
   ConflictingDeploy: entry('MCL0605', 'Conflicting deploy declarations'),
   NothingToPlan: entry('MCL0606', 'Nothing to plan', 'info'),
+  InstanceDoesNotFit: entry('MCL0610', 'Instance fits on none of the targets'),
+  MixedTargetBackends: entry('MCL0611', 'Targets of one deploy use different backends'),
+  SameHostTwice: entry('MCL0612', 'Two targets of one deploy deploy to the same place'),
+  UnknownPlacement: entry('MCL0613', 'Placement names no instance or system'),
+  PlacementTargetNotDeployed: entry('MCL0614', 'Placement on a target the deploy does not name'),
 
   // Plan construction.
   ProgramFileOutsideWorkspace: entry('MCL0701', 'Program file outside the workspace'),

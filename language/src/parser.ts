@@ -141,6 +141,11 @@ const EXPECT = {
   exportEquals: { ERR_MSG: '`=` and the inner port (`instance.port`)' },
   policyOpen: { ERR_MSG: '`{` and the policy rules' },
   policyClose: { ERR_MSG: '`}` to close the policy' },
+  targetsClose: { ERR_MSG: '`]` to close the list of targets' },
+  hostsOpen: { ERR_MSG: '`[` and the targets (`only on [node1]`)' },
+  placeOn: { ERR_MSG: '`on` and the target (`place db on node1`)' },
+  labelOnlyOn: { ERR_MSG: '`only on` and the targets (`label secret only on [node1]`)' },
+  deployClose: { ERR_MSG: '`}` to close the placements' },
   only: { ERR_MSG: '`only`' },
   pathArrow: { ERR_MSG: '`->` and the destination instance' },
   flowArrow: { ERR_MSG: '`->` and the instance the label must not reach' },
@@ -712,6 +717,14 @@ export class McParser extends EmbeddedActionsParser {
       {
         GATE: () => this.LA(2).tokenType !== K.only && this.LA(2).tokenType !== T.Dot,
         ALT: () => this.SUBRULE(this.budgetRule),
+      },
+      {
+        GATE: () => this.LA(2).tokenType !== K.only && this.LA(2).tokenType !== T.Dot,
+        ALT: () => this.SUBRULE(this.apartRule),
+      },
+      {
+        GATE: () => this.LA(2).tokenType !== K.only && this.LA(2).tokenType !== T.Dot,
+        ALT: () => this.SUBRULE(this.labelOnRule),
       },
       alt(() => this.SUBRULE(this.onlyRule)),
       alt(() => this.sep()),
@@ -1948,6 +1961,41 @@ export class McParser extends EmbeddedActionsParser {
     return this.done(node);
   });
 
+  apartRule = this.rule('apartRule', (): A.ApartRule => {
+    const node = this.open(B.apartRule(this.startPos()));
+    this.CONSUME(K.apart);
+    node.instances.push(this.SUBRULE(this.namePath, ARG.instance));
+    this.MANY(() => {
+      this.CONSUME(T.Comma);
+      node.instances.push(this.SUBRULE2(this.namePath, ARG.instance));
+    });
+    return this.done(node);
+  });
+
+  labelOnRule = this.rule('labelOnRule', (): A.LabelOnRule => {
+    const node = this.open(B.labelOnRule(this.startPos()));
+    this.CONSUME(K.label);
+    node.label = this.mkIdent(this.CONSUME(T.Identifier, NAME.label));
+    this.CONSUME(K.only, EXPECT.labelOnlyOn);
+    this.CONSUME(K.on, EXPECT.labelOnlyOn);
+    this.CONSUME(T.LBracket, EXPECT.hostsOpen);
+    this.commaSeparated(this.targetName, 'targets', (t) => node.targets.push(t));
+    this.CONSUME(T.RBracket, EXPECT.targetsClose);
+    return this.done(node);
+  });
+
+  /** `[node1, node2]` after `deploy ... to`. */
+  targetList = this.rule('targetList', (): A.Ident[] => {
+    const targets: A.Ident[] = [];
+    this.CONSUME(T.LBracket);
+    this.commaSeparated(this.targetName, 'targets', (t) => targets.push(t));
+    this.CONSUME(T.RBracket, EXPECT.targetsClose);
+    return targets;
+  }, 'list');
+
+  /** A target's name in a list of targets: one name or a dotted path, as after `deploy ... to`. */
+  targetName = this.rule('targetName', (): A.Ident => this.SUBRULE(this.namePath, ARG.target), 'Ident');
+
   budgetRule = this.rule('budgetRule', (): A.BudgetRule => {
     const node = this.open(B.budgetRule(this.startPos()));
     this.CONSUME(K.budget);
@@ -2035,8 +2083,39 @@ export class McParser extends EmbeddedActionsParser {
     node.system = this.SUBRULE(this.qualifiedName, ARG.deployedSystem);
     this.OPTION(() => {
       this.CONSUME(K.to);
-      node.target = this.SUBRULE2(this.namePath, ARG.target);
+      this.OR([
+        alt(() => (node.target = this.SUBRULE2(this.namePath, ARG.target))),
+        alt(() => {
+            const targets = this.SUBRULE(this.targetList);
+            if (!this.RECORDING_PHASE) {
+              node.targets = targets;
+              if (targets[0]) node.target = targets[0];
+            }
+          }),
+      ]);
     });
+    this.OPTION2(() => {
+      this.CONSUME(T.LBrace);
+      const placements: A.Placement[] = [];
+      this.MANY(() => {
+        this.OR2([
+          alt(() => placements.push(this.SUBRULE(this.placeMember))),
+          alt(() => this.sep()),
+          alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a placement (`place db on node1`)')),
+        ]);
+      });
+      this.CONSUME(T.RBrace, EXPECT.deployClose);
+      if (!this.RECORDING_PHASE) node.placements = placements;
+    });
+    return this.done(node);
+  });
+
+  placeMember = this.rule('placeMember', (): A.Placement => {
+    const node = this.open(B.placement(this.startPos()));
+    this.CONSUME(K.place);
+    node.instance = this.SUBRULE(this.namePath, ARG.instance);
+    this.CONSUME(K.on, EXPECT.placeOn);
+    node.target = this.SUBRULE2(this.namePath, ARG.target);
     return this.done(node);
   });
 }
@@ -2054,7 +2133,7 @@ const LINE_RULES = new Set([
   'instancesMember', 'restartMember', 'scriptEntry', 'execEntry', 'fileEntry', 'envEntry',
   'instanceDecl', 'connectDecl', 'exposeDecl', 'exportDecl', 'paramOverride',
   'rateAttr', 'maxMessageAttr', 'timeoutAttr', 'allowAttr', 'maxInflightAttr', 'declassifyAttr', 'queryAttr', 'connectionAttr',
-  'onlyRule', 'noRule', 'exposedOnlyRule', 'budgetRule', 'property',
+  'onlyRule', 'noRule', 'exposedOnlyRule', 'budgetRule', 'apartRule', 'labelOnRule', 'placeMember', 'property',
 ]);
 
 function hasNewline(text: string, from: number, to: number): boolean {

@@ -112,8 +112,9 @@ const defs: Record<string, S> = {
       program: ref('PlanProgram'),
       ports: arr(ref('PlanPort')),
       digest: sha256(),
+      target: str('The target (one of `targets`) the instance is placed on; only in a plan with `targets`.'),
     },
-    ['max_sessions', 'label', 'created_by', 'max_instances'],
+    ['max_sessions', 'label', 'created_by', 'max_instances', 'target'],
   ),
   PlanCreatedBy: obj({ instance: str(), port: str(), max: int(1), params: { type: 'object', additionalProperties: ref('MessageSchema') }, detached: bool() }),
   PlanEndpoint: obj({ instance: str(), port: str() }),
@@ -161,7 +162,7 @@ const defs: Record<string, S> = {
   PlanCheck: obj(
     {
       id: str(),
-      kind: en('reachability', 'exposure', 'flow', 'resources', 'call-cycles', 'wiring', 'capability'),
+      kind: en('reachability', 'exposure', 'flow', 'resources', 'call-cycles', 'wiring', 'capability', 'placement'),
       status: en('pass', 'fail', 'warn'),
       summary: str(),
       counterexample: arr(obj({ instance: str(), channel: str(), note: str() }, ['instance', 'channel', 'note'])),
@@ -187,6 +188,8 @@ const defs: Record<string, S> = {
       obj({ kind: { const: 'exposed_only' }, scope: str(), ports: arr(obj({ instance: str(), port: str() })) }),
       obj({ kind: { const: 'no_flow' }, scope: str(), label: str(), to: str() }),
       obj({ kind: { const: 'budget' }, scope: str(), resource: en('memory', 'vcpus'), value: int(), raw: str() }),
+      obj({ kind: { const: 'apart' }, scope: str(), instances: arr(str()) }),
+      obj({ kind: { const: 'label_on' }, scope: str(), label: str(), targets: arr(str()) }),
     ],
   },
 };
@@ -203,6 +206,7 @@ export const planSchema: S = {
     mclc_version: str(),
     system: str(),
     target: ref('PlanTarget'),
+    targets: arr(ref('PlanTarget')),
     digests: ref('PlanDigests'),
     sources: arr(ref('PlanSource')),
     images: arr(ref('PlanImage')),
@@ -220,6 +224,6 @@ export const planSchema: S = {
       required: ['lineage', 'serial'],
       additionalProperties: false,
     },
-  }, ['policies']),
+  }, ['policies', 'targets']),
   $defs: defs,
 };

@@ -56,6 +56,8 @@ export interface Body {
   /** Canonical JSON of each instance (with its digest), by id: reused for the plan digest. */
   instanceJson: Map<string, string>;
   target: PlanTarget;
+  /** A deploy to several targets: all of them, in deploy order (see Plan.targets). */
+  targets?: PlanTarget[];
   images: PlanImage[];
   templates: PlanTemplate[];
   instances: PlanInstance[];
@@ -128,22 +130,16 @@ export class PlanBuilder {
     return o;
   }
 
-  /** Builds the plan body; `digests` false leaves instance digests empty (checking only: nobody reads them). */
-  body(flat: Flat, target: TargetInfo, digests = true): Body {
+  /**
+   * Builds the plan body; `digests` false leaves instance digests empty (checking only: nobody reads them).
+   * `place`, for a deploy to several targets, is given the instances before their digests are
+   * computed and returns the target of each (an instance placed elsewhere is a different instance).
+   */
+  body(flat: Flat, target: TargetInfo, digests = true, place?: (instances: readonly PlanInstance[], templates: readonly PlanTemplate[], origins: PolicyInput['origins']) => Map<string, string>): Body {
     const ctx = this.ctx;
     const origins: PolicyInput['origins'] = { instances: {}, channels: {}, exposures: {}, labels: {} };
     origins.target = { file: target.entry.module.file, span: target.entry.decl.name.span };
-    const planTarget: PlanTarget = {
-      name: target.entry.name,
-      backend: target.backend,
-      memory_bytes: target.memory_bytes,
-      vcpus: target.vcpus,
-      vcpu_overcommit: target.vcpu_overcommit,
-    };
-    if (target.namespace !== undefined) planTarget.namespace = target.namespace;
-    if (target.context !== undefined) planTarget.context = target.context;
-    if (target.registry !== undefined) planTarget.registry = target.registry;
-    if (target.host !== undefined) planTarget.host = target.host;
+    const planTarget = planTargetOf(target);
 
     // Images.
     const images = new Map<string, { entry: DeclEntry; image: PlanImage }>();
@@ -314,12 +310,6 @@ export class PlanBuilder {
         template: templateId.get(instTemplateKey.get(fi) ?? '') ?? '',
         vcpus: inst.vcpus,
       };
-      if (digests) {
-        // Schemas of run-time parameters are built in their own field order, not the canonical one.
-        const json = this.types.sawIndexKey || pi.created_by ? canonicalJson(pi) : JSON.stringify(pi);
-        pi.digest = instanceDigest(pi, this.ctx.sha256, json);
-        instanceJson.set(fi.id, instanceJsonWithDigest(json, pi.digest));
-      } else pi.digest = '';
       instances.push(pi);
       origins.instances[fi.id] = { file: fi.module.file, span: inst.decl.span };
       if (inst.labelSpan) {
@@ -328,6 +318,21 @@ export class PlanBuilder {
       }
     }
     instances.sort((a, b) => byString(a.id, b.id));
+    const placed = place?.(instances, templates, origins);
+    for (let i = 0; i < instances.length; i++) {
+      let pi = instances[i];
+      const where = placed?.get(pi.id);
+      if (where !== undefined) {
+        // `target` takes its place in key order, so the fast serialiser below stays canonical.
+        pi = instances[i] = Object.fromEntries(Object.entries({ ...pi, target: where }).sort(([a], [b]) => byString(a, b))) as unknown as PlanInstance;
+      }
+      if (digests) {
+        // Schemas of run-time parameters are built in their own field order, not the canonical one.
+        const json = this.types.sawIndexKey || pi.created_by ? canonicalJson(pi) : JSON.stringify(pi);
+        pi.digest = instanceDigest(pi, this.ctx.sha256, json);
+        instanceJson.set(pi.id, instanceJsonWithDigest(json, pi.digest));
+      } else pi.digest = '';
+    }
 
     // Schemas of every operation the channels carry, and the named types they refer to.
     const schemas: Record<string, MessageSchema> = {};
@@ -461,6 +466,7 @@ export class PlanBuilder {
       mclc_version: options.mclcVersion,
       system: rootQname,
       target: body.target,
+      ...(body.targets ? { targets: body.targets } : {}),
       digests: { sources: '', invariants: '', plan: '' },
       sources: uniqueSources,
       images: body.images,
@@ -482,6 +488,22 @@ export class PlanBuilder {
     plan.digests.plan = planDigest(plan, this.ctx.sha256, { instances: body.instanceJson, channels });
     return plan;
   }
+}
+
+/** The plan's record of a target declaration. */
+export function planTargetOf(target: TargetInfo): PlanTarget {
+  const planTarget: PlanTarget = {
+    name: target.entry.name,
+    backend: target.backend,
+    memory_bytes: target.memory_bytes,
+    vcpus: target.vcpus,
+    vcpu_overcommit: target.vcpu_overcommit,
+  };
+  if (target.namespace !== undefined) planTarget.namespace = target.namespace;
+  if (target.context !== undefined) planTarget.context = target.context;
+  if (target.registry !== undefined) planTarget.registry = target.registry;
+  if (target.host !== undefined) planTarget.host = target.host;
+  return planTarget;
 }
 
 export function labelOrder(labels: LabelInfo): PolicyInput['labels'] {

@@ -32,6 +32,12 @@ export function planPolicies(rules: readonly ScopedRule[], labels: LabelOrder): 
       case 'NoFlowRule':
         out.push({ kind: 'no_flow', scope, label: rule.label.name, to: rule.to.name });
         break;
+      case 'ApartRule':
+        out.push({ kind: 'apart', scope, instances: rule.instances.map((i) => i.name) });
+        break;
+      case 'LabelOnRule':
+        out.push({ kind: 'label_on', scope, label: rule.label.name, targets: rule.targets.map((t) => t.name) });
+        break;
       case 'BudgetRule': {
         // A plan exists only when every budget has a valid value (the checker reports the others).
         const v = rule.value;
@@ -64,6 +70,12 @@ function scopedRules(policies: PlanPolicies): ScopedRule[] {
       case 'no_flow':
         rule = { kind: 'NoFlowRule', label: ident(r.label), to: ident(r.to), span: NOWHERE };
         break;
+      case 'apart':
+        rule = { kind: 'ApartRule', instances: r.instances.map(ident), span: NOWHERE };
+        break;
+      case 'label_on':
+        rule = { kind: 'LabelOnRule', label: ident(r.label), targets: r.targets.map(ident), span: NOWHERE };
+        break;
       case 'budget':
         rule = {
           kind: 'BudgetRule',
@@ -89,6 +101,7 @@ export function planChecks(plan: Plan): { checks: PlanCheck[]; resources: PlanRe
   if (!plan.policies) return undefined;
   const result = checkPolicies({
     target: plan.target,
+    ...(plan.targets ? { targets: plan.targets } : {}),
     templates: plan.templates,
     instances: plan.instances,
     channels: plan.channels,

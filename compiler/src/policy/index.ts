@@ -14,6 +14,7 @@ import { compareStrings } from './graph';
 import { checkExposedOnly, checkNoPath, checkOnly, exposureSummary, wiringSummary } from './reach';
 import { checkOnlyTo } from './contain';
 import { checkBudget, checkTarget } from './resources';
+import { checkApart, checkLabelOn } from './hosts';
 import type { PolicyInput, PolicyResult } from './types';
 
 export type { PolicyInput, PolicyResult, ScopedRule, LabelOrder, SourceRef } from './types';
@@ -65,6 +66,12 @@ function run(input: PolicyInput): PolicyResult {
         break;
       case 'BudgetRule':
         checkBudget(ctx, sr, rule);
+        break;
+      case 'ApartRule':
+        checkApart(ctx, sr, rule);
+        break;
+      case 'LabelOnRule':
+        checkLabelOn(ctx, sr, rule);
         break;
       default:
         break;
