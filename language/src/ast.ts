@@ -812,8 +812,9 @@ export interface TargetDecl extends DeclBase {
 export interface DeployDecl extends DeclBase {
   kind: 'DeployDecl';
   system: QualifiedName;
+  /** `to node1`; absent when the targets are written as a list. */
   target?: Ident;
-  /** Present when the targets are written as a list (`to [a, b]`), even of one. */
+  /** Present when the targets are written as a list (`to [a, b]`), even of one (then `target` is absent). */
   targets?: Ident[];
   /** `place NAME on TARGET` lines of the deploy's block, in source order. */
   placements?: Placement[];

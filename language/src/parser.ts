@@ -2087,10 +2087,7 @@ export class McParser extends EmbeddedActionsParser {
         alt(() => (node.target = this.SUBRULE2(this.namePath, ARG.target))),
         alt(() => {
             const targets = this.SUBRULE(this.targetList);
-            if (!this.RECORDING_PHASE) {
-              node.targets = targets;
-              if (targets[0]) node.target = targets[0];
-            }
+            if (!this.RECORDING_PHASE) node.targets = targets;
           }),
       ]);
     });

@@ -136,8 +136,8 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
     }
   } else if (deploy?.d.targets && deploy.d.targets.length > 1) {
     return selectTargets(ctx, sel, deploy, components);
-  } else if (deploy?.d.target && deploy.d.target.name) {
-    tEntry = deployTarget(ctx, deploy, deploy.d.target);
+  } else if (deploy && (deploy.d.target ?? deploy.d.targets?.[0])?.name) {
+    tEntry = deployTarget(ctx, deploy, (deploy.d.target ?? deploy.d.targets?.[0])!);
     if (!tEntry) return sel;
     if (deploy.d.placements?.length) sel.placements = deploy.d.placements.map((place) => ({ file: deploy.m.file, place }));
   } else {
