@@ -184,7 +184,7 @@ export async function applyCommand(
           `the deployment and its state are kept there. Pass --root with the workspace the plan was made from.\n`,
       );
     }
-    if (!o.json) {
+    if (!o.json || o.hostSide) {
       // The workspace's state counts only for a deployment of the plan's backend: a kubevirt plan
       // applied where a local KVM deployment runs is checked against the cluster's state instead.
       const local = readStateFile(opts.stateFile, ctx.cwd, false) ?? null;
@@ -194,7 +194,10 @@ export async function applyCommand(
       // its lock, where the state cannot change underneath.
       const stale = staleReason(plan, state);
       if (stale) throw new CliError(stale.message, ExitCode.StaleOrLocked, stale.hint);
-      ctx.err(`Applying ${plan.system} to ${displayPath(ctx.cwd, opts.workspace)}: ${diffPlan(state, plan).summary}\n`);
+      const summary = diffPlan(state, plan).summary;
+      // On a host, the client prints the summary as a local apply does (remote-lifecycle.ts).
+      if (o.hostSide) ctx.out(JSON.stringify({ type: 'changes', summary }) + '\n');
+      else ctx.err(`Applying ${plan.system} to ${displayPath(ctx.cwd, opts.workspace)}: ${summary}\n`);
     }
     return await guarded(ctx, !!o.json, async () => {
       const result = await backend.apply(

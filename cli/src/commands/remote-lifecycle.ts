@@ -51,13 +51,17 @@ export async function remoteApply(
   o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; metrics?: string | true },
 ): Promise<ExitCodeValue> {
   const host = remoteHost(plan.target.host!, `target ${plan.target.name} names the host`);
-  if (!o.json) ctx.err(`Applying ${plan.system} on ${host.label} (${host.address.workspace} there)\n`);
   const printer = eventPrinter(ctx, o);
   return onHost(ctx, host, 'apply', { replace: o.replace ?? [], readyTimeout: o.readyTimeout, lockTimeout: o.lockTimeout, metrics: o.metrics }, {
     stdin: text,
     json: o.json,
     onEvent: printer,
     onLine(line) {
+      // The host's diff of the plan against its state, before it applies: what a local apply prints first.
+      if (line.type === 'changes' && typeof line.summary === 'string') {
+        if (o.json) ctx.out(JSON.stringify({ ...line, host: host.url }) + '\n');
+        else ctx.err(`Applying ${plan.system} on ${host.label} (${host.address.workspace} there): ${line.summary.slice(0, 4096)}\n`);
+      }
       if (line.type === 'result') printApplyResult(ctx, o, { ...(line as unknown as ApplyResult), ...(o.json ? { host: host.url } : {}) });
     },
   });
