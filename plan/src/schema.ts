@@ -224,6 +224,15 @@ export const planSchema: S = {
       required: ['lineage', 'serial'],
       additionalProperties: false,
     },
-  }, ['policies', 'targets']),
+    prior_states: {
+      type: 'object',
+      additionalProperties: {
+        type: ['object', 'null'],
+        properties: { lineage: str(), serial: int() },
+        required: ['lineage', 'serial'],
+        additionalProperties: false,
+      },
+    },
+  }, ['policies', 'targets', 'prior_states']),
   $defs: defs,
 };

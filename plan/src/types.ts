@@ -76,6 +76,11 @@ export interface Plan {
    * `apply` refuses the plan when the state's lineage or serial has changed since.
    */
   prior_state: { lineage: string; serial: number } | null;
+  /**
+   * A plan over several targets: the state of each target's deployment it was computed against
+   * (null: none), by target name, so that it is stale when any of them moved on. Optional.
+   */
+  prior_states?: Record<string, { lineage: string; serial: number } | null>;
 }
 
 export interface PlanTarget {

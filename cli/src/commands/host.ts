@@ -114,6 +114,7 @@ export async function hostCommand(ctx: Context, o: { clientVersion: string; root
             hostSide: true,
             replace: Array.isArray(opts.replace) ? opts.replace : [],
             readyTimeout: str('readyTimeout'),
+            ...(str('part') !== undefined ? { part: str('part') } : {}),
             ...(opts.metrics !== undefined ? { metrics: opts.metrics === true ? true : str('metrics') } : {}),
           });
         } finally {

@@ -48,11 +48,13 @@ export async function remoteApply(
   ctx: Context,
   plan: Plan,
   text: string,
-  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; metrics?: string | true },
+  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; metrics?: string | true; part?: string },
 ): Promise<ExitCodeValue> {
-  const host = remoteHost(plan.target.host!, `target ${plan.target.name} names the host`);
+  // A plan over several targets is sent whole (its digests and signature cover all of it); the host applies the part of `part`.
+  const target = o.part !== undefined ? (plan.targets ?? []).find((t) => t.name === o.part) ?? plan.target : plan.target;
+  const host = remoteHost(target.host!, `target ${target.name} names the host`);
   const printer = eventPrinter(ctx, o);
-  return onHost(ctx, host, 'apply', { replace: o.replace ?? [], readyTimeout: o.readyTimeout, lockTimeout: o.lockTimeout, metrics: o.metrics }, {
+  return onHost(ctx, host, 'apply', { replace: o.replace ?? [], readyTimeout: o.readyTimeout, lockTimeout: o.lockTimeout, metrics: o.metrics, ...(o.part !== undefined ? { part: o.part } : {}) }, {
     stdin: text,
     json: o.json,
     onEvent: printer,

@@ -479,6 +479,16 @@ export class PlanBuilder {
       resources: policy.resources,
       policies,
       prior_state: options.priorState ? { lineage: options.priorState.lineage, serial: options.priorState.serial } : null,
+      ...(body.targets
+        ? {
+            prior_states: Object.fromEntries(
+              body.targets.map((t) => {
+                const s = options.priorStates?.[t.name];
+                return [t.name, s ? { lineage: s.lineage, serial: s.serial } : null];
+              }),
+            ),
+          }
+        : {}),
     };
     plan.digests.sources = sourcesDigest(uniqueSources, this.ctx.sha256);
     plan.digests.invariants = invariantsDigest(body.channels, body.exposures, checks, this.ctx.sha256);
