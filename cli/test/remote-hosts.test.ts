@@ -143,6 +143,26 @@ describe.skipIf(unavailable !== null)('lifecycle commands on hosts over ssh', ()
     expect(bad.stdout + bad.stderr).toContain('MCL0603: `host` must be an SSH address in quotes');
   }, 60_000);
 
+  it('reads usage and the audit trail, and takes checkpoints and restores, on the host', async () => {
+    const u = await mclc(['usage', '--host', url('node2')]);
+    expect(u.stderr).toBe('');
+    expect(u.stdout).toMatch(/^on node2\nNo usage recorded in .*state\.usage\.jsonl\.\n$/);
+    const uj = await mclc(['usage', '--host', url('node2'), '--json', '--by', 'instance']);
+    expect(JSON.parse(uj.stdout)).toMatchObject({ by: 'instance', records: 0, host: url('node2') });
+    const v = await mclc(['audit', 'verify', '--host', url('node2')]);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toContain('The audit trail is empty');
+    const a = await mclc(['audit', '--host', url('node2'), '--tail', '5']);
+    expect(a.code).toBe(0);
+    // Nothing runs there: the host's own error comes back, named by host, with its exit code.
+    const c = await mclc(['checkpoint', '--host', url('node2'), '--out', 'ckpt']);
+    expect(c.code).not.toBe(0);
+    expect(c.stderr).toMatch(/^error: node2: .*deploy/im);
+    const r = await mclc(['restore', 'no-such-checkpoint', '--host', url('node2')]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/^error: node2: /m);
+  }, 120_000);
+
   it('plans a system over two hosts against both states, and refuses to apply a channel between them', async () => {
     const src = join(sim.dir, 'two');
     mkdirSync(src, { recursive: true });

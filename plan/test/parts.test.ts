@@ -23,7 +23,7 @@ describe('planPart', () => {
 
   it("gives each target its instances, the channels within it, and its prior state, with the part's own digests", async () => {
     const { createHash } = await import('node:crypto');
-    const sha = (parts: string | string[]) => {
+    const sha = (parts: string | readonly string[]) => {
       const h = createHash('sha256');
       for (const p of Array.isArray(parts) ? parts : [parts]) h.update(p);
       return h.digest('hex');
