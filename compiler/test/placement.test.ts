@@ -167,6 +167,9 @@ describe('host policies', () => {
     const moved = structuredClone(plan);
     moved.instances.find((i) => i.id === 'cache')!.target = moved.instances.find((i) => i.id === 'db')!.target;
     expect(recheckPlan(moved).join('\n')).toMatch(/hosts:apart:db,cache is recorded as pass but is fail/);
+    const nowhere = structuredClone(plan);
+    nowhere.instances[0].target = 'elsewhere';
+    expect(recheckPlan(nowhere)).toContain("instance app is placed on `elsewhere`, which is not one of the plan's targets");
   });
 });
 

@@ -124,6 +124,15 @@ export function recheckPlan(plan: Plan): string[] {
   const result = planChecks(plan);
   if (!result) return ['the plan does not record its policy rules (it was written by an mclc older than plan format 1.1), so its checks cannot be verified'];
   const out: string[] = [];
+  // Placement: an instance on no target, or on one the plan does not list, would escape every capacity and host check.
+  if (plan.targets) {
+    const names = new Set(plan.targets.map((t) => t.name));
+    if (names.size !== plan.targets.length) out.push('the plan names a target twice in `targets`');
+    if (plan.targets[0]?.name !== plan.target.name) out.push('`target` is not the first of `targets`');
+    for (const i of plan.instances) if (i.target === undefined || !names.has(i.target)) out.push(`instance ${i.id} is placed on ${i.target === undefined ? 'no target' : `\`${i.target}\`, which is not one of the plan's targets`}`);
+  } else {
+    for (const i of plan.instances) if (i.target !== undefined) out.push(`instance ${i.id} names a target, but the plan has no \`targets\``);
+  }
   const claimed = new Map(plan.checks.map((c) => [c.id, c]));
   const found = new Map(result.checks.map((c) => [c.id, c]));
   for (const c of result.checks) {
