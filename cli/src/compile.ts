@@ -19,6 +19,8 @@ export interface CompileRequest {
   planDespiteViolations?: boolean;
   /** The state the plan is made against: its `prior_state`, inside its digest. */
   priorState?: { lineage: string; serial: number } | null;
+  /** A deploy to several targets: the state of each target's deployment (the plan's `prior_states`). */
+  priorStates?: Record<string, { lineage: string; serial: number } | null>;
 }
 
 export interface CompileOutcome extends CompileResult {
@@ -46,6 +48,7 @@ export function compileWorkspace(req: CompileRequest): CompileOutcome {
     emitPlan: req.emitPlan,
     planDespiteViolations: req.planDespiteViolations,
     priorState: req.priorState,
+    ...(req.priorStates ? { priorStates: req.priorStates } : {}),
     onPhase: t ? (phase) => t.mark(phase === 'load+parse' ? 'lex+parse' : phase) : undefined,
   });
   const texts = new Map(result.program.texts);

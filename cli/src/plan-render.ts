@@ -3,7 +3,7 @@
 // sensitive parameters (callers pass plans through `redactPlan`).
 
 import type { Plan, PlanChanges, PlanCheck, SecurityPosture } from '@mcl/plan';
-import { canonicalJson } from '@mcl/plan';
+import { canonicalJson, crossHostChannels } from '@mcl/plan';
 import { formatBytes, plainStyle, plural, type Styler } from './io';
 
 const SYMBOL: Record<string, string> = { create: '+', update: '~', replace: '-/+', delete: '-', 'no-op': ' ' };
@@ -84,6 +84,19 @@ export function renderResources(plan: Plan, s: Styler = plainStyle): string[] {
   ];
 }
 
+/** For a plan over several targets: each target, its host and the instances placed on it. */
+export function renderPlacement(plan: Plan, s: Styler = plainStyle): string[] {
+  if (!plan.targets) return [];
+  const lines = [s.bold('Placement:')];
+  for (const t of plan.targets) {
+    const ids = plan.instances.filter((i) => i.target === t.name).map((i) => i.id);
+    lines.push(`  ${s.bold(t.name)} ${s.dim(`(${t.host ?? 'this machine'}, ${formatBytes(t.memory_bytes)}, ${plural(t.vcpus, 'vCPU')})`)}: ${ids.join(', ') || s.dim('nothing')}`);
+  }
+  const cross = crossHostChannels(plan);
+  for (const c of cross) lines.push(`  ${s.yellow('between hosts:')} channel ${c.id}`);
+  return lines;
+}
+
 /** The full listing of `mclc show`. */
 export function renderPlan(plan: Plan, s: Styler = plainStyle): string {
   const out: string[] = [];
@@ -92,6 +105,7 @@ export function renderPlan(plan: Plan, s: Styler = plainStyle): string {
   out.push(
     s.dim(plan.prior_state ? `planned against state ${plan.prior_state.lineage} serial ${plan.prior_state.serial}` : 'planned against no prior state'),
   );
+  if (plan.targets) out.push('', ...renderPlacement(plan, s));
   out.push('', s.bold(`Instances (${plan.instances.length}):`));
   for (const i of plan.instances) {
     const mode = i.mode === 'single' ? '' : i.mode === 'replicas' ? ` x${i.replicas}` : ` per session (warm ${i.replicas}, max ${i.max_sessions ?? '?'})`;

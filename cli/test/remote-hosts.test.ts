@@ -142,4 +142,52 @@ describe.skipIf(unavailable !== null)('lifecycle commands on hosts over ssh', ()
     expect(bad.code).toBe(1);
     expect(bad.stdout + bad.stderr).toContain('MCL0603: `host` must be an SSH address in quotes');
   }, 60_000);
+
+  it('reads usage and the audit trail, and takes checkpoints and restores, on the host', async () => {
+    const u = await mclc(['usage', '--host', url('node2')]);
+    expect(u.stderr).toBe('');
+    expect(u.stdout).toMatch(/^on node2\nNo usage recorded in .*state\.usage\.jsonl\.\n$/);
+    const uj = await mclc(['usage', '--host', url('node2'), '--json', '--by', 'instance']);
+    expect(JSON.parse(uj.stdout)).toMatchObject({ by: 'instance', records: 0, host: url('node2') });
+    const v = await mclc(['audit', 'verify', '--host', url('node2')]);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toContain('The audit trail is empty');
+    const a = await mclc(['audit', '--host', url('node2'), '--tail', '5']);
+    expect(a.code).toBe(0);
+    // Nothing runs there: the host's own error comes back, named by host, with its exit code.
+    const c = await mclc(['checkpoint', '--host', url('node2'), '--out', 'ckpt']);
+    expect(c.code).not.toBe(0);
+    expect(c.stderr).toMatch(/^error: node2: .*deploy/im);
+    const r = await mclc(['restore', 'no-such-checkpoint', '--host', url('node2')]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/^error: node2: /m);
+  }, 120_000);
+
+  it('plans a system over two hosts against both states, and refuses to apply a channel between them', async () => {
+    const src = join(sim.dir, 'two');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'a.sh'), 'echo hi\n');
+    writeFileSync(
+      join(src, 'main.mcl'),
+      `import std.kv.{Kv}\n` +
+        `component Db { memory 96MiB provide kv: Kv program { script "a.sh" } }\n` +
+        `component App { memory 96MiB require db: Kv program { script "a.sh" } }\n` +
+        `system S {\n  app = App\n  db = Db\n  connect app.db -> db.kv\n}\n` +
+        `target node1 { backend kvm memory 1GiB vcpus 2 host "${url('node1')}" }\n` +
+        `target node2 { backend kvm memory 1GiB vcpus 2 host "${url('node2')}" }\n` +
+        `deploy S to [node1, node2] {\n  place db on node2\n}\n`,
+    );
+    const p = await mclc(['plan', src, '--json', '--out', join(src, 'two.plan')]);
+    expect(p.stderr).toBe('');
+    expect(p.code).toBe(0);
+    const doc = JSON.parse(p.stdout);
+    expect(doc.placement).toEqual({ app: 'node1', db: 'node2' });
+    expect(doc.states_read).toEqual([url('node1'), url('node2')]);
+    expect(doc.prior_states).toEqual({ node1: null, node2: null });
+    const human = await mclc(['plan', src]);
+    expect(human.stdout).toMatch(/Placement:\n  node1 \(ssh:\/\/node1.*\): app\n  node2 .*: db\n  between hosts: channel app\.db->db\.kv/);
+    const a = await mclc(['apply', join(src, 'two.plan'), '--root', src]);
+    expect(a.code).toBe(5);
+    expect(a.stderr).toContain('error: channel app.db->db.kv joins app on node1 and db on node2, and channels between hosts are not carried yet');
+  }, 120_000);
 });

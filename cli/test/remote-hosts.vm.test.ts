@@ -106,7 +106,8 @@ describe.skipIf(unavailable !== null)('a deployment on a host over ssh (QEMU)', 
     writeTarget();
     const applied = await mclc(['apply', 'lab.plan', '--root', 'src']);
     expect(applied.stderr + applied.stdout).toContain('Apply complete: 1 created');
-    expect(applied.stderr).toContain('Applying main.Lab on node1');
+    // The host's summary of the changes, as a local apply prints it before it starts.
+    expect(applied.stderr).toMatch(/Applying main\.Lab on node1 \(.*there\): Plan: 1 to add, 0 to replace/);
     expect(applied.code).toBe(0);
     // The state, its lock and the run directory are on the host; the runner has no .mcl at all.
     expect(existsSync(join(runner, '.mcl'))).toBe(false);
@@ -185,4 +186,29 @@ describe.skipIf(unavailable !== null)('a deployment on a host over ssh (QEMU)', 
     expect((await hostStatus()).deployed).toBe(false);
     await until('every process of the deployment to end', async () => (hostProcesses().length === 0 ? true : undefined), 30_000);
   }, 300_000);
+
+  it('applies one system over two hosts, each host running the instances placed on it', async () => {
+    const two = (h: SimHost) => `ssh://${h.name}${h.workspace}-two`;
+    const [h1, h2] = sim.hosts;
+    writeFileSync(
+      join(src, 'main.mcl'),
+      readFileSync(join(__dirname, 'fixtures/remote/main.mcl'), 'utf8').replace('  a = Steady\n', '  a = Steady\n  b = Steady\n') +
+        `\ntarget node1 { backend kvm  memory 2GiB  vcpus 2  overcommit 4  host "${two(h1)}" }\n` +
+        `target node2 { backend kvm  memory 2GiB  vcpus 2  overcommit 4  host "${two(h2)}" }\n` +
+        `deploy Lab to [node1, node2] {\n  place b on node2\n}\n`,
+    );
+    const plan = await mclc(['plan', 'src', '--out', 'two.plan']);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/Placement:\n  node1 .*: a\n  node2 .*: b/);
+    const applied = await mclc(['apply', 'two.plan', '--root', 'src']);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stderr).toMatch(/Target node1 [^]*Applying main\.Lab on node1 [^]*Target node2 [^]*Applying main\.Lab on node2/);
+    const status = async (h: SimHost) => JSON.parse((await mclc(['status', '--host', two(h), '--json'])).stdout);
+    expect((await status(h1)).instances.map((i: { id: string }) => i.id)).toEqual(['a']);
+    expect((await status(h2)).instances.map((i: { id: string }) => i.id)).toEqual(['b']);
+    // Planned again, nothing changes; the plan is made against both hosts' states.
+    const again = await mclc(['plan', 'src', '--json']);
+    expect(JSON.parse(again.stdout)).toMatchObject({ has_changes: false, prior_states: { node1: { serial: expect.any(Number) }, node2: { serial: expect.any(Number) } } });
+    for (const h of [h1, h2]) expect((await mclc(['destroy', '--host', two(h)])).code).toBe(0);
+  }, 900_000);
 });

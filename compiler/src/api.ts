@@ -79,6 +79,11 @@ export interface CompileOptions {
    * as the plan's `prior_state` and covered by its digest. Default null.
    */
   priorState?: { lineage: string; serial: number } | null;
+  /**
+   * A deploy to several targets: the state of each target's deployment, by target name (absent or
+   * null: none), recorded in the plan's `prior_states`.
+   */
+  priorStates?: Record<string, { lineage: string; serial: number } | null>;
   /** Cache of parsed files from an earlier compile, reused when a file's text is unchanged (the language server). */
   cache?: ParseCache;
   /**

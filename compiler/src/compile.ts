@@ -16,7 +16,7 @@ import { Systems } from './compose/systems';
 import { Ctx, type DeclEntry, type Module } from './context';
 import { reuseModules, stateOf, usablePrior, type IncrementalState } from './incremental';
 import { checkPolicies } from './policy/index';
-import { PlanBuilder, labelOrder, type Body } from './plan/build';
+import { PlanBuilder, labelOrder, planTargetOf, type Body } from './plan/build';
 import { BodyCache } from './plan/body-cache';
 import { planPolicies } from './plan/policies';
 import type { PlanPolicies } from '@mcl/plan';
@@ -25,7 +25,7 @@ import type { SystemInfo } from './compose/systems';
 import { Loader, reportImportCycles } from './resolve/load';
 import { bindImports, declareModules } from './resolve/scope';
 import { reportUnusedImports } from './resolve/unused-imports';
-import { checkCapabilities, select } from './target/select';
+import { checkCapabilities, placeDeploy, select } from './target/select';
 import { Protocols } from './types/protocols';
 import { Types } from './types/message-types';
 
@@ -151,7 +151,9 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
     const flat = builder.exclude(elaborate(root), options.exclude, anchor);
     checkCapabilities(ctx, sel.target, flat);
     options.onPhase?.('elaborate');
-    const body = builder.body(flat, sel.target, options.emitPlan !== false);
+    const placing = sel.targets || sel.placements;
+    const body = builder.body(flat, sel.target, options.emitPlan !== false, placing ? (instances, templates, origins) => placeDeploy(ctx, sel, flat.rules, labelsInOrder, origins, instances, templates) : undefined);
+    if (sel.targets && sel.targets.length > 1) body.targets = sel.targets.map(planTargetOf);
     // The prelude's default target is not the user's to edit: what does not fit it is reported at
     // the user's `deploy` (or the root system) instead of inside the standard library.
     if (sel.target.entry.module.isStd) {
@@ -166,6 +168,7 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
     if (ctx.diagnostics.some((d) => d.severity === 'error' && !d.code.startsWith('MCL05') && (files.has(d.file) || d.file === anchor.file))) continue;
     const policy = checkPolicies({
       target: body.target,
+      ...(body.targets ? { targets: body.targets } : {}),
       templates: body.templates,
       instances: body.instances,
       channels: body.channels,

@@ -762,7 +762,9 @@ export type PolicyRule =
   | ExposedOnlyRule
   | EgressOnlyRule
   | NoFlowRule
-  | BudgetRule;
+  | BudgetRule
+  | ApartRule
+  | LabelOnRule;
 
 /**
  * `db only from app, admin`: every channel into `db` comes from one of the listed instances.
@@ -811,6 +813,19 @@ export interface BudgetRule extends NodeBase {
   value: SizeLiteral | IntLiteral | RefExpr | MissingExpr;
 }
 
+/** `apart web, db`: no two of the named instances (or systems) run on the same host. */
+export interface ApartRule extends NodeBase {
+  kind: 'ApartRule';
+  instances: Ident[];
+}
+
+/** `label secret only on [node1, node2]`: instances labelled `secret` run only on the named targets. */
+export interface LabelOnRule extends NodeBase {
+  kind: 'LabelOnRule';
+  label: Ident;
+  targets: Ident[];
+}
+
 // ---------------------------------------------------------------------------
 // Images, labels, targets, deploy
 
@@ -844,11 +859,27 @@ export interface TargetDecl extends DeclBase {
   props: Property[];
 }
 
-/** `deploy Shop to local`: the root system of a plan and its default target. */
+/**
+ * `deploy Shop to local`: the root system of a plan and its target.
+ * `deploy Shop to [node1, node2] { place db on node1 }`: several targets (`target` is the first,
+ * `targets` all of them in order) and instances or systems pinned to one of them.
+ */
 export interface DeployDecl extends DeclBase {
   kind: 'DeployDecl';
   system: QualifiedName;
+  /** `to node1`; absent when the targets are written as a list. */
   target?: Ident;
+  /** Present when the targets are written as a list (`to [a, b]`), even of one (then `target` is absent). */
+  targets?: Ident[];
+  /** `place NAME on TARGET` lines of the deploy's block, in source order. */
+  placements?: Placement[];
+}
+
+/** `place db on node1`: the instance (or every instance of the system) `db` runs on target `node1`. */
+export interface Placement extends NodeBase {
+  kind: 'Placement';
+  instance: Ident;
+  target: Ident;
 }
 
 /** Every node kind, for exhaustive visitors. */
@@ -875,6 +906,7 @@ export type Node =
   | PortIndex
   | ChannelAttr
   | PolicyRule
+  | Placement
   | Property
   | Ident
   | QualifiedName;

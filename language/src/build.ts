@@ -190,6 +190,9 @@ export const noPathRule = (start: number): A.NoPathRule => ({ kind: 'NoPathRule'
 export const noFlowRule = (start: number): A.NoFlowRule => ({ kind: 'NoFlowRule', label: M_IDENT, to: M_IDENT, span: sp(start) });
 export const exposedOnlyRule = (start: number): A.ExposedOnlyRule => ({ kind: 'ExposedOnlyRule', ports: [], span: sp(start) });
 export const egressOnlyRule = (start: number): A.EgressOnlyRule => ({ kind: 'EgressOnlyRule', names: [], span: sp(start) });
+export const apartRule = (start: number): A.ApartRule => ({ kind: 'ApartRule', instances: [], span: sp(start) });
+export const labelOnRule = (start: number): A.LabelOnRule => ({ kind: 'LabelOnRule', label: M_IDENT, targets: [], span: sp(start) });
+export const placement = (start: number): A.Placement => ({ kind: 'Placement', instance: M_IDENT, target: M_IDENT, span: sp(start) });
 export const budgetRule = (start: number): A.BudgetRule => ({ kind: 'BudgetRule', resource: 'memory', value: M_EXPR, span: sp(start) });
 
 // Images, labels, targets, deploy

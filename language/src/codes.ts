@@ -147,6 +147,9 @@ export const Codes = {
   EgressNotListed: entry('MCL0545', 'Egress not in the `egress only` list'),
   UnknownEgress: entry('MCL0546', 'Unknown egress in a policy rule'),
   EgressFlowViolated: entry('MCL0547', 'Labelled data leaves through an egress'),
+  ApartViolated: entry('MCL0560', 'Instances that must stay apart share a host'),
+  LabelOffHosts: entry('MCL0561', 'Labelled instance placed outside the hosts of `only on`'),
+  UnknownRuleTarget: entry('MCL0562', 'Target in a host policy is not a target of the deploy', 'warning'),
   PolicyCheckerFailed: entry('MCL0599', 'Internal error in the policy checker'),
 
   // Target and backend capabilities.
@@ -156,6 +159,11 @@ export const Codes = {
   NoSystemToDeploy: entry('MCL0604', 'No system to deploy'),
   ConflictingDeploy: entry('MCL0605', 'Conflicting deploy declarations'),
   NothingToPlan: entry('MCL0606', 'Nothing to plan', 'info'),
+  InstanceDoesNotFit: entry('MCL0610', 'Instance fits on none of the targets'),
+  MixedTargetBackends: entry('MCL0611', 'Targets of one deploy use different backends'),
+  SameHostTwice: entry('MCL0612', 'Two targets of one deploy deploy to the same place'),
+  UnknownPlacement: entry('MCL0613', 'Placement names no instance or system'),
+  PlacementTargetNotDeployed: entry('MCL0614', 'Placement on a target the deploy does not name'),
 
   // Plan construction.
   ProgramFileOutsideWorkspace: entry('MCL0701', 'Program file outside the workspace'),

@@ -145,6 +145,11 @@ const EXPECT = {
   exportEquals: { ERR_MSG: '`=` and the inner port (`instance.port`)' },
   policyOpen: { ERR_MSG: '`{` and the policy rules' },
   policyClose: { ERR_MSG: '`}` to close the policy' },
+  targetsClose: { ERR_MSG: '`]` to close the list of targets' },
+  hostsOpen: { ERR_MSG: '`[` and the targets (`only on [node1]`)' },
+  placeOn: { ERR_MSG: '`on` and the target (`place db on node1`)' },
+  labelOnlyOn: { ERR_MSG: '`only on` and the targets (`label secret only on [node1]`)' },
+  deployClose: { ERR_MSG: '`}` to close the placements' },
   only: { ERR_MSG: '`only`' },
   pathArrow: { ERR_MSG: '`->` and the destination instance' },
   flowArrow: { ERR_MSG: '`->` and the instance the label must not reach' },
@@ -744,6 +749,14 @@ export class McParser extends EmbeddedActionsParser {
         GATE: () => this.LA(3).tokenType === T.LBracket,
         ALT: () => this.SUBRULE(this.egressOnlyRule),
         IGNORE_AMBIGUITIES: true,
+      },
+      {
+        GATE: () => this.LA(2).tokenType !== K.only && this.LA(2).tokenType !== T.Dot,
+        ALT: () => this.SUBRULE(this.apartRule),
+      },
+      {
+        GATE: () => this.LA(2).tokenType !== K.only && this.LA(2).tokenType !== T.Dot,
+        ALT: () => this.SUBRULE(this.labelOnRule),
       },
       alt(() => this.SUBRULE(this.onlyRule)),
       alt(() => this.sep()),
@@ -2098,6 +2111,41 @@ export class McParser extends EmbeddedActionsParser {
   // An egress of a nested system is named by a dotted path (`shop.mail`), as instances are in rules.
   egressName = this.rule('egressName', (): A.Ident => this.SUBRULE(this.namePath, ARG.egress));
 
+  apartRule = this.rule('apartRule', (): A.ApartRule => {
+    const node = this.open(B.apartRule(this.startPos()));
+    this.CONSUME(K.apart);
+    node.instances.push(this.SUBRULE(this.namePath, ARG.instance));
+    this.MANY(() => {
+      this.CONSUME(T.Comma);
+      node.instances.push(this.SUBRULE2(this.namePath, ARG.instance));
+    });
+    return this.done(node);
+  });
+
+  labelOnRule = this.rule('labelOnRule', (): A.LabelOnRule => {
+    const node = this.open(B.labelOnRule(this.startPos()));
+    this.CONSUME(K.label);
+    node.label = this.mkIdent(this.CONSUME(T.Identifier, NAME.label));
+    this.CONSUME(K.only, EXPECT.labelOnlyOn);
+    this.CONSUME(K.on, EXPECT.labelOnlyOn);
+    this.CONSUME(T.LBracket, EXPECT.hostsOpen);
+    this.commaSeparated(this.targetName, 'targets', (t) => node.targets.push(t));
+    this.CONSUME(T.RBracket, EXPECT.targetsClose);
+    return this.done(node);
+  });
+
+  /** `[node1, node2]` after `deploy ... to`. */
+  targetList = this.rule('targetList', (): A.Ident[] => {
+    const targets: A.Ident[] = [];
+    this.CONSUME(T.LBracket);
+    this.commaSeparated(this.targetName, 'targets', (t) => targets.push(t));
+    this.CONSUME(T.RBracket, EXPECT.targetsClose);
+    return targets;
+  }, 'list');
+
+  /** A target's name in a list of targets: one name or a dotted path, as after `deploy ... to`. */
+  targetName = this.rule('targetName', (): A.Ident => this.SUBRULE(this.namePath, ARG.target), 'Ident');
+
   budgetRule = this.rule('budgetRule', (): A.BudgetRule => {
     const node = this.open(B.budgetRule(this.startPos()));
     this.CONSUME(K.budget);
@@ -2185,8 +2233,36 @@ export class McParser extends EmbeddedActionsParser {
     node.system = this.SUBRULE(this.qualifiedName, ARG.deployedSystem);
     this.OPTION(() => {
       this.CONSUME(K.to);
-      node.target = this.SUBRULE2(this.namePath, ARG.target);
+      this.OR([
+        alt(() => (node.target = this.SUBRULE2(this.namePath, ARG.target))),
+        alt(() => {
+            const targets = this.SUBRULE(this.targetList);
+            if (!this.RECORDING_PHASE) node.targets = targets;
+          }),
+      ]);
     });
+    this.OPTION2(() => {
+      this.CONSUME(T.LBrace);
+      const placements: A.Placement[] = [];
+      this.MANY(() => {
+        this.OR2([
+          alt(() => placements.push(this.SUBRULE(this.placeMember))),
+          alt(() => this.sep()),
+          alt(() => this.stray(this.CONSUME(T.StrayIdentBlock), T.StrayIdentBlock, 'a placement (`place db on node1`)')),
+        ]);
+      });
+      this.CONSUME(T.RBrace, EXPECT.deployClose);
+      if (!this.RECORDING_PHASE) node.placements = placements;
+    });
+    return this.done(node);
+  });
+
+  placeMember = this.rule('placeMember', (): A.Placement => {
+    const node = this.open(B.placement(this.startPos()));
+    this.CONSUME(K.place);
+    node.instance = this.SUBRULE(this.namePath, ARG.instance);
+    this.CONSUME(K.on, EXPECT.placeOn);
+    node.target = this.SUBRULE2(this.namePath, ARG.target);
     return this.done(node);
   });
 }
@@ -2204,7 +2280,7 @@ const LINE_RULES = new Set([
   'instancesMember', 'restartMember', 'scriptEntry', 'execEntry', 'fileEntry', 'envEntry',
   'instanceDecl', 'connectDecl', 'exposeDecl', 'egressDecl', 'exportDecl', 'paramOverride',
   'rateAttr', 'maxMessageAttr', 'timeoutAttr', 'allowAttr', 'maxInflightAttr', 'declassifyAttr', 'queryAttr', 'connectionAttr',
-  'onlyRule', 'noRule', 'exposedOnlyRule', 'egressOnlyRule', 'budgetRule', 'property',
+  'onlyRule', 'noRule', 'exposedOnlyRule', 'egressOnlyRule', 'budgetRule', 'apartRule', 'labelOnRule', 'placeMember', 'property',
 ]);
 
 function hasNewline(text: string, from: number, to: number): boolean {

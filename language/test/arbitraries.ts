@@ -153,6 +153,9 @@ const sysMember = fc.oneof(
         fc.tuple(fc.constantFrom('path', 'flow'), name, name).map(([k, a, b]) => `no ${k} ${a} -> ${b}`),
         fc.array(portRef, { maxLength: 3 }).map((ps) => `exposed only [${ps.join(', ')}]`),
         fc.constantFrom('budget memory 1GiB', 'budget vcpus 4'),
+        // After `apart` and `label`, a first name `only` would read as an `only` rule about an instance named so.
+        fc.tuple(name.filter((n) => n !== 'only'), fc.array(name, { maxLength: 2 })).map(([a, bs]) => `apart ${[a, ...bs].join(', ')}`),
+        fc.tuple(name.filter((n) => n !== 'only'), fc.array(name, { maxLength: 3 })).map(([l, ts]) => `label ${l} only on [${ts.join(', ')}]`),
       ),
       { maxLength: 5 },
     )
@@ -176,6 +179,12 @@ const misc = fc.oneof(
     shape: `labels ${chains.map((c) => c.length).join(',')}`,
   })),
   fc.tuple(typeName, fc.option(name, { nil: undefined })).map(([s, t]) => ({ text: `deploy a.${s}${t ? ` to ${t}` : ''}`, shape: `deploy ${s}${t ? ' ' + t : ''}` })),
+  fc
+    .tuple(typeName, fc.array(name, { maxLength: 3 }), fc.option(fc.array(fc.tuple(name, name), { maxLength: 3 }), { nil: undefined }))
+    .map(([s, ts, ps]) => ({
+      text: `deploy a.${s} to [${ts.join(', ')}]${ps ? ` {\n${ps.map(([i, t]) => `  place ${i} on ${t}\n`).join('')}}` : ''}`,
+      shape: `deploy ${s} [${ts.join(',')}]${ps ? ` {${ps.map(([i, t]) => `${i}@${t}`).join(',')}}` : ''}`,
+    })),
 );
 
 const importDecl = fc

@@ -55,7 +55,7 @@ function declShape(d: Decl): string {
     case 'LabelsDecl':
       return `labels ${d.chains.map((c) => c.length).join(',')}`;
     case 'DeployDecl':
-      return `deploy ${d.system.parts.at(-1)!.name}${d.target ? ' ' + d.target.name : ''}`;
+      return `deploy ${d.system.parts.at(-1)!.name}${d.target ? ' ' + d.target.name : ''}${d.targets ? ` [${d.targets.map((t) => t.name).join(',')}]` : ''}${d.placements ? ` {${d.placements.map((p) => `${p.instance.name}@${p.target.name}`).join(',')}}` : ''}`;
   }
 }
 

@@ -152,7 +152,8 @@ function instanceChange(before: PlanInstance | undefined, after: PlanInstance | 
   if (replaced) {
     // The fields only explain the replacement; the digests decide it.
     const fields = changedInstanceFields(before, after);
-    const reasons = fields.length ? fields.map((f) => `${f} changed`) : ['digest changed'];
+    // An instance placed on another target moves: it is started there and stopped where it was.
+    const reasons = fields.length ? fields.map((f) => (f === 'target' ? `moves from ${before.target ?? 'its host'} to ${after.target ?? 'its host'}` : `${f} changed`)) : ['digest changed'];
     return { id: after.id, component: after.component, action: 'replace', changed_fields: fields, reasons };
   }
   if (rewired.length) return { id: after.id, component: after.component, action: 'update', changed_fields: [], reasons: rewired };

@@ -58,3 +58,21 @@ export function hostLabel(a: HostAddress): string {
   const h = a.host.includes(':') ? `[${a.host}]` : a.host;
   return `${a.user ? `${a.user}@` : ''}${h}${a.port ? `:${a.port}` : ''}`;
 }
+
+/**
+ * The machine a target's host address names, for "never on the same host": the host name or
+ * address in lower case, or "" for the machine `mclc apply` runs on (no address). Two addresses
+ * of one machine under different names are not recognised as one.
+ */
+export function hostMachine(url: string | undefined): string {
+  if (url === undefined) return '';
+  const parsed = parseHostAddress(url);
+  return parsed.ok ? parsed.address.host.toLowerCase() : url;
+}
+
+/** Where a target's deployment lives: its machine and workspace there ("" for the local one). */
+export function hostWorkspaceKey(url: string | undefined): string {
+  if (url === undefined) return '';
+  const parsed = parseHostAddress(url);
+  return parsed.ok ? `${parsed.address.host.toLowerCase()}:${parsed.address.port ?? 22}/${parsed.address.workspace}` : url;
+}

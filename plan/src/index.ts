@@ -5,5 +5,6 @@ export * from './diff';
 export * from './digest';
 export { sha256Hex } from './sha256';
 export * from './stale';
+export * from './parts';
 export * from './host';
 export * from './int64';

@@ -113,8 +113,9 @@ const defs: Record<string, S> = {
       program: ref('PlanProgram'),
       ports: arr(ref('PlanPort')),
       digest: sha256(),
+      target: str('The target (one of `targets`) the instance is placed on; only in a plan with `targets`.'),
     },
-    ['max_sessions', 'label', 'created_by', 'max_instances'],
+    ['max_sessions', 'label', 'created_by', 'max_instances', 'target'],
   ),
   PlanCreatedBy: obj({ instance: str(), port: str(), max: int(1), params: { type: 'object', additionalProperties: ref('MessageSchema') }, detached: bool() }),
   PlanEndpoint: obj({ instance: str(), port: str() }),
@@ -176,7 +177,7 @@ const defs: Record<string, S> = {
   PlanCheck: obj(
     {
       id: str(),
-      kind: en('reachability', 'exposure', 'flow', 'resources', 'call-cycles', 'wiring', 'capability'),
+      kind: en('reachability', 'exposure', 'flow', 'resources', 'call-cycles', 'wiring', 'capability', 'placement'),
       status: en('pass', 'fail', 'warn'),
       summary: str(),
       counterexample: arr(obj({ instance: str(), channel: str(), note: str() }, ['instance', 'channel', 'note'])),
@@ -203,6 +204,8 @@ const defs: Record<string, S> = {
       obj({ kind: { const: 'egress_only' }, scope: str(), names: arr(str()) }),
       obj({ kind: { const: 'no_flow' }, scope: str(), label: str(), to: str() }),
       obj({ kind: { const: 'budget' }, scope: str(), resource: en('memory', 'vcpus'), value: int(), raw: str() }),
+      obj({ kind: { const: 'apart' }, scope: str(), instances: arr(str()) }),
+      obj({ kind: { const: 'label_on' }, scope: str(), label: str(), targets: arr(str()) }),
     ],
   },
 };
@@ -219,6 +222,7 @@ export const planSchema: S = {
     mclc_version: str(),
     system: str(),
     target: ref('PlanTarget'),
+    targets: arr(ref('PlanTarget')),
     digests: ref('PlanDigests'),
     sources: arr(ref('PlanSource')),
     images: arr(ref('PlanImage')),
@@ -237,6 +241,15 @@ export const planSchema: S = {
       required: ['lineage', 'serial'],
       additionalProperties: false,
     },
-  }, ['policies', 'egresses']),
+    prior_states: {
+      type: 'object',
+      additionalProperties: {
+        type: ['object', 'null'],
+        properties: { lineage: str(), serial: int() },
+        required: ['lineage', 'serial'],
+        additionalProperties: false,
+      },
+    },
+  }, ['policies', 'egresses', 'targets', 'prior_states']),
   $defs: defs,
 };

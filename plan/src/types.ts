@@ -39,6 +39,12 @@ export interface Plan {
   /** Qualified name of the root system, e.g. `Shop` or `shop.Shop` for a system in module `shop`. */
   system: string;
   target: PlanTarget;
+  /**
+   * A deploy to several targets (`deploy S to [a, b]`): every target, in deploy order (the first is
+   * `target`); each instance names the one it is placed on (`instances[].target`). Absent for a deploy
+   * to one target, so such plans stay byte for byte what they were (spec/hosts.md, "Placement").
+   */
+  targets?: PlanTarget[];
   /** sha256 digests: of the sources (all files read, in path order), of the checked invariants, and of the plan body. */
   digests: PlanDigests;
   /** Every source file the plan was computed from, sorted by path. */
@@ -75,6 +81,11 @@ export interface Plan {
    * `apply` refuses the plan when the state's lineage or serial has changed since.
    */
   prior_state: { lineage: string; serial: number } | null;
+  /**
+   * A plan over several targets: the state of each target's deployment it was computed against
+   * (null: none), by target name, so that it is stale when any of them moved on. Optional.
+   */
+  prior_states?: Record<string, { lineage: string; serial: number } | null>;
 }
 
 export interface PlanTarget {
@@ -176,6 +187,8 @@ export interface PlanInstance {
   ports: PlanPort[];
   /** sha256 of this entry's canonical JSON without `digest`; a change means the instance must be replaced. */
   digest: string;
+  /** The target (by name, one of the plan's `targets`) the instance runs on; only in a plan with `targets`. */
+  target?: string;
 }
 
 export interface PlanCreatedBy {
@@ -350,7 +363,7 @@ export type CheckStatus = 'pass' | 'fail' | 'warn';
 export interface PlanCheck {
   /** Stable id such as `reach:db-only-from:app` or `flow:lattice`. */
   id: string;
-  kind: 'reachability' | 'exposure' | 'flow' | 'resources' | 'call-cycles' | 'wiring' | 'capability';
+  kind: 'reachability' | 'exposure' | 'flow' | 'resources' | 'call-cycles' | 'wiring' | 'capability' | 'placement';
   status: CheckStatus;
   /** One line a person can read. */
   summary: string;
@@ -376,7 +389,9 @@ export type PlanPolicyRule =
   | { kind: 'exposed_only'; scope: string; ports: { instance: string; port: string }[] }
   | { kind: 'egress_only'; scope: string; names: string[] }
   | { kind: 'no_flow'; scope: string; label: string; to: string }
-  | { kind: 'budget'; scope: string; resource: 'memory' | 'vcpus'; value: number; raw: string };
+  | { kind: 'budget'; scope: string; resource: 'memory' | 'vcpus'; value: number; raw: string }
+  | { kind: 'apart'; scope: string; instances: string[] }
+  | { kind: 'label_on'; scope: string; label: string; targets: string[] };
 
 export interface PlanResources {
   /** Sum of template memory (each counted once: the shared, copy-on-write base). */

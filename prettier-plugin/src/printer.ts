@@ -188,6 +188,8 @@ const PRINTS_DANGLING = new Set([
   'List',
   'ExposedOnlyRule',
   'EgressOnlyRule',
+  'LabelOnRule',
+  'DeployDecl',
 ]);
 
 /**
@@ -254,8 +256,20 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
       const chains = (node as A.LabelsDecl).chains.map((chain) => join(' < ', chain.map((id) => id.name)));
       return ['labels ', hardBlock(path, options, join(hardline, chains))];
     }
-    case 'DeployDecl':
-      return node.target ? ['deploy ', path.call(print, 'system'), ' to ', path.call(print, 'target')] : ['deploy ', path.call(print, 'system')];
+    case 'DeployDecl': {
+      const d = node as A.DeployDecl;
+      // A comment left inside the brackets or braces goes into the block of placements when there is one.
+      const targets = d.targets ? path.map(print, 'targets') : [];
+      const to = d.targets
+        ? [' to ', d.placements ? group(['[', indent([softline, join([',', line], targets)]), softline, ']']) : bracketList(path, options, targets)]
+        : d.target
+          ? [' to ', path.call(print, 'target')]
+          : [];
+      const block = d.placements ? [' ', hardBlock(path, options, itemsWithBlankLines(path, options, print, 'placements'))] : [];
+      return ['deploy ', path.call(print, 'system'), ...to, ...block];
+    }
+    case 'Placement':
+      return ['place ', path.call(print, 'instance'), ' on ', path.call(print, 'target')];
     case 'Property':
       return [path.call(print, 'key'), ' ', path.call(print, 'value')];
 
@@ -453,6 +467,10 @@ function printNode(path: AstPath<any>, options: Opts, print: Print): Doc {
       return ['no flow ', path.call(print, 'label'), ' -> ', path.call(print, 'to')];
     case 'BudgetRule':
       return ['budget ', node.resource, ' ', path.call(print, 'value')];
+    case 'ApartRule':
+      return ['apart ', join(', ', path.map(print, 'instances'))];
+    case 'LabelOnRule':
+      return ['label ', path.call(print, 'label'), ' only on ', bracketList(path, options, path.map(print, 'targets'))];
     default:
       // An unknown node kind means the printer and the AST are out of step; fail loudly in tests.
       throw new Error(`mcl printer: unknown node kind ${String(node.kind)}`);

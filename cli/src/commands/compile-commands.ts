@@ -2,7 +2,7 @@
 // reads a plan file.
 
 import { relative, resolve } from 'node:path';
-import { diffPlan, planDigest, prettyJson, validateState, type Plan } from '@mcl/plan';
+import { diffPlan, instanceTargets, planDigest, prettyJson, validateState, type DeploymentState, type Plan } from '@mcl/plan';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import { Codes, diagnosticInfos, type Diagnostic } from '@mcl/language';
 import { compileWorkspace, exitCodeFor, type CompileOutcome } from '../compile';
@@ -15,7 +15,7 @@ import { diagnosticsDocument } from '../render/json';
 import { sarifDocument } from '../render/sarif';
 import { defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
 import { checkExposurePorts } from '../ports';
-import { renderChanges, renderChecks, renderPlan, renderResources } from '../plan-render';
+import { renderChanges, renderChecks, renderPlacement, renderPlan, renderResources } from '../plan-render';
 import { redactPlan } from '../redact';
 import { signPlan, signaturePath } from '../signing';
 import { timings } from '../timings';
@@ -86,6 +86,23 @@ export interface PlanOptions extends SourceOptions {
   exclude?: string[];
 }
 
+/**
+ * The deployments on a plan's targets as one state to diff against: their instances (each with the
+ * target it runs on), channels and exposures; undefined when none of them records a deployment.
+ */
+function unionState(states: Map<string, DeploymentState | undefined>): DeploymentState | undefined {
+  const present = [...states].filter((e): e is [string, DeploymentState] => e[1] !== undefined);
+  if (present.length === 0) return undefined;
+  const [, first] = present[0];
+  return {
+    ...first,
+    serial: Math.max(...present.map(([, s]) => s.serial)),
+    instances: present.flatMap(([t, s]) => s.instances.map((i) => ({ ...i, target: i.target ?? t }))).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    channels: present.flatMap(([, s]) => s.channels),
+    exposures: present.flatMap(([, s]) => s.exposures),
+  };
+}
+
 export async function planCommand(ctx: Context, paths: string[], o: PlanOptions): Promise<ExitCodeValue> {
   if (o.signKey && !o.out) throw new CliError('--sign-key signs the plan file, so it needs --out FILE', ExitCode.Invalid, 'Write the plan with `--out FILE --sign-key KEY`; the signature goes to FILE.sig.');
   const maxDiagnostics = maxDiagnosticsOf(o);
@@ -107,7 +124,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
   let out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true, priorState });
   // A target on another host keeps its state there: the plan is made against that state (and is stale
   // when it moves on), so it is fetched over ssh and the plan made again with it as the prior state.
-  const remote = out.plan?.target.host !== undefined && o.state === undefined ? out.plan.target.host : undefined;
+  const remote = out.plan?.target.host !== undefined && !out.plan.targets && o.state === undefined ? out.plan.target.host : undefined;
   if (remote !== undefined && exitCodeFor(out.diagnostics) === ExitCode.Ok) {
     const text = JSON.stringify(await (await import('./remote-lifecycle')).remoteState(ctx, remote));
     const checked = text === 'null' ? { state: undefined, errors: [] } : validateState(text);
@@ -115,6 +132,28 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
     state = checked.state ?? undefined;
     stateError = undefined;
     out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true, priorState: state ? { lineage: state.lineage, serial: state.serial } : null });
+  }
+  // A deploy to several targets: the state of each target's host, each recorded in the plan's
+  // `prior_states`, and the union of their deployments to diff against (spec/hosts.md).
+  const targets = out.plan?.targets;
+  let hostsRead: string[] = [];
+  if (targets && exitCodeFor(out.diagnostics) === ExitCode.Ok) {
+    const states = new Map<string, NonNullable<typeof state> | undefined>();
+    for (const t of targets) {
+      if (t.host === undefined) {
+        if (stateError !== undefined) throw stateError;
+        states.set(t.name, state ?? undefined);
+        continue;
+      }
+      const text = JSON.stringify(await (await import('./remote-lifecycle')).remoteState(ctx, t.host));
+      const checked = text === 'null' ? { state: undefined, errors: [] } : validateState(text);
+      if (text !== 'null' && !checked.state) throw new CliError(`the state on ${t.host} is not a valid deployment state`, ExitCode.BackendFailure, 'Run `mclc status --host` against it; the host writes its state with apply and destroy.');
+      states.set(t.name, checked.state ?? undefined);
+    }
+    hostsRead = targets.map((t) => t.host ?? shownPath(ctx, statePath));
+    const priorStates = Object.fromEntries([...states].map(([n, s]) => [n, s ? { lineage: s.lineage, serial: s.serial } : null]));
+    out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true, priorState: null, priorStates });
+    state = unionState(states);
   }
   const code = exitCodeFor(out.diagnostics);
   const diagDoc = () => diagnosticsDocument(out.diagnostics, { texts: out.texts, maxDiagnostics });
@@ -170,6 +209,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
           ...countsOf(d),
           system: plan.system,
           target: plan.target,
+          ...(plan.targets ? { targets: plan.targets, placement: Object.fromEntries(instanceTargets(plan)), prior_states: plan.prior_states, states_read: hostsRead } : {}),
           plan_file: shownPlanFile,
           plan_digest: plan.digests.plan,
           state_file: shownState,
@@ -192,7 +232,10 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
     const s = ctx.outStyle;
     const lines: string[] = [];
     lines.push(`${s.bold('Plan for')} ${plan.system} ${s.dim('on target')} ${plan.target.name} (${plan.target.backend})`);
-    lines.push(s.dim(state ? `compared with the deployment in ${shownState} (serial ${state.serial})` : 'nothing is deployed yet'));
+    if (plan.targets) {
+      lines.push(s.dim(state ? `compared with the deployments on ${hostsRead.join(', ')}` : `nothing is deployed yet on ${hostsRead.join(', ')}`));
+      lines.push('', ...renderPlacement(plan, s));
+    } else lines.push(s.dim(state ? `compared with the deployment in ${shownState} (serial ${state.serial})` : 'nothing is deployed yet'));
     lines.push('');
     const body = renderChanges(changes, s);
     if (body.length) lines.push(...body, '');

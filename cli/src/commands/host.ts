@@ -24,7 +24,7 @@ import { applyCommand, destroyCommand, doctorCommand, logsCommand, statusCommand
 /** The largest plan a client may send (what `mclc apply` reads from a file, too). */
 const MAX_PLAN_BYTES = 64 * 1024 * 1024;
 
-export const HOST_COMMANDS = ['apply', 'destroy', 'status', 'logs', 'doctor', 'state'] as const;
+export const HOST_COMMANDS = ['apply', 'destroy', 'status', 'logs', 'doctor', 'state', 'checkpoint', 'restore', 'usage', 'audit', 'audit-verify'] as const;
 
 function readStdin(limit: number): string {
   const chunks: Buffer[] = [];
@@ -67,7 +67,7 @@ function clientOptions(text: string | undefined): Record<string, string | boolea
 }
 
 export async function hostCommand(ctx: Context, o: { clientVersion: string; root: string }, command: string, optionsJson: string | undefined): Promise<ExitCodeValue> {
-  const lasting = command === 'apply' || command === 'destroy';
+  const lasting = command === 'apply' || command === 'destroy' || command === 'checkpoint' || command === 'restore';
   let gone = false;
   if (lasting) {
     // The client went away: keep going to a consistent end instead of dying with the connection.
@@ -114,6 +114,7 @@ export async function hostCommand(ctx: Context, o: { clientVersion: string; root
             hostSide: true,
             replace: Array.isArray(opts.replace) ? opts.replace : [],
             readyTimeout: str('readyTimeout'),
+            ...(str('part') !== undefined ? { part: str('part') } : {}),
             ...(opts.metrics !== undefined ? { metrics: opts.metrics === true ? true : str('metrics') } : {}),
           });
         } finally {
@@ -128,6 +129,27 @@ export async function hostCommand(ctx: Context, o: { clientVersion: string; root
         const state = readStateFile(defaultStatePath(root), root, false) ?? null;
         write(JSON.stringify({ type: 'state', state }) + '\n');
         return ExitCode.Ok;
+      }
+      case 'checkpoint': {
+        const { checkpointCommand } = await import('./checkpoint');
+        return await checkpointCommand(lineCtx, Array.isArray(opts.instances) ? opts.instances : [], { ...base, out: str('out') });
+      }
+      case 'restore': {
+        const { restoreCommand } = await import('./checkpoint');
+        const dir = str('dir');
+        if (!dir) throw new CliError('restore needs the directory of a checkpoint', ExitCode.Invalid);
+        return await restoreCommand(lineCtx, dir, { ...base, readyTimeout: str('readyTimeout') });
+      }
+      case 'audit': {
+        const { auditCommand } = await import('./operations');
+        return await auditCommand(lineCtx, { ...base, follow: opts.follow === true, tail: str('tail') });
+      }
+      case 'usage':
+      case 'audit-verify': {
+        const { usageCommand, auditVerifyCommand } = await import('./operations');
+        const code = command === 'usage' ? await usageCommand(docCtx, { ...base, since: str('since'), by: str('by') }) : await auditVerifyCommand(docCtx, base);
+        write(JSON.stringify({ type: command, report: JSON.parse(doc) }) + '\n');
+        return code;
       }
       case 'status':
       case 'doctor': {

@@ -6,7 +6,7 @@
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { diffPlan, digestMismatches, staleReason, type Plan } from '@mcl/plan';
+import { crossHostChannels, diffPlan, digestMismatches, instanceTargets, planPart, staleReason, type Plan } from '@mcl/plan';
 import { recheckPlan } from '@mcl/compiler';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import { isBackendError, type BackendErrorKind, type BackendEvent, type ApplyResult, type BackendOptions, type DestroyResult, type DoctorCheck, type LogLine, type StatusReport } from '@mcl/plan/backend';
@@ -164,13 +164,22 @@ export function verifyPlan(ctx: Context, plan: Plan, text: string, path: string,
 export async function applyCommand(
   ctx: Context,
   planFile: string,
-  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; verifyKey?: string; metrics?: string | true; hostSide?: boolean },
+  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; verifyKey?: string; metrics?: string | true; hostSide?: boolean; part?: string },
 ): Promise<ExitCodeValue> {
   const path = resolve(ctx.cwd, planFile);
-  const { plan, text } = readPlanDocument(path, ctx.cwd);
+  const document = readPlanDocument(path, ctx.cwd);
+  const text = document.text;
+  let plan = document.plan;
   verifyPlan(ctx, plan, text, path, o.verifyKey ?? (ctx.env.MCL_PLAN_VERIFY_KEY || undefined));
+  // A plan over several targets: each host applies its target's part (spec/hosts.md, "Plans over several hosts").
+  if (plan.targets && o.part === undefined) return applyParts(ctx, plan, path, o);
+  if (o.part !== undefined) {
+    const part = planPart(plan, o.part, nativeSha256);
+    if (!part) throw new CliError(`the plan has no target \`${o.part}\``, ExitCode.Invalid, `Its targets are ${(plan.targets ?? [plan.target]).map((t) => t.name).join(', ')}.`);
+    plan = part;
+  }
   // A target on another host: that host's mclc applies it (and verifies it again) under its own lock.
-  if (plan.target.host !== undefined && !o.hostSide) return (await import('./remote-lifecycle')).remoteApply(ctx, plan, text, o);
+  if (plan.target.host !== undefined && !o.hostSide) return (await import('./remote-lifecycle')).remoteApply(ctx, document.plan, text, o);
   const row = backendRow(plan.target.backend, 'the plan targets');
   const backend = await loadBackend(row);
   const interrupt = interruptSignal(ctx);
@@ -184,7 +193,7 @@ export async function applyCommand(
           `the deployment and its state are kept there. Pass --root with the workspace the plan was made from.\n`,
       );
     }
-    if (!o.json) {
+    if (!o.json || o.hostSide) {
       // The workspace's state counts only for a deployment of the plan's backend: a kubevirt plan
       // applied where a local KVM deployment runs is checked against the cluster's state instead.
       const local = readStateFile(opts.stateFile, ctx.cwd, false) ?? null;
@@ -194,7 +203,10 @@ export async function applyCommand(
       // its lock, where the state cannot change underneath.
       const stale = staleReason(plan, state);
       if (stale) throw new CliError(stale.message, ExitCode.StaleOrLocked, stale.hint);
-      ctx.err(`Applying ${plan.system} to ${displayPath(ctx.cwd, opts.workspace)}: ${diffPlan(state, plan).summary}\n`);
+      const summary = diffPlan(state, plan).summary;
+      // On a host, the client prints the summary as a local apply does (remote-lifecycle.ts).
+      if (o.hostSide) ctx.out(JSON.stringify({ type: 'changes', summary }) + '\n');
+      else ctx.err(`Applying ${plan.system} to ${displayPath(ctx.cwd, opts.workspace)}: ${summary}\n`);
     }
     return await guarded(ctx, !!o.json, async () => {
       const result = await backend.apply(
@@ -214,6 +226,37 @@ export async function applyCommand(
   } finally {
     interrupt.dispose();
   }
+}
+
+/**
+ * Applies a plan over several targets: each target's part on its host (over SSH for a target with
+ * `host`, here for the one without), in deploy order, each host verifying the whole plan and
+ * applying its part under its own lock. A channel between two targets needs the inter-host link;
+ * until it carries channels, such a plan is refused before any host is touched.
+ */
+async function applyParts(
+  ctx: Context,
+  plan: Plan,
+  path: string,
+  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; metrics?: string | true },
+): Promise<ExitCodeValue> {
+  const cross = crossHostChannels(plan);
+  if (cross.length) {
+    const where = instanceTargets(plan);
+    const c = cross[0];
+    throw new CliError(
+      `channel ${c.id} joins ${c.from.instance} on ${where.get(c.from.instance)} and ${c.to.instance} on ${where.get(c.to.instance)}, and channels between hosts are not carried yet` +
+        (cross.length > 1 ? ` (and ${plural(cross.length - 1, 'other channel')})` : ''),
+      ExitCode.BackendFailure,
+      'Pin both ends to one target with `place` in the deploy, or apply with an mclc whose brokers link hosts.',
+    );
+  }
+  for (const t of plan.targets ?? []) {
+    if (!o.json) ctx.err(ctx.errStyle.bold(`Target ${t.name}${t.host ? ` (${t.host})` : ''}:\n`));
+    const code = await applyCommand(ctx, path, { ...o, part: t.name, verifyKey: undefined });
+    if (code !== ExitCode.Ok) return code;
+  }
+  return ExitCode.Ok;
 }
 
 /** What `apply` prints when it is done (the same whether the deployment is on this host or another). */

@@ -31,6 +31,7 @@ export function renderAuditRecord(r: AuditRecord): string {
 
 export async function auditCommand(ctx: Context, o: LifecycleOptions & { follow?: boolean; tail?: string }): Promise<ExitCodeValue> {
   if (o.tail !== undefined && !/^\d+$/.test(o.tail)) throw new CliError(`--tail ${JSON.stringify(o.tail)} is not a non-negative integer`);
+  if (o.host !== undefined) return (await import('./remote-lifecycle')).remoteAudit(ctx, o);
   const { row, f } = await backendWith(ctx, o, 'audit');
   const interrupt = interruptSignal(ctx);
   try {
@@ -60,6 +61,7 @@ export function renderVerification(v: AuditVerification, ctx: Context): string {
 }
 
 export async function auditVerifyCommand(ctx: Context, o: LifecycleOptions): Promise<ExitCodeValue> {
+  if (o.host !== undefined) return (await import('./remote-lifecycle')).remoteAuditVerify(ctx, o);
   const { row, f } = await backendWith(ctx, o, 'auditVerify');
   const interrupt = interruptSignal(ctx);
   try {
@@ -136,6 +138,7 @@ export function renderUsageTable(r: UsageReport, ctx: Context): string {
 export async function usageCommand(ctx: Context, o: LifecycleOptions & { since?: string; by?: string; format?: string }): Promise<ExitCodeValue> {
   const since = o.since !== undefined ? parseSince(o.since) : null;
   const format = o.json ? 'json' : (o.format ?? 'table');
+  if (o.host !== undefined) return (await import('./remote-lifecycle')).remoteUsage(ctx, { ...o, format });
   const { row, f } = await backendWith(ctx, o, 'usage');
   const interrupt = interruptSignal(ctx);
   try {

@@ -3,7 +3,7 @@
 // here exactly as the local commands render their own.
 
 import type { Plan } from '@mcl/plan';
-import type { ApplyResult, BackendEvent, DestroyResult, LogLine, StatusReport } from '@mcl/plan/backend';
+import type { ApplyResult, AuditRecord, AuditVerification, BackendEvent, CheckpointResult, DestroyResult, LogLine, RestoreResult, StatusReport, UsageReport } from '@mcl/plan/backend';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { hostError, remoteHost, runOnHost, type RemoteHost } from '../remote';
@@ -15,7 +15,7 @@ async function onHost(
   host: RemoteHost,
   command: string,
   options: Record<string, unknown>,
-  handlers: { onEvent?: (e: BackendEvent) => void; onLine: (line: Record<string, unknown>) => void; stdin?: string; json?: boolean },
+  handlers: { onEvent?: (e: BackendEvent) => void; onLine: (line: Record<string, unknown>) => void; stdin?: string; json?: boolean; exitCodes?: ExitCodeValue[] },
 ): Promise<ExitCodeValue> {
   const interrupt = interruptSignal(ctx);
   let error: Record<string, unknown> | undefined;
@@ -37,7 +37,7 @@ async function onHost(
       },
     });
     if (error) throw hostError(host, error, code);
-    if (code !== ExitCode.Ok && command !== 'doctor') throw new CliError(`${host.label}: ${command} failed (exit ${code}) without saying why`, code);
+    if (code !== ExitCode.Ok && command !== 'doctor' && !handlers.exitCodes?.includes(code)) throw new CliError(`${host.label}: ${command} failed (exit ${code}) without saying why`, code);
     return code;
   } finally {
     interrupt.dispose();
@@ -48,16 +48,22 @@ export async function remoteApply(
   ctx: Context,
   plan: Plan,
   text: string,
-  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; metrics?: string | true },
+  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; metrics?: string | true; part?: string },
 ): Promise<ExitCodeValue> {
-  const host = remoteHost(plan.target.host!, `target ${plan.target.name} names the host`);
-  if (!o.json) ctx.err(`Applying ${plan.system} on ${host.label} (${host.address.workspace} there)\n`);
+  // A plan over several targets is sent whole (its digests and signature cover all of it); the host applies the part of `part`.
+  const target = o.part !== undefined ? (plan.targets ?? []).find((t) => t.name === o.part) ?? plan.target : plan.target;
+  const host = remoteHost(target.host!, `target ${target.name} names the host`);
   const printer = eventPrinter(ctx, o);
-  return onHost(ctx, host, 'apply', { replace: o.replace ?? [], readyTimeout: o.readyTimeout, lockTimeout: o.lockTimeout, metrics: o.metrics }, {
+  return onHost(ctx, host, 'apply', { replace: o.replace ?? [], readyTimeout: o.readyTimeout, lockTimeout: o.lockTimeout, metrics: o.metrics, ...(o.part !== undefined ? { part: o.part } : {}) }, {
     stdin: text,
     json: o.json,
     onEvent: printer,
     onLine(line) {
+      // The host's diff of the plan against its state, before it applies: what a local apply prints first.
+      if (line.type === 'changes' && typeof line.summary === 'string') {
+        if (o.json) ctx.out(JSON.stringify({ ...line, host: host.url }) + '\n');
+        else ctx.err(`Applying ${plan.system} on ${host.label} (${host.address.workspace} there): ${line.summary.slice(0, 4096)}\n`);
+      }
       if (line.type === 'result') printApplyResult(ctx, o, { ...(line as unknown as ApplyResult), ...(o.json ? { host: host.url } : {}) });
     },
   });
@@ -124,4 +130,73 @@ export async function remoteState(ctx: Context, url: string): Promise<unknown> {
     },
   });
   return state;
+}
+
+/** `checkpoint --host`: the checkpoint is written on the host (`--out` names a directory there, relative to its workspace). */
+export async function remoteCheckpoint(ctx: Context, instances: string[], o: LifecycleOptions & { out?: string }): Promise<ExitCodeValue> {
+  const host = remoteHost(o.host!, '--host');
+  const { printCheckpointResult } = await import('./checkpoint');
+  return onHost(ctx, host, 'checkpoint', { instances, ...(o.out !== undefined ? { out: o.out } : {}), lockTimeout: o.lockTimeout }, {
+    json: o.json,
+    onEvent: eventPrinter(ctx, o),
+    onLine(line) {
+      if (line.type === 'result') printCheckpointResult(ctx, o, { ...(line as unknown as CheckpointResult), ...(o.json ? { host: host.url } : {}) });
+    },
+  });
+}
+
+/** `restore DIR --host`: DIR is a checkpoint on the host. */
+export async function remoteRestore(ctx: Context, dir: string, o: LifecycleOptions & { readyTimeout?: string }): Promise<ExitCodeValue> {
+  const host = remoteHost(o.host!, '--host');
+  const { printRestoreResult } = await import('./checkpoint');
+  return onHost(ctx, host, 'restore', { dir, readyTimeout: o.readyTimeout, lockTimeout: o.lockTimeout }, {
+    json: o.json,
+    onEvent: eventPrinter(ctx, o),
+    onLine(line) {
+      if (line.type === 'result') printRestoreResult(ctx, o, { ...(line as unknown as RestoreResult), ...(o.json ? { host: host.url } : {}) });
+    },
+  });
+}
+
+/** `usage --host`: the host's ledger, summed there, rendered here as a local report is. */
+export async function remoteUsage(ctx: Context, o: LifecycleOptions & { since?: string; by?: string; format?: string }): Promise<ExitCodeValue> {
+  const host = remoteHost(o.host!, '--host');
+  const { parseSince, renderUsageCsv, renderUsageTable } = await import('./operations');
+  const since = o.since !== undefined ? parseSince(o.since).toISOString() : undefined;
+  return onHost(ctx, host, 'usage', { ...(since !== undefined ? { since } : {}), ...(o.by !== undefined ? { by: o.by } : {}), lockTimeout: o.lockTimeout }, {
+    json: o.format === 'json',
+    onLine(line) {
+      if (line.type !== 'usage' || !line.report || typeof line.report !== 'object') return;
+      const r = line.report as UsageReport;
+      ctx.out(o.format === 'json' ? JSON.stringify({ ...r, host: host.url }, null, 2) + '\n' : o.format === 'csv' ? renderUsageCsv(r) : `${ctx.outStyle.dim(`on ${host.label}`)}\n${renderUsageTable(r, ctx)}`);
+    },
+  });
+}
+
+/** `audit --host`: the host's audit trail, a record per line. */
+export async function remoteAudit(ctx: Context, o: LifecycleOptions & { follow?: boolean; tail?: string }): Promise<ExitCodeValue> {
+  const host = remoteHost(o.host!, '--host');
+  const { renderAuditRecord } = await import('./operations');
+  return onHost(ctx, host, 'audit', { follow: !!o.follow, ...(o.tail !== undefined ? { tail: o.tail } : {}) }, {
+    json: o.json,
+    onLine(line) {
+      if (typeof line.seq !== 'number' || typeof line.event !== 'string') return;
+      ctx.out(o.json ? JSON.stringify(line) + '\n' : renderAuditRecord(line as unknown as AuditRecord) + '\n');
+    },
+  });
+}
+
+/** `audit verify --host`: the host checks its chain; exit 1 when it is broken, as locally. */
+export async function remoteAuditVerify(ctx: Context, o: LifecycleOptions): Promise<ExitCodeValue> {
+  const host = remoteHost(o.host!, '--host');
+  const { renderVerification } = await import('./operations');
+  return onHost(ctx, host, 'audit-verify', { lockTimeout: o.lockTimeout }, {
+    json: o.json,
+    exitCodes: [ExitCode.Invalid],
+    onLine(line) {
+      if (line.type !== 'audit-verify' || !line.report || typeof line.report !== 'object') return;
+      const v = line.report as AuditVerification;
+      ctx.out(o.json ? JSON.stringify({ ...v, host: host.url }, null, 2) + '\n' : `${ctx.outStyle.dim(`on ${host.label}`)}\n${renderVerification(v, ctx)}`);
+    },
+  });
 }

@@ -58,6 +58,8 @@ export interface Body {
   /** Canonical JSON of each instance (with its digest), by id: reused for the plan digest. */
   instanceJson: Map<string, string>;
   target: PlanTarget;
+  /** A deploy to several targets: all of them, in deploy order (see Plan.targets). */
+  targets?: PlanTarget[];
   images: PlanImage[];
   templates: PlanTemplate[];
   instances: PlanInstance[];
@@ -144,22 +146,16 @@ export class PlanBuilder {
     return o;
   }
 
-  /** Builds the plan body; `digests` false leaves instance digests empty (checking only: nobody reads them). */
-  body(flat: Flat, target: TargetInfo, digests = true): Body {
+  /**
+   * Builds the plan body; `digests` false leaves instance digests empty (checking only: nobody reads them).
+   * `place`, for a deploy to several targets, is given the instances before their digests are
+   * computed and returns the target of each (an instance placed elsewhere is a different instance).
+   */
+  body(flat: Flat, target: TargetInfo, digests = true, place?: (instances: readonly PlanInstance[], templates: readonly PlanTemplate[], origins: PolicyInput['origins']) => Map<string, string>): Body {
     const ctx = this.ctx;
     const origins: PolicyInput['origins'] = { instances: {}, channels: {}, exposures: {}, labels: {} };
     origins.target = { file: target.entry.module.file, span: target.entry.decl.name.span };
-    const planTarget: PlanTarget = {
-      name: target.entry.name,
-      backend: target.backend,
-      memory_bytes: target.memory_bytes,
-      vcpus: target.vcpus,
-      vcpu_overcommit: target.vcpu_overcommit,
-    };
-    if (target.namespace !== undefined) planTarget.namespace = target.namespace;
-    if (target.context !== undefined) planTarget.context = target.context;
-    if (target.registry !== undefined) planTarget.registry = target.registry;
-    if (target.host !== undefined) planTarget.host = target.host;
+    const planTarget = planTargetOf(target);
 
     // Images.
     const images = new Map<string, { entry: DeclEntry; image: PlanImage }>();
@@ -279,6 +275,7 @@ export class PlanBuilder {
       const kept = this.cache?.instance(fi.id);
       if (
         kept &&
+        !place &&
         kept.inst === inst &&
         kept.comp === comp &&
         kept.module === fi.module &&
@@ -361,8 +358,10 @@ export class PlanBuilder {
         template,
         vcpus: inst.vcpus,
       };
+      // With several targets the digest also covers the placement, which is decided over every
+      // instance below: the instance is digested there, and not kept for the next compile.
       let withDigest: string | undefined;
-      if (digests) {
+      if (digests && !place) {
         // Schemas of run-time parameters are built in their own field order, not the canonical one.
         const json = indexKeys || pi.created_by ? canonicalJson(pi) : JSON.stringify(pi);
         pi.digest = instanceDigest(pi, this.ctx.sha256, json);
@@ -374,7 +373,7 @@ export class PlanBuilder {
       origins.instances[fi.id] = origin;
       // A created instance's parameter schemas add named types to the plan's schemas as they are
       // built: it is built every time, so that they are added every time.
-      if (this.cache && !pi.created_by) {
+      if (this.cache && !pi.created_by && !place) {
         this.cache.keepInstance(fi.id, { inst, comp, module: fi.module, prog, template, digests, indexKeys, pi, json: withDigest, origin }, false);
       }
       if (inst.labelSpan) {
@@ -383,6 +382,21 @@ export class PlanBuilder {
       }
     }
     instances.sort((a, b) => byString(a.id, b.id));
+    const placed = place?.(instances, templates, origins);
+    for (let i = 0; placed && i < instances.length; i++) {
+      let pi = instances[i];
+      const where = placed?.get(pi.id);
+      if (where !== undefined) {
+        // `target` takes its place in key order, so the fast serialiser below stays canonical.
+        pi = instances[i] = Object.fromEntries(Object.entries({ ...pi, target: where }).sort(([a], [b]) => byString(a, b))) as unknown as PlanInstance;
+      }
+      if (digests) {
+        // Schemas of run-time parameters are built in their own field order, not the canonical one.
+        const json = this.types.sawIndexKey || pi.created_by ? canonicalJson(pi) : JSON.stringify(pi);
+        pi.digest = instanceDigest(pi, this.ctx.sha256, json);
+        instanceJson.set(pi.id, instanceJsonWithDigest(json, pi.digest));
+      } else pi.digest = '';
+    }
 
     // Schemas of every operation the channels carry, and the named types they refer to.
     const schemas: Record<string, MessageSchema> = {};
@@ -570,6 +584,7 @@ export class PlanBuilder {
       mclc_version: options.mclcVersion,
       system: rootQname,
       target: body.target,
+      ...(body.targets ? { targets: body.targets } : {}),
       digests: { sources: '', invariants: '', plan: '' },
       sources: uniqueSources,
       images: body.images,
@@ -583,6 +598,16 @@ export class PlanBuilder {
       resources: policy.resources,
       policies,
       prior_state: options.priorState ? { lineage: options.priorState.lineage, serial: options.priorState.serial } : null,
+      ...(body.targets
+        ? {
+            prior_states: Object.fromEntries(
+              body.targets.map((t) => {
+                const s = options.priorStates?.[t.name];
+                return [t.name, s ? { lineage: s.lineage, serial: s.serial } : null];
+              }),
+            ),
+          }
+        : {}),
     };
     plan.digests.sources = sourcesDigest(uniqueSources, this.ctx.sha256);
     plan.digests.invariants = invariantsDigest(body.channels, body.exposures, checks, this.ctx.sha256, body.egresses);
@@ -592,6 +617,22 @@ export class PlanBuilder {
     plan.digests.plan = planDigest(plan, this.ctx.sha256, { instances: body.instanceJson, channels });
     return plan;
   }
+}
+
+/** The plan's record of a target declaration. */
+export function planTargetOf(target: TargetInfo): PlanTarget {
+  const planTarget: PlanTarget = {
+    name: target.entry.name,
+    backend: target.backend,
+    memory_bytes: target.memory_bytes,
+    vcpus: target.vcpus,
+    vcpu_overcommit: target.vcpu_overcommit,
+  };
+  if (target.namespace !== undefined) planTarget.namespace = target.namespace;
+  if (target.context !== undefined) planTarget.context = target.context;
+  if (target.registry !== undefined) planTarget.registry = target.registry;
+  if (target.host !== undefined) planTarget.host = target.host;
+  return planTarget;
 }
 
 export function labelOrder(labels: LabelInfo): PolicyInput['labels'] {

@@ -35,6 +35,12 @@ export function planPolicies(rules: readonly ScopedRule[], labels: LabelOrder): 
       case 'NoFlowRule':
         out.push({ kind: 'no_flow', scope, label: rule.label.name, to: rule.to.name });
         break;
+      case 'ApartRule':
+        out.push({ kind: 'apart', scope, instances: rule.instances.map((i) => i.name) });
+        break;
+      case 'LabelOnRule':
+        out.push({ kind: 'label_on', scope, label: rule.label.name, targets: rule.targets.map((t) => t.name) });
+        break;
       case 'BudgetRule': {
         // A plan exists only when every budget has a valid value (the checker reports the others).
         const v = rule.value;
@@ -70,6 +76,12 @@ function scopedRules(policies: PlanPolicies): ScopedRule[] {
       case 'no_flow':
         rule = { kind: 'NoFlowRule', label: ident(r.label), to: ident(r.to), span: NOWHERE };
         break;
+      case 'apart':
+        rule = { kind: 'ApartRule', instances: r.instances.map(ident), span: NOWHERE };
+        break;
+      case 'label_on':
+        rule = { kind: 'LabelOnRule', label: ident(r.label), targets: r.targets.map(ident), span: NOWHERE };
+        break;
       case 'budget':
         rule = {
           kind: 'BudgetRule',
@@ -95,6 +107,7 @@ export function planChecks(plan: Plan): { checks: PlanCheck[]; resources: PlanRe
   if (!plan.policies) return undefined;
   const result = checkPolicies({
     target: plan.target,
+    ...(plan.targets ? { targets: plan.targets } : {}),
     templates: plan.templates,
     instances: plan.instances,
     channels: plan.channels,
@@ -118,6 +131,15 @@ export function recheckPlan(plan: Plan): string[] {
   const result = planChecks(plan);
   if (!result) return ['the plan does not record its policy rules (it was written by an mclc older than plan format 1.1), so its checks cannot be verified'];
   const out: string[] = [];
+  // Placement: an instance on no target, or on one the plan does not list, would escape every capacity and host check.
+  if (plan.targets) {
+    const names = new Set(plan.targets.map((t) => t.name));
+    if (names.size !== plan.targets.length) out.push('the plan names a target twice in `targets`');
+    if (plan.targets[0]?.name !== plan.target.name) out.push('`target` is not the first of `targets`');
+    for (const i of plan.instances) if (i.target === undefined || !names.has(i.target)) out.push(`instance ${i.id} is placed on ${i.target === undefined ? 'no target' : `\`${i.target}\`, which is not one of the plan's targets`}`);
+  } else {
+    for (const i of plan.instances) if (i.target !== undefined) out.push(`instance ${i.id} names a target, but the plan has no \`targets\``);
+  }
   const claimed = new Map(plan.checks.map((c) => [c.id, c]));
   const found = new Map(result.checks.map((c) => [c.id, c]));
   for (const c of result.checks) {

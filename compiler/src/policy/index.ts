@@ -15,6 +15,7 @@ import { checkExposedOnly, checkNoPath, checkOnly, exposureSummary, wiringSummar
 import { checkOnlyTo } from './contain';
 import { checkEgressFlow, checkEgressOnly, checkNoPathToEgress, egressNamed } from './egress';
 import { checkBudget, checkTarget } from './resources';
+import { checkApart, checkLabelOn } from './hosts';
 import type { PolicyInput, PolicyResult } from './types';
 
 export type { PolicyInput, PolicyResult, ScopedRule, LabelOrder, SourceRef } from './types';
@@ -73,6 +74,12 @@ function run(input: PolicyInput): PolicyResult {
         break;
       case 'BudgetRule':
         checkBudget(ctx, sr, rule);
+        break;
+      case 'ApartRule':
+        checkApart(ctx, sr, rule);
+        break;
+      case 'LabelOnRule':
+        checkLabelOn(ctx, sr, rule);
         break;
       default:
         break;

@@ -4,7 +4,7 @@
 
 import type { BudgetRule, Span } from '@mcl/language';
 import { Codes } from '@mcl/language';
-import type { PlanInstance, PlanResources } from '@mcl/plan';
+import type { PlanInstance, PlanResources, PlanTarget } from '@mcl/plan';
 import { addCheck, relatedFor, report, targetRef, type Context, type Counterexample } from './context';
 import { CAPABILITIES } from '../target/capabilities';
 import { compareStrings } from './graph';
@@ -122,28 +122,44 @@ function vcpuNote(i: PlanInstance): string {
   return `${clones} clone${clones === 1 ? '' : 's'} x ${count(i.vcpus, 1)} vCPU`;
 }
 
+/**
+ * The target's capacity against the plan's estimate. A deploy to several targets is checked per
+ * target over the instances placed there (check ids `resources:memory:NAME`), and the plan's
+ * estimate is the sum of the targets' (each holds its own copy of the templates its instances use).
+ */
 export function checkTarget(ctx: Context): PlanResources {
-  const res = estimate(ctx, ctx.instances);
-  const target = ctx.input.target;
+  const targets = ctx.input.targets;
+  if (!targets || targets.length < 2) return checkOneTarget(ctx, ctx.input.target, ctx.instances, '');
+  const sum: PlanResources = { template_memory_bytes: 0, estimated_private_bytes: 0, estimated_total_bytes: 0, worst_case_bytes: 0, committed_vcpus: 0 };
+  for (const t of targets) {
+    const res = checkOneTarget(ctx, t, ctx.instances.filter((i) => i.target === t?.name), `:${t?.name}`);
+    for (const k of Object.keys(sum) as (keyof PlanResources)[]) sum[k] += res[k];
+  }
+  return sum;
+}
+
+function checkOneTarget(ctx: Context, target: PlanTarget | undefined, instances: PlanInstance[], suffix: string): PlanResources {
+  const res = estimate(ctx, instances);
   const hostMemory = count(target?.memory_bytes, 0);
   const name = target?.name ?? 'target';
+  const on = target?.host ? ` on ${target.host}` : '';
   const where = targetRef(ctx);
   const figures = `estimated ${formatBytes(res.estimated_total_bytes)} (templates ${formatBytes(res.template_memory_bytes)} + private ${formatBytes(res.estimated_private_bytes)}), worst case ${formatBytes(res.worst_case_bytes)}, host ${formatBytes(hostMemory)}`;
   const memWeight = (i: PlanInstance): number => cloneCount(i) * memoryOf(i);
   if (res.estimated_total_bytes > hostMemory) {
-    const steps = heaviest(ctx.instances, memWeight, memoryNote);
-    addCheck(ctx, { id: 'resources:memory', kind: 'resources', status: 'fail', summary: `Memory does not fit target \`${name}\`: ${figures}.`, counterexample: steps });
+    const steps = heaviest(instances, memWeight, memoryNote);
+    addCheck(ctx, { id: `resources:memory${suffix}`, kind: 'resources', status: 'fail', summary: `Memory does not fit target \`${name}\`: ${figures}.`, counterexample: steps });
     report(ctx, {
       code: Codes.MemoryExceedsHost,
-      message: `The plan needs an estimated ${formatBytes(res.estimated_total_bytes)} of memory, more than the ${formatBytes(hostMemory)} of target \`${name}\`.`,
+      message: `The plan needs an estimated ${formatBytes(res.estimated_total_bytes)} of memory, more than the ${formatBytes(hostMemory)} of target \`${name}\`${on}.`,
       file: where.file,
       span: where.span,
       hint: 'Lower the memory or the number of clones of the largest instances (listed below), or deploy to a larger target.',
       related: relatedFor(ctx, steps),
     });
   } else if (res.worst_case_bytes > hostMemory) {
-    const steps = heaviest(ctx.instances, memWeight, memoryNote);
-    addCheck(ctx, { id: 'resources:memory', kind: 'resources', status: 'warn', summary: `Memory fits target \`${name}\` only while clones share most pages: ${figures}.`, counterexample: steps });
+    const steps = heaviest(instances, memWeight, memoryNote);
+    addCheck(ctx, { id: `resources:memory${suffix}`, kind: 'resources', status: 'warn', summary: `Memory fits target \`${name}\` only while clones share most pages: ${figures}.`, counterexample: steps });
     report(ctx, {
       code: Codes.WorstCaseMemoryExceedsHost,
       message: `If every clone dirtied all its memory the plan would need ${formatBytes(res.worst_case_bytes)}, more than the ${formatBytes(hostMemory)} of target \`${name}\` (estimated use: ${formatBytes(res.estimated_total_bytes)}).`,
@@ -153,25 +169,25 @@ export function checkTarget(ctx: Context): PlanResources {
       related: relatedFor(ctx, steps),
     });
   } else {
-    addCheck(ctx, { id: 'resources:memory', kind: 'resources', status: 'pass', summary: `Memory fits target \`${name}\`: ${figures}.` });
+    addCheck(ctx, { id: `resources:memory${suffix}`, kind: 'resources', status: 'pass', summary: `Memory fits target \`${name}\`: ${figures}.` });
   }
   const hostVcpus = count(target?.vcpus, 0);
   const overcommit = typeof target?.vcpu_overcommit === 'number' && target.vcpu_overcommit > 0 ? target.vcpu_overcommit : 1;
   const allowed = hostVcpus * overcommit;
   const vcpuFigures = `${res.committed_vcpus} committed, ${hostVcpus} on the host x overcommit ${overcommit} = ${allowed}`;
   if (res.committed_vcpus > allowed) {
-    const steps = heaviest(ctx.instances, (i) => cloneCount(i) * count(i.vcpus, 1), vcpuNote);
-    addCheck(ctx, { id: 'resources:vcpus', kind: 'resources', status: 'fail', summary: `vCPUs exceed target \`${name}\`: ${vcpuFigures}.`, counterexample: steps });
+    const steps = heaviest(instances, (i) => cloneCount(i) * count(i.vcpus, 1), vcpuNote);
+    addCheck(ctx, { id: `resources:vcpus${suffix}`, kind: 'resources', status: 'fail', summary: `vCPUs exceed target \`${name}\`: ${vcpuFigures}.`, counterexample: steps });
     report(ctx, {
       code: Codes.VcpusExceedHost,
-      message: `The plan commits ${res.committed_vcpus} vCPUs, more than the ${allowed} target \`${name}\` allows (${hostVcpus} vCPUs x overcommit ${overcommit}).`,
+      message: `The plan commits ${res.committed_vcpus} vCPUs, more than the ${allowed} target \`${name}\`${on} allows (${hostVcpus} vCPUs x overcommit ${overcommit}).`,
       file: where.file,
       span: where.span,
       hint: 'Lower the vCPUs or the number of clones of the instances listed below, or raise the target\'s `overcommit`.',
       related: relatedFor(ctx, steps),
     });
   } else {
-    addCheck(ctx, { id: 'resources:vcpus', kind: 'resources', status: 'pass', summary: `vCPUs fit target \`${name}\`: ${vcpuFigures}.` });
+    addCheck(ctx, { id: `resources:vcpus${suffix}`, kind: 'resources', status: 'pass', summary: `vCPUs fit target \`${name}\`: ${vcpuFigures}.` });
   }
   return res;
 }

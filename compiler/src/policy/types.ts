@@ -35,6 +35,8 @@ export interface LabelOrder {
 
 export interface PolicyInput {
   target: PlanTarget;
+  /** A deploy to several targets: all of them (each instance's `target` names one); capacity is checked per target. */
+  targets?: PlanTarget[];
   templates: PlanTemplate[];
   instances: PlanInstance[];
   channels: PlanChannel[];

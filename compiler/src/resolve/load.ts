@@ -105,7 +105,7 @@ function qualifiedModuleRefs(file: SourceFile): string[] {
         break;
       case 'DeployDecl':
         add(d.system);
-        if (d.target?.parts) add({ kind: 'QualifiedName', parts: d.target.parts, span: d.target.span });
+        for (const t of d.targets ?? (d.target ? [d.target] : [])) if (t.parts) add({ kind: 'QualifiedName', parts: t.parts, span: t.span });
         break;
       default:
         break;

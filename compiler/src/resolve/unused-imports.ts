@@ -56,7 +56,7 @@ function usedNames(ast: SourceFile): Set<string> {
         if (first) used.add(first);
         return false;
       }
-      if (n.kind === 'DeployDecl' && n.target?.name) used.add(n.target.parts?.[0].name ?? n.target.name);
+      if (n.kind === 'DeployDecl') for (const t of n.targets ?? (n.target ? [n.target] : [])) if (t.name) used.add(t.parts?.[0].name ?? t.name);
       return undefined;
     });
   }

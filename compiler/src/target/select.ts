@@ -2,7 +2,13 @@
 // declarations in the entry files, the compile options, or the defaults (the
 // only system no other system uses, and the prelude's `local` target).
 
-import type { DeployDecl, ImageDecl, Span } from '@mcl/language';
+import type { DeployDecl, Ident, ImageDecl, Placement, Span } from '@mcl/language';
+import { hostLabel, hostWorkspaceKey, parseHostAddress } from '@mcl/plan/host';
+import type { PlanInstance, PlanTarget, PlanTemplate } from '@mcl/plan';
+import type { LabelOrder, PolicyInput, ScopedRule } from '../policy/types';
+import { cloneCount, formatBytes, instancesUnder } from '../policy/resources';
+import { planTargetOf } from '../plan/build';
+import { hostRules, placeInstances } from './place';
 import { Codes } from '@mcl/language';
 import type { CompileOptions } from '../api';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
@@ -18,6 +24,12 @@ export interface Selection {
   /** When only checking a workspace with several root systems: all of them (each is checked, none is planned). */
   roots?: SystemInfo[];
   target?: TargetInfo;
+  /**
+   * A deploy to several targets (`deploy S to [a, b]`): all of them in deploy order, the first
+   * being `target`; absent for one target. `placements` are the deploy's `place X on T` lines.
+   */
+  targets?: TargetInfo[];
+  placements?: { file: string; place: Placement }[];
   /** Where the choice came from, for diagnostics. */
   origin?: { file: string; span: Span };
 }
@@ -122,24 +134,12 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
       });
       return sel;
     }
-  } else if (deploy?.d.target && deploy.d.target.name) {
-    const t = deploy.d.target;
-    if (t.parts) {
-      // `deploy S to infra.big`: a target declared in another module, resolved like any qualified name.
-      if (t.parts.some((p) => !p.name)) return sel;
-      tEntry = resolveRef(ctx, deploy.m, { kind: 'QualifiedName', parts: t.parts, span: t.span }, ['target'], 'target');
-      if (!tEntry) return sel;
-    } else {
-      const r = lookupPlain(deploy.m, t.name);
-      if (!r.ok || r.entry.kind !== 'target') {
-        ctx.report(Codes.UnknownTarget, `no target \`${t.name}\``, deploy.m.file, t.span, {
-          hint: didYouMean(t.name, visibleNames(deploy.m, 'target')) ?? `declare it: \`target ${t.name} { backend kvm  memory 4GiB  vcpus 2 }\``,
-        });
-        return sel;
-      }
-      tEntry = r.entry;
-      ctx.reference(deploy.m.file, t.span, tEntry.symbol);
-    }
+  } else if (deploy?.d.targets && deploy.d.targets.length > 1) {
+    return selectTargets(ctx, sel, deploy, components);
+  } else if (deploy && (deploy.d.target ?? deploy.d.targets?.[0])?.name) {
+    tEntry = deployTarget(ctx, deploy, (deploy.d.target ?? deploy.d.targets?.[0])!);
+    if (!tEntry) return sel;
+    if (deploy.d.placements?.length) sel.placements = deploy.d.placements.map((place) => ({ file: deploy.m.file, place }));
   } else {
     const m = deploy?.m ?? entries[0];
     const r = m ? lookupPlain(m, 'local') : { ok: false as const };
@@ -152,6 +152,84 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
     }
   }
   sel.target = components.target(tEntry);
+  return sel;
+}
+
+/** Resolves a target named in a `deploy` (plain or qualified), reporting a name that is not one. */
+function deployTarget(ctx: Ctx, deploy: { d: DeployDecl; m: Module }, t: Ident): DeclEntry | undefined {
+  if (!t.name) return undefined;
+  if (t.parts) {
+    // `deploy S to infra.big`: a target declared in another module, resolved like any qualified name.
+    if (t.parts.some((p) => !p.name)) return undefined;
+    return resolveRef(ctx, deploy.m, { kind: 'QualifiedName', parts: t.parts, span: t.span }, ['target'], 'target');
+  }
+  const r = lookupPlain(deploy.m, t.name);
+  if (!r.ok || r.entry.kind !== 'target') {
+    ctx.report(Codes.UnknownTarget, `no target \`${t.name}\``, deploy.m.file, t.span, {
+      hint: didYouMean(t.name, visibleNames(deploy.m, 'target')) ?? `declare it: \`target ${t.name} { backend kvm  memory 4GiB  vcpus 2 }\``,
+    });
+    return undefined;
+  }
+  ctx.reference(deploy.m.file, t.span, r.entry.symbol);
+  return r.entry;
+}
+
+/**
+ * `deploy S to [a, b]`: every target resolved, in order. They must share one backend (a plan has
+ * one template layout and one set of capabilities) and deploy to different places: two targets
+ * with the same host workspace, or two without a host, would be one deployment applied twice.
+ */
+function selectTargets(ctx: Ctx, sel: Selection, deploy: { d: DeployDecl; m: Module }, components: Components): Selection {
+  const file = deploy.m.file;
+  const infos: TargetInfo[] = [];
+  let ok = true;
+  const seen = new Map<DeclEntry, Ident>();
+  const places = new Map<string, { t: TargetInfo; at: Ident }>();
+  for (const t of deploy.d.targets ?? []) {
+    const e = deployTarget(ctx, deploy, t);
+    if (!e) {
+      ok = false;
+      continue;
+    }
+    const first = seen.get(e);
+    if (first) {
+      ctx.report(Codes.SameHostTwice, `target \`${t.name}\` is named twice in this deploy`, file, t.span, { hint: 'name each target once', related: [related(file, first.span, 'first named here')] });
+      ok = false;
+      continue;
+    }
+    seen.set(e, t);
+    const info = components.target(e);
+    if (!info) {
+      ok = false;
+      continue;
+    }
+    const key = hostWorkspaceKey(info.host);
+    const other = places.get(key);
+    if (other) {
+      ctx.report(
+        Codes.SameHostTwice,
+        info.host === undefined
+          ? `targets \`${other.t.entry.name}\` and \`${info.entry.name}\` both deploy to the machine mclc runs on`
+          : `targets \`${other.t.entry.name}\` and \`${info.entry.name}\` both deploy to ${info.host}`,
+        file,
+        t.span,
+        { hint: 'give each target of a deploy its own `host` (at most one may have none), or a different workspace path', related: [related(file, other.at.span, `\`${other.t.entry.name}\``)] },
+      );
+      ok = false;
+    } else places.set(key, { t: info, at: t });
+    if (infos.length > 0 && info.backend !== infos[0].backend) {
+      ctx.report(Codes.MixedTargetBackends, `target \`${info.entry.name}\` uses backend \`${info.backend}\`, but \`${infos[0].entry.name}\` uses \`${infos[0].backend}\``, file, t.span, {
+        hint: 'deploy one system to targets of one backend',
+        related: [related(info.entry.module.file, info.entry.decl.name.span, `target \`${info.entry.name}\``)],
+      });
+      ok = false;
+    }
+    infos.push(info);
+  }
+  if (!ok || infos.length === 0) return sel;
+  sel.target = infos[0];
+  sel.targets = infos;
+  sel.placements = (deploy.d.placements ?? []).map((place) => ({ file, place }));
   return sel;
 }
 
@@ -216,4 +294,73 @@ export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): voi
       ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot expose host ports`, x.file, x.span, { hint: 'remove the exposure or use backend `kvm`', related: rel });
     }
   }
+}
+
+/**
+ * The placement of a deploy's instances (place.ts): pins resolved from the deploy's `place` lines
+ * (a name that is no instance or system, or a target the deploy does not name, is reported), the
+ * rest spread over the targets, and what fits on none reported at the instance. For a deploy to
+ * one target it only checks the `place` lines and places nothing (the plan has no `targets`).
+ */
+export function placeDeploy(
+  ctx: Ctx,
+  sel: Selection,
+  rules: readonly ScopedRule[],
+  labels: LabelOrder,
+  origins: PolicyInput['origins'],
+  instances: readonly PlanInstance[],
+  templates: readonly PlanTemplate[],
+): Map<string, string> {
+  const targets = sel.targets ?? (sel.target ? [sel.target] : []);
+  const names = new Map(targets.map((t) => [t.entry.name, t]));
+  const ids = instances.map((i) => i.id);
+  const pins = new Map<string, string>();
+  const depth = new Map<string, number>();
+  for (const { file, place } of sel.placements ?? []) {
+    if (!place.instance.name || !place.target.name) continue;
+    const members = instancesUnder(instances, place.instance.name);
+    if (members.length === 0) {
+      ctx.report(Codes.UnknownPlacement, `\`place ${place.instance.name}\` names no instance or system of \`${sel.root?.entry.name ?? 'the system'}\``, file, place.instance.span, {
+        hint: didYouMean(place.instance.name, ids) ?? 'name an instance or a nested system by its path from the deployed system (`shop.db`)',
+      });
+      continue;
+    }
+    const t = names.get(place.target.name);
+    if (!t) {
+      ctx.report(Codes.PlacementTargetNotDeployed, `\`${place.target.name}\` is not a target of this deploy`, file, place.target.span, {
+        hint: didYouMean(place.target.name, [...names.keys()]) ?? `the deploy's targets are ${[...names.keys()].map((n) => `\`${n}\``).join(', ')}; add it to \`deploy ... to [...]\``,
+      });
+      continue;
+    }
+    ctx.reference(file, place.target.span, t.entry.symbol);
+    // The longest (most specific) name wins: `place shop on a` and `place shop.db on b` put db on b.
+    const d = place.instance.name.split('.').length;
+    for (const m of members) {
+      if ((depth.get(m.id) ?? 0) > d) continue;
+      depth.set(m.id, d);
+      pins.set(m.id, t.entry.name);
+    }
+  }
+  if (!sel.targets || sel.targets.length < 2) return new Map();
+  const planTargets = sel.targets.map(planTargetOf);
+  const { placement, misfits } = placeInstances({ instances, templates, targets: planTargets, pins, rules: hostRules(instances, rules, labels) });
+  for (const m of misfits) {
+    const at = origins.instances[m.instance.id] ?? sel.origin;
+    if (!at) continue;
+    const where = (t: PlanTarget) => `\`${t.name}\` (${t.host ? hostLabelOf(t.host) : 'this machine'})`;
+    const left = m.left.map((l) => `${where(l.target)} has ${formatBytes(Math.max(0, l.memory))} and ${Math.max(0, l.vcpus)} vCPUs left`).join(', ');
+    ctx.report(
+      Codes.InstanceDoesNotFit,
+      `\`${m.instance.id}\` (${cloneCount(m.instance)} × ${formatBytes(m.instance.memory_bytes)}, an estimated ${formatBytes(m.memory)} and ${m.vcpus} vCPUs on a host) fits on none of the targets: ${left}`,
+      at.file,
+      at.span,
+      { hint: 'lower its memory or clone count, pin smaller instances elsewhere with `place`, or add a target', related: sel.targets.map((t) => related(t.entry.module.file, t.entry.decl.name.span, `target \`${t.entry.name}\``)) },
+    );
+  }
+  return placement;
+}
+
+function hostLabelOf(url: string): string {
+  const parsed = parseHostAddress(url);
+  return parsed.ok ? hostLabel(parsed.address) : url;
 }

@@ -114,7 +114,7 @@ function declSymbol(d: Decl, lines: LineIndex): DocumentSymbol | undefined {
     case 'LabelsDecl':
       return sym(lines, 'labels', SymbolKind.Enum, d.span, d.span, d.chains.map((c) => c.map((l) => l.name).join(' < ')).join('; '));
     case 'DeployDecl':
-      return sym(lines, `deploy ${d.system.parts.map((p) => p.name).join('.')}`, SymbolKind.Event, d.span, d.system.span, d.target?.name);
+      return sym(lines, `deploy ${d.system.parts.map((p) => p.name).join('.')}`, SymbolKind.Event, d.span, d.system.span, d.targets ? d.targets.map((t) => t.name).join(', ') : d.target?.name);
   }
 }
 
