@@ -2,6 +2,7 @@
 // policies (spec/policy.md, "Host policies").
 
 import { describe, expect, it } from 'vitest';
+import { digestMismatches } from '@mcl/plan';
 import { recheckPlan } from '../src/index';
 import { codes, compileText } from './helpers';
 import { placeInstances } from '../src/target/place';
@@ -64,6 +65,8 @@ describe('placement', () => {
     expect(Object.fromEntries(plan.instances.map((i) => [i.id, i.target]))).toEqual({ app: 'node1', cache: 'node1', db: 'node1' });
     expect(plan.checks.map((c) => c.id)).toContain('resources:memory:node2');
     expect(recheckPlan(plan)).toEqual([]);
+    // Each instance's digest covers its placement and matches what apply recomputes from the file.
+    expect(digestMismatches(JSON.parse(JSON.stringify(plan)))).toEqual([]);
   });
 
   it('is deterministic', () => {

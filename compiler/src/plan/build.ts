@@ -367,7 +367,7 @@ export class PlanBuilder {
         pi.digest = instanceDigest(pi, this.ctx.sha256, json);
         withDigest = instanceJsonWithDigest(json, pi.digest);
         instanceJson.set(fi.id, withDigest);
-      } else pi.digest = '';
+      } else if (!digests) pi.digest = '';
       instances.push(pi);
       const origin = { file: fi.module.file, span: inst.decl.span };
       origins.instances[fi.id] = origin;
