@@ -45,3 +45,19 @@ describe('mclc status (human output)', () => {
     expect(text).toContain('    #0 running\n');
   });
 });
+
+describe('mclc status (human output): egresses', () => {
+  it('shows each egress with its destination and connection counters, refusals in their own words', () => {
+    const r = report();
+    r.egresses = [
+      { name: 'mail', instance: 'relay', port: 'smtp', destination: 'tcp://smtp.example.com:25', connections_open: 1, connections_total: 7, connections_refused: 2, timed_out: 1, violations: 3 },
+      { name: 'pay', instance: 'shop', port: 'api', destination: 'https://api.example.com:443/v1', connections_open: 0, connections_total: 0, connections_refused: 0, timed_out: 0, violations: 0 },
+    ];
+    const text = renderStatus(r, captureContext());
+    expect(text).toContain('Egresses:\n');
+    expect(text).toContain('  mail: relay.smtp -> tcp://smtp.example.com:25: 1 open, 7 total, 2 refused, 1 timed out, 3 violations');
+    expect(text).toContain('  pay: shop.api -> https://api.example.com:443/v1: 0 open, 0 total\n');
+    // Without egresses the section is absent.
+    expect(renderStatus(report(), captureContext())).not.toContain('Egresses:');
+  });
+});

@@ -72,6 +72,8 @@ function egressPlan(): Plan {
       { name: 'smtp', direction: 'require', protocol: 'std.tcp.Stream', slot: 1, channels: [] },
       { name: 'relay', direction: 'require', protocol: 'std.tcp.Stream', slot: 2, channels: [] },
       { name: 'pay', direction: 'require', protocol: 't.Pay', slot: 3, channels: [] },
+      { name: 'slow', direction: 'require', protocol: 'std.tcp.Stream', slot: 4, channels: [] },
+      { name: 'quiet', direction: 'require', protocol: 'std.tcp.Stream', slot: 5, channels: [] },
     ],
   });
   plan.instances.sort((a, b) => a.id.localeCompare(b.id));
@@ -89,6 +91,8 @@ function egressPlan(): Plan {
   plan.egresses = [
     tcp('mail', 'smtp', { max: 1, idle_timeout_ms: 60_000 }),
     tcp('relay', 'relay', { rate: { per_second: 0.5, burst: 1 } }),
+    tcp('slow', 'slow', { bytes_per_second: 1000 }),
+    tcp('quiet', 'quiet', { idle_timeout_ms: 400 }),
     {
       name: 'stripe',
       instance: 'mailer',
@@ -132,6 +136,7 @@ beforeEach(async () => {
         const line = buf.slice(0, nl).trim();
         buf = buf.slice(nl + 1);
         if (line === 'QUIT') s.end('221 bye\r\n');
+        else if (line === 'BIG') s.write(`250 ${'x'.repeat(3000)}\r\n`);
         else s.write(`250 ${line}\r\n`);
       }
     });
@@ -233,6 +238,30 @@ describe('byte-stream egress', () => {
     g.send({ t: 'send', op: 'opened', body: { conn: 2 } });
     expect((await nextOf(g, (f) => f.t === 'denied')).kind).toBe('egress_limit');
     expect(counters('egress:relay').connections).toMatchObject({ total: 1, refused: 1 });
+  });
+
+  it('closes a connection idle for longer than idle_timeout, and counts it', async () => {
+    const g = await guestPort('quiet');
+    g.send({ t: 'send', op: 'opened', body: { conn: 4 } });
+    await readUntil(g, 4, '220');
+    // Nothing either way for 400 ms: the broker closes the destination's connection and tells the guest.
+    expect((await nextOf(g, (f) => f.t === 'notify' && f.op === 'close', 5000)).body).toEqual({ conn: 4 });
+    expect(counters('egress:quiet').connections).toMatchObject({ open: 0, total: 1, timed_out: 1 });
+  });
+
+  it('reads from the destination no faster than its bandwidth', async () => {
+    const g = await guestPort('slow');
+    g.send({ t: 'send', op: 'opened', body: { conn: 5 } });
+    await readUntil(g, 5, '220');
+    // 3,000 bytes at once against 1,000 bytes a second (a second's worth of burst): the next read waits about 2 s.
+    g.send({ t: 'send', op: 'data', body: { conn: 5, data: b64('BIG\r\n') } });
+    await readUntil(g, 5, 'xxx\r\n');
+    const asked = Date.now();
+    g.send({ t: 'send', op: 'data', body: { conn: 5, data: b64('MORE\r\n') } });
+    await readUntil(g, 5, '250 MORE');
+    expect(counters('egress:slow').connections).toMatchObject({ open: 1, total: 1, timed_out: 0 });
+    // A lower bound only: the throttle can delay more on a loaded machine, never less.
+    expect(Date.now() - asked).toBeGreaterThanOrEqual(1500);
   });
 
   it('refuses bytes for a connection that is not open, and frames outside the protocol', async () => {
