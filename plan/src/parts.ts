@@ -1,7 +1,7 @@
 // A plan over several targets (`targets`, `instances[].target`; spec/hosts.md,
 // "Plans over several hosts") is applied one target at a time: each host gets
 // the plan's part for its target, the instances placed there with their
-// channels, exposures, templates and images. The whole plan is verified first
+// channels, exposures, egresses, templates and images. The whole plan is verified first
 // (its digests, signature and policy checks cover every host); the part is a
 // plan of its own, with its own digests, that the host's backend applies and
 // records in its state as any plan of one target.
@@ -31,6 +31,7 @@ export function planPart(plan: Plan, target: string, sha256: Sha256): Plan | und
   const here = new Set(instances.map((i) => i.id));
   const channels = plan.channels.filter((c) => here.has(c.from.instance) && here.has(c.to.instance));
   const exposures = plan.exposures.filter((x) => here.has(x.instance));
+  const egresses = plan.egresses?.filter((x) => here.has(x.instance));
   const templateIds = new Set(instances.map((i) => i.template));
   const templates = plan.templates.filter((x) => templateIds.has(x.id));
   const imageNames = new Set(templates.map((x) => x.image));
@@ -43,10 +44,12 @@ export function planPart(plan: Plan, target: string, sha256: Sha256): Plan | und
     instances,
     channels,
     exposures,
+    // Optional in the format: absent when the plan has none, as a plan of one target writes it.
+    ...(egresses ? { egresses } : {}),
     prior_state: priorStates?.[target] ?? null,
     digests: { ...plan.digests, invariants: '', plan: '' },
   };
-  part.digests.invariants = invariantsDigest(part.channels, part.exposures, part.checks, sha256);
+  part.digests.invariants = invariantsDigest(part.channels, part.exposures, part.checks, sha256, part.egresses);
   part.digests.plan = planDigest(part, sha256);
   return part;
 }
