@@ -270,6 +270,11 @@ export class PlanBuilder {
     const indexKeys = this.types.sawIndexKey;
     for (const fi of flat.instances) {
       const { inst, comp } = fi;
+      // The label's origin is the same whether the instance is taken over or built.
+      if (inst.labelSpan) {
+        const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
+        origins.labels[fi.id] = { file: labelFile, span: inst.labelSpan };
+      }
       const prog = this.program(comp);
       const template = templateId.get(instTemplateKey.get(fi) ?? '') ?? '';
       const kept = this.cache?.instance(fi.id);
@@ -289,10 +294,6 @@ export class PlanBuilder {
         instances.push(kept.pi);
         if (kept.json !== undefined) instanceJson.set(fi.id, kept.json);
         origins.instances[fi.id] = kept.origin;
-        if (inst.labelSpan) {
-          const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
-          origins.labels[fi.id] = { file: labelFile, span: inst.labelSpan };
-        }
         continue;
       }
       // Every object below is built with its keys in canonical (sorted) order, so the plain native
@@ -372,10 +373,6 @@ export class PlanBuilder {
       // built: it is built every time, so that they are added every time.
       if (this.cache && !pi.created_by && !place) {
         this.cache.keepInstance(fi.id, { inst, comp, module: fi.module, prog, template, digests, indexKeys, pi, json: withDigest, origin }, false);
-      }
-      if (inst.labelSpan) {
-        const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
-        origins.labels[fi.id] = { file: labelFile, span: inst.labelSpan };
       }
     }
     instances.sort((a, b) => byString(a.id, b.id));
