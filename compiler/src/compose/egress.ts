@@ -97,9 +97,3 @@ export function egressKind(types: Types, p: ProtocolInfo, base: (qname: string) 
   if (stream && refinementProblem(types, p, stream) === undefined) return 'tcp';
   return undefined;
 }
-
-/** The destination as the plan and messages show it. */
-export function destinationText(d: PlanEgressDestination): string {
-  const host = d.host.includes(':') ? `[${d.host}]` : d.host;
-  return `${d.scheme}://${host}:${d.port}${d.path ?? ''}`;
-}

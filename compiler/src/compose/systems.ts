@@ -1130,19 +1130,10 @@ export class Systems {
     for (const end of [from, to]) if (end && end.port.direction === 'require') attempted.add(`${end.inst.name}.${end.port.name}`);
     const attrs = attrsOf(from?.port.protocol ?? to?.port.protocol);
     if (!from || !to) return;
-    const made = this.connection(mem, toRef, from, to, refText(mem.from, fromElement), attrs, info, m);
+    const fromText = refText(mem.from, fromElement);
+    const made = this.connection(mem, toRef, from, to, fromText, attrs, info, m);
     if (made === false) return;
-    const key = `${from.inst.name}.${from.port.name}`;
-    const first = wired.get(key);
-    if (first) {
-      const fromText = refText(mem.from, fromElement);
-      this.ctx.report(Codes.RequiredPortWiredTwice, `\`${from.inst.name}.${portSourceName(from.port.name)}\` is already connected: a required port has exactly one channel`, m.file, mem.from.span, {
-        hint: `remove one of the connections, or declare another required port for the second provider, or let the port switch between them at run time: \`connect ${fromText} -> ${[first.to, ...(first.candidates ?? []), toRef].map((t) => refText(t)).join(' | ')}\``,
-        related: [related(m.file, first.span, 'first connected here')],
-      });
-      return;
-    }
-    wired.set(key, mem);
+    if (!this.wireOnce(wired, from, mem, `${from.inst.name}.${portSourceName(from.port.name)}`, fromText, [toRef], m)) return;
     if (made) info.connects.push(made);
   }
 
@@ -1176,19 +1167,29 @@ export class Systems {
     const fromText = refText(mem.from);
     const results = targets.map((ref, i) => this.connection(mem, ref, from, tos[i]!, fromText, attrs, info, m));
     if (results.includes(false)) return;
-    const key = `${from.inst.name}.${from.port.name}`;
-    const first = wired.get(key);
-    if (first) {
-      this.ctx.report(Codes.RequiredPortWiredTwice, `\`${fromText}\` is already connected: a required port has exactly one channel`, m.file, mem.from.span, {
-        hint: `remove one of the connections, or declare another required port for the second provider, or let the port switch between them at run time: \`connect ${fromText} -> ${[first.to, ...(first.candidates ?? []), ...targets].map((t) => refText(t)).join(' | ')}\``,
-        related: [related(m.file, first.span, 'first connected here')],
-      });
-      return;
-    }
-    wired.set(key, mem);
+    if (!this.wireOnce(wired, from, mem, fromText, fromText, targets, m)) return;
     const made = results.filter((r): r is ConnInfo => r !== false && r !== null);
     if (made.length !== results.length) return;
     info.connects.push(...made.map((c, i) => ({ ...c, candidate: { initial: i === 0 } })));
+  }
+
+  /**
+   * Records that `mem` wires the required port `from`, or reports that an earlier connect already
+   * did (a required port has exactly one channel) and returns false. `subject` names the port in
+   * the message; the hint offers a late binding over the earlier connect's ports and `targets`.
+   */
+  private wireOnce(wired: Map<string, ConnectDecl>, from: { inst: InstInfo; port: SysPort }, mem: ConnectDecl, subject: string, fromText: string, targets: PortRef[], m: Module): boolean {
+    const key = `${from.inst.name}.${from.port.name}`;
+    const first = wired.get(key);
+    if (first) {
+      this.ctx.report(Codes.RequiredPortWiredTwice, `\`${subject}\` is already connected: a required port has exactly one channel`, m.file, mem.from.span, {
+        hint: `remove one of the connections, or declare another required port for the second provider, or let the port switch between them at run time: \`connect ${fromText} -> ${[first.to, ...(first.candidates ?? []), ...targets].map((t) => refText(t)).join(' | ')}\``,
+        related: [related(m.file, first.span, 'first connected here')],
+      });
+      return false;
+    }
+    wired.set(key, mem);
+    return true;
   }
 
   private attrs(list: ChannelAttr[], m: Module, protocol: ProtocolInfo | undefined, where: 'channel' | 'exposure', info?: SystemInfo): ExposeAttrs | undefined {

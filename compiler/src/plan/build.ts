@@ -270,6 +270,11 @@ export class PlanBuilder {
     const indexKeys = this.types.sawIndexKey;
     for (const fi of flat.instances) {
       const { inst, comp } = fi;
+      // The label's origin is the same whether the instance is taken over or built.
+      if (inst.labelSpan) {
+        const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
+        origins.labels[fi.id] = { file: labelFile, span: inst.labelSpan };
+      }
       const prog = this.program(comp);
       const template = templateId.get(instTemplateKey.get(fi) ?? '') ?? '';
       const kept = this.cache?.instance(fi.id);
@@ -289,10 +294,6 @@ export class PlanBuilder {
         instances.push(kept.pi);
         if (kept.json !== undefined) instanceJson.set(fi.id, kept.json);
         origins.instances[fi.id] = kept.origin;
-        if (inst.labelSpan) {
-          const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
-          origins.labels[fi.id] = { file: labelFile, span: inst.labelSpan };
-        }
         continue;
       }
       // Every object below is built with its keys in canonical (sorted) order, so the plain native
@@ -362,10 +363,7 @@ export class PlanBuilder {
       // instance below: the instance is digested there, and not kept for the next compile.
       let withDigest: string | undefined;
       if (digests && !place) {
-        // Schemas of run-time parameters are built in their own field order, not the canonical one.
-        const json = indexKeys || pi.created_by ? canonicalJson(pi) : JSON.stringify(pi);
-        pi.digest = instanceDigest(pi, this.ctx.sha256, json);
-        withDigest = instanceJsonWithDigest(json, pi.digest);
+        withDigest = this.digest(pi, indexKeys);
         instanceJson.set(fi.id, withDigest);
       } else if (!digests) pi.digest = '';
       instances.push(pi);
@@ -375,10 +373,6 @@ export class PlanBuilder {
       // built: it is built every time, so that they are added every time.
       if (this.cache && !pi.created_by && !place) {
         this.cache.keepInstance(fi.id, { inst, comp, module: fi.module, prog, template, digests, indexKeys, pi, json: withDigest, origin }, false);
-      }
-      if (inst.labelSpan) {
-        const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
-        origins.labels[fi.id] = { file: labelFile, span: inst.labelSpan };
       }
     }
     instances.sort((a, b) => byString(a.id, b.id));
@@ -390,12 +384,8 @@ export class PlanBuilder {
         // `target` takes its place in key order, so the fast serialiser below stays canonical.
         pi = instances[i] = Object.fromEntries(Object.entries({ ...pi, target: where }).sort(([a], [b]) => byString(a, b))) as unknown as PlanInstance;
       }
-      if (digests) {
-        // Schemas of run-time parameters are built in their own field order, not the canonical one.
-        const json = this.types.sawIndexKey || pi.created_by ? canonicalJson(pi) : JSON.stringify(pi);
-        pi.digest = instanceDigest(pi, this.ctx.sha256, json);
-        instanceJson.set(pi.id, instanceJsonWithDigest(json, pi.digest));
-      } else pi.digest = '';
+      if (digests) instanceJson.set(pi.id, this.digest(pi, this.types.sawIndexKey));
+      else pi.digest = '';
     }
 
     // Schemas of every operation the channels carry, and the named types they refer to.
@@ -439,6 +429,18 @@ export class PlanBuilder {
   }
 
   /** Whether a kept instance's ports are connected, exposed and typed as this composition's are. */
+  /**
+   * Sets the instance's digest and returns its canonical JSON with the digest, as the plan digest
+   * reads it. `indexKeys` says whether an index-like key was seen, which the native serialiser
+   * would put first: then (and for a created instance, whose run-time parameter schemas are built
+   * in their own field order) the slower canonical serialiser is used.
+   */
+  private digest(pi: PlanInstance, indexKeys: boolean): string {
+    const json = indexKeys || pi.created_by ? canonicalJson(pi) : JSON.stringify(pi);
+    pi.digest = instanceDigest(pi, this.ctx.sha256, json);
+    return instanceJsonWithDigest(json, pi.digest);
+  }
+
   private samePorts(pi: PlanInstance, id: string, comp: ComponentInfo, portChannels: Map<string, string[]>, exposedOn: Map<string, number>, egressOn: Map<string, string>, factoryProtocol: Map<string, string>): boolean {
     const ports = comp.ports;
     if (pi.ports.length !== ports.length) return false;

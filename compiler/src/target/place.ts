@@ -85,14 +85,13 @@ interface Load {
   templates: Set<string>;
   memory: number;
   vcpus: number;
-  ids: Set<string>;
 }
 
 const nonNegative = (n: number | undefined): number => (typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : 0);
 
 export function placeInstances(input: PlacementInput): { placement: Map<string, string>; misfits: Misfit[] } {
   const templateMemory = new Map(input.templates.map((t) => [t.id, nonNegative(t.memory_bytes)]));
-  const loads: Load[] = input.targets.map((target) => ({ target, machine: hostMachine(target.host), templates: new Set(), memory: 0, vcpus: 0, ids: new Set() }));
+  const loads: Load[] = input.targets.map((target) => ({ target, machine: hostMachine(target.host), templates: new Set(), memory: 0, vcpus: 0 }));
   const byName = new Map(loads.map((l) => [l.target.name, l]));
   const placement = new Map<string, string>();
   const misfits: Misfit[] = [];
@@ -106,7 +105,6 @@ export function placeInstances(input: PlacementInput): { placement: Map<string, 
     load.memory += c.memory;
     load.vcpus += c.vcpus;
     load.templates.add(inst.template);
-    load.ids.add(inst.id);
     placement.set(inst.id, load.target.name);
   };
   const room = (load: Load) => ({ memory: nonNegative(load.target.memory_bytes) - load.memory, vcpus: nonNegative(load.target.vcpus) * (nonNegative(load.target.vcpu_overcommit) || 1) - load.vcpus });
@@ -153,7 +151,7 @@ export function placeInstances(input: PlacementInput): { placement: Map<string, 
       record(inst, load);
       continue;
     }
-    const c = cost(inst, { target: input.targets[0], machine: '', templates: new Set(), memory: 0, vcpus: 0, ids: new Set() });
+    const c = cost(inst, { target: input.targets[0], machine: '', templates: new Set(), memory: 0, vcpus: 0 });
     misfits.push({ instance: inst, memory: c.memory, vcpus: c.vcpus, left: (allowed.length > 0 ? allowed : loads).map((l) => ({ target: l.target, ...room(l) })) });
   }
   return { placement, misfits };
