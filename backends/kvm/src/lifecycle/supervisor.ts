@@ -328,19 +328,7 @@ export class Supervisor {
     const ids = m.instances.map((i) => i.id);
     const replaced = m.scope === 'deployment' ? [...this.instances.keys()] : ids;
     for (const layer of stopLayers(replaced, this.plan?.channels ?? [])) await Promise.all(layer.map((id) => this.stopInstance(id)));
-    if (m.scope === 'deployment') {
-      if (this.broker) await this.broker.close();
-      this.broker = this.o.brokerFactory(plan, {
-        onSessionOpen: (id) => this.openSession(id),
-        onSessionClose: (id, clone) => this.closeSession(id, clone),
-        onCreate: (id, creator, params) => this.createInstance(id, creator, params),
-        onDestroy: (id, clone) => this.closeSession(id, clone),
-        onViolation: (v) => this.recordViolation(v),
-      });
-      this.brokerKey = brokerKey(plan);
-      this.exposuresOpen = false;
-      this.exposures = [];
-    }
+    if (m.scope === 'deployment') await this.replaceBroker(plan, brokerKey(plan));
     this.plan = plan;
     const restored: { inst: Instance; c: Clone }[] = [];
     staged.forEach((s, k) => {
@@ -437,19 +425,7 @@ export class Supervisor {
     // A new broker when the wiring changed; kept clones are attached to it again.
     const key = brokerKey(plan);
     const newBroker = this.broker === null || key !== this.brokerKey;
-    if (newBroker) {
-      if (this.broker) await this.broker.close();
-      this.broker = this.o.brokerFactory(plan, {
-        onSessionOpen: (id) => this.openSession(id),
-        onSessionClose: (id, clone) => this.closeSession(id, clone),
-        onCreate: (id, creator, params) => this.createInstance(id, creator, params),
-        onDestroy: (id, clone) => this.closeSession(id, clone),
-        onViolation: (v) => this.recordViolation(v),
-      });
-      this.brokerKey = key;
-      this.exposuresOpen = false;
-      this.exposures = [];
-    }
+    if (newBroker) await this.replaceBroker(plan, key);
     this.plan = plan;
     for (const id of d.keep) {
       const inst = this.instances.get(id)!;
@@ -642,6 +618,26 @@ export class Supervisor {
     c.state = 'stopped';
     inst.clones.delete(c.index);
     rmSync(c.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Closes the current broker and makes one for `plan` (whose wiring key is
+   * `key`), with this supervisor's hooks; its exposures are opened afresh.
+   * An apply and a restore of the whole deployment both go through here, so
+   * the hooks a broker gets cannot differ between the two.
+   */
+  private async replaceBroker(plan: Plan, key: string): Promise<void> {
+    if (this.broker) await this.broker.close();
+    this.broker = this.o.brokerFactory(plan, {
+      onSessionOpen: (id) => this.openSession(id),
+      onSessionClose: (id, clone) => this.closeSession(id, clone),
+      onCreate: (id, creator, params) => this.createInstance(id, creator, params),
+      onDestroy: (id, clone) => this.closeSession(id, clone),
+      onViolation: (v) => this.recordViolation(v),
+    });
+    this.brokerKey = key;
+    this.exposuresOpen = false;
+    this.exposures = [];
   }
 
   /**
