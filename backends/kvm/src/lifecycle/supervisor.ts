@@ -148,7 +148,7 @@ export class Supervisor {
   private readonly recentByChannel = new Map<string, ViolationRecord[]>();
 
   constructor(opts: SupervisorOptions) {
-    this.o = { backoffMs: 250, maxBackoffMs: 10_000, stableAfterMs: 30_000, ...opts };
+    this.o = { ...RESTART_BACKOFF, ...opts };
   }
 
   /** The applied plan's digest, or null before the first apply. */
@@ -698,8 +698,7 @@ export class Supervisor {
   /** Schedules a restart when the instance's policy allows one after an exit (or a failed restart). */
   private restartByPolicy(inst: Instance, c: Clone, failure: boolean, what: string): void {
     const { policy, max_retries } = inst.plan.restart;
-    const allowed =
-      policy === 'always' ? max_retries <= 0 || c.restarts < max_retries : policy === 'on_failure' ? failure && c.restarts < max_retries : false;
+    const allowed = restartAllowed(inst.plan.restart, failure, c.restarts);
     this.o.log?.(`${inst.plan.id}[${c.index}] ${what}; restart ${allowed ? 'scheduled' : 'not allowed'} by policy ${policy}`);
     if (allowed) return this.scheduleRestart(inst, c, true);
     c.gaveUp =
@@ -1032,6 +1031,25 @@ export function exitFailed(info: ExitInfo): boolean {
 }
 
 export type { BackendEvent };
+
+/**
+ * The supervisor's default restart backoff (spec/lifecycle.md): 250 ms
+ * doubling up to 10 s per consecutive restart, reset by 30 s of running.
+ * Exported for the KubeVirt broker, which restarts a guest's program by the
+ * same rule.
+ */
+export const RESTART_BACKOFF: Readonly<{ backoffMs: number; maxBackoffMs: number; stableAfterMs: number }> = { backoffMs: 250, maxBackoffMs: 10_000, stableAfterMs: 30_000 };
+
+/**
+ * Whether an instance's restart policy allows another restart after an exit
+ * (`failure`: the exit was a failure), given the restarts counted so far:
+ * `always` up to max_retries (0: without limit), `on_failure` only after a
+ * failure and up to max_retries, `never` not at all.
+ */
+export function restartAllowed(restart: PlanInstance['restart'], failure: boolean, restarts: number): boolean {
+  const { policy, max_retries } = restart;
+  return policy === 'always' ? max_retries <= 0 || restarts < max_retries : policy === 'on_failure' ? failure && restarts < max_retries : false;
+}
 
 /** The plan of a created clone: the instance with the parameters its creator chose, in its parameters and program environment. */
 function withParams(p: PlanInstance, params: Record<string, unknown>): PlanInstance {
