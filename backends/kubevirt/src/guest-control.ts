@@ -17,7 +17,7 @@ import { connect, type Socket } from 'node:net';
 import type { BrokerLogEntry } from '@mcl/broker';
 import type { PlanInstance } from '@mcl/plan';
 import { ControlChannel, type ProgramExit } from '@mcl/backend-kvm/vm';
-import { programFor } from '@mcl/backend-kvm/lifecycle';
+import { programFor, RESTART_BACKOFF, restartAllowed } from '@mcl/backend-kvm/lifecycle';
 import { wiredPorts } from './render';
 
 /** The per-guest token a guest's agent requires as the first line of every connection to its ports. */
@@ -51,9 +51,7 @@ export type GuestControlEvent =
   | { type: 'error'; vm: string; message: string };
 
 /** Restart backoff of the KVM supervisor (spec/lifecycle.md): 250 ms doubling to 10 s; 30 s of running resets it. */
-const RESTART_FIRST_MS = 250;
-const RESTART_MAX_MS = 10_000;
-const RESTART_RESET_MS = 30_000;
+const { backoffMs: RESTART_FIRST_MS, maxBackoffMs: RESTART_MAX_MS, stableAfterMs: RESTART_RESET_MS } = RESTART_BACKOFF;
 
 /** The control connection of one clone: dialled, redialled, and driven for as long as the broker runs. */
 export class GuestControl {
@@ -178,10 +176,9 @@ export class GuestControl {
 
   /** The program ended: started again in the same machine when the restart policy says so. */
   private exited(ctl: ControlChannel, e: ProgramExit): void {
-    const { policy, max_retries } = this.inst.restart;
     if (Date.now() - this.startedAt >= RESTART_RESET_MS) this.restartDelay = RESTART_FIRST_MS;
-    const wanted = policy === 'always' || (policy === 'on_failure' && e.status !== 0);
-    const restart = wanted && (max_retries === 0 ? policy === 'always' : this.restarts < max_retries);
+    // The KVM supervisor's rule, so that a policy means the same on both targets.
+    const restart = restartAllowed(this.inst.restart, e.status !== 0, this.restarts);
     this.event({ type: 'exit', vm: this.vm, status: e.status, restart });
     this.o.log({
       level: e.status === 0 ? 'info' : 'warn',

@@ -7,6 +7,7 @@
 export { apply, destroy, status, logs, SUPERVISOR_START_MS, type LifecycleBackend } from './commands';
 export { runSupervisor, type RunSupervisorOptions } from './daemon';
 export { BackendFailure } from './errors';
+export { RESTART_BACKOFF, restartAllowed } from './supervisor';
 export { programFor } from './qemu-runtime';
 export { DEPLOYMENT_ENV, type RunDir } from './rundir';
 export type { CloneHandle, CloneRequest, ExitInfo, GuestRuntime, HelperProcess } from './guest-runtime';

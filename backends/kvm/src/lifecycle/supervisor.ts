@@ -148,7 +148,7 @@ export class Supervisor {
   private readonly recentByChannel = new Map<string, ViolationRecord[]>();
 
   constructor(opts: SupervisorOptions) {
-    this.o = { backoffMs: 250, maxBackoffMs: 10_000, stableAfterMs: 30_000, ...opts };
+    this.o = { ...RESTART_BACKOFF, ...opts };
   }
 
   /** The applied plan's digest, or null before the first apply. */
@@ -328,19 +328,7 @@ export class Supervisor {
     const ids = m.instances.map((i) => i.id);
     const replaced = m.scope === 'deployment' ? [...this.instances.keys()] : ids;
     for (const layer of stopLayers(replaced, this.plan?.channels ?? [])) await Promise.all(layer.map((id) => this.stopInstance(id)));
-    if (m.scope === 'deployment') {
-      if (this.broker) await this.broker.close();
-      this.broker = this.o.brokerFactory(plan, {
-        onSessionOpen: (id) => this.openSession(id),
-        onSessionClose: (id, clone) => this.closeSession(id, clone),
-        onCreate: (id, creator, params) => this.createInstance(id, creator, params),
-        onDestroy: (id, clone) => this.closeSession(id, clone),
-        onViolation: (v) => this.recordViolation(v),
-      });
-      this.brokerKey = brokerKey(plan);
-      this.exposuresOpen = false;
-      this.exposures = [];
-    }
+    if (m.scope === 'deployment') await this.replaceBroker(plan, brokerKey(plan));
     this.plan = plan;
     const restored: { inst: Instance; c: Clone }[] = [];
     staged.forEach((s, k) => {
@@ -437,19 +425,7 @@ export class Supervisor {
     // A new broker when the wiring changed; kept clones are attached to it again.
     const key = brokerKey(plan);
     const newBroker = this.broker === null || key !== this.brokerKey;
-    if (newBroker) {
-      if (this.broker) await this.broker.close();
-      this.broker = this.o.brokerFactory(plan, {
-        onSessionOpen: (id) => this.openSession(id),
-        onSessionClose: (id, clone) => this.closeSession(id, clone),
-        onCreate: (id, creator, params) => this.createInstance(id, creator, params),
-        onDestroy: (id, clone) => this.closeSession(id, clone),
-        onViolation: (v) => this.recordViolation(v),
-      });
-      this.brokerKey = key;
-      this.exposuresOpen = false;
-      this.exposures = [];
-    }
+    if (newBroker) await this.replaceBroker(plan, key);
     this.plan = plan;
     for (const id of d.keep) {
       const inst = this.instances.get(id)!;
@@ -645,6 +621,26 @@ export class Supervisor {
   }
 
   /**
+   * Closes the current broker and makes one for `plan` (whose wiring key is
+   * `key`), with this supervisor's hooks; its exposures are opened afresh.
+   * An apply and a restore of the whole deployment both go through here, so
+   * the hooks a broker gets cannot differ between the two.
+   */
+  private async replaceBroker(plan: Plan, key: string): Promise<void> {
+    if (this.broker) await this.broker.close();
+    this.broker = this.o.brokerFactory(plan, {
+      onSessionOpen: (id) => this.openSession(id),
+      onSessionClose: (id, clone) => this.closeSession(id, clone),
+      onCreate: (id, creator, params) => this.createInstance(id, creator, params),
+      onDestroy: (id, clone) => this.closeSession(id, clone),
+      onViolation: (v) => this.recordViolation(v),
+    });
+    this.brokerKey = key;
+    this.exposuresOpen = false;
+    this.exposures = [];
+  }
+
+  /**
    * Before an apply stops a created instance (replaced or removed), the broker forgets its clones
    * and tells each creator, whose handles would otherwise stay in its bound and name nothing;
    * the creators, kept running, create the new instances themselves (spec/factories.md).
@@ -702,8 +698,7 @@ export class Supervisor {
   /** Schedules a restart when the instance's policy allows one after an exit (or a failed restart). */
   private restartByPolicy(inst: Instance, c: Clone, failure: boolean, what: string): void {
     const { policy, max_retries } = inst.plan.restart;
-    const allowed =
-      policy === 'always' ? max_retries <= 0 || c.restarts < max_retries : policy === 'on_failure' ? failure && c.restarts < max_retries : false;
+    const allowed = restartAllowed(inst.plan.restart, failure, c.restarts);
     this.o.log?.(`${inst.plan.id}[${c.index}] ${what}; restart ${allowed ? 'scheduled' : 'not allowed'} by policy ${policy}`);
     if (allowed) return this.scheduleRestart(inst, c, true);
     c.gaveUp =
@@ -1036,6 +1031,25 @@ export function exitFailed(info: ExitInfo): boolean {
 }
 
 export type { BackendEvent };
+
+/**
+ * The supervisor's default restart backoff (spec/lifecycle.md): 250 ms
+ * doubling up to 10 s per consecutive restart, reset by 30 s of running.
+ * Exported for the KubeVirt broker, which restarts a guest's program by the
+ * same rule.
+ */
+export const RESTART_BACKOFF: Readonly<{ backoffMs: number; maxBackoffMs: number; stableAfterMs: number }> = { backoffMs: 250, maxBackoffMs: 10_000, stableAfterMs: 30_000 };
+
+/**
+ * Whether an instance's restart policy allows another restart after an exit
+ * (`failure`: the exit was a failure), given the restarts counted so far:
+ * `always` up to max_retries (0: without limit), `on_failure` only after a
+ * failure and up to max_retries, `never` not at all.
+ */
+export function restartAllowed(restart: PlanInstance['restart'], failure: boolean, restarts: number): boolean {
+  const { policy, max_retries } = restart;
+  return policy === 'always' ? max_retries <= 0 || restarts < max_retries : policy === 'on_failure' ? failure && restarts < max_retries : false;
+}
 
 /** The plan of a created clone: the instance with the parameters its creator chose, in its parameters and program environment. */
 function withParams(p: PlanInstance, params: Record<string, unknown>): PlanInstance {
