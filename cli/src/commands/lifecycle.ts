@@ -161,18 +161,25 @@ export function verifyPlan(ctx: Context, plan: Plan, text: string, path: string,
   }
 }
 
-export async function applyCommand(
-  ctx: Context,
-  planFile: string,
-  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; verifyKey?: string; metrics?: string | true; hostSide?: boolean; part?: string },
-): Promise<ExitCodeValue> {
+type ApplyOptions = LifecycleOptions & { replace?: string[]; readyTimeout?: string; metrics?: string | true; hostSide?: boolean; part?: string };
+
+export async function applyCommand(ctx: Context, planFile: string, o: ApplyOptions & { verifyKey?: string }): Promise<ExitCodeValue> {
   const path = resolve(ctx.cwd, planFile);
   const document = readPlanDocument(path, ctx.cwd);
+  verifyPlan(ctx, document.plan, document.text, path, o.verifyKey ?? (ctx.env.MCL_PLAN_VERIFY_KEY || undefined));
+  // A plan over several targets: each host applies its target's part (spec/hosts.md, "Plans over several hosts").
+  if (document.plan.targets && o.part === undefined) return applyParts(ctx, document, o);
+  return applyVerified(ctx, document, o);
+}
+
+/**
+ * Applies a plan read and verified once by `applyCommand` (its part `o.part`, when given): each
+ * target of a plan over several targets comes here with the same document, which is neither
+ * read nor verified again.
+ */
+async function applyVerified(ctx: Context, document: { plan: Plan; text: string }, o: ApplyOptions): Promise<ExitCodeValue> {
   const text = document.text;
   let plan = document.plan;
-  verifyPlan(ctx, plan, text, path, o.verifyKey ?? (ctx.env.MCL_PLAN_VERIFY_KEY || undefined));
-  // A plan over several targets: each host applies its target's part (spec/hosts.md, "Plans over several hosts").
-  if (plan.targets && o.part === undefined) return applyParts(ctx, plan, path, o);
   if (o.part !== undefined) {
     const part = planPart(plan, o.part, nativeSha256);
     if (!part) throw new CliError(`the plan has no target \`${o.part}\``, ExitCode.Invalid, `Its targets are ${(plan.targets ?? [plan.target]).map((t) => t.name).join(', ')}.`);
@@ -234,12 +241,8 @@ export async function applyCommand(
  * applying its part under its own lock. A channel between two targets needs the inter-host link;
  * until it carries channels, such a plan is refused before any host is touched.
  */
-async function applyParts(
-  ctx: Context,
-  plan: Plan,
-  path: string,
-  o: LifecycleOptions & { replace?: string[]; readyTimeout?: string; metrics?: string | true },
-): Promise<ExitCodeValue> {
+async function applyParts(ctx: Context, document: { plan: Plan; text: string }, o: ApplyOptions): Promise<ExitCodeValue> {
+  const plan = document.plan;
   const cross = crossHostChannels(plan);
   if (cross.length) {
     const where = instanceTargets(plan);
@@ -253,7 +256,7 @@ async function applyParts(
   }
   for (const t of plan.targets ?? []) {
     if (!o.json) ctx.err(ctx.errStyle.bold(`Target ${t.name}${t.host ? ` (${t.host})` : ''}:\n`));
-    const code = await applyCommand(ctx, path, { ...o, part: t.name, verifyKey: undefined });
+    const code = await applyVerified(ctx, document, { ...o, part: t.name });
     if (code !== ExitCode.Ok) return code;
   }
   return ExitCode.Ok;

@@ -2,7 +2,7 @@
 // run by the host's mclc over SSH (../remote.ts), their JSON lines rendered
 // here exactly as the local commands render their own.
 
-import type { Plan } from '@mcl/plan';
+import { validateState, type DeploymentState, type Plan } from '@mcl/plan';
 import type { ApplyResult, AuditRecord, AuditVerification, BackendEvent, CheckpointResult, DestroyResult, LogLine, RestoreResult, StatusReport, UsageReport } from '@mcl/plan/backend';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
@@ -120,8 +120,8 @@ export async function remoteDoctor(ctx: Context, url: string): Promise<{ ok: boo
   return report;
 }
 
-/** The deployment state on the host, for `mclc plan` to plan against (null when nothing was deployed there). */
-export async function remoteState(ctx: Context, url: string): Promise<unknown> {
+/** The deployment state on the host, for `mclc plan` to plan against (undefined when nothing was deployed there). */
+export async function remoteState(ctx: Context, url: string): Promise<DeploymentState | undefined> {
   const host = remoteHost(url, 'the target names the host');
   let state: unknown = null;
   await onHost(ctx, host, 'state', {}, {
@@ -129,7 +129,11 @@ export async function remoteState(ctx: Context, url: string): Promise<unknown> {
       if (line.type === 'state') state = line.state ?? null;
     },
   });
-  return state;
+  if (state === null) return undefined;
+  // What the host sent is checked as a state file read here would be (it is already parsed: no need to write it out again).
+  const checked = validateState(state);
+  if (!checked.state) throw new CliError(`the state on ${url} is not a valid deployment state`, ExitCode.BackendFailure, 'Run `mclc status --host` against it; the host writes its state with apply and destroy.');
+  return checked.state;
 }
 
 /** `checkpoint --host`: the checkpoint is written on the host (`--out` names a directory there, relative to its workspace). */
