@@ -15,7 +15,7 @@
 
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { paramEnvName, type Plan, type PlanInstance } from '@mcl/plan';
+import { paramEnv, paramEnvName, type Plan, type PlanInstance } from '@mcl/plan';
 import { processStartTime } from '@mcl/plan/state-store';
 import { buildImage, ClonePool, ensureTemplate, forkClone, probeAccelerator, zygoteEnabled } from '../vm/index';
 import type { AccelName, BuiltImage, Clone, Template } from '../vm/index';
@@ -223,13 +223,14 @@ function templateKey(plan: Plan, id: string): string {
 
 /**
  * The program with the instance's parameters in its environment, so a guest
- * script reads `$MCL_PARAM_<name>` (JSON for non-string values), and its
+ * script reads `$MCL_PARAM_<name>` (canonical JSON for non-string values, as
+ * the compiler and a created instance write it: `paramEnv`), and its
  * instance id and clone index in `$MCL_INSTANCE` and `$MCL_CLONE`. The plan's
  * own env wins on a clash.
  */
 export function programFor(inst: PlanInstance, clone = 0): PlanInstance['program'] {
   const env: Record<string, string> = { MCL_INSTANCE: inst.id, MCL_CLONE: String(clone) };
-  for (const [k, v] of Object.entries(inst.params)) env[paramEnvName(k)] = typeof v === 'string' ? v : JSON.stringify(v);
+  for (const [k, v] of Object.entries(inst.params)) env[paramEnvName(k)] = paramEnv(v);
   return { ...inst.program, env: { ...env, ...inst.program.env } };
 }
 
