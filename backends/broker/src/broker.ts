@@ -163,7 +163,15 @@ export class Broker extends EventEmitter {
       fromRequester: (req, frame, conn) => this.fromRequester(req, frame, conn),
       forwardCall: (req, op, bodyJson, respond) => this.forwardCall(req, op, bodyJson, respond),
     });
-    this.egresses = new Egresses({ violation: (o) => this.violation(o), log: (e) => this.log(e), closed: () => this.closed });
+    this.egresses = new Egresses({
+      violation: (o) => this.violation(o),
+      log: (e) => this.log(e),
+      closed: () => this.closed,
+      backpressure: (req, source) => {
+        const conn = this.instances.get(req.name)?.clones.get(req.clone)?.get(req.port);
+        if (conn) this.backpressure(conn, source);
+      },
+    });
     // The HTTP schemas are a fallback for plans that do not carry them; the plan's own win.
     this.schemas = compileSchemas({ ...HTTP_SCHEMAS, ...plan.schemas });
     for (const p of this.schemas.problems) this.log({ level: 'error', message: `schema: ${p}` });
@@ -887,9 +895,11 @@ export class Broker extends EventEmitter {
 
   /** Pauses `source` until `dest` drains, when `dest` holds too much. */
   private backpressure(dest: PortConn, source: Duplex | null): void {
-    if (!source || !dest.stream) return;
-    if (this.queued(dest.stream) > HIGH_WATER && !dest.pausedSources.has(source)) {
-      source.pause();
+    if (!source || !dest.stream || this.queued(dest.stream) <= HIGH_WATER) return;
+    // Paused again even when it already waits on `dest`: a byte stream's throttle (streams.ts) resumes its socket when its
+    // time is paid, whether or not the destination drained meanwhile.
+    source.pause();
+    if (!dest.pausedSources.has(source)) {
       dest.pausedSources.add(source);
       const sender = this.senders.get(source);
       if (sender) sender.waitingOn++;

@@ -41,6 +41,8 @@ export interface EgressHost {
   violation(o: Offence): void;
   log(e: BrokerLogEntry): void;
   closed(): boolean;
+  /** Pauses `source` until the requester's port drains, when that port holds too much (the broker's backpressure). */
+  backpressure(req: Requester, source: Socket): void;
 }
 
 interface StreamConn {
@@ -174,6 +176,8 @@ export class Egresses {
       s.throttle?.read(data.length);
       this.touch(e, s);
       for (const c of chunks(data, size)) this.notify(req, 'write', { conn, data: c });
+      // The destination's bytes cannot be dropped: while the guest does not read them, the destination waits.
+      this.host.backpressure(req, sock);
     });
     sock.on('error', (err) => this.host.log({ level: 'info', message: `egress ${e.plan.name}: connection ${conn} of ${req.name}[${req.clone}]: ${err.message}`, channel: e.ch.id }));
     sock.once('close', () => {
@@ -201,7 +205,7 @@ export class Egresses {
   private notify(req: Requester, op: 'write' | 'close', body: unknown): void {
     if (!req.alive || !req.write) return;
     const line = `{"t":"notify","op":"${op}","body":${JSON.stringify(body)}}\n`;
-    // Bytes of a stream cannot be dropped: the write is not droppable; its backpressure is the socket's water mark.
+    // Bytes of a stream cannot be dropped: the write is not droppable; the destination's socket is paused instead (open()).
     if (req.write(line, false)) {
       req.channel.counters.frames_to_requirer++;
       req.channel.counters.bytes_to_requirer += line.length;
