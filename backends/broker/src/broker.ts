@@ -173,10 +173,11 @@ export class Broker extends EventEmitter {
       },
     });
     // The HTTP schemas are a fallback for plans that do not carry them; the plan's own win.
-    this.schemas = compileSchemas({ ...HTTP_SCHEMAS, ...plan.schemas });
+    const schemas = { ...HTTP_SCHEMAS, ...plan.schemas };
+    this.schemas = compileSchemas(schemas);
     for (const p of this.schemas.problems) this.log({ level: 'error', message: `schema: ${p}` });
     for (const inst of plan.instances) {
-      const f = factoryOf(inst, { ...HTTP_SCHEMAS, ...plan.schemas });
+      const f = factoryOf(inst, schemas);
       if (f) this.factoryRts.set(inst.id, f);
     }
 
@@ -1070,7 +1071,6 @@ export class Broker extends EventEmitter {
     this.factories.frame(
       {
         options: this.opts,
-        schemas: this.plan.schemas,
         deny: (kind, detail, id) => this.violation({ ...byRequester(req, conn), kind, detail, id }),
         answer: (line) => void req.write?.(line, false),
         log: (level, message, instance, clone) => this.log({ level, message, instance, clone }),
