@@ -1014,8 +1014,9 @@ export class Broker extends EventEmitter {
     }
     // An egress's frames leave the deployment: the broker opens the connection or sends the request itself.
     if (this.egresses.has(ch)) {
-      if (t === 'call') this.egresses.call(req, op, bodyJson, answerTo(req, env.id!), env.id);
-      else this.egresses.send(req, op, JSON.parse(bodyJson));
+      // The frame's body is already parsed and checked: the egress reads it as it is, not its JSON text again.
+      if (t === 'call') this.egresses.call(req, op, env.body, answerTo(req, env.id!), env.id);
+      else this.egresses.send(req, op, env.body);
       return;
     }
     if (t === 'call') {

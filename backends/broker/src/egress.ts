@@ -213,12 +213,12 @@ export class Egresses {
   }
 
   /** A `request` call admitted on an HTTP egress; `respond` gets exactly one answer. */
-  call(req: Requester, op: OpRt, bodyJson: string, respond: (a: Answer) => void, id?: number | string): void {
+  call(req: Requester, op: OpRt, body: unknown, respond: (a: Answer) => void, id?: number | string): void {
     const e = this.byChannel.get(req.channel);
     if (!e) return;
     const ch = e.ch;
     ch.counters.calls++;
-    const msg = JSON.parse(bodyJson) as { method: string; path: string; headers: Record<string, string>; body?: string };
+    const msg = body as { method: string; path: string; headers: Record<string, string>; body?: string };
     const d = e.plan.destination;
     if (!pathAllowed(d.path ?? '/', msg.path)) {
       this.host.violation({ ...byRequester(req), kind: 'egress_path', detail: `${msg.method} ${msg.path.slice(0, 200)} is not under ${d.path ?? '/'}, the path of egress ${e.plan.name}`, id: id ?? null });
@@ -246,8 +246,8 @@ export class Egresses {
     };
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(msg.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
-    const body = msg.body ?? '';
-    headers['content-length'] = String(Buffer.byteLength(body));
+    const sent = msg.body ?? '';
+    headers['content-length'] = String(Buffer.byteLength(sent));
     const make = d.scheme === 'https' ? httpsRequest : httpRequest;
     const r = make({ host: d.host, port: d.port, method: msg.method, path: msg.path, headers, agent: false, timeout: ch.inv.timeout_ms });
     const handle = { destroy: () => r.destroy() };
@@ -307,7 +307,7 @@ export class Egresses {
         finish({ ok: true, body: reply, bodyJson: json });
       });
     });
-    r.end(body);
+    r.end(sent);
   }
 
   /** A requiring clone's port went away: its connections close. */
