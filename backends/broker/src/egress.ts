@@ -192,7 +192,11 @@ export class Egresses {
 
   /** Restarts a connection's idle timer (`idle_timeout`, or the default). */
   private touch(e: EgressRt, s: StreamConn): void {
-    if (s.idle) clearTimeout(s.idle);
+    // Called for every chunk either way: the timer is restarted in place rather than made anew.
+    if (s.idle) {
+      s.idle.refresh();
+      return;
+    }
     const ms = e.plan.connections?.idle_timeout_ms ?? DEFAULT_IDLE_MS;
     s.idle = setTimeout(() => {
       e.stats.timed_out++;
