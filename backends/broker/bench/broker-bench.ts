@@ -28,12 +28,8 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Plan } from '@mcl/plan';
 import { Broker } from '../src/index';
+import { numberOption as opt, textOption } from './options';
 
-const args = process.argv.slice(2);
-const opt = (name: string, def: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : def;
-};
 const SECONDS = opt('seconds', 2);
 const CALLS = opt('calls', 2000);
 /** Runs of each configuration, interleaved, so that a burst of load from elsewhere does not favour one path. */
@@ -42,10 +38,7 @@ const FLOOD_SECONDS = opt('flood-seconds', 3);
 /** The broker's targets against the plain relay: throughput ratio, and latency added at the 99th percentile. */
 const TARGET_RATIO = 0.8;
 const TARGET_ADDED_P99_MS = 0.1;
-const ONLY = (() => {
-  const i = args.indexOf('--only');
-  return i >= 0 ? args[i + 1] : null;
-})();
+const ONLY = textOption('only');
 
 const PEERS = `
 const { workerData, parentPort } = require('node:worker_threads');

@@ -18,12 +18,8 @@ import type { Plan } from '@mcl/plan';
 import { Broker } from '../src/broker';
 import { FakePort, kvHandler } from '../test/helpers';
 import { linkedPair, twoHostPlan } from '../test/link-helpers';
+import { numberOption as opt } from './options';
 
-const args = process.argv.slice(2);
-const opt = (name: string, def: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : def;
-};
 const SECONDS = opt('seconds', 2);
 const CALLS = opt('calls', 2000);
 const WINDOW = opt('window', 32);

@@ -163,12 +163,21 @@ export class Broker extends EventEmitter {
       fromRequester: (req, frame, conn) => this.fromRequester(req, frame, conn),
       forwardCall: (req, op, bodyJson, respond) => this.forwardCall(req, op, bodyJson, respond),
     });
-    this.egresses = new Egresses({ violation: (o) => this.violation(o), log: (e) => this.log(e), closed: () => this.closed });
+    this.egresses = new Egresses({
+      violation: (o) => this.violation(o),
+      log: (e) => this.log(e),
+      closed: () => this.closed,
+      backpressure: (req, source) => {
+        const conn = this.instances.get(req.name)?.clones.get(req.clone)?.get(req.port);
+        if (conn) this.backpressure(conn, source);
+      },
+    });
     // The HTTP schemas are a fallback for plans that do not carry them; the plan's own win.
-    this.schemas = compileSchemas({ ...HTTP_SCHEMAS, ...plan.schemas });
+    const schemas = { ...HTTP_SCHEMAS, ...plan.schemas };
+    this.schemas = compileSchemas(schemas);
     for (const p of this.schemas.problems) this.log({ level: 'error', message: `schema: ${p}` });
     for (const inst of plan.instances) {
-      const f = factoryOf(inst, { ...HTTP_SCHEMAS, ...plan.schemas });
+      const f = factoryOf(inst, schemas);
       if (f) this.factoryRts.set(inst.id, f);
     }
 
@@ -887,9 +896,11 @@ export class Broker extends EventEmitter {
 
   /** Pauses `source` until `dest` drains, when `dest` holds too much. */
   private backpressure(dest: PortConn, source: Duplex | null): void {
-    if (!source || !dest.stream) return;
-    if (this.queued(dest.stream) > HIGH_WATER && !dest.pausedSources.has(source)) {
-      source.pause();
+    if (!source || !dest.stream || this.queued(dest.stream) <= HIGH_WATER) return;
+    // Paused again even when it already waits on `dest`: a byte stream's throttle (streams.ts) resumes its socket when its
+    // time is paid, whether or not the destination drained meanwhile.
+    source.pause();
+    if (!dest.pausedSources.has(source)) {
       dest.pausedSources.add(source);
       const sender = this.senders.get(source);
       if (sender) sender.waitingOn++;
@@ -1003,8 +1014,9 @@ export class Broker extends EventEmitter {
     }
     // An egress's frames leave the deployment: the broker opens the connection or sends the request itself.
     if (this.egresses.has(ch)) {
-      if (t === 'call') this.egresses.call(req, op, bodyJson, answerTo(req, env.id!), env.id);
-      else this.egresses.send(req, op, JSON.parse(bodyJson));
+      // The frame's body is already parsed and checked: the egress reads it as it is, not its JSON text again.
+      if (t === 'call') this.egresses.call(req, op, env.body, answerTo(req, env.id!), env.id);
+      else this.egresses.send(req, op, env.body);
       return;
     }
     if (t === 'call') {
@@ -1060,7 +1072,6 @@ export class Broker extends EventEmitter {
     this.factories.frame(
       {
         options: this.opts,
-        schemas: this.plan.schemas,
         deny: (kind, detail, id) => this.violation({ ...byRequester(req, conn), kind, detail, id }),
         answer: (line) => void req.write?.(line, false),
         log: (level, message, instance, clone) => this.log({ level, message, instance, clone }),

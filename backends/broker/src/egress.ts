@@ -41,6 +41,8 @@ export interface EgressHost {
   violation(o: Offence): void;
   log(e: BrokerLogEntry): void;
   closed(): boolean;
+  /** Pauses `source` until the requester's port drains, when that port holds too much (the broker's backpressure). */
+  backpressure(req: Requester, source: Socket): void;
 }
 
 interface StreamConn {
@@ -174,6 +176,8 @@ export class Egresses {
       s.throttle?.read(data.length);
       this.touch(e, s);
       for (const c of chunks(data, size)) this.notify(req, 'write', { conn, data: c });
+      // The destination's bytes cannot be dropped: while the guest does not read them, the destination waits.
+      this.host.backpressure(req, sock);
     });
     sock.on('error', (err) => this.host.log({ level: 'info', message: `egress ${e.plan.name}: connection ${conn} of ${req.name}[${req.clone}]: ${err.message}`, channel: e.ch.id }));
     sock.once('close', () => {
@@ -188,7 +192,11 @@ export class Egresses {
 
   /** Restarts a connection's idle timer (`idle_timeout`, or the default). */
   private touch(e: EgressRt, s: StreamConn): void {
-    if (s.idle) clearTimeout(s.idle);
+    // Called for every chunk either way: the timer is restarted in place rather than made anew.
+    if (s.idle) {
+      s.idle.refresh();
+      return;
+    }
     const ms = e.plan.connections?.idle_timeout_ms ?? DEFAULT_IDLE_MS;
     s.idle = setTimeout(() => {
       e.stats.timed_out++;
@@ -201,7 +209,7 @@ export class Egresses {
   private notify(req: Requester, op: 'write' | 'close', body: unknown): void {
     if (!req.alive || !req.write) return;
     const line = `{"t":"notify","op":"${op}","body":${JSON.stringify(body)}}\n`;
-    // Bytes of a stream cannot be dropped: the write is not droppable; its backpressure is the socket's water mark.
+    // Bytes of a stream cannot be dropped: the write is not droppable; the destination's socket is paused instead (open()).
     if (req.write(line, false)) {
       req.channel.counters.frames_to_requirer++;
       req.channel.counters.bytes_to_requirer += line.length;
@@ -209,12 +217,12 @@ export class Egresses {
   }
 
   /** A `request` call admitted on an HTTP egress; `respond` gets exactly one answer. */
-  call(req: Requester, op: OpRt, bodyJson: string, respond: (a: Answer) => void, id?: number | string): void {
+  call(req: Requester, op: OpRt, body: unknown, respond: (a: Answer) => void, id?: number | string): void {
     const e = this.byChannel.get(req.channel);
     if (!e) return;
     const ch = e.ch;
     ch.counters.calls++;
-    const msg = JSON.parse(bodyJson) as { method: string; path: string; headers: Record<string, string>; body?: string };
+    const msg = body as { method: string; path: string; headers: Record<string, string>; body?: string };
     const d = e.plan.destination;
     if (!pathAllowed(d.path ?? '/', msg.path)) {
       this.host.violation({ ...byRequester(req), kind: 'egress_path', detail: `${msg.method} ${msg.path.slice(0, 200)} is not under ${d.path ?? '/'}, the path of egress ${e.plan.name}`, id: id ?? null });
@@ -242,8 +250,8 @@ export class Egresses {
     };
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(msg.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
-    const body = msg.body ?? '';
-    headers['content-length'] = String(Buffer.byteLength(body));
+    const sent = msg.body ?? '';
+    headers['content-length'] = String(Buffer.byteLength(sent));
     const make = d.scheme === 'https' ? httpsRequest : httpRequest;
     const r = make({ host: d.host, port: d.port, method: msg.method, path: msg.path, headers, agent: false, timeout: ch.inv.timeout_ms });
     const handle = { destroy: () => r.destroy() };
@@ -303,7 +311,7 @@ export class Egresses {
         finish({ ok: true, body: reply, bodyJson: json });
       });
     });
-    r.end(body);
+    r.end(sent);
   }
 
   /** A requiring clone's port went away: its connections close. */

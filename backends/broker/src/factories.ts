@@ -14,8 +14,6 @@ import type { MessageSchema } from '@mcl/plan';
 /** What factories need of the broker. */
 export interface FactoryHost {
   readonly options: Pick<BrokerOptions, 'onCreate' | 'onDestroy'>;
-  /** Named schemas of the plan, for parameter types that refer to them. */
-  readonly schemas: Record<string, MessageSchema>;
   /** Refuses the creator's frame: counted, audited and answered with `denied`. */
   deny(kind: ViolationKind, detail: string, id: number | string | undefined): void;
   /** Writes an answer line to the creator. */

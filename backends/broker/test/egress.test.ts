@@ -60,6 +60,7 @@ let httpPort: number;
 const seen: { method: string; url: string; body: string }[] = [];
 const sockets = new Set<Socket>();
 const fakes: FakePort[] = [];
+let flooded: 'no' | 'waiting' | 'drained' = 'no';
 
 /** The test plan with a `mailer` instance whose three required ports leave through egresses. */
 function egressPlan(): Plan {
@@ -122,6 +123,7 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 beforeEach(async () => {
   ({ dir, cleanup } = tempDir());
   seen.length = 0;
+  flooded = 'no';
   // A line server in the manner of SMTP: a greeting, then an answer to every line.
   lineServer = createTcpServer((s) => {
     sockets.add(s);
@@ -137,6 +139,11 @@ beforeEach(async () => {
         buf = buf.slice(nl + 1);
         if (line === 'QUIT') s.end('221 bye\r\n');
         else if (line === 'BIG') s.write(`250 ${'x'.repeat(3000)}\r\n`);
+        else if (line === 'FLOOD') {
+          // 32 MB at once; `flooded` tells whether the broker read it all (the socket drained).
+          flooded = s.write(Buffer.alloc(32 * 1024 * 1024, 0x61)) ? 'drained' : 'waiting';
+          s.once('drain', () => (flooded = 'drained'));
+        }
         else s.write(`250 ${line}\r\n`);
       }
     });
@@ -262,6 +269,19 @@ describe('byte-stream egress', () => {
     expect(counters('egress:slow').connections).toMatchObject({ open: 1, total: 1, timed_out: 0 });
     // A lower bound only: the throttle can delay more on a loaded machine, never less.
     expect(Date.now() - asked).toBeGreaterThanOrEqual(1500);
+  });
+
+  it('stops reading from a destination while the guest does not read what it already sent', async () => {
+    const g = await guestPort('smtp');
+    g.send({ t: 'send', op: 'opened', body: { conn: 6 } });
+    await readUntil(g, 6, '220');
+    g.socket!.pause();
+    g.send({ t: 'send', op: 'data', body: { conn: 6, data: b64('FLOOD\r\n') } });
+    await new Promise((r) => setTimeout(r, 1500));
+    // The kernel's buffers hold a few MB at most: the broker must leave the rest at the destination
+    // rather than queue 32 MB (and more, were the destination to go on) for a guest that reads nothing.
+    expect(flooded).toBe('waiting');
+    g.socket!.resume();
   });
 
   it('refuses bytes for a connection that is not open, and frames outside the protocol', async () => {
