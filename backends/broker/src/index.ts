@@ -41,4 +41,4 @@ export type {
 export { compileSchema, type Validator } from './schema';
 export { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionStats } from './connections';
 export { exposureId, isHttpProtocol, HTTP_PROTOCOL } from './http';
-export { Links, makeLinkIdentity, certFingerprint, parseLinkConfig, LINK_CONFIG_FILE, planPlacement, crossHostChannels, LINK_MAX_PAYLOAD, type LinkIdentity, type LinkPeer, type LinkOptions, type LinkStatus, type LinkRefusal } from './link';
+export { Links, makeLinkIdentity, certFingerprint, parseLinkConfig, LINK_CONFIG_FILE, planPlacement, LINK_MAX_PAYLOAD, type LinkIdentity, type LinkPeer, type LinkOptions, type LinkStatus, type LinkRefusal } from './link';

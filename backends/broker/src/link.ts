@@ -36,7 +36,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { connect as tlsConnect, createServer as tlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import type { Plan, PlanChannel } from '@mcl/plan';
+import { instanceTargets, type Plan, type PlanChannel } from '@mcl/plan';
 import type { LinkStatus } from '@mcl/plan/backend';
 import type { Broker } from './broker';
 import type { BrokerLogEntry } from './types';
@@ -147,15 +147,13 @@ export function certFingerprint(pem: string): string {
   return new X509Certificate(pem).fingerprint256;
 }
 
-/** The host each instance is placed on: `instances[].target`, else the plan's one target. */
+/** The host each instance is placed on (`instanceTargets` of @mcl/plan, as a record for the greeting's digest). */
 export function planPlacement(plan: Plan): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const inst of plan.instances) out[inst.id] = (inst as { target?: string }).target ?? plan.target.name;
-  return out;
+  return Object.fromEntries(instanceTargets(plan));
 }
 
-/** Channels whose two ends are placed on different hosts. */
-export function crossHostChannels(plan: Plan, placement = planPlacement(plan)): PlanChannel[] {
+/** Channels whose two ends are placed on different hosts of `placement`. */
+function channelsBetweenHosts(plan: Plan, placement: Record<string, string>): PlanChannel[] {
   return plan.channels.filter((c) => placement[c.from.instance] !== undefined && placement[c.to.instance] !== undefined && placement[c.from.instance] !== placement[c.to.instance]);
 }
 
@@ -280,7 +278,7 @@ export class Links extends EventEmitter {
       this.byFingerprint.set(rt.fingerprint, rt);
     }
     const remote: string[] = [];
-    for (const c of crossHostChannels(plan, this.placement)) {
+    for (const c of channelsBetweenHosts(plan, this.placement)) {
       const from = this.placement[c.from.instance];
       const to = this.placement[c.to.instance];
       if (from === self && this.peers.has(to)) {

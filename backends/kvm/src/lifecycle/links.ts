@@ -5,7 +5,7 @@
 // spec/hosts.md, "Links between hosts"). The links close with the broker.
 
 import { join } from 'node:path';
-import type { Plan } from '@mcl/plan';
+import { crossHostChannels, type Plan } from '@mcl/plan';
 import type { Broker } from '@mcl/broker';
 import { readSmallJson } from './rundir';
 
@@ -18,7 +18,7 @@ const MAX_LINK_CONFIG = 1024 * 1024;
  * be started (also logged: calls on those channels then fail with an error).
  */
 export async function startLinks(broker: Broker, plan: Plan, runDir: string, log: (s: string) => void): Promise<import('@mcl/broker').Links | string | null> {
-  const { Links, crossHostChannels, parseLinkConfig, LINK_CONFIG_FILE } = await import('@mcl/broker');
+  const { Links, parseLinkConfig, LINK_CONFIG_FILE } = await import('@mcl/broker');
   if (crossHostChannels(plan).length === 0) return null;
   const file = join(runDir, LINK_CONFIG_FILE);
   const raw = readSmallJson(file, MAX_LINK_CONFIG);
