@@ -44,7 +44,15 @@ export function factoryOf(inst: PlanInstance, schemas: Record<string, MessageSch
   return { created: inst, max: c.max, detached: c.detached, params };
 }
 
+/** A creator clone's key: `<creator id>\0<clone>`, as the owner map records it. */
+const creatorKey = (creator: { instance: string; clone: number }) => `${creator.instance}\0${creator.clone}`;
+
 export class Factories {
+  /**
+   * What each creator clone has made, per factory: `<created id>\0<creator key>`. Per factory
+   * because a creator with two factory ports has a bound for each, and a handle (a created clone's
+   * index) means a clone of one created instance only.
+   */
   private readonly creators = new Map<string, CreatorState>();
   /** The creator of every created clone: `<created id>\0<clone>` -> `<creator id>\0<clone>`. */
   private readonly owner = new Map<string, string>();
@@ -55,9 +63,13 @@ export class Factories {
     return s;
   }
 
+  private stateKey(f: FactoryRt, creator: { instance: string; clone: number }): string {
+    return `${f.created.id}\0${creatorKey(creator)}`;
+  }
+
   /** Whether `handle` is a live created clone of this creator clone. */
   owns(f: FactoryRt, creator: { instance: string; clone: number }, handle: number): boolean {
-    return this.creators.get(`${creator.instance}\0${creator.clone}`)?.live.has(handle) === true && this.owner.get(`${f.created.id}\0${handle}`) === `${creator.instance}\0${creator.clone}`;
+    return this.creators.get(this.stateKey(f, creator))?.live.has(handle) === true && this.owner.get(`${f.created.id}\0${handle}`) === creatorKey(creator);
   }
 
   /** The creator clone that owns created clone `handle` of `f`, if it is alive. */
@@ -70,8 +82,8 @@ export class Factories {
 
   /** Handles a `create`, `destroy` or `list` frame from a creator clone on its factory port. */
   frame(host: FactoryHost, f: FactoryRt, creator: { instance: string; clone: number }, env: Envelope): void {
-    const key = `${creator.instance}\0${creator.clone}`;
-    const st = this.state(key);
+    const key = creatorKey(creator);
+    const st = this.state(this.stateKey(f, creator));
     const idPart = `"id":${JSON.stringify(env.id)}`;
     const id = f.created.id;
     if (env.t === 'list') {
@@ -138,7 +150,7 @@ export class Factories {
   gone(f: FactoryRt, handle: number): { instance: string; clone: number } | undefined {
     const owner = this.ownerOf(f, handle);
     if (!owner) return undefined;
-    const st = this.creators.get(`${owner.instance}\0${owner.clone}`);
+    const st = this.creators.get(this.stateKey(f, owner));
     if (st) this.forget(f.created.id, handle, st);
     else this.owner.delete(`${f.created.id}\0${handle}`);
     return owner;
@@ -154,20 +166,21 @@ export class Factories {
    * unless the factory is detached. Returns the clones destroyed.
    */
   creatorGone(host: Pick<FactoryHost, 'options' | 'log'>, factories: readonly FactoryRt[], creator: { instance: string; clone: number }): number[] {
-    const key = `${creator.instance}\0${creator.clone}`;
-    const st = this.creators.get(key);
-    if (!st) return [];
+    const key = creatorKey(creator);
     const out: number[] = [];
     for (const f of factories) {
       if (f.created.created_by?.instance !== creator.instance || f.detached) continue;
+      const sk = this.stateKey(f, creator);
+      const st = this.creators.get(sk);
+      if (!st) continue;
       for (const h of [...st.live]) {
         if (this.owner.get(`${f.created.id}\0${h}`) !== key) continue;
         this.forget(f.created.id, h, st);
         out.push(h);
         void Promise.resolve(host.options.onDestroy?.(f.created.id, h)).catch((e) => host.log('error', `destroying ${f.created.id}[${h}] failed: ${(e as Error).message}`, f.created.id, h));
       }
+      if (st.live.size === 0 && st.pending === 0) this.creators.delete(sk);
     }
-    if (st.live.size === 0 && st.pending === 0) this.creators.delete(key);
     return out;
   }
 }
