@@ -60,6 +60,13 @@ export class Ctx {
    * and the stages find their results already computed.
    */
   readonly reused = new Set<Module>();
+  /**
+   * The symbols this compile added to an index taken over from an earlier
+   * compile (incremental.ts): what the next compile's index groups by file
+   * without walking the symbols that were only taken over. Undefined when
+   * the index was built from nothing.
+   */
+  addedSymbols: SymbolInfo[] | undefined = undefined;
   /** Extra files read for programs: path -> text (for the plan's `sources`). */
   readonly programFiles = new Map<string, string>();
 
@@ -130,6 +137,7 @@ export class Ctx {
       if (doc !== undefined) info.doc = doc;
       if (container !== undefined) info.container = container;
       this.program.symbols.set(id, info);
+      this.addedSymbols?.push(info);
     }
     this.reference(file, name.span, id);
     return id;

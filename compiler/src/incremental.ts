@@ -52,6 +52,15 @@ export interface IncrementalState {
   systems: Systems;
   /** The index as it was at the end of composition, by file. */
   symbols: Map<string, SymbolInfo[]>;
+  /**
+   * That compile's symbol map itself and its size at the end of composition.
+   * The next compile takes the map over and updates it in place, removing
+   * the symbols of the files it checks again, instead of copying every
+   * symbol of the files it takes over into a new map (at 50,000 lines the
+   * largest cost of an edit). Taken, and cleared, by that compile; a
+   * compile's result therefore shares its symbol map with the next one.
+   */
+  liveSymbols: { map: Map<string, SymbolInfo>; size: number } | undefined;
   references: Map<string, Reference[]>;
   instances: Map<string, [string, InstanceSettings][]>;
   /** How many modules this compile took over and how many it checked. */
@@ -139,15 +148,41 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
     files.add(k.file);
   }
   if (!ctx.indexing) return { files, references: ctx.program.references.length, prior };
+  const live = prior.liveSymbols;
+  prior.liveSymbols = undefined;
+  // The earlier map holds exactly the symbols grouped in `prior.symbols` when nothing was added to it
+  // after composition: then it becomes this compile's map, less the symbols of the files checked again.
+  // What the loader declared so far (the module symbols) replaces what the map has under those ids,
+  // as when the symbols taken over are added after the loader's, where the loader's win.
+  const inPlace = live !== undefined && live.map.size === live.size;
+  if (inPlace) {
+    const map = live.map;
+    for (const [f, symbols] of prior.symbols) if (!files.has(f)) for (const s of symbols) map.delete(s.id);
+    const added: SymbolInfo[] = [];
+    for (const [id, s] of ctx.program.symbols) {
+      map.set(id, s);
+      added.push(s);
+    }
+    ctx.program.symbols = map;
+    ctx.addedSymbols = added;
+  }
+  // The references taken over are joined with one concat per batch of files, which copies each
+  // file's array as a block, instead of pushing them one file (or one reference) at a time.
+  let lists: Reference[][] = [ctx.program.references];
   for (const f of files) {
-    for (const s of prior.symbols.get(f) ?? []) if (!ctx.program.symbols.has(s.id)) ctx.program.symbols.set(s.id, s);
+    if (!inPlace) for (const s of prior.symbols.get(f) ?? []) if (!ctx.program.symbols.has(s.id)) ctx.program.symbols.set(s.id, s);
     const refs = prior.references.get(f);
-    // Pushed a file's worth at a time (bounded, to stay within the engine's argument limit).
-    if (refs && refs.length <= 8192) ctx.program.references.push(...refs);
-    else if (refs) for (const r of refs) ctx.program.references.push(r);
+    if (refs) lists.push(refs);
+    // Bounded, to stay within the engine's argument limit.
+    if (lists.length >= 8192) lists = [joined(lists)];
     for (const [id, settings] of prior.instances.get(f) ?? []) ctx.program.instances.set(id, settings);
   }
+  ctx.program.references = joined(lists);
   return { files, references: ctx.program.references.length, prior };
+}
+
+function joined<T>(lists: T[][]): T[] {
+  return lists.length === 1 ? lists[0] : (Array.prototype.concat.apply([], lists) as T[]);
 }
 
 /** What `reuseModules` took over: the files, and where the references it copied end. */
@@ -174,8 +209,8 @@ function groupBy<T>(items: Iterable<T>, file: (t: T) => string): Map<string, T[]
  * building them again. Should anything have been added to such a file since,
  * the counts differ and everything is grouped afresh.
  */
-function regroup<T>(items: () => Iterable<T>, file: (t: T) => string, size: number, replayed: Replayed | undefined, prior: Map<string, T[]> | undefined): Map<string, T[]> {
-  if (!replayed || !prior) return groupBy(items(), file);
+function regroup<T>(items: () => Iterable<T>, file: (t: T) => string, size: number, replayed: Replayed | undefined, prior: Map<string, T[]> | undefined, all: () => Iterable<T> = items): Map<string, T[]> {
+  if (!replayed || !prior) return groupBy(all(), file);
   const out = new Map<string, T[]>();
   let n = 0;
   for (const f of replayed.files) {
@@ -193,7 +228,7 @@ function regroup<T>(items: () => Iterable<T>, file: (t: T) => string, size: numb
     l.push(t);
     n++;
   }
-  return n === size ? out : groupBy(items(), file);
+  return n === size ? out : groupBy(all(), file);
 }
 
 /**
@@ -204,12 +239,26 @@ function regroup<T>(items: () => Iterable<T>, file: (t: T) => string, size: numb
 function referencesByFile(refs: Reference[], recomputed: { start: number; end: number }, replayed: Replayed | undefined): Map<string, Reference[]> {
   const from = replayed ? replayed.references : 0;
   const out = new Map<string, Reference[]>();
-  if (replayed) for (const f of replayed.files) out.set(f, [...(replayed.prior.references.get(f) ?? [])]);
+  // A file's group taken over is shared with the earlier state, and copied only should this compile add to it.
+  const shared = new Set<Reference[]>();
+  if (replayed) {
+    for (const f of replayed.files) {
+      const l = replayed.prior.references.get(f);
+      if (l) {
+        out.set(f, l);
+        shared.add(l);
+      }
+    }
+  }
   for (let i = from; i < refs.length; i++) {
     if (i >= recomputed.start && i < recomputed.end) continue;
     const r = refs[i];
     let l = out.get(r.file);
     if (!l) out.set(r.file, (l = []));
+    else if (shared.has(l)) {
+      shared.delete(l);
+      out.set(r.file, (l = [...l]));
+    }
     l.push(r);
   }
   return out;
@@ -229,7 +278,9 @@ export function stateOf(ctx: Ctx, options: CompileOptions, stages: Stages, recom
     modules,
     labelModules: labelModulesOf(ctx.modules.values()),
     ...stages,
-    symbols: ctx.indexing ? regroup(() => p.symbols.values(), (s) => s.file, p.symbols.size, replayed, replayed?.prior.symbols) : new Map(),
+    // With a map taken over in place, only the symbols added by this compile are grouped anew.
+    symbols: ctx.indexing ? regroup(() => ctx.addedSymbols ?? p.symbols.values(), (s) => s.file, p.symbols.size, replayed, replayed?.prior.symbols, () => p.symbols.values()) : new Map(),
+    liveSymbols: ctx.indexing ? { map: p.symbols, size: p.symbols.size } : undefined,
     references: ctx.indexing ? referencesByFile(p.references, recomputed, replayed) : new Map(),
     instances: ctx.indexing ? regroup(() => p.instances.entries(), ([id]) => fileOfId(id), p.instances.size, replayed, replayed?.prior.instances) : new Map(),
     reused: ctx.reused.size,

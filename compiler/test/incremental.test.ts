@@ -152,25 +152,30 @@ function observable(r: CompileResult) {
 describe('incremental analysis', () => {
   test('random edit sequences give the same diagnostics, plans and index as a full compile', () => {
     let reused = 0;
+    let inPlace = 0;
     fc.assert(
       fc.property(fc.integer({ min: 0, max: workspaces.length - 1 }), fc.array(edit, { minLength: 1, maxLength: 8 }), (wi, edits) => {
         const w = workspaces[wi];
         const files = { ...w.files };
         const inc = new IncrementalCompiler();
         const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true };
-        inc.compile(new MemoryHost({ ...files }), options);
+        let last = inc.compile(new MemoryHost({ ...files }), options);
         for (const e of edits) {
           apply(files, w.files, e);
           const got = inc.compile(new MemoryHost({ ...files }), options);
           const want = compile(new MemoryHost({ ...files }), options);
           expect(observable(got)).toEqual(observable(want));
           reused += inc.stats.reused;
+          if (got.program.symbols === last.program.symbols) inPlace++;
+          last = got;
         }
       }),
       { numRuns: 60, seed: 20261206 },
     );
     // The sequences must exercise taking modules over, not only checking everything again.
     expect(reused).toBeGreaterThan(100);
+    // And updating the symbol map taken over in place, not only building it afresh.
+    expect(inPlace).toBeGreaterThan(20);
   }, 120_000);
 
   test('an edit checks the edited module and its dependents only, and a revert the same', () => {
@@ -185,6 +190,8 @@ describe('incremental analysis', () => {
     const second = inc.compile(new MemoryHost(edited), options);
     expect(inc.stats.checked).toBe(2);
     expect(canonicalJson(second.plan!)).toEqual(canonicalJson(compile(new MemoryHost(edited), options).plan!));
+    // The symbol map is taken over and updated in place rather than copied.
+    expect(second.program.symbols).toBe(first.program.symbols);
     // The plan body builds m5's three instances and two channels again and takes over the other modules' objects.
     expect(inc.stats.planObjectsBuilt).toBe(5);
     expect(inc.stats.planObjectsReused).toBe(25);

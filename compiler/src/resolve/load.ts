@@ -6,7 +6,7 @@
 // host is asked for it.
 
 import { Codes, parse, type QualifiedName, type SourceFile, type Span, type TypeExpr } from '@mcl/language';
-import type { ParseCache } from '../api';
+import type { ParseCache, SymbolInfo } from '../api';
 import { Ctx, related, type Module } from '../context';
 import { didYouMean } from '../util/suggest';
 
@@ -181,16 +181,20 @@ export class Loader {
     this.ctx.byFile.set(file, m);
     this.ctx.program.files.set(file, ast);
     this.ctx.program.texts.set(file, text);
-    if (this.ctx.indexing) this.ctx.program.symbols.set(m.symbol, {
-      id: m.symbol,
-      kind: 'module',
-      name: path.split('.').pop() ?? path,
-      qualifiedName: path,
-      file,
-      nameSpan: { start: 0, end: 0 },
-      span: { start: 0, end: text.length },
-      detail: `module ${path}`,
-    });
+    if (this.ctx.indexing) {
+      const info: SymbolInfo = {
+        id: m.symbol,
+        kind: 'module',
+        name: path.split('.').pop() ?? path,
+        qualifiedName: path,
+        file,
+        nameSpan: { start: 0, end: 0 },
+        span: { start: 0, end: text.length },
+        detail: `module ${path}`,
+      };
+      this.ctx.program.symbols.set(m.symbol, info);
+      this.ctx.addedSymbols?.push(info);
+    }
     return m;
   }
 
