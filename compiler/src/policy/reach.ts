@@ -145,18 +145,25 @@ function checkOnlyFrom(
   sources: Resolved[],
 ): void {
   const g = ctx.graph;
-  const size = g.n + 1;
-  const inTarget = markNodes(size, target.nodes);
-  const allowed = markNodes(size, sources.flatMap((s) => s.nodes));
+  // Sets rather than masks over the whole graph, and only the channels into the target: a workspace
+  // with a rule in every module checked each rule against every channel of the composition.
+  const inTarget = new Set(target.nodes);
+  const allowed = new Set(sources.flatMap((s) => s.nodes));
   const allowedNames = sources.map((s) => `\`${s.id}\``).join(', ');
   let first: Counterexample | undefined;
   let violations = 0;
   // Channels in id order, then exposures in host-port order: the first one is the check's counterexample.
   const offending: { steps: Counterexample; what: string; from: string }[] = [];
-  for (let k = 0; k < ctx.channels.length; k++) {
+  const into = channelsInto(ctx);
+  const candidates: number[] = [];
+  for (const v of inTarget) {
+    const l = into.get(v);
+    if (l) for (const k of l) candidates.push(k);
+  }
+  candidates.sort((a, b) => a - b);
+  for (const k of candidates) {
     const from = ctx.channelFrom[k];
-    const to = ctx.channelTo[k];
-    if (from < 0 || to < 0 || !inTarget[to] || inTarget[from] || allowed[from]) continue;
+    if (from < 0 || inTarget.has(from) || allowed.has(from)) continue;
     const c = ctx.channels[k];
     offending.push({
       steps: [{ instance: c.from.instance }, { channel: c.id }, { instance: c.to.instance }],
@@ -164,10 +171,10 @@ function checkOnlyFrom(
       from: c.from.instance,
     });
   }
-  if (!allowed[g.n]) {
+  if (!allowed.has(g.n)) {
     for (const [k, x] of ctx.exposures.entries()) {
       const to = ctx.exposureTo[k];
-      if (to < 0 || !inTarget[to]) continue;
+      if (to < 0 || !inTarget.has(to)) continue;
       offending.push({
         steps: [{ note: exposureNote(x) }, { instance: x.instance }],
         what: `\`${x.instance}.${x.port}\` is exposed on tcp ${x.host_port}, so it accepts connections from outside`,
@@ -201,6 +208,23 @@ function checkOnlyFrom(
       counterexample: first,
     });
   }
+}
+
+/** The channels (their indices, ascending) into each instance of the graph. Computed once per run. */
+const intoCache = new WeakMap<Context, Map<number, number[]>>();
+function channelsInto(ctx: Context): Map<number, number[]> {
+  let into = intoCache.get(ctx);
+  if (into) return into;
+  into = new Map();
+  for (let k = 0; k < ctx.channels.length; k++) {
+    const to = ctx.channelTo[k];
+    if (to < 0) continue;
+    const l = into.get(to);
+    if (l) l.push(k);
+    else into.set(to, [k]);
+  }
+  intoCache.set(ctx, into);
+  return into;
 }
 
 /**
