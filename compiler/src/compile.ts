@@ -198,7 +198,9 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
  * each `compile` takes over the modules whose text and dependencies did not
  * change since the previous one and checks only the rest, with the same
  * result as `compile`. It keeps parses too, unless the options bring a cache
- * of their own (the language server's).
+ * of their own (the language server's). A result's `program.symbols` is the
+ * map the next compile updates in place: read it before compiling again, or
+ * copy it.
  */
 export class IncrementalCompiler {
   private state: IncrementalState | undefined;
