@@ -16,7 +16,9 @@
 // --profile (samples the main thread during the throughput runs and prints, per body size, the
 // functions that take its time, in microseconds per call, relay and broker side by side).
 // "main thread us/call" is the broker's (or relay's) busy time per call on its thread
-// during the throughput run: steadier than calls/s when the machine is shared.
+// during the throughput run: steadier than calls/s when the machine is shared; "GC us/call" the
+// garbage collector's pauses on that thread per call, and "scavenges per 1k calls" how often the
+// young generation filled (it grows with what each call allocates, whatever the load).
 //
 // The flood part measures isolation: a paced requester (one call at a time, a
 // millisecond apart) on its own clone, idle, then while another instance floods
@@ -31,6 +33,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Session } from 'node:inspector/promises';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import type { Plan } from '@mcl/plan';
 import { Broker } from '../src/index';
 import { numberOption as opt, textOption } from './options';
@@ -162,7 +165,32 @@ function plainRelay(reqPath: string, provPath: string): { close: () => void } {
  * per call over the same run (Linux, /proc/thread-self/stat; NaN elsewhere), which, unlike busy time, does not count
  * the time the thread waited for a core that others held.
  */
-interface Run { mode: string; payload: number; perSec: number; p50: number; p99: number; cpuUs: number; threadCpuUs: number }
+interface Run { mode: string; payload: number; perSec: number; p50: number; p99: number; cpuUs: number; threadCpuUs: number; gcUs: number; scavengesPer1k: number }
+
+/**
+ * The main thread's garbage collection during a run: its pauses in total (ms) and how many of them
+ * were scavenges (of the young generation). How often the young generation fills depends on what
+ * the path allocates per call, not on how busy the machine is.
+ */
+function gcWatch(): { stop: () => Promise<{ ms: number; scavenges: number }> } {
+  let ms = 0;
+  let scavenges = 0;
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      ms += e.duration;
+      if ((e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges++;
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return {
+    stop: async () => {
+      // Entries are delivered after the pause: let the last ones in before counting.
+      await new Promise((r) => setImmediate(r));
+      obs.disconnect();
+      return { ms, scavenges };
+    },
+  };
+}
 
 /** The calling thread's CPU time in ms (user + system, 10 ms ticks), or NaN where /proc/thread-self is missing. */
 function threadCpuMs(): number {
@@ -241,17 +269,19 @@ async function normal(): Promise<void> {
       const paths = [];
       for (const mode of ['relay', 'broker'] as const) paths.push(await setUp(dir, mode, payload));
       try {
-        const results = new Map<string, { perSec: number; cpuUs: number; threadCpuUs: number; rtts: number[] }>();
+        const results = new Map<string, { perSec: number; cpuUs: number; threadCpuUs: number; gcUs: number; scavengesPer1k: number; rtts: number[] }>();
         for (const p of rep % 2 === 0 ? paths : [...paths].reverse()) {
           await profiler.start();
           const elu0 = performance.eventLoopUtilization();
           const cpu0 = threadCpuMs();
+          const gc = gcWatch();
           p.worker.postMessage({ mode: 'throughput', seconds: SECONDS, window: 64, payload });
           const t = (await p.nextMessage()).result as { calls: number; seconds: number };
           const busy = performance.eventLoopUtilization(elu0).active;
           const cpu = threadCpuMs() - cpu0;
+          const g = await gc.stop();
           await profiler.stop(`${payload}`, p.mode, t.calls);
-          results.set(p.mode, { perSec: t.calls / t.seconds, cpuUs: (busy * 1000) / t.calls, threadCpuUs: (cpu * 1000) / t.calls, rtts: [] });
+          results.set(p.mode, { perSec: t.calls / t.seconds, cpuUs: (busy * 1000) / t.calls, threadCpuUs: (cpu * 1000) / t.calls, gcUs: (g.ms * 1000) / t.calls, scavengesPer1k: (g.scavenges * 1000) / t.calls, rtts: [] });
         }
         const blocks = Math.max(1, Math.min(LATENCY_BLOCKS, CALLS));
         for (let i = 0; i < blocks; i++) {
@@ -263,7 +293,7 @@ async function normal(): Promise<void> {
         }
         for (const p of paths) {
           const r = results.get(p.mode)!;
-          rows.push({ mode: p.mode, payload, perSec: r.perSec, p50: pct(r.rtts, 0.5), p99: pct(r.rtts, 0.99), cpuUs: r.cpuUs, threadCpuUs: r.threadCpuUs });
+          rows.push({ mode: p.mode, payload, perSec: r.perSec, p50: pct(r.rtts, 0.5), p99: pct(r.rtts, 0.99), cpuUs: r.cpuUs, threadCpuUs: r.threadCpuUs, gcUs: r.gcUs, scavengesPer1k: r.scavengesPer1k });
           p.check();
         }
       } finally {
@@ -283,21 +313,21 @@ async function normal(): Promise<void> {
       const rs = all.filter((r) => r.payload === payload && r.mode === mode);
       const per = rs.map((r) => r.perSec);
       spread.set(`${mode}${payload}`, [Math.min(...per), Math.max(...per)]);
-      rows.push({ mode, payload, perSec: median(per), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), cpuUs: median(rs.map((r) => r.cpuUs)), threadCpuUs: median(rs.map((r) => r.threadCpuUs)) });
+      rows.push({ mode, payload, perSec: median(per), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), cpuUs: median(rs.map((r) => r.cpuUs)), threadCpuUs: median(rs.map((r) => r.threadCpuUs)), gcUs: median(rs.map((r) => r.gcUs)), scavengesPer1k: median(rs.map((r) => r.scavengesPer1k)) });
     }
   }
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(`broker vs plain relay: calls (call + reply) through one channel; window 64 for throughput (${SECONDS} s), 1 for latency (${CALLS} calls, relay and broker alternating in blocks of ${Math.ceil(CALLS / LATENCY_BLOCKS)}); medians of ${REPEATS} interleaved runs`);
   console.log('');
-  console.log('| body  | path   | calls/s | (min-max)       | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms | main thread us/call | main thread CPU us/call |');
-  console.log('|-------|--------|---------|-----------------|---------|------------|------------|----------|--------------|--------------|---------------------|------------------------|');
+  console.log('| body  | path   | calls/s | (min-max)       | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms | main thread us/call | main thread CPU us/call | main thread GC us/call | scavenges per 1k calls |');
+  console.log('|-------|--------|---------|-----------------|---------|------------|------------|----------|--------------|--------------|---------------------|------------------------|------------------------|------------------------|');
   for (const r of rows) {
     const base = rows.find((x) => x.mode === 'relay' && x.payload === r.payload)!;
     const ratio = r.perSec / base.perSec;
     const added50 = r.mode === 'relay' ? '-' : f(r.p50 - base.p50, 3);
     const added99 = r.mode === 'relay' ? '-' : f(r.p99 - base.p99, 3);
     console.log(
-      `| ${String(r.payload + 'B').padEnd(5)} | ${r.mode.padEnd(6)} | ${f(r.perSec, 0).padStart(7)} | ${spread.get(r.mode + r.payload)!.map((x) => f(x, 0)).join('-').padEnd(15)} | ${f(r.perSec * 2, 0).padStart(7)} | ${f(r.p50, 3).padStart(10)} | ${f(r.p99, 3).padStart(10)} | ${(f(ratio * 100, 0) + '%').padStart(8)} | ${added50.padStart(12)} | ${added99.padStart(12)} | ${f(r.cpuUs, 2).padStart(19)} | ${f(r.threadCpuUs, 2).padStart(22)} |`,
+      `| ${String(r.payload + 'B').padEnd(5)} | ${r.mode.padEnd(6)} | ${f(r.perSec, 0).padStart(7)} | ${spread.get(r.mode + r.payload)!.map((x) => f(x, 0)).join('-').padEnd(15)} | ${f(r.perSec * 2, 0).padStart(7)} | ${f(r.p50, 3).padStart(10)} | ${f(r.p99, 3).padStart(10)} | ${(f(ratio * 100, 0) + '%').padStart(8)} | ${added50.padStart(12)} | ${added99.padStart(12)} | ${f(r.cpuUs, 2).padStart(19)} | ${f(r.threadCpuUs, 2).padStart(22)} | ${f(r.gcUs, 2).padStart(22)} | ${f(r.scavengesPer1k, 1).padStart(22)} |`,
     );
   }
   const brokers = rows.filter((r) => r.mode === 'broker');
