@@ -178,7 +178,7 @@ function gcWatch(): { stop: () => Promise<{ ms: number; scavenges: number }> } {
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       ms += e.duration;
-      if ((e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges++;
+      if (((e as { detail?: { kind?: number } }).detail)?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges++;
     }
   });
   obs.observe({ entryTypes: ['gc'] });
