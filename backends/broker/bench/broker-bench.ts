@@ -5,14 +5,20 @@
 // Topology (both modes): requester peer <-unix socket-> [broker | relay] <-unix socket-> provider peer.
 // The peers run in a worker thread (their own event loop, the second core);
 // the broker or relay runs on the main thread, alone. The requester keeps a
-// window of calls in flight for throughput, and one at a time for latency.
+// window of calls in flight for throughput, and one at a time for latency. Both paths are set up
+// side by side for each body size: their latency samples are taken in alternating blocks, so that
+// load from elsewhere on the machine falls on both alike.
 //
 // Run: npm run bench:broker   (or: node scripts/run-ts.mjs backends/broker/bench/broker-bench.ts)
 // Options: --seconds N (per throughput run, default 2), --calls N (latency samples, default 2000),
 // --repeats N (runs of each configuration, default 3; the table shows medians),
-// --only normal|flood (one part only), --flood-seconds N (per flood phase, default 3).
+// --only normal|flood (one part only), --flood-seconds N (per flood phase, default 3),
+// --profile (samples the main thread during the throughput runs and prints, per body size, the
+// functions that take its time, in microseconds per call, relay and broker side by side).
 // "main thread us/call" is the broker's (or relay's) busy time per call on its thread
-// during the throughput run: steadier than calls/s when the machine is shared.
+// during the throughput run: steadier than calls/s when the machine is shared; "GC us/call" the
+// garbage collector's pauses on that thread per call, and "scavenges per 1k calls" how often the
+// young generation filled (it grows with what each call allocates, whatever the load).
 //
 // The flood part measures isolation: a paced requester (one call at a time, a
 // millisecond apart) on its own clone, idle, then while another instance floods
@@ -26,6 +32,8 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { Session } from 'node:inspector/promises';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import type { Plan } from '@mcl/plan';
 import { Broker } from '../src/index';
 import { numberOption as opt, textOption } from './options';
@@ -35,10 +43,13 @@ const CALLS = opt('calls', 2000);
 /** Runs of each configuration, interleaved, so that a burst of load from elsewhere does not favour one path. */
 const REPEATS = opt('repeats', 3);
 const FLOOD_SECONDS = opt('flood-seconds', 3);
+/** The latency samples of each path are taken in this many blocks, the relay's and the broker's alternating. */
+const LATENCY_BLOCKS = 20;
 /** The broker's targets against the plain relay: throughput ratio, and latency added at the 99th percentile. */
 const TARGET_RATIO = 0.8;
 const TARGET_ADDED_P99_MS = 0.1;
 const ONLY = textOption('only');
+const PROFILE = process.argv.includes('--profile');
 
 const PEERS = `
 const { workerData, parentPort } = require('node:worker_threads');
@@ -154,7 +165,32 @@ function plainRelay(reqPath: string, provPath: string): { close: () => void } {
  * per call over the same run (Linux, /proc/thread-self/stat; NaN elsewhere), which, unlike busy time, does not count
  * the time the thread waited for a core that others held.
  */
-interface Run { mode: string; payload: number; perSec: number; p50: number; p99: number; cpuUs: number; threadCpuUs: number }
+interface Run { mode: string; payload: number; perSec: number; p50: number; p99: number; cpuUs: number; threadCpuUs: number; gcUs: number; scavengesPer1k: number }
+
+/**
+ * The main thread's garbage collection during a run: its pauses in total (ms) and how many of them
+ * were scavenges (of the young generation). How often the young generation fills depends on what
+ * the path allocates per call, not on how busy the machine is.
+ */
+function gcWatch(): { stop: () => Promise<{ ms: number; scavenges: number }> } {
+  let ms = 0;
+  let scavenges = 0;
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      ms += e.duration;
+      if (((e as { detail?: { kind?: number } }).detail)?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges++;
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return {
+    stop: async () => {
+      // Entries are delivered after the pause: let the last ones in before counting.
+      await new Promise((r) => setImmediate(r));
+      obs.disconnect();
+      return { ms, scavenges };
+    },
+  };
+}
 
 /** The calling thread's CPU time in ms (user + system, 10 ms ticks), or NaN where /proc/thread-self is missing. */
 function threadCpuMs(): number {
@@ -172,57 +208,96 @@ function pct(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
+/** One path under test (the relay or the broker between its own pair of peers), ready for calls. */
+interface PathUnderTest {
+  mode: 'relay' | 'broker';
+  worker: Worker;
+  nextMessage: () => Promise<Record<string, unknown>>;
+  /** Throws when the broker refused any of the benchmark's frames. */
+  check: () => void;
+  close: () => Promise<void>;
+}
+
+async function setUp(dir: string, mode: 'relay' | 'broker', payload: number): Promise<PathUnderTest> {
+  const reqPath = join(dir, `${mode}-${payload}-req.sock`);
+  const provPath = join(dir, `${mode}-${payload}-prov.sock`);
+  const worker = new Worker(PEERS, { eval: true, workerData: { reqPath, provPath } });
+  const messages: ((m: Record<string, unknown>) => void)[] = [];
+  worker.on('message', (m) => messages.shift()?.(m));
+  const nextMessage = () => new Promise<Record<string, unknown>>((r) => messages.push(r));
+  await nextMessage(); // ready
+  const connected = nextMessage();
+  let stop: () => Promise<void> | void;
+  let check = () => {};
+  if (mode === 'broker') {
+    const broker = new Broker(plan());
+    void broker.attachPort('db', 0, 'kv', provPath);
+    void broker.attachPort('client', 0, 'kv', reqPath);
+    stop = () => broker.close();
+    check = () => {
+      const c = broker.counters()[0];
+      if (c.violations_total !== 0) throw new Error(`the benchmark's frames were refused: ${JSON.stringify(c.violations)}`);
+    };
+  } else {
+    const relay = plainRelay(reqPath, provPath);
+    stop = () => relay.close();
+  }
+  await connected;
+  await new Promise((r) => setTimeout(r, 50));
+  return {
+    mode,
+    worker,
+    nextMessage,
+    check,
+    close: async () => {
+      await stop();
+      await worker.terminate();
+    },
+  };
+}
+
 async function normal(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mcl-broker-bench-'));
   const rows: Run[] = [];
+  const profiler = new MainThreadProfiler(PROFILE);
   try {
     for (let rep = 0; rep < REPEATS; rep++)
     for (const payload of [100, 4096]) {
-      for (const mode of ['relay', 'broker'] as const) {
-        const reqPath = join(dir, `${mode}-${payload}-req.sock`);
-        const provPath = join(dir, `${mode}-${payload}-prov.sock`);
-        const w = new Worker(PEERS, { eval: true, workerData: { reqPath, provPath } });
-        const messages: ((m: Record<string, unknown>) => void)[] = [];
-        w.on('message', (m) => messages.shift()?.(m));
-        const nextMessage = () => new Promise<Record<string, unknown>>((r) => messages.push(r));
-        await nextMessage(); // ready
-        const connected = nextMessage();
-        let close: () => Promise<void> | void;
-        if (mode === 'broker') {
-          const broker = new Broker(plan());
-          void broker.attachPort('db', 0, 'kv', provPath);
-          void broker.attachPort('client', 0, 'kv', reqPath);
-          close = () => broker.close();
-          await connected;
-          await new Promise((r) => setTimeout(r, 50));
-          const c = () => broker.counters()[0];
+      // Both paths are set up at once, each with its own peers: their throughput runs follow each other (in an
+      // order that alternates between repeats), and their latency samples are taken in alternating blocks, so
+      // that a burst of load from elsewhere on the machine falls on both and the added latency is the broker's.
+      const paths = [];
+      for (const mode of ['relay', 'broker'] as const) paths.push(await setUp(dir, mode, payload));
+      try {
+        const results = new Map<string, { perSec: number; cpuUs: number; threadCpuUs: number; gcUs: number; scavengesPer1k: number; rtts: number[] }>();
+        for (const p of rep % 2 === 0 ? paths : [...paths].reverse()) {
+          await profiler.start();
           const elu0 = performance.eventLoopUtilization();
           const cpu0 = threadCpuMs();
-          w.postMessage({ mode: 'throughput', seconds: SECONDS, window: 64, payload });
-          const t = (await nextMessage()).result as { calls: number; seconds: number };
+          const gc = gcWatch();
+          p.worker.postMessage({ mode: 'throughput', seconds: SECONDS, window: 64, payload });
+          const t = (await p.nextMessage()).result as { calls: number; seconds: number };
           const busy = performance.eventLoopUtilization(elu0).active;
           const cpu = threadCpuMs() - cpu0;
-          w.postMessage({ mode: 'latency', calls: CALLS, payload });
-          const l = (await nextMessage()).result as { rtts: number[] };
-          rows.push({ mode, payload, perSec: t.calls / t.seconds, p50: pct(l.rtts, 0.5), p99: pct(l.rtts, 0.99), cpuUs: (busy * 1000) / t.calls, threadCpuUs: (cpu * 1000) / t.calls });
-          if (c().violations_total !== 0) throw new Error(`the benchmark's frames were refused: ${JSON.stringify(c().violations)}`);
-        } else {
-          const relay = plainRelay(reqPath, provPath);
-          close = () => relay.close();
-          await connected;
-          await new Promise((r) => setTimeout(r, 50));
-          const elu0 = performance.eventLoopUtilization();
-          const cpu0 = threadCpuMs();
-          w.postMessage({ mode: 'throughput', seconds: SECONDS, window: 64, payload });
-          const t = (await nextMessage()).result as { calls: number; seconds: number };
-          const busy = performance.eventLoopUtilization(elu0).active;
-          const cpu = threadCpuMs() - cpu0;
-          w.postMessage({ mode: 'latency', calls: CALLS, payload });
-          const l = (await nextMessage()).result as { rtts: number[] };
-          rows.push({ mode, payload, perSec: t.calls / t.seconds, p50: pct(l.rtts, 0.5), p99: pct(l.rtts, 0.99), cpuUs: (busy * 1000) / t.calls, threadCpuUs: (cpu * 1000) / t.calls });
+          const g = await gc.stop();
+          await profiler.stop(`${payload}`, p.mode, t.calls);
+          results.set(p.mode, { perSec: t.calls / t.seconds, cpuUs: (busy * 1000) / t.calls, threadCpuUs: (cpu * 1000) / t.calls, gcUs: (g.ms * 1000) / t.calls, scavengesPer1k: (g.scavenges * 1000) / t.calls, rtts: [] });
         }
-        await close();
-        await w.terminate();
+        const blocks = Math.max(1, Math.min(LATENCY_BLOCKS, CALLS));
+        for (let i = 0; i < blocks; i++) {
+          for (const p of paths) {
+            const calls = Math.floor(((i + 1) * CALLS) / blocks) - Math.floor((i * CALLS) / blocks);
+            p.worker.postMessage({ mode: 'latency', calls, payload });
+            results.get(p.mode)!.rtts.push(...((await p.nextMessage()).result as { rtts: number[] }).rtts);
+          }
+        }
+        for (const p of paths) {
+          const r = results.get(p.mode)!;
+          rows.push({ mode: p.mode, payload, perSec: r.perSec, p50: pct(r.rtts, 0.5), p99: pct(r.rtts, 0.99), cpuUs: r.cpuUs, threadCpuUs: r.threadCpuUs, gcUs: r.gcUs, scavengesPer1k: r.scavengesPer1k });
+          p.check();
+        }
+      } finally {
+        for (const p of paths) await p.close();
       }
     }
   } finally {
@@ -238,21 +313,21 @@ async function normal(): Promise<void> {
       const rs = all.filter((r) => r.payload === payload && r.mode === mode);
       const per = rs.map((r) => r.perSec);
       spread.set(`${mode}${payload}`, [Math.min(...per), Math.max(...per)]);
-      rows.push({ mode, payload, perSec: median(per), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), cpuUs: median(rs.map((r) => r.cpuUs)), threadCpuUs: median(rs.map((r) => r.threadCpuUs)) });
+      rows.push({ mode, payload, perSec: median(per), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), cpuUs: median(rs.map((r) => r.cpuUs)), threadCpuUs: median(rs.map((r) => r.threadCpuUs)), gcUs: median(rs.map((r) => r.gcUs)), scavengesPer1k: median(rs.map((r) => r.scavengesPer1k)) });
     }
   }
   const f = (x: number, d = 1) => x.toFixed(d);
-  console.log(`broker vs plain relay: calls (call + reply) through one channel; window 64 for throughput (${SECONDS} s), 1 for latency (${CALLS} calls); medians of ${REPEATS} interleaved runs`);
+  console.log(`broker vs plain relay: calls (call + reply) through one channel; window 64 for throughput (${SECONDS} s), 1 for latency (${CALLS} calls, relay and broker alternating in blocks of ${Math.ceil(CALLS / LATENCY_BLOCKS)}); medians of ${REPEATS} interleaved runs`);
   console.log('');
-  console.log('| body  | path   | calls/s | (min-max)       | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms | main thread us/call | main thread CPU us/call |');
-  console.log('|-------|--------|---------|-----------------|---------|------------|------------|----------|--------------|--------------|---------------------|------------------------|');
+  console.log('| body  | path   | calls/s | (min-max)       | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms | main thread us/call | main thread CPU us/call | main thread GC us/call | scavenges per 1k calls |');
+  console.log('|-------|--------|---------|-----------------|---------|------------|------------|----------|--------------|--------------|---------------------|------------------------|------------------------|------------------------|');
   for (const r of rows) {
     const base = rows.find((x) => x.mode === 'relay' && x.payload === r.payload)!;
     const ratio = r.perSec / base.perSec;
     const added50 = r.mode === 'relay' ? '-' : f(r.p50 - base.p50, 3);
     const added99 = r.mode === 'relay' ? '-' : f(r.p99 - base.p99, 3);
     console.log(
-      `| ${String(r.payload + 'B').padEnd(5)} | ${r.mode.padEnd(6)} | ${f(r.perSec, 0).padStart(7)} | ${spread.get(r.mode + r.payload)!.map((x) => f(x, 0)).join('-').padEnd(15)} | ${f(r.perSec * 2, 0).padStart(7)} | ${f(r.p50, 3).padStart(10)} | ${f(r.p99, 3).padStart(10)} | ${(f(ratio * 100, 0) + '%').padStart(8)} | ${added50.padStart(12)} | ${added99.padStart(12)} | ${f(r.cpuUs, 2).padStart(19)} | ${f(r.threadCpuUs, 2).padStart(22)} |`,
+      `| ${String(r.payload + 'B').padEnd(5)} | ${r.mode.padEnd(6)} | ${f(r.perSec, 0).padStart(7)} | ${spread.get(r.mode + r.payload)!.map((x) => f(x, 0)).join('-').padEnd(15)} | ${f(r.perSec * 2, 0).padStart(7)} | ${f(r.p50, 3).padStart(10)} | ${f(r.p99, 3).padStart(10)} | ${(f(ratio * 100, 0) + '%').padStart(8)} | ${added50.padStart(12)} | ${added99.padStart(12)} | ${f(r.cpuUs, 2).padStart(19)} | ${f(r.threadCpuUs, 2).padStart(22)} | ${f(r.gcUs, 2).padStart(22)} | ${f(r.scavengesPer1k, 1).padStart(22)} |`,
     );
   }
   const brokers = rows.filter((r) => r.mode === 'broker');
@@ -269,6 +344,71 @@ async function normal(): Promise<void> {
   console.log(`  the same from the relaying thread's busy time per call (relay / broker): ${f(worstCpu * 100, 0)}% -> ${verdict(worstCpu >= TARGET_RATIO)}`);
   console.log(`  the same from the relaying thread's CPU time per call (relay / broker): ${f(worstThreadCpu * 100, 0)}% -> ${verdict(worstThreadCpu >= TARGET_RATIO)}`);
   console.log(`target: added rtt p99 <= ${TARGET_ADDED_P99_MS} ms (worst body size): ${f(worstAdded99, 3)} ms -> ${verdict(worstAdded99 <= TARGET_ADDED_P99_MS)}`);
+  profiler.print();
+}
+
+/**
+ * Samples the main thread (the relay's or the broker's, alone on it) with V8's profiler during the
+ * throughput runs, and adds up each function's own time per body size and path, so that the table
+ * can say where the broker's time per call goes beside the relay's: `(idle)` is left out, `(program)`
+ * and `(garbage collector)` are V8's own.
+ */
+class MainThreadProfiler {
+  private readonly session: Session | null;
+  /** Microseconds of own time by function, and calls, by `<payload> <mode>`. */
+  private readonly totals = new Map<string, { calls: number; self: Map<string, number> }>();
+
+  constructor(on: boolean) {
+    this.session = on ? new Session() : null;
+    this.session?.connect();
+  }
+
+  async start(): Promise<void> {
+    if (!this.session) return;
+    await this.session.post('Profiler.enable');
+    await this.session.post('Profiler.setSamplingInterval', { interval: 100 });
+    await this.session.post('Profiler.start');
+  }
+
+  async stop(payload: string, mode: string, calls: number): Promise<void> {
+    if (!this.session) return;
+    const { profile } = await this.session.post('Profiler.stop');
+    const key = `${payload} ${mode}`;
+    let t = this.totals.get(key);
+    if (!t) this.totals.set(key, (t = { calls: 0, self: new Map() }));
+    t.calls += calls;
+    const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+    const deltas = profile.timeDeltas ?? [];
+    for (let i = 0; i < profile.samples!.length; i++) {
+      const n = nodes.get(profile.samples![i])!;
+      const name = n.callFrame.functionName || '(anonymous)';
+      if (name === '(idle)') continue;
+      const where = n.callFrame.url ? ` ${n.callFrame.url.split('/').pop()}:${n.callFrame.lineNumber + 1}` : '';
+      // A named function of the benchmark's own bundle is named alone; anonymous ones keep their place.
+      const label = name === '(anonymous)' ? name + where : name + where.replace(/^ \.broker-bench\.run\.mjs:\d+$/, '');
+      t.self.set(label, (t.self.get(label) ?? 0) + (deltas[i] ?? 0));
+    }
+  }
+
+  print(): void {
+    if (!this.session) return;
+    this.session.disconnect();
+    for (const payload of new Set([...this.totals.keys()].map((k) => k.split(' ')[0]))) {
+      const relay = this.totals.get(`${payload} relay`);
+      const broker = this.totals.get(`${payload} broker`);
+      if (!relay || !broker) continue;
+      const per = (t: typeof relay, name: string) => (t.self.get(name) ?? 0) / t.calls;
+      const sum = (t: typeof relay) => [...t.self.values()].reduce((a, b) => a + b, 0) / t.calls;
+      const names = [...new Set([...relay.self.keys(), ...broker.self.keys()])].sort((a, b) => per(broker, b) - per(broker, a));
+      console.log('');
+      console.log(`main thread profile, ${payload} B bodies: own time per call (us) of the functions that take the most, relay and broker (sampled every 0.1 ms)`);
+      console.log('');
+      console.log('| function                                           | relay us/call | broker us/call |');
+      console.log('|----------------------------------------------------|---------------|----------------|');
+      for (const n of names.slice(0, 20)) console.log(`| ${n.slice(0, 50).padEnd(50)} | ${per(relay, n).toFixed(2).padStart(13)} | ${per(broker, n).toFixed(2).padStart(14)} |`);
+      console.log(`| ${'all (idle excluded)'.padEnd(50)} | ${sum(relay).toFixed(2).padStart(13)} | ${sum(broker).toFixed(2).padStart(14)} |`);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import type { ChannelInvariants, Plan, PlanChannel, PlanExposure, PlanOperation 
 import type { LinkStatus } from '@mcl/plan/backend';
 import { compileSchemas, type CompiledSchemas } from './schema';
 import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type OpRt } from './admit';
-import { encode, encodePlain, envelope, frameId, plainLine, snippet, type Envelope } from './frames';
+import { encode, encodePlain, encodePlainBytes, envelope, frameId, plainLine, snippet, type Envelope } from './frames';
 import { LineSplitter, TokenBucket } from './lines';
 import { Counters, type CounterTotals } from './counters';
 import { Exposures } from './exposures';
@@ -57,6 +57,12 @@ const PENALTY_PER_SECOND = 640;
 const PENALTY_PAUSE_MS = 50;
 /** Most a batch holds back for one destination before writing it (see Broker.write). */
 const OUTBOX_FLUSH = 64 * 1024;
+/**
+ * From this many characters of re-encoded body on, a call or send from a guest is written as
+ * bytes (encodePlainBytes) rather than as a string: below it, the few pieces' copies cost more
+ * than the heap copy of a short frame saves.
+ */
+const BYTES_BODY_MIN = 2048;
 /** Longest violation detail kept and sent back in a `denied` frame. */
 const MAX_DETAIL = 400;
 
@@ -71,8 +77,12 @@ export const DEFAULT_INVARIANTS: ChannelInvariants = {
 /** What a batch writes to one destination when it ends. */
 interface Outgoing {
   s: Duplex;
-  /** The frames so far, concatenated. */
+  /** The frames so far, concatenated (after those in `bufs`). */
   text: string;
+  /** Frames written as bytes, and the text that came before them, in order; null while there are none. */
+  bufs: Buffer[] | null;
+  /** Bytes in `bufs`. */
+  bufBytes: number;
 }
 
 /** A socket whose lines the broker reads, with its violation budget. */
@@ -840,10 +850,7 @@ export class Broker extends EventEmitter {
     const out = this.outbox;
     if (out.length === 0) return;
     this.outbox = [];
-    for (let i = 0; i < out.length; i++) {
-      const o = out[i];
-      if (o.text.length > 0 && !o.s.destroyed) o.s.write(o.text);
-    }
+    for (let i = 0; i < out.length; i++) writeOut(out[i]);
   }
 
   /**
@@ -853,7 +860,7 @@ export class Broker extends EventEmitter {
    * OUTBOX_FLUSH bytes it is written at once, so that the write-queue checks
    * (`queued`) of whoever reads only `writableLength` are off by at most that.
    */
-  private write(s: Duplex, line: string): void {
+  private write(s: Duplex, line: string | Buffer): void {
     if (!this.batching) {
       s.write(line);
       return;
@@ -867,26 +874,37 @@ export class Broker extends EventEmitter {
       }
     }
     if (!o) {
-      out.push({ s, text: line });
+      if (typeof line === 'string') out.push({ s, text: line, bufs: null, bufBytes: 0 });
+      else out.push({ s, text: '', bufs: [line], bufBytes: line.length });
       return;
     }
-    o.text += line;
-    if (o.text.length > OUTBOX_FLUSH) {
-      s.write(o.text);
-      o.text = '';
+    if (typeof line === 'string') {
+      o.text += line;
+    } else {
+      // The text held so far goes first, as bytes, so that the frames stay in order.
+      o.bufs ??= [];
+      if (o.text.length > 0) {
+        const t = Buffer.from(o.text, 'utf8');
+        o.bufs.push(t);
+        o.bufBytes += t.length;
+        o.text = '';
+      }
+      o.bufs.push(line);
+      o.bufBytes += line.length;
     }
+    if (o.text.length + o.bufBytes > OUTBOX_FLUSH) writeOut(o);
   }
 
   /** Bytes waiting to be sent to `s` (UTF-16 units for what the current batch holds back): its write queue and the batch's text. */
   private queued(s: Duplex): number {
     let n = s.writableLength;
     const out = this.outbox;
-    for (let i = 0; i < out.length; i++) if (out[i].s === s) n += out[i].text.length;
+    for (let i = 0; i < out.length; i++) if (out[i].s === s) n += out[i].text.length + out[i].bufBytes;
     return n;
   }
 
   /** Writes a line to a port; false when it was dropped (no stream, or a droppable notice to a full peer). */
-  private writeTo(conn: PortConn, line: string, droppable: boolean): boolean {
+  private writeTo(conn: PortConn, line: string | Buffer, droppable: boolean): boolean {
     const s = conn.stream;
     if (!s || s.destroyed) return false;
     if (droppable && this.queued(s) > DROP_WATER) return false;
@@ -1019,11 +1037,13 @@ export class Broker extends EventEmitter {
       else this.egresses.send(req, op, env.body);
       return;
     }
+    // A large body of a line without a backslash goes on as bytes, the same bytes as its text (see BYTES_BODY_MIN).
+    const body = plain && bodyJson.length >= BYTES_BODY_MIN ? (encodePlainBytes(env.body) ?? bodyJson) : bodyJson;
     if (t === 'call') {
       const origId = env.id!;
-      this.forwardCall(req, op, bodyJson, answerTo(req, origId), origId, env.to);
+      this.forwardCall(req, op, body, answerTo(req, origId), origId, env.to);
     } else {
-      this.forwardSend(req, op, bodyJson, env.to);
+      this.forwardSend(req, op, body, env.to);
     }
   }
 
@@ -1303,7 +1323,7 @@ export class Broker extends EventEmitter {
   // Routing
 
   /** Sends a checked call to a provider clone; `respond` gets exactly one answer. */
-  private forwardCall(req: Requester, op: OpRt, bodyJson: string, respond: (a: Answer) => void, origId?: number | string, to?: number): void {
+  private forwardCall(req: Requester, op: OpRt, bodyJson: string | Buffer, respond: (a: Answer) => void, origId?: number | string, to?: number): void {
     const ch = req.channel;
     ch.counters.calls++;
     this.withProvider(req, to, (conn, reason) => {
@@ -1315,7 +1335,7 @@ export class Broker extends EventEmitter {
       const pid = conn.nextId++;
       const now = performance.now();
       const p: Pending = { pid, channel: ch, op, provider: conn, requester: req, deadline: now + ch.inv.timeout_ms, sentAt: now, respond, origId };
-      const line = `{"t":"call","op":${op.json},"id":${pid},"body":${bodyJson}}\n`;
+      const line = frameWith(`{"t":"call","op":${op.json},"id":${pid},"body":`, bodyJson);
       if (!this.writeTo(conn, line, false)) {
         ch.counters.errors++;
         respond({ ok: false, error: `the provider ${conn.instance.plan.id} is not connected`, kind: 'unavailable' });
@@ -1332,14 +1352,14 @@ export class Broker extends EventEmitter {
     });
   }
 
-  private forwardSend(req: Requester, op: OpRt, bodyJson: string, to?: number): void {
+  private forwardSend(req: Requester, op: OpRt, bodyJson: string | Buffer, to?: number): void {
     const ch = req.channel;
     this.withProvider(req, to, (conn, reason) => {
       if (!conn) {
         this.log({ level: 'debug', message: `send ${op.name} on ${ch.id} dropped: ${reason}`, channel: ch.id });
         return;
       }
-      const line = `{"t":"send","op":${op.json},"body":${bodyJson}}\n`;
+      const line = frameWith(`{"t":"send","op":${op.json},"body":`, bodyJson);
       if (this.writeTo(conn, line, false)) {
         ch.counters.frames_to_provider++;
         ch.counters.bytes_to_provider += line.length;
@@ -1605,6 +1625,35 @@ export class Broker extends EventEmitter {
 
 // ---------------------------------------------------------------------------
 // Frames the broker writes
+
+/** The frame `head` + body + `}` and a newline: text for a body in text, bytes (one buffer) for a body in bytes. */
+function frameWith(head: string, body: string | Buffer): string | Buffer {
+  if (typeof body === 'string') return `${head}${body}}\n`;
+  const h = Buffer.byteLength(head, 'utf8');
+  const out = Buffer.allocUnsafe(h + body.length + 2);
+  out.write(head, 0, 'utf8');
+  body.copy(out, h);
+  out[h + body.length] = 0x7d; // }
+  out[h + body.length + 1] = 0x0a; // newline
+  return out;
+}
+
+/** Writes what a batch held back for one destination, in order, in one write, and empties it. */
+function writeOut(o: Outgoing): void {
+  if (o.bufs) {
+    if (o.text.length > 0) {
+      const t = Buffer.from(o.text, 'utf8');
+      o.bufs.push(t);
+      o.bufBytes += t.length;
+    }
+    if (!o.s.destroyed) o.s.write(o.bufs.length === 1 ? o.bufs[0] : Buffer.concat(o.bufs, o.bufBytes));
+  } else if (o.text.length > 0 && !o.s.destroyed) {
+    o.s.write(o.text);
+  }
+  o.text = '';
+  o.bufs = null;
+  o.bufBytes = 0;
+}
 
 /** Sends a call's answer to the guest requester that made it, under the requester's own id. */
 function answerTo(req: Requester, origId: number | string): (a: Answer) => void {

@@ -126,6 +126,73 @@ function plainJson(v: unknown): string {
   }
 }
 
+/**
+ * The UTF-8 bytes of `encodePlain(body)`, written piece by piece into one
+ * buffer, or null when encodePlain would not answer with plainJson's text (a
+ * body nested too deeply: the caller keeps the text). Forwarding a large body
+ * as a string makes the engine copy the whole frame into one flat string on
+ * the heap before a socket can take it (and the young generation fills, and is
+ * collected, that much sooner); here every piece (a key, a string value, a
+ * number's text, punctuation) is already flat and goes straight into the
+ * buffer, outside the heap. The bytes are the same: each piece is encoded as
+ * it would be within the whole text, and no piece ends inside a surrogate pair.
+ */
+export function encodePlainBytes(body: unknown): Buffer | null {
+  const pieces: string[] = [];
+  try {
+    plainPieces(body, pieces);
+  } catch {
+    return null;
+  }
+  let n = 0;
+  for (let i = 0; i < pieces.length; i++) n += Buffer.byteLength(pieces[i], 'utf8');
+  const out = Buffer.allocUnsafe(n);
+  let at = 0;
+  for (let i = 0; i < pieces.length; i++) at += out.write(pieces[i], at, 'utf8');
+  return out;
+}
+
+/** plainJson's text as the list of its pieces, in order (see encodePlainBytes). */
+function plainPieces(v: unknown, out: string[]): void {
+  switch (typeof v) {
+    case 'string':
+      out.push('"', v, '"');
+      return;
+    case 'number':
+      out.push(String(v));
+      return;
+    case 'boolean':
+      out.push(v ? 'true' : 'false');
+      return;
+    case 'object': {
+      if (v === null) {
+        out.push('null');
+        return;
+      }
+      if (Array.isArray(v)) {
+        out.push('[');
+        for (let i = 0; i < v.length; i++) {
+          if (i > 0) out.push(',');
+          plainPieces(v[i], out);
+        }
+        out.push(']');
+        return;
+      }
+      const o = v as Record<string, unknown>;
+      const keys = Object.keys(o);
+      out.push('{');
+      for (let i = 0; i < keys.length; i++) {
+        out.push(i > 0 ? ',"' : '"', keys[i], '":');
+        plainPieces(o[keys[i]], out);
+      }
+      out.push('}');
+      return;
+    }
+    default:
+      throw new TypeError('not a parsed JSON value');
+  }
+}
+
 /** Whether the strings of a frame parsed from `line` need no escaping when encoded again (see encodePlain). */
 export function plainLine(line: string): boolean {
   return line.indexOf('\\') < 0;
