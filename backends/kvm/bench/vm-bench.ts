@@ -9,6 +9,8 @@
 // - mcl's own checkpoint of an idle clone (device state and the pages that differ from the
 //   template; spec/checkpoint.md): its size on disk, the restore to ready, and the pause of a
 //   deployment of 6 components (3 counters, 3 stores, through the broker) during `mclc checkpoint`;
+// - for pooled forks, the identity and program applied after the handshake (to the agent's answer), and
+//   under TCG where the translated guest code comes from (kernel or user space, QEMU's in_asm log);
 // - memory of N idle clones, first as forked (handshake only) and then as the lifecycle
 //   leaves them (identity applied, a program started and waiting), against M guests
 //   cold-booted and given the same identity and program.
@@ -29,10 +31,11 @@
 // table adds what merged and what ksmd cost. Raise /sys/kernel/mm/ksm/pages_to_scan to
 // shorten the wait. Cold-booted guests never get the setting.
 
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
 import { captureRam, parseRamFile, restoreClone, saveDeviceState, writeRamFile } from '../src/vm/checkpoint';
 import { buildImage, ClonePool, ControlChannel, ensureTemplate, forkClone, probeAccelerator, QmpClient, readCpuMs, readMemory, type Clone, type GuestIdentity, type MemoryUsage, type Template } from '../src/vm/index';
@@ -191,6 +194,63 @@ async function translated(qmp: QmpClient): Promise<Jit> {
   return { tbs: num(/TB count\s+(\d+)/), codeBytes: num(/gen code size\s+(\d+)/) };
 }
 
+/** Blocks TCG translated over a stretch of a guest's run, from QEMU's `in_asm` log: in the guest kernel and in user space. */
+interface TranslationProfile {
+  kernel: number;
+  user: number;
+  /** Kernel blocks translated before the first user-space block: the wake-up up to the return into the agent. */
+  beforeUser: number;
+}
+
+/** Counts the blocks of an `in_asm` log, read line by line (it is the benchmark's own file, a few MiB). */
+async function readTranslationLog(file: string): Promise<TranslationProfile> {
+  const out: TranslationProfile = { kernel: 0, user: 0, beforeUser: 0 };
+  let header = false;
+  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+    if (line.startsWith('IN:')) {
+      header = true;
+      continue;
+    }
+    if (!header) continue;
+    header = false;
+    // x86-64 Linux maps its kernel in the upper half: 0xffff8000_00000000 and above.
+    const addr = /^0x([0-9a-f]+):/.exec(line)?.[1];
+    if (!addr) continue;
+    if (addr.length === 16 && addr.startsWith('ffff')) {
+      out.kernel++;
+      if (out.user === 0) out.beforeUser++;
+    } else out.user++;
+  }
+  return out;
+}
+
+/**
+ * Where the translation of a fork's first run goes: one clone forked paused, QEMU's `in_asm` log on while it
+ * continues and answers the handshake, then while it applies an identity and starts a program. Logging
+ * slows the clone, so it is not timed.
+ */
+async function profileTranslation(template: Template, dir: string): Promise<{ handshake: TranslationProfile; identity: TranslationProfile }> {
+  const c = await forkClone(template, { name: 'prof', paused: true, controlSocket: path.join(dir, 'prof.ctl'), dataPortSockets: [], logFile: path.join(dir, 'prof.log'), readyTimeoutMs: 60_000 });
+  const hmp = (line: string) => c.qmp.execute('human-monitor-command', { 'command-line': line });
+  try {
+    const logged = async (name: string, fn: () => Promise<unknown>) => {
+      const file = path.join(dir, name);
+      await hmp(`logfile ${file}`);
+      await hmp('log in_asm');
+      await fn();
+      await hmp('log none');
+      const p = await readTranslationLog(file);
+      await rm(file, { force: true });
+      return p;
+    };
+    const handshake = await logged('prof-handshake.tcg', () => c.resume());
+    const identityProfile = await logged('prof-identity.tcg', () => c.sendIdentity(identity(0), 60_000));
+    return { handshake, identity: identityProfile };
+  } finally {
+    await c.kill();
+  }
+}
+
 interface CloneMemory {
   rollup: MemoryUsage[];
   parts: MemoryBreakdown[];
@@ -273,6 +333,7 @@ async function main() {
     }
     const pooled: { readyMs: number; cpuMs: number; phases: Clone['phases'] }[] = [];
     const pooledJit: Jit[] = [];
+    const deployedReady: { ms: number; cpuMs: number; jit: Jit | null }[] = [];
     let spare: { mem: MemoryUsage; cpuPct: number } | undefined;
     const clonePool = new ClonePool(template, { dir: path.join(dir, 'pool'), size: 1, onError: (e) => console.error(`pool: ${e.message}`) });
     try {
@@ -285,6 +346,11 @@ async function main() {
         if (!c.pooled) throw new Error('the pool had no process waiting');
         pooled.push({ readyMs: c.readyMs, cpuMs: (await readCpuMs(c.pid)) - cpuBefore, phases: c.phases });
         if (accel.accel === 'tcg') pooledJit.push(await translated(c.qmp));
+        // Then the identity and a program, as the lifecycle applies them: ready to serve once the agent answered `started`.
+        const cpuReady = await readCpuMs(c.pid);
+        const t0 = Date.now();
+        await c.sendIdentity(identity(i), 60_000);
+        deployedReady.push({ ms: Date.now() - t0, cpuMs: (await readCpuMs(c.pid)) - cpuReady, jit: accel.accel === 'tcg' ? await translated(c.qmp) : null });
         await c.kill();
       }
       // What a waiting process costs: memory, and CPU while it waits (after its start has settled).
@@ -295,6 +361,7 @@ async function main() {
     } finally {
       await clonePool.close();
     }
+    const profile = accel.accel === 'tcg' ? await profileTranslation(template, dir) : null;
     // Forks from the zygote with nothing waiting (a pool of size 0): the zygote forks QEMU's process at the
     // take. The first take starts the zygote and is not counted.
     const zygoteForks: { readyMs: number; cpuMs: number; phases: Clone['phases'] }[] = [];
@@ -409,8 +476,23 @@ async function main() {
         `${median(pooledJit.map((j) => j.tbs))} blocks, ${mib(median(pooledJit.map((j) => j.codeBytes)))} MiB of host code`,
       ]);
     }
+    if (profile) {
+      const h = profile.handshake;
+      timing.push([
+        '  where those blocks are (one clone, in_asm log): guest kernel / user space',
+        `${h.kernel} / ${h.user} (${h.beforeUser} kernel blocks before the agent runs: interrupt, wake-up from idle, scheduler, the read's return)`,
+      ]);
+    }
     // No other QEMU runs at that point, so the pages of QEMU's binary and libraries count as its own.
     if (spare) timing.push(['  a process waiting in the pool, alone: private / PSS / RSS, CPU (mean over 5 s)', `${mib(spare.mem.private)} / ${mib(spare.mem.pss)} / ${mib(spare.mem.rss)} MiB, ${spare.cpuPct.toFixed(1)}% of one core`]);
+    if (deployedReady.length > 0) {
+      const jits = deployedReady.flatMap((d) => (d.jit ? [d.jit] : []));
+      timing.push([
+        `then identity applied and a program started, to the agent's answer (median of ${deployedReady.length})`,
+        `${median(deployedReady.map((d) => d.ms))} ms (QEMU CPU ${median(deployedReady.map((d) => d.cpuMs))} ms${jits.length > 0 ? `; ${median(jits.map((j) => j.tbs))} blocks, ${mib(median(jits.map((j) => j.codeBytes)))} MiB translated in all` : ''})`,
+      ]);
+      if (profile) timing.push(['  blocks translated for it: guest kernel / user space (one clone, in_asm log)', `${profile.identity.kernel} / ${profile.identity.user}`]);
+    }
     if (zygoteForks.length > 0) {
       const zMs = median(zygoteForks.map((f) => f.readyMs));
       timing.push([`fork to ready from the zygote, nothing waiting (median / p90 of ${zygoteForks.length})`, `${zMs} / ${p90(zygoteForks.map((f) => f.readyMs))} ms (QEMU CPU ${median(zygoteForks.map((f) => f.cpuMs))} ms)`]);
