@@ -980,7 +980,10 @@ export class Supervisor {
 
 /** What the broker is built from: when it is unchanged, the broker (and its counters) is kept. */
 function brokerKey(plan: Plan): string {
-  return JSON.stringify([plan.channels, plan.exposures, plan.schemas, plan.instances.map((i) => [i.id, i.mode, i.ports, i.max_sessions ?? null])]);
+  const key = [plan.channels, plan.exposures, plan.schemas, plan.instances.map((i) => [i.id, i.mode, i.ports, i.max_sessions ?? null])];
+  // The far ends of channels to other hosts, and where they run, are the broker's and its links' too.
+  if (plan.remote_instances?.length) key.push(plan.remote_instances.map((i) => [i.id, i.target ?? null, i.mode, i.ports, i.max_sessions ?? null]));
+  return JSON.stringify(key);
 }
 
 /**
