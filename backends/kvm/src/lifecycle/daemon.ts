@@ -23,7 +23,7 @@ import type { BrokerFactory, GuestRuntime } from './guest-runtime';
 import { openRecorder, requestWho, STATE_FILE_ENV } from './records';
 import type { MetricsEndpoint } from './metrics';
 import { HealthMonitor } from './health';
-import { startLinks } from './links';
+import { linkConfigDigest, startLinks } from './links';
 import { Cgroups, cgroupName, detectCgroups } from './cgroups';
 
 export const SOCKET = 'supervisor.sock';
@@ -337,6 +337,8 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   /** Clones the kernel killed for going over their memory limit, with the limit, for status. */
   const oomKilled = new Map<string, number | null>();
   const sup = new Supervisor({
+    // A new link configuration (a peer destroyed and made again, with a new key) takes a new broker and links.
+    wiringExtra: () => linkConfigDigest(join(dir, 'link.json')),
     onRecord: (r) => {
       if (r.event === 'fork') {
         oomKilled.delete(`${r.instance}#${r.clone}`);
