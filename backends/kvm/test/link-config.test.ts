@@ -12,6 +12,7 @@ import type { BackendOptions } from '@mcl/plan/backend';
 import { linkConfig, linkConfigDigest, linkIdentity, LINK_IDENTITY_FILE } from '../src/lifecycle/links';
 import { findRunDir, removeRunDir } from '../src/lifecycle/rundir';
 import { identities } from '../../broker/test/link-helpers';
+import { acquireLock } from '@mcl/plan/state-store';
 
 let ws: string;
 let opts: BackendOptions;
@@ -64,5 +65,15 @@ describe('the link identity and configuration of a host', () => {
     expect(made.cert).not.toBe(b.cert);
     // A peer that is not a certificate is refused as the supervisor would refuse it.
     await expect(linkConfig(opts, { name: 'node2', peers: [{ name: 'a', cert: 'not a certificate', host: '', port: 0 }] })).rejects.toThrow(/not valid/);
+  });
+
+  it('waits for the state lock as apply does: a host applying for another runner is not raced', async () => {
+    const held = await acquireLock(opts.stateFile, { operation: 'apply' });
+    try {
+      await expect(linkIdentity(opts, 'node2')).rejects.toMatchObject({ kind: 'locked' });
+    } finally {
+      held.release();
+    }
+    expect((await linkIdentity(opts, 'node2')).cert).toContain('BEGIN CERTIFICATE');
   });
 });

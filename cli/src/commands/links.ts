@@ -86,13 +86,13 @@ export async function prepareLinks(ctx: Context, plan: Plan, o: LifecycleOptions
   const certs = new Map<string, string>();
   for (const t of linked) {
     const step = `cannot make the link identity of ${where(t)}`;
-    const cert = await onTarget(ctx, t, o, step, (remote) => remote.remoteLinkIdentity(ctx, t.host!, t.backend, t.name), (backend, opts) => backend.linkIdentity!(opts, t.name).then((r) => r.cert));
+    const cert = await onTarget(ctx, t, o, step, (remote) => remote.remoteLinkIdentity(ctx, t.host!, t.backend, t.name, o.lockTimeout), (backend, opts) => backend.linkIdentity!(opts, t.name).then((r) => r.cert));
     certs.set(t.name, cert);
   }
   const configs = linkConfigs(plan, certs, port);
   for (const t of linked) {
     const config = configs.find((c) => c.name === t.name)!;
-    await onTarget(ctx, t, o, `cannot write the link configuration of ${where(t)}`, (remote) => remote.remoteLinkConfig(ctx, t.host!, t.backend, config), (backend, opts) => backend.linkConfig!(opts, config));
+    await onTarget(ctx, t, o, `cannot write the link configuration of ${where(t)}`, (remote) => remote.remoteLinkConfig(ctx, t.host!, t.backend, config, o.lockTimeout), (backend, opts) => backend.linkConfig!(opts, config));
   }
   if (!o.json) ctx.err(`Links: ${linked.map((t) => t.name).join(', ')} carry ${crossHostChannels(plan).length} channel(s) between hosts (port ${port}).\n`);
 }

@@ -206,10 +206,10 @@ export async function remoteAuditVerify(ctx: Context, o: LifecycleOptions): Prom
 }
 
 /** The certificate of the deployment's link identity on the host for target `name` (made there when missing; the key stays there). */
-export async function remoteLinkIdentity(ctx: Context, url: string, backend: string, name: string): Promise<string> {
+export async function remoteLinkIdentity(ctx: Context, url: string, backend: string, name: string, lockTimeout?: string): Promise<string> {
   const host = remoteHost(url, 'the target names the host');
   let cert: string | undefined;
-  await onHost(ctx, host, 'link-identity', { name, backend }, {
+  await onHost(ctx, host, 'link-identity', { name, backend, lockTimeout }, {
     onLine(line) {
       if (line.type === 'link-identity' && typeof line.cert === 'string' && line.cert.length <= 64 * 1024) cert = line.cert;
     },
@@ -219,10 +219,10 @@ export async function remoteLinkIdentity(ctx: Context, url: string, backend: str
 }
 
 /** Writes the host's link configuration (sent on standard input: it holds certificates). */
-export async function remoteLinkConfig(ctx: Context, url: string, backend: string, config: LinkConfigInput): Promise<{ changed: boolean }> {
+export async function remoteLinkConfig(ctx: Context, url: string, backend: string, config: LinkConfigInput, lockTimeout?: string): Promise<{ changed: boolean }> {
   const host = remoteHost(url, 'the target names the host');
   let changed: boolean | undefined;
-  await onHost(ctx, host, 'link-config', { backend }, {
+  await onHost(ctx, host, 'link-config', { backend, lockTimeout }, {
     stdin: JSON.stringify(config),
     onLine(line) {
       if (line.type === 'link-config' && typeof line.changed === 'boolean') changed = line.changed;

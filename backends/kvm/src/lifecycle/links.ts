@@ -12,7 +12,7 @@ import type { BackendOptions, LinkConfigInput } from '@mcl/plan/backend';
 import { readBoundedFile, writeFileAtomic } from '@mcl/plan/state-store';
 import type { Broker, LinkIdentity } from '@mcl/broker';
 import { findRunDir, readSmallJson } from './rundir';
-import { runDirForApply } from './commands';
+import { lock, runDirForApply } from './commands';
 import { BackendFailure } from './errors';
 
 /** Largest link.json read: a few certificates and a key. */
@@ -75,6 +75,16 @@ function checkIdentity(value: unknown, name: string): LinkIdentity | string {
  * `destroy` removes the run directory, so applying again keeps the keys the other hosts pinned.
  */
 export async function linkIdentity(opts: BackendOptions, name: string): Promise<{ cert: string }> {
+  // Under the state lock, as apply: two runners applying at once cannot each make a key and keep the other's certificate.
+  const held = await lock(opts, 'link-identity', () => {});
+  try {
+    return await identityLocked(opts, name);
+  } finally {
+    held.release();
+  }
+}
+
+async function identityLocked(opts: BackendOptions, name: string): Promise<{ cert: string }> {
   const { makeLinkIdentity } = await import('@mcl/broker');
   // Before the first apply the state's directory may not exist yet; the run directory goes beside the state.
   mkdirSync(dirname(opts.stateFile), { recursive: true, mode: 0o700 });
@@ -99,6 +109,15 @@ export async function linkIdentity(opts: BackendOptions, name: string): Promise<
  * it; written with mode 0600, as it holds the private key.
  */
 export async function linkConfig(opts: BackendOptions, config: LinkConfigInput): Promise<{ changed: boolean }> {
+  const held = await lock(opts, 'link-config', () => {});
+  try {
+    return await configLocked(opts, config);
+  } finally {
+    held.release();
+  }
+}
+
+async function configLocked(opts: BackendOptions, config: LinkConfigInput): Promise<{ changed: boolean }> {
   const { parseLinkConfig, LINK_CONFIG_FILE } = await import('@mcl/broker');
   // The identity comes first (linkIdentity), and with it the run directory: nothing is created here.
   const rd = findRunDir(opts.stateFile);
