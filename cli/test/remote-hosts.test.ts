@@ -163,7 +163,7 @@ describe.skipIf(unavailable !== null)('lifecycle commands on hosts over ssh', ()
     expect(r.stderr).toMatch(/^error: node2: /m);
   }, 120_000);
 
-  it('plans a system over two hosts against both states, and refuses to apply a channel between them', async () => {
+  it('plans a system over two hosts against both states, and names the host where setting up their link fails', async () => {
     const src = join(sim.dir, 'two');
     mkdirSync(src, { recursive: true });
     writeFileSync(join(src, 'a.sh'), 'echo hi\n');
@@ -186,8 +186,14 @@ describe.skipIf(unavailable !== null)('lifecycle commands on hosts over ssh', ()
     expect(doc.prior_states).toEqual({ node1: null, node2: null });
     const human = await mclc(['plan', src]);
     expect(human.stdout).toMatch(/Placement:\n  node1 \(ssh:\/\/node1.*\): app\n  node2 .*: db\n  between hosts: channel app\.db->db\.kv/);
-    const a = await mclc(['apply', join(src, 'two.plan'), '--root', src]);
+    // The hosts' link identities are made before any part is applied: a host without mclc fails that step, named.
+    const a = await mclc(['apply', join(src, 'two.plan'), '--root', src], { MCL_REMOTE_MCLC: '/nonexistent/mclc' });
     expect(a.code).toBe(5);
-    expect(a.stderr).toContain('error: channel app.db->db.kv joins app on node1 and db on node2, and channels between hosts are not carried yet');
+    expect(a.stderr).toContain(`error: cannot make the link identity of target node1 (${url('node1')}): `);
+    expect(a.stderr).toMatch(/node1 has no mclc/);
+    // A port that is none is refused before any host is touched.
+    const bad = await mclc(['apply', join(src, 'two.plan'), '--root', src], { MCL_LINK_PORT: '99999' });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('MCL_LINK_PORT="99999" is not a TCP port');
   }, 120_000);
 });

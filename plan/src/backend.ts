@@ -534,6 +534,22 @@ export interface BackendModule {
   checkpoint?(opts: CheckpointOptions, onEvent: EventSink): Promise<CheckpointResult>;
   /** Brings a deployment back from a checkpoint directory; refuses one that does not fit, changing nothing. Optional, as `checkpoint`. */
   restore?(dir: string, opts: RestoreOptions, onEvent: EventSink): Promise<RestoreResult>;
+  /**
+   * The deployment's link identity on this host for target `name` (spec/hosts.md, "Links
+   * between hosts"): made on first use (the private key is written on this host only) and kept
+   * until `destroy`; returns its certificate, which the other hosts pin. Optional: a backend
+   * without it cannot carry channels between hosts.
+   */
+  linkIdentity?(opts: BackendOptions, name: string): Promise<{ cert: string }>;
+  /** Writes this host's link configuration (its identity, the peers it pins, where it listens); `changed` when it differs from the one there. */
+  linkConfig?(opts: BackendOptions, config: LinkConfigInput): Promise<{ changed: boolean }>;
+}
+
+/** What `apply` tells a host about its links: the other hosts it pins and reaches, and where it listens. */
+export interface LinkConfigInput {
+  name: string;
+  peers: { name: string; cert: string; host: string; port: number }[];
+  listen?: { host: string; port: number };
 }
 
 // ---------------------------------------------------------------------------

@@ -250,6 +250,7 @@ export const planSchema: S = {
         additionalProperties: false,
       },
     },
-  }, ['policies', 'egresses', 'targets', 'prior_states']),
+    remote_instances: arr(ref('PlanInstance')),
+  }, ['policies', 'egresses', 'targets', 'prior_states', 'remote_instances']),
   $defs: defs,
 };

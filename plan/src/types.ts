@@ -86,6 +86,13 @@ export interface Plan {
    * (null: none), by target name, so that it is stale when any of them moved on. Optional.
    */
   prior_states?: Record<string, { lineage: string; serial: number } | null>;
+  /**
+   * Only in the part of a plan over several targets that one host applies (`planPart`), when some
+   * of its channels cross to another target: the instances at the far ends of those channels, as
+   * the whole plan has them, each with its `target`. The host's broker and link use them (ports,
+   * types, placement); the backend does not start, diff, record or report them. Optional.
+   */
+  remote_instances?: PlanInstance[];
 }
 
 export interface PlanTarget {

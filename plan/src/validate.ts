@@ -282,7 +282,15 @@ function crossCheck(plan: Plan, errors: PlanValidationError[]): void {
 
   const templates = new Set(plan.templates.map((t) => t.id));
   const images = new Set(plan.images.map((i) => i.name));
-  const instances = new Map(plan.instances.map((i) => [i.id, i]));
+  // A part's channels may end at an instance of another target (`remote_instances`), never started here.
+  const remote = plan.remote_instances ?? [];
+  const localIds = new Set(plan.instances.map((i) => i.id));
+  unique(remote, (i) => i.id, '$.remote_instances', 'remote instance id');
+  remote.forEach((r, i) => {
+    if (localIds.has(r.id)) add(`$.remote_instances[${i}]`, `instance "${r.id}" is both here and on another target`);
+    if (r.target === undefined || r.target === plan.target.name) add(`$.remote_instances[${i}].target`, `remote instance "${r.id}" must name the other target it runs on`);
+  });
+  const instances = new Map([...remote, ...plan.instances].map((i) => [i.id, i]));
   plan.templates.forEach((t, i) => {
     if (!images.has(t.image)) add(`$.templates[${i}].image`, `template "${t.id}" uses image "${t.image}", which the plan does not list`);
   });

@@ -1,7 +1,7 @@
 // The part of a plan over several targets that one host applies (parts.ts).
 
 import { describe, expect, it } from 'vitest';
-import { crossHostChannels, digestMismatches, instanceTargets, planPart, staleReason, type Plan, type PlanEgress } from '../src/index';
+import { brokerPlan, channelsBetween, crossHostChannels, digestMismatches, instanceTargets, linkAgreement, planPart, staleReason, validatePlan, type Plan, type PlanEgress } from '../src/index';
 import { webstackPlan } from './fixtures';
 
 function twoTargets(): Plan {
@@ -21,7 +21,7 @@ describe('planPart', () => {
     expect(crossHostChannels(plan)).toEqual([]);
   });
 
-  it("gives each target its instances, the channels within it, and its prior state, with the part's own digests", async () => {
+  it("gives each target its instances, the channels with an end there, and its prior state, with the part's own digests", async () => {
     const { createHash } = await import('node:crypto');
     const sha = (parts: string | readonly string[]) => {
       const h = createHash('sha256');
@@ -35,10 +35,51 @@ describe('planPart', () => {
     expect(part.prior_states).toBeUndefined();
     expect(part.target.name).toBe('node2');
     expect(part.instances.every((i) => where.get(i.id) === 'node2')).toBe(true);
-    expect(part.channels.every((c) => where.get(c.from.instance) === 'node2' && where.get(c.to.instance) === 'node2')).toBe(true);
+    expect(part.channels.every((c) => where.get(c.from.instance) === 'node2' || where.get(c.to.instance) === 'node2')).toBe(true);
     expect(part.prior_state).toEqual({ lineage: 'l', serial: 3 });
     expect(staleReason(part, null)?.message).toContain('state l serial 3');
-    expect(crossHostChannels(plan).length + planPart(plan, plan.target.name, sha)!.channels.length + part.channels.length).toBe(plan.channels.length);
+    // Every channel is in the part of each target it has an end on: a cross-host channel in both.
+    expect(planPart(plan, plan.target.name, sha)!.channels.length + part.channels.length - crossHostChannels(plan).length).toBe(plan.channels.length);
+  });
+
+  it('gives both targets of a cross-host channel the channel and the far end as a remote instance, which the backend never sees as its own', async () => {
+    const { createHash } = await import('node:crypto');
+    const sha = (parts: string | readonly string[]) => {
+      const h = createHash('sha256');
+      for (const p of Array.isArray(parts) ? parts : [parts]) h.update(p);
+      return h.digest('hex');
+    };
+    const plan = twoTargets();
+    const one = plan.target.name;
+    const cross = crossHostChannels(plan);
+    expect(cross.length).toBeGreaterThan(0);
+    const [a, b] = [planPart(plan, one, sha)!, planPart(plan, 'node2', sha)!];
+    for (const [part, other] of [[a, 'node2'], [b, one]] as const) {
+      // The far ends are remote instances placed on the other target, not instances of this part.
+      const here = new Set(part.instances.map((i) => i.id));
+      expect(part.remote_instances!.length).toBeGreaterThan(0);
+      for (const r of part.remote_instances!) {
+        expect(here.has(r.id)).toBe(false);
+        expect(r.target).toBe(other);
+        expect(part.channels.some((c) => c.from.instance === r.id || c.to.instance === r.id)).toBe(true);
+      }
+      // The part's cross-host channels are the whole plan's with an end here, found the same way.
+      expect(crossHostChannels(part).map((c) => c.id)).toEqual(cross.filter((c) => here.has(c.from.instance) || here.has(c.to.instance)).map((c) => c.id));
+      expect(validatePlan(JSON.parse(JSON.stringify(part))).errors).toEqual([]);
+      expect(digestMismatches(part, sha).filter((m) => /^digests\.(invariants|plan) /.test(m))).toEqual([]);
+      // The broker's plan adds the far ends to the instances; the part itself does not.
+      expect(brokerPlan(part).instances.map((i) => i.id).sort()).toEqual([...here, ...part.remote_instances!.map((r) => r.id)].sort());
+      expect(instanceTargets(brokerPlan(part))).toEqual(instanceTargets(part));
+    }
+    // Both hosts agree on the link: the same channels in the same order, the same schemas and placement.
+    expect(channelsBetween(a, one, 'node2').map((c) => c.id)).toEqual(channelsBetween(b, one, 'node2').map((c) => c.id));
+    expect(linkAgreement(a, one, 'node2')).toBe(linkAgreement(b, 'node2', one));
+    expect(linkAgreement(a, one, 'node2')).toBe(linkAgreement(plan, one, 'node2'));
+    // Another type on a crossing channel is another agreement.
+    const other = structuredClone(plan);
+    const op = other.channels.find((c) => c.id === cross[0].id)!.ops[0];
+    other.schemas[op.input] = { kind: 'string', max_len: 3 };
+    expect(linkAgreement(other, one, 'node2')).not.toBe(linkAgreement(plan, one, 'node2'));
   });
 
   it("gives each target only its own instances' egresses, covered by the part's digests", async () => {

@@ -4,7 +4,10 @@
 // between hosts"; the security model is in spec/hosts.md).
 //
 // Design:
-// - Every host runs a broker over the whole plan. On the requirer's host the
+// - Every host runs a broker over its part of the plan (planPart and
+//   brokerPlan of @mcl/plan: its own instances, every channel with an end
+//   there, and the instances at the far ends as `remote_instances`), or over
+//   the whole plan; either way it knows every port its channels join. On the requirer's host the
 //   channel is marked remote (Broker.setRemoteProviders): the requester's
 //   frames are checked there as on one host, and what is admitted is written
 //   to a LinkStream standing for the provider, one per requester clone. On the
@@ -15,7 +18,13 @@
 //   requirer's broker as a provider's frames. Nothing here judges a frame's
 //   content: both ends use the broker's own checks.
 // - The link itself only carries bytes of those streams, in frames with a
-//   header (type, sequence number, channel index, clone, length). A frame is
+//   header (type, sequence number, channel index, clone, length). The channel
+//   index is the channel's place among the channels between the two hosts,
+//   sorted by id (channelsBetween of @mcl/plan), the same on both sides
+//   whatever else each host's plan holds. The greeting carries the digest of
+//   what both hosts must agree on (linkAgreement: those channels, their
+//   schemas and where their ends run), so two parts of one plan agree and a
+//   host running another plan is refused. A frame is
 //   accepted only when its sequence number is the next one, its channel
 //   crosses exactly these two hosts in the direction the frame says, and it
 //   fits the bounds; anything else is refused and counted.
@@ -36,7 +45,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { connect as tlsConnect, createServer as tlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { instanceTargets, type Plan, type PlanChannel } from '@mcl/plan';
+import { channelsBetween, instanceTargets, linkAgreement, type Plan, type PlanChannel } from '@mcl/plan';
 import type { LinkStatus } from '@mcl/plan/backend';
 import type { Broker } from './broker';
 import type { BrokerLogEntry } from './types';
@@ -62,8 +71,6 @@ export interface LinkOptions {
   peers: LinkPeer[];
   /** Where this host's link listener binds (needed when a peer's name sorts after this host's). Port 0 picks a free one. */
   listen?: { host: string; port: number };
-  /** The host of each instance; default: `instances[].target`, else the plan's target. */
-  placement?: Record<string, string>;
   /** Interval of ping frames, in ms. Default 1000. */
   pingIntervalMs?: number;
   /** A link that receives nothing (not even a pong) for this long is closed. Default 3 pings' worth plus 1 s. */
@@ -152,10 +159,6 @@ export function planPlacement(plan: Plan): Record<string, string> {
   return Object.fromEntries(instanceTargets(plan));
 }
 
-/** Channels whose two ends are placed on different hosts of `placement`. */
-function channelsBetweenHosts(plan: Plan, placement: Record<string, string>): PlanChannel[] {
-  return plan.channels.filter((c) => placement[c.from.instance] !== undefined && placement[c.to.instance] !== undefined && placement[c.from.instance] !== placement[c.to.instance]);
-}
 
 /** One end of a channel's stream across the link; the broker reads and writes it as a port. */
 class LinkStream extends Duplex {
@@ -214,6 +217,11 @@ interface PeerRt {
   /** Provider side: streams attached as the remote requester clones' ports, by `<channel index>/<clone>`. */
   asRequester: Map<string, { stream: LinkStream; ch: PlanChannel; clone: number }>;
   drainWaiters: (() => void)[];
+  /** The channels between this host and the peer (channelsBetween): a frame names one by its index here. */
+  list: PlanChannel[];
+  index: Map<string, number>;
+  /** The digest of what both hosts must agree on (linkAgreement), sent and compared in the greeting. */
+  agreement: string;
   channels: string[];
 }
 
@@ -226,11 +234,10 @@ export class Links extends EventEmitter {
   private readonly broker: Broker;
   private readonly opts: LinkOptions;
   private readonly placement: Record<string, string>;
-  private readonly channels: PlanChannel[];
-  private readonly channelIndex = new Map<string, number>();
   private readonly peers = new Map<string, PeerRt>();
   private readonly byFingerprint = new Map<string, PeerRt>();
-  private readonly planDigest: string;
+  /** The peer where the provider of each channel that leaves this host runs, by channel id. */
+  private readonly providerPeer = new Map<string, PeerRt>();
   private server: TlsServer | null = null;
   private closed = false;
   private logWindow = 0;
@@ -243,14 +250,11 @@ export class Links extends EventEmitter {
     this.broker = broker;
     this.opts = opts;
     const plan = broker.plan;
-    this.placement = opts.placement ?? planPlacement(plan);
-    this.channels = plan.channels;
-    plan.channels.forEach((c, i) => this.channelIndex.set(c.id, i));
-    // Both ends must carry the same channels between the same hosts: the greeting compares this digest.
-    this.planDigest = createHash('sha256').update(JSON.stringify([plan.channels, plan.schemas, this.placement])).digest('hex');
+    this.placement = planPlacement(plan);
     const self = opts.self.name;
     for (const peer of opts.peers) {
       if (peer.name === self) continue;
+      const list = channelsBetween(plan, self, peer.name);
       const rt: PeerRt = {
         peer,
         fingerprint: certFingerprint(peer.cert),
@@ -272,20 +276,18 @@ export class Links extends EventEmitter {
         toProvider: new Map(),
         asRequester: new Map(),
         drainWaiters: [],
-        channels: [],
+        list,
+        index: new Map(list.map((c, i) => [c.id, i])),
+        // Both ends must carry the same channels between them, of the same types: the greeting compares this digest.
+        agreement: createHash('sha256').update(linkAgreement(plan, self, peer.name)).digest('hex'),
+        channels: list.map((c) => c.id),
       };
       this.peers.set(peer.name, rt);
       this.byFingerprint.set(rt.fingerprint, rt);
     }
-    const remote: string[] = [];
-    for (const c of channelsBetweenHosts(plan, this.placement)) {
-      const from = this.placement[c.from.instance];
-      const to = this.placement[c.to.instance];
-      if (from === self && this.peers.has(to)) {
-        remote.push(c.id);
-        this.peers.get(to)!.channels.push(c.id);
-      } else if (to === self && this.peers.has(from)) this.peers.get(from)!.channels.push(c.id);
-    }
+    // The channels whose provider runs on a peer: the requester's frames go over the link.
+    for (const p of this.peers.values()) for (const c of p.list) if (this.placement[c.from.instance] === self) this.providerPeer.set(c.id, p);
+    const remote = [...this.providerPeer.keys()];
     broker.setRemoteProviders(remote, (channel, clone) => this.openToProvider(channel, clone));
     broker.setLinkStatus(() => this.status());
     // The links live as long as the broker they carry channels of.
@@ -500,7 +502,7 @@ export class Links extends EventEmitter {
       this.down(p, 'the connection closed');
       this.scheduleDial(p);
     });
-    this.send(p, T_HELLO, 0, 0, Buffer.from(JSON.stringify({ protocol: PROTOCOL, name: this.opts.self.name, to: p.peer.name, plan: this.planDigest })));
+    this.send(p, T_HELLO, 0, 0, Buffer.from(JSON.stringify({ protocol: PROTOCOL, name: this.opts.self.name, to: p.peer.name, plan: p.agreement })));
   }
 
   private down(p: PeerRt, why: string): void {
@@ -618,9 +620,9 @@ export class Links extends EventEmitter {
       } catch {
         hello = {};
       }
-      if (hello.protocol !== PROTOCOL || hello.name !== p.peer.name || hello.to !== this.opts.self.name || hello.plan !== this.planDigest) {
+      if (hello.protocol !== PROTOCOL || hello.name !== p.peer.name || hello.to !== this.opts.self.name || hello.plan !== p.agreement) {
         const why =
-          hello.plan !== this.planDigest ? `it runs another plan or placement` : `it greets as ${JSON.stringify(hello.name)} to ${JSON.stringify(hello.to)} (protocol ${String(hello.protocol)})`;
+          hello.plan !== p.agreement ? `it runs another plan or placement` : `it greets as ${JSON.stringify(hello.name)} to ${JSON.stringify(hello.to)} (protocol ${String(hello.protocol)})`;
         this.refuse(p, 'greeting', `the greeting of ${p.peer.name} does not match: ${why}; closing the link`);
         sock.destroy();
         return;
@@ -684,7 +686,7 @@ export class Links extends EventEmitter {
    * anything else is refused as forged.
    */
   private crossing(p: PeerRt, chIndex: number, clone: number, toRequester: boolean): PlanChannel | null {
-    const ch = this.channels[chIndex];
+    const ch = p.list[chIndex];
     const self = this.opts.self.name;
     const ok =
       ch !== undefined &&
@@ -722,10 +724,9 @@ export class Links extends EventEmitter {
 
   /** Requirer side: the stream standing for the remote provider of `channel` for one requester clone. */
   private openToProvider(channel: string, clone: number): Duplex | string {
-    const chIndex = this.channelIndex.get(channel);
-    const ch = chIndex === undefined ? undefined : this.channels[chIndex];
-    const host = ch ? this.placement[ch.to.instance] : undefined;
-    const p = host ? this.peers.get(host) : undefined;
+    const p = this.providerPeer.get(channel);
+    const chIndex = p?.index.get(channel);
+    const ch = chIndex === undefined ? undefined : p?.list[chIndex];
     if (!ch || !p || chIndex === undefined) return `no link carries ${channel}`;
     if (!p.up) return `the link to ${p.peer.name}, where ${ch.to.instance} runs, is down`;
     const key = `${chIndex}/${clone}`;

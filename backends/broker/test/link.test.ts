@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Links, parseLinkConfig } from '../src/link';
 import { Broker } from '../src/broker';
 import { FakePort, kvHandler, tempDir } from './helpers';
+import { channelsBetween } from '@mcl/plan';
 import { identities, linkedPair, twoHostPlan, type Pair } from './link-helpers';
 
 let dir: string;
@@ -116,9 +117,10 @@ describe('the link between two hosts', () => {
   it('refuses frames for channels that do not cross these hosts that way, and a replayed frame number', async () => {
     const raw = pair.linksA as unknown as Raw;
     const p = raw.peers.get('b')!;
-    const plan = pair.brokerA.plan;
-    const local = plan.channels.findIndex((c) => c.id === 'client.sess->ordered.api');
-    const crossing = plan.channels.findIndex((c) => c.id === CH);
+    // A frame names its channel by its place among the channels between the two hosts.
+    const between = channelsBetween(pair.brokerA.plan, 'a', 'b');
+    const local = between.length;
+    const crossing = between.findIndex((c) => c.id === CH);
     raw.send(p, 2, local, 0, Buffer.from('{"t":"call","op":"login","id":1,"body":{"key":"x"}}\n'));
     // The right channel, the wrong way: answers to a provider.
     raw.send(p, 3, crossing, 0, Buffer.from('{"t":"reply","id":1,"body":{"ok":true}}\n'));
@@ -249,5 +251,51 @@ describe('the link configuration (link.json)', () => {
     expect(parseLinkConfig({ ...good, peers: [{ ...good.peers[0], port: 70000 }] })).toBe('peers[0] needs a host and a port (0..65535)');
     expect(parseLinkConfig({ ...good, listen: { host: '', port: 1 } })).toBe('`listen` needs a host and a port (0..65535)');
     expect(parseLinkConfig({ ...good, self: { name: 'a', key: id.a.key } })).toBe("`self.cert`, this host's certificate is not a PEM text");
+  });
+});
+
+describe('the link between two hosts that each hold only their part of the plan', () => {
+  it('agrees in the greeting, carries a call both brokers check, and refuses a peer whose part gives a crossing channel another type', async () => {
+    const parts = await linkedPair(twoHostPlan(), { pingIntervalMs: 50 }, { parts: true });
+    try {
+      // Host a's broker knows db only as the far end of its channels; host b's knows client and flood so.
+      expect(parts.brokerA.plan.remote_instances?.map((i) => i.id)).toEqual(['db']);
+      expect(parts.brokerB.plan.remote_instances?.map((i) => i.id).sort()).toEqual(['client', 'flood']);
+      const db = await fake(parts.brokerB, 'db', 0, 'kv');
+      db.handler = kvHandler();
+      const client = await fake(parts.brokerA, 'client', 0, 'kv');
+      client.send({ t: 'call', op: 'put', id: 'p1', body: { key: 'k', value: 'v' } });
+      expect(await client.next()).toEqual({ t: 'reply', id: 'p1', body: { ok: true } });
+      client.send({ t: 'call', op: 'get', id: 2, body: { key: 'NOT valid' } });
+      expect(await client.next()).toMatchObject({ t: 'denied', id: 2, kind: 'schema' });
+      expect(counter(parts.brokerA, CH).calls).toBe(1);
+      expect(counter(parts.brokerB, CH).calls).toBe(1);
+      expect(parts.linksA.status()[0]).toMatchObject({ peer: 'b', state: 'up', channels: ['client.kv->db.kv', 'flood.kv->db.kv'] });
+    } finally {
+      for (const p of ports.splice(0)) await p.close();
+      await parts.close();
+    }
+    // Host b applied a plan where the crossing channel's request has another schema: host a refuses its greeting.
+    const changed = twoHostPlan();
+    const op = changed.channels.find((c) => c.id === CH)!.ops[0];
+    changed.schemas = { ...changed.schemas, [op.input]: { kind: 'string', max_len: 1 } };
+    const id = identities();
+    const { Links: L } = await import('../src/link');
+    const { hostView } = await import('./link-helpers');
+    const bB = new Broker(hostView(changed, 'b'));
+    const bA = new Broker(hostView(twoHostPlan(), 'a'));
+    const lB = new L(bB, { self: id.b, peers: [{ name: 'a', cert: id.a.cert, host: '', port: 0 }], listen: { host: '127.0.0.1', port: 0 } });
+    const { port } = await lB.start();
+    const lA = new L(bA, { self: id.a, peers: [{ name: 'b', cert: id.b.cert, host: '127.0.0.1', port: port! }], reconnectMinMs: 20 });
+    try {
+      await lA.start();
+      await until(() => (lA.status()[0].refused.greeting ?? 0) + (lB.status()[0].refused.greeting ?? 0) >= 1);
+      expect(lA.status()[0].state).toBe('down');
+    } finally {
+      await lA.close();
+      await lB.close();
+      await bA.close();
+      await bB.close();
+    }
   });
 });

@@ -6,6 +6,7 @@ export { apply, destroy, status, logs } from './lifecycle/commands';
 export { checkpoint, restore } from './lifecycle/checkpoint-commands';
 export { doctor } from './lifecycle/doctor';
 export { audit, auditVerify, usage } from './lifecycle/report-commands';
+export { linkIdentity, linkConfig } from './lifecycle/links';
 export { BackendFailure } from './lifecycle/errors';
 /** The guest image builder, also used by `mclc render --format containerdisk` to package an image for KubeVirt. */
 export { buildImage } from './image';

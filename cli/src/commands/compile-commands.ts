@@ -98,7 +98,8 @@ function unionState(states: Map<string, DeploymentState | undefined>): Deploymen
     ...first,
     serial: Math.max(...present.map(([, s]) => s.serial)),
     instances: present.flatMap(([t, s]) => s.instances.map((i) => ({ ...i, target: i.target ?? t }))).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
-    channels: present.flatMap(([, s]) => s.channels),
+    // A channel between two hosts is recorded by both (each host's part holds it): once in the union.
+    channels: [...new Map(present.flatMap(([, s]) => s.channels).map((c) => [c.id, c])).values()],
     exposures: present.flatMap(([, s]) => s.exposures),
   };
 }

@@ -14,6 +14,7 @@
 import { mkdirSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { LinkConfigInput } from '@mcl/plan/backend';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { defaultStatePath, readStateFile } from '../plan-file';
@@ -24,9 +25,12 @@ import { applyCommand, destroyCommand, doctorCommand, logsCommand, statusCommand
 /** The largest plan a client may send (what `mclc apply` reads from a file, too). */
 const MAX_PLAN_BYTES = 64 * 1024 * 1024;
 
-export const HOST_COMMANDS = ['apply', 'destroy', 'status', 'logs', 'doctor', 'state', 'checkpoint', 'restore', 'usage', 'audit', 'audit-verify'] as const;
+export const HOST_COMMANDS = ['apply', 'destroy', 'status', 'logs', 'doctor', 'state', 'checkpoint', 'restore', 'usage', 'audit', 'audit-verify', 'link-identity', 'link-config'] as const;
 
-function readStdin(limit: number): string {
+/** The largest link configuration a client may send: a few certificates. */
+const MAX_LINK_CONFIG_BYTES = 1024 * 1024;
+
+function readStdin(limit: number, what = 'the plan sent'): string {
   const chunks: Buffer[] = [];
   let total = 0;
   const buf = Buffer.alloc(64 * 1024);
@@ -41,7 +45,7 @@ function readStdin(limit: number): string {
     }
     if (n === 0) break;
     total += n;
-    if (total > limit) throw new CliError(`the plan sent is larger than ${limit} bytes`, ExitCode.Invalid);
+    if (total > limit) throw new CliError(`${what} is larger than ${limit} bytes`, ExitCode.Invalid);
     chunks.push(Buffer.from(buf.subarray(0, n)));
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -150,6 +154,32 @@ export async function hostCommand(ctx: Context, o: { clientVersion: string; root
         const code = command === 'usage' ? await usageCommand(docCtx, { ...base, since: str('since'), by: str('by') }) : await auditVerifyCommand(docCtx, base);
         write(JSON.stringify({ type: command, report: JSON.parse(doc) }) + '\n');
         return code;
+      }
+      case 'link-identity':
+      case 'link-config': {
+        // The link of a deployment placed on several hosts (links.ts): the key is made and kept here;
+        // only the certificate goes back to the client.
+        const { localLinkStep } = await import('./links');
+        const name = str('name');
+        if (command === 'link-identity') {
+          if (!name) throw new CliError('link-identity needs the name of the target', ExitCode.Invalid);
+          const cert = await localLinkStep(lineCtx, str('backend') ?? 'kvm', base, (b, opts) => b.linkIdentity!(opts, name).then((r) => r.cert));
+          write(JSON.stringify({ type: 'link-identity', cert }) + '\n');
+          return ExitCode.Ok;
+        }
+        let config: unknown;
+        try {
+          config = JSON.parse(readStdin(MAX_LINK_CONFIG_BYTES, 'the link configuration sent'));
+        } catch (e) {
+          if (e instanceof CliError) throw e;
+          throw new CliError('the link configuration sent is not JSON', ExitCode.Invalid);
+        }
+        // The backend checks every field (as the supervisor does when it reads the file); only the shape it is given is checked here.
+        const c = config as { name?: unknown; peers?: unknown };
+        if (!config || typeof config !== 'object' || typeof c.name !== 'string' || !Array.isArray(c.peers)) throw new CliError('the link configuration sent has no name or peers', ExitCode.Invalid);
+        const r = await localLinkStep(lineCtx, str('backend') ?? 'kvm', base, (b, opts) => b.linkConfig!(opts, config as LinkConfigInput));
+        write(JSON.stringify({ type: 'link-config', changed: r.changed }) + '\n');
+        return ExitCode.Ok;
       }
       case 'status':
       case 'doctor': {

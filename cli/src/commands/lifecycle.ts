@@ -6,7 +6,7 @@
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { crossHostChannels, diffPlan, digestMismatches, instanceTargets, planPart, staleReason, type Plan } from '@mcl/plan';
+import { crossHostChannels, diffPlan, digestMismatches, planPart, staleReason, type Plan } from '@mcl/plan';
 import { recheckPlan } from '@mcl/compiler';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import { isBackendError, type BackendErrorKind, type BackendEvent, type ApplyResult, type BackendOptions, type DestroyResult, type DoctorCheck, type LogLine, type StatusReport } from '@mcl/plan/backend';
@@ -238,22 +238,13 @@ async function applyVerified(ctx: Context, document: { plan: Plan; text: string 
 /**
  * Applies a plan over several targets: each target's part on its host (over SSH for a target with
  * `host`, here for the one without), in deploy order, each host verifying the whole plan and
- * applying its part under its own lock. A channel between two targets needs the inter-host link;
- * until it carries channels, such a plan is refused before any host is touched.
+ * applying its part under its own lock. When channels cross hosts, every host with an end of one
+ * first makes (or keeps) its link identity and gets its link configuration (links.ts), so that
+ * its broker's links come up with the part.
  */
 async function applyParts(ctx: Context, document: { plan: Plan; text: string }, o: ApplyOptions): Promise<ExitCodeValue> {
   const plan = document.plan;
-  const cross = crossHostChannels(plan);
-  if (cross.length) {
-    const where = instanceTargets(plan);
-    const c = cross[0];
-    throw new CliError(
-      `channel ${c.id} joins ${c.from.instance} on ${where.get(c.from.instance)} and ${c.to.instance} on ${where.get(c.to.instance)}, and channels between hosts are not carried yet` +
-        (cross.length > 1 ? ` (and ${plural(cross.length - 1, 'other channel')})` : ''),
-      ExitCode.BackendFailure,
-      'Pin both ends to one target with `place` in the deploy, or apply with an mclc whose brokers link hosts.',
-    );
-  }
+  if (crossHostChannels(plan).length) await (await import('./links')).prepareLinks(ctx, plan, o);
   for (const t of plan.targets ?? []) {
     if (!o.json) ctx.err(ctx.errStyle.bold(`Target ${t.name}${t.host ? ` (${t.host})` : ''}:\n`));
     const code = await applyVerified(ctx, document, { ...o, part: t.name });

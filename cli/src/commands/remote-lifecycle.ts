@@ -3,7 +3,7 @@
 // here exactly as the local commands render their own.
 
 import { validateState, type DeploymentState, type Plan } from '@mcl/plan';
-import type { ApplyResult, AuditRecord, AuditVerification, BackendEvent, CheckpointResult, DestroyResult, LogLine, RestoreResult, StatusReport, UsageReport } from '@mcl/plan/backend';
+import type { ApplyResult, LinkConfigInput, AuditRecord, AuditVerification, BackendEvent, CheckpointResult, DestroyResult, LogLine, RestoreResult, StatusReport, UsageReport } from '@mcl/plan/backend';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { hostError, remoteHost, runOnHost, type RemoteHost } from '../remote';
@@ -203,4 +203,31 @@ export async function remoteAuditVerify(ctx: Context, o: LifecycleOptions): Prom
       ctx.out(o.json ? JSON.stringify({ ...v, host: host.url }, null, 2) + '\n' : `${ctx.outStyle.dim(`on ${host.label}`)}\n${renderVerification(v, ctx)}`);
     },
   });
+}
+
+/** The certificate of the deployment's link identity on the host for target `name` (made there when missing; the key stays there). */
+export async function remoteLinkIdentity(ctx: Context, url: string, backend: string, name: string, lockTimeout?: string): Promise<string> {
+  const host = remoteHost(url, 'the target names the host');
+  let cert: string | undefined;
+  await onHost(ctx, host, 'link-identity', { name, backend, lockTimeout }, {
+    onLine(line) {
+      if (line.type === 'link-identity' && typeof line.cert === 'string' && line.cert.length <= 64 * 1024) cert = line.cert;
+    },
+  });
+  if (cert === undefined) throw new CliError(`${host.label} sent no link certificate`, ExitCode.BackendFailure, 'Check that the host runs the same mclc version as this machine.');
+  return cert;
+}
+
+/** Writes the host's link configuration (sent on standard input: it holds certificates). */
+export async function remoteLinkConfig(ctx: Context, url: string, backend: string, config: LinkConfigInput, lockTimeout?: string): Promise<{ changed: boolean }> {
+  const host = remoteHost(url, 'the target names the host');
+  let changed: boolean | undefined;
+  await onHost(ctx, host, 'link-config', { backend, lockTimeout }, {
+    stdin: JSON.stringify(config),
+    onLine(line) {
+      if (line.type === 'link-config' && typeof line.changed === 'boolean') changed = line.changed;
+    },
+  });
+  if (changed === undefined) throw new CliError(`${host.label} did not confirm its link configuration`, ExitCode.BackendFailure);
+  return { changed };
 }

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, closeSync, constants, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:net';
-import { digestMismatches, validatePlan, type Plan } from '@mcl/plan';
+import { brokerPlan, digestMismatches, validatePlan, type Plan } from '@mcl/plan';
 import { processStartTime, writeFileAtomic } from '@mcl/plan/state-store';
 import { belongsToDeployment, DEPLOYMENT_ENV, findRunDir, readSmallJson, inspectRunDir, killIfOurs, type RunDir } from './rundir';
 import { BackendFailure } from './errors';
@@ -23,7 +23,7 @@ import type { BrokerFactory, GuestRuntime } from './guest-runtime';
 import { openRecorder, requestWho, STATE_FILE_ENV } from './records';
 import type { MetricsEndpoint } from './metrics';
 import { HealthMonitor } from './health';
-import { startLinks } from './links';
+import { linkConfigDigest, startLinks } from './links';
 import { Cgroups, cgroupName, detectCgroups } from './cgroups';
 
 export const SOCKET = 'supervisor.sock';
@@ -337,6 +337,8 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
   /** Clones the kernel killed for going over their memory limit, with the limit, for status. */
   const oomKilled = new Map<string, number | null>();
   const sup = new Supervisor({
+    // A new link configuration (a peer destroyed and made again, with a new key) takes a new broker and links.
+    wiringExtra: () => linkConfigDigest(join(dir, 'link.json')),
     onRecord: (r) => {
       if (r.event === 'fork') {
         oomKilled.delete(`${r.instance}#${r.clone}`);
@@ -529,7 +531,9 @@ function reapplyLast(rd: RunDir, sup: Supervisor, log: (s: string) => void, reco
 async function defaultBrokerFactory(log: (s: string) => void, runDir: string): Promise<BrokerFactory> {
   const { Broker } = await import('@mcl/broker');
   return (plan, hooks) => {
-    const b = new Broker(plan, {
+    // A host's part of a plan over several hosts: the broker also knows the instances at the far
+    // ends of the channels that cross to other hosts (`remote_instances`), which never run here.
+    const b = new Broker(brokerPlan(plan), {
       log: (e) => {
         if (e.level !== 'debug') log(`broker ${e.level}: ${e.message}`);
       },

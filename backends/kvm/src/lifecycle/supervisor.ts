@@ -61,6 +61,11 @@ export interface SupervisorOptions {
    * written from these (daemon.ts). Must not throw.
    */
   onRecord?: (r: SupervisorRecord) => void;
+  /**
+   * What the broker is built from besides the plan (the digest of the links' configuration,
+   * links.ts): when it changed, an apply makes a new broker even for the same plan.
+   */
+  wiringExtra?: () => string;
 }
 
 /** What the supervisor did to a clone, or a frame the broker denied (for the audit trail and the ledger). */
@@ -328,7 +333,7 @@ export class Supervisor {
     const ids = m.instances.map((i) => i.id);
     const replaced = m.scope === 'deployment' ? [...this.instances.keys()] : ids;
     for (const layer of stopLayers(replaced, this.plan?.channels ?? [])) await Promise.all(layer.map((id) => this.stopInstance(id)));
-    if (m.scope === 'deployment') await this.replaceBroker(plan, brokerKey(plan));
+    if (m.scope === 'deployment') await this.replaceBroker(plan, brokerKey(plan) + (this.o.wiringExtra?.() ?? ''));
     this.plan = plan;
     const restored: { inst: Instance; c: Clone }[] = [];
     staged.forEach((s, k) => {
@@ -423,7 +428,7 @@ export class Supervisor {
     }
 
     // A new broker when the wiring changed; kept clones are attached to it again.
-    const key = brokerKey(plan);
+    const key = brokerKey(plan) + (this.o.wiringExtra?.() ?? '');
     const newBroker = this.broker === null || key !== this.brokerKey;
     if (newBroker) await this.replaceBroker(plan, key);
     this.plan = plan;
@@ -980,7 +985,10 @@ export class Supervisor {
 
 /** What the broker is built from: when it is unchanged, the broker (and its counters) is kept. */
 function brokerKey(plan: Plan): string {
-  return JSON.stringify([plan.channels, plan.exposures, plan.schemas, plan.instances.map((i) => [i.id, i.mode, i.ports, i.max_sessions ?? null])]);
+  const key = [plan.channels, plan.exposures, plan.schemas, plan.instances.map((i) => [i.id, i.mode, i.ports, i.max_sessions ?? null])];
+  // The far ends of channels to other hosts, and where they run, are the broker's and its links' too.
+  if (plan.remote_instances?.length) key.push(plan.remote_instances.map((i) => [i.id, i.target ?? null, i.mode, i.ports, i.max_sessions ?? null]));
+  return JSON.stringify(key);
 }
 
 /**
