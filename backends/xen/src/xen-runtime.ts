@@ -369,6 +369,9 @@ export class XenRuntime implements GuestRuntime {
         domid = await ts.restore(cfg, tpl.saved, name);
         restoring = false;
       }
+      // The toolstack's part (xl restore, or fork and plumb) apart from the guest's (resume, agent, identity):
+      // the log gives both, since on a slow host they are slow for different reasons.
+      const made = Date.now();
       const control = ts.relay(domid, 0);
       relays.push(control);
       const portRelays: Record<string, Relay> = {};
@@ -391,7 +394,11 @@ export class XenRuntime implements GuestRuntime {
       this.live.set(domid, clone);
       this.startPolling();
       if (!req.paused) await clone.start();
-      this.log(`${name}: d${domid} ${this.path === 'fork' ? 'forked' : 'restored'} and ${req.paused ? 'left paused' : 'ready'} in ${Date.now() - started} ms`);
+      // Status reports the clone's memory and CPU time from the latest domain list: one read now, so that a
+      // status right after apply has them without waiting for the next poll (seconds, in a slow dom0).
+      await this.refresh(ts, domid);
+      const done = Date.now();
+      this.log(`${name}: d${domid} ${this.path === 'fork' ? 'forked' : 'restored'} and ${req.paused ? 'left paused' : 'ready'} in ${done - started} ms (toolstack ${made - started} ms, guest ${done - made} ms)`);
       return clone;
     } catch (e) {
       if (domid !== null) this.live.delete(domid);
@@ -457,6 +464,12 @@ export class XenRuntime implements GuestRuntime {
   /** The hypervisor's last word on a domain (from the latest poll). */
   info(domid: number): DomainInfo | undefined {
     return this.latest.get(domid);
+  }
+
+  /** Reads the domain list once for one domain's figures (memory, CPU time); a failed read is the next poll's. */
+  private async refresh(ts: Toolstack, domid: number): Promise<void> {
+    const d = (await ts.list().catch(() => [])).find((x) => x.domid === domid);
+    if (d) this.latest.set(domid, d);
   }
 
   forget(domid: number): void {

@@ -477,6 +477,26 @@ describe('the KVM supervisor on domains', () => {
     expect(ts.relays.size).toBe(0);
   });
 
+  it('reports every clone with its memory and CPU time from the hypervisor as soon as apply returns', async () => {
+    // No poll of the domain list runs during the test: what status shows must not wait for the first one.
+    const rt = runtime({ pollMs: 3_600_000 });
+    const sup = new Supervisor({ runtime: rt, brokerFactory: (p, h) => new FakeBroker(p, h), runDir: dir, backoffMs: 10, probePort: async () => null });
+    await sup.apply(xenPlan(), { replace: [], readyTimeoutMs: 2000 }, () => undefined);
+    for (const d of ts.domains.values()) d.cpu_time_ns = 7_000_000;
+    const clones = sup.instanceStatus().flatMap((i) => i.clones.map((c) => ({ id: i.id, ...c })));
+    expect(clones.map((c) => [c.id, c.state])).toEqual([
+      ['db', 'running'],
+      ['web', 'running'],
+    ]);
+    for (const c of clones) {
+      expect(c.rss_bytes).toBe(32768 * 4096);
+      expect(c.private_bytes).toBe(32768 * 4096);
+      expect(c.cpu_ms).toBeGreaterThanOrEqual(0);
+    }
+    await sup.destroy(() => undefined);
+    expect(ts.domains.size).toBe(0);
+  });
+
   it('restarts a clone whose domain was destroyed from outside, and destroy leaves no domain', async () => {
     const rt = runtime();
     const sup = new Supervisor({ runtime: rt, brokerFactory: (p, h) => new FakeBroker(p, h), runDir: dir, backoffMs: 10, probePort: async () => null });
