@@ -57,7 +57,7 @@ async function mclc(args: string[], timeoutMs = 120_000): Promise<string> {
 }
 
 interface Status {
-  instances: { id: string; clones: { state: string; restarts: number; pid?: number; domid?: number; last_exit?: string }[] }[];
+  instances: { id: string; clones: { index: number; state: string; restarts: number; pid?: number; rss_bytes?: number; last_exit?: string }[] }[];
   channels: { id: string; violations: number; frames_forward: number; recent_violations: { kind: string }[] }[];
 }
 
@@ -136,6 +136,15 @@ describe('webstack on nested Xen', () => {
     const names = await domains();
     // Six instances, the app twice: seven domains besides dom0 (the template was saved, so it holds no domain).
     expect(names.filter((n) => n !== 'Domain-0').length).toBeGreaterThanOrEqual(7);
+    // Status shows every clone running, with its memory from the hypervisor (tot_pages) and its domain's CPU time.
+    const s = await status();
+    const clones = s.instances.flatMap((i) => i.clones.map((c) => ({ id: i.id, ...c })));
+    console.log(`nested xen: memory per clone (tot_pages x 4 KiB, from mclc status): ${clones.map((c) => `${c.id}.${c.index} ${((c.rss_bytes ?? 0) / 1048576).toFixed(1)} MiB`).join(', ')}`);
+    expect(clones.length).toBeGreaterThanOrEqual(7);
+    for (const c of clones) {
+      expect(c.state).toBe('running');
+      expect(c.rss_bytes).toBeGreaterThan(0);
+    }
   }, 300_000);
 
   it('serves an HTTP request from the host through web, auth, handler, app and db', async () => {
