@@ -122,6 +122,9 @@ describe('webstack on nested Xen', () => {
     // The supervisor's start is bounded by the Xen backend's own bound (MCL_XEN_SUPERVISOR_START_MS in MCL_ENV).
     const applied = await mclc(['apply', 'shop.plan', '--ready-timeout', '15m'], 1_500_000);
     console.log(`nested xen: mclc plan and apply took ${((Date.now() - t0) / 1000).toFixed(0)} s\n${applied}`);
+    // The backend's own timings (template boot and park, each restore: the toolstack's part and the guest's), for the record.
+    const timings = await nx.sh("grep -E 'xen: .*(cold boot to ready|restored and|restore [0-9]+ of)' .mcl/run/supervisor.log | tail -n 40", { cwd: WS }).catch((e: Error) => e.message);
+    console.log(`nested xen: the backend's timings in dom0:\n${timings}`);
   }
 
   afterAll(async () => {
