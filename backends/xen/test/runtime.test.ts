@@ -229,6 +229,22 @@ describe('instances', () => {
     expect(ts.relays.size).toBe(0);
   });
 
+  it('runs one xl restore at a time, while the guests of earlier restores resume', async () => {
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    ts.restoreDelayMs = 50;
+    const clones = await Promise.all([rt.fork(request(p, 'web')), rt.fork(request(p, 'db')), rt.fork(request(p, 'web', 1))]);
+    expect(ts.restoresAtOnce).toBe(1);
+    expect(clones.length).toBe(3);
+    for (const c of clones) await c.stop();
+    // A failed restore releases the turn: the next one runs.
+    ts.failNext('restore');
+    const again = await rt.fork(request(p, 'db', 1));
+    await again.stop();
+    expect(ts.domains.size).toBe(0);
+  });
+
   it('restores again when xl restore fails, leaving nothing of the failed restore behind', async () => {
     const rt = runtime();
     const p = xenPlan();
