@@ -138,7 +138,7 @@ async function main() {
     await mclc(['destroy'], 600_000);
   } catch (e) {
     const diag = await nx
-      .sh('xl list; echo "== supervisor.log"; tail -n 40 .mcl/run/supervisor.log; for f in /var/log/xen/console/*.log; do echo "== $f"; tail -n 20 "$f"; done', { cwd: WS })
+      .sh('xl list; echo "== xl dmesg"; xl dmesg | tail -n 40; echo "== supervisor.log"; tail -n 40 .mcl/run/supervisor.log; for f in /var/log/xen/console/*.log; do echo "== $f"; tail -n 20 "$f"; done', { cwd: WS })
       .catch((d: Error) => d.message);
     console.log(`nested xen: dom0 after the failure:\n${diag}`);
     throw e;

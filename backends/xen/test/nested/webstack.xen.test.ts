@@ -14,7 +14,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CpioEntry } from '../../../kvm/src/image/cpio';
 import { repoRoot } from '../../../kvm/test/fixtures/plans';
 import { NestedXen } from './harness';
@@ -107,14 +107,21 @@ describe('webstack on nested Xen', () => {
       await planAndApply();
     } catch (e) {
       // What dom0 knows of the failure, before the test bed (and dom0 with it) goes away.
-      const diag = await nx
-        .sh('xl list; echo "== supervisor.log"; tail -n 60 .mcl/run/supervisor.log; for f in /var/log/xen/console/*.log; do echo "== $f"; tail -n 60 "$f"; done', { cwd: WS })
-        .catch((d: Error) => d.message);
-      console.log(`nested xen: dom0 after the failure:\n${diag}`);
+      console.log(`nested xen: dom0 after the failure:\n${await diagnosis()}`);
       throw e;
     }
     hostPort = await nx.hostPort(PORT);
   }, 2_400_000);
+
+  /** What dom0 knows: the domains, Xen's log, the supervisor's log and the guest consoles (each cut to its end). */
+  const diagnosis = () =>
+    nx
+      .sh('xl list; echo "== xl dmesg"; xl dmesg | tail -n 40; echo "== supervisor.log"; tail -n 60 .mcl/run/supervisor.log; for f in /var/log/xen/console/*.log; do echo "== $f"; tail -n 60 "$f"; done', { cwd: WS })
+      .catch((d: Error) => d.message);
+
+  afterEach(async (ctx) => {
+    if (nx && ctx.task.result?.state === 'fail') console.log(`nested xen: dom0 after the failure of "${ctx.task.name}":\n${await diagnosis()}`);
+  }, 300_000);
 
   async function planAndApply(): Promise<void> {
     const t0 = Date.now();
