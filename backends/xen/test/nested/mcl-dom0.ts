@@ -62,6 +62,10 @@ export async function mclFiles(options: { cacheDir?: string } = {}): Promise<Cpi
     .filter((n) => n.endsWith('.mjs'))
     .sort()
     .map((n) => ({ kind: 'file', path: `${MCL_IN_DOM0}/cli/dist/${n}`, mode: 0o644, data: readFileSync(path.join(dist, n)) }));
+  // `mclc doctor` loads every backend: the KubeVirt one is a bundle of its own, found from the CLI's place.
+  const kubevirt = path.join(repoRoot, 'backends', 'kubevirt', 'dist', 'index.mjs');
+  if (!existsSync(kubevirt)) throw new Error(`${kubevirt} is missing: run npm run build first`);
+  files.push({ kind: 'file', path: `${MCL_IN_DOM0}/backends/kubevirt/dist/index.mjs`, mode: 0o644, data: readFileSync(kubevirt) });
   for (const t of TREES) tree(path.join(repoRoot, t), `${MCL_IN_DOM0}/${t}`, files);
   files.push({ kind: 'file', path: '/usr/local/bin/mclc', mode: 0o755, data: Buffer.from(`#!/bin/sh\nexec /usr/bin/node ${MCL_IN_DOM0}/cli/dist/mclc.mjs "$@"\n`) });
   const helper = await nativeProgram(HELPER, options);

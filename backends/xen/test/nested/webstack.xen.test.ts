@@ -159,15 +159,25 @@ describe('webstack on nested Xen', () => {
 
   it('serves an HTTP request from the host through web, auth, handler, app and db', async () => {
     expect((await request('/')).body).toMatch(/mcl webstack/);
-    const placed = await request('/orders?item=book&quantity=2', { method: 'POST', headers: auth });
-    expect(placed).toEqual({ status: 201, body: '{"id":"1"}\n' });
-    const got = await request('/orders/1', { headers: auth });
+    // The example's channels time out after 2-5 s, which four guests of a guest on a loaded machine can overrun
+    // on their first calls: the chain is first asked for an order that does not exist until it answers 404
+    // (web, auth, handler, app and db all answered), and an order placed again when its call timed out (502).
+    await until('the chain web -> auth -> handler -> app -> db answering', 600_000, async () => ((await request('/orders/0', { headers: auth })).status === 404 ? true : undefined));
+    const placed = await until('an order placed', 600_000, async () => {
+      const r = await request('/orders?item=book&quantity=2', { method: 'POST', headers: auth });
+      return r.status === 201 ? r : undefined;
+    });
+    const id = /^\{"id":"(\d+)"\}\n$/.exec(placed.body)?.[1];
+    expect(id).toBeDefined();
+    const got = await request(`/orders/${id}`, { headers: auth });
     expect(got).toEqual({ status: 200, body: '{"user":"alice","item":"book","quantity":2}\n' });
   }, 600_000);
 
   it('counts refused frames in status and keeps the channel working', async () => {
     const r = await request('/probe');
-    expect(r.body).toMatch(/denied \(malformed\)/);
+    // The example waits 3 s for each denial before its good call; under load the first denial can come later,
+    // as the reply the good call reads. Either way the broker refused the malformed line, and status counts it.
+    expect(r.body).toMatch(/denied \(malformed\)|then a good call: \{"t":"denied","kind":"malformed"/);
     expect(r.body).toMatch(/then a good call/);
     const s = await status();
     const ch = s.channels.find((c) => c.id === 'web.auth->auth.auth')!;
@@ -190,7 +200,7 @@ describe('webstack on nested Xen', () => {
       const r = await request('/orders?item=mug&quantity=1', { method: 'POST', headers: auth });
       return r.status === 201 ? r : undefined;
     });
-    expect(placed.body).toMatch(/"id":"1"/);
+    expect(placed.body).toMatch(/^\{"id":"\d+"\}/);
   }, 1_800_000);
 
   it('restores again a guest that dies while it resumes (the restore retry), within one restart', async () => {
@@ -226,7 +236,7 @@ describe('webstack on nested Xen', () => {
       const r = await request('/orders?item=pen&quantity=3', { method: 'POST', headers: auth });
       return r.status === 201 ? r : undefined;
     });
-    expect(placed.body).toMatch(/"id":"1"/);
+    expect(placed.body).toMatch(/^\{"id":"\d+"\}/);
   }, 2_400_000);
 
   it('destroys the deployment and leaves no domain but dom0', async () => {
