@@ -52,5 +52,5 @@ export function isDeploymentDomain(tag: string, name: string): boolean {
 
 /** Whether a domain name is a clone's of some deployment (`mcl-<tag>-<instance>.<clone>`), not a template's. */
 export function isCloneDomain(name: string): boolean {
-  return /^mcl-[0-9a-f]{10}-/.test(name) && !name.slice('mcl-0123456789-'.length).startsWith('tpl.') && /\.\d+$/.test(name);
+  return /^mcl-[0-9a-f]{10}-(?!tpl\.).+\.\d+$/.test(name);
 }

@@ -477,8 +477,8 @@ export class XenRuntime implements GuestRuntime {
    * Runs `xl restore`s one after the other (the guests of earlier restores resume meanwhile). Restores at once
    * compete for dom0's CPUs with xenconsoled, and libxl gives xenconsoled a fixed 10 s to publish each new
    * console (`console_xswait_callback: ... console tty: timed out`, seen on the sixth of seven concurrent
-   * restores on a loaded nested Xen); one at a time, each has dom0's CPUs to itself. The guests' resumes,
-   * the slower part under nested emulation, still overlap.
+   * restores on a loaded nested Xen); one at a time, each has dom0's CPUs to itself. The guests' resumes
+   * still overlap.
    */
   private oneAtATime<T>(step: () => Promise<T>): Promise<T> {
     const run = this.restoreTurn.then(step);
