@@ -25,11 +25,25 @@ export function supervisorStartMs(env: NodeJS.ProcessEnv = process.env): number 
   return v && /^\d+$/.test(v) && Number(v) >= 1000 ? Number(v) : 120_000;
 }
 
-/** The Xen backend as the KVM lifecycle sees it: its name in the state, its supervisor's start bound, and destroy's domain reaper. */
+/**
+ * How long `status` waits for the supervisor's answer to its ping:
+ * `$MCL_XEN_PING_TIMEOUT_MS` (at least 1 s), else 30 s. The KVM backend's
+ * 5 s is too short for a supervisor in a nested dom0 on a loaded machine,
+ * and status would then show the deployment with no clone.
+ */
+export function pingTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.MCL_XEN_PING_TIMEOUT_MS;
+  return v && /^\d+$/.test(v) && Number(v) >= 1000 ? Number(v) : 30_000;
+}
+
+/** The Xen backend as the KVM lifecycle sees it: its name in the state, its supervisor's start and ping bounds, and destroy's domain reaper. */
 const XEN: lifecycle.LifecycleBackend = {
   name: 'xen',
   get supervisorStartMs() {
     return supervisorStartMs();
+  },
+  get pingTimeoutMs() {
+    return pingTimeoutMs();
   },
   async reap(rd) {
     return new XenRuntime({ runDir: rd.dir, token: rd.token }).reapOrphans().catch(() => []);
@@ -47,7 +61,7 @@ export function destroy(opts: BackendOptions, onEvent: EventSink) {
 }
 
 export function status(opts: BackendOptions) {
-  return lifecycle.status(opts);
+  return lifecycle.status(opts, XEN);
 }
 
 export function logs(instanceId: string, opts: LogsOptions, onLine: LogSink) {

@@ -49,3 +49,8 @@ export function templateDomainName(tag: string, template: string): string {
 export function isDeploymentDomain(tag: string, name: string): boolean {
   return name.startsWith(domainPrefix(tag));
 }
+
+/** Whether a domain name is a clone's of some deployment (`mcl-<tag>-<instance>.<clone>`), not a template's. */
+export function isCloneDomain(name: string): boolean {
+  return /^mcl-[0-9a-f]{10}-(?!tpl\.).+\.\d+$/.test(name);
+}

@@ -142,6 +142,8 @@ export class XenRuntime implements GuestRuntime {
   private policyDigest: string | null = null;
   /** Forks of per-session instances reset after their session, paused, by instance id (fork reset only). */
   private readonly spares = new Map<string, { domid: number; name: string }[]>();
+  /** The end of the last `xl restore` queued (oneAtATime). */
+  private restoreTurn: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: XenRuntimeOptions) {
     this.ts = o.toolstack ?? null;
@@ -348,6 +350,8 @@ export class XenRuntime implements GuestRuntime {
     let console: ConsoleCopy | null = null;
     /** While `xl restore` runs: a failure then may leave a half-made domain of this name, and is worth a retry. */
     let restoring = false;
+    /** When the toolstack's step began (a restore waits for its turn first). */
+    let began = started;
     const reusable = this.path === 'fork' && tpl.parent !== undefined && req.instance.mode === 'per_session' && (this.o.forkReset ?? forkResetPool(this.path).on);
     const spare = reusable ? this.spares.get(req.instance.id)?.shift() : undefined;
     try {
@@ -366,9 +370,15 @@ export class XenRuntime implements GuestRuntime {
         restoring = true;
         const cfg = join(req.dir, 'domain.cfg');
         writeFileSync(cfg, domainConfig({ name, kernel: tpl.image.kernelPath, ramdisk: tpl.image.initrdPath, memoryBytes: tpl.memoryBytes, vcpus: tpl.vcpus, ...(label ? { seclabel: label } : {}), comment: `mcl instance ${req.instance.id} clone ${req.index}` }));
-        domid = await ts.restore(cfg, tpl.saved, name);
+        domid = await this.oneAtATime(() => {
+          began = Date.now();
+          return ts.restore(cfg, tpl.saved, name);
+        });
         restoring = false;
       }
+      // The toolstack's part (xl restore, or fork and plumb) apart from the guest's (resume, agent, identity):
+      // the log gives both, since on a slow host they are slow for different reasons.
+      const made = Date.now();
       const control = ts.relay(domid, 0);
       relays.push(control);
       const portRelays: Record<string, Relay> = {};
@@ -391,7 +401,11 @@ export class XenRuntime implements GuestRuntime {
       this.live.set(domid, clone);
       this.startPolling();
       if (!req.paused) await clone.start();
-      this.log(`${name}: d${domid} ${this.path === 'fork' ? 'forked' : 'restored'} and ${req.paused ? 'left paused' : 'ready'} in ${Date.now() - started} ms`);
+      // Status reports the clone's memory and CPU time from the latest domain list: one read now, so that a
+      // status right after apply has them without waiting for the next poll (seconds, in a slow dom0).
+      await this.refresh(ts, domid);
+      const done = Date.now();
+      this.log(`${name}: d${domid} ${this.path === 'fork' ? 'forked' : 'restored'} and ${req.paused ? 'left paused' : 'ready'} in ${done - started} ms (${began > started ? `waited ${began - started} ms for its turn, ` : ''}toolstack ${made - began} ms, guest ${done - made} ms)`);
       return clone;
     } catch (e) {
       if (domid !== null) this.live.delete(domid);
@@ -457,6 +471,28 @@ export class XenRuntime implements GuestRuntime {
   /** The hypervisor's last word on a domain (from the latest poll). */
   info(domid: number): DomainInfo | undefined {
     return this.latest.get(domid);
+  }
+
+  /**
+   * Runs `xl restore`s one after the other (the guests of earlier restores resume meanwhile). Restores at once
+   * compete for dom0's CPUs with xenconsoled, and libxl gives xenconsoled a fixed 10 s to publish each new
+   * console (`console_xswait_callback: ... console tty: timed out`, seen on the sixth of seven concurrent
+   * restores on a loaded nested Xen); one at a time, each has dom0's CPUs to itself. The guests' resumes
+   * still overlap.
+   */
+  private oneAtATime<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.restoreTurn.then(step);
+    this.restoreTurn = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** Reads the domain list once for one domain's figures (memory, CPU time); a failed read is the next poll's. */
+  private async refresh(ts: Toolstack, domid: number): Promise<void> {
+    const d = (await ts.list().catch(() => [])).find((x) => x.domid === domid);
+    if (d) this.latest.set(domid, d);
   }
 
   forget(domid: number): void {

@@ -93,10 +93,21 @@ export class FakeToolstack implements Toolstack {
   /** A failing restore leaves the domain it made behind (as `xl restore` can when it gives up late). */
   restoreLeavesDomain = false;
 
+  /** How long a restore takes (ms), and the most restores that ran at once. */
+  restoreDelayMs = 0;
+  restoresAtOnce = 0;
+  private restoring = 0;
+
   async restore(cfg: string, image: string, name: string): Promise<number> {
     if (this.restoreLeavesDomain && this.failing.has('restore')) this.add(name, { cfg });
     this.step('restore', name);
     if (!this.images.has(image)) throw new Error(`no saved image ${image}`);
+    this.restoresAtOnce = Math.max(this.restoresAtOnce, ++this.restoring);
+    try {
+      if (this.restoreDelayMs > 0) await new Promise((r) => setTimeout(r, this.restoreDelayMs));
+    } finally {
+      this.restoring--;
+    }
     const domid = this.add(name, { cfg });
     this.restored.add(domid);
     return domid;

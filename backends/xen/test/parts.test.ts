@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { capabilityChecks } from '../src/doctor';
 import { flaskModule, instanceType, templateType } from '../src/flask';
-import { cloneDomainName, deploymentTag, isDeploymentDomain, MAX_DOMAIN_NAME, templateDomainName } from '../src/names';
+import { cloneDomainName, deploymentTag, isCloneDomain, isDeploymentDomain, MAX_DOMAIN_NAME, templateDomainName } from '../src/names';
 import { parseDomainList, parseHostCaps } from '../src/toolstack';
 import { domainConfig } from '../src/xlcfg';
 
@@ -21,6 +21,10 @@ describe('domain names', () => {
     expect(cloneDomainName(tag, 'a.b', 0)).not.toBe(cloneDomainName(tag, 'a_b', 0));
     expect(isDeploymentDomain(tag, long)).toBe(true);
     expect(isDeploymentDomain(deploymentTag('u'.repeat(64)), long)).toBe(false);
+    expect(isCloneDomain(cloneDomainName(tag, 'web', 2))).toBe(true);
+    expect(isCloneDomain(long)).toBe(true);
+    expect(isCloneDomain(templateDomainName(tag, 'busybox-128m-1c-4p-3f09a2'))).toBe(false);
+    expect(isCloneDomain('Domain-0')).toBe(false);
   });
 });
 

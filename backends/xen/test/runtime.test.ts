@@ -229,6 +229,22 @@ describe('instances', () => {
     expect(ts.relays.size).toBe(0);
   });
 
+  it('runs one xl restore at a time, while the guests of earlier restores resume', async () => {
+    const rt = runtime();
+    const p = xenPlan();
+    await rt.prepare(p, ['busybox-128m-1c-4p'], () => undefined);
+    ts.restoreDelayMs = 50;
+    const clones = await Promise.all([rt.fork(request(p, 'web')), rt.fork(request(p, 'db')), rt.fork(request(p, 'web', 1))]);
+    expect(ts.restoresAtOnce).toBe(1);
+    expect(clones.length).toBe(3);
+    for (const c of clones) await c.stop();
+    // A failed restore releases the turn: the next one runs.
+    ts.failNext('restore');
+    const again = await rt.fork(request(p, 'db', 1));
+    await again.stop();
+    expect(ts.domains.size).toBe(0);
+  });
+
   it('restores again when xl restore fails, leaving nothing of the failed restore behind', async () => {
     const rt = runtime();
     const p = xenPlan();
@@ -475,6 +491,26 @@ describe('the KVM supervisor on domains', () => {
     await sup.destroy(() => undefined);
     expect(ts.domains.size).toBe(0);
     expect(ts.relays.size).toBe(0);
+  });
+
+  it('reports every clone with its memory and CPU time from the hypervisor as soon as apply returns', async () => {
+    // No poll of the domain list runs during the test: what status shows must not wait for the first one.
+    const rt = runtime({ pollMs: 3_600_000 });
+    const sup = new Supervisor({ runtime: rt, brokerFactory: (p, h) => new FakeBroker(p, h), runDir: dir, backoffMs: 10, probePort: async () => null });
+    await sup.apply(xenPlan(), { replace: [], readyTimeoutMs: 2000 }, () => undefined);
+    for (const d of ts.domains.values()) d.cpu_time_ns = 7_000_000;
+    const clones = sup.instanceStatus().flatMap((i) => i.clones.map((c) => ({ id: i.id, ...c })));
+    expect(clones.map((c) => [c.id, c.state])).toEqual([
+      ['db', 'running'],
+      ['web', 'running'],
+    ]);
+    for (const c of clones) {
+      expect(c.rss_bytes).toBe(32768 * 4096);
+      expect(c.private_bytes).toBe(32768 * 4096);
+      expect(c.cpu_ms).toBeGreaterThanOrEqual(0);
+    }
+    await sup.destroy(() => undefined);
+    expect(ts.domains.size).toBe(0);
   });
 
   it('restarts a clone whose domain was destroyed from outside, and destroy leaves no domain', async () => {

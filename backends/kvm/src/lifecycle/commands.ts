@@ -62,6 +62,12 @@ export interface LifecycleBackend {
    * starting a process is slow (Xen's dom0, itself a guest) says so here.
    */
   supervisorStartMs?: number;
+  /**
+   * How long `status` waits for the running supervisor to answer its ping, in
+   * ms (default PING_TIMEOUT_MS). A supervisor in Xen's dom0 on a slow host
+   * can take longer; one that does not answer in time is reported as such.
+   */
+  pingTimeoutMs?: number;
 }
 
 /** The KVM backend's bound on a supervisor's start: a watchdog node process starting a supervisor node process. */
@@ -108,12 +114,12 @@ function recordedAccelerator(state: DeploymentState | null): { name: string; not
 /** How long a supervisor has to answer a ping before it counts as not answering. */
 const PING_TIMEOUT_MS = 5_000;
 
-export async function ping(rd: RunDir): Promise<boolean> {
+export async function ping(rd: RunDir, timeoutMs = PING_TIMEOUT_MS): Promise<boolean> {
   if (!existsSync(join(rd.dir, SOCKET))) return false;
   try {
     // A supervisor that is alive but frozen (stopped, or stuck) accepts the connection and never answers: without a
     // time limit every command would hang on it, destroy included, which can still kill it by its token.
-    const r = await callControl<{ pid?: unknown }>(join(rd.dir, SOCKET), { op: 'ping' }, undefined, AbortSignal.timeout(PING_TIMEOUT_MS));
+    const r = await callControl<{ pid?: unknown }>(join(rd.dir, SOCKET), { op: 'ping' }, undefined, AbortSignal.timeout(timeoutMs));
     return typeof r?.pid === 'number' && belongsToDeployment(r.pid, null, rd.token);
   } catch {
     return false;
@@ -353,12 +359,14 @@ interface SupervisorStatus {
   metrics_url?: string | null;
 }
 
-export async function status(opts: BackendOptions): Promise<StatusReport> {
+export async function status(opts: BackendOptions, backend: LifecycleBackend = KVM): Promise<StatusReport> {
   const st = loadState(opts.stateFile);
   const found = findRunDir(opts.stateFile);
   const rd = found.kind === 'ours' ? found : null;
   let live: SupervisorStatus | null = null;
-  if (rd && (await ping(rd))) {
+  const pingMs = backend.pingTimeoutMs ?? PING_TIMEOUT_MS;
+  const answered = rd ? await ping(rd, pingMs) : false;
+  if (rd && answered) {
     try {
       live = await callControl<SupervisorStatus>(join(rd.dir, SOCKET), { op: 'status' });
     } catch {
@@ -366,6 +374,15 @@ export async function status(opts: BackendOptions): Promise<StatusReport> {
     }
   }
   const warnings = unrecordedWarnings(st, live);
+  // A supervisor that runs but did not answer in time (a loaded host): without this the report would read as if
+  // nothing ran, with no clone listed.
+  const silent = rd && !answered ? supervisorAlive(rd) : null;
+  if (silent && rd) {
+    warnings.push({
+      message: `the supervisor (pid ${silent.pid}) runs but did not answer within ${pingMs} ms: its instances and channels are not shown`,
+      hint: `run \`mclc status\` again; see ${join(rd.dir, LOG_FILE)}`,
+    });
+  }
   const gaveUp = rd && !live ? readWatchdog(rd.dir)?.gave_up : null;
   if (gaveUp && rd) warnings.push({ message: gaveUp, hint: `see ${join(rd.dir, LOG_FILE)}; run \`mclc apply\` again to start it` });
   if (found.kind === 'foreign' && st && st.instances.length > 0) {

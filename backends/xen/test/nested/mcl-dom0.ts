@@ -1,6 +1,6 @@
 // What dom0 of the nested-Xen test bed needs to run this repository's mclc
 // with the Xen backend (spec/xen-testing.md, "mcl in dom0"): the CLI bundle
-// (cli/dist/mclc.mjs, built by `npm run build`), the files it finds from its
+// (cli/dist/mclc.mjs and its chunks, built by `npm run build`), the files it finds from its
 // installation directory at run time (the standard library, the guest agent,
 // the broker's guest tools, the Xen backend's native sources and FLASK
 // policy sources), an `mclc` command, and the backend's two C programs built
@@ -54,9 +54,18 @@ function librariesOf(bin: string): CpioEntry[] {
 
 /** The files of mcl for dom0, and the environment its commands need. */
 export async function mclFiles(options: { cacheDir?: string } = {}): Promise<CpioEntry[]> {
-  const bundle = path.join(repoRoot, 'cli', 'dist', 'mclc.mjs');
+  const dist = path.join(repoRoot, 'cli', 'dist');
+  const bundle = path.join(dist, 'mclc.mjs');
   if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run npm run build first`);
-  const files: CpioEntry[] = [{ kind: 'file', path: `${MCL_IN_DOM0}/cli/dist/mclc.mjs`, mode: 0o644, data: readFileSync(bundle) }];
+  // The entry and the chunks it loads (what only some commands need is split off by the build); not the source maps.
+  const files: CpioEntry[] = readdirSync(dist)
+    .filter((n) => n.endsWith('.mjs'))
+    .sort()
+    .map((n) => ({ kind: 'file', path: `${MCL_IN_DOM0}/cli/dist/${n}`, mode: 0o644, data: readFileSync(path.join(dist, n)) }));
+  // `mclc doctor` loads every backend: the KubeVirt one is a bundle of its own, found from the CLI's place.
+  const kubevirt = path.join(repoRoot, 'backends', 'kubevirt', 'dist', 'index.mjs');
+  if (!existsSync(kubevirt)) throw new Error(`${kubevirt} is missing: run npm run build first`);
+  files.push({ kind: 'file', path: `${MCL_IN_DOM0}/backends/kubevirt/dist/index.mjs`, mode: 0o644, data: readFileSync(kubevirt) });
   for (const t of TREES) tree(path.join(repoRoot, t), `${MCL_IN_DOM0}/${t}`, files);
   files.push({ kind: 'file', path: '/usr/local/bin/mclc', mode: 0o755, data: Buffer.from(`#!/bin/sh\nexec /usr/bin/node ${MCL_IN_DOM0}/cli/dist/mclc.mjs "$@"\n`) });
   const helper = await nativeProgram(HELPER, options);
