@@ -253,7 +253,7 @@ interface MigrateStats {
   status?: string;
   'total-time'?: number;
   downtime?: number;
-  ram?: { transferred?: number; normal?: number; duplicate?: number };
+  ram?: { transferred?: number; normal?: number; duplicate?: number; remaining?: number; 'dirty-sync-count'?: number };
   'error-desc'?: string;
 }
 
@@ -278,6 +278,13 @@ export async function migrateOut(
     abort?: Promise<Error>;
     /** Also called for each MIGRATION status change ("setup", "active", "pre-switchover", ...). */
     progress?: (status: string, stats: MigrateStats) => void;
+    /**
+     * Called once, while the guest still runs, when what is left to send falls
+     * under NEARLY_DONE_BYTES or the first pass over RAM ended: the broker
+     * holds the clone's traffic from here, so that the guest has read what was
+     * sent to it by the time QEMU stops it.
+     */
+    nearlyDone?: () => void;
   } = {},
 ): Promise<Omit<MigrationReport, 'wireBytes' | 'sourcePrivateBytes'>> {
   const qmp = source.qmp;
@@ -311,14 +318,18 @@ export async function migrateOut(
   }
 }
 
+/** What is left to send (bytes) below which the clone's traffic is held ahead of the switchover (see migrateOut). */
+export const NEARLY_DONE_BYTES = 8 * 1024 * 1024;
+
 type Attempt = { kind: 'completed'; stats: MigrateStats } | { kind: 'refused' } | { kind: 'failed'; why: string };
 
 async function oneAttempt(
   qmp: QmpClient,
   uri: string,
-  options: { switchover?: () => Promise<boolean>; abort?: Promise<Error>; progress?: (status: string, stats: MigrateStats) => void },
+  options: { switchover?: () => Promise<boolean>; abort?: Promise<Error>; progress?: (status: string, stats: MigrateStats) => void; nearlyDone?: () => void },
   timeoutMs: number,
 ): Promise<Attempt> {
+  let near = false;
   const events: QmpEvent[] = [];
   let wake: (() => void) | null = null;
   const onEvent = (e: QmpEvent) => {
@@ -350,9 +361,16 @@ async function oneAttempt(
           await qmp.execute('migrate_cancel').catch(() => undefined);
           return { kind: 'failed', why: `not done within ${timeoutMs} ms` };
         }
+        if (options.nearlyDone && !near) {
+          const st = await qmp.execute<MigrateStats>('query-migrate').catch(() => ({}) as MigrateStats);
+          if (st.status === 'active' && ((st.ram?.remaining ?? Infinity) < NEARLY_DONE_BYTES || (st.ram?.['dirty-sync-count'] ?? 0) >= 2)) {
+            near = true;
+            options.nearlyDone();
+          }
+        }
         await new Promise<void>((r) => {
           wake = r;
-          setTimeout(r, 1000).unref?.();
+          setTimeout(r, options.nearlyDone && !near ? 20 : 1000).unref?.();
         });
         wake = null;
         continue;
@@ -415,7 +433,11 @@ export interface MigrationBroker {
   hold(): void;
   /** True when nothing the broker wrote to the clone is still unread by the source QEMU. */
   drained(): Promise<boolean>;
-  /** Moves the clone's ports to the destination's sockets once the source's streams ended, then releases the held frames there. */
+  /**
+   * Moves the clone's ports to the destination's sockets once the source's
+   * streams ended (it is called before the source QEMU is killed), then
+   * releases the held frames there.
+   */
   move(): Promise<void>;
   /** Releases the held frames to the source (a failed migration). */
   release(): void;
@@ -446,16 +468,19 @@ export async function migrateClone(
   const abort = Promise.race([tunnel.failed, destGone]);
   let r: Omit<MigrationReport, 'wireBytes' | 'sourcePrivateBytes'>;
   try {
+    const hold = () => {
+      if (!broker || held) return;
+      broker.hold();
+      held = true;
+      heldAt = performance.now();
+    };
     r = await migrateOut(source, `unix:${tunnel.socket}`, {
       abort,
       progress: (s) => progress(`migration ${s}`),
+      nearlyDone: hold,
       switchover: async () => {
         if (!broker) return true;
-        if (!held) {
-          broker.hold();
-          held = true;
-          heldAt = performance.now();
-        }
+        hold();
         const ok = await broker.drained();
         if (!ok) progress('the clone has not read everything sent to it yet: cancelling this attempt, the next one follows');
         return ok;
@@ -467,12 +492,34 @@ export async function migrateClone(
     if (held) broker!.release();
     throw e;
   }
-  // The destination has the whole state: the source must never run again.
+  // The destination has the whole state: the source must never run again. The move starts first, so that
+  // the end of the source's streams is taken for the move and not for a provider that went away.
+  const moved = broker?.move();
   await source.kill();
-  if (broker) await broker.move();
+  await moved;
   const clone = await destination.finish();
   const holdMs = held ? performance.now() - heldAt : 0;
   return { clone, report: { ...r, wireBytes: tunnel.bytes(), sourcePrivateBytes, holdMs } };
 }
 
 export { CloneError };
+
+/**
+ * Bytes written to the unix sockets listening at `paths` that their owner
+ * (QEMU) has not read yet: the receive queues of the accepted connections, as
+ * `ss` (iproute2) reports them. A frame still there when QEMU stops the guest
+ * would stay behind with the source.
+ */
+export async function unreadBytes(paths: string[]): Promise<number> {
+  const { execa } = await import('execa');
+  const r = await execa('ss', ['-xnH', 'state', 'established'], { reject: false, timeout: 5_000, maxBuffer: 16 * 1024 * 1024 });
+  if (r.exitCode !== 0) throw new MigrationError(`ss failed: ${r.stderr.trim()}`, 'install iproute2');
+  const want = new Set(paths);
+  let n = 0;
+  for (const line of r.stdout.split('\n')) {
+    // Netid Recv-Q Send-Q Local-path Local-inode Peer Peer-inode (the state column is left out with a state filter).
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 5 && f[0] === 'u_str' && want.has(f[3])) n += Number(f[1]) || 0;
+  }
+  return n;
+}

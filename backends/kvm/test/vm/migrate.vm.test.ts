@@ -9,7 +9,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeLinkIdentity } from '@mcl/broker';
+import { Broker, makeLinkIdentity } from '@mcl/broker';
+import { FakePort, testPlan } from '../../../broker/test/helpers';
+import { cloneMigrationBroker } from '../../src/lifecycle/migrate';
 import { connectUnix, forkClone, type Clone, type Template } from '../../src/vm/index';
 import { dialMigration, listenMigration, migrateClone, startIncoming, type MigrationIdentity } from '../../src/vm/migrate';
 import { testTemplate } from '../fixtures/vm';
@@ -18,6 +20,113 @@ const cacheDir = process.env.MCL_CACHE_DIR ?? path.join(os.tmpdir(), 'mcl-vm-tes
 let template: Template;
 let run: string;
 const clones: Clone[] = [];
+const brokers: Broker[] = [];
+const fakes: FakePort[] = [];
+
+/**
+ * The provider of the test plan's `db.kv` in the guest: answers each `get`
+ * with the key it was asked for and its own count of calls, so that a call
+ * served twice, or a clone that lost its memory, shows in the answers.
+ */
+const KV = [
+  'exec 3<>/dev/mcl/kv; n=0',
+  'while read -r l <&3; do n=$((n+1)); id=${l#*\\"id\\":}; id=${id%%,*}; k=${l#*\\"key\\":\\"}; k=${k%%\\"*}',
+  'echo "{\\"t\\":\\"reply\\",\\"id\\":$id,\\"body\\":{\\"hit\\":{\\"key\\":\\"$k\\",\\"value\\":\\"$n\\"}}}" >&3; done',
+].join('; ');
+
+/** A broker over the test plan (client.kv -> db.kv, with a timeout that a migration under TCG fits in), the guest serving db.kv. */
+async function kvDeployment(name: string) {
+  const plan = testPlan();
+  const ch = plan.channels.find((c) => c.id === 'client.kv->db.kv')!;
+  ch.invariants = { ...ch.invariants, timeout_ms: 60_000 };
+  const broker = new Broker(plan, { reconnectDelayMs: 10 });
+  brokers.push(broker);
+  const sock = path.join(run, `${name}.p1`);
+  const clone = await forkClone(template, {
+    name,
+    controlSocket: path.join(run, `${name}.ctl`),
+    dataPortSockets: [sock],
+    logFile: path.join(run, `${name}.log`),
+    readyTimeoutMs: 60_000,
+  });
+  clones.push(clone);
+  expect(await broker.attachPort('db', 0, 'kv', sock)).toBe(true);
+  await clone.sendIdentity({ instanceId: 'db', clone: 0, ports: [{ name: 'kv', slot: 1 }], program: { argv: ['/bin/sh', '-c', KV], env: {}, files: [] } });
+  const client = await FakePort.listen(path.join(run, `${name}.client`));
+  fakes.push(client);
+  const attached = broker.attachPort('client', 0, 'kv', client.path);
+  await client.connected();
+  expect(await attached).toBe(true);
+  return { broker, clone, client, sock };
+}
+
+/**
+ * A stream of calls through the migrating provider, at most 4 in flight (the
+ * channel's bound), counted end to end: every id answered once, and the
+ * guest's own count goes up by one per call.
+ */
+function load(client: FakePort) {
+  let next = 1;
+  let stopped = false;
+  const answers = new Map<number, Record<string, unknown>>();
+  const duplicates: number[] = [];
+  const errors: unknown[] = [];
+  let inFlight = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const send = () => {
+    while (!stopped && inFlight < 4) {
+      const id = next++;
+      inFlight++;
+      client.send({ t: 'call', op: 'get', id, body: { key: `k${id}` } });
+    }
+    if (stopped && inFlight === 0) done();
+  };
+  void (async () => {
+    while (!(stopped && inFlight === 0)) {
+      const f = await client.next(120_000).catch(() => null);
+      if (!f) break;
+      inFlight--;
+      const id = f.id as number;
+      if (f.t !== 'reply') errors.push(f);
+      else if (answers.has(id)) duplicates.push(id);
+      else answers.set(id, f.body as Record<string, unknown>);
+      send();
+    }
+    done();
+  })();
+  send();
+  return {
+    answered: () => answers.size,
+    async stop() {
+      stopped = true;
+      if (inFlight === 0) done();
+      await finished;
+      return { sent: next - 1, answers, duplicates, errors };
+    },
+  };
+}
+
+async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Checks the answers of a load: each call answered once, with its own key, and the guest counted every call once. */
+function checkAnswers(r: Awaited<ReturnType<ReturnType<typeof load>['stop']>>) {
+  expect(r.errors).toEqual([]);
+  expect(r.duplicates).toEqual([]);
+  expect(r.answers.size).toBe(r.sent);
+  const counts = [...r.answers.entries()].map(([id, b]) => {
+    const hit = b.hit as { key: string; value: string };
+    expect(hit.key).toBe(`k${id}`);
+    return Number(hit.value);
+  });
+  expect(counts.sort((a, b) => a - b)).toEqual(Array.from({ length: r.sent }, (_, i) => i + 1));
+}
 let src: MigrationIdentity;
 let dst: MigrationIdentity;
 
@@ -90,6 +199,8 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
+  for (const b of brokers) await b.close();
+  for (const p of fakes) await p.close();
   await Promise.all(clones.map((c) => c.kill()));
   if (run) await rm(run, { recursive: true, force: true });
 });
@@ -120,5 +231,47 @@ describe('live migration of a clone', () => {
     expect(report.ramBytes).toBeGreaterThan(0);
     expect(report.wireBytes).toBeGreaterThanOrEqual(report.ramBytes);
     console.log(JSON.stringify(report));
+  }, 300_000);
+
+  it('moves the provider of a stream of calls: no call is lost or served twice, and the held ones go to the new place', async () => {
+    const { broker, clone, client, sock } = await kvDeployment('kv1');
+    const l = load(client);
+    await waitFor(() => l.answered() >= 20, 60_000);
+    const d = await destination('kv1d');
+    const lines: string[] = [];
+    const { clone: moved, report } = await migrateClone(
+      clone,
+      d.dest,
+      d.tunnel,
+      cloneMigrationBroker(broker, 'db', 0, { kv: sock }, { kv: path.join(run, 'kv1d.p1') }),
+      (line) => lines.push(line),
+    );
+    clones.push(moved);
+    d.tunnel.close();
+    const before = l.answered();
+    await waitFor(() => l.answered() >= before + 20, 60_000);
+    const r = await l.stop();
+    checkAnswers(r);
+    expect(report.holdMs).toBeGreaterThan(0);
+    console.log(JSON.stringify({ calls: r.sent, ...report, lines }));
+  }, 300_000);
+
+  it('leaves the clone serving on the source when the destination dies mid-way', async () => {
+    const { broker, clone, client, sock } = await kvDeployment('kv2');
+    const l = load(client);
+    await waitFor(() => l.answered() >= 10, 60_000);
+    const d = await destination('kv2d');
+    // The destination QEMU is killed once the stream is flowing.
+    void d.listener.connected.then(() => setTimeout(() => d.dest.q.kill('SIGKILL'), 300));
+    await expect(
+      migrateClone(clone, d.dest, d.tunnel, cloneMigrationBroker(broker, 'db', 0, { kv: sock }, { kv: path.join(run, 'kv2d.p1') })),
+    ).rejects.toThrow(/goes on running on the source|destination/);
+    d.tunnel.close();
+    expect(clone.exited).toBeDefined();
+    const before = l.answered();
+    await waitFor(() => l.answered() >= before + 10, 60_000);
+    const r = await l.stop();
+    checkAnswers(r);
+    expect(await clone.control.ping()).toBeGreaterThanOrEqual(0);
   }, 300_000);
 });
