@@ -274,4 +274,20 @@ describe('live migration of a clone', () => {
     checkAnswers(r);
     expect(await clone.control.ping()).toBeGreaterThanOrEqual(0);
   }, 300_000);
+
+  it('leaves the clone serving on the source when the link between the hosts is cut mid-way', async () => {
+    const { broker, clone, client, sock } = await kvDeployment('kv3');
+    const l = load(client);
+    await waitFor(() => l.answered() >= 10, 60_000);
+    const d = await destination('kv3d');
+    void d.listener.connected.then(() => setTimeout(() => d.tunnel.close(), 300));
+    await expect(
+      migrateClone(clone, d.dest, d.tunnel, cloneMigrationBroker(broker, 'db', 0, { kv: sock }, { kv: path.join(run, 'kv3d.p1') })),
+    ).rejects.toThrow(/goes on running on the source|destination/);
+    // The destination QEMU was stopped with the failed migration.
+    expect(d.dest.q.exit()).not.toBeNull();
+    const before = l.answered();
+    await waitFor(() => l.answered() >= before + 10, 60_000);
+    checkAnswers(await l.stop());
+  }, 300_000);
 });
