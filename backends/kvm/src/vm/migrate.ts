@@ -201,7 +201,6 @@ export interface IncomingClone {
  * incoming stream on the unix socket `incomingSocket`.
  */
 export async function startIncoming(template: Template, options: CloneOptions, incomingSocket: string): Promise<IncomingClone> {
-  const startedAt = Date.now();
   const timeoutMs = options.readyTimeoutMs ?? 60_000;
   await unlink(incomingSocket).catch(() => undefined);
   const q = await startQemu(template, qemuPaths(options), { timeoutMs, signal: options.signal, paused: true, dieWithParent: true });
@@ -240,7 +239,8 @@ export async function startIncoming(template: Template, options: CloneOptions, i
       q.loaded = true;
       // The agent is in the middle of its work: a hello on the control port (readyClone's handshake) is answered
       // like any other, and the guest goes on where the source stopped.
-      return readyClone(template, q, { ...options, paused: false }, { startedAt, connectMs: 0, pooled: false });
+      // Its time to ready counts from here: the wait for the stream is the migration's, reported apart.
+      return readyClone(template, q, { ...options, paused: false }, { startedAt: Date.now(), connectMs: 0, pooled: false });
     },
     async abort() {
       q.kill('SIGKILL');
@@ -253,7 +253,7 @@ interface MigrateStats {
   status?: string;
   'total-time'?: number;
   downtime?: number;
-  ram?: { transferred?: number; normal?: number; duplicate?: number; remaining?: number; 'dirty-sync-count'?: number };
+  ram?: { transferred?: number; normal?: number; duplicate?: number; remaining?: number; mbps?: number };
   'error-desc'?: string;
 }
 
@@ -280,7 +280,7 @@ export async function migrateOut(
     progress?: (status: string, stats: MigrateStats) => void;
     /**
      * Called once, while the guest still runs, when what is left to send falls
-     * under NEARLY_DONE_BYTES or the first pass over RAM ended: the broker
+     * under nearlyDoneBytes (close to where QEMU stops the guest): the broker
      * holds the clone's traffic from here, so that the guest has read what was
      * sent to it by the time QEMU stops it.
      */
@@ -290,10 +290,13 @@ export async function migrateOut(
   const qmp = source.qmp;
   const maxAttempts = options.attempts ?? 3;
   const timeoutMs = options.timeoutMs ?? 300_000;
+  // auto-converge: a guest that dirties memory faster than the stream carries it is slowed down step by
+  // step until the rest fits in the allowed downtime, so a busy clone's migration ends.
   await qmp.execute('migrate-set-capabilities', {
     capabilities: [
       { capability: 'events', state: true },
       { capability: 'pause-before-switchover', state: true },
+      { capability: 'auto-converge', state: true },
     ],
   });
   for (let attempt = 1; ; attempt++) {
@@ -318,8 +321,19 @@ export async function migrateOut(
   }
 }
 
-/** What is left to send (bytes) below which the clone's traffic is held ahead of the switchover (see migrateOut). */
+/** What is left to send (bytes) below which the clone's traffic is held ahead of the switchover, at least (see migrateOut). */
 export const NEARLY_DONE_BYTES = 8 * 1024 * 1024;
+/** QEMU's default downtime limit (`downtime-limit`, ms), which migrateOut leaves as it is. */
+const DOWNTIME_LIMIT_MS = 300;
+
+/**
+ * When to hold: QEMU stops the guest once what is left fits in its downtime
+ * limit at the rate it measured (`mbps`); holding at twice that leaves the
+ * guest a last iteration to read what was sent to it.
+ */
+export function nearlyDoneBytes(mbps: number): number {
+  return Math.max(NEARLY_DONE_BYTES, 2 * ((mbps * 1e6) / 8) * (DOWNTIME_LIMIT_MS / 1000));
+}
 
 type Attempt = { kind: 'completed'; stats: MigrateStats } | { kind: 'refused' } | { kind: 'failed'; why: string };
 
@@ -363,7 +377,7 @@ async function oneAttempt(
         }
         if (options.nearlyDone && !near) {
           const st = await qmp.execute<MigrateStats>('query-migrate').catch(() => ({}) as MigrateStats);
-          if (st.status === 'active' && ((st.ram?.remaining ?? Infinity) < NEARLY_DONE_BYTES || (st.ram?.['dirty-sync-count'] ?? 0) >= 2)) {
+          if (st.status === 'active' && (st.ram?.remaining ?? Infinity) < nearlyDoneBytes(st.ram?.mbps ?? 0)) {
             near = true;
             options.nearlyDone();
           }

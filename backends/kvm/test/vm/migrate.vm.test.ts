@@ -9,11 +9,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Broker, makeLinkIdentity } from '@mcl/broker';
-import { FakePort, testPlan } from '../../../broker/test/helpers';
+import { makeLinkIdentity, type Broker } from '@mcl/broker';
+import type { FakePort } from '../../../broker/test/helpers';
 import { cloneMigrationBroker } from '../../src/lifecycle/migrate';
+import { destination as dest, kvDeployment as kvDep, load, migrationIdentities, waitFor } from '../fixtures/migrate';
 import { connectUnix, forkClone, type Clone, type Template } from '../../src/vm/index';
-import { dialMigration, listenMigration, migrateClone, startIncoming, type MigrationIdentity } from '../../src/vm/migrate';
+import { migrateClone, type MigrationIdentity } from '../../src/vm/migrate';
 import { testTemplate } from '../fixtures/vm';
 
 const cacheDir = process.env.MCL_CACHE_DIR ?? path.join(os.tmpdir(), 'mcl-vm-test-cache');
@@ -23,97 +24,8 @@ const clones: Clone[] = [];
 const brokers: Broker[] = [];
 const fakes: FakePort[] = [];
 
-/**
- * The provider of the test plan's `db.kv` in the guest: answers each `get`
- * with the key it was asked for and its own count of calls, so that a call
- * served twice, or a clone that lost its memory, shows in the answers.
- */
-const KV = [
-  'exec 3<>/dev/mcl/kv; n=0',
-  'while read -r l <&3; do n=$((n+1)); id=${l#*\\"id\\":}; id=${id%%,*}; k=${l#*\\"key\\":\\"}; k=${k%%\\"*}',
-  'echo "{\\"t\\":\\"reply\\",\\"id\\":$id,\\"body\\":{\\"hit\\":{\\"key\\":\\"$k\\",\\"value\\":\\"$n\\"}}}" >&3; done',
-].join('; ');
-
-/** A broker over the test plan (client.kv -> db.kv, with a timeout that a migration under TCG fits in), the guest serving db.kv. */
-async function kvDeployment(name: string) {
-  const plan = testPlan();
-  const ch = plan.channels.find((c) => c.id === 'client.kv->db.kv')!;
-  ch.invariants = { ...ch.invariants, timeout_ms: 60_000 };
-  const broker = new Broker(plan, { reconnectDelayMs: 10 });
-  brokers.push(broker);
-  const sock = path.join(run, `${name}.p1`);
-  const clone = await forkClone(template, {
-    name,
-    controlSocket: path.join(run, `${name}.ctl`),
-    dataPortSockets: [sock],
-    logFile: path.join(run, `${name}.log`),
-    readyTimeoutMs: 60_000,
-  });
-  clones.push(clone);
-  expect(await broker.attachPort('db', 0, 'kv', sock)).toBe(true);
-  await clone.sendIdentity({ instanceId: 'db', clone: 0, ports: [{ name: 'kv', slot: 1 }], program: { argv: ['/bin/sh', '-c', KV], env: {}, files: [] } });
-  const client = await FakePort.listen(path.join(run, `${name}.client`));
-  fakes.push(client);
-  const attached = broker.attachPort('client', 0, 'kv', client.path);
-  await client.connected();
-  expect(await attached).toBe(true);
-  return { broker, clone, client, sock };
-}
-
-/**
- * A stream of calls through the migrating provider, at most 4 in flight (the
- * channel's bound), counted end to end: every id answered once, and the
- * guest's own count goes up by one per call.
- */
-function load(client: FakePort) {
-  let next = 1;
-  let stopped = false;
-  const answers = new Map<number, Record<string, unknown>>();
-  const duplicates: number[] = [];
-  const errors: unknown[] = [];
-  let inFlight = 0;
-  let done!: () => void;
-  const finished = new Promise<void>((r) => (done = r));
-  const send = () => {
-    while (!stopped && inFlight < 4) {
-      const id = next++;
-      inFlight++;
-      client.send({ t: 'call', op: 'get', id, body: { key: `k${id}` } });
-    }
-    if (stopped && inFlight === 0) done();
-  };
-  void (async () => {
-    while (!(stopped && inFlight === 0)) {
-      const f = await client.next(120_000).catch(() => null);
-      if (!f) break;
-      inFlight--;
-      const id = f.id as number;
-      if (f.t !== 'reply') errors.push(f);
-      else if (answers.has(id)) duplicates.push(id);
-      else answers.set(id, f.body as Record<string, unknown>);
-      send();
-    }
-    done();
-  })();
-  send();
-  return {
-    answered: () => answers.size,
-    async stop() {
-      stopped = true;
-      if (inFlight === 0) done();
-      await finished;
-      return { sent: next - 1, answers, duplicates, errors };
-    },
-  };
-}
-
-async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const destination = (name: string) => dest(template, run, name, { src, dst });
+const kvDeployment = (name: string) => kvDep(template, run, name, { brokers, fakes, clones });
 
 /** Checks the answers of a load: each call answered once, with its own key, and the guest counted every call once. */
 function checkAnswers(r: Awaited<ReturnType<ReturnType<typeof load>['stop']>>) {
@@ -177,25 +89,10 @@ async function echoClone(name: string) {
   return { clone, data, next };
 }
 
-async function destination(name: string) {
-  const incoming = path.join(run, `${name}.in`);
-  const dest = await startIncoming(
-    template,
-    { name, controlSocket: path.join(run, `${name}.ctl`), dataPortSockets: [path.join(run, `${name}.p1`)], logFile: path.join(run, `${name}.log`), readyTimeoutMs: 60_000 },
-    incoming,
-  );
-  const listener = await listenMigration(dst, incoming, { host: '127.0.0.1', port: 0 });
-  const tunnel = await dialMigration(src, path.join(run, `${name}.out`), { host: '127.0.0.1', port: listener.port });
-  return { dest, listener, tunnel: { ...tunnel, socket: path.join(run, `${name}.out`) } };
-}
-
 beforeAll(async () => {
   run = await mkdtemp(path.join(os.tmpdir(), 'mcl-mig-'));
   template = await testTemplate(cacheDir);
-  const a = makeLinkIdentity('node1');
-  const b = makeLinkIdentity('node2');
-  src = { key: a.key, cert: a.cert, peerCert: b.cert };
-  dst = { key: b.key, cert: b.cert, peerCert: a.cert };
+  ({ src, dst } = migrationIdentities(makeLinkIdentity('node1'), makeLinkIdentity('node2')));
 }, 300_000);
 
 afterAll(async () => {
