@@ -205,4 +205,20 @@ describe('live migration of a clone', () => {
     expect(report.wireBytes).toBeLessThan(32 * 1024 * 1024);
     console.log(JSON.stringify(report));
   }, 300_000);
+
+  it('refuses a move stream that is not one, or announces more device state than allowed, before reading it', async () => {
+    for (const [name, bytes, why] of [
+      ['bad1', Buffer.from('GET / HTTP/1.1\r\n\r\n'), /not a move stream/],
+      ['bad2', Buffer.concat([Buffer.from('MCLMOVE1'), Buffer.from([0xff, 0xff, 0xff, 0xff])]), /device state of 4294967295 bytes/],
+    ] as const) {
+      const d = await pagesDestination(template, run, name, { src, dst });
+      const s = net.createConnection(d.tunnel.socket);
+      s.on('error', () => undefined);
+      s.write(bytes);
+      await expect(d.receiver.loaded).rejects.toThrow(why);
+      s.destroy();
+      d.tunnel.close();
+      d.listener.close();
+    }
+  }, 120_000);
 });
