@@ -44,6 +44,8 @@ if [ "${MCL_SKIP_APT:-0}" != 1 ]; then
   command -v ssh >/dev/null 2>&1 || ssh_missing+=(openssh-client)
   # openssl makes the self-signed certificates the links between hosts pin (backends/broker/src/link.ts).
   command -v openssl >/dev/null 2>&1 || ssh_missing+=(openssl)
+  # ss (iproute2) tells a live migration whether QEMU read everything sent to the moving clone (backends/kvm/src/vm/migrate.ts).
+  command -v ss >/dev/null 2>&1 || ssh_missing+=(iproute2)
   if [ ${#ssh_missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
       echo "setup: ${ssh_missing[*]} missing; run this script as root (or with sudo) to install them" >&2

@@ -95,6 +95,24 @@ interface Sender {
   waitingOn: number;
 }
 
+/** Most a moving clone's port holds of frames for it (see Broker.holdClone). */
+export const MAX_HELD_BYTES = 4 * 1024 * 1024;
+
+/** Frames held for one port of a moving clone. */
+interface HeldFrames {
+  /** Whole frames as the broker would have written them: text, or bytes for a large body written as bytes. */
+  lines: (string | Buffer)[];
+  bytes: number;
+}
+
+/** Queues a line for a held port; false (the frame is dropped, a call fails as unavailable) past `limit` bytes. */
+function holdLine(h: HeldFrames, line: string | Buffer, limit: number): boolean {
+  if (h.bytes + line.length > limit) return false;
+  h.lines.push(line);
+  h.bytes += line.length;
+  return true;
+}
+
 /**
  * The broker of one deployment.
  *
@@ -126,6 +144,10 @@ export class Broker extends EventEmitter {
   private readonly egresses: Egresses;
   private closed = false;
   private batching = false;
+  /** Frames for the ports of clones being moved (holdClone), written when the move ends. */
+  private readonly cloneHolds = new Map<PortConn, HeldFrames>();
+  /** Ports of a moving clone whose old stream is closing, with what to call when it closed (moveClone). */
+  private readonly moving = new Map<PortConn, () => void>();
   /** When hold() stopped relaying (performance.now()), or null. */
   private heldAt: number | null = null;
   private readonly senders = new WeakMap<Duplex, Sender>();
@@ -532,6 +554,85 @@ export class Broker extends EventEmitter {
     this.exposures.resume();
   }
 
+  // -------------------------------------------------------------------------
+  // Live migration of one clone (spec/hosts.md, "Live migration")
+
+  /**
+   * Holds what the broker writes to one clone's ports: from now on frames for
+   * it wait here, in order and bounded (maxHeldBytes per port; past that a
+   * call fails as unavailable), until moveClone delivers them to its new place
+   * or releaseClone to where it was. Frames the clone sends are still read.
+   */
+  holdClone(instanceId: string, cloneIndex: number): void {
+    for (const conn of this.instances.get(instanceId)?.clones.get(cloneIndex)?.values() ?? []) {
+      if (!this.cloneHolds.has(conn)) this.cloneHolds.set(conn, { lines: [], bytes: 0 });
+    }
+  }
+
+  /** Bytes the broker wrote to a clone's ports that are still in its own write queues (not yet in the sockets). */
+  cloneQueued(instanceId: string, cloneIndex: number): number {
+    let n = 0;
+    for (const conn of this.instances.get(instanceId)?.clones.get(cloneIndex)?.values() ?? []) if (conn.stream) n += this.queued(conn.stream);
+    return n;
+  }
+
+  /**
+   * Moves a held clone's ports to new targets (its QEMU on the destination):
+   * waits until each port's old stream has closed (the old QEMU was killed,
+   * and everything it wrote has been relayed), connects the new target, keeps
+   * the port's calls, unfinished line and protocol order, and writes the held
+   * frames there in order. Rejects after `timeoutMs` when a stream did not
+   * close or connect; the clone stays held then (releaseClone).
+   */
+  async moveClone(instanceId: string, cloneIndex: number, targets: Record<string, PortTarget>, timeoutMs = 10_000): Promise<void> {
+    const conns = [...(this.instances.get(instanceId)?.clones.get(cloneIndex)?.values() ?? [])];
+    const missing = conns.filter((c) => !(c.port.name in targets)).map((c) => c.port.name);
+    if (missing.length > 0) throw new Error(`moveClone: no new target for port ${missing.join(', ')} of ${instanceId}[${cloneIndex}]`);
+    const deadline = (what: string) => new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`moveClone: ${what} within ${timeoutMs} ms`)), timeoutMs).unref?.());
+    await Promise.race([
+      Promise.all(
+        conns.map(
+          (conn) =>
+            new Promise<void>((resolve) => {
+              this.moving.set(conn, resolve);
+              if (!conn.stream || conn.stream.destroyed) resolve();
+            }),
+        ),
+      ),
+      deadline('the old streams did not close'),
+    ]);
+    for (const conn of conns) {
+      if (conn.reconnectTimer) clearTimeout(conn.reconnectTimer);
+      conn.reconnectTimer = null;
+      conn.target = targets[conn.port.name];
+    }
+    await Promise.race([
+      Promise.all(
+        conns.map((conn) => {
+          const connected = new Promise<void>((resolve) => conn.connectWaiters.push(() => resolve()));
+          if (isDialled(conn.target)) this.connect(conn);
+          else this.useStream(conn, conn.target as Duplex);
+          return connected;
+        }),
+      ),
+      deadline('the new ports did not connect'),
+    ]);
+    for (const conn of conns) this.moving.delete(conn);
+    this.releaseClone(instanceId, cloneIndex);
+  }
+
+  /** Ends a clone's hold: the held frames are written, in order, to its ports as they are now. */
+  releaseClone(instanceId: string, cloneIndex: number): void {
+    for (const conn of this.instances.get(instanceId)?.clones.get(cloneIndex)?.values() ?? []) {
+      const h = this.cloneHolds.get(conn);
+      if (!h) continue;
+      this.cloneHolds.delete(conn);
+      this.moving.delete(conn);
+      const s = conn.stream;
+      if (s && !s.destroyed && h.lines.length > 0) s.write(Buffer.concat(h.lines.map((l) => (typeof l === 'string' ? Buffer.from(l) : l))));
+    }
+  }
+
   /**
    * The per-channel state a checkpoint keeps (while held): counters, and per
    * guest port its protocol order state, the unfinished line it sent, and for
@@ -771,10 +872,13 @@ export class Broker extends EventEmitter {
   }
 
   private useStream(conn: PortConn, stream: Duplex): void {
+    // A clone that moved to another QEMU (moveClone) goes on with its unfinished line and its protocol order.
+    const moved = this.moving.has(conn);
     conn.stream = stream;
-    conn.splitter.reset();
+    if (!moved) conn.splitter.reset();
     this.addSender(stream, conn.splitter);
-    if (conn.requester) {
+    if (conn.requester && moved) conn.requester.pausable = stream;
+    else if (conn.requester) {
       conn.requester.pausable = stream;
       // A new connection is a new session (the old one was checked when its stream closed).
       this.endOrder(conn.requester, 'the port reconnected');
@@ -789,6 +893,10 @@ export class Broker extends EventEmitter {
     });
     stream.once('close', () => {
       if (conn.stream !== stream) return;
+      // The old QEMU of a moving clone: everything it wrote was read (close comes after the last data); the
+      // port keeps its calls and waits for the new stream (moveClone).
+      const moved = this.moving.get(conn);
+      if (moved) return moved();
       if (conn.requester) this.endOrder(conn.requester, 'the port disconnected');
       this.dropStream(conn, conn.remote ? 'the link to its host closed' : 'the port disconnected');
       if (conn.remote) return;
@@ -905,6 +1013,10 @@ export class Broker extends EventEmitter {
 
   /** Writes a line to a port; false when it was dropped (no stream, or a droppable notice to a full peer). */
   private writeTo(conn: PortConn, line: string | Buffer, droppable: boolean): boolean {
+    if (this.cloneHolds.size !== 0) {
+      const h = this.cloneHolds.get(conn);
+      if (h) return holdLine(h, line, this.opts.maxHeldBytes ?? MAX_HELD_BYTES);
+    }
     const s = conn.stream;
     if (!s || s.destroyed) return false;
     if (droppable && this.queued(s) > DROP_WATER) return false;

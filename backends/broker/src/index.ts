@@ -25,7 +25,7 @@
 //   broker.counters(); broker.violations();
 //   await broker.close();
 
-export { Broker } from './broker';
+export { Broker, MAX_HELD_BYTES } from './broker';
 export type {
   BrokerCheckpoint,
   BrokerEvents,

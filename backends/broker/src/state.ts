@@ -173,7 +173,8 @@ export class PortConn {
     readonly port: PlanPort,
     /** Provide port: its channels (and exposure); require port: its channel, if wired. */
     readonly channels: ChannelRt[],
-    readonly target: PortTarget,
+    /** Where the port is reached; a moved clone's ports get their new place (Broker.moveClone). */
+    public target: PortTarget,
     lineLimit: number,
     onLine: (conn: PortConn, line: string, bytes: number) => void,
     onOversize: (conn: PortConn, bytes: number) => void,

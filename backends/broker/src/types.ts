@@ -144,6 +144,8 @@ export interface BrokerOptions {
   mapHostPort?: (hostPort: number) => number;
   /** First reconnect delay to a socket path in ms (doubles up to 2 s). Default 50. */
   reconnectDelayMs?: number;
+  /** Most bytes of frames held for one port of a moving clone (Broker.holdClone); default MAX_HELD_BYTES (4 MiB). */
+  maxHeldBytes?: number;
   /** How many recent violations `violations()` keeps. Default 1000. */
   violationHistory?: number;
   /** How long a session waits for its new clone's port to connect, in ms. Default 30 000. */

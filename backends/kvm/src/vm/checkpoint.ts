@@ -222,21 +222,23 @@ export async function restoreClone(
     qemuPaths(options),
     { timeoutMs: readyTimeoutMs, signal: options.signal, paused: true, deviceStatePath: devFile, dieWithParent: true },
   );
-  const writePages = async () => {
-    const map = await guestRamMapping(q.pid, template.memPath);
-    const mem = await open(`/proc/${q.pid}/mem`, 'r+');
-    try {
-      for (let i = 0; i < ram.pages.length; ) {
-        let j = i + 1;
-        while (j < ram.pages.length && ram.pages[j] === ram.pages[j - 1] + 1) j++;
-        await mem.write(ram.data, i * PAGE_SIZE, (j - i) * PAGE_SIZE, map.start + ram.pages[i] * PAGE_SIZE);
-        i = j;
-      }
-    } finally {
-      await mem.close();
+  return readyClone(template, q, { ...options, paused: true }, { startedAt, connectMs: Date.now() - startedAt, pooled: false }, () => writeGuestPages(q.pid, template, ram));
+}
+
+/** Writes saved pages over a not yet running clone's RAM (through /proc/<pid>/mem), runs of adjacent pages in one call. */
+export async function writeGuestPages(pid: number, template: Template, ram: { pages: number[]; data: Buffer }): Promise<void> {
+  const map = await guestRamMapping(pid, template.memPath);
+  const mem = await open(`/proc/${pid}/mem`, 'r+');
+  try {
+    for (let i = 0; i < ram.pages.length; ) {
+      let j = i + 1;
+      while (j < ram.pages.length && ram.pages[j] === ram.pages[j - 1] + 1) j++;
+      await mem.write(ram.data, i * PAGE_SIZE, (j - i) * PAGE_SIZE, map.start + ram.pages[i] * PAGE_SIZE);
+      i = j;
     }
-  };
-  return readyClone(template, q, { ...options, paused: true }, { startedAt, connectMs: Date.now() - startedAt, pooled: false }, writePages);
+  } finally {
+    await mem.close();
+  }
 }
 
 /**

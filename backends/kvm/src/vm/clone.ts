@@ -28,7 +28,7 @@ import type { Clone, CloneExit, CloneOptions, GuestIdentity, Template } from './
  * template was stopped when saved, so the clone stays paused after loading
  * until `cont` (see run).
  */
-async function loadState(qmp: QmpClient, fd: number, timeoutMs: number): Promise<void> {
+export async function loadState(qmp: QmpClient, fd: number | string, timeoutMs: number): Promise<void> {
   // With the `events` capability QEMU reports the end of the incoming migration as a MIGRATION event,
   // which is sooner than a query-migrate poll would notice it.
   const done = qmp.waitEvent('MIGRATION', (e) => ['completed', 'failed', 'cancelled'].includes(String(e.data?.status)), timeoutMs);
@@ -41,7 +41,8 @@ async function loadState(qmp: QmpClient, fd: number, timeoutMs: number): Promise
         { capability: 'events', state: true },
       ],
     }),
-    qmp.execute('migrate-incoming', { uri: `fd:${fd}` }),
+    // A string is a migration URI (a moved clone's device state: `exec:cat FILE`).
+    qmp.execute('migrate-incoming', { uri: typeof fd === 'number' ? `fd:${fd}` : fd }),
   ]);
   const status = String((await done).data?.status);
   if (status !== 'completed') {
