@@ -73,6 +73,31 @@ describe('moving a clone', () => {
     expect(await client.next()).toEqual({ t: 'reply', id: 5, body: { miss: null } });
   });
 
+  it('holds a call with a large body (written as bytes, not text) and delivers it whole and in order at the new place', async () => {
+    const plan = testPlan();
+    // Room for bodies of 4 KiB on the channel: bodies of 2,048 characters or more take the byte path.
+    plan.channels.find((c) => c.id === 'client.kv->db.kv')!.invariants.max_message_bytes = 64 * 1024;
+    const b = new Broker(plan, { reconnectDelayMs: 10 });
+    brokers.push(b);
+    const db = await fake(b, 'db', 'db', 0, 'kv');
+    const client = await fake(b, 'client', 'client', 0, 'kv');
+    b.holdClone('db', 0);
+    const big = 'é'.repeat(2000) + 'v'.repeat(96);
+    client.send({ t: 'call', op: 'put', id: 1, body: { key: 'small', value: 'x' } });
+    client.send({ t: 'call', op: 'put', id: 2, body: { key: 'big', value: big } });
+    client.send({ t: 'call', op: 'get', id: 3, body: { key: 'after' } });
+    await expect(db.next(50)).rejects.toThrow(/no line/);
+    const db2 = await FakePort.listen(join(dir, 'db2.sock'));
+    ports.push(db2);
+    const moved = b.moveClone('db', 0, { kv: db2.path });
+    await db.close();
+    await moved;
+    const got = [await db2.next(), await db2.next(), await db2.next()];
+    expect(got.map((f) => (f.body as { key: string }).key)).toEqual(['small', 'big', 'after']);
+    expect((got[1].body as { value: string }).value).toBe(big);
+    expect(b.violations()).toEqual([]);
+  });
+
   it('keeps a call in flight and the unfinished line of the moving clone: the new place finishes both', async () => {
     const b = newBroker();
     const db = await fake(b, 'db', 'db', 0, 'kv');
