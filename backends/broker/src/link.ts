@@ -159,7 +159,6 @@ export function planPlacement(plan: Plan): Record<string, string> {
   return Object.fromEntries(instanceTargets(plan));
 }
 
-
 /** One end of a channel's stream across the link; the broker reads and writes it as a port. */
 class LinkStream extends Duplex {
   constructor(
