@@ -29,8 +29,7 @@ import { unlink } from 'node:fs/promises';
 import net from 'node:net';
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { CloneError, qemuPaths, readyClone, startQemu, type StartedQemu } from './clone';
-import { readMemory } from './memory';
+import { qemuPaths, readyClone, startQemu, type StartedQemu } from './clone';
 import type { QmpClient, QmpEvent } from './qmp';
 import type { Clone, CloneOptions, Template } from './types';
 
@@ -516,7 +515,6 @@ export async function migrateClone(
   return { clone, report: { ...r, wireBytes: tunnel.bytes(), sourcePrivateBytes, holdMs } };
 }
 
-export { CloneError };
 
 /**
  * Bytes written to the unix sockets listening at `paths` that their owner
