@@ -149,8 +149,14 @@ async function main() {
   // The backend's own log lines (xen-runtime.ts): "<template>: cold boot to ready in X ms, saved in Y ms (Z bytes)"
   // and "<clone>: dN restored and ready in X ms".
   const cold = [...log.matchAll(/xen: \S+: cold boot to ready in (\d+) ms, saved in (\d+) ms/g)].map((m) => ({ readyMs: Number(m[1]), saveMs: Number(m[2]) }));
-  const restores = [...log.matchAll(/xen: (\S+): d\d+ restored and ready in (\d+) ms/g)].map((m) => ({ name: m[1], readyMs: Number(m[2]) }));
-  const retried = [...log.matchAll(/died while resuming/g)].length;
+  const restores = [...log.matchAll(/xen: (\S+): d\d+ restored and ready in (\d+) ms(?: \((?:waited (\d+) ms for its turn, )?toolstack (\d+) ms, guest (\d+) ms\))?/g)].map((m) => ({
+    name: m[1],
+    readyMs: Number(m[2]),
+    waitMs: Number(m[3] ?? 0),
+    toolstackMs: m[4] === undefined ? null : Number(m[4]),
+    guestMs: m[5] === undefined ? null : Number(m[5]),
+  }));
+  const retried = [...log.matchAll(/restore \d+ of \d+ (?:died while resuming|failed)/g)].length;
   if (cold.length === 0 || restores.length === 0) throw new Error(`the supervisor's log has no timing lines of the backend:\n${log.slice(-4000)}`);
   const clones = st.instances.flatMap((i) => i.clones.map((c) => ({ id: i.id, ...c })));
   const guestBytes = MEMORY_MIB * 1048576;
@@ -166,7 +172,13 @@ async function main() {
     ['cold boot of the template to ready (xl create + boot + agent on its vchan)', `${coldMs} ms`],
     ['  parked with xl save / saved image', `${cold[0].saveMs} ms / ${mib(imageBytes)} MiB`],
     [`restore from the parked template to ready (median of ${restores.length}: ${restores.map((r) => r.readyMs).join(', ')} ms)`, `${restoreMs} ms`],
-    ['  restores retried after the guest died while resuming', `${retried}`],
+    ...(restores.every((r) => r.toolstackMs !== null && r.guestMs !== null)
+      ? ([
+          ['  of which xl restore (median; the wait for its turn apart)', `${median(restores.map((r) => r.toolstackMs!))} ms (waited ${median(restores.map((r) => r.waitMs))} ms)`],
+          ['  of which the guest: relays, unpause, resume, agent, identity (median)', `${median(restores.map((r) => r.guestMs!))} ms`],
+        ] as [string, string][])
+      : []),
+    ['  restores retried (the guest died while resuming, or xl restore failed)', `${retried}`],
     ['  speed-up over cold boot', `${(coldMs / restoreMs).toFixed(1)}x`],
     [`mclc apply, whole (image build in dom0, template, ${N} instances)`, `${(applyMs / 1000).toFixed(0)} s`],
     ['nested Xen boot (QEMU start to dom0 agent answering)', `${(bootMs / 1000).toFixed(1)} s`],

@@ -95,6 +95,17 @@ export class ToolstackError extends Error {
 const MAX_OUTPUT = 64 * 1024;
 const STEP_TIMEOUT_MS = 120_000;
 
+/**
+ * The bound on one `xl save` or `xl restore`: `$MCL_XEN_RESTORE_TIMEOUT_MS`
+ * (at least 1 s), else 600 s. They copy the guest's whole memory through
+ * dom0; on a loaded nested Xen one `xl restore` took 106 s and another was
+ * killed at the 120 s every other step gets, only to be restored again.
+ */
+export function restoreTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.MCL_XEN_RESTORE_TIMEOUT_MS;
+  return v && /^\d+$/.test(v) && Number(v) >= 1000 ? Number(v) : 600_000;
+}
+
 export interface XlToolstackOptions {
   /** The dom0 helper (native/mcl-xen.c), built by native.ts. */
   helper: string;
@@ -150,8 +161,8 @@ export class XlToolstack implements Toolstack {
     this.xl = o.xl ?? process.env.MCL_XL ?? 'xl';
   }
 
-  private async run(cmd: string, args: string[], what: string): Promise<string> {
-    const r = await execa(cmd, args, { reject: false, all: true, timeout: STEP_TIMEOUT_MS, maxBuffer: MAX_OUTPUT, stdin: 'ignore' });
+  private async run(cmd: string, args: string[], what: string, timeoutMs = STEP_TIMEOUT_MS): Promise<string> {
+    const r = await execa(cmd, args, { reject: false, all: true, timeout: timeoutMs, maxBuffer: MAX_OUTPUT, stdin: 'ignore' });
     if (r.exitCode !== 0) {
       const words = String(r.all ?? '').split('\n').filter((l) => l && !l.startsWith('Parsing config from')).slice(-8).join('; ');
       throw new ToolstackError(`${what} failed (${r.timedOut ? 'timed out' : `exit ${r.exitCode ?? r.signal}`}): ${words || r.shortMessage}`.slice(0, 2000));
@@ -184,11 +195,11 @@ export class XlToolstack implements Toolstack {
   }
 
   async save(domid: number, image: string): Promise<void> {
-    await this.run(this.xl, ['save', String(domid), image], `saving domain ${domid}`);
+    await this.run(this.xl, ['save', String(domid), image], `saving domain ${domid}`, restoreTimeoutMs());
   }
 
   async restore(cfgFile: string, image: string, name: string): Promise<number> {
-    await this.run(this.xl, ['restore', '-p', cfgFile, image], `restoring domain ${name}`);
+    await this.run(this.xl, ['restore', '-p', cfgFile, image], `restoring domain ${name}`, restoreTimeoutMs());
     return this.domid(name);
   }
 

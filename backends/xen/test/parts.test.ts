@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { capabilityChecks } from '../src/doctor';
 import { flaskModule, instanceType, templateType } from '../src/flask';
 import { cloneDomainName, deploymentTag, isCloneDomain, isDeploymentDomain, MAX_DOMAIN_NAME, templateDomainName } from '../src/names';
-import { parseDomainList, parseHostCaps } from '../src/toolstack';
+import { parseDomainList, parseHostCaps, restoreTimeoutMs } from '../src/toolstack';
 import { domainConfig } from '../src/xlcfg';
 
 describe('domain names', () => {
@@ -25,6 +25,15 @@ describe('domain names', () => {
     expect(isCloneDomain(long)).toBe(true);
     expect(isCloneDomain(templateDomainName(tag, 'busybox-128m-1c-4p-3f09a2'))).toBe(false);
     expect(isCloneDomain('Domain-0')).toBe(false);
+  });
+});
+
+describe('toolstack bounds', () => {
+  it('gives xl save and xl restore 600 s unless MCL_XEN_RESTORE_TIMEOUT_MS says otherwise', () => {
+    expect(restoreTimeoutMs({})).toBe(600_000);
+    expect(restoreTimeoutMs({ MCL_XEN_RESTORE_TIMEOUT_MS: '900000' })).toBe(900_000);
+    expect(restoreTimeoutMs({ MCL_XEN_RESTORE_TIMEOUT_MS: '5' })).toBe(600_000);
+    expect(restoreTimeoutMs({ MCL_XEN_RESTORE_TIMEOUT_MS: 'long' })).toBe(600_000);
   });
 });
 
