@@ -378,8 +378,9 @@ export async function readyClone(
   const readyMs = Date.now() - timing.startedAt;
   phases.handshakeMs = readyMs - phases.connectMs - phases.loadMs;
   const { qmp, control, pid } = q;
-  // QEMU closes the socket when it exits; this closes the file too should the close come first from our side.
-  void q.exited.then(() => console?.close());
+  // QEMU closes the socket when it exits: what it wrote last (a program's last lines before it ended) may
+  // still wait in the socket while the reader pauses between reads, so it is read to the end, then closed.
+  void q.exited.then(() => console?.drainAndClose());
   return {
     name: options.name,
     pid,

@@ -103,6 +103,8 @@ export class ConsoleLog {
   private paidUntil = 0;
   private resumeTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** QEMU exited: what is left in the socket is read to its end (drainAndClose), not paced. */
+  private draining = false;
   /** Chunks the guest wrote that could not be written (the disk is full): counted, not retried. */
   lostBytes = 0;
   /** Bytes read from the guest, and in how many reads. */
@@ -171,7 +173,7 @@ export class ConsoleLog {
     // the kernel gathers what comes meanwhile into the next one (see the top of this file).
     const now = Date.now();
     this.paidUntil = Math.max(this.paidUntil, now - BURST_MS) + (chunk.length * 1000) / this.limits.bytesPerSecond;
-    if (!this.resumeTimer) {
+    if (!this.resumeTimer && !this.draining) {
       this.socket.pause();
       this.resumeTimer = setTimeout(() => {
         this.resumeTimer = undefined;
@@ -198,6 +200,24 @@ export class ConsoleLog {
       // Without a file (it could not be opened again after a rotation), the next chunk tries again.
       this.lostBytes += chunk.length;
     }
+  }
+
+  /**
+   * QEMU has exited, so its end of the socket is closed: reads what is still
+   * in the socket (the last lines a program wrote before it ended, which the
+   * reader's pause between reads may not have taken yet) to the end of the
+   * stream, without waiting on the rate, then closes. Bounded by `timeoutMs`
+   * (what is left is at most the socket's buffer, and the file cap holds).
+   */
+  drainAndClose(timeoutMs = 2_000): void {
+    if (this.closed || this.draining) return;
+    this.draining = true;
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = undefined;
+    const t = setTimeout(() => this.close(), timeoutMs);
+    t.unref();
+    this.socket.once('close', () => clearTimeout(t));
+    this.socket.resume();
   }
 
   /** Stops reading and closes the file. */

@@ -78,6 +78,26 @@ describe('console log', () => {
     log.close();
   });
 
+  it('reads what is left in the socket when QEMU exits, however the reader was paced, and then closes', async () => {
+    // A slow rate keeps the reader paused most of the time, as a program's last lines usually find it.
+    const { guest, log } = await serve({ maxBytes: 64 << 20, files: 1, bytesPerSecond: 16 * 1024 });
+    const body = Buffer.alloc(128 * 1024, 'z');
+    guest.write(body);
+    guest.end('the last line\n');
+    // QEMU exited: its end is closed; close() here would drop what the socket still holds.
+    log.drainAndClose(5_000);
+    await until(() => readFileSync(join(dir, 'console.log'), 'utf8').endsWith('the last line\n'), 5_000);
+    expect(log.bytes).toBe(body.length + 'the last line\n'.length);
+    expect(log.lostBytes).toBe(0);
+  });
+
+  it('closes a drained console whose socket never ends within the bound', async () => {
+    const { guest, log } = await serve({ maxBytes: 64 << 20, files: 1, bytesPerSecond: 1 << 20 });
+    const closed = new Promise<void>((r) => guest.once('close', () => r()));
+    log.drainAndClose(200);
+    await closed;
+  });
+
   it('rotates by renames, dropping the oldest', () => {
     const path = join(dir, 'console.log');
     for (const [f, t] of [['console.log', 'now'], ['console.log.1', 'one'], ['console.log.2', 'two']]) writeFileSync(join(dir, f), t);
