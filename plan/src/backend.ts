@@ -545,6 +545,9 @@ export interface BackendModule {
   linkConfig?(opts: BackendOptions, config: LinkConfigInput): Promise<{ changed: boolean }>;
 }
 
+/** The longest PEM text (a link key or certificate) a host, a client or a link configuration may carry. */
+export const LINK_MAX_PEM = 64 * 1024;
+
 /** What `apply` tells a host about its links: the other hosts it pins and reaches, and where it listens. */
 export interface LinkConfigInput {
   name: string;

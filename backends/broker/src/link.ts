@@ -46,7 +46,7 @@ import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { connect as tlsConnect, createServer as tlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { channelsBetween, instanceTargets, linkAgreement, type Plan, type PlanChannel } from '@mcl/plan';
-import type { LinkStatus } from '@mcl/plan/backend';
+import { LINK_MAX_PEM, type LinkStatus } from '@mcl/plan/backend';
 import type { Broker } from './broker';
 import type { BrokerLogEntry } from './types';
 
@@ -846,7 +846,7 @@ export function parseLinkConfig(value: unknown): Pick<LinkOptions, 'self' | 'pee
   const str = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max;
   const port = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535;
   const pem = (v: unknown, what: string): string | null => {
-    if (!str(v, 64 * 1024)) return `${what} is not a PEM text`;
+    if (!str(v, LINK_MAX_PEM)) return `${what} is not a PEM text`;
     try {
       if (what.endsWith('certificate')) certFingerprint(v as string);
     } catch {

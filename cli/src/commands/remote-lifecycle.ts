@@ -3,7 +3,7 @@
 // here exactly as the local commands render their own.
 
 import { validateState, type DeploymentState, type Plan } from '@mcl/plan';
-import type { ApplyResult, LinkConfigInput, AuditRecord, AuditVerification, BackendEvent, CheckpointResult, DestroyResult, LogLine, RestoreResult, StatusReport, UsageReport } from '@mcl/plan/backend';
+import { LINK_MAX_PEM, type ApplyResult, type LinkConfigInput, type AuditRecord, AuditVerification, BackendEvent, CheckpointResult, DestroyResult, LogLine, RestoreResult, StatusReport, UsageReport } from '@mcl/plan/backend';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { hostError, remoteHost, runOnHost, type RemoteHost } from '../remote';
@@ -211,7 +211,7 @@ export async function remoteLinkIdentity(ctx: Context, url: string, backend: str
   let cert: string | undefined;
   await onHost(ctx, host, 'link-identity', { name, backend, lockTimeout }, {
     onLine(line) {
-      if (line.type === 'link-identity' && typeof line.cert === 'string' && line.cert.length <= 64 * 1024) cert = line.cert;
+      if (line.type === 'link-identity' && typeof line.cert === 'string' && line.cert.length <= LINK_MAX_PEM) cert = line.cert;
     },
   });
   if (cert === undefined) throw new CliError(`${host.label} sent no link certificate`, ExitCode.BackendFailure, 'Check that the host runs the same mclc version as this machine.');

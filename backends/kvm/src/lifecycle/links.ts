@@ -8,7 +8,7 @@ import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { crossHostChannels, type Plan } from '@mcl/plan';
-import type { BackendOptions, LinkConfigInput } from '@mcl/plan/backend';
+import { LINK_MAX_PEM, type BackendOptions, type LinkConfigInput } from '@mcl/plan/backend';
 import { readBoundedFile, writeFileAtomic } from '@mcl/plan/state-store';
 import type { Broker, LinkIdentity } from '@mcl/broker';
 import { findRunDir, readSmallJson } from './rundir';
@@ -59,7 +59,7 @@ function checkIdentity(value: unknown, name: string): LinkIdentity | string {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return 'it is not a JSON object';
   const v = value as Record<string, unknown>;
   if (v.name !== name) return `it is the identity of ${JSON.stringify(v.name)}, not of ${name}`;
-  if (typeof v.key !== 'string' || typeof v.cert !== 'string' || v.key.length > 64 * 1024 || v.cert.length > 64 * 1024) return 'its key or certificate is missing';
+  if (typeof v.key !== 'string' || typeof v.cert !== 'string' || v.key.length > LINK_MAX_PEM || v.cert.length > LINK_MAX_PEM) return 'its key or certificate is missing';
   try {
     // The key must be the certificate's: a planted pair that does not match could never complete a handshake.
     if (!new X509Certificate(v.cert).checkPrivateKey(createPrivateKey(v.key))) return 'its key is not the key of its certificate';
@@ -76,9 +76,14 @@ function checkIdentity(value: unknown, name: string): LinkIdentity | string {
  */
 export async function linkIdentity(opts: BackendOptions, name: string): Promise<{ cert: string }> {
   // Under the state lock, as apply: two runners applying at once cannot each make a key and keep the other's certificate.
-  const held = await lock(opts, 'link-identity', () => {});
+  return underLock(opts, 'link-identity', () => identityLocked(opts, name));
+}
+
+/** Runs `body` holding the deployment's state lock for `operation`. */
+async function underLock<T>(opts: BackendOptions, operation: string, body: () => Promise<T>): Promise<T> {
+  const held = await lock(opts, operation, () => {});
   try {
-    return await identityLocked(opts, name);
+    return await body();
   } finally {
     held.release();
   }
@@ -109,12 +114,7 @@ async function identityLocked(opts: BackendOptions, name: string): Promise<{ cer
  * it; written with mode 0600, as it holds the private key.
  */
 export async function linkConfig(opts: BackendOptions, config: LinkConfigInput): Promise<{ changed: boolean }> {
-  const held = await lock(opts, 'link-config', () => {});
-  try {
-    return await configLocked(opts, config);
-  } finally {
-    held.release();
-  }
+  return underLock(opts, 'link-config', () => configLocked(opts, config));
 }
 
 async function configLocked(opts: BackendOptions, config: LinkConfigInput): Promise<{ changed: boolean }> {

@@ -515,7 +515,6 @@ export async function migrateClone(
   return { clone, report: { ...r, wireBytes: tunnel.bytes(), sourcePrivateBytes, holdMs } };
 }
 
-
 /**
  * Bytes written to the unix sockets listening at `paths` that their owner
  * (QEMU) has not read yet: the receive queues of the accepted connections, as
