@@ -10,6 +10,7 @@ import type { ApplyOptions, BackendOptions, EventSink, LogSink, LogsOptions } fr
 import type { Plan } from '@mcl/plan';
 import * as lifecycle from '@mcl/backend-kvm/lifecycle';
 import { XenRuntime } from './xen-runtime';
+import { envNumber } from './toolstack';
 
 export { doctor } from './doctor';
 
@@ -21,8 +22,7 @@ export { doctor } from './doctor';
  * than KVM's 15 s to start node twice (the watchdog, then the supervisor).
  */
 export function supervisorStartMs(env: NodeJS.ProcessEnv = process.env): number {
-  const v = env.MCL_XEN_SUPERVISOR_START_MS;
-  return v && /^\d+$/.test(v) && Number(v) >= 1000 ? Number(v) : 120_000;
+  return envNumber(env, 'MCL_XEN_SUPERVISOR_START_MS', 120_000, 1000);
 }
 
 /**
@@ -32,8 +32,7 @@ export function supervisorStartMs(env: NodeJS.ProcessEnv = process.env): number 
  * and status would then show the deployment with no clone.
  */
 export function pingTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  const v = env.MCL_XEN_PING_TIMEOUT_MS;
-  return v && /^\d+$/.test(v) && Number(v) >= 1000 ? Number(v) : 30_000;
+  return envNumber(env, 'MCL_XEN_PING_TIMEOUT_MS', 30_000, 1000);
 }
 
 /** The Xen backend as the KVM lifecycle sees it: its name in the state, its supervisor's start and ping bounds, and destroy's domain reaper. */

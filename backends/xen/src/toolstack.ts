@@ -102,8 +102,17 @@ const STEP_TIMEOUT_MS = 120_000;
  * killed at the 120 s every other step gets, only to be restored again.
  */
 export function restoreTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  const v = env.MCL_XEN_RESTORE_TIMEOUT_MS;
-  return v && /^\d+$/.test(v) && Number(v) >= 1000 ? Number(v) : 600_000;
+  return envNumber(env, 'MCL_XEN_RESTORE_TIMEOUT_MS', 600_000, 1000);
+}
+
+/**
+ * The whole number in `env[name]` when it is one from `min` to `max`, else
+ * `fallback`: how every bound of this backend is read from the environment
+ * (a malformed or out-of-range value keeps the default rather than failing).
+ */
+export function envNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const v = env[name];
+  return v && /^\d+$/.test(v) && Number(v) >= min && Number(v) <= max ? Number(v) : fallback;
 }
 
 export interface XlToolstackOptions {

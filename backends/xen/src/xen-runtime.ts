@@ -28,7 +28,7 @@ import { ControlChannel, buildImage as kvmBuildImage, cacheDir, mclHome } from '
 import { buildPolicy, flaskLabel, flaskModule, instanceType, templateType } from './flask';
 import { cloneDomainName, deploymentTag, isDeploymentDomain, templateDomainName } from './names';
 import { GUEST_CLIENT, HELPER, nativeProgram } from './native';
-import { type DomainInfo, type HostCaps, type Relay, type Toolstack, relayView, XlToolstack } from './toolstack';
+import { type DomainInfo, envNumber, type HostCaps, type Relay, type Toolstack, relayView, XlToolstack } from './toolstack';
 import { domainConfig } from './xlcfg';
 import { prepareGuestTools, XEN_GUEST_MODULES } from './image';
 
@@ -40,8 +40,7 @@ export type InstancePath = 'fork' | 'restore';
  * machine boots a guest many times slower than that bound assumes.
  */
 function bootTimeoutFromEnv(): number {
-  const v = process.env.MCL_XEN_BOOT_TIMEOUT_MS;
-  return v && /^\d+$/.test(v) && Number(v) >= 1000 ? Number(v) : 180_000;
+  return envNumber(process.env, 'MCL_XEN_BOOT_TIMEOUT_MS', 180_000, 1000);
 }
 
 /**
@@ -531,8 +530,7 @@ export class XenRuntime implements GuestRuntime {
  * `$MCL_XEN_RESTORE_ATTEMPTS` (1 to 10), else 3.
  */
 function restoreAttemptsFromEnv(): number {
-  const v = process.env.MCL_XEN_RESTORE_ATTEMPTS;
-  return v && /^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 10 ? Number(v) : 3;
+  return envNumber(process.env, 'MCL_XEN_RESTORE_ATTEMPTS', 3, 1, 10);
 }
 
 /** Lines of a guest console that say the kernel died. */
