@@ -161,6 +161,11 @@ export interface CloneStatus {
   session?: string;
   /** For a clone created at run time: its creator clone, `instance[clone]`. */
   created_by?: string;
+  /**
+   * Set when `mclc migrate` moved this clone to another host of the deployment: the target it
+   * runs on now. Its channels are still brokered here (spec/hosts.md, "Live migration").
+   */
+  moved_to?: { target: string; at: string };
   /** Last exit, e.g. "program exited with status 1", "killed by SIGKILL" or "QEMU exit code 1". */
   last_exit?: string;
   /** While the clone is down: why the last restart failed (the fork's error). */
@@ -315,6 +320,11 @@ export interface StatusReport {
    * Absent when the backend has none or its supervisor is not running.
    */
   helpers?: HelperStatus[];
+  /**
+   * Clones of this deployment that other hosts moved here with `mclc migrate`: this host runs
+   * their QEMU, their home host's broker serves their channels (absent when there are none).
+   */
+  kept?: { instance: string; clone: number; from: string; pid: number; state: 'incoming' | 'running' | 'exited' }[];
   /**
    * What the user must know about this report, with what to do: e.g. the
    * supervisor runs a deployment the state does not record (an apply was
@@ -543,6 +553,74 @@ export interface BackendModule {
   linkIdentity?(opts: BackendOptions, name: string): Promise<{ cert: string }>;
   /** Writes this host's link configuration (its identity, the peers it pins, where it listens); `changed` when it differs from the one there. */
   linkConfig?(opts: BackendOptions, config: LinkConfigInput): Promise<{ changed: boolean }>;
+  /**
+   * On the destination host of `mclc migrate`: builds the clone's template here if it is not
+   * cached (same content hash), starts a paused QEMU waiting for the clone's state and listens
+   * for the source, accepting only its pinned certificate. Optional: a backend without it
+   * cannot move clones, and the CLI says so.
+   */
+  migrateIn?(opts: MigrateInOptions, onEvent: EventSink): Promise<MigrateInResult>;
+  /**
+   * On the source host: moves the running clone to the destination prepared by `migrateIn`,
+   * holding its channels' frames so that none is lost or duplicated; on failure the clone goes
+   * on running here and the error says so.
+   */
+  migrateOut?(opts: MigrateOutOptions, onEvent: EventSink): Promise<MigrateOutResult>;
+}
+
+// ---------------------------------------------------------------------------
+// moving a running clone to another host (spec/hosts.md, "Live migration")
+
+/** How a clone's memory travels: QEMU's precopy (all of its RAM), or only its pages that differ from the template (the destination must hold the very same template boot). */
+export type MigrationMode = 'precopy' | 'pages';
+
+/** What the destination host is asked for: a place for clone `clone` of `instance` to move into. */
+export interface MigrateInOptions extends BackendOptions {
+  /** The plan the source runs (its digest): the destination refuses to take a clone of another plan. */
+  planDigest: string;
+  instance: string;
+  clone: number;
+  /** This host's target name. */
+  target: string;
+  /** The source host: its target name and its link certificate, the only one the destination accepts. */
+  from: { target: string; cert: string };
+  /** Where this host listens for the source (its address; port 0 for any free port). */
+  listen: { host: string; port: number };
+  mode: MigrationMode;
+}
+
+export interface MigrateInResult {
+  /** The port the destination listens on for this migration, and its link certificate (the source pins it). */
+  port: number;
+  cert: string;
+  /** True when the template had to be built here first (from the same content hash); how long that took. */
+  template_built: boolean;
+  template_ms: number;
+}
+
+/** What the source host is asked for: move clone `clone` of `instance` to the destination that `migrateIn` prepared. */
+export interface MigrateOutOptions extends BackendOptions {
+  instance: string;
+  clone: number;
+  to: { target: string; host: string; port: number; cert: string };
+  mode: MigrationMode;
+}
+
+export interface MigrateOutResult {
+  instance: string;
+  clone: number;
+  from: string;
+  to: string;
+  mode: MigrationMode;
+  /** From the start of the move to the clone answering on the destination, ms. */
+  total_ms: number;
+  /** How long the guest was stopped, and how long its channels' frames were held, ms. */
+  downtime_ms: number;
+  hold_ms: number;
+  /** Bytes that crossed the connection between the hosts, and the clone's private memory on the source when the move began. */
+  bytes_sent: number;
+  source_private_bytes: number;
+  attempts: number;
 }
 
 /** The longest PEM text (a link key or certificate) a host, a client or a link configuration may carry. */
