@@ -451,6 +451,12 @@ export interface DeploymentState {
   instances: PlanInstance[];
   channels: PlanChannel[];
   exposures: PlanExposure[];
+  /**
+   * Clones that `mclc migrate` moved from this host to another target of the deployment, while
+   * the plan's placement still names this one: the next `mclc plan` shows each as drift
+   * ("moved: node1 -> node2, by mclc migrate") instead of planning to move it back. Absent when none.
+   */
+  moved?: { instance: string; clone: number; to: string; at: string }[];
   /** Backend-private data (process ids, paths); never read by the compiler. */
   backend_data?: JsonValue;
 }
