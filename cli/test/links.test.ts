@@ -30,6 +30,25 @@ describe('link configurations', () => {
     expect(c).toEqual({ name: 'c', peers: [{ name: 'b', cert: 'B', host: '', port: 0 }], listen: { host: '::', port: 7411 } });
   });
 
+  it('takes the address and port of a target\'s own link before its SSH host and the run\'s port', () => {
+    const plan = threeHosts(['ssh://u@10.0.0.1/w', 'ssh://10.0.0.2:2222/w', 'ssh://node3/w']);
+    plan.targets![1].link = '192.168.7.2:7500';
+    plan.targets![2].link = ':7600';
+    const [a, b, c] = linkConfigs(plan, new Map([['a', 'A'], ['b', 'B'], ['c', 'C']]), 7411);
+    expect(a.peers).toEqual([{ name: 'b', cert: 'B', host: '192.168.7.2', port: 7500 }]);
+    expect(b.listen).toEqual({ host: '0.0.0.0', port: 7500 });
+    expect(b.peers[1]).toEqual({ name: 'c', cert: 'C', host: 'node3', port: 7600 });
+    expect(c.listen).toEqual({ host: '0.0.0.0', port: 7600 });
+    // A target on the machine mclc runs on can be dialled at its link's address.
+    const local = threeHosts(['ssh://10.0.0.1/w', undefined, 'ssh://10.0.0.3/w']);
+    local.targets![1].link = '[fd00::2]:7411';
+    const [, lb] = linkConfigs(local, new Map([['a', 'A'], ['b', 'B'], ['c', 'C']]), 1);
+    expect(lb.listen).toEqual({ host: '::', port: 7411 });
+    // A plan file written by hand is checked here too.
+    plan.targets![2].link = 'node3';
+    expect(() => linkConfigs(plan, new Map([['a', 'A'], ['b', 'B'], ['c', 'C']]), 1)).toThrow(/target c has the link "node3": a link is written/);
+  });
+
   it('lets the machine mclc runs on dial, and says what to do when another host would have to dial it', () => {
     const dials = threeHosts([undefined, 'ssh://10.0.0.2/w', 'ssh://10.0.0.3/w']);
     expect(linkConfigs(dials, new Map([['a', 'A'], ['b', 'B'], ['c', 'C']]), 1)[0].peers[0]).toMatchObject({ name: 'b', host: '10.0.0.2' });

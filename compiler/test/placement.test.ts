@@ -69,6 +69,26 @@ describe('placement', () => {
     expect(digestMismatches(JSON.parse(JSON.stringify(plan)))).toEqual([]);
   });
 
+  it('records a target\'s own link address, and refuses a malformed one or one on another backend at the value', () => {
+    const withLink = shop().replace('host "ssh://mcl@node2/srv/shop" }', 'host "ssh://mcl@node2/srv/shop"  link "10.9.0.2:7500" }');
+    const plan = compileText(withLink).plan!;
+    expect(plan.targets!.map((t) => t.link)).toEqual([undefined, '10.9.0.2:7500']);
+    expect(digestMismatches(JSON.parse(JSON.stringify(plan)))).toEqual([]);
+    for (const [bad, why] of [
+      ['"10.9.0.2"', /`link` must be an address and port in quotes: a link is written/],
+      ['"10.9.0.2:99999"', /`99999` is not a TCP port/],
+      ['"bad host:7411"', /is not a host name or address/],
+      ['7411', /`link` must be an address and port in quotes$/],
+    ] as const) {
+      const r = compileText(shop().replace('host "ssh://mcl@node2/srv/shop" }', `host "ssh://mcl@node2/srv/shop"  link ${bad} }`));
+      const errors = r.diagnostics.filter((d) => d.severity === 'error');
+      expect(errors.map((d) => d.code)).toEqual(['MCL0603']);
+      expect(errors[0].message).toMatch(why);
+    }
+    const xen = compileText(shop().replace('target node2 { backend kvm  memory 2GiB  vcpus 4  host "ssh://mcl@node2/srv/shop" }', 'target node2 { backend xen  memory 2GiB  vcpus 4  host "ssh://mcl@node2/srv/shop"  link ":7411" }'));
+    expect(xen.diagnostics.filter((d) => d.severity === 'error').map((d) => d.message)).toContain('`link` is a setting of backend `kvm`, not of `xen`');
+  });
+
   it('is deterministic', () => {
     const a = compileText(shop()).plan!;
     const b = compileText(shop()).plan!;

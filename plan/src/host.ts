@@ -53,6 +53,29 @@ export function parseHostAddress(text: string): { ok: true; address: HostAddress
   return { ok: true, address: { ...(user !== undefined ? { user } : {}), host, ...(port !== undefined ? { port } : {}), workspace } };
 }
 
+/** Where a target's link is reached: the address other hosts dial (absent: its SSH host's) and the port it listens on. */
+export interface LinkAddress {
+  host?: string;
+  port: number;
+}
+
+/**
+ * Parses a target's `link` setting, `HOST:PORT`, `[IPV6]:PORT` or `:PORT` (the address of its
+ * SSH host), or says why it is not one.
+ */
+export function parseLinkAddress(text: string): { ok: true; address: LinkAddress } | { ok: false; reason: string } {
+  const bad = (reason: string) => ({ ok: false as const, reason });
+  const m = /^(\[[^\]]*\]|[^:[\]]*):([^:]*)$/.exec(text);
+  if (!m) return bad('a link is written `host:port`, `[ipv6]:port` or `:port`');
+  const [, rawHost, rawPort] = m;
+  if (!/^\d{1,5}$/.test(rawPort) || Number(rawPort) < 1 || Number(rawPort) > 65535) return bad(`\`${rawPort}\` is not a TCP port (1 to 65535)`);
+  if (rawHost === '') return { ok: true, address: { port: Number(rawPort) } };
+  const bracketed = rawHost.startsWith('[');
+  const host = bracketed ? rawHost.slice(1, -1) : rawHost;
+  if (bracketed ? !IPV6_RE.test(host) || !host.includes(':') : !HOSTNAME_RE.test(host)) return bad(`\`${rawHost}\` is not a host name or address`);
+  return { ok: true, address: { host, port: Number(rawPort) } };
+}
+
 /** The address as a person reads it in messages: `user@host:port`. */
 export function hostLabel(a: HostAddress): string {
   const h = a.host.includes(':') ? `[${a.host}]` : a.host;

@@ -114,6 +114,12 @@ export interface PlanTarget {
    * see host.ts); absent means the machine `mclc apply` runs on. Optional, so format 1.1 and 1.2 plans may carry it.
    */
   host?: string;
+  /**
+   * kvm: where the target's link between hosts is reached (`host:port`, `[ipv6]:port`, or `:port` for
+   * its SSH host's address; see host.ts parseLinkAddress); absent means its SSH host's address and the
+   * port `mclc apply` uses for every link (7411, or `MCL_LINK_PORT`).
+   */
+  link?: string;
 }
 
 export interface PlanDigests {

@@ -8,14 +8,14 @@
 // (`linkIdentity`, `linkConfig`), here for a target without `host`, over SSH
 // (`mclc __host ... link-identity|link-config`) for one with it.
 
-import { channelsBetween, crossHostChannels, instanceTargets, parseHostAddress, type Plan, type PlanTarget } from '@mcl/plan';
+import { channelsBetween, crossHostChannels, instanceTargets, parseHostAddress, parseLinkAddress, type Plan, type PlanTarget } from '@mcl/plan';
 import type { LinkConfigInput } from '@mcl/plan/backend';
 import { backendRow, loadBackend } from '../backends';
 import type { Context } from '../context';
 import { CliError, ExitCode } from '../exit';
 import { backendOptions, guarded, interruptSignal, type LifecycleOptions } from './lifecycle';
 
-/** The TCP port a host's link listens on, and the others dial (`MCL_LINK_PORT` replaces it). */
+/** The TCP port a host's link listens on, and the others dial, when its target has no `link` (`MCL_LINK_PORT` replaces it). */
 export const DEFAULT_LINK_PORT = 7411;
 
 /** The link port of this run: `MCL_LINK_PORT` or the default. */
@@ -39,29 +39,40 @@ export function linkedTargets(plan: Plan): PlanTarget[] {
  * The configuration of each linked target's link, given every linked target's certificate:
  * the peers it shares channels with (pinned by certificate), the address of each peer it dials
  * (the target whose name sorts first dials), and where it listens when some peer dials it.
+ * `port` is the port of the targets without a `link` of their own.
  */
 export function linkConfigs(plan: Plan, certs: ReadonlyMap<string, string>, port: number): LinkConfigInput[] {
   const linked = linkedTargets(plan);
   return linked.map((t) => {
     const peers = linked.filter((p) => p.name !== t.name && channelsBetween(plan, t.name, p.name).length > 0);
     const dialledBy = peers.filter((p) => p.name < t.name);
-    const listen = dialledBy.length ? { host: listenAll(t), port } : undefined;
+    const listen = dialledBy.length ? { host: listenAll(t), port: linkSetting(t)?.port ?? port } : undefined;
     return {
       name: t.name,
-      peers: peers.map((p) => ({ name: p.name, cert: certs.get(p.name)!, ...(t.name < p.name ? { host: dialAddress(p, t), port } : { host: '', port: 0 }) })),
+      peers: peers.map((p) => ({ name: p.name, cert: certs.get(p.name)!, ...(t.name < p.name ? { host: dialAddress(p, t), port: linkSetting(p)?.port ?? port } : { host: '', port: 0 }) })),
       ...(listen ? { listen } : {}),
     };
   });
 }
 
-/** The address `from` dials to reach `peer`'s link: the host of `peer`'s address. */
-function dialAddress(peer: PlanTarget, from: PlanTarget): string {
+/** A target's own `link` setting, parsed (the compiler checked it; a plan file is checked against the schema only, so a bad one is an error here). */
+function linkSetting(t: PlanTarget): { host?: string; port: number } | undefined {
+  if (t.link === undefined) return undefined;
+  const parsed = parseLinkAddress(t.link);
+  if (!parsed.ok) throw new CliError(`target ${t.name} has the link ${JSON.stringify(t.link)}: ${parsed.reason}`, ExitCode.Invalid, 'Write e.g. `link "10.0.5.2:7411"` or `link ":7412"` in the target, and plan again.');
+  return parsed.address;
+}
+
+/** The address `from` dials to reach `peer`'s link: the address of `peer`'s `link`, else the host of its SSH address. */
+export function dialAddress(peer: PlanTarget, from: PlanTarget): string {
+  const own = linkSetting(peer)?.host;
+  if (own !== undefined) return own;
   const parsed = peer.host !== undefined ? parseHostAddress(peer.host) : undefined;
   if (!parsed?.ok) {
     throw new CliError(
       `target ${peer.name} runs on the machine mclc runs on, which has no address that target ${from.name} could dial for their link`,
       ExitCode.Invalid,
-      `Give target ${peer.name} a host (\`host "ssh://..."\`), or name it so that it sorts before ${from.name} (the first name dials, the other listens).`,
+      `Give target ${peer.name} a host (\`host "ssh://..."\`) or a link address (\`link "10.0.5.2:7411"\`), or name it so that it sorts before ${from.name} (the first name dials, the other listens).`,
     );
   }
   return parsed.address.host;
@@ -70,7 +81,8 @@ function dialAddress(peer: PlanTarget, from: PlanTarget): string {
 /** A listener takes connections on every address of its host (only pinned certificates get through the handshake). */
 function listenAll(t: PlanTarget): string {
   const parsed = t.host !== undefined ? parseHostAddress(t.host) : undefined;
-  return parsed?.ok && parsed.address.host.includes(':') ? '::' : '0.0.0.0';
+  const dialled = linkSetting(t)?.host ?? (parsed?.ok ? parsed.address.host : '');
+  return dialled.includes(':') ? '::' : '0.0.0.0';
 }
 
 /** What `apply` says of a host when a link step fails there. */
@@ -94,7 +106,7 @@ export async function prepareLinks(ctx: Context, plan: Plan, o: LifecycleOptions
     const config = configs.find((c) => c.name === t.name)!;
     await onTarget(ctx, t, o, `cannot write the link configuration of ${where(t)}`, (remote) => remote.remoteLinkConfig(ctx, t.host!, t.backend, config, o.lockTimeout), (backend, opts) => backend.linkConfig!(opts, config));
   }
-  if (!o.json) ctx.err(`Links: ${linked.map((t) => t.name).join(', ')} carry ${crossHostChannels(plan).length} channel(s) between hosts (port ${port}).\n`);
+  if (!o.json) ctx.err(`Links: ${linked.map((t) => `${t.name} (port ${linkSetting(t)?.port ?? port})`).join(', ')} carry ${crossHostChannels(plan).length} channel(s) between hosts.\n`);
 }
 
 type Remote = typeof import('./remote-lifecycle');

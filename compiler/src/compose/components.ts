@@ -17,7 +17,7 @@ import type {
 } from '@mcl/language';
 import { Codes } from '@mcl/language';
 import type { BackendName, JsonValue } from '@mcl/plan';
-import { parseHostAddress } from '@mcl/plan/host';
+import { parseHostAddress, parseLinkAddress } from '@mcl/plan/host';
 import { CAPABILITIES } from '../target/capabilities';
 import { Ctx, related, type DeclEntry, type Module } from '../context';
 import type { ExposeAttrs } from './systems';
@@ -142,6 +142,8 @@ export interface TargetInfo {
   registry?: string;
   /** kvm, xen: the host the target deploys to over SSH (`ssh://...`); absent means the machine mclc runs on. */
   host?: string;
+  /** kvm: where the target's link between hosts is reached (`host:port` or `:port`); absent means its SSH host's address and the default port. */
+  link?: string;
 }
 
 /** The backends a target may name: the rows of the capability table, in its order. */
@@ -149,7 +151,7 @@ export const BACKEND_NAMES = Object.keys(CAPABILITIES) as BackendName[];
 /** The settings only a kubevirt target has. */
 const KUBE_PROPS = ['namespace', 'context', 'registry'];
 /** Every property a target may have (completion offers them). */
-export const TARGET_PROPERTIES: readonly string[] = ['backend', 'memory', 'vcpus', 'overcommit', 'host', ...KUBE_PROPS];
+export const TARGET_PROPERTIES: readonly string[] = ['backend', 'memory', 'vcpus', 'overcommit', 'host', 'link', ...KUBE_PROPS];
 /** A container image repository without a tag: `host[:port]/path`, lower case. */
 const REGISTRY_RE = /^[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9]+)*(:[0-9]{1,5})?(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*$/;
 /** A Kubernetes namespace name: an RFC 1123 label. */
@@ -674,6 +676,12 @@ export class Components {
           else info.host = (v as { value: string }).value;
           break;
         }
+        case 'link': {
+          const parsed = v.kind === 'String' ? parseLinkAddress(v.value) : undefined;
+          if (!parsed?.ok) bad(`\`link\` must be an address and port in quotes${parsed ? `: ${parsed.reason}` : ''}`, 'write e.g. `link "10.0.5.2:7411"` (what the other hosts dial, and the port this one listens on), or `link ":7412"` for the address of its `host`');
+          else info.link = (v as { value: string }).value;
+          break;
+        }
         case 'memory':
           if (v.kind !== 'Size' || v.bytes <= 0) bad('`memory` must be a size such as `8GiB`', 'write the host memory available to guests, e.g. `memory 8GiB`');
           else info.memory_bytes = v.bytes;
@@ -689,7 +697,7 @@ export class Components {
         default:
           ok = false;
           this.ctx.report(Codes.InvalidTargetProperty, `unknown target property \`${key}\``, m.file, p.key.span, {
-            hint: didYouMean(key, TARGET_PROPERTIES) ?? 'targets have `backend`, `memory`, `vcpus`, `overcommit`, `host`, and for kubevirt `namespace`, `context` and `registry`',
+            hint: didYouMean(key, TARGET_PROPERTIES) ?? 'targets have `backend`, `memory`, `vcpus`, `overcommit`, `host`, `link`, and for kubevirt `namespace`, `context` and `registry`',
           });
       }
     }
@@ -720,6 +728,14 @@ export class Components {
       ok = false;
       this.ctx.report(Codes.InvalidTargetProperty, '`host` is a setting of backends `kvm` and `xen`, not of `kubevirt`', m.file, hostProp.key.span, {
         hint: 'remove `host`: a kubevirt target names its cluster with `context`',
+      });
+    }
+    // Only the KVM backend carries channels between hosts: a link elsewhere would be silently ignored.
+    const linkProp = props.get('link');
+    if (ok && info.backend !== 'kvm' && linkProp) {
+      ok = false;
+      this.ctx.report(Codes.InvalidTargetProperty, `\`link\` is a setting of backend \`kvm\`, not of \`${info.backend}\``, m.file, linkProp.key.span, {
+        hint: 'remove `link`: only kvm targets carry channels between hosts',
       });
     }
     this.targets.set(e, ok ? info : undefined);

@@ -634,6 +634,7 @@ export function planTargetOf(target: TargetInfo): PlanTarget {
   if (target.context !== undefined) planTarget.context = target.context;
   if (target.registry !== undefined) planTarget.registry = target.registry;
   if (target.host !== undefined) planTarget.host = target.host;
+  if (target.link !== undefined) planTarget.link = target.link;
   return planTarget;
 }
 
