@@ -62,7 +62,7 @@ try {
         clones.push(r.clone);
         d.tunnel.close();
         report = r.report;
-        sent = `pages sent ${r.report.sentPages} of ${r.report.privatePages} private (${MiB(r.report.ramBytes)} deflated), device state ${MiB(r.report.deviceStateBytes)}; stopped: capture ${r.report.phases.captureMs} ms, send+load ${r.report.phases.sendAndLoadMs} ms, switch ${r.report.phases.switchMs} ms`;
+        sent = `pages sent ${r.report.sentPages} (${r.report.livePages} while running in ${r.report.rounds} round(s), ${r.report.finalPages} stopped) of ${r.report.privatePages} private (${MiB(r.report.ramBytes)} deflated), device state ${MiB(r.report.deviceStateBytes)}; stopped: capture ${r.report.phases.captureMs} ms, send+load ${r.report.phases.sendAndLoadMs} ms, switch ${r.report.phases.switchMs} ms`;
       }
       const cpu = process.cpuUsage(cpu0);
       let calls = '';

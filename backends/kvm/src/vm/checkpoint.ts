@@ -133,26 +133,52 @@ export async function captureRam(pid: number, template: Template): Promise<Captu
  * pages n (u32 BE), n page indices (u32 BE, ascending), n pages.
  */
 export async function writeRamFile(file: string, ram: CapturedRam, template: Template): Promise<{ pages: number; bytes: number; sha256: string }> {
-  const tpl = await open(template.memPath, 'r');
+  const tpl = await readTemplatePages(template, ram.pages);
   const keep: number[] = [];
-  const page = Buffer.alloc(PAGE_SIZE);
+  for (let k = 0; k < ram.pages.length; k++) {
+    if (!tpl.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE).equals(ram.data.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE))) keep.push(k);
+  }
+  const out = await encodeRamFile(
+    ram.totalPages,
+    keep.map((k) => ram.pages[k]),
+    (i) => ram.data.subarray(keep[i] * PAGE_SIZE, (keep[i] + 1) * PAGE_SIZE),
+  );
+  await writeFileAtomic(file, out);
+  return { pages: keep.length, bytes: out.length, sha256: sha256(out) };
+}
+
+/**
+ * The bytes of a RAM file (format above) holding pages `pages` (ascending
+ * guest page indices) of a guest of `totalPages`, page i's contents being
+ * `page(i)`.
+ */
+export async function encodeRamFile(totalPages: number, pages: readonly number[], page: (i: number) => Buffer): Promise<Buffer> {
+  const head = Buffer.alloc(12 + pages.length * 4);
+  head.writeUInt32BE(PAGE_SIZE, 0);
+  head.writeUInt32BE(totalPages, 4);
+  head.writeUInt32BE(pages.length, 8);
+  pages.forEach((p, i) => head.writeUInt32BE(p, 12 + i * 4));
+  const body = Buffer.concat([head, ...pages.map((_, i) => page(i))]);
+  return Buffer.concat([RAM_MAGIC, await deflate(body, { level: 1 })]);
+}
+
+/** The template's contents of pages `pages` (ascending guest page indices), page k at k * PAGE_SIZE; runs of adjacent pages are read in one call. */
+export async function readTemplatePages(template: Template, pages: readonly number[]): Promise<Buffer> {
+  const out = Buffer.alloc(pages.length * PAGE_SIZE);
+  const tpl = await open(template.memPath, 'r');
   try {
-    for (let k = 0; k < ram.pages.length; k++) {
-      await tpl.read(page, 0, PAGE_SIZE, ram.pages[k] * PAGE_SIZE);
-      if (!page.equals(ram.data.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE))) keep.push(k);
+    for (let i = 0; i < pages.length; ) {
+      let j = i + 1;
+      while (j < pages.length && pages[j] === pages[j - 1] + 1) j++;
+      const len = (j - i) * PAGE_SIZE;
+      const { bytesRead } = await tpl.read(out, i * PAGE_SIZE, len, pages[i] * PAGE_SIZE);
+      if (bytesRead !== len) throw new CheckpointError(`short read of the template RAM file ${template.memPath}`);
+      i = j;
     }
   } finally {
     await tpl.close();
   }
-  const head = Buffer.alloc(12 + keep.length * 4);
-  head.writeUInt32BE(PAGE_SIZE, 0);
-  head.writeUInt32BE(ram.totalPages, 4);
-  head.writeUInt32BE(keep.length, 8);
-  keep.forEach((k, i) => head.writeUInt32BE(ram.pages[k], 12 + i * 4));
-  const body = Buffer.concat([head, ...keep.map((k) => ram.data.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE))]);
-  const out = Buffer.concat([RAM_MAGIC, await deflate(body, { level: 1 })]);
-  await writeFileAtomic(file, out);
-  return { pages: keep.length, bytes: out.length, sha256: sha256(out) };
+  return out;
 }
 
 /** Parses the contents of a RAM file (already checked against its digest); throws CheckpointError on anything malformed. */
