@@ -46,6 +46,8 @@ const MAGIC = Buffer.from('MCLMOVE2');
 export const MAX_DEVICE_STATE_BYTES = 16 * 1024 * 1024;
 /** Most live rounds a move may send before its final frame. */
 export const MAX_ROUNDS = 4;
+/** Live rounds stop once one sends fewer pages than this (the final frame will be about as small). */
+const SMALL_ROUND_PAGES = 256;
 
 /** What a move by pages sent and how long the guest was stopped. */
 export interface PagesMoveReport {
@@ -241,8 +243,10 @@ class FrameReader {
 
 /**
  * Moves the running clone `source` by its own pages to the receiver behind
- * the tunnel's source socket: `rounds` live rounds (default 1) while it runs,
- * then the final frame with it stopped. With `broker`, its traffic is held
+ * the tunnel's source socket: live rounds while it runs (up to `rounds`,
+ * default 3, ending early once a round is small or no longer half the one
+ * before: the guest writes as fast as the rounds send), then the final frame
+ * with it stopped. With `broker`, its traffic is held
  * from before the stop to the release at the new place; the clone is stopped
  * only once QEMU has read everything sent to it (else it runs on a little and
  * the check is repeated, at most `attempts` times). On failure the source
@@ -256,7 +260,8 @@ export async function movePages(
   options: { attempts?: number; timeoutMs?: number; rounds?: number } = {},
 ): Promise<{ clone: Clone; report: PagesMoveReport }> {
   const t0 = performance.now();
-  const rounds = Math.max(0, Math.min(MAX_ROUNDS, options.rounds ?? 1));
+  const maxRounds = Math.max(0, Math.min(MAX_ROUNDS, options.rounds ?? 3));
+  let rounds = 0;
   const sourcePrivateBytes = (await source.memory().catch(() => null))?.private ?? 0;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mcl-move-'));
   const conn = openMove(tunnel.socket, options.timeoutMs ?? 120_000);
@@ -271,15 +276,18 @@ export async function movePages(
   let killed = false;
   try {
     conn.write(MAGIC);
-    for (let i = 0; i < rounds; i++) {
+    for (let previous = Infinity; rounds < maxRounds; ) {
       const ram = await captureRam(source.pid, source.template);
       const blob = await changes(ram, source.template, sent, false);
       livePages += blob.pages;
       ramBytes += blob.bytes.length;
+      rounds++;
       const len = Buffer.alloc(5);
       len.write('P', 0, 'latin1');
       len.writeUInt32BE(blob.bytes.length, 1);
       await conn.send([len, blob.bytes]);
+      if (blob.pages < SMALL_ROUND_PAGES || blob.pages > previous / 2) break;
+      previous = blob.pages;
     }
     broker?.hold();
     held = true;

@@ -200,9 +200,9 @@ describe('live migration of a clone', () => {
     const before = l.answered();
     await waitFor(() => l.answered() >= before + 20, 60_000);
     checkAnswers(await l.stop());
-    // One live round sent the pages the clone had written while it ran; with the guest stopped, only what the
-    // calls changed since went (a final frame that resent everything would make the live round pointless).
-    expect(report.rounds).toBe(1);
+    // Live rounds sent the pages the clone had written while it ran; with the guest stopped, only what the
+    // calls changed since went (a final frame that resent everything would make the live rounds pointless).
+    expect(report.rounds).toBeGreaterThanOrEqual(1);
     expect(report.livePages).toBeGreaterThan(0);
     expect(report.finalPages).toBeLessThan(report.livePages);
     expect(report.sentPages).toBe(report.livePages + report.finalPages);
