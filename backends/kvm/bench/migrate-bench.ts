@@ -1,4 +1,4 @@
-// Live migration figures (run: npm run bench:migrate [-- --calls-ms N]).
+// Live migration figures (run: npm run bench:migrate [-- --modes precopy,pages]; both by default).
 //
 // Migrates a 128 MiB clone of the test template to a QEMU started from the
 // same template on this machine, through the TLS tunnel, with QEMU's precopy
@@ -37,12 +37,15 @@ const rows: Record<string, unknown>[] = [];
 try {
   const template = await testTemplate(cacheDir);
   const ids = migrationIdentities(makeLinkIdentity('node1'), makeLinkIdentity('node2'));
-  for (const mode of ['precopy', 'pages'] as const) {
+  const modesArg = process.argv.indexOf('--modes');
+  const modes = (modesArg > 0 ? (process.argv[modesArg + 1] ?? '').split(',') : ['precopy', 'pages']) as ('precopy' | 'pages')[];
+  for (const mode of modes.filter((m) => m === 'precopy' || m === 'pages')) {
     for (const kind of ['idle', 'busy'] as const) {
       const name = `${mode}-${kind}`;
       const dep = await kvDeployment(template, run, name, { brokers, fakes, clones, extra: kind === 'busy' ? DIRTY : undefined });
       const l = kind === 'busy' ? load(dep.client) : null;
-      if (l) await waitFor(() => l.answered() >= 50, 60_000);
+      // A loaded machine takes a while to start the busy guest's writer beside its calls.
+      if (l) await waitFor(() => l.answered() >= 50, 180_000);
       // Let the busy guest's writer fill its 16 MiB first.
       await new Promise((r) => setTimeout(r, kind === 'busy' ? 3_000 : 500));
       const mb = cloneMigrationBroker(dep.broker, 'db', 0, { kv: dep.sock }, { kv: path.join(run, `${name}-d.p1`) });
@@ -68,7 +71,7 @@ try {
       let calls = '';
       if (l) {
         const before = l.answered();
-        await waitFor(() => l.answered() >= before + 50, 60_000);
+        await waitFor(() => l.answered() >= before + 50, 180_000);
         const r = await l.stop();
         calls = `${r.sent} calls, ${r.sent - r.answers.size} lost, ${r.duplicates.length} duplicated, ${r.errors.length} failed`;
       }
