@@ -7,7 +7,7 @@
 // the home broker while the store moves: every read gives the write before
 // it (no call lost, none served twice, the store's memory moved with it).
 
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -121,6 +121,31 @@ describe('moving a clone between two hosts\' supervisors', () => {
     const before = (await counts(home)).length;
     await until('the caller to go on at home', async () => (await counts(home)).length >= before + 3, 120_000);
     checkCounts(await counts(home));
+  }, 600_000);
+
+  it('moves the caller by its own pages: megabytes instead of the whole RAM, and it counts on there where it was', async () => {
+    const keep = await migrateIn(
+      { ...opts(away), planDigest: plan.digests.plan, instance: 'caller', clone: 0, target: 'node2', from: { target: 'node1', cert: certs.node1 }, listen: { host: '127.0.0.1', port: 0 }, mode: 'pages' },
+      () => undefined,
+    );
+    const last = (await counts(home)).length;
+    const r = await migrateOut({ ...opts(home), instance: 'caller', clone: 0, to: { target: 'node2', host: '127.0.0.1', port: keep.port, cert: keep.cert }, mode: 'pages' }, () => undefined);
+    console.log(JSON.stringify({ migrate: r }));
+    expect(r.mode).toBe('pages');
+    expect(r.bytes_sent).toBeLessThan(32 * 1024 * 1024);
+    // Its console is on the other host now: the guest goes on from the count it had here.
+    const kept = join(runDirFor(join(away, '.mcl', 'state.json')), 'clones', 'caller.0.k', 'console.log');
+    const there = () =>
+      readFileSync(kept, 'utf8')
+        .split('\n')
+        .map((l) => /^count (\d+) (.*)$/.exec(l.trim()))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => ({ i: Number(m[1]), text: m[2] }));
+    await until('the moved caller to count there', () => there().length >= 3, 120_000);
+    const home2 = await counts(home);
+    const all = [...home2, ...there()];
+    expect(there()[0].i).toBeGreaterThanOrEqual(last);
+    checkCounts(all.filter((l, k) => all.findIndex((x) => x.i === l.i) === k));
   }, 600_000);
 
   it('destroy on the home host stops the moved clone on the other host too', async () => {
