@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Plan } from '@mcl/plan';
 import { apply, destroy, logs, status } from '../src/lifecycle/commands';
 import { linkIdentity } from '../src/lifecycle/links';
+import { audit } from '../src/lifecycle/report-commands';
 import { migrateIn, migrateOut } from '../src/lifecycle/migrate-commands';
 import { runDirFor } from '../src/lifecycle/daemon';
 import { readState } from '@mcl/plan/state-store';
@@ -121,6 +122,17 @@ describe('moving a clone between two hosts\' supervisors', () => {
     const before = (await counts(home)).length;
     await until('the caller to go on at home', async () => (await counts(home)).length >= before + 3, 120_000);
     checkCounts(await counts(home));
+    // Both moves are in the home host's audit trail, the failed one with its reason.
+    const records: Record<string, unknown>[] = [];
+    await audit({ ...opts(home), follow: false }, (r) => records.push(r as Record<string, unknown>));
+    const moves = records.filter((r) => r.event === 'migrate');
+    expect(moves.map((r) => [r.instance, r.outcome, r.to])).toEqual([
+      ['store', 'moved', 'node2'],
+      ['caller', 'failed', 'node2'],
+    ]);
+    expect(moves[0]).toMatchObject({ from: 'node1', mode: 'precopy' });
+    expect(moves[0].bytes_sent).toBeGreaterThan(0);
+    expect(String(moves[1].error)).toMatch(/goes on running on the source/);
   }, 600_000);
 
   it('moves the caller by its own pages: megabytes instead of the whole RAM, and it counts on there where it was', async () => {
