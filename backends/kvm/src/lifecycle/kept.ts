@@ -274,7 +274,7 @@ export class KeptClones {
       sock.resume();
       pipeUnix(sock, join(k.dir, 'in.sock'));
     } else if (port) {
-      const path = k.incoming.portSockets[port[1]];
+      const path = Object.hasOwn(k.incoming.portSockets, port[1]) ? k.incoming.portSockets[port[1]] : undefined;
       if (typeof path !== 'string') return refuse(`no data port ${port[1]}`);
       sock.resume();
       const name = port[1];
