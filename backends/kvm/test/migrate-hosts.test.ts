@@ -13,7 +13,7 @@ import { makeLinkIdentity, type LinkIdentity } from '@mcl/broker';
 import { KeptClones, KEEP_LINE_BYTES, type KeepRequest } from '../src/lifecycle/kept';
 import { RemoteClone, RemoteWatch, request } from '../src/lifecycle/migrate-out';
 import { pinnedConnect, type MigrationIdentity } from '../src/vm/migrate';
-import type { CloneHandle, ExitInfo, IncomingHandle } from '../src/lifecycle/guest-runtime';
+import type { CloneHandle, CloneRequest, ExitInfo, IncomingHandle } from '../src/lifecycle/guest-runtime';
 import { Supervisor } from '../src/lifecycle/supervisor';
 import type { BackendEvent } from '../src/lifecycle/events';
 import { chan, FakeBroker, FakeRuntime, inst, plan } from './fixtures/fakes';
@@ -88,7 +88,7 @@ async function keeper(opts: { graceMs?: number } = {}) {
     runtime: {
       ...rt,
       prepare: rt.prepare.bind(rt),
-      incoming: async (req) => inc.handle(req.dir),
+      incoming: async (req: CloneRequest) => inc.handle(req.dir),
     } as never,
     runDir: dir,
     plan: () => p,
@@ -172,7 +172,7 @@ describe('the endpoint of a kept clone (destination)', () => {
   it('stops a kept clone whose home host keeps no watch open, and records why', async () => {
     const k = await keeper({ graceMs: 300 });
     await until(() => k.inc.state.killed > 0, 5_000);
-    expect(k.records.find((r) => r.event === 'kept_stopped')?.fields.why).toMatch(/no watch connection open/);
+    expect(k.records.find((r) => r.event === 'kept_stopped')?.fields.why).toMatch(/no watch connection open and answering/);
     await until(() => k.kept.status()[0]?.state === 'exited');
   });
 
