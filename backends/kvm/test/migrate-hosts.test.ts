@@ -12,7 +12,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vite
 import { makeLinkIdentity, type LinkIdentity } from '@mcl/broker';
 import { KeptClones, KEEP_LINE_BYTES, type KeepRequest } from '../src/lifecycle/kept';
 import { RemoteClone, RemoteWatch, request } from '../src/lifecycle/migrate-out';
-import { pinnedConnect, type MigrationIdentity } from '../src/vm/migrate';
+import { pinnedConnect, pinnedServer, type MigrationIdentity } from '../src/vm/migrate';
 import type { CloneHandle, CloneRequest, ExitInfo, IncomingHandle } from '../src/lifecycle/guest-runtime';
 import { Supervisor } from '../src/lifecycle/supervisor';
 import type { BackendEvent } from '../src/lifecycle/events';
@@ -204,6 +204,23 @@ describe('the home host\'s watch of a moved clone', () => {
     server.close();
     const w = new RemoteWatch(homeId(), { host: '127.0.0.1', port }, 200);
     const info = await w.exited;
+    expect(info.helper).toMatch(/did not answer/);
+  });
+});
+
+describe('a watch that stays open but silent', () => {
+  it('is taken for a gone host at home', async () => {
+    // The destination accepts the watch and never answers (a hung host, a connection not yet timed out).
+    const held: net.Socket[] = [];
+    const server = pinnedServer({ key: dest.key, cert: dest.cert, peerCert: home.cert }, (sock) => held.push(sock));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => {
+      for (const h of held) h.destroy();
+      server.close();
+    });
+    const w = new RemoteWatch(homeId(), { host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }, 300);
+    const info = await w.exited;
+    expect(held.length).toBeGreaterThan(0);
     expect(info.helper).toMatch(/did not answer/);
   });
 });
