@@ -79,7 +79,7 @@ export interface PagesMoveReport {
  * listenMigration delivers the tunnel), takes one move, and starts the clone
  * of `template` from it, paused. `loaded` resolves with the clone.
  */
-export async function receivePages(template: Template, options: CloneOptions, socket: string): Promise<{ loaded: Promise<Clone>; close(): void }> {
+export async function receivePages(template: Template, options: CloneOptions, socket: string): Promise<{ q: StartedQemu; loaded: Promise<Clone>; close(): void }> {
   await unlink(socket).catch(() => undefined);
   // The QEMU process is started now, before the source stops: the guest's downtime is then the capture, the
   // transfer and the load, not QEMU's start. Its incoming stream is device state alone (as a checkpoint's),
@@ -126,6 +126,7 @@ export async function receivePages(template: Template, options: CloneOptions, so
     server.listen(socket, () => resolve());
   });
   return {
+    q,
     loaded,
     close: () => {
       server.close();
@@ -252,13 +253,13 @@ class FrameReader {
  * the check is repeated, at most `attempts` times). On failure the source
  * continues and its held frames are released to it.
  */
-export async function movePages(
+export async function movePages<C extends { resume(): Promise<void>; kill(): Promise<unknown> } = Clone>(
   source: Clone,
   tunnel: { socket: string; bytes(): number },
-  destination: { loaded: Promise<Clone> },
+  destination: { loaded: Promise<C> },
   broker?: MigrationBroker,
   options: { attempts?: number; timeoutMs?: number; rounds?: number } = {},
-): Promise<{ clone: Clone; report: PagesMoveReport }> {
+): Promise<{ clone: C; report: PagesMoveReport }> {
   const t0 = performance.now();
   const maxRounds = Math.max(0, Math.min(MAX_ROUNDS, options.rounds ?? 3));
   let rounds = 0;
