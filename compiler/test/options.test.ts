@@ -124,6 +124,19 @@ describe('guest memory', () => {
     expect(r.plan).toBeUndefined();
     expect(compileText('component C { memory 80MiB }\nsystem S { c = C }\n').plan).toBeDefined();
   });
+
+  test('counts half a MiB of guest memory per port: 40 ports need more than 80MiB, as measured on real guests', () => {
+    const ports = (n: number) => Array.from({ length: n }, (_, i) => `provide p${i}: Kv`).join('\n');
+    const many = (n: number, mem: string) => compileText(`import std.kv.{Kv}\ncomponent C { memory ${mem}\n${ports(n)} }\nsystem S { c = C }\n`);
+    const errs = many(40, '80MiB').diagnostics.filter((d) => d.code === 'MCL0601');
+    expect(errs.map((d) => d.message)).toEqual(['`c` has 80MiB of memory, less than a guest of backend `kvm` with 40 ports boots in (89MiB)']);
+    expect(errs[0].hint).toBe('give it at least `memory 89MiB` (each port holds half a MiB of receive buffers in the guest)');
+    // What the real-QEMU tests boot: 40 ports in 96MiB, 118 ports in 128MiB; and 23 ports still in the plain least.
+    expect(many(40, '96MiB').plan).toBeDefined();
+    expect(many(118, '128MiB').plan).toBeDefined();
+    expect(many(23, '80MiB').plan).toBeDefined();
+    expect(many(24, '80MiB').diagnostics.map((d) => d.code)).toContain('MCL0601');
+  });
 });
 
 describe('xen targets', () => {

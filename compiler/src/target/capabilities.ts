@@ -45,6 +45,18 @@ import type { BackendName } from '@mcl/plan';
  */
 const MIN_GUEST_MEMORY = 80 * 1024 * 1024;
 
+/**
+ * What each virtio-serial port costs a KVM guest, and what the guest needs
+ * besides its ports: the Linux driver fills each port's 128-entry receive
+ * queue with pages when it finds the port (half a MiB per port, the control
+ * port included). Measured on the test template (spec/guest.md): 40 ports and
+ * the control port did not boot in 80MiB and did in 96MiB, 118 and the
+ * control port booted in 128MiB; 68MiB besides the ports fits all three, and
+ * MIN_GUEST_MEMORY alone still holds for up to 23 ports.
+ */
+const PORT_BUFFER_BYTES = 512 * 1024;
+const MEMORY_BESIDES_PORTS = 68 * 1024 * 1024;
+
 export interface BackendCapabilities {
   /** `per session` instances: a fresh fork per session. */
   perSession: boolean;
@@ -60,6 +72,8 @@ export interface BackendCapabilities {
   maxVcpus: number;
   /** The least memory a guest of the stock image boots in (see MIN_GUEST_MEMORY). */
   minMemoryBytes: number;
+  /** When each port costs guest memory (KVM's virtio-serial): what a port costs and what the guest needs besides its ports (see PORT_BUFFER_BYTES). */
+  portMemory?: { perPortBytes: number; besidesBytes: number };
   /** A kernel given as an absolute host path (instead of the distribution's cloud kernel). */
   customKernel: boolean;
   /** Clones share their template's unmodified pages (copy-on-write); without it every clone costs its full memory. */
@@ -77,6 +91,7 @@ export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
     maxPortSlots: 119,
     maxVcpus: 64,
     minMemoryBytes: MIN_GUEST_MEMORY,
+    portMemory: { perPortBytes: PORT_BUFFER_BYTES, besidesBytes: MEMORY_BESIDES_PORTS },
     customKernel: true,
     sharedMemory: true,
     notes: {},
@@ -115,3 +130,10 @@ export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
     },
   },
 };
+
+/** The least memory a guest of backend `caps` with `portSlots` ports (the control port included) boots in, in bytes, rounded up to whole MiB. */
+export function minGuestMemory(caps: BackendCapabilities, portSlots: number): number {
+  const MiB = 1024 * 1024;
+  const ports = caps.portMemory ? caps.portMemory.besidesBytes + portSlots * caps.portMemory.perPortBytes : 0;
+  return Math.max(caps.minMemoryBytes, Math.ceil(ports / MiB) * MiB);
+}

@@ -17,7 +17,7 @@ import type { SystemInfo, Systems } from '../compose/systems';
 import { resolveRef, lookupPlain, visibleNames } from '../resolve/scope';
 import { didYouMean } from '../util/suggest';
 import type { Flat } from '../compose/elaborate';
-import { CAPABILITIES } from './capabilities';
+import { CAPABILITIES, minGuestMemory } from './capabilities';
 
 export interface Selection {
   root?: SystemInfo;
@@ -262,10 +262,12 @@ export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): voi
         related: rel,
       });
     }
-    if (inst.memory > 0 && inst.memory < caps.minMemoryBytes) {
-      const min = `${caps.minMemoryBytes / (1024 * 1024)}MiB`;
-      ctx.report(Codes.BackendCannotRealise, `\`${fi.id}\` has ${inst.memory / (1024 * 1024)}MiB of memory, less than a guest of backend \`${target.backend}\` boots in (${min})`, fi.module.file, at, {
-        hint: `give it at least \`memory ${min}\``,
+    const least = minGuestMemory(caps, comp.ports.length + 1);
+    if (inst.memory > 0 && inst.memory < least) {
+      const min = `${least / (1024 * 1024)}MiB`;
+      const many = least > caps.minMemoryBytes ? ` with ${comp.ports.length} ports` : '';
+      ctx.report(Codes.BackendCannotRealise, `\`${fi.id}\` has ${inst.memory / (1024 * 1024)}MiB of memory, less than a guest of backend \`${target.backend}\`${many} boots in (${min})`, fi.module.file, at, {
+        hint: `give it at least \`memory ${min}\`${many ? ' (each port holds half a MiB of receive buffers in the guest)' : ''}`,
         related: rel,
       });
     }
