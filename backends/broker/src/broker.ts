@@ -31,7 +31,7 @@ import { compileSchemas, type CompiledSchemas } from './schema';
 import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type OpRt } from './admit';
 import { encode, encodePlain, encodePlainBytes, envelope, frameId, plainLine, snippet, type Envelope } from './frames';
 import { LineSplitter, TokenBucket } from './lines';
-import { Counters, type CounterTotals } from './counters';
+import { Counters, wireBytes, type CounterTotals } from './counters';
 import { Exposures } from './exposures';
 import { Egresses } from './egress';
 import { exposureId, HTTP_SCHEMAS } from './http';
@@ -107,9 +107,10 @@ interface HeldFrames {
 
 /** Queues a line for a held port; false (the frame is dropped, a call fails as unavailable) past `limit` bytes. */
 function holdLine(h: HeldFrames, line: string | Buffer, limit: number): boolean {
-  if (h.bytes + line.length > limit) return false;
+  const n = wireBytes(line);
+  if (h.bytes + n > limit) return false;
   h.lines.push(line);
-  h.bytes += line.length;
+  h.bytes += n;
   return true;
 }
 
@@ -1410,7 +1411,7 @@ export class Broker extends EventEmitter {
         }
         if (r.write(line, true)) {
           ch.counters.frames_to_requirer++;
-          ch.counters.bytes_to_requirer += line.length;
+          ch.counters.bytes_to_requirer += wireBytes(line);
         }
       }
     }
@@ -1459,7 +1460,7 @@ export class Broker extends EventEmitter {
       req.outstanding++;
       if (!ch.timer) this.armTimer(ch);
       ch.counters.frames_to_provider++;
-      ch.counters.bytes_to_provider += line.length;
+      ch.counters.bytes_to_provider += wireBytes(line);
       this.backpressure(conn, req.pausable);
     });
   }
@@ -1474,7 +1475,7 @@ export class Broker extends EventEmitter {
       const line = frameWith(`{"t":"send","op":${op.json},"body":`, bodyJson);
       if (this.writeTo(conn, line, false)) {
         ch.counters.frames_to_provider++;
-        ch.counters.bytes_to_provider += line.length;
+        ch.counters.bytes_to_provider += wireBytes(line);
         this.backpressure(conn, req.pausable);
       }
     });

@@ -6,6 +6,11 @@ import type { ChannelCounters, ViolationKind } from './types';
 
 const LATENCY_SAMPLES = 1024;
 
+/** The bytes a frame takes on the wire (UTF-8), whether the broker holds it as text or as bytes: what `bytes_*` counters and byte limits count. */
+export function wireBytes(line: string | Buffer): number {
+  return typeof line === 'string' ? Buffer.byteLength(line, 'utf8') : line.length;
+}
+
 const COUNTER_FIELDS = [
   'frames_to_provider',
   'frames_to_requirer',

@@ -21,6 +21,7 @@ import { createConnection, type Socket } from 'node:net';
 import type { PlanEgress } from '@mcl/plan';
 import type { OpRt } from './admit';
 import type { ConnectionStats } from './connections';
+import { wireBytes } from './counters';
 import { TokenBucket } from './lines';
 import { byRequester, type Answer, type ChannelRt, type Offence, type Requester } from './state';
 import { chunkBytes, chunks, STREAM_CLIENT_WATER, Throttle } from './streams';
@@ -212,7 +213,7 @@ export class Egresses {
     // Bytes of a stream cannot be dropped: the write is not droppable; the destination's socket is paused instead (open()).
     if (req.write(line, false)) {
       req.channel.counters.frames_to_requirer++;
-      req.channel.counters.bytes_to_requirer += line.length;
+      req.channel.counters.bytes_to_requirer += wireBytes(line);
     }
   }
 
@@ -307,7 +308,7 @@ export class Egresses {
           return;
         }
         const json = JSON.stringify(reply);
-        ch.counters.bytes_to_requirer += json.length;
+        ch.counters.bytes_to_requirer += wireBytes(json);
         finish({ ok: true, body: reply, bodyJson: json });
       });
     });

@@ -63,6 +63,21 @@ describe('relaying', () => {
     expect(c.latency_ms.samples).toBe(1);
   });
 
+  it('counts the bytes of frames as they go on the wire (UTF-8), not as characters', async () => {
+    const db = await fake('db', 0, 'kv');
+    const client = await fake('client', 0, 'kv');
+    // Two-byte and three-byte characters: a count of characters would be a third to a half too low.
+    client.send({ t: 'call', op: 'put', id: 1, body: { key: 'a', value: 'é€'.repeat(300) } });
+    const line = await db.nextLine();
+    const call = JSON.parse(line);
+    db.send({ t: 'reply', id: call.id, body: { ok: true } });
+    const reply = await client.nextLine();
+    const c = counter('client.kv->db.kv');
+    expect(c.bytes_to_provider).toBe(Buffer.byteLength(line) + 1);
+    expect(c.bytes_to_requirer).toBe(Buffer.byteLength(reply) + 1);
+    expect(c.bytes_to_provider).toBeGreaterThan(line.length + 900);
+  });
+
   it('relays one-way sends and delivers provider notifications to every requester of the port', async () => {
     const db = await fake('db', 0, 'kv');
     const client = await fake('client', 0, 'kv');
