@@ -14,7 +14,7 @@ import { Components, collectLabels } from './compose/components';
 import { elaborate } from './compose/elaborate';
 import { Systems } from './compose/systems';
 import { Ctx, type DeclEntry, type Module } from './context';
-import { reuseModules, stateOf, usablePrior, type IncrementalState } from './incremental';
+import { joinReferences, reuseModules, stateOf, usablePrior, type IncrementalState } from './incremental';
 import { checkPolicies } from './policy/index';
 import { PlanBuilder, labelOrder, planTargetOf, type Body } from './plan/build';
 import { BodyCache } from './plan/body-cache';
@@ -43,8 +43,11 @@ export function compileWith(host: CompilerHost, options: CompileOptions, prior: 
   const out: { state?: IncrementalState } = {};
   try {
     bodies?.begin();
-    return { result: run(ctx, options, prior, out, bodies), state: out.state };
+    const result = run(ctx, options, prior, out, bodies);
+    joinReferences(ctx);
+    return { result, state: out.state };
   } catch (e) {
+    joinReferences(ctx);
     // A bug in the compiler must not take the editor or the CLI down with it.
     const message = e instanceof Error ? e.message : String(e);
     const stack = e instanceof Error && e.stack ? e.stack.split('\n').slice(1, 4).map((s) => s.trim()).join(' | ') : '';
@@ -151,8 +154,17 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
     const flat = builder.exclude(elaborate(root), options.exclude, anchor);
     checkCapabilities(ctx, sel.target, flat);
     options.onPhase?.('elaborate');
+    // Each root is checked on its own, and an error stops its policy checks only when it is in a
+    // module the root depends on: there it may have left the composition incomplete, and a policy
+    // verdict on it would describe the parser's or checker's recovery. Another root's violations,
+    // or a mistake in a file this root never imports, change nothing here.
+    const files = dependencies(ctx, root);
+    const blocks = (d: Diagnostic) => d.severity === 'error' && !d.code.startsWith('MCL05') && (files.has(d.file) || d.file === anchor.file);
+    // Stopped already: neither this root's plan nor its policy checks will read the body's objects,
+    // so it is built only for what building it reports (see PlanBuilder.body).
+    const stopped = ctx.diagnostics.some(blocks);
     const placing = sel.targets || sel.placements;
-    const body = builder.body(flat, sel.target, options.emitPlan !== false, placing ? (instances, templates, origins) => placeDeploy(ctx, sel, flat.rules, labelsInOrder, origins, instances, templates) : undefined);
+    const body = builder.body(flat, sel.target, options.emitPlan !== false, placing ? (instances, templates, origins) => placeDeploy(ctx, sel, flat.rules, labelsInOrder, origins, instances, templates) : undefined, stopped && !placing);
     if (sel.targets && sel.targets.length > 1) body.targets = sel.targets.map(planTargetOf);
     // The prelude's default target is not the user's to edit: what does not fit it is reported at
     // the user's `deploy` (or the root system) instead of inside the standard library.
@@ -160,12 +172,7 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
       body.origins.target = sel.origin && sel.origin.span.end > sel.origin.span.start ? sel.origin : { file: root.entry.module.file, span: root.entry.decl.name.span };
     }
     options.onPhase?.('plan body');
-    // Each root is checked on its own, and an error stops its policy checks only when it is in a
-    // module the root depends on: there it may have left the composition incomplete, and a policy
-    // verdict on it would describe the parser's or checker's recovery. Another root's violations,
-    // or a mistake in a file this root never imports, change nothing here.
-    const files = dependencies(ctx, root);
-    if (ctx.diagnostics.some((d) => d.severity === 'error' && !d.code.startsWith('MCL05') && (files.has(d.file) || d.file === anchor.file))) continue;
+    if (stopped || ctx.diagnostics.some(blocks)) continue;
     const policy = checkPolicies({
       target: body.target,
       ...(body.targets ? { targets: body.targets } : {}),

@@ -170,23 +170,47 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
     ctx.program.symbols = map;
     ctx.addedSymbols = added;
   }
-  // The references taken over are joined with one concat per batch of files, which copies each
-  // file's array as a block, instead of pushing them one file (or one reference) at a time.
-  let lists: Reference[][] = [ctx.program.references];
+  // The references taken over are not copied here: each file's list is kept as it is, and they are
+  // joined after this compile's own references recorded so far only when the result's references
+  // are read (joinReferences), which a build that only publishes diagnostics never does.
+  const lists: Reference[][] = [];
   for (const f of files) {
     if (!inPlace) for (const s of prior.symbols.get(f) ?? []) if (!ctx.program.symbols.has(s.id)) ctx.program.symbols.set(s.id, s);
     const refs = prior.references.get(f);
     if (refs) lists.push(refs);
-    // Bounded, to stay within the engine's argument limit.
-    if (lists.length >= 8192) lists = [joined(lists)];
     for (const [id, settings] of prior.instances.get(f) ?? []) ctx.program.instances.set(id, settings);
   }
-  ctx.program.references = joined(lists);
-  return { files, references: ctx.program.references.length, prior };
+  const at = ctx.program.references.length;
+  ctx.takenReferences = { at, lists };
+  return { files, references: at, prior };
+}
+
+/**
+ * At the end of a compile: makes the result's `program.references` the
+ * references in the order a full compile records them (this compile's own
+ * up to the point where the earlier ones were taken over, those taken over
+ * file by file, then the rest of its own), joined on first read and then
+ * kept. The compile itself only appends to its own list.
+ */
+export function joinReferences(ctx: Ctx): void {
+  const taken = ctx.takenReferences;
+  if (!taken) return;
+  ctx.takenReferences = undefined;
+  const own = ctx.program.references;
+  let value: Reference[] | undefined;
+  Object.defineProperty(ctx.program, 'references', {
+    configurable: true,
+    enumerable: true,
+    get: () => (value ??= joined([own.slice(0, taken.at), ...taken.lists, own.slice(taken.at)])),
+    set: (v: Reference[]) => void (value = v),
+  });
 }
 
 function joined<T>(lists: T[][]): T[] {
-  return lists.length === 1 ? lists[0] : (Array.prototype.concat.apply([], lists) as T[]);
+  // Batches bounded to stay within the engine's argument limit; each file's list is copied as a block.
+  let out: T[] = [];
+  for (let i = 0; i < lists.length; i += 8192) out = out.concat(...lists.slice(i, i + 8192));
+  return out;
 }
 
 /** What `reuseModules` took over: the files, and where the references it copied end. */

@@ -114,6 +114,18 @@ export class BodyCache {
     this.stats.built++;
   }
 
+  /**
+   * Keeps what this compile may take over for the next one as well, unless already kept (a body
+   * that reports only and builds no objects): an entry is checked against its inputs by identity
+   * when it is used, so one kept from an older composition is only ever taken over where it is
+   * still what would be built.
+   */
+  carryOver(): void {
+    for (const [k, v] of this.instances) if (!this.nextInstances.has(k)) this.nextInstances.set(k, v);
+    for (const [k, v] of this.channels) if (!this.nextChannels.has(k)) this.nextChannels.set(k, v);
+    for (const [k, v] of this.schemas) if (!this.nextSchemas.has(k)) this.nextSchemas.set(k, v);
+  }
+
   /** Starts a compile: what the last one kept becomes what this one may take over. */
   begin(): void {
     if (this.nextInstances.size || this.nextChannels.size || this.nextPrograms.size || this.nextSchemas.size) {

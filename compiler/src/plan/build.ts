@@ -150,8 +150,12 @@ export class PlanBuilder {
    * Builds the plan body; `digests` false leaves instance digests empty (checking only: nobody reads them).
    * `place`, for a deploy to several targets, is given the instances before their digests are
    * computed and returns the target of each (an instance placed elsewhere is a different instance).
+   * `reportOnly` is for a composition whose plan and policy checks are not reached (an error
+   * elsewhere already stops them): the body then only reports what building it would report (images,
+   * exposures, programs) and leaves out the channels, instances and schemas nobody reads; what the
+   * cache holds is kept for the next compile. Not with `place`, whose placement reports too.
    */
-  body(flat: Flat, target: TargetInfo, digests = true, place?: (instances: readonly PlanInstance[], templates: readonly PlanTemplate[], origins: PolicyInput['origins']) => Map<string, string>): Body {
+  body(flat: Flat, target: TargetInfo, digests = true, place?: (instances: readonly PlanInstance[], templates: readonly PlanTemplate[], origins: PolicyInput['origins']) => Map<string, string>, reportOnly = false): Body {
     const ctx = this.ctx;
     const origins: PolicyInput['origins'] = { instances: {}, channels: {}, exposures: {}, labels: {} };
     origins.target = { file: target.entry.module.file, span: target.entry.decl.name.span };
@@ -198,7 +202,9 @@ export class PlanBuilder {
     const channels: PlanChannel[] = [];
     const channelIds = new Set<string>();
     const protocolsUsed = new Set<ProtocolInfo>();
-    for (const fc of flat.channels) {
+    // Building a channel reports nothing.
+    if (reportOnly) this.cache?.carryOver();
+    else for (const fc of flat.channels) {
       if (channelIds.has(fc.id)) continue;
       channelIds.add(fc.id);
       channels.push(this.channel(fc, protocolsUsed));
@@ -270,6 +276,11 @@ export class PlanBuilder {
     const indexKeys = this.types.sawIndexKey;
     for (const fi of flat.instances) {
       const { inst, comp } = fi;
+      // Of an instance, only its component's program reports anything.
+      if (reportOnly) {
+        this.program(comp);
+        continue;
+      }
       // The label's origin is the same whether the instance is taken over or built.
       if (inst.labelSpan) {
         const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
@@ -397,7 +408,8 @@ export class PlanBuilder {
     }
     for (const r of paramRefs) pending.add(r);
     const done = new Set<DeclEntry>();
-    while (pending.size) {
+    // A message schema is built from checked types and reports nothing.
+    while (pending.size && !reportOnly) {
       const [e] = pending;
       pending.delete(e);
       if (done.has(e)) continue;
