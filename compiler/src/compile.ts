@@ -11,7 +11,7 @@
 import { Codes, hasErrors, makeDiagnostic, sortDiagnostics, type Diagnostic } from '@mcl/language';
 import type { CompileOptions, CompileResult, CompilerHost, ParsedSource } from './api';
 import { Components, collectLabels } from './compose/components';
-import { elaborate } from './compose/elaborate';
+import { elaborate, ElaborationCache } from './compose/elaborate';
 import { Systems } from './compose/systems';
 import { Ctx, type DeclEntry, type Module } from './context';
 import { joinReferences, reuseModules, stateOf, usablePrior, type IncrementalState } from './incremental';
@@ -38,12 +38,13 @@ export function compile(host: CompilerHost, options: CompileOptions): CompileRes
  * (`prior`, see incremental.ts), and returning what the next one may take
  * over. The result is the same as `compile`'s.
  */
-export function compileWith(host: CompilerHost, options: CompileOptions, prior: IncrementalState | undefined, bodies?: BodyCache): { result: CompileResult; state?: IncrementalState } {
+export function compileWith(host: CompilerHost, options: CompileOptions, prior: IncrementalState | undefined, bodies?: BodyCache, flats?: ElaborationCache): { result: CompileResult; state?: IncrementalState } {
   const ctx = new Ctx(host, options.index ?? false);
   const out: { state?: IncrementalState } = {};
   try {
     bodies?.begin();
-    const result = run(ctx, options, prior, out, bodies);
+    flats?.begin();
+    const result = run(ctx, options, prior, out, bodies, flats);
     joinReferences(ctx);
     return { result, state: out.state };
   } catch (e) {
@@ -102,7 +103,7 @@ function dependencies(ctx: Ctx, root: SystemInfo): Set<string> {
   return files;
 }
 
-function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefined, out: { state?: IncrementalState }, bodies: BodyCache | undefined): CompileResult {
+function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefined, out: { state?: IncrementalState }, bodies: BodyCache | undefined, flats: ElaborationCache | undefined): CompileResult {
   const usable = prior && usablePrior(prior, options, ctx.root);
   const loader = new Loader(ctx, options.cache, usable?.modules);
   loader.loadAll(options.entries);
@@ -151,7 +152,7 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
   const labelsInOrder = labelOrder(labels);
   for (const root of roots) {
     const anchor = sel.origin ?? { file: root.entry.module.file, span: root.entry.decl.name.span };
-    const flat = builder.exclude(elaborate(root), options.exclude, anchor);
+    const flat = builder.exclude(elaborate(root, flats), options.exclude, anchor);
     checkCapabilities(ctx, sel.target, flat);
     options.onPhase?.('elaborate');
     // Each root is checked on its own, and an error stops its policy checks only when it is in a
@@ -213,9 +214,11 @@ export class IncrementalCompiler {
   private state: IncrementalState | undefined;
   /** The plan bodies' objects, taken over by the next compile where nothing they depend on changed. */
   private bodies = new BodyCache();
+  /** The flattened subtrees of the systems, taken over by the next elaboration where the system is the same. */
+  private flats = new ElaborationCache();
   private parses = new Map<string, { text: string; parsed: ParsedSource }>();
-  /** Modules taken over and modules checked by the last compile. */
-  readonly stats = { compiles: 0, reused: 0, checked: 0, planObjectsReused: 0, planObjectsBuilt: 0 };
+  /** Modules taken over and checked, plan objects and systems' flattened subtrees taken over and built, by the last compile. */
+  readonly stats = { compiles: 0, reused: 0, checked: 0, planObjectsReused: 0, planObjectsBuilt: 0, subtreesReused: 0, subtreesFlattened: 0 };
 
   compile(host: CompilerHost, options: CompileOptions): CompileResult {
     let cache = options.cache;
@@ -232,7 +235,7 @@ export class IncrementalCompiler {
         set: (path, text, parsed) => void used.set(path, { text, parsed }),
       };
     }
-    const { result, state } = compileWith(host, { ...options, cache }, this.state, this.bodies);
+    const { result, state } = compileWith(host, { ...options, cache }, this.state, this.bodies, this.flats);
     if (!options.cache) this.parses = used;
     this.state = state;
     this.stats.compiles++;
@@ -240,6 +243,8 @@ export class IncrementalCompiler {
     this.stats.checked = state?.checked ?? 0;
     this.stats.planObjectsReused = this.bodies.stats.reused;
     this.stats.planObjectsBuilt = this.bodies.stats.built;
+    this.stats.subtreesReused = this.flats.stats.reused;
+    this.stats.subtreesFlattened = this.flats.stats.built;
     return result;
   }
 
@@ -248,5 +253,6 @@ export class IncrementalCompiler {
     this.state = undefined;
     this.parses = new Map();
     this.bodies = new BodyCache();
+    this.flats = new ElaborationCache();
   }
 }

@@ -195,6 +195,9 @@ describe('incremental analysis', () => {
     // The plan body builds m5's three instances and two channels again and takes over the other modules' objects.
     expect(inc.stats.planObjectsBuilt).toBe(5);
     expect(inc.stats.planObjectsReused).toBe(25);
+    // Elaboration flattens Main and s5 again and takes over the other five systems' subtrees.
+    expect(inc.stats.subtreesFlattened).toBe(2);
+    expect(inc.stats.subtreesReused).toBe(5);
     expect(second.plan!.instances.find((i) => i.id === 's0.c0')).toBe(first.plan!.instances.find((i) => i.id === 's0.c0'));
     // m2 is imported by m3, which m4 imports, ...: all of them and main are checked.
     const deeper: Record<string, string> = { ...edited, 'mods/m2.mcl': edited['mods/m2.mcl'].replace('96MiB', '128MiB') };

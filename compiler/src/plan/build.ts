@@ -191,8 +191,17 @@ export class PlanBuilder {
     // Channels first: ports list their channel ids.
     const portChannels = new Map<string, string[]>();
     // A factory port has no protocol of its own: it takes that of its channel to the created instances.
-    const factoryProtocol = new Map<string, string>();
-    for (const fc of flat.channels) factoryProtocol.set(`${fc.from.instance}\u0000${fc.from.port}`, fc.conn.protocol.entry.qname);
+    // The map is built on the first such port (most compositions have none).
+    let factoryProtocols: Map<string, string> | undefined;
+    const factoryProtocol = {
+      get(k: string): string | undefined {
+        if (!factoryProtocols) {
+          factoryProtocols = new Map();
+          for (const fc of flat.channels) factoryProtocols.set(`${fc.from.instance}\u0000${fc.from.port}`, fc.conn.protocol.entry.qname);
+        }
+        return factoryProtocols.get(k);
+      },
+    };
     const addPortChannel = (inst: string, port: string, id: string) => {
       const k = `${inst}\u0000${port}`;
       const l = portChannels.get(k);
@@ -453,7 +462,7 @@ export class PlanBuilder {
     return instanceJsonWithDigest(json, pi.digest);
   }
 
-  private samePorts(pi: PlanInstance, id: string, comp: ComponentInfo, portChannels: Map<string, string[]>, exposedOn: Map<string, number>, egressOn: Map<string, string>, factoryProtocol: Map<string, string>): boolean {
+  private samePorts(pi: PlanInstance, id: string, comp: ComponentInfo, portChannels: Map<string, string[]>, exposedOn: Map<string, number>, egressOn: Map<string, string>, factoryProtocol: { get(k: string): string | undefined }): boolean {
     const ports = comp.ports;
     if (pi.ports.length !== ports.length) return false;
     for (let i = 0; i < ports.length; i++) {
