@@ -17,11 +17,15 @@
 //     tree and its dependencies' results.
 //
 // Labels are global (their order is the workspace's), so an edit to a module
-// that declares labels takes nothing over. Root selection, elaboration and
-// the policy checks always run on the whole composition: they read the
-// checked results, taken over or not, and are not cached. The plan body walks
-// the whole composition too, but takes over the plan objects whose checked
-// inputs are the very objects taken over here (plan/body-cache.ts).
+// that declares labels takes nothing over. Root selection and the policy
+// checks always run on the whole composition: they read the checked results,
+// taken over or not, and are not cached. Elaboration takes over the flattened
+// subtree of each system that is a checked object taken over here
+// (ElaborationCache in compose/elaborate.ts). The plan body walks the whole
+// composition, but takes over the plan objects whose checked inputs are the
+// very objects taken over here (plan/body-cache.ts); when an error already
+// stops a root's plan and policy checks, it only reports what building it
+// would report, and keeps what it could take over for the next compile.
 //
 // The symbol index follows the same rule: the symbols, references and
 // instance settings recorded up to composition in a taken-over module's file
@@ -29,7 +33,9 @@
 // symbol map itself is taken over and updated in place (the symbols of the
 // files checked again are removed from it), so that an edit's cost does not
 // grow with the number of symbols in the workspace; the result of a compile
-// therefore shares its symbol map with the next compile's. The result equals
+// therefore shares its symbol map with the next compile's. The references
+// taken over are not copied either: they are joined into the result's list
+// when it is first read (joinReferences). The result equals
 // a full compile's (compiler/test/incremental.test.ts checks
 // this over random edit sequences).
 
