@@ -59,6 +59,8 @@ export interface CachedInstance {
   pi: PlanInstance;
   json: string | undefined;
   origin: SourceRef;
+  /** The keys of its ports (instance id and port name) in the body's maps, in port order, made once. */
+  portKeys: string[];
 }
 
 export class BodyCache {
@@ -121,9 +123,13 @@ export class BodyCache {
    * still what would be built.
    */
   carryOver(): void {
-    for (const [k, v] of this.instances) if (!this.nextInstances.has(k)) this.nextInstances.set(k, v);
-    for (const [k, v] of this.channels) if (!this.nextChannels.has(k)) this.nextChannels.set(k, v);
-    for (const [k, v] of this.schemas) if (!this.nextSchemas.has(k)) this.nextSchemas.set(k, v);
+    // Nothing kept yet (the usual case: one root): the maps themselves are kept, not copied.
+    if (this.nextInstances.size === 0) this.nextInstances = this.instances;
+    else for (const [k, v] of this.instances) if (!this.nextInstances.has(k)) this.nextInstances.set(k, v);
+    if (this.nextChannels.size === 0) this.nextChannels = this.channels;
+    else for (const [k, v] of this.channels) if (!this.nextChannels.has(k)) this.nextChannels.set(k, v);
+    if (this.nextSchemas.size === 0) this.nextSchemas = this.schemas;
+    else for (const [k, v] of this.schemas) if (!this.nextSchemas.has(k)) this.nextSchemas.set(k, v);
   }
 
   /** Starts a compile: what the last one kept becomes what this one may take over. */

@@ -308,7 +308,7 @@ export class PlanBuilder {
         kept.template === template &&
         kept.digests === digests &&
         kept.indexKeys === indexKeys &&
-        this.samePorts(kept.pi, fi.id, comp, portChannels, exposedOn, egressOn, factoryProtocol)
+        this.samePorts(kept.pi, kept.portKeys, comp, portChannels, exposedOn, egressOn, factoryProtocol)
       ) {
         this.cache!.keepInstance(fi.id, kept, true);
         instances.push(kept.pi);
@@ -392,7 +392,8 @@ export class PlanBuilder {
       // A created instance's parameter schemas add named types to the plan's schemas as they are
       // built: it is built every time, so that they are added every time.
       if (this.cache && !pi.created_by && !place) {
-        this.cache.keepInstance(fi.id, { inst, comp, module: fi.module, prog, template, digests, indexKeys, pi, json: withDigest, origin }, false);
+        const portKeys = comp.ports.map((p) => `${fi.id}\u0000${p.name}`);
+        this.cache.keepInstance(fi.id, { inst, comp, module: fi.module, prog, template, digests, indexKeys, pi, json: withDigest, origin, portKeys }, false);
       }
     }
     instances.sort((a, b) => byString(a.id, b.id));
@@ -462,13 +463,13 @@ export class PlanBuilder {
     return instanceJsonWithDigest(json, pi.digest);
   }
 
-  private samePorts(pi: PlanInstance, id: string, comp: ComponentInfo, portChannels: Map<string, string[]>, exposedOn: Map<string, number>, egressOn: Map<string, string>, factoryProtocol: { get(k: string): string | undefined }): boolean {
+  private samePorts(pi: PlanInstance, keys: readonly string[], comp: ComponentInfo, portChannels: Map<string, string[]>, exposedOn: Map<string, number>, egressOn: Map<string, string>, factoryProtocol: { get(k: string): string | undefined }): boolean {
     const ports = comp.ports;
     if (pi.ports.length !== ports.length) return false;
     for (let i = 0; i < ports.length; i++) {
       const p = ports[i];
       const was = pi.ports[i];
-      const k = `${id}\u0000${p.name}`;
+      const k = keys[i];
       if (was.exposed_on !== exposedOn.get(k)) return false;
       // An egress is declared by a system, possibly an outer one the instance's module does not see.
       if (was.egress !== egressOn.get(k)) return false;
