@@ -108,14 +108,14 @@ function heaviest(instances: readonly PlanInstance[], weight: (i: PlanInstance) 
   // The first five in (weight descending, id ascending) order, kept by insertion into a list of at
   // most five while walking the instances once, instead of sorting all of them for five.
   const top: { i: PlanInstance; w: number }[] = [];
-  const before = (a: { i: PlanInstance; w: number }, b: { i: PlanInstance; w: number }) => a.w > b.w || (a.w === b.w && compareStrings(a.i.id, b.i.id) < 0);
+  const before = (i: PlanInstance, w: number, b: { i: PlanInstance; w: number }) => w > b.w || (w === b.w && compareStrings(i.id, b.i.id) < 0);
   for (const i of instances) {
-    const e = { i, w: weight(i) };
-    if (!(e.w > 0)) continue;
-    if (top.length === 5 && !before(e, top[4])) continue;
+    const w = weight(i);
+    if (!(w > 0)) continue;
+    if (top.length === 5 && !before(i, w, top[4])) continue;
     let k = top.length === 5 ? 4 : top.length;
-    while (k > 0 && before(e, top[k - 1])) k--;
-    top.splice(k, 0, e);
+    while (k > 0 && before(i, w, top[k - 1])) k--;
+    top.splice(k, 0, { i, w });
     if (top.length > 5) top.pop();
   }
   return top.map(({ i }) => ({ instance: i.id, note: describe(i) }));
