@@ -11,10 +11,10 @@
 import { Codes, hasErrors, makeDiagnostic, sortDiagnostics, type Diagnostic } from '@mcl/language';
 import type { CompileOptions, CompileResult, CompilerHost, ParsedSource } from './api';
 import { Components, collectLabels } from './compose/components';
-import { elaborate } from './compose/elaborate';
+import { elaborate, ElaborationCache } from './compose/elaborate';
 import { Systems } from './compose/systems';
 import { Ctx, type DeclEntry, type Module } from './context';
-import { reuseModules, stateOf, usablePrior, type IncrementalState } from './incremental';
+import { joinReferences, reuseModules, stateOf, usablePrior, type IncrementalState } from './incremental';
 import { checkPolicies } from './policy/index';
 import { PlanBuilder, labelOrder, planTargetOf, type Body } from './plan/build';
 import { BodyCache } from './plan/body-cache';
@@ -38,13 +38,17 @@ export function compile(host: CompilerHost, options: CompileOptions): CompileRes
  * (`prior`, see incremental.ts), and returning what the next one may take
  * over. The result is the same as `compile`'s.
  */
-export function compileWith(host: CompilerHost, options: CompileOptions, prior: IncrementalState | undefined, bodies?: BodyCache): { result: CompileResult; state?: IncrementalState } {
+export function compileWith(host: CompilerHost, options: CompileOptions, prior: IncrementalState | undefined, bodies?: BodyCache, flats?: ElaborationCache): { result: CompileResult; state?: IncrementalState } {
   const ctx = new Ctx(host, options.index ?? false);
   const out: { state?: IncrementalState } = {};
   try {
     bodies?.begin();
-    return { result: run(ctx, options, prior, out, bodies), state: out.state };
+    flats?.begin();
+    const result = run(ctx, options, prior, out, bodies, flats);
+    joinReferences(ctx);
+    return { result, state: out.state };
   } catch (e) {
+    joinReferences(ctx);
     // A bug in the compiler must not take the editor or the CLI down with it.
     const message = e instanceof Error ? e.message : String(e);
     const stack = e instanceof Error && e.stack ? e.stack.split('\n').slice(1, 4).map((s) => s.trim()).join(' | ') : '';
@@ -99,7 +103,7 @@ function dependencies(ctx: Ctx, root: SystemInfo): Set<string> {
   return files;
 }
 
-function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefined, out: { state?: IncrementalState }, bodies: BodyCache | undefined): CompileResult {
+function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefined, out: { state?: IncrementalState }, bodies: BodyCache | undefined, flats: ElaborationCache | undefined): CompileResult {
   const usable = prior && usablePrior(prior, options, ctx.root);
   const loader = new Loader(ctx, options.cache, usable?.modules);
   loader.loadAll(options.entries);
@@ -148,11 +152,20 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
   const labelsInOrder = labelOrder(labels);
   for (const root of roots) {
     const anchor = sel.origin ?? { file: root.entry.module.file, span: root.entry.decl.name.span };
-    const flat = builder.exclude(elaborate(root), options.exclude, anchor);
+    const flat = builder.exclude(elaborate(root, flats), options.exclude, anchor);
     checkCapabilities(ctx, sel.target, flat);
     options.onPhase?.('elaborate');
+    // Each root is checked on its own, and an error stops its policy checks only when it is in a
+    // module the root depends on: there it may have left the composition incomplete, and a policy
+    // verdict on it would describe the parser's or checker's recovery. Another root's violations,
+    // or a mistake in a file this root never imports, change nothing here.
+    const files = dependencies(ctx, root);
+    const blocks = (d: Diagnostic) => d.severity === 'error' && !d.code.startsWith('MCL05') && (files.has(d.file) || d.file === anchor.file);
+    // Stopped already: neither this root's plan nor its policy checks will read the body's objects,
+    // so it is built only for what building it reports (see PlanBuilder.body).
+    const stopped = ctx.diagnostics.some(blocks);
     const placing = sel.targets || sel.placements;
-    const body = builder.body(flat, sel.target, options.emitPlan !== false, placing ? (instances, templates, origins) => placeDeploy(ctx, sel, flat.rules, labelsInOrder, origins, instances, templates) : undefined);
+    const body = builder.body(flat, sel.target, options.emitPlan !== false, placing ? (instances, templates, origins) => placeDeploy(ctx, sel, flat.rules, labelsInOrder, origins, instances, templates) : undefined, stopped && !placing);
     if (sel.targets && sel.targets.length > 1) body.targets = sel.targets.map(planTargetOf);
     // The prelude's default target is not the user's to edit: what does not fit it is reported at
     // the user's `deploy` (or the root system) instead of inside the standard library.
@@ -160,12 +173,7 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
       body.origins.target = sel.origin && sel.origin.span.end > sel.origin.span.start ? sel.origin : { file: root.entry.module.file, span: root.entry.decl.name.span };
     }
     options.onPhase?.('plan body');
-    // Each root is checked on its own, and an error stops its policy checks only when it is in a
-    // module the root depends on: there it may have left the composition incomplete, and a policy
-    // verdict on it would describe the parser's or checker's recovery. Another root's violations,
-    // or a mistake in a file this root never imports, change nothing here.
-    const files = dependencies(ctx, root);
-    if (ctx.diagnostics.some((d) => d.severity === 'error' && !d.code.startsWith('MCL05') && (files.has(d.file) || d.file === anchor.file))) continue;
+    if (stopped || ctx.diagnostics.some(blocks)) continue;
     const policy = checkPolicies({
       target: body.target,
       ...(body.targets ? { targets: body.targets } : {}),
@@ -206,9 +214,11 @@ export class IncrementalCompiler {
   private state: IncrementalState | undefined;
   /** The plan bodies' objects, taken over by the next compile where nothing they depend on changed. */
   private bodies = new BodyCache();
+  /** The flattened subtrees of the systems, taken over by the next elaboration where the system is the same. */
+  private flats = new ElaborationCache();
   private parses = new Map<string, { text: string; parsed: ParsedSource }>();
-  /** Modules taken over and modules checked by the last compile. */
-  readonly stats = { compiles: 0, reused: 0, checked: 0, planObjectsReused: 0, planObjectsBuilt: 0 };
+  /** Modules taken over and checked, plan objects and systems' flattened subtrees taken over and built, by the last compile. */
+  readonly stats = { compiles: 0, reused: 0, checked: 0, planObjectsReused: 0, planObjectsBuilt: 0, subtreesReused: 0, subtreesFlattened: 0 };
 
   compile(host: CompilerHost, options: CompileOptions): CompileResult {
     let cache = options.cache;
@@ -225,7 +235,7 @@ export class IncrementalCompiler {
         set: (path, text, parsed) => void used.set(path, { text, parsed }),
       };
     }
-    const { result, state } = compileWith(host, { ...options, cache }, this.state, this.bodies);
+    const { result, state } = compileWith(host, { ...options, cache }, this.state, this.bodies, this.flats);
     if (!options.cache) this.parses = used;
     this.state = state;
     this.stats.compiles++;
@@ -233,6 +243,8 @@ export class IncrementalCompiler {
     this.stats.checked = state?.checked ?? 0;
     this.stats.planObjectsReused = this.bodies.stats.reused;
     this.stats.planObjectsBuilt = this.bodies.stats.built;
+    this.stats.subtreesReused = this.flats.stats.reused;
+    this.stats.subtreesFlattened = this.flats.stats.built;
     return result;
   }
 
@@ -241,5 +253,6 @@ export class IncrementalCompiler {
     this.state = undefined;
     this.parses = new Map();
     this.bodies = new BodyCache();
+    this.flats = new ElaborationCache();
   }
 }

@@ -4,7 +4,7 @@
 // except through the host.
 
 import { makeDiagnostic, type Decl, type Diagnostic, type DiagnosticExtra, type DiagnosticInfo, type Ident, type SourceFile, type Span } from '@mcl/language';
-import type { CompilerHost, Program, SymbolInfo, SymbolKind } from './api';
+import type { CompilerHost, Program, Reference, SymbolInfo, SymbolKind } from './api';
 import { pureSha256, type Sha256 } from '@mcl/plan';
 
 export type DeclKind = 'type' | 'protocol' | 'component' | 'system' | 'image' | 'target';
@@ -67,6 +67,14 @@ export class Ctx {
    * the index was built from nothing.
    */
   addedSymbols: SymbolInfo[] | undefined = undefined;
+  /**
+   * The references taken over from an earlier compile, file by file, and how
+   * many references this compile had recorded when they were taken over
+   * (incremental.ts): they are joined into `program.references` only when a
+   * caller reads it, so a compile whose index nobody reads (an edit whose
+   * diagnostics are published before any request) copies none of them.
+   */
+  takenReferences: { at: number; lists: Reference[][] } | undefined = undefined;
   /** Extra files read for programs: path -> text (for the plan's `sources`). */
   readonly programFiles = new Map<string, string>();
 

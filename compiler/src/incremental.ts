@@ -17,11 +17,15 @@
 //     tree and its dependencies' results.
 //
 // Labels are global (their order is the workspace's), so an edit to a module
-// that declares labels takes nothing over. Root selection, elaboration and
-// the policy checks always run on the whole composition: they read the
-// checked results, taken over or not, and are not cached. The plan body walks
-// the whole composition too, but takes over the plan objects whose checked
-// inputs are the very objects taken over here (plan/body-cache.ts).
+// that declares labels takes nothing over. Root selection and the policy
+// checks always run on the whole composition: they read the checked results,
+// taken over or not, and are not cached. Elaboration takes over the flattened
+// subtree of each system that is a checked object taken over here
+// (ElaborationCache in compose/elaborate.ts). The plan body walks the whole
+// composition, but takes over the plan objects whose checked inputs are the
+// very objects taken over here (plan/body-cache.ts); when an error already
+// stops a root's plan and policy checks, it only reports what building it
+// would report, and keeps what it could take over for the next compile.
 //
 // The symbol index follows the same rule: the symbols, references and
 // instance settings recorded up to composition in a taken-over module's file
@@ -29,7 +33,9 @@
 // symbol map itself is taken over and updated in place (the symbols of the
 // files checked again are removed from it), so that an edit's cost does not
 // grow with the number of symbols in the workspace; the result of a compile
-// therefore shares its symbol map with the next compile's. The result equals
+// therefore shares its symbol map with the next compile's. The references
+// taken over are not copied either: they are joined into the result's list
+// when it is first read (joinReferences). The result equals
 // a full compile's (compiler/test/incremental.test.ts checks
 // this over random edit sequences).
 
@@ -170,23 +176,47 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
     ctx.program.symbols = map;
     ctx.addedSymbols = added;
   }
-  // The references taken over are joined with one concat per batch of files, which copies each
-  // file's array as a block, instead of pushing them one file (or one reference) at a time.
-  let lists: Reference[][] = [ctx.program.references];
+  // The references taken over are not copied here: each file's list is kept as it is, and they are
+  // joined after this compile's own references recorded so far only when the result's references
+  // are read (joinReferences), which a build that only publishes diagnostics never does.
+  const lists: Reference[][] = [];
   for (const f of files) {
     if (!inPlace) for (const s of prior.symbols.get(f) ?? []) if (!ctx.program.symbols.has(s.id)) ctx.program.symbols.set(s.id, s);
     const refs = prior.references.get(f);
     if (refs) lists.push(refs);
-    // Bounded, to stay within the engine's argument limit.
-    if (lists.length >= 8192) lists = [joined(lists)];
     for (const [id, settings] of prior.instances.get(f) ?? []) ctx.program.instances.set(id, settings);
   }
-  ctx.program.references = joined(lists);
-  return { files, references: ctx.program.references.length, prior };
+  const at = ctx.program.references.length;
+  ctx.takenReferences = { at, lists };
+  return { files, references: at, prior };
+}
+
+/**
+ * At the end of a compile: makes the result's `program.references` the
+ * references in the order a full compile records them (this compile's own
+ * up to the point where the earlier ones were taken over, those taken over
+ * file by file, then the rest of its own), joined on first read and then
+ * kept. The compile itself only appends to its own list.
+ */
+export function joinReferences(ctx: Ctx): void {
+  const taken = ctx.takenReferences;
+  if (!taken) return;
+  ctx.takenReferences = undefined;
+  const own = ctx.program.references;
+  let value: Reference[] | undefined;
+  Object.defineProperty(ctx.program, 'references', {
+    configurable: true,
+    enumerable: true,
+    get: () => (value ??= joined([own.slice(0, taken.at), ...taken.lists, own.slice(taken.at)])),
+    set: (v: Reference[]) => void (value = v),
+  });
 }
 
 function joined<T>(lists: T[][]): T[] {
-  return lists.length === 1 ? lists[0] : (Array.prototype.concat.apply([], lists) as T[]);
+  // Batches bounded to stay within the engine's argument limit; each file's list is copied as a block.
+  let out: T[] = [];
+  for (let i = 0; i < lists.length; i += 8192) out = out.concat(...lists.slice(i, i + 8192));
+  return out;
 }
 
 /** What `reuseModules` took over: the files, and where the references it copied end. */

@@ -195,6 +195,9 @@ describe('incremental analysis', () => {
     // The plan body builds m5's three instances and two channels again and takes over the other modules' objects.
     expect(inc.stats.planObjectsBuilt).toBe(5);
     expect(inc.stats.planObjectsReused).toBe(25);
+    // Elaboration flattens Main and s5 again and takes over the other five systems' subtrees.
+    expect(inc.stats.subtreesFlattened).toBe(2);
+    expect(inc.stats.subtreesReused).toBe(5);
     expect(second.plan!.instances.find((i) => i.id === 's0.c0')).toBe(first.plan!.instances.find((i) => i.id === 's0.c0'));
     // m2 is imported by m3, which m4 imports, ...: all of them and main are checked.
     const deeper: Record<string, string> = { ...edited, 'mods/m2.mcl': edited['mods/m2.mcl'].replace('96MiB', '128MiB') };
@@ -264,6 +267,53 @@ describe('incremental analysis', () => {
     }
     // m0 and m1 were taken over: only the ports told the body that s0.c1 changed.
     expect(inc.stats.reused).toBeGreaterThan(2);
+  });
+
+  test('a compile stopped by an error keeps the plan objects for the next one and still reports what the plan body reports', () => {
+    const w = generated(3, true);
+    const inc = new IncrementalCompiler();
+    const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true };
+    const first = inc.compile(new MemoryHost(w.files), options);
+    expect(first.plan).toBeDefined();
+    const objects = inc.stats.planObjectsBuilt;
+    // An error in a module the root depends on stops the plan and the policy checks: the body then
+    // only reports (a program file that is gone), and builds and keeps nothing.
+    const broken: Record<string, string> = { ...w.files, 'mods/m2.mcl': w.files['mods/m2.mcl'].replace('provide kv: Kv', 'provide kv: Kvx') };
+    delete broken['conf/app.conf'];
+    const stopped = inc.compile(new MemoryHost(broken), options);
+    expect(stopped.diagnostics).toEqual(compile(new MemoryHost(broken), options).diagnostics);
+    expect(stopped.diagnostics.filter((d) => d.code === 'MCL0702' && d.message.includes('app.conf')).length).toBeGreaterThan(0);
+    expect(inc.stats.planObjectsBuilt + inc.stats.planObjectsReused).toBe(0);
+    // Fixed again: the objects kept before the stopped compile are taken over, except m2's three
+    // instances and two channels and the two other instances whose program read the file that was gone.
+    const fixed = inc.compile(new MemoryHost(w.files), options);
+    expect(canonicalJson(fixed.plan!)).toEqual(canonicalJson(compile(new MemoryHost(w.files), options).plan!));
+    expect(inc.stats.planObjectsBuilt).toBe(7);
+    expect(inc.stats.planObjectsReused).toBe(objects - 7);
+    expect(fixed.plan!.instances.find((i) => i.id === 's0.c0')).toBe(first.plan!.instances.find((i) => i.id === 's0.c0'));
+  });
+
+  test('the references of a result read after later compiles are those of its own sources', () => {
+    const w = generated(4);
+    const inc = new IncrementalCompiler();
+    const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true };
+    inc.compile(new MemoryHost(w.files), options);
+    const texts = [
+      { ...w.files, 'mods/m3.mcl': w.files['mods/m3.mcl'].replace('level = 2', 'level = 3') },
+      { ...w.files, 'mods/m1.mcl': w.files['mods/m1.mcl'].replace('Req1', 'Rq1') },
+      w.files,
+    ];
+    // Taken-over references are joined only when read: read each result only after all the compiles.
+    const results = texts.map((files) => inc.compile(new MemoryHost(files), options));
+    expect(inc.stats.reused).toBeGreaterThan(0);
+    texts.forEach((files, i) => {
+      const want = compile(new MemoryHost(files), options).program.references;
+      const got = results[i].program.references;
+      expect(got.length).toBe(want.length);
+      expect(observable(results[i]).references).toEqual(observable(compile(new MemoryHost(files), options)).references);
+      // Read twice, the same list.
+      expect(results[i].program.references).toBe(got);
+    });
   });
 
   test('a module with diagnostics is checked again, so its messages follow the workspace', () => {

@@ -149,6 +149,7 @@ async function main(): Promise<void> {
     planObjectsBuilt: number[];
     planObjectsReused: number[];
     phases: Record<'queued' | 'prepared' | 'published', number[]>;
+    compileStages: Record<string, number[]>;
     memory: NodeJS.MemoryUsage;
   };
   await conn.sendRequest('shutdown');
@@ -182,6 +183,9 @@ async function main(): Promise<void> {
   console.log(row('  modules taken over per edit', stats.modulesReused.slice(1), ''));
   console.log(row('  plan objects built per edit', stats.planObjectsBuilt.slice(1), ''));
   console.log(row('  plan objects taken over per edit', stats.planObjectsReused.slice(1), ''));
+  // The compile's stages (a stage an edit does not reach, such as the policy checks while an error
+  // stops them, has fewer samples).
+  for (const [stage, xs] of Object.entries(stats.compileStages)) if (xs.length > 1) console.log(row(`    stage: ${stage}`, xs.slice(1), ''));
   console.log(row('baseline: full compile(), wall', base.wall, 'baseline'));
   console.log(row('baseline: full compile(), CPU', base.cpu, 'baseline'));
   console.log(row('  edit -> build starts (debounce)', stats.phases.queued.slice(1), ''));

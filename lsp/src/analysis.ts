@@ -122,6 +122,8 @@ export class Analyzer {
     planObjectsReused: [] as number[],
     /** Where the time between an edit and its diagnostics goes, per build (ms). */
     phases: { queued: [] as number[], prepared: [] as number[], published: [] as number[] },
+    /** Each stage of the project compiles, by the compiler's stage names (wall ms, last 500 of each). */
+    compileStages: {} as Record<string, number[]>,
   };
   private readonly moduleRefs = new ModuleRefCache();
   private projectBuilds = new Map<string, ProjectBuild>();
@@ -335,6 +337,8 @@ export class Analyzer {
       sha256: nativeSha256,
     };
     let result: CompileResult;
+    // The end of the last stage, to time each stage of the compile.
+    let mark = performance.now();
     try {
       const compileOptions = {
         entries: options.entries ?? project.files,
@@ -343,6 +347,11 @@ export class Analyzer {
         cache: this.cache,
         // Navigation, completion, rename and semantic tokens all read the symbol index.
         index: true,
+        onPhase: (stage: string) => {
+          const now = performance.now();
+          record((this.stats.compileStages[stage] ??= []), now - mark);
+          mark = now;
+        },
       };
       result = options.compiler ? options.compiler.compile(host, compileOptions) : compile(host, compileOptions);
     } catch (e) {

@@ -144,8 +144,9 @@ export function groupProjects(files: string[], refsOf: (file: string) => string[
   // only with conflicting imports) is moved to a project of its own.
   const out: Project[] = [];
   for (const g of groups.values()) {
-    const inside = g.files.filter((f) => g.root === '' || f.startsWith(g.root + '/'));
-    const outside = g.files.filter((f) => !inside.includes(f));
+    const under = (f: string) => g.root === '' || f.startsWith(g.root + '/');
+    const inside = g.files.filter(under);
+    const outside = g.files.filter((f) => !under(f));
     out.push({ root: g.root, files: inside.sort() });
     for (const f of outside) out.push({ root: dirOf(f), files: [f] });
   }

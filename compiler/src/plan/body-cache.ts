@@ -59,6 +59,8 @@ export interface CachedInstance {
   pi: PlanInstance;
   json: string | undefined;
   origin: SourceRef;
+  /** The keys of its ports (instance id and port name) in the body's maps, in port order, made once. */
+  portKeys: string[];
 }
 
 export class BodyCache {
@@ -112,6 +114,22 @@ export class BodyCache {
   keepChannel(id: string, conn: ConnInfo, pc: PlanChannel): void {
     this.nextChannels.set(id, { conn, pc });
     this.stats.built++;
+  }
+
+  /**
+   * Keeps what this compile may take over for the next one as well, unless already kept (a body
+   * that reports only and builds no objects): an entry is checked against its inputs by identity
+   * when it is used, so one kept from an older composition is only ever taken over where it is
+   * still what would be built.
+   */
+  carryOver(): void {
+    // Nothing kept yet (the usual case: one root): the maps themselves are kept, not copied.
+    if (this.nextInstances.size === 0) this.nextInstances = this.instances;
+    else for (const [k, v] of this.instances) if (!this.nextInstances.has(k)) this.nextInstances.set(k, v);
+    if (this.nextChannels.size === 0) this.nextChannels = this.channels;
+    else for (const [k, v] of this.channels) if (!this.nextChannels.has(k)) this.nextChannels.set(k, v);
+    if (this.nextSchemas.size === 0) this.nextSchemas = this.schemas;
+    else for (const [k, v] of this.schemas) if (!this.nextSchemas.has(k)) this.nextSchemas.set(k, v);
   }
 
   /** Starts a compile: what the last one kept becomes what this one may take over. */

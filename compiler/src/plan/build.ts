@@ -150,8 +150,12 @@ export class PlanBuilder {
    * Builds the plan body; `digests` false leaves instance digests empty (checking only: nobody reads them).
    * `place`, for a deploy to several targets, is given the instances before their digests are
    * computed and returns the target of each (an instance placed elsewhere is a different instance).
+   * `reportOnly` is for a composition whose plan and policy checks are not reached (an error
+   * elsewhere already stops them): the body then only reports what building it would report (images,
+   * exposures, programs) and leaves out the channels, instances and schemas nobody reads; what the
+   * cache holds is kept for the next compile. Not with `place`, whose placement reports too.
    */
-  body(flat: Flat, target: TargetInfo, digests = true, place?: (instances: readonly PlanInstance[], templates: readonly PlanTemplate[], origins: PolicyInput['origins']) => Map<string, string>): Body {
+  body(flat: Flat, target: TargetInfo, digests = true, place?: (instances: readonly PlanInstance[], templates: readonly PlanTemplate[], origins: PolicyInput['origins']) => Map<string, string>, reportOnly = false): Body {
     const ctx = this.ctx;
     const origins: PolicyInput['origins'] = { instances: {}, channels: {}, exposures: {}, labels: {} };
     origins.target = { file: target.entry.module.file, span: target.entry.decl.name.span };
@@ -187,8 +191,17 @@ export class PlanBuilder {
     // Channels first: ports list their channel ids.
     const portChannels = new Map<string, string[]>();
     // A factory port has no protocol of its own: it takes that of its channel to the created instances.
-    const factoryProtocol = new Map<string, string>();
-    for (const fc of flat.channels) factoryProtocol.set(`${fc.from.instance}\u0000${fc.from.port}`, fc.conn.protocol.entry.qname);
+    // The map is built on the first such port (most compositions have none).
+    let factoryProtocols: Map<string, string> | undefined;
+    const factoryProtocol = {
+      get(k: string): string | undefined {
+        if (!factoryProtocols) {
+          factoryProtocols = new Map();
+          for (const fc of flat.channels) factoryProtocols.set(`${fc.from.instance}\u0000${fc.from.port}`, fc.conn.protocol.entry.qname);
+        }
+        return factoryProtocols.get(k);
+      },
+    };
     const addPortChannel = (inst: string, port: string, id: string) => {
       const k = `${inst}\u0000${port}`;
       const l = portChannels.get(k);
@@ -198,7 +211,9 @@ export class PlanBuilder {
     const channels: PlanChannel[] = [];
     const channelIds = new Set<string>();
     const protocolsUsed = new Set<ProtocolInfo>();
-    for (const fc of flat.channels) {
+    // Building a channel reports nothing.
+    if (reportOnly) this.cache?.carryOver();
+    else for (const fc of flat.channels) {
       if (channelIds.has(fc.id)) continue;
       channelIds.add(fc.id);
       channels.push(this.channel(fc, protocolsUsed));
@@ -270,6 +285,11 @@ export class PlanBuilder {
     const indexKeys = this.types.sawIndexKey;
     for (const fi of flat.instances) {
       const { inst, comp } = fi;
+      // Of an instance, only its component's program reports anything.
+      if (reportOnly) {
+        this.program(comp);
+        continue;
+      }
       // The label's origin is the same whether the instance is taken over or built.
       if (inst.labelSpan) {
         const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
@@ -288,7 +308,7 @@ export class PlanBuilder {
         kept.template === template &&
         kept.digests === digests &&
         kept.indexKeys === indexKeys &&
-        this.samePorts(kept.pi, fi.id, comp, portChannels, exposedOn, egressOn, factoryProtocol)
+        this.samePorts(kept.pi, kept.portKeys, comp, portChannels, exposedOn, egressOn, factoryProtocol)
       ) {
         this.cache!.keepInstance(fi.id, kept, true);
         instances.push(kept.pi);
@@ -372,7 +392,8 @@ export class PlanBuilder {
       // A created instance's parameter schemas add named types to the plan's schemas as they are
       // built: it is built every time, so that they are added every time.
       if (this.cache && !pi.created_by && !place) {
-        this.cache.keepInstance(fi.id, { inst, comp, module: fi.module, prog, template, digests, indexKeys, pi, json: withDigest, origin }, false);
+        const portKeys = comp.ports.map((p) => `${fi.id}\u0000${p.name}`);
+        this.cache.keepInstance(fi.id, { inst, comp, module: fi.module, prog, template, digests, indexKeys, pi, json: withDigest, origin, portKeys }, false);
       }
     }
     instances.sort((a, b) => byString(a.id, b.id));
@@ -397,7 +418,8 @@ export class PlanBuilder {
     }
     for (const r of paramRefs) pending.add(r);
     const done = new Set<DeclEntry>();
-    while (pending.size) {
+    // A message schema is built from checked types and reports nothing.
+    while (pending.size && !reportOnly) {
       const [e] = pending;
       pending.delete(e);
       if (done.has(e)) continue;
@@ -441,13 +463,13 @@ export class PlanBuilder {
     return instanceJsonWithDigest(json, pi.digest);
   }
 
-  private samePorts(pi: PlanInstance, id: string, comp: ComponentInfo, portChannels: Map<string, string[]>, exposedOn: Map<string, number>, egressOn: Map<string, string>, factoryProtocol: Map<string, string>): boolean {
+  private samePorts(pi: PlanInstance, keys: readonly string[], comp: ComponentInfo, portChannels: Map<string, string[]>, exposedOn: Map<string, number>, egressOn: Map<string, string>, factoryProtocol: { get(k: string): string | undefined }): boolean {
     const ports = comp.ports;
     if (pi.ports.length !== ports.length) return false;
     for (let i = 0; i < ports.length; i++) {
       const p = ports[i];
       const was = pi.ports[i];
-      const k = `${id}\u0000${p.name}`;
+      const k = keys[i];
       if (was.exposed_on !== exposedOn.get(k)) return false;
       // An egress is declared by a system, possibly an outer one the instance's module does not see.
       if (was.egress !== egressOn.get(k)) return false;

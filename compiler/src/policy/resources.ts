@@ -105,11 +105,20 @@ export function formatBytes(bytes: number): string {
 
 /** The instances that weigh most, as a counterexample: the first places to cut. */
 function heaviest(instances: readonly PlanInstance[], weight: (i: PlanInstance) => number, describe: (i: PlanInstance) => string): Counterexample {
-  return [...instances]
-    .filter((i) => weight(i) > 0)
-    .sort((a, b) => weight(b) - weight(a) || compareStrings(a.id, b.id))
-    .slice(0, 5)
-    .map((i) => ({ instance: i.id, note: describe(i) }));
+  // The first five in (weight descending, id ascending) order, kept by insertion into a list of at
+  // most five while walking the instances once, instead of sorting all of them for five.
+  const top: { i: PlanInstance; w: number }[] = [];
+  const before = (i: PlanInstance, w: number, b: { i: PlanInstance; w: number }) => w > b.w || (w === b.w && compareStrings(i.id, b.i.id) < 0);
+  for (const i of instances) {
+    const w = weight(i);
+    if (!(w > 0)) continue;
+    if (top.length === 5 && !before(i, w, top[4])) continue;
+    let k = top.length === 5 ? 4 : top.length;
+    while (k > 0 && before(i, w, top[k - 1])) k--;
+    top.splice(k, 0, { i, w });
+    if (top.length > 5) top.pop();
+  }
+  return top.map(({ i }) => ({ instance: i.id, note: describe(i) }));
 }
 
 function memoryNote(i: PlanInstance): string {

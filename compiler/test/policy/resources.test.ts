@@ -48,6 +48,21 @@ describe('resource estimate', () => {
     expect(r.diagnostics[0].related?.[0].span).toEqual(b.input.origins.instances.big.span);
   });
 
+  it('lists the five heaviest instances, heaviest first and by id among equals, out of many', () => {
+    const b = new InputBuilder({ name: 'small', memory_bytes: 1 * GiB, vcpus: 64, vcpu_overcommit: 1 });
+    // Weights in an order that is neither sorted nor reversed, with ties around the fifth place.
+    const sizes: [string, number, number][] = [['e', 256, 1], ['a', 128, 1], ['h', 512, 1], ['c', 256, 1], ['g', 64, 1], ['b', 256, 1], ['f', 128, 2], ['d', 256, 1], ['i', 32, 1]];
+    for (const [id, mib, replicas] of sizes) b.instance(id, { memory: mib * MiB, replicas });
+    const r = checkPolicies(b.input);
+    expect(check(r, 'resources:memory').counterexample).toEqual([
+      { instance: 'h', note: '1 clone of 512MiB' },
+      { instance: 'b', note: '1 clone of 256MiB' },
+      { instance: 'c', note: '1 clone of 256MiB' },
+      { instance: 'd', note: '1 clone of 256MiB' },
+      { instance: 'e', note: '1 clone of 256MiB' },
+    ]);
+  });
+
   it('passes with an empty system', () => {
     const r = checkPolicies(new InputBuilder().input);
     expect(r.resources.estimated_total_bytes).toBe(0);
