@@ -52,14 +52,15 @@ export function readText(path: string, cwd: string, what = 'file', limit = MAX_D
  * `path` itself is replaced; callers that must keep links write to the real
  * path (see `mclc fmt`).
  */
-export function writeAtomic(path: string, text: string, cwd: string, opts: { mode?: number } = {}): void {
+export function writeAtomic(path: string, text: string | TextParts, cwd: string, opts: { mode?: number } = {}): void {
   const shown = displayPath(cwd, path);
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     mkdirSync(dirname(path), { recursive: true });
     const fd = openSync(tmp, 'wx', opts.mode ?? 0o666);
     try {
-      writeTextChunked(fd, text);
+      if (typeof text === 'string') writeTextChunked(fd, text);
+      else writeTextParts(fd, text);
     } finally {
       closeSync(fd);
     }
@@ -93,6 +94,31 @@ export function writeTextChunked(fd: number, text: string): void {
     for (let off = 0; off < bytes; ) off += writeSync(fd, writeBuffer, off, bytes - off);
     start = end;
   }
+}
+
+/** A text given as the pieces it is made of, in order (prettyJsonParts of @mcl/plan), for writing without joining them. */
+export type TextParts = (emit: (part: string) => void) => void;
+
+/**
+ * Writes the pieces `parts` emits as UTF-8, gathered in the same reused buffer
+ * as writeTextChunked, so that a large text made of many small pieces (the
+ * plan file) never exists as one string. A piece never ends between the two
+ * halves of a surrogate pair, so the bytes are those of the joined text.
+ */
+export function writeTextParts(fd: number, parts: TextParts): void {
+  const buf = (writeBuffer ??= Buffer.allocUnsafe(3 * WRITE_CHUNK_UNITS));
+  let used = 0;
+  const flush = (): void => {
+    for (let off = 0; off < used; ) off += writeSync(fd, buf, off, used - off);
+    used = 0;
+  };
+  parts((part) => {
+    // Three bytes per UTF-16 code unit at most: a piece that might not fit is written after what is gathered.
+    if (used + 3 * part.length > buf.length) flush();
+    if (3 * part.length > buf.length) writeTextChunked(fd, part);
+    else used += buf.write(part, used, 'utf8');
+  });
+  flush();
 }
 
 /** The real path of a file (after symbolic links), or undefined when it cannot be resolved. */

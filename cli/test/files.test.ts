@@ -28,6 +28,16 @@ describe('writeAtomic', () => {
     }
   });
 
+  it('writes the pieces of a text given in parts exactly as the joined text, small and large pieces alike', () => {
+    const pieces = ['{', 'é'.repeat(100), '😀', 'x'.repeat(256 * 1024 + 3), '', '€'.repeat(300 * 1024), 'z'.repeat(5), '😀'.repeat(200 * 1024), '}'];
+    const many = Array.from({ length: 20_000 }, (_, i) => `"k${i}": ${i},\n`);
+    for (const [i, parts] of [pieces, many, []].entries()) {
+      const path = join(dir, `parts${i}.json`);
+      writeAtomic(path, (emit) => parts.forEach(emit), dir);
+      expect(readFileSync(path).equals(Buffer.from(parts.join(''), 'utf8')), `parts ${i}`).toBe(true);
+    }
+  });
+
   it('replaces an existing file and keeps the requested mode', () => {
     const path = join(dir, 'mode.json');
     writeAtomic(path, 'old', dir);

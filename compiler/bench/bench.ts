@@ -9,10 +9,14 @@
 // stage (MCL_TIMINGS, cli/src/timings.ts). The syntax layer's cold costs
 // (building the parser, lexing, parsing) are measured in a fresh process too.
 //
-// Usage: npm run bench [-- components...]   (default: 1000 10000)
+// With --profile, one more `mclc plan` per size runs under `node --cpu-prof`
+// and the bench prints where its main thread's time went: the collector, and
+// the functions with the most time of their own.
+//
+// Usage: npm run bench [-- [--profile] components...]   (default: 1000 10000)
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -166,6 +170,38 @@ function timeProcess(args: string[], env: NodeJS.ProcessEnv, cwd: string): numbe
   return wall;
 }
 
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/**
+ * Where the main thread of one `mclc plan` spent its time, from a V8 CPU
+ * profile: the collector, and the functions with the most time of their own
+ * (by name and file, the bundle's line numbers left out so that the lines are
+ * comparable between builds). Sample intervals are wall-clock time, so a loaded
+ * machine stretches every line alike.
+ */
+function printProfile(p: CpuProfile, top = 15): void {
+  const frame = new Map(p.nodes.map((n) => [n.id, n.callFrame]));
+  const self = new Map<string, number>();
+  let total = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    const f = frame.get(p.samples[i]);
+    const dt = (p.timeDeltas[i] ?? 0) / 1000;
+    total += dt;
+    if (!f) continue;
+    const file = f.url.split('/').pop()?.replace(/^chunk-[A-Z0-9]+\.mjs$/, 'mclc') ?? '';
+    const key = `${f.functionName || '(anonymous)'}${file ? ` (${file})` : ''}`;
+    self.set(key, (self.get(key) ?? 0) + dt);
+  }
+  console.log(`  profile of one mclc plan (node --cpu-prof, main thread, ${ms(total)} sampled; time of each function's own):`);
+  for (const [k, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`    ${ms(t).padStart(8)} ${((t / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
+  }
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor((s.length - 1) / 2)];
@@ -178,7 +214,8 @@ if (!process.env.MCL_BENCH_CHILD) {
   // other shapes: more types and policies per file) at the larger size as a cross-check.
   const runs: [number, string][] = sizes.length ? sizes.map((n) => [n, 'compiler']) : [[1000, 'compiler'], [10000, 'compiler'], [10000, 'language']];
   for (const [n, gen] of runs) {
-    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], String(n)], { stdio: 'inherit', env: { ...process.env, MCL_BENCH_CHILD: '1', MCL_BENCH_GEN: gen } });
+    const env = { ...process.env, MCL_BENCH_CHILD: '1', MCL_BENCH_GEN: gen, ...(process.argv.includes('--profile') ? { MCL_BENCH_PROFILE: '1' } : {}) };
+    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], String(n)], { stdio: 'inherit', env });
     if (r.status !== 0) process.exit(r.status ?? 1);
   }
   process.exit(0);
@@ -236,9 +273,15 @@ for (const n of sizes) {
     console.log(`    ${'total'.padEnd(18)} ${ms(median(runs.map((r) => r.timings.total_wall_ms))).padStart(8)} ${ms(median(runs.map((r) => r.timings.total_cpu_ms))).padStart(8)}   (inside the process; of which paused for garbage collection: ${ms(median(runs.map((r) => r.timings.gc_ms)))})`);
     const sx = (k: 'construct' | 'lexing' | 'parsing') => `${ms(median(syntax.map((x) => x[k].wall))).padStart(8)} wall ${ms(median(syntax.map((x) => x[k].cpu))).padStart(8)} cpu`;
     console.log(`  syntax layer, cold (a fresh process, as mclc plan meets it):`);
-    console.log(`    parser built    ${sx('construct')}  (Chevrotain's grammar analysis, once per process)`);
+    console.log(`    parser built    ${sx('construct')}  (Chevrotain's grammar recording and follow sets, once per process; each lookahead decision is built when parsing first reaches it)`);
     console.log(`    lex all files   ${sx('lexing')}`);
     console.log(`    parse all files ${sx('parsing')}  (lexing again, now warm, and parsing)`);
+    if (process.env.MCL_BENCH_PROFILE) {
+      const profDir = join(dir, 'prof');
+      timeProcess(['--cpu-prof', '--cpu-prof-dir', profDir, ...args], process.env, dir);
+      const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+      if (file) printProfile(JSON.parse(readFileSync(join(profDir, file), 'utf8')) as CpuProfile);
+    }
   }
 
   // Throughput is a steady-state figure: a smaller workspace gets more passes (best of 50 at

@@ -66,6 +66,25 @@ export interface LexResult {
   diagnostics: Diagnostic[];
 }
 
+/**
+ * The lexer's result is an instance of a class of its own, not an object
+ * literal. Object literals that start with the same property share V8's
+ * hidden-class transitions with every other `{ tokens: ... }` in the process
+ * (Chevrotain builds some), and the type V8 recorded for that field changed
+ * when the lexer first returned its own token array: a change that threw away
+ * the optimised lexer the JIT was compiling at that moment (about 300 ms of
+ * compiler thread on a loaded machine, `--trace-opt`: "Bailed out due to
+ * dependency change"), so that a cold process lexed its first few dozen
+ * files in the slow baseline tier while the lexer was compiled again.
+ */
+class LexResultObject implements LexResult {
+  constructor(
+    public tokens: Token[],
+    public comments: Comment[],
+    public diagnostics: Diagnostic[],
+  ) {}
+}
+
 const SIZE_FACTORS: Record<SizeUnit, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
 const DURATION_FACTORS: Record<DurationUnit, number> = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 };
 const RATE_SECONDS: Record<RateUnit, number> = { s: 1, min: 60, h: 3600 };
@@ -327,7 +346,7 @@ class Scanner {
     }
     if (this.badStart >= 0) this.flushBad(n);
     this.tokens.length = this.count;
-    return { tokens: this.tokens, comments: this.comments, diagnostics: this.diagnostics };
+    return new LexResultObject(this.tokens, this.comments, this.diagnostics);
   }
 
   report(info: DiagnosticInfo, start: number, end: number, message: string, hint?: string, fixes?: Fix[]): void {

@@ -25,8 +25,12 @@ function parser(): McParser {
 }
 
 export function parse(text: string, path: string): ParseResult {
+  return parseWith(parser(), text, path);
+}
+
+/** `parse` with a given parser instance (the grammar test compares differently built parsers). */
+export function parseWith(p: McParser, text: string, path: string): ParseResult {
   const lexed = lex(text, path);
-  const p = parser();
   p.begin(lexed.tokens, path, text);
   let result: ReturnType<McParser['sourceFile']> | undefined;
   const diagnostics: Diagnostic[] = [...lexed.diagnostics];

@@ -2,6 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { parse, tokenize, Codes, syntaxDiagnosticInfos } from '../src/index';
+import { lex } from '../src/lexer';
 
 function diags(text: string) {
   return parse(text, 'lex.mcl').diagnostics;
@@ -136,5 +137,16 @@ describe('the code registry', () => {
       expect(i.stage).toBe('syntax');
       expect(i.title.length).toBeGreaterThan(5);
     }
+  });
+});
+
+describe('lexer results', () => {
+  // An object literal `{ tokens, ... }` would share its hidden class with every other such literal in the
+  // process, and a change of that class's field types discarded the optimised lexer while it was being compiled.
+  it('are instances of their own class, not object literals', () => {
+    const r = lex('component A {}\n', 'a.mcl');
+    expect(Object.getPrototypeOf(r)).not.toBe(Object.prototype);
+    expect(r.tokens.map((t) => t.image)).toEqual(['component', 'A', '{', '}']);
+    expect(Object.keys(r)).toEqual(['tokens', 'comments', 'diagnostics']);
   });
 });

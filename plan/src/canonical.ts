@@ -39,6 +39,87 @@ export function prettyJson(value: unknown): string {
   return (sorted === UNSORTABLE ? write(value, '  ', '') : JSON.stringify(sorted, null, 2)) + '\n';
 }
 
+/**
+ * prettyJson's text in pieces, in order, for writing a large value to a file
+ * without building it as one string: `emit` receives strings whose
+ * concatenation is exactly `prettyJson(value)`. The entries of the value's
+ * arrays and objects down to `depth` levels are serialised one by one, each by
+ * the engine's JSON.stringify (inside a wrapper that gives it its indentation).
+ * One 24 MB string for the plan of 10,000 instances was built by the engine
+ * from many parts and flattened, copied whole, when it was first written, and
+ * with the copy it held twice its size of memory until the write ended.
+ */
+export function prettyJsonParts(value: unknown, emit: (part: string) => void, depth = 2): void {
+  const sorted = sortedCopy(value);
+  if (sorted === UNSORTABLE) {
+    emit(write(value, '  ', '') + '\n');
+    return;
+  }
+  emitPretty(sorted, 0, depth, emit);
+  emit('\n');
+}
+
+/** The indentation of each nesting level, and where a value nested that deep starts and ends in its wrapper's text. */
+const SHELLS: { indent: string; prefix: number; suffix: number }[] = [];
+function shell(level: number): { indent: string; prefix: number; suffix: number } {
+  let s = SHELLS[level];
+  if (s === undefined) {
+    // `level` arrays around a marker: the marker's text is indented as a value at that level is.
+    let wrapped: unknown = 0;
+    for (let i = 0; i < level; i++) wrapped = [wrapped];
+    const text = JSON.stringify(wrapped, null, 2);
+    const at = text.indexOf('0');
+    s = SHELLS[level] = { indent: '  '.repeat(level), prefix: at, suffix: text.length - at - 1 };
+  }
+  return s;
+}
+
+/** Emits an already canonical value as JSON.stringify(value, null, 2) nested `level` levels deep would write it. */
+function emitPretty(value: unknown, level: number, depth: number, emit: (part: string) => void): void {
+  if (value === null || typeof value !== 'object') {
+    emit(JSON.stringify(value));
+    return;
+  }
+  if (level >= depth) {
+    if (level === 0) emit(JSON.stringify(value, null, 2));
+    else {
+      const sh = shell(level);
+      let wrapped: unknown = value;
+      for (let i = 0; i < level; i++) wrapped = [wrapped];
+      const text = JSON.stringify(wrapped, null, 2);
+      emit(text.slice(sh.prefix, text.length - sh.suffix));
+    }
+    return;
+  }
+  const inner = shell(level + 1).indent;
+  const close = shell(level).indent;
+  if (Array.isArray(value)) {
+    if (value.length === 0) {
+      emit('[]');
+      return;
+    }
+    emit('[\n' + inner);
+    for (let i = 0; i < value.length; i++) {
+      if (i) emit(',\n' + inner);
+      // The copy above turned `undefined` entries into null, as JSON.stringify writes them.
+      emitPretty(value[i], level + 1, depth, emit);
+    }
+    emit('\n' + close + ']');
+    return;
+  }
+  const obj = value as Record<string, unknown>;
+  let first = true;
+  for (const k of Object.keys(obj)) {
+    const v = obj[k];
+    // JSON.stringify leaves out what has no JSON form; the copy above let through only `undefined`.
+    if (v === undefined) continue;
+    emit((first ? '{\n' : ',\n') + inner + JSON.stringify(k) + ': ');
+    first = false;
+    emitPretty(v, level + 1, depth, emit);
+  }
+  emit(first ? '{}' : '\n' + close + '}');
+}
+
 /** Deeper values are left to the copy below, which reports what has no JSON form with its path. */
 const MAX_CHECKED_DEPTH = 64;
 

@@ -3,7 +3,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, prettyJson } from '../src/canonical';
+import { canonicalJson, prettyJson, prettyJsonParts } from '../src/canonical';
 import { diffPlan } from '../src/diff';
 import { validatePlan, validateState } from '../src/validate';
 import { stateOf, webstackPlan } from './fixtures';
@@ -59,6 +59,25 @@ describe('properties', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it('prettyJsonParts emits pieces that join to exactly prettyJson, at every splitting depth', () => {
+    const joined = (v: unknown, depth: number): string => {
+      const parts: string[] = [];
+      prettyJsonParts(v, (p) => parts.push(p), depth);
+      return parts.join('');
+    };
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.integer({ min: 0, max: 4 }), (v, depth) => {
+        expect(joined(reversedKeys(v), depth)).toBe(prettyJson(v));
+      }),
+      { numRuns: 1000 },
+    );
+    // What JSON leaves out or rewrites (undefined members and entries, -0), and keys that the engine orders first.
+    for (const v of [{ b: 1, a: [1, undefined, { z: [], y: {} }], c: undefined }, [undefined, -0], { '1': 2, a: 1 }, { 'é"\n': 'ü\u2028😀' }]) {
+      for (const depth of [0, 1, 2, 3]) expect(joined(v, depth)).toBe(prettyJson(v));
+    }
+    expect(joined(webstackPlan(), 2)).toBe(prettyJson(webstackPlan()));
   });
 
   it('validatePlan and validateState never throw on arbitrary values', () => {

@@ -2,7 +2,7 @@
 // reads a plan file.
 
 import { relative, resolve } from 'node:path';
-import { diffPlan, instanceTargets, planDigest, prettyJson, type DeploymentState, type Plan } from '@mcl/plan';
+import { diffPlan, instanceTargets, planDigest, prettyJson, prettyJsonParts, type DeploymentState, type Plan } from '@mcl/plan';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import { Codes, diagnosticInfos, type Diagnostic } from '@mcl/language';
 import { compileWorkspace, exitCodeFor, type CompileOutcome } from '../compile';
@@ -182,13 +182,19 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
   let planFile: string | null = null;
   if (o.out) {
     planFile = resolve(ctx.cwd, o.out);
-    const text = prettyJson(plan);
-    timings?.mark('serialise plan');
-    // Signed before anything is written, so a bad key leaves no unsigned plan behind.
-    const signature = o.signKey ? signPlan(text, resolve(ctx.cwd, o.signKey), ctx.cwd) : undefined;
-    writeAtomic(planFile, text, ctx.cwd);
-    if (signature !== undefined) writeAtomic(signaturePath(planFile), signature, ctx.cwd);
-    timings?.mark('write plan');
+    if (o.signKey) {
+      const text = prettyJson(plan);
+      timings?.mark('serialise plan');
+      // Signed before anything is written, so a bad key leaves no unsigned plan behind.
+      const signature = signPlan(text, resolve(ctx.cwd, o.signKey), ctx.cwd);
+      writeAtomic(planFile, text, ctx.cwd);
+      writeAtomic(signaturePath(planFile), signature, ctx.cwd);
+      timings?.mark('write plan');
+    } else {
+      // Serialised piece by piece into the file: the text of a large plan never exists as one string.
+      writeAtomic(planFile, (emit) => prettyJsonParts(plan, emit), ctx.cwd);
+      timings?.mark('serialise+write plan');
+    }
   }
   const shownPlanFile = planFile ? shownPath(ctx, planFile) : null;
   const shownState = state ? (remote !== undefined ? `${remote} (on the host)` : shownPath(ctx, statePath)) : null;
