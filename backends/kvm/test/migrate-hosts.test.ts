@@ -15,6 +15,8 @@ import { RemoteClone, RemoteWatch, request } from '../src/lifecycle/migrate-out'
 import { pinnedConnect, pinnedServer, type MigrationIdentity } from '../src/vm/migrate';
 import type { CloneHandle, CloneRequest, ExitInfo, IncomingHandle } from '../src/lifecycle/guest-runtime';
 import { Supervisor } from '../src/lifecycle/supervisor';
+import { forgetMoved, migrateIn, migrateOut, withMoved } from '../src/lifecycle/migrate-commands';
+import { acquireLock, emptyState, readState, writeState } from '@mcl/plan/state-store';
 import type { BackendEvent } from '../src/lifecycle/events';
 import { chan, FakeBroker, FakeRuntime, inst, plan } from './fixtures/fakes';
 
@@ -312,5 +314,64 @@ describe('the supervisor holding a moved clone', () => {
     await expect(sup.migrate({ instance: 'nope', clone: 0, to: 'node2' }, async () => Promise.reject(new Error('no')))).rejects.toThrow(/no instance nope/);
     await expect(sup.migrate({ instance: 'db', clone: 3, to: 'node2' }, async () => Promise.reject(new Error('no')))).rejects.toThrow(/no clone 3/);
     await expect(sup.migrate({ instance: 's', clone: 0, to: 'node2' }, async () => Promise.reject(new Error('no')))).rejects.toThrow(/per-session/);
+  });
+});
+
+describe('migrateIn and migrateOut before any supervisor is asked', () => {
+  const base = () => ({ workspace: dir, stateFile: path.join(dir, '.mcl', 'state.json'), lockTimeoutMs: 0, supervisorCommand: ['false'], signal: new AbortController().signal, automation: true });
+  const inOpts = (planDigest: string) => ({
+    ...base(),
+    planDigest,
+    instance: 'db',
+    clone: 0,
+    target: 'node2',
+    from: { target: 'node1', cert: home.cert },
+    listen: { host: '127.0.0.1', port: 0 },
+    mode: 'precopy' as const,
+  });
+  const deployed = () => {
+    const p = plan([inst('db')], [], 'p1');
+    writeState(base().stateFile, { ...emptyState('kvm'), serial: 3, plan_digest: 'p1', system: 'S', instances: p.instances });
+  };
+
+  it('the destination refuses a plan it does not run (stale), and a deployment with no supervisor here', async () => {
+    await expect(migrateIn(inOpts('p1'), () => undefined)).rejects.toMatchObject({ kind: 'stale', message: expect.stringMatching(/runs no plan/) });
+    deployed();
+    await expect(migrateIn(inOpts('p2'), () => undefined)).rejects.toMatchObject({ kind: 'stale', message: expect.stringMatching(/not plan p2/) });
+    await expect(migrateIn(inOpts('p1'), () => undefined)).rejects.toMatchObject({ kind: 'failure', message: expect.stringMatching(/nothing of this deployment runs on this host/) });
+  });
+
+  it('the home host refuses an instance it does not run, and records a move in the state\'s moved', async () => {
+    deployed();
+    const out = { ...base(), instance: 'nope', clone: 0, to: { target: 'node2', host: '127.0.0.1', port: 1, cert: dest.cert }, mode: 'precopy' as const };
+    await expect(migrateOut(out, () => undefined)).rejects.toMatchObject({ kind: 'usage', message: expect.stringMatching(/no instance nope/) });
+    const st = readState(base().stateFile)!;
+    const at = '2026-12-06T09:00:00.000Z';
+    const once = withMoved(st, [{ instance: 'db', clone: 0, to: 'node2', at }]);
+    expect(once).toMatchObject({ serial: 4, moved: [{ instance: 'db', clone: 0, to: 'node2', at }] });
+    expect(withMoved(once, [{ instance: 'db', clone: 0, to: 'node3', at }]).moved).toEqual([{ instance: 'db', clone: 0, to: 'node3', at }]);
+  });
+});
+
+describe('the end of a move in the state', () => {
+  it('removes the clone from moved under the lock, and leaves it to the command holding the lock', async () => {
+    const stateFile = path.join(dir, '.mcl', 'state.json');
+    const at = '2026-12-06T09:00:00.000Z';
+    writeState(stateFile, {
+      ...emptyState('kvm'),
+      serial: 5,
+      moved: [
+        { instance: 'db', clone: 0, to: 'node2', at },
+        { instance: 'db', clone: 1, to: 'node2', at },
+      ],
+    });
+    const held = await acquireLock(stateFile, { operation: 'apply', timeoutMs: 0 });
+    expect(await forgetMoved(stateFile, 'db', 0)).toBe(false);
+    held.release();
+    expect(await forgetMoved(stateFile, 'db', 0)).toBe(true);
+    expect(readState(stateFile)).toMatchObject({ serial: 6, moved: [{ instance: 'db', clone: 1 }] });
+    expect(await forgetMoved(stateFile, 'db', 1)).toBe(true);
+    expect(readState(stateFile)?.moved).toBeUndefined();
+    expect(await forgetMoved(stateFile, 'db', 1)).toBe(false);
   });
 });
