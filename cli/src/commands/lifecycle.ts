@@ -70,7 +70,8 @@ export function interruptSignal(ctx: Context): { signal: AbortSignal; dispose():
   };
 }
 
-function deploymentPaths(ctx: Context, o: LifecycleOptions): { workspace: string; stateFile: string } {
+/** The workspace and state file of the deployment on this machine that `o` names (`--root`, `--state`). */
+export function deploymentPaths(ctx: Context, o: LifecycleOptions): { workspace: string; stateFile: string } {
   const workspace = lifecycleRoot(o.root, ctx.cwd);
   return { workspace, stateFile: o.state ? resolve(ctx.cwd, o.state) : defaultStatePath(workspace) };
 }
