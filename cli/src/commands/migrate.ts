@@ -400,32 +400,28 @@ export async function hostMigrateStep(
   const printer = eventPrinter(ctx, { json: true });
   const refuse = (b: Awaited<ReturnType<typeof loadBackend>>, row: { title: string }) =>
     (command === 'migrate-in' ? !b.migrateIn : !b.migrateOut) ? new CliError(`the ${row.title} backend cannot move a running clone to another host`, ExitCode.BackendFailure) : undefined;
+  const ADDRESS = /^[A-Za-z0-9.:_-]{1,255}$/;
+  // Every option is checked before the backend is loaded or asked anything.
   if (command === 'migrate-in') {
     const port = Number(hostOption(opts, 'port', NUMBER, 'port'));
     if (port > 65535) throw new CliError('the client sent a port out of range', ExitCode.Invalid);
-    const r = await localBackendStep(ctx, backend, base, refuse, (b, o) =>
-      b.migrateIn!(
-        {
-          ...o,
-          planDigest: hostOption(opts, 'planDigest', /^[0-9a-f]{64}$/, 'plan digest'),
-          instance,
-          clone,
-          target: hostOption(opts, 'target', NAME, 'target'),
-          from: { target: hostOption(opts, 'from', NAME, 'source target'), cert },
-          listen: { host: hostOption(opts, 'listen', /^[A-Za-z0-9.:_-]{1,255}$/, 'listen address'), port },
-          mode,
-        },
-        printer,
-      ),
-    );
+    const inOpts = {
+      planDigest: hostOption(opts, 'planDigest', /^[0-9a-f]{64}$/, 'plan digest'),
+      instance,
+      clone,
+      target: hostOption(opts, 'target', NAME, 'target'),
+      from: { target: hostOption(opts, 'from', NAME, 'source target'), cert },
+      listen: { host: hostOption(opts, 'listen', ADDRESS, 'listen address'), port },
+      mode,
+    };
+    const r = await localBackendStep(ctx, backend, base, refuse, (b, o) => b.migrateIn!({ ...o, ...inOpts }, printer));
     ctx.out(JSON.stringify({ type: 'migrate-in', port: r.port, cert: r.cert, template_built: r.template_built, template_ms: r.template_ms }) + '\n');
     return ExitCode.Ok;
   }
   const port = Number(hostOption(opts, 'port', NUMBER, 'port'));
   if (port < 1 || port > 65535) throw new CliError('the client sent a port out of range', ExitCode.Invalid);
-  const r = await localBackendStep(ctx, backend, base, refuse, (b, o) =>
-    b.migrateOut!({ ...o, instance, clone, to: { target: hostOption(opts, 'to', NAME, 'destination target'), host: hostOption(opts, 'host', /^[A-Za-z0-9.:_-]{1,255}$/, 'destination address'), port, cert }, mode }, printer),
-  );
+  const to = { target: hostOption(opts, 'to', NAME, 'destination target'), host: hostOption(opts, 'host', ADDRESS, 'destination address'), port, cert };
+  const r = await localBackendStep(ctx, backend, base, refuse, (b, o) => b.migrateOut!({ ...o, instance, clone, to, mode }, printer));
   ctx.out(JSON.stringify({ '@timestamp': new Date().toISOString(), type: 'result', ...r }) + '\n');
   return ExitCode.Ok;
 }
