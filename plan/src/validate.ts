@@ -122,6 +122,7 @@ export function validateState(json: unknown): StateValidationResult {
   for (const key of ['plan_digest', 'system']) {
     if (s[key] !== null && typeof s[key] !== 'string') errors.push({ path: `$.${key}`, message: `${key} must be a string or null` });
   }
+  if (s.moved !== undefined) checkMoved(s.moved, errors);
   if (errors.length === 0) {
     const v = new SchemaInterpreter(planSchema, version.newerMinor, errors, false);
     const defs = planSchema.$defs as Record<string, S>;
@@ -130,6 +131,38 @@ export function validateState(json: unknown): StateValidationResult {
     }
   }
   return errors.length === 0 ? { state: doc as DeploymentState, errors } : { errors: errors.slice(0, MAX_ERRORS) };
+}
+
+/** Longest target name or time a `moved` entry may carry, and most entries (one per clone). */
+const MOVED_MAX_TEXT = 256;
+const MOVED_MAX_ENTRIES = 100_000;
+
+/**
+ * The state's `moved` (clones moved to another target by `mclc migrate`): each entry an instance,
+ * a clone index, the target it runs on and when it moved, one entry per clone. Nothing on disk is
+ * trusted: a planted entry of another shape is an error, not something acted on.
+ */
+function checkMoved(moved: unknown, errors: PlanValidationError[]): void {
+  if (!Array.isArray(moved) || moved.length > MOVED_MAX_ENTRIES) {
+    errors.push({ path: '$.moved', message: `moved must be an array of at most ${MOVED_MAX_ENTRIES} entries` });
+    return;
+  }
+  const seen = new Set<string>();
+  moved.forEach((m: unknown, i) => {
+    const path = `$.moved[${i}]`;
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) return void errors.push({ path, message: 'an entry of moved must be an object' });
+    const e = m as S;
+    const extra = Object.keys(e).filter((k) => !['instance', 'clone', 'to', 'at'].includes(k));
+    if (extra.length) errors.push({ path, message: `unknown field(s) ${extra.join(', ')}` });
+    const text = (k: string) => typeof e[k] === 'string' && (e[k] as string).length > 0 && (e[k] as string).length <= MOVED_MAX_TEXT;
+    if (!text('instance')) errors.push({ path: `${path}.instance`, message: 'instance must be a non-empty string' });
+    if (!Number.isInteger(e.clone) || (e.clone as number) < 0) errors.push({ path: `${path}.clone`, message: 'clone must be a non-negative integer' });
+    if (!text('to')) errors.push({ path: `${path}.to`, message: 'to must be a target name' });
+    if (!text('at') || Number.isNaN(Date.parse(e.at as string))) errors.push({ path: `${path}.at`, message: 'at must be an ISO date and time' });
+    const key = `${String(e.instance)}#${String(e.clone)}`;
+    if (seen.has(key)) errors.push({ path, message: `${String(e.instance)}[${String(e.clone)}] is recorded as moved twice` });
+    seen.add(key);
+  });
 }
 
 function typeName(v: unknown): string {

@@ -122,4 +122,23 @@ describe('validateState', () => {
     // Digests are compared, never parsed: their form is not checked.
     expect(validateState({ ...good, plan_digest: 'p1', instances: good.instances.map((i) => ({ ...i, digest: 'd' })) }).errors).toEqual([]);
   });
+
+  it('checks the clones recorded as moved to another target, entry by entry', () => {
+    const good = stateOf(webstackPlan());
+    const at = '2026-12-06T09:00:00.000Z';
+    expect(validateState({ ...good, moved: [{ instance: 'shop.db', clone: 0, to: 'node2', at }] }).errors).toEqual([]);
+    expect(validateState({ ...good, moved: {} }).errors.map((e) => e.path)).toEqual(['$.moved']);
+    const bad = validateState({
+      ...good,
+      moved: [
+        { instance: '', clone: -1, to: 'x'.repeat(300), at: 'yesterday', pid: 4242 },
+        null,
+        { instance: 'shop.db', clone: 0, to: 'node2', at },
+        { instance: 'shop.db', clone: 0, to: 'node3', at },
+      ],
+    });
+    expect(bad.state).toBeUndefined();
+    expect(bad.errors.map((e) => e.path)).toEqual(['$.moved[0]', '$.moved[0].instance', '$.moved[0].clone', '$.moved[0].to', '$.moved[0].at', '$.moved[1]', '$.moved[3]']);
+    expect(bad.errors[0].message).toContain('pid');
+  });
 });

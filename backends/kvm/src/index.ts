@@ -7,6 +7,7 @@ export { checkpoint, restore } from './lifecycle/checkpoint-commands';
 export { doctor } from './lifecycle/doctor';
 export { audit, auditVerify, usage } from './lifecycle/report-commands';
 export { linkIdentity, linkConfig } from './lifecycle/links';
+export { migrateIn, migrateOut } from './lifecycle/migrate-commands';
 export { BackendFailure } from './lifecycle/errors';
 /** The guest image builder, also used by `mclc render --format containerdisk` to package an image for KubeVirt. */
 export { buildImage } from './image';

@@ -229,7 +229,7 @@ export async function apply(plan: Plan, opts: ApplyOptions, onEvent: EventSink, 
       throw e;
     }
     const changed = prior?.plan_digest !== plan.digests.plan || r.create.length + r.replace.length + r.delete.length > 0;
-    const state = writeDeployedState(opts.stateFile, prior, plan, rd, { processes: r.processes, accelerator: r.accelerator }, changed, onEvent, backend.name);
+    const state = writeDeployedState(opts.stateFile, prior, plan, rd, { processes: r.processes, accelerator: r.accelerator, moved: r.moved }, changed, onEvent, backend.name);
     return {
       state,
       created: r.create,
@@ -251,7 +251,7 @@ export function writeDeployedState(
   prior: DeploymentState | null,
   plan: Plan,
   rd: RunDir,
-  live: { processes: ProcessRecord[]; accelerator: { name: string; note?: string } | null },
+  live: { processes: ProcessRecord[]; accelerator: { name: string; note?: string } | null; moved?: DeploymentState['moved'] },
   changed: boolean,
   onEvent: EventSink,
   backendName: BackendName = 'kvm',
@@ -275,6 +275,8 @@ export function writeDeployedState(
     instances: plan.instances,
     channels: plan.channels,
     exposures: plan.exposures,
+    // The clones that still run on another host after this apply (kept instances keep their moved clones).
+    ...(live.moved?.length ? { moved: live.moved } : {}),
     backend_data: data as unknown as JsonValue,
   };
   writeState(stateFile, state);
@@ -357,6 +359,8 @@ interface SupervisorStatus {
   helpers?: StatusReport['helpers'];
   /** The metrics endpoint's URL, when it serves one. */
   metrics_url?: string | null;
+  /** Clones other hosts moved here; absent from a supervisor of an earlier version. */
+  kept?: StatusReport['kept'];
 }
 
 export async function status(opts: BackendOptions, backend: LifecycleBackend = KVM): Promise<StatusReport> {
@@ -422,6 +426,7 @@ export async function status(opts: BackendOptions, backend: LifecycleBackend = K
     ...(typeof live?.metrics_url === 'string' ? { metrics: { url: live.metrics_url } } : {}),
     totals,
     ...(live?.helpers?.length ? { helpers: live.helpers } : {}),
+    ...(live?.kept?.length ? { kept: live.kept } : {}),
     ...(warnings.length ? { warnings } : {}),
   };
 }

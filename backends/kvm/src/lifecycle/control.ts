@@ -19,7 +19,11 @@ export type ControlRequest =
   | { op: 'status' }
   | { op: 'logs'; instance: string }
   | { op: 'checkpoint'; dir: string; instances: string[] }
-  | { op: 'restore'; dir: string; readyTimeoutMs: number };
+  | { op: 'restore'; dir: string; readyTimeoutMs: number }
+  /** On the destination of a move: keep an incoming clone (kept.ts). */
+  | ({ op: 'keep' } & import('./kept').KeepRequest)
+  /** On the clone's home host: move it to the destination that keeps it (migrate-out.ts). */
+  | ({ op: 'migrate'; who?: unknown } & import('./migrate-out').MigrateRequest);
 
 export type ControlReply = { event: BackendEvent } | { result: unknown } | { error: { kind: BackendErrorKind; message: string; hint?: string } };
 

@@ -19,11 +19,13 @@ import { belongsToDeployment, DEPLOYMENT_ENV, findRunDir, readSmallJson, inspect
 import { BackendFailure } from './errors';
 import { serveControl, type ControlRequest } from './control';
 import { Supervisor, type ProcessRecord } from './supervisor';
+import { moveOut } from './migrate-out';
 import type { BrokerFactory, GuestRuntime } from './guest-runtime';
 import { openRecorder, requestWho, STATE_FILE_ENV } from './records';
 import type { MetricsEndpoint } from './metrics';
 import { HealthMonitor } from './health';
-import { linkConfigDigest, startLinks } from './links';
+import { linkConfigDigest, readLinkIdentity, startLinks } from './links';
+import { KeptClones } from './kept';
 import { Cgroups, cgroupName, detectCgroups } from './cgroups';
 
 export const SOCKET = 'supervisor.sock';
@@ -343,7 +345,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
       if (r.event === 'fork') {
         oomKilled.delete(`${r.instance}#${r.clone}`);
         cgroups.place(r.instance, r.clone, r.pid);
-      } else if (r.event === 'exit') {
+      } else if (r.event === 'exit' && r.pid !== null) {
         if (cgroups.oomKilled(r.instance, r.clone)) {
           const limit = cgroups.memoryLimit(r.instance, r.clone);
           oomKilled.set(`${r.instance}#${r.clone}`, limit);
@@ -351,7 +353,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
           recorder.record('oom_killed', { instance: r.instance, clone: r.clone, pid: r.pid, memory_limit_bytes: limit });
         }
         cgroups.release(r.instance, r.clone);
-      } else if (r.event === 'stop') {
+      } else if (r.event === 'stop' || r.event === 'moved') {
         // The process is gone shortly after; a cgroup is removed only once it is empty.
         setTimeout(() => cgroups.release(r.instance, r.clone), 2_000).unref();
       }
@@ -369,6 +371,15 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     },
   });
   supRef = sup;
+  // Clones other hosts of the deployment moved here (`mclc migrate`), kept for them (kept.ts).
+  const kept = new KeptClones({
+    runtime,
+    runDir: dir,
+    plan: () => sup.appliedPlan,
+    identity: (name) => readLinkIdentity(dir, name),
+    log,
+    record: (event, fields) => recorder.record(event, fields),
+  });
   // Each clone's health from outside its guest (QMP, the agent's ping, the console), for `status`.
   const health = new HealthMonitor(sup, Date.now, (instance, clone) => {
     const key = `${instance}#${clone}`;
@@ -395,6 +406,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     log(`stopping: ${why}`);
     server.close();
     health.stop();
+    await kept.stopAll();
     await sup.shutdown();
     await cgroups.releaseAll();
     await metrics?.close();
@@ -442,6 +454,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
           rmSync(join(dir, APPLIED_PLAN_FILE), { force: true });
           recorder.record('destroy', { who: requestWho(req.who), plan_digest: sup.planDigest });
           const ids = await sup.destroy(emit);
+          await kept.stopAll();
           recorder.record('destroy_done', { stopped: ids });
           // Exit once the answer is on its way.
           setTimeout(() => void stop('destroyed'), 50);
@@ -462,6 +475,7 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
             egresses: sup.egressStatus(),
             unwired_violations: sup.unwiredViolations(),
             helpers: await sup.helperStatus(),
+            kept: kept.status(),
             metrics_url: metrics?.url ?? null,
           };
         case 'logs': {
@@ -476,6 +490,35 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
           // As after an apply: a restarted supervisor brings this plan back (forked afresh).
           writeAppliedPlan(rd, { plan, ready_timeout_ms: req.readyTimeoutMs });
           return { ...r, plan };
+        }
+        case 'keep':
+          return sup.exclusive(() => kept.keep(req, emit));
+        case 'migrate': {
+          const self = readLinkIdentity(dir);
+          if (typeof self === 'string') throw new BackendFailure('failure', `this host has no link identity to move a clone with: ${self}`, 'run `mclc migrate` again: it makes the identity first');
+          const asked = { who: requestWho(req.who), instance: req.instance, clone: req.clone, from: self.name, to: req.to.target, mode: req.mode };
+          const plan = sup.appliedPlan;
+          const inst = plan?.instances.find((i) => i.id === req.instance);
+          try {
+            const r = await sup.migrate({ instance: req.instance, clone: req.clone, to: req.to.target }, (handle, broker, moveDir) =>
+              moveOut({
+                instance: req.instance,
+                clone: req.clone,
+                handle,
+                dir: moveDir,
+                self,
+                req,
+                broker,
+                templateBuild: plan && inst ? (runtime.templateBuild?.(plan, inst.template) ?? null) : null,
+                emit,
+              }),
+            );
+            recorder.record('migrate', { ...asked, outcome: 'moved', downtime_ms: r.downtime_ms, hold_ms: r.hold_ms, bytes_sent: r.bytes_sent, total_ms: r.total_ms, attempts: r.attempts });
+            return { ...r, at: new Date().toISOString() };
+          } catch (e) {
+            recorder.record('migrate', { ...asked, outcome: 'failed', error: String((e as Error)?.message ?? e).slice(0, 1000) });
+            throw e;
+          }
         }
         default:
           throw new BackendFailure('failure', `unknown control request ${(req as { op: string }).op}`);

@@ -79,6 +79,31 @@ export interface CloneHandle {
   probe?(timeoutMs: number): Promise<GuestProbe>;
   /** Checkpoints (spec/checkpoint.md); absent where the runtime cannot take them. */
   readonly checkpoint?: CloneCheckpointing;
+  /** The QEMU clone itself, for moving it to another host (lifecycle/migrate-out.ts); absent where the runtime cannot. */
+  readonly migratable?: import('../vm/types').Clone;
+  /**
+   * Set when the clone runs on another host of the deployment (moved there by `mclc migrate`):
+   * `pid` is then NaN, never a process of this host, and nothing here signals or reads it.
+   */
+  readonly remote?: { target: string; at: string; pid: number | null };
+}
+
+/**
+ * A clone moving here from another host (lifecycle/kept.ts): its QEMU started
+ * paused, waiting for the stream on the unix socket it was given.
+ */
+export interface IncomingHandle {
+  readonly pid: number;
+  /** Where the data ports' host ends are (unix sockets QEMU listens on). */
+  readonly portSockets: Readonly<Record<string, string>>;
+  /** Resolves once the clone's state arrived (the guest still paused); rejects when it failed or QEMU died. */
+  readonly loaded: Promise<void>;
+  /** Settles when QEMU exited, whenever that is (before or after finish). */
+  readonly exited: Promise<ExitInfo>;
+  /** Continues the guest (its ports connected) and waits for the agent's answer. */
+  finish(): Promise<CloneHandle>;
+  /** Kills QEMU. */
+  kill(): Promise<void>;
 }
 
 /** What a checkpoint does with one clone, in the order it does it. */
@@ -144,6 +169,13 @@ export interface GuestRuntime {
   /** Starts a clone from a checkpoint, paused; its resume() continues it without starting its program again. */
   restore?(req: RestoreRequest): Promise<CloneHandle>;
   /**
+   * Starts a clone of the instance's template paused, waiting for a moving
+   * clone's state on the unix socket `incomingSocket`: QEMU's precopy stream,
+   * or a move by the clone's own pages (`mode`). Absent where the runtime
+   * cannot take a moving clone.
+   */
+  incoming?(req: CloneRequest, mode: 'precopy' | 'pages', incomingSocket: string): Promise<IncomingHandle>;
+  /**
    * Removes what an earlier supervisor of this deployment left behind that
    * is not a process (Xen domains), before the first apply; returns what it
    * removed, for the log.
@@ -179,6 +211,11 @@ export interface BrokerLike {
   violations(): Violation[];
   /** The links to the deployment's other hosts (spec/broker.md, "Links between hosts"). */
   linkStatus?(): LinkStatus[];
+  /** Moving a clone (spec/hosts.md, "Live migration"): its frames held, moved to new targets, or released. */
+  holdClone?(instance: string, clone: number): void;
+  cloneQueued?(instance: string, clone: number): number;
+  moveClone?(instance: string, clone: number, targets: Record<string, PortTarget>): Promise<void>;
+  releaseClone?(instance: string, clone: number): void;
   close(): Promise<void>;
 }
 

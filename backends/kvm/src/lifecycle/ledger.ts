@@ -159,11 +159,11 @@ export class Ledger {
       this.tracks.set(`${r.instance}#${r.clone}`, { pid: r.pid, cpu_ms: 0, at: this.now(), pss: 0 });
     } else if (r.event === 'restart' && r.counted) bump(r.instance, r.clone, 'restarts');
     else if (r.event === 'denial' && r.instance !== undefined && r.clone !== undefined && !r.instance.startsWith('tcp:')) bump(r.instance, r.clone, 'denials');
-    else if (r.event === 'stop' && r.pid !== null) {
+    else if ((r.event === 'stop' || r.event === 'moved') && r.pid !== null) {
       this.sample([{ instance: r.instance, clone: r.clone, pid: r.pid }], false);
       this.tracks.delete(`${r.instance}#${r.clone}`);
     }
-    else if (r.event === 'exit') this.sample([{ instance: r.instance, clone: r.clone, pid: r.pid }], false);
+    else if (r.event === 'exit' && r.pid !== null) this.sample([{ instance: r.instance, clone: r.clone, pid: r.pid }], false);
   }
 
   /** Appends one record per clone (and per channel with traffic) for what was used since the last sample. */

@@ -70,6 +70,17 @@ function checkIdentity(value: unknown, name: string): LinkIdentity | string {
 }
 
 /**
+ * The link identity kept in run directory `runDir` (for target `name` when given, else for the
+ * name it carries), or why there is none; checked as `linkIdentity` checks it.
+ */
+export function readLinkIdentity(runDir: string, name?: string): LinkIdentity | string {
+  const raw = readSmallJson(join(runDir, LINK_IDENTITY_FILE), MAX_LINK_CONFIG);
+  if (raw === null) return `${LINK_IDENTITY_FILE} is missing or unreadable`;
+  const own = name ?? (raw as { name?: unknown })?.name;
+  return typeof own === 'string' ? checkIdentity(raw, own) : 'it names no target';
+}
+
+/**
  * The deployment's link identity on this host for target `name`: the one in the run directory, or
  * a new one (made here, with its private key written only here, mode 0600). It stays until
  * `destroy` removes the run directory, so applying again keeps the keys the other hosts pinned.
@@ -89,7 +100,8 @@ async function underLock<T>(opts: BackendOptions, operation: string, body: () =>
   }
 }
 
-async function identityLocked(opts: BackendOptions, name: string): Promise<{ cert: string }> {
+/** linkIdentity's work, for a caller that holds the state lock already. */
+export async function identityLocked(opts: BackendOptions, name: string): Promise<{ cert: string }> {
   const { makeLinkIdentity } = await import('@mcl/broker');
   // Before the first apply the state's directory may not exist yet; the run directory goes beside the state.
   mkdirSync(dirname(opts.stateFile), { recursive: true, mode: 0o700 });

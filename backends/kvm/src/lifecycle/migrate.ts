@@ -11,7 +11,7 @@ import { unreadBytes, type MigrationBroker } from '../vm/migrate';
  * `destination` (port name -> the destination QEMU's socket).
  */
 export function cloneMigrationBroker(
-  broker: Broker,
+  broker: Pick<Broker, 'holdClone' | 'cloneQueued' | 'moveClone' | 'releaseClone'>,
   instance: string,
   clone: number,
   source: Record<string, string>,

@@ -20,7 +20,9 @@ import { processStartTime } from '@mcl/plan/state-store';
 import { buildImage, ClonePool, ensureTemplate, forkClone, probeAccelerator, zygoteEnabled } from '../vm/index';
 import type { AccelName, BuiltImage, Clone, Template } from '../vm/index';
 import type { EventSink } from './events';
-import type { CloneCheckpointFiles, CloneCheckpointing, CloneHandle, CloneRequest, ExitInfo, GuestProbe, GuestRuntime, HelperProcess, RestoreRequest } from './guest-runtime';
+import type { CloneCheckpointFiles, CloneCheckpointing, CloneHandle, CloneRequest, ExitInfo, GuestProbe, GuestRuntime, HelperProcess, IncomingHandle, RestoreRequest } from './guest-runtime';
+import { startIncoming } from '../vm/migrate';
+import { receivePages } from '../vm/migrate-pages';
 import { captureRam, PAGE_SIZE, parseRamFile, restoreClone, saveDeviceState, templateBuildId, writeRamFile, fileDigest } from '../vm/checkpoint';
 
 export interface VmRuntimeOptions {
@@ -151,6 +153,45 @@ export class QemuRuntime implements GuestRuntime {
     return new VmClone(clone, portSockets, consoleLog, async () => undefined);
   }
 
+  async incoming(req: CloneRequest, mode: 'precopy' | 'pages', incomingSocket: string): Promise<IncomingHandle> {
+    const plan = this.plan;
+    const tpl = plan && this.templates.get(templateKey(plan, req.instance.template));
+    if (!tpl) throw new Error(`a moving clone of ${req.instance.id} before its template ${req.instance.template} was prepared`);
+    const { options, portSockets, consoleLog } = cloneOptions(req);
+    // The guest program runs already (it moves with the guest): continuing is all its handle's resume does.
+    const noIdentity = async () => undefined;
+    let live: VmClone | null = null;
+    if (mode === 'precopy') {
+      const d = await startIncoming(tpl, options, incomingSocket);
+      return {
+        pid: d.q.pid,
+        portSockets,
+        loaded: d.loaded,
+        // Once the guest runs, its handle knows more of its exit (the program's status).
+        exited: d.q.exited.then(async (x) => (live ? await live.exited : { code: x.code, signal: x.signal })),
+        finish: async () => (live = new VmClone(await d.finish(), portSockets, consoleLog, noIdentity)),
+        kill: () => (live ? live.stop() : d.abort()),
+      };
+    }
+    const r = await receivePages(tpl, options, incomingSocket);
+    return {
+      pid: r.q.pid,
+      portSockets,
+      loaded: r.loaded.then(() => undefined),
+      exited: r.q.exited.then(async (x) => (live ? await live.exited : { code: x.code, signal: x.signal })),
+      finish: async () => {
+        const c = await r.loaded;
+        await c.resume();
+        return (live = new VmClone(c, portSockets, consoleLog, noIdentity));
+      },
+      kill: async () => {
+        r.close();
+        r.q.kill('SIGKILL');
+        await r.q.exited;
+      },
+    };
+  }
+
   /** The zygote and the waiting processes of every pool. */
   async helpers(): Promise<HelperProcess[]> {
     const out: HelperProcess[] = [];
@@ -239,13 +280,16 @@ class VmClone implements CloneHandle {
   readonly startTime: number | null;
   readonly exited: Promise<ExitInfo>;
   private programCode: number | undefined;
+  private readonly clone: Clone;
 
   constructor(
-    private readonly clone: Clone,
+    readonly migratable: Clone,
     readonly portSockets: Record<string, string>,
     readonly consoleLog: string,
     private readonly identify: () => Promise<unknown>,
   ) {
+    const clone = migratable;
+    this.clone = clone;
     this.pid = clone.pid;
     this.startTime = processStartTime(clone.pid);
     // The program ending ends the clone: its exit status drives the restart policy. A program that ends at

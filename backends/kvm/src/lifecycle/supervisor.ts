@@ -72,7 +72,9 @@ export interface SupervisorOptions {
 export type SupervisorRecord =
   | { event: 'fork'; instance: string; clone: number; pid: number; paused: boolean; elapsed_ms: number; restart?: number; notes?: string[] }
   | { event: 'fork_failed'; instance: string; clone: number; error: string }
-  | { event: 'exit'; instance: string; clone: number; pid: number; exit: string; ran_ms: number }
+  | { event: 'exit'; instance: string; clone: number; pid: number | null; exit: string; ran_ms: number }
+  /** The clone moved to another host (`mclc migrate`): `pid`, its QEMU here, is gone; it runs on `to`. */
+  | { event: 'moved'; instance: string; clone: number; pid: number; to: string }
   | { event: 'restart'; instance: string; clone: number; restarts: number; counted: boolean; after: string }
   | { event: 'not_restarted'; instance: string; clone: number; why: string }
   | { event: 'stop'; instance: string; clone: number; pid: number | null }
@@ -96,6 +98,8 @@ export interface ApplySummary extends InstanceDiff {
   accelerator: { name: string; note?: string };
   exposures: { host_port: number; instance: string; port: string }[];
   processes: ProcessRecord[];
+  /** Clones that run on other hosts (moved there by `mclc migrate`), for the state's `moved`. */
+  moved?: { instance: string; clone: number; to: string; at: string }[];
 }
 
 interface Clone {
@@ -119,6 +123,10 @@ interface Clone {
   created?: { creator: { instance: string; clone: number }; params: Record<string, unknown> };
   /** Set when we stop the clone ourselves, so its exit is not a crash. */
   stopping: boolean;
+  /** While the clone moves to another host: its handle here, whose exit (the move kills it) is not a crash. */
+  migratingFrom?: CloneHandle;
+  /** The exit of `migratingFrom` during the move, handled as a crash if the move fails. */
+  migrationExit?: ExitInfo;
   timer?: NodeJS.Timeout;
 }
 
@@ -185,6 +193,67 @@ export class Supervisor {
     return run;
   }
 
+  /** Runs `body` after the applies, restores and moves queued before it, and before those queued after. */
+  exclusive<T>(body: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(body);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Moves a running clone to another host (spec/hosts.md, "Live migration"), by `move` (migrate-out.ts's
+   * moveOut, given the clone's handle and the broker); afterwards the clone's record holds the remote
+   * handle `move` returns. Refuses what cannot move before anything changes.
+   */
+  migrate<R>(
+    req: { instance: string; clone: number; to: string },
+    move: (handle: CloneHandle, broker: BrokerLike, dir: string) => Promise<{ remote: CloneHandle; result: R }>,
+  ): Promise<R> {
+    return this.exclusive(async () => {
+      const inst = this.instances.get(req.instance);
+      if (!inst) throw new BackendFailure('usage', `no instance ${req.instance} runs on this host`, `instances here: ${[...this.instances.keys()].sort().join(', ') || 'none'}`);
+      if (inst.plan.mode === 'per_session' || inst.plan.mode === 'created') {
+        throw new BackendFailure('failure', `${req.instance} is a ${inst.plan.mode === 'per_session' ? 'per-session' : 'created'} instance: its clones belong to a session or a creator on this host and are not moved`, 'move a clone of a single or replicated instance');
+      }
+      const c = inst.clones.get(req.clone);
+      if (!c) throw new BackendFailure('usage', `${req.instance} has no clone ${req.clone}`, `its clones: ${[...inst.clones.keys()].sort((a, b) => a - b).join(', ') || 'none'}`);
+      if (c.handle?.remote) throw new BackendFailure('failure', `${req.instance}[${req.clone}] was moved to ${c.handle.remote.target} already`, 'a moved clone comes home when it is restarted; move another clone');
+      if (c.state !== 'running' || !c.handle || !this.broker) throw new BackendFailure('failure', `${req.instance}[${req.clone}] is ${c.state}, not running; nothing was moved`, 'move it once it runs again (see `mclc status`)');
+      const handle = c.handle;
+      c.migratingFrom = handle;
+      let moved: { remote: CloneHandle; result: R };
+      try {
+        moved = await move(handle, this.broker, `${c.dir}.m`);
+      } catch (e) {
+        c.migratingFrom = undefined;
+        const exit = c.migrationExit;
+        c.migrationExit = undefined;
+        // The source died during the move (or after a move that did not finish): its restart policy applies.
+        if (exit) this.onExit(inst, c, handle, exit);
+        throw e;
+      }
+      c.migratingFrom = undefined;
+      c.migrationExit = undefined;
+      const remote = moved.remote;
+      c.handle = remote;
+      this.o.onRecord?.({ event: 'moved', instance: inst.plan.id, clone: c.index, pid: handle.pid, to: req.to });
+      remote.exited.then((info) => this.onExit(inst, c, remote, info));
+      this.changed();
+      return moved.result;
+    });
+  }
+
+  /** The clones that run on other hosts, for the state's `moved`. */
+  moved(): { instance: string; clone: number; to: string; at: string }[] {
+    const out: { instance: string; clone: number; to: string; at: string }[] = [];
+    for (const [id, inst] of [...this.instances].sort(([a], [b]) => a.localeCompare(b))) {
+      for (const c of [...inst.clones.values()].sort((a, b) => a.index - b.index)) {
+        if (c.handle?.remote) out.push({ instance: id, clone: c.index, to: c.handle.remote.target, at: c.handle.remote.at });
+      }
+    }
+    return out;
+  }
+
   /** Takes a checkpoint of the deployment, or of the named instances, into `dir` (spec/checkpoint.md). */
   checkpoint(req: { dir: string; instances: string[] }, emit: EventSink): Promise<CheckpointSummary> {
     const run = this.queue.then(() => this.doCheckpoint(req.dir, req.instances, emit));
@@ -216,6 +285,7 @@ export class Supervisor {
         if (inst.plan.mode === 'per_session' && !c.session) continue;
         if (c.session) throw new BackendFailure('failure', `${id} has a session open (clone ${c.index}); sessions are not part of a checkpoint`, 'take the checkpoint when its sessions have ended');
         if (c.state !== 'running' || !c.handle) throw new BackendFailure('failure', `${id} clone ${c.index} is ${c.state}, not running; nothing was saved`, 'take the checkpoint once it runs again (see `mclc status`)');
+        if (c.handle.remote) throw new BackendFailure('failure', `${id} clone ${c.index} runs on ${c.handle.remote.target} (moved by mclc migrate); a checkpoint holds only clones that run on this host; nothing was saved`, 'take the checkpoint of the other instances, or once the clone runs here again');
         if (!c.handle.checkpoint) throw new BackendFailure('failure', 'this runtime cannot take checkpoints of its clones');
         clones.push({ inst, c });
       }
@@ -468,7 +538,7 @@ export class Supervisor {
     }
     this.changed();
     emit({ type: 'phase', phase: 'apply', action: 'done', elapsed_ms: Date.now() - started, message: 'converged' });
-    return { ...d, accelerator: this.accel, exposures: this.exposures, processes: this.processes() };
+    return { ...d, accelerator: this.accel, exposures: this.exposures, processes: this.processes(), moved: this.moved() };
   }
 
   /**
@@ -618,7 +688,7 @@ export class Supervisor {
     c.stopping = true;
     if (c.timer) clearTimeout(c.timer);
     this.broker?.detachClone(inst.plan.id, c.index);
-    this.o.onRecord?.({ event: 'stop', instance: inst.plan.id, clone: c.index, pid: c.handle?.pid ?? null });
+    this.o.onRecord?.({ event: 'stop', instance: inst.plan.id, clone: c.index, pid: c.handle && !c.handle.remote ? c.handle.pid : null });
     if (c.handle) await c.handle.stop();
     c.state = 'stopped';
     inst.clones.delete(c.index);
@@ -666,6 +736,10 @@ export class Supervisor {
 
   /** A clone's QEMU exited. Unless we stopped it, apply the restart policy. */
   private onExit(inst: Instance, c: Clone, handle: CloneHandle, info: ExitInfo): void {
+    if (c.migratingFrom === handle) {
+      c.migrationExit = info;
+      return;
+    }
     if (c.handle !== handle || c.stopping || this.instances.get(inst.plan.id) !== inst) return;
     c.lastExit = describeExit(info);
     c.handle = undefined;
@@ -673,7 +747,7 @@ export class Supervisor {
     this.broker?.detachClone(inst.plan.id, c.index);
     this.changed();
     const ranFor = Date.now() - (c.startedAt ?? Date.now());
-    this.o.onRecord?.({ event: 'exit', instance: inst.plan.id, clone: c.index, pid: handle.pid, exit: c.lastExit, ran_ms: ranFor });
+    this.o.onRecord?.({ event: 'exit', instance: inst.plan.id, clone: c.index, pid: handle.remote ? null : handle.pid, exit: c.lastExit, ran_ms: ranFor });
     c.startedAt = undefined;
     if (ranFor >= this.o.stableAfterMs) c.streak = 0;
     if (c.session) {
@@ -843,7 +917,8 @@ export class Supervisor {
     const out: ProcessRecord[] = [];
     for (const [id, inst] of [...this.instances].sort(([a], [b]) => a.localeCompare(b))) {
       for (const c of inst.clones.values()) {
-        if (c.handle) out.push({ instance: id, clone: c.index, pid: c.handle.pid, start_time: c.handle.startTime, dir: c.dir });
+        // A clone on another host has no process here: it is never recorded for the reaper or the ledger.
+        if (c.handle && !c.handle.remote) out.push({ instance: id, clone: c.index, pid: c.handle.pid, start_time: c.handle.startTime, dir: c.dir });
       }
     }
     return out;
@@ -856,7 +931,7 @@ export class Supervisor {
   /** The clones with a QEMU process, for probing their health from outside (health.ts). */
   liveClones(): { instance: string; clone: number; state: CloneState; handle: CloneHandle; console: string }[] {
     const out: { instance: string; clone: number; state: CloneState; handle: CloneHandle; console: string }[] = [];
-    for (const [id, inst] of this.instances) for (const c of inst.clones.values()) if (c.handle) out.push({ instance: id, clone: c.index, state: c.state, handle: c.handle, console: c.handle.consoleLog });
+    for (const [id, inst] of this.instances) for (const c of inst.clones.values()) if (c.handle && !c.handle.remote) out.push({ instance: id, clone: c.index, state: c.state, handle: c.handle, console: c.handle.consoleLog });
     return out;
   }
 
@@ -883,7 +958,9 @@ export class Supervisor {
         const clones = [...inst.clones.values()]
           .sort((a, b) => a.index - b.index)
           .map((c) => {
-            const pid = c.handle?.pid;
+            const remote = c.handle?.remote;
+            // A moved clone's pid is its host's: never read here. Its memory and CPU time come from that host.
+            const pid = remote ? undefined : c.handle?.pid;
             const mem = c.handle?.memory ? c.handle.memory() : pid ? processMemory(pid) : undefined;
             const cpu = c.handle?.cpuMs ? c.handle.cpuMs() : pid ? processCpuMs(pid) : undefined;
             return {
@@ -896,6 +973,7 @@ export class Supervisor {
               ...(cpu !== undefined ? { cpu_ms: cpu } : {}),
               ...(c.session ? { session: String(c.index) } : {}),
               ...(c.created ? { created_by: `${c.created.creator.instance}[${c.created.creator.clone}]` } : {}),
+              ...(remote ? { moved_to: { target: remote.target, at: remote.at } } : {}),
               ...(c.lastExit ? { last_exit: c.lastExit } : {}),
               ...(c.lastError && !c.handle ? { last_error: c.lastError } : {}),
               ...(c.nextAttemptAt !== undefined ? { next_restart_in_ms: Math.max(0, c.nextAttemptAt - now) } : {}),

@@ -56,7 +56,7 @@ export interface PagesMoveReport {
  * listenMigration delivers the tunnel), takes one move, and starts the clone
  * of `template` from it, paused. `loaded` resolves with the clone.
  */
-export async function receivePages(template: Template, options: CloneOptions, socket: string): Promise<{ loaded: Promise<Clone>; close(): void }> {
+export async function receivePages(template: Template, options: CloneOptions, socket: string): Promise<{ q: StartedQemu; loaded: Promise<Clone>; close(): void }> {
   await unlink(socket).catch(() => undefined);
   // The QEMU process is started now, before the source stops: the guest's downtime is then the capture, the
   // transfer and the load, not QEMU's start. Its incoming stream is device state alone (as a checkpoint's),
@@ -102,6 +102,7 @@ export async function receivePages(template: Template, options: CloneOptions, so
     server.listen(socket, () => resolve());
   });
   return {
+    q,
     loaded,
     close: () => {
       server.close();
@@ -179,13 +180,13 @@ async function receiveOne(s: Socket, template: Template, options: CloneOptions, 
  * is repeated, at most `attempts` times). On failure the source continues and
  * its held frames are released to it.
  */
-export async function movePages(
+export async function movePages<C extends { resume(): Promise<void>; kill(): Promise<unknown> } = Clone>(
   source: Clone,
   tunnel: { socket: string; bytes(): number },
-  destination: { loaded: Promise<Clone> },
+  destination: { loaded: Promise<C> },
   broker?: MigrationBroker,
   options: { attempts?: number; timeoutMs?: number } = {},
-): Promise<{ clone: Clone; report: PagesMoveReport }> {
+): Promise<{ clone: C; report: PagesMoveReport }> {
   const t0 = performance.now();
   const sourcePrivateBytes = (await source.memory().catch(() => null))?.private ?? 0;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mcl-move-'));

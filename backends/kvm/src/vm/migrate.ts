@@ -70,6 +70,68 @@ export class MigrationError extends Error {
 
 const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
 
+/** How long a TLS handshake between the hosts may take. */
+const HANDSHAKE_TIMEOUT_MS = 5_000;
+
+/**
+ * A TLS 1.3 server of this host's `identity` that requires a client
+ * certificate and hands `onPeer` only connections presenting the pinned
+ * `identity.peerCert` (checked in the handshake and again by fingerprint);
+ * the rest is refused and logged. Both the migration stream's listener and
+ * the destination's endpoint of a kept clone (lifecycle/kept.ts) are made here.
+ */
+export function pinnedServer(identity: MigrationIdentity, onPeer: (sock: tls.TLSSocket) => void, log: (s: string) => void = () => undefined): tls.Server {
+  const pinned = fingerprint(identity.peerCert);
+  const server = tls.createServer(
+    {
+      key: identity.key,
+      cert: identity.cert,
+      ca: [identity.peerCert],
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.3',
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    },
+    (sock) => {
+      if (sock.getPeerCertificate()?.fingerprint256 !== pinned) {
+        log('migration: refused a connection (not the pinned certificate)');
+        sock.destroy();
+        return;
+      }
+      onPeer(sock);
+    },
+  );
+  server.on('tlsClientError', (e) => log(`migration: refused a TLS handshake: ${e.message}`));
+  return server;
+}
+
+/**
+ * A TLS 1.3 connection to the other host `to` with this host's `identity`,
+ * accepting only the pinned `identity.peerCert`, whatever name or address it
+ * answers on. `firstLine`, when given, is written first (what the connection
+ * is for, at a kept clone's endpoint).
+ */
+export function pinnedConnect(identity: MigrationIdentity, to: { host: string; port: number }, firstLine?: string): tls.TLSSocket {
+  const pinned = fingerprint(identity.peerCert);
+  const t = tls.connect({
+    host: to.host,
+    port: to.port,
+    key: identity.key,
+    cert: identity.cert,
+    ca: [identity.peerCert],
+    minVersion: 'TLSv1.3',
+    checkServerIdentity: (_h, cert) => (cert.fingerprint256 === pinned ? undefined : new Error('the destination presented a certificate that is not the pinned one')),
+  });
+  const timer = setTimeout(() => t.destroy(new Error(`no TLS handshake with ${to.host}:${to.port} within ${HANDSHAKE_TIMEOUT_MS} ms`)), HANDSHAKE_TIMEOUT_MS);
+  timer.unref?.();
+  t.once('secureConnect', () => {
+    clearTimeout(timer);
+    if (firstLine !== undefined) t.write(firstLine + '\n');
+  });
+  t.once('close', () => clearTimeout(timer));
+  return t;
+}
+
 /**
  * The destination end of the stream: a TLS listener that accepts one
  * connection presenting `identity.peerCert` and pipes it into the unix socket
@@ -82,37 +144,26 @@ export async function listenMigration(
   listen: { host: string; port: number },
   log: (s: string) => void = () => undefined,
 ): Promise<{ port: number; bytes(): number; connected: Promise<void>; close(): void }> {
-  const pinned = fingerprint(identity.peerCert);
   let bytes = 0;
   let taken = false;
   let onConnected!: () => void;
   const connected = new Promise<void>((r) => (onConnected = r));
-  const server = tls.createServer(
-    { key: identity.key, cert: identity.cert, ca: [identity.peerCert], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' },
+  const server = pinnedServer(
+    identity,
     (sock) => {
-      if (sock.getPeerCertificate()?.fingerprint256 !== pinned || taken) {
-        log(`migration: refused a connection (${taken ? 'a stream is already being received' : 'not the pinned certificate'})`);
+      if (taken) {
+        log('migration: refused a connection (a stream is already being received)');
         sock.destroy();
         return;
       }
       taken = true;
       server.close();
-      const q = net.createConnection(qemuSocket);
       sock.on('data', (d: Buffer) => (bytes += d.length));
-      sock.pipe(q);
-      q.pipe(sock);
-      const end = () => {
-        sock.destroy();
-        q.destroy();
-      };
-      sock.on('error', end);
-      q.on('error', end);
-      sock.on('close', end);
-      q.on('close', end);
+      pipeUnix(sock, qemuSocket);
       onConnected();
     },
+    log,
   );
-  server.on('tlsClientError', (e) => log(`migration: refused a TLS handshake: ${e.message}`));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(listen.port, listen.host, () => resolve());
@@ -125,17 +176,36 @@ export async function listenMigration(
   };
 }
 
+/** Pipes `sock` both ways into the unix socket `path`; each ends with the other. Returns the unix side. */
+export function pipeUnix(sock: net.Socket, path: string, onConnect?: () => void): net.Socket {
+  const q = net.createConnection(path);
+  if (onConnect) q.once('connect', onConnect);
+  sock.pipe(q);
+  q.pipe(sock);
+  const end = () => {
+    sock.destroy();
+    q.destroy();
+  };
+  sock.on('error', end);
+  q.on('error', end);
+  sock.on('close', end);
+  q.on('close', end);
+  return q;
+}
+
 /**
  * The source end: a unix socket `localSocket` for the source QEMU's
  * `migrate`, each connection to it carried over a new TLS connection to the
- * destination, which must present `identity.peerCert`.
+ * destination, which must present `identity.peerCert`. With `firstLine`,
+ * each connection begins with that line (what it is for, at a kept clone's
+ * endpoint: `migrate`, `port NAME`).
  */
 export async function dialMigration(
   identity: MigrationIdentity,
   localSocket: string,
   to: { host: string; port: number },
+  firstLine?: string,
 ): Promise<{ bytes(): number; close(): void; failed: Promise<Error> }> {
-  const pinned = fingerprint(identity.peerCert);
   await unlink(localSocket).catch(() => undefined);
   let bytes = 0;
   let onFailed!: (e: Error) => void;
@@ -143,16 +213,7 @@ export async function dialMigration(
   const open = new Set<net.Socket>();
   const server = net.createServer((q) => {
     open.add(q);
-    const t = tls.connect({
-      host: to.host,
-      port: to.port,
-      key: identity.key,
-      cert: identity.cert,
-      ca: [identity.peerCert],
-      minVersion: 'TLSv1.3',
-      // The destination is its pinned certificate, whatever name or address it answers on.
-      checkServerIdentity: (_h, cert) => (cert.fingerprint256 === pinned ? undefined : new Error('the destination presented a certificate that is not the pinned one')),
-    });
+    const t = pinnedConnect(identity, to, firstLine);
     open.add(t);
     t.once('secureConnect', () => {
       q.on('data', (d: Buffer) => (bytes += d.length));
@@ -163,6 +224,8 @@ export async function dialMigration(
       if (e) onFailed(e);
       q.destroy();
       t.destroy();
+      open.delete(q);
+      open.delete(t);
     };
     t.on('error', end);
     q.on('error', end);
@@ -464,13 +527,13 @@ export interface MigrationBroker {
  * `holdMs`). On failure the destination is aborted and the clone runs on at
  * the source, its held frames released to it.
  */
-export async function migrateClone(
+export async function migrateClone<C = Clone>(
   source: Clone,
-  destination: { loaded: Promise<void>; finish(): Promise<Clone>; abort(): Promise<void> },
+  destination: { loaded: Promise<void>; finish(): Promise<C>; abort(): Promise<void> },
   tunnel: { socket: string; bytes(): number; failed: Promise<Error> },
   broker?: MigrationBroker,
   progress: (line: string) => void = () => undefined,
-): Promise<{ clone: Clone; report: MigrationReport & { holdMs: number } }> {
+): Promise<{ clone: C; report: MigrationReport & { holdMs: number } }> {
   const sourcePrivateBytes = (await source.memory().catch(() => null))?.private ?? 0;
   let heldAt = 0;
   let held = false;
