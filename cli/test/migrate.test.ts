@@ -149,8 +149,8 @@ describe('mclc migrate: the move, step by step', () => {
     expect(r.code, r.stderr).toBe(0);
     const steps = calls.map((c) => `${c.fn} ${c.args[0]}`);
     expect(steps).toEqual([`state ${node1}`, `state ${node2}`, `link-identity ${node2}`, `migrate-in ${node1}`, `migrate-out ${node2}`]);
-    const source = planPart(plan, 'node2', nativeSha256)!;
-    expect(calls[3].args[2]).toEqual({ planDigest: source.digests.plan, instance: 'store', clone: 0, target: 'node1', from: { target: 'node2', cert: CERT('node2') }, listen: { host: '10.9.0.1', port: 0 }, mode: 'precopy' });
+    const dest = planPart(plan, 'node1', nativeSha256)!;
+    expect(calls[3].args[2]).toEqual({ planDigest: dest.digests.plan, instance: 'store', clone: 0, target: 'node1', from: { target: 'node2', cert: CERT('node2') }, listen: { host: '10.9.0.1', port: 0 }, mode: 'precopy' });
     expect(calls[4].args[2]).toEqual({ instance: 'store', clone: 0, to: { target: 'node1', host: '10.9.0.1', port: 40123, cert: CERT('node1') }, mode: 'precopy' });
     // Progress as the events arrive, then the summary with the figures.
     expect(r.stderr).toContain('store#0: moving from node2 to node1 (precopy)');
@@ -214,6 +214,10 @@ describe('mclc migrate: refusals before any host is changed', () => {
   it('a target that is not the deployment\'s, listing them; and the target the clone is on', async () => {
     await refused(['store', '--to', 'node9', '--plan', 'pair.plan'], 1, 'error: `node9` is not a target of the deployment', `hint: Its targets are node1 (${node1}), node2 (${node2}).`);
     await refused(['store', '--to', 'node2', '--plan', 'pair.plan'], 1, 'error: store#0 already runs on node2', 'name another target: node1');
+  });
+
+  it('a destination whose part of the plan cannot run the clone (no channel to it, no instance of its template)', async () => {
+    await refused(['rep.1', '--to', 'node1', '--plan', 'pair.plan'], 1, 'error: target node1 cannot run rep#1: its part of the plan has no channel to rep', 'place such an instance on node1');
   });
 
   it('a clone already moved: there, or elsewhere', async () => {

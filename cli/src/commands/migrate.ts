@@ -227,6 +227,20 @@ export async function checkMigration(ctx: Context, ref: string, o: MigrateOption
     if (e instanceof CliError) throw new CliError(`target ${to.name} runs on the machine mclc runs on, which has no address that target ${from.name} could send the clone to`, ExitCode.Invalid, `Give target ${to.name} a host (\`host "ssh://..."\`), or move the clone to a target that has one.`);
     throw e;
   }
+  // The destination runs the clone from its own part of the plan: the part must know the instance (an end of one of
+  // its cross-host channels) and hold its template (an instance of the same template runs there).
+  const destPart = planPart(plan, to.name, nativeSha256)!;
+  const knows = [...destPart.instances, ...(destPart.remote_instances ?? [])].some((i) => i.id === instance.id);
+  const hasTemplate = destPart.templates.some((t) => t.id === instance.template);
+  if (!knows || !hasTemplate) {
+    throw new CliError(
+      `target ${to.name} cannot run ${name}: its part of the plan ${!knows ? `has no channel to ${instance.id}` : ''}${!knows && !hasTemplate ? ' and ' : ''}${!hasTemplate ? `runs no instance of its template ${instance.template}` : ''}`,
+      ExitCode.Invalid,
+      `A clone moves to a target where one of its channels ends and an instance of the same template runs (spec/hosts.md, "Live migration"); ${
+        plan.targets.filter((t) => t.name !== from.name && t.name !== to.name).length ? 'move it to such a target, or ' : ''
+      }place such an instance on ${to.name} in the sources, plan and apply.`,
+    );
+  }
   // Each target's state: the deployed plan must be this one, and the clone must not have moved already.
   const states = new Map<string, DeploymentState | undefined>();
   for (const t of plan.targets) states.set(t.name, await targetState(ctx, t, o));
@@ -310,8 +324,9 @@ async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: nu
   );
   // 2. The destination: the template built there if needed, a paused QEMU waiting for the clone.
   say(`preparing ${to.name} to receive it (its template is built there first when it is not cached)`);
-  const sourcePart = planPart(plan, from.name, nativeSha256)!;
-  const inOpts = { planDigest: sourcePart.digests.plan, instance: instance.id, clone, target: to.name, from: { target: from.name, cert }, listen: { host: m.address, port: 0 }, mode };
+  // The destination checks the digest against its own state, which records its part of the plan (both parts were
+  // checked against the one plan above).
+  const inOpts = { planDigest: planPart(plan, to.name, nativeSha256)!.digests.plan, instance: instance.id, clone, target: to.name, from: { target: from.name, cert }, listen: { host: m.address, port: 0 }, mode };
   const ready: MigrateInResult = await onTarget(
     ctx,
     to,
