@@ -42,9 +42,12 @@ echo "store: ready"
 mcl_serve kv kv
 `;
 
-// The requester calls as fast as the store answers, with a short pause.
+// The requester calls as fast as the store answers, with a short pause; it starts counting once a first get
+// crosses (the two hosts' parts are applied one after the other, and the link comes up with the second).
 const ASKER = `#!/bin/sh
 . mcl-msg
+until mcl_call store get '{"key":"k"}'; do sleep 1; done
+echo "asker: the store answers"
 n=0
 while :; do
   n=$((n + 1))
@@ -109,6 +112,7 @@ describe.skipIf(unavailable !== null)('mclc migrate: a clone moved between two h
     // Calls go on after the move, crossing to the store at its new place.
     await until('calls after the move', async () => ((await calls()).length >= before + 20 ? true : undefined), 120_000);
     const all = await calls();
+    console.log(`migrate: ${all.length} calls answered, ${before} before the move began`);
     all.forEach((c, i) => {
       expect(c.n, `call ${i + 1}`).toBe(i + 1);
       expect(c.value, `call ${c.n}'s get returned another put`).toBe(c.n);
