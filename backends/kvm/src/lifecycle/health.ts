@@ -148,6 +148,8 @@ export class HealthMonitor {
     return instances.map((i) => ({
       ...i,
       clones: i.clones.map((c) => {
+        // A clone moved to another host is not probed from here (its QEMU is that host's); an earlier exit says nothing of it.
+        if (c.moved_to) return c;
         const key = `${i.id}#${c.index}`;
         const p = this.probed.get(key);
         let h = c.pid !== undefined ? judge(c.state, p && p.pid === c.pid ? p : undefined, now) : judgeExit(c.last_exit);

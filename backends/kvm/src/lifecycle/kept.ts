@@ -17,7 +17,7 @@
 //   build        answer the template's build (`{"key","build"}`), for a move by pages;
 //   stop         kill the kept QEMU, answer `ok`.
 // Anything else closes the connection. A kept clone whose home host has had
-// no `watch` connection open for KEEP_WATCH_GRACE_MS is stopped and recorded:
+// no `watch` connection open and answering for KEEP_WATCH_GRACE_MS is stopped and recorded:
 // the home host is gone, or the link has been down that long, and the home
 // host restarts the clone itself after the same time without news.
 
@@ -202,8 +202,10 @@ export class KeptClones {
     );
     incoming.exited.then((info) => this.exited(k, info));
     k.timer = setInterval(() => {
-      if (k.state === 'exited' || k.watchers.size > 0 || Date.now() - k.lastWatchAt < this.grace) return;
-      const why = `its home host (${k.from}) had no watch connection open for ${Math.round(this.grace / 1000)} s`;
+      // A watch that is open but silent (its host gone, the connection not yet timed out) counts as none: a live
+      // home host writes `usage` every few seconds.
+      if (k.state === 'exited' || Date.now() - k.lastWatchAt < this.grace) return;
+      const why = `its home host (${k.from}) had no watch connection open and answering for ${Math.round(this.grace / 1000)} s`;
       this.o.log(`kept ${key}: stopping it: ${why}`);
       this.o.record('kept_stopped', { instance: k.instance, clone: k.clone, from: k.from, why });
       void this.stopOne(k);
@@ -274,7 +276,7 @@ export class KeptClones {
       sock.resume();
       pipeUnix(sock, join(k.dir, 'in.sock'));
     } else if (port) {
-      const path = k.incoming.portSockets[port[1]];
+      const path = Object.hasOwn(k.incoming.portSockets, port[1]) ? k.incoming.portSockets[port[1]] : undefined;
       if (typeof path !== 'string') return refuse(`no data port ${port[1]}`);
       sock.resume();
       const name = port[1];
@@ -299,6 +301,7 @@ export class KeptClones {
       if (k.exit) return void sock.end(JSON.stringify({ exit: { code: k.exit.code, signal: k.exit.signal } }) + '\n');
       const lines = new LineSplitter(WATCH_LINE_BYTES, {
         line: (text) => {
+          k.lastWatchAt = Date.now();
           if (text !== 'usage') return;
           const pid = k.live?.pid ?? k.incoming.pid;
           const mem = processMemory(pid);

@@ -95,10 +95,12 @@ export class RemoteWatch {
     this.connect();
     this.timer = setInterval(() => {
       if (this.closed) return;
-      if (this.sock && !this.sock.destroyed) this.sock.write('usage\n');
-      else if (Date.now() - this.lastSeen > this.silenceMs) {
+      // Silence counts whether or not a connection is open: a connection to a host that is gone can stay open
+      // for a long time, while a live one answers each `usage` within seconds.
+      if (Date.now() - this.lastSeen > this.silenceMs) {
         this.finish({ code: null, signal: null, helper: `its host did not answer for ${Math.round(this.silenceMs / 1000)} s` });
-      } else this.connect();
+      } else if (this.sock && !this.sock.destroyed) this.sock.write('usage\n');
+      else this.connect();
     }, Math.min(USAGE_EVERY_MS, this.silenceMs / 4));
     this.timer.unref();
   }
