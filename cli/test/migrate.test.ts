@@ -5,7 +5,7 @@
 // hosts over SSH is migrate.vm.test.ts.
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -187,6 +187,35 @@ describe('mclc migrate: the move, step by step', () => {
     const last = JSON.parse(j.stdout.trim().split('\n').at(-1)!);
     expect(last).toMatchObject({ type: 'error' });
     expect(last.message).toContain(`cannot prepare target node1 (${node1}) to receive store#0; nothing was moved, it runs on node2: no space left for the template`);
+  });
+});
+
+describe('mclc migrate: a target without host (this machine)', () => {
+  it('moves a clone from this machine: its identity and the move by the backend here, the destination over SSH', async () => {
+    const ws = mkdtempSync(join(tmpdir(), 'mclc-migrate-local-'));
+    try {
+      writeSources(ws);
+      // node1 runs where mclc runs: no host.
+      writeFileSync(join(ws, 'main.mcl'), readFileSync(join(ws, 'main.mcl'), 'utf8').replace(`  host "${node1}" }`, ' }'));
+      const p = compilePlan(ws);
+      writeFileSync(join(ws, 'local.plan'), prettyJson(p));
+      mkdirSync(join(ws, '.mcl'));
+      writeFileSync(join(ws, '.mcl', 'state.json'), prettyJson(partState(p, 'node1')));
+      states.set(node2, partState(p, 'node2'));
+      const ctx = captureContext(ws);
+      const code = await run(['migrate', 'asker', '--to', 'node2', '--plan', 'local.plan', '--root', ws], ctx);
+      expect(code, ctx.stderr).toBe(0);
+      expect(calls.map((c) => c.fn)).toEqual(['state', 'migrate-in', 'backend.migrateOut']);
+      expect(calls[1].args[2]).toMatchObject({ instance: 'asker', from: { target: 'node1', cert: CERT('here') }, listen: { host: '10.9.0.2', port: 0 } });
+      expect(calls[2].args[0]).toMatchObject({ workspace: ws, instance: 'asker', clone: 0, to: { target: 'node2', host: '10.9.0.2', port: 40123 } });
+      expect(ctx.stderr).toContain('asker#0: moving from node1 to node2 (precopy)');
+      // The store cannot move here: this machine has no address node2 could send it to.
+      const back = captureContext(ws);
+      expect(await run(['migrate', 'store', '--to', 'node1', '--plan', 'local.plan', '--root', ws], back)).toBe(1);
+      expect(back.stderr).toContain('error: target node1 runs on the machine mclc runs on, which has no address that target node2 could send the clone to');
+    } finally {
+      rmSync(ws, { recursive: true, force: true });
+    }
   });
 });
 
