@@ -160,6 +160,7 @@ describe('mclc migrate: the move, step by step', () => {
     expect(r.stdout).toContain('downtime 0.52s (guest stopped), traffic held 3.80s');
     expect(r.stdout).toContain('sent 88MiB between the hosts for 46MiB of private memory on node2.');
     expect(r.stdout).toContain('the template was built on node1 first (12.1s)');
+    expect(r.stdout).toMatch(/took \d+\.\d+s in all \(checks \d+\.\d+s, the destination ready in \d+\.\d+s\)/);
   });
 
   it('--json: events as JSON lines and one result line with the figures', async () => {
@@ -168,7 +169,8 @@ describe('mclc migrate: the move, step by step', () => {
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.slice(0, -1).every((l) => typeof l.message === 'string' && l.type === 'phase')).toBe(true);
     expect(lines.at(-1)).toMatchObject({ type: 'result', instance: 'store', clone: 0, from: 'node2', to: 'node1', downtime_ms: 520, bytes_sent: 92_274_688, template_built: true, template_ms: 12_100 });
-    expect(typeof lines.at(-1).elapsed_ms).toBe('number');
+    for (const k of ['elapsed_ms', 'check_ms', 'prepare_ms']) expect(typeof lines.at(-1)[k]).toBe('number');
+    expect(lines.at(-1).check_ms + lines.at(-1).prepare_ms).toBeLessThanOrEqual(lines.at(-1).elapsed_ms);
     expect((calls[4].args[2] as { mode: string }).mode).toBe('pages');
     expect(r.stderr).toBe('');
   });

@@ -108,7 +108,7 @@ describe.skipIf(unavailable !== null)('mclc migrate: a clone moved between two h
     expect(result.source_private_bytes).toBeGreaterThan(0);
     expect(result.attempts).toBeGreaterThanOrEqual(1);
     expect(result.elapsed_ms).toBeGreaterThanOrEqual(result.total_ms);
-    console.log(`migrate: total ${result.total_ms} ms, downtime ${result.downtime_ms} ms, held ${result.hold_ms} ms, sent ${result.bytes_sent} B, private ${result.source_private_bytes} B, attempts ${result.attempts}, template built ${result.template_built}, elapsed ${result.elapsed_ms} ms`);
+    console.log(`migrate: total ${result.total_ms} ms, downtime ${result.downtime_ms} ms, held ${result.hold_ms} ms, sent ${result.bytes_sent} B, private ${result.source_private_bytes} B, attempts ${result.attempts}, template built ${result.template_built}, elapsed ${result.elapsed_ms} ms (checks ${result.check_ms} ms, destination ready in ${result.prepare_ms} ms)`);
     // Calls go on after the move, crossing to the store at its new place.
     await until('calls after the move', async () => ((await calls()).length >= before + 20 ? true : undefined), 120_000);
     const all = await calls();

@@ -45,6 +45,9 @@ export interface MigrateSummary extends MigrateOutResult {
   template_ms: number;
   /** From the first check to the end, ms (what the user waited). */
   elapsed_ms: number;
+  /** Of which: reading the plan and the targets' states and checking them, and getting the destination ready (its template, its waiting QEMU), ms. */
+  check_ms: number;
+  prepare_ms: number;
 }
 
 /** A clone as messages name it (`db#0`), as status and apply name clones. */
@@ -304,6 +307,7 @@ export async function migrateCommand(ctx: Context, ref: string, o: MigrateOption
 
 async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: number): Promise<ExitCodeValue> {
   const m = await checkMigration(ctx, ref, o);
+  const checked = Date.now();
   const { plan, instance, clone, from, to, mode } = m;
   const name = cloneName(instance.id, clone);
   const s = ctx.errStyle;
@@ -324,6 +328,7 @@ async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: nu
   );
   // 2. The destination: the template built there if needed, a paused QEMU waiting for the clone.
   say(`preparing ${to.name} to receive it (its template is built there first when it is not cached)`);
+  const preparing = Date.now();
   // The destination checks the digest against its own state, which records its part of the plan (both parts were
   // checked against the one plan above).
   const inOpts = { planDigest: planPart(plan, to.name, nativeSha256)!.digests.plan, instance: instance.id, clone, target: to.name, from: { target: from.name, cert }, listen: { host: m.address, port: 0 }, mode };
@@ -335,6 +340,7 @@ async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: nu
     (r) => r.remoteMigrateIn(ctx, to.host!, to.backend, inOpts, { lockTimeout: o.lockTimeout, onEvent }),
     (b, opts) => b.migrateIn!({ ...opts, ...inOpts }, onEvent),
   );
+  const prepareMs = Date.now() - preparing;
   if (ready.template_built) say(`template built on ${to.name} in ${(ready.template_ms / 1000).toFixed(1)}s`);
   say(`${to.name} listens on ${m.address}:${ready.port}; moving`);
   // 3. The move, driven by the source's supervisor.
@@ -347,7 +353,7 @@ async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: nu
     (r) => r.remoteMigrateOut(ctx, from.host!, from.backend, outOpts, { lockTimeout: o.lockTimeout, onEvent }),
     (b, opts) => b.migrateOut!({ ...opts, ...outOpts }, onEvent),
   );
-  printMigrateResult(ctx, o, { ...result, template_built: ready.template_built, template_ms: ready.template_ms, elapsed_ms: Date.now() - started }, from);
+  printMigrateResult(ctx, o, { ...result, template_built: ready.template_built, template_ms: ready.template_ms, elapsed_ms: Date.now() - started, check_ms: checked - started, prepare_ms: prepareMs }, from);
   return ExitCode.Ok;
 }
 
@@ -366,7 +372,7 @@ export function printMigrateResult(ctx: Context, o: { json?: boolean }, r: Migra
       `  sent ${formatBytes(r.bytes_sent)} between the hosts for ${formatBytes(r.source_private_bytes)} of private memory on ${r.from}.\n` +
       (r.template_built ? `  the template was built on ${r.to} first (${sec(r.template_ms)}).\n` : '') +
       `  its channels stay with ${r.from}'s broker; see \`mclc status${from.host ? ` --host ${from.host}` : ''}\`; the next \`mclc plan\` shows the move as drift.\n` +
-      `  took ${sec(r.elapsed_ms)} in all.\n`,
+      `  took ${sec(r.elapsed_ms)} in all (checks ${sec(r.check_ms)}, the destination ready in ${sec(r.prepare_ms)}).\n`,
   );
 }
 
