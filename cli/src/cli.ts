@@ -227,6 +227,32 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     )
     .action(async (dir: string, o) => set(import('./commands/checkpoint').then((m) => m.restoreCommand(ctx, dir, o))));
 
+  program
+    .command('migrate')
+    .summary('move a running clone to another host of its deployment')
+    .description(
+      'Move one running clone of a deployment placed on several targets to another of them, with QEMU\'s live migration (KVM): the template is ' +
+        'built there first when needed, the clone\'s traffic is held at its broker for the switch, no message is lost or delivered twice, and a ' +
+        'failure leaves it running where it was. Its channels stay with its home host\'s broker (spec/hosts.md, "Live migration").',
+    )
+    .argument('<clone>', 'INSTANCE or INSTANCE.CLONE, e.g. `db` or `app.1` (the clone may be left out when the instance has one)')
+    .option('--to <target>', 'the target to move it to (one of the plan\'s targets)')
+    .option('--plan <file>', 'the plan that was applied: its targets, their hosts and where each instance is placed')
+    .addOption(new Option('--mode <mode>', 'precopy: QEMU\'s live migration of all guest RAM; pages: only the pages that differ from the template, guest stopped meanwhile').choices(['precopy', 'pages']).default('precopy'))
+    .option('--json', 'print progress as JSON lines and the result as the last line')
+    .option('--root <dir>', 'workspace of the target without `host`, if any (default: the nearest directory with a .mcl/ at or above the current one)')
+    .option('--state <file>', 'state file of the target without `host` (default: <root>/.mcl/state.json)')
+    .option('--lock-timeout <duration>', 'wait this long for a state lock held by another process (e.g. 30s)', '0s')
+    .option('-v, --verbose', 'print debug events')
+    .addHelpText(
+      'after',
+      examples('mclc migrate db --to node2 --plan shop.plan', 'mclc migrate app.1 --to node1 --plan shop.plan --mode pages', 'mclc migrate db --to node2 --plan shop.plan --json > move.jsonl') +
+        '\nEvery check is made before any host is changed: the clone, the target, the deployed plan on both hosts, the room left on the destination.\n' +
+        'Exit codes: 0 moved, 1 an unknown instance, clone or target, a clone already there or moved, no room, 5 backend failure (the clone runs on\n' +
+        'where it was; a backend that cannot move clones), 6 the hosts run another plan, or a state is locked.\n',
+    )
+    .action(async (ref: string, o) => set(import('./commands/migrate').then((m) => m.migrateCommand(ctx, ref, o))));
+
   lifecycleOptions(program.command('status').summary('show the running deployment').description('Instances, clones, health, memory, CPU, channel counters and violations.'))
     .option('--json', 'print the report as JSON')
     .addHelpText('after', examples('mclc status', 'mclc status --json | jq ".channels[] | {id, violations}"'))

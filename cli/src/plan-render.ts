@@ -2,7 +2,7 @@
 // and the full listing of `mclc show`. Neither prints parameter values of
 // sensitive parameters (callers pass plans through `redactPlan`).
 
-import type { Plan, PlanChanges, PlanCheck, SecurityPosture } from '@mcl/plan';
+import type { DeploymentState, Plan, PlanChanges, PlanCheck, SecurityPosture } from '@mcl/plan';
 import { canonicalJson, crossHostChannels } from '@mcl/plan';
 import { formatBytes, plainStyle, plural, type Styler } from './io';
 
@@ -136,4 +136,31 @@ export function renderPlan(plan: Plan, s: Styler = plainStyle): string {
   for (const e of plan.exposures) out.push(`  ${e.transport} ${e.host_port} -> ${e.instance}.${e.port} (${e.protocol})`);
   out.push('', ...renderChecks(plan.checks, s, true), '', ...renderResources(plan, s));
   return out.join('\n') + '\n';
+}
+
+/** A clone that `mclc migrate` moved from the target the plan places it on (its home) to another. */
+export interface MovedClone {
+  instance: string;
+  clone: number;
+  from: string;
+  to: string;
+  at: string;
+}
+
+/**
+ * The clones the targets' states record as moved by `mclc migrate`: drift from the plan's
+ * placement that the plan leaves where it is (applying it again does not move them back), shown
+ * beside the changes rather than as one.
+ */
+export function movedClones(states: Map<string, DeploymentState | undefined>): MovedClone[] {
+  return [...states].flatMap(([from, s]) => (s?.moved ?? []).map((m) => ({ instance: m.instance, clone: m.clone, from, to: m.to, at: m.at })));
+}
+
+/** The drift notes of `mclc plan`: `~ db[0] moved: node1 -> node2, by mclc migrate at TIME`. */
+export function renderDrift(drift: readonly MovedClone[], s: Styler): string[] {
+  if (!drift.length) return [];
+  return [
+    s.bold('Drift (left as it is; `mclc apply --replace INSTANCE` brings a clone home):'),
+    ...drift.map((d) => `  ${s.yellow('~')} ${d.instance}[${d.clone}] moved: ${d.from} -> ${d.to}, by mclc migrate at ${d.at}`),
+  ];
 }

@@ -14,104 +14,37 @@
 // one template both instances use is built once, which keeps the test to a few
 // minutes.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runDirCandidates } from '../../backends/kvm/src/lifecycle/rundir';
-import { createHosts, hostsUnavailable, type SimHost, type SimHosts } from './hosts/netns';
+import { hostsUnavailable, type SimHost } from './hosts/netns';
+import { createPair, until, type Pair, type Run } from './hosts/pair';
 
-const REPO = join(__dirname, '..', '..');
-const MCLC = join(REPO, 'cli', 'dist', 'mclc.mjs');
 const unavailable = hostsUnavailable();
 if (unavailable) console.warn(`cross-host.vm.test.ts skipped: ${unavailable}`);
 
-let sim: SimHosts;
-let runner: string;
-let src: string;
+let pair: Pair;
 let h1: SimHost;
 let h2: SimHost;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function mclc(args: string[]): Promise<Run> {
-  return new Promise((res) => {
-    const p = spawn(process.execPath, [MCLC, ...args], {
-      cwd: runner,
-      env: { ...process.env, NO_COLOR: '1', MCL_IN_AUTOMATION: '1', MCL_SSH: sim.sshCommand, MCL_REMOTE_MCLC: sim.mclc },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => res({ code, stdout, stderr }));
-  });
-}
-
-/** The host's address by IP: the link of the host that dials goes to the same address ssh reaches. */
-const url = (h: SimHost) => `ssh://${h.address}${h.workspace}`;
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 180_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
-const status = async (h: SimHost) => JSON.parse((await mclc(['status', '--host', url(h), '--json'])).stdout);
+const mclc = (args: string[]): Promise<Run> => pair.mclc(args);
+const url = (h: SimHost) => pair.url(h);
+const status = (h: SimHost) => pair.status(h) as Promise<any>;
 const askerLog = async () => (await mclc(['logs', 'asker', '--host', url(h1)])).stdout;
 /** The highest call number the requester saw answered. */
 const lastOk = async () => Math.max(0, ...[...(await askerLog()).matchAll(/asker: ok (\d+) /g)].map((m) => Number(m[1])));
-
-/** The files of the host's run directory (the hosts share the file system; the host's mclc runs without XDG_RUNTIME_DIR). */
-function runFile(h: SimHost, name: string): string | null {
-  for (const dir of runDirCandidates(join(h.workspace, '.mcl', 'state.json'), { PATH: process.env.PATH })) {
-    if (existsSync(join(dir, name))) return join(dir, name);
-  }
-  return null;
-}
-
-/** Processes in the host's namespace other than its sshd: the supervisor, QEMU, zygotes. */
-const hostProcesses = (h: SimHost) =>
-  spawnSync('ip', ['netns', 'pids', h.netns], { encoding: 'utf8' })
-    .stdout.split('\n')
-    .filter(Boolean)
-    .filter((pid) => {
-      try {
-        return !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sshd');
-      } catch {
-        return false;
-      }
-    });
+const runFile = (h: SimHost, name: string) => pair.runFile(h, name);
+const hostProcesses = (h: SimHost) => pair.hostProcesses(h);
 
 describe.skipIf(unavailable !== null)('a channel between two hosts, carried by their brokers\' link (QEMU)', () => {
   beforeAll(async () => {
-    sim = await createHosts(['node1', 'node2'], process.env.MCL_CACHE_DIR ? { MCL_CACHE_DIR: process.env.MCL_CACHE_DIR } : {});
-    [h1, h2] = sim.hosts;
-    runner = join(sim.dir, 'runner');
-    src = join(runner, 'src');
-    mkdirSync(src, { recursive: true });
-    cpSync(join(__dirname, 'fixtures/cross'), src, { recursive: true });
-    writeFileSync(
-      join(src, 'main.mcl'),
-      readFileSync(join(__dirname, 'fixtures/cross/main.mcl'), 'utf8') +
-        `\ntarget node1 { backend kvm  memory 2GiB  vcpus 2  overcommit 4  host "${url(h1)}" }\n` +
-        `target node2 { backend kvm  memory 2GiB  vcpus 2  overcommit 4  host "${url(h2)}" }\n` +
-        `deploy Pair to [node1, node2] {\n  place asker on node1\n  place store on node2\n}\n`,
-    );
+    pair = await createPair();
+    [h1, h2] = [pair.h1, pair.h2];
   }, 60_000);
   afterAll(async () => {
-    if (sim) for (const h of sim.hosts) await mclc(['destroy', '--host', url(h)]).catch(() => undefined);
-    sim?.teardown();
+    await pair?.teardown();
   }, 180_000);
 
   it('applies the system over both hosts, and the requester\'s calls cross the brokers', async () => {

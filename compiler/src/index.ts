@@ -14,3 +14,5 @@ export { moduleFile, modulePathOfFile } from './resolve/load';
 export { programFilePath } from './plan/program';
 export { planChecks, recheckPlan } from './plan/policies';
 export { checkPolicies, type PolicyInput, type PolicyResult } from './policy/index';
+// The per-clone memory estimate placement uses, for tools that check room on a target at run time (mclc migrate).
+export { cloneCount, privateEstimate } from './policy/resources';

@@ -576,7 +576,10 @@ export type MigrationMode = 'precopy' | 'pages';
 
 /** What the destination host is asked for: a place for clone `clone` of `instance` to move into. */
 export interface MigrateInOptions extends BackendOptions {
-  /** The plan the source runs (its digest): the destination refuses to take a clone of another plan. */
+  /**
+   * The digest of this host's part of the plan the source runs (`mclc migrate` checks that both hosts run their
+   * parts of that one plan): the destination refuses to take a clone when its state records another.
+   */
   planDigest: string;
   instance: string;
   clone: number;

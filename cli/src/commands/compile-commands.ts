@@ -15,7 +15,7 @@ import { diagnosticsDocument } from '../render/json';
 import { sarifDocument } from '../render/sarif';
 import { defaultStatePath, readPlanFile, readStateFile } from '../plan-file';
 import { checkExposurePorts } from '../ports';
-import { renderChanges, renderChecks, renderPlacement, renderPlan, renderResources } from '../plan-render';
+import { movedClones, renderChanges, renderChecks, renderDrift, renderPlacement, renderPlan, renderResources, type MovedClone } from '../plan-render';
 import { redactPlan } from '../redact';
 import { signPlan, signaturePath } from '../signing';
 import { timings } from '../timings';
@@ -135,6 +135,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
   // `prior_states`, and the union of their deployments to diff against (spec/hosts.md).
   const targets = out.plan?.targets;
   let hostsRead: string[] = [];
+  let drift: MovedClone[] = [];
   if (targets && exitCodeFor(out.diagnostics) === ExitCode.Ok) {
     const states = new Map<string, NonNullable<typeof state> | undefined>();
     for (const t of targets) {
@@ -149,6 +150,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
     const priorStates = Object.fromEntries([...states].map(([n, s]) => [n, s ? { lineage: s.lineage, serial: s.serial } : null]));
     out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, exclude: o.exclude, emitPlan: true, priorState: null, priorStates });
     state = unionState(states);
+    drift = movedClones(states);
   }
   const code = exitCodeFor(out.diagnostics);
   const diagDoc = () => diagnosticsDocument(out.diagnostics, { texts: out.texts, maxDiagnostics });
@@ -210,7 +212,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
           ...countsOf(d),
           system: plan.system,
           target: plan.target,
-          ...(plan.targets ? { targets: plan.targets, placement: Object.fromEntries(instanceTargets(plan)), prior_states: plan.prior_states, states_read: hostsRead } : {}),
+          ...(plan.targets ? { targets: plan.targets, placement: Object.fromEntries(instanceTargets(plan)), prior_states: plan.prior_states, states_read: hostsRead, drift } : {}),
           plan_file: shownPlanFile,
           plan_digest: plan.digests.plan,
           state_file: shownState,
@@ -240,6 +242,8 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
     lines.push('');
     const body = renderChanges(changes, s);
     if (body.length) lines.push(...body, '');
+    const moved = renderDrift(drift, s);
+    if (moved.length) lines.push(...moved, '');
     lines.push(...renderChecks(plan.checks, s), ...renderResources(plan, s), '');
     lines.push(s.bold(changes.summary));
     if (shownPlanFile) {

@@ -25,7 +25,7 @@ import { applyCommand, destroyCommand, doctorCommand, logsCommand, statusCommand
 /** The largest plan a client may send (what `mclc apply` reads from a file, too). */
 const MAX_PLAN_BYTES = 64 * 1024 * 1024;
 
-export const HOST_COMMANDS = ['apply', 'destroy', 'status', 'logs', 'doctor', 'state', 'checkpoint', 'restore', 'usage', 'audit', 'audit-verify', 'link-identity', 'link-config'] as const;
+export const HOST_COMMANDS = ['apply', 'destroy', 'status', 'logs', 'doctor', 'state', 'checkpoint', 'restore', 'usage', 'audit', 'audit-verify', 'link-identity', 'link-config', 'migrate-in', 'migrate-out'] as const;
 
 /** The largest link configuration a client may send: a few certificates. */
 const MAX_LINK_CONFIG_BYTES = 1024 * 1024;
@@ -71,7 +71,8 @@ function clientOptions(text: string | undefined): Record<string, string | boolea
 }
 
 export async function hostCommand(ctx: Context, o: { clientVersion: string; root: string }, command: string, optionsJson: string | undefined): Promise<ExitCodeValue> {
-  const lasting = command === 'apply' || command === 'destroy' || command === 'checkpoint' || command === 'restore';
+  // A move outlives the connection too: the source goes on to a consistent end (moved, or running on where it was).
+  const lasting = command === 'apply' || command === 'destroy' || command === 'checkpoint' || command === 'restore' || command === 'migrate-out';
   let gone = false;
   if (lasting) {
     // The client went away: keep going to a consistent end instead of dying with the connection.
@@ -180,6 +181,12 @@ export async function hostCommand(ctx: Context, o: { clientVersion: string; root
         const r = await localLinkStep(lineCtx, str('backend') ?? 'kvm', base, (b, opts) => b.linkConfig!(opts, config as LinkConfigInput));
         write(JSON.stringify({ type: 'link-config', changed: r.changed }) + '\n');
         return ExitCode.Ok;
+      }
+      case 'migrate-in':
+      case 'migrate-out': {
+        // One step of `mclc migrate` (migrate.ts): the peer's certificate comes on standard input.
+        const { hostMigrateStep, MAX_MIGRATE_STDIN } = await import('./migrate');
+        return await hostMigrateStep(lineCtx, command, opts, readStdin(MAX_MIGRATE_STDIN, 'the certificate sent'), base);
       }
       case 'status':
       case 'doctor': {

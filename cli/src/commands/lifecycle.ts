@@ -70,7 +70,8 @@ export function interruptSignal(ctx: Context): { signal: AbortSignal; dispose():
   };
 }
 
-function deploymentPaths(ctx: Context, o: LifecycleOptions): { workspace: string; stateFile: string } {
+/** The workspace and state file of the deployment on this machine that `o` names (`--root`, `--state`). */
+export function deploymentPaths(ctx: Context, o: LifecycleOptions): { workspace: string; stateFile: string } {
   const workspace = lifecycleRoot(o.root, ctx.cwd);
   return { workspace, stateFile: o.state ? resolve(ctx.cwd, o.state) : defaultStatePath(workspace) };
 }
@@ -328,7 +329,9 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
       ]
         .filter(Boolean)
         .join(', ');
-      lines.push(`    #${c.index} ${c.state}${c.pid ? ` pid ${c.pid}` : ''}${mem}${cpu}${extra ? `  (${extra})` : ''}`);
+      // A clone moved to another host runs there: its pid and memory are that host's, so say where instead.
+      const place = c.moved_to ? ` ${s.cyan(`on ${c.moved_to.target}, moved by mclc migrate ${c.moved_to.at}`)}` : '';
+      lines.push(`    #${c.index} ${c.state}${place}${c.pid && !c.moved_to ? ` pid ${c.pid}` : ''}${mem}${cpu}${extra ? `  (${extra})` : ''}`);
       // Seen from outside the guest: only what needs attention is spelled out.
       const h = c.health;
       if (h && h.verdict !== 'ok' && h.verdict !== 'unknown' && h.verdict !== 'paused') {
@@ -357,6 +360,11 @@ export function renderStatus(r: StatusReport, ctx: Context): string {
     }
   }
   if (r.links?.length) lines.push('', s.bold('Links:'), ...renderLinks(r.links, s));
+  if (r.kept?.length) {
+    // Clones of this deployment that other hosts moved here: their QEMU runs here, their home's broker serves their channels.
+    lines.push('', s.bold('Kept here (moved from other hosts by mclc migrate):'));
+    for (const k of r.kept) lines.push(`  ${s.bold(`${k.instance}#${k.clone}`)} from ${k.from}: ${k.state === 'running' ? s.green(k.state) : k.state === 'exited' ? s.red(k.state) : k.state} pid ${k.pid}`);
+  }
   if (r.egresses?.length) {
     lines.push('', s.bold('Egresses:'));
     for (const e of r.egresses) {

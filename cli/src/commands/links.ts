@@ -132,13 +132,30 @@ async function onTarget<T>(
 
 /** Runs a link step with this machine's backend `backend` (as the host side of `mclc __host` does too). */
 export async function localLinkStep<T>(ctx: Context, backend: string, o: LifecycleOptions, body: (backend: Backend, opts: ReturnType<typeof backendOptions>) => Promise<T>): Promise<T> {
+  return localBackendStep(ctx, backend, o, (mod, row) => (!mod.linkIdentity || !mod.linkConfig ? new CliError(`the ${row.title} backend cannot carry channels between hosts`, ExitCode.BackendFailure, 'Place both ends of each channel on one target with `place`.') : undefined), body);
+}
+
+/**
+ * Runs one step of a command over several hosts with this machine's backend `backend`: `refuse`
+ * says why the backend cannot do it (a missing optional function of the contract), `body` does it,
+ * its failures turned into messages and exit codes as every lifecycle command turns them.
+ */
+export async function localBackendStep<T>(
+  ctx: Context,
+  backend: string,
+  o: LifecycleOptions,
+  refuse: (backend: Backend, row: ReturnType<typeof backendRow>) => CliError | undefined,
+  body: (backend: Backend, opts: ReturnType<typeof backendOptions>) => Promise<T>,
+): Promise<T> {
   const row = backendRow(backend, 'the target uses');
   const mod = await loadBackend(row);
-  if (!mod.linkIdentity || !mod.linkConfig) throw new CliError(`the ${row.title} backend cannot carry channels between hosts`, ExitCode.BackendFailure, 'Place both ends of each channel on one target with `place`.');
+  const refused = refuse(mod, row);
+  if (refused) throw refused;
   const interrupt = interruptSignal(ctx);
   try {
     const opts = backendOptions(ctx, o, interrupt.signal, row);
     let out: T | undefined;
+    // Errors become CliErrors here; the command that runs the step reports them (once, at its end).
     await guarded(ctx, false, async () => {
       out = await body(mod, opts);
       return ExitCode.Ok;

@@ -3,7 +3,7 @@
 // here exactly as the local commands render their own.
 
 import { validateState, type DeploymentState, type Plan } from '@mcl/plan';
-import { LINK_MAX_PEM, type ApplyResult, type LinkConfigInput, type AuditRecord, AuditVerification, BackendEvent, CheckpointResult, DestroyResult, LogLine, RestoreResult, StatusReport, UsageReport } from '@mcl/plan/backend';
+import { LINK_MAX_PEM, type MigrateInOptions, type MigrateInResult, type MigrateOutOptions, type MigrateOutResult, type ApplyResult, type LinkConfigInput, type AuditRecord, AuditVerification, BackendEvent, CheckpointResult, DestroyResult, LogLine, RestoreResult, StatusReport, UsageReport } from '@mcl/plan/backend';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { hostError, remoteHost, runOnHost, type RemoteHost } from '../remote';
@@ -230,4 +230,77 @@ export async function remoteLinkConfig(ctx: Context, url: string, backend: strin
   });
   if (changed === undefined) throw new CliError(`${host.label} did not confirm its link configuration`, ExitCode.BackendFailure);
   return { changed };
+}
+
+/**
+ * `migrate-in` on the destination host of `mclc migrate`: the source's certificate goes on
+ * standard input, the rest as options; the host's events come back as they arrive, then its port
+ * and its certificate.
+ */
+export async function remoteMigrateIn(
+  ctx: Context,
+  url: string,
+  backend: string,
+  m: Pick<MigrateInOptions, 'planDigest' | 'instance' | 'clone' | 'target' | 'from' | 'listen' | 'mode'>,
+  o: { lockTimeout?: string; onEvent: (e: BackendEvent) => void },
+): Promise<MigrateInResult> {
+  const host = remoteHost(url, 'the target names the host');
+  let result: MigrateInResult | undefined;
+  const options = { backend, planDigest: m.planDigest, instance: m.instance, clone: String(m.clone), target: m.target, from: m.from.target, listen: m.listen.host, port: String(m.listen.port), mode: m.mode, lockTimeout: o.lockTimeout };
+  await onHost(ctx, host, 'migrate-in', options, {
+    stdin: JSON.stringify({ cert: m.from.cert }),
+    onEvent: o.onEvent,
+    onLine(line) {
+      if (line.type !== 'migrate-in') return;
+      const port = line.port;
+      if (typeof port === 'number' && Number.isInteger(port) && port > 0 && port <= 65535 && typeof line.cert === 'string' && line.cert.length <= LINK_MAX_PEM) {
+        result = { port, cert: line.cert, template_built: line.template_built === true, template_ms: typeof line.template_ms === 'number' ? line.template_ms : 0 };
+      }
+    },
+  });
+  if (!result) throw new CliError(`${host.label} did not say where it waits for the clone`, ExitCode.BackendFailure, 'Check that the host runs the same mclc version as this machine.');
+  return result;
+}
+
+/** `migrate-out` on the source host: the destination's certificate on standard input; progress events as they arrive, then the move's figures. */
+export async function remoteMigrateOut(
+  ctx: Context,
+  url: string,
+  backend: string,
+  m: Pick<MigrateOutOptions, 'instance' | 'clone' | 'to' | 'mode'>,
+  o: { lockTimeout?: string; onEvent: (e: BackendEvent) => void },
+): Promise<MigrateOutResult> {
+  const host = remoteHost(url, 'the target names the host');
+  let result: MigrateOutResult | undefined;
+  const options = { backend, instance: m.instance, clone: String(m.clone), to: m.to.target, host: m.to.host, port: String(m.to.port), mode: m.mode, lockTimeout: o.lockTimeout };
+  await onHost(ctx, host, 'migrate-out', options, {
+    stdin: JSON.stringify({ cert: m.to.cert }),
+    onEvent: o.onEvent,
+    onLine(line) {
+      if (line.type === 'result') result = migrateOutResult(line);
+    },
+  });
+  if (!result) throw new CliError(`${host.label} did not report the move's result`, ExitCode.BackendFailure, `See where the clone runs with \`mclc status --host ${url}\`.`);
+  return result;
+}
+
+/** The figures of a move as the host reported them, each checked: a host is not trusted to send numbers where numbers belong. */
+function migrateOutResult(line: Record<string, unknown>): MigrateOutResult | undefined {
+  const n = (k: string) => (typeof line[k] === 'number' && Number.isFinite(line[k]) && (line[k] as number) >= 0 ? (line[k] as number) : undefined);
+  const str = (k: string) => (typeof line[k] === 'string' && (line[k] as string).length <= 256 ? (line[k] as string) : undefined);
+  const mode = line.mode === 'precopy' || line.mode === 'pages' ? line.mode : undefined;
+  const r = {
+    instance: str('instance'),
+    clone: n('clone'),
+    from: str('from'),
+    to: str('to'),
+    mode,
+    total_ms: n('total_ms'),
+    downtime_ms: n('downtime_ms'),
+    hold_ms: n('hold_ms'),
+    bytes_sent: n('bytes_sent'),
+    source_private_bytes: n('source_private_bytes'),
+    attempts: n('attempts'),
+  };
+  return Object.values(r).every((v) => v !== undefined) ? (r as MigrateOutResult) : undefined;
 }
