@@ -15,8 +15,8 @@ import { RemoteClone, RemoteWatch, request } from '../src/lifecycle/migrate-out'
 import { pinnedConnect, pinnedServer, type MigrationIdentity } from '../src/vm/migrate';
 import type { CloneHandle, CloneRequest, ExitInfo, IncomingHandle } from '../src/lifecycle/guest-runtime';
 import { Supervisor } from '../src/lifecycle/supervisor';
-import { migrateIn, migrateOut, withMoved } from '../src/lifecycle/migrate-commands';
-import { emptyState, readState, writeState } from '@mcl/plan/state-store';
+import { forgetMoved, migrateIn, migrateOut, withMoved } from '../src/lifecycle/migrate-commands';
+import { acquireLock, emptyState, readState, writeState } from '@mcl/plan/state-store';
 import type { BackendEvent } from '../src/lifecycle/events';
 import { chan, FakeBroker, FakeRuntime, inst, plan } from './fixtures/fakes';
 
@@ -350,5 +350,28 @@ describe('migrateIn and migrateOut before any supervisor is asked', () => {
     const once = withMoved(st, [{ instance: 'db', clone: 0, to: 'node2', at }]);
     expect(once).toMatchObject({ serial: 4, moved: [{ instance: 'db', clone: 0, to: 'node2', at }] });
     expect(withMoved(once, [{ instance: 'db', clone: 0, to: 'node3', at }]).moved).toEqual([{ instance: 'db', clone: 0, to: 'node3', at }]);
+  });
+});
+
+describe('the end of a move in the state', () => {
+  it('removes the clone from moved under the lock, and leaves it to the command holding the lock', async () => {
+    const stateFile = path.join(dir, '.mcl', 'state.json');
+    const at = '2026-12-06T09:00:00.000Z';
+    writeState(stateFile, {
+      ...emptyState('kvm'),
+      serial: 5,
+      moved: [
+        { instance: 'db', clone: 0, to: 'node2', at },
+        { instance: 'db', clone: 1, to: 'node2', at },
+      ],
+    });
+    const held = await acquireLock(stateFile, { operation: 'apply', timeoutMs: 0 });
+    expect(await forgetMoved(stateFile, 'db', 0)).toBe(false);
+    held.release();
+    expect(await forgetMoved(stateFile, 'db', 0)).toBe(true);
+    expect(readState(stateFile)).toMatchObject({ serial: 6, moved: [{ instance: 'db', clone: 1 }] });
+    expect(await forgetMoved(stateFile, 'db', 1)).toBe(true);
+    expect(readState(stateFile)?.moved).toBeUndefined();
+    expect(await forgetMoved(stateFile, 'db', 1)).toBe(false);
   });
 });

@@ -20,6 +20,7 @@ import { BackendFailure } from './errors';
 import { serveControl, type ControlRequest } from './control';
 import { Supervisor, type ProcessRecord } from './supervisor';
 import { moveOut } from './migrate-out';
+import { forgetMoved } from './migrate-commands';
 import type { BrokerFactory, GuestRuntime } from './guest-runtime';
 import { openRecorder, requestWho, STATE_FILE_ENV } from './records';
 import type { MetricsEndpoint } from './metrics';
@@ -356,6 +357,10 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
       } else if (r.event === 'stop' || r.event === 'moved') {
         // The process is gone shortly after; a cgroup is removed only once it is empty.
         setTimeout(() => cgroups.release(r.instance, r.clone), 2_000).unref();
+      }
+      // A moved clone's exit on the other host ends the move: the state no longer records it as moved.
+      if (r.event === 'exit' && r.pid === null && process.env[STATE_FILE_ENV]) {
+        void forgetMoved(process.env[STATE_FILE_ENV], r.instance, r.clone).catch((e: unknown) => log(`cannot update the state's moved clones: ${(e as Error).message}`));
       }
       recorder.onRecord(r);
       metrics?.onRecord(r);

@@ -5,7 +5,7 @@
 // spec/hosts.md, "Live migration").
 
 import { join } from 'node:path';
-import { writeState } from '@mcl/plan/state-store';
+import { acquireLock, readState, writeState, type StateLock } from '@mcl/plan/state-store';
 import type { DeploymentState } from '@mcl/plan';
 import type { MigrateInOptions, MigrateInResult, MigrateOutOptions, MigrateOutResult } from '@mcl/plan/backend';
 import { callControl } from './control';
@@ -103,4 +103,29 @@ export function withMoved(state: DeploymentState, add: NonNullable<DeploymentSta
     (a, b) => a.instance.localeCompare(b.instance) || a.clone - b.clone,
   );
   return { ...state, serial: state.serial + 1, moved };
+}
+
+/**
+ * Called by the home supervisor when a moved clone's QEMU ended on the other host (the move is
+ * over; the restart policy brings the clone back here): its `moved` entry leaves the state, under
+ * the state lock. When another command holds the lock (an apply, a destroy), nothing is written
+ * here: that command writes the state from the supervisor's view. Returns whether it wrote.
+ */
+export async function forgetMoved(stateFile: string, instance: string, clone: number): Promise<boolean> {
+  let l: StateLock;
+  try {
+    l = await acquireLock(stateFile, { operation: 'moved', timeoutMs: 0 });
+  } catch {
+    return false;
+  }
+  try {
+    const st = readState(stateFile);
+    if (!st?.moved?.some((m) => m.instance === instance && m.clone === clone)) return false;
+    const moved = st.moved.filter((m) => m.instance !== instance || m.clone !== clone);
+    const { moved: _old, ...rest } = st;
+    writeState(stateFile, { ...rest, serial: st.serial + 1, ...(moved.length ? { moved } : {}) });
+    return true;
+  } finally {
+    l.release();
+  }
 }
