@@ -25,7 +25,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type net from 'node:net';
 import type { Plan, PlanInstance } from '@mcl/plan';
-import type { MigrationMode, StatusReport } from '@mcl/plan/backend';
+import type { MigrateInOptions, StatusReport } from '@mcl/plan/backend';
 import { LineSplitter } from '@mcl/broker/lines';
 import { pinnedServer, pipeUnix, type MigrationIdentity } from '../vm/migrate';
 import { BackendFailure } from './errors';
@@ -46,17 +46,8 @@ const WATCH_LINE_BYTES = 1024;
 /** How long `finish` waits for the home broker to connect every data port before it continues the guest. */
 const PORTS_CONNECT_MS = 10_000;
 
-/** What the home host asks of this host's supervisor (control request `keep`). */
-export interface KeepRequest {
-  instance: string;
-  clone: number;
-  /** This host's target name: its link identity is the one made for it. */
-  target: string;
-  from: { target: string; cert: string };
-  listen: { host: string; port: number };
-  mode: MigrationMode;
-  readyTimeoutMs: number;
-}
+/** What the home host asks of this host's supervisor (control request `keep`): the backend contract's request (`target` names this host's link identity), with the bound on the clone's start. */
+export type KeepRequest = Pick<MigrateInOptions, 'instance' | 'clone' | 'target' | 'from' | 'listen' | 'mode'> & { readyTimeoutMs: number };
 
 export type KeptStatus = NonNullable<StatusReport['kept']>[number];
 
