@@ -106,7 +106,11 @@ export async function prepareLinks(ctx: Context, plan: Plan, o: LifecycleOptions
     const config = configs.find((c) => c.name === t.name)!;
     await onTarget(ctx, t, o, `cannot write the link configuration of ${where(t)}`, (remote) => remote.remoteLinkConfig(ctx, t.host!, t.backend, config, o.lockTimeout), (backend, opts) => backend.linkConfig!(opts, config));
   }
-  if (!o.json) ctx.err(`Links: ${linked.map((t) => `${t.name} (port ${linkSetting(t)?.port ?? port})`).join(', ')} carry ${crossHostChannels(plan).length} channel(s) between hosts.\n`);
+  if (!o.json) {
+    const ports = linked.map((t) => linkSetting(t)?.port ?? port);
+    const where = ports.every((p) => p === ports[0]) ? `port ${ports[0]}` : `ports ${linked.map((t, i) => `${t.name} ${ports[i]}`).join(', ')}`;
+    ctx.err(`Links: ${linked.map((t) => t.name).join(', ')} carry ${crossHostChannels(plan).length} channel(s) between hosts (${where}).\n`);
+  }
 }
 
 type Remote = typeof import('./remote-lifecycle');
