@@ -40,7 +40,8 @@ const hostProcesses = (h: SimHost) => pair.hostProcesses(h);
 
 describe.skipIf(unavailable !== null)('a channel between two hosts, carried by their brokers\' link (QEMU)', () => {
   beforeAll(async () => {
-    pair = await createPair();
+    // node2's link listens on a port of its own (`link ":7412"`), so the test also shows that setting at work.
+    pair = await createPair({}, 'link ":7412"');
     [h1, h2] = [pair.h1, pair.h2];
   }, 60_000);
   afterAll(async () => {
@@ -53,7 +54,7 @@ describe.skipIf(unavailable !== null)('a channel between two hosts, carried by t
     expect(plan.stdout).toMatch(/between hosts: channel asker\.store->store\.kv/);
     const applied = await mclc(['apply', 'pair.plan', '--root', 'src']);
     expect(applied.code, applied.stderr + applied.stdout).toBe(0);
-    expect(applied.stderr).toContain('Links: node1, node2 carry 1 channel(s) between hosts (port 7411)');
+    expect(applied.stderr).toContain('Links: node1, node2 carry 1 channel(s) between hosts (ports node1 7411, node2 7412)');
     // Each host runs only its own instance; both know the channel.
     const [s1, s2] = [await status(h1), await status(h2)];
     expect(s1.instances.map((i: { id: string }) => i.id)).toEqual(['asker']);
@@ -86,7 +87,7 @@ describe.skipIf(unavailable !== null)('a channel between two hosts, carried by t
       expect(s.links[0].bytes_out).toBeGreaterThan(0);
       expect(s.links[0].bytes_in).toBeGreaterThan(0);
     }
-    expect(after[0].links[0].address).toBe(`${h2.address}:7411`);
+    expect(after[0].links[0].address).toBe(`${h2.address}:7412`);
     const text = await mclc(['status', '--host', url(h1)]);
     expect(text.stdout).toMatch(/Links/);
   }, 900_000);

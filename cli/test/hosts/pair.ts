@@ -67,7 +67,7 @@ export async function until<T>(what: string, f: () => Promise<T | undefined>, ms
  * for the hosts' addresses, `asker` placed on node1 and `store` on node2. `guest` replaces
  * guest programs of the fixture (file name to text).
  */
-export async function createPair(guest: Record<string, string> = {}): Promise<Pair> {
+export async function createPair(guest: Record<string, string> = {}, node2Settings = ''): Promise<Pair> {
   const sim = await createHosts(['node1', 'node2'], process.env.MCL_CACHE_DIR ? { MCL_CACHE_DIR: process.env.MCL_CACHE_DIR } : {});
   const [h1, h2] = sim.hosts;
   const runner = join(sim.dir, 'runner');
@@ -81,7 +81,7 @@ export async function createPair(guest: Record<string, string> = {}): Promise<Pa
     join(src, 'main.mcl'),
     readFileSync(join(fixture, 'main.mcl'), 'utf8') +
       `\ntarget node1 { backend kvm  memory 2GiB  vcpus 2  overcommit 4  host "${url(h1)}" }\n` +
-      `target node2 { backend kvm  memory 2GiB  vcpus 2  overcommit 4  host "${url(h2)}" }\n` +
+      `target node2 { backend kvm  memory 2GiB  vcpus 2  overcommit 4  host "${url(h2)}"${node2Settings ? `  ${node2Settings}` : ''} }\n` +
       `deploy Pair to [node1, node2] {\n  place asker on node1\n  place store on node2\n}\n`,
   );
   const mclc = (args: string[]): Promise<Run> =>
