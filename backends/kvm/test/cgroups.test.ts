@@ -104,6 +104,22 @@ describe('limits from the plan', () => {
       expect(r('mcl-t/b/job.0/cgroup.procs')).toBe('77');
     });
 
+    it('gives a clone moved here from another host the limits of its instance there', () => {
+      const cg = new Cgroups({ version: 'v1', cpu: join(root, 'cpu'), memory: join(root, 'memory'), missing: [] }, 'mcl-t', () => undefined);
+      const plan = p();
+      // This host's part runs only b.job; a.job runs on another host, whose clone 1 was moved here.
+      const [a, b] = [plan.instances.find((i) => i.id === 'a.job')!, plan.instances.find((i) => i.id === 'b.job')!];
+      plan.instances = [b];
+      plan.remote_instances = [{ ...a, target: 'node2' }];
+      cg.apply(plan);
+      expect(cg.place('a.job', 1, 4343)).toHaveLength(2);
+      const r = (f: string) => readFileSync(join(root, f), 'utf8').trim();
+      expect(r('memory/mcl-t/a/job.1/memory.limit_in_bytes')).toBe(String((256 << 20) + QEMU_OVERHEAD_BYTES));
+      expect(r('cpu/mcl-t/a/job.1/cgroup.procs')).toBe('4343');
+      // An instance of neither list gets nothing.
+      expect(cg.place('c.job', 0, 1)).toEqual([]);
+    });
+
     it('does nothing, and says so through enforced, without cgroups', () => {
       const cg = new Cgroups({ version: 'none', cpu: null, memory: null, missing: ['x'] }, 'mcl-t', () => undefined);
       cg.apply(p());

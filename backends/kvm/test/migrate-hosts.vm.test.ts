@@ -17,6 +17,7 @@ import { linkIdentity } from '../src/lifecycle/links';
 import { audit } from '../src/lifecycle/report-commands';
 import { migrateIn, migrateOut } from '../src/lifecycle/migrate-commands';
 import { runDirFor } from '../src/lifecycle/daemon';
+import { detectCgroups } from '../src/lifecycle/cgroups';
 import { readState } from '@mcl/plan/state-store';
 import { planOf, repoRoot } from './fixtures/plans';
 import { lifecycleOptions, qemuPidsUnder, until } from './fixtures/vm';
@@ -92,6 +93,11 @@ describe('moving a clone between two hosts\' supervisors', () => {
     expect(moved.pid).toBeUndefined();
     const there = await status(opts(away));
     expect(there.kept).toEqual([expect.objectContaining({ instance: 'store', clone: 0, from: 'node1', state: 'running' })]);
+    // Where the host has cgroups, the kept QEMU runs in the cgroup of its instance's clone, with the limits it has at home.
+    if (detectCgroups().version !== 'none') {
+      const cg = readFileSync(`/proc/${there.kept![0].pid}/cgroup`, 'utf8');
+      expect(cg).toMatch(/(:memory:|^0::)\/(.+\/)?mcl-[0-9a-f]+\/(.+\/)?store\.0$/m);
+    }
     expect(readState(join(home, '.mcl', 'state.json'))?.moved).toEqual([expect.objectContaining({ instance: 'store', clone: 0, to: 'node2' })]);
 
     // The moved store goes on answering the caller at home, with the memory it had.

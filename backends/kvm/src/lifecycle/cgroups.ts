@@ -243,9 +243,13 @@ export class Cgroups {
     return { cpu: at('cpu'), memory: at('memory') };
   }
 
-  /** Puts a clone's QEMU process into its cgroups, with its limits; returns the directories used. */
+  /**
+   * Puts a clone's QEMU process into its cgroups, with its limits; returns the directories used. The
+   * instance is one of the plan's own, or one placed on another host whose clone was moved here
+   * (`remote_instances`: a kept clone, spec/hosts.md), which gets the same limits as at home.
+   */
   place(instance: string, clone: number, pid: number): string[] {
-    const inst = this.plan?.instances.find((i) => i.id === instance);
+    const inst = this.plan?.instances.find((i) => i.id === instance) ?? this.plan?.remote_instances?.find((i) => i.id === instance);
     if (!inst || !this.enforced) return [];
     const dirs = this.cloneDirs(instance, clone);
     const used: string[] = [];

@@ -383,7 +383,14 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     plan: () => sup.appliedPlan,
     identity: (name) => readLinkIdentity(dir, name),
     log,
-    record: (event, fields) => recorder.record(event, fields),
+    record: (event, fields) => {
+      // A kept clone's QEMU gets the limits its instance has at home (cgroups.ts), and gives its cgroups back when it ends.
+      const instance = String(fields.instance);
+      const clone = Number(fields.clone);
+      if (event === 'kept' && typeof fields.pid === 'number') cgroups.place(instance, clone, fields.pid);
+      else if (event === 'kept_exit' || event === 'kept_stopped') setTimeout(() => cgroups.release(instance, clone), 2_000).unref();
+      recorder.record(event, fields);
+    },
   });
   // Each clone's health from outside its guest (QMP, the agent's ping, the console), for `status`.
   const health = new HealthMonitor(sup, Date.now, (instance, clone) => {
