@@ -287,16 +287,15 @@ export async function moveOut(a: MoveOutArgs): Promise<{ remote: RemoteClone; re
       await request(identity, to, 'stop', 10_000).catch(() => undefined);
     };
     step(`moving ${req.instance}[${req.clone}] to ${req.to.target} (${req.mode})`);
-    let r: { downtime_ms: number; hold_ms: number; bytes_sent: number; source_private_bytes: number; attempts: number };
+    let report: { guestDowntimeMs: number; holdMs: number; wireBytes: number; sourcePrivateBytes: number; attempts: number };
     if (req.mode === 'pages') {
       const dest = { loaded: watch.loaded.then(() => ({ resume: finish, kill: abort })) };
       dest.loaded.catch(() => undefined);
-      const { report } = await movePages(source, { socket: tunnelSocket, bytes: tunnel.bytes }, dest, mb);
-      r = { downtime_ms: report.guestDowntimeMs, hold_ms: Math.round(report.holdMs), bytes_sent: report.wireBytes, source_private_bytes: report.sourcePrivateBytes, attempts: report.attempts };
+      ({ report } = await movePages(source, { socket: tunnelSocket, bytes: tunnel.bytes }, dest, mb));
     } else {
-      const { report } = await migrateClone(source, { loaded: watch.loaded, finish, abort }, { socket: tunnelSocket, bytes: tunnel.bytes, failed: tunnel.failed }, mb, (line) => step(line));
-      r = { downtime_ms: report.guestDowntimeMs, hold_ms: Math.round(report.holdMs), bytes_sent: report.wireBytes, source_private_bytes: report.sourcePrivateBytes, attempts: report.attempts };
+      ({ report } = await migrateClone(source, { loaded: watch.loaded, finish, abort }, { socket: tunnelSocket, bytes: tunnel.bytes, failed: tunnel.failed }, mb, (line) => step(line)));
     }
+    const r = { downtime_ms: report.guestDowntimeMs, hold_ms: Math.round(report.holdMs), bytes_sent: report.wireBytes, source_private_bytes: report.sourcePrivateBytes, attempts: report.attempts };
     tunnel.close();
     const at = new Date().toISOString();
     const remote = new RemoteClone(watch, identity, req.to, targets, handle.consoleLog, relays, at);
