@@ -108,6 +108,11 @@ export function readFirstLine(sock: net.Socket, maxBytes = KEEP_LINE_BYTES, time
   });
 }
 
+/** The `watch` line that reports a kept QEMU's exit, the same to a watcher connected before or after it. */
+function exitMessage(info: ExitInfo): { exit: { code: number | null; signal: string | null; program_code?: number } } {
+  return { exit: { code: info.code, signal: info.signal, ...(info.program_code !== undefined ? { program_code: info.program_code } : {}) } };
+}
+
 /** The clones this host keeps for other hosts of the deployment. */
 export class KeptClones {
   private readonly kept = new Map<string, Kept>();
@@ -239,7 +244,7 @@ export class KeptClones {
     k.exit = info;
     k.server.close();
     clearInterval(k.timer);
-    this.tell(k, { exit: { code: info.code, signal: info.signal, ...(info.program_code !== undefined ? { program_code: info.program_code } : {}) } });
+    this.tell(k, exitMessage(info));
     for (const w of k.watchers) w.end();
     this.o.record('kept_exit', { instance: k.instance, clone: k.clone, from: k.from, code: info.code, signal: info.signal });
     this.o.log(`kept ${k.instance}#${k.clone}: QEMU exited (${info.signal ?? `code ${info.code}`})`);
@@ -289,7 +294,7 @@ export class KeptClones {
       if (k.loaded === 'loaded') sock.write(JSON.stringify({ loaded: true }) + '\n');
       else if (k.loaded !== 'pending') sock.write(JSON.stringify({ failed: k.loaded }) + '\n');
       if (k.live) sock.write(JSON.stringify({ running: k.live.pid }) + '\n');
-      if (k.exit) return void sock.end(JSON.stringify({ exit: { code: k.exit.code, signal: k.exit.signal } }) + '\n');
+      if (k.exit) return void sock.end(JSON.stringify(exitMessage(k.exit)) + '\n');
       const lines = new LineSplitter(WATCH_LINE_BYTES, {
         line: (text) => {
           k.lastWatchAt = Date.now();
