@@ -181,16 +181,12 @@ export class Supervisor {
 
   /** Converges to `plan`. Concurrent calls run one after the other. */
   apply(plan: Plan, req: ApplyRequest, emit: EventSink): Promise<ApplySummary> {
-    const run = this.queue.then(() => this.doApply(plan, req, emit));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.exclusive(() => this.doApply(plan, req, emit));
   }
 
   /** Stops every clone and the broker. */
   destroy(emit: EventSink): Promise<string[]> {
-    const run = this.queue.then(() => this.doDestroy(emit));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.exclusive(() => this.doDestroy(emit));
   }
 
   /** Runs `body` after the applies, restores and moves queued before it, and before those queued after. */
@@ -256,16 +252,12 @@ export class Supervisor {
 
   /** Takes a checkpoint of the deployment, or of the named instances, into `dir` (spec/checkpoint.md). */
   checkpoint(req: { dir: string; instances: string[] }, emit: EventSink): Promise<CheckpointSummary> {
-    const run = this.queue.then(() => this.doCheckpoint(req.dir, req.instances, emit));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.exclusive(() => this.doCheckpoint(req.dir, req.instances, emit));
   }
 
   /** Brings the deployment (or the checkpoint's instances) back from a checkpoint; refuses one that does not fit, changing nothing. */
   restore(req: { dir: string; readyTimeoutMs: number }, emit: EventSink): Promise<RestoreSummary & { plan: Plan; processes: ProcessRecord[] }> {
-    const run = this.queue.then(() => this.doRestore(req.dir, req.readyTimeoutMs, emit));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.exclusive(() => this.doRestore(req.dir, req.readyTimeoutMs, emit));
   }
 
   private async doCheckpoint(dir: string, named: string[], emit: EventSink): Promise<CheckpointSummary> {
