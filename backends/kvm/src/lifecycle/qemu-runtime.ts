@@ -280,16 +280,18 @@ class VmClone implements CloneHandle {
   readonly startTime: number | null;
   readonly exited: Promise<ExitInfo>;
   private programCode: number | undefined;
-  private readonly clone: Clone;
+
+  /** The QEMU clone itself, for moving it to another host (migrate-out.ts). */
+  get migratable(): Clone {
+    return this.clone;
+  }
 
   constructor(
-    readonly migratable: Clone,
+    private readonly clone: Clone,
     readonly portSockets: Record<string, string>,
     readonly consoleLog: string,
     private readonly identify: () => Promise<unknown>,
   ) {
-    const clone = migratable;
-    this.clone = clone;
     this.pid = clone.pid;
     this.startTime = processStartTime(clone.pid);
     // The program ending ends the clone: its exit status drives the restart policy. A program that ends at
