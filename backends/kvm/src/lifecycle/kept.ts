@@ -83,6 +83,14 @@ export interface KeptClonesOptions {
   watchGraceMs?: number;
 }
 
+/**
+ * Instance `id` of the deployment as the plan applied here knows it: one of its own, or one placed on
+ * another host (`remote_instances`), whose clone this host may keep.
+ */
+function deploymentInstance(plan: Plan, id: string): PlanInstance | undefined {
+  return plan.instances.find((i) => i.id === id) ?? plan.remote_instances?.find((i) => i.id === id);
+}
+
 /** Reads the first line of `sock` (bounded in size and time); resolves null when it is too long, late or missing. */
 export function readFirstLine(sock: net.Socket, maxBytes = KEEP_LINE_BYTES, timeoutMs = KEEP_LINE_MS): Promise<string | null> {
   return new Promise((resolve) => {
@@ -130,7 +138,7 @@ export class KeptClones {
   async keep(req: KeepRequest, emit: EventSink): Promise<{ port: number; template_built: boolean; template_ms: number; pid: number }> {
     const plan = this.o.plan();
     if (!plan) throw new BackendFailure('stale', 'nothing is applied on this host: it cannot take a clone of the deployment', 'apply the plan on this host first');
-    const inst: PlanInstance | undefined = [...plan.instances, ...(plan.remote_instances ?? [])].find((i) => i.id === req.instance);
+    const inst = deploymentInstance(plan, req.instance);
     if (!inst) throw new BackendFailure('usage', `the plan applied here has no instance ${req.instance}`, 'name an instance as `mclc status` shows it on the source host');
     if (!plan.templates.some((t) => t.id === inst.template)) {
       throw new BackendFailure('stale', `the plan applied here has no template ${inst.template} (of ${req.instance}), so its clone cannot run here`, 'move the clone to a host whose part of the plan runs an instance of the same template');
@@ -310,7 +318,7 @@ export class KeptClones {
       sock.resume();
     } else if (line === 'build') {
       const plan = this.o.plan();
-      const inst = plan && [...plan.instances, ...(plan.remote_instances ?? [])].find((i) => i.id === k.instance);
+      const inst = plan && deploymentInstance(plan, k.instance);
       const b = plan && inst ? (this.o.runtime.templateBuild?.(plan, inst.template) ?? null) : null;
       sock.end(JSON.stringify(b) + '\n');
     } else if (line === 'stop') {
