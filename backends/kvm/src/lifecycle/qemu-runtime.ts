@@ -161,14 +161,15 @@ export class QemuRuntime implements GuestRuntime {
     // The guest program runs already (it moves with the guest): continuing is all its handle's resume does.
     const noIdentity = async () => undefined;
     let live: VmClone | null = null;
+    // Once the guest runs, its handle knows more of its exit (the program's status).
+    const exitOf = (x: { code: number | null; signal: string | null }) => (live ? live.exited : { code: x.code, signal: x.signal });
     if (mode === 'precopy') {
       const d = await startIncoming(tpl, options, incomingSocket);
       return {
         pid: d.q.pid,
         portSockets,
         loaded: d.loaded,
-        // Once the guest runs, its handle knows more of its exit (the program's status).
-        exited: d.q.exited.then(async (x) => (live ? await live.exited : { code: x.code, signal: x.signal })),
+        exited: d.q.exited.then(exitOf),
         finish: async () => (live = new VmClone(await d.finish(), portSockets, consoleLog, noIdentity)),
         kill: () => (live ? live.stop() : d.abort()),
       };
@@ -178,7 +179,7 @@ export class QemuRuntime implements GuestRuntime {
       pid: r.q.pid,
       portSockets,
       loaded: r.loaded.then(() => undefined),
-      exited: r.q.exited.then(async (x) => (live ? await live.exited : { code: x.code, signal: x.signal })),
+      exited: r.q.exited.then(exitOf),
       finish: async () => {
         const c = await r.loaded;
         await c.resume();
