@@ -28,6 +28,7 @@ import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { formatBytes } from '../io';
 import { readPlanDocument, readStateFile } from '../plan-file';
+import { movedClones } from '../plan-render';
 import { deploymentPaths, eventPrinter, verifyPlan, type LifecycleOptions } from './lifecycle';
 import { dialAddress, localBackendStep } from './links';
 
@@ -180,6 +181,8 @@ export interface MigrationPlan {
   mode: MigrationMode;
   /** The address the source dials to reach the destination (the host of its target address, as the link uses it). */
   address: string;
+  /** The digest of the destination's part of the plan, which its state records. */
+  toDigest: string;
 }
 
 /** Reads the plan, the states of the targets, and refuses what cannot be moved, with what to do instead. */
@@ -232,7 +235,9 @@ export async function checkMigration(ctx: Context, ref: string, o: MigrateOption
   }
   // The destination runs the clone from its own part of the plan: the part must know the instance (an end of one of
   // its cross-host channels) and hold its template (an instance of the same template runs there).
-  const destPart = planPart(plan, to.name, nativeSha256)!;
+  // Each part is cut and digested once: for a large plan that is the costly step of these checks.
+  const parts = new Map([from, to].map((t) => [t.name, planPart(plan, t.name, nativeSha256)!]));
+  const destPart = parts.get(to.name)!;
   const knows = [...destPart.instances, ...(destPart.remote_instances ?? [])].some((i) => i.id === instance.id);
   const hasTemplate = destPart.templates.some((t) => t.id === instance.template);
   if (!knows || !hasTemplate) {
@@ -249,7 +254,7 @@ export async function checkMigration(ctx: Context, ref: string, o: MigrateOption
   for (const t of plan.targets) states.set(t.name, await targetState(ctx, t, o));
   for (const t of [from, to]) {
     const st = states.get(t.name);
-    const part = planPart(plan, t.name, nativeSha256)!;
+    const part = parts.get(t.name)!;
     if (!st || st.plan_digest === null) {
       throw new CliError(`nothing of this plan is deployed on ${where(t)}`, ExitCode.StaleOrLocked, `Apply the plan first: \`mclc apply ${o.plan}\`.`);
     }
@@ -261,7 +266,7 @@ export async function checkMigration(ctx: Context, ref: string, o: MigrateOption
       );
     }
   }
-  const moved = [...states].flatMap(([t, s]) => (s?.moved ?? []).map((m) => ({ ...m, from: t })));
+  const moved = movedClones(states);
   const already = moved.find((m) => m.instance === instance.id && m.clone === clone);
   if (already) {
     if (already.to === to.name) throw new CliError(`${name} already runs on ${to.name} (moved by mclc migrate at ${already.at})`, ExitCode.Invalid, `See \`mclc status\` of ${where(from)}.`);
@@ -273,7 +278,7 @@ export async function checkMigration(ctx: Context, ref: string, o: MigrateOption
   }
   const refusal = roomError(to, name, roomOn(plan, to, instance, moved));
   if (refusal) throw refusal;
-  return { plan, instance, clone, from, to, mode, address };
+  return { plan, instance, clone, from, to, mode, address, toDigest: destPart.digests.plan };
 }
 
 /** Runs a step on target `t`: over SSH for a target with `host`, this machine's backend for the one without; a failure names the target and the step. */
@@ -308,7 +313,7 @@ export async function migrateCommand(ctx: Context, ref: string, o: MigrateOption
 async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: number): Promise<ExitCodeValue> {
   const m = await checkMigration(ctx, ref, o);
   const checked = Date.now();
-  const { plan, instance, clone, from, to, mode } = m;
+  const { instance, clone, from, to, mode } = m;
   const name = cloneName(instance.id, clone);
   const s = ctx.errStyle;
   const say = (text: string) => {
@@ -331,7 +336,7 @@ async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: nu
   const preparing = Date.now();
   // The destination checks the digest against its own state, which records its part of the plan (both parts were
   // checked against the one plan above).
-  const inOpts = { planDigest: planPart(plan, to.name, nativeSha256)!.digests.plan, instance: instance.id, clone, target: to.name, from: { target: from.name, cert }, listen: { host: m.address, port: 0 }, mode };
+  const inOpts = { planDigest: m.toDigest, instance: instance.id, clone, target: to.name, from: { target: from.name, cert }, listen: { host: m.address, port: 0 }, mode };
   const ready: MigrateInResult = await onTarget(
     ctx,
     to,
