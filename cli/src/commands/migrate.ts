@@ -19,7 +19,7 @@
 // without `host` (links.ts, localBackendStep).
 
 import { instanceTargets, planPart, type DeploymentState, type Plan, type PlanInstance, type PlanTarget } from '@mcl/plan';
-import { LINK_MAX_PEM, type BackendEvent, type BackendModule, type BackendOptions, type MigrateInResult, type MigrateOutResult, type MigrationMode } from '@mcl/plan/backend';
+import { LINK_MAX_PEM, type BackendEvent, type MigrateInResult, type MigrateOutResult, type MigrationMode } from '@mcl/plan/backend';
 import { cloneCount, privateEstimate } from '@mcl/compiler';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import { resolve } from 'node:path';
@@ -30,7 +30,7 @@ import { formatBytes } from '../io';
 import { readPlanDocument, readStateFile } from '../plan-file';
 import { movedClones } from '../plan-render';
 import { deploymentPaths, eventPrinter, verifyPlan, type LifecycleOptions } from './lifecycle';
-import { dialAddress, localBackendStep } from './links';
+import { dialAddress, localBackendStep, onTarget } from './links';
 
 export const MIGRATION_MODES: readonly MigrationMode[] = ['precopy', 'pages'];
 
@@ -281,23 +281,8 @@ export async function checkMigration(ctx: Context, ref: string, o: MigrateOption
   return { plan, instance, clone, from, to, mode, address, toDigest: destPart.digests.plan };
 }
 
-/** Runs a step on target `t`: over SSH for a target with `host`, this machine's backend for the one without; a failure names the target and the step. */
-async function onTarget<T>(
-  ctx: Context,
-  t: PlanTarget,
-  o: MigrateOptions,
-  step: string,
-  remote: (r: typeof import('./remote-lifecycle')) => Promise<T>,
-  local: (backend: BackendModule, opts: BackendOptions) => Promise<T>,
-): Promise<T> {
-  try {
-    if (t.host !== undefined) return await remote(await import('./remote-lifecycle'));
-    return await localBackendStep(ctx, t.backend, { ...o, host: undefined }, () => undefined, local);
-  } catch (e) {
-    if (e instanceof CliError) throw new CliError(`${step}: ${e.message}`, e.code, e.hint);
-    throw e;
-  }
-}
+/** A step's backend is not refused again on a host: checkMigration said before any host was reached whether it can move clones. */
+const noRefusal = (): undefined => undefined;
 
 export async function migrateCommand(ctx: Context, ref: string, o: MigrateOptions): Promise<ExitCodeValue> {
   const started = Date.now();
@@ -330,6 +315,7 @@ async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: nu
     `cannot get the link identity of ${where(from)}; nothing was moved, ${name} runs on ${from.name}`,
     (r) => r.remoteLinkIdentity(ctx, from.host!, from.backend, from.name, o.lockTimeout),
     (b, opts) => b.linkIdentity!(opts, from.name).then((x) => x.cert),
+    noRefusal,
   );
   // 2. The destination: the template built there if needed, a paused QEMU waiting for the clone.
   say(`preparing ${to.name} to receive it (its template is built there first when it is not cached)`);
@@ -344,6 +330,7 @@ async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: nu
     `cannot prepare ${where(to)} to receive ${name}; nothing was moved, it runs on ${from.name}`,
     (r) => r.remoteMigrateIn(ctx, to.host!, to.backend, inOpts, { lockTimeout: o.lockTimeout, onEvent }),
     (b, opts) => b.migrateIn!({ ...opts, ...inOpts }, onEvent),
+    noRefusal,
   );
   const prepareMs = Date.now() - preparing;
   if (ready.template_built) say(`template built on ${to.name} in ${(ready.template_ms / 1000).toFixed(1)}s`);
@@ -357,6 +344,7 @@ async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: nu
     `moving ${name} from ${where(from)} to ${to.name} failed; ${name} still runs on ${from.name}`,
     (r) => r.remoteMigrateOut(ctx, from.host!, from.backend, outOpts, { lockTimeout: o.lockTimeout, onEvent }),
     (b, opts) => b.migrateOut!({ ...opts, ...outOpts }, onEvent),
+    noRefusal,
   );
   printMigrateResult(ctx, o, { ...result, template_built: ready.template_built, template_ms: ready.template_ms, elapsed_ms: Date.now() - started, check_ms: checked - started, prepare_ms: prepareMs }, from);
   return ExitCode.Ok;
