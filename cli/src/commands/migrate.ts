@@ -370,9 +370,9 @@ export function printMigrateResult(ctx: Context, o: { json?: boolean }, r: Migra
 }
 
 /** The bounded options of `mclc __host migrate-in|migrate-out`: the host checks what the client sends. */
-function hostOption(opts: Record<string, string | boolean | string[]>, key: string, pattern: RegExp, what: string): string {
+function hostOption(opts: Record<string, string | boolean | string[]>, key: string, pattern: RegExp | readonly string[], what: string): string {
   const v = opts[key];
-  if (typeof v !== 'string' || !pattern.test(v)) throw new CliError(`the client sent no valid ${what} (${key})`, ExitCode.Invalid);
+  if (typeof v !== 'string' || !(pattern instanceof RegExp ? pattern.test(v) : pattern.includes(v))) throw new CliError(`the client sent no valid ${what} (${key})`, ExitCode.Invalid);
   return v;
 }
 
@@ -407,7 +407,7 @@ export async function hostMigrateStep(
   base: LifecycleOptions,
 ): Promise<ExitCodeValue> {
   const backend = typeof opts.backend === 'string' ? opts.backend : 'kvm';
-  const mode = hostOption(opts, 'mode', /^(precopy|pages)$/, 'mode') as MigrationMode;
+  const mode = hostOption(opts, 'mode', MIGRATION_MODES, 'mode') as MigrationMode;
   const instance = hostOption(opts, 'instance', NAME, 'instance');
   const clone = Number(hostOption(opts, 'clone', NUMBER, 'clone'));
   const cert = certFrom(stdin);
