@@ -116,18 +116,28 @@ export async function prepareLinks(ctx: Context, plan: Plan, o: LifecycleOptions
 type Remote = typeof import('./remote-lifecycle');
 type Backend = Awaited<ReturnType<typeof loadBackend>>;
 
-/** Runs a link step on target `t`'s host, naming the target and the step when it fails. */
-async function onTarget<T>(
+/** Why a backend cannot run a link step: it lacks the link functions of the contract. */
+function cannotLink(mod: Backend, row: ReturnType<typeof backendRow>): CliError | undefined {
+  return !mod.linkIdentity || !mod.linkConfig ? new CliError(`the ${row.title} backend cannot carry channels between hosts`, ExitCode.BackendFailure, 'Place both ends of each channel on one target with `place`.') : undefined;
+}
+
+/**
+ * Runs a step on target `t`'s host: over SSH for a target with `host`, this machine's backend for
+ * the one without (`refuse` as in localBackendStep, a link step's by default), naming the target
+ * and the step when it fails.
+ */
+export async function onTarget<T>(
   ctx: Context,
   t: PlanTarget,
   o: LifecycleOptions,
   step: string,
   remote: (r: Remote) => Promise<T>,
   local: (backend: Backend, opts: ReturnType<typeof backendOptions>) => Promise<T>,
+  refuse: (backend: Backend, row: ReturnType<typeof backendRow>) => CliError | undefined = cannotLink,
 ): Promise<T> {
   try {
     if (t.host !== undefined) return await remote(await import('./remote-lifecycle'));
-    return await localLinkStep(ctx, t.backend, { ...o, host: undefined }, local);
+    return await localBackendStep(ctx, t.backend, { ...o, host: undefined }, refuse, local);
   } catch (e) {
     if (e instanceof CliError) throw new CliError(`${step}: ${e.message}`, e.code, e.hint);
     throw e;
@@ -136,7 +146,7 @@ async function onTarget<T>(
 
 /** Runs a link step with this machine's backend `backend` (as the host side of `mclc __host` does too). */
 export async function localLinkStep<T>(ctx: Context, backend: string, o: LifecycleOptions, body: (backend: Backend, opts: ReturnType<typeof backendOptions>) => Promise<T>): Promise<T> {
-  return localBackendStep(ctx, backend, o, (mod, row) => (!mod.linkIdentity || !mod.linkConfig ? new CliError(`the ${row.title} backend cannot carry channels between hosts`, ExitCode.BackendFailure, 'Place both ends of each channel on one target with `place`.') : undefined), body);
+  return localBackendStep(ctx, backend, o, cannotLink, body);
 }
 
 /**

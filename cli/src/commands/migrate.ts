@@ -19,7 +19,7 @@
 // without `host` (links.ts, localBackendStep).
 
 import { instanceTargets, planPart, type DeploymentState, type Plan, type PlanInstance, type PlanTarget } from '@mcl/plan';
-import { LINK_MAX_PEM, type BackendEvent, type BackendModule, type BackendOptions, type MigrateInResult, type MigrateOutResult, type MigrationMode } from '@mcl/plan/backend';
+import { LINK_MAX_PEM, type BackendEvent, type MigrateInResult, type MigrateOutResult, type MigrationMode } from '@mcl/plan/backend';
 import { cloneCount, privateEstimate } from '@mcl/compiler';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import { resolve } from 'node:path';
@@ -28,8 +28,9 @@ import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { formatBytes } from '../io';
 import { readPlanDocument, readStateFile } from '../plan-file';
+import { movedClones } from '../plan-render';
 import { deploymentPaths, eventPrinter, verifyPlan, type LifecycleOptions } from './lifecycle';
-import { dialAddress, localBackendStep } from './links';
+import { dialAddress, localBackendStep, onTarget } from './links';
 
 export const MIGRATION_MODES: readonly MigrationMode[] = ['precopy', 'pages'];
 
@@ -180,6 +181,8 @@ export interface MigrationPlan {
   mode: MigrationMode;
   /** The address the source dials to reach the destination (the host of its target address, as the link uses it). */
   address: string;
+  /** The digest of the destination's part of the plan, which its state records. */
+  toDigest: string;
 }
 
 /** Reads the plan, the states of the targets, and refuses what cannot be moved, with what to do instead. */
@@ -232,7 +235,9 @@ export async function checkMigration(ctx: Context, ref: string, o: MigrateOption
   }
   // The destination runs the clone from its own part of the plan: the part must know the instance (an end of one of
   // its cross-host channels) and hold its template (an instance of the same template runs there).
-  const destPart = planPart(plan, to.name, nativeSha256)!;
+  // Each part is cut and digested once: for a large plan that is the costly step of these checks.
+  const parts = new Map([from, to].map((t) => [t.name, planPart(plan, t.name, nativeSha256)!]));
+  const destPart = parts.get(to.name)!;
   const knows = [...destPart.instances, ...(destPart.remote_instances ?? [])].some((i) => i.id === instance.id);
   const hasTemplate = destPart.templates.some((t) => t.id === instance.template);
   if (!knows || !hasTemplate) {
@@ -249,7 +254,7 @@ export async function checkMigration(ctx: Context, ref: string, o: MigrateOption
   for (const t of plan.targets) states.set(t.name, await targetState(ctx, t, o));
   for (const t of [from, to]) {
     const st = states.get(t.name);
-    const part = planPart(plan, t.name, nativeSha256)!;
+    const part = parts.get(t.name)!;
     if (!st || st.plan_digest === null) {
       throw new CliError(`nothing of this plan is deployed on ${where(t)}`, ExitCode.StaleOrLocked, `Apply the plan first: \`mclc apply ${o.plan}\`.`);
     }
@@ -261,7 +266,7 @@ export async function checkMigration(ctx: Context, ref: string, o: MigrateOption
       );
     }
   }
-  const moved = [...states].flatMap(([t, s]) => (s?.moved ?? []).map((m) => ({ ...m, from: t })));
+  const moved = movedClones(states);
   const already = moved.find((m) => m.instance === instance.id && m.clone === clone);
   if (already) {
     if (already.to === to.name) throw new CliError(`${name} already runs on ${to.name} (moved by mclc migrate at ${already.at})`, ExitCode.Invalid, `See \`mclc status\` of ${where(from)}.`);
@@ -273,26 +278,11 @@ export async function checkMigration(ctx: Context, ref: string, o: MigrateOption
   }
   const refusal = roomError(to, name, roomOn(plan, to, instance, moved));
   if (refusal) throw refusal;
-  return { plan, instance, clone, from, to, mode, address };
+  return { plan, instance, clone, from, to, mode, address, toDigest: destPart.digests.plan };
 }
 
-/** Runs a step on target `t`: over SSH for a target with `host`, this machine's backend for the one without; a failure names the target and the step. */
-async function onTarget<T>(
-  ctx: Context,
-  t: PlanTarget,
-  o: MigrateOptions,
-  step: string,
-  remote: (r: typeof import('./remote-lifecycle')) => Promise<T>,
-  local: (backend: BackendModule, opts: BackendOptions) => Promise<T>,
-): Promise<T> {
-  try {
-    if (t.host !== undefined) return await remote(await import('./remote-lifecycle'));
-    return await localBackendStep(ctx, t.backend, { ...o, host: undefined }, () => undefined, local);
-  } catch (e) {
-    if (e instanceof CliError) throw new CliError(`${step}: ${e.message}`, e.code, e.hint);
-    throw e;
-  }
-}
+/** A step's backend is not refused again on a host: checkMigration said before any host was reached whether it can move clones. */
+const noRefusal = (): undefined => undefined;
 
 export async function migrateCommand(ctx: Context, ref: string, o: MigrateOptions): Promise<ExitCodeValue> {
   const started = Date.now();
@@ -308,7 +298,7 @@ export async function migrateCommand(ctx: Context, ref: string, o: MigrateOption
 async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: number): Promise<ExitCodeValue> {
   const m = await checkMigration(ctx, ref, o);
   const checked = Date.now();
-  const { plan, instance, clone, from, to, mode } = m;
+  const { instance, clone, from, to, mode } = m;
   const name = cloneName(instance.id, clone);
   const s = ctx.errStyle;
   const say = (text: string) => {
@@ -325,13 +315,14 @@ async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: nu
     `cannot get the link identity of ${where(from)}; nothing was moved, ${name} runs on ${from.name}`,
     (r) => r.remoteLinkIdentity(ctx, from.host!, from.backend, from.name, o.lockTimeout),
     (b, opts) => b.linkIdentity!(opts, from.name).then((x) => x.cert),
+    noRefusal,
   );
   // 2. The destination: the template built there if needed, a paused QEMU waiting for the clone.
   say(`preparing ${to.name} to receive it (its template is built there first when it is not cached)`);
   const preparing = Date.now();
   // The destination checks the digest against its own state, which records its part of the plan (both parts were
   // checked against the one plan above).
-  const inOpts = { planDigest: planPart(plan, to.name, nativeSha256)!.digests.plan, instance: instance.id, clone, target: to.name, from: { target: from.name, cert }, listen: { host: m.address, port: 0 }, mode };
+  const inOpts = { planDigest: m.toDigest, instance: instance.id, clone, target: to.name, from: { target: from.name, cert }, listen: { host: m.address, port: 0 }, mode };
   const ready: MigrateInResult = await onTarget(
     ctx,
     to,
@@ -339,6 +330,7 @@ async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: nu
     `cannot prepare ${where(to)} to receive ${name}; nothing was moved, it runs on ${from.name}`,
     (r) => r.remoteMigrateIn(ctx, to.host!, to.backend, inOpts, { lockTimeout: o.lockTimeout, onEvent }),
     (b, opts) => b.migrateIn!({ ...opts, ...inOpts }, onEvent),
+    noRefusal,
   );
   const prepareMs = Date.now() - preparing;
   if (ready.template_built) say(`template built on ${to.name} in ${(ready.template_ms / 1000).toFixed(1)}s`);
@@ -352,6 +344,7 @@ async function migrate(ctx: Context, ref: string, o: MigrateOptions, started: nu
     `moving ${name} from ${where(from)} to ${to.name} failed; ${name} still runs on ${from.name}`,
     (r) => r.remoteMigrateOut(ctx, from.host!, from.backend, outOpts, { lockTimeout: o.lockTimeout, onEvent }),
     (b, opts) => b.migrateOut!({ ...opts, ...outOpts }, onEvent),
+    noRefusal,
   );
   printMigrateResult(ctx, o, { ...result, template_built: ready.template_built, template_ms: ready.template_ms, elapsed_ms: Date.now() - started, check_ms: checked - started, prepare_ms: prepareMs }, from);
   return ExitCode.Ok;
@@ -377,9 +370,9 @@ export function printMigrateResult(ctx: Context, o: { json?: boolean }, r: Migra
 }
 
 /** The bounded options of `mclc __host migrate-in|migrate-out`: the host checks what the client sends. */
-function hostOption(opts: Record<string, string | boolean | string[]>, key: string, pattern: RegExp, what: string): string {
+function hostOption(opts: Record<string, string | boolean | string[]>, key: string, pattern: RegExp | readonly string[], what: string): string {
   const v = opts[key];
-  if (typeof v !== 'string' || !pattern.test(v)) throw new CliError(`the client sent no valid ${what} (${key})`, ExitCode.Invalid);
+  if (typeof v !== 'string' || !(pattern instanceof RegExp ? pattern.test(v) : pattern.includes(v))) throw new CliError(`the client sent no valid ${what} (${key})`, ExitCode.Invalid);
   return v;
 }
 
@@ -414,7 +407,7 @@ export async function hostMigrateStep(
   base: LifecycleOptions,
 ): Promise<ExitCodeValue> {
   const backend = typeof opts.backend === 'string' ? opts.backend : 'kvm';
-  const mode = hostOption(opts, 'mode', /^(precopy|pages)$/, 'mode') as MigrationMode;
+  const mode = hostOption(opts, 'mode', MIGRATION_MODES, 'mode') as MigrationMode;
   const instance = hostOption(opts, 'instance', NAME, 'instance');
   const clone = Number(hostOption(opts, 'clone', NUMBER, 'clone'));
   const cert = certFrom(stdin);

@@ -3,7 +3,7 @@
 // here exactly as the local commands render their own.
 
 import { validateState, type DeploymentState, type Plan } from '@mcl/plan';
-import { LINK_MAX_PEM, type MigrateInOptions, type MigrateInResult, type MigrateOutOptions, type MigrateOutResult, type ApplyResult, type LinkConfigInput, type AuditRecord, AuditVerification, BackendEvent, CheckpointResult, DestroyResult, LogLine, RestoreResult, StatusReport, UsageReport } from '@mcl/plan/backend';
+import { LINK_MAX_PEM, type MigrateInOptions, type MigrateInResult, type MigrateOutOptions, type MigrateOutResult, type ApplyResult, type LinkConfigInput, type AuditRecord, type AuditVerification, type BackendEvent, type CheckpointResult, type DestroyResult, type LogLine, type RestoreResult, type StatusReport, type UsageReport } from '@mcl/plan/backend';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { hostError, remoteHost, runOnHost, type RemoteHost } from '../remote';
