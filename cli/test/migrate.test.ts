@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { planPart, prettyJson, type DeploymentState, type Plan } from '@mcl/plan';
+import { digestMismatches, planDigest, planPart, prettyJson, type DeploymentState, type Plan } from '@mcl/plan';
 import type { BackendEvent, MigrateInOptions, MigrateOutOptions, StatusReport } from '@mcl/plan/backend';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import { run } from '../src/cli';
@@ -215,6 +215,27 @@ describe('mclc migrate: a target without host (this machine)', () => {
       const back = captureContext(ws);
       expect(await run(['migrate', 'store', '--to', 'node1', '--plan', 'local.plan', '--root', ws], back)).toBe(1);
       expect(back.stderr).toContain('error: target node1 runs on the machine mclc runs on, which has no address that target node2 could send the clone to');
+      // With a link address it can: the destination listens there.
+      calls.length = 0;
+      writeFileSync(join(ws, 'main.mcl'), readFileSync(join(ws, 'main.mcl'), 'utf8').replace('target node1 { backend kvm', 'target node1 { link "10.9.0.9:7412"  backend kvm'));
+      const linked = compilePlan(ws);
+      writeFileSync(join(ws, 'linked.plan'), prettyJson(linked));
+      writeFileSync(join(ws, '.mcl', 'state.json'), prettyJson(partState(linked, 'node1')));
+      states.set(node2, partState(linked, 'node2'));
+      const there = captureContext(ws);
+      expect(await run(['migrate', 'store', '--to', 'node1', '--plan', 'linked.plan', '--root', ws], there), there.stderr).toBe(0);
+      expect(calls.find((c) => c.fn === 'backend.migrateIn')?.args[0]).toMatchObject({ instance: 'store', listen: { host: '10.9.0.9', port: 0 } });
+      // A plan file whose link address is malformed (with its digest made to match) is refused naming the value, not
+      // as a target without an address.
+      const bad: Plan = JSON.parse(JSON.stringify(linked));
+      bad.targets.find((t) => t.name === 'node1')!.link = '10.9.0.9:99999';
+      bad.digests.plan = planDigest(bad, nativeSha256);
+      expect(digestMismatches(bad, nativeSha256)).toEqual([]);
+      writeFileSync(join(ws, 'bad.plan'), prettyJson(bad));
+      const refused = captureContext(ws);
+      expect(await run(['migrate', 'store', '--to', 'node1', '--plan', 'bad.plan', '--root', ws], refused)).toBe(1);
+      expect(refused.stderr).toContain('error: target node1 has the link "10.9.0.9:99999"');
+      expect(refused.stderr).not.toContain('runs on the machine mclc runs on');
     } finally {
       rmSync(ws, { recursive: true, force: true });
     }

@@ -63,19 +63,31 @@ function linkSetting(t: PlanTarget): { host?: string; port: number } | undefined
   return parsed.address;
 }
 
-/** The address `from` dials to reach `peer`'s link: the address of `peer`'s `link`, else the host of its SSH address. */
-export function dialAddress(peer: PlanTarget, from: PlanTarget): string {
-  const own = linkSetting(peer)?.host;
+/**
+ * The address peers dial to reach `t`'s link: the address of its `link`, else the host of its SSH address; undefined
+ * when the target runs on the machine mclc runs on and names no link address. A malformed `link` or `host` (a plan
+ * file is checked against the schema only) is an error naming the value.
+ */
+export function linkAddress(t: PlanTarget): string | undefined {
+  const own = linkSetting(t)?.host;
   if (own !== undefined) return own;
-  const parsed = peer.host !== undefined ? parseHostAddress(peer.host) : undefined;
-  if (!parsed?.ok) {
+  if (t.host === undefined) return undefined;
+  const parsed = parseHostAddress(t.host);
+  if (!parsed.ok) throw new CliError(`target ${t.name} has the host ${JSON.stringify(t.host)}: ${parsed.reason}`, ExitCode.Invalid, 'Write e.g. `host "ssh://user@node1"` in the target, and plan again.');
+  return parsed.address.host;
+}
+
+/** The address `from` dials to reach `peer`'s link (see linkAddress). */
+export function dialAddress(peer: PlanTarget, from: PlanTarget): string {
+  const address = linkAddress(peer);
+  if (address === undefined) {
     throw new CliError(
       `target ${peer.name} runs on the machine mclc runs on, which has no address that target ${from.name} could dial for their link`,
       ExitCode.Invalid,
       `Give target ${peer.name} a host (\`host "ssh://..."\`) or a link address (\`link "10.0.5.2:7411"\`), or name it so that it sorts before ${from.name} (the first name dials, the other listens).`,
     );
   }
-  return parsed.address.host;
+  return address;
 }
 
 /** A listener takes connections on every address of its host (only pinned certificates get through the handshake). */

@@ -19,7 +19,7 @@
 // without `host` (links.ts, localBackendStep).
 
 import { instanceTargets, planPart, type DeploymentState, type Plan, type PlanInstance, type PlanTarget } from '@mcl/plan';
-import { LINK_MAX_PEM, type BackendEvent, type MigrateInResult, type MigrateOutResult, type MigrationMode } from '@mcl/plan/backend';
+import { LINK_MAX_PEM, MIGRATION_MODES, type BackendEvent, type MigrateInResult, type MigrateOutResult, type MigrationMode } from '@mcl/plan/backend';
 import { cloneCount, privateEstimate } from '@mcl/compiler';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import { resolve } from 'node:path';
@@ -30,9 +30,7 @@ import { formatBytes } from '../io';
 import { readPlanDocument, readStateFile } from '../plan-file';
 import { movedClones } from '../plan-render';
 import { deploymentPaths, eventPrinter, verifyPlan, type LifecycleOptions } from './lifecycle';
-import { dialAddress, localBackendStep, onTarget } from './links';
-
-export const MIGRATION_MODES: readonly MigrationMode[] = ['precopy', 'pages'];
+import { linkAddress, localBackendStep, onTarget } from './links';
 
 export interface MigrateOptions extends LifecycleOptions {
   to?: string;
@@ -189,7 +187,7 @@ export interface MigrationPlan {
 export async function checkMigration(ctx: Context, ref: string, o: MigrateOptions): Promise<MigrationPlan> {
   if (!o.to) throw new CliError('mclc migrate needs --to TARGET: the target to move the clone to', ExitCode.Invalid, 'e.g. `mclc migrate db --to node2 --plan shop.plan`.');
   const mode = (o.mode ?? 'precopy') as MigrationMode;
-  if (!MIGRATION_MODES.includes(mode)) throw new CliError(`--mode ${JSON.stringify(o.mode)} is not a way to move a clone`, ExitCode.Invalid, 'Use --mode precopy (QEMU\'s live migration, the default) or --mode pages (only the pages that differ from the template).');
+  if (!(MIGRATION_MODES as readonly string[]).includes(mode)) throw new CliError(`--mode ${JSON.stringify(o.mode)} is not a way to move a clone`, ExitCode.Invalid, 'Use --mode precopy (QEMU\'s live migration, the default) or --mode pages (only the pages that differ from the template).');
   if (!o.plan) {
     throw new CliError(
       'mclc migrate needs the plan that was applied (--plan FILE): it says the targets, their hosts and where each instance is placed',
@@ -226,13 +224,8 @@ export async function checkMigration(ctx: Context, ref: string, o: MigrateOption
   }
   if (from.name === to.name) throw new CliError(`${name} already runs on ${to.name}`, ExitCode.Invalid, `The plan places ${instance.id} on ${from.name}; name another target: ${plan.targets.filter((t) => t.name !== from.name).map((t) => t.name).join(', ')}.`);
   // The destination must be reachable by the source's link, as the link dials its peers.
-  let address: string;
-  try {
-    address = dialAddress(to, from);
-  } catch (e) {
-    if (e instanceof CliError) throw new CliError(`target ${to.name} runs on the machine mclc runs on, which has no address that target ${from.name} could send the clone to`, ExitCode.Invalid, `Give target ${to.name} a host (\`host "ssh://..."\`), or move the clone to a target that has one.`);
-    throw e;
-  }
+  const address = linkAddress(to);
+  if (address === undefined) throw new CliError(`target ${to.name} runs on the machine mclc runs on, which has no address that target ${from.name} could send the clone to`, ExitCode.Invalid, `Give target ${to.name} a host (\`host "ssh://..."\`) or a link address (\`link "10.0.5.2:7411"\`), or move the clone to a target that has one.`);
   // The destination runs the clone from its own part of the plan: the part must know the instance (an end of one of
   // its cross-host channels) and hold its template (an instance of the same template runs there).
   // Each part is cut and digested once: for a large plan that is the costly step of these checks.
