@@ -3,6 +3,7 @@
 // Expected failures (CliError) print their message and hint; anything else is
 // a bug in mclc and prints "internal error" with a bug-report hint.
 
+import { MIGRATION_MODES } from '@mcl/plan/backend';
 import { Command, CommanderError, Option } from 'commander';
 import type { Context } from './context';
 import { CliError, EXIT_CODE_HELP, ExitCode, type ExitCodeValue } from './exit';
@@ -238,7 +239,7 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     .argument('<clone>', 'INSTANCE or INSTANCE.CLONE, e.g. `db` or `app.1` (the clone may be left out when the instance has one)')
     .option('--to <target>', 'the target to move it to (one of the plan\'s targets)')
     .option('--plan <file>', 'the plan that was applied: its targets, their hosts and where each instance is placed')
-    .addOption(new Option('--mode <mode>', 'precopy: QEMU\'s live migration of all guest RAM; pages: only the pages that differ from the template, most of them while it runs (the destination must have the very same template boot)').choices(['precopy', 'pages']).default('precopy'))
+    .addOption(new Option('--mode <mode>', 'precopy: QEMU\'s live migration of all guest RAM; pages: only the pages that differ from the template, most of them while it runs (the destination must have the very same template boot)').choices(MIGRATION_MODES).default('precopy'))
     .option('--json', 'print progress as JSON lines and the result as the last line')
     .option('--root <dir>', 'workspace of the target without `host`, if any (default: the nearest directory with a .mcl/ at or above the current one)')
     .option('--state <file>', 'state file of the target without `host` (default: <root>/.mcl/state.json)')

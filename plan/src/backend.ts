@@ -572,7 +572,9 @@ export interface BackendModule {
 // moving a running clone to another host (spec/hosts.md, "Live migration")
 
 /** How a clone's memory travels: QEMU's precopy (all of its RAM), or only its pages that differ from the template (the destination must hold the very same template boot). */
-export type MigrationMode = 'precopy' | 'pages';
+export const MIGRATION_MODES = ['precopy', 'pages'] as const;
+/** One of MIGRATION_MODES. */
+export type MigrationMode = (typeof MIGRATION_MODES)[number];
 
 /** What the destination host is asked for: a place for clone `clone` of `instance` to move into. */
 export interface MigrateInOptions extends BackendOptions {

@@ -16,6 +16,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { makeLinkIdentity, type Broker } from '@mcl/broker';
+import { MIGRATION_MODES, type MigrationMode } from '@mcl/plan/backend';
 import type { FakePort } from '../../broker/test/helpers';
 import { cloneMigrationBroker } from '../src/lifecycle/migrate';
 import type { Clone } from '../src/vm/index';
@@ -38,7 +39,7 @@ try {
   const template = await testTemplate(cacheDir);
   const ids = migrationIdentities(makeLinkIdentity('node1'), makeLinkIdentity('node2'));
   const modesArg = process.argv.indexOf('--modes');
-  const modes = (modesArg > 0 ? (process.argv[modesArg + 1] ?? '').split(',') : ['precopy', 'pages']) as ('precopy' | 'pages')[];
+  const modes = (modesArg > 0 ? (process.argv[modesArg + 1] ?? '').split(',') : [...MIGRATION_MODES]) as MigrationMode[];
   for (const mode of modes.filter((m) => m === 'precopy' || m === 'pages')) {
     for (const kind of ['idle', 'busy'] as const) {
       const name = `${mode}-${kind}`;

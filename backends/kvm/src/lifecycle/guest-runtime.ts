@@ -6,7 +6,7 @@
 // @mcl/broker) are plugged in by `runSupervisor`.
 
 import type { Plan, PlanInstance } from '@mcl/plan';
-import type { LinkStatus } from '@mcl/plan/backend';
+import type { LinkStatus, MigrationMode } from '@mcl/plan/backend';
 import type { BrokerCheckpoint, ChannelCounters, ExposureInfo, PortTarget, Violation } from '@mcl/broker';
 import type { EventSink } from './events';
 
@@ -174,7 +174,7 @@ export interface GuestRuntime {
    * or a move by the clone's own pages (`mode`). Absent where the runtime
    * cannot take a moving clone.
    */
-  incoming?(req: CloneRequest, mode: 'precopy' | 'pages', incomingSocket: string): Promise<IncomingHandle>;
+  incoming?(req: CloneRequest, mode: MigrationMode, incomingSocket: string): Promise<IncomingHandle>;
   /**
    * Removes what an earlier supervisor of this deployment left behind that
    * is not a process (Xen domains), before the first apply; returns what it

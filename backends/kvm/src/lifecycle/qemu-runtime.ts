@@ -20,6 +20,7 @@ import { processStartTime } from '@mcl/plan/state-store';
 import { buildImage, ClonePool, ensureTemplate, forkClone, probeAccelerator, zygoteEnabled } from '../vm/index';
 import type { AccelName, BuiltImage, Clone, Template } from '../vm/index';
 import type { EventSink } from './events';
+import type { MigrationMode } from '@mcl/plan/backend';
 import type { CloneCheckpointFiles, CloneCheckpointing, CloneHandle, CloneRequest, ExitInfo, GuestProbe, GuestRuntime, HelperProcess, IncomingHandle, RestoreRequest } from './guest-runtime';
 import { startIncoming } from '../vm/migrate';
 import { receivePages } from '../vm/migrate-pages';
@@ -153,7 +154,7 @@ export class QemuRuntime implements GuestRuntime {
     return new VmClone(clone, portSockets, consoleLog, async () => undefined);
   }
 
-  async incoming(req: CloneRequest, mode: 'precopy' | 'pages', incomingSocket: string): Promise<IncomingHandle> {
+  async incoming(req: CloneRequest, mode: MigrationMode, incomingSocket: string): Promise<IncomingHandle> {
     const plan = this.plan;
     const tpl = plan && this.templates.get(templateKey(plan, req.instance.template));
     if (!tpl) throw new Error(`a moving clone of ${req.instance.id} before its template ${req.instance.template} was prepared`);
