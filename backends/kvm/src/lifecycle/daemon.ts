@@ -384,11 +384,12 @@ export async function runSupervisor(dir: string, opts: RunSupervisorOptions = {}
     identity: (name) => readLinkIdentity(dir, name),
     log,
     record: (event, fields) => {
-      // A kept clone's QEMU gets the limits its instance has at home (cgroups.ts), and gives its cgroups back when it ends.
+      // A kept clone's QEMU gets the limits its instance has at home (cgroups.ts), and gives its cgroups back when it
+      // ends: `kept_exit` is recorded once for every kept QEMU, however it ended (a stop is followed by its exit).
       const instance = String(fields.instance);
       const clone = Number(fields.clone);
       if (event === 'kept' && typeof fields.pid === 'number') cgroups.place(instance, clone, fields.pid);
-      else if (event === 'kept_exit' || event === 'kept_stopped') setTimeout(() => cgroups.release(instance, clone), 2_000).unref();
+      else if (event === 'kept_exit') setTimeout(() => cgroups.release(instance, clone), 2_000).unref();
       recorder.record(event, fields);
     },
   });
