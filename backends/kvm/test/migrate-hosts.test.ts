@@ -176,6 +176,8 @@ describe('the endpoint of a kept clone (destination)', () => {
     await until(() => k.inc.state.killed > 0, 5_000);
     expect(k.records.find((r) => r.event === 'kept_stopped')?.fields.why).toMatch(/no watch connection open and answering/);
     await until(() => k.kept.status()[0]?.state === 'exited');
+    // The stop is followed by exactly one exit record, on which the supervisor releases the clone's cgroups once.
+    expect(k.records.map((r) => r.event)).toEqual(['kept', 'kept_stopped', 'kept_exit']);
   });
 
   it('reports the kept QEMU\'s exit on the watch, and the remote handle ends with it', async () => {
