@@ -836,7 +836,9 @@ export class McParser extends EmbeddedActionsParser {
 
   qualifiedName = this.rule('qualifiedName', (what?: string): A.QualifiedName => {
     const node = this.open(B.qualifiedName(this.startPos()));
-    node.parts.push(this.mkIdent(this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name'))));
+    // A list made with its first part, not grown from empty: V8 gives an empty array room for 17
+    // elements on its first push, and nearly every qualified name has one part (the tree keeps them all).
+    node.parts = [this.mkIdent(this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name')))];
     this.MANY(() => {
       this.CONSUME(T.Dot);
       node.parts.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.afterDot)));
