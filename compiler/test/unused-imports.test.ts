@@ -59,6 +59,16 @@ describe('unused imports', () => {
     expect(applyFix(main, ds[0])).toBe('import std.http.*\ncomponent C { provide h: Http }\n');
   });
 
+  test('a name is a use wherever it comes, before or after the other imported names are all seen', () => {
+    // The walk for uses stops once every imported name is seen; a glob import needs every name.
+    const late = 'import std.http.{Http, Request}\ncomponent A { provide h: Http }\ncomponent B { provide h: Http }\ntype T = Request\n';
+    expect(unused(late)).toEqual([]);
+    const mixed = 'import std.http.{Http}\nimport std.kv.*\ncomponent A { provide h: Http }\ncomponent B { require k: Kv }\n';
+    expect(unused(mixed)).toEqual([]);
+    const never = 'import std.http.{Http, Request}\nimport std.kv.*\ncomponent A { provide h: Http }\ncomponent B { provide h: Http }\n';
+    expect(unused(never).map((d) => d.message)).toEqual(['`Request` is imported but never used', 'nothing imported from `std.kv` is used']);
+  });
+
   test('a name imported twice is reported at the second import', () => {
     const main = 'import std.http.{Http}\nimport std.http.{Http}\ncomponent C { provide h: Http }\n';
     const ds = unused(main);

@@ -19,8 +19,10 @@
 // tokens and placeholder sub-rule results.
 
 import {
+  createToken,
   EmbeddedActionsParser,
   EOF,
+  Lexer,
   LLkLookaheadStrategy,
   tokenMatcher,
   type ILookaheadStrategy,
@@ -34,7 +36,7 @@ import type * as A from './ast';
 import * as B from './build';
 import { Codes } from './codes';
 import type { Diagnostic, DiagnosticInfo, Fix } from './diagnostics';
-import { describeToken, type Token } from './lexer';
+import { describeToken, recordingToken, type Token } from './lexer';
 import * as T from './tokens';
 
 const { K } = T;
@@ -347,6 +349,8 @@ class LazyLookahead implements ILookaheadStrategy {
   }
 }
 
+const RECORDING_TOKEN = recordingToken(createToken({ name: 'RECORDING_PHASE_TOKEN', pattern: Lexer.NA }));
+
 export class McParser extends EmbeddedActionsParser {
   /** Diagnostics reported by grammar actions (literal kinds, nesting, strays). */
   diags: Diagnostic[] = [];
@@ -389,6 +393,7 @@ export class McParser extends EmbeddedActionsParser {
     // `getFollowsForInRuleRecovery`); a test builds the parser with Chevrotain's
     // grammar validations on, and the recovery tests pin what they do.
     const self = this as unknown as {
+      consumeInternalRecord(this: McParser, type: TokenType, idx: number, options: unknown): IToken;
       isInCurrentRuleReSyncSet(this: McParser, type: TokenType): boolean;
       findReSyncTokenType(this: McParser): TokenType;
       getFollowsForInRuleRecovery(this: McParser, type: TokenType, idx: number): TokenType[];
@@ -421,6 +426,14 @@ export class McParser extends EmbeddedActionsParser {
       const follows = s.getFollowSetFromFollowKey(s.getCurrFollowKey());
       for (const t of follows) if (this.tokenMatches(next, t)) return true;
       return false;
+    };
+    // While Chevrotain records the grammar, the actions build throwaway nodes from the token each
+    // CONSUME returns; they get one whose offsets V8 holds as small integers (see recordingToken), so
+    // that no span of the process is ever given a boxed double.
+    const recordConsume = self.consumeInternalRecord;
+    self.consumeInternalRecord = function (type, idx, options) {
+      recordConsume.call(this, type, idx, options);
+      return RECORDING_TOKEN;
     };
     this.performSelfAnalysis();
   }
@@ -585,6 +598,8 @@ export class McParser extends EmbeddedActionsParser {
   }
 
   private tokSpan(tok: IToken): A.Span {
+    // While the grammar is recorded an alternative's result stands for the token, with no offsets.
+    if (this.RECORDING_PHASE) return { start: 0, end: 0 };
     if (tok.isInsertedInRecovery || Number.isNaN(tok.startOffset)) {
       const p = this.endPos();
       return { start: p, end: p };
@@ -821,7 +836,9 @@ export class McParser extends EmbeddedActionsParser {
 
   qualifiedName = this.rule('qualifiedName', (what?: string): A.QualifiedName => {
     const node = this.open(B.qualifiedName(this.startPos()));
-    node.parts.push(this.mkIdent(this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name'))));
+    // A list made with its first part, not grown from empty: V8 gives an empty array room for 17
+    // elements on its first push, and nearly every qualified name has one part (the tree keeps them all).
+    node.parts = [this.mkIdent(this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name')))];
     this.MANY(() => {
       this.CONSUME(T.Dot);
       node.parts.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.afterDot)));

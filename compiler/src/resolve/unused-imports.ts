@@ -46,25 +46,51 @@ export function reportUnusedImports(ctx: Ctx): void {
   }
 }
 
-/** Names written in the module outside its imports: the first part of every qualified name, and `deploy`'s target. */
-function usedNames(ast: SourceFile): Set<string> {
+/**
+ * Names written in the module outside its imports: the first part of every qualified name, and
+ * `deploy`'s target. With `wanted`, the walk stops once every name in it has been seen: a module
+ * without a glob import asks only about the names its imports bind, and most modules use each of
+ * them early, so the rest of a large module's tree is not walked.
+ */
+function usedNames(ast: SourceFile, wanted?: ReadonlySet<string>): Set<string> {
   const used = new Set<string>();
+  let missing = wanted?.size ?? -1;
+  const use = (name: string): void => {
+    if (used.has(name)) return;
+    used.add(name);
+    if (wanted?.has(name)) missing--;
+  };
   for (const d of ast.decls) {
+    if (missing === 0) break;
     walk(d as Node, (n) => {
+      if (missing === 0) return false;
       if (n.kind === 'QualifiedName') {
         const first = n.parts[0]?.name;
-        if (first) used.add(first);
+        if (first) use(first);
         return false;
       }
-      if (n.kind === 'DeployDecl') for (const t of n.targets ?? (n.target ? [n.target] : [])) if (t.name) used.add(t.parts?.[0].name ?? t.name);
+      if (n.kind === 'DeployDecl') for (const t of n.targets ?? (n.target ? [n.target] : [])) if (t.name) use(t.parts?.[0].name ?? t.name);
       return undefined;
     });
   }
   return used;
 }
 
+/** The local names a module's item imports bind, or undefined when it has a glob import (which needs every used name). */
+function boundNames(ast: SourceFile): Set<string> | undefined {
+  const names = new Set<string>();
+  for (const imp of ast.imports) {
+    if (imp.items === '*') return undefined;
+    for (const item of imp.items) {
+      const local = item.alias?.name || item.name.name;
+      if (local) names.add(local);
+    }
+  }
+  return names;
+}
+
 function checkModule(ctx: Ctx, m: Module): void {
-  const used = usedNames(m.ast);
+  const used = usedNames(m.ast, boundNames(m.ast));
   /** Local names already bound by an earlier import item of this module, to the module path they came from. */
   const bound = new Map<string, string>();
   for (const imp of m.ast.imports) {
