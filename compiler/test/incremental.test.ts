@@ -308,6 +308,19 @@ describe('incremental analysis', () => {
     expect(fixed.plan!.instances.find((i) => i.id === 's0.c0')).toBe(first.plan!.instances.find((i) => i.id === 's0.c0'));
   });
 
+  test('a checking-only compile builds no message schemas and keeps those built for the next plan', () => {
+    const w = generated(3);
+    const inc = new IncrementalCompiler();
+    const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true };
+    const first = inc.compile(new MemoryHost(w.files), options);
+    const edited = { ...w.files, 'mods/m2.mcl': w.files['mods/m2.mcl'].replace('level = 2', 'level = 3') };
+    const checking = inc.compile(new MemoryHost(edited), { ...options, emitPlan: false });
+    expect(checking.diagnostics).toEqual(compile(new MemoryHost(edited), { ...options, emitPlan: false }).diagnostics);
+    const planned = inc.compile(new MemoryHost(w.files), options);
+    expect(canonicalJson(planned.plan!)).toEqual(canonicalJson(compile(new MemoryHost(w.files), options).plan!));
+    expect(planned.plan!.schemas['mods.m0.Req0']).toBe(first.plan!.schemas['mods.m0.Req0']);
+  });
+
   test('the references of a result read after later compiles are those of its own sources', () => {
     const w = generated(4);
     const inc = new IncrementalCompiler();

@@ -437,17 +437,20 @@ export class PlanBuilder {
       else pi.digest = '';
     }
 
-    // Schemas of every operation the channels carry, and the named types they refer to.
+    // Schemas of every operation the channels carry, and the named types they refer to. A message
+    // schema is built from checked types and reports nothing, and only the plan reads them: without
+    // a plan (`digests` false: checking only) they are left out, and those the cache holds are kept.
     const schemas: Record<string, MessageSchema> = {};
     const pending = new Set<DeclEntry>();
-    for (const p of protocolsUsed) {
-      for (const [name, s] of p.inline) schemas[name] = s;
-      for (const r of p.refs) pending.add(r);
-    }
-    for (const r of paramRefs) pending.add(r);
+    if (digests && !reportOnly) {
+      for (const p of protocolsUsed) {
+        for (const [name, s] of p.inline) schemas[name] = s;
+        for (const r of p.refs) pending.add(r);
+      }
+      for (const r of paramRefs) pending.add(r);
+    } else if (!reportOnly) this.cache?.carrySchemas();
     const done = new Set<DeclEntry>();
-    // A message schema is built from checked types and reports nothing.
-    while (pending.size && !reportOnly) {
+    while (pending.size) {
       const [e] = pending;
       pending.delete(e);
       if (done.has(e)) continue;
