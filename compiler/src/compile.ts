@@ -16,11 +16,12 @@ import { Systems } from './compose/systems';
 import { Ctx, type DeclEntry, type Module } from './context';
 import { joinReferences, reuseModules, stateOf, usablePrior, type IncrementalState } from './incremental';
 import { checkPolicies } from './policy/index';
+import { PolicyCache } from './policy/reuse';
 import { PlanBuilder, labelOrder, planTargetOf, type Body } from './plan/build';
 import { BodyCache } from './plan/body-cache';
 import { planPolicies } from './plan/policies';
 import type { PlanPolicies } from '@mcl/plan';
-import type { PolicyResult } from './policy/types';
+import type { PolicyInput, PolicyResult } from './policy/types';
 import type { SystemInfo } from './compose/systems';
 import { Loader, reportImportCycles } from './resolve/load';
 import { bindImports, declareModules } from './resolve/scope';
@@ -38,13 +39,22 @@ export function compile(host: CompilerHost, options: CompileOptions): CompileRes
  * (`prior`, see incremental.ts), and returning what the next one may take
  * over. The result is the same as `compile`'s.
  */
-export function compileWith(host: CompilerHost, options: CompileOptions, prior: IncrementalState | undefined, bodies?: BodyCache, flats?: ElaborationCache): { result: CompileResult; state?: IncrementalState } {
+export function compileWith(
+  host: CompilerHost,
+  options: CompileOptions,
+  prior: IncrementalState | undefined,
+  bodies?: BodyCache,
+  flats?: ElaborationCache,
+  policies?: PolicyCache,
+): { result: CompileResult; state?: IncrementalState } {
   const ctx = new Ctx(host, options.index ?? false);
   const out: { state?: IncrementalState } = {};
   try {
     bodies?.begin();
     flats?.begin();
-    const result = run(ctx, options, prior, out, bodies, flats);
+    policies?.begin();
+    const result = run(ctx, options, prior, out, bodies, flats, policies);
+    policies?.end();
     joinReferences(ctx);
     return { result, state: out.state };
   } catch (e) {
@@ -103,7 +113,15 @@ function dependencies(ctx: Ctx, root: SystemInfo): Set<string> {
   return files;
 }
 
-function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefined, out: { state?: IncrementalState }, bodies: BodyCache | undefined, flats: ElaborationCache | undefined): CompileResult {
+function run(
+  ctx: Ctx,
+  options: CompileOptions,
+  prior: IncrementalState | undefined,
+  out: { state?: IncrementalState },
+  bodies: BodyCache | undefined,
+  flats: ElaborationCache | undefined,
+  policies: PolicyCache | undefined,
+): CompileResult {
   const usable = prior && usablePrior(prior, options, ctx.root);
   const loader = new Loader(ctx, options.cache, usable?.modules);
   loader.loadAll(options.entries);
@@ -173,8 +191,11 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
       body.origins.target = sel.origin && sel.origin.span.end > sel.origin.span.start ? sel.origin : { file: root.entry.module.file, span: root.entry.decl.name.span };
     }
     options.onPhase?.('plan body');
-    if (stopped || ctx.diagnostics.some(blocks)) continue;
-    const policy = checkPolicies({
+    if (stopped || ctx.diagnostics.some(blocks)) {
+      policies?.keep(root.entry.qname);
+      continue;
+    }
+    const input: PolicyInput = {
       target: body.target,
       ...(body.targets ? { targets: body.targets } : {}),
       templates: body.templates,
@@ -186,7 +207,9 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
       exports: flat.exports,
       labels: labelsInOrder,
       origins: body.origins,
-    });
+    };
+    // Taken over from the last run for this root when nothing it reads changed (policy/reuse.ts).
+    const policy = policies ? policies.run(root.entry.qname, input, checkPolicies) : checkPolicies(input);
     ctx.addDiagnostics(policy.diagnostics);
     options.onPhase?.('policy');
     planned = { root, body, policy, policies: planPolicies(flat.rules, labelsInOrder) };
@@ -195,8 +218,8 @@ function run(ctx: Ctx, options: CompileOptions, prior: IncrementalState | undefi
   // failing checks, when asked for. Any other error may have left it incomplete.
   const blocking = options.planDespiteViolations ? ctx.diagnostics.filter((d) => d.severity === 'error' && !d.code.startsWith('MCL05')) : ctx.diagnostics;
   if (!sel.root || !planned || hasErrors(blocking) || options.emitPlan === false) return result();
-  const { root, body, policy, policies } = planned;
-  const plan = builder.assemble(body, root.entry.qname, policy, policies, options);
+  const { root, body, policy } = planned;
+  const plan = builder.assemble(body, root.entry.qname, policy, planned.policies, options);
   options.onPhase?.('assemble+digests');
   return { ...result(), plan };
 }
@@ -216,9 +239,11 @@ export class IncrementalCompiler {
   private bodies = new BodyCache();
   /** The flattened subtrees of the systems, taken over by the next elaboration where the system is the same. */
   private flats = new ElaborationCache();
+  /** The last policy result of each root system, taken over while nothing the checks read changed. */
+  private policies = new PolicyCache();
   private parses = new Map<string, { text: string; parsed: ParsedSource }>();
   /** Modules taken over and checked, plan objects and systems' flattened subtrees taken over and built, by the last compile. */
-  readonly stats = { compiles: 0, reused: 0, checked: 0, planObjectsReused: 0, planObjectsBuilt: 0, subtreesReused: 0, subtreesFlattened: 0 };
+  readonly stats = { compiles: 0, reused: 0, checked: 0, planObjectsReused: 0, planObjectsBuilt: 0, subtreesReused: 0, subtreesFlattened: 0, policiesReused: 0, policiesChecked: 0 };
 
   compile(host: CompilerHost, options: CompileOptions): CompileResult {
     let cache = options.cache;
@@ -235,7 +260,7 @@ export class IncrementalCompiler {
         set: (path, text, parsed) => void used.set(path, { text, parsed }),
       };
     }
-    const { result, state } = compileWith(host, { ...options, cache }, this.state, this.bodies, this.flats);
+    const { result, state } = compileWith(host, { ...options, cache }, this.state, this.bodies, this.flats, this.policies);
     if (!options.cache) this.parses = used;
     this.state = state;
     this.stats.compiles++;
@@ -245,6 +270,8 @@ export class IncrementalCompiler {
     this.stats.planObjectsBuilt = this.bodies.stats.built;
     this.stats.subtreesReused = this.flats.stats.reused;
     this.stats.subtreesFlattened = this.flats.stats.built;
+    this.stats.policiesReused = this.policies.stats.reused;
+    this.stats.policiesChecked = this.policies.stats.checked;
     return result;
   }
 
@@ -254,5 +281,6 @@ export class IncrementalCompiler {
     this.parses = new Map();
     this.bodies = new BodyCache();
     this.flats = new ElaborationCache();
+    this.policies = new PolicyCache();
   }
 }

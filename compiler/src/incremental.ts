@@ -17,15 +17,19 @@
 //     tree and its dependencies' results.
 //
 // Labels are global (their order is the workspace's), so an edit to a module
-// that declares labels takes nothing over. Root selection and the policy
-// checks always run on the whole composition: they read the checked results,
-// taken over or not, and are not cached. Elaboration takes over the flattened
-// subtree of each system that is a checked object taken over here
-// (ElaborationCache in compose/elaborate.ts). The plan body walks the whole
-// composition, but takes over the plan objects whose checked inputs are the
-// very objects taken over here (plan/body-cache.ts); when an error already
-// stops a root's plan and policy checks, it only reports what building it
-// would report, and keeps what it could take over for the next compile.
+// that declares labels takes nothing over. Root selection always runs on the
+// whole composition: it reads the checked results, taken over or not, and is
+// not cached. Elaboration takes over the flattened subtree of each system
+// that is a checked object taken over here (ElaborationCache in
+// compose/elaborate.ts). The plan body walks the whole composition, but takes
+// over the plan objects whose checked inputs are the very objects taken over
+// here (plan/body-cache.ts); when an error already stops a root's plan and
+// policy checks, it only reports what building it would report, and keeps
+// what it could take over for the next compile. The policy checks of a root
+// are taken over from its last run when their input is equal in everything
+// they read and the locations its diagnostics read are the same
+// (policy/reuse.ts); the input is compared object by object, mostly by
+// identity, since the body hands over the objects it took over.
 //
 // The symbol index follows the same rule: the symbols, references and
 // instance settings recorded up to composition in a taken-over module's file

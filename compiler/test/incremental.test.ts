@@ -72,7 +72,12 @@ function generated(n: number, scripts = false): { files: Record<string, string>;
 }
 
 const examples = ['webstack', 'honeypot', 'cluster'].map((n) => ({ files: readTree(join(REPO, 'examples', n)), entry: `${n}.mcl` }));
-const workspaces: { files: Record<string, string>; entry: string }[] = [generated(4), generated(3, true), ...examples];
+/** A workspace with a policy violation from the start, so that edit sequences take over results with diagnostics. */
+function violated(): { files: Record<string, string>; entry: string } {
+  const w = generated(3, true);
+  return { ...w, files: { ...w.files, 'mods/m1.mcl': w.files['mods/m1.mcl'].replace('store only from c0', 'store only from c1') } };
+}
+const workspaces: { files: Record<string, string>; entry: string }[] = [generated(4), generated(3, true), violated(), ...examples];
 
 // Edits that keep a file parseable but change what it means (a name, a size, a port), as well as ones that break it.
 const REPLACEMENTS: [string, string][] = [
@@ -86,6 +91,9 @@ const REPLACEMENTS: [string, string][] = [
   ['store only from c0', 'store only from c1'],
   ['Req', 'Rq'],
   ['memory', 'memroy'],
+  // Meaning unchanged, every later location in the file moved: a result taken over must still place its diagnostics here.
+  ['\nsystem Sys', '\n\n\nsystem Sys'],
+  ['policy {', 'policy {\n    // checked\n'],
 ];
 const TOKENS = ['{', '}', '.', ',', '=', '->', 'x', 'Kv', 'system', 'import std.kv.*', 'label secret', '\n'];
 
@@ -153,6 +161,8 @@ describe('incremental analysis', () => {
   test('random edit sequences give the same diagnostics, plans and index as a full compile', () => {
     let reused = 0;
     let inPlace = 0;
+    let policiesReused = 0;
+    let policiesReusedWithDiagnostics = 0;
     fc.assert(
       fc.property(fc.integer({ min: 0, max: workspaces.length - 1 }), fc.array(edit, { minLength: 1, maxLength: 8 }), (wi, edits) => {
         const w = workspaces[wi];
@@ -166,6 +176,8 @@ describe('incremental analysis', () => {
           const want = compile(new MemoryHost({ ...files }), options);
           expect(observable(got)).toEqual(observable(want));
           reused += inc.stats.reused;
+          policiesReused += inc.stats.policiesReused;
+          if (inc.stats.policiesReused && got.diagnostics.some((d) => d.code.startsWith('MCL05'))) policiesReusedWithDiagnostics++;
           if (got.program.symbols === last.program.symbols) inPlace++;
           last = got;
         }
@@ -176,6 +188,9 @@ describe('incremental analysis', () => {
     expect(reused).toBeGreaterThan(100);
     // And updating the symbol map taken over in place, not only building it afresh.
     expect(inPlace).toBeGreaterThan(20);
+    // And taking policy results over, with policy diagnostics among them too.
+    expect(policiesReused).toBeGreaterThan(20);
+    expect(policiesReusedWithDiagnostics).toBeGreaterThan(2);
   }, 120_000);
 
   test('an edit checks the edited module and its dependents only, and a revert the same', () => {
@@ -293,6 +308,19 @@ describe('incremental analysis', () => {
     expect(fixed.plan!.instances.find((i) => i.id === 's0.c0')).toBe(first.plan!.instances.find((i) => i.id === 's0.c0'));
   });
 
+  test('a checking-only compile builds no message schemas and keeps those built for the next plan', () => {
+    const w = generated(3);
+    const inc = new IncrementalCompiler();
+    const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true };
+    const first = inc.compile(new MemoryHost(w.files), options);
+    const edited = { ...w.files, 'mods/m2.mcl': w.files['mods/m2.mcl'].replace('level = 2', 'level = 3') };
+    const checking = inc.compile(new MemoryHost(edited), { ...options, emitPlan: false });
+    expect(checking.diagnostics).toEqual(compile(new MemoryHost(edited), { ...options, emitPlan: false }).diagnostics);
+    const planned = inc.compile(new MemoryHost(w.files), options);
+    expect(canonicalJson(planned.plan!)).toEqual(canonicalJson(compile(new MemoryHost(w.files), options).plan!));
+    expect(planned.plan!.schemas['mods.m0.Req0']).toBe(first.plan!.schemas['mods.m0.Req0']);
+  });
+
   test('the references of a result read after later compiles are those of its own sources', () => {
     const w = generated(4);
     const inc = new IncrementalCompiler();
@@ -326,5 +354,118 @@ describe('incremental analysis', () => {
     // A type named like the unknown one appears in another module: the hint may now name it.
     const next = { ...broken, 'mods/m0.mcl': broken['mods/m0.mcl'] + '\ntype Kvv = int\n' };
     expect(inc.compile(new MemoryHost(next), options).diagnostics).toEqual(compile(new MemoryHost(next), options).diagnostics);
+  });
+
+  describe('policy checks taken over', () => {
+    const options: CompileOptions = { entries: ['main.mcl'], mclcVersion: 't', index: true };
+    const edit = (files: Record<string, string>, file: string, from: string, to: string) => {
+      expect(files[file]).toContain(from);
+      return { ...files, [file]: files[file].replace(from, to) };
+    };
+    /** Compiles `next` after `files` incrementally, checks it equals a full compile, and returns it with whether the policy result was taken over. */
+    const step = (inc: IncrementalCompiler, files: Record<string, string>) => {
+      const got = inc.compile(new MemoryHost(files), options);
+      const want = compile(new MemoryHost(files), options);
+      expect(observable(got)).toEqual(observable(want));
+      return { got, reused: inc.stats.policiesReused === 1 };
+    };
+
+    test('an edit the checks do not read takes the result over; one they read checks again', () => {
+      const w = generated(3);
+      const inc = new IncrementalCompiler();
+      expect(step(inc, w.files).reused).toBe(false);
+      // A parameter value and a comment: nothing the checks read.
+      const param = edit(w.files, 'mods/m1.mcl', 'level = 2', 'level = 7');
+      expect(step(inc, param).reused).toBe(true);
+      const comment = edit(param, 'mods/m1.mcl', '\nsystem Sys1', '\n// the system\nsystem Sys1');
+      expect(step(inc, comment).reused).toBe(true);
+      // A rule: now violated.
+      const rule = edit(comment, 'mods/m1.mcl', 'store only from c0', 'store only from c1');
+      const violated = step(inc, rule);
+      expect(violated.reused).toBe(false);
+      expect(violated.got.diagnostics.some((d) => d.code === 'MCL0501')).toBe(true);
+      // Memory: the resource estimate changes.
+      const memory = edit(w.files, 'mods/m2.mcl', 'memory 96MiB', 'memory 1GiB');
+      const bigger = step(inc, memory);
+      expect(bigger.reused).toBe(false);
+      // Wiring: a channel's allow-list.
+      const allow = edit(memory, 'mods/m2.mcl', 'allow get;', 'allow note;');
+      expect(step(inc, allow).reused).toBe(false);
+      // A label.
+      const label = edit(allow, 'mods/m2.mcl', 'component Store2 {\n', 'component Store2 {\n  label secret\n');
+      expect(step(inc, label).reused).toBe(false);
+      // Back to an input seen before, but not the last one: checked again.
+      expect(step(inc, allow).reused).toBe(false);
+      expect(step(inc, allow).reused).toBe(true);
+    });
+
+    test('a violation taken over is placed where its rule, instances and channels are now', () => {
+      const w = generated(3);
+      const violated = edit(w.files, 'mods/m1.mcl', 'store only from c0', 'store only from c1');
+      const inc = new IncrementalCompiler();
+      const first = step(inc, violated).got;
+      const violation = first.diagnostics.find((d) => d.code === 'MCL0501')!;
+      expect(violation.related?.length).toBeGreaterThan(0);
+      // Lines inserted above the rule and the channel it names: same meaning, every location moved.
+      const moved = edit(violated, 'mods/m1.mcl', '\nsystem Sys1', '\n\n\n\nsystem Sys1');
+      const second = step(inc, moved);
+      expect(second.reused).toBe(false);
+      expect(second.got.diagnostics.find((d) => d.code === 'MCL0501')!.span.start).toBe(violation.span.start + 3);
+      // Only the rule moves (the instances and the channel it names are declared above): checked again.
+      const ruleMoved = edit(moved, 'mods/m1.mcl', '  export api = c1.api\n', '  export api = c1.api\n\n');
+      const fourth = step(inc, ruleMoved);
+      expect(fourth.reused).toBe(false);
+      expect(fourth.got.diagnostics.find((d) => d.code === 'MCL0501')!.span.start).toBe(violation.span.start + 4);
+      step(inc, moved);
+      // Nothing moved: taken over, with the same diagnostics.
+      const third = step(inc, moved);
+      expect(third.reused).toBe(true);
+      expect(third.got.diagnostics).toEqual(second.got.diagnostics);
+      // An edit in another file that moves nothing the violation names (nor any rule): taken over.
+      expect(step(inc, { ...moved, 'main.mcl': `${moved['main.mcl']}\n// the end\n` }).reused).toBe(true);
+      // One that moves another module's rule: checked again, since any rule's place may be reported.
+      expect(step(inc, edit(moved, 'mods/m0.mcl', '\nsystem Sys0', '\n\n\nsystem Sys0')).reused).toBe(false);
+    });
+
+    test('a violation whose related location is in another file follows it there', () => {
+      const w = generated(2);
+      // Main wires a probe into s0's store: `store only from c0` in m0 names main.mcl's channel and instance.
+      const main = (pad: string) =>
+        [
+          `labels { public < internal < secret }`,
+          `component Probe {`,
+          `  memory 96MiB`,
+          `  require kv: std.kv.Kv`,
+          `  program { exec ["/bin/true"] }`,
+          `}`,
+          `system Main {`,
+          `  s0 = mods.m0.Sys0`,
+          `  s1 = mods.m1.Sys1`,
+          pad,
+          `  probe = Probe`,
+          `  connect probe.kv -> s0.store`,
+          `}`,
+          `target big {`,
+          `  backend kvm`,
+          `  memory 64GiB`,
+          `  vcpus 64`,
+          `}`,
+          `deploy Main to big`,
+          '',
+        ].join('\n');
+      const exported = (files: Record<string, string>) => edit(files, 'mods/m0.mcl', '  export api = c1.api', '  export api = c1.api\n  export store = store.kv');
+      const a = exported({ ...w.files, 'main.mcl': main('') });
+      const b = exported({ ...w.files, 'main.mcl': main('  // moved\n') });
+      const inc = new IncrementalCompiler();
+      const first = step(inc, a).got;
+      const violation = first.diagnostics.find((d) => d.code === 'MCL0501' && d.file === 'mods/m0.mcl');
+      expect(violation?.related?.some((r) => r.file === 'main.mcl')).toBe(true);
+      // Only main.mcl moved, and only its lines after the pad: the rule in m0 is where it was.
+      const second = step(inc, b);
+      expect(second.reused).toBe(false);
+      const moved = second.got.diagnostics.find((d) => d.code === 'MCL0501' && d.file === 'mods/m0.mcl')!;
+      expect(moved.span).toEqual(violation!.span);
+      expect(moved.related).not.toEqual(violation!.related);
+    });
   });
 });

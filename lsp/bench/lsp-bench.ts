@@ -148,6 +148,8 @@ async function main(): Promise<void> {
     modulesReused: number[];
     planObjectsBuilt: number[];
     planObjectsReused: number[];
+    policiesChecked: number[];
+    policiesReused: number[];
     phases: Record<'queued' | 'prepared' | 'published', number[]>;
     compileStages: Record<string, number[]>;
     memory: NodeJS.MemoryUsage;
@@ -183,6 +185,9 @@ async function main(): Promise<void> {
   console.log(row('  modules taken over per edit', stats.modulesReused.slice(1), ''));
   console.log(row('  plan objects built per edit', stats.planObjectsBuilt.slice(1), ''));
   console.log(row('  plan objects taken over per edit', stats.planObjectsReused.slice(1), ''));
+  // Per edit, 1 when the root's policy checks ran or were taken over, 0 when an error stopped them.
+  console.log(row('  policy checks run per edit', stats.policiesChecked.slice(1), ''));
+  console.log(row('  policy checks taken over per edit', stats.policiesReused.slice(1), ''));
   // The compile's stages (a stage an edit does not reach, such as the policy checks while an error
   // stops them, has fewer samples).
   for (const [stage, xs] of Object.entries(stats.compileStages)) if (xs.length > 1) console.log(row(`    stage: ${stage}`, xs.slice(1), ''));

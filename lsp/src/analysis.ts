@@ -120,6 +120,9 @@ export class Analyzer {
     /** Plan objects (instances, channels) each project compile built and took over (last 500). */
     planObjectsBuilt: [] as number[],
     planObjectsReused: [] as number[],
+    /** Root systems whose policy checks ran, and whose result was taken over, per build. */
+    policiesChecked: [] as number[],
+    policiesReused: [] as number[],
     /** Where the time between an edit and its diagnostics goes, per build (ms). */
     phases: { queued: [] as number[], prepared: [] as number[], published: [] as number[] },
     /** Each stage of the project compiles, by the compiler's stage names (wall ms, last 500 of each). */
@@ -265,6 +268,8 @@ export class Analyzer {
         record(this.stats.modulesReused, compiler.stats.reused);
         record(this.stats.planObjectsBuilt, compiler.stats.planObjectsBuilt);
         record(this.stats.planObjectsReused, compiler.stats.planObjectsReused);
+        record(this.stats.policiesChecked, compiler.stats.policiesChecked);
+        record(this.stats.policiesReused, compiler.stats.policiesReused);
       }
       fresh.set(key, built);
       results.push(built.result);

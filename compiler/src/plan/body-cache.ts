@@ -128,6 +128,11 @@ export class BodyCache {
     else for (const [k, v] of this.instances) if (!this.nextInstances.has(k)) this.nextInstances.set(k, v);
     if (this.nextChannels.size === 0) this.nextChannels = this.channels;
     else for (const [k, v] of this.channels) if (!this.nextChannels.has(k)) this.nextChannels.set(k, v);
+    this.carrySchemas();
+  }
+
+  /** Keeps the schemas this compile may take over for the next one too (a body that builds none). */
+  carrySchemas(): void {
     if (this.nextSchemas.size === 0) this.nextSchemas = this.schemas;
     else for (const [k, v] of this.schemas) if (!this.nextSchemas.has(k)) this.nextSchemas.set(k, v);
   }

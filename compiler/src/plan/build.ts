@@ -54,6 +54,34 @@ export function memoryTag(bytes: number): string {
 
 export { paramEnv };
 
+/**
+ * What the body derives from one flat channel or instance alone, made once per flat object: an
+ * incremental compile's elaboration hands the subtrees an edit did not touch over as the very same
+ * flat objects (ElaborationCache in compose/elaborate.ts), so these are not made again on every
+ * compile, and the keys stay the same strings, whose hashes the maps keep, instead of new ones
+ * hashed again.
+ */
+const channelFacts = new WeakMap<FlatChannel, { fromKey: string; toKey: string; origin: SourceRef }>();
+const templateKeys = new WeakMap<FlatInstance, { image: string; key: string }>();
+
+function factsOf(fc: FlatChannel): { fromKey: string; toKey: string; origin: SourceRef } {
+  let f = channelFacts.get(fc);
+  if (f === undefined) {
+    f = { fromKey: `${fc.from.instance}\u0000${fc.from.port}`, toKey: `${fc.to.instance}\u0000${fc.to.port}`, origin: { file: fc.module.file, span: fc.conn.decl.span } };
+    channelFacts.set(fc, f);
+  }
+  return f;
+}
+
+/** The key of an instance's template: its image, memory and vCPUs. */
+function templateKeyOf(fi: FlatInstance, image: string): string {
+  const k = templateKeys.get(fi);
+  if (k !== undefined && k.image === image) return k.key;
+  const key = `${image}\u0000${fi.inst.memory}\u0000${fi.inst.vcpus}`;
+  templateKeys.set(fi, { image, key });
+  return key;
+}
+
 export interface Body {
   /** Canonical JSON of each instance (with its digest), by id: reused for the plan digest. */
   instanceJson: Map<string, string>;
@@ -202,8 +230,7 @@ export class PlanBuilder {
         return factoryProtocols.get(k);
       },
     };
-    const addPortChannel = (inst: string, port: string, id: string) => {
-      const k = `${inst}\u0000${port}`;
+    const addPortChannel = (k: string, id: string) => {
       const l = portChannels.get(k);
       if (l) l.push(id);
       else portChannels.set(k, [id]);
@@ -217,9 +244,10 @@ export class PlanBuilder {
       if (channelIds.has(fc.id)) continue;
       channelIds.add(fc.id);
       channels.push(this.channel(fc, protocolsUsed));
-      origins.channels[fc.id] = { file: fc.module.file, span: fc.conn.decl.span };
-      addPortChannel(fc.from.instance, fc.from.port, fc.id);
-      addPortChannel(fc.to.instance, fc.to.port, fc.id);
+      const facts = factsOf(fc);
+      origins.channels[fc.id] = facts.origin;
+      addPortChannel(facts.fromKey, fc.id);
+      addPortChannel(facts.toKey, fc.id);
     }
     channels.sort((a, b) => byString(a.id, b.id));
 
@@ -259,7 +287,7 @@ export class PlanBuilder {
     for (const fi of flat.instances) {
       const image = imageOf(fi);
       if (image === undefined) continue;
-      const key = `${image}\u0000${fi.inst.memory}\u0000${fi.inst.vcpus}`;
+      const key = templateKeyOf(fi, image);
       instTemplateKey.set(fi, key);
       const t = tmpl.get(key);
       const slots = fi.comp.ports.length + 1;
@@ -409,17 +437,20 @@ export class PlanBuilder {
       else pi.digest = '';
     }
 
-    // Schemas of every operation the channels carry, and the named types they refer to.
+    // Schemas of every operation the channels carry, and the named types they refer to. A message
+    // schema is built from checked types and reports nothing, and only the plan reads them: without
+    // a plan (`digests` false: checking only) they are left out, and those the cache holds are kept.
     const schemas: Record<string, MessageSchema> = {};
     const pending = new Set<DeclEntry>();
-    for (const p of protocolsUsed) {
-      for (const [name, s] of p.inline) schemas[name] = s;
-      for (const r of p.refs) pending.add(r);
-    }
-    for (const r of paramRefs) pending.add(r);
+    if (digests && !reportOnly) {
+      for (const p of protocolsUsed) {
+        for (const [name, s] of p.inline) schemas[name] = s;
+        for (const r of p.refs) pending.add(r);
+      }
+      for (const r of paramRefs) pending.add(r);
+    } else if (!reportOnly) this.cache?.carrySchemas();
     const done = new Set<DeclEntry>();
-    // A message schema is built from checked types and reports nothing.
-    while (pending.size && !reportOnly) {
+    while (pending.size) {
       const [e] = pending;
       pending.delete(e);
       if (done.has(e)) continue;
