@@ -29,7 +29,7 @@ import type { ChannelInvariants, Plan, PlanChannel, PlanExposure, PlanOperation 
 import type { LinkStatus } from '@mcl/plan/backend';
 import { compileSchemas, type CompiledSchemas } from './schema';
 import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type OpRt } from './admit';
-import { encode, encodePlain, encodePlainBytes, envelope, frameId, plainLine, snippet, type Envelope } from './frames';
+import { encode, encodePlain, encodePlainBytes, envelope, frameId, plainLine, receivedBody, snippet, type Envelope } from './frames';
 import { LineSplitter, TokenBucket } from './lines';
 import { Counters, wireBytes, type CounterTotals } from './counters';
 import { Exposures } from './exposures';
@@ -308,7 +308,7 @@ export class Broker extends EventEmitter {
       channels,
       target,
       lineLimit,
-      (c, line, bytes) => this.onLineGuarded(c, line, bytes),
+      (c, line, bytes, raw, rawStart) => this.onLineGuarded(c, line, bytes, raw, rawStart),
       (c, bytes) => this.onOversize(c, bytes),
       this.opts.reconnectDelayMs ?? 50,
     );
@@ -495,7 +495,7 @@ export class Broker extends EventEmitter {
     const s = this.remoteOpen ? this.remoteOpen(ch.id, req.clone) : 'no link to the provider\'s host is configured';
     if (typeof s === 'string') return [null, s];
     const port = ch.provider.ports.get(ch.providerPort)!;
-    const conn = new PortConn(ch.provider, req.clone, port, [ch], s, ch.lineLimit, (c, line, bytes) => this.onLineGuarded(c, line, bytes), (c, bytes) => this.onOversize(c, bytes), 0);
+    const conn = new PortConn(ch.provider, req.clone, port, [ch], s, ch.lineLimit, (c, line, bytes, raw, rawStart) => this.onLineGuarded(c, line, bytes, raw, rawStart), (c, bytes) => this.onOversize(c, bytes), 0);
     conn.remote = true;
     this.remoteConns.set(key, conn);
     this.useStream(conn, s);
@@ -728,8 +728,9 @@ export class Broker extends EventEmitter {
           requester: req,
           deadline: now + Math.max(0, c.remaining_ms),
           sentAt: now,
-          respond: answerTo(req, c.requester_id),
+          respond: null,
           origId: c.requester_id,
+          budget: undefined,
         };
         conn.pending.set(c.id, pending);
         ch.pending.add(pending);
@@ -920,7 +921,7 @@ export class Broker extends EventEmitter {
       // At most once: the caller has its answer. A reply the guest still writes reaches the port's next
       // connection (a KubeVirt guest's FIFO keeps it); it is counted as late, like one after a timeout.
       this.rememberExpired(conn, p.pid);
-      p.respond({ ok: false, error: `the provider ${conn.instance.plan.id} went away (${why})`, kind: 'unavailable' });
+      answer(p, { ok: false, error: `the provider ${conn.instance.plan.id} went away (${why})`, kind: 'unavailable' });
     }
     conn.pending.clear();
   }
@@ -1065,7 +1066,7 @@ export class Broker extends EventEmitter {
     this.violation({ ...byPort(conn, ch), kind: 'oversize', detail: `a line of more than ${conn.splitter.limit} bytes (${bytes} seen); the rest of the line is discarded` });
   }
 
-  private onLine(conn: PortConn, line: string, bytes: number): void {
+  private onLine(conn: PortConn, line: string, bytes: number, raw: Buffer, rawStart: number): void {
     const inst = conn.instance.plan.id;
     let frame: unknown;
     try {
@@ -1080,7 +1081,7 @@ export class Broker extends EventEmitter {
       if (p) {
         this.settle(p);
         p.channel.counters.errors++;
-        p.respond({ ok: false, error: `the provider's reply to ${p.op.name} was refused: it is not JSON`, kind: 'denied' });
+        answer(p, { ok: false, error: `the provider's reply to ${p.op.name} was refused: it is not JSON`, kind: 'denied' });
       }
       return;
     }
@@ -1090,14 +1091,24 @@ export class Broker extends EventEmitter {
         this.violation({ ...byPort(conn, null), kind: 'unwired', detail: `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, id: frameId(frame) });
         return;
       }
-      this.fromRequester(req, frame, conn, plainLine(line));
+      this.fromRequester(req, frame, conn, plainLine(line), line, bytes, raw, rawStart);
     } else {
       this.fromProvider(conn, frame, bytes, plainLine(line));
     }
   }
 
   /** A frame from a requiring side (a guest's require port or a line-JSON exposure client). */
-  private fromRequester(req: Requester, frame: unknown, conn: PortConn | null, plain = false): void {
+  private fromRequester(
+    req: Requester,
+    frame: unknown,
+    conn: PortConn | null,
+    plain = false,
+    /** A guest's frame: its line, and the line's bytes `raw[rawStart, rawStart + bytes)` (valid during this call). */
+    line?: string,
+    bytes = 0,
+    raw?: Buffer,
+    rawStart = 0,
+  ): void {
     const ch = req.channel;
     const env = envelope(frame);
     if (typeof env === 'string') {
@@ -1150,11 +1161,14 @@ export class Broker extends EventEmitter {
       else this.egresses.send(req, op, env.body);
       return;
     }
-    // A large body of a line without a backslash goes on as bytes, the same bytes as its text (see BYTES_BODY_MIN).
-    const body = plain && bodyJson.length >= BYTES_BODY_MIN ? (encodePlainBytes(env.body) ?? bodyJson) : bodyJson;
+    // A large body of a line without a backslash goes on as bytes, the same bytes as its text (see BYTES_BODY_MIN):
+    // the bytes it came in when the peer sent it in that very form (receivedBody), else encoded again.
+    let body: string | Buffer = bodyJson;
+    if (plain && bodyJson.length >= BYTES_BODY_MIN) {
+      body = (raw && line !== undefined ? receivedBody(env.body, bodyJson, line, raw, rawStart, bytes) : null) ?? encodePlainBytes(env.body) ?? bodyJson;
+    }
     if (t === 'call') {
-      const origId = env.id!;
-      this.forwardCall(req, op, body, answerTo(req, origId), origId, env.to);
+      this.forwardCall(req, op, body, null, env.id!, env.to);
     } else {
       this.forwardSend(req, op, body, env.to);
     }
@@ -1341,7 +1355,7 @@ export class Broker extends EventEmitter {
       this.settle(p);
       ch.counters.errors++;
       ch.counters.latency(performance.now() - p.sentAt);
-      p.respond({ ok: false, error: env.error!, kind: 'error' });
+      answer(p, { ok: false, error: env.error!, kind: 'error' });
       return;
     }
     const a = admitReply(p.op, ch.inv, env.body, plain);
@@ -1349,7 +1363,7 @@ export class Broker extends EventEmitter {
       this.settle(p);
       this.violation({ ...byPort(conn, ch), kind: a.kind, detail: a.detail, id: env.id });
       ch.counters.errors++;
-      p.respond({ ok: false, error: a.error, kind: 'denied' });
+      answer(p, { ok: false, error: a.error, kind: 'denied' });
       return;
     }
     const { bodyJson } = a;
@@ -1357,7 +1371,9 @@ export class Broker extends EventEmitter {
     ch.counters.replies++;
     ch.counters.latency(performance.now() - p.sentAt);
     ch.counters.bytes_to_requirer += bytes + 1;
-    p.respond({ ok: true, body: env.body, bodyJson });
+    // A guest's call is answered without an Answer object: the frame is written as answerFrame writes it.
+    if (p.respond) p.respond({ ok: true, body: env.body, bodyJson });
+    else if (p.requester.alive && p.requester.write && p.requester.write(replyFrame(p.origId!, bodyJson), false)) p.requester.channel.counters.frames_to_requirer++;
   }
 
   /** A notify from a provider goes to the requesters of every channel on that port that carries it. */
@@ -1435,50 +1451,78 @@ export class Broker extends EventEmitter {
   // -------------------------------------------------------------------------
   // Routing
 
-  /** Sends a checked call to a provider clone; `respond` gets exactly one answer. */
-  private forwardCall(req: Requester, op: OpRt, bodyJson: string | Buffer, respond: (a: Answer) => void, origId?: number | string, to?: number): void {
+  /**
+   * Sends a checked call to a provider clone; exactly one answer goes to `respond`, or, when it
+   * is null (a guest's call), to the requester under `origId`.
+   */
+  private forwardCall(req: Requester, op: OpRt, bodyJson: string | Buffer, respond: ((a: Answer) => void) | null, origId?: number | string, to?: number): void {
     const ch = req.channel;
     ch.counters.calls++;
+    // The common case, one connected clone of a provider on this host and no session, is decided
+    // here, without the closure that withProvider's other cases need.
+    const sole = to === undefined ? this.soleProvider(req) : null;
+    if (sole) {
+      this.callProvider(req, ch, op, bodyJson, respond, origId, sole);
+      return;
+    }
+    // A body taken from the received bytes is a view of them: the call may wait for a session's clone.
+    const body = owned(bodyJson);
     this.withProvider(req, to, (conn, reason) => {
       if (!conn) {
         ch.counters.errors++;
-        respond({ ok: false, error: reason, kind: 'unavailable' });
+        answerReq(req, respond, origId, { ok: false, error: reason, kind: 'unavailable' });
         return;
       }
-      const pid = conn.nextId++;
-      const now = performance.now();
-      const p: Pending = { pid, channel: ch, op, provider: conn, requester: req, deadline: now + ch.inv.timeout_ms, sentAt: now, respond, origId };
-      const line = frameWith(`{"t":"call","op":${op.json},"id":${pid},"body":`, bodyJson);
-      if (!this.writeTo(conn, line, false)) {
-        ch.counters.errors++;
-        respond({ ok: false, error: `the provider ${conn.instance.plan.id} is not connected`, kind: 'unavailable' });
-        return;
-      }
-      conn.pending.set(pid, p);
-      ch.pending.add(p);
-      req.budget.inflight++;
-      req.outstanding++;
-      if (!ch.timer) this.armTimer(ch);
-      ch.counters.frames_to_provider++;
-      ch.counters.bytes_to_provider += wireBytes(line);
-      this.backpressure(conn, req.pausable);
+      this.callProvider(req, ch, op, body, respond, origId, conn);
     });
+  }
+
+  /** Writes a call to the provider port `conn` and records it as outstanding (forwardCall). */
+  private callProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, respond: ((a: Answer) => void) | null, origId: number | string | undefined, conn: PortConn): void {
+    const pid = conn.nextId++;
+    const now = performance.now();
+    const line = frameWith(`{"t":"call","op":${op.json},"id":${pid},"body":`, bodyJson);
+    if (!this.writeTo(conn, line, false)) {
+      ch.counters.errors++;
+      answerReq(req, respond, origId, { ok: false, error: `the provider ${conn.instance.plan.id} is not connected`, kind: 'unavailable' });
+      return;
+    }
+    const p: Pending = { pid, channel: ch, op, provider: conn, requester: req, deadline: now + ch.inv.timeout_ms, sentAt: now, respond, origId, budget: undefined };
+    conn.pending.set(pid, p);
+    ch.pending.add(p);
+    req.budget.inflight++;
+    req.outstanding++;
+    if (!ch.timer) this.armTimer(ch);
+    ch.counters.frames_to_provider++;
+    ch.counters.bytes_to_provider += wireBytes(line);
+    this.backpressure(conn, req.pausable);
   }
 
   private forwardSend(req: Requester, op: OpRt, bodyJson: string | Buffer, to?: number): void {
     const ch = req.channel;
+    const sole = to === undefined ? this.soleProvider(req) : null;
+    if (sole) {
+      this.sendProvider(req, ch, op, bodyJson, sole);
+      return;
+    }
+    const body = owned(bodyJson);
     this.withProvider(req, to, (conn, reason) => {
       if (!conn) {
         this.log({ level: 'debug', message: `send ${op.name} on ${ch.id} dropped: ${reason}`, channel: ch.id });
         return;
       }
-      const line = frameWith(`{"t":"send","op":${op.json},"body":`, bodyJson);
-      if (this.writeTo(conn, line, false)) {
-        ch.counters.frames_to_provider++;
-        ch.counters.bytes_to_provider += wireBytes(line);
-        this.backpressure(conn, req.pausable);
-      }
+      this.sendProvider(req, ch, op, body, conn);
     });
+  }
+
+  /** Writes a send to the provider port `conn` (forwardSend). */
+  private sendProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, conn: PortConn): void {
+    const line = frameWith(`{"t":"send","op":${op.json},"body":`, bodyJson);
+    if (this.writeTo(conn, line, false)) {
+      ch.counters.frames_to_provider++;
+      ch.counters.bytes_to_provider += wireBytes(line);
+      this.backpressure(conn, req.pausable);
+    }
   }
 
   /**
@@ -1544,6 +1588,28 @@ export class Broker extends EventEmitter {
     use(c, why);
   }
 
+  /**
+   * The provider port withProvider would pick for the requester's next frame when that needs
+   * no session, no other host and no choice (one connected clone not bound to a session); null
+   * otherwise, and the caller asks withProvider.
+   */
+  private soleProvider(req: Requester): PortConn | null {
+    const ch = req.channel;
+    const inst = ch.provider;
+    if (ch.remote || req.session !== null || (inst.plan.mode === 'per_session' && this.opts.onSessionOpen !== undefined)) return null;
+    let only: PortConn | null = null;
+    let n = 0;
+    for (const [idx, ports] of inst.clones) {
+      if (inst.sessionClones.has(idx)) continue;
+      const c = ports.get(ch.providerPort);
+      if (c && c.stream) {
+        only = c;
+        n++;
+      }
+    }
+    return n === 1 ? only : null;
+  }
+
   private pickClone(inst: InstanceRt, port: string): [PortConn | null, string] {
     // The common case, one connected clone, is found without building the list.
     let only: PortConn | null = null;
@@ -1575,7 +1641,7 @@ export class Broker extends EventEmitter {
     for (const p of [...conn.pending.values()]) {
       this.settle(p);
       p.channel.counters.errors++;
-      p.respond({ ok: false, error: why, kind: 'unavailable' });
+      answer(p, { ok: false, error: why, kind: 'unavailable' });
     }
   }
 
@@ -1610,7 +1676,7 @@ export class Broker extends EventEmitter {
       const exp = p.provider.expired;
       exp.add(p.pid);
       if (exp.size > 4096) exp.delete(exp.values().next().value as number);
-      p.respond({ ok: false, error: `timeout: ${p.op.name} got no reply within ${ch.inv.timeout_ms} ms`, kind: 'timeout' });
+      answer(p, { ok: false, error: `timeout: ${p.op.name} got no reply within ${ch.inv.timeout_ms} ms`, kind: 'timeout' });
     }
     if (ch.pending.size > 0) this.armTimer(ch);
   }
@@ -1677,9 +1743,9 @@ export class Broker extends EventEmitter {
   }
 
   /** `guard` for a port's frame, without building its label (or a closure) unless the handling throws. */
-  private onLineGuarded(conn: PortConn, line: string, bytes: number): void {
+  private onLineGuarded(conn: PortConn, line: string, bytes: number, raw: Buffer, rawStart: number): void {
     try {
-      this.onLine(conn, line, bytes);
+      this.onLine(conn, line, bytes, raw, rawStart);
     } catch (e) {
       this.log({ level: 'error', message: `internal error handling frame from ${conn.key}: ${(e as Error)?.stack ?? String(e)}` });
     }
@@ -1751,6 +1817,11 @@ function frameWith(head: string, body: string | Buffer): string | Buffer {
   return out;
 }
 
+/** A body that stays valid after the current chunk: a copy of one given as bytes (possibly a view of what was received). */
+function owned(body: string | Buffer): string | Buffer {
+  return typeof body === 'string' ? body : Buffer.from(body);
+}
+
 /** Writes what a batch held back for one destination, in order, in one write, and empties it. */
 function writeOut(o: Outgoing): void {
   if (o.bufs) {
@@ -1770,16 +1841,35 @@ function writeOut(o: Outgoing): void {
 
 /** Sends a call's answer to the guest requester that made it, under the requester's own id. */
 function answerTo(req: Requester, origId: number | string): (a: Answer) => void {
-  return (answer) => {
-    if (!req.alive || !req.write) return;
-    if (req.write(answerFrame(origId, answer), false)) req.channel.counters.frames_to_requirer++;
-  };
+  return (answer) => answerGuest(req, origId, answer);
+}
+
+/** Writes an answer to a guest requester under its own id for the call. */
+function answerGuest(req: Requester, origId: number | string, a: Answer): void {
+  if (!req.alive || !req.write) return;
+  if (req.write(answerFrame(origId, a), false)) req.channel.counters.frames_to_requirer++;
+}
+
+/** Gives a call its answer: to `respond`, or, when it is null (a guest's call), to the requester under `origId`. */
+function answerReq(req: Requester, respond: ((a: Answer) => void) | null, origId: number | string | undefined, a: Answer): void {
+  if (respond) respond(a);
+  else answerGuest(req, origId!, a);
+}
+
+/** Gives an outstanding call its answer (see answerReq). */
+function answer(p: Pending, a: Answer): void {
+  answerReq(p.requester, p.respond, p.origId, a);
 }
 
 function answerFrame(id: number | string, a: Answer): string {
+  if (a.ok) return replyFrame(id, a.bodyJson);
   const idJson = typeof id === 'number' ? String(id) : JSON.stringify(id);
-  if (a.ok) return `{"t":"reply","id":${idJson},"body":${a.bodyJson}}\n`;
   return `{"t":"error","id":${idJson},"error":${JSON.stringify(a.error)}}\n`;
+}
+
+function replyFrame(id: number | string, bodyJson: string): string {
+  const idJson = typeof id === 'number' ? String(id) : JSON.stringify(id);
+  return `{"t":"reply","id":${idJson},"body":${bodyJson}}\n`;
 }
 
 function exposureInvariants(ex: PlanExposure): ChannelInvariants {

@@ -23,8 +23,12 @@ export interface Pending {
   requester: Requester;
   deadline: number;
   sentAt: number;
-  respond: (answer: Answer) => void;
-  /** The requester's own id for the call (kept for a checkpoint). */
+  /**
+   * Where the answer goes; null for a guest's call, whose answer is written to
+   * `requester` under `origId` (no closure per call on the common path).
+   */
+  respond: ((answer: Answer) => void) | null;
+  /** The requester's own id for the call (the id its answer carries; kept for a checkpoint). */
   origId?: number | string;
   /**
    * The budget the call was counted in, when it is not the requester's current one: a `rebind`
@@ -176,13 +180,13 @@ export class PortConn {
     /** Where the port is reached; a moved clone's ports get their new place (Broker.moveClone). */
     public target: PortTarget,
     lineLimit: number,
-    onLine: (conn: PortConn, line: string, bytes: number) => void,
+    onLine: (conn: PortConn, line: string, bytes: number, raw: Buffer, rawStart: number) => void,
     onOversize: (conn: PortConn, bytes: number) => void,
     baseDelay: number,
   ) {
     this.reconnectDelay = baseDelay;
     this.splitter = new LineSplitter(lineLimit, {
-      line: (text, bytes) => onLine(this, text, bytes),
+      line: (text, bytes, raw, rawStart) => onLine(this, text, bytes, raw, rawStart),
       oversize: (bytes) => onOversize(this, bytes),
     });
   }
