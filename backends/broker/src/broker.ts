@@ -975,19 +975,7 @@ export class Broker extends EventEmitter {
       s.write(line);
       return;
     }
-    const out = this.outbox;
-    let o: Outgoing | undefined;
-    for (let i = out.length - 1; i >= 0; i--) {
-      if (out[i].s === s) {
-        o = out[i];
-        break;
-      }
-    }
-    if (!o) {
-      if (typeof line === 'string') out.push({ s, text: line, bufs: null, bufBytes: 0 });
-      else out.push({ s, text: '', bufs: [line], bufBytes: line.length });
-      return;
-    }
+    const o = this.outgoing(s);
     if (typeof line === 'string') {
       o.text += line;
     } else {
@@ -1003,6 +991,15 @@ export class Broker extends EventEmitter {
       o.bufBytes += line.length;
     }
     if (o.text.length + o.bufBytes > OUTBOX_FLUSH) writeOut(o);
+  }
+
+  /** What the current batch holds back for `s` (a new, empty entry when nothing yet). */
+  private outgoing(s: Duplex): Outgoing {
+    const out = this.outbox;
+    for (let i = out.length - 1; i >= 0; i--) if (out[i].s === s) return out[i];
+    const o: Outgoing = { s, text: '', bufs: null, bufBytes: 0 };
+    out.push(o);
+    return o;
   }
 
   /** Bytes waiting to be sent to `s` (UTF-16 units for what the current batch holds back): its write queue and the batch's text. */
@@ -1024,6 +1021,34 @@ export class Broker extends EventEmitter {
     if (droppable && this.queued(s) > DROP_WATER) return false;
     this.write(s, line);
     return true;
+  }
+
+  /**
+   * Writes the frame `head + body + "}\n"` to a port (a call or send to a provider), as writeTo
+   * does; answers its bytes on the wire, or -1 when it was dropped. Inside a batch a body given as
+   * bytes goes into the batch's list as it is, after the head, and is copied once, when the batch
+   * is written, rather than into a frame of its own first: such a body may be a view of the chunk
+   * being read (receivedBody), which stays as it is until the batch ends (the batch is the
+   * handling of that chunk).
+   */
+  private writeFrameTo(conn: PortConn, head: string, body: string | Buffer): number {
+    if (typeof body === 'string' || !this.batching || this.cloneHolds.size !== 0) {
+      const line = frameWith(head, body);
+      if (!this.writeTo(conn, line, false)) return -1;
+      // Counted by its parts: the bytes of the whole text would make the engine flatten it first (a copy).
+      return typeof body === 'string' ? Buffer.byteLength(head, 'utf8') + Buffer.byteLength(body, 'utf8') + 2 : line.length;
+    }
+    const s = conn.stream;
+    if (!s || s.destroyed) return -1;
+    const o = this.outgoing(s);
+    // The text held so far and the head go first, as bytes; the closing brace and newline start the text that follows.
+    // A body is therefore never alone in `bufs`, and writeOut always copies it (Buffer.concat).
+    const t = Buffer.from(o.text + head, 'utf8');
+    (o.bufs ??= []).push(t, body);
+    o.bufBytes += t.length + body.length;
+    o.text = '}\n';
+    if (o.text.length + o.bufBytes > OUTBOX_FLUSH) writeOut(o);
+    return Buffer.byteLength(head, 'utf8') + body.length + 2;
   }
 
   /** Pauses `source` until `dest` drains, when `dest` holds too much. */
@@ -1093,7 +1118,7 @@ export class Broker extends EventEmitter {
       }
       this.fromRequester(req, frame, conn, plainLine(line), line, bytes, raw, rawStart);
     } else {
-      this.fromProvider(conn, frame, bytes, plainLine(line));
+      this.fromProvider(conn, frame, bytes, plainLine(line), line);
     }
   }
 
@@ -1144,7 +1169,7 @@ export class Broker extends EventEmitter {
       this.violation({ ...byRequester(req, conn), kind: 'malformed', detail: `"to" names a created instance: port ${req.port} of ${req.name} is not a factory port`, id: env.id });
       return;
     }
-    const a = admitRequest(ch, req.budget, req.orderState, env, undefined, plain);
+    const a = admitRequest(ch, req.budget, req.orderState, env, undefined, plain, line);
     if (!a.ok) {
       this.violation({ ...byRequester(req, conn), kind: a.kind, detail: a.detail, id: env.id });
       return;
@@ -1165,7 +1190,7 @@ export class Broker extends EventEmitter {
     // the bytes it came in when the peer sent it in that very form (receivedBody), else encoded again.
     let body: string | Buffer = bodyJson;
     if (plain && bodyJson.length >= BYTES_BODY_MIN) {
-      body = (raw && line !== undefined ? receivedBody(env.body, bodyJson, line, raw, rawStart, bytes) : null) ?? encodePlainBytes(env.body) ?? bodyJson;
+      body = (raw && line !== undefined ? receivedBody(bodyJson, line, raw, rawStart, bytes) : null) ?? encodePlainBytes(env.body) ?? bodyJson;
     }
     if (t === 'call') {
       this.forwardCall(req, op, body, null, env.id!, env.to);
@@ -1315,7 +1340,7 @@ export class Broker extends EventEmitter {
   }
 
   /** A frame from a provide port. */
-  private fromProvider(conn: PortConn, frame: unknown, bytes: number, plain = false): void {
+  private fromProvider(conn: PortConn, frame: unknown, bytes: number, plain = false, line?: string): void {
     const inst = conn.instance.plan.id;
     const env = envelope(frame);
     const only = conn.channels.length === 1 ? conn.channels[0] : null;
@@ -1358,7 +1383,7 @@ export class Broker extends EventEmitter {
       answer(p, { ok: false, error: env.error!, kind: 'error' });
       return;
     }
-    const a = admitReply(p.op, ch.inv, env.body, plain);
+    const a = admitReply(p.op, ch.inv, env.body, plain, line);
     if (!a.ok) {
       this.settle(p);
       this.violation({ ...byPort(conn, ch), kind: a.kind, detail: a.detail, id: env.id });
@@ -1481,8 +1506,8 @@ export class Broker extends EventEmitter {
   private callProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, respond: ((a: Answer) => void) | null, origId: number | string | undefined, conn: PortConn): void {
     const pid = conn.nextId++;
     const now = performance.now();
-    const line = frameWith(`{"t":"call","op":${op.json},"id":${pid},"body":`, bodyJson);
-    if (!this.writeTo(conn, line, false)) {
+    const n = this.writeFrameTo(conn, `{"t":"call","op":${op.json},"id":${pid},"body":`, bodyJson);
+    if (n < 0) {
       ch.counters.errors++;
       answerReq(req, respond, origId, { ok: false, error: `the provider ${conn.instance.plan.id} is not connected`, kind: 'unavailable' });
       return;
@@ -1494,7 +1519,7 @@ export class Broker extends EventEmitter {
     req.outstanding++;
     if (!ch.timer) this.armTimer(ch);
     ch.counters.frames_to_provider++;
-    ch.counters.bytes_to_provider += wireBytes(line);
+    ch.counters.bytes_to_provider += n;
     this.backpressure(conn, req.pausable);
   }
 
@@ -1517,10 +1542,10 @@ export class Broker extends EventEmitter {
 
   /** Writes a send to the provider port `conn` (forwardSend). */
   private sendProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, conn: PortConn): void {
-    const line = frameWith(`{"t":"send","op":${op.json},"body":`, bodyJson);
-    if (this.writeTo(conn, line, false)) {
+    const n = this.writeFrameTo(conn, `{"t":"send","op":${op.json},"body":`, bodyJson);
+    if (n >= 0) {
       ch.counters.frames_to_provider++;
-      ch.counters.bytes_to_provider += wireBytes(line);
+      ch.counters.bytes_to_provider += n;
       this.backpressure(conn, req.pausable);
     }
   }

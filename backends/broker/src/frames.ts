@@ -275,17 +275,29 @@ function matchPlain(v: unknown, line: string, at: number): number {
 }
 
 /**
- * The bytes of `encodePlain(body)` taken from the received line itself, when the line ends with
- * exactly that text and a closing brace (the body is the frame's last field, sent as the broker
- * writes it), else null. `bodyJson` is encodePlain's text (only its length is read); the line is
+ * The text of `encodePlain(body)` taken from the frame's line, when the line ends with it and a
+ * closing brace after the first `"body":` (a peer that writes its frames as the broker does), else
+ * null. The answer is a slice of the line, which the engine keeps as a view of it: the broker
+ * builds no string per key, value and punctuation of the body, as encodePlain would.
+ */
+export function bodyFromLine(body: unknown, line: string): string | null {
+  const end = line.length - 1;
+  if (line.charCodeAt(end) !== 125) return null; // }
+  const key = line.indexOf('"body":');
+  if (key < 0) return null;
+  return plainMatch(body, line, key + 7) === end ? line.slice(key + 7, end) : null;
+}
+
+/**
+ * The bytes of `bodyJson` (encodePlain's text of the frame's body) taken from the received line
+ * itself, when the line ends with exactly that text and a closing brace, else null. The line is
  * `raw[rawStart, rawStart + bytes)` decoded, and must be ASCII (as many bytes as characters), so
  * that a character's position is its byte's. The answer is a view of `raw`, valid while `raw` is.
  */
-export function receivedBody(body: unknown, bodyJson: string, line: string, raw: Buffer, rawStart: number, bytes: number): Buffer | null {
+export function receivedBody(bodyJson: string, line: string, raw: Buffer, rawStart: number, bytes: number): Buffer | null {
   const end = line.length - 1;
-  if (line.length !== bytes || line.charCodeAt(end) !== 125) return null;
   const start = end - bodyJson.length;
-  if (plainMatch(body, line, start) !== end) return null;
+  if (line.length !== bytes || start < 0 || line.charCodeAt(end) !== 125 || line.slice(start, end) !== bodyJson) return null;
   return raw.subarray(rawStart + start, rawStart + end);
 }
 

@@ -1,13 +1,14 @@
-// A large body that a peer sent exactly as the broker would write it goes on as the bytes it came
-// in (receivedBody) rather than encoded again. That shortcut must never change a byte: whatever
-// line it is given, it either declines (null) or gives the UTF-8 of JSON.stringify of the parsed
-// body, which is what the broker writes otherwise. The frame's checks run before it and do not
-// depend on it, so it cannot change what is admitted or refused either.
+// A body that a peer sent exactly as the broker would write it is taken from the frame's line
+// (bodyFromLine) rather than encoded again, and a large one goes on as the bytes it came in
+// (receivedBody). Neither shortcut may change a byte: whatever line they are given, they either
+// decline (null) or give JSON.stringify's text of the parsed body (its UTF-8), which is what the
+// broker writes otherwise. The checks do not depend on them (the text is the same), so they
+// cannot change what is admitted or refused either.
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Duplex, PassThrough, Writable } from 'node:stream';
-import { encode, encodePlain, plainLine, plainMatch, receivedBody } from '../src/frames';
+import { bodyFromLine, encode, encodePlain, plainLine, plainMatch, receivedBody } from '../src/frames';
 import { Broker } from '../src/index';
 import { testPlan } from './helpers';
 
@@ -50,13 +51,14 @@ const frameAround = (bodyText: string, where: number) =>
       ? `{"t":"call","body":${bodyText},"op":"put","id":7}`
       : `{"t":"call","op":"put","id":7,"body":${bodyText},"x":${bodyText.replace(/[a-y]/g, 'z')}}`;
 
-describe('receivedBody', () => {
-  it('declines, or gives exactly the bytes the broker would encode, for every line it is given', () => {
+describe('bodyFromLine and receivedBody', () => {
+  it('decline, or give exactly the text and bytes the broker would encode, for every line they are given', () => {
     fc.assert(
       fc.property(
         bodyValue.chain((b) => fc.tuple(fc.constant(b), variants(b), fc.integer({ min: 0, max: 2 }))),
         ([, text, where]) => {
-          const line = frameAround(text, where);
+          // As the broker gets it: decoded from UTF-8 (which holds no lone surrogate; an invalid sequence is U+FFFD).
+          const line = Buffer.from(frameAround(text, where), 'utf8').toString('utf8');
           let frame: { body: unknown };
           try {
             frame = JSON.parse(line) as { body: unknown };
@@ -64,12 +66,18 @@ describe('receivedBody', () => {
             return; // Not JSON: refused before any body is looked at.
           }
           fc.pre(plainLine(line));
-          const bodyJson = encodePlain(frame.body)!;
+          const expected = encode(frame.body)!;
+          const fromLine = bodyFromLine(frame.body, line);
+          if (fromLine !== null) expect(fromLine).toBe(expected);
+          const bodyJson = fromLine ?? encodePlain(frame.body)!;
           const raw = Buffer.from('junk before\n' + line + '\r\n', 'utf8');
-          const got = receivedBody(frame.body, bodyJson, line, raw, 12, Buffer.byteLength(line));
-          if (got !== null) expect(got.equals(Buffer.from(encode(frame.body)!, 'utf8'))).toBe(true);
-          // The broker's own form of an ASCII body, sent last, is always taken as it came.
-          if (where === 0 && text === JSON.stringify(frame.body) && Buffer.byteLength(line) === line.length) expect(got).not.toBeNull();
+          const got = receivedBody(bodyJson, line, raw, 12, Buffer.byteLength(line));
+          if (got !== null) expect(got.equals(Buffer.from(expected, 'utf8'))).toBe(true);
+          // The broker's own form of a body, sent last, is always taken as it came (as bytes when it is ASCII).
+          if (where === 0 && text === expected) {
+            expect(fromLine).not.toBeNull();
+            if (Buffer.byteLength(line) === line.length) expect(got).not.toBeNull();
+          }
         },
       ),
       { numRuns: 4000 },
@@ -85,8 +93,8 @@ describe('receivedBody', () => {
     ];
     for (const [, line] of cases) {
       const body = (JSON.parse(line) as { body: unknown }).body;
-      const got = receivedBody(body, encodePlain(body)!, line, Buffer.from(line), 0, line.length);
-      if (got !== null) expect(got.toString()).toBe(JSON.stringify(body));
+      expect(bodyFromLine(body, line)).toBeNull();
+      expect(receivedBody(encodePlain(body)!, line, Buffer.from(line), 0, line.length)).toBeNull();
     }
     expect(plainMatch({ a: 100 }, '{"a":1e2}', 0)).toBe(-1);
     expect(plainMatch('abcd', '"call"', 0)).toBe(-1);
@@ -94,10 +102,11 @@ describe('receivedBody', () => {
     expect(plainMatch({ a: 'x'.repeat(40) }, text, 0)).toBe(text.length);
   });
 
-  it('declines a line that is not ASCII, whose characters are not its bytes', () => {
+  it('takes the text of a line that is not ASCII, but not its bytes, whose positions are not its characters\'', () => {
     const line = `{"t":"call","op":"put","id":7,"body":{"key":"é","value":"${'v'.repeat(3000)}"}}`;
     const body = (JSON.parse(line) as { body: unknown }).body;
-    expect(receivedBody(body, encodePlain(body)!, line, Buffer.from(line), 0, Buffer.byteLength(line))).toBeNull();
+    expect(bodyFromLine(body, line)).toBe(JSON.stringify(body));
+    expect(receivedBody(encodePlain(body)!, line, Buffer.from(line), 0, Buffer.byteLength(line))).toBeNull();
   });
 });
 
