@@ -38,7 +38,7 @@ import { exposureId, HTTP_SCHEMAS } from './http';
 import { isStreamProtocol } from './streams';
 import { Sessions } from './sessions';
 import { Factories, factoryOf, type FactoryRt } from './factories';
-import { byPort, byRequester, DROP_WATER, PortConn, type Answer, type ChannelRt, type InstanceRt, type Offence, type Pending, type Requester, type Session } from './state';
+import { byPort, byRequester, CallList, DROP_WATER, PortConn, type Answer, type ChannelRt, type InstanceRt, type Offence, type Pending, type Requester, type Session } from './state';
 import type { BrokerCheckpoint, BrokerLogEntry, BrokerOptions, ChannelCounters, ExposureInfo, PortStatus, PortTarget, Violation } from './types';
 
 /** Bytes a frame line may hold beyond `max_message_bytes` for its envelope (`t`, `op`, `id`). */
@@ -730,6 +730,9 @@ export class Broker extends EventEmitter {
           sentAt: now,
           respond: null,
           origId: c.requester_id,
+          prev: null,
+          next: null,
+          list: null,
           budget: undefined,
         };
         conn.pending.set(c.id, pending);
@@ -796,7 +799,7 @@ export class Broker extends EventEmitter {
       provides: `${provider.plan.id}.${providerPort}`,
       budgets: new Map(),
       order: inv.order,
-      pending: new Set(),
+      pending: new CallList(),
       timer: null,
       counters: new Counters(),
       requesters: new Set(),
@@ -1512,7 +1515,7 @@ export class Broker extends EventEmitter {
       answerReq(req, respond, origId, { ok: false, error: `the provider ${conn.instance.plan.id} is not connected`, kind: 'unavailable' });
       return;
     }
-    const p: Pending = { pid, channel: ch, op, provider: conn, requester: req, deadline: now + ch.inv.timeout_ms, sentAt: now, respond, origId, budget: undefined };
+    const p: Pending = { pid, channel: ch, op, provider: conn, requester: req, deadline: now + ch.inv.timeout_ms, sentAt: now, respond, origId, prev: null, next: null, list: null, budget: undefined };
     conn.pending.set(pid, p);
     ch.pending.add(p);
     req.budget.inflight++;
@@ -1683,9 +1686,9 @@ export class Broker extends EventEmitter {
   }
 
   private armTimer(ch: ChannelRt): void {
-    const first = ch.pending.values().next();
-    if (first.done) return;
-    const wait = Math.max(0, first.value.deadline - performance.now());
+    const first = ch.pending.first();
+    if (!first) return;
+    const wait = Math.max(0, first.deadline - performance.now());
     ch.timer = setTimeout(() => this.expire(ch), wait + 1);
     ch.timer.unref?.();
   }
