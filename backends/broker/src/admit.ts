@@ -12,7 +12,7 @@
 
 import type { ChannelInvariants, OrderAutomaton, PlanOperation } from '@mcl/plan';
 import type { Envelope } from './frames';
-import { encode, encodePlain, prefixBody } from './frames';
+import { bodyFromLine, encode, encodePlain, prefixBody } from './frames';
 import type { TokenBucket } from './lines';
 import type { Validator } from './schema';
 import type { ViolationKind } from './types';
@@ -86,6 +86,8 @@ export function admitRequest(
   now?: number,
   /** The frame's line held no backslash: its body is encoded by encodePlain, to the same text. */
   plain = false,
+  /** The frame's line (when plain), whose text of the body is taken when it is encodePlain's (bodyFromLine). */
+  line?: string,
 ): RequestAdmitted | Refusal {
   const { t } = env;
   if (t === 'reply' || t === 'error' || t === 'notify') return refuse('direction', `a ${t} frame comes only from the providing side (${rules.provides})`);
@@ -103,7 +105,7 @@ export function admitRequest(
   }
   const err = op.input(env.body);
   if (err !== undefined) return refuse('schema', `${op.name}: ${prefixBody(err)}`);
-  const bodyJson = plain ? encodePlain(env.body) : encode(env.body);
+  const bodyJson = plain ? ((line !== undefined ? bodyFromLine(env.body, line) : null) ?? encodePlain(env.body)) : encode(env.body);
   if (bodyJson === null) return refuse('schema', `${op.name}: the body is nested too deeply`);
   if (over(bodyJson, rules.inv.max_message_bytes)) {
     return refuse('oversize', `body of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${rules.inv.max_message_bytes}`);
@@ -138,12 +140,12 @@ export interface ReplyRefusal extends Refusal {
 }
 
 /** Admits a provider's reply to an outstanding call of `op`: output schema, depth and size. */
-export function admitReply(op: OpRt, inv: ChannelInvariants, body: unknown, plain = false): { ok: true; bodyJson: string } | ReplyRefusal {
+export function admitReply(op: OpRt, inv: ChannelInvariants, body: unknown, plain = false, line?: string): { ok: true; bodyJson: string } | ReplyRefusal {
   const err = op.output ? op.output(body) : undefined;
   if (err !== undefined) {
     return { ok: false, kind: 'schema', detail: `reply to ${op.name}: ${prefixBody(err)}`, error: `the provider's reply was refused: ${prefixBody(err)}` };
   }
-  const bodyJson = plain ? encodePlain(body) : encode(body);
+  const bodyJson = plain ? ((line !== undefined ? bodyFromLine(body, line) : null) ?? encodePlain(body)) : encode(body);
   if (bodyJson === null) {
     return { ok: false, kind: 'schema', detail: `reply to ${op.name}: the body is nested too deeply`, error: `the provider's reply was refused: it is nested too deeply` };
   }

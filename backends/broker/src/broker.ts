@@ -29,7 +29,7 @@ import type { ChannelInvariants, Plan, PlanChannel, PlanExposure, PlanOperation 
 import type { LinkStatus } from '@mcl/plan/backend';
 import { compileSchemas, type CompiledSchemas } from './schema';
 import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type OpRt } from './admit';
-import { encode, encodePlain, encodePlainBytes, envelope, frameId, plainLine, snippet, type Envelope } from './frames';
+import { encode, encodePlain, encodePlainBytes, envelope, frameId, plainLine, receivedBody, snippet, type Envelope } from './frames';
 import { LineSplitter, TokenBucket } from './lines';
 import { Counters, wireBytes, type CounterTotals } from './counters';
 import { Exposures } from './exposures';
@@ -38,7 +38,7 @@ import { exposureId, HTTP_SCHEMAS } from './http';
 import { isStreamProtocol } from './streams';
 import { Sessions } from './sessions';
 import { Factories, factoryOf, type FactoryRt } from './factories';
-import { byPort, byRequester, DROP_WATER, PortConn, type Answer, type ChannelRt, type InstanceRt, type Offence, type Pending, type Requester, type Session } from './state';
+import { byPort, byRequester, CallList, DROP_WATER, PortConn, type Answer, type ChannelRt, type InstanceRt, type Offence, type Pending, type Requester, type Session } from './state';
 import type { BrokerCheckpoint, BrokerLogEntry, BrokerOptions, ChannelCounters, ExposureInfo, PortStatus, PortTarget, Violation } from './types';
 
 /** Bytes a frame line may hold beyond `max_message_bytes` for its envelope (`t`, `op`, `id`). */
@@ -308,7 +308,7 @@ export class Broker extends EventEmitter {
       channels,
       target,
       lineLimit,
-      (c, line, bytes) => this.onLineGuarded(c, line, bytes),
+      (c, line, bytes, raw, rawStart) => this.onLineGuarded(c, line, bytes, raw, rawStart),
       (c, bytes) => this.onOversize(c, bytes),
       this.opts.reconnectDelayMs ?? 50,
     );
@@ -495,7 +495,7 @@ export class Broker extends EventEmitter {
     const s = this.remoteOpen ? this.remoteOpen(ch.id, req.clone) : 'no link to the provider\'s host is configured';
     if (typeof s === 'string') return [null, s];
     const port = ch.provider.ports.get(ch.providerPort)!;
-    const conn = new PortConn(ch.provider, req.clone, port, [ch], s, ch.lineLimit, (c, line, bytes) => this.onLineGuarded(c, line, bytes), (c, bytes) => this.onOversize(c, bytes), 0);
+    const conn = new PortConn(ch.provider, req.clone, port, [ch], s, ch.lineLimit, (c, line, bytes, raw, rawStart) => this.onLineGuarded(c, line, bytes, raw, rawStart), (c, bytes) => this.onOversize(c, bytes), 0);
     conn.remote = true;
     this.remoteConns.set(key, conn);
     this.useStream(conn, s);
@@ -728,8 +728,12 @@ export class Broker extends EventEmitter {
           requester: req,
           deadline: now + Math.max(0, c.remaining_ms),
           sentAt: now,
-          respond: answerTo(req, c.requester_id),
+          respond: null,
           origId: c.requester_id,
+          prev: null,
+          next: null,
+          list: null,
+          budget: undefined,
         };
         conn.pending.set(c.id, pending);
         ch.pending.add(pending);
@@ -795,7 +799,7 @@ export class Broker extends EventEmitter {
       provides: `${provider.plan.id}.${providerPort}`,
       budgets: new Map(),
       order: inv.order,
-      pending: new Set(),
+      pending: new CallList(),
       timer: null,
       counters: new Counters(),
       requesters: new Set(),
@@ -920,7 +924,7 @@ export class Broker extends EventEmitter {
       // At most once: the caller has its answer. A reply the guest still writes reaches the port's next
       // connection (a KubeVirt guest's FIFO keeps it); it is counted as late, like one after a timeout.
       this.rememberExpired(conn, p.pid);
-      p.respond({ ok: false, error: `the provider ${conn.instance.plan.id} went away (${why})`, kind: 'unavailable' });
+      answer(p, { ok: false, error: `the provider ${conn.instance.plan.id} went away (${why})`, kind: 'unavailable' });
     }
     conn.pending.clear();
   }
@@ -974,19 +978,7 @@ export class Broker extends EventEmitter {
       s.write(line);
       return;
     }
-    const out = this.outbox;
-    let o: Outgoing | undefined;
-    for (let i = out.length - 1; i >= 0; i--) {
-      if (out[i].s === s) {
-        o = out[i];
-        break;
-      }
-    }
-    if (!o) {
-      if (typeof line === 'string') out.push({ s, text: line, bufs: null, bufBytes: 0 });
-      else out.push({ s, text: '', bufs: [line], bufBytes: line.length });
-      return;
-    }
+    const o = this.outgoing(s);
     if (typeof line === 'string') {
       o.text += line;
     } else {
@@ -1002,6 +994,15 @@ export class Broker extends EventEmitter {
       o.bufBytes += line.length;
     }
     if (o.text.length + o.bufBytes > OUTBOX_FLUSH) writeOut(o);
+  }
+
+  /** What the current batch holds back for `s` (a new, empty entry when nothing yet). */
+  private outgoing(s: Duplex): Outgoing {
+    const out = this.outbox;
+    for (let i = out.length - 1; i >= 0; i--) if (out[i].s === s) return out[i];
+    const o: Outgoing = { s, text: '', bufs: null, bufBytes: 0 };
+    out.push(o);
+    return o;
   }
 
   /** Bytes waiting to be sent to `s` (UTF-16 units for what the current batch holds back): its write queue and the batch's text. */
@@ -1023,6 +1024,34 @@ export class Broker extends EventEmitter {
     if (droppable && this.queued(s) > DROP_WATER) return false;
     this.write(s, line);
     return true;
+  }
+
+  /**
+   * Writes the frame `head + body + "}\n"` to a port (a call or send to a provider), as writeTo
+   * does; answers its bytes on the wire, or -1 when it was dropped. Inside a batch a body given as
+   * bytes goes into the batch's list as it is, after the head, and is copied once, when the batch
+   * is written, rather than into a frame of its own first: such a body may be a view of the chunk
+   * being read (receivedBody), which stays as it is until the batch ends (the batch is the
+   * handling of that chunk).
+   */
+  private writeFrameTo(conn: PortConn, head: string, body: string | Buffer): number {
+    if (typeof body === 'string' || !this.batching || this.cloneHolds.size !== 0) {
+      const line = frameWith(head, body);
+      if (!this.writeTo(conn, line, false)) return -1;
+      // Counted by its parts: the bytes of the whole text would make the engine flatten it first (a copy).
+      return typeof body === 'string' ? Buffer.byteLength(head, 'utf8') + Buffer.byteLength(body, 'utf8') + 2 : line.length;
+    }
+    const s = conn.stream;
+    if (!s || s.destroyed) return -1;
+    const o = this.outgoing(s);
+    // The text held so far and the head go first, as bytes; the closing brace and newline start the text that follows.
+    // A body is therefore never alone in `bufs`, and writeOut always copies it (Buffer.concat).
+    const t = Buffer.from(o.text + head, 'utf8');
+    (o.bufs ??= []).push(t, body);
+    o.bufBytes += t.length + body.length;
+    o.text = '}\n';
+    if (o.text.length + o.bufBytes > OUTBOX_FLUSH) writeOut(o);
+    return Buffer.byteLength(head, 'utf8') + body.length + 2;
   }
 
   /** Pauses `source` until `dest` drains, when `dest` holds too much. */
@@ -1065,7 +1094,7 @@ export class Broker extends EventEmitter {
     this.violation({ ...byPort(conn, ch), kind: 'oversize', detail: `a line of more than ${conn.splitter.limit} bytes (${bytes} seen); the rest of the line is discarded` });
   }
 
-  private onLine(conn: PortConn, line: string, bytes: number): void {
+  private onLine(conn: PortConn, line: string, bytes: number, raw: Buffer, rawStart: number): void {
     const inst = conn.instance.plan.id;
     let frame: unknown;
     try {
@@ -1080,7 +1109,7 @@ export class Broker extends EventEmitter {
       if (p) {
         this.settle(p);
         p.channel.counters.errors++;
-        p.respond({ ok: false, error: `the provider's reply to ${p.op.name} was refused: it is not JSON`, kind: 'denied' });
+        answer(p, { ok: false, error: `the provider's reply to ${p.op.name} was refused: it is not JSON`, kind: 'denied' });
       }
       return;
     }
@@ -1090,14 +1119,24 @@ export class Broker extends EventEmitter {
         this.violation({ ...byPort(conn, null), kind: 'unwired', detail: `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, id: frameId(frame) });
         return;
       }
-      this.fromRequester(req, frame, conn, plainLine(line));
+      this.fromRequester(req, frame, conn, plainLine(line), line, bytes, raw, rawStart);
     } else {
-      this.fromProvider(conn, frame, bytes, plainLine(line));
+      this.fromProvider(conn, frame, bytes, plainLine(line), line);
     }
   }
 
   /** A frame from a requiring side (a guest's require port or a line-JSON exposure client). */
-  private fromRequester(req: Requester, frame: unknown, conn: PortConn | null, plain = false): void {
+  private fromRequester(
+    req: Requester,
+    frame: unknown,
+    conn: PortConn | null,
+    plain = false,
+    /** A guest's frame: its line, and the line's bytes `raw[rawStart, rawStart + bytes)` (valid during this call). */
+    line?: string,
+    bytes = 0,
+    raw?: Buffer,
+    rawStart = 0,
+  ): void {
     const ch = req.channel;
     const env = envelope(frame);
     if (typeof env === 'string') {
@@ -1133,7 +1172,7 @@ export class Broker extends EventEmitter {
       this.violation({ ...byRequester(req, conn), kind: 'malformed', detail: `"to" names a created instance: port ${req.port} of ${req.name} is not a factory port`, id: env.id });
       return;
     }
-    const a = admitRequest(ch, req.budget, req.orderState, env, undefined, plain);
+    const a = admitRequest(ch, req.budget, req.orderState, env, undefined, plain, line);
     if (!a.ok) {
       this.violation({ ...byRequester(req, conn), kind: a.kind, detail: a.detail, id: env.id });
       return;
@@ -1150,11 +1189,14 @@ export class Broker extends EventEmitter {
       else this.egresses.send(req, op, env.body);
       return;
     }
-    // A large body of a line without a backslash goes on as bytes, the same bytes as its text (see BYTES_BODY_MIN).
-    const body = plain && bodyJson.length >= BYTES_BODY_MIN ? (encodePlainBytes(env.body) ?? bodyJson) : bodyJson;
+    // A large body of a line without a backslash goes on as bytes, the same bytes as its text (see BYTES_BODY_MIN):
+    // the bytes it came in when the peer sent it in that very form (receivedBody), else encoded again.
+    let body: string | Buffer = bodyJson;
+    if (plain && bodyJson.length >= BYTES_BODY_MIN) {
+      body = (raw && line !== undefined ? receivedBody(bodyJson, line, raw, rawStart, bytes) : null) ?? encodePlainBytes(env.body) ?? bodyJson;
+    }
     if (t === 'call') {
-      const origId = env.id!;
-      this.forwardCall(req, op, body, answerTo(req, origId), origId, env.to);
+      this.forwardCall(req, op, body, null, env.id!, env.to);
     } else {
       this.forwardSend(req, op, body, env.to);
     }
@@ -1301,7 +1343,7 @@ export class Broker extends EventEmitter {
   }
 
   /** A frame from a provide port. */
-  private fromProvider(conn: PortConn, frame: unknown, bytes: number, plain = false): void {
+  private fromProvider(conn: PortConn, frame: unknown, bytes: number, plain = false, line?: string): void {
     const inst = conn.instance.plan.id;
     const env = envelope(frame);
     const only = conn.channels.length === 1 ? conn.channels[0] : null;
@@ -1341,15 +1383,15 @@ export class Broker extends EventEmitter {
       this.settle(p);
       ch.counters.errors++;
       ch.counters.latency(performance.now() - p.sentAt);
-      p.respond({ ok: false, error: env.error!, kind: 'error' });
+      answer(p, { ok: false, error: env.error!, kind: 'error' });
       return;
     }
-    const a = admitReply(p.op, ch.inv, env.body, plain);
+    const a = admitReply(p.op, ch.inv, env.body, plain, line);
     if (!a.ok) {
       this.settle(p);
       this.violation({ ...byPort(conn, ch), kind: a.kind, detail: a.detail, id: env.id });
       ch.counters.errors++;
-      p.respond({ ok: false, error: a.error, kind: 'denied' });
+      answer(p, { ok: false, error: a.error, kind: 'denied' });
       return;
     }
     const { bodyJson } = a;
@@ -1357,7 +1399,9 @@ export class Broker extends EventEmitter {
     ch.counters.replies++;
     ch.counters.latency(performance.now() - p.sentAt);
     ch.counters.bytes_to_requirer += bytes + 1;
-    p.respond({ ok: true, body: env.body, bodyJson });
+    // A guest's call is answered without an Answer object: the frame is written as answerFrame writes it.
+    if (p.respond) p.respond({ ok: true, body: env.body, bodyJson });
+    else if (p.requester.alive && p.requester.write && p.requester.write(replyFrame(p.origId!, bodyJson), false)) p.requester.channel.counters.frames_to_requirer++;
   }
 
   /** A notify from a provider goes to the requesters of every channel on that port that carries it. */
@@ -1435,50 +1479,78 @@ export class Broker extends EventEmitter {
   // -------------------------------------------------------------------------
   // Routing
 
-  /** Sends a checked call to a provider clone; `respond` gets exactly one answer. */
-  private forwardCall(req: Requester, op: OpRt, bodyJson: string | Buffer, respond: (a: Answer) => void, origId?: number | string, to?: number): void {
+  /**
+   * Sends a checked call to a provider clone; exactly one answer goes to `respond`, or, when it
+   * is null (a guest's call), to the requester under `origId`.
+   */
+  private forwardCall(req: Requester, op: OpRt, bodyJson: string | Buffer, respond: ((a: Answer) => void) | null, origId?: number | string, to?: number): void {
     const ch = req.channel;
     ch.counters.calls++;
+    // The common case, one connected clone of a provider on this host and no session, is decided
+    // here, without the closure that withProvider's other cases need.
+    const sole = to === undefined ? this.soleProvider(req) : null;
+    if (sole) {
+      this.callProvider(req, ch, op, bodyJson, respond, origId, sole);
+      return;
+    }
+    // A body taken from the received bytes is a view of them: the call may wait for a session's clone.
+    const body = owned(bodyJson);
     this.withProvider(req, to, (conn, reason) => {
       if (!conn) {
         ch.counters.errors++;
-        respond({ ok: false, error: reason, kind: 'unavailable' });
+        answerReq(req, respond, origId, { ok: false, error: reason, kind: 'unavailable' });
         return;
       }
-      const pid = conn.nextId++;
-      const now = performance.now();
-      const p: Pending = { pid, channel: ch, op, provider: conn, requester: req, deadline: now + ch.inv.timeout_ms, sentAt: now, respond, origId };
-      const line = frameWith(`{"t":"call","op":${op.json},"id":${pid},"body":`, bodyJson);
-      if (!this.writeTo(conn, line, false)) {
-        ch.counters.errors++;
-        respond({ ok: false, error: `the provider ${conn.instance.plan.id} is not connected`, kind: 'unavailable' });
-        return;
-      }
-      conn.pending.set(pid, p);
-      ch.pending.add(p);
-      req.budget.inflight++;
-      req.outstanding++;
-      if (!ch.timer) this.armTimer(ch);
-      ch.counters.frames_to_provider++;
-      ch.counters.bytes_to_provider += wireBytes(line);
-      this.backpressure(conn, req.pausable);
+      this.callProvider(req, ch, op, body, respond, origId, conn);
     });
+  }
+
+  /** Writes a call to the provider port `conn` and records it as outstanding (forwardCall). */
+  private callProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, respond: ((a: Answer) => void) | null, origId: number | string | undefined, conn: PortConn): void {
+    const pid = conn.nextId++;
+    const now = performance.now();
+    const n = this.writeFrameTo(conn, `{"t":"call","op":${op.json},"id":${pid},"body":`, bodyJson);
+    if (n < 0) {
+      ch.counters.errors++;
+      answerReq(req, respond, origId, { ok: false, error: `the provider ${conn.instance.plan.id} is not connected`, kind: 'unavailable' });
+      return;
+    }
+    const p: Pending = { pid, channel: ch, op, provider: conn, requester: req, deadline: now + ch.inv.timeout_ms, sentAt: now, respond, origId, prev: null, next: null, list: null, budget: undefined };
+    conn.pending.set(pid, p);
+    ch.pending.add(p);
+    req.budget.inflight++;
+    req.outstanding++;
+    if (!ch.timer) this.armTimer(ch);
+    ch.counters.frames_to_provider++;
+    ch.counters.bytes_to_provider += n;
+    this.backpressure(conn, req.pausable);
   }
 
   private forwardSend(req: Requester, op: OpRt, bodyJson: string | Buffer, to?: number): void {
     const ch = req.channel;
+    const sole = to === undefined ? this.soleProvider(req) : null;
+    if (sole) {
+      this.sendProvider(req, ch, op, bodyJson, sole);
+      return;
+    }
+    const body = owned(bodyJson);
     this.withProvider(req, to, (conn, reason) => {
       if (!conn) {
         this.log({ level: 'debug', message: `send ${op.name} on ${ch.id} dropped: ${reason}`, channel: ch.id });
         return;
       }
-      const line = frameWith(`{"t":"send","op":${op.json},"body":`, bodyJson);
-      if (this.writeTo(conn, line, false)) {
-        ch.counters.frames_to_provider++;
-        ch.counters.bytes_to_provider += wireBytes(line);
-        this.backpressure(conn, req.pausable);
-      }
+      this.sendProvider(req, ch, op, body, conn);
     });
+  }
+
+  /** Writes a send to the provider port `conn` (forwardSend). */
+  private sendProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, conn: PortConn): void {
+    const n = this.writeFrameTo(conn, `{"t":"send","op":${op.json},"body":`, bodyJson);
+    if (n >= 0) {
+      ch.counters.frames_to_provider++;
+      ch.counters.bytes_to_provider += n;
+      this.backpressure(conn, req.pausable);
+    }
   }
 
   /**
@@ -1544,6 +1616,28 @@ export class Broker extends EventEmitter {
     use(c, why);
   }
 
+  /**
+   * The provider port withProvider would pick for the requester's next frame when that needs
+   * no session, no other host and no choice (one connected clone not bound to a session); null
+   * otherwise, and the caller asks withProvider.
+   */
+  private soleProvider(req: Requester): PortConn | null {
+    const ch = req.channel;
+    const inst = ch.provider;
+    if (ch.remote || req.session !== null || (inst.plan.mode === 'per_session' && this.opts.onSessionOpen !== undefined)) return null;
+    let only: PortConn | null = null;
+    let n = 0;
+    for (const [idx, ports] of inst.clones) {
+      if (inst.sessionClones.has(idx)) continue;
+      const c = ports.get(ch.providerPort);
+      if (c && c.stream) {
+        only = c;
+        n++;
+      }
+    }
+    return n === 1 ? only : null;
+  }
+
   private pickClone(inst: InstanceRt, port: string): [PortConn | null, string] {
     // The common case, one connected clone, is found without building the list.
     let only: PortConn | null = null;
@@ -1575,7 +1669,7 @@ export class Broker extends EventEmitter {
     for (const p of [...conn.pending.values()]) {
       this.settle(p);
       p.channel.counters.errors++;
-      p.respond({ ok: false, error: why, kind: 'unavailable' });
+      answer(p, { ok: false, error: why, kind: 'unavailable' });
     }
   }
 
@@ -1592,9 +1686,9 @@ export class Broker extends EventEmitter {
   }
 
   private armTimer(ch: ChannelRt): void {
-    const first = ch.pending.values().next();
-    if (first.done) return;
-    const wait = Math.max(0, first.value.deadline - performance.now());
+    const first = ch.pending.first();
+    if (!first) return;
+    const wait = Math.max(0, first.deadline - performance.now());
     ch.timer = setTimeout(() => this.expire(ch), wait + 1);
     ch.timer.unref?.();
   }
@@ -1610,7 +1704,7 @@ export class Broker extends EventEmitter {
       const exp = p.provider.expired;
       exp.add(p.pid);
       if (exp.size > 4096) exp.delete(exp.values().next().value as number);
-      p.respond({ ok: false, error: `timeout: ${p.op.name} got no reply within ${ch.inv.timeout_ms} ms`, kind: 'timeout' });
+      answer(p, { ok: false, error: `timeout: ${p.op.name} got no reply within ${ch.inv.timeout_ms} ms`, kind: 'timeout' });
     }
     if (ch.pending.size > 0) this.armTimer(ch);
   }
@@ -1677,9 +1771,9 @@ export class Broker extends EventEmitter {
   }
 
   /** `guard` for a port's frame, without building its label (or a closure) unless the handling throws. */
-  private onLineGuarded(conn: PortConn, line: string, bytes: number): void {
+  private onLineGuarded(conn: PortConn, line: string, bytes: number, raw: Buffer, rawStart: number): void {
     try {
-      this.onLine(conn, line, bytes);
+      this.onLine(conn, line, bytes, raw, rawStart);
     } catch (e) {
       this.log({ level: 'error', message: `internal error handling frame from ${conn.key}: ${(e as Error)?.stack ?? String(e)}` });
     }
@@ -1751,6 +1845,11 @@ function frameWith(head: string, body: string | Buffer): string | Buffer {
   return out;
 }
 
+/** A body that stays valid after the current chunk: a copy of one given as bytes (possibly a view of what was received). */
+function owned(body: string | Buffer): string | Buffer {
+  return typeof body === 'string' ? body : Buffer.from(body);
+}
+
 /** Writes what a batch held back for one destination, in order, in one write, and empties it. */
 function writeOut(o: Outgoing): void {
   if (o.bufs) {
@@ -1770,16 +1869,35 @@ function writeOut(o: Outgoing): void {
 
 /** Sends a call's answer to the guest requester that made it, under the requester's own id. */
 function answerTo(req: Requester, origId: number | string): (a: Answer) => void {
-  return (answer) => {
-    if (!req.alive || !req.write) return;
-    if (req.write(answerFrame(origId, answer), false)) req.channel.counters.frames_to_requirer++;
-  };
+  return (answer) => answerGuest(req, origId, answer);
+}
+
+/** Writes an answer to a guest requester under its own id for the call. */
+function answerGuest(req: Requester, origId: number | string, a: Answer): void {
+  if (!req.alive || !req.write) return;
+  if (req.write(answerFrame(origId, a), false)) req.channel.counters.frames_to_requirer++;
+}
+
+/** Gives a call its answer: to `respond`, or, when it is null (a guest's call), to the requester under `origId`. */
+function answerReq(req: Requester, respond: ((a: Answer) => void) | null, origId: number | string | undefined, a: Answer): void {
+  if (respond) respond(a);
+  else answerGuest(req, origId!, a);
+}
+
+/** Gives an outstanding call its answer (see answerReq). */
+function answer(p: Pending, a: Answer): void {
+  answerReq(p.requester, p.respond, p.origId, a);
 }
 
 function answerFrame(id: number | string, a: Answer): string {
+  if (a.ok) return replyFrame(id, a.bodyJson);
   const idJson = typeof id === 'number' ? String(id) : JSON.stringify(id);
-  if (a.ok) return `{"t":"reply","id":${idJson},"body":${a.bodyJson}}\n`;
   return `{"t":"error","id":${idJson},"error":${JSON.stringify(a.error)}}\n`;
+}
+
+function replyFrame(id: number | string, bodyJson: string): string {
+  const idJson = typeof id === 'number' ? String(id) : JSON.stringify(id);
+  return `{"t":"reply","id":${idJson},"body":${bodyJson}}\n`;
 }
 
 function exposureInvariants(ex: PlanExposure): ChannelInvariants {

@@ -11,7 +11,8 @@
 // the same time, so what is held is at most the rest of one chunk.
 
 export interface LineSink {
-  line(text: string, bytes: number): void;
+  /** A line: its text, and its bytes, which are `buf[start, start + bytes)` (valid during this call only). */
+  line(text: string, bytes: number, buf: Buffer, start: number): void;
   /** A line exceeded `limit` bytes; what follows up to the next newline is discarded. */
   oversize(bytesSeen: number): void;
 }
@@ -116,7 +117,7 @@ export class LineSplitter {
       return;
     }
     if (e === start) return; // Blank lines are keep-alives and carry nothing.
-    this.sink.line(buf.toString('utf8', start, e), e - start);
+    this.sink.line(buf.toString('utf8', start, e), e - start, buf, start);
   }
 
   /** The bytes of the unfinished line (none while discarding the rest of an oversize one), for a checkpoint. */

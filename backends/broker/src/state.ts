@@ -23,15 +23,76 @@ export interface Pending {
   requester: Requester;
   deadline: number;
   sentAt: number;
-  respond: (answer: Answer) => void;
-  /** The requester's own id for the call (kept for a checkpoint). */
+  /**
+   * Where the answer goes; null for a guest's call, whose answer is written to
+   * `requester` under `origId` (no closure per call on the common path).
+   */
+  respond: ((answer: Answer) => void) | null;
+  /** The requester's own id for the call (the id its answer carries; kept for a checkpoint). */
   origId?: number | string;
+  /** Its neighbours in its channel's list of outstanding calls (CallList), and that list while it is in it. */
+  prev: Pending | null;
+  next: Pending | null;
+  list: CallList | null;
   /**
    * The budget the call was counted in, when it is not the requester's current one: a `rebind`
    * gives the requester the new channel's budget, and a call still outstanding on the previous
    * channel gives back its place in the previous one.
    */
   budget?: Budget;
+}
+
+/**
+ * A channel's outstanding calls in the order they were made, which is deadline order (a channel has
+ * one timeout). A list threaded through the calls themselves: adding and removing a call allocates
+ * nothing, where a Set's table is copied again every few dozen calls and, being alive, is promoted
+ * out of the young generation each time. Iteration is a Set's: a call removed meanwhile and not yet
+ * reached is skipped, and a removed call keeps its `next`, so iterating on from it stays in order.
+ */
+export class CallList implements Iterable<Pending> {
+  private head: Pending | null = null;
+  private tail: Pending | null = null;
+  size = 0;
+
+  add(p: Pending): void {
+    if (p.list === this) return;
+    p.list = this;
+    p.prev = this.tail;
+    p.next = null;
+    if (this.tail) this.tail.next = p;
+    else this.head = p;
+    this.tail = p;
+    this.size++;
+  }
+
+  /** Removes `p`; false when it was not in the list. */
+  delete(p: Pending): boolean {
+    if (p.list !== this) return false;
+    if (p.prev) p.prev.next = p.next;
+    else this.head = p.next;
+    if (p.next) p.next.prev = p.prev;
+    else this.tail = p.prev;
+    p.list = null;
+    p.prev = null;
+    this.size--;
+    return true;
+  }
+
+  /** The oldest call, or undefined. */
+  first(): Pending | undefined {
+    return this.head ?? undefined;
+  }
+
+  *[Symbol.iterator](): Iterator<Pending> {
+    let p = this.head;
+    while (p) {
+      yield p;
+      // Removed meanwhile: its `next` still leads on; skip the calls removed since.
+      let n: Pending | null = p.next;
+      while (n && n.list !== this) n = n.next;
+      p = n;
+    }
+  }
 }
 
 export type Answer = { ok: true; body: unknown; bodyJson: string } | { ok: false; error: string; kind: 'error' | 'timeout' | 'unavailable' | 'denied' };
@@ -47,7 +108,7 @@ export interface ChannelRt extends ChannelRules {
   requirer: InstanceRt | null;
   /** Budgets by clone of the requiring side (exposures: one, under clone 0). */
   budgets: Map<number, Budget>;
-  pending: Set<Pending>;
+  pending: CallList;
   timer: NodeJS.Timeout | null;
   counters: Counters;
   requesters: Set<Requester>;
@@ -176,13 +237,13 @@ export class PortConn {
     /** Where the port is reached; a moved clone's ports get their new place (Broker.moveClone). */
     public target: PortTarget,
     lineLimit: number,
-    onLine: (conn: PortConn, line: string, bytes: number) => void,
+    onLine: (conn: PortConn, line: string, bytes: number, raw: Buffer, rawStart: number) => void,
     onOversize: (conn: PortConn, bytes: number) => void,
     baseDelay: number,
   ) {
     this.reconnectDelay = baseDelay;
     this.splitter = new LineSplitter(lineLimit, {
-      line: (text, bytes) => onLine(this, text, bytes),
+      line: (text, bytes, raw, rawStart) => onLine(this, text, bytes, raw, rawStart),
       oversize: (bytes) => onOversize(this, bytes),
     });
   }
