@@ -180,7 +180,7 @@ export class PlanBuilder {
    * computed and returns the target of each (an instance placed elsewhere is a different instance).
    * `reportOnly` is for a composition whose plan and policy checks are not reached (an error
    * elsewhere already stops them): the body then only reports what building it would report (images,
-   * exposures, programs) and leaves out the channels, instances and schemas nobody reads; what the
+   * exposures, programs) and leaves out the channels, templates, instances and schemas nobody reads; what the
    * cache holds is kept for the next compile. Not with `place`, whose placement reports too.
    */
   body(flat: Flat, target: TargetInfo, digests = true, place?: (instances: readonly PlanInstance[], templates: readonly PlanTemplate[], origins: PolicyInput['origins']) => Map<string, string>, reportOnly = false): Body {
@@ -283,12 +283,15 @@ export class PlanBuilder {
 
     // Templates: one per (image, memory, vcpus); port slots cover the instance with the most ports.
     const tmpl = new Map<string, { image: string; memory: number; vcpus: number; slots: number; count: number }>();
-    const instTemplateKey = new Map<FlatInstance, string>();
-    for (const fi of flat.instances) {
+    // The template key of each instance, by its place in `flat.instances`. A body that only reports
+    // needs no templates: of this loop, only what `imageOf` reports.
+    const instTemplateKey: (string | undefined)[] = new Array(flat.instances.length);
+    for (let i = 0; i < flat.instances.length; i++) {
+      const fi = flat.instances[i];
       const image = imageOf(fi);
-      if (image === undefined) continue;
+      if (image === undefined || reportOnly) continue;
       const key = templateKeyOf(fi, image);
-      instTemplateKey.set(fi, key);
+      instTemplateKey[i] = key;
       const t = tmpl.get(key);
       const slots = fi.comp.ports.length + 1;
       if (t) {
@@ -311,7 +314,8 @@ export class PlanBuilder {
     const paramRefs = new Set<DeclEntry>();
     const instanceJson = new Map<string, string>();
     const indexKeys = this.types.sawIndexKey;
-    for (const fi of flat.instances) {
+    for (let i = 0; i < flat.instances.length; i++) {
+      const fi = flat.instances[i];
       const { inst, comp } = fi;
       // Of an instance, only its component's program reports anything.
       if (reportOnly) {
@@ -324,7 +328,7 @@ export class PlanBuilder {
         origins.labels[fi.id] = { file: labelFile, span: inst.labelSpan };
       }
       const prog = this.program(comp);
-      const template = templateId.get(instTemplateKey.get(fi) ?? '') ?? '';
+      const template = templateId.get(instTemplateKey[i] ?? '') ?? '';
       const kept = this.cache?.instance(fi.id);
       if (
         kept &&

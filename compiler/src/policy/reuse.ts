@@ -9,9 +9,10 @@
 // everything else gives the same checks and resources, and the same
 // diagnostics as long as the locations they were placed at are the same:
 // then its result is taken over instead. The last run records which
-// origins it read (only its diagnostics read any); when it reported
-// diagnostics, those origins, the rules' spans and the labels' declarations
-// must be the same too. An edit that changes no wiring, label, rule, limit
+// origins it read (only its diagnostics read any), and those must be the
+// same too; when it reported diagnostics, so must the labels' declarations,
+// and the spans of the rules written in a file its diagnostics name (a
+// rule's span is only ever reported in the rule's own file). An edit that changes no wiring, label, rule, limit
 // or resource (a parameter, a program, a comment, a typo corrected back)
 // then costs a comparison of the two inputs, and that comparison is mostly
 // by identity: the plan body hands over the very objects it took over
@@ -43,6 +44,8 @@ interface OriginRead {
 interface Run {
   input: PolicyInput;
   result: PolicyResult;
+  /** The files its diagnostics name: where they are, their related locations and their fixes. */
+  placed: ReadonlySet<string>;
   /** The origins the run read; undefined when it enumerated a record, so that any could matter. */
   reads: OriginRead[] | undefined;
 }
@@ -79,14 +82,14 @@ export class PolicyCache {
     if (
       was &&
       was.reads &&
-      samePolicyInput(was.input, input, was.result.diagnostics.length > 0) &&
+      samePolicyInput(was.input, input, was.placed) &&
       was.reads.every((r) =>
         same(r.value, originOf(input.origins, r), NOTHING_SKIPPED),
       )
     ) {
       this.stats.reused++;
       // The newer input is kept: the next comparison then finds more of its objects identical.
-      this.last.set(root, { input, result: was.result, reads: was.reads });
+      this.last.set(root, { ...was, input });
       return was.result;
     }
     const reads: OriginRead[] = [];
@@ -96,7 +99,12 @@ export class PolicyCache {
       origins: recording(input.origins, recorded),
     });
     this.stats.checked++;
-    this.last.set(root, { input, result, reads: recorded.reads });
+    this.last.set(root, {
+      input,
+      result,
+      placed: filesOf(result),
+      reads: recorded.reads,
+    });
     return result;
   }
 
@@ -107,16 +115,27 @@ export class PolicyCache {
   }
 }
 
+function filesOf(result: PolicyResult): Set<string> {
+  const files = new Set<string>();
+  for (const d of result.diagnostics) {
+    files.add(d.file);
+    for (const r of d.related ?? []) files.add(r.file);
+    for (const f of d.fixes ?? []) for (const e of f.edits) files.add(e.file);
+  }
+  return files;
+}
+
 /**
- * Whether two policy inputs are equal in everything the checker reads other than the origins, and
- * other than the rules' spans and the labels' declarations unless `locations`.
+ * Whether two policy inputs are equal in everything the checker reads other than the origins,
+ * and other than spans: the labels' declarations count when `placed` names any file, and a
+ * rule's spans when it names the rule's file.
  */
 export function samePolicyInput(
   a: PolicyInput,
   b: PolicyInput,
-  locations: boolean,
+  placed: ReadonlySet<string>,
 ): boolean {
-  const where = locations ? NOTHING_SKIPPED : SKIPPED_EVERYWHERE;
+  const where = placed.size > 0 ? NOTHING_SKIPPED : SKIPPED_EVERYWHERE;
   return (
     same(a.target, b.target, SKIPPED_EVERYWHERE) &&
     same(a.targets, b.targets, SKIPPED_EVERYWHERE) &&
@@ -126,9 +145,24 @@ export function samePolicyInput(
     same(a.exposures, b.exposures, SKIPPED_EVERYWHERE) &&
     same(a.egresses, b.egresses, SKIPPED_EVERYWHERE) &&
     same(a.exports, b.exports, SKIPPED_EVERYWHERE) &&
-    same(a.rules, b.rules, where, where) &&
+    same(a.rules, b.rules, SKIPPED_EVERYWHERE) &&
+    rulesPlacedAlike(a.rules, b.rules, placed) &&
     same(a.labels, b.labels, where, where)
   );
+}
+
+/** Whether the rules (equal but for spans) written in a file `placed` names have the same spans. */
+function rulesPlacedAlike(
+  a: PolicyInput["rules"],
+  b: PolicyInput["rules"],
+  placed: ReadonlySet<string>,
+): boolean {
+  if (placed.size === 0 || !a || !b) return true;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === b[i] || !placed.has(a[i].file)) continue;
+    if (!same(a[i], b[i], NOTHING_SKIPPED, NOTHING_SKIPPED)) return false;
+  }
+  return true;
 }
 
 function originOf(origins: Origins | undefined, r: OriginRead): unknown {
