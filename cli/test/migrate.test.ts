@@ -228,7 +228,7 @@ describe('mclc migrate: a target without host (this machine)', () => {
       // A plan file whose link address is malformed (with its digest made to match) is refused naming the value, not
       // as a target without an address.
       const bad: Plan = JSON.parse(JSON.stringify(linked));
-      bad.targets.find((t) => t.name === 'node1')!.link = '10.9.0.9:99999';
+      bad.targets!.find((t) => t.name === 'node1')!.link = '10.9.0.9:99999';
       bad.digests.plan = planDigest(bad, nativeSha256);
       expect(digestMismatches(bad, nativeSha256)).toEqual([]);
       writeFileSync(join(ws, 'bad.plan'), prettyJson(bad));
