@@ -1625,21 +1625,11 @@ export class Broker extends EventEmitter {
     const ch = req.channel;
     const inst = ch.provider;
     if (ch.remote || req.session !== null || (inst.plan.mode === 'per_session' && this.opts.onSessionOpen !== undefined)) return null;
-    let only: PortConn | null = null;
-    let n = 0;
-    for (const [idx, ports] of inst.clones) {
-      if (inst.sessionClones.has(idx)) continue;
-      const c = ports.get(ch.providerPort);
-      if (c && c.stream) {
-        only = c;
-        n++;
-      }
-    }
-    return n === 1 ? only : null;
+    return this.onlyClone(inst, ch.providerPort);
   }
 
-  private pickClone(inst: InstanceRt, port: string): [PortConn | null, string] {
-    // The common case, one connected clone, is found without building the list.
+  /** The one connected clone of `inst` on `port` not bound to a session, or null when there is none or more than one. */
+  private onlyClone(inst: InstanceRt, port: string): PortConn | null {
     let only: PortConn | null = null;
     let n = 0;
     for (const [idx, ports] of inst.clones) {
@@ -1650,7 +1640,13 @@ export class Broker extends EventEmitter {
         n++;
       }
     }
-    if (n === 1) return [only, ''];
+    return n === 1 ? only : null;
+  }
+
+  private pickClone(inst: InstanceRt, port: string): [PortConn | null, string] {
+    // The common case, one connected clone, is found without building the list.
+    const only = this.onlyClone(inst, port);
+    if (only) return [only, ''];
     const candidates: PortConn[] = [];
     for (const [idx, ports] of inst.clones) {
       if (inst.sessionClones.has(idx)) continue;
