@@ -242,8 +242,8 @@ export class IncrementalCompiler {
   /** The last policy result of each root system, taken over while nothing the checks read changed. */
   private policies = new PolicyCache();
   private parses = new Map<string, { text: string; parsed: ParsedSource }>();
-  /** Modules taken over and checked, plan objects and systems' flattened subtrees taken over and built, by the last compile. */
-  readonly stats = { compiles: 0, reused: 0, checked: 0, planObjectsReused: 0, planObjectsBuilt: 0, subtreesReused: 0, subtreesFlattened: 0, policiesReused: 0, policiesChecked: 0 };
+  /** Modules taken over and checked, plan objects (and of them, subtrees' blocks) and systems' flattened subtrees taken over and built, by the last compile. */
+  readonly stats = { compiles: 0, reused: 0, checked: 0, planObjectsReused: 0, planObjectsBuilt: 0, planBlocksReused: 0, subtreesReused: 0, subtreesFlattened: 0, policiesReused: 0, policiesChecked: 0 };
 
   compile(host: CompilerHost, options: CompileOptions): CompileResult {
     let cache = options.cache;
@@ -268,6 +268,7 @@ export class IncrementalCompiler {
     this.stats.checked = state?.checked ?? 0;
     this.stats.planObjectsReused = this.bodies.stats.reused;
     this.stats.planObjectsBuilt = this.bodies.stats.built;
+    this.stats.planBlocksReused = this.bodies.stats.blocks;
     this.stats.subtreesReused = this.flats.stats.reused;
     this.stats.subtreesFlattened = this.flats.stats.built;
     this.stats.policiesReused = this.policies.stats.reused;

@@ -21,7 +21,8 @@
 // whole composition: it reads the checked results, taken over or not, and is
 // not cached. Elaboration takes over the flattened subtree of each system
 // that is a checked object taken over here (ElaborationCache in
-// compose/elaborate.ts). The plan body walks the whole composition, but takes
+// compose/elaborate.ts). The plan body takes each such subtree over as a
+// block when what reaches it from outside is unchanged, and of the rest takes
 // over the plan objects whose checked inputs are the very objects taken over
 // here (plan/body-cache.ts); when an error already stops a root's plan and
 // policy checks, it only reports what building it would report, and keeps

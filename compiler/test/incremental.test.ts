@@ -77,7 +77,39 @@ function violated(): { files: Record<string, string>; entry: string } {
   const w = generated(3, true);
   return { ...w, files: { ...w.files, 'mods/m1.mcl': w.files['mods/m1.mcl'].replace('store only from c0', 'store only from c1') } };
 }
-const workspaces: { files: Record<string, string>; entry: string }[] = [generated(4), generated(3, true), violated(), ...examples];
+/**
+ * The root wires, exposes and sizes what its subsystems hold from outside, so that edits to it
+ * change what reaches the subtrees the plan body takes over as blocks.
+ */
+function wiredFromOutside(): { files: Record<string, string>; entry: string } {
+  const w = generated(3, true);
+  const main = [
+    `component Probe {`,
+    `  memory 96MiB`,
+    `  require a: mods.m0.Api0 optional`,
+    `  require b: mods.m1.Api1 optional`,
+    `  program { exec ["/bin/true"] }`,
+    `}`,
+    `system Main {`,
+    `  s0 = mods.m0.Sys0`,
+    `  s1 = mods.m1.Sys1`,
+    `  s2 = mods.m2.Sys2`,
+    `  probe = Probe`,
+    `  connect probe.a -> s0.api`,
+    `  connect probe.b -> s1.api`,
+    `  expose s2.api on tcp 8080`,
+    `}`,
+    `target big {`,
+    `  backend kvm`,
+    `  memory 64GiB`,
+    `  vcpus 64`,
+    `}`,
+    `deploy Main to big`,
+    '',
+  ].join('\n');
+  return { files: { ...w.files, 'main.mcl': main }, entry: 'main.mcl' };
+}
+const workspaces: { files: Record<string, string>; entry: string }[] = [generated(4), generated(3, true), violated(), wiredFromOutside(), ...examples];
 
 // Edits that keep a file parseable but change what it means (a name, a size, a port), as well as ones that break it.
 const REPLACEMENTS: [string, string][] = [
@@ -94,6 +126,10 @@ const REPLACEMENTS: [string, string][] = [
   // Meaning unchanged, every later location in the file moved: a result taken over must still place its diagnostics here.
   ['\nsystem Sys', '\n\n\nsystem Sys'],
   ['policy {', 'policy {\n    // checked\n'],
+  // What reaches a subsystem from outside changes: a channel, an exposure, a component's ports.
+  ['connect probe.a -> s0.api', 'connect probe.a -> s2.api'],
+  ['on tcp 8080', 'on tcp 8081'],
+  ['  require b: mods.m1.Api1 optional', '  require b: mods.m1.Api1 optional\n  require c: mods.m1.Api1 optional\n  require d: mods.m1.Api1 optional\n  require e: mods.m1.Api1 optional'],
 ];
 const TOKENS = ['{', '}', '.', ',', '=', '->', 'x', 'Kv', 'system', 'import std.kv.*', 'label secret', '\n'];
 
@@ -163,6 +199,7 @@ describe('incremental analysis', () => {
     let inPlace = 0;
     let policiesReused = 0;
     let policiesReusedWithDiagnostics = 0;
+    let blocks = 0;
     fc.assert(
       fc.property(fc.integer({ min: 0, max: workspaces.length - 1 }), fc.array(edit, { minLength: 1, maxLength: 8 }), (wi, edits) => {
         const w = workspaces[wi];
@@ -179,6 +216,7 @@ describe('incremental analysis', () => {
           policiesReused += inc.stats.policiesReused;
           if (inc.stats.policiesReused && got.diagnostics.some((d) => d.code.startsWith('MCL05'))) policiesReusedWithDiagnostics++;
           if (got.program.symbols === last.program.symbols) inPlace++;
+          blocks += inc.stats.planBlocksReused;
           last = got;
         }
       }),
@@ -191,6 +229,8 @@ describe('incremental analysis', () => {
     // And taking policy results over, with policy diagnostics among them too.
     expect(policiesReused).toBeGreaterThan(20);
     expect(policiesReusedWithDiagnostics).toBeGreaterThan(2);
+    // And taking subtrees' plan objects over as blocks.
+    expect(blocks).toBeGreaterThan(20);
   }, 120_000);
 
   test('an edit checks the edited module and its dependents only, and a revert the same', () => {
@@ -485,6 +525,136 @@ describe('incremental analysis', () => {
       const moved = second.got.diagnostics.find((d) => d.code === 'MCL0501' && d.file === 'mods/m0.mcl')!;
       expect(moved.span).toEqual(violation!.span);
       expect(moved.related).not.toEqual(violation!.related);
+    });
+  });
+
+  describe('subtrees taken over as blocks by the plan body', () => {
+    const options: CompileOptions = { entries: ['main.mcl'], mclcVersion: 't', index: true };
+    /** Main instantiates three modules' systems and a probe; each switch changes what reaches the subsystems from outside. */
+    const main = (o: { wired?: boolean; exposed?: boolean; wide?: boolean; pad?: boolean }) =>
+      [
+        `component Probe {`,
+        `  memory 96MiB`,
+        `  require a: mods.m0.Api0 optional`,
+        // More ports than any component of the modules: the template they share gets more slots.
+        ...(o.wide ? [1, 2, 3, 4, 5].map((i) => `  require w${i}: mods.m0.Api0 optional`) : []),
+        `  program { exec ["/bin/true"] }`,
+        `}`,
+        o.pad ? `\n\n` : '',
+        `system Main {`,
+        `  s0 = mods.m0.Sys0`,
+        `  s1 = mods.m1.Sys1`,
+        `  s2 = mods.m2.Sys2`,
+        `  probe = Probe`,
+        o.wired ? `  connect probe.a -> s0.api` : '',
+        o.exposed ? `  expose s1.api on tcp 8080` : '',
+        `}`,
+        `target big {`,
+        `  backend kvm`,
+        `  memory 64GiB`,
+        `  vcpus 64`,
+        `}`,
+        `deploy Main to big`,
+        '',
+      ].join('\n');
+    const steps: { name: string; o: Parameters<typeof main>[0]; m1?: (t: string) => string }[] = [
+      { name: 'start', o: {} },
+      { name: 'main moved', o: { pad: true } },
+      { name: 'a channel from outside into s0', o: { pad: true, wired: true } },
+      { name: 'main moved back', o: { wired: true } },
+      { name: 'the channel gone', o: {} },
+      { name: 'an exposure from outside onto s1', o: { exposed: true } },
+      { name: 'the exposure gone', o: { pad: true } },
+      { name: 'a template with more slots', o: { wide: true } },
+      { name: 'main moved, wide', o: { wide: true, pad: true } },
+      { name: 'the template as it was', o: {} },
+      { name: 'm1 edited', o: {}, m1: (t) => t.replace('level = 2', 'level = 3') },
+      { name: 'm1 and main edited', o: { wired: true }, m1: (t) => t.replace('level = 2', 'level = 4') },
+    ];
+
+    test('each edit gives the plan and diagnostics of a full compile, taking unchanged subtrees over whole', () => {
+      const w = generated(3, true);
+      const inc = new IncrementalCompiler();
+      let blocks = 0;
+      let last: CompileResult | undefined;
+      for (const s of steps) {
+        const files = { ...w.files, 'main.mcl': main(s.o), ...(s.m1 ? { 'mods/m1.mcl': s.m1(w.files['mods/m1.mcl']) } : {}) };
+        const got = inc.compile(new MemoryHost(files), options);
+        const want = compile(new MemoryHost(files), options);
+        expect(got.diagnostics.filter((d) => d.severity === 'error'), s.name).toEqual([]);
+        expect(observable(got), s.name).toEqual(observable(want));
+        blocks += inc.stats.planBlocksReused;
+        if (s.name === 'main moved') {
+          // Only Main was flattened again: the three subsystems' objects are the very same ones.
+          expect(inc.stats.planBlocksReused).toBe(3);
+          for (const id of ['s0.c0', 's1.c1', 's2.store']) expect(got.plan!.instances.find((i) => i.id === id)).toBe(last!.plan!.instances.find((i) => i.id === id));
+        }
+        if (s.name === 'a channel from outside into s0') {
+          // s0 is reached from outside: its objects are compared one by one, and s0.c1 built again.
+          expect(inc.stats.planBlocksReused).toBe(2);
+          expect(got.plan!.instances.find((i) => i.id === 's0.c1')).not.toBe(last!.plan!.instances.find((i) => i.id === 's0.c1'));
+          expect(got.plan!.instances.find((i) => i.id === 's0.c0')).toBe(last!.plan!.instances.find((i) => i.id === 's0.c0'));
+        }
+        if (s.name === 'a template with more slots') expect(inc.stats.planBlocksReused).toBe(0);
+        last = got;
+      }
+      expect(blocks).toBeGreaterThan(10);
+    });
+
+    test('a program file read by a subtree taken over changes its block', () => {
+      const w = generated(3, true);
+      const inc = new IncrementalCompiler();
+      const texts = ['echo changed\n', 'echo one\n', 'echo changed\n'];
+      for (const t of texts) {
+        const files = { ...w.files, 'main.mcl': main({}), 'mods/run1.sh': t };
+        const got = inc.compile(new MemoryHost(files), options);
+        expect(observable(got)).toEqual(observable(compile(new MemoryHost(files), options)));
+        expect(got.plan!.instances.find((i) => i.id === 's1.c1')!.program.files.find((f) => f.path === '/mcl/program/run1.sh')!.content).toBe(t);
+      }
+    });
+
+    test('a policy violation in a subtree taken over is placed where its objects are, with the last lists updated', () => {
+      const w = violated();
+      const inc = new IncrementalCompiler();
+      for (const o of [{}, { pad: true }, { wired: true }, { pad: true, wired: true }, {}]) {
+        const files = { ...w.files, 'main.mcl': main(o) };
+        const got = inc.compile(new MemoryHost(files), { ...options, emitPlan: false });
+        const want = compile(new MemoryHost(files), { ...options, emitPlan: false });
+        expect(got.diagnostics.some((d) => d.code.startsWith('MCL05'))).toBe(true);
+        expect(got.diagnostics).toEqual(want.diagnostics);
+      }
+    });
+    test('a checking-only compile leaves blocks without digests, which a plan does not take over', () => {
+      const w = generated(3, true);
+      const inc = new IncrementalCompiler();
+      const a = { ...w.files, 'main.mcl': main({}) };
+      const b = { ...w.files, 'main.mcl': main({ pad: true }) };
+      inc.compile(new MemoryHost(a), { ...options, emitPlan: false });
+      const got = inc.compile(new MemoryHost(b), options);
+      expect(canonicalJson(got.plan!)).toEqual(canonicalJson(compile(new MemoryHost(b), options).plan!));
+      expect(got.plan!.instances.every((i) => i.digest !== '')).toBe(true);
+    });
+
+    // The language reports both in a module (which is then checked again, so that no subtree depending
+    // on it is taken over): these compare with a full compile whatever the body takes over.
+    test('a channel or an image from outside that a subtree also has is counted as a full compile counts it', () => {
+      const w = generated(3, true);
+      // m0 exports both ends of its own channel `c1.next -> c0.api`, so that Main can make the same one.
+      const m0 = w.files['mods/m0.mcl'].replace('  export api = c1.api', '  export api = c1.api\n  export next = c1.next\n  export back = c0.api');
+      const inc = new IncrementalCompiler();
+      const variants = [
+        main({}),
+        main({}).replace('  probe = Probe', '  probe = Probe\n  connect s0.next -> s0.back'),
+        main({}),
+        // Another image named like the prelude's, used by the probe (which comes first): every other instance reports it.
+        main({}).replace('component Probe {', 'image busybox {\n  base "busybox-static"\n  kernel "debian-cloud"\n  modules []\n}\ncomponent Probe {\n  image busybox'),
+        main({}),
+      ];
+      for (const text of variants) {
+        const files = { ...w.files, 'mods/m0.mcl': m0, 'main.mcl': text };
+        const got = inc.compile(new MemoryHost(files), options);
+        expect(observable(got)).toEqual(observable(compile(new MemoryHost(files), options)));
+      }
     });
   });
 });

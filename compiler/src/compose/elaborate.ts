@@ -57,6 +57,21 @@ export interface Flat {
    * ports by export, as `connect` and `expose` do.
    */
   exports: Record<string, { instance: string; port: string }>;
+  /**
+   * With an ElaborationCache: where each system's subtree lies in `instances` and `channels`, those
+   * taken over whole (`reused`) in flat order, the others where their subtree ends. The plan body
+   * takes a taken-over subtree's objects over as a block (plan/body-cache.ts).
+   */
+  pieces?: FlatPiece[];
+}
+
+/** One system's subtree in a Flat: its piece (by identity) and where its instances and channels start. */
+export interface FlatPiece {
+  piece: Piece;
+  prefix: string;
+  reused: boolean;
+  instances: number;
+  channels: number;
 }
 
 function join(prefix: string, name: string): string {
@@ -86,7 +101,7 @@ function leaf(inst: InstInfo, prefix: string, port: string): { instance: string;
  * The flat parts of one system's subtree, as elaborating it at a prefix gives
  * them (`exports` as entries, in the order they are recorded).
  */
-interface Piece {
+export interface Piece {
   instances: FlatInstance[];
   channels: FlatChannel[];
   exposures: FlatExposure[];
@@ -137,6 +152,7 @@ export class ElaborationCache {
 
 export function elaborate(root: SystemInfo, cache?: ElaborationCache): Flat {
   const out: Flat = { instances: [], channels: [], exposures: [], egresses: [], rules: [], exports: {} };
+  const pieces: FlatPiece[] = [];
   const exports: [string, { instance: string; port: string }][] = [];
   // Explicit work list instead of recursion: nesting depth is bounded only by the sources. A system's
   // subtree is flattened contiguously (its nested systems are pushed on top of the list), so an entry
@@ -149,14 +165,16 @@ export function elaborate(root: SystemInfo, cache?: ElaborationCache): Flat {
     if (w.end) {
       if (cache) {
         const [i, c, x, e, r, k] = w.end.from;
-        cache.keep(w.end.sys, w.end.prefix, {
+        const piece: Piece = {
           instances: out.instances.slice(i),
           channels: out.channels.slice(c),
           exposures: out.exposures.slice(x),
           egresses: out.egresses.slice(e),
           rules: out.rules.slice(r),
           exports: exports.slice(k),
-        });
+        };
+        cache.keep(w.end.sys, w.end.prefix, piece);
+        pieces.push({ piece, prefix: w.end.prefix, reused: false, instances: i, channels: c });
         cache.stats.built++;
       }
       continue;
@@ -164,6 +182,7 @@ export function elaborate(root: SystemInfo, cache?: ElaborationCache): Flat {
     const { sys, prefix } = w;
     const kept = cache?.get(sys, prefix);
     if (kept) {
+      pieces.push({ piece: kept, prefix, reused: true, instances: out.instances.length, channels: out.channels.length });
       for (const t of kept.instances) out.instances.push(t);
       for (const t of kept.channels) out.channels.push(t);
       for (const t of kept.exposures) out.exposures.push(t);
@@ -212,5 +231,6 @@ export function elaborate(root: SystemInfo, cache?: ElaborationCache): Flat {
     for (const r of sys.rules) out.rules.push({ rule: r, file: m.file, scope: prefix });
   }
   for (const [k, v] of exports) out.exports[k] = v;
+  if (cache) out.pieces = pieces;
   return out;
 }

@@ -25,11 +25,29 @@
 // Taken-over objects are shared by the results of successive compiles; like
 // every result of the compiler they are not to be modified by callers.
 //
+// A system's subtree that elaboration took over whole (the same piece
+// object, compose/elaborate.ts) is taken over by the body as a block: its
+// plan instances and channels, their origins and its share of the templates,
+// images, programs and protocols, recorded once by the compile that built
+// them (BlockData, made when the block is first taken over). The block is
+// taken over without visiting its objects when what its objects read from
+// outside the subtree is the same: its components' programs are the same
+// objects, the channels, exposures and egresses from outside that reach its
+// ports are the same, its templates have the same ids, and no object built
+// outside has an id of its own. The sorted instance and channel lists and
+// the origins of the last body are then updated, not made again: the
+// entries of blocks no longer taken over and of objects built last time are
+// removed, and those of the blocks new to the list and of the objects built
+// now merged in (BodyState). An object of a block that can no longer be
+// taken over whole is still compared one by one, as above.
+//
 // Each compile keeps only the entries it used, so the cache holds one
 // composition's objects at most.
 
 import type { MessageSchema, PlanChannel, PlanInstance } from '@mcl/plan';
 import type { ComponentInfo } from '../compose/components';
+import type { Piece } from '../compose/elaborate';
+import type { ProtocolInfo } from '../types/protocols';
 import type { ConnInfo, InstInfo } from '../compose/systems';
 import type { DeclEntry, Module } from '../context';
 import type { SourceRef } from '../policy/types';
@@ -63,7 +81,93 @@ export interface CachedInstance {
   portKeys: string[];
 }
 
+/** What a body made for each flat instance and channel it visited, by position in the flat lists. */
+export interface BlockSource {
+  pis: (PlanInstance | undefined)[];
+  entries: (CachedInstance | undefined)[];
+  instOrigins: (SourceRef | undefined)[];
+  labelOrigins: (SourceRef | undefined)[];
+  /** Positions of the instances whose image was reported (a block with one is not taken over). */
+  reported: Set<number>;
+  pcs: (PlanChannel | undefined)[];
+  chOrigins: (SourceRef | undefined)[];
+  /** The blocks that body took over whole, with where they start, in flat order. */
+  blocks: { instances: number; channels: number; data: BlockData }[];
+  digests: boolean;
+  indexKeys: boolean;
+}
+
+/** One subtree's plan objects as a block (see above). */
+export interface BlockData {
+  pis: PlanInstance[];
+  json: (string | undefined)[];
+  entries: CachedInstance[];
+  instOrigins: SourceRef[];
+  labelOrigins: (SourceRef | undefined)[];
+  pcs: PlanChannel[];
+  chOrigins: SourceRef[];
+  channelIds: Set<string>;
+  /** Each component once, with the program its instances carry. */
+  programs: [ComponentInfo, ProgramSpec][];
+  images: DeclEntry[];
+  protocols: ProtocolInfo[];
+  /** Its instances' share of each template (by template key), and the template id they carry. */
+  templates: Map<string, { image: string; memory: number; vcpus: number; slots: number; count: number; id: string }>;
+  /** What reaches its ports from outside: channels, exposures and egresses, sorted and joined. */
+  outside: string;
+  /** Its factory ports without a protocol of their own, with the protocol they were given. */
+  factory: [string, string][];
+  digests: boolean;
+  indexKeys: boolean;
+}
+
+/** A subtree's block: where its objects lie in the body that built them; `data` once made (null: not a block). */
+export interface BlockRecord {
+  /** Dropped once `data` is made. */
+  src?: BlockSource;
+  instances: number;
+  channels: number;
+  data?: BlockData | null;
+}
+
+/** A body's sorted lists and origins, with the block each entry came from (undefined: built by that body). */
+export interface BodyState {
+  instances: PlanInstance[];
+  instanceOwners: (BlockData | undefined)[];
+  channels: PlanChannel[];
+  channelOwners: (BlockData | undefined)[];
+  origins: { instances: Record<string, SourceRef>; channels: Record<string, SourceRef>; labels: Record<string, SourceRef> };
+}
+
 export class BodyCache {
+  private blocks = new Map<Piece, BlockRecord>();
+  private nextBlocks = new Map<Piece, BlockRecord>();
+  private states: (BodyState | undefined)[] = [];
+  private nextStates: (BodyState | undefined)[] = [];
+
+  block(p: Piece): BlockRecord | undefined {
+    return this.blocks.get(p);
+  }
+
+  keepBlock(p: Piece, r: BlockRecord): void {
+    this.nextBlocks.set(p, r);
+  }
+
+  /** The state of the last compile's body with this body's place among this compile's bodies. */
+  state(): BodyState | undefined {
+    return this.states[this.nextStates.length];
+  }
+
+  keepState(s: BodyState | undefined): void {
+    this.nextStates.push(s);
+  }
+
+  /** Counts objects taken over as a block. */
+  reusedBlock(n: number): void {
+    this.stats.blocks++;
+    this.stats.reused += n;
+  }
+
   private programs = new Map<ComponentInfo, CachedProgram>();
   private instances = new Map<string, CachedInstance>();
   private channels = new Map<string, { conn: ConnInfo; pc: PlanChannel }>();
@@ -73,7 +177,7 @@ export class BodyCache {
   private schemas = new Map<DeclEntry, CachedSchema>();
   private nextSchemas = new Map<DeclEntry, CachedSchema>();
   /** Objects taken over and built by the last body, for tests and the benchmark. */
-  readonly stats = { reused: 0, built: 0 };
+  readonly stats = { reused: 0, built: 0, blocks: 0 };
 
   program(c: ComponentInfo): CachedProgram | undefined {
     return this.programs.get(c);
@@ -111,6 +215,12 @@ export class BodyCache {
     return e.pc;
   }
 
+  /** Keeps a channel taken over from a block, by a body that builds that block's objects one by one. */
+  takeChannel(id: string, conn: ConnInfo, pc: PlanChannel): void {
+    this.nextChannels.set(id, { conn, pc });
+    this.stats.reused++;
+  }
+
   keepChannel(id: string, conn: ConnInfo, pc: PlanChannel): void {
     this.nextChannels.set(id, { conn, pc });
     this.stats.built++;
@@ -128,6 +238,9 @@ export class BodyCache {
     else for (const [k, v] of this.instances) if (!this.nextInstances.has(k)) this.nextInstances.set(k, v);
     if (this.nextChannels.size === 0) this.nextChannels = this.channels;
     else for (const [k, v] of this.channels) if (!this.nextChannels.has(k)) this.nextChannels.set(k, v);
+    if (this.nextBlocks.size === 0) this.nextBlocks = this.blocks;
+    else for (const [k, v] of this.blocks) if (!this.nextBlocks.has(k)) this.nextBlocks.set(k, v);
+    this.nextStates.push(this.state());
     this.carrySchemas();
   }
 
@@ -139,17 +252,22 @@ export class BodyCache {
 
   /** Starts a compile: what the last one kept becomes what this one may take over. */
   begin(): void {
-    if (this.nextInstances.size || this.nextChannels.size || this.nextPrograms.size || this.nextSchemas.size) {
+    if (this.nextInstances.size || this.nextChannels.size || this.nextPrograms.size || this.nextSchemas.size || this.nextBlocks.size || this.nextStates.length) {
       this.programs = this.nextPrograms;
       this.instances = this.nextInstances;
       this.channels = this.nextChannels;
       this.schemas = this.nextSchemas;
+      this.blocks = this.nextBlocks;
+      this.states = this.nextStates;
     }
+    this.nextBlocks = new Map();
+    this.nextStates = [];
     this.nextPrograms = new Map();
     this.nextInstances = new Map();
     this.nextChannels = new Map();
     this.nextSchemas = new Map();
     this.stats.reused = 0;
     this.stats.built = 0;
+    this.stats.blocks = 0;
   }
 }

@@ -32,14 +32,14 @@ import {
 import type { CompileOptions } from '../api';
 import { Ctx, related, type DeclEntry } from '../context';
 import type { ComponentInfo, Components, LabelInfo, TargetInfo } from '../compose/components';
-import type { Flat, FlatChannel, FlatEgress, FlatExposure, FlatInstance } from '../compose/elaborate';
+import type { Flat, FlatChannel, FlatEgress, FlatExposure, FlatInstance, FlatPiece, Piece } from '../compose/elaborate';
 import { DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_MESSAGE, DEFAULT_TIMEOUT_MS } from '../compose/systems';
 import type { PolicyInput, PolicyResult, SourceRef } from '../policy/types';
 import type { ProtocolInfo } from '../types/protocols';
 import type { Types } from '../types/message-types';
 import { compileOrder } from '../types/dfa';
 import { buildProgram, programFileText, type ProgramSpec } from './program';
-import type { BodyCache } from './body-cache';
+import type { BlockData, BlockRecord, BlockSource, BodyCache, CachedInstance } from './body-cache';
 import { relativeToRoot } from '../resolve/load';
 
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -185,12 +185,22 @@ export class PlanBuilder {
    */
   body(flat: Flat, target: TargetInfo, digests = true, place?: (instances: readonly PlanInstance[], templates: readonly PlanTemplate[], origins: PolicyInput['origins']) => Map<string, string>, reportOnly = false): Body {
     const ctx = this.ctx;
-    const origins: PolicyInput['origins'] = { instances: {}, channels: {}, exposures: {}, labels: {} };
-    origins.target = { file: target.entry.module.file, span: target.entry.decl.name.span };
+    const cache = this.cache;
+    const indexKeys = this.types.sawIndexKey;
+    // Subtrees taken over whole are taken over as blocks, and the last body's sorted lists and
+    // origins updated, when nothing places the instances afterwards (body-cache.ts).
+    const pieces = cache && !place && !reportOnly ? flat.pieces : undefined;
+    const prior = pieces ? cache!.state() : undefined;
     const planTarget = planTargetOf(target);
 
     // Images.
     const images = new Map<string, { entry: DeclEntry; image: PlanImage }>();
+    const addImage = (e: DeclEntry) => {
+      if (images.has(e.name)) return;
+      const info = this.components.image(e);
+      const img: Omit<PlanImage, 'digest'> = { name: e.name, base: info.base, kernel: info.kernel, modules: info.modules, files: [] };
+      images.set(e.name, { entry: e, image: { ...img, digest: imageDigest(img, this.ctx.sha256) } });
+    };
     const imageOf = (fi: FlatInstance): string | undefined => {
       const e = fi.comp.image;
       if (!e) {
@@ -208,13 +218,100 @@ export class PlanBuilder {
         });
         return name;
       }
-      if (!have) {
-        const info = this.components.image(e);
-        const img: Omit<PlanImage, 'digest'> = { name, base: info.base, kernel: info.kernel, modules: info.modules, files: [] };
-        images.set(name, { entry: e, image: { ...img, digest: imageDigest(img, this.ctx.sha256) } });
-      }
+      addImage(e);
       return name;
     };
+
+    // What this body makes for each position of the flat lists it visits, kept as the source of the
+    // blocks of its subtrees (body-cache.ts).
+    const src: BlockSource = {
+      pis: [],
+      entries: [],
+      instOrigins: [],
+      labelOrigins: [],
+      reported: new Set(),
+      pcs: [],
+      chOrigins: [],
+      blocks: [],
+      digests,
+      indexKeys,
+    };
+
+    // Blocks: the subtrees elaboration took over whole, with the block the last bodies made of them.
+    // `now` collects what reaches a block's ports from outside in this composition.
+    type Cand = { at: FlatPiece; rec: BlockRecord; data: BlockData; ok: boolean; now: string[] };
+    let cands: Cand[] = [];
+    let rootBlock: Cand | undefined;
+    const byPrefix = new Map<string, Cand>();
+    for (const p of pieces ?? []) {
+      if (!p.reused) continue;
+      const rec = cache!.block(p.piece);
+      const data = rec && blockData(p.piece, rec);
+      if (!rec || !data || data.digests !== digests || data.indexKeys !== indexKeys) continue;
+      const c: Cand = { at: p, rec, data, ok: true, now: [] };
+      cands.push(c);
+      if (p.prefix === '') rootBlock = c;
+      else byPrefix.set(p.prefix, c);
+    }
+    /** The block an instance id lies in: its prefix names the block's subtree. */
+    const blockOf = (id: string): Cand | undefined => {
+      if (rootBlock) return rootBlock;
+      if (byPrefix.size === 0) return undefined;
+      for (let i = id.indexOf('.'); i >= 0; i = id.indexOf('.', i + 1)) {
+        const c = byPrefix.get(id.slice(0, i));
+        if (c) return c;
+      }
+      return undefined;
+    };
+    /** Calls `fn` for each position of the flat list outside the blocks taken over, with the block it lies in if any. */
+    const visit = (kind: 'instances' | 'channels', fn: (i: number, b: Cand | undefined) => void) => {
+      let at = 0;
+      for (const b of cands) {
+        const start = b.at[kind];
+        const end = start + b.at.piece[kind].length;
+        for (; at < start; at++) fn(at, undefined);
+        if (!b.ok) for (; at < end; at++) fn(at, b);
+        at = end;
+      }
+      for (const total = flat[kind].length; at < total; at++) fn(at, undefined);
+    };
+    if (cands.length) {
+      // An object built outside the blocks with the id of one inside, or two images of one name, and
+      // everything is built as a whole composition is: which one counts depends on their order.
+      let clash = false;
+      const named = new Map<string, DeclEntry>();
+      const see = (e: DeclEntry | undefined) => {
+        if (!e) return;
+        const h = named.get(e.name);
+        if (h === undefined) named.set(e.name, e);
+        else if (h !== e) clash = true;
+      };
+      for (const c of cands) for (const e of c.data.images) see(e);
+      visit('instances', (i) => {
+        const fi = flat.instances[i];
+        see(fi.comp.image);
+        if (blockOf(fi.id)) clash = true;
+      });
+      const seenIds = new Set<string>();
+      visit('channels', (i) => {
+        const fc = flat.channels[i];
+        if (seenIds.has(fc.id)) return;
+        seenIds.add(fc.id);
+        const a = blockOf(fc.from.instance);
+        const b = blockOf(fc.to.instance);
+        if (a?.data.channelIds.has(fc.id) || b?.data.channelIds.has(fc.id)) clash = true;
+        const f = factsOf(fc);
+        a?.now.push(`c${f.fromKey}\u0001${fc.id}`);
+        b?.now.push(`c${f.toKey}\u0001${fc.id}`);
+      });
+      if (clash) {
+        cands = [];
+        rootBlock = undefined;
+        byPrefix.clear();
+      }
+      // A component's program built again (a file it reads changed) changes its instances.
+      for (const c of cands) for (const [comp, prog] of c.data.programs) if (this.program(comp) !== prog) c.ok = false;
+    }
 
     // Channels first: ports list their channel ids.
     const portChannels = new Map<string, string[]>();
@@ -235,21 +332,13 @@ export class PlanBuilder {
       if (l) l.push(id);
       else portChannels.set(k, [id]);
     };
-    const channels: PlanChannel[] = [];
-    const channelIds = new Set<string>();
+
+    // The origins: those of instances, channels and labels are the last body's, updated, when it left them.
+    const keptOrigins = prior && cands.some((c) => c.ok) ? prior.origins : { instances: {}, channels: {}, labels: {} };
+    const origins: PolicyInput['origins'] = { instances: keptOrigins.instances, channels: keptOrigins.channels, exposures: {}, labels: keptOrigins.labels };
+    origins.target = { file: target.entry.module.file, span: target.entry.decl.name.span };
+
     const protocolsUsed = new Set<ProtocolInfo>();
-    // Building a channel reports nothing.
-    if (reportOnly) this.cache?.carryOver();
-    else for (const fc of flat.channels) {
-      if (channelIds.has(fc.id)) continue;
-      channelIds.add(fc.id);
-      channels.push(this.channel(fc, protocolsUsed));
-      const facts = factsOf(fc);
-      origins.channels[fc.id] = facts.origin;
-      addPortChannel(facts.fromKey, fc.id);
-      addPortChannel(facts.toKey, fc.id);
-    }
-    channels.sort((a, b) => byString(a.id, b.id));
 
     // Exposures.
     const exposures: PlanExposure[] = [];
@@ -281,15 +370,30 @@ export class PlanBuilder {
     for (const x of flat.egresses) (origins.egresses ??= {})[x.name] = { file: x.file, span: x.egress.span };
     const egressOn = new Map(flat.egresses.map((x) => [`${x.instance}\u0000${x.port.name}`, x.name]));
 
+    // A block whose ports are reached from outside as they were when it was made is still what
+    // building it would give (its own channels, exposures and egresses are the same objects).
+    if (cands.length) {
+      const instanceOfKey = (k: string) => k.slice(0, k.indexOf('\u0000'));
+      for (const [k, port] of exposedOn) blockOf(instanceOfKey(k))?.now.push(`x${k}\u0001${port}`);
+      for (const [k, name] of egressOn) blockOf(instanceOfKey(k))?.now.push(`e${k}\u0001${name}`);
+      for (const c of cands) {
+        if (!c.ok) continue;
+        if (c.now.sort().join('\u0002') !== c.data.outside) c.ok = false;
+        else if (c.data.factory.some(([k, proto]) => (factoryProtocol.get(k) ?? '') !== proto)) c.ok = false;
+      }
+    }
+
     // Templates: one per (image, memory, vcpus); port slots cover the instance with the most ports.
     const tmpl = new Map<string, { image: string; memory: number; vcpus: number; slots: number; count: number }>();
     // The template key of each instance, by its place in `flat.instances`. A body that only reports
     // needs no templates: of this loop, only what `imageOf` reports.
     const instTemplateKey: (string | undefined)[] = new Array(flat.instances.length);
-    for (let i = 0; i < flat.instances.length; i++) {
+    visit('instances', (i) => {
       const fi = flat.instances[i];
+      const reported = ctx.diagnostics.length;
       const image = imageOf(fi);
-      if (image === undefined || reportOnly) continue;
+      if (ctx.diagnostics.length !== reported) src.reported.add(i);
+      if (image === undefined || reportOnly) return;
       const key = templateKeyOf(fi, image);
       instTemplateKey[i] = key;
       const t = tmpl.get(key);
@@ -298,6 +402,17 @@ export class PlanBuilder {
         t.slots = Math.max(t.slots, slots);
         t.count++;
       } else tmpl.set(key, { image, memory: fi.inst.memory, vcpus: fi.inst.vcpus, slots, count: 1 });
+    });
+    for (const c of cands) {
+      if (!c.ok) continue;
+      for (const e of c.data.images) addImage(e);
+      for (const [key, s] of c.data.templates) {
+        const t = tmpl.get(key);
+        if (t) {
+          t.slots = Math.max(t.slots, s.slots);
+          t.count += s.count;
+        } else tmpl.set(key, { image: s.image, memory: s.memory, vcpus: s.vcpus, slots: s.slots, count: s.count });
+      }
     }
     const templateId = new Map<string, string>();
     const templates: PlanTemplate[] = [];
@@ -307,29 +422,51 @@ export class PlanBuilder {
       templates.push({ id, image: t.image, memory_bytes: t.memory, vcpus: t.vcpus, port_slots: t.slots, instance_count: t.count });
     }
     templates.sort((a, b) => byString(a.id, b.id));
+    // A block whose templates now have other ids (another instance has more ports) is built again;
+    // its share of the templates, added above, is the same either way.
+    for (const c of cands) if (c.ok) for (const [key, s] of c.data.templates) if (templateId.get(key) !== s.id) c.ok = false;
+
+    // Channels.
+    const channelIds = new Set<string>();
+    // Building a channel reports nothing.
+    if (reportOnly) this.cache?.carryOver();
+    else {
+      visit('channels', (i, b) => {
+        const fc = flat.channels[i];
+        if (channelIds.has(fc.id)) return;
+        channelIds.add(fc.id);
+        const pc = this.channel(fc, protocolsUsed, b?.data.pcs[i - b.at.channels]);
+        src.pcs[i] = pc;
+        const facts = factsOf(fc);
+        src.chOrigins[i] = facts.origin;
+        addPortChannel(facts.fromKey, fc.id);
+        addPortChannel(facts.toKey, fc.id);
+      });
+      for (const c of cands) if (c.ok) for (const p of c.data.protocols) protocolsUsed.add(p);
+    }
 
     // Instances.
-    const instances: PlanInstance[] = [];
     // Named types the run-time parameters of created instances refer to: their schemas go into `schemas` too.
     const paramRefs = new Set<DeclEntry>();
     const instanceJson = new Map<string, string>();
-    const indexKeys = this.types.sawIndexKey;
-    for (let i = 0; i < flat.instances.length; i++) {
+    visit('instances', (i, b) => {
       const fi = flat.instances[i];
       const { inst, comp } = fi;
       // Of an instance, only its component's program reports anything.
       if (reportOnly) {
         this.program(comp);
-        continue;
+        return;
       }
       // The label's origin is the same whether the instance is taken over or built.
       if (inst.labelSpan) {
         const labelFile = inst.labelSpan === comp.labelSpan ? comp.entry.module.file : fi.module.file;
-        origins.labels[fi.id] = { file: labelFile, span: inst.labelSpan };
+        src.labelOrigins[i] = { file: labelFile, span: inst.labelSpan };
       }
       const prog = this.program(comp);
-      const template = templateId.get(instTemplateKey[i] ?? '') ?? '';
-      const kept = this.cache?.instance(fi.id);
+      // An instance of a block whose templates were checked above has no key yet.
+      const key = instTemplateKey[i] ?? (b && comp.image ? templateKeyOf(fi, comp.image.name) : '');
+      const template = templateId.get(key) ?? '';
+      const kept = this.cache?.instance(fi.id) ?? b?.data.entries[i - b.at.instances];
       if (
         kept &&
         !place &&
@@ -343,10 +480,11 @@ export class PlanBuilder {
         this.samePorts(kept.pi, kept.portKeys, comp, portChannels, exposedOn, egressOn, factoryProtocol)
       ) {
         this.cache!.keepInstance(fi.id, kept, true);
-        instances.push(kept.pi);
         if (kept.json !== undefined) instanceJson.set(fi.id, kept.json);
-        origins.instances[fi.id] = kept.origin;
-        continue;
+        src.pis[i] = kept.pi;
+        src.entries[i] = kept;
+        src.instOrigins[i] = kept.origin;
+        return;
       }
       // Every object below is built with its keys in canonical (sorted) order, so the plain native
       // serializer already gives canonical JSON; a test checks this stays true. Parameter values are
@@ -418,17 +556,82 @@ export class PlanBuilder {
         withDigest = this.digest(pi, indexKeys);
         instanceJson.set(fi.id, withDigest);
       } else if (!digests) pi.digest = '';
-      instances.push(pi);
       const origin = { file: fi.module.file, span: inst.decl.span };
-      origins.instances[fi.id] = origin;
+      src.pis[i] = pi;
+      src.instOrigins[i] = origin;
       // A created instance's parameter schemas add named types to the plan's schemas as they are
       // built: it is built every time, so that they are added every time.
       if (this.cache && !pi.created_by && !place) {
         const portKeys = comp.ports.map((p) => `${fi.id}\u0000${p.name}`);
-        this.cache.keepInstance(fi.id, { inst, comp, module: fi.module, prog, template, digests, indexKeys, pi, json: withDigest, origin, portKeys }, false);
+        const entry: CachedInstance = { inst, comp, module: fi.module, prog, template, digests, indexKeys, pi, json: withDigest, origin, portKeys };
+        this.cache.keepInstance(fi.id, entry, false);
+        src.entries[i] = entry;
+      }
+    });
+
+    // The sorted lists and the origins: the last body's, less the entries this one does not take
+    // over as they were, with the rest merged in (body-cache.ts). What is dropped is dropped first:
+    // its id may come back.
+    const valid = new Set<BlockData>();
+    for (const c of cands) if (c.ok) valid.add(c.data);
+    const from = prior && keptOrigins === prior.origins ? prior : undefined;
+    const ki = keepOwned(from?.instances, from?.instanceOwners, valid, (pi) => {
+      delete origins.instances[pi.id];
+      delete origins.labels[pi.id];
+    });
+    const kc = keepOwned(from?.channels, from?.channelOwners, valid, (pc) => void delete origins.channels[pc.id]);
+    const addedInstances: [PlanInstance, BlockData | undefined][] = [];
+    const addedChannels: [PlanChannel, BlockData | undefined][] = [];
+    for (const c of cands) {
+      if (!c.ok) continue;
+      const d = c.data;
+      cache!.reusedBlock(d.pis.length + d.pcs.length);
+      if (digests) for (let j = 0; j < d.pis.length; j++) instanceJson.set(d.pis[j].id, d.json[j]!);
+      if (!ki.present.has(d)) {
+        for (let j = 0; j < d.pis.length; j++) {
+          const id = d.pis[j].id;
+          addedInstances.push([d.pis[j], d]);
+          origins.instances[id] = d.instOrigins[j];
+          const label = d.labelOrigins[j];
+          if (label) origins.labels[id] = label;
+        }
+      }
+      if (!kc.present.has(d)) {
+        for (let j = 0; j < d.pcs.length; j++) {
+          addedChannels.push([d.pcs[j], d]);
+          origins.channels[d.pcs[j].id] = d.chOrigins[j];
+        }
       }
     }
-    instances.sort((a, b) => byString(a.id, b.id));
+    visit('instances', (i) => {
+      const pi = src.pis[i];
+      const label = src.labelOrigins[i];
+      if (label) origins.labels[flat.instances[i].id] = label;
+      if (!pi) return;
+      addedInstances.push([pi, undefined]);
+      origins.instances[pi.id] = src.instOrigins[i]!;
+    });
+    visit('channels', (i) => {
+      const pc = src.pcs[i];
+      if (!pc) return;
+      addedChannels.push([pc, undefined]);
+      origins.channels[pc.id] = src.chOrigins[i]!;
+    });
+    const mi = mergeSorted(ki, addedInstances);
+    const mc = mergeSorted(kc, addedChannels);
+    const instances = mi.list;
+    const channels = mc.list;
+    if (pieces) {
+      cache!.keepState({ instances, instanceOwners: mi.owners, channels, channelOwners: mc.owners, origins: { instances: origins.instances, channels: origins.channels, labels: origins.labels } });
+      // Each subtree's block for the next compile: the one taken over, or one made from this body.
+      const taken = new Map<Piece, BlockRecord>();
+      for (const c of cands) {
+        if (!c.ok) continue;
+        taken.set(c.at.piece, c.rec);
+        src.blocks.push({ instances: c.at.instances, channels: c.at.channels, data: c.data });
+      }
+      for (const p of pieces) cache!.keepBlock(p.piece, taken.get(p.piece) ?? { src, instances: p.instances, channels: p.channels });
+    } else if (cache && !reportOnly) cache.keepState(undefined);
     const placed = place?.(instances, templates, origins);
     for (let i = 0; placed && i < instances.length; i++) {
       let pi = instances[i];
@@ -546,12 +749,17 @@ export class PlanBuilder {
   }
 
   /** A channel, with every object's keys in canonical (sorted) order so native serialisation is canonical. */
-  private channel(fc: FlatChannel, used: Set<ProtocolInfo>): PlanChannel {
+  private channel(fc: FlatChannel, used: Set<ProtocolInfo>, fromBlock?: PlanChannel): PlanChannel {
     const proto = fc.conn.protocol;
     used.add(proto);
     // The id names both ends: with the same checked `connect`, the channel is the same.
     const kept = this.cache?.channel(fc.id, fc.conn);
     if (kept) return kept;
+    // A block's channel at the same place in the same subtree was built from the same `connect`.
+    if (fromBlock && fromBlock.id === fc.id) {
+      this.cache!.takeChannel(fc.id, fc.conn, fromBlock);
+      return fromBlock;
+    }
     const { ops, order } = this.operations(proto, fc.conn.allow);
     const inv = fc.conn.invariants;
     const pc: PlanChannel = {
@@ -676,6 +884,179 @@ export class PlanBuilder {
     plan.digests.plan = planDigest(plan, this.ctx.sha256, { instances: body.instanceJson, channels });
     return plan;
   }
+}
+
+/** Of the last body's sorted list, the entries of the blocks taken over again (the others are dropped). */
+function keepOwned<T>(was: T[] | undefined, owners: (BlockData | undefined)[] | undefined, valid: ReadonlySet<BlockData>, drop: (t: T) => void): { list: T[]; owners: BlockData[]; present: Set<BlockData> } {
+  const out = { list: [] as T[], owners: [] as BlockData[], present: new Set<BlockData>() };
+  if (!was || !owners) return out;
+  for (let k = 0; k < was.length; k++) {
+    const o = owners[k];
+    if (o !== undefined && valid.has(o)) {
+      out.list.push(was[k]);
+      out.owners.push(o);
+      out.present.add(o);
+    } else drop(was[k]);
+  }
+  return out;
+}
+
+/**
+ * A sorted list kept, with `added` sorted and merged in: the order a full sort by id gives (ids
+ * kept and added never coincide, and equal ids among those added keep their flat order).
+ */
+function mergeSorted<T extends { id: string }>(kept: { list: T[]; owners: BlockData[] }, added: [T, BlockData | undefined][]): { list: T[]; owners: (BlockData | undefined)[] } {
+  if (kept.list.length === 0 && added.length > 0) {
+    added.sort((a, b) => byString(a[0].id, b[0].id));
+    return { list: added.map((a) => a[0]), owners: added.map((a) => a[1]) };
+  }
+  added.sort((a, b) => byString(a[0].id, b[0].id));
+  const list: T[] = [];
+  const owners: (BlockData | undefined)[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < kept.list.length || j < added.length) {
+    if (j < added.length && (i >= kept.list.length || byString(added[j][0].id, kept.list[i].id) < 0)) {
+      list.push(added[j][0]);
+      owners.push(added[j][1]);
+      j++;
+    } else {
+      list.push(kept.list[i]);
+      owners.push(kept.owners[i]);
+      i++;
+    }
+  }
+  return { list, owners };
+}
+
+/** A subtree's block, made from the body that built it the first time it is asked for (null: it cannot be one). */
+function blockData(piece: Piece, rec: BlockRecord): BlockData | null {
+  if (rec.data === undefined) {
+    rec.data = makeBlock(piece, rec);
+    rec.src = undefined;
+  }
+  return rec.data;
+}
+
+function makeBlock(piece: Piece, rec: BlockRecord): BlockData | null {
+  const src = rec.src!;
+  const pis: PlanInstance[] = [];
+  const json: (string | undefined)[] = [];
+  const entries: CachedInstance[] = [];
+  const instOrigins: SourceRef[] = [];
+  const labelOrigins: (SourceRef | undefined)[] = [];
+  // Positions inside a block that body took over hold that block's objects.
+  let b = 0;
+  for (let k = 0; k < piece.instances.length; k++) {
+    const pos = rec.instances + k;
+    while (b < src.blocks.length && src.blocks[b].instances + src.blocks[b].data.pis.length <= pos) b++;
+    const nb = src.blocks[b];
+    if (nb !== undefined && nb.instances <= pos) {
+      const j = pos - nb.instances;
+      pis.push(nb.data.pis[j]);
+      json.push(nb.data.json[j]);
+      entries.push(nb.data.entries[j]);
+      instOrigins.push(nb.data.instOrigins[j]);
+      labelOrigins.push(nb.data.labelOrigins[j]);
+      continue;
+    }
+    const pi = src.pis[pos];
+    const e = src.entries[pos];
+    const o = src.instOrigins[pos];
+    // Not a block: an instance that reported its image, or is built on every compile (created instances).
+    if (!pi || !e || !o || e.pi !== pi || src.reported.has(pos)) return null;
+    pis.push(pi);
+    json.push(e.json);
+    entries.push(e);
+    instOrigins.push(o);
+    labelOrigins.push(src.labelOrigins[pos]);
+  }
+  const pcs: PlanChannel[] = [];
+  const chOrigins: SourceRef[] = [];
+  b = 0;
+  for (let k = 0; k < piece.channels.length; k++) {
+    const pos = rec.channels + k;
+    while (b < src.blocks.length && src.blocks[b].channels + src.blocks[b].data.pcs.length <= pos) b++;
+    const nb = src.blocks[b];
+    let pc: PlanChannel | undefined;
+    let o: SourceRef | undefined;
+    if (nb !== undefined && nb.channels <= pos) {
+      pc = nb.data.pcs[pos - nb.channels];
+      o = nb.data.chOrigins[pos - nb.channels];
+    } else {
+      pc = src.pcs[pos];
+      o = src.chOrigins[pos];
+    }
+    // Not a block: a channel left out for another of the same id.
+    if (!pc || !o || pc.id !== piece.channels[k].id) return null;
+    pcs.push(pc);
+    chOrigins.push(o);
+  }
+  const channelIds = new Set(pcs.map((pc) => pc.id));
+  if (channelIds.size !== pcs.length) return null;
+  const internal = new Set<string>();
+  const protocols = new Set<ProtocolInfo>();
+  for (const fc of piece.channels) {
+    const f = factsOf(fc);
+    internal.add(`${f.fromKey}\u0001${fc.id}`);
+    internal.add(`${f.toKey}\u0001${fc.id}`);
+    protocols.add(fc.conn.protocol);
+  }
+  const programs = new Map<ComponentInfo, ProgramSpec>();
+  const images = new Set<DeclEntry>();
+  const templates: BlockData['templates'] = new Map();
+  const outside: string[] = [];
+  const factory: [string, string][] = [];
+  for (let k = 0; k < piece.instances.length; k++) {
+    const fi = piece.instances[k];
+    const pi = pis[k];
+    const e = entries[k];
+    if (e.inst !== fi.inst || e.comp !== fi.comp) return null;
+    const p = programs.get(fi.comp);
+    if (p === undefined) programs.set(fi.comp, e.prog);
+    else if (p !== e.prog) return null;
+    const img = fi.comp.image;
+    if (!img) return null;
+    images.add(img);
+    const key = templateKeyOf(fi, img.name);
+    const slots = fi.comp.ports.length + 1;
+    const t = templates.get(key);
+    if (t) {
+      if (t.id !== pi.template) return null;
+      t.slots = Math.max(t.slots, slots);
+      t.count++;
+    } else templates.set(key, { image: img.name, memory: fi.inst.memory, vcpus: fi.inst.vcpus, slots, count: 1, id: pi.template });
+    for (let q = 0; q < fi.comp.ports.length; q++) {
+      const pk = e.portKeys[q];
+      const port = pi.ports[q];
+      for (const ch of port.channels) {
+        const s = `${pk}\u0001${ch}`;
+        if (!internal.has(s)) outside.push(`c${s}`);
+      }
+      if (port.exposed_on !== undefined) outside.push(`x${pk}\u0001${port.exposed_on}`);
+      if (port.egress !== undefined) outside.push(`e${pk}\u0001${port.egress}`);
+      const cp = fi.comp.ports[q];
+      if (cp.factory && !cp.protocol) factory.push([pk, port.protocol]);
+    }
+  }
+  return {
+    pis,
+    json,
+    entries,
+    instOrigins,
+    labelOrigins,
+    pcs,
+    chOrigins,
+    channelIds,
+    programs: [...programs],
+    images: [...images],
+    protocols: [...protocols],
+    templates,
+    outside: outside.sort().join('\u0002'),
+    factory,
+    digests: src.digests,
+    indexKeys: src.indexKeys,
+  };
 }
 
 /** The plan's record of a target declaration. */
