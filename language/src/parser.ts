@@ -489,6 +489,14 @@ export class McParser extends EmbeddedActionsParser {
     return node;
   }
 
+  /**
+   * The node the running rule registered with `open`: alternatives built once
+   * (not per call) reach the node of the current call through it.
+   */
+  private current<N>(): N {
+    return this.partials[this.depth - 1] as unknown as N;
+  }
+
   private done<N extends { span: A.Span }>(node: N): N {
     const end = this.endPos();
     node.span.end = end < node.span.start ? node.span.start : end;
@@ -904,44 +912,55 @@ export class McParser extends EmbeddedActionsParser {
   sourceFile = this.rule('sourceFile', (): { imports: A.ImportDecl[]; decls: A.Decl[] } => {
     const imports: A.ImportDecl[] = [];
     const decls: A.Decl[] = [];
+    this.fileImports = imports;
+    this.fileDecls = decls;
     this.open({ imports, decls, span: { start: 0, end: 0 } });
-    const add = (d: A.Decl | undefined) => {
-      if (d && !this.RECORDING_PHASE) {
-        decls.push(d);
-        this.seenDecl = true;
-      }
-    };
     this.MANY(() => {
-      this.OR([
-        alt(() => {
-            const imp = this.SUBRULE(this.importDecl);
-            if (imp && !this.RECORDING_PHASE) {
-              if (this.seenDecl)
-                this.report(
-                  Codes.ImportAfterDeclaration,
-                  imp.span,
-                  'imports belong before the declarations of a file',
-                  'move this import to the top of the file',
-                );
-              imports.push(imp);
-            }
-          }),
-        alt(() => add(this.SUBRULE(this.typeDecl))),
-        alt(() => add(this.SUBRULE(this.protocolDecl))),
-        alt(() => add(this.SUBRULE(this.componentDecl))),
-        alt(() => add(this.SUBRULE(this.systemDecl))),
-        alt(() => add(this.SUBRULE(this.imageDecl))),
-        alt(() => add(this.SUBRULE(this.labelsDecl))),
-        alt(() => add(this.SUBRULE(this.targetDecl))),
-        alt(() => add(this.SUBRULE(this.deployDecl))),
-        alt(() => this.sep()),
-        // A stray `}` at the top level is reported like any other stray token.
-        alt(() => this.stray(this.CONSUME(T.RBrace), T.StrayTop, 'a declaration')),
-        alt(() => this.stray(this.CONSUME(T.StrayTop), T.StrayTop, 'a declaration')),
-      ]);
+      this.OR(this.topLevelAlts);
     });
+    // The shared parser would otherwise keep the file's lists alive until the next file.
+    this.fileImports = this.fileDecls = [];
     return { imports, decls };
   });
+
+  /** The lists `sourceFile` fills, for its alternatives, which are built once. */
+  private fileImports: A.ImportDecl[] = [];
+  private fileDecls: A.Decl[] = [];
+
+  private addDecl(d: A.Decl | undefined): void {
+    if (d && !this.RECORDING_PHASE) {
+      this.fileDecls.push(d);
+      this.seenDecl = true;
+    }
+  }
+
+  private topLevelAlts = [
+    alt(() => {
+      const imp = this.SUBRULE(this.importDecl);
+      if (imp && !this.RECORDING_PHASE) {
+        if (this.seenDecl)
+          this.report(
+            Codes.ImportAfterDeclaration,
+            imp.span,
+            'imports belong before the declarations of a file',
+            'move this import to the top of the file',
+          );
+        this.fileImports.push(imp);
+      }
+    }),
+    alt(() => this.addDecl(this.SUBRULE(this.typeDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.protocolDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.componentDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.systemDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.imageDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.labelsDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.targetDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.deployDecl))),
+    alt(() => this.sep()),
+    // A stray `}` at the top level is reported like any other stray token.
+    alt(() => this.stray(this.CONSUME(T.RBrace), T.StrayTop, 'a declaration')),
+    alt(() => this.stray(this.CONSUME(T.StrayTop), T.StrayTop, 'a declaration')),
+  ];
 
   importDecl = this.rule('importDecl', (): A.ImportDecl => {
     const start = this.startPos();
@@ -1008,18 +1027,20 @@ export class McParser extends EmbeddedActionsParser {
    */
   private commaSeparated<N>(item: ParserMethod<[], N>, what: string, add: (item: N) => void): void {
     let needComma = false;
+    // Built once per list, not once per element or comma.
+    const alts = [
+      alt(() => (this.CONSUME(T.Comma), (needComma = false))),
+      alt(() => {
+        const at = this.LA(1);
+        const prev = this.LA(0);
+        const x = this.SUBRULE(item);
+        if (needComma) this.missingComma(at, prev, what);
+        add(x);
+        needComma = true;
+      }),
+    ];
     this.MANY(() => {
-      this.OR([
-        alt(() => (this.CONSUME(T.Comma), (needComma = false))),
-        alt(() => {
-          const at = this.LA(1);
-          const prev = this.LA(0);
-          const x = this.SUBRULE(item);
-          if (needComma) this.missingComma(at, prev, what);
-          add(x);
-          needComma = true;
-        }),
-      ]);
+      this.OR(alts);
     });
   }
 
@@ -1131,48 +1152,59 @@ export class McParser extends EmbeddedActionsParser {
   }, 'list');
 
   constraint = this.rule('constraint', (): A.Constraint => {
-    const start = this.startPos();
-    const node = this.open(B.rangeConstraint(start));
-    return this.OR({ DEF: [
-        alt(() => {
-            const tok = this.OR2([alt(() => this.CONSUME(K.max)), alt(() => this.CONSUME(K.min))]);
-            const value = this.SUBRULE(this.numberLike);
-            return this.done(B.boundConstraint(tok.image as 'min' | 'max', value, start));
-          }),
-        alt(() => {
-            this.CONSUME(K.pattern);
-            const tok = this.CONSUME(T.StringLit, EXPECT.pattern);
-            return this.done(B.patternConstraint(this.literalFrom(tok), start));
-          }),
-        alt(() => {
-            node.min = this.SUBRULE2(this.numberLike);
-            let isRange = false;
-            this.OPTION(() => {
-              this.CONSUME(T.DotDot);
-              isRange = true;
-              this.OPTION2(() => (node.max = this.SUBRULE3(this.numberLike)));
-            });
-            this.done(node);
-            if (!isRange && !this.RECORDING_PHASE) {
-              const raw = (node.min as { raw?: string }).raw ?? '';
-              this.report(
-                Codes.InvalidConstraint,
-                node.span,
-                `a single number is not a constraint`,
-                `write \`max ${raw}\` for an upper bound, \`${raw}..${raw}\` for an exact value, or \`${raw}..\` for a lower bound`,
-                [{ title: `Write \`max ${raw}\``, edits: [{ file: this.path, span: node.span, newText: `max ${raw}` }] }],
-              );
-              node.max = node.min;
-            }
-            return node;
-          }),
-        alt(() => {
-            this.CONSUME2(T.DotDot);
-            node.max = this.SUBRULE4(this.numberLike);
-            return this.done(node);
-          }),
-      ], ERR_MSG: 'a constraint' });
+    this.open(B.rangeConstraint(this.startPos()));
+    return this.OR(this.constraintAlts);
   });
+
+  private boundAlts = [alt(() => this.CONSUME(K.max)), alt(() => this.CONSUME(K.min))];
+
+  /** The forms of a constraint, built once; each reaches the constraint being built through `current`. */
+  private constraintAlts = {
+    DEF: [
+      alt(() => {
+        const start = this.current<A.RangeConstraint>().span.start;
+        const tok = this.OR2(this.boundAlts);
+        const value = this.SUBRULE(this.numberLike);
+        return this.done(B.boundConstraint(tok.image as 'min' | 'max', value, start));
+      }),
+      alt(() => {
+        const start = this.current<A.RangeConstraint>().span.start;
+        this.CONSUME(K.pattern);
+        const tok = this.CONSUME(T.StringLit, EXPECT.pattern);
+        return this.done(B.patternConstraint(this.literalFrom(tok), start));
+      }),
+      alt(() => {
+        const node = this.current<A.RangeConstraint>();
+        node.min = this.SUBRULE2(this.numberLike);
+        let isRange = false;
+        this.OPTION(() => {
+          this.CONSUME(T.DotDot);
+          isRange = true;
+          this.OPTION2(() => (node.max = this.SUBRULE3(this.numberLike)));
+        });
+        this.done(node);
+        if (!isRange && !this.RECORDING_PHASE) {
+          const raw = (node.min as { raw?: string }).raw ?? '';
+          this.report(
+            Codes.InvalidConstraint,
+            node.span,
+            `a single number is not a constraint`,
+            `write \`max ${raw}\` for an upper bound, \`${raw}..${raw}\` for an exact value, or \`${raw}..\` for a lower bound`,
+            [{ title: `Write \`max ${raw}\``, edits: [{ file: this.path, span: node.span, newText: `max ${raw}` }] }],
+          );
+          node.max = node.min;
+        }
+        return node;
+      }),
+      alt(() => {
+        const node = this.current<A.RangeConstraint>();
+        this.CONSUME2(T.DotDot);
+        node.max = this.SUBRULE4(this.numberLike);
+        return this.done(node);
+      }),
+    ],
+    ERR_MSG: 'a constraint',
+  };
 
   private numberOr = {
     DEF: [alt(() => this.CONSUME(T.IntLit)), alt(() => this.CONSUME(T.FloatLit)), alt(() => this.CONSUME(T.SizeLit))],
@@ -1669,18 +1701,7 @@ export class McParser extends EmbeddedActionsParser {
     node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.port));
     this.CONSUME(T.Colon, EXPECT.portColon);
     // `factory` followed by a name is a factory port; alone it is a protocol called `factory`.
-    this.OR2({
-      MAX_LOOKAHEAD: 1,
-      // A missing type is reported as the usual missing protocol (a factory is the rarer case).
-      ERR_MSG: 'a protocol name',
-      DEF: [
-        {
-          GATE: () => this.LA(1).tokenType === K.factory && tokenMatcher(this.LA(2), T.Identifier),
-          ALT: () => (node.factory = this.SUBRULE(this.factorySpec)),
-        },
-        alt(() => (node.protocol = this.SUBRULE(this.qualifiedName, ARG.protocol))),
-      ],
-    });
+    this.OR2(this.portTypeAlts);
     // `Kv[4]`: a port array of four elements.
     this.OPTION3(() => {
       this.CONSUME(T.LBracket);
@@ -1706,6 +1727,19 @@ export class McParser extends EmbeddedActionsParser {
     }
     return this.done(node);
   });
+
+  private portTypeAlts = {
+    MAX_LOOKAHEAD: 1,
+    // A missing type is reported as the usual missing protocol (a factory is the rarer case).
+    ERR_MSG: 'a protocol name',
+    DEF: [
+      {
+        GATE: () => this.LA(1).tokenType === K.factory && tokenMatcher(this.LA(2), T.Identifier),
+        ALT: () => (this.current<A.PortDecl>().factory = this.SUBRULE(this.factorySpec)),
+      },
+      alt(() => (this.current<A.PortDecl>().protocol = this.SUBRULE(this.qualifiedName, ARG.protocol))),
+    ],
+  };
 
   factorySpec = this.rule('factorySpec', (): A.FactorySpec => {
     const node = this.open(B.factorySpec(this.startPos()));
@@ -1803,22 +1837,28 @@ export class McParser extends EmbeddedActionsParser {
   restartMember = this.rule('restartMember', (): A.RestartMember => {
     const node = this.open(B.restartMember(this.startPos()));
     this.CONSUME(K.restart);
-    this.OR({ DEF: [
-        alt(() => this.CONSUME(K.always)),
-        alt(() => (this.CONSUME(K.never), (node.policy = 'never'))),
-        alt(() => {
-            this.CONSUME(T.OnFailure);
-            node.policy = 'on_failure';
-            this.OPTION(() => {
-              this.CONSUME(K.max);
-              node.maxRetries = M_EXPR;
-              const v = this.SUBRULE(this.literal, ARG.restarts);
-              node.maxRetries = this.expectKind(v, KIND_INT, 'an integer', 'max');
-            });
-          }),
-      ], ERR_MSG: '`always`, `on-failure` or `never`' });
+    this.OR(this.restartPolicyAlts);
     return this.done(node);
   });
+
+  private restartPolicyAlts = {
+    DEF: [
+      alt(() => this.CONSUME(K.always)),
+      alt(() => (this.CONSUME(K.never), (this.current<A.RestartMember>().policy = 'never'))),
+      alt(() => {
+        const node = this.current<A.RestartMember>();
+        this.CONSUME(T.OnFailure);
+        node.policy = 'on_failure';
+        this.OPTION(() => {
+          this.CONSUME(K.max);
+          node.maxRetries = M_EXPR;
+          const v = this.SUBRULE(this.literal, ARG.restarts);
+          node.maxRetries = this.expectKind(v, KIND_INT, 'an integer', 'max');
+        });
+      }),
+    ],
+    ERR_MSG: '`always`, `on-failure` or `never`',
+  };
 
   programMember = this.rule('programMember', (): A.ProgramMember => {
     const node = this.open(B.programMember(this.startPos()));
