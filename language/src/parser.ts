@@ -847,12 +847,16 @@ export class McParser extends EmbeddedActionsParser {
     // A list made with its first part, not grown from empty: V8 gives an empty array room for 17
     // elements on its first push, and nearly every qualified name has one part (the tree keeps them all).
     node.parts = [this.mkIdent(this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name')))];
-    this.MANY(() => {
-      this.CONSUME(T.Dot);
-      node.parts.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.afterDot)));
-    });
+    this.MANY(this.qualifiedNamePart);
     return this.done(node);
   });
+
+  // The bodies of repetitions and options of the most frequent rules are built once, not on every
+  // call; they reach the node of the current call through `current`.
+  private qualifiedNamePart = (): void => {
+    this.CONSUME(T.Dot);
+    this.current<A.QualifiedName>().parts.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.afterDot)));
+  };
 
   /**
    * A name in a policy rule or after `deploy ... to`: one name, or a dotted
@@ -876,9 +880,13 @@ export class McParser extends EmbeddedActionsParser {
     node.instance = this.mkIdent(this.CONSUME(T.Identifier, NAME.instance));
     this.CONSUME(T.Dot, EXPECT.portAfterDot);
     node.port = this.mkIdent(this.CONSUME2(T.Identifier, NAME.port));
-    this.OPTION(() => (node.index = this.SUBRULE(this.portIndex)));
+    this.OPTION(this.portRefIndex);
     return this.done(node);
   });
+
+  private portRefIndex = (): void => {
+    this.current<A.PortRef>().index = this.SUBRULE(this.portIndex);
+  };
 
   /** `[2]` or `[*]` after a port name: an element of a port array, or all of them (a fan-out). */
   portIndex = this.rule('portIndex', (): A.PortIndex => {
@@ -1115,9 +1123,13 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.primitiveType(this.startPos()));
     const tok = this.OR(this.primitiveAlts);
     node.name = tok.image as A.PrimitiveName;
-    this.OPTION(() => (node.constraints = this.SUBRULE(this.constraints) ?? []));
+    this.OPTION(this.primitiveConstraints);
     return this.done(node);
   });
+
+  private primitiveConstraints = (): void => {
+    this.current<A.PrimitiveType>().constraints = this.SUBRULE(this.constraints) ?? [];
+  };
 
   listType = this.rule('listType', (): A.ListType => {
     const node = this.open(B.listType(this.startPos()));
@@ -1620,13 +1632,15 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(K.component);
     node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.component));
     this.CONSUME(T.LBrace, EXPECT.componentOpen);
-    this.MANY(() => {
-      const m = this.OR(this.componentMemberAlts) as A.ComponentMember | undefined;
-      if (m && !this.RECORDING_PHASE) node.members.push(m);
-    });
+    this.MANY(this.componentMember);
     this.CONSUME(T.RBrace, EXPECT.componentClose);
     return this.done(node);
   });
+
+  private componentMember = (): void => {
+    const m = this.OR(this.componentMemberAlts) as A.ComponentMember | undefined;
+    if (m && !this.RECORDING_PHASE) this.current<A.ComponentDecl>().members.push(m);
+  };
 
   imageMember = this.rule('imageMember', (): A.ImageMember => {
     const node = this.open(B.imageMember(this.startPos()));
@@ -1682,13 +1696,20 @@ export class McParser extends EmbeddedActionsParser {
     node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.param));
     this.CONSUME(T.Colon, EXPECT.paramColon);
     node.type = this.SUBRULE(this.typeExpr);
-    this.OPTION(() => {
-      this.CONSUME(T.Eq);
-      node.default = this.SUBRULE(this.expr, ARG.defaultValue);
-    });
-    this.OPTION2(() => (this.CONSUME(K.sensitive), (node.sensitive = true)));
+    this.OPTION(this.paramDefault);
+    this.OPTION2(this.paramSensitive);
     return this.done(node);
   });
+
+  private paramDefault = (): void => {
+    const node = this.current<A.ParamDecl>();
+    this.CONSUME(T.Eq);
+    node.default = this.SUBRULE(this.expr, ARG.defaultValue);
+  };
+  private paramSensitive = (): void => {
+    this.CONSUME(K.sensitive);
+    this.current<A.ParamDecl>().sensitive = true;
+  };
 
   private portKindAlts = [alt(() => this.CONSUME(K.provide)), alt(() => this.CONSUME(K.require)), alt(() => this.CONSUME(K.expose))];
 
@@ -1702,19 +1723,10 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(T.Colon, EXPECT.portColon);
     // `factory` followed by a name is a factory port; alone it is a protocol called `factory`.
     this.OR2(this.portTypeAlts);
-    // `Kv[4]`: a port array of four elements.
-    this.OPTION3(() => {
-      this.CONSUME(T.LBracket);
-      const lit = this.literalFrom(this.CONSUME(T.IntLit));
-      this.CONSUME(T.RBracket, EXPECT.portIndexClose);
-      node.count = lit.kind === 'Int' ? lit : { kind: 'MissingExpr', span: lit.span };
-      if (!this.RECORDING_PHASE && !(lit.kind === 'Int' && Number.isInteger(lit.value) && lit.value >= 1 && lit.value <= MAX_PORT_ARRAY)) {
-        this.report(Codes.PortArrayLength, lit.span, `a port array has 1 to ${MAX_PORT_ARRAY} elements`, `write the number of elements, such as \`[4]\``);
-      }
-    });
-    this.OPTION(() => (this.CONSUME(K.optional), (node.optional = true)));
+    this.OPTION3(this.portCount);
+    this.OPTION(this.portOptional);
     // `expose name: P on tcp N` requires the exposure; on `provide` it is accepted too.
-    this.OPTION2(() => (node.expose = this.SUBRULE(this.exposeSpec)));
+    this.OPTION2(this.portExposure);
     if (isExpose && node.expose === M_EXPOSE && !this.RECORDING_PHASE) {
       const p = this.endPos();
       this.report(
@@ -1727,6 +1739,25 @@ export class McParser extends EmbeddedActionsParser {
     }
     return this.done(node);
   });
+
+  // `Kv[4]`: a port array of four elements.
+  private portCount = (): void => {
+    const node = this.current<A.PortDecl>();
+    this.CONSUME(T.LBracket);
+    const lit = this.literalFrom(this.CONSUME(T.IntLit));
+    this.CONSUME(T.RBracket, EXPECT.portIndexClose);
+    node.count = lit.kind === 'Int' ? lit : { kind: 'MissingExpr', span: lit.span };
+    if (!this.RECORDING_PHASE && !(lit.kind === 'Int' && Number.isInteger(lit.value) && lit.value >= 1 && lit.value <= MAX_PORT_ARRAY)) {
+      this.report(Codes.PortArrayLength, lit.span, `a port array has 1 to ${MAX_PORT_ARRAY} elements`, `write the number of elements, such as \`[4]\``);
+    }
+  };
+  private portOptional = (): void => {
+    this.CONSUME(K.optional);
+    this.current<A.PortDecl>().optional = true;
+  };
+  private portExposure = (): void => {
+    this.current<A.PortDecl>().expose = this.SUBRULE(this.exposeSpec);
+  };
 
   private portTypeAlts = {
     MAX_LOOKAHEAD: 1,
@@ -1864,13 +1895,15 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.programMember(this.startPos()));
     this.CONSUME(K.program);
     this.CONSUME(T.LBrace, EXPECT.programOpen);
-    this.MANY(() => {
-      const e = this.OR(this.programEntryAlts) as A.ProgramEntry | undefined;
-      if (e && !this.RECORDING_PHASE) node.entries.push(e);
-    });
+    this.MANY(this.programEntry);
     this.CONSUME(T.RBrace, EXPECT.programClose);
     return this.done(node);
   });
+
+  private programEntry = (): void => {
+    const e = this.OR(this.programEntryAlts) as A.ProgramEntry | undefined;
+    if (e && !this.RECORDING_PHASE) this.current<A.ProgramMember>().entries.push(e);
+  };
 
   private stringArg(tok: IToken): A.StringLiteral {
     return B.stringArg(this.literalFrom(tok));
