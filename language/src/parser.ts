@@ -489,6 +489,14 @@ export class McParser extends EmbeddedActionsParser {
     return node;
   }
 
+  /**
+   * The node the running rule registered with `open`: alternatives built once
+   * (not per call) reach the node of the current call through it.
+   */
+  private current<N>(): N {
+    return this.partials[this.depth - 1] as unknown as N;
+  }
+
   private done<N extends { span: A.Span }>(node: N): N {
     const end = this.endPos();
     node.span.end = end < node.span.start ? node.span.start : end;
@@ -839,12 +847,16 @@ export class McParser extends EmbeddedActionsParser {
     // A list made with its first part, not grown from empty: V8 gives an empty array room for 17
     // elements on its first push, and nearly every qualified name has one part (the tree keeps them all).
     node.parts = [this.mkIdent(this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name')))];
-    this.MANY(() => {
-      this.CONSUME(T.Dot);
-      node.parts.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.afterDot)));
-    });
+    this.MANY(this.qualifiedNamePart);
     return this.done(node);
   });
+
+  // The bodies of repetitions and options of the most frequent rules are built once, not on every
+  // call; they reach the node of the current call through `current`.
+  private qualifiedNamePart = (): void => {
+    this.CONSUME(T.Dot);
+    this.current<A.QualifiedName>().parts.push(this.mkIdent(this.CONSUME2(T.Identifier, NAME.afterDot)));
+  };
 
   /**
    * A name in a policy rule or after `deploy ... to`: one name, or a dotted
@@ -868,9 +880,13 @@ export class McParser extends EmbeddedActionsParser {
     node.instance = this.mkIdent(this.CONSUME(T.Identifier, NAME.instance));
     this.CONSUME(T.Dot, EXPECT.portAfterDot);
     node.port = this.mkIdent(this.CONSUME2(T.Identifier, NAME.port));
-    this.OPTION(() => (node.index = this.SUBRULE(this.portIndex)));
+    this.OPTION(this.portRefIndex);
     return this.done(node);
   });
+
+  private portRefIndex = (): void => {
+    this.current<A.PortRef>().index = this.SUBRULE(this.portIndex);
+  };
 
   /** `[2]` or `[*]` after a port name: an element of a port array, or all of them (a fan-out). */
   portIndex = this.rule('portIndex', (): A.PortIndex => {
@@ -904,44 +920,55 @@ export class McParser extends EmbeddedActionsParser {
   sourceFile = this.rule('sourceFile', (): { imports: A.ImportDecl[]; decls: A.Decl[] } => {
     const imports: A.ImportDecl[] = [];
     const decls: A.Decl[] = [];
+    this.fileImports = imports;
+    this.fileDecls = decls;
     this.open({ imports, decls, span: { start: 0, end: 0 } });
-    const add = (d: A.Decl | undefined) => {
-      if (d && !this.RECORDING_PHASE) {
-        decls.push(d);
-        this.seenDecl = true;
-      }
-    };
     this.MANY(() => {
-      this.OR([
-        alt(() => {
-            const imp = this.SUBRULE(this.importDecl);
-            if (imp && !this.RECORDING_PHASE) {
-              if (this.seenDecl)
-                this.report(
-                  Codes.ImportAfterDeclaration,
-                  imp.span,
-                  'imports belong before the declarations of a file',
-                  'move this import to the top of the file',
-                );
-              imports.push(imp);
-            }
-          }),
-        alt(() => add(this.SUBRULE(this.typeDecl))),
-        alt(() => add(this.SUBRULE(this.protocolDecl))),
-        alt(() => add(this.SUBRULE(this.componentDecl))),
-        alt(() => add(this.SUBRULE(this.systemDecl))),
-        alt(() => add(this.SUBRULE(this.imageDecl))),
-        alt(() => add(this.SUBRULE(this.labelsDecl))),
-        alt(() => add(this.SUBRULE(this.targetDecl))),
-        alt(() => add(this.SUBRULE(this.deployDecl))),
-        alt(() => this.sep()),
-        // A stray `}` at the top level is reported like any other stray token.
-        alt(() => this.stray(this.CONSUME(T.RBrace), T.StrayTop, 'a declaration')),
-        alt(() => this.stray(this.CONSUME(T.StrayTop), T.StrayTop, 'a declaration')),
-      ]);
+      this.OR(this.topLevelAlts);
     });
+    // The shared parser would otherwise keep the file's lists alive until the next file.
+    this.fileImports = this.fileDecls = [];
     return { imports, decls };
   });
+
+  /** The lists `sourceFile` fills, for its alternatives, which are built once. */
+  private fileImports: A.ImportDecl[] = [];
+  private fileDecls: A.Decl[] = [];
+
+  private addDecl(d: A.Decl | undefined): void {
+    if (d && !this.RECORDING_PHASE) {
+      this.fileDecls.push(d);
+      this.seenDecl = true;
+    }
+  }
+
+  private topLevelAlts = [
+    alt(() => {
+      const imp = this.SUBRULE(this.importDecl);
+      if (imp && !this.RECORDING_PHASE) {
+        if (this.seenDecl)
+          this.report(
+            Codes.ImportAfterDeclaration,
+            imp.span,
+            'imports belong before the declarations of a file',
+            'move this import to the top of the file',
+          );
+        this.fileImports.push(imp);
+      }
+    }),
+    alt(() => this.addDecl(this.SUBRULE(this.typeDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.protocolDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.componentDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.systemDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.imageDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.labelsDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.targetDecl))),
+    alt(() => this.addDecl(this.SUBRULE(this.deployDecl))),
+    alt(() => this.sep()),
+    // A stray `}` at the top level is reported like any other stray token.
+    alt(() => this.stray(this.CONSUME(T.RBrace), T.StrayTop, 'a declaration')),
+    alt(() => this.stray(this.CONSUME(T.StrayTop), T.StrayTop, 'a declaration')),
+  ];
 
   importDecl = this.rule('importDecl', (): A.ImportDecl => {
     const start = this.startPos();
@@ -1008,18 +1035,20 @@ export class McParser extends EmbeddedActionsParser {
    */
   private commaSeparated<N>(item: ParserMethod<[], N>, what: string, add: (item: N) => void): void {
     let needComma = false;
+    // Built once per list, not once per element or comma.
+    const alts = [
+      alt(() => (this.CONSUME(T.Comma), (needComma = false))),
+      alt(() => {
+        const at = this.LA(1);
+        const prev = this.LA(0);
+        const x = this.SUBRULE(item);
+        if (needComma) this.missingComma(at, prev, what);
+        add(x);
+        needComma = true;
+      }),
+    ];
     this.MANY(() => {
-      this.OR([
-        alt(() => (this.CONSUME(T.Comma), (needComma = false))),
-        alt(() => {
-          const at = this.LA(1);
-          const prev = this.LA(0);
-          const x = this.SUBRULE(item);
-          if (needComma) this.missingComma(at, prev, what);
-          add(x);
-          needComma = true;
-        }),
-      ]);
+      this.OR(alts);
     });
   }
 
@@ -1094,9 +1123,13 @@ export class McParser extends EmbeddedActionsParser {
     const node = this.open(B.primitiveType(this.startPos()));
     const tok = this.OR(this.primitiveAlts);
     node.name = tok.image as A.PrimitiveName;
-    this.OPTION(() => (node.constraints = this.SUBRULE(this.constraints) ?? []));
+    this.OPTION(this.primitiveConstraints);
     return this.done(node);
   });
+
+  private primitiveConstraints = (): void => {
+    this.current<A.PrimitiveType>().constraints = this.SUBRULE(this.constraints) ?? [];
+  };
 
   listType = this.rule('listType', (): A.ListType => {
     const node = this.open(B.listType(this.startPos()));
@@ -1131,48 +1164,59 @@ export class McParser extends EmbeddedActionsParser {
   }, 'list');
 
   constraint = this.rule('constraint', (): A.Constraint => {
-    const start = this.startPos();
-    const node = this.open(B.rangeConstraint(start));
-    return this.OR({ DEF: [
-        alt(() => {
-            const tok = this.OR2([alt(() => this.CONSUME(K.max)), alt(() => this.CONSUME(K.min))]);
-            const value = this.SUBRULE(this.numberLike);
-            return this.done(B.boundConstraint(tok.image as 'min' | 'max', value, start));
-          }),
-        alt(() => {
-            this.CONSUME(K.pattern);
-            const tok = this.CONSUME(T.StringLit, EXPECT.pattern);
-            return this.done(B.patternConstraint(this.literalFrom(tok), start));
-          }),
-        alt(() => {
-            node.min = this.SUBRULE2(this.numberLike);
-            let isRange = false;
-            this.OPTION(() => {
-              this.CONSUME(T.DotDot);
-              isRange = true;
-              this.OPTION2(() => (node.max = this.SUBRULE3(this.numberLike)));
-            });
-            this.done(node);
-            if (!isRange && !this.RECORDING_PHASE) {
-              const raw = (node.min as { raw?: string }).raw ?? '';
-              this.report(
-                Codes.InvalidConstraint,
-                node.span,
-                `a single number is not a constraint`,
-                `write \`max ${raw}\` for an upper bound, \`${raw}..${raw}\` for an exact value, or \`${raw}..\` for a lower bound`,
-                [{ title: `Write \`max ${raw}\``, edits: [{ file: this.path, span: node.span, newText: `max ${raw}` }] }],
-              );
-              node.max = node.min;
-            }
-            return node;
-          }),
-        alt(() => {
-            this.CONSUME2(T.DotDot);
-            node.max = this.SUBRULE4(this.numberLike);
-            return this.done(node);
-          }),
-      ], ERR_MSG: 'a constraint' });
+    this.open(B.rangeConstraint(this.startPos()));
+    return this.OR(this.constraintAlts);
   });
+
+  private boundAlts = [alt(() => this.CONSUME(K.max)), alt(() => this.CONSUME(K.min))];
+
+  /** The forms of a constraint, built once; each reaches the constraint being built through `current`. */
+  private constraintAlts = {
+    DEF: [
+      alt(() => {
+        const start = this.current<A.RangeConstraint>().span.start;
+        const tok = this.OR2(this.boundAlts);
+        const value = this.SUBRULE(this.numberLike);
+        return this.done(B.boundConstraint(tok.image as 'min' | 'max', value, start));
+      }),
+      alt(() => {
+        const start = this.current<A.RangeConstraint>().span.start;
+        this.CONSUME(K.pattern);
+        const tok = this.CONSUME(T.StringLit, EXPECT.pattern);
+        return this.done(B.patternConstraint(this.literalFrom(tok), start));
+      }),
+      alt(() => {
+        const node = this.current<A.RangeConstraint>();
+        node.min = this.SUBRULE2(this.numberLike);
+        let isRange = false;
+        this.OPTION(() => {
+          this.CONSUME(T.DotDot);
+          isRange = true;
+          this.OPTION2(() => (node.max = this.SUBRULE3(this.numberLike)));
+        });
+        this.done(node);
+        if (!isRange && !this.RECORDING_PHASE) {
+          const raw = (node.min as { raw?: string }).raw ?? '';
+          this.report(
+            Codes.InvalidConstraint,
+            node.span,
+            `a single number is not a constraint`,
+            `write \`max ${raw}\` for an upper bound, \`${raw}..${raw}\` for an exact value, or \`${raw}..\` for a lower bound`,
+            [{ title: `Write \`max ${raw}\``, edits: [{ file: this.path, span: node.span, newText: `max ${raw}` }] }],
+          );
+          node.max = node.min;
+        }
+        return node;
+      }),
+      alt(() => {
+        const node = this.current<A.RangeConstraint>();
+        this.CONSUME2(T.DotDot);
+        node.max = this.SUBRULE4(this.numberLike);
+        return this.done(node);
+      }),
+    ],
+    ERR_MSG: 'a constraint',
+  };
 
   private numberOr = {
     DEF: [alt(() => this.CONSUME(T.IntLit)), alt(() => this.CONSUME(T.FloatLit)), alt(() => this.CONSUME(T.SizeLit))],
@@ -1588,13 +1632,15 @@ export class McParser extends EmbeddedActionsParser {
     this.CONSUME(K.component);
     node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.component));
     this.CONSUME(T.LBrace, EXPECT.componentOpen);
-    this.MANY(() => {
-      const m = this.OR(this.componentMemberAlts) as A.ComponentMember | undefined;
-      if (m && !this.RECORDING_PHASE) node.members.push(m);
-    });
+    this.MANY(this.componentMember);
     this.CONSUME(T.RBrace, EXPECT.componentClose);
     return this.done(node);
   });
+
+  private componentMember = (): void => {
+    const m = this.OR(this.componentMemberAlts) as A.ComponentMember | undefined;
+    if (m && !this.RECORDING_PHASE) this.current<A.ComponentDecl>().members.push(m);
+  };
 
   imageMember = this.rule('imageMember', (): A.ImageMember => {
     const node = this.open(B.imageMember(this.startPos()));
@@ -1650,13 +1696,20 @@ export class McParser extends EmbeddedActionsParser {
     node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.param));
     this.CONSUME(T.Colon, EXPECT.paramColon);
     node.type = this.SUBRULE(this.typeExpr);
-    this.OPTION(() => {
-      this.CONSUME(T.Eq);
-      node.default = this.SUBRULE(this.expr, ARG.defaultValue);
-    });
-    this.OPTION2(() => (this.CONSUME(K.sensitive), (node.sensitive = true)));
+    this.OPTION(this.paramDefault);
+    this.OPTION2(this.paramSensitive);
     return this.done(node);
   });
+
+  private paramDefault = (): void => {
+    const node = this.current<A.ParamDecl>();
+    this.CONSUME(T.Eq);
+    node.default = this.SUBRULE(this.expr, ARG.defaultValue);
+  };
+  private paramSensitive = (): void => {
+    this.CONSUME(K.sensitive);
+    this.current<A.ParamDecl>().sensitive = true;
+  };
 
   private portKindAlts = [alt(() => this.CONSUME(K.provide)), alt(() => this.CONSUME(K.require)), alt(() => this.CONSUME(K.expose))];
 
@@ -1669,31 +1722,11 @@ export class McParser extends EmbeddedActionsParser {
     node.name = this.mkIdent(this.CONSUME(T.Identifier, NAME.port));
     this.CONSUME(T.Colon, EXPECT.portColon);
     // `factory` followed by a name is a factory port; alone it is a protocol called `factory`.
-    this.OR2({
-      MAX_LOOKAHEAD: 1,
-      // A missing type is reported as the usual missing protocol (a factory is the rarer case).
-      ERR_MSG: 'a protocol name',
-      DEF: [
-        {
-          GATE: () => this.LA(1).tokenType === K.factory && tokenMatcher(this.LA(2), T.Identifier),
-          ALT: () => (node.factory = this.SUBRULE(this.factorySpec)),
-        },
-        alt(() => (node.protocol = this.SUBRULE(this.qualifiedName, ARG.protocol))),
-      ],
-    });
-    // `Kv[4]`: a port array of four elements.
-    this.OPTION3(() => {
-      this.CONSUME(T.LBracket);
-      const lit = this.literalFrom(this.CONSUME(T.IntLit));
-      this.CONSUME(T.RBracket, EXPECT.portIndexClose);
-      node.count = lit.kind === 'Int' ? lit : { kind: 'MissingExpr', span: lit.span };
-      if (!this.RECORDING_PHASE && !(lit.kind === 'Int' && Number.isInteger(lit.value) && lit.value >= 1 && lit.value <= MAX_PORT_ARRAY)) {
-        this.report(Codes.PortArrayLength, lit.span, `a port array has 1 to ${MAX_PORT_ARRAY} elements`, `write the number of elements, such as \`[4]\``);
-      }
-    });
-    this.OPTION(() => (this.CONSUME(K.optional), (node.optional = true)));
+    this.OR2(this.portTypeAlts);
+    this.OPTION3(this.portCount);
+    this.OPTION(this.portOptional);
     // `expose name: P on tcp N` requires the exposure; on `provide` it is accepted too.
-    this.OPTION2(() => (node.expose = this.SUBRULE(this.exposeSpec)));
+    this.OPTION2(this.portExposure);
     if (isExpose && node.expose === M_EXPOSE && !this.RECORDING_PHASE) {
       const p = this.endPos();
       this.report(
@@ -1706,6 +1739,38 @@ export class McParser extends EmbeddedActionsParser {
     }
     return this.done(node);
   });
+
+  // `Kv[4]`: a port array of four elements.
+  private portCount = (): void => {
+    const node = this.current<A.PortDecl>();
+    this.CONSUME(T.LBracket);
+    const lit = this.literalFrom(this.CONSUME(T.IntLit));
+    this.CONSUME(T.RBracket, EXPECT.portIndexClose);
+    node.count = lit.kind === 'Int' ? lit : { kind: 'MissingExpr', span: lit.span };
+    if (!this.RECORDING_PHASE && !(lit.kind === 'Int' && Number.isInteger(lit.value) && lit.value >= 1 && lit.value <= MAX_PORT_ARRAY)) {
+      this.report(Codes.PortArrayLength, lit.span, `a port array has 1 to ${MAX_PORT_ARRAY} elements`, `write the number of elements, such as \`[4]\``);
+    }
+  };
+  private portOptional = (): void => {
+    this.CONSUME(K.optional);
+    this.current<A.PortDecl>().optional = true;
+  };
+  private portExposure = (): void => {
+    this.current<A.PortDecl>().expose = this.SUBRULE(this.exposeSpec);
+  };
+
+  private portTypeAlts = {
+    MAX_LOOKAHEAD: 1,
+    // A missing type is reported as the usual missing protocol (a factory is the rarer case).
+    ERR_MSG: 'a protocol name',
+    DEF: [
+      {
+        GATE: () => this.LA(1).tokenType === K.factory && tokenMatcher(this.LA(2), T.Identifier),
+        ALT: () => (this.current<A.PortDecl>().factory = this.SUBRULE(this.factorySpec)),
+      },
+      alt(() => (this.current<A.PortDecl>().protocol = this.SUBRULE(this.qualifiedName, ARG.protocol))),
+    ],
+  };
 
   factorySpec = this.rule('factorySpec', (): A.FactorySpec => {
     const node = this.open(B.factorySpec(this.startPos()));
@@ -1803,34 +1868,42 @@ export class McParser extends EmbeddedActionsParser {
   restartMember = this.rule('restartMember', (): A.RestartMember => {
     const node = this.open(B.restartMember(this.startPos()));
     this.CONSUME(K.restart);
-    this.OR({ DEF: [
-        alt(() => this.CONSUME(K.always)),
-        alt(() => (this.CONSUME(K.never), (node.policy = 'never'))),
-        alt(() => {
-            this.CONSUME(T.OnFailure);
-            node.policy = 'on_failure';
-            this.OPTION(() => {
-              this.CONSUME(K.max);
-              node.maxRetries = M_EXPR;
-              const v = this.SUBRULE(this.literal, ARG.restarts);
-              node.maxRetries = this.expectKind(v, KIND_INT, 'an integer', 'max');
-            });
-          }),
-      ], ERR_MSG: '`always`, `on-failure` or `never`' });
+    this.OR(this.restartPolicyAlts);
     return this.done(node);
   });
+
+  private restartPolicyAlts = {
+    DEF: [
+      alt(() => this.CONSUME(K.always)),
+      alt(() => (this.CONSUME(K.never), (this.current<A.RestartMember>().policy = 'never'))),
+      alt(() => {
+        const node = this.current<A.RestartMember>();
+        this.CONSUME(T.OnFailure);
+        node.policy = 'on_failure';
+        this.OPTION(() => {
+          this.CONSUME(K.max);
+          node.maxRetries = M_EXPR;
+          const v = this.SUBRULE(this.literal, ARG.restarts);
+          node.maxRetries = this.expectKind(v, KIND_INT, 'an integer', 'max');
+        });
+      }),
+    ],
+    ERR_MSG: '`always`, `on-failure` or `never`',
+  };
 
   programMember = this.rule('programMember', (): A.ProgramMember => {
     const node = this.open(B.programMember(this.startPos()));
     this.CONSUME(K.program);
     this.CONSUME(T.LBrace, EXPECT.programOpen);
-    this.MANY(() => {
-      const e = this.OR(this.programEntryAlts) as A.ProgramEntry | undefined;
-      if (e && !this.RECORDING_PHASE) node.entries.push(e);
-    });
+    this.MANY(this.programEntry);
     this.CONSUME(T.RBrace, EXPECT.programClose);
     return this.done(node);
   });
+
+  private programEntry = (): void => {
+    const e = this.OR(this.programEntryAlts) as A.ProgramEntry | undefined;
+    if (e && !this.RECORDING_PHASE) this.current<A.ProgramMember>().entries.push(e);
+  };
 
   private stringArg(tok: IToken): A.StringLiteral {
     return B.stringArg(this.literalFrom(tok));
