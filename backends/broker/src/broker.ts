@@ -649,7 +649,7 @@ export class Broker extends EventEmitter {
       for (const [clone, conns] of inst.clones) {
         for (const conn of conns.values()) {
           const req = conn.requester;
-          const pending = [...conn.pending.values()]
+          const pending = conn.pending.values()
             .filter((p) => p.origId !== undefined && p.requester.channel.exposure === null)
             .map((p) => ({
               id: p.pid,
@@ -659,7 +659,7 @@ export class Broker extends EventEmitter {
               requester_id: p.origId!,
               remaining_ms: Math.max(0, Math.round(p.deadline - now)),
             }));
-          const expired = [...conn.expired, ...[...conn.pending.values()].filter((p) => p.requester.channel.exposure !== null).map((p) => p.pid)];
+          const expired = [...conn.expired, ...conn.pending.values().filter((p) => p.requester.channel.exposure !== null).map((p) => p.pid)];
           ports.push({
             instance: inst.plan.id,
             clone,
@@ -735,7 +735,7 @@ export class Broker extends EventEmitter {
           list: null,
           budget: undefined,
         };
-        conn.pending.set(c.id, pending);
+        conn.pending.set(pending);
         ch.pending.add(pending);
         req.budget.inflight++;
         req.outstanding++;
@@ -918,7 +918,7 @@ export class Broker extends EventEmitter {
     conn.stream = null;
     conn.splitter.reset();
     this.releaseSources(conn);
-    for (const p of [...conn.pending.values()]) {
+    for (const p of conn.pending.values()) {
       this.settle(p);
       p.channel.counters.errors++;
       // At most once: the caller has its answer. A reply the guest still writes reaches the port's next
@@ -1516,7 +1516,7 @@ export class Broker extends EventEmitter {
       return;
     }
     const p: Pending = { pid, channel: ch, op, provider: conn, requester: req, deadline: now + ch.inv.timeout_ms, sentAt: now, respond, origId, prev: null, next: null, list: null, budget: undefined };
-    conn.pending.set(pid, p);
+    conn.pending.set(p);
     ch.pending.add(p);
     req.budget.inflight++;
     req.outstanding++;
@@ -1662,7 +1662,7 @@ export class Broker extends EventEmitter {
   }
 
   private failPending(conn: PortConn, why: string): void {
-    for (const p of [...conn.pending.values()]) {
+    for (const p of conn.pending.values()) {
       this.settle(p);
       p.channel.counters.errors++;
       answer(p, { ok: false, error: why, kind: 'unavailable' });

@@ -95,6 +95,108 @@ export class CallList implements Iterable<Pending> {
   }
 }
 
+/** Increasing id; an id that is NaN (only a checkpoint could give one) goes last, so that the order is total. */
+function byPid(a: Pending, b: Pending): number {
+  const d = a.pid - b.pid;
+  if (d === d) return d;
+  return Number.isNaN(a.pid) ? (Number.isNaN(b.pid) ? 0 : 1) : Number.isNaN(b.pid) ? -1 : 0;
+}
+
+/** The largest a CallTable's slot array grows (entries); past it, colliding ids go to its spill map. */
+const CALL_TABLE_MAX_SLOTS = 1 << 14;
+
+/**
+ * A provide port's outstanding calls by the id the broker gave each (`pid`). The ids are handed out
+ * in increasing order (PortConn.nextId), so the ids outstanding at once lie in a window and
+ * `id & mask` finds each its own slot in an array: adding and removing a call allocates nothing,
+ * where a Map's table is rebuilt every few dozen calls as deleted entries pile up (about 100 bytes a
+ * call) and, being alive, promoted out of the young generation. When a new id's slot is taken (the
+ * window has grown wider than the array: an old call is still unanswered), the array doubles, which
+ * keeps every other id in a slot of its own; at CALL_TABLE_MAX_SLOTS, and for an id that is not a
+ * safe integer (a checkpoint's), the call goes to a Map instead. It answers what a Map keyed by
+ * `pid` answers; `values` lists the calls by increasing id, which is the order they were made.
+ */
+export class CallTable {
+  private slots: (Pending | undefined)[] = new Array<Pending | undefined>(16).fill(undefined);
+  private mask = 15;
+  private spill: Map<number, Pending> | null = null;
+  size = 0;
+
+  get(id: number): Pending | undefined {
+    const p = this.slots[id & this.mask];
+    if (p !== undefined && p.pid === id) return p;
+    return this.spill === null ? undefined : this.spill.get(id);
+  }
+
+  /** Adds `p` under its `pid`, replacing a call of the same id as a Map's `set` would. */
+  set(p: Pending): void {
+    const id = p.pid;
+    if (this.spill !== null && this.spill.has(id)) {
+      this.spill.set(id, p);
+      return;
+    }
+    if (Number.isSafeInteger(id)) {
+      for (;;) {
+        const i = id & this.mask;
+        const q = this.slots[i];
+        if (q === undefined || q.pid === id) {
+          this.slots[i] = p;
+          if (q === undefined) this.size++;
+          return;
+        }
+        if (this.slots.length >= CALL_TABLE_MAX_SLOTS) break;
+        this.grow();
+      }
+    }
+    (this.spill ??= new Map()).set(id, p);
+    this.size++;
+  }
+
+  /** Removes the call of id `id`; false when there is none. */
+  delete(id: number): boolean {
+    const i = id & this.mask;
+    const p = this.slots[i];
+    if (p !== undefined && p.pid === id) {
+      this.slots[i] = undefined;
+      this.size--;
+      return true;
+    }
+    if (this.spill !== null && this.spill.delete(id)) {
+      this.size--;
+      return true;
+    }
+    return false;
+  }
+
+  /** The calls, by increasing id (a copy: the table may be changed while it is gone through). */
+  values(): Pending[] {
+    const out: Pending[] = [];
+    if (this.size === 0) return out;
+    for (const p of this.slots) if (p !== undefined) out.push(p);
+    if (this.spill !== null) for (const p of this.spill.values()) out.push(p);
+    return out.sort(byPid);
+  }
+
+  clear(): void {
+    this.slots = new Array<Pending | undefined>(16).fill(undefined);
+    this.mask = 15;
+    this.spill = null;
+    this.size = 0;
+  }
+
+  /**
+   * Doubles the array. Ids in different slots under the old mask differ in its bits, so they are in
+   * different slots under the new one too.
+   */
+  private grow(): void {
+    const slots = new Array<Pending | undefined>(this.slots.length * 2).fill(undefined);
+    const mask = slots.length - 1;
+    for (const p of this.slots) if (p !== undefined) slots[p.pid & mask] = p;
+    this.slots = slots;
+    this.mask = mask;
+  }
+}
+
 export type Answer = { ok: true; body: unknown; bodyJson: string } | { ok: false; error: string; kind: 'error' | 'timeout' | 'unavailable' | 'denied' };
 
 /** A channel or exposure at run time; its rules are what the decisions (admit.ts) read. */
@@ -212,7 +314,7 @@ export class PortConn {
   reconnectTimer: NodeJS.Timeout | null = null;
   reconnectDelay: number;
   /** Provide port: calls forwarded to it, by provider id. */
-  pending = new Map<number, Pending>();
+  pending = new CallTable();
   /** Provide port: ids recently failed by timeout, so a late reply is not taken for an attack. */
   expired = new Set<number>();
   nextId = 1;

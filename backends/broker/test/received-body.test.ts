@@ -154,7 +154,7 @@ describe('large calls through the broker', () => {
     await fc.assert(
       fc.asyncProperty(entry.chain((e) => fc.tuple(fc.constant(e), forms(e))), async ([, form]) => {
         id++;
-        const line = form.replace('ID', String(id));
+        const line = form.replace('"id":ID', `"id":${id}`);
         const body = (JSON.parse(line) as { body: { key: string; value: string } }).body;
         const before = broker.violations().length;
         db.writes.length = 0;
