@@ -5,10 +5,9 @@
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Duplex, PassThrough, Writable } from 'node:stream';
 import { encode, encodePlain, encodePlainBytes, plainLine } from '../src/frames';
 import { Broker } from '../src/index';
-import { testPlan } from './helpers';
+import { recordingPort, settle, testPlan } from './helpers';
 
 /** A JSON text as a peer might send it: any value, keys and strings drawn from the whole of Unicode. */
 const jsonText = fc.oneof(fc.jsonValue({ maxDepth: 6 }), fc.jsonValue({ maxDepth: 4, stringUnit: 'binary' }), fc.jsonValue({ maxDepth: 3, stringUnit: 'grapheme' })).map((v) => JSON.stringify(v));
@@ -49,23 +48,6 @@ describe('encodePlainBytes', () => {
     expect(encodePlainBytes(JSON.parse('['.repeat(depth) + ']'.repeat(depth)))).toBeNull();
   });
 });
-
-/** A port whose broker side records every write the broker makes to it, as bytes. */
-function recordingPort(): { brokerSide: Duplex; toBroker: PassThrough; writes: Buffer[] } {
-  const toBroker = new PassThrough();
-  const writes: Buffer[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      writes.push(Buffer.from(chunk));
-      cb();
-    },
-  });
-  return { brokerSide: Duplex.from({ readable: toBroker, writable: sink }), toBroker, writes };
-}
-
-const settle = async () => {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-};
 
 describe('calls and sends with large bodies', () => {
   it('reach the provider as the same bytes as small ones would, in order with them, in one write', async () => {

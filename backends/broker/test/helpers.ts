@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Duplex, PassThrough, Writable } from 'node:stream';
 import { HTTP_OPS } from '../src/http';
 import type { ChannelInvariants, MessageSchema, OrderAutomaton, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
 
@@ -336,3 +337,21 @@ export function lateBoundPlan(): Plan {
   for (const i of plan.instances) if (i.id === 'db' || i.id === 'rep') i.ports[0] = { ...i.ports[0], channels: [...i.ports[0].channels, `app.db->${i.id}.kv`] };
   return plan;
 }
+
+/** A port whose broker side records every write the broker makes to it, as bytes. */
+export function recordingPort(): { brokerSide: Duplex; toBroker: PassThrough; writes: Buffer[] } {
+  const toBroker = new PassThrough();
+  const writes: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      writes.push(Buffer.from(chunk));
+      cb();
+    },
+  });
+  return { brokerSide: Duplex.from({ readable: toBroker, writable: sink }), toBroker, writes };
+}
+
+/** Lets the streams and the broker's handlers run a few turns of the event loop. */
+export const settle = async () => {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+};

@@ -7,10 +7,9 @@
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Duplex, PassThrough, Writable } from 'node:stream';
 import { bodyFromLine, encode, encodePlain, plainLine, plainMatch, receivedBody } from '../src/frames';
 import { Broker } from '../src/index';
-import { testPlan } from './helpers';
+import { recordingPort, settle, testPlan } from './helpers';
 
 /** A body as a peer might send it: any JSON value, strings from ASCII, the whole of Unicode or long runs. */
 const bodyValue = fc.oneof(
@@ -109,23 +108,6 @@ describe('bodyFromLine and receivedBody', () => {
     expect(receivedBody(encodePlain(body)!, line, Buffer.from(line), 0, Buffer.byteLength(line))).toBeNull();
   });
 });
-
-/** A port whose broker side records every write the broker makes to it, as bytes. */
-function recordingPort(): { brokerSide: Duplex; toBroker: PassThrough; writes: Buffer[] } {
-  const toBroker = new PassThrough();
-  const writes: Buffer[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      writes.push(Buffer.from(chunk));
-      cb();
-    },
-  });
-  return { brokerSide: Duplex.from({ readable: toBroker, writable: sink }), toBroker, writes };
-}
-
-const settle = async () => {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-};
 
 describe('large calls through the broker', () => {
   it('reach the provider as JSON.stringify of the checked body, however the requester wrote them, and are refused alike', async () => {

@@ -19,20 +19,20 @@
 // (plan/body-cache.ts), and only the few it built again are compared by
 // value.
 
-import type { PolicyInput, PolicyResult } from "./types";
+import type { PolicyInput, PolicyResult } from './types';
 
 /** Keys never read by the checker, or read only to place diagnostics, by where they occur. */
-const SKIPPED_EVERYWHERE = new Set(["span"]);
+const SKIPPED_EVERYWHERE = new Set(['span']);
 const SKIPPED_IN_INSTANCES = new Set([
-  "span",
-  "program",
-  "params",
-  "sensitive_params",
-  "digest",
+  'span',
+  'program',
+  'params',
+  'sensitive_params',
+  'digest',
 ]);
 const NOTHING_SKIPPED = new Set<string>();
 
-type Origins = PolicyInput["origins"];
+type Origins = PolicyInput['origins'];
 
 /** One origin a run read: which record, which key (`target` has none), and what it held. */
 interface OriginRead {
@@ -153,8 +153,8 @@ export function samePolicyInput(
 
 /** Whether the rules (equal but for spans) written in a file `placed` names have the same spans. */
 function rulesPlacedAlike(
-  a: PolicyInput["rules"],
-  b: PolicyInput["rules"],
+  a: PolicyInput['rules'],
+  b: PolicyInput['rules'],
   placed: ReadonlySet<string>,
 ): boolean {
   if (placed.size === 0 || !a || !b) return true;
@@ -186,7 +186,7 @@ function recording(
     new Proxy(value, {
       get(t, key) {
         const v = Reflect.get(t, key);
-        if (typeof key === "string")
+        if (typeof key === 'string')
           recorded.reads?.push({ record: name, key, value: v });
         return v;
       },
@@ -202,11 +202,11 @@ function recording(
   return new Proxy(origins, {
     get(t, key) {
       const v = Reflect.get(t, key);
-      if (key === "target") {
-        recorded.reads?.push({ record: "target", key: undefined, value: v });
+      if (key === 'target') {
+        recorded.reads?.push({ record: 'target', key: undefined, value: v });
         return v;
       }
-      return typeof key === "string" && v && typeof v === "object"
+      return typeof key === 'string' && v && typeof v === 'object'
         ? record(key as keyof Origins, v as Record<string, unknown>)
         : v;
     },
@@ -235,8 +235,8 @@ function same(
 ): boolean {
   if (a === b) return true;
   if (
-    typeof a !== "object" ||
-    typeof b !== "object" ||
+    typeof a !== 'object' ||
+    typeof b !== 'object' ||
     a === null ||
     b === null
   )
