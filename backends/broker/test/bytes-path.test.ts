@@ -6,8 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { encode, encodePlain, encodePlainBytes, plainLine } from '../src/frames';
-import { Broker } from '../src/index';
-import { recordingPort, settle, testPlan } from './helpers';
+import { largeBodyPorts, settle } from './helpers';
 
 /** A JSON text as a peer might send it: any value, keys and strings drawn from the whole of Unicode. */
 const jsonText = fc.oneof(fc.jsonValue({ maxDepth: 6 }), fc.jsonValue({ maxDepth: 4, stringUnit: 'binary' }), fc.jsonValue({ maxDepth: 3, stringUnit: 'grapheme' })).map((v) => JSON.stringify(v));
@@ -51,15 +50,7 @@ describe('encodePlainBytes', () => {
 
 describe('calls and sends with large bodies', () => {
   it('reach the provider as the same bytes as small ones would, in order with them, in one write', async () => {
-    const plan = testPlan();
-    // Room for bodies of 4 KiB on the channel under test.
-    plan.channels.find((c) => c.id === 'client.rep->rep.kv')!.invariants.max_message_bytes = 64 * 1024;
-    const broker = new Broker(plan);
-    const client = recordingPort();
-    const db = recordingPort();
-    void broker.attachPort('rep', 0, 'kv', db.brokerSide);
-    void broker.attachPort('client', 0, 'rep', client.brokerSide);
-    await settle();
+    const { broker, client, db } = await largeBodyPorts();
     // Values of up to 4096 UTF-8 bytes (the schema's bound): ASCII, two-, three- and four-byte characters, and short ones.
     const values = ['v'.repeat(4096), 'é'.repeat(2048), '€'.repeat(1365), '😀'.repeat(1024), 'short', 'x'.repeat(3000) + '\u2028'];
     const calls = values.map((value, i) => ({ t: 'call', op: 'put', id: i + 1, body: { key: `k${i}`, value } }));

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex, PassThrough, Writable } from 'node:stream';
 import { HTTP_OPS } from '../src/http';
+import { Broker } from '../src/index';
 import type { ChannelInvariants, MessageSchema, OrderAutomaton, Plan, PlanChannel, PlanExposure, PlanInstance, PlanOperation, PlanPort } from '@mcl/plan';
 
 export function tempDir(): { dir: string; cleanup: () => void } {
@@ -355,3 +356,19 @@ export function recordingPort(): { brokerSide: Duplex; toBroker: PassThrough; wr
 export const settle = async () => {
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 };
+
+/**
+ * A broker over the test plan whose requester `client` and provider `db` are recording ports, with room for bodies of
+ * 4 KiB on the channel between them (client.rep -> rep.kv).
+ */
+export async function largeBodyPorts(): Promise<{ broker: Broker; client: ReturnType<typeof recordingPort>; db: ReturnType<typeof recordingPort> }> {
+  const plan = testPlan();
+  plan.channels.find((c) => c.id === 'client.rep->rep.kv')!.invariants.max_message_bytes = 64 * 1024;
+  const broker = new Broker(plan);
+  const client = recordingPort();
+  const db = recordingPort();
+  void broker.attachPort('rep', 0, 'kv', db.brokerSide);
+  void broker.attachPort('client', 0, 'rep', client.brokerSide);
+  await settle();
+  return { broker, client, db };
+}

@@ -8,8 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { bodyFromLine, encode, encodePlain, plainLine, plainMatch, receivedBody } from '../src/frames';
-import { Broker } from '../src/index';
-import { recordingPort, settle, testPlan } from './helpers';
+import { largeBodyPorts, settle } from './helpers';
 
 /** A body as a peer might send it: any JSON value, strings from ASCII, the whole of Unicode or long runs. */
 const bodyValue = fc.oneof(
@@ -111,14 +110,7 @@ describe('bodyFromLine and receivedBody', () => {
 
 describe('large calls through the broker', () => {
   it('reach the provider as JSON.stringify of the checked body, however the requester wrote them, and are refused alike', async () => {
-    const plan = testPlan();
-    plan.channels.find((c) => c.id === 'client.rep->rep.kv')!.invariants.max_message_bytes = 64 * 1024;
-    const broker = new Broker(plan);
-    const client = recordingPort();
-    const db = recordingPort();
-    void broker.attachPort('rep', 0, 'kv', db.brokerSide);
-    void broker.attachPort('client', 0, 'rep', client.brokerSide);
-    await settle();
+    const { broker, client, db } = await largeBodyPorts();
     const entry = fc.record({
       key: fc.stringMatching(/^[a-z0-9]{1,12}$/),
       value: fc.oneof(fc.string({ minLength: 8, maxLength: 40 }), fc.string({ minLength: 8, maxLength: 40, unit: 'binary' })).map((s) => s.repeat(Math.ceil(2100 / s.length)).slice(0, 4000)),
