@@ -105,7 +105,7 @@ export function admitRequest(
   }
   const err = op.input(env.body);
   if (err !== undefined) return refuse('schema', `${op.name}: ${prefixBody(err)}`);
-  const bodyJson = plain ? ((line !== undefined ? bodyFromLine(env.body, line) : null) ?? encodePlain(env.body)) : encode(env.body);
+  const bodyJson = bodyText(env.body, plain, line);
   if (bodyJson === null) return refuse('schema', `${op.name}: the body is nested too deeply`);
   if (over(bodyJson, rules.inv.max_message_bytes)) {
     return refuse('oversize', `body of ${Buffer.byteLength(bodyJson)} bytes is over the channel's ${rules.inv.max_message_bytes}`);
@@ -139,13 +139,22 @@ export interface ReplyRefusal extends Refusal {
   error: string;
 }
 
+/**
+ * The text a checked body goes on as: taken from the frame's line when the peer wrote it as the broker would
+ * (bodyFromLine), else encoded (encodePlain for a line without a backslash); null when it is nested too deeply.
+ */
+function bodyText(body: unknown, plain: boolean, line: string | undefined): string | null {
+  if (!plain) return encode(body);
+  return (line !== undefined ? bodyFromLine(body, line) : null) ?? encodePlain(body);
+}
+
 /** Admits a provider's reply to an outstanding call of `op`: output schema, depth and size. */
 export function admitReply(op: OpRt, inv: ChannelInvariants, body: unknown, plain = false, line?: string): { ok: true; bodyJson: string } | ReplyRefusal {
   const err = op.output ? op.output(body) : undefined;
   if (err !== undefined) {
     return { ok: false, kind: 'schema', detail: `reply to ${op.name}: ${prefixBody(err)}`, error: `the provider's reply was refused: ${prefixBody(err)}` };
   }
-  const bodyJson = plain ? ((line !== undefined ? bodyFromLine(body, line) : null) ?? encodePlain(body)) : encode(body);
+  const bodyJson = bodyText(body, plain, line);
   if (bodyJson === null) {
     return { ok: false, kind: 'schema', detail: `reply to ${op.name}: the body is nested too deeply`, error: `the provider's reply was refused: it is nested too deeply` };
   }

@@ -1401,7 +1401,7 @@ export class Broker extends EventEmitter {
     ch.counters.bytes_to_requirer += bytes + 1;
     // A guest's call is answered without an Answer object: the frame is written as answerFrame writes it.
     if (p.respond) p.respond({ ok: true, body: env.body, bodyJson });
-    else if (p.requester.alive && p.requester.write && p.requester.write(replyFrame(p.origId!, bodyJson), false)) p.requester.channel.counters.frames_to_requirer++;
+    else writeGuest(p.requester, replyFrame(p.origId!, bodyJson));
   }
 
   /** A notify from a provider goes to the requesters of every channel on that port that carries it. */
@@ -1870,8 +1870,12 @@ function answerTo(req: Requester, origId: number | string): (a: Answer) => void 
 
 /** Writes an answer to a guest requester under its own id for the call. */
 function answerGuest(req: Requester, origId: number | string, a: Answer): void {
-  if (!req.alive || !req.write) return;
-  if (req.write(answerFrame(origId, a), false)) req.channel.counters.frames_to_requirer++;
+  writeGuest(req, answerFrame(origId, a));
+}
+
+/** Writes an answer's frame to a guest requester that is still there, and counts it. */
+function writeGuest(req: Requester, frame: string): void {
+  if (req.alive && req.write && req.write(frame, false)) req.channel.counters.frames_to_requirer++;
 }
 
 /** Gives a call its answer: to `respond`, or, when it is null (a guest's call), to the requester under `origId`. */
@@ -1887,13 +1891,16 @@ function answer(p: Pending, a: Answer): void {
 
 function answerFrame(id: number | string, a: Answer): string {
   if (a.ok) return replyFrame(id, a.bodyJson);
-  const idJson = typeof id === 'number' ? String(id) : JSON.stringify(id);
-  return `{"t":"error","id":${idJson},"error":${JSON.stringify(a.error)}}\n`;
+  return `{"t":"error","id":${idJson(id)},"error":${JSON.stringify(a.error)}}\n`;
 }
 
 function replyFrame(id: number | string, bodyJson: string): string {
-  const idJson = typeof id === 'number' ? String(id) : JSON.stringify(id);
-  return `{"t":"reply","id":${idJson},"body":${bodyJson}}\n`;
+  return `{"t":"reply","id":${idJson(id)},"body":${bodyJson}}\n`;
+}
+
+/** A requester's id for a call as it is written in a frame. */
+function idJson(id: number | string): string {
+  return typeof id === 'number' ? String(id) : JSON.stringify(id);
 }
 
 function exposureInvariants(ex: PlanExposure): ChannelInvariants {

@@ -182,41 +182,41 @@ function recording(
   recorded: { reads: OriginRead[] | undefined },
 ): Origins {
   if (!origins) return origins;
+  // Asking for a key or enumerating the keys, of the origins or of one record, stops the recording.
+  const enumerating: ProxyHandler<object> = {
+    has(t: object, key: string | symbol) {
+      recorded.reads = undefined;
+      return Reflect.has(t, key);
+    },
+    ownKeys(t: object) {
+      recorded.reads = undefined;
+      return Reflect.ownKeys(t);
+    },
+  };
+  // One recording view per record, made when the checker first reads it.
+  const views = new Map<string, unknown>();
   const record = (name: keyof Origins, value: Record<string, unknown>) =>
-    new Proxy(value, {
+    new Proxy<Record<string, unknown>>(value, {
+      ...enumerating,
       get(t, key) {
         const v = Reflect.get(t, key);
         if (typeof key === 'string')
           recorded.reads?.push({ record: name, key, value: v });
         return v;
       },
-      has(t, key) {
-        recorded.reads = undefined;
-        return Reflect.has(t, key);
-      },
-      ownKeys(t) {
-        recorded.reads = undefined;
-        return Reflect.ownKeys(t);
-      },
     });
-  return new Proxy(origins, {
+  return new Proxy<NonNullable<Origins>>(origins, {
+    ...enumerating,
     get(t, key) {
       const v = Reflect.get(t, key);
       if (key === 'target') {
         recorded.reads?.push({ record: 'target', key: undefined, value: v });
         return v;
       }
-      return typeof key === 'string' && v && typeof v === 'object'
-        ? record(key as keyof Origins, v as Record<string, unknown>)
-        : v;
-    },
-    has(t, key) {
-      recorded.reads = undefined;
-      return Reflect.has(t, key);
-    },
-    ownKeys(t) {
-      recorded.reads = undefined;
-      return Reflect.ownKeys(t);
+      if (typeof key !== 'string' || !v || typeof v !== 'object') return v;
+      let view = views.get(key);
+      if (view === undefined) views.set(key, (view = record(key as keyof Origins, v as Record<string, unknown>)));
+      return view;
     },
   });
 }
