@@ -385,6 +385,15 @@ export class PlanBuilder {
 
     // Templates: one per (image, memory, vcpus); port slots cover the instance with the most ports.
     const tmpl = new Map<string, { image: string; memory: number; vcpus: number; slots: number; count: number }>();
+    /** Counts `count` instances with up to `slots` port slots into the template of `key`. */
+    const addTemplate = (key: string, add: { image: string; memory: number; vcpus: number; slots: number; count: number }) => {
+      const t = tmpl.get(key);
+      if (!t) tmpl.set(key, add);
+      else {
+        t.slots = Math.max(t.slots, add.slots);
+        t.count += add.count;
+      }
+    };
     // The template key of each instance, by its place in `flat.instances`. A body that only reports
     // needs no templates: of this loop, only what `imageOf` reports.
     const instTemplateKey: (string | undefined)[] = new Array(flat.instances.length);
@@ -396,23 +405,12 @@ export class PlanBuilder {
       if (image === undefined || reportOnly) return;
       const key = templateKeyOf(fi, image);
       instTemplateKey[i] = key;
-      const t = tmpl.get(key);
-      const slots = fi.comp.ports.length + 1;
-      if (t) {
-        t.slots = Math.max(t.slots, slots);
-        t.count++;
-      } else tmpl.set(key, { image, memory: fi.inst.memory, vcpus: fi.inst.vcpus, slots, count: 1 });
+      addTemplate(key, { image, memory: fi.inst.memory, vcpus: fi.inst.vcpus, slots: fi.comp.ports.length + 1, count: 1 });
     });
     for (const c of cands) {
       if (!c.ok) continue;
       for (const e of c.data.images) addImage(e);
-      for (const [key, s] of c.data.templates) {
-        const t = tmpl.get(key);
-        if (t) {
-          t.slots = Math.max(t.slots, s.slots);
-          t.count += s.count;
-        } else tmpl.set(key, { image: s.image, memory: s.memory, vcpus: s.vcpus, slots: s.slots, count: s.count });
-      }
+      for (const [key, s] of c.data.templates) addTemplate(key, { image: s.image, memory: s.memory, vcpus: s.vcpus, slots: s.slots, count: s.count });
     }
     const templateId = new Map<string, string>();
     const templates: PlanTemplate[] = [];
@@ -906,10 +904,6 @@ function keepOwned<T>(was: T[] | undefined, owners: (BlockData | undefined)[] | 
  * kept and added never coincide, and equal ids among those added keep their flat order).
  */
 function mergeSorted<T extends { id: string }>(kept: { list: T[]; owners: BlockData[] }, added: [T, BlockData | undefined][]): { list: T[]; owners: (BlockData | undefined)[] } {
-  if (kept.list.length === 0 && added.length > 0) {
-    added.sort((a, b) => byString(a[0].id, b[0].id));
-    return { list: added.map((a) => a[0]), owners: added.map((a) => a[1]) };
-  }
   added.sort((a, b) => byString(a[0].id, b[0].id));
   const list: T[] = [];
   const owners: (BlockData | undefined)[] = [];
