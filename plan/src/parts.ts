@@ -15,7 +15,7 @@
 
 import { invariantsDigest, planDigest, type Sha256 } from './digest';
 import { canonicalJson } from './canonical';
-import type { MessageSchema, Plan, PlanChannel } from './types';
+import type { MessageSchema, Plan, PlanChannel, PlanInstance } from './types';
 
 /**
  * Where each instance of the plan runs: its `target`, or the plan's one target; in a part, also
@@ -36,6 +36,15 @@ export function crossHostChannels(plan: Plan): PlanChannel[] {
   if (!plan.targets && !plan.remote_instances) return [];
   const where = instanceTargets(plan);
   return plan.channels.filter((c) => where.get(c.from.instance) !== undefined && where.get(c.to.instance) !== undefined && where.get(c.from.instance) !== where.get(c.to.instance));
+}
+
+/**
+ * Instance `id` as a plan or part knows it: one of its own `instances`, or one at the far end of a
+ * cross-host channel (`remote_instances`), which runs on another target and whose clone a host may
+ * keep when it is moved there (spec/hosts.md, "Live migration"). Undefined when the plan knows neither.
+ */
+export function knownInstance(plan: Plan, id: string): PlanInstance | undefined {
+  return plan.instances.find((i) => i.id === id) ?? plan.remote_instances?.find((i) => i.id === id);
 }
 
 /**

@@ -1,7 +1,7 @@
 // The part of a plan over several targets that one host applies (parts.ts).
 
 import { describe, expect, it } from 'vitest';
-import { brokerPlan, channelsBetween, crossHostChannels, digestMismatches, instanceTargets, linkAgreement, planPart, staleReason, validatePlan, type Plan, type PlanEgress } from '../src/index';
+import { brokerPlan, channelsBetween, crossHostChannels, digestMismatches, instanceTargets, knownInstance, linkAgreement, planPart, staleReason, validatePlan, type Plan, type PlanEgress } from '../src/index';
 import { webstackPlan } from './fixtures';
 
 function twoTargets(): Plan {
@@ -70,6 +70,12 @@ describe('planPart', () => {
       // The broker's plan adds the far ends to the instances; the part itself does not.
       expect(brokerPlan(part).instances.map((i) => i.id).sort()).toEqual([...here, ...part.remote_instances!.map((r) => r.id)].sort());
       expect(instanceTargets(brokerPlan(part))).toEqual(instanceTargets(part));
+      // A part knows its own instances and the far ends, each as the object it holds, and no other instance.
+      for (const i of part.instances) expect(knownInstance(part, i.id)).toBe(i);
+      for (const r of part.remote_instances!) expect(knownInstance(part, r.id)).toBe(r);
+      const unknown = plan.instances.filter((i) => !here.has(i.id) && !part.remote_instances!.some((r) => r.id === i.id));
+      for (const i of unknown) expect(knownInstance(part, i.id)).toBeUndefined();
+      expect(knownInstance(part, 'no-such-instance')).toBeUndefined();
     }
     // Both hosts agree on the link: the same channels in the same order, the same schemas and placement.
     expect(channelsBetween(a, one, 'node2').map((c) => c.id)).toEqual(channelsBetween(b, one, 'node2').map((c) => c.id));

@@ -18,7 +18,7 @@
 // hosts (remote-lifecycle.ts), or this machine's backend for the target
 // without `host` (links.ts, localBackendStep).
 
-import { instanceTargets, planPart, type DeploymentState, type Plan, type PlanInstance, type PlanTarget } from '@mcl/plan';
+import { instanceTargets, knownInstance, planPart, type DeploymentState, type Plan, type PlanInstance, type PlanTarget } from '@mcl/plan';
 import { LINK_MAX_PEM, MIGRATION_MODES, type BackendEvent, type MigrateInResult, type MigrateOutResult, type MigrationMode } from '@mcl/plan/backend';
 import { cloneCount, privateEstimate } from '@mcl/compiler';
 import { nativeSha256 } from '@mcl/compiler/node-host';
@@ -231,7 +231,7 @@ export async function checkMigration(ctx: Context, ref: string, o: MigrateOption
   // Each part is cut and digested once: for a large plan that is the costly step of these checks.
   const parts = new Map([from, to].map((t) => [t.name, planPart(plan, t.name, nativeSha256)!]));
   const destPart = parts.get(to.name)!;
-  const knows = [...destPart.instances, ...(destPart.remote_instances ?? [])].some((i) => i.id === instance.id);
+  const knows = knownInstance(destPart, instance.id) !== undefined;
   const hasTemplate = destPart.templates.some((t) => t.id === instance.template);
   if (!knows || !hasTemplate) {
     throw new CliError(

@@ -17,7 +17,7 @@
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Plan, PlanInstance } from '@mcl/plan';
+import { knownInstance, type Plan, type PlanInstance } from '@mcl/plan';
 
 /** QEMU's memory beyond the guest's RAM (its code, device state, buffers), allowed on top of each clone's limit. */
 export const QEMU_OVERHEAD_BYTES = 96 * 1024 * 1024;
@@ -249,7 +249,7 @@ export class Cgroups {
    * (`remote_instances`: a kept clone, spec/hosts.md), which gets the same limits as at home.
    */
   place(instance: string, clone: number, pid: number): string[] {
-    const inst = this.plan?.instances.find((i) => i.id === instance) ?? this.plan?.remote_instances?.find((i) => i.id === instance);
+    const inst = this.plan && knownInstance(this.plan, instance);
     if (!inst || !this.enforced) return [];
     const dirs = this.cloneDirs(instance, clone);
     const used: string[] = [];

@@ -24,7 +24,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type net from 'node:net';
-import type { Plan, PlanInstance } from '@mcl/plan';
+import { knownInstance, type Plan } from '@mcl/plan';
 import type { MigrateInOptions, StatusReport } from '@mcl/plan/backend';
 import { LineSplitter } from '@mcl/broker/lines';
 import { pinnedServer, pipeUnix, type MigrationIdentity } from '../vm/migrate';
@@ -83,14 +83,6 @@ export interface KeptClonesOptions {
   watchGraceMs?: number;
 }
 
-/**
- * Instance `id` of the deployment as the plan applied here knows it: one of its own, or one placed on
- * another host (`remote_instances`), whose clone this host may keep.
- */
-function deploymentInstance(plan: Plan, id: string): PlanInstance | undefined {
-  return plan.instances.find((i) => i.id === id) ?? plan.remote_instances?.find((i) => i.id === id);
-}
-
 /** Reads the first line of `sock` (bounded in size and time); resolves null when it is too long, late or missing. */
 export function readFirstLine(sock: net.Socket, maxBytes = KEEP_LINE_BYTES, timeoutMs = KEEP_LINE_MS): Promise<string | null> {
   return new Promise((resolve) => {
@@ -138,7 +130,7 @@ export class KeptClones {
   async keep(req: KeepRequest, emit: EventSink): Promise<{ port: number; template_built: boolean; template_ms: number; pid: number }> {
     const plan = this.o.plan();
     if (!plan) throw new BackendFailure('stale', 'nothing is applied on this host: it cannot take a clone of the deployment', 'apply the plan on this host first');
-    const inst = deploymentInstance(plan, req.instance);
+    const inst = knownInstance(plan, req.instance);
     if (!inst) throw new BackendFailure('usage', `the plan applied here has no instance ${req.instance}`, 'name an instance as `mclc status` shows it on the source host');
     if (!plan.templates.some((t) => t.id === inst.template)) {
       throw new BackendFailure('stale', `the plan applied here has no template ${inst.template} (of ${req.instance}), so its clone cannot run here`, 'move the clone to a host whose part of the plan runs an instance of the same template');
@@ -318,7 +310,7 @@ export class KeptClones {
       sock.resume();
     } else if (line === 'build') {
       const plan = this.o.plan();
-      const inst = plan && deploymentInstance(plan, k.instance);
+      const inst = plan && knownInstance(plan, k.instance);
       const b = plan && inst ? (this.o.runtime.templateBuild?.(plan, inst.template) ?? null) : null;
       sock.end(JSON.stringify(b) + '\n');
     } else if (line === 'stop') {
