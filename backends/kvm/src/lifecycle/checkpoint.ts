@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { digestMismatches, validatePlan, type Plan } from '@mcl/plan';
 import type { BrokerCheckpoint } from '@mcl/broker';
 import { BackendFailure } from './errors';
+import type { CheckpointResult } from './events';
 import type { CheckpointFile, CloneCheckpointFiles } from './guest-runtime';
 import { cloneDirBase } from './supervisor';
 
@@ -31,7 +32,7 @@ export interface CheckpointManifest {
   format_version: number;
   created_at: string;
   /** `deployment`: every instance and the whole broker; `instances`: the named ones. */
-  scope: 'deployment' | 'instances';
+  scope: CheckpointResult['scope'];
   system: string;
   plan_digest: string;
   plan: CheckpointFile;
@@ -42,20 +43,6 @@ export interface CheckpointManifest {
   instances: { id: string; template: string; clones: ({ index: number } & CloneCheckpointFiles)[] }[];
   /** The time every clone was stopped, ms. */
   pause_ms: number;
-}
-
-export interface CheckpointSummary {
-  dir: string;
-  scope: CheckpointManifest['scope'];
-  plan_digest: string;
-  instances: string[];
-  clones: number;
-  pause_ms: number;
-  elapsed_ms: number;
-  /** Bytes of every file of the checkpoint. */
-  bytes: number;
-  ram_bytes: number;
-  device_state_bytes: number;
 }
 
 export interface RestoreSummary {

@@ -18,7 +18,7 @@ import type { Violation } from '@mcl/broker';
 import type { LinkStatus } from '@mcl/plan/backend';
 import { diffInstances, startLayers, stopLayers, type InstanceDiff } from './diff';
 import { BackendFailure } from './errors';
-import type { BackendEvent, ChannelStatus, CloneState, EventSink, EgressStatus, ExposureStatus, HelperStatus, InstanceStatus, ViolationRecord } from './events';
+import type { BackendEvent, ChannelStatus, CheckpointResult, CloneState, EventSink, EgressStatus, ExposureStatus, HelperStatus, InstanceStatus, ViolationRecord } from './events';
 import { DEFAULT_EXPOSURE_HOST as EXPOSURE_HOST, tryBind } from '@mcl/broker/ports';
 import { processCpuMs, processMemory } from './procfs';
 import { consoleLogLimits, rotateLogFiles } from '../vm/console-log';
@@ -31,7 +31,6 @@ import {
   writeCheckpointFile,
   writeManifest,
   type CheckpointManifest,
-  type CheckpointSummary,
   type RestoreSummary,
 } from './checkpoint';
 
@@ -251,7 +250,7 @@ export class Supervisor {
   }
 
   /** Takes a checkpoint of the deployment, or of the named instances, into `dir` (spec/checkpoint.md). */
-  checkpoint(req: { dir: string; instances: string[] }, emit: EventSink): Promise<CheckpointSummary> {
+  checkpoint(req: { dir: string; instances: string[] }, emit: EventSink): Promise<CheckpointResult> {
     return this.exclusive(() => this.doCheckpoint(req.dir, req.instances, emit));
   }
 
@@ -260,7 +259,7 @@ export class Supervisor {
     return this.exclusive(() => this.doRestore(req.dir, req.readyTimeoutMs, emit));
   }
 
-  private async doCheckpoint(dir: string, named: string[], emit: EventSink): Promise<CheckpointSummary> {
+  private async doCheckpoint(dir: string, named: string[], emit: EventSink): Promise<CheckpointResult> {
     const started = Date.now();
     const plan = this.plan;
     const broker = this.broker;
