@@ -10,7 +10,7 @@ import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { formatBytes, plural } from '../io';
 import { displayPath } from '../files';
-import { backendOptions, deployedWith, eventPrinter, guarded, interruptSignal, parseDuration, type LifecycleOptions } from './lifecycle';
+import { deployedWith, eventPrinter, parseDuration, withBackend, type LifecycleOptions } from './lifecycle';
 
 /** The default directory of a checkpoint: beside the state, named by the time it was taken. */
 function defaultOut(stateFile: string): string {
@@ -23,17 +23,11 @@ export async function checkpointCommand(ctx: Context, instances: string[], o: Li
   const row = deployedWith(ctx, o);
   const backend = await loadBackend(row);
   if (!backend.checkpoint) throw new CliError(`the ${row.title} backend cannot take checkpoints`, ExitCode.BackendFailure, 'deploy with a backend that supports them (see spec/checkpoint.md)');
-  const interrupt = interruptSignal(ctx);
-  try {
-    const opts = backendOptions(ctx, o, interrupt.signal, row);
+  return withBackend(ctx, o, row, !!o.json, async (opts) => {
     const out = o.out ? resolve(ctx.cwd, o.out) : defaultOut(opts.stateFile);
-    return await guarded(ctx, !!o.json, async () => {
-      printCheckpointResult(ctx, o, await backend.checkpoint!({ ...opts, out, instances }, eventPrinter(ctx, o)));
-      return ExitCode.Ok;
-    });
-  } finally {
-    interrupt.dispose();
-  }
+    printCheckpointResult(ctx, o, await backend.checkpoint!({ ...opts, out, instances }, eventPrinter(ctx, o)));
+    return ExitCode.Ok;
+  });
 }
 
 /** What `checkpoint` prints when it is done (the same for a deployment on another host, whose directory is named as the host names it). */
@@ -70,15 +64,9 @@ export async function restoreCommand(ctx: Context, dir: string, o: LifecycleOpti
   const row = deployedWith(ctx, o);
   const backend = await loadBackend(row);
   if (!backend.restore) throw new CliError(`the ${row.title} backend cannot restore checkpoints`, ExitCode.BackendFailure, 'deploy with a backend that supports them (see spec/checkpoint.md)');
-  const interrupt = interruptSignal(ctx);
-  try {
-    const opts = backendOptions(ctx, o, interrupt.signal, row);
-    const readyTimeoutMs = o.readyTimeout ? parseDuration(o.readyTimeout, '--ready-timeout') : 60_000;
-    return await guarded(ctx, !!o.json, async () => {
-      printRestoreResult(ctx, o, await backend.restore!(resolve(ctx.cwd, dir), { ...opts, readyTimeoutMs }, eventPrinter(ctx, o)));
-      return ExitCode.Ok;
-    });
-  } finally {
-    interrupt.dispose();
-  }
+  const readyTimeoutMs = o.readyTimeout ? parseDuration(o.readyTimeout, '--ready-timeout') : 60_000;
+  return withBackend(ctx, o, row, !!o.json, async (opts) => {
+    printRestoreResult(ctx, o, await backend.restore!(resolve(ctx.cwd, dir), { ...opts, readyTimeoutMs }, eventPrinter(ctx, o)));
+    return ExitCode.Ok;
+  });
 }

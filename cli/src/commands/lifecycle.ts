@@ -119,6 +119,27 @@ export async function guarded(ctx: Context, json: boolean, body: () => Promise<E
   }
 }
 
+/**
+ * Runs a command's backend call: `body` gets the command's backend options with a signal that the first
+ * Ctrl-C or SIGTERM aborts (interruptSignal), and its errors are reported as `guarded` reports them. The
+ * signal handlers are removed when it ends, however it ends.
+ */
+export async function withBackend(
+  ctx: Context,
+  o: LifecycleOptions,
+  row: BackendRow,
+  json: boolean,
+  body: (opts: BackendOptions) => Promise<ExitCodeValue>,
+): Promise<ExitCodeValue> {
+  const interrupt = interruptSignal(ctx);
+  try {
+    const opts = backendOptions(ctx, o, interrupt.signal, row);
+    return await guarded(ctx, json, () => body(opts));
+  } finally {
+    interrupt.dispose();
+  }
+}
+
 export function eventPrinter(ctx: Context, o: LifecycleOptions): (ev: BackendEvent) => void {
   const s = ctx.errStyle;
   return (ev) => {
@@ -276,16 +297,10 @@ export async function destroyCommand(ctx: Context, o: LifecycleOptions): Promise
   if (o.host !== undefined) return (await import('./remote-lifecycle')).remoteDestroy(ctx, o);
   const row = deployedWith(ctx, o);
   const backend = await loadBackend(row);
-  const interrupt = interruptSignal(ctx);
-  try {
-    const opts = backendOptions(ctx, o, interrupt.signal, row);
-    return await guarded(ctx, !!o.json, async () => {
-      printDestroyResult(ctx, o, await backend.destroy(opts, eventPrinter(ctx, o)));
-      return ExitCode.Ok;
-    });
-  } finally {
-    interrupt.dispose();
-  }
+  return withBackend(ctx, o, row, !!o.json, async (opts) => {
+    printDestroyResult(ctx, o, await backend.destroy(opts, eventPrinter(ctx, o)));
+    return ExitCode.Ok;
+  });
 }
 
 /** What `destroy` prints when it is done. */
@@ -393,17 +408,11 @@ export async function statusCommand(ctx: Context, o: LifecycleOptions): Promise<
   if (o.host !== undefined) return (await import('./remote-lifecycle')).remoteStatus(ctx, o);
   const row = deployedWith(ctx, o);
   const backend = await loadBackend(row);
-  const interrupt = interruptSignal(ctx);
-  try {
-    const opts = backendOptions(ctx, o, interrupt.signal, row);
-    return await guarded(ctx, !!o.json, async () => {
-      const report = await backend.status(opts);
-      ctx.out(o.json ? JSON.stringify({ format_version: '1.0', ...report }, null, 2) + '\n' : renderStatus(report, ctx));
-      return ExitCode.Ok;
-    });
-  } finally {
-    interrupt.dispose();
-  }
+  return withBackend(ctx, o, row, !!o.json, async (opts) => {
+    const report = await backend.status(opts);
+    ctx.out(o.json ? JSON.stringify({ format_version: '1.0', ...report }, null, 2) + '\n' : renderStatus(report, ctx));
+    return ExitCode.Ok;
+  });
 }
 
 export async function logsCommand(
@@ -421,20 +430,14 @@ export async function logsCommand(
   if (o.host !== undefined) return (await import('./remote-lifecycle')).remoteLogs(ctx, instance, o);
   const row = deployedWith(ctx, o);
   const backend = await loadBackend(row);
-  const interrupt = interruptSignal(ctx);
-  try {
-    const opts = backendOptions(ctx, o, interrupt.signal, row);
-    return await guarded(ctx, !!o.json, async () => {
-      const s = ctx.outStyle;
-      await backend.logs(instance, { ...opts, follow: !!o.follow, tail, clone }, (line: LogLine) => {
-        if (o.json) ctx.out(JSON.stringify(line) + '\n');
-        else ctx.out(`${s.dim(`${line.instance}#${line.clone} ${line.stream === 'console' ? 'console' : 'program'} |`)} ${line.text.replace(/\n$/, '')}\n`);
-      });
-      return ExitCode.Ok;
+  return withBackend(ctx, o, row, !!o.json, async (opts) => {
+    const s = ctx.outStyle;
+    await backend.logs(instance, { ...opts, follow: !!o.follow, tail, clone }, (line: LogLine) => {
+      if (o.json) ctx.out(JSON.stringify(line) + '\n');
+      else ctx.out(`${s.dim(`${line.instance}#${line.clone} ${line.stream === 'console' ? 'console' : 'program'} |`)} ${line.text.replace(/\n$/, '')}\n`);
     });
-  } finally {
-    interrupt.dispose();
-  }
+    return ExitCode.Ok;
+  });
 }
 
 export async function doctorCommand(ctx: Context, o: { json?: boolean; host?: string }): Promise<ExitCodeValue> {

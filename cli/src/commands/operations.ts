@@ -8,7 +8,7 @@ import { loadBackend } from '../backends';
 import type { Context } from '../context';
 import { CliError, ExitCode, type ExitCodeValue } from '../exit';
 import { formatBytes } from '../io';
-import { backendOptions, deployedWith, guarded, interruptSignal, parseDuration, type LifecycleOptions } from './lifecycle';
+import { deployedWith, parseDuration, withBackend, type LifecycleOptions } from './lifecycle';
 
 async function backendWith<K extends 'audit' | 'auditVerify' | 'usage'>(ctx: Context, o: LifecycleOptions, fn: K) {
   const row = deployedWith(ctx, o);
@@ -33,18 +33,12 @@ export async function auditCommand(ctx: Context, o: LifecycleOptions & { follow?
   if (o.tail !== undefined && !/^\d+$/.test(o.tail)) throw new CliError(`--tail ${JSON.stringify(o.tail)} is not a non-negative integer`);
   if (o.host !== undefined) return (await import('./remote-lifecycle')).remoteAudit(ctx, o);
   const { row, f } = await backendWith(ctx, o, 'audit');
-  const interrupt = interruptSignal(ctx);
-  try {
-    const opts = backendOptions(ctx, o, interrupt.signal, row);
-    return await guarded(ctx, !!o.json, async () => {
-      await f({ ...opts, follow: !!o.follow, ...(o.tail !== undefined ? { tail: Number(o.tail) } : {}) }, (r) =>
-        ctx.out(o.json ? JSON.stringify(r) + '\n' : renderAuditRecord(r) + '\n'),
-      );
-      return ExitCode.Ok;
-    });
-  } finally {
-    interrupt.dispose();
-  }
+  return withBackend(ctx, o, row, !!o.json, async (opts) => {
+    await f({ ...opts, follow: !!o.follow, ...(o.tail !== undefined ? { tail: Number(o.tail) } : {}) }, (r) =>
+      ctx.out(o.json ? JSON.stringify(r) + '\n' : renderAuditRecord(r) + '\n'),
+    );
+    return ExitCode.Ok;
+  });
 }
 
 export function renderVerification(v: AuditVerification, ctx: Context): string {
@@ -63,17 +57,11 @@ export function renderVerification(v: AuditVerification, ctx: Context): string {
 export async function auditVerifyCommand(ctx: Context, o: LifecycleOptions): Promise<ExitCodeValue> {
   if (o.host !== undefined) return (await import('./remote-lifecycle')).remoteAuditVerify(ctx, o);
   const { row, f } = await backendWith(ctx, o, 'auditVerify');
-  const interrupt = interruptSignal(ctx);
-  try {
-    const opts = backendOptions(ctx, o, interrupt.signal, row);
-    return await guarded(ctx, !!o.json, async () => {
-      const v = await f(opts);
-      ctx.out(o.json ? JSON.stringify(v, null, 2) + '\n' : renderVerification(v, ctx));
-      return v.ok ? ExitCode.Ok : ExitCode.Invalid;
-    });
-  } finally {
-    interrupt.dispose();
-  }
+  return withBackend(ctx, o, row, !!o.json, async (opts) => {
+    const v = await f(opts);
+    ctx.out(o.json ? JSON.stringify(v, null, 2) + '\n' : renderVerification(v, ctx));
+    return v.ok ? ExitCode.Ok : ExitCode.Invalid;
+  });
 }
 
 /** `--since`: an ISO 8601 time, or a duration (`1h`, `30min`) meaning that long ago. */
@@ -140,15 +128,9 @@ export async function usageCommand(ctx: Context, o: LifecycleOptions & { since?:
   const format = o.json ? 'json' : (o.format ?? 'table');
   if (o.host !== undefined) return (await import('./remote-lifecycle')).remoteUsage(ctx, { ...o, format });
   const { row, f } = await backendWith(ctx, o, 'usage');
-  const interrupt = interruptSignal(ctx);
-  try {
-    const opts = backendOptions(ctx, o, interrupt.signal, row);
-    return await guarded(ctx, format === 'json', async () => {
-      const r = await f({ ...opts, by: (o.by ?? 'label') as UsageGrouping, since });
-      ctx.out(format === 'json' ? JSON.stringify(r, null, 2) + '\n' : format === 'csv' ? renderUsageCsv(r) : renderUsageTable(r, ctx));
-      return ExitCode.Ok;
-    });
-  } finally {
-    interrupt.dispose();
-  }
+  return withBackend(ctx, o, row, format === 'json', async (opts) => {
+    const r = await f({ ...opts, by: (o.by ?? 'label') as UsageGrouping, since });
+    ctx.out(format === 'json' ? JSON.stringify(r, null, 2) + '\n' : format === 'csv' ? renderUsageCsv(r) : renderUsageTable(r, ctx));
+    return ExitCode.Ok;
+  });
 }
