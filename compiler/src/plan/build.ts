@@ -74,6 +74,9 @@ function factsOf(fc: FlatChannel): { fromKey: string; toKey: string; origin: Sou
   return f;
 }
 
+/** The channels of every port without any: one array, as nothing modifies a plan instance once it is built. */
+const NO_CHANNELS: string[] = [];
+
 /**
  * A port of a plan instance, its keys in canonical (sorted) order. A port neither exposed nor
  * leaving through an egress (nearly all of them) is one object literal: a plan of 10,000 instances
@@ -88,7 +91,7 @@ function planPort(
   egressOn: Map<string, string>,
   factoryProtocol: { get(k: string): string | undefined },
 ): PlanPort {
-  const channels = (portChannels.get(k) ?? []).sort(byString);
+  const channels = portChannels.get(k)?.sort(byString) ?? NO_CHANNELS;
   const protocol = p.protocol?.entry.qname ?? (p.factory ? factoryProtocol.get(k) : undefined) ?? '';
   const eg = egressOn.get(k);
   const exp = exposedOn.get(k);
