@@ -68,6 +68,14 @@ describe('canonical JSON', () => {
       text = `{"a":${i},"b":[${text}]}`;
     }
     expect(prettyJson(v)).toBe(JSON.stringify(JSON.parse(text), null, 2) + '\n');
+    // The same, with keys out of order after the one whose value needs a copy.
+    let w: unknown = { z: 1, y: 2 };
+    let wText = '{"y":2,"z":1}';
+    for (let i = 0; i < 60; i++) {
+      w = { a: 0, b: [w], d: i, c: 1 };
+      wText = `{"a":0,"b":[${wText}],"c":1,"d":${i}}`;
+    }
+    expect(prettyJson(w)).toBe(JSON.stringify(JSON.parse(wText), null, 2) + '\n');
   });
 
   it('leaves out inherited properties and keeps own ones after an undefined one', () => {
