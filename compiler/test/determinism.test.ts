@@ -180,3 +180,27 @@ system S { c = C }
     });
   }
 });
+
+describe('instances of one component', () => {
+  test('share its program argv, files and sensitive names instead of a copy each, with the same JSON', () => {
+    const src = `component C {
+  param token: string = "abc" sensitive
+  param n: int = 1
+  program { exec ["/bin/true", "x"]  env { ZED = "1" } }
+}
+system S { a = C  b = C { n = 2 } }
+`;
+    const r = compile(new MemoryHost({ 'main.mcl': src }), { entries: ['main.mcl'], mclcVersion: 'x' });
+    expect(r.plan, r.diagnostics.map((d) => d.message).join('\n')).toBeDefined();
+    const [a, b] = r.plan!.instances;
+    expect(a.program.argv).toEqual(['/bin/true', 'x']);
+    expect(a.sensitive_params).toEqual(['token']);
+    expect(b.program.argv).toBe(a.program.argv);
+    expect(b.program.files).toBe(a.program.files);
+    expect(b.sensitive_params).toBe(a.sensitive_params);
+    // What differs between them is their own.
+    expect(b.program.env).not.toBe(a.program.env);
+    expect(b.params).toEqual({ n: 2, token: 'abc' });
+    for (const i of [a, b]) expect(JSON.stringify(i)).toBe(planCanonical(i));
+  });
+});

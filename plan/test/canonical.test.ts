@@ -58,6 +58,70 @@ describe('canonical JSON', () => {
     expect(inner).toEqual({ a: [1, { p: 1, q: [true] }], b: 'x' });
   });
 
+  it('copies a value that needs it once, however deep below objects in canonical order', () => {
+    // Each level is in order up to its last key, whose value holds the one object out of order:
+    // a level that copied its values again on finding one that changed would take 2^60 steps.
+    let v: unknown = { z: 1, y: 2 };
+    let text = '{"y":2,"z":1}';
+    for (let i = 0; i < 60; i++) {
+      v = { a: i, b: [v] };
+      text = `{"a":${i},"b":[${text}]}`;
+    }
+    expect(prettyJson(v)).toBe(JSON.stringify(JSON.parse(text), null, 2) + '\n');
+    // The same, with keys out of order after the one whose value needs a copy.
+    let w: unknown = { z: 1, y: 2 };
+    let wText = '{"y":2,"z":1}';
+    for (let i = 0; i < 60; i++) {
+      w = { a: 0, b: [w], d: i, c: 1 };
+      wText = `{"a":0,"b":[${wText}],"c":1,"d":${i}}`;
+    }
+    expect(prettyJson(w)).toBe(JSON.stringify(JSON.parse(wText), null, 2) + '\n');
+  });
+
+  it('leaves out inherited properties and keeps own ones after an undefined one', () => {
+    const o = Object.create({ inherited: 1, a: 2 }) as Record<string, unknown>;
+    o.b = 1;
+    o.c = { y: 1, x: 2 };
+    expect(canonicalJson(o)).toBe('{"b":1,"c":{"x":2,"y":1}}');
+    expect(prettyJson(o)).toBe('{\n  "b": 1,\n  "c": {\n    "x": 2,\n    "y": 1\n  }\n}\n');
+    expect(prettyJson({ a: undefined, b: { d: 1, c: 2 }, e: 3 })).toBe('{\n  "b": {\n    "c": 2,\n    "d": 1\n  },\n  "e": 3\n}\n');
+  });
+
+  it('writes random values as a plain recursive sort does', () => {
+    // A small deterministic generator: objects in and out of order, undefined values and entries, nesting.
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const gen = (depth: number): unknown => {
+      const r = rnd(depth > 3 ? 4 : 7);
+      if (r === 0) return rnd(100) - 50;
+      if (r === 1) return ['x', 'y', '', 'é'][rnd(4)];
+      if (r === 2) return rnd(2) === 0;
+      if (r === 3) return rnd(3) === 0 ? undefined : null;
+      if (r === 4) return Array.from({ length: rnd(4) }, () => gen(depth + 1));
+      const keys = ['a', 'b', 'c', 'd', 'e'].filter(() => rnd(2) === 0);
+      if (rnd(2) === 0) keys.reverse();
+      const o: Record<string, unknown> = {};
+      for (const k of keys) o[k] = gen(depth + 1);
+      return o;
+    };
+    const sort = (v: unknown): unknown => {
+      if (Array.isArray(v)) return v.map((x) => (x === undefined ? null : sort(x)));
+      if (v === null || typeof v !== 'object') return v;
+      const o = v as Record<string, unknown>;
+      return Object.fromEntries(Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => [k, sort(o[k])]));
+    };
+    for (let i = 0; i < 500; i++) {
+      const v = { root: gen(0) };
+      const before = JSON.stringify(v);
+      expect(canonicalJson(v)).toBe(JSON.stringify(sort(v)));
+      expect(prettyJson(v)).toBe(JSON.stringify(sort(v), null, 2) + '\n');
+      expect(JSON.stringify(v)).toBe(before);
+    }
+  });
+
   it('refuses values JSON cannot represent', () => {
     expect(() => canonicalJson({ a: [NaN] })).toThrow(CanonicalJsonError);
     expect(() => canonicalJson({ a: [NaN] })).toThrow('$.a[0]');

@@ -26,6 +26,7 @@ import {
   type PlanInstance,
   type PlanOperation,
   type PlanPolicies,
+  type PlanPort,
   type PlanTarget,
   type PlanTemplate,
 } from '@mcl/plan';
@@ -73,6 +74,39 @@ function factsOf(fc: FlatChannel): { fromKey: string; toKey: string; origin: Sou
   return f;
 }
 
+/** The channels of every port without any: one array, as nothing modifies a plan instance once it is built. */
+const NO_CHANNELS: string[] = [];
+
+/**
+ * A port of a plan instance, its keys in canonical (sorted) order. A port neither exposed nor
+ * leaving through an egress (nearly all of them) is one object literal: a plan of 10,000 instances
+ * has some 30,000 ports, and spreading the optional keys in cost two more objects for each and a
+ * copy of its properties.
+ */
+function planPort(
+  p: ComponentInfo['ports'][number],
+  k: string,
+  portChannels: Map<string, string[]>,
+  exposedOn: Map<string, number>,
+  egressOn: Map<string, string>,
+  factoryProtocol: { get(k: string): string | undefined },
+): PlanPort {
+  const channels = portChannels.get(k)?.sort(byString) ?? NO_CHANNELS;
+  const protocol = p.protocol?.entry.qname ?? (p.factory ? factoryProtocol.get(k) : undefined) ?? '';
+  const eg = egressOn.get(k);
+  const exp = exposedOn.get(k);
+  if (eg === undefined && exp === undefined) return { channels, direction: p.direction, name: p.name, protocol, slot: p.slot };
+  return {
+    channels,
+    direction: p.direction,
+    ...(eg !== undefined ? { egress: eg } : {}),
+    ...(exp !== undefined ? { exposed_on: exp } : {}),
+    name: p.name,
+    protocol,
+    slot: p.slot,
+  };
+}
+
 /** The key of an instance's template: its image, memory and vCPUs. */
 function templateKeyOf(fi: FlatInstance, image: string): string {
   const k = templateKeys.get(fi);
@@ -101,6 +135,7 @@ export interface Body {
 export class PlanBuilder {
   private readonly programs = new Map<ComponentInfo, ProgramSpec & { sensitive: string[] }>();
   private readonly orders = new Map<string, PlanChannel['invariants']['order']>();
+  private readonly envNames = new Map<string, string>();
   /** Operations and order automaton per protocol and allow-list (see operations()). */
   private readonly channelOps = new Map<ProtocolInfo, Map<string, { ops: PlanOperation[]; order: PlanChannel['invariants']['order'] }>>();
 
@@ -154,13 +189,31 @@ export class PlanBuilder {
         const reported = this.ctx.diagnostics.length;
         const built = buildProgram(this.ctx, c.entry.module, c.program, reads);
         built.files.sort((a, b) => byString(a.path, b.path));
-        p = { ...built, sensitive: [...c.params.values()].filter((x) => x.sensitive).map((x) => x.name).sort() };
+        // Its argv, files (their keys in canonical order) and sensitive names go into every instance of
+        // the component as they are: nothing modifies a plan instance once it is built (placement and
+        // redaction make new objects), so its instances share them instead of a copy each.
+        // Built field by field, not spread from `built` with a new array of every parameter: once per
+        // component, 10,000 times for a plan of 10,000 components.
+        const files = built.files.map((f) => ({ content: f.content, mode: f.mode, path: f.path }));
+        const sensitive: string[] = [];
+        for (const x of c.params.values()) if (x.sensitive) sensitive.push(x.name);
+        p = { argv: built.argv, env: built.env, files, sensitive: sensitive.sort() };
         // A program that reported something is built again next time, so that it reports it again.
         if (this.ctx.diagnostics.length === reported) this.cache?.keepProgram(c, { spec: p, reads });
       }
       this.programs.set(c, p);
     }
     return p;
+  }
+
+  /** The environment variable of parameter `name`, made once per name rather than once per instance. */
+  private envName(name: string): string {
+    let n = this.envNames.get(name);
+    if (n === undefined) {
+      n = paramEnvName(name);
+      this.envNames.set(name, n);
+    }
+    return n;
   }
 
   private order(proto: ProtocolInfo, ops: string[]): PlanChannel['invariants']['order'] {
@@ -491,11 +544,13 @@ export class PlanBuilder {
       const params: Record<string, JsonValue> = {};
       for (const name of Object.keys(inst.params).sort()) {
         params[name] = inst.params[name];
-        envVars.push([paramEnvName(name), paramEnv(inst.params[name])]);
+        envVars.push([this.envName(name), paramEnv(inst.params[name])]);
       }
       envVars.sort((a, b) => byString(a[0], b[0]));
       const env: Record<string, string> = {};
       for (const [k, v] of envVars) env[k] = v;
+      // The key of each port in the maps above, made once for all of them (and for the cache).
+      const portKeys = comp.ports.map((p) => `${fi.id}\u0000${p.name}`);
       // `digest` has its place in key order from the start, undefined (which JSON leaves out) until it
       // is computed over the rest: the instance needs no second copy, and the plan file's writer finds
       // it in canonical order and writes it without copying it (prettyJson).
@@ -527,23 +582,12 @@ export class PlanBuilder {
         memory_bytes: inst.memory,
         mode: inst.mode.mode,
         params,
-        ports: comp.ports.map((p) => {
-          const exp = exposedOn.get(`${fi.id}\u0000${p.name}`);
-          const eg = egressOn.get(`${fi.id}\u0000${p.name}`);
-          return {
-            channels: (portChannels.get(`${fi.id}\u0000${p.name}`) ?? []).sort(byString),
-            direction: p.direction,
-            ...(eg !== undefined ? { egress: eg } : {}),
-            ...(exp !== undefined ? { exposed_on: exp } : {}),
-            name: p.name,
-            protocol: p.protocol?.entry.qname ?? (p.factory ? factoryProtocol.get(`${fi.id}\u0000${p.name}`) : undefined) ?? '',
-            slot: p.slot,
-          };
-        }),
-        program: { argv: [...prog.argv], env, files: prog.files.map((f) => ({ content: f.content, mode: f.mode, path: f.path })) },
+        ports: comp.ports.map((p, j) => planPort(p, portKeys[j], portChannels, exposedOn, egressOn, factoryProtocol)),
+        // The program's argv and files and the sensitive names are the component's, shared by its instances.
+        program: { argv: prog.argv, env, files: prog.files },
         replicas: inst.mode.replicas,
         restart: { max_retries: inst.restart.max_retries, policy: inst.restart.policy },
-        sensitive_params: [...prog.sensitive],
+        sensitive_params: prog.sensitive,
         template,
         vcpus: inst.vcpus,
       };
@@ -560,7 +604,6 @@ export class PlanBuilder {
       // A created instance's parameter schemas add named types to the plan's schemas as they are
       // built: it is built every time, so that they are added every time.
       if (this.cache && !pi.created_by && !place) {
-        const portKeys = comp.ports.map((p) => `${fi.id}\u0000${p.name}`);
         const entry: CachedInstance = { inst, comp, module: fi.module, prog, template, digests, indexKeys, pi, json: withDigest, origin, portKeys };
         this.cache.keepInstance(fi.id, entry, false);
         src.entries[i] = entry;
