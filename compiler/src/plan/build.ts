@@ -74,8 +74,8 @@ function factsOf(fc: FlatChannel): { fromKey: string; toKey: string; origin: Sou
   return f;
 }
 
-/** The channels of every port without any: one array, as nothing modifies a plan instance once it is built. */
-const NO_CHANNELS: string[] = [];
+/** The channels of every port without any: one frozen array, as nothing modifies a plan instance once it is built. */
+const NO_CHANNELS: string[] = Object.freeze([]) as unknown as string[];
 
 /**
  * A port of a plan instance, its keys in canonical (sorted) order. A port neither exposed nor
@@ -197,7 +197,10 @@ export class PlanBuilder {
         const files = built.files.map((f) => ({ content: f.content, mode: f.mode, path: f.path }));
         const sensitive: string[] = [];
         for (const x of c.params.values()) if (x.sensitive) sensitive.push(x.name);
-        p = { argv: built.argv, env: built.env, files, sensitive: sensitive.sort() };
+        // Frozen, so that code which did modify one instance's program in place would fail at once
+        // instead of changing every instance of the component.
+        for (const f of files) Object.freeze(f);
+        p = { argv: Object.freeze(built.argv) as string[], env: built.env, files: Object.freeze(files) as typeof files, sensitive: Object.freeze(sensitive.sort()) as string[] };
         // A program that reported something is built again next time, so that it reports it again.
         if (this.ctx.diagnostics.length === reported) this.cache?.keepProgram(c, { spec: p, reads });
       }
