@@ -110,7 +110,21 @@ function wiredFromOutside(): { files: Record<string, string>; entry: string } {
   ].join('\n');
   return { files: { ...w.files, 'main.mcl': main }, entry: 'main.mcl' };
 }
-const workspaces: { files: Record<string, string>; entry: string }[] = [generated(4), generated(3, true), violated(), wiredFromOutside(), ...examples];
+/** A target whose backend cannot realise what two subtrees hold, so that the capability check reports in subtrees taken over. */
+function unrealisable(): { files: Record<string, string>; entry: string } {
+  const w = generated(3);
+  const files: Record<string, string> = {
+    ...w.files,
+    // A backend without per-session forks or kernels of this machine, and an image with such a kernel used in two subtrees.
+    'main.mcl': w.files['main.mcl'].replace(/target big \{[^}]*\}/, 'target big {\n  backend kubevirt\n  namespace "shop"\n  memory 64GiB\n  vcpus 64\n}'),
+    'mods/img.mcl': 'image mine {\n  base "busybox-static"\n  kernel "/boot/vmlinuz"\n}\n',
+    'mods/m0.mcl': w.files['mods/m0.mcl'].replace('  param level: int(0..10) = 1', '  param level: int(0..10) = 1\n  per session max 4'),
+    'mods/m1.mcl': w.files['mods/m1.mcl'].replace('component Store1 {\n  memory 96MiB', 'component Store1 {\n  memory 96MiB\n  image mods.img.mine'),
+    'mods/m2.mcl': w.files['mods/m2.mcl'].replace('component Store2 {\n  memory 96MiB', 'component Store2 {\n  memory 96MiB\n  image mods.img.mine'),
+  };
+  return { files, entry: 'main.mcl' };
+}
+const workspaces: { files: Record<string, string>; entry: string }[] = [generated(4), generated(3, true), violated(), wiredFromOutside(), unrealisable(), ...examples];
 
 // Edits that keep a file parseable but change what it means (a name, a size, a port), as well as ones that break it.
 const REPLACEMENTS: [string, string][] = [
@@ -411,16 +425,8 @@ describe('incremental analysis', () => {
   });
 
   test('what the capability check finds in a subtree taken over is reported again, whichever subtree reported it first', () => {
-    const w = generated(3);
-    const files: Record<string, string> = {
-      ...w.files,
-      // A backend without per-session forks or kernels of this machine, and an image with such a kernel used in two subtrees.
-      'main.mcl': w.files['main.mcl'].replace(/target big \{[^}]*\}/, 'target big {\n  backend kubevirt\n  namespace "shop"\n  memory 64GiB\n  vcpus 64\n}'),
-      'mods/img.mcl': 'image mine {\n  base "busybox-static"\n  kernel "/boot/vmlinuz"\n}\n',
-      'mods/m0.mcl': w.files['mods/m0.mcl'].replace('  param level: int(0..10) = 1', '  param level: int(0..10) = 1\n  per session max 4'),
-      'mods/m1.mcl': w.files['mods/m1.mcl'].replace('component Store1 {\n  memory 96MiB', 'component Store1 {\n  memory 96MiB\n  image mods.img.mine'),
-      'mods/m2.mcl': w.files['mods/m2.mcl'].replace('component Store2 {\n  memory 96MiB', 'component Store2 {\n  memory 96MiB\n  image mods.img.mine'),
-    };
+    const w = unrealisable();
+    const files = w.files;
     const inc = new IncrementalCompiler();
     const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true };
     const first = inc.compile(new MemoryHost(files), options);
