@@ -112,15 +112,20 @@ function wiredFromOutside(): { files: Record<string, string>; entry: string } {
 }
 /** A target whose backend cannot realise what two subtrees hold, so that the capability check reports in subtrees taken over. */
 function unrealisable(): { files: Record<string, string>; entry: string } {
-  const w = generated(3);
+  const w = generated(4);
+  const image = (m: number, wide: boolean, mine: boolean) => (text: string) =>
+    text.replace(`component Store${m} {\n  memory 96MiB`, `component Store${m} {\n  memory 96MiB${mine ? '\n  image mods.img.mine' : ''}`).replace(`  store = Store${m}`, `  store = Store${m}${wide ? '\n  wide = mods.img.Wide' : ''}`);
   const files: Record<string, string> = {
     ...w.files,
-    // A backend without per-session forks or kernels of this machine, and an image with such a kernel used in two subtrees.
+    // A backend without per-session forks or kernels of this machine, an image with such a kernel used
+    // in two subtrees, and a component with more ports than its guests have in two others (both reported
+    // once, at the declaration). In flat order the subtrees are s3, s2, s1, s0.
     'main.mcl': w.files['main.mcl'].replace(/target big \{[^}]*\}/, 'target big {\n  backend kubevirt\n  namespace "shop"\n  memory 64GiB\n  vcpus 64\n}'),
-    'mods/img.mcl': 'image mine {\n  base "busybox-static"\n  kernel "/boot/vmlinuz"\n}\n',
-    'mods/m0.mcl': w.files['mods/m0.mcl'].replace('  param level: int(0..10) = 1', '  param level: int(0..10) = 1\n  per session max 4'),
-    'mods/m1.mcl': w.files['mods/m1.mcl'].replace('component Store1 {\n  memory 96MiB', 'component Store1 {\n  memory 96MiB\n  image mods.img.mine'),
-    'mods/m2.mcl': w.files['mods/m2.mcl'].replace('component Store2 {\n  memory 96MiB', 'component Store2 {\n  memory 96MiB\n  image mods.img.mine'),
+    'mods/img.mcl': `import std.kv.{Kv}\nimage mine {\n  base "busybox-static"\n  kernel "/boot/vmlinuz"\n}\ncomponent Wide {\n  memory 96MiB\n${Array.from({ length: 31 }, (_, i) => `  require p${i}: Kv optional\n`).join('')}}\n`,
+    'mods/m0.mcl': image(0, true, false)(w.files['mods/m0.mcl']),
+    'mods/m1.mcl': image(1, false, true)(w.files['mods/m1.mcl']),
+    'mods/m2.mcl': image(2, true, true)(w.files['mods/m2.mcl']),
+    'mods/m3.mcl': w.files['mods/m3.mcl'].replace('  param level: int(0..10) = 1', '  param level: int(0..10) = 1\n  per session max 4'),
   };
   return { files, entry: 'main.mcl' };
 }
@@ -431,18 +436,19 @@ describe('incremental analysis', () => {
     const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true };
     const first = inc.compile(new MemoryHost(files), options);
     const codes = first.diagnostics.filter((d) => d.code === Codes.BackendCannotRealise.code);
-    expect(codes.map((d) => d.file).sort()).toEqual(['mods/img.mcl', 'mods/m0.mcl']);
+    expect(codes.map((d) => d.file).sort()).toEqual(['mods/img.mcl', 'mods/img.mcl', 'mods/m3.mcl']);
     // m2 edited (main declares labels, so an edit to it takes nothing over): m0's and m1's subtrees are
-    // taken over, and what was found in them is reported again. The image is reported at the first
-    // instance of it in flat order, which is in m2's subtree: m1's counts as found in all the same.
+    // taken over, and what was found in them is reported again. The image and the wide component are
+    // reported at their first instance in flat order, which is in m2's subtree: m1's and m0's count as
+    // found in all the same.
     const moved = { ...files, 'mods/m2.mcl': files['mods/m2.mcl'].replace('\nsystem Sys2', '\n\n\nsystem Sys2') };
-    // m2 no longer uses the image: m1's subtree, taken over, still does.
-    const dropped = { ...files, 'mods/m2.mcl': files['mods/m2.mcl'].replace('\n  image mods.img.mine', '') };
+    // m2 no longer uses the image or the wide component: m1's and m0's subtrees, taken over, still do.
+    const dropped = { ...files, 'mods/m2.mcl': files['mods/m2.mcl'].replace('\n  image mods.img.mine', '').replace('\n  wide = mods.img.Wide', '') };
     for (const step of [moved, dropped, files, moved]) {
       const got = inc.compile(new MemoryHost(step), options);
       expect(inc.stats.subtreesReused).toBeGreaterThan(0);
       expect(got.diagnostics).toEqual(compile(new MemoryHost(step), options).diagnostics);
-      expect(got.diagnostics.filter((d) => d.code === Codes.BackendCannotRealise.code).length).toBe(2);
+      expect(got.diagnostics.filter((d) => d.code === Codes.BackendCannotRealise.code).length).toBe(3);
     }
   });
 

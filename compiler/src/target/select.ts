@@ -264,23 +264,28 @@ export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): voi
     const fi = flat.instances[i];
     const { inst, comp } = fi;
     const at = inst.decl.name.span;
-    const before = ctx.diagnostics.length;
+    // Whether the check finds something here, whether or not its report is new (one at a component is made once).
+    let bad = false;
     if (inst.mode.mode === 'per_session' && !caps.perSession) {
+      bad = true;
       ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot give \`${fi.id}\` a fresh fork per session`, fi.module.file, at, {
         hint: `${caps.notes.perSession ?? 'the backend lacks per-session forks'}; use \`replicas N\` or a target with backend \`kvm\``,
         related: rel,
       });
     }
     if (inst.mode.mode === 'created' && !caps.factories) {
+      bad = true;
       ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot create instances of \`${fi.id}\` at run time`, fi.module.file, at, {
         hint: `${caps.notes.factories ?? 'the backend lacks run-time creation'}; use \`replicas N\` or a target with backend \`kvm\``,
         related: rel,
       });
     }
     if (inst.mode.mode === 'replicas' && inst.mode.replicas > 1 && !caps.replicas) {
+      bad = true;
       ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot run replicas of \`${fi.id}\``, fi.module.file, at, { hint: 'use a single instance or another backend', related: rel });
     }
     if (comp.ports.length + 1 > caps.maxPortSlots) {
+      bad = true;
       ctx.report(Codes.BackendCannotRealise, `\`${comp.entry.name}\` has ${comp.ports.length} ports, more than backend \`${target.backend}\` can give one guest (${caps.maxPortSlots - 1})`, comp.entry.module.file, comp.entry.decl.name.span, {
         hint: 'split the component, or group operations into fewer protocols',
         related: rel,
@@ -288,6 +293,7 @@ export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): voi
     }
     const least = minGuestMemory(caps, comp.ports.length + 1);
     if (inst.memory > 0 && inst.memory < least) {
+      bad = true;
       const min = `${least / (1024 * 1024)}MiB`;
       const many = least > caps.minMemoryBytes ? ` with ${comp.ports.length} ports` : '';
       ctx.report(Codes.BackendCannotRealise, `\`${fi.id}\` has ${inst.memory / (1024 * 1024)}MiB of memory, less than a guest of backend \`${target.backend}\`${many} boots in (${min})`, fi.module.file, at, {
@@ -296,6 +302,7 @@ export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): voi
       });
     }
     if (inst.vcpus > caps.maxVcpus) {
+      bad = true;
       ctx.report(Codes.BackendCannotRealise, `\`${fi.id}\` asks for ${inst.vcpus} vCPUs, more than backend \`${target.backend}\` gives one guest (${caps.maxVcpus})`, fi.module.file, at, { hint: `use at most ${caps.maxVcpus}`, related: rel });
     }
     const img = fi.comp.image;
@@ -314,9 +321,9 @@ export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): voi
           related: rel,
         });
       }
-      if (kernel) found.push(i);
-      else if (ctx.diagnostics.length > before) found.push(i);
-    } else if (ctx.diagnostics.length > before) found.push(i);
+      if (kernel) bad = true;
+    }
+    if (bad) found.push(i);
   }
   // A subtree is clean when nothing was found in its range (a skipped one stays clean).
   for (const p of flat.pieces ?? []) {
