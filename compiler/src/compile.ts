@@ -229,9 +229,9 @@ function run(
  * each `compile` takes over the modules whose text and dependencies did not
  * change since the previous one and checks only the rest, with the same
  * result as `compile`. It keeps parses too, unless the options bring a cache
- * of their own (the language server's). A result's `program.symbols` is the
- * map the next compile updates in place: read it before compiling again, or
- * copy it.
+ * of their own (the language server's). A result's `program.symbols` and
+ * `program.instances` are the maps the next compile updates in place: read
+ * them before compiling again, or copy them.
  */
 export class IncrementalCompiler {
   private state: IncrementalState | undefined;

@@ -4,7 +4,7 @@
 // except through the host.
 
 import { makeDiagnostic, type Decl, type Diagnostic, type DiagnosticExtra, type DiagnosticInfo, type Ident, type SourceFile, type Span } from '@mcl/language';
-import type { CompilerHost, Program, Reference, SymbolInfo, SymbolKind } from './api';
+import type { CompilerHost, InstanceSettings, Program, Reference, SymbolInfo, SymbolKind } from './api';
 import { pureSha256, type Sha256 } from '@mcl/plan';
 
 export type DeclKind = 'type' | 'protocol' | 'component' | 'system' | 'image' | 'target';
@@ -67,6 +67,8 @@ export class Ctx {
    * the index was built from nothing.
    */
   addedSymbols: SymbolInfo[] | undefined = undefined;
+  /** The instances' settings this compile added to a map taken over from an earlier compile, as `addedSymbols`. */
+  addedInstances: [string, InstanceSettings][] | undefined = undefined;
   /**
    * The references taken over from an earlier compile, file by file, and how
    * many references this compile had recorded when they were taken over

@@ -38,7 +38,9 @@
 // symbol map itself is taken over and updated in place (the symbols of the
 // files checked again are removed from it), so that an edit's cost does not
 // grow with the number of symbols in the workspace; the result of a compile
-// therefore shares its symbol map with the next compile's. The references
+// therefore shares its symbol map with the next compile's. The instances'
+// settings are taken over the same way (the map updated in place, less the
+// entries of the files checked again). The references
 // taken over are not copied either: they are joined into the result's list
 // when it is first read (joinReferences). The result equals
 // a full compile's (compiler/test/incremental.test.ts checks
@@ -78,6 +80,8 @@ export interface IncrementalState {
   liveSymbols: { map: Map<string, SymbolInfo>; size: number } | undefined;
   references: Map<string, Reference[]>;
   instances: Map<string, [string, InstanceSettings][]>;
+  /** That compile's map of instance settings and its size at the end of composition, taken over as `liveSymbols` is. */
+  liveInstances: { map: Map<string, InstanceSettings>; size: number } | undefined;
   /** How many modules this compile took over and how many it checked. */
   reused: number;
   checked: number;
@@ -189,8 +193,17 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
     if (!inPlace) for (const s of prior.symbols.get(f) ?? []) if (!ctx.program.symbols.has(s.id)) ctx.program.symbols.set(s.id, s);
     const refs = prior.references.get(f);
     if (refs) lists.push(refs);
-    for (const [id, settings] of prior.instances.get(f) ?? []) ctx.program.instances.set(id, settings);
   }
+  // The instances' settings likewise: the earlier map, less the entries of the files checked again, when
+  // nothing was added to it after composition (composition adds none before this point).
+  const liveInstances = prior.liveInstances;
+  prior.liveInstances = undefined;
+  if (liveInstances !== undefined && liveInstances.map.size === liveInstances.size && ctx.program.instances.size === 0) {
+    const map = liveInstances.map;
+    for (const [f, entries] of prior.instances) if (!files.has(f)) for (const [id] of entries) map.delete(id);
+    ctx.program.instances = map;
+    ctx.addedInstances = [];
+  } else for (const f of files) for (const [id, settings] of prior.instances.get(f) ?? []) ctx.program.instances.set(id, settings);
   const at = ctx.program.references.length;
   ctx.takenReferences = { at, lists };
   return { files, references: at, prior };
@@ -321,7 +334,9 @@ export function stateOf(ctx: Ctx, options: CompileOptions, stages: Stages, recom
     symbols: ctx.indexing ? regroup(() => ctx.addedSymbols ?? p.symbols.values(), (s) => s.file, p.symbols.size, replayed, replayed?.prior.symbols, () => p.symbols.values()) : new Map(),
     liveSymbols: ctx.indexing ? { map: p.symbols, size: p.symbols.size } : undefined,
     references: ctx.indexing ? referencesByFile(p.references, recomputed, replayed) : new Map(),
-    instances: ctx.indexing ? regroup(() => p.instances.entries(), ([id]) => fileOfId(id), p.instances.size, replayed, replayed?.prior.instances) : new Map(),
+    // With the map taken over in place, only the entries this compile added are grouped anew.
+    instances: ctx.indexing ? regroup(() => ctx.addedInstances ?? p.instances.entries(), ([id]) => fileOfId(id), p.instances.size, replayed, replayed?.prior.instances, () => p.instances.entries()) : new Map(),
+    liveInstances: ctx.indexing ? { map: p.instances, size: p.instances.size } : undefined,
     reused: ctx.reused.size,
     checked: ctx.modules.size - ctx.reused.size,
   };

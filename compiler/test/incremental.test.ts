@@ -8,6 +8,7 @@ import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
 import { join } from 'node:path';
 import { canonicalJson, compile, IncrementalCompiler, type CompileOptions, type CompileResult } from '../src/index';
+import { Codes } from '@mcl/language';
 import { MemoryHost, readTree, REPO } from './helpers';
 
 /** A module of the language server's benchmark shape: types, a protocol, components and a system wiring them. */
@@ -109,7 +110,26 @@ function wiredFromOutside(): { files: Record<string, string>; entry: string } {
   ].join('\n');
   return { files: { ...w.files, 'main.mcl': main }, entry: 'main.mcl' };
 }
-const workspaces: { files: Record<string, string>; entry: string }[] = [generated(4), generated(3, true), violated(), wiredFromOutside(), ...examples];
+/** A target whose backend cannot realise what two subtrees hold, so that the capability check reports in subtrees taken over. */
+function unrealisable(): { files: Record<string, string>; entry: string } {
+  const w = generated(4);
+  const image = (m: number, wide: boolean, mine: boolean) => (text: string) =>
+    text.replace(`component Store${m} {\n  memory 96MiB`, `component Store${m} {\n  memory 96MiB${mine ? '\n  image mods.img.mine' : ''}`).replace(`  store = Store${m}`, `  store = Store${m}${wide ? '\n  wide = mods.img.Wide' : ''}`);
+  const files: Record<string, string> = {
+    ...w.files,
+    // A backend without per-session forks or kernels of this machine, an image with such a kernel used
+    // in two subtrees, and a component with more ports than its guests have in two others (both reported
+    // once, at the declaration). In flat order the subtrees are s3, s2, s1, s0.
+    'main.mcl': w.files['main.mcl'].replace(/target big \{[^}]*\}/, 'target big {\n  backend kubevirt\n  namespace "shop"\n  memory 64GiB\n  vcpus 64\n}'),
+    'mods/img.mcl': `import std.kv.{Kv}\nimage mine {\n  base "busybox-static"\n  kernel "/boot/vmlinuz"\n}\ncomponent Wide {\n  memory 96MiB\n${Array.from({ length: 31 }, (_, i) => `  require p${i}: Kv optional\n`).join('')}}\n`,
+    'mods/m0.mcl': image(0, true, false)(w.files['mods/m0.mcl']),
+    'mods/m1.mcl': image(1, false, true)(w.files['mods/m1.mcl']),
+    'mods/m2.mcl': image(2, true, true)(w.files['mods/m2.mcl']),
+    'mods/m3.mcl': w.files['mods/m3.mcl'].replace('  param level: int(0..10) = 1', '  param level: int(0..10) = 1\n  per session max 4'),
+  };
+  return { files, entry: 'main.mcl' };
+}
+const workspaces: { files: Record<string, string>; entry: string }[] = [generated(4), generated(3, true), violated(), wiredFromOutside(), unrealisable(), ...examples];
 
 // Edits that keep a file parseable but change what it means (a name, a size, a port), as well as ones that break it.
 const REPLACEMENTS: [string, string][] = [
@@ -197,6 +217,7 @@ describe('incremental analysis', () => {
   test('random edit sequences give the same diagnostics, plans and index as a full compile', () => {
     let reused = 0;
     let inPlace = 0;
+    let instancesInPlace = 0;
     let policiesReused = 0;
     let policiesReusedWithDiagnostics = 0;
     let blocks = 0;
@@ -216,6 +237,7 @@ describe('incremental analysis', () => {
           policiesReused += inc.stats.policiesReused;
           if (inc.stats.policiesReused && got.diagnostics.some((d) => d.code.startsWith('MCL05'))) policiesReusedWithDiagnostics++;
           if (got.program.symbols === last.program.symbols) inPlace++;
+          if (got.program.instances === last.program.instances) instancesInPlace++;
           blocks += inc.stats.planBlocksReused;
           last = got;
         }
@@ -226,6 +248,8 @@ describe('incremental analysis', () => {
     expect(reused).toBeGreaterThan(100);
     // And updating the symbol map taken over in place, not only building it afresh.
     expect(inPlace).toBeGreaterThan(20);
+    // And the instances' settings, likewise.
+    expect(instancesInPlace).toBeGreaterThan(20);
     // And taking policy results over, with policy diagnostics among them too.
     expect(policiesReused).toBeGreaterThan(20);
     expect(policiesReusedWithDiagnostics).toBeGreaterThan(2);
@@ -382,6 +406,50 @@ describe('incremental analysis', () => {
       // Read twice, the same list.
       expect(results[i].program.references).toBe(got);
     });
+  });
+
+  test('the instance settings taken over in place lose those of an edited module and follow its new ones', () => {
+    const w = generated(3);
+    const inc = new IncrementalCompiler();
+    const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true };
+    const first = inc.compile(new MemoryHost(w.files), options);
+    const before = first.program.instances.size;
+    // An instance renamed and another resized in m1: its old entry goes, the new ones come.
+    const edited: Record<string, string> = { ...w.files, 'mods/m1.mcl': w.files['mods/m1.mcl'].replace('  c1 = C1_1', '  c9 = C1_1').replace('c1.next', 'c9.next').replace('export api = c1.api', 'export api = c9.api').replace('memory 96MiB', 'memory 128MiB') };
+    const second = inc.compile(new MemoryHost(edited), options);
+    expect(second.program.instances).toBe(first.program.instances);
+    expect(second.program.instances.size).toBe(before);
+    expect(observable(second).instances).toEqual(observable(compile(new MemoryHost(edited), options)).instances);
+    expect([...second.program.instances.keys()].some((id) => id.includes('Sys1.c1'))).toBe(false);
+    // Back again, and an instance added to main: the same as a full compile each time.
+    const added: Record<string, string> = { ...w.files, 'main.mcl': w.files['main.mcl'].replace('  s0 = mods.m0.Sys0', '  s0 = mods.m0.Sys0\n  extra = mods.m2.Store2') };
+    for (const files of [w.files, added]) {
+      const got = inc.compile(new MemoryHost(files), options);
+      expect(observable(got).instances).toEqual(observable(compile(new MemoryHost(files), options)).instances);
+    }
+  });
+
+  test('what the capability check finds in a subtree taken over is reported again, whichever subtree reported it first', () => {
+    const w = unrealisable();
+    const files = w.files;
+    const inc = new IncrementalCompiler();
+    const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true };
+    const first = inc.compile(new MemoryHost(files), options);
+    const codes = first.diagnostics.filter((d) => d.code === Codes.BackendCannotRealise.code);
+    expect(codes.map((d) => d.file).sort()).toEqual(['mods/img.mcl', 'mods/img.mcl', 'mods/m3.mcl']);
+    // m2 edited (main declares labels, so an edit to it takes nothing over): m0's and m1's subtrees are
+    // taken over, and what was found in them is reported again. The image and the wide component are
+    // reported at their first instance in flat order, which is in m2's subtree: m1's and m0's count as
+    // found in all the same.
+    const moved = { ...files, 'mods/m2.mcl': files['mods/m2.mcl'].replace('\nsystem Sys2', '\n\n\nsystem Sys2') };
+    // m2 no longer uses the image or the wide component: m1's and m0's subtrees, taken over, still do.
+    const dropped = { ...files, 'mods/m2.mcl': files['mods/m2.mcl'].replace('\n  image mods.img.mine', '').replace('\n  wide = mods.img.Wide', '') };
+    for (const step of [moved, dropped, files, moved]) {
+      const got = inc.compile(new MemoryHost(step), options);
+      expect(inc.stats.subtreesReused).toBeGreaterThan(0);
+      expect(got.diagnostics).toEqual(compile(new MemoryHost(step), options).diagnostics);
+      expect(got.diagnostics.filter((d) => d.code === Codes.BackendCannotRealise.code).length).toBe(3);
+    }
   });
 
   test('a module with diagnostics is checked again, so its messages follow the workspace', () => {

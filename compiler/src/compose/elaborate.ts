@@ -108,6 +108,12 @@ export interface Piece {
   egresses: FlatEgress[];
   rules: ScopedRule[];
   exports: [string, { instance: string; port: string }][];
+  /**
+   * The backend for which the capability check found nothing in this subtree
+   * (target/select.ts): taken over with the piece, the subtree is not checked
+   * again for that backend.
+   */
+  clean?: string;
 }
 
 /**

@@ -201,7 +201,12 @@ export class Systems {
         }
       }
     }
-    for (const m of this.ctx.modules.values()) for (const e of m.decls.values()) if (e.kind === 'system') this.get(e);
+    for (const m of this.ctx.modules.values()) {
+      // A reused module's systems were checked with their defaults by the compile it comes from (this
+      // same loop), and taken over with it (`adopt`): asking again would only find them.
+      if (this.ctx.reused.has(m)) continue;
+      for (const e of m.decls.values()) if (e.kind === 'system') this.get(e);
+    }
   }
 
   /** All checked systems. */
@@ -1007,6 +1012,7 @@ export class Systems {
     if (inst.mode.max_sessions !== undefined) settings.maxSessions = inst.mode.max_sessions;
     if (inst.mode.creator) settings.createdBy = { port: `${inst.mode.creator.instance}.${inst.mode.creator.port}`, max: 0 };
     this.ctx.program.instances.set(inst.symbol, settings);
+    this.ctx.addedInstances?.push([inst.symbol, settings]);
   }
 
   /**

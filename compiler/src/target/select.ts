@@ -69,10 +69,12 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
 
   // The root system.
   let sysEntry: DeclEntry | undefined;
-  const allSystems = [...ctx.modules.values()].filter((m) => !m.isStd).flatMap((m) => [...m.decls.values()]).filter((e) => e.kind === 'system');
+  // Every system of the workspace, read only without a deploy: listed then, not on every compile.
+  const systemsOfWorkspace = () => [...ctx.modules.values()].filter((m) => !m.isStd).flatMap((m) => [...m.decls.values()]).filter((e) => e.kind === 'system');
   if (options.system) {
     sysEntry = byOption(ctx, entries, options.system, 'system');
     if (!sysEntry) {
+      const allSystems = systemsOfWorkspace();
       ctx.report(Codes.NoSystemToDeploy, `no system \`${options.system}\``, anchor.file, anchor.span, {
         hint: didYouMean(options.system, allSystems.flatMap((e) => [e.name, e.qname])) ?? `the systems are ${allSystems.map((e) => `\`${e.qname}\``).join(', ') || 'none'}`,
       });
@@ -87,7 +89,7 @@ export function select(ctx: Ctx, options: CompileOptions, systems: Systems, comp
   } else {
     const used = new Set<DeclEntry>();
     for (const s of systems.all()) for (const u of s.uses) used.add(u);
-    const roots = allSystems.filter((e) => !used.has(e)).sort((a, b) => (a.qname < b.qname ? -1 : 1));
+    const roots = systemsOfWorkspace().filter((e) => !used.has(e)).sort((a, b) => (a.qname < b.qname ? -1 : 1));
     if (roots.length === 0) {
       if (options.emitPlan !== false && !ctx.diagnostics.some((d) => d.severity === 'error')) {
         ctx.report(Codes.NothingToPlan, 'no system to plan: the sources declare none', anchor.file, anchor.span, {
@@ -233,30 +235,57 @@ function selectTargets(ctx: Ctx, sel: Selection, deploy: { d: DeployDecl; m: Mod
   return sel;
 }
 
-/** Reports what the target's backend cannot realise. */
+/**
+ * Reports what the target's backend cannot realise. A subtree elaboration
+ * took over whole (`flat.pieces`) in which this check found nothing for the
+ * same backend is skipped as a block: what the check reads of it (its
+ * instances' settings, components and images) is the same objects, so it
+ * would find nothing again. What it found nothing in is marked on each
+ * subtree's piece for the next compile.
+ */
 export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): void {
   const caps = CAPABILITIES[target.backend];
   const tname = target.entry.name;
   const rel = [related(target.entry.module.file, target.entry.decl.name.span, `target \`${tname}\` uses backend \`${target.backend}\``)];
-  for (const fi of flat.instances) {
+  // The taken-over subtrees to skip, in flat order (they do not overlap), as [start, end) of `flat.instances`.
+  const skip: [number, number][] = [];
+  for (const p of flat.pieces ?? []) if (p.reused && p.piece.clean === target.backend) skip.push([p.instances, p.instances + p.piece.instances.length]);
+  // Where the check found something, by index into `flat.instances`, in increasing order.
+  const found: number[] = [];
+  // An image's `kernel` at a path of this machine, once per image (undefined when it has none).
+  const kernels = new Map<DeclEntry, { value: string; span: Span } | undefined>();
+  const seen = new Set<DeclEntry>();
+  let next = 0;
+  for (let i = 0; i < flat.instances.length; i++) {
+    if (next < skip.length && i === skip[next][0]) {
+      i = skip[next++][1] - 1;
+      continue;
+    }
+    const fi = flat.instances[i];
     const { inst, comp } = fi;
     const at = inst.decl.name.span;
+    // Whether the check finds something here, whether or not its report is new (one at a component is made once).
+    let bad = false;
     if (inst.mode.mode === 'per_session' && !caps.perSession) {
+      bad = true;
       ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot give \`${fi.id}\` a fresh fork per session`, fi.module.file, at, {
         hint: `${caps.notes.perSession ?? 'the backend lacks per-session forks'}; use \`replicas N\` or a target with backend \`kvm\``,
         related: rel,
       });
     }
     if (inst.mode.mode === 'created' && !caps.factories) {
+      bad = true;
       ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot create instances of \`${fi.id}\` at run time`, fi.module.file, at, {
         hint: `${caps.notes.factories ?? 'the backend lacks run-time creation'}; use \`replicas N\` or a target with backend \`kvm\``,
         related: rel,
       });
     }
     if (inst.mode.mode === 'replicas' && inst.mode.replicas > 1 && !caps.replicas) {
+      bad = true;
       ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot run replicas of \`${fi.id}\``, fi.module.file, at, { hint: 'use a single instance or another backend', related: rel });
     }
     if (comp.ports.length + 1 > caps.maxPortSlots) {
+      bad = true;
       ctx.report(Codes.BackendCannotRealise, `\`${comp.entry.name}\` has ${comp.ports.length} ports, more than backend \`${target.backend}\` can give one guest (${caps.maxPortSlots - 1})`, comp.entry.module.file, comp.entry.decl.name.span, {
         hint: 'split the component, or group operations into fewer protocols',
         related: rel,
@@ -264,6 +293,7 @@ export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): voi
     }
     const least = minGuestMemory(caps, comp.ports.length + 1);
     if (inst.memory > 0 && inst.memory < least) {
+      bad = true;
       const min = `${least / (1024 * 1024)}MiB`;
       const many = least > caps.minMemoryBytes ? ` with ${comp.ports.length} ports` : '';
       ctx.report(Codes.BackendCannotRealise, `\`${fi.id}\` has ${inst.memory / (1024 * 1024)}MiB of memory, less than a guest of backend \`${target.backend}\`${many} boots in (${min})`, fi.module.file, at, {
@@ -272,24 +302,41 @@ export function checkCapabilities(ctx: Ctx, target: TargetInfo, flat: Flat): voi
       });
     }
     if (inst.vcpus > caps.maxVcpus) {
+      bad = true;
       ctx.report(Codes.BackendCannotRealise, `\`${fi.id}\` asks for ${inst.vcpus} vCPUs, more than backend \`${target.backend}\` gives one guest (${caps.maxVcpus})`, fi.module.file, at, { hint: `use at most ${caps.maxVcpus}`, related: rel });
     }
-  }
-  if (!caps.customKernel) {
-    // An image's `kernel` at a path of this machine: reported once per image, at the property.
-    const seen = new Set<DeclEntry>();
-    for (const fi of flat.instances) {
-      const img = fi.comp.image;
-      if (!img || seen.has(img)) continue;
-      seen.add(img);
-      const p = (img.decl as ImageDecl).props.find((q) => q.key.name === 'kernel');
-      if (p?.value.kind === 'String' && p.value.value.startsWith('/')) {
-        ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot boot image \`${img.name}\` with the kernel \`${p.value.value}\` of this machine`, img.module.file, p.value.span, {
+    const img = fi.comp.image;
+    if (!caps.customKernel && img) {
+      let kernel = kernels.get(img);
+      if (!kernels.has(img)) {
+        const p = (img.decl as ImageDecl).props.find((q) => q.key.name === 'kernel');
+        kernel = p?.value.kind === 'String' && p.value.value.startsWith('/') ? { value: p.value.value, span: p.value.span } : undefined;
+        kernels.set(img, kernel);
+      }
+      // Reported once per image, at the property; every instance of it counts as one the check found something in.
+      if (kernel && !seen.has(img)) {
+        seen.add(img);
+        ctx.report(Codes.BackendCannotRealise, `backend \`${target.backend}\` cannot boot image \`${img.name}\` with the kernel \`${kernel.value}\` of this machine`, img.module.file, kernel.span, {
           hint: `${caps.notes.customKernel ?? 'the backend boots only the stock kernel'}; write \`kernel "debian-cloud"\``,
           related: rel,
         });
       }
+      if (kernel) bad = true;
     }
+    if (bad) found.push(i);
+  }
+  // A subtree is clean when nothing was found in its range (a skipped one stays clean).
+  for (const p of flat.pieces ?? []) {
+    if (p.reused && p.piece.clean === target.backend) continue;
+    const end = p.instances + p.piece.instances.length;
+    let lo = 0;
+    let hi = found.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (found[mid] < p.instances) lo = mid + 1;
+      else hi = mid;
+    }
+    p.piece.clean = lo < found.length && found[lo] < end ? undefined : target.backend;
   }
   if (!caps.exposures) {
     for (const x of flat.exposures) {
