@@ -324,8 +324,9 @@ const SPLICE_MARK = '~mcl-spliced~';
  *   is below 0x20 (JSON refuses a raw control character in a string), checked four bytes at a time;
  * - the rest parses with the mark in place, and the mark is a member's value (a mark right after a
  *   closed string is not JSON), the last member of an object that is the last member of the frame
- *   (the line ends there), so no duplicate key replaces it; the mark occurs nowhere else in the line,
- *   so the member found holding it is that one.
+ *   (the line ends there), so no duplicate key replaces it; the mark occurs nowhere before the string
+ *   (searched backwards from its opening quote: no occurrence can straddle a quote), so the member
+ *   found holding it is that one.
  * Anything else is parsed by JSON.parse alone.
  */
 export function parseLine(line: string, raw: Buffer, rawStart: number, bytes: number): unknown {
@@ -334,7 +335,7 @@ export function parseLine(line: string, raw: Buffer, rawStart: number, bytes: nu
   const end = n - 3;
   // The opening quote, found in the bytes (a byte search; the string's backwards search goes a character at a time).
   const open = raw.lastIndexOf(34, rawStart + end - 1) - rawStart;
-  if (open < 0 || end - open - 1 < SPLICE_MIN_STRING || !plainLine(line) || line.indexOf(SPLICE_MARK) >= 0 || controlByte(raw, rawStart + open + 1, rawStart + end)) return JSON.parse(line);
+  if (open < 0 || end - open - 1 < SPLICE_MIN_STRING || !plainLine(line) || line.lastIndexOf(SPLICE_MARK, open) >= 0 || controlByte(raw, rawStart + open + 1, rawStart + end)) return JSON.parse(line);
   let frame: unknown;
   try {
     frame = JSON.parse(line.slice(0, open + 1) + SPLICE_MARK + '"}}');
