@@ -14,7 +14,9 @@
 // --repeats N (runs of each configuration, default 3; the table shows medians),
 // --only normal|flood (one part only), --flood-seconds N (per flood phase, default 3),
 // --profile (samples the main thread during the throughput runs and prints, per body size, the
-// functions that take its time, in microseconds per call, relay and broker side by side).
+// functions that take its time, in microseconds per call, relay and broker side by side),
+// --baseline REV (also measures the broker of git revision REV, built from that revision's
+// backends/broker/src, as a third path "baseline" in the same runs: old and new under the same load).
 // "main thread us/call" is the broker's (or relay's) busy time per call on its thread
 // during the throughput run: steadier than calls/s when the machine is shared; "GC us/call" the
 // garbage collector's pauses on that thread per call, and "scavenges per 1k calls" how often the
@@ -27,15 +29,20 @@
 // It prints the paced requester's p50/p99 in each phase, the junk frames the
 // broker checked per second, and the paced requester's refused calls.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Session } from 'node:inspector/promises';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import type { Plan } from '@mcl/plan';
+import { createRequire } from 'node:module';
 import { Broker } from '../src/index';
+// @ts-expect-error: the build scripts' options are plain JavaScript, without declarations.
+import { esmShim, nodeBundleOptions } from '../../../scripts/esbuild-options.mjs';
 import { numberOption as opt, textOption } from './options';
 
 const SECONDS = opt('seconds', 2);
@@ -50,6 +57,10 @@ const TARGET_RATIO = 0.8;
 const TARGET_ADDED_P99_MS = 0.1;
 const ONLY = textOption('only');
 const PROFILE = process.argv.includes('--profile');
+const BASELINE = textOption('baseline');
+type Mode = 'relay' | 'broker' | 'baseline';
+/** The paths each configuration measures: the relay, this broker, and the baseline revision's broker when asked for. */
+const MODES: Mode[] = BASELINE ? ['relay', 'baseline', 'broker'] : ['relay', 'broker'];
 
 const PEERS = `
 const { workerData, parentPort } = require('node:worker_threads');
@@ -210,7 +221,7 @@ function pct(xs: number[], q: number): number {
 
 /** One path under test (the relay or the broker between its own pair of peers), ready for calls. */
 interface PathUnderTest {
-  mode: 'relay' | 'broker';
+  mode: Mode;
   worker: Worker;
   nextMessage: () => Promise<Record<string, unknown>>;
   /** Throws when the broker refused any of the benchmark's frames. */
@@ -218,7 +229,30 @@ interface PathUnderTest {
   close: () => Promise<void>;
 }
 
-async function setUp(dir: string, mode: 'relay' | 'broker', payload: number): Promise<PathUnderTest> {
+/**
+ * The Broker class of git revision `rev`: its backends/broker/src is written beside this one (so that its imports
+ * resolve as this one's do), bundled as the benchmark is, loaded, and the copy removed.
+ */
+async function baselineBroker(rev: string, dir: string): Promise<typeof Broker> {
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+  const src = mkdtempSync(join(root, 'backends/broker/.baseline-'));
+  try {
+    const files = execFileSync('git', ['ls-tree', '--name-only', rev, 'backends/broker/src/'], { cwd: root, encoding: 'utf8' }).trim().split('\n');
+    for (const f of files) writeFileSync(join(src, basename(f)), execFileSync('git', ['show', `${rev}:${f}`], { cwd: root }));
+    const out = join(dir, 'baseline-broker.mjs');
+    const url = pathToFileURL(out).href;
+    // esbuild is loaded from the checkout at run time: its API runs its own executable, found beside it, so it is not bundled.
+    const { build } = createRequire(join(root, 'package.json'))('esbuild') as typeof import('esbuild');
+    await build({ ...nodeBundleOptions, sourcemap: false, entryPoints: [join(src, 'index.ts')], outfile: out, format: 'esm', banner: { js: esmShim } });
+    return ((await import(url)) as { Broker: typeof Broker }).Broker;
+  } finally {
+    rmSync(src, { recursive: true, force: true });
+  }
+}
+
+let BaselineBroker: typeof Broker | null = null;
+
+async function setUp(dir: string, mode: Mode, payload: number): Promise<PathUnderTest> {
   const reqPath = join(dir, `${mode}-${payload}-req.sock`);
   const provPath = join(dir, `${mode}-${payload}-prov.sock`);
   const worker = new Worker(PEERS, { eval: true, workerData: { reqPath, provPath } });
@@ -229,8 +263,8 @@ async function setUp(dir: string, mode: 'relay' | 'broker', payload: number): Pr
   const connected = nextMessage();
   let stop: () => Promise<void> | void;
   let check = () => {};
-  if (mode === 'broker') {
-    const broker = new Broker(plan());
+  if (mode !== 'relay') {
+    const broker = new (mode === 'baseline' ? BaselineBroker! : Broker)(plan());
     void broker.attachPort('db', 0, 'kv', provPath);
     void broker.attachPort('client', 0, 'kv', reqPath);
     stop = () => broker.close();
@@ -260,6 +294,7 @@ async function normal(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mcl-broker-bench-'));
   const rows: Run[] = [];
   const profiler = new MainThreadProfiler(PROFILE);
+  if (BASELINE) BaselineBroker = await baselineBroker(BASELINE, dir);
   try {
     for (let rep = 0; rep < REPEATS; rep++)
     for (const payload of [100, 4096]) {
@@ -267,7 +302,7 @@ async function normal(): Promise<void> {
       // order that alternates between repeats), and their latency samples are taken in alternating blocks, so
       // that a burst of load from elsewhere on the machine falls on both and the added latency is the broker's.
       const paths = [];
-      for (const mode of ['relay', 'broker'] as const) paths.push(await setUp(dir, mode, payload));
+      for (const mode of MODES) paths.push(await setUp(dir, mode, payload));
       try {
         const results = new Map<string, { perSec: number; cpuUs: number; threadCpuUs: number; gcUs: number; scavengesPer1k: number; rtts: number[] }>();
         for (const p of rep % 2 === 0 ? paths : [...paths].reverse()) {
@@ -309,7 +344,7 @@ async function normal(): Promise<void> {
   const all = rows.splice(0);
   const spread = new Map<string, [number, number]>();
   for (const payload of [100, 4096]) {
-    for (const mode of ['relay', 'broker']) {
+    for (const mode of MODES) {
       const rs = all.filter((r) => r.payload === payload && r.mode === mode);
       const per = rs.map((r) => r.perSec);
       spread.set(`${mode}${payload}`, [Math.min(...per), Math.max(...per)]);
@@ -317,17 +352,18 @@ async function normal(): Promise<void> {
     }
   }
   const f = (x: number, d = 1) => x.toFixed(d);
-  console.log(`broker vs plain relay: calls (call + reply) through one channel; window 64 for throughput (${SECONDS} s), 1 for latency (${CALLS} calls, relay and broker alternating in blocks of ${Math.ceil(CALLS / LATENCY_BLOCKS)}); medians of ${REPEATS} interleaved runs`);
+  console.log(`broker vs plain relay: calls (call + reply) through one channel; window 64 for throughput (${SECONDS} s), 1 for latency (${CALLS} calls, the paths alternating in blocks of ${Math.ceil(CALLS / LATENCY_BLOCKS)}); medians of ${REPEATS} interleaved runs`);
+  if (BASELINE) console.log(`baseline: the broker of ${BASELINE} (${execFileSync('git', ['rev-parse', '--short', BASELINE], { encoding: 'utf8' }).trim()}), measured in the same runs`);
   console.log('');
-  console.log('| body  | path   | calls/s | (min-max)       | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms | main thread us/call | main thread CPU us/call | main thread GC us/call | scavenges per 1k calls |');
-  console.log('|-------|--------|---------|-----------------|---------|------------|------------|----------|--------------|--------------|---------------------|------------------------|------------------------|------------------------|');
+  console.log('| body  | path     | calls/s | (min-max)       | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms | main thread us/call | main thread CPU us/call | main thread GC us/call | scavenges per 1k calls |');
+  console.log('|-------|----------|---------|-----------------|---------|------------|------------|----------|--------------|--------------|---------------------|------------------------|------------------------|------------------------|');
   for (const r of rows) {
     const base = rows.find((x) => x.mode === 'relay' && x.payload === r.payload)!;
     const ratio = r.perSec / base.perSec;
     const added50 = r.mode === 'relay' ? '-' : f(r.p50 - base.p50, 3);
     const added99 = r.mode === 'relay' ? '-' : f(r.p99 - base.p99, 3);
     console.log(
-      `| ${String(r.payload + 'B').padEnd(5)} | ${r.mode.padEnd(6)} | ${f(r.perSec, 0).padStart(7)} | ${spread.get(r.mode + r.payload)!.map((x) => f(x, 0)).join('-').padEnd(15)} | ${f(r.perSec * 2, 0).padStart(7)} | ${f(r.p50, 3).padStart(10)} | ${f(r.p99, 3).padStart(10)} | ${(f(ratio * 100, 0) + '%').padStart(8)} | ${added50.padStart(12)} | ${added99.padStart(12)} | ${f(r.cpuUs, 2).padStart(19)} | ${f(r.threadCpuUs, 2).padStart(22)} | ${f(r.gcUs, 2).padStart(22)} | ${f(r.scavengesPer1k, 1).padStart(22)} |`,
+      `| ${String(r.payload + 'B').padEnd(5)} | ${r.mode.padEnd(8)} | ${f(r.perSec, 0).padStart(7)} | ${spread.get(r.mode + r.payload)!.map((x) => f(x, 0)).join('-').padEnd(15)} | ${f(r.perSec * 2, 0).padStart(7)} | ${f(r.p50, 3).padStart(10)} | ${f(r.p99, 3).padStart(10)} | ${(f(ratio * 100, 0) + '%').padStart(8)} | ${added50.padStart(12)} | ${added99.padStart(12)} | ${f(r.cpuUs, 2).padStart(19)} | ${f(r.threadCpuUs, 2).padStart(22)} | ${f(r.gcUs, 2).padStart(22)} | ${f(r.scavengesPer1k, 1).padStart(22)} |`,
     );
   }
   const brokers = rows.filter((r) => r.mode === 'broker');
@@ -344,6 +380,17 @@ async function normal(): Promise<void> {
   console.log(`  the same from the relaying thread's busy time per call (relay / broker): ${f(worstCpu * 100, 0)}% -> ${verdict(worstCpu >= TARGET_RATIO)}`);
   console.log(`  the same from the relaying thread's CPU time per call (relay / broker): ${f(worstThreadCpu * 100, 0)}% -> ${verdict(worstThreadCpu >= TARGET_RATIO)}`);
   console.log(`target: added rtt p99 <= ${TARGET_ADDED_P99_MS} ms (worst body size): ${f(worstAdded99, 3)} ms -> ${verdict(worstAdded99 <= TARGET_ADDED_P99_MS)}`);
+  if (BASELINE) {
+    // Before and after, measured in the same runs: the relaying thread's CPU per call of each broker, and each one's ratio to the relay.
+    console.log('');
+    for (const r of brokers) {
+      const b = rows.find((x) => x.mode === 'baseline' && x.payload === r.payload)!;
+      const relay = relayOf(r);
+      console.log(
+        `${r.payload} B: main thread CPU us/call baseline ${f(b.threadCpuUs, 2)} -> broker ${f(r.threadCpuUs, 2)} (relay ${f(relay.threadCpuUs, 2)}: ${f((relay.threadCpuUs / b.threadCpuUs) * 100, 0)}% -> ${f((relay.threadCpuUs / r.threadCpuUs) * 100, 0)}%); busy us/call ${f(b.cpuUs, 2)} -> ${f(r.cpuUs, 2)}; GC us/call ${f(b.gcUs, 2)} -> ${f(r.gcUs, 2)}; calls/s ${f((b.perSec / relay.perSec) * 100, 0)}% -> ${f((r.perSec / relay.perSec) * 100, 0)}% of the relay; added p99 ${f(b.p99 - relay.p99, 3)} -> ${f(r.p99 - relay.p99, 3)} ms`,
+      );
+    }
+  }
   profiler.print();
 }
 
@@ -384,8 +431,8 @@ class MainThreadProfiler {
       const name = n.callFrame.functionName || '(anonymous)';
       if (name === '(idle)') continue;
       const where = n.callFrame.url ? ` ${n.callFrame.url.split('/').pop()}:${n.callFrame.lineNumber + 1}` : '';
-      // A named function of the benchmark's own bundle is named alone; anonymous ones keep their place.
-      const label = name === '(anonymous)' ? name + where : name + where.replace(/^ \.broker-bench\.run\.mjs:\d+$/, '');
+      // A named function of the benchmark's own bundle (or of the baseline's) is named alone; anonymous ones keep their place.
+      const label = name === '(anonymous)' ? name + where : name + where.replace(/^ (?:\.broker-bench\.run|baseline-broker)\.mjs:\d+$/, '');
       t.self.set(label, (t.self.get(label) ?? 0) + (deltas[i] ?? 0));
     }
   }
@@ -396,17 +443,20 @@ class MainThreadProfiler {
     for (const payload of new Set([...this.totals.keys()].map((k) => k.split(' ')[0]))) {
       const relay = this.totals.get(`${payload} relay`);
       const broker = this.totals.get(`${payload} broker`);
+      const baseline = this.totals.get(`${payload} baseline`);
       if (!relay || !broker) continue;
       const per = (t: typeof relay, name: string) => (t.self.get(name) ?? 0) / t.calls;
       const sum = (t: typeof relay) => [...t.self.values()].reduce((a, b) => a + b, 0) / t.calls;
       const names = [...new Set([...relay.self.keys(), ...broker.self.keys()])].sort((a, b) => per(broker, b) - per(broker, a));
       console.log('');
-      console.log(`main thread profile, ${payload} B bodies: own time per call (us) of the functions that take the most, relay and broker (sampled every 0.1 ms)`);
+      console.log(`main thread profile, ${payload} B bodies: own time per call (us) of the functions that take the most, relay${baseline ? ', baseline' : ''} and broker (sampled every 0.1 ms)`);
       console.log('');
-      console.log('| function                                           | relay us/call | broker us/call |');
-      console.log('|----------------------------------------------------|---------------|----------------|');
-      for (const n of names.slice(0, 20)) console.log(`| ${n.slice(0, 50).padEnd(50)} | ${per(relay, n).toFixed(2).padStart(13)} | ${per(broker, n).toFixed(2).padStart(14)} |`);
-      console.log(`| ${'all (idle excluded)'.padEnd(50)} | ${sum(relay).toFixed(2).padStart(13)} | ${sum(broker).toFixed(2).padStart(14)} |`);
+      // The baseline's column, when it was measured.
+      const b = (text: (t: NonNullable<typeof baseline>) => string) => (baseline ? ` ${text(baseline)} |` : '');
+      console.log(`| function                                           | relay us/call |${b(() => ' baseline us/call')} broker us/call |`);
+      console.log(`|----------------------------------------------------|---------------|${b(() => '------------------')}----------------|`);
+      for (const n of names.slice(0, 20)) console.log(`| ${n.slice(0, 50).padEnd(50)} | ${per(relay, n).toFixed(2).padStart(13)} |${b((t) => per(t, n).toFixed(2).padStart(16))} ${per(broker, n).toFixed(2).padStart(14)} |`);
+      console.log(`| ${'all (idle excluded)'.padEnd(50)} | ${sum(relay).toFixed(2).padStart(13)} |${b((t) => sum(t).toFixed(2).padStart(16))} ${sum(broker).toFixed(2).padStart(14)} |`);
     }
   }
 }

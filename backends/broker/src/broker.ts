@@ -29,7 +29,7 @@ import type { ChannelInvariants, Plan, PlanChannel, PlanExposure, PlanOperation 
 import type { LinkStatus } from '@mcl/plan/backend';
 import { compileSchemas, type CompiledSchemas } from './schema';
 import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type OpRt } from './admit';
-import { encode, encodePlain, encodePlainBytes, envelope, frameId, plainLine, receivedBody, snippet, type Envelope } from './frames';
+import { encode, encodePlain, encodePlainBytes, envelope, frameId, parseLine, plainLine, receivedBody, snippet, type Envelope } from './frames';
 import { LineSplitter, TokenBucket } from './lines';
 import { Counters, wireBytes, type CounterTotals } from './counters';
 import { Exposures } from './exposures';
@@ -1098,7 +1098,7 @@ export class Broker extends EventEmitter {
     const inst = conn.instance.plan.id;
     let frame: unknown;
     try {
-      frame = JSON.parse(line);
+      frame = parseLine(line, raw, rawStart, bytes);
     } catch {
       const ch = conn.channels.length === 1 ? conn.channels[0] : null;
       // A provider's broken reply usually still names the call it answers: fail that call now

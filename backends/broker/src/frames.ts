@@ -301,6 +301,97 @@ export function receivedBody(bodyJson: string, line: string, raw: Buffer, rawSta
   return raw.subarray(rawStart + start, rawStart + end);
 }
 
+/** Lines shorter than this are parsed by JSON.parse alone: the splice below pays only for a long string. */
+const SPLICE_MIN_LINE = 1024;
+/** The shortest final string the splice takes out of the parse (shorter ones cost JSON.parse little to scan). */
+const SPLICE_MIN_STRING = 512;
+/**
+ * What stands in for the long string while the rest of the line is parsed. It starts with a character that may
+ * not follow a string in JSON, so that it can only be parsed as the contents of a string opened just before it.
+ */
+const SPLICE_MARK = '~mcl-spliced~';
+
+/**
+ * `JSON.parse(line)`, the same value or the same throw, for a frame's line whose bytes are
+ * `raw[rawStart, rawStart + bytes)`. JSON.parse reads a string a character at a time (some 3 us for a
+ * 4 KiB value) and copies it; a frame whose body ends with one long string (`..."value":"<long>"}}`,
+ * the shape of a large call or reply) is parsed without it: the rest of the line is parsed with a mark
+ * in the string's place, and the mark is replaced by a slice of the line (no copy). The result is
+ * JSON.parse's whenever the splice is taken:
+ * - the line holds no backslash, so the string (from the last quote before the closing `"}}`) holds
+ *   no escape and no quote, and is its characters as they are;
+ * - the line has as many characters as bytes (each character is one byte), and no byte of the string
+ *   is below 0x20 (JSON refuses a raw control character in a string), checked four bytes at a time;
+ * - the rest parses with the mark in place, and the mark is a member's value (a mark right after a
+ *   closed string is not JSON), the last member of an object that is the last member of the frame
+ *   (the line ends there), so no duplicate key replaces it; the mark occurs nowhere before the string
+ *   (searched backwards from its opening quote: no occurrence can straddle a quote), so the member
+ *   found holding it is that one.
+ * Anything else is parsed by JSON.parse alone.
+ */
+export function parseLine(line: string, raw: Buffer, rawStart: number, bytes: number): unknown {
+  const n = line.length;
+  if (n < SPLICE_MIN_LINE || n !== bytes || line.charCodeAt(n - 1) !== 125 || line.charCodeAt(n - 2) !== 125 || line.charCodeAt(n - 3) !== 34) return JSON.parse(line);
+  const end = n - 3;
+  // The opening quote, found in the bytes (a byte search; the string's backwards search goes a character at a time).
+  const open = raw.lastIndexOf(34, rawStart + end - 1) - rawStart;
+  if (open < 0 || end - open - 1 < SPLICE_MIN_STRING || !plainLine(line) || line.lastIndexOf(SPLICE_MARK, open) >= 0 || controlByte(raw, rawStart + open + 1, rawStart + end)) return JSON.parse(line);
+  let frame: unknown;
+  try {
+    frame = JSON.parse(line.slice(0, open + 1) + SPLICE_MARK + '"}}');
+  } catch {
+    // Not JSON with the mark, so not JSON as it is either (the mark is a string's valid contents): JSON.parse's own error.
+    return JSON.parse(line);
+  }
+  if (typeof frame === 'object' && frame !== null && !Array.isArray(frame)) {
+    const f = frame as Record<string, unknown>;
+    for (const k of Object.keys(f)) {
+      const o = f[k];
+      if (typeof o !== 'object' || o === null || Array.isArray(o)) continue;
+      const inner = o as Record<string, unknown>;
+      for (const m of Object.keys(inner)) {
+        if (inner[m] !== SPLICE_MARK) continue;
+        // An own member (even one named `__proto__`, which JSON.parse defines as a member) is assigned as it is.
+        inner[m] = line.slice(open + 1, end);
+        return frame;
+      }
+    }
+  }
+  // The mark was not where the splice needs it: the line is not of the shape it takes.
+  return JSON.parse(line);
+}
+
+/**
+ * Whether a byte of `raw[start, end)` is below 0x20. Four bytes at a time: `(w - 0x20202020) & ~w`
+ * has a byte's high bit set for some byte of the word exactly when one of its bytes is below 0x20.
+ */
+export function controlByte(raw: Buffer, start: number, end: number): boolean {
+  let a = start;
+  while (a < end && ((raw.byteOffset + a) & 3) !== 0) {
+    if (raw[a] < 32) return true;
+    a++;
+  }
+  const words = (end - a) >> 2;
+  if (words === 0) {
+    for (; a < end; a++) if (raw[a] < 32) return true;
+    return false;
+  }
+  const w = new Int32Array(raw.buffer, raw.byteOffset + a, words);
+  let acc = 0;
+  let i = 0;
+  for (; i + 4 <= words; i += 4) {
+    const x = w[i];
+    const y = w[i + 1];
+    const z = w[i + 2];
+    const u = w[i + 3];
+    acc |= ((x - 0x20202020) & ~x) | ((y - 0x20202020) & ~y) | ((z - 0x20202020) & ~z) | ((u - 0x20202020) & ~u);
+  }
+  for (; i < words; i++) acc |= (w[i] - 0x20202020) & ~w[i];
+  if ((acc & 0x80808080) !== 0) return true;
+  for (let j = a + words * 4; j < end; j++) if (raw[j] < 32) return true;
+  return false;
+}
+
 /** Whether the strings of a frame parsed from `line` need no escaping when encoded again (see encodePlain). */
 export function plainLine(line: string): boolean {
   return line.indexOf('\\') < 0;
