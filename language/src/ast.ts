@@ -82,6 +82,11 @@ export interface ImportItem extends NodeBase {
   alias?: Ident;
 }
 
+/** The name an import item binds in the importing module: its alias, or else the imported name (empty when recovery left both empty). */
+export function importedName(item: ImportItem): string {
+  return item.alias?.name || item.name.name;
+}
+
 export type Decl =
   | TypeDecl
   | ProtocolDecl

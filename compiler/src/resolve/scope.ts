@@ -4,7 +4,7 @@
 // rename from the Program alone.
 
 import type { Decl, Ident, QualifiedName, Span } from '@mcl/language';
-import { Codes } from '@mcl/language';
+import { Codes, importedName } from '@mcl/language';
 import { Ctx, related, type DeclEntry, type DeclKind, type Module } from '../context';
 import { didYouMean, suggest } from '../util/suggest';
 import { moduleFile, PRELUDE, qnameText, type Loader } from './load';
@@ -97,7 +97,7 @@ export function bindImports(ctx: Ctx, loader: Loader): void {
           continue;
         }
         ctx.reference(m.file, item.name.span, entry.symbol);
-        const local = item.alias?.name || name;
+        const local = importedName(item);
         const span = (item.alias ?? item.name).span;
         if (item.alias?.name) ctx.reference(m.file, item.alias.span, entry.symbol);
         const own = m.decls.get(local);

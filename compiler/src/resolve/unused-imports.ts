@@ -13,7 +13,7 @@
 // parser's recovery would make an import look unused while it is being typed.
 
 import type { ImportDecl, ImportItem, Node, SourceFile, Span, TextEdit } from '@mcl/language';
-import { Codes, walk } from '@mcl/language';
+import { Codes, importedName, walk } from '@mcl/language';
 import type { Ctx, Module } from '../context';
 import { qnameText } from './load';
 
@@ -82,7 +82,7 @@ function boundNames(ast: SourceFile): Set<string> | undefined {
   for (const imp of ast.imports) {
     if (imp.items === '*') return undefined;
     for (const item of imp.items) {
-      const local = item.alias?.name || item.name.name;
+      const local = importedName(item);
       if (local) names.add(local);
     }
   }
@@ -112,7 +112,7 @@ function checkModule(ctx: Ctx, m: Module): void {
     for (const item of imp.items) {
       const name = item.name.name;
       if (!name || !target.decls.has(name)) continue;
-      const local = item.alias?.name || name;
+      const local = importedName(item);
       const twice = bound.get(local) === `${path}.${name}`;
       if (!twice) bound.set(local, `${path}.${name}`);
       if (twice || !used.has(local)) unused.push({ item, local, twice });

@@ -17,7 +17,7 @@
 
 import type { Fix, ImportDecl, SourceFile, Span } from '@mcl/language';
 import { CodeActionKind, type CodeAction, type CodeActionParams, type TextEdit } from 'vscode-languageserver';
-import { Codes } from '@mcl/language';
+import { Codes, importedName } from '@mcl/language';
 import type { Snapshot } from '../analysis';
 import { toRange } from '../convert';
 import type { ServerContext } from '../service';
@@ -95,7 +95,7 @@ export function organizeImports(s: Snapshot, file: string): TextEdit | undefined
       for (const item of imp.items) {
         if (!item.name.name || isUnused(item.span)) continue;
         const written = item.alias?.name ? `${item.name.name} as ${item.alias.name}` : item.name.name;
-        entry.items.set(written, item.alias?.name || item.name.name);
+        entry.items.set(written, importedName(item));
       }
     }
     const wholeUnused = isUnused(imp.span);
