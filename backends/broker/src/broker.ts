@@ -649,7 +649,8 @@ export class Broker extends EventEmitter {
       for (const [clone, conns] of inst.clones) {
         for (const conn of conns.values()) {
           const req = conn.requester;
-          const pending = conn.pending.values()
+          const calls = conn.pending.values();
+          const pending = calls
             .filter((p) => p.origId !== undefined && p.requester.channel.exposure === null)
             .map((p) => ({
               id: p.pid,
@@ -659,7 +660,7 @@ export class Broker extends EventEmitter {
               requester_id: p.origId!,
               remaining_ms: Math.max(0, Math.round(p.deadline - now)),
             }));
-          const expired = [...conn.expired, ...conn.pending.values().filter((p) => p.requester.channel.exposure !== null).map((p) => p.pid)];
+          const expired = [...conn.expired, ...calls.filter((p) => p.requester.channel.exposure !== null).map((p) => p.pid)];
           ports.push({
             instance: inst.plan.id,
             clone,
@@ -1096,9 +1097,11 @@ export class Broker extends EventEmitter {
 
   private onLine(conn: PortConn, line: string, bytes: number, raw: Buffer, rawStart: number): void {
     const inst = conn.instance.plan.id;
+    // Whether the line has no escape: the parse's shortcut and the body's reuse of the line both ask.
+    const plain = plainLine(line);
     let frame: unknown;
     try {
-      frame = parseLine(line, raw, rawStart, bytes);
+      frame = parseLine(line, raw, rawStart, bytes, plain);
     } catch {
       const ch = conn.channels.length === 1 ? conn.channels[0] : null;
       // A provider's broken reply usually still names the call it answers: fail that call now
@@ -1119,9 +1122,9 @@ export class Broker extends EventEmitter {
         this.violation({ ...byPort(conn, null), kind: 'unwired', detail: `port ${conn.port.name} of ${inst} has no channel in the plan: nothing it sends is delivered`, id: frameId(frame) });
         return;
       }
-      this.fromRequester(req, frame, conn, plainLine(line), line, bytes, raw, rawStart);
+      this.fromRequester(req, frame, conn, plain, line, bytes, raw, rawStart);
     } else {
-      this.fromProvider(conn, frame, bytes, plainLine(line), line);
+      this.fromProvider(conn, frame, bytes, plain, line);
     }
   }
 
@@ -1488,9 +1491,14 @@ export class Broker extends EventEmitter {
     ch.counters.calls++;
     // The common case, one connected clone of a provider on this host and no session, is decided
     // here, without the closure that withProvider's other cases need.
-    const sole = to === undefined ? this.soleProvider(req) : null;
-    if (sole) {
-      this.callProvider(req, ch, op, bodyJson, respond, origId, sole);
+    const direct = to === undefined ? this.directProvider(req) : null;
+    if (direct) {
+      const [conn, reason] = direct;
+      if (conn) this.callProvider(req, ch, op, bodyJson, respond, origId, conn);
+      else {
+        ch.counters.errors++;
+        answerReq(req, respond, origId, { ok: false, error: reason, kind: 'unavailable' });
+      }
       return;
     }
     // A body taken from the received bytes is a view of them: the call may wait for a session's clone.
@@ -1528,9 +1536,11 @@ export class Broker extends EventEmitter {
 
   private forwardSend(req: Requester, op: OpRt, bodyJson: string | Buffer, to?: number): void {
     const ch = req.channel;
-    const sole = to === undefined ? this.soleProvider(req) : null;
-    if (sole) {
-      this.sendProvider(req, ch, op, bodyJson, sole);
+    const direct = to === undefined ? this.directProvider(req) : null;
+    if (direct) {
+      const [conn, reason] = direct;
+      if (conn) this.sendProvider(req, ch, op, bodyJson, conn);
+      else this.log({ level: 'debug', message: `send ${op.name} on ${ch.id} dropped: ${reason}`, channel: ch.id });
       return;
     }
     const body = owned(bodyJson);
@@ -1617,44 +1627,32 @@ export class Broker extends EventEmitter {
   }
 
   /**
-   * The provider port withProvider would pick for the requester's next frame when that needs
-   * no session, no other host and no choice (one connected clone not bound to a session); null
-   * otherwise, and the caller asks withProvider.
+   * What withProvider would give the requester's next frame when that needs no session and no
+   * other host: pickClone's choice among the provider's clones, decided at once, so that the
+   * caller needs no closure and no copy of the body; null otherwise, and the caller asks
+   * withProvider.
    */
-  private soleProvider(req: Requester): PortConn | null {
+  private directProvider(req: Requester): [PortConn | null, string] | null {
     const ch = req.channel;
     const inst = ch.provider;
     if (ch.remote || req.session !== null || (inst.plan.mode === 'per_session' && this.opts.onSessionOpen !== undefined)) return null;
-    return this.onlyClone(inst, ch.providerPort);
+    return this.pickClone(inst, ch.providerPort);
   }
 
-  /** The one connected clone of `inst` on `port` not bound to a session, or null when there is none or more than one. */
-  private onlyClone(inst: InstanceRt, port: string): PortConn | null {
-    let only: PortConn | null = null;
-    let n = 0;
-    for (const [idx, ports] of inst.clones) {
-      if (inst.sessionClones.has(idx)) continue;
-      const c = ports.get(port);
-      if (c && c.stream) {
-        only = c;
-        n++;
-      }
-    }
-    return n === 1 ? only : null;
-  }
-
+  /** A connected clone of `inst` on `port` not bound to a session: the only one, or the next in turn (by clone number) of several. */
   private pickClone(inst: InstanceRt, port: string): [PortConn | null, string] {
     // The common case, one connected clone, is found without building the list.
-    const only = this.onlyClone(inst, port);
-    if (only) return [only, ''];
-    const candidates: PortConn[] = [];
+    let first: PortConn | null = null;
+    let candidates: PortConn[] | null = null;
     for (const [idx, ports] of inst.clones) {
       if (inst.sessionClones.has(idx)) continue;
       const c = ports.get(port);
-      if (c && c.stream) candidates.push(c);
+      if (!c || !c.stream) continue;
+      if (first === null) first = c;
+      else (candidates ??= [first]).push(c);
     }
-    if (candidates.length === 0) return [null, `no clone of ${inst.plan.id} is attached and connected on port ${port}`];
-    if (candidates.length === 1) return [candidates[0], ''];
+    if (first === null) return [null, `no clone of ${inst.plan.id} is attached and connected on port ${port}`];
+    if (candidates === null) return [first, ''];
     candidates.sort((a, b) => a.clone - b.clone);
     const c = candidates[inst.rr % candidates.length];
     inst.rr = (inst.rr + 1) % 1_000_000_007;

@@ -329,13 +329,13 @@ const SPLICE_MARK = '~mcl-spliced~';
  *   found holding it is that one.
  * Anything else is parsed by JSON.parse alone.
  */
-export function parseLine(line: string, raw: Buffer, rawStart: number, bytes: number): unknown {
+export function parseLine(line: string, raw: Buffer, rawStart: number, bytes: number, plain = plainLine(line)): unknown {
   const n = line.length;
   if (n < SPLICE_MIN_LINE || n !== bytes || line.charCodeAt(n - 1) !== 125 || line.charCodeAt(n - 2) !== 125 || line.charCodeAt(n - 3) !== 34) return JSON.parse(line);
   const end = n - 3;
   // The opening quote, found in the bytes (a byte search; the string's backwards search goes a character at a time).
   const open = raw.lastIndexOf(34, rawStart + end - 1) - rawStart;
-  if (open < 0 || end - open - 1 < SPLICE_MIN_STRING || !plainLine(line) || line.lastIndexOf(SPLICE_MARK, open) >= 0 || controlByte(raw, rawStart + open + 1, rawStart + end)) return JSON.parse(line);
+  if (open < 0 || end - open - 1 < SPLICE_MIN_STRING || !plain || line.lastIndexOf(SPLICE_MARK, open) >= 0 || controlByte(raw, rawStart + open + 1, rawStart + end)) return JSON.parse(line);
   let frame: unknown;
   try {
     frame = JSON.parse(line.slice(0, open + 1) + SPLICE_MARK + '"}}');
