@@ -60,19 +60,6 @@ function makeToken(tokenType: TokenType, image: string, startOffset: number, end
   return new TokenObject(tokenType, image, startOffset, endOffset, doc);
 }
 
-/**
- * The token the grammar's actions see in place of every consumed token while
- * Chevrotain records the grammar (parser.ts): of the lexer's class, with
- * offsets that are small integers. Chevrotain's own recording token shares
- * its hidden class with its end-of-input token, whose offsets are NaN, so V8
- * holds its -1 as a boxed double; a span built from it made every later
- * `{ start, end }` of the process keep `end` as a boxed double too, a second
- * heap object per span of every syntax tree.
- */
-export function recordingToken(tokenType: TokenType): Token {
-  return makeToken(tokenType, '', -1, -1, undefined);
-}
-
 export interface LexResult {
   tokens: Token[];
   comments: Comment[];

@@ -19,10 +19,8 @@
 // tokens and placeholder sub-rule results.
 
 import {
-  createToken,
   EmbeddedActionsParser,
   EOF,
-  Lexer,
   LLkLookaheadStrategy,
   tokenMatcher,
   type ILookaheadStrategy,
@@ -36,7 +34,7 @@ import type * as A from './ast';
 import * as B from './build';
 import { Codes } from './codes';
 import type { Diagnostic, DiagnosticInfo, Fix } from './diagnostics';
-import { describeToken, recordingToken, type Token } from './lexer';
+import { describeToken, type Token } from './lexer';
 import * as T from './tokens';
 
 const { K } = T;
@@ -349,8 +347,6 @@ class LazyLookahead implements ILookaheadStrategy {
   }
 }
 
-const RECORDING_TOKEN = recordingToken(createToken({ name: 'RECORDING_PHASE_TOKEN', pattern: Lexer.NA }));
-
 export class McParser extends EmbeddedActionsParser {
   /** Diagnostics reported by grammar actions (literal kinds, nesting, strays). */
   diags: Diagnostic[] = [];
@@ -393,7 +389,6 @@ export class McParser extends EmbeddedActionsParser {
     // `getFollowsForInRuleRecovery`); a test builds the parser with Chevrotain's
     // grammar validations on, and the recovery tests pin what they do.
     const self = this as unknown as {
-      consumeInternalRecord(this: McParser, type: TokenType, idx: number, options: unknown): IToken;
       isInCurrentRuleReSyncSet(this: McParser, type: TokenType): boolean;
       findReSyncTokenType(this: McParser): TokenType;
       getFollowsForInRuleRecovery(this: McParser, type: TokenType, idx: number): TokenType[];
@@ -426,14 +421,6 @@ export class McParser extends EmbeddedActionsParser {
       const follows = s.getFollowSetFromFollowKey(s.getCurrFollowKey());
       for (const t of follows) if (this.tokenMatches(next, t)) return true;
       return false;
-    };
-    // While Chevrotain records the grammar, the actions build throwaway nodes from the token each
-    // CONSUME returns; they get one whose offsets V8 holds as small integers (see recordingToken), so
-    // that no span of the process is ever given a boxed double.
-    const recordConsume = self.consumeInternalRecord;
-    self.consumeInternalRecord = function (type, idx, options) {
-      recordConsume.call(this, type, idx, options);
-      return RECORDING_TOKEN;
     };
     this.performSelfAnalysis();
   }
@@ -598,6 +585,11 @@ export class McParser extends EmbeddedActionsParser {
   }
 
   private mkIdent(tok: IToken): A.Ident {
+    // While Chevrotain records the grammar, CONSUME returns its own token, whose offsets V8 holds as
+    // boxed doubles (it shares a hidden class with the end-of-input token, whose offsets are NaN): a
+    // span made from it would make V8 keep the `end` of every later span of the process boxed too, a
+    // second heap object per span of every syntax tree. Like tokSpan, the throwaway node has none of it.
+    if (this.RECORDING_PHASE) return { kind: 'Ident', name: '', span: { start: 0, end: 0 } };
     if (tok.isInsertedInRecovery || Number.isNaN(tok.startOffset)) {
       const p = this.endPos();
       return { kind: 'Ident', name: '', span: { start: p, end: p } };

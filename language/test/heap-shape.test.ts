@@ -5,7 +5,7 @@
 // good, and every span from then on carries a second heap object, which the
 // collector copies with it (a tenth of the heap of a 10,000-component
 // workspace's trees). Chevrotain's tokens of the grammar-recording phase were
-// such a source; the parser gives its grammar actions tokens of its own then.
+// such a source; the parser's actions build no span from them (mkIdent, tokSpan).
 
 import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
