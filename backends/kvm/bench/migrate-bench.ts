@@ -40,7 +40,7 @@ try {
   const ids = migrationIdentities(makeLinkIdentity('node1'), makeLinkIdentity('node2'));
   const modesArg = process.argv.indexOf('--modes');
   const modes = (modesArg > 0 ? (process.argv[modesArg + 1] ?? '').split(',') : [...MIGRATION_MODES]) as MigrationMode[];
-  for (const mode of modes.filter((m) => m === 'precopy' || m === 'pages')) {
+  for (const mode of modes.filter((m) => MIGRATION_MODES.includes(m))) {
     for (const kind of ['idle', 'busy'] as const) {
       const name = `${mode}-${kind}`;
       const dep = await kvDeployment(template, run, name, { brokers, fakes, clones, extra: kind === 'busy' ? DIRTY : undefined });
