@@ -203,7 +203,9 @@ export class NodeHost implements CompilerHost {
   private read(abs: string, within: string): string | Unreadable | undefined {
     let real: string;
     try {
-      real = realpathSync(abs);
+      // The C library's realpath: one call, where Node's own resolution in JavaScript makes an lstat
+      // of every component of the path (about half the time of reading a source of a few kilobytes).
+      real = realpathSync.native(abs);
     } catch {
       return undefined;
     }

@@ -3,7 +3,7 @@
 
 import { afterAll, describe, expect, test } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -96,6 +96,29 @@ describe('readBoundedFile and the reasons a file is not read', () => {
     expect(readBoundedFile(b, 100)).toMatchObject({ ok: false, kind: 'directory' });
     expect(readBoundedFile(join(b, 'small.mcl'), 5)).toMatchObject({ ok: false, kind: 'too-large', size: 13 });
     expect(readBoundedFile(join(b, 'none.mcl'), 5)).toMatchObject({ ok: false, kind: 'missing' });
+  });
+
+  test('files of every size read one after another give their own bytes, whole, also past the reused buffer', () => {
+    // Files up to a megabyte are read into one buffer that every read reuses: a short file read after a
+    // long one must not show the long one's tail, and a character cut by a read's end must decode whole.
+    const sizes = [0, 1, 1023, 1024, 1025, (1 << 20) - 1026, (1 << 20) - 1025, (1 << 20) - 1024, 1 << 20, (1 << 20) + 1, 3 << 20, 7];
+    const texts = sizes.map((n, i) => (`${i}é€😀` + 'x'.repeat(n)).slice(0, Math.max(n, 1)));
+    texts.forEach((t, i) => writeFileSync(join(b, `s${i}.txt`), t));
+    for (let round = 0; round < 2; round++) {
+      texts.forEach((t, i) => expect(readBoundedFile(join(b, `s${i}.txt`), 8 << 20)).toEqual({ ok: true, text: readFileSync(join(b, `s${i}.txt`), 'utf8') }));
+    }
+    const big = join(b, `s${sizes.indexOf(3 << 20)}.txt`);
+    const bytes = readFileSync(big).length;
+    expect(readBoundedFile(big, bytes)).toMatchObject({ ok: true });
+    expect(readBoundedFile(big, bytes - 1)).toMatchObject({ ok: false, kind: 'too-large', size: bytes });
+  });
+
+  test('a file whose size says nothing of its length (procfs) is read on to its end, and no further than the limit', () => {
+    // /proc files are regular files of size 0: what a file growing while it is read looks like.
+    const whole = readFileSync('/proc/self/mountinfo', 'utf8');
+    expect(whole.length).toBeGreaterThan(10);
+    expect(readBoundedFile('/proc/self/mountinfo', 1 << 20)).toEqual({ ok: true, text: whole });
+    expect(readBoundedFile('/proc/self/mountinfo', 5)).toEqual({ ok: false, kind: 'too-large', size: 6 });
   });
 
   test('an over-size entry, a FIFO and a link out of the workspace are not reported as missing', () => {

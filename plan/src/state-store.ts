@@ -159,6 +159,10 @@ export function readFileRange(path: string, start: number | 'end', max: number):
   }
 }
 
+/** Size of the buffer readBoundedFile reuses for every file that fits it (sources, programs, most states). */
+const READ_BUFFER_BYTES = 1 << 20;
+let readBuffer: Buffer | undefined;
+
 /**
  * Reads a regular file as UTF-8, at most `limit` bytes: the one way mclc reads
  * a file named by the workspace or the command line (sources, programs,
@@ -183,21 +187,27 @@ export function readBoundedFile(path: string, limit: number, opts: { noFollow?: 
     if (st.isDirectory()) return { ok: false, kind: 'directory' };
     if (!st.isFile()) return { ok: false, kind: 'special', type: fileType(st) };
     if (st.size > limit) return { ok: false, kind: 'too-large', size: st.size };
-    const chunks: Buffer[] = [];
+    // The bytes go into one buffer, decoded from it at the end: for a file of at most
+    // READ_BUFFER_BYTES the same buffer for every read (reading the 200 sources of a large
+    // workspace allocated two buffers of each file's size, the read one and the joined one),
+    // for a larger file one of its own, grown only for a file that is still growing.
+    let buf = st.size + 1 + 1024 <= READ_BUFFER_BYTES ? (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES)) : Buffer.allocUnsafe(Math.min(st.size + 1, limit + 1));
     let total = 0;
     // The first read asks for one byte more than the file's size; the next one, which almost
-    // always finds the end, is small (a slice of Node's shared pool, where a fresh megabyte per
-    // file cost a compile of 200 files 200 MB of allocations and the collections they caused),
-    // and only a file that is still growing is read on in large chunks.
+    // always finds the end, is small, and only a file that is still growing is read on in large chunks.
     for (let want = st.size + 1; ; want = total === st.size ? 1024 : 1 << 20) {
-      const chunk = Buffer.allocUnsafe(Math.min(want, limit + 1 - total));
-      const n = readSync(fd, chunk, 0, chunk.length, null);
+      want = Math.min(want, limit + 1 - total);
+      if (total + want > buf.length) {
+        const grown = Buffer.allocUnsafe(Math.min(limit + 1, Math.max(total + want, 2 * buf.length)));
+        buf.copy(grown, 0, 0, total);
+        buf = grown;
+      }
+      const n = readSync(fd, buf, total, want, null);
       if (n === 0) break;
-      chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
       total += n;
       if (total > limit) return { ok: false, kind: 'too-large', size: total };
     }
-    return { ok: true, text: Buffer.concat(chunks, total).toString('utf8') };
+    return { ok: true, text: buf.toString('utf8', 0, total) };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     return { ok: false, kind: code === 'EISDIR' ? 'directory' : 'error', code: code ?? (e as Error).message };
