@@ -15,6 +15,11 @@ export interface StageTiming {
   wall_ms: number;
   /** CPU milliseconds of the whole process (every thread: the collector's helpers too) in the same interval. */
   cpu_ms: number;
+  /**
+   * Milliseconds the main thread was paused for garbage collection within the stage's interval (a
+   * stage nested in another, such as reading the sources, has its pauses counted in the enclosing one).
+   */
+  gc_ms: number;
 }
 
 export interface TimingsDocument {
@@ -31,6 +36,10 @@ class Timings {
   private lastWall = 0;
   private lastCpu = 0;
   private gcMs = 0;
+  /** The collector's pauses, by start time: the observer hears of them only once the compile yields. */
+  private readonly pauses: { start: number; duration: number }[] = [];
+  /** Where each stage of `stages` ended (wall clock), for placing the pauses in them; -1 for a nested stage. */
+  private readonly ends: number[] = [];
   /** Time spent inside stages nested in others (the reads inside loading), subtracted from the enclosing stage. */
   private nested = new Map<string, { wall: number; cpu: number }>();
 
@@ -38,7 +47,10 @@ class Timings {
     // The first stage is everything before the first line of mclc runs: Node's own start, and
     // loading and evaluating the bundle. performance.now() counts from the process's start.
     const observer = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) this.gcMs += e.duration;
+      for (const e of list.getEntries()) {
+        this.gcMs += e.duration;
+        this.pauses.push({ start: e.startTime, duration: e.duration });
+      }
     });
     observer.observe({ entryTypes: ['gc'] });
     process.on('exit', () => this.write());
@@ -51,12 +63,14 @@ class Timings {
     let w = wall - this.lastWall;
     let c = cpu - this.lastCpu;
     for (const [name, t] of this.nested) {
-      this.stages.push({ stage: name, wall_ms: t.wall, cpu_ms: t.cpu });
+      this.stages.push({ stage: name, wall_ms: t.wall, cpu_ms: t.cpu, gc_ms: 0 });
+      this.ends.push(-1);
       w -= t.wall;
       c -= t.cpu;
     }
     this.nested.clear();
-    this.stages.push({ stage, wall_ms: w, cpu_ms: c });
+    this.stages.push({ stage, wall_ms: w, cpu_ms: c, gc_ms: 0 });
+    this.ends.push(wall);
     this.lastWall = wall;
     this.lastCpu = cpu;
   }
@@ -77,6 +91,11 @@ class Timings {
 
   private write(): void {
     this.mark('exit');
+    // Each pause goes to the stage it started in: the first that ended after it started.
+    for (const p of this.pauses) {
+      const i = this.ends.findIndex((end) => end >= p.start);
+      if (i >= 0) this.stages[i].gc_ms += p.duration;
+    }
     const doc: TimingsDocument = { stages: this.stages, gc_ms: this.gcMs, total_wall_ms: this.lastWall, total_cpu_ms: this.lastCpu };
     try {
       writeFileSync(this.file, JSON.stringify(doc, null, 2) + '\n');
