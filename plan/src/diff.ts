@@ -236,7 +236,8 @@ export function diffPlan(state: DeploymentState | null, plan: Plan): PlanChanges
       rewired.set(end, [...(rewired.get(end) ?? []), `channel ${c.id}: ${c.fields.join(', ')} changed`]);
     }
   }
-  const replaced = new Set(diffInstances(new Map([...before].map(([id, i]) => [id, i.digest])), plan.instances).replace);
+  // Nothing deployed, nothing replaced (diffInstances would list, and sort, every instance as created).
+  const replaced = new Set(before.size ? diffInstances(new Map([...before].map(([id, i]) => [id, i.digest])), plan.instances).replace : []);
   const instances = ids.map((id) => instanceChange(before.get(id), after.get(id), replaced.has(id), rewired.get(id) ?? []));
   const counts = { create: 0, update: 0, replace: 0, delete: 0, no_op: 0 };
   for (const c of instances) counts[c.action === 'no-op' ? 'no_op' : c.action]++;
@@ -256,6 +257,8 @@ export function diffPlan(state: DeploymentState | null, plan: Plan): PlanChanges
     const lb = b?.label ?? null;
     // A new or removed instance's label is part of it being added or removed; report only changes.
     if (a && b && la !== lb) labels_changed.push({ instance: id, before: la, after: lb });
+    // Most instances declassify nothing on either side: nothing to compare, and no sets made for it.
+    if (!a?.declassifies?.length && !b?.declassifies?.length) continue;
     const da = new Set((a?.declassifies ?? []).map((d) => `${d.from}\u0000${d.to}`));
     const db = new Set((b?.declassifies ?? []).map((d) => `${d.from}\u0000${d.to}`));
     const split = (k: string) => ({ from: k.split('\u0000')[0], to: k.split('\u0000')[1] });

@@ -80,6 +80,33 @@ describe('diffPlan', () => {
     expect(d.security.declassifications_changed).toEqual([{ instance: 'app', added: [{ from: 'secret', to: 'internal' }], removed: [] }]);
   });
 
+  it('reports declassifications removed and those of a new instance, not those kept or never made', () => {
+    const plan = webstackPlan();
+    plan.instances[0].declassifies = [{ from: 'secret', to: 'internal' }];
+    plan.instances[1].declassifies = [{ from: 'internal', to: 'public' }];
+    const state = stateOf(plan);
+    plan.instances[0].declassifies = [];
+    plan.instances.push(instance('cache', { declassifies: [{ from: 'secret', to: 'public' }] }));
+    const d = diffPlan(state, plan);
+    expect(d.security.declassifications_changed).toEqual([
+      { instance: 'app', added: [], removed: [{ from: 'secret', to: 'internal' }] },
+      { instance: 'cache', added: [{ from: 'secret', to: 'public' }], removed: [] },
+    ]);
+    expect(d.instances.find((i) => i.id === 'cache')!.action).toBe('create');
+    // Nothing deployed: every instance is created, none replaced, and each declassification is new.
+    const fresh = diffPlan(null, plan);
+    expect(fresh.security.declassifications_changed).toEqual([
+      { instance: 'cache', added: [{ from: 'secret', to: 'public' }], removed: [] },
+      { instance: 'db', added: [{ from: 'internal', to: 'public' }], removed: [] },
+    ]);
+    expect(fresh.instances.map((i) => [i.id, i.action, i.reasons])).toEqual([
+      ['app', 'create', ['not in the deployment']],
+      ['cache', 'create', ['not in the deployment']],
+      ['db', 'create', ['not in the deployment']],
+      ['web', 'create', ['not in the deployment']],
+    ]);
+  });
+
   it('updates both ends of a channel that becomes a candidate of a late binding or stops being the initial one', () => {
     const plan = webstackPlan();
     const state = stateOf(plan);
