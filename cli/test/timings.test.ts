@@ -20,7 +20,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('MCL_TIMINGS', () => {
-  it('gives each stage its wall, CPU and collector time, and the pauses of the stages add up to the whole run', async () => {
+  it('gives each stage its wall, CPU, main-thread and collector time, and the stages add up to the whole run', async () => {
     const file = join(tmp, 'timings.json');
     // A young generation of one megabyte, so that even this small workspace makes the collector pause.
     const r = await execa('node', ['--max-semi-space-size=1', bundle, 'plan', 'webstack.mcl', '--out', join(tmp, 'w.plan')], {
@@ -41,5 +41,18 @@ describe('MCL_TIMINGS', () => {
     expect(doc.stages.find((s) => s.stage === 'read sources')!.gc_ms).toBe(0);
     expect(doc.gc_ms).toBeGreaterThan(0);
     expect(doc.stages.reduce((a, s) => a + s.gc_ms, 0)).toBeCloseTo(doc.gc_ms, 6);
+    // The main thread's own time, on Linux (its run time in /proc/thread-self/schedstat): part of the
+    // process's CPU time, in every stage and in all, and the stages' shares add up to the whole.
+    if (process.platform === 'linux') {
+      expect(doc.total_main_ms).toBeGreaterThan(0);
+      expect(doc.total_main_ms!).toBeLessThanOrEqual(doc.total_cpu_ms + 1);
+      for (const s of doc.stages) {
+        expect(s.main_ms).toBeGreaterThanOrEqual(0);
+        expect(s.main_ms!).toBeLessThanOrEqual(s.cpu_ms + 1);
+      }
+      const nested = doc.stages.find((s) => s.stage === 'read sources')!;
+      expect(nested.main_ms!).toBeLessThanOrEqual(nested.wall_ms + 1);
+      expect(doc.stages.reduce((a, s) => a + s.main_ms!, 0)).toBeCloseTo(doc.total_main_ms!, 3);
+    }
   }, 120_000);
 });
