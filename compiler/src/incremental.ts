@@ -48,6 +48,7 @@
 
 import type { CompileOptions, InstanceSettings, Program, Reference, SymbolInfo } from './api';
 import type { Ctx, Module } from './context';
+import { freshModule } from './resolve/load';
 import type { Components } from './compose/components';
 import type { Systems } from './compose/systems';
 import type { Protocols } from './types/protocols';
@@ -130,8 +131,11 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
     if (k && k.ast === m.ast && k.file === m.file && k.isStd === m.isStd && k.isEntry === m.isEntry) matched.set(m.path, k);
   }
   // Labels are ordered across the workspace: any change to them can change every check that uses one.
-  const none: Replayed = { files: new Set(), references: ctx.program.references.length, prior };
-  if (labelModulesOf(ctx.modules.values()) !== prior.labelModules) return none;
+  const none = (): Replayed => {
+    freshModules(ctx, prior, undefined);
+    return { files: new Set(), references: ctx.program.references.length, prior };
+  };
+  if (labelModulesOf(ctx.modules.values()) !== prior.labelModules) return none();
   const dirty: string[] = [];
   const rev = new Map<string, string[]>();
   const prelude = ctx.modules.get('std.prelude');
@@ -149,7 +153,7 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
     }
     if (!matched.has(m.path)) dirty.push(m.path);
   }
-  for (const m of ctx.modules.values()) if (!matched.has(m.path) && m.ast.decls.some((d) => d.kind === 'LabelsDecl')) return none;
+  for (const m of ctx.modules.values()) if (!matched.has(m.path) && m.ast.decls.some((d) => d.kind === 'LabelsDecl')) return none();
   const stale = new Set<string>();
   while (dirty.length) {
     const p = dirty.pop()!;
@@ -157,6 +161,7 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
     stale.add(p);
     for (const q of rev.get(p) ?? []) if (!stale.has(q)) dirty.push(q);
   }
+  freshModules(ctx, prior, stale);
   const files = new Set<string>();
   for (const [path, k] of matched) {
     if (stale.has(path)) continue;
@@ -207,6 +212,15 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
   const at = ctx.program.references.length;
   ctx.takenReferences = { at, lists };
   return { files, references: at, prior };
+}
+
+/**
+ * Gives each earlier module that loading took as it was (`Loader`) and that is
+ * not taken over (all of them without `stale`, else those in it) a module of
+ * this compile in its place, before anything declares in it.
+ */
+function freshModules(ctx: Ctx, prior: IncrementalState, stale: Set<string> | undefined): void {
+  for (const m of ctx.modules.values()) if (m === prior.modules.get(m.path) && (!stale || stale.has(m.path))) freshModule(ctx, m);
 }
 
 /**
