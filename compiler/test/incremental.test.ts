@@ -342,6 +342,54 @@ describe('incremental analysis', () => {
     expect(inc.stats.remade).toBe(true);
   });
 
+  describe('a module taken over and re-linked is checked again where it reads more of an edited module than a system', () => {
+    const options: CompileOptions = { entries: ['main.mcl'], mclcVersion: 't', index: true };
+    /** Compiles `before` then `after` incrementally, comparing with a full compile; returns the last stats. */
+    const run = (before: Record<string, string>, after: Record<string, string>) => {
+      const inc = new IncrementalCompiler();
+      inc.compile(new MemoryHost(before), options);
+      const got = inc.compile(new MemoryHost(after), options);
+      const want = compile(new MemoryHost(after), options);
+      expect(observable(got)).toEqual(observable(want));
+      return { got, stats: { ...inc.stats } };
+    };
+    const main = (lines: string[]) => [...lines, `target big {`, `  backend kvm`, `  memory 64GiB`, `  vcpus 64`, `}`, `deploy Main to big`, ''].join('\n');
+    const w = generated(2);
+
+    test('an instance it names elsewhere: its exposure follows the port the system now exports', () => {
+      const files = { ...w.files, 'main.mcl': main([`system Main {`, `  s0 = mods.m0.Sys0`, `  s1 = mods.m1.Sys1`, `  expose s0.api on tcp 8080`, `}`]) };
+      const after = { ...files, 'mods/m0.mcl': files['mods/m0.mcl'].replace('export api = c1.api', 'export api = c0.api') };
+      const { got, stats } = run(files, after);
+      expect(stats.relinked).toBe(0);
+      expect(JSON.stringify(got.plan!.exposures)).toContain('s0.c0');
+    });
+
+    test('a protocol it names: its channels carry the protocol as it is now', () => {
+      const files = { ...w.files, 'main.mcl': main([`component Probe {`, `  memory 96MiB`, `  require a: mods.m1.Api1`, `  program { exec ["/bin/true"] }`, `}`, `component Prov {`, `  memory 96MiB`, `  provide p: mods.m1.Api1`, `  program { exec ["/bin/true"] }`, `}`, `system Main {`, `  s1 = mods.m1.Sys1`, `  probe = Probe`, `  prov = Prov`, `  connect probe.a -> prov.p`, `}`]) };
+      const after = { ...files, 'mods/m1.mcl': files['mods/m1.mcl'].replace('send note(Req1)', 'send notes(Req1)') };
+      const { got, stats } = run(files, after);
+      expect(stats.relinked).toBe(0);
+      expect(JSON.stringify(got.plan!.channels.find((c) => c.from.instance === 'probe'))).toContain('notes');
+    });
+
+    test('a module that depends on it: it sees the new systems through it', () => {
+      const files = { ...w.files, 'mods/mid.mcl': `system Mid {\n  s1 = mods.m1.Sys1\n}\n`, 'main.mcl': main([`system Main {`, `  mid = mods.mid.Mid`, `}`]) };
+      const after = { ...files, 'mods/m1.mcl': files['mods/m1.mcl'].replace('memory 96MiB', 'memory 128MiB') };
+      const { got, stats } = run(files, after);
+      // main, on which nothing depends, is re-linked; mid, on which main depends, is checked again.
+      expect(stats.relinked).toBe(1);
+      expect(got.plan!.instances.find((i) => i.id === 'mid.s1.c0')!.memory_bytes).toBe(128 * 2 ** 20);
+    });
+
+    test('a system that comes to contain itself: its modules are checked in the order a full compile checks them', () => {
+      const files = { ...w.files, 'main.mcl': main([`system Main {`, `  s1 = mods.m1.Sys1`, `}`]) };
+      const looped = files['mods/m1.mcl'].replace('system Sys1 {', 'system Back1 {\n  s = Sys1\n}\nsystem Sys1 {\n  loop = Back1');
+      const { got, stats } = run(files, { ...files, 'mods/m1.mcl': looped });
+      expect(stats.remade).toBe(true);
+      expect(got.diagnostics.some((d) => d.message.includes('contains itself'))).toBe(true);
+    });
+  });
+
   test('a program file that changes, or disappears, changes the plan although its component was taken over', () => {
     const w = generated(2, true);
     const inc = new IncrementalCompiler();
