@@ -236,7 +236,8 @@ function run(
 /**
  * A compiler that keeps what it checked between compiles (incremental.ts):
  * each `compile` takes over the modules whose text and dependencies did not
- * change since the previous one and checks only the rest, with the same
+ * change since the previous one (and those that name the changed ones only as
+ * the systems of instances, re-linked) and checks only the rest, with the same
  * result as `compile`. It keeps parses too, unless the options bring a cache
  * of their own (the language server's). A result's `program.symbols` and
  * `program.instances` are the maps the next compile updates in place: read

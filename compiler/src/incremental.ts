@@ -16,6 +16,26 @@
 //     the prelude), is taken over too: a result depends only on its module's
 //     tree and its dependencies' results.
 //
+// One exception to the last rule: a module on which nothing depends, which
+// names the modules checked again only as the systems of some of its
+// instances (`s3 = mods.m3.Sys3`; no import, no other qualified name, and
+// those instances named nowhere else in their system and given no
+// arguments), is taken over too, and after composition its checked systems
+// are re-linked to the new checks of those systems (copies whose instances
+// point at them; the earlier ones are left as they were). Its checks read
+// nothing else of them than whether a system of that name exists, its
+// parameters (there must be none) and whether it exports a required port that
+// is not optional (there must be none, as then it would have been reported
+// unwired): where the new checks differ in any of these, or a system contains
+// itself (which of its checks is left undefined depends on the order they
+// are made in), the compile is made again with that module checked
+// (`relinkSystems`). A workspace's root system holding every module's system
+// is that case: an edit to one module no longer checks the root again.
+//
+// Loading takes an unchanged module as the earlier compile's object, which
+// `reuseModules` replaces by a new one, with nothing declared, where it is
+// not taken over (`freshModule`).
+//
 // Labels are global (their order is the workspace's), so an edit to a module
 // that declares labels takes nothing over. Root selection always runs on the
 // whole composition: it reads the checked results, taken over or not, and is
