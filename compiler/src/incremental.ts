@@ -295,11 +295,12 @@ function modulesNamedBesideInstances(ast: SourceFile): Set<string> {
       for (const n of node) todo.push(n);
       continue;
     }
-    const n = node as { kind?: string };
-    if (n.kind === 'QualifiedName') {
-      const parts = (node as QualifiedName).parts;
+    const n = node as { kind?: string; parts?: unknown };
+    // A qualified name, or anything else written as dotted parts (a deploy's targets, a path of instances).
+    if (Array.isArray(n.parts)) {
+      const parts = n.parts as QualifiedName['parts'];
       for (let i = 1; i < parts.length; i++) out.add(parts.slice(0, i).map((p) => p.name).join('.'));
-      continue;
+      if (n.kind === 'QualifiedName') continue;
     }
     if (n.kind === 'InstanceDecl') {
       todo.push((node as InstanceDecl).settings);
