@@ -357,7 +357,7 @@ describe('incremental analysis', () => {
     const w = generated(2);
 
     test('an instance it names elsewhere: its exposure follows the port the system now exports', () => {
-      const files = { ...w.files, 'main.mcl': main([`system Main {`, `  s0 = mods.m0.Sys0`, `  s1 = mods.m1.Sys1`, `  expose s0.api on tcp 8080`, `}`]) };
+      const files: Record<string, string> = { ...w.files, 'main.mcl': main([`system Main {`, `  s0 = mods.m0.Sys0`, `  s1 = mods.m1.Sys1`, `  expose s0.api on tcp 8080`, `}`]) };
       const after = { ...files, 'mods/m0.mcl': files['mods/m0.mcl'].replace('export api = c1.api', 'export api = c0.api') };
       const { got, stats } = run(files, after);
       expect(stats.relinked).toBe(0);
@@ -365,7 +365,7 @@ describe('incremental analysis', () => {
     });
 
     test('a protocol it names: its channels carry the protocol as it is now', () => {
-      const files = { ...w.files, 'main.mcl': main([`component Probe {`, `  memory 96MiB`, `  require a: mods.m1.Api1`, `  program { exec ["/bin/true"] }`, `}`, `component Prov {`, `  memory 96MiB`, `  provide p: mods.m1.Api1`, `  program { exec ["/bin/true"] }`, `}`, `system Main {`, `  s1 = mods.m1.Sys1`, `  probe = Probe`, `  prov = Prov`, `  connect probe.a -> prov.p`, `}`]) };
+      const files: Record<string, string> = { ...w.files, 'main.mcl': main([`component Probe {`, `  memory 96MiB`, `  require a: mods.m1.Api1`, `  program { exec ["/bin/true"] }`, `}`, `component Prov {`, `  memory 96MiB`, `  provide p: mods.m1.Api1`, `  program { exec ["/bin/true"] }`, `}`, `system Main {`, `  s1 = mods.m1.Sys1`, `  probe = Probe`, `  prov = Prov`, `  connect probe.a -> prov.p`, `}`]) };
       const after = { ...files, 'mods/m1.mcl': files['mods/m1.mcl'].replace('send note(Req1)', 'send notes(Req1)') };
       const { got, stats } = run(files, after);
       expect(stats.relinked).toBe(0);
@@ -373,7 +373,7 @@ describe('incremental analysis', () => {
     });
 
     test('a module that depends on it: it sees the new systems through it', () => {
-      const files = { ...w.files, 'mods/mid.mcl': `system Mid {\n  s1 = mods.m1.Sys1\n}\n`, 'main.mcl': main([`system Main {`, `  mid = mods.mid.Mid`, `}`]) };
+      const files: Record<string, string> = { ...w.files, 'mods/mid.mcl': `system Mid {\n  s1 = mods.m1.Sys1\n}\n`, 'main.mcl': main([`system Main {`, `  mid = mods.mid.Mid`, `}`]) };
       const after = { ...files, 'mods/m1.mcl': files['mods/m1.mcl'].replace('memory 96MiB', 'memory 128MiB') };
       const { got, stats } = run(files, after);
       // main, on which nothing depends, is re-linked; mid, on which main depends, is checked again.
@@ -382,7 +382,7 @@ describe('incremental analysis', () => {
     });
 
     test('a system that comes to contain itself: its modules are checked in the order a full compile checks them', () => {
-      const files = { ...w.files, 'main.mcl': main([`system Main {`, `  s1 = mods.m1.Sys1`, `}`]) };
+      const files: Record<string, string> = { ...w.files, 'main.mcl': main([`system Main {`, `  s1 = mods.m1.Sys1`, `}`]) };
       const looped = files['mods/m1.mcl'].replace('system Sys1 {', 'system Back1 {\n  s = Sys1\n}\nsystem Sys1 {\n  loop = Back1');
       const { got, stats } = run(files, { ...files, 'mods/m1.mcl': looped });
       expect(stats.remade).toBe(true);
