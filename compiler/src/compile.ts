@@ -14,7 +14,7 @@ import { Components, collectLabels } from './compose/components';
 import { elaborate, ElaborationCache } from './compose/elaborate';
 import { Systems } from './compose/systems';
 import { Ctx, type DeclEntry, type Module } from './context';
-import { joinReferences, reuseModules, stateOf, usablePrior, type IncrementalState } from './incremental';
+import { joinReferences, relinkSystems, reuseModules, stateOf, usablePrior, type IncrementalState } from './incremental';
 import { checkPolicies } from './policy/index';
 import { PolicyCache } from './policy/reuse';
 import { PlanBuilder, labelOrder, planTargetOf, type Body } from './plan/build';
@@ -47,13 +47,20 @@ export function compileWith(
   flats?: ElaborationCache,
   policies?: PolicyCache,
 ): { result: CompileResult; state?: IncrementalState } {
-  const ctx = new Ctx(host, options.index ?? false);
+  let ctx = new Ctx(host, options.index ?? false);
   const out: { state?: IncrementalState } = {};
   try {
     bodies?.begin();
     flats?.begin();
     policies?.begin();
-    const result = run(ctx, options, prior, out, bodies, flats, policies);
+    let result = run(ctx, options, prior, out, bodies, flats, policies, true);
+    if (!result) {
+      // A module taken over to be re-linked read something of a module checked again that changed
+      // (relinkSystems): the compile is made again with it checked, from the same earlier state.
+      ctx = new Ctx(host, options.index ?? false);
+      result = run(ctx, options, prior, out, bodies, flats, policies, false)!;
+      if (out.state) out.state.remade = true;
+    }
     policies?.end();
     joinReferences(ctx);
     return { result, state: out.state };
@@ -121,11 +128,12 @@ function run(
   bodies: BodyCache | undefined,
   flats: ElaborationCache | undefined,
   policies: PolicyCache | undefined,
-): CompileResult {
+  relinking: boolean,
+): CompileResult | undefined {
   const usable = prior && usablePrior(prior, options, ctx.root);
   const loader = new Loader(ctx, options.cache, usable?.modules);
   loader.loadAll(options.entries);
-  const replayed = usable ? reuseModules(ctx, usable) : undefined;
+  const replayed = usable ? reuseModules(ctx, usable, relinking) : undefined;
   options.onPhase?.('load+parse');
   reportImportCycles(ctx);
   declareModules(ctx);
@@ -154,6 +162,7 @@ function run(
   const systems = new Systems(ctx, types, components);
   if (usable) systems.adopt(usable.systems, (e) => ctx.reused.has(e.module));
   systems.checkAll();
+  if (replayed && !relinkSystems(ctx, systems, replayed)) return undefined;
   options.onPhase?.('compose');
   out.state = stateOf(ctx, options, { types, protocols, components, systems }, labelRefs, replayed);
 
@@ -227,7 +236,8 @@ function run(
 /**
  * A compiler that keeps what it checked between compiles (incremental.ts):
  * each `compile` takes over the modules whose text and dependencies did not
- * change since the previous one and checks only the rest, with the same
+ * change since the previous one (and those that name the changed ones only as
+ * the systems of instances, re-linked) and checks only the rest, with the same
  * result as `compile`. It keeps parses too, unless the options bring a cache
  * of their own (the language server's). A result's `program.symbols` and
  * `program.instances` are the maps the next compile updates in place: read
@@ -242,8 +252,8 @@ export class IncrementalCompiler {
   /** The last policy result of each root system, taken over while nothing the checks read changed. */
   private policies = new PolicyCache();
   private parses = new Map<string, { text: string; parsed: ParsedSource }>();
-  /** Modules taken over and checked, plan objects (and of them, subtrees' blocks) and systems' flattened subtrees taken over and built, by the last compile. */
-  readonly stats = { compiles: 0, reused: 0, checked: 0, planObjectsReused: 0, planObjectsBuilt: 0, planBlocksReused: 0, subtreesReused: 0, subtreesFlattened: 0, policiesReused: 0, policiesChecked: 0 };
+  /** Modules taken over and checked (and of those taken over, re-linked; whether the compile was made again), plan objects (and of them, subtrees' blocks) and systems' flattened subtrees taken over and built, by the last compile. */
+  readonly stats = { compiles: 0, reused: 0, checked: 0, relinked: 0, remade: false, planObjectsReused: 0, planObjectsBuilt: 0, planBlocksReused: 0, subtreesReused: 0, subtreesFlattened: 0, policiesReused: 0, policiesChecked: 0 };
 
   compile(host: CompilerHost, options: CompileOptions): CompileResult {
     let cache = options.cache;
@@ -266,6 +276,8 @@ export class IncrementalCompiler {
     this.stats.compiles++;
     this.stats.reused = state?.reused ?? 0;
     this.stats.checked = state?.checked ?? 0;
+    this.stats.relinked = state?.relinked ?? 0;
+    this.stats.remade = state?.remade ?? false;
     this.stats.planObjectsReused = this.bodies.stats.reused;
     this.stats.planObjectsBuilt = this.bodies.stats.built;
     this.stats.planBlocksReused = this.bodies.stats.blocks;

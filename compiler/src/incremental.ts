@@ -16,6 +16,26 @@
 //     the prelude), is taken over too: a result depends only on its module's
 //     tree and its dependencies' results.
 //
+// One exception to the last rule: a module on which nothing depends, which
+// names the modules checked again only as the systems of some of its
+// instances (`s3 = mods.m3.Sys3`; no import, no other qualified name, and
+// those instances named nowhere else in their system and given no
+// arguments), is taken over too, and after composition its checked systems
+// are re-linked to the new checks of those systems (copies whose instances
+// point at them; the earlier ones are left as they were). Its checks read
+// nothing else of them than whether a system of that name exists, its
+// parameters (there must be none) and whether it exports a required port that
+// is not optional (there must be none, as then it would have been reported
+// unwired): where the new checks differ in any of these, or a system contains
+// itself (which of its checks is left undefined depends on the order they
+// are made in), the compile is made again with that module checked
+// (`relinkSystems`). A workspace's root system holding every module's system
+// is that case: an edit to one module no longer checks the root again.
+//
+// Loading takes an unchanged module as the earlier compile's object, which
+// `reuseModules` replaces by a new one, with nothing declared, where it is
+// not taken over (`freshModule`).
+//
 // Labels are global (their order is the workspace's), so an edit to a module
 // that declares labels takes nothing over. Root selection always runs on the
 // whole composition: it reads the checked results, taken over or not, and is
@@ -47,9 +67,11 @@
 // this over random edit sequences).
 
 import type { CompileOptions, InstanceSettings, Program, Reference, SymbolInfo } from './api';
-import type { Ctx, Module } from './context';
+import { Codes, type Ident, type InstanceDecl, type QualifiedName, type SourceFile, type SystemDecl } from '@mcl/language';
+import type { Ctx, DeclEntry, Module } from './context';
+import { freshModule } from './resolve/load';
 import type { Components } from './compose/components';
-import type { Systems } from './compose/systems';
+import type { InstInfo, SystemInfo, Systems } from './compose/systems';
 import type { Protocols } from './types/protocols';
 import type { Types } from './types/message-types';
 
@@ -85,6 +107,9 @@ export interface IncrementalState {
   /** How many modules this compile took over and how many it checked. */
   reused: number;
   checked: number;
+  /** Of those taken over, how many were re-linked (`relinkSystems`); whether this compile was made again because one could not be. */
+  relinked: number;
+  remade: boolean;
 }
 
 /** The stages' memo tables at the end of composition. */
@@ -123,16 +148,20 @@ function fileOfId(id: string): string {
  * compile's object (with its declarations and bindings), marks it reused, and
  * copies its part of the symbol index.
  */
-export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
+export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking = true): Replayed {
   const matched = new Map<string, Module>();
   for (const m of ctx.modules.values()) {
     const k = prior.modules.get(m.path);
     if (k && k.ast === m.ast && k.file === m.file && k.isStd === m.isStd && k.isEntry === m.isEntry) matched.set(m.path, k);
   }
   // Labels are ordered across the workspace: any change to them can change every check that uses one.
-  const none: Replayed = { files: new Set(), references: ctx.program.references.length, prior };
-  if (labelModulesOf(ctx.modules.values()) !== prior.labelModules) return none;
+  const none = (): Replayed => {
+    freshModules(ctx, prior, undefined);
+    return { files: new Set(), references: ctx.program.references.length, prior, relink: new Map() };
+  };
+  if (labelModulesOf(ctx.modules.values()) !== prior.labelModules) return none();
   const dirty: string[] = [];
+  const broken = new Set<string>();
   const rev = new Map<string, string[]>();
   const prelude = ctx.modules.get('std.prelude');
   for (const m of ctx.modules.values()) {
@@ -141,6 +170,7 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
       // A dependency that did not load leaves the module with an error to report again.
       if (!ctx.modules.has(t)) {
         dirty.push(m.path);
+        broken.add(m.path);
         continue;
       }
       let l = rev.get(t);
@@ -149,7 +179,7 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
     }
     if (!matched.has(m.path)) dirty.push(m.path);
   }
-  for (const m of ctx.modules.values()) if (!matched.has(m.path) && m.ast.decls.some((d) => d.kind === 'LabelsDecl')) return none;
+  for (const m of ctx.modules.values()) if (!matched.has(m.path) && m.ast.decls.some((d) => d.kind === 'LabelsDecl')) return none();
   const stale = new Set<string>();
   while (dirty.length) {
     const p = dirty.pop()!;
@@ -157,6 +187,9 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
     stale.add(p);
     for (const q of rev.get(p) ?? []) if (!stale.has(q)) dirty.push(q);
   }
+  const relink = relinking ? relinkable(ctx, prior, matched, stale, broken, rev) : new Map<string, Set<string>>();
+  for (const path of relink.keys()) stale.delete(path);
+  freshModules(ctx, prior, stale);
   const files = new Set<string>();
   for (const [path, k] of matched) {
     if (stale.has(path)) continue;
@@ -166,7 +199,7 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
     ctx.reused.add(k);
     files.add(k.file);
   }
-  if (!ctx.indexing) return { files, references: ctx.program.references.length, prior };
+  if (!ctx.indexing) return { files, references: ctx.program.references.length, prior, relink };
   const live = prior.liveSymbols;
   prior.liveSymbols = undefined;
   // The earlier map holds exactly the symbols grouped in `prior.symbols` when nothing was added to it
@@ -206,7 +239,193 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState): Replayed {
   } else for (const f of files) for (const [id, settings] of prior.instances.get(f) ?? []) ctx.program.instances.set(id, settings);
   const at = ctx.program.references.length;
   ctx.takenReferences = { at, lists };
-  return { files, references: at, prior };
+  return { files, references: at, prior, relink };
+}
+
+/**
+ * The stale modules that may still be taken over, re-linked to the modules
+ * they depend on (`Replayed.relink`): a module the earlier compile took in
+ * without diagnostics, on which nothing depends, whose own tree is the
+ * same and whose dependencies all loaded, and which names each dependency
+ * checked again only as the system of some of its instances: not in an
+ * import nor in any other qualified name (so its types, protocols,
+ * components and its systems' parameters read nothing of them), and not the
+ * prelude, which every module reads without naming it. Whether what its
+ * systems read of those instances' systems is the same is only known once
+ * they are checked (`relinkSystems`).
+ */
+function relinkable(ctx: Ctx, prior: IncrementalState, matched: Map<string, Module>, stale: Set<string>, broken: Set<string>, rev: Map<string, string[]>): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  const prelude = ctx.modules.get('std.prelude');
+  if (prelude && stale.has(prelude.path)) return out;
+  for (const path of stale) {
+    const k = matched.get(path);
+    if (!k || broken.has(path) || rev.get(path)?.length) continue;
+    const deps = new Set<string>();
+    for (const t of k.deps) if (stale.has(t)) deps.add(t);
+    // A module stale for no dependency of its own (it cannot be) is left to be checked again.
+    if (deps.size === 0) continue;
+    const named = modulesNamedBesideInstances(k.ast);
+    let ok = true;
+    for (const t of deps) if (named.has(t)) ok = false;
+    if (ok && prior.modules.get(path) === k) out.set(path, deps);
+  }
+  return out;
+}
+
+/** By tree: the module paths a file names other than as the system or component of an instance (`modulesNamedBesideInstances`). */
+const namedBesideInstances = new WeakMap<SourceFile, Set<string>>();
+
+/**
+ * Every module path a file imports, and every dotted prefix of each
+ * qualified name it holds other than the one an instance is of (its
+ * settings included). A superset of what it names: a prefix that is no
+ * module only makes a module be checked again.
+ */
+function modulesNamedBesideInstances(ast: SourceFile): Set<string> {
+  let out = namedBesideInstances.get(ast);
+  if (out) return out;
+  out = new Set<string>();
+  for (const imp of ast.imports) out.add(imp.module.parts.map((p) => p.name).join('.'));
+  const todo: unknown[] = [ast.decls];
+  while (todo.length) {
+    const node = todo.pop();
+    if (node === null || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      for (const n of node) todo.push(n);
+      continue;
+    }
+    const n = node as { kind?: string; parts?: unknown };
+    // A qualified name, or anything else written as dotted parts (a deploy's targets, a path of instances).
+    if (Array.isArray(n.parts)) {
+      const parts = n.parts as QualifiedName['parts'];
+      for (let i = 1; i < parts.length; i++) out.add(parts.slice(0, i).map((p) => p.name).join('.'));
+      if (n.kind === 'QualifiedName') continue;
+    }
+    if (n.kind === 'InstanceDecl') {
+      todo.push((node as InstanceDecl).settings);
+      continue;
+    }
+    for (const [key, value] of Object.entries(n)) if (key !== 'span' && value !== null && typeof value === 'object') todo.push(value);
+  }
+  namedBesideInstances.set(ast, out);
+  return out;
+}
+
+/** By system declaration: the names written in it other than its instances' own names and what they are of (`namesBesideInstances`). */
+const mentionedBesideInstances = new WeakMap<SystemDecl, Set<string>>();
+
+/**
+ * Every name written in a system declaration's members (connections,
+ * exports, exposures, egresses, policies, parameters, and its instances'
+ * settings), except each instance's own name and what it is an instance of:
+ * an instance whose name is not among them is read by its system's check
+ * only for its system's parameters and exported ports.
+ */
+function namesBesideInstances(d: SystemDecl): Set<string> {
+  let out = mentionedBesideInstances.get(d);
+  if (out) return out;
+  out = new Set<string>();
+  const todo: unknown[] = [];
+  for (const mem of d.members) todo.push(mem.kind === 'InstanceDecl' ? mem.settings : mem);
+  while (todo.length) {
+    const node = todo.pop();
+    if (node === null || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      for (const n of node) todo.push(n);
+      continue;
+    }
+    if ((node as { kind?: string }).kind === 'Ident') out.add((node as Ident).name);
+    for (const [key, value] of Object.entries(node)) if (key !== 'span' && value !== null && typeof value === 'object') todo.push(value);
+  }
+  mentionedBesideInstances.set(d, out);
+  return out;
+}
+
+/**
+ * After composition: gives each module taken over to be re-linked
+ * (`Replayed.relink`) checks of its systems whose instances are of the new
+ * checks of the systems of the modules checked again, in place of the
+ * earlier ones (which point at the earlier checks: elaboration, the plan body
+ * and the policy checks take objects over by identity). Its check of such an
+ * instance read of that system only whether it exists under that name as a
+ * system, its parameters (it gives them no arguments) and whether it exports
+ * a required port that is not optional (which would be reported unwired):
+ * where those are as they were, every check of the module's systems would
+ * come out the same, diagnostics (it had none) and index included, but for
+ * the objects it points at. Returns false, changing nothing, when they are
+ * not: the compile is then made again with that module checked.
+ */
+export function relinkSystems(ctx: Ctx, systems: Systems, replayed: Replayed): boolean {
+  if (replayed.relink.size === 0) return true;
+  // Which check of a system that contains itself comes out undefined depends on the order the systems
+  // are checked in, which taking a module over changes: such a workspace is checked as a whole would be.
+  if (ctx.diagnostics.some((d) => d.code === Codes.SystemContainsItself.code)) return false;
+  const changes: [DeclEntry, string, SystemInfo][] = [];
+  for (const [path, deps] of replayed.relink) {
+    const m = ctx.modules.get(path);
+    if (!m) return false;
+    const made = new Map<SystemInfo, SystemInfo | false>();
+    // The new check of a system of a module checked again, where the instance's system reads the same of it.
+    const renewed = (old: SystemInfo): SystemInfo | undefined => {
+      const e = ctx.modules.get(old.entry.module.path)?.decls.get(old.entry.name);
+      if (!e || e.kind !== 'system' || e.qname !== old.entry.qname || old.params.size !== 0 || systems.params(e).size !== 0) return undefined;
+      const info = systems.get(e);
+      if (!info) return undefined;
+      for (const x of info.exports.values()) if (x.direction === 'require' && !x.optional) return undefined;
+      return info;
+    };
+    const relinked = (info: SystemInfo): SystemInfo | false => {
+      const known = made.get(info);
+      if (known !== undefined) return known;
+      let changed = false;
+      const instances = new Map<string, InstInfo>();
+      for (const [name, inst] of info.instances) {
+        let sys = inst.sys;
+        if (inst.comp && deps.has(inst.comp.entry.module.path)) return fail(info);
+        if (sys && deps.has(sys.entry.module.path)) sys = renewed(sys);
+        else if (sys && sys.entry.module === m) sys = relinked(sys) || undefined;
+        if (inst.sys && !sys) return fail(info);
+        if (sys !== inst.sys) {
+          if (inst.decl.settings.length !== 0 || namesBesideInstances(info.entry.decl as SystemDecl).has(name)) return fail(info);
+          changed = true;
+          instances.set(name, { ...inst, sys });
+        } else instances.set(name, inst);
+      }
+      let out: SystemInfo = info;
+      if (changed) {
+        const uses = new Set<DeclEntry>();
+        for (const u of info.uses) uses.add(deps.has(u.module.path) ? ctx.modules.get(u.module.path)!.decls.get(u.name)! : u);
+        out = { ...info, instances, uses };
+      }
+      made.set(info, out);
+      return out;
+    };
+    const fail = (info: SystemInfo): false => {
+      made.set(info, false);
+      return false;
+    };
+    for (const e of m.decls.values()) {
+      if (e.kind !== 'system') continue;
+      for (const [key, info] of systems.checked(e) ?? []) {
+        if (!info) continue;
+        const next = relinked(info);
+        if (next === false) return false;
+        if (next !== info) changes.push([e, key, next]);
+      }
+    }
+  }
+  for (const [e, key, info] of changes) systems.replace(e, key, info);
+  return true;
+}
+
+/**
+ * Gives each earlier module that loading took as it was (`Loader`) and that is
+ * not taken over (all of them without `stale`, else those in it) a module of
+ * this compile in its place, before anything declares in it.
+ */
+function freshModules(ctx: Ctx, prior: IncrementalState, stale: Set<string> | undefined): void {
+  for (const m of ctx.modules.values()) if (m === prior.modules.get(m.path) && (!stale || stale.has(m.path))) freshModule(ctx, m);
 }
 
 /**
@@ -242,6 +461,14 @@ export interface Replayed {
   files: Set<string>;
   references: number;
   prior: IncrementalState;
+  /**
+   * Modules taken over although modules they depend on are checked again,
+   * with those modules' paths: each names them only as the systems some of
+   * its instances are of, and its systems are re-linked to their new checks
+   * after composition (`relinkSystems`), or the compile is made again
+   * without this when what they read of them changed.
+   */
+  relink: Map<string, Set<string>>;
 }
 
 function groupBy<T>(items: Iterable<T>, file: (t: T) => string): Map<string, T[]> {
@@ -339,5 +566,7 @@ export function stateOf(ctx: Ctx, options: CompileOptions, stages: Stages, recom
     liveInstances: ctx.indexing ? { map: p.instances, size: p.instances.size } : undefined,
     reused: ctx.reused.size,
     checked: ctx.modules.size - ctx.reused.size,
+    relinked: replayed?.relink.size ?? 0,
+    remade: false,
   };
 }

@@ -149,6 +149,11 @@ const REPLACEMENTS: [string, string][] = [
   // What reaches a subsystem from outside changes: a channel, an exposure, a component's ports.
   ['connect probe.a -> s0.api', 'connect probe.a -> s2.api'],
   ['on tcp 8080', 'on tcp 8081'],
+  // What a system that main holds exports or takes changes: main, taken over and re-linked otherwise, is checked again.
+  ['  export api = c1.api', '  export api = c1.api\n  export log = c0.log'],
+  ['require log: Logs optional', 'require log: Logs'],
+  ['  c0 = C', '  param width: int(0..9)\n  c0 = C'],
+  ['system Sys', 'system Sy'],
   ['  require b: mods.m1.Api1 optional', '  require b: mods.m1.Api1 optional\n  require c: mods.m1.Api1 optional\n  require d: mods.m1.Api1 optional\n  require e: mods.m1.Api1 optional'],
 ];
 const TOKENS = ['{', '}', '.', ',', '=', '->', 'x', 'Kv', 'system', 'import std.kv.*', 'label secret', '\n'];
@@ -221,6 +226,8 @@ describe('incremental analysis', () => {
     let policiesReused = 0;
     let policiesReusedWithDiagnostics = 0;
     let blocks = 0;
+    let relinked = 0;
+    let remade = 0;
     fc.assert(
       fc.property(fc.integer({ min: 0, max: workspaces.length - 1 }), fc.array(edit, { minLength: 1, maxLength: 8 }), (wi, edits) => {
         const w = workspaces[wi];
@@ -239,6 +246,8 @@ describe('incremental analysis', () => {
           if (got.program.symbols === last.program.symbols) inPlace++;
           if (got.program.instances === last.program.instances) instancesInPlace++;
           blocks += inc.stats.planBlocksReused;
+          relinked += inc.stats.relinked;
+          if (inc.stats.remade) remade++;
           last = got;
         }
       }),
@@ -255,6 +264,9 @@ describe('incremental analysis', () => {
     expect(policiesReusedWithDiagnostics).toBeGreaterThan(2);
     // And taking subtrees' plan objects over as blocks.
     expect(blocks).toBeGreaterThan(20);
+    // And re-linking a module to the new systems of modules checked again, and making a compile again where it cannot be.
+    expect(relinked).toBeGreaterThan(20);
+    expect(remade).toBeGreaterThan(2);
   }, 120_000);
 
   test('an edit checks the edited module and its dependents only, and a revert the same', () => {
@@ -264,10 +276,11 @@ describe('incremental analysis', () => {
     const first = inc.compile(new MemoryHost(w.files), options);
     expect(first.diagnostics.filter((d) => d.severity === "error").map((d) => d.message)).toEqual([]);
     expect(inc.stats.reused).toBe(0);
-    // m5 is imported by nobody but main: it and main are checked, the rest (4 modules, std) taken over.
+    // m5 is named by nobody but main, which names it only as the system of an instance: m5 is checked,
+    // main taken over and re-linked to m5's new system, the rest (4 modules, std) taken over.
     const edited: Record<string, string> = { ...w.files, 'mods/m5.mcl': w.files['mods/m5.mcl'].replace('96MiB', '128MiB') };
     const second = inc.compile(new MemoryHost(edited), options);
-    expect(inc.stats.checked).toBe(2);
+    expect(inc.stats.checked).toBe(1);
     expect(canonicalJson(second.plan!)).toEqual(canonicalJson(compile(new MemoryHost(edited), options).plan!));
     // The symbol map is taken over and updated in place rather than copied.
     expect(second.program.symbols).toBe(first.program.symbols);
@@ -278,10 +291,10 @@ describe('incremental analysis', () => {
     expect(inc.stats.subtreesFlattened).toBe(2);
     expect(inc.stats.subtreesReused).toBe(5);
     expect(second.plan!.instances.find((i) => i.id === 's0.c0')).toBe(first.plan!.instances.find((i) => i.id === 's0.c0'));
-    // m2 is imported by m3, which m4 imports, ...: all of them and main are checked.
+    // m2 is imported by m3, which m4 imports, ...: all of them are checked, main re-linked.
     const deeper: Record<string, string> = { ...edited, 'mods/m2.mcl': edited['mods/m2.mcl'].replace('96MiB', '128MiB') };
     inc.compile(new MemoryHost(deeper), options);
-    expect(inc.stats.checked).toBe(5);
+    expect(inc.stats.checked).toBe(4);
     // A message type changes: the plan's schema of it follows.
     const narrower = { ...deeper, 'mods/m5.mcl': deeper['mods/m5.mcl'].replace('count: int(0..1000)', 'count: int(0..10)') };
     const third = inc.compile(new MemoryHost(narrower), options);
@@ -291,6 +304,90 @@ describe('incremental analysis', () => {
     // Nothing changed: nothing is checked again.
     inc.compile(new MemoryHost(deeper), options);
     expect(inc.stats.checked).toBe(0);
+  });
+
+  test('main, taken over and re-linked while what it reads of a system it holds is the same, is checked again when that changes', () => {
+    const w = generated(3);
+    const inc = new IncrementalCompiler();
+    const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true };
+    const step = (files: Record<string, string>) => {
+      const got = inc.compile(new MemoryHost(files), options);
+      expect(observable(got)).toEqual(observable(compile(new MemoryHost(files), options)));
+      return got;
+    };
+    const first = step(w.files);
+    const edit = (files: Record<string, string>, from: string, to: string) => ({ ...files, 'mods/m1.mcl': files['mods/m1.mcl'].replace(from, to) });
+    // An edit main does not read: m1 and m2 (which imports it) are checked, main's systems re-linked to their new ones.
+    const bigger = edit(w.files, 'memory 96MiB', 'memory 128MiB');
+    const second = step(bigger);
+    expect([inc.stats.checked, inc.stats.relinked, inc.stats.remade]).toEqual([2, 1, false]);
+    expect(second.plan!.instances.find((i) => i.id === 's1.c0')!.memory_bytes).toBe(128 * 2 ** 20);
+    expect(second.plan!.instances.find((i) => i.id === 's0.c0')).toBe(first.plan!.instances.find((i) => i.id === 's0.c0'));
+    // Sys1 exports a port it requires: main must report it unwired.
+    const required = edit(edit(bigger, '  export api = c1.api', '  export api = c1.api\n  export log = c0.log'), 'require log: Logs optional', 'require log: Logs');
+    const third = step(required);
+    expect(inc.stats.remade).toBe(true);
+    expect(third.diagnostics.some((d) => d.file === 'main.mcl' && d.message.includes('s1.log'))).toBe(true);
+    // Made optional again: main, which had a diagnostic, is checked again, and is re-linked on the next edit.
+    step(edit(required, 'require log: Logs', 'require log: Logs optional'));
+    expect([inc.stats.relinked, inc.stats.remade]).toEqual([0, false]);
+    step(bigger);
+    expect([inc.stats.relinked, inc.stats.remade]).toEqual([1, false]);
+    // Sys1 renamed, or given a parameter: main is checked again (and reports the unknown name).
+    const renamed = step(edit(bigger, 'system Sys1', 'system Sys9'));
+    expect(inc.stats.remade).toBe(true);
+    expect(renamed.diagnostics.some((d) => d.file === 'main.mcl')).toBe(true);
+    step(bigger);
+    step(edit(bigger, '  c0 = C', '  param width: int(0..9)\n  c0 = C'));
+    expect(inc.stats.remade).toBe(true);
+  });
+
+  describe('a module taken over and re-linked is checked again where it reads more of an edited module than a system', () => {
+    const options: CompileOptions = { entries: ['main.mcl'], mclcVersion: 't', index: true };
+    /** Compiles `before` then `after` incrementally, comparing with a full compile; returns the last stats. */
+    const run = (before: Record<string, string>, after: Record<string, string>) => {
+      const inc = new IncrementalCompiler();
+      inc.compile(new MemoryHost(before), options);
+      const got = inc.compile(new MemoryHost(after), options);
+      const want = compile(new MemoryHost(after), options);
+      expect(observable(got)).toEqual(observable(want));
+      return { got, stats: { ...inc.stats } };
+    };
+    const main = (lines: string[]) => [...lines, `target big {`, `  backend kvm`, `  memory 64GiB`, `  vcpus 64`, `}`, `deploy Main to big`, ''].join('\n');
+    const w = generated(2);
+
+    test('an instance it names elsewhere: its exposure follows the port the system now exports', () => {
+      const files: Record<string, string> = { ...w.files, 'main.mcl': main([`system Main {`, `  s0 = mods.m0.Sys0`, `  s1 = mods.m1.Sys1`, `  expose s0.api on tcp 8080`, `}`]) };
+      const after = { ...files, 'mods/m0.mcl': files['mods/m0.mcl'].replace('export api = c1.api', 'export api = c0.api') };
+      const { got, stats } = run(files, after);
+      expect(stats.relinked).toBe(0);
+      expect(JSON.stringify(got.plan!.exposures)).toContain('s0.c0');
+    });
+
+    test('a protocol it names: its channels carry the protocol as it is now', () => {
+      const files: Record<string, string> = { ...w.files, 'main.mcl': main([`component Probe {`, `  memory 96MiB`, `  require a: mods.m1.Api1`, `  program { exec ["/bin/true"] }`, `}`, `component Prov {`, `  memory 96MiB`, `  provide p: mods.m1.Api1`, `  program { exec ["/bin/true"] }`, `}`, `system Main {`, `  s1 = mods.m1.Sys1`, `  probe = Probe`, `  prov = Prov`, `  connect probe.a -> prov.p`, `}`]) };
+      const after = { ...files, 'mods/m1.mcl': files['mods/m1.mcl'].replace('send note(Req1)', 'send notes(Req1)') };
+      const { got, stats } = run(files, after);
+      expect(stats.relinked).toBe(0);
+      expect(JSON.stringify(got.plan!.channels.find((c) => c.from.instance === 'probe'))).toContain('notes');
+    });
+
+    test('a module that depends on it: it sees the new systems through it', () => {
+      const files: Record<string, string> = { ...w.files, 'mods/mid.mcl': `system Mid {\n  s1 = mods.m1.Sys1\n}\n`, 'main.mcl': main([`system Main {`, `  mid = mods.mid.Mid`, `}`]) };
+      const after = { ...files, 'mods/m1.mcl': files['mods/m1.mcl'].replace('memory 96MiB', 'memory 128MiB') };
+      const { got, stats } = run(files, after);
+      // main, on which nothing depends, is re-linked; mid, on which main depends, is checked again.
+      expect(stats.relinked).toBe(1);
+      expect(got.plan!.instances.find((i) => i.id === 'mid.s1.c0')!.memory_bytes).toBe(128 * 2 ** 20);
+    });
+
+    test('a system that comes to contain itself: its modules are checked in the order a full compile checks them', () => {
+      const files: Record<string, string> = { ...w.files, 'main.mcl': main([`system Main {`, `  s1 = mods.m1.Sys1`, `}`]) };
+      const looped = files['mods/m1.mcl'].replace('system Sys1 {', 'system Back1 {\n  s = Sys1\n}\nsystem Sys1 {\n  loop = Back1');
+      const { got, stats } = run(files, { ...files, 'mods/m1.mcl': looped });
+      expect(stats.remade).toBe(true);
+      expect(got.diagnostics.some((d) => d.message.includes('contains itself'))).toBe(true);
+    });
   });
 
   test('a program file that changes, or disappears, changes the plan although its component was taken over', () => {

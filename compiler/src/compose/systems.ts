@@ -188,6 +188,23 @@ export class Systems {
     for (const [e, p] of prior.paramsOf) if (keep(e)) this.paramsOf.set(e, p);
   }
 
+  /** The checks made of a system declaration so far, by their arguments (`bindingKey`). */
+  checked(e: DeclEntry): ReadonlyMap<string, SystemInfo | undefined> | undefined {
+    return this.infos.get(e);
+  }
+
+  /**
+   * Puts `info` in place of the check of `e` with the arguments `key`, as
+   * incremental.ts does to a taken-over system whose instances it re-links
+   * to the systems of a module checked again. The map of checks is copied,
+   * as it may be the one an earlier compile's state holds.
+   */
+  replace(e: DeclEntry, key: string, info: SystemInfo): void {
+    const byArgs = new Map(this.infos.get(e));
+    byArgs.set(key, info);
+    this.infos.set(e, byArgs);
+  }
+
   checkAll(): void {
     // The attribute blocks of exposures declared in components, once per component (with its protocol known).
     for (const m of this.ctx.modules.values()) {

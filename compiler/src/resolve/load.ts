@@ -137,13 +137,73 @@ function qualifiedModuleRefs(file: SourceFile): string[] {
   return [...out];
 }
 
+/** A module as loading makes it: its tree, nothing declared or bound yet. */
+function newModule(path: string, file: string, ast: SourceFile, text: string, isStd: boolean, isEntry: boolean): Module {
+  return {
+    path,
+    file,
+    ast,
+    text,
+    isStd,
+    isEntry,
+    decls: new Map(),
+    explicit: new Map(),
+    globs: [],
+    importEdges: [],
+    deps: [],
+    symbol: `${file}#module:${path}`,
+  };
+}
+
+/** Makes a module the one loaded under its path and file. */
+function registerModule(ctx: Ctx, m: Module): void {
+  ctx.modules.set(m.path, m);
+  ctx.byFile.set(m.file, m);
+  ctx.program.files.set(m.file, m.ast);
+  ctx.program.texts.set(m.file, m.text);
+}
+
+/** Registers a module made by this compile and records its symbol in the index. */
+function declareModule(ctx: Ctx, m: Module): Module {
+  registerModule(ctx, m);
+  if (ctx.indexing) {
+    const info: SymbolInfo = {
+      id: m.symbol,
+      kind: 'module',
+      name: m.path.split('.').pop() ?? m.path,
+      qualifiedName: m.path,
+      file: m.file,
+      nameSpan: { start: 0, end: 0 },
+      span: { start: 0, end: m.text.length },
+      detail: `module ${m.path}`,
+    };
+    ctx.program.symbols.set(m.symbol, info);
+    ctx.addedSymbols?.push(info);
+  }
+  return m;
+}
+
+/**
+ * In place of an earlier compile's module that loading took as it was
+ * (`Loader` with `prior`), a module of this compile with the same tree and
+ * dependencies and nothing declared yet, as loading makes one; the earlier
+ * module is left as it was, for whatever still holds it.
+ */
+export function freshModule(ctx: Ctx, prior: Module, isEntry = prior.isEntry): Module {
+  const m = newModule(prior.path, prior.file, prior.ast, prior.text, prior.isStd, isEntry);
+  m.importEdges = prior.importEdges;
+  m.deps = prior.deps;
+  return declareModule(ctx, m);
+}
+
 export class Loader {
   private readonly failed = new Set<string>();
 
   /**
    * @param prior an earlier compile's modules by module path: a module whose
-   *   tree is the same takes its imports and dependencies from there rather
-   *   than walking the tree again (incremental.ts).
+   *   tree is the same is loaded as that very object, with its imports and
+   *   dependencies, rather than made and walked again; `reuseModules`
+   *   (incremental.ts) replaces those it does not take over (freshModule).
    */
   constructor(
     private readonly ctx: Ctx,
@@ -163,39 +223,16 @@ export class Loader {
 
   private addModule(path: string, file: string, text: string, isStd: boolean, isEntry: boolean): Module {
     const ast = this.parseText(file, text);
-    const m: Module = {
-      path,
-      file,
-      ast,
-      text,
-      isStd,
-      isEntry,
-      decls: new Map(),
-      explicit: new Map(),
-      globs: [],
-      importEdges: [],
-      deps: [],
-      symbol: `${file}#module:${path}`,
-    };
-    this.ctx.modules.set(path, m);
-    this.ctx.byFile.set(file, m);
-    this.ctx.program.files.set(file, ast);
-    this.ctx.program.texts.set(file, text);
-    if (this.ctx.indexing) {
-      const info: SymbolInfo = {
-        id: m.symbol,
-        kind: 'module',
-        name: path.split('.').pop() ?? path,
-        qualifiedName: path,
-        file,
-        nameSpan: { start: 0, end: 0 },
-        span: { start: 0, end: text.length },
-        detail: `module ${path}`,
-      };
-      this.ctx.program.symbols.set(m.symbol, info);
-      this.ctx.addedSymbols?.push(info);
+    // An earlier compile's module of the same tree is taken as it is for now: most of them are taken
+    // over whole (incremental.ts), and making a new object of every module on every edit, to be thrown
+    // away at once, was a fifth of what an edit allocated. `reuseModules` gives each one that is not
+    // taken over a new object of its own (freshModule) before anything reads its declarations.
+    const known = this.prior?.get(path);
+    if (known && known.ast === ast && known.file === file && known.isStd === isStd && known.isEntry === isEntry && known.text === text) {
+      registerModule(this.ctx, known);
+      return known;
     }
-    return m;
+    return declareModule(this.ctx, newModule(path, file, ast, text, isStd, isEntry));
   }
 
   /** Loads a module by path if it exists (memoised, including failures). Never reports. */
@@ -243,6 +280,8 @@ export class Loader {
     }
     const existing = this.ctx.modules.get(modulePath);
     if (existing) {
+      // An earlier compile's module is not changed in place (freshModule).
+      if (!existing.isEntry && existing === this.prior?.get(modulePath)) return freshModule(this.ctx, existing, true);
       existing.isEntry = true;
       return existing;
     }

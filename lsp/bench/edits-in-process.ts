@@ -1,0 +1,143 @@
+// The language server benchmark's edits without the server: the same
+// generated workspace and the same edits (alternately breaking and fixing a
+// reference in one module) compiled in this process by an
+// `IncrementalCompiler` with the server's options (index, no plan, parses
+// cached), so that a compile can be profiled and traced on its own. Prints,
+// for all edits and for the first 40 and the rest apart (a fresh process runs
+// the compiler's code unoptimised at first), the wall and CPU time of each
+// compile (CPU includes V8's background compiler and collector threads), and
+// the wall time of each stage.
+//
+// Usage: npm run bench:edits -w @mcl/lsp [-- --lines 50000 --edits 120
+//   --cpu-profile FILE --heap-profile FILE --from 0 --to 40]
+// With --cpu-profile (or --heap-profile, a sampling heap profile), the edits
+// from `--from` up to, not including, `--to` are profiled and the profile
+// written to FILE (Chrome DevTools' format). For V8's own traces, bundle and
+// run it with node's flags (`--trace-opt --trace-deopt`, `--trace-gc`).
+
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IncrementalCompiler, type ParseCache, type ParsedSource } from '@mcl/compiler';
+import { NodeHost } from '@mcl/compiler/node-host';
+import { STDLIB } from '../test/harness';
+import { generateWorkspace } from './generate';
+
+const args = process.argv.slice(2);
+const arg = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const LINES = Number(arg('lines') ?? 5000);
+const EDITS = Number(arg('edits') ?? 120);
+/** The edits after which the first ones and the rest are reported apart, as `npm run bench:lsp` does. */
+const WARM_UP = 40;
+const CPU_PROFILE = arg('cpu-profile');
+const HEAP_PROFILE = arg('heap-profile');
+const FROM = Number(arg('from') ?? 0);
+const TO = Math.min(EDITS, Number(arg('to') ?? WARM_UP));
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
+}
+
+async function main(): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'mcl-edits-'));
+  try {
+    const ws = generateWorkspace(root, LINES);
+    const original = readFileSync(join(root, ws.editFile), 'utf8');
+    const broken = original.replace('provide kv: Kv', 'provide kv: Kvx');
+    // The server's parse cache: one parse per file, kept while its text is the same.
+    const parses = new Map<string, { text: string; parsed: ParsedSource }>();
+    const cache: ParseCache = {
+      get: (path, text) => (parses.get(path)?.text === text ? parses.get(path)!.parsed : undefined),
+      set: (path, text, parsed) => void parses.set(path, { text, parsed }),
+    };
+    const disk = new NodeHost({ root, stdlib: STDLIB });
+    const read = new Map<string, string | undefined>();
+    let edited = broken;
+    const host = {
+      // The server reads open documents from memory and caches the disk until a change is reported.
+      readFile: (p: string) => (p === ws.editFile ? edited : read.has(p) ? read.get(p) : (read.set(p, disk.readFile(p)), read.get(p))),
+      readStdlib: (m: string) => disk.readStdlib(m),
+    };
+    const stages = new Map<string, number[]>();
+    let edit = -1;
+    let mark = 0;
+    const options = {
+      entries: ws.files,
+      mclcVersion: '0.1.0',
+      emitPlan: false,
+      cache,
+      index: true,
+      onPhase: (stage: string) => {
+        const now = performance.now();
+        if (edit >= 0) {
+          let l = stages.get(stage);
+          if (!l) stages.set(stage, (l = []));
+          l[edit] = now - mark;
+        }
+        mark = now;
+      },
+    };
+    const compiler = new IncrementalCompiler();
+    const first = performance.now();
+    compiler.compile(host, options);
+    console.log(`workspace: ${ws.files.length} files, ${ws.lines} lines; first compile ${(performance.now() - first).toFixed(0)} ms; ${EDITS} edits`);
+
+    const session = new Session();
+    const post = (method: string, params: object = {}) =>
+      new Promise<{ profile?: unknown }>((resolve, reject) => session.post(method, params, (e, r) => (e ? reject(e) : resolve(r as { profile?: unknown }))));
+    const profiling = CPU_PROFILE ?? HEAP_PROFILE;
+    if (profiling) {
+      session.connect();
+      if (CPU_PROFILE) {
+        await post('Profiler.enable');
+        await post('Profiler.setSamplingInterval', { interval: 100 });
+      }
+    }
+    const wall: number[] = [];
+    const cpu: number[] = [];
+    for (let i = 0; i < EDITS; i++) {
+      if (profiling && i === FROM) {
+        if (CPU_PROFILE) await post('Profiler.start');
+        else await post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      }
+      edited = i % 2 === 0 ? original : broken;
+      edit = i;
+      const c = process.cpuUsage();
+      const t = performance.now();
+      mark = t;
+      compiler.compile(host, options);
+      wall.push(performance.now() - t);
+      const used = process.cpuUsage(c);
+      cpu.push((used.user + used.system) / 1000);
+      if (profiling && i === TO - 1) {
+        const r = await post(CPU_PROFILE ? 'Profiler.stop' : 'HeapProfiler.stopSampling');
+        writeFileSync((CPU_PROFILE ?? HEAP_PROFILE)!, JSON.stringify(r.profile));
+        console.log(`profile of edits ${FROM + 1}-${TO} written to ${CPU_PROFILE ?? HEAP_PROFILE}`);
+      }
+    }
+    // A stage an edit does not reach (the policy checks while an error stops them) has no sample for it.
+    const row = (name: string, xs: (number | undefined)[]) => {
+      const parts = [xs, xs.slice(0, WARM_UP), xs.slice(WARM_UP)]
+        .map((l) => l.filter((x): x is number => x !== undefined))
+        .map((l) => (l.length ? `${pct(l, 50).toFixed(1).padStart(6)} /${pct(l, 95).toFixed(1).padStart(6)}` : ''.padStart(14)));
+      console.log(`| ${name.padEnd(22)} | ${parts.join(' | ')} |`);
+    };
+    console.log(`| ${'ms, p50 / p95'.padEnd(22)} | ${'all edits'.padEnd(14)} | ${`edits 1-${WARM_UP}`.padEnd(14)} | ${`edits ${WARM_UP + 1}-${EDITS}`.padEnd(14)} |`);
+    row('compile, wall', wall);
+    row('compile, CPU', cpu);
+    for (const [stage, xs] of stages) row(`  stage: ${stage}`, Array.from(xs));
+    console.log(`CPU in all: ${cpu.reduce((a, b) => a + b, 0).toFixed(0)} ms (edits 1-${WARM_UP}: ${cpu.slice(0, WARM_UP).reduce((a, b) => a + b, 0).toFixed(0)} ms)`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
