@@ -10,11 +10,13 @@
 // load from elsewhere on the machine falls on both alike.
 //
 // Run: npm run bench:broker   (or: node scripts/run-ts.mjs backends/broker/bench/broker-bench.ts)
-// Options: --seconds N (per throughput run, default 2), --calls N (latency samples, default 2000),
+// Options: --seconds N (per throughput run, default 2), --blocks N (the throughput run of each path is
+// taken in N blocks, the paths alternating, default 10), --calls N (latency samples, default 2000),
 // --repeats N (runs of each configuration, default 3; the table shows medians),
 // --only normal|flood (one part only), --flood-seconds N (per flood phase, default 3),
 // --profile (samples the main thread during the throughput runs and prints, per body size, the
-// functions that take its time, in microseconds per call, relay and broker side by side),
+// functions that take its time, in microseconds per call, relay and broker side by side; --profile-rows N
+// lists N of them, default 20),
 // --baseline REV (also measures the broker of git revision REV, built from that revision's
 // backends/broker/src, as a third path "baseline" in the same runs: old and new under the same load).
 // "main thread us/call" is the broker's (or relay's) busy time per call on its thread
@@ -52,11 +54,15 @@ const REPEATS = opt('repeats', 3);
 const FLOOD_SECONDS = opt('flood-seconds', 3);
 /** The latency samples of each path are taken in this many blocks, the relay's and the broker's alternating. */
 const LATENCY_BLOCKS = 20;
+/** The throughput run of each path is taken in this many blocks, the paths alternating (--blocks). */
+const THROUGHPUT_BLOCKS = Math.max(1, Math.round(opt('blocks', 10)));
 /** The broker's targets against the plain relay: throughput ratio, and latency added at the 99th percentile. */
 const TARGET_RATIO = 0.8;
 const TARGET_ADDED_P99_MS = 0.1;
 const ONLY = textOption('only');
 const PROFILE = process.argv.includes('--profile');
+/** Functions listed per body size in the profile (--profile-rows). */
+const PROFILE_ROWS = opt('profile-rows', 20);
 const BASELINE = textOption('baseline');
 type Mode = 'relay' | 'broker' | 'baseline';
 /** The paths each configuration measures: the relay, this broker, and the baseline revision's broker when asked for. */
@@ -305,18 +311,34 @@ async function normal(): Promise<void> {
       for (const mode of MODES) paths.push(await setUp(dir, mode, payload));
       try {
         const results = new Map<string, { perSec: number; cpuUs: number; threadCpuUs: number; gcUs: number; scavengesPer1k: number; rtts: number[] }>();
-        for (const p of rep % 2 === 0 ? paths : [...paths].reverse()) {
-          await profiler.start();
-          const elu0 = performance.eventLoopUtilization();
-          const cpu0 = threadCpuMs();
-          const gc = gcWatch();
-          p.worker.postMessage({ mode: 'throughput', seconds: SECONDS, window: 64, payload });
-          const t = (await p.nextMessage()).result as { calls: number; seconds: number };
-          const busy = performance.eventLoopUtilization(elu0).active;
-          const cpu = threadCpuMs() - cpu0;
-          const g = await gc.stop();
-          await profiler.stop(`${payload}`, p.mode, t.calls);
-          results.set(p.mode, { perSec: t.calls / t.seconds, cpuUs: (busy * 1000) / t.calls, threadCpuUs: (cpu * 1000) / t.calls, gcUs: (g.ms * 1000) / t.calls, scavengesPer1k: (g.scavenges * 1000) / t.calls, rtts: [] });
+        // The throughput run of each path is taken in blocks, the paths alternating (in an order that
+        // also alternates), and added up: a burst of load from elsewhere falls on both paths alike
+        // rather than on whichever path's whole run it happened to meet.
+        const sums = new Map<string, { calls: number; seconds: number; busyMs: number; cpuMs: number; gcMs: number; scavenges: number }>();
+        for (const p of paths) sums.set(p.mode, { calls: 0, seconds: 0, busyMs: 0, cpuMs: 0, gcMs: 0, scavenges: 0 });
+        for (let block = 0; block < THROUGHPUT_BLOCKS; block++) {
+          for (const p of (rep + block) % 2 === 0 ? paths : [...paths].reverse()) {
+            await profiler.start();
+            const elu0 = performance.eventLoopUtilization();
+            const cpu0 = threadCpuMs();
+            const gc = gcWatch();
+            p.worker.postMessage({ mode: 'throughput', seconds: SECONDS / THROUGHPUT_BLOCKS, window: 64, payload });
+            const t = (await p.nextMessage()).result as { calls: number; seconds: number };
+            const busy = performance.eventLoopUtilization(elu0).active;
+            const cpu = threadCpuMs() - cpu0;
+            const g = await gc.stop();
+            await profiler.stop(`${payload}`, p.mode, t.calls);
+            const sum = sums.get(p.mode)!;
+            sum.calls += t.calls;
+            sum.seconds += t.seconds;
+            sum.busyMs += busy;
+            sum.cpuMs += cpu;
+            sum.gcMs += g.ms;
+            sum.scavenges += g.scavenges;
+          }
+        }
+        for (const [mode, t] of sums) {
+          results.set(mode, { perSec: t.calls / t.seconds, cpuUs: (t.busyMs * 1000) / t.calls, threadCpuUs: (t.cpuMs * 1000) / t.calls, gcUs: (t.gcMs * 1000) / t.calls, scavengesPer1k: (t.scavenges * 1000) / t.calls, rtts: [] });
         }
         const blocks = Math.max(1, Math.min(LATENCY_BLOCKS, CALLS));
         for (let i = 0; i < blocks; i++) {
@@ -352,7 +374,7 @@ async function normal(): Promise<void> {
     }
   }
   const f = (x: number, d = 1) => x.toFixed(d);
-  console.log(`broker vs plain relay: calls (call + reply) through one channel; window 64 for throughput (${SECONDS} s), 1 for latency (${CALLS} calls, the paths alternating in blocks of ${Math.ceil(CALLS / LATENCY_BLOCKS)}); medians of ${REPEATS} interleaved runs`);
+  console.log(`broker vs plain relay: calls (call + reply) through one channel; window 64 for throughput (${SECONDS} s per path, in ${THROUGHPUT_BLOCKS} blocks, the paths alternating), 1 for latency (${CALLS} calls, the paths alternating in blocks of ${Math.ceil(CALLS / LATENCY_BLOCKS)}); medians of ${REPEATS} interleaved runs`);
   if (BASELINE) console.log(`baseline: the broker of ${BASELINE} (${execFileSync('git', ['rev-parse', '--short', BASELINE], { encoding: 'utf8' }).trim()}), measured in the same runs`);
   console.log('');
   console.log('| body  | path     | calls/s | (min-max)       | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms | main thread us/call | main thread CPU us/call | main thread GC us/call | scavenges per 1k calls |');
@@ -455,7 +477,7 @@ class MainThreadProfiler {
       const b = (text: (t: NonNullable<typeof baseline>) => string) => (baseline ? ` ${text(baseline)} |` : '');
       console.log(`| function                                           | relay us/call |${b(() => ' baseline us/call')} broker us/call |`);
       console.log(`|----------------------------------------------------|---------------|${b(() => '------------------')}----------------|`);
-      for (const n of names.slice(0, 20)) console.log(`| ${n.slice(0, 50).padEnd(50)} | ${per(relay, n).toFixed(2).padStart(13)} |${b((t) => per(t, n).toFixed(2).padStart(16))} ${per(broker, n).toFixed(2).padStart(14)} |`);
+      for (const n of names.slice(0, PROFILE_ROWS)) console.log(`| ${n.slice(0, 50).padEnd(50)} | ${per(relay, n).toFixed(2).padStart(13)} |${b((t) => per(t, n).toFixed(2).padStart(16))} ${per(broker, n).toFixed(2).padStart(14)} |`);
       console.log(`| ${'all (idle excluded)'.padEnd(50)} | ${sum(relay).toFixed(2).padStart(13)} |${b((t) => sum(t).toFixed(2).padStart(16))} ${sum(broker).toFixed(2).padStart(14)} |`);
     }
   }
