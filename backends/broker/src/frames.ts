@@ -397,6 +397,16 @@ export function plainLine(line: string): boolean {
   return line.indexOf('\\') < 0;
 }
 
+/**
+ * How many digits a non-negative safe integer has in decimal, as String writes it (never in exponent form below
+ * 1e21). The powers of ten it compares with are exact in floating point.
+ */
+export function decimalDigits(n: number): number {
+  let d = 1;
+  for (let p = 10; n >= p; p *= 10) d++;
+  return d;
+}
+
 /** The id of a frame whose envelope may be broken, when it is one a `denied` notice can echo. */
 export function frameId(frame: unknown): number | string | undefined {
   if (typeof frame !== 'object' || frame === null) return undefined;
