@@ -3,7 +3,7 @@
 // any checks.
 //
 // Topology (both modes): requester peer <-unix socket-> [broker | relay] <-unix socket-> provider peer.
-// The peers run in a worker thread (their own event loop, the second core);
+// The peers of all the paths run in one worker thread (their own event loop, the second core);
 // the broker or relay runs on the main thread, alone. The requester keeps a
 // window of calls in flight for throughput, and one at a time for latency. Both paths are set up
 // side by side for each body size: their latency samples are taken in alternating blocks, so that
@@ -69,9 +69,8 @@ type Mode = 'relay' | 'broker' | 'baseline';
 const MODES: Mode[] = BASELINE ? ['relay', 'baseline', 'broker'] : ['relay', 'broker'];
 
 const PEERS = `
-const { workerData, parentPort } = require('node:worker_threads');
+const { parentPort } = require('node:worker_threads');
 const net = require('node:net');
-const { reqPath, provPath } = workerData;
 function lines(sock, onLine) {
   let buf = '';
   sock.setEncoding('utf8');
@@ -81,43 +80,48 @@ function lines(sock, onLine) {
     while ((i = buf.indexOf('\\n')) >= 0) { onLine(buf.slice(0, i)); buf = buf.slice(i + 1); }
   });
 }
-// The provider: answers every call with an Ack, echoing the id it was given.
-const prov = net.createServer((s) => {
-  lines(s, (l) => {
-    const m = /"id":(\\d+)/.exec(l);
-    if (m) s.write('{"t":"reply","id":' + m[1] + ',"body":{"ok":true}}\\n');
+// The peers of every path measured (one requester and one provider each), by path number.
+const paths = [];
+function listen(m) {
+  const st = { reqSock: null, onReply: null };
+  paths[m.path] = st;
+  // The provider: answers every call with an Ack, echoing the id it was given.
+  const prov = net.createServer((s) => {
+    lines(s, (l) => {
+      const id = /"id":(\\d+)/.exec(l);
+      if (id) s.write('{"t":"reply","id":' + id[1] + ',"body":{"ok":true}}\\n');
+    });
   });
-});
-let reqSock = null;
-let onReply = null;
-const req = net.createServer((s) => { reqSock = s; lines(s, (l) => onReply && onReply(l)); parentPort.postMessage({ connected: true }); });
-prov.listen(provPath, () => req.listen(reqPath, () => parentPort.postMessage({ ready: true })));
+  const req = net.createServer((s) => { st.reqSock = s; lines(s, (l) => st.onReply && st.onReply(l)); parentPort.postMessage({ path: m.path, connected: true }); });
+  prov.listen(m.provPath, () => req.listen(m.reqPath, () => parentPort.postMessage({ path: m.path, ready: true })));
+}
 parentPort.on('message', async (m) => {
+  if (m.mode === 'listen') { listen(m); return; }
+  const st = paths[m.path];
   const value = 'v'.repeat(m.payload);
   let nextId = 1;
-  const sent = new Map();
   const frame = (id) => '{"t":"call","op":"put","id":' + id + ',"body":{"key":"k' + (id % 1000) + '","value":"' + value + '"}}\\n';
   if (m.mode === 'throughput') {
     let done = 0;
     const end = performance.now() + m.seconds * 1000;
     await new Promise((resolve) => {
-      onReply = (l) => {
+      st.onReply = (l) => {
         done++;
         if (performance.now() >= end) { if (done >= nextId - 1) resolve(); return; }
-        reqSock.write(frame(nextId++));
+        st.reqSock.write(frame(nextId++));
       };
-      for (let i = 0; i < m.window; i++) reqSock.write(frame(nextId++));
+      for (let i = 0; i < m.window; i++) st.reqSock.write(frame(nextId++));
     });
-    parentPort.postMessage({ result: { calls: done, seconds: m.seconds } });
+    parentPort.postMessage({ path: m.path, result: { calls: done, seconds: m.seconds } });
   } else {
     const rtts = [];
     await new Promise((resolve) => {
       let t0 = 0;
-      const one = () => { t0 = performance.now(); reqSock.write(frame(nextId++)); };
-      onReply = () => { rtts.push(performance.now() - t0); if (rtts.length >= m.calls) resolve(); else one(); };
+      const one = () => { t0 = performance.now(); st.reqSock.write(frame(nextId++)); };
+      st.onReply = () => { rtts.push(performance.now() - t0); if (rtts.length >= m.calls) resolve(); else one(); };
       one();
     });
-    parentPort.postMessage({ result: { rtts } });
+    parentPort.postMessage({ path: m.path, result: { rtts } });
   }
 });
 `;
@@ -225,10 +229,41 @@ function pct(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
+/**
+ * The peers of the paths measured together, in one worker thread: each path has its own requester and provider
+ * there, but they share the thread and its compiled code, so that how well the engine happened to optimise the
+ * peers (which often limit calls/s) is the same for every path rather than drawn anew for each.
+ */
+class Peers {
+  private readonly worker = new Worker(PEERS, { eval: true });
+  private readonly waiting = new Map<number, ((m: Record<string, unknown>) => void)[]>();
+
+  constructor() {
+    this.worker.on('message', (m: Record<string, unknown>) => this.waiting.get(m.path as number)?.shift()?.(m));
+  }
+
+  /** The next message about path `path`. */
+  next(path: number): Promise<Record<string, unknown>> {
+    return new Promise((r) => {
+      let q = this.waiting.get(path);
+      if (!q) this.waiting.set(path, (q = []));
+      q.push(r);
+    });
+  }
+
+  post(path: number, m: Record<string, unknown>): void {
+    this.worker.postMessage({ ...m, path });
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
+
 /** One path under test (the relay or the broker between its own pair of peers), ready for calls. */
 interface PathUnderTest {
   mode: Mode;
-  worker: Worker;
+  post: (m: Record<string, unknown>) => void;
   nextMessage: () => Promise<Record<string, unknown>>;
   /** Throws when the broker refused any of the benchmark's frames. */
   check: () => void;
@@ -258,14 +293,13 @@ async function baselineBroker(rev: string, dir: string): Promise<typeof Broker> 
 
 let BaselineBroker: typeof Broker | null = null;
 
-async function setUp(dir: string, mode: Mode, payload: number): Promise<PathUnderTest> {
+async function setUp(dir: string, mode: Mode, payload: number, peers: Peers, path: number): Promise<PathUnderTest> {
   const reqPath = join(dir, `${mode}-${payload}-req.sock`);
   const provPath = join(dir, `${mode}-${payload}-prov.sock`);
-  const worker = new Worker(PEERS, { eval: true, workerData: { reqPath, provPath } });
-  const messages: ((m: Record<string, unknown>) => void)[] = [];
-  worker.on('message', (m) => messages.shift()?.(m));
-  const nextMessage = () => new Promise<Record<string, unknown>>((r) => messages.push(r));
-  await nextMessage(); // ready
+  const nextMessage = () => peers.next(path);
+  const ready = nextMessage();
+  peers.post(path, { mode: 'listen', reqPath, provPath });
+  await ready;
   const connected = nextMessage();
   let stop: () => Promise<void> | void;
   let check = () => {};
@@ -286,12 +320,11 @@ async function setUp(dir: string, mode: Mode, payload: number): Promise<PathUnde
   await new Promise((r) => setTimeout(r, 50));
   return {
     mode,
-    worker,
+    post: (m) => peers.post(path, m),
     nextMessage,
     check,
     close: async () => {
       await stop();
-      await worker.terminate();
     },
   };
 }
@@ -307,8 +340,9 @@ async function normal(): Promise<void> {
       // Both paths are set up at once, each with its own peers: their throughput runs follow each other (in an
       // order that alternates between repeats), and their latency samples are taken in alternating blocks, so
       // that a burst of load from elsewhere on the machine falls on both and the added latency is the broker's.
-      const paths = [];
-      for (const mode of MODES) paths.push(await setUp(dir, mode, payload));
+      const peers = new Peers();
+      const paths: PathUnderTest[] = [];
+      for (const mode of MODES) paths.push(await setUp(dir, mode, payload, peers, paths.length));
       try {
         const results = new Map<string, { perSec: number; cpuUs: number; threadCpuUs: number; gcUs: number; scavengesPer1k: number; rtts: number[] }>();
         // The throughput run of each path is taken in blocks, the paths alternating (in an order that
@@ -322,7 +356,7 @@ async function normal(): Promise<void> {
             const elu0 = performance.eventLoopUtilization();
             const cpu0 = threadCpuMs();
             const gc = gcWatch();
-            p.worker.postMessage({ mode: 'throughput', seconds: SECONDS / THROUGHPUT_BLOCKS, window: 64, payload });
+            p.post({ mode: 'throughput', seconds: SECONDS / THROUGHPUT_BLOCKS, window: 64, payload });
             const t = (await p.nextMessage()).result as { calls: number; seconds: number };
             const busy = performance.eventLoopUtilization(elu0).active;
             const cpu = threadCpuMs() - cpu0;
@@ -344,7 +378,7 @@ async function normal(): Promise<void> {
         for (let i = 0; i < blocks; i++) {
           for (const p of paths) {
             const calls = Math.floor(((i + 1) * CALLS) / blocks) - Math.floor((i * CALLS) / blocks);
-            p.worker.postMessage({ mode: 'latency', calls, payload });
+            p.post({ mode: 'latency', calls, payload });
             results.get(p.mode)!.rtts.push(...((await p.nextMessage()).result as { rtts: number[] }).rtts);
           }
         }
@@ -355,6 +389,7 @@ async function normal(): Promise<void> {
         }
       } finally {
         for (const p of paths) await p.close();
+        await peers.close();
       }
     }
   } finally {
