@@ -221,6 +221,8 @@ function holds(line: string, s: string, at: number): boolean {
   return s.length < 16 ? line.startsWith(s, at) : line.slice(at, at + s.length) === s;
 }
 
+const hasOwn = Object.prototype.hasOwnProperty;
+
 /** plainJson's text compared with `line` from `at`: the end of the match, or -1 (see plainMatch). */
 function matchPlain(v: unknown, line: string, at: number): number {
   if (at < 0) return -1;
@@ -252,15 +254,19 @@ function matchPlain(v: unknown, line: string, at: number): number {
         return line.charCodeAt(pos) === 93 ? pos + 1 : -1; // ]
       }
       const o = v as Record<string, unknown>;
-      const keys = Object.keys(o);
       if (line.charCodeAt(at) !== 123) return -1; // {
       let pos = at + 1;
-      for (let i = 0; i < keys.length; i++) {
-        const k = keys[i];
-        if (i > 0) {
+      let first = true;
+      // The keys in plainJson's order (Object.keys) without building their list: for-in visits the own
+      // enumerable keys in that same order, then inherited ones, which plainJson does not write, so one
+      // of those is no match (the caller then encodes the body, which leaves it out).
+      for (const k in o) {
+        if (!hasOwn.call(o, k)) return -1;
+        if (!first) {
           if (line.charCodeAt(pos) !== 44) return -1; // ,
           pos++;
         }
+        first = false;
         if (line.charCodeAt(pos) !== 34 || !holds(line, k, pos + 1)) return -1;
         pos += k.length + 1;
         if (line.charCodeAt(pos) !== 34 || line.charCodeAt(pos + 1) !== 58) return -1; // ":
