@@ -17,6 +17,9 @@
 // --profile (samples the main thread during the throughput runs and prints, per body size, the
 // functions that take its time, in microseconds per call, relay and broker side by side; --profile-rows N
 // lists N of them, default 20),
+// --allocations (samples what the main thread allocates during the throughput runs and prints the
+// bytes per call of each path, and the broker's by function; the sampling slows every path, so the
+// run's times are not comparable with others'),
 // --baseline REV (also measures the broker of git revision REV, built from that revision's
 // backends/broker/src, as a third path "baseline" in the same runs: old and new under the same load).
 // "main thread us/call" is the broker's (or relay's) busy time per call on its thread
@@ -59,6 +62,8 @@ const TARGET_RATIO = 0.8;
 const TARGET_ADDED_P99_MS = 0.1;
 const ONLY = textOption('only');
 const PROFILE = process.argv.includes('--profile');
+/** Also samples what the main thread allocates during the throughput runs, by function (--allocations). */
+const ALLOCATIONS = process.argv.includes('--allocations');
 /** Functions listed per body size in the profile (--profile-rows). */
 const PROFILE_ROWS = opt('profile-rows', 20);
 /**
@@ -66,7 +71,7 @@ const PROFILE_ROWS = opt('profile-rows', 20);
  * (unless asked otherwise): starting and stopping the profiler for every block costs the thread time of its own
  * (`dispatch`, the inspector's messages), which the profile and the busy time would count as the paths'.
  */
-const THROUGHPUT_BLOCKS = Math.max(1, Math.round(opt('blocks', PROFILE ? 1 : 10)));
+const THROUGHPUT_BLOCKS = Math.max(1, Math.round(opt('blocks', PROFILE || ALLOCATIONS ? 1 : 10)));
 const BASELINE = textOption('baseline');
 type Mode = 'relay' | 'broker' | 'baseline';
 /** The paths each configuration measures: the relay, this broker, and the baseline revision's broker when asked for. */
@@ -336,7 +341,7 @@ async function setUp(dir: string, mode: Mode, payload: number, peers: Peers, pat
 async function normal(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mcl-broker-bench-'));
   const rows: Run[] = [];
-  const profiler = new MainThreadProfiler(PROFILE);
+  const profiler = new MainThreadProfiler(PROFILE || ALLOCATIONS);
   if (BASELINE) BaselineBroker = await baselineBroker(BASELINE, dir);
   try {
     for (let rep = 0; rep < REPEATS; rep++)
@@ -465,6 +470,8 @@ class MainThreadProfiler {
   private readonly session: Session | null;
   /** Microseconds of own time by function, and calls, by `<payload> <mode>`. */
   private readonly totals = new Map<string, { calls: number; self: Map<string, number> }>();
+  /** Bytes allocated by function (and its caller), and calls, by `<payload> <mode>` (--allocations). */
+  private readonly allocated = new Map<string, { calls: number; self: Map<string, number> }>();
 
   constructor(on: boolean) {
     this.session = on ? new Session() : null;
@@ -476,12 +483,31 @@ class MainThreadProfiler {
     await this.session.post('Profiler.enable');
     await this.session.post('Profiler.setSamplingInterval', { interval: 100 });
     await this.session.post('Profiler.start');
+    if (ALLOCATIONS) {
+      await this.session.post('HeapProfiler.enable');
+      // Objects the young and old generation collectors freed are kept in the profile: what a call allocates and drops is the point.
+      await this.session.post('HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true } as never);
+    }
   }
 
   async stop(payload: string, mode: string, calls: number): Promise<void> {
     if (!this.session) return;
     const { profile } = await this.session.post('Profiler.stop');
     const key = `${payload} ${mode}`;
+    if (ALLOCATIONS) {
+      const { profile: heap } = await this.session.post('HeapProfiler.stopSampling');
+      let a = this.allocated.get(key);
+      if (!a) this.allocated.set(key, (a = { calls: 0, self: new Map() }));
+      a.calls += calls;
+      const self = a.self;
+      const name = (n: (typeof heap)['head']) => `${n.callFrame.functionName || '(anonymous)'}:${n.callFrame.lineNumber + 1}`;
+      const walk = (n: (typeof heap)['head'], caller: string) => {
+        const label = `${name(n)} <- ${caller}`;
+        if (n.selfSize > 0) self.set(label, (self.get(label) ?? 0) + n.selfSize);
+        for (const c of n.children) walk(c, name(n));
+      };
+      walk(heap.head, '');
+    }
     let t = this.totals.get(key);
     if (!t) this.totals.set(key, (t = { calls: 0, self: new Map() }));
     t.calls += calls;
@@ -501,6 +527,8 @@ class MainThreadProfiler {
   print(): void {
     if (!this.session) return;
     this.session.disconnect();
+    if (ALLOCATIONS) this.printAllocations();
+    if (!PROFILE) return;
     for (const payload of new Set([...this.totals.keys()].map((k) => k.split(' ')[0]))) {
       const relay = this.totals.get(`${payload} relay`);
       const broker = this.totals.get(`${payload} broker`);
@@ -518,6 +546,27 @@ class MainThreadProfiler {
       console.log(`|----------------------------------------------------|---------------|${b(() => '------------------')}----------------|`);
       for (const n of names.slice(0, PROFILE_ROWS)) console.log(`| ${n.slice(0, 50).padEnd(50)} | ${per(relay, n).toFixed(2).padStart(13)} |${b((t) => per(t, n).toFixed(2).padStart(16))} ${per(broker, n).toFixed(2).padStart(14)} |`);
       console.log(`| ${'all (idle excluded)'.padEnd(50)} | ${sum(relay).toFixed(2).padStart(13)} |${b((t) => sum(t).toFixed(2).padStart(16))} ${sum(broker).toFixed(2).padStart(14)} |`);
+    }
+  }
+
+  /**
+   * Bytes allocated per call on the main thread, by function (with its caller; line numbers are the bundle's), for each
+   * path: the young generation fills, and is collected, as fast as calls allocate, whatever the load.
+   */
+  private printAllocations(): void {
+    for (const payload of new Set([...this.allocated.keys()].map((k) => k.split(' ')[0]))) {
+      const per = (mode: string) => this.allocated.get(`${payload} ${mode}`);
+      const broker = per('broker');
+      if (!broker) continue;
+      const total = (t: NonNullable<typeof broker>) => [...t.self.values()].reduce((a, b) => a + b, 0) / t.calls;
+      console.log('');
+      console.log(`main thread allocations, ${payload} B bodies: bytes per call, ${MODES.map((m) => `${m} ${per(m) ? total(per(m)!).toFixed(0) : '-'}`).join(', ')}; the broker's by function (sampled every 64 bytes, freed objects included)`);
+      console.log('');
+      console.log('| function <- caller                                                     | broker B/call |');
+      console.log('|------------------------------------------------------------------------|---------------|');
+      for (const [label, bytes] of [...broker.self].sort((a, b) => b[1] - a[1]).slice(0, PROFILE_ROWS)) {
+        console.log(`| ${label.slice(0, 70).padEnd(70)} | ${(bytes / broker.calls).toFixed(0).padStart(13)} |`);
+      }
     }
   }
 }
