@@ -1626,9 +1626,9 @@ export class Broker extends EventEmitter {
 
   /**
    * What withProvider would give the requester's next frame when that needs no session and no
-   * other host: pickConn's choice among the provider's clones (the connection, or why there is none), decided at once, so that the
-   * caller needs no closure and no copy of the body; null otherwise, and the caller asks
-   * withProvider.
+   * other host: pickConn's choice among the provider's clones (the connection, or why there is
+   * none), decided at once, so that the caller needs no closure and no copy of the body; null
+   * otherwise, and the caller asks withProvider.
    */
   private directProvider(req: Requester): PortConn | string | null {
     const ch = req.channel;
