@@ -351,12 +351,15 @@ export function parseLine(line: string, raw: Buffer, rawStart: number, bytes: nu
   }
   if (typeof frame === 'object' && frame !== null && !Array.isArray(frame)) {
     const f = frame as Record<string, unknown>;
-    for (const k of Object.keys(f)) {
+    // Own members only, as Object.keys gives them, without building their lists: an inherited enumerable
+    // property (something may have made one on every object) is none of the frame's.
+    for (const k in f) {
+      if (!hasOwn.call(f, k)) continue;
       const o = f[k];
       if (typeof o !== 'object' || o === null || Array.isArray(o)) continue;
       const inner = o as Record<string, unknown>;
-      for (const m of Object.keys(inner)) {
-        if (inner[m] !== SPLICE_MARK) continue;
+      for (const m in inner) {
+        if (!hasOwn.call(inner, m) || inner[m] !== SPLICE_MARK) continue;
         // An own member (even one named `__proto__`, which JSON.parse defines as a member) is assigned as it is.
         inner[m] = line.slice(open + 1, end);
         return frame;
