@@ -3,18 +3,23 @@
 // any checks.
 //
 // Topology (both modes): requester peer <-unix socket-> [broker | relay] <-unix socket-> provider peer.
-// The peers run in a worker thread (their own event loop, the second core);
+// The peers of all the paths run in one worker thread (their own event loop, the second core);
 // the broker or relay runs on the main thread, alone. The requester keeps a
 // window of calls in flight for throughput, and one at a time for latency. Both paths are set up
 // side by side for each body size: their latency samples are taken in alternating blocks, so that
 // load from elsewhere on the machine falls on both alike.
 //
 // Run: npm run bench:broker   (or: node scripts/run-ts.mjs backends/broker/bench/broker-bench.ts)
-// Options: --seconds N (per throughput run, default 2), --calls N (latency samples, default 2000),
+// Options: --seconds N (per throughput run, default 2), --blocks N (the throughput run of each path is
+// taken in N blocks, the paths alternating, default 10, 1 with --profile), --calls N (latency samples, default 2000),
 // --repeats N (runs of each configuration, default 3; the table shows medians),
 // --only normal|flood (one part only), --flood-seconds N (per flood phase, default 3),
 // --profile (samples the main thread during the throughput runs and prints, per body size, the
-// functions that take its time, in microseconds per call, relay and broker side by side),
+// functions that take its time, in microseconds per call, relay and broker side by side; --profile-rows N
+// lists N of them, default 20),
+// --allocations (samples what the main thread allocates during the throughput runs and prints the
+// bytes per call of each path, and the broker's by function; the sampling slows every path, so the
+// run's times are not comparable with others'),
 // --baseline REV (also measures the broker of git revision REV, built from that revision's
 // backends/broker/src, as a third path "baseline" in the same runs: old and new under the same load).
 // "main thread us/call" is the broker's (or relay's) busy time per call on its thread
@@ -57,15 +62,24 @@ const TARGET_RATIO = 0.8;
 const TARGET_ADDED_P99_MS = 0.1;
 const ONLY = textOption('only');
 const PROFILE = process.argv.includes('--profile');
+/** Also samples what the main thread allocates during the throughput runs, by function (--allocations). */
+const ALLOCATIONS = process.argv.includes('--allocations');
+/** Functions listed per body size in the profile (--profile-rows). */
+const PROFILE_ROWS = opt('profile-rows', 20);
+/**
+ * The throughput run of each path is taken in this many blocks, the paths alternating (--blocks). One when profiling
+ * (unless asked otherwise): starting and stopping the profiler for every block costs the thread time of its own
+ * (`dispatch`, the inspector's messages), which the profile and the busy time would count as the paths'.
+ */
+const THROUGHPUT_BLOCKS = Math.max(1, Math.round(opt('blocks', PROFILE || ALLOCATIONS ? 1 : 10)));
 const BASELINE = textOption('baseline');
 type Mode = 'relay' | 'broker' | 'baseline';
 /** The paths each configuration measures: the relay, this broker, and the baseline revision's broker when asked for. */
 const MODES: Mode[] = BASELINE ? ['relay', 'baseline', 'broker'] : ['relay', 'broker'];
 
 const PEERS = `
-const { workerData, parentPort } = require('node:worker_threads');
+const { parentPort } = require('node:worker_threads');
 const net = require('node:net');
-const { reqPath, provPath } = workerData;
 function lines(sock, onLine) {
   let buf = '';
   sock.setEncoding('utf8');
@@ -75,43 +89,48 @@ function lines(sock, onLine) {
     while ((i = buf.indexOf('\\n')) >= 0) { onLine(buf.slice(0, i)); buf = buf.slice(i + 1); }
   });
 }
-// The provider: answers every call with an Ack, echoing the id it was given.
-const prov = net.createServer((s) => {
-  lines(s, (l) => {
-    const m = /"id":(\\d+)/.exec(l);
-    if (m) s.write('{"t":"reply","id":' + m[1] + ',"body":{"ok":true}}\\n');
+// The peers of every path measured (one requester and one provider each), by path number.
+const paths = [];
+function listen(m) {
+  const st = { reqSock: null, onReply: null };
+  paths[m.path] = st;
+  // The provider: answers every call with an Ack, echoing the id it was given.
+  const prov = net.createServer((s) => {
+    lines(s, (l) => {
+      const id = /"id":(\\d+)/.exec(l);
+      if (id) s.write('{"t":"reply","id":' + id[1] + ',"body":{"ok":true}}\\n');
+    });
   });
-});
-let reqSock = null;
-let onReply = null;
-const req = net.createServer((s) => { reqSock = s; lines(s, (l) => onReply && onReply(l)); parentPort.postMessage({ connected: true }); });
-prov.listen(provPath, () => req.listen(reqPath, () => parentPort.postMessage({ ready: true })));
+  const req = net.createServer((s) => { st.reqSock = s; lines(s, (l) => st.onReply && st.onReply(l)); parentPort.postMessage({ path: m.path, connected: true }); });
+  prov.listen(m.provPath, () => req.listen(m.reqPath, () => parentPort.postMessage({ path: m.path, ready: true })));
+}
 parentPort.on('message', async (m) => {
+  if (m.mode === 'listen') { listen(m); return; }
+  const st = paths[m.path];
   const value = 'v'.repeat(m.payload);
   let nextId = 1;
-  const sent = new Map();
   const frame = (id) => '{"t":"call","op":"put","id":' + id + ',"body":{"key":"k' + (id % 1000) + '","value":"' + value + '"}}\\n';
   if (m.mode === 'throughput') {
     let done = 0;
     const end = performance.now() + m.seconds * 1000;
     await new Promise((resolve) => {
-      onReply = (l) => {
+      st.onReply = (l) => {
         done++;
         if (performance.now() >= end) { if (done >= nextId - 1) resolve(); return; }
-        reqSock.write(frame(nextId++));
+        st.reqSock.write(frame(nextId++));
       };
-      for (let i = 0; i < m.window; i++) reqSock.write(frame(nextId++));
+      for (let i = 0; i < m.window; i++) st.reqSock.write(frame(nextId++));
     });
-    parentPort.postMessage({ result: { calls: done, seconds: m.seconds } });
+    parentPort.postMessage({ path: m.path, result: { calls: done, seconds: m.seconds } });
   } else {
     const rtts = [];
     await new Promise((resolve) => {
       let t0 = 0;
-      const one = () => { t0 = performance.now(); reqSock.write(frame(nextId++)); };
-      onReply = () => { rtts.push(performance.now() - t0); if (rtts.length >= m.calls) resolve(); else one(); };
+      const one = () => { t0 = performance.now(); st.reqSock.write(frame(nextId++)); };
+      st.onReply = () => { rtts.push(performance.now() - t0); if (rtts.length >= m.calls) resolve(); else one(); };
       one();
     });
-    parentPort.postMessage({ result: { rtts } });
+    parentPort.postMessage({ path: m.path, result: { rtts } });
   }
 });
 `;
@@ -219,10 +238,41 @@ function pct(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
+/**
+ * The peers of the paths measured together, in one worker thread: each path has its own requester and provider
+ * there, but they share the thread and its compiled code, so that how well the engine happened to optimise the
+ * peers (which often limit calls/s) is the same for every path rather than drawn anew for each.
+ */
+class Peers {
+  private readonly worker = new Worker(PEERS, { eval: true });
+  private readonly waiting = new Map<number, ((m: Record<string, unknown>) => void)[]>();
+
+  constructor() {
+    this.worker.on('message', (m: Record<string, unknown>) => this.waiting.get(m.path as number)?.shift()?.(m));
+  }
+
+  /** The next message about path `path`. */
+  next(path: number): Promise<Record<string, unknown>> {
+    return new Promise((r) => {
+      let q = this.waiting.get(path);
+      if (!q) this.waiting.set(path, (q = []));
+      q.push(r);
+    });
+  }
+
+  post(path: number, m: Record<string, unknown>): void {
+    this.worker.postMessage({ ...m, path });
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
+
 /** One path under test (the relay or the broker between its own pair of peers), ready for calls. */
 interface PathUnderTest {
   mode: Mode;
-  worker: Worker;
+  post: (m: Record<string, unknown>) => void;
   nextMessage: () => Promise<Record<string, unknown>>;
   /** Throws when the broker refused any of the benchmark's frames. */
   check: () => void;
@@ -252,14 +302,13 @@ async function baselineBroker(rev: string, dir: string): Promise<typeof Broker> 
 
 let BaselineBroker: typeof Broker | null = null;
 
-async function setUp(dir: string, mode: Mode, payload: number): Promise<PathUnderTest> {
+async function setUp(dir: string, mode: Mode, payload: number, peers: Peers, path: number): Promise<PathUnderTest> {
   const reqPath = join(dir, `${mode}-${payload}-req.sock`);
   const provPath = join(dir, `${mode}-${payload}-prov.sock`);
-  const worker = new Worker(PEERS, { eval: true, workerData: { reqPath, provPath } });
-  const messages: ((m: Record<string, unknown>) => void)[] = [];
-  worker.on('message', (m) => messages.shift()?.(m));
-  const nextMessage = () => new Promise<Record<string, unknown>>((r) => messages.push(r));
-  await nextMessage(); // ready
+  const nextMessage = () => peers.next(path);
+  const ready = nextMessage();
+  peers.post(path, { mode: 'listen', reqPath, provPath });
+  await ready;
   const connected = nextMessage();
   let stop: () => Promise<void> | void;
   let check = () => {};
@@ -280,12 +329,11 @@ async function setUp(dir: string, mode: Mode, payload: number): Promise<PathUnde
   await new Promise((r) => setTimeout(r, 50));
   return {
     mode,
-    worker,
+    post: (m) => peers.post(path, m),
     nextMessage,
     check,
     close: async () => {
       await stop();
-      await worker.terminate();
     },
   };
 }
@@ -293,7 +341,7 @@ async function setUp(dir: string, mode: Mode, payload: number): Promise<PathUnde
 async function normal(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mcl-broker-bench-'));
   const rows: Run[] = [];
-  const profiler = new MainThreadProfiler(PROFILE);
+  const profiler = new MainThreadProfiler(PROFILE || ALLOCATIONS);
   if (BASELINE) BaselineBroker = await baselineBroker(BASELINE, dir);
   try {
     for (let rep = 0; rep < REPEATS; rep++)
@@ -301,28 +349,45 @@ async function normal(): Promise<void> {
       // Both paths are set up at once, each with its own peers: their throughput runs follow each other (in an
       // order that alternates between repeats), and their latency samples are taken in alternating blocks, so
       // that a burst of load from elsewhere on the machine falls on both and the added latency is the broker's.
-      const paths = [];
-      for (const mode of MODES) paths.push(await setUp(dir, mode, payload));
+      const peers = new Peers();
+      const paths: PathUnderTest[] = [];
+      for (const mode of MODES) paths.push(await setUp(dir, mode, payload, peers, paths.length));
       try {
         const results = new Map<string, { perSec: number; cpuUs: number; threadCpuUs: number; gcUs: number; scavengesPer1k: number; rtts: number[] }>();
-        for (const p of rep % 2 === 0 ? paths : [...paths].reverse()) {
-          await profiler.start();
-          const elu0 = performance.eventLoopUtilization();
-          const cpu0 = threadCpuMs();
-          const gc = gcWatch();
-          p.worker.postMessage({ mode: 'throughput', seconds: SECONDS, window: 64, payload });
-          const t = (await p.nextMessage()).result as { calls: number; seconds: number };
-          const busy = performance.eventLoopUtilization(elu0).active;
-          const cpu = threadCpuMs() - cpu0;
-          const g = await gc.stop();
-          await profiler.stop(`${payload}`, p.mode, t.calls);
-          results.set(p.mode, { perSec: t.calls / t.seconds, cpuUs: (busy * 1000) / t.calls, threadCpuUs: (cpu * 1000) / t.calls, gcUs: (g.ms * 1000) / t.calls, scavengesPer1k: (g.scavenges * 1000) / t.calls, rtts: [] });
+        // The throughput run of each path is taken in blocks, the paths alternating (in an order that
+        // also alternates), and added up: a burst of load from elsewhere falls on both paths alike
+        // rather than on whichever path's whole run it happened to meet.
+        const sums = new Map<string, { calls: number; seconds: number; busyMs: number; cpuMs: number; gcMs: number; scavenges: number }>();
+        for (const p of paths) sums.set(p.mode, { calls: 0, seconds: 0, busyMs: 0, cpuMs: 0, gcMs: 0, scavenges: 0 });
+        for (let block = 0; block < THROUGHPUT_BLOCKS; block++) {
+          for (const p of (rep + block) % 2 === 0 ? paths : [...paths].reverse()) {
+            await profiler.start();
+            const elu0 = performance.eventLoopUtilization();
+            const cpu0 = threadCpuMs();
+            const gc = gcWatch();
+            p.post({ mode: 'throughput', seconds: SECONDS / THROUGHPUT_BLOCKS, window: 64, payload });
+            const t = (await p.nextMessage()).result as { calls: number; seconds: number };
+            const busy = performance.eventLoopUtilization(elu0).active;
+            const cpu = threadCpuMs() - cpu0;
+            const g = await gc.stop();
+            await profiler.stop(`${payload}`, p.mode, t.calls);
+            const sum = sums.get(p.mode)!;
+            sum.calls += t.calls;
+            sum.seconds += t.seconds;
+            sum.busyMs += busy;
+            sum.cpuMs += cpu;
+            sum.gcMs += g.ms;
+            sum.scavenges += g.scavenges;
+          }
+        }
+        for (const [mode, t] of sums) {
+          results.set(mode, { perSec: t.calls / t.seconds, cpuUs: (t.busyMs * 1000) / t.calls, threadCpuUs: (t.cpuMs * 1000) / t.calls, gcUs: (t.gcMs * 1000) / t.calls, scavengesPer1k: (t.scavenges * 1000) / t.calls, rtts: [] });
         }
         const blocks = Math.max(1, Math.min(LATENCY_BLOCKS, CALLS));
         for (let i = 0; i < blocks; i++) {
           for (const p of paths) {
             const calls = Math.floor(((i + 1) * CALLS) / blocks) - Math.floor((i * CALLS) / blocks);
-            p.worker.postMessage({ mode: 'latency', calls, payload });
+            p.post({ mode: 'latency', calls, payload });
             results.get(p.mode)!.rtts.push(...((await p.nextMessage()).result as { rtts: number[] }).rtts);
           }
         }
@@ -333,6 +398,7 @@ async function normal(): Promise<void> {
         }
       } finally {
         for (const p of paths) await p.close();
+        await peers.close();
       }
     }
   } finally {
@@ -352,7 +418,7 @@ async function normal(): Promise<void> {
     }
   }
   const f = (x: number, d = 1) => x.toFixed(d);
-  console.log(`broker vs plain relay: calls (call + reply) through one channel; window 64 for throughput (${SECONDS} s), 1 for latency (${CALLS} calls, the paths alternating in blocks of ${Math.ceil(CALLS / LATENCY_BLOCKS)}); medians of ${REPEATS} interleaved runs`);
+  console.log(`broker vs plain relay: calls (call + reply) through one channel; window 64 for throughput (${SECONDS} s per path, in ${THROUGHPUT_BLOCKS} blocks, the paths alternating), 1 for latency (${CALLS} calls, the paths alternating in blocks of ${Math.ceil(CALLS / LATENCY_BLOCKS)}); medians of ${REPEATS} interleaved runs`);
   if (BASELINE) console.log(`baseline: the broker of ${BASELINE} (${execFileSync('git', ['rev-parse', '--short', BASELINE], { encoding: 'utf8' }).trim()}), measured in the same runs`);
   console.log('');
   console.log('| body  | path     | calls/s | (min-max)       | msgs/s  | rtt p50 ms | rtt p99 ms | vs relay | added p50 ms | added p99 ms | main thread us/call | main thread CPU us/call | main thread GC us/call | scavenges per 1k calls |');
@@ -404,6 +470,8 @@ class MainThreadProfiler {
   private readonly session: Session | null;
   /** Microseconds of own time by function, and calls, by `<payload> <mode>`. */
   private readonly totals = new Map<string, { calls: number; self: Map<string, number> }>();
+  /** Bytes allocated by function (and its caller), and calls, by `<payload> <mode>` (--allocations). */
+  private readonly allocated = new Map<string, { calls: number; self: Map<string, number> }>();
 
   constructor(on: boolean) {
     this.session = on ? new Session() : null;
@@ -415,12 +483,31 @@ class MainThreadProfiler {
     await this.session.post('Profiler.enable');
     await this.session.post('Profiler.setSamplingInterval', { interval: 100 });
     await this.session.post('Profiler.start');
+    if (ALLOCATIONS) {
+      await this.session.post('HeapProfiler.enable');
+      // Objects the young and old generation collectors freed are kept in the profile: what a call allocates and drops is the point.
+      await this.session.post('HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true } as never);
+    }
   }
 
   async stop(payload: string, mode: string, calls: number): Promise<void> {
     if (!this.session) return;
     const { profile } = await this.session.post('Profiler.stop');
     const key = `${payload} ${mode}`;
+    if (ALLOCATIONS) {
+      const { profile: heap } = await this.session.post('HeapProfiler.stopSampling');
+      let a = this.allocated.get(key);
+      if (!a) this.allocated.set(key, (a = { calls: 0, self: new Map() }));
+      a.calls += calls;
+      const self = a.self;
+      const name = (n: (typeof heap)['head']) => `${n.callFrame.functionName || '(anonymous)'}:${n.callFrame.lineNumber + 1}`;
+      const walk = (n: (typeof heap)['head'], caller: string) => {
+        const label = `${name(n)} <- ${caller}`;
+        if (n.selfSize > 0) self.set(label, (self.get(label) ?? 0) + n.selfSize);
+        for (const c of n.children) walk(c, name(n));
+      };
+      walk(heap.head, '');
+    }
     let t = this.totals.get(key);
     if (!t) this.totals.set(key, (t = { calls: 0, self: new Map() }));
     t.calls += calls;
@@ -440,6 +527,8 @@ class MainThreadProfiler {
   print(): void {
     if (!this.session) return;
     this.session.disconnect();
+    if (ALLOCATIONS) this.printAllocations();
+    if (!PROFILE) return;
     for (const payload of new Set([...this.totals.keys()].map((k) => k.split(' ')[0]))) {
       const relay = this.totals.get(`${payload} relay`);
       const broker = this.totals.get(`${payload} broker`);
@@ -455,8 +544,29 @@ class MainThreadProfiler {
       const b = (text: (t: NonNullable<typeof baseline>) => string) => (baseline ? ` ${text(baseline)} |` : '');
       console.log(`| function                                           | relay us/call |${b(() => ' baseline us/call')} broker us/call |`);
       console.log(`|----------------------------------------------------|---------------|${b(() => '------------------')}----------------|`);
-      for (const n of names.slice(0, 20)) console.log(`| ${n.slice(0, 50).padEnd(50)} | ${per(relay, n).toFixed(2).padStart(13)} |${b((t) => per(t, n).toFixed(2).padStart(16))} ${per(broker, n).toFixed(2).padStart(14)} |`);
+      for (const n of names.slice(0, PROFILE_ROWS)) console.log(`| ${n.slice(0, 50).padEnd(50)} | ${per(relay, n).toFixed(2).padStart(13)} |${b((t) => per(t, n).toFixed(2).padStart(16))} ${per(broker, n).toFixed(2).padStart(14)} |`);
       console.log(`| ${'all (idle excluded)'.padEnd(50)} | ${sum(relay).toFixed(2).padStart(13)} |${b((t) => sum(t).toFixed(2).padStart(16))} ${sum(broker).toFixed(2).padStart(14)} |`);
+    }
+  }
+
+  /**
+   * Bytes allocated per call on the main thread, by function (with its caller; line numbers are the bundle's), for each
+   * path: the young generation fills, and is collected, as fast as calls allocate, whatever the load.
+   */
+  private printAllocations(): void {
+    for (const payload of new Set([...this.allocated.keys()].map((k) => k.split(' ')[0]))) {
+      const per = (mode: string) => this.allocated.get(`${payload} ${mode}`);
+      const broker = per('broker');
+      if (!broker) continue;
+      const total = (t: NonNullable<typeof broker>) => [...t.self.values()].reduce((a, b) => a + b, 0) / t.calls;
+      console.log('');
+      console.log(`main thread allocations, ${payload} B bodies: bytes per call, ${MODES.map((m) => `${m} ${per(m) ? total(per(m)!).toFixed(0) : '-'}`).join(', ')}; the broker's by function (sampled every 64 bytes, freed objects included)`);
+      console.log('');
+      console.log('| function <- caller                                                     | broker B/call |');
+      console.log('|------------------------------------------------------------------------|---------------|');
+      for (const [label, bytes] of [...broker.self].sort((a, b) => b[1] - a[1]).slice(0, PROFILE_ROWS)) {
+        console.log(`| ${label.slice(0, 70).padEnd(70)} | ${(bytes / broker.calls).toFixed(0).padStart(13)} |`);
+      }
     }
   }
 }

@@ -29,7 +29,7 @@ import type { ChannelInvariants, Plan, PlanChannel, PlanExposure, PlanOperation 
 import type { LinkStatus } from '@mcl/plan/backend';
 import { compileSchemas, type CompiledSchemas } from './schema';
 import { admitNotify, admitReply, admitRequest, incompleteOrder, refuseFromProvider, refuseNotifySize, type Budget, type OpRt } from './admit';
-import { encode, encodePlain, encodePlainBytes, envelope, frameId, parseLine, plainLine, receivedBody, snippet, type Envelope } from './frames';
+import { decimalDigits, encode, encodePlain, encodePlainBytes, envelope, frameId, parseLine, plainLine, receivedBody, snippet, type Envelope } from './frames';
 import { LineSplitter, TokenBucket } from './lines';
 import { Counters, wireBytes, type CounterTotals } from './counters';
 import { Exposures } from './exposures';
@@ -1035,12 +1035,12 @@ export class Broker extends EventEmitter {
    * being read (receivedBody), which stays as it is until the batch ends (the batch is the
    * handling of that chunk).
    */
-  private writeFrameTo(conn: PortConn, head: string, body: string | Buffer): number {
+  private writeFrameTo(conn: PortConn, head: string, headBytes: number, body: string | Buffer): number {
     if (typeof body === 'string' || !this.batching || this.cloneHolds.size !== 0) {
       const line = frameWith(head, body);
       if (!this.writeTo(conn, line, false)) return -1;
       // Counted by its parts: the bytes of the whole text would make the engine flatten it first (a copy).
-      return typeof body === 'string' ? Buffer.byteLength(head, 'utf8') + Buffer.byteLength(body, 'utf8') + 2 : line.length;
+      return typeof body === 'string' ? headBytes + Buffer.byteLength(body, 'utf8') + 2 : line.length;
     }
     const s = conn.stream;
     if (!s || s.destroyed) return -1;
@@ -1052,7 +1052,7 @@ export class Broker extends EventEmitter {
     o.bufBytes += t.length + body.length;
     o.text = '}\n';
     if (o.text.length + o.bufBytes > OUTBOX_FLUSH) writeOut(o);
-    return Buffer.byteLength(head, 'utf8') + body.length + 2;
+    return headBytes + body.length + 2;
   }
 
   /** Pauses `source` until `dest` drains, when `dest` holds too much. */
@@ -1492,12 +1492,11 @@ export class Broker extends EventEmitter {
     // The common case, one connected clone of a provider on this host and no session, is decided
     // here, without the closure that withProvider's other cases need.
     const direct = to === undefined ? this.directProvider(req) : null;
-    if (direct) {
-      const [conn, reason] = direct;
-      if (conn) this.callProvider(req, ch, op, bodyJson, respond, origId, conn);
+    if (direct !== null) {
+      if (typeof direct !== 'string') this.callProvider(req, ch, op, bodyJson, respond, origId, direct);
       else {
         ch.counters.errors++;
-        answerReq(req, respond, origId, { ok: false, error: reason, kind: 'unavailable' });
+        answerReq(req, respond, origId, { ok: false, error: direct, kind: 'unavailable' });
       }
       return;
     }
@@ -1517,7 +1516,7 @@ export class Broker extends EventEmitter {
   private callProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, respond: ((a: Answer) => void) | null, origId: number | string | undefined, conn: PortConn): void {
     const pid = conn.nextId++;
     const now = performance.now();
-    const n = this.writeFrameTo(conn, `{"t":"call","op":${op.json},"id":${pid},"body":`, bodyJson);
+    const n = this.writeFrameTo(conn, `${CALL_HEAD[0]}${op.json}${CALL_HEAD[1]}${pid}${CALL_HEAD[2]}`, CALL_HEAD_BYTES + Buffer.byteLength(op.json, 'utf8') + decimalDigits(pid), bodyJson);
     if (n < 0) {
       ch.counters.errors++;
       answerReq(req, respond, origId, { ok: false, error: `the provider ${conn.instance.plan.id} is not connected`, kind: 'unavailable' });
@@ -1537,10 +1536,9 @@ export class Broker extends EventEmitter {
   private forwardSend(req: Requester, op: OpRt, bodyJson: string | Buffer, to?: number): void {
     const ch = req.channel;
     const direct = to === undefined ? this.directProvider(req) : null;
-    if (direct) {
-      const [conn, reason] = direct;
-      if (conn) this.sendProvider(req, ch, op, bodyJson, conn);
-      else this.log({ level: 'debug', message: `send ${op.name} on ${ch.id} dropped: ${reason}`, channel: ch.id });
+    if (direct !== null) {
+      if (typeof direct !== 'string') this.sendProvider(req, ch, op, bodyJson, direct);
+      else this.log({ level: 'debug', message: `send ${op.name} on ${ch.id} dropped: ${direct}`, channel: ch.id });
       return;
     }
     const body = owned(bodyJson);
@@ -1555,7 +1553,7 @@ export class Broker extends EventEmitter {
 
   /** Writes a send to the provider port `conn` (forwardSend). */
   private sendProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, conn: PortConn): void {
-    const n = this.writeFrameTo(conn, `{"t":"send","op":${op.json},"body":`, bodyJson);
+    const n = this.writeFrameTo(conn, `${SEND_HEAD[0]}${op.json}${SEND_HEAD[1]}`, SEND_HEAD_BYTES + Buffer.byteLength(op.json, 'utf8'), bodyJson);
     if (n >= 0) {
       ch.counters.frames_to_provider++;
       ch.counters.bytes_to_provider += n;
@@ -1628,35 +1626,43 @@ export class Broker extends EventEmitter {
 
   /**
    * What withProvider would give the requester's next frame when that needs no session and no
-   * other host: pickClone's choice among the provider's clones, decided at once, so that the
-   * caller needs no closure and no copy of the body; null otherwise, and the caller asks
-   * withProvider.
+   * other host: pickConn's choice among the provider's clones (the connection, or why there is
+   * none), decided at once, so that the caller needs no closure and no copy of the body; null
+   * otherwise, and the caller asks withProvider.
    */
-  private directProvider(req: Requester): [PortConn | null, string] | null {
+  private directProvider(req: Requester): PortConn | string | null {
     const ch = req.channel;
     const inst = ch.provider;
     if (ch.remote || req.session !== null || (inst.plan.mode === 'per_session' && this.opts.onSessionOpen !== undefined)) return null;
-    return this.pickClone(inst, ch.providerPort);
+    return this.pickConn(inst, ch.providerPort);
   }
 
-  /** A connected clone of `inst` on `port` not bound to a session: the only one, or the next in turn (by clone number) of several. */
+  /** A connected clone of `inst` on `port` not bound to a session (pickConn's choice), or null and why there is none. */
   private pickClone(inst: InstanceRt, port: string): [PortConn | null, string] {
-    // The common case, one connected clone, is found without building the list.
+    const c = this.pickConn(inst, port);
+    return typeof c === 'string' ? [null, c] : [c, ''];
+  }
+
+  /**
+   * A connected clone of `inst` on `port` not bound to a session: the only one, or the next in turn (by clone number) of
+   * several; else why there is none. It runs for every call, so it allocates nothing in the common case of one connected
+   * clone: the clones are visited by value (a port's connection knows its clone's index), not as [index, ports] entries.
+   */
+  private pickConn(inst: InstanceRt, port: string): PortConn | string {
     let first: PortConn | null = null;
     let candidates: PortConn[] | null = null;
-    for (const [idx, ports] of inst.clones) {
-      if (inst.sessionClones.has(idx)) continue;
+    for (const ports of inst.clones.values()) {
       const c = ports.get(port);
-      if (!c || !c.stream) continue;
+      if (!c || !c.stream || inst.sessionClones.has(c.clone)) continue;
       if (first === null) first = c;
       else (candidates ??= [first]).push(c);
     }
-    if (first === null) return [null, `no clone of ${inst.plan.id} is attached and connected on port ${port}`];
-    if (candidates === null) return [first, ''];
+    if (first === null) return `no clone of ${inst.plan.id} is attached and connected on port ${port}`;
+    if (candidates === null) return first;
     candidates.sort((a, b) => a.clone - b.clone);
     const c = candidates[inst.rr % candidates.length];
     inst.rr = (inst.rr + 1) % 1_000_000_007;
-    return [c, ''];
+    return c;
   }
 
   private failPending(conn: PortConn, why: string): void {
@@ -1826,6 +1832,16 @@ export class Broker extends EventEmitter {
 
 // ---------------------------------------------------------------------------
 // Frames the broker writes
+
+/**
+ * The constant parts of the head of a call the broker writes to a provider (`{"t":"call","op":OP,"id":ID,"body":`)
+ * and of a send (`{"t":"send","op":OP,"body":`), and their bytes (ASCII): a frame's size on the wire is counted from
+ * its parts, without the engine flattening the head to count it.
+ */
+const CALL_HEAD = ['{"t":"call","op":', ',"id":', ',"body":'] as const;
+const CALL_HEAD_BYTES = CALL_HEAD.reduce((n, p) => n + p.length, 0);
+const SEND_HEAD = ['{"t":"send","op":', ',"body":'] as const;
+const SEND_HEAD_BYTES = SEND_HEAD.reduce((n, p) => n + p.length, 0);
 
 /** The frame `head` + body + `}` and a newline: text for a body in text, bytes (one buffer) for a body in bytes. */
 function frameWith(head: string, body: string | Buffer): string | Buffer {

@@ -221,6 +221,8 @@ function holds(line: string, s: string, at: number): boolean {
   return s.length < 16 ? line.startsWith(s, at) : line.slice(at, at + s.length) === s;
 }
 
+const hasOwn = Object.prototype.hasOwnProperty;
+
 /** plainJson's text compared with `line` from `at`: the end of the match, or -1 (see plainMatch). */
 function matchPlain(v: unknown, line: string, at: number): number {
   if (at < 0) return -1;
@@ -252,15 +254,19 @@ function matchPlain(v: unknown, line: string, at: number): number {
         return line.charCodeAt(pos) === 93 ? pos + 1 : -1; // ]
       }
       const o = v as Record<string, unknown>;
-      const keys = Object.keys(o);
       if (line.charCodeAt(at) !== 123) return -1; // {
       let pos = at + 1;
-      for (let i = 0; i < keys.length; i++) {
-        const k = keys[i];
-        if (i > 0) {
+      let first = true;
+      // The keys in plainJson's order (Object.keys) without building their list: for-in visits the own
+      // enumerable keys in that same order, then inherited ones, which plainJson does not write, so one
+      // of those is no match (the caller then encodes the body, which leaves it out).
+      for (const k in o) {
+        if (!hasOwn.call(o, k)) return -1;
+        if (!first) {
           if (line.charCodeAt(pos) !== 44) return -1; // ,
           pos++;
         }
+        first = false;
         if (line.charCodeAt(pos) !== 34 || !holds(line, k, pos + 1)) return -1;
         pos += k.length + 1;
         if (line.charCodeAt(pos) !== 34 || line.charCodeAt(pos + 1) !== 58) return -1; // ":
@@ -345,12 +351,15 @@ export function parseLine(line: string, raw: Buffer, rawStart: number, bytes: nu
   }
   if (typeof frame === 'object' && frame !== null && !Array.isArray(frame)) {
     const f = frame as Record<string, unknown>;
-    for (const k of Object.keys(f)) {
+    // Own members only, as Object.keys gives them, without building their lists: an inherited enumerable
+    // property (something may have made one on every object) is none of the frame's.
+    for (const k in f) {
+      if (!hasOwn.call(f, k)) continue;
       const o = f[k];
       if (typeof o !== 'object' || o === null || Array.isArray(o)) continue;
       const inner = o as Record<string, unknown>;
-      for (const m of Object.keys(inner)) {
-        if (inner[m] !== SPLICE_MARK) continue;
+      for (const m in inner) {
+        if (!hasOwn.call(inner, m) || inner[m] !== SPLICE_MARK) continue;
         // An own member (even one named `__proto__`, which JSON.parse defines as a member) is assigned as it is.
         inner[m] = line.slice(open + 1, end);
         return frame;
@@ -395,6 +404,16 @@ export function controlByte(raw: Buffer, start: number, end: number): boolean {
 /** Whether the strings of a frame parsed from `line` need no escaping when encoded again (see encodePlain). */
 export function plainLine(line: string): boolean {
   return line.indexOf('\\') < 0;
+}
+
+/**
+ * How many digits a non-negative safe integer has in decimal, as String writes it (never in exponent form below
+ * 1e21). The powers of ten it compares with are exact in floating point.
+ */
+export function decimalDigits(n: number): number {
+  let d = 1;
+  for (let p = 10; n >= p; p *= 10) d++;
+  return d;
 }
 
 /** The id of a frame whose envelope may be broken, when it is one a `denied` notice can echo. */
