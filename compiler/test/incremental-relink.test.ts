@@ -59,6 +59,10 @@ const options: CompileOptions = { entries: ['main.mcl'], mclcVersion: 't', index
 
 /** Compiles each workspace in turn with one IncrementalCompiler, comparing each result with a full compile; returns the stats of each. */
 function steps(...states: Record<string, string>[]) {
+  return stepsWith(options, ...states);
+}
+
+function stepsWith(options: CompileOptions, ...states: Record<string, string>[]) {
   const inc = new IncrementalCompiler();
   const out: { relinked: number; remade: boolean; checked: number; diagnostics: string[] }[] = [];
   for (const files of states) {
@@ -98,11 +102,14 @@ describe('the root re-linked to an edited module gives what a full compile gives
     alternate(w, edit(w, 'mods/m1.mcl', 'system Sys1', 'system Extra {\n  c = C1\n}\nsystem Sys1'));
     alternate(w, edit(w, 'mods/m1.mcl', 'system Sys1 {', 'component Sys1 {\n  memory 96MiB\n  program { exec ["/bin/true"] }\n}\nsystem Old {'));
   });
-  test('a module that fails to parse, then is fixed', () => {
+  test('a module that fails to parse or goes away, then comes back', () => {
     const broken = edit(w, 'mods/m1.mcl', 'export api = c.api', 'export api = c.api {{');
     steps(w, broken, w, broken, broken, w, w);
     const half = edit(w, 'mods/m1.mcl', '  c = C1\n', '  c = C1\n  x = \n');
     steps(w, half, w, half, w);
+    const gone = { ...w };
+    delete gone['mods/m1.mcl'];
+    steps(w, gone, w, gone, w);
   });
   test('parameters with defaults, labels, policies, replicas', () => {
     alternate(w, edit(w, 'mods/m1.mcl', '  c = C1', '  param n: int(0..9) = 1\n  c = C1'));
@@ -171,5 +178,14 @@ describe('the root re-linked to an edited module gives what a full compile gives
     expect(second.remade).toBe(true);
     expect(second.diagnostics).toContain('MCL0312 mods/m1.mcl');
     expect(second.diagnostics).toContain('MCL0406 main.mcl');
+  });
+  test('two modules that name the edited one, each an entry, as the language server compiles every file', () => {
+    // Both are re-linked, or, where one of them cannot be, the compile is made again with both checked.
+    const files = { ...w, 'other.mcl': `system Other {\n  t1 = mods.m1.Sys1\n}\n` };
+    const all: CompileOptions = { ...options, entries: ['main.mcl', 'other.mcl', 'mods/m0.mcl', 'mods/m1.mcl'] };
+    const bigger = edit(files, 'mods/m1.mcl', 'memory 96MiB', 'memory 128MiB');
+    expect(stepsWith(all, files, bigger, files)[1]).toMatchObject({ relinked: 2, remade: false });
+    const required = edit(edit(bigger, 'mods/m1.mcl', 'export api = c.api', 'export api = c.api\n  export log = c.log'), 'mods/m1.mcl', 'require log: Logs optional', 'require log: Logs');
+    expect(stepsWith(all, files, required, bigger, required, files)[1]).toMatchObject({ remade: true });
   });
 });
