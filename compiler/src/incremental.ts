@@ -20,8 +20,8 @@
 //     (`bindingKey`), so such a check would stand for whatever is written
 //     there now.
 //
-// One exception to the last rule: a module on which nothing depends, which
-// names the modules checked again only as the systems of some of its
+// One exception to the rule on dependencies: a module on which nothing
+// depends, which names the modules checked again only as the systems of some of its
 // instances (`s3 = mods.m3.Sys3`; no import, no other qualified name, and
 // those instances named nowhere else in their system and given no
 // arguments), is taken over too, and after composition its checked systems
@@ -196,17 +196,23 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking = true
   spread();
   // A system's checks are kept by where their arguments are written (`bindingKey`), not by their values: a
   // check taken over that was made with an argument written in a module checked again would stand for
-  // whatever that module now writes at the same place. The module of such a system is checked again too.
-  for (let grew = true; grew; ) {
-    grew = false;
+  // whatever that module now writes at the same place. The module of such a system is checked again too
+  // (and what depends on it, which can change which modules are re-linked: until nothing more is added).
+  // A module re-linked is not checked again: its text is the same, and its arguments name nothing of the
+  // modules checked again (`relinkable`).
+  let relink: Map<string, Set<string>>;
+  for (;;) {
+    relink = relinking ? relinkable(ctx, prior, matched, stale, broken, rev) : new Map<string, Set<string>>();
+    const changed = (path: string) => stale.has(path) && !relink.has(path);
+    let grew = false;
     for (const [path, k] of matched) {
-      if (stale.has(path) || !checkedWithArgumentsOf(k, prior.systems, stale)) continue;
+      if (stale.has(path) || !checkedWithArgumentsOf(k, prior.systems, changed)) continue;
       dirty.push(path);
       spread();
       grew = true;
     }
+    if (!grew) break;
   }
-  const relink = relinking ? relinkable(ctx, prior, matched, stale, broken, rev) : new Map<string, Set<string>>();
   for (const path of relink.keys()) stale.delete(path);
   freshModules(ctx, prior, stale);
   const files = new Set<string>();
@@ -261,11 +267,11 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking = true
   return { files, references: at, prior, relink };
 }
 
-/** Whether a check of a system of `m` that `systems` holds was made with an argument written in a module of `stale`. */
-function checkedWithArgumentsOf(m: Module, systems: Systems, stale: Set<string>): boolean {
+/** Whether a check of a system of `m` that `systems` holds was made with an argument written in a module that `changed` accepts (by path). */
+function checkedWithArgumentsOf(m: Module, systems: Systems, changed: (path: string) => boolean): boolean {
   for (const e of m.decls.values()) {
     if (e.kind !== 'system') continue;
-    for (const info of systems.checked(e)?.values() ?? []) if (info) for (const a of info.binding.values()) if (stale.has(a.m.path)) return true;
+    for (const info of systems.checked(e)?.values() ?? []) if (info) for (const a of info.binding.values()) if (changed(a.m.path)) return true;
   }
   return false;
 }

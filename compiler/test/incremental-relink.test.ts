@@ -188,4 +188,11 @@ describe('the root re-linked to an edited module gives what a full compile gives
     const required = edit(edit(bigger, 'mods/m1.mcl', 'export api = c.api', 'export api = c.api\n  export log = c.log'), 'mods/m1.mcl', 'require log: Logs optional', 'require log: Logs');
     expect(stepsWith(all, files, required, bigger, required, files)[1]).toMatchObject({ remade: true });
   });
+  test('a root that gives arguments to a system of a module not edited is still re-linked to the edited one', () => {
+    // The arguments are written in main, whose text is the same: P's check with them is taken over, main re-linked.
+    const lib = `component Leveled {\n  memory 96MiB\n  param level: int(0..2) = 1\n  program { exec ["/bin/true"] }\n}\nsystem P {\n  param n: int(0..9) = 1\n  c = Leveled { level = n }\n}\n`;
+    const files = { ...w, 'mods/lib.mcl': lib, 'main.mcl': w['main.mcl'].replace('  s1 = mods.m1.Sys1', '  s1 = mods.m1.Sys1\n  p = mods.lib.P { n = 2 }') };
+    const r = steps(files, edit(files, 'mods/m1.mcl', 'memory 96MiB', 'memory 128MiB'), files);
+    expect(r.slice(1).map((s) => [s.checked, s.relinked, s.remade])).toEqual([[1, 1, false], [1, 1, false]]);
+  });
 });
