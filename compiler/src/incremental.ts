@@ -14,10 +14,14 @@
 //     is computed against the workspace as it is now), and
 //   - every module it depends on, transitively (imports, qualified names and
 //     the prelude), is taken over too: a result depends only on its module's
-//     tree and its dependencies' results.
+//     tree and its dependencies' results, and
+//   - none of its systems was checked with an argument written in a module
+//     checked again: checks are kept by where their arguments are written
+//     (`bindingKey`), so such a check would stand for whatever is written
+//     there now.
 //
-// One exception to the last rule: a module on which nothing depends, which
-// names the modules checked again only as the systems of some of its
+// One exception to the rule on dependencies: a module on which nothing
+// depends, which names the modules checked again only as the systems of some of its
 // instances (`s3 = mods.m3.Sys3`; no import, no other qualified name, and
 // those instances named nowhere else in their system and given no
 // arguments), is taken over too, and after composition its checked systems
@@ -181,13 +185,34 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking = true
   }
   for (const m of ctx.modules.values()) if (!matched.has(m.path) && m.ast.decls.some((d) => d.kind === 'LabelsDecl')) return none();
   const stale = new Set<string>();
-  while (dirty.length) {
-    const p = dirty.pop()!;
-    if (stale.has(p)) continue;
-    stale.add(p);
-    for (const q of rev.get(p) ?? []) if (!stale.has(q)) dirty.push(q);
+  const spread = () => {
+    while (dirty.length) {
+      const p = dirty.pop()!;
+      if (stale.has(p)) continue;
+      stale.add(p);
+      for (const q of rev.get(p) ?? []) if (!stale.has(q)) dirty.push(q);
+    }
+  };
+  spread();
+  // A system's checks are kept by where their arguments are written (`bindingKey`), not by their values: a
+  // check taken over that was made with an argument written in a module checked again would stand for
+  // whatever that module now writes at the same place. The module of such a system is checked again too
+  // (and what depends on it, which can change which modules are re-linked: until nothing more is added).
+  // A module re-linked is not checked again: its text is the same, and its arguments name nothing of the
+  // modules checked again (`relinkable`).
+  let relink: Map<string, Set<string>>;
+  for (;;) {
+    relink = relinking ? relinkable(ctx, prior, matched, stale, broken, rev) : new Map<string, Set<string>>();
+    const changed = (path: string) => stale.has(path) && !relink.has(path);
+    let grew = false;
+    for (const [path, k] of matched) {
+      if (stale.has(path) || !checkedWithArgumentsOf(k, prior.systems, changed)) continue;
+      dirty.push(path);
+      spread();
+      grew = true;
+    }
+    if (!grew) break;
   }
-  const relink = relinking ? relinkable(ctx, prior, matched, stale, broken, rev) : new Map<string, Set<string>>();
   for (const path of relink.keys()) stale.delete(path);
   freshModules(ctx, prior, stale);
   const files = new Set<string>();
@@ -242,6 +267,15 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking = true
   return { files, references: at, prior, relink };
 }
 
+/** Whether a check of a system of `m` that `systems` holds was made with an argument written in a module that `changed` accepts (by path). */
+function checkedWithArgumentsOf(m: Module, systems: Systems, changed: (path: string) => boolean): boolean {
+  for (const e of m.decls.values()) {
+    if (e.kind !== 'system') continue;
+    for (const info of systems.checked(e)?.values() ?? []) if (info) for (const a of info.binding.values()) if (changed(a.m.path)) return true;
+  }
+  return false;
+}
+
 /**
  * The stale modules that may still be taken over, re-linked to the modules
  * they depend on (`Replayed.relink`): a module the earlier compile took in
@@ -263,7 +297,7 @@ function relinkable(ctx: Ctx, prior: IncrementalState, matched: Map<string, Modu
     if (!k || broken.has(path) || rev.get(path)?.length) continue;
     const deps = new Set<string>();
     for (const t of k.deps) if (stale.has(t)) deps.add(t);
-    // A module stale for no dependency of its own (it cannot be) is left to be checked again.
+    // A module stale for no dependency of its own (one checked with arguments of a module checked again) is left to be checked again.
     if (deps.size === 0) continue;
     const named = modulesNamedBesideInstances(k.ast);
     let ok = true;

@@ -549,6 +549,21 @@ describe('incremental analysis', () => {
     }
   });
 
+  test('a system taken over that was checked with an argument of an edited module is checked with what it writes now', () => {
+    // Checks are kept by where their arguments are written: P's check with m1's `n = 2` must not stand for `n = 0`
+    // (a plan with the old value) or `n = 7` (out of range for the component, an error).
+    const lib = `component Leveled {\n  memory 96MiB\n  param level: int(0..2) = 1\n  program { exec ["/bin/true"] }\n}\nsystem P {\n  param n: int(0..9) = 1\n  c = Leveled { level = n }\n}\n`;
+    const workspace = (n: number): Record<string, string> => ({ 'mods/lib.mcl': lib, 'mods/m1.mcl': `system Sys1 {\n  p = mods.lib.P { n = ${n} }\n}\n`, 'main.mcl': `system Main {\n  s = mods.m1.Sys1\n}\ndeploy Main to local\n` });
+    const inc = new IncrementalCompiler();
+    const options: CompileOptions = { entries: ['main.mcl'], mclcVersion: 't', index: true };
+    for (const n of [2, 0, 7, 2]) {
+      const got = inc.compile(new MemoryHost(workspace(n)), options);
+      expect(observable(got)).toEqual(observable(compile(new MemoryHost(workspace(n)), options)));
+      if (n === 0) expect(got.plan!.instances.find((i) => i.id === 's.p.c')!.params).toEqual({ level: 0 });
+      if (n === 7) expect(got.diagnostics.map((d) => d.code)).toEqual([Codes.ConstraintViolated.code]);
+    }
+  });
+
   test('a module with diagnostics is checked again, so its messages follow the workspace', () => {
     const w = generated(2);
     const broken: Record<string, string> = { ...w.files, 'mods/m1.mcl': w.files['mods/m1.mcl'].replace('provide kv: Kv', 'provide kv: Kvv') };
