@@ -71,7 +71,7 @@
 // this over random edit sequences).
 
 import type { CompileOptions, InstanceSettings, Program, Reference, SymbolInfo } from './api';
-import { Codes, type Ident, type InstanceDecl, type QualifiedName, type SourceFile, type SystemDecl } from '@mcl/language';
+import { Codes, walk, type Ident, type SourceFile, type SystemDecl, type Visitor } from '@mcl/language';
 import type { Ctx, DeclEntry, Module } from './context';
 import { freshModule } from './resolve/load';
 import type { Components } from './compose/components';
@@ -319,31 +319,22 @@ const namedBesideInstances = new WeakMap<SourceFile, Set<string>>();
 function modulesNamedBesideInstances(ast: SourceFile): Set<string> {
   let out = namedBesideInstances.get(ast);
   if (out) return out;
-  out = new Set<string>();
-  for (const imp of ast.imports) out.add(imp.module.parts.map((p) => p.name).join('.'));
-  const todo: unknown[] = [ast.decls];
-  while (todo.length) {
-    const node = todo.pop();
-    if (node === null || typeof node !== 'object') continue;
-    if (Array.isArray(node)) {
-      for (const n of node) todo.push(n);
-      continue;
+  const named = new Set<string>();
+  for (const imp of ast.imports) named.add(imp.module.parts.map((p) => p.name).join('.'));
+  const visit: Visitor = (node) => {
+    // An instance's own name and what it is of are left out; its settings are read.
+    if (node.kind === 'InstanceDecl') {
+      for (const s of node.settings) walk(s, visit);
+      return false;
     }
-    const n = node as { kind?: string; parts?: unknown };
-    // A qualified name, or anything else written as dotted parts (a deploy's targets, a path of instances).
-    if (Array.isArray(n.parts)) {
-      const parts = n.parts as QualifiedName['parts'];
-      for (let i = 1; i < parts.length; i++) out.add(parts.slice(0, i).map((p) => p.name).join('.'));
-      if (n.kind === 'QualifiedName') continue;
-    }
-    if (n.kind === 'InstanceDecl') {
-      todo.push((node as InstanceDecl).settings);
-      continue;
-    }
-    for (const [key, value] of Object.entries(n)) if (key !== 'span' && value !== null && typeof value === 'object') todo.push(value);
-  }
-  namedBesideInstances.set(ast, out);
-  return out;
+    // A qualified name, or a name written as dotted parts (a deploy's targets, a path of instances).
+    const parts = (node as { parts?: Ident[] }).parts;
+    if (parts) for (let i = 1; i < parts.length; i++) named.add(parts.slice(0, i).map((p) => p.name).join('.'));
+    return node.kind !== 'QualifiedName';
+  };
+  for (const d of ast.decls) walk(d, visit);
+  namedBesideInstances.set(ast, named);
+  return named;
 }
 
 /** By system declaration: the names written in it other than its instances' own names and what they are of (`namesBesideInstances`). */
@@ -359,21 +350,16 @@ const mentionedBesideInstances = new WeakMap<SystemDecl, Set<string>>();
 function namesBesideInstances(d: SystemDecl): Set<string> {
   let out = mentionedBesideInstances.get(d);
   if (out) return out;
-  out = new Set<string>();
-  const todo: unknown[] = [];
-  for (const mem of d.members) todo.push(mem.kind === 'InstanceDecl' ? mem.settings : mem);
-  while (todo.length) {
-    const node = todo.pop();
-    if (node === null || typeof node !== 'object') continue;
-    if (Array.isArray(node)) {
-      for (const n of node) todo.push(n);
-      continue;
-    }
-    if ((node as { kind?: string }).kind === 'Ident') out.add((node as Ident).name);
-    for (const [key, value] of Object.entries(node)) if (key !== 'span' && value !== null && typeof value === 'object') todo.push(value);
+  const names = new Set<string>();
+  const visit: Visitor = (node) => {
+    if (node.kind === 'Ident') names.add(node.name);
+  };
+  for (const mem of d.members) {
+    if (mem.kind === 'InstanceDecl') for (const s of mem.settings) walk(s, visit);
+    else walk(mem, visit);
   }
-  mentionedBesideInstances.set(d, out);
-  return out;
+  mentionedBesideInstances.set(d, names);
+  return names;
 }
 
 /**
