@@ -202,7 +202,7 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking = true
   // modules checked again (`relinkable`).
   let relink: Map<string, Set<string>>;
   for (;;) {
-    relink = relinking ? relinkable(ctx, prior, matched, stale, broken, rev) : new Map<string, Set<string>>();
+    relink = relinking ? relinkable(ctx, matched, stale, broken, rev) : new Map<string, Set<string>>();
     const changed = (path: string) => stale.has(path) && !relink.has(path);
     let grew = false;
     for (const [path, k] of matched) {
@@ -288,7 +288,7 @@ function checkedWithArgumentsOf(m: Module, systems: Systems, changed: (path: str
  * systems read of those instances' systems is the same is only known once
  * they are checked (`relinkSystems`).
  */
-function relinkable(ctx: Ctx, prior: IncrementalState, matched: Map<string, Module>, stale: Set<string>, broken: Set<string>, rev: Map<string, string[]>): Map<string, Set<string>> {
+function relinkable(ctx: Ctx, matched: Map<string, Module>, stale: Set<string>, broken: Set<string>, rev: Map<string, string[]>): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();
   const prelude = ctx.modules.get('std.prelude');
   if (prelude && stale.has(prelude.path)) return out;
@@ -302,7 +302,7 @@ function relinkable(ctx: Ctx, prior: IncrementalState, matched: Map<string, Modu
     const named = modulesNamedBesideInstances(k.ast);
     let ok = true;
     for (const t of deps) if (named.has(t)) ok = false;
-    if (ok && prior.modules.get(path) === k) out.set(path, deps);
+    if (ok) out.set(path, deps);
   }
   return out;
 }
