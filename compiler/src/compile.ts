@@ -56,7 +56,10 @@ export function compileWith(
     let result = run(ctx, options, prior, out, bodies, flats, policies, true);
     if (!result) {
       // A module taken over to be re-linked read something of a module checked again that changed
-      // (relinkSystems): the compile is made again with it checked, from the same earlier state.
+      // (relinkSystems): the compile is made again with it checked, from the same earlier state. The
+      // first try added no check to that state's (Systems copies a map of checks it takes over before
+      // adding to it); it did take the symbol and instance maps the state lends to one compile
+      // (`liveSymbols`, `liveInstances`), so the second try copies the entries it takes over instead.
       ctx = new Ctx(host, options.index ?? false);
       result = run(ctx, options, prior, out, bodies, flats, policies, false)!;
       if (out.state) out.state.remade = true;

@@ -196,3 +196,28 @@ describe('the root re-linked to an edited module gives what a full compile gives
     expect(r.slice(1).map((s) => [s.checked, s.relinked, s.remade])).toEqual([[1, 1, false], [1, 1, false]]);
   });
 });
+
+describe('the earlier state a compile takes over', () => {
+  test('is not added to: a new check of a system taken over goes into a copy of its checks', async () => {
+    // The state may be read again after the compile that took it over: a compile made again from it
+    // (compileWith) must find only what the earlier compile checked.
+    const { compileWith } = await import('../src/compile');
+    const lib = [`component K {`, `  memory 96MiB`, `  program { exec ["/bin/true"] }`, `}`, `system P {`, `  param n: int(0..9) = 1`, `  k = K`, `}`, ''].join('\n');
+    const first = { 'lib.mcl': lib, 'main.mcl': [`system Main {`, `  p = lib.P`, `}`, ''].join('\n') };
+    const second = { ...first, 'main.mcl': [`system Main {`, `  p = lib.P`, `  q = lib.P { n = 3 }`, `}`, ''].join('\n') };
+    // Parses kept by path and text, as the IncrementalCompiler keeps them: a module is taken over only with its tree.
+    const parses = new Map<string, unknown>();
+    const cache = { get: (path: string, text: string) => parses.get(`${path}\u0000${text}`), set: (path: string, text: string, parsed: unknown) => void parses.set(`${path}\u0000${text}`, parsed) };
+    const opts = { ...options, cache } as CompileOptions;
+    const one = compileWith(new MemoryHost(first), opts, undefined);
+    expect(one.state).toBeDefined();
+    expect(one.result.diagnostics.map((d) => d.message)).toEqual([]);
+    const before = one.state!.systems.all().length;
+    const two = compileWith(new MemoryHost(second), opts, one.state);
+    // The second compile took lib over and checked P with the new argument: its own state has one check more.
+    expect(two.state!.reused).toBeGreaterThan(0);
+    expect(two.state!.systems.all().length).toBe(before + 1);
+    expect(one.state!.systems.all().length).toBe(before);
+    expect(observable(two.result)).toEqual(observable(compile(new MemoryHost(second), options)));
+  });
+});

@@ -173,6 +173,12 @@ export class Systems {
   /** Checked systems by declaration, then by their arguments (`bindingKey`): one check per distinct instantiation. */
   private readonly infos = new Map<DeclEntry, Map<string, SystemInfo | undefined>>();
   private readonly paramsOf = new Map<DeclEntry, Map<string, SysParam>>();
+  /**
+   * The maps of `infos` taken over from an earlier compile (`adopt`), which that compile's state
+   * still holds: one is copied before this compile adds a check to it (`own`), so that the earlier
+   * state stays as it was, for a compile made again from it (compile.ts) as for any other reader.
+   */
+  private readonly adopted = new Set<Map<string, SystemInfo | undefined>>();
   private readonly stack: DeclEntry[] = [];
 
   constructor(
@@ -183,7 +189,11 @@ export class Systems {
 
   /** Takes over an earlier compile's checked systems that `keep` accepts (incremental.ts). */
   adopt(prior: Systems, keep: (e: DeclEntry) => boolean): void {
-    for (const [e, info] of prior.infos) if (keep(e)) this.infos.set(e, info);
+    for (const [e, byArgs] of prior.infos) {
+      if (!keep(e)) continue;
+      this.infos.set(e, byArgs);
+      this.adopted.add(byArgs);
+    }
     // A kept system's parameters were declared (and indexed) by the compile that checked it.
     for (const [e, p] of prior.paramsOf) if (keep(e)) this.paramsOf.set(e, p);
   }
@@ -196,13 +206,21 @@ export class Systems {
   /**
    * Puts `info` in place of the check of `e` with the arguments `key`, as
    * incremental.ts does to a taken-over system whose instances it re-links
-   * to the systems of a module checked again. The map of checks is copied,
-   * as it may be the one an earlier compile's state holds.
+   * to the systems of a module checked again.
    */
   replace(e: DeclEntry, key: string, info: SystemInfo): void {
-    const byArgs = new Map(this.infos.get(e));
-    byArgs.set(key, info);
-    this.infos.set(e, byArgs);
+    this.own(e).set(key, info);
+  }
+
+  /** The map of `e`'s checks that this compile may add to: its own, made or copied (see `adopted`) when it has none yet. */
+  private own(e: DeclEntry): Map<string, SystemInfo | undefined> {
+    let byArgs = this.infos.get(e);
+    if (!byArgs || this.adopted.has(byArgs)) {
+      if (byArgs) this.adopted.delete(byArgs);
+      byArgs = new Map(byArgs);
+      this.infos.set(e, byArgs);
+    }
+    return byArgs;
   }
 
   checkAll(): void {
@@ -261,9 +279,8 @@ export class Systems {
    */
   get(e: DeclEntry, at?: { m: Module; span: Span }, binding: Binding = this.defaults(e)): SystemInfo | undefined {
     const key = bindingKey(binding);
-    let byArgs = this.infos.get(e);
-    if (!byArgs) this.infos.set(e, (byArgs = new Map()));
-    if (byArgs.has(key)) return byArgs.get(key);
+    const byArgs = this.infos.get(e);
+    if (byArgs?.has(key)) return byArgs.get(key);
     const idx = this.stack.indexOf(e);
     if (idx >= 0) {
       const cyc = [...this.stack.slice(idx), e].map((x) => x.name).join(' -> ');
@@ -277,7 +294,7 @@ export class Systems {
     this.stack.push(e);
     const info = this.check(e, binding);
     this.stack.pop();
-    byArgs.set(key, info);
+    this.own(e).set(key, info);
     return info;
   }
 
