@@ -22,6 +22,7 @@ import {
   type PlanChannel,
   type PlanEgress,
   type PlanExposure,
+  type PlanFile,
   type PlanImage,
   type PlanInstance,
   type PlanOperation,
@@ -76,6 +77,20 @@ function factsOf(fc: FlatChannel): { fromKey: string; toKey: string; origin: Sou
 
 /** The channels of every port without any: one frozen array, as nothing modifies a plan instance once it is built. */
 const NO_CHANNELS: string[] = Object.freeze([]) as unknown as string[];
+
+/** Every empty list of a component's program (argv, files, sensitive names): one frozen array, as NO_CHANNELS. */
+const NO_ITEMS: never[] = Object.freeze([]) as unknown as never[];
+
+/**
+ * A list of a component's program, frozen (nothing modifies a plan instance once it is built), or
+ * NO_ITEMS when it is empty. Only lists that have elements are frozen here, and they are always built
+ * by pushing objects or strings (or as a literal of strings), so every array this freezes has the
+ * same elements kind: an empty array literal has another, and freezing both kinds at one place made
+ * V8 throw the optimised code of the plan body's programs away (twice per server start).
+ */
+function frozenList<T>(list: T[]): T[] {
+  return list.length === 0 ? NO_ITEMS : (Object.freeze(list) as T[]);
+}
 
 /**
  * A port of a plan instance, its keys in canonical (sorted) order. A port neither exposed nor
@@ -194,13 +209,13 @@ export class PlanBuilder {
         // redaction make new objects), so its instances share them instead of a copy each.
         // Built field by field, not spread from `built` with a new array of every parameter: once per
         // component, 10,000 times for a plan of 10,000 components.
-        const files = built.files.map((f) => ({ content: f.content, mode: f.mode, path: f.path }));
-        const sensitive: string[] = [];
-        for (const x of c.params.values()) if (x.sensitive) sensitive.push(x.name);
         // Frozen, so that code which did modify one instance's program in place would fail at once
         // instead of changing every instance of the component.
-        for (const f of files) Object.freeze(f);
-        p = { argv: Object.freeze(built.argv) as string[], env: built.env, files: Object.freeze(files) as typeof files, sensitive: Object.freeze(sensitive.sort()) as string[] };
+        const files: PlanFile[] = [];
+        for (const f of built.files) files.push(Object.freeze({ content: f.content, mode: f.mode, path: f.path }));
+        const sensitive: string[] = [];
+        for (const x of c.params.values()) if (x.sensitive) sensitive.push(x.name);
+        p = { argv: frozenList(built.argv), env: built.env, files: frozenList(files), sensitive: frozenList(sensitive.sort()) };
         // A program that reported something is built again next time, so that it reports it again.
         if (this.ctx.diagnostics.length === reported) this.cache?.keepProgram(c, { spec: p, reads });
       }
@@ -422,7 +437,12 @@ export class PlanBuilder {
     exposures.sort((a, b) => a.host_port - b.host_port);
 
     // Egresses.
-    const egresses = flat.egresses.map((x) => this.egress(x, protocolsUsed)).sort((a, b) => byString(a.name, b.name));
+    // Lists the body sorts are built by pushing onto an empty array, not made by `map`, whose result
+    // has another elements kind in optimised code than in the interpreter: sorting both kinds at one
+    // place threw the plan body's optimised code away again and again in the first edits.
+    const egresses: PlanEgress[] = [];
+    for (const x of flat.egresses) egresses.push(this.egress(x, protocolsUsed));
+    egresses.sort((a, b) => byString(a.name, b.name));
     for (const x of flat.egresses) (origins.egresses ??= {})[x.name] = { file: x.file, span: x.egress.span };
     const egressOn = new Map(flat.egresses.map((x) => [`${x.instance}\u0000${x.port.name}`, x.name]));
 
@@ -452,7 +472,9 @@ export class PlanBuilder {
     };
     // The template key of each instance, by its place in `flat.instances`. A body that only reports
     // needs no templates: of this loop, only what `imageOf` reports.
-    const instTemplateKey: (string | undefined)[] = new Array(flat.instances.length);
+    // Filled at once, so that storing the keys does not change the array's elements kind (and with
+    // it the map the optimised plan body expects) on the first store.
+    const instTemplateKey: (string | undefined)[] = new Array<string | undefined>(flat.instances.length).fill(undefined);
     visit('instances', (i) => {
       const fi = flat.instances[i];
       const reported = ctx.diagnostics.length;
@@ -543,7 +565,8 @@ export class PlanBuilder {
       // Every object below is built with its keys in canonical (sorted) order, so the plain native
       // serializer already gives canonical JSON; a test checks this stays true. Parameter values are
       // sorted by the type checker; index-like keys (which engines enumerate first) take the slow path.
-      const envVars: [string, string][] = Object.keys(prog.env).map((k) => [k, prog.env[k]]);
+      const envVars: [string, string][] = [];
+      for (const k of Object.keys(prog.env)) envVars.push([k, prog.env[k]]);
       const params: Record<string, JsonValue> = {};
       for (const name of Object.keys(inst.params).sort()) {
         params[name] = inst.params[name];
@@ -715,12 +738,15 @@ export class PlanBuilder {
       schemas[e.qname] = s.schema;
       for (const r of s.refs) if (!done.has(r)) pending.add(r);
     }
+    const planImages: PlanImage[] = [];
+    for (const x of images.values()) planImages.push(x.image);
+    planImages.sort((a, b) => byString(a.name, b.name));
     const sortedSchemas: Record<string, MessageSchema> = {};
     for (const k of Object.keys(schemas).sort()) sortedSchemas[k] = schemas[k];
 
     return {
       target: planTarget,
-      images: [...images.values()].map((x) => x.image).sort((a, b) => byString(a.name, b.name)),
+      images: planImages,
       templates,
       instances,
       instanceJson,
