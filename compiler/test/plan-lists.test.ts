@@ -4,8 +4,8 @@
 // kept subtree's list is appended whole, however long it is.
 
 import { describe, expect, test } from 'vitest';
-import { compile } from '../src/index';
-import { append } from '../src/compose/elaborate';
+import { compile, IncrementalCompiler } from '../src/index';
+import { append, type ElaborationCache } from '../src/compose/elaborate';
 import { MemoryHost } from './helpers';
 
 describe("a component's program lists", () => {
@@ -18,14 +18,18 @@ component D { program { env { A = "1" } } }
 component E { }
 system S { c = C  d = D  e = E }
 `;
-    const r = compile(new MemoryHost({ 'main.mcl': src }), { entries: ['main.mcl'], mclcVersion: 'x' });
+    const r = compile(new MemoryHost({ 'main.mcl': src }), {
+      entries: ['main.mcl'],
+      mclcVersion: 'x',
+    });
     expect(r.plan, r.diagnostics.map((d) => d.message).join('\n')).toBeDefined();
     const by = new Map(r.plan!.instances.map((i) => [i.id, i]));
     const [c, d, e] = ['c', 'd', 'e'].map((id) => by.get(id)!);
     expect(c.program.argv).toEqual(['/bin/true']);
     expect(c.program.files).toEqual([{ content: 'x', mode: '0644', path: '/etc/c.conf' }]);
     expect(c.sensitive_params).toEqual(['token']);
-    for (const list of [c.program.argv, c.program.files, c.program.files[0], c.sensitive_params, d.program.argv, e.program.files]) expect(Object.isFrozen(list)).toBe(true);
+    for (const list of [c.program.argv, c.program.files, c.program.files[0], c.sensitive_params, d.program.argv, e.program.files])
+      expect(Object.isFrozen(list)).toBe(true);
     // The empty lists of different components are the same array.
     expect(d.program.argv).toEqual([]);
     expect(e.program.argv).toBe(d.program.argv);
@@ -47,5 +51,41 @@ describe('appending a kept list', () => {
     expect(to[1_000_004]).toBe(1_000_002);
     expect(to[1_000_005]).toBe(7);
     for (let i = 0; i < from.length; i += 99_991) expect(to[i + 2]).toBe(i);
+  });
+});
+
+describe("an incremental compile's exports", () => {
+  const src = (size: number, name: string) => `import std.kv.{Kv}
+component Db { provide store: Kv
+  param size: int = 1 }
+component App { require store: Kv }
+system Inner { db = Db { size = ${size} }
+  export ${name} = db.store }
+system Main { inner = Inner
+  app = App
+  connect app.store -> inner.${name} }
+`;
+  const options = { entries: ['main.mcl'], mclcVersion: 't', index: true };
+  const exportsOf = (inc: IncrementalCompiler) => (inc as unknown as { flats: ElaborationCache }).flats.lastExports?.object;
+
+  test("are the last compile's object while they are the same, and a new one when they change", () => {
+    const inc = new IncrementalCompiler();
+    const first = inc.compile(new MemoryHost({ 'main.mcl': src(1, 'store') }), options);
+    expect(first.diagnostics.map((d) => d.message)).toEqual([]);
+    const a = exportsOf(inc);
+    expect(a).toEqual({
+      'inner.store': { instance: 'inner.db', port: 'store' },
+    });
+    inc.compile(new MemoryHost({ 'main.mcl': src(2, 'store') }), options);
+    expect(exportsOf(inc)).toBe(a);
+    const renamed = inc.compile(new MemoryHost({ 'main.mcl': src(2, 'kv') }), options);
+    expect(renamed.diagnostics.map((d) => d.message)).toEqual([]);
+    expect(exportsOf(inc)).not.toBe(a);
+    expect(exportsOf(inc)).toEqual({
+      'inner.kv': { instance: 'inner.db', port: 'store' },
+    });
+    expect(a).toEqual({
+      'inner.store': { instance: 'inner.db', port: 'store' },
+    });
   });
 });

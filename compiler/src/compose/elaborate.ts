@@ -131,6 +131,13 @@ export class ElaborationCache {
   private next = new Map<SystemInfo, Map<string, Piece>>();
   /** Subtrees taken over and flattened by the last elaboration, for tests and the benchmark. */
   readonly stats = { reused: 0, built: 0 };
+  /**
+   * The last elaboration's export entries and the `exports` object made of them: an elaboration
+   * whose entries are the same, in the same order, returns that object again instead of a new one
+   * of thousands of keys, and the policy checks, which compare their input with the last one's,
+   * find it unchanged by identity.
+   */
+  lastExports?: { entries: [string, { instance: string; port: string }][]; object: Flat['exports'] };
 
   get(sys: SystemInfo, prefix: string): Piece | undefined {
     const p = this.pieces.get(sys)?.get(prefix);
@@ -175,6 +182,17 @@ export function append<T>(to: T[], from: readonly T[]): void {
     return;
   }
   for (let i = 0; i < n; i += APPEND_CHUNK) to.push(...from.slice(i, i + APPEND_CHUNK));
+}
+
+/** Whether two lists of export entries name the same ports in the same order (kept pieces' entries are the very same tuples). */
+function sameExports(a: [string, { instance: string; port: string }][], b: [string, { instance: string; port: string }][]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x !== y && (x[0] !== y[0] || x[1].instance !== y[1].instance || x[1].port !== y[1].port)) return false;
+  }
+  return true;
 }
 
 export function elaborate(root: SystemInfo, cache?: ElaborationCache): Flat {
@@ -257,7 +275,12 @@ export function elaborate(root: SystemInfo, cache?: ElaborationCache): Flat {
     }
     for (const r of sys.rules) out.rules.push({ rule: r, file: m.file, scope: prefix });
   }
-  for (const [k, v] of exports) out.exports[k] = v;
+  const last = cache?.lastExports;
+  if (last && sameExports(last.entries, exports)) out.exports = last.object;
+  else {
+    for (const [k, v] of exports) out.exports[k] = v;
+    if (cache) cache.lastExports = { entries: exports, object: out.exports };
+  }
   if (cache) out.pieces = pieces;
   return out;
 }

@@ -196,7 +196,7 @@ export class PlanBuilder {
     let p = this.programs.get(c);
     if (!p) {
       const kept = this.cache?.program(c);
-      if (kept && kept.reads.every(([path, text]) => programFileText(this.ctx, path) === text)) {
+      if (kept && this.sameReads(kept.reads)) {
         p = kept.spec;
         this.cache!.keepProgram(c, kept);
       } else {
@@ -222,6 +222,23 @@ export class PlanBuilder {
       this.programs.set(c, p);
     }
     return p;
+  }
+
+  /** Whether the workspace files a kept program read still have the text it was built from. */
+  private sameReads(reads: readonly [string, string][]): boolean {
+    for (let i = 0; i < reads.length; i++) if (programFileText(this.ctx, reads[i][0]) !== reads[i][1]) return false;
+    return true;
+  }
+
+  /**
+   * Whether the programs a block's instances were built with are still its components' programs
+   * (a program is built again when a file it reads changed). Every component is asked, also after
+   * one that differs, as building a program reports its problems, in order.
+   */
+  private samePrograms(programs: BlockData['programs']): boolean {
+    let same = true;
+    for (const [comp, prog] of programs) if (this.program(comp) !== prog) same = false;
+    return same;
   }
 
   /** The environment variable of parameter `name`, made once per name rather than once per instance. */
@@ -357,7 +374,7 @@ export class PlanBuilder {
         if (h === undefined) named.set(e.name, e);
         else if (h !== e) clash = true;
       };
-      for (const c of cands) for (const e of c.data.images) see(e);
+      for (const c of cands) each(c.data.images, see);
       visit('instances', (i) => {
         const fi = flat.instances[i];
         see(fi.comp.image);
@@ -381,7 +398,7 @@ export class PlanBuilder {
         byPrefix.clear();
       }
       // A component's program built again (a file it reads changed) changes its instances.
-      for (const c of cands) for (const [comp, prog] of c.data.programs) if (this.program(comp) !== prog) c.ok = false;
+      for (const c of cands) if (!this.samePrograms(c.data.programs)) c.ok = false;
     }
 
     // Channels first: ports list their channel ids.
@@ -487,8 +504,8 @@ export class PlanBuilder {
     });
     for (const c of cands) {
       if (!c.ok) continue;
-      for (const e of c.data.images) addImage(e);
-      for (const [key, s] of c.data.templates) addTemplate(key, { image: s.image, memory: s.memory, vcpus: s.vcpus, slots: s.slots, count: s.count });
+      each(c.data.images, addImage);
+      addTemplates(c.data.templates, addTemplate);
     }
     const templateId = new Map<string, string>();
     const templates: PlanTemplate[] = [];
@@ -500,7 +517,7 @@ export class PlanBuilder {
     templates.sort((a, b) => byString(a.id, b.id));
     // A block whose templates now have other ids (another instance has more ports) is built again;
     // its share of the templates, added above, is the same either way.
-    for (const c of cands) if (c.ok) for (const [key, s] of c.data.templates) if (templateId.get(key) !== s.id) c.ok = false;
+    for (const c of cands) if (c.ok && !sameTemplateIds(c.data.templates, templateId)) c.ok = false;
 
     // Channels.
     const channelIds = new Set<string>();
@@ -518,7 +535,7 @@ export class PlanBuilder {
         addPortChannel(facts.fromKey, fc.id);
         addPortChannel(facts.toKey, fc.id);
       });
-      for (const c of cands) if (c.ok) for (const p of c.data.protocols) protocolsUsed.add(p);
+      for (const c of cands) if (c.ok) each(c.data.protocols, (p) => protocolsUsed.add(p));
     }
 
     // Instances.
@@ -653,22 +670,7 @@ export class PlanBuilder {
       if (!c.ok) continue;
       const d = c.data;
       cache!.reusedBlock(d.pis.length + d.pcs.length);
-      if (digests) for (let j = 0; j < d.pis.length; j++) instanceJson.set(d.pis[j].id, d.json[j]!);
-      if (!ki.present.has(d)) {
-        for (let j = 0; j < d.pis.length; j++) {
-          const id = d.pis[j].id;
-          addedInstances.push([d.pis[j], d]);
-          origins.instances[id] = d.instOrigins[j];
-          const label = d.labelOrigins[j];
-          if (label) origins.labels[id] = label;
-        }
-      }
-      if (!kc.present.has(d)) {
-        for (let j = 0; j < d.pcs.length; j++) {
-          addedChannels.push([d.pcs[j], d]);
-          origins.channels[d.pcs[j].id] = d.chOrigins[j];
-        }
-      }
+      takeOverBlock(d, digests ? instanceJson : undefined, ki.present.has(d) ? undefined : addedInstances, kc.present.has(d) ? undefined : addedChannels, origins);
     }
     visit('instances', (i) => {
       const pi = src.pis[i];
@@ -969,6 +971,58 @@ function keepOwned<T>(was: T[] | undefined, owners: (BlockData | undefined)[] | 
     } else drop(was[k]);
   }
   return out;
+}
+
+// The body's passes over the blocks it takes over, each in a function of its own: the body is one
+// large function, called once per compile, which V8 optimises only after many compiles and then
+// takes long to compile (hundreds of milliseconds on a loaded machine). These loops run for every
+// block (hundreds per compile at 50,000 lines) and, as small functions, are optimised after the
+// first few compiles.
+
+/** Calls `fn` for each element of `list`. */
+function each<T>(list: readonly T[], fn: (t: T) => void): void {
+  for (let i = 0; i < list.length; i++) fn(list[i]);
+}
+
+/** Counts a block's share of the templates into this body's. */
+function addTemplates(templates: BlockData['templates'], add: (key: string, t: { image: string; memory: number; vcpus: number; slots: number; count: number }) => void): void {
+  for (const [key, s] of templates) add(key, { image: s.image, memory: s.memory, vcpus: s.vcpus, slots: s.slots, count: s.count });
+}
+
+/** Whether a block's templates have the ids they had when it was made. */
+function sameTemplateIds(templates: BlockData['templates'], templateId: ReadonlyMap<string, string>): boolean {
+  for (const [key, s] of templates) if (templateId.get(key) !== s.id) return false;
+  return true;
+}
+
+/**
+ * Takes a block's instances and channels over: their JSON into `instanceJson` (when digests are
+ * made), and, for a block the last sorted lists do not hold, the objects into `instances` and
+ * `channels` (to be merged in) and their origins into `origins`.
+ */
+function takeOverBlock(
+  d: BlockData,
+  instanceJson: Map<string, string> | undefined,
+  instances: [PlanInstance, BlockData | undefined][] | undefined,
+  channels: [PlanChannel, BlockData | undefined][] | undefined,
+  origins: PolicyInput['origins'],
+): void {
+  if (instanceJson) for (let j = 0; j < d.pis.length; j++) instanceJson.set(d.pis[j].id, d.json[j]!);
+  if (instances) {
+    for (let j = 0; j < d.pis.length; j++) {
+      const id = d.pis[j].id;
+      instances.push([d.pis[j], d]);
+      origins.instances[id] = d.instOrigins[j];
+      const label = d.labelOrigins[j];
+      if (label) origins.labels[id] = label;
+    }
+  }
+  if (channels) {
+    for (let j = 0; j < d.pcs.length; j++) {
+      channels.push([d.pcs[j], d]);
+      origins.channels[d.pcs[j].id] = d.chOrigins[j];
+    }
+  }
 }
 
 /**
