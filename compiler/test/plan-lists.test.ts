@@ -89,3 +89,32 @@ system Main { inner = Inner
     });
   });
 });
+
+describe('the export entries of a nested system taken over', () => {
+  test('are taken over with its subtree when the system holding it is elaborated again', () => {
+    const inner = `import std.kv.{Kv}
+component Db { provide store: Kv }
+system Inner { db = Db
+  export store = db.store }
+`;
+    const main = (n: number) => `import std.kv.{Kv}
+import inner.{Inner}
+component App { require store: Kv
+  param n: int = 1 }
+system Main { inner = Inner
+  app = App { n = ${n} }
+  connect app.store -> inner.store }
+`;
+    const options = { entries: ['main.mcl'], mclcVersion: 't', index: true };
+    const flats = (inc: IncrementalCompiler) => (inc as unknown as { flats: ElaborationCache }).flats;
+    const inc = new IncrementalCompiler();
+    const first = inc.compile(new MemoryHost({ 'main.mcl': main(1), 'inner.mcl': inner }), options);
+    expect(first.diagnostics.map((d) => d.message)).toEqual([]);
+    const [entry] = flats(inc).lastExports!.entries;
+    expect(entry).toEqual(['inner.store', { instance: 'inner.db', port: 'store' }]);
+    const second = inc.compile(new MemoryHost({ 'main.mcl': main(2), 'inner.mcl': inner }), options);
+    expect(second.diagnostics.map((d) => d.message)).toEqual([]);
+    expect(flats(inc).stats.reused).toBeGreaterThan(0);
+    expect(flats(inc).lastExports!.entries[0]).toBe(entry);
+  });
+});

@@ -114,6 +114,12 @@ export interface Piece {
    * again for that backend.
    */
   clean?: string;
+  /**
+   * The export entries of the instance the subtree is the system of (`<prefix>.<export>`), as its
+   * parent records them: a function of the system and the prefix, as the piece is, so a parent
+   * elaborated again takes them over with the piece instead of following every export again.
+   */
+  outer?: [string, { instance: string; port: string }][];
 }
 
 /**
@@ -146,6 +152,11 @@ export class ElaborationCache {
       this.stats.reused++;
     }
     return p;
+  }
+
+  /** The piece the last compile kept for a system at a prefix, without taking it over. */
+  peek(sys: SystemInfo, prefix: string): Piece | undefined {
+    return this.pieces.get(sys)?.get(prefix);
   }
 
   keep(sys: SystemInfo, prefix: string, p: Piece): void {
@@ -202,7 +213,8 @@ export function elaborate(root: SystemInfo, cache?: ElaborationCache): Flat {
   // Explicit work list instead of recursion: nesting depth is bounded only by the sources. A system's
   // subtree is flattened contiguously (its nested systems are pushed on top of the list), so an entry
   // `end` pushed below them marks where it ends: there its parts are kept for the next compile.
-  type Work = { sys: SystemInfo; prefix: string; end?: undefined } | { end: { sys: SystemInfo; prefix: string; from: number[] } };
+  type Outer = [string, { instance: string; port: string }][];
+  type Work = { sys: SystemInfo; prefix: string; outer?: Outer; end?: undefined } | { end: { sys: SystemInfo; prefix: string; from: number[]; outer?: Outer } };
   const work: Work[] = [{ sys: root, prefix: '' }];
   const lengths = () => [out.instances.length, out.channels.length, out.exposures.length, out.egresses.length, out.rules.length, exports.length];
   while (work.length) {
@@ -217,6 +229,7 @@ export function elaborate(root: SystemInfo, cache?: ElaborationCache): Flat {
           egresses: out.egresses.slice(e),
           rules: out.rules.slice(r),
           exports: exports.slice(k),
+          outer: w.end.outer,
         };
         cache.keep(w.end.sys, w.end.prefix, piece);
         pieces.push({ piece, prefix: w.end.prefix, reused: false, instances: i, channels: c });
@@ -236,7 +249,7 @@ export function elaborate(root: SystemInfo, cache?: ElaborationCache): Flat {
       append(exports, kept.exports);
       continue;
     }
-    if (cache) work.push({ end: { sys, prefix, from: lengths() } });
+    if (cache) work.push({ end: { sys, prefix, from: lengths(), outer: w.outer } });
     const m = sys.entry.module;
     for (const inst of sys.instances.values()) {
       const id = join(prefix, inst.name);
@@ -246,11 +259,17 @@ export function elaborate(root: SystemInfo, cache?: ElaborationCache): Flat {
           if (p.expose) out.exposures.push({ hostPort: p.expose.port, instance: id, port: p, file: inst.comp.entry.module.file, span: p.expose.span, attrs: p.expose.attrs });
         }
       } else if (inst.sys) {
-        for (const name of inst.sys.exports.keys()) {
-          const l = leaf(inst, prefix, name);
-          if (l) exports.push([`${id}.${name}`, { instance: l.instance, port: l.port.name }]);
+        // The entries depend on the nested system and the instance id only, as its piece does.
+        let outer = cache?.peek(inst.sys, id)?.outer;
+        if (!outer) {
+          outer = [];
+          for (const name of inst.sys.exports.keys()) {
+            const l = leaf(inst, prefix, name);
+            if (l) outer.push([`${id}.${name}`, { instance: l.instance, port: l.port.name }]);
+          }
         }
-        work.push({ sys: inst.sys, prefix: id });
+        append(exports, outer);
+        work.push({ sys: inst.sys, prefix: id, outer });
       }
     }
     for (const c of sys.connects) {
@@ -277,10 +296,8 @@ export function elaborate(root: SystemInfo, cache?: ElaborationCache): Flat {
   }
   const last = cache?.lastExports;
   if (last && sameExports(last.entries, exports)) out.exports = last.object;
-  else {
-    for (const [k, v] of exports) out.exports[k] = v;
-    if (cache) cache.lastExports = { entries: exports, object: out.exports };
-  }
+  else for (const [k, v] of exports) out.exports[k] = v;
+  if (cache) cache.lastExports = { entries: exports, object: out.exports };
   if (cache) out.pieces = pieces;
   return out;
 }
