@@ -22,6 +22,7 @@ import {
   type PlanChannel,
   type PlanEgress,
   type PlanExposure,
+  type PlanFile,
   type PlanImage,
   type PlanInstance,
   type PlanOperation,
@@ -76,6 +77,20 @@ function factsOf(fc: FlatChannel): { fromKey: string; toKey: string; origin: Sou
 
 /** The channels of every port without any: one frozen array, as nothing modifies a plan instance once it is built. */
 const NO_CHANNELS: string[] = Object.freeze([]) as unknown as string[];
+
+/** Every empty list of a component's program (argv, files, sensitive names): one frozen array, as NO_CHANNELS. */
+const NO_ITEMS: never[] = Object.freeze([]) as unknown as never[];
+
+/**
+ * A list of a component's program, frozen (nothing modifies a plan instance once it is built), or
+ * NO_ITEMS when it is empty. Only lists that have elements are frozen here, and they are always built
+ * by pushing objects or strings (or as a literal of strings), so every array this freezes has the
+ * same elements kind: an empty array literal has another, and freezing both kinds at one place made
+ * V8 throw the optimised code of the plan body's programs away (twice per server start).
+ */
+function frozenList<T>(list: T[]): T[] {
+  return list.length === 0 ? NO_ITEMS : (Object.freeze(list) as T[]);
+}
 
 /**
  * A port of a plan instance, its keys in canonical (sorted) order. A port neither exposed nor
@@ -181,7 +196,7 @@ export class PlanBuilder {
     let p = this.programs.get(c);
     if (!p) {
       const kept = this.cache?.program(c);
-      if (kept && kept.reads.every(([path, text]) => programFileText(this.ctx, path) === text)) {
+      if (kept && this.sameReads(kept.reads)) {
         p = kept.spec;
         this.cache!.keepProgram(c, kept);
       } else {
@@ -194,19 +209,36 @@ export class PlanBuilder {
         // redaction make new objects), so its instances share them instead of a copy each.
         // Built field by field, not spread from `built` with a new array of every parameter: once per
         // component, 10,000 times for a plan of 10,000 components.
-        const files = built.files.map((f) => ({ content: f.content, mode: f.mode, path: f.path }));
-        const sensitive: string[] = [];
-        for (const x of c.params.values()) if (x.sensitive) sensitive.push(x.name);
         // Frozen, so that code which did modify one instance's program in place would fail at once
         // instead of changing every instance of the component.
-        for (const f of files) Object.freeze(f);
-        p = { argv: Object.freeze(built.argv) as string[], env: built.env, files: Object.freeze(files) as typeof files, sensitive: Object.freeze(sensitive.sort()) as string[] };
+        const files: PlanFile[] = [];
+        for (const f of built.files) files.push(Object.freeze({ content: f.content, mode: f.mode, path: f.path }));
+        const sensitive: string[] = [];
+        for (const x of c.params.values()) if (x.sensitive) sensitive.push(x.name);
+        p = { argv: frozenList(built.argv), env: built.env, files: frozenList(files), sensitive: frozenList(sensitive.sort()) };
         // A program that reported something is built again next time, so that it reports it again.
         if (this.ctx.diagnostics.length === reported) this.cache?.keepProgram(c, { spec: p, reads });
       }
       this.programs.set(c, p);
     }
     return p;
+  }
+
+  /** Whether the workspace files a kept program read still have the text it was built from. */
+  private sameReads(reads: readonly [string, string][]): boolean {
+    for (let i = 0; i < reads.length; i++) if (programFileText(this.ctx, reads[i][0]) !== reads[i][1]) return false;
+    return true;
+  }
+
+  /**
+   * Whether the programs a block's instances were built with are still its components' programs
+   * (a program is built again when a file it reads changed). Every component is asked, also after
+   * one that differs, as building a program reports its problems, in order.
+   */
+  private samePrograms(programs: BlockData['programs']): boolean {
+    let same = true;
+    for (const [comp, prog] of programs) if (this.program(comp) !== prog) same = false;
+    return same;
   }
 
   /** The environment variable of parameter `name`, made once per name rather than once per instance. */
@@ -342,7 +374,7 @@ export class PlanBuilder {
         if (h === undefined) named.set(e.name, e);
         else if (h !== e) clash = true;
       };
-      for (const c of cands) for (const e of c.data.images) see(e);
+      for (const c of cands) each(c.data.images, see);
       visit('instances', (i) => {
         const fi = flat.instances[i];
         see(fi.comp.image);
@@ -366,7 +398,7 @@ export class PlanBuilder {
         byPrefix.clear();
       }
       // A component's program built again (a file it reads changed) changes its instances.
-      for (const c of cands) for (const [comp, prog] of c.data.programs) if (this.program(comp) !== prog) c.ok = false;
+      for (const c of cands) if (!this.samePrograms(c.data.programs)) c.ok = false;
     }
 
     // Channels first: ports list their channel ids.
@@ -422,7 +454,12 @@ export class PlanBuilder {
     exposures.sort((a, b) => a.host_port - b.host_port);
 
     // Egresses.
-    const egresses = flat.egresses.map((x) => this.egress(x, protocolsUsed)).sort((a, b) => byString(a.name, b.name));
+    // Lists the body sorts are built by pushing onto an empty array, not made by `map`, whose result
+    // has another elements kind in optimised code than in the interpreter: sorting both kinds at one
+    // place threw the plan body's optimised code away again and again in the first edits.
+    const egresses: PlanEgress[] = [];
+    for (const x of flat.egresses) egresses.push(this.egress(x, protocolsUsed));
+    egresses.sort((a, b) => byString(a.name, b.name));
     for (const x of flat.egresses) (origins.egresses ??= {})[x.name] = { file: x.file, span: x.egress.span };
     const egressOn = new Map(flat.egresses.map((x) => [`${x.instance}\u0000${x.port.name}`, x.name]));
 
@@ -452,7 +489,9 @@ export class PlanBuilder {
     };
     // The template key of each instance, by its place in `flat.instances`. A body that only reports
     // needs no templates: of this loop, only what `imageOf` reports.
-    const instTemplateKey: (string | undefined)[] = new Array(flat.instances.length);
+    // Filled at once, so that storing the keys does not change the array's elements kind (and with
+    // it the map the optimised plan body expects) on the first store.
+    const instTemplateKey: (string | undefined)[] = new Array<string | undefined>(flat.instances.length).fill(undefined);
     visit('instances', (i) => {
       const fi = flat.instances[i];
       const reported = ctx.diagnostics.length;
@@ -465,8 +504,8 @@ export class PlanBuilder {
     });
     for (const c of cands) {
       if (!c.ok) continue;
-      for (const e of c.data.images) addImage(e);
-      for (const [key, s] of c.data.templates) addTemplate(key, { image: s.image, memory: s.memory, vcpus: s.vcpus, slots: s.slots, count: s.count });
+      each(c.data.images, addImage);
+      addTemplates(c.data.templates, addTemplate);
     }
     const templateId = new Map<string, string>();
     const templates: PlanTemplate[] = [];
@@ -478,7 +517,7 @@ export class PlanBuilder {
     templates.sort((a, b) => byString(a.id, b.id));
     // A block whose templates now have other ids (another instance has more ports) is built again;
     // its share of the templates, added above, is the same either way.
-    for (const c of cands) if (c.ok) for (const [key, s] of c.data.templates) if (templateId.get(key) !== s.id) c.ok = false;
+    for (const c of cands) if (c.ok && !sameTemplateIds(c.data.templates, templateId)) c.ok = false;
 
     // Channels.
     const channelIds = new Set<string>();
@@ -496,7 +535,7 @@ export class PlanBuilder {
         addPortChannel(facts.fromKey, fc.id);
         addPortChannel(facts.toKey, fc.id);
       });
-      for (const c of cands) if (c.ok) for (const p of c.data.protocols) protocolsUsed.add(p);
+      for (const c of cands) if (c.ok) each(c.data.protocols, (p) => protocolsUsed.add(p));
     }
 
     // Instances.
@@ -543,7 +582,8 @@ export class PlanBuilder {
       // Every object below is built with its keys in canonical (sorted) order, so the plain native
       // serializer already gives canonical JSON; a test checks this stays true. Parameter values are
       // sorted by the type checker; index-like keys (which engines enumerate first) take the slow path.
-      const envVars: [string, string][] = Object.keys(prog.env).map((k) => [k, prog.env[k]]);
+      const envVars: [string, string][] = [];
+      for (const k of Object.keys(prog.env)) envVars.push([k, prog.env[k]]);
       const params: Record<string, JsonValue> = {};
       for (const name of Object.keys(inst.params).sort()) {
         params[name] = inst.params[name];
@@ -630,22 +670,7 @@ export class PlanBuilder {
       if (!c.ok) continue;
       const d = c.data;
       cache!.reusedBlock(d.pis.length + d.pcs.length);
-      if (digests) for (let j = 0; j < d.pis.length; j++) instanceJson.set(d.pis[j].id, d.json[j]!);
-      if (!ki.present.has(d)) {
-        for (let j = 0; j < d.pis.length; j++) {
-          const id = d.pis[j].id;
-          addedInstances.push([d.pis[j], d]);
-          origins.instances[id] = d.instOrigins[j];
-          const label = d.labelOrigins[j];
-          if (label) origins.labels[id] = label;
-        }
-      }
-      if (!kc.present.has(d)) {
-        for (let j = 0; j < d.pcs.length; j++) {
-          addedChannels.push([d.pcs[j], d]);
-          origins.channels[d.pcs[j].id] = d.chOrigins[j];
-        }
-      }
+      takeOverBlock(d, digests ? instanceJson : undefined, ki.present.has(d) ? undefined : addedInstances, kc.present.has(d) ? undefined : addedChannels, origins);
     }
     visit('instances', (i) => {
       const pi = src.pis[i];
@@ -715,12 +740,15 @@ export class PlanBuilder {
       schemas[e.qname] = s.schema;
       for (const r of s.refs) if (!done.has(r)) pending.add(r);
     }
+    const planImages: PlanImage[] = [];
+    for (const x of images.values()) planImages.push(x.image);
+    planImages.sort((a, b) => byString(a.name, b.name));
     const sortedSchemas: Record<string, MessageSchema> = {};
     for (const k of Object.keys(schemas).sort()) sortedSchemas[k] = schemas[k];
 
     return {
       target: planTarget,
-      images: [...images.values()].map((x) => x.image).sort((a, b) => byString(a.name, b.name)),
+      images: planImages,
       templates,
       instances,
       instanceJson,
@@ -943,6 +971,58 @@ function keepOwned<T>(was: T[] | undefined, owners: (BlockData | undefined)[] | 
     } else drop(was[k]);
   }
   return out;
+}
+
+// The body's passes over the blocks it takes over, each in a function of its own: the body is one
+// large function, called once per compile, which V8 optimises only after many compiles and then
+// takes long to compile (hundreds of milliseconds on a loaded machine). These loops run for every
+// block (hundreds per compile at 50,000 lines) and, as small functions, are optimised after the
+// first few compiles.
+
+/** Calls `fn` for each element of `list`. */
+function each<T>(list: readonly T[], fn: (t: T) => void): void {
+  for (let i = 0; i < list.length; i++) fn(list[i]);
+}
+
+/** Counts a block's share of the templates into this body's. */
+function addTemplates(templates: BlockData['templates'], add: (key: string, t: { image: string; memory: number; vcpus: number; slots: number; count: number }) => void): void {
+  for (const [key, s] of templates) add(key, { image: s.image, memory: s.memory, vcpus: s.vcpus, slots: s.slots, count: s.count });
+}
+
+/** Whether a block's templates have the ids they had when it was made. */
+function sameTemplateIds(templates: BlockData['templates'], templateId: ReadonlyMap<string, string>): boolean {
+  for (const [key, s] of templates) if (templateId.get(key) !== s.id) return false;
+  return true;
+}
+
+/**
+ * Takes a block's instances and channels over: their JSON into `instanceJson` (when digests are
+ * made), and, for a block the last sorted lists do not hold, the objects into `instances` and
+ * `channels` (to be merged in) and their origins into `origins`.
+ */
+function takeOverBlock(
+  d: BlockData,
+  instanceJson: Map<string, string> | undefined,
+  instances: [PlanInstance, BlockData | undefined][] | undefined,
+  channels: [PlanChannel, BlockData | undefined][] | undefined,
+  origins: PolicyInput['origins'],
+): void {
+  if (instanceJson) for (let j = 0; j < d.pis.length; j++) instanceJson.set(d.pis[j].id, d.json[j]!);
+  if (instances) {
+    for (let j = 0; j < d.pis.length; j++) {
+      const id = d.pis[j].id;
+      instances.push([d.pis[j], d]);
+      origins.instances[id] = d.instOrigins[j];
+      const label = d.labelOrigins[j];
+      if (label) origins.labels[id] = label;
+    }
+  }
+  if (channels) {
+    for (let j = 0; j < d.pcs.length; j++) {
+      channels.push([d.pcs[j], d]);
+      origins.channels[d.pcs[j].id] = d.chOrigins[j];
+    }
+  }
 }
 
 /**
