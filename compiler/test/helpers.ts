@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatDiagnostic, LineIndex } from '@mcl/language';
-import { compile, type CompileOptions, type CompileResult, type CompilerHost } from '../src/index';
+import { canonicalJson, compile, type CompileOptions, type CompileResult, type CompilerHost } from '../src/index';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -62,4 +62,17 @@ export function readTree(dir: string, prefix = ''): Record<string, string> {
     else out[rel] = readFileSync(abs, 'utf8');
   }
   return out;
+}
+
+/** The parts of a result that must not depend on how it was computed, in a form that does not depend on order. */
+export function observable(r: CompileResult) {
+  const byKey = <T>(xs: T[]) => xs.map((x) => JSON.stringify(x)).sort();
+  return {
+    diagnostics: r.diagnostics.map((d) => JSON.stringify(d)),
+    plan: r.plan ? canonicalJson(r.plan) : undefined,
+    symbols: byKey([...r.program.symbols.values()]),
+    references: byKey(r.program.references),
+    instances: byKey([...r.program.instances.entries()]),
+    files: [...r.program.files.keys()].sort(),
+  };
 }

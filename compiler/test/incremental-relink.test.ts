@@ -5,8 +5,8 @@
 // root was re-linked or the compile made again.
 
 import { describe, expect, test } from 'vitest';
-import { canonicalJson, compile, IncrementalCompiler, type CompileOptions, type CompileResult } from '../src/index';
-import { MemoryHost } from './helpers';
+import { compile, IncrementalCompiler, type CompileOptions } from '../src/index';
+import { MemoryHost, observable } from './helpers';
 
 /** A module holding a component, a store and a system of them that exports the component's `api`. */
 function mod(m: number): string {
@@ -43,17 +43,6 @@ function workspace(main: string[] = [`system Main {`, `  s0 = mods.m0.Sys0`, `  
   return { 'mods/m0.mcl': mod(0), 'mods/m1.mcl': mod(1), 'main.mcl': [...main, ''].join('\n') };
 }
 
-function observable(r: CompileResult) {
-  const byKey = <T>(xs: T[]) => xs.map((x) => JSON.stringify(x)).sort();
-  return {
-    diagnostics: r.diagnostics.map((d) => JSON.stringify(d)),
-    plan: r.plan ? canonicalJson(r.plan) : undefined,
-    symbols: byKey([...r.program.symbols.values()]),
-    references: byKey(r.program.references),
-    instances: byKey([...r.program.instances.entries()]),
-    files: [...r.program.files.keys()].sort(),
-  };
-}
 
 const options: CompileOptions = { entries: ['main.mcl'], mclcVersion: 't', index: true };
 

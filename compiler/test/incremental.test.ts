@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { join } from 'node:path';
 import { canonicalJson, compile, IncrementalCompiler, type CompileOptions, type CompileResult } from '../src/index';
 import { Codes } from '@mcl/language';
-import { MemoryHost, readTree, REPO } from './helpers';
+import { MemoryHost, observable, readTree, REPO } from './helpers';
 
 /** A module of the language server's benchmark shape: types, a protocol, components and a system wiring them. */
 function moduleText(m: number, extra = '', scripts = false): string {
@@ -205,18 +205,6 @@ function apply(files: Record<string, string>, original: Record<string, string>, 
   files[f] = text;
 }
 
-/** The parts of a result that must not depend on how it was computed, in a form that does not depend on order. */
-function observable(r: CompileResult) {
-  const byKey = <T>(xs: T[]) => xs.map((x) => JSON.stringify(x)).sort();
-  return {
-    diagnostics: r.diagnostics.map((d) => JSON.stringify(d)),
-    plan: r.plan ? canonicalJson(r.plan) : undefined,
-    symbols: byKey([...r.program.symbols.values()]),
-    references: byKey(r.program.references),
-    instances: byKey([...r.program.instances.entries()]),
-    files: [...r.program.files.keys()].sort(),
-  };
-}
 
 describe('incremental analysis', () => {
   test('random edit sequences give the same diagnostics, plans and index as a full compile', () => {
