@@ -19,10 +19,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IncrementalCompiler, type ParseCache, type ParsedSource } from '@mcl/compiler';
-import { NodeHost } from '@mcl/compiler/node-host';
-import { STDLIB } from '../test/harness';
+import { IncrementalCompiler } from '@mcl/compiler';
 import { generateWorkspace } from './generate';
+import { serverLikeHost } from './server-host';
 
 const args = process.argv.slice(2);
 const arg = (name: string): string | undefined => {
@@ -49,20 +48,7 @@ async function main(): Promise<void> {
     const ws = generateWorkspace(root, LINES);
     const original = readFileSync(join(root, ws.editFile), 'utf8');
     const broken = original.replace('provide kv: Kv', 'provide kv: Kvx');
-    // The server's parse cache: one parse per file, kept while its text is the same.
-    const parses = new Map<string, { text: string; parsed: ParsedSource }>();
-    const cache: ParseCache = {
-      get: (path, text) => (parses.get(path)?.text === text ? parses.get(path)!.parsed : undefined),
-      set: (path, text, parsed) => void parses.set(path, { text, parsed }),
-    };
-    const disk = new NodeHost({ root, stdlib: STDLIB });
-    const read = new Map<string, string | undefined>();
-    let edited = broken;
-    const host = {
-      // The server reads open documents from memory and caches the disk until a change is reported.
-      readFile: (p: string) => (p === ws.editFile ? edited : read.has(p) ? read.get(p) : (read.set(p, disk.readFile(p)), read.get(p))),
-      readStdlib: (m: string) => disk.readStdlib(m),
-    };
+    const { cache, host, edit: setText } = serverLikeHost(root, ws.editFile, broken);
     const stages = new Map<string, number[]>();
     let edit = -1;
     let mark = 0;
@@ -105,7 +91,7 @@ async function main(): Promise<void> {
         if (CPU_PROFILE) await post('Profiler.start');
         else await post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
       }
-      edited = i % 2 === 0 ? original : broken;
+      setText(i % 2 === 0 ? original : broken);
       edit = i;
       const c = process.cpuUsage();
       const t = performance.now();

@@ -19,10 +19,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createProtocolConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-languageserver-protocol/node';
-import { compile, type ParseCache, type ParsedSource } from '@mcl/compiler';
-import { NodeHost } from '@mcl/compiler/node-host';
+import { compile } from '@mcl/compiler';
 import { ensureServerBuilt, SERVER, STDLIB } from '../test/harness';
 import { generateWorkspace } from './generate';
+import { serverLikeHost } from './server-host';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: number): number => {
@@ -43,22 +43,11 @@ const BASELINE_RUNS = arg('baseline', 10);
  * process, wall and CPU.
  */
 function baseline(root: string, files: string[], editFile: string, texts: [string, string]): { wall: number[]; cpu: number[] } {
-  const parses = new Map<string, { text: string; parsed: ParsedSource }>();
-  const cache: ParseCache = {
-    get: (path, text) => (parses.get(path)?.text === text ? parses.get(path)!.parsed : undefined),
-    set: (path, text, parsed) => void parses.set(path, { text, parsed }),
-  };
-  const disk = new NodeHost({ root, stdlib: STDLIB });
-  const read = new Map<string, string | undefined>();
-  let edited = texts[0];
-  const host = {
-    readFile: (p: string) => (p === editFile ? edited : read.has(p) ? read.get(p) : (read.set(p, disk.readFile(p)), read.get(p))),
-    readStdlib: (m: string) => disk.readStdlib(m),
-  };
+  const { cache, host, edit } = serverLikeHost(root, editFile, texts[0]);
   const wall: number[] = [];
   const cpu: number[] = [];
   for (let i = 0; i <= BASELINE_RUNS; i++) {
-    edited = texts[i % 2];
+    edit(texts[i % 2]);
     const t = performance.now();
     const c = process.cpuUsage();
     compile(host, { entries: files, mclcVersion: '0.1.0', emitPlan: false, cache, index: true });
