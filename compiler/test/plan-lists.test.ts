@@ -66,7 +66,7 @@ system Main { inner = Inner
   connect app.store -> inner.${name} }
 `;
   const options = { entries: ['main.mcl'], mclcVersion: 't', index: true };
-  const exportsOf = (inc: IncrementalCompiler) => (inc as unknown as { flats: ElaborationCache }).flats.lastExports?.object;
+  const exportsOf = (inc: IncrementalCompiler) => (inc as unknown as { flats: ElaborationCache }).flats.lastExports.get('main.Main')?.object;
 
   test("are the last compile's object while they are the same, and a new one when they change", () => {
     const inc = new IncrementalCompiler();
@@ -110,11 +110,11 @@ system Main { inner = Inner
     const inc = new IncrementalCompiler();
     const first = inc.compile(new MemoryHost({ 'main.mcl': main(1), 'inner.mcl': inner }), options);
     expect(first.diagnostics.map((d) => d.message)).toEqual([]);
-    const [entry] = flats(inc).lastExports!.entries;
+    const [entry] = flats(inc).lastExports.get('main.Main')!.entries;
     expect(entry).toEqual(['inner.store', { instance: 'inner.db', port: 'store' }]);
     const second = inc.compile(new MemoryHost({ 'main.mcl': main(2), 'inner.mcl': inner }), options);
     expect(second.diagnostics.map((d) => d.message)).toEqual([]);
     expect(flats(inc).stats.reused).toBeGreaterThan(0);
-    expect(flats(inc).lastExports!.entries[0]).toBe(entry);
+    expect(flats(inc).lastExports.get('main.Main')!.entries[0]).toBe(entry);
   });
 });

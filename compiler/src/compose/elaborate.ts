@@ -101,13 +101,16 @@ function leaf(inst: InstInfo, prefix: string, port: string): { instance: string;
  * The flat parts of one system's subtree, as elaborating it at a prefix gives
  * them (`exports` as entries, in the order they are recorded).
  */
+/** Export entries in the order elaboration records them: `<prefix>.<export>` and the leaf instance port it names. */
+export type ExportEntries = [string, { instance: string; port: string }][];
+
 export interface Piece {
   instances: FlatInstance[];
   channels: FlatChannel[];
   exposures: FlatExposure[];
   egresses: FlatEgress[];
   rules: ScopedRule[];
-  exports: [string, { instance: string; port: string }][];
+  exports: ExportEntries;
   /**
    * The backend for which the capability check found nothing in this subtree
    * (target/select.ts): taken over with the piece, the subtree is not checked
@@ -119,7 +122,7 @@ export interface Piece {
    * parent records them: a function of the system and the prefix, as the piece is, so a parent
    * elaborated again takes them over with the piece instead of following every export again.
    */
-  outer?: [string, { instance: string; port: string }][];
+  outer?: ExportEntries;
 }
 
 /**
@@ -138,12 +141,13 @@ export class ElaborationCache {
   /** Subtrees taken over and flattened by the last elaboration, for tests and the benchmark. */
   readonly stats = { reused: 0, built: 0 };
   /**
-   * The last elaboration's export entries and the `exports` object made of them: an elaboration
-   * whose entries are the same, in the same order, returns that object again instead of a new one
-   * of thousands of keys, and the policy checks, which compare their input with the last one's,
-   * find it unchanged by identity.
+   * The last elaboration's export entries and the `exports` object made of them, by root system:
+   * an elaboration whose entries are the same, in the same order, returns that object again instead
+   * of a new one of thousands of keys, and the policy checks, which compare their input with the
+   * last one's, find it unchanged by identity. By root, as a workspace without `deploy` elaborates
+   * each of its roots in turn.
    */
-  lastExports?: { entries: [string, { instance: string; port: string }][]; object: Flat['exports'] };
+  readonly lastExports = new Map<string, { entries: ExportEntries; object: Flat['exports'] }>();
 
   get(sys: SystemInfo, prefix: string): Piece | undefined {
     const p = this.pieces.get(sys)?.get(prefix);
@@ -196,7 +200,7 @@ export function append<T>(to: T[], from: readonly T[]): void {
 }
 
 /** Whether two lists of export entries name the same ports in the same order (kept pieces' entries are the very same tuples). */
-function sameExports(a: [string, { instance: string; port: string }][], b: [string, { instance: string; port: string }][]): boolean {
+function sameExports(a: ExportEntries, b: ExportEntries): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
@@ -209,12 +213,11 @@ function sameExports(a: [string, { instance: string; port: string }][], b: [stri
 export function elaborate(root: SystemInfo, cache?: ElaborationCache): Flat {
   const out: Flat = { instances: [], channels: [], exposures: [], egresses: [], rules: [], exports: {} };
   const pieces: FlatPiece[] = [];
-  const exports: [string, { instance: string; port: string }][] = [];
+  const exports: ExportEntries = [];
   // Explicit work list instead of recursion: nesting depth is bounded only by the sources. A system's
   // subtree is flattened contiguously (its nested systems are pushed on top of the list), so an entry
   // `end` pushed below them marks where it ends: there its parts are kept for the next compile.
-  type Outer = [string, { instance: string; port: string }][];
-  type Work = { sys: SystemInfo; prefix: string; outer?: Outer; end?: undefined } | { end: { sys: SystemInfo; prefix: string; from: number[]; outer?: Outer } };
+  type Work = { sys: SystemInfo; prefix: string; outer?: ExportEntries; end?: undefined } | { end: { sys: SystemInfo; prefix: string; from: number[]; outer?: ExportEntries } };
   const work: Work[] = [{ sys: root, prefix: '' }];
   const lengths = () => [out.instances.length, out.channels.length, out.exposures.length, out.egresses.length, out.rules.length, exports.length];
   while (work.length) {
@@ -294,10 +297,10 @@ export function elaborate(root: SystemInfo, cache?: ElaborationCache): Flat {
     }
     for (const r of sys.rules) out.rules.push({ rule: r, file: m.file, scope: prefix });
   }
-  const last = cache?.lastExports;
+  const last = cache?.lastExports.get(root.entry.qname);
   if (last && sameExports(last.entries, exports)) out.exports = last.object;
   else for (const [k, v] of exports) out.exports[k] = v;
-  if (cache) cache.lastExports = { entries: exports, object: out.exports };
+  cache?.lastExports.set(root.entry.qname, { entries: exports, object: out.exports });
   if (cache) out.pieces = pieces;
   return out;
 }
