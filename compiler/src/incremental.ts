@@ -152,7 +152,7 @@ function fileOfId(id: string): string {
  * compile's object (with its declarations and bindings), marks it reused, and
  * copies its part of the symbol index.
  */
-export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking = true): Replayed {
+export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking: boolean): Replayed {
   const matched = new Map<string, Module>();
   for (const m of ctx.modules.values()) {
     const k = prior.modules.get(m.path);
@@ -389,7 +389,7 @@ export function relinkSystems(ctx: Ctx, systems: Systems, replayed: Replayed): b
     // The new check of a system of a module checked again, where the instance's system reads the same of it.
     const renewed = (old: SystemInfo): SystemInfo | undefined => {
       const e = ctx.modules.get(old.entry.module.path)?.decls.get(old.entry.name);
-      if (!e || e.kind !== 'system' || e.qname !== old.entry.qname || old.params.size !== 0 || systems.params(e).size !== 0) return undefined;
+      if (!e || e.kind !== 'system' || old.params.size !== 0 || systems.params(e).size !== 0) return undefined;
       const info = systems.get(e);
       if (!info) return undefined;
       for (const x of info.exports.values()) if (x.direction === 'require' && !x.optional) return undefined;
