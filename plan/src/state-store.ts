@@ -190,8 +190,9 @@ export function readBoundedFile(path: string, limit: number, opts: { noFollow?: 
     // The bytes go into one buffer, decoded from it at the end: for a file of at most
     // READ_BUFFER_BYTES the same buffer for every read (reading the 200 sources of a large
     // workspace allocated two buffers of each file's size, the read one and the joined one),
-    // for a larger file one of its own, grown only for a file that is still growing.
-    let buf = st.size + 1 + 1024 <= READ_BUFFER_BYTES ? (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES)) : Buffer.allocUnsafe(Math.min(st.size + 1, limit + 1));
+    // for a larger file one of its own with room for the small read that finds the end, grown
+    // only for a file that is still growing.
+    let buf = st.size + 1 + 1024 <= READ_BUFFER_BYTES ? (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES)) : Buffer.allocUnsafe(Math.min(st.size + 1 + 1024, limit + 1));
     let total = 0;
     // The first read asks for one byte more than the file's size; the next one, which almost
     // always finds the end, is small, and only a file that is still growing is read on in large chunks.
