@@ -25,6 +25,8 @@ export interface OpRt {
   output: Validator | null;
   /** JSON-encoded op name, ready to splice into frames. */
   json: string;
+  /** `json`'s length in UTF-8, counted once for the bytes of every frame it is written into. */
+  jsonBytes: number;
 }
 
 /** What the decisions know of a channel. */

@@ -780,12 +780,14 @@ export class Broker extends EventEmitter {
   ): ChannelRt {
     const opMap = new Map<string, OpRt>();
     for (const op of ops) {
+      const json = JSON.stringify(op.name);
       opMap.set(op.name, {
         name: op.name,
         kind: op.kind,
         input: this.schemas.get(op.input),
         output: op.kind === 'call' && op.output ? this.schemas.get(op.output) : null,
-        json: JSON.stringify(op.name),
+        json,
+        jsonBytes: Buffer.byteLength(json, 'utf8'),
       });
     }
     return {
@@ -1516,7 +1518,7 @@ export class Broker extends EventEmitter {
   private callProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, respond: ((a: Answer) => void) | null, origId: number | string | undefined, conn: PortConn): void {
     const pid = conn.nextId++;
     const now = performance.now();
-    const n = this.writeFrameTo(conn, `${CALL_HEAD[0]}${op.json}${CALL_HEAD[1]}${pid}${CALL_HEAD[2]}`, CALL_HEAD_BYTES + Buffer.byteLength(op.json, 'utf8') + decimalDigits(pid), bodyJson);
+    const n = this.writeFrameTo(conn, `${CALL_HEAD[0]}${op.json}${CALL_HEAD[1]}${pid}${CALL_HEAD[2]}`, CALL_HEAD_BYTES + op.jsonBytes + decimalDigits(pid), bodyJson);
     if (n < 0) {
       ch.counters.errors++;
       answerReq(req, respond, origId, { ok: false, error: `the provider ${conn.instance.plan.id} is not connected`, kind: 'unavailable' });
@@ -1553,7 +1555,7 @@ export class Broker extends EventEmitter {
 
   /** Writes a send to the provider port `conn` (forwardSend). */
   private sendProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, conn: PortConn): void {
-    const n = this.writeFrameTo(conn, `${SEND_HEAD[0]}${op.json}${SEND_HEAD[1]}`, SEND_HEAD_BYTES + Buffer.byteLength(op.json, 'utf8'), bodyJson);
+    const n = this.writeFrameTo(conn, `${SEND_HEAD[0]}${op.json}${SEND_HEAD[1]}`, SEND_HEAD_BYTES + op.jsonBytes, bodyJson);
     if (n >= 0) {
       ch.counters.frames_to_provider++;
       ch.counters.bytes_to_provider += n;

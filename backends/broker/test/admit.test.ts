@@ -15,7 +15,7 @@ function ops(list = KV_OPS): Map<string, OpRt> {
   return new Map(
     list.map((op) => [
       op.name,
-      { name: op.name, kind: op.kind, input: schemas.get(op.input), output: op.kind === 'call' && op.output ? schemas.get(op.output) : null, json: JSON.stringify(op.name) },
+      { name: op.name, kind: op.kind, input: schemas.get(op.input), output: op.kind === 'call' && op.output ? schemas.get(op.output) : null, json: JSON.stringify(op.name), jsonBytes: Buffer.byteLength(JSON.stringify(op.name)) },
     ]),
   );
 }
