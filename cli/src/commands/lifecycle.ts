@@ -98,7 +98,7 @@ export function deployedWith(ctx: Context, o: LifecycleOptions): BackendRow {
 const EXIT_FOR_KIND: Record<BackendErrorKind, ExitCodeValue> = { failure: ExitCode.BackendFailure, stale: ExitCode.StaleOrLocked, locked: ExitCode.StaleOrLocked, usage: ExitCode.Invalid };
 
 /** Runs a backend call, turning its failures into exit codes and messages. */
-export async function guarded(ctx: Context, json: boolean, body: () => Promise<ExitCodeValue>): Promise<ExitCodeValue> {
+export async function guarded<T = ExitCodeValue>(ctx: Context, json: boolean, body: () => Promise<T>): Promise<T> {
   try {
     return await body();
   } catch (e) {
@@ -124,13 +124,13 @@ export async function guarded(ctx: Context, json: boolean, body: () => Promise<E
  * Ctrl-C or SIGTERM aborts (interruptSignal), and its errors are reported as `guarded` reports them. The
  * signal handlers are removed when it ends, however it ends.
  */
-export async function withBackend(
+export async function withBackend<T = ExitCodeValue>(
   ctx: Context,
   o: LifecycleOptions,
   row: BackendRow,
   json: boolean,
-  body: (opts: BackendOptions) => Promise<ExitCodeValue>,
-): Promise<ExitCodeValue> {
+  body: (opts: BackendOptions) => Promise<T>,
+): Promise<T> {
   const interrupt = interruptSignal(ctx);
   try {
     const opts = backendOptions(ctx, o, interrupt.signal, row);

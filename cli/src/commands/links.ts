@@ -13,7 +13,7 @@ import type { LinkConfigInput } from '@mcl/plan/backend';
 import { backendRow, loadBackend } from '../backends';
 import type { Context } from '../context';
 import { CliError, ExitCode } from '../exit';
-import { backendOptions, guarded, interruptSignal, type LifecycleOptions } from './lifecycle';
+import { backendOptions, type LifecycleOptions, withBackend } from './lifecycle';
 
 /** The TCP port a host's link listens on, and the others dial, when its target has no `link` (`MCL_LINK_PORT` replaces it). */
 export const DEFAULT_LINK_PORT = 7411;
@@ -177,17 +177,6 @@ export async function localBackendStep<T>(
   const mod = await loadBackend(row);
   const refused = refuse(mod, row);
   if (refused) throw refused;
-  const interrupt = interruptSignal(ctx);
-  try {
-    const opts = backendOptions(ctx, o, interrupt.signal, row);
-    let out: T | undefined;
-    // Errors become CliErrors here; the command that runs the step reports them (once, at its end).
-    await guarded(ctx, false, async () => {
-      out = await body(mod, opts);
-      return ExitCode.Ok;
-    });
-    return out as T;
-  } finally {
-    interrupt.dispose();
-  }
+  // Errors become CliErrors here; the command that runs the step reports them (once, at its end).
+  return withBackend(ctx, o, row, false, (opts) => body(mod, opts));
 }
