@@ -457,6 +457,34 @@ describe('incremental analysis', () => {
     expect(fixed.plan!.instances.find((i) => i.id === 's0.c0')).toBe(first.plan!.instances.find((i) => i.id === 's0.c0'));
   });
 
+  test('a first compile stopped by an error builds the body all the same, so that the next compile takes its subtrees over as blocks', () => {
+    // The language server's first build meets the file being edited, often broken: the compile after
+    // it must not build the whole plan body.
+    const w = generated(4, true);
+    const broken = { ...w.files, 'mods/m2.mcl': w.files['mods/m2.mcl'].replace('provide kv: Kv', 'provide kv: Kvx') };
+    for (const emitPlan of [true, false]) {
+      const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true, emitPlan };
+      const inc = new IncrementalCompiler();
+      const first = inc.compile(new MemoryHost(broken), options);
+      expect(observable(first)).toEqual(observable(compile(new MemoryHost(broken), options)));
+      expect(first.diagnostics.some((d) => d.severity === 'error')).toBe(true);
+      // Each module's system has three instances and two channels: all twenty objects were built.
+      expect(inc.stats.planObjectsBuilt).toBe(20);
+      const fixed = inc.compile(new MemoryHost(w.files), options);
+      expect(observable(fixed)).toEqual(observable(compile(new MemoryHost(w.files), options)));
+      if (emitPlan) expect(fixed.plan).toBeDefined();
+      // The subsystems of m0 and m1, which the edit left alone, are taken over whole; the objects of
+      // m2 and of m3, which imports it, are built again.
+      expect(inc.stats.planBlocksReused).toBe(2);
+      expect(inc.stats.planObjectsReused).toBe(10);
+      expect(inc.stats.planObjectsBuilt).toBe(10);
+      // Broken again and fixed again: the same, from the fixed compile's body.
+      expect(observable(inc.compile(new MemoryHost(broken), options))).toEqual(observable(compile(new MemoryHost(broken), options)));
+      expect(observable(inc.compile(new MemoryHost(w.files), options))).toEqual(observable(compile(new MemoryHost(w.files), options)));
+      expect(inc.stats.planBlocksReused).toBe(2);
+    }
+  });
+
   test('a checking-only compile builds no message schemas and keeps those built for the next plan', () => {
     const w = generated(3);
     const inc = new IncrementalCompiler();

@@ -269,11 +269,15 @@ export class PlanBuilder {
    * `reportOnly` is for a composition whose plan and policy checks are not reached (an error
    * elsewhere already stops them): the body then only reports what building it would report (images,
    * exposures, programs) and leaves out the channels, templates, instances and schemas nobody reads; what the
-   * cache holds is kept for the next compile. Not with `place`, whose placement reports too.
+   * cache holds is kept for the next compile. Not with `place`, whose placement reports too. With a cache
+   * that holds no body for it yet (the language server's first build, which usually meets a file
+   * being edited), the body is built whole all the same, so that the first compiles after it take
+   * its objects over instead of building them all (it reports the same either way).
    */
   body(flat: Flat, target: TargetInfo, digests = true, place?: (instances: readonly PlanInstance[], templates: readonly PlanTemplate[], origins: PolicyInput['origins']) => Map<string, string>, reportOnly = false): Body {
     const ctx = this.ctx;
     const cache = this.cache;
+    if (reportOnly && cache && !place && flat.pieces && !cache.state()) reportOnly = false;
     const indexKeys = this.types.sawIndexKey;
     // Subtrees taken over whole are taken over as blocks, and the last body's sorted lists and
     // origins updated, when nothing places the instances afterwards (body-cache.ts).
@@ -699,7 +703,18 @@ export class PlanBuilder {
         taken.set(c.at.piece, c.rec);
         src.blocks.push({ instances: c.at.instances, channels: c.at.channels, data: c.data });
       }
-      for (const p of pieces) cache!.keepBlock(p.piece, taken.get(p.piece) ?? { src, instances: p.instances, channels: p.channels });
+      for (const p of pieces) {
+        let rec = taken.get(p.piece);
+        if (!rec) {
+          rec = { src, instances: p.instances, channels: p.channels };
+          // The first body of a cache makes the blocks of its subtrees now rather than when the next
+          // compile first takes them over, which would then build every subtree's block at once: a
+          // compile after an edit then costs what it costs later on. The root's subtree is left to be
+          // made when taken over (it is taken over whole only when nothing in it changed).
+          if (!prior && p.prefix !== '') blockData(p.piece, rec);
+        }
+        cache!.keepBlock(p.piece, rec);
+      }
     } else if (cache && !reportOnly) cache.keepState(undefined);
     const placed = place?.(instances, templates, origins);
     for (let i = 0; placed && i < instances.length; i++) {
