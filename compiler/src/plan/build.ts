@@ -695,7 +695,6 @@ export class PlanBuilder {
     const instances = mi.list;
     const channels = mc.list;
     if (pieces) {
-      cache!.keepState({ instances, instanceOwners: mi.owners, channels, channelOwners: mc.owners, origins: { instances: origins.instances, channels: origins.channels, labels: origins.labels } });
       // Each subtree's block for the next compile: the one taken over, or one made from this body.
       const taken = new Map<Piece, BlockRecord>();
       for (const c of cands) {
@@ -703,18 +702,29 @@ export class PlanBuilder {
         taken.set(c.at.piece, c.rec);
         src.blocks.push({ instances: c.at.instances, channels: c.at.channels, data: c.data });
       }
+      // The first body of a cache makes the blocks of the root's subsystems now rather than when the
+      // next compile first takes them over, and lists its objects in the sorted lists it keeps as those
+      // blocks' (as if it had taken them over): the next compile would otherwise make every block and
+      // sort every object again, and an edit after the language server's first build would cost several
+      // times what it costs later on. Deeper subtrees' and the root's blocks are made when taken over.
+      const first = prior ? undefined : new Map<object, BlockData>();
       for (const p of pieces) {
         let rec = taken.get(p.piece);
         if (!rec) {
           rec = { src, instances: p.instances, channels: p.channels };
-          // The first body of a cache makes the blocks of its subtrees now rather than when the next
-          // compile first takes them over, which would then build every subtree's block at once: a
-          // compile after an edit then costs what it costs later on. The root's subtree is left to be
-          // made when taken over (it is taken over whole only when nothing in it changed).
-          if (!prior && p.prefix !== '') blockData(p.piece, rec);
+          if (first && p.prefix !== '' && !p.prefix.includes('.')) {
+            const d = blockData(p.piece, rec);
+            if (d) {
+              each(d.pis, (pi) => void first.set(pi, d));
+              each(d.pcs, (pc) => void first.set(pc, d));
+            }
+          }
         }
         cache!.keepBlock(p.piece, rec);
       }
+      const instanceOwners = first ? ownersOf(instances, first) : mi.owners;
+      const channelOwners = first ? ownersOf(channels, first) : mc.owners;
+      cache!.keepState({ instances, instanceOwners, channels, channelOwners, origins: { instances: origins.instances, channels: origins.channels, labels: origins.labels } });
     } else if (cache && !reportOnly) cache.keepState(undefined);
     const placed = place?.(instances, templates, origins);
     for (let i = 0; placed && i < instances.length; i++) {
@@ -971,6 +981,13 @@ export class PlanBuilder {
     plan.digests.plan = planDigest(plan, this.ctx.sha256, { instances: body.instanceJson, channels });
     return plan;
   }
+}
+
+/** The block each object of a sorted list lies in (undefined: in none). */
+function ownersOf(list: readonly object[], blocks: ReadonlyMap<object, BlockData>): (BlockData | undefined)[] {
+  const owners: (BlockData | undefined)[] = [];
+  for (let k = 0; k < list.length; k++) owners.push(blocks.get(list[k]));
+  return owners;
 }
 
 /** Of the last body's sorted list, the entries of the blocks taken over again (the others are dropped). */
