@@ -257,6 +257,38 @@ describe('incremental analysis', () => {
     expect(remade).toBeGreaterThan(2);
   }, 120_000);
 
+  test('random edit sequences whose first compile is already edited, and often broken, give the same results as a full compile', () => {
+    // The first compile builds the plan body whole even where an error stops the plan: what it reports,
+    // and what the compiles after it take over from it, must be what a full compile gives.
+    let stoppedFirst = 0;
+    let blocksAfterStopped = 0;
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: workspaces.length - 1 }), fc.array(edit, { minLength: 1, maxLength: 3 }), fc.array(edit, { minLength: 1, maxLength: 4 }), fc.boolean(), (wi, before, edits, emitPlan) => {
+        const w = workspaces[wi];
+        const files = { ...w.files };
+        for (const e of before) apply(files, w.files, e);
+        const inc = new IncrementalCompiler();
+        const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true, emitPlan };
+        const first = inc.compile(new MemoryHost({ ...files }), options);
+        expect(observable(first)).toEqual(observable(compile(new MemoryHost({ ...files }), options)));
+        const stopped = first.diagnostics.some((d) => d.severity === 'error' && !d.code.startsWith('MCL05'));
+        if (stopped) stoppedFirst++;
+        // The edits, then every file as it was (the workspace fixed).
+        const steps = [...edits.map((e) => () => apply(files, w.files, e)), () => Object.assign(files, w.files)];
+        for (const step of steps) {
+          step();
+          const got = inc.compile(new MemoryHost({ ...files }), options);
+          expect(observable(got)).toEqual(observable(compile(new MemoryHost({ ...files }), options)));
+          if (stopped) blocksAfterStopped += inc.stats.planBlocksReused;
+        }
+      }),
+      { numRuns: 80, seed: 20261207 },
+    );
+    // The sequences must start from broken workspaces, and take the first body's subtrees over after them.
+    expect(stoppedFirst).toBeGreaterThan(20);
+    expect(blocksAfterStopped).toBeGreaterThan(5);
+  }, 120_000);
+
   test('an edit checks the edited module and its dependents only, and a revert the same', () => {
     const w = generated(6);
     const inc = new IncrementalCompiler();
