@@ -257,6 +257,38 @@ describe('incremental analysis', () => {
     expect(remade).toBeGreaterThan(2);
   }, 120_000);
 
+  test('random edit sequences whose first compile is already edited, and often broken, give the same results as a full compile', () => {
+    // The first compile builds the plan body whole even where an error stops the plan: what it reports,
+    // and what the compiles after it take over from it, must be what a full compile gives.
+    let stoppedFirst = 0;
+    let blocksAfterStopped = 0;
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: workspaces.length - 1 }), fc.array(edit, { minLength: 1, maxLength: 3 }), fc.array(edit, { minLength: 1, maxLength: 4 }), fc.boolean(), (wi, before, edits, emitPlan) => {
+        const w = workspaces[wi];
+        const files = { ...w.files };
+        for (const e of before) apply(files, w.files, e);
+        const inc = new IncrementalCompiler();
+        const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true, emitPlan };
+        const first = inc.compile(new MemoryHost({ ...files }), options);
+        expect(observable(first)).toEqual(observable(compile(new MemoryHost({ ...files }), options)));
+        const stopped = first.diagnostics.some((d) => d.severity === 'error' && !d.code.startsWith('MCL05'));
+        if (stopped) stoppedFirst++;
+        // The edits, then every file as it was (the workspace fixed).
+        const steps = [...edits.map((e) => () => apply(files, w.files, e)), () => Object.assign(files, w.files)];
+        for (const step of steps) {
+          step();
+          const got = inc.compile(new MemoryHost({ ...files }), options);
+          expect(observable(got)).toEqual(observable(compile(new MemoryHost({ ...files }), options)));
+          if (stopped) blocksAfterStopped += inc.stats.planBlocksReused;
+        }
+      }),
+      { numRuns: 80, seed: 20261207 },
+    );
+    // The sequences must start from broken workspaces, and take the first body's subtrees over after them.
+    expect(stoppedFirst).toBeGreaterThan(20);
+    expect(blocksAfterStopped).toBeGreaterThan(5);
+  }, 120_000);
+
   test('an edit checks the edited module and its dependents only, and a revert the same', () => {
     const w = generated(6);
     const inc = new IncrementalCompiler();
@@ -455,6 +487,34 @@ describe('incremental analysis', () => {
     expect(inc.stats.planObjectsBuilt).toBe(7);
     expect(inc.stats.planObjectsReused).toBe(objects - 7);
     expect(fixed.plan!.instances.find((i) => i.id === 's0.c0')).toBe(first.plan!.instances.find((i) => i.id === 's0.c0'));
+  });
+
+  test('a first compile stopped by an error builds the body all the same, so that the next compile takes its subtrees over as blocks', () => {
+    // The language server's first build meets the file being edited, often broken: the compile after
+    // it must not build the whole plan body.
+    const w = generated(4, true);
+    const broken = { ...w.files, 'mods/m2.mcl': w.files['mods/m2.mcl'].replace('provide kv: Kv', 'provide kv: Kvx') };
+    for (const emitPlan of [true, false]) {
+      const options: CompileOptions = { entries: [w.entry], mclcVersion: 't', index: true, emitPlan };
+      const inc = new IncrementalCompiler();
+      const first = inc.compile(new MemoryHost(broken), options);
+      expect(observable(first)).toEqual(observable(compile(new MemoryHost(broken), options)));
+      expect(first.diagnostics.some((d) => d.severity === 'error')).toBe(true);
+      // Each module's system has three instances and two channels: all twenty objects were built.
+      expect(inc.stats.planObjectsBuilt).toBe(20);
+      const fixed = inc.compile(new MemoryHost(w.files), options);
+      expect(observable(fixed)).toEqual(observable(compile(new MemoryHost(w.files), options)));
+      if (emitPlan) expect(fixed.plan).toBeDefined();
+      // The subsystems of m0 and m1, which the edit left alone, are taken over whole; the objects of
+      // m2 and of m3, which imports it, are built again.
+      expect(inc.stats.planBlocksReused).toBe(2);
+      expect(inc.stats.planObjectsReused).toBe(10);
+      expect(inc.stats.planObjectsBuilt).toBe(10);
+      // Broken again and fixed again: the same, from the fixed compile's body.
+      expect(observable(inc.compile(new MemoryHost(broken), options))).toEqual(observable(compile(new MemoryHost(broken), options)));
+      expect(observable(inc.compile(new MemoryHost(w.files), options))).toEqual(observable(compile(new MemoryHost(w.files), options)));
+      expect(inc.stats.planBlocksReused).toBe(2);
+    }
   });
 
   test('a checking-only compile builds no message schemas and keeps those built for the next plan', () => {

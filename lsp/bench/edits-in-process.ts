@@ -9,7 +9,9 @@
 // the wall time of each stage.
 //
 // Usage: npm run bench:edits -w @mcl/lsp [-- --lines 50000 --edits 120
-//   --cpu-profile FILE --heap-profile FILE --from 0 --to 40]
+//   --cpu-profile FILE --heap-profile FILE --from 0 --to 40 --each 10]
+// With --each N, the first N edits are also printed one by one (wall, CPU,
+// the plan objects and blocks the compile built and took over, each stage).
 // With --cpu-profile (or --heap-profile, a sampling heap profile), the edits
 // from `--from` up to, not including, `--to` are profiled and the profile
 // written to FILE (Chrome DevTools' format). For V8's own traces, bundle and
@@ -20,6 +22,7 @@ import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IncrementalCompiler } from '@mcl/compiler';
+import { pct, WARM_UP } from './figures';
 import { generateWorkspace } from './generate';
 import { serverLikeHost } from './server-host';
 
@@ -30,17 +33,11 @@ const arg = (name: string): string | undefined => {
 };
 const LINES = Number(arg('lines') ?? 5000);
 const EDITS = Number(arg('edits') ?? 120);
-/** The edits after which the first ones and the rest are reported apart, as `npm run bench:lsp` does. */
-const WARM_UP = 40;
 const CPU_PROFILE = arg('cpu-profile');
 const HEAP_PROFILE = arg('heap-profile');
 const FROM = Number(arg('from') ?? 0);
 const TO = Math.min(EDITS, Number(arg('to') ?? WARM_UP));
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
-}
+const EACH = Number(arg('each') ?? 0);
 
 async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'mcl-edits-'));
@@ -70,8 +67,12 @@ async function main(): Promise<void> {
     };
     const compiler = new IncrementalCompiler();
     const first = performance.now();
+    const firstCpu = process.cpuUsage();
     compiler.compile(host, options);
-    console.log(`workspace: ${ws.files.length} files, ${ws.lines} lines; first compile ${(performance.now() - first).toFixed(0)} ms; ${EDITS} edits`);
+    const firstUsed = process.cpuUsage(firstCpu);
+    console.log(
+      `workspace: ${ws.files.length} files, ${ws.lines} lines; first compile ${(performance.now() - first).toFixed(0)} ms (CPU ${((firstUsed.user + firstUsed.system) / 1000).toFixed(0)} ms); ${EDITS} edits`,
+    );
 
     const session = new Session();
     const post = (method: string, params: object = {}) =>
@@ -100,6 +101,13 @@ async function main(): Promise<void> {
       wall.push(performance.now() - t);
       const used = process.cpuUsage(c);
       cpu.push((used.user + used.system) / 1000);
+      if (i < EACH) {
+        const st = compiler.stats;
+        const each = [...stages].flatMap(([stage, xs]) => (xs[i] === undefined ? [] : [`${stage} ${xs[i].toFixed(1)}`]));
+        console.log(
+          `edit ${String(i + 1).padStart(3)}: ${wall[i].toFixed(1).padStart(6)} ms, CPU ${cpu[i].toFixed(1).padStart(6)} ms; plan objects built ${st.planObjectsBuilt}, taken over ${st.planObjectsReused} (${st.planBlocksReused} blocks); ${each.join(', ')}`,
+        );
+      }
       if (profiling && i === TO - 1) {
         const r = await post(CPU_PROFILE ? 'Profiler.stop' : 'HeapProfiler.stopSampling');
         writeFileSync((CPU_PROFILE ?? HEAP_PROFILE)!, JSON.stringify(r.profile));

@@ -21,6 +21,7 @@ import { pathToFileURL } from 'node:url';
 import { createProtocolConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-languageserver-protocol/node';
 import { compile } from '@mcl/compiler';
 import { ensureServerBuilt, SERVER, STDLIB } from '../test/harness';
+import { pct, WARM_UP } from './figures';
 import { generateWorkspace } from './generate';
 import { serverLikeHost } from './server-host';
 
@@ -32,8 +33,6 @@ const arg = (name: string, def: number): number => {
 const TARGET_LINES = arg('lines', 5000);
 const EDITS = arg('edits', 60);
 const DEBOUNCE = arg('debounce', 50);
-/** The edits after which the bench also reports the rest apart (see the rows printed). */
-const WARM_UP = 40;
 const SAMPLES = arg('samples', 60);
 const BASELINE_RUNS = arg('baseline', 10);
 
@@ -58,11 +57,6 @@ function baseline(root: string, files: string[], editFile: string, texts: [strin
     cpu.push((used.user + used.system) / 1000);
   }
   return { wall, cpu };
-}
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
 async function main(): Promise<void> {
@@ -178,6 +172,15 @@ async function main(): Promise<void> {
     console.log(row(`  edits 1-${WARM_UP} (V8 warming up)`, editMs.slice(0, WARM_UP), ''));
     console.log(row(`  edits ${WARM_UP + 1}-${EDITS}`, editMs.slice(WARM_UP), ''));
   }
+  // The p95 of 60 edits is the third slowest: which edits they are tells warming up from steady cost.
+  const slowest = editMs.map((ms, i) => ({ ms, i })).sort((a, b) => b.ms - a.ms).slice(0, 5);
+  // With no build abandoned, the server's compile i (0: the first build) is that of edit i.
+  const compiled = (i: number) => (stats.abandoned === 0 && stats.compileMs[i + 1] !== undefined ? ` (compile ${stats.compileMs[i + 1].toFixed(1)})` : '');
+  console.log(`slowest edits (number: ms): ${slowest.map((e) => `${e.i + 1}: ${e.ms.toFixed(1)}${compiled(e.i)}`).join(', ')}`);
+  // What warming up costs in all: the server's CPU for the first edits' compiles and for the rest.
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0).toFixed(0);
+  const cpuMs = stats.compileCpuMs.slice(1);
+  console.log(`compile() CPU in all (ms): edits 1-${WARM_UP} ${sum(cpuMs.slice(0, WARM_UP))}, edits ${WARM_UP + 1}-${EDITS} ${sum(cpuMs.slice(WARM_UP))}; first build ${(stats.compileCpuMs[0] ?? 0).toFixed(0)}`);
   console.log(row('  compile() in the server, wall', stats.compileMs.slice(1), ''));
   console.log(row('  compile() in the server, CPU', stats.compileCpuMs.slice(1), ''));
   console.log(row('  modules checked per edit', stats.modulesChecked.slice(1), ''));

@@ -29,7 +29,9 @@
 // object, compose/elaborate.ts) is taken over by the body as a block: its
 // plan instances and channels, their origins and its share of the templates,
 // images, programs and protocols, recorded once by the compile that built
-// them (BlockData, made when the block is first taken over). The block is
+// them (BlockData, made when the block is first taken over, or at once by
+// the first body a cache keeps, whose blocks the next compile would
+// otherwise all make together, see PlanBuilder.body). The block is
 // taken over without visiting its objects when what its objects read from
 // outside the subtree is the same: its components' programs are the same
 // objects, the channels, exposures and egresses from outside that reach its

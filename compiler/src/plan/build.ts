@@ -269,11 +269,15 @@ export class PlanBuilder {
    * `reportOnly` is for a composition whose plan and policy checks are not reached (an error
    * elsewhere already stops them): the body then only reports what building it would report (images,
    * exposures, programs) and leaves out the channels, templates, instances and schemas nobody reads; what the
-   * cache holds is kept for the next compile. Not with `place`, whose placement reports too.
+   * cache holds is kept for the next compile. Not with `place`, whose placement reports too. With a cache
+   * that holds no body for it yet (the language server's first build, which usually meets a file
+   * being edited), the body is built whole all the same, so that the first compiles after it take
+   * its objects over instead of building them all (it reports the same either way).
    */
   body(flat: Flat, target: TargetInfo, digests = true, place?: (instances: readonly PlanInstance[], templates: readonly PlanTemplate[], origins: PolicyInput['origins']) => Map<string, string>, reportOnly = false): Body {
     const ctx = this.ctx;
     const cache = this.cache;
+    if (reportOnly && cache && !place && flat.pieces && !cache.state()) reportOnly = false;
     const indexKeys = this.types.sawIndexKey;
     // Subtrees taken over whole are taken over as blocks, and the last body's sorted lists and
     // origins updated, when nothing places the instances afterwards (body-cache.ts).
@@ -691,7 +695,6 @@ export class PlanBuilder {
     const instances = mi.list;
     const channels = mc.list;
     if (pieces) {
-      cache!.keepState({ instances, instanceOwners: mi.owners, channels, channelOwners: mc.owners, origins: { instances: origins.instances, channels: origins.channels, labels: origins.labels } });
       // Each subtree's block for the next compile: the one taken over, or one made from this body.
       const taken = new Map<Piece, BlockRecord>();
       for (const c of cands) {
@@ -699,7 +702,29 @@ export class PlanBuilder {
         taken.set(c.at.piece, c.rec);
         src.blocks.push({ instances: c.at.instances, channels: c.at.channels, data: c.data });
       }
-      for (const p of pieces) cache!.keepBlock(p.piece, taken.get(p.piece) ?? { src, instances: p.instances, channels: p.channels });
+      // The first body of a cache makes the blocks of the root's subsystems now rather than when the
+      // next compile first takes them over, and lists its objects in the sorted lists it keeps as those
+      // blocks' (as if it had taken them over): the next compile would otherwise make every block and
+      // sort every object again, and an edit after the language server's first build would cost several
+      // times what it costs later on. Deeper subtrees' and the root's blocks are made when taken over.
+      const first = prior ? undefined : new Map<object, BlockData>();
+      for (const p of pieces) {
+        let rec = taken.get(p.piece);
+        if (!rec) {
+          rec = { src, instances: p.instances, channels: p.channels };
+          if (first && p.prefix !== '' && !p.prefix.includes('.')) {
+            const d = blockData(p.piece, rec);
+            if (d) {
+              each(d.pis, (pi) => void first.set(pi, d));
+              each(d.pcs, (pc) => void first.set(pc, d));
+            }
+          }
+        }
+        cache!.keepBlock(p.piece, rec);
+      }
+      const instanceOwners = first ? ownersOf(instances, first) : mi.owners;
+      const channelOwners = first ? ownersOf(channels, first) : mc.owners;
+      cache!.keepState({ instances, instanceOwners, channels, channelOwners, origins: { instances: origins.instances, channels: origins.channels, labels: origins.labels } });
     } else if (cache && !reportOnly) cache.keepState(undefined);
     const placed = place?.(instances, templates, origins);
     for (let i = 0; placed && i < instances.length; i++) {
@@ -956,6 +981,13 @@ export class PlanBuilder {
     plan.digests.plan = planDigest(plan, this.ctx.sha256, { instances: body.instanceJson, channels });
     return plan;
   }
+}
+
+/** The block each object of a sorted list lies in (undefined: in none). */
+function ownersOf(list: readonly object[], blocks: ReadonlyMap<object, BlockData>): (BlockData | undefined)[] {
+  const owners: (BlockData | undefined)[] = [];
+  for (let k = 0; k < list.length; k++) owners.push(blocks.get(list[k]));
+  return owners;
 }
 
 /** Of the last body's sorted list, the entries of the blocks taken over again (the others are dropped). */
