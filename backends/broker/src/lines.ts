@@ -43,6 +43,11 @@ export class LineSplitter {
   ) {}
 
   push(chunk: Buffer): void {
+    this.pushChunk(chunk, false);
+  }
+
+  /** `push`; `owned`: the chunk is the splitter's own copy (what it held), so that what it holds again of it needs no copy. */
+  private pushChunk(chunk: Buffer, owned: boolean): void {
     if (this.holding) {
       // The stream was paused with the hold; a chunk it had already read is kept in order.
       this.held = this.held ? Buffer.concat([this.held, chunk]) : Buffer.from(chunk);
@@ -78,7 +83,8 @@ export class LineSplitter {
       this.partialSince = null;
       start = nl + 1;
       if (this.holding) {
-        if (start < chunk.length) this.held = Buffer.from(chunk.subarray(start));
+        // Copied unless it is already the splitter's own: a stream's chunk may be a pooled buffer that it reuses.
+        if (start < chunk.length) this.held = owned ? chunk.subarray(start) : Buffer.from(chunk.subarray(start));
         return;
       }
     }
@@ -99,7 +105,7 @@ export class LineSplitter {
     this.holding = false;
     const held = this.held;
     this.held = null;
-    if (held) this.push(held);
+    if (held) this.pushChunk(held, true);
   }
 
   private partial(chunk: Buffer, start: number, end: number): void {

@@ -9,6 +9,8 @@ import { Broker } from '../src/index';
 import { LineSplitter } from '../src/lines';
 import { FakePort, kvHandler, tempDir, testPlan } from './helpers';
 
+/** The limit as the test process set it, before any broker ran (a broker that leaves it changed changes it for every later test). */
+const STACK_TRACE_LIMIT = Error.stackTraceLimit;
 let dir: string;
 let cleanup: () => void;
 let broker: Broker;
@@ -110,6 +112,40 @@ describe('violation budget', () => {
     // Every junk line was refused (the ones that were not dropped as notices to a slow reader arrived), then the call was answered.
     expect(got[got.length - 1]).toEqual({ t: 'reply', id: 9, body: { miss: null } });
     expect(counter('flood.kv->db.kv').violations.malformed).toBe(150);
+  });
+});
+
+describe('a flood checked in small doses', () => {
+  it('checks what a paused flooder sent a few frames at a time, so that no stretch of the event loop is long', async () => {
+    await fake('db', 0, 'kv');
+    const flood = await fake('flood', 0, 'kv');
+    // The refusals of each synchronous stretch of the broker's work (a chunk read, or a resumption after a pause).
+    const stretches: number[] = [];
+    let current = 0;
+    broker.on('violation', () => {
+      if (current++ === 0) setImmediate(() => (stretches.push(current), (current = 0)));
+    });
+    flood.raw('{"t":"call","op":"nope","id":1,"body":{}}\n'.repeat(2000));
+    const t0 = Date.now();
+    while (stretches.length < 12 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    expect(stretches.length).toBeGreaterThanOrEqual(12);
+    // The first stretch spends the budget's burst of 64; each later one what the bucket refilled (640/s) during the pause,
+    // some 6 frames after 10 ms. A timer that fires late makes a larger dose, so the median is what is held to.
+    expect(stretches[0]).toBeGreaterThanOrEqual(64);
+    const later = stretches.slice(1).sort((a, b) => a - b);
+    expect(later[Math.floor(later.length / 2)]).toBeLessThanOrEqual(16);
+  });
+
+  it('leaves Error.stackTraceLimit as it found it, whether a line parses or not', async () => {
+    const db = await fake('db', 0, 'kv');
+    db.handler = kvHandler();
+    const flood = await fake('flood', 0, 'kv');
+    flood.raw('not json\n');
+    expect(await flood.next()).toMatchObject({ t: 'denied', kind: 'malformed' });
+    expect(Error.stackTraceLimit).toBe(STACK_TRACE_LIMIT);
+    flood.send({ t: 'call', op: 'get', id: 1, body: { key: 'a' } });
+    expect(await flood.next()).toEqual({ t: 'reply', id: 1, body: { miss: null } });
+    expect(Error.stackTraceLimit).toBe(STACK_TRACE_LIMIT);
   });
 });
 
