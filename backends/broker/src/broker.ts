@@ -51,14 +51,18 @@ const HIGH_WATER = 256 * 1024;
  * Each sender's violation budget: a token bucket of PENALTY_BURST violations refilled at
  * PENALTY_PER_SECOND. At the first violation over it the sender's socket is paused for
  * PENALTY_PAUSE_MS and no further line of what it already sent is looked at meanwhile.
- * The pause sets how a flood's checks are dealt out, not how many there are: each resumption
- * checks what the bucket refilled meanwhile (some 6 refused frames after 10 ms, at some 10 us
- * each), in one stretch of the event loop that every other channel's frames wait behind. A
- * pause of 50 ms let some 32 accumulate, half a millisecond or more at a time.
  */
 const PENALTY_BURST = 64;
 const PENALTY_PER_SECOND = 640;
-const PENALTY_PAUSE_MS = 10;
+const PENALTY_PAUSE_MS = 50;
+/**
+ * Lines of what a penalised sender sent that one turn of the event loop checks when its pause
+ * ends (see checkHeld). After a pause of 50 ms the budget has some 32 refusals to spend (and a
+ * sibling flooding valid calls as many admitted calls as its rate gave meanwhile): checked in
+ * one stretch, at 5 to 30 us a frame, that held every other channel's frame arriving meanwhile
+ * for half a millisecond or more.
+ */
+const HELD_SLICE = 4;
 /** Most a batch holds back for one destination before writing it (see Broker.write). */
 const OUTBOX_FLUSH = 64 * 1024;
 /**
@@ -1769,12 +1773,25 @@ export class Broker extends EventEmitter {
     sender.splitter.hold();
     const t = setTimeout(() => {
       sender.penalised = false;
-      if (stream.destroyed || this.senders.get(stream) !== sender) return;
-      // The held lines are checked now; a violation among them over the budget pauses the sender again.
-      this.batch(() => this.guard('held frames', () => sender.splitter.release()));
-      if (!sender.penalised && sender.waitingOn === 0) stream.resume();
+      this.checkHeld(stream, sender);
     }, PENALTY_PAUSE_MS);
     t.unref?.();
+  }
+
+  /**
+   * Checks the next HELD_SLICE lines a sender's splitter held while it was penalised, and lets the
+   * event loop turn (its other sockets are read) before the next ones; once nothing is held, reads the
+   * sender again. A violation among them over the budget pauses the sender again, and its timer goes on.
+   */
+  private checkHeld(stream: Duplex, sender: Sender): void {
+    if (stream.destroyed || this.senders.get(stream) !== sender || sender.penalised) return;
+    this.batch(() => this.guard('held frames', () => sender.splitter.release(HELD_SLICE)));
+    if (sender.penalised) return;
+    if (sender.splitter.onHold) {
+      setImmediate(() => this.checkHeld(stream, sender));
+      return;
+    }
+    if (sender.waitingOn === 0) stream.resume();
   }
 
   /** `guard` for a port's frame, without building its label (or a closure) unless the handling throws. */
