@@ -21,7 +21,8 @@
 // bytes per call of each path, and the broker's by function; the sampling slows every path, so the
 // run's times are not comparable with others'),
 // --baseline REV (also measures the broker of git revision REV, built from that revision's
-// backends/broker/src, as a third path "baseline" in the same runs: old and new under the same load).
+// backends/broker/src, as a third path "baseline" in the same runs, and in the flood part as a second
+// broker whose runs take turns with this one's: old and new under the same load).
 // "main thread us/call" is the broker's (or relay's) busy time per call on its thread
 // during the throughput run: steadier than calls/s when the machine is shared; "GC us/call" the
 // garbage collector's pauses on that thread per call, and "scavenges per 1k calls" how often the
@@ -32,7 +33,12 @@
 // its own channel with junk frames, then while a sibling clone of the same
 // requiring instance floods the shared channel with valid calls over its rate.
 // It prints the paced requester's p50/p99 in each phase, the junk frames the
-// broker checked per second, and the paced requester's refused calls.
+// broker checked per second, the paced requester's refused calls, and the CPU
+// time the broker's thread and the flooders' thread were given per second of
+// the phase (Linux), which tells whether the flooders took the cores the paced
+// requester needs or the broker spent its time on the flood. With --baseline
+// REV the broker of REV is measured too, its phases taken in turn with this
+// broker's under the same load.
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -221,6 +227,19 @@ function gcWatch(): { stop: () => Promise<{ ms: number; scavenges: number }> } {
     },
   };
 }
+
+/**
+ * The calling thread's time on a CPU in nanoseconds (the scheduler's own account, /proc/thread-self/schedstat), or NaN
+ * where that is missing; written once as source text, so that the flooders' worker measures itself as the main thread does.
+ */
+const THREAD_RUN_NS = `function threadRunNs() {
+  try {
+    return Number(require('node:fs').readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
+}`;
+const threadRunNs = new Function('require', `${THREAD_RUN_NS}; return threadRunNs;`)(createRequire(import.meta.url)) as () => number;
 
 /** The calling thread's CPU time in ms (user + system, 10 ms ticks), or NaN where /proc/thread-self is missing. */
 function threadCpuMs(): number {
@@ -635,6 +654,7 @@ parentPort.on('message', async (m) => {
 const FLOODERS = `
 const { workerData, parentPort } = require('node:worker_threads');
 const net = require('node:net');
+${THREAD_RUN_NS}
 const junk = Buffer.from((
   '{"t":"call","op":"nope","id":1,"body":{}}\\n' +
   'not json\\n' +
@@ -657,6 +677,7 @@ for (const [path, kind] of workerData.ports) {
   }).listen(path, () => { if (++listening === workerData.ports.length) parentPort.postMessage({ ready: true }); });
 }
 parentPort.on('message', (m) => {
+  if (m.cpu) { parentPort.postMessage({ cpuNs: threadRunNs() }); return; }
   on = m.kinds;
   for (const go of socks) go();
 });
@@ -697,21 +718,24 @@ async function flood(): Promise<void> {
   };
   const fromPaced = inbox(paced);
   const fromFlooders = inbox(flooders);
-  const broker = new Broker(floodPlan());
+  const floodersCpuNs = async () => {
+    flooders.postMessage({ cpu: true });
+    return (await fromFlooders()).cpuNs as number;
+  };
+  // The brokers measured: this one, and the baseline revision's when asked for, each set up afresh for each run of the
+  // three phases, the kinds taking turns, so that load from elsewhere falls on both alike.
+  const kinds: ('broker' | 'baseline')[] = BASELINE ? ['baseline', 'broker'] : ['broker'];
+  if (BASELINE) BaselineBroker = await baselineBroker(BASELINE, dir);
   try {
     await fromPaced();
     await fromFlooders();
-    void broker.attachPort('db', 0, 'kv', provPath);
-    void broker.attachPort('client', 0, 'kv', reqPath);
-    await fromPaced();
-    await new Promise((r) => setTimeout(r, 100));
-    const violations = (id: string) => broker.counters().find((c) => c.channel === id)!.violations_total;
     // Each flooder's port is attached for its phase only, so that what it left unread does not spill into the next.
     const floods: Record<string, { instance: string; clone: number; path: string; channel: string }> = {
       junk: { instance: 'flood', clone: 0, path: junkPath, channel: 'flood.kv->db.kv' },
       calls: { instance: 'client', clone: 1, path: sibPath, channel: 'client.kv->db.kv' },
     };
-    const phase = async (name: string, kind: string | null) => {
+    const phase = async (broker: Broker, name: string, kind: string | null) => {
+      const violations = (id: string) => broker.counters().find((c) => c.channel === id)!.violations_total;
       const fl = kind ? floods[kind] : null;
       if (fl) {
         flooders.postMessage({ kinds: [kind] });
@@ -720,10 +744,14 @@ async function flood(): Promise<void> {
         await new Promise((r) => setTimeout(r, 200));
       }
       const v0 = fl ? violations(fl.channel) : 0;
+      const f0 = await floodersCpuNs();
+      const m0 = threadRunNs();
       const t0 = performance.now();
       paced.postMessage({ seconds: FLOOD_SECONDS });
       const r = (await fromPaced()).result as { rtts: number[]; refused: number };
       const seconds = (performance.now() - t0) / 1000;
+      const mainMs = (threadRunNs() - m0) / 1e6 / seconds;
+      const floodersMs = ((await floodersCpuNs()) - f0) / 1e6 / seconds;
       // The paced requester's own refusals are counted apart; the rest of the channel's are the flooder's.
       const checked = fl ? (violations(fl.channel) - v0 - (fl.instance === 'client' ? r.refused : 0)) / seconds : 0;
       if (fl) {
@@ -731,37 +759,60 @@ async function flood(): Promise<void> {
         broker.detachPort(fl.instance, fl.clone, 'kv');
         await new Promise((res) => setTimeout(res, 200));
       }
-      return { name, calls: r.rtts.length, refused: r.refused, p50: pct(r.rtts, 0.5), p99: pct(r.rtts, 0.99), checked };
+      return { name, calls: r.rtts.length, refused: r.refused, p50: pct(r.rtts, 0.5), p99: pct(r.rtts, 0.99), checked, mainMs, floodersMs };
     };
     const names: [string, string | null][] = [['idle', null], ['junk flood (other instance)', 'junk'], ['call flood (sibling clone)', 'calls']];
-    const runs: Awaited<ReturnType<typeof phase>>[][] = names.map(() => []);
-    for (let rep = 0; rep < REPEATS; rep++) for (let i = 0; i < names.length; i++) runs[i].push(await phase(...names[i]));
+    type PhaseRun = Awaited<ReturnType<typeof phase>>;
+    const runs = new Map(kinds.map((k) => [k, names.map((): PhaseRun[] => [])]));
+    for (let rep = 0; rep < REPEATS; rep++) {
+      // The kinds' order alternates between repeats, so that neither always runs first.
+      for (const k of rep % 2 === 0 ? kinds : [...kinds].reverse()) {
+        const broker = new (k === 'baseline' ? BaselineBroker! : Broker)(floodPlan());
+        try {
+          const connected = fromPaced();
+          void broker.attachPort('db', 0, 'kv', provPath);
+          void broker.attachPort('client', 0, 'kv', reqPath);
+          await connected;
+          await new Promise((r) => setTimeout(r, 100));
+          for (let i = 0; i < names.length; i++) runs.get(k)![i].push(await phase(broker, ...names[i]));
+        } finally {
+          await broker.close();
+        }
+      }
+    }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    const rows = runs.map((rs) => ({
-      name: rs[0].name,
-      calls: median(rs.map((r) => r.calls)),
-      refused: rs.reduce((n, r) => n + r.refused, 0),
-      p50: median(rs.map((r) => r.p50)),
-      p99: median(rs.map((r) => r.p99)),
-      checked: median(rs.map((r) => r.checked)),
-    }));
-    const f = (x: number, d = 1) => x.toFixed(d);
+    const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
     console.log('');
     console.log(`isolation: a paced requester (one call at a time, 1 ms apart, ${FLOOD_SECONDS} s per phase) while another instance floods junk or a sibling clone floods calls; medians of ${REPEATS} interleaved runs (refused: total)`);
+    if (BASELINE) console.log(`baseline: the broker of ${BASELINE} (${execFileSync('git', ['rev-parse', '--short', BASELINE], { encoding: 'utf8' }).trim()}), its runs taking turns with this broker's`);
+    console.log(`"broker CPU" and "flooders CPU": the time the broker's thread and the flooders' thread ran, in ms per second of the phase`);
     console.log('');
-    console.log('| phase                        | calls | refused | p50 ms | p99 ms | p99 vs idle | flood frames refused/s |');
-    console.log('|------------------------------|-------|---------|--------|--------|-------------|------------------------|');
-    for (const r of rows) {
-      console.log(
-        `| ${r.name.padEnd(28)} | ${String(r.calls).padStart(5)} | ${String(r.refused).padStart(7)} | ${f(r.p50, 3).padStart(6)} | ${f(r.p99, 3).padStart(6)} | ${(f(r.p99 / rows[0].p99, 2) + 'x').padStart(11)} | ${f(r.checked, 0).padStart(22)} |`,
-      );
+    console.log('| broker   | phase                        | calls | refused | p50 ms | p99 ms | p99 vs idle | flood frames refused/s | broker CPU | flooders CPU |');
+    console.log('|----------|------------------------------|-------|---------|--------|--------|-------------|------------------------|------------|--------------|');
+    const verdicts: string[] = [];
+    for (const k of kinds) {
+      const rows = runs.get(k)!.map((rs) => ({
+        name: rs[0].name,
+        calls: median(rs.map((r) => r.calls)),
+        refused: rs.reduce((n, r) => n + r.refused, 0),
+        p50: median(rs.map((r) => r.p50)),
+        p99: median(rs.map((r) => r.p99)),
+        checked: median(rs.map((r) => r.checked)),
+        mainMs: median(rs.map((r) => r.mainMs)),
+        floodersMs: median(rs.map((r) => r.floodersMs)),
+      }));
+      for (const r of rows) {
+        console.log(
+          `| ${k.padEnd(8)} | ${r.name.padEnd(28)} | ${String(r.calls).padStart(5)} | ${String(r.refused).padStart(7)} | ${f(r.p50, 3).padStart(6)} | ${f(r.p99, 3).padStart(6)} | ${(f(r.p99 / rows[0].p99, 2) + 'x').padStart(11)} | ${f(r.checked, 0).padStart(22)} | ${f(r.mainMs, 0).padStart(10)} | ${f(r.floodersMs, 0).padStart(12)} |`,
+        );
+      }
+      const worst = Math.max(rows[1].p99, rows[2].p99) / rows[0].p99;
+      const refused = rows[1].refused + rows[2].refused;
+      verdicts.push(`${BASELINE ? `${k}: ` : ''}${f(worst, 2)}x, ${refused} refused -> ${worst <= 2 && refused === 0 ? 'met' : 'NOT met'}`);
     }
-    const worst = Math.max(rows[1].p99, rows[2].p99) / rows[0].p99;
-    const refused = rows[1].refused + rows[2].refused;
     console.log('');
-    console.log(`target: the paced requester's p99 under a flood within 2x of idle and none of its calls refused; here ${f(worst, 2)}x, ${refused} refused -> ${worst <= 2 && refused === 0 ? 'met' : 'NOT met'}`);
+    console.log(`target: the paced requester's p99 under a flood within 2x of idle and none of its calls refused; here ${verdicts.join('; ')}`);
   } finally {
-    await broker.close();
     await paced.terminate();
     await flooders.terminate();
     rmSync(dir, { recursive: true, force: true });

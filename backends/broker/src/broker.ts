@@ -55,6 +55,14 @@ const HIGH_WATER = 256 * 1024;
 const PENALTY_BURST = 64;
 const PENALTY_PER_SECOND = 640;
 const PENALTY_PAUSE_MS = 50;
+/**
+ * Lines of what a penalised sender sent that one turn of the event loop checks when its pause
+ * ends (see checkHeld). After a pause of 50 ms the budget has some 32 refusals to spend (and a
+ * sibling flooding valid calls as many admitted calls as its rate gave meanwhile): checked in
+ * one stretch, at 5 to 30 us a frame, that held every other channel's frame arriving meanwhile
+ * for half a millisecond or more.
+ */
+const HELD_SLICE = 4;
 /** Most a batch holds back for one destination before writing it (see Broker.write). */
 const OUTBOX_FLUSH = 64 * 1024;
 /**
@@ -1102,9 +1110,14 @@ export class Broker extends EventEmitter {
     // Whether the line has no escape: the parse's shortcut and the body's reuse of the line both ask.
     const plain = plainLine(line);
     let frame: unknown;
+    // JSON.parse's error is not looked at, only that it threw: without a stack trace to capture, refusing a line
+    // that is not JSON (junk, the commonest flood) costs half as much. The limit is restored on both ways out.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     try {
       frame = parseLine(line, raw, rawStart, bytes, plain);
     } catch {
+      Error.stackTraceLimit = limit;
       const ch = conn.channels.length === 1 ? conn.channels[0] : null;
       // A provider's broken reply usually still names the call it answers: fail that call now
       // rather than leave its requester waiting for the timeout.
@@ -1118,6 +1131,7 @@ export class Broker extends EventEmitter {
       }
       return;
     }
+    Error.stackTraceLimit = limit;
     if (conn.port.direction === 'require') {
       const req = conn.requester;
       if (!req) {
@@ -1495,27 +1509,24 @@ export class Broker extends EventEmitter {
     // here, without the closure that withProvider's other cases need.
     const direct = to === undefined ? this.directProvider(req) : null;
     if (direct !== null) {
-      if (typeof direct !== 'string') this.callProvider(req, ch, op, bodyJson, respond, origId, direct);
-      else {
-        ch.counters.errors++;
-        answerReq(req, respond, origId, { ok: false, error: direct, kind: 'unavailable' });
-      }
+      this.callProvider(req, ch, op, bodyJson, respond, origId, direct);
       return;
     }
     // A body taken from the received bytes is a view of them: the call may wait for a session's clone.
     const body = owned(bodyJson);
-    this.withProvider(req, to, (conn, reason) => {
-      if (!conn) {
-        ch.counters.errors++;
-        answerReq(req, respond, origId, { ok: false, error: reason, kind: 'unavailable' });
-        return;
-      }
-      this.callProvider(req, ch, op, body, respond, origId, conn);
-    });
+    this.withProvider(req, to, (conn) => this.callProvider(req, ch, op, body, respond, origId, conn));
   }
 
-  /** Writes a call to the provider port `conn` and records it as outstanding (forwardCall). */
-  private callProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, respond: ((a: Answer) => void) | null, origId: number | string | undefined, conn: PortConn): void {
+  /**
+   * Writes a call to the provider port `conn` and records it as outstanding (forwardCall); `conn` is
+   * why there is none when it is a string, and the call is answered as unavailable.
+   */
+  private callProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, respond: ((a: Answer) => void) | null, origId: number | string | undefined, conn: PortConn | string): void {
+    if (typeof conn === 'string') {
+      ch.counters.errors++;
+      answerReq(req, respond, origId, { ok: false, error: conn, kind: 'unavailable' });
+      return;
+    }
     const pid = conn.nextId++;
     const now = performance.now();
     const n = this.writeFrameTo(conn, `${CALL_HEAD[0]}${op.json}${CALL_HEAD[1]}${pid}${CALL_HEAD[2]}`, CALL_HEAD_BYTES + op.jsonBytes + decimalDigits(pid), bodyJson);
@@ -1539,22 +1550,19 @@ export class Broker extends EventEmitter {
     const ch = req.channel;
     const direct = to === undefined ? this.directProvider(req) : null;
     if (direct !== null) {
-      if (typeof direct !== 'string') this.sendProvider(req, ch, op, bodyJson, direct);
-      else this.log({ level: 'debug', message: `send ${op.name} on ${ch.id} dropped: ${direct}`, channel: ch.id });
+      this.sendProvider(req, ch, op, bodyJson, direct);
       return;
     }
     const body = owned(bodyJson);
-    this.withProvider(req, to, (conn, reason) => {
-      if (!conn) {
-        this.log({ level: 'debug', message: `send ${op.name} on ${ch.id} dropped: ${reason}`, channel: ch.id });
-        return;
-      }
-      this.sendProvider(req, ch, op, body, conn);
-    });
+    this.withProvider(req, to, (conn) => this.sendProvider(req, ch, op, body, conn));
   }
 
-  /** Writes a send to the provider port `conn` (forwardSend). */
-  private sendProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, conn: PortConn): void {
+  /** Writes a send to the provider port `conn` (forwardSend); `conn` is why there is none when it is a string, and the send is dropped. */
+  private sendProvider(req: Requester, ch: ChannelRt, op: OpRt, bodyJson: string | Buffer, conn: PortConn | string): void {
+    if (typeof conn === 'string') {
+      this.log({ level: 'debug', message: `send ${op.name} on ${ch.id} dropped: ${conn}`, channel: ch.id });
+      return;
+    }
     const n = this.writeFrameTo(conn, `${SEND_HEAD[0]}${op.json}${SEND_HEAD[1]}`, SEND_HEAD_BYTES + op.jsonBytes, bodyJson);
     if (n >= 0) {
       ch.counters.frames_to_provider++;
@@ -1564,73 +1572,74 @@ export class Broker extends EventEmitter {
   }
 
   /**
-   * Finds the provider port for a requester's next frame: its session's clone,
-   * else (per_session providers) a new session, else round-robin over the
-   * connected clones not bound to a session. Calls `use` synchronously when no
-   * session has to be opened.
+   * Finds the provider port for a requester's next frame, or why there is none (a string): the
+   * created clone a factory port's frame names, else the remote provider, else directProvider's
+   * choice, else (the frame needs a session) its session's clone, opening a session first for a
+   * per_session provider. Calls `use` synchronously when no session has to be opened.
    */
-  private withProvider(req: Requester, to: number | undefined, use: (conn: PortConn | null, reason: string) => void): void {
+  private withProvider(req: Requester, to: number | undefined, use: (conn: PortConn | string) => void): void {
     const ch = req.channel;
     const inst = ch.provider;
     if (to !== undefined) {
       // A factory port's frame goes to the created clone it names (checked to be the creator's own).
       const c = inst.clones.get(to)?.get(ch.providerPort);
-      use(c?.stream ? c : null, c?.stream ? '' : `the created instance ${inst.plan.id}[${to}] is not connected on port ${ch.providerPort}`);
+      use(c?.stream ? c : `the created instance ${inst.plan.id}[${to}] is not connected on port ${ch.providerPort}`);
       return;
     }
     // A provider on another host: its broker there picks the clone (and opens its sessions).
     if (ch.remote) {
-      use(...this.remoteProvider(req));
+      const [c, why] = this.remoteProvider(req);
+      use(c ?? why);
       return;
     }
-    const perSession = inst.plan.mode === 'per_session' && this.opts.onSessionOpen !== undefined;
     // A guest's session that ended (its clone died, or max_sessions refused it) gives way to a new one;
     // an exposure connection's session is the connection, so it stays ended.
     if (req.session?.closed && !req.session.opening && !req.connectionSession) req.session = null;
-    if (!req.session && perSession) this.sessions.open(req, 'first call');
-    const s = req.session;
-    if (s) {
-      if (s.clone === null && s.opening) {
-        // Frames wait, in order, for the session's clone; as many as calls may be in flight.
-        if (s.waiters.length >= ch.inv.max_inflight) {
-          use(null, `${s.waiters.length} frames are already waiting for the session's clone of ${inst.plan.id}`);
-          return;
-        }
-        this.sessions.when(s, () => this.useSessionClone(req, s, use));
-        return;
-      }
-      this.useSessionClone(req, s, use);
+    const direct = this.directProvider(req);
+    if (direct !== null) {
+      use(direct);
       return;
     }
-    use(...this.pickClone(inst, ch.providerPort));
+    // directProvider declined, so the frame has a session, or the provider is per_session and opens one for it.
+    const s = req.session ?? this.sessions.open(req, 'first call')!;
+    if (s.clone === null && s.opening) {
+      // Frames wait, in order, for the session's clone; as many as calls may be in flight.
+      if (s.waiters.length >= ch.inv.max_inflight) {
+        use(`${s.waiters.length} frames are already waiting for the session's clone of ${inst.plan.id}`);
+        return;
+      }
+      this.sessions.when(s, () => this.useSessionClone(req, s, use));
+      return;
+    }
+    this.useSessionClone(req, s, use);
   }
 
-  private useSessionClone(req: Requester, s: Session, use: (conn: PortConn | null, reason: string) => void): void {
+  private useSessionClone(req: Requester, s: Session, use: (conn: PortConn | string) => void): void {
     const inst = req.channel.provider;
     if (s.closed) {
-      use(null, `no clone of ${inst.plan.id} is available for this session`);
+      use(`no clone of ${inst.plan.id} is available for this session`);
       return;
     }
     const conn = s.clone === null ? undefined : inst.clones.get(s.clone)?.get(req.channel.providerPort);
     if (conn?.stream) {
-      use(conn, '');
+      use(conn);
       return;
     }
     if (s.owned) {
-      use(null, `the session's clone ${inst.plan.id}[${s.clone}] is gone`);
+      use(`the session's clone ${inst.plan.id}[${s.clone}] is gone`);
       return;
     }
     // A sticky session (not given its own clone) picks again when it has none or its clone went away.
-    const [c, why] = this.pickClone(inst, req.channel.providerPort);
-    if (c) s.clone = c.clone;
-    use(c, why);
+    const c = this.pickConn(inst, req.channel.providerPort);
+    if (typeof c !== 'string') s.clone = c.clone;
+    use(c);
   }
 
   /**
-   * What withProvider would give the requester's next frame when that needs no session and no
-   * other host: pickConn's choice among the provider's clones (the connection, or why there is
-   * none), decided at once, so that the caller needs no closure and no copy of the body; null
-   * otherwise, and the caller asks withProvider.
+   * The provider port for a requester's next frame when that needs no session and no other host:
+   * pickConn's choice among the provider's clones (the connection, or why there is none), decided at
+   * once, so that the caller needs no closure and no copy of the body; null when the frame needs a
+   * session or another host, and the caller asks withProvider (which asks this first too).
    */
   private directProvider(req: Requester): PortConn | string | null {
     const ch = req.channel;
@@ -1764,12 +1773,25 @@ export class Broker extends EventEmitter {
     sender.splitter.hold();
     const t = setTimeout(() => {
       sender.penalised = false;
-      if (stream.destroyed || this.senders.get(stream) !== sender) return;
-      // The held lines are checked now; a violation among them over the budget pauses the sender again.
-      this.batch(() => this.guard('held frames', () => sender.splitter.release()));
-      if (!sender.penalised && sender.waitingOn === 0) stream.resume();
+      this.checkHeld(stream, sender);
     }, PENALTY_PAUSE_MS);
     t.unref?.();
+  }
+
+  /**
+   * Checks the next HELD_SLICE lines a sender's splitter held while it was penalised, and lets the
+   * event loop turn (its other sockets are read) before the next ones; once nothing is held, reads the
+   * sender again. A violation among them over the budget pauses the sender again, and its timer goes on.
+   */
+  private checkHeld(stream: Duplex, sender: Sender): void {
+    if (stream.destroyed || this.senders.get(stream) !== sender || sender.penalised) return;
+    this.batch(() => this.guard('held frames', () => sender.splitter.release(HELD_SLICE)));
+    if (sender.penalised) return;
+    if (sender.splitter.onHold) {
+      setImmediate(() => this.checkHeld(stream, sender));
+      return;
+    }
+    if (sender.waitingOn === 0) stream.resume();
   }
 
   /** `guard` for a port's frame, without building its label (or a closure) unless the handling throws. */

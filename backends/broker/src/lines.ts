@@ -8,7 +8,9 @@
 // A consumer can `hold()` the splitter from inside its sink (a sender over its
 // violation budget): no further line of the chunk being pushed is handed out,
 // and what remains is kept until `release()`. The consumer pauses the stream at
-// the same time, so what is held is at most the rest of one chunk.
+// the same time, so what is held is at most the rest of one chunk. A release can
+// hand out a few lines at a time (`release(max)`), so that the consumer checks
+// what it held in short stretches.
 
 import { isAscii } from 'node:buffer';
 
@@ -33,6 +35,8 @@ export class LineSplitter {
   private discarding = false;
   private holding = false;
   private held: Buffer | null = null;
+  /** Lines `release(max)` may still hand out before the splitter holds again (Infinity outside a release). */
+  private allowance = Infinity;
   /** When the unfinished line began (performance.now()), or null when there is none. */
   private partialSince: number | null = null;
 
@@ -43,6 +47,11 @@ export class LineSplitter {
   ) {}
 
   push(chunk: Buffer): void {
+    this.pushChunk(chunk, false);
+  }
+
+  /** `push`; `owned`: the chunk is the splitter's own copy (what it held), so that what it holds again of it needs no copy. */
+  private pushChunk(chunk: Buffer, owned: boolean): void {
     if (this.holding) {
       // The stream was paused with the hold; a chunk it had already read is kept in order.
       this.held = this.held ? Buffer.concat([this.held, chunk]) : Buffer.from(chunk);
@@ -77,8 +86,10 @@ export class LineSplitter {
       }
       this.partialSince = null;
       start = nl + 1;
+      if (this.allowance !== Infinity && --this.allowance <= 0 && start < chunk.length) this.holding = true;
       if (this.holding) {
-        if (start < chunk.length) this.held = Buffer.from(chunk.subarray(start));
+        // Copied unless it is already the splitter's own: a stream's chunk may be a pooled buffer that it reuses.
+        if (start < chunk.length) this.held = owned ? chunk.subarray(start) : Buffer.from(chunk.subarray(start));
         return;
       }
     }
@@ -93,13 +104,22 @@ export class LineSplitter {
     return this.holding;
   }
 
-  /** Hands out the lines kept since `hold()` (which may hold again), then takes chunks as before. */
-  release(): void {
+  /**
+   * Hands out the lines kept since `hold()` (which may hold again), then takes chunks as before; with `max`, at
+   * most that many, after which it holds the rest again (`onHold`) for a later release.
+   */
+  release(max = Infinity): void {
     if (!this.holding) return;
     this.holding = false;
     const held = this.held;
     this.held = null;
-    if (held) this.push(held);
+    if (!held) return;
+    this.allowance = max;
+    try {
+      this.pushChunk(held, true);
+    } finally {
+      this.allowance = Infinity;
+    }
   }
 
   private partial(chunk: Buffer, start: number, end: number): void {

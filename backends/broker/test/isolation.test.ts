@@ -9,6 +9,8 @@ import { Broker } from '../src/index';
 import { LineSplitter } from '../src/lines';
 import { FakePort, kvHandler, tempDir, testPlan } from './helpers';
 
+/** The limit as the test process set it, before any broker ran (a broker that leaves it changed changes it for every later test). */
+const STACK_TRACE_LIMIT = Error.stackTraceLimit;
 let dir: string;
 let cleanup: () => void;
 let broker: Broker;
@@ -71,6 +73,21 @@ describe('LineSplitter.hold', () => {
     expect(out).toEqual(['a', 'b', 'part', 'c', 'd']);
   });
 
+  it('hands out at most `max` held lines per release, and the rest, in order, on the next', () => {
+    const out: string[] = [];
+    const sp: LineSplitter = new LineSplitter(100, { line: (t) => (out.push(t), t === 'a' && sp.hold()), oversize: () => undefined });
+    sp.push(Buffer.from('a\nb\nc\nd\ne'));
+    sp.release(2);
+    expect(out).toEqual(['a', 'b', 'c']);
+    expect(sp.onHold).toBe(true);
+    sp.release(2);
+    // The unfinished line is kept as a partial one: nothing is held any more, and the next chunk finishes it.
+    expect(out).toEqual(['a', 'b', 'c', 'd']);
+    expect(sp.onHold).toBe(false);
+    sp.push(Buffer.from('f\ng\nh\n'));
+    expect(out).toEqual(['a', 'b', 'c', 'd', 'ef', 'g', 'h']);
+  });
+
   it('forgets what it held on reset', () => {
     const out: string[] = [];
     const sp: LineSplitter = new LineSplitter(100, { line: (t) => (out.push(t), sp.hold()), oversize: () => undefined });
@@ -110,6 +127,39 @@ describe('violation budget', () => {
     // Every junk line was refused (the ones that were not dropped as notices to a slow reader arrived), then the call was answered.
     expect(got[got.length - 1]).toEqual({ t: 'reply', id: 9, body: { miss: null } });
     expect(counter('flood.kv->db.kv').violations.malformed).toBe(150);
+  });
+});
+
+describe('a flood checked in small doses', () => {
+  it('checks what a paused flooder sent a few frames at a time, so that no stretch of the event loop is long', async () => {
+    await fake('db', 0, 'kv');
+    const flood = await fake('flood', 0, 'kv');
+    // The refusals of each synchronous stretch of the broker's work (a chunk read, or a resumption after a pause).
+    const stretches: number[] = [];
+    let current = 0;
+    broker.on('violation', () => {
+      if (current++ === 0) setImmediate(() => (stretches.push(current), (current = 0)));
+    });
+    flood.raw('{"t":"call","op":"nope","id":1,"body":{}}\n'.repeat(2000));
+    const t0 = Date.now();
+    while (stretches.length < 12 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    expect(stretches.length).toBeGreaterThanOrEqual(12);
+    // The first stretch spends the budget's burst of 64 (the chunk as read); what was held after it is checked a few lines
+    // per turn of the event loop, not the some 32 refusals the budget refills during a pause at once.
+    expect(stretches[0]).toBeGreaterThanOrEqual(64);
+    expect(Math.max(...stretches.slice(1))).toBeLessThanOrEqual(8);
+  });
+
+  it('leaves Error.stackTraceLimit as it found it, whether a line parses or not', async () => {
+    const db = await fake('db', 0, 'kv');
+    db.handler = kvHandler();
+    const flood = await fake('flood', 0, 'kv');
+    flood.raw('not json\n');
+    expect(await flood.next()).toMatchObject({ t: 'denied', kind: 'malformed' });
+    expect(Error.stackTraceLimit).toBe(STACK_TRACE_LIMIT);
+    flood.send({ t: 'call', op: 'get', id: 1, body: { key: 'a' } });
+    expect(await flood.next()).toEqual({ t: 'reply', id: 1, body: { miss: null } });
+    expect(Error.stackTraceLimit).toBe(STACK_TRACE_LIMIT);
   });
 });
 
