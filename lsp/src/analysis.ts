@@ -101,7 +101,8 @@ export class DocumentCache implements ParseCache {
 export class Analyzer {
   readonly cache = new DocumentCache();
   private generation = 0;
-  private timer: NodeJS.Timeout | undefined;
+  /** The scheduled build, if any: a timer after the quiet period, or the next turn of the event loop. */
+  private timer: { cancel(): void } | undefined;
   private inflight: { generation: number; done: Promise<void> } | undefined;
   private snapshot: Snapshot | undefined;
   private waiters: { generation: number; resolve: (s: Snapshot) => void }[] = [];
@@ -148,21 +149,28 @@ export class Analyzer {
   invalidate(): void {
     this.generation++;
     const now = performance.now();
-    // When nothing is scheduled or running, the edit is built almost at once
-    // (the short delay still gathers notifications that arrived together).
-    // Edits that arrive while a build is scheduled or running wait for a
-    // quiet period, so a burst of typing costs one more build, not one per
-    // keystroke.
+    // When nothing is scheduled or running, the edit is built on the next
+    // turn of the event loop. A timer, even of 2 ms, added its whole delay to
+    // every edit's latency and gathered nothing more: the connection handles
+    // one queued message per turn, and a notification that arrived with this
+    // one is handled before the build's first step, which then abandons
+    // itself, as it would have found the timer scheduled. Edits that arrive
+    // while a build is scheduled or running wait for a quiet period, so a
+    // burst of typing costs one more build, not one per keystroke.
     const quiet = !this.timer && !this.inflight;
     this.lastEdit = now;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        void this.build();
-      },
-      quiet ? Math.min(2, this.options.debounceMs) : this.options.debounceMs,
-    );
+    this.timer?.cancel();
+    const start = (): void => {
+      this.timer = undefined;
+      void this.build();
+    };
+    if (quiet) {
+      const immediate = setImmediate(start);
+      this.timer = { cancel: () => clearImmediate(immediate) };
+    } else {
+      const timeout = setTimeout(start, this.options.debounceMs);
+      this.timer = { cancel: () => clearTimeout(timeout) };
+    }
   }
 
   /** The current document parsed (no waiting: parsing one file is fast). */
@@ -186,7 +194,7 @@ export class Analyzer {
     const wanted = this.generation;
     if (this.snapshot && this.snapshot.generation >= wanted) return this.snapshot;
     if (this.timer) {
-      clearTimeout(this.timer);
+      this.timer.cancel();
       this.timer = undefined;
       void this.build();
     } else if (!this.inflight) void this.build();
@@ -379,7 +387,7 @@ export class Analyzer {
   }
 
   dispose(): void {
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
   }
 
   /**

@@ -2,7 +2,7 @@
 // newer edit abandons a build at its next step, waiting requests get the
 // newest snapshot, and a cancelled request stops waiting.
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CancellationTokenSource } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { Analyzer, RequestCancelled, type Snapshot } from '../src/analysis';
@@ -49,6 +49,34 @@ describe('analyzer', () => {
     expect([...s.program.symbols.values()].some((x) => x.name === 'Renamed')).toBe(true);
     expect([...s.program.symbols.values()].some((x) => x.name === 'C0')).toBe(false);
     analyzer.dispose();
+  });
+
+  it('builds an edit made while nothing is scheduled on the next turn of the event loop, and a burst after the quiet period', async () => {
+    // Only timers are faked: a build waiting for one never starts until they are advanced.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const turns = async (n: number) => {
+      for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+    };
+    try {
+      const { analyzer, workspace, snapshots } = setup(50);
+      analyzer.invalidate();
+      await turns(50);
+      expect(snapshots).toHaveLength(1);
+      // Two edits in a row: the second cancels the build the first scheduled and waits for the quiet period.
+      workspace.setOpen('m3.mcl', TextDocument.create('file:///m3.mcl', 'mcl', 2, 'component Burst1 { memory 64MiB }\n'));
+      analyzer.invalidate();
+      workspace.setOpen('m3.mcl', TextDocument.create('file:///m3.mcl', 'mcl', 3, 'component Burst2 { memory 64MiB }\n'));
+      analyzer.invalidate();
+      await turns(50);
+      expect(snapshots).toHaveLength(1);
+      vi.advanceTimersByTime(50);
+      await turns(50);
+      expect(snapshots).toHaveLength(2);
+      expect([...snapshots[1].program.symbols.values()].some((x) => x.name === 'Burst2')).toBe(true);
+      analyzer.dispose();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('answers a waiting request with a snapshot of the latest generation', async () => {
