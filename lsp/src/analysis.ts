@@ -29,6 +29,9 @@ import type { Workspace } from './workspace';
 
 export const MCLC_VERSION = '0.1.0';
 
+/** How long the first build waits for the documents a client opens just after `initialized` (ms). */
+const FIRST_BUILD_DELAY_MS = 2;
+
 /** The result of parsing one document at one version. */
 export interface ParsedDocument {
   file: string;
@@ -149,14 +152,17 @@ export class Analyzer {
   invalidate(): void {
     this.generation++;
     const now = performance.now();
-    // When nothing is scheduled or running, the edit is built on the next
+    // When nothing is scheduled or running, an edit is built on the next
     // turn of the event loop. A timer, even of 2 ms, added its whole delay to
     // every edit's latency and gathered nothing more: the connection handles
     // one queued message per turn, and a notification that arrived with this
     // one is handled before the build's first step, which then abandons
-    // itself, as it would have found the timer scheduled. Edits that arrive
-    // while a build is scheduled or running wait for a quiet period, so a
-    // burst of typing costs one more build, not one per keystroke.
+    // itself, as it would have found the timer scheduled. Only the first
+    // build waits 2 ms: it compiles the whole workspace, and a client opens
+    // its documents just after `initialized`, in messages of their own.
+    // Edits that arrive while a build is scheduled or running wait for a
+    // quiet period, so a burst of typing costs one more build, not one per
+    // keystroke.
     const quiet = !this.timer && !this.inflight;
     this.lastEdit = now;
     this.timer?.cancel();
@@ -164,11 +170,11 @@ export class Analyzer {
       this.timer = undefined;
       void this.build();
     };
-    if (quiet) {
+    if (quiet && this.snapshot) {
       const immediate = setImmediate(start);
       this.timer = { cancel: () => clearImmediate(immediate) };
     } else {
-      const timeout = setTimeout(start, this.options.debounceMs);
+      const timeout = setTimeout(start, quiet ? Math.min(FIRST_BUILD_DELAY_MS, this.options.debounceMs) : this.options.debounceMs);
       this.timer = { cancel: () => clearTimeout(timeout) };
     }
   }

@@ -51,7 +51,7 @@ describe('analyzer', () => {
     analyzer.dispose();
   });
 
-  it('builds an edit made while nothing is scheduled on the next turn of the event loop, and a burst after the quiet period', async () => {
+  it('builds an edit made while nothing is scheduled on the next turn of the event loop (the first build after 2 ms), and a burst after the quiet period', async () => {
     // Only timers are faked: a build waiting for one never starts until they are advanced.
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const turns = async (n: number) => {
@@ -59,20 +59,29 @@ describe('analyzer', () => {
     };
     try {
       const { analyzer, workspace, snapshots } = setup(50);
+      // The first build waits a moment for the documents a client opens at once.
       analyzer.invalidate();
       await turns(50);
+      expect(snapshots).toHaveLength(0);
+      vi.advanceTimersByTime(2);
+      await turns(50);
       expect(snapshots).toHaveLength(1);
+      // An edit after it, with nothing scheduled, is built at once.
+      workspace.setOpen('m4.mcl', TextDocument.create('file:///m4.mcl', 'mcl', 2, 'component Next { memory 64MiB }\n'));
+      analyzer.invalidate();
+      await turns(50);
+      expect(snapshots).toHaveLength(2);
       // Two edits in a row: the second cancels the build the first scheduled and waits for the quiet period.
       workspace.setOpen('m3.mcl', TextDocument.create('file:///m3.mcl', 'mcl', 2, 'component Burst1 { memory 64MiB }\n'));
       analyzer.invalidate();
       workspace.setOpen('m3.mcl', TextDocument.create('file:///m3.mcl', 'mcl', 3, 'component Burst2 { memory 64MiB }\n'));
       analyzer.invalidate();
       await turns(50);
-      expect(snapshots).toHaveLength(1);
+      expect(snapshots).toHaveLength(2);
       vi.advanceTimersByTime(50);
       await turns(50);
-      expect(snapshots).toHaveLength(2);
-      expect([...snapshots[1].program.symbols.values()].some((x) => x.name === 'Burst2')).toBe(true);
+      expect(snapshots).toHaveLength(3);
+      expect([...snapshots[2].program.symbols.values()].some((x) => x.name === 'Burst2')).toBe(true);
       analyzer.dispose();
     } finally {
       vi.useRealTimers();
