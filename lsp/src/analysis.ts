@@ -141,6 +141,9 @@ export class Analyzer {
    */
   private compilers = new Map<string, IncrementalCompiler>();
   private lastProjects: Project[] = [];
+  /** The last grouping into projects and what it was made from (see `projects`). */
+  private grouping: { files: string[]; refs: Map<string, string[] | undefined>; projects: Project[] } | undefined;
+  private readonly projectKeys = new WeakMap<Project, string>();
   private lastEdit = 0;
 
   constructor(
@@ -269,7 +272,7 @@ export class Analyzer {
     const fresh = new Map<string, ProjectBuild>();
     const compilers = new Map<string, IncrementalCompiler>();
     for (const project of projects) {
-      const key = `${project.root}\u0000${project.files.join('\u0000')}`;
+      const key = this.keyOf(project);
       const compiler = this.compilers.get(key) ?? new IncrementalCompiler();
       compilers.set(key, compiler);
       let built = this.projectBuilds.get(key);
@@ -318,15 +321,30 @@ export class Analyzer {
 
   /** The projects of the workspace as of now (see projects.ts). */
   projects(): Project[] {
-    const refsOf = (file: string): string[] | undefined => {
-      const text = this.workspace.text(file);
-      if (text === undefined) return undefined;
-      return this.moduleRefs.refs(file, text, this.cache.parse(file, text).file);
-    };
     // A file that vanished without the client telling us is left out rather
     // than reported as a missing entry.
     const files = this.workspace.entries().filter((f) => this.workspace.text(f) !== undefined);
-    return groupProjects(files, refsOf);
+    const refs = new Map<string, string[] | undefined>();
+    for (const file of files) {
+      const text = this.workspace.text(file)!;
+      refs.set(file, this.moduleRefs.refs(file, text, this.cache.parse(file, text).file));
+    }
+    // The grouping depends on nothing else than the files and the modules
+    // each names, which an edit rarely changes: the last one is kept while
+    // they are the same, instead of resolving every module path of the
+    // workspace again on every edit.
+    const last = this.grouping;
+    if (last && sameList(last.files, files) && files.every((f) => sameList(last.refs.get(f) ?? [], refs.get(f) ?? []))) return last.projects;
+    const projects = groupProjects(files, (f) => refs.get(f));
+    this.grouping = { files, refs, projects };
+    return projects;
+  }
+
+  /** The key of a project's compiler and build: its root and files. */
+  private keyOf(project: Project): string {
+    let key = this.projectKeys.get(project);
+    if (key === undefined) this.projectKeys.set(project, (key = `${project.root}\u0000${project.files.join('\u0000')}`));
+    return key;
   }
 
   /** The project a file belongs to in the last build (a stdlib file or unknown file: undefined). */
@@ -484,6 +502,13 @@ function makeSnapshot(generation: number, result: CompileResult, compileMs: numb
 
 function emptyResult(): CompileResult {
   return { program: { files: new Map(), texts: new Map(), symbols: new Map(), references: [], instances: new Map() }, diagnostics: [] };
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Appends a measurement, keeping the last 500. */

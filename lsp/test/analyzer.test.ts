@@ -88,6 +88,22 @@ describe('analyzer', () => {
     }
   });
 
+  it('keeps the grouping into projects while the files and the modules they name are the same, and groups again when they change', () => {
+    const { analyzer, workspace } = setup();
+    const first = analyzer.projects();
+    expect(first.map((p) => p.files)).toEqual([['m0.mcl'], ['m1.mcl'], ['m2.mcl'], ['m3.mcl'], ['m4.mcl']]);
+    // An edit that names no other module keeps the grouping.
+    workspace.setOpen('m0.mcl', TextDocument.create('file:///m0.mcl', 'mcl', 2, 'component C0 { memory 128MiB }\n'));
+    expect(analyzer.projects()).toBe(first);
+    // Naming another module joins the two files' projects.
+    workspace.setOpen('m0.mcl', TextDocument.create('file:///m0.mcl', 'mcl', 3, 'import m1.{C1}\ncomponent C0 { memory 128MiB }\n'));
+    expect(analyzer.projects().map((p) => p.files)).toEqual([['m0.mcl', 'm1.mcl'], ['m2.mcl'], ['m3.mcl'], ['m4.mcl']]);
+    // And a new file is a project of its own.
+    workspace.setOpen('m5.mcl', TextDocument.create('file:///m5.mcl', 'mcl', 1, 'component C5 { memory 64MiB }\n'));
+    expect(analyzer.projects().map((p) => p.files)).toEqual([['m0.mcl', 'm1.mcl'], ['m2.mcl'], ['m3.mcl'], ['m4.mcl'], ['m5.mcl']]);
+    analyzer.dispose();
+  });
+
   it('answers a waiting request with a snapshot of the latest generation', async () => {
     const { analyzer, workspace } = setup(10_000);
     analyzer.invalidate();
