@@ -29,6 +29,9 @@ import type { Workspace } from './workspace';
 
 export const MCLC_VERSION = '0.1.0';
 
+/** How long the first build waits for the documents a client opens just after `initialized` (ms). */
+const FIRST_BUILD_DELAY_MS = 2;
+
 /** The result of parsing one document at one version. */
 export interface ParsedDocument {
   file: string;
@@ -101,7 +104,8 @@ export class DocumentCache implements ParseCache {
 export class Analyzer {
   readonly cache = new DocumentCache();
   private generation = 0;
-  private timer: NodeJS.Timeout | undefined;
+  /** The scheduled build, if any: a timer after the quiet period, or the next turn of the event loop. */
+  private timer: { cancel(): void } | undefined;
   private inflight: { generation: number; done: Promise<void> } | undefined;
   private snapshot: Snapshot | undefined;
   private waiters: { generation: number; resolve: (s: Snapshot) => void }[] = [];
@@ -137,6 +141,9 @@ export class Analyzer {
    */
   private compilers = new Map<string, IncrementalCompiler>();
   private lastProjects: Project[] = [];
+  /** The last grouping into projects and what it was made from (see `projects`). */
+  private grouping: { files: string[]; refs: Map<string, string[] | undefined>; projects: Project[] } | undefined;
+  private readonly projectKeys = new WeakMap<Project, string>();
   private lastEdit = 0;
 
   constructor(
@@ -148,21 +155,31 @@ export class Analyzer {
   invalidate(): void {
     this.generation++;
     const now = performance.now();
-    // When nothing is scheduled or running, the edit is built almost at once
-    // (the short delay still gathers notifications that arrived together).
+    // When nothing is scheduled or running, an edit is built on the next
+    // turn of the event loop. A timer, even of 2 ms, added its whole delay to
+    // every edit's latency and gathered nothing more: the connection handles
+    // one queued message per turn, and a notification that arrived with this
+    // one is handled before the build's first step, which then abandons
+    // itself, as it would have found the timer scheduled. Only the first
+    // build waits 2 ms: it compiles the whole workspace, and a client opens
+    // its documents just after `initialized`, in messages of their own.
     // Edits that arrive while a build is scheduled or running wait for a
     // quiet period, so a burst of typing costs one more build, not one per
     // keystroke.
     const quiet = !this.timer && !this.inflight;
     this.lastEdit = now;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        void this.build();
-      },
-      quiet ? Math.min(2, this.options.debounceMs) : this.options.debounceMs,
-    );
+    this.timer?.cancel();
+    const start = (): void => {
+      this.timer = undefined;
+      void this.build();
+    };
+    if (quiet && this.snapshot) {
+      const immediate = setImmediate(start);
+      this.timer = { cancel: () => clearImmediate(immediate) };
+    } else {
+      const timeout = setTimeout(start, quiet ? Math.min(FIRST_BUILD_DELAY_MS, this.options.debounceMs) : this.options.debounceMs);
+      this.timer = { cancel: () => clearTimeout(timeout) };
+    }
   }
 
   /** The current document parsed (no waiting: parsing one file is fast). */
@@ -186,7 +203,7 @@ export class Analyzer {
     const wanted = this.generation;
     if (this.snapshot && this.snapshot.generation >= wanted) return this.snapshot;
     if (this.timer) {
-      clearTimeout(this.timer);
+      this.timer.cancel();
       this.timer = undefined;
       void this.build();
     } else if (!this.inflight) void this.build();
@@ -255,7 +272,7 @@ export class Analyzer {
     const fresh = new Map<string, ProjectBuild>();
     const compilers = new Map<string, IncrementalCompiler>();
     for (const project of projects) {
-      const key = `${project.root}\u0000${project.files.join('\u0000')}`;
+      const key = this.keyOf(project);
       const compiler = this.compilers.get(key) ?? new IncrementalCompiler();
       compilers.set(key, compiler);
       let built = this.projectBuilds.get(key);
@@ -304,15 +321,30 @@ export class Analyzer {
 
   /** The projects of the workspace as of now (see projects.ts). */
   projects(): Project[] {
-    const refsOf = (file: string): string[] | undefined => {
-      const text = this.workspace.text(file);
-      if (text === undefined) return undefined;
-      return this.moduleRefs.refs(file, text, this.cache.parse(file, text).file);
-    };
     // A file that vanished without the client telling us is left out rather
     // than reported as a missing entry.
     const files = this.workspace.entries().filter((f) => this.workspace.text(f) !== undefined);
-    return groupProjects(files, refsOf);
+    const refs = new Map<string, string[] | undefined>();
+    for (const file of files) {
+      const text = this.workspace.text(file)!;
+      refs.set(file, this.moduleRefs.refs(file, text, this.cache.parse(file, text).file));
+    }
+    // The grouping depends on nothing else than the files and the modules
+    // each names, which an edit rarely changes: the last one is kept while
+    // they are the same, instead of resolving every module path of the
+    // workspace again on every edit.
+    const last = this.grouping;
+    if (last && sameList(last.files, files) && files.every((f) => sameList(last.refs.get(f) ?? [], refs.get(f) ?? []))) return last.projects;
+    const projects = groupProjects(files, (f) => refs.get(f));
+    this.grouping = { files, refs, projects };
+    return projects;
+  }
+
+  /** The key of a project's compiler and build: its root and files. */
+  private keyOf(project: Project): string {
+    let key = this.projectKeys.get(project);
+    if (key === undefined) this.projectKeys.set(project, (key = `${project.root}\u0000${project.files.join('\u0000')}`));
+    return key;
   }
 
   /** The project a file belongs to in the last build (a stdlib file or unknown file: undefined). */
@@ -379,7 +411,7 @@ export class Analyzer {
   }
 
   dispose(): void {
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
   }
 
   /**
@@ -470,6 +502,13 @@ function makeSnapshot(generation: number, result: CompileResult, compileMs: numb
 
 function emptyResult(): CompileResult {
   return { program: { files: new Map(), texts: new Map(), symbols: new Map(), references: [], instances: new Map() }, diagnostics: [] };
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Appends a measurement, keeping the last 500. */

@@ -9,12 +9,13 @@ import {
   ErrorCodes,
   ProposedFeatures,
   StreamMessageReader,
-  StreamMessageWriter,
   type DataCallback,
   type Message,
   type MessageReader,
+  type MessageWriter,
 } from 'vscode-languageserver/node';
 import { SERVER_VERSION, startServer } from './service';
+import { ImmediateStreamWriter } from './transport';
 
 const USAGE = `Usage: mcl-lsp [--stdio | --node-ipc | --socket=PORT]
 
@@ -45,7 +46,7 @@ startServer(connection, __dirname);
 connection.listen();
 
 function stdioConnection() {
-  const writer = new StreamMessageWriter(process.stdout);
+  const writer = new ImmediateStreamWriter(process.stdout);
   const conn = createConnection(ProposedFeatures.all, refuseAfterShutdown(new StreamMessageReader(process.stdin), writer), writer);
   // Standard output carries the protocol: stray console output goes to standard error instead.
   for (const level of ['log', 'info', 'warn', 'debug'] as const) console[level] = (...a: unknown[]) => console.error(...a);
@@ -63,7 +64,7 @@ let shutDown = false;
  * with InvalidRequest and not handled (only the `exit` notification still
  * counts). The connection library would answer them normally.
  */
-function refuseAfterShutdown(reader: MessageReader, writer: StreamMessageWriter): MessageReader {
+function refuseAfterShutdown(reader: MessageReader, writer: MessageWriter): MessageReader {
   return {
     onError: reader.onError,
     onClose: reader.onClose,

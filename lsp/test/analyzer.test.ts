@@ -2,7 +2,7 @@
 // newer edit abandons a build at its next step, waiting requests get the
 // newest snapshot, and a cancelled request stops waiting.
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CancellationTokenSource } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { Analyzer, RequestCancelled, type Snapshot } from '../src/analysis';
@@ -48,6 +48,59 @@ describe('analyzer', () => {
     expect(snapshots).toHaveLength(1);
     expect([...s.program.symbols.values()].some((x) => x.name === 'Renamed')).toBe(true);
     expect([...s.program.symbols.values()].some((x) => x.name === 'C0')).toBe(false);
+    analyzer.dispose();
+  });
+
+  it('builds an edit made while nothing is scheduled on the next turn of the event loop (the first build after 2 ms), and a burst after the quiet period', async () => {
+    // Only timers are faked: a build waiting for one never starts until they are advanced.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const turns = async (n: number) => {
+      for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+    };
+    try {
+      const { analyzer, workspace, snapshots } = setup(50);
+      // The first build waits a moment for the documents a client opens at once.
+      analyzer.invalidate();
+      await turns(50);
+      expect(snapshots).toHaveLength(0);
+      vi.advanceTimersByTime(2);
+      await turns(50);
+      expect(snapshots).toHaveLength(1);
+      // An edit after it, with nothing scheduled, is built at once.
+      workspace.setOpen('m4.mcl', TextDocument.create('file:///m4.mcl', 'mcl', 2, 'component Next { memory 64MiB }\n'));
+      analyzer.invalidate();
+      await turns(50);
+      expect(snapshots).toHaveLength(2);
+      // Two edits in a row: the second cancels the build the first scheduled and waits for the quiet period.
+      workspace.setOpen('m3.mcl', TextDocument.create('file:///m3.mcl', 'mcl', 2, 'component Burst1 { memory 64MiB }\n'));
+      analyzer.invalidate();
+      workspace.setOpen('m3.mcl', TextDocument.create('file:///m3.mcl', 'mcl', 3, 'component Burst2 { memory 64MiB }\n'));
+      analyzer.invalidate();
+      await turns(50);
+      expect(snapshots).toHaveLength(2);
+      vi.advanceTimersByTime(50);
+      await turns(50);
+      expect(snapshots).toHaveLength(3);
+      expect([...snapshots[2].program.symbols.values()].some((x) => x.name === 'Burst2')).toBe(true);
+      analyzer.dispose();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('keeps the grouping into projects while the files and the modules they name are the same, and groups again when they change', () => {
+    const { analyzer, workspace } = setup();
+    const first = analyzer.projects();
+    expect(first.map((p) => p.files)).toEqual([['m0.mcl'], ['m1.mcl'], ['m2.mcl'], ['m3.mcl'], ['m4.mcl']]);
+    // An edit that names no other module keeps the grouping.
+    workspace.setOpen('m0.mcl', TextDocument.create('file:///m0.mcl', 'mcl', 2, 'component C0 { memory 128MiB }\n'));
+    expect(analyzer.projects()).toBe(first);
+    // Naming another module joins the two files' projects.
+    workspace.setOpen('m0.mcl', TextDocument.create('file:///m0.mcl', 'mcl', 3, 'import m1.{C1}\ncomponent C0 { memory 128MiB }\n'));
+    expect(analyzer.projects().map((p) => p.files)).toEqual([['m0.mcl', 'm1.mcl'], ['m2.mcl'], ['m3.mcl'], ['m4.mcl']]);
+    // And a new file is a project of its own.
+    workspace.setOpen('m5.mcl', TextDocument.create('file:///m5.mcl', 'mcl', 1, 'component C5 { memory 64MiB }\n'));
+    expect(analyzer.projects().map((p) => p.files)).toEqual([['m0.mcl', 'm1.mcl'], ['m2.mcl'], ['m3.mcl'], ['m4.mcl'], ['m5.mcl']]);
     analyzer.dispose();
   });
 
