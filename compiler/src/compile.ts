@@ -110,13 +110,18 @@ function dependencies(ctx: Ctx, root: SystemInfo): Set<string> {
   const todo: Module[] = [root.entry.module];
   const prelude = ctx.modules.get('std.prelude');
   if (prelude) todo.push(prelude);
-  for (const m of ctx.modules.values()) if (m.ast.decls.some((d) => d.kind === 'LabelsDecl')) todo.push(m);
+  // forEach and an index rather than for-of: this runs once per compile over every module, and until V8
+  // optimises it (the language server's first edits) for-of makes an iterator result per element.
+  ctx.modules.forEach((m) => {
+    if (m.ast.decls.some((d) => d.kind === 'LabelsDecl')) todo.push(m);
+  });
   while (todo.length) {
     const m = todo.pop()!;
     if (files.has(m.file)) continue;
     files.add(m.file);
-    for (const dep of m.deps) {
-      const next = ctx.modules.get(dep);
+    const deps = m.deps;
+    for (let i = 0; i < deps.length; i++) {
+      const next = ctx.modules.get(deps[i]);
       if (next && !files.has(next.file)) todo.push(next);
     }
   }

@@ -153,11 +153,16 @@ function fileOfId(id: string): string {
  * copies its part of the symbol index.
  */
 export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking: boolean): Replayed {
+  // The loops over every module here use forEach and index arrays rather than for-of: this runs once per
+  // edit in the language server, and until V8 optimises it (the first edits after the server starts)
+  // for-of makes an iterator result (and an entry array) per element, which is collected inside the compile.
   const matched = new Map<string, Module>();
-  for (const m of ctx.modules.values()) {
+  const unmatched: Module[] = [];
+  ctx.modules.forEach((m) => {
     const k = prior.modules.get(m.path);
     if (k && k.ast === m.ast && k.file === m.file && k.isStd === m.isStd && k.isEntry === m.isEntry) matched.set(m.path, k);
-  }
+    else unmatched.push(m);
+  });
   // Labels are ordered across the workspace: any change to them can change every check that uses one.
   const none = (): Replayed => {
     freshModules(ctx, prior, undefined);
@@ -168,22 +173,25 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking: boole
   const broken = new Set<string>();
   const rev = new Map<string, string[]>();
   const prelude = ctx.modules.get('std.prelude');
-  for (const m of ctx.modules.values()) {
-    const deps = prelude && m !== prelude ? [...m.deps, prelude.path] : m.deps;
-    for (const t of deps) {
-      // A dependency that did not load leaves the module with an error to report again.
-      if (!ctx.modules.has(t)) {
-        dirty.push(m.path);
-        broken.add(m.path);
-        continue;
-      }
-      let l = rev.get(t);
-      if (!l) rev.set(t, (l = []));
-      l.push(m.path);
+  const depend = (m: Module, t: string) => {
+    // A dependency that did not load leaves the module with an error to report again.
+    if (!ctx.modules.has(t)) {
+      dirty.push(m.path);
+      broken.add(m.path);
+      return;
     }
+    let l = rev.get(t);
+    if (!l) rev.set(t, (l = []));
+    l.push(m.path);
+  };
+  // The prelude is one more dependency of every other module, visited after its own (not joined to a copy of each module's list).
+  ctx.modules.forEach((m) => {
+    const deps = m.deps;
+    for (let i = 0; i < deps.length; i++) depend(m, deps[i]);
+    if (prelude && m !== prelude) depend(m, prelude.path);
     if (!matched.has(m.path)) dirty.push(m.path);
-  }
-  for (const m of ctx.modules.values()) if (!matched.has(m.path) && m.ast.decls.some((d) => d.kind === 'LabelsDecl')) return none();
+  });
+  for (const m of unmatched) if (m.ast.decls.some((d) => d.kind === 'LabelsDecl')) return none();
   const stale = new Set<string>();
   const spread = () => {
     while (dirty.length) {
@@ -205,25 +213,25 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking: boole
     relink = relinking ? relinkable(ctx, matched, stale, broken, rev) : new Map<string, Set<string>>();
     const changed = (path: string) => stale.has(path) && !relink.has(path);
     let grew = false;
-    for (const [path, k] of matched) {
-      if (stale.has(path) || !checkedWithArgumentsOf(k, prior.systems, changed)) continue;
+    matched.forEach((k, path) => {
+      if (stale.has(path) || !checkedWithArgumentsOf(k, prior.systems, changed)) return;
       dirty.push(path);
       spread();
       grew = true;
-    }
+    });
     if (!grew) break;
   }
   for (const path of relink.keys()) stale.delete(path);
   freshModules(ctx, prior, stale);
   const files = new Set<string>();
-  for (const [path, k] of matched) {
-    if (stale.has(path)) continue;
+  matched.forEach((k, path) => {
+    if (stale.has(path)) return;
     ctx.modules.set(path, k);
     ctx.byFile.set(k.file, k);
     ctx.program.files.set(k.file, k.ast);
     ctx.reused.add(k);
     files.add(k.file);
-  }
+  });
   if (!ctx.indexing) return { files, references: ctx.program.references.length, prior, relink };
   const live = prior.liveSymbols;
   prior.liveSymbols = undefined;
@@ -234,7 +242,9 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking: boole
   const inPlace = live !== undefined && live.map.size === live.size;
   if (inPlace) {
     const map = live.map;
-    for (const [f, symbols] of prior.symbols) if (!files.has(f)) for (const s of symbols) map.delete(s.id);
+    prior.symbols.forEach((symbols, f) => {
+      if (!files.has(f)) for (const s of symbols) map.delete(s.id);
+    });
     const added: SymbolInfo[] = [];
     for (const [id, s] of ctx.program.symbols) {
       map.set(id, s);
@@ -247,18 +257,20 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking: boole
   // joined after this compile's own references recorded so far only when the result's references
   // are read (joinReferences), which a build that only publishes diagnostics never does.
   const lists: Reference[][] = [];
-  for (const f of files) {
+  files.forEach((f) => {
     if (!inPlace) for (const s of prior.symbols.get(f) ?? []) if (!ctx.program.symbols.has(s.id)) ctx.program.symbols.set(s.id, s);
     const refs = prior.references.get(f);
     if (refs) lists.push(refs);
-  }
+  });
   // The instances' settings likewise: the earlier map, less the entries of the files checked again, when
   // nothing was added to it after composition (composition adds none before this point).
   const liveInstances = prior.liveInstances;
   prior.liveInstances = undefined;
   if (liveInstances !== undefined && liveInstances.map.size === liveInstances.size && ctx.program.instances.size === 0) {
     const map = liveInstances.map;
-    for (const [f, entries] of prior.instances) if (!files.has(f)) for (const [id] of entries) map.delete(id);
+    prior.instances.forEach((entries, f) => {
+      if (!files.has(f)) for (const [id] of entries) map.delete(id);
+    });
     ctx.program.instances = map;
     ctx.addedInstances = [];
   } else for (const f of files) for (const [id, settings] of prior.instances.get(f) ?? []) ctx.program.instances.set(id, settings);
@@ -269,11 +281,19 @@ export function reuseModules(ctx: Ctx, prior: IncrementalState, relinking: boole
 
 /** Whether a check of a system of `m` that `systems` holds was made with an argument written in a module that `changed` accepts (by path). */
 function checkedWithArgumentsOf(m: Module, systems: Systems, changed: (path: string) => boolean): boolean {
-  for (const e of m.decls.values()) {
-    if (e.kind !== 'system') continue;
-    for (const info of systems.checked(e)?.values() ?? []) if (info) for (const a of info.binding.values()) if (changed(a.m.path)) return true;
-  }
-  return false;
+  // forEach rather than for-of, as in reuseModules, which asks this of every module taken over; nearly
+  // always nothing is found, so not stopping at the first argument found costs nothing.
+  let found = false;
+  m.decls.forEach((e) => {
+    if (found || e.kind !== 'system') return;
+    systems.checked(e)?.forEach((info) => {
+      if (info && !found)
+        info.binding.forEach((a) => {
+          if (!found && changed(a.m.path)) found = true;
+        });
+    });
+  });
+  return found;
 }
 
 /**
@@ -399,19 +419,25 @@ export function relinkSystems(ctx: Ctx, systems: Systems, replayed: Replayed): b
       const known = made.get(info);
       if (known !== undefined) return known;
       let changed = false;
+      let failed = false;
       const instances = new Map<string, InstInfo>();
-      for (const [name, inst] of info.instances) {
+      // forEach rather than for-of over the instances (a root system's are every module's system): until
+      // V8 optimises this, for-of makes an iterator result and an entry array per instance on every edit.
+      // The instances after the first that fails are skipped, as a return from the loop would.
+      info.instances.forEach((inst, name) => {
+        if (failed) return;
         let sys = inst.sys;
-        if (inst.comp && deps.has(inst.comp.entry.module.path)) return fail(info);
+        if (inst.comp && deps.has(inst.comp.entry.module.path)) return void (failed = true);
         if (sys && deps.has(sys.entry.module.path)) sys = renewed(sys);
         else if (sys && sys.entry.module === m) sys = relinked(sys) || undefined;
-        if (inst.sys && !sys) return fail(info);
+        if (inst.sys && !sys) return void (failed = true);
         if (sys !== inst.sys) {
-          if (inst.decl.settings.length !== 0 || namesBesideInstances(info.entry.decl as SystemDecl).has(name)) return fail(info);
+          if (inst.decl.settings.length !== 0 || namesBesideInstances(info.entry.decl as SystemDecl).has(name)) return void (failed = true);
           changed = true;
           instances.set(name, { ...inst, sys });
         } else instances.set(name, inst);
-      }
+      });
+      if (failed) return fail(info);
       let out: SystemInfo = info;
       if (changed) {
         const uses = new Set<DeclEntry>();

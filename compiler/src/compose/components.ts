@@ -166,10 +166,18 @@ export interface LabelInfo {
 /** Collects the label order from every `labels` declaration (prelude first, then by file). */
 export function collectLabels(ctx: Ctx): LabelInfo {
   const info: LabelInfo = { labels: new Set(), edges: [], declaredAt: new Map() };
-  const mods = [...ctx.modules.values()].sort((a, b) => (a.path === 'std.prelude' ? -1 : b.path === 'std.prelude' ? 1 : a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+  // forEach and an index rather than for-of over every module and declaration: this runs on every
+  // compile (the language server's every edit), and until V8 optimises it for-of makes an iterator
+  // result per element, collected inside the compile.
+  const mods: Module[] = [];
+  ctx.modules.forEach((m) => mods.push(m));
+  mods.sort((a, b) => (a.path === 'std.prelude' ? -1 : b.path === 'std.prelude' ? 1 : a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
   const edgeSet = new Set<string>();
-  for (const m of mods) {
-    for (const d of m.ast.decls) {
+  for (let i = 0; i < mods.length; i++) {
+    const m = mods[i];
+    const decls = m.ast.decls;
+    for (let j = 0; j < decls.length; j++) {
+      const d = decls[j];
       if (d.kind !== 'LabelsDecl') continue;
       for (const chain of d.chains) {
         let prev: string | undefined;
@@ -337,9 +345,18 @@ export class Components {
 
   /** Takes over an earlier compile's checked components, images and targets that `keep` accepts (incremental.ts). */
   adopt(prior: Components, keep: (e: DeclEntry) => boolean): void {
-    for (const [e, info] of prior.infos) if (keep(e)) this.infos.set(e, info);
-    for (const [e, info] of prior.images) if (keep(e)) this.images.set(e, info);
-    for (const [e, info] of prior.targets) if (keep(e)) this.targets.set(e, info);
+    // forEach, not for-of: the language server runs this once per edit over every component of the workspace,
+    // and for-of makes an iterator result and an entry array per entry until V8 optimises the function (the
+    // first edits after the server starts), which are collected inside the compile.
+    prior.infos.forEach((info, e) => {
+      if (keep(e)) this.infos.set(e, info);
+    });
+    prior.images.forEach((info, e) => {
+      if (keep(e)) this.images.set(e, info);
+    });
+    prior.targets.forEach((info, e) => {
+      if (keep(e)) this.targets.set(e, info);
+    });
   }
 
   /** The protocol declared as `qname` in a loaded module (`std.http.Http`), if any. */
@@ -350,13 +367,14 @@ export class Components {
   }
 
   checkAll(): void {
-    for (const m of this.ctx.modules.values()) {
-      for (const e of m.decls.values()) {
+    // forEach for the reason given in adopt.
+    this.ctx.modules.forEach((m) =>
+      m.decls.forEach((e) => {
         if (e.kind === 'component') this.component(e);
         else if (e.kind === 'image') this.image(e);
         else if (e.kind === 'target') this.target(e);
-      }
-    }
+      }),
+    );
   }
 
   /** Reports duplicate `memory`, `image`, ... members; returns true when this one is a repeat. */

@@ -189,13 +189,18 @@ export class Systems {
 
   /** Takes over an earlier compile's checked systems that `keep` accepts (incremental.ts). */
   adopt(prior: Systems, keep: (e: DeclEntry) => boolean): void {
-    for (const [e, byArgs] of prior.infos) {
-      if (!keep(e)) continue;
+    // forEach, not for-of: the language server runs this once per edit over every system of the workspace,
+    // and for-of makes an iterator result and an entry array per entry until V8 optimises the function (the
+    // first edits after the server starts), which are collected inside the compile.
+    prior.infos.forEach((byArgs, e) => {
+      if (!keep(e)) return;
       this.infos.set(e, byArgs);
       this.adopted.add(byArgs);
-    }
+    });
     // A kept system's parameters were declared (and indexed) by the compile that checked it.
-    for (const [e, p] of prior.paramsOf) if (keep(e)) this.paramsOf.set(e, p);
+    prior.paramsOf.forEach((p, e) => {
+      if (keep(e)) this.paramsOf.set(e, p);
+    });
   }
 
   /** The checks made of a system declaration so far, by their arguments (`bindingKey`). */

@@ -189,6 +189,11 @@ export class BodyCache {
     this.nextPrograms.set(c, p);
   }
 
+  /** The program this compile already kept for `c` (built or taken over without a report), if any. */
+  keptProgram(c: ComponentInfo): CachedProgram | undefined {
+    return this.nextPrograms.get(c);
+  }
+
   instance(id: string): CachedInstance | undefined {
     return this.instances.get(id);
   }

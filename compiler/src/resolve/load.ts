@@ -306,8 +306,11 @@ export class Loader {
     const queue: Module[] = [];
     const prelude = this.load(PRELUDE);
     if (prelude) queue.push(prelude);
-    for (const e of [...entries].sort()) {
-      const m = this.loadEntry(e);
+    // Indexes rather than for-of over every entry and dependency: this runs on every compile (the
+    // language server's every edit), and until V8 optimises it for-of makes an iterator result per element.
+    const sorted = [...entries].sort();
+    for (let i = 0; i < sorted.length; i++) {
+      const m = this.loadEntry(sorted[i]);
       if (m) queue.push(m);
     }
     const visited = new Set<string>();
@@ -319,8 +322,8 @@ export class Loader {
       if (known && known.ast === m.ast && known.file === m.file) {
         m.importEdges = known.importEdges;
         m.deps = known.deps;
-        for (const t of m.deps) {
-          const dep = this.load(t);
+        for (let j = 0; j < m.deps.length; j++) {
+          const dep = this.load(m.deps[j]);
           if (dep && !visited.has(dep.path)) queue.push(dep);
         }
         continue;

@@ -50,10 +50,24 @@ function byOption(ctx: Ctx, entries: Module[], name: string, kind: 'system' | 't
 }
 
 export function select(ctx: Ctx, options: CompileOptions, systems: Systems, components: Components): Selection {
-  const entries = [...ctx.modules.values()].filter((m) => m.isEntry).sort((a, b) => (a.file < b.file ? -1 : 1));
+  // forEach and indexes rather than for-of over every module and declaration: this runs on every compile
+  // (the language server's every edit, where every file is an entry), and until V8 optimises it for-of
+  // makes an iterator result per element, collected inside the compile.
+  const entries: Module[] = [];
+  ctx.modules.forEach((m) => {
+    if (m.isEntry) entries.push(m);
+  });
+  entries.sort((a, b) => (a.file < b.file ? -1 : 1));
   const anchor = entries[0] ? { file: entries[0].file, span: { start: 0, end: 0 } } : { file: options.entries[0] ?? '', span: { start: 0, end: 0 } };
   const deploys: { d: DeployDecl; m: Module }[] = [];
-  for (const m of entries) for (const d of m.ast.decls) if (d.kind === 'DeployDecl') deploys.push({ d, m });
+  for (let i = 0; i < entries.length; i++) {
+    const m = entries[i];
+    const decls = m.ast.decls;
+    for (let j = 0; j < decls.length; j++) {
+      const d = decls[j];
+      if (d.kind === 'DeployDecl') deploys.push({ d, m });
+    }
+  }
   // When only checking (the editor passes every file of the workspace as an entry), several deploy
   // statements or root systems are normal: they are warnings then, and the first one is checked.
   const checking = options.emitPlan === false;

@@ -67,15 +67,23 @@ export class Types {
    * not change), so they are not checked again (incremental.ts).
    */
   adopt(prior: Types, keep: (e: DeclEntry) => boolean): void {
-    for (const [e, t] of prior.bodies) if (keep(e)) this.bodies.set(e, t);
+    // forEach, not for-of: the language server runs this once per edit over every type declaration of the
+    // workspace, and for-of makes an iterator result and an entry array per entry until V8 optimises the
+    // function (the first edits after the server starts), which are collected inside the compile.
+    prior.bodies.forEach((t, e) => {
+      if (keep(e)) this.bodies.set(e, t);
+    });
     if (prior.sawIndexKey) this.sawIndexKey = true;
   }
 
   /** Checks every type declaration of every module and reports those without a finite value. */
   checkAll(): void {
-    for (const m of this.ctx.modules.values()) {
-      for (const e of m.decls.values()) if (e.kind === 'type') this.body(e);
-    }
+    // forEach for the reason given in adopt.
+    this.ctx.modules.forEach((m) =>
+      m.decls.forEach((e) => {
+        if (e.kind === 'type') this.body(e);
+      }),
+    );
     this.reportUninhabited();
   }
 
@@ -348,13 +356,16 @@ export class Types {
 
   /** Reports type declarations that have no finite value (recursion through required fields, alias cycles). */
   private reportUninhabited(): void {
-    const entries = [...this.bodies.keys()];
-    const inh = new Map<DeclEntry, boolean>(entries.map((e) => [e, false]));
+    // The declarations found inhabited so far; one without a checked body counts as inhabited. Every
+    // body is walked from the map itself, not from a copy of its keys and a map of them all: the
+    // language server does this on every edit, over every type declaration of the workspace.
+    const bodies = this.bodies;
+    const inh = new Set<DeclEntry>();
     const inhabited = (t: RType, depth: number): boolean => {
       if (depth > 200) return true;
       switch (t.k) {
         case 'named':
-          return inh.get(t.entry) ?? true;
+          return inh.has(t.entry) || !bodies.has(t.entry);
         case 'record':
           return t.fields.every((f) => f.optional || inhabited(f.type, depth + 1));
         case 'union':
@@ -365,16 +376,17 @@ export class Types {
     };
     for (let changed = true; changed; ) {
       changed = false;
-      for (const e of entries) {
-        if (inh.get(e)) continue;
-        if (inhabited(this.bodies.get(e)!, 0)) {
-          inh.set(e, true);
+      bodies.forEach((t, e) => {
+        if (!inh.has(e) && inhabited(t, 0)) {
+          inh.add(e);
           changed = true;
         }
-      }
+      });
     }
-    for (const e of entries) {
-      if (inh.get(e)) continue;
+    // Nearly always none is left: the map is then not walked once more.
+    if (inh.size === bodies.size) return;
+    for (const e of bodies.keys()) {
+      if (inh.has(e)) continue;
       const body = (e.decl as TypeDecl).type;
       const alias = body.kind === 'NamedType';
       this.ctx.report(Codes.RecursiveType, alias ? `type \`${e.name}\` is defined only in terms of itself` : `type \`${e.name}\` has no finite value: it contains itself through required fields`, e.module.file, e.decl.name.span, {
