@@ -367,7 +367,9 @@ export async function migrateOut(
       const s = outcome.stats;
       return {
         totalMs: s['total-time'] ?? 0,
-        guestDowntimeMs: s.downtime ?? 0,
+        // QEMU's figure, in whole milliseconds, may be missing from the reply, and a move once reported 0: the
+        // guest was stopped at least from QEMU's pre-switchover event to the completion, so never less than that.
+        guestDowntimeMs: Math.max(s.downtime ?? 0, Math.ceil(outcome.pausedMs)),
         ramBytes: s.ram?.transferred ?? 0,
         normalPages: s.ram?.normal ?? 0,
         zeroPages: s.ram?.duplicate ?? 0,
@@ -397,7 +399,8 @@ export function nearlyDoneBytes(mbps: number): number {
   return Math.max(NEARLY_DONE_BYTES, 2 * ((mbps * 1e6) / 8) * (DOWNTIME_LIMIT_MS / 1000));
 }
 
-type Attempt = { kind: 'completed'; stats: MigrateStats } | { kind: 'refused' } | { kind: 'failed'; why: string };
+/** `pausedMs`: from QEMU's word that it stopped the guest before the switchover (pre-switchover) to its completion, as seen here. */
+type Attempt = { kind: 'completed'; stats: MigrateStats; pausedMs: number } | { kind: 'refused' } | { kind: 'failed'; why: string };
 
 async function oneAttempt(
   qmp: QmpClient,
@@ -421,6 +424,7 @@ async function oneAttempt(
   });
   const deadline = Date.now() + timeoutMs;
   let refused = false;
+  let pausedAt: number | undefined;
   try {
     await qmp.execute('migrate', { uri });
     for (;;) {
@@ -454,6 +458,7 @@ async function oneAttempt(
       const status = String(e.data?.status);
       options.progress?.(status, {});
       if (status === 'pre-switchover') {
+        pausedAt = performance.now();
         const ok = options.switchover ? await options.switchover().catch(() => false) : true;
         if (ok) await qmp.execute('migrate-continue', { state: 'pre-switchover' });
         else {
@@ -461,7 +466,8 @@ async function oneAttempt(
           await qmp.execute('migrate_cancel');
         }
       } else if (status === 'completed') {
-        return { kind: 'completed', stats: await qmp.execute<MigrateStats>('query-migrate') };
+        const stats = await qmp.execute<MigrateStats>('query-migrate');
+        return { kind: 'completed', stats, pausedMs: pausedAt === undefined ? 0 : performance.now() - pausedAt };
       } else if (status === 'failed' || status === 'cancelled') {
         if (refused) {
           // QEMU continues the source guest after a cancelled migration; the next attempt waits until it runs.
