@@ -173,6 +173,11 @@ function sameRest(text: string, start: number, word: string): boolean {
 
 /** Slots of a scanner's cache of token texts (a power of two). */
 const INTERN_SLOTS = 1024;
+/**
+ * Longer string literals are not interned: hashing one costs a pass over it, and long texts
+ * (scripts, certificates) seldom repeat.
+ */
+const MAX_INTERNED_STRING = 64;
 
 const PUNCT_IMAGE: string[] = PUNCT.map((_, c) => String.fromCharCode(c));
 
@@ -620,7 +625,10 @@ class Scanner {
       }
       j++;
     }
-    value += text.slice(chunk, j);
+    // A string without escapes is its text: shared, with its image, with an earlier literal of the
+    // same text in this file (intern), as names are. Labels, images and arguments repeat within a
+    // file (20,800 distinct of 50,200 literals in the 10,000-component workspace).
+    value = chunk === start + 1 && j - start <= MAX_INTERNED_STRING ? this.intern(chunk, j) : value + text.slice(chunk, j);
     if (terminated) j++;
     else
       this.report(
@@ -630,7 +638,7 @@ class Scanner {
         'this string is never closed',
         'end it with `"` on the same line, or use a raw string """...""" for text that spans lines',
       );
-    const tok = this.push(T.StringLit, start, j);
+    const tok = this.push(T.StringLit, start, j, j - start <= MAX_INTERNED_STRING ? this.intern(start, j) : undefined);
     tok.payload = { kind: 'string', value };
     return j;
   }

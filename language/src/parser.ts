@@ -840,7 +840,13 @@ export class McParser extends EmbeddedActionsParser {
     // elements on its first push, and nearly every qualified name has one part (the tree keeps them all).
     node.parts = [this.mkIdent(this.CONSUME(T.Identifier, this.consumeMsg(what ?? 'a name')))];
     this.MANY(this.qualifiedNamePart);
-    return this.done(node);
+    this.done(node);
+    // A name of one part covers exactly its part, so the two share one span object: about 40,000
+    // fewer objects in the trees of a 10,000-component workspace, each of which the young-generation
+    // collector would copy. Nothing changes a span once its rule is done.
+    const first = node.parts[0];
+    if (node.parts.length === 1 && first.span.start === node.span.start && first.span.end === node.span.end) node.span = first.span;
+    return node;
   });
 
   // The bodies of repetitions and options of the most frequent rules are built once, not on every
