@@ -34,9 +34,10 @@ const VOUCHED = new WeakSet<object>();
  * its keys, all the way down, are in sorted order and none looks like an
  * array index, and it holds nothing without a JSON form. The compiler vouches
  * for the instances and channels whose digests it computed over exactly that
- * text, so that writing the plan file does not check the order of every key
- * of a 10,000-instance plan a second time (the walk was a fifth of the
- * write). The value must not change afterwards, as its digest would not.
+ * text (the lists of them, one entry each), so that writing the plan file
+ * does not check the order of every key of a 10,000-instance plan a second
+ * time (the walk was a fifth of the write). The value must not change
+ * afterwards, as its digest would not.
  */
 export function vouchCanonical(value: object): void {
   VOUCHED.add(value);

@@ -802,11 +802,8 @@ export class PlanBuilder {
    * in their own field order) the slower canonical serialiser is used.
    */
   private digest(pi: PlanInstance, indexKeys: boolean): string {
-    const native = !indexKeys && !pi.created_by;
-    const json = native ? JSON.stringify(pi) : canonicalJson(pi);
+    const json = indexKeys || pi.created_by ? canonicalJson(pi) : JSON.stringify(pi);
     pi.digest = instanceDigest(pi, this.ctx.sha256, json);
-    // Its digest is computed over the native text: the plan file's writer may take that text as canonical too.
-    if (native) vouchCanonical(pi);
     return instanceJsonWithDigest(json, pi.digest);
   }
 
@@ -989,10 +986,11 @@ export class PlanBuilder {
     plan.digests.invariants = invariantsDigest(body.channels, body.exposures, checks, this.ctx.sha256, body.egresses);
     // Channels are built in canonical key order (operation names, the only user-chosen keys, are
     // identifiers), so the native serialiser gives their canonical JSON.
-    const channels = body.channels.map((c) => {
-      vouchCanonical(c);
-      return JSON.stringify(c);
-    });
+    const channels = body.channels.map((c) => JSON.stringify(c));
+    // The plan file's writer may take as canonical what the digests were computed over: the channels'
+    // native JSON, and the instances' when none was written by the canonical serialiser (`digest`).
+    vouchCanonical(body.channels);
+    if (!this.types.sawIndexKey && !body.instances.some((pi) => pi.created_by)) vouchCanonical(body.instances);
     plan.digests.plan = planDigest(plan, this.ctx.sha256, { instances: body.instanceJson, channels });
     return plan;
   }
