@@ -123,7 +123,12 @@ export function diffInstances(
   return d;
 }
 
-const byId = <T extends { id: string }>(xs: readonly T[]) => new Map(xs.map((x) => [x.id, x]));
+/** The items by id (the last of a repeated id), without an entry array for each. */
+function byId<T extends { id: string }>(xs: readonly T[]): Map<string, T> {
+  const m = new Map<string, T>();
+  for (const x of xs) m.set(x.id, x);
+  return m;
+}
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The fields of two instances that differ, at the top level and one level into `params`. */
@@ -203,7 +208,8 @@ function opsKey(c: PlanChannel): string {
 export function diffPlan(state: DeploymentState | null, plan: Plan): PlanChanges {
   const before = byId(state?.instances ?? []);
   const after = byId(plan.instances);
-  const ids = [...new Set([...before.keys(), ...after.keys()])].sort(cmp);
+  // With nothing deployed, the plan's ids are all there is (and are unique, as keys of `after`).
+  const ids = (before.size ? [...new Set([...before.keys(), ...after.keys()])] : [...after.keys()]).sort(cmp);
 
   // Channels: an id names both endpoints, so the same id with other ops is a changed channel.
   const chBefore = byId(state?.channels ?? []);

@@ -629,9 +629,8 @@ export class Systems {
     // Required ports nobody wired.
     for (const inst of info.instances.values()) {
       if (!inst.comp && !inst.sys) continue;
-      const ports: SysPort[] = inst.comp
-        ? inst.comp.ports.map((p) => ({ name: p.name, direction: p.direction, protocol: p.protocol, optional: p.optional, symbol: p.symbol, factory: p.factory }))
-        : [...(inst.sys?.exports.values() ?? [])];
+      // A component's ports are read as they are: a copy of each, for every instance of the workspace, was garbage at once.
+      const ports: Iterable<SysPort> = inst.comp ? inst.comp.ports : (inst.sys?.exports.values() ?? []);
       for (const p of ports) {
         if (p.direction !== 'require' || p.optional) continue;
         const key = `${inst.name}.${p.name}`;

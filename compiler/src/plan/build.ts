@@ -16,6 +16,7 @@ import {
   paramEnvName,
   planDigest,
   sourcesDigest,
+  vouchCanonical,
   type JsonValue,
   type MessageSchema,
   type Plan,
@@ -986,6 +987,10 @@ export class PlanBuilder {
     // Channels are built in canonical key order (operation names, the only user-chosen keys, are
     // identifiers), so the native serialiser gives their canonical JSON.
     const channels = body.channels.map((c) => JSON.stringify(c));
+    // The plan file's writer may take as canonical what the digests were computed over: the channels'
+    // native JSON, and the instances' when none was written by the canonical serialiser (`digest`).
+    vouchCanonical(body.channels);
+    if (!this.types.sawIndexKey && !body.instances.some((pi) => pi.created_by)) vouchCanonical(body.instances);
     plan.digests.plan = planDigest(plan, this.ctx.sha256, { instances: body.instanceJson, channels });
     return plan;
   }
