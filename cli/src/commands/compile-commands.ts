@@ -202,6 +202,7 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
   const shownState = state ? (remote !== undefined ? `${remote} (on the host)` : shownPath(ctx, statePath)) : null;
 
   if (o.json) {
+    const shown = redactPlan(plan);
     const d = diagDoc();
     ctx.out(
       JSON.stringify(
@@ -221,9 +222,8 @@ export async function planCommand(ctx: Context, paths: string[], o: PlanOptions)
           summary: changes.summary,
           has_changes: changes.has_changes,
           changes,
-          // Redaction changes only instances, which this document does not show: the checks and resources as they are.
-          checks: plan.checks,
-          resources: plan.resources,
+          checks: shown.checks,
+          resources: shown.resources,
           omitted: d.omitted,
           diagnostics: d.diagnostics,
         },
