@@ -22,7 +22,7 @@ import { compile, IncrementalCompiler } from '@mcl/compiler';
 import { nativeSha256 } from '@mcl/compiler/node-host';
 import type { Diagnostic, SourceFile } from '@mcl/language';
 import { LineIndex, parse } from '@mcl/language';
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { CancellationToken } from 'vscode-languageserver';
 import { ReferenceIndex } from './index-refs';
@@ -43,31 +43,16 @@ const FIRST_BUILD_DELAY_MS = 2;
  * user is already waiting for. The function is taken from a new context with `--expose-gc` set
  * only while it is made, so the server's own global scope is unchanged.
  */
-const collectGarbage: ((options?: { type: 'minor' | 'major' }) => void) | undefined = (() => {
+const collectGarbage: (() => void) | undefined = (() => {
   try {
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('gc');
     setFlagsFromString('--no-expose-gc');
-    return typeof gc === 'function' ? (gc as (options?: { type: 'minor' | 'major' }) => void) : undefined;
+    return typeof gc === 'function' ? (gc as () => void) : undefined;
   } catch {
     return undefined;
   }
 })();
-
-/**
- * After a build, a young-generation collection when the young generation is more than half
- * full. An edit's compile at 50,000 lines allocates about a third of it, so it would
- * otherwise run into a collection about every second edit, in the middle of the compile, where
- * the compile's own temporaries are still alive and are copied too, and inside the edit's
- * latency. Between builds only what the compile kept for the next one is alive, so the
- * collection is cheaper, and it runs after the build's diagnostics were written, overlapping the
- * client's reading them.
- */
-function collectYoungGenerationIfHalfFull(): void {
-  if (!collectGarbage) return;
-  const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
-  if (young && young.space_used_size > young.space_available_size) collectGarbage({ type: 'minor' });
-}
 
 /** The result of parsing one document at one version. */
 export interface ParsedDocument {
@@ -357,7 +342,6 @@ export class Analyzer {
     // An edit that arrived while compiling has its own build scheduled by
     // `invalidate`; a waiter for it is served when that build finishes.
     if (this.waiters.length > 0 && !this.timer && generation !== this.generation) void this.build();
-    setImmediate(collectYoungGenerationIfHalfFull);
   }
 
   /** The projects of the workspace as of now (see projects.ts). */
