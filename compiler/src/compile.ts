@@ -208,10 +208,6 @@ function run(
       body.origins.target = sel.origin && sel.origin.span.end > sel.origin.span.start ? sel.origin : { file: root.entry.module.file, span: root.entry.decl.name.span };
     }
     options.onPhase?.('plan body');
-    if (stopped || ctx.diagnostics.some(blocks)) {
-      policies?.keep(root.entry.qname);
-      continue;
-    }
     const input: PolicyInput = {
       target: body.target,
       ...(body.targets ? { targets: body.targets } : {}),
@@ -225,6 +221,24 @@ function run(
       labels: labelsInOrder,
       origins: body.origins,
     };
+    if (stopped || ctx.diagnostics.some(blocks)) {
+      policies?.keep(root.entry.qname);
+      // The first body a cache keeps is built whole although an error stops it (PlanBuilder.body):
+      // its policy checks are run as well, their result kept and not reported, so that the compile
+      // that fixes the error takes it over when its input is the same, and otherwise runs checks
+      // that have run once (the first run over a whole composition, in code V8 has not compiled
+      // yet, was most of the language server's first valid edit). A body that only reports has no
+      // instances. The result is only a cache: a composition left incomplete by the error must not
+      // turn into a compiler error, so a failure of the checks is dropped with their result.
+      if (policies && stopped && !placing && body.instances.length > 0) {
+        try {
+          policies.run(root.entry.qname, input, checkPolicies);
+        } catch {
+          // Nothing to report: the checks run again when the error is fixed.
+        }
+      }
+      continue;
+    }
     // Taken over from the last run for this root when nothing it reads changed (policy/reuse.ts).
     const policy = policies ? policies.run(root.entry.qname, input, checkPolicies) : checkPolicies(input);
     ctx.addDiagnostics(policy.diagnostics);

@@ -754,6 +754,32 @@ describe('incremental analysis', () => {
       expect(moved.span).toEqual(violation!.span);
       expect(moved.related).not.toEqual(violation!.related);
     });
+
+    test('the checks of a first build stopped by an error are kept, not reported, and taken over by the compile that fixes it', () => {
+      const w = generated(3);
+      // An error the composition does not read (a type nothing uses) stops the root's checks, with a violation behind it.
+      const violated = edit(w.files, 'mods/m1.mcl', 'store only from c0', 'store only from c1');
+      const broken = edit(violated, 'mods/m1.mcl', '\nsystem Sys1', '\ntype Unused = Absent\n\nsystem Sys1');
+      const inc = new IncrementalCompiler();
+      const first = step(inc, broken);
+      expect(first.got.diagnostics.some((d) => d.severity === 'error' && !d.code.startsWith('MCL05'))).toBe(true);
+      expect(first.got.diagnostics.some((d) => d.code.startsWith('MCL05'))).toBe(false);
+      expect(inc.stats.policiesChecked).toBe(1);
+      // Fixed, in as many characters: the same composition and locations, so the kept result is taken over.
+      const fixed = step(inc, edit(broken, 'mods/m1.mcl', 'type Unused = Absent', 'type Unused = string'));
+      expect(fixed.reused).toBe(true);
+      expect(fixed.got.diagnostics.some((d) => d.code === 'MCL0501')).toBe(true);
+      // The same, from a first build whose error changes the composition (a port's protocol unknown): checked again.
+      const inc2 = new IncrementalCompiler();
+      step(inc2, edit(violated, 'mods/m1.mcl', 'provide kv: Kv', 'provide kv: Kvx'));
+      const again = step(inc2, violated);
+      expect(again.reused).toBe(false);
+      expect(again.got.diagnostics.some((d) => d.code === 'MCL0501')).toBe(true);
+      // Only the first body is built whole: a later stopped compile neither runs the checks nor drops their last result.
+      step(inc2, broken);
+      expect(inc2.stats.policiesChecked).toBe(0);
+      expect(step(inc2, violated).reused).toBe(true);
+    });
   });
 
   describe('subtrees taken over as blocks by the plan body', () => {
