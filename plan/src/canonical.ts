@@ -54,6 +54,32 @@ export function canonicalJson(value: unknown): string {
   return sorted === UNSORTABLE ? write(value, null, '') : JSON.stringify(sorted);
 }
 
+/**
+ * canonicalJson(obj) in pieces, in order: its keys sorted, each member's value serialised on its
+ * own. For an object of a few large members that are canonical as they are beside one that is not
+ * (the checks of `digests.invariants`, whose keys are not in sorted order): as one value it would be
+ * walked whole to find that, then copied, every member walked a second time.
+ */
+export function canonicalJsonMembers(obj: Readonly<Record<string, unknown>>): string[] {
+  const keys = Object.keys(obj)
+    .filter((k) => obj[k] !== undefined)
+    .sort();
+  if (keys.some((k) => INDEX_KEY.test(k))) return [canonicalJson(obj)];
+  const pieces: string[] = [];
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    let v: string;
+    try {
+      v = canonicalJson(obj[k]);
+    } catch (e) {
+      throw e instanceof CanonicalJsonError ? e.within(`.${k}`) : e;
+    }
+    pieces.push((i === 0 ? '{' : ',') + JSON.stringify(k) + ':', v);
+  }
+  pieces.push(keys.length === 0 ? '{}' : '}');
+  return pieces;
+}
+
 /** Canonical JSON indented by two spaces, with a trailing newline: the form written to files. */
 export function prettyJson(value: unknown): string {
   const sorted = sortedCopy(value);

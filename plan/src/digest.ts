@@ -8,7 +8,7 @@
 // language server pass node:crypto's (`nativeSha256` of
 // @mcl/compiler/node-host), several times faster on a large plan.
 
-import { canonicalJson } from './canonical';
+import { canonicalJson, canonicalJsonMembers } from './canonical';
 import { sha256Hex } from './sha256';
 import type { Plan, PlanChannel, PlanCheck, PlanEgress, PlanExposure, PlanImage, PlanInstance, PlanSource } from './types';
 
@@ -64,17 +64,18 @@ export function invariantsDigest(
   sha256: Sha256 = pureSha256,
   egresses?: readonly PlanEgress[],
 ): string {
-  // The canonical JSON of the object of these parts, written part by part under its keys in sorted
-  // order (none needs escaping) and hashed in pieces: as one object, the checks (whose keys are
-  // not in sorted order) sent it to the sorting copy, which walked every channel's invariants a
-  // second time.
-  const pieces = ['{"channels":', canonicalJson(channels.map((c) => [c.id, c.invariants]))];
-  // A plan read from a file may lack its checks: the object left them out, as undefined.
-  if (checks !== undefined) pieces.push(',"checks":', canonicalJson(checks));
-  // Egresses are hashed only when there are some, so that plans without them keep their digests.
-  if (egresses?.length) pieces.push(',"egresses":', canonicalJson(egresses.map((e) => [e.name, e.destination, e.invariants, e.connections ?? null])));
-  pieces.push(',"exposures":', canonicalJson(exposures.map((e) => [`${e.transport}:${e.host_port}`, e.invariants])), '}');
-  return sha256(pieces);
+  // Hashed member by member (canonicalJsonMembers): as one value, the checks (whose keys are not in
+  // sorted order) sent the whole object to the sorting copy, which walked every channel's invariants
+  // a second time.
+  return sha256(
+    canonicalJsonMembers({
+      channels: channels.map((c) => [c.id, c.invariants]),
+      exposures: exposures.map((e) => [`${e.transport}:${e.host_port}`, e.invariants]),
+      // Egresses are hashed only when there are some, so that plans without them keep their digests.
+      ...(egresses?.length ? { egresses: egresses.map((e) => [e.name, e.destination, e.invariants, e.connections ?? null]) } : {}),
+      checks,
+    }),
+  );
 }
 
 /** Known canonical JSON of a plan's parts, by the compiler that just wrote them (see `planDigestParts`). */

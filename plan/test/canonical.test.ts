@@ -1,9 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, prettyJson, CanonicalJsonError } from '../src/canonical';
+import { canonicalJson, canonicalJsonMembers, prettyJson, CanonicalJsonError } from '../src/canonical';
 
 describe('canonical JSON', () => {
   it('sorts keys at every level and leaves out undefined properties', () => {
     expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: undefined } })).toBe('{"a":{"d":[3,{"y":2,"z":1}]},"b":1}');
+  });
+
+  it('gives an object member by member, in pieces that join to its canonical JSON', () => {
+    const objects: Record<string, unknown>[] = [
+      {},
+      { only: undefined },
+      { z: [1, { b: 2, a: 1 }], checks: { x: 1, a: 2 }, a: undefined, B: 'é', 'key "q"': null },
+      { 10: 'index-like keys', 9: 1, a: 2 },
+    ];
+    for (const o of objects) expect(canonicalJsonMembers(o).join('')).toBe(canonicalJson(o));
+    expect(() => canonicalJsonMembers({ a: 1, b: { c: Number.NaN } })).toThrow(/\.b\.c/);
   });
 
   it('sorts keys by UTF-16 code units, not by locale', () => {
