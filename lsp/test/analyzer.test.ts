@@ -142,4 +142,33 @@ describe('analyzer', () => {
     expect(s2.result.diagnostics.filter((d) => d.file === 'bad.mcl' && d.code.startsWith('MCL01'))).toEqual(syntax1);
     analyzer.dispose();
   });
+  it("warms each project's incremental compile after its first build, and publishes the result of the documents as they are", async () => {
+    const { analyzer, workspace } = setup();
+    // A document whose syntax error is at its very end: the warming compile reads it with one more
+    // line break, and nothing of that may reach the published result.
+    const text = 'component Tail { memory 64MiB }\ncomponent Open {\n  memory 64MiB';
+    workspace.setOpen('tail.mcl', TextDocument.create('file:///tail.mcl', 'mcl', 1, text));
+    analyzer.invalidate();
+    const s = await analyzer.checked();
+    // One warming per project with an open document (each file here is a project of its own).
+    expect(analyzer.stats.warmUpMs.length).toBe(analyzer.stats.projectCompiles);
+    expect(analyzer.stats.compileMs).toHaveLength(1);
+    const project = analyzer.projectOf('tail.mcl')!;
+    const full = analyzer.compileProject(project, { emitPlan: false }).result;
+    const mine = s.result.diagnostics.filter((d) => d.file === 'tail.mcl');
+    expect(mine.some((d) => d.code.startsWith('MCL01') && d.span.end === text.length)).toBe(true);
+    expect(mine).toEqual(full.diagnostics.filter((d) => d.file === 'tail.mcl'));
+    // The syntax tree published is the document's own parse, kept in the cache for the next build.
+    expect(s.program.files.get('tail.mcl')).toBe(analyzer.cache.get('tail.mcl', text)?.file);
+    expect(s.program.files.get('tail.mcl')!.span.end).toBe(text.length);
+    // The next edit takes the warmed compile's results over and still equals a compile from scratch.
+    const fixed = text + '\n}\n';
+    workspace.setOpen('tail.mcl', TextDocument.create('file:///tail.mcl', 'mcl', 2, fixed));
+    analyzer.invalidate();
+    const s2 = await analyzer.checked();
+    expect(analyzer.stats.warmUpMs.length).toBe(analyzer.stats.projectCompiles - 1);
+    expect(s2.result.diagnostics.filter((d) => d.file === 'tail.mcl')).toEqual(analyzer.compileProject(analyzer.projectOf('tail.mcl')!, { emitPlan: false }).result.diagnostics.filter((d) => d.file === 'tail.mcl'));
+    expect(s2.result.diagnostics.some((d) => d.file === 'tail.mcl' && d.severity === 'error')).toBe(false);
+    analyzer.dispose();
+  });
 });
