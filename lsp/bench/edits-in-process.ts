@@ -23,6 +23,7 @@ import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IncrementalCompiler } from '@mcl/compiler';
+import { warmingText } from '../src/analysis';
 import { pct, WARM_UP } from './figures';
 import { generateWorkspace } from './generate';
 import { serverLikeHost } from './server-host';
@@ -76,7 +77,7 @@ async function main(): Promise<void> {
     let warmUpMs: number | undefined;
     if (!args.includes('--no-warm-up')) {
       const warming = performance.now();
-      setText(broken + '\n');
+      setText(warmingText(broken));
       compiler.compile(host, options);
       setText(broken);
       compiler.compile(host, options);

@@ -651,7 +651,7 @@ export class PlanBuilder {
       // instance below: the instance is digested there, and not kept for the next compile.
       let withDigest: string | undefined;
       if (digests && !place) {
-        withDigest = this.digest(pi, indexKeys);
+        withDigest = this.digest(pi);
         instanceJson.set(fi.id, withDigest);
       } else if (!digests) pi.digest = '';
       const origin = { file: fi.module.file, span: inst.decl.span };
@@ -743,7 +743,7 @@ export class PlanBuilder {
         // `target` takes its place in key order, so the fast serialiser below stays canonical.
         pi = instances[i] = Object.fromEntries(Object.entries({ ...pi, target: where }).sort(([a], [b]) => byString(a, b))) as unknown as PlanInstance;
       }
-      if (digests) instanceJson.set(pi.id, this.digest(pi, this.types.sawIndexKey));
+      if (digests) instanceJson.set(pi.id, this.digest(pi));
       else pi.digest = '';
     }
 
@@ -796,13 +796,21 @@ export class PlanBuilder {
 
   /** Whether a kept instance's ports are connected, exposed and typed as this composition's are. */
   /**
-   * Sets the instance's digest and returns its canonical JSON with the digest, as the plan digest
-   * reads it. `indexKeys` says whether an index-like key was seen, which the native serialiser
-   * would put first: then (and for a created instance, whose run-time parameter schemas are built
-   * in their own field order) the slower canonical serialiser is used.
+   * Whether the engine's JSON.stringify of an instance is its canonical JSON: not once an index-like
+   * key was seen (the native serialiser would put it first), nor for a created instance, whose
+   * run-time parameter schemas are built in their own field order.
    */
-  private digest(pi: PlanInstance, indexKeys: boolean): string {
-    const json = indexKeys || pi.created_by ? canonicalJson(pi) : JSON.stringify(pi);
+  private nativeJsonIsCanonical(pi: PlanInstance): boolean {
+    return !this.types.sawIndexKey && !pi.created_by;
+  }
+
+  /**
+   * Sets the instance's digest and returns its canonical JSON with the digest, as the plan digest
+   * reads it: the engine's JSON where that is canonical (`nativeJsonIsCanonical`), else the slower
+   * canonical serialiser's.
+   */
+  private digest(pi: PlanInstance): string {
+    const json = this.nativeJsonIsCanonical(pi) ? JSON.stringify(pi) : canonicalJson(pi);
     pi.digest = instanceDigest(pi, this.ctx.sha256, json);
     return instanceJsonWithDigest(json, pi.digest);
   }
@@ -988,9 +996,9 @@ export class PlanBuilder {
     // identifiers), so the native serialiser gives their canonical JSON.
     const channels = body.channels.map((c) => JSON.stringify(c));
     // The plan file's writer may take as canonical what the digests were computed over: the channels'
-    // native JSON, and the instances' when none was written by the canonical serialiser (`digest`).
+    // native JSON, and the instances' when every one's was (`digest`).
     vouchCanonical(body.channels);
-    if (!this.types.sawIndexKey && !body.instances.some((pi) => pi.created_by)) vouchCanonical(body.instances);
+    if (body.instances.every((pi) => this.nativeJsonIsCanonical(pi))) vouchCanonical(body.instances);
     plan.digests.plan = planDigest(plan, this.ctx.sha256, { instances: body.instanceJson, channels });
     return plan;
   }
