@@ -132,6 +132,14 @@ export function warmingText(text: string): string {
   return text + '\n';
 }
 
+/**
+ * The texts an open document is read with by the compiles that warm the edit path, in order,
+ * given its text and its saved text (see `Analyzer.warmUp`).
+ */
+export function warmingTexts(text: string, saved: string | undefined): string[] {
+  return saved !== undefined && saved !== text ? [saved, warmingText(saved), warmingText(text)] : [warmingText(text)];
+}
+
 export class Analyzer {
   readonly cache = new DocumentCache();
   private generation = 0;
@@ -162,7 +170,7 @@ export class Analyzer {
     phases: { queued: [] as number[], prepared: [] as number[], published: [] as number[] },
     /** Each stage of the project compiles, by the compiler's stage names (wall ms, last 500 of each). */
     compileStages: {} as Record<string, number[]>,
-    /** The two compiles after each project's first (see `warmUp`), together (wall ms, last 500). */
+    /** The compiles that warm the edit path after each project's first (see `warmUp`), together (wall ms, last 500). */
     warmUpMs: [] as number[],
   };
   private readonly moduleRefs = new ModuleRefCache();
@@ -359,24 +367,31 @@ export class Analyzer {
   }
 
   /**
-   * After a project's first compile, and before its diagnostics are published, compiles it twice
-   * more the way an edit is compiled: once with an open document of the project given one more
-   * line break at its end, then as it is, whose result is the build's. The first compile checks
+   * After a project's first compile, and before its diagnostics are published, compiles it again
+   * the way an edit is compiled: with an open document of the project given one more line break at
+   * its end, then as it is, whose result is the build's. The first compile checks
    * every module from scratch, and none of the code that takes a compile's results over (reusing
    * modules, re-linking systems, taking plan objects and policy results over) has run yet; a fresh
    * process runs that code unoptimised, which made the first edits after opening a large workspace
-   * two to five times slower than later ones. The two compiles run it while the user is still
+   * two to five times slower than later ones. The warming compiles run it while the user is still
    * waiting for the workspace's first diagnostics, at a small part of the first compile's cost,
    * and the result published is still that of the project as it is (an incremental compile's
    * result equals a full one's). A project without an open document is left as it is: edits come
    * to open documents.
+   *
+   * A document opened with unsaved changes is often mid-edit, and an error in it stops the stages
+   * after the checks (policies, the plan), so their code would stay cold until the first edit
+   * that mends it. When the document's saved text differs, the warming compiles read that text
+   * first, as it is and with one more line break (compiling the way back to the saved text and an
+   * edit of it), before the document's own text with one more line break.
    */
   private warmUp(project: Project, compiler: IncrementalCompiler, first: ProjectBuild): ProjectBuild {
     const file = this.workspace.openFiles().find((f) => project.files.includes(f));
     const text = file === undefined ? undefined : this.workspace.text(file);
     if (file === undefined || text === undefined) return first;
     const started = performance.now();
-    this.compileProject(project, { emitPlan: this.options.emitPlan, compiler, replace: { file, text: warmingText(text) }, stages: false });
+    const saved = this.workspace.savedText(file);
+    for (const warming of warmingTexts(text, saved)) this.compileProject(project, { emitPlan: this.options.emitPlan, compiler, replace: { file, text: warming }, stages: false });
     const built = this.compileProject(project, { emitPlan: this.options.emitPlan, compiler, stages: false });
     record(this.stats.warmUpMs, performance.now() - started);
     return built;

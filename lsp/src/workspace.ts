@@ -162,6 +162,21 @@ export class Workspace {
     return text;
   }
 
+  /**
+   * An open document's file as saved on disk, or undefined: a file not on disk (a new document), a
+   * standard library file, or one over the size limit (checked before reading). Builds never read
+   * it (an open document's text wins); the analyzer warms the edit path with it (`Analyzer.warmUp`).
+   */
+  savedText(file: string): string | undefined {
+    if (file.startsWith('std:')) return undefined;
+    try {
+      if (statSync(this.paths.toFsPath(file)).size > MAX_SOURCE_SIZE) return undefined;
+    } catch {
+      return undefined;
+    }
+    return this.base.readFile(file);
+  }
+
   /** Reads a workspace file from disk unless it is over the size limit (checked before reading). */
   private readBounded(file: string): string | undefined {
     let size = 0;

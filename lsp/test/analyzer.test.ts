@@ -9,7 +9,8 @@ import { Analyzer, RequestCancelled, type Snapshot } from '../src/analysis';
 import { PathMapper } from '../src/paths';
 import { Workspace } from '../src/workspace';
 import { STDLIB } from './harness';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function setup(debounceMs = 5): { analyzer: Analyzer; workspace: Workspace; snapshots: Snapshot[] } {
@@ -170,5 +171,42 @@ describe('analyzer', () => {
     expect(s2.result.diagnostics.filter((d) => d.file === 'tail.mcl')).toEqual(analyzer.compileProject(analyzer.projectOf('tail.mcl')!, { emitPlan: false }).result.diagnostics.filter((d) => d.file === 'tail.mcl'));
     expect(s2.result.diagnostics.some((d) => d.file === 'tail.mcl' && d.severity === 'error')).toBe(false);
     analyzer.dispose();
+  });
+
+  it('warms the edit path with the saved text of a document opened with unsaved changes, and publishes the unsaved text', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcl-warm-'));
+    try {
+      const saved = 'component Saved { memory 64MiB }\n';
+      const unsaved = 'component Saved { memory 64MiB\n';
+      writeFileSync(join(dir, 'a.mcl'), saved);
+      writeFileSync(join(dir, 'b.mcl'), saved);
+      const workspace = new Workspace(new PathMapper(dir, STDLIB), {
+        readFile: (p) => readFileSync(join(dir, p), 'utf8'),
+        readStdlib: (m) => readFileSync(join(STDLIB, `${m}.mcl`), 'utf8'),
+      });
+      const analyzer = new Analyzer(workspace, { debounceMs: 5, emitPlan: false, log: () => undefined, onSnapshot: () => undefined });
+      const warming: Record<string, string[]> = {};
+      const compileProject = analyzer.compileProject.bind(analyzer);
+      vi.spyOn(analyzer, 'compileProject').mockImplementation((project, options) => {
+        if (options.replace) (warming[options.replace.file] ??= []).push(options.replace.text);
+        return compileProject(project, options);
+      });
+      // a.mcl is open with unsaved changes (a syntax error); b.mcl is open as saved.
+      workspace.setOpen('a.mcl', TextDocument.create(`file://${dir}/a.mcl`, 'mcl', 1, unsaved));
+      workspace.setOpen('b.mcl', TextDocument.create(`file://${dir}/b.mcl`, 'mcl', 1, saved));
+      analyzer.invalidate();
+      const s = await analyzer.checked();
+      // The way back to the saved text, an edit of it, then an edit of the unsaved text.
+      expect(warming['a.mcl']).toEqual([saved, saved + '\n', unsaved + '\n']);
+      expect(warming['b.mcl']).toEqual([saved + '\n']);
+      // What is published is the unsaved text's, as a compile from scratch gives it.
+      const mine = s.result.diagnostics.filter((d) => d.file === 'a.mcl');
+      expect(mine.some((d) => d.severity === 'error' && d.code.startsWith('MCL01'))).toBe(true);
+      expect(mine).toEqual(compileProject(analyzer.projectOf('a.mcl')!, { emitPlan: false }).result.diagnostics.filter((d) => d.file === 'a.mcl'));
+      expect(s.program.files.get('a.mcl')).toBe(analyzer.cache.get('a.mcl', unsaved)?.file);
+      analyzer.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
