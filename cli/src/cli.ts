@@ -68,10 +68,11 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
   )
     .option('--json', 'print diagnostics as JSON (same as --format json)')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json', 'sarif']).default('text'))
+    .option('-w, --watch', 'check again whenever a source changes, re-checking only what the change affects, until interrupted (with --json: one document per line)')
     .addHelpText(
       'after',
-      examples('mclc validate', 'mclc validate examples/webstack --json', 'mclc validate . --format sarif > mcl.sarif') +
-        '\nExit codes: 0 valid, 1 invalid source, 3 only policy violations (MCL05xx).\n',
+      examples('mclc validate', 'mclc validate examples/webstack --json', 'mclc validate . --format sarif > mcl.sarif', 'mclc validate --watch') +
+        '\nExit codes: 0 valid, 1 invalid source, 3 only policy violations (MCL05xx); with --watch, those of the last check when interrupted.\n',
     )
     .action(async (paths: string[], o) => set(import('./commands/compile-commands').then((m) => m.validateCommand(ctx, paths, o))));
 

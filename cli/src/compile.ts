@@ -1,7 +1,7 @@
 // Compiling a workspace from the command line, and the policy-violation
 // classification of exit codes.
 
-import { compile, type CompileResult } from '@mcl/compiler';
+import { compile, type CompileResult, type CompilerHost, type IncrementalCompiler } from '@mcl/compiler';
 import { NodeHost } from '@mcl/compiler/node-host';
 import { Codes, codeInfo, type Diagnostic } from '@mcl/language';
 import { ExitCode, type ExitCodeValue } from './exit';
@@ -29,17 +29,26 @@ export interface CompileOutcome extends CompileResult {
   texts: Map<string, string>;
 }
 
-export function compileWorkspace(req: CompileRequest): CompileOutcome {
+/**
+ * What `mclc validate --watch` keeps between compiles (watch.ts): the host that reads the sources
+ * (again only when they changed) and the compiler that takes over what an edit did not change.
+ */
+export interface CompileSession {
+  host: CompilerHost;
+  compiler: IncrementalCompiler;
+}
+
+export function compileWorkspace(req: CompileRequest, session?: CompileSession): CompileOutcome {
   const stdlib = stdlibDir();
-  const host = new NodeHost({ root: req.workspace.root, stdlib });
-  const t = timings;
+  const host = session?.host ?? new NodeHost({ root: req.workspace.root, stdlib });
+  const t = session ? undefined : timings;
   if (t) {
     // Reading happens inside the compiler's loading stage; timed on its own, it is reported apart from lexing and parsing.
     const { readFile, readStdlib } = host;
     host.readFile = (path) => t.nest('read sources', () => readFile.call(host, path));
     host.readStdlib = (path) => t.nest('read sources', () => readStdlib.call(host, path));
   }
-  const result = compile(host, {
+  const options = {
     entries: req.workspace.entries,
     target: req.target,
     system: req.system,
@@ -49,8 +58,9 @@ export function compileWorkspace(req: CompileRequest): CompileOutcome {
     planDespiteViolations: req.planDespiteViolations,
     priorState: req.priorState,
     ...(req.priorStates ? { priorStates: req.priorStates } : {}),
-    onPhase: t ? (phase) => t.mark(phase === 'load+parse' ? 'lex+parse' : phase) : undefined,
-  });
+    onPhase: t ? (phase: string) => t.mark(phase === 'load+parse' ? 'lex+parse' : phase) : undefined,
+  };
+  const result = session ? session.compiler.compile(host, options) : compile(host, options);
   const texts = new Map(result.program.texts);
   return { ...result, stdlib, texts };
 }

@@ -9,13 +9,18 @@
 // stage (MCL_TIMINGS, cli/src/timings.ts). The syntax layer's cold costs
 // (building the parser, lexing, parsing) are measured in a fresh process too.
 //
+// `mclc validate --watch` runs on the workspace too (a process of its own): its
+// first check, then edits of one module file, each timed from the write to the
+// round's result on standard output: what the command line's incremental
+// analysis costs an edit, against the first check of the same process.
+//
 // With --profile, one more `mclc plan` per size runs under `node --cpu-prof`
 // and the bench prints where its main thread's time went: the collector, and
 // the functions with the most time of their own.
 //
 // Usage: npm run bench [-- [--profile] components...]   (default: 1000 10000)
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -206,6 +211,64 @@ function printProfile(p: CpuProfile, top = 15): void {
   }
 }
 
+/** One round of `mclc validate --watch --json`, as printed, and when its line arrived. */
+interface WatchLine {
+  at: number;
+  doc: { round?: number; valid?: boolean; changed?: string[]; elapsed_ms?: number; modules?: { checked: number; taken_over: number }; error?: unknown };
+}
+
+/**
+ * `mclc validate --watch --json` on the workspace: the first check, then `edits` edits of one
+ * module file, alternately breaking one of its references and mending it, each timed from the
+ * write to the round's line (the watcher's settling time included).
+ */
+async function watchEdits(dir: string, entry: string, file: string, target: string | undefined, edits: number) {
+  const args = [join(repo, 'cli', 'bin', 'mclc.mjs'), 'validate', '--watch', '--json', entry, '--root', dir, ...(target ? ['--target', target] : [])];
+  const started = performance.now();
+  const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: WatchLine[] = [];
+  let wake: (() => void) | undefined;
+  let rest = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    rest += chunk;
+    for (let i = rest.indexOf('\n'); i >= 0; i = rest.indexOf('\n')) {
+      lines.push({ at: performance.now(), doc: JSON.parse(rest.slice(0, i)) as WatchLine['doc'] });
+      rest = rest.slice(i + 1);
+      wake?.();
+    }
+  });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => (resolve(), wake?.())));
+  const next = async (): Promise<WatchLine> => {
+    while (lines.length === 0) {
+      if (child.exitCode !== null) throw new Error('mclc validate --watch exited');
+      await new Promise<void>((r) => (wake = r));
+    }
+    return lines.shift()!;
+  };
+  try {
+    const first = await next();
+    if (first.doc.error || !first.doc.valid) throw new Error(`the first check did not pass: ${JSON.stringify(first.doc).slice(0, 500)}`);
+    const path = join(dir, file);
+    const original = readFileSync(path, 'utf8');
+    const broken = original.replace('provide input: Step', 'provide input: Stepx');
+    const rounds: { ms: number; compileMs: number; checked: number; takenOver: number }[] = [];
+    for (let i = 0; i < edits; i++) {
+      const breaking = i % 2 === 0;
+      writeFileSync(path, breaking ? broken : original);
+      const t0 = performance.now();
+      let line = await next();
+      // A round that saw the file half written is followed by the one that saw all of it.
+      while (line.doc.valid !== !breaking) line = await next();
+      rounds.push({ ms: line.at - t0, compileMs: line.doc.elapsed_ms ?? NaN, checked: line.doc.modules?.checked ?? NaN, takenOver: line.doc.modules?.taken_over ?? NaN });
+    }
+    return { firstMs: first.at - started, firstCompileMs: first.doc.elapsed_ms ?? NaN, firstModules: first.doc.modules, rounds };
+  } finally {
+    child.kill('SIGINT');
+    await exited;
+  }
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor((s.length - 1) / 2)];
@@ -292,6 +355,20 @@ for (const n of sizes) {
       const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
       if (file) printProfile(JSON.parse(readFileSync(join(profDir, file), 'utf8')) as CpuProfile);
     }
+  }
+
+  // The command line's incremental analysis: `mclc validate --watch`, an edit of one module file at a time.
+  const edited = Object.keys(ws.files).find((f) => f !== ws.entry && ws.files[f].includes('provide input: Step'));
+  if (edited) {
+    const w = await watchEdits(dir, ws.entry, edited, ws.target, 20);
+    const p = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))];
+    const edit = w.rounds.map((r) => r.ms);
+    console.log(
+      `  mclc validate --watch: first check ${ms(w.firstMs)} (its compile ${ms(w.firstCompileMs)}, ${w.firstModules?.checked} modules); ` +
+        `an edit of ${edited} checked again, from the write to the result: p50 ${ms(p(edit, 0.5))}, p95 ${ms(p(edit, 0.95))} over ${edit.length} edits ` +
+        `(the compile p50 ${ms(p(w.rounds.map((r) => r.compileMs), 0.5))}: ${p(w.rounds.map((r) => r.checked), 0.5)} modules checked, ${p(w.rounds.map((r) => r.takenOver), 0.5)} taken over; ` +
+        `${((p(edit, 0.5) / w.firstMs) * 100).toFixed(1)}% of the first check)`,
+    );
   }
 
   // Throughput is a steady-state figure: a smaller workspace gets more passes (best of 50 at

@@ -58,12 +58,16 @@ function printDiagnostics(ctx: Context, diags: readonly Diagnostic[], out: Compi
   );
 }
 
-export async function validateCommand(ctx: Context, paths: string[], o: SourceOptions & { json?: boolean; format?: string }): Promise<ExitCodeValue> {
+export async function validateCommand(ctx: Context, paths: string[], o: SourceOptions & { json?: boolean; format?: string; watch?: boolean }, signal?: AbortSignal): Promise<ExitCodeValue> {
   const format = o.json ? 'json' : (o.format ?? 'text');
   if (!['text', 'json', 'sarif'].includes(format)) {
     throw new CliError(`unknown --format ${JSON.stringify(format)}`, ExitCode.Invalid, 'Use --format text, json or sarif.');
   }
   const maxDiagnostics = maxDiagnosticsOf(o);
+  if (o.watch) {
+    if (format === 'sarif') throw new CliError('--watch prints a result per change, and SARIF is one document per run', ExitCode.Invalid, 'Use --watch with --format text or json (one JSON document per line), or run `mclc validate --format sarif` once.');
+    return watchCommand(ctx, paths, o, format === 'json', maxDiagnostics, signal);
+  }
   const ws = resolveWorkspace(paths, { root: o.root, cwd: ctx.cwd });
   const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, emitPlan: false });
   if (format === 'text') printDiagnostics(ctx, out.diagnostics, out, ws, true, maxDiagnostics);
@@ -75,6 +79,69 @@ export async function validateCommand(ctx: Context, paths: string[], o: SourceOp
     ctx.out(JSON.stringify(doc, null, 2) + '\n');
   }
   return exitCodeFor(out.diagnostics);
+}
+
+/**
+ * `mclc validate --watch`: a check, then another after each change of the sources (watch.ts),
+ * until interrupted (Ctrl-C, SIGTERM) or `signal` aborts; the exit code is the last check's.
+ * Text: each round's diagnostics on standard error, then a line with the time, what was checked
+ * again and what was taken over. JSON: one diagnostics document per line on standard output, with
+ * the round's number, the files that changed and the same figures.
+ */
+async function watchCommand(ctx: Context, paths: string[], o: SourceOptions, json: boolean, maxDiagnostics: number | undefined, signal?: AbortSignal): Promise<ExitCodeValue> {
+  const { watchSources } = await import('../watch');
+  const s = ctx.errStyle;
+  const clock = () => s.dim(`[${new Date().toTimeString().slice(0, 8)}]`);
+  let stopping: AbortController | undefined;
+  if (!signal) {
+    stopping = new AbortController();
+    signal = stopping.signal;
+  }
+  const stop = () => stopping?.abort();
+  if (stopping) for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, stop);
+  try {
+    const code = await watchSources(
+      {
+        paths,
+        cwd: ctx.cwd,
+        root: o.root,
+        target: o.target,
+        system: o.system,
+        signal,
+        onRound: (r) => {
+          const modules = { checked: r.modules.checked, taken_over: r.modules.takenOver };
+          if (json) {
+            const doc = diagnosticsDocument(r.out.diagnostics, { texts: r.out.texts, maxDiagnostics });
+            ctx.out(JSON.stringify({ ...doc, round: r.round, changed: r.changed, elapsed_ms: Math.round(r.elapsedMs * 10) / 10, modules }) + '\n');
+            return;
+          }
+          if (r.round > 1) ctx.err(`${clock()} ${describeChange(r.changed)}\n`);
+          printDiagnostics(ctx, r.out.diagnostics, r.out, r.workspace, true, maxDiagnostics);
+          const again = r.round === 1 ? `checked in ${r.elapsedMs.toFixed(0)} ms` : `checked again in ${r.elapsedMs.toFixed(0)} ms: ${plural(modules.checked, 'module')} checked, ${modules.taken_over} taken over`;
+          ctx.err(`${clock()} ${again}. Watching for changes (Ctrl-C stops).\n`);
+        },
+        onError: (e, round) => {
+          if (json) ctx.out(JSON.stringify({ round, error: { message: e.message, ...(e.hint ? { hint: e.hint } : {}) } }) + '\n');
+          else ctx.err(`${clock()} ${s.red(s.bold('error'))}: ${e.message}\n${e.hint ? `  ${s.green('hint')}: ${e.hint}\n` : ''}${clock()} Watching for changes (Ctrl-C stops).\n`);
+        },
+      },
+      (out) => exitCodeFor(out.diagnostics),
+    );
+    return code as ExitCodeValue;
+  } finally {
+    if (stopping) for (const sig of ['SIGINT', 'SIGTERM'] as const) process.off(sig, stop);
+  }
+}
+
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
+}
+
+/** "a.mcl changed", "a.mcl and 3 other files changed". */
+function describeChange(changed: string[]): string {
+  if (changed.length === 0) return 'Checking again';
+  const rest = changed.length - 1;
+  return `${changed[0]}${rest > 0 ? ` and ${plural(rest, 'other file')}` : ''} changed; checking again.`;
 }
 
 export interface PlanOptions extends SourceOptions {
