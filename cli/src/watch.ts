@@ -203,8 +203,10 @@ export async function watchSources(o: WatchOptions, exitCodeOf: (out: CompileOut
           checked = false;
         }
         const next = ws.entries;
-        const added = next.filter((e) => !entries.includes(e));
-        const removed = entries.filter((e) => !next.includes(e));
+        const before = new Set(entries);
+        const now = new Set(next);
+        const added = next.filter((e) => !before.has(e));
+        const removed = entries.filter((e) => !now.has(e));
         const changed = checked ? [...new Set([...host.changedSince(host.known()), ...added, ...removed])].sort() : [];
         if (!checked || changed.length > 0) {
           round++;
