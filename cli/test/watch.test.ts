@@ -4,7 +4,7 @@
 // the last round's. In-process with real files and real watchers, and once as
 // the bundled binary interrupted with SIGINT.
 
-import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -142,6 +142,34 @@ describe('mclc validate --watch', () => {
     const back = await w.next();
     expect(back).toMatchObject({ valid: true });
     expect(await w.stop()).toBe(ExitCode.Ok);
+  }, 30_000);
+
+  it('reads a file that became a link out of the workspace as a check from scratch does: not at all', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'mclc-watch-outside-'));
+    try {
+      writeFileSync(join(outside, 'secret.mcl'), component('Secret'));
+      writeFileSync(join(dir, 'main.mcl'), `import lib.{Store}\n\ncomponent App {\n  memory 64MiB\n}\n`);
+      writeFileSync(join(dir, 'lib.mcl'), component('Store'));
+      const w = watching(['main.mcl']);
+      expect((await w.next()).valid).toBe(true);
+      unlinkSync(join(dir, 'lib.mcl'));
+      symlinkSync(join(outside, 'secret.mcl'), join(dir, 'lib.mcl'));
+      const linked = await w.next();
+      expect(linked).toMatchObject({ valid: false, changed: ['lib.mcl'] });
+      expect(JSON.stringify(linked.diagnostics)).toMatch(/symbolic link/);
+      expect(strip(linked)).toEqual(await fromScratch(['main.mcl']));
+      // The file the link names changing is a change of lib.mcl (stat follows the link): checked again, refused again.
+      writeFileSync(join(outside, 'secret.mcl'), component('Store'));
+      const again = await w.next();
+      expect(again).toMatchObject({ valid: false, changed: ['lib.mcl'] });
+      expect(strip(again)).toEqual(await fromScratch(['main.mcl']));
+      unlinkSync(join(dir, 'lib.mcl'));
+      writeFileSync(join(dir, 'lib.mcl'), component('Store'));
+      expect(await w.next()).toMatchObject({ valid: true, changed: ['lib.mcl'] });
+      expect(await w.stop()).toBe(ExitCode.Ok);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   }, 30_000);
 
   it('refuses SARIF, which is one document per run', async () => {
