@@ -41,6 +41,7 @@ export interface CompileSession {
 export function compileWorkspace(req: CompileRequest, session?: CompileSession): CompileOutcome {
   const stdlib = stdlibDir();
   const host = session?.host ?? new NodeHost({ root: req.workspace.root, stdlib });
+  // MCL_TIMINGS times the stages of one process's one compile; the rounds of a watch are not that.
   const t = session ? undefined : timings;
   if (t) {
     // Reading happens inside the compiler's loading stage; timed on its own, it is reported apart from lexing and parsing.

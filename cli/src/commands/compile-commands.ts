@@ -137,9 +137,9 @@ function plural(n: number, what: string): string {
   return `${n} ${what}${n === 1 ? '' : 's'}`;
 }
 
-/** "a.mcl changed", "a.mcl and 3 other files changed". */
+/** "a.mcl changed; checking again.", "a.mcl and 3 other files changed; checking again.". */
 function describeChange(changed: string[]): string {
-  if (changed.length === 0) return 'Checking again';
+  if (changed.length === 0) return 'Checking again.';
   const rest = changed.length - 1;
   return `${changed[0]}${rest > 0 ? ` and ${plural(rest, 'other file')}` : ''} changed; checking again.`;
 }
