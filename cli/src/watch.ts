@@ -136,7 +136,7 @@ class WatchedHost implements CompilerHost {
 export async function watchSources(o: WatchOptions, exitCodeOf: (out: CompileOutcome) => number): Promise<number> {
   let host: WatchedHost | undefined;
   let rootOf: string | undefined;
-  const compiler = new IncrementalCompiler();
+  let compiler = new IncrementalCompiler();
   let round = 0;
   let lastCode: number = ExitCode.Invalid;
   let entries: string[] = [];
@@ -198,7 +198,9 @@ export async function watchSources(o: WatchOptions, exitCodeOf: (out: CompileOut
       if (ws) {
         lastError = undefined;
         if (!host || rootOf !== ws.root) {
+          // What was read and checked under another root names other files: start afresh.
           host = new WatchedHost(ws.root, stdlibDir());
+          compiler = new IncrementalCompiler();
           rootOf = ws.root;
           checked = false;
         }
