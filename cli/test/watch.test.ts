@@ -189,7 +189,7 @@ describe('mclc validate --watch', () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     };
-    await waitFor(/checked in \d+ ms\. Watching for changes/);
+    await waitFor(/Checking the sources, then again after each change\.\n[\s\S]*checked in \d+ ms\. Watching for changes/);
     writeFileSync(join(dir, 'a.mcl'), 'component A {\n');
     await waitFor(/a\.mcl changed; checking again\.[\s\S]*error MCL0108[\s\S]*checked again in \d+ ms: 1 module checked/);
     proc.kill('SIGINT');

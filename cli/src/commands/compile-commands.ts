@@ -99,6 +99,8 @@ async function watchCommand(ctx: Context, paths: string[], o: SourceOptions, jso
   }
   const stop = () => stopping?.abort();
   if (stopping) for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, stop);
+  // The first check reads and checks everything: on a large workspace, seconds before its first line.
+  if (!json) ctx.err(`${clock()} Checking the sources, then again after each change.\n`);
   try {
     const code = await watchSources(
       {
