@@ -16,12 +16,12 @@ import { type FSWatcher, statSync, watch } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { IncrementalCompiler, type CompilerHost, type Unreadable } from '@mcl/compiler';
 import { NodeHost } from '@mcl/compiler/node-host';
-import { compileWorkspace, type CompileOutcome } from './compile';
+import { compileWorkspace, exitCodeFor, type CompileOutcome } from './compile';
 import { CliError, ExitCode } from './exit';
 import { resolveWorkspace, stdlibDir, type Workspace } from './workspace';
 
 /** How often the files are looked at even when no watcher said anything (ms). */
-export const WATCH_POLL_MS = 1000;
+const WATCH_POLL_MS = 1000;
 /** How long after a watcher's first event a round starts, so that a save's several events make one round (ms). */
 const SETTLE_MS = 30;
 /** Most folders watched; past it, changes in the others are found by the poll. */
@@ -65,13 +65,15 @@ function signature(abs: string): string | null {
 
 /**
  * A host over the file system that reads a file again only when its signature changed since it was
- * last read, and remembers what every compile read (so the next round knows what to look at).
- * Reading itself, with its checks and bounds, is NodeHost's.
+ * last read, and remembers what each round's compile read (so the next round knows what to look
+ * at). Reading itself, with its checks and bounds, is NodeHost's.
  */
 class WatchedHost implements CompilerHost {
   private readonly node: NodeHost;
-  /** What each workspace file was when last read, and what reading it gave. */
+  /** What each workspace file the last round read was when read, and what reading it gave. */
   private readonly files = new Map<string, { sig: string | null; text: string | undefined }>();
+  /** The files the round under way has read so far. */
+  private readonly read = new Set<string>();
   /** The standard library does not change under a running mclc: each module is read once. */
   private readonly std = new Map<string, string | undefined>();
 
@@ -82,6 +84,7 @@ class WatchedHost implements CompilerHost {
   readFile(path: string): string | undefined {
     const abs = this.node.resolvePath(path);
     if (abs === undefined) return undefined;
+    this.read.add(path);
     const sig = signature(abs);
     const known = this.files.get(path);
     if (known && known.sig === sig) return known.text;
@@ -103,28 +106,30 @@ class WatchedHost implements CompilerHost {
     return this.node.sha256(text);
   }
 
-  absolute(path: string): string | undefined {
-    return this.node.resolvePath(path);
-  }
-
-  /** The files read so far whose signature is no longer the one they were read with. */
-  changedSince(paths: Iterable<string>): string[] {
+  /** The files the last round read whose signature is no longer the one they were read with. */
+  changed(): string[] {
     const out: string[] = [];
-    for (const path of paths) {
+    for (const [path, known] of this.files) {
       const abs = this.node.resolvePath(path);
-      const known = this.files.get(path);
-      if (abs !== undefined && (!known || known.sig !== signature(abs))) out.push(path);
+      if (abs !== undefined && known.sig !== signature(abs)) out.push(path);
     }
     return out;
   }
 
-  /** Forgets the files the last compile did not read (so the next round does not look at them). */
-  keepOnly(read: ReadonlySet<string>): void {
-    for (const path of this.files.keys()) if (!read.has(path)) this.files.delete(path);
+  /** Ends a round: forgets the files its compile did not read, so the next round does not look at them. */
+  endRound(): void {
+    for (const path of this.files.keys()) if (!this.read.has(path)) this.files.delete(path);
+    this.read.clear();
   }
 
-  known(): IterableIterator<string> {
-    return this.files.keys();
+  /** The folders of the files the last round read. */
+  folders(): Set<string> {
+    const dirs = new Set<string>();
+    for (const path of this.files.keys()) {
+      const abs = this.node.resolvePath(path);
+      if (abs !== undefined) dirs.add(dirname(abs));
+    }
+    return dirs;
   }
 }
 
@@ -133,7 +138,7 @@ class WatchedHost implements CompilerHost {
  * Resolves with the exit code of the last round (that of `mclc validate` on the sources as they
  * were last checked), or with the invalid-input code when no round could run.
  */
-export async function watchSources(o: WatchOptions, exitCodeOf: (out: CompileOutcome) => number): Promise<number> {
+export async function watchSources(o: WatchOptions): Promise<number> {
   let host: WatchedHost | undefined;
   let rootOf: string | undefined;
   let compiler = new IncrementalCompiler();
@@ -209,34 +214,19 @@ export async function watchSources(o: WatchOptions, exitCodeOf: (out: CompileOut
         const now = new Set(next);
         const added = next.filter((e) => !before.has(e));
         const removed = entries.filter((e) => !now.has(e));
-        const changed = checked ? [...new Set([...host.changedSince(host.known()), ...added, ...removed])].sort() : [];
+        const changed = checked ? [...new Set([...host.changed(), ...added, ...removed])].sort() : [];
         if (!checked || changed.length > 0) {
           round++;
           checked = true;
           entries = next;
-          const files = host;
-          const read = new Set<string>();
-          const reading: CompilerHost = {
-            readFile: (path) => {
-              read.add(path);
-              return files.readFile(path);
-            },
-            readStdlib: (m) => files.readStdlib(m),
-            unreadable: (path) => files.unreadable(path),
-            sha256: (text) => files.sha256(text),
-          };
           const started = performance.now();
-          const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, emitPlan: false }, { host: reading, compiler });
+          const out = compileWorkspace({ workspace: ws, target: o.target, system: o.system, emitPlan: false }, { host, compiler });
           const elapsedMs = performance.now() - started;
-          files.keepOnly(read);
-          lastCode = exitCodeOf(out);
+          host.endRound();
+          lastCode = exitCodeFor(out.diagnostics);
           o.onRound({ round, changed, workspace: ws, out, elapsedMs, modules: { checked: compiler.stats.checked, takenOver: compiler.stats.reused } });
         }
-        const dirs = new Set<string>();
-        for (const path of host.known()) {
-          const abs = host.absolute(path);
-          if (abs) dirs.add(dirname(abs));
-        }
+        const dirs = host.folders();
         for (const p of o.paths.length ? o.paths : ['.']) {
           const abs = resolve(o.cwd, p);
           try {

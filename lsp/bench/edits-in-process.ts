@@ -23,7 +23,7 @@ import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IncrementalCompiler } from '@mcl/compiler';
-import { warmingTexts } from '../src/analysis';
+import { warmEditPath } from '../src/analysis';
 import { pct, WARM_UP } from './figures';
 import { generateWorkspace } from './generate';
 import { serverLikeHost } from './server-host';
@@ -77,12 +77,10 @@ async function main(): Promise<void> {
     let warmUpMs: number | undefined;
     if (!args.includes('--no-warm-up')) {
       const warming = performance.now();
-      for (const text of warmingTexts(broken, original)) {
-        setText(text);
+      warmEditPath(broken, original, (text) => {
+        setText(text ?? broken);
         compiler.compile(host, options);
-      }
-      setText(broken);
-      compiler.compile(host, options);
+      });
       warmUpMs = performance.now() - warming;
     }
     console.log(

@@ -161,7 +161,7 @@ async function main(): Promise<void> {
   const load = (await import('node:os')).loadavg()[0];
   console.log(`host: ${(await import('node:os')).cpus().length} cores, load average ${load.toFixed(1)} (figures are wall-clock; under load they grow)`);
   console.log(`workspace: ${ws.files.length} files, ${ws.lines} lines; debounce ${DEBOUNCE} ms; ${EDITS} edits, ${SAMPLES} samples per request`);
-  // The server compiles each project twice more after its first compile, before publishing (Analyzer.warmUp).
+  // The server compiles each project again after its first compile, before publishing (Analyzer.warmUp).
   const warmUp = stats.warmUpMs.reduce((a, b) => a + b, 0);
   console.log(`first build (initialize -> first diagnostics): ${firstBuild.toFixed(0)} ms, of which warming the edit path ${warmUp.toFixed(0)} ms; last compile ${stats.lastCompileMs.toFixed(1)} ms; builds ${stats.builds}, abandoned ${stats.abandoned}`);
   console.log(`| ${'measure (ms)'.padEnd(34)} | ${'p50'.padStart(7)} | ${'p95'.padStart(7)} | ${'max'.padStart(7)} | target    |`);

@@ -124,20 +124,24 @@ export class DocumentCache implements ParseCache {
 
 
 /**
- * The text an open document is read with by the first of the compiles that warm the edit path
- * (`Analyzer.warmUp`): one more line break at its end, so that its declarations and their spans
- * stay the same. The benchmark that compiles the server's edits in its own process uses it too.
+ * An open document's text with one more line break at its end, so that its declarations and their
+ * spans stay the same: what a warming compile reads it as (`warmEditPath`).
  */
-export function warmingText(text: string): string {
+function warmingText(text: string): string {
   return text + '\n';
 }
 
 /**
- * The texts an open document is read with by the compiles that warm the edit path, in order,
- * given its text and its saved text (see `Analyzer.warmUp`).
+ * The compiles that warm the edit path (see `Analyzer.warmUp`), in order: `compileWith` is given
+ * each text an open document is read with (its saved text and that text with one more line break
+ * when the saved text differs, then its own text with one more line break), then `undefined` for
+ * the document as it is, whose result is answered. The benchmark that compiles the server's edits
+ * in its own process warms the same way.
  */
-export function warmingTexts(text: string, saved: string | undefined): string[] {
-  return saved !== undefined && saved !== text ? [saved, warmingText(saved), warmingText(text)] : [warmingText(text)];
+export function warmEditPath<T>(text: string, saved: string | undefined, compileWith: (text: string | undefined) => T): T {
+  const texts = saved !== undefined && saved !== text ? [saved, warmingText(saved), warmingText(text)] : [warmingText(text)];
+  for (const t of texts) compileWith(t);
+  return compileWith(undefined);
 }
 
 export class Analyzer {
@@ -390,9 +394,9 @@ export class Analyzer {
     const text = file === undefined ? undefined : this.workspace.text(file);
     if (file === undefined || text === undefined) return first;
     const started = performance.now();
-    const saved = this.workspace.savedText(file);
-    for (const warming of warmingTexts(text, saved)) this.compileProject(project, { emitPlan: this.options.emitPlan, compiler, replace: { file, text: warming }, stages: false });
-    const built = this.compileProject(project, { emitPlan: this.options.emitPlan, compiler, stages: false });
+    const built = warmEditPath(text, this.workspace.savedText(file), (warming) =>
+      this.compileProject(project, { emitPlan: this.options.emitPlan, compiler, replace: warming === undefined ? undefined : { file, text: warming }, stages: false }),
+    );
     record(this.stats.warmUpMs, performance.now() - started);
     return built;
   }

@@ -169,22 +169,23 @@ export class Workspace {
    */
   savedText(file: string): string | undefined {
     if (file.startsWith('std:')) return undefined;
+    const size = this.diskSize(file);
+    return size === undefined || size > MAX_SOURCE_SIZE ? undefined : this.base.readFile(file);
+  }
+
+  /** A workspace file's size on disk, or undefined when it cannot be found. */
+  private diskSize(file: string): number | undefined {
     try {
-      if (statSync(this.paths.toFsPath(file)).size > MAX_SOURCE_SIZE) return undefined;
+      return statSync(this.paths.toFsPath(file)).size;
     } catch {
       return undefined;
     }
-    return this.base.readFile(file);
   }
 
   /** Reads a workspace file from disk unless it is over the size limit (checked before reading). */
   private readBounded(file: string): string | undefined {
-    let size = 0;
-    try {
-      size = statSync(this.paths.toFsPath(file)).size;
-    } catch {
-      // Missing: the host's read reports it as absent.
-    }
+    // Missing: the host's read reports it as absent.
+    const size = this.diskSize(file) ?? 0;
     if (size > MAX_SOURCE_SIZE) return this.bounded(file, undefined, size);
     return this.bounded(file, this.base.readFile(file));
   }

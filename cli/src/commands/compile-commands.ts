@@ -127,7 +127,6 @@ async function watchCommand(ctx: Context, paths: string[], o: SourceOptions, jso
           else ctx.err(`${clock()} ${s.red(s.bold('error'))}: ${e.message}\n${e.hint ? `  ${s.green('hint')}: ${e.hint}\n` : ''}${clock()} Watching for changes (Ctrl-C stops).\n`);
         },
       },
-      (out) => exitCodeFor(out.diagnostics),
     );
     return code as ExitCodeValue;
   } finally {

@@ -794,7 +794,6 @@ export class PlanBuilder {
     };
   }
 
-  /** Whether a kept instance's ports are connected, exposed and typed as this composition's are. */
   /**
    * Whether the engine's JSON.stringify of an instance is its canonical JSON: not once an index-like
    * key was seen (the native serialiser would put it first), nor for a created instance, whose
@@ -815,6 +814,7 @@ export class PlanBuilder {
     return instanceJsonWithDigest(json, pi.digest);
   }
 
+  /** Whether a kept instance's ports are connected, exposed and typed as this composition's are. */
   private samePorts(pi: PlanInstance, keys: readonly string[], comp: ComponentInfo, portChannels: Map<string, string[]>, exposedOn: Map<string, number>, egressOn: Map<string, string>, factoryProtocol: { get(k: string): string | undefined }): boolean {
     const ports = comp.ports;
     if (pi.ports.length !== ports.length) return false;
