@@ -534,7 +534,9 @@ async function main() {
       clones.push(await memPool.take({ name: `m${i}`, controlSocket: path.join(dir, `m${i}.ctl`), dataPortSockets: [], logFile: path.join(dir, `m${i}.log`), readyTimeoutMs: 60_000 }));
     }
     const zygotePid = await memPool.zygotePid();
-    await Promise.all(clones.map((c) => c.control.ping(30_000)));
+    // Alive, checked with a hello as the fork's own handshake is: any other command would hand the port from the
+    // hello responder to the agent's shell, and its wake-up, the first command's cost, would count as the fork's.
+    await Promise.all(clones.map((c) => c.control.handshake(30_000)));
     await sleep(3_000);
     const ksmOn = launchCommand('qemu', [], host).ksm && readKsmHost().run === 1;
     const bareWait = ksmOn ? await ksmSettle() : null;

@@ -31,6 +31,9 @@ MCL_CMDLINE=${MCL_CMDLINE:-/proc/cmdline}
 MCL_AGENT=${MCL_AGENT:-/usr/sbin/mcl-agent}
 # The shell that runs the agent for each accepted connection (tests on a host: `busybox sh`).
 MCL_SH=${MCL_SH:-sh}
+# The hello responder (image/hello.ts), absent from images of architectures it
+# is not generated for; empty turns it off.
+MCL_HELLO=${MCL_HELLO-/bin/mcl-hello}
 
 # cmdline_opt NAME: the value of mcl.NAME= on the kernel command line, empty when absent.
 cmdline_opt() {
@@ -292,6 +295,11 @@ serve() {
   else
     serve_virtio
   fi
+  # On a virtio-serial control port the hello responder answers the hellos
+  # until the first other line (see next_line). Not on a vchan or TCP bridge:
+  # their FIFOs are fed by a loop of the agent's own that wakes up anyway.
+  front=
+  [ -n "$ctl" ] && [ -n "$MCL_HELLO" ] && [ -x "$MCL_HELLO" ] && front=$MCL_HELLO
   say "ready boot"
   serve_loop
 }
@@ -320,13 +328,46 @@ serve_virtio() {
   fi
 }
 
+# next_line: the next line of the control port in cmd a b c, split as `read`
+# splits it; fails at the end of input. While `front` names the hello
+# responder, it reads the port: a clone woken up from the template answers
+# the host's hello without the shell running (spec/guest.md, "Waking up").
+# The responder hands the first other line over on fd 5, whole (status 3) or
+# the part it read (status 1, the rest is still in the port), and the shell
+# reads the port itself from then on. Status 2 is the end of input before a
+# line: the host went away (a fresh clone's host is connected before it runs),
+# so the shell polls and reads the port itself, as it would have, rather than
+# start the responder again for every poll. Any other status (the responder
+# failed, or could not run) leaves the port to the shell too, which loses no
+# byte: the responder hands over everything it read of a line it did not
+# answer.
+next_line() {
+  [ -n "$front" ] || { IFS=' ' read -r cmd a b c <&3; return; }
+  line=$("$front" <&3 5>&1 >&4 2>/dev/null)
+  case $? in
+    3) ;;
+    1) IFS= read -r rest <&3; line=$line$rest ;;
+    2) front=; return 1 ;;
+    *)
+      log "the hello responder failed; the agent answers hellos itself"
+      front=
+      IFS=' ' read -r cmd a b c <&3
+      return
+      ;;
+  esac
+  front=
+  IFS=' ' read -r cmd a b c <<EOF
+$line
+EOF
+}
+
 serve_loop() {
   err=
   idle=0
   set --
   while :; do
     cmd=
-    if ! IFS=' ' read -r cmd a b c <&3; then
+    if ! next_line; then
       # End of file: no host is connected to the control port (a fresh clone
       # before the host attached, or the host went away). Poll until one is:
       # quickly at first, since a fresh clone's host attaches within

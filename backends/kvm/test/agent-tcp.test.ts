@@ -3,31 +3,15 @@
 // command line and its directories pointed at a temporary directory. A guest
 // "program" reads and answers lines on the FIFO pair mcl-msg opens.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { AGENT, busyboxAgent, haveBusybox } from './fixtures/busybox-agent';
 
-const AGENT = join(__dirname, '..', 'guest', 'agent.sh');
-const busybox = spawnSync('busybox', ['nc', '--help'], { encoding: 'utf8' });
-const haveBusybox = busybox.error === undefined;
-
-let child: ChildProcess | null = null;
+const guest = busyboxAgent();
 let dir = '';
-afterEach(() => {
-  // The shell and its bridges run in a process group of their own, which only this test made.
-  if (child?.pid) {
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-  child = null;
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
 
 /** The guest's token in these tests (64 hex digits, as the broker derives them). */
 export const TOKEN = 'ab'.repeat(32);
@@ -37,10 +21,10 @@ export const TOKEN = 'ab'.repeat(32);
  * The guest knows TOKEN unless `token` is false (then the control port learns it from its first peer).
  */
 async function startGuest(slots: string, slot: number, identities = 1, token = true): Promise<number> {
-  dir = mkdtempSync(join(tmpdir(), 'mcl-agent-tcp-'));
+  dir = guest.dir('mcl-agent-tcp-');
   const base = 30000 + Math.floor(Math.random() * 20000);
   writeFileSync(join(dir, 'cmdline'), `console=ttyS0 quiet mcl.transport=tcp mcl.port_base=${base} mcl.slots=${slots}\n`);
-  const script = [
+  guest.start([
     `export MCL_CMDLINE=${dir}/cmdline MCL_PORTS=${dir}/ports MCL_RUN=${dir}/run MCL_AGENT=${AGENT} MCL_SH='busybox sh'`,
     'mkdir -p "$MCL_PORTS" "$MCL_RUN"',
     `. ${AGENT} functions`,
@@ -50,8 +34,7 @@ async function startGuest(slots: string, slot: number, identities = 1, token = t
     // The program: what mcl-msg does with a FIFO pair (open .in, then .out), answering each line.
     '[ -p "$MCL_PORTS/kv.in" ] && exec 5<"$MCL_PORTS/kv.in" 6>"$MCL_PORTS/kv.out" && while read -r l <&5; do echo "re:$l" >&6; done',
     'sleep 60',
-  ].join('\n');
-  child = spawn('busybox', ['sh', '-c', script], { detached: true, stdio: 'ignore' });
+  ]);
   return base + slot;
 }
 
@@ -108,7 +91,7 @@ async function roundTrip(port: number, text: string): Promise<Socket> {
   return s;
 }
 
-describe.skipIf(!haveBusybox)('guest agent, mcl.transport=tcp', () => {
+describe.skipIf(!haveBusybox('nc'))('guest agent, mcl.transport=tcp', () => {
   it('bridges the slot\'s TCP port to the FIFO pair; a peer that drops is replaced by the next one, and the program never sees end of file', async () => {
     // The port is named twice (a second identity), which must keep the one bridge serving it.
     const port = await startGuest('0,1,3', 3, 2);
