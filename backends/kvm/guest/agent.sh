@@ -338,9 +338,10 @@ serve_virtio() {
 # line: the host went away (a fresh clone's host is connected before it runs),
 # so the shell polls and reads the port itself, as it would have, rather than
 # start the responder again for every poll. Any other status (the responder
-# failed, or could not run) leaves the port to the shell too, which loses no
-# byte: the responder hands over everything it read of a line it did not
-# answer.
+# failed, or could not run) leaves the port to the shell too. No line is
+# lost: the responder hands over everything it read of a line it did not
+# answer, and a hello whose answer it failed to write is sent again by the
+# host, which repeats it until answered.
 next_line() {
   [ -n "$front" ] || { IFS=' ' read -r cmd a b c <&3; return; }
   line=$("$front" <&3 5>&1 >&4 2>/dev/null)
