@@ -13,7 +13,7 @@ const ELF_HEADER_SIZE = 64;
 const PROGRAM_HEADER_SIZE = 56;
 const PROGRAM_HEADER_COUNT = 2;
 /** The code follows the ELF header and the program headers in the one loaded segment. */
-export const CODE_OFFSET = ELF_HEADER_SIZE + PROGRAM_HEADER_SIZE * PROGRAM_HEADER_COUNT;
+const CODE_OFFSET = ELF_HEADER_SIZE + PROGRAM_HEADER_SIZE * PROGRAM_HEADER_COUNT;
 
 /** The x86-64 Linux system call numbers the helpers use (arch/x86/entry/syscalls/syscall_64.tbl). */
 export const SYS = { read: 0, write: 1, open: 2, ioctl: 16, exit_group: 231 } as const;
@@ -47,6 +47,17 @@ export interface Executable {
   entry: number;
   /** The assembly listing, one line per instruction (address, bytes, instruction, why), then the data. */
   listing: string[];
+}
+
+/** A helper for a guest architecture, or why there is none. */
+export type HelperProgram = ({ ok: true } & Executable) | { ok: false; reason: string };
+
+/**
+ * Why a helper (`what`, e.g. "reseed helper") cannot be had for a guest architecture, or null when it can: the
+ * instruction tables are written for x86-64 only.
+ */
+export function unsupportedArch(arch: string, what: string): { ok: false; reason: string } | null {
+  return arch === 'x86_64' ? null : { ok: false, reason: `no ${what} for ${arch || 'an unknown'} guests (only x86_64)` };
 }
 
 /**

@@ -31,7 +31,7 @@
 // Only x86-64 is generated, as for the reseed helper; without it (another
 // architecture) the agent serves hellos itself.
 
-import { le32, staticExecutable, SYS, type Executable, type Instruction } from './elf';
+import { le32, staticExecutable, SYS, unsupportedArch, type HelperProgram, type Instruction } from './elf';
 
 /** The responder's exit statuses; agent.sh's serve_loop names the same numbers. */
 export const HELLO_EXIT = { partial: 1, eof: 2, line: 3, failed: 4 } as const;
@@ -132,11 +132,10 @@ const X86_64_CODE: readonly Instruction[] = [
   { asm: 'ret', bytes: [0xc3], why: '' },
 ];
 
-export type HelloProgram = ({ ok: true } & Executable) | { ok: false; reason: string };
-
 /** The hello responder for a guest architecture (`x86_64`; anything else is reported as unsupported, never thrown). */
-export function helloProgram(arch: string): HelloProgram {
-  if (arch !== 'x86_64') return { ok: false, reason: `no hello responder for ${arch || 'an unknown'} guests (only x86_64)` };
+export function helloProgram(arch: string): HelperProgram {
+  const unsupported = unsupportedArch(arch, 'hello responder');
+  if (unsupported) return unsupported;
   const p = staticExecutable(X86_64_CODE, { bytes: Buffer.from(PREFIX, 'latin1'), listing: `data: ${JSON.stringify(PREFIX)}` });
   return { ok: true, ...p };
 }

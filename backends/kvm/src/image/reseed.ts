@@ -22,7 +22,7 @@
 // unsupported, and the image then has no helper (the agent falls back to
 // mixing the seed in, see spec/guest.md "Randomness").
 
-import { le32, staticExecutable, SYS, type Executable, type Instruction } from './elf';
+import { le32, staticExecutable, SYS, unsupportedArch, type HelperProgram, type Instruction } from './elf';
 
 export { LOAD_ADDRESS } from './elf';
 
@@ -50,18 +50,15 @@ const X86_64_CODE: readonly Instruction[] = [
   { asm: 'syscall', bytes: [0x0f, 0x05], why: 'does not return' },
 ];
 
-export type ReseedProgram = ({ ok: true } & Executable) | { ok: false; reason: string };
-
 /**
  * The reseed helper for a guest architecture (`x86_64`; anything else is
  * reported as unsupported, never thrown). `device` is the character device
  * to open, /dev/urandom in images; tests point it elsewhere to exercise the
  * failure paths. The output depends on the arguments only.
  */
-export function reseedProgram(arch: string, device = '/dev/urandom'): ReseedProgram {
-  if (arch !== 'x86_64') {
-    return { ok: false, reason: `no reseed helper for ${arch || 'an unknown'} guests (only x86_64)` };
-  }
+export function reseedProgram(arch: string, device = '/dev/urandom'): HelperProgram {
+  const unsupported = unsupportedArch(arch, 'reseed helper');
+  if (unsupported) return unsupported;
   if (!device.startsWith('/') || device.includes('\0') || device.length > 255 || /[^\x20-\x7e]/.test(device)) {
     return { ok: false, reason: `device ${JSON.stringify(device)} is not an absolute printable ASCII path` };
   }

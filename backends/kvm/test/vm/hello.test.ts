@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, closeSync, createReadStream, createWriteStream, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HELLO_EXIT, HELLO_MAX_NONCE, helloProgram } from '../../src/image/hello';
 import { LOAD_ADDRESS } from '../../src/image/elf';
 import { AGENT, busyboxAgent, haveBusybox } from '../fixtures/busybox-agent';
@@ -17,7 +17,6 @@ function program(): { elf: Buffer; entry: number; listing: string[] } {
   if (!p.ok) throw new Error(p.reason);
   return p;
 }
-
 
 describe('helloProgram', () => {
   it('is a small static x86-64 executable, the same bytes every time, with the prefix it compares after its code', () => {
@@ -158,6 +157,11 @@ describe('helloProgram', () => {
 describe.runIf(haveBusybox() && process.platform === 'linux' && process.arch === 'x64')('the agent with the responder (busybox, FIFOs for the port)', () => {
   const guest = busyboxAgent();
   let dir = '';
+  /** The test's ends of the FIFOs, closed after it (the agent's ends go with its process group). */
+  const streams: { destroy(): void }[] = [];
+  afterEach(() => {
+    for (const s of streams.splice(0)) s.destroy();
+  });
 
   /**
    * Starts the agent's serve loop with `front` as its responder (this test's build of it when empty), reading the
@@ -180,10 +184,12 @@ describe.runIf(haveBusybox() && process.platform === 'linux' && process.arch ===
       'serve_loop',
     ]);
     const w = createWriteStream(path.join(dir, 'in'), { flags: 'r+' });
+    const r = createReadStream(path.join(dir, 'out'), { encoding: 'latin1' });
+    streams.push(w, r);
     const lines: string[] = [];
     let buf = '';
     const waiters: (() => void)[] = [];
-    createReadStream(path.join(dir, 'out'), { encoding: 'latin1' }).on('data', (d) => {
+    r.on('data', (d) => {
       buf += d;
       let i: number;
       while ((i = buf.indexOf('\n')) >= 0) {
